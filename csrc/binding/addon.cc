@@ -1,0 +1,101 @@
+// Binding layer: module entry point. Calls every family registered with XLSTM_REGISTER and exports the
+// runtime controls (threads, SIMD level, backends).
+#include <napi.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "binding/args.h"
+#include "binding/registry.h"
+#include "cuda_api.h"
+#include "kernels/cpu_features.h"
+#include "kernels/threadpool.h"
+
+namespace xlstm {
+namespace {
+
+std::vector<std::pair<const char*, InitFn>>& registry() {
+  static std::vector<std::pair<const char*, InitFn>> r;  // function-local: safe during static init
+  return r;
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), num_threads());
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "setNumThreads"};
+  set_num_threads(static_cast<int>(require_int(c, 0, "n", 0, 1024)));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetSimdLevel(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), simd_level_name(simd_level()));
+}
+
+Napi::Value SetSimdLevel(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "setSimdLevel"};
+  std::string s = require_string(c, 0, "level");
+  SimdLevel l;
+  if (s == "scalar") l = SimdLevel::Scalar;
+  else if (s == "avx2") l = SimdLevel::AVX2;
+  else if (s == "avx512") l = SimdLevel::AVX512;
+  else throw_range(c, "level must be \"scalar\", \"avx2\" or \"avx512\", got \"" + s + "\"");
+  set_simd_level(l);
+  return Napi::String::New(info.Env(), simd_level_name(simd_level()));
+}
+
+Napi::Value Backends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("available", true);
+  cpu.Set("simd", simd_level_name(simd_level()));
+  cpu.Set("simdSupported", simd_level_name(simd_level_supported()));
+  cpu.Set("threads", num_threads());
+  out.Set("cpu", cpu);
+
+  Napi::Object cu = Napi::Object::New(env);
+  cu.Set("compiled", cuda::compiled());
+  std::string reason;
+  int n = cuda::device_count(&reason);
+  cu.Set("available", n > 0);
+  Napi::Array devices = Napi::Array::New(env);
+  for (int i = 0; i < n; ++i) {
+    cuda::DeviceInfo d = cuda::device_info(i);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", i);
+    o.Set("name", d.name);
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("totalMemoryBytes", static_cast<double>(d.total_memory));
+    o.Set("multiprocessors", d.multiprocessors);
+    devices.Set(static_cast<uint32_t>(i), o);
+  }
+  cu.Set("devices", devices);
+  if (n == 0) cu.Set("reason", reason);
+  out.Set("cuda", cu);
+  return out;
+}
+
+}  // namespace
+
+Registration::Registration(const char* family, InitFn fn) { registry().emplace_back(family, fn); }
+
+void init_all_families(Napi::Env env, Napi::Object exports) {
+  for (auto& [family, fn] : registry()) fn(env, exports);
+}
+
+}  // namespace xlstm
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("getNumThreads", Napi::Function::New(env, xlstm::GetNumThreads, "getNumThreads"));
+  exports.Set("setNumThreads", Napi::Function::New(env, xlstm::SetNumThreads, "setNumThreads"));
+  exports.Set("getSimdLevel", Napi::Function::New(env, xlstm::GetSimdLevel, "getSimdLevel"));
+  exports.Set("setSimdLevel", Napi::Function::New(env, xlstm::SetSimdLevel, "setSimdLevel"));
+  exports.Set("backends", Napi::Function::New(env, xlstm::Backends, "backends"));
+  xlstm::init_all_families(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(xlstm, Init)

@@ -1,0 +1,147 @@
+// Thread pool behind parallel_for (see threadpool.h). Workers sleep on a condition variable between jobs;
+// a job hands out chunks through an atomic counter so uneven chunks balance themselves.
+#include "kernels/threadpool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace xlstm {
+namespace {
+
+thread_local bool t_inside_pool_task = false;
+
+int default_threads() {
+  if (const char* env = std::getenv("XLSTM_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return std::min(n, 1024);
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+class Pool {
+ public:
+  explicit Pool(int threads) : threads_(std::max(1, threads)) {
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int threads() const { return threads_; }
+
+  void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
+    std::lock_guard<std::mutex> job_lock(job_mu_);  // one job at a time
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      fn_ = &fn;
+      n_ = n;
+      chunk_ = chunk;
+      next_.store(0, std::memory_order_relaxed);
+      active_ = static_cast<int>(workers_.size());
+      ++generation_;
+    }
+    cv_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [this] { return active_ == 0; });
+    fn_ = nullptr;
+    if (error_) {
+      std::exception_ptr e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
+  }
+
+ private:
+  void work() {
+    bool was_inside = t_inside_pool_task;
+    t_inside_pool_task = true;
+    for (;;) {
+      int64_t lo = next_.fetch_add(chunk_, std::memory_order_relaxed);
+      if (lo >= n_) break;
+      int64_t hi = std::min(n_, lo + chunk_);
+      try {
+        (*fn_)(lo, hi);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    t_inside_pool_task = was_inside;
+  }
+
+  void worker_loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (--active_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  const int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex job_mu_, mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0, chunk_ = 1;
+  std::atomic<int64_t> next_{0};
+  int active_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+std::mutex g_pool_mu;
+std::shared_ptr<Pool> g_pool;  // shared: a resize never frees a pool that a running kernel still uses
+
+std::shared_ptr<Pool> pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (!g_pool) g_pool = std::make_shared<Pool>(default_threads());
+  return g_pool;
+}
+
+}  // namespace
+
+int num_threads() { return pool()->threads(); }
+
+void set_num_threads(int n) {
+  auto fresh = std::make_shared<Pool>(n > 0 ? std::min(n, 1024) : default_threads());
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  g_pool = std::move(fresh);  // the old pool is joined when its last user lets go
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  std::shared_ptr<Pool> p = pool();
+  int t = p->threads();
+  if (t == 1 || n <= grain || t_inside_pool_task) {
+    fn(0, n);
+    return;
+  }
+  // About 4 chunks per thread balances uneven work without much hand-off overhead.
+  int64_t chunk = std::max(grain, (n + 4 * t - 1) / (4 * t));
+  p->run(n, chunk, fn);
+}
+
+}  // namespace xlstm

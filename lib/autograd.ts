@@ -1,0 +1,222 @@
+// The tape (tensor + autograd layer): ops record a GradNode linking inputs to outputs; backward() walks the
+// nodes in reverse topological order, sums gradients per tensor, reduces broadcast gradients back to their
+// input's shape (the one place this happens) and accumulates into the leaves' `.grad`.
+import type { Tensor } from "./tensor";
+import { formatShape, sameShape, Shape } from "./shape";
+
+/** Called with a tensor's gradient; may return a replacement. */
+export type TensorHook = (grad: Tensor) => Tensor | void;
+
+/**
+ * One recorded op. `backward` receives one gradient per output (null where an output got none) and returns one
+ * gradient per input (null where there is none). A returned gradient may have a broadcast shape: the tape sums
+ * it down to the input's shape.
+ */
+export interface GradNode {
+  readonly name: string;
+  readonly inputs: readonly (Tensor | null)[];
+  readonly outputs: readonly Tensor[];
+  backward: ((gradOutputs: (Tensor | null)[]) => (Tensor | null)[]) | null;
+}
+
+let noGradDepth = 0;
+
+/** Whether ops record on the tape right now. */
+export function isGradEnabled(): boolean {
+  return noGradDepth === 0;
+}
+
+/** Run `fn` without recording (inference, optimizer updates). Works for sync and async functions. */
+export function noGrad<T>(fn: () => T): T {
+  noGradDepth++;
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    noGradDepth--;
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      noGradDepth--;
+    }) as T;
+  }
+  noGradDepth--;
+  return result;
+}
+
+/** True when recording `inputs` would matter: grad mode is on and some input requires grad. */
+export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  return noGradDepth === 0 && inputs.some((t) => t != null && t.requiresGrad);
+}
+
+/**
+ * Record an op on the tape (the hook every op, fused or not, uses: one forward, one backward).
+ * Does nothing when no input requires grad or grad mode is off. Returns the outputs for chaining.
+ */
+export function record<T extends Tensor | Tensor[]>(
+  name: string,
+  inputs: readonly (Tensor | null | undefined)[],
+  outputs: T,
+  backward: (gradOutputs: (Tensor | null)[]) => (Tensor | null)[],
+): T {
+  if (!needsGrad(inputs)) return outputs;
+  const outs: Tensor[] = Array.isArray(outputs) ? (outputs as Tensor[]) : [outputs as Tensor];
+  const node: GradNode = { name, inputs: inputs.map((t) => t ?? null), outputs: outs, backward };
+  outs.forEach((o, i) => {
+    if (o.dtype !== "float32") return; // integer outputs (indices) carry no gradient
+    o.requiresGrad = true;
+    o._node = node;
+    o._outputIndex = i;
+  });
+  return outputs;
+}
+
+/** Convenience for single-output ops whose backward takes one gradient. */
+export function record1(
+  name: string,
+  inputs: readonly (Tensor | null | undefined)[],
+  output: Tensor,
+  backward: (gradOutput: Tensor) => (Tensor | null)[],
+): Tensor {
+  return record(name, inputs, output, (g) => (g[0] ? backward(g[0]) : inputs.map(() => null)));
+}
+
+// Tensor is imported lazily: tensor.ts imports this module.
+function TensorClass(): typeof Tensor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require("./tensor") as typeof import("./tensor")).Tensor;
+}
+
+/** Sum `grad` over broadcast dimensions so that it has `shape` (NumPy broadcasting in reverse). */
+export function reduceToShape(grad: Tensor, shape: Shape, what = "gradient"): Tensor {
+  if (sameShape(grad.shape, shape)) return grad;
+  const gs = grad.shape;
+  const lead = gs.length - shape.length;
+  if (lead < 0) throw new RangeError(`${what}: gradient ${formatShape(gs)} cannot be reduced to ${formatShape(shape)}`);
+  for (let i = 0; i < shape.length; ++i)
+    if (shape[i] !== 1 && shape[i] !== gs[lead + i])
+      throw new RangeError(`${what}: gradient ${formatShape(gs)} cannot be reduced to ${formatShape(shape)}`);
+  const src = grad.f32(what);
+  const out = TensorClass().zeros(shape);
+  const dst = out.data as Float32Array;
+  // Odometer over the gradient; the destination index drops broadcast dimensions.
+  const nd = gs.length;
+  const dstStride = new Array<number>(nd).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; --i) {
+    if (shape[i] !== 1) dstStride[lead + i] = s;
+    s *= shape[i];
+  }
+  const inner = gs[nd - 1] ?? 1;
+  const innerStride = dstStride[nd - 1] ?? 0;
+  const idx = new Array<number>(nd).fill(0);
+  for (let base = 0; base < src.length; base += inner) {
+    let d = 0;
+    for (let k = 0; k < nd - 1; ++k) d += idx[k] * dstStride[k];
+    if (innerStride === 0) {
+      let acc = 0;
+      for (let j = 0; j < inner; ++j) acc += src[base + j];
+      dst[d] += acc;
+    } else for (let j = 0; j < inner; ++j) dst[d + j] += src[base + j];
+    for (let k = nd - 2; k >= 0; --k) {
+      if (++idx[k] < gs[k]) break;
+      idx[k] = 0;
+    }
+  }
+  return out;
+}
+
+function addInto(a: Tensor, b: Tensor): Tensor {
+  // Fresh tensor: gradients handed to hooks or stored in .grad must not alias each other.
+  const out = TensorClass().zeros(a.shape);
+  const o = out.data as Float32Array, x = a.f32(), y = b.f32();
+  for (let i = 0; i < o.length; ++i) o[i] = x[i] + y[i];
+  return out;
+}
+
+function runHooks(t: Tensor, g: Tensor): Tensor {
+  for (const h of t._hooks) {
+    const r = h(g);
+    if (r) {
+      if (!sameShape(r.shape, t.shape))
+        throw new RangeError(`hook returned a gradient of shape ${formatShape(r.shape)} for a tensor of shape ${formatShape(t.shape)}`);
+      g = r;
+    }
+  }
+  return g;
+}
+
+/** See Tensor.backward. */
+export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
+  if (!root.requiresGrad) throw new Error("backward: the tensor does not require grad (no input that requires grad reached it)");
+  const T = TensorClass();
+  let seed: Tensor;
+  if (gradient) {
+    if (!sameShape(gradient.shape, root.shape))
+      throw new RangeError(`backward: gradient has shape ${formatShape(gradient.shape)}, expected ${formatShape(root.shape)}`);
+    seed = gradient.detach();
+  } else {
+    if (root.numel !== 1)
+      throw new RangeError(`backward: a gradient is needed for a non-scalar tensor of shape ${formatShape(root.shape)}`);
+    seed = T.ones(root.shape);
+  }
+
+  // Topological order of the nodes reachable from the root (iterative DFS: graphs can be thousands deep).
+  const order: GradNode[] = [];
+  const seen = new Set<GradNode>();
+  if (root._node) {
+    const stack: [GradNode, number][] = [[root._node, 0]];
+    seen.add(root._node);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const [node, i] = top;
+      if (i < node.inputs.length) {
+        top[1]++;
+        const child = node.inputs[i]?._node;
+        if (child && !seen.has(child)) {
+          seen.add(child);
+          stack.push([child, 0]);
+        }
+      } else {
+        stack.pop();
+        order.push(node);
+      }
+    }
+  }
+
+  const grads = new Map<Tensor, Tensor>();
+  const accumulate = (t: Tensor, g: Tensor) => {
+    if (!t.requiresGrad) return;
+    if (!sameShape(g.shape, t.shape)) g = reduceToShape(g, t.shape, `backward`);
+    if (t._node) {
+      const prev = grads.get(t);
+      grads.set(t, prev ? addInto(prev, g) : g);
+    } else {
+      g = runHooks(t, g);
+      t.grad = t.grad ? addInto(t.grad, g) : g.detach();
+    }
+  };
+  accumulate(root, seed);
+
+  for (let k = order.length - 1; k >= 0; --k) {
+    const node = order[k];
+    if (!node.backward)
+      throw new Error(`backward: the graph through ${node.name} was already freed; pass { retainGraph: true } to the first backward`);
+    const gOut = node.outputs.map((o) => {
+      const g = grads.get(o);
+      if (!g) return null;
+      grads.delete(o);
+      return runHooks(o, g);
+    });
+    if (gOut.every((g) => g === null)) continue;
+    const gIn = node.backward(gOut);
+    if (gIn.length !== node.inputs.length)
+      throw new Error(`backward of ${node.name} returned ${gIn.length} gradients for ${node.inputs.length} inputs`);
+    node.inputs.forEach((inp, i) => {
+      const g = gIn[i];
+      if (inp && g) accumulate(inp, g);
+    });
+    if (!options.retainGraph) node.backward = null;
+  }
+}

@@ -1,0 +1,34 @@
+// Public entry point of the xlstm package.
+// defines: Tensor, dtype/device types, autograd (noGrad, record, ...), RNG (Generator, manualSeed), runtime
+// controls (backends, threads, SIMD level), errors, and the `ops` namespace.
+import { native } from "./native";
+import type { Backends, SimdLevel } from "../binding";
+
+export { Tensor, floatToBf16, bf16ToFloat } from "./tensor";
+export type { DType, Device, Storage, TensorOptions, RandomOptions } from "./tensor";
+export { noGrad, isGradEnabled, record, record1, reduceToShape } from "./autograd";
+export type { GradNode, TensorHook } from "./autograd";
+export { Generator, manualSeed, defaultGenerator } from "./rng";
+export { CorruptFileError, NoBinaryFoundError } from "./errors";
+export * as ops from "./ops";
+export type { Backends, SimdLevel, Binding } from "../binding";
+
+/** What this machine and binary can run: CPU SIMD level and threads, CUDA devices or why there are none. */
+export function backends(): Backends {
+  return native.backends();
+}
+
+/** Threads used by CPU kernels (one pool for the whole addon). */
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Resize the CPU thread pool; 0 restores the default (XLSTM_NUM_THREADS or the number of cores). */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+
+/** Cap the SIMD level CPU kernels use (for testing each path); returns the level in use. */
+export function setSimdLevel(level: SimdLevel): SimdLevel {
+  return native.setSimdLevel(level);
+}

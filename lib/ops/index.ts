@@ -1,0 +1,3 @@
+// Differentiable ops, one module per family; each op is one tape entry.
+// defines: reshape, permute, transpose, slice, cat (shape)
+export { reshape, permute, transpose, slice, cat } from "./shape";

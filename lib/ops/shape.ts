@@ -1,0 +1,131 @@
+// Differentiable shape ops (ops layer): reshape (shares storage), permute/transpose, slice and cat (copy).
+// Work on any dtype; gradients flow for float32.
+import { record1 } from "../autograd";
+import { formatShape, inferShape, normalizeDim, numel, stridesOf } from "../shape";
+import { Storage, Tensor } from "../tensor";
+
+function emptyLike(t: Tensor, shape: readonly number[]): Tensor {
+  return Tensor.zeros(shape, { dtype: t.dtype });
+}
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const s = inferShape(shape, x.numel, `reshape of ${formatShape(x.shape)}`);
+  const out = new Tensor(x.data, s, { device: x.device });
+  return record1("reshape", [x], out, (g) => [new Tensor(g.data, x.shape)]);
+}
+
+/** out[i_perm] = x[i]: a strided gather written as an odometer over the output. */
+function permuteData(src: Storage, shape: readonly number[], dims: readonly number[], dst: Storage): void {
+  const nd = shape.length;
+  const inStrides = stridesOf(shape);
+  const outShape = dims.map((d) => shape[d]);
+  const st = dims.map((d) => inStrides[d]); // input stride for each output dim
+  const n = src.length;
+  if (n === 0) return;
+  if (nd === 0) {
+    dst[0] = src[0];
+    return;
+  }
+  const inner = outShape[nd - 1];
+  const innerStride = st[nd - 1];
+  const idx = new Array<number>(nd).fill(0);
+  const s = src as Float32Array, d = dst as Float32Array; // element copies work for every storage kind
+  for (let o = 0; o < n; o += inner) {
+    let base = 0;
+    for (let k = 0; k < nd - 1; ++k) base += idx[k] * st[k];
+    for (let j = 0; j < inner; ++j) d[o + j] = s[base + j * innerStride];
+    for (let k = nd - 2; k >= 0; --k) {
+      if (++idx[k] < outShape[k]) break;
+      idx[k] = 0;
+    }
+  }
+}
+
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  const nd = x.ndim;
+  if (dims.length !== nd) throw new RangeError(`permute: got ${dims.length} dims ${formatShape(dims)} for a tensor with ${nd} dimensions`);
+  const p = dims.map((d) => normalizeDim(d, nd, "permute dim"));
+  if (new Set(p).size !== nd) throw new RangeError(`permute: dims ${formatShape(dims)} repeat a dimension`);
+  const out = emptyLike(x, p.map((d) => x.shape[d]));
+  permuteData(x.data, x.shape, p, out.data);
+  const inverse = new Array<number>(nd);
+  p.forEach((d, i) => (inverse[d] = i));
+  return record1("permute", [x], out, (g) => [permute(g, inverse)]);
+}
+
+export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
+  const nd = x.ndim;
+  const a = normalizeDim(dim0, nd, "transpose dim0");
+  const b = normalizeDim(dim1, nd, "transpose dim1");
+  const dims = [...Array(nd).keys()];
+  dims[a] = b;
+  dims[b] = a;
+  return permute(x, dims);
+}
+
+export function slice(x: Tensor, dim: number, start: number, end?: number, step = 1): Tensor {
+  const d = normalizeDim(dim, x.ndim, "slice dim");
+  const n = x.shape[d];
+  if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+  const lo = clamp(start);
+  const hi = clamp(end ?? n);
+  const count = hi > lo ? Math.ceil((hi - lo) / step) : 0;
+  const outShape = [...x.shape];
+  outShape[d] = count;
+  const out = emptyLike(x, outShape);
+  const outer = x.shape.slice(0, d).reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
+  const src = x.data as Float32Array, dst = out.data as Float32Array;
+  for (let o = 0; o < outer; ++o)
+    for (let i = 0; i < count; ++i) {
+      const from = (o * n + lo + i * step) * inner;
+      dst.set(src.subarray(from, from + inner), (o * count + i) * inner);
+    }
+  return record1("slice", [x], out, (g) => {
+    const gx = Tensor.zeros(x.shape);
+    const gs = g.f32(), gd = gx.data as Float32Array;
+    for (let o = 0; o < outer; ++o)
+      for (let i = 0; i < count; ++i) gd.set(gs.subarray((o * count + i) * inner, (o * count + i + 1) * inner), (o * n + lo + i * step) * inner);
+    return [gx];
+  });
+}
+
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError("cat: expected a non-empty array of tensors");
+  const first = tensors[0];
+  const d = normalizeDim(dim, first.ndim, "cat dim");
+  tensors.forEach((t, k) => {
+    if (!(t instanceof Tensor)) throw new TypeError(`cat: tensors[${k}] is not a Tensor`);
+    if (t.dtype !== first.dtype) throw new TypeError(`cat: tensors[${k}] is ${t.dtype}, tensors[0] is ${first.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((s, i) => i !== d && s !== first.shape[i]))
+      throw new RangeError(`cat: tensors[${k}] has shape ${formatShape(t.shape)}, incompatible with ${formatShape(first.shape)} along dim ${d}`);
+  });
+  const outShape = [...first.shape];
+  outShape[d] = tensors.reduce((a, t) => a + t.shape[d], 0);
+  numel(outShape, "cat result");
+  const out = emptyLike(first, outShape);
+  const outer = first.shape.slice(0, d).reduce((a: number, b: number) => a * b, 1);
+  const inner = first.shape.slice(d + 1).reduce((a: number, b: number) => a * b, 1);
+  const rowOut = outShape[d] * inner;
+  const dst = out.data as Float32Array;
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    offsets.push(offset);
+    const row = t.shape[d] * inner;
+    const src = t.data as Float32Array;
+    for (let o = 0; o < outer; ++o) dst.set(src.subarray(o * row, (o + 1) * row), o * rowOut + offset);
+    offset += row;
+  }
+  return record1("cat", tensors, out, (g) => {
+    const gs = g.f32();
+    return tensors.map((t, k) => {
+      const row = t.shape[d] * inner;
+      const gt = Tensor.zeros(t.shape);
+      const gd = gt.data as Float32Array;
+      for (let o = 0; o < outer; ++o) gd.set(gs.subarray(o * rowOut + offsets[k], o * rowOut + offsets[k] + row), o * row);
+      return gt;
+    });
+  });
+}

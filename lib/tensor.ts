@@ -1,0 +1,325 @@
+// Tensor: dtype, shape, device and contiguous row-major storage (tensor + autograd layer). No math of its own:
+// shape ops (reshape, permute, slice, cat) live in ops/shape.ts and are exposed here as methods for convenience.
+import { backward as runBackward, GradNode, TensorHook } from "./autograd";
+import { defaultGenerator, Generator } from "./rng";
+import { formatShape, normalizeDim, numel, Shape } from "./shape";
+import * as shapeOps from "./ops/shape";
+
+export type DType = "float32" | "int32" | "int64" | "bfloat16";
+export type Device = "cpu" | "cuda";
+export type Storage = Float32Array | Int32Array | BigInt64Array | Uint16Array;
+
+export interface TensorOptions {
+  /** Default "float32". */
+  dtype?: DType;
+  /** Default "cpu". */
+  device?: Device;
+  /** Default false. */
+  requiresGrad?: boolean;
+}
+
+export interface RandomOptions extends TensorOptions {
+  /** Random stream; default: the global generator seeded by manualSeed(). */
+  generator?: Generator;
+}
+
+let nextId = 1;
+
+const storageOf: Record<DType, (n: number) => Storage> = {
+  float32: (n) => new Float32Array(n),
+  int32: (n) => new Int32Array(n),
+  int64: (n) => new BigInt64Array(n),
+  bfloat16: (n) => new Uint16Array(n),
+};
+
+function dtypeOfStorage(data: Storage): DType {
+  if (data instanceof Float32Array) return "float32";
+  if (data instanceof Int32Array) return "int32";
+  if (data instanceof BigInt64Array) return "int64";
+  if (data instanceof Uint16Array) return "bfloat16";
+  throw new TypeError(`Tensor: unsupported storage ${(data as object)?.constructor?.name}`);
+}
+
+function checkDevice(device: Device | undefined, what: string): Device {
+  const d = device ?? "cpu";
+  if (d !== "cpu" && d !== "cuda") throw new TypeError(`${what}: device must be "cpu" or "cuda", got ${String(d)}`);
+  if (d === "cuda")
+    throw new RangeError(
+      `${what}: CUDA tensors are not supported by this version of xlstm yet; use device "cpu" (see backends().cuda)`,
+    );
+  return d;
+}
+
+/** float32 -> bfloat16 bits, round to nearest even; NaN stays NaN. */
+export function floatToBf16(out: Uint16Array, src: Float32Array): Uint16Array {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; ++i) {
+    const x = u[i];
+    if ((x & 0x7fffffff) > 0x7f800000) out[i] = (x >>> 16) | 0x40;
+    else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** bfloat16 bits -> float32 (exact). */
+export function bf16ToFloat(out: Float32Array, src: Uint16Array): Float32Array {
+  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; ++i) u[i] = src[i] << 16;
+  return out;
+}
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: Device;
+  /** Contiguous row-major storage; bfloat16 is stored as raw bits in a Uint16Array. */
+  readonly data: Storage;
+  /** Whether gradients flow to this tensor. Set on leaves you want `.grad` for. */
+  requiresGrad: boolean;
+  /** Accumulated gradient (leaves only), filled by backward(). */
+  grad: Tensor | null = null;
+  /** @internal the op that produced this tensor, if recorded on the tape */
+  _node: GradNode | null = null;
+  /** @internal which output of `_node` this tensor is */
+  _outputIndex = 0;
+  /** @internal hooks run on this tensor's gradient */
+  _hooks: TensorHook[] = [];
+
+  constructor(data: Storage, shape: Shape, options: TensorOptions = {}) {
+    const n = numel(shape, "Tensor shape");
+    const dtype = dtypeOfStorage(data);
+    if (options.dtype && options.dtype !== dtype)
+      throw new TypeError(`Tensor: storage ${data.constructor.name} holds ${dtype}, but dtype ${options.dtype} was asked`);
+    if (data.length !== n)
+      throw new RangeError(`Tensor: storage has ${data.length} elements, shape ${formatShape(shape)} needs ${n}`);
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.device = checkDevice(options.device, "Tensor");
+    this.requiresGrad = !!options.requiresGrad;
+    if (this.requiresGrad && dtype !== "float32")
+      throw new TypeError(`Tensor: only float32 tensors can require gradients, got ${dtype}`);
+  }
+
+  // ---- creation -------------------------------------------------------------------------------------------
+
+  static zeros(shape: Shape, options: TensorOptions = {}): Tensor {
+    return new Tensor(storageOf[options.dtype ?? "float32"](numel(shape, "zeros shape")), shape, options);
+  }
+
+  static full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
+    const t = Tensor.zeros(shape, options);
+    if (t.data instanceof BigInt64Array) t.data.fill(BigInt(Math.trunc(value)));
+    else if (t.data instanceof Uint16Array) floatToBf16(t.data, new Float32Array(t.data.length).fill(value));
+    else t.data.fill(value);
+    return t;
+  }
+
+  static ones(shape: Shape, options: TensorOptions = {}): Tensor {
+    return Tensor.full(shape, 1, options);
+  }
+
+  /** Normal(mean, std) samples from the seeded generator (float32). */
+  static randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+    const data = new Float32Array(numel(shape, "randn shape"));
+    (options.generator ?? defaultGenerator).fillNormal(data, options.mean ?? 0, options.std ?? 1);
+    return new Tensor(data, shape, { ...options, dtype: "float32" });
+  }
+
+  /** Uniform [low, high) samples from the seeded generator (float32). */
+  static rand(shape: Shape, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+    const data = new Float32Array(numel(shape, "rand shape"));
+    (options.generator ?? defaultGenerator).fillUniform(data, options.low ?? 0, options.high ?? 1);
+    return new Tensor(data, shape, { ...options, dtype: "float32" });
+  }
+
+  /** [0, 1, ..., n-1] as float32 (or the dtype asked). */
+  static arange(n: number, options: TensorOptions = {}): Tensor {
+    const t = Tensor.zeros([n], options);
+    for (let i = 0; i < n; ++i) {
+      if (t.data instanceof BigInt64Array) t.data[i] = BigInt(i);
+      else t.data[i] = i;
+    }
+    if (t.data instanceof Uint16Array) floatToBf16(t.data, Float32Array.from({ length: n }, (_, i) => i));
+    return t;
+  }
+
+  /**
+   * From a typed array (shared, not copied) or a (nested) array of numbers (copied).
+   * @example Tensor.from([[1, 2], [3, 4]])  // float32 [2, 2]
+   */
+  static from(data: Storage | ArrayLike<number> | number[][] | number[][][], shape?: Shape, options: TensorOptions = {}): Tensor {
+    if (ArrayBuffer.isView(data)) {
+      const storage = data as Storage;
+      return new Tensor(storage, shape ?? [storage.length], { ...options, dtype: dtypeOfStorage(storage) });
+    }
+    const inferred: number[] = [];
+    let probe: unknown = data;
+    while (Array.isArray(probe)) {
+      inferred.push(probe.length);
+      probe = probe[0];
+    }
+    const flat = (data as unknown[]).flat(Infinity) as number[];
+    for (let i = 0; i < flat.length; ++i)
+      if (typeof flat[i] !== "number") throw new TypeError(`Tensor.from: element ${i} is ${typeof flat[i]}, expected number`);
+    const s = shape ?? inferred;
+    if (numel(s) !== flat.length)
+      throw new RangeError(`Tensor.from: ${flat.length} values do not fill shape ${formatShape(s)} (ragged nested array?)`);
+    const dtype = options.dtype ?? "float32";
+    const t = Tensor.zeros(s, { ...options, dtype });
+    if (t.data instanceof BigInt64Array) flat.forEach((v, i) => ((t.data as BigInt64Array)[i] = BigInt(Math.trunc(v))));
+    else if (t.data instanceof Uint16Array) floatToBf16(t.data, Float32Array.from(flat));
+    else t.data.set(flat);
+    return t;
+  }
+
+  /** A 0-d float32 tensor. */
+  static scalar(value: number, options: TensorOptions = {}): Tensor {
+    return Tensor.full([], value, options);
+  }
+
+  // ---- properties -----------------------------------------------------------------------------------------
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  get numel(): number {
+    return this.data.length;
+  }
+
+  /** Size of one dimension (negative counts from the end). */
+  size(dim: number): number {
+    return this.shape[normalizeDim(dim, this.ndim, "size")];
+  }
+
+  /** True when this tensor was produced by a recorded op (not a leaf). */
+  get isLeaf(): boolean {
+    return this._node === null;
+  }
+
+  /** The float32 storage; TypeError for other dtypes (names the op via `what`). */
+  f32(what = "tensor"): Float32Array {
+    if (!(this.data instanceof Float32Array)) throw new TypeError(`${what}: expected a float32 tensor, got ${this.dtype}`);
+    return this.data;
+  }
+
+  // ---- reading values -------------------------------------------------------------------------------------
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.numel !== 1) throw new RangeError(`item: tensor of shape ${formatShape(this.shape)} has ${this.numel} elements, expected 1`);
+    return this.toFlatArray()[0];
+  }
+
+  /** All values as a flat number array (bfloat16 widened, int64 converted with Number()). */
+  toFlatArray(): number[] {
+    if (this.data instanceof BigInt64Array) return Array.from(this.data, (v) => Number(v));
+    if (this.data instanceof Uint16Array) return Array.from(bf16ToFloat(new Float32Array(this.numel), this.data));
+    return Array.from(this.data as Float32Array | Int32Array);
+  }
+
+  /** Values as nested arrays following the shape (a number for a 0-d tensor). */
+  toArray(): number | unknown[] {
+    const flat = this.toFlatArray();
+    if (this.ndim === 0) return flat[0];
+    const build = (dim: number, offset: number): unknown[] => {
+      const n = this.shape[dim];
+      const inner = this.shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+      const out: unknown[] = new Array(n);
+      for (let i = 0; i < n; ++i) out[i] = dim === this.ndim - 1 ? flat[offset + i] : build(dim + 1, offset + i * inner);
+      return out;
+    };
+    return build(0, 0);
+  }
+
+  // ---- conversion -----------------------------------------------------------------------------------------
+
+  /** A copy in another dtype (float32 <-> bfloat16 <-> int32/int64; float -> int truncates). */
+  to(dtype: DType): Tensor {
+    if (dtype === this.dtype) return this;
+    const out = Tensor.zeros(this.shape, { dtype });
+    if (out.data instanceof Uint16Array) floatToBf16(out.data, Float32Array.from(this.toFlatArray()));
+    else if (out.data instanceof BigInt64Array) {
+      const src = this.toFlatArray();
+      for (let i = 0; i < src.length; ++i) out.data[i] = BigInt(Math.trunc(src[i]));
+    } else if (out.data instanceof Int32Array) {
+      const src = this.toFlatArray();
+      for (let i = 0; i < src.length; ++i) out.data[i] = Math.trunc(src[i]);
+    } else (out.data as Float32Array).set(this.toFlatArray());
+    return out;
+  }
+
+  /** A tensor sharing this storage, cut off from the tape. */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape, { device: this.device });
+  }
+
+  /** A deep copy of the storage, cut off from the tape. */
+  clone(): Tensor {
+    return new Tensor(this.data.slice() as Storage, this.shape, { device: this.device });
+  }
+
+  // ---- autograd -------------------------------------------------------------------------------------------
+
+  /**
+   * Reverse-mode gradient of this tensor w.r.t. every leaf that requires grad, accumulated into `.grad`.
+   * A non-scalar tensor needs `gradient` (the cotangent, same shape).
+   */
+  backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
+    runBackward(this, gradient, options);
+  }
+
+  /** Run `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces the gradient. */
+  registerHook(hook: TensorHook): () => void {
+    this._hooks.push(hook);
+    return () => {
+      const i = this._hooks.indexOf(hook);
+      if (i >= 0) this._hooks.splice(i, 1);
+    };
+  }
+
+  /** Set requiresGrad in place (leaves only); returns this. */
+  requiresGrad_(flag = true): this {
+    if (!this.isLeaf) throw new Error("requiresGrad_: only leaf tensors can change requiresGrad");
+    if (flag && this.dtype !== "float32") throw new TypeError(`requiresGrad_: only float32 tensors can require gradients, got ${this.dtype}`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  // ---- shape ops (differentiable; see ops/shape.ts) -------------------------------------------------------
+
+  /** Same storage, new shape (one size may be -1). */
+  reshape(...shape: number[] | [Shape]): Tensor {
+    return shapeOps.reshape(this, (Array.isArray(shape[0]) ? shape[0] : shape) as number[]);
+  }
+
+  view(...shape: number[] | [Shape]): Tensor {
+    return this.reshape(...shape);
+  }
+
+  /** Swap two dimensions (copies). */
+  transpose(dim0: number, dim1: number): Tensor {
+    return shapeOps.transpose(this, dim0, dim1);
+  }
+
+  /** Reorder dimensions (copies). */
+  permute(...dims: number[] | [Shape]): Tensor {
+    return shapeOps.permute(this, (Array.isArray(dims[0]) ? dims[0] : dims) as number[]);
+  }
+
+  /** Elements start, start+step, ... < end along `dim` (copies; negative indices count from the end). */
+  slice(dim: number, start: number, end?: number, step = 1): Tensor {
+    return shapeOps.slice(this, dim, start, end, step);
+  }
+
+  /** Concatenate along `dim`. */
+  static cat(tensors: Tensor[], dim = 0): Tensor {
+    return shapeOps.cat(tensors, dim);
+  }
+
+  toString(): string {
+    return `Tensor(${formatShape(this.shape)}, ${this.dtype}, ${this.device}${this.requiresGrad ? ", requiresGrad" : ""})`;
+  }
+}

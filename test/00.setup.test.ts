@@ -1,0 +1,58 @@
+// Layer 0: the package installs, the addon loads, and the public entry points work from CJS and ESM.
+import { strict as assert } from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { backends, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
+
+const root = path.resolve(__dirname, "..");
+
+describe("00 setup", () => {
+  it("loads the native addon and reports backends", () => {
+    const b = backends();
+    assert.equal(b.cpu.available, true);
+    assert.ok(["scalar", "avx2", "avx512"].includes(b.cpu.simd));
+    assert.ok(b.cpu.threads >= 1);
+    assert.equal(typeof b.cuda.compiled, "boolean");
+    if (!b.cuda.available) assert.ok(b.cuda.reason && b.cuda.reason.length > 0, "no CUDA must come with a reason");
+    else assert.ok(b.cuda.devices.length > 0);
+  });
+
+  it("resizes the thread pool and restores the default", () => {
+    const before = getNumThreads();
+    setNumThreads(3);
+    assert.equal(getNumThreads(), 3);
+    setNumThreads(0);
+    assert.equal(getNumThreads(), before);
+    assert.throws(() => setNumThreads(-1), (e: Error) => e instanceof RangeError && /setNumThreads: n/.test(e.message));
+    assert.throws(() => setNumThreads("2" as unknown as number), TypeError);
+  });
+
+  it("caps the SIMD level and rejects unknown levels", () => {
+    const best = backends().cpu.simdSupported;
+    assert.equal(setSimdLevel("scalar"), "scalar");
+    assert.equal(setSimdLevel(best), best);
+    assert.throws(() => setSimdLevel("sse" as never), (e: Error) => e instanceof RangeError && /level/.test(e.message));
+  });
+
+  it("is importable from CommonJS and ESM (compiled dist/)", function () {
+    assert.ok(fs.existsSync(path.join(root, "dist", "index.js")), "dist/ is built by npm install (prepare)");
+    const cjs = execFileSync(process.execPath, ["-e", "const x = require('./dist'); console.log(typeof x.Tensor, typeof x.ops.cat)"], { cwd: root }).toString().trim();
+    assert.equal(cjs, "function function");
+    const esm = execFileSync(process.execPath, ["--input-type=module", "-e", "import { Tensor, ops } from './dist/index.mjs'; console.log(typeof Tensor, typeof ops.cat)"], { cwd: root }).toString().trim();
+    assert.equal(esm, "function function");
+  });
+
+  it("only lib/native.ts loads the binding", () => {
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith(".ts") && !p.endsWith(path.join("lib", "native.ts")) && /node-gyp-build|\.node["']/.test(fs.readFileSync(p, "utf8"))) offenders.push(p);
+      }
+    };
+    walk(path.join(root, "lib"));
+    assert.deepEqual(offenders, []);
+  });
+});
