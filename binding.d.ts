@@ -26,4 +26,10 @@ export interface Binding {
   /** Cap the SIMD level (never above what the CPU supports); returns the level now in use. */
   setSimdLevel(level: SimdLevel): SimdLevel;
   backends(): Backends;
+
+  // ---- gemm (csrc/binding/gemm.cc) [gemm-section]
+
+  // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
+
+  // ---- softmax, cross-entropy, norms, embedding, conv1d, dropout (csrc/binding/nn.cc) [nn-section]
 }
