@@ -55,4 +55,17 @@ describe("00 setup", () => {
     walk(path.join(root, "lib"));
     assert.deepEqual(offenders, []);
   });
+
+  it("gives every CPU kernel file a CUDA twin or a written reason (cuda/TWINS.md)", () => {
+    const twins = fs.readFileSync(path.join(root, "cuda", "TWINS.md"), "utf8");
+    const missing: string[] = [];
+    for (const f of fs.readdirSync(path.join(root, "csrc", "kernels"))) {
+      const m = /^([a-z0-9_]+?)(_avx512|_avx2)?\.cc$/.exec(f);
+      if (!m) continue;
+      const hasTwin = fs.existsSync(path.join(root, "cuda", `${m[1]}.cu`));
+      const listed = new RegExp("^\\|\\s*`" + m[1] + "\\.cc`\\s*\\|\\s*none\\s*\\|\\s*\\S", "m").test(twins);
+      if (!hasTwin && !listed) missing.push(f);
+    }
+    assert.deepEqual(missing, [], "kernel files without a cuda/ twin or a reason in cuda/TWINS.md");
+  });
 });
