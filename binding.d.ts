@@ -28,8 +28,241 @@ export interface Binding {
   backends(): Backends;
 
   // ---- gemm (csrc/binding/gemm.cc) [gemm-section]
+  // Row-major float32: a is M x K (K x M when transA), b is K x N (N x K when transB), c is M x N, updated in place:
+  // c = alpha * op(a) * op(b) + beta * c (beta 0 ignores c's old values, NaNs included). c must not overlap a or b.
+  /** c = alpha op(a) op(b) + beta c (CPU, blocked SIMD kernel, all threads). */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
+    b: Float32Array, beta: number, c: Float32Array): void;
+  /** gemm off the JS thread; resolves once c is written. Do not touch a, b, c until it settles. */
+  gemmAsync(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
+    b: Float32Array, beta: number, c: Float32Array): Promise<void>;
+  /**
+   * `batch` products; entry i uses a[i*strideA ..], b[i*strideB ..], c[i*strideC ..] (element strides). strideA or
+   * strideB 0 broadcasts one matrix; strideC must be >= M*N when batch > 1. Every slice must lie inside its array.
+   */
+  gemmBatched(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    a: Float32Array, strideA: number, b: Float32Array, strideB: number, beta: number, c: Float32Array,
+    strideC: number): void;
+  /** gemm by the CUDA kernel on device 0 (host arrays copied in and out). Throws when CUDA is not available. */
+  cudaGemmHost(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
+    b: Float32Array, beta: number, c: Float32Array): void;
+  /**
+   * Runs the CUDA kernel's tile-index helpers on the host: fills counts (M*N) with how many threads write each C
+   * element and returns how many shared-memory tile slots are not loaded exactly once (0 when the tiling is right).
+   * Needs a CUDA build, not a GPU.
+   */
+  cudaGemmTileCoverage(transA: boolean, transB: boolean, M: number, N: number, K: number, counts: Int32Array): number;
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
+  // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |
+  // "gelu" (erf form) | "geluTanh" (torch approximate="tanh") | "silu" | "neg" | "affine" (alpha*x + beta);
+  // binary "add" | "sub" | "mul" | "div" with NumPy broadcasting; reductions "sum" | "mean" | "max".
+  // An unknown op name is a RangeError listing the valid ones. Arrays are dense row-major; outputs are
+  // overwritten and may be the very same array as an input of their size (in place), never a partial overlap.
+  /** out[i] = op(x[i]); alpha, beta (default 1, 0) are used by "affine" only. */
+  unary(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    x: Float32Array,
+    out: Float32Array,
+    alpha?: number,
+    beta?: number,
+  ): void;
+  /**
+   * dx[i] = dy[i] * op'(x[i]). Reads x (the forward input) for log, logsigmoid, softplus, relu, gelu, geluTanh, silu;
+   * y (the forward output) for exp, sigmoid, tanh; neither for neg, affine (pass null for what is not read).
+   * alpha: the affine slope (default 1).
+   */
+  unaryBackward(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    x: Float32Array | null,
+    y: Float32Array | null,
+    dy: Float32Array,
+    dx: Float32Array,
+    alpha?: number,
+  ): void;
+  /** out = a op b with NumPy broadcasting; out has numel(broadcast(aShape, bShape)) elements. At most 16 dims. */
+  binary(op: "add" | "sub" | "mul" | "div", a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], out: Float32Array): void;
+  /**
+   * Gradients of sum(out * dy) w.r.t. a and b, in the broadcast (output) shape: the caller sums them down to
+   * aShape / bShape. Pass null for a gradient that is not needed.
+   */
+  binaryBackward(
+    op: "add" | "sub" | "mul" | "div",
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    dy: Float32Array,
+    da: Float32Array | null,
+    db: Float32Array | null,
+  ): void;
+  /**
+   * Reduce x (of `shape`) over `axes` (negative counts from the end; [] reduces nothing). out holds the kept axes
+   * in order (keepdim does not change the layout). Sums accumulate in float64. max: NaN wins, else the first
+   * maximum; argmax (max only, optional) receives the flat index into x of each chosen element. Empty sums are 0,
+   * empty means NaN, an empty max is a RangeError.
+   */
+  reduce(op: "sum" | "mean" | "max", x: Float32Array, shape: readonly number[], axes: readonly number[], out: Float32Array, argmax?: BigInt64Array | null): void;
+  /** dx (numel(shape)) from dy (the kept axes): broadcast for sum, / count for mean, to the argmax for max (argmax required). */
+  reduceBackward(op: "sum" | "mean" | "max", dy: Float32Array, shape: readonly number[], axes: readonly number[], dx: Float32Array, argmax?: BigInt64Array | null): void;
+  /** unary on the CUDA device (copies in and out); Error with backends().cuda.reason when no GPU is usable. */
+  cudaUnary(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    x: Float32Array,
+    out: Float32Array,
+    alpha?: number,
+    beta?: number,
+  ): void;
+  /** unaryBackward on the CUDA device. */
+  cudaUnaryBackward(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    x: Float32Array | null,
+    y: Float32Array | null,
+    dy: Float32Array,
+    dx: Float32Array,
+    alpha?: number,
+  ): void;
+  /** binary on the CUDA device. */
+  cudaBinary(op: "add" | "sub" | "mul" | "div", a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], out: Float32Array): void;
+  /** binaryBackward on the CUDA device. */
+  cudaBinaryBackward(
+    op: "add" | "sub" | "mul" | "div",
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    dy: Float32Array,
+    da: Float32Array | null,
+    db: Float32Array | null,
+  ): void;
 
   // ---- softmax, cross-entropy, norms, embedding, conv1d, dropout (csrc/binding/nn.cc) [nn-section]
+  // Row-major float32 buffers; sizes are element counts. Outputs must not overlap inputs. Gradients are written
+  // (not accumulated). Index arrays are Int32Array or BigInt64Array and are range-checked before any work.
+  /** y[r, :] = softmax(x[r, :]) over rows of `cols` elements (stable: the row max is subtracted). */
+  softmaxForward(y: Float32Array, x: Float32Array, rows: number, cols: number): void;
+  /** y[r, :] = log_softmax(x[r, :]). */
+  logSoftmaxForward(y: Float32Array, x: Float32Array, rows: number, cols: number): void;
+  /** dx = y * (dy - sum(dy * y)) per row, y = softmax output. */
+  softmaxBackward(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number): void;
+  /** dx = dy - exp(y) * sum(dy) per row, y = log-softmax output. */
+  logSoftmaxBackward(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number): void;
+  /**
+   * Fused log-softmax + NLL: loss[i] = logsumexp(logits[i, :]) - logits[i, targets[i]] (0 where targets[i] ===
+   * ignoreIndex); saves rowMax and logSum ([n] each, logsumexp = rowMax + logSum) for the backward. Returns the
+   * number of rows not ignored. RangeError naming the position for a target outside [0, v) that is not ignoreIndex.
+   */
+  crossEntropyForward(
+    loss: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    logits: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+  ): number;
+  /** dlogits[i, :] = g[i] * (softmax(logits[i, :]) - onehot(targets[i])); zero rows where targets[i] === ignoreIndex. */
+  crossEntropyBackward(
+    dlogits: Float32Array,
+    logits: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    g: Float32Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+  ): void;
+  /**
+   * Layer norm of every (row, group) vector of `dim` elements in x [rows, groups, dim]; weight/bias [groups * dim]
+   * or null; scale = 1 + weight when residualWeight. Writes y, and mean/rstd [rows * groups] for the backward.
+   */
+  layerNormForward(
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    bias: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    eps: number,
+    residualWeight: boolean,
+  ): void;
+  /** Gradients of layerNormForward; dweight/dbias may be null (not computed). */
+  layerNormBackward(
+    dx: Float32Array,
+    dweight: Float32Array | null,
+    dbias: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    residualWeight: boolean,
+  ): void;
+  /** out[i, :] = weight[indices[i], :] with weight [v, e] and out [indices.length, e]. */
+  embeddingForward(out: Float32Array, weight: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number): void;
+  /** dweight = scatter-add of dout [indices.length, e] into rows indices[i] of a zeroed [v, e]. */
+  embeddingBackward(dweight: Float32Array, dout: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number): void;
+  /**
+   * Depthwise causal conv1d (the reference's CausalConv1d): x, y [b, s, f], weight [f, 1, k], bias [f] or null;
+   * y[b, t, c] = bias[c] + sum_j weight[c, j] * x[b, t - k + 1 + j, c] (zero before t = 0).
+   */
+  causalConv1dForward(
+    y: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    b: number,
+    s: number,
+    f: number,
+    k: number,
+  ): void;
+  /** Gradients of causalConv1dForward; dx, dweight and dbias may each be null (not computed). */
+  causalConv1dBackward(
+    dx: Float32Array | null,
+    dweight: Float32Array | null,
+    dbias: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    b: number,
+    s: number,
+    f: number,
+    k: number,
+  ): void;
+  /**
+   * Dropout with a Philox4x32-10 mask keyed by (key0, key1) (uint32 each): element i keeps iff
+   * (word i of the stream >>> 8) >= ceil(p * 2^24); mask[i] = 1 when kept; y = kept ? x / (1 - p) : 0.
+   */
+  dropoutForward(y: Float32Array, mask: Uint8Array, x: Float32Array, p: number, key0: number, key1: number): void;
+  /** dx = mask ? dy / (1 - p) : 0 (0 everywhere for p = 1). */
+  dropoutBackward(dx: Float32Array, dy: Float32Array, mask: Uint8Array, p: number): void;
+  /** One Philox4x32-10 block: counter (4 uint32) and key (2 uint32) to 4 uint32 words. */
+  philox4x32(counter: [number, number, number, number], key: [number, number]): [number, number, number, number];
+
+  // ---- fused sLSTM / LSTM recurrences (csrc/binding/recurrent.cc; layouts in csrc/kernels/recurrent.h)
+  // H = NH*DH; NS = 4 (sLSTM: h, c, n, m) or 2 (LSTM: h, c). Outputs are written (=) into the first arrays.
+  /** y [B,S,H], states [NS,S,B,H], gates [B,S,4H] from x [B,S,4H], state0 [NS,B,H] | null, R [NH,DH,4DH], bias [4H]. */
+  slstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  slstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
+  /** dx [B,S,4H], dR [NH,DH,4DH], dbias [4H], dstate0 [NS,B,H] | null from the saved gates/states, dy [B,S,H], dstateFinal [NS,B,H] | null. */
+  slstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
+  slstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): Promise<void>;
+  lstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  lstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
+  lstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  lstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
+
+  // ---- block-diagonal linear map, LinearHeadwiseExpand (csrc/binding/headwise.cc; csrc/kernels/headwise.h)
+  /** y [rows, NB*O] = per block x[:, hb*I:(hb+1)*I] · W[hb]ᵀ (+ bias [NB*O]); W [NB, O, I]. */
+  headwiseLinearForward(y: Float32Array, x: Float32Array, W: Float32Array, bias: Float32Array | null, rows: number, NB: number, I: number, O: number): void;
+  /** dx [rows, NB*I], dW [NB, O, I], dbias [NB*O] (each skipped when null) from dy [rows, NB*O]. */
+  headwiseLinearBackward(dx: Float32Array | null, dW: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, W: Float32Array, rows: number, NB: number, I: number, O: number): void;
 }

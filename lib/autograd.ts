@@ -3,6 +3,7 @@
 // input's shape (the one place this happens) and accumulates into the leaves' `.grad`.
 import type { Tensor } from "./tensor";
 import { formatShape, sameShape, Shape } from "./shape";
+import { native } from "./native";
 
 /** Called with a tensor's gradient; may return a replacement. */
 export type TensorHook = (grad: Tensor) => Tensor | void;
@@ -99,31 +100,11 @@ export function reduceToShape(grad: Tensor, shape: Shape, what = "gradient"): Te
       throw new RangeError(`${what}: gradient ${formatShape(gs)} cannot be reduced to ${formatShape(shape)}`);
   const src = grad.f32(what);
   const out = TensorClass().zeros(shape);
-  const dst = out.data as Float32Array;
-  // Odometer over the gradient; the destination index drops broadcast dimensions.
-  const nd = gs.length;
-  const dstStride = new Array<number>(nd).fill(0);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; --i) {
-    if (shape[i] !== 1) dstStride[lead + i] = s;
-    s *= shape[i];
-  }
-  const inner = gs[nd - 1] ?? 1;
-  const innerStride = dstStride[nd - 1] ?? 0;
-  const idx = new Array<number>(nd).fill(0);
-  for (let base = 0; base < src.length; base += inner) {
-    let d = 0;
-    for (let k = 0; k < nd - 1; ++k) d += idx[k] * dstStride[k];
-    if (innerStride === 0) {
-      let acc = 0;
-      for (let j = 0; j < inner; ++j) acc += src[base + j];
-      dst[d] += acc;
-    } else for (let j = 0; j < inner; ++j) dst[d + j] += src[base + j];
-    for (let k = nd - 2; k >= 0; --k) {
-      if (++idx[k] < gs[k]) break;
-      idx[k] = 0;
-    }
-  }
+  // Native sum (float64 accumulation) over the leading dims and the dims broadcast from size 1; the kept dims'
+  // layout is exactly `shape` (its size-1 dims stay size 1).
+  const axes: number[] = [];
+  for (let i = 0; i < gs.length; ++i) if (i < lead || (shape[i - lead] === 1 && gs[i] !== 1)) axes.push(i);
+  native.reduce("sum", src, gs, axes, out.data as Float32Array);
   return out;
 }
 

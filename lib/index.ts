@@ -11,6 +11,10 @@ export type { GradNode, TensorHook } from "./autograd";
 export { Generator, manualSeed, defaultGenerator } from "./rng";
 export { CorruptFileError, NoBinaryFoundError } from "./errors";
 export * as ops from "./ops";
+export * as kernels from "./kernels";
+export * as nn from "./nn";
+export * as optim from "./optim";
+export * from "./nn/slstm-layout";
 export type { Backends, SimdLevel, Binding } from "../binding";
 
 /** What this machine and binary can run: CPU SIMD level and threads, CUDA devices or why there are none. */
@@ -32,3 +36,4 @@ export function setNumThreads(n: number): void {
 export function setSimdLevel(level: SimdLevel): SimdLevel {
   return native.setSimdLevel(level);
 }
+export * from "./io";

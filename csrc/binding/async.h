@@ -22,7 +22,8 @@ class PromiseWorker : public Napi::AsyncWorker {
         name_(name),
         work_(std::move(work)),
         result_(std::move(result)) {
-    for (auto& v : pinned) pinned_.push_back(Napi::Persistent(v));
+    for (auto& v : pinned)
+      if (v.IsObject()) pinned_.push_back(Napi::Persistent(v));  // null/undefined/numbers need no pinning
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }

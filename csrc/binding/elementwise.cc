@@ -1,0 +1,355 @@
+// Binding layer, elementwise family: unary ops (activations, affine), binary ops with NumPy broadcasting,
+// reductions, their backward passes (CPU kernels csrc/kernels/elementwise.cc, reduce.cc), and the CUDA twin's host
+// entries (cuda/elementwise.cu): cudaUnary, cudaUnaryBackward, cudaBinary, cudaBinaryBackward, which run on the GPU
+// when one is available and otherwise throw an Error carrying backends().cuda.reason.
+// All arrays are dense row-major Float32Arrays (argmax: BigInt64Array of flat indices into x). Outputs are
+// overwritten; an output may be the very same array as an input of its size (in place), never a partial overlap.
+// Everything is synchronous: these kernels are memory-bound and short.
+#include <napi.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "binding/args.h"
+#include "binding/async.h"
+#include "binding/registry.h"
+#include "cuda_api.h"
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
+
+namespace xlstm {
+namespace {
+
+constexpr int kMaxNdim = kMaxBroadcastDims;
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+UnaryOp require_unary_op(const ArgCtx& c, size_t i) {
+  const std::string s = require_string(c, i, "op");
+  UnaryOp op;
+  if (!parse_unary_op(s, &op)) throw_range(c, "op must be one of " + unary_op_list() + ", got \"" + s + "\"");
+  return op;
+}
+
+BinaryOp require_binary_op(const ArgCtx& c, size_t i) {
+  const std::string s = require_string(c, i, "op");
+  BinaryOp op;
+  if (!parse_binary_op(s, &op)) throw_range(c, "op must be one of " + binary_op_list() + ", got \"" + s + "\"");
+  return op;
+}
+
+ReduceOp require_reduce_op(const ArgCtx& c, size_t i) {
+  const std::string s = require_string(c, i, "op");
+  ReduceOp op;
+  if (!parse_reduce_op(s, &op)) throw_range(c, "op must be one of " + reduce_op_list() + ", got \"" + s + "\"");
+  return op;
+}
+
+bool absent(const ArgCtx& c, size_t i) { return i >= c.info.Length() || c.info[i].IsUndefined() || c.info[i].IsNull(); }
+
+// An optional number argument (undefined -> fallback).
+float optional_number(const ArgCtx& c, size_t i, const char* name, float fallback) {
+  if (i >= c.info.Length() || c.info[i].IsUndefined()) return fallback;
+  return static_cast<float>(require_number(c, i, name));
+}
+
+// An optional Float32Array of `n` elements (undefined or null -> nullptr).
+const float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t n, const std::string& desc) {
+  if (absent(c, i)) return nullptr;
+  return require_f32(c, i, name, n, desc);
+}
+
+std::vector<int64_t> require_shape(const ArgCtx& c, size_t i, const char* name) {
+  std::vector<int64_t> s = require_int_array(c, i, name, 0);
+  if (static_cast<int>(s.size()) > kMaxNdim)
+    throw_range(c, std::string(name) + " has " + std::to_string(s.size()) + " dimensions, at most " +
+                       std::to_string(kMaxNdim) + " are supported");
+  checked_product(c, name, s);
+  return s;
+}
+
+// out may be exactly `in` (same start, same length): in place; any other overlap is an error.
+void require_no_partial_overlap(const ArgCtx& c, const char* out_name, const float* out, int64_t out_n,
+                                const char* in_name, const float* in, int64_t in_n) {
+  if (!in || !out || (out == in && out_n == in_n)) return;
+  require_no_overlap(c, out_name, out, out_n * sizeof(float), in_name, in, in_n * sizeof(float));
+}
+
+void require_cuda(const ArgCtx& c) {
+  std::string reason;
+  if (cuda::device_count(&reason) <= 0)
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
+}
+
+// ---- unary -----------------------------------------------------------------------------------------------------
+
+struct UnaryArgs {
+  UnaryOp op;
+  const float* x;
+  float* out;
+  int64_t n;
+  float a, b;
+};
+
+// (op, x, out, alpha?, beta?)
+UnaryArgs parse_unary(const ArgCtx& c) {
+  require_count(c, 3);
+  UnaryArgs u;
+  u.op = require_unary_op(c, 0);
+  u.x = require_f32(c, 1, "x", -1);
+  u.n = typed_length(c, 1, "x");
+  u.out = require_f32(c, 2, "out", u.n, "x.length");
+  u.a = optional_number(c, 3, "alpha", 1.0f);
+  u.b = optional_number(c, 4, "beta", 0.0f);
+  require_no_partial_overlap(c, "out", u.out, u.n, "x", u.x, u.n);
+  return u;
+}
+
+struct UnaryBackwardArgs {
+  UnaryOp op;
+  const float *x, *y, *dy;
+  float* dx;
+  int64_t n;
+  float a;
+};
+
+// (op, x | null, y | null, dy, dx, alpha?)
+UnaryBackwardArgs parse_unary_backward(const ArgCtx& c) {
+  require_count(c, 5);
+  UnaryBackwardArgs u;
+  u.op = require_unary_op(c, 0);
+  u.dy = require_f32(c, 3, "dy", -1);
+  u.n = typed_length(c, 3, "dy");
+  const int reads = ew::unary_backward_reads(u.op);
+  const std::string op_name = unary_op_name(u.op);
+  if ((reads & ew::kReadsX) && absent(c, 1))
+    throw_type(c, "x must be a Float32Array: the backward of \"" + op_name + "\" reads the forward input");
+  if ((reads & ew::kReadsY) && absent(c, 2))
+    throw_type(c, "y must be a Float32Array: the backward of \"" + op_name + "\" reads the forward output");
+  u.x = optional_f32(c, 1, "x", u.n, "dy.length");
+  u.y = optional_f32(c, 2, "y", u.n, "dy.length");
+  u.dx = require_f32(c, 4, "dx", u.n, "dy.length");
+  u.a = optional_number(c, 5, "alpha", 1.0f);
+  require_no_partial_overlap(c, "dx", u.dx, u.n, "dy", u.dy, u.n);
+  if (u.x) require_no_overlap(c, "dx", u.dx, u.n * sizeof(float), "x", u.x, u.n * sizeof(float));
+  if (u.y) require_no_overlap(c, "dx", u.dx, u.n * sizeof(float), "y", u.y, u.n * sizeof(float));
+  return u;
+}
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "unary"};
+  UnaryArgs u = parse_unary(c);
+  run_sync(info.Env(), c.fn, [&] { elementwise_unary(u.op, u.out, u.x, u.a, u.b, u.n); });
+  return info.Env().Undefined();
+}
+
+Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "unaryBackward"};
+  UnaryBackwardArgs u = parse_unary_backward(c);
+  run_sync(info.Env(), c.fn, [&] { elementwise_unary_backward(u.op, u.dx, u.x, u.y, u.dy, u.a, u.n); });
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaUnary(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaUnary"};
+  UnaryArgs u = parse_unary(c);
+  require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] { cuda::elementwise_unary_host(u.op, u.out, u.x, u.a, u.b, u.n); });
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaUnaryBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaUnaryBackward"};
+  UnaryBackwardArgs u = parse_unary_backward(c);
+  require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] { cuda::elementwise_unary_backward_host(u.op, u.dx, u.x, u.y, u.dy, u.a, u.n); });
+  return info.Env().Undefined();
+}
+
+// ---- binary ----------------------------------------------------------------------------------------------------
+
+struct BinaryArgs {
+  BinaryOp op;
+  const float *a, *b;
+  int64_t na, nb, n;  // n: elements of the broadcast output
+  BroadcastPlan plan;
+  std::string out_desc;
+};
+
+// (op, a, aShape, b, bShape, ...): the operands and their broadcast plan.
+BinaryArgs parse_binary_inputs(const ArgCtx& c) {
+  BinaryArgs r;
+  r.op = require_binary_op(c, 0);
+  std::vector<int64_t> as = require_shape(c, 2, "aShape");
+  std::vector<int64_t> bs = require_shape(c, 4, "bShape");
+  r.na = checked_product(c, "aShape", as);
+  r.nb = checked_product(c, "bShape", bs);
+  r.a = require_f32(c, 1, "a", r.na, "numel(aShape " + shape_str(as) + ")");
+  r.b = require_f32(c, 3, "b", r.nb, "numel(bShape " + shape_str(bs) + ")");
+  std::vector<int64_t> os(std::max(as.size(), bs.size()));
+  try {
+    r.plan = make_broadcast_plan(as.data(), static_cast<int>(as.size()), bs.data(), static_cast<int>(bs.size()),
+                                 os.data());
+  } catch (const std::invalid_argument& e) {
+    throw_range(c, std::string("aShape and bShape: ") + e.what());
+  }
+  r.n = r.plan.numel;
+  r.out_desc = "numel(broadcast shape " + shape_str(os) + ")";
+  return r;
+}
+
+Napi::Value BinaryImpl(const Napi::CallbackInfo& info, const char* fn, bool on_cuda) {
+  ArgCtx c{info, fn};
+  require_count(c, 6);
+  BinaryArgs r = parse_binary_inputs(c);
+  float* out = require_f32(c, 5, "out", r.n, r.out_desc);
+  require_no_partial_overlap(c, "out", out, r.n, "a", r.a, r.na);
+  require_no_partial_overlap(c, "out", out, r.n, "b", r.b, r.nb);
+  if (on_cuda) {
+    require_cuda(c);
+    run_sync(info.Env(), fn, [&] { cuda::elementwise_binary_host(r.op, out, r.a, r.na, r.b, r.nb, r.plan); });
+  } else {
+    run_sync(info.Env(), fn, [&] { elementwise_binary(r.op, out, r.a, r.b, r.plan); });
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value BinaryBackwardImpl(const Napi::CallbackInfo& info, const char* fn, bool on_cuda) {
+  ArgCtx c{info, fn};
+  require_count(c, 8);
+  BinaryArgs r = parse_binary_inputs(c);
+  const float* dy = require_f32(c, 5, "dy", r.n, r.out_desc);
+  float* da = absent(c, 6) ? nullptr : require_f32(c, 6, "da", r.n, r.out_desc);
+  float* db = absent(c, 7) ? nullptr : require_f32(c, 7, "db", r.n, r.out_desc);
+  const size_t bytes = r.n * sizeof(float);
+  for (auto [name, g] : {std::pair<const char*, float*>{"da", da}, {"db", db}}) {
+    if (!g) continue;
+    require_no_overlap(c, name, g, bytes, "a", r.a, r.na * sizeof(float));
+    require_no_overlap(c, name, g, bytes, "b", r.b, r.nb * sizeof(float));
+    require_no_partial_overlap(c, name, g, r.n, "dy", dy, r.n);
+  }
+  if (da && db) require_no_overlap(c, "da", da, bytes, "db", db, bytes);
+  if (on_cuda) {
+    require_cuda(c);
+    run_sync(info.Env(), fn,
+             [&] { cuda::elementwise_binary_backward_host(r.op, da, db, r.a, r.na, r.b, r.nb, dy, r.plan); });
+  } else {
+    run_sync(info.Env(), fn, [&] { elementwise_binary_backward(r.op, da, db, r.a, r.b, dy, r.plan); });
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Binary(const Napi::CallbackInfo& info) { return BinaryImpl(info, "binary", false); }
+Napi::Value CudaBinary(const Napi::CallbackInfo& info) { return BinaryImpl(info, "cudaBinary", true); }
+Napi::Value BinaryBackward(const Napi::CallbackInfo& info) { return BinaryBackwardImpl(info, "binaryBackward", false); }
+Napi::Value CudaBinaryBackward(const Napi::CallbackInfo& info) {
+  return BinaryBackwardImpl(info, "cudaBinaryBackward", true);
+}
+
+// ---- reductions ------------------------------------------------------------------------------------------------
+
+struct ReduceArgs {
+  ReduceOp op;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> reduced;
+  int64_t n, out_n, count;
+  std::string out_desc;
+};
+
+// (op, <array>, shape, axes, ...): shape at 2, axes at 3; the array at 1 has numel(shape) or numel(kept) elements.
+ReduceArgs parse_reduce_common(const ArgCtx& c) {
+  ReduceArgs r;
+  r.op = require_reduce_op(c, 0);
+  r.shape = require_shape(c, 2, "shape");
+  const int64_t nd = static_cast<int64_t>(r.shape.size());
+  // A 0-d tensor accepts axis 0 / -1 as a no-op (as torch does).
+  const int64_t span = std::max<int64_t>(nd, 1);
+  std::vector<int64_t> axes = require_int_array(c, 3, "axes", -span, span - 1);
+  r.reduced.assign(r.shape.size(), 0);
+  for (int64_t a : axes) {
+    if (nd == 0) continue;
+    const int64_t d = a < 0 ? a + nd : a;
+    if (r.reduced[d]) throw_range(c, "axes repeats axis " + std::to_string(d) + " (got " + std::to_string(a) + ")");
+    r.reduced[d] = 1;
+  }
+  r.n = checked_product(c, "shape", r.shape);
+  r.out_n = 1;
+  r.count = 1;
+  std::vector<int64_t> kept;
+  for (size_t d = 0; d < r.shape.size(); ++d) {
+    (r.reduced[d] ? r.count : r.out_n) *= r.shape[d];
+    if (!r.reduced[d]) kept.push_back(r.shape[d]);
+  }
+  r.out_desc = "numel(kept axes " + shape_str(kept) + ")";
+  if (r.op == ReduceOp::Max && r.count == 0 && r.out_n > 0)
+    throw_range(c, "max of zero elements: the reduced axes of shape " + shape_str(r.shape) + " are empty");
+  return r;
+}
+
+// reduce(op, x, shape, axes, out, argmax?)
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "reduce"};
+  require_count(c, 5);
+  ReduceArgs r = parse_reduce_common(c);
+  const float* x = require_f32(c, 1, "x", r.n, "numel(shape " + shape_str(r.shape) + ")");
+  float* out = require_f32(c, 4, "out", r.out_n, r.out_desc);
+  int64_t* argmax = nullptr;
+  if (!absent(c, 5)) {
+    if (r.op != ReduceOp::Max) throw_range(c, "argmax is only written by \"max\", got op \"" + std::string(reduce_op_name(r.op)) + "\"");
+    argmax = require_i64(c, 5, "argmax", r.out_n, r.out_desc);
+  }
+  require_no_partial_overlap(c, "out", out, r.out_n, "x", x, r.n);
+  if (argmax) require_no_overlap(c, "argmax", argmax, r.out_n * 8, "x", x, r.n * sizeof(float));
+  if (argmax) require_no_overlap(c, "argmax", argmax, r.out_n * 8, "out", out, r.out_n * sizeof(float));
+  run_sync(info.Env(), c.fn, [&] {
+    reduce_axes(r.op, out, argmax, x, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+  });
+  return info.Env().Undefined();
+}
+
+// reduceBackward(op, dy, shape, axes, dx, argmax?)  (argmax required for max)
+Napi::Value ReduceBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "reduceBackward"};
+  require_count(c, 5);
+  ReduceArgs r = parse_reduce_common(c);
+  const float* dy = require_f32(c, 1, "dy", r.out_n, r.out_desc);
+  float* dx = require_f32(c, 4, "dx", r.n, "numel(shape " + shape_str(r.shape) + ")");
+  const int64_t* argmax = nullptr;
+  if (r.op == ReduceOp::Max) {
+    if (absent(c, 5)) throw_type(c, "argmax must be a BigInt64Array: the backward of \"max\" needs the argmax of the forward");
+    argmax = require_i64(c, 5, "argmax", r.out_n, r.out_desc);
+    for (int64_t o = 0; o < r.out_n; ++o)
+      if (argmax[o] < 0 || argmax[o] >= r.n)
+        throw_range(c, "argmax[" + std::to_string(o) + "] = " + std::to_string(argmax[o]) + " is not an index into x (numel " +
+                           std::to_string(r.n) + ")");
+  }
+  require_no_overlap(c, "dx", dx, r.n * sizeof(float), "dy", dy, r.out_n * sizeof(float));
+  if (argmax) require_no_overlap(c, "dx", dx, r.n * sizeof(float), "argmax", argmax, r.out_n * 8);
+  run_sync(info.Env(), c.fn, [&] {
+    reduce_axes_backward(r.op, dx, dy, argmax, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+  });
+  return info.Env().Undefined();
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("unary", Napi::Function::New(env, Unary, "unary"));
+  exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward, "unaryBackward"));
+  exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
+  exports.Set("binaryBackward", Napi::Function::New(env, BinaryBackward, "binaryBackward"));
+  exports.Set("reduce", Napi::Function::New(env, Reduce, "reduce"));
+  exports.Set("reduceBackward", Napi::Function::New(env, ReduceBackward, "reduceBackward"));
+  exports.Set("cudaUnary", Napi::Function::New(env, CudaUnary, "cudaUnary"));
+  exports.Set("cudaUnaryBackward", Napi::Function::New(env, CudaUnaryBackward, "cudaUnaryBackward"));
+  exports.Set("cudaBinary", Napi::Function::New(env, CudaBinary, "cudaBinary"));
+  exports.Set("cudaBinaryBackward", Napi::Function::New(env, CudaBinaryBackward, "cudaBinaryBackward"));
+}
+
+}  // namespace
+}  // namespace xlstm
+
+XLSTM_REGISTER(elementwise, xlstm::Init);

@@ -1,0 +1,163 @@
+// Binding layer, gemm family: gemm, gemmBatched, gemmAsync (CPU, csrc/kernels/gemm.cc) and the CUDA twin's host
+// entry points cudaGemmHost, cudaGemmTileCoverage (cuda/gemm.cu). Operands are contiguous row-major Float32Arrays:
+// a is M x K (K x M with transA), b is K x N (N x K with transB), c is M x N and is updated in place
+// (c = alpha op(a) op(b) + beta c; beta == 0 ignores c's old values). c must not overlap a or b.
+// gemmAsync runs on a libuv worker and resolves when c is written; a, b and c must not be touched meanwhile.
+#include <napi.h>
+
+#include <string>
+
+#include "binding/args.h"
+#include "binding/async.h"
+#include "binding/registry.h"
+#include "cuda_api.h"
+#include "kernels/gemm.h"
+
+namespace xlstm {
+namespace {
+
+constexpr int64_t kMaxDim = INT64_C(1) << 40;
+
+struct GemmArgs {
+  bool ta = false, tb = false;
+  int64_t M = 0, N = 0, K = 0;
+  float alpha = 1.f, beta = 0.f;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* c = nullptr;
+  int64_t lda() const { return ta ? M : K; }
+  int64_t ldb() const { return tb ? K : N; }
+};
+
+// gemm(transA, transB, M, N, K, alpha, a, b, beta, c): arguments 0..9.
+GemmArgs parse_gemm(const ArgCtx& c) {
+  require_count(c, 10);
+  GemmArgs g;
+  g.ta = require_bool(c, 0, "transA");
+  g.tb = require_bool(c, 1, "transB");
+  g.M = require_int(c, 2, "M", 0, kMaxDim);
+  g.N = require_int(c, 3, "N", 0, kMaxDim);
+  g.K = require_int(c, 4, "K", 0, kMaxDim);
+  g.alpha = static_cast<float>(require_number(c, 5, "alpha"));
+  const int64_t na = checked_product(c, "a", {g.M, g.K});
+  const int64_t nb = checked_product(c, "b", {g.K, g.N});
+  const int64_t nc = checked_product(c, "c", {g.M, g.N});
+  g.a = require_f32(c, 6, "a", na, describe("M*K", {{"M", g.M}, {"K", g.K}}));
+  g.b = require_f32(c, 7, "b", nb, describe("K*N", {{"K", g.K}, {"N", g.N}}));
+  g.beta = static_cast<float>(require_number(c, 8, "beta"));
+  g.c = require_f32(c, 9, "c", nc, describe("M*N", {{"M", g.M}, {"N", g.N}}));
+  require_no_overlap(c, "c", g.c, nc * sizeof(float), "a", g.a, na * sizeof(float));
+  require_no_overlap(c, "c", g.c, nc * sizeof(float), "b", g.b, nb * sizeof(float));
+  return g;
+}
+
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gemm"};
+  GemmArgs g = parse_gemm(c);
+  run_sync(info.Env(), "gemm", [&] {
+    gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, g.a, g.lda(), g.b, g.ldb(), g.beta, g.c, g.N);
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gemmAsync"};
+  GemmArgs g = parse_gemm(c);
+  return run_async(
+      info.Env(), "gemmAsync",
+      [g] { gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, g.a, g.lda(), g.b, g.ldb(), g.beta, g.c, g.N); },
+      {info[6], info[7], info[9]});
+}
+
+// The batch slices of an operand (batch matrices of `per` elements, `stride` apart) must lie inside its array.
+void require_slices(const ArgCtx& c, size_t i, const char* name, const char* stride_name, int64_t batch, int64_t per,
+                    int64_t stride, const char* per_formula, std::initializer_list<std::pair<const char*, int64_t>> sizes,
+                    const float** out_ptr, int64_t* out_len) {
+  *out_ptr = require_f32(c, i, name, -1);
+  const int64_t len = typed_length(c, i, name);
+  *out_len = len;
+  if (batch == 0 || per == 0) return;
+  const int64_t last = checked_product(c, stride_name, {batch - 1, stride});
+  const int64_t need = last + per;
+  if (need > len) {
+    std::string msg = std::string(name) + " has " + std::to_string(len) + " elements, but batch entry " +
+                      std::to_string(batch - 1) + " needs (batch-1)*" + stride_name + " + " + per_formula + " = " +
+                      std::to_string(need) + " (batch=" + std::to_string(batch) + ", " + stride_name + "=" +
+                      std::to_string(stride);
+    for (auto& [n, v] : sizes) msg += std::string(", ") + n + "=" + std::to_string(v);
+    throw_range(c, msg + ")");
+  }
+}
+
+// gemmBatched(transA, transB, batch, M, N, K, alpha, a, strideA, b, strideB, beta, c, strideC)
+Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gemmBatched"};
+  require_count(c, 14);
+  const bool ta = require_bool(c, 0, "transA");
+  const bool tb = require_bool(c, 1, "transB");
+  const int64_t batch = require_int(c, 2, "batch", 0, kMaxDim);
+  const int64_t M = require_int(c, 3, "M", 0, kMaxDim);
+  const int64_t N = require_int(c, 4, "N", 0, kMaxDim);
+  const int64_t K = require_int(c, 5, "K", 0, kMaxDim);
+  const float alpha = static_cast<float>(require_number(c, 6, "alpha"));
+  const int64_t sa = require_int(c, 8, "strideA", 0, kMaxDim);
+  const int64_t sb = require_int(c, 10, "strideB", 0, kMaxDim);
+  const float beta = static_cast<float>(require_number(c, 11, "beta"));
+  const int64_t sc = require_int(c, 13, "strideC", 0, kMaxDim);
+  const int64_t per_a = checked_product(c, "a", {M, K}), per_b = checked_product(c, "b", {K, N});
+  const int64_t per_c = checked_product(c, "c", {M, N});
+  const float *a, *b, *cc;
+  int64_t len_a, len_b, len_c;
+  require_slices(c, 7, "a", "strideA", batch, per_a, sa, "M*K", {{"M", M}, {"K", K}}, &a, &len_a);
+  require_slices(c, 9, "b", "strideB", batch, per_b, sb, "K*N", {{"K", K}, {"N", N}}, &b, &len_b);
+  require_slices(c, 12, "c", "strideC", batch, per_c, sc, "M*N", {{"M", M}, {"N", N}}, &cc, &len_c);
+  if (batch > 1 && per_c > 0 && sc < per_c)
+    throw_range(c, "strideC must be at least M*N = " + std::to_string(per_c) + " (M=" + std::to_string(M) +
+                       ", N=" + std::to_string(N) + ") so that the batch entries of c do not overlap, got " +
+                       std::to_string(sc));
+  float* C = const_cast<float*>(cc);
+  require_no_overlap(c, "c", C, len_c * sizeof(float), "a", a, len_a * sizeof(float));
+  require_no_overlap(c, "c", C, len_c * sizeof(float), "b", b, len_b * sizeof(float));
+  run_sync(info.Env(), "gemmBatched", [&] {
+    gemm_batched(ta, tb, batch, M, N, K, alpha, a, ta ? M : K, sa, b, tb ? K : N, sb, beta, C, N, sc);
+  });
+  return info.Env().Undefined();
+}
+
+// cudaGemmHost(transA, transB, M, N, K, alpha, a, b, beta, c): the CUDA kernel on device 0 (copies in and out).
+Napi::Value CudaGemmHost(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaGemmHost"};
+  GemmArgs g = parse_gemm(c);
+  run_sync(info.Env(), "cudaGemmHost", [&] { cuda::gemm_host(g.ta, g.tb, g.M, g.N, g.K, g.alpha, g.a, g.b, g.beta, g.c); });
+  return info.Env().Undefined();
+}
+
+// cudaGemmTileCoverage(transA, transB, M, N, K, counts): host run of the CUDA kernel's tile-index helpers.
+Napi::Value CudaGemmTileCoverage(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaGemmTileCoverage"};
+  require_count(c, 6);
+  const bool ta = require_bool(c, 0, "transA");
+  const bool tb = require_bool(c, 1, "transB");
+  const int64_t M = require_int(c, 2, "M", 0, INT64_C(1) << 20);
+  const int64_t N = require_int(c, 3, "N", 0, INT64_C(1) << 20);
+  const int64_t K = require_int(c, 4, "K", 0, INT64_C(1) << 20);
+  const int64_t n = checked_product(c, "counts", {M, N});
+  int32_t* counts = require_i32(c, 5, "counts", n, describe("M*N", {{"M", M}, {"N", N}}));
+  int64_t bad = 0;
+  run_sync(info.Env(), "cudaGemmTileCoverage", [&] { bad = cuda::gemm_tile_coverage(ta, tb, M, N, K, counts); });
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
+  exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
+  exports.Set("cudaGemmHost", Napi::Function::New(env, CudaGemmHost, "cudaGemmHost"));
+  exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
+}
+
+}  // namespace
+
+XLSTM_REGISTER(gemm, Init);
+
+}  // namespace xlstm

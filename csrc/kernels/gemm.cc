@@ -1,0 +1,350 @@
+// GEMM driver and scalar path (CPU kernels layer): C = alpha * op(A) * op(B) + beta * C, row-major float32.
+// See gemm.h for the layouts. This file holds the parts shared by every ISA:
+//   - the direct loop for tiny products (no packing; M*N*K <= kSmallWork),
+//   - the matrix-vector driver for M == 1 or N == 1 (the ISA's gemv_n / gemv_t, split over threads by output),
+//   - the BLIS-style blocked driver: for each NC-wide column block of C, op(B)[0:K, jc:jc+nc] is packed once
+//     (all KC-deep blocks, by whichever threads get there first) and shared; then each unit of work (a row block
+//     of C, or a column group of it when M is small) walks the KC blocks, packs its op(A) block into a
+//     thread-local buffer and runs the ISA's macro-kernel on it. The first KC block applies beta, later ones
+//     accumulate. One parallel_for per column block.
+//   - the scalar ISA (4x8 micro-tile and plain matrix-vector loops, C++ the compiler may auto-vectorise),
+//   - gemm_batched (parallel over the batch when each product is small, else one product after another).
+#include "kernels/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "kernels/cpu_features.h"
+#include "kernels/threadpool.h"
+
+namespace xlstm {
+namespace gemm_detail {
+namespace {
+
+// ---- scalar ISA: 4 x 8 register tile --------------------------------------------------------------------------
+constexpr int kScalarMR = 4, kScalarNR = 8;
+
+void scalar_kernel(int mr, int nr, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
+                   int64_t ldc) {
+  float acc[kScalarMR][kScalarNR] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    const float* a = Ap + p * kScalarMR;
+    const float* b = Bp + p * kScalarNR;
+    for (int r = 0; r < kScalarMR; ++r)
+      for (int c = 0; c < kScalarNR; ++c) acc[r][c] += a[r] * b[c];
+  }
+  for (int r = 0; r < mr; ++r) {
+    float* cr = C + r * ldc;
+    if (beta == 0.f) {
+      for (int c = 0; c < nr; ++c) cr[c] = alpha * acc[r][c];
+    } else {
+      for (int c = 0; c < nr; ++c) cr[c] = alpha * acc[r][c] + beta * cr[c];
+    }
+  }
+}
+
+void scalar_macro(int64_t m, int64_t n, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
+                  int64_t ldc) {
+  for (int64_t j0 = 0; j0 < n; j0 += kScalarNR) {
+    const int nr = static_cast<int>(std::min<int64_t>(kScalarNR, n - j0));
+    for (int64_t i0 = 0; i0 < m; i0 += kScalarMR) {
+      const int mr = static_cast<int>(std::min<int64_t>(kScalarMR, m - i0));
+      scalar_kernel(mr, nr, k, alpha, Ap + i0 * k, Bp + j0 * k, beta, C + i0 * ldc + j0, ldc);
+    }
+  }
+}
+
+void scalar_pack_a(bool trans, int64_t m, int64_t k, const float* A, int64_t lda, float* Ap) {
+  pack_a_generic<kScalarMR>(trans, m, k, A, lda, Ap);
+}
+void scalar_pack_b(bool trans, int64_t k, int64_t n, const float* B, int64_t ldb, float* Bp) {
+  pack_b_generic<kScalarNR>(trans, k, n, B, ldb, Bp);
+}
+
+void scalar_gemv_n(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, float* out) {
+  std::fill(out, out + n, 0.f);
+  for (int64_t p = 0; p < k; ++p) {
+    const float xp = x[p];
+    const float* y = Y + p * ldy;
+    for (int64_t j = 0; j < n; ++j) out[j] += xp * y[j];
+  }
+}
+
+void scalar_gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, float* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* y = Y + j * ldy;
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4) {
+      s0 += x[p] * y[p];
+      s1 += x[p + 1] * y[p + 1];
+      s2 += x[p + 2] * y[p + 2];
+      s3 += x[p + 3] * y[p + 3];
+    }
+    for (; p < k; ++p) s0 += x[p] * y[p];
+    out[j] = (s0 + s1) + (s2 + s3);
+  }
+}
+
+// ---- buffers -------------------------------------------------------------------------------------------------
+// Packing buffers live per thread and grow as needed (64-byte aligned): a pool worker keeps its op(A) block
+// buffer between calls; the calling thread keeps the shared op(B) buffer.
+struct Buffer {
+  float* p = nullptr;
+  size_t cap = 0;
+  ~Buffer() { std::free(p); }
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      p = nullptr;
+      cap = 0;
+      size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      cap = n;
+    }
+    return p;
+  }
+};
+thread_local Buffer t_a_buffer, t_b_buffer, t_v_buffer;
+
+// ---- policy --------------------------------------------------------------------------------------------------
+constexpr int64_t kSmallWork = 512;                 // M*N*K at or below this: direct loop (see gemm.h)
+constexpr double kParallelFlops = 2.0e7;  // below this many flops, one thread: waking a pool worker costs ~25 us here
+constexpr double kGemvParallelElems = 2.0 * 1024 * 1024;  // matrix elements above which a gemv uses every thread
+constexpr int64_t kBPackBudget = 2 * 1024 * 1024;   // floats of packed op(B) per column block (8 MiB)
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  if (beta == 1.f) return;
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.f) std::fill(c, c + N, 0.f);
+    else for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+}
+
+// Direct loops for small products: no packing, no threads.
+void gemm_small(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (!tb) {
+      // c[i, :] = beta c[i, :] + sum_p (alpha a[i, p]) b[p, :]  (rows of B are contiguous)
+      if (beta == 0.f) std::fill(c, c + N, 0.f);
+      else if (beta != 1.f) for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+      for (int64_t p = 0; p < K; ++p) {
+        const float a = alpha * (ta ? A[p * lda + i] : A[i * lda + p]);
+        const float* b = B + p * ldb;
+        for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+      }
+    } else {
+      // c[i, j] = alpha <a[i, :], B[j, :]> + beta c[i, j]  (op(B) columns are rows of B)
+      for (int64_t j = 0; j < N; ++j) {
+        const float* b = B + j * ldb;
+        float s = 0.f;
+        if (ta) for (int64_t p = 0; p < K; ++p) s += A[p * lda + i] * b[p];
+        else {
+          const float* a = A + i * lda;
+          for (int64_t p = 0; p < K; ++p) s += a[p] * b[p];
+        }
+        c[j] = beta == 0.f ? alpha * s : alpha * s + beta * c[j];
+      }
+    }
+  }
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t MR = isa.mr, NR = isa.nr, KC = isa.kc;
+  int T = num_threads();
+  if (2.0 * M * N * K < kParallelFlops) T = 1;
+
+  // Column blocks: the packed op(B)[0:K, jc:jc+nc] (all KC blocks) stays within the budget.
+  int64_t nc = std::min<int64_t>(isa.nc, std::max<int64_t>(NR, kBPackBudget / K / NR * NR));
+  nc = std::min(nc, round_up(N, NR));
+  // Row blocks: at most MC rows and a multiple of MR. With threads, about 4 units per thread (blocks of at least
+  // 4*MR rows) so that a worker that wakes late (tens of us on a VM) still takes its share; a multiple of T blocks.
+  int64_t nb = ceil_div(M, isa.mc);
+  if (T > 1) nb = round_up(std::max(nb, std::min<int64_t>(4 * T, ceil_div(M, 4 * MR))), T);
+  const int64_t mc = round_up(ceil_div(M, nb), MR);
+  nb = ceil_div(M, mc);
+  const int64_t npc = ceil_div(K, KC);
+
+  float* Bp = t_b_buffer.get(static_cast<size_t>(K * nc));
+
+  for (int64_t jc = 0; jc < N; jc += nc) {
+    const int64_t ncur = std::min(nc, N - jc);
+    const int64_t slivers = ceil_div(ncur, NR);
+    const int64_t ncur_pad = slivers * NR;
+
+    // Packing op(B)[pc:pc+kc, jc:jc+ncur] (every KC block; block pc starts at Bp + pc * ncur_pad) is shared: each
+    // unit first claims unpacked slivers until none are left, then waits until the claimed ones are done. One
+    // fork-join per column block, and no thread ever waits on work nobody has started.
+    const int64_t pack_tasks = npc * slivers;
+    std::atomic<int64_t> claimed{0}, packed{0};
+    auto ensure_b_packed = [&] {
+      for (;;) {
+        const int64_t t0 = claimed.fetch_add(2, std::memory_order_relaxed);
+        if (t0 >= pack_tasks) break;
+        const int64_t t1 = std::min(pack_tasks, t0 + 2);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t ib = t / slivers, s = t % slivers;
+          const int64_t pc = ib * KC, kc = std::min(KC, K - pc);
+          const int64_t j0 = s * NR, cols = std::min(NR, ncur - j0);
+          const float* src = tb ? B + (jc + j0) * ldb + pc : B + pc * ldb + jc + j0;
+          isa.pack_b(tb, kc, cols, src, ldb, Bp + pc * ncur_pad + j0 * kc);
+        }
+        packed.fetch_add(t1 - t0, std::memory_order_release);
+      }
+      for (int spins = 0; packed.load(std::memory_order_acquire) < pack_tasks; ++spins) {
+        if (spins < 4096) cpu_relax();
+        else std::this_thread::yield();
+      }
+    };
+
+    // Column groups (in slivers) when the row blocks alone cannot occupy every thread.
+    const int64_t ng = nb >= T ? 1 : std::min(slivers, ceil_div(T, nb));
+    auto compute = [&](int64_t lo, int64_t hi) {
+      ensure_b_packed();
+      for (int64_t u = lo; u < hi; ++u) {
+        const int64_t ib = u / ng, g = u % ng;
+        const int64_t i0 = ib * mc, m = std::min(mc, M - i0);
+        const int64_t s0 = slivers * g / ng, s1 = slivers * (g + 1) / ng;
+        const int64_t j0 = s0 * NR, n = std::min(ncur, s1 * NR) - j0;
+        float* Ap = t_a_buffer.get(static_cast<size_t>(round_up(m, MR) * std::min(KC, K)));
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int64_t kc = std::min(KC, K - pc);
+          const float* asrc = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
+          isa.pack_a(ta, m, kc, asrc, lda, Ap);
+          isa.macro(m, n, kc, alpha, Ap, Bp + pc * ncur_pad + j0 * kc, pc == 0 ? beta : 1.f, C + i0 * ldc + jc + j0,
+                    ldc);
+        }
+      }
+    };
+    const int64_t units = nb * ng;
+    if (T == 1) compute(0, units);
+    else parallel_for(units, 1, compute);
+  }
+}
+
+// M == 1 or N == 1: one matrix-vector product, out = op(matrix) * vector, then C = alpha out + beta C.
+void gemm_gemv(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // M == 1: out[j] = sum_p a[p] op(B)[p, j]; the vector is row 0 of op(A), the matrix op(B) (n = N outputs).
+  // N == 1: out[i] = sum_p op(A)[i, p] b[p]; the vector is column 0 of op(B), the matrix op(A) (n = M outputs).
+  const bool row = M == 1;
+  const int64_t n = row ? N : M;
+  float* buf = t_v_buffer.get(static_cast<size_t>(n + K));
+  float* out = buf;
+  float* tmp = buf + n;
+  const float* x;
+  if (row) {
+    if (!ta) x = A;  // row 0 of A, contiguous
+    else {
+      for (int64_t p = 0; p < K; ++p) tmp[p] = A[p * lda];
+      x = tmp;
+    }
+  } else {
+    if (tb) x = B;  // row 0 of B (N x K) is column 0 of op(B)
+    else {
+      for (int64_t p = 0; p < K; ++p) tmp[p] = B[p * ldb];
+      x = tmp;
+    }
+  }
+  const float* Y = row ? B : A;
+  const int64_t ldy = row ? ldb : lda;
+  // op(B) = B (row) or op(A) = A^T (column): rows of Y run along the outputs -> gemv_n; else dot products -> gemv_t
+  const bool along = row ? !tb : ta;
+  auto part = [&](int64_t lo, int64_t hi) {
+    const int64_t j0 = lo * 128, j1 = std::min(n, hi * 128);
+    if (along) isa.gemv_n(j1 - j0, K, x, Y + j0, ldy, out + j0);
+    else isa.gemv_t(j1 - j0, K, x, Y + j0 * ldy, ldy, out + j0);
+  };
+  // memory-bound: worth a thread hand-off once the matrix is about 1 MiB; one contiguous chunk per thread
+  const int64_t chunks = ceil_div(n, 128);
+  const int T = num_threads();
+  if (static_cast<double>(n) * K < kGemvParallelElems || T == 1 || chunks == 1) part(0, chunks);
+  else parallel_for(chunks, ceil_div(chunks, T), part);
+  const int64_t stride = row ? 1 : ldc;
+  for (int64_t j = 0; j < n; ++j) {
+    float& c = C[j * stride];
+    c = beta == 0.f ? alpha * out[j] : alpha * out[j] + beta * c;
+  }
+}
+
+const Isa& select_isa() {
+#ifdef XLSTM_X86
+  switch (simd_level()) {
+    case SimdLevel::AVX512: return isa_avx512();
+    case SimdLevel::AVX2: return isa_avx2();
+    default: break;
+  }
+#endif
+  return isa_scalar();
+}
+
+}  // namespace
+
+const Isa& isa_scalar() {
+  static const Isa isa{"scalar",      kScalarMR,     kScalarNR,    256,          128, 2048,
+                       scalar_pack_a, scalar_pack_b, scalar_macro, scalar_gemv_n, scalar_gemv_t};
+  return isa;
+}
+
+}  // namespace gemm_detail
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (M * N * K <= kSmallWork) {
+    gemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (M == 1 || N == 1) {
+    gemm_gemv(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  gemm_blocked(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                  float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  auto one = [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b)
+      gemm(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta, C + b * stride_c,
+           ldc);
+  };
+  const double flops = 2.0 * M * N * std::max<int64_t>(K, 1);
+  // Products too small to thread on their own, or many of them, are spread over the batch (a gemm called inside a
+  // pool task runs on that thread alone); a few large ones run one after another, each on every thread.
+  const int T = num_threads();
+  if (batch > 1 && T > 1 && (flops < gemm_detail::kParallelFlops || batch >= 4 * T)) {
+    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.0e5 / flops));
+    parallel_for(batch, grain, one);
+  } else {
+    one(0, batch);
+  }
+}
+
+}  // namespace xlstm

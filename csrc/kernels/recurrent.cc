@@ -1,0 +1,90 @@
+// Shared parts of the fused recurrences (see recurrent.h): the portable instantiation of recurrent_engine.h,
+// ISA dispatch, and the parameter-gradient reduction that follows the sequential backward.
+#include "kernels/recurrent.h"
+
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/gemm.h"
+#include "kernels/recurrent_engine.h"
+#include "kernels/threadpool.h"
+
+namespace xlstm {
+namespace recurrent_detail {
+
+const Impl& impl_scalar() {
+  static const Impl impl = make_impl();
+  return impl;
+}
+
+const Impl& impl_for_cpu() {
+#ifdef XLSTM_X86
+  switch (simd_level()) {
+    case SimdLevel::AVX512: return impl_avx512();
+    case SimdLevel::AVX2: return impl_avx2();
+    default: break;
+  }
+#endif
+  return impl_scalar();
+}
+
+// dR[h][j][g*DH + k] = Σ_{b,t} h_{t-1}[b, h*DH + j] · dx[b, t, g*H + h*DH + k]   (XLSTM_SPEC §2.4)
+// dbias[g*H + h*DH + k] = Σ_{b,t} dx[b, t, g*H + h*DH + k]
+// One GEMM per head and gate over all B*S rows: this is where backward spends its FLOPs, so it runs on the
+// blocked GEMM instead of per step.
+void reduce_param_grads(float* dR, float* dbias, const float* dx, const float* states, const float* state0,
+                        const RecurrentDims& d) {
+  const int64_t B = d.B, S = d.S, NH = d.NH, DH = d.DH, H = NH * DH, G = 4 * DH, rows = B * S;
+  // hprev[(b*S + t), :] = h_{t-1}[b, :]; states component 0 is [S, B, H]
+  std::vector<float> hprev(static_cast<size_t>(rows * H));
+  parallel_for(rows, 64, [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t b = row / S, t = row % S;
+      const float* src = t == 0 ? (state0 ? state0 + b * H : nullptr) : states + ((t - 1) * B + b) * H;
+      float* dst = hprev.data() + row * H;
+      for (int64_t i = 0; i < H; ++i) dst[i] = src ? src[i] : 0.0f;
+    }
+  });
+  for (int64_t hd = 0; hd < NH; ++hd)
+    for (int64_t g = 0; g < 4; ++g)
+      gemm(true, false, DH, DH, rows, 1.0f, hprev.data() + hd * DH, H, dx + g * H + hd * DH, 4 * H, 0.0f,
+           dR + hd * DH * G + g * DH, G);
+  parallel_for(4 * H, 64, [&](int64_t lo, int64_t hi) {
+    std::vector<double> acc(static_cast<size_t>(hi - lo), 0.0);
+    for (int64_t row = 0; row < rows; ++row) {
+      const float* r = dx + row * 4 * H;
+      for (int64_t c = lo; c < hi; ++c) acc[c - lo] += r[c];
+    }
+    for (int64_t c = lo; c < hi; ++c) dbias[c] = static_cast<float>(acc[c - lo]);
+  });
+}
+
+}  // namespace recurrent_detail
+
+void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                   const float* bias, const RecurrentDims& d) {
+  recurrent_detail::impl_for_cpu().slstm_forward(y, states, gates, x, state0, R, bias, d);
+}
+
+void slstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                    const float* dy, const float* dstate_final, const float* state0, const float* R,
+                    const RecurrentDims& d, bool exact_m0_grad) {
+  recurrent_detail::impl_for_cpu().slstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R, d,
+                                                      exact_m0_grad);
+  recurrent_detail::reduce_param_grads(dR, dbias, dx, states, state0, d);
+}
+
+void lstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                  const float* bias, const RecurrentDims& d) {
+  recurrent_detail::impl_for_cpu().lstm_forward(y, states, gates, x, state0, R, bias, d);
+}
+
+void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                   const float* dy, const float* dstate_final, const float* state0, const float* R,
+                   const RecurrentDims& d) {
+  recurrent_detail::impl_for_cpu().lstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R, d,
+                                                     false);
+  recurrent_detail::reduce_param_grads(dR, dbias, dx, states, state0, d);
+}
+
+}  // namespace xlstm

@@ -1,0 +1,254 @@
+// GEMM, CUDA twin of csrc/kernels/gemm.cc (CUDA kernels layer): C = alpha * op(A) * op(B) + beta * C, row-major
+// float32 on device pointers, same argument order and semantics (beta == 0 does not read C; alpha == 0 or K == 0
+// only scales C by beta; batched strides of 0 broadcast A or B).
+//
+// Kernel: classic shared-memory tiling. A block of 16 x 16 threads computes a 64 x 64 tile of C, each thread a
+// 4 x 4 register tile at rows ty + 16 i and columns tx + 16 j (so a warp's stores are coalesced). For each BK = 16
+// slice of K the block stages op(A)[64 x 16] and op(B)[16 x 64] in shared memory; the load mapping depends on the
+// transposes so that consecutive threads read consecutive addresses. All index arithmetic lives in the
+// __host__ __device__ helpers of GemmTiling, which gemm_tile_coverage() runs on the host to check that every C
+// element is written exactly once and every shared-memory slot is loaded exactly once (test/20.gemm).
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_api.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+struct GemmTiling {
+  static constexpr int BM = 64, BN = 64, BK = 16;  // C tile per block, K slice staged in shared memory
+  static constexpr int TX = 16, TY = 16;           // threads per block (x: columns, y: rows)
+  static constexpr int TM = BM / TY, TN = BN / TX;  // register tile per thread (4 x 4)
+  static constexpr int THREADS = TX * TY;
+  static constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BK * BN / THREADS;  // elements per thread per slice
+
+  // Grid for an M x N product: x over column tiles, y over row tiles.
+  __host__ __device__ static int64_t grid_x(int64_t N) { return (N + BN - 1) / BN; }
+  __host__ __device__ static int64_t grid_y(int64_t M) { return (M + BM - 1) / BM; }
+
+  // Element (i, j) of thread (tx, ty)'s register tile -> position in C.
+  __host__ __device__ static void c_element(int64_t bx, int64_t by, int tx, int ty, int i, int j, int64_t* row,
+                                            int64_t* col) {
+    *row = by * BM + ty + i * TY;
+    *col = bx * BN + tx + j * TX;
+  }
+  // The l-th op(A) element thread t stages per slice: shared slot As[kk][r] (r < BM, kk < BK). Without transpose
+  // A is M x K row-major (consecutive threads walk k); with it A is K x M (consecutive threads walk rows).
+  __host__ __device__ static void a_slot(bool trans_a, int t, int l, int* r, int* kk) {
+    const int idx = t + l * THREADS;
+    if (trans_a) {
+      *r = idx % BM;
+      *kk = idx / BM;
+    } else {
+      *r = idx / BK;
+      *kk = idx % BK;
+    }
+  }
+  // The l-th op(B) element thread t stages per slice: shared slot Bs[kk][c] (kk < BK, c < BN). Without transpose
+  // B is K x N (consecutive threads walk columns); with it B is N x K (consecutive threads walk k).
+  __host__ __device__ static void b_slot(bool trans_b, int t, int l, int* kk, int* c) {
+    const int idx = t + l * THREADS;
+    if (trans_b) {
+      *kk = idx % BK;
+      *c = idx / BK;
+    } else {
+      *kk = idx / BN;
+      *c = idx % BN;
+    }
+  }
+};
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(GemmTiling::THREADS)
+    sgemm_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
+                int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
+                float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
+  using G = GemmTiling;
+  __shared__ float As[G::BK][G::BM + 4];
+  __shared__ float Bs[G::BK][G::BN + 4];
+  const int64_t b = batch0 + blockIdx.z;
+  A += b * stride_a;
+  B += b * stride_b;
+  C += b * stride_c;
+  const int tx = threadIdx.x, ty = threadIdx.y, t = ty * G::TX + tx;
+  const int64_t bx = blockIdx.x, by = blockIdx.y;
+  const int64_t row0 = by * G::BM, col0 = bx * G::BN;
+
+  float acc[G::TM][G::TN];
+#pragma unroll
+  for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+    for (int j = 0; j < G::TN; ++j) acc[i][j] = 0.f;
+
+  for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
+#pragma unroll
+    for (int l = 0; l < G::A_LOADS; ++l) {
+      int r, kk;
+      G::a_slot(TA, t, l, &r, &kk);
+      const int64_t gr = row0 + r, gk = k0 + kk;
+      As[kk][r] = (gr < M && gk < K) ? (TA ? A[gk * lda + gr] : A[gr * lda + gk]) : 0.f;
+    }
+#pragma unroll
+    for (int l = 0; l < G::B_LOADS; ++l) {
+      int kk, c;
+      G::b_slot(TB, t, l, &kk, &c);
+      const int64_t gk = k0 + kk, gc = col0 + c;
+      Bs[kk][c] = (gk < K && gc < N) ? (TB ? B[gc * ldb + gk] : B[gk * ldb + gc]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < G::BK; ++kk) {
+      float a[G::TM], bb[G::TN];
+#pragma unroll
+      for (int i = 0; i < G::TM; ++i) a[i] = As[kk][ty + i * G::TY];
+#pragma unroll
+      for (int j = 0; j < G::TN; ++j) bb[j] = Bs[kk][tx + j * G::TX];
+#pragma unroll
+      for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+        for (int j = 0; j < G::TN; ++j) acc[i][j] = fmaf(a[i], bb[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+    for (int j = 0; j < G::TN; ++j) {
+      int64_t row, col;
+      G::c_element(bx, by, tx, ty, i, j, &row, &col);
+      if (row < M && col < N) {
+        float* c = C + row * ldc + col;
+        *c = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+      }
+    }
+}
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear a non-sticky error so later calls start clean
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+  }
+}
+
+void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+            int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+            int64_t ldc, int64_t stride_c, void* stream) {
+  using G = GemmTiling;
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm: K must be >= 0");
+  // alpha == 0: C = beta C without reading A or B (as in the CPU twin and BLAS)
+  const int64_t k_eff = alpha == 0.f ? 0 : K;
+  const int64_t gx = G::grid_x(N), gy = G::grid_y(M);
+  if (gx > 0x7fffffff || gy > 65535)
+    throw std::invalid_argument("cuda::gemm: M = " + std::to_string(M) + " needs more than 65535 row tiles");
+  const dim3 block(G::TX, G::TY);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
+    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                    static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
+    if (ta && tb)
+      sgemm_tiled<true, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+                                                      ldc, stride_c, b0);
+    else if (ta)
+      sgemm_tiled<true, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+                                                       C, ldc, stride_c, b0);
+    else if (tb)
+      sgemm_tiled<false, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+                                                       C, ldc, stride_c, b0);
+    else
+      sgemm_tiled<false, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+                                                        C, ldc, stride_c, b0);
+    check(cudaGetLastError(), "cuda::gemm (sgemm_tiled launch)");
+  }
+}
+
+// Device allocation released on every path.
+struct DeviceBuffer {
+  float* p = nullptr;
+  explicit DeviceBuffer(size_t n) {
+    if (n) check(cudaMalloc(&p, n * sizeof(float)), "cuda::gemm_host (cudaMalloc)");
+  }
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, void* stream) {
+  launch(trans_a, trans_b, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, stream);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                  float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
+  launch(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
+         stream);
+}
+
+void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               const float* B, float beta, float* C) {
+  std::string why;
+  if (device_count(&why) == 0) throw std::runtime_error("cuda::gemm_host: " + why);
+  check(cudaSetDevice(0), "cuda::gemm_host (cudaSetDevice)");
+  const size_t na = static_cast<size_t>(M * K), nb = static_cast<size_t>(K * N), nc = static_cast<size_t>(M * N);
+  DeviceBuffer dA(na), dB(nb), dC(nc);
+  if (na) check(cudaMemcpy(dA.p, A, na * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy A)");
+  if (nb) check(cudaMemcpy(dB.p, B, nb * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy B)");
+  if (nc) check(cudaMemcpy(dC.p, C, nc * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy C)");
+  gemm(trans_a, trans_b, M, N, K, alpha, dA.p, trans_a ? M : K, dB.p, trans_b ? K : N, beta, dC.p, N, nullptr);
+  check(cudaDeviceSynchronize(), "cuda::gemm_host (sgemm_tiled)");
+  if (nc) check(cudaMemcpy(C, dC.p, nc * sizeof(float), cudaMemcpyDeviceToHost), "cuda::gemm_host (copy C back)");
+}
+
+int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int32_t* counts) {
+  using G = GemmTiling;
+  for (int64_t e = 0; e < M * N; ++e) counts[e] = 0;
+  if (M <= 0 || N <= 0) return 0;
+  const int64_t gx = G::grid_x(N), gy = G::grid_y(M);
+  // C: every (block, thread, register slot) that passes the kernel's bounds check
+  for (int64_t by = 0; by < gy; ++by)
+    for (int64_t bx = 0; bx < gx; ++bx)
+      for (int ty = 0; ty < G::TY; ++ty)
+        for (int tx = 0; tx < G::TX; ++tx)
+          for (int i = 0; i < G::TM; ++i)
+            for (int j = 0; j < G::TN; ++j) {
+              int64_t row, col;
+              G::c_element(bx, by, tx, ty, i, j, &row, &col);
+              if (row >= 0 && row < M && col >= 0 && col < N) ++counts[row * N + col];
+            }
+  // Shared-memory staging: within one K slice each As / Bs slot must be written by exactly one (thread, l). The
+  // mapping is the same for every block and slice, so one pass over the block's threads checks the whole launch.
+  int64_t bad = 0;
+  std::vector<int> as(G::BK * G::BM, 0), bs(G::BK * G::BN, 0);
+  for (int t = 0; t < G::THREADS; ++t) {
+    for (int l = 0; l < G::A_LOADS; ++l) {
+      int r, kk;
+      G::a_slot(trans_a, t, l, &r, &kk);
+      if (r < 0 || r >= G::BM || kk < 0 || kk >= G::BK) ++bad;
+      else ++as[kk * G::BM + r];
+    }
+    for (int l = 0; l < G::B_LOADS; ++l) {
+      int kk, c;
+      G::b_slot(trans_b, t, l, &kk, &c);
+      if (c < 0 || c >= G::BN || kk < 0 || kk >= G::BK) ++bad;
+      else ++bs[kk * G::BN + c];
+    }
+  }
+  for (int v : as) bad += v != 1;
+  for (int v : bs) bad += v != 1;
+  (void)K;
+  return bad;
+}
+
+}  // namespace cuda
+}  // namespace xlstm

@@ -1,0 +1,134 @@
+// The low-level kernel API (use case 2 of DESIGN.md): the fused recurrences on plain Float32Arrays with explicit
+// sizes, no Tensor or autograd needed. Each call allocates its outputs; `*Async` variants run off the main thread
+// (do not modify the inputs until the promise settles). Layouts: see csrc/kernels/recurrent.h.
+//
+// @example
+//   import { kernels } from "xlstm";
+//   const dims = { B: 2, S: 16, NH: 4, DH: 8 };           // H = 32
+//   const fw = kernels.slstmForward({ x, R, bias, ...dims }); // x: [B,S,4H], R: [NH,DH,4DH], bias: [4H]
+//   const bw = kernels.slstmBackward({ ...fw, x, R, dy, ...dims });
+import { native } from "./native";
+
+export interface RecurrentDims {
+  /** batch */
+  B: number;
+  /** time steps */
+  S: number;
+  /** heads */
+  NH: number;
+  /** head dim (H = NH*DH) */
+  DH: number;
+}
+
+export interface RecurrentForwardArgs extends RecurrentDims {
+  /** [B, S, 4H] gate inputs, last axis (gate i,f,z,o; head; unit) */
+  x: Float32Array;
+  /** [NH, DH, 4*DH] recurrent kernel, element [h, j, g*DH + k] (the reference "cuda" layout) */
+  R: Float32Array;
+  /** [4H] in (gate, head, unit) order */
+  bias: Float32Array;
+  /** [NS, B, H] initial state (NS = 4 for sLSTM: h, c, n, m; 2 for LSTM: h, c); omitted = zeros */
+  state0?: Float32Array | null;
+}
+
+export interface RecurrentForwardResult {
+  /** [B, S, H] outputs h_t */
+  y: Float32Array;
+  /** [NS, S, B, H] the state after every step (the last step is the final state) */
+  states: Float32Array;
+  /** [B, S, 4H] gate pre-activations, saved for backward */
+  gates: Float32Array;
+}
+
+export interface RecurrentBackwardArgs extends RecurrentDims {
+  gates: Float32Array;
+  states: Float32Array;
+  R: Float32Array;
+  state0?: Float32Array | null;
+  /** [B, S, H] cotangent of y */
+  dy: Float32Array;
+  /** [NS, B, H] cotangent of the final state (its m part is ignored) */
+  dstateFinal?: Float32Array | null;
+  /** sLSTM only: return the exact ∂m_0 (vanilla backend) instead of 0 (CUDA convention). Default false. */
+  exactM0Grad?: boolean;
+}
+
+export interface RecurrentBackwardResult {
+  /** [B, S, 4H] */
+  dx: Float32Array;
+  /** [NH, DH, 4DH] */
+  dR: Float32Array;
+  /** [4H] */
+  dbias: Float32Array;
+  /** [NS, B, H] */
+  dstate0: Float32Array;
+}
+
+function sizes(a: RecurrentDims, ns: number) {
+  for (const k of ["B", "S", "NH", "DH"] as const)
+    if (!Number.isInteger(a[k]) || a[k] < 1) throw new RangeError(`kernels: ${k} must be a positive integer, got ${a[k]}`);
+  const H = a.NH * a.DH;
+  return { H, y: a.B * a.S * H, states: ns * a.S * a.B * H, gates: a.B * a.S * 4 * H, r: a.NH * a.DH * 4 * a.DH, s0: ns * a.B * H };
+}
+
+function forwardOut(a: RecurrentForwardArgs, ns: number): RecurrentForwardResult {
+  const n = sizes(a, ns);
+  return { y: new Float32Array(n.y), states: new Float32Array(n.states), gates: new Float32Array(n.gates) };
+}
+
+function backwardOut(a: RecurrentBackwardArgs, ns: number): RecurrentBackwardResult {
+  const n = sizes(a, ns);
+  return { dx: new Float32Array(n.gates), dR: new Float32Array(n.r), dbias: new Float32Array(4 * n.H), dstate0: new Float32Array(n.s0) };
+}
+
+/** sLSTM forward over a whole sequence (XLSTM_SPEC §2.3). */
+export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
+  const o = forwardOut(a, 4);
+  native.slstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  return o;
+}
+
+export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
+  const o = forwardOut(a, 4);
+  await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  return o;
+}
+
+/** sLSTM backward (BPTT, reference CUDA convention, XLSTM_SPEC §2.4). */
+export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
+  const o = backwardOut(a, 4);
+  native.slstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
+  return o;
+}
+
+export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
+  const o = backwardOut(a, 4);
+  await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
+  return o;
+}
+
+/** Classic LSTM forward over a whole sequence (XLSTM_SPEC §3; state (h, c)). */
+export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
+  const o = forwardOut(a, 2);
+  native.lstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  return o;
+}
+
+export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
+  const o = forwardOut(a, 2);
+  await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  return o;
+}
+
+/** Classic LSTM backward. */
+export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
+  const o = backwardOut(a, 2);
+  native.lstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
+  return o;
+}
+
+export async function lstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
+  const o = backwardOut(a, 2);
+  await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
+  return o;
+}

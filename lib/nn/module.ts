@@ -1,0 +1,91 @@
+// Module: the base of every layer (modules layer). Parameters and submodules are registered by name, so
+// namedParameters() and stateDict() produce the PyTorch reference's dotted state_dict keys, and loadStateDict()
+// copies values into the existing parameter storage (optimizers keep their references).
+import { formatShape, sameShape } from "../shape";
+import { Tensor } from "../tensor";
+
+export type StateDict = Map<string, Tensor>;
+
+export abstract class Module {
+  /** Training mode (dropout active); switch with train()/eval(). */
+  training = true;
+  private readonly params = new Map<string, Tensor | null>();
+  private readonly children = new Map<string, Module>();
+
+  /** Register a parameter (a float32 leaf that requires grad); `null` keeps the name reserved (e.g. bias=false). */
+  protected registerParameter(name: string, t: Tensor | null): Tensor | null {
+    if (t) {
+      if (t.dtype !== "float32") throw new TypeError(`registerParameter: ${name} must be float32, got ${t.dtype}`);
+      t.requiresGrad = true;
+    }
+    this.params.set(name, t);
+    return t;
+  }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    return m;
+  }
+
+  /** [dotted name, parameter] for this module and its submodules, in registration order. */
+  *namedParameters(prefix = ""): Generator<[string, Tensor]> {
+    for (const [n, t] of this.params) if (t) yield [prefix + n, t];
+    for (const [n, m] of this.children) yield* m.namedParameters(`${prefix}${n}.`);
+  }
+
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, t]) => t);
+  }
+
+  /** Parameters by their reference state_dict keys (tensors are shared, not copied). */
+  stateDict(): StateDict {
+    return new Map(this.namedParameters());
+  }
+
+  /**
+   * Copy values from `sd` into this module's parameters. With `strict` (default), missing and unexpected keys are
+   * errors; shapes must match exactly. Returns the keys it did not use and the ones it did not find.
+   */
+  loadStateDict(sd: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    const strict = options.strict ?? true;
+    const src = this.normalizeStateDict(new Map(sd instanceof Map ? sd : Object.entries(sd)), "");
+    const own = this.stateDict();
+    const missing = [...own.keys()].filter((k) => !src.has(k));
+    const unexpected = [...src.keys()].filter((k) => !own.has(k));
+    if (strict && (missing.length || unexpected.length))
+      throw new RangeError(`loadStateDict: ${missing.length ? `missing keys ${missing.join(", ")}` : ""}${missing.length && unexpected.length ? "; " : ""}${unexpected.length ? `unexpected keys ${unexpected.join(", ")}` : ""}`);
+    for (const [k, p] of own) {
+      const v = src.get(k);
+      if (!v) continue;
+      if (!sameShape(v.shape, p.shape)) throw new RangeError(`loadStateDict: ${k} has shape ${formatShape(v.shape)}, expected ${formatShape(p.shape)}`);
+      if (v.dtype !== "float32" && v.dtype !== "bfloat16") throw new TypeError(`loadStateDict: ${k} has dtype ${v.dtype}, expected float32`);
+      p.f32().set(v.dtype === "float32" ? v.f32() : v.to("float32").f32());
+    }
+    return { missing, unexpected };
+  }
+
+  /**
+   * Rewrites the entries of an incoming state_dict that this module (at key prefix `prefix`) stores in another
+   * layout, in place, before loadStateDict matches keys and shapes. The default recurses into submodules; modules
+   * whose reference checkpoints come in several layouts (the sLSTM cell) override it.
+   */
+  normalizeStateDict(sd: Map<string, Tensor>, prefix: string): Map<string, Tensor> {
+    for (const [n, m] of this.children) m.normalizeStateDict(sd, `${prefix}${n}.`);
+    return sd;
+  }
+
+  /** Clear every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const m of this.children.values()) m.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+}

@@ -1,0 +1,179 @@
+// Differentiable elementwise ops (ops layer): arithmetic with NumPy broadcasting (add, sub, mul, div) and
+// activations (exp, log, sigmoid, logsigmoid, tanh, softplus, relu, gelu, silu, neg, scale). Each op is one tape
+// entry over the native kernels of csrc/kernels/elementwise.cc (formulas: csrc/kernels/elementwise_math.h).
+// Binary backward returns gradients in the broadcast shape; the tape sums them down to each input's shape.
+import type { Binding } from "../../binding";
+import { record1 } from "../autograd";
+import { native } from "../native";
+import { broadcastShapes } from "../shape";
+import { Tensor } from "../tensor";
+
+/** Names of the native unary ops. */
+export type UnaryOp = Parameters<Binding["unary"]>[0];
+/** Names of the native binary ops. */
+export type BinaryOp = Parameters<Binding["binary"]>[0];
+
+/** Which saved arrays each op's backward reads (mirrors ew::unary_backward_reads in elementwise_math.h). */
+const READS: Record<UnaryOp, "x" | "y" | "none"> = {
+  exp: "y",
+  log: "x",
+  sigmoid: "y",
+  logsigmoid: "x",
+  tanh: "y",
+  softplus: "x",
+  relu: "x",
+  gelu: "x",
+  geluTanh: "x",
+  silu: "x",
+  neg: "none",
+  affine: "none",
+};
+
+function kindOf(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return typeof v;
+}
+
+/** A float32 Tensor argument, or TypeError naming the op and the argument. */
+function requireFloatTensor(x: unknown, what: string, name: string): Tensor {
+  if (!(x instanceof Tensor)) throw new TypeError(`${what}: ${name} must be a Tensor, got ${kindOf(x)}`);
+  if (x.dtype !== "float32") throw new TypeError(`${what}: ${name} must be a float32 tensor, got ${x.dtype}`);
+  return x;
+}
+
+function requireNumber(v: unknown, what: string, name: string): number {
+  if (typeof v !== "number") throw new TypeError(`${what}: ${name} must be a number, got ${kindOf(v)}`);
+  return v;
+}
+
+function unaryOp(name: string, op: UnaryOp, xIn: Tensor, alpha = 1, beta = 0): Tensor {
+  const what = `ops.${name}`;
+  const x = requireFloatTensor(xIn, what, "x");
+  const xs = x.data as Float32Array;
+  const out = Tensor.zeros(x.shape);
+  const ys = out.data as Float32Array;
+  native.unary(op, xs, ys, alpha, beta);
+  const reads = READS[op];
+  return record1(name, [x], out, (g) => {
+    const dx = Tensor.zeros(x.shape);
+    native.unaryBackward(op, reads === "x" ? xs : null, reads === "y" ? ys : null, g.f32(what), dx.data as Float32Array, alpha);
+    return [dx];
+  });
+}
+
+function binaryOp(name: string, op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
+  const what = `ops.${name}`;
+  if (typeof a === "number" && typeof b === "number")
+    throw new TypeError(`${what}: at least one operand must be a Tensor, got two numbers`);
+  const ta = typeof a === "number" ? Tensor.scalar(a) : requireFloatTensor(a, what, "a");
+  const tb = typeof b === "number" ? Tensor.scalar(b) : requireFloatTensor(b, what, "b");
+  const shape = broadcastShapes(ta.shape, tb.shape, what);
+  const out = Tensor.zeros(shape);
+  const as = ta.data as Float32Array, bs = tb.data as Float32Array;
+  native.binary(op, as, ta.shape, bs, tb.shape, out.data as Float32Array);
+  const inputs = [typeof a === "number" ? null : ta, typeof b === "number" ? null : tb];
+  return record1(name, inputs, out, (g) => {
+    const da = inputs[0]?.requiresGrad ? Tensor.zeros(shape) : null;
+    const db = inputs[1]?.requiresGrad ? Tensor.zeros(shape) : null;
+    native.binaryBackward(op, as, ta.shape, bs, tb.shape, g.f32(what), (da?.data as Float32Array) ?? null, (db?.data as Float32Array) ?? null);
+    return [da, db];
+  });
+}
+
+/**
+ * a + b with NumPy broadcasting; either operand may be a number (a float32 scalar).
+ * @throws TypeError for a non-float32 tensor or two numbers; RangeError for shapes that do not broadcast.
+ * @example ops.add(x, bias)  // [B, N] + [N]
+ */
+export function add(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp("add", "add", a, b);
+}
+
+/** a - b with NumPy broadcasting; either operand may be a number. */
+export function sub(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp("sub", "sub", a, b);
+}
+
+/** a * b with NumPy broadcasting; either operand may be a number. */
+export function mul(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp("mul", "mul", a, b);
+}
+
+/** a / b (true division) with NumPy broadcasting; either operand may be a number. */
+export function div(a: Tensor | number, b: Tensor | number): Tensor {
+  return binaryOp("div", "div", a, b);
+}
+
+/** -x. */
+export function neg(x: Tensor): Tensor {
+  return unaryOp("neg", "neg", x);
+}
+
+/** e^x (inf past about 88.72). */
+export function exp(x: Tensor): Tensor {
+  return unaryOp("exp", "exp", x);
+}
+
+/** Natural logarithm: -inf at 0, NaN below 0. */
+export function log(x: Tensor): Tensor {
+  return unaryOp("log", "log", x);
+}
+
+/** 1 / (1 + e^-x), computed without overflow on either tail. */
+export function sigmoid(x: Tensor): Tensor {
+  return unaryOp("sigmoid", "sigmoid", x);
+}
+
+/** log(sigmoid(x)) = min(x, 0) - log1p(e^-|x|), stable for large |x|. */
+export function logsigmoid(x: Tensor): Tensor {
+  return unaryOp("logsigmoid", "logsigmoid", x);
+}
+
+/** Hyperbolic tangent. */
+export function tanh(x: Tensor): Tensor {
+  return unaryOp("tanh", "tanh", x);
+}
+
+/** log(1 + e^x) as torch.nn.functional.softplus with beta 1, threshold 20 (x itself above 20); stable. */
+export function softplus(x: Tensor): Tensor {
+  return unaryOp("softplus", "softplus", x);
+}
+
+/** max(x, 0); NaN stays NaN; gradient 0 at x <= 0 (as torch). */
+export function relu(x: Tensor): Tensor {
+  return unaryOp("relu", "relu", x);
+}
+
+/** Options of {@link gelu}. */
+export interface GeluOptions {
+  /** "none" (default): x * Phi(x) with the exact normal CDF; "tanh": torch's tanh approximation. */
+  approximate?: "none" | "tanh";
+}
+
+/**
+ * GELU as torch.nn.functional.gelu.
+ * @throws RangeError for an unknown `approximate`.
+ * @example ops.gelu(x, { approximate: "tanh" })
+ */
+export function gelu(x: Tensor, options: GeluOptions = {}): Tensor {
+  const approximate = options.approximate ?? "none";
+  if (approximate !== "none" && approximate !== "tanh")
+    throw new RangeError(`ops.gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+  return approximate === "tanh" ? unaryOp("gelu", "geluTanh", x) : unaryOp("gelu", "gelu", x);
+}
+
+/** x * sigmoid(x) (swish). */
+export function silu(x: Tensor): Tensor {
+  return unaryOp("silu", "silu", x);
+}
+
+/**
+ * alpha * x + beta in one pass (gradient alpha).
+ * @throws TypeError when alpha or beta is not a number.
+ */
+export function scale(x: Tensor, alpha: number, beta = 0): Tensor {
+  requireNumber(alpha, "ops.scale", "alpha");
+  requireNumber(beta, "ops.scale", "beta");
+  return unaryOp("scale", "affine", x, alpha, beta);
+}

@@ -1,0 +1,34 @@
+// Embedding lookup (ops layer; kernels in csrc/kernels/embedding.cc). One tape entry; the gradient flows to the
+// weight only (a race-free scatter-add).
+import { record1 } from "../autograd";
+import { shapeError } from "../errors";
+import { native } from "../native";
+import { Tensor } from "../tensor";
+
+/**
+ * Rows of `weight` picked by integer indices: `out[..., :] = weight[indices[...], :]` (torch.nn.functional.embedding).
+ * @param indices int32 or int64 tensor of any shape, values in [0, V)
+ * @param weight float32 [V, E]
+ * @returns float32 tensor [...indices.shape, E]
+ * @throws TypeError for non-integer indices or a non-float32 weight; RangeError for a weight that is not 2-D or an
+ *   index outside [0, V) (the message names the value and its flat position)
+ * @example ops.embedding(Tensor.from([[1, 2]], undefined, { dtype: "int32" }), weight)  // [1, 2, E]
+ */
+export function embedding(indices: Tensor, weight: Tensor): Tensor {
+  const op = "ops.embedding";
+  if (!(indices instanceof Tensor)) throw new TypeError(`${op}: indices must be a Tensor, got ${typeof indices}`);
+  if (!(indices.data instanceof Int32Array || indices.data instanceof BigInt64Array))
+    throw new TypeError(`${op}: indices must be an int32 or int64 tensor, got ${indices.dtype}`);
+  if (!(weight instanceof Tensor)) throw new TypeError(`${op}: weight must be a Tensor, got ${typeof weight}`);
+  if (!(weight.data instanceof Float32Array)) throw new TypeError(`${op}: weight must be a float32 tensor, got ${weight.dtype}`);
+  if (weight.ndim !== 2 || weight.shape[0] < 1 || weight.shape[1] < 1) throw shapeError(`${op}: weight`, weight.shape, "[V, E] with V, E >= 1");
+  const [v, e] = weight.shape;
+  const idx = indices.data;
+  const out = Tensor.zeros([...indices.shape, e]);
+  native.embeddingForward(out.data as Float32Array, weight.data, idx, v, e);
+  return record1("embedding", [indices, weight], out, (g) => {
+    const gw = Tensor.zeros(weight.shape);
+    native.embeddingBackward(gw.data as Float32Array, g.f32("embedding backward"), idx, v, e);
+    return [null, gw];
+  });
+}

@@ -1,0 +1,80 @@
+// Differentiable fused recurrences (ops layer): the whole sLSTM / LSTM sequence is ONE tape entry whose backward
+// is the native BPTT kernel (csrc/kernels/recurrent.h; XLSTM_SPEC §2, §3).
+import { record } from "../autograd";
+import { shapeError } from "../errors";
+import { native } from "../native";
+import { formatShape } from "../shape";
+import { Tensor } from "../tensor";
+
+export interface RecurrentOutput {
+  /** [B, S, H] the hidden output of every step */
+  y: Tensor;
+  /** [NS, B, H] the final state ((h, c, n, m) for sLSTM, (h, c) for LSTM); differentiable */
+  state: Tensor;
+  /** [NS, S, B, H] the state after every step (not differentiable) */
+  states: Tensor;
+}
+
+export interface SlstmOptions {
+  /** Return the exact ∂m_0 (the vanilla backend's autograd) instead of 0 (the reference CUDA convention). Default false. */
+  exactM0Grad?: boolean;
+}
+
+function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, ns: number) {
+  for (const [n, t] of [["x", x], ["R", R], ["bias", bias], ["state0", state0]] as const)
+    if (t && t.dtype !== "float32") throw new TypeError(`${what}: ${n} must be float32, got ${t.dtype}`);
+  if (R.ndim !== 3 || R.shape[2] !== 4 * R.shape[1]) throw shapeError(`${what}: R`, R.shape, "[NH, DH, 4*DH] (the cuda layout; convert vanilla kernels with slstmParamsToInternal)");
+  const [NH, DH] = R.shape;
+  const H = NH * DH;
+  if (x.ndim !== 3 || x.shape[2] !== 4 * H) throw shapeError(`${what}: x`, x.shape, `[B, S, 4*NH*DH] = [B, S, ${4 * H}]`);
+  const [B, S] = x.shape;
+  if (B < 1 || S < 1) throw new RangeError(`${what}: x has shape ${formatShape(x.shape)}; B and S must be at least 1`);
+  if (bias.ndim !== 1 || bias.shape[0] !== 4 * H) throw shapeError(`${what}: bias`, bias.shape, `[4*NH*DH] = [${4 * H}]`);
+  if (state0 && (state0.ndim !== 3 || state0.shape[0] !== ns || state0.shape[1] !== B || state0.shape[2] !== H))
+    throw shapeError(`${what}: state0`, state0.shape, `[${ns}, B, H] = [${ns}, ${B}, ${H}]`);
+  return { B, S, NH, DH, H };
+}
+
+function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, exact: boolean): RecurrentOutput {
+  const ns = kind === "slstm" ? 4 : 2;
+  const what = `ops.${kind}`;
+  const { B, S, NH, DH, H } = check(what, x, R, bias, state0, ns);
+  const y = new Float32Array(B * S * H), states = new Float32Array(ns * S * B * H), gates = new Float32Array(B * S * 4 * H);
+  const s0 = state0 ? state0.f32() : null;
+  (kind === "slstm" ? native.slstmForward : native.lstmForward)(y, states, gates, x.f32(), s0, R.f32(), bias.f32(), B, S, NH, DH);
+  // final state = states[:, S-1]
+  const fin = new Float32Array(ns * B * H);
+  for (let s = 0; s < ns; ++s) fin.set(states.subarray((s * S + S - 1) * B * H, (s * S + S) * B * H), s * B * H);
+  const out = { y: new Tensor(y, [B, S, H]), state: new Tensor(fin, [ns, B, H]), states: new Tensor(states, [ns, S, B, H]) };
+  record(kind, [x, R, bias, state0 ?? null], [out.y, out.state], ([gy, gstate]) => {
+    const dx = new Float32Array(B * S * 4 * H), dR = new Float32Array(NH * DH * 4 * DH), db = new Float32Array(4 * H);
+    const ds0 = state0 && state0.requiresGrad ? new Float32Array(ns * B * H) : null;
+    const dy = gy ? gy.f32() : new Float32Array(B * S * H);
+    const dfin = gstate ? gstate.f32() : null;
+    if (kind === "slstm") native.slstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, exact);
+    else native.lstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH);
+    return [new Tensor(dx, x.shape), new Tensor(dR, R.shape), new Tensor(db, bias.shape), ds0 ? new Tensor(ds0, [ns, B, H]) : null];
+  });
+  return out;
+}
+
+/**
+ * The sLSTM cell over a whole sequence (XLSTM_SPEC §2): stabilised exponential gating with normaliser n and
+ * stabiliser m, heads with block-diagonal recurrent weights.
+ * @param x [B, S, 4H] gate inputs, last axis (gate i,f,z,o; head; unit)
+ * @param R [NH, DH, 4DH] recurrent kernel in the cuda layout (see nn/slstm-layout.ts for conversions)
+ * @param bias [4H] in (gate, head, unit) order
+ * @param state0 [4, B, H] initial (h, c, n, m); omitted = zeros
+ * @throws TypeError for non-float32 tensors, RangeError for inconsistent shapes
+ */
+export function slstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null, options: SlstmOptions = {}): RecurrentOutput {
+  return run("slstm", x, R, bias, state0, !!options.exactM0Grad);
+}
+
+/**
+ * The classic LSTM cell over a whole sequence (XLSTM_SPEC §3), same layouts as `slstm` with a (h, c) state
+ * [2, B, H]. With NH = 1 it is torch.nn.LSTM's recurrence (R = weight_hhᵀ, bias = b_ih + b_hh).
+ */
+export function lstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null): RecurrentOutput {
+  return run("lstm", x, R, bias, state0, false);
+}

@@ -1,0 +1,259 @@
+// Layer 2 (kernels): the native gemm family (csrc/binding/gemm.cc, csrc/kernels/gemm*.cc, cuda/gemm.cu) against an
+// independent float64 JS reference: every transpose combination, sizes that leave edge tiles in M, N and K (and
+// cross the cache blocks), alpha/beta, beta = 0 over NaNs, batched with broadcast strides, every SIMD level and
+// 1 thread vs the default pool; argument errors; the async variant and the event loop; the CUDA twin's tiling
+// (host run of its index helpers) and, with a GPU, its results.
+import { strict as assert } from "assert";
+import { backends, Generator, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
+import type { SimdLevel } from "../lib";
+import { native } from "../lib/native";
+
+function randArray(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  new Generator(seed).fillNormal(a, 0, 1);
+  return a;
+}
+
+interface Case {
+  ta: boolean;
+  tb: boolean;
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  beta: number;
+}
+
+/** float64 reference of alpha op(A) op(B) + beta C, with a per-element error bound for float32 accumulation. */
+function reference(c: Case, A: Float32Array, B: Float32Array, C0: Float32Array): { value: Float64Array; tol: Float64Array } {
+  const { ta, tb, M, N, K, alpha, beta } = c;
+  const value = new Float64Array(M * N), tol = new Float64Array(M * N);
+  for (let i = 0; i < M; ++i)
+    for (let j = 0; j < N; ++j) {
+      let s = 0, mag = 0;
+      for (let p = 0; p < K; ++p) {
+        const a = ta ? A[p * M + i] : A[i * K + p];
+        const b = tb ? B[j * K + p] : B[p * N + j];
+        s += a * b;
+        mag += Math.abs(a * b);
+      }
+      const cOld = beta === 0 ? 0 : beta * C0[i * N + j];
+      value[i * N + j] = alpha * s + cOld;
+      // float32 rounding of K products and sums: well inside (K + 8) * 2^-23 * (|alpha| sum|ab| + |beta c|)
+      tol[i * N + j] = 2.4e-7 * (K + 8) * (Math.abs(alpha) * mag + Math.abs(cOld)) + 1e-6;
+    }
+  return { value, tol };
+}
+
+function assertWithin(got: Float32Array, ref: { value: Float64Array; tol: Float64Array }, what: string): void {
+  assert.equal(got.length, ref.value.length, `${what}: length`);
+  let worst = 0, at = -1;
+  for (let i = 0; i < got.length; ++i) {
+    const r = Math.abs(got[i] - ref.value[i]) / ref.tol[i];
+    if (!(r <= worst)) {
+      worst = r;
+      at = i;
+      if (Number.isNaN(r)) break;
+    }
+  }
+  assert.ok(worst <= 1, `${what}: worst error/tolerance ${worst.toFixed(2)} at ${at}: got ${got[at]}, expected ${ref.value[at]}`);
+}
+
+const levels: SimdLevel[] = ["scalar", "avx2", "avx512"];
+const best = backends().cpu.simdSupported;
+const supported = levels.slice(0, levels.indexOf(best) + 1);
+const cuda = backends().cuda;
+const itCompiledCuda = cuda.compiled ? it : (t: string, fn: () => void) => it.skip(`${t} [this binary was built without CUDA]`, fn);
+const itCuda = cuda.available ? it : (t: string, fn: () => void) => it.skip(`${t} [no CUDA device: ${cuda.reason}]`, fn);
+
+const variants: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
+const name = (ta: boolean, tb: boolean) => `${ta ? "t" : "n"}${tb ? "t" : "n"}`;
+
+describe("20 gemm", () => {
+  const defaultThreads = getNumThreads();
+  afterEach(() => {
+    setSimdLevel(best);
+    setNumThreads(0);
+  });
+
+  it("matches a float64 reference for every transpose, edge sizes, SIMD level and thread count", function () {
+    this.timeout(120000);
+    // small path (M*N*K <= 32k), edge tiles in M (14/6/4-row tiles) and N (32/16/8), K across the 256 block,
+    // more rows than one row block, N across two column blocks, K large enough to shrink the column block,
+    // and M too small for the row blocks to feed every thread (column groups)
+    const sizes: [number, number, number][] = [
+      [1, 1, 1], [7, 33, 5], [33, 7, 100], [100, 257, 33], [257, 100, 7], [15, 33, 257], [29, 65, 300],
+      [64, 64, 64], [600, 40, 300], [3, 4200, 300], [5, 500, 5000],
+    ];
+    const ab: [number, number][] = [[1, 0], [0.5, 1], [-1.5, 0.25]];
+    let k = 0;
+    for (const [M, N, K] of sizes)
+      for (const [ta, tb] of variants) {
+        const [alpha, beta] = ab[k++ % ab.length];
+        const c: Case = { ta, tb, M, N, K, alpha, beta };
+        const A = randArray(M * K, k), B = randArray(K * N, 1000 + k), C0 = randArray(M * N, 2000 + k);
+        const ref = reference(c, A, B, C0);
+        for (const level of supported) {
+          setSimdLevel(level);
+          const results: Float32Array[] = [];
+          for (const threads of [1, defaultThreads]) {
+            setNumThreads(threads);
+            const C = C0.slice();
+            native.gemm(ta, tb, M, N, K, alpha, A, B, beta, C);
+            assertWithin(C, ref, `${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta} ${level} threads=${threads}`);
+            results.push(C);
+          }
+          // the split over threads never changes an element's summation order
+          assert.deepEqual(results[0], results[1], `${M}x${N}x${K} ${name(ta, tb)} ${level}: 1 thread vs ${defaultThreads}`);
+        }
+      }
+  });
+
+  it("ignores NaNs in C when beta = 0, and skips A and B when alpha = 0 or K = 0", () => {
+    for (const level of supported) {
+      setSimdLevel(level);
+      for (const [M, N, K] of [[5, 6, 7], [40, 70, 50]]) {
+        for (const [ta, tb] of variants) {
+          const A = randArray(M * K, 1), B = randArray(K * N, 2);
+          const C = new Float32Array(M * N).fill(NaN);
+          native.gemm(ta, tb, M, N, K, 2, A, B, 0, C);
+          assertWithin(C, reference({ ta, tb, M, N, K, alpha: 2, beta: 0 }, A, B, C), `beta=0 over NaN ${M}x${N}x${K} ${name(ta, tb)} ${level}`);
+          // alpha = 0: C = beta C even when A holds NaN (BLAS semantics)
+          const An = A.slice().fill(NaN), C1 = randArray(M * N, 3), C2 = C1.slice();
+          native.gemm(ta, tb, M, N, K, 0, An, B, -2, C2);
+          C2.forEach((v, i) => assert.equal(v, -2 * C1[i], `alpha=0 element ${i}`));
+        }
+      }
+    }
+    const C = new Float32Array(6).fill(NaN);
+    native.gemm(false, false, 2, 3, 0, 1, new Float32Array(0), new Float32Array(0), 0, C);
+    assert.deepEqual(Array.from(C), [0, 0, 0, 0, 0, 0], "K = 0, beta = 0 gives zeros");
+    const D = Float32Array.from([1, 2, 3, 4]);
+    native.gemm(false, false, 2, 2, 0, 1, new Float32Array(0), new Float32Array(0), 3, D);
+    assert.deepEqual(Array.from(D), [3, 6, 9, 12], "K = 0 scales C by beta");
+  });
+
+  it("runs batched products with broadcast (stride 0) operands", () => {
+    const cases: [number, number, number, number][] = [[7, 5, 6, 7], [3, 70, 90, 80], [2, 200, 200, 110]];
+    for (const level of supported) {
+      setSimdLevel(level);
+      for (const [batch, M, N, K] of cases)
+        for (const [ta, tb] of variants)
+          for (const [bcA, bcB] of [[false, false], [true, false], [false, true]]) {
+            const sA = bcA ? 0 : M * K, sB = bcB ? 0 : K * N;
+            const A = randArray(bcA ? M * K : batch * M * K, 5), B = randArray(bcB ? K * N : batch * K * N, 6);
+            const C0 = randArray(batch * M * N, 7), C = C0.slice();
+            native.gemmBatched(ta, tb, batch, M, N, K, 0.75, A, sA, B, sB, 0.5, C, M * N);
+            for (let i = 0; i < batch; ++i) {
+              const ref = reference({ ta, tb, M, N, K, alpha: 0.75, beta: 0.5 }, A.subarray(i * sA, i * sA + M * K),
+                B.subarray(i * sB, i * sB + K * N), C0.subarray(i * M * N, (i + 1) * M * N));
+              assertWithin(C.subarray(i * M * N, (i + 1) * M * N), ref,
+                `batched ${batch}x${M}x${N}x${K} ${name(ta, tb)} strides ${sA}/${sB} entry ${i} ${level}`);
+            }
+          }
+    }
+    // a gap between C matrices (strideC > M*N) is left untouched; both operands broadcast
+    const C = new Float32Array(14).fill(-7);
+    native.gemmBatched(false, false, 2, 2, 3, 1, 1, Float32Array.from([1, 2]), 0, Float32Array.from([1, 1, 1]), 0, 0, C, 8);
+    assert.deepEqual(Array.from(C), [1, 1, 1, 2, 2, 2, -7, -7, 1, 1, 1, 2, 2, 2]);
+  });
+
+  it("rejects bad arguments with errors naming the argument", () => {
+    const a = new Float32Array(6), b = new Float32Array(12), c = new Float32Array(8);
+    const isRange = (re: RegExp) => (e: Error) => e instanceof RangeError && re.test(e.message);
+    const isType = (re: RegExp) => (e: Error) => e instanceof TypeError && re.test(e.message);
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, 1, new Float32Array(5), b, 0, c), isRange(/^gemm: a has 5 elements, expected M\*K \(M=2, K=3\) = 6/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, 1, a, new Float32Array(11), 0, c), isRange(/gemm: b has 11 elements, expected K\*N \(K=3, N=4\) = 12/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, 1, a, b, 0, new Float32Array(9)), isRange(/gemm: c has 9 elements, expected M\*N \(M=2, N=4\) = 8/));
+    assert.throws(() => native.gemm(false, false, -2, 4, 3, 1, a, b, 0, c), isRange(/gemm: M must be an integer/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 2.5, 1, a, b, 0, c), isRange(/gemm: K must be an integer/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, 1, a, new Float64Array(12) as never, 0, c), isType(/gemm: b must be a Float32Array, got Float64Array/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, 1, [0, 0, 0, 0, 0, 0] as never, b, 0, c), isType(/gemm: a must be a Float32Array, got Array/));
+    assert.throws(() => native.gemm(0 as never, false, 2, 4, 3, 1, a, b, 0, c), isType(/gemm: transA must be a boolean/));
+    assert.throws(() => native.gemm(false, false, 2, 4, 3, "1" as never, a, b, 0, c), isType(/gemm: alpha must be a number/));
+    assert.throws(() => (native.gemm as (...x: unknown[]) => void)(false, false, 2, 4, 3, 1, a, b, 0), isType(/gemm: expected 10 arguments, got 9/));
+    // c overlapping an input (same buffer)
+    const buf = new Float32Array(20);
+    assert.throws(() => native.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), buf.subarray(10, 14), 0, buf.subarray(2, 6)), isRange(/gemm: c overlaps a/));
+    assert.throws(() => native.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), buf.subarray(10, 14), 0, buf.subarray(12, 16)), isRange(/gemm: c overlaps b/));
+    // batched: every slice inside its array, C entries apart
+    assert.throws(() => native.gemmBatched(false, false, 3, 2, 4, 3, 1, new Float32Array(17), 6, new Float32Array(12), 0, 0, new Float32Array(24), 8),
+      isRange(/gemmBatched: a has 17 elements, but batch entry 2 needs \(batch-1\)\*strideA \+ M\*K = 18 \(batch=3, strideA=6, M=2, K=3\)/));
+    assert.throws(() => native.gemmBatched(false, false, 3, 2, 4, 3, 1, new Float32Array(6), 0, new Float32Array(12), 12, 0, new Float32Array(24), 8),
+      isRange(/gemmBatched: b has 12 elements, but batch entry 2 needs/));
+    assert.throws(() => native.gemmBatched(false, false, 3, 2, 4, 3, 1, new Float32Array(6), 0, new Float32Array(12), 0, 0, new Float32Array(24), 4),
+      isRange(/gemmBatched: strideC must be at least M\*N = 8/));
+    assert.throws(() => native.gemmBatched(false, false, 2, 2, 4, 3, 1, new Float32Array(6), -1, new Float32Array(12), 0, 0, new Float32Array(16), 8),
+      isRange(/gemmBatched: strideA must be an integer/));
+    assert.throws(() => native.gemmBatched(false, false, 2, 2, 4, 3, 1, new Float32Array(6), 0, new Int32Array(12) as never, 0, 0, new Float32Array(16), 8),
+      isType(/gemmBatched: b must be a Float32Array, got Int32Array/));
+    const big = new Float32Array(40);
+    assert.throws(() => native.gemmBatched(false, false, 2, 2, 2, 2, 1, big.subarray(0, 8), 4, big.subarray(30, 34), 0, 0, big.subarray(6, 14), 4),
+      isRange(/gemmBatched: c overlaps a/));
+    // async: argument errors are thrown synchronously
+    assert.throws(() => native.gemmAsync(false, false, 2, 4, 3, 1, new Float32Array(5), b, 0, c), isRange(/gemmAsync: a has 5 elements/));
+    // tile coverage of the CUDA kernel: counts must hold M*N int32 values
+    if (cuda.compiled)
+      assert.throws(() => native.cudaGemmTileCoverage(false, false, 3, 3, 1, new Int32Array(8)), isRange(/cudaGemmTileCoverage: counts has 8 elements, expected M\*N/));
+    if (!cuda.available)
+      assert.throws(() => native.cudaGemmHost(false, false, 2, 4, 3, 1, a, b, 0, c), (e: Error) => /cudaGemmHost: .*(without CUDA|CUDA|device)/i.test(e.message));
+  });
+
+  it("gemmAsync resolves with the synchronous result and leaves the event loop running", async function () {
+    this.timeout(60000);
+    const M = 1536, N = 1536, K = 1536;
+    const A = randArray(M * K, 11), B = randArray(K * N, 12);
+    const sync = new Float32Array(M * N);
+    native.gemm(false, true, M, N, K, 1, A, B, 0, sync);
+    const C = new Float32Array(M * N);
+    let ticks = 0, done = false;
+    const spin = () => {
+      if (done) return;
+      ticks++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const t0 = process.hrtime.bigint();
+    await native.gemmAsync(false, true, M, N, K, 1, A, B, 0, C);
+    done = true;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    assert.ok(ticks >= 3, `only ${ticks} event-loop ticks during a ${ms.toFixed(1)} ms async gemm`);
+    assert.deepEqual(C, sync, "async and sync results are identical");
+    // spot-check a few elements against float64 dot products
+    for (const [i, j] of [[0, 0], [1535, 1535], [700, 3], [5, 1200]]) {
+      let s = 0;
+      for (let p = 0; p < K; ++p) s += A[i * K + p] * B[j * K + p];
+      assert.ok(Math.abs(C[i * N + j] - s) <= 1e-4 * Math.sqrt(K) * 4, `C[${i}, ${j}] = ${C[i * N + j]}, expected ${s}`);
+    }
+    await assert.rejects(
+      async () => native.gemmAsync(false, false, 2, 4, 3, 1, new Float32Array(6), new Float32Array(12), 0, new Float32Array(7)),
+      (e: Error) => e instanceof RangeError && /gemmAsync: c has 7 elements/.test(e.message),
+    );
+  });
+
+  itCompiledCuda("CUDA kernel tiling covers every C element once and stages every shared slot once", () => {
+    for (const [M, N, K] of [[1, 1, 1], [64, 64, 16], [65, 130, 17], [200, 3, 40], [3, 257, 5]])
+      for (const [ta, tb] of variants) {
+        const counts = new Int32Array(M * N).fill(-1);
+        const bad = native.cudaGemmTileCoverage(ta, tb, M, N, K, counts);
+        assert.equal(bad, 0, `${M}x${N}x${K} ${name(ta, tb)}: shared-memory slots not loaded exactly once`);
+        const wrong = counts.findIndex((v) => v !== 1);
+        assert.equal(wrong, -1, `${M}x${N}x${K} ${name(ta, tb)}: C element ${wrong} written ${counts[wrong]} times`);
+      }
+  });
+
+  itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN)", () => {
+    for (const [M, N, K] of [[1, 1, 1], [7, 33, 5], [65, 130, 17], [100, 257, 33], [257, 64, 300]])
+      for (const [ta, tb] of variants)
+        for (const [alpha, beta] of [[1, 0], [-0.5, 1.5]]) {
+          const A = randArray(M * K, 21), B = randArray(K * N, 22), C0 = randArray(M * N, 23);
+          if (beta === 0) C0.fill(NaN);
+          const ref = reference({ ta, tb, M, N, K, alpha, beta }, A, B, C0);
+          const gpu = C0.slice(), cpu = C0.slice();
+          native.cudaGemmHost(ta, tb, M, N, K, alpha, A, B, beta, gpu);
+          native.gemm(ta, tb, M, N, K, alpha, A, B, beta, cpu);
+          assertWithin(gpu, ref, `cuda ${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta}`);
+          assertWithin(cpu, ref, `cpu ${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta}`);
+        }
+  });
+});

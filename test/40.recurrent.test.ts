@@ -1,0 +1,296 @@
+// Layer 4: the fused sLSTM / LSTM recurrences. Parity with the reference's cell fixtures (every fixture whose
+// config_class is sLSTMCellConfig, in both parameter layouts), sequence splitting, float64 gradient checks
+// against an independent implementation of XLSTM_SPEC §2-§3, async variants and bad input.
+import { strict as assert } from "assert";
+import { Generator, kernels, ops, Tensor, kernelCudaToVanilla, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends } from "../lib";
+import { readSafetensors } from "../lib/io/safetensors";
+import { describeFixtures, fixturePath, FixtureEntry, FixtureTensor } from "./support/fixtures";
+import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
+
+// ---- float64 reference of XLSTM_SPEC §2.3 / §3 (x [B,S,4H], R internal [NH,DH,4DH], bias [4H], state0 [NS,B,H])
+function recurrence64(kind: "slstm" | "lstm", x: Float64Array, R: Float64Array, bias: Float64Array, state0: Float64Array | null, B: number, S: number, NH: number, DH: number) {
+  const H = NH * DH, G = 4 * DH, ns = kind === "slstm" ? 4 : 2;
+  const st = Array.from({ length: ns }, (_, s) => Float64Array.from({ length: B * H }, (_, i) => (state0 ? state0[s * B * H + i] : 0)));
+  const y = new Float64Array(B * S * H);
+  const fin = new Float64Array(ns * B * H);
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const logsig = (v: number) => Math.min(v, 0) - Math.log1p(Math.exp(-Math.abs(v)));
+  for (let t = 0; t < S; ++t) {
+    const next = st.map((a) => a.slice());
+    for (let b = 0; b < B; ++b)
+      for (let h = 0; h < NH; ++h)
+        for (let k = 0; k < DH; ++k) {
+          const p = [0, 1, 2, 3].map((g) => {
+            let r = 0;
+            for (let j = 0; j < DH; ++j) r += st[0][b * H + h * DH + j] * R[(h * DH + j) * G + g * DH + k];
+            return x[(b * S + t) * 4 * H + g * H + h * DH + k] + r + bias[g * H + h * DH + k];
+          });
+          const i = b * H + h * DH + k;
+          if (kind === "slstm") {
+            const c0 = st[1][i], n0 = st[2][i], m0 = st[3][i];
+            const lf = logsig(p[1]) + m0;
+            const m = n0 === 0 ? p[0] : Math.max(p[0], lf);
+            const ig = Math.min(1, Math.exp(p[0] - m)), fg = Math.min(1, Math.exp(lf - m));
+            const c = fg * c0 + ig * Math.tanh(p[2]), n = fg * n0 + ig;
+            next[0][i] = sig(p[3]) * c / n;
+            next[1][i] = c;
+            next[2][i] = n;
+            next[3][i] = m;
+          } else {
+            const c = sig(p[1]) * st[1][i] + sig(p[0]) * Math.tanh(p[2]);
+            next[0][i] = sig(p[3]) * Math.tanh(c);
+            next[1][i] = c;
+          }
+          y[(b * S + t) * H + h * DH + k] = next[0][i];
+        }
+    for (let s = 0; s < ns; ++s) st[s].set(next[s]);
+  }
+  for (let s = 0; s < ns; ++s) fin.set(st[s], s * B * H);
+  return { y, fin };
+}
+
+// ---- fixture parity
+function tol(f: FixtureEntry, t: FixtureTensor) {
+  const byRole = (f.tolerance?.[t.role] ?? {}) as { rtol?: number; atol?: number };
+  return { rtol: t.rtol ?? byRole.rtol ?? 1e-4, atol: t.atol ?? byRole.atol ?? 1e-6 };
+}
+
+/** [B, S, H] -> [B, NH, S, DH] (the reference's "BNSH" output layout). */
+function toBNSH(y: Float32Array, B: number, S: number, NH: number, DH: number): Float32Array {
+  const out = new Float32Array(y.length);
+  for (let b = 0; b < B; ++b) for (let t = 0; t < S; ++t) for (let h = 0; h < NH; ++h) for (let d = 0; d < DH; ++d) out[((b * NH + h) * S + t) * DH + d] = y[(b * S + t) * NH * DH + h * DH + d];
+  return out;
+}
+function fromBNSH(g: Float32Array, B: number, S: number, NH: number, DH: number): Float32Array {
+  const out = new Float32Array(g.length);
+  for (let b = 0; b < B; ++b) for (let t = 0; t < S; ++t) for (let h = 0; h < NH; ++h) for (let d = 0; d < DH; ++d) out[(b * S + t) * NH * DH + h * DH + d] = g[((b * NH + h) * S + t) * DH + d];
+  return out;
+}
+
+describeFixtures("40 recurrent fixtures", (manifest) => {
+  const cells = manifest.fixtures.filter((f) => f.config_class === "sLSTMCellConfig");
+  it("the manifest has sLSTM/LSTM cell fixtures", () => assert.ok(cells.length > 0));
+  for (const f of cells) {
+    for (const layout of ["stored", "cuda"] as const) {
+      it(`${f.name} (${layout} parameter layout)`, () => {
+        const cfg = f.config as { function: string; num_heads: number };
+        const kind = cfg.function === "lstm" ? "lstm" : "slstm";
+        const { tensors } = readSafetensors(fixturePath(f));
+        const get = (n: string) => {
+          const t = tensors.get(n);
+          assert.ok(t, `${f.name}: tensor ${n} missing`);
+          return t!;
+        };
+        const kernelKey = f.tensors.find((t) => t.role === "param" && t.name.endsWith("_recurrent_kernel_"))!.name;
+        const biasKey = f.tensors.find((t) => t.role === "param" && t.name.endsWith("_bias_"))!.name;
+        const NH = cfg.num_heads;
+        const src = layout === "stored" ? { k: get(kernelKey), b: get(biasKey) } : { k: get(`aux:cuda_layout.${kernelKey}`), b: get(`aux:cuda_layout.${biasKey}`) };
+        const p = slstmParamsToInternal(src.k, src.b, NH);
+        assert.equal(p.layout, layout === "stored" ? detectSlstmLayout(get(kernelKey).shape) : "cuda");
+        const x = get("input:x").clone().requiresGrad_();
+        const R = p.kernel.requiresGrad_(), bias = p.bias.requiresGrad_();
+        const hasState = tensors.has("input:state0");
+        const state0 = hasState ? get("input:state0").clone().requiresGrad_() : null;
+        const [B, S] = x.shape;
+        const DH = R.shape[1];
+        const out = kind === "slstm" ? ops.slstm(x, R, bias, state0, { exactM0Grad: true }) : ops.lstm(x, R, bias, state0);
+
+        const results: string[] = [];
+        const check = (name: string, actual: Float32Array) => {
+          const spec = f.tensors.find((t) => t.name === name);
+          if (!spec) return;
+          const { rtol, atol } = tol(f, spec);
+          const { ratio, index } = worstRatio(actual, get(name).f32(), rtol, atol);
+          results.push(`${name} ${ratio.toFixed(3)}`);
+          assert.ok(ratio <= 1, `${f.name}: ${name} worst error/tolerance ${ratio.toFixed(3)} at ${index}: got ${actual[index]}, expected ${get(name).f32()[index]}`);
+        };
+        check("output:y", toBNSH(out.y.f32(), B, S, NH, DH));
+        check("state:final", out.state.f32());
+        check("state:per_step", out.states.f32());
+        const G = get("input:G");
+        out.y.backward(new Tensor(fromBNSH(G.f32(), B, S, NH, DH), out.y.shape));
+        check("grad:x", x.grad!.f32());
+        check(`grad:${kernelKey}`, detectSlstmLayout(get(kernelKey).shape) === "vanilla" ? kernelCudaToVanilla(R.grad!.f32(), NH, DH) : R.grad!.f32());
+        check(`grad:${biasKey}`, bias.grad!.f32());
+        if (state0) check("grad:state0", state0.grad!.f32());
+        assert.ok(results.length >= 5, `checked ${results.join(", ")}`);
+      });
+    }
+  }
+});
+
+describe("40 recurrent kernels", () => {
+  const sizes = { B: 3, S: 5, NH: 2, DH: 3 };
+  const H = sizes.NH * sizes.DH;
+  const g = new Generator(5);
+  const make = (shape: number[], scale = 1) => Tensor.randn(shape, { generator: g, std: scale });
+
+  for (const kind of ["slstm", "lstm"] as const) {
+    const ns = kind === "slstm" ? 4 : 2;
+    it(`${kind}: forward matches a float64 evaluation at every SIMD level`, () => {
+      const x = make([sizes.B, sizes.S, 4 * H]), R = make([sizes.NH, sizes.DH, 4 * sizes.DH], 0.5), bias = make([4 * H]);
+      const s0 = make([ns, sizes.B, H]);
+      if (kind === "slstm") for (let i = 2 * sizes.B * H; i < 3 * sizes.B * H; ++i) s0.f32()[i] = 1 + Math.abs(s0.f32()[i]); // n > 0
+      const ref = recurrence64(kind, Float64Array.from(x.f32()), Float64Array.from(R.f32()), Float64Array.from(bias.f32()), Float64Array.from(s0.f32()), sizes.B, sizes.S, sizes.NH, sizes.DH);
+      for (const level of ["scalar", "avx2", "avx512"] as const) {
+        setSimdLevel(level);
+        const out = (kind === "slstm" ? ops.slstm : ops.lstm)(x, R, bias, s0);
+        const r1 = worstRatio(out.y.f32(), ref.y, 1e-5, 1e-6), r2 = worstRatio(out.state.f32(), ref.fin, 1e-5, 1e-6);
+        assert.ok(r1.ratio <= 1 && r2.ratio <= 1, `${level}: y ratio ${r1.ratio}, state ratio ${r2.ratio}`);
+      }
+      setSimdLevel(backends().cpu.simdSupported);
+    });
+
+    it(`${kind}: gradients match float64 finite differences (x, R, bias, state0; y and final state)`, () => {
+      const d = { B: 2, S: 4, NH: 2, DH: 2 };
+      const h = d.NH * d.DH;
+      const s0 = randnGrad([ns, d.B, h], 11);
+      if (kind === "slstm") {
+        const a = s0.f32();
+        for (let i = 2 * d.B * h; i < 3 * d.B * h; ++i) a[i] = 1 + Math.abs(a[i]);
+      }
+      gradCheck({
+        name: kind,
+        op: ([x, R, bias, st]) => {
+          // exact ∂m_0 (vanilla semantics) so that the gradient of state0 is the true one
+          const o = kind === "slstm" ? ops.slstm(x, R, bias, st, { exactM0Grad: true }) : ops.lstm(x, R, bias, st);
+          // y and the final h (and c for the LSTM). The sLSTM's returned c, n, m depend on the stabiliser choice,
+          // which the reference convention treats as constant: only m-invariant outputs have exact gradients.
+          const fin = o.state.slice(0, 0, kind === "slstm" ? 1 : 2);
+          return ops.cat([o.y.reshape(-1), fin.reshape(-1)]);
+        },
+        ref64: ([x, R, bias, st]) => {
+          const r = recurrence64(kind, x, R, bias, st, d.B, d.S, d.NH, d.DH);
+          const fin = r.fin.subarray(0, (kind === "slstm" ? 1 : 2) * d.B * h);
+          const out = new Float64Array(r.y.length + fin.length);
+          out.set(r.y);
+          out.set(fin, r.y.length);
+          return out;
+        },
+        inputs: [randnGrad([d.B, d.S, 4 * h], 12), randnGrad([d.NH, d.DH, 4 * d.DH], 13, 0.5), randnGrad([4 * h], 14), s0],
+        rtol: 1e-3,
+        atol: 1e-4,
+      });
+    });
+
+    it(`${kind}: splitting the sequence and passing the state gives the same outputs and gradients`, () => {
+      const d = { B: 2, S: 9, NH: 2, DH: 4 };
+      const h = d.NH * d.DH;
+      const x = make([d.B, d.S, 4 * h]), R = make([d.NH, d.DH, 4 * d.DH], 0.3), bias = make([4 * h]);
+      const G = make([d.B, d.S, h]);
+      const run = (pieces: number[]) => {
+        const xs = x.clone().requiresGrad_(), Rs = R.clone().requiresGrad_(), bs = bias.clone().requiresGrad_();
+        let state: Tensor | null = null;
+        const ys: Tensor[] = [];
+        let t0 = 0;
+        for (const len of pieces) {
+          const o = (kind === "slstm" ? ops.slstm : ops.lstm)(xs.slice(1, t0, t0 + len), Rs, bs, state);
+          ys.push(o.y);
+          state = o.state;
+          t0 += len;
+        }
+        const y = ops.cat(ys, 1);
+        y.backward(G);
+        return { y: y.f32(), gx: xs.grad!.f32(), gR: Rs.grad!.f32(), gb: bs.grad!.f32() };
+      };
+      const whole = run([d.S]), split = run([4, 1, 4]);
+      for (const k of ["y", "gx", "gR", "gb"] as const) {
+        const r = worstRatio(split[k], whole[k], 1e-5, 1e-6);
+        assert.ok(r.ratio <= 1, `${k}: ratio ${r.ratio} at ${r.index}`);
+      }
+    });
+  }
+
+  it("slstm: ∂m_0 is 0 by default (reference CUDA convention), the rest of ∂state0 unchanged", () => {
+    const d = { B: 2, S: 3, NH: 1, DH: 4 };
+    const h = d.NH * d.DH;
+    const x = make([d.B, d.S, 4 * h]), R = make([d.NH, d.DH, 4 * d.DH], 0.5), bias = make([4 * h]);
+    const s0 = make([4, d.B, h]);
+    for (let i = 2 * d.B * h; i < 3 * d.B * h; ++i) s0.f32()[i] = 1 + Math.abs(s0.f32()[i]);
+    const grads = (exact: boolean) => {
+      const st = s0.clone().requiresGrad_();
+      ops.slstm(x, R, bias, st, { exactM0Grad: exact }).y.backward(Tensor.ones([d.B, d.S, h]));
+      return st.grad!.f32();
+    };
+    const cudaConv = grads(false), exact = grads(true);
+    const n = d.B * h;
+    assert.ok(cudaConv.subarray(3 * n).every((v) => v === 0));
+    assert.ok(exact.subarray(3 * n).some((v) => v !== 0));
+    assert.deepEqual(Array.from(cudaConv.subarray(0, 3 * n)), Array.from(exact.subarray(0, 3 * n)));
+  });
+
+  it("converts between the vanilla and cuda sLSTM layouts both ways", () => {
+    const NH = 2, DH = 3;
+    const k = make([NH, 4 * DH, DH]), b = make([4 * NH * DH]);
+    const internal = slstmParamsToInternal(k, b, NH);
+    assert.equal(internal.layout, "vanilla");
+    // element [h, g*DH + kk, j] of vanilla == element [h, j, g*DH + kk] of internal
+    assert.equal(internal.kernel.f32()[(1 * DH + 2) * 4 * DH + 2 * DH + 1], k.f32()[(1 * 4 * DH + 2 * DH + 1) * DH + 2]);
+    const cuda = slstmParamsFromInternal(internal.kernel, internal.bias, "cuda");
+    const back = slstmParamsToInternal(cuda.kernel, cuda.bias, NH);
+    assert.equal(back.layout, "cuda");
+    assert.deepEqual(Array.from(back.kernel.f32()), Array.from(internal.kernel.f32()));
+    assert.deepEqual(Array.from(back.bias.f32()), Array.from(b.f32()));
+    const van = slstmParamsFromInternal(back.kernel, back.bias, "vanilla");
+    assert.deepEqual(Array.from(van.kernel.f32()), Array.from(k.f32()));
+    assert.throws(() => detectSlstmLayout([2, 5, 3]), /expected \[NH, 4\*DH, DH\]/);
+  });
+
+  it("low-level kernels: sync and async agree", async () => {
+    const d = { B: 4, S: 64, NH: 4, DH: 16 };
+    const h = d.NH * d.DH;
+    const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, 4 * d.DH], 0.1).f32(), bias = make([4 * h]).f32();
+    const dy = make([d.B, d.S, h]).f32();
+    const sync = kernels.slstmForward({ x, R, bias, ...d });
+    const asyncRes = await kernels.slstmForwardAsync({ x, R, bias, ...d });
+    assert.deepEqual(asyncRes.y, sync.y);
+    const bwSync = kernels.slstmBackward({ ...sync, R, dy, ...d });
+    const bwAsync = await kernels.slstmBackwardAsync({ ...asyncRes, R, dy, ...d });
+    assert.deepEqual(bwAsync.dR, bwSync.dR);
+    assert.deepEqual(bwAsync.dx, bwSync.dx);
+    const l = kernels.lstmForward({ x, R, bias, ...d });
+    const la = await kernels.lstmForwardAsync({ x, R, bias, ...d });
+    assert.deepEqual(la.y, l.y);
+    const lb = kernels.lstmBackward({ ...l, R, dy, ...d });
+    const lba = await kernels.lstmBackwardAsync({ ...la, R, dy, ...d });
+    assert.deepEqual(lba.dx, lb.dx);
+  });
+
+  it("low-level kernels: an async call leaves the event loop free while it runs", async () => {
+    const d = { B: 8, S: 1024, NH: 4, DH: 64 };
+    const h = d.NH * d.DH;
+    const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, 4 * d.DH], 0.05).f32(), bias = make([4 * h]).f32();
+    let ticks = 0;
+    let done = false;
+    const tick = () => {
+      ticks++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const t0 = Date.now();
+    await kernels.slstmForwardAsync({ x, R, bias, ...d });
+    done = true;
+    const ms = Date.now() - t0;
+    // A blocked loop would give one tick at most; a free one ticks continuously while the kernel runs.
+    assert.ok(ticks > 10, `only ${ticks} event-loop ticks during a ${ms} ms async forward`);
+  });
+
+  it("rejects bad shapes, dtypes, state sizes and aliased buffers with named errors", () => {
+    const d = { B: 2, S: 3, NH: 2, DH: 2 };
+    const h = d.NH * d.DH;
+    const x = make([d.B, d.S, 4 * h]), R = make([d.NH, d.DH, 4 * d.DH]), bias = make([4 * h]);
+    assert.throws(() => ops.slstm(make([d.B, d.S, 4 * h + 1]), R, bias), (e: Error) => e instanceof RangeError && /ops\.slstm: x has shape \[2, 3, 17\]/.test(e.message));
+    assert.throws(() => ops.slstm(x, make([2, 4, 2]), bias), (e: Error) => e instanceof RangeError && /R has shape/.test(e.message));
+    assert.throws(() => ops.lstm(x, R, make([3])), /bias has shape \[3\]/);
+    assert.throws(() => ops.slstm(x, R, bias, make([2, d.B, h])), /state0 has shape \[2, 2, 4\], expected \[4, B, H\]/);
+    assert.throws(() => ops.lstm(x.to("int32"), R, bias), TypeError);
+    const y = new Float32Array(d.B * d.S * h), states = new Float32Array(4 * d.S * d.B * h), gates = new Float32Array(d.B * d.S * 4 * h);
+    const { native } = require("../lib/native") as typeof import("../lib/native");
+    assert.throws(() => native.slstmForward(y, states, gates, x.f32().subarray(1), null, R.f32(), bias.f32(), d.B, d.S, d.NH, d.DH), (e: Error) => e instanceof RangeError && /x has 95 elements, expected B\*S\*4\*NH\*DH/.test(e.message));
+    assert.throws(() => native.slstmForward(y, states, x.f32(), x.f32(), null, R.f32(), bias.f32(), d.B, d.S, d.NH, d.DH), /gates overlaps x/);
+    const states2 = new Float32Array(2 * d.S * d.B * h);
+    assert.throws(() => native.lstmForward(y, states2, gates, x.f32(), null, R.f32(), bias.f32(), d.B, d.S, d.NH, 0), /DH must be an integer in \[1/);
+    assert.throws(() => native.lstmForward(y, states, gates, x.f32(), null, R.f32(), bias.f32(), d.B, d.S, d.NH, d.DH), /states has 96 elements, expected NS\*S\*B\*NH\*DH/);
+    assert.throws(() => native.lstmForward(y, states2, gates, [] as unknown as Float32Array, null, R.f32(), bias.f32(), d.B, d.S, d.NH, d.DH), (e: Error) => e instanceof TypeError && /x must be a Float32Array, got Array/.test(e.message));
+  });
+});
