@@ -111,8 +111,7 @@ export function reduceToShape(grad: Tensor, shape: Shape, what = "gradient"): Te
 function addInto(a: Tensor, b: Tensor): Tensor {
   // Fresh tensor: gradients handed to hooks or stored in .grad must not alias each other.
   const out = TensorClass().zeros(a.shape);
-  const o = out.data as Float32Array, x = a.f32(), y = b.f32();
-  for (let i = 0; i < o.length; ++i) o[i] = x[i] + y[i];
+  native.binary("add", a.f32(), a.shape, b.f32(), b.shape, out.data as Float32Array);
   return out;
 }
 

@@ -11,14 +11,24 @@ type BinaryOp = Parameters<typeof native.binary>[0];
 type ReduceOp = Parameters<typeof native.reduce>[0];
 
 const LEVELS = ["scalar", "avx2", "avx512"] as const;
-const best = backends().cpu.simdSupported;
-
-/** Runs fn at every SIMD level (capped at what this CPU supports), restoring the best level afterwards. */
+/** Runs fn at every SIMD level (capped at what this CPU supports), restoring the level in use afterwards. */
 function atEveryLevel(fn: (level: string) => void): void {
+  const before = backends().cpu.simd;
   try {
     for (const l of LEVELS) fn(setSimdLevel(l));
   } finally {
-    setSimdLevel(best);
+    setSimdLevel(before);
+  }
+}
+
+/** Runs fn with a single-thread pool, then restores the previous thread count. */
+function singleThreaded(fn: () => void): void {
+  const before = getNumThreads();
+  setNumThreads(1);
+  try {
+    fn();
+  } finally {
+    setNumThreads(before);
   }
 }
 
@@ -200,16 +210,9 @@ describe("20 elementwise kernels: unary", () => {
   it("gives identical bits for 1 thread and the default pool, and works in place", () => {
     const n = 50001;
     const x = unaryInputs(n, 5, "tanh");
-    const threads = getNumThreads();
     for (const op of ["tanh", "gelu", "softplus", "affine"] as UnaryOp[]) {
       const a = new Float32Array(n), b = new Float32Array(n);
-      setNumThreads(1);
-      try {
-        native.unary(op, x, a, 2, 1);
-      } finally {
-        setNumThreads(0);
-      }
-      assert.equal(getNumThreads(), threads);
+      singleThreaded(() => native.unary(op, x, a, 2, 1));
       native.unary(op, x, b, 2, 1);
       assert.deepEqual(b, a, `${op}: threads change the result`);
       const inplace = x.slice();
@@ -319,12 +322,7 @@ describe("20 elementwise kernels: binary with broadcasting", () => {
     const as = [40, 1001], bs = [1001];
     const a = randn(numel(as), 1), b = randn(numel(bs), 2);
     const one = new Float32Array(a.length), many = new Float32Array(a.length);
-    setNumThreads(1);
-    try {
-      native.binary("div", a, as, b, bs, one);
-    } finally {
-      setNumThreads(0);
-    }
+    singleThreaded(() => native.binary("div", a, as, b, bs, one));
     native.binary("div", a, as, b, bs, many);
     assert.deepEqual(many, one);
     const inplace = a.slice();
@@ -431,12 +429,7 @@ describe("20 reduction kernels", () => {
     for (const [shape, axes] of [[[64, 3001], [0]], [[64, 3001], [1]], [[64 * 3001], [0]]] as [number[], number[]][]) {
       const outN = numel(shape.filter((_, d) => !axes.includes(d)));
       const one = new Float32Array(outN), many = new Float32Array(outN);
-      setNumThreads(1);
-      try {
-        native.reduce("sum", y, shape, axes, one);
-      } finally {
-        setNumThreads(0);
-      }
+      singleThreaded(() => native.reduce("sum", y, shape, axes, one));
       native.reduce("sum", y, shape, axes, many);
       assert.deepEqual(many, one, `[${shape}] axes [${axes}]`);
     }

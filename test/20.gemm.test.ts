@@ -78,12 +78,14 @@ describe("20 gemm", () => {
 
   it("matches a float64 reference for every transpose, edge sizes, SIMD level and thread count", function () {
     this.timeout(120000);
-    // small path (M*N*K <= 32k), edge tiles in M (14/6/4-row tiles) and N (32/16/8), K across the 256 block,
-    // more rows than one row block, N across two column blocks, K large enough to shrink the column block,
-    // and M too small for the row blocks to feed every thread (column groups)
+    // direct loop (M*N*K <= 512); matrix-vector paths (M or N = 1; the last two large enough to be threaded);
+    // packed path with edge tiles in M (14/6/4-row tiles) and N (32/16/8) and K across the 256 block; threaded
+    // packed path (>= 20 MFLOP) with several row blocks, with column groups (M too small to feed every thread),
+    // with N across two column blocks, and with K large enough to shrink the column block
     const sizes: [number, number, number][] = [
-      [1, 1, 1], [7, 33, 5], [33, 7, 100], [100, 257, 33], [257, 100, 7], [15, 33, 257], [29, 65, 300],
-      [64, 64, 64], [600, 40, 300], [3, 4200, 300], [5, 500, 5000],
+      [1, 1, 1], [4, 5, 6], [8, 8, 8], [1, 37, 3], [29, 1, 70], [1, 1, 700], [1, 2048, 1100], [1100, 1, 2048],
+      [7, 33, 5], [33, 7, 100], [100, 257, 33], [257, 100, 7], [15, 33, 257], [29, 65, 300], [64, 64, 64],
+      [600, 64, 300], [5, 4200, 600], [5, 500, 5000],
     ];
     const ab: [number, number][] = [[1, 0], [0.5, 1], [-1.5, 0.25]];
     let k = 0;
@@ -133,25 +135,27 @@ describe("20 gemm", () => {
     assert.deepEqual(Array.from(D), [3, 6, 9, 12], "K = 0 scales C by beta");
   });
 
-  it("runs batched products with broadcast (stride 0) operands", () => {
-    const cases: [number, number, number, number][] = [[7, 5, 6, 7], [3, 70, 90, 80], [2, 200, 200, 110]];
-    for (const level of supported) {
-      setSimdLevel(level);
-      for (const [batch, M, N, K] of cases)
-        for (const [ta, tb] of variants)
-          for (const [bcA, bcB] of [[false, false], [true, false], [false, true]]) {
-            const sA = bcA ? 0 : M * K, sB = bcB ? 0 : K * N;
-            const A = randArray(bcA ? M * K : batch * M * K, 5), B = randArray(bcB ? K * N : batch * K * N, 6);
-            const C0 = randArray(batch * M * N, 7), C = C0.slice();
+  it("runs batched products with broadcast (stride 0) operands", function () {
+    this.timeout(120000);
+    // tiny products (sequential), small ones spread over the threads (>= 20 MFLOP in all), large ones in sequence
+    const cases: [number, number, number, number][] = [[7, 5, 6, 7], [4, 100, 128, 200], [2, 200, 200, 110], [2, 300, 200, 200]];
+    for (const [batch, M, N, K] of cases)
+      for (const [ta, tb] of variants)
+        for (const [bcA, bcB] of [[false, false], [true, false], [false, true]]) {
+          const sA = bcA ? 0 : M * K, sB = bcB ? 0 : K * N;
+          const A = randArray(bcA ? M * K : batch * M * K, 5), B = randArray(bcB ? K * N : batch * K * N, 6);
+          const C0 = randArray(batch * M * N, 7);
+          const refs = Array.from({ length: batch }, (_, i) =>
+            reference({ ta, tb, M, N, K, alpha: 0.75, beta: 0.5 }, A.subarray(i * sA, i * sA + M * K),
+              B.subarray(i * sB, i * sB + K * N), C0.subarray(i * M * N, (i + 1) * M * N)));
+          for (const level of supported) {
+            setSimdLevel(level);
+            const C = C0.slice();
             native.gemmBatched(ta, tb, batch, M, N, K, 0.75, A, sA, B, sB, 0.5, C, M * N);
-            for (let i = 0; i < batch; ++i) {
-              const ref = reference({ ta, tb, M, N, K, alpha: 0.75, beta: 0.5 }, A.subarray(i * sA, i * sA + M * K),
-                B.subarray(i * sB, i * sB + K * N), C0.subarray(i * M * N, (i + 1) * M * N));
-              assertWithin(C.subarray(i * M * N, (i + 1) * M * N), ref,
-                `batched ${batch}x${M}x${N}x${K} ${name(ta, tb)} strides ${sA}/${sB} entry ${i} ${level}`);
-            }
+            refs.forEach((ref, i) => assertWithin(C.subarray(i * M * N, (i + 1) * M * N), ref,
+              `batched ${batch}x${M}x${N}x${K} ${name(ta, tb)} strides ${sA}/${sB} entry ${i} ${level}`));
           }
-    }
+        }
     // a gap between C matrices (strideC > M*N) is left untouched; both operands broadcast
     const C = new Float32Array(14).fill(-7);
     native.gemmBatched(false, false, 2, 2, 3, 1, 1, Float32Array.from([1, 2]), 0, Float32Array.from([1, 1, 1]), 0, 0, C, 8);

@@ -129,7 +129,7 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
-// Direct loops for small products: no packing, no threads.
+// Direct loops for tiny products: no packing, no threads.
 void gemm_small(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i) {
@@ -176,12 +176,19 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
   // Column blocks: the packed op(B)[0:K, jc:jc+nc] (all KC blocks) stays within the budget.
   int64_t nc = std::min<int64_t>(isa.nc, std::max<int64_t>(NR, kBPackBudget / K / NR * NR));
   nc = std::min(nc, round_up(N, NR));
-  // Row blocks: at most MC rows and a multiple of MR. With threads, about 4 units per thread (blocks of at least
-  // 4*MR rows) so that a worker that wakes late (tens of us on a VM) still takes its share; a multiple of T blocks.
+  // Row blocks: the S = ceil(M/MR) row slivers dealt out evenly (block sizes differ by at most one sliver), at most
+  // MC rows each. With threads, a multiple of T blocks, up to 4 per thread while blocks keep >= 4 slivers, so that
+  // a worker that wakes late (tens of us on a VM) still gets its share.
+  const int64_t S = ceil_div(M, MR);
   int64_t nb = ceil_div(M, isa.mc);
-  if (T > 1) nb = round_up(std::max(nb, std::min<int64_t>(4 * T, ceil_div(M, 4 * MR))), T);
-  const int64_t mc = round_up(ceil_div(M, nb), MR);
-  nb = ceil_div(M, mc);
+  if (T > 1) nb = round_up(std::max(nb, std::min<int64_t>(4 * T, S / 4)), T);
+  nb = std::min(nb, S);
+  const int64_t mc = ceil_div(S, nb) * MR;  // rows of the largest block
+  auto block_rows = [&](int64_t ib, int64_t* i0, int64_t* m) {
+    const int64_t s0 = S * ib / nb, s1 = S * (ib + 1) / nb;
+    *i0 = s0 * MR;
+    *m = std::min(M, s1 * MR) - *i0;
+  };
   const int64_t npc = ceil_div(K, KC);
 
   float* Bp = t_b_buffer.get(static_cast<size_t>(K * nc));
@@ -222,10 +229,11 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
       ensure_b_packed();
       for (int64_t u = lo; u < hi; ++u) {
         const int64_t ib = u / ng, g = u % ng;
-        const int64_t i0 = ib * mc, m = std::min(mc, M - i0);
+        int64_t i0, m;
+        block_rows(ib, &i0, &m);
         const int64_t s0 = slivers * g / ng, s1 = slivers * (g + 1) / ng;
         const int64_t j0 = s0 * NR, n = std::min(ncur, s1 * NR) - j0;
-        float* Ap = t_a_buffer.get(static_cast<size_t>(round_up(m, MR) * std::min(KC, K)));
+        float* Ap = t_a_buffer.get(static_cast<size_t>(mc * std::min(KC, K)));
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int64_t kc = std::min(KC, K - pc);
           const float* asrc = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
@@ -274,7 +282,7 @@ void gemm_gemv(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K
     if (along) isa.gemv_n(j1 - j0, K, x, Y + j0, ldy, out + j0);
     else isa.gemv_t(j1 - j0, K, x, Y + j0 * ldy, ldy, out + j0);
   };
-  // memory-bound: worth a thread hand-off once the matrix is about 1 MiB; one contiguous chunk per thread
+  // memory-bound: worth waking the pool once the matrix is about 8 MiB; one contiguous chunk per thread
   const int64_t chunks = ceil_div(n, 128);
   const int T = num_threads();
   if (static_cast<double>(n) * K < kGemvParallelElems || T == 1 || chunks == 1) part(0, chunks);
@@ -315,7 +323,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (M * N * K <= kSmallWork) {
+  if (static_cast<double>(M) * N * K <= kSmallWork) {
     gemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -339,9 +347,9 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
   // Products too small to thread on their own, or many of them, are spread over the batch (a gemm called inside a
   // pool task runs on that thread alone); a few large ones run one after another, each on every thread.
   const int T = num_threads();
-  if (batch > 1 && T > 1 && (flops < gemm_detail::kParallelFlops || batch >= 4 * T)) {
-    const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(2.0e5 / flops));
-    parallel_for(batch, grain, one);
+  if (batch > 1 && T > 1 && flops * batch >= gemm_detail::kParallelFlops &&
+      (flops < gemm_detail::kParallelFlops || batch >= 4 * T)) {
+    parallel_for(batch, 1, one);
   } else {
     one(0, batch);
   }

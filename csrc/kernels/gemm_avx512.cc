@@ -243,6 +243,15 @@ void gemv_n(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, f
   }
 }
 
+// Horizontal sum (GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized).
+inline float hsum(__m512 v) {
+  const __m256 s = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+  t = _mm_add_ss(t, _mm_movehdup_ps(t));
+  return _mm_cvtss_f32(t);
+}
+
 // out[j] = <x, Y[j*ldy + 0:k]>: 4 rows at a time, 2 accumulators each, masked tail in k.
 void gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, float* out) {
   const int64_t kv = k / 16 * 16;
@@ -280,10 +289,10 @@ void gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, f
       b2 = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(mt, y2 + p), b2);
       b3 = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(mt, y3 + p), b3);
     }
-    out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
-    out[j + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
-    out[j + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
-    out[j + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
+    out[j] = hsum(_mm512_add_ps(a0, b0));
+    out[j + 1] = hsum(_mm512_add_ps(a1, b1));
+    out[j + 2] = hsum(_mm512_add_ps(a2, b2));
+    out[j + 3] = hsum(_mm512_add_ps(a3, b3));
   }
   for (; j < n; ++j) {
     const float* y = Y + j * ldy;
@@ -291,7 +300,7 @@ void gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, f
     int64_t p = 0;
     for (; p < kv; p += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(x + p), _mm512_loadu_ps(y + p), a);
     if (mt) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mt, x + p), _mm512_maskz_loadu_ps(mt, y + p), a);
-    out[j] = _mm512_reduce_add_ps(a);
+    out[j] = hsum(a);
   }
 }
 

@@ -56,17 +56,19 @@ inline void matvec_rows(int nb, int64_t DH, int64_t G, const float* hprev, const
   }
 }
 
-// dh[bb][j] = Σ_k Rh[j][k] dp[bb][k]  (Rᵀ·dp per head, XLSTM_SPEC §2.4)
-inline void matvec_t_rows(int nb, int64_t DH, int64_t G, const float* dp, const float* Rh, float* dh) {
-  for (int64_t j = 0; j < DH; ++j) {
-    const float* row = Rh + j * G;
-    for (int bb = 0; bb < nb; ++bb) {
-      const float* d = dp + bb * G;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < G; ++k) s += row[k] * d[k];
-      dh[bb * DH + j] = s;
-    }
+// dh[bb][j] = Σ_k Rh[j][k] dp[bb][k]  (Rᵀ·dp per head, XLSTM_SPEC §2.4), computed as an accumulation over k
+// with the transposed kernel RTh [G][DH], so the accumulators are independent (no horizontal reductions on the
+// step-to-step critical path).
+inline void matvec_t_rows(int nb, int64_t DH, int64_t G, const float* dp, const float* RTh, float* dh) {
+  matvec_rows(nb, G, DH, dp, RTh, dh);
+}
+
+// Prefetch n floats starting at p (one request per 64-byte line). The per-step inputs of a task are 256-byte
+// pieces spread over rows S*4H floats apart, which the hardware prefetcher does not follow.
+inline void prefetch_floats(const float* p, int64_t n, bool write) {
+  for (int64_t i = 0; i < n; i += 16) {
+    if (write) __builtin_prefetch(p + i, 1, 3);
+    else __builtin_prefetch(p + i, 0, 3);
   }
 }
 
@@ -99,6 +101,13 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
           return states + s * sS + ((t - 1) * B + b) * H + hd * DH;
         };
         for (int bb = 0; bb < nb; ++bb) std::copy_n(prev(0, b0 + bb), DH, hprev.data() + bb * DH);
+        if (t + 1 < S)
+          for (int bb = 0; bb < nb; ++bb)
+            for (int g = 0; g < 4; ++g) {
+              const int64_t off = ((b0 + bb) * S + t + 1) * 4 * H + g * H + hd * DH;
+              prefetch_floats(x + off, DH, false);
+              prefetch_floats(gates + off, DH, true);
+            }
         matvec_rows(nb, DH, G, hprev.data(), Rh, r.data());
         for (int bb = 0; bb < nb; ++bb) {
           const int64_t b = b0 + bb;
@@ -155,11 +164,17 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
   const int64_t row_blocks = (B + kRows - 1) / kRows;
   const int64_t sS = S * B * H;
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> dh(kRows * DH), dc(kRows * DH), dn(kRows * DH), dp(kRows * G), zero(DH, 0.0f);
+    std::vector<float> dh(kRows * DH), dc(kRows * DH), dn(kRows * DH), dp(kRows * G), zero(DH, 0.0f), RT(G * DH);
+    int64_t rt_head = -1;
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * kRows;
       const int nb = static_cast<int>(std::min<int64_t>(kRows, B - b0));
-      const float* Rh = R + hd * DH * G;
+      if (rt_head != hd) {  // RT[k][j] = R[hd][j][k]
+        const float* Rh = R + hd * DH * G;
+        for (int64_t j = 0; j < DH; ++j)
+          for (int64_t k = 0; k < G; ++k) RT[k * DH + j] = Rh[j * G + k];
+        rt_head = hd;
+      }
       for (int bb = 0; bb < nb; ++bb)
         for (int64_t k = 0; k < DH; ++k) {
           const int64_t i = (b0 + bb) * H + hd * DH + k;
@@ -172,6 +187,16 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
           if (t == 0) return state0 ? state0 + (s * B + b) * H + hd * DH : zero.data();
           return states + s * sS + ((t - 1) * B + b) * H + hd * DH;
         };
+        if (t > 0)
+          for (int bb = 0; bb < nb; ++bb) {
+            const int64_t b = b0 + bb;
+            for (int g = 0; g < 4; ++g) {
+              const int64_t off = (b * S + t - 1) * 4 * H + g * H + hd * DH;
+              prefetch_floats(gates + off, DH, false);
+              prefetch_floats(dx + off, DH, true);
+            }
+            prefetch_floats(dy + (b * S + t - 1) * H + hd * DH, DH, false);
+          }
         for (int bb = 0; bb < nb; ++bb) {
           const int64_t b = b0 + bb;
           const float* gr = gates + (b * S + t) * 4 * H + hd * DH;
@@ -212,7 +237,7 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
           }
           for (int g = 0; g < 4; ++g) std::copy_n(dpr + g * DH, DH, dxr + g * H);
         }
-        matvec_t_rows(nb, DH, G, dp.data(), Rh, dh.data());
+        matvec_t_rows(nb, DH, G, dp.data(), RT.data(), dh.data());
       }
       if (dstate0) {
         for (int bb = 0; bb < nb; ++bb)

@@ -113,10 +113,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     );
   const aBatch = aS.slice(0, -2), bBatch = bS.slice(0, -2);
   const outBatch = broadcastShapes(aBatch, bBatch, `${op}: batch dimensions of a ${formatShape(a.shape)} and b ${formatShape(b.shape)}`);
-  const fullShape = [...outBatch, M, N];
   const outShape = [...outBatch, ...(a.ndim === 1 ? [] : [M]), ...(b.ndim === 1 ? [] : [N])];
   const out = Tensor.zeros(outShape);
-  numel(fullShape, `${op} result`);
   batchedGemm(false, false, M, N, K, A, aBatch, B, bBatch, outBatch, out.data as Float32Array);
 
   return record1("matmul", [a, b], out, (g) => {
