@@ -2,9 +2,9 @@
 // See gemm.h for the layouts. This file holds the parts shared by every ISA:
 //   - the direct loop for tiny products (no packing; M*N*K <= kSmallWork),
 //   - the matrix-vector driver for M == 1 or N == 1 (the ISA's gemv_n / gemv_t, split over threads by output),
-//   - the BLIS-style blocked driver: for each NC-wide column block of C, op(B)[0:K, jc:jc+nc] is packed once
-//     (all KC-deep blocks, by whichever threads get there first) and shared; then each unit of work (a row block
-//     of C, or a column group of it when M is small) walks the KC blocks, packs its op(A) block into a
+//   - the BLIS-style blocked driver: for each NC-wide column block of C, each unit of work (a row block of C, or a
+//     column group of it when M is small) walks the KC blocks: it makes sure op(B)[pc:pc+kc, jc:jc+nc] is packed
+//     (shared by all units, packed once by whichever threads need it first), packs its op(A) block into a
 //     thread-local buffer and runs the ISA's macro-kernel on it. The first KC block applies beta, later ones
 //     accumulate. One parallel_for per column block.
 //   - the scalar ISA (4x8 micro-tile and plain matrix-vector loops, C++ the compiler may auto-vectorise),
@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <thread>
 
@@ -198,26 +199,29 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
     const int64_t slivers = ceil_div(ncur, NR);
     const int64_t ncur_pad = slivers * NR;
 
-    // Packing op(B)[pc:pc+kc, jc:jc+ncur] (every KC block; block pc starts at Bp + pc * ncur_pad) is shared: each
-    // unit first claims unpacked slivers until none are left, then waits until the claimed ones are done. One
-    // fork-join per column block, and no thread ever waits on work nobody has started.
-    const int64_t pack_tasks = npc * slivers;
-    std::atomic<int64_t> claimed{0}, packed{0};
-    auto ensure_b_packed = [&] {
+    // Packing op(B)[pc:pc+kc, jc:jc+ncur] (KC block ipc starts at Bp + ipc * KC * ncur_pad) is shared and lazy:
+    // the first unit to need block ipc claims its slivers (others arriving join in), then waits until every
+    // claimed sliver is done. The block is packed just before use (still in the packer's L2) and no thread ever
+    // waits on work nobody has started. One fork-join per column block.
+    std::unique_ptr<std::atomic<int64_t>[]> claimed(new std::atomic<int64_t>[npc]), packed(new std::atomic<int64_t>[npc]);
+    for (int64_t i = 0; i < npc; ++i) {
+      claimed[i].store(0, std::memory_order_relaxed);
+      packed[i].store(0, std::memory_order_relaxed);
+    }
+    auto ensure_b_packed = [&](int64_t ipc) {
+      const int64_t pc = ipc * KC, kc = std::min(KC, K - pc);
+      float* dst = Bp + pc * ncur_pad;
+      if (packed[ipc].load(std::memory_order_acquire) == slivers) return;
       for (;;) {
-        const int64_t t0 = claimed.fetch_add(2, std::memory_order_relaxed);
-        if (t0 >= pack_tasks) break;
-        const int64_t t1 = std::min(pack_tasks, t0 + 2);
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t ib = t / slivers, s = t % slivers;
-          const int64_t pc = ib * KC, kc = std::min(KC, K - pc);
-          const int64_t j0 = s * NR, cols = std::min(NR, ncur - j0);
-          const float* src = tb ? B + (jc + j0) * ldb + pc : B + pc * ldb + jc + j0;
-          isa.pack_b(tb, kc, cols, src, ldb, Bp + pc * ncur_pad + j0 * kc);
-        }
-        packed.fetch_add(t1 - t0, std::memory_order_release);
+        const int64_t s0 = claimed[ipc].fetch_add(2, std::memory_order_relaxed);
+        if (s0 >= slivers) break;
+        const int64_t s1 = std::min(slivers, s0 + 2);
+        const int64_t j0 = s0 * NR, cols = std::min(s1 * NR, ncur) - j0;
+        const float* src = tb ? B + (jc + j0) * ldb + pc : B + pc * ldb + jc + j0;
+        isa.pack_b(tb, kc, cols, src, ldb, dst + j0 * kc);
+        packed[ipc].fetch_add(s1 - s0, std::memory_order_release);
       }
-      for (int spins = 0; packed.load(std::memory_order_acquire) < pack_tasks; ++spins) {
+      for (int spins = 0; packed[ipc].load(std::memory_order_acquire) < slivers; ++spins) {
         if (spins < 4096) cpu_relax();
         else std::this_thread::yield();
       }
@@ -226,7 +230,6 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
     // Column groups (in slivers) when the row blocks alone cannot occupy every thread.
     const int64_t ng = nb >= T ? 1 : std::min(slivers, ceil_div(T, nb));
     auto compute = [&](int64_t lo, int64_t hi) {
-      ensure_b_packed();
       for (int64_t u = lo; u < hi; ++u) {
         const int64_t ib = u / ng, g = u % ng;
         int64_t i0, m;
@@ -236,6 +239,7 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
         float* Ap = t_a_buffer.get(static_cast<size_t>(mc * std::min(KC, K)));
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int64_t kc = std::min(KC, K - pc);
+          ensure_b_packed(pc / KC);
           const float* asrc = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
           isa.pack_a(ta, m, kc, asrc, lda, Ap);
           isa.macro(m, n, kc, alpha, Ap, Bp + pc * ncur_pad + j0 * kc, pc == 0 ? beta : 1.f, C + i0 * ldc + jc + j0,

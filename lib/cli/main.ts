@@ -1,7 +1,9 @@
 // The `xlstm` command line (products layer). Commands: info, bench, help.
+import * as path from "path";
 import { backends } from "../index";
 import { workloads } from "../bench";
 import "../bench/all";
+import { formatResult, readManifest, runFixture } from "../fixtures";
 
 const usage = `Usage: xlstm <command> [options]
 
@@ -9,6 +11,9 @@ Commands:
   info                         the backends this machine and binary offer (CPU SIMD level, threads, CUDA)
   bench [--workload a,b] [--device cpu|cuda] [--reps N]
                                run benchmark workloads, one JSON line per result (default: every CPU workload)
+  check-fixtures <dir> [--only <regex>] [--exclude <regex>] [--device cpu]
+                               run every fixture of <dir>/manifest.json through the public API; one line per
+                               fixture with its worst error/tolerance ratio; exit 1 if any fails or cannot run
   help                         this text
 `;
 
@@ -51,6 +56,37 @@ async function bench(args: string[]): Promise<number> {
   return 0;
 }
 
+async function checkFixtures(args: string[]): Promise<number> {
+  const dirArg = args[0];
+  if (!dirArg || dirArg.startsWith("--")) throw new Error(`check-fixtures: the fixture directory is required\n\n${usage}`);
+  const flags = parseFlags(args.slice(1));
+  for (const k of flags.keys()) if (!["only", "exclude", "device"].includes(k)) throw new Error(`check-fixtures: unknown option --${k}`);
+  const device = flags.get("device") ?? "cpu";
+  if (device !== "cpu") throw new Error(`check-fixtures: --device ${device} is not supported by this version (cpu only)`);
+  const re = (k: string) => {
+    const v = flags.get(k);
+    if (v === undefined) return null;
+    try {
+      return new RegExp(v);
+    } catch {
+      throw new Error(`check-fixtures: --${k} is not a valid regular expression: ${v}`);
+    }
+  };
+  const only = re("only"), exclude = re("exclude");
+  const dir = path.resolve(dirArg);
+  const manifest = readManifest(dir);
+  const selected = manifest.fixtures.filter((f) => (!only || only.test(f.name)) && !(exclude && exclude.test(f.name)));
+  if (selected.length === 0) throw new Error(`check-fixtures: no fixture in ${dir} matches the selection`);
+  let failed = 0;
+  for (const f of selected) {
+    const r = runFixture(f, dir);
+    if (!r.ok) failed++;
+    process.stdout.write(formatResult(r) + "\n");
+  }
+  process.stdout.write(`${selected.length - failed} passed, ${failed} failed\n`);
+  return failed ? 1 : 0;
+}
+
 /** Runs the CLI with `argv` (without node and the script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -60,6 +96,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "bench":
       return bench(rest);
+    case "check-fixtures":
+      return checkFixtures(rest);
     case undefined:
     case "help":
     case "--help":

@@ -5,54 +5,10 @@
 // Directory: $XLSTM_FIXTURES, else <repo>/../shared/fixtures.
 import * as fs from "fs";
 import * as path from "path";
+import { FixtureEntry, FixtureManifest, validateManifest } from "../../lib/fixtures/manifest";
 
-/** One tensor of a fixture, as described by the manifest (extra fields are kept). */
-export interface FixtureTensor {
-  name: string;
-  role: string;
-  /** safetensors dtype, e.g. "F32", "I64". */
-  dtype: string;
-  shape: number[];
-  layout?: string;
-  description?: string;
-  /** max |value| (float tensors). */
-  max_abs?: number;
-  rtol?: number;
-  atol?: number;
-  fp32_vs_fp64_max_abs_err?: number;
-  [key: string]: unknown;
-}
-
-/** One fixture entry of the manifest (extra fields are kept). */
-export interface FixtureEntry {
-  name: string;
-  /** File name relative to the fixture directory. */
-  file: string;
-  bytes: number;
-  sha256: string;
-  tests?: unknown;
-  reference_api?: unknown;
-  config_class?: string | null;
-  config?: Record<string, unknown> | null;
-  derived?: Record<string, unknown>;
-  seed?: unknown;
-  loss?: unknown;
-  param_perturbation?: unknown;
-  tolerance?: Record<string, { rtol?: number; atol?: number } | unknown>;
-  checks?: unknown;
-  notes?: unknown;
-  tensors: FixtureTensor[];
-  [key: string]: unknown;
-}
-
-export interface FixtureManifest {
-  format: string;
-  format_version: number | string;
-  set: string;
-  total_bytes?: number;
-  fixtures: FixtureEntry[];
-  [key: string]: unknown;
-}
+export type { FixtureEntry, FixtureManifest, FixtureTensor } from "../../lib/fixtures/manifest";
+export { validateManifest };
 
 /** The repository root (this file lives in test/support/). */
 export const repoRoot = path.resolve(__dirname, "..", "..");
@@ -61,43 +17,6 @@ export const repoRoot = path.resolve(__dirname, "..", "..");
 export function fixturesDir(): string {
   const env = process.env.XLSTM_FIXTURES;
   return env && env.length > 0 ? path.resolve(env) : path.resolve(repoRoot, "..", "shared", "fixtures");
-}
-
-function fail(where: string, problem: string): never {
-  throw new Error(`fixtures manifest: ${where}: ${problem}`);
-}
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-/** Check the fields the tests rely on; a malformed manifest fails loudly instead of silently testing nothing. */
-export function validateManifest(m: unknown, source = "manifest.json"): FixtureManifest {
-  if (!isObj(m)) fail(source, "top level is not an object");
-  if (!Array.isArray(m.fixtures)) fail(source, "`fixtures` is not a list");
-  const names = new Set<string>();
-  m.fixtures.forEach((f: unknown, i: number) => {
-    const where = `fixtures[${i}]`;
-    if (!isObj(f)) fail(where, "not an object");
-    for (const k of ["name", "file", "sha256"]) if (typeof f[k] !== "string") fail(where, `\`${k}\` is not a string`);
-    if (!/^[0-9a-f]{64}$/.test(f.sha256 as string)) fail(`${where} (${f.name})`, "`sha256` is not 64 lowercase hex digits");
-    if (!Number.isSafeInteger(f.bytes) || (f.bytes as number) < 0) fail(`${where} (${f.name})`, "`bytes` is not a non-negative integer");
-    if (path.isAbsolute(f.file as string) || (f.file as string).split(/[\\/]/).includes(".."))
-      fail(`${where} (${f.name})`, "`file` must be a plain relative path");
-    if (names.has(f.name as string)) fail(where, `duplicate fixture name ${f.name}`);
-    names.add(f.name as string);
-    if (!Array.isArray(f.tensors)) fail(`${where} (${f.name})`, "`tensors` is not a list");
-    f.tensors.forEach((t: unknown, j: number) => {
-      const tw = `${where} (${f.name}).tensors[${j}]`;
-      if (!isObj(t)) fail(tw, "not an object");
-      if (typeof t.name !== "string") fail(tw, "`name` is not a string");
-      if (typeof t.dtype !== "string") fail(`${tw} (${t.name})`, "`dtype` is not a string");
-      if (!Array.isArray(t.shape) || !t.shape.every((s) => Number.isSafeInteger(s) && s >= 0))
-        fail(`${tw} (${t.name})`, "`shape` is not a list of non-negative integers");
-      if (t.max_abs !== undefined && typeof t.max_abs !== "number") fail(`${tw} (${t.name})`, "`max_abs` is not a number");
-    });
-  });
-  return m as FixtureManifest;
 }
 
 export type FixtureAvailability = { ok: true; dir: string; manifest: FixtureManifest } | { ok: false; dir: string; reason: string };

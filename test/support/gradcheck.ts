@@ -4,6 +4,7 @@
 // tensor and the worst element.
 import { strict as assert } from "assert";
 import { Generator, Tensor } from "../../lib";
+import { Ratio, worstRatio as libWorstRatio } from "../../lib/fixtures/compare";
 
 export interface GradCheckCase {
   name: string;
@@ -18,20 +19,10 @@ export interface GradCheckCase {
   eps?: number;
 }
 
-/** Worst |a - e| / (atol + rtol |e|) over all elements; <= 1 passes. */
-export function worstRatio(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number): { ratio: number; index: number } {
+/** Worst |a - e| / (atol + rtol |e|) over all elements; <= 1 passes (the library's comparison). */
+export function worstRatio(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number): Ratio {
   assert.equal(actual.length, expected.length, `length ${actual.length} vs expected ${expected.length}`);
-  let ratio = 0;
-  let index = -1;
-  for (let i = 0; i < actual.length; ++i) {
-    const r = Math.abs(actual[i] - expected[i]) / (atol + rtol * Math.abs(expected[i]));
-    if (!(r <= ratio)) {
-      ratio = r;
-      index = i;
-      if (Number.isNaN(r)) break;
-    }
-  }
-  return { ratio, index };
+  return libWorstRatio(actual, expected, rtol, atol);
 }
 
 export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-5, atol = 1e-6): void {

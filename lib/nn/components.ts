@@ -1,0 +1,147 @@
+// Components of the xLSTM blocks (modules layer; XLSTM_SPEC §5.3, §5.5): LayerNorm with the residual weight
+// (scale 1 + w, no bias, eps 1e-5) and the gated feed-forward network.
+import * as ops from "../ops";
+import { defaultGenerator, Generator } from "../rng";
+import { formatShape } from "../shape";
+import { Tensor } from "../tensor";
+import { smallInit, wangInit } from "./init";
+import { Module } from "./module";
+
+/** LayerNorm(ndim) of the reference: y = (x - mean) / sqrt(var + eps) * (1 + w) [+ b]; w starts at 0. */
+export class LayerNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(
+    readonly ndim: number,
+    options: { weight?: boolean; bias?: boolean; eps?: number; residualWeight?: boolean } = {},
+  ) {
+    super();
+    this.eps = options.eps ?? 1e-5;
+    this.residualWeight = options.residualWeight ?? true;
+    this.weight = options.weight === false ? null : this.registerParameter("weight", Tensor.zeros([ndim]))!;
+    this.bias = options.bias ? this.registerParameter("bias", Tensor.zeros([ndim]))! : null;
+    this.resetParameters();
+  }
+  readonly eps: number;
+  readonly residualWeight: boolean;
+
+  resetParameters(): void {
+    this.weight?.f32().fill(this.residualWeight ? 0 : 1);
+    this.bias?.f32().fill(0);
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.layerNorm(x, this.weight, this.bias, { eps: this.eps, residualWeight: this.residualWeight });
+  }
+}
+
+export interface FeedForwardConfig {
+  /** Default 1.3. */
+  proj_factor?: number;
+  /** "gelu" (default, exact erf form), "relu", "relu^2", "sigmoid", "swish", "selu". */
+  act_fn?: string;
+  /** Default 0. */
+  dropout?: number;
+  /** Default false. */
+  bias?: boolean;
+  /** Default "ffn_gated" (the only type). */
+  ff_type?: string;
+  /** Default true. */
+  round_proj_up_dim_up?: boolean;
+  /** Default 64. */
+  round_proj_up_to_multiple_of?: number;
+  embedding_dim?: number;
+  _num_blocks?: number;
+  [other: string]: unknown;
+}
+
+/** P = ceil(proj_factor E / m) m (or floor without round_proj_up_dim_up), as the reference (XLSTM_SPEC §5.5). */
+export function projUpDim(E: number, factor: number, multiple: number, roundUp: boolean): number {
+  const q = (factor * E) / multiple;
+  return (roundUp ? Math.ceil(q) : Math.floor(q)) * multiple;
+}
+
+function activation(name: string, x: Tensor): Tensor {
+  switch (name) {
+    case "gelu":
+      return ops.gelu(x);
+    case "relu":
+      return ops.relu(x);
+    case "relu^2": {
+      const r = ops.relu(x);
+      return ops.mul(r, r);
+    }
+    case "sigmoid":
+      return ops.sigmoid(x);
+    case "swish":
+      return ops.silu(x);
+    case "selu": {
+      // selu(x) = λ (max(0, x) + min(0, α (e^x - 1)))
+      const a = 1.6732632423543772, l = 1.0507009873554805;
+      const neg = ops.scale(ops.neg(ops.relu(ops.neg(ops.sub(ops.exp(x), 1)))), a);
+      return ops.scale(ops.add(ops.relu(x), neg), l);
+    }
+    default:
+      throw new RangeError(`GatedFeedForward: act_fn must be one of gelu, relu, relu^2, sigmoid, swish, selu; got "${name}"`);
+  }
+}
+
+/** GatedFeedForward: [a | u] = proj_up(x); y = dropout(proj_down(act(a) * u)). */
+export class GatedFeedForward extends Module {
+  readonly projUpDim: number;
+  readonly embeddingDim: number;
+  readonly config: Required<Pick<FeedForwardConfig, "proj_factor" | "act_fn" | "dropout" | "bias">> & { _num_blocks: number };
+  private readonly generator: Generator;
+  private readonly up: { weight: Tensor; bias: Tensor | null };
+  private readonly down: { weight: Tensor; bias: Tensor | null };
+
+  constructor(config: FeedForwardConfig & { embedding_dim: number }, options: { generator?: Generator } = {}) {
+    super();
+    const E = config.embedding_dim;
+    if (!Number.isInteger(E) || E < 1) throw new RangeError(`GatedFeedForward: embedding_dim must be a positive integer, got ${E}`);
+    if (config.ff_type !== undefined && config.ff_type !== "ffn_gated") throw new RangeError(`GatedFeedForward: ff_type must be "ffn_gated", got "${config.ff_type}"`);
+    this.config = { proj_factor: config.proj_factor ?? 1.3, act_fn: config.act_fn ?? "gelu", dropout: config.dropout ?? 0, bias: config.bias ?? false, _num_blocks: config._num_blocks ?? 1 };
+    activation(this.config.act_fn, Tensor.zeros([1])); // validates the name now
+    this.embeddingDim = E;
+    this.projUpDim = projUpDim(E, this.config.proj_factor, config.round_proj_up_to_multiple_of ?? 64, config.round_proj_up_dim_up ?? true);
+    this.generator = options.generator ?? defaultGenerator;
+    const P = this.projUpDim;
+    const up = new Linear(E, 2 * P, this.config.bias), down = new Linear(P, E, this.config.bias);
+    this.registerModule("proj_up", up);
+    this.registerModule("proj_down", down);
+    this.up = up;
+    this.down = down;
+    this.resetParameters();
+  }
+
+  resetParameters(): void {
+    smallInit(this.up.weight, this.embeddingDim, this.generator);
+    wangInit(this.down.weight, this.embeddingDim, this.config._num_blocks, this.generator);
+    this.up.bias?.f32().fill(0);
+    this.down.bias?.f32().fill(0);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.ndim - 1] !== this.embeddingDim) throw new RangeError(`GatedFeedForward.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.embeddingDim}]`);
+    const P = this.projUpDim;
+    const h = ops.linear(x, this.up.weight, this.up.bias);
+    const gate = ops.slice(h, -1, 0, P), value = ops.slice(h, -1, P, 2 * P);
+    let y = ops.linear(ops.mul(activation(this.config.act_fn, gate), value), this.down.weight, this.down.bias);
+    if (this.config.dropout > 0 && this.training) y = ops.dropout(y, this.config.dropout, { generator: this.generator });
+    return y;
+  }
+}
+
+/** nn.Linear's parameters (weight [out, in], optional bias), initialised by the owning module. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(inFeatures: number, outFeatures: number, bias = false) {
+    super();
+    this.weight = this.registerParameter("weight", Tensor.zeros([outFeatures, inFeatures]))!;
+    this.bias = bias ? this.registerParameter("bias", Tensor.zeros([outFeatures]))! : null;
+  }
+  forward(x: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias);
+  }
+}
