@@ -1,10 +1,18 @@
 // Modules with PyTorch-style parameters and state_dict keys.
-// defines: Module, StateDict (module), LSTM (lstm), sLSTM parameter layout converters (slstm-layout)
+// defines: Module (module), LSTM (lstm), sLSTMLayer (slstm-layer), initialisers (init), LayerNorm,
+// GatedFeedForward, Linear (components), xLSTMBlock (block), xLSTMBlockStack, xLSTMLMModel (stack), sLSTM
+// parameter layout converters (slstm-layout)
 export { Module } from "./module";
 export type { StateDict } from "./module";
 export { LSTM } from "./lstm";
 export { sLSTMLayer } from "./slstm-layer";
 export type { sLSTMLayerConfig, sLSTMLayerState, sLSTMLayerStepState } from "./slstm-layer";
 export { smallInit, wangInit, uniformFanIn } from "./init";
+export { LayerNorm, GatedFeedForward, Linear, projUpDim } from "./components";
+export type { FeedForwardConfig } from "./components";
+export { xLSTMBlock } from "./block";
+export type { BlockLayer, LayerState } from "./block";
+export { xLSTMBlockStack, xLSTMLMModel, resolveBlockMap, registerMlstmLayerFactory } from "./stack";
+export type { xLSTMBlockStackConfig, xLSTMLMModelConfig, StackState, MlstmLayerFactory } from "./stack";
 export type { LSTMOptions } from "./lstm";
 export * from "./slstm-layout";
