@@ -1,5 +1,5 @@
-// GEMM, AVX2 + FMA variant (CPU kernels layer): packing and the 6 x 16 register-blocked micro-kernel used by the
-// blocked driver in gemm.cc (see gemm.h for layouts and semantics).
+// GEMM, AVX2 + FMA variant (CPU kernels layer): packing, the 6 x 16 register-blocked micro-kernel and the
+// matrix-vector kernels used by the driver in gemm.cc (see gemm.h for layouts and semantics).
 //
 // Micro-kernel: a 6-row x 16-column tile of C in 12 ymm accumulators; each step of k loads one 16-wide row of the
 // packed op(B) sliver (2 ymm) and broadcasts 6 values of the packed op(A) sliver (12 FMAs, 15 ymm registers in

@@ -1,10 +1,11 @@
-// GEMM, AVX-512 variant (CPU kernels layer): packing and the 14 x 32 register-blocked micro-kernel used by the
-// blocked driver in gemm.cc (see gemm.h for layouts and semantics).
+// GEMM, AVX-512 variant (CPU kernels layer): packing, the 14 x 32 register-blocked micro-kernel and the
+// matrix-vector kernels used by the driver in gemm.cc (see gemm.h for layouts and semantics).
 //
 // Micro-kernel: a 14-row x 32-column tile of C lives in 28 zmm accumulators; each step of k loads one 32-wide row
-// of the packed op(B) sliver (2 zmm) and broadcasts 14 values of the packed op(A) sliver straight from memory
-// into the FMAs (vfmadd231ps zmm, zmm, m32{1to16}), i.e. 28 FMAs per 2 vector loads + 14 broadcasts. Edge tiles
-// use a row-count template (1..14 rows) and column masks, so no scratch tile is needed.
+// of the packed op(B) sliver (2 zmm) and broadcasts the 14 values of the packed op(A) sliver (vbroadcastss, one
+// register reused by 2 FMAs): 28 FMAs per 16 loads, all 32 zmm registers in use. The full tile's k loop is
+// inline assembly (GCC spills accumulators of the intrinsics version); edge tiles use an intrinsics template over
+// the row count (1..13) and column masks.
 // Blocking: KC 256 (the 32 KiB op(B) sliver stays in the 48 KiB L1 while op(A) slivers stream from L2),
 // MC <= 504 rows (a 504 x 256 op(A) block is ~0.5 MiB of the 1 MiB L2), NC 4096 (packed op(B) in L3).
 #include <immintrin.h>
@@ -182,7 +183,7 @@ void kernel_full(int nr, int64_t k, float alpha, const float* Ap, const float* B
 using KernelFn = void (*)(int, int64_t, float, const float*, const float*, float, float*, int64_t);
 constexpr KernelFn kKernels[MR + 1] = {nullptr,    kernel<1>,  kernel<2>,  kernel<3>,  kernel<4>,
                                        kernel<5>,  kernel<6>,  kernel<7>,  kernel<8>,  kernel<9>,
-                                       kernel<10>, kernel<11>, kernel<12>, kernel<13>, kernel<14>};
+                                       kernel<10>, kernel<11>, kernel<12>, kernel<13>, kernel_full};
 
 void macro(int64_t m, int64_t n, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
            int64_t ldc) {
