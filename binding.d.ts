@@ -265,4 +265,8 @@ export interface Binding {
   headwiseLinearForward(y: Float32Array, x: Float32Array, W: Float32Array, bias: Float32Array | null, rows: number, NB: number, I: number, O: number): void;
   /** dx [rows, NB*I], dW [NB, O, I], dbias [NB*O] (each skipped when null) from dy [rows, NB*O]. */
   headwiseLinearBackward(dx: Float32Array | null, dW: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, W: Float32Array, rows: number, NB: number, I: number, O: number): void;
+
+  // ---- dimension permutation (csrc/binding/shape.cc)
+  /** out = x (of shape `shape`) with its dimensions reordered: out dim d is x dim perm[d]. Same typed-array kind. */
+  permute<T extends Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array>(out: T, x: T, shape: readonly number[], perm: readonly number[]): void;
 }

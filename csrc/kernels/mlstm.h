@@ -58,7 +58,7 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
 void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
                               float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
                               const float* dn_last, const float* q, const float* k, const float* v, const float* i,
-                              const float* f, const MlstmDims& d, int64_t chunk, float eps, bool parallel_init);
+                              const float* f, const MlstmDims& d, int64_t chunk, float eps);
 
 void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,

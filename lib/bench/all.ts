@@ -1,3 +1,4 @@
-// Registers every workload (imported for its side effects by the CLI).
+// Registers every workload (imported for its side effects by the CLI), in the order `xlstm bench` runs them.
+import "./gemm";
 import "./slstm-layer";
 import "./lstm-d2l";

@@ -1,7 +1,8 @@
 // Differentiable shape ops (ops layer): reshape (shares storage), permute/transpose, slice and cat (copy).
 // Work on any dtype; gradients flow for float32.
 import { record1 } from "../autograd";
-import { formatShape, inferShape, normalizeDim, numel, stridesOf } from "../shape";
+import { native } from "../native";
+import { formatShape, inferShape, normalizeDim, numel } from "../shape";
 import { Storage, Tensor } from "../tensor";
 
 function emptyLike(t: Tensor, shape: readonly number[]): Tensor {
@@ -14,40 +15,13 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record1("reshape", [x], out, (g) => [new Tensor(g.data, x.shape)]);
 }
 
-/** out[i_perm] = x[i]: a strided gather written as an odometer over the output. */
-function permuteData(src: Storage, shape: readonly number[], dims: readonly number[], dst: Storage): void {
-  const nd = shape.length;
-  const inStrides = stridesOf(shape);
-  const outShape = dims.map((d) => shape[d]);
-  const st = dims.map((d) => inStrides[d]); // input stride for each output dim
-  const n = src.length;
-  if (n === 0) return;
-  if (nd === 0) {
-    dst[0] = src[0];
-    return;
-  }
-  const inner = outShape[nd - 1];
-  const innerStride = st[nd - 1];
-  const idx = new Array<number>(nd).fill(0);
-  const s = src as Float32Array, d = dst as Float32Array; // element copies work for every storage kind
-  for (let o = 0; o < n; o += inner) {
-    let base = 0;
-    for (let k = 0; k < nd - 1; ++k) base += idx[k] * st[k];
-    for (let j = 0; j < inner; ++j) d[o + j] = s[base + j * innerStride];
-    for (let k = nd - 2; k >= 0; --k) {
-      if (++idx[k] < outShape[k]) break;
-      idx[k] = 0;
-    }
-  }
-}
-
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const nd = x.ndim;
   if (dims.length !== nd) throw new RangeError(`permute: got ${dims.length} dims ${formatShape(dims)} for a tensor with ${nd} dimensions`);
   const p = dims.map((d) => normalizeDim(d, nd, "permute dim"));
   if (new Set(p).size !== nd) throw new RangeError(`permute: dims ${formatShape(dims)} repeat a dimension`);
   const out = emptyLike(x, p.map((d) => x.shape[d]));
-  permuteData(x.data, x.shape, p, out.data);
+  native.permute(out.data, x.data, x.shape, p);
   const inverse = new Array<number>(nd);
   p.forEach((d, i) => (inverse[d] = i));
   return record1("permute", [x], out, (g) => [permute(g, inverse)]);

@@ -1,0 +1,13 @@
+// The mLSTM kernels (mlstm_engine.h) compiled with AVX2 flags (CMake adds them by file name).
+#include "kernels/mlstm_engine.h"
+
+namespace xlstm {
+namespace mlstm_detail {
+
+const Impl& impl_avx2() {
+  static const Impl impl = make_impl();
+  return impl;
+}
+
+}  // namespace mlstm_detail
+}  // namespace xlstm

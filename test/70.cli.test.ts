@@ -1,0 +1,68 @@
+// Layer 7: the `xlstm` command as users run it (bin/xlstm.js over the compiled dist/): info, bench's JSON lines,
+// check-fixtures' per-fixture lines and exit codes, and errors for bad arguments.
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { fixturesAvailable } from "./support/fixtures";
+
+const root = path.resolve(__dirname, "..");
+const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(root, "bin", "xlstm.js"), ...args], { encoding: "utf8", cwd: root, timeout: 120000 });
+
+describe("70 cli", function () {
+  this.timeout(180000);
+
+  it("info prints the backends as JSON", () => {
+    const r = cli("info");
+    assert.equal(r.status, 0, r.stderr);
+    const b = JSON.parse(r.stdout);
+    assert.equal(b.cpu.available, true);
+    assert.equal(typeof b.cuda.available, "boolean");
+  });
+
+  it("bench prints one JSON line per result in the workloads format", () => {
+    const r = cli("bench", "--workload", "W6", "--reps", "1");
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 1);
+    const row = lines[0];
+    assert.equal(row.workload, "W6");
+    assert.equal(row.metric, "tokens_per_s");
+    assert.equal(row.device, "cpu");
+    assert.ok(row.value > 0 && Number.isFinite(row.value));
+  });
+
+  it("bench rejects unknown workloads and options, naming them", () => {
+    const r = cli("bench", "--workload", "W99");
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /unknown workload W99; available: .*gemm.*W3.*W6/);
+    assert.match(cli("bench", "--reps", "0").stderr, /--reps must be a positive integer/);
+    assert.match(cli("frobnicate").stderr, /unknown command "frobnicate"/);
+  });
+
+  const fx = fixturesAvailable();
+  (fx.ok ? it : it.skip)(`check-fixtures prints a line per fixture and fails when one fails${fx.ok ? "" : ` [skipped: ${fx.ok ? "" : fx.reason}]`}`, () => {
+    if (!fx.ok) return;
+    const good = cli("check-fixtures", fx.dir, "--only", "^(slstm_cell|torch_lstm)$");
+    assert.equal(good.status, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /^PASS slstm_cell: worst 0\.\d+ \(/m);
+    assert.match(good.stdout, /^PASS torch_lstm: worst/m);
+    assert.match(good.stdout, /^2 passed, 0 failed$/m);
+    // a manifest whose fixture file is corrupt: the fixture fails and the exit code says so
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "xlstm-cf-"));
+    const manifest = JSON.parse(fs.readFileSync(path.join(fx.dir, "manifest.json"), "utf8"));
+    const entry = manifest.fixtures.find((f: { name: string }) => f.name === "slstm_cell");
+    manifest.fixtures = [entry];
+    fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify(manifest));
+    const bytes = fs.readFileSync(path.join(fx.dir, entry.file));
+    bytes[bytes.length - 1] ^= 0xff;
+    fs.writeFileSync(path.join(tmp, entry.file), bytes);
+    const bad = cli("check-fixtures", tmp);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stdout, /^FAIL slstm_cell: .*sha256/m);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    assert.match(cli("check-fixtures").stderr, /the fixture directory is required/);
+    assert.match(cli("check-fixtures", fx.dir, "--only", "^nothing$").stderr, /no fixture .* matches/);
+  });
+});
