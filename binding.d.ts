@@ -269,4 +269,26 @@ export interface Binding {
   // ---- dimension permutation (csrc/binding/shape.cc)
   /** out = x (of shape `shape`) with its dimensions reordered: out dim d is x dim perm[d]. Same typed-array kind. */
   permute<T extends Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array>(out: T, x: T, shape: readonly number[], perm: readonly number[]): void;
+
+  // ---- mLSTM (csrc/binding/mlstm.cc)
+  // Layouts and the state convention in csrc/kernels/mlstm.h: q, k [B,NH,S,DHQK], v, h [B,NH,S,DHV], i, f [B,NH,S]
+  // gate pre-activations; state c [B,NH,DHQK,DHV], n [B,NH,DHQK], m [B,NH] (recurrent-form scaling; c0/n0/m0 all
+  // null = zero state). `saved` (length from the *SavedSize functions) carries what the backward needs; it may be
+  // null in a forward that no backward follows. Outputs are written (=) into the first arrays.
+  /** Number of floats of the chunkwise `saved` buffer. */
+  mlstmChunkwiseSavedSize(B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number): number;
+  /** Number of floats of the recurrent `saved` buffer (state checkpoints). */
+  mlstmRecurrentSavedSize(B: number, NH: number, S: number, DHQK: number, DHV: number): number;
+  /** Chunkwise form (chunkSize >= S: the parallel form); parallelInit: parallel_stabilized_simple's stabiliser for the zero state. */
+  mlstmChunkwiseForward(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;
+  mlstmChunkwiseForwardAsync(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): Promise<void>;
+  /** Gradients of the chunkwise forward (exact mode, XLSTM_SPEC §4.6) from h, dh and the final-state cotangents (nullable). */
+  mlstmChunkwiseBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): void;
+  mlstmChunkwiseBackwardAsync(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): Promise<void>;
+  /** Recurrent step form (XLSTM_SPEC §4.3) over S steps. */
+  mlstmRecurrentForward(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  mlstmRecurrentForwardAsync(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): Promise<void>;
+  /** Gradients of the recurrent forward (BPTT, recomputing states from the checkpoints in `saved`). */
+  mlstmRecurrentBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  mlstmRecurrentBackwardAsync(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): Promise<void>;
 }

@@ -168,7 +168,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, fn};
   // the chunkwise backward also takes h (after saved); sizes follow the 5 inputs
   const size_t off = Chunkwise ? 1 : 0;
-  const size_t nargs = Chunkwise ? 26 : 23;
+  const size_t nargs = Chunkwise ? 25 : 23;
   require_count(c, nargs);
   const size_t first_size = 17 + off;
   Sizes s = read_sizes(c, first_size);
