@@ -261,10 +261,13 @@ export interface Binding {
   lstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
 
   // ---- block-diagonal linear map, LinearHeadwiseExpand (csrc/binding/headwise.cc; csrc/kernels/headwise.h)
-  /** y [rows, NB*O] = per block x[:, hb*I:(hb+1)*I] · W[hb]ᵀ (+ bias [NB*O]); W [NB, O, I]. */
-  headwiseLinearForward(y: Float32Array, x: Float32Array, W: Float32Array, bias: Float32Array | null, rows: number, NB: number, I: number, O: number): void;
-  /** dx [rows, NB*I], dW [NB, O, I], dbias [NB*O] (each skipped when null) from dy [rows, NB*O]. */
-  headwiseLinearBackward(dx: Float32Array | null, dW: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, W: Float32Array, rows: number, NB: number, I: number, O: number): void;
+  /**
+   * y[:, yOffset + hb*O + o] = Σ_d x[:, hb*I + d] W[hb, o, d] (+ bias), W [NB, O, I]; y is [rows, ldy] and this map
+   * fills columns [yOffset, yOffset + NB*O), so several maps can write one concatenated output.
+   */
+  headwiseLinearForward(y: Float32Array, x: Float32Array, W: Float32Array, bias: Float32Array | null, rows: number, NB: number, I: number, O: number, yOffset: number, ldy: number): void;
+  /** dx [rows, NB*I] (= or += with accumulateDx), dW [NB, O, I], dbias [NB*O] (each skipped when null) from columns [dyOffset, dyOffset + NB*O) of dy [rows, ldy]. */
+  headwiseLinearBackward(dx: Float32Array | null, dW: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, W: Float32Array, rows: number, NB: number, I: number, O: number, dyOffset: number, ldy: number, accumulateDx: boolean): void;
 
   // ---- dimension permutation (csrc/binding/shape.cc)
   /** out = x (of shape `shape`) with its dimensions reordered: out dim d is x dim perm[d]. Same typed-array kind. */

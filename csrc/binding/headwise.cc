@@ -1,6 +1,7 @@
 // Binding layer: block-diagonal linear map (csrc/kernels/headwise.h).
-// JS: headwiseLinearForward(y, x, W, bias|null, rows, NB, I, O)
-//     headwiseLinearBackward(dx|null, dW|null, dbias|null, dy, x, W, rows, NB, I, O)
+// JS: headwiseLinearForward(y, x, W, bias|null, rows, NB, I, O, yOffset, ldy)
+//     headwiseLinearBackward(dx|null, dW|null, dbias|null, dy, x, W, rows, NB, I, O, dyOffset, ldy, accumulateDx)
+// y / dy are [rows, ldy]; this map's columns start at yOffset / dyOffset (several maps share one output).
 #include <napi.h>
 
 #include "binding/args.h"
@@ -38,29 +39,43 @@ float* opt_f32(const ArgCtx& c, size_t i, const char* name, int64_t n, const std
   return require_f32(c, i, name, n, desc);
 }
 
+// Column window [off, off + NB*O) of a [rows, ld] matrix; returns the pointer to its first element.
+float* window(const ArgCtx& c, size_t arr, size_t off_i, size_t ld_i, const char* name, const Dims& d) {
+  const int64_t ld = require_int(c, ld_i, "ld", 1, INT64_C(1) << 40);
+  const int64_t off = require_int(c, off_i, "offset", 0, INT64_C(1) << 40);
+  if (off + d.NB * d.O > ld)
+    throw_range(c, std::string(name) + " columns [" + std::to_string(off) + ", " + std::to_string(off + d.NB * d.O) +
+                       ") do not fit a row of " + std::to_string(ld));
+  float* p = require_f32(c, arr, name, checked_product(c, "rows*ld", {d.rows, ld}), describe("rows*ld", {{"rows", d.rows}, {"ld", ld}}));
+  return p + off;
+}
+
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "headwiseLinearForward"};
-  require_count(c, 8);
+  require_count(c, 10);
   Dims d = read_dims(c, 4);
-  float* y = require_f32(c, 0, "y", d.yl, d.yd);
+  float* y = window(c, 0, 8, 9, "y", d);
+  const int64_t ldy = require_int(c, 9, "ldy", 1);
   const float* x = require_f32(c, 1, "x", d.xl, d.xd);
   const float* W = require_f32(c, 2, "W", d.wl, d.wd);
   const float* b = opt_f32(c, 3, "bias", d.NB * d.O, d.bd);
   require_no_overlap(c, "y", y, d.yl * 4, "x", x, d.xl * 4);
   require_no_overlap(c, "y", y, d.yl * 4, "W", W, d.wl * 4);
   if (b) require_no_overlap(c, "y", y, d.yl * 4, "bias", b, d.NB * d.O * 4);
-  run_sync(info.Env(), c.fn, [&] { headwise_linear_forward(y, x, W, b, d.rows, d.NB, d.I, d.O); });
+  run_sync(info.Env(), c.fn, [&] { headwise_linear_forward(y, ldy, x, W, b, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
 }
 
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "headwiseLinearBackward"};
-  require_count(c, 10);
+  require_count(c, 13);
   Dims d = read_dims(c, 6);
+  const int64_t ldy = require_int(c, 11, "ldy", 1);
+  const bool accumulate = require_bool(c, 12, "accumulateDx");
   float* dx = opt_f32(c, 0, "dx", d.xl, d.xd);
   float* dW = opt_f32(c, 1, "dW", d.wl, d.wd);
   float* db = opt_f32(c, 2, "dbias", d.NB * d.O, d.bd);
-  const float* dy = require_f32(c, 3, "dy", d.yl, d.yd);
+  const float* dy = window(c, 3, 10, 11, "dy", d);
   const float* x = require_f32(c, 4, "x", d.xl, d.xd);
   const float* W = require_f32(c, 5, "W", d.wl, d.wd);
   struct B { const char* n; const void* p; int64_t len; };
@@ -72,7 +87,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
     for (auto& o2 : outs)
       if (o2.p && &o2 != &o) require_no_overlap(c, o.n, o.p, o.len * 4, o2.n, o2.p, o2.len * 4);
   }
-  run_sync(info.Env(), c.fn, [&] { headwise_linear_backward(dx, dW, db, dy, x, W, d.rows, d.NB, d.I, d.O); });
+  run_sync(info.Env(), c.fn, [&] { headwise_linear_backward(dx, accumulate, dW, db, dy, ldy, x, W, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
 }
 

@@ -166,11 +166,12 @@ export class sLSTMLayer extends Module {
       xc = ops.silu(conv);
     }
     // Quirk (XLSTM_SPEC §6.2): the module named fgate feeds the input gate and igate the forget gate.
-    const iPre = ops.headwiseLinear(xc, this.p("fgate.weight"));
-    const fPre = ops.headwiseLinear(xc, this.p("igate.weight"));
-    const zPre = ops.headwiseLinear(x, this.p("zgate.weight"));
-    const oPre = ops.headwiseLinear(x, this.p("ogate.weight"));
-    const gatesIn = ops.cat([iPre, fPre, zPre, oPre], 2);
+    const gatesIn = ops.headwiseLinearConcat([
+      { x: xc, weight: this.p("fgate.weight") }, // i
+      { x: xc, weight: this.p("igate.weight") }, // f
+      { x, weight: this.p("zgate.weight") }, // z
+      { x, weight: this.p("ogate.weight") }, // o
+    ]);
     // stored bias (head, gate, unit) -> the kernel's (gate, head, unit)
     const bias = ops.permute(this.p("slstm_cell._bias_").reshape(NH, 4, DH), [1, 0, 2]).reshape(4 * E);
     const s0 = state?.slstm_state ?? null;

@@ -1,9 +1,75 @@
-// Block-diagonal linear map, the reference's LinearHeadwiseExpand (ops layer; XLSTM_SPEC §5.1; kernel in
-// csrc/kernels/headwise.h): one tape entry, strided GEMMs in both directions.
-import { record1 } from "../autograd";
+// Block-diagonal linear maps, the reference's LinearHeadwiseExpand (ops layer; XLSTM_SPEC §5.1; kernel in
+// csrc/kernels/headwise.h): one tape entry, strided GEMMs in both directions. `headwiseLinearConcat` runs several
+// maps side by side into one concatenated output (the sLSTM layer's four gate projections), so no separate
+// concatenation or slicing happens in forward or backward.
+import { record } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
+import { sameShape } from "../shape";
 import { Tensor } from "../tensor";
+
+export interface HeadwisePart {
+  /** float32 [..., NB*I] */
+  x: Tensor;
+  /** float32 [NB, O, I] */
+  weight: Tensor;
+  /** float32 [NB*O] or null */
+  bias?: Tensor | null;
+}
+
+/**
+ * concat over parts p of y_p[..., hb*O + o] = Σ_d x_p[..., hb*I + d] · weight_p[hb, o, d] (+ bias_p), along the last
+ * dimension. All x_p share their leading dimensions. Inputs may repeat (their gradients add up).
+ * @throws TypeError for non-float32 tensors; RangeError for inconsistent shapes
+ */
+export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
+  const op = "ops.headwiseLinearConcat";
+  if (!Array.isArray(parts) || parts.length === 0) throw new RangeError(`${op}: expected a non-empty list of parts`);
+  const lead = parts[0].x.shape.slice(0, -1);
+  const geo = parts.map((p, i) => {
+    for (const [n, t] of [["x", p.x], ["weight", p.weight], ["bias", p.bias]] as const)
+      if (t && t.dtype !== "float32") throw new TypeError(`${op}: parts[${i}].${n} must be float32, got ${t.dtype}`);
+    if (p.weight.ndim !== 3) throw shapeError(`${op}: parts[${i}].weight`, p.weight.shape, "[NB, O, I]");
+    const [NB, O, I] = p.weight.shape;
+    if (p.x.ndim < 1 || p.x.shape[p.x.ndim - 1] !== NB * I) throw shapeError(`${op}: parts[${i}].x`, p.x.shape, `[..., NB*I] = [..., ${NB * I}]`);
+    if (!sameShape(p.x.shape.slice(0, -1), lead)) throw shapeError(`${op}: parts[${i}].x`, p.x.shape, `[${lead.join(", ")}, ${NB * I}] (the leading dims of parts[0].x)`);
+    if (p.bias && (p.bias.ndim !== 1 || p.bias.shape[0] !== NB * O)) throw shapeError(`${op}: parts[${i}].bias`, p.bias.shape, `[NB*O] = [${NB * O}]`);
+    return { NB, O, I };
+  });
+  const offsets: number[] = [];
+  let ld = 0;
+  for (const g of geo) {
+    offsets.push(ld);
+    ld += g.NB * g.O;
+  }
+  const rows = lead.reduce((a: number, b: number) => a * b, 1);
+  const y = Tensor.zeros([...lead, ld]);
+  parts.forEach((p, i) => {
+    const { NB, O, I } = geo[i];
+    native.headwiseLinearForward(y.data as Float32Array, p.x.f32(), p.weight.f32(), p.bias ? p.bias.f32() : null, rows, NB, I, O, offsets[i], ld);
+  });
+  const inputs: (Tensor | null)[] = parts.flatMap((p) => [p.x, p.weight, p.bias ?? null]);
+  return record("headwiseLinearConcat", inputs, y, ([g]) => {
+    if (!g) return inputs.map(() => null);
+    const dxOf = new Map<Tensor, Tensor>();
+    return parts.flatMap((p, i) => {
+      const { NB, O, I } = geo[i];
+      let dx: Tensor | null = null, accumulate = false;
+      if (p.x.requiresGrad) {
+        const prev = dxOf.get(p.x);
+        accumulate = !!prev;
+        dx = prev ?? Tensor.zeros(p.x.shape);
+        dxOf.set(p.x, dx);
+      }
+      const dW = p.weight.requiresGrad ? Tensor.zeros(p.weight.shape) : null;
+      const db = p.bias && p.bias.requiresGrad ? Tensor.zeros(p.bias.shape) : null;
+      native.headwiseLinearBackward(dx ? (dx.data as Float32Array) : null, dW ? (dW.data as Float32Array) : null, db ? (db.data as Float32Array) : null, g.f32(), p.x.f32(), p.weight.f32(), rows, NB, I, O, offsets[i], ld, accumulate);
+      // a repeated input gets its (accumulated) gradient once, at its first occurrence
+      const first = parts.findIndex((q) => q.x === p.x) === i;
+      return [first ? dx : null, dW, db];
+    });
+  });
+}
 
 /**
  * y[..., hb*O + o] = Σ_d x[..., hb*I + d] · weight[hb, o, d] (+ bias[hb*O + o]).
@@ -11,25 +77,7 @@ import { Tensor } from "../tensor";
  * @param weight float32 [NB, O, I]
  * @param bias float32 [NB*O] or null
  * @returns [..., NB*O]
- * @throws TypeError for non-float32 tensors; RangeError for inconsistent shapes
  */
 export function headwiseLinear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const op = "ops.headwiseLinear";
-  for (const [n, t] of [["x", x], ["weight", weight], ["bias", bias]] as const)
-    if (t && t.dtype !== "float32") throw new TypeError(`${op}: ${n} must be float32, got ${t.dtype}`);
-  if (weight.ndim !== 3) throw shapeError(`${op}: weight`, weight.shape, "[NB, O, I]");
-  const [NB, O, I] = weight.shape;
-  if (x.ndim < 1 || x.shape[x.ndim - 1] !== NB * I) throw shapeError(`${op}: x`, x.shape, `[..., NB*I] = [..., ${NB * I}]`);
-  if (bias && (bias.ndim !== 1 || bias.shape[0] !== NB * O)) throw shapeError(`${op}: bias`, bias.shape, `[NB*O] = [${NB * O}]`);
-  const rows = x.numel / (NB * I);
-  const outShape = [...x.shape.slice(0, -1), NB * O];
-  const y = Tensor.zeros(outShape);
-  native.headwiseLinearForward(y.data as Float32Array, x.f32(), weight.f32(), bias ? bias.f32() : null, rows, NB, I, O);
-  return record1("headwiseLinear", [x, weight, bias], y, (g) => {
-    const dx = x.requiresGrad ? Tensor.zeros(x.shape) : null;
-    const dW = weight.requiresGrad ? Tensor.zeros(weight.shape) : null;
-    const db = bias && bias.requiresGrad ? Tensor.zeros(bias.shape) : null;
-    native.headwiseLinearBackward(dx ? (dx.data as Float32Array) : null, dW ? (dW.data as Float32Array) : null, db ? (db.data as Float32Array) : null, g.f32(), x.f32(), weight.f32(), rows, NB, I, O);
-    return [dx, dW, db];
-  });
+  return headwiseLinearConcat([{ x, weight, bias }]);
 }

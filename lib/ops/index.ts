@@ -24,6 +24,11 @@ export { dropout } from "./dropout";
 export type { DropoutOptions } from "./dropout";
 // [recurrent-exports]
 // defines: slstm, lstm (recurrent), headwiseLinear (headwise)
-export { headwiseLinear } from "./headwise";
+export { headwiseLinear, headwiseLinearConcat } from "./headwise";
+export type { HeadwisePart } from "./headwise";
 export { slstm, lstm } from "./recurrent";
 export type { RecurrentOutput, SlstmOptions } from "./recurrent";
+// [mlstm-exports]
+// defines: mlstm (mlstm)
+export { mlstm } from "./mlstm";
+export type { MlstmForm, MlstmState, MlstmOptions, MlstmOutput } from "./mlstm";
