@@ -132,3 +132,4 @@ export async function lstmBackwardAsync(a: RecurrentBackwardArgs): Promise<Recur
   await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
   return o;
 }
+export * from "./kernels-mlstm";

@@ -1,11 +1,14 @@
 // Modules with PyTorch-style parameters and state_dict keys.
-// defines: Module (module), LSTM (lstm), sLSTMLayer (slstm-layer), initialisers (init), LayerNorm,
+// defines: Module (module), LSTM (lstm), sLSTMLayer (slstm-layer), mLSTMLayer (mlstm-layer; importing it lets
+// stacks build mLSTM blocks), initialisers (init), LayerNorm,
 // GatedFeedForward, Linear (components), xLSTMBlock (block), xLSTMBlockStack, xLSTMLMModel (stack), sLSTM
 // parameter layout converters (slstm-layout)
 export { Module } from "./module";
 export type { StateDict } from "./module";
 export { LSTM } from "./lstm";
 export { sLSTMLayer } from "./slstm-layer";
+export { mLSTMLayer } from "./mlstm-layer";
+export type { mLSTMLayerConfig, mLSTMLayerState } from "./mlstm-layer";
 export type { sLSTMLayerConfig, sLSTMLayerState, sLSTMLayerStepState } from "./slstm-layer";
 export { smallInit, wangInit, uniformFanIn } from "./init";
 export { LayerNorm, GatedFeedForward, Linear, projUpDim } from "./components";

@@ -1,0 +1,514 @@
+// Layer 4: the mLSTM cell (parallel, chunkwise, recurrent forms). Parity with every mLSTM cell fixture of the
+// manifest (outputs, states, gradients), agreement between the forms, float64 gradient checks against an
+// independent implementation of XLSTM_SPEC §4.3/§4.4 written here, state passing across calls, SIMD levels,
+// threads, the Float32Array kernel API and bad input.
+import { strict as assert } from "assert";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import { backends, Generator, kernels, ops, setNumThreads, setSimdLevel, Tensor } from "../lib";
+import type { MlstmForm, MlstmState } from "../lib/ops";
+import { readSafetensors } from "../lib/io/safetensors";
+import { describeFixtures, fixturePath, FixtureEntry, FixtureTensor } from "./support/fixtures";
+import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
+
+// ---- float64 references (independent of the kernels: the step recursion of §4.3 and the quadratic form of §4.4)
+const logsig = (x: number) => Math.min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)));
+
+interface Dims {
+  B: number;
+  NH: number;
+  S: number;
+  DK: number;
+  DV: number;
+}
+
+/** recurrent_step_stabilized_simple step by step (§4.3) from (c0, n0, m0) or the zero state; stabilised final state. */
+function recurrent64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, ig: ArrayLike<number>, fg: ArrayLike<number>, st: { c: ArrayLike<number>; n: ArrayLike<number>; m: ArrayLike<number> } | null, d: Dims, eps = 1e-6) {
+  const { B, NH, S, DK, DV } = d;
+  const h = new Float64Array(B * NH * S * DV), c = new Float64Array(B * NH * DK * DV), n = new Float64Array(B * NH * DK), m = new Float64Array(B * NH);
+  const sc = 1 / Math.sqrt(DK);
+  for (let bh = 0; bh < B * NH; ++bh) {
+    const C = new Float64Array(DK * DV), N = new Float64Array(DK);
+    let M = 0;
+    if (st) {
+      for (let x = 0; x < DK * DV; ++x) C[x] = st.c[bh * DK * DV + x];
+      for (let j = 0; j < DK; ++j) N[j] = st.n[bh * DK + j];
+      M = st.m[bh];
+    }
+    for (let t = 0; t < S; ++t) {
+      const r = bh * S + t;
+      const lf = logsig(fg[r]) + M;
+      const mn = Math.max(lf, ig[r]);
+      const fp = Math.exp(lf - mn), ip = Math.exp(ig[r] - mn);
+      let den = 0;
+      for (let j = 0; j < DK; ++j) {
+        const kj = ip * k[r * DK + j] * sc;
+        for (let x = 0; x < DV; ++x) C[j * DV + x] = fp * C[j * DV + x] + kj * v[r * DV + x];
+        N[j] = fp * N[j] + kj;
+        den += q[r * DK + j] * N[j];
+      }
+      M = mn;
+      const dd = Math.max(Math.abs(den), Math.exp(-M)) + eps;
+      for (let x = 0; x < DV; ++x) {
+        let num = 0;
+        for (let j = 0; j < DK; ++j) num += q[r * DK + j] * C[j * DV + x];
+        h[r * DV + x] = num / dd;
+      }
+    }
+    c.set(C, bh * DK * DV);
+    n.set(N, bh * DK);
+    m[bh] = M;
+  }
+  return { h, c, n, m };
+}
+
+/** parallel_stabilized_simple (§4.4): the quadratic form with the row-wise stabiliser max_s Λ_ts. */
+function parallel64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, ig: ArrayLike<number>, fg: ArrayLike<number>, d: Dims, eps = 1e-6) {
+  const { B, NH, S, DK, DV } = d;
+  const h = new Float64Array(B * NH * S * DV);
+  const sc = 1 / Math.sqrt(DK);
+  for (let bh = 0; bh < B * NH; ++bh) {
+    const F = new Float64Array(S + 1);
+    for (let t = 0; t < S; ++t) F[t + 1] = F[t] + logsig(fg[bh * S + t]);
+    for (let t = 0; t < S; ++t) {
+      let mu = -Infinity;
+      for (let s = 0; s <= t; ++s) mu = Math.max(mu, F[t + 1] - F[s + 1] + ig[bh * S + s]);
+      const W = new Float64Array(t + 1);
+      let rs = 0;
+      for (let s = 0; s <= t; ++s) {
+        let qk = 0;
+        for (let j = 0; j < DK; ++j) qk += q[(bh * S + t) * DK + j] * k[(bh * S + s) * DK + j];
+        W[s] = qk * sc * Math.exp(F[t + 1] - F[s + 1] + ig[bh * S + s] - mu);
+        rs += W[s];
+      }
+      const dd = Math.max(Math.abs(rs), Math.exp(-mu)) + eps;
+      for (let x = 0; x < DV; ++x) {
+        let num = 0;
+        for (let s = 0; s <= t; ++s) num += W[s] * v[(bh * S + s) * DV + x];
+        h[(bh * S + t) * DV + x] = num / dd;
+      }
+    }
+  }
+  return h;
+}
+
+// ---- fixture parity
+function tol(f: FixtureEntry, t: FixtureTensor) {
+  const byRole = (f.tolerance?.[t.role] ?? {}) as { rtol?: number; atol?: number };
+  return { rtol: t.rtol ?? byRole.rtol ?? 1e-4, atol: t.atol ?? byRole.atol ?? 1e-6 };
+}
+
+const FORM_OF: Record<string, MlstmForm> = {
+  parallel_stabilized_simple: "parallel",
+  chunkwise_simple: "chunkwise",
+  recurrent_step_stabilized_simple: "recurrent",
+};
+const TAG_OF: Record<MlstmForm, string> = { parallel: "parallel", chunkwise: "chunkwise", recurrent: "recurrent", auto: "auto" };
+const ratioLog: string[] = [];
+
+describeFixtures("42 mLSTM cell fixtures", (manifest) => {
+  // every cell-function fixture of the mLSTM (modules have a config_class)
+  const cells = manifest.fixtures.filter((f) => f.name.startsWith("mlstm_") && !f.config_class);
+  it("the manifest has mLSTM cell fixtures", () => assert.ok(cells.length > 0));
+  after(() => {
+    if (process.env.XLSTM_REPORT_RATIOS) console.log(ratioLog.join("\n"));
+  });
+  for (const f of cells) {
+    const cfg = (f.config ?? {}) as { function: string | string[]; chunk_size?: number; eps?: number };
+    const fns = Array.isArray(cfg.function) ? cfg.function : [cfg.function];
+    // the first function is the one whose gradients are stored; "auto" must reproduce the parallel fixtures too
+    const runs: { form: MlstmForm; grads: boolean; names: "plain" | "tagged"; chunkSize?: number }[] = fns.map((fn, j) => {
+      const form = FORM_OF[fn];
+      assert.ok(form, `${f.name}: unknown reference function ${fn}`);
+      return { form, grads: j === 0, names: fns.length > 1 && j > 0 ? ("tagged" as const) : ("plain" as const) };
+    });
+    if (runs[0].form === "parallel") runs.push({ form: "auto", grads: true, names: "plain" }, { form: "auto", grads: true, names: "plain", chunkSize: 8 });
+    for (const run of runs) {
+      const title = `${f.name}: ${run.form}${run.chunkSize ? ` (chunkSize ${run.chunkSize})` : ""} matches the reference (outputs, states${run.grads ? ", gradients" : ""})`;
+      it(title, () => {
+        const file = fixturePath(f);
+        const bytes = fs.readFileSync(file);
+        assert.equal(crypto.createHash("sha256").update(bytes).digest("hex"), f.sha256, `${f.name}: sha256 mismatch`);
+        const { tensors } = readSafetensors(file);
+        const spec = (name: string) => f.tensors.find((t) => t.name === name);
+        const get = (name: string) => {
+          const t = tensors.get(name);
+          assert.ok(t, `${f.name}: tensor ${name} missing`);
+          return t!;
+        };
+        const inp = (n: string) => get(`input:${n}`).clone().requiresGrad_();
+        const q = inp("q"), k = inp("k"), v = inp("v"), i = inp("i"), fg = inp("f");
+        const DK = q.shape[3];
+        const sq = Math.sqrt(DK);
+        // the reference state conventions: "(chunkwise convention)" layouts hold C and n √DH times larger
+        const isChunkConv = (name: string) => /chunkwise convention/.test(String(spec(name)?.layout ?? ""));
+        const stateIn = f.tensors.filter((t) => t.role === "input" && /^input:(c0|n0|m0)$/i.test(t.name));
+        let st: MlstmState | null = null;
+        if (stateIn.length) {
+          const find = (x: string) => stateIn.find((t) => t.name.toLowerCase() === `input:${x}`)!.name;
+          const conv = (name: string) => {
+            const t = get(name).clone();
+            if (isChunkConv(name)) {
+              const a = t.f32();
+              for (let x = 0; x < a.length; ++x) a[x] /= sq;
+            }
+            return t.requiresGrad_();
+          };
+          st = { c: conv(find("c0")), n: conv(find("n0")), m: get(find("m0")).clone().requiresGrad_() };
+        }
+        const out = ops.mlstm(q, k, v, i, fg, {
+          form: run.form,
+          chunkSize: run.chunkSize ?? cfg.chunk_size,
+          eps: cfg.eps,
+          initialState: st,
+          returnLastState: true,
+        });
+        const results: string[] = [];
+        const check = (name: string, actual: Float32Array, scale = 1) => {
+          const sp = spec(name);
+          assert.ok(sp, `${f.name}: tensor ${name} is not in the manifest`);
+          const { rtol, atol } = tol(f, sp!);
+          const a = scale === 1 ? actual : actual.map((x) => x * scale);
+          const expected = get(name).f32();
+          const { ratio, index } = worstRatio(a, expected, rtol, atol);
+          results.push(`${name} ${ratio.toFixed(3)}`);
+          assert.ok(ratio <= 1, `${f.name} (${run.form}): ${name} worst error/tolerance ${ratio.toFixed(3)} at ${index}: got ${a[index]}, expected ${expected[index]}`);
+        };
+        const tag = TAG_OF[run.form];
+        const hName = run.names === "tagged" ? `output:h_${tag}` : "output:h";
+        check(hName, out.h.f32());
+        // final states: state:<x> or state:<tag>.<x>, x in C/c, n, m
+        const stateSpecs = f.tensors.filter((t) => t.role === "state" && (run.names === "tagged" ? t.name.startsWith(`state:${tag}.`) : /^state:[^.]+$/.test(t.name)));
+        for (const t of stateSpecs) {
+          const which = t.name.slice(t.name.lastIndexOf(t.name.includes(".") ? "." : ":") + 1).toLowerCase();
+          const mine = which === "c" ? out.state!.c : which === "n" ? out.state!.n : out.state!.m;
+          check(t.name, mine.f32(), which !== "m" && isChunkConv(t.name) ? sq : 1);
+        }
+        if (run.grads) {
+          const G = get("input:G");
+          let loss = 0;
+          const h = out.h.f32(), g = G.f32();
+          for (let x = 0; x < h.length; ++x) loss += h[x] * g[x];
+          if (spec("output:loss")) check("output:loss", Float32Array.of(loss));
+          out.h.backward(G);
+          for (const [n, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", fg]] as const) check(`grad:${n}`, t.grad!.f32());
+          if (st) {
+            for (const t of stateIn) {
+              const which = t.name.slice("input:".length).toLowerCase();
+              const mine = which === "c0" ? st.c : which === "n0" ? st.n : st.m;
+              const gName = `grad:${t.name.slice("input:".length)}`;
+              check(gName, mine.grad!.f32(), which !== "m0" && isChunkConv(t.name) ? 1 / sq : 1);
+            }
+          }
+        }
+        ratioLog.push(`${f.name} [${run.form}${run.chunkSize ? `/${run.chunkSize}` : ""}]: ${results.join(", ")}`);
+        assert.ok(results.length >= (run.grads ? 6 : 1), `checked only ${results.join(", ")}`);
+      });
+    }
+  }
+});
+
+// ---- random-input checks
+const gen = new Generator(42);
+function rnd(shape: number[], scale = 1, shift = 0): Tensor {
+  const t = Tensor.randn(shape, { generator: gen, std: scale });
+  if (shift) {
+    const a = t.f32();
+    for (let x = 0; x < a.length; ++x) a[x] += shift;
+  }
+  return t;
+}
+
+function makeInputs(d: Dims, withState: boolean) {
+  const { B, NH, S, DK, DV } = d;
+  const x = {
+    q: rnd([B, NH, S, DK]),
+    k: rnd([B, NH, S, DK]),
+    v: rnd([B, NH, S, DV]),
+    i: rnd([B, NH, S]),
+    f: rnd([B, NH, S], 1.5, 2),
+    st: null as MlstmState | null,
+  };
+  if (withState) x.st = { c: rnd([B, NH, DK, DV], 0.5), n: rnd([B, NH, DK], 0.5), m: rnd([B, NH], 0.5) };
+  return x;
+}
+
+type Run = { h: Float32Array; c: Float32Array; n: Float32Array; m: Float32Array; grads: Float32Array[] };
+
+/** Forward + backward of loss = Σ h·G + Σ c·Gc + Σ n·Gn; gradients of q, k, v, i, f (and c0, n0, m0). */
+function runForm(x: ReturnType<typeof makeInputs>, form: MlstmForm, chunkSize: number | undefined, G: Tensor, Gc: Tensor, Gn: Tensor): Run {
+  const leaves = [x.q, x.k, x.v, x.i, x.f].map((t) => t.clone().requiresGrad_());
+  const st = x.st ? { c: x.st.c.clone().requiresGrad_(), n: x.st.n.clone().requiresGrad_(), m: x.st.m.clone().requiresGrad_() } : null;
+  const out = ops.mlstm(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], { form, chunkSize, initialState: st, returnLastState: true });
+  const loss = ops.add(ops.add(ops.sum(ops.mul(out.h, G)), ops.sum(ops.mul(out.state!.c, Gc))), ops.sum(ops.mul(out.state!.n, Gn)));
+  loss.backward();
+  const grads = leaves.map((t) => t.grad!.f32());
+  if (st) grads.push(st.c.grad!.f32(), st.n.grad!.f32(), st.m.grad!.f32());
+  return { h: out.h.f32(), c: out.state!.c.f32(), n: out.state!.n.f32(), m: out.state!.m.f32(), grads };
+}
+
+function assertRunsClose(a: Run, b: Run, what: string, rtol: number, atolRel: number) {
+  const cmp = (x: Float32Array, y: Float32Array, name: string) => {
+    let mx = 0;
+    for (const e of y) mx = Math.max(mx, Math.abs(e));
+    const { ratio, index } = worstRatio(x, y, rtol, atolRel * Math.max(mx, 1e-3));
+    assert.ok(ratio <= 1, `${what}: ${name} ratio ${ratio.toFixed(3)} at ${index}: ${x[index]} vs ${y[index]}`);
+  };
+  cmp(a.h, b.h, "h");
+  cmp(a.c, b.c, "c");
+  cmp(a.n, b.n, "n");
+  cmp(a.m, b.m, "m");
+  const names = ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"];
+  a.grads.forEach((g, j) => cmp(g, b.grads[j], names[j]));
+}
+
+describe("42 mLSTM forms", () => {
+  const cases: { d: Dims; chunk: number; label: string }[] = [
+    { d: { B: 2, NH: 2, S: 13, DK: 5, DV: 3 }, chunk: 4, label: "S=13 with chunk 4, DHQK≠DHV, B>1" },
+    { d: { B: 1, NH: 3, S: 1, DK: 4, DV: 6 }, chunk: 4, label: "S=1" },
+    { d: { B: 2, NH: 1, S: 40, DK: 8, DV: 8 }, chunk: 16, label: "S=40 with chunk 16" },
+  ];
+  for (const { d, chunk, label } of cases) {
+    for (const withState of [true, false]) {
+      it(`the three forms agree (forward, final state, gradients): ${label}, ${withState ? "from a state" : "from the zero state"}`, () => {
+        const x = makeInputs(d, withState);
+        const G = rnd([d.B, d.NH, d.S, d.DV]), Gc = rnd([d.B, d.NH, d.DK, d.DV]), Gn = rnd([d.B, d.NH, d.DK]);
+        const rec = runForm(x, "recurrent", undefined, G, Gc, Gn);
+        const cw = runForm(x, "chunkwise", chunk, G, Gc, Gn);
+        const cw1 = runForm(x, "chunkwise", 1, G, Gc, Gn);
+        const par = runForm(x, "parallel", undefined, G, Gc, Gn);
+        const auto = runForm(x, "auto", chunk, G, Gc, Gn);
+        // same stabiliser semantics (m_0 = 0 or the given m): rounding only
+        assertRunsClose(cw, rec, "chunkwise vs recurrent", 2e-4, 2e-5);
+        assertRunsClose(cw1, rec, "chunkwise(L=1) vs recurrent", 2e-4, 2e-5);
+        // parallel/auto from the zero state use parallel_stabilized_simple's stabiliser: they differ by the ε term
+        const loose = withState ? 2e-5 : 1e-4;
+        assertRunsClose(par, rec, "parallel vs recurrent", 2e-4, loose);
+        assertRunsClose(auto, par, "auto vs parallel", 2e-4, 2e-5);
+      });
+    }
+  }
+
+  it("the final state is the recurrent form's (m_0 = 0 convention) whichever form computed it", () => {
+    const d = { B: 2, NH: 2, S: 37, DK: 4, DV: 3 };
+    const x = makeInputs(d, false);
+    // strongly negative input gates: the zero-state term dominates m, where parallel and recurrent stabilisers differ
+    const a = x.i.f32();
+    for (let j = 0; j < a.length; ++j) a[j] -= 6;
+    const ref = recurrent64(x.q.f32(), x.k.f32(), x.v.f32(), x.i.f32(), x.f.f32(), null, { ...d });
+    for (const form of ["auto", "parallel", "chunkwise", "recurrent"] as const) {
+      const o = ops.mlstm(x.q, x.k, x.v, x.i, x.f, { form, chunkSize: 8, returnLastState: true });
+      for (const [name, mine, exp] of [["c", o.state!.c, ref.c], ["n", o.state!.n, ref.n], ["m", o.state!.m, ref.m]] as const) {
+        const r = worstRatio(mine.f32(), exp, 1e-4, 1e-6);
+        assert.ok(r.ratio <= 1, `${form}: state ${name} ratio ${r.ratio.toFixed(3)}`);
+      }
+    }
+  });
+
+  it("float64 gradient checks: recurrent and chunkwise forms from a state (h and final c, n; all inputs incl. c0, n0, m0)", () => {
+    const d = { B: 2, NH: 1, S: 5, DK: 3, DV: 2 };
+    for (const [form, chunkSize] of [["recurrent", undefined], ["chunkwise", 2], ["parallel", undefined], ["auto", 2]] as const) {
+      const inputs = [randnGrad([d.B, d.NH, d.S, d.DK], 1), randnGrad([d.B, d.NH, d.S, d.DK], 2), randnGrad([d.B, d.NH, d.S, d.DV], 3), randnGrad([d.B, d.NH, d.S], 4), randnGrad([d.B, d.NH, d.S], 5), randnGrad([d.B, d.NH, d.DK, d.DV], 6, 0.5), randnGrad([d.B, d.NH, d.DK], 7, 0.5), randnGrad([d.B, d.NH], 8, 0.5)];
+      const fa = inputs[4].f32();
+      for (let j = 0; j < fa.length; ++j) fa[j] += 1.5;
+      // The final state is stabilised by m_last, which the backward treats as a constant (§4.6): the float64 side
+      // reports C̃·exp(−m_fixed) with m_fixed the kernel's m_last, whose derivative is exactly that convention.
+      const mFixed = ops.mlstm(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], { form, chunkSize, initialState: { c: inputs[5], n: inputs[6], m: inputs[7] }, returnLastState: true }).state!.m.f32().slice();
+      gradCheck({
+        name: `mlstm ${form}`,
+        op: ([q, k, v, i, f, c, n, m]) => {
+          const o = ops.mlstm(q, k, v, i, f, { form, chunkSize, initialState: { c, n, m }, returnLastState: true });
+          return ops.cat([o.h.reshape(-1), o.state!.c.reshape(-1), o.state!.n.reshape(-1)]);
+        },
+        ref64: ([q, k, v, i, f, c, n, m]) => {
+          const r = recurrent64(q, k, v, i, f, { c, n, m }, { ...d });
+          const out = new Float64Array(r.h.length + r.c.length + r.n.length);
+          out.set(r.h);
+          const bh = d.B * d.NH;
+          for (let b = 0; b < bh; ++b) {
+            const sc = Math.exp(r.m[b] - mFixed[b]);
+            for (let x = 0; x < d.DK * d.DV; ++x) out[r.h.length + b * d.DK * d.DV + x] = r.c[b * d.DK * d.DV + x] * sc;
+            for (let j = 0; j < d.DK; ++j) out[r.h.length + r.c.length + b * d.DK + j] = r.n[b * d.DK + j] * sc;
+          }
+          return out;
+        },
+        inputs,
+        rtol: 1e-3,
+        atol: 1e-4,
+      });
+    }
+  });
+
+  it("float64 gradient checks: parallel and auto forms from the zero state (parallel_stabilized_simple)", () => {
+    const d = { B: 1, NH: 2, S: 7, DK: 3, DV: 4 };
+    for (const [form, chunkSize] of [["parallel", undefined], ["auto", 3]] as const) {
+      const inputs = [randnGrad([d.B, d.NH, d.S, d.DK], 11), randnGrad([d.B, d.NH, d.S, d.DK], 12), randnGrad([d.B, d.NH, d.S, d.DV], 13), randnGrad([d.B, d.NH, d.S], 14), randnGrad([d.B, d.NH, d.S], 15)];
+      gradCheck({
+        name: `mlstm ${form} (zero state)`,
+        op: ([q, k, v, i, f]) => ops.mlstm(q, k, v, i, f, { form, chunkSize }).h,
+        ref64: ([q, k, v, i, f]) => parallel64(q, k, v, i, f, d),
+        inputs,
+        rtol: 1e-3,
+        atol: 1e-4,
+      });
+    }
+  });
+
+  it("stays finite where exp(ĩ) overflows float32 (input gates up to 120, S=300, chunkwise vs float64)", () => {
+    const d = { B: 1, NH: 1, S: 300, DK: 8, DV: 4 };
+    const x = makeInputs(d, false);
+    for (const t of [x.q, x.k]) t.f32().forEach((e, j, a) => (a[j] = Math.abs(e)));
+    const a = x.i.f32();
+    for (let j = 0; j < a.length; ++j) a[j] = 15 + 15 * Math.abs(a[j]) + (j % 37 === 0 ? 90 : 0);
+    const o = ops.mlstm(x.q, x.k, x.v, x.i, x.f, { form: "chunkwise", chunkSize: 32, returnLastState: true });
+    const ref = recurrent64(x.q.f32(), x.k.f32(), x.v.f32(), x.i.f32(), x.f.f32(), null, { ...d });
+    const r = worstRatio(o.h.f32(), ref.h, 1e-4, 1e-5);
+    assert.ok(r.ratio <= 1, `h ratio ${r.ratio}`);
+    assert.ok(o.state!.m.f32()[0] > 88, "m carries the overflowing scale");
+  });
+
+  it("splitting a sequence into pieces with state passing equals one call (outputs, final state, gradients), mixing forms", () => {
+    const d = { B: 2, NH: 2, S: 11, DK: 4, DV: 5 };
+    const x = makeInputs(d, true);
+    const G = rnd([d.B, d.NH, d.S, d.DV]), Gc = rnd([d.B, d.NH, d.DK, d.DV]), Gn = rnd([d.B, d.NH, d.DK]);
+    const go = (pieces: { len: number; form: MlstmForm; chunkSize?: number }[]) => {
+      const leaves = [x.q, x.k, x.v, x.i, x.f].map((t) => t.clone().requiresGrad_());
+      const s0 = { c: x.st!.c.clone().requiresGrad_(), n: x.st!.n.clone().requiresGrad_(), m: x.st!.m.clone().requiresGrad_() };
+      let st: MlstmState = s0;
+      const hs: Tensor[] = [];
+      let t0 = 0;
+      for (const p of pieces) {
+        const sl = (t: Tensor) => t.slice(2, t0, t0 + p.len);
+        const o = ops.mlstm(sl(leaves[0]), sl(leaves[1]), sl(leaves[2]), sl(leaves[3]), sl(leaves[4]), { form: p.form, chunkSize: p.chunkSize, initialState: st, returnLastState: true });
+        hs.push(o.h);
+        st = o.state!;
+        t0 += p.len;
+      }
+      const h = ops.cat(hs, 2);
+      ops.add(ops.add(ops.sum(ops.mul(h, G)), ops.sum(ops.mul(st.c, Gc))), ops.sum(ops.mul(st.n, Gn))).backward();
+      return { h: h.f32(), c: st.c.f32(), n: st.n.f32(), m: st.m.f32(), grads: [...leaves.map((t) => t.grad!.f32()), s0.c.grad!.f32(), s0.n.grad!.f32(), s0.m.grad!.f32()] };
+    };
+    const whole = go([{ len: 11, form: "chunkwise", chunkSize: 4 }]);
+    assertRunsClose(go([{ len: 11, form: "recurrent" }]), whole, "one recurrent call", 2e-4, 2e-5);
+    assertRunsClose(go([{ len: 4, form: "chunkwise", chunkSize: 3 }, { len: 1, form: "recurrent" }, { len: 6, form: "parallel" }]), whole, "chunkwise | recurrent | parallel pieces", 2e-4, 2e-5);
+    assertRunsClose(go([{ len: 5, form: "auto" }, { len: 6, form: "auto", chunkSize: 2 }]), whole, "auto pieces", 2e-4, 2e-5);
+  });
+
+  it("gives the same numbers at every SIMD level and with 1 thread", () => {
+    const d = { B: 2, NH: 2, S: 45, DK: 16, DV: 8 };
+    const x = makeInputs(d, true);
+    const G = rnd([d.B, d.NH, d.S, d.DV]), Gc = rnd([d.B, d.NH, d.DK, d.DV]), Gn = rnd([d.B, d.NH, d.DK]);
+    const forms: [MlstmForm, number][] = [["chunkwise", 16], ["recurrent", 16]];
+    try {
+      for (const [form, chunk] of forms) {
+        setSimdLevel("scalar");
+        const base = runForm(x, form, chunk, G, Gc, Gn);
+        for (const level of ["avx2", "avx512"] as const) {
+          setSimdLevel(level);
+          assertRunsClose(runForm(x, form, chunk, G, Gc, Gn), base, `${form} ${level} vs scalar`, 1e-4, 1e-5);
+        }
+        setSimdLevel(backends().cpu.simdSupported);
+        const all = runForm(x, form, chunk, G, Gc, Gn);
+        setNumThreads(1);
+        const one = runForm(x, form, chunk, G, Gc, Gn);
+        setNumThreads(0);
+        assert.deepEqual(one, all, `${form}: 1 thread vs default`);
+      }
+    } finally {
+      setSimdLevel(backends().cpu.simdSupported);
+      setNumThreads(0);
+    }
+  });
+});
+
+describe("42 mLSTM kernels (Float32Array API)", () => {
+  const dims = { B: 2, NH: 2, S: 70, DHQK: 16, DHV: 8 };
+  const d = { B: dims.B, NH: dims.NH, S: dims.S, DK: dims.DHQK, DV: dims.DHV };
+  const x = makeInputs(d, true);
+  const a = { q: x.q.f32(), k: x.k.f32(), v: x.v.f32(), i: x.i.f32(), f: x.f.f32(), c0: x.st!.c.f32(), n0: x.st!.n.f32(), m0: x.st!.m.f32(), ...dims };
+  const dh = rnd([d.B, d.NH, d.S, d.DV]).f32();
+
+  it("sync and async variants agree; chunkwise and recurrent kernels agree; inference skips `saved`", async () => {
+    const fw = kernels.mlstmChunkwiseForward({ ...a, chunkSize: 32 });
+    const fwa = await kernels.mlstmChunkwiseForwardAsync({ ...a, chunkSize: 32 });
+    assert.deepEqual(fwa, fw);
+    const bw = kernels.mlstmChunkwiseBackward({ ...a, ...fw, dh, chunkSize: 32 });
+    const bwa = await kernels.mlstmChunkwiseBackwardAsync({ ...a, ...fw, dh, chunkSize: 32 });
+    assert.deepEqual(bwa, bw);
+    const rf = kernels.mlstmRecurrentForward(a);
+    assert.deepEqual(await kernels.mlstmRecurrentForwardAsync(a), rf);
+    const rb = kernels.mlstmRecurrentBackward({ ...a, saved: rf.saved, dh });
+    assert.deepEqual(await kernels.mlstmRecurrentBackwardAsync({ ...a, saved: rf.saved, dh }), rb);
+    for (const [mine, ref, name] of [[fw.h, rf.h, "h"], [fw.c, rf.c, "c"], [bw.dq, rb.dq, "dq"], [bw.df, rb.df, "df"], [bw.dm0, rb.dm0, "dm0"]] as const) {
+      let mx = 0;
+      for (const e of ref) mx = Math.max(mx, Math.abs(e));
+      const r = worstRatio(mine, ref, 2e-4, 2e-5 * mx);
+      assert.ok(r.ratio <= 1, `${name}: chunkwise vs recurrent ratio ${r.ratio}`);
+    }
+    const inf = kernels.mlstmChunkwiseForward({ ...a, chunkSize: 32, saveForBackward: false });
+    assert.equal(inf.saved, null);
+    assert.deepEqual(inf.h, fw.h);
+    assert.throws(() => kernels.mlstmChunkwiseBackward({ ...a, ...inf, dh }), (e: Error) => e instanceof TypeError && /saved is null/.test(e.message));
+  });
+
+  it("an async call leaves the event loop free while it runs", async () => {
+    const big = { B: 1, NH: 4, S: 4096, DHQK: 64, DHV: 64 };
+    const n = big.B * big.NH * big.S;
+    const args = { q: new Float32Array(n * 64).fill(0.1), k: new Float32Array(n * 64).fill(0.1), v: new Float32Array(n * 64).fill(1), i: new Float32Array(n), f: new Float32Array(n).fill(3), ...big };
+    let ticks = 0;
+    let done = false;
+    const tick = () => {
+      ticks++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const r = await kernels.mlstmRecurrentForwardAsync({ ...args, saveForBackward: false });
+    done = true;
+    assert.ok(Number.isFinite(r.h[r.h.length - 1]));
+    assert.ok(ticks > 3, `only ${ticks} event-loop ticks during an async forward`);
+  });
+
+  it("rejects bad shapes, heads, head dims, state sizes, options and aliased buffers with named errors", () => {
+    const { B, NH, S, DK, DV } = { B: 2, NH: 2, S: 6, DK: 4, DV: 3 };
+    const q = rnd([B, NH, S, DK]), k = rnd([B, NH, S, DK]), v = rnd([B, NH, S, DV]), i = rnd([B, NH, S]), f = rnd([B, NH, S]);
+    const isRange = (re: RegExp) => (e: Error) => e instanceof RangeError && re.test(e.message);
+    const isType = (re: RegExp) => (e: Error) => e instanceof TypeError && re.test(e.message);
+    assert.throws(() => ops.mlstm(rnd([B, NH, S]), k, v, i, f), isRange(/ops\.mlstm: q has shape \[2, 2, 6\], expected \[B, NH, S, DHQK\]/));
+    assert.throws(() => ops.mlstm(q, rnd([B, NH, S, DK + 1]), v, i, f), isRange(/k has shape \[2, 2, 6, 5\], expected \[B, NH, S, DHQK\] like q = \[2, 2, 6, 4\]/));
+    assert.throws(() => ops.mlstm(q, k, rnd([B, NH + 1, S, DV]), i, f), isRange(/v has shape \[2, 3, 6, 3\]/));
+    assert.throws(() => ops.mlstm(q, k, v, rnd([B, NH, S - 1]), f), isRange(/i has shape \[2, 2, 5\]/));
+    assert.throws(() => ops.mlstm(q, k, v, i, rnd([B, NH, S, 2])), isRange(/f has shape \[2, 2, 6, 2\]/));
+    assert.doesNotThrow(() => ops.mlstm(q, k, v, i.reshape([B, NH, S, 1]), f.reshape([B, NH, S, 1])));
+    const st = { c: rnd([B, NH, DK, DV]), n: rnd([B, NH, DK]), m: rnd([B, NH]) };
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { initialState: { ...st, c: rnd([B, NH, DV, DK]) } }), isRange(/initialState\.c has shape \[2, 2, 3, 4\], expected \[B, NH, DHQK, DHV\] = \[2, 2, 4, 3\]/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { initialState: { ...st, n: rnd([B, NH, DK + 1]) } }), isRange(/initialState\.n has shape/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { initialState: { ...st, m: rnd([B + 1, NH]) } }), isRange(/initialState\.m has shape/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { initialState: { c: st.c, n: st.n } as MlstmState }), isType(/initialState\.m is missing/));
+    assert.throws(() => ops.mlstm(q.to("int32"), k, v, i, f), isType(/q must be float32, got int32/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { form: "quadratic" as MlstmForm }), isRange(/form must be one of/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { chunkSize: 0 }), isRange(/chunkSize must be a positive integer/));
+    assert.throws(() => ops.mlstm(q, k, v, i, f, { eps: -1 }), isRange(/eps must be a finite number >= 0/));
+    // the native boundary checks everything itself
+    const { native } = require("../lib/native") as typeof import("../lib/native");
+    const n = B * NH;
+    const h = new Float32Array(n * S * DV), cl = new Float32Array(n * DK * DV), nl = new Float32Array(n * DK), ml = new Float32Array(n);
+    const qa = q.f32(), ka = k.f32(), va = v.f32(), ia = i.f32(), fa = f.f32();
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa.subarray(1), ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 4, 1e-6, true), isRange(/mlstmChunkwiseForward: q has 191 elements, expected B\*NH\*S\*DHQK = 192 \(B=2, NH=2, S=6, DHQK=4, DHV=3\)/));
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, cl.slice(), null, null, B, NH, S, DK, DV, 4, 1e-6, true), isType(/c0, n0 and m0 must be given together/));
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, new Float32Array(5), nl.slice(), ml.slice(), B, NH, S, DK, DV, 4, 1e-6, true), isRange(/c0 has 5 elements, expected B\*NH\*DHQK\*DHV = 48/));
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 0, 1e-6, true), isRange(/chunkSize must be an integer in \[1/));
+    assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, Number.NaN), isRange(/eps must be a finite number >= 0/));
+    assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, 0, DV, 1e-6), isRange(/DHQK must be an integer in \[1/));
+    assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, new Float32Array(3), qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 1e-6), isRange(/saved has 3 elements, expected mlstmRecurrentSavedSize/));
+    assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, null, qa, ka, va, [] as unknown as Float32Array, fa, null, null, null, B, NH, S, DK, DV, 1e-6), isType(/i must be a Float32Array, got Array/));
+    const hv = new Float32Array(n * S * DV);
+    assert.throws(() => native.mlstmRecurrentForward(hv, cl, nl, ml, null, qa, ka, hv, ia, fa, null, null, null, B, NH, S, DK, DV, 1e-6), /h overlaps v/);
+    const saved = new Float32Array(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, 4));
+    native.mlstmChunkwiseForward(h, cl, nl, ml, saved, qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 4, 1e-6, true);
+    const g = () => new Float32Array(n * S * DK);
+    assert.throws(() => native.mlstmChunkwiseBackward(g(), g(), new Float32Array(n * S * DV), new Float32Array(n * S), new Float32Array(n * S), null, null, null, saved, h, h, null, null, qa, ka, va, ia, fa, B, NH, S, DK, DV, 2, 1e-6), isRange(/saved has \d+ elements, expected mlstmChunkwiseSavedSize/));
+    assert.throws(() => native.mlstmChunkwiseBackward(g(), g(), new Float32Array(n * S * DV), new Float32Array(n * S), new Float32Array(n * S), new Float32Array(1), null, null, saved, h, h, null, null, qa, ka, va, ia, fa, B, NH, S, DK, DV, 4, 1e-6), isRange(/dc0 has 1 elements/));
+    const loose = native.mlstmChunkwiseBackward as unknown as (...args: unknown[]) => void;
+    assert.throws(() => loose(g(), g(), new Float32Array(n * S * DV), new Float32Array(n * S), new Float32Array(n * S), null, null, null, saved, h, h, null, null, qa, ka, va, ia, fa, B, NH, S, DK, DV), isType(/expected 25 arguments, got 23/));
+  });
+});
