@@ -27,6 +27,15 @@ describe("35 headwise linear", () => {
     });
   });
 
+  it("takes the GEMM path for large blocks (17x17) with the same numbers", () => {
+    gradCheck({
+      name: "headwiseLinear 17x17",
+      op: ([x, W, b]) => ops.headwiseLinear(x, W, b),
+      ref64: ([x, W, b]) => headwise64(x, W, b, 3, 2, 17, 17),
+      inputs: [randnGrad([3, 34], 9), randnGrad([2, 17, 17], 10, 0.3), randnGrad([34], 11)],
+    });
+  });
+
   it("concatenates several maps with a shared input exactly like separate maps and cat", () => {
     gradCheck({
       name: "headwiseLinearConcat",

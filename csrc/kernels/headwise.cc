@@ -2,15 +2,91 @@
 // rearranged; the blocked GEMM does the work.
 #include "kernels/headwise.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
+namespace {
+
+// Blocks of at most this many weights (e.g. the mLSTM's 4x4 q/k/v blocks) run as direct loops: a GEMM call per
+// tiny block would spend everything on packing and dispatch.
+constexpr int64_t kSmallBlock = 256;
+
+void small_forward(float* y, int64_t ldy, const float* x, const float* W, const float* bias, int64_t rows, int64_t NB,
+                   int64_t I, int64_t O) {
+  parallel_for(rows, 64, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* xr = x + r * NB * I;
+      float* yr = y + r * ldy;
+      for (int64_t hb = 0; hb < NB; ++hb)
+        for (int64_t o = 0; o < O; ++o) {
+          const float* w = W + (hb * O + o) * I;
+          float s = bias ? bias[hb * O + o] : 0.0f;
+          for (int64_t d = 0; d < I; ++d) s += xr[hb * I + d] * w[d];
+          yr[hb * O + o] = s;
+        }
+    }
+  });
+}
+
+void small_backward(float* dx, bool accumulate_dx, float* dW, float* dbias, const float* dy, int64_t ldy, const float* x,
+                    const float* W, int64_t rows, int64_t NB, int64_t I, int64_t O) {
+  if (dx) {
+    parallel_for(rows, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const float* g = dy + r * ldy;
+        float* dxr = dx + r * NB * I;
+        for (int64_t hb = 0; hb < NB; ++hb)
+          for (int64_t d = 0; d < I; ++d) {
+            float s = accumulate_dx ? dxr[hb * I + d] : 0.0f;
+            for (int64_t o = 0; o < O; ++o) s += g[hb * O + o] * W[(hb * O + o) * I + d];
+            dxr[hb * I + d] = s;
+          }
+      }
+    });
+  }
+  if (!dW && !dbias) return;
+  // partial sums over row chunks, then one reduction (no races, deterministic for a given thread count)
+  const int64_t chunks = std::min<int64_t>(std::max<int64_t>(1, rows / 256), 4 * num_threads());
+  const int64_t wn = NB * O * I, bn = NB * O;
+  std::vector<double> part(static_cast<size_t>(chunks * (wn + bn)), 0.0);
+  parallel_for(chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t ch = lo; ch < hi; ++ch) {
+      double* pw = part.data() + ch * (wn + bn);
+      double* pb = pw + wn;
+      const int64_t r0 = rows * ch / chunks, r1 = rows * (ch + 1) / chunks;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* g = dy + r * ldy;
+        const float* xr = x + r * NB * I;
+        for (int64_t hb = 0; hb < NB; ++hb)
+          for (int64_t o = 0; o < O; ++o) {
+            const double gv = g[hb * O + o];
+            pb[hb * O + o] += gv;
+            double* w = pw + (hb * O + o) * I;
+            for (int64_t d = 0; d < I; ++d) w[d] += gv * xr[hb * I + d];
+          }
+      }
+    }
+  });
+  for (int64_t i = 0; i < wn + bn; ++i) {
+    double s = 0;
+    for (int64_t ch = 0; ch < chunks; ++ch) s += part[ch * (wn + bn) + i];
+    if (i < wn) {
+      if (dW) dW[i] = static_cast<float>(s);
+    } else if (dbias) {
+      dbias[i - wn] = static_cast<float>(s);
+    }
+  }
+}
+
+}  // namespace
 
 void headwise_linear_forward(float* y, int64_t ldy, const float* x, const float* W, const float* bias, int64_t rows,
                              int64_t NB, int64_t I, int64_t O) {
+  if (I * O <= kSmallBlock) return small_forward(y, ldy, x, W, bias, rows, NB, I, O);
   for (int64_t hb = 0; hb < NB; ++hb)
     gemm(false, true, rows, O, I, 1.0f, x + hb * I, NB * I, W + hb * O * I, I, 0.0f, y + hb * O, ldy);
   if (bias) {
@@ -23,6 +99,7 @@ void headwise_linear_forward(float* y, int64_t ldy, const float* x, const float*
 
 void headwise_linear_backward(float* dx, bool accumulate_dx, float* dW, float* dbias, const float* dy, int64_t ldy,
                               const float* x, const float* W, int64_t rows, int64_t NB, int64_t I, int64_t O) {
+  if (I * O <= kSmallBlock) return small_backward(dx, accumulate_dx, dW, dbias, dy, ldy, x, W, rows, NB, I, O);
   for (int64_t hb = 0; hb < NB; ++hb) {
     if (dx)
       gemm(false, false, rows, I, O, 1.0f, dy + hb * O, ldy, W + hb * O * I, I, accumulate_dx ? 1.0f : 0.0f,

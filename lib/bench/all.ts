@@ -1,4 +1,5 @@
 // Registers every workload (imported for its side effects by the CLI), in the order `xlstm bench` runs them.
 import "./gemm";
+import "./xlstm-models";
 import "./slstm-layer";
 import "./lstm-d2l";

@@ -188,9 +188,10 @@ export class mLSTMLayer extends Module {
     const B = x.shape[0];
     const s = (state ?? {}) as unknown as mLSTMLayerState;
     const window = s.conv_state ?? null;
-    if (window && (window.ndim !== 3 || window.shape[0] !== B || window.shape[1] !== K || window.shape[2] !== Di))
-      throw new RangeError(`mLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, Di] = [${B}, ${K}, ${Di}]`);
-    const prev = window ? ops.slice(window, 1, 1) : Tensor.zeros([B, K - 1, Di]);
+    // the step window is the last K inputs [B, K, Di]; forward's returned state (the last K-1) is accepted too
+    if (window && (window.ndim !== 3 || window.shape[0] !== B || (window.shape[1] !== K && window.shape[1] !== K - 1) || window.shape[2] !== Di))
+      throw new RangeError(`mLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, Di] = [${B}, ${K}, ${Di}] (or forward's [B, K-1, Di])`);
+    const prev = window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, Di]);
     const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent" });
     const st = r.state as unknown as mLSTMLayerState;
     // the step window: the K-1 previous inputs of the conv branch and this one

@@ -211,10 +211,11 @@ function stepLayer(layer: sLSTMLayer, x: Tensor, state: sLSTMLayerStepState | nu
   if (x.ndim !== 3 || x.shape[1] !== 1) throw new RangeError(`sLSTMLayer.step: x has shape ${formatShape(x.shape)}, expected [B, 1, E]`);
   const [B, , E] = x.shape;
   const window = state?.conv_state ?? null;
-  if (window && K > 0 && (window.ndim !== 3 || window.shape[0] !== B || window.shape[1] !== K || window.shape[2] !== E))
-    throw new RangeError(`sLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, E] = [${B}, ${K}, ${E}]`);
+  // the step window is the last K inputs [B, K, E]; forward's returned state (the last K-1) is accepted too
+  if (window && K > 0 && (window.ndim !== 3 || window.shape[0] !== B || (window.shape[1] !== K && window.shape[1] !== K - 1) || window.shape[2] !== E))
+    throw new RangeError(`sLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, E] = [${B}, ${K}, ${E}] (or forward's [B, K-1, E])`);
   // the oldest slot of the step window never influences later outputs (XLSTM_SPEC §5.2)
-  const prev = K > 0 ? (window ? ops.slice(window, 1, 1) : Tensor.zeros([B, K - 1, E])) : null;
+  const prev = K > 0 ? (window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, E])) : null;
   const r = layer.forward(x, { state: { conv_state: prev, slstm_state: state?.slstm_state ?? null }, returnLastState: true });
   const conv = K > 0 ? ops.cat([prev!, x], 1) : null;
   return { y: r.y, state: { conv_state: conv, slstm_state: r.state!.slstm_state } };

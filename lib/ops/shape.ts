@@ -51,16 +51,19 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
   const outer = x.shape.slice(0, d).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
   const src = x.data as Float32Array, dst = out.data as Float32Array;
+  // step 1: one contiguous block of count*inner elements per outer index (slicing the last dim stays cheap)
+  const run = step === 1 ? count * inner : inner;
+  const runs = step === 1 ? 1 : count;
   for (let o = 0; o < outer; ++o)
-    for (let i = 0; i < count; ++i) {
+    for (let i = 0; i < runs; ++i) {
       const from = (o * n + lo + i * step) * inner;
-      dst.set(src.subarray(from, from + inner), (o * count + i) * inner);
+      dst.set(src.subarray(from, from + run), (o * count + i) * inner);
     }
   return record1("slice", [x], out, (g) => {
     const gx = Tensor.zeros(x.shape);
     const gs = g.f32(), gd = gx.data as Float32Array;
     for (let o = 0; o < outer; ++o)
-      for (let i = 0; i < count; ++i) gd.set(gs.subarray((o * count + i) * inner, (o * count + i + 1) * inner), (o * n + lo + i * step) * inner);
+      for (let i = 0; i < runs; ++i) gd.set(gs.subarray((o * count + i) * inner, (o * count + i) * inner + run), (o * n + lo + i * step) * inner);
     return [gx];
   });
 }

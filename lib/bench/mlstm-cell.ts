@@ -1,0 +1,74 @@
+// W4 `mlstm-cell-S{256,1024,4096,16384}` (../shared/bench/WORKLOADS.md): forward + backward of the mLSTM cell alone
+// (ops.mlstm, form "auto"), loss mean(h^2); q, k, v [1, 4, S, 64], i, f [1, 4, S] with f = 3 + N(0, 1).
+// Metric: seconds per forward+backward, plus `peak_rss_mb`: each size runs in its own child process (this file run
+// as a script, under the same node flags, e.g. tsx's loader), which reports process.resourceUsage().maxRSS, so the
+// peak belongs to that size alone.
+import { execFile } from "child_process";
+import { Generator } from "../rng";
+import { Tensor } from "../tensor";
+import * as ops from "../ops";
+import { getNumThreadsForBench, registerWorkload, timeIt, BenchRow } from "./index";
+
+const SIZES = [256, 1024, 4096, 16384];
+const B = 1, NH = 4, DH = 64;
+
+/** Time `reps` forward+backward passes of the cell at sequence length S in this process. */
+export async function measureMlstmCell(S: number, reps: number): Promise<{ median: number; min: number; max: number }> {
+  const gen = new Generator(S);
+  const q = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
+  const k = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
+  const v = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
+  const i = Tensor.randn([B, NH, S], { generator: gen, requiresGrad: true });
+  const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, requiresGrad: true });
+  const leaves = [q, k, v, i, f];
+  return timeIt(() => {
+    for (const t of leaves) t.grad = null;
+    const { h } = ops.mlstm(q, k, v, i, f);
+    ops.mean(ops.mul(h, h)).backward();
+  }, reps);
+}
+
+function runChild(S: number, reps: number): Promise<BenchRow> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [...process.execArgv, __filename, String(S), String(reps)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`W4 child for S=${S} failed: ${err.message}\n${stderr}`));
+      const line = stdout.trim().split("\n").pop() ?? "";
+      try {
+        resolve(JSON.parse(line) as BenchRow);
+      } catch {
+        reject(new Error(`W4 child for S=${S} printed no result: ${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+registerWorkload({
+  id: "W4",
+  description: "mlstm-cell-S{256,1024,4096,16384}: mLSTM cell forward+backward (auto form), B 1, NH 4, DH 64; peak RSS per size",
+  device: "cpu",
+  async *run({ reps }) {
+    for (const S of SIZES) yield await runChild(S, reps);
+  },
+});
+
+// Child mode: `node [flags] mlstm-cell.(js|ts) <S> <reps>` prints one W4 row.
+if (require.main === module) {
+  const S = Number(process.argv[2]), reps = Number(process.argv[3] ?? 5);
+  measureMlstmCell(S, reps).then((t) => {
+    const row: BenchRow = {
+      workload: "W4",
+      name: `mlstm-cell-S${S}`,
+      metric: "seconds",
+      value: t.median,
+      device: "cpu",
+      peak_rss_mb: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10,
+      min: t.min,
+      max: t.max,
+      threads: getNumThreadsForBench(),
+      reps,
+      form: "auto",
+      chunkSize: 64,
+    };
+    process.stdout.write(JSON.stringify(row) + "\n");
+  });
+}
