@@ -394,7 +394,7 @@ describe("42 mLSTM forms", () => {
     assertRunsClose(go([{ len: 5, form: "auto" }, { len: 6, form: "auto", chunkSize: 2 }]), whole, "auto pieces", 2e-4, 2e-5);
   });
 
-  it("gives the same numbers at every SIMD level and with 1 thread", () => {
+  it("gives the same numbers at every SIMD level and thread count (both work schedules)", () => {
     const d = { B: 2, NH: 2, S: 45, DK: 16, DV: 8 };
     const x = makeInputs(d, true);
     const G = rnd([d.B, d.NH, d.S, d.DV]), Gc = rnd([d.B, d.NH, d.DK, d.DV]), Gn = rnd([d.B, d.NH, d.DK]);
@@ -409,10 +409,15 @@ describe("42 mLSTM forms", () => {
         }
         setSimdLevel(backends().cpu.simdSupported);
         const all = runForm(x, form, chunk, G, Gc, Gn);
+        // 1 thread: every head in one pass (fused schedule); 8 threads for B*NH = 4: recurrences first, then
+        // every chunk in parallel (split schedule). Same per-chunk code, so the same bits.
         setNumThreads(1);
         const one = runForm(x, form, chunk, G, Gc, Gn);
+        setNumThreads(8);
+        const eight = runForm(x, form, chunk, G, Gc, Gn);
         setNumThreads(0);
         assert.deepEqual(one, all, `${form}: 1 thread vs default`);
+        assert.deepEqual(eight, all, `${form}: 8 threads vs default`);
       }
     } finally {
       setSimdLevel(backends().cpu.simdSupported);
@@ -493,9 +498,9 @@ describe("42 mLSTM kernels (Float32Array API)", () => {
     const n = B * NH;
     const h = new Float32Array(n * S * DV), cl = new Float32Array(n * DK * DV), nl = new Float32Array(n * DK), ml = new Float32Array(n);
     const qa = q.f32(), ka = k.f32(), va = v.f32(), ia = i.f32(), fa = f.f32();
-    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa.subarray(1), ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 4, 1e-6, true), isRange(/mlstmChunkwiseForward: q has 191 elements, expected B\*NH\*S\*DHQK = 192 \(B=2, NH=2, S=6, DHQK=4, DHV=3\)/));
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa.subarray(1), ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 4, 1e-6, true), isRange(/mlstmChunkwiseForward: q has 95 elements, expected B\*NH\*S\*DHQK \(B=2, NH=2, S=6, DHQK=4, DHV=3\) = 96/));
     assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, cl.slice(), null, null, B, NH, S, DK, DV, 4, 1e-6, true), isType(/c0, n0 and m0 must be given together/));
-    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, new Float32Array(5), nl.slice(), ml.slice(), B, NH, S, DK, DV, 4, 1e-6, true), isRange(/c0 has 5 elements, expected B\*NH\*DHQK\*DHV = 48/));
+    assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, new Float32Array(5), nl.slice(), ml.slice(), B, NH, S, DK, DV, 4, 1e-6, true), isRange(/c0 has 5 elements, expected B\*NH\*DHQK\*DHV \(.*\) = 48/));
     assert.throws(() => native.mlstmChunkwiseForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, 0, 1e-6, true), isRange(/chunkSize must be an integer in \[1/));
     assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, DK, DV, Number.NaN), isRange(/eps must be a finite number >= 0/));
     assert.throws(() => native.mlstmRecurrentForward(h, cl, nl, ml, null, qa, ka, va, ia, fa, null, null, null, B, NH, S, 0, DV, 1e-6), isRange(/DHQK must be an integer in \[1/));

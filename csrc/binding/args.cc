@@ -41,6 +41,8 @@ const char* typed_name(napi_typedarray_type t) {
   return "TypedArray";
 }
 
+}  // namespace
+
 std::string kind_of(const Napi::Value& v) {
   if (v.IsTypedArray()) return typed_name(v.As<Napi::TypedArray>().TypedArrayType());
   if (v.IsUndefined()) return "undefined";
@@ -53,6 +55,8 @@ std::string kind_of(const Napi::Value& v) {
   if (v.IsFunction()) return "function";
   return "object";
 }
+
+namespace {
 
 void* require_typed(const ArgCtx& c, size_t i, const char* name, napi_typedarray_type want, const char* want_name,
                     int64_t expected, const std::string& desc) {
@@ -166,6 +170,22 @@ int64_t checked_product(const ArgCtx& c, const char* what, const std::vector<int
     p *= s;
   }
   return p;
+}
+
+float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc) {
+  if (c.info.Length() <= i || c.info[i].IsNull() || c.info[i].IsUndefined()) return nullptr;
+  return require_f32(c, i, name, expected, desc);
+}
+
+void require_disjoint(const ArgCtx& c, std::initializer_list<Region> outputs, std::initializer_list<Region> inputs) {
+  std::vector<Region> o(outputs);
+  for (size_t a = 0; a < o.size(); ++a) {
+    if (!o[a].ptr) continue;
+    for (const Region& in : inputs)
+      if (in.ptr) require_no_overlap(c, o[a].name, o[a].ptr, o[a].bytes, in.name, in.ptr, in.bytes);
+    for (size_t b = a + 1; b < o.size(); ++b)
+      if (o[b].ptr) require_no_overlap(c, o[a].name, o[a].ptr, o[a].bytes, o[b].name, o[b].ptr, o[b].bytes);
+  }
 }
 
 void require_no_overlap(const ArgCtx& c, const char* out_name, const void* out, size_t out_bytes,

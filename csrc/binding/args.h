@@ -43,6 +43,22 @@ std::vector<int64_t> require_int_array(const ArgCtx& c, size_t i, const char* na
 int64_t checked_product(const ArgCtx& c, const char* what, std::initializer_list<int64_t> sizes);
 int64_t checked_product(const ArgCtx& c, const char* what, const std::vector<int64_t>& sizes);
 
+// A Float32Array, or null/undefined (returns nullptr): optional inputs and outputs.
+float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc = "");
+
+// The JS kind of a value for messages: "Float32Array", "number", "null", ...
+std::string kind_of(const Napi::Value& v);
+
+// One buffer argument for the aliasing checks (ptr may be null: absent, skipped).
+struct Region {
+  const char* name;
+  const void* ptr;
+  size_t bytes;
+};
+
+// RangeError when an output overlaps an input or another output (kernels do not support aliasing).
+void require_disjoint(const ArgCtx& c, std::initializer_list<Region> outputs, std::initializer_list<Region> inputs);
+
 // Throws a RangeError when an output's bytes overlap an input's (kernels do not support aliasing).
 void require_no_overlap(const ArgCtx& c, const char* out_name, const void* out, size_t out_bytes,
                         const char* in_name, const void* in, size_t in_bytes);

@@ -58,12 +58,6 @@ float optional_number(const ArgCtx& c, size_t i, const char* name, float fallbac
   return static_cast<float>(require_number(c, i, name));
 }
 
-// An optional Float32Array of `n` elements (undefined or null -> nullptr).
-const float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t n, const std::string& desc) {
-  if (absent(c, i)) return nullptr;
-  return require_f32(c, i, name, n, desc);
-}
-
 std::vector<int64_t> require_shape(const ArgCtx& c, size_t i, const char* name) {
   std::vector<int64_t> s = require_int_array(c, i, name, 0);
   if (static_cast<int>(s.size()) > kMaxNdim)

@@ -33,12 +33,6 @@ Dims read_dims(const ArgCtx& c, size_t first) {
   return d;
 }
 
-float* opt_f32(const ArgCtx& c, size_t i, const char* name, int64_t n, const std::string& desc) {
-  require_count(c, i + 1);
-  if (c.info[i].IsNull() || c.info[i].IsUndefined()) return nullptr;
-  return require_f32(c, i, name, n, desc);
-}
-
 // Column window [off, off + NB*O) of a [rows, ld] matrix; returns the pointer to its first element.
 float* window(const ArgCtx& c, size_t arr, size_t off_i, size_t ld_i, const char* name, const Dims& d) {
   const int64_t ld = require_int(c, ld_i, "ld", 1, INT64_C(1) << 40);
@@ -58,10 +52,9 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const int64_t ldy = require_int(c, 9, "ldy", 1);
   const float* x = require_f32(c, 1, "x", d.xl, d.xd);
   const float* W = require_f32(c, 2, "W", d.wl, d.wd);
-  const float* b = opt_f32(c, 3, "bias", d.NB * d.O, d.bd);
-  require_no_overlap(c, "y", y, d.yl * 4, "x", x, d.xl * 4);
-  require_no_overlap(c, "y", y, d.yl * 4, "W", W, d.wl * 4);
-  if (b) require_no_overlap(c, "y", y, d.yl * 4, "bias", b, d.NB * d.O * 4);
+  const float* b = optional_f32(c, 3, "bias", d.NB * d.O, d.bd);
+  require_disjoint(c, {{"y", y, static_cast<size_t>(d.yl) * 4}},
+                   {{"x", x, static_cast<size_t>(d.xl) * 4}, {"W", W, static_cast<size_t>(d.wl) * 4}, {"bias", b, static_cast<size_t>(d.NB * d.O) * 4}});
   run_sync(info.Env(), c.fn, [&] { headwise_linear_forward(y, ldy, x, W, b, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
 }
@@ -72,21 +65,15 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   Dims d = read_dims(c, 6);
   const int64_t ldy = require_int(c, 11, "ldy", 1);
   const bool accumulate = require_bool(c, 12, "accumulateDx");
-  float* dx = opt_f32(c, 0, "dx", d.xl, d.xd);
-  float* dW = opt_f32(c, 1, "dW", d.wl, d.wd);
-  float* db = opt_f32(c, 2, "dbias", d.NB * d.O, d.bd);
+  float* dx = optional_f32(c, 0, "dx", d.xl, d.xd);
+  float* dW = optional_f32(c, 1, "dW", d.wl, d.wd);
+  float* db = optional_f32(c, 2, "dbias", d.NB * d.O, d.bd);
   const float* dy = window(c, 3, 10, 11, "dy", d);
   const float* x = require_f32(c, 4, "x", d.xl, d.xd);
   const float* W = require_f32(c, 5, "W", d.wl, d.wd);
-  struct B { const char* n; const void* p; int64_t len; };
-  const B outs[] = {{"dx", dx, d.xl}, {"dW", dW, d.wl}, {"dbias", db, d.NB * d.O}};
-  const B ins[] = {{"dy", dy, d.yl}, {"x", x, d.xl}, {"W", W, d.wl}};
-  for (auto& o : outs) {
-    if (!o.p) continue;
-    for (auto& i : ins) require_no_overlap(c, o.n, o.p, o.len * 4, i.n, i.p, i.len * 4);
-    for (auto& o2 : outs)
-      if (o2.p && &o2 != &o) require_no_overlap(c, o.n, o.p, o.len * 4, o2.n, o2.p, o2.len * 4);
-  }
+  const auto B4 = [](int64_t n) { return static_cast<size_t>(n) * sizeof(float); };
+  require_disjoint(c, {{"dx", dx, B4(d.xl)}, {"dW", dW, B4(d.wl)}, {"dbias", db, B4(d.NB * d.O)}},
+                   {{"dy", dy, B4(d.yl)}, {"x", x, B4(d.xl)}, {"W", W, B4(d.wl)}});
   run_sync(info.Env(), c.fn, [&] { headwise_linear_backward(dx, accumulate, dW, db, dy, ldy, x, W, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
 }

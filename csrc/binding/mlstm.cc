@@ -31,12 +31,6 @@ struct Buf {
   int64_t len;
 };
 
-float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc) {
-  require_count(c, i + 1);
-  if (c.info[i].IsNull() || c.info[i].IsUndefined()) return nullptr;
-  return require_f32(c, i, name, expected, desc);
-}
-
 void check_no_alias(const ArgCtx& c, const std::vector<Buf>& outs, const std::vector<Buf>& ins) {
   for (size_t a = 0; a < outs.size(); ++a) {
     if (!outs[a].ptr) continue;

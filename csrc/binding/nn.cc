@@ -26,58 +26,11 @@ namespace {
 constexpr int64_t kMaxSize = INT64_C(1) << 45;
 constexpr int64_t kMaxSafe = INT64_C(9007199254740991);  // 2^53 - 1
 
-struct Buf {
-  const char* name;
-  const void* ptr;
-  size_t bytes;
-};
-
-// Outputs must not overlap any input (nor each other).
-void no_overlap(const ArgCtx& c, std::initializer_list<Buf> outs, std::initializer_list<Buf> ins) {
-  std::vector<Buf> o(outs), in(ins);
-  for (size_t a = 0; a < o.size(); ++a) {
-    if (!o[a].ptr) continue;
-    for (const Buf& b : in)
-      if (b.ptr) require_no_overlap(c, o[a].name, o[a].ptr, o[a].bytes, b.name, b.ptr, b.bytes);
-    for (size_t b = a + 1; b < o.size(); ++b)
-      if (o[b].ptr) require_no_overlap(c, o[a].name, o[a].ptr, o[a].bytes, o[b].name, o[b].ptr, o[b].bytes);
-  }
-}
-
-bool is_absent(const ArgCtx& c, size_t i) {
+bool absent(const ArgCtx& c, size_t i) {
   return c.info.Length() <= i || c.info[i].IsNull() || c.info[i].IsUndefined();
 }
 
-// A Float32Array, or null/undefined (returns nullptr).
-float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc) {
-  if (is_absent(c, i)) return nullptr;
-  return require_f32(c, i, name, expected, desc);
-}
-
 size_t fbytes(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
-
-std::string kind_name(const Napi::Value& v) {
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
-      case napi_float32_array: return "Float32Array";
-      case napi_float64_array: return "Float64Array";
-      case napi_uint8_array: return "Uint8Array";
-      case napi_uint16_array: return "Uint16Array";
-      case napi_uint32_array: return "Uint32Array";
-      case napi_int8_array: return "Int8Array";
-      case napi_int16_array: return "Int16Array";
-      case napi_biguint64_array: return "BigUint64Array";
-      default: return "TypedArray";
-    }
-  }
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsArray()) return "Array";
-  if (v.IsNumber()) return "number";
-  if (v.IsString()) return "string";
-  if (v.IsBoolean()) return "boolean";
-  return "object";
-}
 
 // An index array: Int32Array or BigInt64Array.
 struct Indices {
@@ -98,7 +51,7 @@ Indices require_indices(const ArgCtx& c, size_t i, const char* name, int64_t exp
   } else if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_bigint64_array) {
     out.i64 = require_i64(c, i, name, expected, desc);
   } else {
-    throw_type(c, std::string(name) + " must be an Int32Array or BigInt64Array, got " + kind_name(v));
+    throw_type(c, std::string(name) + " must be an Int32Array or BigInt64Array, got " + kind_of(v));
   }
   out.length = typed_length(c, i, name);
   return out;
@@ -135,7 +88,7 @@ Napi::Value RowwiseForward(const Napi::CallbackInfo& info, const char* fn) {
   const std::string d = describe("rows*cols", {{"rows", rows}, {"cols", cols}});
   float* y = require_f32(c, 0, "y", n, d);
   const float* x = require_f32(c, 1, "x", n, d);
-  no_overlap(c, {{"y", y, fbytes(n)}}, {{"x", x, fbytes(n)}});
+  require_disjoint(c, {{"y", y, fbytes(n)}}, {{"x", x, fbytes(n)}});
   run_sync(info.Env(), fn, [&] { Fn(y, x, rows, cols); });
   return info.Env().Undefined();
 }
@@ -151,7 +104,7 @@ Napi::Value RowwiseBackward(const Napi::CallbackInfo& info, const char* fn) {
   float* dx = require_f32(c, 0, "dx", n, d);
   const float* y = require_f32(c, 1, "y", n, d);
   const float* dy = require_f32(c, 2, "dy", n, d);
-  no_overlap(c, {{"dx", dx, fbytes(n)}}, {{"y", y, fbytes(n)}, {"dy", dy, fbytes(n)}});
+  require_disjoint(c, {{"dx", dx, fbytes(n)}}, {{"y", y, fbytes(n)}, {"dy", dy, fbytes(n)}});
   run_sync(info.Env(), fn, [&] { Fn(dx, y, dy, rows, cols); });
   return info.Env().Undefined();
 }
@@ -183,7 +136,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   float* log_sum = require_f32(c, 2, "logSum", n, dn);
   const float* logits = require_f32(c, 3, "logits", nv, describe("n*v", {{"n", n}, {"v", v}}));
   const Indices t = require_indices(c, 4, "targets", n, dn);
-  no_overlap(c, {{"loss", loss, fbytes(n)}, {"rowMax", row_max, fbytes(n)}, {"logSum", log_sum, fbytes(n)}},
+  require_disjoint(c, {{"loss", loss, fbytes(n)}, {"rowMax", row_max, fbytes(n)}, {"logSum", log_sum, fbytes(n)}},
              {{"logits", logits, fbytes(nv)}, {"targets", t.ptr(), t.bytes()}});
   check_index_values(c, "targets", t, v, "v", true, ignore);
   int64_t count = 0;
@@ -210,7 +163,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const float* log_sum = require_f32(c, 3, "logSum", n, dn);
   const Indices t = require_indices(c, 4, "targets", n, dn);
   const float* g = require_f32(c, 5, "g", n, dn);
-  no_overlap(c, {{"dlogits", dlogits, fbytes(nv)}},
+  require_disjoint(c, {{"dlogits", dlogits, fbytes(nv)}},
              {{"logits", logits, fbytes(nv)}, {"rowMax", row_max, fbytes(n)}, {"logSum", log_sum, fbytes(n)},
               {"targets", t.ptr(), t.bytes()}, {"g", g, fbytes(n)}});
   check_index_values(c, "targets", t, v, "v", true, ignore);
@@ -256,7 +209,7 @@ Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
   const float* x = require_f32(c, 3, "x", s.n, s.dn);
   const float* w = optional_f32(c, 4, "weight", s.gd, s.dgd);
   const float* b = optional_f32(c, 5, "bias", s.gd, s.dgd);
-  no_overlap(c, {{"y", y, fbytes(s.n)}, {"mean", mean, fbytes(s.rg)}, {"rstd", rstd, fbytes(s.rg)}},
+  require_disjoint(c, {{"y", y, fbytes(s.n)}, {"mean", mean, fbytes(s.rg)}, {"rstd", rstd, fbytes(s.rg)}},
              {{"x", x, fbytes(s.n)}, {"weight", w, fbytes(s.gd)}, {"bias", b, fbytes(s.gd)}});
   run_sync(info.Env(), "layerNormForward", [&] {
     layer_norm_forward(y, mean, rstd, x, w, b, s.rows, s.groups, s.dim, static_cast<float>(eps), residual);
@@ -278,7 +231,7 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   const float* mean = require_f32(c, 5, "mean", s.rg, s.drg);
   const float* rstd = require_f32(c, 6, "rstd", s.rg, s.drg);
   const float* w = optional_f32(c, 7, "weight", s.gd, s.dgd);
-  no_overlap(c, {{"dx", dx, fbytes(s.n)}, {"dweight", dw, fbytes(s.gd)}, {"dbias", db, fbytes(s.gd)}},
+  require_disjoint(c, {{"dx", dx, fbytes(s.n)}, {"dweight", dw, fbytes(s.gd)}, {"dbias", db, fbytes(s.gd)}},
              {{"dy", dy, fbytes(s.n)}, {"x", x, fbytes(s.n)}, {"mean", mean, fbytes(s.rg)},
               {"rstd", rstd, fbytes(s.rg)}, {"weight", w, fbytes(s.gd)}});
   run_sync(info.Env(), "layerNormBackward", [&] {
@@ -301,7 +254,7 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   const int64_t ne = checked_product(c, "n*e", {n, e});
   float* out = require_f32(c, 0, "out", ne, describe("n*e", {{"n", n}, {"e", e}}));
   const float* w = require_f32(c, 1, "weight", ve, describe("v*e", {{"v", v}, {"e", e}}));
-  no_overlap(c, {{"out", out, fbytes(ne)}}, {{"weight", w, fbytes(ve)}, {"indices", idx.ptr(), idx.bytes()}});
+  require_disjoint(c, {{"out", out, fbytes(ne)}}, {{"weight", w, fbytes(ve)}, {"indices", idx.ptr(), idx.bytes()}});
   check_index_values(c, "indices", idx, v, "v");
   run_sync(info.Env(), "embeddingForward", [&] {
     if (idx.i32) embedding_forward(out, w, idx.i32, n, e);
@@ -322,7 +275,7 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   const int64_t ne = checked_product(c, "n*e", {n, e});
   float* dw = require_f32(c, 0, "dweight", ve, describe("v*e", {{"v", v}, {"e", e}}));
   const float* dout = require_f32(c, 1, "dout", ne, describe("n*e", {{"n", n}, {"e", e}}));
-  no_overlap(c, {{"dweight", dw, fbytes(ve)}}, {{"dout", dout, fbytes(ne)}, {"indices", idx.ptr(), idx.bytes()}});
+  require_disjoint(c, {{"dweight", dw, fbytes(ve)}}, {{"dout", dout, fbytes(ne)}, {"indices", idx.ptr(), idx.bytes()}});
   check_index_values(c, "indices", idx, v, "v");
   run_sync(info.Env(), "embeddingBackward", [&] {
     if (idx.i32) embedding_backward(dw, dout, idx.i32, n, v, e);
@@ -361,7 +314,7 @@ Napi::Value CausalConv1dForward(const Napi::CallbackInfo& info) {
   const float* x = require_f32(c, 1, "x", z.n, z.dn);
   const float* w = require_f32(c, 2, "weight", z.fk, z.dfk);
   const float* b = optional_f32(c, 3, "bias", z.f, z.df);
-  no_overlap(c, {{"y", y, fbytes(z.n)}}, {{"x", x, fbytes(z.n)}, {"weight", w, fbytes(z.fk)}, {"bias", b, fbytes(z.f)}});
+  require_disjoint(c, {{"y", y, fbytes(z.n)}}, {{"x", x, fbytes(z.n)}, {"weight", w, fbytes(z.fk)}, {"bias", b, fbytes(z.f)}});
   run_sync(info.Env(), "causalConv1dForward", [&] { causal_conv1d_forward(y, x, w, b, z.b, z.s, z.f, z.k); });
   return info.Env().Undefined();
 }
@@ -377,7 +330,7 @@ Napi::Value CausalConv1dBackward(const Napi::CallbackInfo& info) {
   const float* dy = require_f32(c, 3, "dy", z.n, z.dn);
   const float* x = require_f32(c, 4, "x", z.n, z.dn);
   const float* w = require_f32(c, 5, "weight", z.fk, z.dfk);
-  no_overlap(c, {{"dx", dx, fbytes(z.n)}, {"dweight", dw, fbytes(z.fk)}, {"dbias", db, fbytes(z.f)}},
+  require_disjoint(c, {{"dx", dx, fbytes(z.n)}, {"dweight", dw, fbytes(z.fk)}, {"dbias", db, fbytes(z.f)}},
              {{"dy", dy, fbytes(z.n)}, {"x", x, fbytes(z.n)}, {"weight", w, fbytes(z.fk)}});
   run_sync(info.Env(), "causalConv1dBackward",
            [&] { causal_conv1d_backward(dx, dw, db, dy, x, w, z.b, z.s, z.f, z.k); });
@@ -404,7 +357,7 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   const std::string d = "x.length";
   float* y = require_f32(c, 0, "y", n, d);
   uint8_t* mask = require_u8(c, 1, "mask", n, d);
-  no_overlap(c, {{"y", y, fbytes(n)}, {"mask", mask, static_cast<size_t>(n)}}, {{"x", x, fbytes(n)}});
+  require_disjoint(c, {{"y", y, fbytes(n)}, {"mask", mask, static_cast<size_t>(n)}}, {{"x", x, fbytes(n)}});
   run_sync(info.Env(), "dropoutForward", [&] { dropout_forward(y, mask, x, n, p, k0, k1); });
   return info.Env().Undefined();
 }
@@ -419,7 +372,7 @@ Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   const std::string d = "dy.length";
   float* dx = require_f32(c, 0, "dx", n, d);
   const uint8_t* mask = require_u8(c, 2, "mask", n, d);
-  no_overlap(c, {{"dx", dx, fbytes(n)}}, {{"dy", dy, fbytes(n)}, {"mask", mask, static_cast<size_t>(n)}});
+  require_disjoint(c, {{"dx", dx, fbytes(n)}}, {{"dy", dy, fbytes(n)}, {"mask", mask, static_cast<size_t>(n)}});
   run_sync(info.Env(), "dropoutBackward", [&] { dropout_backward(dx, dy, mask, n, dropout_scale(p)); });
   return info.Env().Undefined();
 }

@@ -16,29 +16,6 @@
 namespace xlstm {
 namespace {
 
-struct Buf {
-  const char* name;
-  float* ptr;
-  int64_t len;
-};
-
-float* optional_f32(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc) {
-  require_count(c, i + 1);
-  if (c.info[i].IsNull() || c.info[i].IsUndefined()) return nullptr;
-  return require_f32(c, i, name, expected, desc);
-}
-
-void check_no_alias(const ArgCtx& c, const std::vector<Buf>& outs, const std::vector<Buf>& ins) {
-  for (size_t a = 0; a < outs.size(); ++a) {
-    if (!outs[a].ptr) continue;
-    for (size_t b = a + 1; b < outs.size(); ++b)
-      if (outs[b].ptr)
-        require_no_overlap(c, outs[a].name, outs[a].ptr, outs[a].len * 4, outs[b].name, outs[b].ptr, outs[b].len * 4);
-    for (auto& in : ins)
-      if (in.ptr) require_no_overlap(c, outs[a].name, outs[a].ptr, outs[a].len * 4, in.name, in.ptr, in.len * 4);
-  }
-}
-
 struct Sizes {
   RecurrentDims d;
   int64_t H, bsh, x_len, r_len, state_len, seq_state_len;
@@ -82,9 +59,9 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float* state0 = optional_f32(c, 4, "state0", s.state_len, s.s0_desc);
   const float* R = require_f32(c, 5, "R", s.r_len, s.r_desc);
   const float* bias = require_f32(c, 6, "bias", 4 * s.H, describe("4*NH*DH", {{"NH", s.d.NH}, {"DH", s.d.DH}}));
-  check_no_alias(c, {{"y", y, s.bsh}, {"states", states, s.seq_state_len}, {"gates", gates, s.x_len}},
-                 {{"x", const_cast<float*>(x), s.x_len}, {"state0", const_cast<float*>(state0), s.state_len},
-                  {"R", const_cast<float*>(R), s.r_len}, {"bias", const_cast<float*>(bias), 4 * s.H}});
+  const auto B4 = [](int64_t n) { return static_cast<size_t>(n) * sizeof(float); };
+  require_disjoint(c, {{"y", y, B4(s.bsh)}, {"states", states, B4(s.seq_state_len)}, {"gates", gates, B4(s.x_len)}},
+                   {{"x", x, B4(s.x_len)}, {"state0", state0, B4(s.state_len)}, {"R", R, B4(s.r_len)}, {"bias", bias, B4(4 * s.H)}});
   RecurrentDims d = s.d;
   auto work = [=] {
     if (Slstm) slstm_forward(y, states, gates, x, state0, R, bias, d);
@@ -119,14 +96,11 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float* state0 = optional_f32(c, 8, "state0", s.state_len, s.s0_desc);
   const float* R = require_f32(c, 9, "R", s.r_len, s.r_desc);
   const bool exact = Slstm ? require_bool(c, 14, "exactM0Grad") : false;
-  check_no_alias(c,
-                 {{"dx", dx, s.x_len}, {"dR", dR, s.r_len}, {"dbias", dbias, 4 * s.H}, {"dstate0", dstate0, s.state_len}},
-                 {{"gates", const_cast<float*>(gates), s.x_len},
-                  {"states", const_cast<float*>(states), s.seq_state_len},
-                  {"dy", const_cast<float*>(dy), s.bsh},
-                  {"dstateFinal", const_cast<float*>(dfinal), s.state_len},
-                  {"state0", const_cast<float*>(state0), s.state_len},
-                  {"R", const_cast<float*>(R), s.r_len}});
+  const auto B4 = [](int64_t n) { return static_cast<size_t>(n) * sizeof(float); };
+  require_disjoint(c,
+                   {{"dx", dx, B4(s.x_len)}, {"dR", dR, B4(s.r_len)}, {"dbias", dbias, B4(4 * s.H)}, {"dstate0", dstate0, B4(s.state_len)}},
+                   {{"gates", gates, B4(s.x_len)}, {"states", states, B4(s.seq_state_len)}, {"dy", dy, B4(s.bsh)},
+                    {"dstateFinal", dfinal, B4(s.state_len)}, {"state0", state0, B4(s.state_len)}, {"R", R, B4(s.r_len)}});
   RecurrentDims d = s.d;
   auto work = [=] {
     if (Slstm) slstm_backward(dx, dR, dbias, dstate0, gates, states, dy, dfinal, state0, R, d, exact);

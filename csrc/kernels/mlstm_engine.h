@@ -92,156 +92,239 @@ inline void fill_decay(float* E, const double* w, const double* M, int64_t l) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Chunkwise forward (XLSTM_SPEC §4.5)
+// Chunkwise form (XLSTM_SPEC §4.5 forward, §4.6 backward), as per-chunk steps shared by two schedules:
+//   fused (every thread owns whole heads: B*NH is a multiple of the thread count or much larger): one pass per
+//          (b, h) over the chunks, forward in order and backward in reverse, so each chunk's q/k/v tiles are used
+//          while they are in cache and the backward keeps only the current Λ (no per-chunk Λ buffer);
+//   split  (fewer heads than threads): the sequential recurrences per (b, h) first, then every (b, h, chunk) in
+//          parallel from the saved chunk states / Λ_c.
+// Both schedules run the same per-chunk code in the same order per chunk, so they give identical bits.
+
+struct CwCtx {
+  int64_t S, DK, DV, L, NC, W;
+  SavedLayout lay;
+  float s, eps;
+  const float *q, *k, *v, *ig, *fg;
+  float* saved;
+  CwCtx(const MlstmDims& d, int64_t L_, float eps_, const float* q_, const float* k_, const float* v_, const float* i_,
+        const float* f_, float* saved_)
+      : S(d.S), DK(d.DK), DV(d.DV), L(L_), NC(mlstm_num_chunks(d.S, L_)), W(0), lay{NC, d.DK, d.DV, d.S},
+        s(static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)))), eps(eps_), q(q_), k(k_), v(v_), ig(i_),
+        fg(f_), saved(saved_) {
+    W = lay.size();
+  }
+  int64_t len(int64_t c) const { return chunk_len(S, L, c); }
+  float* sv(int64_t bh) const { return saved + bh * W; }
+  float* C(int64_t bh, int64_t c) const { return sv(bh) + lay.c_off() + c * DK * DV; }
+  float* n(int64_t bh, int64_t c) const { return sv(bh) + lay.n_off() + c * DK; }
+  float* m(int64_t bh) const { return sv(bh) + lay.m_off(); }
+  float* mu(int64_t bh) const { return sv(bh) + lay.mu_off(); }
+  float* den(int64_t bh) const { return sv(bh) + lay.den_off(); }
+  // rows of chunk c
+  const float* Q(int64_t bh, int64_t c) const { return q + (bh * S + c * L) * DK; }
+  const float* K(int64_t bh, int64_t c) const { return k + (bh * S + c * L) * DK; }
+  const float* V(int64_t bh, int64_t c) const { return v + (bh * S + c * L) * DV; }
+  void gates(ChunkGates& cg, int64_t bh, int64_t c, bool has, double mc) const {
+    cg.compute(fg + bh * S + c * L, ig + bh * S + c * L, len(c), has, mc);
+  }
+};
+
+struct CwScratch {
+  ChunkGates cg;
+  std::vector<float> P, E, Om, rows_k, rows_v, delta, rho, beta, alpha;
+  std::vector<double> r;
+  CwScratch(const CwCtx& x, bool backward) {
+    const int64_t L = x.L;
+    cg.resize(L);
+    P.resize(L * L);
+    if (backward) {
+      E.resize(L * L);
+      Om.resize(L * L);
+      delta.resize(L * x.DV);
+      rho.resize(L);
+      alpha.resize(L);
+      r.resize(L);
+    }
+    rows_k.resize(L * x.DK);
+    rows_v.resize(L * x.DV);
+    beta.resize(L);
+  }
+};
+
+bool fused_schedule(int64_t BH) {
+  const int64_t T = num_threads();
+  return BH % T == 0 || BH >= 4 * T;
+}
+
+// ---- forward steps
+
+// The state entering chunk 0: the given one, or zeros with m_0 = 0 (−inf with parallel semantics: no state).
+void fw_init_state(const CwCtx& x, int64_t bh, const float* c0, const float* n0, const float* m0, bool empty_init) {
+  const int64_t DK = x.DK, DV = x.DV;
+  if (c0) {
+    std::memcpy(x.C(bh, 0), c0 + bh * DK * DV, sizeof(float) * DK * DV);
+    std::memcpy(x.n(bh, 0), n0 + bh * DK, sizeof(float) * DK);
+    x.m(bh)[0] = m0[bh];
+  } else {
+    std::fill_n(x.C(bh, 0), DK * DV, 0.0f);
+    std::fill_n(x.n(bh, 0), DK, 0.0f);
+    x.m(bh)[0] = empty_init ? -std::numeric_limits<float>::infinity() : 0.0f;
+  }
+}
+
+// Inter-chunk recurrence step (cg computed for chunk c): m_{c+1} = max(g_c + m_c, max_τ a_τ),
+// γ_c = exp(g_c + m_c − m_{c+1}), C_{c+1} = γ C_c + Σ_τ α_τ (s k_τ) v_τᵀ, n_{c+1} = γ n_c + Σ_τ α_τ s k_τ.
+void fw_state_step(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c) {
+  const int64_t DK = x.DK, DV = x.DV, l = x.len(c);
+  const ChunkGates& cg = w.cg;
+  float* Ms = x.m(bh);
+  const double mc = Ms[c];
+  const bool has = std::isfinite(mc);
+  double amax = kNegInf;
+  for (int64_t t = 0; t < l; ++t) amax = std::max(amax, cg.a[t]);
+  const float mn = static_cast<float>(has ? std::max(cg.g + mc, amax) : amax);
+  const float gamma = has ? static_cast<float>(std::exp(cg.g + mc - mn)) : 0.0f;
+  const float* K = x.K(bh, c);
+  float* Ks = w.rows_k.data();
+  for (int64_t t = 0; t < l; ++t) {
+    const float al = x.s * static_cast<float>(std::exp(cg.a[t] - static_cast<double>(mn)));
+    const float* kr = K + t * DK;
+    float* dst = Ks + t * DK;
+#pragma omp simd
+    for (int64_t j = 0; j < DK; ++j) dst[j] = al * kr[j];
+  }
+  const float* Cc = x.C(bh, c);
+  float* Cn = x.C(bh, c + 1);
+#pragma omp simd
+  for (int64_t e = 0; e < DK * DV; ++e) Cn[e] = gamma * Cc[e];
+  gemm(true, false, DK, DV, l, 1.0f, Ks, DK, x.V(bh, c), DV, 1.0f, Cn, DV);
+  const float* nc = x.n(bh, c);
+  float* nn = x.n(bh, c + 1);
+  for (int64_t j = 0; j < DK; ++j) nn[j] = gamma * nc[j];
+  for (int64_t t = 0; t < l; ++t) {
+    const float* kr = Ks + t * DK;
+#pragma omp simd
+    for (int64_t j = 0; j < DK; ++j) nn[j] += kr[j];
+  }
+  Ms[c + 1] = mn;
+}
+
+// Intra-chunk outputs (cg computed for chunk c with M): P = s (Q Kᵀ) ⊙ E, num = P V + (β ⊙ Q) C_c,
+// den_τ = Σ_σ P_τσ + β_τ q_τ·n_c, h = num / (max(|den|, exp(−μ)) + ε); saves μ and den.
+void fw_chunk_out(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, float* h) {
+  const int64_t DK = x.DK, DV = x.DV, l = x.len(c), t0 = c * x.L;
+  const ChunkGates& cg = w.cg;
+  const double mc = x.m(bh)[c];
+  const bool has = std::isfinite(mc);
+  float* mu = x.mu(bh) + t0;
+  float* den = x.den(bh) + t0;
+  const float *Q = x.Q(bh, c), *K = x.K(bh, c), *V = x.V(bh, c);
+  float* Hc = h + (bh * x.S + t0) * DV;
+  float* P = w.P.data();
+  for (int64_t t = 0; t < l; ++t) {
+    mu[t] = static_cast<float>(cg.b[t] + cg.M[t]);
+    w.beta[t] = has ? static_cast<float>(std::exp(mc - cg.M[t])) : 0.0f;
+  }
+  gemm(false, true, l, l, DK, x.s, Q, DK, K, DK, 0.0f, P, l);
+  for (int64_t t = 0; t < l; ++t) {
+    float* row = P + t * l;
+    const double Mt = cg.M[t];
+    const double* wv = cg.w.data();
+    float rs = 0.0f;
+#pragma omp simd reduction(+ : rs)
+    for (int64_t e = 0; e <= t; ++e) {
+      const float p = row[e] * fm_exp(static_cast<float>(wv[e] - Mt));
+      row[e] = p;
+      rs += p;
+    }
+    for (int64_t e = t + 1; e < l; ++e) row[e] = 0.0f;
+    den[t] = rs;
+  }
+  gemm(false, false, l, DV, l, 1.0f, P, l, V, DV, 0.0f, Hc, DV);
+  if (has) {
+    const float* nc = x.n(bh, c);
+    float* Qb = w.rows_k.data();
+    for (int64_t t = 0; t < l; ++t) {
+      const float bt = w.beta[t];
+      const float* qr = Q + t * DK;
+      float* dst = Qb + t * DK;
+      float qn = 0.0f;
+#pragma omp simd reduction(+ : qn)
+      for (int64_t j = 0; j < DK; ++j) {
+        dst[j] = bt * qr[j];
+        qn += dst[j] * nc[j];
+      }
+      den[t] += qn;
+    }
+    gemm(false, false, l, DV, DK, 1.0f, Qb, DK, x.C(bh, c), DV, 1.0f, Hc, DV);
+  }
+  for (int64_t t = 0; t < l; ++t) {
+    const double dd = std::max(std::fabs(static_cast<double>(den[t])), std::exp(-static_cast<double>(mu[t])));
+    const float inv = static_cast<float>(1.0 / (dd + x.eps));
+    float* hr = Hc + t * DV;
+#pragma omp simd
+    for (int64_t e = 0; e < DV; ++e) hr[e] *= inv;
+  }
+}
+
+// The final state, in the m_0 = 0 convention also after a parallel-semantics run (m_last = max(m, F_S)).
+void fw_finish(const CwCtx& x, int64_t bh, double F, bool empty_init, float* c_last, float* n_last, float* m_last) {
+  const int64_t DK = x.DK, DV = x.DV, NC = x.NC;
+  float* Ms = x.m(bh);
+  const float mint = Ms[NC];
+  const float mout = empty_init ? static_cast<float>(std::max(static_cast<double>(mint), F)) : mint;
+  const float scale = static_cast<float>(std::exp(static_cast<double>(mint) - mout));
+  Ms[NC + 1] = mout;
+  const float* Cf = x.C(bh, NC);
+  const float* nf = x.n(bh, NC);
+  float* cl = c_last + bh * DK * DV;
+#pragma omp simd
+  for (int64_t e = 0; e < DK * DV; ++e) cl[e] = scale * Cf[e];
+  for (int64_t j = 0; j < DK; ++j) n_last[bh * DK + j] = scale * nf[j];
+  m_last[bh] = mout;
+}
 
 void cw_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q, const float* k,
                 const float* v, const float* ig, const float* fg, const float* c0, const float* n0, const float* m0,
                 const MlstmDims& d, int64_t L, float eps, bool parallel_init) {
-  const int64_t B = d.B, NH = d.NH, S = d.S, DK = d.DK, DV = d.DV, BH = B * NH;
-  const int64_t NC = mlstm_num_chunks(S, L);
-  const SavedLayout lay{NC, DK, DV, S};
-  const int64_t W = lay.size();
-  const float s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(DK)));
+  const CwCtx x(d, L, eps, q, k, v, ig, fg, saved);
+  const int64_t BH = d.B * d.NH, NC = x.NC;
   const bool empty_init = parallel_init && c0 == nullptr;
-
-  // (A) inter-chunk recurrence, per (b, h)
-  parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
-    ChunkGates cg;
-    cg.resize(L);
-    std::vector<float> Ks(L * DK);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      float* sv = saved + bh * W;
-      float *Cs = sv + lay.c_off(), *Ns = sv + lay.n_off(), *Ms = sv + lay.m_off();
-      if (c0) {
-        std::memcpy(Cs, c0 + bh * DK * DV, sizeof(float) * DK * DV);
-        std::memcpy(Ns, n0 + bh * DK, sizeof(float) * DK);
-        Ms[0] = m0[bh];
-      } else {
-        std::fill_n(Cs, DK * DV, 0.0f);
-        std::fill_n(Ns, DK, 0.0f);
-        Ms[0] = empty_init ? -std::numeric_limits<float>::infinity() : 0.0f;
-      }
-      const float* kb = k + bh * S * DK;
-      const float* vb = v + bh * S * DV;
-      double F = 0.0;  // Σ of every φ: the log-decay of the zero-state term (m_0 = 0 convention)
-      for (int64_t c = 0; c < NC; ++c) {
-        const int64_t t0 = c * L, l = chunk_len(S, L, c);
-        const double mc = Ms[c];
-        const bool has = std::isfinite(mc);
-        cg.compute(fg + bh * S + t0, ig + bh * S + t0, l, false, 0.0);
-        F += cg.g;
-        double amax = kNegInf;
-        for (int64_t t = 0; t < l; ++t) amax = std::max(amax, cg.a[t]);
-        // m_{c+1} = max(g_c + m_c, max_τ a_τ); γ_c = exp(g_c + m_c − m_{c+1})
-        const float mn = static_cast<float>(has ? std::max(cg.g + mc, amax) : amax);
-        const float gamma = has ? static_cast<float>(std::exp(cg.g + mc - mn)) : 0.0f;
-        // Ks_τ = s·α_τ·k_τ with α_τ = exp(a_τ − m_{c+1})
-        for (int64_t t = 0; t < l; ++t) {
-          const float al = s * static_cast<float>(std::exp(cg.a[t] - static_cast<double>(mn)));
-          const float* kr = kb + (t0 + t) * DK;
-          float* dst = Ks.data() + t * DK;
-#pragma omp simd
-          for (int64_t j = 0; j < DK; ++j) dst[j] = al * kr[j];
-        }
-        // C_{c+1} = γ C_c + Ksᵀ V ;  n_{c+1} = γ n_c + Σ_τ Ks_τ
-        const float* Cc = Cs + c * DK * DV;
-        float* Cn = Cs + (c + 1) * DK * DV;
-#pragma omp simd
-        for (int64_t x = 0; x < DK * DV; ++x) Cn[x] = gamma * Cc[x];
-        gemm(true, false, DK, DV, l, 1.0f, Ks.data(), DK, vb + t0 * DV, DV, 1.0f, Cn, DV);
-        const float* nc = Ns + c * DK;
-        float* nn = Ns + (c + 1) * DK;
-        for (int64_t j = 0; j < DK; ++j) nn[j] = gamma * nc[j];
-        for (int64_t t = 0; t < l; ++t) {
-          const float* kr = Ks.data() + t * DK;
-#pragma omp simd
-          for (int64_t j = 0; j < DK; ++j) nn[j] += kr[j];
-        }
-        Ms[c + 1] = mn;
-      }
-      // final state, in the m_0 = 0 convention also after a parallel-semantics run
-      const float mint = Ms[NC];
-      const float mout = empty_init ? static_cast<float>(std::max(static_cast<double>(mint), F)) : mint;
-      const float scale = static_cast<float>(std::exp(static_cast<double>(mint) - mout));
-      Ms[NC + 1] = mout;
-      const float* Cf = Cs + NC * DK * DV;
-      const float* nf = Ns + NC * DK;
-      float* cl = c_last + bh * DK * DV;
-#pragma omp simd
-      for (int64_t x = 0; x < DK * DV; ++x) cl[x] = scale * Cf[x];
-      for (int64_t j = 0; j < DK; ++j) n_last[bh * DK + j] = scale * nf[j];
-      m_last[bh] = mout;
+  auto recurrence = [&](int64_t bh, CwScratch& w, bool outputs) {
+    fw_init_state(x, bh, c0, n0, m0, empty_init);
+    double F = 0.0;  // Σ of every φ: the log-decay of the zero-state term
+    for (int64_t c = 0; c < NC; ++c) {
+      const double mc = x.m(bh)[c];
+      x.gates(w.cg, bh, c, std::isfinite(mc), mc);
+      F += w.cg.g;
+      if (outputs) fw_chunk_out(x, w, bh, c, h);
+      fw_state_step(x, w, bh, c);
     }
+    fw_finish(x, bh, F, empty_init, c_last, n_last, m_last);
+  };
+  if (fused_schedule(BH)) {
+    parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
+      CwScratch w(x, false);
+      for (int64_t bh = lo; bh < hi; ++bh) recurrence(bh, w, true);
+    });
+    return;
+  }
+  parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
+    CwScratch w(x, false);
+    for (int64_t bh = lo; bh < hi; ++bh) recurrence(bh, w, false);
   });
-
-  // (B) intra-chunk outputs, per (b, h, chunk)
   parallel_for(BH * NC, 1, [&](int64_t lo, int64_t hi) {
-    ChunkGates cg;
-    cg.resize(L);
-    std::vector<float> P(L * L), Qb(L * DK), beta(L);
+    CwScratch w(x, false);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / NC, c = task % NC;
-      const int64_t t0 = c * L, l = chunk_len(S, L, c);
-      const float* sv = saved + bh * W;
-      const float* Cc = sv + lay.c_off() + c * DK * DV;
-      const float* nc = sv + lay.n_off() + c * DK;
-      const double mc = sv[lay.m_off() + c];
-      const bool has = std::isfinite(mc);
-      float* mu = saved + bh * W + lay.mu_off() + t0;
-      float* den = saved + bh * W + lay.den_off() + t0;
-      const float* Q = q + (bh * S + t0) * DK;
-      const float* K = k + (bh * S + t0) * DK;
-      const float* V = v + (bh * S + t0) * DV;
-      float* Hc = h + (bh * S + t0) * DV;
-      cg.compute(fg + bh * S + t0, ig + bh * S + t0, l, has, mc);
-      for (int64_t t = 0; t < l; ++t) {
-        mu[t] = static_cast<float>(cg.b[t] + cg.M[t]);
-        beta[t] = has ? static_cast<float>(std::exp(mc - cg.M[t])) : 0.0f;
-      }
-      // P = s (Q Kᵀ) ⊙ E (causal); den_τ = β_τ q_τ·n_c + Σ_σ P_τσ
-      gemm(false, true, l, l, DK, s, Q, DK, K, DK, 0.0f, P.data(), l);
-      for (int64_t t = 0; t < l; ++t) {
-        float* row = P.data() + t * l;
-        const double Mt = cg.M[t];
-        const double* w = cg.w.data();
-        float rs = 0.0f;
-#pragma omp simd reduction(+ : rs)
-        for (int64_t x = 0; x <= t; ++x) {
-          const float p = row[x] * fm_exp(static_cast<float>(w[x] - Mt));
-          row[x] = p;
-          rs += p;
-        }
-        for (int64_t x = t + 1; x < l; ++x) row[x] = 0.0f;
-        den[t] = rs;
-      }
-      // num = P V + (β ⊙ Q) C_c
-      gemm(false, false, l, DV, l, 1.0f, P.data(), l, V, DV, 0.0f, Hc, DV);
-      if (has) {
-        for (int64_t t = 0; t < l; ++t) {
-          const float bt = beta[t];
-          const float* qr = Q + t * DK;
-          float* dst = Qb.data() + t * DK;
-          float qn = 0.0f;
-#pragma omp simd reduction(+ : qn)
-          for (int64_t j = 0; j < DK; ++j) {
-            dst[j] = bt * qr[j];
-            qn += dst[j] * nc[j];
-          }
-          den[t] += qn;
-        }
-        gemm(false, false, l, DV, DK, 1.0f, Qb.data(), DK, Cc, DV, 1.0f, Hc, DV);
-      }
-      // h = num / (max(|den|, exp(−μ)) + ε)
-      for (int64_t t = 0; t < l; ++t) {
-        const double dd = std::max(std::fabs(static_cast<double>(den[t])), std::exp(-static_cast<double>(mu[t])));
-        const float inv = static_cast<float>(1.0 / (dd + eps));
-        float* hr = Hc + t * DV;
-#pragma omp simd
-        for (int64_t x = 0; x < DV; ++x) hr[x] *= inv;
-      }
+      const double mc = x.m(bh)[c];
+      x.gates(w.cg, bh, c, std::isfinite(mc), mc);
+      fw_chunk_out(x, w, bh, c, h);
     }
   });
 }
+
+// ---- backward steps
 
 // δ_τ = G_τ / (d_τ + ε) (l × DV) and ρ_τ = −sgn(den_τ) (G_τ·h_τ) / (d_τ + ε) where |den_τ| > exp(−μ_τ), else 0
 // (XLSTM_SPEC §4.6, exact mode).
@@ -257,211 +340,244 @@ inline void output_cotangents(float* delta, float* rho, const float* G, const fl
     float* dr = delta + t * DV;
     float gh = 0.0f;
 #pragma omp simd reduction(+ : gh)
-    for (int64_t x = 0; x < DV; ++x) {
-      dr[x] = gr[x] * inv;
-      gh += gr[x] * hr[x];
+    for (int64_t e = 0; e < DV; ++e) {
+      dr[e] = gr[e] * inv;
+      gh += gr[e] * hr[e];
     }
     rho[t] = a > floor_ ? (den[t] > 0 ? -gh * inv : gh * inv) : 0.0f;
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Chunkwise backward (XLSTM_SPEC §4.6)
+// Per-chunk quantities of the backward: gates with M, β, δ, ρ.
+void bw_prepare(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const float* h, const float* dh) {
+  const int64_t l = x.len(c), t0 = c * x.L;
+  const double mc = x.m(bh)[c];
+  const bool has = std::isfinite(mc);
+  x.gates(w.cg, bh, c, has, mc);
+  for (int64_t t = 0; t < l; ++t) w.beta[t] = has ? static_cast<float>(std::exp(mc - w.cg.M[t])) : 0.0f;
+  output_cotangents(w.delta.data(), w.rho.data(), dh + (bh * x.S + t0) * x.DV, h + (bh * x.S + t0) * x.DV,
+                    x.mu(bh) + t0, x.den(bh) + t0, l, x.DV, x.eps);
+}
+
+// Λ_c = γ_c Λ_{c+1} + (β ⊙ Q_c)ᵀ [δ_c | ρ_c]; in and out may be the same buffers.
+void bw_lambda_step(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const float* LCin, const float* LNin,
+                    float* LCout, float* LNout) {
+  const int64_t DK = x.DK, DV = x.DV, l = x.len(c);
+  const float* Ms = x.m(bh);
+  const double mc = Ms[c];
+  if (!std::isfinite(mc)) {  // no state enters this chunk (parallel semantics, first chunk): Λ_c is not needed
+    std::fill_n(LCout, DK * DV, 0.0f);
+    std::fill_n(LNout, DK, 0.0f);
+    return;
+  }
+  const float gamma = static_cast<float>(std::exp(w.cg.g + mc - static_cast<double>(Ms[c + 1])));
+  const float* Q = x.Q(bh, c);
+  float* Qb = w.rows_k.data();
+  for (int64_t j = 0; j < DK; ++j) LNout[j] = gamma * LNin[j];
+  for (int64_t t = 0; t < l; ++t) {
+    const float bt = w.beta[t], rt = w.rho[t];
+    const float* qr = Q + t * DK;
+    float* qb = Qb + t * DK;
+#pragma omp simd
+    for (int64_t j = 0; j < DK; ++j) {
+      qb[j] = bt * qr[j];
+      LNout[j] += qb[j] * rt;
+    }
+  }
+#pragma omp simd
+  for (int64_t e = 0; e < DK * DV; ++e) LCout[e] = gamma * LCin[e];
+  gemm(true, false, DK, DV, l, 1.0f, Qb, DK, w.delta.data(), DV, 1.0f, LCout, DV);
+}
+
+// ∂q, ∂k, ∂v, ∂ĩ of chunk c from the recomputed L×L tiles and Λ_{c+1} = [LC | LN]; w.r[τ] = q·∂q − k·∂k.
+void bw_chunk_grads(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const float* LC, const float* LN,
+                    float* dq, float* dk, float* dv, float* di) {
+  const int64_t DK = x.DK, DV = x.DV, l = x.len(c), t0 = c * x.L;
+  const ChunkGates& cg = w.cg;
+  const float* Ms = x.m(bh);
+  const double mc = Ms[c], mn = Ms[c + 1];
+  const bool has = std::isfinite(mc);
+  const float *Q = x.Q(bh, c), *K = x.K(bh, c), *V = x.V(bh, c);
+  float* dQ = dq + (bh * x.S + t0) * DK;
+  float* dK = dk + (bh * x.S + t0) * DK;
+  float* dV = dv + (bh * x.S + t0) * DV;
+  float *P = w.P.data(), *E = w.E.data(), *Om = w.Om.data();
+  const float* delta = w.delta.data();
+  fill_decay(E, cg.w.data(), cg.M.data(), l);
+  // P = s (Q Kᵀ) ⊙ E
+  gemm(false, true, l, l, DK, x.s, Q, DK, K, DK, 0.0f, P, l);
+#pragma omp simd
+  for (int64_t e = 0; e < l * l; ++e) P[e] *= E[e];
+  // Ω = (δ Vᵀ + ρ 1ᵀ) ⊙ E
+  gemm(false, true, l, l, DV, 1.0f, delta, DV, V, DV, 0.0f, Om, l);
+  for (int64_t t = 0; t < l; ++t) {
+    float* row = Om + t * l;
+    const float* er = E + t * l;
+    const float rt = w.rho[t];
+#pragma omp simd
+    for (int64_t e = 0; e < l; ++e) row[e] = (row[e] + rt) * er[e];
+  }
+  // ∂q = s Ω K + β ⊙ (δ C_cᵀ + ρ n_cᵀ)
+  gemm(false, false, l, DK, l, x.s, Om, l, K, DK, 0.0f, dQ, DK);
+  if (has) {
+    float* db = w.rows_v.data();
+    for (int64_t t = 0; t < l; ++t) {
+      const float bt = w.beta[t];
+      const float* dr = delta + t * DV;
+      float* dst = db + t * DV;
+#pragma omp simd
+      for (int64_t e = 0; e < DV; ++e) dst[e] = bt * dr[e];
+    }
+    gemm(false, true, l, DK, DV, 1.0f, db, DV, x.C(bh, c), DV, 1.0f, dQ, DK);
+    const float* nc = x.n(bh, c);
+    for (int64_t t = 0; t < l; ++t) {
+      const float br = w.beta[t] * w.rho[t];
+      float* dst = dQ + t * DK;
+#pragma omp simd
+      for (int64_t j = 0; j < DK; ++j) dst[j] += br * nc[j];
+    }
+  }
+  // s α_σ with α_σ = exp(a_σ − m_{c+1})
+  for (int64_t t = 0; t < l; ++t) w.alpha[t] = x.s * static_cast<float>(std::exp(cg.a[t] - mn));
+  // ∂k = s Ωᵀ Q + (s α ⊙ V) Λᶜᵀ + s α Λⁿ
+  gemm(true, false, l, DK, l, x.s, Om, l, Q, DK, 0.0f, dK, DK);
+  float* Va = w.rows_v.data();
+  for (int64_t t = 0; t < l; ++t) {
+    const float at = w.alpha[t];
+    const float* vr = V + t * DV;
+    float* dst = Va + t * DV;
+#pragma omp simd
+    for (int64_t e = 0; e < DV; ++e) dst[e] = at * vr[e];
+  }
+  gemm(false, true, l, DK, DV, 1.0f, Va, DV, LC, DV, 1.0f, dK, DK);
+  for (int64_t t = 0; t < l; ++t) {
+    const float at = w.alpha[t];
+    float* dst = dK + t * DK;
+#pragma omp simd
+    for (int64_t j = 0; j < DK; ++j) dst[j] += at * LN[j];
+  }
+  // ∂v = Pᵀ δ + (s α ⊙ K) Λᶜ
+  gemm(true, false, l, DV, l, 1.0f, P, l, delta, DV, 0.0f, dV, DV);
+  float* Ka = w.rows_k.data();
+  for (int64_t t = 0; t < l; ++t) {
+    const float at = w.alpha[t];
+    const float* kr = K + t * DK;
+    float* dst = Ka + t * DK;
+#pragma omp simd
+    for (int64_t j = 0; j < DK; ++j) dst[j] = at * kr[j];
+  }
+  gemm(false, false, l, DV, DK, 1.0f, Ka, DK, LC, DV, 1.0f, dV, DV);
+  // ∂ĩ = k·∂k; q·∂q − k·∂k for the forget-gate suffix sums
+  for (int64_t t = 0; t < l; ++t) {
+    const float *qr = Q + t * DK, *kr = K + t * DK, *dqr = dQ + t * DK, *dkr = dK + t * DK;
+    double a = 0.0, b = 0.0;
+    for (int64_t j = 0; j < DK; ++j) {
+      a += static_cast<double>(qr[j]) * dqr[j];
+      b += static_cast<double>(kr[j]) * dkr[j];
+    }
+    di[bh * x.S + t0 + t] = static_cast<float>(b);
+    w.r[t] = a - b;
+  }
+}
+
+// Λ_NC from the final-state cotangents (rescaled from m_last to the internal stabiliser);
+// returns ⟨∂C_last, C_last⟩ + ⟨∂n_last, n_last⟩.
+double bw_init_lambda(const CwCtx& x, int64_t bh, const float* dc_last, const float* dn_last, float* LC, float* LN) {
+  const int64_t DK = x.DK, DV = x.DV, NC = x.NC;
+  const float* Ms = x.m(bh);
+  const float fac = static_cast<float>(std::exp(static_cast<double>(Ms[NC]) - Ms[NC + 1]));
+  const float* Cf = x.C(bh, NC);
+  const float* nf = x.n(bh, NC);
+  double ct = 0.0;
+  for (int64_t e = 0; e < DK * DV; ++e) {
+    LC[e] = dc_last ? fac * dc_last[bh * DK * DV + e] : 0.0f;
+    ct += static_cast<double>(LC[e]) * Cf[e];
+  }
+  for (int64_t j = 0; j < DK; ++j) {
+    LN[j] = dn_last ? fac * dn_last[bh * DK + j] : 0.0f;
+    ct += static_cast<double>(LN[j]) * nf[j];
+  }
+  return ct;
+}
+
+// ∂C_0 = Λ_0[:, :DV], ∂n_0 = Λ_0[:, DV], ∂m_0 = ⟨∂C_0, C_0⟩ + ⟨∂n_0, n_0⟩
+void bw_finish(const CwCtx& x, int64_t bh, const float* L0C, const float* L0N, float* dc0, float* dn0, float* dm0) {
+  const int64_t DK = x.DK, DV = x.DV;
+  const float* C0 = x.C(bh, 0);
+  const float* N0 = x.n(bh, 0);
+  double dm = 0.0;
+  for (int64_t e = 0; e < DK * DV; ++e) dm += static_cast<double>(L0C[e]) * C0[e];
+  for (int64_t j = 0; j < DK; ++j) dm += static_cast<double>(L0N[j]) * N0[j];
+  if (dc0) std::memcpy(dc0 + bh * DK * DV, L0C, sizeof(float) * DK * DV);
+  if (dn0) std::memcpy(dn0 + bh * DK, L0N, sizeof(float) * DK);
+  if (dm0) dm0[bh] = std::isfinite(static_cast<double>(x.m(bh)[0])) ? static_cast<float>(dm) : 0.0f;
+}
 
 void cw_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0, float* dm0,
                  const float* saved, const float* h, const float* dh, const float* dc_last, const float* dn_last,
                  const float* q, const float* k, const float* v, const float* ig, const float* fg, const MlstmDims& d,
-                 int64_t L, float eps) {  // parallel_init is recorded in saved's m_c (−inf)
-  const int64_t B = d.B, NH = d.NH, S = d.S, DK = d.DK, DV = d.DV, BH = B * NH;
-  const int64_t NC = mlstm_num_chunks(S, L);
-  const SavedLayout lay{NC, DK, DV, S};
-  const int64_t W = lay.size();
-  const float s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(DK)));
-  // lamC/lamN slot c = Λ_{c+1} = [∂C_{c+1} | ∂n_{c+1}] (internal stabiliser of the state leaving chunk c)
+                 int64_t L, float eps) {
+  // the backward only reads `saved`; CwCtx hands out mutable pointers for the forward's sake
+  const CwCtx x(d, L, eps, q, k, v, ig, fg, const_cast<float*>(saved));
+  const int64_t BH = d.B * d.NH, NC = x.NC, S = d.S, DK = d.DK, DV = d.DV;
+  auto dfgate = [&](int64_t bh, int64_t t, double acc) {
+    df[bh * S + t] = static_cast<float>(acc * sigmoid_d(-static_cast<double>(fg[bh * S + t])));
+  };
+  if (fused_schedule(BH)) {
+    parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
+      CwScratch w(x, true);
+      std::vector<float> LC(DK * DV), LN(DK);
+      for (int64_t bh = lo; bh < hi; ++bh) {
+        // ∂f̃_t = σ(−f̃_t) (Σ_{u≥t} (q_u·∂q_u − k_u·∂k_u) + ⟨Λ_NC, C'_NC⟩), accumulated in reverse
+        double acc = bw_init_lambda(x, bh, dc_last, dn_last, LC.data(), LN.data());
+        for (int64_t c = NC - 1; c >= 0; --c) {
+          bw_prepare(x, w, bh, c, h, dh);
+          bw_chunk_grads(x, w, bh, c, LC.data(), LN.data(), dq, dk, dv, di);  // with Λ_{c+1}
+          for (int64_t t = x.len(c) - 1; t >= 0; --t) {
+            acc += w.r[t];
+            dfgate(bh, c * L + t, acc);
+          }
+          bw_lambda_step(x, w, bh, c, LC.data(), LN.data(), LC.data(), LN.data());  // Λ_c
+        }
+        bw_finish(x, bh, LC.data(), LN.data(), dc0, dn0, dm0);
+      }
+    });
+    return;
+  }
+  // split: (A) Λ_c for every chunk, (B) every chunk in parallel, (C) the suffix sums
   std::vector<float> lamC(static_cast<size_t>(BH * NC * DK * DV)), lamN(static_cast<size_t>(BH * NC * DK));
-  std::vector<double> rsum(static_cast<size_t>(BH * S));  // q·∂q − k·∂k per position
-  std::vector<double> cterm(static_cast<size_t>(BH), 0.0);  // ⟨∂C_last, C_last⟩ + ⟨∂n_last, n_last⟩
-
-  // (A) reverse inter-chunk recurrence Λ_c = γ_c Λ_{c+1} + (β ⊙ Q_c)ᵀ [δ_c | ρ_c]
+  std::vector<double> rsum(static_cast<size_t>(BH * S)), cterm(static_cast<size_t>(BH));
   parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
-    ChunkGates cg;
-    cg.resize(L);
-    std::vector<float> Qb(L * DK), delta(L * DV), rho(L), L0C(DK * DV), L0N(DK);
+    CwScratch w(x, true);
+    std::vector<float> L0C(DK * DV), L0N(DK);
     for (int64_t bh = lo; bh < hi; ++bh) {
-      const float* sv = saved + bh * W;
-      const float* Ms = sv + lay.m_off();
+      // slot c holds Λ_{c+1}
       float* LC = lamC.data() + bh * NC * DK * DV;
       float* LN = lamN.data() + bh * NC * DK;
-      // Λ_NC: the final-state cotangent, rescaled from the returned stabiliser m_last to the internal one
-      const float fac = static_cast<float>(std::exp(static_cast<double>(Ms[NC]) - Ms[NC + 1]));
-      float* top = LC + (NC - 1) * DK * DV;
-      float* topn = LN + (NC - 1) * DK;
-      double ct = 0.0;
-      const float* Cf = sv + lay.c_off() + NC * DK * DV;
-      const float* nf = sv + lay.n_off() + NC * DK;
-      for (int64_t x = 0; x < DK * DV; ++x) {
-        top[x] = dc_last ? fac * dc_last[bh * DK * DV + x] : 0.0f;
-        ct += static_cast<double>(top[x]) * Cf[x];
-      }
-      for (int64_t j = 0; j < DK; ++j) {
-        topn[j] = dn_last ? fac * dn_last[bh * DK + j] : 0.0f;
-        ct += static_cast<double>(topn[j]) * nf[j];
-      }
-      cterm[bh] = ct;
+      cterm[bh] = bw_init_lambda(x, bh, dc_last, dn_last, LC + (NC - 1) * DK * DV, LN + (NC - 1) * DK);
       for (int64_t c = NC - 1; c >= 0; --c) {
-        const int64_t t0 = c * L, l = chunk_len(S, L, c);
-        const double mc = Ms[c];
-        const bool has = std::isfinite(mc);
-        float* dstC = c > 0 ? LC + (c - 1) * DK * DV : L0C.data();
-        float* dstN = c > 0 ? LN + (c - 1) * DK : L0N.data();
-        const float* srcC = LC + c * DK * DV;
-        const float* srcN = LN + c * DK;
-        if (!has) {  // no state enters this chunk (parallel semantics, first chunk): Λ_c is not needed
-          std::fill_n(dstC, DK * DV, 0.0f);
-          std::fill_n(dstN, DK, 0.0f);
-          continue;
-        }
-        cg.compute(fg + bh * S + t0, ig + bh * S + t0, l, true, mc);
-        const float gamma = static_cast<float>(std::exp(cg.g + mc - static_cast<double>(Ms[c + 1])));
-        output_cotangents(delta.data(), rho.data(), dh + (bh * S + t0) * DV, h + (bh * S + t0) * DV,
-                          sv + lay.mu_off() + t0, sv + lay.den_off() + t0, l, DV, eps);
-        const float* Q = q + (bh * S + t0) * DK;
-        for (int64_t j = 0; j < DK; ++j) dstN[j] = gamma * srcN[j];
-        for (int64_t t = 0; t < l; ++t) {
-          const float bt = static_cast<float>(std::exp(mc - cg.M[t]));
-          const float* qr = Q + t * DK;
-          float* qb = Qb.data() + t * DK;
-          const float rt = rho[t];
-#pragma omp simd
-          for (int64_t j = 0; j < DK; ++j) {
-            qb[j] = bt * qr[j];
-            dstN[j] += qb[j] * rt;
-          }
-        }
-#pragma omp simd
-        for (int64_t x = 0; x < DK * DV; ++x) dstC[x] = gamma * srcC[x];
-        gemm(true, false, DK, DV, l, 1.0f, Qb.data(), DK, delta.data(), DV, 1.0f, dstC, DV);
+        bw_prepare(x, w, bh, c, h, dh);
+        bw_lambda_step(x, w, bh, c, LC + c * DK * DV, LN + c * DK, c > 0 ? LC + (c - 1) * DK * DV : L0C.data(),
+                       c > 0 ? LN + (c - 1) * DK : L0N.data());
       }
-      // initial state: ∂C_0 = Λ_0[:, :DV], ∂n_0 = Λ_0[:, DV], ∂m_0 = ⟨∂C_0, C_0⟩ + ⟨∂n_0, n_0⟩
-      const float* C0 = sv + lay.c_off();
-      const float* N0 = sv + lay.n_off();
-      double dm = 0.0;
-      for (int64_t x = 0; x < DK * DV; ++x) dm += static_cast<double>(L0C[x]) * C0[x];
-      for (int64_t j = 0; j < DK; ++j) dm += static_cast<double>(L0N[j]) * N0[j];
-      if (dc0) std::memcpy(dc0 + bh * DK * DV, L0C.data(), sizeof(float) * DK * DV);
-      if (dn0) std::memcpy(dn0 + bh * DK, L0N.data(), sizeof(float) * DK);
-      if (dm0) dm0[bh] = std::isfinite(static_cast<double>(Ms[0])) ? static_cast<float>(dm) : 0.0f;
+      bw_finish(x, bh, L0C.data(), L0N.data(), dc0, dn0, dm0);
     }
   });
-
-  // (B) per chunk: recompute the L×L tiles, then ∂q, ∂k, ∂v, ∂ĩ
   parallel_for(BH * NC, 1, [&](int64_t lo, int64_t hi) {
-    ChunkGates cg;
-    cg.resize(L);
-    std::vector<float> P(L * L), E(L * L), Om(L * L), delta(L * DV), rho(L), beta(L), tmp(L * std::max(DK, DV));
+    CwScratch w(x, true);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / NC, c = task % NC;
-      const int64_t t0 = c * L, l = chunk_len(S, L, c);
-      const float* sv = saved + bh * W;
-      const float* Cc = sv + lay.c_off() + c * DK * DV;
-      const float* nc = sv + lay.n_off() + c * DK;
-      const double mc = sv[lay.m_off() + c];
-      const double mn = sv[lay.m_off() + c + 1];
-      const bool has = std::isfinite(mc);
-      const float* LC = lamC.data() + (bh * NC + c) * DK * DV;  // Λ_{c+1}
-      const float* LN = lamN.data() + (bh * NC + c) * DK;
-      const float* Q = q + (bh * S + t0) * DK;
-      const float* K = k + (bh * S + t0) * DK;
-      const float* V = v + (bh * S + t0) * DV;
-      float* dQ = dq + (bh * S + t0) * DK;
-      float* dK = dk + (bh * S + t0) * DK;
-      float* dV = dv + (bh * S + t0) * DV;
-      cg.compute(fg + bh * S + t0, ig + bh * S + t0, l, has, mc);
-      for (int64_t t = 0; t < l; ++t) beta[t] = has ? static_cast<float>(std::exp(mc - cg.M[t])) : 0.0f;
-      output_cotangents(delta.data(), rho.data(), dh + (bh * S + t0) * DV, h + (bh * S + t0) * DV,
-                        sv + lay.mu_off() + t0, sv + lay.den_off() + t0, l, DV, eps);
-      fill_decay(E.data(), cg.w.data(), cg.M.data(), l);
-      // P = s (Q Kᵀ) ⊙ E
-      gemm(false, true, l, l, DK, s, Q, DK, K, DK, 0.0f, P.data(), l);
-#pragma omp simd
-      for (int64_t x = 0; x < l * l; ++x) P[x] *= E[x];
-      // Ω = (δ Vᵀ + ρ 1ᵀ) ⊙ E
-      gemm(false, true, l, l, DV, 1.0f, delta.data(), DV, V, DV, 0.0f, Om.data(), l);
-      for (int64_t t = 0; t < l; ++t) {
-        float* row = Om.data() + t * l;
-        const float* er = E.data() + t * l;
-        const float rt = rho[t];
-#pragma omp simd
-        for (int64_t x = 0; x < l; ++x) row[x] = (row[x] + rt) * er[x];
-      }
-      // ∂q = s Ω K + β ⊙ (δ C_cᵀ + ρ n_cᵀ)
-      gemm(false, false, l, DK, l, s, Om.data(), l, K, DK, 0.0f, dQ, DK);
-      if (has) {
-        for (int64_t t = 0; t < l; ++t) {
-          const float bt = beta[t];
-          const float* dr = delta.data() + t * DV;
-          float* dst = tmp.data() + t * DV;
-#pragma omp simd
-          for (int64_t x = 0; x < DV; ++x) dst[x] = bt * dr[x];
-        }
-        gemm(false, true, l, DK, DV, 1.0f, tmp.data(), DV, Cc, DV, 1.0f, dQ, DK);
-        for (int64_t t = 0; t < l; ++t) {
-          const float br = beta[t] * rho[t];
-          float* dst = dQ + t * DK;
-#pragma omp simd
-          for (int64_t j = 0; j < DK; ++j) dst[j] += br * nc[j];
-        }
-      }
-      // α_σ = exp(a_σ − m_{c+1}) (scaled by s below)
-      std::vector<float>& alpha = beta;  // β is no longer needed
-      for (int64_t t = 0; t < l; ++t) alpha[t] = s * static_cast<float>(std::exp(cg.a[t] - mn));
-      // ∂k = s Ωᵀ Q + (s α ⊙ V) Λᶜᵀ + s α Λⁿ
-      gemm(true, false, l, DK, l, s, Om.data(), l, Q, DK, 0.0f, dK, DK);
-      for (int64_t t = 0; t < l; ++t) {
-        const float at = alpha[t];
-        const float* vr = V + t * DV;
-        float* dst = tmp.data() + t * DV;
-#pragma omp simd
-        for (int64_t x = 0; x < DV; ++x) dst[x] = at * vr[x];
-      }
-      gemm(false, true, l, DK, DV, 1.0f, tmp.data(), DV, LC, DV, 1.0f, dK, DK);
-      for (int64_t t = 0; t < l; ++t) {
-        const float at = alpha[t];
-        float* dst = dK + t * DK;
-#pragma omp simd
-        for (int64_t j = 0; j < DK; ++j) dst[j] += at * LN[j];
-      }
-      // ∂v = Pᵀ δ + (s α ⊙ K) Λᶜ
-      gemm(true, false, l, DV, l, 1.0f, P.data(), l, delta.data(), DV, 0.0f, dV, DV);
-      for (int64_t t = 0; t < l; ++t) {
-        const float at = alpha[t];
-        const float* kr = K + t * DK;
-        float* dst = tmp.data() + t * DK;
-#pragma omp simd
-        for (int64_t j = 0; j < DK; ++j) dst[j] = at * kr[j];
-      }
-      gemm(false, false, l, DV, DK, 1.0f, tmp.data(), DK, LC, DV, 1.0f, dV, DV);
-      // ∂ĩ = k·∂k; q·∂q − k·∂k for the forget-gate suffix sums
-      for (int64_t t = 0; t < l; ++t) {
-        const float *qr = Q + t * DK, *kr = K + t * DK, *dqr = dQ + t * DK, *dkr = dK + t * DK;
-        double a = 0.0, bsum = 0.0;
-        for (int64_t j = 0; j < DK; ++j) {
-          a += static_cast<double>(qr[j]) * dqr[j];
-          bsum += static_cast<double>(kr[j]) * dkr[j];
-        }
-        di[bh * S + t0 + t] = static_cast<float>(bsum);
-        rsum[bh * S + t0 + t] = a - bsum;
-      }
+      bw_prepare(x, w, bh, c, h, dh);
+      bw_chunk_grads(x, w, bh, c, lamC.data() + task * DK * DV, lamN.data() + task * DK, dq, dk, dv, di);
+      std::copy_n(w.r.data(), x.len(c), rsum.data() + bh * S + c * L);
     }
   });
-
-  // (C) ∂f̃_t = σ(−f̃_t) (Σ_{u≥t} (q_u·∂q_u − k_u·∂k_u) + ⟨Λ_NC, C'_NC⟩)
   parallel_for(BH, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t bh = lo; bh < hi; ++bh) {
       double acc = cterm[bh];
       for (int64_t t = S - 1; t >= 0; --t) {
         acc += rsum[bh * S + t];
-        df[bh * S + t] = static_cast<float>(acc * sigmoid_d(-static_cast<double>(fg[bh * S + t])));
+        dfgate(bh, t, acc);
       }
     }
   });

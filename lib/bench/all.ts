@@ -3,3 +3,4 @@ import "./gemm";
 import "./xlstm-models";
 import "./slstm-layer";
 import "./lstm-d2l";
+import "./mlstm-cell";

@@ -28,9 +28,21 @@ export async function measureMlstmCell(S: number, reps: number): Promise<{ media
   }, reps);
 }
 
+/** This process's node flags (e.g. tsx's loader) without the ones that would run other code than a script. */
+function childNodeFlags(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let j = 0; j < argv.length; ++j) {
+    const a = argv[j];
+    if (a === "-e" || a === "--eval" || a === "-p" || a === "--print") ++j;
+    else if (!/^--(eval|print|input-type)=/.test(a) && a !== "-i" && a !== "--interactive") out.push(a);
+  }
+  return out;
+}
+
 function runChild(S: number, reps: number): Promise<BenchRow> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [...process.execArgv, __filename, String(S), String(reps)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...childNodeFlags(), __filename, String(S), String(reps)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`W4 child for S=${S} failed: ${err.message}\n${stderr}`));
       const line = stdout.trim().split("\n").pop() ?? "";
       try {
