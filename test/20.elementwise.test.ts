@@ -5,6 +5,7 @@ import { strict as assert } from "assert";
 import { backends, Generator, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
 import { native } from "../lib/native";
 import { assertClose } from "./support/gradcheck";
+import { erfc64, sig } from "./support/ref64";
 
 type UnaryOp = Parameters<typeof native.unary>[0];
 type BinaryOp = Parameters<typeof native.binary>[0];
@@ -40,29 +41,6 @@ function randn(n: number, seed: number, std = 1): Float32Array {
 
 // ---- float64 references (written from the textbook definitions, not from the kernels) ---------------------------
 
-/** erfc in float64: power series of erf below 3, continued fraction above (rel. error < 1e-8). */
-function erfc64(x: number): number {
-  if (Number.isNaN(x)) return NaN;
-  const z = Math.abs(x);
-  let r: number;
-  if (z === Infinity) r = 0;
-  else if (z < 3) {
-    let sum = z, term = z;
-    for (let n = 1; n < 200; ++n) {
-      term *= (-z * z) / n;
-      const t = term / (2 * n + 1);
-      sum += t;
-      if (Math.abs(t) < 1e-18 * Math.abs(sum)) break;
-    }
-    r = 1 - (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    let f = 0;
-    for (let n = 60; n >= 1; --n) f = n / 2 / (z + f);
-    r = Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f);
-  }
-  return x >= 0 ? r : 2 - r;
-}
-const sig = (v: number) => 1 / (1 + Math.exp(-v));
 const K = Math.sqrt(2 / Math.PI), KAPPA = 0.044715;
 const geluU = (v: number) => K * (v + KAPPA * v * v * v);
 const Phi = (v: number) => 0.5 * erfc64(-v / Math.SQRT2);

@@ -3,27 +3,11 @@
 // an independent float64 JS reference at every SIMD level, thread counts 1 and 3 must give identical bits, and
 // each export rejects bad arguments with the right error class naming the argument.
 import { strict as assert } from "assert";
-import { backends, Generator, setNumThreads, setSimdLevel, SimdLevel } from "../lib";
+import { Generator, setNumThreads } from "../lib";
 import { native } from "../lib/native";
 import { assertClose } from "./support/gradcheck";
+import { forEachSimdLevel, simdLevels as levels } from "./support/simd";
 
-const best = backends().cpu.simdSupported;
-const levels: SimdLevel[] = (["scalar", "avx2", "avx512"] as SimdLevel[]).filter((l) => {
-  const got = setSimdLevel(l);
-  setSimdLevel(best);
-  return got === l;
-});
-
-function forEachLevel(fn: (level: SimdLevel) => void): void {
-  try {
-    for (const l of levels) {
-      setSimdLevel(l);
-      fn(l);
-    }
-  } finally {
-    setSimdLevel(best);
-  }
-}
 
 function randn(n: number, seed: number, std = 1, mean = 0): Float32Array {
   return new Generator(seed).fillNormal(new Float32Array(n), mean, std);
@@ -195,7 +179,7 @@ describe("20 nn kernels", () => {
   it(`softmax / log-softmax forward and backward match float64 at every SIMD level (${levels.join(", ")})`, () => {
     // Row lengths around the vector widths (8, 16), the 1024-element block size and a long row.
     const shapes: [number, number][] = [[3, 1], [4, 7], [3, 16], [5, 17], [2, 33], [2, 1024], [2, 1500], [1, 5000]];
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       for (const [rows, cols] of shapes) {
         const x = randn(rows * cols, rows * 100 + cols, 3);
         const dy = randn(rows * cols, cols + 7);
@@ -212,7 +196,7 @@ describe("20 nn kernels", () => {
   });
 
   it("softmax stays finite for huge logits and masks -Infinity entries", () => {
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       const x = Float32Array.from([1e4, 1e4 - 1, -1e4, 3e38, -3e38, 0, -Infinity, 1, 2]);
       const y = new Float32Array(9), l = new Float32Array(9);
       native.softmaxForward(y, x, 3, 3);
@@ -228,7 +212,7 @@ describe("20 nn kernels", () => {
   it("cross-entropy: loss and gradient against float64, int32 and int64 targets, ignore index, logits of 1e4", () => {
     const n = 6, v = 37;
     const base = randn(n * v, 5, 2);
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       for (const scale of [1, 1e4]) {
         const logits = Float32Array.from(base, (a) => a * scale);
         const tArr = [3, 36, 0, -100, 17, 3];
@@ -264,7 +248,7 @@ describe("20 nn kernels", () => {
       { rows: 3, groups: 2, dim: 1100, w: true, b: true, residual: true },
       { rows: 70, groups: 2, dim: 3, w: true, b: true, residual: false }, // several partial-sum blocks
     ];
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       cases.forEach((c, ci) => {
         const n = c.rows * c.groups * c.dim, gd = c.groups * c.dim;
         const x = randn(n, ci + 1, 2, 0.5);
@@ -295,7 +279,7 @@ describe("20 nn kernels", () => {
 
   it("causal conv1d forward and backward match float64 (K = 1, 4 and K > S)", () => {
     const cases = [[2, 5, 3, 4], [1, 7, 20, 1], [3, 2, 9, 4], [2, 40, 17, 3]];
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       cases.forEach(([B, S, F, K], ci) => {
         const x = randn(B * S * F, ci + 1), w = randn(F * K, ci + 2, 0.5), bias = randn(F, ci + 3);
         const y = new Float32Array(B * S * F);

@@ -4,29 +4,10 @@
 import { strict as assert } from "assert";
 import { ops, Tensor } from "../lib";
 import { gradCheck, randnGrad } from "./support/gradcheck";
+import { erfc64, sig } from "./support/ref64";
 
 // ---- float64 references on flat arrays -------------------------------------------------------------------------
 
-function erfc64(x: number): number {
-  const z = Math.abs(x);
-  let r: number;
-  if (z < 3) {
-    let sum = z, term = z;
-    for (let n = 1; n < 200; ++n) {
-      term *= (-z * z) / n;
-      const t = term / (2 * n + 1);
-      sum += t;
-      if (Math.abs(t) < 1e-18 * Math.abs(sum)) break;
-    }
-    r = 1 - (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    let f = 0;
-    for (let n = 60; n >= 1; --n) f = n / 2 / (z + f);
-    r = Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f);
-  }
-  return x >= 0 ? r : 2 - r;
-}
-const sig = (v: number) => 1 / (1 + Math.exp(-v));
 const map = (f: (v: number) => number) => ([x]: Float64Array[]) => x.map(f);
 
 /** Float64 broadcast of a binary function over flat arrays with NumPy shapes. */

@@ -3,26 +3,10 @@
 // including norm and conv weights/biases, cross-entropy reductions / ignoreIndex / huge logits, dropout
 // reproducibility and statistics, and the TypeError / RangeError of each op.
 import { strict as assert } from "assert";
-import { backends, Generator, manualSeed, ops, setSimdLevel, SimdLevel, Tensor } from "../lib";
+import { Generator, manualSeed, ops, Tensor } from "../lib";
 import { assertClose, gradCheck, randnGrad } from "./support/gradcheck";
+import { forEachSimdLevel } from "./support/simd";
 
-const best = backends().cpu.simdSupported;
-const levels: SimdLevel[] = (["scalar", "avx2", "avx512"] as SimdLevel[]).filter((l) => {
-  const got = setSimdLevel(l);
-  setSimdLevel(best);
-  return got === l;
-});
-
-function forEachLevel(fn: (level: SimdLevel) => void): void {
-  try {
-    for (const l of levels) {
-      setSimdLevel(l);
-      fn(l);
-    }
-  } finally {
-    setSimdLevel(best);
-  }
-}
 
 const int32 = (values: number[], shape?: number[]) => Tensor.from(Int32Array.from(values), shape ?? [values.length]);
 const int64 = (values: number[], shape?: number[]) => Tensor.from(BigInt64Array.from(values.map(BigInt)), shape ?? [values.length]);
@@ -90,7 +74,7 @@ function throwsNamed(fn: () => unknown, cls: typeof TypeError | typeof RangeErro
 
 describe("35 nn ops", () => {
   it("softmax and logSoftmax: forward and gradients (gradCheck) at every SIMD level", () => {
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       gradCheck({
         name: `${level} softmax`,
         op: ([x]) => ops.softmax(x),
@@ -108,7 +92,7 @@ describe("35 nn ops", () => {
 
   it("crossEntropy: every reduction, int32 and int64 targets, ignoreIndex, gradients", () => {
     const targets = [3, 0, 6, 2, 6];
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       for (const reduction of ["mean", "sum", "none"] as const)
         for (const make of [int32, int64]) {
           gradCheck({
@@ -143,7 +127,7 @@ describe("35 nn ops", () => {
     const B = 2, S = 3, V = 50;
     const raw = Tensor.randn([B, S, V], { generator: gen, std: 1e4 });
     const targets = [0, 49, 17, 3, 3, 25];
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       const x = raw.clone().requiresGrad_();
       const loss = ops.crossEntropy(x, int64(targets, [B, S]));
       const want = crossEntropy64(Float64Array.from(raw.f32()), V, targets, "mean")[0];
@@ -160,7 +144,7 @@ describe("35 nn ops", () => {
   });
 
   it("layerNorm: forward and gradients for x, weight and bias (plain and residual weight, no weight)", () => {
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       for (const residual of [false, true]) {
         gradCheck({
           name: `${level} layerNorm w+b residual=${residual}`,
@@ -182,7 +166,7 @@ describe("35 nn ops", () => {
   });
 
   it("multiHeadLayerNorm: per-head normalisation with a head-major weight and bias, gradients", () => {
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       gradCheck({
         name: `${level} multiHeadLayerNorm [B, S, NH, DH] residual`,
         op: ([x, w]) => ops.multiHeadLayerNorm(x, w, null, { residualWeight: true }),
@@ -226,7 +210,7 @@ describe("35 nn ops", () => {
   });
 
   it("causalConv1d: forward and gradients for x, weight [F, 1, K] and bias", () => {
-    forEachLevel((level) => {
+    forEachSimdLevel((level) => {
       for (const [B, S, F, K] of [[2, 5, 3, 4], [1, 3, 18, 2]]) {
         gradCheck({
           name: `${level} causalConv1d [${B}, ${S}, ${F}] K=${K}`,
