@@ -1,0 +1,31 @@
+// Layer 2: CUDA kernels compile for every target architecture within their resource budgets. There is no GPU
+// on the CI machines, so ptxas's own report is the test: no register spills, at most 128 registers per thread
+// (two 256-thread blocks per SM) and static shared memory within the 48 KiB every launch can get.
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+const root = path.resolve(__dirname, "..");
+const nvcc = [process.env.CUDACXX, "/usr/local/cuda/bin/nvcc"].find((p) => p && fs.existsSync(p)) ?? (spawnSync("nvcc", ["--version"]).status === 0 ? "nvcc" : null);
+const sources = fs.readdirSync(path.join(root, "cuda")).filter((f) => f.endsWith(".cu"));
+
+describe("25 CUDA kernels under ptxas", function () {
+  this.timeout(300000);
+  for (const arch of ["sm_80", "sm_90"]) {
+    for (const src of sources) {
+      (nvcc ? it : it.skip)(`${src} for ${arch}: no spills, <= 128 registers, <= 48 KiB static shared memory${nvcc ? "" : " [skipped: nvcc not found]"}`, () => {
+        const r = spawnSync(nvcc!, ["-std=c++17", "-O3", `-arch=${arch}`, "-Icsrc", "-Icuda", "-Xptxas", "-v", "-c", path.join("cuda", src), "-o", "/dev/null"], { cwd: root, encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        const report = r.stderr;
+        const spills = [...report.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)].filter((m) => m[1] !== "0" || m[2] !== "0");
+        assert.deepEqual(spills.map((m) => m[0]), [], "register spills");
+        const regs = [...report.matchAll(/Used (\d+) registers/g)].map((m) => Number(m[1]));
+        const smem = [...report.matchAll(/(\d+) bytes smem/g)].map((m) => Number(m[1]));
+        if (/__global__/.test(fs.readFileSync(path.join(root, "cuda", src), "utf8"))) assert.ok(regs.length > 0, "ptxas reported the kernels");
+        assert.ok(regs.every((n) => n <= 128), `registers per thread: ${regs.join(", ")}`);
+        assert.ok(smem.every((n) => n <= 48 * 1024), `static shared memory: ${smem.join(", ")}`);
+      });
+    }
+  }
+});
