@@ -3,6 +3,7 @@
 import { strict as assert } from "assert";
 import { ops, Tensor } from "../lib";
 import { gradCheck, randnGrad } from "./support/gradcheck";
+import { forEachSimdLevel } from "./support/simd";
 
 // y[r, hb*O + o] = Σ_d x[r, hb*I + d] W[hb, o, d] + b[hb*O + o]
 function headwise64(x: Float64Array, W: Float64Array, b: Float64Array | null, rows: number, NB: number, I: number, O: number): Float64Array {
@@ -33,6 +34,32 @@ describe("35 headwise linear", () => {
       op: ([x, W, b]) => ops.headwiseLinear(x, W, b),
       ref64: ([x, W, b]) => headwise64(x, W, b, 3, 2, 17, 17),
       inputs: [randnGrad([3, 34], 9), randnGrad([2, 17, 17], 10, 0.3), randnGrad([34], 11)],
+    });
+  });
+
+  it("4x4 blocks (the mLSTM's q/k/v projections) agree at every SIMD level, alone and concatenated", () => {
+    forEachSimdLevel((level) => {
+      gradCheck({
+        name: `headwiseLinear 4x4 (${level})`,
+        op: ([x, W, b]) => ops.headwiseLinear(x, W, b),
+        ref64: ([x, W, b]) => headwise64(x, W, b, 70, 8, 4, 4),
+        inputs: [randnGrad([70, 32], 12), randnGrad([8, 4, 4], 13), randnGrad([32], 14)],
+        eps: 1e-5,
+      });
+      gradCheck({
+        name: `headwiseLinearConcat 4x4 shared input (${level})`,
+        op: ([a, W1, W2]) => ops.headwiseLinearConcat([{ x: a, weight: W1 }, { x: a, weight: W2 }]),
+        ref64: ([a, W1, W2]) => {
+          const y1 = headwise64(a, W1, null, 3, 4, 4, 4), y2 = headwise64(a, W2, null, 3, 4, 4, 4);
+          const out = new Float64Array(3 * 32);
+          for (let r = 0; r < 3; ++r) {
+            out.set(y1.subarray(r * 16, r * 16 + 16), r * 32);
+            out.set(y2.subarray(r * 16, r * 16 + 16), r * 32 + 16);
+          }
+          return out;
+        },
+        inputs: [randnGrad([3, 16], 15), randnGrad([4, 4, 4], 16), randnGrad([4, 4, 4], 17)],
+      });
     });
   });
 

@@ -5,11 +5,33 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
+#ifdef XLSTM_X86
+namespace headwise_detail {  // headwise_avx512.cc: 4x4 blocks
+void hw4_forward_avx512(float* y, int64_t ldy, const float* x, const float* W, const float* bias, int64_t rows,
+                        int64_t NB);
+void hw4_backward_dx_avx512(float* dx, bool accumulate, const float* dy, int64_t ldy, const float* W, int64_t rows,
+                            int64_t NB);
+void hw4_backward_dw_avx512(float* dW, float* dbias, const float* dy, int64_t ldy, const float* x, int64_t rows,
+                            int64_t NB);
+}  // namespace headwise_detail
+#endif
+
 namespace {
+
+// 4x4 blocks in groups of four fill a zmm exactly (headwise_avx512.cc).
+bool use_hw4(int64_t NB, int64_t I, int64_t O) {
+#ifdef XLSTM_X86
+  return I == 4 && O == 4 && NB % 4 == 0 && simd_level() == SimdLevel::AVX512;
+#else
+  (void)NB, (void)I, (void)O;
+  return false;
+#endif
+}
 
 // Blocks of at most this many weights (e.g. the mLSTM's 4x4 q/k/v blocks) run as direct loops: a GEMM call per
 // tiny block would spend everything on packing and dispatch.
@@ -86,6 +108,9 @@ void small_backward(float* dx, bool accumulate_dx, float* dW, float* dbias, cons
 
 void headwise_linear_forward(float* y, int64_t ldy, const float* x, const float* W, const float* bias, int64_t rows,
                              int64_t NB, int64_t I, int64_t O) {
+#ifdef XLSTM_X86
+  if (use_hw4(NB, I, O)) return headwise_detail::hw4_forward_avx512(y, ldy, x, W, bias, rows, NB);
+#endif
   if (I * O <= kSmallBlock) return small_forward(y, ldy, x, W, bias, rows, NB, I, O);
   for (int64_t hb = 0; hb < NB; ++hb)
     gemm(false, true, rows, O, I, 1.0f, x + hb * I, NB * I, W + hb * O * I, I, 0.0f, y + hb * O, ldy);
@@ -99,6 +124,13 @@ void headwise_linear_forward(float* y, int64_t ldy, const float* x, const float*
 
 void headwise_linear_backward(float* dx, bool accumulate_dx, float* dW, float* dbias, const float* dy, int64_t ldy,
                               const float* x, const float* W, int64_t rows, int64_t NB, int64_t I, int64_t O) {
+#ifdef XLSTM_X86
+  if (use_hw4(NB, I, O)) {
+    if (dx) headwise_detail::hw4_backward_dx_avx512(dx, accumulate_dx, dy, ldy, W, rows, NB);
+    if (dW || dbias) headwise_detail::hw4_backward_dw_avx512(dW, dbias, dy, ldy, x, rows, NB);
+    return;
+  }
+#endif
   if (I * O <= kSmallBlock) return small_backward(dx, accumulate_dx, dW, dbias, dy, ldy, x, W, rows, NB, I, O);
   for (int64_t hb = 0; hb < NB; ++hb) {
     if (dx)
