@@ -1,5 +1,6 @@
 // Layer 4: every golden fixture in the manifest runs through the public API (lib/fixtures, the same runner as
-// `xlstm check-fixtures`). sLSTM fixtures run twice: parameters in their stored layout and in the cuda layout.
+// `xlstm check-fixtures`). sLSTM fixtures run twice (parameters in their stored and in the cuda layout), parallel
+// mLSTM cell fixtures also through the "auto" form.
 // A fixture with no handler in this version is reported as pending with the reason.
 import { strict as assert } from "assert";
 import { createHash } from "crypto";
@@ -7,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { openSafetensors } from "../lib/io/safetensors";
-import { formatResult, hasFixtureHandler, runFixture } from "../lib/fixtures";
+import { formatResult, hasFixtureHandler, runFixture, RunOptions } from "../lib/fixtures";
 import { describeFixtures } from "./support/fixtures";
 
 describeFixtures("48 golden fixtures", (manifest, dir) => {
@@ -16,10 +17,15 @@ describeFixtures("48 golden fixtures", (manifest, dir) => {
       it.skip(`${f.name} [not runnable in this version: config_class ${f.config_class}]`, () => undefined);
       continue;
     }
-    const layouts = f.tensors.some((t) => t.name.startsWith("aux:cuda_layout.")) ? (["stored", "cuda"] as const) : (["stored"] as const);
-    for (const layout of layouts) {
-      it(`${f.name}${layouts.length > 1 ? ` (${layout} sLSTM layout)` : ""}`, () => {
-        const r = runFixture(f, dir, { slstmLayout: layout });
+    // variants: sLSTM parameters in both layouts; parallel mLSTM cells also through ops.mlstm's "auto" form
+    const variants: { title: string; options: RunOptions }[] = [{ title: "", options: {} }];
+    if (f.tensors.some((t) => t.name.startsWith("aux:cuda_layout."))) variants.push({ title: " (cuda sLSTM layout)", options: { slstmLayout: "cuda" } });
+    const fn = (f.config as { function?: string | string[] } | null)?.function;
+    if ((Array.isArray(fn) ? fn[0] : fn) === "parallel_stabilized_simple")
+      variants.push({ title: " (auto form)", options: { mlstmForm: "auto" } }, { title: " (auto form, chunk 8)", options: { mlstmForm: "auto", mlstmChunkSize: 8 } });
+    for (const { title, options } of variants) {
+      it(`${f.name}${title}`, () => {
+        const r = runFixture(f, dir, options);
         assert.ok(r.ok, formatResult(r) + "\n" + r.checks.filter((c) => !(c.ratio <= 1)).map((c) => `  ${c.tensor}: ratio ${c.ratio} at ${c.index}`).join("\n"));
         assert.ok(r.checks.length > 0);
       });

@@ -3,7 +3,8 @@
 // batch × heads (× chunks), GEMM-shaped tiles on xlstm::gemm.
 //
 // Sizes: B batch, NH heads, S steps, DK query/key head dim, DV value head dim, L chunk size, NC = ceil(S/L)
-// (the last chunk may be shorter: S need not be a multiple of L). Layouts (row-major):
+// (the last chunk may be shorter: S need not be a multiple of L; L > S acts as L = S, the parallel form).
+// Layouts (row-major):
 //   q, k      [B, NH, S, DK]     v, h, dh [B, NH, S, DV]     i, f [B, NH, S]  gate PRE-activations ĩ, f̃
 //   c0, c_last [B, NH, DK, DV]   n0, n_last [B, NH, DK]      m0, m_last [B, NH]
 // State convention (the ONE used everywhere): the small model's recurrent form (§4.3, keys scaled): C and n hold

@@ -10,11 +10,10 @@
 // Gate sums, maxima and exponents are formed in double and rounded once, so the L×L exponentials
 // E_τσ = exp(w_σ − M_τ) are accurate to float rounding even when |b| is large (long single chunks).
 //
-// Work split. Forward: (A) per (b, h), the inter-chunk recurrence of (C, n, m), sequential over chunks, one
-// DK×DV×l GEMM per chunk, every chunk's entering state saved; (B) per (b, h, chunk), the intra-chunk outputs
-// (QKᵀ, P·V, βQ·C_c: three GEMMs). Backward: (A) per (b, h), the reverse recurrence of the state cotangents
-// Λ_c (one GEMM per chunk); (B) per (b, h, chunk), the L×L tiles recomputed and the five gradient products;
-// (C) per (b, h), the suffix sum giving ∂f̃. The recurrent form runs one task per (b, h) over all steps.
+// Work split (schedules in the chunkwise section below): per (b, h) the inter-chunk recurrence of (C, n, m) is sequential over
+// chunks (one DK×DV×l GEMM per chunk), the intra-chunk part is QKᵀ, P·V, βQ·C_c (three GEMMs); the backward runs
+// the reverse recurrence of the state cotangents Λ_c (one GEMM per chunk) and recomputes the L×L tiles for the five
+// gradient products, then a suffix sum gives ∂f̃. The recurrent form runs one task per (b, h) over all steps.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -108,7 +107,7 @@ struct CwCtx {
   float* saved;
   CwCtx(const MlstmDims& d, int64_t L_, float eps_, const float* q_, const float* k_, const float* v_, const float* i_,
         const float* f_, float* saved_)
-      : S(d.S), DK(d.DK), DV(d.DV), L(L_), NC(mlstm_num_chunks(d.S, L_)), W(0), lay{NC, d.DK, d.DV, d.S},
+      : S(d.S), DK(d.DK), DV(d.DV), L(std::min(L_, d.S)), NC(mlstm_num_chunks(d.S, L_)), W(0), lay{NC, d.DK, d.DV, d.S},
         s(static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)))), eps(eps_), q(q_), k(k_), v(v_), ig(i_),
         fg(f_), saved(saved_) {
     W = lay.size();
