@@ -68,4 +68,14 @@ describe("00 setup", () => {
     }
     assert.deepEqual(missing, [], "kernel files without a cuda/ twin or a reason in cuda/TWINS.md");
   });
+
+  it("binding.d.ts declares exactly the functions the native module exports", () => {
+    const dts = fs.readFileSync(path.join(root, "binding.d.ts"), "utf8");
+    const body = dts.slice(dts.indexOf("export interface Binding {"));
+    const declared = new Set([...body.matchAll(/^\s{2}([a-zA-Z0-9_]+)\s*(?:<[^>]*>)?\(/gm)].map((m) => m[1]));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const exported = new Set(Object.keys(require("../lib/native").native as object));
+    assert.deepEqual([...exported].filter((k) => !declared.has(k)).sort(), [], "exported but not declared in binding.d.ts");
+    assert.deepEqual([...declared].filter((k) => !exported.has(k)).sort(), [], "declared in binding.d.ts but not exported");
+  });
 });
