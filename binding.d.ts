@@ -43,6 +43,22 @@ export interface Binding {
   gemmBatched(transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
     a: Float32Array, strideA: number, b: Float32Array, strideB: number, beta: number, c: Float32Array,
     strideC: number): void;
+  /**
+   * gemm with leading dimensions (row-major, as in BLAS): rows of a are lda elements apart (a is K rows of M with
+   * transA, else M rows of K), likewise b/ldb and c/ldc (ld >= the row length). Elements between rows are neither
+   * read nor written; each array must hold (rows-1)*ld + row length elements at least.
+   */
+  gemmStrided(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
+    lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number): void;
+  /**
+   * How gemm computes this shape (row strides lda, ldb) at the current SIMD level: "small" direct loop, "gemv",
+   * "blocked" or "kSplit" (K slabs summed in order; `slabs` of them), whether op(a) / op(b) are read in place (else
+   * packed) and the KC block (0 unless blocked or kSplit); "scale" when M, N or K is 0.
+   */
+  gemmPlan(transA: boolean, transB: boolean, M: number, N: number, K: number, lda: number, ldb: number): {
+    path: "scale" | "small" | "gemv" | "blocked" | "kSplit"; aInPlace: boolean; bInPlace: boolean; kc: number;
+    slabs: number;
+  };
   /** gemm by the CUDA kernel on device 0 (host arrays copied in and out). Throws when CUDA is not available. */
   cudaGemmHost(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
     b: Float32Array, beta: number, c: Float32Array): void;
@@ -273,6 +289,14 @@ export interface Binding {
   /** out = x (of shape `shape`) with its dimensions reordered: out dim d is x dim perm[d]. Same typed-array kind. */
   permute<T extends Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array>(out: T, x: T, shape: readonly number[], perm: readonly number[]): void;
 
+  // ---- optimizers (csrc/binding/optim.cc; csrc/kernels/optim.h) [optim-section]
+  /** torch.optim.AdamW in place on one parameter at 1-based `step`: p, m (exp_avg), v (exp_avg_sq), g all of length n. */
+  adamwStep(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** Σ x² accumulated in float64 (for the global gradient norm). */
+  sumSquares(x: Float32Array): number;
+  /** x *= alpha in place. */
+  scaleInPlace(x: Float32Array, alpha: number): void;
+
   // ---- mLSTM (csrc/binding/mlstm.cc)
   // Layouts and the state convention in csrc/kernels/mlstm.h: q, k [B,NH,S,DHQK], v, h [B,NH,S,DHV], i, f [B,NH,S]
   // gate pre-activations; state c [B,NH,DHQK,DHV], n [B,NH,DHQK], m [B,NH] (recurrent-form scaling; c0/n0/m0 all
@@ -294,4 +318,52 @@ export interface Binding {
   /** Gradients of the recurrent forward (BPTT, recomputing states from the checkpoints in `saved`). */
   mlstmRecurrentBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
   mlstmRecurrentBackwardAsync(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): Promise<void>;
+
+  // ---- fused inference (csrc/binding/infer.cc)
+  // A session is an opaque handle (a type-tagged External) owning a snapshot of an xLSTMLMModel's parameters, packed
+  // for matrix-vector products, plus the recurrent state of every block for `batch` rows (layouts in
+  // csrc/kernels/xlstm_infer.h, the same as xLSTMLMModel.step's state). `params` maps the model's state_dict keys to
+  // Float32Arrays (copied; optional biases and group_norm.weight may be absent). The handle's finalizer frees the
+  // native memory, whose size is reported to the GC; inferDispose frees it at once (idempotent).
+  /** Copies and packs the parameters; the state starts at zero. */
+  inferCreate(
+    config: {
+      vocabSize: number;
+      embeddingDim: number;
+      postNorm: boolean;
+      blocks: ReadonlyArray<
+        | { kind: "mlstm"; numHeads: number; innerDim: number; qkvBlocksize: number; convKernel: number; ffn?: { projUpDim: number; act: string } | null }
+        | { kind: "slstm"; numHeads: number; convKernel: number; function: "slstm" | "lstm"; ffn?: { projUpDim: number; act: string } | null }
+      >;
+    },
+    params: { readonly [stateDictKey: string]: Float32Array },
+    batch: number,
+  ): object;
+  /** Runs tokens [B, S] (ids in [0, V)) from the session's state and writes the logits of the last position [B, V]; S = 1 is one step. */
+  inferRun(session: object, logits: Float32Array, tokens: Int32Array, S: number): void;
+  /** Zero state for every block. */
+  inferReset(session: object): void;
+  /** Copies one state part of block `block` into out: "conv" [B,K,F], mLSTM "c" [B,NH,DH,DH], "n" [B,NH,DH], "m" [B,NH], sLSTM "slstm" [NS,B,E]. */
+  inferGetState(session: object, block: number, part: "conv" | "c" | "n" | "m" | "slstm", out: Float32Array): void;
+  /** Sets one state part from src (null: zeros). */
+  inferSetState(session: object, block: number, part: "conv" | "c" | "n" | "m" | "slstm", src: Float32Array | null): void;
+  /** Bytes of native memory the session holds (parameters, state, scratch). */
+  inferBytes(session: object): number;
+  /** Frees the session's native memory now; later calls with the handle (except inferDispose) throw. */
+  inferDispose(session: object): void;
+
+  // ---- bfloat16 weights (csrc/binding/bf16.cc; csrc/kernels/bf16.h) [bf16-section]
+  // bfloat16 data is a Uint16Array of raw bits. Outputs are written (=) and must not overlap inputs.
+  /** y [rows*outF] = x [rows*inF] · wᵀ (+ bias), w [outF*inF] bf16; roundX rounds x to bf16 first (AVX512_BF16 vdpbf16ps when present). */
+  bf16Linear(y: Float32Array, x: Float32Array, w: Uint16Array, bias: Float32Array | null, rows: number, inFeatures: number, outFeatures: number, roundX: boolean): void;
+  /** float32 -> bf16 bits, round to nearest even (NaN stays NaN); out.length === x.length. */
+  bf16FromF32(out: Uint16Array, x: Float32Array): void;
+  /** bf16 bits -> float32 (exact); out.length === x.length. */
+  bf16ToF32(out: Float32Array, x: Uint16Array): void;
+  /** Σ x (float64 result); reads every element once (a memory-bandwidth probe). */
+  bf16Sum(x: Uint16Array): number;
+  /** Whether bf16Linear with roundX uses AVX512_BF16 now (CPU support, SIMD level, not disabled). */
+  bf16DotAvailable(): boolean;
+  /** Allow or forbid the AVX512_BF16 path (tests); returns bf16DotAvailable(). */
+  bf16SetDotEnabled(enabled: boolean): boolean;
 }

@@ -9,6 +9,7 @@ export type { DType, Device, Storage, TensorOptions, RandomOptions } from "./ten
 export { noGrad, isGradEnabled, record, record1, reduceToShape } from "./autograd";
 export type { GradNode, TensorHook } from "./autograd";
 export { Generator, manualSeed, defaultGenerator } from "./rng";
+export type { GeneratorState } from "./rng";
 export { CorruptFileError, NoBinaryFoundError } from "./errors";
 export * as ops from "./ops";
 export * as kernels from "./kernels";
@@ -37,3 +38,12 @@ export function setSimdLevel(level: SimdLevel): SimdLevel {
   return native.setSimdLevel(level);
 }
 export * from "./io";
+export * as infer from "./infer";
+// training, generation, tokenizers/datasets and checkpoints (lib/train, lib/generate, lib/data, lib/checkpoint)
+export * as data from "./data";
+export { train, Trainer, DEFAULT_XLSTM_CONFIG, DEFAULT_TRAINING, LSTMLanguageModel, buildModel } from "./train";
+export type { TrainOptions, TrainResult, TrainEvent, ProgressEvent, LanguageModel, ModelSpec } from "./train";
+export { generate, generateBatch, loadGenerator, sampleLogits } from "./generate";
+export type { GenerateOptions, GeneratedToken, SamplingOptions, Generation } from "./generate";
+export { saveCheckpoint, loadModel, resolveCheckpoint, readModelFile, writeModelFile, readTrainingState } from "./checkpoint";
+export type { LoadedModel, TrainingState, ModelCheckpoint } from "./checkpoint";

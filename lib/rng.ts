@@ -13,6 +13,12 @@ function splitmix32(seed: number): () => number {
   };
 }
 
+/** A Generator's position: the four xoshiro128** state words and the cached Box-Muller sample (or null). */
+export interface GeneratorState {
+  words: [number, number, number, number];
+  spare: number | null;
+}
+
 export class Generator {
   private s0 = 0;
   private s1 = 0;
@@ -35,6 +41,20 @@ export class Generator {
     this.s3 = mix();
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
     this.spare = null;
+    return this;
+  }
+
+  /** The exact stream position (JSON-serialisable), for checkpoints that resume bit-exactly. */
+  getState(): GeneratorState {
+    return { words: [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0], spare: this.spare };
+  }
+
+  /** Move to a position from getState(). @throws RangeError for a malformed state */
+  setState(s: GeneratorState): this {
+    if (!s || !Array.isArray(s.words) || s.words.length !== 4 || !s.words.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) || (s.words as number[]).every((w) => w === 0) || !(s.spare === null || typeof s.spare === "number"))
+      throw new RangeError(`Generator.setState: expected { words: [4 uint32, not all 0], spare: number | null }, got ${JSON.stringify(s)}`);
+    [this.s0, this.s1, this.s2, this.s3] = s.words;
+    this.spare = s.spare;
     return this;
   }
 

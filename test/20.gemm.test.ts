@@ -1,8 +1,10 @@
 // Layer 2 (kernels): the native gemm family (csrc/binding/gemm.cc, csrc/kernels/gemm*.cc, cuda/gemm.cu) against an
 // independent float64 JS reference: every transpose combination, sizes that leave edge tiles in M, N and K (and
 // cross the cache blocks), alpha/beta, beta = 0 over NaNs, batched with broadcast strides, every SIMD level and
-// 1 thread vs the default pool; argument errors; the async variant and the event loop; the CUDA twin's tiling
-// (host run of its index helpers) and, with a GPU, its results.
+// 1 thread vs the default pool; strided operands (gemmStrided) on each of the driver's paths (op(A) / op(B) read in
+// place or packed, the K split, the smaller KC block for far-apart rows) and the model's shapes; argument errors;
+// the async variant and the event loop; the CUDA twin's tiling (host run of its index helpers) and, with a GPU,
+// its results.
 import { strict as assert } from "assert";
 import { backends, Generator, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
 import type { SimdLevel } from "../lib";
@@ -57,6 +59,34 @@ function assertWithin(got: Float32Array, ref: { value: Float64Array; tol: Float6
     }
   }
   assert.ok(worst <= 1, `${what}: worst error/tolerance ${worst.toFixed(2)} at ${at}: got ${got[at]}, expected ${ref.value[at]}`);
+}
+
+interface StridedCase extends Case {
+  lda: number;
+  ldb: number;
+  ldc: number;
+  /** The driver path this case is meant to exercise (checked with gemmPlan, so that coverage cannot drift). */
+  plan?: Partial<ReturnType<typeof native.gemmPlan>>;
+}
+
+/** float64 reference of alpha op(A) op(B) + beta C for strided operands (M x N result, dense), with error bounds. */
+function referenceStrided(c: StridedCase, A: Float32Array, B: Float32Array, C0: Float32Array): { value: Float64Array; tol: Float64Array } {
+  const { ta, tb, M, N, K, alpha, beta, lda, ldb, ldc } = c;
+  const value = new Float64Array(M * N), tol = new Float64Array(M * N);
+  for (let i = 0; i < M; ++i)
+    for (let j = 0; j < N; ++j) {
+      let s = 0, mag = 0;
+      for (let p = 0; p < K; ++p) {
+        const a = ta ? A[p * lda + i] : A[i * lda + p];
+        const b = tb ? B[j * ldb + p] : B[p * ldb + j];
+        s += a * b;
+        mag += Math.abs(a * b);
+      }
+      const cOld = beta === 0 ? 0 : beta * C0[i * ldc + j];
+      value[i * N + j] = alpha * s + cOld;
+      tol[i * N + j] = 2.4e-7 * (K + 8) * (Math.abs(alpha) * mag + Math.abs(cOld)) + 1e-6;
+    }
+  return { value, tol };
 }
 
 const levels: SimdLevel[] = ["scalar", "avx2", "avx512"];
@@ -162,6 +192,94 @@ describe("20 gemm", () => {
     assert.deepEqual(Array.from(C), [1, 1, 1, 2, 2, 2, -7, -7, 1, 1, 1, 2, 2, 2]);
   });
 
+  /**
+   * Runs gemmStrided on a strided case at every SIMD level with 1 thread and the default pool, against the float64
+   * reference: C's elements between rows (ldc > N) must keep their values, and both thread counts must agree bit
+   * for bit.
+   */
+  function checkStrided(c: StridedCase, seed: number): void {
+    const { ta, tb, M, N, K, alpha, beta, lda, ldb, ldc } = c;
+    const aRows = ta ? K : M, bRows = tb ? N : K;
+    const A = randArray(aRows * lda, seed), B = randArray(bRows * ldb, seed + 1), C0 = randArray(M * ldc, seed + 2);
+    if (beta === 0) for (let i = 0; i < M; ++i) C0.fill(NaN, i * ldc, i * ldc + N);  // beta = 0 ignores C
+    const ref = referenceStrided(c, A, B, C0);
+    const what = `${M}x${N}x${K} ${name(ta, tb)} lda=${lda} ldb=${ldb} ldc=${ldc} alpha=${alpha} beta=${beta}`;
+    for (const level of supported) {
+      setSimdLevel(level);
+      if (c.plan) {
+        const plan = native.gemmPlan(ta, tb, M, N, K, lda, ldb);
+        for (const [key, want] of Object.entries(c.plan))
+          assert.equal(plan[key as keyof typeof plan], want, `${what} ${level}: plan.${key} (plan ${JSON.stringify(plan)})`);
+      }
+      const results: Float32Array[] = [];
+      for (const threads of [1, defaultThreads]) {
+        setNumThreads(threads);
+        const C = C0.slice();
+        native.gemmStrided(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        const got = new Float32Array(M * N);
+        for (let i = 0; i < M; ++i) {
+          got.set(C.subarray(i * ldc, i * ldc + N), i * N);
+          for (let j = N; j < ldc; ++j)
+            assert.ok(Object.is(C[i * ldc + j], C0[i * ldc + j]), `${what} ${level}: C[${i}, ${j}] beyond N was written`);
+        }
+        assertWithin(got, ref, `${what} ${level} threads=${threads}`);
+        results.push(C);
+      }
+      assert.deepEqual(results[0], results[1], `${what} ${level}: 1 thread vs ${defaultThreads}`);
+    }
+  }
+
+  it("strided operands on every path of the blocked driver, at every SIMD level", function () {
+    this.timeout(120000);
+    // The driver's choices depend on the shape and strides only (not on the ISA), so each case takes the same path
+    // at every level. Sizes are odd so that every tile kind (full and edge rows, full and masked columns) is hit.
+    const cases: StridedCase[] = [
+      // rows of A in place (nn, nt), op(B) in place (nn: M <= 336) or packed (nt)
+      { ta: false, tb: false, M: 201, N: 67, K: 70, alpha: 1, beta: 0, lda: 83, ldb: 70, ldc: 72, plan: { path: "blocked", aInPlace: true, bInPlace: true } },
+      { ta: false, tb: true, M: 201, N: 67, K: 70, alpha: -0.5, beta: 1, lda: 256, ldb: 77, ldc: 67, plan: { path: "blocked", aInPlace: true, bInPlace: false } },
+      // rows of A packed (lda a multiple of 1024 floats), K across KC blocks
+      { ta: false, tb: true, M: 45, N: 37, K: 300, alpha: 1.5, beta: 0.25, lda: 1024, ldb: 301, ldc: 40, plan: { aInPlace: false, bInPlace: false, kc: 256 } },
+      { ta: false, tb: false, M: 45, N: 37, K: 300, alpha: 1, beta: 0, lda: 2048, ldb: 40, ldc: 37, plan: { aInPlace: false, bInPlace: true } },
+      // op(B) packed without trans: M > 336 and ldb > 128
+      { ta: false, tb: false, M: 350, N: 131, K: 70, alpha: 1, beta: 0, lda: 70, ldb: 140, ldc: 133, plan: { aInPlace: true, bInPlace: false } },
+      // A^T in place (tn, tt: N <= 128 or M <= 128) and packed (M > 128 and N > 128)
+      { ta: true, tb: false, M: 67, N: 45, K: 300, alpha: 1, beta: 0, lda: 70, ldb: 45, ldc: 50, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 256 } },
+      { ta: true, tb: true, M: 67, N: 45, K: 300, alpha: 0.75, beta: -1, lda: 67, ldb: 333, ldc: 45, plan: { aInPlace: true, bInPlace: false } },
+      { ta: true, tb: false, M: 150, N: 131, K: 77, alpha: 1, beta: 0, lda: 151, ldb: 131, ldc: 140, plan: { aInPlace: false, bInPlace: true } },
+      // A^T and B in place with rows >= 4 KiB apart: the smaller KC block
+      { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: 1, beta: 0.5, lda: 1024, ldb: 1100, ldc: 33, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 64 } },
+      // threaded (>= 20 MFLOP): row blocks over rows of A in place, op(B) packed with trans
+      { ta: false, tb: true, M: 1500, N: 100, K: 70, alpha: 1, beta: 0, lda: 75, ldb: 70, ldc: 101, plan: { path: "blocked", aInPlace: true, bInPlace: false } },
+    ];
+    cases.forEach((c, i) => checkStrided(c, 100 + 10 * i));
+  });
+
+  it("splits a long K into slabs (small C: weight gradients), every transpose, strided, every SIMD level", function () {
+    this.timeout(120000);
+    // K >= 2048, M*N <= 64K and K >= 8 max(M, N): slabs of K summed in a fixed order; the last two are threaded
+    // (>= 20 MFLOP) and give the same bits on one thread
+    const cases: StridedCase[] = [
+      { ta: true, tb: false, M: 29, N: 33, K: 2100, alpha: 1, beta: 0, lda: 31, ldb: 1030, ldc: 40, plan: { path: "kSplit", slabs: 2, aInPlace: true, bInPlace: true } },
+      { ta: false, tb: false, M: 15, N: 17, K: 2600, alpha: -2, beta: 0.5, lda: 2601, ldb: 20, ldc: 17, plan: { path: "kSplit", slabs: 2 } },
+      { ta: false, tb: true, M: 13, N: 31, K: 3001, alpha: 1, beta: 1, lda: 3001, ldb: 3005, ldc: 31, plan: { path: "kSplit", slabs: 2 } },
+      { ta: true, tb: true, M: 20, N: 9, K: 2050, alpha: 0.5, beta: 0, lda: 25, ldb: 2050, ldc: 9, plan: { path: "kSplit", slabs: 2 } },
+      { ta: true, tb: false, M: 65, N: 63, K: 2600, alpha: 1, beta: 0, lda: 257, ldb: 1024, ldc: 70, plan: { path: "kSplit", slabs: 2, kc: 64 } },
+      { ta: true, tb: false, M: 64, N: 64, K: 4096, alpha: 1, beta: 0, lda: 256, ldb: 1024, ldc: 256, plan: { path: "kSplit", slabs: 4 } },
+    ];
+    cases.forEach((c, i) => checkStrided(c, 300 + 10 * i));
+  });
+
+  it("the block-diagonal projection shapes: forward (nt), dx (nn) and dW (tn) with strided rows", function () {
+    this.timeout(120000);
+    // M = 4096 rows of 64 taken from 256- or 1024-wide rows, W 64 x 64
+    const cases: StridedCase[] = [
+      { ta: false, tb: true, M: 4096, N: 64, K: 64, alpha: 1, beta: 0, lda: 256, ldb: 64, ldc: 1024 },
+      { ta: false, tb: false, M: 4096, N: 64, K: 64, alpha: 1, beta: 1, lda: 256, ldb: 64, ldc: 256 },
+      { ta: true, tb: false, M: 64, N: 64, K: 4096, alpha: 1, beta: 0, lda: 1024, ldb: 256, ldc: 64 },
+    ];
+    cases.forEach((c, i) => checkStrided(c, 500 + 10 * i));
+  });
+
   it("rejects bad arguments with errors naming the argument", () => {
     const a = new Float32Array(6), b = new Float32Array(12), c = new Float32Array(8);
     const isRange = (re: RegExp) => (e: Error) => e instanceof RangeError && re.test(e.message);
@@ -194,6 +312,19 @@ describe("20 gemm", () => {
     const big = new Float32Array(40);
     assert.throws(() => native.gemmBatched(false, false, 2, 2, 2, 2, 1, big.subarray(0, 8), 4, big.subarray(30, 34), 0, 0, big.subarray(6, 14), 4),
       isRange(/gemmBatched: c overlaps a/));
+    // strided: leading dimensions at least the row length, arrays long enough for (rows-1)*ld + row length
+    const f = (n: number) => new Float32Array(n);
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 2, f(12), 4, 0, f(8), 4), isRange(/^gemmStrided: lda must be at least K = 3 \(the row length of a\), got 2/));
+    assert.throws(() => native.gemmStrided(true, false, 2, 4, 3, 1, f(6), 1, f(12), 4, 0, f(8), 4), isRange(/gemmStrided: lda must be at least M = 2/));
+    assert.throws(() => native.gemmStrided(false, true, 2, 4, 3, 1, f(6), 3, f(12), 2, 0, f(8), 4), isRange(/gemmStrided: ldb must be at least K = 3/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 3, f(12), 4, 0, f(8), 3), isRange(/gemmStrided: ldc must be at least N = 4/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(7), 5, f(12), 4, 0, f(8), 4), isRange(/gemmStrided: a has 7 elements, expected at least \(M-1\)\*lda \+ K = 8 \(M=2, K=3, lda=5\)/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 3, f(13), 5, 0, f(8), 4), isRange(/gemmStrided: b has 13 elements, expected at least \(K-1\)\*ldb \+ N = 14/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 3, f(12), 4, 0, f(9), 6), isRange(/gemmStrided: c has 9 elements, expected at least \(M-1\)\*ldc \+ N = 10/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 0, f(12), 4, 0, f(8), 4), isRange(/gemmStrided: lda must be an integer/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 3, new Float64Array(12) as never, 4, 0, f(8), 4), isType(/gemmStrided: b must be a Float32Array, got Float64Array/));
+    assert.throws(() => (native.gemmStrided as (...x: unknown[]) => void)(false, false, 2, 4, 3, 1, f(6), 3, f(12), 4, 0, f(8)), isType(/gemmStrided: expected 13 arguments, got 12/));
+    assert.throws(() => native.gemmStrided(false, false, 2, 2, 2, 1, buf.subarray(0, 4), 2, buf.subarray(10, 14), 2, 0, buf.subarray(3, 8), 3), isRange(/gemmStrided: c overlaps a/));
     // async: argument errors are thrown synchronously
     assert.throws(() => native.gemmAsync(false, false, 2, 4, 3, 1, new Float32Array(5), b, 0, c), isRange(/gemmAsync: a has 5 elements/));
     // tile coverage of the CUDA kernel: counts must hold M*N int32 values

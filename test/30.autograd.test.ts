@@ -78,6 +78,13 @@ describe("30 tensor", () => {
     assert.ok(Math.abs(mean) < 0.01 && Math.abs(std - 1) < 0.01, `mean ${mean}, std ${std}`);
     const u = Tensor.rand([n], { generator: new Generator(8), low: -2, high: 3 }).f32();
     assert.ok(u.every((v) => v >= -2 && v < 3));
+    // a saved position resumes the same stream (including a cached Box-Muller sample)
+    const g = new Generator(9);
+    g.normal();
+    const saved = JSON.parse(JSON.stringify(g.getState()));
+    const ahead = [g.normal(), g.normal(), g.uniform()];
+    assert.deepEqual([g.setState(saved).normal(), g.normal(), g.uniform()], ahead);
+    assert.throws(() => g.setState({ words: [0, 0, 0, 0], spare: null }), RangeError);
   });
 
   it("reshapes as a view and permutes, slices and concatenates as copies", () => {

@@ -1,6 +1,7 @@
 // Binding layer: implementations of the argument checks in args.h.
 #include "binding/args.h"
 
+#include <cmath>
 #include <sstream>
 
 namespace xlstm {
@@ -56,6 +57,22 @@ std::string kind_of(const Napi::Value& v) {
   return "object";
 }
 
+void* typed_data(const ArgCtx& c, size_t i, const char* name, int64_t* length) {
+  require_count(c, i + 1);
+  Napi::Value v = c.info[i];
+  if (!v.IsTypedArray()) throw_type(c, std::string(name) + " must be a typed array, got " + kind_of(v));
+  // napi_get_typedarray_info rather than TypedArray::ArrayBuffer(): the latter throws a bare "Invalid argument" for
+  // arrays on a SharedArrayBuffer, which are as usable as any other memory here.
+  napi_typedarray_type type;
+  size_t n = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(c.info.Env(), v, &type, &n, &data, nullptr, nullptr) != napi_ok)
+    throw_type(c, std::string(name) + " could not be read as a typed array");
+  if (data == nullptr && n != 0) throw_type(c, std::string(name) + " is detached");
+  *length = static_cast<int64_t>(n);
+  return data;
+}
+
 namespace {
 
 void* require_typed(const ArgCtx& c, size_t i, const char* name, napi_typedarray_type want, const char* want_name,
@@ -65,16 +82,14 @@ void* require_typed(const ArgCtx& c, size_t i, const char* name, napi_typedarray
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want) {
     throw_type(c, std::string(name) + " must be a " + want_name + ", got " + kind_of(v));
   }
-  Napi::TypedArray arr = v.As<Napi::TypedArray>();
-  Napi::ArrayBuffer buf = arr.ArrayBuffer();
-  if (buf.ByteLength() == 0 && arr.ElementLength() != 0) throw_type(c, std::string(name) + " is detached");
-  int64_t len = static_cast<int64_t>(arr.ElementLength());
+  int64_t len = 0;
+  void* data = typed_data(c, i, name, &len);
   if (expected >= 0 && len != expected) {
     std::ostringstream os;
     os << name << " has " << len << " elements, expected " << (desc.empty() ? std::to_string(expected) : desc + " = " + std::to_string(expected));
     throw_range(c, os.str());
   }
-  return static_cast<uint8_t*>(buf.Data()) + arr.ByteOffset();
+  return data;
 }
 
 }  // namespace
@@ -102,13 +117,19 @@ int64_t typed_length(const ArgCtx& c, size_t i, const char* name) {
   return static_cast<int64_t>(v.As<Napi::TypedArray>().ElementLength());
 }
 
+bool int_in_range(double d, int64_t lo, int64_t hi) {
+  // Range first, in doubles: converting NaN or a double outside int64_t to int64_t is undefined behaviour.
+  // 2^63 is the first double above INT64_MAX (which itself rounds up to 2^63 as a double).
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi) && d < 9223372036854775808.0)) return false;
+  return d == std::trunc(d) && static_cast<int64_t>(d) >= lo && static_cast<int64_t>(d) <= hi;
+}
+
 int64_t require_int(const ArgCtx& c, size_t i, const char* name, int64_t lo, int64_t hi) {
   require_count(c, i + 1);
   Napi::Value v = c.info[i];
   if (!v.IsNumber()) throw_type(c, std::string(name) + " must be an integer, got " + kind_of(v));
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d < static_cast<double>(lo) ||
-      d > static_cast<double>(hi)) {
+  if (!int_in_range(d, lo, hi)) {
     std::ostringstream os;
     os << name << " must be an integer in [" << lo << ", " << hi << "], got " << d;
     throw_range(c, os.str());
@@ -146,8 +167,7 @@ std::vector<int64_t> require_int_array(const ArgCtx& c, size_t i, const char* na
   for (uint32_t k = 0; k < a.Length(); ++k) {
     Napi::Value e = a.Get(k);
     double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1.5;
-    if (!e.IsNumber() || d != static_cast<double>(static_cast<int64_t>(d)) || d < static_cast<double>(lo) ||
-        d > static_cast<double>(hi)) {
+    if (!e.IsNumber() || !int_in_range(d, lo, hi)) {
       std::ostringstream os;
       os << name << "[" << k << "] must be an integer in [" << lo << ", " << hi << "], got "
          << (e.IsNumber() ? std::to_string(d) : kind_of(e));

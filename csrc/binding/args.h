@@ -27,9 +27,14 @@ int32_t* require_i32(const ArgCtx& c, size_t i, const char* name, int64_t expect
 int64_t* require_i64(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc = "");
 uint16_t* require_u16(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc = "");
 uint8_t* require_u8(const ArgCtx& c, size_t i, const char* name, int64_t expected, const std::string& desc = "");
+// Any typed array (also on a SharedArrayBuffer): its first element (null when empty or detached) and *length in
+// elements. TypeError naming the argument when it is not a typed array.
+void* typed_data(const ArgCtx& c, size_t i, const char* name, int64_t* length);
 // Length of a typed-array argument, in elements (after checking it is one).
 int64_t typed_length(const ArgCtx& c, size_t i, const char* name);
 
+// Whether d is an integer in [lo, hi] (NaN, infinities and fractions are not; no undefined float->int cast).
+bool int_in_range(double d, int64_t lo, int64_t hi);
 // An integer argument in [lo, hi].
 int64_t require_int(const ArgCtx& c, size_t i, const char* name, int64_t lo = 0, int64_t hi = INT64_MAX);
 double require_number(const ArgCtx& c, size_t i, const char* name);

@@ -43,6 +43,17 @@ class PromiseWorker : public Napi::AsyncWorker {
     deferred_.Resolve(result_ ? result_(env) : env.Undefined());
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  // When the environment goes away while the work runs (a worker thread terminated, the process exiting),
+  // resolving the promise fails inside N-API and node-addon-api rethrows from its completion callback, which
+  // would std::terminate the whole process. Nobody is left to observe the promise: swallow, and still free this.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    try {
+      Napi::AsyncWorker::OnWorkComplete(env, status);  // calls Destroy() when it returns normally
+      return;
+    } catch (...) {
+    }
+    Destroy();
+  }
 
  private:
   Napi::Promise::Deferred deferred_;

@@ -1,7 +1,8 @@
-// Binding layer, gemm family: gemm, gemmBatched, gemmAsync (CPU, csrc/kernels/gemm.cc) and the CUDA twin's host
-// entry points cudaGemmHost, cudaGemmTileCoverage (cuda/gemm.cu). Operands are contiguous row-major Float32Arrays:
-// a is M x K (K x M with transA), b is K x N (N x K with transB), c is M x N and is updated in place
-// (c = alpha op(a) op(b) + beta c; beta == 0 ignores c's old values). c must not overlap a or b.
+// Binding layer, gemm family: gemm, gemmBatched, gemmAsync, gemmStrided (CPU, csrc/kernels/gemm.cc) and the CUDA
+// twin's host entry points cudaGemmHost, cudaGemmTileCoverage (cuda/gemm.cu). Operands are contiguous row-major
+// Float32Arrays (gemmStrided: rows lda/ldb/ldc elements apart): a is M x K (K x M with transA), b is K x N (N x K
+// with transB), c is M x N and is updated in place (c = alpha op(a) op(b) + beta c; beta == 0 ignores c's old
+// values). c must not overlap a or b.
 // gemmAsync runs on a libuv worker and resolves when c is written; a, b and c must not be touched meanwhile.
 #include <napi.h>
 
@@ -67,6 +68,74 @@ Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
       info.Env(), "gemmAsync",
       [g] { gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, g.a, g.lda(), g.b, g.ldb(), g.beta, g.c, g.N); },
       {info[6], info[7], info[9]});
+}
+
+// A strided operand: `rows` rows of `cols` used elements, `ld` apart (ld >= cols). Returns its data and sets *span
+// to the elements it covers, (rows-1)*ld + cols (0 when empty); RangeError naming it when the array is shorter.
+const float* require_strided(const ArgCtx& c, size_t i, const char* name, size_t ld_i, const char* ld_name,
+                             int64_t rows, int64_t cols, const char* rows_name, const char* cols_name,
+                             int64_t* ld_out, int64_t* span) {
+  const int64_t ld = require_int(c, ld_i, ld_name, 1, kMaxDim);
+  if (ld < cols)
+    throw_range(c, std::string(ld_name) + " must be at least " + cols_name + " = " + std::to_string(cols) +
+                       " (the row length of " + name + "), got " + std::to_string(ld));
+  *ld_out = ld;
+  *span = rows == 0 || cols == 0 ? 0 : checked_product(c, name, {rows - 1, ld}) + cols;
+  const float* p = require_f32(c, i, name, -1);
+  const int64_t len = typed_length(c, i, name);
+  if (len < *span)
+    throw_range(c, std::string(name) + " has " + std::to_string(len) + " elements, expected at least (" + rows_name +
+                       "-1)*" + ld_name + " + " + cols_name + " = " + std::to_string(*span) + " (" + rows_name + "=" +
+                       std::to_string(rows) + ", " + cols_name + "=" + std::to_string(cols) + ", " + ld_name + "=" +
+                       std::to_string(ld) + ")");
+  return p;
+}
+
+// gemmStrided(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc): leading dimensions as in BLAS
+// (row-major): a's rows are lda apart (K x M rows of M with transA, else M rows of K), and so on.
+Napi::Value GemmStrided(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gemmStrided"};
+  require_count(c, 13);
+  const bool ta = require_bool(c, 0, "transA");
+  const bool tb = require_bool(c, 1, "transB");
+  const int64_t M = require_int(c, 2, "M", 0, kMaxDim);
+  const int64_t N = require_int(c, 3, "N", 0, kMaxDim);
+  const int64_t K = require_int(c, 4, "K", 0, kMaxDim);
+  const float alpha = static_cast<float>(require_number(c, 5, "alpha"));
+  const float beta = static_cast<float>(require_number(c, 10, "beta"));
+  int64_t lda, ldb, ldc, na, nb, nc;
+  const float* a = ta ? require_strided(c, 6, "a", 7, "lda", K, M, "K", "M", &lda, &na)
+                      : require_strided(c, 6, "a", 7, "lda", M, K, "M", "K", &lda, &na);
+  const float* b = tb ? require_strided(c, 8, "b", 9, "ldb", N, K, "N", "K", &ldb, &nb)
+                      : require_strided(c, 8, "b", 9, "ldb", K, N, "K", "N", &ldb, &nb);
+  float* C = const_cast<float*>(require_strided(c, 11, "c", 12, "ldc", M, N, "M", "N", &ldc, &nc));
+  require_no_overlap(c, "c", C, nc * sizeof(float), "a", a, na * sizeof(float));
+  require_no_overlap(c, "c", C, nc * sizeof(float), "b", b, nb * sizeof(float));
+  run_sync(info.Env(), "gemmStrided", [&] { gemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc); });
+  return info.Env().Undefined();
+}
+
+// gemmPlan(transA, transB, M, N, K, lda, ldb): how gemm() computes this shape at the current SIMD level.
+Napi::Value GemmPlanFn(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gemmPlan"};
+  require_count(c, 7);
+  const bool ta = require_bool(c, 0, "transA");
+  const bool tb = require_bool(c, 1, "transB");
+  const int64_t M = require_int(c, 2, "M", 0, kMaxDim);
+  const int64_t N = require_int(c, 3, "N", 0, kMaxDim);
+  const int64_t K = require_int(c, 4, "K", 0, kMaxDim);
+  const int64_t lda = require_int(c, 5, "lda", 1, kMaxDim);
+  const int64_t ldb = require_int(c, 6, "ldb", 1, kMaxDim);
+  const GemmPlan p = gemm_plan(ta, tb, M, N, K, lda, ldb);
+  static const char* const kPaths[] = {"scale", "small", "gemv", "blocked", "kSplit"};
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", kPaths[static_cast<int>(p.path)]);
+  o.Set("aInPlace", p.a_in_place);
+  o.Set("bInPlace", p.b_in_place);
+  o.Set("kc", static_cast<double>(p.kc));
+  o.Set("slabs", static_cast<double>(p.slabs));
+  return o;
 }
 
 // The batch slices of an operand (batch matrices of `per` elements, `stride` apart) must lie inside its array.
@@ -152,6 +221,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
+  exports.Set("gemmStrided", Napi::Function::New(env, GemmStrided, "gemmStrided"));
+  exports.Set("gemmPlan", Napi::Function::New(env, GemmPlanFn, "gemmPlan"));
   exports.Set("cudaGemmHost", Napi::Function::New(env, CudaGemmHost, "cudaGemmHost"));
   exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
 }

@@ -89,6 +89,7 @@ Napi::Value RowwiseForward(const Napi::CallbackInfo& info, const char* fn) {
   float* y = require_f32(c, 0, "y", n, d);
   const float* x = require_f32(c, 1, "x", n, d);
   require_disjoint(c, {{"y", y, fbytes(n)}}, {{"x", x, fbytes(n)}});
+  if (n == 0) return info.Env().Undefined();  // e.g. 2^40 rows of 0 columns: nothing to do, do not loop over them
   run_sync(info.Env(), fn, [&] { Fn(y, x, rows, cols); });
   return info.Env().Undefined();
 }
@@ -105,6 +106,7 @@ Napi::Value RowwiseBackward(const Napi::CallbackInfo& info, const char* fn) {
   const float* y = require_f32(c, 1, "y", n, d);
   const float* dy = require_f32(c, 2, "dy", n, d);
   require_disjoint(c, {{"dx", dx, fbytes(n)}}, {{"y", y, fbytes(n)}, {"dy", dy, fbytes(n)}});
+  if (n == 0) return info.Env().Undefined();  // rows of 0 columns (or 0 rows): nothing to do
   run_sync(info.Env(), fn, [&] { Fn(dx, y, dy, rows, cols); });
   return info.Env().Undefined();
 }

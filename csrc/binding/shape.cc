@@ -34,8 +34,9 @@ Napi::Value Permute(const Napi::CallbackInfo& info) {
   const int64_t esize = static_cast<int64_t>(x.ElementSize());
   if (static_cast<int64_t>(x.ElementLength()) != n) throw_range(c, "x has " + std::to_string(x.ElementLength()) + " elements, shape has " + std::to_string(n));
   if (static_cast<int64_t>(o.ElementLength()) != n) throw_range(c, "out has " + std::to_string(o.ElementLength()) + " elements, expected " + std::to_string(n));
-  void* op = static_cast<uint8_t*>(o.ArrayBuffer().Data()) + o.ByteOffset();
-  const void* xp = static_cast<const uint8_t*>(x.ArrayBuffer().Data()) + x.ByteOffset();
+  int64_t on = 0, xn = 0;
+  void* op = typed_data(c, 0, "out", &on);
+  const void* xp = typed_data(c, 1, "x", &xn);
   require_no_overlap(c, "out", op, n * esize, "x", xp, n * esize);
   run_sync(info.Env(), c.fn, [&] { permute_copy(op, xp, static_cast<int>(esize), shape.data(), perm.data(), static_cast<int>(shape.size())); });
   return info.Env().Undefined();

@@ -2,13 +2,17 @@
 // See gemm.h for the layouts. This file holds the parts shared by every ISA:
 //   - the direct loop for tiny products (no packing; M*N*K <= kSmallWork),
 //   - the matrix-vector driver for M == 1 or N == 1 (the ISA's gemv_n / gemv_t, split over threads by output),
+//   - the K-split driver for a small C with a long K: K slabs (chosen from the shape alone) computed into a scratch
+//     buffer, one slab per task, then summed in slab order and scaled into C,
 //   - the BLIS-style blocked driver: for each NC-wide column block of C, each unit of work (a row block of C, or a
-//     column group of it when M is small) walks the KC blocks: it makes sure op(B)[pc:pc+kc, jc:jc+nc] is packed
-//     (shared by all units, packed once by whichever threads need it first), packs its op(A) block into a
-//     thread-local buffer and runs the ISA's macro-kernel on it. The first KC block applies beta, later ones
-//     accumulate. One parallel_for per column block.
+//     column group of it when M is small) walks the KC blocks: op(B) is read in place or packed (shared by all
+//     units, packed once by whichever threads need it first), op(A) is read in place or packed into a
+//     thread-local buffer, and the ISA's macro-kernel runs on the two panels. The first KC block applies beta,
+//     later ones accumulate. One parallel_for per column block.
 //   - the scalar ISA (4x8 micro-tile and plain matrix-vector loops, C++ the compiler may auto-vectorise),
 //   - gemm_batched (parallel over the batch when each product is small, else one product after another).
+// No decision that changes the arithmetic (KC blocks, K slabs, tiles) depends on the thread count, so results are
+// identical for every thread count; packing or not never changes them either.
 #include "kernels/gemm.h"
 
 #include <algorithm>
@@ -28,14 +32,22 @@ namespace {
 // ---- scalar ISA: 4 x 8 register tile --------------------------------------------------------------------------
 constexpr int kScalarMR = 4, kScalarNR = 8;
 
-void scalar_kernel(int mr, int nr, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
-                   int64_t ldc) {
+// One tile from the panels (see APanel / BPanel): element (r, q) of op(A) at a[r*rs + q*cs], (q, c) of op(B) at
+// b[q*bks + c]. FULL: a whole 4 x 8 tile (constant trip counts the compiler vectorises); else only the mr x nr
+// elements inside the matrix are read.
+template <bool FULL>
+void scalar_kernel(int mr, int nr, int64_t k, float alpha, const float* a, int64_t rs, int64_t cs, const float* b,
+                   int64_t bks, float beta, float* C, int64_t ldc) {
   float acc[kScalarMR][kScalarNR] = {};
-  for (int64_t p = 0; p < k; ++p) {
-    const float* a = Ap + p * kScalarMR;
-    const float* b = Bp + p * kScalarNR;
-    for (int r = 0; r < kScalarMR; ++r)
-      for (int c = 0; c < kScalarNR; ++c) acc[r][c] += a[r] * b[c];
+  if (FULL) mr = kScalarMR, nr = kScalarNR;
+  for (int64_t q = 0; q < k; ++q) {
+    const float* bq = b + q * bks;
+    float bv[kScalarNR];
+    for (int c = 0; c < kScalarNR; ++c) bv[c] = FULL || c < nr ? bq[c] : 0.f;
+    for (int r = 0; r < kScalarMR; ++r) {
+      const float av = FULL || r < mr ? a[r * rs + q * cs] : 0.f;
+      for (int c = 0; c < kScalarNR; ++c) acc[r][c] += av * bv[c];
+    }
   }
   for (int r = 0; r < mr; ++r) {
     float* cr = C + r * ldc;
@@ -47,13 +59,19 @@ void scalar_kernel(int mr, int nr, int64_t k, float alpha, const float* Ap, cons
   }
 }
 
-void scalar_macro(int64_t m, int64_t n, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
-                  int64_t ldc) {
+// (The scalar path ignores the prefetch regions.)
+void scalar_macro(int64_t m, int64_t n, int64_t k, float alpha, const APanel& a, const BPanel& b, float beta, float* C,
+                  int64_t ldc, const Prefetch*, int) {
   for (int64_t j0 = 0; j0 < n; j0 += kScalarNR) {
     const int nr = static_cast<int>(std::min<int64_t>(kScalarNR, n - j0));
-    for (int64_t i0 = 0; i0 < m; i0 += kScalarMR) {
+    const float* bs = b.p + (j0 / kScalarNR) * b.tile;
+    const float* at = a.p;
+    for (int64_t i0 = 0; i0 < m; i0 += kScalarMR, at += a.tile) {
       const int mr = static_cast<int>(std::min<int64_t>(kScalarMR, m - i0));
-      scalar_kernel(mr, nr, k, alpha, Ap + i0 * k, Bp + j0 * k, beta, C + i0 * ldc + j0, ldc);
+      if (mr == kScalarMR && nr == kScalarNR)
+        scalar_kernel<true>(mr, nr, k, alpha, at, a.rs, a.cs, bs, b.ks, beta, C + i0 * ldc + j0, ldc);
+      else
+        scalar_kernel<false>(mr, nr, k, alpha, at, a.rs, a.cs, bs, b.ks, beta, C + i0 * ldc + j0, ldc);
     }
   }
 }
@@ -91,8 +109,8 @@ void scalar_gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t
 }
 
 // ---- buffers -------------------------------------------------------------------------------------------------
-// Packing buffers live per thread and grow as needed (64-byte aligned): a pool worker keeps its op(A) block
-// buffer between calls; the calling thread keeps the shared op(B) buffer.
+// Scratch lives per thread and grows as needed (64-byte aligned): a pool worker keeps its op(A) block buffer between
+// calls; the calling thread keeps the shared op(B) buffer, its packing counters and the K-split partial products.
 struct Buffer {
   float* p = nullptr;
   size_t cap = 0;
@@ -110,16 +128,67 @@ struct Buffer {
     return p;
   }
 };
-thread_local Buffer t_a_buffer, t_b_buffer, t_v_buffer;
+thread_local Buffer t_a_buffer, t_b_buffer, t_v_buffer, t_k_buffer;
+
+// Counters for the shared lazy packing of op(B) (two per KC block), reset by each column block.
+struct Counters {
+  std::unique_ptr<std::atomic<int64_t>[]> p;
+  size_t cap = 0;
+  std::atomic<int64_t>* get(size_t n) {
+    if (n > cap) {
+      p.reset(new std::atomic<int64_t>[n]);
+      cap = n;
+    }
+    for (size_t i = 0; i < n; ++i) p[i].store(0, std::memory_order_relaxed);
+    return p.get();
+  }
+};
+thread_local Counters t_counters;
 
 // ---- policy --------------------------------------------------------------------------------------------------
 constexpr int64_t kSmallWork = 512;                 // M*N*K at or below this: direct loop (see gemm.h)
 constexpr double kParallelFlops = 2.0e7;  // below this many flops, one thread: waking a pool worker costs ~25 us here
 constexpr double kGemvParallelElems = 2.0 * 1024 * 1024;  // matrix elements above which a gemv uses every thread
 constexpr int64_t kBPackBudget = 2 * 1024 * 1024;   // floats of packed op(B) per column block (8 MiB)
+// K split: C at most this many elements, K at least kSplitMinK and kSplitRatio times max(M, N); slabs of at least
+// kSplitMinSlab steps (a multiple of 256), at most kSplitMaxSlabs of them.
+constexpr int64_t kSplitMaxC = 64 * 1024, kSplitMinK = 2048, kSplitRatio = 8, kSplitMinSlab = 1024,
+                  kSplitMaxSlabs = 16;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// op(A) read in place by the micro-kernel instead of packed (thresholds in elements, the same for every ISA).
+// Rows of A (no trans): MR row pointers walked along k; as fast as a packed sliver or faster (no packing pass) for
+// every shape we measured, except when lda is a multiple of 1024 floats (rows 4 KiB apart share L1 sets, and MR of
+// them evict each other). A^T stored (trans): each k step is a contiguous run of MR values, as in a packed sliver,
+// but one row per step; worth packing once many column slivers reuse a large block (N > 128 and M > 128).
+bool a_in_place(bool ta, int64_t M, int64_t N, int64_t lda) {
+  return ta ? (N <= 128 || M <= 128) : lda % 1024 != 0;
+}
+
+// op(B) read in place (only when B is stored k-major, no trans): a packed sliver stays in L1 while many row tiles
+// reuse it; rows of B in place do too when they are close together (ldb <= 128 floats), else only a few row tiles
+// (M <= 336) should read them.
+bool b_in_place(bool tb, int64_t M, int64_t ldb) {
+  return !tb && (M <= 336 || ldb <= 128);
+}
+
+// KC block for in-place k-major operands: each k step of A^T or B read in place is a row of its own, so a KC block
+// touches up to KC pages per operand when rows are 4 KiB or more apart; keep it within ~64 pages (the L1 DTLB),
+// not below 64 steps (the C tile is reloaded once per block).
+int64_t choose_kc(const Isa& isa, bool a_kmajor_in_place, int64_t lda, bool b_in_place_, int64_t ldb) {
+  double pages_per_step = 0;
+  if (a_kmajor_in_place) pages_per_step += std::min(1.0, lda * 4 / 4096.0);
+  if (b_in_place_) pages_per_step += std::min(1.0, ldb * 4 / 4096.0);
+  if (pages_per_step <= 0) return isa.kc;
+  const int64_t kc = static_cast<int64_t>(64 / pages_per_step) / 16 * 16;
+  return std::max<int64_t>(64, std::min(isa.kc, kc));
+}
+
+bool use_k_split(int64_t M, int64_t N, int64_t K) {
+  return K >= kSplitMinK && M * N <= kSplitMaxC && K >= kSplitRatio * std::max(M, N);
+}
 
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   if (beta == 1.f) return;
@@ -168,14 +237,26 @@ inline void cpu_relax() {
 #endif
 }
 
+// parallel_for with a functor passed by pointer: the std::function it builds then fits its small-object buffer
+// (no heap allocation per call).
+template <class F>
+void run_parallel(int64_t n, int64_t grain, F& fn) {
+  F* f = &fn;
+  parallel_for(n, grain, [f](int64_t lo, int64_t hi) { (*f)(lo, hi); });
+}
+
+// Blocked product on up to `threads` threads (1: the calling thread alone).
 void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const int64_t MR = isa.mr, NR = isa.nr, KC = isa.kc;
-  int T = num_threads();
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+  const int64_t MR = isa.mr, NR = isa.nr;
+  int T = threads;
   if (2.0 * M * N * K < kParallelFlops) T = 1;
+  const bool a_direct = a_in_place(ta, M, N, lda);
+  const bool b_direct = b_in_place(tb, M, ldb);
+  const int64_t KC = choose_kc(isa, a_direct && ta, lda, b_direct, ldb);
 
   // Column blocks: the packed op(B)[0:K, jc:jc+nc] (all KC blocks) stays within the budget.
-  int64_t nc = std::min<int64_t>(isa.nc, std::max<int64_t>(NR, kBPackBudget / K / NR * NR));
+  int64_t nc = b_direct ? round_up(N, NR) : std::min<int64_t>(isa.nc, std::max<int64_t>(NR, kBPackBudget / K / NR * NR));
   nc = std::min(nc, round_up(N, NR));
   // Row blocks: the S = ceil(M/MR) row slivers dealt out evenly (block sizes differ by at most one sliver), at most
   // MC rows each. With threads, a multiple of T blocks, up to 4 per thread while blocks keep >= 4 slivers, so that
@@ -192,7 +273,8 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
   };
   const int64_t npc = ceil_div(K, KC);
 
-  float* Bp = t_b_buffer.get(static_cast<size_t>(K * nc));
+  float* Bp = b_direct ? nullptr : t_b_buffer.get(static_cast<size_t>(K * nc));
+  std::atomic<int64_t>* counters = nullptr;
 
   for (int64_t jc = 0; jc < N; jc += nc) {
     const int64_t ncur = std::min(nc, N - jc);
@@ -203,12 +285,10 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
     // the first unit to need block ipc claims its slivers (others arriving join in), then waits until every
     // claimed sliver is done. The block is packed just before use (still in the packer's L2) and no thread ever
     // waits on work nobody has started. One fork-join per column block.
-    std::unique_ptr<std::atomic<int64_t>[]> claimed(new std::atomic<int64_t>[npc]), packed(new std::atomic<int64_t>[npc]);
-    for (int64_t i = 0; i < npc; ++i) {
-      claimed[i].store(0, std::memory_order_relaxed);
-      packed[i].store(0, std::memory_order_relaxed);
-    }
+    if (!b_direct) counters = t_counters.get(static_cast<size_t>(2 * npc));
     auto ensure_b_packed = [&](int64_t ipc) {
+      std::atomic<int64_t>* claimed = counters;
+      std::atomic<int64_t>* packed = counters + npc;
       const int64_t pc = ipc * KC, kc = std::min(KC, K - pc);
       float* dst = Bp + pc * ncur_pad;
       if (packed[ipc].load(std::memory_order_acquire) == slivers) return;
@@ -236,20 +316,76 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
         block_rows(ib, &i0, &m);
         const int64_t s0 = slivers * g / ng, s1 = slivers * (g + 1) / ng;
         const int64_t j0 = s0 * NR, n = std::min(ncur, s1 * NR) - j0;
-        float* Ap = t_a_buffer.get(static_cast<size_t>(mc * std::min(KC, K)));
+        float* Ap = a_direct ? nullptr : t_a_buffer.get(static_cast<size_t>(mc * std::min(KC, K)));
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int64_t kc = std::min(KC, K - pc);
-          ensure_b_packed(pc / KC);
-          const float* asrc = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
-          isa.pack_a(ta, m, kc, asrc, lda, Ap);
-          isa.macro(m, n, kc, alpha, Ap, Bp + pc * ncur_pad + j0 * kc, pc == 0 ? beta : 1.f, C + i0 * ldc + jc + j0,
-                    ldc);
+          APanel ap;
+          if (a_direct) {
+            ap = ta ? APanel{A + pc * lda + i0, MR, 1, lda} : APanel{A + i0 * lda + pc, MR * lda, lda, 1};
+          } else {
+            isa.pack_a(ta, m, kc, ta ? A + pc * lda + i0 : A + i0 * lda + pc, lda, Ap);
+            ap = APanel{Ap, MR * kc, 1, MR};
+          }
+          BPanel bp;
+          if (b_direct) {
+            bp = BPanel{B + pc * ldb + jc + j0, NR, ldb};
+          } else {
+            ensure_b_packed(pc / KC);
+            bp = BPanel{Bp + pc * ncur_pad + j0 * kc, NR * kc, NR};
+          }
+          // the source rows of the next KC block: op(A) (read in place or packed next) and op(B) when it is read
+          // in place or its next block is not packed yet
+          Prefetch pf[2];
+          int npf = 0;
+          const int64_t pn = pc + KC, kn = std::min(KC, K - pn);
+          if (pn < K) {
+            pf[npf++] = ta ? Prefetch{reinterpret_cast<const char*>(A + pn * lda + i0), kn, lda * 4, m * 4}
+                           : Prefetch{reinterpret_cast<const char*>(A + i0 * lda + pn), m, lda * 4, kn * 4};
+            if (b_direct || counters[npc + pn / KC].load(std::memory_order_relaxed) == 0)
+              pf[npf++] = tb ? Prefetch{reinterpret_cast<const char*>(B + (jc + j0) * ldb + pn), n, ldb * 4, kn * 4}
+                             : Prefetch{reinterpret_cast<const char*>(B + pn * ldb + jc + j0), kn, ldb * 4, n * 4};
+          }
+          isa.macro(m, n, kc, alpha, ap, bp, pc == 0 ? beta : 1.f, C + i0 * ldc + jc + j0, ldc, pf, npf);
         }
       }
     };
     const int64_t units = nb * ng;
     if (T == 1) compute(0, units);
-    else parallel_for(units, 1, compute);
+    else run_parallel(units, 1, compute);
+  }
+}
+
+// Small C, long K: slab s covers K steps [s*KS, (s+1)*KS); its product goes to P + s*M*N (alpha 1, beta 0) on one
+// thread, the slabs are spread over the threads, then C = alpha * (((P0 + P1) + P2) + ...) + beta * C.
+int64_t k_slab(int64_t K) {
+  const int64_t want = std::min(kSplitMaxSlabs, std::max<int64_t>(1, K / kSplitMinSlab));
+  return round_up(ceil_div(K, want), 256);
+}
+
+void gemm_k_split(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t KS = k_slab(K);
+  const int64_t nslabs = ceil_div(K, KS);
+  const int64_t MN = M * N;
+  float* P = t_k_buffer.get(static_cast<size_t>(nslabs * MN));
+  auto slabs = [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; ++s) {
+      const int64_t k0 = s * KS, ks = std::min(KS, K - k0);
+      gemm_blocked(isa, ta, tb, M, N, ks, 1.f, ta ? A + k0 * lda : A + k0, lda, tb ? B + k0 : B + k0 * ldb, ldb,
+                   0.f, P + s * MN, N, 1);
+    }
+  };
+  if (num_threads() > 1 && 2.0 * M * N * K >= kParallelFlops) run_parallel(nslabs, 1, slabs);
+  else slabs(0, nslabs);
+  for (int64_t i = 0; i < M; ++i) {
+    float* acc = P + i * N;
+    for (int64_t s = 1; s < nslabs; ++s) {
+      const float* part = P + s * MN + i * N;
+      for (int64_t j = 0; j < N; ++j) acc[j] += part[j];
+    }
+    float* c = C + i * ldc;
+    if (beta == 0.f) for (int64_t j = 0; j < N; ++j) c[j] = alpha * acc[j];
+    else for (int64_t j = 0; j < N; ++j) c[j] = alpha * acc[j] + beta * c[j];
   }
 }
 
@@ -290,7 +426,7 @@ void gemm_gemv(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K
   const int64_t chunks = ceil_div(n, 128);
   const int T = num_threads();
   if (static_cast<double>(n) * K < kGemvParallelElems || T == 1 || chunks == 1) part(0, chunks);
-  else parallel_for(chunks, ceil_div(chunks, T), part);
+  else run_parallel(chunks, ceil_div(chunks, T), part);
   const int64_t stride = row ? 1 : ldc;
   for (int64_t j = 0; j < n; ++j) {
     float& c = C[j * stride];
@@ -319,6 +455,26 @@ const Isa& isa_scalar() {
 
 }  // namespace gemm_detail
 
+GemmPlan gemm_plan(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb) {
+  using namespace gemm_detail;
+  GemmPlan p;
+  if (M <= 0 || N <= 0 || K <= 0) return p;
+  if (static_cast<double>(M) * N * K <= kSmallWork) {
+    p.path = GemmPath::Small;
+    return p;
+  }
+  if (M == 1 || N == 1) {
+    p.path = GemmPath::Gemv;
+    return p;
+  }
+  p.path = use_k_split(M, N, K) ? GemmPath::KSplit : GemmPath::Blocked;
+  if (p.path == GemmPath::KSplit) p.slabs = ceil_div(K, k_slab(K));
+  p.a_in_place = a_in_place(trans_a, M, N, lda);
+  p.b_in_place = b_in_place(trans_b, M, ldb);
+  p.kc = choose_kc(select_isa(), p.a_in_place && trans_a, lda, p.b_in_place, ldb);
+  return p;
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   using namespace gemm_detail;
@@ -335,7 +491,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     gemm_gemv(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  gemm_blocked(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (use_k_split(M, N, K)) {
+    gemm_k_split(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  gemm_blocked(select_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, num_threads());
 }
 
 void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
@@ -353,7 +513,7 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
   const int T = num_threads();
   if (batch > 1 && T > 1 && flops * batch >= gemm_detail::kParallelFlops &&
       (flops < gemm_detail::kParallelFlops || batch >= 4 * T)) {
-    parallel_for(batch, 1, one);
+    gemm_detail::run_parallel(batch, 1, one);
   } else {
     one(0, batch);
   }

@@ -1,9 +1,10 @@
 // GEMM, AVX2 + FMA variant (CPU kernels layer): packing, the 6 x 16 register-blocked micro-kernel and the
-// matrix-vector kernels used by the driver in gemm.cc (see gemm.h for layouts and semantics).
+// matrix-vector kernels used by the driver in gemm.cc (see gemm.h for layouts, semantics and the panel views).
 //
-// Micro-kernel: a 6-row x 16-column tile of C in 12 ymm accumulators; each step of k loads one 16-wide row of the
-// packed op(B) sliver (2 ymm) and broadcasts 6 values of the packed op(A) sliver (12 FMAs, 15 ymm registers in
-// use). Edge tiles use a row-count template (1..6 rows) and maskload/maskstore for the columns.
+// Micro-kernel: a 6-row x 16-column tile of C in 12 ymm accumulators; each step of k loads one 16-wide row of
+// op(B) (2 ymm; maskload for edge columns, so op(B) may be read in place) and broadcasts 6 values of op(A) (12 FMAs,
+// 15 ymm registers in use). op(A) is k-major (packed slivers or A^T in place: the 6 values of a step contiguous) or
+// read in place by rows (6 row pointers); a template over the row count (1..6) and the form covers every tile.
 // Blocking: KC 256 (16 KiB op(B) sliver in L1), MC <= 480 rows (~0.5 MiB op(A) block in L2), NC 4096.
 #include <immintrin.h>
 
@@ -17,49 +18,48 @@ namespace {
 
 constexpr int MR = 6, NR = 16;
 
-template <int R>
-void kernel(int nr, int64_t k, float alpha, const float* __restrict Ap, const float* __restrict Bp, float beta,
-            float* __restrict C, int64_t ldc) {
+// KMAJ: element (r, q) of op(A) at a[q*cs + r] (rs == 1); else at a[r*rs + q] (cs == 1).
+template <int R, bool KMAJ>
+void kernel(int nr, int64_t k, float alpha, const float* __restrict a, int64_t rs, int64_t cs,
+            const float* __restrict b, int64_t bks, float beta, float* __restrict C, int64_t ldc, const char* pf,
+            int64_t pfs) {
   __m256 c0[R], c1[R];
+  const float* ar[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     c0[r] = _mm256_setzero_ps();
     c1[r] = _mm256_setzero_ps();
+    ar[r] = KMAJ ? a + r : a + r * rs;
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 15), _MM_HINT_T0);
   }
-
-#define XLSTM_GEMM_STEP(off)                                   \
-  {                                                            \
-    const __m256 b0 = _mm256_load_ps(Bp + (off) * NR);         \
-    const __m256 b1 = _mm256_load_ps(Bp + (off) * NR + 8);     \
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; ++r) {      \
-      const __m256 a = _mm256_broadcast_ss(Ap + (off) * MR + r); \
-      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                   \
-      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                   \
-    }                                                          \
-  }
-
-  int64_t p = 0;
-  for (; p + 4 <= k; p += 4) {
-    XLSTM_GEMM_STEP(0)
-    XLSTM_GEMM_STEP(1)
-    XLSTM_GEMM_STEP(2)
-    XLSTM_GEMM_STEP(3)
-    Ap += 4 * MR;
-    Bp += 4 * NR;
-  }
-  for (; p < k; ++p) {
-    XLSTM_GEMM_STEP(0)
-    Ap += MR;
-    Bp += NR;
-  }
-#undef XLSTM_GEMM_STEP
-
+  const int64_t step = KMAJ ? cs : 1;
   const __m256i iota0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i iota1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
   const __m256i vn = _mm256_set1_epi32(nr);
   const __m256i m0 = _mm256_cmpgt_epi32(vn, iota0), m1 = _mm256_cmpgt_epi32(vn, iota1);
+
+#define XLSTM_GEMM_STEP(b0, b1)                                          \
+  _Pragma("GCC unroll 6") for (int r = 0; r < R; ++r) {                  \
+    const __m256 av = _mm256_broadcast_ss(ar[r] + q * step);             \
+    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);                              \
+    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);                              \
+  }
+  if (nr == NR) {
+    for (int64_t q = 0; q < k; ++q) {
+      _mm_prefetch(pf + q * pfs, _MM_HINT_T1);
+      const __m256 b0 = _mm256_loadu_ps(b + q * bks), b1 = _mm256_loadu_ps(b + q * bks + 8);
+      XLSTM_GEMM_STEP(b0, b1)
+    }
+  } else {
+    for (int64_t q = 0; q < k; ++q) {
+      _mm_prefetch(pf + q * pfs, _MM_HINT_T1);
+      const __m256 b0 = _mm256_maskload_ps(b + q * bks, m0), b1 = _mm256_maskload_ps(b + q * bks + 8, m1);
+      XLSTM_GEMM_STEP(b0, b1)
+    }
+  }
+#undef XLSTM_GEMM_STEP
+
   const __m256 va = _mm256_set1_ps(alpha);
   if (nr == NR) {
     if (beta == 0.f) {
@@ -93,17 +93,29 @@ void kernel(int nr, int64_t k, float alpha, const float* __restrict Ap, const fl
   }
 }
 
-using KernelFn = void (*)(int, int64_t, float, const float*, const float*, float, float*, int64_t);
-constexpr KernelFn kKernels[MR + 1] = {nullptr, kernel<1>, kernel<2>, kernel<3>, kernel<4>, kernel<5>, kernel<6>};
+using KernelFn = void (*)(int, int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float, float*,
+                          int64_t, const char*, int64_t);
+constexpr KernelFn kKernelsK[MR + 1] = {nullptr,         kernel<1, true>, kernel<2, true>, kernel<3, true>,
+                                        kernel<4, true>, kernel<5, true>, kernel<6, true>};
+constexpr KernelFn kKernelsR[MR + 1] = {nullptr,          kernel<1, false>, kernel<2, false>, kernel<3, false>,
+                                        kernel<4, false>, kernel<5, false>, kernel<6, false>};
 
-void macro(int64_t m, int64_t n, int64_t k, float alpha, const float* Ap, const float* Bp, float beta, float* C,
-           int64_t ldc) {
+void macro(int64_t m, int64_t n, int64_t k, float alpha, const APanel& a, const BPanel& b, float beta, float* C,
+           int64_t ldc, const Prefetch* pf, int npf) {
+  const bool kmaj = a.rs == 1;
+  const KernelFn* kernels = kmaj ? kKernelsK : kKernelsR;
+  PrefetchJobs jobs(pf, kmaj ? npf : 0, k);  // rows-in-place tiles walk k along rows: no prefetch stream
+  const char* pp;
+  int64_t ps;
   for (int64_t j0 = 0; j0 < n; j0 += NR) {
     const int nr = static_cast<int>(std::min<int64_t>(NR, n - j0));
-    const float* bs = Bp + j0 * k;
-    int64_t i0 = 0;
-    for (; i0 + MR <= m; i0 += MR) kernel<MR>(nr, k, alpha, Ap + i0 * k, bs, beta, C + i0 * ldc + j0, ldc);
-    if (i0 < m) kKernels[m - i0](nr, k, alpha, Ap + i0 * k, bs, beta, C + i0 * ldc + j0, ldc);
+    const float* bs = b.p + (j0 / NR) * b.tile;
+    const float* at = a.p;
+    for (int64_t i0 = 0; i0 < m; i0 += MR, at += a.tile) {
+      if (!jobs.next(&pp, &ps)) pp = reinterpret_cast<const char*>(bs), ps = 0;
+      kernels[std::min<int64_t>(MR, m - i0)](nr, k, alpha, at, a.rs, a.cs, bs, b.ks, beta, C + i0 * ldc + j0, ldc, pp,
+                                              ps);
+    }
   }
 }
 

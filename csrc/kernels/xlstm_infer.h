@@ -23,8 +23,10 @@
 //   sLSTM  conv [B, K, E] (absent when K = 0), state [NS, B, E] = (h, c, n, m) or (h, c) for "lstm"
 //
 // Packed layouts (session-internal): a dense projection W [out, in] is stored as ceil(out/64) column panels
-// [in][64] (zero-padded), so a product streams each panel once and vectorises over 64 outputs; the sLSTM head
-// projections are stored transposed per head ([DH][2DH] for the (i, f) pair from xc and the (z, o) pair from xn);
+// [in][64] (zero-padded), so a product streams each panel once and vectorises over 64 outputs; the mLSTM q/k/v
+// blocks are expanded to [Bq][Di] (w[d][c] = W[c/Bq][c%Bq][d], so a vector of outputs reads its inputs by lane
+// permutations); the sLSTM head projections are transposed per head ([DH][2DH] for the (i, f) pair from xc and the
+// (z, o) pair from xn);
 // R keeps the reference "cuda" layout [NH][DH][4DH]; norm weights are stored as their effective scale 1 + w.
 //
 // Threads: one parallel_for over the pool's threads per call; inside, every thread walks the same list of phases
@@ -112,7 +114,7 @@ struct InferBlock {
   // mLSTM
   InferDense up, down;
   InferBuf conv_w, conv_b;           // conv weight transposed [K][F], bias [F]
-  InferBuf qw, kw, vw, qb, kb, vb;   // [Di/Bq][Bq][Bq] as stored; biases [Di] (empty when absent)
+  InferBuf qw, kw, vw, qb, kb, vb;   // expanded [Bq][Di]: w[d][c] = W[c/Bq][c%Bq][d]; biases [Di] (or empty)
   InferBuf gw, gb;                   // [2NH][3Di]: rows 0..NH-1 igate, NH..2NH-1 fgate; [2NH]
   InferBuf outnorm, skip;            // 1 + w [Di], learnable_skip [Di]
   // sLSTM
@@ -137,7 +139,7 @@ struct InferSession {
   // widest per-row scratch needs, over the blocks
   int64_t max_up = 0, max_u = 0, max_xc = 0, max_hg = 0;
   // scratch for up to rows_cap rows (grown on demand): x, xn [rows, E]; up [rows, max_up]; u [rows, max_u];
-  // xc [rows, max_xc]; hg [rows, max_hg]; xf [B, E]; tmp [B, 5E] (sLSTM per-(row, head) scratch)
+  // xc [rows, max_xc]; hg [rows, max_hg]; xf [B, E]; tmp [B, max(5E, 4 max_xc)] (per (row, head) scratch)
   int64_t rows_cap = 0;
   InferBuf x, xn, up, u, xc, hg, xf, tmp;
   int64_t num_phases = 0;

@@ -1,10 +1,12 @@
-// W1 `stack-train` and W5 `generate-step` / `prefill-256` (../shared/bench/WORKLOADS.md) on the xLSTM models.
+// W1 `stack-train` and W5 `generate-step` / `prefill-256` (../shared/bench/WORKLOADS.md) on the xLSTM models; W5
+// also on a fused inference session (`generate-step-fused`, `prefill-256-fused`).
 import * as ops from "../ops";
 import { noGrad } from "../autograd";
 import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import "../nn/mlstm-layer";
 import { xLSTMBlockStack, xLSTMLMModel, xLSTMLMModelConfig, xLSTMBlockStackConfig } from "../nn/stack";
+import { createInferenceSession } from "../infer";
 import { getNumThreadsForBench, registerWorkload, timeIt } from "./index";
 
 /** The blocks of W1/W2/W5: 4 heads, conv 4, qkv block size 4, FFN 1.3 gelu. */
@@ -71,5 +73,31 @@ registerWorkload({
     yield { workload: "W5", name: "generate-step", metric: "ms_per_token", value: msPerToken, device: "cpu", tokens: steps, threads: getNumThreadsForBench(), reps };
     const p = await timeIt(() => noGrad(() => void model.forward(prompt)), reps);
     yield { workload: "W5", name: "prefill-256", metric: "seconds", value: p.median, device: "cpu", min: p.min, max: p.max, threads: getNumThreadsForBench(), reps };
+    // the same two measurements on a fused inference session (lib/infer): one native call per token / prompt
+    const session = createInferenceSession(model);
+    const promptIds = prompt.data as Int32Array;
+    const generateFused = () => {
+      session.reset();
+      session.prefill(promptIds.subarray(0, 8), 8);
+      let tok = 0;
+      for (let i = 0; i < steps; ++i) {
+        const logits = session.step(Int32Array.of(tok));
+        let best = 0;
+        for (let v = 1; v < logits.length; ++v) if (logits[v] > logits[best]) best = v;
+        tok = best;
+      }
+    };
+    const preF = await timeIt(() => {
+      session.reset();
+      session.prefill(promptIds.subarray(0, 8), 8);
+    }, reps);
+    const gF = await timeIt(generateFused, reps);
+    yield { workload: "W5", name: "generate-step-fused", metric: "ms_per_token", value: ((gF.median - preF.median) / steps) * 1000, device: "cpu", tokens: steps, threads: getNumThreadsForBench(), reps };
+    const pF = await timeIt(() => {
+      session.reset();
+      session.prefill(promptIds, 256);
+    }, reps);
+    yield { workload: "W5", name: "prefill-256-fused", metric: "seconds", value: pF.median, device: "cpu", min: pF.min, max: pF.max, threads: getNumThreadsForBench(), reps };
+    session.dispose();
   },
 });

@@ -22,7 +22,7 @@ import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import type { OptimizerStateDict, ParamState } from "../optim/optimizer";
 import { buildModel, LanguageModel, ModelSpec, ModelType } from "../train/models";
-import type { GeneratorState } from "../train/rng-state";
+import type { GeneratorState } from "../rng";
 import { flattenState, StateTree, unflattenState } from "../train/state-tree";
 
 export const MODEL_FILE = "model.safetensors";

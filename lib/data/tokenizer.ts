@@ -1,7 +1,7 @@
 // Tokenizers (data layer): characters (vocabulary built from a text, saved with checkpoints) and UTF-8 bytes
 // (vocabulary 256, nothing to save). Both map text <-> Int32Array ids and offer a streaming decoder for
-// generation. Hugging Face tokenizer.json files are not supported (no small, maintained, offline npm package does
-// them without native code or a large dependency tree).
+// generation. Hugging Face tokenizer.json files are not supported yet: the candidate is @huggingface/tokenizers
+// (pure TypeScript, offline, by Hugging Face), which this package does not depend on so far.
 
 /** The saved form of a tokenizer (stored in checkpoint metadata as JSON). */
 export type TokenizerJSON = { type: "char"; vocab: string[]; unk?: string | null } | { type: "byte" };

@@ -25,3 +25,5 @@ export type {
 } from "./safetensors";
 export { writeFileAtomic, writeFileAtomicAsync } from "./atomic";
 export type { AsyncByteChunks, AtomicWriteOptions, ByteChunks } from "./atomic";
+export { openShardedCheckpoint, writeShardedCheckpoint, ShardedCheckpoint } from "./sharded";
+export type { ShardIndex, FloatDType, WriteShardedOptions } from "./sharded";

@@ -5,6 +5,7 @@ import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { smallInit, wangInit } from "./init";
+import { checkConfigObject, checkInt, checkNumber, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module } from "./module";
 
 /** LayerNorm(ndim) of the reference: y = (x - mean) / sqrt(var + eps) * (1 + w) [+ b]; w starts at 0. */
@@ -97,13 +98,21 @@ export class GatedFeedForward extends Module {
 
   constructor(config: FeedForwardConfig & { embedding_dim: number }, options: { generator?: Generator } = {}) {
     super();
+    checkConfigObject("GatedFeedForward", config);
     const E = config.embedding_dim;
     if (!Number.isInteger(E) || E < 1) throw new RangeError(`GatedFeedForward: embedding_dim must be a positive integer, got ${E}`);
+    checkInt("GatedFeedForward", "embedding_dim", E, 1, MAX_CONFIG_DIM);
     if (config.ff_type !== undefined && config.ff_type !== "ffn_gated") throw new RangeError(`GatedFeedForward: ff_type must be "ffn_gated", got "${config.ff_type}"`);
     this.config = { proj_factor: config.proj_factor ?? 1.3, act_fn: config.act_fn ?? "gelu", dropout: config.dropout ?? 0, bias: config.bias ?? false, _num_blocks: config._num_blocks ?? 1 };
     activation(this.config.act_fn, Tensor.zeros([1])); // validates the name now
     this.embeddingDim = E;
-    this.projUpDim = projUpDim(E, this.config.proj_factor, config.round_proj_up_to_multiple_of ?? 64, config.round_proj_up_dim_up ?? true);
+    const factor = checkNumber("GatedFeedForward", "proj_factor", this.config.proj_factor, 0, 1024);
+    const multiple = checkInt("GatedFeedForward", "round_proj_up_to_multiple_of", config.round_proj_up_to_multiple_of ?? 64, 1, MAX_CONFIG_DIM);
+    checkNumber("GatedFeedForward", "dropout", this.config.dropout, 0, 1 - Number.EPSILON, true);
+    checkInt("GatedFeedForward", "_num_blocks", this.config._num_blocks, 1, MAX_CONFIG_DEPTH);
+    this.projUpDim = projUpDim(E, factor, multiple, config.round_proj_up_dim_up ?? true);
+    if (!(this.projUpDim >= 1 && this.projUpDim <= MAX_CONFIG_DIM))
+      throw new RangeError(`GatedFeedForward: proj_factor ${factor} gives a hidden dim of ${this.projUpDim} (embedding_dim ${E}, round_proj_up_to_multiple_of ${multiple}), outside [1, ${MAX_CONFIG_DIM}]`);
     this.generator = options.generator ?? defaultGenerator;
     const P = this.projUpDim;
     const up = new Linear(E, 2 * P, this.config.bias), down = new Linear(P, E, this.config.bias);

@@ -19,3 +19,35 @@ export { xLSTMBlockStack, xLSTMLMModel, resolveBlockMap, registerMlstmLayerFacto
 export type { xLSTMBlockStackConfig, xLSTMLMModelConfig, StackState, MlstmLayerFactory } from "./stack";
 export type { LSTMOptions } from "./lstm";
 export * from "./slstm-layout";
+// defines: xLSTMLarge, xLSTMLargeDecoder and their config, state and checkpoint helpers (large)
+export {
+  xLSTMLarge,
+  xLSTMLargeDecoder,
+  XLSTM_LARGE_DEFAULTS,
+  resolveLargeConfig,
+  inferenceSchedule,
+  convertLargeWeights,
+  largeParameterShapes,
+  largeParameterCount,
+  largeStateToTensors,
+  largeStateFromTensors,
+  readLargeConfig,
+  loadLargeCheckpoint,
+  randomLargeStateDict,
+  rmsNorm,
+  softCap,
+} from "./large";
+export type {
+  xLSTMLargeConfig,
+  ResolvedLargeConfig,
+  LargeMode,
+  LargeWeightMode,
+  LargeState,
+  LargeBlockState,
+  ScheduleSegment,
+  LargeForwardOptions,
+  LargeGenerateOptions,
+  LargeGenerateResult,
+  LargeDecoderOptions,
+  DecoderForwardOptions,
+} from "./large";

@@ -6,6 +6,7 @@ import * as ops from "../ops";
 import { Generator, defaultGenerator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { checkConfigObject, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module } from "./module";
 
 export interface LSTMOptions {
@@ -40,11 +41,15 @@ export class LSTM extends Module {
    */
   constructor(options: LSTMOptions) {
     super();
+    checkConfigObject("nn.LSTM", options);
     const { input_size, hidden_size } = options;
     for (const [k, v] of [["input_size", input_size], ["hidden_size", hidden_size], ["num_layers", options.num_layers ?? 1]] as const)
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`nn.LSTM: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`nn.LSTM: ${k} must be a positive integer, got ${String(v)}`);
+    checkInt("nn.LSTM", "input_size", input_size, 1, MAX_CONFIG_DIM);
+    checkInt("nn.LSTM", "hidden_size", hidden_size, 1, MAX_CONFIG_DIM);
+    checkInt("nn.LSTM", "num_layers", options.num_layers ?? 1, 1, MAX_CONFIG_DEPTH);
     const dropout = options.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`nn.LSTM: dropout must be in [0, 1), got ${dropout}`);
+    if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) throw new RangeError(`nn.LSTM: dropout must be in [0, 1), got ${String(dropout)}`);
     this.input_size = input_size;
     this.hidden_size = hidden_size;
     this.num_layers = options.num_layers ?? 1;

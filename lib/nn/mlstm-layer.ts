@@ -13,6 +13,7 @@ import { Tensor } from "../tensor";
 import { LayerState } from "./block";
 import { Linear, projUpDim } from "./components";
 import { smallInit, uniformFanIn, wangInit } from "./init";
+import { checkConfigObject, checkInt, checkNumber, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module } from "./module";
 import { ParamGroup } from "./slstm-layer";
 import { registerMlstmLayerFactory } from "./stack";
@@ -57,6 +58,7 @@ export class mLSTMLayer extends Module {
 
   constructor(config: mLSTMLayerConfig, options: { generator?: Generator } = {}) {
     super();
+    checkConfigObject("mLSTMLayerConfig", config);
     const E = config.embedding_dim;
     const c = {
       embedding_dim: E,
@@ -68,11 +70,18 @@ export class mLSTMLayer extends Module {
       _num_blocks: config._num_blocks ?? 1,
     };
     if (!Number.isInteger(E) || E < 1) throw new RangeError(`mLSTMLayerConfig.embedding_dim must be a positive integer, got ${E}`);
-    const Di = projUpDim(E, config.proj_factor ?? 2.0, config.round_proj_up_to_multiple_of ?? 64, config.round_proj_up_dim_up ?? true);
+    checkInt("mLSTMLayerConfig", "embedding_dim", E, 1, MAX_CONFIG_DIM);
+    const factor = checkNumber("mLSTMLayerConfig", "proj_factor", config.proj_factor ?? 2.0, 0, 1024);
+    const multiple = checkInt("mLSTMLayerConfig", "round_proj_up_to_multiple_of", config.round_proj_up_to_multiple_of ?? 64, 1, MAX_CONFIG_DIM);
+    const Di = projUpDim(E, factor, multiple, config.round_proj_up_dim_up ?? true);
+    if (!(Di >= 1 && Di <= MAX_CONFIG_DIM))
+      throw new RangeError(`mLSTMLayerConfig.proj_factor ${factor} gives an inner dim of ${Di} (embedding_dim ${E}, round_proj_up_to_multiple_of ${multiple}), outside [1, ${MAX_CONFIG_DIM}]`);
     if (!Number.isInteger(c.num_heads) || c.num_heads < 1 || Di % c.num_heads) throw new RangeError(`mLSTMLayerConfig.num_heads (${c.num_heads}) must divide the inner dim (${Di})`);
     if (!Number.isInteger(c.qkv_proj_blocksize) || c.qkv_proj_blocksize < 1 || Di % c.qkv_proj_blocksize) throw new RangeError(`mLSTMLayerConfig.qkv_proj_blocksize (${c.qkv_proj_blocksize}) must divide the inner dim (${Di})`);
     if (!Number.isInteger(c.conv1d_kernel_size) || c.conv1d_kernel_size < 1) throw new RangeError(`mLSTMLayerConfig.conv1d_kernel_size must be a positive integer, got ${c.conv1d_kernel_size}`);
-    if (!(c.dropout >= 0 && c.dropout < 1)) throw new RangeError(`mLSTMLayerConfig.dropout must be in [0, 1), got ${c.dropout}`);
+    if (typeof c.dropout !== "number" || !(c.dropout >= 0 && c.dropout < 1)) throw new RangeError(`mLSTMLayerConfig.dropout must be in [0, 1), got ${String(c.dropout)}`);
+    checkInt("mLSTMLayerConfig", "conv1d_kernel_size", c.conv1d_kernel_size, 1, 1 << 16);
+    checkInt("mLSTMLayerConfig", "_num_blocks", c._num_blocks, 1, MAX_CONFIG_DEPTH);
     this.config = c;
     this.innerDim = Di;
     this.headDim = Di / c.num_heads;

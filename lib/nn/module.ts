@@ -45,22 +45,34 @@ export abstract class Module {
   /**
    * Copy values from `sd` into this module's parameters. With `strict` (default), missing and unexpected keys are
    * errors; shapes must match exactly. Returns the keys it did not use and the ones it did not find.
+   * Everything is checked before anything is copied: a refused state dict leaves the parameters as they were.
+   * @throws TypeError naming the key for a value that is not a Tensor (or has detached storage) or has a non-float
+   *   dtype; RangeError for missing/unexpected keys (strict) and shape mismatches.
    */
   loadStateDict(sd: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
-    const strict = options.strict ?? true;
-    const src = this.normalizeStateDict(new Map(sd instanceof Map ? sd : Object.entries(sd)), "");
+    if (sd === null || typeof sd !== "object") throw new TypeError(`loadStateDict: state dict must be a Map or an object of name -> Tensor, got ${sd === null ? "null" : typeof sd}`);
+    const strict = options?.strict ?? true;
+    const entries = sd instanceof Map ? [...sd.entries()] : Object.entries(sd);
+    for (const [k, v] of entries) {
+      if (typeof k !== "string") throw new TypeError(`loadStateDict: key ${String(k)} is not a string`);
+      if (!(v instanceof Tensor)) throw new TypeError(`loadStateDict: ${k} is ${v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? (v as object).constructor?.name ?? "an object" : typeof v}, expected a Tensor`);
+      if (v.data.length !== v.shape.reduce((a, b) => a * b, 1)) throw new TypeError(`loadStateDict: ${k} has ${v.data.length} stored elements for shape ${formatShape(v.shape)} (detached storage?)`);
+    }
+    const src = this.normalizeStateDict(new Map(entries), "");
     const own = this.stateDict();
     const missing = [...own.keys()].filter((k) => !src.has(k));
     const unexpected = [...src.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length || unexpected.length))
       throw new RangeError(`loadStateDict: ${missing.length ? `missing keys ${missing.join(", ")}` : ""}${missing.length && unexpected.length ? "; " : ""}${unexpected.length ? `unexpected keys ${unexpected.join(", ")}` : ""}`);
+    const copies: [Tensor, Tensor][] = [];
     for (const [k, p] of own) {
       const v = src.get(k);
       if (!v) continue;
       if (!sameShape(v.shape, p.shape)) throw new RangeError(`loadStateDict: ${k} has shape ${formatShape(v.shape)}, expected ${formatShape(p.shape)}`);
       if (v.dtype !== "float32" && v.dtype !== "bfloat16") throw new TypeError(`loadStateDict: ${k} has dtype ${v.dtype}, expected float32`);
-      p.f32().set(v.dtype === "float32" ? v.f32() : v.to("float32").f32());
+      copies.push([p, v]);
     }
+    for (const [p, v] of copies) p.f32().set(v.dtype === "float32" ? v.f32() : v.to("float32").f32());
     return { missing, unexpected };
   }
 

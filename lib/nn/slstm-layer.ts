@@ -9,6 +9,7 @@ import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { smallInit, uniformFanIn } from "./init";
+import { checkConfigObject, checkEnum, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module } from "./module";
 import { biasVanillaToCuda, detectSlstmLayout, kernelVanillaToCuda } from "./slstm-layout";
 
@@ -51,6 +52,7 @@ export class sLSTMLayer extends Module {
 
   constructor(config: sLSTMLayerConfig, options: { generator?: Generator } = {}) {
     super();
+    checkConfigObject("sLSTMLayer", config);
     const c = {
       embedding_dim: config.embedding_dim,
       num_heads: config.num_heads ?? 4,
@@ -68,7 +70,13 @@ export class sLSTMLayer extends Module {
     if (!Number.isInteger(NH) || NH < 1 || E % NH !== 0) throw new RangeError(`sLSTMLayer: num_heads (${NH}) must divide embedding_dim (${E})`);
     if (!Number.isInteger(c.conv1d_kernel_size) || c.conv1d_kernel_size < 0) throw new RangeError(`sLSTMLayer: conv1d_kernel_size must be an integer >= 0, got ${c.conv1d_kernel_size}`);
     if (c.function !== "slstm" && c.function !== "lstm") throw new RangeError(`sLSTMLayer: function must be "slstm" or "lstm", got ${String(c.function)}`);
-    if (!(c.dropout >= 0 && c.dropout < 1)) throw new RangeError(`sLSTMLayer: dropout must be in [0, 1), got ${c.dropout}`);
+    if (typeof c.dropout !== "number" || !(c.dropout >= 0 && c.dropout < 1)) throw new RangeError(`sLSTMLayer: dropout must be in [0, 1), got ${String(c.dropout)}`);
+    checkInt("sLSTMLayer", "embedding_dim", E, 1, MAX_CONFIG_DIM);
+    checkInt("sLSTMLayer", "conv1d_kernel_size", c.conv1d_kernel_size, 0, 1 << 16);
+    checkEnum("sLSTMLayer", "bias_init", c.bias_init, ["powerlaw_blockdependent", "small_init", "zeros", "standard"]);
+    checkEnum("sLSTMLayer", "recurrent_weight_init", c.recurrent_weight_init, ["zeros", "standard"]);
+    checkInt("sLSTMLayer", "_num_blocks", c._num_blocks, 1, MAX_CONFIG_DEPTH);
+    checkInt("sLSTMLayer", "_block_idx", c._block_idx, 0, MAX_CONFIG_DEPTH);
     this.config = c;
     this.headDim = E / NH;
     this.generator = options.generator ?? defaultGenerator;

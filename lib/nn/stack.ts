@@ -8,6 +8,7 @@ import { Tensor } from "../tensor";
 import { BlockLayer, LayerState, xLSTMBlock } from "./block";
 import { FeedForwardConfig, LayerNorm } from "./components";
 import { smallInit } from "./init";
+import { checkConfigObject, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module } from "./module";
 import { sLSTMLayer, sLSTMLayerConfig } from "./slstm-layer";
 
@@ -52,14 +53,16 @@ export function registerMlstmLayerFactory(f: MlstmLayerFactory): void {
 /** The per-position block types (0 = mLSTM, 1 = sLSTM), as the reference's _block_map. */
 export function resolveBlockMap(c: xLSTMBlockStackConfig): number[] {
   const n = c.num_blocks ?? 1;
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`xLSTMBlockStackConfig.num_blocks must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`xLSTMBlockStackConfig.num_blocks must be a positive integer, got ${String(n)}`);
+  checkInt("xLSTMBlockStackConfig", "num_blocks", n, 1, MAX_CONFIG_DEPTH);
   let at = c.slstm_at ?? [];
   if (!c.mlstm_block) at = "all";
   const idx = at === "all" ? [...Array(n).keys()] : at;
   if (!Array.isArray(idx)) throw new TypeError(`xLSTMBlockStackConfig.slstm_at must be a list of block indices or "all"`);
   for (const i of idx) if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`xLSTMBlockStackConfig.slstm_at: index ${i} is out of range for num_blocks = ${n}`);
   if (idx.length && !c.slstm_block) throw new RangeError("xLSTMBlockStackConfig: slstm_at names sLSTM blocks but slstm_block is null");
-  return [...Array(n).keys()].map((i) => (idx.includes(i) ? 1 : 0));
+  const set = new Set(idx); // a Set: a hostile config may list millions of indices
+  return [...Array(n).keys()].map((i) => (set.has(i) ? 1 : 0));
 }
 
 export class xLSTMBlockStack extends Module {
@@ -70,9 +73,11 @@ export class xLSTMBlockStack extends Module {
 
   constructor(config: xLSTMBlockStackConfig, options: { generator?: Generator } = {}) {
     super();
+    checkConfigObject("xLSTMBlockStack", config);
     const gen = options.generator ?? defaultGenerator;
     const E = config.embedding_dim ?? 128, n = config.num_blocks ?? 1;
-    if (!Number.isInteger(E) || E < 1) throw new RangeError(`xLSTMBlockStackConfig.embedding_dim must be a positive integer, got ${E}`);
+    if (!Number.isInteger(E) || E < 1) throw new RangeError(`xLSTMBlockStackConfig.embedding_dim must be a positive integer, got ${String(E)}`);
+    checkInt("xLSTMBlockStackConfig", "embedding_dim", E, 1, MAX_CONFIG_DIM);
     this.config = { ...config, embedding_dim: E, num_blocks: n };
     this.blockMap = resolveBlockMap(this.config);
     const holder = new BlockList();
@@ -152,7 +157,10 @@ export class xLSTMLMModel extends Module {
    */
   constructor(config: xLSTMLMModelConfig, options: { generator?: Generator } = {}) {
     super();
-    if (!Number.isInteger(config.vocab_size) || config.vocab_size < 1) throw new RangeError(`xLSTMLMModelConfig.vocab_size must be a positive integer, got ${config.vocab_size}`);
+    checkConfigObject("xLSTMLMModel", config);
+    if (!Number.isInteger(config.vocab_size) || config.vocab_size < 1) throw new RangeError(`xLSTMLMModelConfig.vocab_size must be a positive integer, got ${String(config.vocab_size)}`);
+    checkInt("xLSTMLMModelConfig", "vocab_size", config.vocab_size, 1, MAX_CONFIG_DIM);
+    checkInt("xLSTMLMModelConfig", "embedding_dim", config.embedding_dim ?? 128, 1, MAX_CONFIG_DIM);
     this.config = config;
     this.generator = options.generator ?? defaultGenerator;
     const E = config.embedding_dim ?? 128, V = config.vocab_size;

@@ -41,6 +41,8 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
   const d = normalizeDim(dim, x.ndim, "slice dim");
   const n = x.shape[d];
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  if (!Number.isInteger(start)) throw new RangeError(`slice: start must be an integer, got ${String(start)}`);
+  if (end !== undefined && !Number.isInteger(end)) throw new RangeError(`slice: end must be an integer, got ${String(end)}`);
   const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
   const lo = clamp(start);
   const hi = clamp(end ?? n);

@@ -22,8 +22,8 @@ export interface AdamWOptions {
 
 export type AdamWHyper = Required<AdamWOptions>;
 
-type NativeAdamW = (p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number) => void;
-const nativeAdamW: NativeAdamW | null = typeof (native as unknown as { adamwStep?: NativeAdamW }).adamwStep === "function" ? (native as unknown as { adamwStep: NativeAdamW }).adamwStep : null;
+// An addon built before the optim kernels existed (an old prebuild) lacks adamwStep: fall back to the loop.
+const nativeAdamW = typeof native.adamwStep === "function" ? native.adamwStep.bind(native) : null;
 
 /** The update in TypeScript (also the fallback when the addon has no optim kernel). @internal */
 export function adamwStepJs(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, lr: number, beta1: number, beta2: number, eps: number, wd: number, t: number): void {

@@ -1,9 +1,9 @@
 // Optimizers, learning-rate schedules and gradient utilities.
-// defines: Optimizer, OptimizerStateDict (optimizer), SGD, clipGradNorm (sgd), AdamW (adamw), constantSchedule,
+// defines: Optimizer, OptimizerStateDict (optimizer), SGD, clipGradNorm, gradNorm (sgd), AdamW (adamw), constantSchedule,
 // warmupCosineSchedule, LRScheduler (schedule), xlstmParamGroups, splitWeightDecayNames (groups)
 export { Optimizer } from "./optimizer";
 export type { OptimizerStateDict, ParamGroup, ParamGroupSpec, ParamState, ParamsInput } from "./optimizer";
-export { SGD, clipGradNorm } from "./sgd";
+export { SGD, clipGradNorm, gradNorm } from "./sgd";
 export type { SGDOptions, SGDHyper } from "./sgd";
 export { AdamW } from "./adamw";
 export type { AdamWOptions, AdamWHyper } from "./adamw";

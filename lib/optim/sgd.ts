@@ -2,6 +2,7 @@
 // buf = d (first step) or momentum * buf + (1 - dampening) * d, then d = buf, or d + momentum * buf with nesterov;
 // p -= lr * d. Parameter groups may set their own lr/momentum/weight_decay. Also: global-norm gradient clipping.
 import { noGrad } from "../autograd";
+import { native } from "../native";
 import { Tensor } from "../tensor";
 import { checkNumber, Optimizer, ParamsInput } from "./optimizer";
 
@@ -76,19 +77,32 @@ export class SGD extends Optimizer<SGDHyper> {
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
   const ps = [...new Set(params)].filter((p) => p.grad);
+  const fast = typeof native.sumSquares === "function";
   let sq = 0;
   for (const p of ps) {
     const g = p.grad!.f32();
-    let s = 0;
-    for (let i = 0; i < g.length; ++i) s += g[i] * g[i];
-    sq += s;
+    if (fast) sq += native.sumSquares(g);
+    else for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
   }
   const norm = Math.sqrt(sq);
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1)
     for (const p of ps) {
       const g = p.grad!.f32();
-      for (let i = 0; i < g.length; ++i) g[i] *= coef;
+      if (fast) native.scaleInPlace(g, coef);
+      else for (let i = 0; i < g.length; ++i) g[i] *= coef;
     }
   return norm;
+}
+
+/** The global L2 norm of the gradients (float64 accumulation), without changing them. */
+export function gradNorm(params: Iterable<Tensor>): number {
+  let sq = 0;
+  for (const p of new Set(params)) {
+    if (!p.grad) continue;
+    const g = p.grad.f32();
+    if (typeof native.sumSquares === "function") sq += native.sumSquares(g);
+    else for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
+  }
+  return Math.sqrt(sq);
 }

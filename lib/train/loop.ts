@@ -18,13 +18,12 @@ import { AdamW } from "../optim/adamw";
 import { xlstmParamGroups } from "../optim/groups";
 import { Optimizer } from "../optim/optimizer";
 import { constantSchedule, LRScheduler, warmupCosineSchedule } from "../optim/schedule";
-import { clipGradNorm, SGD } from "../optim/sgd";
+import { clipGradNorm, gradNorm as gradientNorm, SGD } from "../optim/sgd";
 import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import { buildModel, countParameters, LanguageModel, ModelSpec } from "./models";
 import { defaultDataPath, RESUME_OVERRIDABLE, ResolvedTrainOptions, resolveTrainOptions, scheduleFor, TrainOptions } from "./options";
 import { writePlots } from "./plot";
-import { getGeneratorState, setGeneratorState } from "./rng-state";
 import { detachState, StateTree } from "./state-tree";
 
 /** Sent once, before the first step. */
@@ -201,7 +200,8 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     const tj = readModelFile(path.join(resumeDir, MODEL_FILE)).tokenizer;
     if (!tj) throw new Error(`${resumeDir}: the checkpoint has no tokenizer`);
     tokenizer = tokenizerFromJSON(tj);
-  } else tokenizer = opts.tokenizer === "byte" ? new ByteTokenizer() : CharTokenizer.fromText(text);
+  } else if (typeof opts.tokenizer === "object") tokenizer = tokenizerFromJSON(opts.tokenizer);
+  else tokenizer = opts.tokenizer === "byte" ? new ByteTokenizer() : CharTokenizer.fromText(text);
   let ids = tokenizer.encode(text);
   if (opts.maxTokens !== null) ids = ids.subarray(0, opts.maxTokens);
   const { train: trainIds, val: valIds } = trainValSplit(ids, opts.valFraction);
@@ -258,7 +258,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     if (JSON.stringify(saved.optimizer.param_names) !== JSON.stringify(paramNames)) throw new Error("cannot resume: the checkpoint's optimizer state is for different parameters");
     optimizer.loadStateDict(saved.optimizer.state);
     scheduler.loadStateDict(saved.scheduler);
-    setGeneratorState(gen, saved.rng.model);
+    gen.setState(saved.rng.model);
     sampler.seek(saved.position);
     step = saved.step;
     carry = opts.carryState ? saved.carry : null;
@@ -287,7 +287,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     position: { ...sampler.position },
     scheduler: scheduler.stateDict(),
     optimizer: { type: opts.optimizer, state: optimizer.stateDict(), param_names: paramNames },
-    rng: { model: getGeneratorState(gen) },
+    rng: { model: gen.getState() },
     options: { ...opts, text: null, resume: false } as unknown as Record<string, unknown>,
     data: { tokens: trainIds.length, checksum },
     carry,
@@ -383,14 +383,4 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     step, totalSteps, stopped, loss: losses.length ? losses[losses.length - 1] : NaN, valLoss: lastVal, losses, checkpoint: lastCheckpoint,
     outDir, elapsedSec: runSec, tokensPerSec: tokensThisRun / Math.max(runSec, 1e-9), parameters: countParameters(model),
   };
-}
-
-function gradientNorm(params: Tensor[]): number {
-  let sq = 0;
-  for (const p of params) {
-    if (!p.grad) continue;
-    const g = p.grad.f32();
-    for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
-  }
-  return Math.sqrt(sq);
 }

@@ -2,6 +2,7 @@
 // checks that turn a bad value into one clear message naming the option. Options are plain JSON (they cross into
 // the training worker and are saved in checkpoints).
 import * as path from "path";
+import { tokenizerFromJSON, TokenizerJSON } from "../data/tokenizer";
 import { DEFAULT_TRAINING, DEFAULT_XLSTM_CONFIG } from "./defaults";
 import type { ModelType } from "./models";
 
@@ -12,8 +13,11 @@ export interface TrainOptions {
   text?: string;
   /** Train on the first N tokens only (e.g. 10000 for the d2l reproduction). Default: all. */
   maxTokens?: number | null;
-  /** "char" (vocabulary from the text, default) or "byte" (UTF-8 bytes, vocabulary 256). */
-  tokenizer?: "char" | "byte";
+  /**
+   * "char" (vocabulary from the text, default), "byte" (UTF-8 bytes, vocabulary 256), or a saved tokenizer
+   * (e.g. `{ type: "char", vocab: [...], unk: "<unk>" }` for a fixed vocabulary).
+   */
+  tokenizer?: "char" | "byte" | TokenizerJSON;
   /** "xlstm" (default) or "lstm". */
   modelType?: ModelType;
   /**
@@ -21,7 +25,7 @@ export interface TrainOptions {
    * lstm: { hidden_size (default 256), num_layers (default 1), dropout }. vocab_size comes from the tokenizer.
    */
   model?: Record<string, unknown>;
-  /** Optimizer updates to run (default 500); `epochs` instead counts passes over the training split. */
+  /** Optimizer updates to run (default 800); `epochs` instead counts passes over the training split. */
   steps?: number | null;
   epochs?: number | null;
   /** Default 16. */
@@ -68,7 +72,7 @@ export interface TrainOptions {
   seed?: number;
   /** Run directory: checkpoints/, metrics.jsonl, loss.svg, loss.png. null: write nothing. Default null. */
   outDir?: string | null;
-  /** Checkpoint every N steps (and always at the end). 0: only at the end. Default 250. */
+  /** Checkpoint every N steps (and always at the end). 0: only at the end. Default 200. */
   checkpointEvery?: number;
   /** Periodic checkpoints to keep (the newest). Default 2. */
   keepCheckpoints?: number;
@@ -113,6 +117,15 @@ function oneOf<T extends string>(name: string, v: unknown, values: readonly T[])
   return v as T;
 }
 
+function checkTokenizer(t: TokenizerJSON): TokenizerJSON {
+  try {
+    tokenizerFromJSON(t);
+  } catch (e) {
+    throw new RangeError(`train: tokenizer: ${(e as Error).message}`);
+  }
+  return t;
+}
+
 /**
  * Fill in defaults and check every option.
  * @throws TypeError/RangeError whose message names the option (e.g. `train: batchSize must be an integer >= 1`)
@@ -132,7 +145,7 @@ export function resolveTrainOptions(o: TrainOptions): ResolvedTrainOptions {
     data: o.data ?? null,
     text: o.text ?? null,
     maxTokens: o.maxTokens == null ? null : int("maxTokens", o.maxTokens, 2),
-    tokenizer: oneOf("tokenizer", o.tokenizer ?? "char", ["char", "byte"] as const),
+    tokenizer: typeof o.tokenizer === "object" && o.tokenizer !== null ? checkTokenizer(o.tokenizer) : oneOf("tokenizer", o.tokenizer ?? "char", ["char", "byte"] as const),
     modelType,
     model: { ...(modelType === "xlstm" ? DEFAULT_XLSTM_CONFIG : { hidden_size: 256, num_layers: 1 }), ...(o.model ?? {}) },
     steps: steps === null && epochs === null ? D.steps : steps === null ? null : int("steps", steps, 1),

@@ -31,12 +31,14 @@ function fmt(v: number): string {
   return `${+v.toPrecision(3)}`;
 }
 
-/** Exponential moving average, for the smoothed line. */
-function smooth(ys: number[], alpha: number): number[] {
-  const out: number[] = [];
-  let s = ys[0];
-  for (const y of ys) out.push((s = alpha * y + (1 - alpha) * s));
-  return out;
+/** Centred moving average over `half` points on each side (no lag), for the smoothed line. */
+function smooth(ys: number[], half: number): number[] {
+  const prefix = [0];
+  for (const y of ys) prefix.push(prefix[prefix.length - 1] + y);
+  return ys.map((_, i) => {
+    const a = Math.max(0, i - half), b = Math.min(ys.length, i + half + 1);
+    return (prefix[b] - prefix[a]) / (b - a);
+  });
 }
 
 interface Layout {
@@ -64,7 +66,7 @@ function layout(points: LossPoint[]): Layout | null {
   const y = (l: number) => MT + (1 - (l - lo) / (hi - lo)) * (H - MT - MB);
   // at most ~1000 points per line
   const every = Math.max(1, Math.ceil(pts.length / 1000));
-  const sm = smooth(pts.map((p) => p.loss), Math.min(1, 20 / pts.length + 0.02));
+  const sm = smooth(pts.map((p) => p.loss), Math.floor(pts.length / 80));
   const pick = <T>(arr: T[]) => arr.filter((_, i) => i % every === 0 || i === arr.length - 1);
   return {
     x, y,
@@ -265,8 +267,6 @@ export function terminalChart(points: LossPoint[], width = 60, height = 10): str
   if (pts.length === 0) return "(no steps)";
   const dw = width * 2, dh = height * 4;
   const s0 = pts[0].step, s1 = pts[pts.length - 1].step;
-  let lo = Math.min(...pts.map((p) => p.loss)), hi = Math.max(...pts.map((p) => p.loss));
-  if (hi - lo < 1e-9) hi = lo + 1;
   const grid = Array.from({ length: height }, () => new Uint8Array(width));
   const bit = [
     [0x01, 0x08],
@@ -281,16 +281,31 @@ export function terminalChart(points: LossPoint[], width = 60, height = 10): str
     sum[col] += p.loss;
     cnt[col]++;
   }
+  // columns without a step of their own are interpolated between their neighbours
+  const val = new Float64Array(dw).fill(NaN);
+  for (let col = 0; col < dw; ++col) if (cnt[col]) val[col] = sum[col] / cnt[col];
+  let known = -1;
+  for (let col = 0; col < dw; ++col) {
+    if (!Number.isNaN(val[col])) {
+      if (known >= 0) for (let k = known + 1; k < col; ++k) val[k] = val[known] + ((val[col] - val[known]) * (k - known)) / (col - known);
+      known = col;
+    }
+  }
+  // the range of what is drawn (column means), so averaging does not leave empty rows
+  const drawn = Array.from(val).filter((v) => !Number.isNaN(v));
+  const lo = Math.min(...drawn);
+  let hi = Math.max(...drawn);
+  if (hi - lo < 1e-9) hi = lo + 1;
   let prev = -1;
   for (let col = 0; col < dw; ++col) {
-    if (!cnt[col]) continue;
-    const row = Math.min(dh - 1, Math.max(0, Math.round((1 - (sum[col] / cnt[col] - lo) / (hi - lo)) * (dh - 1))));
+    if (Number.isNaN(val[col])) continue;
+    const row = Math.min(dh - 1, Math.max(0, Math.round((1 - (val[col] - lo) / (hi - lo)) * (dh - 1))));
     const from = prev < 0 ? row : Math.min(prev, row), to = prev < 0 ? row : Math.max(prev, row);
     for (let r = from; r <= to; ++r) grid[r >> 2][col >> 1] |= bit[r & 3][col & 1];
     prev = row;
   }
   const label = (v: number) => v.toFixed(3).padStart(8);
-  const lines = grid.map((row, i) => `${i === 0 ? label(hi) : i === height - 1 ? label(lo) : " ".repeat(8)} ┤${Array.from(row, (b) => String.fromCharCode(0x2800 + b)).join("")}`);
+  const lines = grid.map((row, i) => `${i === 0 ? label(hi) : i === height - 1 ? label(lo) : " ".repeat(8)} ${i === 0 || i === height - 1 ? "┤" : "│"}${Array.from(row, (b) => String.fromCharCode(0x2800 + b)).join("")}`);
   lines.push(`${" ".repeat(9)}└${"─".repeat(width)}`);
   const left = `step ${s0}`, right = `${s1}`;
   lines.push(`${" ".repeat(10)}${left}${" ".repeat(Math.max(1, width - left.length - right.length))}${right}`);

@@ -1,0 +1,337 @@
+// Binding layer: fused xLSTMLMModel inference sessions (csrc/kernels/xlstm_infer.h).
+// JS: inferCreate(config, params, batch) -> handle (a type-tagged External owning the native session; a finalizer
+//       frees it, and its size is reported to the GC with AdjustExternalMemory)
+//     inferRun(handle, logits [B*V], tokens [B*S], S)       tokens in, logits of the last position out (S = 1: a step)
+//     inferReset(handle); inferGetState / inferSetState(handle, block, part, array|null); inferBytes(handle)
+//     inferDispose(handle)                                  frees the native memory now; idempotent
+// `params` maps the model's state_dict keys ("token_embedding.weight", "xlstm_block_stack.blocks.0.xlstm.proj_up
+// .weight", ...) to Float32Arrays; every one is checked against the sizes in `config` and copied.
+#include <napi.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "binding/args.h"
+#include "binding/registry.h"
+#include "kernels/xlstm_infer.h"
+
+namespace xlstm {
+namespace {
+
+// Distinguishes our handles from any other External (napi_type_tag_object).
+constexpr napi_type_tag kInferTag = {0x7a1c5e0f3b2d4e61ULL, 0x9f8e7d6c5b4a3921ULL};
+
+struct Holder {
+  std::unique_ptr<InferSession> s;
+  int64_t reported = 0;  // bytes reported with AdjustExternalMemory
+};
+
+void report(Napi::Env env, Holder* h) {
+  const int64_t now = h->s ? infer_bytes(*h->s) : 0;
+  if (now != h->reported) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, now - h->reported);
+    h->reported = now;
+  }
+}
+
+Holder* require_handle(const ArgCtx& c, bool alive = true) {
+  require_count(c, 1);
+  Napi::Value v = c.info[0];
+  if (!v.IsExternal() || !v.As<Napi::External<Holder>>().CheckTypeTag(&kInferTag))
+    throw_type(c, "session must be a handle returned by inferCreate, got " + kind_of(v));
+  Holder* h = v.As<Napi::External<Holder>>().Data();
+  if (alive && !h->s) throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is disposed");
+  return h;
+}
+
+// ---- inferCreate's config and params
+
+int64_t get_int(const ArgCtx& c, Napi::Object o, const char* key, const std::string& where, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_type(c, where + "." + key + " must be a number, got " + kind_of(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+    std::ostringstream os;
+    os << where << "." << key << " must be an integer in [" << lo << ", " << hi << "], got " << d;
+    throw_range(c, os.str());
+  }
+  return static_cast<int64_t>(d);
+}
+
+std::string get_string(const ArgCtx& c, Napi::Object o, const char* key, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw_type(c, where + "." + key + " must be a string, got " + kind_of(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+bool get_bool(const ArgCtx& c, Napi::Object o, const char* key, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw_type(c, where + "." + key + " must be a boolean, got " + kind_of(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Object get_object(const ArgCtx& c, Napi::Value v, const std::string& where) {
+  if (!v.IsObject() || v.IsArray() || v.IsTypedArray() || v.IsFunction())
+    throw_type(c, where + " must be an object, got " + kind_of(v));
+  return v.As<Napi::Object>();
+}
+
+// params[key]: a Float32Array of `expected` elements (desc explains the count), or nullptr when optional and absent.
+const float* get_param(const ArgCtx& c, Napi::Object params, const std::string& key, int64_t expected,
+                       const std::string& desc, bool optional = false) {
+  Napi::Value v = params.Get(key);
+  const std::string name = "params[\"" + key + "\"]";
+  if (v.IsUndefined() || v.IsNull()) {
+    if (optional) return nullptr;
+    throw_type(c, name + " is missing (expected a Float32Array of " + desc + " = " + std::to_string(expected) +
+                      " elements)");
+  }
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type(c, name + " must be a Float32Array, got " + kind_of(v));
+  Napi::TypedArray arr = v.As<Napi::TypedArray>();
+  Napi::ArrayBuffer buf = arr.ArrayBuffer();
+  if (buf.ByteLength() == 0 && arr.ElementLength() != 0) throw_type(c, name + " is detached");
+  const int64_t len = static_cast<int64_t>(arr.ElementLength());
+  if (len != expected) {
+    std::ostringstream os;
+    os << name << " has " << len << " elements, expected " << desc << " = " << expected;
+    throw_range(c, os.str());
+  }
+  return reinterpret_cast<const float*>(static_cast<const uint8_t*>(buf.Data()) + arr.ByteOffset());
+}
+
+InferAct parse_act(const ArgCtx& c, const std::string& s, const std::string& where) {
+  if (s == "gelu") return InferAct::Gelu;
+  if (s == "relu") return InferAct::Relu;
+  if (s == "relu^2") return InferAct::Relu2;
+  if (s == "sigmoid") return InferAct::Sigmoid;
+  if (s == "swish") return InferAct::Swish;
+  if (s == "selu") return InferAct::Selu;
+  throw_range(c, where + ".act must be one of gelu, relu, relu^2, sigmoid, swish, selu; got \"" + s + "\"");
+}
+
+constexpr int64_t kMaxDim = int64_t(1) << 24;
+
+InferModelSpec parse_spec(const ArgCtx& c, Napi::Object cfg, Napi::Object params) {
+  InferModelSpec spec;
+  const int64_t V = spec.V = get_int(c, cfg, "vocabSize", "config", 1, kMaxDim);
+  const int64_t E = spec.E = get_int(c, cfg, "embeddingDim", "config", 1, kMaxDim);
+  const std::string ve = describe("V*E", {{"V", V}, {"E", E}});
+  const std::string e = describe("E", {{"E", E}});
+  checked_product(c, "V*E", {V, E});
+  spec.embedding = get_param(c, params, "token_embedding.weight", V * E, ve);
+  spec.lm_head = get_param(c, params, "lm_head.weight", V * E, ve);
+  if (get_bool(c, cfg, "postNorm", "config"))
+    spec.post_norm = get_param(c, params, "xlstm_block_stack.post_blocks_norm.weight", E, e);
+  Napi::Value bv = cfg.Get("blocks");
+  if (!bv.IsArray()) throw_type(c, "config.blocks must be an Array, got " + kind_of(bv));
+  Napi::Array blocks = bv.As<Napi::Array>();
+  for (uint32_t i = 0; i < blocks.Length(); ++i) {
+    const std::string where = "config.blocks[" + std::to_string(i) + "]";
+    const std::string pre = "xlstm_block_stack.blocks." + std::to_string(i) + ".";
+    Napi::Object bo = get_object(c, blocks.Get(i), where);
+    InferBlockSpec b;
+    const std::string kind = get_string(c, bo, "kind", where);
+    if (kind != "mlstm" && kind != "slstm") throw_range(c, where + ".kind must be \"mlstm\" or \"slstm\", got \"" + kind + "\"");
+    b.slstm = kind == "slstm";
+    b.norm = get_param(c, params, pre + "xlstm_norm.weight", E, e);
+    const int64_t NH = b.NH = get_int(c, bo, "numHeads", where, 1, kMaxDim);
+    if (!b.slstm) {
+      const int64_t Di = b.Di = get_int(c, bo, "innerDim", where, 1, kMaxDim);
+      const int64_t Bq = b.Bq = get_int(c, bo, "qkvBlocksize", where, 1, kMaxDim);
+      const int64_t K = b.K = get_int(c, bo, "convKernel", where, 1, 1 << 12);
+      if (Di % NH) throw_range(c, where + ": numHeads (" + std::to_string(NH) + ") must divide innerDim (" + std::to_string(Di) + ")");
+      if (Di % Bq) throw_range(c, where + ": qkvBlocksize (" + std::to_string(Bq) + ") must divide innerDim (" + std::to_string(Di) + ")");
+      checked_product(c, "2*Di*E", {2, Di, E});
+      checked_product(c, "NH*3*Di", {NH, 3, Di});
+      auto d = [&](const char* f) { return describe(f, {{"Di", Di}, {"E", E}, {"NH", NH}, {"K", K}, {"Bq", Bq}}); };
+      const std::string x = pre + "xlstm.";
+      b.up_w = get_param(c, params, x + "proj_up.weight", 2 * Di * E, d("2*Di*E"));
+      b.up_b = get_param(c, params, x + "proj_up.bias", 2 * Di, d("2*Di"), true);
+      b.q_w = get_param(c, params, x + "q_proj.weight", Di * Bq, d("Di*Bq"));
+      b.k_w = get_param(c, params, x + "k_proj.weight", Di * Bq, d("Di*Bq"));
+      b.v_w = get_param(c, params, x + "v_proj.weight", Di * Bq, d("Di*Bq"));
+      b.q_b = get_param(c, params, x + "q_proj.bias", Di, d("Di"), true);
+      b.k_b = get_param(c, params, x + "k_proj.bias", Di, d("Di"), true);
+      b.v_b = get_param(c, params, x + "v_proj.bias", Di, d("Di"), true);
+      b.conv_w = get_param(c, params, x + "conv1d.conv.weight", Di * K, d("Di*K"));
+      b.conv_b = get_param(c, params, x + "conv1d.conv.bias", Di, d("Di"));
+      b.ig_w = get_param(c, params, x + "mlstm_cell.igate.weight", NH * 3 * Di, d("NH*3*Di"));
+      b.ig_b = get_param(c, params, x + "mlstm_cell.igate.bias", NH, d("NH"));
+      b.fg_w = get_param(c, params, x + "mlstm_cell.fgate.weight", NH * 3 * Di, d("NH*3*Di"));
+      b.fg_b = get_param(c, params, x + "mlstm_cell.fgate.bias", NH, d("NH"));
+      b.outnorm = get_param(c, params, x + "mlstm_cell.outnorm.weight", Di, d("Di"));
+      b.skip = get_param(c, params, x + "learnable_skip", Di, d("Di"));
+      b.down_w = get_param(c, params, x + "proj_down.weight", E * Di, d("E*Di"));
+      b.down_b = get_param(c, params, x + "proj_down.bias", E, d("E"), true);
+    } else {
+      const int64_t K = b.K = get_int(c, bo, "convKernel", where, 0, 1 << 12);
+      if (E % NH) throw_range(c, where + ": numHeads (" + std::to_string(NH) + ") must divide embeddingDim (" + std::to_string(E) + ")");
+      const int64_t DH = E / NH;
+      const std::string fn = get_string(c, bo, "function", where);
+      if (fn != "slstm" && fn != "lstm") throw_range(c, where + ".function must be \"slstm\" or \"lstm\", got \"" + fn + "\"");
+      b.lstm = fn == "lstm";
+      auto d = [&](const char* f) { return describe(f, {{"E", E}, {"NH", NH}, {"DH", DH}, {"K", K}}); };
+      const std::string x = pre + "xlstm.";
+      if (K > 0) {
+        b.conv_w = get_param(c, params, x + "conv1d.conv.weight", E * K, d("E*K"));
+        b.conv_b = get_param(c, params, x + "conv1d.conv.bias", E, d("E"));
+      }
+      // XLSTM_SPEC §6.2 quirk: the module named fgate feeds the input gate, igate the forget gate
+      b.w_i = get_param(c, params, x + "fgate.weight", NH * DH * DH, d("NH*DH*DH"));
+      b.w_f = get_param(c, params, x + "igate.weight", NH * DH * DH, d("NH*DH*DH"));
+      b.w_z = get_param(c, params, x + "zgate.weight", NH * DH * DH, d("NH*DH*DH"));
+      b.w_o = get_param(c, params, x + "ogate.weight", NH * DH * DH, d("NH*DH*DH"));
+      b.R = get_param(c, params, x + "slstm_cell._recurrent_kernel_", NH * DH * 4 * DH, d("NH*DH*4*DH"));
+      b.bias = get_param(c, params, x + "slstm_cell._bias_", 4 * E, d("4*E"));
+      b.group_norm = get_param(c, params, x + "group_norm.weight", E, d("E"), true);
+    }
+    Napi::Value fv = bo.Get("ffn");
+    if (!fv.IsUndefined() && !fv.IsNull()) {
+      Napi::Object fo = get_object(c, fv, where + ".ffn");
+      b.has_ffn = true;
+      const int64_t P = b.P = get_int(c, fo, "projUpDim", where + ".ffn", 1, kMaxDim);
+      b.act = parse_act(c, get_string(c, fo, "act", where + ".ffn"), where + ".ffn");
+      checked_product(c, "2*P*E", {2, P, E});
+      auto d = [&](const char* f) { return describe(f, {{"P", P}, {"E", E}}); };
+      b.ffn_norm = get_param(c, params, pre + "ffn_norm.weight", E, d("E"));
+      b.ffn_up_w = get_param(c, params, pre + "ffn.proj_up.weight", 2 * P * E, d("2*P*E"));
+      b.ffn_up_b = get_param(c, params, pre + "ffn.proj_up.bias", 2 * P, d("2*P"), true);
+      b.ffn_down_w = get_param(c, params, pre + "ffn.proj_down.weight", E * P, d("E*P"));
+      b.ffn_down_b = get_param(c, params, pre + "ffn.proj_down.bias", E, d("E"), true);
+    }
+    spec.blocks.push_back(b);
+  }
+  return spec;
+}
+
+Napi::Value InferCreate(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferCreate"};
+  require_count(c, 3);
+  Napi::Object cfg = get_object(c, info[0], "config");
+  Napi::Object params = get_object(c, info[1], "params");
+  const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
+  InferModelSpec spec = parse_spec(c, cfg, params);
+  auto h = std::make_unique<Holder>();
+  try {
+    h->s = infer_create(spec, B);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(info.Env(), "inferCreate: out of memory allocating the session");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string(e.what()));
+  }
+  Holder* raw = h.release();
+  Napi::External<Holder> ext = Napi::External<Holder>::New(info.Env(), raw, [](Napi::Env env, Holder* p) {
+    if (p->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -p->reported);
+    delete p;
+  });
+  ext.TypeTag(&kInferTag);
+  report(info.Env(), raw);
+  return ext;
+}
+
+Napi::Value InferRun(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferRun"};
+  require_count(c, 4);
+  Holder* h = require_handle(c);
+  InferSession& s = *h->s;
+  const int64_t S = require_int(c, 3, "S", 1, INT32_MAX);
+  const int64_t n_tok = checked_product(c, "B*S", {s.B, S});
+  float* logits = require_f32(c, 1, "logits", s.B * s.V, describe("B*V", {{"B", s.B}, {"V", s.V}}));
+  const int32_t* tokens = require_i32(c, 2, "tokens", n_tok, describe("B*S", {{"B", s.B}, {"S", S}}));
+  require_no_overlap(c, "logits", logits, sizeof(float) * s.B * s.V, "tokens", tokens, sizeof(int32_t) * n_tok);
+  for (int64_t i = 0; i < n_tok; ++i)
+    if (tokens[i] < 0 || tokens[i] >= s.V) {
+      std::ostringstream os;
+      os << "tokens[" << i << "] = " << tokens[i] << " is out of range [0, " << s.V << ") (vocabSize = " << s.V << ")";
+      throw_range(c, os.str());
+    }
+  try {
+    infer_run(s, logits, tokens, S);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(info.Env(), "inferRun: out of memory");
+  }
+  report(info.Env(), h);
+  return info.Env().Undefined();
+}
+
+Napi::Value InferReset(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferReset"};
+  infer_reset(*require_handle(c)->s);
+  return info.Env().Undefined();
+}
+
+InferStatePart parse_part(const ArgCtx& c, const std::string& p) {
+  if (p == "conv") return InferStatePart::Conv;
+  if (p == "c") return InferStatePart::C;
+  if (p == "n") return InferStatePart::N;
+  if (p == "m") return InferStatePart::M;
+  if (p == "slstm") return InferStatePart::Slstm;
+  throw_range(c, "part must be \"conv\", \"c\", \"n\", \"m\" or \"slstm\", got \"" + p + "\"");
+}
+
+// The state buffer named by arguments 1 (block) and 2 (part).
+float* state_arg(const ArgCtx& c, InferSession& s, int64_t* len) {
+  const int64_t nb = static_cast<int64_t>(s.blocks.size());
+  if (nb == 0) throw_range(c, "the model has no blocks");
+  const int64_t block = require_int(c, 1, "block", 0, nb - 1);
+  const std::string part = require_string(c, 2, "part");
+  float* p = infer_state(s, block, parse_part(c, part), len);
+  if (!p)
+    throw_range(c, "block " + std::to_string(block) + " (" + (s.blocks[block].slstm ? "sLSTM" : "mLSTM") +
+                       ") has no state part \"" + part + "\"");
+  return p;
+}
+
+Napi::Value InferGetState(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferGetState"};
+  require_count(c, 4);
+  InferSession& s = *require_handle(c)->s;
+  int64_t len = 0;
+  const float* src = state_arg(c, s, &len);
+  float* out = require_f32(c, 3, "out", len);
+  std::memcpy(out, src, sizeof(float) * len);
+  return info.Env().Undefined();
+}
+
+Napi::Value InferSetState(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferSetState"};
+  require_count(c, 4);
+  InferSession& s = *require_handle(c)->s;
+  int64_t len = 0;
+  float* dst = state_arg(c, s, &len);
+  const float* src = optional_f32(c, 3, "src", len);
+  if (src) std::memcpy(dst, src, sizeof(float) * len);
+  else std::memset(dst, 0, sizeof(float) * len);
+  return info.Env().Undefined();
+}
+
+Napi::Value InferBytes(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferBytes"};
+  return Napi::Number::New(info.Env(), static_cast<double>(infer_bytes(*require_handle(c)->s)));
+}
+
+Napi::Value InferDispose(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferDispose"};
+  Holder* h = require_handle(c, false);
+  h->s.reset();
+  report(info.Env(), h);
+  return info.Env().Undefined();
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("inferCreate", Napi::Function::New(env, InferCreate, "inferCreate"));
+  exports.Set("inferRun", Napi::Function::New(env, InferRun, "inferRun"));
+  exports.Set("inferReset", Napi::Function::New(env, InferReset, "inferReset"));
+  exports.Set("inferGetState", Napi::Function::New(env, InferGetState, "inferGetState"));
+  exports.Set("inferSetState", Napi::Function::New(env, InferSetState, "inferSetState"));
+  exports.Set("inferBytes", Napi::Function::New(env, InferBytes, "inferBytes"));
+  exports.Set("inferDispose", Napi::Function::New(env, InferDispose, "inferDispose"));
+}
+
+}  // namespace
+
+XLSTM_REGISTER(infer, Init);
+
+}  // namespace xlstm

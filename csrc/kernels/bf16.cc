@@ -1,0 +1,180 @@
+// bfloat16 conversions and the bf16-weight linear map: scalar path, dispatch and threading (see bf16.h).
+#include "kernels/bf16.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/threadpool.h"
+
+#if defined(XLSTM_X86) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace xlstm {
+namespace {
+
+inline float widen(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t narrow(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN: keep it quiet
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+std::atomic<bool> g_dot_enabled{true};
+
+// Output blocks of this many rows of W are the unit of work (every ISA's register tile is 4 outputs wide).
+constexpr int64_t kOutBlock = 4;
+
+// Scalar float32 path for outputs [o0, o1): each W row widened once into a buffer, then one dot per x row.
+void linear_scalar(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                   int64_t out, int64_t o0, int64_t o1) {
+  std::vector<float> wr(static_cast<size_t>(in));
+  for (int64_t o = o0; o < o1; ++o) {
+    const uint16_t* wo = w + o * in;
+    for (int64_t i = 0; i < in; ++i) wr[i] = widen(wo[i]);
+    const float b = bias ? bias[o] : 0.f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * in;
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+      int64_t i = 0;
+      for (; i + 4 <= in; i += 4) {
+        s0 += xr[i] * wr[i];
+        s1 += xr[i + 1] * wr[i + 1];
+        s2 += xr[i + 2] * wr[i + 2];
+        s3 += xr[i + 3] * wr[i + 3];
+      }
+      for (; i < in; ++i) s0 += xr[i] * wr[i];
+      y[r * out + o] = (s0 + s1) + (s2 + s3) + b;
+    }
+  }
+}
+
+double sum_scalar(const uint16_t* x, int64_t n) {
+  double total = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+    const int64_t i1 = std::min(n, i0 + 4096);
+    float s = 0.f;
+    for (int64_t i = i0; i < i1; ++i) s += widen(x[i]);
+    total += s;
+  }
+  return total;
+}
+
+}  // namespace
+
+namespace bf16_detail {
+bool cpu_has_avx512bf16() {
+#if defined(XLSTM_X86) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+    return (a & (1u << 5)) != 0;  // CPUID.(EAX=7,ECX=1):EAX[5] = AVX512_BF16
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+}  // namespace bf16_detail
+
+bool bf16_dot_available() {
+  return g_dot_enabled.load(std::memory_order_relaxed) && simd_level() == SimdLevel::AVX512 &&
+         bf16_detail::cpu_has_avx512bf16();
+}
+
+bool bf16_set_dot_enabled(bool enabled) {
+  g_dot_enabled.store(enabled, std::memory_order_relaxed);
+  return bf16_dot_available();
+}
+
+void bf16_from_f32(uint16_t* out, const float* x, int64_t n) {
+  parallel_for(n, 1 << 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = narrow(x[i]);
+  });
+}
+
+void bf16_to_f32(float* out, const uint16_t* x, int64_t n) {
+  parallel_for(n, 1 << 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = widen(x[i]);
+  });
+}
+
+double bf16_sum(const uint16_t* x, int64_t n) {
+  const SimdLevel lvl = simd_level();
+  // one partial per fixed-size piece, summed in order afterwards: the result does not depend on the thread count
+  constexpr int64_t kPiece = 1 << 16;
+  const int64_t pieces = (n + kPiece - 1) / kPiece;
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(pieces, 1)), 0.0);
+  parallel_for(pieces, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p) {
+      const uint16_t* xp = x + p * kPiece;
+      const int64_t len = std::min(kPiece, n - p * kPiece);
+#if defined(XLSTM_X86)
+      if (lvl == SimdLevel::AVX512) part[p] = bf16_detail::sum_avx512(xp, len);
+      else if (lvl == SimdLevel::AVX2) part[p] = bf16_detail::sum_avx2(xp, len);
+      else part[p] = sum_scalar(xp, len);
+#else
+      (void)lvl;
+      part[p] = sum_scalar(xp, len);
+#endif
+    }
+  });
+  double total = 0;
+  for (double v : part) total += v;
+  return total;
+}
+
+void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                 int64_t out, bool round_x) {
+  if (rows <= 0 || out <= 0) return;
+  if (in <= 0) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < out; ++o) y[r * out + o] = bias ? bias[o] : 0.f;
+    return;
+  }
+  const SimdLevel lvl = simd_level();
+  // The unit of work is a panel of W's rows: small enough to stay in L2 while the x rows stream past it (each ISA
+  // walks x in blocks of a few rows), and at least 4 panels per thread so the split is balanced.
+  const int64_t nt = std::max(1, num_threads());
+  const int64_t cache_rows = std::max<int64_t>(kOutBlock, ((int64_t{1} << 17) / in) / kOutBlock * kOutBlock);
+  const int64_t even = ((out + 4 * nt - 1) / (4 * nt) + kOutBlock - 1) / kOutBlock * kOutBlock;
+  const int64_t panel = std::max<int64_t>(kOutBlock, std::min(cache_rows, even));
+  const int64_t panels = (out + panel - 1) / panel;
+  std::vector<uint16_t> xb;
+  std::vector<float> xr;
+  const float* xs = x;
+  const bool dot = round_x && bf16_dot_available();
+  if (round_x) {
+    xb.resize(static_cast<size_t>(rows * in));
+    bf16_from_f32(xb.data(), x, rows * in);
+    if (!dot) {
+      xr.resize(xb.size());
+      bf16_to_f32(xr.data(), xb.data(), rows * in);
+      xs = xr.data();
+    }
+  }
+  parallel_for(panels, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t o0 = lo * panel, o1 = std::min(out, hi * panel);
+#if defined(XLSTM_X86)
+    if (dot) return bf16_detail::linear_avx512bf16(y, xb.data(), w, bias, rows, in, out, o0, o1);
+    if (lvl == SimdLevel::AVX512) return bf16_detail::linear_avx512(y, xs, w, bias, rows, in, out, o0, o1);
+    if (lvl == SimdLevel::AVX2) return bf16_detail::linear_avx2(y, xs, w, bias, rows, in, out, o0, o1);
+#else
+    (void)lvl;
+    (void)dot;
+#endif
+    linear_scalar(y, xs, w, bias, rows, in, out, o0, o1);
+  });
+}
+
+}  // namespace xlstm

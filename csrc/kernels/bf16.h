@@ -1,0 +1,54 @@
+// bfloat16 weights for inference (CPU kernels layer): conversions, and the linear map y = x Wᵀ (+ b) with W stored
+// as bfloat16 bits (the upper 16 bits of a float32), as xLSTM Large checkpoints ship it (XLSTM_SPEC §10).
+//
+// Layouts: x [rows, in] float32, W [out, in] bfloat16 bits (row-major, the PyTorch nn.Linear layout), bias [out]
+// float32 or null, y [rows, out] float32 (written, =). Accumulation is float32.
+//
+// Two numerics, chosen by `round_x`:
+//   round_x = false  products x·w with x in float32 and w widened exactly to float32 (bf16 -> f32 is a shift):
+//                    the only error besides float32 summation is the weights' own rounding. Decode (rows = 1)
+//                    is memory-bound, so widening costs nothing there.
+//   round_x = true   x is first rounded to bfloat16 (round to nearest even), then the products are exact in
+//                    float32: the input format of the AVX-512 BF16 dot-product instruction (vdpbf16ps), which does
+//                    32 products per instruction (twice the float32 FMA rate) for compute-bound prefill. On a CPU
+//                    without AVX512_BF16 the same numbers (up to summation order) come from the float32 path on the
+//                    rounded x.
+// Variants: scalar (here), AVX2 (bf16_avx2.cc), AVX-512 and AVX-512 BF16 (bf16_avx512.cc), chosen at run time by
+// simd_level() and, for vdpbf16ps, CPUID (leaf 7, sub-leaf 1, EAX bit 5). Threads split the outputs.
+#pragma once
+#include <cstdint>
+
+namespace xlstm {
+
+// float32 -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. Same rule as lib/tensor.ts floatToBf16.
+void bf16_from_f32(uint16_t* out, const float* x, int64_t n);
+// bfloat16 bits -> float32 (exact).
+void bf16_to_f32(float* out, const uint16_t* x, int64_t n);
+// Σ x as float64 (float32 partial sums over short runs). Reads every byte once: also a memory-bandwidth probe.
+double bf16_sum(const uint16_t* x, int64_t n);
+
+// y = x Wᵀ (+ bias), see the header comment.
+void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                 int64_t out, bool round_x);
+
+// Whether this CPU has AVX512_BF16 (and the AVX-512 level is active), i.e. round_x uses vdpbf16ps.
+bool bf16_dot_available();
+// Allow (default) or forbid vdpbf16ps (tests compare it with the float32 path on rounded inputs). Returns
+// bf16_dot_available() afterwards.
+bool bf16_set_dot_enabled(bool enabled);
+
+namespace bf16_detail {
+// y rows [0, rows), outputs [o0, o1) of the float32 path; one ISA each (bf16_avx2.cc, bf16_avx512.cc).
+void linear_avx2(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                 int64_t out, int64_t o0, int64_t o1);
+void linear_avx512(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                   int64_t out, int64_t o0, int64_t o1);
+// The vdpbf16ps path: xb = x already rounded to bfloat16 bits [rows, in].
+void linear_avx512bf16(float* y, const uint16_t* xb, const uint16_t* w, const float* bias, int64_t rows,
+                       int64_t in, int64_t out, int64_t o0, int64_t o1);
+double sum_avx512(const uint16_t* x, int64_t n);
+double sum_avx2(const uint16_t* x, int64_t n);
+bool cpu_has_avx512bf16();
+}  // namespace bf16_detail
+
+}  // namespace xlstm

@@ -1,0 +1,67 @@
+// Layer 8 (reliability): bad calls. Seeded fuzzing of the native binding (every export, found at run time) and
+// of the public ops with wrong kinds, lengths and dtypes, absurd sizes (2^40, negative, NaN, fractional, zero next
+// to huge), aliased and overlapping outputs, detached / shared / resizable / unaligned typed arrays, holey arrays
+// and arrays whose getters throw, null/undefined anywhere, and non-finite data. Each fuzzer runs in a child
+// process (test/support/fuzz.ts), so a native crash fails the test with its signal and the last case instead of
+// killing mocha; a hang is killed and reported the same way.
+// Oracle: every call returns (variants such as an unaligned or shared copy must give the plain call's results)
+// or throws an Error; native errors start with "<export>: ". Valid calls of every export must succeed (CUDA ones
+// when a GPU is present). XLSTM_FUZZ_LONG=1 runs 50x more cases; XLSTM_FUZZ_SEED changes the seed.
+import { strict as assert } from "assert";
+import type { NativeFuzzResult, OpsFuzzResult } from "./support/fuzz-api";
+import { childFailure, FUZZ_LONG, FUZZ_SEED, fuzzCases, runInChild } from "./support/fuzz";
+import { native } from "../lib/native";
+
+const DRIVER = "test/support/fuzz-api.ts";
+
+describe("82 fuzz: bad calls never crash", function () {
+  this.timeout(FUZZ_LONG ? 3_600_000 : 120_000);
+
+  it("the harness reports a native crash with its signal and the case that caused it", async () => {
+    const r = await runInChild(DRIVER, "selfTestCrash", {}, { timeoutMs: 30_000 });
+    assert.equal(r.signal, "SIGSEGV");
+    assert.equal(r.lastCase, "self-test: about to crash");
+    assert.match(childFailure(r) ?? "", /killed by SIGSEGV; last case: self-test: about to crash/);
+  });
+
+  it("the harness kills a hung child and reports the case", async () => {
+    const r = await runInChild(DRIVER, "selfTestHang", {}, { timeoutMs: 3_000 });
+    assert.ok(r.timedOut);
+    assert.match(childFailure(r) ?? "", /hung .*last case: self-test: about to hang/);
+  });
+
+  it(`native binding: ${fuzzCases(6000, 300000)} seeded hostile calls over every export`, async () => {
+    const cases = fuzzCases(6000, 300000);
+    const r = await runInChild<NativeFuzzResult>(DRIVER, "fuzzNative", { seed: FUZZ_SEED + 82, cases }, { timeoutMs: FUZZ_LONG ? 3_000_000 : 90_000 });
+    const fail = childFailure(r);
+    assert.equal(fail, null, fail ?? "");
+    const res = r.result!;
+    assert.equal(res.cases, cases);
+    assert.deepEqual(res.findings, [], res.findings.map((f) => f.problem).join("\n"));
+    // every export of this build was called, and every export with a template ran a valid call successfully
+    const exported = Object.keys(native).filter((k) => typeof (native as unknown as Record<string, unknown>)[k] === "function");
+    const cuda = native.backends().cuda.available;
+    const idle: string[] = [];
+    for (const name of exported) {
+      const s = res.byExport[name];
+      assert.ok(s && s.cases > 0, `${name} was never called`);
+      if (!res.exportsWithoutTemplate.includes(name) && s.validOk === 0 && !(name.startsWith("cuda") && !cuda)) idle.push(`${name} (${s.validCalls} valid calls)`);
+    }
+    assert.deepEqual(idle, [], `no successful valid call: ${idle.join(", ")}`);
+    const thrown = Object.values(res.errorKinds).reduce((a, b) => a + b, 0);
+    console.log(`      ${res.cases} calls to ${exported.length} exports (${exported.length - res.exportsWithoutTemplate.length} with templates): ${thrown} refused (${Object.entries(res.errorKinds).map(([k, v]) => `${v} ${k}`).join(", ")}), the rest ran; child ${r.ms} ms`);
+    if (res.exportsWithoutTemplate.length) console.log(`      garbage-only (no template yet): ${res.exportsWithoutTemplate.join(", ")}`);
+  });
+
+  it(`lib/ops: ${fuzzCases(3000, 150000)} seeded calls with wrong dtypes, shapes, kinds, detached storage and absurd numbers`, async () => {
+    const cases = fuzzCases(3000, 150000);
+    const r = await runInChild<OpsFuzzResult>(DRIVER, "fuzzOps", { seed: FUZZ_SEED + 83, cases }, { timeoutMs: FUZZ_LONG ? 3_000_000 : 90_000 });
+    const fail = childFailure(r);
+    assert.equal(fail, null, fail ?? "");
+    const res = r.result!;
+    assert.deepEqual(res.findings, [], res.findings.map((f) => `#${f.case} ops.${f.name} ${f.mutation}: ${f.problem}`).join("\n"));
+    assert.ok(res.ok > cases / 4 && res.threw > cases / 4, `ok ${res.ok}, threw ${res.threw}`);
+    assert.ok(res.backwardOk > 0);
+    console.log(`      ${res.cases} op calls (${Object.keys(res.byOp).length} ops): ${res.ok} ran (${res.backwardOk} also backward), ${res.threw} threw; ${res.unchecked.length >= 100 ? "100+" : res.unchecked.length} were engine errors (e.g. a non-Tensor argument read as one) rather than checks; child ${r.ms} ms`);
+  });
+});
