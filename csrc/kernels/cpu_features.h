@@ -13,4 +13,21 @@ void set_simd_level(SimdLevel level);
 SimdLevel simd_level_supported();
 const char* simd_level_name(SimdLevel level);
 
+// The table of a kernel family for the current simd_level(): each family compiles one table per ISA (a scalar
+// one always; AVX2 / AVX-512 ones on x86, null elsewhere) and picks at call time, so setSimdLevel() takes effect
+// immediately. A missing level falls back to the next lower one.
+template <class Impl>
+inline const Impl& pick_simd_impl(const Impl& (*scalar)(), const Impl& (*avx2)(), const Impl& (*avx512)()) {
+  switch (simd_level()) {
+    case SimdLevel::AVX512:
+      if (avx512) return avx512();
+      [[fallthrough]];
+    case SimdLevel::AVX2:
+      if (avx2) return avx2();
+      [[fallthrough]];
+    default:
+      return scalar();
+  }
+}
+
 }  // namespace xlstm

@@ -19,13 +19,10 @@ const Impl& impl_scalar() {
 
 const Impl& impl_for_cpu() {
 #ifdef XLSTM_X86
-  switch (simd_level()) {
-    case SimdLevel::AVX512: return impl_avx512();
-    case SimdLevel::AVX2: return impl_avx2();
-    default: break;
-  }
+  return pick_simd_impl(impl_scalar, impl_avx2, impl_avx512);
+#else
+  return pick_simd_impl<Impl>(impl_scalar, nullptr, nullptr);
 #endif
-  return impl_scalar();
 }
 
 // dR[h][j][g*DH + k] = Σ_{b,t} h_{t-1}[b, h*DH + j] · dx[b, t, g*H + h*DH + k]   (XLSTM_SPEC §2.4)
