@@ -246,8 +246,10 @@ describe("20 gemm", () => {
       { ta: true, tb: false, M: 67, N: 45, K: 300, alpha: 1, beta: 0, lda: 70, ldb: 45, ldc: 50, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 256 } },
       { ta: true, tb: true, M: 67, N: 45, K: 300, alpha: 0.75, beta: -1, lda: 67, ldb: 333, ldc: 45, plan: { aInPlace: true, bInPlace: false } },
       { ta: true, tb: false, M: 150, N: 131, K: 77, alpha: 1, beta: 0, lda: 151, ldb: 131, ldc: 140, plan: { aInPlace: false, bInPlace: true } },
-      // A^T and B in place with rows >= 4 KiB apart: the smaller KC block
-      { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: 1, beta: 0.5, lda: 1024, ldb: 1100, ldc: 33, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 64 } },
+      // A^T and B in place with rows almost 4 KiB apart: the smaller KC block (each k step touches a page or two)
+      { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: 1, beta: 0.5, lda: 1000, ldb: 1000, ldc: 33, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 64 } },
+      // rows a page or more apart: read in place where the ISA keeps up (AVX-512), else packed; either way correct
+      { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: -1, beta: 0, lda: 1030, ldb: 1024, ldc: 40 },
       // threaded (>= 20 MFLOP): row blocks over rows of A in place, op(B) packed with trans
       { ta: false, tb: true, M: 1500, N: 100, K: 70, alpha: 1, beta: 0, lda: 75, ldb: 70, ldc: 101, plan: { path: "blocked", aInPlace: true, bInPlace: false } },
     ];
@@ -259,11 +261,11 @@ describe("20 gemm", () => {
     // K >= 2048, M*N <= 64K and K >= 8 max(M, N): slabs of K summed in a fixed order; the last two are threaded
     // (>= 20 MFLOP) and give the same bits on one thread
     const cases: StridedCase[] = [
-      { ta: true, tb: false, M: 29, N: 33, K: 2100, alpha: 1, beta: 0, lda: 31, ldb: 1030, ldc: 40, plan: { path: "kSplit", slabs: 2, aInPlace: true, bInPlace: true } },
+      { ta: true, tb: false, M: 29, N: 33, K: 2100, alpha: 1, beta: 0, lda: 31, ldb: 1000, ldc: 40, plan: { path: "kSplit", slabs: 2, aInPlace: true, bInPlace: true } },
       { ta: false, tb: false, M: 15, N: 17, K: 2600, alpha: -2, beta: 0.5, lda: 2601, ldb: 20, ldc: 17, plan: { path: "kSplit", slabs: 2 } },
       { ta: false, tb: true, M: 13, N: 31, K: 3001, alpha: 1, beta: 1, lda: 3001, ldb: 3005, ldc: 31, plan: { path: "kSplit", slabs: 2 } },
       { ta: true, tb: true, M: 20, N: 9, K: 2050, alpha: 0.5, beta: 0, lda: 25, ldb: 2050, ldc: 9, plan: { path: "kSplit", slabs: 2 } },
-      { ta: true, tb: false, M: 65, N: 63, K: 2600, alpha: 1, beta: 0, lda: 257, ldb: 1024, ldc: 70, plan: { path: "kSplit", slabs: 2, kc: 64 } },
+      { ta: true, tb: false, M: 65, N: 63, K: 2600, alpha: 1, beta: 0, lda: 1000, ldb: 1000, ldc: 70, plan: { path: "kSplit", slabs: 2, kc: 64 } },
       { ta: true, tb: false, M: 64, N: 64, K: 4096, alpha: 1, beta: 0, lda: 256, ldb: 1024, ldc: 256, plan: { path: "kSplit", slabs: 4 } },
     ];
     cases.forEach((c, i) => checkStrided(c, 300 + 10 * i));
@@ -325,6 +327,8 @@ describe("20 gemm", () => {
     assert.throws(() => native.gemmStrided(false, false, 2, 4, 3, 1, f(6), 3, new Float64Array(12) as never, 4, 0, f(8), 4), isType(/gemmStrided: b must be a Float32Array, got Float64Array/));
     assert.throws(() => (native.gemmStrided as (...x: unknown[]) => void)(false, false, 2, 4, 3, 1, f(6), 3, f(12), 4, 0, f(8)), isType(/gemmStrided: expected 13 arguments, got 12/));
     assert.throws(() => native.gemmStrided(false, false, 2, 2, 2, 1, buf.subarray(0, 4), 2, buf.subarray(10, 14), 2, 0, buf.subarray(3, 8), 3), isRange(/gemmStrided: c overlaps a/));
+    assert.throws(() => native.gemmPlan(false, false, 2, 2, 2, 0, 2), isRange(/^gemmPlan: lda must be an integer/));
+    assert.throws(() => native.gemmPlan(false, 1 as never, 2, 2, 2, 2, 2), isType(/^gemmPlan: transB must be a boolean/));
     // async: argument errors are thrown synchronously
     assert.throws(() => native.gemmAsync(false, false, 2, 4, 3, 1, new Float32Array(5), b, 0, c), isRange(/gemmAsync: a has 5 elements/));
     // tile coverage of the CUDA kernel: counts must hold M*N int32 values

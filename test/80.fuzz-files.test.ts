@@ -8,12 +8,13 @@
 //   - a rejected state dict names the key and leaves the model's parameters untouched.
 // Cases: a few thousand by default; XLSTM_FUZZ_LONG=1 runs many more (XLSTM_FUZZ_SEED changes the seed).
 //
-// Extending: add a loader to LOADERS (e.g. checkpoint directories once lib/checkpoint lands) and a constructor to
-// CONSTRUCTORS; every case then runs against it too.
+// Checkpoints (lib/checkpoint loadModel) get the same file mutations plus hostile config metadata.
+// Extending: add a loader to LOADERS and a constructor to CONSTRUCTORS; every case then runs against it too.
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { loadModel, MODEL_FILE, writeModelFile } from "../lib/checkpoint";
 import { CorruptFileError } from "../lib/errors";
 import { MAX_HEADER_BYTES, openSafetensors, openSafetensorsAsync, readSafetensors, readSafetensorsAsync, SAFETENSORS_DTYPES, writeSafetensors } from "../lib/io/safetensors";
 import type { RawTensor, SafetensorsDType } from "../lib/io/safetensors";
@@ -294,6 +295,18 @@ const CONSTRUCTORS: Ctor[] = [
     run: (m) => void (m as nn.xLSTMBlockStack).forward(x3((m as nn.xLSTMBlockStack).config.embedding_dim)),
   },
   {
+    name: "xLSTMLarge",
+    base: () => ({ embedding_dim: 16, num_heads: 2, num_blocks: 2, vocab_size: 11, chunk_size: 4, ffn_round_up_to_multiple_of: 8, qk_dim_factor: 0.5, v_dim_factor: 1, ffn_proj_factor: 1.5, gate_soft_cap: 15, output_logit_soft_cap: 30, use_bias: false, mode: "train", weight_mode: "single", eps: 1e-6, norm_eps: 1e-6 }),
+    build: (c) => new nn.xLSTMLarge(c as nn.xLSTMLargeConfig, { generator: gen }),
+    run: (m) => {
+      const c = (m as nn.xLSTMLarge).config;
+      // "train" mode needs S to be a multiple of chunk_size (a documented forward-time RangeError)
+      const S = c.mode === "train" ? c.chunk_size : 3;
+      if (S > 64) return;
+      (m as nn.xLSTMLarge).forward(Tensor.from(Int32Array.from({ length: S }, (_, i) => i % c.vocab_size), [1, S]));
+    },
+  },
+  {
     name: "xLSTMLMModel",
     base: () => ({ ...stackBase(), vocab_size: 11, tie_weights: false, add_embedding_dropout: false }),
     build: (c) => new nn.xLSTMLMModel(c as nn.xLSTMLMModelConfig, { generator: gen }),
@@ -491,6 +504,50 @@ describe("80 fuzz: hostile files and configs", function () {
     }
     assert.deepEqual(fs.readdirSync(sub), ["m.safetensors"]);
     assert.ok(!fs.existsSync(path.join(dir, "..", "x")));
+  });
+
+  it(`checkpoints (lib/checkpoint loadModel): ${fuzzCases(150, 4000)} mutated model files and hostile config metadata`, () => {
+    const r = new Rand(FUZZ_SEED + 85);
+    const sub = fs.mkdtempSync(path.join(dir, "ckpt-"));
+    const file = path.join(sub, MODEL_FILE);
+    const model = new nn.xLSTMLMModel({ ...stackBase(), vocab_size: 11 } as nn.xLSTMLMModelConfig, { generator: gen });
+    writeModelFile(file, model as never, "xlstm", null);
+    const good = fs.readFileSync(file);
+    const tensors = readSafetensors(file).tensors;
+    const problems: string[] = [];
+    let loaded = 0, refused = 0;
+    for (let c = 0; c < fuzzCases(150, 4000) && problems.length < 20; ++c) {
+      let what: string;
+      if (r.bool()) {
+        const m = mutate(r, good);
+        fs.writeFileSync(file, m.bytes);
+        what = m.what;
+      } else {
+        const cfg = JSON.parse(JSON.stringify(model.config)) as Config;
+        const [p, parent, key] = r.pick(configPaths(cfg));
+        const v = r.pick(HOSTILE_VALUES.filter((x) => typeof x !== "function" && typeof x !== "bigint"));
+        parent[key] = v;
+        const meta: Record<string, string> = { format: "pt", config: r.bool(0.9) ? JSON.stringify(cfg) : "{not json", "xlstm.model_type": r.pick(["xlstm", "xlstm", "lstm", "gru"]) };
+        writeSafetensors(file, tensors, meta, { fsync: false });
+        what = `config ${p} = ${JSON.stringify(v)}, model_type ${meta["xlstm.model_type"]}`;
+      }
+      const ab0 = process.memoryUsage().arrayBuffers;
+      try {
+        loadModel(file);
+        loaded++;
+      } catch (e) {
+        refused++;
+        const msg = e instanceof Error ? e.message : String(e);
+        if (!(e instanceof Error)) problems.push(`${what}: threw a non-Error`);
+        else if (ENGINE_ERROR.test(msg)) problems.push(`${what}: unchecked: ${msg}`);
+        else if (!msg.includes(file)) problems.push(`${what}: message does not name the file: ${e.constructor.name}: ${msg}`);
+      }
+      const grew = process.memoryUsage().arrayBuffers - ab0;
+      if (grew > 8 * good.length + (4 << 20)) problems.push(`${what}: ArrayBuffer memory grew by ${grew} bytes for a ${good.length}-byte checkpoint`);
+    }
+    fs.rmSync(sub, { recursive: true, force: true });
+    assert.deepEqual(problems, [], problems.join("\n"));
+    assert.ok(loaded > 0 && refused > 0, `loaded ${loaded}, refused ${refused}`);
   });
 
   describe("model configs", () => {

@@ -25,7 +25,7 @@ describe("82 fuzz: bad calls never crash", function () {
   });
 
   it("the harness kills a hung child and reports the case", async () => {
-    const r = await runInChild(DRIVER, "selfTestHang", {}, { timeoutMs: 3_000 });
+    const r = await runInChild(DRIVER, "selfTestHang", {}, { timeoutMs: 2_000 });
     assert.ok(r.timedOut);
     assert.match(childFailure(r) ?? "", /hung .*last case: self-test: about to hang/);
   });

@@ -5,8 +5,8 @@
 //   - The addon loads in two worker threads next to the main thread; the three run kernels at the same time and
 //     get results identical (bit for bit) to a run alone. A worker terminated while its async kernels run, and a
 //     process exiting while they run, end cleanly.
-//   - Two models in one process, used interleaved (forward, backward, step-by-step generation), give exactly what
-//     each gives alone.
+//   - Two models in one process, used interleaved (forward, backward, step-by-step generation, fused inference
+//     sessions, one disposed midway), give exactly what each gives alone.
 // Extending: add Promise-API training/generation/inference-session workloads to WORKLOADS.
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
@@ -14,6 +14,7 @@ import * as path from "path";
 import { monitorEventLoopDelay } from "perf_hooks";
 import { Worker } from "worker_threads";
 import { Generator, kernels, nn, noGrad, ops, Tensor } from "../lib";
+import { createInferenceSession, InferenceSession, InferenceSessionDisposedError } from "../lib/infer";
 import { native } from "../lib/native";
 
 const repoRoot = path.resolve(__dirname, "..");
@@ -250,41 +251,56 @@ describe("84 responsive event loop, worker threads, independent models", functio
     const work = WORKLOADS();
     for (const w of work) await w.run(); // warm-up (page faults, pool start)
     const rows: string[] = [];
-    let total = 0;
-    const all = await measure(3000, async (until) => {
-      while (Date.now() < until) {
-        await Promise.all(work.map((w) => w.run()));
-        total++;
-      }
-    });
-    rows.push(`all ${work.length} workloads together x${total}: p50 ${all.p50.toFixed(1)} ms, p99 ${all.p99.toFixed(1)} ms, max ${all.max.toFixed(1)} ms`);
-    const per: Delay[] = [];
-    for (const w of work) {
-      let calls = 0;
-      const d = await measure(600, async (until) => {
+    // up to 3 attempts: on a shared 2-core machine another process can preempt the main thread for a while; a
+    // regression (work done on the main thread) fails every attempt
+    let all: Delay = { p50: Infinity, p99: Infinity, max: Infinity, samples: 0 };
+    for (let attempt = 1; attempt <= 3 && !(all.p99 < 50); ++attempt) {
+      let total = 0;
+      all = await measure(3000, async (until) => {
         while (Date.now() < until) {
-          await w.run();
-          calls++;
+          await Promise.all(work.map((w) => w.run()));
+          total++;
         }
       });
-      per.push(d);
-      rows.push(`${w.name} x${calls}: p99 ${d.p99.toFixed(1)} ms, max ${d.max.toFixed(1)} ms`);
+      rows.push(`all ${work.length} workloads together x${total} (attempt ${attempt}): p50 ${all.p50.toFixed(1)} ms, p99 ${all.p99.toFixed(1)} ms, max ${all.max.toFixed(1)} ms`);
+    }
+    const allRow = rows[rows.length - 1];
+    const per: [Delay, string][] = [];
+    for (const w of work) {
+      let d: Delay = { p50: Infinity, p99: Infinity, max: Infinity, samples: 0 };
+      let row = "";
+      for (let attempt = 1; attempt <= 3 && !(d.p99 < 50); ++attempt) {
+        let calls = 0;
+        d = await measure(600, async (until) => {
+          while (Date.now() < until) {
+            await w.run();
+            calls++;
+          }
+        });
+        row = `${w.name} x${calls}${attempt > 1 ? ` (attempt ${attempt})` : ""}: p99 ${d.p99.toFixed(1)} ms, max ${d.max.toFixed(1)} ms`;
+      }
+      per.push([d, row]);
+      rows.push(row);
     }
     // the instrument: the same sLSTM work done synchronously, several times back to back, blocks the loop
     const sync = work.find((w) => w.runSync)!;
-    const t0 = performance.now();
-    sync.runSync!();
-    const oneSync = performance.now() - t0;
+    let syncCalls = 0, syncMs = 0;
     const blocked = await measure(200, async () => {
       await new Promise((r) => setTimeout(r, 20));
-      for (let i = 0; i < Math.max(1, Math.ceil(150 / oneSync)); ++i) sync.runSync!();
+      const t0 = performance.now();
+      while (performance.now() - t0 < 150) {
+        sync.runSync!();
+        syncCalls++;
+      }
+      syncMs = performance.now() - t0;
       await new Promise((r) => setTimeout(r, 20));
     });
-    rows.push(`sync ${sync.name} (${oneSync.toFixed(1)} ms per call), for contrast: max ${blocked.max.toFixed(1)} ms`);
+    rows.push(`sync ${sync.name} x${syncCalls} back to back (${(syncMs / syncCalls).toFixed(1)} ms per call), for contrast: max ${blocked.max.toFixed(1)} ms`);
     console.log(rows.map((r) => `      ${r}`).join("\n"));
-    assert.ok(blocked.max >= 100, `the monitor did not see a ${Math.ceil(150 / oneSync) * oneSync} ms synchronous block (max ${blocked.max} ms)`);
-    assert.ok(all.p99 < 50, rows[0]);
-    per.forEach((d, i) => assert.ok(d.p99 < 50, rows[i + 1]));
+    if (process.env.XLSTM_UNDER_SANITIZER) return; // scripts/sanitize.sh: instrumented code and allocator, no timing bounds
+    assert.ok(blocked.max >= 100, `the monitor did not see a ${syncMs.toFixed(0)} ms synchronous block (max ${blocked.max} ms)`);
+    assert.ok(all.p99 < 50, allRow);
+    for (const [d, row] of per) assert.ok(d.p99 < 50, row);
   });
 
   describe("worker threads", () => {
@@ -432,6 +448,35 @@ describe("84 responsive event loop, worker threads, independent models", functio
       assert.deepEqual(got[0], aloneA);
       assert.deepEqual(got[1], aloneB);
       assert.notDeepEqual(aloneA, aloneB, "the two models should differ (different seeds)");
+    });
+
+    it("two fused inference sessions used interleaved, one disposed midway, match each session alone", () => {
+      const argmax = (l: Float32Array) => l.indexOf(Math.max(...l));
+      const greedy = (s: InferenceSession, n: number, onStep?: (i: number) => void) => {
+        const out: number[] = [];
+        let logits = s.prefill(Int32Array.of(1, 2, 3), 3);
+        for (let i = 0; i < n; ++i) {
+          out.push(argmax(logits));
+          onStep?.(i);
+          logits = s.step(Int32Array.of(out[i]));
+        }
+        return out;
+      };
+      const A = tinyModel(1), B = tinyModel(2);
+      const aloneA = greedy(createInferenceSession(A), 12), aloneB = greedy(createInferenceSession(B), 12);
+      const sa = createInferenceSession(A), sb = createInferenceSession(B);
+      const outA: number[] = [];
+      let la = sa.prefill(Int32Array.of(1, 2, 3), 3);
+      const gotB = greedy(sb, 12, (i) => {
+        if (i < 6) {
+          outA.push(argmax(la));
+          la = sa.step(Int32Array.of(outA[i]));
+        } else if (i === 6) sa.dispose();
+      });
+      assert.deepEqual(outA, aloneA.slice(0, 6));
+      assert.deepEqual(gotB, aloneB);
+      assert.throws(() => sa.step(Int32Array.of(0)), InferenceSessionDisposedError);
+      sb.dispose();
     });
   });
 });

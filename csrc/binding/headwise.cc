@@ -44,6 +44,12 @@ float* window(const ArgCtx& c, size_t arr, size_t off_i, size_t ld_i, const char
   return p + off;
 }
 
+// Bytes spanned by a column window of `rows` rows of stride ld (its first row starts at the window's pointer):
+// the region that must not overlap anything else, not just rows*NB*O elements.
+size_t window_bytes(const Dims& d, int64_t ld) {
+  return d.rows == 0 ? 0 : static_cast<size_t>((d.rows - 1) * ld + d.NB * d.O) * sizeof(float);
+}
+
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "headwiseLinearForward"};
   require_count(c, 10);
@@ -53,7 +59,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float* x = require_f32(c, 1, "x", d.xl, d.xd);
   const float* W = require_f32(c, 2, "W", d.wl, d.wd);
   const float* b = optional_f32(c, 3, "bias", d.NB * d.O, d.bd);
-  require_disjoint(c, {{"y", y, static_cast<size_t>(d.yl) * 4}},
+  require_disjoint(c, {{"y", y, window_bytes(d, ldy)}},
                    {{"x", x, static_cast<size_t>(d.xl) * 4}, {"W", W, static_cast<size_t>(d.wl) * 4}, {"bias", b, static_cast<size_t>(d.NB * d.O) * 4}});
   run_sync(info.Env(), c.fn, [&] { headwise_linear_forward(y, ldy, x, W, b, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
@@ -73,7 +79,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float* W = require_f32(c, 5, "W", d.wl, d.wd);
   const auto B4 = [](int64_t n) { return static_cast<size_t>(n) * sizeof(float); };
   require_disjoint(c, {{"dx", dx, B4(d.xl)}, {"dW", dW, B4(d.wl)}, {"dbias", db, B4(d.NB * d.O)}},
-                   {{"dy", dy, B4(d.yl)}, {"x", x, B4(d.xl)}, {"W", W, B4(d.wl)}});
+                   {{"dy", dy, window_bytes(d, ldy)}, {"x", x, B4(d.xl)}, {"W", W, B4(d.wl)}});
   run_sync(info.Env(), c.fn, [&] { headwise_linear_backward(dx, accumulate, dW, db, dy, ldy, x, W, d.rows, d.NB, d.I, d.O); });
   return info.Env().Undefined();
 }

@@ -25,7 +25,10 @@ XLSTM_FM int32_t fm_float_to_bits(float f) { return __builtin_bit_cast(int32_t, 
 // e^x: range reduction x = n ln2 + r (|r| <= ln2/2, ln2 split in two for exactness), degree-6 polynomial,
 // scaling by 2^n through the exponent bits. Below -87.3 the result is 0 (float underflow), above 88.7 +inf.
 XLSTM_FM float fm_exp(float x) {
-  const float xc = fm_min(fm_max(x, -87.3f), 88.7f);
+  // fm_max returns its first operand when the other is NaN, so a NaN x clamps to -87.3: n stays finite and the
+  // float->int conversion below is defined for every input (converting NaN is undefined behaviour); the last
+  // select still returns NaN for NaN.
+  const float xc = fm_min(fm_max(-87.3f, x), 88.7f);
   const float n = __builtin_rintf(xc * 1.44269504088896341f);
   float r = fmaf(n, -0.693359375f, xc);
   r = fmaf(n, 2.12194440e-4f, r);
@@ -40,7 +43,7 @@ XLSTM_FM float fm_exp(float x) {
   const int32_t ni = static_cast<int32_t>(n);
   const int32_t n1 = ni >> 1, n2 = ni - n1;
   const float s = y * fm_bits_to_float((n1 + 127) << 23) * fm_bits_to_float((n2 + 127) << 23);
-  return x < -87.3f ? 0.0f : (x > 88.7f ? __builtin_inff() : s);
+  return x < -87.3f ? 0.0f : (x > 88.7f ? __builtin_inff() : (x == x ? s : x));
 }
 
 // ln(u) for u > 0 normal (Cephes logf): u = 2^e m with m in [sqrt(1/2), sqrt(2)), polynomial in m - 1.

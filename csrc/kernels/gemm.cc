@@ -158,20 +158,23 @@ constexpr int64_t kSplitMaxC = 64 * 1024, kSplitMinK = 2048, kSplitRatio = 8, kS
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// op(A) read in place by the micro-kernel instead of packed (thresholds in elements, the same for every ISA).
-// Rows of A (no trans): MR row pointers walked along k; as fast as a packed sliver or faster (no packing pass) for
-// every shape we measured, except when lda is a multiple of 1024 floats (rows 4 KiB apart share L1 sets, and MR of
-// them evict each other). A^T stored (trans): each k step is a contiguous run of MR values, as in a packed sliver,
-// but one row per step; worth packing once many column slivers reuse a large block (N > 128 and M > 128).
-bool a_in_place(bool ta, int64_t M, int64_t N, int64_t lda) {
-  return ta ? (N <= 128 || M <= 128) : lda % 1024 != 0;
+// op(A) read in place by the micro-kernel instead of packed (thresholds in elements, the same for every ISA except
+// for rows a page or more apart). Rows of A (no trans): MR row pointers walked along k; as fast as a packed sliver or
+// faster (no packing pass) for every shape we measured, except when lda is a multiple of 1024 floats (rows 4 KiB
+// apart share L1 sets, and MR of them evict each other). A^T stored (trans): each k step is a contiguous run of MR
+// values, as in a packed sliver, but one row per step; worth packing once many column slivers reuse a large block
+// (N > 128 and M > 128), and when each step is a page of its own (lda >= 1024) unless the ISA keeps up with that.
+bool a_in_place(const Isa& isa, bool ta, int64_t M, int64_t N, int64_t lda) {
+  if (!ta) return lda % 1024 != 0;
+  return (N <= 128 || M <= 128) && (lda < 1024 || isa.far_rows_in_place);
 }
 
 // op(B) read in place (only when B is stored k-major, no trans): a packed sliver stays in L1 while many row tiles
 // reuse it; rows of B in place do too when they are close together (ldb <= 128 floats), else only a few row tiles
-// (M <= 336) should read them.
-bool b_in_place(bool tb, int64_t M, int64_t ldb) {
-  return !tb && (M <= 336 || ldb <= 128);
+// (M <= 336) should read them, and rows a page or more apart (ldb >= 1024) only where the ISA's kernel keeps up with
+// them (AVX-512; the AVX2 kernel runs faster on a packed copy).
+bool b_in_place(const Isa& isa, bool tb, int64_t M, int64_t ldb) {
+  return !tb && (ldb <= 128 || (M <= 336 && (ldb < 1024 || isa.far_rows_in_place)));
 }
 
 // KC block for in-place k-major operands: each k step of A^T or B read in place is a row of its own, so a KC block
@@ -251,8 +254,8 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
   const int64_t MR = isa.mr, NR = isa.nr;
   int T = threads;
   if (2.0 * M * N * K < kParallelFlops) T = 1;
-  const bool a_direct = a_in_place(ta, M, N, lda);
-  const bool b_direct = b_in_place(tb, M, ldb);
+  const bool a_direct = a_in_place(isa, ta, M, N, lda);
+  const bool b_direct = b_in_place(isa, tb, M, ldb);
   const int64_t KC = choose_kc(isa, a_direct && ta, lda, b_direct, ldb);
 
   // Column blocks: the packed op(B)[0:K, jc:jc+nc] (all KC blocks) stays within the budget.
@@ -448,7 +451,7 @@ const Isa& select_isa() {
 }  // namespace
 
 const Isa& isa_scalar() {
-  static const Isa isa{"scalar",      kScalarMR,     kScalarNR,    256,          128, 2048,
+  static const Isa isa{"scalar",      kScalarMR,     kScalarNR,    256,          128, 2048, false,
                        scalar_pack_a, scalar_pack_b, scalar_macro, scalar_gemv_n, scalar_gemv_t};
   return isa;
 }
@@ -469,8 +472,8 @@ GemmPlan gemm_plan(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   }
   p.path = use_k_split(M, N, K) ? GemmPath::KSplit : GemmPath::Blocked;
   if (p.path == GemmPath::KSplit) p.slabs = ceil_div(K, k_slab(K));
-  p.a_in_place = a_in_place(trans_a, M, N, lda);
-  p.b_in_place = b_in_place(trans_b, M, ldb);
+  p.a_in_place = a_in_place(select_isa(), trans_a, M, N, lda);
+  p.b_in_place = b_in_place(select_isa(), trans_b, M, ldb);
   p.kc = choose_kc(select_isa(), p.a_in_place && trans_a, lda, p.b_in_place, ldb);
   return p;
 }

@@ -10,19 +10,28 @@
 //
 // Implementation (gemm.cc): tiny products (M*N*K <= 512) take a direct loop; M == 1 or N == 1 a streaming
 // matrix-vector kernel; the rest are BLIS-style: a register-blocked micro-kernel computes each MR x NR tile of C from
-// k-major op(B) slivers (NR columns) and op(A) slivers (MR rows). Either operand is packed (op(B) into a KC x NC
-// block shared by all threads, op(A) into an MC x KC block per thread, sized for L2) or, where packing would cost
-// about as much as it saves, read in place by the micro-kernel through a panel view (APanel / BPanel below):
-//   - op(A) in place when A^T is stored (trans_a: each k step is a contiguous run of MR values), or when rows of A
-//     are short and few column slivers reuse them (small K, narrow N: broadcast loads from MR row pointers);
-//   - op(B) in place when B is stored k-major (no trans_b) and few row tiles reuse it.
+// k-major op(B) slivers (NR columns) and op(A) slivers (MR rows). Each operand is either packed (op(B) into a
+// KC x NC block shared by all threads, op(A) into an MC x KC block per thread, sized for L2) or read in place by the
+// micro-kernel through a panel view (APanel / BPanel below), which skips the packing pass that costs as much as
+// the arithmetic on skinny shapes:
+//   - op(A) in place: rows of A through MR row pointers (broadcast loads along each row) unless lda is a multiple
+//     of 1024 floats (L1 set aliasing); A^T (trans_a: each k step a contiguous run of MR values) unless both M and
+//     N exceed 128 (a large block reused by many column slivers is worth packing once);
+//   - op(B) in place when B is stored k-major (no trans_b) and its rows are close (ldb <= 128) or few row tiles read
+//     them (M <= 336);
+//   - k-major rows a page or more apart (A^T, B with ld >= 1024) in place only where the ISA's kernel keeps up with
+//     them (Isa::far_rows_in_place: AVX-512);
+//   - with A^T or B in place and rows far apart, a smaller KC (each k step touches a page) keeps the DTLB warm;
+//   - while a KC block is computed, the tiles prefetch the next block's source rows into L2 (one line per k step),
+//     so that streaming a long K overlaps the arithmetic.
 // A product with a small C and a long K (M*N <= 64K, K >= 2048, K >= 8 max(M, N): weight gradients) is split
 // into K slabs whose partial products go to a scratch buffer and are summed in slab order; the slabs depend only on
-// the shape, so the result is the same for every thread count. The packed path runs on one thread below 20 MFLOP.
+// the shape, so the result is the same for every thread count. The blocked path runs on one thread below 20 MFLOP.
 // The ISA variants (scalar here, AVX2 6x16 in gemm_avx2.cc, AVX-512 14x32 in gemm_avx512.cc) plug in through
 // gemm_detail::Isa and are chosen at run time by simd_level(). Threads: parallel_for over row blocks of C (and
 // column groups when M is small), over K slabs, over output chunks for matrix-vector products. Scratch buffers are
-// kept per thread and reused, so steady-state calls do not allocate.
+// kept per thread and reused, so steady-state calls do not allocate. Packing or reading in place never changes a
+// result: the arithmetic (tiles, KC blocks, K slabs) depends on the shape, strides and ISA, not on the threads.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -111,6 +120,7 @@ struct Isa {
   const char* name;
   int mr, nr;            // micro-tile of C computed in registers
   int64_t kc, mc, nc;    // cache blocks: depth, rows of A per L2 block, columns of B per shared block
+  bool far_rows_in_place;  // read k-major rows 4 KiB or more apart (A^T, B) in place rather than pack them
   // Pack op(A)[0:m, 0:k] into ceil(m/mr) slivers of k x mr floats (k-major), zero-padding the last sliver.
   // `A` points at op(A)[0][0]; element (i, p) is A[i*lda + p], or A[p*lda + i] with trans.
   void (*pack_a)(bool trans, int64_t m, int64_t k, const float* A, int64_t lda, float* Ap);

@@ -204,7 +204,7 @@ void gemv_t(int64_t n, int64_t k, const float* x, const float* Y, int64_t ldy, f
 }  // namespace
 
 const Isa& isa_avx2() {
-  static const Isa isa{"avx2", MR, NR, 256, 480, 4096, pack_a, pack_b, macro, gemv_n, gemv_t};
+  static const Isa isa{"avx2", MR, NR, 256, 480, 4096, false, pack_a, pack_b, macro, gemv_n, gemv_t};
   return isa;
 }
 

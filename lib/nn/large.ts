@@ -42,6 +42,7 @@ import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { bf16ToFloat, Tensor } from "../tensor";
 import { Linear } from "./components";
+import { MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { Module, StateDict } from "./module";
 
 // ---- config ---------------------------------------------------------------------------------------------------
@@ -143,6 +144,11 @@ const CONFIG_KEYS = new Set(["embedding_dim", "num_heads", "num_blocks", "vocab_
  * Fill in defaults, check every field and compute the derived sizes.
  * @throws TypeError for a config that is not an object or an unknown field; RangeError naming the invalid field
  */
+/** A config value for messages (JSON strings; String() for what JSON.stringify cannot print, e.g. BigInt). */
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
 export function resolveLargeConfig(config: xLSTMLargeConfig): ResolvedLargeConfig {
   const what = "xLSTMLargeConfig";
   if (typeof config !== "object" || config === null) throw new TypeError(`${what} must be an object, got ${config === null ? "null" : typeof config}`);
@@ -155,6 +161,10 @@ export function resolveLargeConfig(config: xLSTMLargeConfig): ResolvedLargeConfi
   const c = { ...XLSTM_LARGE_DEFAULTS, ...given } as ResolvedLargeConfig;
   for (const k of ["embedding_dim", "num_heads", "num_blocks", "vocab_size", "chunk_size", "ffn_round_up_to_multiple_of"] as const)
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`${what}.${k} must be a positive integer, got ${String(c[k])}`);
+  // upper bounds: a config may come from an untrusted file, and these sizes are allocated before anything else
+  for (const k of ["embedding_dim", "num_heads", "vocab_size", "chunk_size", "ffn_round_up_to_multiple_of"] as const)
+    if (c[k] > MAX_CONFIG_DIM) throw new RangeError(`${what}.${k} must be at most ${MAX_CONFIG_DIM}, got ${c[k]}`);
+  if (c.num_blocks > MAX_CONFIG_DEPTH) throw new RangeError(`${what}.num_blocks must be at most ${MAX_CONFIG_DEPTH}, got ${c.num_blocks}`);
   for (const k of ["qk_dim_factor", "v_dim_factor", "ffn_proj_factor"] as const)
     if (typeof c[k] !== "number" || !(c[k] > 0) || !Number.isFinite(c[k])) throw new RangeError(`${what}.${k} must be a positive number, got ${String(c[k])}`);
   for (const k of ["norm_eps", "eps"] as const)
@@ -163,9 +173,9 @@ export function resolveLargeConfig(config: xLSTMLargeConfig): ResolvedLargeConfi
     if (c[k] !== null && (typeof c[k] !== "number" || !(c[k]! > 0) || !Number.isFinite(c[k]))) throw new RangeError(`${what}.${k} must be a positive number or null, got ${String(c[k])}`);
   for (const k of ["use_bias", "norm_reduction_force_float32", "add_out_norm", "return_last_states"] as const)
     if (typeof c[k] !== "boolean") throw new TypeError(`${what}.${k} must be a boolean, got ${typeof c[k]}`);
-  if (!["train", "train_with_padding", "inference"].includes(c.mode)) throw new RangeError(`${what}.mode must be "train", "train_with_padding" or "inference", got ${JSON.stringify(c.mode)}`);
-  if (!["single", "fused"].includes(c.weight_mode)) throw new RangeError(`${what}.weight_mode must be "single" or "fused", got ${JSON.stringify(c.weight_mode)}`);
-  if (c.inference_state_dtype !== "float32") throw new RangeError(`${what}.inference_state_dtype: only "float32" states are supported, got ${JSON.stringify(c.inference_state_dtype)}`);
+  if (!["train", "train_with_padding", "inference"].includes(c.mode)) throw new RangeError(`${what}.mode must be "train", "train_with_padding" or "inference", got ${show(c.mode)}`);
+  if (!["single", "fused"].includes(c.weight_mode)) throw new RangeError(`${what}.weight_mode must be "single" or "fused", got ${show(c.weight_mode)}`);
+  if (c.inference_state_dtype !== "float32") throw new RangeError(`${what}.inference_state_dtype: only "float32" states are supported, got ${show(c.inference_state_dtype)}`);
   if (c.mode === "train_with_padding" && c.return_last_states)
     throw new RangeError(`${what}: mode "train_with_padding" cannot return last states (they would include the padding); set return_last_states false or use mode "inference"`);
   const E = c.embedding_dim, NH = c.num_heads;
@@ -179,6 +189,8 @@ export function resolveLargeConfig(config: xLSTMLargeConfig): ResolvedLargeConfi
   // the reference's round_up_to_next_multiple_of on the float product: int(((x + m - 1) // m) * m), not a ceil
   c.ffn_up_proj_dim = Math.floor((E * c.ffn_proj_factor + m - 1) / m) * m;
   if (c.ffn_up_proj_dim < 1) throw new RangeError(`${what}: the feed-forward width ${c.ffn_up_proj_dim} must be positive`);
+  for (const [k, v] of [["qk_dim_factor", c.qk_dim], ["v_dim_factor", c.v_dim], ["ffn_proj_factor", c.ffn_up_proj_dim]] as const)
+    if (v > MAX_CONFIG_DIM) throw new RangeError(`${what}.${k} gives a width of ${v}, above ${MAX_CONFIG_DIM}`);
   return c;
 }
 
