@@ -409,7 +409,8 @@ describe("80 fuzz: hostile files and configs", function () {
     assert.deepEqual(problems, [], problems.slice(0, 20).join("\n"));
     assert.deepEqual(listing, ["case.safetensors", "valid.safetensors"], `files appeared next to the inputs: ${listing.join(", ")}`);
     assert.ok(stats.refused > cases, `only ${stats.refused} refusals: the mutations do not reach the checks`);
-    assert.ok(rssGrowMB < 48, `RSS grew by ${rssGrowMB.toFixed(1)} MB over the last ${cases - (cases >> 2)} of ${cases} hostile files`);
+    // (not under scripts/sanitize.sh: ASan's quarantine keeps freed memory resident on purpose)
+    if (!process.env.XLSTM_UNDER_SANITIZER) assert.ok(rssGrowMB < 48, `RSS grew by ${rssGrowMB.toFixed(1)} MB over the last ${cases - (cases >> 2)} of ${cases} hostile files`);
     console.log(`      ${cases} files: ${stats.loaded} loads, ${stats.refused} refusals; slowest ${stats.maxMs.toFixed(1)} ms; ArrayBuffer growth at most ${stats.maxAbOver} bytes above the file size; RSS ${rssGrowMB >= 0 ? "+" : ""}${rssGrowMB.toFixed(1)} MB over the last ${cases - (cases >> 2)}`);
   });
 

@@ -30,6 +30,16 @@ describe("82 fuzz: bad calls never crash", function () {
     assert.match(childFailure(r) ?? "", /hung .*last case: self-test: about to hang/);
   });
 
+  it("inferCreate: getters that detach or shrink an already validated array are caught before anything is copied", async function () {
+    if (typeof (native as unknown as Record<string, unknown>).inferCreate !== "function") this.skip();
+    const r = await runInChild<{ case: string; outcome: string }[]>(DRIVER, "inferCreateToctou", {}, { timeoutMs: 60_000, nodeArgs: ["--expose-gc"] });
+    const fail = childFailure(r);
+    assert.equal(fail, null, fail ?? "");
+    assert.equal(r.result!.length, 3);
+    for (const { case: what, outcome } of r.result!)
+      assert.match(outcome, /^TypeError: inferCreate: params\["token_embedding\.weight"\] was detached or resized while inferCreate read its arguments$/, `${what}: ${outcome}`);
+  });
+
   it(`native binding: ${fuzzCases(6000, 300000)} seeded hostile calls over every export`, async () => {
     const cases = fuzzCases(6000, 300000);
     const r = await runInChild<NativeFuzzResult>(DRIVER, "fuzzNative", { seed: FUZZ_SEED + 82, cases }, { timeoutMs: FUZZ_LONG ? 3_000_000 : 90_000 });

@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "binding/args.h"
 #include "binding/registry.h"
@@ -77,10 +78,24 @@ Napi::Object get_object(const ArgCtx& c, Napi::Value v, const std::string& where
   return v.As<Napi::Object>();
 }
 
+// The params object and every array taken from it. Reading config and params runs JavaScript (getters, proxies),
+// which may detach or shrink an array validated earlier; `seen` lets InferCreate re-check them all once no more
+// JavaScript can run, before anything is copied.
+struct Params {
+  Napi::Object obj;
+  struct Seen {
+    std::string name;
+    napi_value value;
+    const void* data;
+    size_t length;
+  };
+  std::vector<Seen> seen;
+};
+
 // params[key]: a Float32Array of `expected` elements (desc explains the count), or nullptr when optional and absent.
-const float* get_param(const ArgCtx& c, Napi::Object params, const std::string& key, int64_t expected,
+const float* get_param(const ArgCtx& c, Params& params, const std::string& key, int64_t expected,
                        const std::string& desc, bool optional = false) {
-  Napi::Value v = params.Get(key);
+  Napi::Value v = params.obj.Get(key);
   const std::string name = "params[\"" + key + "\"]";
   if (v.IsUndefined() || v.IsNull()) {
     if (optional) return nullptr;
@@ -89,16 +104,23 @@ const float* get_param(const ArgCtx& c, Napi::Object params, const std::string& 
   }
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_type(c, name + " must be a Float32Array, got " + kind_of(v));
-  Napi::TypedArray arr = v.As<Napi::TypedArray>();
-  Napi::ArrayBuffer buf = arr.ArrayBuffer();
-  if (buf.ByteLength() == 0 && arr.ElementLength() != 0) throw_type(c, name + " is detached");
-  const int64_t len = static_cast<int64_t>(arr.ElementLength());
+  // napi_get_typedarray_info, not TypedArray::ArrayBuffer(): the latter throws a bare "Invalid argument" for
+  // arrays on a SharedArrayBuffer
+  void* raw = nullptr;
+  size_t n = 0;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(c.info.Env(), v, &type, &n, &raw, nullptr, nullptr) != napi_ok)
+    throw_type(c, name + " could not be read as a typed array");
+  if (raw == nullptr && n != 0) throw_type(c, name + " is detached");
+  const int64_t len = static_cast<int64_t>(n);
   if (len != expected) {
     std::ostringstream os;
     os << name << " has " << len << " elements, expected " << desc << " = " << expected;
     throw_range(c, os.str());
   }
-  return reinterpret_cast<const float*>(static_cast<const uint8_t*>(buf.Data()) + arr.ByteOffset());
+  const float* data = static_cast<const float*>(raw);
+  params.seen.push_back({name, v, data, static_cast<size_t>(len)});
+  return data;
 }
 
 InferAct parse_act(const ArgCtx& c, const std::string& s, const std::string& where) {
@@ -113,7 +135,7 @@ InferAct parse_act(const ArgCtx& c, const std::string& s, const std::string& whe
 
 constexpr int64_t kMaxDim = int64_t(1) << 24;
 
-InferModelSpec parse_spec(const ArgCtx& c, Napi::Object cfg, Napi::Object params) {
+InferModelSpec parse_spec(const ArgCtx& c, Napi::Object cfg, Params& params) {
   InferModelSpec spec;
   const int64_t V = spec.V = get_int(c, cfg, "vocabSize", "config", 1, kMaxDim);
   const int64_t E = spec.E = get_int(c, cfg, "embeddingDim", "config", 1, kMaxDim);
@@ -210,9 +232,19 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferCreate"};
   require_count(c, 3);
   Napi::Object cfg = get_object(c, info[0], "config");
-  Napi::Object params = get_object(c, info[1], "params");
+  Params params{get_object(c, info[1], "params"), {}};
   const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
   InferModelSpec spec = parse_spec(c, cfg, params);
+  // No JavaScript runs from here on: every array must still be what get_param validated (a getter may have
+  // detached or shrunk one that was read earlier; copying from it would read freed memory).
+  for (const Params::Seen& p : params.seen) {
+    void* data = nullptr;
+    size_t length = 0;
+    napi_typedarray_type type;
+    if (napi_get_typedarray_info(info.Env(), p.value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        data != p.data || length != p.length)
+      throw_type(c, p.name + " was detached or resized while inferCreate read its arguments");
+  }
   auto h = std::make_unique<Holder>();
   try {
     h->s = infer_create(spec, B);

@@ -152,6 +152,27 @@ const SPECS: Spec[] = [
     (name): Spec => ({ name, dims: { M: small0, N: small0, K: small0 }, build: (d, r) => gemmArgs(d, r, r.bool(), r.bool()), outs: [9], nums: [2, 3, 4, 5, 8], async: name === "gemmAsync", cuda: name === "cudaGemmHost" }),
   ),
   {
+    name: "gemmStrided",
+    dims: { M: small0, N: small0, K: small0, pa: [0, 1, 3], pb: [0, 2], pc: [0, 1] },
+    build: (d, r) => {
+      const ta = r.bool(), tb = r.bool();
+      const [ar, ac] = ta ? [d.K, d.M] : [d.M, d.K];
+      const [br, bc] = tb ? [d.N, d.K] : [d.K, d.N];
+      const lda = Math.max(1, ac) + d.pa, ldb = Math.max(1, bc) + d.pb, ldc = Math.max(1, d.N) + d.pc;
+      const span = (rows: number, cols: number, ld: number) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols) + r.int(2);
+      return [ta, tb, d.M, d.N, d.K, 1.25, A(r, span(ar, ac, lda)), lda, A(r, span(br, bc, ldb)), ldb, r.pick([0, 0.5]), A(r, span(d.M, d.N, ldc)), ldc];
+    },
+    outs: [11],
+    nums: [2, 3, 4, 5, 7, 9, 10, 12],
+  },
+  {
+    name: "gemmPlan",
+    dims: { M: [0, 1, 7, 64, 300], N: [0, 1, 7, 64, 300], K: [0, 1, 7, 64, 3000] },
+    build: (d, r) => [r.bool(), r.bool(), d.M, d.N, d.K, Math.max(1, d.K) + r.int(3), Math.max(1, d.N) + r.int(3)],
+    outs: [],
+    nums: [2, 3, 4, 5, 6],
+  },
+  {
     name: "gemmBatched",
     dims: { batch: small0, M: small0, N: small0, K: small0 },
     build: (d, r) => {
@@ -412,7 +433,7 @@ const SPECS: Spec[] = [
 ];
 
 const INFER_E = 4;
-function inferConfig(V: number) {
+export function inferConfig(V: number) {
   return {
     vocabSize: V,
     embeddingDim: INFER_E,
@@ -423,7 +444,7 @@ function inferConfig(V: number) {
     ],
   };
 }
-function inferParams(r: Rand, V: number): Record<string, Float32Array> {
+export function inferParams(r: Rand, V: number): Record<string, Float32Array> {
   const E = INFER_E, DH = E / 2, Di = 8, P = 8;
   const b0 = "xlstm_block_stack.blocks.0.", b1 = "xlstm_block_stack.blocks.1.";
   const p: Record<string, number> = {
@@ -935,4 +956,62 @@ export function selfTestCrash(_o: unknown, progress: Progress): void {
 export function selfTestHang(_o: unknown, progress: Progress): void {
   progress("self-test: about to hang");
   for (;;);
+}
+
+// ---- argument getters that run JavaScript while the binding reads its arguments (time of check / time of use) ----
+
+/**
+ * inferCreate reads config fields and params through property gets, which run getters and proxies. Each case
+ * makes one of them detach, or shrink, an array the binding already validated. Returns each case's outcome.
+ */
+export function inferCreateToctou(_o: unknown, progress: Progress): { case: string; outcome: string }[] {
+  const create = (native as unknown as { inferCreate?: (c: unknown, p: unknown, b: number) => object }).inferCreate;
+  if (!create) return [];
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+  const V = 1 << 12; // a 64 KiB embedding: freeing it returns memory that a stale pointer would then read
+  const out: { case: string; outcome: string }[] = [];
+  const victimKey = "token_embedding.weight";
+  const cases: [string, (params: Record<string, unknown>, config: Record<string, unknown>, victim: Float32Array) => void][] = [
+    [
+      "a params getter detaches an array read before it",
+      (params, _config, victim) => {
+        const k = "xlstm_block_stack.blocks.0.xlstm_norm.weight";
+        const v = params[k];
+        Object.defineProperty(params, k, { enumerable: true, get: () => (detached(victim), gc(), gc(), v) });
+      },
+    ],
+    [
+      "a config getter (blocks) detaches a params array read before it",
+      (_params, config, victim) => {
+        const blocks = config.blocks;
+        Object.defineProperty(config, "blocks", { enumerable: true, get: () => (detached(victim), gc(), gc(), blocks) });
+      },
+    ],
+    [
+      "a params getter shrinks a resizable buffer read before it",
+      (params, _config, victim) => {
+        const k = "lm_head.weight";
+        const v = params[k];
+        Object.defineProperty(params, k, { enumerable: true, get: () => ((victim.buffer as ArrayBuffer & { resize?(n: number): void }).resize?.(0), v) });
+      },
+    ],
+  ];
+  for (const [what, arm] of cases) {
+    progress(`inferCreate: ${what}`);
+    const params = inferParams(new Rand(7), V) as Record<string, unknown>;
+    const config = inferConfig(V) as unknown as Record<string, unknown>;
+    let victim = params[victimKey] as Float32Array;
+    if (what.includes("resizable")) {
+      victim = resizableF32(victim.length) ?? victim;
+      params[victimKey] = victim;
+    }
+    arm(params, config, victim);
+    try {
+      create(config, params, 1);
+      out.push({ case: what, outcome: "created" });
+    } catch (e) {
+      out.push({ case: what, outcome: `${(e as Error).constructor.name}: ${(e as Error).message}` });
+    }
+  }
+  return out;
 }
