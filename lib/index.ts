@@ -4,7 +4,7 @@
 import { native } from "./native";
 import type { Backends, SimdLevel } from "../binding";
 
-export { Tensor, floatToBf16, bf16ToFloat } from "./tensor";
+export { Tensor, floatToBf16, bf16ToFloat, withElementBudget } from "./tensor";
 export type { DType, Device, Storage, TensorOptions, RandomOptions } from "./tensor";
 export { noGrad, isGradEnabled, record, record1, reduceToShape } from "./autograd";
 export type { GradNode, TensorHook } from "./autograd";

@@ -25,6 +25,31 @@ export interface RandomOptions extends TensorOptions {
 
 let nextId = 1;
 
+// An optional cap on the elements new tensors may allocate (see withElementBudget).
+let budget: { left: number; what: string; limit: number } | null = null;
+
+function charge(n: number): void {
+  if (!budget) return;
+  budget.left -= n;
+  if (budget.left < 0)
+    throw new RangeError(`${budget.what}: needs more than ${budget.limit} elements of tensor storage, more than it is allowed (a config asking for a bigger model than its tensors hold?)`);
+}
+
+/**
+ * Run `fn` with new tensor storage capped at `limit` elements in total; a larger allocation throws a RangeError
+ * naming `what` before any memory is taken. Used when building a model from an untrusted config: the config
+ * cannot make the process allocate more than the checkpoint's own size justifies.
+ */
+export function withElementBudget<T>(limit: number, what: string, fn: () => T): T {
+  const outer = budget;
+  budget = { left: limit, what, limit };
+  try {
+    return fn();
+  } finally {
+    budget = outer;
+  }
+}
+
 const storageOf: Record<DType, (n: number) => Storage> = {
   float32: (n) => new Float32Array(n),
   int32: (n) => new Int32Array(n),
@@ -105,7 +130,9 @@ export class Tensor {
   // ---- creation -------------------------------------------------------------------------------------------
 
   static zeros(shape: Shape, options: TensorOptions = {}): Tensor {
-    return new Tensor(storageOf[options.dtype ?? "float32"](numel(shape, "zeros shape")), shape, options);
+    const n = numel(shape, "zeros shape");
+    charge(n);
+    return new Tensor(storageOf[options.dtype ?? "float32"](n), shape, options);
   }
 
   static full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
@@ -122,14 +149,18 @@ export class Tensor {
 
   /** Normal(mean, std) samples from the seeded generator (float32). */
   static randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
-    const data = new Float32Array(numel(shape, "randn shape"));
+    const n = numel(shape, "randn shape");
+    charge(n);
+    const data = new Float32Array(n);
     (options.generator ?? defaultGenerator).fillNormal(data, options.mean ?? 0, options.std ?? 1);
     return new Tensor(data, shape, { ...options, dtype: "float32" });
   }
 
   /** Uniform [low, high) samples from the seeded generator (float32). */
   static rand(shape: Shape, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
-    const data = new Float32Array(numel(shape, "rand shape"));
+    const n = numel(shape, "rand shape");
+    charge(n);
+    const data = new Float32Array(n);
     (options.generator ?? defaultGenerator).fillUniform(data, options.low ?? 0, options.high ?? 1);
     return new Tensor(data, shape, { ...options, dtype: "float32" });
   }

@@ -551,6 +551,21 @@ describe("80 fuzz: hostile files and configs", function () {
     assert.ok(loaded > 0 && refused > 0, `loaded ${loaded}, refused ${refused}`);
   });
 
+  it("a checkpoint whose config asks for a far bigger model than its tensors is refused before allocating it", () => {
+    const sub = fs.mkdtempSync(path.join(dir, "big-"));
+    const file = path.join(sub, MODEL_FILE);
+    const model = new nn.xLSTMLMModel({ ...stackBase(), vocab_size: 11 } as nn.xLSTMLMModelConfig, { generator: gen });
+    writeModelFile(file, model as never, "xlstm", null);
+    const tensors = readSafetensors(file).tensors;
+    // ~16 G elements of embedding alone (64 GB) if it were built
+    const cfg = { ...(JSON.parse(JSON.stringify(model.config)) as Config), vocab_size: 2 ** 24, embedding_dim: 1024 };
+    writeSafetensors(file, tensors, { format: "pt", config: JSON.stringify(cfg), "xlstm.model_type": "xlstm" }, { fsync: false });
+    const ab0 = process.memoryUsage().arrayBuffers;
+    assert.throws(() => loadModel(file), (e: Error) => e.message.startsWith(`${file}: its config: needs more than`) && !e.message.includes("\n"));
+    assert.ok(process.memoryUsage().arrayBuffers - ab0 < 64 << 20, "nothing big was allocated");
+    fs.rmSync(sub, { recursive: true, force: true });
+  });
+
   describe("model configs", () => {
     for (const C of CONSTRUCTORS) {
       it(`${C.name}: ${fuzzCases(160, 4000)} mutated configs end in TypeError/RangeError naming the field, or build a model that runs`, () => {

@@ -19,7 +19,7 @@ import { writeFileAtomic } from "../io/atomic";
 import { readSafetensors, writeSafetensors } from "../io/safetensors";
 import { biasCudaToVanilla, kernelCudaToVanilla, SlstmLayout } from "../nn/slstm-layout";
 import { Generator } from "../rng";
-import { Tensor } from "../tensor";
+import { Tensor, withElementBudget } from "../tensor";
 import type { OptimizerStateDict, ParamState } from "../optim/optimizer";
 import { buildModel, LanguageModel, ModelSpec, ModelType } from "../train/models";
 import type { GeneratorState } from "../rng";
@@ -330,7 +330,10 @@ export function loadModel(p: string, options: { config?: Record<string, unknown>
   const spec = { type: ck.modelType, config: ck.config } as ModelSpec;
   let model: LanguageModel;
   try {
-    model = buildModel(spec, new Generator(0));
+    // the config is untrusted: the model it describes may not need (much) more storage than the file holds
+    let fileElements = 0;
+    for (const t of ck.stateDict.values()) fileElements += t.numel;
+    model = withElementBudget(2 * fileElements + (1 << 20), "its config", () => buildModel(spec, new Generator(0)));
     model.loadStateDict(ck.stateDict);
   } catch (e) {
     throw new Error(`${resolved.modelFile}: ${(e as Error).message}`);
