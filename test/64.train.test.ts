@@ -169,6 +169,17 @@ describe("64 checkpoints, training and generation", function () {
     assert.ok(maxGap < 250, `longest event-loop stall ${maxGap.toFixed(1)} ms`);
   });
 
+  it("skips updates whose loss or gradients are NaN/Inf, reports them, and never writes them into a checkpoint", async () => {
+    // an absurd learning rate without clipping blows the weights up within a few steps; later losses overflow
+    const out = newDir();
+    const events: { step: number; skipped: number }[] = [];
+    const r = await train({ ...tiny({ steps: 12 }), optimizer: "sgd", lr: 1e30, clipGradNorm: 0, evalEvery: 0, outDir: out, worker: false, onEvent: (e) => void (e.type === "nonfinite" && events.push(e)) });
+    assert.ok(r.skippedSteps > 0 && events.length === r.skippedSteps, `skipped ${r.skippedSteps}, events ${events.length}`);
+    assert.ok(r.losses.some((l) => !Number.isFinite(l)), "some loss was not finite");
+    const { model } = loadModel(r.checkpoint!);
+    for (const [k, p] of model.namedParameters()) assert.ok(p.f32().every((v) => !Number.isNaN(v)), `${k} holds NaN in the checkpoint`);
+  });
+
   it("rejects bad options and unreadable data with one-line errors", async () => {
     await assert.rejects(train({ batchSize: 0 }), (e: Error) => e instanceof RangeError && /train: batchSize must be an integer >= 1, got 0/.test(e.message));
     await assert.rejects(train({ stepz: 3 } as never), /train: unknown option "stepz"/);

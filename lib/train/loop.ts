@@ -81,7 +81,17 @@ export interface CheckpointEvent {
   path: string;
 }
 
-export type TrainEvent = StartEvent | ProgressEvent | EvalEvent | CheckpointEvent;
+/** A step whose loss or gradient norm was NaN/Inf: its update was skipped, so no non-finite value reaches the weights. */
+export interface NonFiniteEvent {
+  type: "nonfinite";
+  step: number;
+  loss: number;
+  gradNorm: number;
+  /** Updates skipped so far in this run. */
+  skipped: number;
+}
+
+export type TrainEvent = StartEvent | ProgressEvent | EvalEvent | CheckpointEvent | NonFiniteEvent;
 
 export interface TrainResult {
   /** Updates done in total (including those before a resume). */
@@ -91,6 +101,8 @@ export interface TrainResult {
   stopped: boolean;
   /** Loss of the last step (NaN if no step ran). */
   loss: number;
+  /** Steps whose update was skipped because the loss or a gradient was NaN/Inf. */
+  skippedSteps: number;
   /** Last validation loss (null without validation). */
   valLoss: number | null;
   /** Losses of the steps this run did, in order (for plots and tests). */
@@ -326,6 +338,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
   let stopped = false;
   let lastVal: number | null = null;
   let tokensThisRun = 0;
+  let skippedSteps = 0;
   const params = optimizer.params;
   while (step < totalSteps) {
     if (hooks.shouldStop()) {
@@ -347,8 +360,13 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
       lossSum += loss.item();
       if (opts.carryState) carry = detachState(out.state ?? null);
     }
-    const gradNorm = opts.clipGradNorm > 0 ? clipGradNorm(params, opts.clipGradNorm) : gradientNorm(params);
-    optimizer.step();
+    // NaN/Inf anywhere in the loss or the gradients: skip this update (the weights, and so every checkpoint, stay
+    // finite) and report it; the schedule still advances, as with a skipped mixed-precision step.
+    const rawNorm = gradientNorm(params);
+    const finite = Number.isFinite(lossSum) && Number.isFinite(rawNorm);
+    const gradNorm = finite && opts.clipGradNorm > 0 ? clipGradNorm(params, opts.clipGradNorm) : rawNorm;
+    if (finite) optimizer.step();
+    else hooks.emit({ type: "nonfinite", step: step + 1, loss: lossSum / accum, gradNorm: rawNorm, skipped: ++skippedSteps });
     optimizer.zeroGrad();
     scheduler.step();
     step++;
@@ -380,7 +398,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
   checkpoint();
   const runSec = (performance.now() - t0) / 1000;
   return {
-    step, totalSteps, stopped, loss: losses.length ? losses[losses.length - 1] : NaN, valLoss: lastVal, losses, checkpoint: lastCheckpoint,
+    step, totalSteps, stopped, loss: losses.length ? losses[losses.length - 1] : NaN, skippedSteps, valLoss: lastVal, losses, checkpoint: lastCheckpoint,
     outDir, elapsedSec: runSec, tokensPerSec: tokensThisRun / Math.max(runSec, 1e-9), parameters: countParameters(model),
   };
 }
