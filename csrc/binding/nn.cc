@@ -244,23 +244,38 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
 
 // ---- embedding -------------------------------------------------------------------------------------------------
 
+// The sizes shared by both embedding exports: indices at argument 2, v and e at 3 and 4.
+struct EmbeddingSizes {
+  int64_t v, e, ve, n, ne;
+  Indices idx;
+  std::string ve_desc, ne_desc;
+};
+
+EmbeddingSizes read_embedding_sizes(const ArgCtx& c) {
+  require_count(c, 5);
+  EmbeddingSizes s;
+  s.v = require_int(c, 3, "v", 1, kMaxSize);
+  s.e = require_int(c, 4, "e", 1, kMaxSize);
+  s.ve = checked_product(c, "v*e", {s.v, s.e});
+  s.idx = require_indices(c, 2, "indices", -1, "");
+  s.n = s.idx.length;
+  s.ne = checked_product(c, "n*e", {s.n, s.e});
+  s.ve_desc = describe("v*e", {{"v", s.v}, {"e", s.e}});
+  s.ne_desc = describe("n*e", {{"n", s.n}, {"e", s.e}});
+  return s;
+}
+
 // embeddingForward(out, weight, indices, v, e); out has indices.length * e elements
 Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "embeddingForward"};
-  require_count(c, 5);
-  const int64_t v = require_int(c, 3, "v", 1, kMaxSize);
-  const int64_t e = require_int(c, 4, "e", 1, kMaxSize);
-  const int64_t ve = checked_product(c, "v*e", {v, e});
-  const Indices idx = require_indices(c, 2, "indices", -1, "");
-  const int64_t n = idx.length;
-  const int64_t ne = checked_product(c, "n*e", {n, e});
-  float* out = require_f32(c, 0, "out", ne, describe("n*e", {{"n", n}, {"e", e}}));
-  const float* w = require_f32(c, 1, "weight", ve, describe("v*e", {{"v", v}, {"e", e}}));
-  require_disjoint(c, {{"out", out, fbytes(ne)}}, {{"weight", w, fbytes(ve)}, {"indices", idx.ptr(), idx.bytes()}});
-  check_index_values(c, "indices", idx, v, "v");
+  const EmbeddingSizes s = read_embedding_sizes(c);
+  float* out = require_f32(c, 0, "out", s.ne, s.ne_desc);
+  const float* w = require_f32(c, 1, "weight", s.ve, s.ve_desc);
+  require_disjoint(c, {{"out", out, fbytes(s.ne)}}, {{"weight", w, fbytes(s.ve)}, {"indices", s.idx.ptr(), s.idx.bytes()}});
+  check_index_values(c, "indices", s.idx, s.v, "v");
   run_sync(info.Env(), "embeddingForward", [&] {
-    if (idx.i32) embedding_forward(out, w, idx.i32, n, e);
-    else embedding_forward(out, w, idx.i64, n, e);
+    if (s.idx.i32) embedding_forward(out, w, s.idx.i32, s.n, s.e);
+    else embedding_forward(out, w, s.idx.i64, s.n, s.e);
   });
   return info.Env().Undefined();
 }
@@ -268,20 +283,14 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
 // embeddingBackward(dweight, dout, indices, v, e)
 Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "embeddingBackward"};
-  require_count(c, 5);
-  const int64_t v = require_int(c, 3, "v", 1, kMaxSize);
-  const int64_t e = require_int(c, 4, "e", 1, kMaxSize);
-  const int64_t ve = checked_product(c, "v*e", {v, e});
-  const Indices idx = require_indices(c, 2, "indices", -1, "");
-  const int64_t n = idx.length;
-  const int64_t ne = checked_product(c, "n*e", {n, e});
-  float* dw = require_f32(c, 0, "dweight", ve, describe("v*e", {{"v", v}, {"e", e}}));
-  const float* dout = require_f32(c, 1, "dout", ne, describe("n*e", {{"n", n}, {"e", e}}));
-  require_disjoint(c, {{"dweight", dw, fbytes(ve)}}, {{"dout", dout, fbytes(ne)}, {"indices", idx.ptr(), idx.bytes()}});
-  check_index_values(c, "indices", idx, v, "v");
+  const EmbeddingSizes s = read_embedding_sizes(c);
+  float* dw = require_f32(c, 0, "dweight", s.ve, s.ve_desc);
+  const float* dout = require_f32(c, 1, "dout", s.ne, s.ne_desc);
+  require_disjoint(c, {{"dweight", dw, fbytes(s.ve)}}, {{"dout", dout, fbytes(s.ne)}, {"indices", s.idx.ptr(), s.idx.bytes()}});
+  check_index_values(c, "indices", s.idx, s.v, "v");
   run_sync(info.Env(), "embeddingBackward", [&] {
-    if (idx.i32) embedding_backward(dw, dout, idx.i32, n, v, e);
-    else embedding_backward(dw, dout, idx.i64, n, v, e);
+    if (s.idx.i32) embedding_backward(dw, dout, s.idx.i32, s.n, s.v, s.e);
+    else embedding_backward(dw, dout, s.idx.i64, s.n, s.v, s.e);
   });
   return info.Env().Undefined();
 }
