@@ -17,6 +17,9 @@ export interface Backends {
   cuda: { compiled: boolean; available: boolean; devices: CudaDeviceInfo[]; reason?: string };
 }
 
+/** Opaque handle on a fused mLSTM layer's saved activations (mlstmLayerForward with keepSaved). */
+export type MlstmLayerSaved = { readonly __brand: "MlstmLayerSaved" };
+
 export interface Binding {
   // ---- runtime (csrc/binding/addon.cc)
   getNumThreads(): number;
@@ -319,6 +322,18 @@ export interface Binding {
   mlstmRecurrentBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
   mlstmRecurrentBackwardAsync(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): Promise<void>;
 
+  // ---- fused mLSTM layer (csrc/binding/mlstm_layer.cc; csrc/kernels/mlstm_layer.h)
+  // The whole pre-up-projection mLSTM layer body in one call each way. Parameters in this order (P): wUp [2Di, E],
+  // wConv [Di, K], bConv [Di], wQ, wK, wV [Di/Bq, Bq, Bq], wI [NH, 3Di], bI [NH], wF [NH, 3Di], bF [NH], wNorm [Di],
+  // skip [Di], wDown [E, Di]; gradients in the same order, written (=). x, y, dx, dy [B, S, E]. With keepSaved the
+  // forward returns an opaque handle on the activations the backward reads (native memory, reported to the GC);
+  // mlstmLayerRelease frees it at once (idempotent), a finalizer otherwise.
+  /** (y, x, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps, keepSaved) */
+  mlstmLayerForward(y: Float32Array, x: Float32Array, ...paramsThenDims: (Float32Array | number | boolean)[]): MlstmLayerSaved | undefined;
+  /** (dx, ...13 grads, dy, x, saved, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps) */
+  mlstmLayerBackward(dx: Float32Array, ...gradsThenInputs: (Float32Array | MlstmLayerSaved | number)[]): void;
+  mlstmLayerRelease(saved: MlstmLayerSaved): void;
+
   // ---- fused inference (csrc/binding/infer.cc)
   // A session is an opaque handle (a type-tagged External) owning a snapshot of an xLSTMLMModel's parameters, packed
   // for matrix-vector products, plus the recurrent state of every block for `batch` rows (layouts in
@@ -366,4 +381,12 @@ export interface Binding {
   bf16DotAvailable(): boolean;
   /** Allow or forbid the AVX512_BF16 path (tests); returns bf16DotAvailable(). */
   bf16SetDotEnabled(enabled: boolean): boolean;
+
+  // ---- memory-mapped files (csrc/binding/mmap.cc) [mmap-section]
+  /**
+   * The whole file mapped (opened read-only, private copy-on-write mapping, pages read lazily) as an external
+   * ArrayBuffer that unmaps when garbage-collected; an empty file gives an empty ArrayBuffer. Throws an Error
+   * naming the file (with .code, e.g. "ENOENT") when it cannot be opened or mapped, or is not a regular file.
+   */
+  mmapFile(path: string): ArrayBuffer;
 }

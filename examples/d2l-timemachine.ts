@@ -8,10 +8,9 @@
 //
 // Prints the perplexity every 10 epochs (and d2l's "time traveller" prediction), then the final perplexity and
 // training tokens per second.
-import * as fs from "fs";
-import * as path from "path";
 import { loadGenerator } from "../lib/generate";
 import { train } from "../lib/train";
+import { d2lTimeMachine } from "./common";
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,16 +27,8 @@ const epochs = flag("epochs", 500), seed = flag("seed", 0), threads = flag("thre
 const outIdx = process.argv.indexOf("--out");
 const outDir = outIdx >= 0 ? process.argv[outIdx + 1] : null;
 
-// d2l.read_time_machine + tokenize(lines, 'char'): lines joined without separators
-const raw = fs.readFileSync(path.join(__dirname, "..", "data", "timemachine.txt"), "utf8");
-const text = raw
-  .split("\n")
-  .map((line) => line.replace(/[^A-Za-z]+/g, " ").trim().toLowerCase())
-  .join("");
-// d2l.Vocab: <unk> first, then tokens by descending frequency (ties in first-seen order, as Python's stable sort)
-const counts = new Map<string, number>();
-for (const ch of text) counts.set(ch, (counts.get(ch) ?? 0) + 1);
-const vocab = ["<unk>", ...[...counts.entries()].sort((a, b) => b[1] - a[1]).map(([c]) => c)];
+// d2l.read_time_machine + tokenize(lines, 'char') + Vocab (examples/common.ts)
+const { text, vocab } = d2lTimeMachine();
 
 async function main(): Promise<void> {
   console.log(`vocabulary ${vocab.length} tokens, corpus ${Math.min(10000, text.length)} tokens; ${epochs} epochs`);

@@ -18,6 +18,8 @@ export interface GradNode {
   readonly inputs: readonly (Tensor | null)[];
   readonly outputs: readonly Tensor[];
   backward: ((gradOutputs: (Tensor | null)[]) => (Tensor | null)[]) | null;
+  /** Frees what the backward holds (e.g. native saved activations) once the graph through this node is freed. */
+  release?: () => void;
 }
 
 let noGradDepth = 0;
@@ -53,17 +55,19 @@ export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boole
 
 /**
  * Record an op on the tape (the hook every op, fused or not, uses: one forward, one backward).
- * Does nothing when no input requires grad or grad mode is off. Returns the outputs for chaining.
+ * Does nothing when no input requires grad or grad mode is off. Returns the outputs for chaining. `release`
+ * runs once the graph through this node is freed (after its backward without retainGraph).
  */
 export function record<T extends Tensor | Tensor[]>(
   name: string,
   inputs: readonly (Tensor | null | undefined)[],
   outputs: T,
   backward: (gradOutputs: (Tensor | null)[]) => (Tensor | null)[],
+  options: { release?: () => void } = {},
 ): T {
   if (!needsGrad(inputs)) return outputs;
   const outs: Tensor[] = Array.isArray(outputs) ? (outputs as Tensor[]) : [outputs as Tensor];
-  const node: GradNode = { name, inputs: inputs.map((t) => t ?? null), outputs: outs, backward };
+  const node: GradNode = { name, inputs: inputs.map((t) => t ?? null), outputs: outs, backward, release: options.release };
   outs.forEach((o, i) => {
     if (o.dtype !== "float32") return; // integer outputs (indices) carry no gradient
     o.requiresGrad = true;
@@ -191,12 +195,15 @@ export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph
     });
     if (gOut.every((g) => g === null)) continue;
     const gIn = node.backward(gOut);
+    if (!options.retainGraph) {
+      node.backward = null;
+      node.release?.();
+    }
     if (gIn.length !== node.inputs.length)
       throw new Error(`backward of ${node.name} returned ${gIn.length} gradients for ${node.inputs.length} inputs`);
     node.inputs.forEach((inp, i) => {
       const g = gIn[i];
       if (inp && g) accumulate(inp, g);
     });
-    if (!options.retainGraph) node.backward = null;
   }
 }

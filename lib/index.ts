@@ -41,9 +41,11 @@ export * from "./io";
 export * as infer from "./infer";
 // training, generation, tokenizers/datasets and checkpoints (lib/train, lib/generate, lib/data, lib/checkpoint)
 export * as data from "./data";
+export { HFTokenizer } from "./data/hf-tokenizer";
+export type { HFTokenizerOptions, HFTokenizerJSON } from "./data/hf-tokenizer";
 export { train, Trainer, DEFAULT_XLSTM_CONFIG, DEFAULT_TRAINING, LSTMLanguageModel, buildModel } from "./train";
 export type { TrainOptions, TrainResult, TrainEvent, ProgressEvent, LanguageModel, ModelSpec } from "./train";
 export { generate, generateBatch, loadGenerator, sampleLogits } from "./generate";
 export type { GenerateOptions, GeneratedToken, SamplingOptions, Generation } from "./generate";
 export { saveCheckpoint, loadModel, resolveCheckpoint, readModelFile, writeModelFile, readTrainingState } from "./checkpoint";
-export type { LoadedModel, TrainingState, ModelCheckpoint } from "./checkpoint";
+export type { LoadedModel, LoadModelOptions, TrainingState, ModelCheckpoint } from "./checkpoint";

@@ -1,7 +1,7 @@
 // The mLSTM cell kernels on plain Float32Arrays (use case 2 of DESIGN.md; re-exported by lib/kernels.ts): chunkwise
 // (and, with chunkSize >= S, parallel) and recurrent forms, forward and backward, no Tensor or autograd needed.
-// Each call allocates its outputs; `*Async` variants run off the main thread (do not modify the inputs until the
-// promise settles). Layouts, the state convention and the stabiliser semantics: csrc/kernels/mlstm.h, XLSTM_SPEC §4.
+// Each call allocates its outputs; `*Async` variants run off the main thread on private copies of their inputs, taken
+// when the call is made (the caller may modify, transfer or resize its arrays while the promise is pending). Layouts, the state convention and the stabiliser semantics: csrc/kernels/mlstm.h, XLSTM_SPEC §4.
 //
 // @example
 //   import { kernels } from "xlstm";
@@ -104,6 +104,46 @@ export interface MlstmBackwardResult {
   dm0: Float32Array;
 }
 
+// ---- inputs of the Promise variants ------------------------------------------------------------------------------
+// N-API can keep an array object alive while native work runs, but it cannot stop JavaScript from transferring its
+// ArrayBuffer (structuredClone / postMessage with transfer: the memory moves to a new owner, which may free it) or
+// from resizing a resizable one. So the *Async calls never hand caller-owned memory to the native side: every input
+// is copied into a private array when the call is made (synchronously, before the promise is returned), and the
+// outputs are allocated here. Whatever the caller does with its arrays while the promise is pending, the work
+// reads the values they held at the call and the results are the same as the sync call's.
+
+function isDetached(a: ArrayBufferView): boolean {
+  const b = a.buffer as ArrayBufferLike & { detached?: boolean };
+  if (typeof b.detached === "boolean") return b.detached;
+  if (b.byteLength !== 0 || (typeof SharedArrayBuffer !== "undefined" && b instanceof SharedArrayBuffer)) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true; // only a detached ArrayBuffer refuses a new view
+  }
+}
+
+/**
+ * The caller's arguments with each input array in `keys` checked (TypeError naming it when its buffer is detached)
+ * and, when `copy`, replaced by a private copy. Values that are not typed arrays pass through for the binding's
+ * own checks (which name the argument).
+ */
+function inputs<A extends object>(fn: string, a: A, keys: readonly string[], copy: boolean): A {
+  const out = { ...a } as Record<string, unknown>;
+  for (const k of keys) {
+    const v = out[k];
+    if (!ArrayBuffer.isView(v)) continue;
+    if (isDetached(v))
+      throw new TypeError(`kernels.${fn}: ${k} is detached (its ArrayBuffer was transferred, e.g. by postMessage or structuredClone) and holds no data`);
+    if (copy && v instanceof Float32Array) out[k] = v.slice();
+  }
+  return out as A;
+}
+
+const FORWARD_INPUTS = ["q", "k", "v", "i", "f", "c0", "n0", "m0"] as const;
+const BACKWARD_INPUTS = ["q", "k", "v", "i", "f", "saved", "h", "dh", "dc", "dn"] as const;
+
 function sizes(a: MlstmDims) {
   for (const key of ["B", "NH", "S", "DHQK", "DHV"] as const)
     if (!Number.isInteger(a[key]) || a[key] < 1) throw new RangeError(`kernels: ${key} must be a positive integer, got ${a[key]}`);
@@ -165,12 +205,15 @@ const recSaved = (a: MlstmKernelForwardArgs) => () => native.mlstmRecurrentSaved
 
 /** mLSTM chunkwise form (XLSTM_SPEC §4.5; chunkSize >= S: the parallel form §4.4), forward. */
 export function mlstmChunkwiseForward(a: MlstmChunkwiseForwardArgs): MlstmForwardResult {
+  a = inputs("mlstmChunkwiseForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, cwSaved(a));
   native.mlstmChunkwiseForward(...cwForwardArgs(a, o));
   return o;
 }
 
+/** mlstmChunkwiseForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmChunkwiseForwardAsync(a: MlstmChunkwiseForwardArgs): Promise<MlstmForwardResult> {
+  a = inputs("mlstmChunkwiseForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, cwSaved(a));
   await native.mlstmChunkwiseForwardAsync(...cwForwardArgs(a, o));
   return o;
@@ -178,12 +221,15 @@ export async function mlstmChunkwiseForwardAsync(a: MlstmChunkwiseForwardArgs): 
 
 /** Gradients of mlstmChunkwiseForward (exact mode of XLSTM_SPEC §4.6; the L×L tiles are recomputed). */
 export function mlstmChunkwiseBackward(a: MlstmChunkwiseBackwardArgs): MlstmBackwardResult {
+  a = inputs("mlstmChunkwiseBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a);
   native.mlstmChunkwiseBackward(...cwBackwardArgs(a, o));
   return o;
 }
 
+/** mlstmChunkwiseBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmChunkwiseBackwardAsync(a: MlstmChunkwiseBackwardArgs): Promise<MlstmBackwardResult> {
+  a = inputs("mlstmChunkwiseBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a);
   await native.mlstmChunkwiseBackwardAsync(...cwBackwardArgs(a, o));
   return o;
@@ -191,12 +237,15 @@ export async function mlstmChunkwiseBackwardAsync(a: MlstmChunkwiseBackwardArgs)
 
 /** mLSTM recurrent step form (XLSTM_SPEC §4.3) over S steps from the given (or zero) state, forward. */
 export function mlstmRecurrentForward(a: MlstmKernelForwardArgs): MlstmForwardResult {
+  a = inputs("mlstmRecurrentForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, recSaved(a));
   native.mlstmRecurrentForward(...recForwardArgs(a, o));
   return o;
 }
 
+/** mlstmRecurrentForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmRecurrentForwardAsync(a: MlstmKernelForwardArgs): Promise<MlstmForwardResult> {
+  a = inputs("mlstmRecurrentForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, recSaved(a));
   await native.mlstmRecurrentForwardAsync(...recForwardArgs(a, o));
   return o;
@@ -204,12 +253,15 @@ export async function mlstmRecurrentForwardAsync(a: MlstmKernelForwardArgs): Pro
 
 /** Gradients of mlstmRecurrentForward (BPTT over the steps, recomputing states from checkpoints). */
 export function mlstmRecurrentBackward(a: MlstmKernelBackwardArgs): MlstmBackwardResult {
+  a = inputs("mlstmRecurrentBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a);
   native.mlstmRecurrentBackward(...recBackwardArgs(a, o));
   return o;
 }
 
+/** mlstmRecurrentBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmRecurrentBackwardAsync(a: MlstmKernelBackwardArgs): Promise<MlstmBackwardResult> {
+  a = inputs("mlstmRecurrentBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a);
   await native.mlstmRecurrentBackwardAsync(...recBackwardArgs(a, o));
   return o;

@@ -1,6 +1,8 @@
 // The low-level kernel API (use case 2 of DESIGN.md): the fused recurrences on plain Float32Arrays with explicit
 // sizes, no Tensor or autograd needed. Each call allocates its outputs; `*Async` variants run off the main thread
-// (do not modify the inputs until the promise settles). Layouts: see csrc/kernels/recurrent.h.
+// on private copies of their inputs, taken when the call is made: the caller may modify, transfer (detach) or
+// resize its arrays while the promise is pending without affecting the result. Layouts: see
+// csrc/kernels/recurrent.h.
 //
 // @example
 //   import { kernels } from "xlstm";
@@ -64,6 +66,46 @@ export interface RecurrentBackwardResult {
   dstate0: Float32Array;
 }
 
+// ---- inputs of the Promise variants ------------------------------------------------------------------------------
+// N-API can keep an array object alive while native work runs, but it cannot stop JavaScript from transferring its
+// ArrayBuffer (structuredClone / postMessage with transfer: the memory moves to a new owner, which may free it) or
+// from resizing a resizable one. So the *Async calls never hand caller-owned memory to the native side: every input
+// is copied into a private array when the call is made (synchronously, before the promise is returned), and the
+// outputs are allocated here. Whatever the caller does with its arrays while the promise is pending, the work
+// reads the values they held at the call and the results are the same as the sync call's.
+
+function isDetached(a: ArrayBufferView): boolean {
+  const b = a.buffer as ArrayBufferLike & { detached?: boolean };
+  if (typeof b.detached === "boolean") return b.detached;
+  if (b.byteLength !== 0 || (typeof SharedArrayBuffer !== "undefined" && b instanceof SharedArrayBuffer)) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true; // only a detached ArrayBuffer refuses a new view
+  }
+}
+
+/**
+ * The caller's arguments with each input array in `keys` checked (TypeError naming it when its buffer is detached)
+ * and, when `copy`, replaced by a private copy. Values that are not typed arrays pass through for the binding's
+ * own checks (which name the argument).
+ */
+function inputs<A extends object>(fn: string, a: A, keys: readonly string[], copy: boolean): A {
+  const out = { ...a } as Record<string, unknown>;
+  for (const k of keys) {
+    const v = out[k];
+    if (!ArrayBuffer.isView(v)) continue;
+    if (isDetached(v))
+      throw new TypeError(`kernels.${fn}: ${k} is detached (its ArrayBuffer was transferred, e.g. by postMessage or structuredClone) and holds no data`);
+    if (copy && v instanceof Float32Array) out[k] = v.slice();
+  }
+  return out as A;
+}
+
+const FORWARD_INPUTS = ["x", "R", "bias", "state0"] as const;
+const BACKWARD_INPUTS = ["gates", "states", "R", "state0", "dy", "dstateFinal"] as const;
+
 function sizes(a: RecurrentDims, ns: number) {
   for (const k of ["B", "S", "NH", "DH"] as const)
     if (!Number.isInteger(a[k]) || a[k] < 1) throw new RangeError(`kernels: ${k} must be a positive integer, got ${a[k]}`);
@@ -83,12 +125,15 @@ function backwardOut(a: RecurrentBackwardArgs, ns: number): RecurrentBackwardRes
 
 /** sLSTM forward over a whole sequence (XLSTM_SPEC §2.3). */
 export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
+  a = inputs("slstmForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, 4);
   native.slstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
   return o;
 }
 
+/** slstmForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
+  a = inputs("slstmForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, 4);
   await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
   return o;
@@ -96,12 +141,15 @@ export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<Recurr
 
 /** sLSTM backward (BPTT, reference CUDA convention, XLSTM_SPEC §2.4). */
 export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
+  a = inputs("slstmBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a, 4);
   native.slstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
   return o;
 }
 
+/** slstmBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
+  a = inputs("slstmBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a, 4);
   await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
   return o;
@@ -109,12 +157,15 @@ export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<Recu
 
 /** Classic LSTM forward over a whole sequence (XLSTM_SPEC §3; state (h, c)). */
 export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
+  a = inputs("lstmForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, 2);
   native.lstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
   return o;
 }
 
+/** lstmForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
+  a = inputs("lstmForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, 2);
   await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
   return o;
@@ -122,12 +173,15 @@ export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<Recurre
 
 /** Classic LSTM backward. */
 export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
+  a = inputs("lstmBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a, 2);
   native.lstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
   return o;
 }
 
+/** lstmBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function lstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
+  a = inputs("lstmBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a, 2);
   await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
   return o;

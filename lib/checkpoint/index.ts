@@ -10,13 +10,21 @@
 // sees a whole checkpoint or none. A run directory keeps checkpoints/step-<N>/ and checkpoints/latest (the name of
 // the newest, replaced atomically). A lone .safetensors file (e.g. from the reference) is a model-only checkpoint:
 // its config comes from its metadata, a config.json beside it, or the caller.
+// xLSTM Large checkpoints (lib/nn/large.ts) load for inference from the Hugging Face layout: a directory with
+// config.json (xLSTMLargeConfig fields; others are ignored), model.safetensors or shards plus
+// model.safetensors.index.json (or the reference's model_0.safetensors, ...), and tokenizer.json. They become an
+// xLSTMLargeDecoder (bf16 weights by default) read tensor by tensor from memory-mapped shards. A checkpoint without
+// a tokenizer of its own uses a tokenizer.json in its directory (HFTokenizer).
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ByteTokenizer, Tokenizer, TokenizerJSON, tokenizerFromJSON } from "../data/tokenizer";
+import { HFTokenizer } from "../data/hf-tokenizer";
 import { CorruptFileError } from "../errors";
 import { writeFileAtomic } from "../io/atomic";
-import { readSafetensors, writeSafetensors } from "../io/safetensors";
+import { openSafetensors, readSafetensors, writeSafetensors } from "../io/safetensors";
+import { FloatDType, openShardedCheckpoint, ShardedCheckpoint } from "../io/sharded";
+import { readLargeConfig, resolveLargeConfig, XLSTM_LARGE_DEFAULTS, xLSTMLargeConfig, xLSTMLargeDecoder } from "../nn/large";
 import { biasCudaToVanilla, kernelCudaToVanilla, SlstmLayout } from "../nn/slstm-layout";
 import { Generator } from "../rng";
 import { Tensor, withElementBudget } from "../tensor";
@@ -28,6 +36,8 @@ import { flattenState, StateTree, unflattenState } from "../train/state-tree";
 export const MODEL_FILE = "model.safetensors";
 export const CONFIG_FILE = "config.json";
 export const TRAINING_FILE = "training.safetensors";
+/** A Hugging Face tokenizer in a checkpoint directory. */
+export const HF_TOKENIZER_FILE = "tokenizer.json";
 
 /** The training side of a checkpoint (everything `--resume` needs besides the weights). */
 export interface TrainingState {
@@ -82,7 +92,8 @@ function isDir(p: string): boolean {
 }
 
 /**
- * Find the checkpoint a path names: a model .safetensors file, a checkpoint directory, a run directory (follows
+ * Find the checkpoint a path names: a model .safetensors file, a checkpoint directory, a sharded checkpoint's index
+ * JSON or its directory (Hugging Face layout; modelFile is then the index), a run directory (follows
  * checkpoints/latest), or a checkpoints/ directory (follows latest).
  * @throws Error with a one-line message when there is none
  */
@@ -95,6 +106,11 @@ export function resolveCheckpoint(p: string): ResolvedCheckpoint {
   if (!fs.existsSync(p)) throw new Error(`no checkpoint at ${p}: no such file or directory`);
   if (!isDir(p)) throw new Error(`no checkpoint at ${p}: not a file or directory`);
   if (isFile(path.join(p, MODEL_FILE))) return { modelFile: path.join(p, MODEL_FILE), dir: p };
+  // sharded (xLSTM Large): model.safetensors.index.json + shards, or the reference's model_0.safetensors, ...
+  const indexes = fs.readdirSync(p).filter((n) => n.endsWith(".safetensors.index.json"));
+  if (indexes.length > 1) throw new Error(`${p} holds several index files (${indexes.join(", ")}); pass the one to use`);
+  if (indexes.length === 1) return { modelFile: path.join(p, indexes[0]), dir: p };
+  if (isFile(path.join(p, "model_0.safetensors"))) return { modelFile: path.join(p, "model_0.safetensors"), dir: p };
   for (const latestFile of [path.join(p, "checkpoints", "latest"), path.join(p, "latest")]) {
     if (!isFile(latestFile)) continue;
     const name = fs.readFileSync(latestFile, "utf8").trim();
@@ -103,7 +119,7 @@ export function resolveCheckpoint(p: string): ResolvedCheckpoint {
       throw new Error(`${latestFile} names checkpoint "${name}", which does not exist or has no ${MODEL_FILE}`);
     return { modelFile: path.join(dir, MODEL_FILE), dir };
   }
-  throw new Error(`no checkpoint in ${p} (expected ${MODEL_FILE}, or a run directory with checkpoints/latest)`);
+  throw new Error(`no checkpoint in ${p} (expected ${MODEL_FILE}, a *.safetensors.index.json with its shards, or a run directory with checkpoints/latest)`);
 }
 
 function parseJsonMeta(file: string, key: string, text: string): unknown {
@@ -309,23 +325,34 @@ export function readTrainingState(dir: string): TrainingState {
 
 /** A model ready to use, with its tokenizer and where it came from. */
 export interface LoadedModel {
+  /** xLSTM Large checkpoints: an xLSTMLargeDecoder (inference only), which generate() drives like the others. */
   model: LanguageModel;
-  modelType: ModelType;
+  modelType: ModelType | "xlstm-large";
   config: Record<string, unknown>;
-  /** Null when the file carries none (a reference checkpoint) and the caller gave none. */
+  /** Null when the file carries none (a reference checkpoint), its directory has no tokenizer.json, and the caller gave none. */
   tokenizer: Tokenizer | null;
   checkpoint: ResolvedCheckpoint;
 }
 
+/** Options of loadModel. */
+export interface LoadModelOptions {
+  /** The config for files that carry none (an xLSTM Large config may hold extra Hugging Face fields: ignored). */
+  config?: Record<string, unknown>;
+  /** Overrides the checkpoint's tokenizer (e.g. "byte" for a reference model with vocab 256). */
+  tokenizer?: Tokenizer | TokenizerJSON | "byte";
+  /** xLSTM Large only: the decoder's weight storage, "bfloat16" (default) or "float32". */
+  dtype?: FloatDType;
+}
+
 /**
- * Load a model from a checkpoint directory, run directory or safetensors file (either sLSTM layout), in eval mode.
- * @param options.config the config for files that carry none
- * @param options.tokenizer overrides the checkpoint's tokenizer (e.g. "byte" for a reference model with vocab 256)
+ * Load a model from a checkpoint directory, run directory or safetensors file (either sLSTM layout), in eval mode;
+ * or an xLSTM Large checkpoint (Hugging Face layout, see the file header) as an inference decoder.
  * @throws Error/CorruptFileError with one-line messages for missing, corrupt or mismatching files
  * @example const { model, tokenizer } = loadModel("xlstm-run");
  */
-export function loadModel(p: string, options: { config?: Record<string, unknown>; tokenizer?: Tokenizer | TokenizerJSON | "byte" } = {}): LoadedModel {
+export function loadModel(p: string, options: LoadModelOptions = {}): LoadedModel {
   const resolved = resolveCheckpoint(p);
+  if (isLargeCheckpoint(resolved.modelFile)) return loadLarge(resolved, options);
   const ck = readModelFile(resolved.modelFile, { config: options.config });
   const spec = { type: ck.modelType, config: ck.config } as ModelSpec;
   let model: LanguageModel;
@@ -339,8 +366,13 @@ export function loadModel(p: string, options: { config?: Record<string, unknown>
     throw new Error(`${resolved.modelFile}: ${(e as Error).message}`);
   }
   model.eval();
+  const tok = chooseTokenizer(resolved, options.tokenizer ?? ck.tokenizer, (ck.config as { vocab_size?: number }).vocab_size);
+  return { model, modelType: ck.modelType, config: ck.config, tokenizer: tok, checkpoint: resolved };
+}
+
+/** The tokenizer given or saved, else the checkpoint directory's tokenizer.json, else null; checked against the vocabulary. */
+function chooseTokenizer(resolved: ResolvedCheckpoint, t: Tokenizer | TokenizerJSON | "byte" | null | undefined, vocab: number | undefined): Tokenizer | null {
   let tok: Tokenizer | null = null;
-  const t = options.tokenizer ?? ck.tokenizer;
   if (t === "byte") tok = new ByteTokenizer();
   else if (t) {
     try {
@@ -348,9 +380,113 @@ export function loadModel(p: string, options: { config?: Record<string, unknown>
     } catch (e) {
       throw new CorruptFileError(resolved.modelFile, `invalid tokenizer: ${(e as Error).message}`);
     }
+  } else {
+    const file = path.join(resolved.dir ?? path.dirname(resolved.modelFile), HF_TOKENIZER_FILE);
+    if (isFile(file)) tok = HFTokenizer.fromFile(file); // errors name the file
   }
-  const vocab = (ck.config as { vocab_size?: number }).vocab_size;
   if (tok && vocab !== undefined && tok.vocabSize > vocab)
     throw new Error(`${resolved.modelFile}: the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${vocab}`);
-  return { model, modelType: ck.modelType, config: ck.config, tokenizer: tok, checkpoint: resolved };
+  return tok;
+}
+
+/** Whether a resolved model file is an xLSTM Large checkpoint: an index JSON, or safetensors keys under backbone.blocks. */
+function isLargeCheckpoint(modelFile: string): boolean {
+  if (modelFile.endsWith(".json")) return true;
+  let f;
+  try {
+    f = openSafetensors(modelFile);
+  } catch {
+    return false; // readModelFile reports what is wrong with it
+  }
+  try {
+    return f.metadata["xlstm.model_type"] === "xlstm-large" || f.keys().some((k) => k.startsWith("backbone.blocks."));
+  } finally {
+    f.close();
+  }
+}
+
+const LARGE_CONFIG_KEYS = new Set(["embedding_dim", "num_heads", "num_blocks", "vocab_size", ...Object.keys(XLSTM_LARGE_DEFAULTS)]);
+
+/** Names other exporters use for a parameter (the transformers port of xLSTM Large nests the embedding). */
+const LARGE_KEY_ALIASES: Record<string, string> = { "embedding.weight": "backbone.embeddings.weight" };
+
+/** A checkpoint's tensors as the Map the decoder reads, each read (as `dtype`) only when asked for. */
+class LazyCheckpointTensors extends Map<string, Tensor> {
+  readonly #ckpt: ShardedCheckpoint;
+  readonly #dtype: FloatDType;
+  constructor(ckpt: ShardedCheckpoint, dtype: FloatDType) {
+    super();
+    this.#ckpt = ckpt;
+    this.#dtype = dtype;
+  }
+  #key(k: string): string | null {
+    if (this.#ckpt.has(k)) return k;
+    const alias = LARGE_KEY_ALIASES[k];
+    return alias !== undefined && this.#ckpt.has(alias) ? alias : null;
+  }
+  override has(k: string): boolean {
+    return this.#key(k) !== null;
+  }
+  override get(k: string): Tensor | undefined {
+    const key = this.#key(k);
+    return key === null ? undefined : this.#ckpt.get(key, this.#dtype);
+  }
+}
+
+/** The xLSTM Large config of a checkpoint: the caller's, the shard's "config" metadata, or config.json / config.yaml. */
+function largeConfig(resolved: ResolvedCheckpoint, ckpt: ShardedCheckpoint, given: Record<string, unknown> | undefined): xLSTMLargeConfig {
+  let raw: unknown = given ?? null;
+  if (raw === null && typeof ckpt.metadata.config === "string") raw = parseJsonMeta(resolved.modelFile, "config", ckpt.metadata.config);
+  const dir = resolved.dir ?? path.dirname(resolved.modelFile);
+  if (raw === null) {
+    const json = path.join(dir, CONFIG_FILE);
+    if (isFile(json)) {
+      try {
+        raw = JSON.parse(fs.readFileSync(json, "utf8"));
+      } catch (e) {
+        throw new CorruptFileError(json, `is not valid JSON (${(e as Error).message.split("\n")[0]})`);
+      }
+    } else if (isFile(path.join(dir, "config.yaml"))) {
+      try {
+        raw = readLargeConfig(dir);
+      } catch (e) {
+        throw new CorruptFileError(path.join(dir, "config.yaml"), (e as Error).message.split("\n")[0]);
+      }
+    }
+  }
+  if (raw === null) throw new Error(`${resolved.modelFile} has no model config (no "config" metadata and no ${CONFIG_FILE} beside it); pass one with --config`);
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new Error(`${resolved.modelFile}: the model config must be a JSON object`);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) if (LARGE_CONFIG_KEYS.has(k) && v !== undefined) out[k] = v;
+  return { ...out, mode: "inference" } as unknown as xLSTMLargeConfig;
+}
+
+function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions): LoadedModel {
+  const where = resolved.modelFile;
+  const dtype = options.dtype ?? "bfloat16";
+  if (dtype !== "bfloat16" && dtype !== "float32") throw new RangeError(`loadModel: dtype must be "bfloat16" or "float32", got ${JSON.stringify(dtype)}`);
+  const ckpt = openShardedCheckpoint(resolved.modelFile.endsWith(".json") ? resolved.modelFile : (resolved.dir ?? resolved.modelFile));
+  let model: xLSTMLargeDecoder;
+  let config: xLSTMLargeConfig;
+  try {
+    if (!ckpt.keys().some((k) => k.startsWith("backbone.blocks.")))
+      throw new CorruptFileError(where, `does not hold an xLSTM Large model (no backbone.blocks.* tensors)`);
+    config = largeConfig(resolved, ckpt, options.config);
+    try {
+      const c = resolveLargeConfig(config);
+      // the config is untrusted: its recurrent state may not be much larger than the checkpoint's tensors
+      let fileElements = 0;
+      for (const k of ckpt.keys()) fileElements += ckpt.info(k).shape.reduce((a, b) => a * b, 1);
+      const stateElements = c.num_blocks * c.num_heads * c.qk_head_dim * (c.v_head_dim + 1);
+      if (stateElements > 2 * fileElements + (1 << 20)) throw new RangeError(`its config: needs more than twice the checkpoint's ${fileElements} elements for one row of recurrent state (${stateElements})`);
+      model = xLSTMLargeDecoder.fromStateDict(config, new LazyCheckpointTensors(ckpt, dtype), { dtype });
+    } catch (e) {
+      if (e instanceof CorruptFileError) throw e;
+      throw new Error(`${where}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  } finally {
+    ckpt.close();
+  }
+  const tok = chooseTokenizer(resolved, options.tokenizer, config.vocab_size);
+  return { model: model as unknown as LanguageModel, modelType: "xlstm-large", config: config as unknown as Record<string, unknown>, tokenizer: tok, checkpoint: resolved };
 }

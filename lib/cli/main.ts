@@ -9,6 +9,7 @@ import "../bench/all";
 import { formatResult, readManifest, runFixture } from "../fixtures";
 import { CONFIG_FILE, loadModel, resolveCheckpoint, saveCheckpoint, writeModelFile } from "../checkpoint";
 import { ByteTokenizer, CharTokenizer, Tokenizer } from "../data/tokenizer";
+import { HFTokenizer } from "../data/hf-tokenizer";
 import { readTextFile } from "../data/dataset";
 import { generate } from "../generate";
 import { Trainer, TrainOptions, ProgressEvent, StartEvent, terminalChart, readLossPoints } from "../train";
@@ -44,7 +45,7 @@ const TRAIN: CommandSpec = {
     { name: "out", kind: "string", arg: "DIR", help: "run directory: checkpoints/, metrics.jsonl, loss.svg, loss.png (default: xlstm-run)" },
     { name: "resume", kind: "optional", arg: "[DIR]", help: "continue the run in --out (or the checkpoint DIR) exactly where it stopped" },
     { name: "model", kind: "string", arg: "TYPE", values: ["xlstm", "lstm"], help: "model type (default xlstm)" },
-    { name: "tokenizer", kind: "string", arg: "KIND", values: ["char", "byte"], help: "char (vocabulary from the text, default) or byte (UTF-8, 256)" },
+    { name: "tokenizer", kind: "string", arg: "KIND", help: "char (vocabulary from the text, default), byte (UTF-8, 256), or FILE.json (a Hugging Face tokenizer.json)" },
     { name: "max-tokens", kind: "int", arg: "N", help: "train on the first N tokens only" },
     { name: "steps", kind: "int", arg: "N", help: "optimizer updates (default 800)" },
     { name: "epochs", kind: "int", arg: "N", help: "passes over the training split instead of --steps" },
@@ -99,8 +100,9 @@ const GENERATE: CommandSpec = {
     { name: "top-k", kind: "int", arg: "K", help: "sample from the K most likely tokens; 0 all (default 0)" },
     { name: "top-p", kind: "number", arg: "P", help: "nucleus sampling: the most likely tokens up to probability P (default 1)" },
     { name: "seed", kind: "int", arg: "N", help: "sampling seed (default 0)" },
-    { name: "tokenizer", kind: "string", arg: "KIND", help: "for checkpoints without one: byte, or char:FILE (vocabulary of a text file)" },
+    { name: "tokenizer", kind: "string", arg: "KIND", help: "overrides the checkpoint's: byte, char:FILE (vocabulary of a text file), or FILE.json (a Hugging Face tokenizer.json; a checkpoint directory's own tokenizer.json is used when the checkpoint has no tokenizer)" },
     { name: "config", kind: "string", arg: "FILE", help: "model config JSON for a model file that carries none" },
+    { name: "dtype", kind: "string", arg: "T", values: ["bfloat16", "float32"], help: "xLSTM Large checkpoints: weight storage of the decoder (default bfloat16)" },
     { name: "no-echo", kind: "bool", help: "do not print the prompt before the generated text" },
   ],
 };
@@ -112,7 +114,7 @@ const CONVERT: CommandSpec = {
   flags: [
     { name: "slstm-layout", kind: "string", arg: "L", values: ["cuda", "vanilla"], help: "sLSTM parameter layout of the output (default cuda, the reference's default backend)" },
     { name: "config", kind: "string", arg: "FILE", help: "model config JSON (reference field names) for an input that carries none" },
-    { name: "tokenizer", kind: "string", arg: "KIND", help: "tokenizer to store with the output: byte, or char:FILE" },
+    { name: "tokenizer", kind: "string", arg: "KIND", help: "tokenizer to store with the output: byte, char:FILE, or FILE.json (a Hugging Face tokenizer.json)" },
   ],
   notes:
     "<input>: a run or checkpoint directory, or a .safetensors file with the reference's state_dict keys (either\n" +
@@ -286,6 +288,8 @@ async function trainCmd(args: string[]): Promise<number> {
   set("data", "data");
   set("model", "modelType");
   set("tokenizer", "tokenizer");
+  // a tokenizer.json path (flag or config file) travels to the trainer as the tokenizer's saved form
+  if (typeof opts.tokenizer === "string" && opts.tokenizer !== "char" && opts.tokenizer !== "byte") opts.tokenizer = hfTokenizerFile(opts.tokenizer, "tokenizer").toJSON();
   set("max-tokens", "maxTokens");
   set("steps", "steps");
   set("epochs", "epochs");
@@ -421,11 +425,17 @@ async function trainCmd(args: string[]): Promise<number> {
 
 // ---- generate ---------------------------------------------------------------------------------------------------
 
+/** A Hugging Face tokenizer.json named by an option (errors are one line naming the file). */
+function hfTokenizerFile(v: string, flag: string, kinds = "char, byte"): HFTokenizer {
+  if (!fs.existsSync(v) && !v.endsWith(".json")) throw new UsageError(`option --${flag} must be ${kinds} or a tokenizer.json file, got "${v}"`);
+  return HFTokenizer.fromFile(v);
+}
+
 function tokenizerFlag(v: string | undefined): Tokenizer | undefined {
   if (v === undefined) return undefined;
   if (v === "byte") return new ByteTokenizer();
   if (v.startsWith("char:")) return CharTokenizer.fromText(readTextFile(v.slice(5)));
-  throw new UsageError(`option --tokenizer must be byte or char:FILE, got "${v}"`);
+  return hfTokenizerFile(v, "tokenizer", "byte, char:FILE");
 }
 
 async function generateCmd(args: string[]): Promise<number> {
@@ -447,8 +457,10 @@ async function generateCmd(args: string[]): Promise<number> {
   const seed = (flags.get("seed") as number | undefined) ?? 0;
   if (seed < 0) throw new UsageError(`option --seed must be >= 0, got ${seed}`);
   const config = flags.has("config") ? readJsonFile(flags.get("config") as string, "config file") : undefined;
-  const loaded = loadModel(ck, { config, tokenizer: tokenizerFlag(flags.get("tokenizer") as string | undefined) });
-  if (!loaded.tokenizer) throw new Error(`${loaded.checkpoint.modelFile} has no tokenizer; pass --tokenizer byte or --tokenizer char:FILE`);
+  const dtype = flags.get("dtype") as "bfloat16" | "float32" | undefined;
+  const loaded = loadModel(ck, { config, tokenizer: tokenizerFlag(flags.get("tokenizer") as string | undefined), dtype });
+  if (dtype && loaded.modelType !== "xlstm-large") process.stderr.write(`xlstm generate: note: --dtype applies to xLSTM Large checkpoints only; ignored\n`);
+  if (!loaded.tokenizer) throw new Error(`${loaded.checkpoint.modelFile} has no tokenizer; pass --tokenizer byte, --tokenizer char:FILE or --tokenizer tokenizer.json`);
   const ids = loaded.tokenizer.encode(prompt); // RangeError names characters outside the vocabulary
   if (flags.get("no-echo") !== true) process.stdout.write(prompt);
   let ended = false;
@@ -475,6 +487,8 @@ async function convertCmd(args: string[]): Promise<number> {
   const layout = ((flags.get("slstm-layout") as string | undefined) ?? "cuda") as "cuda" | "vanilla";
   const config = flags.has("config") ? readJsonFile(flags.get("config") as string, "config file") : undefined;
   const loaded = loadModel(input, { config, tokenizer: tokenizerFlag(flags.get("tokenizer") as string | undefined) });
+  if (loaded.modelType === "xlstm-large")
+    throw new Error(`${loaded.checkpoint.modelFile} is an xLSTM Large checkpoint, which convert does not handle (it already uses the reference's keys; convert weight modes with nn.convertLargeWeights)`);
   if (path.resolve(output) === path.resolve(loaded.checkpoint.modelFile) || (loaded.checkpoint.dir && path.resolve(output) === path.resolve(loaded.checkpoint.dir)))
     throw new UsageError("convert: <output> must differ from <input>");
   const n = loaded.model.stateDict().size;

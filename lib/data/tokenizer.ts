@@ -1,13 +1,15 @@
-// Tokenizers (data layer): characters (vocabulary built from a text, saved with checkpoints) and UTF-8 bytes
-// (vocabulary 256, nothing to save). Both map text <-> Int32Array ids and offer a streaming decoder for
-// generation. Hugging Face tokenizer.json files are not supported yet: the candidate is @huggingface/tokenizers
-// (pure TypeScript, offline, by Hugging Face), which this package does not depend on so far.
+// Tokenizers (data layer): characters (vocabulary built from a text, saved with checkpoints), UTF-8 bytes
+// (vocabulary 256, nothing to save), and Hugging Face tokenizer.json files (HFTokenizer in ./hf-tokenizer, through
+// @huggingface/tokenizers; saved with checkpoints as the tokenizer.json object). All map text <-> Int32Array ids
+// and offer a streaming decoder for generation.
+import { HFTokenizer } from "./hf-tokenizer";
+import type { HFTokenizerJSON } from "./hf-tokenizer";
 
 /** The saved form of a tokenizer (stored in checkpoint metadata as JSON). */
-export type TokenizerJSON = { type: "char"; vocab: string[]; unk?: string | null } | { type: "byte" };
+export type TokenizerJSON = { type: "char"; vocab: string[]; unk?: string | null } | { type: "byte" } | HFTokenizerJSON;
 
 export interface Tokenizer {
-  readonly type: "char" | "byte";
+  readonly type: "char" | "byte" | "hf";
   readonly vocabSize: number;
   /** @throws RangeError for text the vocabulary cannot represent (char tokenizer without an unknown token) */
   encode(text: string): Int32Array;
@@ -148,5 +150,6 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
     if (!Array.isArray(j.vocab)) throw new TypeError("tokenizerFromJSON: a char tokenizer needs a vocab array");
     return new CharTokenizer(j.vocab, j.unk ?? null);
   }
-  throw new RangeError(`tokenizerFromJSON: unknown tokenizer type ${JSON.stringify((j as { type?: unknown }).type)} (expected "char" or "byte")`);
+  if (j.type === "hf") return HFTokenizer.fromJSON(j);
+  throw new RangeError(`tokenizerFromJSON: unknown tokenizer type ${JSON.stringify((j as { type?: unknown }).type)} (expected "char", "byte" or "hf")`);
 }

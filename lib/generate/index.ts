@@ -2,7 +2,9 @@
 // one model.step() per new token from that state, sampling with temperature, top-k and top-p (nucleus) from a
 // seeded generator. generate() is an async iterable of tokens that yields to the event loop between tokens;
 // generateBatch() runs several prompts as one batch (rows whose prompts are longer keep feeding prompt tokens
-// through step() while the others already sample).
+// through step() while the others already sample). xLSTM Large decoders (lib/nn/large.ts, loaded from Hugging Face
+// layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
+// in place after the prefill.
 // defines: generate, generateBatch, sampleLogits, Generation (handle from a checkpoint), loadGenerator
 import { noGrad } from "../autograd";
 import { loadModel, LoadedModel } from "../checkpoint";
@@ -12,6 +14,7 @@ import { Tensor } from "../tensor";
 import type { LanguageModel } from "../train/models";
 import { createInferenceSession } from "../infer/session";
 import { xLSTMLMModel } from "../nn/stack";
+import { LargeState, xLSTMLargeDecoder } from "../nn/large";
 import type { StateTree } from "../train/state-tree";
 
 export interface SamplingOptions {
@@ -128,12 +131,17 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
   model.eval();
   // xLSTM models: the fused native session (one native call per token); other models: the Tensor path
   const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 ? createInferenceSession(model) : null;
+  const large = model instanceof xLSTMLargeDecoder ? model : null;
   try {
     let out = "";
     let logits: Float32Array;
     let state: StateTree = null;
     if (session) logits = session.prefill(Int32Array.from(ids), ids.length);
-    else {
+    else if (large) {
+      const r = large.forward(new Tensor(ids, [1, ids.length]), { logits: "last" });
+      logits = r.logits.f32();
+      state = r.state as unknown as StateTree;
+    } else {
       const r = noGrad(() => model.forward(new Tensor(ids, [1, ids.length]), { returnLastState: true }));
       logits = lastLogits(r.logits, 0);
       state = r.state ?? null;
@@ -148,6 +156,7 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
       if (i + 1 === maxTokens) break;
       await new Promise<void>((res) => setImmediate(res));
       if (session) logits = session.step(Int32Array.of(id));
+      else if (large) logits = large.forward(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true }).logits.f32();
       else {
         const s = noGrad(() => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
         logits = lastLogits(s.logits, 0);

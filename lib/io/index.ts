@@ -1,11 +1,12 @@
 // File I/O: safetensors reading/writing and atomic file replacement.
 // defines: openSafetensors(+Async), SafetensorsFile, readSafetensors(+Async), writeSafetensors(+Async),
-// serializeSafetensors, halfToFloat, SAFETENSORS_DTYPES, writeFileAtomic(+Async).
+// serializeSafetensors, halfToFloat, SAFETENSORS_DTYPES, mmapAvailable, writeFileAtomic(+Async).
 export {
   SAFETENSORS_DTYPES,
   MAX_HEADER_BYTES,
   SafetensorsFile,
   halfToFloat,
+  mmapAvailable,
   openSafetensors,
   openSafetensorsAsync,
   readSafetensors,
@@ -16,6 +17,7 @@ export {
   writeSafetensorsAsync,
 } from "./safetensors";
 export type {
+  OpenSafetensorsOptions,
   RawTensor,
   SafetensorsContents,
   SafetensorsDType,
@@ -26,4 +28,4 @@ export type {
 export { writeFileAtomic, writeFileAtomicAsync } from "./atomic";
 export type { AsyncByteChunks, AtomicWriteOptions, ByteChunks } from "./atomic";
 export { openShardedCheckpoint, writeShardedCheckpoint, ShardedCheckpoint } from "./sharded";
-export type { ShardIndex, FloatDType, WriteShardedOptions } from "./sharded";
+export type { ShardIndex, FloatDType, WriteShardedOptions, OpenShardedOptions } from "./sharded";

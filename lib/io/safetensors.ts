@@ -11,8 +11,15 @@
 // absolute byte offset where there is one; header lengths above 100 MB are refused (as the reference does), so a
 // hostile file cannot make us allocate or parse without bound.
 //
-// Tensor bytes always land in a fresh ArrayBuffer, so typed-array views are aligned whatever the file's header
-// padding. Data is little-endian; big-endian hosts are refused (out of scope: they would need byte swapping).
+// Tensor bytes land in a fresh ArrayBuffer, so typed-array views are aligned whatever the file's header padding.
+// Opened with { mmap: true } (sharded / large checkpoints do so), get() instead maps the whole file once (native
+// mmapFile: read-only file, private copy-on-write pages, unmapped when the last view is garbage-collected) and an
+// F32/BF16/I32/I64 tensor whose offset is aligned to its element size is a view of the mapped pages: nothing is
+// copied onto the JS heap and pages are read from disk when first touched. Misaligned tensors and converted dtypes
+// are copied. The mapping is checked to be the very file that was opened and validated (same device, inode and
+// size), else reads are used. Truncating a file in place while it is mapped makes touching its lost pages raise
+// SIGBUS (as for any mmap user); files written by this package are replaced atomically (rename), which is safe.
+// Data is little-endian; big-endian hosts are refused (out of scope: they would need byte swapping).
 //
 // Writing follows the reference (huggingface/safetensors `prepare`): tensors sorted by descending dtype (the order
 // of SAFETENSORS_DTYPES, which keeps every tensor aligned to its element size) then by name (UTF-8 bytes);
@@ -25,6 +32,27 @@ import { Tensor } from "../tensor";
 import type { DType } from "../tensor";
 import { writeFileAtomic, writeFileAtomicAsync, withCallerStack } from "./atomic";
 import type { AtomicWriteOptions } from "./atomic";
+import type { Binding } from "../../binding";
+
+/** The native mmapFile, loaded on first use (this reader works without the addon when nothing is mapped). */
+let mmapFile: Binding["mmapFile"] | null | undefined;
+function nativeMmap(): Binding["mmapFile"] | null {
+  if (mmapFile === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const n = (require("../native") as typeof import("../native")).native;
+      mmapFile = typeof n.mmapFile === "function" ? n.mmapFile.bind(n) : null;
+    } catch {
+      mmapFile = null;
+    }
+  }
+  return mmapFile;
+}
+
+/** Whether memory-mapped reading ({ mmap: true }) is available here (the native addon has mmapFile). */
+export function mmapAvailable(): boolean {
+  return nativeMmap() !== null && process.platform !== "win32";
+}
 
 /** Every dtype of the format, in the reference's enum order (increasing alignment). */
 export const SAFETENSORS_DTYPES = [
@@ -333,7 +361,7 @@ export function halfToFloat(out: Float32Array, src: Uint16Array): Float32Array {
   return out;
 }
 
-/** A Tensor from a tensor's bytes (which sit at offset 0 of their own ArrayBuffer, hence aligned). */
+/** A Tensor from a tensor's bytes, aligned to its element size (offset 0 of their own ArrayBuffer, or an aligned offset in a mapping). */
 function rawToTensor(file: string, raw: RawTensor, name: string): Tensor {
   const { dtype, shape, bytes } = raw;
   const buf = bytes.buffer;
@@ -406,6 +434,15 @@ function notRegular(what: string, file: string): Error {
   return new Error(`${what}: ${file} is not a regular file`);
 }
 
+/** How a file is read. */
+export interface OpenSafetensorsOptions {
+  /**
+   * Map the file and return tensors that view its pages (see the file header); falls back to reads where mapping is
+   * unavailable or fails. Default false.
+   */
+  mmap?: boolean;
+}
+
 /** Closes the descriptor of a SafetensorsFile that was garbage-collected without close(). */
 const leakedFds = new FinalizationRegistry<number>((fd) => fs.close(fd, () => undefined));
 
@@ -430,11 +467,15 @@ export class SafetensorsFile implements Disposable {
   #tensors: Map<string, SafetensorsTensorInfo>;
   #closed = false;
   #pending = 0;
+  /** { mmap: true } asked for, and not yet found impossible */
+  #mmap: boolean;
+  #mapped: ArrayBuffer | null = null;
 
   /** @internal use openSafetensors / openSafetensorsAsync */
-  constructor(path: string, fd: number, header: ParsedHeader) {
+  constructor(path: string, fd: number, header: ParsedHeader, options: OpenSafetensorsOptions = {}) {
     this.path = path;
     this.#fd = fd;
+    this.#mmap = options.mmap === true;
     this.metadata = header.metadata;
     this.headerLength = header.headerLength;
     this.dataOffset = header.dataStart;
@@ -446,6 +487,35 @@ export class SafetensorsFile implements Disposable {
   /** Whether close() was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether get() serves tensors from a memory mapping (true after the first get() of a mapped file). */
+  get mapped(): boolean {
+    return this.#mapped !== null;
+  }
+
+  /** The file's bytes mapped (mapping it on first use), or null when not asked for or not possible. */
+  #mapping(): ArrayBuffer | null {
+    if (this.#mapped || !this.#mmap) return this.#mapped;
+    this.#mmap = false; // one attempt
+    const map = process.platform === "win32" ? null : nativeMmap();
+    if (!map) return null;
+    let buf: ArrayBuffer;
+    try {
+      buf = map(this.path);
+    } catch {
+      return null; // e.g. no address space or a runtime without external buffers: read instead
+    }
+    // the mapped file must be the one opened and validated: same identity and size (a file replaced in between
+    // by an atomic rename, or grown or shrunk, is read through the descriptor instead)
+    try {
+      const a = fs.fstatSync(this.#fd), b = fs.statSync(this.path);
+      if (a.dev !== b.dev || a.ino !== b.ino || buf.byteLength !== this.fileSize || a.size !== this.fileSize) return null;
+    } catch {
+      return null;
+    }
+    this.#mapped = buf;
+    return buf;
   }
 
   /** Number of tensors. */
@@ -481,6 +551,8 @@ export class SafetensorsFile implements Disposable {
   getRaw(name: string): RawTensor {
     this.#ensureOpen("getRaw");
     const t = this.info(name);
+    const map = this.#mapping();
+    if (map) return { dtype: t.dtype, shape: t.shape, bytes: new Uint8Array(map, t.byteOffset, t.byteLength).slice() };
     const bytes = new Uint8Array(t.byteLength);
     readFullySync(this.#fd, this.path, `tensor ${q(name)}`, bytes, t.byteOffset);
     return { dtype: t.dtype, shape: t.shape, bytes };
@@ -488,12 +560,21 @@ export class SafetensorsFile implements Disposable {
 
   /**
    * A tensor as a Tensor: F32 -> float32, BF16 -> bfloat16 (raw bits), I64 -> int64, I32 -> int32, F16 -> float32
-   * (exact widening), U8/I8/I16/U16 -> int32, BOOL -> int32 0/1, U32 -> int64.
+   * (exact widening), U8/I8/I16/U16 -> int32, BOOL -> int32 0/1, U32 -> int64. In a mapped file (mmap option), an
+   * aligned F32/BF16/I32/I64 tensor views the mapping (writes to it stay private to this process).
    * @throws TypeError for F64, U64 and F8 (no exact Tensor dtype: use getRaw).
    */
   get(name: string): Tensor {
     this.#ensureOpen("get");
     this.#checkConvertible(name);
+    const map = this.#mapping();
+    if (map) {
+      const t = this.info(name);
+      // aligned: rawToTensor views it (or converts into a fresh array); misaligned: copy first
+      const view = new Uint8Array(map, t.byteOffset, t.byteLength);
+      const bytes = t.byteOffset % ELEMENT_SIZE[t.dtype] === 0 ? view : view.slice();
+      return rawToTensor(this.path, { dtype: t.dtype, shape: t.shape, bytes }, name);
+    }
     return rawToTensor(this.path, this.getRaw(name), name);
   }
 
@@ -533,6 +614,7 @@ export class SafetensorsFile implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#mapped = null; // views handed out keep the mapping alive; it is unmapped when they are collected
     leakedFds.unregister(this);
     if (this.#pending === 0) this.#release();
   }
@@ -559,12 +641,13 @@ function checkPathArg(what: string, file: unknown): asserts file is string {
 
 /**
  * Open a safetensors file: reads and validates the header only; tensors are read on demand.
+ * @param options.mmap map the file and return tensors viewing its pages (see the file header); default false
  * @throws CorruptFileError when the file is not a valid safetensors file (names the file, tensor and problem).
  * @example
  * const f = openSafetensors("model.safetensors");
  * try { const w = f.get("proj_up.weight"); } finally { f.close(); }
  */
-export function openSafetensors(file: string): SafetensorsFile {
+export function openSafetensors(file: string, options: OpenSafetensorsOptions = {}): SafetensorsFile {
   const what = "openSafetensors";
   checkPathArg(what, file);
   assertLittleEndianHost(what);
@@ -577,7 +660,7 @@ export function openSafetensors(file: string): SafetensorsFile {
     const n = checkPrefix(file, prefix, st.size);
     const headerBytes = new Uint8Array(n);
     readFullySync(fd, file, "header", headerBytes, 8);
-    return new SafetensorsFile(file, fd, parseHeader(file, headerBytes, st.size));
+    return new SafetensorsFile(file, fd, parseHeader(file, headerBytes, st.size), options);
   } catch (e) {
     fs.closeSync(fd);
     throw e;

@@ -5,6 +5,9 @@
 // an index (xlstm/xlstm_large/from_pretrained.py).
 // defines: openShardedCheckpoint -> ShardedCheckpoint (lazy: shard headers are read when a key of that shard is
 // first asked for, tensor bytes when the tensor is), writeShardedCheckpoint, ShardIndex.
+// Shards are memory-mapped by default (lib/io/safetensors.ts, { mmap: true }): a tensor read in its stored dtype
+// (bf16 weights read as bfloat16, float32 as float32) is a view of the shard's mapped pages, so loading a bf16
+// model copies nothing onto the JS heap and touches only the pages used; { mmap: false } reads instead.
 //
 // Errors name what is wrong: a shard file listed in the index but absent (Error, with the shard's path and one of
 // its keys) at open; a key absent from the checkpoint, or from the shard the index points to (RangeError); a stored
@@ -49,10 +52,12 @@ export class ShardedCheckpoint implements Disposable {
   readonly shards: readonly string[];
   readonly #map: Map<string, string>;
   readonly #open = new Map<string, SafetensorsFile>();
+  readonly #mmap: boolean;
 
   /** @internal use openShardedCheckpoint */
-  constructor(dir: string, indexFile: string | null, metadata: Record<string, unknown>, map: Map<string, string>, opened: Map<string, SafetensorsFile>) {
+  constructor(dir: string, indexFile: string | null, metadata: Record<string, unknown>, map: Map<string, string>, opened: Map<string, SafetensorsFile>, mmap = true) {
     this.dir = dir;
+    this.#mmap = mmap;
     this.indexFile = indexFile;
     this.metadata = metadata;
     this.#map = map;
@@ -88,7 +93,7 @@ export class ShardedCheckpoint implements Disposable {
   #file(shard: string): SafetensorsFile {
     let f = this.#open.get(shard);
     if (!f) {
-      f = openSafetensors(path.join(this.dir, shard));
+      f = openSafetensors(path.join(this.dir, shard), { mmap: this.#mmap });
       this.#open.set(shard, f);
     }
     return f;
@@ -111,7 +116,8 @@ export class ShardedCheckpoint implements Disposable {
   /**
    * A tensor, read from its shard. Without `dtype`, as stored (F32 -> float32, BF16 -> bfloat16, ...; see
    * SafetensorsFile.get). With `dtype`, a floating-point tensor is converted to it (F32/BF16/F16 -> float32 exactly,
-   * -> bfloat16 rounding to nearest even).
+   * -> bfloat16 rounding to nearest even). Mapped shards: a tensor in its stored dtype views the mapping (aligned
+   * F32/BF16); converted ones are fresh arrays.
    * @throws RangeError for a missing key; TypeError when the stored dtype is not floating point but `dtype` asks for
    *   one (the message names the key, its shard, the stored and the wanted dtype)
    */
@@ -163,7 +169,13 @@ function readIndex(file: string): ShardIndex {
   return { metadata: (md as Record<string, unknown>) ?? {}, weight_map: wm as Record<string, string> };
 }
 
-function fromIndex(indexFile: string): ShardedCheckpoint {
+/** How a sharded checkpoint is read. */
+export interface OpenShardedOptions {
+  /** Memory-map the shards (see the file header). Default true; falls back to reads where mapping is unavailable. */
+  mmap?: boolean;
+}
+
+function fromIndex(indexFile: string, mmap: boolean): ShardedCheckpoint {
   const index = readIndex(indexFile);
   const dir = path.dirname(indexFile);
   const map = new Map(Object.entries(index.weight_map));
@@ -173,16 +185,16 @@ function fromIndex(indexFile: string): ShardedCheckpoint {
     const p = path.join(dir, shard);
     if (!fs.existsSync(p)) throw new Error(`sharded checkpoint ${indexFile}: shard ${shard} is missing (${p} does not exist; it holds ${q(key)} among others)`);
   }
-  return new ShardedCheckpoint(dir, indexFile, index.metadata, map, new Map());
+  return new ShardedCheckpoint(dir, indexFile, index.metadata, map, new Map(), mmap);
 }
 
-function fromFiles(dir: string, files: string[]): ShardedCheckpoint {
+function fromFiles(dir: string, files: string[], mmap: boolean): ShardedCheckpoint {
   const map = new Map<string, string>();
   const opened = new Map<string, SafetensorsFile>();
   let metadata: Record<string, unknown> = {};
   try {
     for (const name of files) {
-      const f = openSafetensors(path.join(dir, name));
+      const f = openSafetensors(path.join(dir, name), { mmap });
       opened.set(name, f);
       if (opened.size === 1) metadata = { ...f.metadata };
       for (const k of f.keys()) {
@@ -195,7 +207,7 @@ function fromFiles(dir: string, files: string[]): ShardedCheckpoint {
     for (const f of opened.values()) f.close();
     throw e;
   }
-  return new ShardedCheckpoint(dir, null, metadata, map, opened);
+  return new ShardedCheckpoint(dir, null, metadata, map, opened, mmap);
 }
 
 /**
@@ -206,21 +218,23 @@ function fromFiles(dir: string, files: string[]): ShardedCheckpoint {
  *   using ckpt = openShardedCheckpoint("xlstm-7b");
  *   const w = ckpt.get("lm_head.weight", "bfloat16");
  */
-export function openShardedCheckpoint(p: string): ShardedCheckpoint {
+export function openShardedCheckpoint(p: string, options: OpenShardedOptions = {}): ShardedCheckpoint {
   if (typeof p !== "string" || p.length === 0) throw new TypeError(`openShardedCheckpoint: path must be a non-empty string, got ${typeof p === "string" ? "an empty string" : typeof p}`);
+  const mmap = options.mmap ?? true;
+  if (typeof mmap !== "boolean") throw new TypeError(`openShardedCheckpoint: options.mmap must be a boolean, got ${typeof mmap}`);
   const st = fs.statSync(p);
   if (st.isFile()) {
-    if (p.endsWith(".json")) return fromIndex(p);
-    return fromFiles(path.dirname(p), [path.basename(p)]);
+    if (p.endsWith(".json")) return fromIndex(p, mmap);
+    return fromFiles(path.dirname(p), [path.basename(p)], mmap);
   }
   const names = fs.readdirSync(p);
   const indexes = names.filter((n) => n.endsWith(".safetensors.index.json"));
   if (indexes.length > 1) throw new Error(`openShardedCheckpoint: ${p} holds several index files (${indexes.join(", ")}); pass the one to use`);
-  if (indexes.length === 1) return fromIndex(path.join(p, indexes[0]));
-  if (names.includes("model.safetensors")) return fromFiles(p, ["model.safetensors"]);
+  if (indexes.length === 1) return fromIndex(path.join(p, indexes[0]), mmap);
+  if (names.includes("model.safetensors")) return fromFiles(p, ["model.safetensors"], mmap);
   const numbered: string[] = [];
   for (let n = 0; names.includes(`model_${n}.safetensors`); ++n) numbered.push(`model_${n}.safetensors`);
-  if (numbered.length) return fromFiles(p, numbered);
+  if (numbered.length) return fromFiles(p, numbered, mmap);
   throw new Error(`openShardedCheckpoint: ${p} has no *.safetensors.index.json, model.safetensors or model_0.safetensors`);
 }
 

@@ -999,7 +999,7 @@ export class xLSTMLargeDecoder extends Module {
   #scratch: { B: number; c: Float32Array; n: Float32Array; m: Float32Array }[] = [];
 
   /** Use fromModel / fromStateDict / fromCheckpoint. `get(key)` returns a parameter in either weight mode, or null. */
-  private constructor(config: xLSTMLargeConfig, get: (key: string) => Tensor | null, options: LargeDecoderOptions) {
+  private constructor(config: xLSTMLargeConfig, get: (key: string) => Tensor | null, options: LargeDecoderOptions, shareStorage = false) {
     super();
     const c = resolveLargeConfig({ ...config, weight_mode: "single" });
     this.config = c;
@@ -1021,8 +1021,11 @@ export class xLSTMLargeDecoder extends Module {
     const f32 = (t: Tensor): Float32Array => (t.dtype === "float32" ? t.f32().slice() : bf16ToFloat(new Float32Array(t.numel), t.data as Uint16Array));
     const opt = (key: string, n: number): Float32Array | null => (c.use_bias ? f32(need(key, [n])) : null);
     // a packed weight from row groups (each a tensor [rows_i, cols]), converted to the storage dtype
+    // shareStorage (tensors fresh from a checkpoint, nobody else holds them): a weight that is one tensor already in the
+    // storage dtype is used as it is, so mapped checkpoint pages stay file pages instead of becoming heap copies
     const pack = (parts: Tensor[], cols: number): PackedWeight => {
       const rows = parts.reduce((a, t) => a + t.shape[0], 0);
+      if (shareStorage && parts.length === 1 && parts[0].dtype === dtype) return { data: parts[0].data as Uint16Array | Float32Array, rows, cols };
       const data = dtype === "bfloat16" ? new Uint16Array(rows * cols) : new Float32Array(rows * cols);
       let off = 0;
       for (const t of parts) {
@@ -1106,7 +1109,7 @@ export class xLSTMLargeDecoder extends Module {
     const ckpt = openShardedCheckpoint(p);
     try {
       const src = sourceOf(ckpt, options.dtype ?? "bfloat16");
-      return new xLSTMLargeDecoder(config, (k) => readLargeParam(src, k, c), options);
+      return new xLSTMLargeDecoder(config, (k) => readLargeParam(src, k, c), options, true);
     } finally {
       ckpt.close();
     }

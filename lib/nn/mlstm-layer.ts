@@ -7,6 +7,7 @@
 //   proj_down.weight [E, Di]  (+ biases with bias: true)
 import * as ops from "../ops";
 import { mlstm, MlstmState } from "../ops/mlstm";
+import { mlstmLayer } from "../ops/mlstm-layer";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
@@ -54,6 +55,12 @@ export class mLSTMLayer extends Module {
   /** Di, the up-projected width */
   readonly innerDim: number;
   readonly headDim: number;
+  /**
+   * Run full sequences from the zero state through the fused native layer (ops.mlstmLayer: one native call each
+   * way) instead of composing single ops. Default true; the composed path is used anyway with projection biases,
+   * an initial or returned state, or a form other than "auto". Both give the same numbers up to rounding.
+   */
+  fused = true;
   private readonly generator: Generator;
 
   constructor(config: mLSTMLayerConfig, options: { generator?: Generator } = {}) {
@@ -159,6 +166,18 @@ export class mLSTMLayer extends Module {
     if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`mLSTMLayer.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
     const [B, S] = x.shape;
     const state = (options.state ?? null) as mLSTMLayerState | null;
+    if (this.fused && !state && !options.returnLastState && (options.form ?? "auto") === "auto" && !c.bias) {
+      const sd = this.stateDict();
+      const p = (k: string) => sd.get(k)!;
+      let y = mlstmLayer(x, {
+        wUp: p("proj_up.weight"), wConv: p("conv1d.conv.weight"), bConv: p("conv1d.conv.bias"),
+        wQ: p("q_proj.weight"), wK: p("k_proj.weight"), wV: p("v_proj.weight"),
+        wI: p("mlstm_cell.igate.weight"), bI: p("mlstm_cell.igate.bias"), wF: p("mlstm_cell.fgate.weight"), bF: p("mlstm_cell.fgate.bias"),
+        wNorm: p("mlstm_cell.outnorm.weight"), skip: p("learnable_skip"), wDown: p("proj_down.weight"),
+      }, { numHeads: NH });
+      if (c.dropout > 0 && this.training) y = ops.dropout(y, c.dropout, { generator: this.generator });
+      return { y, xm: null as unknown as Tensor };
+    }
     const up = ops.linear(x, this.p("proj_up.weight"), this.maybe("proj_up.bias"));
     const xm = ops.slice(up, 2, 0, Di), z = ops.slice(up, 2, Di, 2 * Di);
     const prev = state?.conv_state ?? null;

@@ -5,8 +5,10 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { requireTensor } from "./args";
 
 function requireFloat(t: Tensor, op: string, name: string): Float32Array {
+  requireTensor(op, name, t);
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
   if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
   return t.data;

@@ -5,6 +5,7 @@ import { record1 } from "../autograd";
 import { native } from "../native";
 import { defaultGenerator, Generator } from "../rng";
 import { Tensor } from "../tensor";
+import { optionalGenerator, requireNumber, requireOptions, requireTensor } from "./args";
 
 export interface DropoutOptions {
   /** Apply dropout (true, default) or return x unchanged (evaluation). */
@@ -24,6 +25,9 @@ export interface DropoutOptions {
  */
 export function dropout(x: Tensor, p = 0.5, options: DropoutOptions = {}): Tensor {
   const op = "ops.dropout";
+  requireTensor(op, "x", x);
+  requireNumber(op, "p", p);
+  optionalGenerator(op, "generator", requireOptions(op, "options", options).generator);
   if (!(x instanceof Tensor)) throw new TypeError(`${op}: x must be a Tensor, got ${typeof x}`);
   if (!(x.data instanceof Float32Array)) throw new TypeError(`${op}: x must be a float32 tensor, got ${x.dtype}`);
   if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new RangeError(`${op}: p must be a probability in [0, 1], got ${p}`);

@@ -5,8 +5,9 @@
 import type { Binding } from "../../binding";
 import { record1 } from "../autograd";
 import { native } from "../native";
-import { broadcastShapes } from "../shape";
+import { broadcastShapes, formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { requireOptions, requireTensor } from "./args";
 
 /** Names of the native unary ops. */
 export type UnaryOp = Parameters<Binding["unary"]>[0];
@@ -37,6 +38,7 @@ function kindOf(v: unknown): string {
 
 /** A float32 Tensor argument, or TypeError naming the op and the argument. */
 function requireFloatTensor(x: unknown, what: string, name: string): Tensor {
+  requireTensor(what, name, x);
   if (!(x instanceof Tensor)) throw new TypeError(`${what}: ${name} must be a Tensor, got ${kindOf(x)}`);
   if (x.dtype !== "float32") throw new TypeError(`${what}: ${name} must be a float32 tensor, got ${x.dtype}`);
   return x;
@@ -65,10 +67,15 @@ function unaryOp(name: string, op: UnaryOp, xIn: Tensor, alpha = 1, beta = 0): T
 function binaryOp(name: string, op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   const what = `ops.${name}`;
   if (typeof a === "number" && typeof b === "number")
-    throw new TypeError(`${what}: at least one operand must be a Tensor, got two numbers`);
+    throw new TypeError(`${what}: at least one operand must be a Tensor, got two numbers (a = ${a}, b = ${b})`);
   const ta = typeof a === "number" ? Tensor.scalar(a) : requireFloatTensor(a, what, "a");
   const tb = typeof b === "number" ? Tensor.scalar(b) : requireFloatTensor(b, what, "b");
-  const shape = broadcastShapes(ta.shape, tb.shape, what);
+  let shape: number[];
+  try {
+    shape = broadcastShapes(ta.shape, tb.shape, what);
+  } catch (e) {
+    throw new RangeError(`${(e as Error).message} (a has shape ${formatShape(ta.shape)}, b has shape ${formatShape(tb.shape)})`);
+  }
   const out = Tensor.zeros(shape);
   const as = ta.data as Float32Array, bs = tb.data as Float32Array;
   native.binary(op, as, ta.shape, bs, tb.shape, out.data as Float32Array);
@@ -157,7 +164,9 @@ export interface GeluOptions {
  * @example ops.gelu(x, { approximate: "tanh" })
  */
 export function gelu(x: Tensor, options: GeluOptions = {}): Tensor {
-  const approximate = options.approximate ?? "none";
+  requireFloatTensor(x, "ops.gelu", "x");
+  const approximate = requireOptions("ops.gelu", "options", options).approximate ?? "none";
+  if (typeof approximate !== "string") throw new TypeError(`ops.gelu: approximate must be "none" or "tanh", got ${kindOf(approximate)}`);
   if (approximate !== "none" && approximate !== "tanh")
     throw new RangeError(`ops.gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
   return approximate === "tanh" ? unaryOp("gelu", "geluTanh", x) : unaryOp("gelu", "gelu", x);
@@ -173,6 +182,7 @@ export function silu(x: Tensor): Tensor {
  * @throws TypeError when alpha or beta is not a number.
  */
 export function scale(x: Tensor, alpha: number, beta = 0): Tensor {
+  requireFloatTensor(x, "ops.scale", "x");
   requireNumber(alpha, "ops.scale", "alpha");
   requireNumber(beta, "ops.scale", "beta");
   return unaryOp("scale", "affine", x, alpha, beta);

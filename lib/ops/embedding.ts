@@ -4,6 +4,7 @@ import { record1 } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { Tensor } from "../tensor";
+import { asOpError, requireTensor } from "./args";
 
 /**
  * Rows of `weight` picked by integer indices: `out[..., :] = weight[indices[...], :]` (torch.nn.functional.embedding).
@@ -16,6 +17,8 @@ import { Tensor } from "../tensor";
  */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   const op = "ops.embedding";
+  requireTensor(op, "indices", indices);
+  requireTensor(op, "weight", weight);
   if (!(indices instanceof Tensor)) throw new TypeError(`${op}: indices must be a Tensor, got ${typeof indices}`);
   if (!(indices.data instanceof Int32Array || indices.data instanceof BigInt64Array))
     throw new TypeError(`${op}: indices must be an int32 or int64 tensor, got ${indices.dtype}`);
@@ -25,7 +28,7 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   const [v, e] = weight.shape;
   const idx = indices.data;
   const out = Tensor.zeros([...indices.shape, e]);
-  native.embeddingForward(out.data as Float32Array, weight.data, idx, v, e);
+  asOpError(op, () => native.embeddingForward(out.data as Float32Array, weight.data as Float32Array, idx, v, e));
   return record1("embedding", [indices, weight], out, (g) => {
     const gw = Tensor.zeros(weight.shape);
     native.embeddingBackward(gw.data as Float32Array, g.f32("embedding backward"), idx, v, e);

@@ -7,6 +7,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { sameShape } from "../shape";
 import { Tensor } from "../tensor";
+import { kindOf, optionalTensor, requireTensor } from "./args";
 
 export interface HeadwisePart {
   /** float32 [..., NB*I] */
@@ -25,6 +26,12 @@ export interface HeadwisePart {
 export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
   const op = "ops.headwiseLinearConcat";
   if (!Array.isArray(parts) || parts.length === 0) throw new RangeError(`${op}: expected a non-empty list of parts`);
+  parts.forEach((p: unknown, i) => {
+    if (p === null || typeof p !== "object") throw new TypeError(`${op}: parts[${i}] must be an object { x, weight, bias? }, got ${kindOf(p)}`);
+    requireTensor(op, `parts[${i}].x`, (p as HeadwisePart).x);
+    requireTensor(op, `parts[${i}].weight`, (p as HeadwisePart).weight);
+    optionalTensor(op, `parts[${i}].bias`, (p as HeadwisePart).bias);
+  });
   const lead = parts[0].x.shape.slice(0, -1);
   const geo = parts.map((p, i) => {
     for (const [n, t] of [["x", p.x], ["weight", p.weight], ["bias", p.bias]] as const)
@@ -79,5 +86,8 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
  * @returns [..., NB*O]
  */
 export function headwiseLinear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  requireTensor("ops.headwiseLinear", "x", x);
+  requireTensor("ops.headwiseLinear", "weight", weight);
+  optionalTensor("ops.headwiseLinear", "bias", bias);
   return headwiseLinearConcat([{ x, weight, bias }]);
 }

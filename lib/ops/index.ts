@@ -32,3 +32,5 @@ export type { RecurrentOutput, SlstmOptions } from "./recurrent";
 // defines: mlstm (mlstm)
 export { mlstm } from "./mlstm";
 export type { MlstmForm, MlstmState, MlstmOptions, MlstmOutput } from "./mlstm";
+export { mlstmLayer } from "./mlstm-layer";
+export type { MlstmLayerWeights } from "./mlstm-layer";

@@ -8,8 +8,10 @@ import { record1 } from "../autograd";
 import { native } from "../native";
 import { broadcastShapes, formatShape, numel } from "../shape";
 import { Tensor } from "../tensor";
+import { requireTensor } from "./args";
 
 function f32Of(t: unknown, op: string, name: string): Float32Array {
+  requireTensor(op, name, t);
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${t === null ? "null" : typeof t}`);
   if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
   return t.data as Float32Array;

@@ -5,6 +5,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { kindOf, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
 
 /** Which algorithm computes the cell (XLSTM_SPEC §4.3–§4.5). */
 export type MlstmForm = "auto" | "parallel" | "chunkwise" | "recurrent";
@@ -76,10 +77,18 @@ function checkShape(what: string, t: Tensor, want: number[], wantText: string, a
  *   const step = ops.mlstm(q1, k1, v1, i1, f1, { initialState: state, returnLastState: true }); // S = 1
  */
 export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, options: MlstmOptions = {}): MlstmOutput {
+  for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f]] as const) requireTensor("ops.mlstm", name, t);
+  requireOptions("ops.mlstm", "options", options);
+  optionalNumber("ops.mlstm", "chunkSize", options.chunkSize);
+  optionalNumber("ops.mlstm", "eps", options.eps);
+  optionalString("ops.mlstm", "form", options.form);
+  if (options.initialState != null && typeof options.initialState !== "object")
+    throw new TypeError(`ops.mlstm: initialState must be an object { c, n, m } (or null), got ${kindOf(options.initialState)}`);
   const st = options.initialState ?? null;
   for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f], ["initialState.c", st?.c], ["initialState.n", st?.n], ["initialState.m", st?.m]] as const) {
     if (st && !t) throw new TypeError(`ops.mlstm: ${name} is missing (initialState needs c, n and m)`);
     if (t && !(t instanceof Tensor)) throw new TypeError(`ops.mlstm: ${name} must be a Tensor`);
+    if (t) requireTensor("ops.mlstm", name, t);
     if (t && t.dtype !== "float32") throw new TypeError(`ops.mlstm: ${name} must be float32, got ${t.dtype}`);
   }
   if (q.ndim !== 4) throw shapeError("ops.mlstm: q", q.shape, "[B, NH, S, DHQK]");

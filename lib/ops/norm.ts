@@ -5,6 +5,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { optionalNumber, requireOptions, requireTensor } from "./args";
 
 export interface LayerNormOptions {
   /** Added to the (biased) variance. Default 1e-5 (the xLSTM small models; xLSTM Large uses 1e-6). */
@@ -17,6 +18,7 @@ export interface LayerNormOptions {
 }
 
 function requireFloat(t: Tensor, op: string, name: string): Float32Array {
+  requireTensor(op, name, t);
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
   if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
   return t.data;
@@ -79,6 +81,7 @@ function normOp(
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, options: LayerNormOptions = {}): Tensor {
   const op = "ops.layerNorm";
   requireFloat(x, op, "x");
+  optionalNumber(op, "eps", requireOptions(op, "options", options).eps);
   if (x.ndim < 1) throw shapeError(`${op}: x`, x.shape, "[..., D] with at least 1 dimension");
   const d = x.shape[x.ndim - 1];
   if (d < 1) throw shapeError(`${op}: x`, x.shape, "[..., D] with D >= 1");
@@ -110,6 +113,7 @@ export function multiHeadLayerNorm(
 ): Tensor {
   const op = "ops.multiHeadLayerNorm";
   requireFloat(x, op, "x");
+  optionalNumber(op, "eps", requireOptions(op, "options", options).eps);
   if (x.ndim < 2) throw shapeError(`${op}: x`, x.shape, "[..., NH, DH] with at least 2 dimensions");
   const nh = x.shape[x.ndim - 2], dh = x.shape[x.ndim - 1];
   if (nh < 1 || dh < 1) throw shapeError(`${op}: x`, x.shape, "[..., NH, DH] with NH, DH >= 1");

@@ -5,6 +5,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { optionalTensor, requireOptions, requireTensor } from "./args";
 
 export interface RecurrentOutput {
   /** [B, S, H] the hidden output of every step */
@@ -21,6 +22,10 @@ export interface SlstmOptions {
 }
 
 function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, ns: number) {
+  requireTensor(what, "x", x);
+  requireTensor(what, "R", R);
+  requireTensor(what, "bias", bias);
+  optionalTensor(what, "state0", state0);
   for (const [n, t] of [["x", x], ["R", R], ["bias", bias], ["state0", state0]] as const)
     if (t && t.dtype !== "float32") throw new TypeError(`${what}: ${n} must be float32, got ${t.dtype}`);
   if (R.ndim !== 3 || R.shape[2] !== 4 * R.shape[1]) throw shapeError(`${what}: R`, R.shape, "[NH, DH, 4*DH] (the cuda layout; convert vanilla kernels with slstmParamsToInternal)");
@@ -68,7 +73,7 @@ function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0:
  * @throws TypeError for non-float32 tensors, RangeError for inconsistent shapes
  */
 export function slstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null, options: SlstmOptions = {}): RecurrentOutput {
-  return run("slstm", x, R, bias, state0, !!options.exactM0Grad);
+  return run("slstm", x, R, bias, state0, !!requireOptions("ops.slstm", "options", options).exactM0Grad);
 }
 
 /**

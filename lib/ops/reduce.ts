@@ -5,6 +5,7 @@ import { record1 } from "../autograd";
 import { native } from "../native";
 import { formatShape, normalizeDim } from "../shape";
 import { Tensor } from "../tensor";
+import { requireTensor } from "./args";
 
 /** Names of the native reductions. */
 export type ReduceOp = Parameters<Binding["reduce"]>[0];
@@ -40,6 +41,7 @@ function resolveDims(x: Tensor, dims: Dims | undefined, what: string): number[] 
 
 function reduceOp(name: string, op: ReduceOp, xIn: Tensor, dims: Dims | undefined, keepdim: boolean): Tensor {
   const what = `ops.${name}`;
+  requireTensor(what, "x", xIn);
   if (!(xIn instanceof Tensor)) throw new TypeError(`${what}: x must be a Tensor, got ${kindOf(xIn)}`);
   const x = xIn;
   if (x.dtype !== "float32") throw new TypeError(`${what}: x must be a float32 tensor, got ${x.dtype}`);
@@ -47,7 +49,7 @@ function reduceOp(name: string, op: ReduceOp, xIn: Tensor, dims: Dims | undefine
   const axes = resolveDims(x, dims, what);
   const outShape = keepdim ? x.shape.map((s, d) => (axes.includes(d) ? 1 : s)) : x.shape.filter((_, d) => !axes.includes(d));
   if (op === "max" && axes.some((d) => x.shape[d] === 0) && outShape.every((s) => s > 0))
-    throw new RangeError(`${what}: cannot take the max over an empty dimension of shape ${formatShape(x.shape)}`);
+    throw new RangeError(`${what}: cannot take the max over an empty dimension of shape ${formatShape(x.shape)} (x, dims ${formatShape(axes)})`);
   const out = Tensor.zeros(outShape);
   const argmax = op === "max" ? new BigInt64Array(out.numel) : null;
   native.reduce(op, x.data as Float32Array, x.shape, axes, out.data as Float32Array, argmax);

@@ -4,21 +4,33 @@ import { record1 } from "../autograd";
 import { native } from "../native";
 import { formatShape, inferShape, normalizeDim, numel } from "../shape";
 import { Storage, Tensor } from "../tensor";
+import { requireNumber, requireNumberArray, requireTensor } from "./args";
 
 function emptyLike(t: Tensor, shape: readonly number[]): Tensor {
   return Tensor.zeros(shape, { dtype: t.dtype });
 }
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const s = inferShape(shape, x.numel, `reshape of ${formatShape(x.shape)}`);
+  requireTensor("ops.reshape", "x", x);
+  requireNumberArray("ops.reshape", "shape", shape);
+  let s: number[];
+  try {
+    s = inferShape(shape, x.numel, `ops.reshape: shape (x has shape ${formatShape(x.shape)})`);
+  } catch (e) {
+    // numel()'s own overflow message does not name the op
+    if (e instanceof RangeError && !e.message.startsWith("ops.reshape")) throw new RangeError(`ops.reshape: ${e.message}`);
+    throw e;
+  }
   const out = new Tensor(x.data, s, { device: x.device });
   return record1("reshape", [x], out, (g) => [new Tensor(g.data, x.shape)]);
 }
 
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  requireTensor("ops.permute", "x", x);
+  requireNumberArray("ops.permute", "dims", dims);
   const nd = x.ndim;
   if (dims.length !== nd) throw new RangeError(`permute: got ${dims.length} dims ${formatShape(dims)} for a tensor with ${nd} dimensions`);
-  const p = dims.map((d) => normalizeDim(d, nd, "permute dim"));
+  const p = dims.map((d, i) => normalizeDim(d, nd, `ops.permute: dims[${i}] =`));
   if (new Set(p).size !== nd) throw new RangeError(`permute: dims ${formatShape(dims)} repeat a dimension`);
   const out = emptyLike(x, p.map((d) => x.shape[d]));
   native.permute(out.data, x.data, x.shape, p);
@@ -28,9 +40,12 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 }
 
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
+  requireTensor("ops.transpose", "x", x);
+  requireNumber("ops.transpose", "dim0", dim0);
+  requireNumber("ops.transpose", "dim1", dim1);
   const nd = x.ndim;
-  const a = normalizeDim(dim0, nd, "transpose dim0");
-  const b = normalizeDim(dim1, nd, "transpose dim1");
+  const a = normalizeDim(dim0, nd, "ops.transpose: dim0");
+  const b = normalizeDim(dim1, nd, "ops.transpose: dim1");
   const dims = [...Array(nd).keys()];
   dims[a] = b;
   dims[b] = a;
@@ -38,7 +53,12 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
 }
 
 export function slice(x: Tensor, dim: number, start: number, end?: number, step = 1): Tensor {
-  const d = normalizeDim(dim, x.ndim, "slice dim");
+  requireTensor("ops.slice", "x", x);
+  requireNumber("ops.slice", "dim", dim);
+  requireNumber("ops.slice", "start", start);
+  if (end !== undefined) requireNumber("ops.slice", "end", end);
+  requireNumber("ops.slice", "step", step);
+  const d = normalizeDim(dim, x.ndim, "ops.slice: dim");
   const n = x.shape[d];
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
   if (!Number.isInteger(start)) throw new RangeError(`slice: start must be an integer, got ${String(start)}`);
@@ -72,8 +92,10 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError("cat: expected a non-empty array of tensors");
+  tensors.forEach((t, k) => requireTensor("ops.cat", `tensors[${k}]`, t));
+  requireNumber("ops.cat", "dim", dim);
   const first = tensors[0];
-  const d = normalizeDim(dim, first.ndim, "cat dim");
+  const d = normalizeDim(dim, first.ndim, "ops.cat: dim");
   tensors.forEach((t, k) => {
     if (!(t instanceof Tensor)) throw new TypeError(`cat: tensors[${k}] is not a Tensor`);
     if (t.dtype !== first.dtype) throw new TypeError(`cat: tensors[${k}] is ${t.dtype}, tensors[0] is ${first.dtype}`);

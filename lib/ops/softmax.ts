@@ -5,8 +5,10 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape, sameShape } from "../shape";
 import { Tensor } from "../tensor";
+import { asOpError, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
 
 function requireFloat(t: Tensor, op: string, name: string): Float32Array {
+  requireTensor(op, name, t);
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
   if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
   return t.data;
@@ -85,6 +87,10 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = "ops.crossEntropy";
   const xs = requireFloat(logits, op, "logits");
+  requireTensor(op, "targets", targets);
+  requireOptions(op, "options", options);
+  optionalNumber(op, "ignoreIndex", options.ignoreIndex);
+  optionalString(op, "reduction", options.reduction);
   if (!(targets instanceof Tensor)) throw new TypeError(`${op}: targets must be a Tensor, got ${typeof targets}`);
   if (!(targets.data instanceof Int32Array || targets.data instanceof BigInt64Array))
     throw new TypeError(`${op}: targets must be an int32 or int64 tensor, got ${targets.dtype}`);
@@ -93,6 +99,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
     throw new RangeError(`${op}: reduction must be "mean", "sum" or "none", got ${String(reduction)}`);
   const ignoreIndex = options.ignoreIndex ?? -100;
   if (!Number.isSafeInteger(ignoreIndex)) throw new RangeError(`${op}: ignoreIndex must be an integer, got ${ignoreIndex}`);
+  if (logits.ndim < 1) throw shapeError(`${op}: logits`, logits.shape, "[..., V] with at least 1 dimension");
   const [n, v] = rowsCols(logits, op);
   if (v < 1) throw shapeError(`${op}: logits`, logits.shape, "[..., V] with V >= 1");
   const lead = logits.shape.slice(0, -1);
@@ -100,7 +107,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
     throw shapeError(`${op}: targets`, targets.shape, `the leading shape of logits ${formatShape(logits.shape)} = ${formatShape(lead)}`);
   const t = targets.data;
   const loss = new Float32Array(n), rowMax = new Float32Array(n), logSum = new Float32Array(n);
-  const count = native.crossEntropyForward(loss, rowMax, logSum, xs, t, n, v, ignoreIndex);
+  const count = asOpError(op, () => native.crossEntropyForward(loss, rowMax, logSum, xs, t, n, v, ignoreIndex));
   let out: Tensor;
   if (reduction === "none") out = new Tensor(loss, lead);
   else {

@@ -1,6 +1,7 @@
 // Loss plots (training layer), with no dependencies: an SVG chart, the same chart as a PNG (a small rasteriser with
 // a 5x7 bitmap font, encoded with node's zlib), and a braille-dot chart for the terminal. The y axis is the loss in
-// nats per token; the right axis labels the same lines as perplexity (exp(loss)).
+// nats per token; the right axis labels the same lines as perplexity (exp(loss)). chartSvg/chartPng/writeChart draw
+// several labelled series on one chart (linear or log y axis), for comparisons such as the examples' plots.
 import * as fs from "fs";
 import * as path from "path";
 import { deflateSync } from "zlib";
@@ -126,7 +127,8 @@ const FONT: Record<string, number[]> = {
   j: [2, 0, 6, 2, 2, 18, 12], k: [16, 16, 18, 20, 24, 20, 18], l: [12, 4, 4, 4, 4, 4, 14], m: [0, 0, 26, 21, 21, 17, 17], n: [0, 0, 22, 25, 17, 17, 17],
   o: [0, 0, 14, 17, 17, 17, 14], p: [0, 0, 30, 17, 30, 16, 16], q: [0, 0, 13, 19, 15, 1, 1], r: [0, 0, 22, 25, 16, 16, 16], s: [0, 0, 14, 16, 14, 1, 30],
   t: [8, 8, 28, 8, 8, 9, 6], u: [0, 0, 17, 17, 17, 19, 13], v: [0, 0, 17, 17, 17, 10, 4], w: [0, 0, 17, 17, 21, 21, 10], x: [0, 0, 17, 10, 4, 10, 17],
-  y: [0, 0, 17, 17, 15, 1, 14], z: [0, 0, 31, 2, 4, 8, 31],
+  y: [0, 0, 17, 17, 15, 1, 14], z: [0, 0, 31, 2, 4, 8, 31], "[": [14, 8, 8, 8, 8, 8, 14], "]": [14, 2, 2, 2, 2, 2, 14],
+  "=": [0, 0, 31, 0, 31, 0, 0], ",": [0, 0, 0, 0, 12, 4, 8], "%": [24, 25, 2, 4, 8, 19, 3], "_": [0, 0, 0, 0, 0, 0, 31],
 };
 
 class Canvas {
@@ -256,6 +258,217 @@ export function lossPng(points: LossPoint[], title = "training loss"): Buffer {
     c.text("validation", lx + 26, MT + 34, black);
   }
   return encodePng(W, H, c.px);
+}
+
+// ---- several series on one chart (the examples' comparison plots) -------------------------------------------------
+
+/** One line of a chart, points in x order (non-finite points, and y <= 0 on a log axis, are left out). */
+export interface ChartSeries {
+  label: string;
+  points: { x: number; y: number }[];
+  /** "#rrggbb". Default: the next colour of a ten-colour palette. */
+  color?: string;
+  /** Dashed line. Default false. */
+  dashed?: boolean;
+  /** A dot at every point. Default false. */
+  markers?: boolean;
+  /** Line width in pixels. Default 2. */
+  width?: number;
+}
+
+export interface ChartOptions {
+  title?: string;
+  xLabel?: string;
+  yLabel?: string;
+  /** Logarithmic y axis. Default false. */
+  logY?: boolean;
+  /** Fixed ends of the axes (default: the data's range; on the y axis padded by 5 %). */
+  xMin?: number;
+  xMax?: number;
+  yMin?: number;
+  yMax?: number;
+  /** Corner of the plot area that holds the legend. Default "top-right". */
+  legend?: "top-right" | "top-left" | "bottom-right" | "bottom-left";
+  /** Vertical reference lines, e.g. the longest training length. */
+  markX?: { x: number; label?: string }[];
+}
+
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const CML = 64, CMR = 24;
+
+interface ChartLine {
+  label: string;
+  color: string;
+  dashed: boolean;
+  markers: boolean;
+  width: number;
+  pts: [number, number][];
+}
+
+interface ChartLayout {
+  x: (v: number) => number;
+  y: (v: number) => number;
+  xt: number[];
+  yt: number[];
+  lines: ChartLine[];
+  marks: { x: number; label: string }[];
+  legend: { x: number; y: number; w: number; h: number };
+}
+
+/** Ticks on a log axis: the densest of 1-2-3-5-style mantissa sets that gives at most 8 ticks in [lo, hi]. */
+function logTicks(lo: number, hi: number): number[] {
+  const sets = [[1, 1.5, 2, 3, 4, 5, 6, 8], [1, 2, 3, 5], [1, 2, 5], [1, 3], [1]];
+  let best: number[] = [];
+  for (const set of sets) {
+    const out: number[] = [];
+    for (let k = Math.floor(Math.log10(lo)) - 1; k <= Math.ceil(Math.log10(hi)); ++k)
+      for (const m of set) {
+        const v = +(m * Math.pow(10, k)).toPrecision(12);
+        if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+      }
+    best = out;
+    if (out.length <= 8) break;
+  }
+  // less than a decade or so: plain round numbers read better
+  return best.length >= 3 ? best : ticks(lo, hi);
+}
+
+function chartLayout(series: ChartSeries[], o: ChartOptions): ChartLayout | null {
+  const logY = !!o.logY;
+  const ok = (p: { x: number; y: number }) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!logY || p.y > 0);
+  const kept = series.map((s) => s.points.filter(ok));
+  const all = kept.flat();
+  if (all.length === 0) return null;
+  let x0 = o.xMin ?? Math.min(...all.map((p) => p.x)), x1 = o.xMax ?? Math.max(...all.map((p) => p.x));
+  if (!(x1 > x0)) [x0, x1] = [x0 - 1, x1 + 1];
+  const tf = (v: number) => (logY ? Math.log(v) : v);
+  let lo = o.yMin ?? Math.min(...all.map((p) => p.y)), hi = o.yMax ?? Math.max(...all.map((p) => p.y));
+  if (logY && !(lo > 0)) lo = Math.min(...all.map((p) => p.y));
+  if (!(hi > lo)) [lo, hi] = logY ? [lo / 2, hi * 2] : [lo - 0.5, hi + 0.5];
+  let tlo = tf(lo), thi = tf(hi);
+  const pad = (thi - tlo) * 0.05;
+  if (o.yMin === undefined) tlo -= pad;
+  if (o.yMax === undefined) thi += pad;
+  const x = (v: number) => CML + ((v - x0) / (x1 - x0)) * (W - CML - CMR);
+  const y = (v: number) => MT + (1 - (tf(v) - tlo) / (thi - tlo)) * (H - MT - MB);
+  const yt = logY ? logTicks(Math.exp(tlo), Math.exp(thi)) : ticks(tlo, thi);
+  const lines = series.map((s, i) => {
+    const every = Math.max(1, Math.ceil(kept[i].length / 1000));
+    const pts = kept[i].filter((_, j) => j % every === 0 || j === kept[i].length - 1);
+    return { label: s.label, color: s.color ?? PALETTE[i % PALETTE.length], dashed: !!s.dashed, markers: !!s.markers, width: s.width ?? 2, pts: pts.map((p) => [x(p.x), y(p.y)] as [number, number]) };
+  });
+  const lw = 34 + 6 * Math.max(...series.map((s) => s.label.length)), lh = 8 + 16 * series.length;
+  const corner = o.legend ?? "top-right";
+  const legend = {
+    x: corner.endsWith("left") ? CML + 8 : W - CMR - 8 - lw,
+    y: corner.startsWith("top") ? MT + 8 : H - MB - 8 - lh,
+    w: lw,
+    h: lh,
+  };
+  const marks = (o.markX ?? []).filter((m) => m.x >= x0 && m.x <= x1).map((m) => ({ x: x(m.x), label: m.label ?? "" }));
+  return { x, y, xt: ticks(x0, x1), yt, lines, marks, legend };
+}
+
+/**
+ * Several series on one chart as an SVG document (a placeholder text when no series has a point).
+ * @example fs.writeFileSync("ppl.svg", chartSvg([{ label: "a", points: [{ x: 0, y: 3 }, { x: 1, y: 2 }] }], { logY: true }))
+ */
+export function chartSvg(series: ChartSeries[], options: ChartOptions = {}): string {
+  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const f = (v: number) => v.toFixed(1);
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="#fff"/>`];
+  parts.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(options.title ?? "")}</text>`);
+  const L = chartLayout(series, options);
+  if (!L) {
+    parts.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text></svg>`);
+    return parts.join("\n");
+  }
+  for (const t of L.yt) {
+    parts.push(`<line x1="${CML}" x2="${W - CMR}" y1="${f(L.y(t))}" y2="${f(L.y(t))}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${CML - 6}" y="${f(L.y(t) + 4)}" text-anchor="end">${fmt(t)}</text>`);
+  }
+  for (const t of L.xt) parts.push(`<text x="${f(L.x(t))}" y="${H - MB + 18}" text-anchor="middle">${fmt(t)}</text>`);
+  parts.push(`<rect x="${CML}" y="${MT}" width="${W - CML - CMR}" height="${H - MT - MB}" fill="none" stroke="#999"/>`);
+  for (const m of L.marks) {
+    parts.push(`<line x1="${f(m.x)}" x2="${f(m.x)}" y1="${MT}" y2="${H - MB}" stroke="#999" stroke-dasharray="2 3"/>`);
+    if (m.label) parts.push(`<text x="${f(m.x + 4)}" y="${H - MB - 6}" fill="#666">${esc(m.label)}</text>`);
+  }
+  parts.push(`<text x="${(CML + W - CMR) / 2}" y="${H - 10}" text-anchor="middle">${esc(options.xLabel ?? "")}</text>`);
+  parts.push(`<text transform="translate(16 ${H / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel ?? "")}</text>`);
+  for (const l of L.lines) {
+    if (l.pts.length === 0) continue;
+    const style = `stroke="${l.color}" stroke-width="${l.width}"${l.dashed ? ' stroke-dasharray="6 4"' : ""}`;
+    parts.push(`<polyline fill="none" ${style} points="${l.pts.map(([a, b]) => `${f(a)},${f(b)}`).join(" ")}"/>`);
+    if (l.markers) for (const [a, b] of l.pts) parts.push(`<circle cx="${f(a)}" cy="${f(b)}" r="3" fill="${l.color}"/>`);
+  }
+  const g = L.legend;
+  parts.push(`<rect x="${g.x}" y="${g.y}" width="${g.w}" height="${g.h}" fill="#fff" fill-opacity="0.85" stroke="#ccc"/>`);
+  L.lines.forEach((l, i) => {
+    const ly = g.y + 12 + 16 * i;
+    parts.push(`<line x1="${g.x + 6}" x2="${g.x + 26}" y1="${ly}" y2="${ly}" stroke="${l.color}" stroke-width="${l.width}"${l.dashed ? ' stroke-dasharray="6 4"' : ""}/><text x="${g.x + 32}" y="${ly + 4}">${esc(l.label)}</text>`);
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+function rgb(hex: string): [number, number, number] {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [0, 0, 0];
+}
+
+/** The chart of chartSvg as a PNG image. */
+export function chartPng(series: ChartSeries[], options: ChartOptions = {}): Buffer {
+  const c = new Canvas(W, H);
+  const grey: [number, number, number] = [153, 153, 153], light: [number, number, number] = [229, 229, 229], black: [number, number, number] = [34, 34, 34];
+  c.text(options.title ?? "", W / 2, 24, black, "center");
+  const L = chartLayout(series, options);
+  if (!L) {
+    c.text("no data", W / 2, H / 2, black, "center");
+    return encodePng(W, H, c.px);
+  }
+  for (const t of L.yt) {
+    c.line(CML, L.y(t), W - CMR, L.y(t), light);
+    c.text(fmt(t), CML - 6, L.y(t) + 4, black, "right");
+  }
+  for (const t of L.xt) c.text(fmt(t), L.x(t), H - MB + 20, black, "center");
+  c.line(CML, MT, W - CMR, MT, grey);
+  c.line(CML, H - MB, W - CMR, H - MB, grey);
+  c.line(CML, MT, CML, H - MB, grey);
+  c.line(W - CMR, MT, W - CMR, H - MB, grey);
+  for (const m of L.marks) {
+    c.line(m.x, MT, m.x, H - MB, grey, 1, 3);
+    if (m.label) c.text(m.label, m.x + 4, H - MB - 6, grey);
+  }
+  c.text(options.xLabel ?? "", (CML + W - CMR) / 2, H - 10, black, "center");
+  c.textUp(options.yLabel ?? "", 20, H / 2, black);
+  for (const l of L.lines) {
+    const col = rgb(l.color);
+    for (let i = 1; i < l.pts.length; ++i) c.line(l.pts[i - 1][0], l.pts[i - 1][1], l.pts[i][0], l.pts[i][1], col, l.width, l.dashed ? 5 : 0);
+    if (l.markers) for (const [a, b] of l.pts) for (let dx = -2; dx <= 2; ++dx) for (let dy = -2; dy <= 2; ++dy) if (dx * dx + dy * dy <= 5) c.set(a + dx, b + dy, col);
+  }
+  const g = L.legend;
+  for (let yy = g.y; yy <= g.y + g.h; ++yy) for (let xx = g.x; xx <= g.x + g.w; ++xx) c.set(xx, yy, [255, 255, 255]);
+  c.line(g.x, g.y, g.x + g.w, g.y, light);
+  c.line(g.x, g.y + g.h, g.x + g.w, g.y + g.h, light);
+  c.line(g.x, g.y, g.x, g.y + g.h, light);
+  c.line(g.x + g.w, g.y, g.x + g.w, g.y + g.h, light);
+  L.lines.forEach((l, i) => {
+    const ly = g.y + 12 + 16 * i;
+    c.line(g.x + 6, ly, g.x + 26, ly, rgb(l.color), l.width, l.dashed ? 5 : 0);
+    c.text(l.label, g.x + 32, ly + 4, black);
+  });
+  return encodePng(W, H, c.px);
+}
+
+/**
+ * Write `<base>.svg` and `<base>.png` (atomically); returns both paths.
+ * @example writeChart("run/perplexity", series, { title: "validation perplexity", logY: true })
+ */
+export function writeChart(base: string, series: ChartSeries[], options: ChartOptions = {}): { svg: string; png: string } {
+  const svg = `${base}.svg`, png = `${base}.png`;
+  writeFileAtomic(svg, Buffer.from(chartSvg(series, options)), { fsync: false });
+  writeFileAtomic(png, chartPng(series, options), { fsync: false });
+  return { svg, png };
 }
 
 /**

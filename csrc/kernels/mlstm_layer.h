@@ -1,0 +1,69 @@
+// The whole mLSTM layer (the reference's pre-up-projection block body, XLSTM_SPEC §6.1) as ONE fused CPU op,
+// forward and backward (CPU kernels layer). It computes exactly what lib/nn/mlstm-layer.ts composes from single
+// ops (proj_up, causal conv + SiLU, block-diagonal q/k/v, gate projections, chunkwise mLSTM cell, per-head output
+// norm, learnable skip, SiLU(z) output gate, proj_down) but keeps every intermediate in native memory: no tape
+// entries, allocations or layout copies per sub-op. Used for the training / full-sequence path (no initial state,
+// no returned state, no projection biases); the composed path covers the rest.
+//
+// Sizes: B batch, S steps, N = B*S rows, E embedding, Di inner (up-projected) width, NH heads, DH = Di/NH,
+// Bq the q/k/v block size (NP = Di/Bq blocks), K conv kernel, L cell chunk (the "auto" form: min(64, S),
+// parallel stabiliser from the zero state).
+// Layouts (row-major): x, y, dx, dy [B, S, E]; parameters as the reference stores them:
+//   w_up [2Di, E] (rows 0..Di-1 the mLSTM branch x_m, Di..2Di-1 the gate branch z), w_conv [Di, K], b_conv [Di],
+//   w_q, w_k, w_v [NP, Bq, Bq], w_i, w_f [NH, 3Di] (input concat(q, k, v)), b_i, b_f [NH], w_norm [Di] (residual
+//   weight: gamma = 1 + w), skip [Di], w_down [E, Di].
+// Forward:  x_m = x W_up[:Di]ᵀ, z = x W_up[Di:]ᵀ, x_c = SiLU(conv(x_m)), q = hw(x_c, W_q), k = hw(x_c, W_k),
+//           v = hw(x_m, W_v), ĩ = [q k v] W_iᵀ + b_i, f̃ likewise, h = mLSTM(q, k, v, ĩ, f̃) per head,
+//           h_s = MHLN(h) + skip ⊙ x_c, y = (h_s ⊙ SiLU(z)) W_downᵀ.
+// "saved" (mlstm_layer_saved_size floats) holds the intermediates the backward reads; the forward may be given
+// none (inference: intermediates in a temporary buffer). Backward writes every gradient with `=`.
+#pragma once
+#include <cstdint>
+
+namespace xlstm {
+
+struct MlstmLayerDims {
+  int64_t B, S, E, Di, NH, Bq, K, chunk;
+  float cell_eps, norm_eps;
+};
+
+struct MlstmLayerParams {
+  const float *w_up, *w_conv, *b_conv, *w_q, *w_k, *w_v, *w_i, *b_i, *w_f, *b_f, *w_norm, *skip, *w_down;
+};
+
+struct MlstmLayerGrads {
+  float *w_up, *w_conv, *b_conv, *w_q, *w_k, *w_v, *w_i, *b_i, *w_f, *b_f, *w_norm, *skip, *w_down;
+};
+
+// Element counts of each parameter, in MlstmLayerParams order (for the binding's checks).
+void mlstm_layer_param_sizes(const MlstmLayerDims& d, int64_t out[13]);
+int64_t mlstm_layer_saved_size(const MlstmLayerDims& d);
+void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLayerParams& p, const MlstmLayerDims& d);
+void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, const float* x, const float* saved,
+                          const MlstmLayerParams& p, const MlstmLayerDims& d);
+
+namespace mlstm_layer_detail {
+// The pointwise parts, compiled once per ISA (mlstm_layer_engine.h). Each works on elements [begin, end) of
+// row-major [rows, Di] arrays (rows folded into the index) or rows [begin, end).
+struct Pointwise {
+  // y = SiLU(x)
+  void (*silu)(float* y, const float* x, int64_t begin, int64_t end);
+  // hs = hn + skip ⊙ xc;  out = hs ⊙ SiLU(z)   over rows [r0, r1) of width Di
+  void (*skip_gate)(float* hs, float* out, const float* hn, const float* skip, const float* xc, const float* z,
+                    int64_t r0, int64_t r1, int64_t Di);
+  // out = hs ⊙ SiLU(z)
+  void (*gate)(float* out, const float* hs, const float* z, int64_t begin, int64_t end);
+  // dhs = dout ⊙ SiLU(z);  dz = dout ⊙ hs ⊙ SiLU'(z);  dxc = dhs ⊙ skip   over rows [r0, r1)
+  void (*skip_gate_backward)(float* dhs, float* dz, float* dxc, const float* dout, const float* hs, const float* z,
+                             const float* skip, int64_t r0, int64_t r1, int64_t Di);
+  // g *= SiLU'(x)
+  void (*silu_backward_inplace)(float* g, const float* x, int64_t begin, int64_t end);
+};
+const Pointwise& pointwise_scalar();
+#ifdef XLSTM_X86
+const Pointwise& pointwise_avx2();
+const Pointwise& pointwise_avx512();
+#endif
+}  // namespace mlstm_layer_detail
+
+}  // namespace xlstm

@@ -1,0 +1,95 @@
+// The fused mLSTM layer (ops layer): the whole pre-up-projection layer body of XLSTM_SPEC §6.1 (proj_up, causal
+// conv + SiLU, block-diagonal q/k/v, gates, chunkwise mLSTM cell, per-head output norm, learnable skip, SiLU(z)
+// gate, proj_down) as ONE native call each way and ONE tape entry (csrc/kernels/mlstm_layer.h). The same numbers as
+// composing the single ops (lib/nn/mlstm-layer.ts does that for the cases this op does not cover: an initial or
+// returned state, projection biases), without their per-op allocations, layout copies and tape bookkeeping.
+import { record, needsGrad } from "../autograd";
+import { shapeError } from "../errors";
+import { native } from "../native";
+import { Tensor } from "../tensor";
+import { kindOf, requireTensor } from "./args";
+
+/** The layer's parameters, named as the reference's state_dict keys (no biases on the projections). */
+export interface MlstmLayerWeights {
+  /** proj_up.weight [2Di, E] */
+  wUp: Tensor;
+  /** conv1d.conv.weight [Di, 1, K] */
+  wConv: Tensor;
+  /** conv1d.conv.bias [Di] */
+  bConv: Tensor;
+  /** q_proj.weight, k_proj.weight, v_proj.weight [Di/Bq, Bq, Bq] */
+  wQ: Tensor;
+  wK: Tensor;
+  wV: Tensor;
+  /** mlstm_cell.igate.weight [NH, 3Di], .bias [NH] */
+  wI: Tensor;
+  bI: Tensor;
+  /** mlstm_cell.fgate.weight [NH, 3Di], .bias [NH] */
+  wF: Tensor;
+  bF: Tensor;
+  /** mlstm_cell.outnorm.weight [Di] (residual: gamma = 1 + w) */
+  wNorm: Tensor;
+  /** learnable_skip [Di] */
+  skip: Tensor;
+  /** proj_down.weight [E, Di] */
+  wDown: Tensor;
+}
+
+const OP = "ops.mlstmLayer";
+const show = (v: unknown) => (typeof v === "number" ? String(v) : kindOf(v));
+const ORDER = ["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"] as const;
+
+/**
+ * The fused mLSTM layer from the zero state: y [B, S, E] for x [B, S, E]. Differentiable w.r.t. x and every weight.
+ * @param options.numHeads NH (divides Di); options.chunkSize the cell's chunk (default 64: the "auto" form)
+ * @throws TypeError for non-Tensor / non-float32 arguments, RangeError for inconsistent shapes
+ */
+export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number; cellEps?: number; normEps?: number }): Tensor {
+  requireTensor(OP, "x", x);
+  if (typeof w !== "object" || w === null || Array.isArray(w)) throw new TypeError(`${OP}: weights must be an object of Tensors (${ORDER.join(", ")}), got ${kindOf(w)}`);
+  if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`${OP}: options must be an object { numHeads, chunkSize?, cellEps?, normEps? }, got ${kindOf(options)}`);
+  for (const k of ORDER) {
+    const t = requireTensor(OP, `weights.${k}`, w[k]);
+    if (t.dtype !== "float32") throw new TypeError(`ops.mlstmLayer: weights.${k} must be float32, got ${t.dtype}`);
+  }
+  if (x.dtype !== "float32") throw new TypeError(`ops.mlstmLayer: x must be float32, got ${x.dtype}`);
+  if (x.ndim !== 3) throw shapeError("ops.mlstmLayer: x", x.shape, "[B, S, E]");
+  const [B, S, E] = x.shape;
+  if (w.wUp.ndim !== 2 || w.wUp.shape[1] !== E || w.wUp.shape[0] % 2) throw shapeError("ops.mlstmLayer: weights.wUp", w.wUp.shape, `[2Di, E] with E = ${E}`);
+  const Di = w.wUp.shape[0] / 2;
+  const NH = options.numHeads;
+  if (typeof NH !== "number" || !Number.isInteger(NH) || NH < 1 || Di % NH) throw new RangeError(`ops.mlstmLayer: numHeads must divide the inner dim ${Di}, got ${show(NH)}`);
+  if (w.wConv.ndim !== 3 || w.wConv.shape[0] !== Di || w.wConv.shape[1] !== 1) throw shapeError("ops.mlstmLayer: weights.wConv", w.wConv.shape, `[Di, 1, K] with Di = ${Di}`);
+  const K = w.wConv.shape[2];
+  if (w.wQ.ndim !== 3 || w.wQ.shape[1] !== w.wQ.shape[2] || w.wQ.shape[0] * w.wQ.shape[1] !== Di) throw shapeError("ops.mlstmLayer: weights.wQ", w.wQ.shape, `[Di/Bq, Bq, Bq] with Di = ${Di}`);
+  const Bq = w.wQ.shape[1];
+  const want: Record<(typeof ORDER)[number], number[]> = {
+    wUp: [2 * Di, E], wConv: [Di, 1, K], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
+    wI: [NH, 3 * Di], bI: [NH], wF: [NH, 3 * Di], bF: [NH], wNorm: [Di], skip: [Di], wDown: [E, Di],
+  };
+  for (const k of ORDER) {
+    const s = w[k].shape, e = want[k];
+    if (s.length !== e.length || s.some((d, j) => d !== e[j])) throw shapeError(`ops.mlstmLayer: weights.${k}`, s, `[${e.join(", ")}]`);
+  }
+  const chunkSize = options.chunkSize ?? 64;
+  if (typeof chunkSize !== "number" || !Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 31 - 1) throw new RangeError(`ops.mlstmLayer: chunkSize must be a positive integer, got ${show(chunkSize)}`);
+  const chunk = Math.min(chunkSize, S);
+  const cellEps = options.cellEps ?? 1e-6, normEps = options.normEps ?? 1e-5;
+  if (typeof cellEps !== "number" || !Number.isFinite(cellEps) || cellEps < 0) throw new RangeError(`ops.mlstmLayer: cellEps must be a finite number >= 0, got ${show(cellEps)}`);
+  if (typeof normEps !== "number" || !Number.isFinite(normEps) || normEps <= 0) throw new RangeError(`ops.mlstmLayer: normEps must be a finite number > 0, got ${show(normEps)}`);
+  const dims = [B, S, E, Di, NH, Bq, K, chunk] as const;
+  const params = ORDER.map((k) => w[k].f32());
+  const inputs = [x, ...ORDER.map((k) => w[k])];
+  const grad = needsGrad(inputs);
+  const y = new Float32Array(B * S * E);
+  // the saved activations stay in native memory (several times y's size), freed as soon as the backward has run
+  const saved = native.mlstmLayerForward(y, x.f32(), ...params, ...dims, cellEps, normEps, grad);
+  const out = new Tensor(y, [B, S, E]);
+  if (!grad || !saved) return out;
+  return record("mlstmLayer", inputs, out, ([gy]) => {
+    const dx = new Float32Array(B * S * E);
+    const grads = ORDER.map((k) => new Float32Array(w[k].numel));
+    native.mlstmLayerBackward(dx, ...grads, gy ? gy.f32() : new Float32Array(B * S * E), x.f32(), saved, ...params, ...dims, cellEps, normEps);
+    return [new Tensor(dx, x.shape), ...ORDER.map((k, j) => new Tensor(grads[j], w[k].shape))];
+  }, { release: () => native.mlstmLayerRelease(saved) });
+}
