@@ -51,9 +51,10 @@ if [ "$#" -gt 0 ]; then
   tests=("$@")
 else
   tests=(test/20.*.test.ts test/30.autograd.test.ts test/35.*.test.ts test/40.recurrent.test.ts test/42.mlstm.test.ts
+    test/43.mlstm-layer-fused.test.ts
     test/45.nn-lstm.test.ts test/47.slstm-layer.test.ts test/49.stack.test.ts test/50.safetensors.test.ts
     test/56.infer.test.ts test/58.large.test.ts test/60.optim.test.ts
-    test/80.fuzz-files.test.ts test/82.fuzz-api.test.ts test/84.responsive.test.ts)
+    test/80.fuzz-files.test.ts test/82.fuzz-api.test.ts test/84.responsive.test.ts test/88.async-buffers.test.ts)
 fi
 
 rm -rf "$reports"

@@ -9,6 +9,9 @@
 import { noGrad } from "../autograd";
 import { loadModel, LoadedModel } from "../checkpoint";
 import type { Tokenizer } from "../data/tokenizer";
+import { Module } from "../nn/module";
+import { optionsArg } from "../nn/entry-checks";
+import { kindOf } from "../ops/args";
 import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import type { LanguageModel } from "../train/models";
@@ -54,10 +57,11 @@ export interface GeneratedToken {
 }
 
 function checkSampling(o: SamplingOptions, what: string): Required<SamplingOptions> {
+  o = optionsArg(what, o);
   const temperature = o.temperature ?? 1, topK = o.topK ?? 0, topP = o.topP ?? 1;
-  if (!(typeof temperature === "number" && temperature >= 0 && Number.isFinite(temperature))) throw new RangeError(`${what}: temperature must be a number >= 0, got ${temperature}`);
-  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`${what}: topK must be an integer >= 0, got ${topK}`);
-  if (!(typeof topP === "number" && topP > 0 && topP <= 1)) throw new RangeError(`${what}: topP must be in (0, 1], got ${topP}`);
+  if (!(typeof temperature === "number" && temperature >= 0 && Number.isFinite(temperature))) throw new RangeError(`${what}: temperature must be a number >= 0, got ${show(temperature)}`);
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`${what}: topK must be an integer >= 0, got ${show(topK)}`);
+  if (!(typeof topP === "number" && topP > 0 && topP <= 1)) throw new RangeError(`${what}: topP must be in (0, 1], got ${show(topP)}`);
   return { temperature, topK, topP };
 }
 
@@ -65,9 +69,14 @@ function checkSampling(o: SamplingOptions, what: string): Required<SamplingOptio
  * Draw a token from logits (one row): greedy for temperature 0, else softmax(logits / temperature) restricted to
  * the top-k and then the top-p set. Ties in greedy pick the lowest id.
  * @param logits the scores of one position (length V)
+ * @throws TypeError for logits that are not a Float32Array, options that are not an object or gen that is not a
+ *   Generator; RangeError for empty logits or bad sampling options
  */
 export function sampleLogits(logits: Float32Array, options: SamplingOptions, gen: Generator): number {
+  if (!(logits instanceof Float32Array)) throw new TypeError(`sampleLogits: logits must be a Float32Array, got ${kindOf(logits)}`);
+  if (logits.length === 0) throw new RangeError("sampleLogits: logits is empty (detached, or a vocabulary of 0 tokens)");
   const { temperature, topK, topP } = checkSampling(options, "sampleLogits");
+  if (!(gen instanceof Generator)) throw new TypeError(`sampleLogits: gen must be a Generator, got ${kindOf(gen)}`);
   const V = logits.length;
   if (temperature === 0) {
     let best = 0;
@@ -94,14 +103,59 @@ export function sampleLogits(logits: Float32Array, options: SamplingOptions, gen
   return order[order.length - 1];
 }
 
-function toIds(prompt: string | ArrayLike<number>, tokenizer: Tokenizer | null | undefined, what: string): Int32Array {
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : typeof v === "number" || typeof v === "boolean" || v === undefined ? String(v) : kindOf(v);
+}
+
+/** The prompt's ids: a string (through the tokenizer) or an array / typed array of integer ids in [0, V). */
+function toIds(prompt: string | ArrayLike<number>, tokenizer: Tokenizer | null | undefined, what: string, V: number | null, name = "prompt"): Int32Array {
   let ids: Int32Array;
   if (typeof prompt === "string") {
-    if (!tokenizer) throw new TypeError(`${what}: a string prompt needs options.tokenizer (or pass token ids)`);
+    if (!tokenizer) throw new TypeError(`${what}: a string ${name} needs options.tokenizer (or pass token ids)`);
     ids = tokenizer.encode(prompt);
-  } else ids = Int32Array.from(prompt);
-  if (ids.length === 0) throw new RangeError(`${what}: the prompt is empty (it needs at least one token)`);
+  } else {
+    const isArray = Array.isArray(prompt) || (ArrayBuffer.isView(prompt) && !(prompt instanceof DataView));
+    if (!isArray) throw new TypeError(`${what}: ${name} must be a string or an array of token ids, got ${kindOf(prompt)}`);
+    const a = prompt as ArrayLike<unknown>;
+    for (let i = 0; i < a.length; ++i) {
+      const id = a[i];
+      if (typeof id !== "number" || !Number.isInteger(id)) throw new TypeError(`${what}: ${name}[${i}] must be an integer token id, got ${show(id)}`);
+    }
+    ids = new Int32Array(a.length); // (a typed array whose buffer was detached has length 0: "empty" below)
+    for (let i = 0; i < a.length; ++i) ids[i] = a[i] as number;
+  }
+  if (ids.length === 0) throw new RangeError(`${what}: ${name === "prompt" ? "the prompt" : name} is empty (it needs at least one token)`);
+  if (V !== null)
+    for (let i = 0; i < ids.length; ++i)
+      if (ids[i] < 0 || ids[i] >= V || (typeof prompt !== "string" && (prompt as ArrayLike<number>)[i] !== ids[i]))
+        throw new RangeError(`${what}: ${name}[${i}] = ${typeof prompt === "string" ? ids[i] : (prompt as ArrayLike<number>)[i]} is outside the vocabulary [0, ${V})`);
   return ids;
+}
+
+/** The model (a Module with forward / step), with its vocabulary size when its config has one. */
+function checkModel(model: unknown, what: string): { V: number | null } {
+  const m = model as { forward?: unknown; step?: unknown; config?: { vocab_size?: unknown } } | null;
+  if (!(model instanceof Module) || typeof m!.forward !== "function" || typeof m!.step !== "function")
+    throw new TypeError(`${what}: model must be a language model (a Module with forward and step), got ${kindOf(model)}`);
+  const V = m!.config?.vocab_size;
+  return { V: Number.isInteger(V) && (V as number) > 0 ? (V as number) : null };
+}
+
+/** The options shared by generate and generateBatch (sampling checked by checkSampling). */
+function checkGenerateOptions(options: GenerateOptions, what: string): { maxTokens: number; seed: number } {
+  const maxTokens = options.maxTokens ?? 100;
+  if (!(Number.isInteger(maxTokens) && maxTokens >= 0)) throw new RangeError(`${what}: maxTokens must be an integer >= 0, got ${show(maxTokens)}`);
+  const seed = options.seed ?? 0;
+  if (typeof seed !== "number" || !Number.isFinite(seed)) throw new RangeError(`${what}: seed must be a finite number, got ${show(seed)}`);
+  const tok = options.tokenizer as unknown;
+  if (tok != null && (typeof tok !== "object" || typeof (tok as Tokenizer).encode !== "function" || typeof (tok as Tokenizer).decode !== "function" || typeof (tok as Tokenizer).streamDecoder !== "function"))
+    throw new TypeError(`${what}: tokenizer must be a Tokenizer (encode, decode, streamDecoder) or null, got ${kindOf(tok)}`);
+  const signal = options.signal as unknown;
+  if (signal !== undefined && (signal === null || typeof signal !== "object" || !("aborted" in signal))) throw new TypeError(`${what}: signal must be an AbortSignal, got ${kindOf(signal)}`);
+  const stop = options.stop as unknown;
+  if (stop !== undefined && (!Array.isArray(stop) || stop.some((s) => typeof s !== "string"))) throw new TypeError(`${what}: stop must be an array of strings, got ${Array.isArray(stop) ? "an array holding a non-string" : kindOf(stop)}`);
+  if (options.fused !== undefined && typeof options.fused !== "boolean") throw new TypeError(`${what}: fused must be a boolean, got ${kindOf(options.fused)}`);
+  return { maxTokens, seed };
 }
 
 /** Last position's logits of row b of [B, S, V]. */
@@ -120,11 +174,11 @@ function lastLogits(logits: Tensor, b: number): Float32Array {
  */
 export async function* generate(model: LanguageModel, prompt: string | ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
   const what = "generate";
+  const { V } = checkModel(model, what);
   const sampling = checkSampling(options, what);
-  const maxTokens = options.maxTokens ?? 100;
-  if (!(Number.isInteger(maxTokens) && maxTokens >= 0)) throw new RangeError(`${what}: maxTokens must be an integer >= 0, got ${maxTokens}`);
-  const ids = toIds(prompt, options.tokenizer, what);
-  const gen = new Generator(options.seed ?? 0);
+  const { maxTokens, seed } = checkGenerateOptions(options, what);
+  const ids = toIds(prompt, options.tokenizer, what, V);
+  const gen = new Generator(seed);
   const decoder = options.tokenizer?.streamDecoder() ?? null;
   const stops = options.stop ?? [];
   const wasTraining = model.training;
@@ -178,13 +232,14 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
  */
 export async function generateBatch(model: LanguageModel, prompts: (string | ArrayLike<number>)[], options: GenerateOptions = {}): Promise<{ ids: number[][]; texts: string[] }> {
   const what = "generateBatch";
-  if (!Array.isArray(prompts) || prompts.length === 0) throw new RangeError(`${what}: prompts must be a non-empty array`);
+  const { V } = checkModel(model, what);
+  if (!Array.isArray(prompts)) throw new TypeError(`${what}: prompts must be a non-empty array, got ${kindOf(prompts)}`);
+  if (prompts.length === 0) throw new RangeError(`${what}: prompts must be a non-empty array`);
   const sampling = checkSampling(options, what);
-  const maxTokens = options.maxTokens ?? 100;
-  if (!(Number.isInteger(maxTokens) && maxTokens >= 0)) throw new RangeError(`${what}: maxTokens must be an integer >= 0, got ${maxTokens}`);
-  const rows = prompts.map((p, b) => toIds(p, options.tokenizer, `${what}: prompt ${b}`));
+  const { maxTokens, seed } = checkGenerateOptions(options, what);
+  const rows = prompts.map((p, b) => toIds(p, options.tokenizer, what, V, `prompts[${b}]`));
   const B = rows.length;
-  const gens = rows.map((_, b) => new Generator((options.seed ?? 0) + b));
+  const gens = rows.map((_, b) => new Generator(seed + b));
   const out: number[][] = rows.map(() => []);
   const minLen = Math.min(...rows.map((r) => r.length));
   const wasTraining = model.training;
@@ -234,6 +289,8 @@ export interface Generation extends LoadedModel {
  *   for await (const t of m.generate("the time ", { maxTokens: 100, temperature: 0.8 })) process.stdout.write(t.text);
  */
 export function loadGenerator(checkpoint: string, options: Parameters<typeof loadModel>[1] = {}): Generation {
+  if (typeof checkpoint !== "string") throw new TypeError(`loadGenerator: checkpoint must be a path string, got ${kindOf(checkpoint)}`);
+  options = optionsArg("loadGenerator", options);
   const loaded = loadModel(checkpoint, options);
   return {
     ...loaded,

@@ -3,6 +3,8 @@
 // prompt prefill. The session's state uses the layouts of xLSTMLMModel.step's StackState, so a state can move
 // between the Tensor path and the fused path in either direction (getState / setState).
 import { native } from "../native";
+import { optionsArg } from "../nn/entry-checks";
+import { kindOf, requireTensor } from "../ops/args";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { LayerNorm } from "../nn/components";
@@ -10,6 +12,9 @@ import { mLSTMLayer } from "../nn/mlstm-layer";
 import { sLSTMLayer } from "../nn/slstm-layer";
 import { LayerState } from "../nn/block";
 import { StackState, xLSTMLMModel } from "../nn/stack";
+
+/** Most batch rows a session may have (the native session's limit). */
+const MAX_BATCH = 1 << 20;
 
 /** Using a session after dispose(). */
 export class InferenceSessionDisposedError extends Error {
@@ -94,9 +99,11 @@ export class InferenceSession {
 
   /** Prefer createInferenceSession(). */
   constructor(model: xLSTMLMModel, options: InferenceSessionOptions = {}) {
-    if (!(model instanceof xLSTMLMModel)) throw new TypeError("createInferenceSession: model must be an xLSTMLMModel");
+    if (!(model instanceof xLSTMLMModel)) throw new TypeError(`createInferenceSession: model must be an xLSTMLMModel, got ${kindOf(model)}`);
+    options = optionsArg("createInferenceSession", options);
     const batch = options.batch ?? 1;
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`createInferenceSession: options.batch must be a positive integer, got ${batch}`);
+    if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
+      throw new RangeError(`createInferenceSession: options.batch must be a positive integer <= ${MAX_BATCH}, got ${typeof batch === "number" ? batch : kindOf(batch)}`);
     this.model = model;
     this.batch = batch;
     this.vocabSize = model.config.vocab_size;
@@ -156,7 +163,7 @@ export class InferenceSession {
    */
   prefill(tokens: Int32Array, S: number): Float32Array {
     const h = this.live("prefill");
-    if (!Number.isInteger(S) || S < 1) throw new RangeError(`InferenceSession.prefill: S must be a positive integer, got ${S}`);
+    if (!Number.isInteger(S) || S < 1) throw new RangeError(`InferenceSession.prefill: S must be a positive integer, got ${typeof S === "number" ? S : kindOf(S)}`);
     this.checkTokens("prefill", tokens, this.batch * S, `B*S (B=${this.batch}, S=${S})`);
     const logits = new Float32Array(this.batch * this.vocabSize);
     native.inferRun(h, logits, tokens, S);
@@ -203,16 +210,18 @@ export class InferenceSession {
   setState(state: StackState | null): void {
     const h = this.live("setState");
     if (state === null || state === undefined) return native.inferReset(h);
-    if (typeof state !== "object") throw new TypeError(`InferenceSession.setState: state must be an object (a StackState) or null, got ${typeof state}`);
+    if (typeof state !== "object" || Array.isArray(state) || state instanceof Tensor)
+      throw new TypeError(`InferenceSession.setState: state must be an object (a StackState) or null, got ${kindOf(state)}`);
     const B = this.batch;
     for (const k of Object.keys(state))
       if (!/^block_\d+$/.test(k) || Number(k.slice(6)) >= this.layouts.length)
         throw new RangeError(`InferenceSession.setState: state has key "${k}", but the model's blocks are block_0..block_${this.layouts.length - 1}`);
     // check everything first, so a bad entry leaves the session's state unchanged
     const writes: Array<[number, "conv" | "c" | "n" | "m" | "slstm", Float32Array | null]> = [];
-    const tensorOf = (v: unknown, what: string): Tensor | null => {
-      if (v === null || v === undefined) return null;
-      if (!(v instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${what} must be a Tensor or null`);
+    const tensorOf = (value: unknown, what: string): Tensor | null => {
+      if (value === null || value === undefined) return null;
+      if (!(value instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${what} must be a Tensor or null, got ${kindOf(value)}`);
+      const v = requireTensor("InferenceSession.setState", what, value);
       if (v.dtype !== "float32") throw new TypeError(`InferenceSession.setState: ${what} must be float32, got ${v.dtype}`);
       return v;
     };
@@ -224,7 +233,7 @@ export class InferenceSession {
     this.layouts.forEach((l, i) => {
       const key = `block_${i}`;
       const st = (state[key] ?? null) as LayerState | null;
-      if (st !== null && (typeof st !== "object" || st instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${key} must be an object (a layer state) or null`);
+      if (st !== null && (typeof st !== "object" || Array.isArray(st) || st instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${key} must be an object (a layer state) or null, got ${kindOf(st)}`);
       if (l.conv) {
         const [, K, F] = l.conv;
         const conv = tensorOf(st?.conv_state, `${key}.conv_state`);
@@ -242,7 +251,7 @@ export class InferenceSession {
       }
       if (l.kind === "mlstm") {
         const ms = (st?.mlstm_state ?? null) as LayerState | null;
-        if (ms !== null && (typeof ms !== "object" || ms instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${key}.mlstm_state must be an object { c, n, m } or null`);
+        if (ms !== null && (typeof ms !== "object" || Array.isArray(ms) || ms instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${key}.mlstm_state must be an object { c, n, m } or null, got ${kindOf(ms)}`);
         const c = tensorOf(ms?.c, `${key}.mlstm_state.c`), n = tensorOf(ms?.n, `${key}.mlstm_state.n`), m = tensorOf(ms?.m, `${key}.mlstm_state.m`);
         if (c) expect(c, `${key}.mlstm_state.c`, [B, l.NH, l.DH, l.DH]);
         if (n) expect(n, `${key}.mlstm_state.n`, [B, l.NH, l.DH], true);

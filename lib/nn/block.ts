@@ -4,14 +4,22 @@
 // Keys: xlstm_norm.weight, xlstm.*, ffn_norm.weight, ffn.proj_up.weight, ffn.proj_down.weight.
 import * as ops from "../ops";
 import { Generator } from "../rng";
+import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { FeedForwardConfig, GatedFeedForward, LayerNorm } from "./components";
+import { floatArg, optionalBool, optionsArg } from "./entry-checks";
 import { Module } from "./module";
 
 /** A recurrent layer as blocks use it (sLSTMLayer, mLSTMLayer). States are plain objects of tensors. */
 export interface BlockLayer extends Module {
   forward(x: Tensor, options?: { state?: LayerState | null; returnLastState?: boolean }): { y: Tensor; state?: LayerState };
   step(x: Tensor, state?: LayerState | null): { y: Tensor; state: LayerState };
+  /**
+   * Checks a state argument of the public entry `op` for batch size B (forward's state, or with `step` the step
+   * state), throwing a TypeError / RangeError that starts with `${op}: ` and names `${name}.<part>`. Optional: a
+   * layer without it is checked by its own forward / step.
+   */
+  checkStateArg?(op: string, name: string, state: unknown, B: number, step: boolean): void;
 }
 
 /** A layer's recurrent state: named tensors (conv_state, slstm_state, or mlstm_state.{c,n,m}). */
@@ -48,16 +56,41 @@ export class xLSTMBlock extends Module {
     this.ffn?.resetParameters();
   }
 
+  /** x as a float32 [B, S, E] tensor (S = 1 with `step`); returns B. */
+  private checkX(op: string, x: unknown, step: boolean): number {
+    const t = floatArg(op, "x", x);
+    const E = this.xlstm_norm.ndim;
+    if (t.ndim !== 3 || t.shape[2] !== E || (step && t.shape[1] !== 1))
+      throw new RangeError(`${op}: x has shape ${formatShape(t.shape)}, expected [B, ${step ? "1" : "S"}, E] = [B, ${step ? "1" : "S"}, ${E}]`);
+    return t.shape[0];
+  }
+
   private ffnPart(x: Tensor): Tensor {
     return this.ffn ? ops.add(x, this.ffn.forward(this.ffn_norm!.forward(x))) : x;
   }
 
+  /**
+   * @param x [B, S, E] float32
+   * @param options.state the layer's state (as returned with returnLastState)
+   * @throws TypeError / RangeError starting with "xLSTMBlock.forward: " and naming the argument
+   */
   forward(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean } = {}): { y: Tensor; state?: LayerState } {
+    const op = "xLSTMBlock.forward";
+    const B = this.checkX(op, x, false);
+    options = optionsArg(op, options);
+    optionalBool(op, "options.returnLastState", options.returnLastState);
+    this.xlstm.checkStateArg?.(op, "options.state", options.state, B, false);
     const r = this.xlstm.forward(this.xlstm_norm.forward(x), options);
     return { y: this.ffnPart(ops.add(x, r.y)), state: r.state };
   }
 
+  /**
+   * One step, x [B, 1, E], from the layer's step state (null: zeros).
+   * @throws TypeError / RangeError starting with "xLSTMBlock.step: " and naming the argument
+   */
   step(x: Tensor, state: LayerState | null = null): { y: Tensor; state: LayerState } {
+    const op = "xLSTMBlock.step";
+    this.xlstm.checkStateArg?.(op, "state", state, this.checkX(op, x, true), true);
     const r = this.xlstm.step(this.xlstm_norm.forward(x), state);
     return { y: this.ffnPart(ops.add(x, r.y)), state: r.state };
   }

@@ -6,6 +6,7 @@ import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { smallInit, wangInit } from "./init";
 import { checkConfigObject, checkInt, checkNumber, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { floatArg } from "./entry-checks";
 import { Module } from "./module";
 
 /** LayerNorm(ndim) of the reference: y = (x - mean) / sqrt(var + eps) * (1 + w) [+ b]; w starts at 0. */
@@ -31,7 +32,13 @@ export class LayerNorm extends Module {
     this.bias?.f32().fill(0);
   }
 
+  /**
+   * @param x [..., ndim] float32
+   * @throws TypeError (not a float32 Tensor), RangeError (last dimension not ndim), both starting "LayerNorm.forward: "
+   */
   forward(x: Tensor): Tensor {
+    floatArg("LayerNorm.forward", "x", x);
+    if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.ndim) throw new RangeError(`LayerNorm.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.ndim}]`);
     return ops.layerNorm(x, this.weight, this.bias, { eps: this.eps, residualWeight: this.residualWeight });
   }
 }
@@ -130,8 +137,13 @@ export class GatedFeedForward extends Module {
     this.down.bias?.f32().fill(0);
   }
 
+  /**
+   * @param x [..., embedding_dim] float32
+   * @throws TypeError (not a float32 Tensor), RangeError (wrong last dimension), starting "GatedFeedForward.forward: "
+   */
   forward(x: Tensor): Tensor {
-    if (x.shape[x.ndim - 1] !== this.embeddingDim) throw new RangeError(`GatedFeedForward.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.embeddingDim}]`);
+    floatArg("GatedFeedForward.forward", "x", x);
+    if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.embeddingDim) throw new RangeError(`GatedFeedForward.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.embeddingDim}]`);
     const P = this.projUpDim;
     const h = ops.linear(x, this.up.weight, this.up.bias);
     const gate = ops.slice(h, -1, 0, P), value = ops.slice(h, -1, P, 2 * P);
@@ -150,7 +162,14 @@ export class Linear extends Module {
     this.weight = this.registerParameter("weight", Tensor.zeros([outFeatures, inFeatures]))!;
     this.bias = bias ? this.registerParameter("bias", Tensor.zeros([outFeatures]))! : null;
   }
+  /**
+   * @param x [..., in] float32
+   * @throws TypeError (not a float32 Tensor), RangeError (wrong last dimension), both starting "Linear.forward: "
+   */
   forward(x: Tensor): Tensor {
+    floatArg("Linear.forward", "x", x);
+    const inF = this.weight.shape[1];
+    if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) throw new RangeError(`Linear.forward: x has shape ${formatShape(x.shape)}, expected [..., in] = [..., ${inF}]`);
     return ops.linear(x, this.weight, this.bias);
   }
 }

@@ -42,7 +42,9 @@ import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { bf16ToFloat, Tensor } from "../tensor";
 import { Linear } from "./components";
+import { kindOf, requireTensor } from "../ops/args";
 import { MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { optionalBool, optionalEnum, optionsArg } from "./entry-checks";
 import { Module, StateDict } from "./module";
 
 // ---- config ---------------------------------------------------------------------------------------------------
@@ -219,14 +221,14 @@ export type LargeState = { [block: string]: LargeBlockState };
 
 function checkState(state: LargeState | null | undefined, c: ResolvedLargeConfig, B: number, what: string): void {
   if (state === null || state === undefined) return;
-  if (typeof state !== "object") throw new TypeError(`${what}: state must be an object of per-block states or null`);
+  if (typeof state !== "object" || Array.isArray(state) || state instanceof Tensor) throw new TypeError(`${what}: state must be an object of per-block states or null, got ${kindOf(state)}`);
   const NH = c.num_heads, DK = c.qk_head_dim, DV = c.v_head_dim;
   for (let i = 0; i < c.num_blocks; ++i) {
     const s = state[String(i)];
     if (s === undefined || s === null) continue;
+    if (typeof s !== "object" || Array.isArray(s) || s instanceof Tensor) throw new TypeError(`${what}: state["${i}"] must be an object { c, n, m } or null, got ${kindOf(s)}`);
     for (const [part, want] of [["c", [B, NH, DK, DV]], ["n", [B, NH, DK]], ["m", [B, NH, 1]]] as const) {
-      const t = (s as unknown as Record<string, Tensor>)[part];
-      if (!(t instanceof Tensor)) throw new TypeError(`${what}: state["${i}"].${part} must be a Tensor`);
+      const t = requireTensor(what, `state["${i}"].${part}`, (s as unknown as Record<string, unknown>)[part]);
       if (t.dtype !== "float32") throw new TypeError(`${what}: state["${i}"].${part} must be float32, got ${t.dtype}`);
       if (t.shape.length !== want.length || t.shape.some((x, j) => x !== want[j])) throw shapeError(`${what}: state["${i}"].${part}`, t.shape, formatShape(want));
     }
@@ -670,26 +672,42 @@ export interface LargeGenerateResult {
 }
 
 /** The reference's generate_tokens with greedy sampling, over any "run tokens, return last logits" function. */
+/** Most logits a generate() call may return (B · maxLength · V floats; 8 GiB). */
+const MAX_GENERATE_LOGITS = 2 ** 31 - 1;
+
 function greedyGenerate(
   run: (idx: Tensor, state: LargeState | null, owned: boolean) => { last: Float32Array; state: LargeState },
-  V: number,
-  prefill: Tensor | null,
-  o: LargeGenerateOptions,
+  c: ResolvedLargeConfig,
+  prefillArg: Tensor | null,
+  options: LargeGenerateOptions,
   what: string,
 ): LargeGenerateResult {
+  const V = c.vocab_size;
+  if (options === null || typeof options !== "object" || Array.isArray(options) || options instanceof Tensor)
+    throw new TypeError(`${what}: options must be an object { maxLength, ... }, got ${kindOf(options)}`);
+  const o = options;
   const maxLength = o.maxLength;
-  if (!Number.isInteger(maxLength) || maxLength < 0) throw new RangeError(`${what}: maxLength must be an integer >= 0, got ${maxLength}`);
+  if (!Number.isInteger(maxLength) || maxLength < 0) throw new RangeError(`${what}: maxLength must be an integer >= 0, got ${String(maxLength)}`);
   const sampling = o.samplingType ?? "greedy";
-  if (sampling !== "greedy") throw new RangeError(`${what}: samplingType must be "greedy" (the reference's only one), got ${JSON.stringify(sampling)}; sample with lib/generate's generate()`);
-  if (prefill === null) {
+  if (sampling !== "greedy") throw new RangeError(`${what}: samplingType must be "greedy" (the reference's only one), got ${typeof sampling === "string" ? JSON.stringify(sampling) : kindOf(sampling)}; sample with lib/generate's generate()`);
+  let prefill: Tensor;
+  if (prefillArg === null) {
     const B = o.batchSizeNoPrefill ?? 1;
-    if (!Number.isInteger(B) || B < 1) throw new RangeError(`${what}: batchSizeNoPrefill must be a positive integer, got ${B}`);
-    prefill = new Tensor(new BigInt64Array(B).fill(BigInt(o.bosTokenId ?? 0)), [B, 1]);
+    if (!Number.isInteger(B) || B < 1) throw new RangeError(`${what}: batchSizeNoPrefill must be a positive integer, got ${String(B)}`);
+    const bos = o.bosTokenId ?? 0;
+    if (!Number.isInteger(bos) || bos < 0 || bos >= V) throw new RangeError(`${what}: bosTokenId must be an integer in [0, ${V}) (vocab_size = ${V}), got ${String(bos)}`);
+    if (B > MAX_GENERATE_LOGITS) throw new RangeError(`${what}: batchSizeNoPrefill ${B} is too large`);
+    prefill = new Tensor(new BigInt64Array(B).fill(BigInt(bos)), [B, 1]);
+  } else {
+    prefill = requireTensor(what, "prefillTokens", prefillArg);
+    if (prefill.ndim === 1) prefill = prefill.reshape(prefill.shape[0], 1);
+    if (prefill.ndim !== 2) throw shapeError(`${what}: prefillTokens`, prefill.shape, "[B, S] or [B]");
+    checkIdx(prefill, V, what, "prefillTokens");
   }
-  if (!(prefill instanceof Tensor)) throw new TypeError(`${what}: prefill tokens must be a Tensor or null`);
-  if (prefill.ndim === 1) prefill = prefill.reshape(prefill.shape[0], 1);
-  if (prefill.ndim !== 2) throw shapeError(`${what}: prefill tokens`, prefill.shape, "[B, S] or [B]");
   const B = prefill.shape[0];
+  if (B * maxLength * V > MAX_GENERATE_LOGITS)
+    throw new RangeError(`${what}: maxLength ${maxLength} would return B·maxLength·V = ${B}·${maxLength}·${V} logits, more than ${MAX_GENERATE_LOGITS}`);
+  checkState(o.state, c, B, what);
   const tokens = new BigInt64Array(B * maxLength), logits = new Float32Array(B * maxLength * V);
   let state = o.state ?? null;
   let last: Tensor = prefill;
@@ -711,14 +729,14 @@ function greedyGenerate(
   return { tokens: new Tensor(tokens, [B, maxLength]), state, logits: new Tensor(logits, [B, maxLength, V]) };
 }
 
-function checkIdx(idx: Tensor, V: number, what: string): [number, number] {
-  if (!(idx instanceof Tensor)) throw new TypeError(`${what}: idx must be a Tensor`);
-  if (!(idx.data instanceof Int32Array || idx.data instanceof BigInt64Array)) throw new TypeError(`${what}: idx must be an int32 or int64 tensor, got ${idx.dtype}`);
-  if (idx.ndim !== 2 || idx.shape[0] < 1 || idx.shape[1] < 1) throw shapeError(`${what}: idx`, idx.shape, "[B, S] with B, S >= 1");
+function checkIdx(idxArg: unknown, V: number, what: string, name = "idx"): [number, number] {
+  const idx = requireTensor(what, name, idxArg);
+  if (!(idx.data instanceof Int32Array || idx.data instanceof BigInt64Array)) throw new TypeError(`${what}: ${name} must be an int32 or int64 tensor, got ${idx.dtype}`);
+  if (idx.ndim !== 2 || idx.shape[0] < 1 || idx.shape[1] < 1) throw shapeError(`${what}: ${name}`, idx.shape, "[B, S] with B, S >= 1");
   const d = idx.data;
   for (let j = 0; j < d.length; ++j) {
     const t = Number(d[j]);
-    if (!(t >= 0 && t < V)) throw new RangeError(`${what}: token id ${t} at flat position ${j} is outside [0, ${V})`);
+    if (!(t >= 0 && t < V)) throw new RangeError(`${what}: ${name} holds token id ${d[j]} at flat position ${j}, outside [0, ${V})`);
   }
   return [idx.shape[0], idx.shape[1]];
 }
@@ -813,6 +831,8 @@ export class xLSTMLarge extends Module {
     const what = "xLSTMLarge.forward";
     const c = this.config;
     const [B, S] = checkIdx(idx, c.vocab_size, what);
+    options = optionsArg(what, options);
+    optionalBool(what, "options.returnLastState", options.returnLastState);
     checkState(options.state, c, B, what);
     const want = options.returnLastState ?? (c.return_last_states || c.mode === "inference");
     let segments: ScheduleSegment[];
@@ -852,7 +872,7 @@ export class xLSTMLarge extends Module {
           for (let b = 0; b < B; ++b) last.set(L.subarray((b * S + S - 1) * V, (b * S + S) * V), b * V);
           return { last, state: r.state };
         },
-        V,
+        this.config,
         prefillTokens,
         options,
         "xLSTMLarge.generate",
@@ -979,6 +999,16 @@ export interface DecoderForwardOptions extends LargeForwardOptions {
   inPlace?: boolean;
 }
 
+/** The factories' options, checked before anything is read or packed. */
+function checkDecoderOptions(what: string, options: unknown): LargeDecoderOptions & { config?: Partial<xLSTMLargeConfig> } {
+  const o = optionsArg(what, options as LargeDecoderOptions | undefined) as LargeDecoderOptions & { config?: unknown };
+  optionalEnum(what, "options.dtype", o.dtype, ["bfloat16", "float32"]);
+  const ra = o.roundActivations;
+  if (ra !== undefined && ra !== "auto" && typeof ra !== "boolean") throw new TypeError(`${what}: options.roundActivations must be a boolean or "auto", got ${kindOf(ra)}`);
+  if (o.config !== undefined && (o.config === null || typeof o.config !== "object" || Array.isArray(o.config))) throw new TypeError(`${what}: options.config must be an object, got ${kindOf(o.config)}`);
+  return o as LargeDecoderOptions & { config?: Partial<xLSTMLargeConfig> };
+}
+
 /**
  * Inference-only xLSTM Large: packed weights (bfloat16 or float32), native kernels, explicit state (see the file
  * header). It implements forward/step like the models, so lib/generate's generate() samples from it.
@@ -1086,12 +1116,19 @@ export class xLSTMLargeDecoder extends Module {
 
   /** A decoder with the weights of `model` (copied into the decoder's storage). */
   static fromModel(model: xLSTMLarge, options: LargeDecoderOptions = {}): xLSTMLargeDecoder {
+    if (!(model instanceof xLSTMLarge)) throw new TypeError(`xLSTMLargeDecoder.fromModel: model must be an xLSTMLarge, got ${kindOf(model)}`);
+    options = checkDecoderOptions("xLSTMLargeDecoder.fromModel", options);
     return xLSTMLargeDecoder.fromStateDict(model.configFields(), model.stateDict(), options);
   }
 
   /** From a state_dict in either weight mode (float32 or bfloat16 tensors). */
   static fromStateDict(config: xLSTMLargeConfig, sd: StateDict | Record<string, Tensor>, options: LargeDecoderOptions = {}): xLSTMLargeDecoder {
+    const what = "xLSTMLargeDecoder.fromStateDict";
+    if (config === null || typeof config !== "object" || Array.isArray(config)) throw new TypeError(`${what}: config must be an object, got ${kindOf(config)}`);
+    if (sd === null || typeof sd !== "object" || Array.isArray(sd) || sd instanceof Tensor) throw new TypeError(`${what}: sd must be a Map or an object of name -> Tensor, got ${kindOf(sd)}`);
+    options = checkDecoderOptions(what, options);
     const m = sd instanceof Map ? sd : new Map(Object.entries(sd));
+    for (const [k, v] of m) requireTensor(what, `sd["${String(k)}"]`, v);
     const c = resolveLargeConfig({ ...config, weight_mode: "single" });
     const src: TensorSource = { has: (k) => m.has(k), get: (k) => m.get(k)! };
     return new xLSTMLargeDecoder(config, (k) => readLargeParam(src, k, c), options);
@@ -1102,6 +1139,8 @@ export class xLSTMLargeDecoder extends Module {
    * decoder's storage: peak memory is the packed weights plus one tensor.
    */
   static fromCheckpoint(p: string, options: LargeDecoderOptions & { config?: Partial<xLSTMLargeConfig> } = {}): xLSTMLargeDecoder {
+    if (typeof p !== "string") throw new TypeError(`xLSTMLargeDecoder.fromCheckpoint: path must be a string, got ${kindOf(p)}`);
+    options = checkDecoderOptions("xLSTMLargeDecoder.fromCheckpoint", options);
     const dir = fs.statSync(p).isDirectory() ? p : path.dirname(p);
     const base = options.config && "embedding_dim" in options.config ? {} : readLargeConfig(dir);
     const config = { ...base, ...(options.config ?? {}), mode: "inference" } as xLSTMLargeConfig;
@@ -1165,6 +1204,10 @@ export class xLSTMLargeDecoder extends Module {
     const what = "xLSTMLargeDecoder.forward";
     const c = this.config;
     const [B, S] = checkIdx(idx, c.vocab_size, what);
+    options = optionsArg(what, options);
+    optionalBool(what, "options.returnLastState", options.returnLastState);
+    optionalBool(what, "options.inPlace", options.inPlace);
+    optionalEnum(what, "options.logits", options.logits, ["all", "last"]);
     checkState(options.state, c, B, what);
     const inPlace = !!options.inPlace;
     if (inPlace && !(options.state && this.#blocks.every((_, i) => options.state![String(i)])))
@@ -1288,7 +1331,10 @@ export class xLSTMLargeDecoder extends Module {
 
   /** One token per row, idx [B, 1]: logits [B, 1, V] and the new state. */
   step(idx: Tensor, state: LargeState | null = null): { logits: Tensor; state: LargeState } {
-    if (!(idx instanceof Tensor) || idx.ndim !== 2 || idx.shape[1] !== 1) throw shapeError("xLSTMLargeDecoder.step: idx", idx?.shape ?? [], "[B, 1]");
+    const what = "xLSTMLargeDecoder.step";
+    const [B, S] = checkIdx(idx, this.config.vocab_size, what);
+    if (S !== 1) throw shapeError(`${what}: idx`, idx.shape, "[B, 1]");
+    checkState(state, this.config, B, what);
     const r = this.forward(idx, { state, returnLastState: true });
     return { logits: r.logits, state: r.state! };
   }
@@ -1300,7 +1346,7 @@ export class xLSTMLargeDecoder extends Module {
         const r = this.forward(idx, { state, logits: "last", inPlace: owned });
         return { last: r.logits.f32(), state: r.state! };
       },
-      this.config.vocab_size,
+      this.config,
       prefillTokens,
       options,
       "xLSTMLargeDecoder.generate",

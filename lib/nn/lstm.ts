@@ -6,7 +6,9 @@ import * as ops from "../ops";
 import { Generator, defaultGenerator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
+import { kindOf } from "../ops/args";
 import { checkConfigObject, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { floatArg } from "./entry-checks";
 import { Module } from "./module";
 
 export interface LSTMOptions {
@@ -82,18 +84,25 @@ export class LSTM extends Module {
    * @param x [B, S, input_size] (batch_first) or [S, B, input_size]
    * @param state optional [h0, c0], each [num_layers, B, hidden_size]
    * @returns [output [B, S, H] or [S, B, H], [h_n, c_n] each [num_layers, B, H]]
+   * @throws TypeError for a non-Tensor, non-float32 or detached x / h0 / c0, or a state that is not [h0, c0];
+   *   RangeError for wrong shapes (every message starts with "nn.LSTM.forward: " and names the argument)
    */
   forward(x: Tensor, state?: [Tensor, Tensor] | null): [Tensor, [Tensor, Tensor]] {
-    if (x.dtype !== "float32") throw new TypeError(`nn.LSTM.forward: x must be float32, got ${x.dtype}`);
+    const op = "nn.LSTM.forward";
+    floatArg(op, "x", x);
     if (x.ndim !== 3 || x.shape[2] !== this.input_size)
-      throw new RangeError(`nn.LSTM.forward: x has shape ${formatShape(x.shape)}, expected ${this.batch_first ? "[B, S" : "[S, B"}, input_size] with input_size = ${this.input_size}`);
+      throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected ${this.batch_first ? "[B, S" : "[S, B"}, input_size] with input_size = ${this.input_size}`);
+    if (state != null && (!Array.isArray(state) || state.length !== 2))
+      throw new TypeError(`${op}: state must be [h0, c0] (or null), got ${Array.isArray(state) ? `an array of ${state.length}` : kindOf(state)}`);
     let seq = this.batch_first ? x : ops.transpose(x, 0, 1); // [B, S, F]
     const [B] = seq.shape;
     const H = this.hidden_size, L = this.num_layers;
     if (state) {
-      for (const [n, t] of [["h0", state[0]], ["c0", state[1]]] as const)
+      for (const [n, t] of [["h0", state[0]], ["c0", state[1]]] as const) {
+        floatArg(op, n, t);
         if (t.ndim !== 3 || t.shape[0] !== L || t.shape[1] !== B || t.shape[2] !== H)
-          throw new RangeError(`nn.LSTM.forward: ${n} has shape ${formatShape(t.shape)}, expected [num_layers, B, hidden_size] = [${L}, ${B}, ${H}]`);
+          throw new RangeError(`${op}: ${n} has shape ${formatShape(t.shape)}, expected [num_layers, B, hidden_size] = [${L}, ${B}, ${H}]`);
+      }
     }
     const hs: Tensor[] = [], cs: Tensor[] = [];
     for (let l = 0; l < L; ++l) {

@@ -15,6 +15,7 @@ import { LayerState } from "./block";
 import { Linear, projUpDim } from "./components";
 import { smallInit, uniformFanIn, wangInit } from "./init";
 import { checkConfigObject, checkInt, checkNumber, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { expectShape, expectShapeTrailingOnes, floatArg, optionalBool, optionalEnum, optionalFloatArg, optionsArg, stateArg } from "./entry-checks";
 import { Module } from "./module";
 import { ParamGroup } from "./slstm-layer";
 import { registerMlstmLayerFactory } from "./stack";
@@ -154,8 +155,18 @@ export class mLSTMLayer extends Module {
   /**
    * @param x [B, S, E]
    * @param options.state a state returned with returnLastState (conv window of the last K-1 inputs, cell state)
+   * @throws TypeError for a non-Tensor / non-float32 / detached x or state part, options or state of the wrong kind;
+   *   RangeError for wrong shapes or an unknown form (messages start with "mLSTMLayer.forward: " and name the argument)
    */
   forward(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean; form?: "auto" | "parallel" | "chunkwise" | "recurrent" } = {}): { y: Tensor; state?: LayerState } {
+    const op = "mLSTMLayer.forward";
+    const E = this.config.embedding_dim;
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
+    options = optionsArg(op, options);
+    optionalBool(op, "options.returnLastState", options.returnLastState);
+    optionalEnum(op, "options.form", options.form, ["auto", "parallel", "chunkwise", "recurrent"]);
+    this.checkStateArg(op, "options.state", options.state, x.shape[0], false);
     const r = this.run(x, options);
     return options.returnLastState ? { y: r.y, state: r.state } : { y: r.y };
   }
@@ -211,19 +222,48 @@ export class mLSTMLayer extends Module {
    * missing); mlstm_state (c, n, m) in the recurrent-form scaling (zeros, m = 0, when missing).
    */
   step(x: Tensor, state: LayerState | null = null): { y: Tensor; state: LayerState } {
-    const K = this.config.conv1d_kernel_size, Di = this.innerDim;
-    if (x.ndim !== 3 || x.shape[1] !== 1) throw new RangeError(`mLSTMLayer.step: x has shape ${formatShape(x.shape)}, expected [B, 1, E]`);
+    const op = "mLSTMLayer.step";
+    const K = this.config.conv1d_kernel_size, Di = this.innerDim, E = this.config.embedding_dim;
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[1] !== 1 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, 1, E] = [B, 1, ${E}]`);
     const B = x.shape[0];
+    this.checkStateArg(op, "state", state, B, true);
     const s = (state ?? {}) as unknown as mLSTMLayerState;
-    const window = s.conv_state ?? null;
     // the step window is the last K inputs [B, K, Di]; forward's returned state (the last K-1) is accepted too
-    if (window && (window.ndim !== 3 || window.shape[0] !== B || (window.shape[1] !== K && window.shape[1] !== K - 1) || window.shape[2] !== Di))
-      throw new RangeError(`mLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, Di] = [${B}, ${K}, ${Di}] (or forward's [B, K-1, Di])`);
+    const window = s.conv_state ?? null;
     const prev = window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, Di]);
     const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent" });
     const st = r.state as unknown as mLSTMLayerState;
     // the step window: the K-1 previous inputs of the conv branch and this one
     return { y: r.y, state: { conv_state: ops.cat([prev, r.xm], 1), mlstm_state: st.mlstm_state as unknown as LayerState } };
+  }
+
+  /**
+   * Checks a state argument of `op` (as the blocks and stacks do before running): null / undefined, or an object
+   * whose conv_state (null, or float32 [B, K-1, Di]; in step mode also the step window [B, K, Di]) and mlstm_state
+   * (null, or { c [B, NH, DH, DH], n [B, NH, DH], m [B, NH] } float32, n and m may carry trailing 1s) fit this layer
+   * and batch size B.
+   * @throws TypeError / RangeError starting with `${op}: ` and naming `${name}.<part>`
+   */
+  checkStateArg(op: string, name: string, state: unknown, B: number, step: boolean): void {
+    const s = stateArg(op, name, state);
+    if (!s) return;
+    const K = this.config.conv1d_kernel_size, Di = this.innerDim, NH = this.config.num_heads, DH = this.headDim;
+    const conv = optionalFloatArg(op, `${name}.conv_state`, s.conv_state);
+    if (conv && (conv.ndim !== 3 || conv.shape[0] !== B || (conv.shape[1] !== K - 1 && !(step && conv.shape[1] === K)) || conv.shape[2] !== Di))
+      throw new RangeError(
+        step
+          ? `${op}: ${name}.conv_state has shape ${formatShape(conv.shape)}, expected [B, K, Di] = [${B}, ${K}, ${Di}] (or forward's [B, K-1, Di])`
+          : `${op}: ${name}.conv_state has shape ${formatShape(conv.shape)}, expected [B, K-1, Di] = [${B}, ${K - 1}, ${Di}]`,
+      );
+    const ms = stateArg(op, `${name}.mlstm_state`, s.mlstm_state);
+    if (!ms) return;
+    const c = floatArg(op, `${name}.mlstm_state.c`, ms.c);
+    const n = floatArg(op, `${name}.mlstm_state.n`, ms.n);
+    const m = floatArg(op, `${name}.mlstm_state.m`, ms.m);
+    expectShape(op, `${name}.mlstm_state.c`, c, [B, NH, DH, DH], "[B, NH, DH, DH]");
+    expectShapeTrailingOnes(op, `${name}.mlstm_state.n`, n, [B, NH, DH], "[B, NH, DH]");
+    expectShapeTrailingOnes(op, `${name}.mlstm_state.m`, m, [B, NH], "[B, NH]");
   }
 }
 

@@ -10,6 +10,7 @@ import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { smallInit, uniformFanIn } from "./init";
 import { checkConfigObject, checkEnum, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { expectShape, floatArg, optionalBool, optionalFloatArg, optionsArg, stateArg } from "./entry-checks";
 import { Module } from "./module";
 import { biasVanillaToCuda, detectSlstmLayout, kernelVanillaToCuda } from "./slstm-layout";
 
@@ -155,19 +156,23 @@ export class sLSTMLayer extends Module {
    * @param x [B, S, E]
    * @param state optional initial state (as returned with returnLastState)
    * @returns y [B, S, E] and, with returnLastState, the final { conv_state, slstm_state }
+   * @throws TypeError for a non-Tensor / non-float32 / detached x or state part, options or state of the wrong kind;
+   *   RangeError for wrong shapes (messages start with "sLSTMLayer.forward: " and name the argument)
    */
   forward(x: Tensor, options: { state?: { conv_state: Tensor | null; slstm_state: Tensor | null } | null; returnLastState?: boolean } = {}): { y: Tensor; state?: sLSTMLayerState } {
+    const op = "sLSTMLayer.forward";
     const c = this.config, E = c.embedding_dim, NH = c.num_heads, DH = this.headDim, K = c.conv1d_kernel_size;
-    if (x.dtype !== "float32") throw new TypeError(`sLSTMLayer.forward: x must be float32, got ${x.dtype}`);
-    if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`sLSTMLayer.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
     const [B, S] = x.shape;
+    options = optionsArg(op, options);
+    optionalBool(op, "options.returnLastState", options.returnLastState);
+    this.checkStateArg(op, "options.state", options.state, B, false);
     const state = options.state ?? null;
     let xc = x;
     if (K > 0) {
       // a carried conv state is the previous K-1 inputs: prepend them, drop their outputs
       const prev = state?.conv_state ?? null;
-      if (prev && (prev.ndim !== 3 || prev.shape[0] !== B || prev.shape[1] !== K - 1 || prev.shape[2] !== E))
-        throw new RangeError(`sLSTMLayer.forward: conv_state has shape ${formatShape(prev.shape)}, expected [B, K-1, E] = [${B}, ${K - 1}, ${E}]`);
       const xin = prev ? ops.cat([prev, x], 1) : x;
       let conv = ops.causalConv1d(xin, this.p("conv1d.conv.weight"), this.p("conv1d.conv.bias"));
       if (prev) conv = ops.slice(conv, 1, K - 1);
@@ -202,7 +207,33 @@ export class sLSTMLayer extends Module {
    * the last K inputs [B, K, E] (zeros when null), slstm_state [NS, B, E] (zeros when null).
    */
   step(x: Tensor, state: sLSTMLayerStepState | null = null): { y: Tensor; state: sLSTMLayerStepState } {
+    const op = "sLSTMLayer.step";
+    const E = this.config.embedding_dim;
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[1] !== 1 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, 1, E] = [B, 1, ${E}]`);
+    this.checkStateArg(op, "state", state, x.shape[0], true);
     return stepLayer(this, x, state);
+  }
+
+  /**
+   * Checks a state argument of `op` (as the blocks and stacks do before running): null / undefined, or an object
+   * whose conv_state (null, or float32 [B, K-1, E]; in step mode also the step window [B, K, E]) and slstm_state
+   * (null, or float32 [NS, B, E], NS = 4 for "slstm", 2 for "lstm") fit this layer and batch size B.
+   * @throws TypeError / RangeError starting with `${op}: ` and naming `${name}.<part>`
+   */
+  checkStateArg(op: string, name: string, state: unknown, B: number, step: boolean): void {
+    const s = stateArg(op, name, state);
+    if (!s) return;
+    const c = this.config, E = c.embedding_dim, K = c.conv1d_kernel_size, NS = c.function === "lstm" ? 2 : 4;
+    const conv = optionalFloatArg(op, `${name}.conv_state`, s.conv_state);
+    if (conv && K > 0 && (conv.ndim !== 3 || conv.shape[0] !== B || (conv.shape[1] !== K - 1 && !(step && conv.shape[1] === K)) || conv.shape[2] !== E))
+      throw new RangeError(
+        step
+          ? `${op}: ${name}.conv_state has shape ${formatShape(conv.shape)}, expected [B, K, E] = [${B}, ${K}, ${E}] (or forward's [B, K-1, E])`
+          : `${op}: ${name}.conv_state has shape ${formatShape(conv.shape)}, expected [B, K-1, E] = [${B}, ${K - 1}, ${E}]`,
+      );
+    const st = optionalFloatArg(op, `${name}.slstm_state`, s.slstm_state);
+    if (st) expectShape(op, `${name}.slstm_state`, st, [NS, B, E], "[NS, B, E]");
   }
 }
 
@@ -216,12 +247,10 @@ export interface sLSTMLayerStepState {
 /** One step of sLSTMLayer (see sLSTMLayer.step). */
 function stepLayer(layer: sLSTMLayer, x: Tensor, state: sLSTMLayerStepState | null): { y: Tensor; state: sLSTMLayerStepState } {
   const K = layer.config.conv1d_kernel_size;
-  if (x.ndim !== 3 || x.shape[1] !== 1) throw new RangeError(`sLSTMLayer.step: x has shape ${formatShape(x.shape)}, expected [B, 1, E]`);
   const [B, , E] = x.shape;
+  // (arguments checked by sLSTMLayer.step) the step window is the last K inputs [B, K, E]; forward's returned state
+  // (the last K-1) is accepted too
   const window = state?.conv_state ?? null;
-  // the step window is the last K inputs [B, K, E]; forward's returned state (the last K-1) is accepted too
-  if (window && K > 0 && (window.ndim !== 3 || window.shape[0] !== B || (window.shape[1] !== K && window.shape[1] !== K - 1) || window.shape[2] !== E))
-    throw new RangeError(`sLSTMLayer.step: conv_state has shape ${formatShape(window.shape)}, expected [B, K, E] = [${B}, ${K}, ${E}] (or forward's [B, K-1, E])`);
   // the oldest slot of the step window never influences later outputs (XLSTM_SPEC §5.2)
   const prev = K > 0 ? (window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, E])) : null;
   const r = layer.forward(x, { state: { conv_state: prev, slstm_state: state?.slstm_state ?? null }, returnLastState: true });

@@ -9,6 +9,7 @@ import { BlockLayer, LayerState, xLSTMBlock } from "./block";
 import { FeedForwardConfig, LayerNorm } from "./components";
 import { smallInit } from "./init";
 import { checkConfigObject, checkInt, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
+import { floatArg, optionalBool, optionsArg, stateArg, tokenArg } from "./entry-checks";
 import { Module } from "./module";
 import { sLSTMLayer, sLSTMLayerConfig } from "./slstm-layer";
 
@@ -108,10 +109,16 @@ export class xLSTMBlockStack extends Module {
   /**
    * @param x [B, S, E]
    * @param options.state per-block states { block_0: ..., block_1: ... } as returned with returnLastState
+   * @throws TypeError / RangeError starting with "xLSTMBlockStack.forward: " and naming the argument
    */
   forward(x: Tensor, options: { state?: StackState | null; returnLastState?: boolean } = {}): { y: Tensor; state?: StackState } {
+    const op = "xLSTMBlockStack.forward";
     const E = this.config.embedding_dim;
-    if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`xLSTMBlockStack.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
+    options = optionsArg(op, options);
+    optionalBool(op, "options.returnLastState", options.returnLastState);
+    this.checkStackState(op, "options.state", options.state, x.shape[0], false);
     const out: StackState = {};
     this.blocks.forEach((b, i) => {
       const r = b.forward(x, { state: options.state?.[`block_${i}`] ?? null, returnLastState: options.returnLastState });
@@ -122,8 +129,16 @@ export class xLSTMBlockStack extends Module {
     return options.returnLastState ? { y, state: out } : { y };
   }
 
-  /** One step, x [B, 1, E], from an explicit state (missing entries mean zero state). */
+  /**
+   * One step, x [B, 1, E], from an explicit state (missing entries mean zero state).
+   * @throws TypeError / RangeError starting with "xLSTMBlockStack.step: " and naming the argument
+   */
   step(x: Tensor, state: StackState | null = null): { y: Tensor; state: StackState } {
+    const op = "xLSTMBlockStack.step";
+    const E = this.config.embedding_dim;
+    floatArg(op, "x", x);
+    if (x.ndim !== 3 || x.shape[1] !== 1 || x.shape[2] !== E) throw new RangeError(`${op}: x has shape ${formatShape(x.shape)}, expected [B, 1, embedding_dim] = [B, 1, ${E}]`);
+    this.checkStackState(op, "state", state, x.shape[0], true);
     const out: StackState = {};
     this.blocks.forEach((b, i) => {
       const r = b.step(x, state?.[`block_${i}`] ?? null);
@@ -131,6 +146,17 @@ export class xLSTMBlockStack extends Module {
       out[`block_${i}`] = r.state;
     });
     return { y: this.post_blocks_norm ? this.post_blocks_norm.forward(x) : x, state: out };
+  }
+
+  /**
+   * Checks a stack state argument of `op` for batch size B: null / undefined, or an object whose "block_<i>" entries
+   * fit block i (see the layers' checkStateArg; `step`: the step states). Other keys are ignored, as by forward.
+   * @throws TypeError / RangeError starting with `${op}: ` and naming `${name}.block_<i>.<part>`
+   */
+  checkStackState(op: string, name: string, state: unknown, B: number, step: boolean): void {
+    const s = stateArg(op, name, state);
+    if (!s) return;
+    this.blocks.forEach((b, i) => b.xlstm.checkStateArg?.(op, `${name}.block_${i}`, s[`block_${i}`], B, step));
   }
 }
 
@@ -189,18 +215,29 @@ export class xLSTMLMModel extends Module {
   /**
    * @param idx token ids [B, S] (int32 or int64)
    * @returns logits [B, S, V], and the final state with returnLastState
+   * @throws TypeError for a non-Tensor / detached / non-integer idx, options or state parts of the wrong kind;
+   *   RangeError for wrong shapes or ids outside [0, vocab_size) (messages start with "xLSTMLMModel.forward: ")
    */
   forward(idx: Tensor, options: { state?: StackState | null; returnLastState?: boolean } = {}): { logits: Tensor; state?: StackState } {
-    if (idx.ndim !== 2) throw new RangeError(`xLSTMLMModel.forward: idx has shape ${formatShape(idx.shape)}, expected [B, S]`);
+    const op = "xLSTMLMModel.forward";
+    const [B] = tokenArg(op, "idx", idx, this.config.vocab_size);
+    options = optionsArg(op, options);
+    optionalBool(op, "options.returnLastState", options.returnLastState);
+    this.xlstm_block_stack.checkStackState(op, "options.state", options.state, B, false);
     let x = ops.embedding(idx, this.token_embedding);
     if (this.config.add_embedding_dropout && (this.config.dropout ?? 0) > 0 && this.training) x = ops.dropout(x, this.config.dropout!, { generator: this.generator });
     const r = this.xlstm_block_stack.forward(x, options);
     return { logits: ops.linear(r.y, this.lm_head), state: r.state };
   }
 
-  /** One token per row, idx [B, 1], from an explicit state: logits [B, 1, V] and the new state. */
+  /**
+   * One token per row, idx [B, 1], from an explicit state: logits [B, 1, V] and the new state.
+   * @throws TypeError / RangeError starting with "xLSTMLMModel.step: " and naming the argument
+   */
   step(idx: Tensor, state: StackState | null = null): { logits: Tensor; state: StackState } {
-    if (idx.ndim !== 2 || idx.shape[1] !== 1) throw new RangeError(`xLSTMLMModel.step: idx has shape ${formatShape(idx.shape)}, expected [B, 1]`);
+    const op = "xLSTMLMModel.step";
+    const [B] = tokenArg(op, "idx", idx, this.config.vocab_size, true);
+    this.xlstm_block_stack.checkStackState(op, "state", state, B, true);
     const r = this.xlstm_block_stack.step(ops.embedding(idx, this.token_embedding), state);
     return { logits: ops.linear(r.y, this.lm_head), state: r.state };
   }

@@ -1,16 +1,17 @@
-// Fuzz drivers for test/82.fuzz-api (run in a child process by test/support/fuzz.ts, so a native crash or hang
-// fails the test with the case that caused it):
+// Fuzz driver for the native binding in test/82.fuzz-api (run in a child process by test/support/fuzz.ts, so a
+// native crash or hang fails the test with the case that caused it; the public ops have their own driver,
+// test/82.fuzz-ops-driver.ts):
 //   fuzzNative: every export of the native binding (discovered at run time, so new exports are covered at once).
 //     Exports with a template below get structured mutations of a valid call; all get garbage calls.
-//   fuzzOps: the public differentiable ops (lib/ops) with wrong dtypes, shapes, kinds, detached storage and absurd
-//     numbers; every successful result is also differentiated (backward must not crash either).
 // Oracle: a call either returns (for "variant" cases, with the same results as the plain call) or throws an Error;
 // native errors must start with "<export>: " (the binding's convention, so the message names the function).
-import * as util from "util";
+// Files: the only export that takes a path is mmapFile, which opens read-only (O_RDONLY, no O_CREAT) and maps
+// privately (copy-on-write), so no hostile call can create, truncate or write a file anywhere; its valid calls map
+// small files in a temporary directory made for this process (removed at exit).
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { native } from "../../lib/native";
-import * as ops from "../../lib/ops";
-import { Tensor } from "../../lib/tensor";
-import type { DType } from "../../lib/tensor";
 import { ABSURD_NUMBERS, describeArg, detached, Progress, Rand, resizableF32, sharedF32, wrongKinds } from "./fuzz";
 
 type Dims = Record<string, number>;
@@ -38,6 +39,21 @@ function U8(n: number, fill: (i: number) => number): Uint8Array {
 function U16(r: Rand, n: number): Uint16Array {
   if (!Number.isSafeInteger(n) || n < 0 || n > CAP) return new Uint16Array(1);
   return Uint16Array.from({ length: n }, () => (r.int(2) ? 0x3f80 : 0xbf00) + r.int(128));
+}
+
+/** File sizes of mmapFile's valid calls. */
+const MMAP_SIZES = [0, 1, 7, 4096] as const;
+let mmapDir: string | null = null;
+/** A file of n bytes (one of MMAP_SIZES) in a temporary directory of this process; other n: a path that is no file. */
+function mmapPath(n: number): string {
+  if (!mmapDir) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xlstm-fuzz-mmap-"));
+    mmapDir = dir;
+    process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+    for (const size of MMAP_SIZES) fs.writeFileSync(path.join(dir, `f${size}`), Uint8Array.from({ length: size }, (_, i) => i & 0xff));
+  }
+  if ((MMAP_SIZES as readonly number[]).includes(n)) return path.join(mmapDir, `f${n}`);
+  return n % 2 ? path.join(mmapDir, "missing") : mmapDir;
 }
 
 interface Spec {
@@ -418,6 +434,21 @@ const SPECS: Spec[] = [
   { name: "bf16Sum", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [U16(r, d.n)], outs: [], nums: [] },
   { name: "bf16DotAvailable", dims: {}, build: () => [], outs: [], nums: [] },
   { name: "bf16SetDotEnabled", dims: {}, build: () => [true], outs: [], nums: [] },
+  // memory-mapped files (csrc/binding/mmap.cc): files of n bytes in this process's temporary directory; the
+  // "extreme" sizes give the directory itself or a missing file in it (both refused with an Error naming mmapFile)
+  { name: "mmapFile", dims: { n: MMAP_SIZES }, build: (d) => [mmapPath(d.n)], outs: [], nums: [] },
+  // the fused mLSTM layer (csrc/binding/mlstm_layer.cc): tiny layers; the backward and release get a fresh handle
+  ...(["mlstmLayerForward", "mlstmLayerBackward", "mlstmLayerRelease"] as const).map(
+    (name): Spec => ({
+      name,
+      dims: { B: [1, 2], S: [1, 3], E: [1, 3], NH: [1, 2], Bq: [1, 2], m: [1, 2], K: [1, 2] },
+      build: (d, r) => mlstmLayerArgs(name, d, r),
+      outs: name === "mlstmLayerForward" ? [0] : name === "mlstmLayerBackward" ? [...Array(14).keys()] : [],
+      nums: name === "mlstmLayerForward" ? [15, 16, 17, 18, 19, 20, 21, 22] : name === "mlstmLayerBackward" ? [30, 31, 32, 33, 34, 35, 36, 37] : [],
+      hostile: () => [releasedMlstmLayerHandle(), {}, Object.create(null)],
+      stateful: name === "mlstmLayerRelease",
+    }),
+  ),
   // fused inference sessions (csrc/binding/infer.cc): a tiny model of one sLSTM and one mLSTM block
   ...(["inferCreate", "inferRun", "inferReset", "inferGetState", "inferSetState", "inferBytes", "inferDispose"] as const).map(
     (name): Spec => ({
@@ -495,6 +526,36 @@ function disposedSession(): unknown {
   if (s) (native as unknown as { inferDispose(s: Session): void }).inferDispose(s);
   return s;
 }
+/** Sizes and arrays of a valid fused mLSTM layer call (Di = NH * Bq * m, so both divide it). */
+function mlstmLayerParts(d: Dims, r: Rand) {
+  const Di = d.NH * d.Bq * d.m, NP = Di / d.Bq;
+  const sizes = [2 * Di * d.E, Di * d.K, Di, NP * d.Bq * d.Bq, NP * d.Bq * d.Bq, NP * d.Bq * d.Bq, d.NH * 3 * Di, d.NH, d.NH * 3 * Di, d.NH, Di, Di, d.E * Di];
+  const params = sizes.map((n) => A(r, n));
+  const dims = [d.B, d.S, d.E, Di, d.NH, d.Bq, d.K, r.pick([1, 2, 64]), 1e-6, 1e-5];
+  return { nx: d.B * d.S * d.E, sizes, params, dims };
+}
+
+function mlstmLayerArgs(name: string, d: Dims, r: Rand): unknown[] {
+  const { nx, sizes, params, dims } = mlstmLayerParts(d, r);
+  const x = A(r, nx);
+  if (name === "mlstmLayerForward") return [Z(nx), x, ...params, ...dims, r.bool()];
+  let saved: unknown;
+  try {
+    saved = native.mlstmLayerForward(Z(nx), x, ...params, ...dims, true);
+  } catch {
+    saved = releasedMlstmLayerHandle(); // sizes the forward refuses (the "extreme" mutation): a released handle
+  }
+  if (name === "mlstmLayerRelease") return [saved];
+  return [Z(nx), ...sizes.map((n) => Z(n)), A(r, nx), x, saved, ...params, ...dims];
+}
+
+function releasedMlstmLayerHandle(): unknown {
+  const d = { B: 1, S: 1, E: 1, NH: 1, Bq: 1, m: 1, K: 1 } as unknown as Dims;
+  const h = mlstmLayerArgs("mlstmLayerRelease", d, new Rand(1))[0];
+  native.mlstmLayerRelease(h as never);
+  return h;
+}
+
 function inferArgs(name: string, d: Dims, r: Rand): unknown[] {
   if (name === "inferCreate") return [inferConfig(d.V), inferParams(r, d.V), d.B];
   const s = newSession(r, d.V, d.B);
@@ -782,166 +843,6 @@ export async function fuzzNative(options: { seed: number; cases: number }, progr
   native.setNumThreads(threads);
   native.setSimdLevel(simd);
   return result;
-}
-
-// ---- lib/ops ---------------------------------------------------------------------------------------------------
-
-type OpCall = { name: string; args: unknown[] };
-
-function T(r: Rand, shape: number[], dtype: DType = "float32"): Tensor {
-  const t = Tensor.randn(shape, { generator: r.g });
-  return dtype === "float32" ? t : t.to(dtype);
-}
-
-/** A valid call of a random op (small shapes). */
-function opTemplate(r: Rand): OpCall {
-  const B = r.range(1, 2), S = r.range(1, 4), F = r.range(1, 5);
-  const x = () => T(r, [B, S, F]);
-  const pick = r.int(30);
-  switch (pick) {
-    case 0: return { name: "add", args: [x(), r.bool() ? x() : 2] };
-    case 1: return { name: "mul", args: [x(), T(r, [F])] };
-    case 2: return { name: "div", args: [x(), r.bool() ? T(r, [S, 1]) : 3] };
-    case 3: return { name: r.pick(["exp", "log", "sigmoid", "logsigmoid", "tanh", "softplus", "relu", "silu", "neg"]), args: [x()] };
-    case 4: return { name: "gelu", args: [x(), { approximate: r.pick(["none", "tanh"]) }] };
-    case 5: return { name: "scale", args: [x(), 2, 0.5] };
-    case 6: return { name: r.pick(["sum", "mean", "max"]), args: [x(), r.pick([undefined, 0, -1, [0, 2]]), r.bool()] };
-    case 7: return { name: "reshape", args: [x(), [B * S, F]] };
-    case 8: return { name: "permute", args: [x(), [2, 0, 1]] };
-    case 9: return { name: "transpose", args: [x(), 0, 2] };
-    case 10: return { name: "slice", args: [x(), 1, 0, S, 1] };
-    case 11: return { name: "cat", args: [[x(), x()], r.int(3)] };
-    case 12: return { name: "matmul", args: [T(r, [B, S, F]), T(r, [F, 3])] };
-    case 13: return { name: "linear", args: [x(), T(r, [4, F]), r.bool() ? T(r, [4]) : null] };
-    case 14: return { name: r.pick(["softmax", "logSoftmax"]), args: [x()] };
-    case 15: {
-      const V = r.range(1, 5);
-      return { name: "crossEntropy", args: [T(r, [B, S, V]), Tensor.from(Int32Array.from({ length: B * S }, () => r.int(V)), [B, S]), { reduction: r.pick(["mean", "sum", "none"]) }] };
-    }
-    case 16: return { name: "layerNorm", args: [x(), T(r, [F]), r.bool() ? T(r, [F]) : null, { eps: 1e-5 }] };
-    case 17: return { name: "multiHeadLayerNorm", args: [T(r, [B, S, 2, F]), T(r, [2 * F]), null, { residualWeight: true }] };
-    case 18: {
-      const V = r.range(1, 6);
-      return { name: "embedding", args: [Tensor.from(Int32Array.from({ length: B * S }, () => r.int(V)), [B, S]), T(r, [V, F])] };
-    }
-    case 19: return { name: "causalConv1d", args: [x(), T(r, [F, 1, r.range(1, 4)]), r.bool() ? T(r, [F]) : null] };
-    case 20: return { name: "dropout", args: [x(), r.pick([0, 0.3, 0.9]), { training: r.bool(0.8) }] };
-    case 21: {
-      const NB = r.range(1, 2), I = r.range(1, 3), O = r.range(1, 3);
-      return { name: "headwiseLinear", args: [T(r, [B, S, NB * I]), T(r, [NB, O, I]), r.bool() ? T(r, [NB * O]) : null] };
-    }
-    case 22:
-    case 23: {
-      const NH = r.range(1, 2), DH = r.range(1, 3), H = NH * DH;
-      const ns = pick === 22 ? 4 : 2;
-      return { name: pick === 22 ? "slstm" : "lstm", args: [T(r, [B, S, 4 * H]), T(r, [NH, DH, 4 * DH]), T(r, [4 * H]), r.bool() ? T(r, [ns, B, H]) : null] };
-    }
-    case 24:
-    case 25: {
-      const NH = r.range(1, 2), DK = r.range(1, 3), DV = r.range(1, 3);
-      return {
-        name: "mlstm",
-        args: [T(r, [B, NH, S, DK]), T(r, [B, NH, S, DK]), T(r, [B, NH, S, DV]), T(r, [B, NH, S]), T(r, [B, NH, S]), { form: r.pick(["auto", "parallel", "chunkwise", "recurrent"]), chunkSize: r.pick([1, 2, 64]), returnLastState: r.bool() }],
-      };
-    }
-    case 26: return { name: "sub", args: [r.bool() ? 1 : x(), x()] };
-    case 27: {
-      const NB = 2, I = 2, O = 2;
-      return { name: "headwiseLinearConcat", args: [[{ x: T(r, [B, S, NB * I]), weight: T(r, [NB, O, I]) }, { x: T(r, [B, S, NB * I]), weight: T(r, [NB, O, I]), bias: T(r, [NB * O]) }]] };
-    }
-    default: return { name: r.pick(["relu", "tanh"]), args: [T(r, [r.range(0, 2), F])] };
-  }
-}
-
-function detachedTensor(r: Rand, like: Tensor): Tensor {
-  const t = T(r, [...like.shape]);
-  detached(t.data as Float32Array);
-  return t;
-}
-
-/** Replace one Tensor / number / option somewhere in the call with something hostile. */
-function mutateOp(r: Rand, call: OpCall): string {
-  const paths: { get: () => unknown; set: (v: unknown) => void; what: string }[] = [];
-  const visit = (holder: Record<string | number, unknown>, key: string | number, what: string, depth: number) => {
-    const v = holder[key];
-    paths.push({ get: () => holder[key], set: (nv) => (holder[key] = nv), what });
-    if (depth > 2 || v === null || typeof v !== "object" || v instanceof Tensor || ArrayBuffer.isView(v) || util.types.isProxy(v)) return;
-    for (const k of Object.keys(v)) visit(v as Record<string, unknown>, k, `${what}.${k}`, depth + 1);
-  };
-  call.args.forEach((_, i) => visit(call.args as unknown as Record<number, unknown>, i, `arg${i}`, 0));
-  if (!paths.length) return "none";
-  const p = r.pick(paths);
-  const v = p.get();
-  const k = r.int(8);
-  let nv: unknown;
-  if (v instanceof Tensor) {
-    if (k === 0) nv = v.dtype === "float32" ? v.to(r.pick(["bfloat16", "int32", "int64"] as DType[])) : v.to("float32");
-    else if (k === 1) nv = T(r, randShape(r, 4, [0, 1, 2, 3, 5]));
-    else if (k === 2) nv = detachedTensor(r, v);
-    else if (k === 3) nv = T(r, [...v.shape, 1]);
-    else if (k === 4) nv = v.ndim ? T(r, v.shape.slice(1)) : T(r, [2]);
-    else if (k === 5) {
-      const t = T(r, [...v.shape]);
-      t.f32().fill(r.pick([NaN, Infinity, -Infinity, 3e38]));
-      nv = t;
-    } else nv = r.pick(wrongKinds(r, Math.max(1, v.numel)));
-  } else if (typeof v === "number") nv = k < 6 ? r.pick(ABSURD_NUMBERS) : r.pick(wrongKinds(r, 2));
-  else nv = k < 4 ? r.pick(wrongKinds(r, 3)) : r.pick([{ form: "bogus" }, { chunkSize: NaN }, { reduction: "bogus" }, { ignoreIndex: 2 ** 60 }, { eps: -1 }, { approximate: 1 }, { training: "yes" }, { initialState: {} }, [9, 9, 9], [-1], [0, 0]]);
-  p.set(nv);
-  return `${p.what} = ${nv instanceof Tensor ? `${nv}${nv.data.byteLength === 0 && nv.numel > 0 ? " (detached)" : ""}` : describeArg(nv)}`;
-}
-
-export interface OpsFuzzResult {
-  cases: number;
-  ok: number;
-  threw: number;
-  backwardOk: number;
-  findings: Finding[];
-  /** errors raised by the JS engine rather than by a check (e.g. "Cannot read properties of undefined") */
-  unchecked: string[];
-  byOp: Record<string, number>;
-}
-
-const ENGINE_ERRORS = /Cannot read properties|is not a function|is not iterable|Cannot convert|Invalid typed array length|Invalid array length|Maximum call stack|Array buffer allocation failed|offset is out of bounds|Cannot destructure/;
-
-/** Fuzz lib/ops: options.cases calls (a third plain, the rest mutated). */
-export async function fuzzOps(options: { seed: number; cases: number }, progress: Progress): Promise<OpsFuzzResult> {
-  const r = new Rand(options.seed);
-  const res: OpsFuzzResult = { cases: 0, ok: 0, threw: 0, backwardOk: 0, findings: [], unchecked: [], byOp: {} };
-  const table = ops as unknown as Record<string, (...a: unknown[]) => unknown>;
-  for (let c = 0; c < options.cases; ++c) {
-    const call = opTemplate(r);
-    const grad = r.bool(0.5);
-    for (const a of call.args) if (a instanceof Tensor && a.dtype === "float32" && grad) a.requiresGrad = true;
-    const mutated = r.bool(0.7);
-    let desc = "plain";
-    try {
-      if (mutated) desc = mutateOp(r, call);
-      if (mutated && r.bool(0.2)) desc += `; ${mutateOp(r, call)}`;
-    } catch {
-      continue; // e.g. converting a tensor whose storage an earlier mutation detached
-    }
-    const label = `#${c} ops.${call.name} ${desc}`;
-    progress(label);
-    res.cases++;
-    res.byOp[call.name] = (res.byOp[call.name] ?? 0) + 1;
-    try {
-      let out = table[call.name](...call.args) as Tensor | { y?: Tensor; h?: Tensor };
-      res.ok++;
-      const t = out instanceof Tensor ? out : (out as { y?: Tensor; h?: Tensor }).y ?? (out as { h?: Tensor }).h;
-      if (t instanceof Tensor && t.requiresGrad && t.dtype === "float32") {
-        out = ops.sum(t) as Tensor;
-        (out as Tensor).backward();
-        res.backwardOk++;
-      }
-    } catch (e) {
-      res.threw++;
-      if (!(e instanceof Error)) res.findings.push({ case: c, name: call.name, mutation: desc, problem: `threw a non-Error ${describeArg(e)}` });
-      else if (!mutated) res.findings.push({ case: c, name: call.name, mutation: desc, problem: `a valid call threw ${e.constructor.name}: ${e.message}` });
-      else if (ENGINE_ERRORS.test(e.message) && res.unchecked.length < 100) res.unchecked.push(`${label}: ${e.constructor.name}: ${e.message}`);
-    }
-  }
-  return res;
 }
 
 // ---- harness self-tests: the parent must see a crash and a hang for what they are --------------------------------
