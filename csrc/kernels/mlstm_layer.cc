@@ -95,6 +95,22 @@ void heads_to_rows(float* dst, int64_t ld, int64_t off, const float* src, const 
   });
 }
 
+// q, k, v [B, NH, S, DH] each from u = concat(q, k, v) [B*S, 3Di]
+void split_heads(float* qh, float* kh, float* vh, const float* u, const MlstmLayerDims& d) {
+  rows_to_heads(qh, u, 3 * d.Di, 0, d);
+  rows_to_heads(kh, u, 3 * d.Di, d.Di, d);
+  rows_to_heads(vh, u, 3 * d.Di, 2 * d.Di, d);
+}
+
+// [W_i; W_f] [2NH, 3Di]: both gate projections as one matrix
+float* stack_gate_weights(Scratch& scratch, const MlstmLayerParams& p, const MlstmLayerDims& d) {
+  const int64_t n = d.NH * 3 * d.Di;
+  float* wg = scratch.take(2 * n);
+  std::memcpy(wg, p.w_i, n * sizeof(float));
+  std::memcpy(wg + n, p.w_f, n * sizeof(float));
+  return wg;
+}
+
 void for_elements(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { parallel_for(n, 16384, fn); }
 
 }  // namespace
@@ -126,9 +142,7 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
   headwise_linear_forward(sv.u + Di, 3 * Di, sv.xc, p.w_k, nullptr, N, NP, d.Bq, d.Bq);
   headwise_linear_forward(sv.u + 2 * Di, 3 * Di, sv.xm, p.w_v, nullptr, N, NP, d.Bq, d.Bq);
   // gate pre-activations [N, 2NH] = u [W_i; W_f]ᵀ + [b_i; b_f], then to the head layout [B, NH, S]
-  float* wg = scratch.take(2 * NH * 3 * Di);
-  std::memcpy(wg, p.w_i, NH * 3 * Di * sizeof(float));
-  std::memcpy(wg + NH * 3 * Di, p.w_f, NH * 3 * Di * sizeof(float));
+  float* wg = stack_gate_weights(scratch, p, d);
   float* gates = scratch.take(N * 2 * NH);
   gemm(false, true, N, 2 * NH, 3 * Di, 1.0f, sv.u, 3 * Di, wg, 3 * Di, 0.0f, gates, 2 * NH);
   for (int64_t r = 0; r < N; ++r) {
@@ -142,9 +156,7 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
   float* qh = scratch.take(N * Di);
   float* kh = scratch.take(N * Di);
   float* vh = scratch.take(N * Di);
-  rows_to_heads(qh, sv.u, 3 * Di, 0, d);
-  rows_to_heads(kh, sv.u, 3 * Di, Di, d);
-  rows_to_heads(vh, sv.u, 3 * Di, 2 * Di, d);
+  split_heads(qh, kh, vh, sv.u, d);
   float* c_last = scratch.take(d.B * NH * DH * DH);
   float* n_last = scratch.take(d.B * NH * DH);
   float* m_last = scratch.take(d.B * NH);
@@ -203,9 +215,7 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
   float* qh = scratch.take(N * Di);
   float* kh = scratch.take(N * Di);
   float* vh = scratch.take(N * Di);
-  rows_to_heads(qh, sv.u, 3 * Di, 0, d);
-  rows_to_heads(kh, sv.u, 3 * Di, Di, d);
-  rows_to_heads(vh, sv.u, 3 * Di, 2 * Di, d);
+  split_heads(qh, kh, vh, sv.u, d);
   float* dqh = scratch.take(N * Di);
   float* dkh = scratch.take(N * Di);
   float* dvh = scratch.take(N * Di);
@@ -233,9 +243,7 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
     g.b_f[h] = static_cast<float>(sf);
   }
   // gate projections, both gates in one product each way: d[W_i; W_f] = dGᵀ u, du += dG [W_i; W_f]
-  float* wg = scratch.take(2 * NH * 3 * Di);
-  std::memcpy(wg, p.w_i, NH * 3 * Di * sizeof(float));
-  std::memcpy(wg + NH * 3 * Di, p.w_f, NH * 3 * Di * sizeof(float));
+  float* wg = stack_gate_weights(scratch, p, d);
   float* dwg = scratch.take(2 * NH * 3 * Di);
   gemm(true, false, 2 * NH, 3 * Di, N, 1.0f, dG, 2 * NH, sv.u, 3 * Di, 0.0f, dwg, 3 * Di);
   std::memcpy(g.w_i, dwg, NH * 3 * Di * sizeof(float));
