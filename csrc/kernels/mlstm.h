@@ -1,6 +1,6 @@
 // The mLSTM cell on the CPU (CPU kernels layer; XLSTM_SPEC §4): chunkwise form (§4.5/§4.6; one chunk = the
 // parallel form of §4.4) and recurrent step form (§4.3), forward and backward, multithreaded over
-// batch × heads (× chunks), GEMM-shaped tiles on xlstm::gemm.
+// batch × heads (× chunks), register-blocked small tiles read in place (mlstm_tile.h).
 //
 // Sizes: B batch, NH heads, S steps, DK query/key head dim, DV value head dim, L chunk size, NC = ceil(S/L)
 // (the last chunk may be shorter: S need not be a multiple of L; L > S acts as L = S, the parallel form).
