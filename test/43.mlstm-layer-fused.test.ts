@@ -46,6 +46,8 @@ describe("43 fused mLSTM layer", () => {
     { B: 1, S: 1, E: 8, NH: 1, K: 2, Bq: 2 },
     { B: 3, S: 130, E: 12, NH: 4, K: 3, Bq: 8 }, // S > 2 chunks, not a multiple of 64
     { B: 2, S: 9, E: 8, NH: 2, K: 1, Bq: 1 },
+    { B: 2, S: 70, E: 32, NH: 4, K: 4, Bq: 4 }, // the workloads' NH 4, head size 16
+    { B: 1, S: 20, E: 32, NH: 8, K: 2, Bq: 8 },
   ];
   for (const s of shapes)
     it(`equals the composed layer, forward and every gradient: B ${s.B} S ${s.S} E ${s.E} NH ${s.NH} K ${s.K} Bq ${s.Bq}`, () => {

@@ -1,22 +1,22 @@
 // The fused mLSTM layer, forward and backward (see mlstm_layer.h): the orchestration over the existing kernels
-// (gemm, headwise, causal conv, chunkwise mLSTM cell, layer norm) and the layout moves between the row layout
-// [B, S, NH, DH] of the projections and the head layout [B, NH, S, DH] of the cell. Pointwise parts come from
-// mlstm_layer_engine.h for the CPU's SIMD level.
+// (gemm, headwise, chunkwise mLSTM cell, the layer-norm rows of nn_simd.h) and the layout moves between the row
+// layout [B, S, NH, DH] of the projections and the head layout [B, NH, S, DH] of the cell, each folded into a pass
+// that runs anyway (q/k/v tiles, the output norm, the gate projections' backward). Pointwise parts (causal conv +
+// SiLU, gates, output gate) come from mlstm_layer_engine.h for the CPU's SIMD level. Every row sum (weight / bias
+// gradients) uses a fixed row partition summed in order, so results do not depend on the thread count.
 #include "kernels/mlstm_layer.h"
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <vector>
 
-#include "kernels/conv1d.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/headwise.h"
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_layer_engine.h"
-#include "kernels/norm.h"
+#include "kernels/nn_simd.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -54,14 +54,15 @@ class Scratch {
 
 // The intermediates the backward reads, carved from `saved` in this order (mlstm_layer_saved_size).
 struct Saved {
-  float *xm, *z, *conv, *xc, *u, *ig, *fg, *hc, *ht, *mean, *rstd, *hs, *cell;
+  float *xm, *z, *conv, *xc, *qh, *kh, *vh, *ig, *fg, *hc, *mean, *rstd, *hs, *out, *cell;
   Saved(float* base, const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S, Di = d.Di, G = d.B * d.NH * d.S;
     float* p = base;
     auto take = [&p](int64_t n) { float* r = p; p += n; return r; };
-    xm = take(N * Di), z = take(N * Di), conv = take(N * Di), xc = take(N * Di), u = take(N * 3 * Di);
-    ig = take(G), fg = take(G), hc = take(N * Di), ht = take(N * Di), mean = take(N * d.NH), rstd = take(N * d.NH);
-    hs = take(N * Di), cell = p;
+    xm = take(N * Di), z = take(N * Di), conv = take(N * Di), xc = take(N * Di);
+    qh = take(N * Di), kh = take(N * Di), vh = take(N * Di);
+    ig = take(G), fg = take(G), hc = take(N * Di), mean = take(N * d.NH), rstd = take(N * d.NH);
+    hs = take(N * Di), out = take(N * Di), cell = p;
   }
   static int64_t fixed_size(const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S;
@@ -71,47 +72,13 @@ struct Saved {
 
 MlstmDims cell_dims(const MlstmLayerDims& d) { return MlstmDims{d.B, d.NH, d.S, d.Di / d.NH, d.Di / d.NH}; }
 
-// dst [B, NH, S, DH] <- columns [off, off + NH*DH) of the row-layout src [B*S, ld]
-void rows_to_heads(float* dst, const float* src, int64_t ld, int64_t off, const MlstmLayerDims& d) {
-  const int64_t DH = d.Di / d.NH;
-  parallel_for(d.B * d.NH, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t bh = b0; bh < b1; ++bh) {
-      const int64_t b = bh / d.NH, h = bh % d.NH;
-      for (int64_t s = 0; s < d.S; ++s)
-        std::memcpy(dst + (bh * d.S + s) * DH, src + (b * d.S + s) * ld + off + h * DH, DH * sizeof(float));
-    }
-  });
+// the conv weight [Di, K] transposed to [K, Di] (rows of taps, vectorised over channels)
+std::vector<float> conv_taps(const float* w_conv, int64_t Di, int64_t K) {
+  std::vector<float> wt(static_cast<size_t>(K * Di));
+  for (int64_t f = 0; f < Di; ++f)
+    for (int64_t j = 0; j < K; ++j) wt[j * Di + f] = w_conv[f * K + j];
+  return wt;
 }
-
-// columns [off, off + NH*DH) of the row-layout dst [B*S, ld] <- src [B, NH, S, DH]
-void heads_to_rows(float* dst, int64_t ld, int64_t off, const float* src, const MlstmLayerDims& d) {
-  const int64_t DH = d.Di / d.NH;
-  parallel_for(d.B * d.S, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / d.S, s = r % d.S;
-      for (int64_t h = 0; h < d.NH; ++h)
-        std::memcpy(dst + r * ld + off + h * DH, src + ((b * d.NH + h) * d.S + s) * DH, DH * sizeof(float));
-    }
-  });
-}
-
-// q, k, v [B, NH, S, DH] each from u = concat(q, k, v) [B*S, 3Di]
-void split_heads(float* qh, float* kh, float* vh, const float* u, const MlstmLayerDims& d) {
-  rows_to_heads(qh, u, 3 * d.Di, 0, d);
-  rows_to_heads(kh, u, 3 * d.Di, d.Di, d);
-  rows_to_heads(vh, u, 3 * d.Di, 2 * d.Di, d);
-}
-
-// [W_i; W_f] [2NH, 3Di]: both gate projections as one matrix
-float* stack_gate_weights(Scratch& scratch, const MlstmLayerParams& p, const MlstmLayerDims& d) {
-  const int64_t n = d.NH * 3 * d.Di;
-  float* wg = scratch.take(2 * n);
-  std::memcpy(wg, p.w_i, n * sizeof(float));
-  std::memcpy(wg + n, p.w_f, n * sizeof(float));
-  return wg;
-}
-
-void for_elements(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { parallel_for(n, 16384, fn); }
 
 }  // namespace
 
@@ -135,39 +102,58 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
   // proj_up, split into the mLSTM branch and the output gate
   gemm(false, true, N, Di, E, 1.0f, x, E, p.w_up, E, 0.0f, sv.xm, Di);
   gemm(false, true, N, Di, E, 1.0f, x, E, p.w_up + Di * E, E, 0.0f, sv.z, Di);
-  causal_conv1d_forward(sv.conv, sv.xm, p.w_conv, p.b_conv, d.B, d.S, Di, d.K);
-  for_elements(N * Di, [&](int64_t a, int64_t b) { pw.silu(sv.xc, sv.conv, a, b); });
-  // q, k, v side by side in u = concat(q, k, v) [N, 3Di], the gates' input
-  headwise_linear_forward(sv.u, 3 * Di, sv.xc, p.w_q, nullptr, N, NP, d.Bq, d.Bq);
-  headwise_linear_forward(sv.u + Di, 3 * Di, sv.xc, p.w_k, nullptr, N, NP, d.Bq, d.Bq);
-  headwise_linear_forward(sv.u + 2 * Di, 3 * Di, sv.xm, p.w_v, nullptr, N, NP, d.Bq, d.Bq);
-  // gate pre-activations [N, 2NH] = u [W_i; W_f]ᵀ + [b_i; b_f], then to the head layout [B, NH, S]
-  float* wg = stack_gate_weights(scratch, p, d);
-  float* gates = scratch.take(N * 2 * NH);
-  gemm(false, true, N, 2 * NH, 3 * Di, 1.0f, sv.u, 3 * Di, wg, 3 * Di, 0.0f, gates, 2 * NH);
-  for (int64_t r = 0; r < N; ++r) {
-    const int64_t b = r / d.S, s = r % d.S;
-    for (int64_t h = 0; h < NH; ++h) {
-      sv.ig[(b * NH + h) * d.S + s] = gates[r * 2 * NH + h] + p.b_i[h];
-      sv.fg[(b * NH + h) * d.S + s] = gates[r * 2 * NH + NH + h] + p.b_f[h];
-    }
+  {
+    const std::vector<float> wt = conv_taps(p.w_conv, Di, d.K);
+    parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
+      pw.conv_silu(sv.conv, sv.xc, sv.xm, wt.data(), p.b_conv, r0, r1, d.S, Di, d.K);
+    });
   }
-  // the cell, in the head layout
-  float* qh = scratch.take(N * Di);
-  float* kh = scratch.take(N * Di);
-  float* vh = scratch.take(N * Di);
-  split_heads(qh, kh, vh, sv.u, d);
+  // q, k, v and the gate pre-activations, a block of rows at a time: the block-diagonal maps into a row-layout
+  // tile u = concat(q, k, v) [rows, 3Di] (the gates' input, cache-resident), the gates u W_iᵀ + b_i, u W_fᵀ + b_f
+  // written in the head layout [B, NH, S], then q, k, v moved to the head layout [B, NH, S, DH] the cell reads
+  {
+    constexpr int64_t kTile = 64;
+    parallel_for((N + kTile - 1) / kTile, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<float> tile(static_cast<size_t>(kTile * 3 * Di));
+      float* u = tile.data();
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r0 = t * kTile, r1 = std::min(N, r0 + kTile), n = r1 - r0;
+        headwise_linear_forward(u, 3 * Di, sv.xc + r0 * Di, p.w_q, nullptr, n, NP, d.Bq, d.Bq);
+        headwise_linear_forward(u + Di, 3 * Di, sv.xc + r0 * Di, p.w_k, nullptr, n, NP, d.Bq, d.Bq);
+        headwise_linear_forward(u + 2 * Di, 3 * Di, sv.xm + r0 * Di, p.w_v, nullptr, n, NP, d.Bq, d.Bq);
+        pw.gates_forward(sv.ig, sv.fg, u, p.w_i, p.w_f, p.b_i, p.b_f, r0, r1, d.S, NH, 3 * Di);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t b = r / d.S, s = r % d.S;
+          const float* ur = u + (r - r0) * 3 * Di;
+          for (int64_t h = 0; h < NH; ++h) {
+            const int64_t o = ((b * NH + h) * d.S + s) * DH;
+            std::memcpy(sv.qh + o, ur + h * DH, DH * sizeof(float));
+            std::memcpy(sv.kh + o, ur + Di + h * DH, DH * sizeof(float));
+            std::memcpy(sv.vh + o, ur + 2 * Di + h * DH, DH * sizeof(float));
+          }
+        }
+      }
+    });
+  }
+  const float *qh = sv.qh, *kh = sv.kh, *vh = sv.vh;
   float* c_last = scratch.take(d.B * NH * DH * DH);
   float* n_last = scratch.take(d.B * NH * DH);
   float* m_last = scratch.take(d.B * NH);
   mlstm_chunkwise_forward(sv.hc, c_last, n_last, m_last, cell_saved, qh, kh, vh, sv.ig, sv.fg, nullptr, nullptr,
                           nullptr, cell_dims(d), d.chunk, d.cell_eps, true);
-  // per-head output norm in the row layout, learnable skip, SiLU(z) gate, proj_down
-  heads_to_rows(sv.ht, Di, 0, sv.hc, d);
-  float* hn = scratch.take(N * Di);
-  layer_norm_forward(hn, sv.mean, sv.rstd, sv.ht, p.w_norm, nullptr, N, NH, DH, d.norm_eps, true);
-  float* out = scratch.take(N * Di);
-  parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.skip_gate(sv.hs, out, hn, p.skip, sv.xc, sv.z, r0, r1, Di); });
+  // per-head output norm, learnable skip, SiLU(z) gate, proj_down. Row by row: the norm reads h straight from the
+  // head layout (mean, rstd [N, NH]), then hs = hn + skip ⊙ x_c and out = hs ⊙ SiLU(z) in place over hn
+  const NnKernels& kn = nn_kernels();
+  float* out = sv.out;
+  parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / d.S, s = r % d.S;
+      for (int64_t h = 0; h < NH; ++h)
+        kn.norm_fwd_row(out + r * Di + h * DH, sv.mean + r * NH + h, sv.rstd + r * NH + h,
+                        sv.hc + ((b * NH + h) * d.S + s) * DH, p.w_norm + h * DH, nullptr, DH, d.norm_eps, true);
+      pw.skip_gate(sv.hs, out, out, p.skip, sv.xc, sv.z, r, r + 1, Di);
+    }
+  });
   gemm(false, true, N, E, Di, 1.0f, out, Di, p.w_down, Di, 0.0f, y, E);
 }
 
@@ -179,43 +165,47 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
   const Saved sv(const_cast<float*>(saved), d);
 
   // proj_down and the output gate
-  float* out = scratch.take(N * Di);
-  for_elements(N * Di, [&](int64_t a, int64_t b) { pw.gate(out, sv.hs, sv.z, a, b); });
-  gemm(true, false, E, Di, N, 1.0f, dy, E, out, Di, 0.0f, g.w_down, Di);
-  float* dout = out;  // out is not read again
+  gemm(true, false, E, Di, N, 1.0f, dy, E, sv.out, Di, 0.0f, g.w_down, Di);
+  float* dout = scratch.take(N * Di);
   gemm(false, false, N, Di, E, 1.0f, dy, E, p.w_down, Di, 0.0f, dout, Di);
-  float* dhs = scratch.take(N * Di);
   float* dz = scratch.take(N * Di);
   float* dxc = scratch.take(N * Di);
-  parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.skip_gate_backward(dhs, dz, dxc, dout, sv.hs, sv.z, p.skip, r0, r1, Di); });
-  // d skip = Σ_rows dhs ⊙ xc: fixed row blocks (bitwise independent of the thread count), summed in order in double
+  float* dhc = scratch.take(N * Di);
+  // row by row: the output gate and skip (dhs, dz, dx_c), then the per-head norm's backward written straight into
+  // the head layout; d skip = Σ dhs ⊙ x_c and d w_norm = Σ dhs ⊙ x̂ over fixed row blocks (bitwise independent of
+  // the thread count), the blocks summed in order in double
   {
+    const NnKernels& kn = nn_kernels();
     constexpr int64_t kRows = 64;
     const int64_t nb = (N + kRows - 1) / kRows;
-    float* part = scratch.take(nb * Di);
+    float* part = scratch.take(nb * 2 * Di);  // per block: [d skip | d w_norm]
     parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<float> row(static_cast<size_t>(Di));  // one row of dhs
+      float* dhs = row.data();
       for (int64_t blk = b0; blk < b1; ++blk) {
-        float* acc = part + blk * Di;
-        std::memset(acc, 0, Di * sizeof(float));
-        for (int64_t r = blk * kRows; r < std::min(N, (blk + 1) * kRows); ++r)
-          for (int64_t j = 0; j < Di; ++j) acc[j] += dhs[r * Di + j] * sv.xc[r * Di + j];
+        float* ps = part + blk * 2 * Di;
+        float* pn = ps + Di;
+        std::memset(ps, 0, 2 * Di * sizeof(float));
+        for (int64_t r = blk * kRows; r < std::min(N, (blk + 1) * kRows); ++r) {
+          const int64_t b = r / d.S, s = r % d.S;
+          pw.skip_gate_backward(dhs, dz, dxc, dout, sv.hs, sv.z, p.skip, r, Di);
+          kn.fma_row(ps, dhs, sv.xc + r * Di, Di);
+          for (int64_t h = 0; h < NH; ++h) {
+            const int64_t hi = ((b * NH + h) * d.S + s) * DH;
+            kn.norm_bwd_row(dhc + hi, pn + h * DH, nullptr, dhs + h * DH, sv.hc + hi, sv.mean[r * NH + h],
+                            sv.rstd[r * NH + h], p.w_norm + h * DH, DH, true);
+          }
+        }
       }
     });
     for (int64_t j = 0; j < Di; ++j) {
-      double s = 0;
-      for (int64_t blk = 0; blk < nb; ++blk) s += part[blk * Di + j];
-      g.skip[j] = static_cast<float>(s);
+      double a = 0, c = 0;
+      for (int64_t blk = 0; blk < nb; ++blk) a += part[blk * 2 * Di + j], c += part[blk * 2 * Di + Di + j];
+      g.skip[j] = static_cast<float>(a);
+      g.w_norm[j] = static_cast<float>(c);
     }
   }
-  // output norm, then the cell in the head layout
-  float* dht = dout;  // dout is not read again
-  layer_norm_backward(dht, g.w_norm, nullptr, dhs, sv.ht, sv.mean, sv.rstd, p.w_norm, N, NH, DH, true);
-  float* dhc = dhs;  // dhs is not read again
-  rows_to_heads(dhc, dht, Di, 0, d);
-  float* qh = scratch.take(N * Di);
-  float* kh = scratch.take(N * Di);
-  float* vh = scratch.take(N * Di);
-  split_heads(qh, kh, vh, sv.u, d);
+  const float *qh = sv.qh, *kh = sv.kh, *vh = sv.vh;
   float* dqh = scratch.take(N * Di);
   float* dkh = scratch.take(N * Di);
   float* dvh = scratch.take(N * Di);
@@ -223,45 +213,54 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
   float* df = scratch.take(d.B * NH * d.S);
   mlstm_chunkwise_backward(dqh, dkh, dvh, di, df, nullptr, nullptr, nullptr, sv.cell, sv.hc, dhc, nullptr, nullptr, qh,
                            kh, vh, sv.ig, sv.fg, cell_dims(d), d.chunk, d.cell_eps);
-  // back to the row layout: du = d concat(q, k, v) [N, 3Di], dG = d gates [N, 2NH]
+  // the gate projections, in the head layout: dW_i, dW_f, and du = d concat(q, k, v) [N, 3Di] in the row layout
+  // (the cell's share moved over plus the gates'); the biases' sums
   float* du = scratch.take(N * 3 * Di);
-  heads_to_rows(du, 3 * Di, 0, dqh, d);
-  heads_to_rows(du, 3 * Di, Di, dkh, d);
-  heads_to_rows(du, 3 * Di, 2 * Di, dvh, d);
-  float* dG = scratch.take(N * 2 * NH);
-  for (int64_t r = 0; r < N; ++r) {
-    const int64_t b = r / d.S, s = r % d.S;
+  {
+    const float* const dX[3] = {dqh, dkh, dvh};
+    const float* const X[3] = {qh, kh, vh};
+    parallel_for(3 * NH, 1, [&](int64_t i0, int64_t i1) {
+      pw.gates_backward(du, dX, g.w_i, g.w_f, X, di, df, p.w_i, p.w_f, i0, i1, d.B, d.S, NH, DH);
+    });
     for (int64_t h = 0; h < NH; ++h) {
-      dG[r * 2 * NH + h] = di[(b * NH + h) * d.S + s];
-      dG[r * 2 * NH + NH + h] = df[(b * NH + h) * d.S + s];
+      double si = 0, sf = 0;
+      for (int64_t b = 0; b < d.B; ++b)
+        for (int64_t s = 0; s < d.S; ++s) si += di[(b * NH + h) * d.S + s], sf += df[(b * NH + h) * d.S + s];
+      g.b_i[h] = static_cast<float>(si);
+      g.b_f[h] = static_cast<float>(sf);
     }
   }
-  for (int64_t h = 0; h < NH; ++h) {
-    double si = 0, sf = 0;
-    for (int64_t r = 0; r < N; ++r) si += dG[r * 2 * NH + h], sf += dG[r * 2 * NH + NH + h];
-    g.b_i[h] = static_cast<float>(si);
-    g.b_f[h] = static_cast<float>(sf);
-  }
-  // gate projections, both gates in one product each way: d[W_i; W_f] = dGᵀ u, du += dG [W_i; W_f]
-  float* wg = stack_gate_weights(scratch, p, d);
-  float* dwg = scratch.take(2 * NH * 3 * Di);
-  gemm(true, false, 2 * NH, 3 * Di, N, 1.0f, dG, 2 * NH, sv.u, 3 * Di, 0.0f, dwg, 3 * Di);
-  std::memcpy(g.w_i, dwg, NH * 3 * Di * sizeof(float));
-  std::memcpy(g.w_f, dwg + NH * 3 * Di, NH * 3 * Di * sizeof(float));
-  gemm(false, false, N, 3 * Di, 2 * NH, 1.0f, dG, 2 * NH, wg, 3 * Di, 1.0f, du, 3 * Di);
-  // block-diagonal q, k (from x_c) and v (from x_m)
+  // the block-diagonal q, k (from x_c)
   headwise_linear_backward(dxc, true, g.w_q, nullptr, du, 3 * Di, sv.xc, p.w_q, N, NP, d.Bq, d.Bq);
   headwise_linear_backward(dxc, true, g.w_k, nullptr, du + Di, 3 * Di, sv.xc, p.w_k, N, NP, d.Bq, d.Bq);
-  float* dxm = qh;  // qh is not read again
-  headwise_linear_backward(dxm, false, g.w_v, nullptr, du + 2 * Di, 3 * Di, sv.xm, p.w_v, N, NP, d.Bq, d.Bq);
-  // SiLU and the causal conv back to x_m
-  for_elements(N * Di, [&](int64_t a, int64_t b) { pw.silu_backward_inplace(dxc, sv.conv, a, b); });
-  float* dxm_conv = kh;  // kh is not read again
-  causal_conv1d_backward(dxm_conv, g.w_conv, g.b_conv, dxc, sv.xm, p.w_conv, d.B, d.S, Di, d.K);
-  for_elements(N * Di, [&](int64_t a, int64_t b) {
-#pragma omp simd
-    for (int64_t j = a; j < b; ++j) dxm[j] += dxm_conv[j];
-  });
+  // SiLU and the causal conv back to x_m, then v (from x_m) added on
+  float* dxm = dout;  // dout is not read again
+  {
+    // SiLU' in place and the conv's weight / bias partial sums over fixed row blocks (bitwise independent of the
+    // thread count, summed in order in double), then d x_m row by row
+    const int64_t K = d.K;
+    constexpr int64_t kRows = 64;
+    const int64_t nb = (N + kRows - 1) / kRows;
+    float* part = scratch.take(nb * (K + 1) * Di);  // per block: [K, Di] weight sums, then [Di] bias sums
+    parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        float* pk = part + blk * (K + 1) * Di;
+        std::memset(pk, 0, (K + 1) * Di * sizeof(float));
+        pw.silu_conv_grads(dxc, pk, pk + K * Di, sv.conv, sv.xm, blk * kRows, std::min(N, (blk + 1) * kRows), d.S, Di, K);
+      }
+    });
+    const std::vector<float> wt = conv_taps(p.w_conv, Di, K);
+    parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.conv_dx(dxm, dxc, wt.data(), r0, r1, d.S, Di, K); });
+    for (int64_t f = 0; f < Di; ++f) {
+      for (int64_t j = 0; j <= K; ++j) {
+        double a = 0;
+        for (int64_t blk = 0; blk < nb; ++blk) a += part[(blk * (K + 1) + j) * Di + f];
+        if (j < K) g.w_conv[f * K + j] = static_cast<float>(a);
+        else g.b_conv[f] = static_cast<float>(a);
+      }
+    }
+  }
+  headwise_linear_backward(dxm, true, g.w_v, nullptr, du + 2 * Di, 3 * Di, sv.xm, p.w_v, N, NP, d.Bq, d.Bq);
   // proj_up
   gemm(true, false, Di, E, N, 1.0f, dxm, Di, x, E, 0.0f, g.w_up, E);
   gemm(true, false, Di, E, N, 1.0f, dz, Di, x, E, 0.0f, g.w_up + Di * E, E);

@@ -1,9 +1,11 @@
 // The pointwise parts of the fused mLSTM layer (mlstm_layer.h), written once and compiled per ISA
 // (mlstm_layer.cc scalar, mlstm_layer_avx2.cc, mlstm_layer_avx512.cc): plain loops under `#pragma omp simd` on the
-// branch-free fast_math.h sigmoid (~2 ulp), which the compiler vectorises with each file's flags.
+// branch-free fast_math.h sigmoid (~2 ulp), which the compiler vectorises with each file's flags, and for the gate
+// projections' backward GCC vector types (16 floats: one zmm, two ymm or four xmm by the file's flags).
 //   SiLU(x) = x σ(x),  SiLU'(x) = σ(x) (1 + x (1 − σ(x)))
 #pragma once
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 
 #include "kernels/fast_math.h"
@@ -13,9 +15,64 @@ namespace xlstm {
 namespace mlstm_layer_detail {
 namespace {
 
-void pw_silu(float* y, const float* x, int64_t begin, int64_t end) {
+// The causal depthwise conv (conv1d.h's formula, weight transposed to wt [K, F]) and its SiLU, rows [r0, r1):
+//   conv[r] = bias + Σ_{j : t-(K-1)+j >= 0} wt[j] ⊙ x[r-(K-1)+j],  y[r] = SiLU(conv[r])    (t = r mod S)
+void pw_conv_silu(float* conv, float* y, const float* x, const float* wt, const float* bias, int64_t r0, int64_t r1,
+                  int64_t S, int64_t F, int64_t K) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t t = r % S, j0 = K - 1 - t > 0 ? K - 1 - t : 0;
+    float* cr = conv + r * F;
 #pragma omp simd
-  for (int64_t j = begin; j < end; ++j) y[j] = x[j] * fm_sigmoid(x[j]);
+    for (int64_t f = 0; f < F; ++f) cr[f] = bias[f];
+    for (int64_t j = j0; j < K; ++j) {
+      const float* w = wt + j * F;
+      const float* xr = x + (r - (K - 1) + j) * F;
+#pragma omp simd
+      for (int64_t f = 0; f < F; ++f) cr[f] += w[f] * xr[f];
+    }
+    float* yr = y + r * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) yr[f] = cr[f] * fm_sigmoid(cr[f]);
+  }
+}
+
+// Backward of pw_conv_silu, first half, rows [r0, r1): g = dy ⊙ SiLU'(conv) in place over dy, and the partial sums
+// pw [K, F] += g[r] ⊙ x[r-(K-1)+j] (valid j), pb [F] += g[r].
+void pw_silu_conv_grads(float* g, float* pw, float* pb, const float* conv, const float* x, int64_t r0, int64_t r1,
+                        int64_t S, int64_t F, int64_t K) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t t = r % S, j0 = K - 1 - t > 0 ? K - 1 - t : 0;
+    float* gr = g + r * F;
+    const float* cr = conv + r * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) {
+      const float sg = fm_sigmoid(cr[f]);
+      gr[f] *= sg * (1.0f + cr[f] * (1.0f - sg));
+      pb[f] += gr[f];
+    }
+    for (int64_t j = j0; j < K; ++j) {
+      float* pj = pw + j * F;
+      const float* xr = x + (r - (K - 1) + j) * F;
+#pragma omp simd
+      for (int64_t f = 0; f < F; ++f) pj[f] += gr[f] * xr[f];
+    }
+  }
+}
+
+// Backward of the conv, second half, rows [r0, r1): dx[r] = Σ_{j : t+K-1-j < S} wt[j] ⊙ g[r+K-1-j]
+void pw_conv_dx(float* dx, const float* g, const float* wt, int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t t = r % S, j0 = t + K - S > 0 ? t + K - S : 0;
+    float* dr = dx + r * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) dr[f] = 0.0f;
+    for (int64_t j = j0; j < K; ++j) {
+      const float* w = wt + j * F;
+      const float* gr = g + (r + (K - 1) - j) * F;
+#pragma omp simd
+      for (int64_t f = 0; f < F; ++f) dr[f] += w[f] * gr[f];
+    }
+  }
 }
 
 void pw_skip_gate(float* hs, float* out, const float* hn, const float* skip, const float* xc, const float* z,
@@ -31,37 +88,203 @@ void pw_skip_gate(float* hs, float* out, const float* hn, const float* skip, con
   }
 }
 
-void pw_gate(float* out, const float* hs, const float* z, int64_t begin, int64_t end) {
+void pw_skip_gate_backward(float* dhs, float* dz, float* dxc, const float* dout, const float* hs, const float* z,
+                           const float* skip, int64_t r, int64_t Di) {
+  const int64_t o = r * Di;
 #pragma omp simd
-  for (int64_t j = begin; j < end; ++j) out[j] = hs[j] * (z[j] * fm_sigmoid(z[j]));
+  for (int64_t j = 0; j < Di; ++j) {
+    const float zz = z[o + j], s = fm_sigmoid(zz);
+    const float g = dout[o + j];
+    const float d = g * (zz * s);
+    dhs[j] = d;
+    dz[o + j] = g * hs[o + j] * (s * (1.0f + zz * (1.0f - s)));
+    dxc[o + j] = d * skip[j];
+  }
 }
 
-void pw_skip_gate_backward(float* dhs, float* dz, float* dxc, const float* dout, const float* hs, const float* z,
-                           const float* skip, int64_t r0, int64_t r1, int64_t Di) {
+// One gate pre-activation per (row, gate) for rows [r0, r1) (u: row r0's inputs): 8 gates at a time, each with 16 partial sums so the
+// dot products over the 3Di inputs run as independent vector chains.
+void pw_gates_forward(float* ig, float* fg, const float* u, const float* w_i, const float* w_f, const float* b_i,
+                      const float* b_f, int64_t r0, int64_t r1, int64_t S, int64_t NH, int64_t ld) {
+  constexpr int64_t kG = 8, kL = 16;
+  const int64_t G = 2 * NH, body = ld / kL * kL;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t o = r * Di;
+    const float* ur = u + (r - r0) * ld;
+    const int64_t b = r / S, s = r % S;
+    for (int64_t g0 = 0; g0 < G; g0 += kG) {
+      const int64_t ng = G - g0 < kG ? G - g0 : kG;
+      const float* w[kG];
+      for (int64_t g = 0; g < kG; ++g) {
+        const int64_t gg = g0 + (g < ng ? g : 0);
+        w[g] = gg < NH ? w_i + gg * ld : w_f + (gg - NH) * ld;
+      }
+      float acc[kG][kL] = {};
+      for (int64_t c = 0; c < body; c += kL)
+        for (int64_t g = 0; g < kG; ++g) {
 #pragma omp simd
-    for (int64_t j = 0; j < Di; ++j) {
-      const float zz = z[o + j], s = fm_sigmoid(zz);
-      const float g = dout[o + j];
-      const float d = g * (zz * s);
-      dhs[o + j] = d;
-      dz[o + j] = g * hs[o + j] * (s * (1.0f + zz * (1.0f - s)));
-      dxc[o + j] = d * skip[j];
+          for (int64_t l = 0; l < kL; ++l) acc[g][l] += ur[c + l] * w[g][c + l];
+        }
+      for (int64_t g = 0; g < ng; ++g) {
+        float t = 0;
+        for (int64_t l = 0; l < kL; ++l) t += acc[g][l];
+        for (int64_t c = body; c < ld; ++c) t += ur[c] * w[g][c];
+        const int64_t gg = g0 + g;
+        if (gg < NH) ig[(b * NH + gg) * S + s] = t + b_i[gg];
+        else fg[(b * NH + gg - NH) * S + s] = t + b_f[gg - NH];
+      }
     }
   }
 }
 
-void pw_silu_backward_inplace(float* g, const float* x, int64_t begin, int64_t end) {
+// The gate projections' backward in the head layout, for items [i0, i1) of (part, h) with part 0..2 selecting
+// q, k, v (X[part], dX[part] [B, NH, S, DH]); dG = (di, df) [B, NH, S]; du [B*S, 3Di] the row layout:
+//   dW_i[g, part*Di + h*DH + j] = Σ_{b,s} di[b, g, s] X[part][b, h, s, j]        (dW_f from df likewise; written =)
+//   du[b*S + s, part*Di + h*DH + j] = dX[part][b, h, s, j] + Σ_g di[b, g, s] W_i[g, part*Di + h*DH + j] + df[b, g, s] W_f[g, ...]
+// (the cell's d q/k/v moved to the row layout with the gates' share added on the way).
+// Columns [jb, jb + n) with n < kVL (the tail of DH; below), plain loops.
+inline void gates_backward_tail(float* du, const float* dX, const float* X, float* dw_i, float* dw_f, const float* di, const float* df,
+                                const float* w_i, const float* w_f, int64_t col, int64_t h, int64_t B, int64_t S,
+                                int64_t NH, int64_t DH, int64_t jb, int64_t n) {
+  constexpr int64_t kG = 8, kL = 16;
+  const int64_t G = 2 * NH, ld = 3 * NH * DH;
+  for (int64_t g0 = 0; g0 < G; g0 += kG) {
+    const int64_t ng = G - g0 < kG ? G - g0 : kG;
+    float w[kG][kL] = {}, acc[kG][kL] = {};
+    const float* src[kG];
+    for (int64_t g = 0; g < kG; ++g) {
+      const int64_t gg = g0 + (g < ng ? g : 0);
+      src[g] = gg < NH ? di + gg * S : df + (gg - NH) * S;
+      if (g >= ng) continue;  // w stays 0: no share of dX
+      const float* wr = (gg < NH ? w_i + gg * ld : w_f + (gg - NH) * ld) + col + jb;
+      for (int64_t l = 0; l < n; ++l) w[g][l] = wr[l];
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t off = b * NH * S;
+      const float* xb = X + (b * NH + h) * S * DH + jb;
+      // the first gate group reads the cell's share (head layout), later ones what the earlier wrote (row layout)
+      float* ub = du + b * S * ld + col + jb;
+      const float* sb = g0 == 0 ? dX + (b * NH + h) * S * DH + jb : ub;
+      const int64_t ss = g0 == 0 ? DH : ld;
+      for (int64_t s = 0; s < S; ++s) {
+        float x[kL] = {}, dx[kL] = {};
 #pragma omp simd
-  for (int64_t j = begin; j < end; ++j) {
-    const float s = fm_sigmoid(x[j]);
-    g[j] *= s * (1.0f + x[j] * (1.0f - s));
+        for (int64_t l = 0; l < n; ++l) x[l] = xb[s * DH + l], dx[l] = sb[s * ss + l];
+        for (int64_t g = 0; g < kG; ++g) {
+          const float c = src[g][off + s];
+#pragma omp simd
+          for (int64_t l = 0; l < n; ++l) {
+            acc[g][l] += c * x[l];
+            dx[l] += c * w[g][l];
+          }
+        }
+#pragma omp simd
+        for (int64_t l = 0; l < n; ++l) ub[s * ld + l] = dx[l];
+      }
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t gg = g0 + g;
+      float* out = (gg < NH ? dw_i + gg * ld : dw_f + (gg - NH) * ld) + col + jb;
+      for (int64_t l = 0; l < n; ++l) out[l] = acc[g][l];
+    }
+  }
+}
+
+// A full tile of kVL columns with GCC vector types (16 floats = one zmm under AVX-512; 8 floats otherwise: one ymm
+// under AVX2, two xmm in the scalar build), 8 gates at a time: the weights and the dW partial sums stay in
+// registers over all (b, s).
+#ifdef __AVX512F__
+constexpr int64_t kVL = 16;
+#else
+constexpr int64_t kVL = 8;
+#endif
+typedef float v16f __attribute__((vector_size(kVL * sizeof(float))));
+#define XLSTM_V16_LOAD(v, p) memcpy(&(v), (p), sizeof(v16f))
+#define XLSTM_V16_STORE(p, v) memcpy((p), &(v), sizeof(v16f))
+
+inline void gates_backward_tile(float* du, const float* dX, const float* X, float* dw_i, float* dw_f, const float* di,
+                                  const float* df, const float* w_i, const float* w_f, int64_t col, int64_t h,
+                                  int64_t B, int64_t S, int64_t NH, int64_t DH, int64_t jb) {
+  constexpr int64_t kG = 8;
+  const int64_t G = 2 * NH, ld = 3 * NH * DH;
+  for (int64_t g0 = 0; g0 < G; g0 += kG) {
+    const int64_t ng = G - g0 < kG ? G - g0 : kG;
+    v16f w[kG], acc[kG];
+    const float* src[kG];
+    for (int64_t g = 0; g < kG; ++g) {
+      const int64_t gg = g0 + (g < ng ? g : 0);
+      src[g] = gg < NH ? di + gg * S : df + (gg - NH) * S;
+      w[g] = v16f{};  // beyond ng: no share of dX
+      if (g < ng) XLSTM_V16_LOAD(w[g], (gg < NH ? w_i + gg * ld : w_f + (gg - NH) * ld) + col + jb);
+      acc[g] = v16f{};
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t off = b * NH * S;
+      const float* xb = X + (b * NH + h) * S * DH + jb;
+      float* ub = du + b * S * ld + col + jb;
+      const float* sb = g0 == 0 ? dX + (b * NH + h) * S * DH + jb : ub;
+      const int64_t ss = g0 == 0 ? DH : ld;
+      // two rows at a time, each row's dX share in two partial sums: short dependency chains
+      int64_t s = 0;
+      for (; s + 2 <= S; s += 2) {
+        v16f x0, x1, d0, d1, e0 = v16f{}, e1 = v16f{};
+        XLSTM_V16_LOAD(x0, xb + s * DH);
+        XLSTM_V16_LOAD(x1, xb + (s + 1) * DH);
+        XLSTM_V16_LOAD(d0, sb + s * ss);
+        XLSTM_V16_LOAD(d1, sb + (s + 1) * ss);
+        for (int64_t g = 0; g < kG; g += 2) {
+          const float c0 = src[g][off + s], c1 = src[g][off + s + 1];
+          const float k0 = src[g + 1][off + s], k1 = src[g + 1][off + s + 1];
+          acc[g] += c0 * x0 + c1 * x1;
+          acc[g + 1] += k0 * x0 + k1 * x1;
+          d0 += c0 * w[g];
+          d1 += c1 * w[g];
+          e0 += k0 * w[g + 1];
+          e1 += k1 * w[g + 1];
+        }
+        d0 += e0;
+        d1 += e1;
+        XLSTM_V16_STORE(ub + s * ld, d0);
+        XLSTM_V16_STORE(ub + (s + 1) * ld, d1);
+      }
+      for (; s < S; ++s) {
+        v16f x, dx;
+        XLSTM_V16_LOAD(x, xb + s * DH);
+        XLSTM_V16_LOAD(dx, sb + s * ss);
+        for (int64_t g = 0; g < kG; ++g) {
+          const float c = src[g][off + s];
+          acc[g] += c * x;
+          dx += c * w[g];
+        }
+        XLSTM_V16_STORE(ub + s * ld, dx);
+      }
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t gg = g0 + g;
+      XLSTM_V16_STORE((gg < NH ? dw_i + gg * ld : dw_f + (gg - NH) * ld) + col + jb, acc[g]);
+    }
+  }
+}
+#undef XLSTM_V16_LOAD
+#undef XLSTM_V16_STORE
+
+void pw_gates_backward(float* du, const float* const dX[3], float* dw_i, float* dw_f, const float* const X[3], const float* di,
+                       const float* df, const float* w_i, const float* w_f, int64_t i0, int64_t i1, int64_t B,
+                       int64_t S, int64_t NH, int64_t DH) {
+  constexpr int64_t kL = kVL;
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t part = it / NH, h = it % NH, col = part * NH * DH + h * DH;
+    for (int64_t jb = 0; jb < DH; jb += kL) {
+      if (DH - jb >= kL)
+        gates_backward_tile(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, B, S, NH, DH, jb);
+      else
+        gates_backward_tail(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, B, S, NH, DH, jb, DH - jb);
+    }
   }
 }
 
 inline Pointwise make_pointwise() {
-  return Pointwise{pw_silu, pw_skip_gate, pw_gate, pw_skip_gate_backward, pw_silu_backward_inplace};
+  return Pointwise{pw_conv_silu, pw_silu_conv_grads, pw_conv_dx, pw_skip_gate, pw_skip_gate_backward,
+                   pw_gates_forward, pw_gates_backward};
 }
 
 }  // namespace
