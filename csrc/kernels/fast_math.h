@@ -3,13 +3,17 @@
 // ~2 ulp (Cephes polynomials, checked against float64 in test/40.recurrent); tanh has an absolute error below
 // ~1e-7 near 0. Internal linkage: compiled once per ISA with that ISA's flags.
 #pragma once
+#include <math.h>
+
 #include <cstdint>
 #include <cstring>
 
 #ifdef __CUDACC__
 #define XLSTM_FM __host__ __device__ __forceinline__
 #else
-#define XLSTM_FM inline
+// always_inline: callers' `omp simd` loops vectorise only with the body in the loop (with many call sites GCC may
+// otherwise outline these functions)
+#define XLSTM_FM inline __attribute__((always_inline))
 #endif
 
 namespace xlstm {

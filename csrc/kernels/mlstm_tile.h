@@ -26,6 +26,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/fast_math.h"
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -45,26 +47,8 @@ constexpr int kMaxSegs = 2;
 typedef float vf __attribute__((vector_size(kVW * sizeof(float)), aligned(4), may_alias));
 typedef int32_t vi __attribute__((vector_size(kVW * sizeof(int32_t))));
 
-// e^x, the same algorithm and results as fm_exp (fast_math.h), forced inline: the cell's `omp simd` loops must
-// keep it in the loop body to vectorise (with many call sites GCC may otherwise outline fm_exp).
-__attribute__((always_inline)) inline float exp_f(float x) {
-  const float xl = -87.3f < x ? x : -87.3f;  // a NaN x clamps to -87.3 (as fm_exp): the conversion stays defined
-  const float xs = 88.7f < xl ? 88.7f : xl;
-  const float n = __builtin_rintf(xs * 1.44269504088896341f);
-  float r = __builtin_fmaf(n, -0.693359375f, xs);
-  r = __builtin_fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = __builtin_fmaf(p, r, 1.3981999507e-3f);
-  p = __builtin_fmaf(p, r, 8.3334519073e-3f);
-  p = __builtin_fmaf(p, r, 4.1665795894e-2f);
-  p = __builtin_fmaf(p, r, 1.6666665459e-1f);
-  p = __builtin_fmaf(p, r, 5.0000001201e-1f);
-  const float y = __builtin_fmaf(p * r, r, r) + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n);
-  const int32_t n1 = ni >> 1, n2 = ni - n1;
-  const float s = y * __builtin_bit_cast(float, (n1 + 127) << 23) * __builtin_bit_cast(float, (n2 + 127) << 23);
-  return x < -87.3f ? 0.0f : (x > 88.7f ? __builtin_inff() : (x == x ? s : x));
-}
+// e^x: fm_exp (fast_math.h, always inlined so that the cell's `omp simd` loops keep it in the loop body).
+__attribute__((always_inline)) inline float exp_f(float x) { return fm_exp(x); }
 
 // Pairwise tree sum of the lanes of a vector: lane i + lane i+W/2, then i + i+W/4, ... (__builtin_shuffle keeps
 // the width, so each step folds the upper half onto the lower one; the other lanes are ignored).
