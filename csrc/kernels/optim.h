@@ -1,6 +1,7 @@
 // Optimizer kernels (CPU kernels layer): the AdamW update and the sum of squares used by global-norm clipping.
 // Flat float32 buffers of n elements; threads split [0, n) in contiguous chunks (each element is independent, so
-// results do not depend on the thread count; sum_squares adds per-chunk float64 partials in chunk order).
+// results do not depend on the thread count; sum_squares adds per-chunk float64 partials in chunk order). The
+// element loops run at the current simd_level() (optim_impl.h) and give bitwise the same results at every level.
 #pragma once
 #include <cstdint>
 

@@ -1,0 +1,59 @@
+// Element loops of the optimizer kernels (see optim.h), compiled once per ISA: optim.cc (baseline x86-64 / other
+// targets) and optim_avx2.cc (used at the AVX2 and AVX-512 levels). The loops are written so that every level
+// computes bitwise the same values: the same float operations in the same order (the ISA file turns off FMA
+// contraction), and sum_squares keeps kSumLanes fixed double partial sums whatever the vector width. Only the speed
+// differs: AdamW's sqrt and divide are compute-bound on SSE2 (slower than streaming the data on one core).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace xlstm {
+namespace optim_detail {
+
+// Per-call scalars of the AdamW update (computed in double by adamw_step, used in float).
+struct AdamwScalars {
+  float decay, step_size, inv_bc2_sqrt, b1, b2, a1, a2, e;
+};
+
+// Elements [lo, hi): m = b1*m + a1*g; v = b2*v + (a2*g)*g; p = p*decay - (step_size*m) / (sqrt(v)*inv_bc2_sqrt + e)
+inline void adamw_range_impl(float* p, float* m, float* v, const float* g, int64_t lo, int64_t hi,
+                             const AdamwScalars& s) {
+  const float b1 = s.b1, b2 = s.b2, a1 = s.a1, a2 = s.a2, decay = s.decay, step_size = s.step_size,
+              inv = s.inv_bc2_sqrt, e = s.e;
+#pragma omp simd
+  for (int64_t i = lo; i < hi; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + a1 * gi;
+    const float vi = b2 * v[i] + a2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv + e);
+  }
+}
+
+// sum over [a, b) of x^2 in double: lane k sums elements a + k, a + k + kSumLanes, ... (the ragged tail goes to
+// lanes 0, 1, ...), then the lanes are added in order 0..kSumLanes-1. Independent lanes keep the adds from being
+// latency-bound; the fixed lane count makes the result the same on every ISA.
+constexpr int kSumLanes = 16;
+inline double sum_squares_range_impl(const float* x, int64_t a, int64_t b) {
+  double acc[kSumLanes] = {};
+  int64_t i = a;
+  for (; i + kSumLanes <= b; i += kSumLanes)
+#pragma omp simd
+    for (int k = 0; k < kSumLanes; ++k) acc[k] += static_cast<double>(x[i + k]) * static_cast<double>(x[i + k]);
+  for (int k = 0; i < b; ++i, ++k) acc[k] += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  double s = 0.0;
+  for (int k = 0; k < kSumLanes; ++k) s += acc[k];
+  return s;
+}
+
+using AdamwRangeFn = void (*)(float*, float*, float*, const float*, int64_t, int64_t, const AdamwScalars&);
+using SumSquaresRangeFn = double (*)(const float*, int64_t, int64_t);
+
+#if defined(XLSTM_X86)
+void adamw_range_avx2(float* p, float* m, float* v, const float* g, int64_t lo, int64_t hi, const AdamwScalars& s);
+double sum_squares_range_avx2(const float* x, int64_t a, int64_t b);
+#endif
+
+}  // namespace optim_detail
+}  // namespace xlstm
