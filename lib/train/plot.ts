@@ -217,11 +217,14 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Buffe
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", new Uint8Array(0))]);
 }
 
+// PNG colours (RGB) of both charts
+type RGB = [number, number, number];
+const grey: RGB = [153, 153, 153], light: RGB = [229, 229, 229], black: RGB = [34, 34, 34];
+const blue: RGB = [31, 119, 180], paleBlue: RGB = [158, 202, 225], red: RGB = [214, 39, 40];
+
 /** The chart of lossSvg as a PNG image. */
 export function lossPng(points: LossPoint[], title = "training loss"): Buffer {
   const c = new Canvas(W, H);
-  const grey: [number, number, number] = [153, 153, 153], light: [number, number, number] = [229, 229, 229], black: [number, number, number] = [34, 34, 34];
-  const blue: [number, number, number] = [31, 119, 180], paleBlue: [number, number, number] = [158, 202, 225], red: [number, number, number] = [214, 39, 40];
   c.text(title, W / 2, 24, black, "center");
   const L = layout(points);
   if (!L) {
@@ -419,7 +422,6 @@ function rgb(hex: string): [number, number, number] {
 /** The chart of chartSvg as a PNG image. */
 export function chartPng(series: ChartSeries[], options: ChartOptions = {}): Buffer {
   const c = new Canvas(W, H);
-  const grey: [number, number, number] = [153, 153, 153], light: [number, number, number] = [229, 229, 229], black: [number, number, number] = [34, 34, 34];
   c.text(options.title ?? "", W / 2, 24, black, "center");
   const L = chartLayout(series, options);
   if (!L) {
