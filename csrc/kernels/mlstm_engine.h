@@ -76,7 +76,9 @@ __attribute__((always_inline)) inline double exp_nonpos_d(double z) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  const double scale = __builtin_bit_cast(double, (ni + 1023) << 52);
+  // unsigned: for z outside the domain (NaN, > 0) ni is garbage and a signed shift would be undefined; the result is
+  // then NaN or meaningless, as the caller's inputs were
+  const double scale = __builtin_bit_cast(double, static_cast<uint64_t>(ni + 1023) << 52);
   return z < -708.0 ? 0.0 : p * scale;
 }
 __attribute__((always_inline)) inline double log1p_unit_d(double y) {
