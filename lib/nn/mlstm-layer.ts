@@ -171,7 +171,13 @@ export class mLSTMLayer extends Module {
     return options.returnLastState ? { y: r.y, state: r.state } : { y: r.y };
   }
 
-  private run(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean; form?: "auto" | "parallel" | "chunkwise" | "recurrent" }): { y: Tensor; state?: LayerState; xm: Tensor } {
+  /** The output dropout (training only). */
+  private dropout(y: Tensor): Tensor {
+    const p = this.config.dropout;
+    return p > 0 && this.training ? ops.dropout(y, p, { generator: this.generator }) : y;
+  }
+
+  private run(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean; form?: "auto" | "parallel" | "chunkwise" | "recurrent" }): { y: Tensor; state?: LayerState; xm: Tensor | null } {
     const c = this.config, E = c.embedding_dim, Di = this.innerDim, NH = c.num_heads, DH = this.headDim, K = c.conv1d_kernel_size;
     if (x.dtype !== "float32") throw new TypeError(`mLSTMLayer.forward: x must be float32, got ${x.dtype}`);
     if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`mLSTMLayer.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
@@ -180,14 +186,13 @@ export class mLSTMLayer extends Module {
     if (this.fused && !state && !options.returnLastState && (options.form ?? "auto") === "auto" && !c.bias) {
       const sd = this.stateDict();
       const p = (k: string) => sd.get(k)!;
-      let y = mlstmLayer(x, {
+      const y = mlstmLayer(x, {
         wUp: p("proj_up.weight"), wConv: p("conv1d.conv.weight"), bConv: p("conv1d.conv.bias"),
         wQ: p("q_proj.weight"), wK: p("k_proj.weight"), wV: p("v_proj.weight"),
         wI: p("mlstm_cell.igate.weight"), bI: p("mlstm_cell.igate.bias"), wF: p("mlstm_cell.fgate.weight"), bF: p("mlstm_cell.fgate.bias"),
         wNorm: p("mlstm_cell.outnorm.weight"), skip: p("learnable_skip"), wDown: p("proj_down.weight"),
       }, { numHeads: NH });
-      if (c.dropout > 0 && this.training) y = ops.dropout(y, c.dropout, { generator: this.generator });
-      return { y, xm: null as unknown as Tensor };
+      return { y: this.dropout(y), xm: null };
     }
     const up = ops.linear(x, this.p("proj_up.weight"), this.maybe("proj_up.bias"));
     const xm = ops.slice(up, 2, 0, Di), z = ops.slice(up, 2, Di, 2 * Di);
@@ -208,8 +213,7 @@ export class mLSTMLayer extends Module {
     // outnorm: per-head layer norm over DH on [B, S, NH, DH]
     const hNorm = ops.multiHeadLayerNorm(ops.permute(cell.h, [0, 2, 1, 3]), this.p("mlstm_cell.outnorm.weight"), null, { residualWeight: true, eps: 1e-5 }).reshape(B, S, Di);
     const h = ops.mul(ops.add(hNorm, ops.mul(this.p("learnable_skip"), xc)), ops.silu(z));
-    let y = ops.linear(h, this.p("proj_down.weight"), this.maybe("proj_down.bias"));
-    if (c.dropout > 0 && this.training) y = ops.dropout(y, c.dropout, { generator: this.generator });
+    const y = this.dropout(ops.linear(h, this.p("proj_down.weight"), this.maybe("proj_down.bias")));
     if (!options.returnLastState) return { y, xm };
     const hist = prev ? ops.cat([prev, xm], 1) : xm;
     const T = hist.shape[1];
@@ -235,7 +239,7 @@ export class mLSTMLayer extends Module {
     const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent" });
     const st = r.state as unknown as mLSTMLayerState;
     // the step window: the K-1 previous inputs of the conv branch and this one
-    return { y: r.y, state: { conv_state: ops.cat([prev, r.xm], 1), mlstm_state: st.mlstm_state as unknown as LayerState } };
+    return { y: r.y, state: { conv_state: ops.cat([prev, r.xm!], 1), mlstm_state: st.mlstm_state as unknown as LayerState } };
   }
 
   /**

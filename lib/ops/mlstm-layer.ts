@@ -50,18 +50,18 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`${OP}: options must be an object { numHeads, chunkSize?, cellEps?, normEps? }, got ${kindOf(options)}`);
   for (const k of ORDER) {
     const t = requireTensor(OP, `weights.${k}`, w[k]);
-    if (t.dtype !== "float32") throw new TypeError(`ops.mlstmLayer: weights.${k} must be float32, got ${t.dtype}`);
+    if (t.dtype !== "float32") throw new TypeError(`${OP}: weights.${k} must be float32, got ${t.dtype}`);
   }
-  if (x.dtype !== "float32") throw new TypeError(`ops.mlstmLayer: x must be float32, got ${x.dtype}`);
-  if (x.ndim !== 3) throw shapeError("ops.mlstmLayer: x", x.shape, "[B, S, E]");
+  if (x.dtype !== "float32") throw new TypeError(`${OP}: x must be float32, got ${x.dtype}`);
+  if (x.ndim !== 3) throw shapeError(`${OP}: x`, x.shape, "[B, S, E]");
   const [B, S, E] = x.shape;
-  if (w.wUp.ndim !== 2 || w.wUp.shape[1] !== E || w.wUp.shape[0] % 2) throw shapeError("ops.mlstmLayer: weights.wUp", w.wUp.shape, `[2Di, E] with E = ${E}`);
+  if (w.wUp.ndim !== 2 || w.wUp.shape[1] !== E || w.wUp.shape[0] % 2) throw shapeError(`${OP}: weights.wUp`, w.wUp.shape, `[2Di, E] with E = ${E}`);
   const Di = w.wUp.shape[0] / 2;
   const NH = options.numHeads;
-  if (typeof NH !== "number" || !Number.isInteger(NH) || NH < 1 || Di % NH) throw new RangeError(`ops.mlstmLayer: numHeads must divide the inner dim ${Di}, got ${show(NH)}`);
-  if (w.wConv.ndim !== 3 || w.wConv.shape[0] !== Di || w.wConv.shape[1] !== 1) throw shapeError("ops.mlstmLayer: weights.wConv", w.wConv.shape, `[Di, 1, K] with Di = ${Di}`);
+  if (typeof NH !== "number" || !Number.isInteger(NH) || NH < 1 || Di % NH) throw new RangeError(`${OP}: numHeads must divide the inner dim ${Di}, got ${show(NH)}`);
+  if (w.wConv.ndim !== 3 || w.wConv.shape[0] !== Di || w.wConv.shape[1] !== 1) throw shapeError(`${OP}: weights.wConv`, w.wConv.shape, `[Di, 1, K] with Di = ${Di}`);
   const K = w.wConv.shape[2];
-  if (w.wQ.ndim !== 3 || w.wQ.shape[1] !== w.wQ.shape[2] || w.wQ.shape[0] * w.wQ.shape[1] !== Di) throw shapeError("ops.mlstmLayer: weights.wQ", w.wQ.shape, `[Di/Bq, Bq, Bq] with Di = ${Di}`);
+  if (w.wQ.ndim !== 3 || w.wQ.shape[1] !== w.wQ.shape[2] || w.wQ.shape[0] * w.wQ.shape[1] !== Di) throw shapeError(`${OP}: weights.wQ`, w.wQ.shape, `[Di/Bq, Bq, Bq] with Di = ${Di}`);
   const Bq = w.wQ.shape[1];
   const want: Record<(typeof ORDER)[number], number[]> = {
     wUp: [2 * Di, E], wConv: [Di, 1, K], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
@@ -69,14 +69,14 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   };
   for (const k of ORDER) {
     const s = w[k].shape, e = want[k];
-    if (s.length !== e.length || s.some((d, j) => d !== e[j])) throw shapeError(`ops.mlstmLayer: weights.${k}`, s, `[${e.join(", ")}]`);
+    if (s.length !== e.length || s.some((d, j) => d !== e[j])) throw shapeError(`${OP}: weights.${k}`, s, `[${e.join(", ")}]`);
   }
   const chunkSize = options.chunkSize ?? 64;
-  if (typeof chunkSize !== "number" || !Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 31 - 1) throw new RangeError(`ops.mlstmLayer: chunkSize must be a positive integer, got ${show(chunkSize)}`);
+  if (typeof chunkSize !== "number" || !Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 31 - 1) throw new RangeError(`${OP}: chunkSize must be a positive integer, got ${show(chunkSize)}`);
   const chunk = Math.min(chunkSize, S);
   const cellEps = options.cellEps ?? 1e-6, normEps = options.normEps ?? 1e-5;
-  if (typeof cellEps !== "number" || !Number.isFinite(cellEps) || cellEps < 0) throw new RangeError(`ops.mlstmLayer: cellEps must be a finite number >= 0, got ${show(cellEps)}`);
-  if (typeof normEps !== "number" || !Number.isFinite(normEps) || normEps <= 0) throw new RangeError(`ops.mlstmLayer: normEps must be a finite number > 0, got ${show(normEps)}`);
+  if (typeof cellEps !== "number" || !Number.isFinite(cellEps) || cellEps < 0) throw new RangeError(`${OP}: cellEps must be a finite number >= 0, got ${show(cellEps)}`);
+  if (typeof normEps !== "number" || !Number.isFinite(normEps) || normEps <= 0) throw new RangeError(`${OP}: normEps must be a finite number > 0, got ${show(normEps)}`);
   const dims = [B, S, E, Di, NH, Bq, K, chunk] as const;
   const params = ORDER.map((k) => w[k].f32());
   const inputs = [x, ...ORDER.map((k) => w[k])];
