@@ -4,6 +4,35 @@
 
 export type SimdLevel = "scalar" | "avx2" | "avx512";
 
+/** A block of device memory (csrc/binding/cuda_memory.cc); opaque. */
+export interface DeviceBuffer {
+  readonly __deviceBuffer: unique symbol;
+}
+/** The caching allocator over a simulated device (tests). */
+export interface AllocatorSim {
+  readonly __allocatorSim: unique symbol;
+}
+/** Counters of the caching allocator (bytes are rounded block sizes unless named "requested"). */
+export interface AllocatorStats {
+  allocatedBytes: number;
+  allocatedBytesPeak: number;
+  requestedBytes: number;
+  reservedBytes: number;
+  reservedBytesPeak: number;
+  activeBlocks: number;
+  cachedBlocks: number;
+  segments: number;
+  allocCalls: number;
+  freeCalls: number;
+  cacheHits: number;
+  segmentAllocs: number;
+  segmentFrees: number;
+  ooms: number;
+}
+export interface CudaMemoryStats extends AllocatorStats {
+  deviceFreeBytes: number;
+  deviceTotalBytes: number;
+}
 export interface CudaDeviceInfo {
   index: number;
   name: string;
@@ -389,4 +418,252 @@ export interface Binding {
    * naming the file (with .code, e.g. "ENOENT") when it cannot be opened or mapped, or is not a regular file.
    */
   mmapFile(path: string): ArrayBuffer;
+  // ---- CUDA twins of the nn kernels (csrc/binding/cuda_nn.cc) [cuda-nn-section]
+  // For each CPU export X below, cudaXHost takes X's arguments and runs the CUDA twin on the current device
+  // (copies in, runs, copies back, synchronises): an Error "cudaXHost: CUDA is not available: <reason>" without a
+  // usable GPU. cudaXEmulate takes X's arguments plus `writes` and replays the CUDA launch on the host (no GPU
+  // needed; every block and thread, the kernels' own code and reduction order), setting writes[k] to how many
+  // times output element k was written (outputs concatenated in argument order; absent optional outputs take no
+  // room). Throws "... built without CUDA" in CPU-only builds.
+  cudaSoftmaxForwardHost(y: Float32Array, x: Float32Array, rows: number, cols: number): void;
+  cudaSoftmaxForwardEmulate(y: Float32Array, x: Float32Array, rows: number, cols: number, writes: Int32Array): void;
+  cudaLogSoftmaxForwardHost(y: Float32Array, x: Float32Array, rows: number, cols: number): void;
+  cudaLogSoftmaxForwardEmulate(y: Float32Array, x: Float32Array, rows: number, cols: number, writes: Int32Array): void;
+  cudaSoftmaxBackwardHost(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number): void;
+  cudaSoftmaxBackwardEmulate(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number, writes: Int32Array): void;
+  cudaLogSoftmaxBackwardHost(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number): void;
+  cudaLogSoftmaxBackwardEmulate(dx: Float32Array, y: Float32Array, dy: Float32Array, rows: number, cols: number, writes: Int32Array): void;
+  cudaCrossEntropyForwardHost(
+    loss: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    logits: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+  ): number;
+  /** writes: 3 * n counters (loss, rowMax, logSum). */
+  cudaCrossEntropyForwardEmulate(
+    loss: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    logits: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+    writes: Int32Array,
+  ): number;
+  cudaCrossEntropyBackwardHost(
+    dlogits: Float32Array,
+    logits: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    g: Float32Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+  ): void;
+  cudaCrossEntropyBackwardEmulate(
+    dlogits: Float32Array,
+    logits: Float32Array,
+    rowMax: Float32Array,
+    logSum: Float32Array,
+    targets: Int32Array | BigInt64Array,
+    g: Float32Array,
+    n: number,
+    v: number,
+    ignoreIndex: number,
+    writes: Int32Array,
+  ): void;
+  cudaLayerNormForwardHost(
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    bias: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    eps: number,
+    residualWeight: boolean,
+  ): void;
+  /** writes: y.length + mean.length + rstd.length counters. */
+  cudaLayerNormForwardEmulate(
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    bias: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    eps: number,
+    residualWeight: boolean,
+    writes: Int32Array,
+  ): void;
+  cudaLayerNormBackwardHost(
+    dx: Float32Array,
+    dweight: Float32Array | null,
+    dbias: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    residualWeight: boolean,
+  ): void;
+  /** writes: dx.length (+ dweight.length) (+ dbias.length) counters. */
+  cudaLayerNormBackwardEmulate(
+    dx: Float32Array,
+    dweight: Float32Array | null,
+    dbias: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    groups: number,
+    dim: number,
+    residualWeight: boolean,
+    writes: Int32Array,
+  ): void;
+  cudaEmbeddingForwardHost(out: Float32Array, weight: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number): void;
+  cudaEmbeddingForwardEmulate(out: Float32Array, weight: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number, writes: Int32Array): void;
+  /** Deterministic: every dweight element is summed by one thread in index order (bitwise equal to the CPU). */
+  cudaEmbeddingBackwardHost(dweight: Float32Array, dout: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number): void;
+  /** writes counts the initialising write of each dweight element (the index-order additions are not counted). */
+  cudaEmbeddingBackwardEmulate(dweight: Float32Array, dout: Float32Array, indices: Int32Array | BigInt64Array, v: number, e: number, writes: Int32Array): void;
+  // ---- CUDA twins of reduce/conv1d/dropout/optim/permute (csrc/binding/cuda_misc.cc) [cuda-misc-section]
+  // Each cuda<Export>Host takes exactly the arguments of its CPU export and writes the same outputs, computed on the
+  // GPU (host arrays copied in and out, synchronous); without a usable GPU it throws an Error
+  // "<export>: CUDA is not available: <backends().cuda.reason>". The *Coverage exports run a kernel launch's index
+  // maps on the host (no GPU needed; a CUDA build) and return how many inconsistencies they found.
+  /** reduce on the GPU (same results; sums in float64 in another order, so rarely one ulp apart). */
+  cudaReduceHost(op: "sum" | "mean" | "max", x: Float32Array, shape: readonly number[], axes: readonly number[], out: Float32Array, argmax?: BigInt64Array | null): void;
+  /** reduceBackward on the GPU; for "max" each argmax[o] must be in output o's reduction set (RangeError otherwise). */
+  cudaReduceBackwardHost(op: "sum" | "mean" | "max", dy: Float32Array, shape: readonly number[], axes: readonly number[], dx: Float32Array, argmax?: BigInt64Array | null): void;
+  /** Float64 sum of x on the GPU (twin of the CPU kernel sum_all). */
+  cudaSumAllHost(x: Float32Array): number;
+  /**
+   * Host run of the reduction kernels' launch for x of `shape` reduced over `axes`: reads[i] = how often x[i] is read;
+   * errors counts reads for the wrong output and outputs not written exactly once; mode is the launch mode (null for
+   * the fill/copy cases: empty or nothing reduced), pieces the pieces per output.
+   */
+  cudaReduceCoverage(shape: readonly number[], axes: readonly number[], reads: Int32Array): { errors: number; mode: "serial" | "block" | "columns" | null; pieces: number };
+  /** Host run of the two-pass sums' partition (cudaSumAllHost, cudaSumSquaresHost) over reads.length elements. */
+  cudaSumCoverage(reads: Int32Array): number;
+  cudaCausalConv1dForwardHost(y: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array | null, b: number, s: number, f: number, k: number): void;
+  cudaCausalConv1dBackwardHost(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, b: number, s: number, f: number, k: number): void;
+  /**
+   * Host run of the conv1d kernels' maps: yWrites [b*s*f] writes per y/dx element, dweightTerms [f*k] and dbiasTerms
+   * [f] the (row, tap) terms each weight/bias gradient element adds up.
+   */
+  cudaCausalConv1dCoverage(b: number, s: number, f: number, k: number, yWrites: Int32Array, dweightTerms: Int32Array, dbiasTerms: Int32Array): number;
+  /** dropoutForward on the GPU: the same Philox4x32-10 stream, so bit-identical mask and y for the same key. */
+  cudaDropoutForwardHost(y: Float32Array, mask: Uint8Array, x: Float32Array, p: number, key0: number, key1: number): void;
+  cudaDropoutBackwardHost(dx: Float32Array, dy: Float32Array, mask: Uint8Array, p: number): void;
+  /** adamwStep on the GPU (bitwise the CPU's p, m, v). */
+  cudaAdamwStepHost(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** sumSquares on the GPU (float64, another summation order). */
+  cudaSumSquaresHost(x: Float32Array): number;
+  cudaScaleInPlaceHost(x: Float32Array, alpha: number): void;
+  /** permute on the GPU (any element size the CPU supports). */
+  cudaPermuteHost<T extends Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array>(out: T, x: T, shape: readonly number[], perm: readonly number[]): void;
+  /** Host run of the permute kernel's map: reads[i] = how often input element i is read. */
+  cudaPermuteCoverage(shape: readonly number[], perm: readonly number[], reads: Int32Array): number;
+  // ---- CUDA twins of the sLSTM/LSTM recurrences (csrc/binding/cuda_recurrent.cc) [cuda-recurrent-section]
+  // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
+  // ---- CUDA device memory and device-buffer kernels (csrc/binding/cuda_memory.cc) [cuda-memory-section]
+  /**
+   * Device memory from the caching allocator (cuda/caching_allocator.h) on device 0, held by the returned handle;
+   * freed by cudaFree or, failing that, by garbage collection. Error "cudaMalloc: CUDA is not available: <why>"
+   * without a usable GPU; "cudaMalloc: CUDA out of memory: tried to allocate ..." when the device is full.
+   */
+  cudaMalloc(bytes: number): DeviceBuffer;
+  /** Gives the buffer's memory back to the allocator now; freeing a freed buffer does nothing. */
+  cudaFree(buffer: DeviceBuffer): void;
+  /** Copies the typed array `src` into the buffer at byteOffset; returns when the copy is done. */
+  cudaUpload(buffer: DeviceBuffer, byteOffset: number, src: ArrayBufferView): void;
+  /** Fills the typed array `dst` from the buffer at byteOffset; waits for the work queued before it. */
+  cudaDownload(buffer: DeviceBuffer, byteOffset: number, dst: ArrayBufferView): void;
+  /** Device-to-device copy of `bytes` bytes (enqueued). */
+  cudaCopyBuffer(dst: DeviceBuffer, dstByteOffset: number, src: DeviceBuffer, srcByteOffset: number, bytes: number): void;
+  /** Sets every byte of the buffer to 0 (enqueued). */
+  cudaZero(buffer: DeviceBuffer): void;
+  /** Waits until every kernel and copy queued on the package's stream has finished. */
+  cudaSynchronize(): void;
+  /** The allocator's counters and the device's free/total memory (cudaMemGetInfo). */
+  cudaMemoryStats(): CudaMemoryStats;
+  /** Returns every wholly free cached segment to the driver. */
+  cudaEmptyCache(): void;
+  /** The caching allocator over a simulated device of `capacityBytes` (addresses only; no GPU needed; for tests). */
+  allocatorSimCreate(capacityBytes: number): AllocatorSim;
+  /** A block of at least `bytes`: its (simulated) address, or null when the simulated device is out of memory. */
+  allocatorSimAlloc(sim: AllocatorSim, bytes: number): number | null;
+  /** Returns a block; RangeError for an address that is not a live block. */
+  allocatorSimFree(sim: AllocatorSim, address: number): void;
+  allocatorSimEmptyCache(sim: AllocatorSim): void;
+  allocatorSimStats(sim: AllocatorSim): AllocatorStats & { rawUsedBytes: number; rawSegments: number };
+  /** "" when the allocator's invariants hold, else the first broken one. */
+  allocatorSimCheck(sim: AllocatorSim): string;
+  /** unary on device buffers (n floats; out may be x). Enqueued on the package's stream. */
+  cudaUnaryDev(op: Parameters<Binding["unary"]>[0], x: DeviceBuffer, out: DeviceBuffer, n: number, alpha?: number, beta?: number): void;
+  /** unaryBackward on device buffers. */
+  cudaUnaryBackwardDev(op: Parameters<Binding["unary"]>[0], x: DeviceBuffer | null, y: DeviceBuffer | null, dy: DeviceBuffer, dx: DeviceBuffer, n: number, alpha?: number): void;
+  /** binary on device buffers; out in the broadcast shape (may be an operand of that shape). */
+  cudaBinaryDev(op: "add" | "sub" | "mul" | "div", a: DeviceBuffer, aShape: readonly number[], b: DeviceBuffer, bShape: readonly number[], out: DeviceBuffer): void;
+  /** binaryBackward on device buffers: gradients in the broadcast shape. */
+  cudaBinaryBackwardDev(
+    op: "add" | "sub" | "mul" | "div", a: DeviceBuffer, aShape: readonly number[], b: DeviceBuffer, bShape: readonly number[],
+    dy: DeviceBuffer, da: DeviceBuffer | null, db: DeviceBuffer | null,
+  ): void;
+  /** (log-)softmax over rows of `cols` on device buffers (y distinct from x). */
+  cudaSoftmaxDev(log: boolean, x: DeviceBuffer, y: DeviceBuffer, rows: number, cols: number): void;
+  /** Backward of cudaSoftmaxDev from its output y. */
+  cudaSoftmaxBackwardDev(log: boolean, y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, rows: number, cols: number): void;
+  /** Fused cross-entropy per row on device buffers; targets (int32, or int64 with int64Targets) must be in range or ignoreIndex. */
+  cudaCrossEntropyDev(
+    loss: DeviceBuffer, rowMax: DeviceBuffer, logSum: DeviceBuffer, count: DeviceBuffer, logits: DeviceBuffer, targets: DeviceBuffer,
+    int64Targets: boolean, n: number, v: number, ignoreIndex: number,
+  ): void;
+  /** dlogits = (softmax(logits) - onehot(target)) * g per row, on device buffers. */
+  cudaCrossEntropyBackwardDev(
+    dlogits: DeviceBuffer, logits: DeviceBuffer, rowMax: DeviceBuffer, logSum: DeviceBuffer, targets: DeviceBuffer, int64Targets: boolean,
+    g: DeviceBuffer, n: number, v: number, ignoreIndex: number,
+  ): void;
+  /** layerNormForward on device buffers (x viewed as [rows, groups, dim]). */
+  cudaLayerNormDev(
+    y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer | null, b: DeviceBuffer | null,
+    rows: number, groups: number, dim: number, eps: number, residual: boolean,
+  ): void;
+  /** layerNormBackward on device buffers. */
+  cudaLayerNormBackwardDev(
+    dx: DeviceBuffer, dw: DeviceBuffer | null, db: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, mean: DeviceBuffer,
+    rstd: DeviceBuffer, w: DeviceBuffer | null, rows: number, groups: number, dim: number, residual: boolean,
+  ): void;
+  /** embeddingForward on device buffers; indices (int32, or int64) must be in [0, v). */
+  cudaEmbeddingDev(out: DeviceBuffer, weight: DeviceBuffer, indices: DeviceBuffer, int64Indices: boolean, n: number, v: number, e: number): void;
+  /** embeddingBackward on device buffers (dweight written, not accumulated). */
+  cudaEmbeddingBackwardDev(dweight: DeviceBuffer, dout: DeviceBuffer, indices: DeviceBuffer, int64Indices: boolean, n: number, v: number, e: number): void;
+  /**
+   * Batched GEMM on device buffers: C_i = alpha op(A_i) op(B_i) + beta C_i for i < batch, row-major with leading
+   * dimensions lda/ldb/ldc, A_i at element aOffset + i*strideA of a (stride 0 broadcasts one A), likewise B and C.
+   * The C_i may not overlap (one after another, or side by side within each row).
+   */
+  cudaGemmDev(
+    transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
+    a: DeviceBuffer, aOffset: number, lda: number, strideA: number, b: DeviceBuffer, bOffset: number, ldb: number, strideB: number,
+    beta: number, c: DeviceBuffer, cOffset: number, ldc: number, strideC: number,
+  ): void;
+  /** `height` rows of widthBytes bytes from src (+srcOffset, rows srcPitch apart) to dst (+dstOffset, rows dstPitch apart). */
+  cudaCopy2D(dst: DeviceBuffer, dstOffset: number, dstPitch: number, src: DeviceBuffer, srcOffset: number, srcPitch: number, widthBytes: number, height: number): void;
 }

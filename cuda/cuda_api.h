@@ -73,3 +73,187 @@ void elementwise_binary_backward_host(BinaryOp op, float* da, float* db, const f
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end elementwise -------------------------------------------------------------------------------------------
+
+// ---- norms, softmax / cross-entropy, embedding: twins of norm.cc, softmax.cc, embedding.cc [cuda-nn-block]
+// cuda/norm.cu, cuda/softmax.cu, cuda/embedding.cu. Device entries: same names, argument order and semantics as
+// the CPU kernels (norm.h, softmax.h, embedding.h) on device pointers, plus a trailing `stream` (a cudaStream_t;
+// nullptr = default stream); they only enqueue. cross_entropy_forward returns nothing and writes the number of
+// non-ignored rows to `count` (a device int64_t, may be null). *_host entries take host arrays: copy to the current
+// device, run, copy back, synchronise. *_emulate entries run on the host, no GPU needed: they replay the launch
+// (every block and thread, the device's reduction order) with the kernels' __host__ __device__ code, write the
+// outputs and add 1 to writes[k] for every write of output element k (outputs concatenated in argument order,
+// absent ones taking no room). Errors throw std::runtime_error naming the entry; CPU-only builds throw
+// "... built without CUDA" (csrc/kernels/cuda_absent.cc).
+namespace xlstm {
+namespace cuda {
+void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                        int64_t rows, int64_t groups, int64_t dim, float eps, bool residual, void* stream);
+void layer_norm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
+                         const float* rstd, const float* w, int64_t rows, int64_t groups, int64_t dim, bool residual,
+                         void* stream);
+void layer_norm_forward_host(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                             int64_t rows, int64_t groups, int64_t dim, float eps, bool residual);
+void layer_norm_backward_host(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
+                              const float* rstd, const float* w, int64_t rows, int64_t groups, int64_t dim,
+                              bool residual);
+void layer_norm_forward_emulate(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                                int64_t rows, int64_t groups, int64_t dim, float eps, bool residual, int32_t* writes);
+void layer_norm_backward_emulate(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
+                                 const float* rstd, const float* w, int64_t rows, int64_t groups, int64_t dim,
+                                 bool residual, int32_t* writes);
+
+void softmax_forward(float* y, const float* x, int64_t rows, int64_t cols, void* stream);
+void log_softmax_forward(float* y, const float* x, int64_t rows, int64_t cols, void* stream);
+void softmax_backward(float* dx, const float* y, const float* dy, int64_t rows, int64_t cols, void* stream);
+void log_softmax_backward(float* dx, const float* y, const float* dy, int64_t rows, int64_t cols, void* stream);
+void softmax_forward_host(float* y, const float* x, int64_t rows, int64_t cols);
+void log_softmax_forward_host(float* y, const float* x, int64_t rows, int64_t cols);
+void softmax_backward_host(float* dx, const float* y, const float* dy, int64_t rows, int64_t cols);
+void log_softmax_backward_host(float* dx, const float* y, const float* dy, int64_t rows, int64_t cols);
+// log_softmax selects log-softmax (else softmax), forward and backward.
+void softmax_emulate(bool log_softmax, float* y, const float* x, int64_t rows, int64_t cols, int32_t* writes);
+void softmax_backward_emulate(bool log_softmax, float* dx, const float* y, const float* dy, int64_t rows, int64_t cols,
+                              int32_t* writes);
+// I = int32_t or int64_t.
+template <class I>
+void cross_entropy_forward(float* loss, float* row_max, float* log_sum, const float* logits, const I* targets,
+                           int64_t n, int64_t v, int64_t ignore_index, int64_t* count, void* stream);
+template <class I>
+void cross_entropy_backward(float* dlogits, const float* logits, const float* row_max, const float* log_sum,
+                            const I* targets, const float* g, int64_t n, int64_t v, int64_t ignore_index, void* stream);
+template <class I>
+int64_t cross_entropy_forward_host(float* loss, float* row_max, float* log_sum, const float* logits, const I* targets,
+                                   int64_t n, int64_t v, int64_t ignore_index);
+template <class I>
+void cross_entropy_backward_host(float* dlogits, const float* logits, const float* row_max, const float* log_sum,
+                                 const I* targets, const float* g, int64_t n, int64_t v, int64_t ignore_index);
+template <class I>
+int64_t cross_entropy_forward_emulate(float* loss, float* row_max, float* log_sum, const float* logits,
+                                      const I* targets, int64_t n, int64_t v, int64_t ignore_index, int32_t* writes);
+template <class I>
+void cross_entropy_backward_emulate(float* dlogits, const float* logits, const float* row_max, const float* log_sum,
+                                    const I* targets, const float* g, int64_t n, int64_t v, int64_t ignore_index,
+                                    int32_t* writes);
+
+// I = int32_t or int64_t. The host entries also take v (the weight's rows) to size the copies.
+template <class I>
+void embedding_forward(float* out, const float* weight, const I* indices, int64_t n, int64_t e, void* stream);
+template <class I>
+void embedding_backward(float* dweight, const float* dout, const I* indices, int64_t n, int64_t v, int64_t e,
+                        void* stream);
+template <class I>
+void embedding_forward_host(float* out, const float* weight, const I* indices, int64_t n, int64_t v, int64_t e);
+template <class I>
+void embedding_backward_host(float* dweight, const float* dout, const I* indices, int64_t n, int64_t v, int64_t e);
+template <class I>
+void embedding_forward_emulate(float* out, const float* weight, const I* indices, int64_t n, int64_t e,
+                               int32_t* writes);
+template <class I>
+void embedding_backward_emulate(float* dweight, const float* dout, const I* indices, int64_t n, int64_t v, int64_t e,
+                                int32_t* writes);
+}  // namespace cuda
+}  // namespace xlstm
+// ---- end cuda-nn-block
+
+// ---- reductions, causal conv1d, dropout, optimizer updates, permute: twins of reduce.cc, conv1d.cc, dropout.cc,
+// optim.cc, permute.cc [cuda-misc-block]
+// Same semantics and argument order as the CPU kernels (reduce.h, conv1d.h, dropout.h, optim.h, permute.h) on device
+// pointers with a trailing `stream` (a cudaStream_t; nullptr = default stream); the CPU functions that return a
+// double (sum_all, sum_squares) take a device double* output first instead. *_host entries take host arrays (copy
+// in, run on the current device, copy out, synchronise). Errors throw std::runtime_error naming the entry and
+// cudaGetErrorString; CPU-only builds throw "... built without CUDA" (csrc/kernels/cuda_absent.cc). The *_coverage
+// entries are host code: they run a launch's __host__ __device__ index maps over every block and thread and count
+// reads/writes (tests on machines without a GPU); they return the number of inconsistencies found.
+namespace xlstm {
+enum class ReduceOp : int;
+namespace cuda {
+// reduce.cu: reduce_axes' device argmax is written only for "max" (may be null)
+void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
+                 const uint8_t* reduced, void* stream);
+void reduce_axes_backward(ReduceOp op, float* dx, const float* dy, const int64_t* argmax, int ndim,
+                          const int64_t* shape, const uint8_t* reduced, void* stream);
+void sum_all(double* out, const float* x, int64_t n, void* stream);
+void reduce_axes_host(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
+                      const uint8_t* reduced);
+void reduce_axes_backward_host(ReduceOp op, float* dx, const float* dy, const int64_t* argmax, int ndim,
+                               const int64_t* shape, const uint8_t* reduced);
+double sum_all_host(const float* x, int64_t n);
+// reads[i] = how often the reduction kernels read x[i] (numel(shape) entries); *mode = the launch mode (0 serial,
+// 1 block per output, 2 column blocks; -1 for the fill/copy cases), *pieces = pieces per output.
+int64_t reduce_coverage(int ndim, const int64_t* shape, const uint8_t* reduced, int32_t* reads, int* mode,
+                        int64_t* pieces);
+// reads[i] = how often the two-pass sums (sum_all, sum_squares) read x[i] (n entries).
+int64_t sum_pass_coverage(int64_t n, int32_t* reads);
+// conv1d.cu
+void causal_conv1d_forward(float* y, const float* x, const float* weight, const float* bias, int64_t b, int64_t s,
+                           int64_t f, int64_t k, void* stream);
+void causal_conv1d_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                            const float* weight, int64_t b, int64_t s, int64_t f, int64_t k, void* stream);
+void causal_conv1d_forward_host(float* y, const float* x, const float* weight, const float* bias, int64_t b,
+                                int64_t s, int64_t f, int64_t k);
+void causal_conv1d_backward_host(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                 const float* weight, int64_t b, int64_t s, int64_t f, int64_t k);
+// y_writes [b*s*f]: writes per y (and dx) element; dweight_terms [f*k], dbias_terms [f]: (row, tap) terms each
+// gradient element accumulates.
+int64_t causal_conv1d_coverage(int64_t b, int64_t s, int64_t f, int64_t k, int32_t* y_writes, int32_t* dweight_terms,
+                               int32_t* dbias_terms);
+// dropout.cu
+void dropout_forward(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0, uint32_t key1,
+                     void* stream);
+void dropout_backward(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale, void* stream);
+void dropout_forward_host(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0,
+                          uint32_t key1);
+void dropout_backward_host(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale);
+// optim.cu
+void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double lr, double beta1, double beta2,
+                double eps, double weight_decay, int64_t t, void* stream);
+void sum_squares(double* out, const float* x, int64_t n, void* stream);
+void scale_inplace(float* x, int64_t n, float alpha, void* stream);
+void adamw_step_host(float* p, float* m, float* v, const float* g, int64_t n, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, int64_t t);
+double sum_squares_host(const float* x, int64_t n);
+void scale_inplace_host(float* x, int64_t n, float alpha);
+// permute.cu
+void permute_copy(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim,
+                  void* stream);
+void permute_copy_host(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm,
+                       int ndim);
+// reads[i] = how often the kernel reads in[i] (numel entries).
+int64_t permute_coverage(const int64_t* in_shape, const int64_t* perm, int ndim, int32_t* reads);
+}  // namespace cuda
+}  // namespace xlstm
+// ---- end cuda-misc-block
+
+// ---- device memory: caching allocator, copies, stream (cuda/memory.cu) [memory-block]
+// Device 0's memory through the caching allocator of cuda/caching_allocator.h, and the one stream every device
+// kernel is enqueued on. Copies to and from the host synchronise that stream before returning; copy_on_device and
+// fill_zero only enqueue. Errors (out of memory included: the message says how much was asked for, in use, reserved
+// and free) throw std::runtime_error; CPU-only builds throw "... built without CUDA".
+#include "caching_allocator.h"
+namespace xlstm {
+namespace cuda {
+struct MemoryStats {
+  AllocatorStats allocator;
+  int64_t device_free_bytes = 0, device_total_bytes = 0;  // cudaMemGetInfo
+};
+void* stream();  // the package's cudaStream_t
+void* device_malloc(size_t bytes);
+void device_free(void* p);
+void copy_to_device(void* dst, const void* src, size_t bytes);
+void copy_to_host(void* dst, const void* src, size_t bytes);
+void copy_on_device(void* dst, const void* src, size_t bytes);
+// `height` rows of `width` bytes, row r from src + r*src_pitch to dst + r*dst_pitch (enqueued).
+void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height);
+void fill_zero(void* dst, size_t bytes);
+void synchronize();
+MemoryStats memory_stats();
+void empty_cache();
+}  // namespace cuda
+}  // namespace xlstm
+// ---- end memory-block
+
+// ---- sLSTM / LSTM recurrences: twin of recurrent.cc [cuda-recurrent-block]
+// ---- end cuda-recurrent-block
+
+// ---- mLSTM cell (chunkwise, recurrent): twin of mlstm.cc [cuda-mlstm-block]
+// ---- end cuda-mlstm-block

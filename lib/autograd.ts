@@ -1,6 +1,7 @@
 // The tape (tensor + autograd layer): ops record a GradNode linking inputs to outputs; backward() walks the
 // nodes in reverse topological order, sums gradients per tensor, reduces broadcast gradients back to their
 // input's shape (the one place this happens) and accumulates into the leaves' `.grad`.
+import { releaseFromScopes } from "./device";
 import type { Tensor } from "./tensor";
 import { formatShape, sameShape, Shape } from "./shape";
 import { native } from "./native";
@@ -96,6 +97,7 @@ function TensorClass(): typeof Tensor {
 /** Sum `grad` over broadcast dimensions so that it has `shape` (NumPy broadcasting in reverse). */
 export function reduceToShape(grad: Tensor, shape: Shape, what = "gradient"): Tensor {
   if (sameShape(grad.shape, shape)) return grad;
+  if (grad.device === "cuda") return cudaOps().reduceToShapeCuda(grad, shape);
   const gs = grad.shape;
   const lead = gs.length - shape.length;
   if (lead < 0) throw new RangeError(`${what}: gradient ${formatShape(gs)} cannot be reduced to ${formatShape(shape)}`);
@@ -112,8 +114,20 @@ export function reduceToShape(grad: Tensor, shape: Shape, what = "gradient"): Te
   return out;
 }
 
+// The CUDA forms of the ops, imported lazily as Tensor is.
+function cudaOps(): typeof import("./ops/cuda") {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("./ops/cuda") as typeof import("./ops/cuda");
+}
+
 function addInto(a: Tensor, b: Tensor): Tensor {
+  if (a.device !== b.device) throw new TypeError(`backward: gradients on ${a.device} and ${b.device} for one tensor`);
   // Fresh tensor: gradients handed to hooks or stored in .grad must not alias each other.
+  if (a.device === "cuda") {
+    const out = TensorClass()._empty(a.shape);
+    native.cudaBinaryDev("add", a._buffer("backward"), a.shape, b._buffer("backward"), b.shape, out._buffer("backward"));
+    return out;
+  }
   const out = TensorClass().zeros(a.shape);
   native.binary("add", a.f32(), a.shape, b.f32(), b.shape, out.data as Float32Array);
   return out;
@@ -139,11 +153,12 @@ export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph
   if (gradient) {
     if (!sameShape(gradient.shape, root.shape))
       throw new RangeError(`backward: gradient has shape ${formatShape(gradient.shape)}, expected ${formatShape(root.shape)}`);
-    seed = gradient.detach();
+    // on the GPU a copy: the leaf gradient it may become is released by zeroGrad, which must not free the caller's tensor
+    seed = gradient.device === "cuda" ? gradient.clone() : gradient.detach();
   } else {
     if (root.numel !== 1)
       throw new RangeError(`backward: a gradient is needed for a non-scalar tensor of shape ${formatShape(root.shape)}`);
-    seed = T.ones(root.shape);
+    seed = T.ones(root.shape, { device: root.device });
   }
 
   // Topological order of the nodes reachable from the root (iterative DFS: graphs can be thousands deep).
@@ -178,7 +193,10 @@ export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph
       grads.set(t, prev ? addInto(prev, g) : g);
     } else {
       g = runHooks(t, g);
-      t.grad = t.grad ? addInto(t.grad, g) : g.detach();
+      const old = t.grad;
+      t.grad = old ? addInto(old, g) : g.detach();
+      // a leaf's gradient outlives the cuda.scope of the backward that made it (zeroGrad releases it)
+      if (t.grad._device) releaseFromScopes(t.grad._device);
     }
   };
   accumulate(root, seed);

@@ -12,11 +12,12 @@ export { Generator, manualSeed, defaultGenerator } from "./rng";
 export type { GeneratorState } from "./rng";
 export { CorruptFileError, NoBinaryFoundError } from "./errors";
 export * as ops from "./ops";
+export * as cuda from "./cuda";
 export * as kernels from "./kernels";
 export * as nn from "./nn";
 export * as optim from "./optim";
 export * from "./nn/slstm-layout";
-export type { Backends, SimdLevel, Binding } from "../binding";
+export type { Backends, SimdLevel, Binding, CudaDeviceInfo, CudaMemoryStats } from "../binding";
 
 /** What this machine and binary can run: CPU SIMD level and threads, CUDA devices or why there are none. */
 export function backends(): Backends {

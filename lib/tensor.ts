@@ -1,6 +1,8 @@
 // Tensor: dtype, shape, device and contiguous row-major storage (tensor + autograd layer). No math of its own:
 // shape ops (reshape, permute, slice, cat) live in ops/shape.ts and are exposed here as methods for convenience.
 import { backward as runBackward, GradNode, TensorHook } from "./autograd";
+import { DeviceStorage, ELEMENT_BYTES } from "./device";
+import { native } from "./native";
 import { defaultGenerator, Generator } from "./rng";
 import { formatShape, normalizeDim, numel, Shape } from "./shape";
 import * as shapeOps from "./ops/shape";
@@ -68,10 +70,18 @@ function dtypeOfStorage(data: Storage): DType {
 function checkDevice(device: Device | undefined, what: string): Device {
   const d = device ?? "cpu";
   if (d !== "cpu" && d !== "cuda") throw new TypeError(`${what}: device must be "cpu" or "cuda", got ${String(d)}`);
-  if (d === "cuda")
-    throw new RangeError(
-      `${what}: CUDA tensors are not supported by this version of xlstm yet; use device "cpu" (see backends().cuda)`,
-    );
+  return d;
+}
+
+/** Host storage -> new device storage (synchronous copy). */
+function upload(data: Storage): DeviceStorage {
+  const d = new DeviceStorage(data.byteLength);
+  try {
+    native.cudaUpload(d.handle("upload"), 0, data);
+  } catch (e) {
+    d.dispose();
+    throw e;
+  }
   return d;
 }
 
@@ -98,8 +108,12 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly device: Device;
-  /** Contiguous row-major storage; bfloat16 is stored as raw bits in a Uint16Array. */
-  readonly data: Storage;
+  /** @internal host storage (CPU tensors) */
+  private readonly _host: Storage | null;
+  /** @internal device storage (CUDA tensors) */
+  readonly _device: DeviceStorage | null;
+  /** @internal element count */
+  private readonly _numel: number;
   /** Whether gradients flow to this tensor. Set on leaves you want `.grad` for. */
   requiresGrad: boolean;
   /** Accumulated gradient (leaves only), filled by backward(). */
@@ -111,6 +125,10 @@ export class Tensor {
   /** @internal hooks run on this tensor's gradient */
   _hooks: TensorHook[] = [];
 
+  /**
+   * A tensor over `data` (shared, not copied) with `shape`. With `device: "cuda"` the values are copied to the GPU
+   * instead (Error when CUDA is not available).
+   */
   constructor(data: Storage, shape: Shape, options: TensorOptions = {}) {
     const n = numel(shape, "Tensor shape");
     const dtype = dtypeOfStorage(data);
@@ -118,10 +136,13 @@ export class Tensor {
       throw new TypeError(`Tensor: storage ${data.constructor.name} holds ${dtype}, but dtype ${options.dtype} was asked`);
     if (data.length !== n)
       throw new RangeError(`Tensor: storage has ${data.length} elements, shape ${formatShape(shape)} needs ${n}`);
-    this.data = data;
+    this.device = checkDevice(options.device, "Tensor");
+    const dev = (options as { _deviceStorage?: DeviceStorage })._deviceStorage;
+    this._host = this.device === "cpu" ? data : null;
+    this._device = this.device === "cpu" ? null : dev ?? upload(data);
+    this._numel = n;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
-    this.device = checkDevice(options.device, "Tensor");
     this.requiresGrad = !!options.requiresGrad;
     if (this.requiresGrad && dtype !== "float32")
       throw new TypeError(`Tensor: only float32 tensors can require gradients, got ${dtype}`);
@@ -132,10 +153,34 @@ export class Tensor {
   static zeros(shape: Shape, options: TensorOptions = {}): Tensor {
     const n = numel(shape, "zeros shape");
     charge(n);
-    return new Tensor(storageOf[options.dtype ?? "float32"](n), shape, options);
+    const dtype = options.dtype ?? "float32";
+    if (checkDevice(options.device, "zeros") === "cuda") return Tensor._empty(shape, dtype, true);
+    return new Tensor(storageOf[dtype](n), shape, options);
+  }
+
+  /** @internal A CUDA tensor of `shape` over fresh device memory (zeroed when `zero`, else undefined contents). */
+  static _empty(shape: Shape, dtype: DType = "float32", zero = false): Tensor {
+    const n = numel(shape, "Tensor shape");
+    const storage = new DeviceStorage(n * ELEMENT_BYTES[dtype], zero);
+    // a zero-length host array of the dtype stands in for the shape/dtype checks; the values live on the device
+    return Tensor._wrap(storage, shape, dtype);
+  }
+
+  /** @internal A CUDA tensor over existing device storage (shared, not copied). */
+  static _wrap(storage: DeviceStorage, shape: Shape, dtype: DType): Tensor {
+    const t = Object.create(Tensor.prototype) as Tensor;
+    const n = numel(shape, "Tensor shape");
+    if (storage.bytes < n * ELEMENT_BYTES[dtype])
+      throw new RangeError(`Tensor: device storage has ${storage.bytes} bytes, shape ${formatShape(shape)} of ${dtype} needs ${n * ELEMENT_BYTES[dtype]}`);
+    Object.assign(t, {
+      id: nextId++, shape: Object.freeze([...shape]), dtype, device: "cuda", _host: null, _device: storage, _numel: n,
+      requiresGrad: false, grad: null, _node: null, _outputIndex: 0, _hooks: [],
+    });
+    return t;
   }
 
   static full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
+    if (checkDevice(options.device, "full") === "cuda") return Tensor.full(shape, value, { ...options, device: "cpu" }).to("cuda");
     const t = Tensor.zeros(shape, options);
     if (t.data instanceof BigInt64Array) t.data.fill(BigInt(Math.trunc(value)));
     else if (t.data instanceof Uint16Array) floatToBf16(t.data, new Float32Array(t.data.length).fill(value));
@@ -152,6 +197,7 @@ export class Tensor {
     const n = numel(shape, "randn shape");
     charge(n);
     const data = new Float32Array(n);
+    // drawn on the CPU and copied over on device "cuda": the same values for the same seed on either device
     (options.generator ?? defaultGenerator).fillNormal(data, options.mean ?? 0, options.std ?? 1);
     return new Tensor(data, shape, { ...options, dtype: "float32" });
   }
@@ -167,6 +213,7 @@ export class Tensor {
 
   /** [0, 1, ..., n-1] as float32 (or the dtype asked). */
   static arange(n: number, options: TensorOptions = {}): Tensor {
+    if (checkDevice(options.device, "arange") === "cuda") return Tensor.arange(n, { ...options, device: "cpu" }).to("cuda");
     const t = Tensor.zeros([n], options);
     for (let i = 0; i < n; ++i) {
       if (t.data instanceof BigInt64Array) t.data[i] = BigInt(i);
@@ -198,6 +245,7 @@ export class Tensor {
     if (numel(s) !== flat.length)
       throw new RangeError(`Tensor.from: ${flat.length} values do not fill shape ${formatShape(s)} (ragged nested array?)`);
     const dtype = options.dtype ?? "float32";
+    if (checkDevice(options.device, "Tensor.from") === "cuda") return Tensor.from(data, shape, { ...options, device: "cpu" }).to("cuda");
     const t = Tensor.zeros(s, { ...options, dtype });
     if (t.data instanceof BigInt64Array) flat.forEach((v, i) => ((t.data as BigInt64Array)[i] = BigInt(Math.trunc(v))));
     else if (t.data instanceof Uint16Array) floatToBf16(t.data, Float32Array.from(flat));
@@ -217,7 +265,40 @@ export class Tensor {
   }
 
   get numel(): number {
-    return this.data.length;
+    return this._numel;
+  }
+
+  /**
+   * Contiguous row-major host storage (bfloat16 as raw bits in a Uint16Array). CPU tensors only: a CUDA tensor's
+   * values live on the GPU, so this throws; read them with toFlatArray(), or move the tensor with cpu().
+   */
+  get data(): Storage {
+    if (this._host) return this._host;
+    throw new Error(
+      this._device?.disposed
+        ? `Tensor.data: this CUDA tensor was already released (dispose() or a cuda.scope that ended)`
+        : `Tensor.data: this tensor lives on the GPU (device "cuda"); copy it to the CPU with .cpu() or read it with .toFlatArray()`,
+    );
+  }
+
+  /** @internal the device buffer of a CUDA tensor (Error naming `what` for CPU or released tensors). */
+  _buffer(what: string) {
+    if (!this._device) throw new TypeError(`${what}: expected a CUDA tensor, got one on the CPU`);
+    return this._device.handle(what);
+  }
+
+  /** Whether this tensor's device memory was released (always false on the CPU). */
+  get isDisposed(): boolean {
+    return this._device?.disposed ?? false;
+  }
+
+  /**
+   * Releases a CUDA tensor's device memory now (idempotent); using the tensor afterwards is an Error. Tensors that
+   * share the storage (detach, reshape) are released with it. Does nothing for CPU tensors (garbage collection
+   * frees host memory).
+   */
+  dispose(): void {
+    this._device?.dispose();
   }
 
   /** Size of one dimension (negative counts from the end). */
@@ -230,8 +311,9 @@ export class Tensor {
     return this._node === null;
   }
 
-  /** The float32 storage; TypeError for other dtypes (names the op via `what`). */
+  /** The float32 storage; TypeError for other dtypes or CUDA tensors (names the op via `what`). */
   f32(what = "tensor"): Float32Array {
+    if (this.device !== "cpu") throw new TypeError(`${what}: expected a CPU tensor, got one on ${this.device} (this op has no CUDA kernel yet: move the tensor with .cpu())`);
     if (!(this.data instanceof Float32Array)) throw new TypeError(`${what}: expected a float32 tensor, got ${this.dtype}`);
     return this.data;
   }
@@ -246,6 +328,7 @@ export class Tensor {
 
   /** All values as a flat number array (bfloat16 widened, int64 converted with Number()). */
   toFlatArray(): number[] {
+    if (this.device !== "cpu") return this.cpu().toFlatArray();
     if (this.data instanceof BigInt64Array) return Array.from(this.data, (v) => Number(v));
     if (this.data instanceof Uint16Array) return Array.from(bf16ToFloat(new Float32Array(this.numel), this.data));
     return Array.from(this.data as Float32Array | Int32Array);
@@ -267,9 +350,17 @@ export class Tensor {
 
   // ---- conversion -----------------------------------------------------------------------------------------
 
-  /** A copy in another dtype (float32 <-> bfloat16 <-> int32/int64; float -> int truncates). */
-  to(dtype: DType): Tensor {
+  /**
+   * A copy in another dtype (float32 <-> bfloat16 <-> int32/int64; float -> int truncates), or on another device
+   * ("cpu" / "cuda"; same values, cut off from the tape). The tensor itself when nothing changes.
+   */
+  to(target: DType | Device): Tensor {
+    if (target === "cpu" || target === "cuda") return this.toDevice(target);
+    if (!Object.hasOwn(storageOf, target))
+      throw new TypeError(`Tensor.to: expected a dtype (${Object.keys(storageOf).join(", ")}) or a device ("cpu", "cuda"), got ${JSON.stringify(target)}`);
+    const dtype = target;
     if (dtype === this.dtype) return this;
+    if (this.device !== "cpu") return this.cpu().to(dtype).to(this.device);
     const out = Tensor.zeros(this.shape, { dtype });
     if (out.data instanceof Uint16Array) floatToBf16(out.data, Float32Array.from(this.toFlatArray()));
     else if (out.data instanceof BigInt64Array) {
@@ -282,13 +373,72 @@ export class Tensor {
     return out;
   }
 
+  /** This tensor's values on the CPU (the tensor itself when it is there). */
+  cpu(): Tensor {
+    return this.toDevice("cpu");
+  }
+
+  /** This tensor's values on the GPU (the tensor itself when it is there). Error when CUDA is not available. */
+  cuda(): Tensor {
+    return this.toDevice("cuda");
+  }
+
+  private toDevice(device: Device): Tensor {
+    checkDevice(device, "Tensor.to");
+    if (device === this.device) return this;
+    if (device === "cuda") return new Tensor(this.data, this.shape, { device: "cuda" });
+    const out = storageOf[this.dtype](this._numel);
+    native.cudaDownload(this._buffer("Tensor.cpu"), 0, out);
+    return new Tensor(out, this.shape);
+  }
+
+  /**
+   * @internal Moves this tensor's values to `device` in place (the object stays the same, so modules and optimizers
+   * keep their references; Module.to uses it). The old device memory is released. Leaves only.
+   */
+  _moveInPlace(device: Device): void {
+    checkDevice(device, "Module.to");
+    if (device === this.device) return;
+    if (!this.isLeaf) throw new Error("Module.to: only leaf tensors (parameters) can move in place");
+    const moved = this.toDevice(device);
+    const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; device: Device };
+    const old = this._device;
+    self._host = moved._host;
+    self._device = moved._device;
+    self.device = device;
+    old?.dispose();
+    this.grad = null;
+  }
+
+  /** @internal Overwrites this tensor's values with `src`'s (same shape and numel; any devices). */
+  _copyFrom(src: Tensor): void {
+    if (src.numel !== this.numel || src.dtype !== this.dtype) throw new RangeError(`copy: ${src.dtype} ${formatShape(src.shape)} into ${this.dtype} ${formatShape(this.shape)}`);
+    const bytes = this._numel * ELEMENT_BYTES[this.dtype];
+    if (this._device && src._device) native.cudaCopyBuffer(this._buffer("copy"), 0, src._buffer("copy"), 0, bytes);
+    else if (this._device) native.cudaUpload(this._buffer("copy"), 0, src.data);
+    else if (src._device) native.cudaDownload(src._buffer("copy"), 0, this.data);
+    else (this.data as Float32Array).set(src.data as Float32Array);
+  }
+
+  /** @internal The same storage under another shape of the same size (no tape entry). */
+  _viewAs(shape: Shape): Tensor {
+    if (this._device) return Tensor._wrap(this._device, shape, this.dtype);
+    return new Tensor(this.data, shape);
+  }
+
   /** A tensor sharing this storage, cut off from the tape. */
   detach(): Tensor {
+    if (this._device) return Tensor._wrap(this._device, this.shape, this.dtype);
     return new Tensor(this.data, this.shape, { device: this.device });
   }
 
   /** A deep copy of the storage, cut off from the tape. */
   clone(): Tensor {
+    if (this._device) {
+      const t = Tensor._empty(this.shape, this.dtype);
+      native.cudaCopyBuffer(t._buffer("Tensor.clone"), 0, this._buffer("Tensor.clone"), 0, this._numel * ELEMENT_BYTES[this.dtype]);
+      return t;
+    }
     return new Tensor(this.data.slice() as Storage, this.shape, { device: this.device });
   }
 

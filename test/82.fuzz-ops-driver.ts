@@ -251,7 +251,7 @@ function fakeTensors(like: Tensor): unknown[] {
   const shell = Object.create(Tensor.prototype) as Tensor;
   const broken = Object.create(Tensor.prototype) as Record<string, unknown>;
   broken.shape = like.shape;
-  broken.data = "not a typed array";
+  Object.defineProperty(broken, "data", { value: "not a typed array" });  // shadows Tensor's getter
   broken.dtype = "float32";
   return [shell, broken, { shape: [...like.shape], data: new Float32Array(like.numel), dtype: "float32", ndim: like.ndim }];
 }

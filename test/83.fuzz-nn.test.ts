@@ -61,7 +61,7 @@ function transferred(t: Tensor): Tensor {
 function fakeTensors(): Hostile[] {
   const broken = Object.create(Tensor.prototype) as Record<string, unknown>;
   broken.shape = [2, 3];
-  broken.data = "not a typed array";
+  Object.defineProperty(broken, "data", { value: "not a typed array" });  // shadows Tensor's getter
   broken.dtype = "float32";
   return [
     { v: Object.create(Tensor.prototype), what: "object with Tensor's prototype", name: "" },

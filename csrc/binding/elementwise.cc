@@ -13,6 +13,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/reduce_args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
 #include "kernels/elementwise.h"
@@ -40,13 +41,6 @@ BinaryOp require_binary_op(const ArgCtx& c, size_t i) {
   const std::string s = require_string(c, i, "op");
   BinaryOp op;
   if (!parse_binary_op(s, &op)) throw_range(c, "op must be one of " + binary_op_list() + ", got \"" + s + "\"");
-  return op;
-}
-
-ReduceOp require_reduce_op(const ArgCtx& c, size_t i) {
-  const std::string s = require_string(c, i, "op");
-  ReduceOp op;
-  if (!parse_reduce_op(s, &op)) throw_range(c, "op must be one of " + reduce_op_list() + ", got \"" + s + "\"");
   return op;
 }
 
@@ -247,61 +241,15 @@ Napi::Value CudaBinaryBackward(const Napi::CallbackInfo& info) {
 
 // ---- reductions ------------------------------------------------------------------------------------------------
 
-struct ReduceArgs {
-  ReduceOp op;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> reduced;
-  int64_t n, out_n, count;
-  std::string out_desc;
-};
-
-// (op, <array>, shape, axes, ...): shape at 2, axes at 3; the array at 1 has numel(shape) or numel(kept) elements.
-ReduceArgs parse_reduce_common(const ArgCtx& c) {
-  ReduceArgs r;
-  r.op = require_reduce_op(c, 0);
-  r.shape = require_shape(c, 2, "shape");
-  const int64_t nd = static_cast<int64_t>(r.shape.size());
-  // A 0-d tensor accepts axis 0 / -1 as a no-op (as torch does).
-  const int64_t span = std::max<int64_t>(nd, 1);
-  std::vector<int64_t> axes = require_int_array(c, 3, "axes", -span, span - 1);
-  r.reduced.assign(r.shape.size(), 0);
-  for (int64_t a : axes) {
-    if (nd == 0) continue;
-    const int64_t d = a < 0 ? a + nd : a;
-    if (r.reduced[d]) throw_range(c, "axes repeats axis " + std::to_string(d) + " (got " + std::to_string(a) + ")");
-    r.reduced[d] = 1;
-  }
-  r.n = checked_product(c, "shape", r.shape);
-  r.out_n = 1;
-  r.count = 1;
-  std::vector<int64_t> kept;
-  for (size_t d = 0; d < r.shape.size(); ++d) {
-    (r.reduced[d] ? r.count : r.out_n) *= r.shape[d];
-    if (!r.reduced[d]) kept.push_back(r.shape[d]);
-  }
-  r.out_desc = "numel(kept axes " + shape_str(kept) + ")";
-  if (r.op == ReduceOp::Max && r.count == 0 && r.out_n > 0)
-    throw_range(c, "max of zero elements: the reduced axes of shape " + shape_str(r.shape) + " are empty");
-  return r;
-}
+// Argument parsing: binding/reduce_args.h (shared with the CUDA twin's entries in cuda_misc.cc).
 
 // reduce(op, x, shape, axes, out, argmax?)
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "reduce"};
-  require_count(c, 5);
-  ReduceArgs r = parse_reduce_common(c);
-  const float* x = require_f32(c, 1, "x", r.n, "numel(shape " + shape_str(r.shape) + ")");
-  float* out = require_f32(c, 4, "out", r.out_n, r.out_desc);
-  int64_t* argmax = nullptr;
-  if (!absent(c, 5)) {
-    if (r.op != ReduceOp::Max) throw_range(c, "argmax is only written by \"max\", got op \"" + std::string(reduce_op_name(r.op)) + "\"");
-    argmax = require_i64(c, 5, "argmax", r.out_n, r.out_desc);
-  }
-  require_no_partial_overlap(c, "out", out, r.out_n, "x", x, r.n);
-  if (argmax) require_no_overlap(c, "argmax", argmax, r.out_n * 8, "x", x, r.n * sizeof(float));
-  if (argmax) require_no_overlap(c, "argmax", argmax, r.out_n * 8, "out", out, r.out_n * sizeof(float));
+  const reduce_args::ReduceCall a = reduce_args::parse_reduce(c);
+  const reduce_args::ReduceArgs& r = a.r;
   run_sync(info.Env(), c.fn, [&] {
-    reduce_axes(r.op, out, argmax, x, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+    reduce_axes(r.op, a.out, a.argmax, a.x, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }
@@ -309,23 +257,10 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
 // reduceBackward(op, dy, shape, axes, dx, argmax?)  (argmax required for max)
 Napi::Value ReduceBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "reduceBackward"};
-  require_count(c, 5);
-  ReduceArgs r = parse_reduce_common(c);
-  const float* dy = require_f32(c, 1, "dy", r.out_n, r.out_desc);
-  float* dx = require_f32(c, 4, "dx", r.n, "numel(shape " + shape_str(r.shape) + ")");
-  const int64_t* argmax = nullptr;
-  if (r.op == ReduceOp::Max) {
-    if (absent(c, 5)) throw_type(c, "argmax must be a BigInt64Array: the backward of \"max\" needs the argmax of the forward");
-    argmax = require_i64(c, 5, "argmax", r.out_n, r.out_desc);
-    for (int64_t o = 0; o < r.out_n; ++o)
-      if (argmax[o] < 0 || argmax[o] >= r.n)
-        throw_range(c, "argmax[" + std::to_string(o) + "] = " + std::to_string(argmax[o]) + " is not an index into x (numel " +
-                           std::to_string(r.n) + ")");
-  }
-  require_no_overlap(c, "dx", dx, r.n * sizeof(float), "dy", dy, r.out_n * sizeof(float));
-  if (argmax) require_no_overlap(c, "dx", dx, r.n * sizeof(float), "argmax", argmax, r.out_n * 8);
+  const reduce_args::ReduceBackwardCall a = reduce_args::parse_reduce_backward(c);
+  const reduce_args::ReduceArgs& r = a.r;
   run_sync(info.Env(), c.fn, [&] {
-    reduce_axes_backward(r.op, dx, dy, argmax, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+    reduce_axes_backward(r.op, a.dx, a.dy, a.argmax, static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }

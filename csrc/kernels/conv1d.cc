@@ -1,10 +1,13 @@
-// Depthwise causal conv1d forward/backward (see conv1d.h). The weight is transposed to [K, F] once per call so
-// each tap is a contiguous FMA over the F channels (nn_simd.h's fma_row at the current SIMD level).
+// Depthwise causal conv1d forward/backward (see conv1d.h). Tap ranges and the gradient row partition are
+// kernels/conv1d_math.h, shared with the CUDA twin (cuda/conv1d.cu).
+// The weight is transposed to [K, F] once per call so each tap is a contiguous FMA over the F channels (nn_simd.h's
+// fma_row at the current SIMD level).
 #include "kernels/conv1d.h"
 
 #include <algorithm>
 #include <vector>
 
+#include "kernels/conv1d_math.h"
 #include "kernels/nn_simd.h"
 #include "kernels/threadpool.h"
 
@@ -32,7 +35,7 @@ void causal_conv1d_forward(float* y, const float* x, const float* weight, const 
       float* yr = y + r * f;
       if (bias) std::copy(bias, bias + f, yr);
       else std::fill(yr, yr + f, 0.f);
-      for (int64_t j = std::max<int64_t>(0, k - 1 - t); j < k; ++j)
+      for (int64_t j = conv1d_math::first_tap(t, k); j < k; ++j)
         kn.fma_row(yr, wt.data() + j * f, x + (r - (k - 1) + j) * f, f);  // time t - (K-1) + j >= 0
     }
   });
@@ -50,15 +53,15 @@ void causal_conv1d_backward(float* dx, float* dweight, float* dbias, const float
         float* dr = dx + r * f;
         std::fill(dr, dr + f, 0.f);
         // dy at time t + (K-1) - j < S  <=>  j > t + K - 1 - S
-        for (int64_t j = std::max<int64_t>(0, t + k - s); j < k; ++j)
+        for (int64_t j = conv1d_math::first_tap_dx(t, s, k); j < k; ++j)
           kn.fma_row(dr, wt.data() + j * f, dy + (r + (k - 1) - j) * f, f);
       }
     });
   }
   if (!dweight && !dbias) return;
   const int64_t kf = k * f;
-  const int64_t nblk = std::max<int64_t>(1, std::min<int64_t>(64, (rows + 7) / 8));
-  const int64_t per = (rows + nblk - 1) / nblk;
+  const int64_t nblk = conv1d_math::wgrad_blocks(rows);
+  const int64_t per = conv1d_math::wgrad_rows_per_block(rows, nblk);
   std::vector<float> pw(dweight ? static_cast<size_t>(nblk * kf) : 0), pb(dbias ? static_cast<size_t>(nblk * f) : 0);
   parallel_for(nblk, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t blk = lo; blk < hi; ++blk) {
@@ -71,7 +74,7 @@ void causal_conv1d_backward(float* dx, float* dweight, float* dbias, const float
         const float* dyr = dy + r * f;
         if (bb) kn.add_row(bb, dyr, f);
         if (bw)
-          for (int64_t j = std::max<int64_t>(0, k - 1 - t); j < k; ++j)
+          for (int64_t j = conv1d_math::first_tap(t, k); j < k; ++j)
             kn.fma_row(bw + j * f, dyr, x + (r - (k - 1) + j) * f, f);
       }
     }

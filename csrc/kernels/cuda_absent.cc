@@ -81,3 +81,255 @@ void elementwise_binary_backward_host(BinaryOp, float*, float*, const float*, in
 }  // namespace xlstm
 #endif
 // ---- end elementwise
+
+// ---- cuda-nn-block (CPU-only answers for the cuda-nn-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+#include <stdexcept>
+#include <string>
+namespace xlstm {
+namespace cuda {
+[[noreturn]] static void nn_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void layer_norm_forward(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                        float, bool, void*) {
+  nn_absent("cuda::layer_norm_forward");
+}
+void layer_norm_backward(float*, float*, float*, const float*, const float*, const float*, const float*, const float*,
+                         int64_t, int64_t, int64_t, bool, void*) {
+  nn_absent("cuda::layer_norm_backward");
+}
+void layer_norm_forward_host(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                             int64_t, float, bool) {
+  nn_absent("cuda::layer_norm_forward_host");
+}
+void layer_norm_backward_host(float*, float*, float*, const float*, const float*, const float*, const float*,
+                              const float*, int64_t, int64_t, int64_t, bool) {
+  nn_absent("cuda::layer_norm_backward_host");
+}
+void layer_norm_forward_emulate(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                int64_t, float, bool, int32_t*) {
+  nn_absent("cuda::layer_norm_forward_emulate");
+}
+void layer_norm_backward_emulate(float*, float*, float*, const float*, const float*, const float*, const float*,
+                                 const float*, int64_t, int64_t, int64_t, bool, int32_t*) {
+  nn_absent("cuda::layer_norm_backward_emulate");
+}
+void softmax_forward(float*, const float*, int64_t, int64_t, void*) { nn_absent("cuda::softmax_forward"); }
+void log_softmax_forward(float*, const float*, int64_t, int64_t, void*) { nn_absent("cuda::log_softmax_forward"); }
+void softmax_backward(float*, const float*, const float*, int64_t, int64_t, void*) {
+  nn_absent("cuda::softmax_backward");
+}
+void log_softmax_backward(float*, const float*, const float*, int64_t, int64_t, void*) {
+  nn_absent("cuda::log_softmax_backward");
+}
+void softmax_forward_host(float*, const float*, int64_t, int64_t) { nn_absent("cuda::softmax_forward_host"); }
+void log_softmax_forward_host(float*, const float*, int64_t, int64_t) { nn_absent("cuda::log_softmax_forward_host"); }
+void softmax_backward_host(float*, const float*, const float*, int64_t, int64_t) {
+  nn_absent("cuda::softmax_backward_host");
+}
+void log_softmax_backward_host(float*, const float*, const float*, int64_t, int64_t) {
+  nn_absent("cuda::log_softmax_backward_host");
+}
+void softmax_emulate(bool, float*, const float*, int64_t, int64_t, int32_t*) { nn_absent("cuda::softmax_emulate"); }
+void softmax_backward_emulate(bool, float*, const float*, const float*, int64_t, int64_t, int32_t*) {
+  nn_absent("cuda::softmax_backward_emulate");
+}
+template <class I>
+void cross_entropy_forward(float*, float*, float*, const float*, const I*, int64_t, int64_t, int64_t, int64_t*, void*) {
+  nn_absent("cuda::cross_entropy_forward");
+}
+template <class I>
+void cross_entropy_backward(float*, const float*, const float*, const float*, const I*, const float*, int64_t, int64_t,
+                            int64_t, void*) {
+  nn_absent("cuda::cross_entropy_backward");
+}
+template <class I>
+int64_t cross_entropy_forward_host(float*, float*, float*, const float*, const I*, int64_t, int64_t, int64_t) {
+  nn_absent("cuda::cross_entropy_forward_host");
+}
+template <class I>
+void cross_entropy_backward_host(float*, const float*, const float*, const float*, const I*, const float*, int64_t,
+                                 int64_t, int64_t) {
+  nn_absent("cuda::cross_entropy_backward_host");
+}
+template <class I>
+int64_t cross_entropy_forward_emulate(float*, float*, float*, const float*, const I*, int64_t, int64_t, int64_t,
+                                      int32_t*) {
+  nn_absent("cuda::cross_entropy_forward_emulate");
+}
+template <class I>
+void cross_entropy_backward_emulate(float*, const float*, const float*, const float*, const I*, const float*, int64_t,
+                                    int64_t, int64_t, int32_t*) {
+  nn_absent("cuda::cross_entropy_backward_emulate");
+}
+template <class I>
+void embedding_forward(float*, const float*, const I*, int64_t, int64_t, void*) {
+  nn_absent("cuda::embedding_forward");
+}
+template <class I>
+void embedding_backward(float*, const float*, const I*, int64_t, int64_t, int64_t, void*) {
+  nn_absent("cuda::embedding_backward");
+}
+template <class I>
+void embedding_forward_host(float*, const float*, const I*, int64_t, int64_t, int64_t) {
+  nn_absent("cuda::embedding_forward_host");
+}
+template <class I>
+void embedding_backward_host(float*, const float*, const I*, int64_t, int64_t, int64_t) {
+  nn_absent("cuda::embedding_backward_host");
+}
+template <class I>
+void embedding_forward_emulate(float*, const float*, const I*, int64_t, int64_t, int32_t*) {
+  nn_absent("cuda::embedding_forward_emulate");
+}
+template <class I>
+void embedding_backward_emulate(float*, const float*, const I*, int64_t, int64_t, int64_t, int32_t*) {
+  nn_absent("cuda::embedding_backward_emulate");
+}
+#define XLSTM_NN_ABSENT_INSTANTIATE(I)                                                                               \
+  template void cross_entropy_forward<I>(float*, float*, float*, const float*, const I*, int64_t, int64_t, int64_t,  \
+                                         int64_t*, void*);                                                           \
+  template void cross_entropy_backward<I>(float*, const float*, const float*, const float*, const I*, const float*,  \
+                                          int64_t, int64_t, int64_t, void*);                                         \
+  template int64_t cross_entropy_forward_host<I>(float*, float*, float*, const float*, const I*, int64_t, int64_t,   \
+                                                 int64_t);                                                           \
+  template void cross_entropy_backward_host<I>(float*, const float*, const float*, const float*, const I*,           \
+                                               const float*, int64_t, int64_t, int64_t);                             \
+  template int64_t cross_entropy_forward_emulate<I>(float*, float*, float*, const float*, const I*, int64_t,         \
+                                                    int64_t, int64_t, int32_t*);                                     \
+  template void cross_entropy_backward_emulate<I>(float*, const float*, const float*, const float*, const I*,        \
+                                                  const float*, int64_t, int64_t, int64_t, int32_t*);                \
+  template void embedding_forward<I>(float*, const float*, const I*, int64_t, int64_t, void*);                       \
+  template void embedding_backward<I>(float*, const float*, const I*, int64_t, int64_t, int64_t, void*);             \
+  template void embedding_forward_host<I>(float*, const float*, const I*, int64_t, int64_t, int64_t);                \
+  template void embedding_backward_host<I>(float*, const float*, const I*, int64_t, int64_t, int64_t);               \
+  template void embedding_forward_emulate<I>(float*, const float*, const I*, int64_t, int64_t, int32_t*);            \
+  template void embedding_backward_emulate<I>(float*, const float*, const I*, int64_t, int64_t, int64_t, int32_t*);
+XLSTM_NN_ABSENT_INSTANTIATE(int32_t)
+XLSTM_NN_ABSENT_INSTANTIATE(int64_t)
+#undef XLSTM_NN_ABSENT_INSTANTIATE
+}  // namespace cuda
+}  // namespace xlstm
+#endif
+// ---- end cuda-nn-block
+
+// ---- cuda-misc-block (CPU-only answers for the cuda-misc-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+#include <stdexcept>
+#include <string>
+namespace xlstm {
+namespace cuda {
+[[noreturn]] static void misc_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void reduce_axes(ReduceOp, float*, int64_t*, const float*, int, const int64_t*, const uint8_t*, void*) {
+  misc_absent("cuda::reduce_axes");
+}
+void reduce_axes_backward(ReduceOp, float*, const float*, const int64_t*, int, const int64_t*, const uint8_t*, void*) {
+  misc_absent("cuda::reduce_axes_backward");
+}
+void sum_all(double*, const float*, int64_t, void*) { misc_absent("cuda::sum_all"); }
+void reduce_axes_host(ReduceOp, float*, int64_t*, const float*, int, const int64_t*, const uint8_t*) {
+  misc_absent("cuda::reduce_axes_host");
+}
+void reduce_axes_backward_host(ReduceOp, float*, const float*, const int64_t*, int, const int64_t*, const uint8_t*) {
+  misc_absent("cuda::reduce_axes_backward_host");
+}
+double sum_all_host(const float*, int64_t) { misc_absent("cuda::sum_all_host"); }
+int64_t reduce_coverage(int, const int64_t*, const uint8_t*, int32_t*, int*, int64_t*) {
+  misc_absent("cuda::reduce_coverage");
+}
+int64_t sum_pass_coverage(int64_t, int32_t*) { misc_absent("cuda::sum_pass_coverage"); }
+void causal_conv1d_forward(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                           void*) {
+  misc_absent("cuda::causal_conv1d_forward");
+}
+void causal_conv1d_backward(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                            int64_t, int64_t, void*) {
+  misc_absent("cuda::causal_conv1d_backward");
+}
+void causal_conv1d_forward_host(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                int64_t) {
+  misc_absent("cuda::causal_conv1d_forward_host");
+}
+void causal_conv1d_backward_host(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                 int64_t, int64_t) {
+  misc_absent("cuda::causal_conv1d_backward_host");
+}
+int64_t causal_conv1d_coverage(int64_t, int64_t, int64_t, int64_t, int32_t*, int32_t*, int32_t*) {
+  misc_absent("cuda::causal_conv1d_coverage");
+}
+void dropout_forward(float*, uint8_t*, const float*, int64_t, double, uint32_t, uint32_t, void*) {
+  misc_absent("cuda::dropout_forward");
+}
+void dropout_backward(float*, const float*, const uint8_t*, int64_t, float, void*) {
+  misc_absent("cuda::dropout_backward");
+}
+void dropout_forward_host(float*, uint8_t*, const float*, int64_t, double, uint32_t, uint32_t) {
+  misc_absent("cuda::dropout_forward_host");
+}
+void dropout_backward_host(float*, const float*, const uint8_t*, int64_t, float) {
+  misc_absent("cuda::dropout_backward_host");
+}
+void adamw_step(float*, float*, float*, const float*, int64_t, double, double, double, double, double, int64_t,
+                void*) {
+  misc_absent("cuda::adamw_step");
+}
+void sum_squares(double*, const float*, int64_t, void*) { misc_absent("cuda::sum_squares"); }
+void scale_inplace(float*, int64_t, float, void*) { misc_absent("cuda::scale_inplace"); }
+void adamw_step_host(float*, float*, float*, const float*, int64_t, double, double, double, double, double,
+                     int64_t) {
+  misc_absent("cuda::adamw_step_host");
+}
+double sum_squares_host(const float*, int64_t) { misc_absent("cuda::sum_squares_host"); }
+void scale_inplace_host(float*, int64_t, float) { misc_absent("cuda::scale_inplace_host"); }
+void permute_copy(void*, const void*, int, const int64_t*, const int64_t*, int, void*) {
+  misc_absent("cuda::permute_copy");
+}
+void permute_copy_host(void*, const void*, int, const int64_t*, const int64_t*, int) {
+  misc_absent("cuda::permute_copy_host");
+}
+int64_t permute_coverage(const int64_t*, const int64_t*, int, int32_t*) { misc_absent("cuda::permute_coverage"); }
+}  // namespace cuda
+}  // namespace xlstm
+#endif
+// ---- end cuda-misc-block
+
+// ---- memory-block (CPU-only answers for the memory-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+namespace xlstm {
+namespace cuda {
+static void memory_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void* stream() {
+  memory_absent("cuda::stream");
+  return nullptr;
+}
+void* device_malloc(size_t) {
+  memory_absent("cuda::device_malloc");
+  return nullptr;
+}
+void device_free(void*) { memory_absent("cuda::device_free"); }
+void copy_to_device(void*, const void*, size_t) { memory_absent("cuda::copy_to_device"); }
+void copy_to_host(void*, const void*, size_t) { memory_absent("cuda::copy_to_host"); }
+void copy_on_device(void*, const void*, size_t) { memory_absent("cuda::copy_on_device"); }
+void copy_2d(void*, size_t, const void*, size_t, size_t, size_t) { memory_absent("cuda::copy_2d"); }
+void fill_zero(void*, size_t) { memory_absent("cuda::fill_zero"); }
+void synchronize() { memory_absent("cuda::synchronize"); }
+MemoryStats memory_stats() {
+  memory_absent("cuda::memory_stats");
+  return MemoryStats{};
+}
+void empty_cache() { memory_absent("cuda::empty_cache"); }
+}  // namespace cuda
+}  // namespace xlstm
+#endif
+// ---- end memory-block
+
+// ---- cuda-recurrent-block (CPU-only answers for the cuda-recurrent-block of cuda_api.h)
+// ---- end cuda-recurrent-block
+
+// ---- cuda-mlstm-block (CPU-only answers for the cuda-mlstm-block of cuda_api.h)
+// ---- end cuda-mlstm-block

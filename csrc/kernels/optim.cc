@@ -50,13 +50,7 @@ SumSquaresRangeFn pick_sum_squares() {
 
 void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double lr, double beta1, double beta2,
                 double eps, double weight_decay, int64_t t) {
-  AdamwScalars s;
-  s.decay = static_cast<float>(1.0 - lr * weight_decay);
-  s.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, static_cast<double>(t))));
-  s.inv_bc2_sqrt = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, static_cast<double>(t))));
-  s.b1 = static_cast<float>(beta1), s.b2 = static_cast<float>(beta2);
-  s.a1 = static_cast<float>(1.0 - beta1), s.a2 = static_cast<float>(1.0 - beta2);
-  s.e = static_cast<float>(eps);
+  const AdamwScalars s = make_adamw_scalars(lr, beta1, beta2, eps, weight_decay, t);
   const AdamwRangeFn fn = pick_adamw();
   parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p, m, v, g, lo, hi, s); });
 }

@@ -7,28 +7,18 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/optim_math.h"
+
 namespace xlstm {
 namespace optim_detail {
 
-// Per-call scalars of the AdamW update (computed in double by adamw_step, used in float).
-struct AdamwScalars {
-  float decay, step_size, inv_bc2_sqrt, b1, b2, a1, a2, e;
-};
-
-// Elements [lo, hi): m = b1*m + a1*g; v = b2*v + (a2*g)*g; p = p*decay - (step_size*m) / (sqrt(v)*inv_bc2_sqrt + e)
+// Elements [lo, hi): adamw_element (optim_math.h, shared with the CUDA twin) on each. The scalars are copied to a
+// local so the compiler knows the stores to p, m, v cannot change them (the loop vectorises as before).
 inline void adamw_range_impl(float* p, float* m, float* v, const float* g, int64_t lo, int64_t hi,
                              const AdamwScalars& s) {
-  const float b1 = s.b1, b2 = s.b2, a1 = s.a1, a2 = s.a2, decay = s.decay, step_size = s.step_size,
-              inv = s.inv_bc2_sqrt, e = s.e;
+  const AdamwScalars sl = s;
 #pragma omp simd
-  for (int64_t i = lo; i < hi; ++i) {
-    const float gi = g[i];
-    const float mi = b1 * m[i] + a1 * gi;
-    const float vi = b2 * v[i] + a2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv + e);
-  }
+  for (int64_t i = lo; i < hi; ++i) adamw_element(p[i], m[i], v[i], g[i], sl);
 }
 
 // sum over [a, b) of x^2 in double: lane k sums elements a + k, a + k + kSumLanes, ... (the ragged tail goes to

@@ -56,7 +56,7 @@ export abstract class Module {
     for (const [k, v] of entries) {
       if (typeof k !== "string") throw new TypeError(`loadStateDict: key ${String(k)} is not a string`);
       if (!(v instanceof Tensor)) throw new TypeError(`loadStateDict: ${k} is ${v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? (v as object).constructor?.name ?? "an object" : typeof v}, expected a Tensor`);
-      if (v.data.length !== v.shape.reduce((a, b) => a * b, 1)) throw new TypeError(`loadStateDict: ${k} has ${v.data.length} stored elements for shape ${formatShape(v.shape)} (detached storage?)`);
+      if (v.device === "cpu" && v.data.length !== v.shape.reduce((a, b) => a * b, 1)) throw new TypeError(`loadStateDict: ${k} has ${v.data.length} stored elements for shape ${formatShape(v.shape)} (detached storage?)`);
     }
     const src = this.normalizeStateDict(new Map(entries), "");
     const own = this.stateDict();
@@ -72,7 +72,7 @@ export abstract class Module {
       if (v.dtype !== "float32" && v.dtype !== "bfloat16") throw new TypeError(`loadStateDict: ${k} has dtype ${v.dtype}, expected float32`);
       copies.push([p, v]);
     }
-    for (const [p, v] of copies) p.f32().set(v.dtype === "float32" ? v.f32() : v.to("float32").f32());
+    for (const [p, v] of copies) p._copyFrom(v.dtype === "float32" ? v : v.to("float32"));
     return { missing, unexpected };
   }
 
@@ -86,9 +86,22 @@ export abstract class Module {
     return sd;
   }
 
-  /** Clear every parameter's gradient. */
+  /**
+   * Moves every parameter to `device` ("cpu" or "cuda") in place (the same Tensor objects, so optimizers made
+   * before keep working; gradients are cleared) and returns this module. Which ops a model can then run on the GPU:
+   * see the README's CUDA section; the others throw a TypeError naming the op.
+   */
+  to(device: "cpu" | "cuda"): this {
+    for (const p of new Set(this.parameters())) p._moveInPlace(device);
+    return this;
+  }
+
+  /** Clear every parameter's gradient (a CUDA gradient's device memory is released at once). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
   }
 
   train(mode = true): this {

@@ -33,9 +33,21 @@ function storedElements(t: Tensor): number {
  * after it was created, `${op}: ${name} has N stored elements for shape [...]`).
  * @example const w = requireTensor("ops.linear", "weight", weight);
  */
-export function requireTensor(op: string, name: string, value: unknown): Tensor {
+export function requireTensor(op: string, name: string, value: unknown, options?: { cuda?: boolean }): Tensor {
   if (!(value instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${kindOf(value)}`);
-  const data: unknown = value.data, shape: unknown = value.shape;
+  if (value.device === "cuda") {
+    // ops that run on the GPU pass { cuda: true }; the rest refuse CUDA tensors by name
+    if (!options?.cuda) throw new TypeError(`${op}: ${name} is a CUDA tensor, and ${op} has no CUDA kernel yet; move it to the CPU with .cpu()`);
+    if (value.isDisposed) throw new Error(`${op}: ${name} is a CUDA tensor that was already released (dispose() or a cuda.scope that ended)`);
+    return value;
+  }
+  let data: unknown;
+  try {
+    data = value.data;  // a getter: an object made from Tensor's prototype without the fields throws here
+  } catch {
+    data = undefined;
+  }
+  const shape: unknown = value.shape;
   if (!ArrayBuffer.isView(data) || !Array.isArray(shape) || typeof value.dtype !== "string")
     throw new TypeError(`${op}: ${name} must be a Tensor, got an object with Tensor's prototype but no tensor fields`);
   const need = storedElements(value);
@@ -47,8 +59,8 @@ export function requireTensor(op: string, name: string, value: unknown): Tensor 
 }
 
 /** `value` as a Tensor (see requireTensor), or null when it is null or undefined. */
-export function optionalTensor(op: string, name: string, value: unknown): Tensor | null {
-  return value == null ? null : requireTensor(op, name, value);
+export function optionalTensor(op: string, name: string, value: unknown, options?: { cuda?: boolean }): Tensor | null {
+  return value == null ? null : requireTensor(op, name, value, options);
 }
 
 /** An options object: undefined gives {}; anything else that is not a plain object is a TypeError naming it. */

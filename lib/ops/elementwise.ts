@@ -8,6 +8,7 @@ import { native } from "../native";
 import { broadcastShapes, formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { requireOptions, requireTensor } from "./args";
+import { binaryCuda, requireSameDevice, unaryCuda } from "./cuda";
 
 /** Names of the native unary ops. */
 export type UnaryOp = Parameters<Binding["unary"]>[0];
@@ -38,7 +39,7 @@ function kindOf(v: unknown): string {
 
 /** A float32 Tensor argument, or TypeError naming the op and the argument. */
 function requireFloatTensor(x: unknown, what: string, name: string): Tensor {
-  requireTensor(what, name, x);
+  requireTensor(what, name, x, { cuda: true });
   if (!(x instanceof Tensor)) throw new TypeError(`${what}: ${name} must be a Tensor, got ${kindOf(x)}`);
   if (x.dtype !== "float32") throw new TypeError(`${what}: ${name} must be a float32 tensor, got ${x.dtype}`);
   return x;
@@ -52,6 +53,7 @@ function requireNumber(v: unknown, what: string, name: string): number {
 function unaryOp(name: string, op: UnaryOp, xIn: Tensor, alpha = 1, beta = 0): Tensor {
   const what = `ops.${name}`;
   const x = requireFloatTensor(xIn, what, "x");
+  if (x.device === "cuda") return unaryCuda(name, op, x, alpha, beta, READS[op]);
   const xs = x.data as Float32Array;
   const out = Tensor.zeros(x.shape);
   const ys = out.data as Float32Array;
@@ -68,18 +70,23 @@ function binaryOp(name: string, op: BinaryOp, a: Tensor | number, b: Tensor | nu
   const what = `ops.${name}`;
   if (typeof a === "number" && typeof b === "number")
     throw new TypeError(`${what}: at least one operand must be a Tensor, got two numbers (a = ${a}, b = ${b})`);
-  const ta = typeof a === "number" ? Tensor.scalar(a) : requireFloatTensor(a, what, "a");
-  const tb = typeof b === "number" ? Tensor.scalar(b) : requireFloatTensor(b, what, "b");
+  if (typeof a !== "number") requireFloatTensor(a, what, "a");
+  if (typeof b !== "number") requireFloatTensor(b, what, "b");
+  requireSameDevice(what, [["a", a as Tensor], ["b", b as Tensor]]);
+  const device = (typeof a === "number" ? (b as Tensor) : a).device;
+  const ta = typeof a === "number" ? Tensor.scalar(a, { device }) : a;
+  const tb = typeof b === "number" ? Tensor.scalar(b, { device }) : b;
   let shape: number[];
   try {
     shape = broadcastShapes(ta.shape, tb.shape, what);
   } catch (e) {
     throw new RangeError(`${(e as Error).message} (a has shape ${formatShape(ta.shape)}, b has shape ${formatShape(tb.shape)})`);
   }
+  const inputs = [typeof a === "number" ? null : ta, typeof b === "number" ? null : tb];
+  if (device === "cuda") return binaryCuda(name, op, ta, tb, inputs, shape);
   const out = Tensor.zeros(shape);
   const as = ta.data as Float32Array, bs = tb.data as Float32Array;
   native.binary(op, as, ta.shape, bs, tb.shape, out.data as Float32Array);
-  const inputs = [typeof a === "number" ? null : ta, typeof b === "number" ? null : tb];
   return record1(name, inputs, out, (g) => {
     const da = inputs[0]?.requiresGrad ? Tensor.zeros(shape) : null;
     const db = inputs[1]?.requiresGrad ? Tensor.zeros(shape) : null;

@@ -5,6 +5,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { asOpError, requireTensor } from "./args";
+import { embeddingCuda } from "./cuda-nn";
 
 /**
  * Rows of `weight` picked by integer indices: `out[..., :] = weight[indices[...], :]` (torch.nn.functional.embedding).
@@ -17,16 +18,18 @@ import { asOpError, requireTensor } from "./args";
  */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   const op = "ops.embedding";
-  requireTensor(op, "indices", indices);
-  requireTensor(op, "weight", weight);
+  requireTensor(op, "indices", indices, { cuda: true });
+  requireTensor(op, "weight", weight, { cuda: true });
   if (!(indices instanceof Tensor)) throw new TypeError(`${op}: indices must be a Tensor, got ${typeof indices}`);
-  if (!(indices.data instanceof Int32Array || indices.data instanceof BigInt64Array))
+  if (indices.dtype !== "int32" && indices.dtype !== "int64")
     throw new TypeError(`${op}: indices must be an int32 or int64 tensor, got ${indices.dtype}`);
   if (!(weight instanceof Tensor)) throw new TypeError(`${op}: weight must be a Tensor, got ${typeof weight}`);
-  if (!(weight.data instanceof Float32Array)) throw new TypeError(`${op}: weight must be a float32 tensor, got ${weight.dtype}`);
+  if (weight.dtype !== "float32") throw new TypeError(`${op}: weight must be a float32 tensor, got ${weight.dtype}`);
   if (weight.ndim !== 2 || weight.shape[0] < 1 || weight.shape[1] < 1) throw shapeError(`${op}: weight`, weight.shape, "[V, E] with V, E >= 1");
+  if (weight.device === "cuda") return embeddingCuda(indices, weight);
+  if (indices.device === "cuda") throw new TypeError(`${op}: indices are on cuda but weight is on cpu; move them to one device first`);
   const [v, e] = weight.shape;
-  const idx = indices.data;
+  const idx = indices.data as Int32Array | BigInt64Array;
   const out = Tensor.zeros([...indices.shape, e]);
   asOpError(op, () => native.embeddingForward(out.data as Float32Array, weight.data as Float32Array, idx, v, e));
   return record1("embedding", [indices, weight], out, (g) => {

@@ -8,6 +8,8 @@ import { native } from "../native";
 import { sameShape } from "../shape";
 import { Tensor } from "../tensor";
 import { kindOf, optionalTensor, requireTensor } from "./args";
+import { requireSameDevice } from "./cuda";
+import { headwiseCuda } from "./cuda-layout";
 
 export interface HeadwisePart {
   /** float32 [..., NB*I] */
@@ -28,9 +30,9 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
   if (!Array.isArray(parts) || parts.length === 0) throw new RangeError(`${op}: expected a non-empty list of parts`);
   parts.forEach((p: unknown, i) => {
     if (p === null || typeof p !== "object") throw new TypeError(`${op}: parts[${i}] must be an object { x, weight, bias? }, got ${kindOf(p)}`);
-    requireTensor(op, `parts[${i}].x`, (p as HeadwisePart).x);
-    requireTensor(op, `parts[${i}].weight`, (p as HeadwisePart).weight);
-    optionalTensor(op, `parts[${i}].bias`, (p as HeadwisePart).bias);
+    requireTensor(op, `parts[${i}].x`, (p as HeadwisePart).x, { cuda: true });
+    requireTensor(op, `parts[${i}].weight`, (p as HeadwisePart).weight, { cuda: true });
+    optionalTensor(op, `parts[${i}].bias`, (p as HeadwisePart).bias, { cuda: true });
   });
   const lead = parts[0].x.shape.slice(0, -1);
   const geo = parts.map((p, i) => {
@@ -50,6 +52,8 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
     ld += g.NB * g.O;
   }
   const rows = lead.reduce((a: number, b: number) => a * b, 1);
+  requireSameDevice(op, parts.flatMap((p, i) => [[`parts[${i}].x`, p.x], [`parts[${i}].weight`, p.weight], [`parts[${i}].bias`, p.bias]] as [string, Tensor | null | undefined][]));
+  if (parts[0].x.device === "cuda") return headwiseCuda(parts.map((p, i) => ({ x: p.x, weight: p.weight, bias: p.bias ?? null, ...geo[i] })), offsets, lead, rows, ld);
   const y = Tensor.zeros([...lead, ld]);
   parts.forEach((p, i) => {
     const { NB, O, I } = geo[i];
@@ -86,8 +90,8 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
  * @returns [..., NB*O]
  */
 export function headwiseLinear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  requireTensor("ops.headwiseLinear", "x", x);
-  requireTensor("ops.headwiseLinear", "weight", weight);
-  optionalTensor("ops.headwiseLinear", "bias", bias);
+  requireTensor("ops.headwiseLinear", "x", x, { cuda: true });
+  requireTensor("ops.headwiseLinear", "weight", weight, { cuda: true });
+  optionalTensor("ops.headwiseLinear", "bias", bias, { cuda: true });
   return headwiseLinearConcat([{ x, weight, bias }]);
 }

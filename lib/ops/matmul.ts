@@ -9,13 +9,16 @@ import { native } from "../native";
 import { broadcastShapes, formatShape, numel } from "../shape";
 import { Tensor } from "../tensor";
 import { requireTensor } from "./args";
+import { linearCuda, matmulCuda, requireSameDevice } from "./cuda";
 
+/** The float32 storage of a CPU tensor argument (an empty array for a CUDA one: its values stay on the GPU). */
 function f32Of(t: unknown, op: string, name: string): Float32Array {
-  requireTensor(op, name, t);
+  requireTensor(op, name, t, { cuda: true });
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${t === null ? "null" : typeof t}`);
   if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.data as Float32Array;
+  return t.device === "cuda" ? EMPTY : (t.data as Float32Array);
 }
+const EMPTY = new Float32Array(0);
 
 /** One run of equal-stride batch entries: `count` products, a/b/c advancing by sa/sb/sc elements. */
 interface BatchGroup {
@@ -116,6 +119,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const aBatch = aS.slice(0, -2), bBatch = bS.slice(0, -2);
   const outBatch = broadcastShapes(aBatch, bBatch, `${op}: batch dimensions of a ${formatShape(a.shape)} and b ${formatShape(b.shape)}`);
   const outShape = [...outBatch, ...(a.ndim === 1 ? [] : [M]), ...(b.ndim === 1 ? [] : [N])];
+  requireSameDevice(op, [["a", a], ["b", b]]);
+  if (a.device === "cuda") return matmulCuda(a, b, M, N, K, aBatch, bBatch, outShape);
   const out = Tensor.zeros(outShape);
   batchedGemm(false, false, M, N, K, A, aBatch, B, bBatch, outBatch, out.data as Float32Array);
 
@@ -165,6 +170,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias != null && (bias.ndim !== 1 || bias.shape[0] !== outF))
     throw new RangeError(`${op}: bias has shape ${formatShape(bias.shape)}, expected [out] = [${outF}]`);
   const rows = numel(x.shape.slice(0, -1));
+  requireSameDevice(op, [["x", x], ["weight", weight], ["bias", bias]]);
+  if (x.device === "cuda") return linearCuda(x, weight, bias ?? null, rows, inF, outF);
   const out = Tensor.zeros([...x.shape.slice(0, -1), outF]);
   const Y = out.data as Float32Array;
   if (Bv) for (let r = 0; r < rows; ++r) Y.set(Bv, r * outF);

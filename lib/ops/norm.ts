@@ -6,6 +6,8 @@ import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { optionalNumber, requireOptions, requireTensor } from "./args";
+import { requireSameDevice } from "./cuda";
+import { normCuda } from "./cuda-nn";
 
 export interface LayerNormOptions {
   /** Added to the (biased) variance. Default 1e-5 (the xLSTM small models; xLSTM Large uses 1e-6). */
@@ -17,12 +19,14 @@ export interface LayerNormOptions {
   residualWeight?: boolean;
 }
 
+/** A float32 tensor argument's storage (an empty array for a CUDA tensor: its values stay on the GPU). */
 function requireFloat(t: Tensor, op: string, name: string): Float32Array {
-  requireTensor(op, name, t);
+  requireTensor(op, name, t, { cuda: true });
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
-  if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.data;
+  if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
+  return t.device === "cuda" ? ON_GPU : (t.data as Float32Array);
 }
+const ON_GPU = new Float32Array(0);
 
 function checkEps(op: string, eps: number): number {
   if (typeof eps !== "number" || !Number.isFinite(eps) || eps < 0) throw new RangeError(`${op}: eps must be a finite number >= 0, got ${eps}`);
@@ -41,6 +45,8 @@ function normOp(
   eps: number,
   residual: boolean,
 ): Tensor {
+  requireSameDevice(`ops.${name}`, [["x", x], ["weight", weight], ["bias", bias]]);
+  if (x.device === "cuda") return normCuda(name, x, weight, bias, rows, groups, dim, eps, residual);
   const xs = x.data as Float32Array;
   const w = weight ? (weight.data as Float32Array) : null;
   const b = bias ? (bias.data as Float32Array) : null;

@@ -1,5 +1,7 @@
 // Differentiable shape ops (ops layer): reshape (shares storage), permute/transpose, slice and cat (copy).
 // Work on any dtype; gradients flow for float32.
+import { requireSameDevice } from "./cuda";
+import { catCuda, sliceCuda } from "./cuda-layout";
 import { record1 } from "../autograd";
 import { native } from "../native";
 import { formatShape, inferShape, normalizeDim, numel } from "../shape";
@@ -11,7 +13,7 @@ function emptyLike(t: Tensor, shape: readonly number[]): Tensor {
 }
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  requireTensor("ops.reshape", "x", x);
+  requireTensor("ops.reshape", "x", x, { cuda: true });
   requireNumberArray("ops.reshape", "shape", shape);
   let s: number[];
   try {
@@ -21,8 +23,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     if (e instanceof RangeError && !e.message.startsWith("ops.reshape")) throw new RangeError(`ops.reshape: ${e.message}`);
     throw e;
   }
-  const out = new Tensor(x.data, s, { device: x.device });
-  return record1("reshape", [x], out, (g) => [new Tensor(g.data, x.shape)]);
+  const out = x._viewAs(s);
+  return record1("reshape", [x], out, (g) => [g._viewAs(x.shape)]);
 }
 
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
@@ -53,7 +55,7 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
 }
 
 export function slice(x: Tensor, dim: number, start: number, end?: number, step = 1): Tensor {
-  requireTensor("ops.slice", "x", x);
+  requireTensor("ops.slice", "x", x, { cuda: true });
   requireNumber("ops.slice", "dim", dim);
   requireNumber("ops.slice", "start", start);
   if (end !== undefined) requireNumber("ops.slice", "end", end);
@@ -69,9 +71,13 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
   const count = hi > lo ? Math.ceil((hi - lo) / step) : 0;
   const outShape = [...x.shape];
   outShape[d] = count;
-  const out = emptyLike(x, outShape);
   const outer = x.shape.slice(0, d).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
+  if (x.device === "cuda") {
+    if (step !== 1 || x.dtype !== "float32") throw new TypeError(`ops.slice: on CUDA only float32 slices with step 1 are supported (got step ${step}, ${x.dtype}); move the tensor with .cpu()`);
+    return sliceCuda(x, outShape, outer, n, inner, lo, count);
+  }
+  const out = emptyLike(x, outShape);
   const src = x.data as Float32Array, dst = out.data as Float32Array;
   // step 1: one contiguous block of count*inner elements per outer index (slicing the last dim stays cheap)
   const run = step === 1 ? count * inner : inner;
@@ -92,7 +98,7 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new RangeError("cat: expected a non-empty array of tensors");
-  tensors.forEach((t, k) => requireTensor("ops.cat", `tensors[${k}]`, t));
+  tensors.forEach((t, k) => requireTensor("ops.cat", `tensors[${k}]`, t, { cuda: true }));
   requireNumber("ops.cat", "dim", dim);
   const first = tensors[0];
   const d = normalizeDim(dim, first.ndim, "ops.cat: dim");
@@ -105,10 +111,15 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const outShape = [...first.shape];
   outShape[d] = tensors.reduce((a, t) => a + t.shape[d], 0);
   numel(outShape, "cat result");
-  const out = emptyLike(first, outShape);
   const outer = first.shape.slice(0, d).reduce((a: number, b: number) => a * b, 1);
   const inner = first.shape.slice(d + 1).reduce((a: number, b: number) => a * b, 1);
   const rowOut = outShape[d] * inner;
+  requireSameDevice("ops.cat", tensors.map((t, k) => [`tensors[${k}]`, t] as [string, Tensor]));
+  if (first.device === "cuda") {
+    if (first.dtype !== "float32") throw new TypeError(`ops.cat: on CUDA only float32 tensors are supported, got ${first.dtype}`);
+    return catCuda(tensors, outShape, outer, tensors.map((t) => t.shape[d] * inner), rowOut);
+  }
+  const out = emptyLike(first, outShape);
   const dst = out.data as Float32Array;
   let offset = 0;
   const offsets: number[] = [];

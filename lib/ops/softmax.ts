@@ -6,13 +6,17 @@ import { native } from "../native";
 import { formatShape, sameShape } from "../shape";
 import { Tensor } from "../tensor";
 import { asOpError, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
+import { requireSameDevice } from "./cuda";
+import { crossEntropyCuda, softmaxCuda } from "./cuda-nn";
 
+/** A float32 tensor argument's storage (an empty array for a CUDA tensor: its values stay on the GPU). */
 function requireFloat(t: Tensor, op: string, name: string): Float32Array {
-  requireTensor(op, name, t);
+  requireTensor(op, name, t, { cuda: true });
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
-  if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.data;
+  if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
+  return t.device === "cuda" ? ON_GPU : (t.data as Float32Array);
 }
+const ON_GPU = new Float32Array(0);
 
 /** [rows, cols] view of a tensor reduced over its last dimension. */
 function rowsCols(x: Tensor, op: string): [number, number] {
@@ -31,6 +35,7 @@ function rowsCols(x: Tensor, op: string): [number, number] {
 export function softmax(x: Tensor): Tensor {
   const xs = requireFloat(x, "ops.softmax", "x");
   const [rows, cols] = rowsCols(x, "ops.softmax");
+  if (x.device === "cuda") return softmaxCuda("softmax", false, x, rows, cols);
   const out = Tensor.zeros(x.shape);
   const y = out.data as Float32Array;
   native.softmaxForward(y, xs, rows, cols);
@@ -51,6 +56,7 @@ export function softmax(x: Tensor): Tensor {
 export function logSoftmax(x: Tensor): Tensor {
   const xs = requireFloat(x, "ops.logSoftmax", "x");
   const [rows, cols] = rowsCols(x, "ops.logSoftmax");
+  if (x.device === "cuda") return softmaxCuda("logSoftmax", true, x, rows, cols);
   const out = Tensor.zeros(x.shape);
   const y = out.data as Float32Array;
   native.logSoftmaxForward(y, xs, rows, cols);
@@ -87,12 +93,12 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = "ops.crossEntropy";
   const xs = requireFloat(logits, op, "logits");
-  requireTensor(op, "targets", targets);
+  requireTensor(op, "targets", targets, { cuda: true });
   requireOptions(op, "options", options);
   optionalNumber(op, "ignoreIndex", options.ignoreIndex);
   optionalString(op, "reduction", options.reduction);
   if (!(targets instanceof Tensor)) throw new TypeError(`${op}: targets must be a Tensor, got ${typeof targets}`);
-  if (!(targets.data instanceof Int32Array || targets.data instanceof BigInt64Array))
+  if (targets.dtype !== "int32" && targets.dtype !== "int64")
     throw new TypeError(`${op}: targets must be an int32 or int64 tensor, got ${targets.dtype}`);
   const reduction = options.reduction ?? "mean";
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none")
@@ -105,7 +111,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const lead = logits.shape.slice(0, -1);
   if (!sameShape(targets.shape, lead))
     throw shapeError(`${op}: targets`, targets.shape, `the leading shape of logits ${formatShape(logits.shape)} = ${formatShape(lead)}`);
-  const t = targets.data;
+  if (logits.device === "cuda") return crossEntropyCuda(logits, targets, n, v, lead, reduction, ignoreIndex);
+  requireSameDevice(op, [["logits", logits], ["targets", targets]]);
+  const t = targets.data as Int32Array | BigInt64Array;
   const loss = new Float32Array(n), rowMax = new Float32Array(n), logSum = new Float32Array(n);
   const count = asOpError(op, () => native.crossEntropyForward(loss, rowMax, logSum, xs, t, n, v, ignoreIndex));
   let out: Tensor;

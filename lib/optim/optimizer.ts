@@ -76,7 +76,11 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   /** Clear every parameter's gradient. */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+    for (const g of this.paramGroups)
+      for (const p of g.params) {
+        p.grad?.dispose();  // CUDA gradients: device memory back at once (nothing on the CPU)
+        p.grad = null;
+      }
   }
 
   /** A deep copy of the state (buffers copied), in torch.optim's state_dict layout. */

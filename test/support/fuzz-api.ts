@@ -157,6 +157,163 @@ function mlstmBwd(d: Dims, r: Rand, chunk: boolean): unknown[] {
   return args;
 }
 
+/** CPU nn exports that have CUDA twins (csrc/binding/cuda_nn.cc): their templates serve the twins too. */
+const NN_TWIN_SPECS: Spec[] = [
+  ...(["softmaxForward", "logSoftmaxForward"] as const).map(
+    (name): Spec => ({ name, dims: { rows: small0, cols: [1, 2, 7, 33] }, build: (d, r) => [Z(d.rows * d.cols), A(r, d.rows * d.cols), d.rows, d.cols], outs: [0], nums: [2, 3] }),
+  ),
+  ...(["softmaxBackward", "logSoftmaxBackward"] as const).map(
+    (name): Spec => ({ name, dims: { rows: small0, cols: [1, 2, 7, 33] }, build: (d, r) => [Z(d.rows * d.cols), A(r, d.rows * d.cols), A(r, d.rows * d.cols), d.rows, d.cols], outs: [0], nums: [3, 4] }),
+  ),
+  {
+    name: "crossEntropyForward",
+    dims: { n: small0, v: [1, 2, 5] },
+    build: (d, r) => {
+      const t = I32(d.n, () => (r.bool(0.2) ? -100 : r.int(d.v)));
+      return [Z(d.n), Z(d.n), Z(d.n), A(r, d.n * d.v), r.bool() ? BigInt64Array.from(t, (x) => BigInt(x)) : t, d.n, d.v, -100];
+    },
+    outs: [0, 1, 2],
+    nums: [5, 6, 7],
+  },
+  {
+    name: "crossEntropyBackward",
+    dims: { n: small0, v: [1, 2, 5] },
+    build: (d, r) => {
+      const t = I32(d.n, () => (r.bool(0.2) ? -100 : r.int(d.v)));
+      return [Z(d.n * d.v), A(r, d.n * d.v), A(r, d.n), A(r, d.n), t, A(r, d.n), d.n, d.v, -100];
+    },
+    outs: [0],
+    nums: [6, 7, 8],
+  },
+  {
+    name: "layerNormForward",
+    dims: { rows: small0, groups: [1, 2], dim: [1, 3, 8] },
+    build: (d, r) => [Z(d.rows * d.groups * d.dim), Z(d.rows * d.groups), Z(d.rows * d.groups), A(r, d.rows * d.groups * d.dim), r.bool() ? A(r, d.groups * d.dim) : null, r.bool() ? A(r, d.groups * d.dim) : null, d.rows, d.groups, d.dim, 1e-5, r.bool()],
+    outs: [0, 1, 2],
+    nums: [6, 7, 8, 9],
+  },
+  {
+    name: "layerNormBackward",
+    dims: { rows: small0, groups: [1, 2], dim: [1, 3, 8] },
+    build: (d, r) => {
+      const n = d.rows * d.groups * d.dim, rg = d.rows * d.groups, gd = d.groups * d.dim;
+      return [Z(n), r.bool() ? Z(gd) : null, r.bool() ? Z(gd) : null, A(r, n), A(r, n), A(r, rg), A(r, rg), r.bool() ? A(r, gd) : null, d.rows, d.groups, d.dim, r.bool()];
+    },
+    outs: [0, 1, 2],
+    nums: [8, 9, 10],
+  },
+  ...(["embeddingForward", "embeddingBackward"] as const).map(
+    (name): Spec => ({
+      name,
+      dims: { n: small0, v: [1, 3, 9], e: [1, 4] },
+      build: (d, r) => {
+        const idx = I32(d.n, () => r.int(d.v));
+        const ix = r.bool() ? BigInt64Array.from(idx, (x) => BigInt(x)) : idx;
+        return name === "embeddingForward" ? [Z(d.n * d.e), A(r, d.v * d.e), ix, d.v, d.e] : [Z(d.v * d.e), A(r, d.n * d.e), ix, d.v, d.e];
+      },
+      outs: [0],
+      nums: [3, 4],
+    }),
+  ),
+];
+/** Argument count of each NN_TWIN_SPECS export (the twins' Emulate entries take `writes` after them). */
+const NN_TWIN_ARGC: Record<string, number> = {
+  softmaxForward: 4,
+  logSoftmaxForward: 4,
+  softmaxBackward: 5,
+  logSoftmaxBackward: 5,
+  crossEntropyForward: 8,
+  crossEntropyBackward: 9,
+  layerNormForward: 11,
+  layerNormBackward: 12,
+  embeddingForward: 5,
+  embeddingBackward: 5,
+};
+const cudaTwinName = (name: string, suffix: string) => `cuda${name[0].toUpperCase()}${name.slice(1)}${suffix}`;
+
+// Templates shared by CPU exports and their CUDA twins (cuda<Export>Host, csrc/binding/cuda_misc.cc) [cuda-misc-fuzz-templates]
+const FUZZ_REDUCE: Spec = {
+  name: "reduce",
+  dims: {},
+  build: (_d, r) => {
+    const shape = randShape(r, 4, [1, 2, 3]);
+    const axes = r.shuffle(shape.map((_, i) => i)).slice(0, r.int(shape.length + 1)).map((a) => (r.bool() ? a - shape.length : a));
+    const kept = shape.filter((_, i) => !axes.some((a) => (a < 0 ? a + shape.length : a) === i));
+    const op = r.pick(REDUCE);
+    return [op, A(r, numelOf(shape)), shape, axes, Z(numelOf(kept)), op === "max" && r.bool() ? new BigInt64Array(numelOf(kept)) : null];
+  },
+  outs: [4, 5],
+  nums: [],
+};
+const FUZZ_REDUCE_BACKWARD: Spec = {
+  name: "reduceBackward",
+  dims: {},
+  build: (_d, r) => {
+    const shape = randShape(r, 4, [1, 2, 3]);
+    const axes = r.shuffle(shape.map((_, i) => i)).slice(0, r.int(shape.length + 1));
+    const kept = shape.filter((_, i) => !axes.includes(i));
+    const op = r.pick(REDUCE);
+    const x = A(r, numelOf(shape));
+    const argmax = new BigInt64Array(numelOf(kept));
+    if (op === "max") native.reduce("max", x, shape, axes, Z(numelOf(kept)), argmax);
+    return [op, A(r, numelOf(kept)), shape, axes, Z(numelOf(shape)), op === "max" ? argmax : null];
+  },
+  outs: [4],
+  nums: [],
+};
+const FUZZ_CONV1D_FORWARD: Spec = {
+  name: "causalConv1dForward",
+  dims: { b: small0, s: small0, f: [1, 2, 5], k: [1, 2, 4] },
+  build: (d, r) => [Z(d.b * d.s * d.f), A(r, d.b * d.s * d.f), A(r, d.f * d.k), r.bool() ? A(r, d.f) : null, d.b, d.s, d.f, d.k],
+  outs: [0],
+  nums: [4, 5, 6, 7],
+};
+const FUZZ_CONV1D_BACKWARD: Spec = {
+  name: "causalConv1dBackward",
+  dims: { b: small0, s: small0, f: [1, 2, 5], k: [1, 2, 4] },
+  build: (d, r) => [r.bool(0.8) ? Z(d.b * d.s * d.f) : null, r.bool(0.8) ? Z(d.f * d.k) : null, r.bool(0.8) ? Z(d.f) : null, A(r, d.b * d.s * d.f), A(r, d.b * d.s * d.f), A(r, d.f * d.k), d.b, d.s, d.f, d.k],
+  outs: [0, 1, 2],
+  nums: [6, 7, 8, 9],
+};
+const FUZZ_DROPOUT_FORWARD: Spec = {
+  name: "dropoutForward",
+  dims: { n: [0, 1, 5, 33] },
+  build: (d, r) => [Z(d.n), U8(d.n, () => 0), A(r, d.n), r.pick([0, 0.1, 0.5, 1]), r.int(2 ** 32), r.int(2 ** 32)],
+  outs: [0, 1],
+  nums: [3, 4, 5],
+};
+const FUZZ_DROPOUT_BACKWARD: Spec = {
+  name: "dropoutBackward",
+  dims: { n: [0, 1, 5, 33] },
+  build: (d, r) => [Z(d.n), A(r, d.n), U8(d.n, () => r.int(2)), r.pick([0, 0.1, 0.5, 1])],
+  outs: [0],
+  nums: [3],
+};
+const FUZZ_PERMUTE: Spec = {
+  name: "permute",
+  dims: {},
+  build: (_d, r) => {
+    const shape = randShape(r, 5, [0, 1, 2, 3]);
+    const perm = r.shuffle(shape.map((_, i) => i));
+    const n = numelOf(shape);
+    const kind = r.int(5);
+    const mk = (): Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array =>
+      kind === 0 ? A(r, n) : kind === 1 ? new Int32Array(n).fill(7) : kind === 2 ? new BigInt64Array(n).fill(-3n) : kind === 3 ? new Uint16Array(n).fill(9) : new Uint8Array(n).fill(5);
+    return [mk(), mk(), shape, perm];
+  },
+  outs: [0],
+  nums: [],
+};
+const FUZZ_ADAMW_STEP: Spec = {
+  name: "adamwStep",
+  dims: { n: [0, 1, 5, 33] },
+  build: (d, r) => [A(r, d.n), A(r, d.n), Z(d.n), A(r, d.n), 1e-3, 0.9, 0.999, 1e-8, 0.01, r.range(1, 5)],
+  outs: [0, 1, 2],
+  nums: [4, 5, 6, 7, 8, 9],
+};
+const FUZZ_SUM_SQUARES: Spec = { name: "sumSquares", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n)], outs: [], nums: [] };
+const FUZZ_SCALE_IN_PLACE: Spec = { name: "scaleInPlace", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n), 0.5], outs: [0], nums: [1] };
+
 const SPECS: Spec[] = [
   { name: "getNumThreads", dims: {}, build: () => [], outs: [], nums: [] },
   { name: "setNumThreads", dims: {}, build: () => [native.getNumThreads()], outs: [], nums: [0], noExtreme: true },
@@ -241,120 +398,14 @@ const SPECS: Spec[] = [
       cuda: name === "cudaBinaryBackward",
     }),
   ),
-  {
-    name: "reduce",
-    dims: {},
-    build: (_d, r) => {
-      const shape = randShape(r, 4, [1, 2, 3]);
-      const axes = r.shuffle(shape.map((_, i) => i)).slice(0, r.int(shape.length + 1)).map((a) => (r.bool() ? a - shape.length : a));
-      const kept = shape.filter((_, i) => !axes.some((a) => (a < 0 ? a + shape.length : a) === i));
-      const op = r.pick(REDUCE);
-      return [op, A(r, numelOf(shape)), shape, axes, Z(numelOf(kept)), op === "max" && r.bool() ? new BigInt64Array(numelOf(kept)) : null];
-    },
-    outs: [4, 5],
-    nums: [],
-  },
-  {
-    name: "reduceBackward",
-    dims: {},
-    build: (_d, r) => {
-      const shape = randShape(r, 4, [1, 2, 3]);
-      const axes = r.shuffle(shape.map((_, i) => i)).slice(0, r.int(shape.length + 1));
-      const kept = shape.filter((_, i) => !axes.includes(i));
-      const op = r.pick(REDUCE);
-      const x = A(r, numelOf(shape));
-      const argmax = new BigInt64Array(numelOf(kept));
-      if (op === "max") native.reduce("max", x, shape, axes, Z(numelOf(kept)), argmax);
-      return [op, A(r, numelOf(kept)), shape, axes, Z(numelOf(shape)), op === "max" ? argmax : null];
-    },
-    outs: [4],
-    nums: [],
-  },
+  FUZZ_REDUCE,
+  FUZZ_REDUCE_BACKWARD,
   // nn
-  ...(["softmaxForward", "logSoftmaxForward"] as const).map(
-    (name): Spec => ({ name, dims: { rows: small0, cols: [1, 2, 7, 33] }, build: (d, r) => [Z(d.rows * d.cols), A(r, d.rows * d.cols), d.rows, d.cols], outs: [0], nums: [2, 3] }),
-  ),
-  ...(["softmaxBackward", "logSoftmaxBackward"] as const).map(
-    (name): Spec => ({ name, dims: { rows: small0, cols: [1, 2, 7, 33] }, build: (d, r) => [Z(d.rows * d.cols), A(r, d.rows * d.cols), A(r, d.rows * d.cols), d.rows, d.cols], outs: [0], nums: [3, 4] }),
-  ),
-  {
-    name: "crossEntropyForward",
-    dims: { n: small0, v: [1, 2, 5] },
-    build: (d, r) => {
-      const t = I32(d.n, () => (r.bool(0.2) ? -100 : r.int(d.v)));
-      return [Z(d.n), Z(d.n), Z(d.n), A(r, d.n * d.v), r.bool() ? BigInt64Array.from(t, (x) => BigInt(x)) : t, d.n, d.v, -100];
-    },
-    outs: [0, 1, 2],
-    nums: [5, 6, 7],
-  },
-  {
-    name: "crossEntropyBackward",
-    dims: { n: small0, v: [1, 2, 5] },
-    build: (d, r) => {
-      const t = I32(d.n, () => (r.bool(0.2) ? -100 : r.int(d.v)));
-      return [Z(d.n * d.v), A(r, d.n * d.v), A(r, d.n), A(r, d.n), t, A(r, d.n), d.n, d.v, -100];
-    },
-    outs: [0],
-    nums: [6, 7, 8],
-  },
-  {
-    name: "layerNormForward",
-    dims: { rows: small0, groups: [1, 2], dim: [1, 3, 8] },
-    build: (d, r) => [Z(d.rows * d.groups * d.dim), Z(d.rows * d.groups), Z(d.rows * d.groups), A(r, d.rows * d.groups * d.dim), r.bool() ? A(r, d.groups * d.dim) : null, r.bool() ? A(r, d.groups * d.dim) : null, d.rows, d.groups, d.dim, 1e-5, r.bool()],
-    outs: [0, 1, 2],
-    nums: [6, 7, 8, 9],
-  },
-  {
-    name: "layerNormBackward",
-    dims: { rows: small0, groups: [1, 2], dim: [1, 3, 8] },
-    build: (d, r) => {
-      const n = d.rows * d.groups * d.dim, rg = d.rows * d.groups, gd = d.groups * d.dim;
-      return [Z(n), r.bool() ? Z(gd) : null, r.bool() ? Z(gd) : null, A(r, n), A(r, n), A(r, rg), A(r, rg), r.bool() ? A(r, gd) : null, d.rows, d.groups, d.dim, r.bool()];
-    },
-    outs: [0, 1, 2],
-    nums: [8, 9, 10],
-  },
-  ...(["embeddingForward", "embeddingBackward"] as const).map(
-    (name): Spec => ({
-      name,
-      dims: { n: small0, v: [1, 3, 9], e: [1, 4] },
-      build: (d, r) => {
-        const idx = I32(d.n, () => r.int(d.v));
-        const ix = r.bool() ? BigInt64Array.from(idx, (x) => BigInt(x)) : idx;
-        return name === "embeddingForward" ? [Z(d.n * d.e), A(r, d.v * d.e), ix, d.v, d.e] : [Z(d.v * d.e), A(r, d.n * d.e), ix, d.v, d.e];
-      },
-      outs: [0],
-      nums: [3, 4],
-    }),
-  ),
-  {
-    name: "causalConv1dForward",
-    dims: { b: small0, s: small0, f: [1, 2, 5], k: [1, 2, 4] },
-    build: (d, r) => [Z(d.b * d.s * d.f), A(r, d.b * d.s * d.f), A(r, d.f * d.k), r.bool() ? A(r, d.f) : null, d.b, d.s, d.f, d.k],
-    outs: [0],
-    nums: [4, 5, 6, 7],
-  },
-  {
-    name: "causalConv1dBackward",
-    dims: { b: small0, s: small0, f: [1, 2, 5], k: [1, 2, 4] },
-    build: (d, r) => [r.bool(0.8) ? Z(d.b * d.s * d.f) : null, r.bool(0.8) ? Z(d.f * d.k) : null, r.bool(0.8) ? Z(d.f) : null, A(r, d.b * d.s * d.f), A(r, d.b * d.s * d.f), A(r, d.f * d.k), d.b, d.s, d.f, d.k],
-    outs: [0, 1, 2],
-    nums: [6, 7, 8, 9],
-  },
-  {
-    name: "dropoutForward",
-    dims: { n: [0, 1, 5, 33] },
-    build: (d, r) => [Z(d.n), U8(d.n, () => 0), A(r, d.n), r.pick([0, 0.1, 0.5, 1]), r.int(2 ** 32), r.int(2 ** 32)],
-    outs: [0, 1],
-    nums: [3, 4, 5],
-  },
-  {
-    name: "dropoutBackward",
-    dims: { n: [0, 1, 5, 33] },
-    build: (d, r) => [Z(d.n), A(r, d.n), U8(d.n, () => r.int(2)), r.pick([0, 0.1, 0.5, 1])],
-    outs: [0],
-    nums: [3],
-  },
+  ...NN_TWIN_SPECS,
+  FUZZ_CONV1D_FORWARD,
+  FUZZ_CONV1D_BACKWARD,
+  FUZZ_DROPOUT_FORWARD,
+  FUZZ_DROPOUT_BACKWARD,
   { name: "philox4x32", dims: {}, build: (_d, r) => [[r.int(2 ** 32), r.int(2 ** 32), 0, 1], [r.int(2 ** 32), 7]], outs: [], nums: [] },
   // fused recurrences
   ...(["slstmForward", "slstmForwardAsync", "lstmForward", "lstmForwardAsync"] as const).map(
@@ -384,21 +435,7 @@ const SPECS: Spec[] = [
     outs: [0, 1, 2],
     nums: [6, 7, 8, 9, 10, 11],
   },
-  {
-    name: "permute",
-    dims: {},
-    build: (_d, r) => {
-      const shape = randShape(r, 5, [0, 1, 2, 3]);
-      const perm = r.shuffle(shape.map((_, i) => i));
-      const n = numelOf(shape);
-      const kind = r.int(5);
-      const mk = (): Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array =>
-        kind === 0 ? A(r, n) : kind === 1 ? new Int32Array(n).fill(7) : kind === 2 ? new BigInt64Array(n).fill(-3n) : kind === 3 ? new Uint16Array(n).fill(9) : new Uint8Array(n).fill(5);
-      return [mk(), mk(), shape, perm];
-    },
-    outs: [0],
-    nums: [],
-  },
+  FUZZ_PERMUTE,
   // mLSTM
   { name: "mlstmChunkwiseSavedSize", dims: mlstmDims, build: (d) => [d.B, d.NH, d.S, d.DHQK, d.DHV, d.L], outs: [], nums: [0, 1, 2, 3, 4, 5] },
   { name: "mlstmRecurrentSavedSize", dims: mlstmDims, build: (d) => [d.B, d.NH, d.S, d.DHQK, d.DHV], outs: [], nums: [0, 1, 2, 3, 4] },
@@ -412,15 +449,9 @@ const SPECS: Spec[] = [
     return { name, dims: mlstmDims, build: (d, r) => mlstmBwd(d, r, chunk), outs: [0, 1, 2, 3, 4, 5, 6, 7], nums: Array.from({ length: chunk ? 7 : 6 }, (_, i) => first + i), async: name.endsWith("Async") };
   }),
   // optimizer steps (csrc/binding/optim.cc)
-  {
-    name: "adamwStep",
-    dims: { n: [0, 1, 5, 33] },
-    build: (d, r) => [A(r, d.n), A(r, d.n), Z(d.n), A(r, d.n), 1e-3, 0.9, 0.999, 1e-8, 0.01, r.range(1, 5)],
-    outs: [0, 1, 2],
-    nums: [4, 5, 6, 7, 8, 9],
-  },
-  { name: "sumSquares", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n)], outs: [], nums: [] },
-  { name: "scaleInPlace", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n), 0.5], outs: [0], nums: [1] },
+  FUZZ_ADAMW_STEP,
+  FUZZ_SUM_SQUARES,
+  FUZZ_SCALE_IN_PLACE,
   // bfloat16 (csrc/binding/bf16.cc)
   {
     name: "bf16Linear",
@@ -449,6 +480,90 @@ const SPECS: Spec[] = [
       stateful: name === "mlstmLayerRelease",
     }),
   ),
+  // CUDA twins of the nn kernels (csrc/binding/cuda_nn.cc) [cuda-nn-fuzz]
+  ...NN_TWIN_SPECS.map((s): Spec => ({ ...s, name: cudaTwinName(s.name, "Host"), cuda: true })),
+  ...NN_TWIN_SPECS.map(
+    (s): Spec => ({
+      ...s,
+      name: cudaTwinName(s.name, "Emulate"),
+      // writes: one counter per element of every output given (outputs concatenated in argument order)
+      build: (d, r) => {
+        const a = s.build(d, r);
+        const len = s.outs.reduce((t, i) => t + (ArrayBuffer.isView(a[i]) ? (a[i] as Float32Array).length : 0), 0);
+        return [...a, new Int32Array(len)];
+      },
+      outs: [...s.outs, NN_TWIN_ARGC[s.name]],
+      // host replays: they run wherever CUDA was compiled in, GPU or not
+      cuda: !native.backends().cuda.compiled,
+    }),
+  ),
+  // CUDA twins of reduce/conv1d/dropout/optim/permute (csrc/binding/cuda_misc.cc) [cuda-misc-fuzz]
+  { ...FUZZ_REDUCE, name: "cudaReduceHost", cuda: true },
+  { ...FUZZ_REDUCE_BACKWARD, name: "cudaReduceBackwardHost", cuda: true },
+  { ...FUZZ_CONV1D_FORWARD, name: "cudaCausalConv1dForwardHost", cuda: true },
+  { ...FUZZ_CONV1D_BACKWARD, name: "cudaCausalConv1dBackwardHost", cuda: true },
+  { ...FUZZ_DROPOUT_FORWARD, name: "cudaDropoutForwardHost", cuda: true },
+  { ...FUZZ_DROPOUT_BACKWARD, name: "cudaDropoutBackwardHost", cuda: true },
+  { ...FUZZ_PERMUTE, name: "cudaPermuteHost", cuda: true },
+  { ...FUZZ_ADAMW_STEP, name: "cudaAdamwStepHost", cuda: true },
+  { ...FUZZ_SUM_SQUARES, name: "cudaSumSquaresHost", cuda: true },
+  { ...FUZZ_SCALE_IN_PLACE, name: "cudaScaleInPlaceHost", cuda: true },
+  { name: "cudaSumAllHost", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n)], outs: [], nums: [], cuda: true },
+  {
+    name: "cudaReduceCoverage",
+    dims: {},
+    build: (_d, r) => {
+      const shape = randShape(r, 4, [0, 1, 2, 3]);
+      const axes = r.shuffle(shape.map((_, i) => i)).slice(0, r.int(shape.length + 1));
+      return [shape, axes, I32(numelOf(shape), () => 0)];
+    },
+    outs: [2],
+    nums: [],
+    cuda: true,
+  },
+  { name: "cudaSumCoverage", dims: { n: [0, 1, 5, 33] }, build: (d) => [I32(d.n, () => 0)], outs: [0], nums: [], cuda: true },
+  {
+    name: "cudaCausalConv1dCoverage",
+    dims: { b: small0, s: small0, f: [1, 2, 5], k: [1, 2, 4] },
+    build: (d) => [d.b, d.s, d.f, d.k, I32(d.b * d.s * d.f, () => 0), I32(d.f * d.k, () => 0), I32(d.f, () => 0)],
+    outs: [4, 5, 6],
+    nums: [0, 1, 2, 3],
+    cuda: true,
+  },
+  {
+    name: "cudaPermuteCoverage",
+    dims: {},
+    build: (_d, r) => {
+      const shape = randShape(r, 5, [0, 1, 2, 3]);
+      return [shape, r.shuffle(shape.map((_, i) => i)), I32(numelOf(shape), () => 0)];
+    },
+    outs: [2],
+    nums: [],
+    cuda: true,
+  },
+  // CUDA twins of the sLSTM/LSTM recurrences (csrc/binding/cuda_recurrent.cc) [cuda-recurrent-fuzz]
+  // CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-fuzz]
+  // CUDA device memory (csrc/binding/cuda_memory.cc) [cuda-memory-fuzz]
+  // (the caching allocator over a simulated device needs no GPU; the device-buffer kernels need buffers from a GPU,
+  // so without one they get garbage only)
+  { name: "allocatorSimCreate", dims: { n: [0, 512, 1 << 20] }, build: (d) => [d.n], outs: [], nums: [0] },
+  { name: "allocatorSimAlloc", dims: { n: [0, 1, 700, 1 << 21] }, build: (d) => [native.allocatorSimCreate(1 << 26), d.n], outs: [], nums: [1], stateful: true },
+  {
+    name: "allocatorSimFree",
+    dims: { n: [0, 1, 700, 1 << 21] },
+    build: (d) => {
+      const sim = native.allocatorSimCreate(1 << 26);
+      return [sim, native.allocatorSimAlloc(sim, d.n)];
+    },
+    outs: [],
+    nums: [1],
+    stateful: true,
+  },
+  ...(["allocatorSimEmptyCache", "allocatorSimStats", "allocatorSimCheck"] as const).map(
+    (name): Spec => ({ name, dims: {}, build: () => [native.allocatorSimCreate(1 << 22)], outs: [], nums: [] }),
+  ),
+  { name: "cudaMalloc", dims: { n: [0, 4, 4096] }, build: (d) => [d.n], outs: [], nums: [0], cuda: true, stateful: true },
+  ...(["cudaSynchronize", "cudaMemoryStats", "cudaEmptyCache"] as const).map((name): Spec => ({ name, dims: {}, build: () => [], outs: [], nums: [], cuda: true })),
   // fused inference sessions (csrc/binding/infer.cc): a tiny model of one sLSTM and one mLSTM block
   ...(["inferCreate", "inferRun", "inferReset", "inferGetState", "inferSetState", "inferBytes", "inferDispose"] as const).map(
     (name): Spec => ({

@@ -1,0 +1,29 @@
+// Binding layer: device buffers. A device buffer is a block of device memory from the caching allocator
+// (cuda/memory.cu) held by a type-tagged JS External: `cudaMalloc` makes one, `cudaFree` gives it back at once
+// (idempotent), and garbage collection gives it back if the program dropped it without freeing. Each buffer is a
+// whole allocation (no views), so two different buffers never overlap.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "args.h"
+
+namespace xlstm {
+
+struct DeviceBuffer {
+  void* ptr = nullptr;  // null once freed
+  int64_t bytes = 0;
+};
+
+// The device buffer argument i: a live handle from cudaMalloc holding at least `min_bytes` (any size when
+// min_bytes < 0). TypeError for anything else (a freed buffer included), RangeError when it is too small; `desc`
+// explains min_bytes, e.g. "4*M*K (M=3, K=5)".
+DeviceBuffer* require_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
+                                    const std::string& desc = "");
+// The same, or nullptr for null/undefined.
+DeviceBuffer* optional_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
+                                     const std::string& desc = "");
+// Throws an Error naming c.fn when no CUDA device can be used (with the reason: built without CUDA, no driver, ...).
+void require_cuda_device(const ArgCtx& c);
+
+}  // namespace xlstm

@@ -1,0 +1,261 @@
+// CUDA twin of csrc/kernels/conv1d.cc: depthwise causal conv1d forward and backward on device memory, same layouts
+// and contract as conv1d.h (x, y, dx, dy [B, S, F]; weight [F, K]; bias [F] or null; gradients written with "=",
+// dx / dweight / dbias each optional).
+//
+// forward, dx: one thread per element (r, c) of y / dx (grid-stride), the taps added in the CPU's order as fused
+//   multiply-adds from bias (or 0): the CPU's fma_row contracts to the same FMAs at the AVX2 / AVX-512 levels.
+// dweight, dbias: deterministic, no atomics. Pass 1: one thread per (row block, tap j or bias, channel c) sums its
+//   block's rows in order into a float partial (the CPU's per-block partials, same row partition:
+//   conv1d_math::wgrad_blocks); pass 2: one thread per (c, j) / c adds the block partials in block order in double
+//   and rounds once, as the CPU does.
+// Tap ranges and the row partition are csrc/kernels/conv1d_math.h (shared with the CPU); the thread -> element maps
+// are the __host__ __device__ helpers below, which causal_conv1d_coverage() runs on the host.
+// Device entries enqueue on `stream` (null = default); scratch is stream-ordered (cudaMallocAsync). *_host entries
+// copy in, run, copy out, synchronise. Errors: std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_api.h"
+#include "kernels/conv1d_math.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+namespace cm = conv1d_math;
+
+constexpr int kThreads = 256;
+
+void check(cudaError_t err, const char* entry, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
+  }
+}
+
+unsigned grid_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
+}
+
+// Element i of y / dx -> row r = (b, t) and channel c.
+__host__ __device__ inline void element_of(int64_t i, int64_t s, int64_t f, int64_t* r, int64_t* t, int64_t* c) {
+  *r = i / f;
+  *c = i - *r * f;
+  *t = *r % s;
+}
+// Pass-1 work item w of the weight gradient -> (row block, tap j in [0, K]: K = bias, channel c); the partial it
+// writes is part[blk * (K + 1) * F + j * F + c].
+__host__ __device__ inline void wgrad_item(int64_t w, int64_t f, int64_t k, int64_t* blk, int64_t* j, int64_t* c) {
+  *c = w % f;
+  const int64_t rest = w / f;
+  *j = rest % (k + 1);
+  *blk = rest / (k + 1);
+}
+
+__global__ void conv_forward_kernel(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w,
+                                    const float* __restrict__ bias, int64_t n, int64_t s, int64_t f, int64_t k) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    int64_t r, t, c;
+    element_of(i, s, f, &r, &t, &c);
+    float acc = bias ? bias[c] : 0.0f;
+    for (int64_t j = cm::first_tap(t, k); j < k; ++j) acc = fmaf(w[c * k + j], x[(r - (k - 1) + j) * f + c], acc);
+    y[i] = acc;
+  }
+}
+
+__global__ void conv_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ w,
+                               int64_t n, int64_t s, int64_t f, int64_t k) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    int64_t r, t, c;
+    element_of(i, s, f, &r, &t, &c);
+    float acc = 0.0f;
+    for (int64_t j = cm::first_tap_dx(t, s, k); j < k; ++j) acc = fmaf(w[c * k + j], dy[(r + (k - 1) - j) * f + c], acc);
+    dx[i] = acc;
+  }
+}
+
+// Pass 1: part[blk, j, c] = sum over the block's rows (in order) of dy * x (j < K) or dy (j == K, bias).
+__global__ void conv_wgrad_partial_kernel(float* __restrict__ part, const float* __restrict__ dy,
+                                          const float* __restrict__ x, int64_t items, int64_t rows, int64_t per,
+                                          int64_t s, int64_t f, int64_t k, bool want_w, bool want_b) {
+  for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < items;
+       it += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    int64_t blk, j, c;
+    wgrad_item(it, f, k, &blk, &j, &c);
+    if (j == k ? !want_b : !want_w) continue;
+    const int64_t r1 = min(rows, (blk + 1) * per);
+    float acc = 0.0f;
+    if (j == k) {
+      for (int64_t r = blk * per; r < r1; ++r) acc += dy[r * f + c];
+    } else {
+      for (int64_t r = blk * per; r < r1; ++r)
+        if (j >= cm::first_tap(r % s, k)) acc = fmaf(dy[r * f + c], x[(r - (k - 1) + j) * f + c], acc);
+    }
+    part[it] = acc;
+  }
+}
+
+// Pass 2: dweight[c, j] / dbias[c] = sum over blocks (in order, double) of the partials.
+__global__ void conv_wgrad_final_kernel(float* __restrict__ dweight, float* __restrict__ dbias,
+                                        const float* __restrict__ part, int64_t nblk, int64_t f, int64_t k) {
+  const int64_t outs = (k + 1) * f;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < outs;
+       e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t j = e / f, c = e - j * f;
+    if (j == k ? !dbias : !dweight) continue;
+    double acc = 0.0;
+    for (int64_t blk = 0; blk < nblk; ++blk) acc += part[blk * outs + e];
+    if (j == k) dbias[c] = static_cast<float>(acc);
+    else dweight[c * k + j] = static_cast<float>(acc);
+  }
+}
+
+struct StreamScratch {
+  void* p = nullptr;
+  cudaStream_t s;
+  StreamScratch(size_t bytes, cudaStream_t stream, const char* entry) : s(stream) {
+    if (bytes) check(cudaMallocAsync(&p, bytes, s), entry, "cudaMallocAsync");
+  }
+  ~StreamScratch() {
+    if (p) cudaFreeAsync(p, s);
+  }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+};
+
+struct DeviceBuffer {
+  float* p = nullptr;
+  int64_t n = 0;
+  DeviceBuffer(int64_t count, const char* entry) : n(count) {
+    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
+  }
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void upload(const float* h, const char* entry) {
+    if (n > 0 && h) check(cudaMemcpy(p, h, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
+  }
+  void download(float* h, const char* entry) const {
+    if (n > 0 && h) check(cudaMemcpy(h, p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  }
+};
+
+}  // namespace
+
+// ---- device entries --------------------------------------------------------------------------------------------
+
+void causal_conv1d_forward(float* y, const float* x, const float* weight, const float* bias, int64_t b, int64_t s,
+                           int64_t f, int64_t k, void* stream) {
+  const int64_t n = b * s * f;
+  if (n <= 0) return;
+  conv_forward_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(y, x, weight, bias, n, s, f, k);
+  check(cudaGetLastError(), "causal_conv1d_forward", "kernel launch");
+}
+
+void causal_conv1d_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                            const float* weight, int64_t b, int64_t s, int64_t f, int64_t k, void* stream) {
+  const char* entry = "causal_conv1d_backward";
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const int64_t rows = b * s, n = rows * f;
+  if (dx && n > 0) {
+    conv_dx_kernel<<<grid_for(n), kThreads, 0, st>>>(dx, dy, weight, n, s, f, k);
+    check(cudaGetLastError(), entry, "dx kernel launch");
+  }
+  if (!dweight && !dbias) return;
+  const int64_t nblk = cm::wgrad_blocks(rows), per = cm::wgrad_rows_per_block(rows, nblk);
+  const int64_t items = nblk * (k + 1) * f;
+  StreamScratch part(static_cast<size_t>(items) * sizeof(float), st, entry);
+  conv_wgrad_partial_kernel<<<grid_for(items), kThreads, 0, st>>>(static_cast<float*>(part.p), dy, x, items, rows,
+                                                                  per, s, f, k, dweight != nullptr, dbias != nullptr);
+  check(cudaGetLastError(), entry, "weight-gradient kernel launch");
+  conv_wgrad_final_kernel<<<grid_for((k + 1) * f), kThreads, 0, st>>>(dweight, dbias, static_cast<float*>(part.p),
+                                                                      nblk, f, k);
+  check(cudaGetLastError(), entry, "weight-gradient sum kernel launch");
+}
+
+// ---- host entries ----------------------------------------------------------------------------------------------
+
+void causal_conv1d_forward_host(float* y, const float* x, const float* weight, const float* bias, int64_t b,
+                                int64_t s, int64_t f, int64_t k) {
+  const char* entry = "causal_conv1d_forward";
+  const int64_t n = b * s * f;
+  if (n <= 0) return;
+  DeviceBuffer d_y(n, entry), d_x(n, entry), d_w(f * k, entry), d_b(bias ? f : 0, entry);
+  d_x.upload(x, entry);
+  d_w.upload(weight, entry);
+  d_b.upload(bias, entry);
+  causal_conv1d_forward(d_y.p, d_x.p, d_w.p, bias ? d_b.p : nullptr, b, s, f, k, nullptr);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  d_y.download(y, entry);
+}
+
+void causal_conv1d_backward_host(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                 const float* weight, int64_t b, int64_t s, int64_t f, int64_t k) {
+  const char* entry = "causal_conv1d_backward";
+  const int64_t n = b * s * f;
+  if (!dx && !dweight && !dbias) return;
+  DeviceBuffer d_dx(dx ? n : 0, entry), d_dw(dweight ? f * k : 0, entry), d_db(dbias ? f : 0, entry);
+  DeviceBuffer d_dy(n, entry), d_x(dweight ? n : 0, entry), d_w(dx ? f * k : 0, entry);
+  d_dy.upload(dy, entry);
+  if (dweight) d_x.upload(x, entry);
+  if (dx) d_w.upload(weight, entry);
+  causal_conv1d_backward(dx ? d_dx.p : nullptr, dweight ? d_dw.p : nullptr, dbias ? d_db.p : nullptr, d_dy.p, d_x.p,
+                         d_w.p, b, s, f, k, nullptr);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  d_dx.download(dx, entry);
+  d_dw.download(dweight, entry);
+  d_db.download(dbias, entry);
+}
+
+// ---- host coverage of the thread -> element maps -----------------------------------------------------------------
+
+int64_t causal_conv1d_coverage(int64_t b, int64_t s, int64_t f, int64_t k, int32_t* y_writes, int32_t* dweight_terms,
+                               int32_t* dbias_terms) {
+  const int64_t rows = b * s, n = rows * f;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) y_writes[i] = 0;
+  for (int64_t i = 0; i < f * k; ++i) dweight_terms[i] = 0;
+  for (int64_t i = 0; i < f; ++i) dbias_terms[i] = 0;
+  // forward / dx: the grid-stride loop over elements (one write each)
+  const int64_t threads = static_cast<int64_t>(grid_for(n)) * kThreads;
+  for (int64_t tid = 0; tid < threads; ++tid)
+    for (int64_t i = tid; i < n; i += threads) {
+      int64_t r, t, c;
+      element_of(i, s, f, &r, &t, &c);
+      if (r * f + c != i || t < 0 || t >= s || c < 0 || c >= f) ++bad;
+      else ++y_writes[i];
+    }
+  // weight / bias gradients: every pass-1 item once, and each term (row r, tap j, channel c) in exactly the item of
+  // r's block; pass 2 reads each block's partial once.
+  const int64_t nblk = cm::wgrad_blocks(rows), per = cm::wgrad_rows_per_block(rows, nblk);
+  const int64_t items = nblk * (k + 1) * f;
+  std::vector<int32_t> item_seen(static_cast<size_t>(items), 0);
+  for (int64_t it = 0; it < items; ++it) {
+    int64_t blk, j, c;
+    wgrad_item(it, f, k, &blk, &j, &c);
+    if (blk < 0 || blk >= nblk || j < 0 || j > k || c < 0 || c >= f || (blk * (k + 1) + j) * f + c != it) {
+      ++bad;
+      continue;
+    }
+    ++item_seen[static_cast<size_t>(it)];
+    for (int64_t r = blk * per; r < std::min(rows, (blk + 1) * per); ++r) {
+      if (j == k) ++dbias_terms[c];
+      else if (j >= cm::first_tap(r % s, k)) ++dweight_terms[c * k + j];
+    }
+  }
+  for (int32_t v : item_seen) bad += v != 1;
+  if (nblk * per < rows) ++bad;  // rows past the last block would be dropped
+  return bad;
+}
+
+}  // namespace cuda
+}  // namespace xlstm

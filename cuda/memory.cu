@@ -1,0 +1,133 @@
+// Device memory (CUDA kernels layer): the caching allocator (cuda/caching_allocator.h) over cudaMalloc/cudaFree,
+// the package's stream, and copies. Every device tensor's kernels are enqueued on that one stream, which is what
+// makes it safe for the allocator to hand a freed block out again at once. Host <-> device copies synchronise the
+// stream before returning, so a JavaScript array passed in can be reused (or freed) as soon as the call returns.
+//
+// Device 0 only for now: the allocator, the stream and every kernel run on the current device, which nothing in
+// the package changes.
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "caching_allocator.h"
+#include "cuda_api.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+void check(cudaError_t err, const char* entry, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear a non-sticky error so later calls start clean
+    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
+  }
+}
+
+struct CudaRaw {
+  void* alloc(size_t bytes) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();  // out of memory is not sticky: clear it so the retry and later calls start clean
+      return nullptr;
+    }
+    return p;
+  }
+  void free(void* p) { cudaFree(p); }
+};
+
+// Never destroyed: freeing device memory from a static destructor can run after the CUDA runtime has shut down.
+CachingAllocator<CudaRaw>& allocator() {
+  static auto* a = new CachingAllocator<CudaRaw>(CudaRaw{});
+  return *a;
+}
+
+cudaStream_t the_stream(const char* entry) {
+  static std::once_flag once;
+  static cudaStream_t s = nullptr;
+  static cudaError_t err = cudaSuccess;
+  std::call_once(once, [] { err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking); });
+  check(err, entry, "cudaStreamCreateWithFlags");
+  return s;
+}
+
+std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
+
+}  // namespace
+
+void* stream() { return the_stream("cuda::stream"); }
+
+void* device_malloc(size_t bytes) {
+  void* p = allocator().allocate(bytes);
+  if (p) return p;
+  const AllocatorStats s = allocator().stats();
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
+  throw std::runtime_error("CUDA out of memory: tried to allocate " + mib(static_cast<int64_t>(bytes)) + " (" +
+                           std::to_string(bytes) + " bytes); " + mib(s.allocated_bytes) + " in use by tensors, " +
+                           mib(s.reserved_bytes) + " reserved by xlstm, " + mib(static_cast<int64_t>(free_b)) +
+                           " free of " + mib(static_cast<int64_t>(total_b)) +
+                           " on the device. Dispose tensors you no longer need (tensor.dispose(), cuda.scope())");
+}
+
+void device_free(void* p) {
+  if (p) allocator().free(p);
+}
+
+void copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  cudaStream_t s = the_stream("cuda::copy_to_device");
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "cuda::copy_to_device", "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), "cuda::copy_to_device", "cudaStreamSynchronize");
+}
+
+void copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  cudaStream_t s = the_stream("cuda::copy_to_host");
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "cuda::copy_to_host", "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), "cuda::copy_to_host", "cudaStreamSynchronize");
+}
+
+void copy_on_device(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, the_stream("cuda::copy_on_device")),
+        "cuda::copy_on_device", "cudaMemcpyAsync");
+}
+
+void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height) {
+  if (!width || !height) return;
+  check(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, height, cudaMemcpyDeviceToDevice,
+                          the_stream("cuda::copy_2d")),
+        "cuda::copy_2d", "cudaMemcpy2DAsync");
+}
+
+void fill_zero(void* dst, size_t bytes) {
+  if (!bytes) return;
+  check(cudaMemsetAsync(dst, 0, bytes, the_stream("cuda::fill_zero")), "cuda::fill_zero", "cudaMemsetAsync");
+}
+
+void synchronize() {
+  check(cudaStreamSynchronize(the_stream("cuda::synchronize")), "cuda::synchronize", "cudaStreamSynchronize");
+}
+
+MemoryStats memory_stats() {
+  MemoryStats m;
+  m.allocator = allocator().stats();
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+    m.device_free_bytes = static_cast<int64_t>(free_b);
+    m.device_total_bytes = static_cast<int64_t>(total_b);
+  } else {
+    cudaGetLastError();
+  }
+  return m;
+}
+
+void empty_cache() {
+  synchronize();  // cudaFree would wait for the device anyway; make the order explicit
+  allocator().empty_cache();
+}
+
+}  // namespace cuda
+}  // namespace xlstm

@@ -1,0 +1,188 @@
+// CUDA twin of csrc/kernels/optim.cc: the AdamW update, the sum of squares (global-norm clipping) and x *= alpha on
+// device memory, same contract as optim.h.
+// adamw_step: one thread per element running optim_detail::adamw_element (csrc/kernels/optim_math.h), the function
+//   the CPU loops run, with every float operation an explicit round-to-nearest intrinsic on the device (no FMA
+//   contraction), and the per-call scalars from the same make_adamw_scalars: bitwise the CPU's p, m, v.
+// sum_squares: deterministic two-pass reduction in double (the partition of reduce_math.h's sum_pass_plan, fixed
+//   shared-memory trees; the device entry writes the double to device memory); equals the CPU's double sum up to
+//   the summation order (a relative difference of order n * 2^-53).
+// scale_inplace: one thread per element, x * alpha (one float multiply, as the CPU).
+// Device entries enqueue on `stream` (null = default); *_host entries copy in, run, copy out, synchronise.
+// Errors: std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "cuda_api.h"
+#include "kernels/optim_math.h"
+#include "kernels/reduce_math.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+using optim_detail::AdamwScalars;
+constexpr int kThreads = 256;
+
+void check(cudaError_t err, const char* entry, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
+  }
+}
+
+unsigned grid_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
+}
+
+__global__ void adamw_kernel(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v,
+                             const float* __restrict__ g, int64_t n, AdamwScalars s) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    float pi = p[i], mi = m[i], vi = v[i];
+    optim_detail::adamw_element(pi, mi, vi, g[i], s);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+__global__ void scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    x[i] = __fmul_rn(x[i], alpha);
+}
+
+__device__ double block_sum(double v, double* sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = rd::kSumThreads / 2; s > 0; s >>= 1) {
+    if (static_cast<int>(threadIdx.x) < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  return sh[0];
+}
+
+__global__ void __launch_bounds__(rd::kSumThreads) sumsq_pass1(const float* __restrict__ x, int64_t n, int64_t chunk,
+                                                               double* __restrict__ partial) {
+  __shared__ double sh[rd::kSumThreads];
+  const int64_t lo = blockIdx.x * chunk, hi = min(n, lo + chunk);
+  double acc = 0.0;
+  for (int64_t i = lo + threadIdx.x; i < hi; i += rd::kSumThreads) {
+    const double d = static_cast<double>(x[i]);
+    acc += d * d;
+  }
+  const double s = block_sum(acc, sh);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+__global__ void __launch_bounds__(rd::kSumThreads) sumsq_pass2(const double* __restrict__ partial, int64_t blocks,
+                                                               double* __restrict__ out) {
+  __shared__ double sh[rd::kSumThreads];
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < blocks; i += rd::kSumThreads) acc += partial[i];
+  const double s = block_sum(acc, sh);
+  if (threadIdx.x == 0) *out = s;
+}
+
+struct DeviceBytes {
+  void* p = nullptr;
+  DeviceBytes(size_t bytes, const char* entry) {
+    if (bytes) check(cudaMalloc(&p, bytes), entry, "cudaMalloc");
+  }
+  ~DeviceBytes() {
+    if (p) cudaFree(p);
+  }
+  DeviceBytes(const DeviceBytes&) = delete;
+  DeviceBytes& operator=(const DeviceBytes&) = delete;
+  float* f() const { return static_cast<float*>(p); }
+};
+
+void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* entry) {
+  if (bytes) check(cudaMemcpy(dst, src, bytes, kind), entry, kind == cudaMemcpyHostToDevice ? "cudaMemcpy to device" : "cudaMemcpy to host");
+}
+
+}  // namespace
+
+// ---- device entries --------------------------------------------------------------------------------------------
+
+void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double lr, double beta1, double beta2,
+                double eps, double weight_decay, int64_t t, void* stream) {
+  if (n <= 0) return;
+  const AdamwScalars s = optim_detail::make_adamw_scalars(lr, beta1, beta2, eps, weight_decay, t);
+  adamw_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, m, v, g, n, s);
+  check(cudaGetLastError(), "adamw_step", "kernel launch");
+}
+
+void sum_squares(double* out, const float* x, int64_t n, void* stream) {
+  const char* entry = "sum_squares";
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (n <= 0) {
+    check(cudaMemsetAsync(out, 0, sizeof(double), st), entry, "cudaMemsetAsync");
+    return;
+  }
+  int64_t blocks, chunk;
+  rd::sum_pass_plan(n, &blocks, &chunk);
+  void* partial = nullptr;
+  check(cudaMallocAsync(&partial, static_cast<size_t>(blocks) * sizeof(double), st), entry, "cudaMallocAsync");
+  sumsq_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, st>>>(x, n, chunk, static_cast<double*>(partial));
+  cudaError_t e1 = cudaGetLastError();
+  if (e1 == cudaSuccess) sumsq_pass2<<<1, rd::kSumThreads, 0, st>>>(static_cast<double*>(partial), blocks, out);
+  cudaError_t e2 = e1 == cudaSuccess ? cudaGetLastError() : e1;
+  cudaFreeAsync(partial, st);
+  check(e2, entry, "kernel launch");
+}
+
+void scale_inplace(float* x, int64_t n, float alpha, void* stream) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, n, alpha);
+  check(cudaGetLastError(), "scale_inplace", "kernel launch");
+}
+
+// ---- host entries ----------------------------------------------------------------------------------------------
+
+void adamw_step_host(float* p, float* m, float* v, const float* g, int64_t n, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, int64_t t) {
+  const char* entry = "adamw_step";
+  if (n <= 0) return;
+  const size_t fb = static_cast<size_t>(n) * sizeof(float);
+  DeviceBytes d_p(fb, entry), d_m(fb, entry), d_v(fb, entry), d_g(fb, entry);
+  copy(d_p.p, p, fb, cudaMemcpyHostToDevice, entry);
+  copy(d_m.p, m, fb, cudaMemcpyHostToDevice, entry);
+  copy(d_v.p, v, fb, cudaMemcpyHostToDevice, entry);
+  copy(d_g.p, g, fb, cudaMemcpyHostToDevice, entry);
+  adamw_step(d_p.f(), d_m.f(), d_v.f(), d_g.f(), n, lr, beta1, beta2, eps, weight_decay, t, nullptr);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  copy(p, d_p.p, fb, cudaMemcpyDeviceToHost, entry);
+  copy(m, d_m.p, fb, cudaMemcpyDeviceToHost, entry);
+  copy(v, d_v.p, fb, cudaMemcpyDeviceToHost, entry);
+}
+
+double sum_squares_host(const float* x, int64_t n) {
+  const char* entry = "sum_squares";
+  const size_t fb = n > 0 ? static_cast<size_t>(n) * sizeof(float) : 0;
+  DeviceBytes d_x(fb, entry), d_out(sizeof(double), entry);
+  copy(d_x.p, x, fb, cudaMemcpyHostToDevice, entry);
+  sum_squares(static_cast<double*>(d_out.p), d_x.f(), n, nullptr);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  double r = 0;
+  copy(&r, d_out.p, sizeof(double), cudaMemcpyDeviceToHost, entry);
+  return r;
+}
+
+void scale_inplace_host(float* x, int64_t n, float alpha) {
+  const char* entry = "scale_inplace";
+  if (n <= 0) return;
+  const size_t fb = static_cast<size_t>(n) * sizeof(float);
+  DeviceBytes d_x(fb, entry);
+  copy(d_x.p, x, fb, cudaMemcpyHostToDevice, entry);
+  scale_inplace(d_x.f(), n, alpha, nullptr);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  copy(x, d_x.p, fb, cudaMemcpyDeviceToHost, entry);
+}
+
+}  // namespace cuda
+}  // namespace xlstm

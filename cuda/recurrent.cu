@@ -1,0 +1,726 @@
+// CUDA twin of csrc/kernels/recurrent.cc: the whole-sequence sLSTM and classic LSTM recurrences and their BPTT
+// backward (XLSTM_SPEC §2, §3; reference CUDA convention for ∂m_0), on device memory. Same functions, argument
+// order, layouts and semantics as csrc/kernels/recurrent.h (x, gates, dx [B,S,4H]; R, dR [NH,DH,4DH]; bias,
+// dbias [4H]; state0, dstate0, dstate_final [NS,B,H]; y, dy [B,S,H]; states [NS,S,B,H]); B, S, NH, DH >= 1.
+// The pointwise cell math is SlstmCell / LstmCell of csrc/kernels/recurrent_cells.h, the very functions the CPU
+// kernels run, so the CPU tests check that math and the CPU<->GPU comparison only has to cover the launch code.
+//
+// Work split (as on the CPU): heads are independent (block-diagonal R) and so are batch rows, so one thread block
+// owns one head and `rows` (<= 4) batch rows for the WHOLE sequence and loops over time itself:
+//   forward, per step: (1) one thread per (row, gate column k) computes p = x + h_{t-1}·R[:, k] + bias (dot product
+//     over the head's DH units, in the CPU's order j = 0..DH-1) into `gates` and shared memory; (2) one thread per
+//     (row, unit) runs the cell update and writes y, states and h_t (shared memory, the next step's input).
+//   backward (sequential part), reverse time: (1) one thread per (row, unit) runs the cell backward on the carried
+//     ∂h, ∂c, ∂n (shared memory) and writes dx (= the pre-activation gradients) to global memory and shared
+//     memory; (2) one thread per (row, unit j) computes ∂h_{t-1}[j] = Σ_k R[j, k] dp[k] (k = 0..4DH-1 in order).
+//   __syncthreads between phases. The head's R [DH, 4DH] is staged in (dynamic) shared memory with a padded row
+//   stride 4DH+1 (no bank conflicts in either phase) when it fits the device's per-block limit, otherwise read from
+//   global memory (L1/L2).
+//   dR / dbias afterwards, deterministic without atomics (as the CPU, which reduces them from dx with a GEMM):
+//   pass 1, one thread per (row chunk, head, source unit j in [0, DH], gate column k) sums h_{t-1}[j]·dx[k] over
+//   its chunk's rows (b*S + t order) into a float partial (j = DH is the bias: the sum of dx); pass 2, one thread
+//   per dR / dbias element adds the chunk partials in chunk order in double and rounds once.
+// All thread -> (head, batch row, gate unit) maps and offsets are the __host__ __device__ helpers of RecLaunch,
+// which recurrent_coverage() runs on the host over every block, thread and step of a launch.
+// Device entries only enqueue on `stream` (a cudaStream_t; null = default); backward's partials are stream-ordered
+// scratch (cudaMallocAsync). *_host entries copy in, run, copy out and synchronise. Errors throw
+// std::runtime_error("<entry>: <what>: <cudaGetErrorString>"); sizes the kernels cannot take (DH so large that the
+// per-block state does not fit in shared memory) throw std::invalid_argument.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_api.h"
+#include "kernels/recurrent.h"
+#include "kernels/recurrent_cells.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+constexpr int kMaxThreads = 512;   // threads per block of the sequence kernels
+constexpr int kMaxRows = 4;        // batch rows per block (the CPU's kRows)
+constexpr int kPgThreads = 256;    // threads per block of the parameter-gradient passes
+constexpr int64_t kPgTargetItems = INT64_C(1) << 20;  // pass-1 work items aimed for (sets the row chunks)
+
+void check(cudaError_t err, const char* entry, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear a non-sticky error so later calls start clean
+    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
+  }
+}
+
+// Launch geometry and index maps of one recurrence (sizes from RecurrentDims; NS = number of states).
+struct RecLaunch {
+  int64_t B, S, NH, DH, H, G;
+  int rows;             // batch rows per block
+  int64_t row_blocks;   // blocks per head
+  int64_t blocks;       // NH * row_blocks, one 1-D grid
+  int fwd_threads, bwd_threads;
+  // parameter gradients
+  int64_t pg_rows;      // B*S rows reduced over
+  int64_t pg_elems;     // NH * (DH + 1) * G outputs (j = DH: the bias)
+  int64_t pg_per;       // rows per chunk
+  int64_t pg_chunks;    // chunks
+
+  // ---- block -> (head, first batch row, rows in this block)
+  __host__ __device__ void block_task(int64_t blk, int64_t* hd, int64_t* b0, int* nb) const {
+    *hd = blk / row_blocks;
+    *b0 = (blk - *hd * row_blocks) * rows;
+    const int64_t left = B - *b0;
+    *nb = static_cast<int>(left < rows ? left : rows);
+  }
+  // ---- per-block work items (thread t takes items t, t + threads, ...): gate items i < nb*G -> (row bb, column k
+  // = g*DH + u); unit items i < nb*DH -> (row bb, unit u)
+  __host__ __device__ void gate_item(int64_t i, int* bb, int64_t* k) const {
+    *bb = static_cast<int>(i / G);
+    *k = i - *bb * G;
+  }
+  __host__ __device__ void unit_item(int64_t i, int* bb, int64_t* u) const {
+    *bb = static_cast<int>(i / DH);
+    *u = i - *bb * DH;
+  }
+  // ---- global offsets (head hd, batch row b, step t)
+  // x / gates / dx [B,S,4H]: column k = g*DH + u of the head -> g*H + hd*DH + u
+  __host__ __device__ int64_t gate_col(int64_t hd, int64_t k) const { return (k / DH) * H + hd * DH + k % DH; }
+  __host__ __device__ int64_t x_off(int64_t hd, int64_t b, int64_t t, int64_t k) const {
+    return (b * S + t) * 4 * H + gate_col(hd, k);
+  }
+  __host__ __device__ int64_t y_off(int64_t hd, int64_t b, int64_t t, int64_t u) const {
+    return (b * S + t) * H + hd * DH + u;
+  }
+  // states [NS,S,B,H]
+  __host__ __device__ int64_t state_off(int s, int64_t hd, int64_t t, int64_t b, int64_t u) const {
+    return s * S * B * H + (t * B + b) * H + hd * DH + u;
+  }
+  // state0 / dstate0 / dstate_final [NS,B,H]
+  __host__ __device__ int64_t state0_off(int s, int64_t hd, int64_t b, int64_t u) const {
+    return (s * B + b) * H + hd * DH + u;
+  }
+  // ---- shared memory (floats): [R staged: DH*(G+1)] then the per-row vectors
+  __host__ __device__ int64_t r_floats() const { return DH * (G + 1); }
+  __host__ __device__ int64_t fwd_vec_floats() const { return rows * (DH + G); }       // hprev, pre
+  __host__ __device__ int64_t bwd_vec_floats() const { return rows * (3 * DH + G); }   // dh, dc, dn, dp
+  // ---- parameter gradients: pass-1 item w -> (chunk, element e); element e -> (head, source unit j <= DH, column k)
+  __host__ __device__ void pg_item(int64_t w, int64_t* chunk, int64_t* e) const {
+    *chunk = w / pg_elems;
+    *e = w - *chunk * pg_elems;
+  }
+  __host__ __device__ void pg_elem(int64_t e, int64_t* hd, int64_t* j, int64_t* k) const {
+    *k = e % G;
+    const int64_t rest = e / G;
+    *j = rest % (DH + 1);
+    *hd = rest / (DH + 1);
+  }
+  // output of element e: dR (j < DH) or dbias (j == DH)
+  __host__ __device__ int64_t pg_out(int64_t hd, int64_t j, int64_t k) const {
+    return j < DH ? (hd * DH + j) * G + k : gate_col(hd, k);
+  }
+};
+
+int round_threads(int64_t items) {
+  const int64_t t = (items + 31) / 32 * 32;
+  return static_cast<int>(std::min<int64_t>(std::max<int64_t>(t, 32), kMaxThreads));
+}
+
+RecLaunch make_launch(const RecurrentDims& d) {
+  RecLaunch L;
+  L.B = d.B;
+  L.S = d.S;
+  L.NH = d.NH;
+  L.DH = d.DH;
+  L.H = d.NH * d.DH;
+  L.G = 4 * d.DH;
+  // more rows per block share each read of R; with a very large DH one row keeps the state in shared memory
+  L.rows = static_cast<int>(std::min<int64_t>(d.B, d.DH <= 1024 ? kMaxRows : 1));
+  L.row_blocks = (d.B + L.rows - 1) / L.rows;
+  L.blocks = d.NH * L.row_blocks;
+  L.fwd_threads = round_threads(L.rows * L.G);
+  L.bwd_threads = round_threads(L.rows * L.DH);
+  L.pg_rows = d.B * d.S;
+  L.pg_elems = d.NH * (d.DH + 1) * L.G;
+  // chunks: about kPgTargetItems pass-1 items, at least 16 rows per chunk
+  const int64_t want = std::max<int64_t>(1, std::min<int64_t>((L.pg_rows + 15) / 16, (kPgTargetItems + L.pg_elems - 1) / L.pg_elems));
+  L.pg_per = (L.pg_rows + want - 1) / want;
+  L.pg_chunks = (L.pg_rows + L.pg_per - 1) / L.pg_per;
+  return L;
+}
+
+unsigned pg_grid(int64_t n) {
+  const int64_t b = (n + kPgThreads - 1) / kPgThreads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
+}
+
+// ---- forward ---------------------------------------------------------------------------------------------------
+
+template <class Cell>
+__global__ void __launch_bounds__(kMaxThreads)
+    rec_forward_kernel(float* __restrict__ y, float* __restrict__ states, float* __restrict__ gates,
+                       const float* __restrict__ x, const float* __restrict__ state0, const float* __restrict__ R,
+                       const float* __restrict__ bias, RecLaunch L, bool r_smem) {
+  constexpr int NS = Cell::kStates;
+  extern __shared__ float smem[];
+  int64_t hd, b0;
+  int nb;
+  L.block_task(blockIdx.x, &hd, &b0, &nb);
+  const int64_t DH = L.DH, G = L.G;
+  const float* Rg = R + hd * DH * G;
+  float* hprev = smem + (r_smem ? L.r_floats() : 0);  // [rows][DH]
+  float* pre = hprev + L.rows * DH;                    // [rows][G]
+  const float* Rh = r_smem ? smem : Rg;
+  const int64_t ld = r_smem ? G + 1 : G;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  if (r_smem)
+    for (int64_t i = tid; i < DH * G; i += nt) smem[(i / G) * (G + 1) + i % G] = Rg[i];
+  for (int64_t i = tid; i < nb * DH; i += nt) {
+    int bb;
+    int64_t u;
+    L.unit_item(i, &bb, &u);
+    hprev[bb * DH + u] = state0 ? state0[L.state0_off(0, hd, b0 + bb, u)] : 0.0f;
+  }
+  __syncthreads();
+  for (int64_t t = 0; t < L.S; ++t) {
+    // (1) gate pre-activations
+    for (int64_t i = tid; i < nb * G; i += nt) {
+      int bb;
+      int64_t k;
+      L.gate_item(i, &bb, &k);
+      const float* hp = hprev + bb * DH;
+      float acc = 0.0f;
+      for (int64_t j = 0; j < DH; ++j) acc = fmaf(hp[j], Rh[j * ld + k], acc);
+      const int64_t off = L.x_off(hd, b0 + bb, t, k);
+      const float p = x[off] + acc + bias[L.gate_col(hd, k)];
+      gates[off] = p;
+      pre[bb * G + k] = p;
+    }
+    __syncthreads();
+    // (2) cell update
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t u;
+      L.unit_item(i, &bb, &u);
+      const int64_t b = b0 + bb;
+      const float* pr = pre + bb * G;
+      auto prev = [&](int s) -> float {
+        if (t > 0) return states[L.state_off(s, hd, t - 1, b, u)];
+        return state0 ? state0[L.state0_off(s, hd, b, u)] : 0.0f;
+      };
+      float h;
+      if constexpr (NS == 4) {
+        float c, n, m;
+        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1), prev(2), prev(3), &h, &c, &n, &m);
+        states[L.state_off(1, hd, t, b, u)] = c;
+        states[L.state_off(2, hd, t, b, u)] = n;
+        states[L.state_off(3, hd, t, b, u)] = m;
+      } else {
+        float c;
+        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1), &h, &c);
+        states[L.state_off(1, hd, t, b, u)] = c;
+      }
+      states[L.state_off(0, hd, t, b, u)] = h;
+      y[L.y_off(hd, b, t, u)] = h;
+      hprev[bb * DH + u] = h;
+    }
+    __syncthreads();
+  }
+}
+
+// ---- backward: sequential part ---------------------------------------------------------------------------------
+
+template <class Cell>
+__global__ void __launch_bounds__(kMaxThreads)
+    rec_backward_kernel(float* __restrict__ dx, float* __restrict__ dstate0, const float* __restrict__ gates,
+                        const float* __restrict__ states, const float* __restrict__ dy,
+                        const float* __restrict__ dfinal, const float* __restrict__ state0,
+                        const float* __restrict__ R, RecLaunch L, bool r_smem, bool exact_m0_grad) {
+  constexpr int NS = Cell::kStates;
+  extern __shared__ float smem[];
+  int64_t hd, b0;
+  int nb;
+  L.block_task(blockIdx.x, &hd, &b0, &nb);
+  const int64_t DH = L.DH, G = L.G;
+  const float* Rg = R + hd * DH * G;
+  float* dh = smem + (r_smem ? L.r_floats() : 0);  // [rows][DH] carried ∂h (recurrent part)
+  float* dc = dh + L.rows * DH;                     // [rows][DH] carried ∂c
+  float* dn = dc + L.rows * DH;                     // [rows][DH] carried ∂n (sLSTM)
+  float* dp = dn + L.rows * DH;                     // [rows][G]  this step's pre-activation gradients
+  const float* Rh = r_smem ? smem : Rg;
+  const int64_t ld = r_smem ? G + 1 : G;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  if (r_smem)
+    for (int64_t i = tid; i < DH * G; i += nt) smem[(i / G) * (G + 1) + i % G] = Rg[i];
+  for (int64_t i = tid; i < nb * DH; i += nt) {
+    int bb;
+    int64_t u;
+    L.unit_item(i, &bb, &u);
+    const int64_t b = b0 + bb;
+    dh[bb * DH + u] = dfinal ? dfinal[L.state0_off(0, hd, b, u)] : 0.0f;
+    dc[bb * DH + u] = dfinal ? dfinal[L.state0_off(1, hd, b, u)] : 0.0f;
+    dn[bb * DH + u] = (NS == 4 && dfinal) ? dfinal[L.state0_off(2, hd, b, u)] : 0.0f;
+  }
+  __syncthreads();
+  for (int64_t t = L.S - 1; t >= 0; --t) {
+    // (1) cell backward
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t u;
+      L.unit_item(i, &bb, &u);
+      const int64_t b = b0 + bb;
+      auto prev = [&](int s) -> float {
+        if (t > 0) return states[L.state_off(s, hd, t - 1, b, u)];
+        return state0 ? state0[L.state0_off(s, hd, b, u)] : 0.0f;
+      };
+      const float pi = gates[L.x_off(hd, b, t, u)], pf = gates[L.x_off(hd, b, t, DH + u)];
+      const float pz = gates[L.x_off(hd, b, t, 2 * DH + u)], po = gates[L.x_off(hd, b, t, 3 * DH + u)];
+      const float gh = dy[L.y_off(hd, b, t, u)] + dh[bb * DH + u];
+      float dpi, dpf, dpz, dpo, dck = dc[bb * DH + u];
+      if constexpr (NS == 4) {
+        float dnk = dn[bb * DH + u];
+        Cell::backward(pi, pf, pz, po, prev(1), prev(2), prev(3), states[L.state_off(1, hd, t, b, u)],
+                       states[L.state_off(2, hd, t, b, u)], states[L.state_off(3, hd, t, b, u)],
+                       states[L.state_off(0, hd, t, b, u)], gh, &dck, &dnk, &dpi, &dpf, &dpz, &dpo);
+        dn[bb * DH + u] = dnk;
+      } else {
+        Cell::backward(pi, pf, pz, po, prev(1), states[L.state_off(1, hd, t, b, u)], gh, &dck, &dpi, &dpf, &dpz,
+                       &dpo);
+      }
+      dc[bb * DH + u] = dck;
+      float* dpr = dp + bb * G;
+      dpr[u] = dpi;
+      dpr[DH + u] = dpf;
+      dpr[2 * DH + u] = dpz;
+      dpr[3 * DH + u] = dpo;
+      dx[L.x_off(hd, b, t, u)] = dpi;
+      dx[L.x_off(hd, b, t, DH + u)] = dpf;
+      dx[L.x_off(hd, b, t, 2 * DH + u)] = dpz;
+      dx[L.x_off(hd, b, t, 3 * DH + u)] = dpo;
+    }
+    __syncthreads();
+    // (2) ∂h_{t-1} = R · dp (per head; the CPU's order k = 0..G-1)
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t j;
+      L.unit_item(i, &bb, &j);
+      const float* dpr = dp + bb * G;
+      const float* rr = Rh + j * ld;
+      float acc = 0.0f;
+      for (int64_t k = 0; k < G; ++k) acc = fmaf(dpr[k], rr[k], acc);
+      dh[bb * DH + j] = acc;
+    }
+    __syncthreads();
+  }
+  if (dstate0)
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t u;
+      L.unit_item(i, &bb, &u);
+      const int64_t b = b0 + bb;
+      dstate0[L.state0_off(0, hd, b, u)] = dh[bb * DH + u];
+      dstate0[L.state0_off(1, hd, b, u)] = dc[bb * DH + u];
+      if (NS == 4) {
+        dstate0[L.state0_off(2, hd, b, u)] = dn[bb * DH + u];
+        // ∂m_0: 0 in the reference CUDA convention; the exact value scales c_0 and n_0 (XLSTM_SPEC §2.4)
+        const float c0 = state0 ? state0[L.state0_off(1, hd, b, u)] : 0.0f;
+        const float n0 = state0 ? state0[L.state0_off(2, hd, b, u)] : 0.0f;
+        dstate0[L.state0_off(3, hd, b, u)] = exact_m0_grad ? dc[bb * DH + u] * c0 + dn[bb * DH + u] * n0 : 0.0f;
+      }
+    }
+}
+
+// ---- backward: parameter gradients -----------------------------------------------------------------------------
+
+// Pass 1: part[w] = Σ over chunk rows r = b*S + t (in order) of h_{t-1}[b, hd*DH + j] · dx[b, t, column k]
+// (j < DH), or of dx alone (j == DH, the bias).
+__global__ void rec_pg_partial_kernel(float* __restrict__ part, const float* __restrict__ dx,
+                                      const float* __restrict__ states, const float* __restrict__ state0,
+                                      RecLaunch L) {
+  const int64_t items = L.pg_chunks * L.pg_elems;
+  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; w < items;
+       w += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    int64_t chunk, e, hd, j, k;
+    L.pg_item(w, &chunk, &e);
+    L.pg_elem(e, &hd, &j, &k);
+    const int64_t r0 = chunk * L.pg_per, r1 = min(L.pg_rows, r0 + L.pg_per);
+    float acc = 0.0f;
+    if (j == L.DH) {
+      for (int64_t r = r0; r < r1; ++r) acc += dx[L.x_off(hd, r / L.S, r % L.S, k)];
+    } else {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / L.S, t = r - b * L.S;
+        const float hv = t > 0 ? states[L.state_off(0, hd, t - 1, b, j)]
+                               : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
+        acc = fmaf(hv, dx[L.x_off(hd, b, t, k)], acc);
+      }
+    }
+    part[w] = acc;
+  }
+}
+
+// Pass 2: dR / dbias element e = Σ over chunks (in order, double) of the partials, rounded once.
+__global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ dbias, const float* __restrict__ part,
+                                    RecLaunch L) {
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < L.pg_elems;
+       e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    int64_t hd, j, k;
+    L.pg_elem(e, &hd, &j, &k);
+    double acc = 0.0;
+    for (int64_t c = 0; c < L.pg_chunks; ++c) acc += part[c * L.pg_elems + e];
+    (j < L.DH ? dR : dbias)[L.pg_out(hd, j, k)] = static_cast<float>(acc);
+  }
+}
+
+// ---- launch helpers --------------------------------------------------------------------------------------------
+
+void require_dims(const RecurrentDims& d, const char* entry) {
+  if (d.B < 1 || d.S < 1 || d.NH < 1 || d.DH < 1)
+    throw std::invalid_argument(std::string(entry) + ": B, S, NH, DH must be >= 1 (got B=" + std::to_string(d.B) +
+                                ", S=" + std::to_string(d.S) + ", NH=" + std::to_string(d.NH) +
+                                ", DH=" + std::to_string(d.DH) + ")");
+  if (d.NH * ((d.B + kMaxRows - 1) / kMaxRows) > 0x7fffffff)
+    throw std::invalid_argument(std::string(entry) + ": NH * ceil(B/4) exceeds the grid limit");
+}
+
+// Decides whether R goes to shared memory, opts the kernel in to the dynamic shared memory it needs and returns
+// the byte count; std::invalid_argument when even the per-row vectors do not fit.
+template <class K>
+size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_smem, const char* entry) {
+  int dev = 0, optin = 0;
+  check(cudaGetDevice(&dev), entry, "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
+  const int64_t with_r = (L.r_floats() + vec_floats) * static_cast<int64_t>(sizeof(float));
+  const int64_t without = vec_floats * static_cast<int64_t>(sizeof(float));
+  *r_smem = with_r <= optin;
+  const int64_t bytes = *r_smem ? with_r : without;
+  if (bytes > optin)
+    throw std::invalid_argument(std::string(entry) + ": DH = " + std::to_string(L.DH) + " needs " +
+                                std::to_string(bytes) + " bytes of shared memory per block, the device allows " +
+                                std::to_string(optin));
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry,
+        "cudaFuncSetAttribute");
+  return static_cast<size_t>(bytes);
+}
+
+template <class Cell>
+void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                  const float* bias, const RecurrentDims& d, void* stream, const char* entry) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  bool r_smem = false;
+  const size_t bytes = prepare_smem(rec_forward_kernel<Cell>, L, L.fwd_vec_floats(), &r_smem, entry);
+  rec_forward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.fwd_threads, bytes, static_cast<cudaStream_t>(stream)>>>(
+      y, states, gates, x, state0, R, bias, L, r_smem);
+  check(cudaGetLastError(), entry, "kernel launch");
+}
+
+struct StreamScratch {
+  void* p = nullptr;
+  cudaStream_t s;
+  StreamScratch(size_t bytes, cudaStream_t stream, const char* entry) : s(stream) {
+    if (bytes) check(cudaMallocAsync(&p, bytes, s), entry, "cudaMallocAsync");
+  }
+  ~StreamScratch() {
+    if (p) cudaFreeAsync(p, s);
+  }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+};
+
+template <class Cell>
+void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                   const float* dy, const float* dstate_final, const float* state0, const float* R,
+                   const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  bool r_smem = false;
+  const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
+  rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(
+      dx, dstate0, gates, states, dy, dstate_final, state0, R, L, r_smem, exact_m0_grad);
+  check(cudaGetLastError(), entry, "sequence kernel launch");
+  const int64_t items = L.pg_chunks * L.pg_elems;
+  StreamScratch part(static_cast<size_t>(items) * sizeof(float), st, entry);
+  rec_pg_partial_kernel<<<pg_grid(items), kPgThreads, 0, st>>>(static_cast<float*>(part.p), dx, states, state0, L);
+  check(cudaGetLastError(), entry, "parameter-gradient kernel launch");
+  rec_pg_final_kernel<<<pg_grid(L.pg_elems), kPgThreads, 0, st>>>(dR, dbias, static_cast<const float*>(part.p), L);
+  check(cudaGetLastError(), entry, "parameter-gradient sum kernel launch");
+}
+
+// Device allocation freed on every path.
+struct DeviceBuffer {
+  float* p = nullptr;
+  int64_t n = 0;
+  DeviceBuffer(int64_t count, const char* entry) : n(count) {
+    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
+  }
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void upload(const float* h, const char* entry) {
+    if (n > 0 && h) check(cudaMemcpy(p, h, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
+  }
+  void download(float* h, const char* entry) const {
+    if (n > 0 && h) check(cudaMemcpy(h, p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  }
+  float* get_if(const void* host) const { return host ? p : nullptr; }
+};
+
+struct Lens {
+  int64_t bsh, x, r, state, seq_state, bias;
+  Lens(const RecurrentDims& d, int ns) {
+    const int64_t H = d.NH * d.DH;
+    bsh = d.B * d.S * H;
+    x = 4 * bsh;
+    r = d.NH * d.DH * 4 * d.DH;
+    state = ns * d.B * H;
+    seq_state = ns * d.S * d.B * H;
+    bias = 4 * H;
+  }
+};
+
+template <class Cell>
+void forward_host_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                       const float* bias, const RecurrentDims& d, const char* entry) {
+  require_dims(d, entry);
+  const Lens n(d, Cell::kStates);
+  DeviceBuffer d_y(n.bsh, entry), d_states(n.seq_state, entry), d_gates(n.x, entry), d_x(n.x, entry);
+  DeviceBuffer d_s0(state0 ? n.state : 0, entry), d_R(n.r, entry), d_bias(n.bias, entry);
+  d_x.upload(x, entry);
+  d_s0.upload(state0, entry);
+  d_R.upload(R, entry);
+  d_bias.upload(bias, entry);
+  forward_impl<Cell>(d_y.p, d_states.p, d_gates.p, d_x.p, d_s0.get_if(state0), d_R.p, d_bias.p, d, nullptr, entry);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  d_y.download(y, entry);
+  d_states.download(states, entry);
+  d_gates.download(gates, entry);
+}
+
+template <class Cell>
+void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                        const float* dy, const float* dstate_final, const float* state0, const float* R,
+                        const RecurrentDims& d, bool exact_m0_grad, const char* entry) {
+  require_dims(d, entry);
+  const Lens n(d, Cell::kStates);
+  DeviceBuffer d_dx(n.x, entry), d_dR(n.r, entry), d_dbias(n.bias, entry), d_ds0(dstate0 ? n.state : 0, entry);
+  DeviceBuffer d_gates(n.x, entry), d_states(n.seq_state, entry), d_dy(n.bsh, entry);
+  DeviceBuffer d_dfin(dstate_final ? n.state : 0, entry), d_s0(state0 ? n.state : 0, entry), d_R(n.r, entry);
+  d_gates.upload(gates, entry);
+  d_states.upload(states, entry);
+  d_dy.upload(dy, entry);
+  d_dfin.upload(dstate_final, entry);
+  d_s0.upload(state0, entry);
+  d_R.upload(R, entry);
+  backward_impl<Cell>(d_dx.p, d_dR.p, d_dbias.p, d_ds0.get_if(dstate0), d_gates.p, d_states.p, d_dy.p,
+                      d_dfin.get_if(dstate_final), d_s0.get_if(state0), d_R.p, d, exact_m0_grad, nullptr, entry);
+  check(cudaDeviceSynchronize(), entry, "kernel");
+  d_dx.download(dx, entry);
+  d_dR.download(dR, entry);
+  d_dbias.download(dbias, entry);
+  d_ds0.download(dstate0, entry);
+}
+
+}  // namespace
+
+// ---- device entries --------------------------------------------------------------------------------------------
+
+void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                   const float* bias, const RecurrentDims& d, void* stream) {
+  forward_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, stream, "slstm_forward");
+}
+
+void slstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                    const float* dy, const float* dstate_final, const float* state0, const float* R,
+                    const RecurrentDims& d, bool exact_m0_grad, void* stream) {
+  backward_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, exact_m0_grad,
+                           stream, "slstm_backward");
+}
+
+void lstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                  const float* bias, const RecurrentDims& d, void* stream) {
+  forward_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, stream, "lstm_forward");
+}
+
+void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                   const float* dy, const float* dstate_final, const float* state0, const float* R,
+                   const RecurrentDims& d, void* stream) {
+  backward_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false, stream,
+                          "lstm_backward");
+}
+
+// ---- host entries ----------------------------------------------------------------------------------------------
+
+void slstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                        const float* bias, const RecurrentDims& d) {
+  forward_host_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, "slstm_forward");
+}
+
+void slstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                         const float* dy, const float* dstate_final, const float* state0, const float* R,
+                         const RecurrentDims& d, bool exact_m0_grad) {
+  backward_host_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, exact_m0_grad,
+                                "slstm_backward");
+}
+
+void lstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                       const float* bias, const RecurrentDims& d) {
+  forward_host_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, "lstm_forward");
+}
+
+void lstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                        const float* dy, const float* dstate_final, const float* state0, const float* R,
+                        const RecurrentDims& d) {
+  backward_host_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
+                               "lstm_backward");
+}
+
+// ---- host coverage of the launch maps --------------------------------------------------------------------------
+
+int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) {
+  require_dims(d, "recurrent_coverage");
+  const int ns = slstm ? 4 : 2;
+  const RecLaunch L = make_launch(d);
+  const Lens n(d, ns);
+  int32_t* w_y = writes;
+  int32_t* w_states = w_y + n.bsh;
+  int32_t* w_gates = w_states + n.seq_state;
+  int32_t* w_dx = w_gates + n.x;
+  int32_t* w_dR = w_dx + n.x;
+  int32_t* w_dbias = w_dR + n.r;
+  int32_t* w_ds0 = w_dbias + n.bias;
+  const int64_t total = n.bsh + n.seq_state + 2 * n.x + n.r + n.bias + n.state;
+  for (int64_t i = 0; i < total; ++i) writes[i] = 0;
+  int64_t bad = 0;
+  // a global write at offset `off` into an output of `len` elements
+  auto hit = [&](int32_t* w, int64_t len, int64_t off) {
+    if (off < 0 || off >= len) ++bad;
+    else ++w[off];
+  };
+  const int64_t DH = L.DH, G = L.G;
+  if (L.fwd_threads < 32 || L.fwd_threads > kMaxThreads || L.fwd_threads % 32 || L.bwd_threads < 32 ||
+      L.bwd_threads > kMaxThreads || L.bwd_threads % 32 || L.rows < 1 || L.rows > kMaxRows)
+    ++bad;
+  // R staging (both kernels): every padded slot j*(G+1) + k (k < G) written once, the pad column never
+  {
+    std::vector<int32_t> rs(static_cast<size_t>(L.r_floats()), 0);
+    for (int tid = 0; tid < L.fwd_threads; ++tid)
+      for (int64_t i = tid; i < DH * G; i += L.fwd_threads) ++rs[static_cast<size_t>((i / G) * (G + 1) + i % G)];
+    for (int64_t s = 0; s < L.r_floats(); ++s) bad += rs[static_cast<size_t>(s)] != ((s % (G + 1)) < G ? 1 : 0);
+  }
+  std::vector<int32_t> vec(static_cast<size_t>(L.rows * G), 0);  // per-phase shared-memory slot writes
+  auto vec_check = [&](int64_t slots_per_row, int nb) {
+    for (int bb = 0; bb < L.rows; ++bb)
+      for (int64_t s = 0; s < slots_per_row; ++s) {
+        int32_t& v = vec[static_cast<size_t>(bb * slots_per_row + s)];
+        bad += v != (bb < nb ? 1 : 0);
+        v = 0;
+      }
+  };
+  // unit-item loop of a block (one pass of the threads over nb*DH items)
+  auto units = [&](int threads, int nb, auto&& f) {
+    for (int tid = 0; tid < threads; ++tid)
+      for (int64_t i = tid; i < nb * DH; i += threads) {
+        int bb;
+        int64_t u;
+        L.unit_item(i, &bb, &u);
+        if (bb < 0 || bb >= nb || u < 0 || u >= DH) ++bad;
+        else f(bb, u);
+      }
+  };
+  std::vector<int32_t> block_seen(static_cast<size_t>(d.NH * d.B), 0);
+  for (int64_t blk = 0; blk < L.blocks; ++blk) {
+    int64_t hd, b0;
+    int nb;
+    L.block_task(blk, &hd, &b0, &nb);
+    if (hd < 0 || hd >= d.NH || b0 < 0 || nb < 1 || b0 + nb > d.B) {
+      ++bad;
+      continue;
+    }
+    for (int bb = 0; bb < nb; ++bb) ++block_seen[static_cast<size_t>(hd * d.B + b0 + bb)];
+    // forward: initial h, then per step gate items (gates) and unit items (states, y, h)
+    units(L.fwd_threads, nb, [&](int bb, int64_t u) { ++vec[static_cast<size_t>(bb * DH + u)]; });
+    vec_check(DH, nb);
+    for (int64_t t = 0; t < d.S; ++t) {
+      for (int tid = 0; tid < L.fwd_threads; ++tid)
+        for (int64_t i = tid; i < nb * G; i += L.fwd_threads) {
+          int bb;
+          int64_t k;
+          L.gate_item(i, &bb, &k);
+          if (bb < 0 || bb >= nb || k < 0 || k >= G) {
+            ++bad;
+            continue;
+          }
+          hit(w_gates, n.x, L.x_off(hd, b0 + bb, t, k));
+          ++vec[static_cast<size_t>(bb * G + k)];
+        }
+      vec_check(G, nb);
+      units(L.fwd_threads, nb, [&](int bb, int64_t u) {
+        for (int s = 0; s < ns; ++s) hit(w_states, n.seq_state, L.state_off(s, hd, t, b0 + bb, u));
+        hit(w_y, n.bsh, L.y_off(hd, b0 + bb, t, u));
+        ++vec[static_cast<size_t>(bb * DH + u)];
+      });
+      vec_check(DH, nb);
+    }
+    // backward: carried init, per step cell backward (dx, dp) and R·dp (dh), then dstate0
+    units(L.bwd_threads, nb, [&](int bb, int64_t u) { ++vec[static_cast<size_t>(bb * DH + u)]; });
+    vec_check(DH, nb);
+    for (int64_t t = d.S - 1; t >= 0; --t) {
+      units(L.bwd_threads, nb, [&](int bb, int64_t u) {
+        for (int g = 0; g < 4; ++g) {
+          hit(w_dx, n.x, L.x_off(hd, b0 + bb, t, g * DH + u));
+          ++vec[static_cast<size_t>(bb * G + g * DH + u)];
+        }
+      });
+      vec_check(G, nb);
+      units(L.bwd_threads, nb, [&](int bb, int64_t j) { ++vec[static_cast<size_t>(bb * DH + j)]; });
+      vec_check(DH, nb);
+    }
+    units(L.bwd_threads, nb, [&](int bb, int64_t u) {
+      for (int s = 0; s < ns; ++s) hit(w_ds0, n.state, L.state0_off(s, hd, b0 + bb, u));
+    });
+  }
+  for (int32_t v : block_seen) bad += v != 1;
+  // parameter gradients: pass 1 writes each partial once; the chunks partition the rows; pass 2 writes each output
+  // once and reads each of its chunk partials once
+  const int64_t items = L.pg_chunks * L.pg_elems;
+  std::vector<int32_t> part(static_cast<size_t>(items), 0);
+  const int64_t threads1 = static_cast<int64_t>(pg_grid(items)) * kPgThreads;
+  for (int64_t tid = 0; tid < threads1; ++tid)
+    for (int64_t w = tid; w < items; w += threads1) {
+      int64_t chunk, e;
+      L.pg_item(w, &chunk, &e);
+      if (chunk < 0 || chunk >= L.pg_chunks || e < 0 || e >= L.pg_elems || chunk * L.pg_elems + e != w) ++bad;
+      else ++part[static_cast<size_t>(w)];
+    }
+  for (int32_t v : part) bad += v != 1;
+  int64_t covered = 0;
+  for (int64_t c = 0; c < L.pg_chunks; ++c) {
+    const int64_t r0 = c * L.pg_per, r1 = std::min(L.pg_rows, r0 + L.pg_per);
+    if (r0 != covered || r1 <= r0) ++bad;
+    covered = r1;
+  }
+  if (covered != L.pg_rows) ++bad;
+  std::fill(part.begin(), part.end(), 0);
+  const int64_t threads2 = static_cast<int64_t>(pg_grid(L.pg_elems)) * kPgThreads;
+  for (int64_t tid = 0; tid < threads2; ++tid)
+    for (int64_t e = tid; e < L.pg_elems; e += threads2) {
+      int64_t hd, j, k;
+      L.pg_elem(e, &hd, &j, &k);
+      if (hd < 0 || hd >= d.NH || j < 0 || j > DH || k < 0 || k >= G) {
+        ++bad;
+        continue;
+      }
+      for (int64_t c = 0; c < L.pg_chunks; ++c) ++part[static_cast<size_t>(c * L.pg_elems + e)];
+      if (j < DH) hit(w_dR, n.r, L.pg_out(hd, j, k));
+      else hit(w_dbias, n.bias, L.pg_out(hd, j, k));
+    }
+  for (int32_t v : part) bad += v != 1;
+  return bad;
+}
+
+}  // namespace cuda
+}  // namespace xlstm

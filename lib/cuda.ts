@@ -1,0 +1,85 @@
+// The `cuda` namespace (public API): is a GPU usable, what it is, how its memory is used, and scoped release of
+// CUDA tensors. Tensors move with tensor.to("cuda") / .cuda() / .cpu(), modules with module.to("cuda").
+import type { CudaDeviceInfo, CudaMemoryStats } from "../binding";
+import { closeScope, DeviceStorage, openScope } from "./device";
+import { native } from "./native";
+import { Tensor } from "./tensor";
+
+/** Whether CUDA tensors can be made here (a CUDA build, a driver and at least one device). */
+export function isAvailable(): boolean {
+  return native.backends().cuda.available;
+}
+
+/** Why CUDA is not available ("" when it is): built without CUDA, no driver, no device, ... */
+export function unavailableReason(): string {
+  const c = native.backends().cuda;
+  return c.available ? "" : c.reason ?? "unknown";
+}
+
+/** Number of usable CUDA devices (0 without a GPU or driver). xlstm runs on device 0. */
+export function deviceCount(): number {
+  return native.backends().cuda.devices.length;
+}
+
+/** Name, compute capability, memory and multiprocessors of device `index`. RangeError for a missing device. */
+export function deviceProperties(index = 0): CudaDeviceInfo {
+  const devices = native.backends().cuda.devices;
+  if (!Number.isInteger(index) || index < 0 || index >= devices.length)
+    throw new RangeError(`cuda.deviceProperties: no CUDA device ${String(index)} (${devices.length} available${devices.length ? "" : `: ${unavailableReason()}`})`);
+  return devices[index];
+}
+
+/** The caching allocator's counters (bytes in tensors, reserved, peaks, cache hits, ...) and the device's free/total. */
+export function memoryStats(): CudaMemoryStats {
+  return native.cudaMemoryStats();
+}
+
+/** Returns cached device memory that no tensor uses to the driver (for other processes; xlstm does not need it). */
+export function emptyCache(): void {
+  native.cudaEmptyCache();
+}
+
+/** Waits for every queued kernel (timing; reading a value back waits by itself). */
+export function synchronize(): void {
+  native.cudaSynchronize();
+}
+
+/** Every Tensor reachable from `value` through arrays, Maps, Sets and plain objects. */
+function collectStorages(value: unknown, out: Set<DeviceStorage>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (value instanceof Tensor) {
+    if (value._device) out.add(value._device);
+    if (value.grad?._device) out.add(value.grad._device);
+    return;
+  }
+  if (ArrayBuffer.isView(value)) return;
+  const items = value instanceof Map ? [...value.values()] : value instanceof Set ? [...value] : Array.isArray(value) ? value : Object.values(value);
+  for (const v of items) collectStorages(v, out, seen);
+}
+
+/**
+ * Runs `fn` and then releases the device memory of every CUDA tensor made during it, except the tensors in what it
+ * returns (found through arrays, Maps, Sets and plain objects; they then belong to the enclosing scope, if any).
+ * Leaf gradients (.grad, e.g. of parameters) are never released by a scope. Nested scopes are fine; run backward()
+ * inside the scope that made the forward pass. Synchronous only: TypeError when fn returns a Promise.
+ * @example const loss = cuda.scope(() => { const l = ops.mean(model.forward(x)); l.backward(); return l; });
+ */
+export function scope<T>(fn: () => T): T {
+  openScope();
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    closeScope(new Set());
+    throw e;
+  }
+  if (result instanceof Promise) {
+    closeScope(new Set());
+    throw new TypeError("cuda.scope: fn returned a Promise; scopes are synchronous (other work would run inside them while it waits): dispose the tensors of async work with tensor.dispose()");
+  }
+  const keep = new Set<DeviceStorage>();
+  collectStorages(result, keep);
+  closeScope(keep);
+  return result;
+}

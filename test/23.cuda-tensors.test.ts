@@ -1,0 +1,200 @@
+// Layer 3: CUDA tensors. Without a GPU: the cuda namespace reports why there is none and every way of making a
+// CUDA tensor fails with that reason, leaving CPU work untouched. With one: tensors round trip; elementwise ops,
+// matmul and linear give the CPU's values and gradients (broadcast gradients summed on the GPU); ops without a CUDA
+// kernel and mixed devices are refused by name; scopes and dispose() release device memory deterministically and
+// memory stays flat over repeated steps; modules move in place.
+import { strict as assert } from "assert";
+import { cuda, nn, ops, Tensor } from "../lib";
+import { Generator } from "../lib/rng";
+
+const available = cuda.isAvailable();
+const itCuda = available ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${cuda.unavailableReason()}]`, fn);
+
+/** max |a - b| / (1 + |b|) over two flat arrays. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; ++i) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  return m;
+}
+
+/** Runs f on CPU leaves and on CUDA copies of them; compares outputs and every gradient. */
+function parity(shapes: number[][], f: (...xs: Tensor[]) => Tensor, tol: number, seed = 1): void {
+  const gen = new Generator(seed);
+  const cpu = shapes.map((s) => Tensor.randn(s, { generator: gen, requiresGrad: true }));
+  const gpu = cpu.map((t) => t.detach().to("cuda").requiresGrad_());
+  const yc = f(...cpu), yg = f(...gpu);
+  assert.equal(yg.device, "cuda");
+  assert.deepEqual(yg.shape, yc.shape);
+  assert.ok(relErr(yg.toFlatArray(), yc.toFlatArray()) < tol, "forward");
+  const w = Tensor.randn(yc.shape, { generator: gen });
+  yc.backward(w);
+  yg.backward(w.to("cuda"));
+  cpu.forEach((t, i) => assert.ok(relErr(gpu[i].grad!.toFlatArray(), t.grad!.toFlatArray()) < tol, `gradient of input ${i}`));
+}
+
+describe("23 CUDA tensors", () => {
+  describe("without a GPU", function () {
+    before(function () {
+      if (available) this.skip();
+    });
+
+    it("the cuda namespace says why, and making a CUDA tensor fails with that reason", () => {
+      assert.equal(cuda.deviceCount(), 0);
+      assert.ok(cuda.unavailableReason().length > 0);
+      assert.throws(() => cuda.deviceProperties(0), (e: Error) => e instanceof RangeError && /no CUDA device 0/.test(e.message));
+      const why = /CUDA is not available/;
+      assert.throws(() => Tensor.zeros([2, 3], { device: "cuda" }), why);
+      assert.throws(() => new Tensor(new Float32Array(4), [4], { device: "cuda" }), why);
+      assert.throws(() => Tensor.randn([4], { device: "cuda" }), why);
+      assert.throws(() => Tensor.ones([4]).to("cuda"), why);
+      assert.throws(() => Tensor.ones([4]).cuda(), why);
+      assert.throws(() => cuda.memoryStats(), why);
+      assert.throws(() => new nn.LayerNorm(4).to("cuda"), why);
+      // CPU work is untouched afterwards
+      assert.deepEqual(ops.add(Tensor.ones([2]), 1).toFlatArray(), [2, 2]);
+    });
+
+    it("CPU tensors: to/cpu return the tensor itself, dispose does nothing, scopes return their value", () => {
+      const t = Tensor.ones([3]);
+      assert.equal(t.to("cpu"), t);
+      assert.equal(t.cpu(), t);
+      t.dispose();
+      assert.equal(t.isDisposed, false);
+      assert.deepEqual(t.toFlatArray(), [1, 1, 1]);
+      assert.equal(cuda.scope(() => 42), 42);
+      assert.throws(() => cuda.scope(() => Promise.resolve(1)), (e: Error) => e instanceof TypeError && /cuda.scope: fn returned a Promise/.test(e.message));
+      assert.throws(() => cuda.scope(() => { throw new RangeError("inner"); }), /inner/);
+      const m = new nn.LayerNorm(4);
+      assert.equal(m.to("cpu"), m);
+      assert.throws(() => t.to("tpu" as never), (e: Error) => e instanceof TypeError && /Tensor.to: expected a dtype .* or a device \("cpu", "cuda"\), got "tpu"/.test(e.message));
+    });
+  });
+
+  describe("on the GPU", () => {
+    itCuda("tensors round trip exactly; data is refused with a hint; clone/detach/reshape keep the values", () => {
+      const x = Tensor.randn([3, 5], { generator: new Generator(3) });
+      const g = x.to("cuda");
+      assert.equal(g.device, "cuda");
+      assert.deepEqual(g.toFlatArray(), x.toFlatArray());
+      assert.deepEqual(g.cpu().data, x.data);
+      assert.throws(() => g.data, /lives on the GPU.*\.cpu\(\)/);
+      assert.deepEqual(g.clone().toFlatArray(), x.toFlatArray());
+      assert.deepEqual(g.reshape(5, 3).toFlatArray(), x.toFlatArray());
+      assert.deepEqual(Tensor.zeros([4], { device: "cuda" }).toFlatArray(), [0, 0, 0, 0]);
+      assert.deepEqual(Tensor.full([2], 2.5, { device: "cuda" }).toFlatArray(), [2.5, 2.5]);
+      assert.deepEqual(Tensor.randn([6], { generator: new Generator(9), device: "cuda" }).toFlatArray(), Tensor.randn([6], { generator: new Generator(9) }).toFlatArray());
+      const i = Tensor.from([1, 2, 3], [3], { dtype: "int32", device: "cuda" });
+      assert.deepEqual(i.toFlatArray(), [1, 2, 3]);
+      g.dispose();
+      assert.equal(g.isDisposed, true);
+      assert.throws(() => g.toFlatArray(), /already released/);
+      assert.throws(() => ops.exp(g), /ops.exp: x is a CUDA tensor that was already released/);
+    });
+
+    itCuda("unary ops: values and gradients equal the CPU's", () => {
+      // same per-element float32 math (elementwise_math.h) on both sides; only libm vs CUDA intrinsics differ
+      for (const f of [ops.exp, ops.tanh, ops.sigmoid, ops.logsigmoid, ops.softplus, ops.relu, ops.silu, ops.neg, (x: Tensor) => ops.gelu(x), (x: Tensor) => ops.scale(x, 1.5, -2), (x: Tensor) => ops.gelu(x, { approximate: "tanh" })])
+        parity([[7, 33]], f, 1e-5);
+      parity([[129]], (x) => ops.log(ops.add(ops.mul(x, x), 0.5)), 1e-5);
+    });
+
+    itCuda("binary ops with broadcasting: values and gradients (broadcast gradients summed on the GPU)", () => {
+      for (const [a, b] of [[[4, 5], [4, 5]], [[4, 5], [5]], [[3, 1, 6], [1, 4, 1]], [[2, 3, 4, 5], [3, 1, 5]], [[7], [1]], [[1, 1], [6, 300]]])
+        for (const f of [ops.add, ops.sub, ops.mul, (x: Tensor, y: Tensor) => ops.div(x, ops.add(ops.mul(y, y), 1))])
+          parity([a, b], f as (...x: Tensor[]) => Tensor, 1e-5);
+      parity([[5, 2]], (x) => ops.add(ops.mul(x, 3), 1), 1e-6);  // number operands become CUDA scalars
+    });
+
+    itCuda("matmul and linear: values and gradients", () => {
+      // GEMMs of K <= 300 in float32: both sides accumulate in float32 in different orders
+      parity([[17, 33], [33, 9]], ops.matmul, 1e-4);
+      parity([[2, 3, 7, 30], [2, 3, 30, 11]], ops.matmul, 1e-4);
+      parity([[4, 6, 30], [30, 5]], ops.matmul, 1e-4);
+      parity([[4, 6, 30], [13, 30], [13]], (x, w, b) => ops.linear(x, w, b), 1e-4);
+      parity([[300, 64], [70, 64]], (x, w) => ops.linear(x, w), 1e-4);
+    });
+
+    itCuda("softmax, log-softmax, cross-entropy, layer norms and embedding: values and gradients", () => {
+      // rows reduced in double on both sides; the tolerances cover exp/log implementations
+      for (const cols of [1, 7, 300, 1500]) {
+        parity([[5, cols]], ops.softmax, 1e-5);
+        parity([[3, 2, cols]], ops.logSoftmax, 1e-5);
+      }
+      const gen = new Generator(11);
+      const targets = Tensor.from(Array.from({ length: 12 }, () => gen.int(9)), [12], { dtype: "int32" });
+      targets.data[3] = -100;  // ignored row
+      for (const reduction of ["mean", "sum", "none"] as const) {
+        parity([[12, 9]], (x) => ops.crossEntropy(x, targets, { reduction }), 1e-5);
+        parity([[12, 9]], (x) => ops.crossEntropy(x, targets.to("int64").to("cuda"), { reduction }), 1e-5);
+      }
+      const allIgnored = Tensor.full([2], -100, { dtype: "int32" });
+      assert.ok(Number.isNaN(ops.crossEntropy(Tensor.randn([2, 3], { device: "cuda" }), allIgnored).item()));
+      assert.throws(() => ops.crossEntropy(Tensor.randn([2, 3], { device: "cuda" }), Tensor.from([0, 3], [2], { dtype: "int32" })), (e: Error) => e instanceof RangeError && /targets holds 3 at flat position 1/.test(e.message));
+      for (const residualWeight of [false, true]) {
+        parity([[4, 3, 40], [40], [40]], (x, w, b) => ops.layerNorm(x, w, b, { residualWeight }), 1e-4);
+        parity([[2, 1100]], (x) => ops.layerNorm(x), 1e-4);
+      }
+      parity([[2, 5, 4, 8], [32]], (x, w) => ops.multiHeadLayerNorm(x, w, null, { residualWeight: true }), 1e-4);
+      const idx = Tensor.from([[3, 0, 3], [1, 4, 4]], undefined, { dtype: "int32" });
+      parity([[5, 6]], (w) => ops.embedding(idx, w), 1e-7);
+      parity([[5, 6]], (w) => ops.embedding(idx.to("int64").to("cuda"), w), 1e-7);
+      assert.throws(() => ops.embedding(Tensor.from([5], [1], { dtype: "int32" }), Tensor.randn([5, 2], { device: "cuda" })), (e: Error) => e instanceof RangeError && /indices holds 5 at flat position 0/.test(e.message));
+    });
+
+    itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
+      const g = Tensor.ones([2, 3], { device: "cuda" });
+      assert.throws(() => ops.softmax(g), (e: Error) => e instanceof TypeError && /ops.softmax: x is a CUDA tensor, and ops.softmax has no CUDA kernel yet/.test(e.message));
+      assert.throws(() => ops.add(g, Tensor.ones([2, 3])), (e: Error) => e instanceof TypeError && /ops.add: a is on cuda but b is on cpu/.test(e.message));
+      assert.throws(() => ops.linear(g, Tensor.ones([4, 3])), (e: Error) => e instanceof TypeError && /ops.linear: x is on cuda but weight is on cpu/.test(e.message));
+    });
+
+    itCuda("cuda.scope releases what it made except its result; device memory stays flat over 200 steps", () => {
+      const w = Tensor.randn([64, 64], { generator: new Generator(5), device: "cuda", requiresGrad: true });
+      const x = Tensor.randn([32, 64], { generator: new Generator(6), device: "cuda" });
+      const dy = Tensor.ones([32, 64], { device: "cuda" });
+      const step = () =>
+        cuda.scope(() => {
+          const y = ops.tanh(ops.linear(x, w));
+          y.backward(dy);
+          return y.cpu();
+        });
+      const kept = cuda.scope(() => {
+        const y = ops.exp(x);
+        ops.tanh(y);  // dropped: released at the end of the scope
+        return { y };
+      });
+      assert.equal(kept.y.isDisposed, false);
+      kept.y.dispose();
+      for (let i = 0; i < 5; ++i) {
+        step();
+        w.grad?.dispose();
+        w.grad = null;
+      }
+      cuda.synchronize();
+      const before = cuda.memoryStats().allocatedBytes;
+      for (let i = 0; i < 200; ++i) {
+        step();
+        w.grad?.dispose();
+        w.grad = null;
+      }
+      cuda.synchronize();
+      assert.equal(cuda.memoryStats().allocatedBytes, before);
+    });
+
+    itCuda("module.to('cuda') moves parameters in place; loadStateDict and .to('cpu') round trip", () => {
+      const m = new nn.LayerNorm(8);
+      const p = m.parameters()[0];
+      const values = p.toFlatArray();
+      assert.equal(m.to("cuda"), m);
+      assert.equal(m.parameters()[0], p);
+      assert.equal(p.device, "cuda");
+      const sd = new Map([...m.stateDict()].map(([k, v]) => [k, Tensor.full(v.shape, 0.25)]));
+      m.loadStateDict(sd);
+      assert.ok(p.toFlatArray().every((v) => v === 0.25));
+      m.to("cpu");
+      assert.equal(p.device, "cpu");
+      assert.notDeepEqual(p.toFlatArray(), values);
+    });
+  });
+});
