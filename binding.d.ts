@@ -664,6 +664,29 @@ export interface Binding {
     a: DeviceBuffer, aOffset: number, lda: number, strideA: number, b: DeviceBuffer, bOffset: number, ldb: number, strideB: number,
     beta: number, c: DeviceBuffer, cOffset: number, ldc: number, strideC: number,
   ): void;
+  /** reduce on device buffers (argmax: int64 per output, required for max). */
+  cudaReduceDev(op: "sum" | "mean" | "max", x: DeviceBuffer, shape: readonly number[], axes: readonly number[], out: DeviceBuffer, argmax?: DeviceBuffer | null): void;
+  /** reduceBackward on device buffers. */
+  cudaReduceBackwardDev(op: "sum" | "mean" | "max", dy: DeviceBuffer, shape: readonly number[], axes: readonly number[], dx: DeviceBuffer, argmax?: DeviceBuffer | null): void;
+  /** causalConv1dForward on device buffers. */
+  cudaCausalConv1dDev(y: DeviceBuffer, x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer | null, b: number, s: number, f: number, k: number): void;
+  /** causalConv1dBackward on device buffers (absent outputs are not computed). */
+  cudaCausalConv1dBackwardDev(
+    dx: DeviceBuffer | null, dweight: DeviceBuffer | null, dbias: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, weight: DeviceBuffer,
+    b: number, s: number, f: number, k: number,
+  ): void;
+  /** dropoutForward on device buffers: the CPU's Philox mask for the same keys (mask: n bytes). */
+  cudaDropoutDev(y: DeviceBuffer, mask: DeviceBuffer, x: DeviceBuffer, n: number, p: number, key0: number, key1: number): void;
+  /** dropoutBackward on device buffers. */
+  cudaDropoutBackwardDev(dx: DeviceBuffer, dy: DeviceBuffer, mask: DeviceBuffer, n: number, p: number): void;
+  /** adamwStep on device buffers (p, m, v updated in place). */
+  cudaAdamwStepDev(p: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, g: DeviceBuffer, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** out[index] (float64) = sum of squares of x's n floats. */
+  cudaSumSquaresDev(x: DeviceBuffer, n: number, out: DeviceBuffer, index: number): void;
+  /** x *= alpha on a device buffer. */
+  cudaScaleInPlaceDev(x: DeviceBuffer, n: number, alpha: number): void;
+  /** permute on device buffers (elemSize bytes per element). */
+  cudaPermuteDev(out: DeviceBuffer, input: DeviceBuffer, elemSize: number, inShape: readonly number[], perm: readonly number[]): void;
   /** `height` rows of widthBytes bytes from src (+srcOffset, rows srcPitch apart) to dst (+dstOffset, rows dstPitch apart). */
   cudaCopy2D(dst: DeviceBuffer, dstOffset: number, dstPitch: number, src: DeviceBuffer, srcOffset: number, srcPitch: number, widthBytes: number, height: number): void;
 }

@@ -4,7 +4,7 @@
 // kernel and mixed devices are refused by name; scopes and dispose() release device memory deterministically and
 // memory stays flat over repeated steps; modules move in place.
 import { strict as assert } from "assert";
-import { cuda, nn, ops, Tensor } from "../lib";
+import { cuda, nn, ops, optim, Tensor } from "../lib";
 import { Generator } from "../lib/rng";
 
 const available = cuda.isAvailable();
@@ -140,6 +140,46 @@ describe("23 CUDA tensors", () => {
       parity([[5, 6]], (w) => ops.embedding(idx, w), 1e-7);
       parity([[5, 6]], (w) => ops.embedding(idx.to("int64").to("cuda"), w), 1e-7);
       assert.throws(() => ops.embedding(Tensor.from([5], [1], { dtype: "int32" }), Tensor.randn([5, 2], { device: "cuda" })), (e: Error) => e instanceof RangeError && /indices holds 5 at flat position 0/.test(e.message));
+    });
+
+    itCuda("reductions, causal conv1d, dropout (the CPU's mask), permute, slice, cat and headwise maps: values and gradients", () => {
+      for (const dims of [undefined, 0, [1, 2], -1])
+        for (const f of [ops.sum, ops.mean, ops.max]) parity([[3, 4, 5]], (x) => f(x, dims as number[] | undefined), 1e-5);
+      parity([[2, 9, 6], [6, 1, 4], [6]], (x, w, b) => ops.causalConv1d(x, w, b), 1e-5);
+      parity([[1, 1, 3], [3, 2]], (x, w) => ops.causalConv1d(x, w), 1e-5);
+      for (const p of [0.1, 0.5]) parity([[7, 33]], (x) => ops.dropout(x, p, { generator: new Generator(77) }), 1e-6);
+      parity([[2, 3, 4]], (x) => ops.permute(x, [2, 0, 1]), 1e-9);
+      parity([[4, 5, 6]], (x) => ops.slice(x, 1, 1, 4), 1e-9);
+      parity([[2, 3], [2, 5]], (a, b) => ops.cat([a, b], 1), 1e-9);
+      parity([[3, 4, 2], [3, 1, 2]], (a, b) => ops.cat([a, b, a], 1), 1e-9);
+      parity([[2, 3, 4 * 5], [4, 3, 5], [12]], (x, w, b) => ops.headwiseLinear(x, w, b), 1e-5);
+      parity([[6, 8], [2, 3, 4], [2, 5, 4]], (x, w1, w2) => ops.headwiseLinearConcat([{ x, weight: w1 }, { x, weight: w2 }]), 1e-5);
+    });
+
+    itCuda("AdamW, SGD (momentum, nesterov, weight decay) and clipGradNorm follow the CPU over several steps", () => {
+      const gen = new Generator(21);
+      for (const make of [
+        (ps: Tensor[]) => new optim.AdamW(ps, { lr: 1e-2, weight_decay: 0.1 }),
+        (ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9, weight_decay: 0.01 }),
+        (ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true }),
+        (ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1 }),
+      ]) {
+        const w0 = Tensor.randn([13, 7], { generator: gen });
+        const pc = w0.clone().requiresGrad_(), pg = w0.to("cuda").requiresGrad_();
+        const oc = make([pc]), og = make([pg]);
+        for (let step = 0; step < 5; ++step) {
+          const gc = Tensor.randn([13, 7], { generator: gen, std: 3 });
+          for (const [p, o, g] of [[pc, oc, gc], [pg, og, gc.to("cuda")]] as const) {
+            ops.tanh(p).backward(g);
+            optim.clipGradNorm([p], 1);
+            o.step();
+            o.zeroGrad();
+          }
+        }
+        assert.ok(relErr(pg.toFlatArray(), pc.toFlatArray()) < 1e-5);
+        const sd = og.stateDict();
+        for (const s of Object.values(sd.state)) for (const v of Object.values(s)) assert.ok(typeof v === "number" || v instanceof Float32Array);
+      }
     });
 
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {

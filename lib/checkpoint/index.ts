@@ -28,7 +28,7 @@ import { readLargeConfig, resolveLargeConfig, XLSTM_LARGE_DEFAULTS, xLSTMLargeCo
 import { biasCudaToVanilla, kernelCudaToVanilla, SlstmLayout } from "../nn/slstm-layout";
 import { Generator } from "../rng";
 import { Tensor, withElementBudget } from "../tensor";
-import type { OptimizerStateDict, ParamState } from "../optim/optimizer";
+import type { OptimizerStateDict, SavedParamState } from "../optim/optimizer";
 import { buildModel, LanguageModel, ModelSpec, ModelType } from "../train/models";
 import type { GeneratorState } from "../rng";
 import { flattenState, StateTree, unflattenState } from "../train/state-tree";
@@ -296,7 +296,7 @@ export function readTrainingState(dir: string): TrainingState {
   if (!m.position || !Number.isInteger(m.position.epoch) || !Number.isInteger(m.position.index)) throw bad("position is missing or invalid");
   if (!m.optimizer || !Array.isArray(m.optimizer.param_groups) || !Array.isArray(m.optimizer.param_names)) throw bad("optimizer is missing or invalid");
   if (!m.rng?.model) throw bad("rng is missing");
-  const state: Record<number, ParamState> = {};
+  const state: Record<number, SavedParamState> = {};
   for (const [i, s] of Object.entries((m.optimizer.scalars ?? {}) as Record<string, Record<string, number>>)) state[Number(i)] = { ...s };
   for (const [k, t] of tensors) {
     const mm = /^optimizer\.(\d+)\.(.+)$/.exec(k);

@@ -122,3 +122,15 @@ export function optionalGenerator(op: string, name: string, value: unknown): Gen
   if (!(value instanceof Generator)) throw new TypeError(`${op}: ${name} must be a Generator, got ${kindOf(value)}`);
   return value;
 }
+
+const ON_GPU = new Float32Array(0);
+
+/**
+ * A float32 tensor argument's host storage, or an empty array for a CUDA tensor (its values stay on the GPU; the
+ * op then takes its CUDA path). TypeError naming the op and argument for anything else.
+ */
+export function floatStorage(op: string, name: string, t: unknown): Float32Array {
+  const x = requireTensor(op, name, t, { cuda: true });
+  if (x.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${x.dtype}`);
+  return x.device === "cuda" ? ON_GPU : (x.data as Float32Array);
+}

@@ -1,18 +1,14 @@
 // Depthwise causal conv1d, the reference's CausalConv1d (XLSTM_SPEC §5.2), ops layer; kernels in
 // csrc/kernels/conv1d.cc. One tape entry with gradients for x, weight and bias.
+import { requireSameDevice } from "./cuda";
+import { causalConv1dCuda } from "./cuda-misc";
 import { record1 } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
-import { requireTensor } from "./args";
+import { floatStorage } from "./args";
 
-function requireFloat(t: Tensor, op: string, name: string): Float32Array {
-  requireTensor(op, name, t);
-  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
-  if (!(t.data instanceof Float32Array)) throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.data;
-}
 
 /**
  * Depthwise causal convolution over time, channel by channel (torch Conv1d with groups = F and K-1 zeros of left
@@ -27,8 +23,8 @@ function requireFloat(t: Tensor, op: string, name: string): Float32Array {
  */
 export function causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const op = "ops.causalConv1d";
-  const xs = requireFloat(x, op, "x");
-  const ws = requireFloat(weight, op, "weight");
+  const xs = floatStorage(op, "x", x);
+  const ws = floatStorage(op, "weight", weight);
   if (x.ndim !== 3) throw shapeError(`${op}: x`, x.shape, "[B, S, F]");
   const [b, s, f] = x.shape;
   if (f < 1) throw shapeError(`${op}: x`, x.shape, "[B, S, F] with F >= 1");
@@ -39,9 +35,11 @@ export function causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null = nu
   const k = weight.shape[weight.ndim - 1];
   let bs: Float32Array | null = null;
   if (bias != null) {
-    bs = requireFloat(bias, op, "bias");
+    bs = floatStorage(op, "bias", bias);
     if (bias.ndim !== 1 || bias.shape[0] !== f) throw shapeError(`${op}: bias`, bias.shape, `[F] = [${f}]`);
   }
+  requireSameDevice(op, [["x", x], ["weight", weight], ["bias", bias]]);
+  if (x.device === "cuda") return causalConv1dCuda(x, weight, bias ?? null, b, s, f, k);
   const out = Tensor.zeros(x.shape);
   native.causalConv1dForward(out.data as Float32Array, xs, ws, bs, b, s, f, k);
   return record1("causalConv1d", [x, weight, bias], out, (g) => {

@@ -1,6 +1,7 @@
 // Dropout (ops layer; kernels in csrc/kernels/dropout.cc). The mask comes from a counter-based generator
 // (Philox4x32-10) keyed by two 32-bit words drawn from the seeded Generator (lib/rng.ts), so the same seed gives the
 // same mask on every platform and thread count. One tape entry; the backward reuses the saved mask.
+import { dropoutCuda } from "./cuda-misc";
 import { record1 } from "../autograd";
 import { native } from "../native";
 import { defaultGenerator, Generator } from "../rng";
@@ -25,19 +26,20 @@ export interface DropoutOptions {
  */
 export function dropout(x: Tensor, p = 0.5, options: DropoutOptions = {}): Tensor {
   const op = "ops.dropout";
-  requireTensor(op, "x", x);
+  requireTensor(op, "x", x, { cuda: true });
   requireNumber(op, "p", p);
   optionalGenerator(op, "generator", requireOptions(op, "options", options).generator);
   if (!(x instanceof Tensor)) throw new TypeError(`${op}: x must be a Tensor, got ${typeof x}`);
-  if (!(x.data instanceof Float32Array)) throw new TypeError(`${op}: x must be a float32 tensor, got ${x.dtype}`);
+  if (x.dtype !== "float32") throw new TypeError(`${op}: x must be a float32 tensor, got ${x.dtype}`);
   if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new RangeError(`${op}: p must be a probability in [0, 1], got ${p}`);
   const training = options.training ?? true;
   if (!training || p === 0) return x;
   const gen = options.generator ?? defaultGenerator;
   const key0 = gen.nextUint32(), key1 = gen.nextUint32();
+  if (x.device === "cuda") return dropoutCuda(x, p, key0, key1);
   const out = Tensor.zeros(x.shape);
   const mask = new Uint8Array(x.numel);
-  native.dropoutForward(out.data as Float32Array, mask, x.data, p, key0, key1);
+  native.dropoutForward(out.data as Float32Array, mask, x.data as Float32Array, p, key0, key1);
   return record1("dropout", [x], out, (g) => {
     const gx = Tensor.zeros(x.shape);
     native.dropoutBackward(gx.data as Float32Array, g.f32("dropout backward"), mask, p);

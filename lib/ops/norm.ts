@@ -5,7 +5,7 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
-import { optionalNumber, requireOptions, requireTensor } from "./args";
+import { floatStorage, optionalNumber, requireOptions } from "./args";
 import { requireSameDevice } from "./cuda";
 import { normCuda } from "./cuda-nn";
 
@@ -19,14 +19,6 @@ export interface LayerNormOptions {
   residualWeight?: boolean;
 }
 
-/** A float32 tensor argument's storage (an empty array for a CUDA tensor: its values stay on the GPU). */
-function requireFloat(t: Tensor, op: string, name: string): Float32Array {
-  requireTensor(op, name, t, { cuda: true });
-  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
-  if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.device === "cuda" ? ON_GPU : (t.data as Float32Array);
-}
-const ON_GPU = new Float32Array(0);
 
 function checkEps(op: string, eps: number): number {
   if (typeof eps !== "number" || !Number.isFinite(eps) || eps < 0) throw new RangeError(`${op}: eps must be a finite number >= 0, got ${eps}`);
@@ -86,14 +78,14 @@ function normOp(
  */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, options: LayerNormOptions = {}): Tensor {
   const op = "ops.layerNorm";
-  requireFloat(x, op, "x");
+  floatStorage(op, "x", x);
   optionalNumber(op, "eps", requireOptions(op, "options", options).eps);
   if (x.ndim < 1) throw shapeError(`${op}: x`, x.shape, "[..., D] with at least 1 dimension");
   const d = x.shape[x.ndim - 1];
   if (d < 1) throw shapeError(`${op}: x`, x.shape, "[..., D] with D >= 1");
   for (const [t, nm] of [[weight, "weight"], [bias, "bias"]] as const) {
     if (t == null) continue;
-    requireFloat(t, op, nm);
+    floatStorage(op, nm, t);
     if (t.ndim !== 1 || t.shape[0] !== d) throw shapeError(`${op}: ${nm}`, t.shape, `[D] = [${d}]`);
   }
   const eps = checkEps(op, options.eps ?? 1e-5);
@@ -118,14 +110,14 @@ export function multiHeadLayerNorm(
   options: LayerNormOptions = {},
 ): Tensor {
   const op = "ops.multiHeadLayerNorm";
-  requireFloat(x, op, "x");
+  floatStorage(op, "x", x);
   optionalNumber(op, "eps", requireOptions(op, "options", options).eps);
   if (x.ndim < 2) throw shapeError(`${op}: x`, x.shape, "[..., NH, DH] with at least 2 dimensions");
   const nh = x.shape[x.ndim - 2], dh = x.shape[x.ndim - 1];
   if (nh < 1 || dh < 1) throw shapeError(`${op}: x`, x.shape, "[..., NH, DH] with NH, DH >= 1");
   for (const [t, nm] of [[weight, "weight"], [bias, "bias"]] as const) {
     if (t == null) continue;
-    requireFloat(t, op, nm);
+    floatStorage(op, nm, t);
     if (t.ndim !== 1 || t.shape[0] !== nh * dh)
       throw shapeError(`${op}: ${nm}`, t.shape, `[NH * DH] = [${nh * dh}] for x of shape ${formatShape(x.shape)}`);
   }

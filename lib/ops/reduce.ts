@@ -1,5 +1,6 @@
 // Differentiable reductions (ops layer): sum, mean, max over any set of dimensions, with keepdim. One tape entry
 // each over the native kernels of csrc/kernels/reduce.cc (float64 accumulation; max's gradient goes to the argmax).
+import { reduceCuda } from "./cuda-misc";
 import type { Binding } from "../../binding";
 import { record1 } from "../autograd";
 import { native } from "../native";
@@ -41,7 +42,7 @@ function resolveDims(x: Tensor, dims: Dims | undefined, what: string): number[] 
 
 function reduceOp(name: string, op: ReduceOp, xIn: Tensor, dims: Dims | undefined, keepdim: boolean): Tensor {
   const what = `ops.${name}`;
-  requireTensor(what, "x", xIn);
+  requireTensor(what, "x", xIn, { cuda: true });
   if (!(xIn instanceof Tensor)) throw new TypeError(`${what}: x must be a Tensor, got ${kindOf(xIn)}`);
   const x = xIn;
   if (x.dtype !== "float32") throw new TypeError(`${what}: x must be a float32 tensor, got ${x.dtype}`);
@@ -50,6 +51,7 @@ function reduceOp(name: string, op: ReduceOp, xIn: Tensor, dims: Dims | undefine
   const outShape = keepdim ? x.shape.map((s, d) => (axes.includes(d) ? 1 : s)) : x.shape.filter((_, d) => !axes.includes(d));
   if (op === "max" && axes.some((d) => x.shape[d] === 0) && outShape.every((s) => s > 0))
     throw new RangeError(`${what}: cannot take the max over an empty dimension of shape ${formatShape(x.shape)} (x, dims ${formatShape(axes)})`);
+  if (x.device === "cuda") return reduceCuda(name, op, x, axes, outShape);
   const out = Tensor.zeros(outShape);
   const argmax = op === "max" ? new BigInt64Array(out.numel) : null;
   native.reduce(op, x.data as Float32Array, x.shape, axes, out.data as Float32Array, argmax);

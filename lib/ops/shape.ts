@@ -2,6 +2,7 @@
 // Work on any dtype; gradients flow for float32.
 import { requireSameDevice } from "./cuda";
 import { catCuda, sliceCuda } from "./cuda-layout";
+import { permuteCuda } from "./cuda-misc";
 import { record1 } from "../autograd";
 import { native } from "../native";
 import { formatShape, inferShape, normalizeDim, numel } from "../shape";
@@ -28,16 +29,17 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 }
 
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  requireTensor("ops.permute", "x", x);
+  requireTensor("ops.permute", "x", x, { cuda: true });
   requireNumberArray("ops.permute", "dims", dims);
   const nd = x.ndim;
   if (dims.length !== nd) throw new RangeError(`permute: got ${dims.length} dims ${formatShape(dims)} for a tensor with ${nd} dimensions`);
   const p = dims.map((d, i) => normalizeDim(d, nd, `ops.permute: dims[${i}] =`));
   if (new Set(p).size !== nd) throw new RangeError(`permute: dims ${formatShape(dims)} repeat a dimension`);
-  const out = emptyLike(x, p.map((d) => x.shape[d]));
-  native.permute(out.data, x.data, x.shape, p);
   const inverse = new Array<number>(nd);
   p.forEach((d, i) => (inverse[d] = i));
+  if (x.device === "cuda") return permuteCuda(x, p, inverse, permute);
+  const out = emptyLike(x, p.map((d) => x.shape[d]));
+  native.permute(out.data, x.data, x.shape, p);
   return record1("permute", [x], out, (g) => [permute(g, inverse)]);
 }
 

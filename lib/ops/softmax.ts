@@ -5,18 +5,10 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape, sameShape } from "../shape";
 import { Tensor } from "../tensor";
-import { asOpError, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
+import { asOpError, floatStorage, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
 import { requireSameDevice } from "./cuda";
 import { crossEntropyCuda, softmaxCuda } from "./cuda-nn";
 
-/** A float32 tensor argument's storage (an empty array for a CUDA tensor: its values stay on the GPU). */
-function requireFloat(t: Tensor, op: string, name: string): Float32Array {
-  requireTensor(op, name, t, { cuda: true });
-  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${typeof t}`);
-  if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be a float32 tensor, got ${t.dtype}`);
-  return t.device === "cuda" ? ON_GPU : (t.data as Float32Array);
-}
-const ON_GPU = new Float32Array(0);
 
 /** [rows, cols] view of a tensor reduced over its last dimension. */
 function rowsCols(x: Tensor, op: string): [number, number] {
@@ -33,7 +25,7 @@ function rowsCols(x: Tensor, op: string): [number, number] {
  * @example ops.softmax(Tensor.from([[1, 2, 3]]))  // [[0.090, 0.245, 0.665]]
  */
 export function softmax(x: Tensor): Tensor {
-  const xs = requireFloat(x, "ops.softmax", "x");
+  const xs = floatStorage("ops.softmax", "x", x);
   const [rows, cols] = rowsCols(x, "ops.softmax");
   if (x.device === "cuda") return softmaxCuda("softmax", false, x, rows, cols);
   const out = Tensor.zeros(x.shape);
@@ -54,7 +46,7 @@ export function softmax(x: Tensor): Tensor {
  * @example ops.logSoftmax(Tensor.from([[0, 0]]))  // [[-0.693, -0.693]]
  */
 export function logSoftmax(x: Tensor): Tensor {
-  const xs = requireFloat(x, "ops.logSoftmax", "x");
+  const xs = floatStorage("ops.logSoftmax", "x", x);
   const [rows, cols] = rowsCols(x, "ops.logSoftmax");
   if (x.device === "cuda") return softmaxCuda("logSoftmax", true, x, rows, cols);
   const out = Tensor.zeros(x.shape);
@@ -92,7 +84,7 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = "ops.crossEntropy";
-  const xs = requireFloat(logits, op, "logits");
+  const xs = floatStorage(op, "logits", logits);
   requireTensor(op, "targets", targets, { cuda: true });
   requireOptions(op, "options", options);
   optionalNumber(op, "ignoreIndex", options.ignoreIndex);

@@ -7,7 +7,8 @@
 // otherwise in a typed-array loop with the same arithmetic (float64 scalars, float32 storage).
 import { noGrad } from "../autograd";
 import { native } from "../native";
-import { checkNumber, Optimizer, ParamsInput } from "./optimizer";
+import { Tensor } from "../tensor";
+import { checkNumber, Optimizer, ParamsInput, stateBuffer } from "./optimizer";
 
 export interface AdamWOptions {
   /** Learning rate. Default 1e-3. */
@@ -69,14 +70,20 @@ export class AdamW extends Optimizer<AdamWHyper> {
         const [b1, b2] = g.betas;
         for (const p of g.params) {
           if (!p.grad) continue;
-          const w = p.f32(), gr = p.grad.f32("AdamW: grad");
           let s = this.state.get(p);
-          if (!s) this.state.set(p, (s = { step: 0, exp_avg: new Float32Array(w.length), exp_avg_sq: new Float32Array(w.length) }));
+          if (!s) this.state.set(p, (s = { step: 0 }));
           const t = (s.step as number) + 1;
           s.step = t;
-          const m = s.exp_avg as Float32Array, v = s.exp_avg_sq as Float32Array;
-          if (this.useNative && nativeAdamW) nativeAdamW(w, m, v, gr, g.lr, b1, b2, g.eps, g.weight_decay, t);
-          else adamwStepJs(w, m, v, gr, g.lr, b1, b2, g.eps, g.weight_decay, t);
+          const m = stateBuffer(s, "exp_avg", p), v = stateBuffer(s, "exp_avg_sq", p);
+          if (p.device === "cuda") {
+            if (p.grad.device !== "cuda") throw new TypeError("AdamW.step: a CUDA parameter has a CPU gradient");
+            const what = "AdamW.step";
+            native.cudaAdamwStepDev(p._buffer(what), (m as Tensor)._buffer(what), (v as Tensor)._buffer(what), p.grad._buffer(what), p.numel, g.lr, b1, b2, g.eps, g.weight_decay, t);
+            continue;
+          }
+          const w = p.f32(), gr = p.grad.f32("AdamW: grad");
+          if (this.useNative && nativeAdamW) nativeAdamW(w, m as Float32Array, v as Float32Array, gr, g.lr, b1, b2, g.eps, g.weight_decay, t);
+          else adamwStepJs(w, m as Float32Array, v as Float32Array, gr, g.lr, b1, b2, g.eps, g.weight_decay, t);
         }
       }
     });

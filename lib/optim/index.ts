@@ -2,7 +2,7 @@
 // defines: Optimizer, OptimizerStateDict (optimizer), SGD, clipGradNorm, gradNorm (sgd), AdamW (adamw), constantSchedule,
 // warmupCosineSchedule, LRScheduler (schedule), xlstmParamGroups, splitWeightDecayNames (groups)
 export { Optimizer } from "./optimizer";
-export type { OptimizerStateDict, ParamGroup, ParamGroupSpec, ParamState, ParamsInput } from "./optimizer";
+export type { OptimizerStateDict, ParamGroup, ParamGroupSpec, ParamState, ParamsInput, SavedParamState } from "./optimizer";
 export { SGD, clipGradNorm, gradNorm } from "./sgd";
 export type { SGDOptions, SGDHyper } from "./sgd";
 export { AdamW } from "./adamw";

@@ -1,6 +1,7 @@
 // Optimizer base (optimizers layer): parameter groups with their own hyperparameters, per-parameter state in
 // Float32Arrays, and a state_dict in PyTorch's shape ({ state: { index: {...} }, param_groups: [{ ..., params:
 // [indices] }] }) so checkpoints can save and restore it exactly. SGD and AdamW extend it.
+import { releaseFromScopes } from "../device";
 import { Tensor } from "../tensor";
 
 /** A parameter group as passed to an optimizer: its tensors and optional per-group hyperparameters. */
@@ -13,15 +14,37 @@ export interface ParamGroupSpec<H> {
 /** A resolved parameter group: its tensors and every hyperparameter. */
 export type ParamGroup<H> = H & { params: Tensor[] };
 
-/** Per-parameter state: buffers (moments, momentum) and scalars (step counts). */
-export type ParamState = Record<string, Float32Array | number>;
+/**
+ * Per-parameter state: buffers (moments, momentum) and scalars (step counts). Buffers of CUDA parameters are CUDA
+ * tensors; stateDict() always gives Float32Arrays.
+ */
+export type ParamState = Record<string, Float32Array | number | Tensor>;
+/** Per-parameter state as saved (stateDict): buffers are always Float32Arrays on the host. */
+export type SavedParamState = Record<string, Float32Array | number>;
+
+/**
+ * State buffer `key` of parameter p on p's device, created zeroed when absent and moved when p has changed device
+ * since (module.to after a step or a loadStateDict). CUDA buffers are kept out of cuda.scope releases.
+ * @internal
+ */
+export function stateBuffer(s: ParamState, key: string, p: Tensor): Float32Array | Tensor {
+  let v = s[key];
+  if (typeof v === "number") throw new TypeError(`optimizer state ${key} is a number, expected a buffer`);
+  if (p.device === "cuda") {
+    if (!(v instanceof Tensor)) v = v ? new Tensor(v, p.shape, { device: "cuda" }) : Tensor.zeros(p.shape, { device: "cuda" });
+    releaseFromScopes(v._device!);
+  } else if (v instanceof Tensor) v = v.cpu().data as Float32Array;
+  else if (!v) v = new Float32Array(p.numel);
+  s[key] = v;
+  return v;
+}
 
 /**
  * The serialisable optimizer state, in torch.optim's layout: parameters are numbered in group order (0, 1, ...)
  * and `state` holds only parameters that have been updated.
  */
 export interface OptimizerStateDict {
-  state: Record<number, ParamState>;
+  state: Record<number, SavedParamState>;
   param_groups: (Record<string, unknown> & { params: number[] })[];
 }
 
@@ -85,7 +108,7 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   /** A deep copy of the state (buffers copied), in torch.optim's state_dict layout. */
   stateDict(): OptimizerStateDict {
-    const state: Record<number, ParamState> = {};
+    const state: Record<number, SavedParamState> = {};
     const param_groups: OptimizerStateDict["param_groups"] = [];
     let i = 0;
     for (const g of this.paramGroups) {
@@ -93,7 +116,7 @@ export abstract class Optimizer<H extends { lr: number }> {
       const idx: number[] = [];
       for (const p of params) {
         const s = this.state.get(p);
-        if (s) state[i] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === "number" ? v : v.slice()]));
+        if (s) state[i] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === "number" ? v : v instanceof Tensor ? (v.cpu().data as Float32Array) : v.slice()]));
         idx.push(i++);
       }
       param_groups.push({ ...structuredClone(hyper), params: idx });

@@ -4,7 +4,7 @@
 import { noGrad } from "../autograd";
 import { native } from "../native";
 import { Tensor } from "../tensor";
-import { checkNumber, Optimizer, ParamsInput } from "./optimizer";
+import { checkNumber, Optimizer, ParamsInput, stateBuffer } from "./optimizer";
 
 export interface SGDOptions {
   /** Learning rate (> 0). */
@@ -47,6 +47,10 @@ export class SGD extends Optimizer<SGDHyper> {
         const { lr, momentum: mom, dampening, weight_decay: wd, nesterov } = g;
         for (const p of g.params) {
           if (!p.grad) continue;
+          if (p.device === "cuda") {
+            this.stepCuda(p, p.grad, g);
+            continue;
+          }
           const w = p.f32(), gr = p.grad.f32("SGD: grad");
           if (mom === 0) {
             for (let i = 0; i < w.length; ++i) w[i] -= lr * (gr[i] + wd * w[i]);
@@ -54,8 +58,8 @@ export class SGD extends Optimizer<SGDHyper> {
           }
           let s = this.state.get(p);
           const first = !s;
-          if (!s) this.state.set(p, (s = { momentum_buffer: new Float32Array(w.length) }));
-          const buf = s.momentum_buffer as Float32Array;
+          if (!s) this.state.set(p, (s = {}));
+          const buf = stateBuffer(s, "momentum_buffer", p) as Float32Array;
           const keep = 1 - dampening;
           for (let i = 0; i < w.length; ++i) {
             const d = gr[i] + wd * w[i];
@@ -67,6 +71,59 @@ export class SGD extends Optimizer<SGDHyper> {
       }
     });
   }
+
+  /** The same update with elementwise kernels on a CUDA parameter (float32 rounding may differ from the CPU loop). */
+  private stepCuda(p: Tensor, grad: Tensor, h: SGDHyper): void {
+    if (grad.device !== "cuda") throw new TypeError("SGD.step: a CUDA parameter has a CPU gradient");
+    const { lr, momentum: mom, dampening, weight_decay: wd, nesterov } = h;
+    const d = wd ? Tensor._empty(p.shape) : grad;
+    if (wd) axpby(d, 1, grad, wd, p);
+    let upd = d, tmp: Tensor | null = null;
+    if (mom !== 0) {
+      let s = this.state.get(p);
+      const first = !s;
+      if (!s) this.state.set(p, (s = {}));
+      const buf = stateBuffer(s, "momentum_buffer", p) as Tensor;
+      if (first) native.cudaCopyBuffer(buf._buffer("SGD.step"), 0, d._buffer("SGD.step"), 0, 4 * p.numel);
+      else axpby(buf, mom, buf, 1 - dampening, d);
+      if (nesterov) axpby((tmp = Tensor._empty(p.shape)), 1, d, mom, buf);
+      upd = tmp ?? buf;
+    }
+    axpby(p, 1, p, -lr, upd);
+    tmp?.dispose();
+    if (d !== grad) d.dispose();
+  }
+}
+
+/** out = a*x + b*y on CUDA tensors of one shape (out may be x or y). */
+function axpby(out: Tensor, a: number, x: Tensor, b: number, y: Tensor): void {
+  const what = "SGD.step", n = out.numel;
+  const t = Tensor._empty(out.shape);
+  native.cudaUnaryDev("affine", y._buffer(what), t._buffer(what), n, b, 0);
+  if (a !== 1 || out !== x) native.cudaUnaryDev("affine", x._buffer(what), out._buffer(what), n, a, 0);
+  native.cudaBinaryDev("add", out._buffer(what), out.shape, t._buffer(what), out.shape, out._buffer(what));
+  t.dispose();
+}
+
+/** Sum of squares of every gradient, float64: CPU ones natively, CUDA ones on the GPU with one read-back. */
+function sumOfSquares(grads: Tensor[]): number {
+  let sq = 0;
+  const onGpu = grads.filter((g) => g.device === "cuda");
+  for (const g of grads) {
+    if (g.device === "cuda") continue;
+    const a = g.f32();
+    if (typeof native.sumSquares === "function") sq += native.sumSquares(a);
+    else for (let i = 0; i < a.length; ++i) sq += a[i] * a[i];
+  }
+  if (onGpu.length) {
+    const parts = Tensor._empty([onGpu.length], "int64");  // float64 sums (8 bytes each)
+    onGpu.forEach((g, i) => native.cudaSumSquaresDev(g._buffer("clipGradNorm"), g.numel, parts._buffer("clipGradNorm"), i));
+    const host = new Float64Array(onGpu.length);
+    native.cudaDownload(parts._buffer("clipGradNorm"), 0, host);
+    parts.dispose();
+    for (const v of host) sq += v;
+  }
+  return sq;
 }
 
 /**
@@ -78,16 +135,14 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
   const ps = [...new Set(params)].filter((p) => p.grad);
   const fast = typeof native.sumSquares === "function";
-  let sq = 0;
-  for (const p of ps) {
-    const g = p.grad!.f32();
-    if (fast) sq += native.sumSquares(g);
-    else for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
-  }
-  const norm = Math.sqrt(sq);
+  const norm = Math.sqrt(sumOfSquares(ps.map((p) => p.grad!)));
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1)
     for (const p of ps) {
+      if (p.grad!.device === "cuda") {
+        native.cudaScaleInPlaceDev(p.grad!._buffer("clipGradNorm"), p.numel, coef);
+        continue;
+      }
       const g = p.grad!.f32();
       if (fast) native.scaleInPlace(g, coef);
       else for (let i = 0; i < g.length; ++i) g[i] *= coef;
@@ -97,12 +152,5 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
 
 /** The global L2 norm of the gradients (float64 accumulation), without changing them. */
 export function gradNorm(params: Iterable<Tensor>): number {
-  let sq = 0;
-  for (const p of new Set(params)) {
-    if (!p.grad) continue;
-    const g = p.grad.f32();
-    if (typeof native.sumSquares === "function") sq += native.sumSquares(g);
-    else for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
-  }
-  return Math.sqrt(sq);
+  return Math.sqrt(sumOfSquares([...new Set(params)].flatMap((p) => (p.grad ? [p.grad] : []))));
 }
