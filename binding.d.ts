@@ -581,7 +581,48 @@ export interface Binding {
   /** Host run of the permute kernel's map: reads[i] = how often input element i is read. */
   cudaPermuteCoverage(shape: readonly number[], perm: readonly number[], reads: Int32Array): number;
   // ---- CUDA twins of the sLSTM/LSTM recurrences (csrc/binding/cuda_recurrent.cc) [cuda-recurrent-section]
+  // Each cuda<Export>Host takes exactly the arguments of its CPU export and writes the same outputs, computed on the
+  // GPU (host arrays copied in and out, synchronous; cuda/recurrent.cu, the CPU's cell math); without a usable GPU it
+  // throws an Error "<export>: CUDA is not available: <backends().cuda.reason>".
+  /** slstmForward on the GPU (y, states, gates within float32 rounding of the CPU). */
+  cudaSlstmForwardHost(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  /** slstmBackward on the GPU (dR, dbias: chunked float sums added in double, deterministic). */
+  cudaSlstmBackwardHost(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
+  /** lstmForward on the GPU. */
+  cudaLstmForwardHost(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  /** lstmBackward on the GPU. */
+  cudaLstmBackwardHost(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  /**
+   * The CUDA kernels' own __host__ __device__ code replayed on the host (no GPU needed; a CUDA build): every block,
+   * each phase run by all its threads before the next, shared memory planned as on an H100. Same arguments and
+   * outputs as slstmForward / slstmBackward / lstmForward / lstmBackward.
+   */
+  cudaSlstmForwardEmulate(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaSlstmBackwardEmulate(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
+  cudaLstmForwardEmulate(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaLstmBackwardEmulate(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  /**
+   * Host run of the recurrent kernels' launch maps (no GPU needed; a CUDA build), NS = 4 when slstm else 2:
+   * writes = global writes per output element, the outputs concatenated y [B*S*H], states [NS*S*B*H],
+   * gates [B*S*4H], dx [B*S*4H], dR [NH*DH*4DH], dbias [4H], dstate0 [NS*B*H]; returns the number of other
+   * inconsistencies (shared-memory slots, block ownership, parameter-gradient partials and row chunks).
+   */
+  cudaRecurrentCoverage(slstm: boolean, B: number, S: number, NH: number, DH: number, writes: Int32Array): number;
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
+  /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */
+  cudaMlstmChunkwiseForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;
+  /** mlstmChunkwiseBackward on the GPU (deterministic: no atomics, fixed summation orders). */
+  cudaMlstmChunkwiseBackwardHost(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): void;
+  /** mlstmRecurrentForward on the GPU (the same segment checkpoints in `saved`). */
+  cudaMlstmRecurrentForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  /** mlstmRecurrentBackward on the GPU. */
+  cudaMlstmRecurrentBackwardHost(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  /**
+   * Host replay (no GPU needed; CUDA builds only) of every mLSTM kernel launch's write maps for these sizes: per
+   * output ("chunkwiseForward.h", ..., "recurrentBackward.dm0", and "tile.sharedSlots" for the tile kernel's staging)
+   * the number of elements not written exactly once; errors is their sum.
+   */
+  cudaMlstmCoverage(B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number): { outputs: Record<string, number>; errors: number };
   // ---- CUDA device memory and device-buffer kernels (csrc/binding/cuda_memory.cc) [cuda-memory-section]
   /**
    * Device memory from the caching allocator (cuda/caching_allocator.h) on device 0, held by the returned handle;
@@ -687,6 +728,46 @@ export interface Binding {
   cudaScaleInPlaceDev(x: DeviceBuffer, n: number, alpha: number): void;
   /** permute on device buffers (elemSize bytes per element). */
   cudaPermuteDev(out: DeviceBuffer, input: DeviceBuffer, elemSize: number, inShape: readonly number[], perm: readonly number[]): void;
+  /** slstmForward on device buffers. */
+  cudaSlstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number): void;
+  /** slstmBackward on device buffers. */
+  cudaSlstmBackwardDev(
+    dx: DeviceBuffer, dR: DeviceBuffer, dbias: DeviceBuffer, dstate0: DeviceBuffer | null, gates: DeviceBuffer, states: DeviceBuffer, dy: DeviceBuffer,
+    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean,
+  ): void;
+  /** lstmForward on device buffers. */
+  cudaLstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number): void;
+  /** lstmBackward on device buffers. */
+  cudaLstmBackwardDev(
+    dx: DeviceBuffer, dR: DeviceBuffer, dbias: DeviceBuffer, dstate0: DeviceBuffer | null, gates: DeviceBuffer, states: DeviceBuffer, dy: DeviceBuffer,
+    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number,
+  ): void;
+  /** mlstmChunkwiseForward on device buffers (saved: mlstmChunkwiseSavedSize floats, or null without backward). */
+  cudaMlstmChunkwiseForwardDev(
+    h: DeviceBuffer, cLast: DeviceBuffer, nLast: DeviceBuffer, mLast: DeviceBuffer, saved: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
+    i: DeviceBuffer, f: DeviceBuffer, c0: DeviceBuffer | null, n0: DeviceBuffer | null, m0: DeviceBuffer | null,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean,
+  ): void;
+  /** mlstmRecurrentForward on device buffers. */
+  cudaMlstmRecurrentForwardDev(
+    h: DeviceBuffer, cLast: DeviceBuffer, nLast: DeviceBuffer, mLast: DeviceBuffer, saved: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
+    i: DeviceBuffer, f: DeviceBuffer, c0: DeviceBuffer | null, n0: DeviceBuffer | null, m0: DeviceBuffer | null,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number,
+  ): void;
+  /** mlstmChunkwiseBackward on device buffers. */
+  cudaMlstmChunkwiseBackwardDev(
+    dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, di: DeviceBuffer, df: DeviceBuffer, dc0: DeviceBuffer | null, dn0: DeviceBuffer | null, dm0: DeviceBuffer | null,
+    saved: DeviceBuffer, h: DeviceBuffer, dh: DeviceBuffer, dcLast: DeviceBuffer | null, dnLast: DeviceBuffer | null,
+    q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, i: DeviceBuffer, f: DeviceBuffer,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number,
+  ): void;
+  /** mlstmRecurrentBackward on device buffers. */
+  cudaMlstmRecurrentBackwardDev(
+    dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, di: DeviceBuffer, df: DeviceBuffer, dc0: DeviceBuffer | null, dn0: DeviceBuffer | null, dm0: DeviceBuffer | null,
+    saved: DeviceBuffer, dh: DeviceBuffer, dcLast: DeviceBuffer | null, dnLast: DeviceBuffer | null,
+    q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, i: DeviceBuffer, f: DeviceBuffer,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number,
+  ): void;
   /** `height` rows of widthBytes bytes from src (+srcOffset, rows srcPitch apart) to dst (+dstOffset, rows dstPitch apart). */
   cudaCopy2D(dst: DeviceBuffer, dstOffset: number, dstPitch: number, src: DeviceBuffer, srcOffset: number, srcPitch: number, widthBytes: number, height: number): void;
 }

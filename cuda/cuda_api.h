@@ -253,7 +253,105 @@ void empty_cache();
 // ---- end memory-block
 
 // ---- sLSTM / LSTM recurrences: twin of recurrent.cc [cuda-recurrent-block]
+// cuda/recurrent.cu. Same names, argument order, layouts and semantics as csrc/kernels/recurrent.h (RecurrentDims
+// declared opaquely here), on device pointers with a trailing `stream` (a cudaStream_t; nullptr = default stream);
+// they only enqueue (backward's scratch is stream-ordered). B, S, NH, DH must be >= 1; a DH whose per-block state
+// does not fit in shared memory throws std::invalid_argument. *_host entries take host arrays: copy in, run on the
+// current device, copy out, synchronise. Errors throw std::runtime_error naming the entry and cudaGetErrorString;
+// CPU-only builds throw "... built without CUDA" (csrc/kernels/cuda_absent.cc).
+namespace xlstm {
+struct RecurrentDims;
+namespace cuda {
+void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                   const float* bias, const RecurrentDims& d, void* stream);
+void slstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                    const float* dy, const float* dstate_final, const float* state0, const float* R,
+                    const RecurrentDims& d, bool exact_m0_grad, void* stream);
+void lstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                  const float* bias, const RecurrentDims& d, void* stream);
+void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                   const float* dy, const float* dstate_final, const float* state0, const float* R,
+                   const RecurrentDims& d, void* stream);
+void slstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                        const float* bias, const RecurrentDims& d);
+void slstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                         const float* dy, const float* dstate_final, const float* state0, const float* R,
+                         const RecurrentDims& d, bool exact_m0_grad);
+void lstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                       const float* bias, const RecurrentDims& d);
+void lstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                        const float* dy, const float* dstate_final, const float* state0, const float* R,
+                        const RecurrentDims& d);
+// Host code, no GPU needed: the launches replayed on the host with the kernels' own __host__ __device__ bodies
+// (every block, each phase for every thread before the next; shared memory planned as on an H100), host arrays.
+void slstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                           const float* bias, const RecurrentDims& d);
+void slstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
+                            const float* states, const float* dy, const float* dstate_final, const float* state0,
+                            const float* R, const RecurrentDims& d, bool exact_m0_grad);
+void lstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                          const float* bias, const RecurrentDims& d);
+void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                           const float* dy, const float* dstate_final, const float* state0, const float* R,
+                           const RecurrentDims& d);
+// Host code, no GPU needed: runs the kernels' __host__ __device__ maps over every block, thread and step of the
+// forward and backward launches (NS = 4 when slstm, else 2) and counts the global writes per output element into
+// `writes`, the outputs concatenated: y [B*S*H], states [NS*S*B*H], gates [B*S*4H], dx [B*S*4H], dR [NH*DH*4DH],
+// dbias [4H], dstate0 [NS*B*H] (dR / dbias: the final pass's writes). Returns the number of inconsistencies
+// found in the rest: out-of-range writes, (head, row) pairs not owned by exactly one block, shared-memory slots
+// not written exactly once per phase, parameter-gradient partials not written and read exactly once, row chunks
+// that do not partition the B*S rows.
+int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes);
+}  // namespace cuda
+}  // namespace xlstm
 // ---- end cuda-recurrent-block
 
 // ---- mLSTM cell (chunkwise, recurrent): twin of mlstm.cc [cuda-mlstm-block]
+// cuda/mlstm.cu. Same names, argument order, layouts and semantics (state convention, stabilisers, ε, the contents
+// and sizes of `saved`: mlstm_chunkwise_saved_size / mlstm_recurrent_saved_size) as csrc/kernels/mlstm.h, on device
+// pointers plus a trailing `stream` (a cudaStream_t; nullptr = default stream); they only enqueue (scratch is
+// stream-ordered). *_host entries take host arrays: copy in, run on the current device, copy out, synchronise.
+// mlstm_coverage is host code (no GPU needed): it replays every launch's write maps for the dims and chunk and
+// stores in bad[e] how many elements of output e are not written exactly once (e: chunkwise forward h, cLast,
+// nLast, mLast, saved; chunkwise backward dq, dk, dv, di, df, dc0, dn0, dm0; recurrent forward (5), recurrent
+// backward (8); then the tile kernel's shared-memory slots), returning the sum. Errors throw std::runtime_error
+// naming the entry; CPU-only builds throw "... built without CUDA".
+namespace xlstm {
+struct MlstmDims;
+namespace cuda {
+constexpr int kMlstmCoverageOutputs = 27;
+void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                             bool parallel_init, void* stream);
+void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                              float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
+                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
+                              const float* f, const MlstmDims& d, int64_t chunk, float eps, void* stream);
+void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, float eps, void* stream);
+void mlstm_recurrent_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                              float* dm0, const float* saved, const float* dh, const float* dc_last,
+                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
+                              const float* f, const MlstmDims& d, float eps, void* stream);
+void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                                  bool parallel_init);
+void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* h, const float* dh,
+                                   const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                   const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
+                                   float eps);
+void mlstm_recurrent_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, float eps);
+void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* dh, const float* dc_last,
+                                   const float* dn_last, const float* q, const float* k, const float* v,
+                                   const float* i, const float* f, const MlstmDims& d, float eps);
+int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
+}  // namespace cuda
+}  // namespace xlstm
 // ---- end cuda-mlstm-block

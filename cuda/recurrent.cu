@@ -21,7 +21,9 @@
 //   its chunk's rows (b*S + t order) into a float partial (j = DH is the bias: the sum of dx); pass 2, one thread
 //   per dR / dbias element adds the chunk partials in chunk order in double and rounds once.
 // All thread -> (head, batch row, gate unit) maps and offsets are the __host__ __device__ helpers of RecLaunch,
-// which recurrent_coverage() runs on the host over every block, thread and step of a launch.
+// which recurrent_coverage() runs on the host over every block, thread and step of a launch. The kernel bodies are
+// __host__ __device__ phase functions (FwdBlock, BwdBlock, pg_partial, pg_final) that the *_emulate entries run on
+// the host, phase by phase for every thread, so the kernels' arithmetic is tested without a GPU.
 // Device entries only enqueue on `stream` (a cudaStream_t; null = default); backward's partials are stream-ordered
 // scratch (cudaMallocAsync). *_host entries copy in, run, copy out and synchronise. Errors throw
 // std::runtime_error("<entry>: <what>: <cudaGetErrorString>"); sizes the kernels cannot take (DH so large that the
@@ -154,36 +156,59 @@ unsigned pg_grid(int64_t n) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
 }
 
-// ---- forward ---------------------------------------------------------------------------------------------------
+// ---- kernel bodies ---------------------------------------------------------------------------------------------
+// Each kernel is a sequence of phases separated by __syncthreads; a phase is a __host__ __device__ member taking the
+// thread index, so the *_emulate entries run the very same code on the host (every thread of a phase, then the next
+// phase), with a host array standing in for shared memory.
+
+struct FwdArgs {
+  float *y, *states, *gates;
+  const float *x, *state0, *R, *bias;
+};
 
 template <class Cell>
-__global__ void __launch_bounds__(kMaxThreads)
-    rec_forward_kernel(float* __restrict__ y, float* __restrict__ states, float* __restrict__ gates,
-                       const float* __restrict__ x, const float* __restrict__ state0, const float* __restrict__ R,
-                       const float* __restrict__ bias, RecLaunch L, bool r_smem) {
-  constexpr int NS = Cell::kStates;
-  extern __shared__ float smem[];
+struct FwdBlock {
+  static constexpr int NS = Cell::kStates;
+  RecLaunch L;
+  FwdArgs a;
   int64_t hd, b0;
   int nb;
-  L.block_task(blockIdx.x, &hd, &b0, &nb);
-  const int64_t DH = L.DH, G = L.G;
-  const float* Rg = R + hd * DH * G;
-  float* hprev = smem + (r_smem ? L.r_floats() : 0);  // [rows][DH]
-  float* pre = hprev + L.rows * DH;                    // [rows][G]
-  const float* Rh = r_smem ? smem : Rg;
-  const int64_t ld = r_smem ? G + 1 : G;
-  const int tid = threadIdx.x, nt = blockDim.x;
-  if (r_smem)
-    for (int64_t i = tid; i < DH * G; i += nt) smem[(i / G) * (G + 1) + i % G] = Rg[i];
-  for (int64_t i = tid; i < nb * DH; i += nt) {
-    int bb;
-    int64_t u;
-    L.unit_item(i, &bb, &u);
-    hprev[bb * DH + u] = state0 ? state0[L.state0_off(0, hd, b0 + bb, u)] : 0.0f;
+  bool r_smem;
+  float* sm;     // R staged (r_smem) then hprev [rows][DH], pre [rows][G]
+  float* hprev;
+  float* pre;
+  const float* Rh;  // this head's R: staged (row stride G+1) or global (row stride G)
+  int64_t ld;
+
+  __host__ __device__ FwdBlock(const RecLaunch& l, const FwdArgs& args, bool rs, int64_t blk, float* smem)
+      : L(l), a(args), r_smem(rs), sm(smem) {
+    L.block_task(blk, &hd, &b0, &nb);
+    hprev = sm + (r_smem ? L.r_floats() : 0);
+    pre = hprev + L.rows * L.DH;
+    Rh = r_smem ? sm : a.R + hd * L.DH * L.G;
+    ld = r_smem ? L.G + 1 : L.G;
   }
-  __syncthreads();
-  for (int64_t t = 0; t < L.S; ++t) {
-    // (1) gate pre-activations
+  __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
+    if (t > 0) return a.states[L.state_off(s, hd, t - 1, b, u)];
+    return a.state0 ? a.state0[L.state0_off(s, hd, b, u)] : 0.0f;
+  }
+  // stage R, h_0
+  __host__ __device__ void init(int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
+    if (r_smem) {
+      const float* Rg = a.R + hd * DH * G;
+      for (int64_t i = tid; i < DH * G; i += nt) sm[(i / G) * (G + 1) + i % G] = Rg[i];
+    }
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t u;
+      L.unit_item(i, &bb, &u);
+      hprev[bb * DH + u] = prev(0, 0, b0 + bb, u);
+    }
+  }
+  // (1) gate pre-activations p = (x + h_{t-1}·R[:, k]) + bias
+  __host__ __device__ void gates_phase(int64_t t, int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
     for (int64_t i = tid; i < nb * G; i += nt) {
       int bb;
       int64_t k;
@@ -192,100 +217,111 @@ __global__ void __launch_bounds__(kMaxThreads)
       float acc = 0.0f;
       for (int64_t j = 0; j < DH; ++j) acc = fmaf(hp[j], Rh[j * ld + k], acc);
       const int64_t off = L.x_off(hd, b0 + bb, t, k);
-      const float p = x[off] + acc + bias[L.gate_col(hd, k)];
-      gates[off] = p;
+      const float p = a.x[off] + acc + a.bias[L.gate_col(hd, k)];
+      a.gates[off] = p;
       pre[bb * G + k] = p;
     }
-    __syncthreads();
-    // (2) cell update
+  }
+  // (2) cell update: states, y, h_t
+  __host__ __device__ void cell_phase(int64_t t, int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t u;
       L.unit_item(i, &bb, &u);
       const int64_t b = b0 + bb;
       const float* pr = pre + bb * G;
-      auto prev = [&](int s) -> float {
-        if (t > 0) return states[L.state_off(s, hd, t - 1, b, u)];
-        return state0 ? state0[L.state0_off(s, hd, b, u)] : 0.0f;
-      };
       float h;
       if constexpr (NS == 4) {
         float c, n, m;
-        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1), prev(2), prev(3), &h, &c, &n, &m);
-        states[L.state_off(1, hd, t, b, u)] = c;
-        states[L.state_off(2, hd, t, b, u)] = n;
-        states[L.state_off(3, hd, t, b, u)] = m;
+        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1, t, b, u), prev(2, t, b, u),
+                      prev(3, t, b, u), &h, &c, &n, &m);
+        a.states[L.state_off(1, hd, t, b, u)] = c;
+        a.states[L.state_off(2, hd, t, b, u)] = n;
+        a.states[L.state_off(3, hd, t, b, u)] = m;
       } else {
         float c;
-        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1), &h, &c);
-        states[L.state_off(1, hd, t, b, u)] = c;
+        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1, t, b, u), &h, &c);
+        a.states[L.state_off(1, hd, t, b, u)] = c;
       }
-      states[L.state_off(0, hd, t, b, u)] = h;
-      y[L.y_off(hd, b, t, u)] = h;
+      a.states[L.state_off(0, hd, t, b, u)] = h;
+      a.y[L.y_off(hd, b, t, u)] = h;
       hprev[bb * DH + u] = h;
     }
-    __syncthreads();
   }
-}
+};
 
-// ---- backward: sequential part ---------------------------------------------------------------------------------
+struct BwdArgs {
+  float *dx, *dstate0;
+  const float *gates, *states, *dy, *dfinal, *state0, *R;
+  bool exact_m0_grad;
+};
 
 template <class Cell>
-__global__ void __launch_bounds__(kMaxThreads)
-    rec_backward_kernel(float* __restrict__ dx, float* __restrict__ dstate0, const float* __restrict__ gates,
-                        const float* __restrict__ states, const float* __restrict__ dy,
-                        const float* __restrict__ dfinal, const float* __restrict__ state0,
-                        const float* __restrict__ R, RecLaunch L, bool r_smem, bool exact_m0_grad) {
-  constexpr int NS = Cell::kStates;
-  extern __shared__ float smem[];
+struct BwdBlock {
+  static constexpr int NS = Cell::kStates;
+  RecLaunch L;
+  BwdArgs a;
   int64_t hd, b0;
   int nb;
-  L.block_task(blockIdx.x, &hd, &b0, &nb);
-  const int64_t DH = L.DH, G = L.G;
-  const float* Rg = R + hd * DH * G;
-  float* dh = smem + (r_smem ? L.r_floats() : 0);  // [rows][DH] carried ∂h (recurrent part)
-  float* dc = dh + L.rows * DH;                     // [rows][DH] carried ∂c
-  float* dn = dc + L.rows * DH;                     // [rows][DH] carried ∂n (sLSTM)
-  float* dp = dn + L.rows * DH;                     // [rows][G]  this step's pre-activation gradients
-  const float* Rh = r_smem ? smem : Rg;
-  const int64_t ld = r_smem ? G + 1 : G;
-  const int tid = threadIdx.x, nt = blockDim.x;
-  if (r_smem)
-    for (int64_t i = tid; i < DH * G; i += nt) smem[(i / G) * (G + 1) + i % G] = Rg[i];
-  for (int64_t i = tid; i < nb * DH; i += nt) {
-    int bb;
-    int64_t u;
-    L.unit_item(i, &bb, &u);
-    const int64_t b = b0 + bb;
-    dh[bb * DH + u] = dfinal ? dfinal[L.state0_off(0, hd, b, u)] : 0.0f;
-    dc[bb * DH + u] = dfinal ? dfinal[L.state0_off(1, hd, b, u)] : 0.0f;
-    dn[bb * DH + u] = (NS == 4 && dfinal) ? dfinal[L.state0_off(2, hd, b, u)] : 0.0f;
+  bool r_smem;
+  float* sm;  // R staged (r_smem) then dh, dc, dn [rows][DH] (carried ∂h recurrent part, ∂c, ∂n), dp [rows][G]
+  float *dh, *dc, *dn, *dp;
+  const float* Rh;
+  int64_t ld;
+
+  __host__ __device__ BwdBlock(const RecLaunch& l, const BwdArgs& args, bool rs, int64_t blk, float* smem)
+      : L(l), a(args), r_smem(rs), sm(smem) {
+    L.block_task(blk, &hd, &b0, &nb);
+    dh = sm + (r_smem ? L.r_floats() : 0);
+    dc = dh + L.rows * L.DH;
+    dn = dc + L.rows * L.DH;
+    dp = dn + L.rows * L.DH;
+    Rh = r_smem ? sm : a.R + hd * L.DH * L.G;
+    ld = r_smem ? L.G + 1 : L.G;
   }
-  __syncthreads();
-  for (int64_t t = L.S - 1; t >= 0; --t) {
-    // (1) cell backward
+  __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
+    if (t > 0) return a.states[L.state_off(s, hd, t - 1, b, u)];
+    return a.state0 ? a.state0[L.state0_off(s, hd, b, u)] : 0.0f;
+  }
+  // stage R, the carried cotangents from dstate_final (its m part ignored)
+  __host__ __device__ void init(int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
+    if (r_smem) {
+      const float* Rg = a.R + hd * DH * G;
+      for (int64_t i = tid; i < DH * G; i += nt) sm[(i / G) * (G + 1) + i % G] = Rg[i];
+    }
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t u;
       L.unit_item(i, &bb, &u);
       const int64_t b = b0 + bb;
-      auto prev = [&](int s) -> float {
-        if (t > 0) return states[L.state_off(s, hd, t - 1, b, u)];
-        return state0 ? state0[L.state0_off(s, hd, b, u)] : 0.0f;
-      };
-      const float pi = gates[L.x_off(hd, b, t, u)], pf = gates[L.x_off(hd, b, t, DH + u)];
-      const float pz = gates[L.x_off(hd, b, t, 2 * DH + u)], po = gates[L.x_off(hd, b, t, 3 * DH + u)];
-      const float gh = dy[L.y_off(hd, b, t, u)] + dh[bb * DH + u];
+      dh[bb * DH + u] = a.dfinal ? a.dfinal[L.state0_off(0, hd, b, u)] : 0.0f;
+      dc[bb * DH + u] = a.dfinal ? a.dfinal[L.state0_off(1, hd, b, u)] : 0.0f;
+      dn[bb * DH + u] = (NS == 4 && a.dfinal) ? a.dfinal[L.state0_off(2, hd, b, u)] : 0.0f;
+    }
+  }
+  // (1) cell backward: dx and dp of step t, carried ∂c, ∂n
+  __host__ __device__ void cell_phase(int64_t t, int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
+    for (int64_t i = tid; i < nb * DH; i += nt) {
+      int bb;
+      int64_t u;
+      L.unit_item(i, &bb, &u);
+      const int64_t b = b0 + bb;
+      const float pi = a.gates[L.x_off(hd, b, t, u)], pf = a.gates[L.x_off(hd, b, t, DH + u)];
+      const float pz = a.gates[L.x_off(hd, b, t, 2 * DH + u)], po = a.gates[L.x_off(hd, b, t, 3 * DH + u)];
+      const float gh = a.dy[L.y_off(hd, b, t, u)] + dh[bb * DH + u];
+      const float c1 = a.states[L.state_off(1, hd, t, b, u)];
       float dpi, dpf, dpz, dpo, dck = dc[bb * DH + u];
       if constexpr (NS == 4) {
         float dnk = dn[bb * DH + u];
-        Cell::backward(pi, pf, pz, po, prev(1), prev(2), prev(3), states[L.state_off(1, hd, t, b, u)],
-                       states[L.state_off(2, hd, t, b, u)], states[L.state_off(3, hd, t, b, u)],
-                       states[L.state_off(0, hd, t, b, u)], gh, &dck, &dnk, &dpi, &dpf, &dpz, &dpo);
+        Cell::backward(pi, pf, pz, po, prev(1, t, b, u), prev(2, t, b, u), prev(3, t, b, u), c1,
+                       a.states[L.state_off(2, hd, t, b, u)], a.states[L.state_off(3, hd, t, b, u)],
+                       a.states[L.state_off(0, hd, t, b, u)], gh, &dck, &dnk, &dpi, &dpf, &dpz, &dpo);
         dn[bb * DH + u] = dnk;
       } else {
-        Cell::backward(pi, pf, pz, po, prev(1), states[L.state_off(1, hd, t, b, u)], gh, &dck, &dpi, &dpf, &dpz,
-                       &dpo);
+        Cell::backward(pi, pf, pz, po, prev(1, t, b, u), c1, gh, &dck, &dpi, &dpf, &dpz, &dpo);
       }
       dc[bb * DH + u] = dck;
       float* dpr = dp + bb * G;
@@ -293,13 +329,15 @@ __global__ void __launch_bounds__(kMaxThreads)
       dpr[DH + u] = dpf;
       dpr[2 * DH + u] = dpz;
       dpr[3 * DH + u] = dpo;
-      dx[L.x_off(hd, b, t, u)] = dpi;
-      dx[L.x_off(hd, b, t, DH + u)] = dpf;
-      dx[L.x_off(hd, b, t, 2 * DH + u)] = dpz;
-      dx[L.x_off(hd, b, t, 3 * DH + u)] = dpo;
+      a.dx[L.x_off(hd, b, t, u)] = dpi;
+      a.dx[L.x_off(hd, b, t, DH + u)] = dpf;
+      a.dx[L.x_off(hd, b, t, 2 * DH + u)] = dpz;
+      a.dx[L.x_off(hd, b, t, 3 * DH + u)] = dpo;
     }
-    __syncthreads();
-    // (2) ∂h_{t-1} = R · dp (per head; the CPU's order k = 0..G-1)
+  }
+  // (2) ∂h_{t-1}[j] = Σ_k R[j, k] dp[k] (per head; the CPU's order k = 0..G-1)
+  __host__ __device__ void matvec_phase(int tid, int nt) const {
+    const int64_t DH = L.DH, G = L.G;
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t j;
@@ -310,66 +348,106 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int64_t k = 0; k < G; ++k) acc = fmaf(dpr[k], rr[k], acc);
       dh[bb * DH + j] = acc;
     }
-    __syncthreads();
   }
-  if (dstate0)
+  // dstate0 = the carried cotangents; ∂m_0 = 0 (reference CUDA convention) or δc⊙c_0 + δn⊙n_0 (XLSTM_SPEC §2.4)
+  __host__ __device__ void final_phase(int tid, int nt) const {
+    if (!a.dstate0) return;
+    const int64_t DH = L.DH;
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t u;
       L.unit_item(i, &bb, &u);
       const int64_t b = b0 + bb;
-      dstate0[L.state0_off(0, hd, b, u)] = dh[bb * DH + u];
-      dstate0[L.state0_off(1, hd, b, u)] = dc[bb * DH + u];
+      a.dstate0[L.state0_off(0, hd, b, u)] = dh[bb * DH + u];
+      a.dstate0[L.state0_off(1, hd, b, u)] = dc[bb * DH + u];
       if (NS == 4) {
-        dstate0[L.state0_off(2, hd, b, u)] = dn[bb * DH + u];
-        // ∂m_0: 0 in the reference CUDA convention; the exact value scales c_0 and n_0 (XLSTM_SPEC §2.4)
-        const float c0 = state0 ? state0[L.state0_off(1, hd, b, u)] : 0.0f;
-        const float n0 = state0 ? state0[L.state0_off(2, hd, b, u)] : 0.0f;
-        dstate0[L.state0_off(3, hd, b, u)] = exact_m0_grad ? dc[bb * DH + u] * c0 + dn[bb * DH + u] * n0 : 0.0f;
+        a.dstate0[L.state0_off(2, hd, b, u)] = dn[bb * DH + u];
+        const float c0 = a.state0 ? a.state0[L.state0_off(1, hd, b, u)] : 0.0f;
+        const float n0 = a.state0 ? a.state0[L.state0_off(2, hd, b, u)] : 0.0f;
+        a.dstate0[L.state0_off(3, hd, b, u)] = a.exact_m0_grad ? dc[bb * DH + u] * c0 + dn[bb * DH + u] * n0 : 0.0f;
       }
     }
+  }
+};
+
+// Parameter gradients, pass 1: item w's partial = Σ over its chunk's rows r = b*S + t (in order) of
+// h_{t-1}[b, hd*DH + j] · dx[b, t, column k] (j < DH), or of dx alone (j == DH, the bias).
+__host__ __device__ inline float pg_partial(const RecLaunch& L, int64_t w, const float* dx, const float* states,
+                                            const float* state0) {
+  int64_t chunk, e, hd, j, k;
+  L.pg_item(w, &chunk, &e);
+  L.pg_elem(e, &hd, &j, &k);
+  const int64_t r0 = chunk * L.pg_per, r1 = r0 + L.pg_per < L.pg_rows ? r0 + L.pg_per : L.pg_rows;
+  float acc = 0.0f;
+  if (j == L.DH) {
+    for (int64_t r = r0; r < r1; ++r) acc += dx[L.x_off(hd, r / L.S, r % L.S, k)];
+  } else {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / L.S, t = r - b * L.S;
+      const float hv =
+          t > 0 ? states[L.state_off(0, hd, t - 1, b, j)] : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
+      acc = fmaf(hv, dx[L.x_off(hd, b, t, k)], acc);
+    }
+  }
+  return acc;
 }
 
-// ---- backward: parameter gradients -----------------------------------------------------------------------------
+// Pass 2: dR / dbias element e = Σ over chunks (in order, double) of the partials, rounded once.
+__host__ __device__ inline void pg_final(const RecLaunch& L, int64_t e, float* dR, float* dbias, const float* part) {
+  int64_t hd, j, k;
+  L.pg_elem(e, &hd, &j, &k);
+  double acc = 0.0;
+  for (int64_t c = 0; c < L.pg_chunks; ++c) acc += part[c * L.pg_elems + e];
+  (j < L.DH ? dR : dbias)[L.pg_out(hd, j, k)] = static_cast<float>(acc);
+}
 
-// Pass 1: part[w] = Σ over chunk rows r = b*S + t (in order) of h_{t-1}[b, hd*DH + j] · dx[b, t, column k]
-// (j < DH), or of dx alone (j == DH, the bias).
+// ---- kernels ---------------------------------------------------------------------------------------------------
+
+template <class Cell>
+__global__ void __launch_bounds__(kMaxThreads) rec_forward_kernel(FwdArgs a, RecLaunch L, bool r_smem) {
+  extern __shared__ float smem[];
+  const FwdBlock<Cell> blk(L, a, r_smem, blockIdx.x, smem);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  blk.init(tid, nt);
+  __syncthreads();
+  for (int64_t t = 0; t < L.S; ++t) {
+    blk.gates_phase(t, tid, nt);
+    __syncthreads();
+    blk.cell_phase(t, tid, nt);
+    __syncthreads();
+  }
+}
+
+template <class Cell>
+__global__ void __launch_bounds__(kMaxThreads) rec_backward_kernel(BwdArgs a, RecLaunch L, bool r_smem) {
+  extern __shared__ float smem[];
+  const BwdBlock<Cell> blk(L, a, r_smem, blockIdx.x, smem);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  blk.init(tid, nt);
+  __syncthreads();
+  for (int64_t t = L.S - 1; t >= 0; --t) {
+    blk.cell_phase(t, tid, nt);
+    __syncthreads();
+    blk.matvec_phase(tid, nt);
+    __syncthreads();
+  }
+  blk.final_phase(tid, nt);
+}
+
 __global__ void rec_pg_partial_kernel(float* __restrict__ part, const float* __restrict__ dx,
                                       const float* __restrict__ states, const float* __restrict__ state0,
                                       RecLaunch L) {
   const int64_t items = L.pg_chunks * L.pg_elems;
   for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; w < items;
-       w += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    int64_t chunk, e, hd, j, k;
-    L.pg_item(w, &chunk, &e);
-    L.pg_elem(e, &hd, &j, &k);
-    const int64_t r0 = chunk * L.pg_per, r1 = min(L.pg_rows, r0 + L.pg_per);
-    float acc = 0.0f;
-    if (j == L.DH) {
-      for (int64_t r = r0; r < r1; ++r) acc += dx[L.x_off(hd, r / L.S, r % L.S, k)];
-    } else {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r / L.S, t = r - b * L.S;
-        const float hv = t > 0 ? states[L.state_off(0, hd, t - 1, b, j)]
-                               : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
-        acc = fmaf(hv, dx[L.x_off(hd, b, t, k)], acc);
-      }
-    }
-    part[w] = acc;
-  }
+       w += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    part[w] = pg_partial(L, w, dx, states, state0);
 }
 
-// Pass 2: dR / dbias element e = Σ over chunks (in order, double) of the partials, rounded once.
 __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ dbias, const float* __restrict__ part,
                                     RecLaunch L) {
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < L.pg_elems;
-       e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    int64_t hd, j, k;
-    L.pg_elem(e, &hd, &j, &k);
-    double acc = 0.0;
-    for (int64_t c = 0; c < L.pg_chunks; ++c) acc += part[c * L.pg_elems + e];
-    (j < L.DH ? dR : dbias)[L.pg_out(hd, j, k)] = static_cast<float>(acc);
-  }
+       e += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    pg_final(L, e, dR, dbias, part);
 }
 
 // ---- launch helpers --------------------------------------------------------------------------------------------
@@ -383,21 +461,29 @@ void require_dims(const RecurrentDims& d, const char* entry) {
     throw std::invalid_argument(std::string(entry) + ": NH * ceil(B/4) exceeds the grid limit");
 }
 
-// Decides whether R goes to shared memory, opts the kernel in to the dynamic shared memory it needs and returns
-// the byte count; std::invalid_argument when even the per-row vectors do not fit.
+// Shared memory of a block: R staged when the total fits `limit` bytes; *bytes = the dynamic shared memory to
+// launch with. False when even the per-row vectors do not fit.
+bool smem_plan(const RecLaunch& L, int64_t vec_floats, int64_t limit, bool* r_smem, int64_t* bytes) {
+  const int64_t with_r = (L.r_floats() + vec_floats) * static_cast<int64_t>(sizeof(float));
+  *r_smem = with_r <= limit;
+  *bytes = *r_smem ? with_r : vec_floats * static_cast<int64_t>(sizeof(float));
+  return *bytes <= limit;
+}
+
+[[noreturn]] void smem_too_large(const RecLaunch& L, int64_t bytes, int64_t limit, const char* entry) {
+  throw std::invalid_argument(std::string(entry) + ": DH = " + std::to_string(L.DH) + " needs " +
+                              std::to_string(bytes) + " bytes of shared memory per block, the device allows " +
+                              std::to_string(limit));
+}
+
+// Plans the shared memory against the device's per-block opt-in limit and opts the kernel in to it.
 template <class K>
 size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_smem, const char* entry) {
   int dev = 0, optin = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
   check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
-  const int64_t with_r = (L.r_floats() + vec_floats) * static_cast<int64_t>(sizeof(float));
-  const int64_t without = vec_floats * static_cast<int64_t>(sizeof(float));
-  *r_smem = with_r <= optin;
-  const int64_t bytes = *r_smem ? with_r : without;
-  if (bytes > optin)
-    throw std::invalid_argument(std::string(entry) + ": DH = " + std::to_string(L.DH) + " needs " +
-                                std::to_string(bytes) + " bytes of shared memory per block, the device allows " +
-                                std::to_string(optin));
+  int64_t bytes = 0;
+  if (!smem_plan(L, vec_floats, optin, r_smem, &bytes)) smem_too_large(L, bytes, optin, entry);
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry,
         "cudaFuncSetAttribute");
   return static_cast<size_t>(bytes);
@@ -411,7 +497,7 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_forward_kernel<Cell>, L, L.fwd_vec_floats(), &r_smem, entry);
   rec_forward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.fwd_threads, bytes, static_cast<cudaStream_t>(stream)>>>(
-      y, states, gates, x, state0, R, bias, L, r_smem);
+      FwdArgs{y, states, gates, x, state0, R, bias}, L, r_smem);
   check(cudaGetLastError(), entry, "kernel launch");
 }
 
@@ -438,7 +524,7 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
   rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(
-      dx, dstate0, gates, states, dy, dstate_final, state0, R, L, r_smem, exact_m0_grad);
+      BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, L, r_smem);
   check(cudaGetLastError(), entry, "sequence kernel launch");
   const int64_t items = L.pg_chunks * L.pg_elems;
   StreamScratch part(static_cast<size_t>(items) * sizeof(float), st, entry);
@@ -524,6 +610,64 @@ void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, cons
   d_ds0.download(dstate0, entry);
 }
 
+// ---- host emulation of the launches (no GPU): every block in turn, each phase run by all of its threads in
+// thread order before the next phase starts (what __syncthreads guarantees), shared memory a host array filled with
+// NaN at each block's start (so a read of a slot not yet written shows up in the results). Shared memory is planned
+// against kEmulatedSmemLimit, the per-block opt-in limit of an H100 (227 KiB), so R is staged exactly when it would
+// be there.
+constexpr int64_t kEmulatedSmemLimit = 227 * 1024;
+
+template <class Cell>
+void forward_emulate_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                          const float* bias, const RecurrentDims& d, const char* entry) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  bool r_smem = false;
+  int64_t bytes = 0;
+  if (!smem_plan(L, L.fwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
+    smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
+  std::vector<float> smem(static_cast<size_t>(bytes) / sizeof(float));
+  const FwdArgs a{y, states, gates, x, state0, R, bias};
+  const int nt = L.fwd_threads;
+  for (int64_t blk = 0; blk < L.blocks; ++blk) {
+    std::fill(smem.begin(), smem.end(), __builtin_nanf(""));
+    const FwdBlock<Cell> b(L, a, r_smem, blk, smem.data());
+    for (int tid = 0; tid < nt; ++tid) b.init(tid, nt);
+    for (int64_t t = 0; t < L.S; ++t) {
+      for (int tid = 0; tid < nt; ++tid) b.gates_phase(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) b.cell_phase(t, tid, nt);
+    }
+  }
+}
+
+template <class Cell>
+void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
+                           const float* states, const float* dy, const float* dstate_final, const float* state0,
+                           const float* R, const RecurrentDims& d, bool exact_m0_grad, const char* entry) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  bool r_smem = false;
+  int64_t bytes = 0;
+  if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
+    smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
+  std::vector<float> smem(static_cast<size_t>(bytes) / sizeof(float));
+  const BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
+  const int nt = L.bwd_threads;
+  for (int64_t blk = 0; blk < L.blocks; ++blk) {
+    std::fill(smem.begin(), smem.end(), __builtin_nanf(""));
+    const BwdBlock<Cell> b(L, a, r_smem, blk, smem.data());
+    for (int tid = 0; tid < nt; ++tid) b.init(tid, nt);
+    for (int64_t t = L.S - 1; t >= 0; --t) {
+      for (int tid = 0; tid < nt; ++tid) b.cell_phase(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) b.matvec_phase(tid, nt);
+    }
+    for (int tid = 0; tid < nt; ++tid) b.final_phase(tid, nt);
+  }
+  std::vector<float> part(static_cast<size_t>(L.pg_chunks * L.pg_elems));
+  for (int64_t w = 0; w < L.pg_chunks * L.pg_elems; ++w) part[static_cast<size_t>(w)] = pg_partial(L, w, dx, states, state0);
+  for (int64_t e = 0; e < L.pg_elems; ++e) pg_final(L, e, dR, dbias, part.data());
+}
+
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -576,6 +720,32 @@ void lstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, cons
                         const RecurrentDims& d) {
   backward_host_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
                                "lstm_backward");
+}
+
+// ---- host emulation entries -----------------------------------------------------------------------------------
+
+void slstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                           const float* bias, const RecurrentDims& d) {
+  forward_emulate_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, "slstm_forward_emulate");
+}
+
+void slstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
+                            const float* states, const float* dy, const float* dstate_final, const float* state0,
+                            const float* R, const RecurrentDims& d, bool exact_m0_grad) {
+  backward_emulate_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d,
+                                   exact_m0_grad, "slstm_backward_emulate");
+}
+
+void lstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                          const float* bias, const RecurrentDims& d) {
+  forward_emulate_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, "lstm_forward_emulate");
+}
+
+void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                           const float* dy, const float* dstate_final, const float* state0, const float* R,
+                           const RecurrentDims& d) {
+  backward_emulate_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
+                                  "lstm_backward_emulate");
 }
 
 // ---- host coverage of the launch maps --------------------------------------------------------------------------

@@ -156,6 +156,53 @@ describe("23 CUDA tensors", () => {
       parity([[6, 8], [2, 3, 4], [2, 5, 4]], (x, w1, w2) => ops.headwiseLinearConcat([{ x, weight: w1 }, { x, weight: w2 }]), 1e-5);
     });
 
+    itCuda("sLSTM and LSTM recurrences: outputs, final states and every gradient (state0 included)", () => {
+      for (const [B, S, NH, DH] of [[1, 1, 1, 1], [2, 7, 2, 3], [3, 40, 4, 16]]) {
+        const H = NH * DH;
+        parity([[B, S, 4 * H], [NH, DH, 4 * DH], [4 * H], [4, B, H]], (x, R, b, s0) => ops.slstm(x, ops.scale(R, 0.3), b, ops.scale(s0, 0.1)).y, 2e-4);
+        parity([[B, S, 4 * H], [NH, DH, 4 * DH], [4 * H]], (x, R, b) => ops.add(ops.slstm(x, ops.scale(R, 0.3), b).state, 0), 2e-4);
+        parity([[B, S, 4 * H], [1, H, 4 * H], [4 * H], [2, B, H]], (x, R, b, s0) => ops.lstm(x, ops.scale(R, 0.3), b, s0).y, 2e-4);
+      }
+    });
+
+    itCuda("mLSTM cell, chunkwise / parallel / recurrent forms: h, final state and every gradient (initial state included)", () => {
+      for (const [B, NH, S, DK, DV] of [[1, 1, 1, 4, 4], [2, 3, 19, 8, 12], [1, 2, 130, 16, 16]])
+        for (const form of ["chunkwise", "parallel", "recurrent", "auto"] as const) {
+          const sh = [[B, NH, S, DK], [B, NH, S, DK], [B, NH, S, DV], [B, NH, S], [B, NH, S]];
+          parity(sh, (q, k, v, i, f) => ops.mlstm(q, k, v, i, ops.add(f, 3), { form, chunkSize: 8 }).h, 2e-4);
+          parity([...sh, [B, NH, DK, DV], [B, NH, DK], [B, NH]], (q, k, v, i, f, c, n, m) => {
+            const r = ops.mlstm(q, k, v, i, ops.add(f, 3), { form, chunkSize: 8, initialState: { c: ops.scale(c, 0.1), n: ops.scale(n, 0.1), m }, returnLastState: true });
+            return ops.cat([r.h.reshape(-1), r.state!.c.reshape(-1), r.state!.n.reshape(-1)], 0);
+          }, 2e-4);
+        }
+    });
+
+    itCuda("modules on the GPU give the CPU's outputs and parameter gradients (LSTM, sLSTM-only and mixed xLSTM LMs)", () => {
+      const pairs: [() => nn.Module, (m: nn.Module, dev: "cpu" | "cuda") => Tensor][] = [
+        [() => new nn.LSTM({ input_size: 5, hidden_size: 8, num_layers: 2, batch_first: true }), (m, dev) => (m as nn.LSTM).forward(Tensor.randn([3, 6, 5], { generator: new Generator(1), device: dev }))[0]],
+        [
+          () => new nn.xLSTMLMModel({ vocab_size: 11, embedding_dim: 16, num_blocks: 2, context_length: 9, slstm_at: "all", mlstm_block: null, slstm_block: { slstm: { num_heads: 2, conv1d_kernel_size: 4 }, feedforward: { proj_factor: 1.3, act_fn: "gelu" } } }, { generator: new Generator(3) }),
+          (m) => (m as nn.xLSTMLMModel).forward(Tensor.from(Array.from({ length: 18 }, (_, i) => (i * 7) % 11), [2, 9], { dtype: "int32" })).logits,
+        ],
+        [
+          () => new nn.xLSTMLMModel({ vocab_size: 11, embedding_dim: 16, num_blocks: 3, context_length: 9, slstm_at: [1], mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_block: { slstm: { num_heads: 2, conv1d_kernel_size: 4 }, feedforward: { proj_factor: 1.3, act_fn: "gelu" } } }, { generator: new Generator(4) }),
+          (m) => (m as nn.xLSTMLMModel).forward(Tensor.from(Array.from({ length: 18 }, (_, i) => (i * 5) % 11), [2, 9], { dtype: "int32" })).logits,
+        ],
+      ];
+      for (const [make, run] of pairs) {
+        const a = make(), b = make();
+        b.loadStateDict(a.stateDict());
+        b.to("cuda");
+        const ya = run(a, "cpu"), yb = run(b, "cuda");
+        assert.ok(relErr(yb.toFlatArray(), ya.toFlatArray()) < 2e-4, "forward");
+        const w = Tensor.randn(ya.shape, { generator: new Generator(9) });
+        ya.backward(w);
+        yb.backward(w.to("cuda"));
+        const gb = new Map([...b.namedParameters()].map(([k, p]) => [k, p]));
+        for (const [k, p] of a.namedParameters()) assert.ok(relErr(gb.get(k)!.grad!.toFlatArray(), p.grad!.toFlatArray()) < 5e-4, `grad ${k}`);
+      }
+    });
+
     itCuda("AdamW, SGD (momentum, nesterov, weight decay) and clipGradNorm follow the CPU over several steps", () => {
       const gen = new Generator(21);
       for (const make of [

@@ -7,6 +7,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { backends } from "../lib";
 import { openSafetensors } from "../lib/io/safetensors";
 import { formatResult, hasFixtureHandler, runFixture, RunOptions } from "../lib/fixtures";
 import { describeFixtures } from "./support/fixtures";
@@ -30,6 +31,13 @@ describeFixtures("48 golden fixtures", (manifest, dir) => {
         assert.ok(r.checks.length > 0);
       });
     }
+    // the same fixture on the GPU (modules and inputs moved, results read back), except handlers still CPU-only
+    const cudaOk = backends().cuda.available;
+    const cpuOnly = f.config_class === "xLSTMLargeConfig";
+    (cudaOk && !cpuOnly ? it : it.skip)(`${f.name} on cuda${cudaOk ? (cpuOnly ? " [skipped: xLSTM Large runs on the CPU only in this version]" : "") : ` [skipped: ${backends().cuda.reason}]`}`, () => {
+      const r = runFixture(f, dir, { device: "cuda" });
+      assert.ok(r.ok, formatResult(r) + "\n" + r.checks.filter((c) => !(c.ratio <= 1)).map((c) => `  ${c.tensor}: ratio ${c.ratio} at ${c.index}`).join("\n"));
+    });
   }
 
   it("fails a fixture when one stored value is perturbed (the checker can fail)", () => {

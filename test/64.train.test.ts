@@ -6,7 +6,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CorruptFileError, Generator, nn, optim, Tensor } from "../lib";
+import { backends, CorruptFileError, Generator, nn, optim, Tensor } from "../lib";
 import { CharTokenizer } from "../lib/data";
 import { loadModel, readModelFile, readTrainingState, resolveCheckpoint, saveCheckpoint, TRAINING_FILE } from "../lib/checkpoint";
 import { generate, generateBatch, sampleLogits } from "../lib/generate";
@@ -32,6 +32,28 @@ describe("64 checkpoints, training and generation", function () {
     dirs.push(d);
     return d;
   };
+
+  it("device: \"cuda\" is refused with the reason when no GPU is usable", async function () {
+    if (backends().cuda.available) this.skip();
+    await assert.rejects(train({ ...tiny(), worker: false, device: "cuda" }), /device "cuda": CUDA is not available/);
+    await assert.rejects(train({ ...tiny(), worker: false, device: "tpu" as never }), /device/);
+  });
+
+  (backends().cuda.available ? it : it.skip)(`a small xLSTM and an LSTM train on the GPU with the CPU run's losses; a GPU run resumes from its checkpoint${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
+    for (const over of [{}, { modelType: "lstm" as const, model: { hidden_size: 32, num_layers: 1 }, optimizer: "sgd" as const, lr: 1, sampling: "sequential" as const }]) {
+      const base = tiny({ steps: 60, evalEvery: 0, ...over });
+      const cpu = await train({ ...base, worker: false });
+      const dir = newDir();
+      const gpu = await train({ ...base, worker: false, device: "cuda", outDir: dir });
+      // same data, initialisation and dropout masks; float32 sums in other orders drift slowly over the steps
+      for (let i = 0; i < 10; ++i) assert.ok(Math.abs(gpu.losses[i] - cpu.losses[i]) < 1e-3 * Math.max(1, cpu.losses[i]), `step ${i + 1}: ${gpu.losses[i]} vs ${cpu.losses[i]}`);
+      const tail = (l: number[]) => l.slice(-10).reduce((a, b) => a + b, 0) / 10;
+      assert.ok(Math.abs(tail(gpu.losses) - tail(cpu.losses)) < 0.05 * tail(cpu.losses));
+      const resumed = await train({ text: TEXT, outDir: dir, resume: true, steps: 65, worker: false });
+      assert.equal(resumed.step, 65);
+      assert.ok(Number.isFinite(resumed.loss));
+    }
+  });
 
   it("checkpoint round trip: weights (either sLSTM layout), optimizer, RNG, data position, carried state", () => {
     const dir = newDir();

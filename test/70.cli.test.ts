@@ -1,6 +1,7 @@
 // Layer 7: the `xlstm` command as users run it (bin/xlstm.js over the compiled dist/): info, bench's JSON lines,
 // check-fixtures' per-fixture lines and exit codes, and errors for bad arguments.
 import { strict as assert } from "assert";
+import { backends } from "../lib";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -39,6 +40,13 @@ describe("70 cli", function () {
     assert.match(r.stderr, /unknown workload W99; available: .*gemm.*W3.*W6/);
     assert.match(cli("bench", "--reps", "0").stderr, /--reps must be a positive integer/);
     assert.match(cli("frobnicate").stderr, /unknown command "frobnicate"/);
+    // the GPU workloads are listed, and refused with the reason where no GPU is usable
+    assert.match(r.stderr, /G1.*G2.*G3/);
+    if (!backends().cuda.available) {
+      const g = cli("bench", "--device", "cuda");
+      assert.equal(g.status, 1);
+      assert.match(g.stderr, /--device cuda: CUDA is not available/);
+    }
   });
 
   const fx = fixturesAvailable();
@@ -64,5 +72,11 @@ describe("70 cli", function () {
     fs.rmSync(tmp, { recursive: true, force: true });
     assert.match(cli("check-fixtures").stderr, /the fixture directory is required/);
     assert.match(cli("check-fixtures", fx.dir, "--only", "^nothing$").stderr, /no fixture .* matches/);
+    assert.match(cli("check-fixtures", fx.dir, "--device", "tpu").stderr, /--device/);
+    if (!backends().cuda.available) {
+      const r = cli("check-fixtures", fx.dir, "--device", "cuda");
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /--device cuda: CUDA is not available/);
+    }
   });
 });

@@ -329,7 +329,119 @@ void empty_cache() { memory_absent("cuda::empty_cache"); }
 // ---- end memory-block
 
 // ---- cuda-recurrent-block (CPU-only answers for the cuda-recurrent-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+namespace xlstm {
+namespace cuda {
+[[noreturn]] static void recurrent_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void slstm_forward(float*, float*, float*, const float*, const float*, const float*, const float*,
+                   const RecurrentDims&, void*) {
+  recurrent_absent("cuda::slstm_forward");
+}
+void slstm_backward(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                    const float*, const float*, const RecurrentDims&, bool, void*) {
+  recurrent_absent("cuda::slstm_backward");
+}
+void lstm_forward(float*, float*, float*, const float*, const float*, const float*, const float*,
+                  const RecurrentDims&, void*) {
+  recurrent_absent("cuda::lstm_forward");
+}
+void lstm_backward(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                   const float*, const float*, const RecurrentDims&, void*) {
+  recurrent_absent("cuda::lstm_backward");
+}
+void slstm_forward_host(float*, float*, float*, const float*, const float*, const float*, const float*,
+                        const RecurrentDims&) {
+  recurrent_absent("cuda::slstm_forward_host");
+}
+void slstm_backward_host(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                         const float*, const float*, const RecurrentDims&, bool) {
+  recurrent_absent("cuda::slstm_backward_host");
+}
+void lstm_forward_host(float*, float*, float*, const float*, const float*, const float*, const float*,
+                       const RecurrentDims&) {
+  recurrent_absent("cuda::lstm_forward_host");
+}
+void lstm_backward_host(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                        const float*, const float*, const RecurrentDims&) {
+  recurrent_absent("cuda::lstm_backward_host");
+}
+void slstm_forward_emulate(float*, float*, float*, const float*, const float*, const float*, const float*,
+                           const RecurrentDims&) {
+  recurrent_absent("cuda::slstm_forward_emulate");
+}
+void slstm_backward_emulate(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                            const float*, const float*, const RecurrentDims&, bool) {
+  recurrent_absent("cuda::slstm_backward_emulate");
+}
+void lstm_forward_emulate(float*, float*, float*, const float*, const float*, const float*, const float*,
+                          const RecurrentDims&) {
+  recurrent_absent("cuda::lstm_forward_emulate");
+}
+void lstm_backward_emulate(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                           const float*, const float*, const RecurrentDims&) {
+  recurrent_absent("cuda::lstm_backward_emulate");
+}
+int64_t recurrent_coverage(bool, const RecurrentDims&, int32_t*) { recurrent_absent("cuda::recurrent_coverage"); }
+}  // namespace cuda
+}  // namespace xlstm
+#endif
 // ---- end cuda-recurrent-block
 
 // ---- cuda-mlstm-block (CPU-only answers for the cuda-mlstm-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+namespace xlstm {
+namespace cuda {
+static void mlstm_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void mlstm_chunkwise_forward(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                             const float*, const float*, const float*, const float*, const float*, const MlstmDims&,
+                             int64_t, float, bool, void*) {
+  mlstm_absent("cuda::mlstm_chunkwise_forward");
+}
+void mlstm_chunkwise_backward(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                              const float*, const float*, const float*, const float*, const float*, const float*,
+                              const float*, const float*, const float*, const MlstmDims&, int64_t, float, void*) {
+  mlstm_absent("cuda::mlstm_chunkwise_backward");
+}
+void mlstm_recurrent_forward(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                             const float*, const float*, const float*, const float*, const float*, const MlstmDims&,
+                             float, void*) {
+  mlstm_absent("cuda::mlstm_recurrent_forward");
+}
+void mlstm_recurrent_backward(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                              const float*, const float*, const float*, const float*, const float*, const float*,
+                              const float*, const float*, const MlstmDims&, float, void*) {
+  mlstm_absent("cuda::mlstm_recurrent_backward");
+}
+void mlstm_chunkwise_forward_host(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                  const float*, const float*, const float*, const float*, const float*,
+                                  const MlstmDims&, int64_t, float, bool) {
+  mlstm_absent("cuda::mlstm_chunkwise_forward_host");
+}
+void mlstm_chunkwise_backward_host(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                                   const float*, const float*, const float*, const float*, const float*,
+                                   const float*, const float*, const float*, const float*, const MlstmDims&, int64_t,
+                                   float) {
+  mlstm_absent("cuda::mlstm_chunkwise_backward_host");
+}
+void mlstm_recurrent_forward_host(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                  const float*, const float*, const float*, const float*, const float*,
+                                  const MlstmDims&, float) {
+  mlstm_absent("cuda::mlstm_recurrent_forward_host");
+}
+void mlstm_recurrent_backward_host(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                                   const float*, const float*, const float*, const float*, const float*,
+                                   const float*, const float*, const MlstmDims&, float) {
+  mlstm_absent("cuda::mlstm_recurrent_backward_host");
+}
+int64_t mlstm_coverage(const MlstmDims&, int64_t, int64_t*) {
+  mlstm_absent("cuda::mlstm_coverage");
+  return 0;
+}
+}  // namespace cuda
+}  // namespace xlstm
+#endif
 // ---- end cuda-mlstm-block

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels/mlstm.h"
+#include "kernels/mlstm_math.h"
 #include "kernels/mlstm_tile.h"
 #include "kernels/threadpool.h"
 
@@ -40,71 +41,12 @@ using mlstm_detail::SavedLayout;
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// logσ(x) = min(x, 0) − log1p(e^{−|x|})  (XLSTM_SPEC §1), in double
-inline double logsig_d(double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::fabs(x))); }
-// σ(x), stable for both signs
-inline double sigmoid_d(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
-
-// The same logσ for the chunkwise gates, branch-free so that `omp simd` vectorises it (2–3 ulp in double instead of
-// two libm calls per step): e^z for z ≤ 0 by z = n ln2 + r (ln2 in two parts, |r| ≤ ln2/2) and the degree-13
-// Taylor polynomial (truncation < 1e-17), 0 below −708 (where log1p(e^z) = e^z is far below the rounding of min(x, 0));
-// log1p(y) for y in [0, 1] as log(u) + (y − (u − 1))/u with u = 1 + y and log(u) = k ln2 + 2 atanh(s),
-// s = (m − 1)/(m + 1), |s| ≤ 0.1716, by its odd series to s^21.
-__attribute__((always_inline)) inline double exp_nonpos_d(double z) {
-  const double zc = z < -708.0 ? -708.0 : z;
-  const double shift = 6755399441055744.0;  // 1.5 · 2^52: adding it rounds to an integer in the low mantissa bits
-  const double t = zc * 1.4426950408889634 + shift;
-  const double n = t - shift;
-  const int64_t ni = __builtin_bit_cast(int64_t, t) - __builtin_bit_cast(int64_t, shift);
-  double r = zc - n * 0.6931471803691238;  // ln2 high part (25 trailing zero bits: n·hi is exact)
-  r = r - n * 1.9082149292705877e-10;
-  double p = 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  // unsigned: for z outside the domain (NaN, > 0) ni is garbage and a signed shift would be undefined; the result is
-  // then NaN or meaningless, as the caller's inputs were
-  const double scale = __builtin_bit_cast(double, static_cast<uint64_t>(ni + 1023) << 52);
-  return z < -708.0 ? 0.0 : p * scale;
-}
-__attribute__((always_inline)) inline double log1p_unit_d(double y) {
-  const double u = 1.0 + y;
-  const double corr = (y - (u - 1.0)) / u;
-  const bool up = u > 1.4142135623730951;
-  const double m = up ? 0.5 * u : u;
-  const double s = (m - 1.0) / (m + 1.0);
-  const double s2 = s * s;
-  double p = 1.0 / 21.0;
-  p = p * s2 + 1.0 / 19.0;
-  p = p * s2 + 1.0 / 17.0;
-  p = p * s2 + 1.0 / 15.0;
-  p = p * s2 + 1.0 / 13.0;
-  p = p * s2 + 1.0 / 11.0;
-  p = p * s2 + 1.0 / 9.0;
-  p = p * s2 + 1.0 / 7.0;
-  p = p * s2 + 1.0 / 5.0;
-  p = p * s2 + 1.0 / 3.0;
-  p = p * s2 + 1.0;
-  return (up ? 0.6931471805599453 : 0.0) + (2.0 * s * p + corr);
-}
-__attribute__((always_inline)) inline double logsig_v(double x) {
-  const double ax = x < 0.0 ? -x : x;
-  return (x < 0.0 ? x : 0.0) - log1p_unit_d(exp_nonpos_d(-ax));
-}
+// logσ / σ / the step gates: mlstm_math.h (shared with the CUDA twin, cuda/mlstm.cu)
+using mlstm_math::logsig_d;
+using mlstm_math::logsig_v;
+using mlstm_math::sigmoid_d;
+using mlstm_math::step_gates;
+using mlstm_math::StepGates;
 
 // The normaliser floor exp(−μ): the float exp (vectorised by the caller, `fast`) where exp(−μ) is a normal float,
 // else in double.
@@ -844,16 +786,6 @@ void cw_backward(float* dq, float* dk, float* dv, float* di, float* df, float* d
 
 // ---------------------------------------------------------------------------------------------------------------
 // Recurrent step form (XLSTM_SPEC §4.3), one task per (b, h) over all steps
-
-struct StepGates {
-  float fp, ip, m;  // f' = exp(logσ(f̃) + m_{t-1} − m_t), i' = exp(ĩ − m_t), m_t
-};
-
-inline StepGates step_gates(float fpre, float ipre, float mprev) {
-  const double lf = logsig_d(fpre) + static_cast<double>(mprev);
-  const float m = static_cast<float>(std::max(lf, static_cast<double>(ipre)));
-  return {static_cast<float>(std::exp(lf - m)), static_cast<float>(std::exp(static_cast<double>(ipre) - m)), m};
-}
 
 // C ← f' C + (i' s k) vᵀ, n ← f' n + i' s k; writes h_t = Cᵀq / (max(|q·n|, exp(−m)) + ε) when hrow != nullptr.
 inline void step_forward(float* C, float* n, const StepGates& gt, float s, const float* qr, const float* kr,

@@ -6,3 +6,4 @@ import "./slstm-layer";
 import "./lstm-d2l";
 import "./mlstm-cell";
 import "./large-decode";
+import "./gpu";

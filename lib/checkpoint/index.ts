@@ -181,7 +181,8 @@ export function readModelFile(file: string, options: { config?: Record<string, u
  * `slstm_cell._recurrent_kernel_` / `_bias_` pairs).
  */
 export function stateDictInLayout(model: LanguageModel, layout: SlstmLayout = "cuda"): Map<string, Tensor> {
-  const sd = model.stateDict();
+  // CUDA parameters are read back: files are written from host memory
+  const sd = new Map([...model.stateDict()].map(([k, t]) => [k, t.device === "cpu" ? t : t.cpu()]));
   if (layout === "cuda") return sd;
   if (layout !== "vanilla") throw new RangeError(`stateDictInLayout: layout must be "cuda" or "vanilla", got ${String(layout)}`);
   const out = new Map<string, Tensor>();
@@ -263,7 +264,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput): void {
       }
     }
     const carry = flattenState(t.carry, "carry.");
-    for (const [k, v] of carry.tensors) tensors.set(k, v);
+    for (const [k, v] of carry.tensors) tensors.set(k, v.device === "cpu" ? v : v.cpu());
     const meta = {
       format: 1,
       step: t.step,

@@ -137,11 +137,11 @@ const BENCH: CommandSpec = {
 const CHECK: CommandSpec = {
   name: "check-fixtures",
   summary: "run every fixture of <dir>/manifest.json through the public API; exit 1 if any fails",
-  usage: "xlstm check-fixtures <dir> [--only REGEX] [--exclude REGEX] [--device cpu]",
+  usage: "xlstm check-fixtures <dir> [--only REGEX] [--exclude REGEX] [--device cpu|cuda]",
   flags: [
     { name: "only", kind: "string", arg: "REGEX", help: "run only fixtures whose name matches" },
     { name: "exclude", kind: "string", arg: "REGEX", help: "skip fixtures whose name matches" },
-    { name: "device", kind: "string", arg: "D", help: "cpu (the only device this version checks)" },
+    { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda: modules and inputs on the GPU, results read back and compared" },
   ],
 };
 
@@ -269,7 +269,6 @@ async function trainCmd(args: string[]): Promise<number> {
   if (device === "cuda") {
     const cuda = backends().cuda;
     if (!cuda.available) throw new Error(`--device cuda: CUDA is not available on this machine (${cuda.reason ?? "no usable GPU"}); use --device cpu`);
-    throw new Error("--device cuda: training on the GPU is not supported by this version yet (CUDA tensors are not implemented); use --device cpu");
   }
   // options: config file, then flags
   let opts: TrainOptions = {};
@@ -299,6 +298,7 @@ async function trainCmd(args: string[]): Promise<number> {
   set("seq-len", "seqLen");
   set("optimizer", "optimizer");
   set("lr", "lr");
+  set("device", "device");
   set("weight-decay", "weightDecay");
   set("momentum", "momentum");
   set("nesterov", "nesterov");
@@ -340,9 +340,9 @@ async function trainCmd(args: string[]): Promise<number> {
   if (resume !== undefined) {
     // a resumed run takes its options from the checkpoint; only explicit flags are passed on
     const explicitOpts: TrainOptions = { outDir, resume: resume === true ? true : (resume as string) };
-    const flagToKey: Record<string, keyof TrainOptions> = { steps: "steps", epochs: "epochs", "eval-every": "evalEvery", "eval-batches": "evalBatches", "checkpoint-every": "checkpointEvery", "keep-checkpoints": "keepCheckpoints", threads: "threads", "slstm-layout": "slstmLayout" };
+    const flagToKey: Record<string, keyof TrainOptions> = { steps: "steps", epochs: "epochs", "eval-every": "evalEvery", "eval-batches": "evalBatches", "checkpoint-every": "checkpointEvery", "keep-checkpoints": "keepCheckpoints", threads: "threads", "slstm-layout": "slstmLayout", device: "device" };
     for (const [f, k] of Object.entries(flagToKey)) if (explicit.has(f)) (explicitOpts as Record<string, unknown>)[k] = opts[k];
-    const ignored = [...explicit].filter((f) => !(f in flagToKey) && !["resume", "out", "device", "quiet", "log-every", "config"].includes(f));
+    const ignored = [...explicit].filter((f) => !(f in flagToKey) && !["resume", "out", "quiet", "log-every", "config"].includes(f));
     if (ignored.length) process.stderr.write(`xlstm train: note: --${ignored.join(", --")} ${ignored.length > 1 ? "are" : "is"} taken from the checkpoint when resuming\n`);
     opts = explicitOpts;
   } else {
@@ -521,6 +521,8 @@ async function bench(args: string[]): Promise<number> {
     chosen = all.filter((w) => ids.includes(w.id));
   }
   if (chosen.length === 0) throw new Error(`no ${device} workload is available in this version`);
+  if (chosen.some((w) => w.device === "cuda") && !backends().cuda.available)
+    throw new Error(`--device cuda: CUDA is not available on this machine (${backends().cuda.reason ?? "no usable GPU"})`);
   for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify(row) + "\n");
   return 0;
 }
@@ -531,7 +533,8 @@ async function checkFixtures(args: string[]): Promise<number> {
   if (!dirArg) throw new UsageError("the fixture directory is required (see xlstm check-fixtures --help)");
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   const device = (flags.get("device") as string | undefined) ?? "cpu";
-  if (device !== "cpu") throw new UsageError(`--device ${device} is not supported by this version (cpu only)`);
+  if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got ${device}`);
+  if (device === "cuda" && !backends().cuda.available) throw new Error(`--device cuda: CUDA is not available on this machine (${backends().cuda.reason ?? "no usable GPU"})`);
   const re = (k: string) => {
     const v = flags.get(k) as string | undefined;
     if (v === undefined) return null;
@@ -548,7 +551,7 @@ async function checkFixtures(args: string[]): Promise<number> {
   if (selected.length === 0) throw new Error(`no fixture in ${dir} matches the selection`);
   let failed = 0;
   for (const f of selected) {
-    const r = runFixture(f, dir);
+    const r = runFixture(f, dir, { device });
     if (!r.ok) failed++;
     process.stdout.write(formatResult(r) + "\n");
   }

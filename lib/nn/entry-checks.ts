@@ -13,7 +13,7 @@ import { Tensor } from "../tensor";
 
 /** A float32 Tensor with intact storage; TypeError `${op}: ${name} ...` otherwise. */
 export function floatArg(op: string, name: string, value: unknown): Tensor {
-  const t = requireTensor(op, name, value);
+  const t = requireTensor(op, name, value, { cuda: true });
   if (t.dtype !== "float32") throw new TypeError(`${op}: ${name} must be float32, got ${t.dtype}`);
   return t;
 }
@@ -41,11 +41,11 @@ export function expectShapeTrailingOnes(op: string, name: string, t: Tensor, wan
  * @returns [B, S]
  */
 export function tokenArg(op: string, name: string, value: unknown, V: number, step = false): [number, number] {
-  const t = requireTensor(op, name, value);
+  const t = requireTensor(op, name, value, { cuda: true });
   if (t.dtype !== "int32" && t.dtype !== "int64") throw new TypeError(`${op}: ${name} must be an int32 or int64 tensor of token ids, got ${t.dtype}`);
   if (t.ndim !== 2) throw new RangeError(`${op}: ${name} has shape ${formatShape(t.shape)}, expected [B, ${step ? "1" : "S"}]`);
   if (step && t.shape[1] !== 1) throw new RangeError(`${op}: ${name} has shape ${formatShape(t.shape)}, expected [B, 1]`);
-  const d = t.data;
+  const d = t.device === "cpu" ? t.data : t.cpu().data;  // ids on the GPU are read back to be checked
   for (let j = 0; j < d.length; ++j) {
     const id = Number(d[j]);
     if (!(id >= 0 && id < V)) throw new RangeError(`${op}: ${name} holds token id ${d[j]} at flat position ${j}, outside [0, ${V}) (vocab_size = ${V})`);

@@ -108,7 +108,7 @@ export class LSTM extends Module {
     for (let l = 0; l < L; ++l) {
       const gatesIn = ops.linear(seq, this.param(`weight_ih_l${l}`)!, this.param(`bias_ih_l${l}`)); // [B, S, 4H]
       const R = ops.transpose(this.param(`weight_hh_l${l}`)!, 0, 1).reshape(1, H, 4 * H); // R[0, j, g*H + k] = W_hh[g*H + k, j]
-      const bhh = this.param(`bias_hh_l${l}`) ?? Tensor.zeros([4 * H]);
+      const bhh = this.param(`bias_hh_l${l}`) ?? Tensor.zeros([4 * H], { device: seq.device });
       const s0 = state ? ops.cat([ops.slice(state[0], 0, l, l + 1), ops.slice(state[1], 0, l, l + 1)], 0) : null;
       const out = ops.lstm(gatesIn, R, bhh, s0);
       hs.push(ops.slice(out.state, 0, 0, 1));

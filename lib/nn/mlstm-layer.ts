@@ -59,7 +59,8 @@ export class mLSTMLayer extends Module {
   /**
    * Run full sequences from the zero state through the fused native layer (ops.mlstmLayer: one native call each
    * way) instead of composing single ops. Default true; the composed path is used anyway with projection biases,
-   * an initial or returned state, or a form other than "auto". Both give the same numbers up to rounding.
+   * an initial or returned state, a form other than "auto", or CUDA tensors (the fused layer is CPU-only). Both give
+   * the same numbers up to rounding.
    */
   fused = true;
   private readonly generator: Generator;
@@ -183,7 +184,7 @@ export class mLSTMLayer extends Module {
     if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`mLSTMLayer.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
     const [B, S] = x.shape;
     const state = (options.state ?? null) as mLSTMLayerState | null;
-    if (this.fused && !state && !options.returnLastState && (options.form ?? "auto") === "auto" && !c.bias) {
+    if (this.fused && x.device === "cpu" && !state && !options.returnLastState && (options.form ?? "auto") === "auto" && !c.bias) {
       const sd = this.stateDict();
       const p = (k: string) => sd.get(k)!;
       const y = mlstmLayer(x, {
@@ -217,7 +218,7 @@ export class mLSTMLayer extends Module {
     if (!options.returnLastState) return { y, xm };
     const hist = prev ? ops.cat([prev, xm], 1) : xm;
     const T = hist.shape[1];
-    const convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, Di]), hist], 1);
+    const convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, Di], { device: x.device }), hist], 1);
     return { y, xm, state: { conv_state: convState, mlstm_state: cell.state as unknown as LayerState } };
   }
 
@@ -235,7 +236,7 @@ export class mLSTMLayer extends Module {
     const s = (state ?? {}) as unknown as mLSTMLayerState;
     // the step window is the last K inputs [B, K, Di]; forward's returned state (the last K-1) is accepted too
     const window = s.conv_state ?? null;
-    const prev = window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, Di]);
+    const prev = window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, Di], { device: x.device });
     const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent" });
     const st = r.state as unknown as mLSTMLayerState;
     // the step window: the K-1 previous inputs of the conv branch and this one

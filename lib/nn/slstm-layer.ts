@@ -197,7 +197,7 @@ export class sLSTMLayer extends Module {
     if (K > 0) {
       const hist = state?.conv_state ? ops.cat([state.conv_state, x], 1) : x;
       const T = hist.shape[1];
-      convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, E]), hist], 1);
+      convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, E], { device: x.device }), hist], 1);
     }
     return { y, state: { conv_state: convState, slstm_state: cell.state } };
   }
@@ -252,7 +252,7 @@ function stepLayer(layer: sLSTMLayer, x: Tensor, state: sLSTMLayerStepState | nu
   // (the last K-1) is accepted too
   const window = state?.conv_state ?? null;
   // the oldest slot of the step window never influences later outputs (XLSTM_SPEC §5.2)
-  const prev = K > 0 ? (window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, E])) : null;
+  const prev = K > 0 ? (window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, E], { device: x.device })) : null;
   const r = layer.forward(x, { state: { conv_state: prev, slstm_state: state?.slstm_state ?? null }, returnLastState: true });
   const conv = K > 0 ? ops.cat([prev!, x], 1) : null;
   return { y: r.y, state: { conv_state: conv, slstm_state: r.state!.slstm_state } };

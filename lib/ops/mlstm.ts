@@ -1,5 +1,7 @@
 // The differentiable mLSTM cell (ops layer; XLSTM_SPEC §4): parallel, chunkwise and recurrent forms on native
 // kernels (csrc/kernels/mlstm.h), the whole cell ONE tape entry whose backward is the matching native backward.
+import { requireSameDevice } from "./cuda";
+import { mlstmCuda } from "./cuda-mlstm";
 import { record, needsGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
@@ -77,7 +79,7 @@ function checkShape(what: string, t: Tensor, want: number[], wantText: string, a
  *   const step = ops.mlstm(q1, k1, v1, i1, f1, { initialState: state, returnLastState: true }); // S = 1
  */
 export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, options: MlstmOptions = {}): MlstmOutput {
-  for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f]] as const) requireTensor("ops.mlstm", name, t);
+  for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f]] as const) requireTensor("ops.mlstm", name, t, { cuda: true });
   requireOptions("ops.mlstm", "options", options);
   optionalNumber("ops.mlstm", "chunkSize", options.chunkSize);
   optionalNumber("ops.mlstm", "eps", options.eps);
@@ -88,7 +90,7 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
   for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f], ["initialState.c", st?.c], ["initialState.n", st?.n], ["initialState.m", st?.m]] as const) {
     if (st && !t) throw new TypeError(`ops.mlstm: ${name} is missing (initialState needs c, n and m)`);
     if (t && !(t instanceof Tensor)) throw new TypeError(`ops.mlstm: ${name} must be a Tensor`);
-    if (t) requireTensor("ops.mlstm", name, t);
+    if (t) requireTensor("ops.mlstm", name, t, { cuda: true });
     if (t && t.dtype !== "float32") throw new TypeError(`ops.mlstm: ${name} must be float32, got ${t.dtype}`);
   }
   if (q.ndim !== 4) throw shapeError("ops.mlstm: q", q.shape, "[B, NH, S, DHQK]");
@@ -119,6 +121,9 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
 
   const inputs = [q, k, v, i, f, st?.c ?? null, st?.n ?? null, st?.m ?? null];
   const grad = needsGrad(inputs);
+  const tapeName = `mlstm(${recurrent ? "recurrent" : form === "parallel" ? "parallel" : "chunkwise"})`;
+  requireSameDevice("ops.mlstm", [["q", q], ["k", k], ["v", v], ["i", i], ["f", f], ["initialState.c", st?.c], ["initialState.n", st?.n], ["initialState.m", st?.m]]);
+  if (q.device === "cuda") return mlstmCuda(q, k, v, i, f, st, recurrent, chunk, parallelInit, eps, !!options.returnLastState, grad, tapeName);
   const bh = B * NH;
   const h = new Float32Array(bh * S * DV), cl = new Float32Array(bh * DK * DV), nl = new Float32Array(bh * DK), ml = new Float32Array(bh);
   const c0 = st ? st.c.f32() : null, n0 = st ? st.n.f32() : null, m0 = st ? st.m.f32() : null;
@@ -138,7 +143,7 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
   }
   if (!grad) return out;
   const savedBuf = saved!;
-  record(`mlstm(${recurrent ? "recurrent" : form === "parallel" ? "parallel" : "chunkwise"})`, inputs, outputs, ([gh, gc, gn]) => {
+  record(tapeName, inputs, outputs, ([gh, gc, gn]) => {
     const dq = new Float32Array(q.numel), dk = new Float32Array(k.numel), dv = new Float32Array(v.numel);
     const di = new Float32Array(bh * S), df = new Float32Array(bh * S);
     const wantState = st !== null && (st.c.requiresGrad || st.n.requiresGrad || st.m.requiresGrad);

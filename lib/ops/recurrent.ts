@@ -1,5 +1,7 @@
 // Differentiable fused recurrences (ops layer): the whole sLSTM / LSTM sequence is ONE tape entry whose backward
 // is the native BPTT kernel (csrc/kernels/recurrent.h; XLSTM_SPEC §2, §3).
+import { requireSameDevice } from "./cuda";
+import { recurrentCuda } from "./cuda-rnn";
 import { record } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
@@ -22,10 +24,11 @@ export interface SlstmOptions {
 }
 
 function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, ns: number) {
-  requireTensor(what, "x", x);
-  requireTensor(what, "R", R);
-  requireTensor(what, "bias", bias);
-  optionalTensor(what, "state0", state0);
+  requireTensor(what, "x", x, { cuda: true });
+  requireTensor(what, "R", R, { cuda: true });
+  requireTensor(what, "bias", bias, { cuda: true });
+  optionalTensor(what, "state0", state0, { cuda: true });
+  requireSameDevice(what, [["x", x], ["R", R], ["bias", bias], ["state0", state0]]);
   for (const [n, t] of [["x", x], ["R", R], ["bias", bias], ["state0", state0]] as const)
     if (t && t.dtype !== "float32") throw new TypeError(`${what}: ${n} must be float32, got ${t.dtype}`);
   if (R.ndim !== 3 || R.shape[2] !== 4 * R.shape[1]) throw shapeError(`${what}: R`, R.shape, "[NH, DH, 4*DH] (the cuda layout; convert vanilla kernels with slstmParamsToInternal)");
@@ -44,6 +47,7 @@ function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0:
   const ns = kind === "slstm" ? 4 : 2;
   const what = `ops.${kind}`;
   const { B, S, NH, DH, H } = check(what, x, R, bias, state0, ns);
+  if (x.device === "cuda") return recurrentCuda(kind, x, R, bias, state0 ?? null, exact, B, S, NH, DH);
   const y = new Float32Array(B * S * H), states = new Float32Array(ns * S * B * H), gates = new Float32Array(B * S * 4 * H);
   const s0 = state0 ? state0.f32() : null;
   (kind === "slstm" ? native.slstmForward : native.lstmForward)(y, states, gates, x.f32(), s0, R.f32(), bias.f32(), B, S, NH, DH);

@@ -20,6 +20,7 @@ import { Optimizer } from "../optim/optimizer";
 import { constantSchedule, LRScheduler, warmupCosineSchedule } from "../optim/schedule";
 import { clipGradNorm, gradNorm as gradientNorm, SGD } from "../optim/sgd";
 import { Generator } from "../rng";
+import * as cuda from "../cuda";
 import { Tensor } from "../tensor";
 import { buildModel, countParameters, LanguageModel, ModelSpec } from "./models";
 import { defaultDataPath, RESUME_OVERRIDABLE, ResolvedTrainOptions, resolveTrainOptions, scheduleFor, TrainOptions } from "./options";
@@ -233,6 +234,10 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
   const gen = new Generator(opts.seed);
   const model: LanguageModel = buildModel(spec, gen);
   if (resumeDir) model.loadStateDict(readModelFile(path.join(resumeDir, MODEL_FILE)).stateDict);
+  if (opts.device === "cuda") {
+    if (!cuda.isAvailable()) throw new Error(`train: device "cuda": CUDA is not available on this machine (${cuda.unavailableReason()})`);
+    model.to("cuda");
+  }
   model.train();
   const names = [...model.namedParameters()];
   const uniqueNames: string[] = [];
@@ -324,13 +329,18 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     model.eval();
     const losses = noGrad(() =>
       evalSet.map((b) => {
-        const { logits } = model.forward(new Tensor(b.x, [b.batchSize, b.seqLen]));
-        return ops.crossEntropy(logits.reshape(b.batchSize * b.seqLen, V), new Tensor(b.y, [b.batchSize * b.seqLen])).item();
+        // token ids stay on the CPU: embedding and cross-entropy take them there for CUDA models too
+        return onDevice(() => {
+          const { logits } = model.forward(new Tensor(b.x, [b.batchSize, b.seqLen]));
+          return ops.crossEntropy(logits.reshape(b.batchSize * b.seqLen, V), new Tensor(b.y, [b.batchSize * b.seqLen])).item();
+        });
       }),
     );
     model.train();
     return mean(losses);
   };
+
+  const onDevice = <T>(fn: () => T): T => (opts.device === "cuda" ? cuda.scope(fn) : fn());
 
   // ---- the loop ----------------------------------------------------------------------------------------------
   const losses: number[] = [];
@@ -354,11 +364,15 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
       epoch = batch.epoch;
       if (batch.index === 0) carry = null; // a new epoch starts from a zero state (as d2l)
       const x = new Tensor(batch.x, [B, S]), y = new Tensor(batch.y, [B * S]);
-      const out = model.forward(x, opts.carryState ? { state: carry, returnLastState: true } : {});
-      const loss = ops.crossEntropy(out.logits.reshape(B * S, V), y);
-      (accum > 1 ? ops.scale(loss, 1 / accum) : loss).backward();
-      lossSum += loss.item();
-      if (opts.carryState) carry = detachState(out.state ?? null);
+      // on the GPU the step's intermediates are released when it ends (cuda.scope); the carried state is kept
+      const r = onDevice(() => {
+        const out = model.forward(x, opts.carryState ? { state: carry, returnLastState: true } : {});
+        const loss = ops.crossEntropy(out.logits.reshape(B * S, V), y);
+        (accum > 1 ? ops.scale(loss, 1 / accum) : loss).backward();
+        return { loss: loss.item(), state: opts.carryState ? detachState(out.state ?? null) : null };
+      });
+      lossSum += r.loss;
+      if (opts.carryState) carry = r.state;
     }
     // NaN/Inf anywhere in the loss or the gradients: skip this update (the weights, and so every checkpoint, stay
     // finite) and report it; the schedule still advances, as with a skipped mixed-precision step.

@@ -82,13 +82,15 @@ export interface TrainOptions {
   resume?: boolean | string;
   /** CPU threads for the kernels (0: all cores). Default 0. */
   threads?: number;
+  /** "cpu" (default) or "cuda": the model, its gradients and the optimizer state live on the GPU. */
+  device?: "cpu" | "cuda";
 }
 
 /** Every option filled in (saved in checkpoints). */
 export type ResolvedTrainOptions = Required<Omit<TrainOptions, "text" | "resume" | "data">> & { data: string | null; text: string | null; resume: boolean | string };
 
 /** Options that a resumed run may change; every other option comes from the checkpoint. */
-export const RESUME_OVERRIDABLE = ["steps", "epochs", "evalEvery", "evalBatches", "outDir", "checkpointEvery", "keepCheckpoints", "threads", "slstmLayout"] as const;
+export const RESUME_OVERRIDABLE = ["steps", "epochs", "evalEvery", "evalBatches", "outDir", "checkpointEvery", "keepCheckpoints", "threads", "slstmLayout", "device"] as const;
 
 /** The bundled time-machine text. */
 export function defaultDataPath(): string {
@@ -99,7 +101,7 @@ export function defaultDataPath(): string {
 const KNOWN = new Set<string>([
   "data", "text", "maxTokens", "tokenizer", "modelType", "model", "steps", "epochs", "batchSize", "seqLen", "optimizer", "lr", "weightDecay", "betas", "eps", "momentum", "nesterov",
   "schedule", "warmupSteps", "decayUntilStep", "minLr", "clipGradNorm", "gradientAccumulationSteps", "sampling", "carryState", "valFraction", "evalEvery", "evalBatches", "seed",
-  "outDir", "checkpointEvery", "keepCheckpoints", "slstmLayout", "resume", "threads",
+  "outDir", "checkpointEvery", "keepCheckpoints", "slstmLayout", "resume", "threads", "device",
 ]);
 
 function int(name: string, v: unknown, min: number): number {
@@ -177,6 +179,7 @@ export function resolveTrainOptions(o: TrainOptions): ResolvedTrainOptions {
     slstmLayout: oneOf("slstmLayout", o.slstmLayout ?? "cuda", ["cuda", "vanilla"] as const),
     resume: o.resume ?? false,
     threads: int("threads", o.threads ?? 0, 0),
+    device: oneOf("device", o.device ?? "cpu", ["cpu", "cuda"] as const),
   };
   r.carryState = o.carryState ?? r.sampling === "sequential";
   if (!Array.isArray(r.betas) || r.betas.length !== 2 || !r.betas.every((b) => typeof b === "number" && b >= 0 && b < 1))

@@ -1,0 +1,122 @@
+// Binding layer: host entries of the CUDA twin of the mLSTM cell (cuda/mlstm.cu). Each cuda<CpuExport>Host takes
+// exactly the arguments of its CPU export (parsed by the same functions, binding/mlstm_args.h), then runs on the GPU
+// (copy in, kernels, copy out, synchronise) when one is available, and otherwise throws an Error
+// "<export>: CUDA is not available: <backends().cuda.reason>".
+// cudaMlstmCoverage(B, NH, S, DHQK, DHV, chunkSize) runs the kernels' write maps over every block and thread of
+// each launch on the host (no GPU needed, but a build with CUDA) and returns { outputs: { name: elements not
+// written exactly once }, errors: their sum }.
+#include <napi.h>
+
+#include <algorithm>
+#include <string>
+
+#include "binding/args.h"
+#include "binding/async.h"
+#include "binding/mlstm_args.h"
+#include "binding/registry.h"
+#include "cuda_api.h"
+#include "kernels/mlstm.h"
+
+namespace xlstm {
+namespace {
+
+void require_cuda(const ArgCtx& c) {
+  std::string reason;
+  if (cuda::device_count(&reason) <= 0)
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
+}
+
+template <bool Chunkwise>
+Napi::Value CudaForward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseForwardHost" : "cudaMlstmRecurrentForwardHost"};
+  const mlstm_args::ForwardCall a = mlstm_args::parse_forward<Chunkwise>(c);
+  require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] {
+    if (Chunkwise)
+      cuda::mlstm_chunkwise_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
+                                         a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init);
+    else
+      cuda::mlstm_recurrent_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
+                                         a.st.c0, a.st.n0, a.st.m0, a.d, a.eps);
+  });
+  return info.Env().Undefined();
+}
+
+template <bool Chunkwise>
+Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseBackwardHost" : "cudaMlstmRecurrentBackwardHost"};
+  const mlstm_args::BackwardCall a = mlstm_args::parse_backward<Chunkwise>(c);
+  require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] {
+    if (Chunkwise)
+      cuda::mlstm_chunkwise_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,
+                                          a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps);
+    else
+      cuda::mlstm_recurrent_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.dh,
+                                          a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.eps);
+  });
+  return info.Env().Undefined();
+}
+
+// Names of mlstm_coverage's outputs, in its order.
+const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
+    "chunkwiseForward.h",     "chunkwiseForward.cLast",  "chunkwiseForward.nLast",  "chunkwiseForward.mLast",
+    "chunkwiseForward.saved", "chunkwiseBackward.dq",    "chunkwiseBackward.dk",    "chunkwiseBackward.dv",
+    "chunkwiseBackward.di",   "chunkwiseBackward.df",    "chunkwiseBackward.dc0",   "chunkwiseBackward.dn0",
+    "chunkwiseBackward.dm0",  "recurrentForward.h",      "recurrentForward.cLast",  "recurrentForward.nLast",
+    "recurrentForward.mLast", "recurrentForward.saved",  "recurrentBackward.dq",    "recurrentBackward.dk",
+    "recurrentBackward.dv",   "recurrentBackward.di",    "recurrentBackward.df",    "recurrentBackward.dc0",
+    "recurrentBackward.dn0",  "recurrentBackward.dm0",   "tile.sharedSlots"};
+
+// Replays allocate per-element counters of every output and walk every thread of every launch: keep them modest.
+constexpr int64_t kCoverageMaxElements = int64_t(1) << 24;
+constexpr int64_t kCoverageMaxTileThreads = int64_t(1) << 28;
+
+Napi::Value CudaMlstmCoverage(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaMlstmCoverage"};
+  require_count(c, 6);
+  mlstm_args::Sizes s = mlstm_args::read_sizes(c, 0);
+  const int64_t chunk = mlstm_args::read_chunk(c, 5);
+  const int64_t saved = mlstm_args::chunkwise_saved_len(c, s.d, chunk);
+  const int64_t rsaved = mlstm_args::recurrent_saved_len(c, s.d);
+  const int64_t biggest = std::max({s.qk, s.vh, s.cs, saved, rsaved});
+  if (biggest > kCoverageMaxElements)
+    throw_range(c, "the replay counts writes per element: at most " + std::to_string(kCoverageMaxElements) +
+                       " elements per output, got " + std::to_string(biggest));
+  // threads of the four tile-kernel launches (16-row tiles x 64-column tiles of 256 threads)
+  const int64_t rows = mlstm_num_chunks(s.d.S, chunk) * ((std::min(chunk, s.d.S) + 15) / 16);
+  const double tile_threads = static_cast<double>(s.d.B) * s.d.NH * rows * 256.0 *
+                              (2.0 * ((s.d.DK + 63) / 64) + 2.0 * ((s.d.DV + 63) / 64));
+  if (tile_threads > static_cast<double>(kCoverageMaxTileThreads))
+    throw_range(c, "the replay walks every tile-kernel thread: at most " + std::to_string(kCoverageMaxTileThreads) +
+                       " per call, got " + std::to_string(static_cast<int64_t>(tile_threads)));
+  int64_t bad[cuda::kMlstmCoverageOutputs] = {};
+  int64_t total = 0;
+  const MlstmDims d = s.d;
+  run_sync(info.Env(), c.fn, [&] { total = cuda::mlstm_coverage(d, chunk, bad); });
+  Napi::Env env = info.Env();
+  Napi::Object outputs = Napi::Object::New(env);
+  for (int e = 0; e < cuda::kMlstmCoverageOutputs; ++e)
+    outputs.Set(kCoverageNames[e], Napi::Number::New(env, static_cast<double>(bad[e])));
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("outputs", outputs);
+  r.Set("errors", Napi::Number::New(env, static_cast<double>(total)));
+  return r;
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaMlstmChunkwiseForwardHost",
+              Napi::Function::New(env, CudaForward<true>, "cudaMlstmChunkwiseForwardHost"));
+  exports.Set("cudaMlstmChunkwiseBackwardHost",
+              Napi::Function::New(env, CudaBackward<true>, "cudaMlstmChunkwiseBackwardHost"));
+  exports.Set("cudaMlstmRecurrentForwardHost",
+              Napi::Function::New(env, CudaForward<false>, "cudaMlstmRecurrentForwardHost"));
+  exports.Set("cudaMlstmRecurrentBackwardHost",
+              Napi::Function::New(env, CudaBackward<false>, "cudaMlstmRecurrentBackwardHost"));
+  exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
+}
+
+}  // namespace
+}  // namespace xlstm
+
+XLSTM_REGISTER(cuda_mlstm, xlstm::Init);

@@ -1,0 +1,100 @@
+// Binding layer: host entries of the CUDA twin of the fused sLSTM / LSTM recurrences (cuda/recurrent.cu).
+// cudaSlstmForwardHost, cudaSlstmBackwardHost, cudaLstmForwardHost, cudaLstmBackwardHost take exactly the arguments
+// of the CPU exports slstmForward, slstmBackward, lstmForward, lstmBackward (parsed by the same functions:
+// binding/recurrent_args.h), then run on the GPU (copy in, kernels, copy out, synchronise) when one is available,
+// and otherwise throw an Error "<export>: CUDA is not available: <backends().cuda.reason>".
+// cuda{Slstm,Lstm}{Forward,Backward}Emulate take the same arguments and run the kernels' own __host__ __device__
+// bodies on the host, launch by launch (no GPU needed, but a build with CUDA).
+// cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
+// (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
+// dbias, dstate0 concatenated); returns the number of other inconsistencies found.
+#include <napi.h>
+
+#include <string>
+
+#include "binding/args.h"
+#include "binding/async.h"
+#include "binding/recurrent_args.h"
+#include "binding/registry.h"
+#include "cuda_api.h"
+#include "kernels/recurrent.h"
+
+namespace xlstm {
+namespace {
+
+void require_cuda(const ArgCtx& c) {
+  std::string reason;
+  if (cuda::device_count(&reason) <= 0)
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
+}
+
+// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU).
+template <bool Slstm, bool Emulate>
+Napi::Value CudaForward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmForwardEmulate" : "cudaSlstmForwardHost")
+                       : (Emulate ? "cudaLstmForwardEmulate" : "cudaLstmForwardHost")};
+  const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm);
+  if (!Emulate) require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] {
+    auto fn = Slstm ? (Emulate ? cuda::slstm_forward_emulate : cuda::slstm_forward_host)
+                    : (Emulate ? cuda::lstm_forward_emulate : cuda::lstm_forward_host);
+    fn(a.y, a.states, a.gates, a.x, a.state0, a.R, a.bias, a.s.d);
+  });
+  return info.Env().Undefined();
+}
+
+template <bool Slstm, bool Emulate>
+Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmBackwardEmulate" : "cudaSlstmBackwardHost")
+                       : (Emulate ? "cudaLstmBackwardEmulate" : "cudaLstmBackwardHost")};
+  const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm);
+  if (!Emulate) require_cuda(c);
+  run_sync(info.Env(), c.fn, [&] {
+    if (Slstm)
+      (Emulate ? cuda::slstm_backward_emulate : cuda::slstm_backward_host)(
+          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d, a.exact);
+    else
+      (Emulate ? cuda::lstm_backward_emulate : cuda::lstm_backward_host)(
+          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d);
+  });
+  return info.Env().Undefined();
+}
+
+// cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
+Napi::Value CudaRecurrentCoverage(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaRecurrentCoverage"};
+  require_count(c, 6);
+  const bool slstm = require_bool(c, 0, "slstm");
+  const int ns = slstm ? 4 : 2;
+  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 1, ns);
+  int64_t total = 0;
+  for (int64_t part : {s.bsh, s.seq_state_len, s.x_len, s.x_len, s.r_len, 4 * s.H, s.state_len})
+    if (__builtin_add_overflow(total, part, &total)) throw_range(c, "the writes length overflows int64");
+  const std::string desc =
+      describe("B*S*H + NS*S*B*H + 2*B*S*4H + NH*DH*4DH + 4H + NS*B*H",
+               {{"B", s.d.B}, {"S", s.d.S}, {"NH", s.d.NH}, {"DH", s.d.DH}, {"NS", ns}});
+  int32_t* writes = require_i32(c, 5, "writes", total, desc);
+  int64_t bad = 0;
+  run_sync(info.Env(), c.fn, [&] { bad = cuda::recurrent_coverage(slstm, s.d, writes); });
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  };
+  def("cudaSlstmForwardHost", CudaForward<true, false>);
+  def("cudaSlstmBackwardHost", CudaBackward<true, false>);
+  def("cudaLstmForwardHost", CudaForward<false, false>);
+  def("cudaLstmBackwardHost", CudaBackward<false, false>);
+  def("cudaSlstmForwardEmulate", CudaForward<true, true>);
+  def("cudaSlstmBackwardEmulate", CudaBackward<true, true>);
+  def("cudaLstmForwardEmulate", CudaForward<false, true>);
+  def("cudaLstmBackwardEmulate", CudaBackward<false, true>);
+  def("cudaRecurrentCoverage", CudaRecurrentCoverage);
+}
+
+}  // namespace
+}  // namespace xlstm
+
+XLSTM_REGISTER(cuda_recurrent, xlstm::Init);

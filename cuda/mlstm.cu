@@ -1,0 +1,1383 @@
+// CUDA twin of csrc/kernels/mlstm.cc: the mLSTM cell (XLSTM_SPEC §4), chunkwise form (§4.5 forward, §4.6 backward)
+// and recurrent step form (§4.3), on device memory. Same names, argument order, layouts, state convention,
+// stabilisers, ε and `saved` contents as the CPU kernels (csrc/kernels/mlstm.h); the gate / stabiliser math is
+// csrc/kernels/mlstm_math.h (the functions the CPU runs: logσ, the step gates, the normaliser) and the float
+// exponentials are fast_math.h's fm_exp, the CPU's exp_f. Only summation orders differ from the CPU.
+//
+// Chunkwise forward (Geo: per (b, h) "bh", chunk c of length l, positions t0 = c·L ..):
+//   gates_chunk   thread per (bh, c): φ = logσ(f̃), b (cumsum), w = ĩ − b, a (suffix sum + ĩ), prefix max of w,
+//                 g = b_{l−1}, max a  (double, sequential in the CPU's order)
+//   fwd_seq       thread per bh: m_{c+1} = max(g + m_c, max a), γ_c, F = Σ g; m_last (m_0 = 0 convention)
+//   fwd_pos       thread per position: μ, β = exp(m_c − M), s·α = s·exp(a − m_{c+1})
+//   fwd_state     thread per element of [C | n] (bh, DK·DV + DK): C_{c+1} = γ C_c + Σ_τ (sα_τ k_τ) v_τᵀ over the
+//                 chunks in order (each element evolves on its own); saved C_c, n_c; c_last, n_last
+//   tile<FWD_H>   block per (bh, c, 16-row tile, 64-column tile) of h: P = s (Q Kᵀ) ⊙ E in 16 x 32 tiles through
+//                 shared memory (causal tiles only), h = (P V + β Q C_c) / (max(|den|, exp(−μ)) + ε), den saved
+// Chunkwise backward:
+//   gates_chunk, bwd_seq (γ_c from the saved m), bwd_pos (warp per position: β, sα, 1/normaliser, ρ),
+//   bwd_lambda    thread per element of Λ = [Λᶜ | Λⁿ]: Λ_c = γ_c Λ_{c+1} + Q_cᵀ (β ⊙ [δ | ρ]) in reverse; every
+//                 Λ_{c+1} kept (one slot per chunk), Λ_0 -> dc0, dn0
+//   bwd_reduce    block per bh: ⟨Λ_NC, C_NC⟩ and dm0 = ⟨Λ_0, C_0⟩, fixed-order tree
+//   tile<DQ/DK/DV> the three gradient products of each chunk (Ω' K + β δ C_cᵀ + β ρ n_cᵀ; Ω'ᵀ Q + sα V Λᶜᵀ + sα Λⁿᵀ;
+//                 Pᵀ δ + sα K Λᶜ), one block per output tile, the L x L weights recomputed per tile
+//   bwd_dots      warp per position: ∂ĩ = k·∂k, r = q·∂q − k·∂k (double, fixed lane tree)
+//   bwd_df        thread per bh: ∂f̃_t = σ(−f̃_t)(⟨Λ_NC, C_NC⟩ + Σ_{u≥t} r_u), the CPU's reverse order
+// Recurrent (per bh the gates depend on m only, and every element of C and n evolves on its own):
+//   rec_gates (thread per bh: f', i', m_t), rec_n (block per bh: n_t, den_t = q·n by a fixed tree),
+//   rec_c (thread per (bh, column x): C[:, x] and num_t[x] = C_tᵀ q; h); the backward recomputes these from the
+//   saved segment checkpoints, then rec_rows (thread per (bh, j): ∂q, ∂k and the ∂f' terms of row j, recomputing
+//   the segment's rows of C), rec_cols (thread per (bh, x): ∂v), rec_dots (thread per position: ∂ĩ, ∂f̃).
+// No float atomics anywhere: every output element has exactly one writer (checked on the host by mlstm_coverage,
+// which replays the launches' __host__ __device__ index maps) and every sum runs in a fixed order.
+// Device entries only enqueue on `stream` (a cudaStream_t; nullptr = default stream; scratch is stream-ordered,
+// cudaMallocAsync); *_host entries copy in, run, copy out and synchronise. CUDA errors throw
+// std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_api.h"
+#include "kernels/fast_math.h"
+#include "kernels/mlstm.h"
+#include "kernels/mlstm_math.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+using mlstm_detail::SavedLayout;
+namespace mm = mlstm_math;
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = int64_t(1) << 20;  // grid-stride loops beyond this
+
+// ---- geometry: the index maps every kernel and mlstm_coverage share -------------------------------------------
+
+struct Geo {
+  int64_t BH, S, DK, DV, L, NC, W;  // W: floats of `saved` per bh
+  float s, eps;
+};
+
+Geo make_geo(const MlstmDims& d, int64_t chunk, float eps) {
+  Geo g;
+  g.BH = d.B * d.NH;
+  g.S = d.S;
+  g.DK = d.DK;
+  g.DV = d.DV;
+  g.L = std::min(chunk, d.S);
+  g.NC = mlstm_num_chunks(d.S, chunk);
+  g.W = SavedLayout{g.NC, d.DK, d.DV, d.S}.size();
+  g.s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)));
+  g.eps = eps;
+  return g;
+}
+
+__host__ __device__ inline int64_t chunk_len(const Geo& g, int64_t c) {
+  const int64_t r = g.S - c * g.L;
+  return r < g.L ? r : g.L;
+}
+// offsets inside one bh block of `saved` (SavedLayout)
+__host__ __device__ inline int64_t sv_C(const Geo& g, int64_t c) { return c * g.DK * g.DV; }
+__host__ __device__ inline int64_t sv_n(const Geo& g, int64_t c) { return (g.NC + 1) * g.DK * g.DV + c * g.DK; }
+__host__ __device__ inline int64_t sv_m(const Geo& g) { return (g.NC + 1) * g.DK * (g.DV + 1); }
+__host__ __device__ inline int64_t sv_mu(const Geo& g) { return sv_m(g) + g.NC + 2; }
+__host__ __device__ inline int64_t sv_den(const Geo& g) { return sv_mu(g) + g.S; }
+// element e of the state [C | n] (DK·DV + DK) of chunk c inside the saved block
+__host__ __device__ inline int64_t sv_state(const Geo& g, int64_t c, int64_t e) {
+  return e < g.DK * g.DV ? sv_C(g, c) + e : sv_n(g, c) + (e - g.DK * g.DV);
+}
+__host__ __device__ inline int64_t state_elems(const Geo& g) { return g.DK * g.DV + g.DK; }
+
+// M_τ = max(m_c, max_{σ≤τ} w_σ) (m_c only when a state enters the chunk), as the CPU's running max
+__host__ __device__ inline double row_M(bool has, double mc, double wpre) { return has ? (mc < wpre ? wpre : mc) : wpre; }
+__host__ __device__ inline bool finite_f(float x) { return x - x == 0.0f; }
+
+// The L x L tile kernel: block = 16 rows x 16 column threads, each thread 4 outputs of a 64-column tile.
+struct Tile {
+  static constexpr int RT = 16, CT = 32, PT = 32, XT = 64, TX = 16, XI = XT / TX;
+  static constexpr int THREADS = RT * TX;
+  __host__ __device__ static int64_t row_tiles(const Geo& g) { return (g.L + RT - 1) / RT; }
+  __host__ __device__ static int64_t col_tiles(int64_t Dout) { return (Dout + XT - 1) / XT; }
+  __host__ __device__ static int64_t blocks(const Geo& g, int64_t Dout) { return g.BH * g.NC * row_tiles(g) * col_tiles(Dout); }
+  // block id -> (bh, chunk, row tile, column tile)
+  __host__ __device__ static void decode(const Geo& g, int64_t Dout, int64_t bid, int64_t* bh, int64_t* c, int64_t* rt,
+                                         int64_t* xt) {
+    const int64_t nx = col_tiles(Dout), nr = row_tiles(g);
+    *xt = bid % nx;
+    bid /= nx;
+    *rt = bid % nr;
+    bid /= nr;
+    *c = bid % g.NC;
+    *bh = bid / g.NC;
+  }
+  // output i of thread tid: row (in the chunk) and column; false when outside the chunk / the output width
+  __host__ __device__ static bool out_elem(const Geo& g, int64_t Dout, int64_t c, int64_t rt, int64_t xt, int tid, int i,
+                                           int64_t* row, int64_t* col) {
+    *row = rt * RT + tid / TX;
+    *col = xt * XT + tid % TX + i * TX;
+    return *row < chunk_len(g, c) && *col < Dout;
+  }
+  // shared staging: the k-th slot thread tid loads of a rows x cols tile (slots row-major)
+  __host__ __device__ static void slot(int tid, int k, int cols, int* r, int* cc) {
+    const int idx = tid + k * THREADS;
+    *r = idx / cols;
+    *cc = idx % cols;
+  }
+};
+
+// Warp-per-position kernels: 8 warps per block.
+constexpr int kWarps = kThreads / 32;
+
+unsigned grid_for(int64_t n, int64_t per_block) {
+  const int64_t b = (n + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min(b, kMaxBlocks)));
+}
+
+// ---- errors and memory -----------------------------------------------------------------------------------------
+
+void check(cudaError_t err, const char* entry, const char* what) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
+  }
+}
+
+// Stream-ordered scratch, freed on every path.
+template <class T>
+struct Scratch {
+  T* p = nullptr;
+  cudaStream_t s;
+  Scratch(int64_t n, cudaStream_t st, const char* entry) : s(st) {
+    if (n > 0) check(cudaMallocAsync(reinterpret_cast<void**>(&p), static_cast<size_t>(n) * sizeof(T), s), entry, "cudaMallocAsync");
+  }
+  ~Scratch() {
+    if (p) cudaFreeAsync(p, s);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// Host entries: device copies of host arrays (null stays null).
+struct DeviceBuffer {
+  float* p = nullptr;
+  int64_t n = 0;
+  DeviceBuffer(int64_t count, const char* entry) : n(count) {
+    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
+  }
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+void up(DeviceBuffer& d, const float* h, const char* entry) {
+  if (d.n > 0 && h) check(cudaMemcpy(d.p, h, static_cast<size_t>(d.n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
+}
+void down(float* h, const DeviceBuffer& d, const char* entry) {
+  if (d.n > 0 && h) check(cudaMemcpy(h, d.p, static_cast<size_t>(d.n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+}
+
+__device__ inline double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline float warp_sum_f(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ---- chunkwise: gates -----------------------------------------------------------------------------------------
+
+// Per position: gw = w, gp = prefix max of w (in the chunk), ga = a, gb = b; per chunk: gc[2c] = g, gc[2c+1] = max a.
+__global__ void gates_chunk_kernel(Geo g, const float* __restrict__ fg, const float* __restrict__ ig, double* gw,
+                                   double* gp, double* ga, double* gb, double* gc) {
+  for (int64_t task = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; task < g.BH * g.NC;
+       task += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = task / g.NC, c = task % g.NC, l = chunk_len(g, c);
+    const int64_t p0 = bh * g.S + c * g.L;
+    double acc = 0.0, run = -INFINITY;
+    for (int64_t t = 0; t < l; ++t) {
+      acc += mm::logsig_v(static_cast<double>(fg[p0 + t]));
+      const double w = static_cast<double>(ig[p0 + t]) - acc;
+      gb[p0 + t] = acc;
+      gw[p0 + t] = w;
+      run = run < w ? w : run;
+      gp[p0 + t] = run;
+    }
+    gc[2 * task] = acc;
+    double suf = 0.0, amax = -INFINITY;
+    for (int64_t t = l - 1; t >= 0; --t) {
+      const double a = suf + static_cast<double>(ig[p0 + t]);
+      ga[p0 + t] = a;
+      amax = amax < a ? a : amax;
+      suf += mm::logsig_v(static_cast<double>(fg[p0 + t]));  // φ_t again (cheaper than storing it)
+    }
+    gc[2 * task + 1] = amax;
+  }
+}
+
+// m_c for every chunk (saved), γ_c, and the final stabiliser (m_0 = 0 convention, XLSTM_SPEC §4.7).
+__global__ void fwd_seq_kernel(Geo g, const double* __restrict__ gc, const float* __restrict__ m0, bool empty_init,
+                               float* saved, float* gamma, float* scale, float* m_last) {
+  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
+       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    float* Ms = saved + bh * g.W + sv_m(g);
+    Ms[0] = m0 ? m0[bh] : (empty_init ? -INFINITY : 0.0f);
+    double F = 0.0;
+    for (int64_t c = 0; c < g.NC; ++c) {
+      const double mc = Ms[c];
+      const bool has = finite_f(Ms[c]);
+      const double gg = gc[2 * (bh * g.NC + c)], amax = gc[2 * (bh * g.NC + c) + 1];
+      const double cand = gg + mc;
+      const float mn = static_cast<float>(has ? (cand < amax ? amax : cand) : amax);
+      gamma[bh * g.NC + c] = has ? static_cast<float>(exp(gg + mc - static_cast<double>(mn))) : 0.0f;
+      F += gg;
+      Ms[c + 1] = mn;
+    }
+    const float mint = Ms[g.NC];
+    const double mi = static_cast<double>(mint);
+    const float mout = empty_init ? static_cast<float>(mi < F ? F : mi) : mint;
+    scale[bh] = static_cast<float>(exp(mi - static_cast<double>(mout)));
+    Ms[g.NC + 1] = mout;
+    m_last[bh] = mout;
+  }
+}
+
+// γ_c from the saved stabilisers (the backward).
+__global__ void bwd_seq_kernel(Geo g, const double* __restrict__ gc, const float* __restrict__ saved, float* gamma) {
+  for (int64_t task = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; task < g.BH * g.NC;
+       task += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = task / g.NC, c = task % g.NC;
+    const float* Ms = saved + bh * g.W + sv_m(g);
+    gamma[task] = finite_f(Ms[c]) ? static_cast<float>(exp(gc[2 * task] + static_cast<double>(Ms[c]) - static_cast<double>(Ms[c + 1]))) : 0.0f;
+  }
+}
+
+// μ (saved), β, sα per position.
+__global__ void fwd_pos_kernel(Geo g, const double* __restrict__ gp, const double* __restrict__ ga,
+                               const double* __restrict__ gb, float* saved, float* beta, float* alpha) {
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < g.BH * g.S;
+       p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
+    float* sv = saved + bh * g.W;
+    const float* Ms = sv + sv_m(g);
+    const bool has = finite_f(Ms[c]);
+    const double mc = Ms[c];
+    const double M = row_M(has, mc, gp[p]);
+    sv[sv_mu(g) + t] = static_cast<float>(gb[p] + M);
+    beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
+    alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
+  }
+}
+
+// ---- chunkwise forward: inter-chunk states ----------------------------------------------------------------------
+
+__global__ void fwd_state_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
+                                 const float* __restrict__ alpha, const float* __restrict__ gamma,
+                                 const float* __restrict__ scale, const float* __restrict__ c0,
+                                 const float* __restrict__ n0, float* saved, float* c_last, float* n_last) {
+  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * E;
+       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = idx / E, e = idx % E;
+    const bool is_n = e >= DKV;
+    const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+    float* sv = saved + bh * g.W;
+    float val = c0 ? (is_n ? n0[bh * g.DK + j] : c0[bh * DKV + e]) : 0.0f;
+    sv[sv_state(g, 0, e)] = val;
+    for (int64_t c = 0; c < g.NC; ++c) {
+      const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+      const float gm = gamma[bh * g.NC + c];
+      if (is_n) {
+        float nn = gm * val;
+        for (int64_t t = 0; t < l; ++t) nn += alpha[p0 + t] * k[(p0 + t) * g.DK + j];
+        val = nn;
+      } else {
+        float acc = 0.0f;
+        for (int64_t t = 0; t < l; ++t) acc += (alpha[p0 + t] * k[(p0 + t) * g.DK + j]) * v[(p0 + t) * g.DV + x];
+        val = gm != 0.0f ? acc + gm * val : acc;
+      }
+      sv[sv_state(g, c + 1, e)] = val;
+    }
+    const float out = scale[bh] * val;
+    if (is_n) n_last[bh * g.DK + j] = out;
+    else c_last[bh * DKV + e] = out;
+  }
+}
+
+// ---- the L x L tile kernel (forward h and the three backward products) -------------------------------------------
+
+enum TileMode { kFwdH = 0, kDQ = 1, kDK = 2, kDV = 3 };
+
+struct TileArgs {
+  Geo g;
+  const float *q, *k, *v, *dh;
+  const double *gw, *gp;  // w and its in-chunk prefix max per position
+  const float* saved;     // m, μ, C_c, n_c
+  const float *beta, *alpha, *inv, *rho;
+  const float* lam;  // slot c: Λ_{c+1} = [Λᶜ (DK x DV) | Λⁿ (DK)] per (bh, c)
+  bool lam_last_zero;
+  float* out;
+  float* saved_out;  // the forward writes den here
+};
+
+// Rows of the block are τ (FWD_H, DQ) or σ (DK, DV); columns the other index, causal σ ≤ τ.
+template <int MODE>
+__global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
+  using T = Tile;
+  constexpr bool kRowsTau = MODE == kFwdH || MODE == kDQ;
+  const Geo& g = A.g;
+  const int64_t Dout = (MODE == kFwdH || MODE == kDV) ? g.DV : g.DK;
+  const int64_t Dd = (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV;  // length of the weight dot products
+  __shared__ float rowv[T::RT][T::PT + 1];
+  __shared__ float colv[T::CT][T::PT + 1];
+  __shared__ float Wt[T::RT][T::CT + 1];
+  __shared__ float Ys[T::CT][T::XT];
+  __shared__ double rowd[T::RT], cold[T::CT];  // M_τ or w_σ of rows / columns
+  __shared__ float rowf[T::RT][3], colf[T::CT][2];
+  __shared__ float den_s[T::RT];
+  const int tid = threadIdx.x, ty = tid / T::TX, tx = tid % T::TX;
+  for (int64_t bid = blockIdx.x; bid < T::blocks(g, Dout); bid += gridDim.x) {
+    int64_t bh, c, rt, xt;
+    T::decode(g, Dout, bid, &bh, &c, &rt, &xt);
+    const int64_t l = chunk_len(g, c), r0 = rt * T::RT, x0 = xt * T::XT;
+    if (r0 >= l) continue;  // uniform over the block
+    const int64_t pc = bh * g.S + c * g.L;  // position of the chunk's first row
+    const float* sv = A.saved + bh * g.W;
+    const float* Ms = sv + sv_m(g);
+    const bool has = finite_f(Ms[c]);
+    const double mc = Ms[c];
+    // per-row constants
+    if (tid < T::RT) {
+      const int64_t r = r0 + tid;
+      if (r < l) {
+        const int64_t p = pc + r;
+        if (kRowsTau) rowd[tid] = row_M(has, mc, A.gp[p]);
+        else rowd[tid] = A.gw[p];
+        if (MODE == kDQ) rowf[tid][0] = A.inv[p], rowf[tid][1] = A.rho[p], rowf[tid][2] = A.beta[p];
+        if (MODE == kDK || MODE == kDV) rowf[tid][0] = A.alpha[p];
+        if (MODE == kFwdH) rowf[tid][2] = A.beta[p];
+      }
+      den_s[tid] = 0.0f;
+    }
+    float acc[T::XI];
+    for (int i = 0; i < T::XI; ++i) acc[i] = 0.0f;
+    // causal column range
+    const int64_t cbeg = kRowsTau ? 0 : r0;
+    const int64_t cend = kRowsTau ? (r0 + T::RT < l ? r0 + T::RT : l) : l;
+    for (int64_t cb = cbeg; cb < cend; cb += T::CT) {
+      __syncthreads();
+      if (tid < T::CT) {
+        const int64_t cc = cb + tid;
+        if (cc < l) {
+          const int64_t p = pc + cc;
+          if (kRowsTau) cold[tid] = A.gw[p];
+          else cold[tid] = row_M(has, mc, A.gp[p]);
+          if (MODE == kDK || MODE == kDV) colf[tid][0] = A.inv ? A.inv[p] : 0.0f;
+          if (MODE == kDK) colf[tid][1] = A.rho[p];
+        }
+      }
+      // weight dots: entries e = tid + k·256 of the RT x CT tile
+      float dot[2] = {0.0f, 0.0f};
+      for (int64_t p0 = 0; p0 < Dd; p0 += T::PT) {
+        __syncthreads();
+        for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
+          int r, pp;
+          T::slot(tid, kk, T::PT, &r, &pp);
+          const int64_t row = r0 + r, col = p0 + pp;
+          float val = 0.0f;
+          if (row < l && col < Dd) {
+            const int64_t p = pc + row;
+            if (MODE == kFwdH) val = A.q[p * g.DK + col];
+            else if (MODE == kDQ) val = A.dh[p * g.DV + col] * A.inv[p];
+            else if (MODE == kDK) val = A.v[p * g.DV + col];
+            else val = A.k[p * g.DK + col];
+          }
+          rowv[r][pp] = val;
+        }
+        for (int kk = 0; kk < T::CT * T::PT / T::THREADS; ++kk) {
+          int r, pp;
+          T::slot(tid, kk, T::PT, &r, &pp);
+          const int64_t cc = cb + r, col = p0 + pp;
+          float val = 0.0f;
+          if (cc < l && col < Dd) {
+            const int64_t p = pc + cc;
+            if (MODE == kFwdH) val = A.k[p * g.DK + col];
+            else if (MODE == kDQ) val = A.v[p * g.DV + col];
+            else if (MODE == kDK) val = A.dh[p * g.DV + col] * A.inv[p];
+            else val = A.q[p * g.DK + col];
+          }
+          colv[r][pp] = val;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < 2; ++kk) {
+          int r, cc;
+          T::slot(tid, kk, T::CT, &r, &cc);
+          float a = dot[kk];
+          for (int pp = 0; pp < T::PT; ++pp) a += rowv[r][pp] * colv[cc][pp];
+          dot[kk] = a;
+        }
+      }
+      // weights: P = s (q·k) E or Ω' = s ((δ·v) + ρ_τ) E, 0 outside the causal triangle
+      for (int kk = 0; kk < 2; ++kk) {
+        int r, cc;
+        T::slot(tid, kk, T::CT, &r, &cc);
+        const int64_t row = r0 + r, col = cb + cc;
+        const int64_t tau = kRowsTau ? row : col, sig = kRowsTau ? col : row;
+        float wv = 0.0f;
+        if (row < l && col < l && sig <= tau) {
+          const double M = kRowsTau ? rowd[r] : cold[cc];
+          const double w = kRowsTau ? cold[cc] : rowd[r];
+          const float ex = fm_exp(static_cast<float>(w - M));
+          if (MODE == kFwdH || MODE == kDV) wv = (g.s * dot[kk]) * ex;
+          else wv = g.s * ((dot[kk] + (MODE == kDQ ? rowf[r][1] : colf[cc][1])) * ex);
+        }
+        Wt[r][cc] = wv;
+      }
+      // the columns' output rows
+      for (int kk = 0; kk < T::CT * T::XT / T::THREADS; ++kk) {
+        int r, xx;
+        T::slot(tid, kk, T::XT, &r, &xx);
+        const int64_t cc = cb + r, col = x0 + xx;
+        float val = 0.0f;
+        if (cc < l && col < Dout) {
+          const int64_t p = pc + cc;
+          if (MODE == kFwdH) val = A.v[p * g.DV + col];
+          else if (MODE == kDQ) val = A.k[p * g.DK + col];
+          else if (MODE == kDK) val = A.q[p * g.DK + col];
+          else val = A.dh[p * g.DV + col] * colf[r][0];
+        }
+        Ys[r][xx] = val;
+      }
+      __syncthreads();
+      if (MODE == kFwdH && tid < T::RT) {
+        float rs = den_s[tid];
+        for (int cc = 0; cc < T::CT; ++cc) rs += Wt[tid][cc];
+        den_s[tid] = rs;
+      }
+      for (int cc = 0; cc < T::CT; ++cc) {
+        const float wv = Wt[ty][cc];
+        for (int i = 0; i < T::XI; ++i) acc[i] += wv * Ys[cc][tx + i * T::TX];
+      }
+    }
+    // the inter-chunk term: row vectors times C_c (FWD_H, DQ) or Λ_{c+1} (DK, DV)
+    const bool extra = kRowsTau ? has : !(A.lam_last_zero && c == g.NC - 1);
+    float acc2[T::XI];
+    for (int i = 0; i < T::XI; ++i) acc2[i] = 0.0f;
+    const float* mat = kRowsTau ? sv + sv_C(g, c) : A.lam + (bh * g.NC + c) * state_elems(g);
+    const int64_t Dx = (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV;  // length of the row vectors
+    if (extra) {
+      for (int64_t p0 = 0; p0 < Dx; p0 += T::PT) {
+        __syncthreads();
+        for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
+          int r, pp;
+          T::slot(tid, kk, T::PT, &r, &pp);
+          const int64_t row = r0 + r, col = p0 + pp;
+          float val = 0.0f;
+          if (row < l && col < Dx) {
+            const int64_t p = pc + row;
+            if (MODE == kFwdH) val = A.q[p * g.DK + col];
+            else if (MODE == kDQ) val = A.dh[p * g.DV + col] * A.inv[p];
+            else if (MODE == kDK) val = A.v[p * g.DV + col];
+            else val = A.k[p * g.DK + col];
+          }
+          rowv[r][pp] = val;
+        }
+        // mat(p, x): C_c[p][x] (FWD_H), C_c[x][p] (DQ), Λᶜ[x][p] (DK), Λᶜ[p][x] (DV)
+        for (int kk = 0; kk < T::PT * T::XT / T::THREADS; ++kk) {
+          int pp, xx;
+          T::slot(tid, kk, T::XT, &pp, &xx);
+          const int64_t pr = p0 + pp, col = x0 + xx;
+          float val = 0.0f;
+          if (pr < Dx && col < Dout) val = (MODE == kFwdH || MODE == kDV) ? mat[pr * g.DV + col] : mat[col * g.DV + pr];
+          Ys[pp][xx] = val;
+        }
+        __syncthreads();
+        for (int pp = 0; pp < T::PT; ++pp) {
+          const float a = rowv[ty][pp];
+          for (int i = 0; i < T::XI; ++i) acc2[i] += a * Ys[pp][tx + i * T::TX];
+        }
+      }
+    }
+    __syncthreads();
+    if (MODE == kFwdH && tid < T::RT && r0 + tid < l) {
+      // den = Σ P + β q·n_c, then the normaliser
+      const int64_t p = pc + r0 + tid;
+      float den = den_s[tid];
+      if (has) {
+        const float* nc = sv + sv_n(g, c);
+        const float bt = rowf[tid][2];
+        float qn = 0.0f;
+        for (int64_t j = 0; j < g.DK; ++j) qn += (bt * A.q[p * g.DK + j]) * nc[j];
+        den += qn;
+      }
+      const float mu = sv[sv_mu(g) + (p - bh * g.S)];
+      rowf[tid][0] = mm::norm_inv(den, mu, g.eps, nullptr);
+      if (xt == 0) A.saved_out[bh * g.W + sv_den(g) + (p - bh * g.S)] = den;
+    }
+    __syncthreads();
+    for (int i = 0; i < T::XI; ++i) {
+      int64_t row, col;
+      if (!T::out_elem(g, Dout, c, rt, xt, tid, i, &row, &col)) continue;
+      const int64_t p = pc + row;
+      float o;
+      if (MODE == kFwdH) {
+        o = (extra ? acc[i] + rowf[ty][2] * acc2[i] : acc[i]) * rowf[ty][0];
+        A.out[p * g.DV + col] = o;
+      } else if (MODE == kDQ) {
+        o = acc[i];
+        if (extra) o += rowf[ty][2] * acc2[i] + (rowf[ty][2] * rowf[ty][1]) * sv[sv_n(g, c) + col];
+        A.out[p * g.DK + col] = o;
+      } else if (MODE == kDK) {
+        o = acc[i];
+        if (extra) o += rowf[ty][0] * acc2[i] + rowf[ty][0] * mat[g.DK * g.DV + col];
+        A.out[p * g.DK + col] = o;
+      } else {
+        o = extra ? acc[i] + rowf[ty][0] * acc2[i] : acc[i];
+        A.out[p * g.DV + col] = o;
+      }
+    }
+    __syncthreads();  // the next tile overwrites the per-row constants
+  }
+}
+
+// ---- chunkwise backward ---------------------------------------------------------------------------------------
+
+// Warp per position: β, sα (with m_{c+1}), 1/normaliser and ρ (XLSTM_SPEC §4.6, exact mode).
+__global__ void bwd_pos_kernel(Geo g, const double* __restrict__ gp, const double* __restrict__ ga,
+                               const float* __restrict__ saved, const float* __restrict__ h,
+                               const float* __restrict__ dh, float* beta, float* alpha, float* inv, float* rho) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
+       p += static_cast<int64_t>(kWarps) * gridDim.x) {
+    const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
+    const float* sv = saved + bh * g.W;
+    const float* Ms = sv + sv_m(g);
+    const bool has = finite_f(Ms[c]);
+    const double mc = Ms[c];
+    const double M = row_M(has, mc, gp[p]);
+    bool above = false;
+    const float iv = mm::norm_inv(sv[sv_den(g) + t], sv[sv_mu(g) + t], g.eps, &above);
+    float gh = 0.0f;
+    for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * h[p * g.DV + x];  // G·h
+    gh = warp_sum_f(gh);
+    if (lane == 0) {
+      const float den = sv[sv_den(g) + t];
+      beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
+      alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
+      inv[p] = iv;
+      rho[p] = above ? (den > 0 ? -gh * iv : gh * iv) : 0.0f;
+    }
+  }
+}
+
+// Λ in reverse; lam slot c holds Λ_{c+1}; lam0 = Λ_0.
+__global__ void bwd_lambda_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ dh,
+                                  const float* __restrict__ saved, const float* __restrict__ beta,
+                                  const float* __restrict__ inv, const float* __restrict__ rho,
+                                  const float* __restrict__ gamma, const float* __restrict__ dc_last,
+                                  const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0, float* dn0) {
+  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * E;
+       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = idx / E, e = idx % E;
+    const bool is_n = e >= DKV;
+    const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+    const float* Ms = saved + bh * g.W + sv_m(g);
+    float val = 0.0f;
+    if (dc_last || dn_last) {
+      const float fac = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1])));
+      if (is_n) val = dn_last ? fac * dn_last[bh * g.DK + j] : 0.0f;
+      else val = dc_last ? fac * dc_last[bh * DKV + e] : 0.0f;
+    }
+    lam[(bh * g.NC + g.NC - 1) * E + e] = val;
+    for (int64_t c = g.NC - 1; c >= 0; --c) {
+      const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+      if (!finite_f(Ms[c])) {
+        val = 0.0f;
+      } else if (is_n) {
+        float nn = gamma[bh * g.NC + c] * val;
+        for (int64_t t = 0; t < l; ++t) nn += (beta[p0 + t] * rho[p0 + t]) * q[(p0 + t) * g.DK + j];
+        val = nn;
+      } else {
+        float acc = 0.0f;
+        for (int64_t t = 0; t < l; ++t)
+          acc += q[(p0 + t) * g.DK + j] * (beta[p0 + t] * (dh[(p0 + t) * g.DV + x] * inv[p0 + t]));
+        val = acc + gamma[bh * g.NC + c] * val;
+      }
+      if (c > 0) lam[(bh * g.NC + c - 1) * E + e] = val;
+    }
+    lam0[bh * E + e] = val;
+    if (is_n) {
+      if (dn0) dn0[bh * g.DK + j] = val;
+    } else if (dc0) {
+      dc0[bh * DKV + e] = val;
+    }
+  }
+}
+
+// Block per bh: ct[bh] = ⟨Λ_NC, state_NC⟩ (0 without final-state cotangents) and dm0 = ⟨Λ_0, state_0⟩.
+__global__ void __launch_bounds__(kThreads) bwd_reduce_kernel(Geo g, const float* __restrict__ saved,
+                                                              const float* __restrict__ lam,
+                                                              const float* __restrict__ lam0, bool final_terms,
+                                                              double* ct, float* dm0) {
+  __shared__ double red[2][kThreads];
+  const int64_t E = state_elems(g);
+  for (int64_t bh = blockIdx.x; bh < g.BH; bh += gridDim.x) {
+    const float* sv = saved + bh * g.W;
+    const float* lN = lam + (bh * g.NC + g.NC - 1) * E;
+    const float* l0 = lam0 + bh * E;
+    double a = 0.0, b = 0.0;
+    for (int64_t e = threadIdx.x; e < E; e += kThreads) {
+      if (final_terms) a += static_cast<double>(lN[e]) * sv[sv_state(g, g.NC, e)];
+      b += static_cast<double>(l0[e]) * sv[sv_state(g, 0, e)];
+    }
+    red[0][threadIdx.x] = a;
+    red[1][threadIdx.x] = b;
+    __syncthreads();
+    for (int o = kThreads / 2; o > 0; o >>= 1) {
+      if (static_cast<int>(threadIdx.x) < o) {
+        red[0][threadIdx.x] += red[0][threadIdx.x + o];
+        red[1][threadIdx.x] += red[1][threadIdx.x + o];
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      ct[bh] = red[0][0];
+      if (dm0) dm0[bh] = finite_f(sv[sv_m(g)]) ? static_cast<float>(red[1][0]) : 0.0f;
+    }
+    __syncthreads();
+  }
+}
+
+// Warp per position: ∂ĩ = k·∂k, r = q·∂q − k·∂k.
+__global__ void bwd_dots_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ k,
+                                const float* __restrict__ dq, const float* __restrict__ dk, float* di, double* r) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
+       p += static_cast<int64_t>(kWarps) * gridDim.x) {
+    double a = 0.0, b = 0.0;
+    for (int64_t j = lane; j < g.DK; j += 32) {
+      a += static_cast<double>(q[p * g.DK + j]) * dq[p * g.DK + j];
+      b += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
+    }
+    a = warp_sum_d(a);
+    b = warp_sum_d(b);
+    if (lane == 0) {
+      di[p] = static_cast<float>(b);
+      r[p] = a - b;
+    }
+  }
+}
+
+__global__ void bwd_df_kernel(Geo g, const float* __restrict__ fg, const double* __restrict__ r,
+                              const double* __restrict__ ct, float* df) {
+  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
+       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    double acc = ct[bh];
+    for (int64_t t = g.S - 1; t >= 0; --t) {
+      const int64_t p = bh * g.S + t;
+      acc += r[p];
+      df[p] = static_cast<float>(acc * static_cast<double>(1.0f / (1.0f + fm_exp(fg[p]))));
+    }
+  }
+}
+
+// ---- recurrent form -------------------------------------------------------------------------------------------
+
+struct RecGeo {
+  int64_t BH, S, DK, DV, NSEG, CP;
+  float s, eps;
+};
+RecGeo make_rec(const MlstmDims& d, float eps) {
+  RecGeo g;
+  g.BH = d.B * d.NH;
+  g.S = d.S;
+  g.DK = d.DK;
+  g.DV = d.DV;
+  g.NSEG = (d.S + kRecurrentSegment - 1) / kRecurrentSegment;
+  g.CP = d.DK * d.DV + d.DK + 1;
+  g.s = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)));
+  g.eps = eps;
+  return g;
+}
+__host__ __device__ inline int64_t rec_cp(const RecGeo& g, int64_t bh, int64_t t) {
+  return (bh * g.NSEG + t / kRecurrentSegment) * g.CP;
+}
+
+// Thread per bh: gates[3p..3p+2] = f', i', m_t. restore: m from the checkpoints (backward); else m0 / 0 and the
+// checkpoints' m written when saved != null, m_last.
+__global__ void rec_gates_kernel(RecGeo g, const float* __restrict__ fg, const float* __restrict__ ig,
+                                 const float* __restrict__ m0, float* saved, bool restore, float* gates, float* m_last) {
+  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
+       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    float m = m0 ? m0[bh] : 0.0f;
+    for (int64_t t = 0; t < g.S; ++t) {
+      if (t % kRecurrentSegment == 0) {
+        float* cm = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + g.DK : nullptr;
+        if (restore) m = *cm;
+        else if (cm) *cm = m;
+      }
+      const int64_t p = bh * g.S + t;
+      const mm::StepGates gt = mm::step_gates(fg[p], ig[p], m);
+      gates[3 * p] = gt.fp;
+      gates[3 * p + 1] = gt.ip;
+      gates[3 * p + 2] = gt.m;
+      m = gt.m;
+    }
+    if (m_last) m_last[bh] = m;
+  }
+}
+
+// Block per bh: n_t (in nbuf, DK per bh) and den_t = q_t·n_t by a fixed tree.
+__global__ void __launch_bounds__(kThreads) rec_n_kernel(RecGeo g, const float* __restrict__ q,
+                                                         const float* __restrict__ k, const float* __restrict__ gates,
+                                                         const float* __restrict__ n0, float* saved, bool restore,
+                                                         float* nbuf, float* den) {
+  __shared__ float red[kThreads];
+  for (int64_t bh = blockIdx.x; bh < g.BH; bh += gridDim.x) {
+    float* n = nbuf + bh * g.DK;
+    for (int64_t j = threadIdx.x; j < g.DK; j += kThreads) n[j] = n0 ? n0[bh * g.DK + j] : 0.0f;
+    for (int64_t t = 0; t < g.S; ++t) {
+      const int64_t p = bh * g.S + t;
+      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s;
+      float part = 0.0f;
+      for (int64_t j = threadIdx.x; j < g.DK; j += kThreads) {
+        if (t % kRecurrentSegment == 0) {
+          float* cn = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + j : nullptr;
+          if (restore) n[j] = *cn;
+          else if (cn) *cn = n[j];
+        }
+        const float nj = fp * n[j] + isk * k[p * g.DK + j];
+        n[j] = nj;
+        part += q[p * g.DK + j] * nj;
+      }
+      red[threadIdx.x] = part;
+      __syncthreads();
+      for (int o = kThreads / 2; o > 0; o >>= 1) {
+        if (static_cast<int>(threadIdx.x) < o) red[threadIdx.x] += red[threadIdx.x + o];
+        __syncthreads();
+      }
+      if (threadIdx.x == 0) den[p] = red[0];
+      __syncthreads();
+    }
+  }
+}
+
+// 1 / (max(|den|, exp(−m)) + ε) as the CPU's recurrent form (floor always in double)
+__host__ __device__ inline float rec_inv(float den, float m, float eps, bool* above) {
+  const double floor_ = exp(-static_cast<double>(m));
+  const double a = fabs(static_cast<double>(den));
+  if (above) *above = a > floor_;
+  return static_cast<float>(1.0 / ((a < floor_ ? floor_ : a) + eps));
+}
+
+// Thread per (bh, column x): C[:, x] (cbuf, [bh][j][x]), num_t[x] = C_tᵀ q; forward: h = num · inv, checkpoints
+// written; restore (backward): C from the checkpoints, num stored in `num`.
+__global__ void rec_c_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
+                             const float* __restrict__ v, const float* __restrict__ gates,
+                             const float* __restrict__ den, const float* __restrict__ c0, float* saved, bool restore,
+                             float* cbuf, float* h, float* num) {
+  const int64_t DKV = g.DK * g.DV;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DV;
+       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = idx / g.DV, x = idx % g.DV;
+    float* C = cbuf + bh * DKV + x;
+    for (int64_t j = 0; j < g.DK; ++j) C[j * g.DV] = c0 ? c0[bh * DKV + j * g.DV + x] : 0.0f;
+    for (int64_t t = 0; t < g.S; ++t) {
+      const int64_t p = bh * g.S + t;
+      if (t % kRecurrentSegment == 0 && saved) {
+        float* cc = saved + rec_cp(g, bh, t) + x;
+        for (int64_t j = 0; j < g.DK; ++j) {
+          if (restore) C[j * g.DV] = cc[j * g.DV];
+          else cc[j * g.DV] = C[j * g.DV];
+        }
+      }
+      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, vx = v[p * g.DV + x];
+      float acc = 0.0f;
+      for (int64_t j = 0; j < g.DK; ++j) {
+        const float cj = fp * C[j * g.DV] + (isk * k[p * g.DK + j]) * vx;
+        C[j * g.DV] = cj;
+        acc += q[p * g.DK + j] * cj;
+      }
+      if (restore) num[p * g.DV + x] = acc;
+      else h[p * g.DV + x] = acc * rec_inv(den[p], gates[3 * p + 2], g.eps, nullptr);
+    }
+  }
+}
+
+// Warp per position (backward): inv, ρ from num and den.
+__global__ void rec_rho_kernel(RecGeo g, const float* __restrict__ gates, const float* __restrict__ den,
+                               const float* __restrict__ num, const float* __restrict__ dh, float* inv, float* rho) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
+       p += static_cast<int64_t>(kWarps) * gridDim.x) {
+    bool above = false;
+    const float iv = rec_inv(den[p], gates[3 * p + 2], g.eps, &above);
+    float gh = 0.0f;
+    for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * num[p * g.DV + x] * iv;
+    gh = warp_sum_f(gh);
+    if (lane == 0) {
+      inv[p] = iv;
+      rho[p] = above ? (den[p] > 0 ? -gh * iv : gh * iv) : 0.0f;
+    }
+  }
+}
+
+// Thread per (bh, row j): reverse over segments, recomputing the segment's rows C_t[j, :] (seg: (SEG+1) x DV per
+// thread, [bh][s][x][j]) from the checkpoint; dC row in dcb ([bh][x][j]). Writes ∂q, ∂k of row j, the ∂f' term
+// pf[p·DK + j] = (C_t-cotangent · C_{t−1})_j + ∂n_t[j] n_{t−1}[j], dc0 / dn0, and dmp[bh·DK + j] (row j's ∂m_0).
+__global__ void __launch_bounds__(kThreads, 2) rec_rows_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
+                                const float* __restrict__ v, const float* __restrict__ dh,
+                                const float* __restrict__ gates, const float* __restrict__ inv,
+                                const float* __restrict__ rho, const float* __restrict__ saved,
+                                const float* __restrict__ dc_last, const float* __restrict__ dn_last, float* seg,
+                                float* dcb, float* dq, float* dk, double* pf, float* dc0, float* dn0, double* dmp) {
+  constexpr int64_t SEG = kRecurrentSegment;
+  const int64_t DKV = g.DK * g.DV;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DK;
+       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = idx / g.DK, j = idx % g.DK;
+    float* sg = seg + bh * (SEG + 1) * DKV + j;  // element (s, x) at sg[(s·DV + x)·DK]
+    float* dC = dcb + bh * DKV + j;              // element x at dC[x·DK]
+    for (int64_t x = 0; x < g.DV; ++x) dC[x * g.DK] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
+    float dn = dn_last ? dn_last[bh * g.DK + j] : 0.0f;
+    float nseg[SEG + 1];
+    for (int64_t sgi = g.NSEG - 1; sgi >= 0; --sgi) {
+      const int64_t t0 = sgi * SEG, len = g.S - t0 < SEG ? g.S - t0 : SEG;
+      const float* cp = saved + (bh * g.NSEG + sgi) * g.CP;
+      for (int64_t x = 0; x < g.DV; ++x) sg[x * g.DK] = cp[j * g.DV + x];
+      nseg[0] = cp[DKV + j];
+#pragma unroll 1
+      for (int xs = 0; xs < SEG; ++xs) {
+        if (xs >= len) break;
+        const int64_t p = bh * g.S + t0 + xs;
+        const float fp = gates[3 * p], kj = gates[3 * p + 1] * g.s * k[p * g.DK + j];
+        float* prev = sg + xs * g.DV * g.DK;
+        float* next = prev + g.DV * g.DK;
+#pragma unroll 1
+        for (int64_t x = 0; x < g.DV; ++x) next[x * g.DK] = fp * prev[x * g.DK] + kj * v[p * g.DV + x];
+        nseg[xs + 1] = fp * nseg[xs] + kj;
+      }
+#pragma unroll 1
+      for (int xs = SEG - 1; xs >= 0; --xs) {
+        if (xs >= len) continue;
+        const int64_t p = bh * g.S + t0 + xs;
+        const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, iv = inv[p], rh = rho[p];
+        const float qj = q[p * g.DK + j];
+        const float* Ct = sg + (xs + 1) * g.DV * g.DK;
+        const float* Cp = sg + xs * g.DV * g.DK;
+        float dqj = 0.0f, uj = 0.0f, fj = 0.0f;
+#pragma unroll 1
+        for (int64_t x = 0; x < g.DV; ++x) {
+          const float delta = dh[p * g.DV + x] * iv;
+          const float tot = dC[x * g.DK] + qj * delta;
+          dqj += Ct[x * g.DK] * delta;
+          uj += tot * v[p * g.DV + x];
+          fj += tot * Cp[x * g.DK];
+          dC[x * g.DK] = fp * tot;
+        }
+        const float dnt = dn + rh * qj;
+        dq[p * g.DK + j] = dqj + rh * nseg[xs + 1];
+        dk[p * g.DK + j] = isk * (uj + dnt);
+        pf[p * g.DK + j] = static_cast<double>(fj) + static_cast<double>(dnt) * nseg[xs];
+        dn = fp * dnt;
+      }
+    }
+    const float* cp0 = saved + bh * g.NSEG * g.CP;
+    double dm = 0.0;
+    for (int64_t x = 0; x < g.DV; ++x) {
+      const float d = dC[x * g.DK];
+      dm += static_cast<double>(d) * cp0[j * g.DV + x];
+      if (dc0) dc0[bh * DKV + j * g.DV + x] = d;
+    }
+    dm += static_cast<double>(dn) * cp0[DKV + j];
+    if (dn0) dn0[bh * g.DK + j] = dn;
+    dmp[idx] = dm;
+  }
+}
+
+// Thread per (bh, column x): ∂v_t[x] = Σ_j (i' s k_j) (∂C_t[j][x] + q_j δ_x), ∂C in dcb ([bh][j][x]).
+__global__ void rec_cols_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
+                                const float* __restrict__ dh, const float* __restrict__ gates,
+                                const float* __restrict__ inv, const float* __restrict__ dc_last, float* dcb,
+                                float* dv) {
+  const int64_t DKV = g.DK * g.DV;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DV;
+       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bh = idx / g.DV, x = idx % g.DV;
+    float* dC = dcb + bh * DKV + x;
+    for (int64_t j = 0; j < g.DK; ++j) dC[j * g.DV] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
+    for (int64_t t = g.S - 1; t >= 0; --t) {
+      const int64_t p = bh * g.S + t;
+      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, delta = dh[p * g.DV + x] * inv[p];
+      float acc = 0.0f;
+      for (int64_t j = 0; j < g.DK; ++j) {
+        const float tot = dC[j * g.DV] + q[p * g.DK + j] * delta;
+        acc += (isk * k[p * g.DK + j]) * tot;
+        dC[j * g.DV] = fp * tot;
+      }
+      dv[p * g.DV + x] = acc;
+    }
+  }
+}
+
+// Thread per position: ∂ĩ = Σ_j k_j ∂k_j, ∂f̃ = f' Σ_j pf_j σ(−f̃) (j in order, as the CPU).
+__global__ void rec_dots_kernel(RecGeo g, const float* __restrict__ k, const float* __restrict__ dk,
+                                const double* __restrict__ pf, const float* __restrict__ gates,
+                                const float* __restrict__ fg, float* di, float* df) {
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < g.BH * g.S;
+       p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    double a = 0.0, b = 0.0;
+    for (int64_t j = 0; j < g.DK; ++j) {
+      a += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
+      b += pf[p * g.DK + j];
+    }
+    di[p] = static_cast<float>(a);
+    df[p] = static_cast<float>(static_cast<double>(gates[3 * p]) * b * mm::sigmoid_d(-static_cast<double>(fg[p])));
+  }
+}
+
+__global__ void rec_dm0_kernel(RecGeo g, const double* __restrict__ dmp, float* dm0) {
+  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
+       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    double dm = 0.0;
+    for (int64_t j = 0; j < g.DK; ++j) dm += dmp[bh * g.DK + j];
+    dm0[bh] = static_cast<float>(dm);
+  }
+}
+
+// ---- launch helpers ---------------------------------------------------------------------------------------------
+
+void launched(const char* entry) { check(cudaGetLastError(), entry, "kernel launch"); }
+
+template <int MODE>
+void launch_tile(const TileArgs& a, int64_t Dout, cudaStream_t st, const char* entry) {
+  tile_kernel<MODE><<<grid_for(Tile::blocks(a.g, Dout), 1), Tile::THREADS, 0, st>>>(a);
+  launched(entry);
+}
+
+struct GateBufs {
+  Scratch<double> w, p, a, b, c;
+  GateBufs(const Geo& g, cudaStream_t st, const char* entry)
+      : w(g.BH * g.S, st, entry), p(g.BH * g.S, st, entry), a(g.BH * g.S, st, entry), b(g.BH * g.S, st, entry),
+        c(2 * g.BH * g.NC, st, entry) {}
+};
+
+void launch_gates(const Geo& g, const float* fg, const float* ig, GateBufs& gb, cudaStream_t st, const char* entry) {
+  gates_chunk_kernel<<<grid_for(g.BH * g.NC, kThreads), kThreads, 0, st>>>(g, fg, ig, gb.w.p, gb.p.p, gb.a.p, gb.b.p, gb.c.p);
+  launched(entry);
+}
+
+}  // namespace
+
+// ---- device entries --------------------------------------------------------------------------------------------
+
+void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                             bool parallel_init, void* stream) {
+  const char* entry = "mlstm_chunkwise_forward";
+  const Geo g = make_geo(d, chunk, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  Scratch<float> own(saved ? 0 : g.BH * g.W, st, entry);
+  if (!saved) saved = own.p;
+  GateBufs gb(g, st, entry);
+  Scratch<float> gamma(g.BH * g.NC, st, entry), scale(g.BH, st, entry), beta(g.BH * g.S, st, entry),
+      alpha(g.BH * g.S, st, entry);
+  const bool empty_init = parallel_init && c0 == nullptr;
+  launch_gates(g, f, i, gb, st, entry);
+  fwd_seq_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, gb.c.p, c0 ? m0 : nullptr, empty_init, saved,
+                                                                  gamma.p, scale.p, m_last);
+  launched(entry);
+  fwd_pos_kernel<<<grid_for(g.BH * g.S, kThreads), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, gb.b.p, saved, beta.p, alpha.p);
+  launched(entry);
+  fwd_state_kernel<<<grid_for(g.BH * state_elems(g), kThreads), kThreads, 0, st>>>(
+      g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
+  launched(entry);
+  TileArgs a{};
+  a.g = g;
+  a.q = q, a.k = k, a.v = v, a.dh = nullptr;
+  a.gw = gb.w.p, a.gp = gb.p.p;
+  a.saved = saved, a.saved_out = saved;
+  a.beta = beta.p, a.alpha = alpha.p;
+  a.out = h;
+  launch_tile<kFwdH>(a, g.DV, st, entry);
+}
+
+void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                              float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
+                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
+                              const float* f, const MlstmDims& d, int64_t chunk, float eps, void* stream) {
+  const char* entry = "mlstm_chunkwise_backward";
+  const Geo g = make_geo(d, chunk, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const int64_t E = state_elems(g);
+  GateBufs gb(g, st, entry);
+  Scratch<float> gamma(g.BH * g.NC, st, entry), beta(g.BH * g.S, st, entry), alpha(g.BH * g.S, st, entry),
+      inv(g.BH * g.S, st, entry), rho(g.BH * g.S, st, entry), lam(g.BH * g.NC * E, st, entry), lam0(g.BH * E, st, entry);
+  Scratch<double> ct(g.BH, st, entry), r(g.BH * g.S, st, entry);
+  launch_gates(g, f, i, gb, st, entry);
+  bwd_seq_kernel<<<grid_for(g.BH * g.NC, kThreads), kThreads, 0, st>>>(g, gb.c.p, saved, gamma.p);
+  launched(entry);
+  bwd_pos_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, saved, h, dh, beta.p, alpha.p,
+                                                                     inv.p, rho.p);
+  launched(entry);
+  bwd_lambda_kernel<<<grid_for(g.BH * E, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p, gamma.p,
+                                                                       dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
+  launched(entry);
+  bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
+  launched(entry);
+  TileArgs a{};
+  a.g = g;
+  a.q = q, a.k = k, a.v = v, a.dh = dh;
+  a.gw = gb.w.p, a.gp = gb.p.p;
+  a.saved = saved;
+  a.beta = beta.p, a.alpha = alpha.p, a.inv = inv.p, a.rho = rho.p;
+  a.lam = lam.p;
+  a.lam_last_zero = !dc_last && !dn_last;
+  a.out = dq;
+  launch_tile<kDQ>(a, g.DK, st, entry);
+  a.out = dk;
+  launch_tile<kDK>(a, g.DK, st, entry);
+  a.out = dv;
+  launch_tile<kDV>(a, g.DV, st, entry);
+  bwd_dots_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, q, k, dq, dk, di, r.p);
+  launched(entry);
+  bwd_df_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, r.p, ct.p, df);
+  launched(entry);
+}
+
+void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, float eps, void* stream) {
+  const char* entry = "mlstm_recurrent_forward";
+  const RecGeo g = make_rec(d, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  Scratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry);
+  const bool st0 = c0 != nullptr;
+  rec_gates_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, i, st0 ? m0 : nullptr, saved, false, gates.p, m_last);
+  launched(entry);
+  rec_n_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, q, k, gates.p, st0 ? n0 : nullptr, saved, false, n_last, den.p);
+  launched(entry);
+  rec_c_kernel<<<grid_for(g.BH * g.DV, kThreads), kThreads, 0, st>>>(g, q, k, v, gates.p, den.p, c0, saved, false,
+                                                                     c_last, h, nullptr);
+  launched(entry);
+}
+
+void mlstm_recurrent_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                              float* dm0, const float* saved, const float* dh, const float* dc_last,
+                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
+                              const float* f, const MlstmDims& d, float eps, void* stream) {
+  const char* entry = "mlstm_recurrent_backward";
+  const RecGeo g = make_rec(d, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const int64_t DKV = g.DK * g.DV;
+  Scratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry), nb(g.BH * g.DK, st, entry),
+      cb(g.BH * DKV, st, entry), num(g.BH * g.S * g.DV, st, entry), inv(g.BH * g.S, st, entry),
+      rho(g.BH * g.S, st, entry), seg(g.BH * (kRecurrentSegment + 1) * DKV, st, entry), dcb(g.BH * DKV, st, entry);
+  Scratch<double> pf(g.BH * g.S * g.DK, st, entry), dmp(g.BH * g.DK, st, entry);
+  float* sv = const_cast<float*>(saved);  // restore mode only reads it
+  rec_gates_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, i, nullptr, sv, true, gates.p, nullptr);
+  launched(entry);
+  rec_n_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, q, k, gates.p, nullptr, sv, true, nb.p, den.p);
+  launched(entry);
+  rec_c_kernel<<<grid_for(g.BH * g.DV, kThreads), kThreads, 0, st>>>(g, q, k, v, gates.p, den.p, nullptr, sv, true,
+                                                                     cb.p, nullptr, num.p);
+  launched(entry);
+  rec_rho_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, gates.p, den.p, num.p, dh, inv.p, rho.p);
+  launched(entry);
+  rec_rows_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, q, k, v, dh, gates.p, inv.p, rho.p, saved,
+                                                                        dc_last, dn_last, seg.p, dcb.p, dq, dk, pf.p,
+                                                                        dc0, dn0, dmp.p);
+  launched(entry);
+  rec_cols_kernel<<<grid_for(g.BH * g.DV, kThreads), kThreads, 0, st>>>(g, q, k, dh, gates.p, inv.p, dc_last, cb.p, dv);
+  launched(entry);
+  rec_dots_kernel<<<grid_for(g.BH * g.S, kThreads), kThreads, 0, st>>>(g, k, dk, pf.p, gates.p, f, di, df);
+  launched(entry);
+  if (dm0) {
+    rec_dm0_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, dmp.p, dm0);
+    launched(entry);
+  }
+}
+
+// ---- host entries ----------------------------------------------------------------------------------------------
+
+namespace {
+struct HostSizes {
+  int64_t qk, vh, gate, cs, ns, ms;
+  explicit HostSizes(const MlstmDims& d)
+      : qk(d.B * d.NH * d.S * d.DK), vh(d.B * d.NH * d.S * d.DV), gate(d.B * d.NH * d.S), cs(d.B * d.NH * d.DK * d.DV),
+        ns(d.B * d.NH * d.DK), ms(d.B * d.NH) {}
+};
+void sync(const char* entry) { check(cudaDeviceSynchronize(), entry, "kernel"); }
+}  // namespace
+
+void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                                  bool parallel_init) {
+  const char* entry = "mlstm_chunkwise_forward";
+  const HostSizes z(d);
+  DeviceBuffer dh_(z.vh, entry), dcl(z.cs, entry), dnl(z.ns, entry), dml(z.ms, entry),
+      dsv(saved ? mlstm_chunkwise_saved_size(d, chunk) : 0, entry), dq(z.qk, entry), dk(z.qk, entry), dv(z.vh, entry),
+      di(z.gate, entry), df(z.gate, entry), dc0(c0 ? z.cs : 0, entry), dn0(c0 ? z.ns : 0, entry),
+      dm0(c0 ? z.ms : 0, entry);
+  up(dq, q, entry), up(dk, k, entry), up(dv, v, entry), up(di, i, entry), up(df, f, entry);
+  up(dc0, c0, entry), up(dn0, n0, entry), up(dm0, m0, entry);
+  mlstm_chunkwise_forward(dh_.p, dcl.p, dnl.p, dml.p, dsv.p, dq.p, dk.p, dv.p, di.p, df.p, dc0.p, dn0.p, dm0.p, d, chunk,
+                          eps, parallel_init, nullptr);
+  sync(entry);
+  down(h, dh_, entry), down(c_last, dcl, entry), down(n_last, dnl, entry), down(m_last, dml, entry);
+  down(saved, dsv, entry);
+}
+
+void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* h, const float* dh,
+                                   const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                   const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
+                                   float eps) {
+  const char* entry = "mlstm_chunkwise_backward";
+  const HostSizes z(d);
+  DeviceBuffer ddq(z.qk, entry), ddk(z.qk, entry), ddv(z.vh, entry), ddi(z.gate, entry), ddf(z.gate, entry),
+      ddc0(dc0 ? z.cs : 0, entry), ddn0(dn0 ? z.ns : 0, entry), ddm0(dm0 ? z.ms : 0, entry),
+      dsv(mlstm_chunkwise_saved_size(d, chunk), entry), dh_(z.vh, entry), ddh(z.vh, entry),
+      ddcl(dc_last ? z.cs : 0, entry), ddnl(dn_last ? z.ns : 0, entry), dq_(z.qk, entry), dk_(z.qk, entry),
+      dv_(z.vh, entry), di_(z.gate, entry), df_(z.gate, entry);
+  up(dsv, saved, entry), up(dh_, h, entry), up(ddh, dh, entry), up(ddcl, dc_last, entry), up(ddnl, dn_last, entry);
+  up(dq_, q, entry), up(dk_, k, entry), up(dv_, v, entry), up(di_, i, entry), up(df_, f, entry);
+  mlstm_chunkwise_backward(ddq.p, ddk.p, ddv.p, ddi.p, ddf.p, ddc0.p, ddn0.p, ddm0.p, dsv.p, dh_.p, ddh.p, ddcl.p,
+                           ddnl.p, dq_.p, dk_.p, dv_.p, di_.p, df_.p, d, chunk, eps, nullptr);
+  sync(entry);
+  down(dq, ddq, entry), down(dk, ddk, entry), down(dv, ddv, entry), down(di, ddi, entry), down(df, ddf, entry);
+  down(dc0, ddc0, entry), down(dn0, ddn0, entry), down(dm0, ddm0, entry);
+}
+
+void mlstm_recurrent_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, float eps) {
+  const char* entry = "mlstm_recurrent_forward";
+  const HostSizes z(d);
+  DeviceBuffer dh_(z.vh, entry), dcl(z.cs, entry), dnl(z.ns, entry), dml(z.ms, entry),
+      dsv(saved ? mlstm_recurrent_saved_size(d) : 0, entry), dq(z.qk, entry), dk(z.qk, entry), dv(z.vh, entry),
+      di(z.gate, entry), df(z.gate, entry), dc0(c0 ? z.cs : 0, entry), dn0(c0 ? z.ns : 0, entry),
+      dm0(c0 ? z.ms : 0, entry);
+  up(dq, q, entry), up(dk, k, entry), up(dv, v, entry), up(di, i, entry), up(df, f, entry);
+  up(dc0, c0, entry), up(dn0, n0, entry), up(dm0, m0, entry);
+  mlstm_recurrent_forward(dh_.p, dcl.p, dnl.p, dml.p, dsv.p, dq.p, dk.p, dv.p, di.p, df.p, dc0.p, dn0.p, dm0.p, d, eps,
+                          nullptr);
+  sync(entry);
+  down(h, dh_, entry), down(c_last, dcl, entry), down(n_last, dnl, entry), down(m_last, dml, entry);
+  down(saved, dsv, entry);
+}
+
+void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* dh, const float* dc_last,
+                                   const float* dn_last, const float* q, const float* k, const float* v,
+                                   const float* i, const float* f, const MlstmDims& d, float eps) {
+  const char* entry = "mlstm_recurrent_backward";
+  const HostSizes z(d);
+  DeviceBuffer ddq(z.qk, entry), ddk(z.qk, entry), ddv(z.vh, entry), ddi(z.gate, entry), ddf(z.gate, entry),
+      ddc0(dc0 ? z.cs : 0, entry), ddn0(dn0 ? z.ns : 0, entry), ddm0(dm0 ? z.ms : 0, entry),
+      dsv(mlstm_recurrent_saved_size(d), entry), ddh(z.vh, entry), ddcl(dc_last ? z.cs : 0, entry),
+      ddnl(dn_last ? z.ns : 0, entry), dq_(z.qk, entry), dk_(z.qk, entry), dv_(z.vh, entry), di_(z.gate, entry),
+      df_(z.gate, entry);
+  up(dsv, saved, entry), up(ddh, dh, entry), up(ddcl, dc_last, entry), up(ddnl, dn_last, entry);
+  up(dq_, q, entry), up(dk_, k, entry), up(dv_, v, entry), up(di_, i, entry), up(df_, f, entry);
+  mlstm_recurrent_backward(ddq.p, ddk.p, ddv.p, ddi.p, ddf.p, ddc0.p, ddn0.p, ddm0.p, dsv.p, ddh.p, ddcl.p, ddnl.p,
+                           dq_.p, dk_.p, dv_.p, di_.p, df_.p, d, eps, nullptr);
+  sync(entry);
+  down(dq, ddq, entry), down(dk, ddk, entry), down(dv, ddv, entry), down(di, ddi, entry), down(df, ddf, entry);
+  down(dc0, ddc0, entry), down(dn0, ddn0, entry), down(dm0, ddm0, entry);
+}
+
+// ---- host coverage of the launches' write maps ------------------------------------------------------------------
+
+namespace {
+// Replays a launch of grid_for(n, per-block items) blocks of kThreads threads over n items, as the kernels walk
+// them: a thread per item (grid-stride), a warp per item (lane passed on), or a block per item (fn once per block).
+enum class Per { Thread, Warp, Block };
+template <class F>
+void each_item(int64_t n, Per per, F fn) {
+  const int64_t per_block = per == Per::Thread ? kThreads : per == Per::Warp ? kWarps : 1;
+  const int64_t grid = grid_for(n, per_block);
+  for (int64_t b = 0; b < grid; ++b)
+    for (int t = 0; t < kThreads; ++t) {
+      if (per == Per::Block && t != 0) continue;
+      const int64_t first = per == Per::Thread ? b * kThreads + t : per == Per::Warp ? b * kWarps + t / 32 : b;
+      for (int64_t it = first; it < n; it += grid * per_block) fn(it, per == Per::Warp ? t % 32 : t);
+    }
+}
+
+struct Counter {
+  std::vector<int32_t> c;
+  explicit Counter(int64_t n) : c(static_cast<size_t>(n), 0) {}
+  void hit(int64_t e) {
+    if (e >= 0 && e < static_cast<int64_t>(c.size())) ++c[static_cast<size_t>(e)];
+    else ++out_of_range;
+  }
+  int64_t out_of_range = 0;
+  int64_t bad() const {
+    int64_t b = out_of_range;
+    for (int32_t v : c) b += v != 1;
+    return b;
+  }
+};
+
+// Tile-kernel outputs of one mode: every (block, thread, slot) that passes the kernel's checks.
+void tile_cover(const Geo& g, int64_t Dout, Counter& out, int64_t row_len, Counter* den) {
+  const int64_t nb = Tile::blocks(g, Dout), grid = grid_for(nb, 1);
+  for (int64_t b = 0; b < grid; ++b)
+    for (int64_t bid = b; bid < nb; bid += grid) {
+      int64_t bh, c, rt, xt;
+      Tile::decode(g, Dout, bid, &bh, &c, &rt, &xt);
+      const int64_t l = chunk_len(g, c);
+      if (rt * Tile::RT >= l) continue;
+      for (int tid = 0; tid < Tile::THREADS; ++tid) {
+        for (int i = 0; i < Tile::XI; ++i) {
+          int64_t row, col;
+          if (Tile::out_elem(g, Dout, c, rt, xt, tid, i, &row, &col)) out.hit((bh * g.S + c * g.L + row) * row_len + col);
+        }
+        if (den && tid < Tile::RT && rt * Tile::RT + tid < l && xt == 0)
+          den->hit(bh * g.W + sv_den(g) + c * g.L + rt * Tile::RT + tid);
+      }
+    }
+}
+
+// Shared-memory staging: each slot of each staged tile written by exactly one (thread, k).
+int64_t slot_cover() {
+  int64_t bad = 0;
+  auto one = [&](int rows, int cols) {
+    std::vector<int> n(static_cast<size_t>(rows * cols), 0);
+    for (int tid = 0; tid < Tile::THREADS; ++tid)
+      for (int k = 0; k < rows * cols / Tile::THREADS; ++k) {
+        int r, c;
+        Tile::slot(tid, k, cols, &r, &c);
+        if (r < 0 || r >= rows || c < 0 || c >= cols) ++bad;
+        else ++n[static_cast<size_t>(r * cols + c)];
+      }
+    for (int v : n) bad += v != 1;
+  };
+  one(Tile::RT, Tile::PT);
+  one(Tile::CT, Tile::PT);
+  one(Tile::RT, Tile::CT);  // the weight entries (2 per thread)
+  one(Tile::CT, Tile::XT);
+  one(Tile::PT, Tile::XT);
+  // every output slot of a block exactly once
+  std::vector<int> o(Tile::RT * Tile::XT, 0);
+  for (int tid = 0; tid < Tile::THREADS; ++tid)
+    for (int i = 0; i < Tile::XI; ++i) ++o[static_cast<size_t>((tid / Tile::TX) * Tile::XT + tid % Tile::TX + i * Tile::TX)];
+  for (int v : o) bad += v != 1;
+  return bad;
+}
+}  // namespace
+
+int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
+  const Geo g = make_geo(d, chunk, 0.0f);
+  const RecGeo rg = make_rec(d, 0.0f);
+  const HostSizes z(d);
+  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
+  // chunkwise forward: h, c_last, n_last, m_last, saved
+  {
+    Counter h(z.vh), cl(z.cs), nl(z.ns), ml(z.ms), sv(g.BH * g.W);
+    each_item(g.BH, Per::Thread, [&](int64_t bh, int) {  // fwd_seq
+      for (int64_t c = 0; c <= g.NC + 1; ++c) sv.hit(bh * g.W + sv_m(g) + c);
+      ml.hit(bh);
+    });
+    each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {  // fwd_pos
+      sv.hit((p / g.S) * g.W + sv_mu(g) + p % g.S);
+    });
+    each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {  // fwd_state
+      const int64_t bh = idx / E, e = idx % E;
+      for (int64_t c = 0; c <= g.NC; ++c) sv.hit(bh * g.W + sv_state(g, c, e));
+      if (e >= DKV) nl.hit(bh * g.DK + e - DKV);
+      else cl.hit(bh * DKV + e);
+    });
+    tile_cover(g, g.DV, h, g.DV, &sv);
+    bad[0] = h.bad(), bad[1] = cl.bad(), bad[2] = nl.bad(), bad[3] = ml.bad(), bad[4] = sv.bad();
+  }
+  // chunkwise backward: dq, dk, dv, di, df, dc0, dn0, dm0
+  {
+    Counter dq(z.qk), dk(z.qk), dv(z.vh), di(z.gate), df(z.gate), dc0(z.cs), dn0(z.ns), dm0(z.ms);
+    each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {  // bwd_lambda
+      const int64_t bh = idx / E, e = idx % E;
+      if (e >= DKV) dn0.hit(bh * g.DK + e - DKV);
+      else dc0.hit(bh * DKV + e);
+    });
+    each_item(g.BH, Per::Block, [&](int64_t bh, int) { dm0.hit(bh); });  // bwd_reduce (thread 0)
+    tile_cover(g, g.DK, dq, g.DK, nullptr);
+    tile_cover(g, g.DK, dk, g.DK, nullptr);
+    tile_cover(g, g.DV, dv, g.DV, nullptr);
+    each_item(g.BH * g.S, Per::Warp, [&](int64_t p, int lane) {  // bwd_dots (lane 0)
+      if (lane == 0) di.hit(p);
+    });
+    each_item(g.BH, Per::Thread, [&](int64_t bh, int) {  // bwd_df
+      for (int64_t t = g.S - 1; t >= 0; --t) df.hit(bh * g.S + t);
+    });
+    bad[5] = dq.bad(), bad[6] = dk.bad(), bad[7] = dv.bad(), bad[8] = di.bad(), bad[9] = df.bad();
+    bad[10] = dc0.bad(), bad[11] = dn0.bad(), bad[12] = dm0.bad();
+  }
+  // recurrent forward: h, c_last, n_last, m_last, saved
+  {
+    Counter h(z.vh), cl(z.cs), nl(z.ns), ml(z.ms), sv(mlstm_recurrent_saved_size(d));
+    each_item(rg.BH, Per::Thread, [&](int64_t bh, int) {  // rec_gates
+      for (int64_t t = 0; t < rg.S; t += kRecurrentSegment) sv.hit(rec_cp(rg, bh, t) + DKV + rg.DK);
+      ml.hit(bh);
+    });
+    each_item(rg.BH, Per::Block, [&](int64_t bh, int) {  // rec_n: the block's threads over j
+      for (int tid = 0; tid < kThreads; ++tid)
+        for (int64_t j = tid; j < rg.DK; j += kThreads) {
+          for (int64_t t = 0; t < rg.S; t += kRecurrentSegment) sv.hit(rec_cp(rg, bh, t) + DKV + j);
+          nl.hit(bh * rg.DK + j);
+        }
+    });
+    each_item(rg.BH * rg.DV, Per::Thread, [&](int64_t idx, int) {  // rec_c
+      const int64_t bh = idx / rg.DV, x = idx % rg.DV;
+      for (int64_t j = 0; j < rg.DK; ++j) {
+        for (int64_t t = 0; t < rg.S; t += kRecurrentSegment) sv.hit(rec_cp(rg, bh, t) + x + j * rg.DV);
+        cl.hit(bh * DKV + j * rg.DV + x);
+      }
+      for (int64_t t = 0; t < rg.S; ++t) h.hit((bh * rg.S + t) * rg.DV + x);
+    });
+    bad[13] = h.bad(), bad[14] = cl.bad(), bad[15] = nl.bad(), bad[16] = ml.bad(), bad[17] = sv.bad();
+  }
+  // recurrent backward: dq, dk, dv, di, df, dc0, dn0, dm0
+  {
+    Counter dq(z.qk), dk(z.qk), dv(z.vh), di(z.gate), df(z.gate), dc0(z.cs), dn0(z.ns), dm0(z.ms);
+    each_item(rg.BH * rg.DK, Per::Thread, [&](int64_t idx, int) {  // rec_rows
+      const int64_t bh = idx / rg.DK, j = idx % rg.DK;
+      for (int64_t t = 0; t < rg.S; ++t) {
+        dq.hit((bh * rg.S + t) * rg.DK + j);
+        dk.hit((bh * rg.S + t) * rg.DK + j);
+      }
+      for (int64_t x = 0; x < rg.DV; ++x) dc0.hit(bh * DKV + j * rg.DV + x);
+      dn0.hit(idx);
+    });
+    each_item(rg.BH * rg.DV, Per::Thread, [&](int64_t idx, int) {  // rec_cols
+      for (int64_t t = 0; t < rg.S; ++t) dv.hit(((idx / rg.DV) * rg.S + t) * rg.DV + idx % rg.DV);
+    });
+    each_item(rg.BH * rg.S, Per::Thread, [&](int64_t p, int) {  // rec_dots
+      di.hit(p);
+      df.hit(p);
+    });
+    each_item(rg.BH, Per::Thread, [&](int64_t bh, int) { dm0.hit(bh); });  // rec_dm0
+    bad[18] = dq.bad(), bad[19] = dk.bad(), bad[20] = dv.bad(), bad[21] = di.bad(), bad[22] = df.bad();
+    bad[23] = dc0.bad(), bad[24] = dn0.bad(), bad[25] = dm0.bad();
+  }
+  bad[26] = slot_cover();
+  int64_t total = 0;
+  for (int e = 0; e < kMlstmCoverageOutputs; ++e) total += bad[e];
+  return total;
+}
+
+}  // namespace cuda
+}  // namespace xlstm

@@ -1,0 +1,100 @@
+// GPU workloads (../shared/bench/WORKLOADS.md): G1 the sLSTM / LSTM recurrence alone (B 16, T 1024, hidden 768,
+// one head), forward and forward+backward; G2 the chunkwise mLSTM cell forward+backward over 65,536 tokens (B 8,
+// S 8192, 8 heads, DHqk 256, DHv 512); G3 the W2 training step and W5 generation on the GPU. float32 (TF32 off);
+// bf16 kernels are not there yet. Each timing ends with cuda.synchronize(), so it covers the GPU's work, and every
+// step runs in a cuda.scope so device memory stays flat. The rows name the GPU.
+import * as cuda from "../cuda";
+import { xLSTMLMModel } from "../nn/stack";
+import * as ops from "../ops";
+import { AdamW } from "../optim/adamw";
+import { xlstmParamGroups } from "../optim/groups";
+import { clipGradNorm } from "../optim/sgd";
+import { Generator } from "../rng";
+import { Tensor } from "../tensor";
+import { registerWorkload, timeIt } from "./index";
+import { w2Config } from "./lm-train";
+
+function gpuName(): string {
+  return cuda.deviceProperties(0).name;
+}
+
+/** Seconds per call of `fn` on the GPU (median of reps after a warm-up), the work synchronised at the end. */
+async function timeGpu(fn: () => void, reps: number) {
+  return timeIt(() => {
+    cuda.scope(fn);
+    cuda.synchronize();
+  }, reps);
+}
+
+registerWorkload({
+  id: "G1",
+  description: "sLSTM / LSTM recurrence on the GPU, forward and forward+backward: B 16, T 1024, hidden 768 (1 head), float32",
+  device: "cuda",
+  async *run({ reps }) {
+    const gen = new Generator(0);
+    const B = 16, T = 1024, H = 768;
+    const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
+    const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
+    const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
+    const dy = Tensor.randn([B, T, H], { generator: gen, device: "cuda" });
+    for (const kind of ["slstm", "lstm"] as const) {
+      const f = kind === "slstm" ? ops.slstm : ops.lstm;
+      const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
+      const both = await timeGpu(() => {
+        f(x, R, bias).y.backward(dy);
+        for (const p of [x, R, bias]) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+      }, reps);
+      yield { workload: "G1", name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", min: fwd.min * 1e3, max: fwd.max * 1e3, reps };
+      yield { workload: "G1", name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", min: both.min * 1e3, max: both.max * 1e3, reps };
+    }
+  },
+});
+
+registerWorkload({
+  id: "G2",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32",
+  device: "cuda",
+  async *run({ reps }) {
+    const gen = new Generator(0);
+    const B = 8, S = 8192, NH = 8, DK = 256, DV = 512;
+    const q = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
+    const k = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
+    const v = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda", requiresGrad: true });
+    const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
+    const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
+    const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
+    const t = await timeGpu(() => {
+      ops.mlstm(q, k, v, i, f, { form: "chunkwise" }).h.backward(dh);
+      for (const p of [q, k, v, i, f]) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+    }, reps);
+    yield { workload: "G2", name: "mlstm-chunkwise-forward-backward", metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps };
+  },
+});
+
+registerWorkload({
+  id: "G3",
+  description: "W2 (lm-train: xLSTMLMModel step with AdamW, B 8, S 256) on the GPU",
+  device: "cuda",
+  async *run({ reps }) {
+    const gen = new Generator(0);
+    const V = 256, B = 8, S = 256;
+    const model = new xLSTMLMModel(w2Config(true), { generator: gen }).to("cuda");
+    const opt = new AdamW(xlstmParamGroups(model, 0.1), { lr: 1e-3, weight_decay: 0.1 });
+    const x = new Tensor(Int32Array.from({ length: B * S }, () => gen.int(V)), [B, S]);
+    const y = new Tensor(Int32Array.from({ length: B * S }, () => gen.int(V)), [B * S]);
+    const t = await timeGpu(() => {
+      const { logits } = model.forward(x);
+      ops.crossEntropy(logits.reshape(B * S, V), y).backward();
+      clipGradNorm(opt.params, 1);
+      opt.step();
+      opt.zeroGrad();
+    }, reps);
+    yield { workload: "G3", name: "lm-train", metric: "tokens_per_s", value: (B * S) / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
+  },
+});

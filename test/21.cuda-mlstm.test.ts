@@ -1,0 +1,227 @@
+// Layer 2: the CUDA twin of the mLSTM cell (cuda/mlstm.cu; CPU kernels csrc/kernels/mlstm.cc). Without a GPU: the
+// host replay of every launch's write maps (each output element of h, the states, `saved` and every gradient written
+// exactly once, at awkward sizes), the "CUDA is not available" errors and bad input. With a GPU: CPU-vs-GPU parity of
+// h, the final states, `saved` and every gradient, both forms, at awkward shapes (S = 1, S = chunk + 1, B = 1, NH = 3,
+// DHQK != DHV, head dims above the 64-column tiles, a long S = 1000).
+import { strict as assert } from "assert";
+import { backends, Generator } from "../lib";
+import { native } from "../lib/native";
+
+const cuda = backends().cuda;
+const itCuda = cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.reason}]`, fn);
+const itNoCuda = !cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: a CUDA device is available]`, fn);
+const itCompiled = cuda.compiled ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: built without CUDA]`, fn);
+
+interface Shape {
+  B: number;
+  NH: number;
+  S: number;
+  DK: number;
+  DV: number;
+  L: number;
+}
+
+// awkward sizes: S = 1, S = chunk + 1, S not a multiple of the chunk, chunk > S, B = 1, NH = 3, DHQK != DHV, odd
+// head dims, dims above the tile widths (64 output columns, 32-wide dot slices), a chunk of 1 and a long sequence
+const SHAPES: Shape[] = [
+  { B: 1, NH: 1, S: 1, DK: 8, DV: 12, L: 64 },
+  { B: 2, NH: 3, S: 65, DK: 8, DV: 12, L: 64 },
+  { B: 1, NH: 3, S: 17, DK: 5, DV: 3, L: 4 },
+  { B: 2, NH: 1, S: 37, DK: 65, DV: 130, L: 100 },
+  { B: 1, NH: 2, S: 9, DK: 3, DV: 7, L: 1 },
+  { B: 1, NH: 1, S: 33, DK: 33, DV: 1, L: 16 },
+];
+const LONG: Shape = { B: 1, NH: 3, S: 1000, DK: 8, DV: 12, L: 64 };
+
+const COVERAGE_OUTPUTS = ["h", "cLast", "nLast", "mLast", "saved"].flatMap((o) => [`chunkwiseForward.${o}`, `recurrentForward.${o}`])
+  .concat(["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"].flatMap((o) => [`chunkwiseBackward.${o}`, `recurrentBackward.${o}`]))
+  .concat(["tile.sharedSlots"]);
+
+function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
+  const out = new Float32Array(n);
+  new Generator(seed).fillNormal(out, mean, std);
+  return out;
+}
+const Z = (n: number) => new Float32Array(n);
+
+/** max |a − b| / max |b| (the error relative to the array's scale; 0 for two zero arrays); NaN / length mismatch fail. */
+function relErr(a: Float32Array, b: Float32Array, what: string): number {
+  assert.equal(a.length, b.length, `${what}: length`);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; ++i) {
+    assert.ok(Number.isFinite(a[i]) === Number.isFinite(b[i]), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+    if (!Number.isFinite(b[i])) {
+      assert.equal(a[i], b[i], `${what}[${i}]`);
+      continue;
+    }
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+function close(gpu: Float32Array, cpu: Float32Array, what: string, tol: number): void {
+  const e = relErr(gpu, cpu, what);
+  assert.ok(e <= tol, `${what}: GPU vs CPU max error ${e.toExponential(2)} of the array's scale > ${tol}`);
+}
+
+interface Case {
+  s: Shape;
+  withState: boolean;
+  parallelInit: boolean;
+  finalCot: boolean;
+  seed: number;
+}
+
+function inputs(c: Case) {
+  const { B, NH, S, DK, DV } = c.s;
+  const bh = B * NH;
+  let seed = c.seed;
+  return {
+    q: randn(bh * S * DK, seed++),
+    k: randn(bh * S * DK, seed++),
+    v: randn(bh * S * DV, seed++),
+    // input gates around 0, forget gates mostly open (as trained models have them) with a spread that makes the
+    // stabiliser switch between the decay and input branches
+    i: randn(bh * S, seed++, 0, 2),
+    f: randn(bh * S, seed++, 3, 2),
+    c0: c.withState ? randn(bh * DK * DV, seed++, 0, 0.5) : null,
+    n0: c.withState ? randn(bh * DK, seed++, 0, 0.5) : null,
+    m0: c.withState ? randn(bh, seed++, 0, 1) : null,
+    dh: randn(bh * S * DV, seed++),
+    dcLast: c.finalCot ? randn(bh * DK * DV, seed++) : null,
+    dnLast: c.finalCot ? randn(bh * DK, seed++) : null,
+  };
+}
+
+type Fwd = { h: Float32Array; cLast: Float32Array; nLast: Float32Array; mLast: Float32Array; saved: Float32Array };
+type Bwd = Record<"dq" | "dk" | "dv" | "di" | "df" | "dc0" | "dn0" | "dm0", Float32Array>;
+
+function runChunkwise(c: Case, gpu: boolean): { fw: Fwd; bw: Bwd } {
+  const { B, NH, S, DK, DV, L } = c.s;
+  const bh = B * NH;
+  const x = inputs(c);
+  const fw: Fwd = { h: Z(bh * S * DV), cLast: Z(bh * DK * DV), nLast: Z(bh * DK), mLast: Z(bh), saved: Z(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, L)) };
+  const fwdFn = gpu ? native.cudaMlstmChunkwiseForwardHost : native.mlstmChunkwiseForward;
+  fwdFn(fw.h, fw.cLast, fw.nLast, fw.mLast, fw.saved, x.q, x.k, x.v, x.i, x.f, x.c0, x.n0, x.m0, B, NH, S, DK, DV, L, 1e-6, c.parallelInit);
+  const bw: Bwd = { dq: Z(bh * S * DK), dk: Z(bh * S * DK), dv: Z(bh * S * DV), di: Z(bh * S), df: Z(bh * S), dc0: Z(bh * DK * DV), dn0: Z(bh * DK), dm0: Z(bh) };
+  const bwdFn = gpu ? native.cudaMlstmChunkwiseBackwardHost : native.mlstmChunkwiseBackward;
+  bwdFn(bw.dq, bw.dk, bw.dv, bw.di, bw.df, bw.dc0, bw.dn0, bw.dm0, fw.saved, fw.h, x.dh, x.dcLast, x.dnLast, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, L, 1e-6);
+  return { fw, bw };
+}
+
+function runRecurrent(c: Case, gpu: boolean): { fw: Fwd; bw: Bwd } {
+  const { B, NH, S, DK, DV } = c.s;
+  const bh = B * NH;
+  const x = inputs(c);
+  const fw: Fwd = { h: Z(bh * S * DV), cLast: Z(bh * DK * DV), nLast: Z(bh * DK), mLast: Z(bh), saved: Z(native.mlstmRecurrentSavedSize(B, NH, S, DK, DV)) };
+  const fwdFn = gpu ? native.cudaMlstmRecurrentForwardHost : native.mlstmRecurrentForward;
+  fwdFn(fw.h, fw.cLast, fw.nLast, fw.mLast, fw.saved, x.q, x.k, x.v, x.i, x.f, x.c0, x.n0, x.m0, B, NH, S, DK, DV, 1e-6);
+  const bw: Bwd = { dq: Z(bh * S * DK), dk: Z(bh * S * DK), dv: Z(bh * S * DV), di: Z(bh * S), df: Z(bh * S), dc0: Z(bh * DK * DV), dn0: Z(bh * DK), dm0: Z(bh) };
+  const bwdFn = gpu ? native.cudaMlstmRecurrentBackwardHost : native.mlstmRecurrentBackward;
+  bwdFn(bw.dq, bw.dk, bw.dv, bw.di, bw.df, bw.dc0, bw.dn0, bw.dm0, fw.saved, x.dh, x.dcLast, x.dnLast, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, 1e-6);
+  return { fw, bw };
+}
+
+// Tolerances (error relative to each array's largest magnitude). Both sides compute in float32 with the same gate
+// math (mlstm_math.h, fm_exp) and double gate sums; they differ in summation order only: the GPU adds the L x L
+// tiles in 32-column blocks and reduces by trees, the CPU in its vector-lane order. Float32 sums of n terms differ by
+// up to ~n·2⁻²⁴ of their magnitude between orders (n ≤ 2·(L + DHQK) ≈ 400 here: ~3e-5); the backward composes two such
+// products (δ, ρ and Λ feed the gradient tiles) and the forget-gate gradient is a suffix sum over the sequence of
+// terms that largely cancel, so 2e-4 leaves margin without hiding a wrong index (a missed or doubled term is an
+// O(1/L) relative error, > 1e-2). The long case accumulates 1000 steps / 16 chunk states (recurrent state errors grow
+// ~linearly with the step count): 2e-3.
+const TOL = 2e-4;
+const TOL_LONG = 2e-3;
+
+function compare(name: string, gpu: { fw: Fwd; bw: Bwd }, cpu: { fw: Fwd; bw: Bwd }, tol: number): void {
+  for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const) close(gpu.fw[k], cpu.fw[k], `${name} ${k}`, tol);
+  for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"] as const) close(gpu.bw[k], cpu.bw[k], `${name} ${k}`, tol);
+}
+
+function cases(s: Shape, seed: number): Case[] {
+  return [
+    { s, withState: false, parallelInit: false, finalCot: false, seed },
+    { s, withState: true, parallelInit: false, finalCot: true, seed: seed + 100 },
+    { s, withState: false, parallelInit: true, finalCot: true, seed: seed + 200 },
+  ];
+}
+const label = (c: Case) => `[B ${c.s.B} NH ${c.s.NH} S ${c.s.S} DHQK ${c.s.DK} DHV ${c.s.DV} L ${c.s.L}${c.withState ? " state" : ""}${c.parallelInit ? " parallelInit" : ""}${c.finalCot ? " dLast" : ""}]`;
+
+describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
+  this.timeout(120000);
+
+  itCompiled("cudaMlstmCoverage: every launch writes each element of every output exactly once, at awkward sizes", () => {
+    for (const s of [...SHAPES, LONG, { B: 3, NH: 1, S: 130, DK: 1, DV: 200, L: 64 }, { B: 1, NH: 1, S: 5, DK: 1, DV: 1, L: 2 }]) {
+      const r = native.cudaMlstmCoverage(s.B, s.NH, s.S, s.DK, s.DV, s.L);
+      assert.deepEqual(Object.keys(r.outputs).sort(), [...COVERAGE_OUTPUTS].sort());
+      const bad = Object.entries(r.outputs).filter(([, n]) => n !== 0);
+      assert.deepEqual(bad, [], `${JSON.stringify(s)}: outputs not written exactly once`);
+      assert.equal(r.errors, 0);
+    }
+  });
+
+  itCompiled("cudaMlstmCoverage refuses bad sizes with a RangeError naming the argument", () => {
+    assert.throws(() => native.cudaMlstmCoverage(1, 1, 4, 2, 2, 0), (e: Error) => e instanceof RangeError && /^cudaMlstmCoverage: .*chunkSize/.test(e.message));
+    assert.throws(() => native.cudaMlstmCoverage(1, 0, 4, 2, 2, 2), (e: Error) => e instanceof RangeError && /^cudaMlstmCoverage: .*NH/.test(e.message));
+    assert.throws(() => native.cudaMlstmCoverage(4096, 4096, 4096, 2, 2, 64), (e: Error) => e instanceof RangeError && e.message.startsWith("cudaMlstmCoverage: "));
+  });
+
+  it("the CUDA entries check their arguments as the CPU exports do (before looking for a GPU)", () => {
+    const d = { B: 1, NH: 1, S: 3, DK: 2, DV: 2, L: 2 };
+    const sv = Z(native.mlstmChunkwiseSavedSize(d.B, d.NH, d.S, d.DK, d.DV, d.L));
+    // q one element short: RangeError naming q, the same message as mlstmChunkwiseForward's
+    const call = (fn: typeof native.mlstmChunkwiseForward) => () => fn(Z(6), Z(4), Z(2), Z(1), sv, Z(5), Z(6), Z(6), Z(3), Z(3), null, null, null, 1, 1, 3, 2, 2, 2, 1e-6, false);
+    let cpuMsg = "";
+    assert.throws(call(native.mlstmChunkwiseForward), (e: Error) => ((cpuMsg = e.message), e instanceof RangeError));
+    assert.throws(call(native.cudaMlstmChunkwiseForwardHost), (e: Error) => e instanceof RangeError && e.message === cpuMsg.replace(/^mlstmChunkwiseForward/, "cudaMlstmChunkwiseForwardHost") && / q /.test(e.message));
+    assert.throws(() => native.cudaMlstmRecurrentBackwardHost(Z(6), Z(6), Z(6), Z(3), Z(3), null, null, null, "x" as never, Z(6), null, null, Z(6), Z(6), Z(6), Z(3), Z(3), 1, 1, 3, 2, 2, 1e-6), (e: Error) => e instanceof TypeError && /^cudaMlstmRecurrentBackwardHost: .*saved/.test(e.message));
+  });
+
+  itNoCuda("without a usable GPU the four entries throw '<export>: CUDA is not available: <reason>'", () => {
+    const c: Case = { s: { B: 1, NH: 2, S: 3, DK: 2, DV: 3, L: 2 }, withState: true, parallelInit: false, finalCot: true, seed: 1 };
+    const calls: [string, () => unknown][] = [
+      ["cudaMlstmChunkwiseForwardHost", () => runChunkwise(c, true)],
+      ["cudaMlstmRecurrentForwardHost", () => runRecurrent(c, true)],
+    ];
+    const { B, NH, S, DK, DV, L } = c.s;
+    const bh = B * NH;
+    const x = inputs(c);
+    calls.push(["cudaMlstmChunkwiseBackwardHost", () => native.cudaMlstmChunkwiseBackwardHost(Z(bh * S * DK), Z(bh * S * DK), Z(bh * S * DV), Z(bh * S), Z(bh * S), null, null, null, Z(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, L)), Z(bh * S * DV), x.dh, null, null, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, L, 1e-6)]);
+    calls.push(["cudaMlstmRecurrentBackwardHost", () => native.cudaMlstmRecurrentBackwardHost(Z(bh * S * DK), Z(bh * S * DK), Z(bh * S * DV), Z(bh * S), Z(bh * S), null, null, null, Z(native.mlstmRecurrentSavedSize(B, NH, S, DK, DV)), x.dh, null, null, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, 1e-6)]);
+    for (const [name, call] of calls)
+      assert.throws(call, (e: Error) => {
+        assert.ok(!(e instanceof TypeError) && !(e instanceof RangeError) && e instanceof Error, `${name}: ${e.constructor.name}`);
+        assert.ok(e.message.startsWith(`${name}: CUDA is not available: `), e.message);
+        assert.ok(e.message.includes(cuda.reason!), `${name}: "${e.message}" should include "${cuda.reason}"`);
+        return true;
+      });
+  });
+
+  itCuda("chunkwise form: GPU equals the CPU (h, final state, saved, every gradient) at awkward shapes", () => {
+    SHAPES.forEach((s, n) => {
+      for (const c of cases(s, 10 + n)) compare(`chunkwise ${label(c)}`, runChunkwise(c, true), runChunkwise(c, false), TOL);
+    });
+  });
+
+  itCuda("recurrent form: GPU equals the CPU (h, final state, saved checkpoints, every gradient) at awkward shapes", () => {
+    SHAPES.forEach((s, n) => {
+      for (const c of cases(s, 50 + n).filter((c) => !c.parallelInit)) compare(`recurrent ${label(c)}`, runRecurrent(c, true), runRecurrent(c, false), TOL);
+    });
+  });
+
+  itCuda("a long sequence (S = 1000, NH = 3, DHQK 8 / DHV 12): both forms equal the CPU", () => {
+    for (const c of cases(LONG, 90)) {
+      compare(`chunkwise ${label(c)}`, runChunkwise(c, true), runChunkwise(c, false), TOL_LONG);
+      if (!c.parallelInit) compare(`recurrent ${label(c)}`, runRecurrent(c, true), runRecurrent(c, false), TOL_LONG);
+    }
+  });
+
+  itCuda("the GPU results are deterministic (two runs give the same bits)", () => {
+    const c: Case = { s: SHAPES[1], withState: true, parallelInit: false, finalCot: true, seed: 7 };
+    for (const run of [runChunkwise, runRecurrent]) {
+      const a = run(c, true), b = run(c, true);
+      for (const k of ["h", "cLast", "saved"] as const) assert.deepEqual(a.fw[k], b.fw[k], k);
+      for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dm0"] as const) assert.deepEqual(a.bw[k], b.bw[k], k);
+    }
+  });
+});

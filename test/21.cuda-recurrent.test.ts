@@ -1,0 +1,226 @@
+// CUDA twin of the fused sLSTM / LSTM recurrences (cuda/recurrent.cu; binding csrc/binding/cuda_recurrent.cc).
+//  - Coverage (runs wherever the addon is built with CUDA, GPU or not): the kernels' __host__ __device__ launch maps,
+//    run on the host over every block, thread and step, write every output element (y, states, gates, dx, dR,
+//    dbias, dstate0) exactly once, at awkward sizes (NH 1..4, DH 1/3/8/64 and one > 1024, B 1/3/17, S 1/5).
+//  - Argument checks (the CPU exports' parsing) and the no-GPU error (no GPU needed).
+//  - CPU <-> CUDA-kernel parity of outputs, states, gates and every gradient: the kernels' own __host__ __device__
+//    bodies replayed on the host (cuda*Emulate: every block, each phase for all threads, NaN-filled shared memory;
+//    runs here), and the real GPU launch, run when a GPU is available and skipped visibly otherwise. The cell math is the CPU's own (recurrent_cells.h), so the CPU tests (40.recurrent) check it
+//    against float64; here only float32 rounding differs: the GPU contracts a*b + c to FMAs where the CPU's scalar
+//    path may not, and dR / dbias are summed in row chunks (float) added in double instead of the CPU's GEMM.
+import { strict as assert } from "assert";
+import { backends, Generator } from "../lib";
+import { native } from "../lib/native";
+import { worstRatio } from "./support/gradcheck";
+
+const cuda = backends().cuda;
+const itCuda = cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.reason}]`, fn);
+const itNoCuda = !cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: a CUDA device is available]`, fn);
+const itCompiled = cuda.compiled ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: built without CUDA]`, fn);
+
+type Kind = "slstm" | "lstm";
+interface Dims {
+  B: number;
+  S: number;
+  NH: number;
+  DH: number;
+}
+
+function randn(n: number, seed: number, std = 1): Float32Array {
+  const out = new Float32Array(n);
+  new Generator(seed).fillNormal(out, 0, std);
+  return out;
+}
+/** Lengths of every array of a call (NS states). */
+function lens(d: Dims, ns: number) {
+  const H = d.NH * d.DH;
+  return { H, y: d.B * d.S * H, x: d.B * d.S * 4 * H, R: d.NH * d.DH * 4 * d.DH, bias: 4 * H, state: ns * d.B * H, seq: ns * d.S * d.B * H };
+}
+/** Error class and message check: the message starts with the export name and names the argument. */
+function throwsNaming(call: () => unknown, cls: ErrorConstructor, fn: string, arg: string): void {
+  assert.throws(call, (e: Error) => {
+    assert.ok(e instanceof cls, `${fn}: expected ${cls.name}, got ${e.constructor.name}: ${e.message}`);
+    assert.ok(e.message.startsWith(`${fn}: `), e.message);
+    assert.ok(e.message.includes(arg), `${fn}: "${e.message}" should name ${arg}`);
+    return true;
+  });
+}
+/**
+ * |got - want| <= rtol * (|want| + max|want|) elementwise: float32 rounding differences of sums and recurrences scale
+ * with the magnitudes involved, not with a (possibly cancelling) result, hence the array-wide term.
+ */
+function assertNear(got: Float32Array, want: Float32Array, what: string, rtol: number): void {
+  let scale = 0;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  const r = worstRatio(got, want, rtol, rtol * scale + 1e-30);
+  assert.ok(r.ratio <= 1, `${what}: worst error/tolerance ratio ${r.ratio.toFixed(3)} at index ${r.index}: got ${got[r.index]}, expected ${want[r.index]} (scale ${scale})`);
+}
+
+describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
+  this.timeout(60000);
+
+  describe("launch coverage (host run of the kernels' index maps)", () => {
+    itCompiled("forward and backward write every output element exactly once at awkward sizes", () => {
+      const cases: [Kind, Dims][] = [];
+      for (const kind of ["slstm", "lstm"] as const)
+        for (const NH of [1, 2, 3, 4])
+          for (const DH of [1, 3, 8, 64])
+            for (const B of [1, 3, 17]) for (const S of [1, 5]) cases.push([kind, { B, S, NH, DH }]);
+      // DH > 1024: one batch row per block (the per-row state then still fits in shared memory)
+      cases.push(["slstm", { B: 2, S: 2, NH: 1, DH: 1025 }], ["lstm", { B: 3, S: 1, NH: 2, DH: 1100 }]);
+      for (const [kind, d] of cases) {
+        const ns = kind === "slstm" ? 4 : 2;
+        const n = lens(d, ns);
+        const parts: [string, number][] = [["y", n.y], ["states", n.seq], ["gates", n.x], ["dx", n.x], ["dR", n.R], ["dbias", n.bias], ["dstate0", n.state]];
+        const writes = new Int32Array(parts.reduce((a, [, l]) => a + l, 0)).fill(-7);
+        const errors = native.cudaRecurrentCoverage(kind === "slstm", d.B, d.S, d.NH, d.DH, writes);
+        const tag = `${kind} B=${d.B} S=${d.S} NH=${d.NH} DH=${d.DH}`;
+        assert.equal(errors, 0, `${tag}: inconsistencies`);
+        let off = 0;
+        for (const [name, len] of parts) {
+          for (let i = 0; i < len; ++i) if (writes[off + i] !== 1) assert.fail(`${tag}: ${name}[${i}] written ${writes[off + i]} times`);
+          off += len;
+        }
+      }
+    });
+  });
+
+  describe("arguments", () => {
+    it("the host entries check their arguments like the CPU exports (RangeError / TypeError naming the argument)", () => {
+      const d: Dims = { B: 2, S: 3, NH: 2, DH: 3 };
+      for (const kind of ["slstm", "lstm"] as const) {
+        const ns = kind === "slstm" ? 4 : 2;
+        const n = lens(d, ns);
+        const fwd = kind === "slstm" ? "cudaSlstmForwardHost" : "cudaLstmForwardHost";
+        const bwd = kind === "slstm" ? "cudaSlstmBackwardHost" : "cudaLstmBackwardHost";
+        const F = (len: number) => new Float32Array(len);
+        const f = native[fwd] as (...a: unknown[]) => void;
+        const b = native[bwd] as (...a: unknown[]) => void;
+        throwsNaming(() => f(F(n.y + 1), F(n.seq), F(n.x), F(n.x), null, F(n.R), F(n.bias), d.B, d.S, d.NH, d.DH), RangeError, fwd, "y");
+        throwsNaming(() => f(F(n.y), F(n.seq), F(n.x), F(n.x), F(n.state - 1), F(n.R), F(n.bias), d.B, d.S, d.NH, d.DH), RangeError, fwd, "state0");
+        throwsNaming(() => f(F(n.y), F(n.seq), F(n.x), F(n.x), null, new Float64Array(n.R), F(n.bias), d.B, d.S, d.NH, d.DH), TypeError, fwd, "R");
+        throwsNaming(() => f(F(n.y), F(n.seq), F(n.x), F(n.x), null, F(n.R), F(n.bias), d.B, 0, d.NH, d.DH), RangeError, fwd, "S");
+        const x = F(n.x);
+        throwsNaming(() => f(F(n.y), F(n.seq), x, x, null, F(n.R), F(n.bias), d.B, d.S, d.NH, d.DH), RangeError, fwd, "gates");
+        const tail = kind === "slstm" ? [false] : [];
+        throwsNaming(() => b(F(n.x), F(n.R + 2), F(n.bias), null, F(n.x), F(n.seq), F(n.y), null, null, F(n.R), d.B, d.S, d.NH, d.DH, ...tail), RangeError, bwd, "dR");
+        throwsNaming(() => b(F(n.x), F(n.R), F(n.bias), null, F(n.x), F(n.seq), F(n.y), F(3), null, F(n.R), d.B, d.S, d.NH, d.DH, ...tail), RangeError, bwd, "dstateFinal");
+        if (kind === "slstm")
+          throwsNaming(() => b(F(n.x), F(n.R), F(n.bias), null, F(n.x), F(n.seq), F(n.y), null, null, F(n.R), d.B, d.S, d.NH, d.DH, 1), TypeError, bwd, "exactM0Grad");
+      }
+    });
+
+    itCompiled("cudaRecurrentCoverage checks its arguments", () => {
+      throwsNaming(() => native.cudaRecurrentCoverage(true, 1, 1, 1, 1, new Int32Array(5)), RangeError, "cudaRecurrentCoverage", "writes");
+      throwsNaming(() => native.cudaRecurrentCoverage(1 as unknown as boolean, 1, 1, 1, 1, new Int32Array(5)), TypeError, "cudaRecurrentCoverage", "slstm");
+      throwsNaming(() => native.cudaRecurrentCoverage(false, 1, 1, 0, 1, new Int32Array(5)), RangeError, "cudaRecurrentCoverage", "NH");
+    });
+
+    itNoCuda("without a usable GPU the host entries throw an Error naming backends().cuda.reason", () => {
+      const d: Dims = { B: 1, S: 2, NH: 1, DH: 2 };
+      const calls: [string, () => unknown][] = [];
+      for (const kind of ["slstm", "lstm"] as const) {
+        const n = lens(d, kind === "slstm" ? 4 : 2);
+        const F = (len: number) => new Float32Array(len);
+        const fwd = kind === "slstm" ? "cudaSlstmForwardHost" : "cudaLstmForwardHost";
+        const bwd = kind === "slstm" ? "cudaSlstmBackwardHost" : "cudaLstmBackwardHost";
+        const tail = kind === "slstm" ? [true] : [];
+        calls.push([fwd, () => (native[fwd] as (...a: unknown[]) => void)(F(n.y), F(n.seq), F(n.x), F(n.x), null, F(n.R), F(n.bias), d.B, d.S, d.NH, d.DH)]);
+        calls.push([bwd, () => (native[bwd] as (...a: unknown[]) => void)(F(n.x), F(n.R), F(n.bias), F(n.state), F(n.x), F(n.seq), F(n.y), null, null, F(n.R), d.B, d.S, d.NH, d.DH, ...tail)]);
+      }
+      for (const [name, call] of calls)
+        assert.throws(call, (e: Error) => {
+          assert.ok(!(e instanceof TypeError) && !(e instanceof RangeError) && e instanceof Error, `${name}: ${e.constructor.name}`);
+          assert.ok(e.message.startsWith(`${name}: CUDA is not available: `), e.message);
+          assert.ok(e.message.includes(cuda.reason!), `${name}: "${e.message}" should include the reason "${cuda.reason}"`);
+          return true;
+        });
+    });
+  });
+
+  describe("CPU <-> GPU parity", () => {
+    // awkward shapes: T = 1, B = 1, odd DH, NH > 1, a partial last row block (B = 17), long T = 300, DH = 64 (R in
+    // shared memory with the opt-in limit) and DH = 160 (R too large for shared memory: read from global memory)
+    const shapes: Dims[] = [
+      { B: 1, S: 1, NH: 1, DH: 1 },
+      { B: 3, S: 5, NH: 2, DH: 3 },
+      { B: 17, S: 5, NH: 4, DH: 8 },
+      { B: 1, S: 7, NH: 3, DH: 33 },
+      { B: 5, S: 6, NH: 1, DH: 64 },
+      { B: 2, S: 300, NH: 2, DH: 16 },
+      { B: 3, S: 4, NH: 1, DH: 160 },
+    ];
+    // Tolerances (relative to each array's largest magnitude, see assertNear): the same cell code runs on both
+    // sides, so only float32 rounding differs (FMA contraction, dR / dbias summation order). Measured on the host
+    // replay: at most 1.4e-7 (forward) and 3.5e-7 (gradients, dR at T = 300). Forward 2e-5 leaves room for a few ulp
+    // per operation on the GPU, 1e-4 for T = 300 where rounding differences accumulate through the recurrence (the
+    // recurrences here are contractive: |R| ~ 0.5/√DH); gradients 1e-4 (the backward recurrence adds the same
+    // per-step error; dR / dbias sum up to B*S = 600 terms in another order). An indexing or phase-ordering error
+    // gives O(1) differences (or NaN from unwritten shared memory in the replay).
+    for (const kind of ["slstm", "lstm"] as const) {
+      for (const target of ["emulate", "gpu"] as const) {
+        const emulate = target === "emulate";
+        const title = emulate
+          ? `${kind}: the kernels' code replayed on the host (cuda${kind === "slstm" ? "Slstm" : "Lstm"}*Emulate) equals the CPU kernels`
+          : `${kind}: outputs, states, gates and every gradient on the GPU equal the CPU kernels`;
+        (emulate ? itCompiled : itCuda)(title, () => parity(kind, emulate));
+      }
+    }
+
+    function parity(kind: Kind, emulate: boolean): void {
+      const ns = kind === "slstm" ? 4 : 2;
+      const cpuF = kind === "slstm" ? native.slstmForward : native.lstmForward;
+      const devF =
+        kind === "slstm" ? (emulate ? native.cudaSlstmForwardEmulate : native.cudaSlstmForwardHost) : emulate ? native.cudaLstmForwardEmulate : native.cudaLstmForwardHost;
+      const devB = kind === "slstm" ? (emulate ? native.cudaSlstmBackwardEmulate : native.cudaSlstmBackwardHost) : emulate ? native.cudaLstmBackwardEmulate : native.cudaLstmBackwardHost;
+      let seed = 100;
+      for (const d of shapes)
+        for (const withState of [false, true]) {
+          const n = lens(d, ns);
+          const tag = `${emulate ? "emulated " : ""}${kind} B=${d.B} S=${d.S} NH=${d.NH} DH=${d.DH}${withState ? " state0" : ""}`;
+          const x = randn(n.x, ++seed), R = randn(n.R, ++seed, 0.5 / Math.sqrt(d.DH)), bias = randn(n.bias, ++seed, 0.5);
+          let s0: Float32Array | null = null;
+          if (withState) {
+            s0 = randn(n.state, ++seed);
+            const bh = d.B * n.H;
+            if (kind === "slstm") for (let i = 2 * bh; i < 3 * bh; ++i) s0[i] = 1 + Math.abs(s0[i]); // n_0 > 0
+          }
+          const y = new Float32Array(n.y), st = new Float32Array(n.seq), gt = new Float32Array(n.x);
+          const yg = new Float32Array(n.y), stg = new Float32Array(n.seq), gtg = new Float32Array(n.x);
+          cpuF(y, st, gt, x, s0, R, bias, d.B, d.S, d.NH, d.DH);
+          devF(yg, stg, gtg, x, s0, R, bias, d.B, d.S, d.NH, d.DH);
+          const ftol = d.S >= 100 ? 1e-4 : 2e-5;
+          assertNear(yg, y, `${tag}: y`, ftol);
+          assertNear(stg, st, `${tag}: states`, ftol);
+          assertNear(gtg, gt, `${tag}: gates`, ftol);
+
+          // backward from the CPU's saved tensors, so both sides differentiate the same trajectory
+          const dy = randn(n.y, ++seed);
+          for (const withFinal of [false, true]) {
+            const dfin = withFinal ? randn(n.state, ++seed) : null;
+            for (const exact of kind === "slstm" ? [false, true] : [false]) {
+              const run = (dev: boolean) => {
+                const dx = new Float32Array(n.x), dR = new Float32Array(n.R), db = new Float32Array(n.bias), ds0 = new Float32Array(n.state);
+                const fn = (dev ? devB : kind === "slstm" ? native.slstmBackward : native.lstmBackward) as (...a: unknown[]) => void;
+                fn(dx, dR, db, ds0, gt, st, dy, dfin, s0, R, d.B, d.S, d.NH, d.DH, ...(kind === "slstm" ? [exact] : []));
+                return { dx, dR, db, ds0 };
+              };
+              const c = run(false), g = run(true);
+              const btag = `${tag}${withFinal ? " dstateFinal" : ""}${exact ? " exactM0Grad" : ""}`;
+              assertNear(g.dx, c.dx, `${btag}: dx`, 1e-4);
+              assertNear(g.dR, c.dR, `${btag}: dR`, 1e-4);
+              assertNear(g.db, c.db, `${btag}: dbias`, 1e-4);
+              assertNear(g.ds0, c.ds0, `${btag}: dstate0`, 1e-4);
+              if (kind === "slstm" && !exact) {
+                const bh = d.B * n.H;
+                assert.ok(g.ds0.subarray(3 * bh).every((v) => v === 0), `${btag}: ∂m_0 must be 0 (reference CUDA convention)`);
+              }
+              // deterministic: a second run is bitwise identical (no atomics)
+              const g2 = run(true);
+              assert.deepEqual([g2.dx, g2.dR, g2.db, g2.ds0], [g.dx, g.dR, g.db, g.ds0], `${btag}: backward is deterministic`);
+            }
+          }
+        }
+    }
+  });
+});
