@@ -43,7 +43,8 @@ export interface CudaDeviceInfo {
 
 export interface Backends {
   cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number };
-  cuda: { compiled: boolean; available: boolean; devices: CudaDeviceInfo[]; reason?: string };
+  /** emulated: the XLSTM_CUDA_EMULATE host emulation (device memory in host memory, CPU kernels), not a GPU. */
+  cuda: { compiled: boolean; available: boolean; emulated: boolean; devices: CudaDeviceInfo[]; reason?: string };
 }
 
 /** Opaque handle on a fused mLSTM layer's saved activations (mlstmLayerForward with keepSaved). */

@@ -272,6 +272,17 @@ class CachingAllocator {
   AllocatorStats stats_;
 };
 
+// The out-of-memory message of the device allocators: what was asked for, what tensors hold, what is reserved and
+// what the device has left.
+inline std::string out_of_memory_message(size_t bytes, const AllocatorStats& s, uint64_t device_free,
+                                         uint64_t device_total) {
+  auto mib = [](uint64_t b) { return std::to_string((b + (1u << 19)) >> 20) + " MiB"; };
+  return "CUDA out of memory: tried to allocate " + mib(bytes) + " (" + std::to_string(bytes) + " bytes); " +
+         mib(static_cast<uint64_t>(s.allocated_bytes)) + " in use by tensors, " +
+         mib(static_cast<uint64_t>(s.reserved_bytes)) + " reserved by xlstm, " + mib(device_free) + " free of " +
+         mib(device_total) + " on the device. Dispose tensors you no longer need (tensor.dispose(), cuda.scope())";
+}
+
 // A raw allocator over a simulated address space of `capacity` bytes (addresses only, no memory behind them), for
 // testing CachingAllocator on machines without a GPU. Segments are spaced apart so that neighbours in the address
 // space never look like one segment.

@@ -236,7 +236,10 @@ struct MemoryStats {
   AllocatorStats allocator;
   int64_t device_free_bytes = 0, device_total_bytes = 0;  // cudaMemGetInfo
 };
-void* stream();  // the package's cudaStream_t
+// True under host emulation (XLSTM_CUDA_EMULATE=1, cuda/host_emulation.h): device memory is host memory and the
+// device-buffer binding runs the CPU kernels instead of these.
+bool emulated();
+void* stream();  // the package's cudaStream_t (null under emulation)
 void* device_malloc(size_t bytes);
 void device_free(void* p);
 void copy_to_device(void* dst, const void* src, size_t bytes);

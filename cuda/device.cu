@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "cuda_api.h"
+#include "host_emulation.h"
 
 namespace xlstm {
 namespace cuda {
@@ -12,6 +13,10 @@ namespace cuda {
 bool compiled() { return true; }
 
 int device_count(std::string* reason) {
+  if (emu::enabled()) {
+    if (reason) reason->clear();
+    return 1;
+  }
   static std::once_flag once;
   static int count = 0;
   static std::string why;
@@ -31,6 +36,13 @@ int device_count(std::string* reason) {
 
 DeviceInfo device_info(int index) {
   DeviceInfo d;
+  if (emu::enabled()) {
+    d.name = emu::device_name();
+    d.major = 8;
+    d.total_memory = emu::capacity();
+    d.multiprocessors = 1;
+    return d;
+  }
   cudaDeviceProp p;
   if (cudaGetDeviceProperties(&p, index) == cudaSuccess) {
     d.name = p.name;

@@ -7,12 +7,14 @@
 // the package changes.
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "caching_allocator.h"
 #include "cuda_api.h"
+#include "host_emulation.h"
 
 namespace xlstm {
 namespace cuda {
@@ -52,31 +54,33 @@ cudaStream_t the_stream(const char* entry) {
   return s;
 }
 
-std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; }
-
 }  // namespace
 
-void* stream() { return the_stream("cuda::stream"); }
+bool emulated() { return emu::enabled(); }
+
+void* stream() { return emu::enabled() ? nullptr : the_stream("cuda::stream"); }
 
 void* device_malloc(size_t bytes) {
+  if (emu::enabled()) return emu::device_malloc(bytes);
   void* p = allocator().allocate(bytes);
   if (p) return p;
-  const AllocatorStats s = allocator().stats();
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
-  throw std::runtime_error("CUDA out of memory: tried to allocate " + mib(static_cast<int64_t>(bytes)) + " (" +
-                           std::to_string(bytes) + " bytes); " + mib(s.allocated_bytes) + " in use by tensors, " +
-                           mib(s.reserved_bytes) + " reserved by xlstm, " + mib(static_cast<int64_t>(free_b)) +
-                           " free of " + mib(static_cast<int64_t>(total_b)) +
-                           " on the device. Dispose tensors you no longer need (tensor.dispose(), cuda.scope())");
+  throw std::runtime_error(out_of_memory_message(bytes, allocator().stats(), free_b, total_b));
 }
 
 void device_free(void* p) {
-  if (p) allocator().free(p);
+  if (!p) return;
+  if (emu::enabled()) emu::allocator().free(p);
+  else allocator().free(p);
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  if (emu::enabled()) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
   cudaStream_t s = the_stream("cuda::copy_to_device");
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "cuda::copy_to_device", "cudaMemcpyAsync");
   check(cudaStreamSynchronize(s), "cuda::copy_to_device", "cudaStreamSynchronize");
@@ -84,6 +88,10 @@ void copy_to_device(void* dst, const void* src, size_t bytes) {
 
 void copy_to_host(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  if (emu::enabled()) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
   cudaStream_t s = the_stream("cuda::copy_to_host");
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "cuda::copy_to_host", "cudaMemcpyAsync");
   check(cudaStreamSynchronize(s), "cuda::copy_to_host", "cudaStreamSynchronize");
@@ -91,12 +99,20 @@ void copy_to_host(void* dst, const void* src, size_t bytes) {
 
 void copy_on_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  if (emu::enabled()) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, the_stream("cuda::copy_on_device")),
         "cuda::copy_on_device", "cudaMemcpyAsync");
 }
 
 void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height) {
   if (!width || !height) return;
+  if (emu::enabled()) {
+    emu::copy_2d(dst, dst_pitch, src, src_pitch, width, height);
+    return;
+  }
   check(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, height, cudaMemcpyDeviceToDevice,
                           the_stream("cuda::copy_2d")),
         "cuda::copy_2d", "cudaMemcpy2DAsync");
@@ -104,15 +120,26 @@ void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, siz
 
 void fill_zero(void* dst, size_t bytes) {
   if (!bytes) return;
+  if (emu::enabled()) {
+    std::memset(dst, 0, bytes);
+    return;
+  }
   check(cudaMemsetAsync(dst, 0, bytes, the_stream("cuda::fill_zero")), "cuda::fill_zero", "cudaMemsetAsync");
 }
 
 void synchronize() {
+  if (emu::enabled()) return;
   check(cudaStreamSynchronize(the_stream("cuda::synchronize")), "cuda::synchronize", "cudaStreamSynchronize");
 }
 
 MemoryStats memory_stats() {
   MemoryStats m;
+  if (emu::enabled()) {
+    m.allocator = emu::allocator().stats();
+    m.device_free_bytes = static_cast<int64_t>(emu::free_bytes());
+    m.device_total_bytes = static_cast<int64_t>(emu::capacity());
+    return m;
+  }
   m.allocator = allocator().stats();
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
@@ -125,6 +152,10 @@ MemoryStats memory_stats() {
 }
 
 void empty_cache() {
+  if (emu::enabled()) {
+    emu::allocator().empty_cache();
+    return;
+  }
   synchronize();  // cudaFree would wait for the device anyway; make the order explicit
   allocator().empty_cache();
 }

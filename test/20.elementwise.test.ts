@@ -543,7 +543,7 @@ describe("20 elementwise kernels: bad input", () => {
 // ---- CUDA twin -----------------------------------------------------------------------------------------------------
 
 const cuda = backends().cuda;
-const itCuda = cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.reason}]`, fn);
+const itCuda = cuda.available && !cuda.emulated ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.emulated ? "host emulation (XLSTM_CUDA_EMULATE): the CUDA kernels need a GPU" : cuda.reason}]`, fn);
 const itNoCuda = !cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: a CUDA device is available]`, fn);
 
 describe("20 elementwise kernels: CUDA twin", () => {

@@ -94,7 +94,7 @@ const best = backends().cpu.simdSupported;
 const supported = levels.slice(0, levels.indexOf(best) + 1);
 const cuda = backends().cuda;
 const itCompiledCuda = cuda.compiled ? it : (t: string, fn: () => void) => it.skip(`${t} [this binary was built without CUDA]`, fn);
-const itCuda = cuda.available ? it : (t: string, fn: () => void) => it.skip(`${t} [no CUDA device: ${cuda.reason}]`, fn);
+const itCuda = cuda.available && !cuda.emulated ? it : (t: string, fn: () => void) => it.skip(`${t} [no CUDA device: ${cuda.emulated ? "host emulation (XLSTM_CUDA_EMULATE): the CUDA kernels need a GPU" : cuda.reason}]`, fn);
 
 const variants: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 const name = (ta: boolean, tb: boolean) => `${ta ? "t" : "n"}${tb ? "t" : "n"}`;

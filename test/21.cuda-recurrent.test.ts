@@ -14,7 +14,7 @@ import { native } from "../lib/native";
 import { worstRatio } from "./support/gradcheck";
 
 const cuda = backends().cuda;
-const itCuda = cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.reason}]`, fn);
+const itCuda = cuda.available && !cuda.emulated ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: ${cuda.emulated ? "host emulation (XLSTM_CUDA_EMULATE): the CUDA kernels need a GPU" : cuda.reason}]`, fn);
 const itNoCuda = !cuda.available ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: a CUDA device is available]`, fn);
 const itCompiled = cuda.compiled ? it : (title: string, fn: () => void) => it.skip(`${title} [skipped: built without CUDA]`, fn);
 

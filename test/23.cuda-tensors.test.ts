@@ -126,7 +126,8 @@ describe("23 CUDA tensors", () => {
       targets.data[3] = -100;  // ignored row
       for (const reduction of ["mean", "sum", "none"] as const) {
         parity([[12, 9]], (x) => ops.crossEntropy(x, targets, { reduction }), 1e-5);
-        parity([[12, 9]], (x) => ops.crossEntropy(x, targets.to("int64").to("cuda"), { reduction }), 1e-5);
+        // int64 targets, on the logits' device (CUDA logits also take CPU targets, checked above)
+        parity([[12, 9]], (x) => ops.crossEntropy(x, x.device === "cuda" ? targets.to("int64").to("cuda") : targets.to("int64"), { reduction }), 1e-5);
       }
       const allIgnored = Tensor.full([2], -100, { dtype: "int32" });
       assert.ok(Number.isNaN(ops.crossEntropy(Tensor.randn([2, 3], { device: "cuda" }), allIgnored).item()));
@@ -138,7 +139,7 @@ describe("23 CUDA tensors", () => {
       parity([[2, 5, 4, 8], [32]], (x, w) => ops.multiHeadLayerNorm(x, w, null, { residualWeight: true }), 1e-4);
       const idx = Tensor.from([[3, 0, 3], [1, 4, 4]], undefined, { dtype: "int32" });
       parity([[5, 6]], (w) => ops.embedding(idx, w), 1e-7);
-      parity([[5, 6]], (w) => ops.embedding(idx.to("int64").to("cuda"), w), 1e-7);
+      parity([[5, 6]], (w) => ops.embedding(w.device === "cuda" ? idx.to("int64").to("cuda") : idx.to("int64"), w), 1e-7);
       assert.throws(() => ops.embedding(Tensor.from([5], [1], { dtype: "int32" }), Tensor.randn([5, 2], { device: "cuda" })), (e: Error) => e instanceof RangeError && /indices holds 5 at flat position 0/.test(e.message));
     });
 
@@ -231,7 +232,8 @@ describe("23 CUDA tensors", () => {
 
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
       const g = Tensor.ones([2, 3], { device: "cuda" });
-      assert.throws(() => ops.softmax(g), (e: Error) => e instanceof TypeError && /ops.softmax: x is a CUDA tensor, and ops.softmax has no CUDA kernel yet/.test(e.message));
+      const w = Object.fromEntries(["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"].map((k) => [k, g]));
+      assert.throws(() => ops.mlstmLayer(g.reshape(1, 2, 3), w as never, { numHeads: 1, qkvBlocksize: 1 } as never), (e: Error) => e instanceof TypeError && /ops.mlstmLayer: x is a CUDA tensor, and ops.mlstmLayer has no CUDA kernel yet/.test(e.message));
       assert.throws(() => ops.add(g, Tensor.ones([2, 3])), (e: Error) => e instanceof TypeError && /ops.add: a is on cuda but b is on cpu/.test(e.message));
       assert.throws(() => ops.linear(g, Tensor.ones([4, 3])), (e: Error) => e instanceof TypeError && /ops.linear: x is on cuda but weight is on cpu/.test(e.message));
     });

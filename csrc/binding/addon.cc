@@ -68,6 +68,7 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
   std::string reason;
   int n = cuda::device_count(&reason);
   cu.Set("available", n > 0);
+  cu.Set("emulated", n > 0 && cuda::emulated());
   Napi::Array devices = Napi::Array::New(env);
   for (int i = 0; i < n; ++i) {
     cuda::DeviceInfo d = cuda::device_info(i);

@@ -15,6 +15,7 @@
 #include "cuda_api.h"
 #include "device_buffer.h"
 #include "kernels/elementwise.h"
+#include "kernels/gemm.h"
 #include "registry.h"
 
 namespace xlstm {
@@ -61,7 +62,7 @@ Napi::Value UnaryDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* x = require_device_buffer(c, 1, "x", n * kF, floats("n", n));
   DeviceBuffer* out = require_device_buffer(c, 2, "out", n * kF, floats("n", n));
   const float a = optional_float(c, 4, "alpha", 1.0f), b = optional_float(c, 5, "beta", 0.0f);
-  run_sync(info.Env(), c.fn, [&] { cuda::elementwise_unary(op, fptr(out), fptr(x), a, b, n, cuda::stream()); });
+  run_sync(info.Env(), c.fn, [&] { XLSTM_DEVICE_CALL(elementwise_unary, op, fptr(out), fptr(x), a, b, n); });
   return info.Env().Undefined();
 }
 
@@ -85,7 +86,7 @@ Napi::Value UnaryBackwardDev(const Napi::CallbackInfo& info) {
   require_distinct(c, "dx", dx, "y", y);
   const float a = optional_float(c, 6, "alpha", 1.0f);
   run_sync(info.Env(), c.fn,
-           [&] { cuda::elementwise_unary_backward(op, fptr(dx), fptr(x), fptr(y), fptr(dy), a, n, cuda::stream()); });
+           [&] { XLSTM_DEVICE_CALL(elementwise_unary_backward, op, fptr(dx), fptr(x), fptr(y), fptr(dy), a, n); });
   return info.Env().Undefined();
 }
 
@@ -128,7 +129,7 @@ Napi::Value BinaryDev(const Napi::CallbackInfo& info) {
   if ((out == r.a && r.a->bytes < r.plan.numel * kF) || (out == r.b && r.b->bytes < r.plan.numel * kF))
     throw_range(c, "out may be an operand only when that operand has the broadcast shape");
   run_sync(info.Env(), c.fn,
-           [&] { cuda::elementwise_binary(r.op, fptr(out), fptr(r.a), fptr(r.b), r.plan, cuda::stream()); });
+           [&] { XLSTM_DEVICE_CALL(elementwise_binary, r.op, fptr(out), fptr(r.a), fptr(r.b), r.plan); });
   return info.Env().Undefined();
 }
 
@@ -148,8 +149,7 @@ Napi::Value BinaryBackwardDev(const Napi::CallbackInfo& info) {
   }
   require_distinct(c, "da", da, "db", db);
   run_sync(info.Env(), c.fn, [&] {
-    cuda::elementwise_binary_backward(r.op, fptr(da), fptr(db), fptr(r.a), fptr(r.b), fptr(dy), r.plan,
-                                      cuda::stream());
+    XLSTM_DEVICE_CALL(elementwise_binary_backward, r.op, fptr(da), fptr(db), fptr(r.a), fptr(r.b), fptr(dy), r.plan);
   });
   return info.Env().Undefined();
 }
@@ -198,8 +198,8 @@ Napi::Value GemmDev(const Napi::CallbackInfo& info) {
   require_distinct(c, "c", C, "a", A);
   require_distinct(c, "c", C, "b", B);
   run_sync(info.Env(), c.fn, [&] {
-    cuda::gemm_batched(ta, tb, batch, M, N, K, static_cast<float>(alpha), fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb,
-                       static_cast<float>(beta), fptr(C) + co, ldc, sc, cuda::stream());
+    XLSTM_DEVICE_CALL(gemm_batched, ta, tb, batch, M, N, K, static_cast<float>(alpha), fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb,
+                       static_cast<float>(beta), fptr(C) + co, ldc, sc);
   });
   return info.Env().Undefined();
 }

@@ -12,7 +12,11 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "kernels/conv1d.h"
 #include "kernels/dropout.h"
+#include "kernels/optim.h"
+#include "kernels/permute.h"
+#include "kernels/reduce.h"
 #include "reduce_args.h"
 #include "registry.h"
 
@@ -36,8 +40,8 @@ Napi::Value ReduceDev(const Napi::CallbackInfo& info) {
   if (r.op == ReduceOp::Max && !argmax) throw_type(c, "argmax must be a device buffer for max");
   if (out == x || (argmax && (argmax == x || argmax == out))) throw_range(c, "out and argmax must be buffers of their own");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::reduce_axes(r.op, fp(out), argmax ? static_cast<int64_t*>(argmax->ptr) : nullptr, fp(x),
-                      static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data(), cuda::stream());
+    XLSTM_DEVICE_CALL(reduce_axes, r.op, fp(out), argmax ? static_cast<int64_t*>(argmax->ptr) : nullptr, fp(x),
+                      static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }
@@ -53,8 +57,8 @@ Napi::Value ReduceBackwardDev(const Napi::CallbackInfo& info) {
   if (r.op == ReduceOp::Max && !argmax) throw_type(c, "argmax must be a device buffer for max");
   if (dx == dy || (argmax && argmax == dx)) throw_range(c, "dx must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::reduce_axes_backward(r.op, fp(dx), fp(dy), argmax ? static_cast<const int64_t*>(argmax->ptr) : nullptr,
-                               static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data(), cuda::stream());
+    XLSTM_DEVICE_CALL(reduce_axes_backward, r.op, fp(dx), fp(dy), argmax ? static_cast<const int64_t*>(argmax->ptr) : nullptr,
+                               static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }
@@ -85,7 +89,7 @@ Napi::Value Conv1dDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* bias = optional_device_buffer(c, 3, "bias", d.f * kF, floats("f", d.f));
   if (y == x || y == w || y == bias) throw_range(c, "y must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::causal_conv1d_forward(fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k, cuda::stream());
+    XLSTM_DEVICE_CALL(causal_conv1d_forward, fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k);
   });
   return info.Env().Undefined();
 }
@@ -105,7 +109,7 @@ Napi::Value Conv1dBackwardDev(const Napi::CallbackInfo& info) {
     if (o && (o == dy || o == x || o == w)) throw_range(c, "gradient outputs must be buffers of their own");
   if ((dx && (dx == dw || dx == db)) || (dw && dw == db)) throw_range(c, "gradient outputs must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::causal_conv1d_backward(fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(w), d.b, d.s, d.f, d.k, cuda::stream());
+    XLSTM_DEVICE_CALL(causal_conv1d_backward, fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(w), d.b, d.s, d.f, d.k);
   });
   return info.Env().Undefined();
 }
@@ -132,7 +136,7 @@ Napi::Value DropoutDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* x = require_device_buffer(c, 2, "x", n * kF, floats("n", n));
   if (y == x || mask == x || mask == y) throw_range(c, "y, mask and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::dropout_forward(fp(y), static_cast<uint8_t*>(mask->ptr), fp(x), n, p, k0, k1, cuda::stream());
+    XLSTM_DEVICE_CALL(dropout_forward, fp(y), static_cast<uint8_t*>(mask->ptr), fp(x), n, p, k0, k1);
   });
   return info.Env().Undefined();
 }
@@ -148,7 +152,7 @@ Napi::Value DropoutBackwardDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* mask = require_device_buffer(c, 2, "mask", n, "n");
   if (dx == dy || dx == mask) throw_range(c, "dx must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::dropout_backward(fp(dx), fp(dy), static_cast<const uint8_t*>(mask->ptr), n, dropout_scale(p), cuda::stream());
+    XLSTM_DEVICE_CALL(dropout_backward, fp(dx), fp(dy), static_cast<const uint8_t*>(mask->ptr), n, dropout_scale(p));
   });
   return info.Env().Undefined();
 }
@@ -168,7 +172,7 @@ Napi::Value AdamwStepDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* v = require_device_buffer(c, 2, "v", n * kF, floats("n", n));
   DeviceBuffer* g = require_device_buffer(c, 3, "g", n * kF, floats("n", n));
   if (p == m || p == v || p == g || m == v || m == g || v == g) throw_range(c, "p, m, v and g must be four different buffers");
-  run_sync(info.Env(), c.fn, [&] { cuda::adamw_step(fp(p), fp(m), fp(v), fp(g), n, lr, b1, b2, eps, wd, t, cuda::stream()); });
+  run_sync(info.Env(), c.fn, [&] { XLSTM_DEVICE_CALL(adamw_step, fp(p), fp(m), fp(v), fp(g), n, lr, b1, b2, eps, wd, t); });
   return info.Env().Undefined();
 }
 
@@ -181,7 +185,11 @@ Napi::Value SumSquaresDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* x = require_device_buffer(c, 0, "x", n * kF, floats("n", n));
   DeviceBuffer* out = require_device_buffer(c, 2, "out", (index + 1) * 8, "8*(index+1)");
   if (out == x) throw_range(c, "out and x must be different buffers");
-  run_sync(info.Env(), c.fn, [&] { cuda::sum_squares(static_cast<double*>(out->ptr) + index, fp(x), n, cuda::stream()); });
+  run_sync(info.Env(), c.fn, [&] {
+    double* o = static_cast<double*>(out->ptr) + index;
+    if (cuda::emulated()) *o = sum_squares(fp(x), n);
+    else cuda::sum_squares(o, fp(x), n, cuda::stream());
+  });
   return info.Env().Undefined();
 }
 
@@ -193,7 +201,7 @@ Napi::Value ScaleInPlaceDev(const Napi::CallbackInfo& info) {
   const double a = require_number(c, 2, "alpha");
   if (!std::isfinite(a)) throw_range(c, "alpha must be finite");
   DeviceBuffer* x = require_device_buffer(c, 0, "x", n * kF, floats("n", n));
-  run_sync(info.Env(), c.fn, [&] { cuda::scale_inplace(fp(x), n, static_cast<float>(a), cuda::stream()); });
+  run_sync(info.Env(), c.fn, [&] { XLSTM_DEVICE_CALL(scale_inplace, fp(x), n, static_cast<float>(a)); });
   return info.Env().Undefined();
 }
 
@@ -216,7 +224,7 @@ Napi::Value PermuteDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* in = require_device_buffer(c, 1, "in", n * es, "elemSize*numel(inShape)");
   if (out == in) throw_range(c, "out and in must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::permute_copy(out->ptr, in->ptr, static_cast<int>(es), shape.data(), perm.data(), static_cast<int>(shape.size()), cuda::stream());
+    XLSTM_DEVICE_CALL(permute_copy, out->ptr, in->ptr, static_cast<int>(es), shape.data(), perm.data(), static_cast<int>(shape.size()));
   });
   return info.Env().Undefined();
 }

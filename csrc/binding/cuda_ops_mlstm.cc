@@ -86,11 +86,11 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   if ((b[10] || b[11] || b[12]) && !(b[10] && b[11] && b[12])) throw_type(c, "c0, n0 and m0 must be given together");
   run_sync(info.Env(), c.fn, [&] {
     if (CHUNKWISE)
-      cuda::mlstm_chunkwise_forward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
-                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, cuda::stream());
+      XLSTM_DEVICE_CALL(mlstm_chunkwise_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
+                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
     else
-      cuda::mlstm_recurrent_forward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
-                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps, cuda::stream());
+      XLSTM_DEVICE_CALL(mlstm_recurrent_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
+                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
   });
   return info.Env().Undefined();
 }
@@ -125,13 +125,13 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
   const size_t o = CHUNKWISE ? 1 : 0;  // chunkwise has h before dh
   run_sync(info.Env(), c.fn, [&] {
     if (CHUNKWISE)
-      cuda::mlstm_chunkwise_backward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
+      XLSTM_DEVICE_CALL(mlstm_chunkwise_backward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                      fp(b[9]), fp(b[9 + o]), fp(b[10 + o]), fp(b[11 + o]), fp(b[12 + o]), fp(b[13 + o]),
-                                     fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps, cuda::stream());
+                                     fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps);
     else
-      cuda::mlstm_recurrent_backward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
+      XLSTM_DEVICE_CALL(mlstm_recurrent_backward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                      fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), fp(b[13]), fp(b[14]), fp(b[15]), fp(b[16]), d,
-                                     eps, cuda::stream());
+                                     eps);
   });
   return info.Env().Undefined();
 }

@@ -12,6 +12,9 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "kernels/embedding.h"
+#include "kernels/norm.h"
+#include "kernels/softmax.h"
 #include "registry.h"
 
 namespace xlstm {
@@ -35,8 +38,8 @@ Napi::Value SoftmaxDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* y = require_device_buffer(c, 2, "y", n * kF, floats("rows*cols", n));
   if (x == y) throw_range(c, "y and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (log) cuda::log_softmax_forward(fp(y), fp(x), rows, cols, cuda::stream());
-    else cuda::softmax_forward(fp(y), fp(x), rows, cols, cuda::stream());
+    if (log) XLSTM_DEVICE_CALL(log_softmax_forward, fp(y), fp(x), rows, cols);
+    else XLSTM_DEVICE_CALL(softmax_forward, fp(y), fp(x), rows, cols);
   });
   return info.Env().Undefined();
 }
@@ -53,8 +56,8 @@ Napi::Value SoftmaxBackwardDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* dx = require_device_buffer(c, 3, "dx", n * kF, floats("rows*cols", n));
   if (dx == y || dx == dy) throw_range(c, "dx must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    if (log) cuda::log_softmax_backward(fp(dx), fp(y), fp(dy), rows, cols, cuda::stream());
-    else cuda::softmax_backward(fp(dx), fp(y), fp(dy), rows, cols, cuda::stream());
+    if (log) XLSTM_DEVICE_CALL(log_softmax_backward, fp(dx), fp(y), fp(dy), rows, cols);
+    else XLSTM_DEVICE_CALL(softmax_backward, fp(dx), fp(y), fp(dy), rows, cols);
   });
   return info.Env().Undefined();
 }
@@ -78,10 +81,15 @@ Napi::Value CrossEntropyDev(const Napi::CallbackInfo& info) {
   run_sync(info.Env(), c.fn, [&] {
     int64_t* cnt = static_cast<int64_t*>(count->ptr);
     const int64_t ig = static_cast<int64_t>(ign);
-    if (i64)
-      cuda::cross_entropy_forward<int64_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int64_t*>(targets->ptr), n, v, ig, cnt, cuda::stream());
-    else
-      cuda::cross_entropy_forward<int32_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int32_t*>(targets->ptr), n, v, ig, cnt, cuda::stream());
+    const void* t = targets->ptr;
+    if (cuda::emulated()) {
+      *cnt = i64 ? cross_entropy_forward<int64_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int64_t*>(t), n, v, ig)
+                 : cross_entropy_forward<int32_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int32_t*>(t), n, v, ig);
+    } else if (i64) {
+      cuda::cross_entropy_forward<int64_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int64_t*>(t), n, v, ig, cnt, cuda::stream());
+    } else {
+      cuda::cross_entropy_forward<int32_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int32_t*>(t), n, v, ig, cnt, cuda::stream());
+    }
   });
   return info.Env().Undefined();
 }
@@ -106,9 +114,9 @@ Napi::Value CrossEntropyBackwardDev(const Napi::CallbackInfo& info) {
   run_sync(info.Env(), c.fn, [&] {
     const int64_t ig = static_cast<int64_t>(ign);
     if (i64)
-      cuda::cross_entropy_backward<int64_t>(fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int64_t*>(targets->ptr), fp(g), n, v, ig, cuda::stream());
+      XLSTM_DEVICE_CALL(cross_entropy_backward<int64_t>, fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int64_t*>(targets->ptr), fp(g), n, v, ig);
     else
-      cuda::cross_entropy_backward<int32_t>(fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int32_t*>(targets->ptr), fp(g), n, v, ig, cuda::stream());
+      XLSTM_DEVICE_CALL(cross_entropy_backward<int32_t>, fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int32_t*>(targets->ptr), fp(g), n, v, ig);
   });
   return info.Env().Undefined();
 }
@@ -144,8 +152,8 @@ Napi::Value LayerNormDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* b = optional_device_buffer(c, 5, "b", d.gd * kF, floats("groups*dim", d.gd));
   if (y == x) throw_range(c, "y and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::layer_norm_forward(fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim,
-                             static_cast<float>(eps), residual, cuda::stream());
+    XLSTM_DEVICE_CALL(layer_norm_forward, fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim,
+                             static_cast<float>(eps), residual);
   });
   return info.Env().Undefined();
 }
@@ -168,8 +176,8 @@ Napi::Value LayerNormBackwardDev(const Napi::CallbackInfo& info) {
   if (dx == dy || dx == x) throw_range(c, "dx must be a buffer of its own");
   if (dw && dw == db) throw_range(c, "dw and db must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    cuda::layer_norm_backward(fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(mean), fp(rstd), fp(w), d.rows, d.groups,
-                              d.dim, residual, cuda::stream());
+    XLSTM_DEVICE_CALL(layer_norm_backward, fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(mean), fp(rstd), fp(w), d.rows, d.groups,
+                              d.dim, residual);
   });
   return info.Env().Undefined();
 }
@@ -186,8 +194,8 @@ Napi::Value EmbeddingDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (out == w) throw_range(c, "out and weight must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (i64) cuda::embedding_forward<int64_t>(fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e, cuda::stream());
-    else cuda::embedding_forward<int32_t>(fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e, cuda::stream());
+    if (i64) XLSTM_DEVICE_CALL(embedding_forward<int64_t>, fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e);
+    else XLSTM_DEVICE_CALL(embedding_forward<int32_t>, fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e);
   });
   return info.Env().Undefined();
 }
@@ -204,8 +212,8 @@ Napi::Value EmbeddingBackwardDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (dw == dout) throw_range(c, "dweight and dout must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (i64) cuda::embedding_backward<int64_t>(fp(dw), fp(dout), static_cast<const int64_t*>(idx->ptr), n, v, e, cuda::stream());
-    else cuda::embedding_backward<int32_t>(fp(dw), fp(dout), static_cast<const int32_t*>(idx->ptr), n, v, e, cuda::stream());
+    if (i64) XLSTM_DEVICE_CALL(embedding_backward<int64_t>, fp(dw), fp(dout), static_cast<const int64_t*>(idx->ptr), n, v, e);
+    else XLSTM_DEVICE_CALL(embedding_backward<int32_t>, fp(dw), fp(dout), static_cast<const int32_t*>(idx->ptr), n, v, e);
   });
   return info.Env().Undefined();
 }

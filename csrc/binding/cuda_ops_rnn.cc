@@ -59,8 +59,8 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
       if (o == in) throw_range(c, "outputs and inputs must be different buffers");
   if (y == states || y == gates || states == gates) throw_range(c, "y, states and gates must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (SLSTM) cuda::slstm_forward(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
-    else cuda::lstm_forward(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
+    if (SLSTM) XLSTM_DEVICE_CALL(slstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
+    else XLSTM_DEVICE_CALL(lstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
   });
   return info.Env().Undefined();
 }
@@ -93,11 +93,10 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
     throw_range(c, "gradient outputs must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
     if (SLSTM)
-      cuda::slstm_backward(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d,
-                           exact, cuda::stream());
+      XLSTM_DEVICE_CALL(slstm_backward, fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d,
+                           exact);
     else
-      cuda::lstm_backward(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d,
-                          cuda::stream());
+      XLSTM_DEVICE_CALL(lstm_backward, fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d);
   });
   return info.Env().Undefined();
 }

@@ -23,6 +23,12 @@ DeviceBuffer* require_device_buffer(const ArgCtx& c, size_t i, const char* name,
 // The same, or nullptr for null/undefined.
 DeviceBuffer* optional_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
                                      const std::string& desc = "");
+// Runs kernel `fn` on device buffers: its CUDA twin, enqueued on the package's stream, or, under host emulation
+// (cuda/host_emulation.h), the CPU kernel of the same name and arguments on the host memory the buffers then hold.
+#define XLSTM_DEVICE_CALL(fn, ...)                                                                  \
+  (::xlstm::cuda::emulated() ? ::xlstm::fn(__VA_ARGS__)                                             \
+                             : ::xlstm::cuda::fn(__VA_ARGS__, ::xlstm::cuda::stream()))
+
 // Throws an Error naming c.fn when no CUDA device can be used (with the reason: built without CUDA, no driver, ...).
 void require_cuda_device(const ArgCtx& c);
 

@@ -2,6 +2,9 @@
 // (With CUDA, cuda/*.cu define these and this file compiles to nothing.)
 #ifndef XLSTM_WITH_CUDA
 #include "cuda_api.h"
+#include "host_emulation.h"
+
+#include <cstring>
 
 #include <stdexcept>  // gemm block
 
@@ -10,12 +13,27 @@ namespace cuda {
 
 bool compiled() { return false; }
 
+// XLSTM_CUDA_EMULATE=1 gives one emulated device here too (cuda/host_emulation.h): device memory and copies work,
+// and the device-buffer binding runs the CPU kernels.
 int device_count(std::string* reason) {
+  if (emu::enabled()) {
+    if (reason) reason->clear();
+    return 1;
+  }
   if (reason) *reason = "this xlstm binary was built without CUDA (no CUDA compiler was found at build time)";
   return 0;
 }
 
-DeviceInfo device_info(int) { return DeviceInfo{}; }
+DeviceInfo device_info(int) {
+  DeviceInfo d;
+  if (emu::enabled()) {
+    d.name = emu::device_name();
+    d.major = 8;
+    d.total_memory = emu::capacity();
+    d.multiprocessors = 1;
+  }
+  return d;
+}
 
 // ---- gemm [gemm-block]: every entry throws (the binding turns it into a JS Error)
 static void gemm_absent(const char* fn) {
@@ -303,26 +321,52 @@ namespace cuda {
 static void memory_absent(const char* fn) {
   throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
 }
-void* stream() {
-  memory_absent("cuda::stream");
-  return nullptr;
+// Each works under host emulation and throws otherwise.
+bool emulated() { return emu::enabled(); }
+void* stream() { return nullptr; }
+void* device_malloc(size_t bytes) {
+  if (!emu::enabled()) memory_absent("cuda::device_malloc");
+  return emu::device_malloc(bytes);
 }
-void* device_malloc(size_t) {
-  memory_absent("cuda::device_malloc");
-  return nullptr;
+void device_free(void* p) {
+  if (!emu::enabled()) memory_absent("cuda::device_free");
+  if (p) emu::allocator().free(p);
 }
-void device_free(void*) { memory_absent("cuda::device_free"); }
-void copy_to_device(void*, const void*, size_t) { memory_absent("cuda::copy_to_device"); }
-void copy_to_host(void*, const void*, size_t) { memory_absent("cuda::copy_to_host"); }
-void copy_on_device(void*, const void*, size_t) { memory_absent("cuda::copy_on_device"); }
-void copy_2d(void*, size_t, const void*, size_t, size_t, size_t) { memory_absent("cuda::copy_2d"); }
-void fill_zero(void*, size_t) { memory_absent("cuda::fill_zero"); }
-void synchronize() { memory_absent("cuda::synchronize"); }
+void copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (!emu::enabled()) memory_absent("cuda::copy_to_device");
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+void copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (!emu::enabled()) memory_absent("cuda::copy_to_host");
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+void copy_on_device(void* dst, const void* src, size_t bytes) {
+  if (!emu::enabled()) memory_absent("cuda::copy_on_device");
+  if (bytes) std::memmove(dst, src, bytes);
+}
+void copy_2d(void* dst, size_t dp, const void* src, size_t sp, size_t w, size_t h) {
+  if (!emu::enabled()) memory_absent("cuda::copy_2d");
+  emu::copy_2d(dst, dp, src, sp, w, h);
+}
+void fill_zero(void* dst, size_t bytes) {
+  if (!emu::enabled()) memory_absent("cuda::fill_zero");
+  if (bytes) std::memset(dst, 0, bytes);
+}
+void synchronize() {
+  if (!emu::enabled()) memory_absent("cuda::synchronize");
+}
 MemoryStats memory_stats() {
-  memory_absent("cuda::memory_stats");
-  return MemoryStats{};
+  if (!emu::enabled()) memory_absent("cuda::memory_stats");
+  MemoryStats m;
+  m.allocator = emu::allocator().stats();
+  m.device_free_bytes = static_cast<int64_t>(emu::free_bytes());
+  m.device_total_bytes = static_cast<int64_t>(emu::capacity());
+  return m;
 }
-void empty_cache() { memory_absent("cuda::empty_cache"); }
+void empty_cache() {
+  if (!emu::enabled()) memory_absent("cuda::empty_cache");
+  emu::allocator().empty_cache();
+}
 }  // namespace cuda
 }  // namespace xlstm
 #endif

@@ -2,6 +2,7 @@
 // batched GEMMs, one batch entry per block, and slice (step 1) / cat as 2-D copies (cudaCopy2D). Same tape entries
 // and gradients as the CPU forms in headwise.ts and shape.ts.
 import { record, record1 } from "../autograd";
+import { ELEMENT_BYTES } from "../device";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { gemmStrided, ones } from "./cuda";
@@ -60,12 +61,11 @@ export function headwiseCuda(parts: HeadwiseGeometry[], offsets: number[], lead:
   });
 }
 
-const BYTES = 4;
-
-/** ops.slice with step 1 on a CUDA float32 tensor viewed as [outer, n, inner], keeping [lo, lo + count). */
+/** ops.slice with step 1 on a CUDA tensor (any dtype) viewed as [outer, n, inner], keeping [lo, lo + count). */
 export function sliceCuda(x: Tensor, outShape: number[], outer: number, n: number, inner: number, lo: number, count: number): Tensor {
   const what = "ops.slice";
-  const out = Tensor._empty(outShape);
+  const BYTES = ELEMENT_BYTES[x.dtype];
+  const out = Tensor._empty(outShape, x.dtype);
   native.cudaCopy2D(out._buffer(what), 0, count * inner * BYTES, x._buffer(what), lo * inner * BYTES, n * inner * BYTES, count * inner * BYTES, outer);
   return record1("slice", [x], out, (g) => {
     const gx = Tensor.zeros(x.shape, { device: "cuda" });
@@ -74,10 +74,11 @@ export function sliceCuda(x: Tensor, outShape: number[], outer: number, n: numbe
   });
 }
 
-/** ops.cat of CUDA float32 tensors along a dimension: each viewed as [outer, rows_k] into [outer, rowOut]. */
+/** ops.cat of CUDA tensors (one dtype) along a dimension: each viewed as [outer, rows_k] into [outer, rowOut]. */
 export function catCuda(tensors: readonly Tensor[], outShape: number[], outer: number, rows: number[], rowOut: number): Tensor {
   const what = "ops.cat";
-  const out = Tensor._empty(outShape);
+  const BYTES = ELEMENT_BYTES[tensors[0].dtype];
+  const out = Tensor._empty(outShape, tensors[0].dtype);
   const offsets: number[] = [];
   let off = 0;
   tensors.forEach((t, k) => {

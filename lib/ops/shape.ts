@@ -44,7 +44,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 }
 
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
-  requireTensor("ops.transpose", "x", x);
+  requireTensor("ops.transpose", "x", x, { cuda: true });
   requireNumber("ops.transpose", "dim0", dim0);
   requireNumber("ops.transpose", "dim1", dim1);
   const nd = x.ndim;
@@ -76,7 +76,7 @@ export function slice(x: Tensor, dim: number, start: number, end?: number, step 
   const outer = x.shape.slice(0, d).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
   if (x.device === "cuda") {
-    if (step !== 1 || x.dtype !== "float32") throw new TypeError(`ops.slice: on CUDA only float32 slices with step 1 are supported (got step ${step}, ${x.dtype}); move the tensor with .cpu()`);
+    if (step !== 1) throw new TypeError(`ops.slice: on CUDA only slices with step 1 are supported (got step ${step}); move the tensor with .cpu()`);
     return sliceCuda(x, outShape, outer, n, inner, lo, count);
   }
   const out = emptyLike(x, outShape);
@@ -118,7 +118,6 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const rowOut = outShape[d] * inner;
   requireSameDevice("ops.cat", tensors.map((t, k) => [`tensors[${k}]`, t] as [string, Tensor]));
   if (first.device === "cuda") {
-    if (first.dtype !== "float32") throw new TypeError(`ops.cat: on CUDA only float32 tensors are supported, got ${first.dtype}`);
     return catCuda(tensors, outShape, outer, tensors.map((t) => t.shape[d] * inner), rowOut);
   }
   const out = emptyLike(first, outShape);

@@ -278,7 +278,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     gen.setState(saved.rng.model);
     sampler.seek(saved.position);
     step = saved.step;
-    carry = opts.carryState ? saved.carry : null;
+    carry = opts.carryState ? detachState(saved.carry, opts.device) : null;
     elapsedBefore = saved.elapsed_sec;
   }
 

@@ -83,7 +83,7 @@ export class LSTMLanguageModel extends Module implements LanguageModel {
       if (!(id >= 0 && id < V)) throw new RangeError(`LSTMLanguageModel: token id ${id} at position ${i} is outside [0, ${V})`);
       x[i * V + id] = 1;
     });
-    return new Tensor(x, [B, S, V]);
+    return new Tensor(x, [B, S, V], { device: this.linear.device });
   }
 
   forward(idx: Tensor, options: { state?: StateTree; returnLastState?: boolean } = {}): { logits: Tensor; state?: StateTree } {

@@ -5,11 +5,14 @@ import { Tensor } from "../tensor";
 
 export type StateTree = Tensor | null | { [key: string]: StateTree };
 
-/** The same tree with every tensor detached from the tape (storage shared). */
-export function detachState<T extends StateTree>(s: T): T {
+/**
+ * The same tree with every tensor detached from the tape (storage shared), and moved to `device` when one is given
+ * (a state read from a checkpoint is on the CPU; a CUDA model needs it on the GPU).
+ */
+export function detachState<T extends StateTree>(s: T, device?: "cpu" | "cuda"): T {
   if (s === null || s === undefined) return s;
-  if (s instanceof Tensor) return s.detach() as T;
-  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, detachState(v as StateTree)])) as T;
+  if (s instanceof Tensor) return (device ? s.detach().to(device) : s.detach()) as T;
+  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, detachState(v as StateTree, device)])) as T;
 }
 
 /**

@@ -1,0 +1,100 @@
+// Host emulation of the CUDA device (CUDA kernels layer), for machines without a GPU: with XLSTM_CUDA_EMULATE=1 the
+// package reports one device, "host emulation", whose memory is host memory from the same caching allocator the GPU
+// uses (capacity XLSTM_CUDA_EMULATE_MEMORY bytes, default 2 GiB, so out-of-memory can be tested), whose copies are
+// memcpy, and on which every kernel entry of the device-buffer binding (csrc/binding/cuda_ops*.cc) runs the CPU
+// twin of its CUDA kernel. So everything above the kernels (device buffers, CUDA tensors, scopes, the ops' CUDA
+// paths, autograd, optimizers, training) runs in CI; the CUDA kernels themselves are checked by their own host
+// replays and, on a GPU, by the parity tests. No CUDA in this header: memory.cu and cuda_absent.cc both use it.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "caching_allocator.h"
+
+namespace xlstm {
+namespace cuda {
+namespace emu {
+
+inline bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("XLSTM_CUDA_EMULATE");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+inline uint64_t capacity() {
+  static const uint64_t c = [] {
+    const char* v = std::getenv("XLSTM_CUDA_EMULATE_MEMORY");
+    if (v && *v) {
+      char* end = nullptr;
+      const unsigned long long x = std::strtoull(v, &end, 10);
+      if (end && *end == 0 && x > 0) return static_cast<uint64_t>(x);
+    }
+    return uint64_t{2} << 30;
+  }();
+  return c;
+}
+
+// Host memory with the emulated device's capacity; returns nullptr past it (as cudaMalloc fails).
+struct HostRaw {
+  void* alloc(size_t bytes) {
+    std::lock_guard<std::mutex> lock(state().mu);
+    if (bytes > capacity() - state().used) return nullptr;
+    void* p = std::malloc(bytes ? bytes : 1);
+    if (!p) return nullptr;
+    state().sizes[p] = bytes;
+    state().used += bytes;
+    return p;
+  }
+  void free(void* p) {
+    std::lock_guard<std::mutex> lock(state().mu);
+    auto it = state().sizes.find(p);
+    if (it == state().sizes.end()) return;
+    state().used -= it->second;
+    state().sizes.erase(it);
+    std::free(p);
+  }
+  struct State {
+    std::mutex mu;
+    uint64_t used = 0;
+    std::unordered_map<void*, size_t> sizes;
+  };
+  static State& state() {
+    static State* s = new State;  // never destroyed, like the GPU allocator
+    return *s;
+  }
+};
+
+inline CachingAllocator<HostRaw>& allocator() {
+  static auto* a = new CachingAllocator<HostRaw>(HostRaw{});
+  return *a;
+}
+
+inline uint64_t free_bytes() {
+  std::lock_guard<std::mutex> lock(HostRaw::state().mu);
+  return capacity() - HostRaw::state().used;
+}
+
+inline std::string device_name() { return "host emulation (XLSTM_CUDA_EMULATE=1)"; }
+
+inline void* device_malloc(size_t bytes) {
+  void* p = allocator().allocate(bytes);
+  if (!p) throw std::runtime_error(out_of_memory_message(bytes, allocator().stats(), free_bytes(), capacity()));
+  return p;
+}
+
+// `height` rows of `width` bytes between pitched host ranges.
+inline void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height) {
+  for (size_t r = 0; r < height; ++r)
+    std::memcpy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, width);
+}
+
+}  // namespace emu
+}  // namespace cuda
+}  // namespace xlstm
