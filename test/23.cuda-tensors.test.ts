@@ -4,7 +4,7 @@
 // kernel and mixed devices are refused by name; scopes and dispose() release device memory deterministically and
 // memory stays flat over repeated steps; modules move in place.
 import { strict as assert } from "assert";
-import { cuda, nn, ops, optim, Tensor } from "../lib";
+import { cuda, generate, generateBatch, nn, ops, optim, Tensor } from "../lib";
 import { Generator } from "../lib/rng";
 
 const available = cuda.isAvailable();
@@ -202,6 +202,25 @@ describe("23 CUDA tensors", () => {
         const gb = new Map([...b.namedParameters()].map(([k, p]) => [k, p]));
         for (const [k, p] of a.namedParameters()) assert.ok(relErr(gb.get(k)!.grad!.toFlatArray(), p.grad!.toFlatArray()) < 5e-4, `grad ${k}`);
       }
+    });
+
+    itCuda("generation from a model on the GPU gives the CPU's greedy tokens (single and batched), memory flat", async () => {
+      const cfg = { vocab_size: 13, embedding_dim: 16, num_blocks: 2, context_length: 32, slstm_at: [1], mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_block: { slstm: { num_heads: 2, conv1d_kernel_size: 4 }, feedforward: { proj_factor: 1.3, act_fn: "gelu" } } } as const;
+      const a = new nn.xLSTMLMModel(cfg as never, { generator: new Generator(6) }), b = new nn.xLSTMLMModel(cfg as never, { generator: new Generator(6) });
+      b.loadStateDict(a.stateDict());
+      b.to("cuda");
+      const ids = async (m: nn.xLSTMLMModel) => {
+        const out: number[] = [];
+        for await (const t of generate(m, [1, 2, 3, 4], { maxTokens: 12, temperature: 0 })) out.push(t.id);
+        return out;
+      };
+      assert.deepEqual(await ids(b), await ids(a));
+      const batch = async (m: nn.xLSTMLMModel) => generateBatch(m, [[1, 2, 3], [4, 5, 6, 7, 8]], { maxTokens: 6, temperature: 0 });
+      assert.deepEqual((await batch(b)).ids, (await batch(a)).ids);
+      cuda.synchronize();
+      const before = cuda.memoryStats().allocatedBytes;
+      await ids(b);
+      assert.equal(cuda.memoryStats().allocatedBytes, before, "generation released its device memory");
     });
 
     itCuda("AdamW, SGD (momentum, nesterov, weight decay) and clipGradNorm follow the CPU over several steps", () => {

@@ -6,6 +6,7 @@
 // layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
 // in place after the prefill.
 // defines: generate, generateBatch, sampleLogits, Generation (handle from a checkpoint), loadGenerator
+import * as cuda from "../cuda";
 import { noGrad } from "../autograd";
 import { loadModel, LoadedModel } from "../checkpoint";
 import type { Tokenizer } from "../data/tokenizer";
@@ -158,10 +159,49 @@ function checkGenerateOptions(options: GenerateOptions, what: string): { maxToke
   return { maxTokens, seed };
 }
 
-/** Last position's logits of row b of [B, S, V]. */
+/** Last position's logits of row b of [B, S, V] (a CPU tensor). */
 function lastLogits(logits: Tensor, b: number): Float32Array {
   const [, S, V] = logits.shape;
   return logits.f32().slice((b * S + S - 1) * V, (b * S + S) * V);
+}
+
+/** Device storages of the CUDA tensors in a state tree. */
+function storagesOf(s: StateTree, out = new Set<unknown>()): Set<unknown> {
+  if (s instanceof Tensor) {
+    if (s._device) out.add(s._device);
+  } else if (s) for (const v of Object.values(s)) storagesOf(v, out);
+  return out;
+}
+
+/** Releases the device memory of `old`'s tensors that `next` (the state that replaces it) does not share. */
+function releaseReplaced(old: StateTree, next: StateTree): void {
+  const keep = storagesOf(next);
+  const walk = (s: StateTree) => {
+    if (s instanceof Tensor) {
+      if (s._device && !keep.has(s._device)) s.dispose();
+    } else if (s) for (const v of Object.values(s)) walk(v);
+  };
+  walk(old);
+}
+
+/** Whether the model's parameters live on the GPU. */
+function onGpu(model: LanguageModel): boolean {
+  return model.parameters().some((p) => p.device === "cuda");
+}
+
+/**
+ * A forward or step of the model without the tape, its logits read back to the CPU. On the GPU it runs in a
+ * cuda.scope, so the step's intermediates are released at once; the recurrent state it returns is kept.
+ */
+function noGradStep(gpu: boolean, fn: () => { logits: Tensor; state?: StateTree }): { logits: Tensor; state: StateTree } {
+  if (!gpu) {
+    const r = noGrad(fn);
+    return { logits: r.logits, state: r.state ?? null };
+  }
+  return cuda.scope(() => {
+    const r = noGrad(fn);
+    return { logits: r.logits.cpu(), state: r.state ?? null };
+  });
 }
 
 /**
@@ -184,21 +224,23 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
   const wasTraining = model.training;
   model.eval();
   // xLSTM models: the fused native session (one native call per token); other models: the Tensor path
-  const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 ? createInferenceSession(model) : null;
+  // (the fused session is CPU-only: models on the GPU take the Tensor path)
+  const gpu = onGpu(model);
+  const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 && !gpu ? createInferenceSession(model) : null;
   const large = model instanceof xLSTMLargeDecoder ? model : null;
+  let state: StateTree = null;
   try {
     let out = "";
     let logits: Float32Array;
-    let state: StateTree = null;
     if (session) logits = session.prefill(Int32Array.from(ids), ids.length);
     else if (large) {
       const r = large.forward(new Tensor(ids, [1, ids.length]), { logits: "last" });
       logits = r.logits.f32();
       state = r.state as unknown as StateTree;
     } else {
-      const r = noGrad(() => model.forward(new Tensor(ids, [1, ids.length]), { returnLastState: true }));
+      const r = noGradStep(gpu, () => model.forward(new Tensor(ids, [1, ids.length]), { returnLastState: true }));
       logits = lastLogits(r.logits, 0);
-      state = r.state ?? null;
+      state = r.state;
     }
     for (let i = 0; i < maxTokens; ++i) {
       if (options.signal?.aborted) return;
@@ -212,13 +254,15 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
       if (session) logits = session.step(Int32Array.of(id));
       else if (large) logits = large.forward(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true }).logits.f32();
       else {
-        const s = noGrad(() => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
+        const s = noGradStep(gpu, () => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
         logits = lastLogits(s.logits, 0);
+        if (gpu) releaseReplaced(state, s.state);
         state = s.state;
       }
     }
   } finally {
     session?.dispose();
+    if (gpu) releaseReplaced(state, null);
     if (wasTraining) model.train();
   }
 }
@@ -243,13 +287,15 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
   const out: number[][] = rows.map(() => []);
   const minLen = Math.min(...rows.map((r) => r.length));
   const wasTraining = model.training;
+  const gpu = onGpu(model);
   model.eval();
+  let state: StateTree = null;
   try {
     const prefix = new Int32Array(B * minLen);
     rows.forEach((r, b) => prefix.set(r.subarray(0, minLen), b * minLen));
-    const r = noGrad(() => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
+    const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
     let logits = r.logits;
-    let state: StateTree = r.state ?? null;
+    state = r.state ?? null;
     let t = minLen; // tokens consumed per row so far
     while (out.some((o) => o.length < maxTokens)) {
       if (options.signal?.aborted) break;
@@ -264,12 +310,14 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
       }
       if (!out.some((o) => o.length < maxTokens)) break;
       await new Promise<void>((res) => setImmediate(res));
-      const s = noGrad(() => model.step(new Tensor(next, [B, 1]), state));
+      const s = noGradStep(gpu, () => model.step(new Tensor(next, [B, 1]), state));
       logits = s.logits;
+      if (gpu) releaseReplaced(state, s.state);
       state = s.state;
       t++;
     }
   } finally {
+    if (gpu) releaseReplaced(state, null);
     if (wasTraining) model.train();
   }
   const tok = options.tokenizer;
