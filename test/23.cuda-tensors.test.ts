@@ -5,7 +5,9 @@
 // memory stays flat over repeated steps; modules move in place.
 import { strict as assert } from "assert";
 import { cuda, generate, generateBatch, nn, ops, optim, Tensor } from "../lib";
+import { native } from "../lib/native";
 import { Generator } from "../lib/rng";
+import { deviceEntryCases } from "./support/device-entries";
 
 const available = cuda.isAvailable();
 const itCuda = available ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${cuda.unavailableReason()}]`, fn);
@@ -247,6 +249,32 @@ describe("23 CUDA tensors", () => {
         const sd = og.stateDict();
         for (const s of Object.values(sd.state)) for (const v of Object.values(s)) assert.ok(typeof v === "number" || v instanceof Float32Array);
       }
+    });
+
+    itCuda("every device entry runs its valid call and refuses any size its buffers cannot hold, naming itself", () => {
+      const cases = deviceEntryCases();
+      const tested = new Set(cases.map((c) => c.name));
+      const devExports = Object.keys(native).filter((k) => /^cuda.*Dev$/.test(k));
+      assert.deepEqual(devExports.filter((k) => !tested.has(k)), [], "every *Dev export has a case");
+      for (const c of cases) {
+        const fn = (native as unknown as Record<string, (...a: unknown[]) => void>)[c.name];
+        fn(...c.make());
+        const grown: [string, unknown[]][] = [];
+        for (const i of c.sizes)
+          for (const f of [(v: number) => v + 1, (v: number) => v * 1000 + 7]) {
+            const a = c.make();
+            a[i] = f(a[i] as number);
+            grown.push([`argument ${i} = ${a[i]}`, a]);
+          }
+        for (const i of c.shapes ?? []) {
+          const a = c.make();
+          a[i] = (a[i] as number[]).map((v) => v * 3 + 1);
+          grown.push([`argument ${i} = [${a[i]}]`, a]);
+        }
+        for (const [what, a] of grown)
+          assert.throws(() => fn(...a), (e: Error) => (e instanceof RangeError || e instanceof TypeError) && e.message.startsWith(`${c.name}: `), `${c.name} with ${what}`);
+      }
+      native.cudaSynchronize();
     });
 
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
