@@ -31,10 +31,9 @@ describeFixtures("48 golden fixtures", (manifest, dir) => {
         assert.ok(r.checks.length > 0);
       });
     }
-    // the same fixture on the GPU (modules and inputs moved, results read back), except handlers still CPU-only
+    // the same fixture on the GPU (modules and inputs moved, results read back)
     const cudaOk = backends().cuda.available;
-    const cpuOnly = f.config_class === "xLSTMLargeConfig";
-    (cudaOk && !cpuOnly ? it : it.skip)(`${f.name} on cuda${cudaOk ? (cpuOnly ? " [skipped: xLSTM Large runs on the CPU only in this version]" : "") : ` [skipped: ${backends().cuda.reason}]`}`, () => {
+    (cudaOk ? it : it.skip)(`${f.name} on cuda${cudaOk ? "" : ` [skipped: ${backends().cuda.reason}]`}`, () => {
       const r = runFixture(f, dir, { device: "cuda" });
       assert.ok(r.ok, formatResult(r) + "\n" + r.checks.filter((c) => !(c.ratio <= 1)).map((c) => `  ${c.tensor}: ratio ${c.ratio} at ${c.index}`).join("\n"));
     });

@@ -228,7 +228,7 @@ function checkState(state: LargeState | null | undefined, c: ResolvedLargeConfig
     if (s === undefined || s === null) continue;
     if (typeof s !== "object" || Array.isArray(s) || s instanceof Tensor) throw new TypeError(`${what}: state["${i}"] must be an object { c, n, m } or null, got ${kindOf(s)}`);
     for (const [part, want] of [["c", [B, NH, DK, DV]], ["n", [B, NH, DK]], ["m", [B, NH, 1]]] as const) {
-      const t = requireTensor(what, `state["${i}"].${part}`, (s as unknown as Record<string, unknown>)[part]);
+      const t = requireTensor(what, `state["${i}"].${part}`, (s as unknown as Record<string, unknown>)[part], { cuda: true });
       if (t.dtype !== "float32") throw new TypeError(`${what}: state["${i}"].${part} must be float32, got ${t.dtype}`);
       if (t.shape.length !== want.length || t.shape.some((x, j) => x !== want[j])) throw shapeError(`${what}: state["${i}"].${part}`, t.shape, formatShape(want));
     }
@@ -699,7 +699,7 @@ function greedyGenerate(
     if (B > MAX_GENERATE_LOGITS) throw new RangeError(`${what}: batchSizeNoPrefill ${B} is too large`);
     prefill = new Tensor(new BigInt64Array(B).fill(BigInt(bos)), [B, 1]);
   } else {
-    prefill = requireTensor(what, "prefillTokens", prefillArg);
+    prefill = requireTensor(what, "prefillTokens", prefillArg, { cuda: true });
     if (prefill.ndim === 1) prefill = prefill.reshape(prefill.shape[0], 1);
     if (prefill.ndim !== 2) throw shapeError(`${what}: prefillTokens`, prefill.shape, "[B, S] or [B]");
     checkIdx(prefill, V, what, "prefillTokens");
@@ -730,10 +730,10 @@ function greedyGenerate(
 }
 
 function checkIdx(idxArg: unknown, V: number, what: string, name = "idx"): [number, number] {
-  const idx = requireTensor(what, name, idxArg);
-  if (!(idx.data instanceof Int32Array || idx.data instanceof BigInt64Array)) throw new TypeError(`${what}: ${name} must be an int32 or int64 tensor, got ${idx.dtype}`);
+  const idx = requireTensor(what, name, idxArg, { cuda: true });
+  if (idx.dtype !== "int32" && idx.dtype !== "int64") throw new TypeError(`${what}: ${name} must be an int32 or int64 tensor, got ${idx.dtype}`);
   if (idx.ndim !== 2 || idx.shape[0] < 1 || idx.shape[1] < 1) throw shapeError(`${what}: ${name}`, idx.shape, "[B, S] with B, S >= 1");
-  const d = idx.data;
+  const d = (idx.device === "cpu" ? idx : idx.cpu()).data as Int32Array | BigInt64Array;  // ids on the GPU are read back to be checked
   for (let j = 0; j < d.length; ++j) {
     const t = Number(d[j]);
     if (!(t >= 0 && t < V)) throw new RangeError(`${what}: ${name} holds token id ${d[j]} at flat position ${j}, outside [0, ${V})`);
@@ -868,7 +868,7 @@ export class xLSTMLarge extends Module {
         (idx, state) => {
           const [B, S] = checkIdx(idx, V, "xLSTMLarge.generate");
           const r = this.#run(idx, state, inferenceSchedule(S, this.config.chunk_size));
-          const last = new Float32Array(B * V), L = r.logits.f32();
+          const last = new Float32Array(B * V), L = (r.logits.device === "cpu" ? r.logits : r.logits.cpu()).f32();
           for (let b = 0; b < B; ++b) last.set(L.subarray((b * S + S - 1) * V, (b * S + S) * V), b * V);
           return { last, state: r.state };
         },
