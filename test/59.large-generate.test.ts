@@ -4,6 +4,7 @@
 // own forward over the growing sequence, argmax (greedy) or sampleLogits with the same seeded stream (sampled), on
 // the same bf16-representable weights the checkpoint stores.
 import { strict as assert } from "assert";
+import { backends } from "../lib";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -121,6 +122,20 @@ describe("59 xLSTM Large: Hugging Face layout checkpoints generate through the g
     const ids: number[] = [];
     for await (const t of generate(fused.model, prompt, { temperature: 0, maxTokens: N })) ids.push(t.id);
     assert.deepEqual(ids, greedy);
+  });
+
+  (backends().cuda.available ? it : it.skip)(`loadModel with device "cuda": the float32 module on the GPU generates the same greedy tokens${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
+    const g = loadGenerator(ck(), { device: "cuda" });
+    assert.ok(g.model instanceof xLSTMLarge);
+    assert.ok(g.model.parameters().every((p) => p.device === "cuda"));
+    const ids: number[] = [];
+    for await (const t of g.generate(PROMPT, { temperature: 0, maxTokens: N })) ids.push(t.id);
+    assert.deepEqual(ids, greedy);
+  });
+
+  it("loadModel refuses an unknown device, and cuda where none is usable", function () {
+    assert.throws(() => loadModel(ck(), { device: "tpu" as never }), /loadModel: device must be "cpu" or "cuda"/);
+    if (!backends().cuda.available) assert.throws(() => loadModel(ck(), { device: "cuda" }), /loadModel: device "cuda": CUDA is not available/);
   });
 
   it("sampled generation: the same seeded stream as sampleLogits on the model's own forward; batches and seeds", async () => {

@@ -24,7 +24,8 @@ import { CorruptFileError } from "../errors";
 import { writeFileAtomic } from "../io/atomic";
 import { openSafetensors, readSafetensors, writeSafetensors } from "../io/safetensors";
 import { FloatDType, openShardedCheckpoint, ShardedCheckpoint } from "../io/sharded";
-import { readLargeConfig, resolveLargeConfig, XLSTM_LARGE_DEFAULTS, xLSTMLargeConfig, xLSTMLargeDecoder } from "../nn/large";
+import { native } from "../native";
+import { readLargeConfig, resolveLargeConfig, XLSTM_LARGE_DEFAULTS, xLSTMLarge, xLSTMLargeConfig, xLSTMLargeDecoder } from "../nn/large";
 import { biasCudaToVanilla, kernelCudaToVanilla, SlstmLayout } from "../nn/slstm-layout";
 import { Generator } from "../rng";
 import { Tensor, withElementBudget } from "../tensor";
@@ -343,6 +344,19 @@ export interface LoadModelOptions {
   tokenizer?: Tokenizer | TokenizerJSON | "byte";
   /** xLSTM Large only: the decoder's weight storage, "bfloat16" (default) or "float32". */
   dtype?: FloatDType;
+  /**
+   * "cpu" (default) or "cuda": the model's parameters on the GPU. xLSTM Large checkpoints then load as the float32
+   * `xLSTMLarge` module (the bf16 decoder is CPU-only), 4 bytes per parameter of GPU memory.
+   */
+  device?: "cpu" | "cuda";
+}
+
+function requireDevice(options: LoadModelOptions): "cpu" | "cuda" {
+  const d = options.device ?? "cpu";
+  if (d !== "cpu" && d !== "cuda") throw new RangeError(`loadModel: device must be "cpu" or "cuda", got ${JSON.stringify(d)}`);
+  const cuda = native.backends().cuda;
+  if (d === "cuda" && !cuda.available) throw new Error(`loadModel: device "cuda": CUDA is not available on this machine (${cuda.reason ?? "no usable GPU"})`);
+  return d;
 }
 
 /**
@@ -352,8 +366,9 @@ export interface LoadModelOptions {
  * @example const { model, tokenizer } = loadModel("xlstm-run");
  */
 export function loadModel(p: string, options: LoadModelOptions = {}): LoadedModel {
+  const device = requireDevice(options);
   const resolved = resolveCheckpoint(p);
-  if (isLargeCheckpoint(resolved.modelFile)) return loadLarge(resolved, options);
+  if (isLargeCheckpoint(resolved.modelFile)) return loadLarge(resolved, options, device);
   const ck = readModelFile(resolved.modelFile, { config: options.config });
   const spec = { type: ck.modelType, config: ck.config } as ModelSpec;
   let model: LanguageModel;
@@ -367,6 +382,7 @@ export function loadModel(p: string, options: LoadModelOptions = {}): LoadedMode
     throw new Error(`${resolved.modelFile}: ${(e as Error).message}`);
   }
   model.eval();
+  if (device === "cuda") model.to("cuda");
   const tok = chooseTokenizer(resolved, options.tokenizer ?? ck.tokenizer, (ck.config as { vocab_size?: number }).vocab_size);
   return { model, modelType: ck.modelType, config: ck.config, tokenizer: tok, checkpoint: resolved };
 }
@@ -462,12 +478,12 @@ function largeConfig(resolved: ResolvedCheckpoint, ckpt: ShardedCheckpoint, give
   return { ...out, mode: "inference" } as unknown as xLSTMLargeConfig;
 }
 
-function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions): LoadedModel {
+function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions, device: "cpu" | "cuda"): LoadedModel {
   const where = resolved.modelFile;
   const dtype = options.dtype ?? "bfloat16";
   if (dtype !== "bfloat16" && dtype !== "float32") throw new RangeError(`loadModel: dtype must be "bfloat16" or "float32", got ${JSON.stringify(dtype)}`);
   const ckpt = openShardedCheckpoint(resolved.modelFile.endsWith(".json") ? resolved.modelFile : (resolved.dir ?? resolved.modelFile));
-  let model: xLSTMLargeDecoder;
+  let model: xLSTMLargeDecoder | xLSTMLarge;
   let config: xLSTMLargeConfig;
   try {
     if (!ckpt.keys().some((k) => k.startsWith("backbone.blocks.")))
@@ -480,7 +496,14 @@ function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions): Loa
       for (const k of ckpt.keys()) fileElements += ckpt.info(k).shape.reduce((a, b) => a * b, 1);
       const stateElements = c.num_blocks * c.num_heads * c.qk_head_dim * (c.v_head_dim + 1);
       if (stateElements > 2 * fileElements + (1 << 20)) throw new RangeError(`its config: needs more than twice the checkpoint's ${fileElements} elements for one row of recurrent state (${stateElements})`);
-      model = xLSTMLargeDecoder.fromStateDict(config, new LazyCheckpointTensors(ckpt, dtype), { dtype });
+      if (device === "cuda") {
+        // the float32 module, its parameters loaded one tensor at a time and then moved to the GPU
+        const m = new xLSTMLarge(config, { skipInit: true });
+        const lazy = new LazyCheckpointTensors(ckpt, "float32");
+        m.loadStateDict(new Map([...m.stateDict().keys()].flatMap((k) => (lazy.has(k) ? [[k, lazy.get(k)!] as [string, Tensor]] : []))));
+        model = m.to("cuda");
+        model.eval();
+      } else model = xLSTMLargeDecoder.fromStateDict(config, new LazyCheckpointTensors(ckpt, dtype), { dtype });
     } catch (e) {
       if (e instanceof CorruptFileError) throw e;
       throw new Error(`${where}: ${(e as Error).message.split("\n")[0]}`);

@@ -103,6 +103,7 @@ const GENERATE: CommandSpec = {
     { name: "tokenizer", kind: "string", arg: "KIND", help: "overrides the checkpoint's: byte, char:FILE (vocabulary of a text file), or FILE.json (a Hugging Face tokenizer.json; a checkpoint directory's own tokenizer.json is used when the checkpoint has no tokenizer)" },
     { name: "config", kind: "string", arg: "FILE", help: "model config JSON for a model file that carries none" },
     { name: "dtype", kind: "string", arg: "T", values: ["bfloat16", "float32"], help: "xLSTM Large checkpoints: weight storage of the decoder (default bfloat16)" },
+    { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda (xLSTM Large then runs as the float32 model)" },
     { name: "no-echo", kind: "bool", help: "do not print the prompt before the generated text" },
   ],
 };
@@ -458,7 +459,7 @@ async function generateCmd(args: string[]): Promise<number> {
   if (seed < 0) throw new UsageError(`option --seed must be >= 0, got ${seed}`);
   const config = flags.has("config") ? readJsonFile(flags.get("config") as string, "config file") : undefined;
   const dtype = flags.get("dtype") as "bfloat16" | "float32" | undefined;
-  const loaded = loadModel(ck, { config, tokenizer: tokenizerFlag(flags.get("tokenizer") as string | undefined), dtype });
+  const loaded = loadModel(ck, { config, tokenizer: tokenizerFlag(flags.get("tokenizer") as string | undefined), dtype, device: (flags.get("device") as "cpu" | "cuda" | undefined) ?? "cpu" });
   if (dtype && loaded.modelType !== "xlstm-large") process.stderr.write(`xlstm generate: note: --dtype applies to xLSTM Large checkpoints only; ignored\n`);
   if (!loaded.tokenizer) throw new Error(`${loaded.checkpoint.modelFile} has no tokenizer; pass --tokenizer byte, --tokenizer char:FILE or --tokenizer tokenizer.json`);
   const ids = loaded.tokenizer.encode(prompt); // RangeError names characters outside the vocabulary
