@@ -15,32 +15,20 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/conv1d_math.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 namespace cm = conv1d_math;
 
 constexpr int kThreads = 256;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned grid_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
 
 // Element i of y / dx -> row r = (b, t) and channel c.
 __host__ __device__ inline void element_of(int64_t i, int64_t s, int64_t f, int64_t* r, int64_t* t, int64_t* c) {
@@ -117,38 +105,6 @@ __global__ void conv_wgrad_final_kernel(float* __restrict__ dweight, float* __re
   }
 }
 
-struct StreamScratch {
-  void* p = nullptr;
-  cudaStream_t s;
-  StreamScratch(size_t bytes, cudaStream_t stream, const char* entry) : s(stream) {
-    if (bytes) check(cudaMallocAsync(&p, bytes, s), entry, "cudaMallocAsync");
-  }
-  ~StreamScratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-};
-
-struct DeviceBuffer {
-  float* p = nullptr;
-  int64_t n = 0;
-  DeviceBuffer(int64_t count, const char* entry) : n(count) {
-    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void upload(const float* h, const char* entry) {
-    if (n > 0 && h) check(cudaMemcpy(p, h, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  }
-  void download(float* h, const char* entry) const {
-    if (n > 0 && h) check(cudaMemcpy(h, p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
-  }
-};
-
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -157,28 +113,27 @@ void causal_conv1d_forward(float* y, const float* x, const float* weight, const 
                            int64_t f, int64_t k, void* stream) {
   const int64_t n = b * s * f;
   if (n <= 0) return;
-  conv_forward_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(y, x, weight, bias, n, s, f, k);
-  check(cudaGetLastError(), "causal_conv1d_forward", "kernel launch");
+  conv_forward_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(y, x, weight, bias, n, s, f, k);
+  launched("causal_conv1d_forward");
 }
 
 void causal_conv1d_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
                             const float* weight, int64_t b, int64_t s, int64_t f, int64_t k, void* stream) {
   const char* entry = "causal_conv1d_backward";
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const cudaStream_t st = as_stream(stream);
   const int64_t rows = b * s, n = rows * f;
   if (dx && n > 0) {
-    conv_dx_kernel<<<grid_for(n), kThreads, 0, st>>>(dx, dy, weight, n, s, f, k);
+    conv_dx_kernel<<<grid_for(n, kThreads), kThreads, 0, st>>>(dx, dy, weight, n, s, f, k);
     check(cudaGetLastError(), entry, "dx kernel launch");
   }
   if (!dweight && !dbias) return;
   const int64_t nblk = cm::wgrad_blocks(rows), per = cm::wgrad_rows_per_block(rows, nblk);
   const int64_t items = nblk * (k + 1) * f;
-  StreamScratch part(static_cast<size_t>(items) * sizeof(float), st, entry);
-  conv_wgrad_partial_kernel<<<grid_for(items), kThreads, 0, st>>>(static_cast<float*>(part.p), dy, x, items, rows,
-                                                                  per, s, f, k, dweight != nullptr, dbias != nullptr);
+  StreamScratch<float> part(items, st, entry);
+  conv_wgrad_partial_kernel<<<grid_for(items, kThreads), kThreads, 0, st>>>(part.p, dy, x, items, rows, per, s, f, k,
+                                                                            dweight != nullptr, dbias != nullptr);
   check(cudaGetLastError(), entry, "weight-gradient kernel launch");
-  conv_wgrad_final_kernel<<<grid_for((k + 1) * f), kThreads, 0, st>>>(dweight, dbias, static_cast<float*>(part.p),
-                                                                      nblk, f, k);
+  conv_wgrad_final_kernel<<<grid_for((k + 1) * f, kThreads), kThreads, 0, st>>>(dweight, dbias, part.p, nblk, f, k);
   check(cudaGetLastError(), entry, "weight-gradient sum kernel launch");
 }
 
@@ -189,12 +144,9 @@ void causal_conv1d_forward_host(float* y, const float* x, const float* weight, c
   const char* entry = "causal_conv1d_forward";
   const int64_t n = b * s * f;
   if (n <= 0) return;
-  DeviceBuffer d_y(n, entry), d_x(n, entry), d_w(f * k, entry), d_b(bias ? f : 0, entry);
-  d_x.upload(x, entry);
-  d_w.upload(weight, entry);
-  d_b.upload(bias, entry);
-  causal_conv1d_forward(d_y.p, d_x.p, d_w.p, bias ? d_b.p : nullptr, b, s, f, k, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  DeviceBuffer<float> d_y(n, entry), d_x(x, n, entry), d_w(weight, f * k, entry), d_b(bias, f, entry);
+  causal_conv1d_forward(d_y.p, d_x.p, d_w.p, d_b.p, b, s, f, k, nullptr);
+  device_sync(entry);
   d_y.download(y, entry);
 }
 
@@ -203,14 +155,12 @@ void causal_conv1d_backward_host(float* dx, float* dweight, float* dbias, const 
   const char* entry = "causal_conv1d_backward";
   const int64_t n = b * s * f;
   if (!dx && !dweight && !dbias) return;
-  DeviceBuffer d_dx(dx ? n : 0, entry), d_dw(dweight ? f * k : 0, entry), d_db(dbias ? f : 0, entry);
-  DeviceBuffer d_dy(n, entry), d_x(dweight ? n : 0, entry), d_w(dx ? f * k : 0, entry);
-  d_dy.upload(dy, entry);
-  if (dweight) d_x.upload(x, entry);
-  if (dx) d_w.upload(weight, entry);
-  causal_conv1d_backward(dx ? d_dx.p : nullptr, dweight ? d_dw.p : nullptr, dbias ? d_db.p : nullptr, d_dy.p, d_x.p,
-                         d_w.p, b, s, f, k, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  DeviceBuffer<float> d_dx(dx ? n : 0, entry), d_dw(dweight ? f * k : 0, entry), d_db(dbias ? f : 0, entry);
+  DeviceBuffer<float> d_dy(dy, n, entry), d_x(dweight ? x : nullptr, n, entry);
+  DeviceBuffer<float> d_w(dx ? weight : nullptr, f * k, entry);
+  causal_conv1d_backward(d_dx.get_if(dx), d_dw.get_if(dweight), d_db.get_if(dbias), d_dy.p, d_x.p, d_w.p, b, s, f, k,
+                         nullptr);
+  device_sync(entry);
   d_dx.download(dx, entry);
   d_dw.download(dweight, entry);
   d_db.download(dbias, entry);
@@ -226,7 +176,7 @@ int64_t causal_conv1d_coverage(int64_t b, int64_t s, int64_t f, int64_t k, int32
   for (int64_t i = 0; i < f * k; ++i) dweight_terms[i] = 0;
   for (int64_t i = 0; i < f; ++i) dbias_terms[i] = 0;
   // forward / dx: the grid-stride loop over elements (one write each)
-  const int64_t threads = static_cast<int64_t>(grid_for(n)) * kThreads;
+  const int64_t threads = static_cast<int64_t>(grid_for(n, kThreads)) * kThreads;
   for (int64_t tid = 0; tid < threads; ++tid)
     for (int64_t i = tid; i < n; i += threads) {
       int64_t r, t, c;

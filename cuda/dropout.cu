@@ -6,11 +6,8 @@
 // default); *_host entries copy in, run, copy out, synchronise. Errors: std::runtime_error("<entry>: ...").
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <stdexcept>
-#include <string>
-
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/dropout.h"
 #include "kernels/philox.h"
 
@@ -18,19 +15,9 @@ namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
+
 constexpr int kThreads = 256;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned grid_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
 
 __global__ void dropout_forward_kernel(float* __restrict__ y, uint8_t* __restrict__ mask, const float* __restrict__ x,
                                        int64_t n, uint32_t threshold, float scale, uint32_t key0, uint32_t key1) {
@@ -58,63 +45,42 @@ __global__ void dropout_backward_kernel(float* __restrict__ dx, const float* __r
     dx[i] = mask[i] ? dy[i] * scale : 0.f;
 }
 
-struct DeviceBytes {
-  void* p = nullptr;
-  DeviceBytes(size_t bytes, const char* entry) {
-    if (bytes) check(cudaMalloc(&p, bytes), entry, "cudaMalloc");
-  }
-  ~DeviceBytes() {
-    if (p) cudaFree(p);
-  }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-};
-
-void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* entry) {
-  if (bytes) check(cudaMemcpy(dst, src, bytes, kind), entry, kind == cudaMemcpyHostToDevice ? "cudaMemcpy to device" : "cudaMemcpy to host");
-}
-
 }  // namespace
 
 void dropout_forward(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0, uint32_t key1,
                      void* stream) {
   if (n <= 0) return;
-  dropout_forward_kernel<<<grid_for((n + 3) / 4), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+  dropout_forward_kernel<<<grid_for((n + 3) / 4, kThreads), kThreads, 0, as_stream(stream)>>>(
       y, mask, x, n, philox::dropout_threshold(p), dropout_scale(p), key0, key1);
-  check(cudaGetLastError(), "dropout_forward", "kernel launch");
+  launched("dropout_forward");
 }
 
 void dropout_backward(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale, void* stream) {
   if (n <= 0) return;
-  dropout_backward_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(dx, dy, mask, n, scale);
-  check(cudaGetLastError(), "dropout_backward", "kernel launch");
+  dropout_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(dx, dy, mask, n, scale);
+  launched("dropout_backward");
 }
 
 void dropout_forward_host(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0,
                           uint32_t key1) {
   const char* entry = "dropout_forward";
   if (n <= 0) return;
-  const size_t fb = static_cast<size_t>(n) * sizeof(float);
-  DeviceBytes d_y(fb, entry), d_m(static_cast<size_t>(n), entry), d_x(fb, entry);
-  copy(d_x.p, x, fb, cudaMemcpyHostToDevice, entry);
-  dropout_forward(static_cast<float*>(d_y.p), static_cast<uint8_t*>(d_m.p), static_cast<const float*>(d_x.p), n, p,
-                  key0, key1, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  copy(y, d_y.p, fb, cudaMemcpyDeviceToHost, entry);
-  copy(mask, d_m.p, static_cast<size_t>(n), cudaMemcpyDeviceToHost, entry);
+  DeviceBuffer<float> d_y(n, entry), d_x(x, n, entry);
+  DeviceBuffer<uint8_t> d_m(n, entry);
+  dropout_forward(d_y.p, d_m.p, d_x.p, n, p, key0, key1, nullptr);
+  device_sync(entry);
+  d_y.download(y, entry);
+  d_m.download(mask, entry);
 }
 
 void dropout_backward_host(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale) {
   const char* entry = "dropout_backward";
   if (n <= 0) return;
-  const size_t fb = static_cast<size_t>(n) * sizeof(float);
-  DeviceBytes d_dx(fb, entry), d_dy(fb, entry), d_m(static_cast<size_t>(n), entry);
-  copy(d_dy.p, dy, fb, cudaMemcpyHostToDevice, entry);
-  copy(d_m.p, mask, static_cast<size_t>(n), cudaMemcpyHostToDevice, entry);
-  dropout_backward(static_cast<float*>(d_dx.p), static_cast<const float*>(d_dy.p), static_cast<const uint8_t*>(d_m.p),
-                   n, scale, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  copy(dx, d_dx.p, fb, cudaMemcpyDeviceToHost, entry);
+  DeviceBuffer<float> d_dx(n, entry), d_dy(dy, n, entry);
+  DeviceBuffer<uint8_t> d_m(mask, n, entry);
+  dropout_backward(d_dx.p, d_dy.p, d_m.p, n, scale, nullptr);
+  device_sync(entry);
+  d_dx.download(dx, entry);
 }
 
 }  // namespace cuda

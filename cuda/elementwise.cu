@@ -10,30 +10,17 @@
 // copy out and synchronise. CUDA errors throw std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <stdexcept>
-#include <string>
-
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/elementwise_math.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
+
 constexpr int kThreads = 256;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so later calls start clean
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned blocks_for(int64_t n) {
-  int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
 
 template <UnaryOp OP>
 __global__ void unary_kernel(float* out, const float* x, float a, float b, int64_t n) {
@@ -74,27 +61,6 @@ __global__ void binary_backward_kernel(float* da, float* db, const float* a, con
   }
 }
 
-// Device memory freed on every path (exceptions included).
-struct DeviceBuffer {
-  float* p = nullptr;
-  DeviceBuffer(int64_t n, const char* entry) {
-    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-void to_device(DeviceBuffer& d, const float* h, int64_t n, const char* entry) {
-  if (n > 0 && h) check(cudaMemcpy(d.p, h, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-}
-
-void to_host(float* h, const DeviceBuffer& d, int64_t n, const char* entry) {
-  if (n > 0 && h) check(cudaMemcpy(h, d.p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
-}
-
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -102,9 +68,9 @@ void to_host(float* h, const DeviceBuffer& d, int64_t n, const char* entry) {
 void elementwise_unary(UnaryOp op, float* out, const float* x, float a, float b, int64_t n, void* stream) {
   if (n <= 0) return;
   ew::dispatch_unary(op, [&](auto k) {
-    unary_kernel<decltype(k)::value><<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(out, x, a, b, n);
+    unary_kernel<decltype(k)::value><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(out, x, a, b, n);
   });
-  check(cudaGetLastError(), "elementwise_unary", "kernel launch");
+  launched("elementwise_unary");
 }
 
 void elementwise_unary_backward(UnaryOp op, float* dx, const float* x, const float* y, const float* dy, float a,
@@ -112,9 +78,9 @@ void elementwise_unary_backward(UnaryOp op, float* dx, const float* x, const flo
   if (n <= 0) return;
   ew::dispatch_unary(op, [&](auto k) {
     unary_backward_kernel<decltype(k)::value>
-        <<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(dx, x, y, dy, a, n);
+        <<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(dx, x, y, dy, a, n);
   });
-  check(cudaGetLastError(), "elementwise_unary_backward", "kernel launch");
+  launched("elementwise_unary_backward");
 }
 
 void elementwise_binary(BinaryOp op, float* out, const float* a, const float* b, const BroadcastPlan& plan,
@@ -122,9 +88,9 @@ void elementwise_binary(BinaryOp op, float* out, const float* a, const float* b,
   if (plan.numel <= 0) return;
   ew::dispatch_binary(op, [&](auto k) {
     binary_kernel<decltype(k)::value>
-        <<<blocks_for(plan.numel), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(out, a, b, plan);
+        <<<grid_for(plan.numel, kThreads), kThreads, 0, as_stream(stream)>>>(out, a, b, plan);
   });
-  check(cudaGetLastError(), "elementwise_binary", "kernel launch");
+  launched("elementwise_binary");
 }
 
 void elementwise_binary_backward(BinaryOp op, float* da, float* db, const float* a, const float* b, const float* dy,
@@ -132,9 +98,9 @@ void elementwise_binary_backward(BinaryOp op, float* da, float* db, const float*
   if (plan.numel <= 0 || (!da && !db)) return;
   ew::dispatch_binary(op, [&](auto k) {
     binary_backward_kernel<decltype(k)::value>
-        <<<blocks_for(plan.numel), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(da, db, a, b, dy, plan);
+        <<<grid_for(plan.numel, kThreads), kThreads, 0, as_stream(stream)>>>(da, db, a, b, dy, plan);
   });
-  check(cudaGetLastError(), "elementwise_binary_backward", "kernel launch");
+  launched("elementwise_binary_backward");
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
@@ -142,11 +108,10 @@ void elementwise_binary_backward(BinaryOp op, float* da, float* db, const float*
 void elementwise_unary_host(UnaryOp op, float* out, const float* x, float a, float b, int64_t n) {
   const char* entry = "elementwise_unary";
   if (n <= 0) return;
-  DeviceBuffer dx(n, entry), dout(n, entry);
-  to_device(dx, x, n, entry);
+  DeviceBuffer<float> dx(x, n, entry), dout(n, entry);
   elementwise_unary(op, dout.p, dx.p, a, b, n, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  to_host(out, dout, n, entry);
+  device_sync(entry);
+  dout.download(out, entry);
 }
 
 void elementwise_unary_backward_host(UnaryOp op, float* dx, const float* x, const float* y, const float* dy, float a,
@@ -154,41 +119,33 @@ void elementwise_unary_backward_host(UnaryOp op, float* dx, const float* x, cons
   const char* entry = "elementwise_unary_backward";
   if (n <= 0) return;
   const int reads = ew::unary_backward_reads(op);
-  DeviceBuffer d_x((reads & ew::kReadsX) ? n : 0, entry), d_y((reads & ew::kReadsY) ? n : 0, entry);
-  DeviceBuffer d_dy(n, entry), d_dx(n, entry);
-  if (reads & ew::kReadsX) to_device(d_x, x, n, entry);
-  if (reads & ew::kReadsY) to_device(d_y, y, n, entry);
-  to_device(d_dy, dy, n, entry);
+  DeviceBuffer<float> d_x((reads & ew::kReadsX) ? x : nullptr, n, entry);
+  DeviceBuffer<float> d_y((reads & ew::kReadsY) ? y : nullptr, n, entry), d_dy(dy, n, entry), d_dx(n, entry);
   elementwise_unary_backward(op, d_dx.p, d_x.p, d_y.p, d_dy.p, a, n, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  to_host(dx, d_dx, n, entry);
+  device_sync(entry);
+  d_dx.download(dx, entry);
 }
 
 void elementwise_binary_host(BinaryOp op, float* out, const float* a, int64_t a_len, const float* b, int64_t b_len,
                              const BroadcastPlan& plan) {
   const char* entry = "elementwise_binary";
   if (plan.numel <= 0) return;
-  DeviceBuffer d_a(a_len, entry), d_b(b_len, entry), d_out(plan.numel, entry);
-  to_device(d_a, a, a_len, entry);
-  to_device(d_b, b, b_len, entry);
+  DeviceBuffer<float> d_a(a, a_len, entry), d_b(b, b_len, entry), d_out(plan.numel, entry);
   elementwise_binary(op, d_out.p, d_a.p, d_b.p, plan, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  to_host(out, d_out, plan.numel, entry);
+  device_sync(entry);
+  d_out.download(out, entry);
 }
 
 void elementwise_binary_backward_host(BinaryOp op, float* da, float* db, const float* a, int64_t a_len,
                                       const float* b, int64_t b_len, const float* dy, const BroadcastPlan& plan) {
   const char* entry = "elementwise_binary_backward";
   if (plan.numel <= 0 || (!da && !db)) return;
-  DeviceBuffer d_a(a_len, entry), d_b(b_len, entry), d_dy(plan.numel, entry);
-  DeviceBuffer d_da(da ? plan.numel : 0, entry), d_db(db ? plan.numel : 0, entry);
-  to_device(d_a, a, a_len, entry);
-  to_device(d_b, b, b_len, entry);
-  to_device(d_dy, dy, plan.numel, entry);
+  DeviceBuffer<float> d_a(a, a_len, entry), d_b(b, b_len, entry), d_dy(dy, plan.numel, entry);
+  DeviceBuffer<float> d_da(da ? plan.numel : 0, entry), d_db(db ? plan.numel : 0, entry);
   elementwise_binary_backward(op, d_da.p, d_db.p, d_a.p, d_b.p, d_dy.p, plan, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  to_host(da, d_da, plan.numel, entry);
-  to_host(db, d_db, plan.numel, entry);
+  device_sync(entry);
+  d_da.download(da, entry);
+  d_db.download(db, entry);
 }
 
 }  // namespace cuda

@@ -7,13 +7,14 @@
 #include <cuda_runtime.h>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/embedding_math.h"
-#include "nn_host.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 using rows::kThreads;
 
 template <class I>
@@ -42,9 +43,9 @@ template <class I>
 void embedding_forward(float* out, const float* weight, const I* indices, int64_t n, int64_t e, void* stream) {
   const int64_t ne = n * e;
   if (ne <= 0) return;
-  embedding_forward_kernel<I><<<static_cast<unsigned>(emb::fwd_grid(ne)), kThreads, 0, nnh::as_stream(stream)>>>(
+  embedding_forward_kernel<I><<<static_cast<unsigned>(emb::fwd_grid(ne)), kThreads, 0, as_stream(stream)>>>(
       out, weight, indices, ne, e);
-  nnh::check(cudaGetLastError(), "embedding_forward", "kernel launch");
+  launched("embedding_forward");
 }
 
 template <class I>
@@ -52,31 +53,31 @@ void embedding_backward(float* dweight, const float* dout, const I* indices, int
                         void* stream) {
   if (v <= 0 || e <= 0) return;
   const emb::BwdPlan p = emb::bwd_plan(v, e);
-  embedding_backward_kernel<I><<<static_cast<unsigned>(p.grid), kThreads, 0, nnh::as_stream(stream)>>>(
+  embedding_backward_kernel<I><<<static_cast<unsigned>(p.grid), kThreads, 0, as_stream(stream)>>>(
       dweight, dout, indices, n, v, e, p);
-  nnh::check(cudaGetLastError(), "embedding_backward", "kernel launch");
+  launched("embedding_backward");
 }
 
 template <class I>
 void embedding_forward_host(float* out, const float* weight, const I* indices, int64_t n, int64_t v, int64_t e) {
   const char* entry = "embedding_forward";
   if (n * e <= 0) return;
-  nnh::Buf<float> d_w(weight, v * e, entry), d_out(n * e, entry);
-  nnh::Buf<I> d_i(indices, n, entry);
+  DeviceBuffer<float> d_w(weight, v * e, entry), d_out(n * e, entry);
+  DeviceBuffer<I> d_i(indices, n, entry);
   embedding_forward(d_out.p, d_w.p, d_i.p, n, e, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_out.to_host(out, n * e, entry);
+  device_sync(entry);
+  d_out.download(out, entry);
 }
 
 template <class I>
 void embedding_backward_host(float* dweight, const float* dout, const I* indices, int64_t n, int64_t v, int64_t e) {
   const char* entry = "embedding_backward";
   if (v * e <= 0) return;
-  nnh::Buf<float> d_dout(dout, n * e, entry), d_dw(v * e, entry);
-  nnh::Buf<I> d_i(indices, n, entry);
+  DeviceBuffer<float> d_dout(dout, n * e, entry), d_dw(v * e, entry);
+  DeviceBuffer<I> d_i(indices, n, entry);
   embedding_backward(d_dw.p, d_dout.p, d_i.p, n, v, e, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_dw.to_host(dweight, v * e, entry);
+  device_sync(entry);
+  d_dw.download(dweight, entry);
 }
 
 template <class I>

@@ -15,10 +15,13 @@
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
+
+using namespace hostutil;
 
 struct GemmTiling {
   static constexpr int BM = 64, BN = 64, BK = 16;  // C tile per block, K slice staged in shared memory
@@ -129,13 +132,6 @@ __global__ void __launch_bounds__(GemmTiling::THREADS)
     }
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so later calls start clean
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-  }
-}
-
 void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
             int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
             int64_t ldc, int64_t stride_c, void* stream) {
@@ -148,7 +144,7 @@ void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, fl
   if (gx > 0x7fffffff || gy > 65535)
     throw std::invalid_argument("cuda::gemm: M = " + std::to_string(M) + " needs more than 65535 row tiles");
   const dim3 block(G::TX, G::TY);
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = as_stream(stream);
   for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
                     static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
@@ -164,22 +160,9 @@ void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, fl
     else
       sgemm_tiled<false, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
                                                         C, ldc, stride_c, b0);
-    check(cudaGetLastError(), "cuda::gemm (sgemm_tiled launch)");
+    check(cudaGetLastError(), "cuda::gemm", "sgemm_tiled launch");
   }
 }
-
-// Device allocation released on every path.
-struct DeviceBuffer {
-  float* p = nullptr;
-  explicit DeviceBuffer(size_t n) {
-    if (n) check(cudaMalloc(&p, n * sizeof(float)), "cuda::gemm_host (cudaMalloc)");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 }  // namespace
 
@@ -199,15 +182,12 @@ void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
                const float* B, float beta, float* C) {
   std::string why;
   if (device_count(&why) == 0) throw std::runtime_error("cuda::gemm_host: " + why);
-  check(cudaSetDevice(0), "cuda::gemm_host (cudaSetDevice)");
-  const size_t na = static_cast<size_t>(M * K), nb = static_cast<size_t>(K * N), nc = static_cast<size_t>(M * N);
-  DeviceBuffer dA(na), dB(nb), dC(nc);
-  if (na) check(cudaMemcpy(dA.p, A, na * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy A)");
-  if (nb) check(cudaMemcpy(dB.p, B, nb * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy B)");
-  if (nc) check(cudaMemcpy(dC.p, C, nc * sizeof(float), cudaMemcpyHostToDevice), "cuda::gemm_host (copy C)");
+  const char* entry = "cuda::gemm_host";
+  check(cudaSetDevice(0), entry, "cudaSetDevice");
+  DeviceBuffer<float> dA(A, M * K, entry), dB(B, K * N, entry), dC(C, M * N, entry);
   gemm(trans_a, trans_b, M, N, K, alpha, dA.p, trans_a ? M : K, dB.p, trans_b ? K : N, beta, dC.p, N, nullptr);
-  check(cudaDeviceSynchronize(), "cuda::gemm_host (sgemm_tiled)");
-  if (nc) check(cudaMemcpy(C, dC.p, nc * sizeof(float), cudaMemcpyDeviceToHost), "cuda::gemm_host (copy C back)");
+  check(cudaDeviceSynchronize(), entry, "sgemm_tiled");
+  dC.download(C, entry);
 }
 
 int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int32_t* counts) {

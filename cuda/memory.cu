@@ -10,22 +10,17 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
-#include <string>
 
 #include "caching_allocator.h"
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "host_emulation.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so later calls start clean
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
+using hostutil::check;
 
 struct CudaRaw {
   void* alloc(size_t bytes) {
@@ -54,6 +49,18 @@ cudaStream_t the_stream(const char* entry) {
   return s;
 }
 
+// A host <-> device copy on the package's stream, waited for (a plain copy under emulation: host memory).
+void copy_synchronised(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* entry) {
+  if (!bytes) return;
+  if (emu::enabled()) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  const cudaStream_t s = the_stream(entry);
+  check(cudaMemcpyAsync(dst, src, bytes, kind, s), entry, "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), entry, "cudaStreamSynchronize");
+}
+
 }  // namespace
 
 bool emulated() { return emu::enabled(); }
@@ -76,25 +83,11 @@ void device_free(void* p) {
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
-  if (!bytes) return;
-  if (emu::enabled()) {
-    std::memcpy(dst, src, bytes);
-    return;
-  }
-  cudaStream_t s = the_stream("cuda::copy_to_device");
-  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "cuda::copy_to_device", "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s), "cuda::copy_to_device", "cudaStreamSynchronize");
+  copy_synchronised(dst, src, bytes, cudaMemcpyHostToDevice, "cuda::copy_to_device");
 }
 
 void copy_to_host(void* dst, const void* src, size_t bytes) {
-  if (!bytes) return;
-  if (emu::enabled()) {
-    std::memcpy(dst, src, bytes);
-    return;
-  }
-  cudaStream_t s = the_stream("cuda::copy_to_host");
-  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "cuda::copy_to_host", "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s), "cuda::copy_to_host", "cudaStreamSynchronize");
+  copy_synchronised(dst, src, bytes, cudaMemcpyDeviceToHost, "cuda::copy_to_host");
 }
 
 void copy_on_device(void* dst, const void* src, size_t bytes) {

@@ -37,11 +37,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/fast_math.h"
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_math.h"
@@ -50,6 +49,11 @@ namespace xlstm {
 namespace cuda {
 namespace {
 
+using hostutil::check;
+using hostutil::DeviceBuffer;
+using hostutil::device_sync;
+using hostutil::launched;
+using hostutil::StreamScratch;
 using mlstm_detail::SavedLayout;
 namespace mm = mlstm_math;
 
@@ -133,54 +137,7 @@ struct Tile {
 // Warp-per-position kernels: 8 warps per block.
 constexpr int kWarps = kThreads / 32;
 
-unsigned grid_for(int64_t n, int64_t per_block) {
-  const int64_t b = (n + per_block - 1) / per_block;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min(b, kMaxBlocks)));
-}
-
-// ---- errors and memory -----------------------------------------------------------------------------------------
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-// Stream-ordered scratch, freed on every path.
-template <class T>
-struct Scratch {
-  T* p = nullptr;
-  cudaStream_t s;
-  Scratch(int64_t n, cudaStream_t st, const char* entry) : s(st) {
-    if (n > 0) check(cudaMallocAsync(reinterpret_cast<void**>(&p), static_cast<size_t>(n) * sizeof(T), s), entry, "cudaMallocAsync");
-  }
-  ~Scratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
-// Host entries: device copies of host arrays (null stays null).
-struct DeviceBuffer {
-  float* p = nullptr;
-  int64_t n = 0;
-  DeviceBuffer(int64_t count, const char* entry) : n(count) {
-    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-void up(DeviceBuffer& d, const float* h, const char* entry) {
-  if (d.n > 0 && h) check(cudaMemcpy(d.p, h, static_cast<size_t>(d.n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-}
-void down(float* h, const DeviceBuffer& d, const char* entry) {
-  if (d.n > 0 && h) check(cudaMemcpy(h, d.p, static_cast<size_t>(d.n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
-}
+unsigned grid_for(int64_t n, int64_t per_block) { return hostutil::grid_for(n, per_block, kMaxBlocks); }
 
 __device__ inline double warp_sum_d(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -954,8 +911,6 @@ __global__ void rec_dm0_kernel(RecGeo g, const double* __restrict__ dmp, float* 
 
 // ---- launch helpers ---------------------------------------------------------------------------------------------
 
-void launched(const char* entry) { check(cudaGetLastError(), entry, "kernel launch"); }
-
 template <int MODE>
 void launch_tile(const TileArgs& a, int64_t Dout, cudaStream_t st, const char* entry) {
   tile_kernel<MODE><<<grid_for(Tile::blocks(a.g, Dout), 1), Tile::THREADS, 0, st>>>(a);
@@ -963,7 +918,7 @@ void launch_tile(const TileArgs& a, int64_t Dout, cudaStream_t st, const char* e
 }
 
 struct GateBufs {
-  Scratch<double> w, p, a, b, c;
+  StreamScratch<double> w, p, a, b, c;
   GateBufs(const Geo& g, cudaStream_t st, const char* entry)
       : w(g.BH * g.S, st, entry), p(g.BH * g.S, st, entry), a(g.BH * g.S, st, entry), b(g.BH * g.S, st, entry),
         c(2 * g.BH * g.NC, st, entry) {}
@@ -985,11 +940,11 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
   const char* entry = "mlstm_chunkwise_forward";
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
-  Scratch<float> own(saved ? 0 : g.BH * g.W, st, entry);
+  const cudaStream_t st = hostutil::as_stream(stream);
+  StreamScratch<float> own(saved ? 0 : g.BH * g.W, st, entry);
   if (!saved) saved = own.p;
   GateBufs gb(g, st, entry);
-  Scratch<float> gamma(g.BH * g.NC, st, entry), scale(g.BH, st, entry), beta(g.BH * g.S, st, entry),
+  StreamScratch<float> gamma(g.BH * g.NC, st, entry), scale(g.BH, st, entry), beta(g.BH * g.S, st, entry),
       alpha(g.BH * g.S, st, entry);
   const bool empty_init = parallel_init && c0 == nullptr;
   launch_gates(g, f, i, gb, st, entry);
@@ -1018,12 +973,12 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
   const char* entry = "mlstm_chunkwise_backward";
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const cudaStream_t st = hostutil::as_stream(stream);
   const int64_t E = state_elems(g);
   GateBufs gb(g, st, entry);
-  Scratch<float> gamma(g.BH * g.NC, st, entry), beta(g.BH * g.S, st, entry), alpha(g.BH * g.S, st, entry),
+  StreamScratch<float> gamma(g.BH * g.NC, st, entry), beta(g.BH * g.S, st, entry), alpha(g.BH * g.S, st, entry),
       inv(g.BH * g.S, st, entry), rho(g.BH * g.S, st, entry), lam(g.BH * g.NC * E, st, entry), lam0(g.BH * E, st, entry);
-  Scratch<double> ct(g.BH, st, entry), r(g.BH * g.S, st, entry);
+  StreamScratch<double> ct(g.BH, st, entry), r(g.BH * g.S, st, entry);
   launch_gates(g, f, i, gb, st, entry);
   bwd_seq_kernel<<<grid_for(g.BH * g.NC, kThreads), kThreads, 0, st>>>(g, gb.c.p, saved, gamma.p);
   launched(entry);
@@ -1061,8 +1016,8 @@ void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_la
   const char* entry = "mlstm_recurrent_forward";
   const RecGeo g = make_rec(d, eps);
   if (g.BH <= 0 || g.S <= 0) return;
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
-  Scratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry);
+  const cudaStream_t st = hostutil::as_stream(stream);
+  StreamScratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry);
   const bool st0 = c0 != nullptr;
   rec_gates_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, i, st0 ? m0 : nullptr, saved, false, gates.p, m_last);
   launched(entry);
@@ -1080,12 +1035,12 @@ void mlstm_recurrent_backward(float* dq, float* dk, float* dv, float* di, float*
   const char* entry = "mlstm_recurrent_backward";
   const RecGeo g = make_rec(d, eps);
   if (g.BH <= 0 || g.S <= 0) return;
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const cudaStream_t st = hostutil::as_stream(stream);
   const int64_t DKV = g.DK * g.DV;
-  Scratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry), nb(g.BH * g.DK, st, entry),
+  StreamScratch<float> gates(3 * g.BH * g.S, st, entry), den(g.BH * g.S, st, entry), nb(g.BH * g.DK, st, entry),
       cb(g.BH * DKV, st, entry), num(g.BH * g.S * g.DV, st, entry), inv(g.BH * g.S, st, entry),
       rho(g.BH * g.S, st, entry), seg(g.BH * (kRecurrentSegment + 1) * DKV, st, entry), dcb(g.BH * DKV, st, entry);
-  Scratch<double> pf(g.BH * g.S * g.DK, st, entry), dmp(g.BH * g.DK, st, entry);
+  StreamScratch<double> pf(g.BH * g.S * g.DK, st, entry), dmp(g.BH * g.DK, st, entry);
   float* sv = const_cast<float*>(saved);  // restore mode only reads it
   rec_gates_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, i, nullptr, sv, true, gates.p, nullptr);
   launched(entry);
@@ -1119,7 +1074,44 @@ struct HostSizes {
       : qk(d.B * d.NH * d.S * d.DK), vh(d.B * d.NH * d.S * d.DV), gate(d.B * d.NH * d.S), cs(d.B * d.NH * d.DK * d.DV),
         ns(d.B * d.NH * d.DK), ms(d.B * d.NH) {}
 };
-void sync(const char* entry) { check(cudaDeviceSynchronize(), entry, "kernel"); }
+
+// A forward host entry's device arrays: the inputs copied in (the state only with c0), the outputs (saved only
+// when asked for, `saved_n` floats); finish() synchronises and copies the outputs back.
+struct FwdHost {
+  HostSizes z;
+  DeviceBuffer<float> h, cl, nl, ml, sv, q, k, v, i, f, c0, n0, m0;
+  FwdHost(const MlstmDims& d, int64_t saved_n, const float* hq, const float* hk, const float* hv, const float* hi,
+          const float* hf, const float* hc0, const float* hn0, const float* hm0, const char* entry)
+      : z(d), h(z.vh, entry), cl(z.cs, entry), nl(z.ns, entry), ml(z.ms, entry), sv(saved_n, entry),
+        q(hq, z.qk, entry), k(hk, z.qk, entry), v(hv, z.vh, entry), i(hi, z.gate, entry), f(hf, z.gate, entry),
+        c0(hc0, z.cs, entry), n0(hc0 ? hn0 : nullptr, z.ns, entry), m0(hc0 ? hm0 : nullptr, z.ms, entry) {}
+  void finish(float* hh, float* c_last, float* n_last, float* m_last, float* saved, const char* entry) const {
+    device_sync(entry);
+    h.download(hh, entry), cl.download(c_last, entry), nl.download(n_last, entry), ml.download(m_last, entry);
+    sv.download(saved, entry);
+  }
+};
+
+// A backward host entry's device arrays: the inputs copied in (h only for the chunkwise form), the gradients
+// (dc0, dn0, dm0 only when asked for); finish() synchronises and copies the gradients back.
+struct BwdHost {
+  HostSizes z;
+  DeviceBuffer<float> dq, dk, dv, di, df, dc0, dn0, dm0, sv, h, dh, dcl, dnl, q, k, v, i, f;
+  BwdHost(const MlstmDims& d, int64_t saved_n, bool want_dc0, bool want_dn0, bool want_dm0, const float* hsaved,
+          const float* hh, const float* hdh, const float* hdcl, const float* hdnl, const float* hq, const float* hk,
+          const float* hv, const float* hi, const float* hf, const char* entry)
+      : z(d), dq(z.qk, entry), dk(z.qk, entry), dv(z.vh, entry), di(z.gate, entry), df(z.gate, entry),
+        dc0(want_dc0 ? z.cs : 0, entry), dn0(want_dn0 ? z.ns : 0, entry), dm0(want_dm0 ? z.ms : 0, entry),
+        sv(hsaved, saved_n, entry), h(hh, z.vh, entry), dh(hdh, z.vh, entry), dcl(hdcl, z.cs, entry),
+        dnl(hdnl, z.ns, entry), q(hq, z.qk, entry), k(hk, z.qk, entry), v(hv, z.vh, entry), i(hi, z.gate, entry),
+        f(hf, z.gate, entry) {}
+  void finish(float* hdq, float* hdk, float* hdv, float* hdi, float* hdf, float* hdc0, float* hdn0, float* hdm0,
+              const char* entry) const {
+    device_sync(entry);
+    dq.download(hdq, entry), dk.download(hdk, entry), dv.download(hdv, entry), di.download(hdi, entry);
+    df.download(hdf, entry), dc0.download(hdc0, entry), dn0.download(hdn0, entry), dm0.download(hdm0, entry);
+  }
+};
 }  // namespace
 
 void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
@@ -1127,18 +1119,10 @@ void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float*
                                   const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
                                   bool parallel_init) {
   const char* entry = "mlstm_chunkwise_forward";
-  const HostSizes z(d);
-  DeviceBuffer dh_(z.vh, entry), dcl(z.cs, entry), dnl(z.ns, entry), dml(z.ms, entry),
-      dsv(saved ? mlstm_chunkwise_saved_size(d, chunk) : 0, entry), dq(z.qk, entry), dk(z.qk, entry), dv(z.vh, entry),
-      di(z.gate, entry), df(z.gate, entry), dc0(c0 ? z.cs : 0, entry), dn0(c0 ? z.ns : 0, entry),
-      dm0(c0 ? z.ms : 0, entry);
-  up(dq, q, entry), up(dk, k, entry), up(dv, v, entry), up(di, i, entry), up(df, f, entry);
-  up(dc0, c0, entry), up(dn0, n0, entry), up(dm0, m0, entry);
-  mlstm_chunkwise_forward(dh_.p, dcl.p, dnl.p, dml.p, dsv.p, dq.p, dk.p, dv.p, di.p, df.p, dc0.p, dn0.p, dm0.p, d, chunk,
-                          eps, parallel_init, nullptr);
-  sync(entry);
-  down(h, dh_, entry), down(c_last, dcl, entry), down(n_last, dnl, entry), down(m_last, dml, entry);
-  down(saved, dsv, entry);
+  const FwdHost b(d, saved ? mlstm_chunkwise_saved_size(d, chunk) : 0, q, k, v, i, f, c0, n0, m0, entry);
+  mlstm_chunkwise_forward(b.h.p, b.cl.p, b.nl.p, b.ml.p, b.sv.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, b.c0.p, b.n0.p,
+                          b.m0.p, d, chunk, eps, parallel_init, nullptr);
+  b.finish(h, c_last, n_last, m_last, saved, entry);
 }
 
 void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
@@ -1147,37 +1131,21 @@ void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
                                    float eps) {
   const char* entry = "mlstm_chunkwise_backward";
-  const HostSizes z(d);
-  DeviceBuffer ddq(z.qk, entry), ddk(z.qk, entry), ddv(z.vh, entry), ddi(z.gate, entry), ddf(z.gate, entry),
-      ddc0(dc0 ? z.cs : 0, entry), ddn0(dn0 ? z.ns : 0, entry), ddm0(dm0 ? z.ms : 0, entry),
-      dsv(mlstm_chunkwise_saved_size(d, chunk), entry), dh_(z.vh, entry), ddh(z.vh, entry),
-      ddcl(dc_last ? z.cs : 0, entry), ddnl(dn_last ? z.ns : 0, entry), dq_(z.qk, entry), dk_(z.qk, entry),
-      dv_(z.vh, entry), di_(z.gate, entry), df_(z.gate, entry);
-  up(dsv, saved, entry), up(dh_, h, entry), up(ddh, dh, entry), up(ddcl, dc_last, entry), up(ddnl, dn_last, entry);
-  up(dq_, q, entry), up(dk_, k, entry), up(dv_, v, entry), up(di_, i, entry), up(df_, f, entry);
-  mlstm_chunkwise_backward(ddq.p, ddk.p, ddv.p, ddi.p, ddf.p, ddc0.p, ddn0.p, ddm0.p, dsv.p, dh_.p, ddh.p, ddcl.p,
-                           ddnl.p, dq_.p, dk_.p, dv_.p, di_.p, df_.p, d, chunk, eps, nullptr);
-  sync(entry);
-  down(dq, ddq, entry), down(dk, ddk, entry), down(dv, ddv, entry), down(di, ddi, entry), down(df, ddf, entry);
-  down(dc0, ddc0, entry), down(dn0, ddn0, entry), down(dm0, ddm0, entry);
+  const BwdHost b(d, mlstm_chunkwise_saved_size(d, chunk), dc0, dn0, dm0, saved, h, dh, dc_last, dn_last, q, k, v, i,
+                  f, entry);
+  mlstm_chunkwise_backward(b.dq.p, b.dk.p, b.dv.p, b.di.p, b.df.p, b.dc0.p, b.dn0.p, b.dm0.p, b.sv.p, b.h.p, b.dh.p,
+                           b.dcl.p, b.dnl.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, d, chunk, eps, nullptr);
+  b.finish(dq, dk, dv, di, df, dc0, dn0, dm0, entry);
 }
 
 void mlstm_recurrent_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                                   const float* k, const float* v, const float* i, const float* f, const float* c0,
                                   const float* n0, const float* m0, const MlstmDims& d, float eps) {
   const char* entry = "mlstm_recurrent_forward";
-  const HostSizes z(d);
-  DeviceBuffer dh_(z.vh, entry), dcl(z.cs, entry), dnl(z.ns, entry), dml(z.ms, entry),
-      dsv(saved ? mlstm_recurrent_saved_size(d) : 0, entry), dq(z.qk, entry), dk(z.qk, entry), dv(z.vh, entry),
-      di(z.gate, entry), df(z.gate, entry), dc0(c0 ? z.cs : 0, entry), dn0(c0 ? z.ns : 0, entry),
-      dm0(c0 ? z.ms : 0, entry);
-  up(dq, q, entry), up(dk, k, entry), up(dv, v, entry), up(di, i, entry), up(df, f, entry);
-  up(dc0, c0, entry), up(dn0, n0, entry), up(dm0, m0, entry);
-  mlstm_recurrent_forward(dh_.p, dcl.p, dnl.p, dml.p, dsv.p, dq.p, dk.p, dv.p, di.p, df.p, dc0.p, dn0.p, dm0.p, d, eps,
-                          nullptr);
-  sync(entry);
-  down(h, dh_, entry), down(c_last, dcl, entry), down(n_last, dnl, entry), down(m_last, dml, entry);
-  down(saved, dsv, entry);
+  const FwdHost b(d, saved ? mlstm_recurrent_saved_size(d) : 0, q, k, v, i, f, c0, n0, m0, entry);
+  mlstm_recurrent_forward(b.h.p, b.cl.p, b.nl.p, b.ml.p, b.sv.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, b.c0.p, b.n0.p,
+                          b.m0.p, d, eps, nullptr);
+  b.finish(h, c_last, n_last, m_last, saved, entry);
 }
 
 void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
@@ -1185,19 +1153,11 @@ void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    const float* dn_last, const float* q, const float* k, const float* v,
                                    const float* i, const float* f, const MlstmDims& d, float eps) {
   const char* entry = "mlstm_recurrent_backward";
-  const HostSizes z(d);
-  DeviceBuffer ddq(z.qk, entry), ddk(z.qk, entry), ddv(z.vh, entry), ddi(z.gate, entry), ddf(z.gate, entry),
-      ddc0(dc0 ? z.cs : 0, entry), ddn0(dn0 ? z.ns : 0, entry), ddm0(dm0 ? z.ms : 0, entry),
-      dsv(mlstm_recurrent_saved_size(d), entry), ddh(z.vh, entry), ddcl(dc_last ? z.cs : 0, entry),
-      ddnl(dn_last ? z.ns : 0, entry), dq_(z.qk, entry), dk_(z.qk, entry), dv_(z.vh, entry), di_(z.gate, entry),
-      df_(z.gate, entry);
-  up(dsv, saved, entry), up(ddh, dh, entry), up(ddcl, dc_last, entry), up(ddnl, dn_last, entry);
-  up(dq_, q, entry), up(dk_, k, entry), up(dv_, v, entry), up(di_, i, entry), up(df_, f, entry);
-  mlstm_recurrent_backward(ddq.p, ddk.p, ddv.p, ddi.p, ddf.p, ddc0.p, ddn0.p, ddm0.p, dsv.p, ddh.p, ddcl.p, ddnl.p,
-                           dq_.p, dk_.p, dv_.p, di_.p, df_.p, d, eps, nullptr);
-  sync(entry);
-  down(dq, ddq, entry), down(dk, ddk, entry), down(dv, ddv, entry), down(di, ddi, entry), down(df, ddf, entry);
-  down(dc0, ddc0, entry), down(dn0, ddn0, entry), down(dm0, ddm0, entry);
+  const BwdHost b(d, mlstm_recurrent_saved_size(d), dc0, dn0, dm0, saved, nullptr, dh, dc_last, dn_last, q, k, v, i, f,
+                  entry);
+  mlstm_recurrent_backward(b.dq.p, b.dk.p, b.dv.p, b.di.p, b.df.p, b.dc0.p, b.dn0.p, b.dm0.p, b.sv.p, b.dh.p, b.dcl.p,
+                           b.dnl.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, d, eps, nullptr);
+  b.finish(dq, dk, dv, di, df, dc0, dn0, dm0, entry);
 }
 
 // ---- host coverage of the launches' write maps ------------------------------------------------------------------

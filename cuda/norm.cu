@@ -14,13 +14,14 @@
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/norm_math.h"
-#include "nn_host.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 using rows::kThreads;
 using rows::RowLaunch;
 using rows::SumOp;
@@ -114,28 +115,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <class F>
-void with_tpr(const RowLaunch& l, F&& f) {
-  if (l.tpr == rows::kWarp) f(std::integral_constant<int, rows::kWarp>{});
-  else f(std::integral_constant<int, rows::kThreads>{});
-}
-
-// Device workspace on a stream, released on every path.
-struct StreamBuf {
-  double* p = nullptr;
-  cudaStream_t s;
-  StreamBuf(int64_t n, cudaStream_t stream, const char* entry) : s(stream) {
-    if (n > 0)
-      nnh::check(cudaMallocAsync(reinterpret_cast<void**>(&p), static_cast<size_t>(n) * sizeof(double), s), entry,
-                 "cudaMallocAsync");
-  }
-  ~StreamBuf() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  StreamBuf(const StreamBuf&) = delete;
-  StreamBuf& operator=(const StreamBuf&) = delete;
-};
-
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -145,11 +124,11 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
   const int64_t nvec = rows * groups;
   if (nvec <= 0 || dim <= 0) return;
   const RowLaunch l = rows::row_launch(nvec, dim);
-  with_tpr(l, [&](auto k) {
-    norm_forward_kernel<decltype(k)::value><<<static_cast<unsigned>(l.grid), kThreads, 0, nnh::as_stream(stream)>>>(
+  rows::with_tpr(l, [&](auto k) {
+    norm_forward_kernel<decltype(k)::value><<<static_cast<unsigned>(l.grid), kThreads, 0, as_stream(stream)>>>(
         y, mean, rstd, x, w, b, nvec, groups, dim, eps, residual, l);
   });
-  nnh::check(cudaGetLastError(), "layer_norm_forward", "kernel launch");
+  launched("layer_norm_forward");
 }
 
 void layer_norm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
@@ -158,24 +137,24 @@ void layer_norm_backward(float* dx, float* dw, float* db, const float* dy, const
   const char* entry = "layer_norm_backward";
   const int64_t nvec = rows * groups, gd = groups * dim;
   if (gd <= 0) return;
-  const cudaStream_t s = nnh::as_stream(stream);
+  const cudaStream_t s = as_stream(stream);
   if (nvec > 0) {
     const RowLaunch l = rows::row_launch(nvec, dim);
-    with_tpr(l, [&](auto k) {
+    rows::with_tpr(l, [&](auto k) {
       norm_backward_dx_kernel<decltype(k)::value><<<static_cast<unsigned>(l.grid), kThreads, 0, s>>>(
           dx, dy, x, mean, rstd, w, nvec, groups, dim, residual, l);
     });
-    nnh::check(cudaGetLastError(), entry, "kernel launch (dx)");
+    check(cudaGetLastError(), entry, "kernel launch (dx)");
   }
   if (!dw && !db) return;
   const nrm::ParamPartition part = nrm::param_partition(rows);
   const int64_t grid = param_grid(gd), passes = param_passes(gd, grid);
-  StreamBuf pw(dw ? part.blocks * gd : 0, s, entry), pb(db ? part.blocks * gd : 0, s, entry);
+  StreamScratch<double> pw(dw ? part.blocks * gd : 0, s, entry), pb(db ? part.blocks * gd : 0, s, entry);
   norm_param_partial_kernel<<<dim3(static_cast<unsigned>(grid), static_cast<unsigned>(part.blocks)), kThreads, 0, s>>>(
       pw.p, pb.p, dy, x, mean, rstd, rows, groups, dim, part.per, passes);
-  nnh::check(cudaGetLastError(), entry, "kernel launch (dweight/dbias partials)");
+  check(cudaGetLastError(), entry, "kernel launch (dweight/dbias partials)");
   norm_param_final_kernel<<<static_cast<unsigned>(grid), kThreads, 0, s>>>(dw, db, pw.p, pb.p, gd, part.blocks, passes);
-  nnh::check(cudaGetLastError(), entry, "kernel launch (dweight/dbias)");
+  check(cudaGetLastError(), entry, "kernel launch (dweight/dbias)");
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
@@ -185,13 +164,13 @@ void layer_norm_forward_host(float* y, float* mean, float* rstd, const float* x,
   const char* entry = "layer_norm_forward";
   const int64_t n = rows * groups * dim, rg = rows * groups, gd = groups * dim;
   if (n <= 0) return;
-  nnh::Buf<float> d_x(x, n, entry), d_w(w, gd, entry), d_b(b, gd, entry);
-  nnh::Buf<float> d_y(n, entry), d_mean(rg, entry), d_rstd(rg, entry);
+  DeviceBuffer<float> d_x(x, n, entry), d_w(w, gd, entry), d_b(b, gd, entry);
+  DeviceBuffer<float> d_y(n, entry), d_mean(rg, entry), d_rstd(rg, entry);
   layer_norm_forward(d_y.p, d_mean.p, d_rstd.p, d_x.p, d_w.p, d_b.p, rows, groups, dim, eps, residual, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_y.to_host(y, n, entry);
-  d_mean.to_host(mean, rg, entry);
-  d_rstd.to_host(rstd, rg, entry);
+  device_sync(entry);
+  d_y.download(y, entry);
+  d_mean.download(mean, entry);
+  d_rstd.download(rstd, entry);
 }
 
 void layer_norm_backward_host(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
@@ -200,35 +179,17 @@ void layer_norm_backward_host(float* dx, float* dw, float* db, const float* dy, 
   const char* entry = "layer_norm_backward";
   const int64_t n = rows * groups * dim, rg = rows * groups, gd = groups * dim;
   if (gd <= 0) return;
-  nnh::Buf<float> d_dy(dy, n, entry), d_x(x, n, entry), d_mean(mean, rg, entry), d_rstd(rstd, rg, entry);
-  nnh::Buf<float> d_w(w, gd, entry), d_dx(n, entry), d_dw(dw ? gd : 0, entry), d_db(db ? gd : 0, entry);
+  DeviceBuffer<float> d_dy(dy, n, entry), d_x(x, n, entry), d_mean(mean, rg, entry), d_rstd(rstd, rg, entry);
+  DeviceBuffer<float> d_w(w, gd, entry), d_dx(n, entry), d_dw(dw ? gd : 0, entry), d_db(db ? gd : 0, entry);
   layer_norm_backward(d_dx.p, d_dw.p, d_db.p, d_dy.p, d_x.p, d_mean.p, d_rstd.p, d_w.p, rows, groups, dim, residual,
                       nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_dx.to_host(dx, n, entry);
-  d_dw.to_host(dw, gd, entry);
-  d_db.to_host(db, gd, entry);
+  device_sync(entry);
+  d_dx.download(dx, entry);
+  d_dw.download(dw, entry);
+  d_db.download(db, entry);
 }
 
 // ---- host replay entries ---------------------------------------------------------------------------------------
-
-namespace {
-template <class F>
-void replay_rows(const RowLaunch& l, int64_t nrows, F&& body) {
-  for (int64_t pass = 0; pass < l.passes; ++pass)
-    for (int64_t b = 0; b < l.grid; ++b)
-      for (int slot = 0; slot < l.rows_per_block; ++slot) {
-        const int64_t r = rows::row_of(l, b, slot * l.tpr, pass);
-        if (r < nrows) body(r);
-      }
-}
-template <class F>
-double replay_sum(const RowLaunch& l, F&& f) {
-  double v[kThreads];
-  for (int lane = 0; lane < l.tpr; ++lane) v[lane] = f(lane);
-  return rows::host_row_reduce<SumOp>(v, l.tpr);
-}
-}  // namespace
 
 void layer_norm_forward_emulate(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
                                 int64_t rows, int64_t groups, int64_t dim, float eps, bool residual, int32_t* writes) {
@@ -237,12 +198,14 @@ void layer_norm_forward_emulate(float* y, float* mean, float* rstd, const float*
   const RowLaunch l = rows::row_launch(nvec, dim);
   // writes: [y | mean | rstd]
   const rows::CountingStore sm{mean, writes + n}, sr{rstd, writes + n + nvec};
-  replay_rows(l, nvec, [&](int64_t i) {
+  rows::replay_rows(l, nvec, [&](int64_t i) {
     const int64_t g = i % groups;
     const float* xr = x + i * dim;
-    const float m = nrm::mean_of(replay_sum(l, [&](int lane) { return nrm::lane_sum(xr, dim, lane, l.tpr); }), dim);
-    const float rs =
-        nrm::rstd_of(replay_sum(l, [&](int lane) { return nrm::lane_sq_dev(xr, m, dim, lane, l.tpr); }), dim, eps);
+    const float m = nrm::mean_of(
+        rows::replay_reduce<SumOp, double>(l, [&](int lane) { return nrm::lane_sum(xr, dim, lane, l.tpr); }), dim);
+    const float rs = nrm::rstd_of(
+        rows::replay_reduce<SumOp, double>(l, [&](int lane) { return nrm::lane_sq_dev(xr, m, dim, lane, l.tpr); }),
+        dim, eps);
     sm.put(i, m);
     sr.put(i, rs);
     for (int lane = 0; lane < l.tpr; ++lane)
@@ -261,7 +224,7 @@ void layer_norm_backward_emulate(float* dx, float* dw, float* db, const float* d
   int32_t* wdb = writes + n + (dw ? gd : 0);
   if (nvec > 0) {
     const RowLaunch l = rows::row_launch(nvec, dim);
-    replay_rows(l, nvec, [&](int64_t i) {
+    rows::replay_rows(l, nvec, [&](int64_t i) {
       const float* wg = w ? w + (i % groups) * dim : nullptr;
       const float *xr = x + i * dim, *dyr = dy + i * dim;
       const float m = mean[i], rs = rstd[i];

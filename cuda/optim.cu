@@ -11,11 +11,8 @@
 // Errors: std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <stdexcept>
-#include <string>
-
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/optim_math.h"
 #include "kernels/reduce_math.h"
 
@@ -23,20 +20,9 @@ namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 using optim_detail::AdamwScalars;
 constexpr int kThreads = 256;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned grid_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
 
 __global__ void adamw_kernel(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v,
                              const float* __restrict__ g, int64_t n, AdamwScalars s) {
@@ -88,23 +74,6 @@ __global__ void __launch_bounds__(rd::kSumThreads) sumsq_pass2(const double* __r
   if (threadIdx.x == 0) *out = s;
 }
 
-struct DeviceBytes {
-  void* p = nullptr;
-  DeviceBytes(size_t bytes, const char* entry) {
-    if (bytes) check(cudaMalloc(&p, bytes), entry, "cudaMalloc");
-  }
-  ~DeviceBytes() {
-    if (p) cudaFree(p);
-  }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-  float* f() const { return static_cast<float*>(p); }
-};
-
-void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* entry) {
-  if (bytes) check(cudaMemcpy(dst, src, bytes, kind), entry, kind == cudaMemcpyHostToDevice ? "cudaMemcpy to device" : "cudaMemcpy to host");
-}
-
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -113,33 +82,33 @@ void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double 
                 double eps, double weight_decay, int64_t t, void* stream) {
   if (n <= 0) return;
   const AdamwScalars s = optim_detail::make_adamw_scalars(lr, beta1, beta2, eps, weight_decay, t);
-  adamw_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, m, v, g, n, s);
-  check(cudaGetLastError(), "adamw_step", "kernel launch");
+  adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, m, v, g, n, s);
+  launched("adamw_step");
 }
 
 void sum_squares(double* out, const float* x, int64_t n, void* stream) {
   const char* entry = "sum_squares";
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const cudaStream_t st = as_stream(stream);
   if (n <= 0) {
     check(cudaMemsetAsync(out, 0, sizeof(double), st), entry, "cudaMemsetAsync");
     return;
   }
   int64_t blocks, chunk;
   rd::sum_pass_plan(n, &blocks, &chunk);
-  void* partial = nullptr;
-  check(cudaMallocAsync(&partial, static_cast<size_t>(blocks) * sizeof(double), st), entry, "cudaMallocAsync");
-  sumsq_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, st>>>(x, n, chunk, static_cast<double*>(partial));
-  cudaError_t e1 = cudaGetLastError();
-  if (e1 == cudaSuccess) sumsq_pass2<<<1, rd::kSumThreads, 0, st>>>(static_cast<double*>(partial), blocks, out);
-  cudaError_t e2 = e1 == cudaSuccess ? cudaGetLastError() : e1;
-  cudaFreeAsync(partial, st);
-  check(e2, entry, "kernel launch");
+  StreamScratch<double> partial(blocks, st, entry);
+  sumsq_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, st>>>(x, n, chunk, partial.p);
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) {
+    sumsq_pass2<<<1, rd::kSumThreads, 0, st>>>(partial.p, blocks, out);
+    err = cudaGetLastError();
+  }
+  check(err, entry, "kernel launch");
 }
 
 void scale_inplace(float* x, int64_t n, float alpha, void* stream) {
   if (n <= 0) return;
-  scale_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, n, alpha);
-  check(cudaGetLastError(), "scale_inplace", "kernel launch");
+  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(x, n, alpha);
+  launched("scale_inplace");
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
@@ -148,40 +117,32 @@ void adamw_step_host(float* p, float* m, float* v, const float* g, int64_t n, do
                      double eps, double weight_decay, int64_t t) {
   const char* entry = "adamw_step";
   if (n <= 0) return;
-  const size_t fb = static_cast<size_t>(n) * sizeof(float);
-  DeviceBytes d_p(fb, entry), d_m(fb, entry), d_v(fb, entry), d_g(fb, entry);
-  copy(d_p.p, p, fb, cudaMemcpyHostToDevice, entry);
-  copy(d_m.p, m, fb, cudaMemcpyHostToDevice, entry);
-  copy(d_v.p, v, fb, cudaMemcpyHostToDevice, entry);
-  copy(d_g.p, g, fb, cudaMemcpyHostToDevice, entry);
-  adamw_step(d_p.f(), d_m.f(), d_v.f(), d_g.f(), n, lr, beta1, beta2, eps, weight_decay, t, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  copy(p, d_p.p, fb, cudaMemcpyDeviceToHost, entry);
-  copy(m, d_m.p, fb, cudaMemcpyDeviceToHost, entry);
-  copy(v, d_v.p, fb, cudaMemcpyDeviceToHost, entry);
+  DeviceBuffer<float> d_p(p, n, entry), d_m(m, n, entry), d_v(v, n, entry), d_g(g, n, entry);
+  adamw_step(d_p.p, d_m.p, d_v.p, d_g.p, n, lr, beta1, beta2, eps, weight_decay, t, nullptr);
+  device_sync(entry);
+  d_p.download(p, entry);
+  d_m.download(m, entry);
+  d_v.download(v, entry);
 }
 
 double sum_squares_host(const float* x, int64_t n) {
   const char* entry = "sum_squares";
-  const size_t fb = n > 0 ? static_cast<size_t>(n) * sizeof(float) : 0;
-  DeviceBytes d_x(fb, entry), d_out(sizeof(double), entry);
-  copy(d_x.p, x, fb, cudaMemcpyHostToDevice, entry);
-  sum_squares(static_cast<double*>(d_out.p), d_x.f(), n, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  DeviceBuffer<float> d_x(x, n, entry);
+  DeviceBuffer<double> d_out(1, entry);
+  sum_squares(d_out.p, d_x.p, n, nullptr);
+  device_sync(entry);
   double r = 0;
-  copy(&r, d_out.p, sizeof(double), cudaMemcpyDeviceToHost, entry);
+  d_out.download(&r, entry);
   return r;
 }
 
 void scale_inplace_host(float* x, int64_t n, float alpha) {
   const char* entry = "scale_inplace";
   if (n <= 0) return;
-  const size_t fb = static_cast<size_t>(n) * sizeof(float);
-  DeviceBytes d_x(fb, entry);
-  copy(d_x.p, x, fb, cudaMemcpyHostToDevice, entry);
-  scale_inplace(d_x.f(), n, alpha, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  copy(x, d_x.p, fb, cudaMemcpyDeviceToHost, entry);
+  DeviceBuffer<float> d_x(x, n, entry);
+  scale_inplace(d_x.p, n, alpha, nullptr);
+  device_sync(entry);
+  d_x.download(x, entry);
 }
 
 }  // namespace cuda

@@ -9,30 +9,18 @@
 // for CUDA errors.
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <stdexcept>
-#include <string>
-#include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
+
 constexpr int kThreads = 256;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned grid_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
 
 // Output shape and, per output dimension, the input stride (size-1 dimensions dropped).
 struct PermutePlan {
@@ -85,18 +73,6 @@ void check_args(int elem_size, int ndim) {
     throw std::invalid_argument("permute: element size must be 1, 2, 4 or 8 bytes");
 }
 
-struct DeviceBytes {
-  void* p = nullptr;
-  DeviceBytes(size_t bytes, const char* entry) {
-    if (bytes) check(cudaMalloc(&p, bytes), entry, "cudaMalloc");
-  }
-  ~DeviceBytes() {
-    if (p) cudaFree(p);
-  }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-};
-
 }  // namespace
 
 void permute_copy(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim,
@@ -104,15 +80,15 @@ void permute_copy(void* out, const void* in, int elem_size, const int64_t* in_sh
   check_args(elem_size, ndim);
   const PermutePlan p = make_plan(in_shape, perm, ndim);
   if (p.total == 0) return;
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const unsigned g = grid_for(p.total);
+  const cudaStream_t s = as_stream(stream);
+  const unsigned g = grid_for(p.total, kThreads);
   switch (elem_size) {
     case 1: permute_kernel<<<g, kThreads, 0, s>>>(static_cast<uint8_t*>(out), static_cast<const uint8_t*>(in), p); break;
     case 2: permute_kernel<<<g, kThreads, 0, s>>>(static_cast<uint16_t*>(out), static_cast<const uint16_t*>(in), p); break;
     case 4: permute_kernel<<<g, kThreads, 0, s>>>(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(in), p); break;
     default: permute_kernel<<<g, kThreads, 0, s>>>(static_cast<uint64_t*>(out), static_cast<const uint64_t*>(in), p); break;
   }
-  check(cudaGetLastError(), "permute_copy", "kernel launch");
+  launched("permute_copy");
 }
 
 void permute_copy_host(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm,
@@ -122,12 +98,11 @@ void permute_copy_host(void* out, const void* in, int elem_size, const int64_t* 
   int64_t n = 1;
   for (int d = 0; d < ndim; ++d) n *= in_shape[d];
   if (n == 0) return;
-  const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(elem_size);
-  DeviceBytes d_in(bytes, entry), d_out(bytes, entry);
-  check(cudaMemcpy(d_in.p, in, bytes, cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
+  const int64_t bytes = n * elem_size;
+  DeviceBuffer<uint8_t> d_in(static_cast<const uint8_t*>(in), bytes, entry), d_out(bytes, entry);
   permute_copy(d_out.p, d_in.p, elem_size, in_shape, perm, ndim, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  check(cudaMemcpy(out, d_out.p, bytes, cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  device_sync(entry);
+  d_out.download(static_cast<uint8_t*>(out), entry);
 }
 
 int64_t permute_coverage(const int64_t* in_shape, const int64_t* perm, int ndim, int32_t* reads) {
@@ -150,7 +125,7 @@ int64_t permute_coverage(const int64_t* in_shape, const int64_t* perm, int ndim,
     return off;
   };
   int64_t bad = 0;
-  const int64_t threads = static_cast<int64_t>(grid_for(p.total)) * kThreads;
+  const int64_t threads = static_cast<int64_t>(grid_for(p.total, kThreads)) * kThreads;
   for (int64_t tid = 0; tid < threads; ++tid)
     for (int64_t i = tid; i < p.total; i += threads) {
       const int64_t off = input_offset(p, i);

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/recurrent.h"
 #include "kernels/recurrent_cells.h"
 
@@ -43,17 +44,12 @@ namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
+
 constexpr int kMaxThreads = 512;   // threads per block of the sequence kernels
 constexpr int kMaxRows = 4;        // batch rows per block (the CPU's kRows)
 constexpr int kPgThreads = 256;    // threads per block of the parameter-gradient passes
 constexpr int64_t kPgTargetItems = INT64_C(1) << 20;  // pass-1 work items aimed for (sets the row chunks)
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so later calls start clean
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
 
 // Launch geometry and index maps of one recurrence (sizes from RecurrentDims; NS = number of states).
 struct RecLaunch {
@@ -149,11 +145,6 @@ RecLaunch make_launch(const RecurrentDims& d) {
   L.pg_per = (L.pg_rows + want - 1) / want;
   L.pg_chunks = (L.pg_rows + L.pg_per - 1) / L.pg_per;
   return L;
-}
-
-unsigned pg_grid(int64_t n) {
-  const int64_t b = (n + kPgThreads - 1) / kPgThreads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
 }
 
 // ---- kernel bodies ---------------------------------------------------------------------------------------------
@@ -496,23 +487,10 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   const RecLaunch L = make_launch(d);
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_forward_kernel<Cell>, L, L.fwd_vec_floats(), &r_smem, entry);
-  rec_forward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.fwd_threads, bytes, static_cast<cudaStream_t>(stream)>>>(
+  rec_forward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.fwd_threads, bytes, as_stream(stream)>>>(
       FwdArgs{y, states, gates, x, state0, R, bias}, L, r_smem);
-  check(cudaGetLastError(), entry, "kernel launch");
+  launched(entry);
 }
-
-struct StreamScratch {
-  void* p = nullptr;
-  cudaStream_t s;
-  StreamScratch(size_t bytes, cudaStream_t stream, const char* entry) : s(stream) {
-    if (bytes) check(cudaMallocAsync(&p, bytes, s), entry, "cudaMallocAsync");
-  }
-  ~StreamScratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-};
 
 template <class Cell>
 void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
@@ -520,40 +498,19 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
                    const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
-  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const cudaStream_t st = as_stream(stream);
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
   rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(
       BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, L, r_smem);
   check(cudaGetLastError(), entry, "sequence kernel launch");
   const int64_t items = L.pg_chunks * L.pg_elems;
-  StreamScratch part(static_cast<size_t>(items) * sizeof(float), st, entry);
-  rec_pg_partial_kernel<<<pg_grid(items), kPgThreads, 0, st>>>(static_cast<float*>(part.p), dx, states, state0, L);
+  StreamScratch<float> part(items, st, entry);
+  rec_pg_partial_kernel<<<grid_for(items, kPgThreads), kPgThreads, 0, st>>>(part.p, dx, states, state0, L);
   check(cudaGetLastError(), entry, "parameter-gradient kernel launch");
-  rec_pg_final_kernel<<<pg_grid(L.pg_elems), kPgThreads, 0, st>>>(dR, dbias, static_cast<const float*>(part.p), L);
+  rec_pg_final_kernel<<<grid_for(L.pg_elems, kPgThreads), kPgThreads, 0, st>>>(dR, dbias, part.p, L);
   check(cudaGetLastError(), entry, "parameter-gradient sum kernel launch");
 }
-
-// Device allocation freed on every path.
-struct DeviceBuffer {
-  float* p = nullptr;
-  int64_t n = 0;
-  DeviceBuffer(int64_t count, const char* entry) : n(count) {
-    if (n > 0) check(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(float)), entry, "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void upload(const float* h, const char* entry) {
-    if (n > 0 && h) check(cudaMemcpy(p, h, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  }
-  void download(float* h, const char* entry) const {
-    if (n > 0 && h) check(cudaMemcpy(h, p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
-  }
-  float* get_if(const void* host) const { return host ? p : nullptr; }
-};
 
 struct Lens {
   int64_t bsh, x, r, state, seq_state, bias;
@@ -573,14 +530,10 @@ void forward_host_impl(float* y, float* states, float* gates, const float* x, co
                        const float* bias, const RecurrentDims& d, const char* entry) {
   require_dims(d, entry);
   const Lens n(d, Cell::kStates);
-  DeviceBuffer d_y(n.bsh, entry), d_states(n.seq_state, entry), d_gates(n.x, entry), d_x(n.x, entry);
-  DeviceBuffer d_s0(state0 ? n.state : 0, entry), d_R(n.r, entry), d_bias(n.bias, entry);
-  d_x.upload(x, entry);
-  d_s0.upload(state0, entry);
-  d_R.upload(R, entry);
-  d_bias.upload(bias, entry);
+  DeviceBuffer<float> d_y(n.bsh, entry), d_states(n.seq_state, entry), d_gates(n.x, entry), d_x(x, n.x, entry);
+  DeviceBuffer<float> d_s0(state0, n.state, entry), d_R(R, n.r, entry), d_bias(bias, n.bias, entry);
   forward_impl<Cell>(d_y.p, d_states.p, d_gates.p, d_x.p, d_s0.get_if(state0), d_R.p, d_bias.p, d, nullptr, entry);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  device_sync(entry);
   d_y.download(y, entry);
   d_states.download(states, entry);
   d_gates.download(gates, entry);
@@ -592,18 +545,12 @@ void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, cons
                         const RecurrentDims& d, bool exact_m0_grad, const char* entry) {
   require_dims(d, entry);
   const Lens n(d, Cell::kStates);
-  DeviceBuffer d_dx(n.x, entry), d_dR(n.r, entry), d_dbias(n.bias, entry), d_ds0(dstate0 ? n.state : 0, entry);
-  DeviceBuffer d_gates(n.x, entry), d_states(n.seq_state, entry), d_dy(n.bsh, entry);
-  DeviceBuffer d_dfin(dstate_final ? n.state : 0, entry), d_s0(state0 ? n.state : 0, entry), d_R(n.r, entry);
-  d_gates.upload(gates, entry);
-  d_states.upload(states, entry);
-  d_dy.upload(dy, entry);
-  d_dfin.upload(dstate_final, entry);
-  d_s0.upload(state0, entry);
-  d_R.upload(R, entry);
+  DeviceBuffer<float> d_dx(n.x, entry), d_dR(n.r, entry), d_dbias(n.bias, entry), d_ds0(dstate0 ? n.state : 0, entry);
+  DeviceBuffer<float> d_gates(gates, n.x, entry), d_states(states, n.seq_state, entry), d_dy(dy, n.bsh, entry);
+  DeviceBuffer<float> d_dfin(dstate_final, n.state, entry), d_s0(state0, n.state, entry), d_R(R, n.r, entry);
   backward_impl<Cell>(d_dx.p, d_dR.p, d_dbias.p, d_ds0.get_if(dstate0), d_gates.p, d_states.p, d_dy.p,
                       d_dfin.get_if(dstate_final), d_s0.get_if(state0), d_R.p, d, exact_m0_grad, nullptr, entry);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  device_sync(entry);
   d_dx.download(dx, entry);
   d_dR.download(dR, entry);
   d_dbias.download(dbias, entry);
@@ -858,7 +805,7 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
   // once and reads each of its chunk partials once
   const int64_t items = L.pg_chunks * L.pg_elems;
   std::vector<int32_t> part(static_cast<size_t>(items), 0);
-  const int64_t threads1 = static_cast<int64_t>(pg_grid(items)) * kPgThreads;
+  const int64_t threads1 = static_cast<int64_t>(grid_for(items, kPgThreads)) * kPgThreads;
   for (int64_t tid = 0; tid < threads1; ++tid)
     for (int64_t w = tid; w < items; w += threads1) {
       int64_t chunk, e;
@@ -875,7 +822,7 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
   }
   if (covered != L.pg_rows) ++bad;
   std::fill(part.begin(), part.end(), 0);
-  const int64_t threads2 = static_cast<int64_t>(pg_grid(L.pg_elems)) * kPgThreads;
+  const int64_t threads2 = static_cast<int64_t>(grid_for(L.pg_elems, kPgThreads)) * kPgThreads;
   for (int64_t tid = 0; tid < threads2; ++tid)
     for (int64_t e = tid; e < L.pg_elems; e += threads2) {
       int64_t hd, j, k;

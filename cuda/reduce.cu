@@ -17,11 +17,10 @@
 
 #include <algorithm>
 #include <limits>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_math.h"
@@ -30,52 +29,10 @@ namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 using rd::MaxAcc;
 using rd::Mode;
 using rd::Plan;
-
-void check(cudaError_t err, const char* entry, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string(entry) + ": " + what + ": " + cudaGetErrorString(err));
-  }
-}
-
-unsigned grid_for(int64_t n, int threads) {
-  const int64_t b = (n + threads - 1) / threads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 16));
-}
-
-// Device memory of `bytes` bytes freed on every path.
-struct DeviceBytes {
-  void* p = nullptr;
-  DeviceBytes(size_t bytes, const char* entry) {
-    if (bytes) check(cudaMalloc(&p, bytes), entry, "cudaMalloc");
-  }
-  ~DeviceBytes() {
-    if (p) cudaFree(p);
-  }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p);
-  }
-};
-
-// Stream-ordered scratch (freed on the stream when it goes out of scope, after the kernels enqueued before).
-struct StreamScratch {
-  void* p = nullptr;
-  cudaStream_t s;
-  StreamScratch(size_t bytes, cudaStream_t stream, const char* entry) : s(stream) {
-    if (bytes) check(cudaMallocAsync(&p, bytes, s), entry, "cudaMallocAsync");
-  }
-  ~StreamScratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-};
 
 struct SumP {
   using Acc = double;
@@ -231,8 +188,8 @@ template <class P>
 void launch_reduce(const Plan& p, const float* x, float* out, int64_t* argmax, bool mean, cudaStream_t s,
                    const char* entry) {
   using Acc = typename P::Acc;
-  StreamScratch scratch(p.pieces > 1 ? static_cast<size_t>(p.out_n * p.pieces) * sizeof(Acc) : 0, s, entry);
-  Acc* partial = static_cast<Acc*>(scratch.p);
+  StreamScratch<Acc> scratch(p.pieces > 1 ? p.out_n * p.pieces : 0, s, entry);
+  Acc* partial = scratch.p;
   const dim3 grid(static_cast<unsigned>(p.grid_x), static_cast<unsigned>(p.pieces));
   switch (p.mode) {
     case Mode::Serial:
@@ -283,7 +240,7 @@ BroadcastPlan backward_plan(int ndim, const int64_t* shape, const uint8_t* reduc
 void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
                  const uint8_t* reduced, void* stream) {
   const char* entry = "reduce_axes";
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = as_stream(stream);
   int64_t n, out_n, count;
   sizes_of(ndim, shape, reduced, &n, &out_n, &count);
   if (out_n == 0) return;
@@ -302,7 +259,7 @@ void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int n
 void reduce_axes_backward(ReduceOp op, float* dx, const float* dy, const int64_t* argmax, int ndim,
                           const int64_t* shape, const uint8_t* reduced, void* stream) {
   const char* entry = "reduce_axes_backward";
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = as_stream(stream);
   int64_t n, out_n, count;
   sizes_of(ndim, shape, reduced, &n, &out_n, &count);
   if (n == 0) return;
@@ -314,20 +271,20 @@ void reduce_axes_backward(ReduceOp op, float* dx, const float* dy, const int64_t
   } else {
     broadcast_grad_kernel<BinaryOp::Mul><<<grid_for(n, 256), 256, 0, s>>>(dx, dy, 1.0f, plan);
   }
-  check(cudaGetLastError(), entry, "kernel launch");
+  launched(entry);
 }
 
 void sum_all(double* out, const float* x, int64_t n, void* stream) {
   const char* entry = "sum_all";
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const cudaStream_t s = as_stream(stream);
   if (n <= 0) {
     check(cudaMemsetAsync(out, 0, sizeof(double), s), entry, "cudaMemsetAsync");
     return;
   }
   int64_t blocks, chunk;
   rd::sum_pass_plan(n, &blocks, &chunk);
-  StreamScratch scratch(static_cast<size_t>(blocks) * sizeof(double), s, entry);
-  double* partial = static_cast<double*>(scratch.p);
+  StreamScratch<double> scratch(blocks, s, entry);
+  double* partial = scratch.p;
   sum_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, s>>>(x, n, chunk, partial);
   check(cudaGetLastError(), entry, "pass 1 launch");
   sum_pass2<<<1, rd::kSumThreads, 0, s>>>(partial, blocks, out);
@@ -343,13 +300,12 @@ void reduce_axes_host(ReduceOp op, float* out, int64_t* argmax, const float* x, 
   sizes_of(ndim, shape, reduced, &n, &out_n, &count);
   if (out_n == 0) return;
   if (op != ReduceOp::Max) argmax = nullptr;
-  DeviceBytes d_x(static_cast<size_t>(n) * sizeof(float), entry), d_out(static_cast<size_t>(out_n) * sizeof(float), entry);
-  DeviceBytes d_arg(argmax ? static_cast<size_t>(out_n) * sizeof(int64_t) : 0, entry);
-  if (n) check(cudaMemcpy(d_x.p, x, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  reduce_axes(op, d_out.as<float>(), d_arg.as<int64_t>(), d_x.as<float>(), ndim, shape, reduced, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  check(cudaMemcpy(out, d_out.p, static_cast<size_t>(out_n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
-  if (argmax) check(cudaMemcpy(argmax, d_arg.p, static_cast<size_t>(out_n) * sizeof(int64_t), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  DeviceBuffer<float> d_x(x, n, entry), d_out(out_n, entry);
+  DeviceBuffer<int64_t> d_arg(argmax ? out_n : 0, entry);
+  reduce_axes(op, d_out.p, d_arg.p, d_x.p, ndim, shape, reduced, nullptr);
+  device_sync(entry);
+  d_out.download(out, entry);
+  d_arg.download(argmax, entry);
 }
 
 void reduce_axes_backward_host(ReduceOp op, float* dx, const float* dy, const int64_t* argmax, int ndim,
@@ -358,24 +314,21 @@ void reduce_axes_backward_host(ReduceOp op, float* dx, const float* dy, const in
   int64_t n, out_n, count;
   sizes_of(ndim, shape, reduced, &n, &out_n, &count);
   if (n == 0) return;
-  DeviceBytes d_dx(static_cast<size_t>(n) * sizeof(float), entry), d_dy(static_cast<size_t>(out_n) * sizeof(float), entry);
-  DeviceBytes d_arg(op == ReduceOp::Max ? static_cast<size_t>(out_n) * sizeof(int64_t) : 0, entry);
-  check(cudaMemcpy(d_dy.p, dy, static_cast<size_t>(out_n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  if (op == ReduceOp::Max)
-    check(cudaMemcpy(d_arg.p, argmax, static_cast<size_t>(out_n) * sizeof(int64_t), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  reduce_axes_backward(op, d_dx.as<float>(), d_dy.as<float>(), d_arg.as<int64_t>(), ndim, shape, reduced, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
-  check(cudaMemcpy(dx, d_dx.p, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  DeviceBuffer<float> d_dx(n, entry), d_dy(dy, out_n, entry);
+  DeviceBuffer<int64_t> d_arg(op == ReduceOp::Max ? argmax : nullptr, out_n, entry);
+  reduce_axes_backward(op, d_dx.p, d_dy.p, d_arg.p, ndim, shape, reduced, nullptr);
+  device_sync(entry);
+  d_dx.download(dx, entry);
 }
 
 double sum_all_host(const float* x, int64_t n) {
   const char* entry = "sum_all";
-  DeviceBytes d_x(n > 0 ? static_cast<size_t>(n) * sizeof(float) : 0, entry), d_out(sizeof(double), entry);
-  if (n > 0) check(cudaMemcpy(d_x.p, x, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice), entry, "cudaMemcpy to device");
-  sum_all(d_out.as<double>(), d_x.as<float>(), n, nullptr);
-  check(cudaDeviceSynchronize(), entry, "kernel");
+  DeviceBuffer<float> d_x(x, n, entry);
+  DeviceBuffer<double> d_out(1, entry);
+  sum_all(d_out.p, d_x.p, n, nullptr);
+  device_sync(entry);
   double r = 0;
-  check(cudaMemcpy(&r, d_out.p, sizeof(double), cudaMemcpyDeviceToHost), entry, "cudaMemcpy to host");
+  d_out.download(&r, entry);
   return r;
 }
 

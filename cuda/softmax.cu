@@ -15,13 +15,14 @@
 #include <vector>
 
 #include "cuda_api.h"
+#include "cuda_host_util.h"
 #include "kernels/softmax_math.h"
-#include "nn_host.h"
 
 namespace xlstm {
 namespace cuda {
 namespace {
 
+using namespace hostutil;
 using rows::kThreads;
 using rows::MaxOp;
 using rows::RowLaunch;
@@ -108,22 +109,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Runs f(std::integral_constant<int, TPR>) for the launch's threads per row.
-template <class F>
-void with_tpr(const RowLaunch& l, F&& f) {
-  if (l.tpr == rows::kWarp) f(std::integral_constant<int, rows::kWarp>{});
-  else f(std::integral_constant<int, rows::kThreads>{});
-}
-
 template <bool LOG>
 void rowwise_forward(const char* entry, float* y, const float* x, int64_t nrows, int64_t cols, void* stream) {
   if (nrows <= 0 || cols <= 0) return;
   const RowLaunch l = rows::row_launch(nrows, cols);
-  with_tpr(l, [&](auto k) {
+  rows::with_tpr(l, [&](auto k) {
     rowwise_forward_kernel<decltype(k)::value, LOG>
-        <<<static_cast<unsigned>(l.grid), kThreads, 0, nnh::as_stream(stream)>>>(y, x, nrows, cols, l);
+        <<<static_cast<unsigned>(l.grid), kThreads, 0, as_stream(stream)>>>(y, x, nrows, cols, l);
   });
-  nnh::check(cudaGetLastError(), entry, "kernel launch");
+  launched(entry);
 }
 
 template <bool LOG>
@@ -131,52 +125,31 @@ void rowwise_backward(const char* entry, float* dx, const float* y, const float*
                       void* stream) {
   if (nrows <= 0 || cols <= 0) return;
   const RowLaunch l = rows::row_launch(nrows, cols);
-  with_tpr(l, [&](auto k) {
+  rows::with_tpr(l, [&](auto k) {
     rowwise_backward_kernel<decltype(k)::value, LOG>
-        <<<static_cast<unsigned>(l.grid), kThreads, 0, nnh::as_stream(stream)>>>(dx, y, dy, nrows, cols, l);
+        <<<static_cast<unsigned>(l.grid), kThreads, 0, as_stream(stream)>>>(dx, y, dy, nrows, cols, l);
   });
-  nnh::check(cudaGetLastError(), entry, "kernel launch");
+  launched(entry);
 }
 
 template <bool LOG>
 void rowwise_forward_host(const char* entry, float* y, const float* x, int64_t nrows, int64_t cols) {
   const int64_t n = nrows * cols;
   if (n <= 0) return;
-  nnh::Buf<float> dx(x, n, entry), dy(n, entry);
+  DeviceBuffer<float> dx(x, n, entry), dy(n, entry);
   rowwise_forward<LOG>(entry, dy.p, dx.p, nrows, cols, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  dy.to_host(y, n, entry);
+  device_sync(entry);
+  dy.download(y, entry);
 }
 
 template <bool LOG>
 void rowwise_backward_host(const char* entry, float* dx, const float* y, const float* dy, int64_t nrows, int64_t cols) {
   const int64_t n = nrows * cols;
   if (n <= 0) return;
-  nnh::Buf<float> d_y(y, n, entry), d_dy(dy, n, entry), d_dx(n, entry);
+  DeviceBuffer<float> d_y(y, n, entry), d_dy(dy, n, entry), d_dx(n, entry);
   rowwise_backward<LOG>(entry, d_dx.p, d_y.p, d_dy.p, nrows, cols, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_dx.to_host(dx, n, entry);
-}
-
-// ---- host replay ------------------------------------------------------------------------------------------------
-
-// body(r) for every row the launch's (pass, block, row slot) visits, in launch order.
-template <class F>
-void replay_rows(const RowLaunch& l, int64_t nrows, F&& body) {
-  for (int64_t pass = 0; pass < l.passes; ++pass)
-    for (int64_t b = 0; b < l.grid; ++b)
-      for (int slot = 0; slot < l.rows_per_block; ++slot) {
-        const int64_t r = rows::row_of(l, b, slot * l.tpr, pass);
-        if (r < nrows) body(r);
-      }
-}
-
-// The row-reduced value of f(lane) over the row's lanes, in the device's order.
-template <class Op, class T, class F>
-T replay_reduce(const RowLaunch& l, F&& f) {
-  T v[kThreads];
-  for (int lane = 0; lane < l.tpr; ++lane) v[lane] = f(lane);
-  return rows::host_row_reduce<Op>(v, l.tpr);
+  device_sync(entry);
+  d_dx.download(dx, entry);
 }
 
 }  // namespace
@@ -200,14 +173,14 @@ template <class I>
 void cross_entropy_forward(float* loss, float* row_max, float* log_sum, const float* logits, const I* targets,
                            int64_t n, int64_t v, int64_t ignore_index, int64_t* count, void* stream) {
   const char* entry = "cross_entropy_forward";
-  if (count) nnh::check(cudaMemsetAsync(count, 0, sizeof(int64_t), nnh::as_stream(stream)), entry, "cudaMemsetAsync");
+  if (count) check(cudaMemsetAsync(count, 0, sizeof(int64_t), as_stream(stream)), entry, "cudaMemsetAsync");
   if (n <= 0 || v <= 0) return;
   const RowLaunch l = rows::row_launch(n, v);
-  with_tpr(l, [&](auto k) {
-    ce_forward_kernel<decltype(k)::value, I><<<static_cast<unsigned>(l.grid), kThreads, 0, nnh::as_stream(stream)>>>(
+  rows::with_tpr(l, [&](auto k) {
+    ce_forward_kernel<decltype(k)::value, I><<<static_cast<unsigned>(l.grid), kThreads, 0, as_stream(stream)>>>(
         loss, row_max, log_sum, logits, targets, n, v, ignore_index, reinterpret_cast<unsigned long long*>(count), l);
   });
-  nnh::check(cudaGetLastError(), entry, "kernel launch");
+  launched(entry);
 }
 
 template <class I>
@@ -216,11 +189,11 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ro
                             void* stream) {
   if (n <= 0 || v <= 0) return;
   const RowLaunch l = rows::row_launch(n, v);
-  with_tpr(l, [&](auto k) {
-    ce_backward_kernel<decltype(k)::value, I><<<static_cast<unsigned>(l.grid), kThreads, 0, nnh::as_stream(stream)>>>(
+  rows::with_tpr(l, [&](auto k) {
+    ce_backward_kernel<decltype(k)::value, I><<<static_cast<unsigned>(l.grid), kThreads, 0, as_stream(stream)>>>(
         dlogits, logits, row_max, log_sum, targets, g, n, v, ignore_index, l);
   });
-  nnh::check(cudaGetLastError(), "cross_entropy_backward", "kernel launch");
+  launched("cross_entropy_backward");
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
@@ -243,16 +216,16 @@ int64_t cross_entropy_forward_host(float* loss, float* row_max, float* log_sum, 
                                    int64_t n, int64_t v, int64_t ignore_index) {
   const char* entry = "cross_entropy_forward";
   if (n <= 0) return 0;
-  nnh::Buf<float> d_x(logits, n * v, entry), d_loss(n, entry), d_max(n, entry), d_ls(n, entry);
-  nnh::Buf<I> d_t(targets, n, entry);
-  nnh::Buf<int64_t> d_count(1, entry);
+  DeviceBuffer<float> d_x(logits, n * v, entry), d_loss(n, entry), d_max(n, entry), d_ls(n, entry);
+  DeviceBuffer<I> d_t(targets, n, entry);
+  DeviceBuffer<int64_t> d_count(1, entry);
   cross_entropy_forward(d_loss.p, d_max.p, d_ls.p, d_x.p, d_t.p, n, v, ignore_index, d_count.p, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_loss.to_host(loss, n, entry);
-  d_max.to_host(row_max, n, entry);
-  d_ls.to_host(log_sum, n, entry);
+  device_sync(entry);
+  d_loss.download(loss, entry);
+  d_max.download(row_max, entry);
+  d_ls.download(log_sum, entry);
   int64_t count = 0;
-  d_count.to_host(&count, 1, entry);
+  d_count.download(&count, entry);
   return count;
 }
 
@@ -261,12 +234,12 @@ void cross_entropy_backward_host(float* dlogits, const float* logits, const floa
                                  const I* targets, const float* g, int64_t n, int64_t v, int64_t ignore_index) {
   const char* entry = "cross_entropy_backward";
   if (n <= 0) return;
-  nnh::Buf<float> d_x(logits, n * v, entry), d_max(row_max, n, entry), d_ls(log_sum, n, entry), d_g(g, n, entry);
-  nnh::Buf<float> d_dx(n * v, entry);
-  nnh::Buf<I> d_t(targets, n, entry);
+  DeviceBuffer<float> d_x(logits, n * v, entry), d_max(row_max, n, entry), d_ls(log_sum, n, entry), d_g(g, n, entry);
+  DeviceBuffer<float> d_dx(n * v, entry);
+  DeviceBuffer<I> d_t(targets, n, entry);
   cross_entropy_backward(d_dx.p, d_x.p, d_max.p, d_ls.p, d_t.p, d_g.p, n, v, ignore_index, nullptr);
-  nnh::check(cudaDeviceSynchronize(), entry, "kernel");
-  d_dx.to_host(dlogits, n * v, entry);
+  device_sync(entry);
+  d_dx.download(dlogits, entry);
 }
 
 // ---- host replay entries ---------------------------------------------------------------------------------------
@@ -274,10 +247,12 @@ void cross_entropy_backward_host(float* dlogits, const float* logits, const floa
 void softmax_emulate(bool log_softmax, float* y, const float* x, int64_t nrows, int64_t cols, int32_t* writes) {
   if (nrows <= 0 || cols <= 0) return;
   const RowLaunch l = rows::row_launch(nrows, cols);
-  replay_rows(l, nrows, [&](int64_t r) {
+  rows::replay_rows(l, nrows, [&](int64_t r) {
     const float* xr = x + r * cols;
-    const float m = replay_reduce<MaxOp, float>(l, [&](int lane) { return smx::lane_max(xr, cols, lane, l.tpr); });
-    const double s = replay_reduce<SumOp, double>(l, [&](int lane) { return smx::lane_exp_sum(xr, m, cols, lane, l.tpr); });
+    const float m =
+        rows::replay_reduce<MaxOp, float>(l, [&](int lane) { return smx::lane_max(xr, cols, lane, l.tpr); });
+    const double s =
+        rows::replay_reduce<SumOp, double>(l, [&](int lane) { return smx::lane_exp_sum(xr, m, cols, lane, l.tpr); });
     const rows::CountingStore yr{y + r * cols, writes + r * cols};
     for (int lane = 0; lane < l.tpr; ++lane) {
       if (log_softmax) smx::log_softmax_write(yr, xr, m, static_cast<float>(std::log(s)), cols, lane, l.tpr);
@@ -290,9 +265,9 @@ void softmax_backward_emulate(bool log_softmax, float* dx, const float* y, const
                               int64_t cols, int32_t* writes) {
   if (nrows <= 0 || cols <= 0) return;
   const RowLaunch l = rows::row_launch(nrows, cols);
-  replay_rows(l, nrows, [&](int64_t r) {
+  rows::replay_rows(l, nrows, [&](int64_t r) {
     const float *yr = y + r * cols, *dyr = dy + r * cols;
-    const float s = static_cast<float>(replay_reduce<SumOp, double>(l, [&](int lane) {
+    const float s = static_cast<float>(rows::replay_reduce<SumOp, double>(l, [&](int lane) {
       return log_softmax ? smx::lane_sum(dyr, cols, lane, l.tpr) : smx::lane_dot(dyr, yr, cols, lane, l.tpr);
     }));
     const rows::CountingStore dxr{dx + r * cols, writes + r * cols};
@@ -311,7 +286,7 @@ int64_t cross_entropy_forward_emulate(float* loss, float* row_max, float* log_su
   // writes: [loss | rowMax | logSum], n counters each
   const rows::CountingStore sl{loss, writes}, sm{row_max, writes + n}, ss{log_sum, writes + 2 * n};
   int64_t count = 0;
-  replay_rows(l, n, [&](int64_t r) {
+  rows::replay_rows(l, n, [&](int64_t r) {
     const int64_t tg = static_cast<int64_t>(targets[r]);
     if (tg == ignore_index) {
       sl.put(r, 0.f);
@@ -320,8 +295,9 @@ int64_t cross_entropy_forward_emulate(float* loss, float* row_max, float* log_su
       return;
     }
     const float* xr = logits + r * v;
-    const float m = replay_reduce<MaxOp, float>(l, [&](int lane) { return smx::lane_max(xr, v, lane, l.tpr); });
-    const double s = replay_reduce<SumOp, double>(l, [&](int lane) { return smx::lane_exp_sum(xr, m, v, lane, l.tpr); });
+    const float m = rows::replay_reduce<MaxOp, float>(l, [&](int lane) { return smx::lane_max(xr, v, lane, l.tpr); });
+    const double s =
+        rows::replay_reduce<SumOp, double>(l, [&](int lane) { return smx::lane_exp_sum(xr, m, v, lane, l.tpr); });
     const float ls = static_cast<float>(std::log(s));
     sm.put(r, m);
     ss.put(r, ls);
@@ -337,7 +313,7 @@ void cross_entropy_backward_emulate(float* dlogits, const float* logits, const f
                                     int32_t* writes) {
   if (n <= 0 || v <= 0) return;
   const RowLaunch l = rows::row_launch(n, v);
-  replay_rows(l, n, [&](int64_t r) {
+  rows::replay_rows(l, n, [&](int64_t r) {
     const int64_t tg = static_cast<int64_t>(targets[r]);
     const bool ignored = tg == ignore_index;
     const rows::CountingStore dxr{dlogits + r * v, writes + r * v};

@@ -277,6 +277,13 @@ describe("23 CUDA tensors", () => {
       native.cudaSynchronize();
     });
 
+    it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {
+      if (!native.backends().cuda.emulated) this.skip();
+      const x = new Float32Array(4), out = new Float32Array(4);
+      assert.throws(() => native.cudaUnary("exp", x, out), /^Error: cudaUnary: CUDA is not available: host emulation \(XLSTM_CUDA_EMULATE\) has no CUDA kernels$/);
+      assert.throws(() => native.cudaSoftmaxForwardHost(out, x, 2, 2), /cudaSoftmaxForwardHost: CUDA is not available: host emulation/);
+    });
+
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
       const g = Tensor.ones([2, 3], { device: "cuda" });
       const w = Object.fromEntries(["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"].map((k) => [k, g]));

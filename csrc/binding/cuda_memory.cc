@@ -44,6 +44,13 @@ void require_cuda_device(const ArgCtx& c) {
     throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
 }
 
+void require_real_cuda_device(const ArgCtx& c) {
+  if (cuda::emulated())
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: host emulation " +
+                                             "(XLSTM_CUDA_EMULATE) has no CUDA kernels");
+  require_cuda_device(c);
+}
+
 DeviceBuffer* require_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
                                     const std::string& desc) {
   if (i >= c.info.Length()) throw_type(c, std::string(name) + " is missing (argument " + std::to_string(i) + ")");

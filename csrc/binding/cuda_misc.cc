@@ -2,7 +2,8 @@
 // kernels (cuda/reduce.cu, conv1d.cu, dropout.cu, optim.cu, permute.cu). Each cuda<CpuExport>Host takes exactly the
 // arguments of its CPU export (parsed by the same functions: binding/reduce_args.h, conv1d_args.h, dropout_args.h,
 // optim_args.h, permute_args.h), then runs on the GPU (copy in, kernel, copy out, synchronise) when one is
-// available, and otherwise throws an Error "<export>: CUDA is not available: <backends().cuda.reason>".
+// available, and otherwise throws an Error "<export>: CUDA is not available: <backends().cuda.reason>" (also under
+// host emulation, which has no CUDA kernels: binding/device_buffer.h require_real_cuda_device).
 // cudaSumAllHost(x) is the twin of the CPU kernel sum_all (the float64 sum behind reductions).
 // The *Coverage exports run the kernels' __host__ __device__ index maps over every block and thread of a launch on
 // the host (no GPU needed, but a build with CUDA) and return the number of inconsistencies plus per-element counts,
@@ -14,6 +15,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/conv1d_args.h"
 #include "binding/dropout_args.h"
 #include "binding/optim_args.h"
@@ -27,12 +29,6 @@
 namespace xlstm {
 namespace {
 
-void require_cuda(const ArgCtx& c) {
-  std::string reason;
-  if (cuda::device_count(&reason) <= 0)
-    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
-}
-
 // ---- reductions ------------------------------------------------------------------------------------------------
 
 // cudaReduceHost(op, x, shape, axes, out, argmax?)
@@ -40,7 +36,7 @@ Napi::Value CudaReduceHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaReduceHost"};
   const reduce_args::ReduceCall a = reduce_args::parse_reduce(c);
   const reduce_args::ReduceArgs& r = a.r;
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     cuda::reduce_axes_host(r.op, a.out, a.argmax, a.x, static_cast<int>(r.shape.size()), r.shape.data(),
                            r.reduced.data());
@@ -72,7 +68,7 @@ Napi::Value CudaReduceBackwardHost(const Napi::CallbackInfo& info) {
                            std::to_string(kept) + ")");
     }
   }
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     cuda::reduce_axes_backward_host(r.op, a.dx, a.dy, a.argmax, static_cast<int>(r.shape.size()), r.shape.data(),
                                     r.reduced.data());
@@ -86,7 +82,7 @@ Napi::Value CudaSumAllHost(const Napi::CallbackInfo& info) {
   require_count(c, 1);
   const int64_t n = typed_length(c, 0, "x");
   const float* x = require_f32(c, 0, "x", n);
-  require_cuda(c);
+  require_real_cuda_device(c);
   double s = 0.0;
   run_sync(info.Env(), c.fn, [&] { s = cuda::sum_all_host(x, n); });
   return Napi::Number::New(info.Env(), s);
@@ -139,7 +135,7 @@ Napi::Value CudaCausalConv1dForwardHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaCausalConv1dForwardHost"};
   const conv1d_args::ForwardCall a = conv1d_args::parse_forward(c);
   const conv1d_args::ConvSizes& z = a.z;
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::causal_conv1d_forward_host(a.y, a.x, a.w, a.b, z.b, z.s, z.f, z.k); });
   return info.Env().Undefined();
 }
@@ -148,7 +144,7 @@ Napi::Value CudaCausalConv1dBackwardHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaCausalConv1dBackwardHost"};
   const conv1d_args::BackwardCall a = conv1d_args::parse_backward(c);
   const conv1d_args::ConvSizes& z = a.z;
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn,
            [&] { cuda::causal_conv1d_backward_host(a.dx, a.dw, a.db, a.dy, a.x, a.w, z.b, z.s, z.f, z.k); });
   return info.Env().Undefined();
@@ -175,7 +171,7 @@ Napi::Value CudaCausalConv1dCoverage(const Napi::CallbackInfo& info) {
 Napi::Value CudaDropoutForwardHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaDropoutForwardHost"};
   const dropout_args::ForwardCall a = dropout_args::parse_forward(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::dropout_forward_host(a.y, a.mask, a.x, a.n, a.p, a.k0, a.k1); });
   return info.Env().Undefined();
 }
@@ -183,7 +179,7 @@ Napi::Value CudaDropoutForwardHost(const Napi::CallbackInfo& info) {
 Napi::Value CudaDropoutBackwardHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaDropoutBackwardHost"};
   const dropout_args::BackwardCall a = dropout_args::parse_backward(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::dropout_backward_host(a.dx, a.dy, a.mask, a.n, dropout_scale(a.p)); });
   return info.Env().Undefined();
 }
@@ -193,7 +189,7 @@ Napi::Value CudaDropoutBackwardHost(const Napi::CallbackInfo& info) {
 Napi::Value CudaAdamwStepHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaAdamwStepHost"};
   const optim_args::AdamwCall a = optim_args::parse_adamw(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn,
            [&] { cuda::adamw_step_host(a.p, a.m, a.v, a.g, a.n, a.lr, a.beta1, a.beta2, a.eps, a.wd, a.t); });
   return info.Env().Undefined();
@@ -202,7 +198,7 @@ Napi::Value CudaAdamwStepHost(const Napi::CallbackInfo& info) {
 Napi::Value CudaSumSquaresHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSumSquaresHost"};
   const optim_args::SumSquaresCall a = optim_args::parse_sum_squares(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   double s = 0.0;
   run_sync(info.Env(), c.fn, [&] { s = cuda::sum_squares_host(a.x, a.n); });
   return Napi::Number::New(info.Env(), s);
@@ -211,7 +207,7 @@ Napi::Value CudaSumSquaresHost(const Napi::CallbackInfo& info) {
 Napi::Value CudaScaleInPlaceHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaScaleInPlaceHost"};
   const optim_args::ScaleCall a = optim_args::parse_scale(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::scale_inplace_host(a.x, a.n, a.alpha); });
   return info.Env().Undefined();
 }
@@ -221,7 +217,7 @@ Napi::Value CudaScaleInPlaceHost(const Napi::CallbackInfo& info) {
 Napi::Value CudaPermuteHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaPermuteHost"};
   const permute_args::PermuteCall a = permute_args::parse_permute(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     cuda::permute_copy_host(a.out, a.x, static_cast<int>(a.esize), a.shape.data(), a.perm.data(),
                             static_cast<int>(a.shape.size()));

@@ -1,7 +1,7 @@
 // Binding layer: host entries of the CUDA twin of the mLSTM cell (cuda/mlstm.cu). Each cuda<CpuExport>Host takes
 // exactly the arguments of its CPU export (parsed by the same functions, binding/mlstm_args.h), then runs on the GPU
 // (copy in, kernels, copy out, synchronise) when one is available, and otherwise throws an Error
-// "<export>: CUDA is not available: <backends().cuda.reason>".
+// "<export>: CUDA is not available: <backends().cuda.reason>" (also under host emulation, which has no CUDA kernels).
 // cudaMlstmCoverage(B, NH, S, DHQK, DHV, chunkSize) runs the kernels' write maps over every block and thread of
 // each launch on the host (no GPU needed, but a build with CUDA) and returns { outputs: { name: elements not
 // written exactly once }, errors: their sum }.
@@ -12,6 +12,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/mlstm_args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
@@ -20,17 +21,11 @@
 namespace xlstm {
 namespace {
 
-void require_cuda(const ArgCtx& c) {
-  std::string reason;
-  if (cuda::device_count(&reason) <= 0)
-    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
-}
-
 template <bool Chunkwise>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseForwardHost" : "cudaMlstmRecurrentForwardHost"};
   const mlstm_args::ForwardCall a = mlstm_args::parse_forward<Chunkwise>(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Chunkwise)
       cuda::mlstm_chunkwise_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
@@ -46,7 +41,7 @@ template <bool Chunkwise>
 Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseBackwardHost" : "cudaMlstmRecurrentBackwardHost"};
   const mlstm_args::BackwardCall a = mlstm_args::parse_backward<Chunkwise>(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Chunkwise)
       cuda::mlstm_chunkwise_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,

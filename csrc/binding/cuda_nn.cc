@@ -2,7 +2,7 @@
 // export X of csrc/binding/nn.cc in softmax / cross-entropy / layer norm / embedding,
 //   cudaXHost(...same arguments as X...)    runs the CUDA kernel on the current device (copies in, runs, copies
 //                                           back, synchronises); an Error "cudaXHost: CUDA is not available: <reason>"
-//                                           when no GPU is usable;
+//                                           when no GPU is usable (host emulation included: it has no CUDA kernels);
 //   cudaXEmulate(...same arguments..., writes)  replays the CUDA launch on the host (no GPU needed): every block
 //                                           and thread, the kernels' own __host__ __device__ code and reduction
 //                                           order; writes (Int32Array) receives how many times each output element
@@ -16,6 +16,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/nn_args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
@@ -26,12 +27,6 @@ namespace {
 using namespace nnargs;
 
 enum class Mode { Host, Emulate };
-
-void require_cuda(const ArgCtx& c) {
-  std::string reason;
-  if (cuda::device_count(&reason) <= 0)
-    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
-}
 
 // The trailing `writes` argument of an emulate entry (at index i, `total` counters), zeroed.
 int32_t* require_writes(const ArgCtx& c, size_t i, int64_t total, const std::string& desc) {
@@ -48,7 +43,7 @@ Napi::Value RowwiseForward(const Napi::CallbackInfo& info, const char* fn) {
   ArgCtx c{info, fn};
   const RowwiseForwardArgs a = parse_rowwise_forward(c);
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     if (a.n == 0) return info.Env().Undefined();
     run_sync(info.Env(), fn, [&] {
       if (LOG) cuda::log_softmax_forward_host(a.y, a.x, a.rows, a.cols);
@@ -67,7 +62,7 @@ Napi::Value RowwiseBackward(const Napi::CallbackInfo& info, const char* fn) {
   ArgCtx c{info, fn};
   const RowwiseBackwardArgs a = parse_rowwise_backward(c);
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     if (a.n == 0) return info.Env().Undefined();
     run_sync(info.Env(), fn, [&] {
       if (LOG) cuda::log_softmax_backward_host(a.dx, a.y, a.dy, a.rows, a.cols);
@@ -86,7 +81,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info, const char* fn) 
   ArgCtx c{info, fn};
   const CrossEntropyForwardArgs a = parse_cross_entropy_forward(c);
   int32_t* w = nullptr;
-  if (M == Mode::Host) require_cuda(c);
+  if (M == Mode::Host) require_real_cuda_device(c);
   else w = require_writes(c, 8, 3 * a.n, "3*n (loss, rowMax, logSum)");
   int64_t count = 0;
   run_sync(info.Env(), fn, [&] {
@@ -106,7 +101,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info, const char* fn)
   ArgCtx c{info, fn};
   const CrossEntropyBackwardArgs a = parse_cross_entropy_backward(c);
   int32_t* w = nullptr;
-  if (M == Mode::Host) require_cuda(c);
+  if (M == Mode::Host) require_real_cuda_device(c);
   else w = require_writes(c, 9, a.n * a.v, "dlogits.length");
   run_sync(info.Env(), fn, [&] {
     if (M == Mode::Host) {
@@ -130,7 +125,7 @@ Napi::Value LayerNormForward(const Napi::CallbackInfo& info, const char* fn) {
   const LayerNormForwardArgs a = parse_layer_norm_forward(c);
   const NormSizes& s = a.s;
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn, [&] {
       cuda::layer_norm_forward_host(a.y, a.mean, a.rstd, a.x, a.w, a.b, s.rows, s.groups, s.dim, a.eps, a.residual);
     });
@@ -149,7 +144,7 @@ Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, const char* fn) {
   const LayerNormBackwardArgs a = parse_layer_norm_backward(c);
   const NormSizes& s = a.s;
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn, [&] {
       cuda::layer_norm_backward_host(a.dx, a.dw, a.db, a.dy, a.x, a.mean, a.rstd, a.w, s.rows, s.groups, s.dim, a.residual);
     });
@@ -172,7 +167,7 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info, const char* fn) {
   const EmbeddingForwardArgs a = parse_embedding_forward(c);
   const EmbeddingSizes& s = a.s;
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn, [&] {
       if (s.idx.i32) cuda::embedding_forward_host(a.out, a.w, s.idx.i32, s.n, s.v, s.e);
       else cuda::embedding_forward_host(a.out, a.w, s.idx.i64, s.n, s.v, s.e);
@@ -193,7 +188,7 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info, const char* fn) {
   const EmbeddingBackwardArgs a = parse_embedding_backward(c);
   const EmbeddingSizes& s = a.s;
   if (M == Mode::Host) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn, [&] {
       if (s.idx.i32) cuda::embedding_backward_host(a.dw, a.dout, s.idx.i32, s.n, s.v, s.e);
       else cuda::embedding_backward_host(a.dw, a.dout, s.idx.i64, s.n, s.v, s.e);

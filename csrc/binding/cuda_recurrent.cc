@@ -2,7 +2,8 @@
 // cudaSlstmForwardHost, cudaSlstmBackwardHost, cudaLstmForwardHost, cudaLstmBackwardHost take exactly the arguments
 // of the CPU exports slstmForward, slstmBackward, lstmForward, lstmBackward (parsed by the same functions:
 // binding/recurrent_args.h), then run on the GPU (copy in, kernels, copy out, synchronise) when one is available,
-// and otherwise throw an Error "<export>: CUDA is not available: <backends().cuda.reason>".
+// and otherwise throw an Error "<export>: CUDA is not available: <backends().cuda.reason>" (also under host
+// emulation, which has no CUDA kernels).
 // cuda{Slstm,Lstm}{Forward,Backward}Emulate take the same arguments and run the kernels' own __host__ __device__
 // bodies on the host, launch by launch (no GPU needed, but a build with CUDA).
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
@@ -14,6 +15,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/recurrent_args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
@@ -22,19 +24,13 @@
 namespace xlstm {
 namespace {
 
-void require_cuda(const ArgCtx& c) {
-  std::string reason;
-  if (cuda::device_count(&reason) <= 0)
-    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
-}
-
 // Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU).
 template <bool Slstm, bool Emulate>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmForwardEmulate" : "cudaSlstmForwardHost")
                        : (Emulate ? "cudaLstmForwardEmulate" : "cudaLstmForwardHost")};
   const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm);
-  if (!Emulate) require_cuda(c);
+  if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     auto fn = Slstm ? (Emulate ? cuda::slstm_forward_emulate : cuda::slstm_forward_host)
                     : (Emulate ? cuda::lstm_forward_emulate : cuda::lstm_forward_host);
@@ -48,7 +44,7 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmBackwardEmulate" : "cudaSlstmBackwardHost")
                        : (Emulate ? "cudaLstmBackwardEmulate" : "cudaLstmBackwardHost")};
   const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm);
-  if (!Emulate) require_cuda(c);
+  if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Slstm)
       (Emulate ? cuda::slstm_backward_emulate : cuda::slstm_backward_host)(

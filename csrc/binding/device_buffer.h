@@ -31,5 +31,9 @@ DeviceBuffer* optional_device_buffer(const ArgCtx& c, size_t i, const char* name
 
 // Throws an Error naming c.fn when no CUDA device can be used (with the reason: built without CUDA, no driver, ...).
 void require_cuda_device(const ArgCtx& c);
+// The same for entries that call the CUDA kernels themselves (the cuda*Host exports: copy in, run, copy out): under
+// host emulation (XLSTM_CUDA_EMULATE=1), where the device exists but has no CUDA kernels, also an Error
+// "<fn>: CUDA is not available: host emulation (XLSTM_CUDA_EMULATE) has no CUDA kernels".
+void require_real_cuda_device(const ArgCtx& c);
 
 }  // namespace xlstm

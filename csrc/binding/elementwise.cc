@@ -1,7 +1,8 @@
 // Binding layer, elementwise family: unary ops (activations, affine), binary ops with NumPy broadcasting,
 // reductions, their backward passes (CPU kernels csrc/kernels/elementwise.cc, reduce.cc), and the CUDA twin's host
 // entries (cuda/elementwise.cu): cudaUnary, cudaUnaryBackward, cudaBinary, cudaBinaryBackward, which run on the GPU
-// when one is available and otherwise throw an Error carrying backends().cuda.reason.
+// when one is available and otherwise throw an Error carrying backends().cuda.reason (or, under host emulation, which
+// has no CUDA kernels, saying so).
 // All arrays are dense row-major Float32Arrays (argmax: BigInt64Array of flat indices into x). Outputs are
 // overwritten; an output may be the very same array as an input of its size (in place), never a partial overlap.
 // Everything is synchronous: these kernels are memory-bound and short.
@@ -13,6 +14,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/reduce_args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
@@ -66,12 +68,6 @@ void require_no_partial_overlap(const ArgCtx& c, const char* out_name, const flo
                                 const char* in_name, const float* in, int64_t in_n) {
   if (!in || !out || (out == in && out_n == in_n)) return;
   require_no_overlap(c, out_name, out, out_n * sizeof(float), in_name, in, in_n * sizeof(float));
-}
-
-void require_cuda(const ArgCtx& c) {
-  std::string reason;
-  if (cuda::device_count(&reason) <= 0)
-    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": CUDA is not available: " + reason);
 }
 
 // ---- unary -----------------------------------------------------------------------------------------------------
@@ -146,7 +142,7 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
 Napi::Value CudaUnary(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaUnary"};
   UnaryArgs u = parse_unary(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::elementwise_unary_host(u.op, u.out, u.x, u.a, u.b, u.n); });
   return info.Env().Undefined();
 }
@@ -154,7 +150,7 @@ Napi::Value CudaUnary(const Napi::CallbackInfo& info) {
 Napi::Value CudaUnaryBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaUnaryBackward"};
   UnaryBackwardArgs u = parse_unary_backward(c);
-  require_cuda(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] { cuda::elementwise_unary_backward_host(u.op, u.dx, u.x, u.y, u.dy, u.a, u.n); });
   return info.Env().Undefined();
 }
@@ -199,7 +195,7 @@ Napi::Value BinaryImpl(const Napi::CallbackInfo& info, const char* fn, bool on_c
   require_no_partial_overlap(c, "out", out, r.n, "a", r.a, r.na);
   require_no_partial_overlap(c, "out", out, r.n, "b", r.b, r.nb);
   if (on_cuda) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn, [&] { cuda::elementwise_binary_host(r.op, out, r.a, r.na, r.b, r.nb, r.plan); });
   } else {
     run_sync(info.Env(), fn, [&] { elementwise_binary(r.op, out, r.a, r.b, r.plan); });
@@ -223,7 +219,7 @@ Napi::Value BinaryBackwardImpl(const Napi::CallbackInfo& info, const char* fn, b
   }
   if (da && db) require_no_overlap(c, "da", da, bytes, "db", db, bytes);
   if (on_cuda) {
-    require_cuda(c);
+    require_real_cuda_device(c);
     run_sync(info.Env(), fn,
              [&] { cuda::elementwise_binary_backward_host(r.op, da, db, r.a, r.na, r.b, r.nb, dy, r.plan); });
   } else {

@@ -10,6 +10,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/device_buffer.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
 #include "kernels/gemm.h"
@@ -197,6 +198,7 @@ Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
 Napi::Value CudaGemmHost(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaGemmHost"};
   GemmArgs g = parse_gemm(c);
+  require_real_cuda_device(c);
   run_sync(info.Env(), "cudaGemmHost", [&] { cuda::gemm_host(g.ta, g.tb, g.M, g.N, g.K, g.alpha, g.a, g.b, g.beta, g.c); });
   return info.Env().Undefined();
 }

@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #if defined(__CUDACC__)
 #define XLSTM_ROW_HD __host__ __device__ __forceinline__
 #else
@@ -118,6 +120,31 @@ struct CountingStore {
   XLSTM_ROW_HD void add(int64_t i, float v) const { p[i] += v; }
   XLSTM_ROW_HD float get(int64_t i) const { return p[i]; }
 };
+
+// Host side of the launches. with_tpr: runs f(std::integral_constant<int, TPR>) for the launch's threads per row
+// (the kernels' template argument). replay_rows: body(r) for every row the launch's (pass, block, row slot) visits,
+// in launch order (the *_emulate entries); replay_reduce below: a row reduction as the device does it.
+template <class F>
+inline void with_tpr(const RowLaunch& l, F&& f) {
+  if (l.tpr == kWarp) f(std::integral_constant<int, kWarp>{});
+  else f(std::integral_constant<int, kThreads>{});
+}
+template <class F>
+inline void replay_rows(const RowLaunch& l, int64_t nrows, F&& body) {
+  for (int64_t pass = 0; pass < l.passes; ++pass)
+    for (int64_t b = 0; b < l.grid; ++b)
+      for (int slot = 0; slot < l.rows_per_block; ++slot) {
+        const int64_t r = row_of(l, b, slot * l.tpr, pass);
+        if (r < nrows) body(r);
+      }
+}
+// The row-reduced value of f(lane) over the row's lanes, in the device's order.
+template <class Op, class T, class F>
+inline T replay_reduce(const RowLaunch& l, F&& f) {
+  T v[kThreads];
+  for (int lane = 0; lane < l.tpr; ++lane) v[lane] = f(lane);
+  return host_row_reduce<Op>(v, l.tpr);
+}
 
 }  // namespace rows
 }  // namespace xlstm
