@@ -284,6 +284,28 @@ describe("23 CUDA tensors", () => {
       assert.throws(() => native.cudaSoftmaxForwardHost(out, x, 2, 2), /cudaSoftmaxForwardHost: CUDA is not available: host emulation/);
     });
 
+    itCuda("out of memory is a clear Error and work goes on; garbage collection frees dropped CUDA tensors", async () => {
+      const total = cuda.memoryStats().deviceTotalBytes;
+      assert.throws(() => Tensor.zeros([Math.ceil(total / 4) + 1024], { device: "cuda" }), /CUDA out of memory: tried to allocate .* MiB .* in use by tensors/);
+      assert.deepEqual(ops.add(Tensor.ones([3], { device: "cuda" }), 1).toFlatArray(), [2, 2, 2]);
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (!gc) return;  // mocha runs with --expose-gc (.mocharc.json)
+      const settle = async () => {
+        for (let i = 0; i < 5; ++i) {
+          gc();
+          await new Promise((r) => setImmediate(r));
+        }
+      };
+      await settle();  // earlier garbage first
+      const before = cuda.memoryStats().allocatedBytes;
+      (() => {
+        for (let i = 0; i < 20; ++i) Tensor.zeros([1 << 16], { device: "cuda" });  // dropped without dispose()
+      })();
+      assert.ok(cuda.memoryStats().allocatedBytes >= before + 20 * (1 << 18));
+      await settle();
+      assert.equal(cuda.memoryStats().allocatedBytes, before, "the finalizers gave the device memory back");
+    });
+
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
       const g = Tensor.ones([2, 3], { device: "cuda" });
       const w = Object.fromEntries(["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"].map((k) => [k, g]));
