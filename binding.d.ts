@@ -101,6 +101,12 @@ export interface Binding {
    * Needs a CUDA build, not a GPU.
    */
   cudaGemmTileCoverage(transA: boolean, transB: boolean, M: number, N: number, K: number, counts: Int32Array): number;
+  /**
+   * The bf16 tensor-core GEMM kernel's tile helpers (cuda/gemm_bf16.cu) run on the host: counts (M*N) gets the writes
+   * of each C element; returns the shared-memory slots not covered exactly once (-1: an index outside its tile).
+   * Needs a CUDA build, not a GPU.
+   */
+  cudaGemmBf16TileCoverage(transA: boolean, transB: boolean, M: number, N: number, counts: Int32Array): number;
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
   // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |
@@ -704,7 +710,7 @@ export interface Binding {
   cudaGemmDev(
     transA: boolean, transB: boolean, batch: number, M: number, N: number, K: number, alpha: number,
     a: DeviceBuffer, aOffset: number, lda: number, strideA: number, b: DeviceBuffer, bOffset: number, ldb: number, strideB: number,
-    beta: number, c: DeviceBuffer, cOffset: number, ldc: number, strideC: number,
+    beta: number, c: DeviceBuffer, cOffset: number, ldc: number, strideC: number, bf16?: boolean,
   ): void;
   /** reduce on device buffers (argmax: int64 per output, required for max). */
   cudaReduceDev(op: "sum" | "mean" | "max", x: DeviceBuffer, shape: readonly number[], axes: readonly number[], out: DeviceBuffer, argmax?: DeviceBuffer | null): void;

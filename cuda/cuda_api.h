@@ -39,6 +39,15 @@ void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 // for an M x N x K product: counts[i*N + j] = how many (thread, register slot) pairs write C[i, j]; returns how
 // many shared-memory slots of a K slice (A and B tiles) are not loaded exactly once by the block's threads.
 int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int32_t* counts);
+// bfloat16 inputs, float32 accumulation on tensor cores (cuda/gemm_bf16.cu; CPU twin gemm_bf16_batched in
+// csrc/kernels/gemm.cc): gemm_batched's arguments and semantics with A and B rounded to bf16. Needs sm_80+.
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c, void* stream);
+// The bf16 kernel's tile-index helpers run on the host for an M x N product: counts[i*N + j] = writes of C[i, j];
+// returns how many shared-memory slots (A, B staging; the warps' quarters of the C tile) are not covered exactly
+// once, or -1 for an index out of its tile.
+int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts);
 // ---- end gemm ---------------------------------------------------------------------------------------------------
 
 }  // namespace cuda

@@ -1,7 +1,7 @@
 // The `cuda` namespace (public API): is a GPU usable, what it is, how its memory is used, and scoped release of
 // CUDA tensors. Tensors move with tensor.to("cuda") / .cuda() / .cpu(), modules with module.to("cuda").
 import type { CudaDeviceInfo, CudaMemoryStats } from "../binding";
-import { closeScope, DeviceStorage, openScope } from "./device";
+import { closeScope, DeviceStorage, openScope, withAutocast } from "./device";
 import { native } from "./native";
 import { Tensor } from "./tensor";
 
@@ -42,6 +42,22 @@ export function emptyCache(): void {
 /** Waits for every queued kernel (timing; reading a value back waits by itself). */
 export function synchronize(): void {
   native.cudaSynchronize();
+}
+
+/**
+ * Runs `fn` with bfloat16 autocast: the matrix products of CUDA tensors made inside (matmul, linear, the headwise
+ * maps), and their backward, round their inputs to bfloat16 and accumulate in float32 on tensor cores; everything
+ * else (elementwise ops, norms, recurrences, reductions, the optimizer) stays float32, as do all tensors. Needs a GPU
+ * of compute capability 8.0 or newer (Error otherwise). Synchronous only (TypeError when fn returns a Promise).
+ * @example const loss = cuda.autocast(() => ops.crossEntropy(model.forward(x).logits.reshape(-1, V), y));
+ */
+export function autocast<T>(fn: () => T): T {
+  const d = deviceProperties(0);
+  const [major] = d.computeCapability.split(".").map(Number);
+  if (!(major >= 8)) throw new Error(`cuda.autocast: bfloat16 needs compute capability 8.0 or newer; device 0 (${d.name}) is ${d.computeCapability}`);
+  const r = withAutocast(fn);
+  if (r instanceof Promise) throw new TypeError("cuda.autocast: fn returned a Promise; autocast is synchronous");
+  return r;
 }
 
 /** Every Tensor reachable from `value` through arrays, Maps, Sets and plain objects. */

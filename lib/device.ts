@@ -47,6 +47,23 @@ export function releaseFromScopes(d: DeviceStorage): void {
   for (const s of scopes) s.delete(d);
 }
 
+let autocastDepth = 0;
+
+/** Whether a cuda.autocast is running: CUDA matrix products then take bfloat16 inputs (float32 accumulation). */
+export function autocastActive(): boolean {
+  return autocastDepth > 0;
+}
+
+/** Runs fn with the bf16 autocast on (nesting allowed). */
+export function withAutocast<T>(fn: () => T): T {
+  ++autocastDepth;
+  try {
+    return fn();
+  } finally {
+    --autocastDepth;
+  }
+}
+
 /** Opens a scope: storages made until closeScope are collected. */
 export function openScope(): void {
   scopes.push(new Set());

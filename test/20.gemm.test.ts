@@ -381,6 +381,16 @@ describe("20 gemm", () => {
       }
   });
 
+  itCompiledCuda("bf16 tensor-core kernel tiling covers every C element once and stages every shared slot once", () => {
+    for (const [M, N] of [[1, 1], [64, 64], [65, 130], [200, 3], [3, 257]])
+      for (const [ta, tb] of variants) {
+        const counts = new Int32Array(M * N).fill(-1);
+        assert.equal(native.cudaGemmBf16TileCoverage(ta, tb, M, N, counts), 0, `${M}x${N} ${name(ta, tb)}: shared slots or warp quarters not covered exactly once`);
+        const wrong = counts.findIndex((v) => v !== 1);
+        assert.equal(wrong, -1, `${M}x${N} ${name(ta, tb)}: C element ${wrong} written ${counts[wrong]} times`);
+      }
+  });
+
   itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN)", () => {
     for (const [M, N, K] of [[1, 1, 1], [7, 33, 5], [65, 130, 17], [100, 257, 33], [257, 64, 300]])
       for (const [ta, tb] of variants)

@@ -4,7 +4,7 @@
 // kernel and mixed devices are refused by name; scopes and dispose() release device memory deterministically and
 // memory stays flat over repeated steps; modules move in place.
 import { strict as assert } from "assert";
-import { cuda, generate, generateBatch, nn, ops, optim, Tensor } from "../lib";
+import { bf16ToFloat, cuda, floatToBf16, generate, generateBatch, nn, ops, optim, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { Generator } from "../lib/rng";
 import { deviceEntryCases } from "./support/device-entries";
@@ -304,6 +304,34 @@ describe("23 CUDA tensors", () => {
       assert.ok(cuda.memoryStats().allocatedBytes >= before + 20 * (1 << 18));
       await settle();
       assert.equal(cuda.memoryStats().allocatedBytes, before, "the finalizers gave the device memory back");
+    });
+
+    itCuda("bf16 autocast: matmul, linear and headwise products take bfloat16 inputs (values and gradients), the rest stays float32", () => {
+      // reference: the same op on the CPU with every product input rounded to bf16 first (float32 accumulation)
+      const bf = (t: Tensor) => new Tensor(bf16ToFloat(new Float32Array(t.numel), floatToBf16(new Uint16Array(t.numel), t.cpu().f32())), t.shape);
+      const gen = new Generator(31);
+      const x = Tensor.randn([6, 40], { generator: gen }), w = Tensor.randn([24, 40], { generator: gen }), b = Tensor.randn([24], { generator: gen });
+      const g = Tensor.randn([6, 24], { generator: gen });
+      const xg = x.to("cuda").requiresGrad_(), wg = w.to("cuda").requiresGrad_(), bg = b.to("cuda").requiresGrad_();
+      const y = cuda.autocast(() => ops.linear(xg, wg, bg));
+      y.backward(g.to("cuda"));
+      const want = ops.linear(bf(x), bf(w), b);
+      assert.ok(relErr(y.toFlatArray(), want.toFlatArray()) < 1e-5, "autocast forward = bf16-rounded inputs");
+      const plain = ops.linear(x, w, b);
+      assert.ok(relErr(y.toFlatArray(), plain.toFlatArray()) > 1e-5, "autocast changed the numerics (inputs really rounded)");
+      // dx = dy W (dy and W rounded), dW = dy^T x (dy and x rounded), dbias = sum dy (float32)
+      assert.ok(relErr(xg.grad!.toFlatArray(), ops.matmul(bf(g), bf(w)).toFlatArray()) < 1e-5);
+      assert.ok(relErr(wg.grad!.toFlatArray(), ops.matmul(bf(g).transpose(0, 1), bf(x)).toFlatArray()) < 1e-5);
+      assert.ok(relErr(bg.grad!.toFlatArray(), ops.sum(g, 0).toFlatArray()) < 1e-5);
+      const a3 = Tensor.randn([2, 5, 16], { generator: gen }), b3 = Tensor.randn([16, 7], { generator: gen });
+      const m = cuda.autocast(() => ops.matmul(a3.to("cuda"), b3.to("cuda")));
+      assert.ok(relErr(m.toFlatArray(), ops.matmul(bf(a3), bf(b3)).toFlatArray()) < 1e-5);
+      const hx = Tensor.randn([3, 2 * 8], { generator: gen }), hw = Tensor.randn([2, 4, 8], { generator: gen });
+      const h = cuda.autocast(() => ops.headwiseLinear(hx.to("cuda"), hw.to("cuda")));
+      assert.ok(relErr(h.toFlatArray(), ops.headwiseLinear(bf(hx), bf(hw)).toFlatArray()) < 1e-5);
+      // outside autocast: float32 again
+      assert.ok(relErr(ops.linear(xg, wg, bg).toFlatArray(), plain.toFlatArray()) < 1e-5);
+      assert.throws(() => cuda.autocast(() => Promise.resolve(1)), (e: Error) => e instanceof TypeError && /synchronous/.test(e.message));
     });
 
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {

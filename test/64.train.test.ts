@@ -37,6 +37,7 @@ describe("64 checkpoints, training and generation", function () {
     if (backends().cuda.available) this.skip();
     await assert.rejects(train({ ...tiny(), worker: false, device: "cuda" }), /device "cuda": CUDA is not available/);
     await assert.rejects(train({ ...tiny(), worker: false, device: "tpu" as never }), /device/);
+    await assert.rejects(train({ ...tiny(), worker: false, autocast: "bfloat16" }), /train: autocast "bfloat16" needs device "cuda"/);
   });
 
   (backends().cuda.available ? it : it.skip)(`a small xLSTM and an LSTM train on the GPU with the CPU run's losses; a GPU run resumes from its checkpoint${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
@@ -53,6 +54,12 @@ describe("64 checkpoints, training and generation", function () {
       assert.equal(resumed.step, 65);
       assert.ok(Number.isFinite(resumed.loss));
     }
+    // bf16 autocast: the same run stays close to float32 (bf16 products, float32 everything else)
+    const base = tiny({ steps: 30, evalEvery: 0 });
+    const f32 = await train({ ...base, worker: false, device: "cuda" });
+    const b16 = await train({ ...base, worker: false, device: "cuda", autocast: "bfloat16" });
+    assert.ok(Math.abs(b16.losses[0] - f32.losses[0]) < 0.02 * f32.losses[0], `first loss ${b16.losses[0]} vs ${f32.losses[0]}`);
+    assert.ok(b16.losses[29] < b16.losses[0], "it learns");
   });
 
   it("checkpoint round trip: weights (either sLSTM layout), optimizer, RNG, data position, carried state", () => {

@@ -197,9 +197,14 @@ Napi::Value GemmDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* C = require_device_buffer(c, 16, "c", need(co, sc, ec) * kF, floats("cOffset + (batch-1)*strideC + extent", need(co, sc, ec)));
   require_distinct(c, "c", C, "a", A);
   require_distinct(c, "c", C, "b", B);
+  // optional bf16: A and B rounded to bfloat16, float32 accumulation on tensor cores (the ops' bf16 autocast)
+  const bool bf16 = !absent(c, 20) && require_bool(c, 20, "bf16");
+  const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(gemm_batched, ta, tb, batch, M, N, K, static_cast<float>(alpha), fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb,
-                       static_cast<float>(beta), fptr(C) + co, ldc, sc);
+    if (bf16)
+      XLSTM_DEVICE_CALL(gemm_bf16_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
+    else
+      XLSTM_DEVICE_CALL(gemm_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
   });
   return info.Env().Undefined();
 }

@@ -219,6 +219,21 @@ Napi::Value CudaGemmTileCoverage(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
+// cudaGemmBf16TileCoverage(transA, transB, M, N, counts): host run of the bf16 tensor-core kernel's tile helpers.
+Napi::Value CudaGemmBf16TileCoverage(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaGemmBf16TileCoverage"};
+  require_count(c, 5);
+  const bool ta = require_bool(c, 0, "transA");
+  const bool tb = require_bool(c, 1, "transB");
+  const int64_t M = require_int(c, 2, "M", 0, INT64_C(1) << 20);
+  const int64_t N = require_int(c, 3, "N", 0, INT64_C(1) << 20);
+  const int64_t n = checked_product(c, "counts", {M, N});
+  int32_t* counts = require_i32(c, 4, "counts", n, describe("M*N", {{"M", M}, {"N", N}}));
+  int64_t bad = 0;
+  run_sync(info.Env(), c.fn, [&] { bad = cuda::gemm_bf16_tile_coverage(ta, tb, M, N, counts); });
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
@@ -227,6 +242,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmPlan", Napi::Function::New(env, GemmPlanFn, "gemmPlan"));
   exports.Set("cudaGemmHost", Napi::Function::New(env, CudaGemmHost, "cudaGemmHost"));
   exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
+  exports.Set("cudaGemmBf16TileCoverage", Napi::Function::New(env, CudaGemmBf16TileCoverage, "cudaGemmBf16TileCoverage"));
 }
 
 }  // namespace

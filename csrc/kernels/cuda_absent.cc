@@ -54,6 +54,14 @@ int64_t gemm_tile_coverage(bool, bool, int64_t, int64_t, int64_t, int32_t*) {
   gemm_absent("cuda::gemm_tile_coverage");
   return 0;
 }
+void gemm_bf16_batched(bool, bool, int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                       const float*, int64_t, int64_t, float, float*, int64_t, int64_t, void*) {
+  gemm_absent("cuda::gemm_bf16_batched");
+}
+int64_t gemm_bf16_tile_coverage(bool, bool, int64_t, int64_t, int32_t*) {
+  gemm_absent("cuda::gemm_bf16_tile_coverage");
+  return 0;
+}
 // ---- end gemm
 
 }  // namespace cuda

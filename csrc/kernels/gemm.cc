@@ -522,4 +522,37 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
   }
 }
 
+namespace {
+
+// The floats a strided operand's `batch` matrices of rows x cols (leading dimension ld) span from its start.
+int64_t operand_span(int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld) {
+  if (rows <= 0 || cols <= 0) return 0;
+  return (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
+// A copy of x[0, n) rounded to bfloat16 and widened back to float32.
+std::unique_ptr<float[]> rounded_bf16(const float* x, int64_t n) {
+  std::unique_ptr<float[]> out(new float[static_cast<size_t>(n > 0 ? n : 1)]);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;            // NaN: keep it a (quiet) NaN
+    else u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;            // round to nearest even
+    std::memcpy(&out[i], &u, 4);
+  }
+  return out;
+}
+
+}  // namespace
+
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const auto a = rounded_bf16(A, operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda));
+  const auto b = rounded_bf16(B, operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb));
+  gemm_batched(trans_a, trans_b, batch, M, N, K, alpha, a.get(), lda, stride_a, b.get(), ldb, stride_b, beta, C, ldc,
+               stride_c);
+}
+
 }  // namespace xlstm

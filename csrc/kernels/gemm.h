@@ -46,6 +46,13 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                   float beta, float* C, int64_t ldc, int64_t stride_c);
 
+// gemm_batched with every element of A and B first rounded to bfloat16 (round to nearest even; NaN stays NaN):
+// the numerics of a bf16 tensor-core GEMM with float32 accumulation (CUDA twin: cuda/gemm_bf16.cu), for the bf16
+// autocast of the ops. Rounds copies of the strided ranges the products read, then runs gemm_batched.
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c);
+
 // How gemm() computes a product of this shape at the current SIMD level (for tests and benchmarks): the path,
 // whether op(A) / op(B) are read in place (else packed), the KC block and, for the K split, the number of slabs.
 enum class GemmPath { Scale, Small, Gemv, Blocked, KSplit };

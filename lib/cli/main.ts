@@ -79,6 +79,7 @@ const TRAIN: CommandSpec = {
     { name: "seed", kind: "int", arg: "N", help: "seed of initialisation, batch order and dropout (default 0)" },
     { name: "threads", kind: "int", arg: "N", help: "CPU threads (default: all cores)" },
     { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda" },
+    { name: "autocast", kind: "string", arg: "T", values: ["none", "bfloat16"], help: "with --device cuda: bfloat16 matrix products (float32 accumulation); default none" },
     { name: "log-every", kind: "int", arg: "N", help: "without a terminal: print a progress line every N steps (default: about 25 lines per run)" },
     { name: "quiet", kind: "bool", help: "no progress output; only the summary" },
   ],
@@ -300,6 +301,7 @@ async function trainCmd(args: string[]): Promise<number> {
   set("optimizer", "optimizer");
   set("lr", "lr");
   set("device", "device");
+  set("autocast", "autocast");
   set("weight-decay", "weightDecay");
   set("momentum", "momentum");
   set("nesterov", "nesterov");
@@ -341,7 +343,7 @@ async function trainCmd(args: string[]): Promise<number> {
   if (resume !== undefined) {
     // a resumed run takes its options from the checkpoint; only explicit flags are passed on
     const explicitOpts: TrainOptions = { outDir, resume: resume === true ? true : (resume as string) };
-    const flagToKey: Record<string, keyof TrainOptions> = { steps: "steps", epochs: "epochs", "eval-every": "evalEvery", "eval-batches": "evalBatches", "checkpoint-every": "checkpointEvery", "keep-checkpoints": "keepCheckpoints", threads: "threads", "slstm-layout": "slstmLayout", device: "device" };
+    const flagToKey: Record<string, keyof TrainOptions> = { steps: "steps", epochs: "epochs", "eval-every": "evalEvery", "eval-batches": "evalBatches", "checkpoint-every": "checkpointEvery", "keep-checkpoints": "keepCheckpoints", threads: "threads", "slstm-layout": "slstmLayout", device: "device", autocast: "autocast" };
     for (const [f, k] of Object.entries(flagToKey)) if (explicit.has(f)) (explicitOpts as Record<string, unknown>)[k] = opts[k];
     const ignored = [...explicit].filter((f) => !(f in flagToKey) && !["resume", "out", "quiet", "log-every", "config"].includes(f));
     if (ignored.length) process.stderr.write(`xlstm train: note: --${ignored.join(", --")} ${ignored.length > 1 ? "are" : "is"} taken from the checkpoint when resuming\n`);

@@ -2,7 +2,7 @@
 // batched GEMMs, one batch entry per block, and slice (step 1) / cat as 2-D copies (cudaCopy2D). Same tape entries
 // and gradients as the CPU forms in headwise.ts and shape.ts.
 import { record, record1 } from "../autograd";
-import { ELEMENT_BYTES } from "../device";
+import { autocastActive, ELEMENT_BYTES } from "../device";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { gemmStrided, ones } from "./cuda";
@@ -24,12 +24,13 @@ export interface HeadwiseGeometry {
  */
 export function headwiseCuda(parts: HeadwiseGeometry[], offsets: number[], lead: number[], rows: number, ld: number): Tensor {
   const what = "ops.headwiseLinearConcat";
+  const bf = autocastActive();
   const y = Tensor._empty([...lead, ld]);
   parts.forEach((p, i) => {
     const { NB, O, I } = p;
     const Y = { t: y, off: offsets[i], ld, stride: O };
     if (p.bias) gemmStrided(what, false, false, NB, rows, O, 1, { t: ones(rows), off: 0, ld: 1, stride: 0 }, { t: p.bias, off: 0, ld: O, stride: O }, 0, Y);
-    gemmStrided(what, false, true, NB, rows, O, I, { t: p.x, off: 0, ld: NB * I, stride: I }, { t: p.weight, off: 0, ld: I, stride: O * I }, p.bias ? 1 : 0, Y);
+    gemmStrided(what, false, true, NB, rows, O, I, { t: p.x, off: 0, ld: NB * I, stride: I }, { t: p.weight, off: 0, ld: I, stride: O * I }, p.bias ? 1 : 0, Y, bf);
   });
   const inputs: (Tensor | null)[] = parts.flatMap((p) => [p.x, p.weight, p.bias]);
   return record("headwiseLinearConcat", inputs, y, ([g]) => {
@@ -44,12 +45,12 @@ export function headwiseCuda(parts: HeadwiseGeometry[], offsets: number[], lead:
         accumulate = !!prev;
         dx = prev ?? Tensor._empty(p.x.shape);
         dxOf.set(p.x, dx);
-        gemmStrided(what, false, false, NB, rows, I, O, G, { t: p.weight, off: 0, ld: I, stride: O * I }, accumulate ? 1 : 0, { t: dx, off: 0, ld: NB * I, stride: I });
+        gemmStrided(what, false, false, NB, rows, I, O, G, { t: p.weight, off: 0, ld: I, stride: O * I }, accumulate ? 1 : 0, { t: dx, off: 0, ld: NB * I, stride: I }, bf);
       }
       let dW: Tensor | null = null, db: Tensor | null = null;
       if (p.weight.requiresGrad) {
         dW = Tensor._empty(p.weight.shape);
-        gemmStrided(what, true, false, NB, O, I, rows, G, { t: p.x, off: 0, ld: NB * I, stride: I }, 0, { t: dW, off: 0, ld: I, stride: O * I });
+        gemmStrided(what, true, false, NB, O, I, rows, G, { t: p.x, off: 0, ld: NB * I, stride: I }, 0, { t: dW, off: 0, ld: I, stride: O * I }, bf);
       }
       if (p.bias?.requiresGrad) {
         db = Tensor._empty(p.bias.shape);

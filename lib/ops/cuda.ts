@@ -8,6 +8,7 @@ import type { Binding } from "../../binding";
 import { record1 } from "../autograd";
 import { native } from "../native";
 import { formatShape, numel } from "../shape";
+import { autocastActive } from "../device";
 import { Tensor } from "../tensor";
 
 type UnaryOp = Parameters<Binding["unary"]>[0];
@@ -48,9 +49,9 @@ export function binaryCuda(name: string, op: BinaryOp, ta: Tensor, tb: Tensor, i
   });
 }
 
-/** C = op(A) op(B) + beta C on dense CUDA tensors (batch products at the given element strides). */
-function gemm(what: string, ta: boolean, tb: boolean, batch: number, M: number, N: number, K: number, A: Tensor, sa: number, B: Tensor, sb: number, beta: number, C: Tensor, sc: number): void {
-  native.cudaGemmDev(ta, tb, batch, M, N, K, 1, A._buffer(what), 0, ta ? M : K, sa, B._buffer(what), 0, tb ? K : N, sb, beta, C._buffer(what), 0, N, sc);
+/** C = op(A) op(B) + beta C on dense CUDA tensors (batch products at the given element strides); bf16: autocast. */
+function gemm(what: string, ta: boolean, tb: boolean, batch: number, M: number, N: number, K: number, A: Tensor, sa: number, B: Tensor, sb: number, beta: number, C: Tensor, sc: number, bf16 = false): void {
+  native.cudaGemmDev(ta, tb, batch, M, N, K, 1, A._buffer(what), 0, ta ? M : K, sa, B._buffer(what), 0, tb ? K : N, sb, beta, C._buffer(what), 0, N, sc, bf16);
 }
 
 /** One operand of gemmStrided: a tensor, the element offset of the first matrix, its leading dimension, batch stride. */
@@ -61,9 +62,9 @@ export interface Strided {
   stride: number;
 }
 
-/** C_i = op(A_i) op(B_i) + beta C_i over strided views of CUDA tensors (see cudaGemmDev). */
-export function gemmStrided(what: string, ta: boolean, tb: boolean, batch: number, M: number, N: number, K: number, A: Strided, B: Strided, beta: number, C: Strided): void {
-  native.cudaGemmDev(ta, tb, batch, M, N, K, 1, A.t._buffer(what), A.off, A.ld, A.stride, B.t._buffer(what), B.off, B.ld, B.stride, beta, C.t._buffer(what), C.off, C.ld, C.stride);
+/** C_i = op(A_i) op(B_i) + beta C_i over strided views of CUDA tensors (see cudaGemmDev); bf16: autocast. */
+export function gemmStrided(what: string, ta: boolean, tb: boolean, batch: number, M: number, N: number, K: number, A: Strided, B: Strided, beta: number, C: Strided, bf16 = false): void {
+  native.cudaGemmDev(ta, tb, batch, M, N, K, 1, A.t._buffer(what), A.off, A.ld, A.stride, B.t._buffer(what), B.off, B.ld, B.stride, beta, C.t._buffer(what), C.off, C.ld, C.stride, bf16);
 }
 
 const onesCache = new Map<number, Tensor>();
@@ -113,20 +114,21 @@ export function matmulCuda(a: Tensor, b: Tensor, M: number, N: number, K: number
   if (bBatch.length > 0 && !sameBatch)
     throw new RangeError(`${what}: on CUDA, b must be 2-D or have a's batch dimensions (a has shape ${formatShape(a.shape)}, b has shape ${formatShape(b.shape)}); broadcasting batch dimensions is CPU-only for now`);
   const batch = numel(aBatch);
+  const bf = autocastActive();
   const out = Tensor._empty(outShape);
-  if (bBatch.length === 0) gemm(what, false, false, 1, batch * M, N, K, a, 0, b, 0, 0, out, 0);
-  else gemm(what, false, false, batch, M, N, K, a, M * K, b, K * N, 0, out, M * N);
+  if (bBatch.length === 0) gemm(what, false, false, 1, batch * M, N, K, a, 0, b, 0, 0, out, 0, bf);
+  else gemm(what, false, false, batch, M, N, K, a, M * K, b, K * N, 0, out, M * N, bf);
   return record1("matmul", [a, b], out, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       ga = Tensor._empty(a.shape);
-      if (bBatch.length === 0) gemm(what, false, true, 1, batch * M, K, N, g, 0, b, 0, 0, ga, 0);
-      else gemm(what, false, true, batch, M, K, N, g, M * N, b, K * N, 0, ga, M * K);
+      if (bBatch.length === 0) gemm(what, false, true, 1, batch * M, K, N, g, 0, b, 0, 0, ga, 0, bf);
+      else gemm(what, false, true, batch, M, K, N, g, M * N, b, K * N, 0, ga, M * K, bf);
     }
     if (b.requiresGrad) {
       gb = Tensor._empty(b.shape);
-      if (bBatch.length === 0) gemm(what, true, false, 1, K, N, batch * M, a, 0, g, 0, 0, gb, 0);
-      else gemm(what, true, false, batch, K, N, M, a, M * K, g, M * N, 0, gb, K * N);
+      if (bBatch.length === 0) gemm(what, true, false, 1, K, N, batch * M, a, 0, g, 0, 0, gb, 0, bf);
+      else gemm(what, true, false, batch, K, N, M, a, M * K, g, M * N, 0, gb, K * N, bf);
     }
     return [ga, gb];
   });
@@ -135,18 +137,19 @@ export function matmulCuda(a: Tensor, b: Tensor, M: number, N: number, K: number
 /** ops.linear for CUDA tensors: y = x W^T + bias over `rows` rows of `inF` features. */
 export function linearCuda(x: Tensor, weight: Tensor, bias: Tensor | null, rows: number, inF: number, outF: number): Tensor {
   const what = "ops.linear";
+  const bf = autocastActive();  // (the bias stays float32)
   const out = Tensor._empty([...x.shape.slice(0, -1), outF]);
   if (bias) gemm(what, false, false, 1, rows, outF, 1, ones(rows), 0, bias, 0, 0, out, 0);  // bias broadcast to every row
-  gemm(what, false, true, 1, rows, outF, inF, x, 0, weight, 0, bias ? 1 : 0, out, 0);
+  gemm(what, false, true, 1, rows, outF, inF, x, 0, weight, 0, bias ? 1 : 0, out, 0, bf);
   return record1("linear", [x, weight, bias], out, (g) => {
     let gx: Tensor | null = null, gw: Tensor | null = null, gbias: Tensor | null = null;
     if (x.requiresGrad) {
       gx = Tensor._empty(x.shape);
-      gemm(what, false, false, 1, rows, inF, outF, g, 0, weight, 0, 0, gx, 0);
+      gemm(what, false, false, 1, rows, inF, outF, g, 0, weight, 0, 0, gx, 0, bf);
     }
     if (weight.requiresGrad) {
       gw = Tensor._empty(weight.shape);
-      gemm(what, true, false, 1, outF, inF, rows, g, 0, x, 0, 0, gw, 0);
+      gemm(what, true, false, 1, outF, inF, rows, g, 0, x, 0, 0, gw, 0, bf);
     }
     if (bias?.requiresGrad) {
       gbias = Tensor._empty(bias.shape);

@@ -340,7 +340,7 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     return mean(losses);
   };
 
-  const onDevice = <T>(fn: () => T): T => (opts.device === "cuda" ? cuda.scope(fn) : fn());
+  const onDevice = <T>(fn: () => T): T => (opts.device === "cuda" ? cuda.scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn())) : fn());
 
   // ---- the loop ----------------------------------------------------------------------------------------------
   const losses: number[] = [];

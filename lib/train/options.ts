@@ -84,13 +84,15 @@ export interface TrainOptions {
   threads?: number;
   /** "cpu" (default) or "cuda": the model, its gradients and the optimizer state live on the GPU. */
   device?: "cpu" | "cuda";
+  /** "none" (default) or "bfloat16": the matrix products run with bf16 inputs on the GPU (cuda.autocast; device "cuda" only). */
+  autocast?: "none" | "bfloat16";
 }
 
 /** Every option filled in (saved in checkpoints). */
 export type ResolvedTrainOptions = Required<Omit<TrainOptions, "text" | "resume" | "data">> & { data: string | null; text: string | null; resume: boolean | string };
 
 /** Options that a resumed run may change; every other option comes from the checkpoint. */
-export const RESUME_OVERRIDABLE = ["steps", "epochs", "evalEvery", "evalBatches", "outDir", "checkpointEvery", "keepCheckpoints", "threads", "slstmLayout", "device"] as const;
+export const RESUME_OVERRIDABLE = ["steps", "epochs", "evalEvery", "evalBatches", "outDir", "checkpointEvery", "keepCheckpoints", "threads", "slstmLayout", "device", "autocast"] as const;
 
 /** The bundled time-machine text. */
 export function defaultDataPath(): string {
@@ -101,7 +103,7 @@ export function defaultDataPath(): string {
 const KNOWN = new Set<string>([
   "data", "text", "maxTokens", "tokenizer", "modelType", "model", "steps", "epochs", "batchSize", "seqLen", "optimizer", "lr", "weightDecay", "betas", "eps", "momentum", "nesterov",
   "schedule", "warmupSteps", "decayUntilStep", "minLr", "clipGradNorm", "gradientAccumulationSteps", "sampling", "carryState", "valFraction", "evalEvery", "evalBatches", "seed",
-  "outDir", "checkpointEvery", "keepCheckpoints", "slstmLayout", "resume", "threads", "device",
+  "outDir", "checkpointEvery", "keepCheckpoints", "slstmLayout", "resume", "threads", "device", "autocast",
 ]);
 
 function int(name: string, v: unknown, min: number): number {
@@ -180,7 +182,9 @@ export function resolveTrainOptions(o: TrainOptions): ResolvedTrainOptions {
     resume: o.resume ?? false,
     threads: int("threads", o.threads ?? 0, 0),
     device: oneOf("device", o.device ?? "cpu", ["cpu", "cuda"] as const),
+    autocast: oneOf("autocast", o.autocast ?? "none", ["none", "bfloat16"] as const),
   };
+  if (r.autocast !== "none" && r.device !== "cuda") throw new RangeError(`train: autocast "${r.autocast}" needs device "cuda"`);
   r.carryState = o.carryState ?? r.sampling === "sequential";
   if (!Array.isArray(r.betas) || r.betas.length !== 2 || !r.betas.every((b) => typeof b === "number" && b >= 0 && b < 1))
     throw new RangeError(`train: betas must be two numbers in [0, 1), got ${JSON.stringify(r.betas)}`);

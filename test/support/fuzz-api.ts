@@ -364,6 +364,14 @@ const SPECS: Spec[] = [
     nums: [2, 3, 4],
     cuda: true,
   },
+  {
+    name: "cudaGemmBf16TileCoverage",
+    dims: { M: small0, N: small0 },
+    build: (d, r) => [r.bool(), r.bool(), d.M, d.N, I32(d.M * d.N, () => 0)],
+    outs: [4],
+    nums: [2, 3],
+    cuda: !native.backends().cuda.compiled,
+  },
   // elementwise
   ...(["unary", "cudaUnary"] as const).map(
     (name): Spec => ({ name, dims: { n: [0, 1, 5, 17, 64] }, build: (d, r) => [r.pick(UNARY), A(r, d.n), Z(d.n), 2, 0.5], outs: [2], nums: [3, 4], cuda: name === "cudaUnary" }),
