@@ -16,6 +16,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_staging.h"
 
 namespace xlstm {
 namespace cuda {
@@ -23,46 +24,16 @@ namespace {
 
 using namespace hostutil;
 
-struct GemmTiling {
-  static constexpr int BM = 64, BN = 64, BK = 16;  // C tile per block, K slice staged in shared memory
-  static constexpr int TX = 16, TY = 16;           // threads per block (x: columns, y: rows)
+struct GemmTiling : GemmStaging<64, 64, 16, 256> {  // 64 x 64 C tile, K slices of 16 (As[kk][r], Bs[kk][c])
+  static constexpr int TX = 16, TY = 16;            // threads per block (x: columns, y: rows)
   static constexpr int TM = BM / TY, TN = BN / TX;  // register tile per thread (4 x 4)
-  static constexpr int THREADS = TX * TY;
-  static constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BK * BN / THREADS;  // elements per thread per slice
-
-  // Grid for an M x N product: x over column tiles, y over row tiles.
-  __host__ __device__ static int64_t grid_x(int64_t N) { return (N + BN - 1) / BN; }
-  __host__ __device__ static int64_t grid_y(int64_t M) { return (M + BM - 1) / BM; }
+  static_assert(TX * TY == THREADS, "one thread per (tx, ty)");
 
   // Element (i, j) of thread (tx, ty)'s register tile -> position in C.
   __host__ __device__ static void c_element(int64_t bx, int64_t by, int tx, int ty, int i, int j, int64_t* row,
                                             int64_t* col) {
     *row = by * BM + ty + i * TY;
     *col = bx * BN + tx + j * TX;
-  }
-  // The l-th op(A) element thread t stages per slice: shared slot As[kk][r] (r < BM, kk < BK). Without transpose
-  // A is M x K row-major (consecutive threads walk k); with it A is K x M (consecutive threads walk rows).
-  __host__ __device__ static void a_slot(bool trans_a, int t, int l, int* r, int* kk) {
-    const int idx = t + l * THREADS;
-    if (trans_a) {
-      *r = idx % BM;
-      *kk = idx / BM;
-    } else {
-      *r = idx / BK;
-      *kk = idx % BK;
-    }
-  }
-  // The l-th op(B) element thread t stages per slice: shared slot Bs[kk][c] (kk < BK, c < BN). Without transpose
-  // B is K x N (consecutive threads walk columns); with it B is N x K (consecutive threads walk k).
-  __host__ __device__ static void b_slot(bool trans_b, int t, int l, int* kk, int* c) {
-    const int idx = t + l * THREADS;
-    if (trans_b) {
-      *kk = idx % BK;
-      *c = idx / BK;
-    } else {
-      *kk = idx / BN;
-      *c = idx % BN;
-    }
   }
 };
 

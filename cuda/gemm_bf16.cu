@@ -19,6 +19,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_staging.h"
 
 namespace xlstm {
 namespace cuda {
@@ -26,37 +27,11 @@ namespace {
 
 using namespace hostutil;
 
-struct Bf16Tiling {
-  static constexpr int BM = 64, BN = 64, BK = 32, THREADS = 128, WARP_TILE = 32;
+struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices of 32 (As[r][kk], Bs[kk][c])
+  static constexpr int WARP_TILE = 32;
   static constexpr int LDA = BK + 8, LDB = BN + 8, LDC = BN + 4;  // shared row lengths (elements)
-  static constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BK * BN / THREADS, C_STORES = BM * BN / THREADS;
+  static constexpr int C_STORES = BM * BN / THREADS;
 
-  __host__ __device__ static int64_t grid_x(int64_t N) { return (N + BN - 1) / BN; }
-  __host__ __device__ static int64_t grid_y(int64_t M) { return (M + BM - 1) / BM; }
-  // The l-th op(A) element thread t stages per slice: As[r][kk]. Without transpose A is M x K row-major
-  // (consecutive threads walk k); with it A is K x M (consecutive threads walk rows).
-  __host__ __device__ static void a_slot(bool trans_a, int t, int l, int* r, int* kk) {
-    const int idx = t + l * THREADS;
-    if (trans_a) {
-      *r = idx % BM;
-      *kk = idx / BM;
-    } else {
-      *r = idx / BK;
-      *kk = idx % BK;
-    }
-  }
-  // The l-th op(B) element thread t stages per slice: Bs[kk][c]. Without transpose B is K x N (threads walk
-  // columns); with it B is N x K (threads walk k).
-  __host__ __device__ static void b_slot(bool trans_b, int t, int l, int* kk, int* c) {
-    const int idx = t + l * THREADS;
-    if (trans_b) {
-      *kk = idx % BK;
-      *c = idx / BK;
-    } else {
-      *kk = idx / BN;
-      *c = idx % BN;
-    }
-  }
   // Warp w's 32 x 32 quarter of the block tile.
   __host__ __device__ static void warp_origin(int w, int* r0, int* c0) {
     *r0 = (w / 2) * WARP_TILE;
