@@ -11,6 +11,7 @@ import { AdamW } from "../optim/adamw";
 import { xlstmParamGroups } from "../optim/groups";
 import { clipGradNorm } from "../optim/sgd";
 import { Generator } from "../rng";
+import { noGrad } from "../autograd";
 import { Tensor } from "../tensor";
 import { registerWorkload, timeIt } from "./index";
 import { w2Config } from "./lm-train";
@@ -103,5 +104,42 @@ registerWorkload({
       }, reps);
       yield { workload: "G3", name: dtype === "float32" ? "lm-train" : "lm-train-autocast-bf16", metric: "tokens_per_s", value: (B * S) / t.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: t.median, reps };
     }
+  },
+});
+
+registerWorkload({
+  id: "G3-W5",
+  description: "W5 on the GPU: greedy generation from the W2 model (ms/token over 256 tokens, batch 1) and the forward over a 256-token prompt",
+  device: "cuda",
+  async *run({ reps }) {
+    const gen = new Generator(0);
+    const model = new xLSTMLMModel(w2Config(true), { generator: gen }).eval().to("cuda");
+    const prompt = new Tensor(Int32Array.from({ length: 256 }, () => gen.int(256)), [1, 256]);
+    const steps = 256;
+    const greedy = (logits: Tensor) => {
+      const l = logits.cpu().f32();
+      let best = 0;
+      for (let v = 1; v < l.length; ++v) if (l[v] > l[best]) best = v;
+      return best;
+    };
+    // each token: one step on the GPU, its logits read back for the choice (as generate() does), released at once
+    const run = (n: number) =>
+      noGrad(() => {
+        let st = cuda.scope(() => model.forward(ops.slice(prompt, 1, 0, 8), { returnLastState: true }).state!);
+        let tok = 0;
+        for (let i = 0; i < n; ++i) {
+          const r = cuda.scope(() => {
+            const s = model.step(new Tensor(Int32Array.of(tok), [1, 1]), st);
+            return { state: s.state, next: greedy(s.logits) };
+          });
+          st = r.state;
+          tok = r.next;
+        }
+      });
+    const pre = await timeGpu(() => run(0), reps);
+    const g = await timeGpu(() => run(steps), reps);
+    yield { workload: "G3", name: "generate-step", metric: "ms_per_token", value: ((g.median - pre.median) / steps) * 1000, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, reps };
+    const p = await timeGpu(() => noGrad(() => void model.forward(prompt)), reps);
+    yield { workload: "G3", name: "prefill-256", metric: "seconds", value: p.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: p.min, max: p.max, reps };
   },
 });
