@@ -40,7 +40,7 @@ describe("64 checkpoints, training and generation", function () {
     await assert.rejects(train({ ...tiny(), worker: false, autocast: "bfloat16" }), /train: autocast "bfloat16" needs device "cuda"/);
   });
 
-  (backends().cuda.available ? it : it.skip)(`a small xLSTM and an LSTM train on the GPU with the CPU run's losses; a GPU run resumes from its checkpoint${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
+  (backends().cuda.available ? it : it.skip)(`a small xLSTM and an LSTM train on the GPU with the CPU run's losses; runs resume on the GPU (a CPU run's too); bf16 autocast learns${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
     for (const over of [{}, { modelType: "lstm" as const, model: { hidden_size: 32, num_layers: 1 }, optimizer: "sgd" as const, lr: 1, sampling: "sequential" as const }]) {
       const base = tiny({ steps: 60, evalEvery: 0, ...over });
       const cpu = await train({ ...base, worker: false });
@@ -54,6 +54,13 @@ describe("64 checkpoints, training and generation", function () {
       assert.equal(resumed.step, 65);
       assert.ok(Number.isFinite(resumed.loss));
     }
+    // a CPU run resumed on the GPU (model, optimizer state and data position move with it) follows the CPU run
+    const cpuDir = newDir();
+    const whole = await train({ ...tiny({ steps: 16, evalEvery: 0 }), worker: false });
+    const ac = new AbortController();
+    await train({ ...tiny({ steps: 16, evalEvery: 0 }), worker: false, outDir: cpuDir, signal: ac.signal, onProgress: (e) => e.step === 10 && ac.abort() });
+    const moved = await train({ text: TEXT, outDir: cpuDir, resume: true, device: "cuda", worker: false });
+    for (let i = 0; i < 6; ++i) assert.ok(Math.abs(moved.losses[i] - whole.losses[10 + i]) < 1e-3 * whole.losses[10 + i], `step ${11 + i}: ${moved.losses[i]} vs ${whole.losses[10 + i]}`);
     // bf16 autocast: the same run stays close to float32 (bf16 products, float32 everything else)
     const base = tiny({ steps: 30, evalEvery: 0 });
     const f32 = await train({ ...base, worker: false, device: "cuda" });
