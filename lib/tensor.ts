@@ -73,6 +73,11 @@ function checkDevice(device: Device | undefined, what: string): Device {
   return d;
 }
 
+/** `t` with requiresGrad set as `options` ask (the CUDA paths of the factories build the tensor first). */
+function withRequiresGrad(t: Tensor, options: TensorOptions): Tensor {
+  return options.requiresGrad ? t.requiresGrad_() : t;
+}
+
 /** Host storage -> new device storage (synchronous copy). */
 function upload(data: Storage): DeviceStorage {
   const d = new DeviceStorage(data.byteLength);
@@ -137,9 +142,8 @@ export class Tensor {
     if (data.length !== n)
       throw new RangeError(`Tensor: storage has ${data.length} elements, shape ${formatShape(shape)} needs ${n}`);
     this.device = checkDevice(options.device, "Tensor");
-    const dev = (options as { _deviceStorage?: DeviceStorage })._deviceStorage;
     this._host = this.device === "cpu" ? data : null;
-    this._device = this.device === "cpu" ? null : dev ?? upload(data);
+    this._device = this.device === "cpu" ? null : upload(data);
     this._numel = n;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
@@ -154,16 +158,14 @@ export class Tensor {
     const n = numel(shape, "zeros shape");
     charge(n);
     const dtype = options.dtype ?? "float32";
-    if (checkDevice(options.device, "zeros") === "cuda") return Tensor._empty(shape, dtype, true);
+    if (checkDevice(options.device, "zeros") === "cuda") return withRequiresGrad(Tensor._empty(shape, dtype, true), options);
     return new Tensor(storageOf[dtype](n), shape, options);
   }
 
   /** @internal A CUDA tensor of `shape` over fresh device memory (zeroed when `zero`, else undefined contents). */
   static _empty(shape: Shape, dtype: DType = "float32", zero = false): Tensor {
     const n = numel(shape, "Tensor shape");
-    const storage = new DeviceStorage(n * ELEMENT_BYTES[dtype], zero);
-    // a zero-length host array of the dtype stands in for the shape/dtype checks; the values live on the device
-    return Tensor._wrap(storage, shape, dtype);
+    return Tensor._wrap(new DeviceStorage(n * ELEMENT_BYTES[dtype], zero), shape, dtype);
   }
 
   /** @internal A CUDA tensor over existing device storage (shared, not copied). */
@@ -180,7 +182,7 @@ export class Tensor {
   }
 
   static full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
-    if (checkDevice(options.device, "full") === "cuda") return Tensor.full(shape, value, { ...options, device: "cpu" }).to("cuda");
+    if (checkDevice(options.device, "full") === "cuda") return withRequiresGrad(Tensor.full(shape, value, { ...options, device: "cpu", requiresGrad: false }).to("cuda"), options);
     const t = Tensor.zeros(shape, options);
     if (t.data instanceof BigInt64Array) t.data.fill(BigInt(Math.trunc(value)));
     else if (t.data instanceof Uint16Array) floatToBf16(t.data, new Float32Array(t.data.length).fill(value));
@@ -213,7 +215,7 @@ export class Tensor {
 
   /** [0, 1, ..., n-1] as float32 (or the dtype asked). */
   static arange(n: number, options: TensorOptions = {}): Tensor {
-    if (checkDevice(options.device, "arange") === "cuda") return Tensor.arange(n, { ...options, device: "cpu" }).to("cuda");
+    if (checkDevice(options.device, "arange") === "cuda") return withRequiresGrad(Tensor.arange(n, { ...options, device: "cpu", requiresGrad: false }).to("cuda"), options);
     const t = Tensor.zeros([n], options);
     for (let i = 0; i < n; ++i) {
       if (t.data instanceof BigInt64Array) t.data[i] = BigInt(i);
@@ -245,7 +247,7 @@ export class Tensor {
     if (numel(s) !== flat.length)
       throw new RangeError(`Tensor.from: ${flat.length} values do not fill shape ${formatShape(s)} (ragged nested array?)`);
     const dtype = options.dtype ?? "float32";
-    if (checkDevice(options.device, "Tensor.from") === "cuda") return Tensor.from(data, shape, { ...options, device: "cpu" }).to("cuda");
+    if (checkDevice(options.device, "Tensor.from") === "cuda") return withRequiresGrad(Tensor.from(data, shape, { ...options, device: "cpu", requiresGrad: false }).to("cuda"), options);
     const t = Tensor.zeros(s, { ...options, dtype });
     if (t.data instanceof BigInt64Array) flat.forEach((v, i) => ((t.data as BigInt64Array)[i] = BigInt(Math.trunc(v))));
     else if (t.data instanceof Uint16Array) floatToBf16(t.data, Float32Array.from(flat));

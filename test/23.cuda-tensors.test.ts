@@ -85,6 +85,8 @@ describe("23 CUDA tensors", () => {
       assert.deepEqual(g.reshape(5, 3).toFlatArray(), x.toFlatArray());
       assert.deepEqual(Tensor.zeros([4], { device: "cuda" }).toFlatArray(), [0, 0, 0, 0]);
       assert.deepEqual(Tensor.full([2], 2.5, { device: "cuda" }).toFlatArray(), [2.5, 2.5]);
+      for (const t of [Tensor.zeros([2], { device: "cuda", requiresGrad: true }), Tensor.full([2], 1, { device: "cuda", requiresGrad: true }), Tensor.randn([2], { device: "cuda", requiresGrad: true }), Tensor.from([1, 2], [2], { device: "cuda", requiresGrad: true })])
+        assert.ok(t.requiresGrad && t.device === "cuda", "factories keep requiresGrad on the GPU");
       assert.deepEqual(Tensor.randn([6], { generator: new Generator(9), device: "cuda" }).toFlatArray(), Tensor.randn([6], { generator: new Generator(9) }).toFlatArray());
       const i = Tensor.from([1, 2, 3], [3], { dtype: "int32", device: "cuda" });
       assert.deepEqual(i.toFlatArray(), [1, 2, 3]);
