@@ -2,7 +2,8 @@
 // package reports one device, "host emulation", whose memory is host memory from the same caching allocator the GPU
 // uses (capacity XLSTM_CUDA_EMULATE_MEMORY bytes, default 2 GiB, so out-of-memory can be tested), whose copies are
 // memcpy, and on which every kernel entry of the device-buffer binding (csrc/binding/cuda_ops*.cc) runs the CPU
-// twin of its CUDA kernel. So everything above the kernels (device buffers, CUDA tensors, scopes, the ops' CUDA
+// twin of its CUDA kernel, or the host replay of the CUDA kernel's own code where one exists (replay_kernels() in
+// csrc/binding/device_buffer.h). So everything above the kernels (device buffers, CUDA tensors, scopes, the ops' CUDA
 // paths, autograd, optimizers, training) runs in CI; the CUDA kernels themselves are checked by their own host
 // replays and, on a GPU, by the parity tests. No CUDA in this header: memory.cu and cuda_absent.cc both use it.
 #pragma once

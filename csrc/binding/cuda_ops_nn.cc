@@ -38,7 +38,8 @@ Napi::Value SoftmaxDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* y = require_device_buffer(c, 2, "y", n * kF, floats("rows*cols", n));
   if (x == y) throw_range(c, "y and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (log) XLSTM_DEVICE_CALL(log_softmax_forward, fp(y), fp(x), rows, cols);
+    if (replay_kernels()) replay_with_writes("softmax", n, [&](int32_t* w) { cuda::softmax_emulate(log, fp(y), fp(x), rows, cols, w); });
+    else if (log) XLSTM_DEVICE_CALL(log_softmax_forward, fp(y), fp(x), rows, cols);
     else XLSTM_DEVICE_CALL(softmax_forward, fp(y), fp(x), rows, cols);
   });
   return info.Env().Undefined();
@@ -56,7 +57,8 @@ Napi::Value SoftmaxBackwardDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* dx = require_device_buffer(c, 3, "dx", n * kF, floats("rows*cols", n));
   if (dx == y || dx == dy) throw_range(c, "dx must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    if (log) XLSTM_DEVICE_CALL(log_softmax_backward, fp(dx), fp(y), fp(dy), rows, cols);
+    if (replay_kernels()) replay_with_writes("softmax_backward", n, [&](int32_t* w) { cuda::softmax_backward_emulate(log, fp(dx), fp(y), fp(dy), rows, cols, w); });
+    else if (log) XLSTM_DEVICE_CALL(log_softmax_backward, fp(dx), fp(y), fp(dy), rows, cols);
     else XLSTM_DEVICE_CALL(softmax_backward, fp(dx), fp(y), fp(dy), rows, cols);
   });
   return info.Env().Undefined();
@@ -82,7 +84,12 @@ Napi::Value CrossEntropyDev(const Napi::CallbackInfo& info) {
     int64_t* cnt = static_cast<int64_t*>(count->ptr);
     const int64_t ig = static_cast<int64_t>(ign);
     const void* t = targets->ptr;
-    if (cuda::emulated()) {
+    if (replay_kernels()) {
+      replay_with_writes("cross_entropy_forward", 3 * n, [&](int32_t* w) {
+        *cnt = i64 ? cuda::cross_entropy_forward_emulate<int64_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int64_t*>(t), n, v, ig, w)
+                   : cuda::cross_entropy_forward_emulate<int32_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int32_t*>(t), n, v, ig, w);
+      });
+    } else if (cuda::emulated()) {
       *cnt = i64 ? cross_entropy_forward<int64_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int64_t*>(t), n, v, ig)
                  : cross_entropy_forward<int32_t>(fp(loss), fp(row_max), fp(log_sum), fp(logits), static_cast<const int32_t*>(t), n, v, ig);
     } else if (i64) {
@@ -113,7 +120,12 @@ Napi::Value CrossEntropyBackwardDev(const Napi::CallbackInfo& info) {
   if (dlogits == logits) throw_range(c, "dlogits and logits must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
     const int64_t ig = static_cast<int64_t>(ign);
-    if (i64)
+    if (replay_kernels())
+      replay_with_writes("cross_entropy_backward", nv, [&](int32_t* w) {
+        if (i64) cuda::cross_entropy_backward_emulate<int64_t>(fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int64_t*>(targets->ptr), fp(g), n, v, ig, w);
+        else cuda::cross_entropy_backward_emulate<int32_t>(fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int32_t*>(targets->ptr), fp(g), n, v, ig, w);
+      });
+    else if (i64)
       XLSTM_DEVICE_CALL(cross_entropy_backward<int64_t>, fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int64_t*>(targets->ptr), fp(g), n, v, ig);
     else
       XLSTM_DEVICE_CALL(cross_entropy_backward<int32_t>, fp(dlogits), fp(logits), fp(row_max), fp(log_sum), static_cast<const int32_t*>(targets->ptr), fp(g), n, v, ig);
@@ -152,6 +164,11 @@ Napi::Value LayerNormDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* b = optional_device_buffer(c, 5, "b", d.gd * kF, floats("groups*dim", d.gd));
   if (y == x) throw_range(c, "y and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
+    if (replay_kernels())
+      replay_with_writes("layer_norm_forward", d.n + 2 * rg, [&](int32_t* wr) {
+        cuda::layer_norm_forward_emulate(fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim, static_cast<float>(eps), residual, wr);
+      });
+    else
     XLSTM_DEVICE_CALL(layer_norm_forward, fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim,
                              static_cast<float>(eps), residual);
   });
@@ -176,6 +193,11 @@ Napi::Value LayerNormBackwardDev(const Napi::CallbackInfo& info) {
   if (dx == dy || dx == x) throw_range(c, "dx must be a buffer of its own");
   if (dw && dw == db) throw_range(c, "dw and db must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
+    if (replay_kernels())
+      replay_with_writes("layer_norm_backward", d.n + (dw ? d.gd : 0) + (db ? d.gd : 0), [&](int32_t* wr) {
+        cuda::layer_norm_backward_emulate(fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(mean), fp(rstd), fp(w), d.rows, d.groups, d.dim, residual, wr);
+      });
+    else
     XLSTM_DEVICE_CALL(layer_norm_backward, fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(mean), fp(rstd), fp(w), d.rows, d.groups,
                               d.dim, residual);
   });
@@ -194,7 +216,12 @@ Napi::Value EmbeddingDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (out == w) throw_range(c, "out and weight must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (i64) XLSTM_DEVICE_CALL(embedding_forward<int64_t>, fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e);
+    if (replay_kernels())
+      replay_with_writes("embedding_forward", ne, [&](int32_t* wr) {
+        if (i64) cuda::embedding_forward_emulate<int64_t>(fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e, wr);
+        else cuda::embedding_forward_emulate<int32_t>(fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e, wr);
+      });
+    else if (i64) XLSTM_DEVICE_CALL(embedding_forward<int64_t>, fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e);
     else XLSTM_DEVICE_CALL(embedding_forward<int32_t>, fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e);
   });
   return info.Env().Undefined();
@@ -212,7 +239,12 @@ Napi::Value EmbeddingBackwardDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (dw == dout) throw_range(c, "dweight and dout must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (i64) XLSTM_DEVICE_CALL(embedding_backward<int64_t>, fp(dw), fp(dout), static_cast<const int64_t*>(idx->ptr), n, v, e);
+    if (replay_kernels())
+      replay_with_writes("embedding_backward", ve, [&](int32_t* wr) {
+        if (i64) cuda::embedding_backward_emulate<int64_t>(fp(dw), fp(dout), static_cast<const int64_t*>(idx->ptr), n, v, e, wr);
+        else cuda::embedding_backward_emulate<int32_t>(fp(dw), fp(dout), static_cast<const int32_t*>(idx->ptr), n, v, e, wr);
+      });
+    else if (i64) XLSTM_DEVICE_CALL(embedding_backward<int64_t>, fp(dw), fp(dout), static_cast<const int64_t*>(idx->ptr), n, v, e);
     else XLSTM_DEVICE_CALL(embedding_backward<int32_t>, fp(dw), fp(dout), static_cast<const int32_t*>(idx->ptr), n, v, e);
   });
   return info.Env().Undefined();

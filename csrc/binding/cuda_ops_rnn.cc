@@ -59,7 +59,9 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
       if (o == in) throw_range(c, "outputs and inputs must be different buffers");
   if (y == states || y == gates || states == gates) throw_range(c, "y, states and gates must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (SLSTM) XLSTM_DEVICE_CALL(slstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
+    if (replay_kernels() && SLSTM) cuda::slstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
+    else if (replay_kernels()) cuda::lstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
+    else if (SLSTM) XLSTM_DEVICE_CALL(slstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
     else XLSTM_DEVICE_CALL(lstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
   });
   return info.Env().Undefined();
@@ -92,7 +94,11 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
   if (dx == dR || dx == db || dR == db || (ds0 && (ds0 == dx || ds0 == dR || ds0 == db)))
     throw_range(c, "gradient outputs must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (SLSTM)
+    if (replay_kernels() && SLSTM)
+      cuda::slstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, exact);
+    else if (replay_kernels())
+      cuda::lstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d);
+    else if (SLSTM)
       XLSTM_DEVICE_CALL(slstm_backward, fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d,
                            exact);
     else

@@ -6,7 +6,11 @@
 #include <cstdint>
 #include <string>
 
+#include <stdexcept>
+#include <vector>
+
 #include "args.h"
+#include "cuda_api.h"
 
 namespace xlstm {
 
@@ -28,6 +32,22 @@ DeviceBuffer* optional_device_buffer(const ArgCtx& c, size_t i, const char* name
 #define XLSTM_DEVICE_CALL(fn, ...)                                                                  \
   (::xlstm::cuda::emulated() ? ::xlstm::fn(__VA_ARGS__)                                             \
                              : ::xlstm::cuda::fn(__VA_ARGS__, ::xlstm::cuda::stream()))
+
+// Under host emulation, a binary built with CUDA can replay some kernels' own code on the host (the cuda::*_emulate
+// entries: every block and thread, the device's reduction order) instead of running the CPU twin. The device entries
+// use them where they exist, so the emulated suites exercise those kernels' logic and the argument order the entries
+// pass them. replay_with_writes runs one that counts its writes per output element (`outputs` counters) and throws
+// std::logic_error unless every element was written exactly once.
+inline bool replay_kernels() { return cuda::emulated() && cuda::compiled(); }
+template <class F>
+void replay_with_writes(const char* kernel, int64_t outputs, F&& run) {
+  std::vector<int32_t> writes(static_cast<size_t>(outputs > 0 ? outputs : 0));
+  run(writes.data());
+  for (size_t i = 0; i < writes.size(); ++i)
+    if (writes[i] != 1)
+      throw std::logic_error(std::string(kernel) + " (host replay): output element " + std::to_string(i) + " written " +
+                             std::to_string(writes[i]) + " times");
+}
 
 // Throws an Error naming c.fn when no CUDA device can be used (with the reason: built without CUDA, no driver, ...).
 void require_cuda_device(const ArgCtx& c);
