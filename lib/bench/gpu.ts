@@ -13,6 +13,7 @@ import { clipGradNorm } from "../optim/sgd";
 import { Generator } from "../rng";
 import { noGrad } from "../autograd";
 import { Tensor } from "../tensor";
+import { releaseReplacedState, StateTree } from "../train/state-tree";
 import { registerWorkload, timeIt } from "./index";
 import { w2Config } from "./lm-train";
 
@@ -132,9 +133,11 @@ registerWorkload({
             const s = model.step(new Tensor(Int32Array.of(tok), [1, 1]), st);
             return { state: s.state, next: greedy(s.logits) };
           });
+          releaseReplacedState(st as unknown as StateTree, r.state as unknown as StateTree);
           st = r.state;
           tok = r.next;
         }
+        releaseReplacedState(st as unknown as StateTree, null);
       });
     const pre = await timeGpu(() => run(0), reps);
     const g = await timeGpu(() => run(steps), reps);

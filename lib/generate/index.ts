@@ -19,7 +19,7 @@ import type { LanguageModel } from "../train/models";
 import { createInferenceSession } from "../infer/session";
 import { xLSTMLMModel } from "../nn/stack";
 import { LargeState, xLSTMLargeDecoder } from "../nn/large";
-import type { StateTree } from "../train/state-tree";
+import { releaseReplacedState, StateTree } from "../train/state-tree";
 
 export interface SamplingOptions {
   /** Softmax temperature; 0 picks the most likely token (greedy). Default 1. */
@@ -165,24 +165,6 @@ function lastLogits(logits: Tensor, b: number): Float32Array {
   return logits.f32().slice((b * S + S - 1) * V, (b * S + S) * V);
 }
 
-/** Device storages of the CUDA tensors in a state tree. */
-function storagesOf(s: StateTree, out = new Set<unknown>()): Set<unknown> {
-  if (s instanceof Tensor) {
-    if (s._device) out.add(s._device);
-  } else if (s) for (const v of Object.values(s)) storagesOf(v, out);
-  return out;
-}
-
-/** Releases the device memory of `old`'s tensors that `next` (the state that replaces it) does not share. */
-function releaseReplaced(old: StateTree, next: StateTree): void {
-  const keep = storagesOf(next);
-  const walk = (s: StateTree) => {
-    if (s instanceof Tensor) {
-      if (s._device && !keep.has(s._device)) s.dispose();
-    } else if (s) for (const v of Object.values(s)) walk(v);
-  };
-  walk(old);
-}
 
 /** Whether the model's parameters live on the GPU. */
 function onGpu(model: LanguageModel): boolean {
@@ -256,13 +238,13 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
       else {
         const s = noGradStep(gpu, () => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
         logits = lastLogits(s.logits, 0);
-        if (gpu) releaseReplaced(state, s.state);
+        if (gpu) releaseReplacedState(state, s.state);
         state = s.state;
       }
     }
   } finally {
     session?.dispose();
-    if (gpu) releaseReplaced(state, null);
+    if (gpu) releaseReplacedState(state, null);
     if (wasTraining) model.train();
   }
 }
@@ -312,12 +294,12 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
       await new Promise<void>((res) => setImmediate(res));
       const s = noGradStep(gpu, () => model.step(new Tensor(next, [B, 1]), state));
       logits = s.logits;
-      if (gpu) releaseReplaced(state, s.state);
+      if (gpu) releaseReplacedState(state, s.state);
       state = s.state;
       t++;
     }
   } finally {
-    if (gpu) releaseReplaced(state, null);
+    if (gpu) releaseReplacedState(state, null);
     if (wasTraining) model.train();
   }
   const tok = options.tokenizer;

@@ -48,3 +48,25 @@ export function unflattenState(skeleton: unknown, tensors: Map<string, Tensor>):
   }
   return Object.fromEntries(Object.entries(skeleton as object).map(([k, v]) => [k, unflattenState(v, tensors)]));
 }
+
+/** Device storages of the CUDA tensors in a state tree. */
+function storagesOf(s: StateTree, out = new Set<unknown>()): Set<unknown> {
+  if (s instanceof Tensor) {
+    if (s._device) out.add(s._device);
+  } else if (s) for (const v of Object.values(s)) storagesOf(v, out);
+  return out;
+}
+
+/**
+ * Releases the device memory of `old`'s tensors that `next` (the state that replaces it) does not share: a
+ * recurrent loop on the GPU (generation) keeps its device memory flat. Nothing happens for CPU tensors.
+ */
+export function releaseReplacedState(old: StateTree, next: StateTree): void {
+  const keep = storagesOf(next);
+  const walk = (s: StateTree) => {
+    if (s instanceof Tensor) {
+      if (s._device && !keep.has(s._device)) s.dispose();
+    } else if (s) for (const v of Object.values(s)) walk(v);
+  };
+  walk(old);
+}
