@@ -587,6 +587,17 @@ export interface Binding {
   cudaPermuteHost<T extends Float32Array | Int32Array | BigInt64Array | Uint16Array | Uint8Array>(out: T, x: T, shape: readonly number[], perm: readonly number[]): void;
   /** Host run of the permute kernel's map: reads[i] = how often input element i is read. */
   cudaPermuteCoverage(shape: readonly number[], perm: readonly number[], reads: Int32Array): number;
+  /**
+   * Host replays of the reduction / conv1d launches (no GPU needed; a CUDA build): the CPU export's arguments plus
+   * `writes`, which receives how many times each output element was written (outputs concatenated in argument order,
+   * absent ones taking no room). Each replay runs the kernels' own __host__ __device__ code over every block and
+   * thread, in the device's combine order.
+   */
+  cudaReduceEmulate(op: "sum" | "mean" | "max", x: Float32Array, shape: readonly number[], axes: readonly number[], out: Float32Array, argmax: BigInt64Array | null, writes: Int32Array): void;
+  /** As cudaReduceBackwardHost: for "max" each argmax[o] must be in output o's reduction set (RangeError otherwise). */
+  cudaReduceBackwardEmulate(op: "sum" | "mean" | "max", dy: Float32Array, shape: readonly number[], axes: readonly number[], dx: Float32Array, argmax: BigInt64Array | null, writes: Int32Array): void;
+  cudaCausalConv1dForwardEmulate(y: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array | null, b: number, s: number, f: number, k: number, writes: Int32Array): void;
+  cudaCausalConv1dBackwardEmulate(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dy: Float32Array, x: Float32Array, weight: Float32Array, b: number, s: number, f: number, k: number, writes: Int32Array): void;
   // ---- CUDA twins of the sLSTM/LSTM recurrences (csrc/binding/cuda_recurrent.cc) [cuda-recurrent-section]
   // Each cuda<Export>Host takes exactly the arguments of its CPU export and writes the same outputs, computed on the
   // GPU (host arrays copied in and out, synchronous; cuda/recurrent.cu, the CPU's cell math); without a usable GPU it
@@ -624,6 +635,17 @@ export interface Binding {
   cudaMlstmRecurrentForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
   /** mlstmRecurrentBackward on the GPU. */
   cudaMlstmRecurrentBackwardHost(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  /**
+   * Host replay of cudaMlstmChunkwiseForwardHost's launches (no GPU needed; CUDA builds only): the kernels' own
+   * __host__ __device__ code, every block and thread, the device's summation orders. Same arguments and results.
+   */
+  cudaMlstmChunkwiseForwardEmulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;
+  /** Host replay of cudaMlstmChunkwiseBackwardHost's launches (no GPU needed; CUDA builds only). */
+  cudaMlstmChunkwiseBackwardEmulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): void;
+  /** Host replay of cudaMlstmRecurrentForwardHost's launches (no GPU needed; CUDA builds only). */
+  cudaMlstmRecurrentForwardEmulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
+  /** Host replay of cudaMlstmRecurrentBackwardHost's launches (no GPU needed; CUDA builds only). */
+  cudaMlstmRecurrentBackwardEmulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
   /**
    * Host replay (no GPU needed; CUDA builds only) of every mLSTM kernel launch's write maps for these sizes: per
    * output ("chunkwiseForward.h", ..., "recurrentBackward.dm0", and "tile.sharedSlots" for the tile kernel's staging)

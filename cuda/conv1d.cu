@@ -9,17 +9,21 @@
 //   conv1d_math::wgrad_blocks); pass 2: one thread per (c, j) / c adds the block partials in block order in double
 //   and rounds once, as the CPU does.
 // Tap ranges and the row partition are csrc/kernels/conv1d_math.h (shared with the CPU); the thread -> element maps
-// are the __host__ __device__ helpers below, which causal_conv1d_coverage() runs on the host.
+// are the __host__ __device__ helpers below, which causal_conv1d_coverage() runs on the host; the kernel bodies are
+// __host__ __device__ too (forward_elem, dx_elem, wgrad_partial_item, wgrad_final_elem), and the *_emulate entries
+// replay every launch with them on the host, counting the writes of every output element.
 // Device entries enqueue on `stream` (null = default); scratch is stream-ordered (cudaMallocAsync). *_host entries
 // copy in, run, copy out, synchronise. Errors: std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
 #include "kernels/conv1d_math.h"
+#include "kernels/row_launch.h"
 
 namespace xlstm {
 namespace cuda {
@@ -45,64 +49,105 @@ __host__ __device__ inline void wgrad_item(int64_t w, int64_t f, int64_t k, int6
   *blk = rest / (k + 1);
 }
 
+// ---- kernel bodies, shared by the kernels and the host replay (Store: rows::PlainStore on the device, the replay's
+// rows::CountingStore counting writes; a store with a null p is an absent output) -------------------------------
+
+template <class Store>
+__host__ __device__ __forceinline__ void forward_elem(const Store& y, const float* __restrict__ x,
+                                                      const float* __restrict__ w, const float* __restrict__ bias,
+                                                      int64_t i, int64_t s, int64_t f, int64_t k) {
+  int64_t r, t, c;
+  element_of(i, s, f, &r, &t, &c);
+  float acc = bias ? bias[c] : 0.0f;
+  for (int64_t j = cm::first_tap(t, k); j < k; ++j) acc = fmaf(w[c * k + j], x[(r - (k - 1) + j) * f + c], acc);
+  y.put(i, acc);
+}
+
+template <class Store>
+__host__ __device__ __forceinline__ void dx_elem(const Store& dx, const float* __restrict__ dy,
+                                                 const float* __restrict__ w, int64_t i, int64_t s, int64_t f,
+                                                 int64_t k) {
+  int64_t r, t, c;
+  element_of(i, s, f, &r, &t, &c);
+  float acc = 0.0f;
+  for (int64_t j = cm::first_tap_dx(t, s, k); j < k; ++j) acc = fmaf(w[c * k + j], dy[(r + (k - 1) - j) * f + c], acc);
+  dx.put(i, acc);
+}
+
+// Pass 1 item `it`: part[blk, j, c] = sum over the block's rows (in order) of dy * x (j < K) or dy (j == K, bias).
+__host__ __device__ __forceinline__ void wgrad_partial_item(float* __restrict__ part, const float* __restrict__ dy,
+                                                            const float* __restrict__ x, int64_t it, int64_t rows,
+                                                            int64_t per, int64_t s, int64_t f, int64_t k, bool want_w,
+                                                            bool want_b) {
+  int64_t blk, j, c;
+  wgrad_item(it, f, k, &blk, &j, &c);
+  if (j == k ? !want_b : !want_w) return;
+  const int64_t r1 = rows < (blk + 1) * per ? rows : (blk + 1) * per;
+  float acc = 0.0f;
+  if (j == k) {
+    for (int64_t r = blk * per; r < r1; ++r) acc += dy[r * f + c];
+  } else {
+    for (int64_t r = blk * per; r < r1; ++r)
+      if (j >= cm::first_tap(r % s, k)) acc = fmaf(dy[r * f + c], x[(r - (k - 1) + j) * f + c], acc);
+  }
+  part[it] = acc;
+}
+
+// Pass 2 element e = (j, c): dweight[c, j] / dbias[c] = sum over blocks (in order, double) of the partials.
+template <class Store>
+__host__ __device__ __forceinline__ void wgrad_final_elem(const Store& dweight, const Store& dbias,
+                                                          const float* __restrict__ part, int64_t e, int64_t nblk,
+                                                          int64_t f, int64_t k) {
+  const int64_t outs = (k + 1) * f;
+  const int64_t j = e / f, c = e - j * f;
+  if (j == k ? !dbias.p : !dweight.p) return;
+  double acc = 0.0;
+  for (int64_t blk = 0; blk < nblk; ++blk) acc += part[blk * outs + e];
+  if (j == k) dbias.put(c, static_cast<float>(acc));
+  else dweight.put(c * k + j, static_cast<float>(acc));
+}
+
+// ---- kernels (grid-stride loops over the bodies above) -----------------------------------------------------------
+
 __global__ void conv_forward_kernel(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ w,
                                     const float* __restrict__ bias, int64_t n, int64_t s, int64_t f, int64_t k) {
+  const rows::PlainStore dst{y};
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    int64_t r, t, c;
-    element_of(i, s, f, &r, &t, &c);
-    float acc = bias ? bias[c] : 0.0f;
-    for (int64_t j = cm::first_tap(t, k); j < k; ++j) acc = fmaf(w[c * k + j], x[(r - (k - 1) + j) * f + c], acc);
-    y[i] = acc;
-  }
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    forward_elem(dst, x, w, bias, i, s, f, k);
 }
 
 __global__ void conv_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ w,
                                int64_t n, int64_t s, int64_t f, int64_t k) {
+  const rows::PlainStore dst{dx};
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    int64_t r, t, c;
-    element_of(i, s, f, &r, &t, &c);
-    float acc = 0.0f;
-    for (int64_t j = cm::first_tap_dx(t, s, k); j < k; ++j) acc = fmaf(w[c * k + j], dy[(r + (k - 1) - j) * f + c], acc);
-    dx[i] = acc;
-  }
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    dx_elem(dst, dy, w, i, s, f, k);
 }
 
-// Pass 1: part[blk, j, c] = sum over the block's rows (in order) of dy * x (j < K) or dy (j == K, bias).
 __global__ void conv_wgrad_partial_kernel(float* __restrict__ part, const float* __restrict__ dy,
                                           const float* __restrict__ x, int64_t items, int64_t rows, int64_t per,
                                           int64_t s, int64_t f, int64_t k, bool want_w, bool want_b) {
   for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < items;
-       it += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    int64_t blk, j, c;
-    wgrad_item(it, f, k, &blk, &j, &c);
-    if (j == k ? !want_b : !want_w) continue;
-    const int64_t r1 = min(rows, (blk + 1) * per);
-    float acc = 0.0f;
-    if (j == k) {
-      for (int64_t r = blk * per; r < r1; ++r) acc += dy[r * f + c];
-    } else {
-      for (int64_t r = blk * per; r < r1; ++r)
-        if (j >= cm::first_tap(r % s, k)) acc = fmaf(dy[r * f + c], x[(r - (k - 1) + j) * f + c], acc);
-    }
-    part[it] = acc;
-  }
+       it += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    wgrad_partial_item(part, dy, x, it, rows, per, s, f, k, want_w, want_b);
 }
 
-// Pass 2: dweight[c, j] / dbias[c] = sum over blocks (in order, double) of the partials.
 __global__ void conv_wgrad_final_kernel(float* __restrict__ dweight, float* __restrict__ dbias,
                                         const float* __restrict__ part, int64_t nblk, int64_t f, int64_t k) {
   const int64_t outs = (k + 1) * f;
+  const rows::PlainStore dw{dweight}, db{dbias};
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < outs;
-       e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t j = e / f, c = e - j * f;
-    if (j == k ? !dbias : !dweight) continue;
-    double acc = 0.0;
-    for (int64_t blk = 0; blk < nblk; ++blk) acc += part[blk * outs + e];
-    if (j == k) dbias[c] = static_cast<float>(acc);
-    else dweight[c * k + j] = static_cast<float>(acc);
-  }
+       e += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    wgrad_final_elem(dw, db, part, e, nblk, f, k);
+}
+
+// Every (block, thread) of a 1-d grid-stride launch of grid_for(n, kThreads) blocks, in block and thread order.
+template <class F>
+void replay_grid_stride(int64_t n, F&& f) {
+  const int64_t total = static_cast<int64_t>(grid_for(n, kThreads)) * kThreads;
+  for (int64_t t = 0; t < total; ++t)
+    for (int64_t i = t; i < n; i += total) f(i);
 }
 
 }  // namespace
@@ -164,6 +209,41 @@ void causal_conv1d_backward_host(float* dx, float* dweight, float* dbias, const 
   d_dx.download(dx, entry);
   d_dw.download(dweight, entry);
   d_db.download(dbias, entry);
+}
+
+// ---- host replay entries ---------------------------------------------------------------------------------------
+// The launches replayed on the host with the kernels' bodies (every block and thread of each grid-stride launch, in
+// launch order; pass 1's partials a host scratch array filled with NaN, so a partial pass 2 reads unwritten shows);
+// writes counts the writes of every element of y / dx, dweight, dbias (given ones, concatenated in that order).
+
+void causal_conv1d_forward_emulate(float* y, const float* x, const float* weight, const float* bias, int64_t b,
+                                   int64_t s, int64_t f, int64_t k, int32_t* writes) {
+  const int64_t n = b * s * f;
+  if (n <= 0) return;
+  const rows::CountingStore dst{y, writes};
+  replay_grid_stride(n, [&](int64_t i) { forward_elem(dst, x, weight, bias, i, s, f, k); });
+}
+
+void causal_conv1d_backward_emulate(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                    const float* weight, int64_t b, int64_t s, int64_t f, int64_t k,
+                                    int32_t* writes) {
+  const int64_t rows = b * s, n = rows * f;
+  int32_t* w_dx = writes;
+  int32_t* w_dw = w_dx + (dx ? n : 0);
+  int32_t* w_db = w_dw + (dweight ? f * k : 0);
+  if (dx && n > 0) {
+    const rows::CountingStore dst{dx, w_dx};
+    replay_grid_stride(n, [&](int64_t i) { dx_elem(dst, dy, weight, i, s, f, k); });
+  }
+  if (!dweight && !dbias) return;
+  const int64_t nblk = cm::wgrad_blocks(rows), per = cm::wgrad_rows_per_block(rows, nblk);
+  const int64_t items = nblk * (k + 1) * f;
+  std::vector<float> part(static_cast<size_t>(items), std::numeric_limits<float>::quiet_NaN());
+  replay_grid_stride(items, [&](int64_t it) {
+    wgrad_partial_item(part.data(), dy, x, it, rows, per, s, f, k, dweight != nullptr, dbias != nullptr);
+  });
+  const rows::CountingStore dw{dweight, w_dw}, db{dbias, w_db};
+  replay_grid_stride((k + 1) * f, [&](int64_t e) { wgrad_final_elem(dw, db, part.data(), e, nblk, f, k); });
 }
 
 // ---- host coverage of the thread -> element maps -----------------------------------------------------------------

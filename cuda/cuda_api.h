@@ -193,6 +193,14 @@ int64_t reduce_coverage(int ndim, const int64_t* shape, const uint8_t* reduced, 
                         int64_t* pieces);
 // reads[i] = how often the two-pass sums (sum_all, sum_squares) read x[i] (n entries).
 int64_t sum_pass_coverage(int64_t n, int32_t* reads);
+// Host replays (no GPU needed): the launches run on the host with the kernels' own __host__ __device__ bodies (every
+// block and thread, each phase for all threads before the next, the device's combine order); they write the outputs
+// and add 1 to writes[k] for every write of output element k (outputs concatenated in argument order, absent ones
+// taking no room: reduce_axes_emulate's argmax only for "max").
+void reduce_axes_emulate(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
+                         const uint8_t* reduced, int32_t* writes);
+void reduce_axes_backward_emulate(ReduceOp op, float* dx, const float* dy, const int64_t* argmax, int ndim,
+                                  const int64_t* shape, const uint8_t* reduced, int32_t* writes);
 // conv1d.cu
 void causal_conv1d_forward(float* y, const float* x, const float* weight, const float* bias, int64_t b, int64_t s,
                            int64_t f, int64_t k, void* stream);
@@ -206,6 +214,11 @@ void causal_conv1d_backward_host(float* dx, float* dweight, float* dbias, const 
 // gradient element accumulates.
 int64_t causal_conv1d_coverage(int64_t b, int64_t s, int64_t f, int64_t k, int32_t* y_writes, int32_t* dweight_terms,
                                int32_t* dbias_terms);
+// Host replays, as reduce_axes_emulate (writes: y; dx, dweight, dbias).
+void causal_conv1d_forward_emulate(float* y, const float* x, const float* weight, const float* bias, int64_t b,
+                                   int64_t s, int64_t f, int64_t k, int32_t* writes);
+void causal_conv1d_backward_emulate(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
+                                    const float* weight, int64_t b, int64_t s, int64_t f, int64_t k, int32_t* writes);
 // dropout.cu
 void dropout_forward(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0, uint32_t key1,
                      void* stream);
@@ -364,6 +377,27 @@ void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    const float* dn_last, const float* q, const float* k, const float* v,
                                    const float* i, const float* f, const MlstmDims& d, float eps);
 int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
+// Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
+// __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in
+// the device's order; shared memory and the device scratch host arrays filled with NaN), on host arrays: the same
+// arguments as the device entries without the stream, the same results bit for bit up to the host's libm exp.
+void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
+                                     const float* q, const float* k, const float* v, const float* i, const float* f,
+                                     const float* c0, const float* n0, const float* m0, const MlstmDims& d,
+                                     int64_t chunk, float eps, bool parallel_init);
+void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                      float* dm0, const float* saved, const float* h, const float* dh,
+                                      const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                      const float* v, const float* i, const float* f, const MlstmDims& d,
+                                      int64_t chunk, float eps);
+void mlstm_recurrent_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
+                                     const float* q, const float* k, const float* v, const float* i, const float* f,
+                                     const float* c0, const float* n0, const float* m0, const MlstmDims& d,
+                                     float eps);
+void mlstm_recurrent_backward_emulate(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                      float* dm0, const float* saved, const float* dh, const float* dc_last,
+                                      const float* dn_last, const float* q, const float* k, const float* v,
+                                      const float* i, const float* f, const MlstmDims& d, float eps);
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-mlstm-block

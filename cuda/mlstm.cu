@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -44,6 +45,7 @@
 #include "kernels/fast_math.h"
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_math.h"
+#include "kernels/row_launch.h"
 
 namespace xlstm {
 namespace cuda {
@@ -148,123 +150,144 @@ __device__ inline float warp_sum_f(float v) {
   return v;
 }
 
+// ---- kernel bodies ---------------------------------------------------------------------------------------------
+// Every kernel's work is __host__ __device__ code: a per-item function for the grid-stride kernels (one thread, or
+// one warp lane, per item) and, for the kernels with __syncthreads, per-phase functions taking the thread index.
+// The __global__ kernels only loop over their items / phases; the *_emulate entries (end of the file) run the very
+// same functions on the host, every block in turn, each phase by all its threads before the next (what
+// __syncthreads guarantees), warp sums as the shuffle butterfly (rows::host_row_reduce), shared memory a host array
+// filled with NaN at each block's start.
+#define XLSTM_MLSTM_HD __host__ __device__ __forceinline__
+#define XLSTM_GRID_STRIDE(var, n)                                                                      \
+  for (int64_t var = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; var < (n); \
+       var += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
 // ---- chunkwise: gates -----------------------------------------------------------------------------------------
 
 // Per position: gw = w, gp = prefix max of w (in the chunk), ga = a, gb = b; per chunk: gc[2c] = g, gc[2c+1] = max a.
+XLSTM_MLSTM_HD void gates_chunk_item(const Geo& g, const float* __restrict__ fg, const float* __restrict__ ig,
+                                     double* gw, double* gp, double* ga, double* gb, double* gc, int64_t task) {
+  const int64_t bh = task / g.NC, c = task % g.NC, l = chunk_len(g, c);
+  const int64_t p0 = bh * g.S + c * g.L;
+  double acc = 0.0, run = -INFINITY;
+  for (int64_t t = 0; t < l; ++t) {
+    acc += mm::logsig_v(static_cast<double>(fg[p0 + t]));
+    const double w = static_cast<double>(ig[p0 + t]) - acc;
+    gb[p0 + t] = acc;
+    gw[p0 + t] = w;
+    run = run < w ? w : run;
+    gp[p0 + t] = run;
+  }
+  gc[2 * task] = acc;
+  double suf = 0.0, amax = -INFINITY;
+  for (int64_t t = l - 1; t >= 0; --t) {
+    const double a = suf + static_cast<double>(ig[p0 + t]);
+    ga[p0 + t] = a;
+    amax = amax < a ? a : amax;
+    suf += mm::logsig_v(static_cast<double>(fg[p0 + t]));  // φ_t again (cheaper than storing it)
+  }
+  gc[2 * task + 1] = amax;
+}
 __global__ void gates_chunk_kernel(Geo g, const float* __restrict__ fg, const float* __restrict__ ig, double* gw,
                                    double* gp, double* ga, double* gb, double* gc) {
-  for (int64_t task = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; task < g.BH * g.NC;
-       task += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = task / g.NC, c = task % g.NC, l = chunk_len(g, c);
-    const int64_t p0 = bh * g.S + c * g.L;
-    double acc = 0.0, run = -INFINITY;
-    for (int64_t t = 0; t < l; ++t) {
-      acc += mm::logsig_v(static_cast<double>(fg[p0 + t]));
-      const double w = static_cast<double>(ig[p0 + t]) - acc;
-      gb[p0 + t] = acc;
-      gw[p0 + t] = w;
-      run = run < w ? w : run;
-      gp[p0 + t] = run;
-    }
-    gc[2 * task] = acc;
-    double suf = 0.0, amax = -INFINITY;
-    for (int64_t t = l - 1; t >= 0; --t) {
-      const double a = suf + static_cast<double>(ig[p0 + t]);
-      ga[p0 + t] = a;
-      amax = amax < a ? a : amax;
-      suf += mm::logsig_v(static_cast<double>(fg[p0 + t]));  // φ_t again (cheaper than storing it)
-    }
-    gc[2 * task + 1] = amax;
-  }
+  XLSTM_GRID_STRIDE(task, g.BH * g.NC) gates_chunk_item(g, fg, ig, gw, gp, ga, gb, gc, task);
 }
 
 // m_c for every chunk (saved), γ_c, and the final stabiliser (m_0 = 0 convention, XLSTM_SPEC §4.7).
+XLSTM_MLSTM_HD void fwd_seq_item(const Geo& g, const double* __restrict__ gc, const float* __restrict__ m0,
+                                 bool empty_init, float* saved, float* gamma, float* scale, float* m_last, int64_t bh) {
+  float* Ms = saved + bh * g.W + sv_m(g);
+  Ms[0] = m0 ? m0[bh] : (empty_init ? -INFINITY : 0.0f);
+  double F = 0.0;
+  for (int64_t c = 0; c < g.NC; ++c) {
+    const double mc = Ms[c];
+    const bool has = finite_f(Ms[c]);
+    const double gg = gc[2 * (bh * g.NC + c)], amax = gc[2 * (bh * g.NC + c) + 1];
+    const double cand = gg + mc;
+    const float mn = static_cast<float>(has ? (cand < amax ? amax : cand) : amax);
+    gamma[bh * g.NC + c] = has ? static_cast<float>(exp(gg + mc - static_cast<double>(mn))) : 0.0f;
+    F += gg;
+    Ms[c + 1] = mn;
+  }
+  const float mint = Ms[g.NC];
+  const double mi = static_cast<double>(mint);
+  const float mout = empty_init ? static_cast<float>(mi < F ? F : mi) : mint;
+  scale[bh] = static_cast<float>(exp(mi - static_cast<double>(mout)));
+  Ms[g.NC + 1] = mout;
+  m_last[bh] = mout;
+}
 __global__ void fwd_seq_kernel(Geo g, const double* __restrict__ gc, const float* __restrict__ m0, bool empty_init,
                                float* saved, float* gamma, float* scale, float* m_last) {
-  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
-       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    float* Ms = saved + bh * g.W + sv_m(g);
-    Ms[0] = m0 ? m0[bh] : (empty_init ? -INFINITY : 0.0f);
-    double F = 0.0;
-    for (int64_t c = 0; c < g.NC; ++c) {
-      const double mc = Ms[c];
-      const bool has = finite_f(Ms[c]);
-      const double gg = gc[2 * (bh * g.NC + c)], amax = gc[2 * (bh * g.NC + c) + 1];
-      const double cand = gg + mc;
-      const float mn = static_cast<float>(has ? (cand < amax ? amax : cand) : amax);
-      gamma[bh * g.NC + c] = has ? static_cast<float>(exp(gg + mc - static_cast<double>(mn))) : 0.0f;
-      F += gg;
-      Ms[c + 1] = mn;
-    }
-    const float mint = Ms[g.NC];
-    const double mi = static_cast<double>(mint);
-    const float mout = empty_init ? static_cast<float>(mi < F ? F : mi) : mint;
-    scale[bh] = static_cast<float>(exp(mi - static_cast<double>(mout)));
-    Ms[g.NC + 1] = mout;
-    m_last[bh] = mout;
-  }
+  XLSTM_GRID_STRIDE(bh, g.BH) fwd_seq_item(g, gc, m0, empty_init, saved, gamma, scale, m_last, bh);
 }
 
 // γ_c from the saved stabilisers (the backward).
+XLSTM_MLSTM_HD void bwd_seq_item(const Geo& g, const double* __restrict__ gc, const float* __restrict__ saved,
+                                 float* gamma, int64_t task) {
+  const int64_t bh = task / g.NC, c = task % g.NC;
+  const float* Ms = saved + bh * g.W + sv_m(g);
+  gamma[task] = finite_f(Ms[c]) ? static_cast<float>(exp(gc[2 * task] + static_cast<double>(Ms[c]) - static_cast<double>(Ms[c + 1]))) : 0.0f;
+}
 __global__ void bwd_seq_kernel(Geo g, const double* __restrict__ gc, const float* __restrict__ saved, float* gamma) {
-  for (int64_t task = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; task < g.BH * g.NC;
-       task += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = task / g.NC, c = task % g.NC;
-    const float* Ms = saved + bh * g.W + sv_m(g);
-    gamma[task] = finite_f(Ms[c]) ? static_cast<float>(exp(gc[2 * task] + static_cast<double>(Ms[c]) - static_cast<double>(Ms[c + 1]))) : 0.0f;
-  }
+  XLSTM_GRID_STRIDE(task, g.BH * g.NC) bwd_seq_item(g, gc, saved, gamma, task);
 }
 
 // μ (saved), β, sα per position.
+XLSTM_MLSTM_HD void fwd_pos_item(const Geo& g, const double* __restrict__ gp, const double* __restrict__ ga,
+                                 const double* __restrict__ gb, float* saved, float* beta, float* alpha, int64_t p) {
+  const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
+  float* sv = saved + bh * g.W;
+  const float* Ms = sv + sv_m(g);
+  const bool has = finite_f(Ms[c]);
+  const double mc = Ms[c];
+  const double M = row_M(has, mc, gp[p]);
+  sv[sv_mu(g) + t] = static_cast<float>(gb[p] + M);
+  beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
+  alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
+}
 __global__ void fwd_pos_kernel(Geo g, const double* __restrict__ gp, const double* __restrict__ ga,
                                const double* __restrict__ gb, float* saved, float* beta, float* alpha) {
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < g.BH * g.S;
-       p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
-    float* sv = saved + bh * g.W;
-    const float* Ms = sv + sv_m(g);
-    const bool has = finite_f(Ms[c]);
-    const double mc = Ms[c];
-    const double M = row_M(has, mc, gp[p]);
-    sv[sv_mu(g) + t] = static_cast<float>(gb[p] + M);
-    beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
-    alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
-  }
+  XLSTM_GRID_STRIDE(p, g.BH * g.S) fwd_pos_item(g, gp, ga, gb, saved, beta, alpha, p);
 }
 
 // ---- chunkwise forward: inter-chunk states ----------------------------------------------------------------------
 
+XLSTM_MLSTM_HD void fwd_state_item(const Geo& g, const float* __restrict__ k, const float* __restrict__ v,
+                                   const float* __restrict__ alpha, const float* __restrict__ gamma,
+                                   const float* __restrict__ scale, const float* __restrict__ c0,
+                                   const float* __restrict__ n0, float* saved, float* c_last, float* n_last,
+                                   int64_t idx) {
+  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
+  const int64_t bh = idx / E, e = idx % E;
+  const bool is_n = e >= DKV;
+  const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+  float* sv = saved + bh * g.W;
+  float val = c0 ? (is_n ? n0[bh * g.DK + j] : c0[bh * DKV + e]) : 0.0f;
+  sv[sv_state(g, 0, e)] = val;
+  for (int64_t c = 0; c < g.NC; ++c) {
+    const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+    const float gm = gamma[bh * g.NC + c];
+    if (is_n) {
+      float nn = gm * val;
+      for (int64_t t = 0; t < l; ++t) nn += alpha[p0 + t] * k[(p0 + t) * g.DK + j];
+      val = nn;
+    } else {
+      float acc = 0.0f;
+      for (int64_t t = 0; t < l; ++t) acc += (alpha[p0 + t] * k[(p0 + t) * g.DK + j]) * v[(p0 + t) * g.DV + x];
+      val = gm != 0.0f ? acc + gm * val : acc;
+    }
+    sv[sv_state(g, c + 1, e)] = val;
+  }
+  const float out = scale[bh] * val;
+  if (is_n) n_last[bh * g.DK + j] = out;
+  else c_last[bh * DKV + e] = out;
+}
 __global__ void fwd_state_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
                                  const float* __restrict__ alpha, const float* __restrict__ gamma,
                                  const float* __restrict__ scale, const float* __restrict__ c0,
                                  const float* __restrict__ n0, float* saved, float* c_last, float* n_last) {
-  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * E;
-       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = idx / E, e = idx % E;
-    const bool is_n = e >= DKV;
-    const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
-    float* sv = saved + bh * g.W;
-    float val = c0 ? (is_n ? n0[bh * g.DK + j] : c0[bh * DKV + e]) : 0.0f;
-    sv[sv_state(g, 0, e)] = val;
-    for (int64_t c = 0; c < g.NC; ++c) {
-      const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
-      const float gm = gamma[bh * g.NC + c];
-      if (is_n) {
-        float nn = gm * val;
-        for (int64_t t = 0; t < l; ++t) nn += alpha[p0 + t] * k[(p0 + t) * g.DK + j];
-        val = nn;
-      } else {
-        float acc = 0.0f;
-        for (int64_t t = 0; t < l; ++t) acc += (alpha[p0 + t] * k[(p0 + t) * g.DK + j]) * v[(p0 + t) * g.DV + x];
-        val = gm != 0.0f ? acc + gm * val : acc;
-      }
-      sv[sv_state(g, c + 1, e)] = val;
-    }
-    const float out = scale[bh] * val;
-    if (is_n) n_last[bh * g.DK + j] = out;
-    else c_last[bh * DKV + e] = out;
-  }
+  XLSTM_GRID_STRIDE(idx, g.BH * state_elems(g))
+  fwd_state_item(g, k, v, alpha, gamma, scale, c0, n0, saved, c_last, n_last, idx);
 }
 
 // ---- the L x L tile kernel (forward h and the three backward products) -------------------------------------------
@@ -283,366 +306,469 @@ struct TileArgs {
   float* saved_out;  // the forward writes den here
 };
 
+// The block's shared memory.
+struct TileShared {
+  float rowv[Tile::RT][Tile::PT + 1];
+  float colv[Tile::CT][Tile::PT + 1];
+  float Wt[Tile::RT][Tile::CT + 1];
+  float Ys[Tile::CT][Tile::XT];
+  double rowd[Tile::RT], cold[Tile::CT];  // M_τ or w_σ of rows / columns
+  float rowf[Tile::RT][3], colf[Tile::CT][2];
+  float den_s[Tile::RT];
+};
+
+// One output tile (block id bid) of the tile kernel, as phases; tile_kernel below runs them with __syncthreads in
+// between: row_consts; per 32-column block cb: col_consts, per 32-wide dot slice p0: stage | dots, then
+// weights_ys | accum; per slice p0 of the inter-chunk term: stage_extra | accum_extra; den_phase | output.
 // Rows of the block are τ (FWD_H, DQ) or σ (DK, DV); columns the other index, causal σ ≤ τ.
 template <int MODE>
-__global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
+struct TileBlock {
   using T = Tile;
-  constexpr bool kRowsTau = MODE == kFwdH || MODE == kDQ;
-  const Geo& g = A.g;
-  const int64_t Dout = (MODE == kFwdH || MODE == kDV) ? g.DV : g.DK;
-  const int64_t Dd = (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV;  // length of the weight dot products
-  __shared__ float rowv[T::RT][T::PT + 1];
-  __shared__ float colv[T::CT][T::PT + 1];
-  __shared__ float Wt[T::RT][T::CT + 1];
-  __shared__ float Ys[T::CT][T::XT];
-  __shared__ double rowd[T::RT], cold[T::CT];  // M_τ or w_σ of rows / columns
-  __shared__ float rowf[T::RT][3], colf[T::CT][2];
-  __shared__ float den_s[T::RT];
-  const int tid = threadIdx.x, ty = tid / T::TX, tx = tid % T::TX;
-  for (int64_t bid = blockIdx.x; bid < T::blocks(g, Dout); bid += gridDim.x) {
-    int64_t bh, c, rt, xt;
-    T::decode(g, Dout, bid, &bh, &c, &rt, &xt);
-    const int64_t l = chunk_len(g, c), r0 = rt * T::RT, x0 = xt * T::XT;
-    if (r0 >= l) continue;  // uniform over the block
-    const int64_t pc = bh * g.S + c * g.L;  // position of the chunk's first row
-    const float* sv = A.saved + bh * g.W;
+  static constexpr bool kRowsTau = MODE == kFwdH || MODE == kDQ;
+  const TileArgs& A;
+  TileShared& sh;
+  int64_t bh, c, rt, xt, l, r0, x0, pc;
+  const float* sv;
+  bool has;
+  double mc;
+
+  XLSTM_MLSTM_HD static int64_t dout(const Geo& g) { return (MODE == kFwdH || MODE == kDV) ? g.DV : g.DK; }
+  // length of the weight dot products
+  XLSTM_MLSTM_HD static int64_t dd(const Geo& g) { return (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV; }
+  // length of the row vectors of the inter-chunk term
+  XLSTM_MLSTM_HD static int64_t dx(const Geo& g) { return (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV; }
+
+  XLSTM_MLSTM_HD TileBlock(const TileArgs& a, TileShared& s, int64_t bid) : A(a), sh(s) {
+    const Geo& g = A.g;
+    T::decode(g, dout(g), bid, &bh, &c, &rt, &xt);
+    l = chunk_len(g, c), r0 = rt * T::RT, x0 = xt * T::XT;
+    pc = bh * g.S + c * g.L;  // position of the chunk's first row
+    sv = A.saved + bh * g.W;
     const float* Ms = sv + sv_m(g);
-    const bool has = finite_f(Ms[c]);
-    const double mc = Ms[c];
-    // per-row constants
+    has = finite_f(Ms[c]);
+    mc = Ms[c];
+  }
+  XLSTM_MLSTM_HD bool active() const { return r0 < l; }  // uniform over the block
+  // causal column range
+  XLSTM_MLSTM_HD int64_t cbeg() const { return kRowsTau ? 0 : r0; }
+  XLSTM_MLSTM_HD int64_t cend() const { return kRowsTau ? (r0 + T::RT < l ? r0 + T::RT : l) : l; }
+  // the inter-chunk term: row vectors times C_c (FWD_H, DQ) or Λ_{c+1} (DK, DV)
+  XLSTM_MLSTM_HD bool extra() const { return kRowsTau ? has : !(A.lam_last_zero && c == A.g.NC - 1); }
+  XLSTM_MLSTM_HD const float* mat() const {
+    return kRowsTau ? sv + sv_C(A.g, c) : A.lam + (bh * A.g.NC + c) * state_elems(A.g);
+  }
+
+  // per-row constants
+  XLSTM_MLSTM_HD void row_consts(int tid) const {
     if (tid < T::RT) {
       const int64_t r = r0 + tid;
       if (r < l) {
         const int64_t p = pc + r;
-        if (kRowsTau) rowd[tid] = row_M(has, mc, A.gp[p]);
-        else rowd[tid] = A.gw[p];
-        if (MODE == kDQ) rowf[tid][0] = A.inv[p], rowf[tid][1] = A.rho[p], rowf[tid][2] = A.beta[p];
-        if (MODE == kDK || MODE == kDV) rowf[tid][0] = A.alpha[p];
-        if (MODE == kFwdH) rowf[tid][2] = A.beta[p];
+        if (kRowsTau) sh.rowd[tid] = row_M(has, mc, A.gp[p]);
+        else sh.rowd[tid] = A.gw[p];
+        if (MODE == kDQ) sh.rowf[tid][0] = A.inv[p], sh.rowf[tid][1] = A.rho[p], sh.rowf[tid][2] = A.beta[p];
+        if (MODE == kDK || MODE == kDV) sh.rowf[tid][0] = A.alpha[p];
+        if (MODE == kFwdH) sh.rowf[tid][2] = A.beta[p];
       }
-      den_s[tid] = 0.0f;
+      sh.den_s[tid] = 0.0f;
     }
-    float acc[T::XI];
-    for (int i = 0; i < T::XI; ++i) acc[i] = 0.0f;
-    // causal column range
-    const int64_t cbeg = kRowsTau ? 0 : r0;
-    const int64_t cend = kRowsTau ? (r0 + T::RT < l ? r0 + T::RT : l) : l;
-    for (int64_t cb = cbeg; cb < cend; cb += T::CT) {
-      __syncthreads();
-      if (tid < T::CT) {
-        const int64_t cc = cb + tid;
-        if (cc < l) {
-          const int64_t p = pc + cc;
-          if (kRowsTau) cold[tid] = A.gw[p];
-          else cold[tid] = row_M(has, mc, A.gp[p]);
-          if (MODE == kDK || MODE == kDV) colf[tid][0] = A.inv ? A.inv[p] : 0.0f;
-          if (MODE == kDK) colf[tid][1] = A.rho[p];
-        }
-      }
-      // weight dots: entries e = tid + k·256 of the RT x CT tile
-      float dot[2] = {0.0f, 0.0f};
-      for (int64_t p0 = 0; p0 < Dd; p0 += T::PT) {
-        __syncthreads();
-        for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
-          int r, pp;
-          T::slot(tid, kk, T::PT, &r, &pp);
-          const int64_t row = r0 + r, col = p0 + pp;
-          float val = 0.0f;
-          if (row < l && col < Dd) {
-            const int64_t p = pc + row;
-            if (MODE == kFwdH) val = A.q[p * g.DK + col];
-            else if (MODE == kDQ) val = A.dh[p * g.DV + col] * A.inv[p];
-            else if (MODE == kDK) val = A.v[p * g.DV + col];
-            else val = A.k[p * g.DK + col];
-          }
-          rowv[r][pp] = val;
-        }
-        for (int kk = 0; kk < T::CT * T::PT / T::THREADS; ++kk) {
-          int r, pp;
-          T::slot(tid, kk, T::PT, &r, &pp);
-          const int64_t cc = cb + r, col = p0 + pp;
-          float val = 0.0f;
-          if (cc < l && col < Dd) {
-            const int64_t p = pc + cc;
-            if (MODE == kFwdH) val = A.k[p * g.DK + col];
-            else if (MODE == kDQ) val = A.v[p * g.DV + col];
-            else if (MODE == kDK) val = A.dh[p * g.DV + col] * A.inv[p];
-            else val = A.q[p * g.DK + col];
-          }
-          colv[r][pp] = val;
-        }
-        __syncthreads();
-        for (int kk = 0; kk < 2; ++kk) {
-          int r, cc;
-          T::slot(tid, kk, T::CT, &r, &cc);
-          float a = dot[kk];
-          for (int pp = 0; pp < T::PT; ++pp) a += rowv[r][pp] * colv[cc][pp];
-          dot[kk] = a;
-        }
-      }
-      // weights: P = s (q·k) E or Ω' = s ((δ·v) + ρ_τ) E, 0 outside the causal triangle
-      for (int kk = 0; kk < 2; ++kk) {
-        int r, cc;
-        T::slot(tid, kk, T::CT, &r, &cc);
-        const int64_t row = r0 + r, col = cb + cc;
-        const int64_t tau = kRowsTau ? row : col, sig = kRowsTau ? col : row;
-        float wv = 0.0f;
-        if (row < l && col < l && sig <= tau) {
-          const double M = kRowsTau ? rowd[r] : cold[cc];
-          const double w = kRowsTau ? cold[cc] : rowd[r];
-          const float ex = fm_exp(static_cast<float>(w - M));
-          if (MODE == kFwdH || MODE == kDV) wv = (g.s * dot[kk]) * ex;
-          else wv = g.s * ((dot[kk] + (MODE == kDQ ? rowf[r][1] : colf[cc][1])) * ex);
-        }
-        Wt[r][cc] = wv;
-      }
-      // the columns' output rows
-      for (int kk = 0; kk < T::CT * T::XT / T::THREADS; ++kk) {
-        int r, xx;
-        T::slot(tid, kk, T::XT, &r, &xx);
-        const int64_t cc = cb + r, col = x0 + xx;
-        float val = 0.0f;
-        if (cc < l && col < Dout) {
-          const int64_t p = pc + cc;
-          if (MODE == kFwdH) val = A.v[p * g.DV + col];
-          else if (MODE == kDQ) val = A.k[p * g.DK + col];
-          else if (MODE == kDK) val = A.q[p * g.DK + col];
-          else val = A.dh[p * g.DV + col] * colf[r][0];
-        }
-        Ys[r][xx] = val;
-      }
-      __syncthreads();
-      if (MODE == kFwdH && tid < T::RT) {
-        float rs = den_s[tid];
-        for (int cc = 0; cc < T::CT; ++cc) rs += Wt[tid][cc];
-        den_s[tid] = rs;
-      }
-      for (int cc = 0; cc < T::CT; ++cc) {
-        const float wv = Wt[ty][cc];
-        for (int i = 0; i < T::XI; ++i) acc[i] += wv * Ys[cc][tx + i * T::TX];
+  }
+  XLSTM_MLSTM_HD void col_consts(int64_t cb, int tid) const {
+    if (tid < T::CT) {
+      const int64_t cc = cb + tid;
+      if (cc < l) {
+        const int64_t p = pc + cc;
+        if (kRowsTau) sh.cold[tid] = A.gw[p];
+        else sh.cold[tid] = row_M(has, mc, A.gp[p]);
+        if (MODE == kDK || MODE == kDV) sh.colf[tid][0] = A.inv ? A.inv[p] : 0.0f;
+        if (MODE == kDK) sh.colf[tid][1] = A.rho[p];
       }
     }
-    // the inter-chunk term: row vectors times C_c (FWD_H, DQ) or Λ_{c+1} (DK, DV)
-    const bool extra = kRowsTau ? has : !(A.lam_last_zero && c == g.NC - 1);
-    float acc2[T::XI];
-    for (int i = 0; i < T::XI; ++i) acc2[i] = 0.0f;
-    const float* mat = kRowsTau ? sv + sv_C(g, c) : A.lam + (bh * g.NC + c) * state_elems(g);
-    const int64_t Dx = (MODE == kFwdH || MODE == kDV) ? g.DK : g.DV;  // length of the row vectors
-    if (extra) {
-      for (int64_t p0 = 0; p0 < Dx; p0 += T::PT) {
-        __syncthreads();
-        for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
-          int r, pp;
-          T::slot(tid, kk, T::PT, &r, &pp);
-          const int64_t row = r0 + r, col = p0 + pp;
-          float val = 0.0f;
-          if (row < l && col < Dx) {
-            const int64_t p = pc + row;
-            if (MODE == kFwdH) val = A.q[p * g.DK + col];
-            else if (MODE == kDQ) val = A.dh[p * g.DV + col] * A.inv[p];
-            else if (MODE == kDK) val = A.v[p * g.DV + col];
-            else val = A.k[p * g.DK + col];
-          }
-          rowv[r][pp] = val;
-        }
-        // mat(p, x): C_c[p][x] (FWD_H), C_c[x][p] (DQ), Λᶜ[x][p] (DK), Λᶜ[p][x] (DV)
-        for (int kk = 0; kk < T::PT * T::XT / T::THREADS; ++kk) {
-          int pp, xx;
-          T::slot(tid, kk, T::XT, &pp, &xx);
-          const int64_t pr = p0 + pp, col = x0 + xx;
-          float val = 0.0f;
-          if (pr < Dx && col < Dout) val = (MODE == kFwdH || MODE == kDV) ? mat[pr * g.DV + col] : mat[col * g.DV + pr];
-          Ys[pp][xx] = val;
-        }
-        __syncthreads();
-        for (int pp = 0; pp < T::PT; ++pp) {
-          const float a = rowv[ty][pp];
-          for (int i = 0; i < T::XI; ++i) acc2[i] += a * Ys[pp][tx + i * T::TX];
-        }
-      }
+  }
+  // the row vector element `col` of row `row` (< l) of the weight dots / the inter-chunk term
+  XLSTM_MLSTM_HD float row_vec(int64_t row, int64_t col) const {
+    const Geo& g = A.g;
+    const int64_t p = pc + row;
+    if (MODE == kFwdH) return A.q[p * g.DK + col];
+    if (MODE == kDQ) return A.dh[p * g.DV + col] * A.inv[p];
+    if (MODE == kDK) return A.v[p * g.DV + col];
+    return A.k[p * g.DK + col];
+  }
+  // weight dots: entries e = tid + k·256 of the RT x CT tile; stage the slice p0 of rows and columns
+  XLSTM_MLSTM_HD void stage(int64_t cb, int64_t p0, int tid) const {
+    const Geo& g = A.g;
+    const int64_t Dd = dd(g);
+    for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
+      int r, pp;
+      T::slot(tid, kk, T::PT, &r, &pp);
+      const int64_t row = r0 + r, col = p0 + pp;
+      sh.rowv[r][pp] = row < l && col < Dd ? row_vec(row, col) : 0.0f;
     }
-    __syncthreads();
+    for (int kk = 0; kk < T::CT * T::PT / T::THREADS; ++kk) {
+      int r, pp;
+      T::slot(tid, kk, T::PT, &r, &pp);
+      const int64_t cc = cb + r, col = p0 + pp;
+      float val = 0.0f;
+      if (cc < l && col < Dd) {
+        const int64_t p = pc + cc;
+        if (MODE == kFwdH) val = A.k[p * g.DK + col];
+        else if (MODE == kDQ) val = A.v[p * g.DV + col];
+        else if (MODE == kDK) val = A.dh[p * g.DV + col] * A.inv[p];
+        else val = A.q[p * g.DK + col];
+      }
+      sh.colv[r][pp] = val;
+    }
+  }
+  XLSTM_MLSTM_HD void dots(int tid, float* dot) const {
+    for (int kk = 0; kk < 2; ++kk) {
+      int r, cc;
+      T::slot(tid, kk, T::CT, &r, &cc);
+      float a = dot[kk];
+      for (int pp = 0; pp < T::PT; ++pp) a += sh.rowv[r][pp] * sh.colv[cc][pp];
+      dot[kk] = a;
+    }
+  }
+  // weights: P = s (q·k) E or Ω' = s ((δ·v) + ρ_τ) E, 0 outside the causal triangle; then the columns' output rows
+  XLSTM_MLSTM_HD void weights_ys(int64_t cb, int tid, const float* dot) const {
+    const Geo& g = A.g;
+    for (int kk = 0; kk < 2; ++kk) {
+      int r, cc;
+      T::slot(tid, kk, T::CT, &r, &cc);
+      const int64_t row = r0 + r, col = cb + cc;
+      const int64_t tau = kRowsTau ? row : col, sig = kRowsTau ? col : row;
+      float wv = 0.0f;
+      if (row < l && col < l && sig <= tau) {
+        const double M = kRowsTau ? sh.rowd[r] : sh.cold[cc];
+        const double w = kRowsTau ? sh.cold[cc] : sh.rowd[r];
+        const float ex = fm_exp(static_cast<float>(w - M));
+        if (MODE == kFwdH || MODE == kDV) wv = (g.s * dot[kk]) * ex;
+        else wv = g.s * ((dot[kk] + (MODE == kDQ ? sh.rowf[r][1] : sh.colf[cc][1])) * ex);
+      }
+      sh.Wt[r][cc] = wv;
+    }
+    const int64_t Dout = dout(g);
+    for (int kk = 0; kk < T::CT * T::XT / T::THREADS; ++kk) {
+      int r, xx;
+      T::slot(tid, kk, T::XT, &r, &xx);
+      const int64_t cc = cb + r, col = x0 + xx;
+      float val = 0.0f;
+      if (cc < l && col < Dout) {
+        const int64_t p = pc + cc;
+        if (MODE == kFwdH) val = A.v[p * g.DV + col];
+        else if (MODE == kDQ) val = A.k[p * g.DK + col];
+        else if (MODE == kDK) val = A.q[p * g.DK + col];
+        else val = A.dh[p * g.DV + col] * sh.colf[r][0];
+      }
+      sh.Ys[r][xx] = val;
+    }
+  }
+  XLSTM_MLSTM_HD void accum(int tid, float* acc) const {
+    const int ty = tid / T::TX, tx = tid % T::TX;
+    if (MODE == kFwdH && tid < T::RT) {
+      float rs = sh.den_s[tid];
+      for (int cc = 0; cc < T::CT; ++cc) rs += sh.Wt[tid][cc];
+      sh.den_s[tid] = rs;
+    }
+    for (int cc = 0; cc < T::CT; ++cc) {
+      const float wv = sh.Wt[ty][cc];
+      for (int i = 0; i < T::XI; ++i) acc[i] += wv * sh.Ys[cc][tx + i * T::TX];
+    }
+  }
+  XLSTM_MLSTM_HD void stage_extra(int64_t p0, int tid) const {
+    const Geo& g = A.g;
+    const int64_t Dx = dx(g), Dout = dout(g);
+    const float* m = mat();
+    for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
+      int r, pp;
+      T::slot(tid, kk, T::PT, &r, &pp);
+      const int64_t row = r0 + r, col = p0 + pp;
+      sh.rowv[r][pp] = row < l && col < Dx ? row_vec(row, col) : 0.0f;
+    }
+    // mat(p, x): C_c[p][x] (FWD_H), C_c[x][p] (DQ), Λᶜ[x][p] (DK), Λᶜ[p][x] (DV)
+    for (int kk = 0; kk < T::PT * T::XT / T::THREADS; ++kk) {
+      int pp, xx;
+      T::slot(tid, kk, T::XT, &pp, &xx);
+      const int64_t pr = p0 + pp, col = x0 + xx;
+      float val = 0.0f;
+      if (pr < Dx && col < Dout) val = (MODE == kFwdH || MODE == kDV) ? m[pr * g.DV + col] : m[col * g.DV + pr];
+      sh.Ys[pp][xx] = val;
+    }
+  }
+  XLSTM_MLSTM_HD void accum_extra(int tid, float* acc2) const {
+    const int ty = tid / T::TX, tx = tid % T::TX;
+    for (int pp = 0; pp < T::PT; ++pp) {
+      const float a = sh.rowv[ty][pp];
+      for (int i = 0; i < T::XI; ++i) acc2[i] += a * sh.Ys[pp][tx + i * T::TX];
+    }
+  }
+  // FWD_H: den = Σ P + β q·n_c, then the normaliser
+  XLSTM_MLSTM_HD void den_phase(int tid) const {
+    const Geo& g = A.g;
     if (MODE == kFwdH && tid < T::RT && r0 + tid < l) {
-      // den = Σ P + β q·n_c, then the normaliser
       const int64_t p = pc + r0 + tid;
-      float den = den_s[tid];
+      float den = sh.den_s[tid];
       if (has) {
         const float* nc = sv + sv_n(g, c);
-        const float bt = rowf[tid][2];
+        const float bt = sh.rowf[tid][2];
         float qn = 0.0f;
         for (int64_t j = 0; j < g.DK; ++j) qn += (bt * A.q[p * g.DK + j]) * nc[j];
         den += qn;
       }
       const float mu = sv[sv_mu(g) + (p - bh * g.S)];
-      rowf[tid][0] = mm::norm_inv(den, mu, g.eps, nullptr);
+      sh.rowf[tid][0] = mm::norm_inv(den, mu, g.eps, nullptr);
       if (xt == 0) A.saved_out[bh * g.W + sv_den(g) + (p - bh * g.S)] = den;
     }
-    __syncthreads();
+  }
+  XLSTM_MLSTM_HD void output(int tid, const float* acc, const float* acc2) const {
+    const Geo& g = A.g;
+    const int ty = tid / T::TX;
+    const bool ex = extra();
+    const int64_t Dout = dout(g);
     for (int i = 0; i < T::XI; ++i) {
       int64_t row, col;
       if (!T::out_elem(g, Dout, c, rt, xt, tid, i, &row, &col)) continue;
       const int64_t p = pc + row;
       float o;
       if (MODE == kFwdH) {
-        o = (extra ? acc[i] + rowf[ty][2] * acc2[i] : acc[i]) * rowf[ty][0];
+        o = (ex ? acc[i] + sh.rowf[ty][2] * acc2[i] : acc[i]) * sh.rowf[ty][0];
         A.out[p * g.DV + col] = o;
       } else if (MODE == kDQ) {
         o = acc[i];
-        if (extra) o += rowf[ty][2] * acc2[i] + (rowf[ty][2] * rowf[ty][1]) * sv[sv_n(g, c) + col];
+        if (ex) o += sh.rowf[ty][2] * acc2[i] + (sh.rowf[ty][2] * sh.rowf[ty][1]) * sv[sv_n(g, c) + col];
         A.out[p * g.DK + col] = o;
       } else if (MODE == kDK) {
         o = acc[i];
-        if (extra) o += rowf[ty][0] * acc2[i] + rowf[ty][0] * mat[g.DK * g.DV + col];
+        if (ex) o += sh.rowf[ty][0] * acc2[i] + sh.rowf[ty][0] * mat()[g.DK * g.DV + col];
         A.out[p * g.DK + col] = o;
       } else {
-        o = extra ? acc[i] + rowf[ty][0] * acc2[i] : acc[i];
+        o = ex ? acc[i] + sh.rowf[ty][0] * acc2[i] : acc[i];
         A.out[p * g.DV + col] = o;
       }
     }
+  }
+};
+
+template <int MODE>
+__global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
+  using T = Tile;
+  using B = TileBlock<MODE>;
+  __shared__ TileShared sh;
+  const int tid = threadIdx.x;
+  for (int64_t bid = blockIdx.x; bid < T::blocks(A.g, B::dout(A.g)); bid += gridDim.x) {
+    const B b(A, sh, bid);
+    if (!b.active()) continue;
+    b.row_consts(tid);
+    float acc[T::XI];
+    for (int i = 0; i < T::XI; ++i) acc[i] = 0.0f;
+    for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
+      __syncthreads();
+      b.col_consts(cb, tid);
+      float dot[2] = {0.0f, 0.0f};
+      for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
+        __syncthreads();
+        b.stage(cb, p0, tid);
+        __syncthreads();
+        b.dots(tid, dot);
+      }
+      b.weights_ys(cb, tid, dot);
+      __syncthreads();
+      b.accum(tid, acc);
+    }
+    float acc2[T::XI];
+    for (int i = 0; i < T::XI; ++i) acc2[i] = 0.0f;
+    if (b.extra()) {
+      for (int64_t p0 = 0; p0 < B::dx(A.g); p0 += T::PT) {
+        __syncthreads();
+        b.stage_extra(p0, tid);
+        __syncthreads();
+        b.accum_extra(tid, acc2);
+      }
+    }
+    __syncthreads();
+    b.den_phase(tid);
+    __syncthreads();
+    b.output(tid, acc, acc2);
     __syncthreads();  // the next tile overwrites the per-row constants
   }
 }
 
 // ---- chunkwise backward ---------------------------------------------------------------------------------------
 
-// Warp per position: β, sα (with m_{c+1}), 1/normaliser and ρ (XLSTM_SPEC §4.6, exact mode).
+// Warp per position: β, sα (with m_{c+1}), 1/normaliser and ρ (XLSTM_SPEC §4.6, exact mode). Lane `lane`'s part of
+// G·h, then (lane 0, with the warp's sum) the outputs.
+XLSTM_MLSTM_HD float bwd_pos_part(const Geo& g, const float* __restrict__ h, const float* __restrict__ dh, int64_t p,
+                                  int lane) {
+  float gh = 0.0f;
+  for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * h[p * g.DV + x];  // G·h
+  return gh;
+}
+XLSTM_MLSTM_HD void bwd_pos_finish(const Geo& g, const double* __restrict__ gp, const double* __restrict__ ga,
+                                   const float* __restrict__ saved, float* beta, float* alpha, float* inv, float* rho,
+                                   int64_t p, float gh) {
+  const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
+  const float* sv = saved + bh * g.W;
+  const float* Ms = sv + sv_m(g);
+  const bool has = finite_f(Ms[c]);
+  const double mc = Ms[c];
+  const double M = row_M(has, mc, gp[p]);
+  bool above = false;
+  const float iv = mm::norm_inv(sv[sv_den(g) + t], sv[sv_mu(g) + t], g.eps, &above);
+  const float den = sv[sv_den(g) + t];
+  beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
+  alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
+  inv[p] = iv;
+  rho[p] = above ? (den > 0 ? -gh * iv : gh * iv) : 0.0f;
+}
 __global__ void bwd_pos_kernel(Geo g, const double* __restrict__ gp, const double* __restrict__ ga,
                                const float* __restrict__ saved, const float* __restrict__ h,
                                const float* __restrict__ dh, float* beta, float* alpha, float* inv, float* rho) {
   const int lane = threadIdx.x % 32;
   for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
        p += static_cast<int64_t>(kWarps) * gridDim.x) {
-    const int64_t bh = p / g.S, t = p % g.S, c = t / g.L;
-    const float* sv = saved + bh * g.W;
-    const float* Ms = sv + sv_m(g);
-    const bool has = finite_f(Ms[c]);
-    const double mc = Ms[c];
-    const double M = row_M(has, mc, gp[p]);
-    bool above = false;
-    const float iv = mm::norm_inv(sv[sv_den(g) + t], sv[sv_mu(g) + t], g.eps, &above);
-    float gh = 0.0f;
-    for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * h[p * g.DV + x];  // G·h
-    gh = warp_sum_f(gh);
-    if (lane == 0) {
-      const float den = sv[sv_den(g) + t];
-      beta[p] = has ? fm_exp(static_cast<float>(mc - M)) : 0.0f;
-      alpha[p] = g.s * fm_exp(static_cast<float>(ga[p] - static_cast<double>(Ms[c + 1])));
-      inv[p] = iv;
-      rho[p] = above ? (den > 0 ? -gh * iv : gh * iv) : 0.0f;
-    }
+    const float gh = warp_sum_f(bwd_pos_part(g, h, dh, p, lane));
+    if (lane == 0) bwd_pos_finish(g, gp, ga, saved, beta, alpha, inv, rho, p, gh);
   }
 }
 
 // Λ in reverse; lam slot c holds Λ_{c+1}; lam0 = Λ_0.
+XLSTM_MLSTM_HD void bwd_lambda_item(const Geo& g, const float* __restrict__ q, const float* __restrict__ dh,
+                                    const float* __restrict__ saved, const float* __restrict__ beta,
+                                    const float* __restrict__ inv, const float* __restrict__ rho,
+                                    const float* __restrict__ gamma, const float* __restrict__ dc_last,
+                                    const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0,
+                                    float* dn0, int64_t idx) {
+  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
+  const int64_t bh = idx / E, e = idx % E;
+  const bool is_n = e >= DKV;
+  const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+  const float* Ms = saved + bh * g.W + sv_m(g);
+  float val = 0.0f;
+  if (dc_last || dn_last) {
+    const float fac = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1])));
+    if (is_n) val = dn_last ? fac * dn_last[bh * g.DK + j] : 0.0f;
+    else val = dc_last ? fac * dc_last[bh * DKV + e] : 0.0f;
+  }
+  lam[(bh * g.NC + g.NC - 1) * E + e] = val;
+  for (int64_t c = g.NC - 1; c >= 0; --c) {
+    const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+    if (!finite_f(Ms[c])) {
+      val = 0.0f;
+    } else if (is_n) {
+      float nn = gamma[bh * g.NC + c] * val;
+      for (int64_t t = 0; t < l; ++t) nn += (beta[p0 + t] * rho[p0 + t]) * q[(p0 + t) * g.DK + j];
+      val = nn;
+    } else {
+      float acc = 0.0f;
+      for (int64_t t = 0; t < l; ++t)
+        acc += q[(p0 + t) * g.DK + j] * (beta[p0 + t] * (dh[(p0 + t) * g.DV + x] * inv[p0 + t]));
+      val = acc + gamma[bh * g.NC + c] * val;
+    }
+    if (c > 0) lam[(bh * g.NC + c - 1) * E + e] = val;
+  }
+  lam0[bh * E + e] = val;
+  if (is_n) {
+    if (dn0) dn0[bh * g.DK + j] = val;
+  } else if (dc0) {
+    dc0[bh * DKV + e] = val;
+  }
+}
 __global__ void bwd_lambda_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ dh,
                                   const float* __restrict__ saved, const float* __restrict__ beta,
                                   const float* __restrict__ inv, const float* __restrict__ rho,
                                   const float* __restrict__ gamma, const float* __restrict__ dc_last,
                                   const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0, float* dn0) {
-  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * E;
-       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = idx / E, e = idx % E;
-    const bool is_n = e >= DKV;
-    const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
-    const float* Ms = saved + bh * g.W + sv_m(g);
-    float val = 0.0f;
-    if (dc_last || dn_last) {
-      const float fac = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1])));
-      if (is_n) val = dn_last ? fac * dn_last[bh * g.DK + j] : 0.0f;
-      else val = dc_last ? fac * dc_last[bh * DKV + e] : 0.0f;
-    }
-    lam[(bh * g.NC + g.NC - 1) * E + e] = val;
-    for (int64_t c = g.NC - 1; c >= 0; --c) {
-      const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
-      if (!finite_f(Ms[c])) {
-        val = 0.0f;
-      } else if (is_n) {
-        float nn = gamma[bh * g.NC + c] * val;
-        for (int64_t t = 0; t < l; ++t) nn += (beta[p0 + t] * rho[p0 + t]) * q[(p0 + t) * g.DK + j];
-        val = nn;
-      } else {
-        float acc = 0.0f;
-        for (int64_t t = 0; t < l; ++t)
-          acc += q[(p0 + t) * g.DK + j] * (beta[p0 + t] * (dh[(p0 + t) * g.DV + x] * inv[p0 + t]));
-        val = acc + gamma[bh * g.NC + c] * val;
-      }
-      if (c > 0) lam[(bh * g.NC + c - 1) * E + e] = val;
-    }
-    lam0[bh * E + e] = val;
-    if (is_n) {
-      if (dn0) dn0[bh * g.DK + j] = val;
-    } else if (dc0) {
-      dc0[bh * DKV + e] = val;
-    }
-  }
+  XLSTM_GRID_STRIDE(idx, g.BH * state_elems(g))
+  bwd_lambda_item(g, q, dh, saved, beta, inv, rho, gamma, dc_last, dn_last, lam, lam0, dc0, dn0, idx);
 }
 
-// Block per bh: ct[bh] = ⟨Λ_NC, state_NC⟩ (0 without final-state cotangents) and dm0 = ⟨Λ_0, state_0⟩.
+// One step of a block's fixed-order tree over red[0 .. 2o): thread tid < o adds slot tid + o.
+template <class V>
+XLSTM_MLSTM_HD void tree_step(V* red, int tid, int o) {
+  if (tid < o) red[tid] += red[tid + o];
+}
+
+// Block per bh: ct[bh] = ⟨Λ_NC, state_NC⟩ (0 without final-state cotangents) and dm0 = ⟨Λ_0, state_0⟩: thread
+// tid's parts into red0 / red1, the tree, thread 0 stores.
+XLSTM_MLSTM_HD void bwd_reduce_part(const Geo& g, const float* __restrict__ saved, const float* __restrict__ lam,
+                                    const float* __restrict__ lam0, bool final_terms, int64_t bh, int tid,
+                                    double* red0, double* red1) {
+  const int64_t E = state_elems(g);
+  const float* sv = saved + bh * g.W;
+  const float* lN = lam + (bh * g.NC + g.NC - 1) * E;
+  const float* l0 = lam0 + bh * E;
+  double a = 0.0, b = 0.0;
+  for (int64_t e = tid; e < E; e += kThreads) {
+    if (final_terms) a += static_cast<double>(lN[e]) * sv[sv_state(g, g.NC, e)];
+    b += static_cast<double>(l0[e]) * sv[sv_state(g, 0, e)];
+  }
+  red0[tid] = a;
+  red1[tid] = b;
+}
+XLSTM_MLSTM_HD void bwd_reduce_finish(const Geo& g, const float* __restrict__ saved, int64_t bh, const double* red0,
+                                      const double* red1, double* ct, float* dm0) {
+  ct[bh] = red0[0];
+  if (dm0) dm0[bh] = finite_f(saved[bh * g.W + sv_m(g)]) ? static_cast<float>(red1[0]) : 0.0f;
+}
 __global__ void __launch_bounds__(kThreads) bwd_reduce_kernel(Geo g, const float* __restrict__ saved,
                                                               const float* __restrict__ lam,
                                                               const float* __restrict__ lam0, bool final_terms,
                                                               double* ct, float* dm0) {
   __shared__ double red[2][kThreads];
-  const int64_t E = state_elems(g);
+  const int tid = threadIdx.x;
   for (int64_t bh = blockIdx.x; bh < g.BH; bh += gridDim.x) {
-    const float* sv = saved + bh * g.W;
-    const float* lN = lam + (bh * g.NC + g.NC - 1) * E;
-    const float* l0 = lam0 + bh * E;
-    double a = 0.0, b = 0.0;
-    for (int64_t e = threadIdx.x; e < E; e += kThreads) {
-      if (final_terms) a += static_cast<double>(lN[e]) * sv[sv_state(g, g.NC, e)];
-      b += static_cast<double>(l0[e]) * sv[sv_state(g, 0, e)];
-    }
-    red[0][threadIdx.x] = a;
-    red[1][threadIdx.x] = b;
+    bwd_reduce_part(g, saved, lam, lam0, final_terms, bh, tid, red[0], red[1]);
     __syncthreads();
     for (int o = kThreads / 2; o > 0; o >>= 1) {
-      if (static_cast<int>(threadIdx.x) < o) {
-        red[0][threadIdx.x] += red[0][threadIdx.x + o];
-        red[1][threadIdx.x] += red[1][threadIdx.x + o];
-      }
+      tree_step(red[0], tid, o);
+      tree_step(red[1], tid, o);
       __syncthreads();
     }
-    if (threadIdx.x == 0) {
-      ct[bh] = red[0][0];
-      if (dm0) dm0[bh] = finite_f(sv[sv_m(g)]) ? static_cast<float>(red[1][0]) : 0.0f;
-    }
+    if (tid == 0) bwd_reduce_finish(g, saved, bh, red[0], red[1], ct, dm0);
     __syncthreads();
   }
 }
 
-// Warp per position: ∂ĩ = k·∂k, r = q·∂q − k·∂k.
+// Warp per position: ∂ĩ = k·∂k, r = q·∂q − k·∂k (lane parts, then lane 0 with the warp's sums).
+XLSTM_MLSTM_HD void bwd_dots_part(const Geo& g, const float* __restrict__ q, const float* __restrict__ k,
+                                  const float* __restrict__ dq, const float* __restrict__ dk, int64_t p, int lane,
+                                  double* pa, double* pb) {
+  double a = 0.0, b = 0.0;
+  for (int64_t j = lane; j < g.DK; j += 32) {
+    a += static_cast<double>(q[p * g.DK + j]) * dq[p * g.DK + j];
+    b += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
+  }
+  *pa = a;
+  *pb = b;
+}
+XLSTM_MLSTM_HD void bwd_dots_finish(int64_t p, double a, double b, float* di, double* r) {
+  di[p] = static_cast<float>(b);
+  r[p] = a - b;
+}
 __global__ void bwd_dots_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ k,
                                 const float* __restrict__ dq, const float* __restrict__ dk, float* di, double* r) {
   const int lane = threadIdx.x % 32;
   for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
        p += static_cast<int64_t>(kWarps) * gridDim.x) {
-    double a = 0.0, b = 0.0;
-    for (int64_t j = lane; j < g.DK; j += 32) {
-      a += static_cast<double>(q[p * g.DK + j]) * dq[p * g.DK + j];
-      b += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
-    }
+    double a, b;
+    bwd_dots_part(g, q, k, dq, dk, p, lane, &a, &b);
     a = warp_sum_d(a);
     b = warp_sum_d(b);
-    if (lane == 0) {
-      di[p] = static_cast<float>(b);
-      r[p] = a - b;
-    }
+    if (lane == 0) bwd_dots_finish(p, a, b, di, r);
   }
 }
 
+XLSTM_MLSTM_HD void bwd_df_item(const Geo& g, const float* __restrict__ fg, const double* __restrict__ r,
+                                const double* __restrict__ ct, float* df, int64_t bh) {
+  double acc = ct[bh];
+  for (int64_t t = g.S - 1; t >= 0; --t) {
+    const int64_t p = bh * g.S + t;
+    acc += r[p];
+    df[p] = static_cast<float>(acc * static_cast<double>(1.0f / (1.0f + fm_exp(fg[p]))));
+  }
+}
 __global__ void bwd_df_kernel(Geo g, const float* __restrict__ fg, const double* __restrict__ r,
                               const double* __restrict__ ct, float* df) {
-  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
-       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    double acc = ct[bh];
-    for (int64_t t = g.S - 1; t >= 0; --t) {
-      const int64_t p = bh * g.S + t;
-      acc += r[p];
-      df[p] = static_cast<float>(acc * static_cast<double>(1.0f / (1.0f + fm_exp(fg[p]))));
-    }
-  }
+  XLSTM_GRID_STRIDE(bh, g.BH) bwd_df_item(g, fg, r, ct, df, bh);
 }
 
 // ---- recurrent form -------------------------------------------------------------------------------------------
@@ -669,58 +795,71 @@ __host__ __device__ inline int64_t rec_cp(const RecGeo& g, int64_t bh, int64_t t
 
 // Thread per bh: gates[3p..3p+2] = f', i', m_t. restore: m from the checkpoints (backward); else m0 / 0 and the
 // checkpoints' m written when saved != null, m_last.
+XLSTM_MLSTM_HD void rec_gates_item(const RecGeo& g, const float* __restrict__ fg, const float* __restrict__ ig,
+                                   const float* __restrict__ m0, float* saved, bool restore, float* gates,
+                                   float* m_last, int64_t bh) {
+  float m = m0 ? m0[bh] : 0.0f;
+  for (int64_t t = 0; t < g.S; ++t) {
+    if (t % kRecurrentSegment == 0) {
+      float* cm = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + g.DK : nullptr;
+      if (restore) m = *cm;
+      else if (cm) *cm = m;
+    }
+    const int64_t p = bh * g.S + t;
+    const mm::StepGates gt = mm::step_gates(fg[p], ig[p], m);
+    gates[3 * p] = gt.fp;
+    gates[3 * p + 1] = gt.ip;
+    gates[3 * p + 2] = gt.m;
+    m = gt.m;
+  }
+  if (m_last) m_last[bh] = m;
+}
 __global__ void rec_gates_kernel(RecGeo g, const float* __restrict__ fg, const float* __restrict__ ig,
                                  const float* __restrict__ m0, float* saved, bool restore, float* gates, float* m_last) {
-  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
-       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    float m = m0 ? m0[bh] : 0.0f;
-    for (int64_t t = 0; t < g.S; ++t) {
-      if (t % kRecurrentSegment == 0) {
-        float* cm = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + g.DK : nullptr;
-        if (restore) m = *cm;
-        else if (cm) *cm = m;
-      }
-      const int64_t p = bh * g.S + t;
-      const mm::StepGates gt = mm::step_gates(fg[p], ig[p], m);
-      gates[3 * p] = gt.fp;
-      gates[3 * p + 1] = gt.ip;
-      gates[3 * p + 2] = gt.m;
-      m = gt.m;
-    }
-    if (m_last) m_last[bh] = m;
-  }
+  XLSTM_GRID_STRIDE(bh, g.BH) rec_gates_item(g, fg, ig, m0, saved, restore, gates, m_last, bh);
 }
 
-// Block per bh: n_t (in nbuf, DK per bh) and den_t = q_t·n_t by a fixed tree.
+// Block per bh: n_t (in nbuf, DK per bh) and den_t = q_t·n_t by a fixed tree. rec_n_init: thread tid's elements
+// of n_0; rec_n_step: step t of thread tid's elements, returning its part of q·n.
+XLSTM_MLSTM_HD void rec_n_init(const RecGeo& g, const float* __restrict__ n0, float* nbuf, int64_t bh, int tid) {
+  float* n = nbuf + bh * g.DK;
+  for (int64_t j = tid; j < g.DK; j += kThreads) n[j] = n0 ? n0[bh * g.DK + j] : 0.0f;
+}
+XLSTM_MLSTM_HD float rec_n_step(const RecGeo& g, const float* __restrict__ q, const float* __restrict__ k,
+                                const float* __restrict__ gates, float* saved, bool restore, float* nbuf, int64_t bh,
+                                int64_t t, int tid) {
+  float* n = nbuf + bh * g.DK;
+  const int64_t p = bh * g.S + t;
+  const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s;
+  float part = 0.0f;
+  for (int64_t j = tid; j < g.DK; j += kThreads) {
+    if (t % kRecurrentSegment == 0) {
+      float* cn = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + j : nullptr;
+      if (restore) n[j] = *cn;
+      else if (cn) *cn = n[j];
+    }
+    const float nj = fp * n[j] + isk * k[p * g.DK + j];
+    n[j] = nj;
+    part += q[p * g.DK + j] * nj;
+  }
+  return part;
+}
 __global__ void __launch_bounds__(kThreads) rec_n_kernel(RecGeo g, const float* __restrict__ q,
                                                          const float* __restrict__ k, const float* __restrict__ gates,
                                                          const float* __restrict__ n0, float* saved, bool restore,
                                                          float* nbuf, float* den) {
   __shared__ float red[kThreads];
+  const int tid = threadIdx.x;
   for (int64_t bh = blockIdx.x; bh < g.BH; bh += gridDim.x) {
-    float* n = nbuf + bh * g.DK;
-    for (int64_t j = threadIdx.x; j < g.DK; j += kThreads) n[j] = n0 ? n0[bh * g.DK + j] : 0.0f;
+    rec_n_init(g, n0, nbuf, bh, tid);
     for (int64_t t = 0; t < g.S; ++t) {
-      const int64_t p = bh * g.S + t;
-      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s;
-      float part = 0.0f;
-      for (int64_t j = threadIdx.x; j < g.DK; j += kThreads) {
-        if (t % kRecurrentSegment == 0) {
-          float* cn = saved ? saved + rec_cp(g, bh, t) + g.DK * g.DV + j : nullptr;
-          if (restore) n[j] = *cn;
-          else if (cn) *cn = n[j];
-        }
-        const float nj = fp * n[j] + isk * k[p * g.DK + j];
-        n[j] = nj;
-        part += q[p * g.DK + j] * nj;
-      }
-      red[threadIdx.x] = part;
+      red[tid] = rec_n_step(g, q, k, gates, saved, restore, nbuf, bh, t, tid);
       __syncthreads();
       for (int o = kThreads / 2; o > 0; o >>= 1) {
-        if (static_cast<int>(threadIdx.x) < o) red[threadIdx.x] += red[threadIdx.x + o];
+        tree_step(red, tid, o);
         __syncthreads();
       }
-      if (threadIdx.x == 0) den[p] = red[0];
+      if (tid == 0) den[bh * g.S + t] = red[0];
       __syncthreads();
     }
   }
@@ -736,177 +875,199 @@ __host__ __device__ inline float rec_inv(float den, float m, float eps, bool* ab
 
 // Thread per (bh, column x): C[:, x] (cbuf, [bh][j][x]), num_t[x] = C_tᵀ q; forward: h = num · inv, checkpoints
 // written; restore (backward): C from the checkpoints, num stored in `num`.
+XLSTM_MLSTM_HD void rec_c_item(const RecGeo& g, const float* __restrict__ q, const float* __restrict__ k,
+                               const float* __restrict__ v, const float* __restrict__ gates,
+                               const float* __restrict__ den, const float* __restrict__ c0, float* saved,
+                               bool restore, float* cbuf, float* h, float* num, int64_t idx) {
+  const int64_t DKV = g.DK * g.DV;
+  const int64_t bh = idx / g.DV, x = idx % g.DV;
+  float* C = cbuf + bh * DKV + x;
+  for (int64_t j = 0; j < g.DK; ++j) C[j * g.DV] = c0 ? c0[bh * DKV + j * g.DV + x] : 0.0f;
+  for (int64_t t = 0; t < g.S; ++t) {
+    const int64_t p = bh * g.S + t;
+    if (t % kRecurrentSegment == 0 && saved) {
+      float* cc = saved + rec_cp(g, bh, t) + x;
+      for (int64_t j = 0; j < g.DK; ++j) {
+        if (restore) C[j * g.DV] = cc[j * g.DV];
+        else cc[j * g.DV] = C[j * g.DV];
+      }
+    }
+    const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, vx = v[p * g.DV + x];
+    float acc = 0.0f;
+    for (int64_t j = 0; j < g.DK; ++j) {
+      const float cj = fp * C[j * g.DV] + (isk * k[p * g.DK + j]) * vx;
+      C[j * g.DV] = cj;
+      acc += q[p * g.DK + j] * cj;
+    }
+    if (restore) num[p * g.DV + x] = acc;
+    else h[p * g.DV + x] = acc * rec_inv(den[p], gates[3 * p + 2], g.eps, nullptr);
+  }
+}
 __global__ void rec_c_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
                              const float* __restrict__ v, const float* __restrict__ gates,
                              const float* __restrict__ den, const float* __restrict__ c0, float* saved, bool restore,
                              float* cbuf, float* h, float* num) {
-  const int64_t DKV = g.DK * g.DV;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DV;
-       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = idx / g.DV, x = idx % g.DV;
-    float* C = cbuf + bh * DKV + x;
-    for (int64_t j = 0; j < g.DK; ++j) C[j * g.DV] = c0 ? c0[bh * DKV + j * g.DV + x] : 0.0f;
-    for (int64_t t = 0; t < g.S; ++t) {
-      const int64_t p = bh * g.S + t;
-      if (t % kRecurrentSegment == 0 && saved) {
-        float* cc = saved + rec_cp(g, bh, t) + x;
-        for (int64_t j = 0; j < g.DK; ++j) {
-          if (restore) C[j * g.DV] = cc[j * g.DV];
-          else cc[j * g.DV] = C[j * g.DV];
-        }
-      }
-      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, vx = v[p * g.DV + x];
-      float acc = 0.0f;
-      for (int64_t j = 0; j < g.DK; ++j) {
-        const float cj = fp * C[j * g.DV] + (isk * k[p * g.DK + j]) * vx;
-        C[j * g.DV] = cj;
-        acc += q[p * g.DK + j] * cj;
-      }
-      if (restore) num[p * g.DV + x] = acc;
-      else h[p * g.DV + x] = acc * rec_inv(den[p], gates[3 * p + 2], g.eps, nullptr);
-    }
-  }
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DV) rec_c_item(g, q, k, v, gates, den, c0, saved, restore, cbuf, h, num, idx);
 }
 
-// Warp per position (backward): inv, ρ from num and den.
+// Warp per position (backward): inv, ρ from num and den (lane parts of G·h, then lane 0).
+XLSTM_MLSTM_HD float rec_rho_part(const RecGeo& g, const float* __restrict__ gates, const float* __restrict__ den,
+                                  const float* __restrict__ num, const float* __restrict__ dh, int64_t p, int lane) {
+  const float iv = rec_inv(den[p], gates[3 * p + 2], g.eps, nullptr);
+  float gh = 0.0f;
+  for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * num[p * g.DV + x] * iv;
+  return gh;
+}
+XLSTM_MLSTM_HD void rec_rho_finish(const RecGeo& g, const float* __restrict__ gates, const float* __restrict__ den,
+                                   float* inv, float* rho, int64_t p, float gh) {
+  bool above = false;
+  const float iv = rec_inv(den[p], gates[3 * p + 2], g.eps, &above);
+  inv[p] = iv;
+  rho[p] = above ? (den[p] > 0 ? -gh * iv : gh * iv) : 0.0f;
+}
 __global__ void rec_rho_kernel(RecGeo g, const float* __restrict__ gates, const float* __restrict__ den,
                                const float* __restrict__ num, const float* __restrict__ dh, float* inv, float* rho) {
   const int lane = threadIdx.x % 32;
   for (int64_t p = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; p < g.BH * g.S;
        p += static_cast<int64_t>(kWarps) * gridDim.x) {
-    bool above = false;
-    const float iv = rec_inv(den[p], gates[3 * p + 2], g.eps, &above);
-    float gh = 0.0f;
-    for (int64_t x = lane; x < g.DV; x += 32) gh += dh[p * g.DV + x] * num[p * g.DV + x] * iv;
-    gh = warp_sum_f(gh);
-    if (lane == 0) {
-      inv[p] = iv;
-      rho[p] = above ? (den[p] > 0 ? -gh * iv : gh * iv) : 0.0f;
-    }
+    const float gh = warp_sum_f(rec_rho_part(g, gates, den, num, dh, p, lane));
+    if (lane == 0) rec_rho_finish(g, gates, den, inv, rho, p, gh);
   }
 }
 
 // Thread per (bh, row j): reverse over segments, recomputing the segment's rows C_t[j, :] (seg: (SEG+1) x DV per
 // thread, [bh][s][x][j]) from the checkpoint; dC row in dcb ([bh][x][j]). Writes ∂q, ∂k of row j, the ∂f' term
 // pf[p·DK + j] = (C_t-cotangent · C_{t−1})_j + ∂n_t[j] n_{t−1}[j], dc0 / dn0, and dmp[bh·DK + j] (row j's ∂m_0).
+XLSTM_MLSTM_HD void rec_rows_item(const RecGeo& g, const float* __restrict__ q, const float* __restrict__ k,
+                                  const float* __restrict__ v, const float* __restrict__ dh,
+                                  const float* __restrict__ gates, const float* __restrict__ inv,
+                                  const float* __restrict__ rho, const float* __restrict__ saved,
+                                  const float* __restrict__ dc_last, const float* __restrict__ dn_last, float* seg,
+                                  float* dcb, float* dq, float* dk, double* pf, float* dc0, float* dn0, double* dmp,
+                                  int64_t idx) {
+  constexpr int64_t SEG = kRecurrentSegment;
+  const int64_t DKV = g.DK * g.DV;
+  const int64_t bh = idx / g.DK, j = idx % g.DK;
+  float* sg = seg + bh * (SEG + 1) * DKV + j;  // element (s, x) at sg[(s·DV + x)·DK]
+  float* dC = dcb + bh * DKV + j;              // element x at dC[x·DK]
+  for (int64_t x = 0; x < g.DV; ++x) dC[x * g.DK] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
+  float dn = dn_last ? dn_last[bh * g.DK + j] : 0.0f;
+  float nseg[SEG + 1];
+  for (int64_t sgi = g.NSEG - 1; sgi >= 0; --sgi) {
+    const int64_t t0 = sgi * SEG, len = g.S - t0 < SEG ? g.S - t0 : SEG;
+    const float* cp = saved + (bh * g.NSEG + sgi) * g.CP;
+    for (int64_t x = 0; x < g.DV; ++x) sg[x * g.DK] = cp[j * g.DV + x];
+    nseg[0] = cp[DKV + j];
+#pragma unroll 1
+    for (int xs = 0; xs < SEG; ++xs) {
+      if (xs >= len) break;
+      const int64_t p = bh * g.S + t0 + xs;
+      const float fp = gates[3 * p], kj = gates[3 * p + 1] * g.s * k[p * g.DK + j];
+      float* prev = sg + xs * g.DV * g.DK;
+      float* next = prev + g.DV * g.DK;
+#pragma unroll 1
+      for (int64_t x = 0; x < g.DV; ++x) next[x * g.DK] = fp * prev[x * g.DK] + kj * v[p * g.DV + x];
+      nseg[xs + 1] = fp * nseg[xs] + kj;
+    }
+#pragma unroll 1
+    for (int xs = SEG - 1; xs >= 0; --xs) {
+      if (xs >= len) continue;
+      const int64_t p = bh * g.S + t0 + xs;
+      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, iv = inv[p], rh = rho[p];
+      const float qj = q[p * g.DK + j];
+      const float* Ct = sg + (xs + 1) * g.DV * g.DK;
+      const float* Cp = sg + xs * g.DV * g.DK;
+      float dqj = 0.0f, uj = 0.0f, fj = 0.0f;
+#pragma unroll 1
+      for (int64_t x = 0; x < g.DV; ++x) {
+        const float delta = dh[p * g.DV + x] * iv;
+        const float tot = dC[x * g.DK] + qj * delta;
+        dqj += Ct[x * g.DK] * delta;
+        uj += tot * v[p * g.DV + x];
+        fj += tot * Cp[x * g.DK];
+        dC[x * g.DK] = fp * tot;
+      }
+      const float dnt = dn + rh * qj;
+      dq[p * g.DK + j] = dqj + rh * nseg[xs + 1];
+      dk[p * g.DK + j] = isk * (uj + dnt);
+      pf[p * g.DK + j] = static_cast<double>(fj) + static_cast<double>(dnt) * nseg[xs];
+      dn = fp * dnt;
+    }
+  }
+  const float* cp0 = saved + bh * g.NSEG * g.CP;
+  double dm = 0.0;
+  for (int64_t x = 0; x < g.DV; ++x) {
+    const float d = dC[x * g.DK];
+    dm += static_cast<double>(d) * cp0[j * g.DV + x];
+    if (dc0) dc0[bh * DKV + j * g.DV + x] = d;
+  }
+  dm += static_cast<double>(dn) * cp0[DKV + j];
+  if (dn0) dn0[bh * g.DK + j] = dn;
+  dmp[idx] = dm;
+}
 __global__ void __launch_bounds__(kThreads, 2) rec_rows_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
                                 const float* __restrict__ v, const float* __restrict__ dh,
                                 const float* __restrict__ gates, const float* __restrict__ inv,
                                 const float* __restrict__ rho, const float* __restrict__ saved,
                                 const float* __restrict__ dc_last, const float* __restrict__ dn_last, float* seg,
                                 float* dcb, float* dq, float* dk, double* pf, float* dc0, float* dn0, double* dmp) {
-  constexpr int64_t SEG = kRecurrentSegment;
-  const int64_t DKV = g.DK * g.DV;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DK;
-       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = idx / g.DK, j = idx % g.DK;
-    float* sg = seg + bh * (SEG + 1) * DKV + j;  // element (s, x) at sg[(s·DV + x)·DK]
-    float* dC = dcb + bh * DKV + j;              // element x at dC[x·DK]
-    for (int64_t x = 0; x < g.DV; ++x) dC[x * g.DK] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
-    float dn = dn_last ? dn_last[bh * g.DK + j] : 0.0f;
-    float nseg[SEG + 1];
-    for (int64_t sgi = g.NSEG - 1; sgi >= 0; --sgi) {
-      const int64_t t0 = sgi * SEG, len = g.S - t0 < SEG ? g.S - t0 : SEG;
-      const float* cp = saved + (bh * g.NSEG + sgi) * g.CP;
-      for (int64_t x = 0; x < g.DV; ++x) sg[x * g.DK] = cp[j * g.DV + x];
-      nseg[0] = cp[DKV + j];
-#pragma unroll 1
-      for (int xs = 0; xs < SEG; ++xs) {
-        if (xs >= len) break;
-        const int64_t p = bh * g.S + t0 + xs;
-        const float fp = gates[3 * p], kj = gates[3 * p + 1] * g.s * k[p * g.DK + j];
-        float* prev = sg + xs * g.DV * g.DK;
-        float* next = prev + g.DV * g.DK;
-#pragma unroll 1
-        for (int64_t x = 0; x < g.DV; ++x) next[x * g.DK] = fp * prev[x * g.DK] + kj * v[p * g.DV + x];
-        nseg[xs + 1] = fp * nseg[xs] + kj;
-      }
-#pragma unroll 1
-      for (int xs = SEG - 1; xs >= 0; --xs) {
-        if (xs >= len) continue;
-        const int64_t p = bh * g.S + t0 + xs;
-        const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, iv = inv[p], rh = rho[p];
-        const float qj = q[p * g.DK + j];
-        const float* Ct = sg + (xs + 1) * g.DV * g.DK;
-        const float* Cp = sg + xs * g.DV * g.DK;
-        float dqj = 0.0f, uj = 0.0f, fj = 0.0f;
-#pragma unroll 1
-        for (int64_t x = 0; x < g.DV; ++x) {
-          const float delta = dh[p * g.DV + x] * iv;
-          const float tot = dC[x * g.DK] + qj * delta;
-          dqj += Ct[x * g.DK] * delta;
-          uj += tot * v[p * g.DV + x];
-          fj += tot * Cp[x * g.DK];
-          dC[x * g.DK] = fp * tot;
-        }
-        const float dnt = dn + rh * qj;
-        dq[p * g.DK + j] = dqj + rh * nseg[xs + 1];
-        dk[p * g.DK + j] = isk * (uj + dnt);
-        pf[p * g.DK + j] = static_cast<double>(fj) + static_cast<double>(dnt) * nseg[xs];
-        dn = fp * dnt;
-      }
-    }
-    const float* cp0 = saved + bh * g.NSEG * g.CP;
-    double dm = 0.0;
-    for (int64_t x = 0; x < g.DV; ++x) {
-      const float d = dC[x * g.DK];
-      dm += static_cast<double>(d) * cp0[j * g.DV + x];
-      if (dc0) dc0[bh * DKV + j * g.DV + x] = d;
-    }
-    dm += static_cast<double>(dn) * cp0[DKV + j];
-    if (dn0) dn0[bh * g.DK + j] = dn;
-    dmp[idx] = dm;
-  }
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DK)
+  rec_rows_item(g, q, k, v, dh, gates, inv, rho, saved, dc_last, dn_last, seg, dcb, dq, dk, pf, dc0, dn0, dmp, idx);
 }
 
 // Thread per (bh, column x): ∂v_t[x] = Σ_j (i' s k_j) (∂C_t[j][x] + q_j δ_x), ∂C in dcb ([bh][j][x]).
+XLSTM_MLSTM_HD void rec_cols_item(const RecGeo& g, const float* __restrict__ q, const float* __restrict__ k,
+                                  const float* __restrict__ dh, const float* __restrict__ gates,
+                                  const float* __restrict__ inv, const float* __restrict__ dc_last, float* dcb,
+                                  float* dv, int64_t idx) {
+  const int64_t DKV = g.DK * g.DV;
+  const int64_t bh = idx / g.DV, x = idx % g.DV;
+  float* dC = dcb + bh * DKV + x;
+  for (int64_t j = 0; j < g.DK; ++j) dC[j * g.DV] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
+  for (int64_t t = g.S - 1; t >= 0; --t) {
+    const int64_t p = bh * g.S + t;
+    const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, delta = dh[p * g.DV + x] * inv[p];
+    float acc = 0.0f;
+    for (int64_t j = 0; j < g.DK; ++j) {
+      const float tot = dC[j * g.DV] + q[p * g.DK + j] * delta;
+      acc += (isk * k[p * g.DK + j]) * tot;
+      dC[j * g.DV] = fp * tot;
+    }
+    dv[p * g.DV + x] = acc;
+  }
+}
 __global__ void rec_cols_kernel(RecGeo g, const float* __restrict__ q, const float* __restrict__ k,
                                 const float* __restrict__ dh, const float* __restrict__ gates,
                                 const float* __restrict__ inv, const float* __restrict__ dc_last, float* dcb,
                                 float* dv) {
-  const int64_t DKV = g.DK * g.DV;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < g.BH * g.DV;
-       idx += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t bh = idx / g.DV, x = idx % g.DV;
-    float* dC = dcb + bh * DKV + x;
-    for (int64_t j = 0; j < g.DK; ++j) dC[j * g.DV] = dc_last ? dc_last[bh * DKV + j * g.DV + x] : 0.0f;
-    for (int64_t t = g.S - 1; t >= 0; --t) {
-      const int64_t p = bh * g.S + t;
-      const float fp = gates[3 * p], isk = gates[3 * p + 1] * g.s, delta = dh[p * g.DV + x] * inv[p];
-      float acc = 0.0f;
-      for (int64_t j = 0; j < g.DK; ++j) {
-        const float tot = dC[j * g.DV] + q[p * g.DK + j] * delta;
-        acc += (isk * k[p * g.DK + j]) * tot;
-        dC[j * g.DV] = fp * tot;
-      }
-      dv[p * g.DV + x] = acc;
-    }
-  }
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DV) rec_cols_item(g, q, k, dh, gates, inv, dc_last, dcb, dv, idx);
 }
 
 // Thread per position: ∂ĩ = Σ_j k_j ∂k_j, ∂f̃ = f' Σ_j pf_j σ(−f̃) (j in order, as the CPU).
+XLSTM_MLSTM_HD void rec_dots_item(const RecGeo& g, const float* __restrict__ k, const float* __restrict__ dk,
+                                  const double* __restrict__ pf, const float* __restrict__ gates,
+                                  const float* __restrict__ fg, float* di, float* df, int64_t p) {
+  double a = 0.0, b = 0.0;
+  for (int64_t j = 0; j < g.DK; ++j) {
+    a += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
+    b += pf[p * g.DK + j];
+  }
+  di[p] = static_cast<float>(a);
+  df[p] = static_cast<float>(static_cast<double>(gates[3 * p]) * b * mm::sigmoid_d(-static_cast<double>(fg[p])));
+}
 __global__ void rec_dots_kernel(RecGeo g, const float* __restrict__ k, const float* __restrict__ dk,
                                 const double* __restrict__ pf, const float* __restrict__ gates,
                                 const float* __restrict__ fg, float* di, float* df) {
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < g.BH * g.S;
-       p += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    double a = 0.0, b = 0.0;
-    for (int64_t j = 0; j < g.DK; ++j) {
-      a += static_cast<double>(k[p * g.DK + j]) * dk[p * g.DK + j];
-      b += pf[p * g.DK + j];
-    }
-    di[p] = static_cast<float>(a);
-    df[p] = static_cast<float>(static_cast<double>(gates[3 * p]) * b * mm::sigmoid_d(-static_cast<double>(fg[p])));
-  }
+  XLSTM_GRID_STRIDE(p, g.BH * g.S) rec_dots_item(g, k, dk, pf, gates, fg, di, df, p);
 }
 
+XLSTM_MLSTM_HD void rec_dm0_item(const RecGeo& g, const double* __restrict__ dmp, float* dm0, int64_t bh) {
+  double dm = 0.0;
+  for (int64_t j = 0; j < g.DK; ++j) dm += dmp[bh * g.DK + j];
+  dm0[bh] = static_cast<float>(dm);
+}
 __global__ void rec_dm0_kernel(RecGeo g, const double* __restrict__ dmp, float* dm0) {
-  for (int64_t bh = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bh < g.BH;
-       bh += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    double dm = 0.0;
-    for (int64_t j = 0; j < g.DK; ++j) dm += dmp[bh * g.DK + j];
-    dm0[bh] = static_cast<float>(dm);
-  }
+  XLSTM_GRID_STRIDE(bh, g.BH) rec_dm0_item(g, dmp, dm0, bh);
 }
 
 // ---- launch helpers ---------------------------------------------------------------------------------------------
@@ -1337,6 +1498,259 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
   int64_t total = 0;
   for (int e = 0; e < kMlstmCoverageOutputs; ++e) total += bad[e];
   return total;
+}
+
+
+// ---- host replays of the launches (no GPU needed) ----------------------------------------------------------------
+// The kernels' own __host__ __device__ code run on host arrays: each launch of the device entry in turn, every
+// block in launch order, each phase by all of the block's threads before the next (what __syncthreads
+// guarantees), warp sums as the shuffle butterfly (rows::host_row_reduce: lane i adds lane i ^ o, the device's
+// order), block trees as the kernels' tree_step. Shared memory and the scratch the device entries take from
+// cudaMallocAsync are host arrays filled with NaN (all bits set), so a read of anything not written first shows
+// up in the results. Same arguments as the device entries without the stream.
+
+namespace {
+template <class V>
+std::vector<V> nan_vec(int64_t n) {
+  std::vector<V> v(static_cast<size_t>(n > 0 ? n : 0));
+  if (!v.empty()) std::memset(v.data(), 0xff, v.size() * sizeof(V));
+  return v;
+}
+
+// A warp-per-item launch of grid_for(n, kWarps) blocks: fn(p) for each item in launch order (block, warp, pass).
+template <class F>
+void each_warp_item(int64_t n, F fn) {
+  const int64_t grid = grid_for(n, kWarps);
+  for (int64_t b = 0; b < grid; ++b)
+    for (int w = 0; w < kWarps; ++w)
+      for (int64_t p = b * kWarps + w; p < n; p += grid * kWarps) fn(p);
+}
+// The warp's butterfly sum of part(lane) over its 32 lanes.
+template <class V, class F>
+V warp_reduce(F part) {
+  V v[32];
+  for (int lane = 0; lane < 32; ++lane) v[lane] = part(lane);
+  return rows::host_row_reduce<rows::SumOp>(v, 32);
+}
+// A block-per-item launch of grid_for(n, 1) blocks: fn(item) for each block's items in launch order.
+template <class F>
+void each_block_item(int64_t n, F fn) {
+  const int64_t grid = grid_for(n, 1);
+  for (int64_t b = 0; b < grid; ++b)
+    for (int64_t it = b; it < n; it += grid) fn(it);
+}
+
+template <int MODE>
+void tile_emulate(const TileArgs& A) {
+  using T = Tile;
+  using Blk = TileBlock<MODE>;
+  const int64_t nb = T::blocks(A.g, Blk::dout(A.g)), grid = grid_for(nb, 1);
+  std::vector<TileShared> shv(1);
+  TileShared& sh = shv[0];
+  std::vector<float> acc(T::THREADS * T::XI), acc2(T::THREADS * T::XI), dot(T::THREADS * 2);
+  for (int64_t blk = 0; blk < grid; ++blk) {
+    std::memset(&sh, 0xff, sizeof(TileShared));
+    for (int64_t bid = blk; bid < nb; bid += grid) {
+      const Blk b(A, sh, bid);
+      if (!b.active()) continue;
+      for (int tid = 0; tid < T::THREADS; ++tid) b.row_consts(tid);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
+        for (int tid = 0; tid < T::THREADS; ++tid) b.col_consts(cb, tid);
+        std::fill(dot.begin(), dot.end(), 0.0f);
+        for (int64_t p0 = 0; p0 < Blk::dd(A.g); p0 += T::PT) {
+          for (int tid = 0; tid < T::THREADS; ++tid) b.stage(cb, p0, tid);
+          for (int tid = 0; tid < T::THREADS; ++tid) b.dots(tid, &dot[static_cast<size_t>(tid) * 2]);
+        }
+        for (int tid = 0; tid < T::THREADS; ++tid) b.weights_ys(cb, tid, &dot[static_cast<size_t>(tid) * 2]);
+        for (int tid = 0; tid < T::THREADS; ++tid) b.accum(tid, &acc[static_cast<size_t>(tid) * T::XI]);
+      }
+      std::fill(acc2.begin(), acc2.end(), 0.0f);
+      if (b.extra()) {
+        for (int64_t p0 = 0; p0 < Blk::dx(A.g); p0 += T::PT) {
+          for (int tid = 0; tid < T::THREADS; ++tid) b.stage_extra(p0, tid);
+          for (int tid = 0; tid < T::THREADS; ++tid) b.accum_extra(tid, &acc2[static_cast<size_t>(tid) * T::XI]);
+        }
+      }
+      for (int tid = 0; tid < T::THREADS; ++tid) b.den_phase(tid);
+      for (int tid = 0; tid < T::THREADS; ++tid)
+        b.output(tid, &acc[static_cast<size_t>(tid) * T::XI], &acc2[static_cast<size_t>(tid) * T::XI]);
+    }
+  }
+}
+
+struct GateVecs {
+  std::vector<double> w, p, a, b, c;
+  explicit GateVecs(const Geo& g)
+      : w(nan_vec<double>(g.BH * g.S)), p(nan_vec<double>(g.BH * g.S)), a(nan_vec<double>(g.BH * g.S)),
+        b(nan_vec<double>(g.BH * g.S)), c(nan_vec<double>(2 * g.BH * g.NC)) {}
+};
+void gates_emulate(const Geo& g, const float* fg, const float* ig, GateVecs& gb) {
+  each_item(g.BH * g.NC, Per::Thread, [&](int64_t task, int) {
+    gates_chunk_item(g, fg, ig, gb.w.data(), gb.p.data(), gb.a.data(), gb.b.data(), gb.c.data(), task);
+  });
+}
+
+// rec_n_kernel's launch: per block item, each step's phases (thread parts, the tree, thread 0's store).
+void rec_n_emulate(const RecGeo& g, const float* q, const float* k, const float* gates, const float* n0,
+                   float* saved, bool restore, float* nbuf, float* den) {
+  std::vector<float> red = nan_vec<float>(kThreads);
+  each_block_item(g.BH, [&](int64_t bh) {
+    for (int tid = 0; tid < kThreads; ++tid) rec_n_init(g, n0, nbuf, bh, tid);
+    for (int64_t t = 0; t < g.S; ++t) {
+      for (int tid = 0; tid < kThreads; ++tid) red[tid] = rec_n_step(g, q, k, gates, saved, restore, nbuf, bh, t, tid);
+      for (int o = kThreads / 2; o > 0; o >>= 1)
+        for (int tid = 0; tid < kThreads; ++tid) tree_step(red.data(), tid, o);
+      den[bh * g.S + t] = red[0];
+    }
+  });
+}
+}  // namespace
+
+void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
+                                     const float* q, const float* k, const float* v, const float* i, const float* f,
+                                     const float* c0, const float* n0, const float* m0, const MlstmDims& d,
+                                     int64_t chunk, float eps, bool parallel_init) {
+  const Geo g = make_geo(d, chunk, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  std::vector<float> own = nan_vec<float>(saved ? 0 : g.BH * g.W);
+  if (!saved) saved = own.data();
+  GateVecs gb(g);
+  std::vector<float> gamma = nan_vec<float>(g.BH * g.NC), scale = nan_vec<float>(g.BH),
+                     beta = nan_vec<float>(g.BH * g.S), alpha = nan_vec<float>(g.BH * g.S);
+  const bool empty_init = parallel_init && c0 == nullptr;
+  gates_emulate(g, f, i, gb);
+  each_item(g.BH, Per::Thread, [&](int64_t bh, int) {
+    fwd_seq_item(g, gb.c.data(), c0 ? m0 : nullptr, empty_init, saved, gamma.data(), scale.data(), m_last, bh);
+  });
+  each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {
+    fwd_pos_item(g, gb.p.data(), gb.a.data(), gb.b.data(), saved, beta.data(), alpha.data(), p);
+  });
+  each_item(g.BH * state_elems(g), Per::Thread, [&](int64_t idx, int) {
+    fwd_state_item(g, k, v, alpha.data(), gamma.data(), scale.data(), c0, c0 ? n0 : nullptr, saved, c_last, n_last,
+                   idx);
+  });
+  TileArgs a{};
+  a.g = g;
+  a.q = q, a.k = k, a.v = v, a.dh = nullptr;
+  a.gw = gb.w.data(), a.gp = gb.p.data();
+  a.saved = saved, a.saved_out = saved;
+  a.beta = beta.data(), a.alpha = alpha.data();
+  a.out = h;
+  tile_emulate<kFwdH>(a);
+}
+
+void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                      float* dm0, const float* saved, const float* h, const float* dh,
+                                      const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                      const float* v, const float* i, const float* f, const MlstmDims& d,
+                                      int64_t chunk, float eps) {
+  const Geo g = make_geo(d, chunk, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const int64_t E = state_elems(g);
+  GateVecs gb(g);
+  std::vector<float> gamma = nan_vec<float>(g.BH * g.NC), beta = nan_vec<float>(g.BH * g.S),
+                     alpha = nan_vec<float>(g.BH * g.S), inv = nan_vec<float>(g.BH * g.S),
+                     rho = nan_vec<float>(g.BH * g.S), lam = nan_vec<float>(g.BH * g.NC * E),
+                     lam0 = nan_vec<float>(g.BH * E);
+  std::vector<double> ct = nan_vec<double>(g.BH), r = nan_vec<double>(g.BH * g.S);
+  gates_emulate(g, f, i, gb);
+  each_item(g.BH * g.NC, Per::Thread, [&](int64_t task, int) { bwd_seq_item(g, gb.c.data(), saved, gamma.data(), task); });
+  each_warp_item(g.BH * g.S, [&](int64_t p) {
+    const float gh = warp_reduce<float>([&](int lane) { return bwd_pos_part(g, h, dh, p, lane); });
+    bwd_pos_finish(g, gb.p.data(), gb.a.data(), saved, beta.data(), alpha.data(), inv.data(), rho.data(), p, gh);
+  });
+  each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {
+    bwd_lambda_item(g, q, dh, saved, beta.data(), inv.data(), rho.data(), gamma.data(), dc_last, dn_last, lam.data(),
+                    lam0.data(), dc0, dn0, idx);
+  });
+  {
+    std::vector<double> red0 = nan_vec<double>(kThreads), red1 = nan_vec<double>(kThreads);
+    const bool final_terms = dc_last || dn_last;
+    each_block_item(g.BH, [&](int64_t bh) {
+      for (int tid = 0; tid < kThreads; ++tid)
+        bwd_reduce_part(g, saved, lam.data(), lam0.data(), final_terms, bh, tid, red0.data(), red1.data());
+      for (int o = kThreads / 2; o > 0; o >>= 1)
+        for (int tid = 0; tid < kThreads; ++tid) tree_step(red0.data(), tid, o), tree_step(red1.data(), tid, o);
+      bwd_reduce_finish(g, saved, bh, red0.data(), red1.data(), ct.data(), dm0);
+    });
+  }
+  TileArgs a{};
+  a.g = g;
+  a.q = q, a.k = k, a.v = v, a.dh = dh;
+  a.gw = gb.w.data(), a.gp = gb.p.data();
+  a.saved = saved;
+  a.beta = beta.data(), a.alpha = alpha.data(), a.inv = inv.data(), a.rho = rho.data();
+  a.lam = lam.data();
+  a.lam_last_zero = !dc_last && !dn_last;
+  a.out = dq;
+  tile_emulate<kDQ>(a);
+  a.out = dk;
+  tile_emulate<kDK>(a);
+  a.out = dv;
+  tile_emulate<kDV>(a);
+  each_warp_item(g.BH * g.S, [&](int64_t p) {
+    double pa[32], pb[32];
+    for (int lane = 0; lane < 32; ++lane) bwd_dots_part(g, q, k, dq, dk, p, lane, &pa[lane], &pb[lane]);
+    bwd_dots_finish(p, rows::host_row_reduce<rows::SumOp>(pa, 32), rows::host_row_reduce<rows::SumOp>(pb, 32), di,
+                    r.data());
+  });
+  each_item(g.BH, Per::Thread, [&](int64_t bh, int) { bwd_df_item(g, f, r.data(), ct.data(), df, bh); });
+}
+
+void mlstm_recurrent_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
+                                     const float* q, const float* k, const float* v, const float* i, const float* f,
+                                     const float* c0, const float* n0, const float* m0, const MlstmDims& d,
+                                     float eps) {
+  const RecGeo g = make_rec(d, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  std::vector<float> gates = nan_vec<float>(3 * g.BH * g.S), den = nan_vec<float>(g.BH * g.S);
+  const bool st0 = c0 != nullptr;
+  each_item(g.BH, Per::Thread, [&](int64_t bh, int) {
+    rec_gates_item(g, f, i, st0 ? m0 : nullptr, saved, false, gates.data(), m_last, bh);
+  });
+  rec_n_emulate(g, q, k, gates.data(), st0 ? n0 : nullptr, saved, false, n_last, den.data());
+  each_item(g.BH * g.DV, Per::Thread, [&](int64_t idx, int) {
+    rec_c_item(g, q, k, v, gates.data(), den.data(), c0, saved, false, c_last, h, nullptr, idx);
+  });
+}
+
+void mlstm_recurrent_backward_emulate(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                      float* dm0, const float* saved, const float* dh, const float* dc_last,
+                                      const float* dn_last, const float* q, const float* k, const float* v,
+                                      const float* i, const float* f, const MlstmDims& d, float eps) {
+  const RecGeo g = make_rec(d, eps);
+  if (g.BH <= 0 || g.S <= 0) return;
+  const int64_t DKV = g.DK * g.DV;
+  std::vector<float> gates = nan_vec<float>(3 * g.BH * g.S), den = nan_vec<float>(g.BH * g.S),
+                     nb = nan_vec<float>(g.BH * g.DK), cb = nan_vec<float>(g.BH * DKV),
+                     num = nan_vec<float>(g.BH * g.S * g.DV), inv = nan_vec<float>(g.BH * g.S),
+                     rho = nan_vec<float>(g.BH * g.S), seg = nan_vec<float>(g.BH * (kRecurrentSegment + 1) * DKV),
+                     dcb = nan_vec<float>(g.BH * DKV);
+  std::vector<double> pf = nan_vec<double>(g.BH * g.S * g.DK), dmp = nan_vec<double>(g.BH * g.DK);
+  float* sv = const_cast<float*>(saved);  // restore mode only reads it
+  each_item(g.BH, Per::Thread, [&](int64_t bh, int) {
+    rec_gates_item(g, f, i, nullptr, sv, true, gates.data(), nullptr, bh);
+  });
+  rec_n_emulate(g, q, k, gates.data(), nullptr, sv, true, nb.data(), den.data());
+  each_item(g.BH * g.DV, Per::Thread, [&](int64_t idx, int) {
+    rec_c_item(g, q, k, v, gates.data(), den.data(), nullptr, sv, true, cb.data(), nullptr, num.data(), idx);
+  });
+  each_warp_item(g.BH * g.S, [&](int64_t p) {
+    const float gh = warp_reduce<float>([&](int lane) { return rec_rho_part(g, gates.data(), den.data(), num.data(), dh, p, lane); });
+    rec_rho_finish(g, gates.data(), den.data(), inv.data(), rho.data(), p, gh);
+  });
+  each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {
+    rec_rows_item(g, q, k, v, dh, gates.data(), inv.data(), rho.data(), saved, dc_last, dn_last, seg.data(),
+                  dcb.data(), dq, dk, pf.data(), dc0, dn0, dmp.data(), idx);
+  });
+  each_item(g.BH * g.DV, Per::Thread, [&](int64_t idx, int) {
+    rec_cols_item(g, q, k, dh, gates.data(), inv.data(), dc_last, cb.data(), dv, idx);
+  });
+  each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {
+    rec_dots_item(g, k, dk, pf.data(), gates.data(), f, di, df, p);
+  });
+  if (dm0) each_item(g.BH, Per::Thread, [&](int64_t bh, int) { rec_dm0_item(g, dmp.data(), dm0, bh); });
 }
 
 }  // namespace cuda

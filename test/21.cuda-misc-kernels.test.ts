@@ -3,6 +3,8 @@
 //  - Coverage (runs wherever the addon is built with CUDA, GPU or not): the kernels' __host__ __device__ index maps,
 //    run on the host over every block and thread of a launch, read each input element exactly once for the right
 //    output and write each output exactly once; expected counts are computed here independently.
+//  - Host replays (cuda*Emulate, runs wherever the addon is built with CUDA): the kernels' own code run on the host
+//    over every block and thread, compared with the CPU kernels, each output element written exactly once.
 //  - Argument checks and the no-GPU error (no GPU needed).
 //  - CPU <-> GPU parity on awkward shapes, run when a GPU is available and skipped visibly otherwise.
 import { strict as assert } from "assert";
@@ -108,6 +110,109 @@ describe("21 CUDA twins: reduce, conv1d, dropout, optim, permute", function () {
         assert.equal(native.cudaPermuteCoverage(shape, perm, reads), 0, `[${shape}] perm [${perm}]`);
         assert.ok(allEqual(reads, 1), `[${shape}] perm [${perm}]: every element read once`);
       }
+    });
+  });
+
+  describe("host replays (the kernels' own code run on the host for every block and thread)", () => {
+    // Outputs compared with the CPU kernels (computed independently of the CUDA code), and every output element
+    // written exactly once (writes counts each write; outputs concatenated in argument order).
+    itCompiled("cudaReduceEmulate / cudaReduceBackwardEmulate equal reduce / reduceBackward in every launch mode", () => {
+      // serial, block, columns, split into pieces (> 8192), grid-stride over > 65535 blocks, alternating runs, copy and fill
+      const cases: [number[], number[]][] = [
+        [[7], [0]], [[1], [0]], [[4, 1, 3], [1]], [[3, 0], [1]], [[2, 3, 4], [0, 2]], [[5, 33], [1]], [[2, 1030], [-1]],
+        [[3, 20000], [1]], [[33, 5], [0]], [[2, 40, 3, 7], [1, 2]], [[9000, 3], [0]], [[40, 9, 2, 5], [0, 2]],
+        [[3, 5, 11], [0, 2]], [[65600, 33], [1]], [[1, 2, 1, 3, 1], [0, 1, 2, 3, 4]], [[6, 4], []], [[0, 3], [1]],
+      ];
+      let seed = 500;
+      for (const [shape, axes] of cases) {
+        const n = numel(shape), nd = shape.length;
+        const red = axes.map((a) => (a < 0 ? a + nd : a));
+        const m = numel(shape.filter((_, i) => !red.includes(i)));
+        const x = randn(n, seed++);
+        if (n > 40) { x[3] = NaN; x[n - 2] = x[n - 1] = 5; x[n >> 1] = -0; } // NaN wins max; ties keep the first index
+        const what = `[${shape}] over [${axes}]`;
+        for (const op of ["sum", "mean", "max"] as const) {
+          if (op === "max" && shape.some((sz, i) => red.includes(i) && sz === 0)) continue;
+          const xs = op === "max" ? x : x.map((v) => (Number.isNaN(v) ? 0.25 : v));
+          const c = new Float32Array(m), e = new Float32Array(m).fill(-7);
+          const ac = op === "max" ? new BigInt64Array(m) : null, ae = op === "max" ? new BigInt64Array(m).fill(-9n) : null;
+          native.reduce(op, xs, shape, axes, c, ac);
+          const w = new Int32Array(op === "max" ? 2 * m : m).fill(5);
+          native.cudaReduceEmulate(op, xs, shape, axes, e, ae, w);
+          assert.ok(allEqual(w, 1), `${op} ${what}: every out${op === "max" ? " / argmax" : ""} element written once`);
+          if (op === "max") {
+            assert.deepEqual(e, c, `max ${what}`);
+            assert.deepEqual(ae, ac, `argmax ${what}`);
+            // without argmax: out alone, counted alone
+            const e2 = new Float32Array(m), w2 = new Int32Array(m);
+            native.cudaReduceEmulate(op, xs, shape, axes, e2, null, w2);
+            assert.deepEqual(e2, c, `max ${what} (no argmax)`);
+            assert.ok(allEqual(w2, 1), `max ${what} (no argmax): written once`);
+          } else {
+            // float64 sums in another order, rounded once: at most one float ulp apart (see the GPU parity test)
+            const absSum = new Float32Array(m);
+            native.reduce(op, xs.map(Math.abs), shape, axes, absSum);
+            for (let o = 0; o < m; ++o) {
+              const tol = 2 ** -23 * Math.abs(c[o]) + 1e-12 * absSum[o];
+              assert.ok(Math.abs(e[o] - c[o]) <= tol || (Number.isNaN(e[o]) && Number.isNaN(c[o])), `${op} ${what} [${o}]: ${e[o]} vs ${c[o]}`);
+            }
+          }
+          const dy = randn(m, seed++);
+          const dc = new Float32Array(n).fill(9), de = new Float32Array(n).fill(-9), wd = new Int32Array(n).fill(3);
+          native.reduceBackward(op, dy, shape, axes, dc, ac);
+          native.cudaReduceBackwardEmulate(op, dy, shape, axes, de, ac, wd);
+          assert.deepEqual(de, dc, `${op} backward ${what}`); // the same per-element op on the same operands
+          assert.ok(allEqual(wd, 1), `${op} backward ${what}: every dx element written once`);
+        }
+      }
+    });
+
+    itCompiled("cudaCausalConv1dForwardEmulate / BackwardEmulate equal the CPU kernels, every output written once", () => {
+      let seed = 700;
+      // b*s*f > 256 * 65535 is out of reach here; 3*33*1100 > 256 blocks' worth and rows > 64 * 8 exercise the
+      // grid-stride loops and the row blocks of the weight gradient
+      for (const [b, s, f, k] of [[1, 1, 1, 1], [2, 3, 5, 4], [1, 7, 3, 7], [2, 130, 7, 4], [1, 1030, 3, 3], [3, 33, 1100, 4], [0, 4, 2, 3], [2, 0, 3, 2]]) {
+        const n = b * s * f, what = `b=${b} s=${s} f=${f} k=${k}`;
+        const x = randn(n, seed++), w = randn(f * k, seed++), bias = randn(f, seed++), dy = randn(n, seed++);
+        for (const bb of [bias, null]) {
+          const yc = new Float32Array(n), ye = new Float32Array(n).fill(NaN), wr = new Int32Array(n).fill(-1);
+          native.causalConv1dForward(yc, x, w, bb, b, s, f, k);
+          native.cudaCausalConv1dForwardEmulate(ye, x, w, bb, b, s, f, k, wr);
+          // the replay fuses each multiply-add (the CPU's scalar path rounds twice): ~k roundings of terms ~1 apart
+          assertClose(ye, yc, `y ${what}${bb ? "" : " (no bias)"}`, 1e-5, 1e-5 * k);
+          assert.ok(allEqual(wr, 1), `y ${what}: written once`);
+        }
+        const dxc = new Float32Array(n), dwc = new Float32Array(f * k), dbc = new Float32Array(f);
+        native.causalConv1dBackward(dxc, dwc, dbc, dy, x, w, b, s, f, k);
+        const rows = b * s;
+        // every subset of the optional outputs: writes holds the given ones, concatenated
+        for (const mask of [7, 1, 2, 4, 6, 3, 5]) {
+          const dxe = mask & 1 ? new Float32Array(n).fill(NaN) : null;
+          const dwe = mask & 2 ? new Float32Array(f * k).fill(NaN) : null;
+          const dbe = mask & 4 ? new Float32Array(f).fill(NaN) : null;
+          const sizes = [dxe ? n : 0, dwe ? f * k : 0, dbe ? f : 0];
+          const wr = new Int32Array(sizes[0] + sizes[1] + sizes[2]).fill(-1);
+          native.cudaCausalConv1dBackwardEmulate(dxe, dwe, dbe, dy, x, w, b, s, f, k, wr);
+          assert.ok(allEqual(wr, 1), `backward ${what} outputs ${mask}: every given output element written once`);
+          if (dxe) assertClose(dxe, dxc, `dx ${what}`, 1e-5, 1e-5 * k);
+          // the CPU's row blocks and block order; float partials whose roundings may differ by FMA contraction
+          if (dwe) assertClose(dwe, dwc, `dweight ${what}`, 1e-5, 1e-6 * Math.sqrt(rows) * Math.max(1, rows / 64));
+          if (dbe) assert.deepEqual(dbe, dbc, `dbias ${what}`); // plain adds in the same order: bitwise
+        }
+      }
+    });
+
+    itCompiled("the replay entries check their arguments like the CPU exports, and writes' length", () => {
+      const x = new Float32Array(6);
+      throwsNaming(() => native.cudaReduceEmulate("sum", x, [2, 3], [1], new Float32Array(2), null, new Int32Array(3)), RangeError, "cudaReduceEmulate", "writes");
+      throwsNaming(() => native.cudaReduceEmulate("max", x, [2, 3], [1], new Float32Array(2), new BigInt64Array(2), new Int32Array(2)), RangeError, "cudaReduceEmulate", "writes");
+      throwsNaming(() => native.cudaReduceEmulate("sum", x, [2, 3], [1], new Float32Array(3), null, new Int32Array(3)), RangeError, "cudaReduceEmulate", "out");
+      throwsNaming(() => native.cudaReduceEmulate("sum", x, [2, 3], [1], new Float32Array(2), null, undefined as unknown as Int32Array), TypeError, "cudaReduceEmulate", "writes");
+      throwsNaming(() => native.cudaReduceBackwardEmulate("max", new Float32Array(2), [2, 3], [1], new Float32Array(6), BigInt64Array.from([4n, 5n]), new Int32Array(6)), RangeError, "cudaReduceBackwardEmulate", "argmax[0]");
+      throwsNaming(() => native.cudaReduceBackwardEmulate("mean", new Float32Array(2), [2, 3], [1], new Float32Array(6), null, new Int32Array(5)), RangeError, "cudaReduceBackwardEmulate", "writes");
+      throwsNaming(() => native.cudaCausalConv1dForwardEmulate(new Float32Array(6), x, new Float32Array(6), null, 1, 2, 3, 2, new Int32Array(5)), RangeError, "cudaCausalConv1dForwardEmulate", "writes");
+      throwsNaming(() => native.cudaCausalConv1dBackwardEmulate(null, new Float32Array(6), null, x, x, new Float32Array(6), 1, 2, 3, 2, new Int32Array(7)), RangeError, "cudaCausalConv1dBackwardEmulate", "writes");
+      throwsNaming(() => native.cudaCausalConv1dBackwardEmulate(null, new Float32Array(5), null, x, x, new Float32Array(6), 1, 2, 3, 2, new Int32Array(5)), RangeError, "cudaCausalConv1dBackwardEmulate", "dweight");
     });
   });
 

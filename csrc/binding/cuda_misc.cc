@@ -5,11 +5,15 @@
 // available, and otherwise throws an Error "<export>: CUDA is not available: <backends().cuda.reason>" (also under
 // host emulation, which has no CUDA kernels: binding/device_buffer.h require_real_cuda_device).
 // cudaSumAllHost(x) is the twin of the CPU kernel sum_all (the float64 sum behind reductions).
+// The *Emulate exports (same arguments as the CPU export plus a trailing Int32Array `writes`) replay the CUDA launch
+// on the host with the kernels' own code (no GPU needed, a build with CUDA): the CPU export's outputs, and writes[k]
+// = how often output element k was written (outputs concatenated in argument order, absent ones taking no room).
 // The *Coverage exports run the kernels' __host__ __device__ index maps over every block and thread of a launch on
 // the host (no GPU needed, but a build with CUDA) and return the number of inconsistencies plus per-element counts,
 // for tests on machines without a GPU.
 #include <napi.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -31,23 +35,17 @@ namespace {
 
 // ---- reductions ------------------------------------------------------------------------------------------------
 
-// cudaReduceHost(op, x, shape, axes, out, argmax?)
-Napi::Value CudaReduceHost(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaReduceHost"};
-  const reduce_args::ReduceCall a = reduce_args::parse_reduce(c);
-  const reduce_args::ReduceArgs& r = a.r;
-  require_real_cuda_device(c);
-  run_sync(info.Env(), c.fn, [&] {
-    cuda::reduce_axes_host(r.op, a.out, a.argmax, a.x, static_cast<int>(r.shape.size()), r.shape.data(),
-                           r.reduced.data());
-  });
-  return info.Env().Undefined();
+// The trailing `writes` argument of an *Emulate entry (at index i, `total` counters), zeroed.
+int32_t* require_writes(const ArgCtx& c, size_t i, int64_t total, const std::string& desc) {
+  require_count(c, i + 1);
+  int32_t* w = require_i32(c, i, "writes", total, desc);
+  std::fill(w, w + total, 0);
+  return w;
 }
 
-// cudaReduceBackwardHost(op, dy, shape, axes, dx, argmax?): as reduceBackward, and for "max" each argmax[o] must
-// lie in output o's reduction set (as reduce writes it): the GPU gathers instead of scattering.
-Napi::Value CudaReduceBackwardHost(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaReduceBackwardHost"};
+// reduceBackward's arguments, and for "max" each argmax[o] must lie in output o's reduction set (as reduce writes
+// it): the CUDA kernel gathers (dx[i] = dy[o] where argmax[o] == i) instead of scattering.
+reduce_args::ReduceBackwardCall parse_gather_backward(const ArgCtx& c) {
   const reduce_args::ReduceBackwardCall a = reduce_args::parse_reduce_backward(c);
   const reduce_args::ReduceArgs& r = a.r;
   if (a.argmax) {
@@ -68,6 +66,28 @@ Napi::Value CudaReduceBackwardHost(const Napi::CallbackInfo& info) {
                            std::to_string(kept) + ")");
     }
   }
+  return a;
+}
+
+// cudaReduceHost(op, x, shape, axes, out, argmax?)
+Napi::Value CudaReduceHost(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaReduceHost"};
+  const reduce_args::ReduceCall a = reduce_args::parse_reduce(c);
+  const reduce_args::ReduceArgs& r = a.r;
+  require_real_cuda_device(c);
+  run_sync(info.Env(), c.fn, [&] {
+    cuda::reduce_axes_host(r.op, a.out, a.argmax, a.x, static_cast<int>(r.shape.size()), r.shape.data(),
+                           r.reduced.data());
+  });
+  return info.Env().Undefined();
+}
+
+// cudaReduceBackwardHost(op, dy, shape, axes, dx, argmax?): as reduceBackward, and for "max" each argmax[o] must
+// lie in output o's reduction set (as reduce writes it): the GPU gathers instead of scattering.
+Napi::Value CudaReduceBackwardHost(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaReduceBackwardHost"};
+  const reduce_args::ReduceBackwardCall a = parse_gather_backward(c);
+  const reduce_args::ReduceArgs& r = a.r;
   require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     cuda::reduce_axes_backward_host(r.op, a.dx, a.dy, a.argmax, static_cast<int>(r.shape.size()), r.shape.data(),
@@ -129,6 +149,33 @@ Napi::Value CudaSumCoverage(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
+// cudaReduceEmulate(op, x, shape, axes, out, argmax | null, writes): host replay of the reduction launches;
+// writes [out_n (+ out_n for argmax when given, "max")] counts the writes of out, then argmax
+Napi::Value CudaReduceEmulate(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaReduceEmulate"};
+  const reduce_args::ReduceCall a = reduce_args::parse_reduce(c);
+  const reduce_args::ReduceArgs& r = a.r;
+  int32_t* w = require_writes(c, 6, r.out_n * (a.argmax ? 2 : 1), a.argmax ? "2*out.length (out, argmax)" : "out.length");
+  run_sync(info.Env(), c.fn, [&] {
+    cuda::reduce_axes_emulate(r.op, a.out, a.argmax, a.x, static_cast<int>(r.shape.size()), r.shape.data(),
+                              r.reduced.data(), w);
+  });
+  return info.Env().Undefined();
+}
+
+// cudaReduceBackwardEmulate(op, dy, shape, axes, dx, argmax | null, writes): writes [numel(shape)] counts dx's writes
+Napi::Value CudaReduceBackwardEmulate(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaReduceBackwardEmulate"};
+  const reduce_args::ReduceBackwardCall a = parse_gather_backward(c);
+  const reduce_args::ReduceArgs& r = a.r;
+  int32_t* w = require_writes(c, 6, r.n, "dx.length");
+  run_sync(info.Env(), c.fn, [&] {
+    cuda::reduce_axes_backward_emulate(r.op, a.dx, a.dy, a.argmax, static_cast<int>(r.shape.size()), r.shape.data(),
+                                       r.reduced.data(), w);
+  });
+  return info.Env().Undefined();
+}
+
 // ---- causal conv1d ---------------------------------------------------------------------------------------------
 
 Napi::Value CudaCausalConv1dForwardHost(const Napi::CallbackInfo& info) {
@@ -147,6 +194,30 @@ Napi::Value CudaCausalConv1dBackwardHost(const Napi::CallbackInfo& info) {
   require_real_cuda_device(c);
   run_sync(info.Env(), c.fn,
            [&] { cuda::causal_conv1d_backward_host(a.dx, a.dw, a.db, a.dy, a.x, a.w, z.b, z.s, z.f, z.k); });
+  return info.Env().Undefined();
+}
+
+// cudaCausalConv1dForwardEmulate(y, x, weight, bias | null, b, s, f, k, writes): writes [b*s*f] counts y's writes
+Napi::Value CudaCausalConv1dForwardEmulate(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaCausalConv1dForwardEmulate"};
+  const conv1d_args::ForwardCall a = conv1d_args::parse_forward(c);
+  const conv1d_args::ConvSizes& z = a.z;
+  int32_t* w = require_writes(c, 8, z.n, "y.length");
+  run_sync(info.Env(), c.fn, [&] { cuda::causal_conv1d_forward_emulate(a.y, a.x, a.w, a.b, z.b, z.s, z.f, z.k, w); });
+  return info.Env().Undefined();
+}
+
+// cudaCausalConv1dBackwardEmulate(dx | null, dweight | null, dbias | null, dy, x, weight, b, s, f, k, writes):
+// writes counts the writes of dx, dweight, dbias (the given ones, concatenated)
+Napi::Value CudaCausalConv1dBackwardEmulate(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaCausalConv1dBackwardEmulate"};
+  const conv1d_args::BackwardCall a = conv1d_args::parse_backward(c);
+  const conv1d_args::ConvSizes& z = a.z;
+  const int64_t total = (a.dx ? z.n : 0) + (a.dw ? z.fk : 0) + (a.db ? z.f : 0);
+  int32_t* w = require_writes(c, 10, total, "dx.length + dweight.length + dbias.length (given ones)");
+  run_sync(info.Env(), c.fn, [&] {
+    cuda::causal_conv1d_backward_emulate(a.dx, a.dw, a.db, a.dy, a.x, a.w, z.b, z.s, z.f, z.k, w);
+  });
   return info.Env().Undefined();
 }
 
@@ -267,6 +338,10 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaScaleInPlaceHost", CudaScaleInPlaceHost);
   def("cudaPermuteHost", CudaPermuteHost);
   def("cudaPermuteCoverage", CudaPermuteCoverage);
+  def("cudaReduceEmulate", CudaReduceEmulate);
+  def("cudaReduceBackwardEmulate", CudaReduceBackwardEmulate);
+  def("cudaCausalConv1dForwardEmulate", CudaCausalConv1dForwardEmulate);
+  def("cudaCausalConv1dBackwardEmulate", CudaCausalConv1dBackwardEmulate);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // exactly the arguments of its CPU export (parsed by the same functions, binding/mlstm_args.h), then runs on the GPU
 // (copy in, kernels, copy out, synchronise) when one is available, and otherwise throws an Error
 // "<export>: CUDA is not available: <backends().cuda.reason>" (also under host emulation, which has no CUDA kernels).
+// cuda<CpuExport>Emulate take the same arguments and replay the device entries' launches on the host with the
+// kernels' own __host__ __device__ code (cuda::mlstm_*_emulate; no GPU needed, but a build with CUDA).
 // cudaMlstmCoverage(B, NH, S, DHQK, DHV, chunkSize) runs the kernels' write maps over every block and thread of
 // each launch on the host (no GPU needed, but a build with CUDA) and returns { outputs: { name: elements not
 // written exactly once }, errors: their sum }.
@@ -21,13 +23,21 @@
 namespace xlstm {
 namespace {
 
-template <bool Chunkwise>
+// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU).
+template <bool Chunkwise, bool Emulate>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseForwardHost" : "cudaMlstmRecurrentForwardHost"};
+  ArgCtx c{info, Chunkwise ? (Emulate ? "cudaMlstmChunkwiseForwardEmulate" : "cudaMlstmChunkwiseForwardHost")
+                           : (Emulate ? "cudaMlstmRecurrentForwardEmulate" : "cudaMlstmRecurrentForwardHost")};
   const mlstm_args::ForwardCall a = mlstm_args::parse_forward<Chunkwise>(c);
-  require_real_cuda_device(c);
+  if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
-    if (Chunkwise)
+    if (Chunkwise && Emulate)
+      cuda::mlstm_chunkwise_forward_emulate(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
+                                            a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init);
+    else if (Emulate)
+      cuda::mlstm_recurrent_forward_emulate(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
+                                            a.st.c0, a.st.n0, a.st.m0, a.d, a.eps);
+    else if (Chunkwise)
       cuda::mlstm_chunkwise_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
                                          a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init);
     else
@@ -37,13 +47,20 @@ Napi::Value CudaForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-template <bool Chunkwise>
+template <bool Chunkwise, bool Emulate>
 Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Chunkwise ? "cudaMlstmChunkwiseBackwardHost" : "cudaMlstmRecurrentBackwardHost"};
+  ArgCtx c{info, Chunkwise ? (Emulate ? "cudaMlstmChunkwiseBackwardEmulate" : "cudaMlstmChunkwiseBackwardHost")
+                           : (Emulate ? "cudaMlstmRecurrentBackwardEmulate" : "cudaMlstmRecurrentBackwardHost")};
   const mlstm_args::BackwardCall a = mlstm_args::parse_backward<Chunkwise>(c);
-  require_real_cuda_device(c);
+  if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
-    if (Chunkwise)
+    if (Chunkwise && Emulate)
+      cuda::mlstm_chunkwise_backward_emulate(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,
+                                             a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps);
+    else if (Emulate)
+      cuda::mlstm_recurrent_backward_emulate(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.dh,
+                                             a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.eps);
+    else if (Chunkwise)
       cuda::mlstm_chunkwise_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,
                                           a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps);
     else
@@ -101,13 +118,21 @@ Napi::Value CudaMlstmCoverage(const Napi::CallbackInfo& info) {
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMlstmChunkwiseForwardHost",
-              Napi::Function::New(env, CudaForward<true>, "cudaMlstmChunkwiseForwardHost"));
+              Napi::Function::New(env, CudaForward<true, false>, "cudaMlstmChunkwiseForwardHost"));
   exports.Set("cudaMlstmChunkwiseBackwardHost",
-              Napi::Function::New(env, CudaBackward<true>, "cudaMlstmChunkwiseBackwardHost"));
+              Napi::Function::New(env, CudaBackward<true, false>, "cudaMlstmChunkwiseBackwardHost"));
   exports.Set("cudaMlstmRecurrentForwardHost",
-              Napi::Function::New(env, CudaForward<false>, "cudaMlstmRecurrentForwardHost"));
+              Napi::Function::New(env, CudaForward<false, false>, "cudaMlstmRecurrentForwardHost"));
   exports.Set("cudaMlstmRecurrentBackwardHost",
-              Napi::Function::New(env, CudaBackward<false>, "cudaMlstmRecurrentBackwardHost"));
+              Napi::Function::New(env, CudaBackward<false, false>, "cudaMlstmRecurrentBackwardHost"));
+  exports.Set("cudaMlstmChunkwiseForwardEmulate",
+              Napi::Function::New(env, CudaForward<true, true>, "cudaMlstmChunkwiseForwardEmulate"));
+  exports.Set("cudaMlstmChunkwiseBackwardEmulate",
+              Napi::Function::New(env, CudaBackward<true, true>, "cudaMlstmChunkwiseBackwardEmulate"));
+  exports.Set("cudaMlstmRecurrentForwardEmulate",
+              Napi::Function::New(env, CudaForward<false, true>, "cudaMlstmRecurrentForwardEmulate"));
+  exports.Set("cudaMlstmRecurrentBackwardEmulate",
+              Napi::Function::New(env, CudaBackward<false, true>, "cudaMlstmRecurrentBackwardEmulate"));
   exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
 }
 

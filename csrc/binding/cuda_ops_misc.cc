@@ -40,8 +40,14 @@ Napi::Value ReduceDev(const Napi::CallbackInfo& info) {
   if (r.op == ReduceOp::Max && !argmax) throw_type(c, "argmax must be a device buffer for max");
   if (out == x || (argmax && (argmax == x || argmax == out))) throw_range(c, "out and argmax must be buffers of their own");
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(reduce_axes, r.op, fp(out), argmax ? static_cast<int64_t*>(argmax->ptr) : nullptr, fp(x),
-                      static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+    int64_t* am = argmax ? static_cast<int64_t*>(argmax->ptr) : nullptr;
+    const int nd = static_cast<int>(r.shape.size());
+    if (replay_kernels())  // out, then argmax (written for max only)
+      replay_with_writes("reduce_axes", r.out_n * (r.op == ReduceOp::Max && am ? 2 : 1), [&](int32_t* w) {
+        cuda::reduce_axes_emulate(r.op, fp(out), am, fp(x), nd, r.shape.data(), r.reduced.data(), w);
+      });
+    else
+      XLSTM_DEVICE_CALL(reduce_axes, r.op, fp(out), am, fp(x), nd, r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }
@@ -57,8 +63,14 @@ Napi::Value ReduceBackwardDev(const Napi::CallbackInfo& info) {
   if (r.op == ReduceOp::Max && !argmax) throw_type(c, "argmax must be a device buffer for max");
   if (dx == dy || (argmax && argmax == dx)) throw_range(c, "dx must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(reduce_axes_backward, r.op, fp(dx), fp(dy), argmax ? static_cast<const int64_t*>(argmax->ptr) : nullptr,
-                               static_cast<int>(r.shape.size()), r.shape.data(), r.reduced.data());
+    const int64_t* am = argmax ? static_cast<const int64_t*>(argmax->ptr) : nullptr;
+    const int nd = static_cast<int>(r.shape.size());
+    if (replay_kernels())
+      replay_with_writes("reduce_axes_backward", r.n, [&](int32_t* w) {
+        cuda::reduce_axes_backward_emulate(r.op, fp(dx), fp(dy), am, nd, r.shape.data(), r.reduced.data(), w);
+      });
+    else
+      XLSTM_DEVICE_CALL(reduce_axes_backward, r.op, fp(dx), fp(dy), am, nd, r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }
@@ -89,7 +101,12 @@ Napi::Value Conv1dDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* bias = optional_device_buffer(c, 3, "bias", d.f * kF, floats("f", d.f));
   if (y == x || y == w || y == bias) throw_range(c, "y must be a buffer of its own");
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(causal_conv1d_forward, fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k);
+    if (replay_kernels())
+      replay_with_writes("causal_conv1d_forward", d.n, [&](int32_t* wr) {
+        cuda::causal_conv1d_forward_emulate(fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k, wr);
+      });
+    else
+      XLSTM_DEVICE_CALL(causal_conv1d_forward, fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k);
   });
   return info.Env().Undefined();
 }
@@ -109,7 +126,12 @@ Napi::Value Conv1dBackwardDev(const Napi::CallbackInfo& info) {
     if (o && (o == dy || o == x || o == w)) throw_range(c, "gradient outputs must be buffers of their own");
   if ((dx && (dx == dw || dx == db)) || (dw && dw == db)) throw_range(c, "gradient outputs must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(causal_conv1d_backward, fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(w), d.b, d.s, d.f, d.k);
+    if (replay_kernels())  // dx, dweight, dbias (given ones)
+      replay_with_writes("causal_conv1d_backward", (dx ? d.n : 0) + (dw ? d.f * d.k : 0) + (db ? d.f : 0), [&](int32_t* wr) {
+        cuda::causal_conv1d_backward_emulate(fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(w), d.b, d.s, d.f, d.k, wr);
+      });
+    else
+      XLSTM_DEVICE_CALL(causal_conv1d_backward, fp(dx), fp(dw), fp(db), fp(dy), fp(x), fp(w), d.b, d.s, d.f, d.k);
   });
   return info.Env().Undefined();
 }

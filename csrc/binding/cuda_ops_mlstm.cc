@@ -85,7 +85,13 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   require_unaliased(c, b, 5);
   if ((b[10] || b[11] || b[12]) && !(b[10] && b[11] && b[12])) throw_type(c, "c0, n0 and m0 must be given together");
   run_sync(info.Env(), c.fn, [&] {
-    if (CHUNKWISE)
+    if (CHUNKWISE && replay_kernels())
+      cuda::mlstm_chunkwise_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
+    else if (replay_kernels())
+      cuda::mlstm_recurrent_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
+    else if (CHUNKWISE)
       XLSTM_DEVICE_CALL(mlstm_chunkwise_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                     fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
     else
@@ -124,7 +130,15 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
   if ((b[5] || b[6] || b[7]) && !(b[5] && b[6] && b[7])) throw_type(c, "dc0, dn0 and dm0 must be given together");
   const size_t o = CHUNKWISE ? 1 : 0;  // chunkwise has h before dh
   run_sync(info.Env(), c.fn, [&] {
-    if (CHUNKWISE)
+    if (CHUNKWISE && replay_kernels())
+      cuda::mlstm_chunkwise_backward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                             fp(b[8]), fp(b[9]), fp(b[9 + o]), fp(b[10 + o]), fp(b[11 + o]), fp(b[12 + o]),
+                                             fp(b[13 + o]), fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps);
+    else if (replay_kernels())
+      cuda::mlstm_recurrent_backward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                             fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), fp(b[13]), fp(b[14]),
+                                             fp(b[15]), fp(b[16]), d, eps);
+    else if (CHUNKWISE)
       XLSTM_DEVICE_CALL(mlstm_chunkwise_backward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                      fp(b[9]), fp(b[9 + o]), fp(b[10 + o]), fp(b[11 + o]), fp(b[12 + o]), fp(b[13 + o]),
                                      fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps);

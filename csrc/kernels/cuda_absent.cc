@@ -267,6 +267,13 @@ int64_t reduce_coverage(int, const int64_t*, const uint8_t*, int32_t*, int*, int
   misc_absent("cuda::reduce_coverage");
 }
 int64_t sum_pass_coverage(int64_t, int32_t*) { misc_absent("cuda::sum_pass_coverage"); }
+void reduce_axes_emulate(ReduceOp, float*, int64_t*, const float*, int, const int64_t*, const uint8_t*, int32_t*) {
+  misc_absent("cuda::reduce_axes_emulate");
+}
+void reduce_axes_backward_emulate(ReduceOp, float*, const float*, const int64_t*, int, const int64_t*, const uint8_t*,
+                                  int32_t*) {
+  misc_absent("cuda::reduce_axes_backward_emulate");
+}
 void causal_conv1d_forward(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
                            void*) {
   misc_absent("cuda::causal_conv1d_forward");
@@ -285,6 +292,14 @@ void causal_conv1d_backward_host(float*, float*, float*, const float*, const flo
 }
 int64_t causal_conv1d_coverage(int64_t, int64_t, int64_t, int64_t, int32_t*, int32_t*, int32_t*) {
   misc_absent("cuda::causal_conv1d_coverage");
+}
+void causal_conv1d_forward_emulate(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                   int64_t, int32_t*) {
+  misc_absent("cuda::causal_conv1d_forward_emulate");
+}
+void causal_conv1d_backward_emulate(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                    int64_t, int64_t, int32_t*) {
+  misc_absent("cuda::causal_conv1d_backward_emulate");
 }
 void dropout_forward(float*, uint8_t*, const float*, int64_t, double, uint32_t, uint32_t, void*) {
   misc_absent("cuda::dropout_forward");
@@ -492,6 +507,27 @@ void mlstm_recurrent_backward_host(float*, float*, float*, float*, float*, float
 int64_t mlstm_coverage(const MlstmDims&, int64_t, int64_t*) {
   mlstm_absent("cuda::mlstm_coverage");
   return 0;
+}
+void mlstm_chunkwise_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                     const float*, const float*, const float*, const float*, const float*,
+                                     const MlstmDims&, int64_t, float, bool) {
+  mlstm_absent("cuda::mlstm_chunkwise_forward_emulate");
+}
+void mlstm_chunkwise_backward_emulate(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                                      const float*, const float*, const float*, const float*, const float*,
+                                      const float*, const float*, const float*, const float*, const MlstmDims&,
+                                      int64_t, float) {
+  mlstm_absent("cuda::mlstm_chunkwise_backward_emulate");
+}
+void mlstm_recurrent_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                     const float*, const float*, const float*, const float*, const float*,
+                                     const MlstmDims&, float) {
+  mlstm_absent("cuda::mlstm_recurrent_forward_emulate");
+}
+void mlstm_recurrent_backward_emulate(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                                      const float*, const float*, const float*, const float*, const float*,
+                                      const float*, const float*, const float*, const MlstmDims&, float) {
+  mlstm_absent("cuda::mlstm_recurrent_backward_emulate");
 }
 }  // namespace cuda
 }  // namespace xlstm

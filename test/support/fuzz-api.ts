@@ -517,6 +517,21 @@ const SPECS: Spec[] = [
   { ...FUZZ_SUM_SQUARES, name: "cudaSumSquaresHost", cuda: true },
   { ...FUZZ_SCALE_IN_PLACE, name: "cudaScaleInPlaceHost", cuda: true },
   { name: "cudaSumAllHost", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n)], outs: [], nums: [], cuda: true },
+  // host replays of the reduce / conv1d launches: the CPU export's arguments plus writes (one counter per element of
+  // every output given); they run wherever CUDA was compiled in, GPU or not
+  ...([[FUZZ_REDUCE, 6], [FUZZ_REDUCE_BACKWARD, 6], [FUZZ_CONV1D_FORWARD, 8], [FUZZ_CONV1D_BACKWARD, 10]] as const).map(
+    ([s, argc]): Spec => ({
+      ...s,
+      name: cudaTwinName(s.name, "Emulate"),
+      build: (d, r) => {
+        const a = s.build(d, r);
+        const len = s.outs.reduce((t, i) => t + (ArrayBuffer.isView(a[i]) ? (a[i] as Float32Array).length : 0), 0);
+        return [...a, new Int32Array(len)];
+      },
+      outs: [...s.outs, argc],
+      cuda: !native.backends().cuda.compiled,
+    }),
+  ),
   {
     name: "cudaReduceCoverage",
     dims: {},
@@ -584,6 +599,16 @@ const SPECS: Spec[] = [
     const chunk = cpu === "mlstmChunkwiseBackward";
     const first = chunk ? 18 : 17;
     return { name: `cuda${cpu[0].toUpperCase()}${cpu.slice(1)}Host`, dims: mlstmDims, build: (d, r) => mlstmBwd(d, r, chunk), outs: [0, 1, 2, 3, 4, 5, 6, 7], nums: Array.from({ length: chunk ? 7 : 6 }, (_, i) => first + i), cuda: true };
+  }),
+  // host replays of the launches (csrc/binding/cuda_mlstm.cc): run wherever CUDA was compiled in, GPU or not
+  ...(["mlstmChunkwiseForward", "mlstmRecurrentForward"] as const).map((cpu): Spec => {
+    const chunk = cpu === "mlstmChunkwiseForward";
+    return { name: `cuda${cpu[0].toUpperCase()}${cpu.slice(1)}Emulate`, dims: mlstmDims, build: (d, r) => mlstmFwd(d, r, chunk), outs: [0, 1, 2, 3, 4], nums: chunk ? [13, 14, 15, 16, 17, 18, 19] : [13, 14, 15, 16, 17, 18], cuda: !native.backends().cuda.compiled };
+  }),
+  ...(["mlstmChunkwiseBackward", "mlstmRecurrentBackward"] as const).map((cpu): Spec => {
+    const chunk = cpu === "mlstmChunkwiseBackward";
+    const first = chunk ? 18 : 17;
+    return { name: `cuda${cpu[0].toUpperCase()}${cpu.slice(1)}Emulate`, dims: mlstmDims, build: (d, r) => mlstmBwd(d, r, chunk), outs: [0, 1, 2, 3, 4, 5, 6, 7], nums: Array.from({ length: chunk ? 7 : 6 }, (_, i) => first + i), cuda: !native.backends().cuda.compiled };
   }),
   // host replay of the launches: runs wherever CUDA was compiled in, GPU or not
   { name: "cudaMlstmCoverage", dims: mlstmDims, build: (d) => [d.B, d.NH, d.S, d.DHQK, d.DHV, d.L], outs: [], nums: [0, 1, 2, 3, 4, 5], cuda: !native.backends().cuda.compiled },
