@@ -31,6 +31,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                   float beta, float* C, int64_t ldc, int64_t stride_c, void* stream);
+// The host replay of gemm_batched's launch (no GPU needed): the kernel's own staging, accumulation and store code for
+// every block, each phase for all threads, on host arrays; the same FMA order as the device.
+void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                          float beta, float* C, int64_t ldc, int64_t stride_c);
 // Host arrays (contiguous, lda/ldb/ldc implied by the transposes): copies A, B, C to device 0, runs gemm and
 // copies C back; synchronous. For tests and CPU <-> CUDA comparisons.
 void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

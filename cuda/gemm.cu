@@ -10,6 +10,8 @@
 // element is written exactly once and every shared-memory slot is loaded exactly once (test/20.gemm).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,70 +39,129 @@ struct GemmTiling : GemmStaging<64, 64, 16, 256> {  // 64 x 64 C tile, K slices 
   }
 };
 
+// One product of the launch (the batch offsets applied).
+struct GemmOperands {
+  int64_t M, N, K;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float* C;
+  int64_t ldc;
+};
+
+// A block's shared memory: the K slice of op(A) and op(B), padded rows.
+struct GemmShared {
+  float As[GemmTiling::BK][GemmTiling::BM + 4];
+  float Bs[GemmTiling::BK][GemmTiling::BN + 4];
+};
+
+// The kernel's three phases, shared by the kernel and its host replay (gemm_batched_emulate). Phase 1: thread t
+// stages its elements of the slice starting at k0 (0 outside op(A) / op(B)).
 template <bool TA, bool TB>
-__global__ void __launch_bounds__(GemmTiling::THREADS)
-    sgemm_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
-                int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
-                float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
+__host__ __device__ __forceinline__ void gemm_stage(const GemmOperands& g, int64_t bx, int64_t by, int64_t k0, int t,
+                                                    GemmShared& s) {
   using G = GemmTiling;
-  __shared__ float As[G::BK][G::BM + 4];
-  __shared__ float Bs[G::BK][G::BN + 4];
-  const int64_t b = batch0 + blockIdx.z;
-  A += b * stride_a;
-  B += b * stride_b;
-  C += b * stride_c;
-  const int tx = threadIdx.x, ty = threadIdx.y, t = ty * G::TX + tx;
-  const int64_t bx = blockIdx.x, by = blockIdx.y;
   const int64_t row0 = by * G::BM, col0 = bx * G::BN;
-
-  float acc[G::TM][G::TN];
 #pragma unroll
-  for (int i = 0; i < G::TM; ++i)
-#pragma unroll
-    for (int j = 0; j < G::TN; ++j) acc[i][j] = 0.f;
-
-  for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
-#pragma unroll
-    for (int l = 0; l < G::A_LOADS; ++l) {
-      int r, kk;
-      G::a_slot(TA, t, l, &r, &kk);
-      const int64_t gr = row0 + r, gk = k0 + kk;
-      As[kk][r] = (gr < M && gk < K) ? (TA ? A[gk * lda + gr] : A[gr * lda + gk]) : 0.f;
-    }
-#pragma unroll
-    for (int l = 0; l < G::B_LOADS; ++l) {
-      int kk, c;
-      G::b_slot(TB, t, l, &kk, &c);
-      const int64_t gk = k0 + kk, gc = col0 + c;
-      Bs[kk][c] = (gk < K && gc < N) ? (TB ? B[gc * ldb + gk] : B[gk * ldb + gc]) : 0.f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < G::BK; ++kk) {
-      float a[G::TM], bb[G::TN];
-#pragma unroll
-      for (int i = 0; i < G::TM; ++i) a[i] = As[kk][ty + i * G::TY];
-#pragma unroll
-      for (int j = 0; j < G::TN; ++j) bb[j] = Bs[kk][tx + j * G::TX];
-#pragma unroll
-      for (int i = 0; i < G::TM; ++i)
-#pragma unroll
-        for (int j = 0; j < G::TN; ++j) acc[i][j] = fmaf(a[i], bb[j], acc[i][j]);
-    }
-    __syncthreads();
+  for (int l = 0; l < G::A_LOADS; ++l) {
+    int r, kk;
+    G::a_slot(TA, t, l, &r, &kk);
+    const int64_t gr = row0 + r, gk = k0 + kk;
+    s.As[kk][r] = (gr < g.M && gk < g.K) ? (TA ? g.A[gk * g.lda + gr] : g.A[gr * g.lda + gk]) : 0.f;
   }
+#pragma unroll
+  for (int l = 0; l < G::B_LOADS; ++l) {
+    int kk, c;
+    G::b_slot(TB, t, l, &kk, &c);
+    const int64_t gk = k0 + kk, gc = col0 + c;
+    s.Bs[kk][c] = (gk < g.K && gc < g.N) ? (TB ? g.B[gc * g.ldb + gk] : g.B[gk * g.ldb + gc]) : 0.f;
+  }
+}
 
+// Phase 2: thread (tx, ty) adds the slice's products to its register tile, k in order (one FMA each).
+__host__ __device__ __forceinline__ void gemm_accumulate(const GemmShared& s, int tx, int ty,
+                                                         float (&acc)[GemmTiling::TM][GemmTiling::TN]) {
+  using G = GemmTiling;
+#pragma unroll
+  for (int kk = 0; kk < G::BK; ++kk) {
+    float a[G::TM], bb[G::TN];
+#pragma unroll
+    for (int i = 0; i < G::TM; ++i) a[i] = s.As[kk][ty + i * G::TY];
+#pragma unroll
+    for (int j = 0; j < G::TN; ++j) bb[j] = s.Bs[kk][tx + j * G::TX];
+#pragma unroll
+    for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+      for (int j = 0; j < G::TN; ++j) acc[i][j] = fmaf(a[i], bb[j], acc[i][j]);
+  }
+}
+
+// Phase 3: thread (tx, ty) writes its register tile: C = alpha acc (+ beta C; C not read when beta == 0).
+__host__ __device__ __forceinline__ void gemm_store(const GemmOperands& g, int64_t bx, int64_t by, int tx, int ty,
+                                                    const float (&acc)[GemmTiling::TM][GemmTiling::TN]) {
+  using G = GemmTiling;
 #pragma unroll
   for (int i = 0; i < G::TM; ++i)
 #pragma unroll
     for (int j = 0; j < G::TN; ++j) {
       int64_t row, col;
       G::c_element(bx, by, tx, ty, i, j, &row, &col);
-      if (row < M && col < N) {
-        float* c = C + row * ldc + col;
-        *c = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+      if (row < g.M && col < g.N) {
+        float* c = g.C + row * g.ldc + col;
+        *c = g.beta == 0.f ? g.alpha * acc[i][j] : g.alpha * acc[i][j] + g.beta * *c;
       }
     }
+}
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(GemmTiling::THREADS)
+    sgemm_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
+                int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
+                float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
+  using G = GemmTiling;
+  __shared__ GemmShared s;
+  const int64_t b = batch0 + blockIdx.z;
+  const GemmOperands g{M, N, K, alpha, beta, A + b * stride_a, lda, B + b * stride_b, ldb, C + b * stride_c, ldc};
+  const int tx = threadIdx.x, ty = threadIdx.y, t = ty * G::TX + tx;
+  const int64_t bx = blockIdx.x, by = blockIdx.y;
+  float acc[G::TM][G::TN];
+#pragma unroll
+  for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+    for (int j = 0; j < G::TN; ++j) acc[i][j] = 0.f;
+  for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
+    gemm_stage<TA, TB>(g, bx, by, k0, t, s);
+    __syncthreads();
+    gemm_accumulate(s, tx, ty, acc);
+    __syncthreads();
+  }
+  gemm_store(g, bx, by, tx, ty, acc);
+}
+
+// The host replay of one launch, template-dispatched on the transposes: every block, each phase for all threads.
+template <bool TA, bool TB>
+void replay_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                    int64_t ldc, int64_t stride_c) {
+  using G = GemmTiling;
+  std::vector<GemmShared> shared(1);
+  std::vector<float> acc(static_cast<size_t>(G::THREADS) * G::TM * G::TN);
+  auto tile = [&](int t) -> float(&)[G::TM][G::TN] { return *reinterpret_cast<float(*)[G::TM][G::TN]>(&acc[static_cast<size_t>(t) * G::TM * G::TN]); };
+  for (int64_t b = 0; b < batch; ++b) {
+    const GemmOperands g{M, N, K, alpha, beta, A + b * stride_a, lda, B + b * stride_b, ldb, C + b * stride_c, ldc};
+    for (int64_t by = 0; by < G::grid_y(M); ++by)
+      for (int64_t bx = 0; bx < G::grid_x(N); ++bx) {
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
+          std::fill(&shared[0].As[0][0], &shared[0].As[0][0] + sizeof(GemmShared) / sizeof(float), std::nanf(""));
+          for (int t = 0; t < G::THREADS; ++t) gemm_stage<TA, TB>(g, bx, by, k0, t, shared[0]);
+          for (int t = 0; t < G::THREADS; ++t) gemm_accumulate(shared[0], t % G::TX, t / G::TX, tile(t));
+        }
+        for (int t = 0; t < G::THREADS; ++t) gemm_store(g, bx, by, t % G::TX, t / G::TX, tile(t));
+      }
+  }
 }
 
 void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -147,6 +208,18 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
                   float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
   launch(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
          stream);
+}
+
+void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                          float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm_batched_emulate: K must be >= 0");
+  const int64_t k = alpha == 0.f ? 0 : K;
+  if (trans_a && trans_b) replay_batched<true, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else if (trans_a) replay_batched<true, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else if (trans_b) replay_batched<false, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else replay_batched<false, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
 }
 
 void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -201,7 +201,9 @@ Napi::Value GemmDev(const Napi::CallbackInfo& info) {
   const bool bf16 = !absent(c, 20) && require_bool(c, 20, "bf16");
   const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
   run_sync(info.Env(), c.fn, [&] {
-    if (bf16)
+    if (replay_kernels() && !bf16)
+      cuda::gemm_batched_emulate(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
+    else if (bf16)
       XLSTM_DEVICE_CALL(gemm_bf16_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
     else
       XLSTM_DEVICE_CALL(gemm_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);

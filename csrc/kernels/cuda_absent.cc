@@ -47,6 +47,10 @@ void gemm_batched(bool, bool, int64_t, int64_t, int64_t, int64_t, float, const f
                   const float*, int64_t, int64_t, float, float*, int64_t, int64_t, void*) {
   gemm_absent("cuda::gemm_batched");
 }
+void gemm_batched_emulate(bool, bool, int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                          const float*, int64_t, int64_t, float, float*, int64_t, int64_t) {
+  gemm_absent("cuda::gemm_batched_emulate");
+}
 void gemm_host(bool, bool, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*) {
   gemm_absent("cuda::gemm_host");
 }
