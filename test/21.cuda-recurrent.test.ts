@@ -9,6 +9,7 @@
 //    against float64; here only float32 rounding differs: the GPU contracts a*b + c to FMAs where the CPU's scalar
 //    path may not, and dR / dbias are summed in row chunks (float) added in double instead of the CPU's GEMM.
 import { strict as assert } from "assert";
+import { assertRefusedWithoutCuda } from "./support/cuda";
 import { backends, Generator } from "../lib";
 import { native } from "../lib/native";
 import { worstRatio } from "./support/gradcheck";
@@ -128,13 +129,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
         calls.push([fwd, () => (native[fwd] as (...a: unknown[]) => void)(F(n.y), F(n.seq), F(n.x), F(n.x), null, F(n.R), F(n.bias), d.B, d.S, d.NH, d.DH)]);
         calls.push([bwd, () => (native[bwd] as (...a: unknown[]) => void)(F(n.x), F(n.R), F(n.bias), F(n.state), F(n.x), F(n.seq), F(n.y), null, null, F(n.R), d.B, d.S, d.NH, d.DH, ...tail)]);
       }
-      for (const [name, call] of calls)
-        assert.throws(call, (e: Error) => {
-          assert.ok(!(e instanceof TypeError) && !(e instanceof RangeError) && e instanceof Error, `${name}: ${e.constructor.name}`);
-          assert.ok(e.message.startsWith(`${name}: CUDA is not available: `), e.message);
-          assert.ok(e.message.includes(cuda.reason!), `${name}: "${e.message}" should include the reason "${cuda.reason}"`);
-          return true;
-        });
+      assertRefusedWithoutCuda(calls, cuda.reason!);
     });
   });
 
