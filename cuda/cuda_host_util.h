@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda_api.h"
+
 namespace xlstm {
 namespace cuda {
 namespace hostutil {
@@ -71,19 +73,30 @@ struct DeviceBuffer {
   T* get_if(const void* host) const { return host ? p : nullptr; }
 };
 
-// Stream-ordered scratch of n elements of T (none when n <= 0): cudaMallocAsync on `stream`, freed on the stream
-// when it goes out of scope (after the kernels enqueued before), on every path.
+// Stream-ordered scratch of n elements of T (none when n <= 0), given back when it goes out of scope (after the
+// kernels enqueued before it), on every path: from the package's caching allocator for work on the package stream,
+// else (the *_host test entries) cudaMallocAsync / cudaFreeAsync on `stream`.
 template <class T>
 struct StreamScratch {
   T* p = nullptr;
   cudaStream_t s;
+  bool cached = false;  // from the package's caching allocator (work on its stream) rather than cudaMallocAsync
   StreamScratch(int64_t n, cudaStream_t stream, const char* entry) : s(stream) {
-    if (n > 0)
-      check(cudaMallocAsync(reinterpret_cast<void**>(&p), static_cast<size_t>(n) * sizeof(T), s), entry,
-            "cudaMallocAsync");
+    if (n <= 0) return;
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    if (s != nullptr && s == static_cast<cudaStream_t>(cuda::stream())) {
+      // the package stream: all its work is ordered, so the block may go back to the cache as soon as this
+      // entry has enqueued its kernels (and it counts in memoryStats and out-of-memory handling)
+      p = static_cast<T*>(cuda::device_malloc(bytes));
+      cached = true;
+    } else {
+      check(cudaMallocAsync(reinterpret_cast<void**>(&p), bytes, s), entry, "cudaMallocAsync");
+    }
   }
   ~StreamScratch() {
-    if (p) cudaFreeAsync(p, s);
+    if (!p) return;
+    if (cached) cuda::device_free(p);
+    else cudaFreeAsync(p, s);
   }
   StreamScratch(const StreamScratch&) = delete;
   StreamScratch& operator=(const StreamScratch&) = delete;
