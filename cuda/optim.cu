@@ -15,6 +15,7 @@
 #include "cuda_host_util.h"
 #include "kernels/optim_math.h"
 #include "kernels/reduce_math.h"
+#include "two_pass_sum.cuh"
 
 namespace xlstm {
 namespace cuda {
@@ -42,38 +43,6 @@ __global__ void scale_kernel(float* __restrict__ x, int64_t n, float alpha) {
     x[i] = __fmul_rn(x[i], alpha);
 }
 
-__device__ double block_sum(double v, double* sh) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = rd::kSumThreads / 2; s > 0; s >>= 1) {
-    if (static_cast<int>(threadIdx.x) < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-    __syncthreads();
-  }
-  return sh[0];
-}
-
-__global__ void __launch_bounds__(rd::kSumThreads) sumsq_pass1(const float* __restrict__ x, int64_t n, int64_t chunk,
-                                                               double* __restrict__ partial) {
-  __shared__ double sh[rd::kSumThreads];
-  const int64_t lo = blockIdx.x * chunk, hi = min(n, lo + chunk);
-  double acc = 0.0;
-  for (int64_t i = lo + threadIdx.x; i < hi; i += rd::kSumThreads) {
-    const double d = static_cast<double>(x[i]);
-    acc += d * d;
-  }
-  const double s = block_sum(acc, sh);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
-}
-
-__global__ void __launch_bounds__(rd::kSumThreads) sumsq_pass2(const double* __restrict__ partial, int64_t blocks,
-                                                               double* __restrict__ out) {
-  __shared__ double sh[rd::kSumThreads];
-  double acc = 0.0;
-  for (int64_t i = threadIdx.x; i < blocks; i += rd::kSumThreads) acc += partial[i];
-  const double s = block_sum(acc, sh);
-  if (threadIdx.x == 0) *out = s;
-}
-
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -87,22 +56,7 @@ void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double 
 }
 
 void sum_squares(double* out, const float* x, int64_t n, void* stream) {
-  const char* entry = "sum_squares";
-  const cudaStream_t st = as_stream(stream);
-  if (n <= 0) {
-    check(cudaMemsetAsync(out, 0, sizeof(double), st), entry, "cudaMemsetAsync");
-    return;
-  }
-  int64_t blocks, chunk;
-  rd::sum_pass_plan(n, &blocks, &chunk);
-  StreamScratch<double> partial(blocks, st, entry);
-  sumsq_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, st>>>(x, n, chunk, partial.p);
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) {
-    sumsq_pass2<<<1, rd::kSumThreads, 0, st>>>(partial.p, blocks, out);
-    err = cudaGetLastError();
-  }
-  check(err, entry, "kernel launch");
+  two_pass::sum<true>(out, x, n, stream, "sum_squares");
 }
 
 void scale_inplace(float* x, int64_t n, float alpha, void* stream) {

@@ -25,6 +25,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "two_pass_sum.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_math.h"
@@ -254,36 +255,6 @@ __global__ void max_grad_kernel(float* dx, const float* dy, const int64_t* argma
     max_grad_elem(dst, dy, argmax, plan, i);
 }
 
-// Block tree sum of doubles over 256 threads (thread 0 gets the result).
-__device__ double block_sum(double v, double* sh) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = rd::kSumThreads / 2; s > 0; s >>= 1) {
-    if (static_cast<int>(threadIdx.x) < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-    __syncthreads();
-  }
-  return sh[0];
-}
-
-__global__ void __launch_bounds__(rd::kSumThreads) sum_pass1(const float* __restrict__ x, int64_t n, int64_t chunk,
-                                                             double* __restrict__ partial) {
-  __shared__ double sh[rd::kSumThreads];
-  const int64_t lo = blockIdx.x * chunk, hi = min(n, lo + chunk);
-  double acc = 0.0;
-  for (int64_t i = lo + threadIdx.x; i < hi; i += rd::kSumThreads) acc += static_cast<double>(x[i]);
-  const double s = block_sum(acc, sh);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
-}
-
-__global__ void __launch_bounds__(rd::kSumThreads) sum_pass2(const double* __restrict__ partial, int64_t blocks,
-                                                             double* __restrict__ out) {
-  __shared__ double sh[rd::kSumThreads];
-  double acc = 0.0;
-  for (int64_t i = threadIdx.x; i < blocks; i += rd::kSumThreads) acc += partial[i];
-  const double s = block_sum(acc, sh);
-  if (threadIdx.x == 0) *out = s;
-}
-
 template <class P>
 void launch_reduce(const Plan& p, const float* x, float* out, int64_t* argmax, bool mean, cudaStream_t s,
                    const char* entry) {
@@ -375,20 +346,7 @@ void reduce_axes_backward(ReduceOp op, float* dx, const float* dy, const int64_t
 }
 
 void sum_all(double* out, const float* x, int64_t n, void* stream) {
-  const char* entry = "sum_all";
-  const cudaStream_t s = as_stream(stream);
-  if (n <= 0) {
-    check(cudaMemsetAsync(out, 0, sizeof(double), s), entry, "cudaMemsetAsync");
-    return;
-  }
-  int64_t blocks, chunk;
-  rd::sum_pass_plan(n, &blocks, &chunk);
-  StreamScratch<double> scratch(blocks, s, entry);
-  double* partial = scratch.p;
-  sum_pass1<<<static_cast<unsigned>(blocks), rd::kSumThreads, 0, s>>>(x, n, chunk, partial);
-  check(cudaGetLastError(), entry, "pass 1 launch");
-  sum_pass2<<<1, rd::kSumThreads, 0, s>>>(partial, blocks, out);
-  check(cudaGetLastError(), entry, "pass 2 launch");
+  two_pass::sum<false>(out, x, n, stream, "sum_all");
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
