@@ -44,6 +44,8 @@ export function synchronize(): void {
   native.cudaSynchronize();
 }
 
+let bf16Checked = false;
+
 /**
  * Runs `fn` with bfloat16 autocast: the matrix products of CUDA tensors made inside (matmul, linear, the headwise
  * maps), and their backward, round their inputs to bfloat16 and accumulate in float32 on tensor cores; everything
@@ -52,9 +54,12 @@ export function synchronize(): void {
  * @example const loss = cuda.autocast(() => ops.crossEntropy(model.forward(x).logits.reshape(-1, V), y));
  */
 export function autocast<T>(fn: () => T): T {
-  const d = deviceProperties(0);
-  const [major] = d.computeCapability.split(".").map(Number);
-  if (!(major >= 8)) throw new Error(`cuda.autocast: bfloat16 needs compute capability 8.0 or newer; device 0 (${d.name}) is ${d.computeCapability}`);
+  if (!bf16Checked) {
+    const d = deviceProperties(0);
+    const [major] = d.computeCapability.split(".").map(Number);
+    if (!(major >= 8)) throw new Error(`cuda.autocast: bfloat16 needs compute capability 8.0 or newer; device 0 (${d.name}) is ${d.computeCapability}`);
+    bf16Checked = true;  // the device does not change: checked once, not on every training step
+  }
   const r = withAutocast(fn);
   if (r instanceof Promise) throw new TypeError("cuda.autocast: fn returned a Promise; autocast is synchronous");
   return r;
