@@ -417,6 +417,14 @@ export interface Binding {
   bf16DotAvailable(): boolean;
   /** Allow or forbid the AVX512_BF16 path (tests); returns bf16DotAvailable(). */
   bf16SetDotEnabled(enabled: boolean): boolean;
+  /** bf16Linear on device buffers (cuda/bf16.cu): y = x · wᵀ (+ bias), w bf16 bits; GEMV for rows <= 8, widen + GEMM above. */
+  cudaBf16LinearDev(y: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, bias: DeviceBuffer | null, rows: number, inFeatures: number, outFeatures: number, roundX: boolean): void;
+  /** out [n*e] float32 = rows indices[i] of weight [v*e] (bf16 bits), widened; indices int32 (or int64 with int64Indices) in [0, v). */
+  cudaBf16EmbeddingDev(out: DeviceBuffer, weight: DeviceBuffer, indices: DeviceBuffer, int64Indices: boolean, n: number, v: number, e: number): void;
+  /** out [n] float32 = x [n] bf16 bits widened (exact). */
+  cudaBf16ToF32Dev(out: DeviceBuffer, x: DeviceBuffer, n: number): void;
+  /** The bf16 GEMV's output map (host code): counts [rows*outFeatures] += writes of y[r, o] over the launch; returns the grid size. rows in 1..8. */
+  cudaBf16GemvCoverage(rows: number, inFeatures: number, outFeatures: number, counts: Int32Array): number;
 
   // ---- memory-mapped files (csrc/binding/mmap.cc) [mmap-section]
   /**

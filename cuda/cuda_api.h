@@ -406,3 +406,27 @@ void mlstm_recurrent_backward_emulate(float* dq, float* dk, float* dv, float* di
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-mlstm-block
+
+// ---- bfloat16 weights: twin of bf16.cc [cuda-bf16-block]
+// cuda/bf16.cu. Same names, argument order and semantics as csrc/kernels/bf16.h (W [out, in] and tables [V, e] as
+// bfloat16 bits, float32 activations and accumulation) on device pointers plus a trailing `stream`; they only enqueue.
+// *_emulate: host replays of the launches (bf16_linear's GEMV when rows <= 8, else its widen + GEMM path through the
+// GEMMs' replay / CPU twin), counting writes per output element where `writes` is not null.
+// bf16_gemv_coverage (host code): counts[r*out + o] = how many (block, warp, pass) write y[r, o] for the GEMV's launch
+// (rows <= 8); returns the grid size.
+#include <cstdint>
+namespace xlstm {
+namespace cuda {
+void bf16_to_f32(float* out, const uint16_t* x, int64_t n, void* stream);
+void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in, int64_t out,
+                 bool round_x, void* stream);
+void bf16_linear_emulate(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                         int64_t out, bool round_x, int32_t* writes);
+int64_t bf16_gemv_coverage(int64_t rows, int64_t in, int64_t out, int32_t* counts);
+template <class I>
+void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e, void* stream);
+template <class I>
+void bf16_embedding_emulate(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e, int32_t* writes);
+}  // namespace cuda
+}  // namespace xlstm
+// ---- end cuda-bf16-block

@@ -412,6 +412,26 @@ export class Tensor {
     this.grad = null;
   }
 
+  /**
+   * @internal Converts this leaf's storage to another float dtype in place, on its device (the object stays the same,
+   * so modules keep their references; xLSTMLarge.setWeightDtype uses it). A bfloat16 tensor cannot require grad:
+   * requiresGrad becomes false, and true again on the way back to float32. The old device memory is released.
+   */
+  _castInPlace(dtype: "float32" | "bfloat16"): void {
+    if (dtype === this.dtype) return;
+    if (!this.isLeaf) throw new Error("Tensor._castInPlace: only leaf tensors (parameters) can change dtype in place");
+    if (this.dtype !== "float32" && this.dtype !== "bfloat16") throw new TypeError(`Tensor._castInPlace: ${this.dtype} is not a float dtype`);
+    const cast = this.to(dtype);
+    const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; dtype: DType };
+    const old = this._device;
+    self._host = cast._host;
+    self._device = cast._device;
+    self.dtype = dtype;
+    old?.dispose();
+    this.grad = null;
+    this.requiresGrad = dtype === "float32";
+  }
+
   /** @internal Overwrites this tensor's values with `src`'s (same shape and numel; any devices). */
   _copyFrom(src: Tensor): void {
     if (src.numel !== this.numel || src.dtype !== this.dtype) throw new RangeError(`copy: ${src.dtype} ${formatShape(src.shape)} into ${this.dtype} ${formatShape(this.shape)}`);

@@ -4,7 +4,8 @@
 // own forward over the growing sequence, argmax (greedy) or sampleLogits with the same seeded stream (sampled), on
 // the same bf16-representable weights the checkpoint stores.
 import { strict as assert } from "assert";
-import { backends } from "../lib";
+import { backends, cuda } from "../lib";
+const cudaStats = () => cuda.memoryStats();
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -124,13 +125,33 @@ describe("59 xLSTM Large: Hugging Face layout checkpoints generate through the g
     assert.deepEqual(ids, greedy);
   });
 
-  (backends().cuda.available ? it : it.skip)(`loadModel with device "cuda": the float32 module on the GPU generates the same greedy tokens${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
+  (backends().cuda.available ? it : it.skip)(`loadModel with device "cuda": the module on the GPU with bf16 matrix weights (float32 with dtype float32) generates the same greedy tokens${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {
+    const weightBytes = (m: xLSTMLarge) => m.parameters().filter((p) => p.ndim === 2).reduce((a, p) => a + p.numel, 0);
+    const before = cudaStats().allocatedBytes;
     const g = loadGenerator(ck(), { device: "cuda" });
-    assert.ok(g.model instanceof xLSTMLarge);
-    assert.ok(g.model.parameters().every((p) => p.device === "cuda"));
+    const m = g.model as unknown as xLSTMLarge;
+    assert.ok(m instanceof xLSTMLarge);
+    assert.ok(m.parameters().every((p) => p.device === "cuda"));
+    assert.equal(m.weightDtype, "bfloat16", "bf16 checkpoints keep bf16 weights on the GPU by default");
+    assert.ok(m.parameters().every((p) => p.dtype === (p.ndim === 2 ? "bfloat16" : "float32")));
+    const bf16Bytes = cudaStats().allocatedBytes - before;
     const ids: number[] = [];
     for await (const t of g.generate(PROMPT, { temperature: 0, maxTokens: N })) ids.push(t.id);
     assert.deepEqual(ids, greedy);
+
+    // dtype float32: the same values in float32 storage, the same logits up to float32 summation order
+    const before32 = cudaStats().allocatedBytes;
+    const f = loadModel(ck(), { device: "cuda", dtype: "float32" }).model as unknown as xLSTMLarge;
+    const f32Bytes = cudaStats().allocatedBytes - before32;
+    assert.equal(f.weightDtype, "float32");
+    // device memory: the matrix weights take 2 bytes per element instead of 4 (allocator rounding: 512 B a tensor)
+    const slack = 512 * m.parameters().length;
+    assert.ok(Math.abs(f32Bytes - bf16Bytes - 2 * weightBytes(m)) <= slack, `float32 ${f32Bytes} B vs bf16 ${bf16Bytes} B on the device, matrix weights ${weightBytes(m)} elements`);
+    const idx = new Tensor(Int32Array.from([...prompt, ...greedy]), [1, prompt.length + N]);
+    const a = noGrad(() => m.forward(idx.cuda()).logits.cpu().f32()), b = noGrad(() => f.forward(idx.cuda()).logits.cpu().f32());
+    let scale = 0;
+    for (const v of b) scale = Math.max(scale, Math.abs(v));
+    for (let j = 0; j < a.length; ++j) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `logit ${j}: bf16-stored ${a[j]} vs float32 ${b[j]}`);
   });
 
   it("loadModel refuses an unknown device, and cuda where none is usable", function () {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/bf16_math.h"
 #include "kernels/cpu_features.h"
 #include "kernels/threadpool.h"
 
@@ -16,19 +17,8 @@
 namespace xlstm {
 namespace {
 
-inline float widen(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline uint16_t narrow(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN: keep it quiet
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
+using bf16_math::widen;
+inline uint16_t narrow(float f) { return bf16_math::round(f); }
 
 std::atomic<bool> g_dot_enabled{true};
 
@@ -101,6 +91,11 @@ void bf16_from_f32(uint16_t* out, const float* x, int64_t n) {
   parallel_for(n, 1 << 16, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) out[i] = narrow(x[i]);
   });
+}
+
+// one row of the embedding (no threads: the caller splits the rows)
+static void bf16_to_f32_rows(float* out, const uint16_t* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = widen(x[i]);
 }
 
 void bf16_to_f32(float* out, const uint16_t* x, int64_t n) {
@@ -176,5 +171,14 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
     linear_scalar(y, xs, w, bias, rows, in, out, o0, o1);
   });
 }
+
+template <class I>
+void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e) {
+  parallel_for(n, std::max<int64_t>(1, 8192 / std::max<int64_t>(e, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) bf16_to_f32_rows(out + i * e, weight + static_cast<int64_t>(indices[i]) * e, e);
+  });
+}
+template void bf16_embedding<int32_t>(float*, const uint16_t*, const int32_t*, int64_t, int64_t);
+template void bf16_embedding<int64_t>(float*, const uint16_t*, const int64_t*, int64_t, int64_t);
 
 }  // namespace xlstm

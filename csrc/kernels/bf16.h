@@ -27,6 +27,10 @@ void bf16_to_f32(float* out, const uint16_t* x, int64_t n);
 // Σ x as float64 (float32 partial sums over short runs). Reads every byte once: also a memory-bandwidth probe.
 double bf16_sum(const uint16_t* x, int64_t n);
 
+// out [n, e] = rows indices[i] of weight [V, e] (bfloat16), widened to float32. indices in [0, V) (the caller checks).
+template <class I>
+void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e);
+
 // y = x Wᵀ (+ bias), see the header comment.
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                  int64_t out, bool round_x);

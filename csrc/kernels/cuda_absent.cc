@@ -537,3 +537,38 @@ void mlstm_recurrent_backward_emulate(float*, float*, float*, float*, float*, fl
 }  // namespace xlstm
 #endif
 // ---- end cuda-mlstm-block
+
+// ---- cuda-bf16-block (CPU-only answers for the cuda-bf16-block of cuda_api.h)
+#ifndef XLSTM_WITH_CUDA
+namespace xlstm {
+namespace cuda {
+static void bf16_absent(const char* fn) {
+  throw std::runtime_error(std::string(fn) + ": this xlstm binary was built without CUDA");
+}
+void bf16_to_f32(float*, const uint16_t*, int64_t, void*) { bf16_absent("cuda::bf16_to_f32"); }
+void bf16_linear(float*, const float*, const uint16_t*, const float*, int64_t, int64_t, int64_t, bool, void*) {
+  bf16_absent("cuda::bf16_linear");
+}
+void bf16_linear_emulate(float*, const float*, const uint16_t*, const float*, int64_t, int64_t, int64_t, bool, int32_t*) {
+  bf16_absent("cuda::bf16_linear_emulate");
+}
+int64_t bf16_gemv_coverage(int64_t, int64_t, int64_t, int32_t*) {
+  bf16_absent("cuda::bf16_gemv_coverage");
+  return 0;
+}
+template <class I>
+void bf16_embedding(float*, const uint16_t*, const I*, int64_t, int64_t, void*) {
+  bf16_absent("cuda::bf16_embedding");
+}
+template <class I>
+void bf16_embedding_emulate(float*, const uint16_t*, const I*, int64_t, int64_t, int32_t*) {
+  bf16_absent("cuda::bf16_embedding_emulate");
+}
+template void bf16_embedding<int32_t>(float*, const uint16_t*, const int32_t*, int64_t, int64_t, void*);
+template void bf16_embedding<int64_t>(float*, const uint16_t*, const int64_t*, int64_t, int64_t, void*);
+template void bf16_embedding_emulate<int32_t>(float*, const uint16_t*, const int32_t*, int64_t, int64_t, int32_t*);
+template void bf16_embedding_emulate<int64_t>(float*, const uint16_t*, const int64_t*, int64_t, int64_t, int32_t*);
+}  // namespace cuda
+}  // namespace xlstm
+#endif
+// ---- end cuda-bf16-block

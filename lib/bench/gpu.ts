@@ -1,10 +1,12 @@
 // GPU workloads (../shared/bench/WORKLOADS.md): G1 the sLSTM / LSTM recurrence alone (B 16, T 1024, hidden 768,
 // one head), forward and forward+backward; G2 the chunkwise mLSTM cell forward+backward over 65,536 tokens (B 8,
 // S 8192, 8 heads, DHqk 256, DHv 512); G3 the W2 training step on the GPU, float32 and with the bf16 autocast of
-// the matrix products. The recurrences are float32 (TF32 off); their bf16 kernels come with issue 9. Each timing
+// the matrix products; L1-cuda the xLSTM Large decode of L1 (125M config, batch 1) with bf16 and float32 matrix
+// weights (lib/ops/bf16.ts, cuda/bf16.cu). The recurrences are float32 (TF32 off); their bf16 kernels come with issue 9. Each timing
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
 // stays flat. The rows name the GPU.
 import * as cuda from "../cuda";
+import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
 import * as ops from "../ops";
 import { AdamW } from "../optim/adamw";
@@ -15,6 +17,7 @@ import { noGrad } from "../autograd";
 import { Tensor } from "../tensor";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
 import { registerWorkload, timeIt } from "./index";
+import { L1_CONFIG } from "./large-decode";
 import { w2Config } from "./lm-train";
 
 function gpuName(): string {
@@ -144,5 +147,48 @@ registerWorkload({
     yield { workload: "G3", name: "generate-step", metric: "ms_per_token", value: ((g.median - pre.median) / steps) * 1000, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, reps };
     const p = await timeGpu(() => noGrad(() => void model.forward(prompt)), reps);
     yield { workload: "G3", name: "prefill-256", metric: "seconds", value: p.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: p.min, max: p.max, reps };
+  },
+});
+
+registerWorkload({
+  id: "L1-cuda",
+  description: "L1 on the GPU: xLSTM Large 125M-config greedy decoding, batch 1, bf16 and float32 matrix weights (ms/token, GB/s of weights and state streamed)",
+  device: "cuda",
+  async *run({ reps }) {
+    const sd = randomLargeStateDict(L1_CONFIG, 1);
+    const prompt = new Tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 7919) % L1_CONFIG.vocab_size), [1, 16]);
+    const steps = 64;
+    for (const dtype of ["bfloat16", "float32"] as const) {
+      const model = new xLSTMLarge(L1_CONFIG, { skipInit: true }).setWeightDtype(dtype);
+      model.loadStateDict(sd);
+      model.eval().to("cuda");
+      const c = model.config;
+      // bytes a token streams: every matrix weight but the embedding (one row), the recurrent state read and written
+      const weights = model.parameters().reduce((a, p) => a + p.numel * (p.dtype === "bfloat16" ? 2 : 4), 0) - (c.vocab_size - 1) * c.embedding_dim * (dtype === "bfloat16" ? 2 : 4);
+      const state = 2 * c.num_blocks * c.num_heads * (c.qk_head_dim * c.v_head_dim + c.qk_head_dim + 1) * 4;
+      const run = (n: number) =>
+        noGrad(() => {
+          let st = cuda.scope(() => model.forward(prompt.cuda(), { returnLastState: true }).state!);
+          let tok = 0;
+          for (let i = 0; i < n; ++i) {
+            const r = cuda.scope(() => {
+              const s = model.forward(new Tensor(Int32Array.of(tok), [1, 1]).cuda(), { state: st, returnLastState: true });
+              const l = s.logits.cpu().f32();
+              let best = 0;
+              for (let v = 1; v < l.length; ++v) if (l[v] > l[best]) best = v;
+              return { state: s.state!, next: best };
+            });
+            releaseReplacedState(st as unknown as StateTree, r.state as unknown as StateTree);
+            st = r.state;
+            tok = r.next;
+          }
+          releaseReplacedState(st as unknown as StateTree, null);
+        });
+      const pre = await timeGpu(() => run(0), reps);
+      const g = await timeGpu(() => run(steps), reps);
+      const sec = (g.median - pre.median) / steps;
+      yield { workload: "L1", name: "large-decode-125m", metric: "ms_per_token", value: sec * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, parameters: largeParameterCount(L1_CONFIG).total, bytes_per_token: weights + state, gb_per_s: (weights + state) / sec / 1e9, reps };
+      for (const p of model.parameters()) p.dispose();
+    }
   },
 });

@@ -497,9 +497,10 @@ function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions, devi
       const stateElements = c.num_blocks * c.num_heads * c.qk_head_dim * (c.v_head_dim + 1);
       if (stateElements > 2 * fileElements + (1 << 20)) throw new RangeError(`its config: needs more than twice the checkpoint's ${fileElements} elements for one row of recurrent state (${stateElements})`);
       if (device === "cuda") {
-        // the float32 module, its parameters loaded one tensor at a time and then moved to the GPU
-        const m = new xLSTMLarge(config, { skipInit: true });
-        const lazy = new LazyCheckpointTensors(ckpt, "float32");
+        // the module with its matrix weights in `dtype` (bfloat16 by default: half the GPU memory; norms and biases
+        // float32), loaded on the host and then moved to the GPU
+        const m = new xLSTMLarge(config, { skipInit: true }).setWeightDtype(dtype);
+        const lazy = new LazyCheckpointTensors(ckpt, dtype);
         m.loadStateDict(new Map([...m.stateDict().keys()].flatMap((k) => (lazy.has(k) ? [[k, lazy.get(k)!] as [string, Tensor]] : []))));
         model = m.to("cuda");
         model.eval();

@@ -103,8 +103,8 @@ const GENERATE: CommandSpec = {
     { name: "seed", kind: "int", arg: "N", help: "sampling seed (default 0)" },
     { name: "tokenizer", kind: "string", arg: "KIND", help: "overrides the checkpoint's: byte, char:FILE (vocabulary of a text file), or FILE.json (a Hugging Face tokenizer.json; a checkpoint directory's own tokenizer.json is used when the checkpoint has no tokenizer)" },
     { name: "config", kind: "string", arg: "FILE", help: "model config JSON for a model file that carries none" },
-    { name: "dtype", kind: "string", arg: "T", values: ["bfloat16", "float32"], help: "xLSTM Large checkpoints: weight storage of the decoder (default bfloat16)" },
-    { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda (xLSTM Large then runs as the float32 model)" },
+    { name: "dtype", kind: "string", arg: "T", values: ["bfloat16", "float32"], help: "xLSTM Large checkpoints: weight storage (default bfloat16) of the decoder, or of the module on cuda" },
+    { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda (xLSTM Large: the module with its --dtype weights on the GPU)" },
     { name: "no-echo", kind: "bool", help: "do not print the prompt before the generated text" },
   ],
 };

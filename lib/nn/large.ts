@@ -4,6 +4,8 @@
 //                      weight mode ("single" or "fused"; a checkpoint in the other mode is converted on load), every
 //                      op on the tape (train mode = chunkwise mLSTM with gradients), and the reference's inference
 //                      schedule (chunkwise prefix, halving chunk sizes, recurrent rest; S = 1 a recurrent step).
+//                      setWeightDtype("bfloat16") keeps its matrix weights as bfloat16 for inference (how it runs on
+//                      the GPU: loadModel(..., { device: "cuda" })), through ops.linear / ops.embedding's bf16 paths.
 //   xLSTMLargeDecoder  inference only: weights packed once (bfloat16 or float32), four products per block (q, k, v,
 //                      o and both gates in one; gate and up in one; out_proj; proj_down), native bf16 kernels
 //                      (csrc/kernels/bf16.h), the mLSTM kernels called directly. Built from a model, a state_dict or a (sharded) checkpoint without
@@ -797,6 +799,25 @@ export class xLSTMLarge extends Module {
     const m = new xLSTMLarge(cfg, { skipInit: true });
     m.loadStateDict(convertLargeWeights(new Map([...this.stateDict()].map(([k, v]) => [k, v.detach()])), mode, cfg));
     return m;
+  }
+
+  /**
+   * Stores the matrix weights (embedding, every projection, lm_head: the 2-D parameters, ~all of the bytes) as
+   * `dtype`, in place and on their device; norms and biases stay float32. "bfloat16" halves the memory (a 7B model:
+   * ~14 GB) and the bytes read per decoded token; activations, products and sums stay float32 (ops.linear and
+   * ops.embedding widen the weights exactly, lib/ops/bf16.ts). bfloat16 weights are inference storage: they do not
+   * require grad, so an optimizer over this model refuses them; "float32" makes them trainable again (same values).
+   * @example const m = (await loadModel("xlstm-7b", { device: "cuda" })).model  // does this for bf16 checkpoints
+   */
+  setWeightDtype(dtype: "float32" | "bfloat16"): this {
+    if (dtype !== "float32" && dtype !== "bfloat16") throw new RangeError(`xLSTMLarge.setWeightDtype: dtype must be "float32" or "bfloat16", got ${JSON.stringify(dtype)}`);
+    for (const p of new Set(this.parameters())) if (p.ndim === 2) p._castInPlace(dtype);
+    return this;
+  }
+
+  /** The dtype of the matrix weights (see setWeightDtype). */
+  get weightDtype(): "float32" | "bfloat16" {
+    return this.lm_head.dtype === "bfloat16" ? "bfloat16" : "float32";
   }
 
   /** The config as the reference's dataclass fields (no derived sizes). */

@@ -12,7 +12,7 @@ export abstract class Module {
   private readonly params = new Map<string, Tensor | null>();
   private readonly children = new Map<string, Module>();
 
-  /** Register a parameter (a float32 leaf that requires grad); `null` keeps the name reserved (e.g. bias=false). */
+  /** Register a parameter (a float32 leaf that requires grad; xLSTMLarge.setWeightDtype may store some as bfloat16 later); `null` keeps the name reserved (e.g. bias=false). */
   protected registerParameter(name: string, t: Tensor | null): Tensor | null {
     if (t) {
       if (t.dtype !== "float32") throw new TypeError(`registerParameter: ${name} must be float32, got ${t.dtype}`);
@@ -72,7 +72,7 @@ export abstract class Module {
       if (v.dtype !== "float32" && v.dtype !== "bfloat16") throw new TypeError(`loadStateDict: ${k} has dtype ${v.dtype}, expected float32`);
       copies.push([p, v]);
     }
-    for (const [p, v] of copies) p._copyFrom(v.dtype === "float32" ? v : v.to("float32"));
+    for (const [p, v] of copies) p._copyFrom(v.dtype === p.dtype ? v : v.to(p.dtype));
     return { missing, unexpected };
   }
 

@@ -23,7 +23,7 @@ export function softmaxCuda(name: string, log: boolean, x: Tensor, rows: number,
  * Integer ids as a checked CUDA int tensor: every value in [0, limit) or equal to `allowed` (ignoreIndex); RangeError
  * naming the first bad value and its flat position. Returns the tensor and how many values are not `allowed`.
  */
-function checkedIds(op: string, name: string, ids: Tensor, limit: number, allowed: number | null): { dev: Tensor; counted: number } {
+export function checkedIds(op: string, name: string, ids: Tensor, limit: number, allowed: number | null): { dev: Tensor; counted: number } {
   const host = ids.device === "cpu" ? ids : ids.cpu();
   const d = host.data as Int32Array | BigInt64Array;
   let counted = 0;

@@ -5,12 +5,13 @@ import { shapeError } from "../errors";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { asOpError, requireTensor } from "./args";
+import { embeddingBf16 } from "./bf16";
 import { embeddingCuda } from "./cuda-nn";
 
 /**
  * Rows of `weight` picked by integer indices: `out[..., :] = weight[indices[...], :]` (torch.nn.functional.embedding).
  * @param indices int32 or int64 tensor of any shape, values in [0, V)
- * @param weight float32 [V, E]
+ * @param weight float32 [V, E], or bfloat16 (inference storage: rows widened to float32, no gradient)
  * @returns float32 tensor [...indices.shape, E]
  * @throws TypeError for non-integer indices or a non-float32 weight; RangeError for a weight that is not 2-D or an
  *   index outside [0, V) (the message names the value and its flat position)
@@ -24,8 +25,9 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   if (indices.dtype !== "int32" && indices.dtype !== "int64")
     throw new TypeError(`${op}: indices must be an int32 or int64 tensor, got ${indices.dtype}`);
   if (!(weight instanceof Tensor)) throw new TypeError(`${op}: weight must be a Tensor, got ${typeof weight}`);
-  if (weight.dtype !== "float32") throw new TypeError(`${op}: weight must be a float32 tensor, got ${weight.dtype}`);
+  if (weight.dtype !== "float32" && weight.dtype !== "bfloat16") throw new TypeError(`${op}: weight must be a float32 (or bfloat16) tensor, got ${weight.dtype}`);
   if (weight.ndim !== 2 || weight.shape[0] < 1 || weight.shape[1] < 1) throw shapeError(`${op}: weight`, weight.shape, "[V, E] with V, E >= 1");
+  if (weight.dtype === "bfloat16") return embeddingBf16(indices, weight);
   if (weight.device === "cuda") return embeddingCuda(indices, weight);
   if (indices.device === "cuda") throw new TypeError(`${op}: indices are on cuda but weight is on cpu; move them to one device first`);
   const [v, e] = weight.shape;

@@ -9,6 +9,7 @@ import { native } from "../native";
 import { broadcastShapes, formatShape, numel } from "../shape";
 import { Tensor } from "../tensor";
 import { requireTensor } from "./args";
+import { linearBf16 } from "./bf16";
 import { linearCuda, matmulCuda, requireSameDevice } from "./cuda";
 
 /** The float32 storage of a CPU tensor argument (an empty array for a CUDA one: its values stay on the GPU). */
@@ -153,13 +154,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 /**
  * Affine map with PyTorch's layout: y = x W^T + bias, for x [..., in], weight [out, in], bias [out] -> [..., out].
  * One tape entry; the forward is one gemm (x W^T, bias preloaded into y), the backward three (dx = dy W,
- * dW = dy^T x, dbias = dy^T 1).
- * @throws TypeError when an argument is not a float32 Tensor; RangeError when the shapes do not match.
+ * dW = dy^T x, dbias = dy^T 1). The weight may be a bfloat16 tensor (inference storage, e.g. xLSTM Large): it is
+ * widened exactly, products and sums stay float32, and gradients reach x and bias only (see lib/ops/bf16.ts).
+ * @throws TypeError when an argument is not a float32 Tensor (the weight: float32 or bfloat16); RangeError when the shapes do not match.
  * @example ops.linear(Tensor.randn([2, 5, 16]), Tensor.randn([32, 16]), Tensor.zeros([32]))  // [2, 5, 32]
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const op = "ops.linear";
-  const X = f32Of(x, op, "x"), W = f32Of(weight, op, "weight");
+  const X = f32Of(x, op, "x");
+  // a bfloat16 weight is inference storage (xLSTM Large checkpoints): linearBf16 widens it on the fly
+  const bf16 = weight instanceof Tensor && weight.dtype === "bfloat16";
+  const W = bf16 ? (requireTensor(op, "weight", weight, { cuda: true }), EMPTY) : f32Of(weight, op, "weight");
   const Bv = bias == null ? null : f32Of(bias, op, "bias");
   if (x.ndim === 0) throw new RangeError(`${op}: x has shape [], expected [..., in]`);
   const inF = x.shape[x.ndim - 1];
@@ -171,6 +176,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new RangeError(`${op}: bias has shape ${formatShape(bias.shape)}, expected [out] = [${outF}]`);
   const rows = numel(x.shape.slice(0, -1));
   requireSameDevice(op, [["x", x], ["weight", weight], ["bias", bias]]);
+  if (bf16) return linearBf16(x, weight, bias ?? null, rows, inF, outF);
   if (x.device === "cuda") return linearCuda(x, weight, bias ?? null, rows, inF, outF);
   const out = Tensor.zeros([...x.shape.slice(0, -1), outF]);
   const Y = out.data as Float32Array;
