@@ -332,6 +332,10 @@ void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, c
 // not written exactly once per phase, parameter-gradient partials not written and read exactly once, row chunks
 // that do not partition the B*S rows.
 int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes);
+// Which launch the recurrences (device entries and *_emulate replays) take: 0 auto (the split-head launch of
+// cuda/recurrent_split.cuh when the rows launch fills less than half the device's SMs and the split fits), 1 always the
+// rows launch, 2 split wherever it fits. Process-wide; returns the previous mode (tests and benchmarks).
+int set_recurrent_launch(int mode);
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-recurrent-block

@@ -20,6 +20,9 @@
 //   pass 1, one thread per (row chunk, head, source unit j in [0, DH], gate column k) sums h_{t-1}[j]·dx[k] over
 //   its chunk's rows (b*S + t order) into a float partial (j = DH is the bias: the sum of dx); pass 2, one thread
 //   per dR / dbias element adds the chunk partials in chunk order in double and rounds once.
+// With few heads and a small batch that launch leaves most of the GPU idle (G1: 4 blocks); the split-head launch of
+// recurrent_split.cuh (a head's units over many co-resident blocks, a grid barrier per step) takes over then
+// (set_recurrent_launch picks either for tests and benchmarks).
 // All thread -> (head, batch row, gate unit) maps and offsets are the __host__ __device__ helpers of RecLaunch,
 // which recurrent_coverage() runs on the host over every block, thread and step of a launch. The kernel bodies are
 // __host__ __device__ phase functions (FwdBlock, BwdBlock, pg_partial, pg_final) that the *_emulate entries run on
@@ -28,9 +31,11 @@
 // scratch (cudaMallocAsync). *_host entries copy in, run, copy out and synchronise. Errors throw
 // std::runtime_error("<entry>: <what>: <cudaGetErrorString>"); sizes the kernels cannot take (DH so large that the
 // per-block state does not fit in shared memory) throw std::invalid_argument.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -441,6 +446,8 @@ __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ 
     pg_final(L, e, dR, dbias, part);
 }
 
+#include "recurrent_split.cuh"
+
 // ---- launch helpers --------------------------------------------------------------------------------------------
 
 void require_dims(const RecurrentDims& d, const char* entry) {
@@ -480,11 +487,67 @@ size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_sm
   return static_cast<size_t>(bytes);
 }
 
+// Which launch the recurrences take (cuda::set_recurrent_launch): 0 auto, 1 rows, 2 split.
+std::atomic<int> g_launch{0};
+
+// The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`
+// bytes of shared memory per block: false when the split launch does not apply (forced "rows", or auto and the rows
+// launch fills at least half the device, or the batch / shared memory does not fit).
+template <class Occ>
+bool plan_split(const RecLaunch& L, bool fwd, int64_t sms, int64_t limit, Occ occupancy, SplitLaunch* S, int64_t* bytes) {
+  const int mode = g_launch.load();
+  if (mode == 1 || (mode == 0 && L.blocks * 2 >= sms)) return false;
+  int64_t capacity = sms;
+  for (int iter = 0; iter < 3; ++iter) {
+    if (!split_plan(L, capacity, S)) return false;
+    *bytes = (fwd ? S->fwd_floats() : S->bwd_floats()) * static_cast<int64_t>(sizeof(float));
+    if (*bytes > limit) return false;
+    const int64_t fit = occupancy(*bytes) * sms;
+    if (fit >= S->blocks) return true;
+    capacity = fit;  // fewer blocks per head, more units each
+  }
+  return false;
+}
+
+// plan_split on the current device (cooperative launch needed); opts the kernel in to its shared memory.
+template <class K>
+bool choose_split(const RecLaunch& L, K kernel, bool fwd, SplitLaunch* S, size_t* bytes_out, const char* entry) {
+  if (g_launch.load() == 1) return false;
+  int dev = 0, sms = 0, optin = 0, coop = 0;
+  check(cudaGetDevice(&dev), entry, "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), entry, "cudaDeviceGetAttribute");
+  if (!coop) return false;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), entry, "cudaDeviceGetAttribute");
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
+  auto occupancy = [&](int64_t bytes) -> int64_t {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+    int per_sm = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kSplitThreads, static_cast<size_t>(bytes)), entry,
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    return per_sm;
+  };
+  int64_t bytes = 0;
+  if (!plan_split(L, fwd, sms, optin, occupancy, S, &bytes)) return false;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+  *bytes_out = static_cast<size_t>(bytes);
+  return true;
+}
+
 template <class Cell>
 void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                   const float* bias, const RecurrentDims& d, void* stream, const char* entry) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
+  SplitLaunch S;
+  size_t split_bytes = 0;
+  if (choose_split(L, rec_split_forward_kernel<Cell>, true, &S, &split_bytes, entry)) {
+    FwdArgs a{y, states, gates, x, state0, R, bias};
+    void* args[] = {&a, &S};
+    check(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
+                                      dim3(kSplitThreads), args, split_bytes, as_stream(stream)),
+          entry, "split-head kernel launch");
+    return;
+  }
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_forward_kernel<Cell>, L, L.fwd_vec_floats(), &r_smem, entry);
   rec_forward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.fwd_threads, bytes, as_stream(stream)>>>(
@@ -499,11 +562,23 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
   const cudaStream_t st = as_stream(stream);
-  bool r_smem = false;
-  const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
-  rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(
-      BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, L, r_smem);
-  check(cudaGetLastError(), entry, "sequence kernel launch");
+  SplitLaunch S;
+  size_t split_bytes = 0;
+  if (choose_split(L, rec_split_backward_kernel<Cell>, false, &S, &split_bytes, entry)) {
+    StreamScratch<float> part(S.part_floats(), st, entry);
+    BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
+    float* pp = part.p;
+    void* args[] = {&a, &S, &pp};
+    check(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
+                                      dim3(kSplitThreads), args, split_bytes, st),
+          entry, "split-head kernel launch");
+  } else {
+    bool r_smem = false;
+    const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
+    rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(
+        BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, L, r_smem);
+    check(cudaGetLastError(), entry, "sequence kernel launch");
+  }
   const int64_t items = L.pg_chunks * L.pg_elems;
   StreamScratch<float> part(items, st, entry);
   rec_pg_partial_kernel<<<grid_for(items, kPgThreads), kPgThreads, 0, st>>>(part.p, dx, states, state0, L);
@@ -563,6 +638,7 @@ void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, cons
 // against kEmulatedSmemLimit, the per-block opt-in limit of an H100 (227 KiB), so R is staged exactly when it would
 // be there.
 constexpr int64_t kEmulatedSmemLimit = 227 * 1024;
+constexpr int64_t kEmulatedSms = 132;  // an H100 SXM: the split plan (one block per SM) the replay follows
 
 template <class Cell>
 void forward_emulate_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
@@ -571,6 +647,9 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
   const RecLaunch L = make_launch(d);
   bool r_smem = false;
   int64_t bytes = 0;
+  SplitLaunch S;
+  if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes))
+    return split_forward_replay<Cell>(S, FwdArgs{y, states, gates, x, state0, R, bias});
   if (!smem_plan(L, L.fwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
   std::vector<float> smem(static_cast<size_t>(bytes) / sizeof(float));
@@ -595,12 +674,15 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   const RecLaunch L = make_launch(d);
   bool r_smem = false;
   int64_t bytes = 0;
-  if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
-    smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
-  std::vector<float> smem(static_cast<size_t>(bytes) / sizeof(float));
   const BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
+  SplitLaunch S;
+  const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
+  if (split) split_backward_replay<Cell>(S, a);
+  else if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
+    smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
+  std::vector<float> smem(static_cast<size_t>(split ? 0 : bytes) / sizeof(float));
   const int nt = L.bwd_threads;
-  for (int64_t blk = 0; blk < L.blocks; ++blk) {
+  for (int64_t blk = 0; blk < (split ? 0 : L.blocks); ++blk) {
     std::fill(smem.begin(), smem.end(), __builtin_nanf(""));
     const BwdBlock<Cell> b(L, a, r_smem, blk, smem.data());
     for (int tid = 0; tid < nt; ++tid) b.init(tid, nt);
@@ -693,6 +775,11 @@ void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, c
                            const RecurrentDims& d) {
   backward_emulate_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
                                   "lstm_backward_emulate");
+}
+
+int set_recurrent_launch(int mode) {
+  if (mode < 0 || mode > 2) throw std::invalid_argument("set_recurrent_launch: mode must be 0 (auto), 1 (rows) or 2 (split)");
+  return g_launch.exchange(mode);
 }
 
 // ---- host coverage of the launch maps --------------------------------------------------------------------------

@@ -152,15 +152,31 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     // recurrences here are contractive: |R| ~ 0.5/√DH); gradients 1e-4 (the backward recurrence adds the same
     // per-step error; dR / dbias sum up to B*S = 600 terms in another order). An indexing or phase-ordering error
     // gives O(1) differences (or NaN from unwritten shared memory in the replay).
+    // both launches: "rows" (a block per head and <= 4 batch rows) and "split" (a head's units over many blocks with
+    // a grid barrier per step, cuda/recurrent_split.cuh: every shape here has few enough blocks that auto picks it)
     for (const kind of ["slstm", "lstm"] as const) {
-      for (const target of ["emulate", "gpu"] as const) {
-        const emulate = target === "emulate";
-        const title = emulate
-          ? `${kind}: the kernels' code replayed on the host (cuda${kind === "slstm" ? "Slstm" : "Lstm"}*Emulate) equals the CPU kernels`
-          : `${kind}: outputs, states, gates and every gradient on the GPU equal the CPU kernels`;
-        (emulate ? itCompiled : itCuda)(title, () => parity(kind, emulate));
-      }
+      for (const launch of ["rows", "split"] as const)
+        for (const target of ["emulate", "gpu"] as const) {
+          const emulate = target === "emulate";
+          const title = emulate
+            ? `${kind}, ${launch} launch: the kernels' code replayed on the host (cuda${kind === "slstm" ? "Slstm" : "Lstm"}*Emulate) equals the CPU kernels`
+            : `${kind}, ${launch} launch: outputs, states, gates and every gradient on the GPU equal the CPU kernels`;
+          (emulate ? itCompiled : itCuda)(title, () => {
+            const prev = native.cudaSetRecurrentLaunch(launch);
+            try {
+              parity(kind, emulate);
+            } finally {
+              native.cudaSetRecurrentLaunch(prev);
+            }
+          });
+        }
     }
+
+    itCompiled("cudaSetRecurrentLaunch returns the previous mode and refuses unknown ones", () => {
+      const prev = native.cudaSetRecurrentLaunch("split");
+      assert.equal(native.cudaSetRecurrentLaunch(prev), "split");
+      assert.throws(() => native.cudaSetRecurrentLaunch("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentLaunch: mode must be "auto", "rows" or "split", got "fast"/.test(e.message));
+    });
 
     function parity(kind: Kind, emulate: boolean): void {
       const ns = kind === "slstm" ? 4 : 2;

@@ -6,6 +6,7 @@
 // emulation, which has no CUDA kernels).
 // cuda{Slstm,Lstm}{Forward,Backward}Emulate take the same arguments and run the kernels' own __host__ __device__
 // bodies on the host, launch by launch (no GPU needed, but a build with CUDA).
+// cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both.
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
 // (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
 // dbias, dstate0 concatenated); returns the number of other inconsistencies found.
@@ -56,6 +57,22 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// cudaSetRecurrentLaunch(mode: "auto" | "rows" | "split") -> the previous mode: which launch the device entries and
+// the *Emulate replays take (cuda::set_recurrent_launch; process-wide, for tests and benchmarks)
+Napi::Value CudaSetRecurrentLaunch(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetRecurrentLaunch"};
+  require_count(c, 1);
+  static const char* const kModes[] = {"auto", "rows", "split"};
+  const std::string m = require_string(c, 0, "mode");
+  int mode = -1;
+  for (int i = 0; i < 3; ++i)
+    if (m == kModes[i]) mode = i;
+  if (mode < 0) throw_range(c, "mode must be \"auto\", \"rows\" or \"split\", got \"" + m + "\"");
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_launch(mode); });
+  return Napi::String::New(info.Env(), kModes[prev]);
+}
+
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
 Napi::Value CudaRecurrentCoverage(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaRecurrentCoverage"};
@@ -88,6 +105,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaLstmForwardEmulate", CudaForward<false, true>);
   def("cudaLstmBackwardEmulate", CudaBackward<false, true>);
   def("cudaRecurrentCoverage", CudaRecurrentCoverage);
+  def("cudaSetRecurrentLaunch", CudaSetRecurrentLaunch);
 }
 
 }  // namespace

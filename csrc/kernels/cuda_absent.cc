@@ -455,6 +455,9 @@ void lstm_backward_emulate(float*, float*, float*, float*, const float*, const f
   recurrent_absent("cuda::lstm_backward_emulate");
 }
 int64_t recurrent_coverage(bool, const RecurrentDims&, int32_t*) { recurrent_absent("cuda::recurrent_coverage"); }
+int set_recurrent_launch(int) {
+  throw std::runtime_error("cuda::set_recurrent_launch: this xlstm binary was built without CUDA");
+}
 }  // namespace cuda
 }  // namespace xlstm
 #endif

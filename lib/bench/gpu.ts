@@ -14,6 +14,7 @@ import { xlstmParamGroups } from "../optim/groups";
 import { clipGradNorm } from "../optim/sgd";
 import { Generator } from "../rng";
 import { noGrad } from "../autograd";
+import { native } from "../native";
 import { Tensor } from "../tensor";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
 import { registerWorkload, timeIt } from "./index";
@@ -43,18 +44,27 @@ registerWorkload({
     const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
     const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
     const dy = Tensor.randn([B, T, H], { generator: gen, device: "cuda" });
-    for (const kind of ["slstm", "lstm"] as const) {
-      const f = kind === "slstm" ? ops.slstm : ops.lstm;
-      const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
-      const both = await timeGpu(() => {
-        f(x, R, bias).y.backward(dy);
-        for (const p of [x, R, bias]) {
-          p.grad?.dispose();
-          p.grad = null;
+    // both launches of cuda/recurrent.cu: "split" (what auto picks here: the head's 768 units over the SMs, a grid
+    // barrier per step) and "rows" (a block per head and 4 batch rows: 4 blocks)
+    for (const launch of ["split", "rows"] as const) {
+      const prev = native.cudaSetRecurrentLaunch(launch);
+      try {
+        for (const kind of ["slstm", "lstm"] as const) {
+          const f = kind === "slstm" ? ops.slstm : ops.lstm;
+          const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
+          const both = await timeGpu(() => {
+            f(x, R, bias).y.backward(dy);
+            for (const p of [x, R, bias]) {
+              p.grad?.dispose();
+              p.grad = null;
+            }
+          }, reps);
+          yield { workload: "G1", name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", launch, min: fwd.min * 1e3, max: fwd.max * 1e3, reps };
+          yield { workload: "G1", name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", launch, min: both.min * 1e3, max: both.max * 1e3, reps };
         }
-      }, reps);
-      yield { workload: "G1", name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", min: fwd.min * 1e3, max: fwd.max * 1e3, reps };
-      yield { workload: "G1", name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", min: both.min * 1e3, max: both.max * 1e3, reps };
+      } finally {
+        native.cudaSetRecurrentLaunch(prev);
+      }
     }
   },
 });
