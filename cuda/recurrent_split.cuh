@@ -70,6 +70,17 @@ __host__ __device__ __forceinline__ float load_l2(const float* p) {
 #endif
 }
 
+// A block's columns of its head's R [DH][G] into shared memory Rs [DH][4nu+1] (own column c at position c).
+__host__ __device__ inline void stage_r_columns(const SplitLaunch& S, const float* R, int64_t hd, int64_t u0, int64_t n, float* Rs,
+                                                int tid, int nt) {
+  const int64_t DH = S.L.DH, G = S.L.G;
+  const float* Rg = R + hd * DH * G;
+  for (int64_t i = tid; i < DH * 4 * n; i += nt) {
+    const int64_t j = i / (4 * n), c = i % (4 * n);
+    Rs[j * S.ldr() + c] = Rg[j * G + S.head_col(u0, n, c)];
+  }
+}
+
 template <class Cell>
 struct SplitFwd {
   static constexpr int NS = Cell::kStates;
@@ -87,14 +98,7 @@ struct SplitFwd {
     if (t > 0) return load_l2(a.states + S.L.state_off(s, hd, t - 1, b, u));
     return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
   }
-  __host__ __device__ void init(int tid, int nt) const {
-    const int64_t DH = S.L.DH, G = S.L.G;
-    const float* Rg = a.R + hd * DH * G;
-    for (int64_t i = tid; i < DH * 4 * n; i += nt) {
-      const int64_t j = i / (4 * n), c = i % (4 * n);
-      Rs[j * S.ldr() + c] = Rg[j * G + S.head_col(u0, n, c)];
-    }
-  }
+  __host__ __device__ void init(int tid, int nt) const { stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt); }
   // (0) h_{t-1} of the whole head
   __host__ __device__ void stage_phase(int64_t t, int tid, int nt) const {
     const int64_t DH = S.L.DH;
@@ -166,12 +170,7 @@ struct SplitBwd {
     return acc;
   }
   __host__ __device__ void init(int tid, int nt) const {
-    const int64_t DH = S.L.DH, G = S.L.G;
-    const float* Rg = a.R + hd * DH * G;
-    for (int64_t i = tid; i < DH * 4 * n; i += nt) {
-      const int64_t j = i / (4 * n), c = i % (4 * n);
-      Rs[j * S.ldr() + c] = Rg[j * G + S.head_col(u0, n, c)];
-    }
+    stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt);
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, u = u0 + i % n;
       dc[i] = a.dfinal ? a.dfinal[S.L.state0_off(1, hd, b, u)] : 0.0f;

@@ -402,12 +402,17 @@ export class Tensor {
     checkDevice(device, "Module.to");
     if (device === this.device) return;
     if (!this.isLeaf) throw new Error("Module.to: only leaf tensors (parameters) can move in place");
-    const moved = this.toDevice(device);
-    const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; device: Device };
+    this.takeStorage(this.toDevice(device));
+  }
+
+  /** Takes `src`'s storage, device and dtype (the old device memory released; the gradient cleared). */
+  private takeStorage(src: Tensor): void {
+    const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; device: Device; dtype: DType };
     const old = this._device;
-    self._host = moved._host;
-    self._device = moved._device;
-    self.device = device;
+    self._host = src._host;
+    self._device = src._device;
+    self.device = src.device;
+    self.dtype = src.dtype;
     old?.dispose();
     this.grad = null;
   }
@@ -421,14 +426,7 @@ export class Tensor {
     if (dtype === this.dtype) return;
     if (!this.isLeaf) throw new Error("Tensor._castInPlace: only leaf tensors (parameters) can change dtype in place");
     if (this.dtype !== "float32" && this.dtype !== "bfloat16") throw new TypeError(`Tensor._castInPlace: ${this.dtype} is not a float dtype`);
-    const cast = this.to(dtype);
-    const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; dtype: DType };
-    const old = this._device;
-    self._host = cast._host;
-    self._device = cast._device;
-    self.dtype = dtype;
-    old?.dispose();
-    this.grad = null;
+    this.takeStorage(this.to(dtype));
     this.requiresGrad = dtype === "float32";
   }
 

@@ -33,6 +33,30 @@ async function timeGpu(fn: () => void, reps: number) {
   }, reps);
 }
 
+/**
+ * `n` greedy tokens on the GPU after `prefill` (which returns the state): each token one `step` in a cuda.scope, its
+ * logits read back for the choice (as generate() does), the replaced state released at once.
+ */
+function greedyDecode<S>(prefill: () => S, step: (token: number, state: S) => { logits: Tensor; state: S }, n: number): void {
+  noGrad(() => {
+    let st = cuda.scope(prefill);
+    let tok = 0;
+    for (let i = 0; i < n; ++i) {
+      const r = cuda.scope(() => {
+        const s = step(tok, st);
+        const l = s.logits.cpu().f32();
+        let best = 0;
+        for (let v = 1; v < l.length; ++v) if (l[v] > l[best]) best = v;
+        return { state: s.state, next: best };
+      });
+      releaseReplacedState(st as unknown as StateTree, r.state as unknown as StateTree);
+      st = r.state;
+      tok = r.next;
+    }
+    releaseReplacedState(st as unknown as StateTree, null);
+  });
+}
+
 registerWorkload({
   id: "G1",
   description: "sLSTM / LSTM recurrence on the GPU, forward and forward+backward: B 16, T 1024, hidden 768 (1 head), float32",
@@ -130,28 +154,9 @@ registerWorkload({
     const model = new xLSTMLMModel(w2Config(true), { generator: gen }).eval().to("cuda");
     const prompt = new Tensor(Int32Array.from({ length: 256 }, () => gen.int(256)), [1, 256]);
     const steps = 256;
-    const greedy = (logits: Tensor) => {
-      const l = logits.cpu().f32();
-      let best = 0;
-      for (let v = 1; v < l.length; ++v) if (l[v] > l[best]) best = v;
-      return best;
-    };
     // each token: one step on the GPU, its logits read back for the choice (as generate() does), released at once
     const run = (n: number) =>
-      noGrad(() => {
-        let st = cuda.scope(() => model.forward(ops.slice(prompt, 1, 0, 8), { returnLastState: true }).state!);
-        let tok = 0;
-        for (let i = 0; i < n; ++i) {
-          const r = cuda.scope(() => {
-            const s = model.step(new Tensor(Int32Array.of(tok), [1, 1]), st);
-            return { state: s.state, next: greedy(s.logits) };
-          });
-          releaseReplacedState(st as unknown as StateTree, r.state as unknown as StateTree);
-          st = r.state;
-          tok = r.next;
-        }
-        releaseReplacedState(st as unknown as StateTree, null);
-      });
+      greedyDecode(() => model.forward(ops.slice(prompt, 1, 0, 8), { returnLastState: true }).state!, (tok, st) => model.step(new Tensor(Int32Array.of(tok), [1, 1]), st), n);
     const pre = await timeGpu(() => run(0), reps);
     const g = await timeGpu(() => run(steps), reps);
     yield { workload: "G3", name: "generate-step", metric: "ms_per_token", value: ((g.median - pre.median) / steps) * 1000, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, reps };
@@ -177,23 +182,10 @@ registerWorkload({
       const weights = model.parameters().reduce((a, p) => a + p.numel * (p.dtype === "bfloat16" ? 2 : 4), 0) - (c.vocab_size - 1) * c.embedding_dim * (dtype === "bfloat16" ? 2 : 4);
       const state = 2 * c.num_blocks * c.num_heads * (c.qk_head_dim * c.v_head_dim + c.qk_head_dim + 1) * 4;
       const run = (n: number) =>
-        noGrad(() => {
-          let st = cuda.scope(() => model.forward(prompt.cuda(), { returnLastState: true }).state!);
-          let tok = 0;
-          for (let i = 0; i < n; ++i) {
-            const r = cuda.scope(() => {
-              const s = model.forward(new Tensor(Int32Array.of(tok), [1, 1]).cuda(), { state: st, returnLastState: true });
-              const l = s.logits.cpu().f32();
-              let best = 0;
-              for (let v = 1; v < l.length; ++v) if (l[v] > l[best]) best = v;
-              return { state: s.state!, next: best };
-            });
-            releaseReplacedState(st as unknown as StateTree, r.state as unknown as StateTree);
-            st = r.state;
-            tok = r.next;
-          }
-          releaseReplacedState(st as unknown as StateTree, null);
-        });
+        greedyDecode(() => model.forward(prompt.cuda(), { returnLastState: true }).state!, (tok, st) => {
+          const s = model.forward(new Tensor(Int32Array.of(tok), [1, 1]).cuda(), { state: st, returnLastState: true });
+          return { logits: s.logits, state: s.state! };
+        }, n);
       const pre = await timeGpu(() => run(0), reps);
       const g = await timeGpu(() => run(steps), reps);
       const sec = (g.median - pre.median) / steps;
