@@ -543,10 +543,12 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   if (choose_split(L, rec_split_forward_kernel<Cell>, true, &S, &split_bytes, entry)) {
     FwdArgs a{y, states, gates, x, state0, R, bias};
     void* args[] = {&a, &S};
-    check(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
-                                      dim3(kSplitThreads), args, split_bytes, as_stream(stream)),
-          entry, "split-head kernel launch");
-    return;
+    // a refused cooperative launch (the device cannot hold the grid after all, e.g. shared with other work) leaves
+    // the rows launch to do it
+    if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
+                                    dim3(kSplitThreads), args, split_bytes, as_stream(stream)) == cudaSuccess)
+      return;
+    cudaGetLastError();
   }
   bool r_smem = false;
   const size_t bytes = prepare_smem(rec_forward_kernel<Cell>, L, L.fwd_vec_floats(), &r_smem, entry);
@@ -564,15 +566,17 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   const cudaStream_t st = as_stream(stream);
   SplitLaunch S;
   size_t split_bytes = 0;
-  if (choose_split(L, rec_split_backward_kernel<Cell>, false, &S, &split_bytes, entry)) {
+  bool split = choose_split(L, rec_split_backward_kernel<Cell>, false, &S, &split_bytes, entry);
+  if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
     BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
     float* pp = part.p;
     void* args[] = {&a, &S, &pp};
-    check(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
-                                      dim3(kSplitThreads), args, split_bytes, st),
-          entry, "split-head kernel launch");
-  } else {
+    split = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
+                                        dim3(kSplitThreads), args, split_bytes, st) == cudaSuccess;
+    if (!split) cudaGetLastError();  // refused: the rows launch below
+  }
+  if (!split) {
     bool r_smem = false;
     const size_t bytes = prepare_smem(rec_backward_kernel<Cell>, L, L.bwd_vec_floats(), &r_smem, entry);
     rec_backward_kernel<Cell><<<static_cast<unsigned>(L.blocks), L.bwd_threads, bytes, st>>>(

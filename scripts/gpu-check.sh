@@ -4,8 +4,9 @@
 #   1. Node and node_modules from .gpu/, the addon built with CUDA for this GPU's architecture only (sm_90 on the
 #      H100/H200 unless CUDA_ARCH says otherwise) to keep the build short;
 #   2. the CUDA tests: kernel parity (test/20, test/21), device memory and CUDA tensors (22, 23), every fixture on
-#      the GPU (48, "on cuda"), training and generation on the GPU (64), then the whole suite;
-#   3. xlstm check-fixtures --device cuda, and xlstm bench --device cuda (G1-G3) next to the CPU's W1/W2;
+#      the GPU (48, "on cuda"), bf16 weights and xLSTM Large on the GPU (36, 59), training and generation on the GPU
+#      (64), then the whole suite;
+#   3. xlstm check-fixtures --device cuda, and xlstm bench --device cuda (G1 both launches, G2, G3, L1-cuda) next to the CPU's W1/W2;
 # Logs land in $OUT (they come back with the reply): build.log, cuda-tests.log, all-tests.log, fixtures.log,
 # bench-gpu.jsonl, bench-cpu.jsonl, nvidia-smi.txt. STEPS=build,cuda,all,fixtures,bench picks steps.
 set -uo pipefail
@@ -32,7 +33,7 @@ fi
 node -e 'const b=require("./build/Release/xlstm.node").backends().cuda; console.log(JSON.stringify(b)); if(!b.available) process.exit(1)' | tee "$OUT/backends.json" || { echo "no usable GPU"; exit 1; }
 status=0
 if has cuda; then
-  node_modules/.bin/mocha test/20.*.test.ts test/21.*.test.ts test/22.*.test.ts test/23.*.test.ts test/48.fixtures.test.ts test/64.train.test.ts > "$OUT/cuda-tests.log" 2>&1 || status=1
+  node_modules/.bin/mocha test/20.*.test.ts test/21.*.test.ts test/22.*.test.ts test/23.*.test.ts test/36.bf16-weights.test.ts test/48.fixtures.test.ts test/59.large-generate.test.ts test/64.train.test.ts > "$OUT/cuda-tests.log" 2>&1 || status=1
   tail -1 "$OUT/cuda-tests.log"
 fi
 if has all; then
