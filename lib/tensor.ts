@@ -364,7 +364,10 @@ export class Tensor {
     if (dtype === this.dtype) return this;
     if (this.device !== "cpu") return this.cpu().to(dtype).to(this.device);
     const out = Tensor.zeros(this.shape, { dtype });
-    if (out.data instanceof Uint16Array) floatToBf16(out.data, Float32Array.from(this.toFlatArray()));
+    // float32 <-> bfloat16 straight between the typed arrays (model weights: no JS number arrays on the way)
+    if (out.data instanceof Uint16Array && this.data instanceof Float32Array) native.bf16FromF32(out.data, this.data);
+    else if (out.data instanceof Float32Array && this.data instanceof Uint16Array) native.bf16ToF32(out.data, this.data);
+    else if (out.data instanceof Uint16Array) floatToBf16(out.data, Float32Array.from(this.toFlatArray()));
     else if (out.data instanceof BigInt64Array) {
       const src = this.toFlatArray();
       for (let i = 0; i < src.length; ++i) out.data[i] = BigInt(Math.trunc(src[i]));
