@@ -10,6 +10,7 @@ import { strict as assert } from "assert";
 import { backends, cuda, Generator, ops, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { xLSTMLarge, xLSTMLargeConfig } from "../lib/nn/large";
+import { bf16ToFloat, floatToBf16 } from "../lib/tensor";
 import { AdamW } from "../lib/optim/adamw";
 import { assertClose, gradCheck } from "./support/gradcheck";
 
@@ -51,6 +52,13 @@ const SHAPES: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 64, 33], [
 
 describe("36 bfloat16 weights (inference storage)", function () {
   this.timeout(60000);
+
+  it("Tensor.to between float32 and bfloat16 rounds as floatToBf16 (NaN, ±0, subnormals, ties, overflow) and widens exactly", () => {
+    const vals = Float32Array.from([NaN, -0, 0, 1e-40, -1e-40, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, -Infinity, 65504.5, ...randn([37], 3).f32()]);
+    const b = new Tensor(vals, [vals.length]).to("bfloat16");
+    assert.deepEqual(Array.from(b.data as Uint16Array), Array.from(floatToBf16(new Uint16Array(vals.length), vals)));
+    assert.deepEqual(Array.from(b.to("float32").f32()), Array.from(bf16ToFloat(new Float32Array(vals.length), b.data as Uint16Array)));
+  });
 
   it("ops.linear with a bf16 weight: float32 sums over the widened weight, with and without bias, any leading dims", () => {
     for (const [rows, inF, out] of SHAPES) {
