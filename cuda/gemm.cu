@@ -2,12 +2,15 @@
 // float32 on device pointers, same argument order and semantics (beta == 0 does not read C; alpha == 0 or K == 0
 // only scales C by beta; batched strides of 0 broadcast A or B).
 //
-// Kernel: classic shared-memory tiling. A block of 16 x 16 threads computes a 64 x 64 tile of C, each thread a
-// 4 x 4 register tile at rows ty + 16 i and columns tx + 16 j (so a warp's stores are coalesced). For each BK = 16
-// slice of K the block stages op(A)[64 x 16] and op(B)[16 x 64] in shared memory; the load mapping depends on the
-// transposes so that consecutive threads read consecutive addresses. All index arithmetic lives in the
-// __host__ __device__ helpers of GemmTiling, which gemm_tile_coverage() runs on the host to check that every C
-// element is written exactly once and every shared-memory slot is loaded exactly once (test/20.gemm).
+// Kernel: classic shared-memory tiling, in two sizes. A block of 16 x 16 threads computes a 64 x 64 tile of C (each
+// thread a 4 x 4 register tile) or, for launches large enough to fill the GPU with them, a 128 x 64 tile (8 x 4 per
+// thread: more FMAs per shared-memory read), each thread's elements at rows ty + 16 i and columns tx + 16 j (so a
+// warp's stores are coalesced). For each BK slice of K (16, or 8 for the big tile) the block stages op(A) and op(B)
+// in shared memory; the load mapping depends on the transposes so that consecutive threads read consecutive
+// addresses. Every C element is one fmaf chain over k in order, whatever the tile: the two give identical bits. All
+// index arithmetic lives in the __host__ __device__ helpers of GemmTilingT, which gemm_tile_coverage() runs on the
+// host to check that every C element is written exactly once and every shared-memory slot is loaded exactly once
+// (test/20.gemm), and the host replay (gemm_batched_emulate) runs the kernel's own phases with the launch's tiling.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -26,18 +29,32 @@ namespace {
 
 using namespace hostutil;
 
-struct GemmTiling : GemmStaging<64, 64, 16, 256> {  // 64 x 64 C tile, K slices of 16 (As[kk][r], Bs[kk][c])
-  static constexpr int TX = 16, TY = 16;            // threads per block (x: columns, y: rows)
-  static constexpr int TM = BM / TY, TN = BN / TX;  // register tile per thread (4 x 4)
-  static_assert(TX * TY == THREADS, "one thread per (tx, ty)");
+// A block of 16 x 16 threads computing a BM x BN tile of C, each thread a TM x TN register tile at rows
+// ty + 16 i and columns tx + 16 j (a warp's stores coalesced), from BK-deep K slices staged in shared memory.
+template <int BM_, int BN_, int BK_, int MIN_BLOCKS_>
+struct GemmTilingT : GemmStaging<BM_, BN_, BK_, 256> {  // As[kk][r], Bs[kk][c]
+  static constexpr int MIN_BLOCKS = MIN_BLOCKS_;  // resident blocks per SM the registers must allow (<= 128 each at 2)
+  using Base = GemmStaging<BM_, BN_, BK_, 256>;
+  static constexpr int TX = 16, TY = 16;                      // threads per block (x: columns, y: rows)
+  static constexpr int TM = BM_ / TY, TN = BN_ / TX;          // register tile per thread
+  static_assert(TX * TY == Base::THREADS, "one thread per (tx, ty)");
 
   // Element (i, j) of thread (tx, ty)'s register tile -> position in C.
   __host__ __device__ static void c_element(int64_t bx, int64_t by, int tx, int ty, int i, int j, int64_t* row,
                                             int64_t* col) {
-    *row = by * BM + ty + i * TY;
-    *col = bx * BN + tx + j * TX;
+    *row = by * BM_ + ty + i * TY;
+    *col = bx * BN_ + tx + j * TX;
   }
 };
+using GemmTiling = GemmTilingT<64, 64, 16, 1>;      // 4 x 4 per thread: any shape
+using GemmTilingBig = GemmTilingT<128, 64, 8, 1>;  // 8 x 4 per thread: a third more FMAs per shared-memory read
+
+// The tiling a launch uses: the 128 x 64 tiles once they alone give the GPU enough blocks (>= 128: about one per SM
+// of an H100), the 64 x 64 ones otherwise. Both add the K terms of a C element in the same order (one fmaf each, k
+// ascending), so the choice never changes a result.
+inline bool use_big_tiles(int64_t batch, int64_t M, int64_t N) {
+  return M >= GemmTilingBig::BM && N >= GemmTilingBig::BN && batch * GemmTilingBig::grid_x(N) * GemmTilingBig::grid_y(M) >= 128;
+}
 
 // One product of the launch (the batch offsets applied).
 struct GemmOperands {
@@ -52,17 +69,17 @@ struct GemmOperands {
 };
 
 // A block's shared memory: the K slice of op(A) and op(B), padded rows.
+template <class G>
 struct GemmShared {
-  float As[GemmTiling::BK][GemmTiling::BM + 4];
-  float Bs[GemmTiling::BK][GemmTiling::BN + 4];
+  float As[G::BK][G::BM + 4];
+  float Bs[G::BK][G::BN + 4];
 };
 
 // The kernel's three phases, shared by the kernel and its host replay (gemm_batched_emulate). Phase 1: thread t
 // stages its elements of the slice starting at k0 (0 outside op(A) / op(B)).
-template <bool TA, bool TB>
+template <class G, bool TA, bool TB>
 __host__ __device__ __forceinline__ void gemm_stage(const GemmOperands& g, int64_t bx, int64_t by, int64_t k0, int t,
-                                                    GemmShared& s) {
-  using G = GemmTiling;
+                                                    GemmShared<G>& s) {
   const int64_t row0 = by * G::BM, col0 = bx * G::BN;
 #pragma unroll
   for (int l = 0; l < G::A_LOADS; ++l) {
@@ -81,9 +98,8 @@ __host__ __device__ __forceinline__ void gemm_stage(const GemmOperands& g, int64
 }
 
 // Phase 2: thread (tx, ty) adds the slice's products to its register tile, k in order (one FMA each).
-__host__ __device__ __forceinline__ void gemm_accumulate(const GemmShared& s, int tx, int ty,
-                                                         float (&acc)[GemmTiling::TM][GemmTiling::TN]) {
-  using G = GemmTiling;
+template <class G>
+__host__ __device__ __forceinline__ void gemm_accumulate(const GemmShared<G>& s, int tx, int ty, float (&acc)[G::TM][G::TN]) {
 #pragma unroll
   for (int kk = 0; kk < G::BK; ++kk) {
     float a[G::TM], bb[G::TN];
@@ -99,9 +115,9 @@ __host__ __device__ __forceinline__ void gemm_accumulate(const GemmShared& s, in
 }
 
 // Phase 3: thread (tx, ty) writes its register tile: C = alpha acc (+ beta C; C not read when beta == 0).
+template <class G>
 __host__ __device__ __forceinline__ void gemm_store(const GemmOperands& g, int64_t bx, int64_t by, int tx, int ty,
-                                                    const float (&acc)[GemmTiling::TM][GemmTiling::TN]) {
-  using G = GemmTiling;
+                                                    const float (&acc)[G::TM][G::TN]) {
 #pragma unroll
   for (int i = 0; i < G::TM; ++i)
 #pragma unroll
@@ -115,13 +131,12 @@ __host__ __device__ __forceinline__ void gemm_store(const GemmOperands& g, int64
     }
 }
 
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(GemmTiling::THREADS)
+template <class G, bool TA, bool TB>
+__global__ void __launch_bounds__(G::THREADS, G::MIN_BLOCKS)
     sgemm_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
                 int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
                 float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
-  using G = GemmTiling;
-  __shared__ GemmShared s;
+  __shared__ GemmShared<G> s;
   const int64_t b = batch0 + blockIdx.z;
   const GemmOperands g{M, N, K, alpha, beta, A + b * stride_a, lda, B + b * stride_b, ldb, C + b * stride_c, ldc};
   const int tx = threadIdx.x, ty = threadIdx.y, t = ty * G::TX + tx;
@@ -132,21 +147,20 @@ __global__ void __launch_bounds__(GemmTiling::THREADS)
 #pragma unroll
     for (int j = 0; j < G::TN; ++j) acc[i][j] = 0.f;
   for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
-    gemm_stage<TA, TB>(g, bx, by, k0, t, s);
+    gemm_stage<G, TA, TB>(g, bx, by, k0, t, s);
     __syncthreads();
-    gemm_accumulate(s, tx, ty, acc);
+    gemm_accumulate<G>(s, tx, ty, acc);
     __syncthreads();
   }
-  gemm_store(g, bx, by, tx, ty, acc);
+  gemm_store<G>(g, bx, by, tx, ty, acc);
 }
 
 // The host replay of one launch, template-dispatched on the transposes: every block, each phase for all threads.
-template <bool TA, bool TB>
+template <class G, bool TA, bool TB>
 void replay_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                     int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
                     int64_t ldc, int64_t stride_c) {
-  using G = GemmTiling;
-  std::vector<GemmShared> shared(1);
+  std::vector<GemmShared<G>> shared(1);
   std::vector<float> acc(static_cast<size_t>(G::THREADS) * G::TM * G::TN);
   auto tile = [&](int t) -> float(&)[G::TM][G::TN] { return *reinterpret_cast<float(*)[G::TM][G::TN]>(&acc[static_cast<size_t>(t) * G::TM * G::TN]); };
   for (int64_t b = 0; b < batch; ++b) {
@@ -155,23 +169,19 @@ void replay_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
       for (int64_t bx = 0; bx < G::grid_x(N); ++bx) {
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
-          std::fill(&shared[0].As[0][0], &shared[0].As[0][0] + sizeof(GemmShared) / sizeof(float), std::nanf(""));
-          for (int t = 0; t < G::THREADS; ++t) gemm_stage<TA, TB>(g, bx, by, k0, t, shared[0]);
-          for (int t = 0; t < G::THREADS; ++t) gemm_accumulate(shared[0], t % G::TX, t / G::TX, tile(t));
+          std::fill(&shared[0].As[0][0], &shared[0].As[0][0] + sizeof(GemmShared<G>) / sizeof(float), std::nanf(""));
+          for (int t = 0; t < G::THREADS; ++t) gemm_stage<G, TA, TB>(g, bx, by, k0, t, shared[0]);
+          for (int t = 0; t < G::THREADS; ++t) gemm_accumulate<G>(shared[0], t % G::TX, t / G::TX, tile(t));
         }
-        for (int t = 0; t < G::THREADS; ++t) gemm_store(g, bx, by, t % G::TX, t / G::TX, tile(t));
+        for (int t = 0; t < G::THREADS; ++t) gemm_store<G>(g, bx, by, t % G::TX, t / G::TX, tile(t));
       }
   }
 }
 
-void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-            int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-            int64_t ldc, int64_t stride_c, void* stream) {
-  using G = GemmTiling;
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  if (K < 0) throw std::invalid_argument("cuda::gemm: K must be >= 0");
-  // alpha == 0: C = beta C without reading A or B (as in the CPU twin and BLAS)
-  const int64_t k_eff = alpha == 0.f ? 0 : K;
+template <class G>
+void launch_tiled(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+                  int64_t ldc, int64_t stride_c, void* stream) {
   const int64_t gx = G::grid_x(N), gy = G::grid_y(M);
   if (gx > 0x7fffffff || gy > 65535)
     throw std::invalid_argument("cuda::gemm: M = " + std::to_string(M) + " needs more than 65535 row tiles");
@@ -181,63 +191,44 @@ void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, fl
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
                     static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
     if (ta && tb)
-      sgemm_tiled<true, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
-                                                      ldc, stride_c, b0);
+      sgemm_tiled<G, true, true><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, b0);
     else if (ta)
-      sgemm_tiled<true, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
-                                                       C, ldc, stride_c, b0);
+      sgemm_tiled<G, true, false><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, b0);
     else if (tb)
-      sgemm_tiled<false, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
-                                                       C, ldc, stride_c, b0);
+      sgemm_tiled<G, false, true><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, b0);
     else
-      sgemm_tiled<false, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
-                                                        C, ldc, stride_c, b0);
+      sgemm_tiled<G, false, false><<<grid, block, 0, s>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, b0);
     check(cudaGetLastError(), "cuda::gemm", "sgemm_tiled launch");
   }
 }
 
-}  // namespace
-
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, void* stream) {
-  launch(trans_a, trans_b, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, stream);
-}
-
-void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                  float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
-  launch(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
-         stream);
-}
-
-void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                          const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                          float beta, float* C, int64_t ldc, int64_t stride_c) {
+void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+            int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
+            int64_t ldc, int64_t stride_c, void* stream) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
-  if (K < 0) throw std::invalid_argument("cuda::gemm_batched_emulate: K must be >= 0");
-  const int64_t k = alpha == 0.f ? 0 : K;
-  if (trans_a && trans_b) replay_batched<true, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
-  else if (trans_a) replay_batched<true, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
-  else if (trans_b) replay_batched<false, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
-  else replay_batched<false, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  if (K < 0) throw std::invalid_argument("cuda::gemm: K must be >= 0");
+  // alpha == 0: C = beta C without reading A or B (as in the CPU twin and BLAS)
+  const int64_t k_eff = alpha == 0.f ? 0 : K;
+  if (use_big_tiles(batch, M, N))
+    launch_tiled<GemmTilingBig>(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, stream);
+  else
+    launch_tiled<GemmTiling>(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, stream);
 }
 
-void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-               const float* B, float beta, float* C) {
-  std::string why;
-  if (device_count(&why) == 0) throw std::runtime_error("cuda::gemm_host: " + why);
-  const char* entry = "cuda::gemm_host";
-  check(cudaSetDevice(0), entry, "cudaSetDevice");
-  DeviceBuffer<float> dA(A, M * K, entry), dB(B, K * N, entry), dC(C, M * N, entry);
-  gemm(trans_a, trans_b, M, N, K, alpha, dA.p, trans_a ? M : K, dB.p, trans_b ? K : N, beta, dC.p, N, nullptr);
-  check(cudaDeviceSynchronize(), entry, "sgemm_tiled");
-  dC.download(C, entry);
+// The host replay with the launch's tiling.
+template <bool TA, bool TB>
+void replay_launch(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                   int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                   int64_t stride_c) {
+  if (use_big_tiles(batch, M, N))
+    replay_batched<GemmTilingBig, TA, TB>(batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else
+    replay_batched<GemmTiling, TA, TB>(batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
 }
 
-int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int32_t* counts) {
-  using G = GemmTiling;
-  for (int64_t e = 0; e < M * N; ++e) counts[e] = 0;
-  if (M <= 0 || N <= 0) return 0;
+// Coverage of one tiling (see gemm_tile_coverage).
+template <class G>
+int64_t tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {
   const int64_t gx = G::grid_x(N), gy = G::grid_y(M);
   // C: every (block, thread, register slot) that passes the kernel's bounds check
   for (int64_t by = 0; by < gy; ++by)
@@ -270,8 +261,53 @@ int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int
   }
   for (int v : as) bad += v != 1;
   for (int v : bs) bad += v != 1;
-  (void)K;
   return bad;
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc, void* stream) {
+  launch(trans_a, trans_b, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, stream);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                  float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
+  launch(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
+         stream);
+}
+
+void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                          float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm_batched_emulate: K must be >= 0");
+  const int64_t k = alpha == 0.f ? 0 : K;
+  if (trans_a && trans_b) replay_launch<true, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else if (trans_a) replay_launch<true, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else if (trans_b) replay_launch<false, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  else replay_launch<false, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+}
+
+void gemm_host(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               const float* B, float beta, float* C) {
+  std::string why;
+  if (device_count(&why) == 0) throw std::runtime_error("cuda::gemm_host: " + why);
+  const char* entry = "cuda::gemm_host";
+  check(cudaSetDevice(0), entry, "cudaSetDevice");
+  DeviceBuffer<float> dA(A, M * K, entry), dB(B, K * N, entry), dC(C, M * N, entry);
+  gemm(trans_a, trans_b, M, N, K, alpha, dA.p, trans_a ? M : K, dB.p, trans_b ? K : N, beta, dC.p, N, nullptr);
+  check(cudaDeviceSynchronize(), entry, "sgemm_tiled");
+  dC.download(C, entry);
+}
+
+int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int32_t* counts) {
+  for (int64_t e = 0; e < M * N; ++e) counts[e] = 0;
+  if (M <= 0 || N <= 0) return 0;
+  (void)K;
+  return use_big_tiles(1, M, N) ? tile_coverage<GemmTilingBig>(trans_a, trans_b, M, N, counts)
+                                : tile_coverage<GemmTiling>(trans_a, trans_b, M, N, counts);
 }
 
 }  // namespace cuda

@@ -371,7 +371,8 @@ describe("20 gemm", () => {
   });
 
   itCompiledCuda("CUDA kernel tiling covers every C element once and stages every shared slot once", () => {
-    for (const [M, N, K] of [[1, 1, 1], [64, 64, 16], [65, 130, 17], [200, 3, 40], [3, 257, 5]])
+    // the last two launch enough 128 x 64 tiles to use them (the big tiling), the others the 64 x 64 one
+    for (const [M, N, K] of [[1, 1, 1], [64, 64, 16], [65, 130, 17], [200, 3, 40], [3, 257, 5], [2000, 1100, 3], [1537, 577, 9]])
       for (const [ta, tb] of variants) {
         const counts = new Int32Array(M * N).fill(-1);
         const bad = native.cudaGemmTileCoverage(ta, tb, M, N, K, counts);
