@@ -6,13 +6,13 @@
 //   block (head hd, part p) owns units [u0, u0+nu) of the head and their 4·nu gate columns k = g·DH + u, for ALL
 //   batch rows; its R columns [DH][4nu] stay in shared memory for the whole sequence (row stride 4nu+1).
 //   forward, step t: (0) stage h_{t-1} [B][DH] of the head (written by every block at t-1: read through L2) into
-//     shared memory; (1) a thread per (row, own column) computes p = x + h_{t-1}·R[:, k] + bias (j = 0..DH-1 in
+//     shared memory; (1) a thread per (pair of rows, own column) computes p = x + h_{t-1}·R[:, k] + bias (j = 0..DH-1 in
 //     order: the rows launch's and the CPU's sum); (2) a thread per (row, own unit) runs the cell, writes y, states,
 //     gates; grid barrier.
 //   backward, step t (reverse): (A) a thread per (row, own unit) runs the cell backward with ∂h = dy + Σ_q
 //     part_q[b][u] (the partial recurrent gradients every block q of the head wrote at step t+1, summed in q order;
 //     dstate_final at t = S-1), writes dx and keeps dp [B][4nu], ∂c, ∂n in shared memory; (B) a thread per
-//     (row, unit j of the head) writes this block's partial Σ_{own k} R[j, k] dp[k] into part (double-buffered by
+//     (pair of rows, unit j of the head) writes this block's partial Σ_{own k} R[j, k] dp[k] into part (double-buffered by
 //     step parity, so step t's writes never meet step t+1's reads); grid barrier. dR / dbias: the rows launch's
 //     deterministic passes, after.
 // No atomics: results are deterministic. The phase bodies are __host__ __device__ (SplitFwd / SplitBwd), so the
@@ -104,18 +104,27 @@ struct SplitFwd {
     const int64_t DH = S.L.DH;
     for (int64_t i = tid; i < S.L.B * DH; i += nt) hprev[i] = prev(0, t, i / DH, i % DH);
   }
-  // (1) own gate columns
+  // (1) own gate columns, a thread per (pair of rows, column): each R element read from shared memory serves both
+  // rows' sums (each still one fmaf chain over j in order)
   __host__ __device__ void gates_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH, w = 4 * n;
-    for (int64_t i = tid; i < S.L.B * w; i += nt) {
-      const int64_t b = i / w, c = i % w, k = S.head_col(u0, n, c);
-      const float* hp = hprev + b * DH;
-      float acc = 0.0f;
-      for (int64_t j = 0; j < DH; ++j) acc = fmaf(hp[j], Rs[j * S.ldr() + c], acc);
-      const int64_t off = S.L.x_off(hd, b, t, k);
-      const float p = a.x[off] + acc + a.bias[S.L.gate_col(hd, k)];
-      a.gates[off] = p;
-      pre[b * w + c] = p;
+    const int64_t DH = S.L.DH, w = 4 * n, pairs = (S.L.B + 1) / 2;
+    for (int64_t i = tid; i < pairs * w; i += nt) {
+      const int64_t b = 2 * (i / w), c = i % w, k = S.head_col(u0, n, c);
+      const bool two = b + 1 < S.L.B;
+      const float* h0 = hprev + b * DH;
+      const float* h1 = two ? h0 + DH : h0;
+      float acc0 = 0.0f, acc1 = 0.0f;
+      for (int64_t j = 0; j < DH; ++j) {
+        const float r = Rs[j * S.ldr() + c];
+        acc0 = fmaf(h0[j], r, acc0);
+        acc1 = fmaf(h1[j], r, acc1);
+      }
+      for (int64_t q = 0; q < (two ? 2 : 1); ++q) {
+        const int64_t off = S.L.x_off(hd, b + q, t, k);
+        const float p = a.x[off] + (q ? acc1 : acc0) + a.bias[S.L.gate_col(hd, k)];
+        a.gates[off] = p;
+        pre[(b + q) * w + c] = p;
+      }
     }
   }
   // (2) own units: the cell
@@ -208,15 +217,22 @@ struct SplitBwd {
     }
   }
   // (B) this block's share of ∂h_{t-1}[b][j] for every unit j of the head
+  // (a thread per (pair of rows, unit j): each R element serves both rows, each sum one fmaf chain over c in order)
   __host__ __device__ void partial_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH, w = 4 * n;
-    for (int64_t i = tid; i < S.L.B * DH; i += nt) {
-      const int64_t b = i / DH, j = i % DH;
-      const float* d = dp + b * w;
+    const int64_t DH = S.L.DH, w = 4 * n, pairs = (S.L.B + 1) / 2;
+    for (int64_t i = tid; i < pairs * DH; i += nt) {
+      const int64_t b = 2 * (i / DH), j = i % DH;
+      const bool two = b + 1 < S.L.B;
+      const float* d0 = dp + b * w;
+      const float* d1 = two ? d0 + w : d0;
       const float* r = Rs + j * S.ldr();
-      float acc = 0.0f;
-      for (int64_t c = 0; c < w; ++c) acc = fmaf(d[c], r[c], acc);
-      part[S.part_off(t & 1, blk, b, j)] = acc;
+      float acc0 = 0.0f, acc1 = 0.0f;
+      for (int64_t c = 0; c < w; ++c) {
+        acc0 = fmaf(d0[c], r[c], acc0);
+        acc1 = fmaf(d1[c], r[c], acc1);
+      }
+      part[S.part_off(t & 1, blk, b, j)] = acc0;
+      if (two) part[S.part_off(t & 1, blk, b + 1, j)] = acc1;
     }
   }
   // dstate0 from the carried cotangents after step 0 (∂h: the partials of step 0)
