@@ -14,6 +14,7 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/bf16_args.h"
 #include "binding/registry.h"
 #include "kernels/bf16.h"
 
@@ -22,14 +23,9 @@ namespace {
 
 Napi::Value Bf16Linear(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "bf16Linear"};
-  require_count(c, 8);
-  const int64_t rows = require_int(c, 4, "rows", 0, INT32_MAX);
-  const int64_t in = require_int(c, 5, "inFeatures", 0, INT32_MAX);
-  const int64_t out = require_int(c, 6, "outFeatures", 0, INT32_MAX);
-  const bool round_x = require_bool(c, 7, "roundX");
-  const int64_t ny = checked_product(c, "rows*outFeatures", {rows, out});
-  const int64_t nx = checked_product(c, "rows*inFeatures", {rows, in});
-  const int64_t nw = checked_product(c, "outFeatures*inFeatures", {out, in});
+  const bf16_args::LinearSizes z = bf16_args::parse_linear_sizes(c);
+  const int64_t rows = z.rows, in = z.in, out = z.out, ny = z.ny, nx = z.nx, nw = z.nw;
+  const bool round_x = z.round_x;
   float* y = require_f32(c, 0, "y", ny, describe("rows*outFeatures", {{"rows", rows}, {"outFeatures", out}}));
   const float* x = require_f32(c, 1, "x", nx, describe("rows*inFeatures", {{"rows", rows}, {"inFeatures", in}}));
   const uint16_t* w = require_u16(c, 2, "w", nw, describe("outFeatures*inFeatures", {{"outFeatures", out}, {"inFeatures", in}}));

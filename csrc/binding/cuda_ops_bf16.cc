@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "async.h"
+#include "bf16_args.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
 #include "kernels/bf16.h"
@@ -32,14 +33,9 @@ uint16_t* hp(DeviceBuffer* b) { return static_cast<uint16_t*>(b->ptr); }
 
 Napi::Value Bf16LinearDev(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaBf16LinearDev"};
-  require_count(c, 8);
-  const int64_t rows = require_int(c, 4, "rows", 0, INT32_MAX);
-  const int64_t in = require_int(c, 5, "inFeatures", 0, INT32_MAX);
-  const int64_t out = require_int(c, 6, "outFeatures", 0, INT32_MAX);
-  const bool round_x = require_bool(c, 7, "roundX");
-  const int64_t ny = checked_product(c, "rows*outFeatures", {rows, out});
-  const int64_t nx = checked_product(c, "rows*inFeatures", {rows, in});
-  const int64_t nw = checked_product(c, "outFeatures*inFeatures", {out, in});
+  const bf16_args::LinearSizes z = bf16_args::parse_linear_sizes(c);
+  const int64_t rows = z.rows, in = z.in, out = z.out, ny = z.ny, nx = z.nx, nw = z.nw;
+  const bool round_x = z.round_x;
   DeviceBuffer* y = require_device_buffer(c, 0, "y", ny * 4, bytes_of("rows*outFeatures", ny, 4));
   DeviceBuffer* x = require_device_buffer(c, 1, "x", nx * 4, bytes_of("rows*inFeatures", nx, 4));
   DeviceBuffer* w = require_device_buffer(c, 2, "w", nw * 2, bytes_of("outFeatures*inFeatures", nw, 2));
