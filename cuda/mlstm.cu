@@ -9,8 +9,9 @@
 //                 g = b_{l−1}, max a  (double, sequential in the CPU's order)
 //   fwd_seq       thread per bh: m_{c+1} = max(g + m_c, max a), γ_c, F = Σ g; m_last (m_0 = 0 convention)
 //   fwd_pos       thread per position: μ, β = exp(m_c − M), s·α = s·exp(a − m_{c+1})
-//   fwd_state     thread per element of [C | n] (bh, DK·DV + DK): C_{c+1} = γ C_c + Σ_τ (sα_τ k_τ) v_τᵀ over the
-//                 chunks in order (each element evolves on its own); saved C_c, n_c; c_last, n_last
+//   fwd_state     C_{c+1} = γ C_c + Σ_τ (sα_τ k_τ) v_τᵀ over the chunks in order (each element evolves on its own):
+//                 C by a block per (bh, 64 x 64 tile) with the chunk's k / v slices staged in shared memory (fwd_state_
+//                 tile), n by a thread per element; saved C_c, n_c; c_last, n_last
 //   tile<FWD_H>   block per (bh, c, 16-row tile, 64-column tile) of h: P = s (Q Kᵀ) ⊙ E in 16 x 32 tiles through
 //                 shared memory (causal tiles only), h = (P V + β Q C_c) / (max(|den|, exp(−μ)) + ε), den saved
 // Chunkwise backward:
@@ -282,12 +283,139 @@ XLSTM_MLSTM_HD void fwd_state_item(const Geo& g, const float* __restrict__ k, co
   if (is_n) n_last[bh * g.DK + j] = out;
   else c_last[bh * DKV + e] = out;
 }
-__global__ void fwd_state_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
-                                 const float* __restrict__ alpha, const float* __restrict__ gamma,
-                                 const float* __restrict__ scale, const float* __restrict__ c0,
-                                 const float* __restrict__ n0, float* saved, float* c_last, float* n_last) {
-  XLSTM_GRID_STRIDE(idx, g.BH * state_elems(g))
-  fwd_state_item(g, k, v, alpha, gamma, scale, c0, n0, saved, c_last, n_last, idx);
+// The C part of the inter-chunk states as a tiled product (fwd_state_item above keeps the n part): a block per (bh,
+// 64 x 64 tile of C) walks the chunks in order, each K slice of 16 positions staged in shared memory as
+// Ks[t][j] = α_t k_t[j] and Vs[t][x] = v_t[x]; each thread owns a register tile and per element the sum over the
+// chunk's positions in order (one fmaf each), then
+// C_{c+1} = acc + γ_c C_c as fwd_state_item (512 threads, 2 x 4 each: rows ty + 32 i, columns tx + 16 j). Every
+// K / V element is read from global memory once per block instead of once per thread.
+struct StateTile {
+  static constexpr int TJ = 64, TXC = 64, BT = 16, TX = 16, TY = 32, TM = TJ / TY, TN = TXC / TX, THREADS = TX * TY;
+  static constexpr int LOADS = BT * TJ / THREADS;  // per operand per slice
+  __host__ __device__ static int64_t j_tiles(const Geo& g) { return (g.DK + TJ - 1) / TJ; }
+  __host__ __device__ static int64_t x_tiles(const Geo& g) { return (g.DV + TXC - 1) / TXC; }
+  __host__ __device__ static int64_t blocks(const Geo& g) { return g.BH * j_tiles(g) * x_tiles(g); }
+  __host__ __device__ static void decode(const Geo& g, int64_t bid, int64_t* bh, int64_t* j0, int64_t* x0) {
+    const int64_t nx = x_tiles(g), nj = j_tiles(g);
+    *x0 = (bid % nx) * TXC;
+    bid /= nx;
+    *j0 = (bid % nj) * TJ;
+    *bh = bid / nj;
+  }
+  // slot l of thread tid in a slice: position t < BT, column (j or x) within the tile
+  __host__ __device__ static void slot(int tid, int l, int* t, int* col) {
+    const int idx = tid + l * THREADS;
+    *t = idx / TJ;
+    *col = idx % TJ;
+  }
+};
+struct StateShared {
+  float Ks[StateTile::BT][StateTile::TJ + 4];
+  float Vs[StateTile::BT][StateTile::TXC + 4];
+};
+
+struct StateTileArgs {
+  Geo g;
+  const float *k, *v, *alpha, *gamma, *scale, *c0;
+  float *saved, *c_last;
+};
+
+// one thread's part of a block: phases called by the kernel (with __syncthreads between) and by the host replay
+struct StateTileBlock {
+  const StateTileArgs& a;
+  int64_t bh, j0, x0;
+  __host__ __device__ StateTileBlock(const StateTileArgs& args, int64_t bid) : a(args) { StateTile::decode(a.g, bid, &bh, &j0, &x0); }
+  __host__ __device__ bool elem(int tx, int ty, int i, int jj, int64_t* j, int64_t* x) const {
+    *j = j0 + ty + i * StateTile::TY;
+    *x = x0 + tx + jj * StateTile::TX;
+    return *j < a.g.DK && *x < a.g.DV;
+  }
+  // C_0 (the entering state, or 0) into val and saved slot 0
+  __host__ __device__ void init(int tx, int ty, float (&val)[StateTile::TM][StateTile::TN]) const {
+    const int64_t DKV = a.g.DK * a.g.DV;
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t j, x;
+        val[i][jj] = 0.0f;
+        if (!elem(tx, ty, i, jj, &j, &x)) continue;
+        const int64_t e = j * a.g.DV + x;
+        val[i][jj] = a.c0 ? a.c0[bh * DKV + e] : 0.0f;
+        a.saved[bh * a.g.W + sv_state(a.g, 0, e)] = val[i][jj];
+      }
+  }
+  // stage positions [t0, t0 + BT) of chunk c (zeros past its end / the tile's edge)
+  __host__ __device__ void stage(int64_t c, int64_t t0, int tid, StateShared& sh) const {
+    const int64_t l = chunk_len(a.g, c), p0 = bh * a.g.S + c * a.g.L;
+    for (int q = 0; q < StateTile::LOADS; ++q) {
+      int t, col;
+      StateTile::slot(tid, q, &t, &col);
+      const bool in_t = t0 + t < l;
+      const int64_t p = p0 + t0 + t;
+      sh.Ks[t][col] = (in_t && j0 + col < a.g.DK) ? a.alpha[p] * a.k[p * a.g.DK + j0 + col] : 0.0f;
+      sh.Vs[t][col] = (in_t && x0 + col < a.g.DV) ? a.v[p * a.g.DV + x0 + col] : 0.0f;
+    }
+  }
+  // the slice's terms, positions in order (only those inside the chunk: the same terms as fwd_state_item)
+  __host__ __device__ void accumulate(int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
+                                      float (&acc)[StateTile::TM][StateTile::TN]) const {
+    const int64_t l = chunk_len(a.g, c);
+    const int n = static_cast<int>(l - t0 < StateTile::BT ? l - t0 : StateTile::BT);
+    for (int t = 0; t < n; ++t)
+      for (int i = 0; i < StateTile::TM; ++i)
+        for (int jj = 0; jj < StateTile::TN; ++jj)
+          acc[i][jj] = fmaf(sh.Ks[t][ty + i * StateTile::TY], sh.Vs[t][tx + jj * StateTile::TX], acc[i][jj]);
+  }
+  // C_{c+1} = acc + γ_c C_c into val and saved slot c+1
+  __host__ __device__ void finish_chunk(int64_t c, int tx, int ty, const float (&acc)[StateTile::TM][StateTile::TN],
+                                        float (&val)[StateTile::TM][StateTile::TN]) const {
+    const float gm = a.gamma[bh * a.g.NC + c];
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t j, x;
+        if (!elem(tx, ty, i, jj, &j, &x)) continue;
+        val[i][jj] = gm != 0.0f ? acc[i][jj] + gm * val[i][jj] : acc[i][jj];
+        a.saved[bh * a.g.W + sv_state(a.g, c + 1, j * a.g.DV + x)] = val[i][jj];
+      }
+  }
+  __host__ __device__ void finish(int tx, int ty, const float (&val)[StateTile::TM][StateTile::TN]) const {
+    const int64_t DKV = a.g.DK * a.g.DV;
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t j, x;
+        if (elem(tx, ty, i, jj, &j, &x)) a.c_last[bh * DKV + j * a.g.DV + x] = a.scale[bh] * val[i][jj];
+      }
+  }
+};
+
+__global__ void __launch_bounds__(StateTile::THREADS) fwd_state_tile_kernel(StateTileArgs a) {
+  __shared__ StateShared sh;
+  const int tx = threadIdx.x % StateTile::TX, ty = threadIdx.x / StateTile::TX, tid = threadIdx.x;
+  for (int64_t bid = blockIdx.x; bid < StateTile::blocks(a.g); bid += gridDim.x) {
+    const StateTileBlock b(a, bid);
+    float val[StateTile::TM][StateTile::TN], acc[StateTile::TM][StateTile::TN];
+    b.init(tx, ty, val);
+    for (int64_t c = 0; c < a.g.NC; ++c) {
+      for (int i = 0; i < StateTile::TM; ++i)
+        for (int jj = 0; jj < StateTile::TN; ++jj) acc[i][jj] = 0.0f;
+      for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
+        b.stage(c, t0, tid, sh);
+        __syncthreads();
+        b.accumulate(c, t0, tx, ty, sh, acc);
+        __syncthreads();
+      }
+      b.finish_chunk(c, tx, ty, acc, val);
+    }
+    b.finish(tx, ty, val);
+  }
+}
+
+// the n part of the states: fwd_state_item on the elements e >= DK·DV only
+__global__ void fwd_state_n_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
+                                   const float* __restrict__ alpha, const float* __restrict__ gamma,
+                                   const float* __restrict__ scale, const float* __restrict__ c0,
+                                   const float* __restrict__ n0, float* saved, float* c_last, float* n_last) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DK)
+  fwd_state_item(g, k, v, alpha, gamma, scale, c0, n0, saved, c_last, n_last, (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
 }
 
 // ---- the L x L tile kernel (forward h and the three backward products) -------------------------------------------
@@ -1114,8 +1242,11 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
   launched(entry);
   fwd_pos_kernel<<<grid_for(g.BH * g.S, kThreads), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, gb.b.p, saved, beta.p, alpha.p);
   launched(entry);
-  fwd_state_kernel<<<grid_for(g.BH * state_elems(g), kThreads), kThreads, 0, st>>>(
+  fwd_state_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(
       g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
+  launched(entry);
+  const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
+  fwd_state_tile_kernel<<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa);
   launched(entry);
   TileArgs a{};
   a.g = g;
@@ -1339,6 +1470,28 @@ void each_item(int64_t n, Per per, F fn) {
     }
 }
 
+// Host replay of fwd_state_tile_kernel: every block, each phase for all threads (shared memory NaN-filled per slice).
+void state_tile_emulate(const StateTileArgs& a) {
+  constexpr int NT = StateTile::THREADS, TM = StateTile::TM, TN = StateTile::TN;
+  std::vector<StateShared> sh(1);
+  std::vector<float> val(static_cast<size_t>(NT) * TM * TN), acc(val.size());
+  auto tile = [](std::vector<float>& v, int t) -> float(&)[TM][TN] { return *reinterpret_cast<float(*)[TM][TN]>(&v[static_cast<size_t>(t) * TM * TN]); };
+  for (int64_t bid = 0; bid < StateTile::blocks(a.g); ++bid) {
+    const StateTileBlock b(a, bid);
+    for (int t = 0; t < NT; ++t) b.init(t % StateTile::TX, t / StateTile::TX, tile(val, t));
+    for (int64_t c = 0; c < a.g.NC; ++c) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
+        std::fill(&sh[0].Ks[0][0], &sh[0].Ks[0][0] + sizeof(StateShared) / sizeof(float), std::nanf(""));
+        for (int t = 0; t < NT; ++t) b.stage(c, t0, t, sh[0]);
+        for (int t = 0; t < NT; ++t) b.accumulate(c, t0, t % StateTile::TX, t / StateTile::TX, sh[0], tile(acc, t));
+      }
+      for (int t = 0; t < NT; ++t) b.finish_chunk(c, t % StateTile::TX, t / StateTile::TX, tile(acc, t), tile(val, t));
+    }
+    for (int t = 0; t < NT; ++t) b.finish(t % StateTile::TX, t / StateTile::TX, tile(val, t));
+  }
+}
+
 struct Counter {
   std::vector<int32_t> c;
   explicit Counter(int64_t n) : c(static_cast<size_t>(n), 0) {}
@@ -1417,12 +1570,34 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
     each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {  // fwd_pos
       sv.hit((p / g.S) * g.W + sv_mu(g) + p % g.S);
     });
-    each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {  // fwd_state
-      const int64_t bh = idx / E, e = idx % E;
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // fwd_state_n
+      const int64_t bh = idx / g.DK, e = DKV + idx % g.DK;
       for (int64_t c = 0; c <= g.NC; ++c) sv.hit(bh * g.W + sv_state(g, c, e));
-      if (e >= DKV) nl.hit(bh * g.DK + e - DKV);
-      else cl.hit(bh * DKV + e);
+      nl.hit(bh * g.DK + e - DKV);
     });
+    {  // fwd_state_tile: every (block, thread, register slot) inside C; the staging slots of a slice once each
+      const StateTileArgs sa{g, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+      for (int64_t bid = 0; bid < StateTile::blocks(g); ++bid) {
+        const StateTileBlock b(sa, bid);
+        for (int t = 0; t < StateTile::THREADS; ++t)
+          for (int i = 0; i < StateTile::TM; ++i)
+            for (int jj = 0; jj < StateTile::TN; ++jj) {
+              int64_t j, x;
+              if (!b.elem(t % StateTile::TX, t / StateTile::TX, i, jj, &j, &x)) continue;
+              for (int64_t c = 0; c <= g.NC; ++c) sv.hit(b.bh * g.W + sv_state(g, c, j * g.DV + x));
+              cl.hit(b.bh * DKV + j * g.DV + x);
+            }
+      }
+      std::vector<int> slots(StateTile::BT * StateTile::TJ, 0);
+      for (int t = 0; t < StateTile::THREADS; ++t)
+        for (int q = 0; q < StateTile::LOADS; ++q) {
+          int tt, col;
+          StateTile::slot(t, q, &tt, &col);
+          if (tt >= 0 && tt < StateTile::BT && col >= 0 && col < StateTile::TJ) ++slots[tt * StateTile::TJ + col];
+        }
+      for (int n : slots)
+        if (n != 1) sv.hit(-1);  // a staging slot not loaded exactly once: counted as a bad write
+    }
     tile_cover(g, g.DV, h, g.DV, &sv);
     bad[0] = h.bad(), bad[1] = cl.bad(), bad[2] = nl.bad(), bad[3] = ml.bad(), bad[4] = sv.bad();
   }
@@ -1626,10 +1801,11 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
   each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {
     fwd_pos_item(g, gb.p.data(), gb.a.data(), gb.b.data(), saved, beta.data(), alpha.data(), p);
   });
-  each_item(g.BH * state_elems(g), Per::Thread, [&](int64_t idx, int) {
+  each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // fwd_state_n
     fwd_state_item(g, k, v, alpha.data(), gamma.data(), scale.data(), c0, c0 ? n0 : nullptr, saved, c_last, n_last,
-                   idx);
+                   (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
   });
+  state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
   TileArgs a{};
   a.g = g;
   a.q = q, a.k = k, a.v = v, a.dh = nullptr;
