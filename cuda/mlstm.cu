@@ -16,8 +16,9 @@
 //                 shared memory (causal tiles only), h = (P V + β Q C_c) / (max(|den|, exp(−μ)) + ε), den saved
 // Chunkwise backward:
 //   gates_chunk, bwd_seq (γ_c from the saved m), bwd_pos (warp per position: β, sα, 1/normaliser, ρ),
-//   bwd_lambda    thread per element of Λ = [Λᶜ | Λⁿ]: Λ_c = γ_c Λ_{c+1} + Q_cᵀ (β ⊙ [δ | ρ]) in reverse; every
-//                 Λ_{c+1} kept (one slot per chunk), Λ_0 -> dc0, dn0
+//   bwd_lambda    Λ = [Λᶜ | Λⁿ]: Λ_c = γ_c Λ_{c+1} + Q_cᵀ (β ⊙ [δ | ρ]) in reverse (Λᶜ by a block per 64 x 64 tile with
+//                 the chunk's slices in shared memory, Λⁿ by a thread per element); every Λ_{c+1} kept (one slot per
+//                 chunk), Λ_0 -> dc0, dn0
 //   bwd_reduce    block per bh: ⟨Λ_NC, C_NC⟩ and dm0 = ⟨Λ_0, C_0⟩, fixed-order tree
 //   tile<DQ/DK/DV> the three gradient products of each chunk (Ω' K + β δ C_cᵀ + β ρ n_cᵀ; Ω'ᵀ Q + sα V Λᶜᵀ + sα Λⁿᵀ;
 //                 Pᵀ δ + sα K Λᶜ), one block per output tile, the L x L weights recomputed per tile
@@ -800,19 +801,123 @@ XLSTM_MLSTM_HD void bwd_lambda_item(const Geo& g, const float* __restrict__ q, c
     dc0[bh * DKV + e] = val;
   }
 }
-__global__ void bwd_lambda_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ dh,
-                                  const float* __restrict__ saved, const float* __restrict__ beta,
-                                  const float* __restrict__ inv, const float* __restrict__ rho,
-                                  const float* __restrict__ gamma, const float* __restrict__ dc_last,
-                                  const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0, float* dn0) {
-  XLSTM_GRID_STRIDE(idx, g.BH * state_elems(g))
-  bwd_lambda_item(g, q, dh, saved, beta, inv, rho, gamma, dc_last, dn_last, lam, lam0, dc0, dn0, idx);
-}
 
 // One step of a block's fixed-order tree over red[0 .. 2o): thread tid < o adds slot tid + o.
 template <class V>
 XLSTM_MLSTM_HD void tree_step(V* red, int tid, int o) {
   if (tid < o) red[tid] += red[tid + o];
+}
+
+// The Λᶜ part of bwd_lambda as a tiled product (bwd_lambda_item keeps Λⁿ): a block per (bh, 64 x 64 tile of Λᶜ)
+// walks the chunks in reverse, each slice of 16 positions staged as Ks[t][j] = q_t[j], Vs[t][x] = β_t (δ_t[x] inv_t);
+// per element Λ_c = Σ_t q ⊙ (β δ inv) (positions in order, one fmaf each) + γ_c Λ_{c+1}, reset to 0 where m_c is not
+// finite, with bwd_lambda_item's slot writes (lam, lam0, dc0). StateTile's geometry (512 threads, 2 x 4 each).
+struct LambdaTileArgs {
+  Geo g;
+  const float *q, *dh, *saved, *beta, *inv, *gamma, *dc_last;
+  float *lam, *lam0, *dc0;
+};
+
+struct LambdaTileBlock {
+  const LambdaTileArgs& a;
+  int64_t bh, j0, x0;
+  __host__ __device__ LambdaTileBlock(const LambdaTileArgs& args, int64_t bid) : a(args) { StateTile::decode(a.g, bid, &bh, &j0, &x0); }
+  __host__ __device__ bool elem(int tx, int ty, int i, int jj, int64_t* e) const {
+    const int64_t j = j0 + ty + i * StateTile::TY, x = x0 + tx + jj * StateTile::TX;
+    *e = j * a.g.DV + x;
+    return j < a.g.DK && x < a.g.DV;
+  }
+  __host__ __device__ float ms(int64_t c) const { return a.saved[bh * a.g.W + sv_m(a.g) + c]; }
+  // the carried Λ entering the last chunk (dc_last scaled as bwd_lambda_item does) into val and lam slot NC-1
+  __host__ __device__ void init(int tx, int ty, float (&val)[StateTile::TM][StateTile::TN]) const {
+    const int64_t E = state_elems(a.g), DKV = a.g.DK * a.g.DV;
+    const float fac = a.dc_last ? static_cast<float>(exp(static_cast<double>(ms(a.g.NC)) - static_cast<double>(ms(a.g.NC + 1)))) : 0.0f;
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t e;
+        val[i][jj] = 0.0f;
+        if (!elem(tx, ty, i, jj, &e)) continue;
+        val[i][jj] = a.dc_last ? fac * a.dc_last[bh * DKV + e] : 0.0f;
+        a.lam[(bh * a.g.NC + a.g.NC - 1) * E + e] = val[i][jj];
+      }
+  }
+  __host__ __device__ void stage(int64_t c, int64_t t0, int tid, StateShared& sh) const {
+    const int64_t l = chunk_len(a.g, c), p0 = bh * a.g.S + c * a.g.L;
+    for (int q = 0; q < StateTile::LOADS; ++q) {
+      int t, col;
+      StateTile::slot(tid, q, &t, &col);
+      const bool in_t = t0 + t < l;
+      const int64_t p = p0 + t0 + t;
+      sh.Ks[t][col] = (in_t && j0 + col < a.g.DK) ? a.q[p * a.g.DK + j0 + col] : 0.0f;
+      sh.Vs[t][col] = (in_t && x0 + col < a.g.DV) ? a.beta[p] * (a.dh[p * a.g.DV + x0 + col] * a.inv[p]) : 0.0f;
+    }
+  }
+  __host__ __device__ void accumulate(int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
+                                      float (&acc)[StateTile::TM][StateTile::TN]) const {
+    const int64_t l = chunk_len(a.g, c);
+    const int n = static_cast<int>(l - t0 < StateTile::BT ? l - t0 : StateTile::BT);
+    for (int t = 0; t < n; ++t)
+      for (int i = 0; i < StateTile::TM; ++i)
+        for (int jj = 0; jj < StateTile::TN; ++jj)
+          acc[i][jj] = fmaf(sh.Ks[t][ty + i * StateTile::TY], sh.Vs[t][tx + jj * StateTile::TX], acc[i][jj]);
+  }
+  // Λ_c = acc + γ_c Λ_{c+1} (0 where m_c is not finite) into val and lam slot c-1 (c > 0)
+  __host__ __device__ void finish_chunk(int64_t c, int tx, int ty, const float (&acc)[StateTile::TM][StateTile::TN],
+                                        float (&val)[StateTile::TM][StateTile::TN]) const {
+    const int64_t E = state_elems(a.g);
+    const bool live = finite_f(ms(c));
+    const float gm = a.gamma[bh * a.g.NC + c];
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t e;
+        if (!elem(tx, ty, i, jj, &e)) continue;
+        val[i][jj] = live ? acc[i][jj] + gm * val[i][jj] : 0.0f;
+        if (c > 0) a.lam[(bh * a.g.NC + c - 1) * E + e] = val[i][jj];
+      }
+  }
+  __host__ __device__ void finish(int tx, int ty, const float (&val)[StateTile::TM][StateTile::TN]) const {
+    const int64_t E = state_elems(a.g), DKV = a.g.DK * a.g.DV;
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj) {
+        int64_t e;
+        if (!elem(tx, ty, i, jj, &e)) continue;
+        a.lam0[bh * E + e] = val[i][jj];
+        if (a.dc0) a.dc0[bh * DKV + e] = val[i][jj];
+      }
+  }
+};
+
+__global__ void __launch_bounds__(StateTile::THREADS) bwd_lambda_tile_kernel(LambdaTileArgs a) {
+  __shared__ StateShared sh;
+  const int tx = threadIdx.x % StateTile::TX, ty = threadIdx.x / StateTile::TX, tid = threadIdx.x;
+  for (int64_t bid = blockIdx.x; bid < StateTile::blocks(a.g); bid += gridDim.x) {
+    const LambdaTileBlock b(a, bid);
+    float val[StateTile::TM][StateTile::TN], acc[StateTile::TM][StateTile::TN];
+    b.init(tx, ty, val);
+    for (int64_t c = a.g.NC - 1; c >= 0; --c) {
+      for (int i = 0; i < StateTile::TM; ++i)
+        for (int jj = 0; jj < StateTile::TN; ++jj) acc[i][jj] = 0.0f;
+      for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
+        b.stage(c, t0, tid, sh);
+        __syncthreads();
+        b.accumulate(c, t0, tx, ty, sh, acc);
+        __syncthreads();
+      }
+      b.finish_chunk(c, tx, ty, acc, val);
+    }
+    b.finish(tx, ty, val);
+  }
+}
+
+// Λⁿ: bwd_lambda_item on the elements e >= DK·DV only
+__global__ void bwd_lambda_n_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ dh,
+                                    const float* __restrict__ saved, const float* __restrict__ beta,
+                                    const float* __restrict__ inv, const float* __restrict__ rho,
+                                    const float* __restrict__ gamma, const float* __restrict__ dc_last,
+                                    const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0, float* dn0) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DK)
+  bwd_lambda_item(g, q, dh, saved, beta, inv, rho, gamma, dc_last, dn_last, lam, lam0, dc0, dn0,
+                  (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
 }
 
 // Block per bh: ct[bh] = ⟨Λ_NC, state_NC⟩ (0 without final-state cotangents) and dm0 = ⟨Λ_0, state_0⟩: thread
@@ -1277,8 +1382,11 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
   bwd_pos_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, saved, h, dh, beta.p, alpha.p,
                                                                      inv.p, rho.p);
   launched(entry);
-  bwd_lambda_kernel<<<grid_for(g.BH * E, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p, gamma.p,
-                                                                       dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
+  bwd_lambda_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p,
+                                                                            gamma.p, dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
+  launched(entry);
+  const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
+  bwd_lambda_tile_kernel<<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la);
   launched(entry);
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
@@ -1470,16 +1578,19 @@ void each_item(int64_t n, Per per, F fn) {
     }
 }
 
-// Host replay of fwd_state_tile_kernel: every block, each phase for all threads (shared memory NaN-filled per slice).
-void state_tile_emulate(const StateTileArgs& a) {
+// Host replay of the tiled state kernels (fwd_state_tile: chunks in order; bwd_lambda_tile: in reverse): every
+// block, each phase for all threads (shared memory NaN-filled per slice).
+template <class Block, class Args>
+void state_tiles_emulate(const Args& a, bool reverse) {
   constexpr int NT = StateTile::THREADS, TM = StateTile::TM, TN = StateTile::TN;
   std::vector<StateShared> sh(1);
   std::vector<float> val(static_cast<size_t>(NT) * TM * TN), acc(val.size());
   auto tile = [](std::vector<float>& v, int t) -> float(&)[TM][TN] { return *reinterpret_cast<float(*)[TM][TN]>(&v[static_cast<size_t>(t) * TM * TN]); };
   for (int64_t bid = 0; bid < StateTile::blocks(a.g); ++bid) {
-    const StateTileBlock b(a, bid);
+    const Block b(a, bid);
     for (int t = 0; t < NT; ++t) b.init(t % StateTile::TX, t / StateTile::TX, tile(val, t));
-    for (int64_t c = 0; c < a.g.NC; ++c) {
+    for (int64_t s = 0; s < a.g.NC; ++s) {
+      const int64_t c = reverse ? a.g.NC - 1 - s : s;
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
         std::fill(&sh[0].Ks[0][0], &sh[0].Ks[0][0] + sizeof(StateShared) / sizeof(float), std::nanf(""));
@@ -1491,6 +1602,8 @@ void state_tile_emulate(const StateTileArgs& a) {
     for (int t = 0; t < NT; ++t) b.finish(t % StateTile::TX, t / StateTile::TX, tile(val, t));
   }
 }
+void state_tile_emulate(const StateTileArgs& a) { state_tiles_emulate<StateTileBlock>(a, false); }
+void lambda_tile_emulate(const LambdaTileArgs& a) { state_tiles_emulate<LambdaTileBlock>(a, true); }
 
 struct Counter {
   std::vector<int32_t> c;
@@ -1604,11 +1717,19 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
   // chunkwise backward: dq, dk, dv, di, df, dc0, dn0, dm0
   {
     Counter dq(z.qk), dk(z.qk), dv(z.vh), di(z.gate), df(z.gate), dc0(z.cs), dn0(z.ns), dm0(z.ms);
-    each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {  // bwd_lambda
-      const int64_t bh = idx / E, e = idx % E;
-      if (e >= DKV) dn0.hit(bh * g.DK + e - DKV);
-      else dc0.hit(bh * DKV + e);
-    });
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) { dn0.hit(idx); });  // bwd_lambda_n
+    {  // bwd_lambda_tile: every (block, thread, register slot) inside Λᶜ writes its dc0 element once
+      const LambdaTileArgs la{g, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+      for (int64_t bid = 0; bid < StateTile::blocks(g); ++bid) {
+        const LambdaTileBlock b(la, bid);
+        for (int t = 0; t < StateTile::THREADS; ++t)
+          for (int i = 0; i < StateTile::TM; ++i)
+            for (int jj = 0; jj < StateTile::TN; ++jj) {
+              int64_t e;
+              if (b.elem(t % StateTile::TX, t / StateTile::TX, i, jj, &e)) dc0.hit(b.bh * DKV + e);
+            }
+      }
+    }
     each_item(g.BH, Per::Block, [&](int64_t bh, int) { dm0.hit(bh); });  // bwd_reduce (thread 0)
     tile_cover(g, g.DK, dq, g.DK, nullptr);
     tile_cover(g, g.DK, dk, g.DK, nullptr);
@@ -1836,10 +1957,11 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     const float gh = warp_reduce<float>([&](int lane) { return bwd_pos_part(g, h, dh, p, lane); });
     bwd_pos_finish(g, gb.p.data(), gb.a.data(), saved, beta.data(), alpha.data(), inv.data(), rho.data(), p, gh);
   });
-  each_item(g.BH * E, Per::Thread, [&](int64_t idx, int) {
+  each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // bwd_lambda_n
     bwd_lambda_item(g, q, dh, saved, beta.data(), inv.data(), rho.data(), gamma.data(), dc_last, dn_last, lam.data(),
-                    lam0.data(), dc0, dn0, idx);
+                    lam0.data(), dc0, dn0, (idx / g.DK) * E + g.DK * g.DV + idx % g.DK);
   });
+  lambda_tile_emulate(LambdaTileArgs{g, q, dh, saved, beta.data(), inv.data(), gamma.data(), dc_last, lam.data(), lam0.data(), dc0});
   {
     std::vector<double> red0 = nan_vec<double>(kThreads), red1 = nan_vec<double>(kThreads);
     const bool final_terms = dc_last || dn_last;
