@@ -8,6 +8,7 @@ import { record1 } from "../autograd";
 import { autocastActive } from "../device";
 import { native } from "../native";
 import { Tensor } from "../tensor";
+import { ones } from "./cuda";
 import { checkedIds } from "./cuda-nn";
 
 function floatBias(op: string, bias: Tensor | null): void {
@@ -71,10 +72,8 @@ function rowSums(op: string, g: Tensor, rows: number, outF: number, shape: reado
     for (let r = 0; r < rows; ++r) for (let o = 0; o < outF; ++o) s[o] += G[r * outF + o];
     return new Tensor(Float32Array.from(s), shape);
   }
-  const ones = Tensor.ones([rows], { device: "cuda" });
   const gb = Tensor._empty(shape);
-  native.cudaGemmDev(true, false, 1, outF, 1, rows, 1, g._buffer(op), 0, outF, 0, ones._buffer(op), 0, 1, 0, 0, gb._buffer(op), 0, 1, 0, false);
-  ones.dispose();
+  native.cudaGemmDev(true, false, 1, outF, 1, rows, 1, g._buffer(op), 0, outF, 0, ones(rows)._buffer(op), 0, 1, 0, 0, gb._buffer(op), 0, 1, 0, false);
   return gb;
 }
 
