@@ -315,6 +315,18 @@ struct StateShared {
   float Vs[StateTile::BT][StateTile::TXC + 4];
 };
 
+// A slice's terms for thread (tx, ty): the staged positions of chunk c from t0 in order (only those inside the
+// chunk: the same terms as fwd_state_item / bwd_lambda_item), one fmaf each.
+__host__ __device__ inline void state_tile_accumulate(const Geo& g, int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
+                                                      float (&acc)[StateTile::TM][StateTile::TN]) {
+  const int64_t l = chunk_len(g, c);
+  const int n = static_cast<int>(l - t0 < StateTile::BT ? l - t0 : StateTile::BT);
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < StateTile::TM; ++i)
+      for (int jj = 0; jj < StateTile::TN; ++jj)
+        acc[i][jj] = fmaf(sh.Ks[t][ty + i * StateTile::TY], sh.Vs[t][tx + jj * StateTile::TX], acc[i][jj]);
+}
+
 struct StateTileArgs {
   Geo g;
   const float *k, *v, *alpha, *gamma, *scale, *c0;
@@ -356,16 +368,6 @@ struct StateTileBlock {
       sh.Vs[t][col] = (in_t && x0 + col < a.g.DV) ? a.v[p * a.g.DV + x0 + col] : 0.0f;
     }
   }
-  // the slice's terms, positions in order (only those inside the chunk: the same terms as fwd_state_item)
-  __host__ __device__ void accumulate(int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
-                                      float (&acc)[StateTile::TM][StateTile::TN]) const {
-    const int64_t l = chunk_len(a.g, c);
-    const int n = static_cast<int>(l - t0 < StateTile::BT ? l - t0 : StateTile::BT);
-    for (int t = 0; t < n; ++t)
-      for (int i = 0; i < StateTile::TM; ++i)
-        for (int jj = 0; jj < StateTile::TN; ++jj)
-          acc[i][jj] = fmaf(sh.Ks[t][ty + i * StateTile::TY], sh.Vs[t][tx + jj * StateTile::TX], acc[i][jj]);
-  }
   // C_{c+1} = acc + γ_c C_c into val and saved slot c+1
   __host__ __device__ void finish_chunk(int64_t c, int tx, int ty, const float (&acc)[StateTile::TM][StateTile::TN],
                                         float (&val)[StateTile::TM][StateTile::TN]) const {
@@ -388,27 +390,6 @@ struct StateTileBlock {
   }
 };
 
-__global__ void __launch_bounds__(StateTile::THREADS) fwd_state_tile_kernel(StateTileArgs a) {
-  __shared__ StateShared sh;
-  const int tx = threadIdx.x % StateTile::TX, ty = threadIdx.x / StateTile::TX, tid = threadIdx.x;
-  for (int64_t bid = blockIdx.x; bid < StateTile::blocks(a.g); bid += gridDim.x) {
-    const StateTileBlock b(a, bid);
-    float val[StateTile::TM][StateTile::TN], acc[StateTile::TM][StateTile::TN];
-    b.init(tx, ty, val);
-    for (int64_t c = 0; c < a.g.NC; ++c) {
-      for (int i = 0; i < StateTile::TM; ++i)
-        for (int jj = 0; jj < StateTile::TN; ++jj) acc[i][jj] = 0.0f;
-      for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
-        b.stage(c, t0, tid, sh);
-        __syncthreads();
-        b.accumulate(c, t0, tx, ty, sh, acc);
-        __syncthreads();
-      }
-      b.finish_chunk(c, tx, ty, acc, val);
-    }
-    b.finish(tx, ty, val);
-  }
-}
 
 // the n part of the states: fwd_state_item on the elements e >= DK·DV only
 __global__ void fwd_state_n_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
@@ -852,15 +833,6 @@ struct LambdaTileBlock {
       sh.Vs[t][col] = (in_t && x0 + col < a.g.DV) ? a.beta[p] * (a.dh[p * a.g.DV + x0 + col] * a.inv[p]) : 0.0f;
     }
   }
-  __host__ __device__ void accumulate(int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
-                                      float (&acc)[StateTile::TM][StateTile::TN]) const {
-    const int64_t l = chunk_len(a.g, c);
-    const int n = static_cast<int>(l - t0 < StateTile::BT ? l - t0 : StateTile::BT);
-    for (int t = 0; t < n; ++t)
-      for (int i = 0; i < StateTile::TM; ++i)
-        for (int jj = 0; jj < StateTile::TN; ++jj)
-          acc[i][jj] = fmaf(sh.Ks[t][ty + i * StateTile::TY], sh.Vs[t][tx + jj * StateTile::TX], acc[i][jj]);
-  }
   // Λ_c = acc + γ_c Λ_{c+1} (0 where m_c is not finite) into val and lam slot c-1 (c > 0)
   __host__ __device__ void finish_chunk(int64_t c, int tx, int ty, const float (&acc)[StateTile::TM][StateTile::TN],
                                         float (&val)[StateTile::TM][StateTile::TN]) const {
@@ -887,20 +859,25 @@ struct LambdaTileBlock {
   }
 };
 
-__global__ void __launch_bounds__(StateTile::THREADS) bwd_lambda_tile_kernel(LambdaTileArgs a) {
+
+// Both tiled state kernels (fwd_state_tile: Block = StateTileBlock, chunks in order; bwd_lambda_tile: LambdaTileBlock,
+// in reverse): per block, each chunk's slices staged and accumulated, then the chunk's state written.
+template <class Block, class Args>
+__global__ void __launch_bounds__(StateTile::THREADS) state_tile_kernel(Args a, bool reverse) {
   __shared__ StateShared sh;
   const int tx = threadIdx.x % StateTile::TX, ty = threadIdx.x / StateTile::TX, tid = threadIdx.x;
   for (int64_t bid = blockIdx.x; bid < StateTile::blocks(a.g); bid += gridDim.x) {
-    const LambdaTileBlock b(a, bid);
+    const Block b(a, bid);
     float val[StateTile::TM][StateTile::TN], acc[StateTile::TM][StateTile::TN];
     b.init(tx, ty, val);
-    for (int64_t c = a.g.NC - 1; c >= 0; --c) {
+    for (int64_t s = 0; s < a.g.NC; ++s) {
+      const int64_t c = reverse ? a.g.NC - 1 - s : s;
       for (int i = 0; i < StateTile::TM; ++i)
         for (int jj = 0; jj < StateTile::TN; ++jj) acc[i][jj] = 0.0f;
       for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
         b.stage(c, t0, tid, sh);
         __syncthreads();
-        b.accumulate(c, t0, tx, ty, sh, acc);
+        state_tile_accumulate(a.g, c, t0, tx, ty, sh, acc);
         __syncthreads();
       }
       b.finish_chunk(c, tx, ty, acc, val);
@@ -1351,7 +1328,7 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
       g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
   launched(entry);
   const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
-  fwd_state_tile_kernel<<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa);
+  state_tile_kernel<StateTileBlock, StateTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa, false);
   launched(entry);
   TileArgs a{};
   a.g = g;
@@ -1386,7 +1363,7 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
                                                                             gamma.p, dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
   launched(entry);
   const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
-  bwd_lambda_tile_kernel<<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la);
+  state_tile_kernel<LambdaTileBlock, LambdaTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la, true);
   launched(entry);
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
@@ -1595,7 +1572,7 @@ void state_tiles_emulate(const Args& a, bool reverse) {
       for (int64_t t0 = 0; t0 < chunk_len(a.g, c); t0 += StateTile::BT) {
         std::fill(&sh[0].Ks[0][0], &sh[0].Ks[0][0] + sizeof(StateShared) / sizeof(float), std::nanf(""));
         for (int t = 0; t < NT; ++t) b.stage(c, t0, t, sh[0]);
-        for (int t = 0; t < NT; ++t) b.accumulate(c, t0, t % StateTile::TX, t / StateTile::TX, sh[0], tile(acc, t));
+        for (int t = 0; t < NT; ++t) state_tile_accumulate(a.g, c, t0, t % StateTile::TX, t / StateTile::TX, sh[0], tile(acc, t));
       }
       for (int t = 0; t < NT; ++t) b.finish_chunk(c, t % StateTile::TX, t / StateTile::TX, tile(acc, t), tile(val, t));
     }
