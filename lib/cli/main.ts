@@ -1,6 +1,7 @@
 // The `xlstm` command line (products layer). Commands: train, generate, convert, info, bench, check-fixtures, help.
 // Every command has `--help`. Errors are one line on stderr, "xlstm <command>: <what is wrong>", with exit code 2
 // for usage errors (bad flags or values) and 1 for runtime errors (unreadable files, failed fixtures, ...).
+import { GC_FLAG } from "./relaunch";
 import * as fs from "fs";
 import * as path from "path";
 import { backends } from "../index";
@@ -395,10 +396,14 @@ async function trainCmd(args: string[]): Promise<number> {
     lastVal = e.valLoss;
     if (!quiet && !tty) process.stderr.write(`step ${e.step} validation loss ${e.valLoss.toFixed(4)} ppl ${e.valPerplexity.toFixed(2)}\n`);
   });
-  let interrupts = 0;
+  let interrupts = 0, firstAt = 0;
   const onSigint = () => {
+    // a terminal's Ctrl-C can arrive twice at once (to this process and forwarded by the relaunching parent, see
+    // lib/cli/relaunch.ts): a second signal counts only when it comes later
+    if (interrupts === 1 && Date.now() - firstAt < 300) return;
     interrupts++;
     if (interrupts === 1) {
+      firstAt = Date.now();
       trainer.stop();
       process.stderr.write(`${tty ? "\n" : ""}xlstm train: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)\n`);
     } else process.exit(130);
@@ -526,7 +531,9 @@ async function bench(args: string[]): Promise<number> {
   if (chosen.length === 0) throw new Error(`no ${device} workload is available in this version`);
   if (chosen.some((w) => w.device === "cuda") && !backends().cuda.available)
     throw new Error(`--device cuda: CUDA is not available on this machine (${backends().cuda.reason ?? "no usable GPU"})`);
-  for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify(row) + "\n");
+  // which V8 garbage collector the rows ran under (lib/cli/relaunch.ts)
+  const gc = process.execArgv.includes(GC_FLAG) ? "single-threaded" : "concurrent";
+  for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify({ ...row, v8_gc: gc }) + "\n");
   return 0;
 }
 
