@@ -44,6 +44,8 @@ describe("71 cli: train and bench relaunched with the single-threaded GC on smal
     assert.equal(wantsRelaunch(["train"], { XLSTM_RELAUNCHED: "1" }, [], 2), false);
     assert.equal(wantsRelaunch(["train"], {}, [GC_FLAG], 2), false);
     assert.equal(wantsRelaunch(["train"], {}, ["--no-concurrent-marking"], 2), false);
+    assert.equal(wantsRelaunch(["train"], {}, [], 2, "win32"), false);
+    assert.equal(wantsRelaunch(["train"], {}, [], 2, "linux"), true);
   });
 
   it("bench rows say which GC ran them", () => {

@@ -13,7 +13,9 @@ export const GC_FLAG = "--single-threaded-gc";
 const HEAVY = new Set(["train", "bench"]);
 
 /** Whether `xlstm <args>` should run in a child node with GC_FLAG (see the file header). */
-export function wantsRelaunch(args: readonly string[], env: NodeJS.ProcessEnv, execArgv: readonly string[], cores: number): boolean {
+export function wantsRelaunch(args: readonly string[], env: NodeJS.ProcessEnv, execArgv: readonly string[], cores: number, platform: NodeJS.Platform = process.platform): boolean {
+  // POSIX only: on Windows a signal passed to the child would end it at once instead of stopping training cleanly
+  if (platform === "win32") return false;
   if (!HEAVY.has(args[0] ?? "") || args.includes("--help") || args.includes("-h")) return false;
   if (env.XLSTM_RELAUNCH === "0" || env.XLSTM_RELAUNCHED === "1") return false;
   if (execArgv.some((a) => a === GC_FLAG || a === "--single-threaded" || a === "--no-concurrent-marking")) return false;
