@@ -122,6 +122,18 @@ struct RecLaunch {
   __host__ __device__ int64_t pg_out(int64_t hd, int64_t j, int64_t k) const {
     return j < DH ? (hd * DH + j) * G + k : gate_col(hd, k);
   }
+  // ---- shared by the kernels' phases
+  // state s of (head hd, row b, unit u) entering step t: states at t-1, state0 at t = 0 (absent: 0)
+  __host__ __device__ float prev_state(const float* states, const float* state0, int s, int64_t hd, int64_t t, int64_t b,
+                                       int64_t u) const {
+    if (t > 0) return states[state_off(s, hd, t - 1, b, u)];
+    return state0 ? state0[state0_off(s, hd, b, u)] : 0.0f;
+  }
+  // head hd's R [DH][G] into shared memory with the padded row stride G + 1, threads tid of nt
+  __host__ __device__ void stage_r(const float* R, int64_t hd, float* sm, int tid, int nt) const {
+    const float* Rg = R + hd * DH * G;
+    for (int64_t i = tid; i < DH * G; i += nt) sm[(i / G) * (G + 1) + i % G] = Rg[i];
+  }
 };
 
 int round_threads(int64_t items) {
@@ -185,16 +197,12 @@ struct FwdBlock {
     ld = r_smem ? L.G + 1 : L.G;
   }
   __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
-    if (t > 0) return a.states[L.state_off(s, hd, t - 1, b, u)];
-    return a.state0 ? a.state0[L.state0_off(s, hd, b, u)] : 0.0f;
+    return L.prev_state(a.states, a.state0, s, hd, t, b, u);
   }
   // stage R, h_0
   __host__ __device__ void init(int tid, int nt) const {
-    const int64_t DH = L.DH, G = L.G;
-    if (r_smem) {
-      const float* Rg = a.R + hd * DH * G;
-      for (int64_t i = tid; i < DH * G; i += nt) sm[(i / G) * (G + 1) + i % G] = Rg[i];
-    }
+    const int64_t DH = L.DH;
+    if (r_smem) L.stage_r(a.R, hd, sm, tid, nt);
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t u;
@@ -277,16 +285,12 @@ struct BwdBlock {
     ld = r_smem ? L.G + 1 : L.G;
   }
   __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
-    if (t > 0) return a.states[L.state_off(s, hd, t - 1, b, u)];
-    return a.state0 ? a.state0[L.state0_off(s, hd, b, u)] : 0.0f;
+    return L.prev_state(a.states, a.state0, s, hd, t, b, u);
   }
   // stage R, the carried cotangents from dstate_final (its m part ignored)
   __host__ __device__ void init(int tid, int nt) const {
-    const int64_t DH = L.DH, G = L.G;
-    if (r_smem) {
-      const float* Rg = a.R + hd * DH * G;
-      for (int64_t i = tid; i < DH * G; i += nt) sm[(i / G) * (G + 1) + i % G] = Rg[i];
-    }
+    const int64_t DH = L.DH;
+    if (r_smem) L.stage_r(a.R, hd, sm, tid, nt);
     for (int64_t i = tid; i < nb * DH; i += nt) {
       int bb;
       int64_t u;

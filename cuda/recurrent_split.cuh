@@ -168,8 +168,7 @@ struct SplitBwd {
     dn = dc + S.L.B * S.nu;
   }
   __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
-    if (t > 0) return a.states[S.L.state_off(s, hd, t - 1, b, u)];
-    return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
+    return S.L.prev_state(a.states, a.state0, s, hd, t, b, u);
   }
   // the recurrent part of ∂h for (row b, unit u) entering step t: dstate_final at t = S-1, else the partials of t+1
   __host__ __device__ float dh_rec(int64_t t, int64_t b, int64_t u) const {
