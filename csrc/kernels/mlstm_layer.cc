@@ -213,14 +213,55 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
   float* df = scratch.take(d.B * NH * d.S);
   mlstm_chunkwise_backward(dqh, dkh, dvh, di, df, nullptr, nullptr, nullptr, sv.cell, sv.hc, dhc, nullptr, nullptr, qh,
                            kh, vh, sv.ig, sv.fg, cell_dims(d), d.chunk, d.cell_eps);
-  // the gate projections, in the head layout: dW_i, dW_f, and du = d concat(q, k, v) [N, 3Di] in the row layout
-  // (the cell's share moved over plus the gates'); the biases' sums
-  float* du = scratch.take(N * 3 * Di);
+  // From d q/k/v (head layout) back to d x_c and d x_m, one block of kRows rows at a time, each block's rows staying
+  // in cache: du = d concat(q, k, v) [rows, 3Di] (the cell's share moved to the row layout plus the gate
+  // projections'), the block-diagonal q, k backward into d x_c (which already holds the skip's share), SiLU' and the
+  // conv's weight / bias sums, and the block-diagonal v backward into d x_m. Every weight gradient is a partial sum
+  // per block, the blocks summed in order in double: bitwise independent of the thread count. The conv's transpose
+  // needs the next K-1 rows' SiLU'-scaled gradients, so it runs after all blocks.
+  float* dxm = dout;  // dout is not read again
   {
+    const int64_t K = d.K, Wqkv = NP * d.Bq * d.Bq, Wg = NH * 3 * Di;
+    constexpr int64_t kRows = 64;
+    const int64_t nb = (N + kRows - 1) / kRows;
+    // per block: [dW_i | dW_f | dW_q | dW_k | dW_v | conv weight [K, Di] | conv bias [Di]]
+    const int64_t o_f = Wg, o_q = 2 * Wg, o_k = o_q + Wqkv, o_v = o_k + Wqkv, o_cw = o_v + Wqkv, o_cb = o_cw + K * Di;
+    const int64_t per = o_cb + Di;
+    float* part = scratch.take(nb * per);
     const float* const dX[3] = {dqh, dkh, dvh};
     const float* const X[3] = {qh, kh, vh};
-    parallel_for(3 * NH, 1, [&](int64_t i0, int64_t i1) {
-      pw.gates_backward(du, dX, g.w_i, g.w_f, X, di, df, p.w_i, p.w_f, i0, i1, d.B, d.S, NH, DH);
+    parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<float> slab(static_cast<size_t>(kRows * 3 * Di));
+      float* du = slab.data();
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t r0 = blk * kRows, r1 = std::min(N, r0 + kRows), n = r1 - r0;
+        float* pb = part + blk * per;
+        pw.gates_backward(du, dX, pb, pb + o_f, X, di, df, p.w_i, p.w_f, r0, r1, d.S, NH, DH);
+        headwise_linear_backward(dxc + r0 * Di, true, pb + o_q, nullptr, du, 3 * Di, sv.xc + r0 * Di, p.w_q, n, NP,
+                                 d.Bq, d.Bq);
+        headwise_linear_backward(dxc + r0 * Di, true, pb + o_k, nullptr, du + Di, 3 * Di, sv.xc + r0 * Di, p.w_k, n,
+                                 NP, d.Bq, d.Bq);
+        std::memset(pb + o_cw, 0, (K + 1) * Di * sizeof(float));
+        pw.silu_conv_grads(dxc, pb + o_cw, pb + o_cb, sv.conv, sv.xm, r0, r1, d.S, Di, K);
+        headwise_linear_backward(dxm + r0 * Di, false, pb + o_v, nullptr, du + 2 * Di, 3 * Di, sv.xm + r0 * Di, p.w_v,
+                                 n, NP, d.Bq, d.Bq);
+      }
+    });
+    const std::vector<float> wt = conv_taps(p.w_conv, Di, K);
+    parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.conv_dx(dxm, dxc, wt.data(), r0, r1, d.S, Di, K); });
+    // the blocks' partial sums, column by column in block order
+    float* const dst[7] = {g.w_i, g.w_f, g.w_q, g.w_k, g.w_v, nullptr, g.b_conv};
+    const int64_t off[8] = {0, o_f, o_q, o_k, o_v, o_cw, o_cb, per};
+    parallel_for(per, 256, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double a = 0;
+        for (int64_t blk = 0; blk < nb; ++blk) a += part[blk * per + c];
+        int seg = 0;
+        while (c >= off[seg + 1]) ++seg;
+        const int64_t e = c - off[seg];
+        if (seg == 5) g.w_conv[(e % Di) * K + e / Di] = static_cast<float>(a);  // [K, Di] sums -> [Di, K] weight
+        else dst[seg][e] = static_cast<float>(a);
+      }
     });
     for (int64_t h = 0; h < NH; ++h) {
       double si = 0, sf = 0;
@@ -230,37 +271,6 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
       g.b_f[h] = static_cast<float>(sf);
     }
   }
-  // the block-diagonal q, k (from x_c)
-  headwise_linear_backward(dxc, true, g.w_q, nullptr, du, 3 * Di, sv.xc, p.w_q, N, NP, d.Bq, d.Bq);
-  headwise_linear_backward(dxc, true, g.w_k, nullptr, du + Di, 3 * Di, sv.xc, p.w_k, N, NP, d.Bq, d.Bq);
-  // SiLU and the causal conv back to x_m, then v (from x_m) added on
-  float* dxm = dout;  // dout is not read again
-  {
-    // SiLU' in place and the conv's weight / bias partial sums over fixed row blocks (bitwise independent of the
-    // thread count, summed in order in double), then d x_m row by row
-    const int64_t K = d.K;
-    constexpr int64_t kRows = 64;
-    const int64_t nb = (N + kRows - 1) / kRows;
-    float* part = scratch.take(nb * (K + 1) * Di);  // per block: [K, Di] weight sums, then [Di] bias sums
-    parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        float* pk = part + blk * (K + 1) * Di;
-        std::memset(pk, 0, (K + 1) * Di * sizeof(float));
-        pw.silu_conv_grads(dxc, pk, pk + K * Di, sv.conv, sv.xm, blk * kRows, std::min(N, (blk + 1) * kRows), d.S, Di, K);
-      }
-    });
-    const std::vector<float> wt = conv_taps(p.w_conv, Di, K);
-    parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.conv_dx(dxm, dxc, wt.data(), r0, r1, d.S, Di, K); });
-    for (int64_t f = 0; f < Di; ++f) {
-      for (int64_t j = 0; j <= K; ++j) {
-        double a = 0;
-        for (int64_t blk = 0; blk < nb; ++blk) a += part[(blk * (K + 1) + j) * Di + f];
-        if (j < K) g.w_conv[f * K + j] = static_cast<float>(a);
-        else g.b_conv[f] = static_cast<float>(a);
-      }
-    }
-  }
-  headwise_linear_backward(dxm, true, g.w_v, nullptr, du + 2 * Di, 3 * Di, sv.xm, p.w_v, N, NP, d.Bq, d.Bq);
   // proj_up
   gemm(true, false, Di, E, N, 1.0f, dxm, Di, x, E, 0.0f, g.w_up, E);
   gemm(true, false, Di, E, N, 1.0f, dz, Di, x, E, 0.0f, g.w_up + Di * E, E);

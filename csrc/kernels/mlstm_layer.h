@@ -52,7 +52,7 @@ struct Pointwise {
   // g ⊙= SiLU'(conv) in place; partial sums pw [K, F] += g ⊙ shifted x, pb [F] += g   over rows [r0, r1)
   void (*silu_conv_grads)(float* g, float* pw, float* pb, const float* conv, const float* x, int64_t r0, int64_t r1,
                           int64_t S, int64_t F, int64_t K);
-  // dx (=) = the conv's transpose applied to g, rows [r0, r1)
+  // dx (+=) the conv's transpose applied to g, rows [r0, r1)
   void (*conv_dx)(float* dx, const float* g, const float* wt, int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K);
   // hs = hn + skip ⊙ xc;  out = hs ⊙ SiLU(z)   over rows [r0, r1) of width Di (hn may be out itself)
   void (*skip_gate)(float* hs, float* out, const float* hn, const float* skip, const float* xc, const float* z,
@@ -64,11 +64,11 @@ struct Pointwise {
   // ig, fg [B, NH, S] = u W_iᵀ + b_i, u W_fᵀ + b_f for rows [r0, r1); u [r1 - r0, ld] holds those rows (ld = 3Di)
   void (*gates_forward)(float* ig, float* fg, const float* u, const float* w_i, const float* w_f, const float* b_i,
                         const float* b_f, int64_t r0, int64_t r1, int64_t S, int64_t NH, int64_t ld);
-  // the gate projections' backward in the head layout for items [i0, i1) of (part 0..2, head): dW_i, dW_f
-  // columns part*Di + h*DH .. +DH (=), and du [B*S, 3Di] (=) = dX[part] (head layout) moved to the row layout plus
-  // the gates' share of d q/k/v (mlstm_layer_engine.h)
-  void (*gates_backward)(float* du, const float* const dX[3], float* dw_i, float* dw_f, const float* const X[3], const float* di,
-                         const float* df, const float* w_i, const float* w_f, int64_t i0, int64_t i1, int64_t B,
+  // the gate projections' backward for the rows [r0, r1) of one row block (mlstm_layer_engine.h): the block's partial
+  // sums dW_i, dW_f [NH, 3Di] (=), and du [r1 - r0, 3Di] (=) the block's rows of d concat(q, k, v) in the row layout:
+  // dX[part] (head layout [B, NH, S, DH]) moved over plus the gates' share
+  void (*gates_backward)(float* du, const float* const dX[3], float* dw_i, float* dw_f, const float* const X[3],
+                         const float* di, const float* df, const float* w_i, const float* w_f, int64_t r0, int64_t r1,
                          int64_t S, int64_t NH, int64_t DH);
 };
 const Pointwise& pointwise_scalar();

@@ -59,13 +59,11 @@ void pw_silu_conv_grads(float* g, float* pw, float* pb, const float* conv, const
   }
 }
 
-// Backward of the conv, second half, rows [r0, r1): dx[r] = Σ_{j : t+K-1-j < S} wt[j] ⊙ g[r+K-1-j]
+// Backward of the conv, second half, rows [r0, r1): dx[r] += Σ_{j : t+K-1-j < S} wt[j] ⊙ g[r+K-1-j]
 void pw_conv_dx(float* dx, const float* g, const float* wt, int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t t = r % S, j0 = t + K - S > 0 ? t + K - S : 0;
     float* dr = dx + r * F;
-#pragma omp simd
-    for (int64_t f = 0; f < F; ++f) dr[f] = 0.0f;
     for (int64_t j = j0; j < K; ++j) {
       const float* w = wt + j * F;
       const float* gr = g + (r + (K - 1) - j) * F;
@@ -136,17 +134,30 @@ void pw_gates_forward(float* ig, float* fg, const float* u, const float* w_i, co
   }
 }
 
-// The gate projections' backward in the head layout, for items [i0, i1) of (part, h) with part 0..2 selecting
-// q, k, v (X[part], dX[part] [B, NH, S, DH]); dG = (di, df) [B, NH, S]; du [B*S, 3Di] the row layout:
-//   dW_i[g, part*Di + h*DH + j] = Σ_{b,s} di[b, g, s] X[part][b, h, s, j]        (dW_f from df likewise; written =)
-//   du[b*S + s, part*Di + h*DH + j] = dX[part][b, h, s, j] + Σ_g di[b, g, s] W_i[g, part*Di + h*DH + j] + df[b, g, s] W_f[g, ...]
+// The gate projections' backward for the rows [r0, r1) of one row block, in the head layout, items (part, h) with
+// part 0..2 selecting q, k, v (X[part], dX[part] [B, NH, S, DH]); dG = (di, df) [B, NH, S]; du [r1 - r0, 3Di] the
+// block's rows in the row layout (row r0 first):
+//   dw_i[g, part*Di + h*DH + j] = Σ_{r in block} di[b, g, s] X[part][b, h, s, j]     (r = b*S + s; dw_f from df
+//                                                                                     likewise; the block's partial
+//                                                                                     sums, written =)
+//   du[r - r0, part*Di + h*DH + j] = dX[part][b, h, s, j] + Σ_g di[b, g, s] W_i[g, ...] + df[b, g, s] W_f[g, ...]
 // (the cell's d q/k/v moved to the row layout with the gates' share added on the way).
+// Row r's position in the head layout and in the gate arrays.
+struct RowAt {
+  int64_t x;  // offset of (b, h, s, 0) in X / dX, less h*S*DH
+  int64_t g;  // offset of (b, 0, s) in di / df
+};
+inline RowAt row_at(int64_t r, int64_t S, int64_t NH, int64_t DH) {
+  const int64_t b = r / S, s = r % S;
+  return RowAt{(b * NH * S + s) * DH, b * NH * S + s};
+}
+
 // Columns [jb, jb + n) with n < kVL (the tail of DH; below), plain loops.
-inline void gates_backward_tail(float* du, const float* dX, const float* X, float* dw_i, float* dw_f, const float* di, const float* df,
-                                const float* w_i, const float* w_f, int64_t col, int64_t h, int64_t B, int64_t S,
-                                int64_t NH, int64_t DH, int64_t jb, int64_t n) {
+inline void gates_backward_tail(float* du, const float* dX, const float* X, float* dw_i, float* dw_f, const float* di,
+                                const float* df, const float* w_i, const float* w_f, int64_t col, int64_t h, int64_t r0,
+                                int64_t r1, int64_t S, int64_t NH, int64_t DH, int64_t jb, int64_t n) {
   constexpr int64_t kG = 8, kL = 16;
-  const int64_t G = 2 * NH, ld = 3 * NH * DH;
+  const int64_t G = 2 * NH, ld = 3 * NH * DH, hx = h * S * DH + jb;
   for (int64_t g0 = 0; g0 < G; g0 += kG) {
     const int64_t ng = G - g0 < kG ? G - g0 : kG;
     float w[kG][kL] = {}, acc[kG][kL] = {};
@@ -158,28 +169,25 @@ inline void gates_backward_tail(float* du, const float* dX, const float* X, floa
       const float* wr = (gg < NH ? w_i + gg * ld : w_f + (gg - NH) * ld) + col + jb;
       for (int64_t l = 0; l < n; ++l) w[g][l] = wr[l];
     }
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t off = b * NH * S;
-      const float* xb = X + (b * NH + h) * S * DH + jb;
+    for (int64_t r = r0; r < r1; ++r) {
+      const RowAt at = row_at(r, S, NH, DH);
       // the first gate group reads the cell's share (head layout), later ones what the earlier wrote (row layout)
-      float* ub = du + b * S * ld + col + jb;
-      const float* sb = g0 == 0 ? dX + (b * NH + h) * S * DH + jb : ub;
-      const int64_t ss = g0 == 0 ? DH : ld;
-      for (int64_t s = 0; s < S; ++s) {
-        float x[kL] = {}, dx[kL] = {};
+      float* ur = du + (r - r0) * ld + col + jb;
+      const float* sr = g0 == 0 ? dX + at.x + hx : ur;
+      const float* xr = X + at.x + hx;
+      float x[kL] = {}, dx[kL] = {};
 #pragma omp simd
-        for (int64_t l = 0; l < n; ++l) x[l] = xb[s * DH + l], dx[l] = sb[s * ss + l];
-        for (int64_t g = 0; g < kG; ++g) {
-          const float c = src[g][off + s];
+      for (int64_t l = 0; l < n; ++l) x[l] = xr[l], dx[l] = sr[l];
+      for (int64_t g = 0; g < kG; ++g) {
+        const float c = src[g][at.g];
 #pragma omp simd
-          for (int64_t l = 0; l < n; ++l) {
-            acc[g][l] += c * x[l];
-            dx[l] += c * w[g][l];
-          }
+        for (int64_t l = 0; l < n; ++l) {
+          acc[g][l] += c * x[l];
+          dx[l] += c * w[g][l];
         }
-#pragma omp simd
-        for (int64_t l = 0; l < n; ++l) ub[s * ld + l] = dx[l];
       }
+#pragma omp simd
+      for (int64_t l = 0; l < n; ++l) ur[l] = dx[l];
     }
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t gg = g0 + g;
@@ -191,7 +199,7 @@ inline void gates_backward_tail(float* du, const float* dX, const float* X, floa
 
 // A full tile of kVL columns with GCC vector types (16 floats = one zmm under AVX-512; 8 floats otherwise: one ymm
 // under AVX2, two xmm in the scalar build), 8 gates at a time: the weights and the dW partial sums stay in
-// registers over all (b, s).
+// registers over the block's rows.
 #ifdef __AVX512F__
 constexpr int64_t kVL = 16;
 #else
@@ -202,10 +210,10 @@ typedef float v16f __attribute__((vector_size(kVL * sizeof(float))));
 #define XLSTM_V16_STORE(p, v) memcpy((p), &(v), sizeof(v16f))
 
 inline void gates_backward_tile(float* du, const float* dX, const float* X, float* dw_i, float* dw_f, const float* di,
-                                  const float* df, const float* w_i, const float* w_f, int64_t col, int64_t h,
-                                  int64_t B, int64_t S, int64_t NH, int64_t DH, int64_t jb) {
+                                const float* df, const float* w_i, const float* w_f, int64_t col, int64_t h, int64_t r0,
+                                int64_t r1, int64_t S, int64_t NH, int64_t DH, int64_t jb) {
   constexpr int64_t kG = 8;
-  const int64_t G = 2 * NH, ld = 3 * NH * DH;
+  const int64_t G = 2 * NH, ld = 3 * NH * DH, hx = h * S * DH + jb;
   for (int64_t g0 = 0; g0 < G; g0 += kG) {
     const int64_t ng = G - g0 < kG ? G - g0 : kG;
     v16f w[kG], acc[kG];
@@ -217,23 +225,24 @@ inline void gates_backward_tile(float* du, const float* dX, const float* X, floa
       if (g < ng) XLSTM_V16_LOAD(w[g], (gg < NH ? w_i + gg * ld : w_f + (gg - NH) * ld) + col + jb);
       acc[g] = v16f{};
     }
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t off = b * NH * S;
-      const float* xb = X + (b * NH + h) * S * DH + jb;
-      float* ub = du + b * S * ld + col + jb;
-      const float* sb = g0 == 0 ? dX + (b * NH + h) * S * DH + jb : ub;
+    int64_t r = r0;
+    // two rows of one sequence at a time (adjacent in the head layout), each row's dX share in two partial sums:
+    // short dependency chains
+    while (r < r1) {
+      const RowAt at = row_at(r, S, NH, DH);
+      const float* xr = X + at.x + hx;
+      float* ur = du + (r - r0) * ld + col + jb;
+      const float* sr = g0 == 0 ? dX + at.x + hx : ur;
       const int64_t ss = g0 == 0 ? DH : ld;
-      // two rows at a time, each row's dX share in two partial sums: short dependency chains
-      int64_t s = 0;
-      for (; s + 2 <= S; s += 2) {
+      if (r + 1 < r1 && (r + 1) % S != 0) {
         v16f x0, x1, d0, d1, e0 = v16f{}, e1 = v16f{};
-        XLSTM_V16_LOAD(x0, xb + s * DH);
-        XLSTM_V16_LOAD(x1, xb + (s + 1) * DH);
-        XLSTM_V16_LOAD(d0, sb + s * ss);
-        XLSTM_V16_LOAD(d1, sb + (s + 1) * ss);
+        XLSTM_V16_LOAD(x0, xr);
+        XLSTM_V16_LOAD(x1, xr + DH);
+        XLSTM_V16_LOAD(d0, sr);
+        XLSTM_V16_LOAD(d1, sr + ss);
         for (int64_t g = 0; g < kG; g += 2) {
-          const float c0 = src[g][off + s], c1 = src[g][off + s + 1];
-          const float k0 = src[g + 1][off + s], k1 = src[g + 1][off + s + 1];
+          const float c0 = src[g][at.g], c1 = src[g][at.g + 1];
+          const float k0 = src[g + 1][at.g], k1 = src[g + 1][at.g + 1];
           acc[g] += c0 * x0 + c1 * x1;
           acc[g + 1] += k0 * x0 + k1 * x1;
           d0 += c0 * w[g];
@@ -243,19 +252,20 @@ inline void gates_backward_tile(float* du, const float* dX, const float* X, floa
         }
         d0 += e0;
         d1 += e1;
-        XLSTM_V16_STORE(ub + s * ld, d0);
-        XLSTM_V16_STORE(ub + (s + 1) * ld, d1);
-      }
-      for (; s < S; ++s) {
+        XLSTM_V16_STORE(ur, d0);
+        XLSTM_V16_STORE(ur + ld, d1);
+        r += 2;
+      } else {
         v16f x, dx;
-        XLSTM_V16_LOAD(x, xb + s * DH);
-        XLSTM_V16_LOAD(dx, sb + s * ss);
+        XLSTM_V16_LOAD(x, xr);
+        XLSTM_V16_LOAD(dx, sr);
         for (int64_t g = 0; g < kG; ++g) {
-          const float c = src[g][off + s];
+          const float c = src[g][at.g];
           acc[g] += c * x;
           dx += c * w[g];
         }
-        XLSTM_V16_STORE(ub + s * ld, dx);
+        XLSTM_V16_STORE(ur, dx);
+        r += 1;
       }
     }
     for (int64_t g = 0; g < ng; ++g) {
@@ -267,17 +277,17 @@ inline void gates_backward_tile(float* du, const float* dX, const float* X, floa
 #undef XLSTM_V16_LOAD
 #undef XLSTM_V16_STORE
 
-void pw_gates_backward(float* du, const float* const dX[3], float* dw_i, float* dw_f, const float* const X[3], const float* di,
-                       const float* df, const float* w_i, const float* w_f, int64_t i0, int64_t i1, int64_t B,
+void pw_gates_backward(float* du, const float* const dX[3], float* dw_i, float* dw_f, const float* const X[3],
+                       const float* di, const float* df, const float* w_i, const float* w_f, int64_t r0, int64_t r1,
                        int64_t S, int64_t NH, int64_t DH) {
   constexpr int64_t kL = kVL;
-  for (int64_t it = i0; it < i1; ++it) {
+  for (int64_t it = 0; it < 3 * NH; ++it) {
     const int64_t part = it / NH, h = it % NH, col = part * NH * DH + h * DH;
     for (int64_t jb = 0; jb < DH; jb += kL) {
       if (DH - jb >= kL)
-        gates_backward_tile(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, B, S, NH, DH, jb);
+        gates_backward_tile(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, r0, r1, S, NH, DH, jb);
       else
-        gates_backward_tail(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, B, S, NH, DH, jb, DH - jb);
+        gates_backward_tail(du, dX[part], X[part], dw_i, dw_f, di, df, w_i, w_f, col, h, r0, r1, S, NH, DH, jb, DH - jb);
     }
   }
 }
