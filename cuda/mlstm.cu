@@ -109,13 +109,23 @@ __host__ __device__ inline bool finite_f(float x) { return x - x == 0.0f; }
 struct Tile {
   static constexpr int RT = 16, CT = 32, PT = 32, XT = 64, TX = 16, XI = XT / TX;
   static constexpr int THREADS = RT * TX;
+  // Chunks up to PCOLS long keep a row tile's whole weight matrix (RT x l: P or Ω) in shared memory, so one block
+  // computes it once and then every XT-wide output tile from it (the "all columns" form); longer chunks take one
+  // block per output tile, each recomputing the weights (XLSTM_SPEC §4.5: the weights' dot products are the larger
+  // part of the work when Dout > XT, e.g. ×8 at DHv 512).
+  static constexpr int PCOLS = 128;
+  __host__ __device__ static bool all_cols(const Geo& g) { return g.L <= PCOLS; }
   __host__ __device__ static int64_t row_tiles(const Geo& g) { return (g.L + RT - 1) / RT; }
   __host__ __device__ static int64_t col_tiles(int64_t Dout) { return (Dout + XT - 1) / XT; }
-  __host__ __device__ static int64_t blocks(const Geo& g, int64_t Dout) { return g.BH * g.NC * row_tiles(g) * col_tiles(Dout); }
-  // block id -> (bh, chunk, row tile, column tile)
+  // output tiles per block, and blocks per launch
+  __host__ __device__ static int64_t block_col_tiles(const Geo& g, int64_t Dout) { return all_cols(g) ? col_tiles(Dout) : 1; }
+  __host__ __device__ static int64_t blocks(const Geo& g, int64_t Dout) {
+    return g.BH * g.NC * row_tiles(g) * (all_cols(g) ? 1 : col_tiles(Dout));
+  }
+  // block id -> (bh, chunk, row tile, first column tile)
   __host__ __device__ static void decode(const Geo& g, int64_t Dout, int64_t bid, int64_t* bh, int64_t* c, int64_t* rt,
                                          int64_t* xt) {
-    const int64_t nx = col_tiles(Dout), nr = row_tiles(g);
+    const int64_t nx = all_cols(g) ? 1 : col_tiles(Dout), nr = row_tiles(g);
     *xt = bid % nx;
     bid /= nx;
     *rt = bid % nr;
@@ -421,15 +431,19 @@ struct TileShared {
   float rowv[Tile::RT][Tile::PT + 1];
   float colv[Tile::CT][Tile::PT + 1];
   float Wt[Tile::RT][Tile::CT + 1];
+  float P[Tile::RT][Tile::PCOLS + 1];  // the all-columns form: the row tile's weights, columns from cbeg()
   float Ys[Tile::CT][Tile::XT];
   double rowd[Tile::RT], cold[Tile::CT];  // M_τ or w_σ of rows / columns
   float rowf[Tile::RT][3], colf[Tile::CT][2];
   float den_s[Tile::RT];
 };
 
-// One output tile (block id bid) of the tile kernel, as phases; tile_kernel below runs them with __syncthreads in
-// between: row_consts; per 32-column block cb: col_consts, per 32-wide dot slice p0: stage | dots, then
-// weights_ys | accum; per slice p0 of the inter-chunk term: stage_extra | accum_extra; den_phase | output.
+// One block of the tile kernel (block id bid), as phases; tile_kernel below runs them with __syncthreads in between.
+// Per-tile form: row_consts; per 32-column block cb: col_consts, per 32-wide dot slice p0: stage | dots, then
+// weights + ys | accum (+ den_add); per slice p0 of the inter-chunk term: stage_extra | accum_extra; den_phase | output.
+// All-columns form: row_consts; per cb: col_consts, stage | dots, weights into P | den_add; then for each output tile
+// (set_xt): per cb: col_consts + ys | accum from P; the inter-chunk term; den_phase | output. The same sums in the same
+// order either way.
 // Rows of the block are τ (FWD_H, DQ) or σ (DK, DV); columns the other index, causal σ ≤ τ.
 template <int MODE>
 struct TileBlock {
@@ -457,6 +471,13 @@ struct TileBlock {
     const float* Ms = sv + sv_m(g);
     has = finite_f(Ms[c]);
     mc = Ms[c];
+  }
+  // the all-columns form: the output tile the next phases work on
+  XLSTM_MLSTM_HD void set_xt(int64_t x) { xt = x, x0 = x * T::XT; }
+  // where the weights of column block cb live: Wt (per-tile form) or P from column cb - cbeg() (all-columns form)
+  XLSTM_MLSTM_HD float* wts(bool all, int64_t cb, int64_t* ld) const {
+    *ld = all ? T::PCOLS + 1 : T::CT + 1;
+    return all ? &sh.P[0][cb - cbeg()] : &sh.Wt[0][0];
   }
   XLSTM_MLSTM_HD bool active() const { return r0 < l; }  // uniform over the block
   // causal column range
@@ -538,8 +559,8 @@ struct TileBlock {
       dot[kk] = a;
     }
   }
-  // weights: P = s (q·k) E or Ω' = s ((δ·v) + ρ_τ) E, 0 outside the causal triangle; then the columns' output rows
-  XLSTM_MLSTM_HD void weights_ys(int64_t cb, int tid, const float* dot) const {
+  // weights: P = s (q·k) E or Ω' = s ((δ·v) + ρ_τ) E, 0 outside the causal triangle, into W (row stride ld)
+  XLSTM_MLSTM_HD void weights(int64_t cb, int tid, const float* dot, float* W, int64_t ld) const {
     const Geo& g = A.g;
     for (int kk = 0; kk < 2; ++kk) {
       int r, cc;
@@ -554,8 +575,12 @@ struct TileBlock {
         if (MODE == kFwdH || MODE == kDV) wv = (g.s * dot[kk]) * ex;
         else wv = g.s * ((dot[kk] + (MODE == kDQ ? sh.rowf[r][1] : sh.colf[cc][1])) * ex);
       }
-      sh.Wt[r][cc] = wv;
+      W[r * ld + cc] = wv;
     }
+  }
+  // the column block's output rows (V, K, Q or δ: the XT columns of the current output tile)
+  XLSTM_MLSTM_HD void ys(int64_t cb, int tid) const {
+    const Geo& g = A.g;
     const int64_t Dout = dout(g);
     for (int kk = 0; kk < T::CT * T::XT / T::THREADS; ++kk) {
       int r, xx;
@@ -572,15 +597,18 @@ struct TileBlock {
       sh.Ys[r][xx] = val;
     }
   }
-  XLSTM_MLSTM_HD void accum(int tid, float* acc) const {
-    const int ty = tid / T::TX, tx = tid % T::TX;
+  // FWD_H: the column block's share of the rows' den (Σ_σ P_τσ)
+  XLSTM_MLSTM_HD void den_add(int tid, const float* W, int64_t ld) const {
     if (MODE == kFwdH && tid < T::RT) {
       float rs = sh.den_s[tid];
-      for (int cc = 0; cc < T::CT; ++cc) rs += sh.Wt[tid][cc];
+      for (int cc = 0; cc < T::CT; ++cc) rs += W[tid * ld + cc];
       sh.den_s[tid] = rs;
     }
+  }
+  XLSTM_MLSTM_HD void accum(int tid, float* acc, const float* W, int64_t ld) const {
+    const int ty = tid / T::TX, tx = tid % T::TX;
     for (int cc = 0; cc < T::CT; ++cc) {
-      const float wv = sh.Wt[ty][cc];
+      const float wv = W[ty * ld + cc];
       for (int i = 0; i < T::XI; ++i) acc[i] += wv * sh.Ys[cc][tx + i * T::TX];
     }
   }
@@ -664,41 +692,71 @@ __global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
   using B = TileBlock<MODE>;
   __shared__ TileShared sh;
   const int tid = threadIdx.x;
+  const bool all = T::all_cols(A.g);
+  const int64_t nx = T::block_col_tiles(A.g, B::dout(A.g));
   for (int64_t bid = blockIdx.x; bid < T::blocks(A.g, B::dout(A.g)); bid += gridDim.x) {
-    const B b(A, sh, bid);
+    B b(A, sh, bid);
     if (!b.active()) continue;
     b.row_consts(tid);
-    float acc[T::XI];
-    for (int i = 0; i < T::XI; ++i) acc[i] = 0.0f;
-    for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
-      __syncthreads();
-      b.col_consts(cb, tid);
-      float dot[2] = {0.0f, 0.0f};
-      for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
+    float dot[2];
+    int64_t ld;
+    if (all) {  // the row tile's weights, once
+      for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
         __syncthreads();
-        b.stage(cb, p0, tid);
+        b.col_consts(cb, tid);
+        dot[0] = dot[1] = 0.0f;
+        for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
+          __syncthreads();
+          b.stage(cb, p0, tid);
+          __syncthreads();
+          b.dots(tid, dot);
+        }
+        float* W = b.wts(true, cb, &ld);
+        b.weights(cb, tid, dot, W, ld);
         __syncthreads();
-        b.dots(tid, dot);
-      }
-      b.weights_ys(cb, tid, dot);
-      __syncthreads();
-      b.accum(tid, acc);
-    }
-    float acc2[T::XI];
-    for (int i = 0; i < T::XI; ++i) acc2[i] = 0.0f;
-    if (b.extra()) {
-      for (int64_t p0 = 0; p0 < B::dx(A.g); p0 += T::PT) {
-        __syncthreads();
-        b.stage_extra(p0, tid);
-        __syncthreads();
-        b.accum_extra(tid, acc2);
+        b.den_add(tid, W, ld);
       }
     }
-    __syncthreads();
-    b.den_phase(tid);
-    __syncthreads();
-    b.output(tid, acc, acc2);
-    __syncthreads();  // the next tile overwrites the per-row constants
+    for (int64_t xi = 0; xi < nx; ++xi) {
+      if (all) b.set_xt(xi);
+      float acc[T::XI];
+      for (int i = 0; i < T::XI; ++i) acc[i] = 0.0f;
+      for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
+        __syncthreads();
+        b.col_consts(cb, tid);
+        __syncthreads();  // ys (and weights) read the column constants
+        float* W = b.wts(all, cb, &ld);
+        if (!all) {
+          dot[0] = dot[1] = 0.0f;
+          for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
+            __syncthreads();
+            b.stage(cb, p0, tid);
+            __syncthreads();
+            b.dots(tid, dot);
+          }
+          b.weights(cb, tid, dot, W, ld);
+        }
+        b.ys(cb, tid);
+        __syncthreads();
+        if (!all) b.den_add(tid, W, ld);
+        b.accum(tid, acc, W, ld);
+      }
+      float acc2[T::XI];
+      for (int i = 0; i < T::XI; ++i) acc2[i] = 0.0f;
+      if (b.extra()) {
+        for (int64_t p0 = 0; p0 < B::dx(A.g); p0 += T::PT) {
+          __syncthreads();
+          b.stage_extra(p0, tid);
+          __syncthreads();
+          b.accum_extra(tid, acc2);
+        }
+      }
+      __syncthreads();
+      b.den_phase(tid);
+      __syncthreads();
+      b.output(tid, acc, acc2);
+    }
+    __syncthreads();  // the next block item overwrites the per-row constants
   }
 }
 
@@ -1599,11 +1657,13 @@ struct Counter {
 
 // Tile-kernel outputs of one mode: every (block, thread, slot) that passes the kernel's checks.
 void tile_cover(const Geo& g, int64_t Dout, Counter& out, int64_t row_len, Counter* den) {
-  const int64_t nb = Tile::blocks(g, Dout), grid = grid_for(nb, 1);
+  const int64_t nb = Tile::blocks(g, Dout), grid = grid_for(nb, 1), nx = Tile::block_col_tiles(g, Dout);
   for (int64_t b = 0; b < grid; ++b)
-    for (int64_t bid = b; bid < nb; bid += grid) {
+    for (int64_t bid = b; bid < nb; bid += grid)
+    for (int64_t xi = 0; xi < nx; ++xi) {
       int64_t bh, c, rt, xt;
       Tile::decode(g, Dout, bid, &bh, &c, &rt, &xt);
+      if (Tile::all_cols(g)) xt = xi;
       const int64_t l = chunk_len(g, c);
       if (rt * Tile::RT >= l) continue;
       for (int tid = 0; tid < Tile::THREADS; ++tid) {
@@ -1818,36 +1878,59 @@ void tile_emulate(const TileArgs& A) {
   using T = Tile;
   using Blk = TileBlock<MODE>;
   const int64_t nb = T::blocks(A.g, Blk::dout(A.g)), grid = grid_for(nb, 1);
+  const bool all = T::all_cols(A.g);
+  const int64_t nx = T::block_col_tiles(A.g, Blk::dout(A.g));
   std::vector<TileShared> shv(1);
   TileShared& sh = shv[0];
   std::vector<float> acc(T::THREADS * T::XI), acc2(T::THREADS * T::XI), dot(T::THREADS * 2);
+  auto weights_of = [&](const Blk& b, int64_t cb) {  // col_consts done: the dots, then the weights into W
+    std::fill(dot.begin(), dot.end(), 0.0f);
+    for (int64_t p0 = 0; p0 < Blk::dd(A.g); p0 += T::PT) {
+      for (int tid = 0; tid < T::THREADS; ++tid) b.stage(cb, p0, tid);
+      for (int tid = 0; tid < T::THREADS; ++tid) b.dots(tid, &dot[static_cast<size_t>(tid) * 2]);
+    }
+    int64_t ld;
+    float* W = b.wts(all, cb, &ld);
+    for (int tid = 0; tid < T::THREADS; ++tid) b.weights(cb, tid, &dot[static_cast<size_t>(tid) * 2], W, ld);
+  };
   for (int64_t blk = 0; blk < grid; ++blk) {
     std::memset(&sh, 0xff, sizeof(TileShared));
     for (int64_t bid = blk; bid < nb; bid += grid) {
-      const Blk b(A, sh, bid);
+      Blk b(A, sh, bid);
       if (!b.active()) continue;
       for (int tid = 0; tid < T::THREADS; ++tid) b.row_consts(tid);
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
-        for (int tid = 0; tid < T::THREADS; ++tid) b.col_consts(cb, tid);
-        std::fill(dot.begin(), dot.end(), 0.0f);
-        for (int64_t p0 = 0; p0 < Blk::dd(A.g); p0 += T::PT) {
-          for (int tid = 0; tid < T::THREADS; ++tid) b.stage(cb, p0, tid);
-          for (int tid = 0; tid < T::THREADS; ++tid) b.dots(tid, &dot[static_cast<size_t>(tid) * 2]);
-        }
-        for (int tid = 0; tid < T::THREADS; ++tid) b.weights_ys(cb, tid, &dot[static_cast<size_t>(tid) * 2]);
-        for (int tid = 0; tid < T::THREADS; ++tid) b.accum(tid, &acc[static_cast<size_t>(tid) * T::XI]);
-      }
-      std::fill(acc2.begin(), acc2.end(), 0.0f);
-      if (b.extra()) {
-        for (int64_t p0 = 0; p0 < Blk::dx(A.g); p0 += T::PT) {
-          for (int tid = 0; tid < T::THREADS; ++tid) b.stage_extra(p0, tid);
-          for (int tid = 0; tid < T::THREADS; ++tid) b.accum_extra(tid, &acc2[static_cast<size_t>(tid) * T::XI]);
+      int64_t ld;
+      if (all) {
+        for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
+          for (int tid = 0; tid < T::THREADS; ++tid) b.col_consts(cb, tid);
+          weights_of(b, cb);
+          const float* W = b.wts(true, cb, &ld);
+          for (int tid = 0; tid < T::THREADS; ++tid) b.den_add(tid, W, ld);
         }
       }
-      for (int tid = 0; tid < T::THREADS; ++tid) b.den_phase(tid);
-      for (int tid = 0; tid < T::THREADS; ++tid)
-        b.output(tid, &acc[static_cast<size_t>(tid) * T::XI], &acc2[static_cast<size_t>(tid) * T::XI]);
+      for (int64_t xi = 0; xi < nx; ++xi) {
+        if (all) b.set_xt(xi);
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
+          for (int tid = 0; tid < T::THREADS; ++tid) b.col_consts(cb, tid);
+          if (!all) weights_of(b, cb);
+          for (int tid = 0; tid < T::THREADS; ++tid) b.ys(cb, tid);
+          const float* W = b.wts(all, cb, &ld);
+          if (!all)
+            for (int tid = 0; tid < T::THREADS; ++tid) b.den_add(tid, W, ld);
+          for (int tid = 0; tid < T::THREADS; ++tid) b.accum(tid, &acc[static_cast<size_t>(tid) * T::XI], W, ld);
+        }
+        std::fill(acc2.begin(), acc2.end(), 0.0f);
+        if (b.extra()) {
+          for (int64_t p0 = 0; p0 < Blk::dx(A.g); p0 += T::PT) {
+            for (int tid = 0; tid < T::THREADS; ++tid) b.stage_extra(p0, tid);
+            for (int tid = 0; tid < T::THREADS; ++tid) b.accum_extra(tid, &acc2[static_cast<size_t>(tid) * T::XI]);
+          }
+        }
+        for (int tid = 0; tid < T::THREADS; ++tid) b.den_phase(tid);
+        for (int tid = 0; tid < T::THREADS; ++tid)
+          b.output(tid, &acc[static_cast<size_t>(tid) * T::XI], &acc2[static_cast<size_t>(tid) * T::XI]);
+      }
     }
   }
 }

@@ -23,7 +23,8 @@ interface Shape {
 }
 
 // awkward sizes: S = 1, S = chunk + 1, S not a multiple of the chunk, chunk > S, B = 1, NH = 3, DHQK != DHV, odd
-// head dims, dims above the tile widths (64 output columns, 32-wide dot slices), a chunk of 1 and a long sequence
+// head dims, dims above the tile widths (64 output columns, 32-wide dot slices), a chunk of 1, a chunk over 128 (one
+// tile-kernel block per output tile) and a long sequence
 const SHAPES: Shape[] = [
   { B: 1, NH: 1, S: 1, DK: 8, DV: 12, L: 64 },
   { B: 2, NH: 3, S: 65, DK: 8, DV: 12, L: 64 },
@@ -31,6 +32,7 @@ const SHAPES: Shape[] = [
   { B: 2, NH: 1, S: 37, DK: 65, DV: 130, L: 100 },
   { B: 1, NH: 2, S: 9, DK: 3, DV: 7, L: 1 },
   { B: 1, NH: 1, S: 33, DK: 33, DV: 1, L: 16 },
+  { B: 1, NH: 2, S: 300, DK: 20, DV: 70, L: 150 }, // a chunk above the tile kernel's all-columns limit (128)
 ];
 const LONG: Shape = { B: 1, NH: 3, S: 1000, DK: 8, DV: 12, L: 64 };
 
