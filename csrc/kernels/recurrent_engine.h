@@ -63,6 +63,25 @@ inline void matvec_t_rows(int nb, int64_t DH, int64_t G, const float* dp, const 
   matvec_rows(nb, G, DH, dp, RTh, dh);
 }
 
+// RT[hd][k][j] = R[hd][j][k] for R [NH, DH, G]: 16 x 16 tiles (a cache line of each row / column per tile), the
+// (head, 16-row block of RT) pairs split over the pool.
+inline void transpose_heads(float* RT, const float* R, int64_t NH, int64_t DH, int64_t G) {
+  constexpr int64_t kT = 16;
+  const int64_t kb = (G + kT - 1) / kT;
+  parallel_for(NH * kb, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t hd = it / kb, k0 = (it % kb) * kT, k1 = std::min(G, k0 + kT);
+      const float* Rh = R + hd * DH * G;
+      float* RTh = RT + hd * G * DH;
+      for (int64_t j0 = 0; j0 < DH; j0 += kT) {
+        const int64_t j1 = std::min(DH, j0 + kT);
+        for (int64_t k = k0; k < k1; ++k)
+          for (int64_t j = j0; j < j1; ++j) RTh[k * DH + j] = Rh[j * G + k];
+      }
+    }
+  });
+}
+
 // Prefetch n floats starting at p (one request per 64-byte line). The per-step inputs of a task are 256-byte
 // pieces spread over rows S*4H floats apart, which the hardware prefetcher does not follow.
 inline void prefetch_floats(const float* p, int64_t n, bool write) {
@@ -163,18 +182,16 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
   constexpr int NS = Cell::kStates;
   const int64_t row_blocks = (B + kRows - 1) / kRows;
   const int64_t sS = S * B * H;
+  // RT[hd][k][j] = R[hd][j][k], once per call for every task (the pool hands tasks out one at a time, so a per-task
+  // copy would redo it for every block of rows), in 16 x 16 tiles
+  std::vector<float> RT(static_cast<size_t>(NH * G * DH));
+  transpose_heads(RT.data(), R, NH, DH, G);
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> dh(kRows * DH), dc(kRows * DH), dn(kRows * DH), dp(kRows * G), zero(DH, 0.0f), RT(G * DH);
-    int64_t rt_head = -1;
+    std::vector<float> dh(kRows * DH), dc(kRows * DH), dn(kRows * DH), dp(kRows * G), zero(DH, 0.0f);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * kRows;
       const int nb = static_cast<int>(std::min<int64_t>(kRows, B - b0));
-      if (rt_head != hd) {  // RT[k][j] = R[hd][j][k]
-        const float* Rh = R + hd * DH * G;
-        for (int64_t j = 0; j < DH; ++j)
-          for (int64_t k = 0; k < G; ++k) RT[k * DH + j] = Rh[j * G + k];
-        rt_head = hd;
-      }
+      const float* RTh = RT.data() + hd * G * DH;
       for (int bb = 0; bb < nb; ++bb)
         for (int64_t k = 0; k < DH; ++k) {
           const int64_t i = (b0 + bb) * H + hd * DH + k;
@@ -237,7 +254,7 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
           }
           for (int g = 0; g < 4; ++g) std::copy_n(dpr + g * DH, DH, dxr + g * H);
         }
-        matvec_t_rows(nb, DH, G, dp.data(), RT.data(), dh.data());
+        matvec_t_rows(nb, DH, G, dp.data(), RTh, dh.data());
       }
       if (dstate0) {
         for (int bb = 0; bb < nb; ++bb)
