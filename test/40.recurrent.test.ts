@@ -100,6 +100,51 @@ describe("40 recurrent kernels", () => {
       });
     });
 
+    // Head sizes whose step products take the sliced, register-tiled paths (recurrent_engine.h: forward output 4·DH
+    // and backward output DH multiples of 32, or 16-wide slices) and batches that leave partial row groups and
+    // several tasks: the forward against float64, the gradients along random directions against float64 central
+    // differences of the same loss Σ w ⊙ y (x, R, bias, state0 at once).
+    for (const d of [{ B: 11, S: 6, NH: 2, DH: 32 }, { B: 5, S: 4, NH: 1, DH: 48 }, { B: 9, S: 3, NH: 3, DH: 40 }])
+      it(`${kind}: forward and gradients match float64 at B ${d.B} NH ${d.NH} DH ${d.DH} (tiled step products)`, () => {
+        const h = d.NH * d.DH, gen = new Generator(31 + d.DH);
+        const mk = (shape: number[], std: number) => Tensor.randn(shape, { generator: gen, std });
+        const x = mk([d.B, d.S, 4 * h], 1), R = mk([d.NH, d.DH, 4 * d.DH], 0.5 / Math.sqrt(d.DH)), bias = mk([4 * h], 0.5);
+        const s0 = mk([ns, d.B, h], 0.5);
+        if (kind === "slstm") for (let i = 2 * d.B * h; i < 3 * d.B * h; ++i) s0.f32()[i] = 1 + Math.abs(s0.f32()[i]);
+        const w = mk([d.B, d.S, h], 1).f32();
+        const ref = (xs: Float64Array, Rs: Float64Array, bs: Float64Array, ss: Float64Array) => {
+          const y = recurrence64(kind, xs, Rs, bs, ss, d.B, d.S, d.NH, d.DH).y;
+          let acc = 0;
+          for (let j = 0; j < y.length; ++j) acc += y[j] * w[j];
+          return { y, loss: acc };
+        };
+        const ins = [x, R, bias, s0];
+        const base = ins.map((t) => Float64Array.from(t.f32()));
+        const want = ref(base[0], base[1], base[2], base[3]);
+        for (const level of ["scalar", "avx2", "avx512"] as const) {
+          if (level !== "scalar" && (level === "avx512" ? backends().cpu.simdSupported !== "avx512" : backends().cpu.simdSupported === "scalar")) continue;
+          setSimdLevel(level);
+          try {
+            const leaves = ins.map((t) => t.clone().requiresGrad_());
+            const o = kind === "slstm" ? ops.slstm(leaves[0], leaves[1], leaves[2], leaves[3], { exactM0Grad: true }) : ops.lstm(leaves[0], leaves[1], leaves[2], leaves[3]);
+            const r = worstRatio(o.y.f32(), want.y, 1e-4, 1e-5);
+            assert.ok(r.ratio <= 1, `${level} y: ratio ${r.ratio} at ${r.index}`);
+            o.y.backward(new Tensor(Float32Array.from(w), o.y.shape));
+            for (let rep = 0; rep < 2; ++rep) {
+              const dirs = ins.map((t) => Float64Array.from(Tensor.randn([t.numel], { generator: gen }).f32()));
+              const eps = 1e-4;
+              const at = (sign: number) => ref(...(base.map((b, j) => b.map((v, e) => v + sign * eps * dirs[j][e])) as [Float64Array, Float64Array, Float64Array, Float64Array])).loss;
+              const fd = (at(1) - at(-1)) / (2 * eps);
+              let an = 0;
+              leaves.forEach((t, j) => t.grad!.f32().forEach((gv, e) => (an += gv * dirs[j][e])));
+              assert.ok(Math.abs(fd - an) <= 1e-3 * Math.max(1, Math.abs(fd)), `${level}: directional derivative ${an} vs float64 differences ${fd}`);
+            }
+          } finally {
+            setSimdLevel(backends().cpu.simdSupported);
+          }
+        }
+      });
+
     it(`${kind}: splitting the sequence and passing the state gives the same outputs and gradients`, () => {
       const d = { B: 2, S: 9, NH: 2, DH: 4 };
       const h = d.NH * d.DH;

@@ -3,8 +3,8 @@
 // Everything has internal linkage (anonymous namespace) so the per-ISA copies never merge at link time.
 //
 // Work split: heads are independent (block-diagonal R) and so are batch rows, so one task owns one head and a
-// block of up to kRows batch rows for the WHOLE sequence: no synchronisation per time step. Within a task the
-// recurrent product for all its rows shares each load of R (register-blocked over rows and 16..64 columns).
+// block of batch rows (task_rows) for the WHOLE sequence: no synchronisation per time step. Within a task the
+// recurrent product for all its rows shares each load of R (register tiles of kGroup rows x kKC columns).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -17,70 +17,128 @@
 namespace xlstm {
 namespace {
 
-constexpr int kRows = 4;  // batch rows per task
+// Rows sharing each load of R in the register tile (kGroup rows x kKC columns of accumulators: 16 zmm / ymm).
+#ifdef __AVX512F__
+constexpr int kGroup = 8;
+#else
+constexpr int kGroup = 4;
+#endif
+constexpr int kKC = 32;
 
-// r[bb][0:G] = hprev[bb][0:DH] · Rh (DH x G), for bb < nb. Columns in blocks of KC so the accumulators stay
-// in registers; G is a multiple of 4 (G = 4*DH).
+// Batch rows per task: as many as still give every thread a task, so that each (head's) R streams through the cache
+// once per step for as many rows as possible (at most kMaxRows). Every row's arithmetic is the same for any split,
+// so results do not depend on it (or on the thread count).
+constexpr int64_t kMaxRows = 32;
+inline int64_t task_rows(int64_t B, int64_t NH) {
+  const int64_t blocks_per_head = std::max<int64_t>(1, (num_threads() + NH - 1) / NH);
+  return std::max<int64_t>(1, std::min(kMaxRows, (B + blocks_per_head - 1) / blocks_per_head));
+}
+// row buffers are padded to whole groups (the padding rows are computed and dropped)
+inline int64_t padded_rows(int64_t rows) { return (rows + kGroup - 1) / kGroup * kGroup; }
+
+// The per-step product out[bb][0:Dout] = in[bb][0:Din] · W (Din x Dout) of a task's rows. W is either plain
+// row-major (ld = Dout) or "sliced": each kKC-column slice stored contiguously (slice cb at W + cb·Din·kKC, rows kKC
+// apart), which keeps the slice's Din rows in distinct cache sets (a plain row stride of 4·Dout bytes, a power of two
+// for the usual sizes, maps them all onto a few L1 sets and the slice falls out of L1 between row groups).
+struct StepMatrix {
+  const float* w;
+  bool sliced;
+};
+
+// out[bb][c0 : c0+KC] for the kGroup rows at in / out (row strides Din / Dout), bb < nb stored; wc: the slice's first
+// column, ldw its row stride.
 template <int KC>
-inline void matvec_rows_kc(int nb, int64_t DH, int64_t G, const float* hprev, const float* Rh, float* r) {
-  for (int64_t c0 = 0; c0 < G; c0 += KC) {
-    float acc[kRows][KC];
-    for (int bb = 0; bb < kRows; ++bb)
-      for (int k = 0; k < KC; ++k) acc[bb][k] = 0.0f;
-    for (int64_t j = 0; j < DH; ++j) {
-      const float* row = Rh + j * G + c0;
-      for (int bb = 0; bb < kRows; ++bb) {
-        const float hv = hprev[bb * DH + j];
+inline void matvec_group(int nb, int64_t Din, int64_t Dout, const float* in, const float* wc, int64_t ldw, float* out,
+                         int64_t c0) {
+  float acc[kGroup][KC];
+  for (int bb = 0; bb < kGroup; ++bb)
+    for (int k = 0; k < KC; ++k) acc[bb][k] = 0.0f;
+  for (int64_t j = 0; j < Din; ++j) {
+    const float* row = wc + j * ldw;
+    for (int bb = 0; bb < kGroup; ++bb) {
+      const float hv = in[bb * Din + j];
 #pragma omp simd
-        for (int k = 0; k < KC; ++k) acc[bb][k] += hv * row[k];
-      }
+      for (int k = 0; k < KC; ++k) acc[bb][k] += hv * row[k];
     }
-    for (int bb = 0; bb < nb; ++bb)
-      for (int k = 0; k < KC; ++k) r[bb * G + c0 + k] = acc[bb][k];
   }
+  for (int bb = 0; bb < nb; ++bb)
+    for (int k = 0; k < KC; ++k) out[bb * Dout + c0 + k] = acc[bb][k];
 }
 
-inline void matvec_rows(int nb, int64_t DH, int64_t G, const float* hprev, const float* Rh, float* r) {
-  if (G % 64 == 0) return matvec_rows_kc<64>(nb, DH, G, hprev, Rh, r);
-  if (G % 32 == 0) return matvec_rows_kc<32>(nb, DH, G, hprev, Rh, r);
-  if (G % 16 == 0) return matvec_rows_kc<16>(nb, DH, G, hprev, Rh, r);
+// out = in · W for rows bb < nb (in holds padded_rows(nb) rows). Column slice outside, row groups inside: a slice is
+// read from memory once per step and from L1 for the other groups.
+inline void matvec_rows(int nb, int64_t Din, int64_t Dout, const float* in, StepMatrix W, float* out) {
+  if (W.sliced) {
+    for (int64_t c0 = 0; c0 < Dout; c0 += kKC)
+      for (int g0 = 0; g0 < nb; g0 += kGroup)
+        matvec_group<kKC>(std::min(kGroup, nb - g0), Din, Dout, in + g0 * Din, W.w + c0 * Din, kKC, out + g0 * Dout, c0);
+    return;
+  }
+  if (Dout % 16 == 0) {
+    for (int64_t c0 = 0; c0 < Dout; c0 += 16)
+      for (int g0 = 0; g0 < nb; g0 += kGroup)
+        matvec_group<16>(std::min(kGroup, nb - g0), Din, Dout, in + g0 * Din, W.w + c0, Dout, out + g0 * Dout, c0);
+    return;
+  }
   for (int bb = 0; bb < nb; ++bb) {
-    float* rr = r + bb * G;
-    for (int64_t k = 0; k < G; ++k) rr[k] = 0.0f;
-    for (int64_t j = 0; j < DH; ++j) {
-      const float hv = hprev[bb * DH + j];
-      const float* row = Rh + j * G;
+    float* rr = out + bb * Dout;
+    for (int64_t k = 0; k < Dout; ++k) rr[k] = 0.0f;
+    for (int64_t j = 0; j < Din; ++j) {
+      const float hv = in[bb * Din + j];
+      const float* row = W.w + j * Dout;
 #pragma omp simd
-      for (int64_t k = 0; k < G; ++k) rr[k] += hv * row[k];
+      for (int64_t k = 0; k < Dout; ++k) rr[k] += hv * row[k];
     }
   }
 }
 
-// dh[bb][j] = Σ_k Rh[j][k] dp[bb][k]  (Rᵀ·dp per head, XLSTM_SPEC §2.4), computed as an accumulation over k
-// with the transposed kernel RTh [G][DH], so the accumulators are independent (no horizontal reductions on the
-// step-to-step critical path).
-inline void matvec_t_rows(int nb, int64_t DH, int64_t G, const float* dp, const float* RTh, float* dh) {
-  matvec_rows(nb, G, DH, dp, RTh, dh);
-}
-
-// RT[hd][k][j] = R[hd][j][k] for R [NH, DH, G]: 16 x 16 tiles (a cache line of each row / column per tile), the
-// (head, 16-row block of RT) pairs split over the pool.
-inline void transpose_heads(float* RT, const float* R, int64_t NH, int64_t DH, int64_t G) {
-  constexpr int64_t kT = 16;
-  const int64_t kb = (G + kT - 1) / kT;
-  parallel_for(NH * kb, 4, [&](int64_t lo, int64_t hi) {
-    for (int64_t it = lo; it < hi; ++it) {
-      const int64_t hd = it / kb, k0 = (it % kb) * kT, k1 = std::min(G, k0 + kT);
-      const float* Rh = R + hd * DH * G;
-      float* RTh = RT + hd * G * DH;
-      for (int64_t j0 = 0; j0 < DH; j0 += kT) {
-        const int64_t j1 = std::min(DH, j0 + kT);
-        for (int64_t k = k0; k < k1; ++k)
-          for (int64_t j = j0; j < j1; ++j) RTh[k * DH + j] = Rh[j * G + k];
-      }
+// The step matrices of all heads from R [NH, DH, G], prepared once per call (the pool hands tasks out one at a time,
+// so per-task copies would be redone for every block of rows): forward W = R[hd] (DH x G), backward W = R[hd]ᵀ
+// (G x DH: dh = Σ_k R[j][k] dp[k] as accumulations over k, independent accumulators, no horizontal sums on the
+// step-to-step critical path). Sliced when the output width is a multiple of kKC; else plain (the forward then
+// reads R in place).
+class StepMatrices {
+ public:
+  StepMatrices(const float* R, int64_t NH, int64_t DH, int64_t G, bool transposed) : per_head_(DH * G) {
+    const int64_t Din = transposed ? G : DH, Dout = transposed ? DH : G;
+    sliced_ = Dout % kKC == 0;
+    if (!sliced_ && !transposed) {
+      base_ = R;
+      return;
     }
-  });
-}
+    buf_.resize(static_cast<size_t>(NH * DH * G));
+    base_ = buf_.data();
+    // W[j][k] = R[hd][j][k] (forward) or R[hd][k][j] (backward), j < Din, k < Dout; 16 x 16 tiles, the (head, 16-row
+    // block) pairs over the pool
+    constexpr int64_t kT = 16;
+    const int64_t jb = (Din + kT - 1) / kT;
+    const bool sliced = sliced_;
+    float* buf = buf_.data();
+    parallel_for(NH * jb, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t it = lo; it < hi; ++it) {
+        const int64_t hd = it / jb, j0 = (it % jb) * kT, j1 = std::min(Din, j0 + kT);
+        const float* Rh = R + hd * DH * G;
+        float* Wh = buf + hd * DH * G;
+        for (int64_t k0 = 0; k0 < Dout; k0 += kT) {
+          const int64_t k1 = std::min(Dout, k0 + kT);
+          for (int64_t j = j0; j < j1; ++j)
+            for (int64_t k = k0; k < k1; ++k) {
+              const float v = transposed ? Rh[k * G + j] : Rh[j * G + k];
+              if (sliced) Wh[(k / kKC) * Din * kKC + j * kKC + k % kKC] = v;
+              else Wh[j * Dout + k] = v;
+            }
+        }
+      }
+    });
+  }
+  StepMatrix head(int64_t hd) const { return StepMatrix{base_ + hd * per_head_, sliced_}; }
+
+ private:
+  std::vector<float> buf_;
+  const float* base_ = nullptr;
+  bool sliced_ = false;
+  int64_t per_head_;
+};
 
 // Prefetch n floats starting at p (one request per 64-byte line). The per-step inputs of a task are 256-byte
 // pieces spread over rows S*4H floats apart, which the hardware prefetcher does not follow.
@@ -105,14 +163,15 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
                  const float* bias, const RecurrentDims& d) {
   const int64_t B = d.B, S = d.S, NH = d.NH, DH = d.DH, H = NH * DH, G = 4 * DH;
   constexpr int NS = Cell::kStates;
-  const int64_t row_blocks = (B + kRows - 1) / kRows;
+  const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;  // stride between state components in `states`
+  const StepMatrices W(R, NH, DH, G, false);
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> hprev(kRows * DH, 0.0f), r(kRows * G), zero(DH, 0.0f);
+    std::vector<float> hprev(pad * DH, 0.0f), r(pad * G), zero(DH, 0.0f);
     for (int64_t task = lo; task < hi; ++task) {
-      const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * kRows;
-      const int nb = static_cast<int>(std::min<int64_t>(kRows, B - b0));
-      const float* Rh = R + hd * DH * G;
+      const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * rows;
+      const int nb = static_cast<int>(std::min<int64_t>(rows, B - b0));
+      const StepMatrix Wh = W.head(hd);
       for (int64_t t = 0; t < S; ++t) {
         // previous state component s of row b, this head's DH units (contiguous)
         auto prev = [&](int s, int64_t b) -> const float* {
@@ -127,7 +186,7 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
               prefetch_floats(x + off, DH, false);
               prefetch_floats(gates + off, DH, true);
             }
-        matvec_rows(nb, DH, G, hprev.data(), Rh, r.data());
+        matvec_rows(nb, DH, G, hprev.data(), Wh, r.data());
         for (int bb = 0; bb < nb; ++bb) {
           const int64_t b = b0 + bb;
           const float* xr = x + (b * S + t) * 4 * H + hd * DH;
@@ -180,18 +239,15 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
                   bool exact_m0_grad) {
   const int64_t B = d.B, S = d.S, NH = d.NH, DH = d.DH, H = NH * DH, G = 4 * DH;
   constexpr int NS = Cell::kStates;
-  const int64_t row_blocks = (B + kRows - 1) / kRows;
+  const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;
-  // RT[hd][k][j] = R[hd][j][k], once per call for every task (the pool hands tasks out one at a time, so a per-task
-  // copy would redo it for every block of rows), in 16 x 16 tiles
-  std::vector<float> RT(static_cast<size_t>(NH * G * DH));
-  transpose_heads(RT.data(), R, NH, DH, G);
+  const StepMatrices WT(R, NH, DH, G, true);
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> dh(kRows * DH), dc(kRows * DH), dn(kRows * DH), dp(kRows * G), zero(DH, 0.0f);
+    std::vector<float> dh(pad * DH), dc(pad * DH), dn(pad * DH), dp(pad * G, 0.0f), zero(DH, 0.0f);
     for (int64_t task = lo; task < hi; ++task) {
-      const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * kRows;
-      const int nb = static_cast<int>(std::min<int64_t>(kRows, B - b0));
-      const float* RTh = RT.data() + hd * G * DH;
+      const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * rows;
+      const int nb = static_cast<int>(std::min<int64_t>(rows, B - b0));
+      const StepMatrix WTh = WT.head(hd);
       for (int bb = 0; bb < nb; ++bb)
         for (int64_t k = 0; k < DH; ++k) {
           const int64_t i = (b0 + bb) * H + hd * DH + k;
@@ -254,7 +310,7 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
           }
           for (int g = 0; g < 4; ++g) std::copy_n(dpr + g * DH, DH, dxr + g * H);
         }
-        matvec_t_rows(nb, DH, G, dp.data(), RTh, dh.data());
+        matvec_rows(nb, G, DH, dp.data(), WTh, dh.data());
       }
       if (dstate0) {
         for (int bb = 0; bb < nb; ++bb)
