@@ -331,6 +331,9 @@ export interface Binding {
   // ---- optimizers (csrc/binding/optim.cc; csrc/kernels/optim.h) [optim-section]
   /** torch.optim.AdamW in place on one parameter at 1-based `step`: p, m (exp_avg), v (exp_avg_sq), g all of length n. */
   adamwStep(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** torch.optim.SGD in place on one parameter (bitwise lib/optim/sgd.ts's loop): buf is the momentum buffer (null
+   * when momentum is 0), `first` the step that initialises it. */
+  sgdStep(p: Float32Array, buf: Float32Array | null, g: Float32Array, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, first: boolean): void;
   /** Σ x² accumulated in float64 (for the global gradient norm). */
   sumSquares(x: Float32Array): number;
   /** x *= alpha in place. */

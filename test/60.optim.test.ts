@@ -1,11 +1,12 @@
 // Layer 6: optimizers. SGD (momentum, dampening, Nesterov), AdamW (decoupled decay, bias correction, parameter
 // groups) and gradient clipping against their closed forms evaluated in float64 here; the reference's LR schedule at
-// its key steps; weight-decay groups by parameter name; optimizer state round trips; the native AdamW kernel against
-// the TypeScript loop, at 1 and all threads; gradient accumulation through the tape.
+// its key steps; weight-decay groups by parameter name; optimizer state round trips; the native AdamW and SGD kernels
+// against the TypeScript loops, at 1 and all threads and every SIMD level; gradient accumulation through the tape.
 import { strict as assert } from "assert";
-import { Generator, nn, ops, optim, setNumThreads, Tensor } from "../lib";
+import { backends, Generator, nn, ops, optim, setNumThreads, setSimdLevel, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { adamwStepJs } from "../lib/optim/adamw";
+import { sgdStepJs } from "../lib/optim/sgd";
 import { LSTMLanguageModel } from "../lib/train/models";
 import { assertClose } from "./support/gradcheck";
 
@@ -128,6 +129,44 @@ describe("60 optim", () => {
     assert.throws(() => native.adamwStep(w, m, v, g, 1e-3, 1.5, 0.999, 1e-8, 0.1, 1), (e: Error) => e instanceof RangeError && /beta1 must be in \[0, 1\)/.test(e.message));
     assert.throws(() => native.adamwStep(w, w, v, g, 1e-3, 0.9, 0.999, 1e-8, 0.1, 1), (e: Error) => e instanceof RangeError && /overlap/.test(e.message));
     assert.throws(() => native.adamwStep(w, m, v, g, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0), (e: Error) => e instanceof RangeError && /step/.test(e.message));
+  });
+
+  it("the native SGD kernel equals the TypeScript loop bit for bit (every variant, SIMD level, thread count)", () => {
+    const n = 70001; // several thread chunks and a ragged tail
+    const gen = new Generator(4);
+    const w = gen.fillNormal(new Float32Array(n)), g = gen.fillNormal(new Float32Array(n)), buf0 = gen.fillNormal(new Float32Array(n), 0, 0.1);
+    const variants = [
+      { mom: 0, damp: 0, wd: 0, nesterov: false, first: false },
+      { mom: 0, damp: 0, wd: 0.01, nesterov: false, first: false },
+      { mom: 0.9, damp: 0, wd: 0.01, nesterov: false, first: true },
+      { mom: 0.9, damp: 0.3, wd: 0.01, nesterov: false, first: false },
+      { mom: 0.8, damp: 0, wd: 0, nesterov: true, first: false },
+    ];
+    const best = backends().cpu.simdSupported;
+    try {
+      for (const v of variants) {
+        const js = { w: w.slice(), b: buf0.slice() };
+        sgdStepJs(js.w, v.mom ? js.b : null, g, 0.1, v.mom, v.damp, v.wd, v.nesterov, v.first);
+        for (const level of ["scalar", "avx2", "avx512"] as const) {
+          if (level !== "scalar" && (level === "avx512" ? best !== "avx512" : best === "scalar")) continue;
+          setSimdLevel(level);
+          for (const threads of [1, 0]) {
+            setNumThreads(threads);
+            const r = { w: w.slice(), b: buf0.slice() };
+            native.sgdStep(r.w, v.mom ? r.b : null, g, 0.1, v.mom, v.damp, v.wd, v.nesterov, v.first);
+            assert.deepEqual(r.w, js.w, `${JSON.stringify(v)} ${level} ${threads || "all"} threads: p`);
+            if (v.mom) assert.deepEqual(r.b, js.b, `${JSON.stringify(v)} ${level}: momentum buffer`);
+          }
+        }
+      }
+    } finally {
+      setSimdLevel(best);
+      setNumThreads(0);
+    }
+    assert.throws(() => native.sgdStep(w, null, g, 0.1, 0.9, 0, 0, false, true), (e: Error) => e instanceof TypeError && /sgdStep: buf/.test(e.message));
+    assert.throws(() => native.sgdStep(w, buf0, new Float32Array(3), 0.1, 0, 0, 0, false, false), (e: Error) => e instanceof RangeError && /sgdStep: g has 3 elements/.test(e.message));
+    assert.throws(() => native.sgdStep(w, w, g, 0.1, 0.9, 0, 0, false, false), (e: Error) => e instanceof RangeError && /overlap/.test(e.message));
+    assert.throws(() => native.sgdStep(w, null, g, -1, 0, 0, 0, false, false), (e: Error) => e instanceof RangeError && /lr must be in/.test(e.message));
   });
 
   it("optimizer state_dict round trip continues exactly (AdamW and SGD with momentum)", () => {

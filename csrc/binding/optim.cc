@@ -1,5 +1,6 @@
 // Binding layer: optimizer kernels (csrc/kernels/optim.h).
 // JS: adamwStep(p, m, v, g, lr, beta1, beta2, eps, weightDecay, step) updates p, m, v in place;
+//     sgdStep(p, buf, g, lr, momentum, dampening, weightDecay, nesterov, first) updates p (and buf) in place;
 //     sumSquares(x) -> number; scaleInPlace(x, alpha).
 #include <napi.h>
 
@@ -24,6 +25,13 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "sgdStep"};
+  const optim_args::SgdCall a = optim_args::parse_sgd(c);
+  run_sync(info.Env(), c.fn, [&] { sgd_step(a.p, a.buf, a.g, a.n, a.lr, a.momentum, a.dampening, a.wd, a.nesterov, a.first); });
+  return info.Env().Undefined();
+}
+
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "sumSquares"};
   const optim_args::SumSquaresCall a = optim_args::parse_sum_squares(c);
@@ -41,6 +49,7 @@ Napi::Value ScaleInPlace(const Napi::CallbackInfo& info) {
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamwStep", Napi::Function::New(env, AdamwStep, "adamwStep"));
+  exports.Set("sgdStep", Napi::Function::New(env, SgdStep, "sgdStep"));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
   exports.Set("scaleInPlace", Napi::Function::New(env, ScaleInPlace, "scaleInPlace"));
 }

@@ -46,6 +46,36 @@ inline AdamwCall parse_adamw(const ArgCtx& c) {
   return a;
 }
 
+// sgdStep(p, buf, g, lr, momentum, dampening, weightDecay, nesterov, first); buf may be null when momentum is 0
+struct SgdCall {
+  int64_t n;
+  float *p, *buf;
+  const float* g;
+  double lr, momentum, dampening, wd;
+  bool nesterov, first;
+};
+inline SgdCall parse_sgd(const ArgCtx& c) {
+  require_count(c, 9);
+  SgdCall a;
+  a.n = typed_length(c, 0, "p");
+  const std::string desc = describe("n", {{"n", a.n}});
+  a.p = require_f32(c, 0, "p", a.n);
+  a.g = require_f32(c, 2, "g", a.n, desc);
+  a.lr = require_finite(c, 3, "lr", 0.0, INFINITY, "[0, inf)");
+  a.momentum = require_finite(c, 4, "momentum", 0.0, INFINITY, "[0, inf)");
+  a.dampening = require_finite(c, 5, "dampening", 0.0, INFINITY, "[0, inf)");
+  a.wd = require_finite(c, 6, "weightDecay", 0.0, INFINITY, "[0, inf)");
+  a.nesterov = require_bool(c, 7, "nesterov");
+  a.first = require_bool(c, 8, "first");
+  a.buf = nullptr;
+  if (a.momentum != 0.0) a.buf = require_f32(c, 1, "buf", a.n, desc);
+  else if (!c.info[1].IsNull() && !c.info[1].IsUndefined()) a.buf = require_f32(c, 1, "buf", a.n, desc);
+  const size_t bytes = static_cast<size_t>(a.n) * sizeof(float);
+  if (a.buf) require_disjoint(c, {{"p", a.p, bytes}, {"buf", a.buf, bytes}}, {{"g", a.g, bytes}});
+  else require_disjoint(c, {{"p", a.p, bytes}}, {{"g", a.g, bytes}});
+  return a;
+}
+
 // sumSquares(x)
 struct SumSquaresCall {
   int64_t n;

@@ -1,5 +1,5 @@
 // Optimizer kernels (CPU kernels layer): see optim.h. Memory-bound streams (AdamW reads 4 and writes 3 floats per
-// element) split over the thread pool in fixed chunks. The element loops (optim_impl.h) are also compiled for AVX2
+// element, SGD with momentum 3 and 2) split over the thread pool in fixed chunks. The element loops (optim_impl.h) are also compiled for AVX2
 // (optim_avx2.cc): on the baseline ISA AdamW's sqrt/divide, not the memory, bound it. Every level computes bitwise
 // the same values. The AVX-512 level uses the AVX2 loops: measured on AMD EPYC at 2.6M parameters, the 512-bit
 // AdamW loop was slower than the 256-bit one (1.8 vs 1.2 ms, 1 thread).
@@ -24,6 +24,9 @@ void adamw_range_scalar(float* p, float* m, float* v, const float* g, int64_t lo
   adamw_range_impl(p, m, v, g, lo, hi, s);
 }
 double sum_squares_range_scalar(const float* x, int64_t a, int64_t b) { return sum_squares_range_impl(x, a, b); }
+void sgd_range_scalar(float* p, float* buf, const float* g, int64_t lo, int64_t hi, const SgdScalars& s) {
+  sgd_range_impl(p, buf, g, lo, hi, s);
+}
 
 AdamwRangeFn pick_adamw() {
 #ifdef XLSTM_X86
@@ -34,6 +37,17 @@ AdamwRangeFn pick_adamw() {
   }
 #endif
   return adamw_range_scalar;
+}
+
+SgdRangeFn pick_sgd() {
+#ifdef XLSTM_X86
+  switch (simd_level()) {
+    case SimdLevel::AVX512:
+    case SimdLevel::AVX2: return sgd_range_avx2;
+    default: break;
+  }
+#endif
+  return sgd_range_scalar;
 }
 
 SumSquaresRangeFn pick_sum_squares() {
@@ -53,6 +67,13 @@ void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double 
   const AdamwScalars s = make_adamw_scalars(lr, beta1, beta2, eps, weight_decay, t);
   const AdamwRangeFn fn = pick_adamw();
   parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p, m, v, g, lo, hi, s); });
+}
+
+void sgd_step(float* p, float* buf, const float* g, int64_t n, double lr, double momentum, double dampening,
+              double weight_decay, bool nesterov, bool first) {
+  const SgdScalars s{lr, momentum, 1.0 - dampening, weight_decay, nesterov, first};
+  const SgdRangeFn fn = pick_sgd();
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p, buf, g, lo, hi, s); });
 }
 
 double sum_squares(const float* x, int64_t n) {

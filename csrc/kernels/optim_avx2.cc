@@ -18,5 +18,9 @@ void adamw_range_avx2(float* p, float* m, float* v, const float* g, int64_t lo, 
 
 double sum_squares_range_avx2(const float* x, int64_t a, int64_t b) { return sum_squares_range_impl(x, a, b); }
 
+void sgd_range_avx2(float* p, float* buf, const float* g, int64_t lo, int64_t hi, const SgdScalars& s) {
+  sgd_range_impl(p, buf, g, lo, hi, s);
+}
+
 }  // namespace optim_detail
 }  // namespace xlstm

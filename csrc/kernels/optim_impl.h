@@ -21,6 +21,31 @@ inline void adamw_range_impl(float* p, float* m, float* v, const float* g, int64
   for (int64_t i = lo; i < hi; ++i) adamw_element(p[i], m[i], v[i], g[i], sl);
 }
 
+// SGD over elements [lo, hi) (optim.h), in double: each stored value rounded once, as the JS loop does.
+struct SgdScalars {
+  double lr, momentum, keep, wd;
+  bool nesterov, first;
+};
+inline void sgd_range_impl(float* p, float* buf, const float* g, int64_t lo, int64_t hi, const SgdScalars& s) {
+  const SgdScalars sl = s;
+  if (sl.momentum == 0.0) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) {
+      const double w = p[i];
+      p[i] = static_cast<float>(w - sl.lr * (static_cast<double>(g[i]) + sl.wd * w));
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = lo; i < hi; ++i) {
+    const double w = p[i];
+    const double d = static_cast<double>(g[i]) + sl.wd * w;
+    const double b = sl.first ? d : sl.momentum * static_cast<double>(buf[i]) + sl.keep * d;
+    buf[i] = static_cast<float>(b);
+    p[i] = static_cast<float>(w - sl.lr * (sl.nesterov ? d + sl.momentum * b : b));
+  }
+}
+
 // sum over [a, b) of x^2 in double: lane k sums elements a + k, a + k + kSumLanes, ... (the ragged tail goes to
 // lanes 0, 1, ...), then the lanes are added in order 0..kSumLanes-1. Independent lanes keep the adds from being
 // latency-bound; the fixed lane count makes the result the same on every ISA.
@@ -39,10 +64,12 @@ inline double sum_squares_range_impl(const float* x, int64_t a, int64_t b) {
 
 using AdamwRangeFn = void (*)(float*, float*, float*, const float*, int64_t, int64_t, const AdamwScalars&);
 using SumSquaresRangeFn = double (*)(const float*, int64_t, int64_t);
+using SgdRangeFn = void (*)(float*, float*, const float*, int64_t, int64_t, const SgdScalars&);
 
 #if defined(XLSTM_X86)
 void adamw_range_avx2(float* p, float* m, float* v, const float* g, int64_t lo, int64_t hi, const AdamwScalars& s);
 double sum_squares_range_avx2(const float* x, int64_t a, int64_t b);
+void sgd_range_avx2(float* p, float* buf, const float* g, int64_t lo, int64_t hi, const SgdScalars& s);
 #endif
 
 }  // namespace optim_detail

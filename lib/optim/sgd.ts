@@ -21,6 +21,27 @@ export interface SGDOptions {
 
 export type SGDHyper = Required<SGDOptions>;
 
+// An addon built before the SGD kernel existed (an old prebuild) lacks sgdStep: fall back to the loop below.
+const nativeSgd = typeof native.sgdStep === "function" ? native.sgdStep.bind(native) : null;
+
+/**
+ * @internal The CPU update in JS (float64 arithmetic, each stored value rounded once): what the native sgdStep
+ * computes bit for bit; used when the addon predates it, and by the tests.
+ */
+export function sgdStepJs(w: Float32Array, buf: Float32Array | null, gr: Float32Array, lr: number, mom: number, dampening: number, wd: number, nesterov: boolean, first: boolean): void {
+  if (mom === 0 || !buf) {
+    for (let i = 0; i < w.length; ++i) w[i] -= lr * (gr[i] + wd * w[i]);
+    return;
+  }
+  const keep = 1 - dampening;
+  for (let i = 0; i < w.length; ++i) {
+    const d = gr[i] + wd * w[i];
+    const b = first ? d : mom * buf[i] + keep * d;
+    buf[i] = b;
+    w[i] -= lr * (nesterov ? d + mom * b : b);
+  }
+}
+
 export class SGD extends Optimizer<SGDHyper> {
   /**
    * @param params tensors, or groups `{ params, lr?, momentum?, ... }` with their own hyperparameters
@@ -52,21 +73,15 @@ export class SGD extends Optimizer<SGDHyper> {
             continue;
           }
           const w = p.f32(), gr = p.grad.f32("SGD: grad");
-          if (mom === 0) {
-            for (let i = 0; i < w.length; ++i) w[i] -= lr * (gr[i] + wd * w[i]);
-            continue;
+          let buf: Float32Array | null = null, first = false;
+          if (mom !== 0) {
+            let s = this.state.get(p);
+            first = !s;
+            if (!s) this.state.set(p, (s = {}));
+            buf = stateBuffer(s, "momentum_buffer", p) as Float32Array;
           }
-          let s = this.state.get(p);
-          const first = !s;
-          if (!s) this.state.set(p, (s = {}));
-          const buf = stateBuffer(s, "momentum_buffer", p) as Float32Array;
-          const keep = 1 - dampening;
-          for (let i = 0; i < w.length; ++i) {
-            const d = gr[i] + wd * w[i];
-            const b = first ? d : mom * buf[i] + keep * d;
-            buf[i] = b;
-            w[i] -= lr * (nesterov ? d + mom * b : b);
-          }
+          if (nativeSgd) nativeSgd(w, buf, gr, lr, mom, dampening, wd, nesterov, first);
+          else sgdStepJs(w, buf, gr, lr, mom, dampening, wd, nesterov, first);
         }
       }
     });

@@ -311,6 +311,13 @@ const FUZZ_ADAMW_STEP: Spec = {
   outs: [0, 1, 2],
   nums: [4, 5, 6, 7, 8, 9],
 };
+const FUZZ_SGD_STEP: Spec = {
+  name: "sgdStep",
+  dims: { n: [0, 1, 5, 33] },
+  build: (d, r) => [A(r, d.n), A(r, d.n), A(r, d.n), 0.1, 0.9, 0, 0.01, true, r.range(0, 2) === 0],
+  outs: [0, 1],
+  nums: [3, 4, 5, 6],
+};
 const FUZZ_SUM_SQUARES: Spec = { name: "sumSquares", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n)], outs: [], nums: [] };
 const FUZZ_SCALE_IN_PLACE: Spec = { name: "scaleInPlace", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [A(r, d.n), 0.5], outs: [0], nums: [1] };
 
@@ -458,6 +465,7 @@ const SPECS: Spec[] = [
   }),
   // optimizer steps (csrc/binding/optim.cc)
   FUZZ_ADAMW_STEP,
+  FUZZ_SGD_STEP,
   FUZZ_SUM_SQUARES,
   FUZZ_SCALE_IN_PLACE,
   // bfloat16 (csrc/binding/bf16.cc)
