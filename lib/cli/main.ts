@@ -531,9 +531,9 @@ async function bench(args: string[]): Promise<number> {
   if (chosen.length === 0) throw new Error(`no ${device} workload is available in this version`);
   if (chosen.some((w) => w.device === "cuda") && !backends().cuda.available)
     throw new Error(`--device cuda: CUDA is not available on this machine (${backends().cuda.reason ?? "no usable GPU"})`);
-  // which V8 garbage collector the rows ran under (lib/cli/relaunch.ts)
+  // which V8 garbage collector the rows ran under (lib/cli/relaunch.ts; rows measured in a child say so themselves)
   const gc = process.execArgv.includes(GC_FLAG) ? "single-threaded" : "concurrent";
-  for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify({ ...row, v8_gc: gc }) + "\n");
+  for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify({ v8_gc: gc, ...row }) + "\n");
   return 0;
 }
 
