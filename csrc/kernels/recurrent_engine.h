@@ -108,25 +108,35 @@ class StepMatrices {
     }
     buf_.resize(static_cast<size_t>(NH * DH * G));
     base_ = buf_.data();
-    // W[j][k] = R[hd][j][k] (forward) or R[hd][k][j] (backward), j < Din, k < Dout; 16 x 16 tiles, the (head, 16-row
-    // block) pairs over the pool
-    constexpr int64_t kT = 16;
-    const int64_t jb = (Din + kT - 1) / kT;
+    // element (j, k) of a head's W (j < Din, k < Dout) goes to k/kKC·Din·kKC + j·kKC + k%kKC (sliced) or j·Dout + k
     const bool sliced = sliced_;
     float* buf = buf_.data();
-    parallel_for(NH * jb, 4, [&](int64_t lo, int64_t hi) {
+    auto at = [=](int64_t j, int64_t k) { return sliced ? (k / kKC) * Din * kKC + j * kKC + k % kKC : j * Dout + k; };
+    if (!transposed) {
+      // W = R[hd]: each row of R copied slice by slice (contiguous runs of kKC)
+      parallel_for(NH * Din, 16, [&](int64_t lo, int64_t hi) {
+        for (int64_t it = lo; it < hi; ++it) {
+          const int64_t hd = it / Din, j = it % Din;
+          const float* src = R + hd * DH * G + j * G;
+          float* Wh = buf + hd * DH * G;
+          for (int64_t k0 = 0; k0 < Dout; k0 += kKC) std::copy_n(src + k0, kKC, Wh + at(j, k0));
+        }
+      });
+      return;
+    }
+    // W = R[hd]ᵀ: rows of R (contiguous reads) scattered into columns of W, 64 rows of W at a time so the written
+    // lines stay in L1
+    constexpr int64_t kJ = 64;
+    const int64_t jb = (Din + kJ - 1) / kJ;
+    parallel_for(NH * jb, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t it = lo; it < hi; ++it) {
-        const int64_t hd = it / jb, j0 = (it % jb) * kT, j1 = std::min(Din, j0 + kT);
-        const float* Rh = R + hd * DH * G;
+        const int64_t hd = it / jb, j0 = (it % jb) * kJ, j1 = std::min(Din, j0 + kJ);
         float* Wh = buf + hd * DH * G;
-        for (int64_t k0 = 0; k0 < Dout; k0 += kT) {
-          const int64_t k1 = std::min(Dout, k0 + kT);
-          for (int64_t j = j0; j < j1; ++j)
-            for (int64_t k = k0; k < k1; ++k) {
-              const float v = transposed ? Rh[k * G + j] : Rh[j * G + k];
-              if (sliced) Wh[(k / kKC) * Din * kKC + j * kKC + k % kKC] = v;
-              else Wh[j * Dout + k] = v;
-            }
+        for (int64_t k = 0; k < Dout; ++k) {
+          const float* src = R + hd * DH * G + k * G;  // R[hd][k][:]
+          const int64_t stride = sliced ? kKC : Dout;
+          float* dst = Wh + at(j0, k);
+          for (int64_t j = j0; j < j1; ++j) dst[(j - j0) * stride] = src[j];
         }
       }
     });
