@@ -686,6 +686,20 @@ struct TileBlock {
   }
 };
 
+// Column block cb's weights into W (row stride ld): the dot products over 32-wide slices staged in shared memory,
+// then the weights (the column constants are in shared memory already)
+template <int MODE>
+__device__ void tile_weights(const TileBlock<MODE>& b, int64_t cb, int tid, float* W, int64_t ld) {
+  float dot[2] = {0.0f, 0.0f};
+  for (int64_t p0 = 0; p0 < TileBlock<MODE>::dd(b.A.g); p0 += Tile::PT) {
+    __syncthreads();
+    b.stage(cb, p0, tid);
+    __syncthreads();
+    b.dots(tid, dot);
+  }
+  b.weights(cb, tid, dot, W, ld);
+}
+
 template <int MODE>
 __global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
   using T = Tile;
@@ -698,21 +712,13 @@ __global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
     B b(A, sh, bid);
     if (!b.active()) continue;
     b.row_consts(tid);
-    float dot[2];
     int64_t ld;
     if (all) {  // the row tile's weights, once
       for (int64_t cb = b.cbeg(); cb < b.cend(); cb += T::CT) {
         __syncthreads();
         b.col_consts(cb, tid);
-        dot[0] = dot[1] = 0.0f;
-        for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
-          __syncthreads();
-          b.stage(cb, p0, tid);
-          __syncthreads();
-          b.dots(tid, dot);
-        }
         float* W = b.wts(true, cb, &ld);
-        b.weights(cb, tid, dot, W, ld);
+        tile_weights(b, cb, tid, W, ld);
         __syncthreads();
         b.den_add(tid, W, ld);
       }
@@ -726,16 +732,7 @@ __global__ void __launch_bounds__(Tile::THREADS, 2) tile_kernel(TileArgs A) {
         b.col_consts(cb, tid);
         __syncthreads();  // ys (and weights) read the column constants
         float* W = b.wts(all, cb, &ld);
-        if (!all) {
-          dot[0] = dot[1] = 0.0f;
-          for (int64_t p0 = 0; p0 < B::dd(A.g); p0 += T::PT) {
-            __syncthreads();
-            b.stage(cb, p0, tid);
-            __syncthreads();
-            b.dots(tid, dot);
-          }
-          b.weights(cb, tid, dot, W, ld);
-        }
+        if (!all) tile_weights(b, cb, tid, W, ld);
         b.ys(cb, tid);
         __syncthreads();
         if (!all) b.den_add(tid, W, ld);
