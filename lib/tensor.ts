@@ -424,12 +424,14 @@ export class Tensor {
    * @internal Converts this leaf's storage to another float dtype in place, on its device (the object stays the same,
    * so modules keep their references; xLSTMLarge.setWeightDtype uses it). A bfloat16 tensor cannot require grad:
    * requiresGrad becomes false, and true again on the way back to float32. The old device memory is released.
+   * `keepValues` false: fresh zeros of the new dtype instead of converted values (nothing read: for a tensor about to
+   * be overwritten, e.g. a parameter of a module that a checkpoint will fill).
    */
-  _castInPlace(dtype: "float32" | "bfloat16"): void {
+  _castInPlace(dtype: "float32" | "bfloat16", keepValues = true): void {
     if (dtype === this.dtype) return;
     if (!this.isLeaf) throw new Error("Tensor._castInPlace: only leaf tensors (parameters) can change dtype in place");
     if (this.dtype !== "float32" && this.dtype !== "bfloat16") throw new TypeError(`Tensor._castInPlace: ${this.dtype} is not a float dtype`);
-    this.takeStorage(this.to(dtype));
+    this.takeStorage(keepValues ? this.to(dtype) : Tensor.zeros(this.shape, { dtype, device: this.device }));
     this.requiresGrad = dtype === "float32";
   }
 

@@ -140,6 +140,21 @@ describe("36 bfloat16 weights (inference storage)", function () {
       assert.deepEqual(a.forward(idx).logits.f32(), yb, "back to float32: the same values");
       assert.throws(() => a.setWeightDtype("float16" as never), /xLSTMLarge\.setWeightDtype: dtype must be "float32" or "bfloat16"/);
     });
+
+    it("_allocateWeightsAs (loadModel onto the GPU): the same parameters as bf16 zeros, values dropped, then filled by a state dict", () => {
+      const a = new xLSTMLarge(CFG, { generator: new Generator(4) });
+      const refs = a.parameters();
+      a._allocateWeightsAs("bfloat16");
+      assert.ok(a.parameters().every((p, i) => p === refs[i]), "the same Tensor objects");
+      for (const [k, p] of a.namedParameters()) {
+        assert.equal(p.dtype, p.ndim === 2 ? "bfloat16" : "float32", k);
+        if (p.ndim === 2) assert.ok((p.data as Uint16Array).every((v) => v === 0), `${k}: zeros`);
+      }
+      const src = new xLSTMLarge(CFG, { generator: new Generator(5) }).setWeightDtype("bfloat16");
+      a.loadStateDict(src.stateDict());
+      const idx = Tensor.from([[1, 5, 9, 2]], undefined, { dtype: "int32" });
+      assert.deepEqual(a.forward(idx).logits.f32(), src.forward(idx).logits.f32());
+    });
   });
 
   itCompiled("the bf16 GEMV writes every output once per row (cudaBf16GemvCoverage), grid-stride passes included", () => {

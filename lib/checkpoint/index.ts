@@ -498,8 +498,8 @@ function loadLarge(resolved: ResolvedCheckpoint, options: LoadModelOptions, devi
       if (stateElements > 2 * fileElements + (1 << 20)) throw new RangeError(`its config: needs more than twice the checkpoint's ${fileElements} elements for one row of recurrent state (${stateElements})`);
       if (device === "cuda") {
         // the module with its matrix weights in `dtype` (bfloat16 by default: half the GPU memory; norms and biases
-        // float32), loaded on the host and then moved to the GPU
-        const m = new xLSTMLarge(config, { skipInit: true }).setWeightDtype(dtype);
+        // float32), loaded on the host and then moved to the GPU; its zeros are re-allocated, not converted
+        const m = new xLSTMLarge(config, { skipInit: true })._allocateWeightsAs(dtype);
         const lazy = new LazyCheckpointTensors(ckpt, dtype);
         m.loadStateDict(new Map([...m.stateDict().keys()].flatMap((k) => (lazy.has(k) ? [[k, lazy.get(k)!] as [string, Tensor]] : []))));
         model = m.to("cuda");

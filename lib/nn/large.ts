@@ -815,6 +815,16 @@ export class xLSTMLarge extends Module {
     return this;
   }
 
+  /**
+   * @internal setWeightDtype without converting the values: the matrix weights become zeros of `dtype` (nothing is
+   * read). For a module built with skipInit that a checkpoint fills next (loadModel onto the GPU): converting its
+   * float32 zeros would cost seconds for a 7B model and touch every page of them.
+   */
+  _allocateWeightsAs(dtype: "float32" | "bfloat16"): this {
+    for (const p of new Set(this.parameters())) if (p.ndim === 2) p._castInPlace(dtype, false);
+    return this;
+  }
+
   /** The dtype of the matrix weights (see setWeightDtype). */
   get weightDtype(): "float32" | "bfloat16" {
     return this.lm_head.dtype === "bfloat16" ? "bfloat16" : "float32";
