@@ -526,15 +526,19 @@ struct TileBlock {
     return A.k[p * g.DK + col];
   }
   // weight dots: entries e = tid + k·256 of the RT x CT tile; stage the slice p0 of rows and columns
-  XLSTM_MLSTM_HD void stage(int64_t cb, int64_t p0, int tid) const {
-    const Geo& g = A.g;
-    const int64_t Dd = dd(g);
+  // the slice p0 of the block's row vectors (length D) into rowv
+  XLSTM_MLSTM_HD void stage_rows(int64_t p0, int64_t D, int tid) const {
     for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
       int r, pp;
       T::slot(tid, kk, T::PT, &r, &pp);
       const int64_t row = r0 + r, col = p0 + pp;
-      sh.rowv[r][pp] = row < l && col < Dd ? row_vec(row, col) : 0.0f;
+      sh.rowv[r][pp] = row < l && col < D ? row_vec(row, col) : 0.0f;
     }
+  }
+  XLSTM_MLSTM_HD void stage(int64_t cb, int64_t p0, int tid) const {
+    const Geo& g = A.g;
+    const int64_t Dd = dd(g);
+    stage_rows(p0, Dd, tid);
     for (int kk = 0; kk < T::CT * T::PT / T::THREADS; ++kk) {
       int r, pp;
       T::slot(tid, kk, T::PT, &r, &pp);
@@ -616,12 +620,7 @@ struct TileBlock {
     const Geo& g = A.g;
     const int64_t Dx = dx(g), Dout = dout(g);
     const float* m = mat();
-    for (int kk = 0; kk < T::RT * T::PT / T::THREADS; ++kk) {
-      int r, pp;
-      T::slot(tid, kk, T::PT, &r, &pp);
-      const int64_t row = r0 + r, col = p0 + pp;
-      sh.rowv[r][pp] = row < l && col < Dx ? row_vec(row, col) : 0.0f;
-    }
+    stage_rows(p0, Dx, tid);
     // mat(p, x): C_c[p][x] (FWD_H), C_c[x][p] (DQ), Λᶜ[x][p] (DK), Λᶜ[p][x] (DV)
     for (int kk = 0; kk < T::PT * T::XT / T::THREADS; ++kk) {
       int pp, xx;
