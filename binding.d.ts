@@ -304,16 +304,17 @@ export interface Binding {
 
   // ---- fused sLSTM / LSTM recurrences (csrc/binding/recurrent.cc; layouts in csrc/kernels/recurrent.h)
   // H = NH*DH; NS = 4 (sLSTM: h, c, n, m) or 2 (LSTM: h, c). Outputs are written (=) into the first arrays.
-  /** y [B,S,H], states [NS,S,B,H], gates [B,S,4H] from x [B,S,4H], state0 [NS,B,H] | null, R [NH,DH,4DH], bias [4H]. */
-  slstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
-  slstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
+  /** y [B,S,H], states [NS,S,B,H], gates [B,S,4H] from x [B,S,4H], state0 [NS,B,H] | null, R [NH,DH,4DH], bias [4H].
+   *  rTransposed (default false): R per head transposed, [NH,4DH,DH] (one head: torch.nn.LSTM's weight_hh); dR likewise. */
+  slstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): void;
+  slstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): Promise<void>;
   /** dx [B,S,4H], dR [NH,DH,4DH], dbias [4H], dstate0 [NS,B,H] | null from the saved gates/states, dy [B,S,H], dstateFinal [NS,B,H] | null. */
-  slstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
-  slstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): Promise<void>;
-  lstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
-  lstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
-  lstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
-  lstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): Promise<void>;
+  slstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean, rTransposed?: boolean): void;
+  slstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean, rTransposed?: boolean): Promise<void>;
+  lstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): void;
+  lstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): Promise<void>;
+  lstmBackward(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): void;
+  lstmBackwardAsync(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): Promise<void>;
 
   // ---- block-diagonal linear map, LinearHeadwiseExpand (csrc/binding/headwise.cc; csrc/kernels/headwise.h)
   /**

@@ -2,6 +2,7 @@
 // XLSTM_SPEC §2-§3, sequence splitting, float64 gradient checks, layout converters, async variants, bad input.
 import { strict as assert } from "assert";
 import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends } from "../lib";
+import { native } from "../lib/native";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
 
 // ---- float64 reference of XLSTM_SPEC §2.3 / §3 (x [B,S,4H], R internal [NH,DH,4DH], bias [4H], state0 [NS,B,H])
@@ -156,7 +157,8 @@ describe("40 recurrent kernels", () => {
         const ys: Tensor[] = [];
         let t0 = 0;
         for (const len of pieces) {
-          const o = (kind === "slstm" ? ops.slstm : ops.lstm)(xs.slice(1, t0, t0 + len), Rs, bs, state);
+          const xp = xs.slice(1, t0, t0 + len);
+          const o: ops.RecurrentOutput = kind === "slstm" ? ops.slstm(xp, Rs, bs, state) : ops.lstm(xp, Rs, bs, state);
           ys.push(o.y);
           state = o.state;
           t0 += len;
@@ -189,6 +191,45 @@ describe("40 recurrent kernels", () => {
     assert.ok(cudaConv.subarray(3 * n).every((v) => v === 0));
     assert.ok(exact.subarray(3 * n).some((v) => v !== 0));
     assert.deepEqual(Array.from(cudaConv.subarray(0, 3 * n)), Array.from(exact.subarray(0, 3 * n)));
+  });
+
+  // R per head transposed ([NH, 4DH, DH]; nn.LSTM passes weight_hh so): the step matrices hold the same numbers, so y,
+  // the final state and dx are bitwise those of the [NH, DH, 4DH] layout; dR is the same sums from another GEMM
+  // shape, and comes back in R's transposed layout. Head sizes on the plain and the sliced step-product paths.
+  for (const d of [{ B: 3, S: 5, NH: 2, DH: 3 }, { B: 11, S: 6, NH: 2, DH: 32 }, { B: 5, S: 4, NH: 1, DH: 48 }, { B: 4, S: 3, NH: 1, DH: 5 }])
+    it(`lstm: options.transposedR gives the same outputs and gradients (B ${d.B} NH ${d.NH} DH ${d.DH})`, () => {
+      const h = d.NH * d.DH, G = 4 * d.DH;
+      const x = make([d.B, d.S, 4 * h]), R = make([d.NH, d.DH, G], 0.5 / Math.sqrt(d.DH)), bias = make([4 * h]), s0 = make([2, d.B, h], 0.5);
+      const Rt = Tensor.zeros([d.NH, G, d.DH]);  // Rt[hd, k, j] = R[hd, j, k]
+      for (let hd = 0; hd < d.NH; ++hd)
+        for (let j = 0; j < d.DH; ++j) for (let k = 0; k < G; ++k) Rt.f32()[(hd * G + k) * d.DH + j] = R.f32()[(hd * d.DH + j) * G + k];
+      const dy = make([d.B, d.S, h]), dfin = make([2, d.B, h]);
+      const run = (Rin: Tensor, transposedR: boolean) => {
+        const leaves = [x, Rin, bias, s0].map((t) => t.clone().requiresGrad_());
+        const o = ops.lstm(leaves[0], leaves[1], leaves[2], leaves[3], { transposedR });
+        ops.add(ops.sum(ops.mul(o.y, dy)), ops.sum(ops.mul(o.state, dfin))).backward();
+        return { y: o.y.f32(), state: o.state.f32(), grads: leaves.map((t) => t.grad!.f32()) };
+      };
+      const a = run(R, false), b = run(Rt, true);
+      assert.deepEqual(b.y, a.y);
+      assert.deepEqual(b.state, a.state);
+      for (const i of [0, 2, 3]) assert.deepEqual(b.grads[i], a.grads[i], `gradient ${["x", "R", "bias", "state0"][i]}`);
+      const dRt = b.grads[1], dR = a.grads[1];
+      for (let hd = 0; hd < d.NH; ++hd)
+        for (let j = 0; j < d.DH; ++j)
+          for (let k = 0; k < G; ++k) {
+            const want = dR[(hd * d.DH + j) * G + k], got = dRt[(hd * G + k) * d.DH + j];
+            assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `dR[${hd}, ${k}, ${j}] = ${got}, the [NH, DH, 4DH] layout gives ${want}`);
+          }
+    });
+
+  it("lstm: options.transposedR checks R's shape and the option's type", () => {
+    const x = make([2, 3, 4 * 4]), bias = make([16]);
+    assert.throws(() => ops.lstm(x, make([1, 4, 16]), bias, null, { transposedR: true }), /ops\.lstm: R .*\[NH, 4\*DH, DH\]/);
+    assert.throws(() => ops.lstm(x, make([1, 16, 4]), bias, null, { transposedR: 1 as unknown as boolean }), /options\.transposedR must be a boolean/);
+    // the binding's trailing flag: a boolean, or absent
+    const f = (n: number) => new Float32Array(n);
+    assert.throws(() => native.lstmForward(f(2 * 3 * 4), f(2 * 3 * 2 * 4), f(2 * 3 * 16), x.f32(), null, f(64), bias.f32(), 2, 3, 1, 4, "yes" as unknown as boolean), /lstmForward: rTransposed must be a boolean/);
   });
 
   it("converts between the vanilla and cuda sLSTM layouts both ways", () => {

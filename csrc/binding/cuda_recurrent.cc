@@ -30,7 +30,7 @@ template <bool Slstm, bool Emulate>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmForwardEmulate" : "cudaSlstmForwardHost")
                        : (Emulate ? "cudaLstmForwardEmulate" : "cudaLstmForwardHost")};
-  const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm);
+  const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm, false);
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     auto fn = Slstm ? (Emulate ? cuda::slstm_forward_emulate : cuda::slstm_forward_host)
@@ -44,7 +44,7 @@ template <bool Slstm, bool Emulate>
 Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmBackwardEmulate" : "cudaSlstmBackwardHost")
                        : (Emulate ? "cudaLstmBackwardEmulate" : "cudaLstmBackwardHost")};
-  const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm);
+  const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm, false);
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Slstm)

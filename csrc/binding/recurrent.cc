@@ -1,7 +1,7 @@
 // Binding layer: the fused sLSTM / LSTM recurrences (csrc/kernels/recurrent.h), sync and Promise variants.
-// JS: slstmForward(y, states, gates, x, state0|null, R, bias, B, S, NH, DH)
+// JS: slstmForward(y, states, gates, x, state0|null, R, bias, B, S, NH, DH[, rTransposed])
 //     slstmBackward(dx, dR, dbias, dstate0|null, gates, states, dy, dstateFinal|null, state0|null, R,
-//                   B, S, NH, DH, exactM0Grad)
+//                   B, S, NH, DH, exactM0Grad[, rTransposed])
 //     lstmForward / lstmBackward: the same without exactM0Grad; *Async variants return Promise<void>.
 // Argument parsing: binding/recurrent_args.h (shared with the CUDA twin's exports in cuda_recurrent.cc).
 #include <napi.h>
@@ -21,7 +21,7 @@ template <bool Slstm, bool Async>
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   const char* fn = Slstm ? (Async ? "slstmForwardAsync" : "slstmForward") : (Async ? "lstmForwardAsync" : "lstmForward");
   ArgCtx c{info, fn};
-  const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm);
+  const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm, true);
   float *y = a.y, *states = a.states, *gates = a.gates;
   const float *x = a.x, *state0 = a.state0, *R = a.R, *bias = a.bias;
   RecurrentDims d = a.s.d;
@@ -43,7 +43,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   const char* fn =
       Slstm ? (Async ? "slstmBackwardAsync" : "slstmBackward") : (Async ? "lstmBackwardAsync" : "lstmBackward");
   ArgCtx c{info, fn};
-  const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm);
+  const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm, true);
   float *dx = a.dx, *dR = a.dR, *dbias = a.dbias, *dstate0 = a.dstate0;
   const float *gates = a.gates, *states = a.states, *dy = a.dy, *dfinal = a.dfinal, *state0 = a.state0, *R = a.R;
   const bool exact = a.exact;

@@ -1,10 +1,11 @@
 // Binding layer: argument parsing of the fused sLSTM / LSTM exports, shared by the CPU binding (slstmForward,
 // slstmBackward, lstmForward, lstmBackward and their *Async variants in csrc/binding/recurrent.cc) and the CUDA
 // twin's (cudaSlstmForwardHost, ... in csrc/binding/cuda_recurrent.cc), so both check their arguments identically.
-// JS: slstmForward(y, states, gates, x, state0|null, R, bias, B, S, NH, DH)
+// JS: slstmForward(y, states, gates, x, state0|null, R, bias, B, S, NH, DH[, rTransposed])
 //     slstmBackward(dx, dR, dbias, dstate0|null, gates, states, dy, dstateFinal|null, state0|null, R,
-//                   B, S, NH, DH, exactM0Grad)
+//                   B, S, NH, DH, exactM0Grad[, rTransposed])
 //     lstmForward / lstmBackward: the same without exactM0Grad.
+// rTransposed (CPU exports only; default false): R and dR per head transposed, [NH, 4DH, DH] (recurrent.h).
 #pragma once
 #include <napi.h>
 
@@ -47,17 +48,26 @@ inline Sizes read_sizes(const ArgCtx& c, size_t first, int ns) {
 
 inline size_t fbytes(int64_t n) { return static_cast<size_t>(n) * sizeof(float); }
 
-// (y, states, gates, x, state0|null, R, bias, B, S, NH, DH): 11 arguments.
+// The optional trailing rTransposed flag at index i; the CUDA exports (allow false) refuse it.
+inline bool read_r_transposed(const ArgCtx& c, size_t i, bool allow) {
+  if (c.info.Length() <= i || c.info[i].IsUndefined()) return false;
+  const bool t = require_bool(c, i, "rTransposed");
+  if (t && !allow) throw_type(c, "rTransposed is not supported here: pass R in the [NH, DH, 4*DH] layout");
+  return t;
+}
+
+// (y, states, gates, x, state0|null, R, bias, B, S, NH, DH[, rTransposed]): 11 or 12 arguments.
 struct ForwardCall {
   Sizes s;
   float *y, *states, *gates;
   const float *x, *state0, *R, *bias;
 };
-inline ForwardCall parse_forward(const ArgCtx& c, bool slstm) {
+inline ForwardCall parse_forward(const ArgCtx& c, bool slstm, bool allow_r_transposed) {
   require_count(c, 11);
   const int ns = slstm ? 4 : 2;
   ForwardCall a;
   a.s = read_sizes(c, 7, ns);
+  a.s.d.r_transposed = read_r_transposed(c, 11, allow_r_transposed);
   const Sizes& s = a.s;
   a.y = require_f32(c, 0, "y", s.bsh, s.bsh_desc);
   a.states = require_f32(c, 1, "states", s.seq_state_len, s.seq_desc);
@@ -71,19 +81,20 @@ inline ForwardCall parse_forward(const ArgCtx& c, bool slstm) {
   return a;
 }
 
-// (dx, dR, dbias, dstate0|null, gates, states, dy, dstateFinal|null, state0|null, R, B, S, NH, DH[, exactM0Grad]):
-// 15 arguments for the sLSTM, 14 for the LSTM.
+// (dx, dR, dbias, dstate0|null, gates, states, dy, dstateFinal|null, state0|null, R, B, S, NH, DH[, exactM0Grad]
+// [, rTransposed]): 15 arguments for the sLSTM, 14 for the LSTM, one more with rTransposed.
 struct BackwardCall {
   Sizes s;
   float *dx, *dR, *dbias, *dstate0;
   const float *gates, *states, *dy, *dfinal, *state0, *R;
   bool exact = false;
 };
-inline BackwardCall parse_backward(const ArgCtx& c, bool slstm) {
+inline BackwardCall parse_backward(const ArgCtx& c, bool slstm, bool allow_r_transposed) {
   require_count(c, slstm ? 15 : 14);
   const int ns = slstm ? 4 : 2;
   BackwardCall a;
   a.s = read_sizes(c, 10, ns);
+  a.s.d.r_transposed = read_r_transposed(c, slstm ? 15 : 14, allow_r_transposed);
   const Sizes& s = a.s;
   a.dx = require_f32(c, 0, "dx", s.x_len, s.bs4h);
   a.dR = require_f32(c, 1, "dR", s.r_len, s.r_desc);

@@ -5,13 +5,15 @@
 // 2 for LSTM: h, c). Layouts (row-major):
 //   x       [B, S, 4H]   gate pre-activation inputs, last axis (gate i,f,z,o; head; unit) — "BSGNH"
 //   R       [NH, DH, 4*DH]  recurrent kernel R[h, j, g*DH + k] (source unit j, gate g, target unit k): the
-//                        reference "cuda" layout; block-diagonal per head (memory mixing within heads only)
+//                        reference "cuda" layout; block-diagonal per head (memory mixing within heads only).
+//                        With d.r_transposed, R is given per head transposed instead: [NH, 4*DH, DH], element
+//                        [h, g*DH + k, j] (for one head this is torch.nn.LSTM's weight_hh [4H, H] as it is)
 //   bias    [4H]         (gate, head, unit), the order of x
 //   state0  [NS, B, H]   initial state, or nullptr for the zero state
 //   y       [B, S, H]    h_t for every step (head-major features)
 //   states  [NS, S, B, H]  the state after every step (saved for backward; states[:, S-1] is the final state)
 //   gates   [B, S, 4H]   pre-activations p = x + R h_{t-1} + bias (saved for backward)
-// Backward writes (=, not +=) dx [B, S, 4H], dR [NH, DH, 4DH], dbias [4H] and, when non-null, dstate0
+// Backward writes (=, not +=) dx [B, S, 4H], dR (R's layout), dbias [4H] and, when non-null, dstate0
 // [NS, B, H]. dstate_final [NS, B, H] (nullable) is the cotangent of the final state; its m part is ignored
 // (as in the reference). sLSTM's ∂m_0 is 0 (reference CUDA convention) unless exact_m0_grad, which gives the
 // vanilla backend's exact δc⊙c_0 + δn⊙n_0.
@@ -22,6 +24,7 @@ namespace xlstm {
 
 struct RecurrentDims {
   int64_t B, S, NH, DH;
+  bool r_transposed = false;  // R (and dR) [NH, 4DH, DH] instead of [NH, DH, 4DH]
 };
 
 void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,

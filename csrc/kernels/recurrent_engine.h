@@ -92,51 +92,51 @@ inline void matvec_rows(int nb, int64_t Din, int64_t Dout, const float* in, Step
   }
 }
 
-// The step matrices of all heads from R [NH, DH, G], prepared once per call (the pool hands tasks out one at a time,
-// so per-task copies would be redone for every block of rows): forward W = R[hd] (DH x G), backward W = R[hd]ᵀ
-// (G x DH: dh = Σ_k R[j][k] dp[k] as accumulations over k, independent accumulators, no horizontal sums on the
-// step-to-step critical path). Sliced when the output width is a multiple of kKC; else plain (the forward then
-// reads R in place).
+// The step matrices of all heads, prepared once per call (the pool hands tasks out one at a time, so per-task
+// copies would be redone for every block of rows): forward W = R[hd] (DH x G), backward W = R[hd]ᵀ (G x DH: dh =
+// Σ_k R[j][k] dp[k] as accumulations over k, independent accumulators, no horizontal sums on the step-to-step
+// critical path). Built from `src` [NH, ...] holding each head's W as it is (Din x Dout) or transposed (Dout x Din;
+// R's two layouts, recurrent.h). Sliced when the output width is a multiple of kKC; else plain (a W given as it is
+// is then read in place).
 class StepMatrices {
  public:
-  StepMatrices(const float* R, int64_t NH, int64_t DH, int64_t G, bool transposed) : per_head_(DH * G) {
-    const int64_t Din = transposed ? G : DH, Dout = transposed ? DH : G;
+  StepMatrices(const float* src, int64_t NH, int64_t Din, int64_t Dout, bool src_transposed) : per_head_(Din * Dout) {
     sliced_ = Dout % kKC == 0;
-    if (!sliced_ && !transposed) {
-      base_ = R;
+    if (!sliced_ && !src_transposed) {
+      base_ = src;
       return;
     }
-    buf_.resize(static_cast<size_t>(NH * DH * G));
+    buf_.resize(static_cast<size_t>(NH * Din * Dout));
     base_ = buf_.data();
     // element (j, k) of a head's W (j < Din, k < Dout) goes to k/kKC·Din·kKC + j·kKC + k%kKC (sliced) or j·Dout + k
     const bool sliced = sliced_;
     float* buf = buf_.data();
     auto at = [=](int64_t j, int64_t k) { return sliced ? (k / kKC) * Din * kKC + j * kKC + k % kKC : j * Dout + k; };
-    if (!transposed) {
-      // W = R[hd]: each row of R copied slice by slice (contiguous runs of kKC)
+    if (!src_transposed) {
+      // each row of W copied slice by slice (contiguous runs of kKC)
       parallel_for(NH * Din, 16, [&](int64_t lo, int64_t hi) {
         for (int64_t it = lo; it < hi; ++it) {
           const int64_t hd = it / Din, j = it % Din;
-          const float* src = R + hd * DH * G + j * G;
-          float* Wh = buf + hd * DH * G;
-          for (int64_t k0 = 0; k0 < Dout; k0 += kKC) std::copy_n(src + k0, kKC, Wh + at(j, k0));
+          const float* row = src + hd * Din * Dout + j * Dout;
+          float* Wh = buf + hd * Din * Dout;
+          for (int64_t k0 = 0; k0 < Dout; k0 += kKC) std::copy_n(row + k0, kKC, Wh + at(j, k0));
         }
       });
       return;
     }
-    // W = R[hd]ᵀ: rows of R (contiguous reads) scattered into columns of W, 64 rows of W at a time so the written
-    // lines stay in L1
+    // W = src[hd]ᵀ: rows of src (contiguous reads) scattered into columns of W, 64 rows of W at a time so the
+    // written lines stay in L1
     constexpr int64_t kJ = 64;
     const int64_t jb = (Din + kJ - 1) / kJ;
     parallel_for(NH * jb, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t it = lo; it < hi; ++it) {
         const int64_t hd = it / jb, j0 = (it % jb) * kJ, j1 = std::min(Din, j0 + kJ);
-        float* Wh = buf + hd * DH * G;
+        float* Wh = buf + hd * Din * Dout;
         for (int64_t k = 0; k < Dout; ++k) {
-          const float* src = R + hd * DH * G + k * G;  // R[hd][k][:]
+          const float* row = src + hd * Din * Dout + k * Din;  // src[hd][k][:]
           const int64_t stride = sliced ? kKC : Dout;
           float* dst = Wh + at(j0, k);
-          for (int64_t j = j0; j < j1; ++j) dst[(j - j0) * stride] = src[j];
+          for (int64_t j = j0; j < j1; ++j) dst[(j - j0) * stride] = row[j];
         }
       }
     });
@@ -175,7 +175,7 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
   constexpr int NS = Cell::kStates;
   const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;  // stride between state components in `states`
-  const StepMatrices W(R, NH, DH, G, false);
+  const StepMatrices W(R, NH, DH, G, d.r_transposed);  // W = R[hd]
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> hprev(pad * DH, 0.0f), r(pad * G), zero(DH, 0.0f);
     for (int64_t task = lo; task < hi; ++task) {
@@ -251,7 +251,7 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
   constexpr int NS = Cell::kStates;
   const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;
-  const StepMatrices WT(R, NH, DH, G, true);
+  const StepMatrices WT(R, NH, G, DH, !d.r_transposed);  // W = R[hd]ᵀ
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> dh(pad * DH), dc(pad * DH), dn(pad * DH), dp(pad * G, 0.0f), zero(DH, 0.0f);
     for (int64_t task = lo; task < hi; ++task) {

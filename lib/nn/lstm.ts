@@ -1,7 +1,7 @@
 // nn.LSTM: a drop-in for torch.nn.LSTM (modules layer). Same constructor options, same state_dict keys and
 // layouts (weight_ih_l{k} [4H, in], weight_hh_l{k} [4H, H], bias_ih_l{k}, bias_hh_l{k}; gate rows i, f, g, o),
 // same call: forward(x, [h0, c0]?) -> [output, [h_n, c_n]]. Each layer is one input projection (GEMM) plus one
-// fused native recurrence (ops.lstm with one head: R = weight_hhᵀ).
+// fused native recurrence (ops.lstm with one head, weight_hh passed as R in its transposed layout).
 import * as ops from "../ops";
 import { Generator, defaultGenerator } from "../rng";
 import { formatShape } from "../shape";
@@ -107,10 +107,11 @@ export class LSTM extends Module {
     const hs: Tensor[] = [], cs: Tensor[] = [];
     for (let l = 0; l < L; ++l) {
       const gatesIn = ops.linear(seq, this.param(`weight_ih_l${l}`)!, this.param(`bias_ih_l${l}`)); // [B, S, 4H]
-      const R = ops.transpose(this.param(`weight_hh_l${l}`)!, 0, 1).reshape(1, H, 4 * H); // R[0, j, g*H + k] = W_hh[g*H + k, j]
+      // weight_hh [4H, H] is R's transposed layout as it is: no transpose per call (and its gradient comes back in place)
+      const Rt = this.param(`weight_hh_l${l}`)!.reshape(1, 4 * H, H);
       const bhh = this.param(`bias_hh_l${l}`) ?? Tensor.zeros([4 * H], { device: seq.device });
       const s0 = state ? ops.cat([ops.slice(state[0], 0, l, l + 1), ops.slice(state[1], 0, l, l + 1)], 0) : null;
-      const out = ops.lstm(gatesIn, R, bhh, s0);
+      const out = ops.lstm(gatesIn, Rt, bhh, s0, { transposedR: true });
       hs.push(ops.slice(out.state, 0, 0, 1));
       cs.push(ops.slice(out.state, 0, 1, 2));
       seq = out.y;

@@ -27,7 +27,7 @@ export type { DropoutOptions } from "./dropout";
 export { headwiseLinear, headwiseLinearConcat } from "./headwise";
 export type { HeadwisePart } from "./headwise";
 export { slstm, lstm } from "./recurrent";
-export type { RecurrentOutput, SlstmOptions } from "./recurrent";
+export type { LstmOptions, RecurrentOutput, SlstmOptions } from "./recurrent";
 // [mlstm-exports]
 // defines: mlstm (mlstm)
 export { mlstm } from "./mlstm";

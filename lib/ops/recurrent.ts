@@ -8,6 +8,7 @@ import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { optionalTensor, requireOptions, requireTensor } from "./args";
+import { transpose } from "./shape";
 
 export interface RecurrentOutput {
   /** [B, S, H] the hidden output of every step */
@@ -23,7 +24,16 @@ export interface SlstmOptions {
   exactM0Grad?: boolean;
 }
 
-function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, ns: number) {
+export interface LstmOptions {
+  /**
+   * R is given per head transposed, [NH, 4*DH, DH] (element [h, g*DH + k, j]) instead of [NH, DH, 4*DH]. For one
+   * head this is torch.nn.LSTM's weight_hh [4H, H] as it is (reshaped to [1, 4H, H]): no transpose per call, and
+   * the CPU backward's weight-gradient GEMM gets its better shape. Default false.
+   */
+  transposedR?: boolean;
+}
+
+function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, ns: number, transposedR: boolean) {
   requireTensor(what, "x", x, { cuda: true });
   requireTensor(what, "R", R, { cuda: true });
   requireTensor(what, "bias", bias, { cuda: true });
@@ -31,8 +41,10 @@ function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor 
   requireSameDevice(what, [["x", x], ["R", R], ["bias", bias], ["state0", state0]]);
   for (const [n, t] of [["x", x], ["R", R], ["bias", bias], ["state0", state0]] as const)
     if (t && t.dtype !== "float32") throw new TypeError(`${what}: ${n} must be float32, got ${t.dtype}`);
-  if (R.ndim !== 3 || R.shape[2] !== 4 * R.shape[1]) throw shapeError(`${what}: R`, R.shape, "[NH, DH, 4*DH] (the cuda layout; convert vanilla kernels with slstmParamsToInternal)");
-  const [NH, DH] = R.shape;
+  if (transposedR) {
+    if (R.ndim !== 3 || R.shape[1] !== 4 * R.shape[2]) throw shapeError(`${what}: R`, R.shape, "[NH, 4*DH, DH] (options.transposedR)");
+  } else if (R.ndim !== 3 || R.shape[2] !== 4 * R.shape[1]) throw shapeError(`${what}: R`, R.shape, "[NH, DH, 4*DH] (the cuda layout; convert vanilla kernels with slstmParamsToInternal)");
+  const NH = R.shape[0], DH = transposedR ? R.shape[2] : R.shape[1];
   const H = NH * DH;
   if (x.ndim !== 3 || x.shape[2] !== 4 * H) throw shapeError(`${what}: x`, x.shape, `[B, S, 4*NH*DH] = [B, S, ${4 * H}]`);
   const [B, S] = x.shape;
@@ -43,14 +55,15 @@ function check(what: string, x: Tensor, R: Tensor, bias: Tensor, state0: Tensor 
   return { B, S, NH, DH, H };
 }
 
-function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, exact: boolean): RecurrentOutput {
+function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0: Tensor | null | undefined, exact: boolean, transposedR = false): RecurrentOutput {
   const ns = kind === "slstm" ? 4 : 2;
   const what = `ops.${kind}`;
-  const { B, S, NH, DH, H } = check(what, x, R, bias, state0, ns);
-  if (x.device === "cuda") return recurrentCuda(kind, x, R, bias, state0 ?? null, exact, B, S, NH, DH);
+  const { B, S, NH, DH, H } = check(what, x, R, bias, state0, ns, transposedR);
+  // the CUDA kernels take the [NH, DH, 4DH] layout only: transpose there (differentiable)
+  if (x.device === "cuda") return recurrentCuda(kind, x, transposedR ? transpose(R, 1, 2) : R, bias, state0 ?? null, exact, B, S, NH, DH);
   const y = new Float32Array(B * S * H), states = new Float32Array(ns * S * B * H), gates = new Float32Array(B * S * 4 * H);
   const s0 = state0 ? state0.f32() : null;
-  (kind === "slstm" ? native.slstmForward : native.lstmForward)(y, states, gates, x.f32(), s0, R.f32(), bias.f32(), B, S, NH, DH);
+  (kind === "slstm" ? native.slstmForward : native.lstmForward)(y, states, gates, x.f32(), s0, R.f32(), bias.f32(), B, S, NH, DH, transposedR);
   // final state = states[:, S-1]
   const fin = new Float32Array(ns * B * H);
   for (let s = 0; s < ns; ++s) fin.set(states.subarray((s * S + S - 1) * B * H, (s * S + S) * B * H), s * B * H);
@@ -60,8 +73,8 @@ function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0:
     const ds0 = state0 && state0.requiresGrad ? new Float32Array(ns * B * H) : null;
     const dy = gy ? gy.f32() : new Float32Array(B * S * H);
     const dfin = gstate ? gstate.f32() : null;
-    if (kind === "slstm") native.slstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, exact);
-    else native.lstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH);
+    if (kind === "slstm") native.slstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, exact, transposedR);
+    else native.lstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, transposedR);
     return [new Tensor(dx, x.shape), new Tensor(dR, R.shape), new Tensor(db, bias.shape), ds0 ? new Tensor(ds0, [ns, B, H]) : null];
   });
   return out;
@@ -82,8 +95,11 @@ export function slstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null
 
 /**
  * The classic LSTM cell over a whole sequence (XLSTM_SPEC §3), same layouts as `slstm` with a (h, c) state
- * [2, B, H]. With NH = 1 it is torch.nn.LSTM's recurrence (R = weight_hhᵀ, bias = b_ih + b_hh).
+ * [2, B, H]. With NH = 1 it is torch.nn.LSTM's recurrence (R = weight_hhᵀ, bias = b_ih + b_hh; or, with
+ * options.transposedR, R = weight_hh reshaped to [1, 4H, H]).
  */
-export function lstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null): RecurrentOutput {
-  return run("lstm", x, R, bias, state0, false);
+export function lstm(x: Tensor, R: Tensor, bias: Tensor, state0?: Tensor | null, options: LstmOptions = {}): RecurrentOutput {
+  const o = requireOptions("ops.lstm", "options", options);
+  if (o.transposedR !== undefined && typeof o.transposedR !== "boolean") throw new TypeError(`ops.lstm: options.transposedR must be a boolean, got ${typeof o.transposedR}`);
+  return run("lstm", x, R, bias, state0, false, !!o.transposedR);
 }
