@@ -250,6 +250,8 @@ describe("20 gemm", () => {
       { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: 1, beta: 0.5, lda: 1000, ldb: 1000, ldc: 33, plan: { path: "blocked", aInPlace: true, bInPlace: true, kc: 64 } },
       // rows a page or more apart: read in place where the ISA keeps up (AVX-512), else packed; either way correct
       { ta: true, tb: false, M: 30, N: 33, K: 700, alpha: -1, beta: 0, lda: 1030, ldb: 1024, ldc: 40 },
+      // ... but beyond 4 row slivers packed at every level (in place they would cap KC at 64 steps)
+      { ta: false, tb: false, M: 101, N: 40, K: 300, alpha: 1, beta: 0.5, lda: 301, ldb: 1024, ldc: 41, plan: { path: "blocked", aInPlace: true, bInPlace: false, kc: 256 } },
       // threaded (>= 20 MFLOP): row blocks over rows of A in place, op(B) packed with trans
       { ta: false, tb: true, M: 1500, N: 100, K: 70, alpha: 1, beta: 0, lda: 75, ldb: 70, ldc: 101, plan: { path: "blocked", aInPlace: true, bInPlace: false } },
     ];

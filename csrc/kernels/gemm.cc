@@ -171,10 +171,12 @@ bool a_in_place(const Isa& isa, bool ta, int64_t M, int64_t N, int64_t lda) {
 
 // op(B) read in place (only when B is stored k-major, no trans): a packed sliver stays in L1 while many row tiles
 // reuse it; rows of B in place do too when they are close together (ldb <= 128 floats), else only a few row tiles
-// (M <= 336) should read them, and rows a page or more apart (ldb >= 1024) only where the ISA's kernel keeps up with
-// them (AVX-512; the AVX2 kernel runs faster on a packed copy).
+// (M <= 336) should read them, and rows a page or more apart (ldb >= 1024) only for up to 4 row slivers and where the
+// ISA's kernel keeps up with them (AVX-512; the AVX2 kernel runs faster on a packed copy). Such rows cap KC at 64
+// steps (choose_kc), so from ~4 slivers on packing pays: M 28 / 42 / 64 / 128 / 256 with ldb 1024 ran at 270 / 245 /
+// 265 / 325 / 310 GFLOP/s in place and 200 / 240 / 295 / 375 / 400 packed (2 threads, AVX-512).
 bool b_in_place(const Isa& isa, bool tb, int64_t M, int64_t ldb) {
-  return !tb && (ldb <= 128 || (M <= 336 && (ldb < 1024 || isa.far_rows_in_place)));
+  return !tb && (ldb <= 128 || (M <= 336 && (ldb < 1024 || (isa.far_rows_in_place && M <= 4 * isa.mr))));
 }
 
 // KC block for in-place k-major operands: each k step of A^T or B read in place is a row of its own, so a KC block
