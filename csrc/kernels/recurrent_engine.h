@@ -124,19 +124,25 @@ class StepMatrices {
       });
       return;
     }
-    // W = src[hd]ᵀ: rows of src (contiguous reads) scattered into columns of W, 64 rows of W at a time so the
-    // written lines stay in L1
-    constexpr int64_t kJ = 64;
+    // W = src[hd]ᵀ in 16 x 16 tiles: a tile's 16 rows of src read contiguously, its transpose written as 16 runs of
+    // 16 consecutive k (contiguous in both layouts: kKC is a multiple of 16). Tasks: (head, 64 rows of W).
+    static_assert(kKC % 16 == 0, "a 16-run of k must stay within one slice");
+    constexpr int64_t kJ = 64, kT = 16;
     const int64_t jb = (Din + kJ - 1) / kJ;
     parallel_for(NH * jb, 1, [&](int64_t lo, int64_t hi) {
+      float t[kT][kT];
       for (int64_t it = lo; it < hi; ++it) {
         const int64_t hd = it / jb, j0 = (it % jb) * kJ, j1 = std::min(Din, j0 + kJ);
+        const float* sh = src + hd * Din * Dout;  // src[hd] (Dout x Din)
         float* Wh = buf + hd * Din * Dout;
-        for (int64_t k = 0; k < Dout; ++k) {
-          const float* row = src + hd * Din * Dout + k * Din;  // src[hd][k][:]
-          const int64_t stride = sliced ? kKC : Dout;
-          float* dst = Wh + at(j0, k);
-          for (int64_t j = j0; j < j1; ++j) dst[(j - j0) * stride] = row[j];
+        for (int64_t k0 = 0; k0 < Dout; k0 += kT) {
+          const int64_t nk = std::min(kT, Dout - k0);
+          for (int64_t jj = j0; jj < j1; jj += kT) {
+            const int64_t nj = std::min(kT, j1 - jj);
+            for (int64_t a = 0; a < nk; ++a)
+              for (int64_t b = 0; b < nj; ++b) t[b][a] = sh[(k0 + a) * Din + jj + b];
+            for (int64_t b = 0; b < nj; ++b) std::copy_n(t[b], nk, Wh + at(jj + b, k0));
+          }
         }
       }
     });
