@@ -21,12 +21,17 @@ export interface RecurrentDims {
   NH: number;
   /** head dim (H = NH*DH) */
   DH: number;
+  /**
+   * R (and the backward's dR) per head transposed: [NH, 4*DH, DH], element [h, g*DH + k, j] (for one head,
+   * torch.nn.LSTM's weight_hh [4H, H] as it is). Default false: [NH, DH, 4*DH].
+   */
+  rTransposed?: boolean;
 }
 
 export interface RecurrentForwardArgs extends RecurrentDims {
   /** [B, S, 4H] gate inputs, last axis (gate i,f,z,o; head; unit) */
   x: Float32Array;
-  /** [NH, DH, 4*DH] recurrent kernel, element [h, j, g*DH + k] (the reference "cuda" layout) */
+  /** [NH, DH, 4*DH] recurrent kernel, element [h, j, g*DH + k] (the reference "cuda" layout; see rTransposed) */
   R: Float32Array;
   /** [4H] in (gate, head, unit) order */
   bias: Float32Array;
@@ -59,7 +64,7 @@ export interface RecurrentBackwardArgs extends RecurrentDims {
 export interface RecurrentBackwardResult {
   /** [B, S, 4H] */
   dx: Float32Array;
-  /** [NH, DH, 4DH] */
+  /** [NH, DH, 4DH] ([NH, 4DH, DH] with rTransposed) */
   dR: Float32Array;
   /** [4H] */
   dbias: Float32Array;
@@ -93,7 +98,7 @@ function backwardOut(a: RecurrentBackwardArgs, ns: number): RecurrentBackwardRes
 export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
   a = inputs("slstmForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, 4);
-  native.slstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  native.slstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 
@@ -101,7 +106,7 @@ export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
 export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
   a = inputs("slstmForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, 4);
-  await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 
@@ -109,7 +114,7 @@ export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<Recurr
 export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
   a = inputs("slstmBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a, 4);
-  native.slstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
+  native.slstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad, !!a.rTransposed);
   return o;
 }
 
@@ -117,7 +122,7 @@ export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult
 export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
   a = inputs("slstmBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a, 4);
-  await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad);
+  await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad, !!a.rTransposed);
   return o;
 }
 
@@ -125,7 +130,7 @@ export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<Recu
 export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
   a = inputs("lstmForward", a, FORWARD_INPUTS, false);
   const o = forwardOut(a, 2);
-  native.lstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  native.lstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 
@@ -133,7 +138,7 @@ export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
 export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
   a = inputs("lstmForwardAsync", a, FORWARD_INPUTS, true);
   const o = forwardOut(a, 2);
-  await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH);
+  await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 
@@ -141,7 +146,7 @@ export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<Recurre
 export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
   a = inputs("lstmBackward", a, BACKWARD_INPUTS, false);
   const o = backwardOut(a, 2);
-  native.lstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
+  native.lstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 
@@ -149,7 +154,7 @@ export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult 
 export async function lstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
   a = inputs("lstmBackwardAsync", a, BACKWARD_INPUTS, true);
   const o = backwardOut(a, 2);
-  await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH);
+  await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
 }
 export * from "./kernels-mlstm";

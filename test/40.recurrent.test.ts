@@ -249,6 +249,29 @@ describe("40 recurrent kernels", () => {
     assert.throws(() => detectSlstmLayout([2, 5, 3]), /expected \[NH, 4\*DH, DH\]/);
   });
 
+  it("low-level kernels: rTransposed (R per head transposed) gives the same results for both cells, sync and async", async () => {
+    const d = { B: 3, S: 4, NH: 2, DH: 16 };
+    const h = d.NH * d.DH, G = 4 * d.DH;
+    const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, G], 0.2).f32(), bias = make([4 * h]).f32(), dy = make([d.B, d.S, h]).f32();
+    const Rt = new Float32Array(R.length);
+    for (let hd = 0; hd < d.NH; ++hd) for (let j = 0; j < d.DH; ++j) for (let k = 0; k < G; ++k) Rt[(hd * G + k) * d.DH + j] = R[(hd * d.DH + j) * G + k];
+    for (const kind of ["slstm", "lstm"] as const) {
+      const fwd = kind === "slstm" ? kernels.slstmForward : kernels.lstmForward, bwd = kind === "slstm" ? kernels.slstmBackward : kernels.lstmBackward;
+      const a = fwd({ x, R, bias, ...d }), b = fwd({ x, R: Rt, bias, ...d, rTransposed: true });
+      const bAsync = await (kind === "slstm" ? kernels.slstmForwardAsync : kernels.lstmForwardAsync)({ x, R: Rt, bias, ...d, rTransposed: true });
+      assert.deepEqual(b.y, a.y, `${kind} y`);
+      assert.deepEqual(bAsync.y, a.y, `${kind} y (async)`);
+      const ga = bwd({ ...a, R, dy, ...d }), gb = bwd({ ...b, R: Rt, dy, ...d, rTransposed: true });
+      assert.deepEqual(gb.dx, ga.dx, `${kind} dx`);
+      for (let hd = 0; hd < d.NH; ++hd)
+        for (let j = 0; j < d.DH; ++j)
+          for (let k = 0; k < G; ++k) {
+            const want = ga.dR[(hd * d.DH + j) * G + k], got = gb.dR[(hd * G + k) * d.DH + j];
+            assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `${kind} dR[${hd}, ${k}, ${j}]: ${got} vs ${want}`);
+          }
+    }
+  });
+
   it("low-level kernels: sync and async agree", async () => {
     const d = { B: 4, S: 64, NH: 4, DH: 16 };
     const h = d.NH * d.DH;
