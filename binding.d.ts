@@ -304,7 +304,8 @@ export interface Binding {
 
   // ---- fused sLSTM / LSTM recurrences (csrc/binding/recurrent.cc; layouts in csrc/kernels/recurrent.h)
   // H = NH*DH; NS = 4 (sLSTM: h, c, n, m) or 2 (LSTM: h, c). Outputs are written (=) into the first arrays.
-  /** y [B,S,H], states [NS,S,B,H], gates [B,S,4H] from x [B,S,4H], state0 [NS,B,H] | null, R [NH,DH,4DH], bias [4H].
+  /** y [B,S,H], states [NS,S,B,H], gates [B,S,4H] (saved for backward: sLSTM pre-activations, LSTM gate activations)
+   *  from x [B,S,4H], state0 [NS,B,H] | null, R [NH,DH,4DH], bias [4H].
    *  rTransposed (default false): R per head transposed, [NH,4DH,DH] (one head: torch.nn.LSTM's weight_hh); dR likewise. */
   slstmForward(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): void;
   slstmForwardAsync(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number, rTransposed?: boolean): Promise<void>;

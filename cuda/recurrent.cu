@@ -210,7 +210,7 @@ struct FwdBlock {
       hprev[bb * DH + u] = prev(0, 0, b0 + bb, u);
     }
   }
-  // (1) gate pre-activations p = (x + h_{t-1}·R[:, k]) + bias
+  // (1) gate pre-activations p = (x + h_{t-1}·R[:, k]) + bias (saved by the sLSTM; the LSTM saves activations)
   __host__ __device__ void gates_phase(int64_t t, int tid, int nt) const {
     const int64_t DH = L.DH, G = L.G;
     for (int64_t i = tid; i < nb * G; i += nt) {
@@ -222,7 +222,7 @@ struct FwdBlock {
       for (int64_t j = 0; j < DH; ++j) acc = fmaf(hp[j], Rh[j * ld + k], acc);
       const int64_t off = L.x_off(hd, b0 + bb, t, k);
       const float p = a.x[off] + acc + a.bias[L.gate_col(hd, k)];
-      a.gates[off] = p;
+      if constexpr (NS == 4) a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
       pre[bb * G + k] = p;
     }
   }
@@ -244,9 +244,14 @@ struct FwdBlock {
         a.states[L.state_off(2, hd, t, b, u)] = n;
         a.states[L.state_off(3, hd, t, b, u)] = m;
       } else {
-        float c;
-        Cell::forward(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1, t, b, u), &h, &c);
+        float c, gi, gf, gz, go;
+        Cell::forward_act(pr[u], pr[DH + u], pr[2 * DH + u], pr[3 * DH + u], prev(1, t, b, u), &h, &c, &gi, &gf, &gz,
+                          &go);
         a.states[L.state_off(1, hd, t, b, u)] = c;
+        a.gates[L.x_off(hd, b, t, u)] = gi;
+        a.gates[L.x_off(hd, b, t, DH + u)] = gf;
+        a.gates[L.x_off(hd, b, t, 2 * DH + u)] = gz;
+        a.gates[L.x_off(hd, b, t, 3 * DH + u)] = go;
       }
       a.states[L.state_off(0, hd, t, b, u)] = h;
       a.y[L.y_off(hd, b, t, u)] = h;

@@ -122,7 +122,7 @@ struct SplitFwd {
       for (int64_t q = 0; q < (two ? 2 : 1); ++q) {
         const int64_t off = S.L.x_off(hd, b + q, t, k);
         const float p = a.x[off] + (q ? acc1 : acc0) + a.bias[S.L.gate_col(hd, k)];
-        a.gates[off] = p;
+        if constexpr (NS == 4) a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
         pre[(b + q) * w + c] = p;
       }
     }
@@ -141,9 +141,14 @@ struct SplitFwd {
         a.states[S.L.state_off(2, hd, t, b, u)] = nn;
         a.states[S.L.state_off(3, hd, t, b, u)] = m;
       } else {
-        float c;
-        Cell::forward(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], prev(1, t, b, u), &h, &c);
+        const int64_t DH = S.L.DH;
+        float c, gi, gf, gz, go;
+        Cell::forward_act(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], prev(1, t, b, u), &h, &c, &gi, &gf, &gz, &go);
         a.states[S.L.state_off(1, hd, t, b, u)] = c;
+        a.gates[S.L.x_off(hd, b, t, u)] = gi;
+        a.gates[S.L.x_off(hd, b, t, DH + u)] = gf;
+        a.gates[S.L.x_off(hd, b, t, 2 * DH + u)] = gz;
+        a.gates[S.L.x_off(hd, b, t, 3 * DH + u)] = go;
       }
       a.states[S.L.state_off(0, hd, t, b, u)] = h;
       a.y[S.L.y_off(hd, b, t, u)] = h;

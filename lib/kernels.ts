@@ -44,7 +44,10 @@ export interface RecurrentForwardResult {
   y: Float32Array;
   /** [NS, S, B, H] the state after every step (the last step is the final state) */
   states: Float32Array;
-  /** [B, S, 4H] gate pre-activations, saved for backward */
+  /**
+   * [B, S, 4H] saved for backward: the sLSTM's gate pre-activations p = x + R·h_{t-1} + bias, the LSTM's gate
+   * activations (σ(p_i), σ(p_f), tanh(p_z), σ(p_o)) of them
+   */
   gates: Float32Array;
 }
 

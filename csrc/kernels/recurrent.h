@@ -12,7 +12,8 @@
 //   state0  [NS, B, H]   initial state, or nullptr for the zero state
 //   y       [B, S, H]    h_t for every step (head-major features)
 //   states  [NS, S, B, H]  the state after every step (saved for backward; states[:, S-1] is the final state)
-//   gates   [B, S, 4H]   pre-activations p = x + R h_{t-1} + bias (saved for backward)
+//   gates   [B, S, 4H]   saved for backward: the sLSTM's pre-activations p = x + R h_{t-1} + bias; the LSTM's gate
+//                        activations (σ(p_i), σ(p_f), tanh(p_z), σ(p_o)) of them (recurrent_cells.h)
 // Backward writes (=, not +=) dx [B, S, 4H], dR (R's layout), dbias [4H] and, when non-null, dstate0
 // [NS, B, H]. dstate_final [NS, B, H] (nullable) is the cotangent of the final state; its m part is ignored
 // (as in the reference). sLSTM's ∂m_0 is 0 (reference CUDA convention) unless exact_m0_grad, which gives the

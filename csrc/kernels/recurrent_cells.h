@@ -64,19 +64,32 @@ struct SlstmCell {
 };
 
 // Classic LSTM: 2 states (h, c). XLSTM_SPEC §3.
+// The sequence kernels save the gate activations (i, f, z, o) = (σ(ĩ), σ(f̃), tanh(z̃), σ(õ)) for backward, in place of
+// the pre-activations the sLSTM saves: backward then evaluates one transcendental per unit, tanh(c_t), instead of
+// five (bitwise the same gradients: the activations are the values it would recompute).
 struct LstmCell {
   static constexpr int kStates = 2;
 
-  XLSTM_HD static void forward(float pi, float pf, float pz, float po, float c0, float* h, float* c) {
+  XLSTM_HD static void forward_act(float pi, float pf, float pz, float po, float c0, float* h, float* c, float* ai,
+                                   float* af, float* az, float* ao) {
     const float i = cell_sigmoid(pi), f = cell_sigmoid(pf), z = fm_tanh(pz), o = cell_sigmoid(po);
     const float c_new = f * c0 + i * z;
     *c = c_new;
     *h = o * fm_tanh(c_new);
+    *ai = i;
+    *af = f;
+    *az = z;
+    *ao = o;
   }
 
-  XLSTM_HD static void backward(float pi, float pf, float pz, float po, float c0, float c1, float gh, float* dc,
+  XLSTM_HD static void forward(float pi, float pf, float pz, float po, float c0, float* h, float* c) {
+    float i, f, z, o;
+    forward_act(pi, pf, pz, po, c0, h, c, &i, &f, &z, &o);
+  }
+
+  // From the saved activations i, f, z, o (above) and c_{t-1}, c_t.
+  XLSTM_HD static void backward(float i, float f, float z, float o, float c0, float c1, float gh, float* dc,
                                 float* dpi, float* dpf, float* dpz, float* dpo) {
-    const float i = cell_sigmoid(pi), f = cell_sigmoid(pf), z = fm_tanh(pz), o = cell_sigmoid(po);
     const float tau = fm_tanh(c1);
     const float gc = *dc + gh * o * (1.0f - tau * tau);
     *dpi = gc * z * i * (1.0f - i);

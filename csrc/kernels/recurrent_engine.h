@@ -230,15 +230,20 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
               yr[k] = h;
             }
           } else {
+            // the LSTM saves its gate activations over the pre-activations (recurrent_cells.h)
             const float* c0 = prev(1, b);
-            float *hs = st, *cs = st + sS;
+            float *hs = st, *cs = st + sS, *ai = gr, *af = gr + H, *az = gr + 2 * H, *ao = gr + 3 * H;
 #pragma omp simd
             for (int64_t k = 0; k < DH; ++k) {
-              float h, c;
-              Cell::forward(pi[k], pf[k], pz[k], po[k], c0[k], &h, &c);
+              float h, c, i, f, z, o;
+              Cell::forward_act(pi[k], pf[k], pz[k], po[k], c0[k], &h, &c, &i, &f, &z, &o);
               hs[k] = h;
               cs[k] = c;
               yr[k] = h;
+              ai[k] = i;
+              af[k] = f;
+              az[k] = z;
+              ao[k] = o;
             }
           }
         }
