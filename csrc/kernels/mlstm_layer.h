@@ -46,12 +46,13 @@ namespace mlstm_layer_detail {
 // The pointwise parts, compiled once per ISA (mlstm_layer_engine.h). Each works on elements [begin, end) of
 // row-major [rows, Di] arrays (rows folded into the index) or rows [begin, end).
 struct Pointwise {
-  // conv = causal depthwise conv of x [rows, F] (weight transposed: wt [K, F]) + bias, y = SiLU(conv); rows [r0, r1)
-  void (*conv_silu)(float* conv, float* y, const float* x, const float* wt, const float* bias, int64_t r0, int64_t r1,
-                    int64_t S, int64_t F, int64_t K);
-  // g ⊙= SiLU'(conv) in place; partial sums pw [K, F] += g ⊙ shifted x, pb [F] += g   over rows [r0, r1)
-  void (*silu_conv_grads)(float* g, float* pw, float* pb, const float* conv, const float* x, int64_t r0, int64_t r1,
-                          int64_t S, int64_t F, int64_t K);
+  // y = SiLU(conv), conv = causal depthwise conv of x [rows, F] (weight transposed: wt [K, F]) + bias; rows [r0, r1)
+  void (*conv_silu)(float* y, const float* x, const float* wt, const float* bias, int64_t r0, int64_t r1, int64_t S,
+                    int64_t F, int64_t K);
+  // g ⊙= SiLU'(conv) in place (conv recomputed from x, bit for bit the forward's); partial sums pw [K, F] += g ⊙
+  // shifted x, pb [F] += g   over rows [r0, r1)
+  void (*silu_conv_grads)(float* g, float* pw, float* pb, const float* x, const float* wt, const float* bias,
+                          int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K);
   // dx (+=) the conv's transpose applied to g, rows [r0, r1)
   void (*conv_dx)(float* dx, const float* g, const float* wt, int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K);
   // hs = hn + skip ⊙ xc;  out = hs ⊙ SiLU(z)   over rows [r0, r1) of width Di (hn may be out itself)

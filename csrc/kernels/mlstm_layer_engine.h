@@ -15,46 +15,62 @@ namespace xlstm {
 namespace mlstm_layer_detail {
 namespace {
 
-// The causal depthwise conv (conv1d.h's formula, weight transposed to wt [K, F]) and its SiLU, rows [r0, r1):
-//   conv[r] = bias + Σ_{j : t-(K-1)+j >= 0} wt[j] ⊙ x[r-(K-1)+j],  y[r] = SiLU(conv[r])    (t = r mod S)
-void pw_conv_silu(float* conv, float* y, const float* x, const float* wt, const float* bias, int64_t r0, int64_t r1,
-                  int64_t S, int64_t F, int64_t K) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t t = r % S, j0 = K - 1 - t > 0 ? K - 1 - t : 0;
-    float* cr = conv + r * F;
+// The causal depthwise conv (conv1d.h's formula, weight transposed to wt [K, F]) of row r, columns [f0, f1), into cr:
+//   conv[r] = bias + Σ_{j : t-(K-1)+j >= 0} wt[j] ⊙ x[r-(K-1)+j]    (t = r mod S)
+// The one formula the forward and the backward (which recomputes conv instead of saving it) both evaluate, so both
+// see the same bits.
+constexpr int64_t kConvCols = 256;  // columns per block: cr stays in registers / L1
+inline void conv_row(float* cr, const float* x, const float* wt, const float* bias, int64_t r, int64_t S, int64_t F,
+                     int64_t K, int64_t f0, int64_t f1) {
+  const int64_t t = r % S, j0 = K - 1 - t > 0 ? K - 1 - t : 0, n = f1 - f0;
 #pragma omp simd
-    for (int64_t f = 0; f < F; ++f) cr[f] = bias[f];
-    for (int64_t j = j0; j < K; ++j) {
-      const float* w = wt + j * F;
-      const float* xr = x + (r - (K - 1) + j) * F;
+  for (int64_t f = 0; f < n; ++f) cr[f] = bias[f0 + f];
+  for (int64_t j = j0; j < K; ++j) {
+    const float* w = wt + j * F + f0;
+    const float* xr = x + (r - (K - 1) + j) * F + f0;
 #pragma omp simd
-      for (int64_t f = 0; f < F; ++f) cr[f] += w[f] * xr[f];
-    }
-    float* yr = y + r * F;
-#pragma omp simd
-    for (int64_t f = 0; f < F; ++f) yr[f] = cr[f] * fm_sigmoid(cr[f]);
+    for (int64_t f = 0; f < n; ++f) cr[f] += w[f] * xr[f];
   }
 }
 
-// Backward of pw_conv_silu, first half, rows [r0, r1): g = dy ⊙ SiLU'(conv) in place over dy, and the partial sums
-// pw [K, F] += g[r] ⊙ x[r-(K-1)+j] (valid j), pb [F] += g[r].
-void pw_silu_conv_grads(float* g, float* pw, float* pb, const float* conv, const float* x, int64_t r0, int64_t r1,
-                        int64_t S, int64_t F, int64_t K) {
+// y = SiLU(conv(x)) for rows [r0, r1)
+void pw_conv_silu(float* y, const float* x, const float* wt, const float* bias, int64_t r0, int64_t r1, int64_t S,
+                  int64_t F, int64_t K) {
+  float cr[kConvCols];
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t f0 = 0; f0 < F; f0 += kConvCols) {
+      const int64_t f1 = f0 + kConvCols < F ? f0 + kConvCols : F;
+      conv_row(cr, x, wt, bias, r, S, F, K, f0, f1);
+      float* yr = y + r * F + f0;
+#pragma omp simd
+      for (int64_t f = 0; f < f1 - f0; ++f) yr[f] = cr[f] * fm_sigmoid(cr[f]);
+    }
+}
+
+// Backward of pw_conv_silu, first half, rows [r0, r1): g = dy ⊙ SiLU'(conv) in place over dy (conv recomputed from
+// x), and the partial sums pw [K, F] += g[r] ⊙ x[r-(K-1)+j] (valid j), pb [F] += g[r].
+void pw_silu_conv_grads(float* g, float* pw, float* pb, const float* x, const float* wt, const float* bias,
+                        int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K) {
+  float cr[kConvCols];
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t t = r % S, j0 = K - 1 - t > 0 ? K - 1 - t : 0;
-    float* gr = g + r * F;
-    const float* cr = conv + r * F;
+    for (int64_t f0 = 0; f0 < F; f0 += kConvCols) {
+      const int64_t f1 = f0 + kConvCols < F ? f0 + kConvCols : F, n = f1 - f0;
+      conv_row(cr, x, wt, bias, r, S, F, K, f0, f1);
+      float* gr = g + r * F + f0;
+      float* pbr = pb + f0;
 #pragma omp simd
-    for (int64_t f = 0; f < F; ++f) {
-      const float sg = fm_sigmoid(cr[f]);
-      gr[f] *= sg * (1.0f + cr[f] * (1.0f - sg));
-      pb[f] += gr[f];
-    }
-    for (int64_t j = j0; j < K; ++j) {
-      float* pj = pw + j * F;
-      const float* xr = x + (r - (K - 1) + j) * F;
+      for (int64_t f = 0; f < n; ++f) {
+        const float sg = fm_sigmoid(cr[f]);
+        gr[f] *= sg * (1.0f + cr[f] * (1.0f - sg));
+        pbr[f] += gr[f];
+      }
+      for (int64_t j = j0; j < K; ++j) {
+        float* pj = pw + j * F + f0;
+        const float* xr = x + (r - (K - 1) + j) * F + f0;
 #pragma omp simd
-      for (int64_t f = 0; f < F; ++f) pj[f] += gr[f] * xr[f];
+        for (int64_t f = 0; f < n; ++f) pj[f] += gr[f] * xr[f];
+      }
     }
   }
 }
