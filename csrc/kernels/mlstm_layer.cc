@@ -5,7 +5,8 @@
 // SiLU, gates, output gate) come from mlstm_layer_engine.h for the CPU's SIMD level. Every row sum (weight / bias
 // gradients) uses a fixed row partition summed in order, so results do not depend on the thread count. The conv's
 // pre-activation is not saved: the backward recomputes it from x_m (4 multiply-adds per element, the same bits) in
-// the pass that reads x_m anyway, which saves writing and reading N·Di floats (W2: ~2-3 % of the training step).
+// the pass that reads x_m anyway, which saves writing and reading N·Di floats (W2: ~2-3 % of the training step);
+// likewise hs = norm(h_c) + skip ⊙ x_c, evaluated again from h_c and the norm's statistics where the backward needs it.
 #include "kernels/mlstm_layer.h"
 
 #include <algorithm>
@@ -56,7 +57,7 @@ class Scratch {
 
 // The intermediates the backward reads, carved from `saved` in this order (mlstm_layer_saved_size).
 struct Saved {
-  float *xm, *z, *xc, *qh, *kh, *vh, *ig, *fg, *hc, *mean, *rstd, *hs, *out, *cell;
+  float *xm, *z, *xc, *qh, *kh, *vh, *ig, *fg, *hc, *mean, *rstd, *out, *cell;
   Saved(float* base, const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S, Di = d.Di, G = d.B * d.NH * d.S;
     float* p = base;
@@ -64,11 +65,11 @@ struct Saved {
     xm = take(N * Di), z = take(N * Di), xc = take(N * Di);  // the conv's pre-activation is recomputed, not saved
     qh = take(N * Di), kh = take(N * Di), vh = take(N * Di);
     ig = take(G), fg = take(G), hc = take(N * Di), mean = take(N * d.NH), rstd = take(N * d.NH);
-    hs = take(N * Di), out = take(N * Di), cell = p;
+    out = take(N * Di), cell = p;  // hs = norm(h_c) + skip ⊙ x_c is evaluated again in backward, not saved
   }
   static int64_t fixed_size(const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S;
-    return N * d.Di * 9 + 2 * d.B * d.NH * d.S + 2 * N * d.NH;
+    return N * d.Di * 8 + 2 * d.B * d.NH * d.S + 2 * N * d.NH;
   }
 };
 
@@ -144,7 +145,7 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
   mlstm_chunkwise_forward(sv.hc, c_last, n_last, m_last, cell_saved, qh, kh, vh, sv.ig, sv.fg, nullptr, nullptr,
                           nullptr, cell_dims(d), d.chunk, d.cell_eps, true);
   // per-head output norm, learnable skip, SiLU(z) gate, proj_down. Row by row: the norm reads h straight from the
-  // head layout (mean, rstd [N, NH]), then hs = hn + skip ⊙ x_c and out = hs ⊙ SiLU(z) in place over hn
+  // head layout (mean, rstd [N, NH]), then out = hs ⊙ SiLU(z), hs = hn + skip ⊙ x_c, in place over hn
   const NnKernels& kn = nn_kernels();
   float* out = sv.out;
   parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
@@ -153,7 +154,7 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
       for (int64_t h = 0; h < NH; ++h)
         kn.norm_fwd_row(out + r * Di + h * DH, sv.mean + r * NH + h, sv.rstd + r * NH + h,
                         sv.hc + ((b * NH + h) * d.S + s) * DH, p.w_norm + h * DH, nullptr, DH, d.norm_eps, true);
-      pw.skip_gate(sv.hs, out, out, p.skip, sv.xc, sv.z, r, r + 1, Di);
+      pw.skip_gate(out, out, p.skip, sv.xc, sv.z, r, r + 1, Di);
     }
   });
   gemm(false, true, N, E, Di, 1.0f, out, Di, p.w_down, Di, 0.0f, y, E);
@@ -190,7 +191,8 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
         std::memset(ps, 0, 2 * Di * sizeof(float));
         for (int64_t r = blk * kRows; r < std::min(N, (blk + 1) * kRows); ++r) {
           const int64_t b = r / d.S, s = r % d.S;
-          pw.skip_gate_backward(dhs, dz, dxc, dout, sv.hs, sv.z, p.skip, r, Di);
+          pw.skip_gate_backward(dhs, dz, dxc, dout, sv.hc, sv.mean + r * NH, sv.rstd + r * NH, p.w_norm, p.skip, sv.xc,
+                                sv.z, r, d.S, NH, DH);
           kn.fma_row(ps, dhs, sv.xc + r * Di, Di);
           for (int64_t h = 0; h < NH; ++h) {
             const int64_t hi = ((b * NH + h) * d.S + s) * DH;

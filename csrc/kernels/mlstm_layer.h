@@ -55,13 +55,15 @@ struct Pointwise {
                           int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K);
   // dx (+=) the conv's transpose applied to g, rows [r0, r1)
   void (*conv_dx)(float* dx, const float* g, const float* wt, int64_t r0, int64_t r1, int64_t S, int64_t F, int64_t K);
-  // hs = hn + skip ⊙ xc;  out = hs ⊙ SiLU(z)   over rows [r0, r1) of width Di (hn may be out itself)
-  void (*skip_gate)(float* hs, float* out, const float* hn, const float* skip, const float* xc, const float* z,
-                    int64_t r0, int64_t r1, int64_t Di);
-  // row r of [rows, Di] arrays: dhs = dout ⊙ SiLU(z) (dhs: that row only, [Di]);  dz = dout ⊙ hs ⊙ SiLU'(z);
-  // dxc = dhs ⊙ skip
-  void (*skip_gate_backward)(float* dhs, float* dz, float* dxc, const float* dout, const float* hs, const float* z,
-                             const float* skip, int64_t r, int64_t Di);
+  // out = hs ⊙ SiLU(z), hs = hn + skip ⊙ xc   over rows [r0, r1) of width Di (hn may be out itself; hs is not stored)
+  void (*skip_gate)(float* out, const float* hn, const float* skip, const float* xc, const float* z, int64_t r0,
+                    int64_t r1, int64_t Di);
+  // row r (= b·S + s) of [rows, Di = NH·DH] arrays: dhs = dout ⊙ SiLU(z) (dhs: that row only, [Di]);  dz = dout ⊙
+  // hs ⊙ SiLU'(z), hs evaluated again (bit for bit) from h_c (head layout [B, NH, S, DH]) and the row's norm
+  // statistics mean / rstd [NH];  dxc = dhs ⊙ skip
+  void (*skip_gate_backward)(float* dhs, float* dz, float* dxc, const float* dout, const float* hc, const float* mean,
+                             const float* rstd, const float* w_norm, const float* skip, const float* xc,
+                             const float* z, int64_t r, int64_t S, int64_t NH, int64_t DH);
   // ig, fg [B, NH, S] = u W_iᵀ + b_i, u W_fᵀ + b_f for rows [r0, r1); u [r1 - r0, ld] holds those rows (ld = 3Di)
   void (*gates_forward)(float* ig, float* fg, const float* u, const float* w_i, const float* w_f, const float* b_i,
                         const float* b_f, int64_t r0, int64_t r1, int64_t S, int64_t NH, int64_t ld);

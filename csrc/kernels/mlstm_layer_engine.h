@@ -89,30 +89,50 @@ void pw_conv_dx(float* dx, const float* g, const float* wt, int64_t r0, int64_t 
   }
 }
 
-void pw_skip_gate(float* hs, float* out, const float* hn, const float* skip, const float* xc, const float* z,
-                  int64_t r0, int64_t r1, int64_t Di) {
+// The output norm and skip of one element, hs = hn + skip ⊙ x_c with hn = (h_c − mean)·rstd·(1 + w_norm) (the
+// residual-weight layer norm exactly as nn_simd's norm rows compute it: ((x − mean)·rstd)·(w + 1)). The forward
+// takes hn from the norm row and adds the skip; the backward evaluates hn again from h_c and the saved statistics
+// and adds the skip with the same explicit operation, so both see the same bits and hs need not be saved.
+inline float add_skip(float hn, float skip, float xc) {
+#ifdef __FMA__
+  return __builtin_fmaf(skip, xc, hn);
+#else
+  return hn + skip * xc;
+#endif
+}
+inline float norm_at(float hc, float mean, float rstd, float w) { return (hc - mean) * rstd * (w + 1.0f); }
+
+// out = hs ⊙ SiLU(z), hs = hn + skip ⊙ xc, over rows [r0, r1) of width Di (hn may be out itself)
+void pw_skip_gate(float* out, const float* hn, const float* skip, const float* xc, const float* z, int64_t r0,
+                  int64_t r1, int64_t Di) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t o = r * Di;
 #pragma omp simd
     for (int64_t j = 0; j < Di; ++j) {
-      const float h = hn[o + j] + skip[j] * xc[o + j];
-      hs[o + j] = h;
+      const float h = add_skip(hn[o + j], skip[j], xc[o + j]);
       out[o + j] = h * (z[o + j] * fm_sigmoid(z[o + j]));
     }
   }
 }
 
-void pw_skip_gate_backward(float* dhs, float* dz, float* dxc, const float* dout, const float* hs, const float* z,
-                           const float* skip, int64_t r, int64_t Di) {
-  const int64_t o = r * Di;
+void pw_skip_gate_backward(float* dhs, float* dz, float* dxc, const float* dout, const float* hc, const float* mean,
+                           const float* rstd, const float* w_norm, const float* skip, const float* xc, const float* z,
+                           int64_t r, int64_t S, int64_t NH, int64_t DH) {
+  const int64_t b = r / S, s = r % S, o = r * NH * DH;
+  for (int64_t h = 0; h < NH; ++h) {
+    const float* hch = hc + ((b * NH + h) * S + s) * DH;
+    const float m = mean[h], rs = rstd[h];
+    const int64_t c = o + h * DH, w0 = h * DH;
 #pragma omp simd
-  for (int64_t j = 0; j < Di; ++j) {
-    const float zz = z[o + j], s = fm_sigmoid(zz);
-    const float g = dout[o + j];
-    const float d = g * (zz * s);
-    dhs[j] = d;
-    dz[o + j] = g * hs[o + j] * (s * (1.0f + zz * (1.0f - s)));
-    dxc[o + j] = d * skip[j];
+    for (int64_t j = 0; j < DH; ++j) {
+      const float zz = z[c + j], sg = fm_sigmoid(zz);
+      const float g = dout[c + j];
+      const float d = g * (zz * sg);
+      const float hs = add_skip(norm_at(hch[j], m, rs, w_norm[w0 + j]), skip[w0 + j], xc[c + j]);
+      dhs[w0 + j] = d;
+      dz[c + j] = g * hs * (sg * (1.0f + zz * (1.0f - sg)));
+      dxc[c + j] = d * skip[w0 + j];
+    }
   }
 }
 
