@@ -106,12 +106,16 @@ export class LSTM extends Module {
     }
     const hs: Tensor[] = [], cs: Tensor[] = [];
     for (let l = 0; l < L; ++l) {
-      const gatesIn = ops.linear(seq, this.param(`weight_ih_l${l}`)!, this.param(`bias_ih_l${l}`)); // [B, S, 4H]
+      // the input projection without its bias: both biases go to the recurrence, which adds one bias per step anyway
+      // (b_ih + b_hh; each gets the summed gate gradient, as in torch), so the projection's output is written once
+      // instead of bias-filled, then read and written again by the GEMM
+      const gatesIn = ops.linear(seq, this.param(`weight_ih_l${l}`)!); // [B, S, 4H]
+      const bih = this.param(`bias_ih_l${l}`), bhh = this.param(`bias_hh_l${l}`);
+      const bias = bih && bhh ? ops.add(bih, bhh) : (bih ?? bhh ?? Tensor.zeros([4 * H], { device: seq.device }));
       // weight_hh [4H, H] is R's transposed layout as it is: no transpose per call (and its gradient comes back in place)
       const Rt = this.param(`weight_hh_l${l}`)!.reshape(1, 4 * H, H);
-      const bhh = this.param(`bias_hh_l${l}`) ?? Tensor.zeros([4 * H], { device: seq.device });
       const s0 = state ? ops.cat([ops.slice(state[0], 0, l, l + 1), ops.slice(state[1], 0, l, l + 1)], 0) : null;
-      const out = ops.lstm(gatesIn, Rt, bhh, s0, { transposedR: true });
+      const out = ops.lstm(gatesIn, Rt, bias, s0, { transposedR: true });
       hs.push(ops.slice(out.state, 0, 0, 1));
       cs.push(ops.slice(out.state, 0, 1, 2));
       seq = out.y;
