@@ -209,14 +209,17 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
           const float* br = bias + hd * DH;
           float* gr = gates + (b * S + t) * 4 * H + hd * DH;  // gate g of unit k at gr[g*H + k]
           const float* rr = r.data() + bb * G;
-          for (int g = 0; g < 4; ++g) {
-#pragma omp simd
-            for (int64_t k = 0; k < DH; ++k) gr[g * H + k] = xr[g * H + k] + rr[g * DH + k] + br[g * H + k];
-          }
+          // gate g's pre-activation of unit k: p = x + (h_{t-1} R)[g*DH + k] + bias
+          auto pre = [&](int g, int64_t k) { return xr[g * H + k] + rr[g * DH + k] + br[g * H + k]; };
           float* yr = y + (b * S + t) * H + hd * DH;
           float* st = states + (t * B + b) * H + hd * DH;  // component s at st + s*sS
-          const float *pi = gr, *pf = gr + H, *pz = gr + 2 * H, *po = gr + 3 * H;
           if constexpr (NS == 4) {
+            // the sLSTM saves the pre-activations
+            for (int g = 0; g < 4; ++g) {
+#pragma omp simd
+              for (int64_t k = 0; k < DH; ++k) gr[g * H + k] = pre(g, k);
+            }
+            const float *pi = gr, *pf = gr + H, *pz = gr + 2 * H, *po = gr + 3 * H;
             const float *c0 = prev(1, b), *n0 = prev(2, b), *m0 = prev(3, b);
             float *hs = st, *cs = st + sS, *ns = st + 2 * sS, *ms = st + 3 * sS;
 #pragma omp simd
@@ -230,13 +233,13 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
               yr[k] = h;
             }
           } else {
-            // the LSTM saves its gate activations over the pre-activations (recurrent_cells.h)
+            // the LSTM saves its gate activations (recurrent_cells.h); the pre-activations stay in registers
             const float* c0 = prev(1, b);
             float *hs = st, *cs = st + sS, *ai = gr, *af = gr + H, *az = gr + 2 * H, *ao = gr + 3 * H;
 #pragma omp simd
             for (int64_t k = 0; k < DH; ++k) {
               float h, c, i, f, z, o;
-              Cell::forward_act(pi[k], pf[k], pz[k], po[k], c0[k], &h, &c, &i, &f, &z, &o);
+              Cell::forward_act(pre(0, k), pre(1, k), pre(2, k), pre(3, k), c0[k], &h, &c, &i, &f, &z, &o);
               hs[k] = h;
               cs[k] = c;
               yr[k] = h;
