@@ -45,6 +45,24 @@ describe("45 nn.LSTM", () => {
     const ref = lstm64(Float64Array.from(x.f32()), f64("weight_ih_l0"), f64("weight_hh_l0"), f64("bias_ih_l0"), f64("bias_hh_l0"), B, S, F, H);
     const r = worstRatio(y.f32(), ref, 1e-5, 1e-6);
     assert.ok(r.ratio <= 1, `ratio ${r.ratio}`);
+    // both biases' gradients are the summed gate gradients (torch: b_ih and b_hh enter the gates the same way)
+    ops.sum(y).backward();
+    const params = new Map(m.namedParameters());
+    const gi = params.get("bias_ih_l0")!.grad!.f32(), gh = params.get("bias_hh_l0")!.grad!.f32();
+    assert.ok(gi.some((v) => v !== 0));
+    assert.deepEqual(Array.from(gi), Array.from(gh));
+  });
+
+  it("bias=false matches the float64 evaluation with zero biases", () => {
+    const B = 3, S = 4, F = 2, H = 5;
+    const m = new nn.LSTM({ input_size: F, hidden_size: H, batch_first: true, bias: false, generator: new Generator(6) });
+    const x = Tensor.randn([B, S, F], { generator: new Generator(8) });
+    const [y] = m.forward(x);
+    const sd = m.stateDict();
+    const zero = new Float64Array(4 * H);
+    const ref = lstm64(Float64Array.from(x.f32()), Float64Array.from(sd.get("weight_ih_l0")!.f32()), Float64Array.from(sd.get("weight_hh_l0")!.f32()), zero, zero, B, S, F, H);
+    const r = worstRatio(y.f32(), ref, 1e-5, 1e-6);
+    assert.ok(r.ratio <= 1, `ratio ${r.ratio}`);
   });
 
   it("sequence-first input gives the transposed batch-first result; bias=false has no bias keys", () => {
