@@ -17,15 +17,16 @@
 //   stride 4DH+1 (no bank conflicts in either phase) when it fits the device's per-block limit, otherwise read from
 //   global memory (L1/L2).
 //   dR / dbias afterwards, deterministic without atomics (as the CPU, which reduces them from dx with a GEMM):
-//   pass 1, one thread per (row chunk, head, source unit j in [0, DH], gate column k) sums h_{t-1}[j]·dx[k] over
-//   its chunk's rows (b*S + t order) into a float partial (j = DH is the bias: the sum of dx); pass 2, one thread
-//   per dR / dbias element adds the chunk partials in chunk order in double and rounds once.
+//   pass 1, one block per (row chunk, head, 64 x 64 tile of source unit j in [0, DH] x gate column k), each thread
+//   4 x 4 of them, sums h_{t-1}[j]·dx[k] over its chunk's rows (b*S + t order, staged in shared memory) into float
+//   partials (j = DH is the bias: the sum of dx); pass 2, one thread per dR / dbias element adds the chunk partials
+//   in chunk order in double and rounds once.
 // With few heads and a small batch that launch leaves most of the GPU idle (G1: 4 blocks); the split-head launch of
 // recurrent_split.cuh (a head's units over many co-resident blocks, a grid barrier per step) takes over then
 // (set_recurrent_launch picks either for tests and benchmarks).
 // All thread -> (head, batch row, gate unit) maps and offsets are the __host__ __device__ helpers of RecLaunch,
 // which recurrent_coverage() runs on the host over every block, thread and step of a launch. The kernel bodies are
-// __host__ __device__ phase functions (FwdBlock, BwdBlock, pg_partial, pg_final) that the *_emulate entries run on
+// __host__ __device__ phase functions (FwdBlock, BwdBlock, PgTile, pg_final) that the *_emulate entries run on
 // the host, phase by phase for every thread, so the kernels' arithmetic is tested without a GPU.
 // Device entries only enqueue on `stream` (a cudaStream_t; null = default); backward's partials are stream-ordered
 // scratch (cudaMallocAsync). *_host entries copy in, run, copy out and synchronise. Errors throw
@@ -53,8 +54,11 @@ using namespace hostutil;
 
 constexpr int kMaxThreads = 512;   // threads per block of the sequence kernels
 constexpr int kMaxRows = 4;        // batch rows per block (the CPU's kRows)
-constexpr int kPgThreads = 256;    // threads per block of the parameter-gradient passes
-constexpr int64_t kPgTargetItems = INT64_C(1) << 20;  // pass-1 work items aimed for (sets the row chunks)
+constexpr int kPgThreads = 256;    // threads per block of the parameter-gradient passes (pass 1: 16 x 16)
+constexpr int kPgTile = 64;        // pass 1: a block's tile of 64 source units j x 64 gate columns k
+constexpr int kPgSub = 4;          // pass 1: each thread's 4 x 4 outputs of the tile
+constexpr int kPgRowStep = 16;     // pass 1: rows staged in shared memory per step
+constexpr int64_t kPgTargetBlocks = 1024;  // pass-1 blocks aimed for (sets the row chunks)
 
 // Launch geometry and index maps of one recurrence (sizes from RecurrentDims; NS = number of states).
 struct RecLaunch {
@@ -68,6 +72,7 @@ struct RecLaunch {
   int64_t pg_elems;     // NH * (DH + 1) * G outputs (j = DH: the bias)
   int64_t pg_per;       // rows per chunk
   int64_t pg_chunks;    // chunks
+  int64_t pg_jt, pg_kt; // pass-1 tiles per head along j (DH + 1, the bias row included) and along k
 
   // ---- block -> (head, first batch row, rows in this block)
   __host__ __device__ void block_task(int64_t blk, int64_t* hd, int64_t* b0, int* nb) const {
@@ -107,11 +112,18 @@ struct RecLaunch {
   __host__ __device__ int64_t r_floats() const { return DH * (G + 1); }
   __host__ __device__ int64_t fwd_vec_floats() const { return rows * (DH + G); }       // hprev, pre
   __host__ __device__ int64_t bwd_vec_floats() const { return rows * (3 * DH + G); }   // dh, dc, dn, dp
-  // ---- parameter gradients: pass-1 item w -> (chunk, element e); element e -> (head, source unit j <= DH, column k)
-  __host__ __device__ void pg_item(int64_t w, int64_t* chunk, int64_t* e) const {
-    *chunk = w / pg_elems;
-    *e = w - *chunk * pg_elems;
+  // ---- parameter gradients: pass-1 block -> (chunk, head, tile origin j0, k0); element e -> (head, source unit
+  // j <= DH, column k); partial of (chunk, e) at chunk * pg_elems + e
+  __host__ __device__ int64_t pg_blocks() const { return pg_chunks * NH * pg_jt * pg_kt; }
+  __host__ __device__ void pg_block(int64_t blk, int64_t* chunk, int64_t* hd, int64_t* j0, int64_t* k0) const {
+    *k0 = (blk % pg_kt) * kPgTile;
+    int64_t rest = blk / pg_kt;
+    *j0 = (rest % pg_jt) * kPgTile;
+    rest /= pg_jt;
+    *hd = rest % NH;
+    *chunk = rest / NH;
   }
+  __host__ __device__ int64_t pg_index(int64_t hd, int64_t j, int64_t k) const { return (hd * (DH + 1) + j) * G + k; }
   __host__ __device__ void pg_elem(int64_t e, int64_t* hd, int64_t* j, int64_t* k) const {
     *k = e % G;
     const int64_t rest = e / G;
@@ -157,8 +169,11 @@ RecLaunch make_launch(const RecurrentDims& d) {
   L.bwd_threads = round_threads(L.rows * L.DH);
   L.pg_rows = d.B * d.S;
   L.pg_elems = d.NH * (d.DH + 1) * L.G;
-  // chunks: about kPgTargetItems pass-1 items, at least 16 rows per chunk
-  const int64_t want = std::max<int64_t>(1, std::min<int64_t>((L.pg_rows + 15) / 16, (kPgTargetItems + L.pg_elems - 1) / L.pg_elems));
+  L.pg_jt = (d.DH + 1 + kPgTile - 1) / kPgTile;
+  L.pg_kt = (L.G + kPgTile - 1) / kPgTile;
+  // chunks: about kPgTargetBlocks pass-1 blocks, at least 64 rows per chunk
+  const int64_t tiles = d.NH * L.pg_jt * L.pg_kt;
+  const int64_t want = std::max<int64_t>(1, std::min<int64_t>((L.pg_rows + 63) / 64, (kPgTargetBlocks + tiles - 1) / tiles));
   L.pg_per = (L.pg_rows + want - 1) / want;
   L.pg_chunks = (L.pg_rows + L.pg_per - 1) / L.pg_per;
   return L;
@@ -375,27 +390,72 @@ struct BwdBlock {
   }
 };
 
-// Parameter gradients, pass 1: item w's partial = Σ over its chunk's rows r = b*S + t (in order) of
-// h_{t-1}[b, hd*DH + j] · dx[b, t, column k] (j < DH), or of dx alone (j == DH, the bias).
-__host__ __device__ inline float pg_partial(const RecLaunch& L, int64_t w, const float* dx, const float* states,
-                                            const float* state0) {
-  int64_t chunk, e, hd, j, k;
-  L.pg_item(w, &chunk, &e);
-  L.pg_elem(e, &hd, &j, &k);
-  const int64_t r0 = chunk * L.pg_per, r1 = r0 + L.pg_per < L.pg_rows ? r0 + L.pg_per : L.pg_rows;
-  float acc = 0.0f;
-  if (j == L.DH) {
-    for (int64_t r = r0; r < r1; ++r) acc += dx[L.x_off(hd, r / L.S, r % L.S, k)];
-  } else {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / L.S, t = r - b * L.S;
-      const float hv =
-          t > 0 ? states[L.state_off(0, hd, t - 1, b, j)] : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
-      acc = fmaf(hv, dx[L.x_off(hd, b, t, k)], acc);
+// Parameter gradients, pass 1, one block per (row chunk, head, tile of 64 source units j x 64 gate columns k): the
+// partial of (j, k) = Σ over the chunk's rows r = b*S + t, in order, of h_{t-1}[b, hd*DH + j] · dx[b, t, column k]
+// (j == DH, the bias: of 1 · dx, which fmaf adds exactly as a plain sum would). Rows are staged kPgRowStep at a time
+// in shared memory (hs [rows][j], ds [rows][k]); thread (ty, tx) keeps the 4 x 4 sums of j = j0 + 4ty + i,
+// k = k0 + 4tx + l in registers, each one fmaf chain over the rows in order. A GEMM's data reuse, a plain loop's
+// summation order.
+#ifdef __CUDA_ARCH__
+#define XLSTM_UNROLL _Pragma("unroll")
+#else
+#define XLSTM_UNROLL
+#endif
+struct PgTile {
+  RecLaunch L;
+  int64_t chunk, hd, j0, k0, r0, r1;
+  float *hs, *ds;
+  __host__ __device__ PgTile(const RecLaunch& l, int64_t blk, float* sm) : L(l) {
+    L.pg_block(blk, &chunk, &hd, &j0, &k0);
+    r0 = chunk * L.pg_per;
+    r1 = r0 + L.pg_per < L.pg_rows ? r0 + L.pg_per : L.pg_rows;
+    hs = sm;
+    ds = sm + kPgRowStep * kPgTile;
+  }
+  // rows [r, r + nr) of the chunk into hs / ds (j beyond the bias row and k beyond G: 0, never stored)
+  __host__ __device__ void stage(int64_t r, int nr, const float* dx, const float* states, const float* state0, int tid,
+                                 int nt) const {
+    const int64_t b0 = r / L.S, t0 = r - b0 * L.S;  // one division per step: row r + rr from (b0, t0)
+    for (int i = tid; i < nr * kPgTile; i += nt) {
+      const int rr = i / kPgTile, c = i % kPgTile;
+      int64_t b = b0, t = t0 + rr;
+      while (t >= L.S) {
+        t -= L.S;
+        ++b;
+      }
+      const int64_t j = j0 + c, k = k0 + c;
+      float hv = 0.0f;
+      if (j < L.DH) hv = t > 0 ? states[L.state_off(0, hd, t - 1, b, j)] : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
+      else if (j == L.DH) hv = 1.0f;
+      hs[i] = hv;
+      ds[i] = k < L.G ? dx[L.x_off(hd, b, t, k)] : 0.0f;
     }
   }
-  return acc;
-}
+  __host__ __device__ void accumulate(int nr, int tid, float* acc) const {
+    const int ty = tid / (kPgTile / kPgSub), tx = tid % (kPgTile / kPgSub);
+    for (int rr = 0; rr < nr; ++rr) {
+      float hv[kPgSub], dv[kPgSub];
+      XLSTM_UNROLL for (int i = 0; i < kPgSub; ++i) hv[i] = hs[rr * kPgTile + ty * kPgSub + i];
+      XLSTM_UNROLL for (int l = 0; l < kPgSub; ++l) dv[l] = ds[rr * kPgTile + tx * kPgSub + l];
+      XLSTM_UNROLL for (int i = 0; i < kPgSub; ++i)
+        XLSTM_UNROLL for (int l = 0; l < kPgSub; ++l) acc[i * kPgSub + l] = fmaf(hv[i], dv[l], acc[i * kPgSub + l]);
+    }
+  }
+  // (i, l) of thread tid -> partial index, or -1 outside the head's DH + 1 rows / G columns
+  __host__ __device__ int64_t out_index(int tid, int i, int l) const {
+    const int ty = tid / (kPgTile / kPgSub), tx = tid % (kPgTile / kPgSub);
+    const int64_t j = j0 + ty * kPgSub + i, k = k0 + tx * kPgSub + l;
+    return j <= L.DH && k < L.G ? chunk * L.pg_elems + L.pg_index(hd, j, k) : -1;
+  }
+  __host__ __device__ void store(int tid, const float* acc, float* part) const {
+    XLSTM_UNROLL for (int i = 0; i < kPgSub; ++i)
+      XLSTM_UNROLL for (int l = 0; l < kPgSub; ++l) {
+        const int64_t o = out_index(tid, i, l);
+        if (o >= 0) part[o] = acc[i * kPgSub + l];
+      }
+  }
+};
+static_assert((kPgTile / kPgSub) * (kPgTile / kPgSub) == kPgThreads, "pass 1: one thread per 4 x 4 sub-tile");
 
 // Pass 2: dR / dbias element e = Σ over chunks (in order, double) of the partials, rounded once.
 __host__ __device__ inline void pg_final(const RecLaunch& L, int64_t e, float* dR, float* dbias, const float* part) {
@@ -439,13 +499,21 @@ __global__ void __launch_bounds__(kMaxThreads) rec_backward_kernel(BwdArgs a, Re
   blk.final_phase(tid, nt);
 }
 
-__global__ void rec_pg_partial_kernel(float* __restrict__ part, const float* __restrict__ dx,
-                                      const float* __restrict__ states, const float* __restrict__ state0,
-                                      RecLaunch L) {
-  const int64_t items = L.pg_chunks * L.pg_elems;
-  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; w < items;
-       w += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    part[w] = pg_partial(L, w, dx, states, state0);
+__global__ void __launch_bounds__(kPgThreads, 2) rec_pg_partial_kernel(float* __restrict__ part, const float* __restrict__ dx,
+                                                                   const float* __restrict__ states,
+                                                                   const float* __restrict__ state0, RecLaunch L) {
+  __shared__ float sm[2 * kPgRowStep * kPgTile];
+  const PgTile tile(L, blockIdx.x, sm);
+  float acc[kPgSub * kPgSub];
+  XLSTM_UNROLL for (float& v : acc) v = 0.0f;
+  for (int64_t r = tile.r0; r < tile.r1; r += kPgRowStep) {
+    const int nr = static_cast<int>(tile.r1 - r < kPgRowStep ? tile.r1 - r : kPgRowStep);
+    tile.stage(r, nr, dx, states, state0, threadIdx.x, kPgThreads);
+    __syncthreads();
+    tile.accumulate(nr, threadIdx.x, acc);
+    __syncthreads();
+  }
+  tile.store(threadIdx.x, acc, part);
 }
 
 __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ dbias, const float* __restrict__ part,
@@ -453,6 +521,24 @@ __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ 
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < L.pg_elems;
        e += static_cast<int64_t>(blockDim.x) * gridDim.x)
     pg_final(L, e, dR, dbias, part);
+}
+
+// Host replay of pass 1: every block, each step's staging for all threads and then their sums (the barrier); a
+// block's shared memory NaN at the start.
+inline void pg_partial_replay(const RecLaunch& L, float* part, const float* dx, const float* states, const float* state0) {
+  std::vector<float> sm(2 * kPgRowStep * kPgTile);
+  std::vector<float> acc(static_cast<size_t>(kPgThreads) * kPgSub * kPgSub);
+  for (int64_t blk = 0; blk < L.pg_blocks(); ++blk) {
+    std::fill(sm.begin(), sm.end(), __builtin_nanf(""));
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    const PgTile tile(L, blk, sm.data());
+    for (int64_t r = tile.r0; r < tile.r1; r += kPgRowStep) {
+      const int nr = static_cast<int>(std::min<int64_t>(tile.r1 - r, kPgRowStep));
+      for (int tid = 0; tid < kPgThreads; ++tid) tile.stage(r, nr, dx, states, state0, tid, kPgThreads);
+      for (int tid = 0; tid < kPgThreads; ++tid) tile.accumulate(nr, tid, acc.data() + tid * kPgSub * kPgSub);
+    }
+    for (int tid = 0; tid < kPgThreads; ++tid) tile.store(tid, acc.data() + tid * kPgSub * kPgSub, part);
+  }
 }
 
 #include "recurrent_split.cuh"
@@ -550,6 +636,8 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   SplitLaunch S;
   size_t split_bytes = 0;
   if (choose_split(L, rec_split_forward_kernel<Cell>, true, &S, &split_bytes, entry)) {
+    const auto aligned16 = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
     void* args[] = {&a, &S};
     // a refused cooperative launch (the device cannot hold the grid after all, e.g. shared with other work) leaves
@@ -594,7 +682,7 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   }
   const int64_t items = L.pg_chunks * L.pg_elems;
   StreamScratch<float> part(items, st, entry);
-  rec_pg_partial_kernel<<<grid_for(items, kPgThreads), kPgThreads, 0, st>>>(part.p, dx, states, state0, L);
+  rec_pg_partial_kernel<<<static_cast<unsigned>(L.pg_blocks()), kPgThreads, 0, st>>>(part.p, dx, states, state0, L);
   check(cudaGetLastError(), entry, "parameter-gradient kernel launch");
   rec_pg_final_kernel<<<grid_for(L.pg_elems, kPgThreads), kPgThreads, 0, st>>>(dR, dbias, part.p, L);
   check(cudaGetLastError(), entry, "parameter-gradient sum kernel launch");
@@ -705,8 +793,8 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
     }
     for (int tid = 0; tid < nt; ++tid) b.final_phase(tid, nt);
   }
-  std::vector<float> part(static_cast<size_t>(L.pg_chunks * L.pg_elems));
-  for (int64_t w = 0; w < L.pg_chunks * L.pg_elems; ++w) part[static_cast<size_t>(w)] = pg_partial(L, w, dx, states, state0);
+  std::vector<float> part(static_cast<size_t>(L.pg_chunks * L.pg_elems), __builtin_nanf(""));
+  pg_partial_replay(L, part.data(), dx, states, state0);
   for (int64_t e = 0; e < L.pg_elems; ++e) pg_final(L, e, dR, dbias, part.data());
 }
 
@@ -901,18 +989,33 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
     });
   }
   for (int32_t v : block_seen) bad += v != 1;
-  // parameter gradients: pass 1 writes each partial once; the chunks partition the rows; pass 2 writes each output
-  // once and reads each of its chunk partials once
+  // parameter gradients: pass 1 writes each partial once (every block's threads, every sub-tile slot) and stages
+  // every slot of its shared tiles once per row step; the chunks partition the rows; pass 2 writes each output once
+  // and reads each of its chunk partials once
   const int64_t items = L.pg_chunks * L.pg_elems;
   std::vector<int32_t> part(static_cast<size_t>(items), 0);
-  const int64_t threads1 = static_cast<int64_t>(grid_for(items, kPgThreads)) * kPgThreads;
-  for (int64_t tid = 0; tid < threads1; ++tid)
-    for (int64_t w = tid; w < items; w += threads1) {
-      int64_t chunk, e;
-      L.pg_item(w, &chunk, &e);
-      if (chunk < 0 || chunk >= L.pg_chunks || e < 0 || e >= L.pg_elems || chunk * L.pg_elems + e != w) ++bad;
-      else ++part[static_cast<size_t>(w)];
+  if (L.pg_blocks() > 0x7fffffff) ++bad;
+  std::vector<float> pg_sm(2 * kPgRowStep * kPgTile);
+  for (int64_t blk = 0; blk < L.pg_blocks(); ++blk) {
+    int64_t chunk, hd, j0, k0;
+    L.pg_block(blk, &chunk, &hd, &j0, &k0);
+    if (chunk < 0 || chunk >= L.pg_chunks || hd < 0 || hd >= d.NH || j0 < 0 || j0 > DH || k0 < 0 || k0 >= G) {
+      ++bad;
+      continue;
     }
+    std::vector<int32_t> staged(kPgRowStep * kPgTile, 0);
+    for (int tid = 0; tid < kPgThreads; ++tid)
+      for (int i = tid; i < kPgRowStep * kPgTile; i += kPgThreads) ++staged[static_cast<size_t>(i)];
+    for (int32_t v : staged) bad += v != 1;
+    const PgTile tile(L, blk, pg_sm.data());
+    for (int tid = 0; tid < kPgThreads; ++tid)
+      for (int i = 0; i < kPgSub; ++i)
+        for (int l = 0; l < kPgSub; ++l) {
+          const int64_t o = tile.out_index(tid, i, l);
+          if (o < -1 || o >= items) ++bad;
+          else if (o >= 0) ++part[static_cast<size_t>(o)];
+        }
+  }
   for (int32_t v : part) bad += v != 1;
   int64_t covered = 0;
   for (int64_t c = 0; c < L.pg_chunks; ++c) {

@@ -4,7 +4,8 @@
 // 132-SM GPU, each streaming its head's whole R every step. Here the head's units are split over P blocks that run
 // at the same time (a cooperative launch) and meet at a grid barrier once per step, as in FlashRNN:
 //   block (head hd, part p) owns units [u0, u0+nu) of the head and their 4·nu gate columns k = g·DH + u, for ALL
-//   batch rows; its R columns [DH][4nu] stay in shared memory for the whole sequence (row stride 4nu+1).
+//   batch rows; its R columns stay in shared memory for the whole sequence (forward: transposed, [4nu][DH] with a
+//   padded stride, for float4 loads along j; backward: [DH][4nu] with a padded row stride, float4 loads along k).
 //   forward, step t: (0) stage h_{t-1} [B][DH] of the head (written by every block at t-1: read through L2) into
 //     shared memory; (1) a thread per (pair of rows, own column) computes p = x + h_{t-1}·R[:, k] + bias (j = 0..DH-1 in
 //     order: the rows launch's and the CPU's sum); (2) a thread per (row, own unit) runs the cell, writes y, states,
@@ -19,14 +20,18 @@
 // host replay (recurrent.cu's *_emulate entries) runs the same code block by block, phase by phase, step by step.
 #pragma once
 
+#include <cstring>
+
 constexpr int kSplitThreads = 256;
 constexpr int64_t kSplitMaxB = 64;  // batch rows a split block holds (h_{t-1} of the head in shared memory)
+constexpr int kSplitBatch = 16;     // loads a thread keeps in flight when it reads other blocks' results (L2)
 
 struct SplitLaunch {
   RecLaunch L;
   int64_t P;       // blocks per head
   int64_t nu;      // units per block (the last block of a head may own fewer)
   int64_t blocks;  // NH * P
+  bool vec4;       // forward: h_{t-1} staged as float4 (DH and H multiples of 4, states / state0 16-byte aligned)
   // ---- block -> (head, first unit, units owned)
   __host__ __device__ void block_units(int64_t blk, int64_t* hd, int64_t* u0, int64_t* n) const {
     *hd = blk / P;
@@ -36,11 +41,18 @@ struct SplitLaunch {
   }
   // own column c in [0, 4n) -> head column k = g*DH + u0 + c % n
   __host__ __device__ int64_t head_col(int64_t u0, int64_t n, int64_t c) const { return (c / n) * L.DH + u0 + c % n; }
-  __host__ __device__ int64_t ldr() const { return 4 * nu + 1; }
-  // shared memory (floats): R columns [DH][4nu+1], then forward: hprev [B][DH], pre [B][4nu];
-  // backward: dp [B][4nu], dc, dn [B][nu]
+  // backward: R row j of the own columns at Rs[j][c], row stride ldr: a multiple of 4 with ldr/4 odd (a quarter
+  // warp's float4 loads of consecutive rows hit distinct banks)
+  __host__ __device__ int64_t ldr() const { return nu % 2 ? 4 * nu : 4 * nu + 4; }
+  // forward: own column c of R at Rt[c][j], row stride ldj ≡ 4 (mod 32) floats (a quarter warp's float4 loads of
+  // consecutive columns hit distinct banks); h_{t-1} rows at stride ldh (float4-aligned)
+  __host__ __device__ int64_t ldj() const { return (L.DH + 31) / 32 * 32 + 4; }
+  __host__ __device__ int64_t ldh() const { return (L.DH + 3) / 4 * 4; }
+  // shared memory (floats), every part a multiple of 4 floats (float4 alignment): forward: Rt [4nu][ldj], hprev
+  // [B][ldh], pre [B][4nu]; backward: R columns [DH][ldr], dp [B][4nu], dc, dn [B][nu]
+  __host__ __device__ int64_t rt_floats() const { return 4 * nu * ldj(); }
   __host__ __device__ int64_t r_floats() const { return L.DH * ldr(); }
-  __host__ __device__ int64_t fwd_floats() const { return r_floats() + L.B * L.DH + L.B * 4 * nu; }
+  __host__ __device__ int64_t fwd_floats() const { return rt_floats() + L.B * ldh() + L.B * 4 * nu; }
   __host__ __device__ int64_t bwd_floats() const { return r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
   // partial recurrent gradients: part[buf][blk][b][j], buf = t & 1
   __host__ __device__ int64_t part_off(int64_t buf, int64_t blk, int64_t b, int64_t j) const {
@@ -58,6 +70,7 @@ inline bool split_plan(const RecLaunch& L, int64_t capacity, SplitLaunch* s) {
   s->nu = (L.DH + std::min(per_head, L.DH) - 1) / std::min(per_head, L.DH);
   s->P = (L.DH + s->nu - 1) / s->nu;
   s->blocks = L.NH * s->P;
+  s->vec4 = L.DH % 4 == 0 && L.H % 4 == 0;  // the device launch also needs 16-byte aligned states / state0
   return s->P >= 2;
 }
 
@@ -70,7 +83,68 @@ __host__ __device__ __forceinline__ float load_l2(const float* p) {
 #endif
 }
 
-// A block's columns of its head's R [DH][G] into shared memory Rs [DH][4nu+1] (own column c at position c).
+// 16 bytes from shared memory as a float4 (p 16-byte aligned; on the host a memcpy, so the replay's compiler sees
+// the float stores it reads)
+__host__ __device__ __forceinline__ float4 load4(const float* p) {
+#ifdef __CUDA_ARCH__
+  return *reinterpret_cast<const float4*>(p);
+#else
+  float4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#endif
+}
+
+// 16 bytes of global memory as a float4: other blocks' results of this kernel through L2 (l2), or read-only input
+__host__ __device__ __forceinline__ float4 load4_global(const float* p, bool l2) {
+#ifdef __CUDA_ARCH__
+  return l2 ? __ldcg(reinterpret_cast<const float4*>(p)) : *reinterpret_cast<const float4*>(p);
+#else
+  (void)l2;
+  return load4(p);
+#endif
+}
+__host__ __device__ __forceinline__ void store4(float* p, float4 v) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<float4*>(p) = v;
+#else
+  std::memcpy(p, &v, sizeof v);
+#endif
+}
+
+// A thread's items i = tid, tid + nt, ... of an [outer][inner] index space as (outer o, inner in), advanced without
+// a division per item (64-bit divisions were a third of the forward step's instructions)
+struct StridedItems {
+  int64_t o, in, inner, qa, ra;
+  __host__ __device__ StridedItems(int tid, int nt, int64_t inner_) : inner(inner_) {
+    o = tid / inner;
+    in = tid - o * inner;
+    qa = nt / inner;
+    ra = nt - qa * inner;
+  }
+  __host__ __device__ void next() {
+    in += ra;
+    o += qa;
+    if (in >= inner) {
+      in -= inner;
+      ++o;
+    }
+  }
+};
+
+// A block's columns of its head's R [DH][G] into shared memory Rt [4nu][ldj] (own column c, source unit j at
+// c*ldj + j), for the forward's float4 dot products along j.
+__host__ __device__ inline void stage_r_transposed(const SplitLaunch& S, const float* R, int64_t hd, int64_t u0, int64_t n, float* Rt,
+                                                   int tid, int nt) {
+  const int64_t DH = S.L.DH, G = S.L.G, ldj = S.ldj();
+  const float* Rg = R + hd * DH * G;
+  for (int64_t i = tid; i < DH * 4 * n; i += nt) {
+    const int64_t j = i / (4 * n), c = i % (4 * n);
+    Rt[c * ldj + j] = Rg[j * G + S.head_col(u0, n, c)];
+  }
+}
+
+// A block's columns of its head's R [DH][G] into shared memory Rs [DH][ldr] (own column c at position c).
 __host__ __device__ inline void stage_r_columns(const SplitLaunch& S, const float* R, int64_t hd, int64_t u0, int64_t n, float* Rs,
                                                 int tid, int nt) {
   const int64_t DH = S.L.DH, G = S.L.G;
@@ -87,37 +161,79 @@ struct SplitFwd {
   SplitLaunch S;
   FwdArgs a;
   int64_t hd, u0, n;
-  float *Rs, *hprev, *pre;
+  float *Rt, *hprev, *pre;
   __host__ __device__ SplitFwd(const SplitLaunch& s, const FwdArgs& args, int64_t blk, float* sm) : S(s), a(args) {
     S.block_units(blk, &hd, &u0, &n);
-    Rs = sm;
-    hprev = sm + S.r_floats();
-    pre = hprev + S.L.B * S.L.DH;
+    Rt = sm;
+    hprev = sm + S.rt_floats();
+    pre = hprev + S.L.B * S.ldh();
   }
   __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
     if (t > 0) return load_l2(a.states + S.L.state_off(s, hd, t - 1, b, u));
     return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
   }
-  __host__ __device__ void init(int tid, int nt) const { stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt); }
-  // (0) h_{t-1} of the whole head
+  __host__ __device__ void init(int tid, int nt) const { stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt); }
+  // (0) h_{t-1} of the whole head, kSplitBatch loads in flight per thread (they come from L2: loaded one at a time,
+  // each store to shared memory waiting for its load, the stage took a third of the step)
   __host__ __device__ void stage_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH;
-    for (int64_t i = tid; i < S.L.B * DH; i += nt) hprev[i] = prev(0, t, i / DH, i % DH);
+    const int64_t ldh = S.ldh();
+    if (S.vec4) {  // four units per load: one round trip to L2 per thread for G1's 16 x 768
+      for (StridedItems it(tid, nt, S.L.DH / 4); it.o < S.L.B;) {
+        float4 v[kSplitBatch];
+        int64_t dst[kSplitBatch];
+        for (int q = 0; q < kSplitBatch; ++q) {
+          const bool ok = it.o < S.L.B;
+          const int64_t u = 4 * it.in;
+          if (!ok) v[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          else if (t > 0) v[q] = load4_global(a.states + S.L.state_off(0, hd, t - 1, it.o, u), true);
+          else v[q] = a.state0 ? load4_global(a.state0 + S.L.state0_off(0, hd, it.o, u), false) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          dst[q] = ok ? it.o * ldh + u : -1;
+          it.next();
+        }
+        for (int q = 0; q < kSplitBatch; ++q)
+          if (dst[q] >= 0) store4(hprev + dst[q], v[q]);
+      }
+      return;
+    }
+    for (StridedItems it(tid, nt, S.L.DH); it.o < S.L.B;) {
+      float v[kSplitBatch];
+      int64_t dst[kSplitBatch];
+      for (int q = 0; q < kSplitBatch; ++q) {
+        const bool ok = it.o < S.L.B;
+        v[q] = ok ? prev(0, t, it.o, it.in) : 0.0f;
+        dst[q] = ok ? it.o * ldh + it.in : -1;
+        it.next();
+      }
+      for (int q = 0; q < kSplitBatch; ++q)
+        if (dst[q] >= 0) hprev[dst[q]] = v[q];
+    }
   }
   // (1) own gate columns, a thread per (pair of rows, column): each R element read from shared memory serves both
-  // rows' sums (each still one fmaf chain over j in order)
+  // rows' sums (each still one fmaf chain over j in order), read four j at a time (float4: a third of the loads)
   __host__ __device__ void gates_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH, w = 4 * n, pairs = (S.L.B + 1) / 2;
+    const int64_t DH = S.L.DH, w = 4 * n, pairs = (S.L.B + 1) / 2, ldh = S.ldh(), DH4 = DH / 4 * 4;
     for (int64_t i = tid; i < pairs * w; i += nt) {
       const int64_t b = 2 * (i / w), c = i % w, k = S.head_col(u0, n, c);
       const bool two = b + 1 < S.L.B;
-      const float* h0 = hprev + b * DH;
-      const float* h1 = two ? h0 + DH : h0;
+      const float* h0 = hprev + b * ldh;
+      const float* h1 = two ? h0 + ldh : h0;
+      const float* rc = Rt + c * S.ldj();
       float acc0 = 0.0f, acc1 = 0.0f;
-      for (int64_t j = 0; j < DH; ++j) {
-        const float r = Rs[j * S.ldr() + c];
-        acc0 = fmaf(h0[j], r, acc0);
-        acc1 = fmaf(h1[j], r, acc1);
+      int64_t j = 0;
+      for (; j < DH4; j += 4) {
+        const float4 r = load4(rc + j), x0 = load4(h0 + j), x1 = load4(h1 + j);
+        acc0 = fmaf(x0.x, r.x, acc0);
+        acc1 = fmaf(x1.x, r.x, acc1);
+        acc0 = fmaf(x0.y, r.y, acc0);
+        acc1 = fmaf(x1.y, r.y, acc1);
+        acc0 = fmaf(x0.z, r.z, acc0);
+        acc1 = fmaf(x1.z, r.z, acc1);
+        acc0 = fmaf(x0.w, r.w, acc0);
+        acc1 = fmaf(x1.w, r.w, acc1);
+      }
+      for (; j < DH; ++j) {
+        acc0 = fmaf(h0[j], rc[j], acc0);
+        acc1 = fmaf(h1[j], rc[j], acc1);
       }
       for (int64_t q = 0; q < (two ? 2 : 1); ++q) {
         const int64_t off = S.L.x_off(hd, b + q, t, k);
@@ -178,8 +294,18 @@ struct SplitBwd {
   // the recurrent part of ∂h for (row b, unit u) entering step t: dstate_final at t = S-1, else the partials of t+1
   __host__ __device__ float dh_rec(int64_t t, int64_t b, int64_t u) const {
     if (t == S.L.S - 1) return a.dfinal ? a.dfinal[S.L.state0_off(0, hd, b, u)] : 0.0f;
+    return sum_partials((t + 1) & 1, b, u);
+  }
+  // Σ_q part[buf][block q of the head][b][u], q in order; kSplitBatch loads in flight (one at a time, the P loads
+  // from L2 dominated the backward step)
+  __host__ __device__ float sum_partials(int64_t buf, int64_t b, int64_t u) const {
     float acc = 0.0f;
-    for (int64_t q = 0; q < S.P; ++q) acc += load_l2(part + S.part_off((t + 1) & 1, hd * S.P + q, b, u));
+    for (int64_t q0 = 0; q0 < S.P; q0 += kSplitBatch) {
+      float v[kSplitBatch];
+      for (int q = 0; q < kSplitBatch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
+      for (int q = 0; q < kSplitBatch; ++q)
+        if (q0 + q < S.P) acc += v[q];
+    }
     return acc;
   }
   __host__ __device__ void init(int tid, int nt) const {
@@ -223,17 +349,24 @@ struct SplitBwd {
   // (B) this block's share of ∂h_{t-1}[b][j] for every unit j of the head
   // (a thread per (pair of rows, unit j): each R element serves both rows, each sum one fmaf chain over c in order)
   __host__ __device__ void partial_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH, w = 4 * n, pairs = (S.L.B + 1) / 2;
-    for (int64_t i = tid; i < pairs * DH; i += nt) {
-      const int64_t b = 2 * (i / DH), j = i % DH;
+    const int64_t w = 4 * n, pairs = (S.L.B + 1) / 2;
+    for (StridedItems it(tid, nt, S.L.DH); it.o < pairs; it.next()) {
+      const int64_t b = 2 * it.o, j = it.in;
       const bool two = b + 1 < S.L.B;
       const float* d0 = dp + b * w;
       const float* d1 = two ? d0 + w : d0;
       const float* r = Rs + j * S.ldr();
       float acc0 = 0.0f, acc1 = 0.0f;
-      for (int64_t c = 0; c < w; ++c) {
-        acc0 = fmaf(d0[c], r[c], acc0);
-        acc1 = fmaf(d1[c], r[c], acc1);
+      for (int64_t c = 0; c < w; c += 4) {  // w = 4n: float4 loads, the sums still in c order
+        const float4 rv = load4(r + c), x0 = load4(d0 + c), x1 = load4(d1 + c);
+        acc0 = fmaf(x0.x, rv.x, acc0);
+        acc1 = fmaf(x1.x, rv.x, acc1);
+        acc0 = fmaf(x0.y, rv.y, acc0);
+        acc1 = fmaf(x1.y, rv.y, acc1);
+        acc0 = fmaf(x0.z, rv.z, acc0);
+        acc1 = fmaf(x1.z, rv.z, acc1);
+        acc0 = fmaf(x0.w, rv.w, acc0);
+        acc1 = fmaf(x1.w, rv.w, acc1);
       }
       part[S.part_off(t & 1, blk, b, j)] = acc0;
       if (two) part[S.part_off(t & 1, blk, b + 1, j)] = acc1;
@@ -244,9 +377,7 @@ struct SplitBwd {
     if (!a.dstate0) return;
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, u = u0 + i % n;
-      float dh = 0.0f;
-      for (int64_t q = 0; q < S.P; ++q) dh += load_l2(part + S.part_off(0, hd * S.P + q, b, u));
-      a.dstate0[S.L.state0_off(0, hd, b, u)] = dh;
+      a.dstate0[S.L.state0_off(0, hd, b, u)] = sum_partials(0, b, u);
       a.dstate0[S.L.state0_off(1, hd, b, u)] = dc[i];
       if (NS == 4) {
         a.dstate0[S.L.state0_off(2, hd, b, u)] = dn[i];
@@ -260,7 +391,8 @@ struct SplitBwd {
 
 template <class Cell>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_forward_kernel(FwdArgs a, SplitLaunch S) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 smem4[];  // float4: the base 16-byte aligned for the float4 loads
+  float* smem = reinterpret_cast<float*>(smem4);
   namespace cg = cooperative_groups;
   cg::grid_group grid = cg::this_grid();
   const SplitFwd<Cell> blk(S, a, blockIdx.x, smem);
@@ -279,7 +411,8 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_forward_kernel(Fwd
 
 template <class Cell>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_backward_kernel(BwdArgs a, SplitLaunch S, float* part) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 smem4b[];  // float4: the base 16-byte aligned for the float4 loads
+  float* smem = reinterpret_cast<float*>(smem4b);
   namespace cg = cooperative_groups;
   cg::grid_group grid = cg::this_grid();
   const SplitBwd<Cell> blk(S, a, part, blockIdx.x, smem);

@@ -1,52 +1,81 @@
 #!/usr/bin/env bash
 # The GPU session's checklist, run on the device machine (the `device` tool: run with carry [".gpu"] after
-# scripts/gpu-pack.sh here; one call, well under the 10-minute limit on its 16 cores):
-#   1. Node and node_modules from .gpu/, the addon built with CUDA for this GPU's architecture only (sm_90 on the
-#      H100/H200 unless CUDA_ARCH says otherwise) to keep the build short;
+# scripts/gpu-pack.sh here; one call):
+#   1. Node, node_modules and dist from .gpu/; the addon from .gpu/xlstm.node.xz when packed, else built here with
+#      CUDA for this GPU's architecture only (CUDA_ARCH, default 90);
 #   2. the CUDA tests: kernel parity (test/20, test/21), device memory and CUDA tensors (22, 23), every fixture on
 #      the GPU (48, "on cuda"), bf16 weights and xLSTM Large on the GPU (36, 59), training and generation on the GPU
-#      (64), then the whole suite;
-#   3. xlstm check-fixtures --device cuda, and xlstm bench --device cuda (G1 both launches, G2, G3, L1-cuda) next to the CPU's W1/W2;
-# Logs land in $OUT (they come back with the reply): build.log, cuda-tests.log, all-tests.log, fixtures.log,
-# bench-gpu.jsonl, bench-cpu.jsonl, nvidia-smi.txt. STEPS=build,cuda,all,fixtures,bench picks steps.
+#      (64); then (step "all") the whole suite;
+#   3. xlstm check-fixtures --device cuda, and xlstm bench --device cuda (G1 both launches, G2, G3, L1-cuda) next to
+#      the CPU's W1/W2 (step "cpubench").
+# Each step has a time limit (seconds: T_CUDA, T_FIXTURES, T_BENCH, ...) so one hang cannot eat the call. Logs land
+# in $OUT as they are written (they come back even when the call runs out): build.log, cuda-tests.log,
+# all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
+# ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
+# STEPS=build,cuda,fixtures,bench (default; also: cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-build,cuda,all,fixtures,bench}
+STEPS=${STEPS:-build,cuda,fixtures,bench}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
+t0=$(date +%s)
+step() { echo "$(( $(date +%s) - t0 ))s $*" | tee -a "$OUT/steps.txt"; }
 if ! command -v node >/dev/null 2>&1; then
   mkdir -p /tmp/xlstm-node/bin
   xz -dc .gpu/node.xz > /tmp/xlstm-node/bin/node && chmod +x /tmp/xlstm-node/bin/node
   export PATH=/tmp/xlstm-node/bin:$PATH
 fi
 [ -d node_modules ] || tar -xJf .gpu/node_modules.tar.xz
-if [ -f .gpu/fixtures.tar ]; then
-  mkdir -p /tmp/xlstm-fixtures && tar -C /tmp/xlstm-fixtures -xf .gpu/fixtures.tar
+[ -f .gpu/dist.tar.xz ] && tar -xJf .gpu/dist.tar.xz
+if [ -f .gpu/fixtures.tar.xz ]; then
+  mkdir -p /tmp/xlstm-fixtures && tar -C /tmp/xlstm-fixtures -xJf .gpu/fixtures.tar.xz
   export XLSTM_FIXTURES=/tmp/xlstm-fixtures/fixtures
 fi
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
+step unpacked
 if has build; then
-  arch=${CUDA_ARCH:-90}
-  (node_modules/.bin/cmake-js rebuild --CDCMAKE_CUDA_ARCHITECTURES="$arch" && node_modules/.bin/tsc -p tsconfig.build.json && node scripts/write-esm-entry.js) > "$OUT/build.log" 2>&1 || { echo "build failed"; tail -40 "$OUT/build.log"; exit 1; }
+  if [ -f .gpu/xlstm.node.xz ]; then
+    mkdir -p build/Release && xz -dc .gpu/xlstm.node.xz > build/Release/xlstm.node
+  else
+    arch=${CUDA_ARCH:-90}
+    (node_modules/.bin/cmake-js rebuild --CDCMAKE_CUDA_ARCHITECTURES="$arch" && node_modules/.bin/tsc -p tsconfig.build.json && node scripts/write-esm-entry.js) > "$OUT/build.log" 2>&1 || { echo "build failed"; tail -40 "$OUT/build.log"; exit 1; }
+  fi
+  step built
 fi
 node -e 'const b=require("./build/Release/xlstm.node").backends().cuda; console.log(JSON.stringify(b)); if(!b.available) process.exit(1)' | tee "$OUT/backends.json" || { echo "no usable GPU"; exit 1; }
 status=0
 if has cuda; then
-  node_modules/.bin/mocha test/20.*.test.ts test/21.*.test.ts test/22.*.test.ts test/23.*.test.ts test/36.bf16-weights.test.ts test/48.fixtures.test.ts test/59.large-generate.test.ts test/64.train.test.ts > "$OUT/cuda-tests.log" 2>&1 || status=1
-  tail -1 "$OUT/cuda-tests.log"
-fi
-if has all; then
-  node_modules/.bin/mocha 'test/**/*.test.ts' > "$OUT/all-tests.log" 2>&1 || status=1
-  tail -1 "$OUT/all-tests.log"
+  TESTS=${TESTS:-test/20.*.test.ts test/21.*.test.ts test/22.*.test.ts test/23.*.test.ts test/30.autograd.test.ts test/36.bf16-weights.test.ts test/40.recurrent.test.ts test/47.slstm-layer.test.ts test/48.fixtures.test.ts test/59.large-generate.test.ts test/64.train.test.ts}
+  timeout -k 5 "${T_CUDA:-240}" node_modules/.bin/mocha $TESTS > "$OUT/cuda-tests.log" 2>&1 || status=1
+  step "cuda tests: $(tail -1 "$OUT/cuda-tests.log")"
 fi
 if has fixtures; then
-  node bin/xlstm.js check-fixtures "$XLSTM_FIXTURES" --device cuda > "$OUT/fixtures.log" 2>&1 || status=1
-  tail -1 "$OUT/fixtures.log"
+  timeout -k 5 "${T_FIXTURES:-90}" node bin/xlstm.js check-fixtures "$XLSTM_FIXTURES" --device cuda > "$OUT/fixtures.log" 2>&1 || status=1
+  step "fixtures: $(tail -1 "$OUT/fixtures.log")"
 fi
 if has bench; then
-  node bin/xlstm.js bench --device cuda --reps 5 > "$OUT/bench-gpu.jsonl" 2> "$OUT/bench-gpu.err" || status=1
-  node bin/xlstm.js bench --workload W1,W2 --reps 5 > "$OUT/bench-cpu.jsonl" 2>&1 || status=1
+  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload "${WORKLOADS:-G1,G2,G3,G3-W5,L1-cuda}" --reps "${REPS:-5}" > "$OUT/bench-gpu.jsonl" 2> "$OUT/bench-gpu.err" || status=1
+  step "gpu bench done"
   cat "$OUT/bench-gpu.jsonl"
+fi
+if has cpubench; then
+  timeout -k 5 "${T_CPUBENCH:-120}" node bin/xlstm.js bench --workload W1,W2 --reps 5 > "$OUT/bench-cpu.jsonl" 2>&1 || status=1
+  step "cpu bench done"
+fi
+if has profile; then
+  # Nsight Compute over one pass of PROFILE (g1 | g2: scripts/gpu-profile.js), kernels matching NCU_KERNELS: the
+  # details page (throughput, stall reasons, occupancy) and the per-SASS-instruction source page (stall samples)
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  timeout -k 5 "${T_PROFILE:-200}" "$ncu" --target-processes all --kernel-name "regex:${NCU_KERNELS:-rec_split|rec_pg}" \
+    --launch-count "${NCU_COUNT:-3}" --set full --import-source no -f -o /tmp/xlstm-prof node scripts/gpu-profile.js "${PROFILE:-g1}" > /tmp/ncu.log 2>&1 || status=1
+  tail -5 /tmp/ncu.log
+  "$ncu" -i /tmp/xlstm-prof.ncu-rep --page details > "$OUT/ncu-details.txt" 2>&1
+  "$ncu" -i /tmp/xlstm-prof.ncu-rep --page source --csv --print-source sass > "$OUT/ncu-source.csv" 2>&1
+  step "profile done"
+fi
+if has all; then
+  timeout -k 5 "${T_ALL:-420}" node_modules/.bin/mocha 'test/**/*.test.ts' > "$OUT/all-tests.log" 2>&1 || status=1
+  step "all tests: $(tail -1 "$OUT/all-tests.log")"
 fi
 exit $status

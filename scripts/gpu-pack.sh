@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Packs what a GPU session's device machine lacks into .gpu/ (git-ignored), for the `device` tool's `run` with
 # carry [".gpu"]: that machine has nvcc, CMake and ninja but no Node, and the working tree travels without
-# node_modules and without ../shared. Writes .gpu/node.xz (this machine's node binary), .gpu/node_modules.tar.xz
-# and .gpu/fixtures.tar (../shared/fixtures, or $XLSTM_FIXTURES). About 55 MiB in all, under the 64 MiB a run
-# may carry. Then, on the device machine: scripts/gpu-check.sh (see there).
+# node_modules, build outputs and ../shared. Device time is scarce (minutes per session), so the addon is built
+# HERE for the GPU's architecture (nvcc needs no GPU) and travels as a binary, with the compiled TypeScript:
+#   .gpu/node.xz              this machine's node binary
+#   .gpu/node_modules.tar.xz  node_modules without the TypeScript compiler (dist/ is prebuilt; tests run via tsx)
+#   .gpu/dist.tar.xz          dist/ (npm run build:ts)
+#   .gpu/xlstm.node.xz        the addon from $GPU_BUILD (default build-gpu/, made by
+#                             `npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90`), when present;
+#                             without it scripts/gpu-check.sh builds on the device
+#   .gpu/fixtures.tar.xz      ../shared/fixtures, or $XLSTM_FIXTURES
+# All under the 64 MiB a run may carry. Then, on the device machine: scripts/gpu-check.sh (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .gpu
+rm -rf .gpu && mkdir -p .gpu
 node_bin=$(readlink -f "$(command -v node)")
-[ -s .gpu/node.xz ] || xz -T0 -6 -c "$node_bin" > .gpu/node.xz
-tar -cf - node_modules | xz -T0 -6 > .gpu/node_modules.tar.xz
+xz -T0 -6 -c "$node_bin" > .gpu/node.xz
+tar -cf - --exclude=node_modules/@typescript --exclude=node_modules/typescript node_modules | xz -T0 -6 > .gpu/node_modules.tar.xz
+npm run -s build:ts
+tar -cf - dist | xz -T0 -6 > .gpu/dist.tar.xz
+binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
+if [ -f "$binary" ]; then xz -T0 -6 -c "$binary" > .gpu/xlstm.node.xz; else echo "no $binary: gpu-check.sh will build on the device"; fi
 fixtures=${XLSTM_FIXTURES:-../shared/fixtures}
-if [ -d "$fixtures" ]; then tar -C "$(dirname "$fixtures")" -cf .gpu/fixtures.tar "$(basename "$fixtures")"; fi
+if [ -d "$fixtures" ]; then tar -C "$(dirname "$fixtures")" -cf - "$(basename "$fixtures")" | xz -T0 -6 > .gpu/fixtures.tar.xz; fi
 du -sh .gpu/*
 echo "carry .gpu (total $(du -sh .gpu | cut -f1)); run: bash scripts/gpu-check.sh"

@@ -1,6 +1,7 @@
 // Layer 2: CUDA kernels compile for every target architecture within their resource budgets. There is no GPU
 // on the CI machines, so ptxas's own report is the test: no register spills, at most 128 registers per thread
-// (two 256-thread blocks per SM) and static shared memory within the 48 KiB every launch can get.
+// (two 256-thread blocks per SM; 255 for the split-head recurrences, one block per SM by design) and static shared
+// memory within the 48 KiB every launch can get.
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -14,16 +15,21 @@ describe("25 CUDA kernels under ptxas", function () {
   this.timeout(300000);
   for (const arch of ["sm_80", "sm_90"]) {
     for (const src of sources) {
-      (nvcc ? it : it.skip)(`${src} for ${arch}: no spills, <= 128 registers, <= 48 KiB static shared memory${nvcc ? "" : " [skipped: nvcc not found]"}`, () => {
+      (nvcc ? it : it.skip)(`${src} for ${arch}: no spills, <= 128 registers (split recurrences 255), <= 48 KiB static shared memory${nvcc ? "" : " [skipped: nvcc not found]"}`, () => {
         const r = spawnSync(nvcc!, ["-std=c++17", "-O3", `-arch=${arch}`, "-Icsrc", "-Icuda", "-Xptxas", "-v", "-c", path.join("cuda", src), "-o", "/dev/null"], { cwd: root, encoding: "utf8" });
         assert.equal(r.status, 0, r.stderr);
         const report = r.stderr;
         const spills = [...report.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)].filter((m) => m[1] !== "0" || m[2] !== "0");
         assert.deepEqual(spills.map((m) => m[0]), [], "register spills");
+        // registers per entry: the split-head recurrences (cuda/recurrent_split.cuh) run one 256-thread block per SM
+        // by design (a cooperative grid, __launch_bounds__(256, 1)), so they may use all 255; every other kernel 128
+        const entries = [...report.matchAll(/Compiling entry function '([^']+)'[^\n]*\n(?:[^\n]*\n)*?[^\n]*Used (\d+) registers/g)];
+        const over = entries.filter((m) => Number(m[2]) > (/rec_split_/.test(m[1]) ? 255 : 128)).map((m) => `${m[1]}: ${m[2]}`);
+        assert.deepEqual(over, [], "kernels over their register budget");
         const regs = [...report.matchAll(/Used (\d+) registers/g)].map((m) => Number(m[1]));
+        assert.equal(entries.length, regs.length, "every register count belongs to an entry");
         const smem = [...report.matchAll(/(\d+) bytes smem/g)].map((m) => Number(m[1]));
         if (/__global__/.test(fs.readFileSync(path.join(root, "cuda", src), "utf8"))) assert.ok(regs.length > 0, "ptxas reported the kernels");
-        assert.ok(regs.every((n) => n <= 128), `registers per thread: ${regs.join(", ")}`);
         assert.ok(smem.every((n) => n <= 48 * 1024), `static shared memory: ${smem.join(", ")}`);
       });
     }

@@ -17,7 +17,7 @@ import { noGrad } from "../autograd";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
-import { registerWorkload, timeIt } from "./index";
+import { BenchRow, registerWorkload, timeIt } from "./index";
 import { L1_CONFIG } from "./large-decode";
 import { w2Config } from "./lm-train";
 
@@ -57,40 +57,48 @@ function greedyDecode<S>(prefill: () => S, step: (token: number, state: S) => { 
   });
 }
 
+/** G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice). */
+async function* g1Rows(workload: string, launch: "split" | "rows" | null, reps: number): AsyncGenerator<BenchRow> {
+  const gen = new Generator(0);
+  const B = 16, T = 1024, H = 768;
+  const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
+  const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
+  const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
+  const dy = Tensor.randn([B, T, H], { generator: gen, device: "cuda" });
+  const prev = native.cudaSetRecurrentLaunch(launch ?? "auto");
+  try {
+    for (const kind of ["slstm", "lstm"] as const) {
+      const f = kind === "slstm" ? ops.slstm : ops.lstm;
+      const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
+      const both = await timeGpu(() => {
+        f(x, R, bias).y.backward(dy);
+        for (const p of [x, R, bias]) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+      }, reps);
+      const common = { device: "cuda" as const, gpu: gpuName(), dtype: "float32", launch: launch ?? "auto", reps };
+      yield { workload, name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3 };
+      yield { workload, name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3 };
+    }
+  } finally {
+    native.cudaSetRecurrentLaunch(prev);
+  }
+}
+
 registerWorkload({
   id: "G1",
   description: "sLSTM / LSTM recurrence on the GPU, forward and forward+backward: B 16, T 1024, hidden 768 (1 head), float32",
   device: "cuda",
-  async *run({ reps }) {
-    const gen = new Generator(0);
-    const B = 16, T = 1024, H = 768;
-    const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
-    const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
-    const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
-    const dy = Tensor.randn([B, T, H], { generator: gen, device: "cuda" });
-    // both launches of cuda/recurrent.cu: "split" (what auto picks here: the head's 768 units over the SMs, a grid
-    // barrier per step) and "rows" (a block per head and 4 batch rows: 4 blocks)
-    for (const launch of ["split", "rows"] as const) {
-      const prev = native.cudaSetRecurrentLaunch(launch);
-      try {
-        for (const kind of ["slstm", "lstm"] as const) {
-          const f = kind === "slstm" ? ops.slstm : ops.lstm;
-          const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
-          const both = await timeGpu(() => {
-            f(x, R, bias).y.backward(dy);
-            for (const p of [x, R, bias]) {
-              p.grad?.dispose();
-              p.grad = null;
-            }
-          }, reps);
-          yield { workload: "G1", name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", launch, min: fwd.min * 1e3, max: fwd.max * 1e3, reps };
-          yield { workload: "G1", name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", launch, min: both.min * 1e3, max: both.max * 1e3, reps };
-        }
-      } finally {
-        native.cudaSetRecurrentLaunch(prev);
-      }
-    }
-  },
+  // the launch auto picks: "split" on a GPU of many SMs (the head's 768 units over the SMs, a grid barrier per step)
+  run: ({ reps }) => g1Rows("G1", null, reps),
+});
+
+registerWorkload({
+  id: "G1-rows",
+  description: "G1 under the rows launch of cuda/recurrent.cu (a block per head and 4 batch rows: 4 blocks), for comparison",
+  device: "cuda",
+  run: ({ reps }) => g1Rows("G1-rows", "rows", reps),
 });
 
 registerWorkload({

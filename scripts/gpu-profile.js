@@ -1,0 +1,24 @@
+// One pass of a GPU workload's kernels, for a profiler on the device machine (scripts/gpu-check.sh's "profile" step
+// runs it under Nsight Compute): `node scripts/gpu-profile.js g1` runs the G1 sLSTM forward and backward once
+// (B 16, T 1024, hidden 768, one head; lib/bench/gpu.ts), `g2` the G2 mLSTM cell forward and backward once. Needs
+// dist/ (npm run build:ts) and a GPU.
+"use strict";
+const { Tensor, Generator, ops, cuda } = require("../dist");
+
+const which = process.argv[2] ?? "g1";
+const gen = new Generator(0);
+if (which === "g1") {
+  const B = 16, T = 1024, H = 768;
+  const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
+  const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
+  const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
+  ops.slstm(x, R, bias).y.backward(Tensor.randn([B, T, H], { generator: gen, device: "cuda" }));
+} else if (which === "g2") {
+  const B = 8, S = 8192, NH = 8, DK = 256, DV = 512;
+  const t = (shape, mean = 0) => Tensor.randn(shape, { generator: gen, mean, device: "cuda", requiresGrad: true });
+  const h = ops.mlstm(t([B, NH, S, DK]), t([B, NH, S, DK]), t([B, NH, S, DV]), t([B, NH, S]), t([B, NH, S], 3), { form: "chunkwise" }).h;
+  h.backward(Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" }));
+} else {
+  throw new Error(`unknown workload "${which}": g1 or g2`);
+}
+cuda.synchronize();
