@@ -58,6 +58,7 @@ constexpr int kPgThreads = 256;    // threads per block of the parameter-gradien
 constexpr int kPgTile = 64;        // pass 1: a block's tile of 64 source units j x 64 gate columns k
 constexpr int kPgSub = 4;          // pass 1: each thread's 4 x 4 outputs of the tile
 constexpr int kPgRowStep = 16;     // pass 1: rows staged in shared memory per step
+constexpr int kPgPer = kPgRowStep * kPgTile / kPgThreads;  // pass 1: slots of hs (and of ds) each thread stages
 constexpr int64_t kPgTargetBlocks = 1024;  // pass-1 blocks aimed for (sets the row chunks)
 
 // Launch geometry and index maps of one recurrence (sizes from RecurrentDims; NS = number of states).
@@ -394,8 +395,8 @@ struct BwdBlock {
 // partial of (j, k) = Σ over the chunk's rows r = b*S + t, in order, of h_{t-1}[b, hd*DH + j] · dx[b, t, column k]
 // (j == DH, the bias: of 1 · dx, which fmaf adds exactly as a plain sum would). Rows are staged kPgRowStep at a time
 // in shared memory (hs [rows][j], ds [rows][k]); thread (ty, tx) keeps the 4 x 4 sums of j = j0 + 4ty + i,
-// k = k0 + 4tx + l in registers, each one fmaf chain over the rows in order. A GEMM's data reuse, a plain loop's
-// summation order.
+// k = k0 + 4tx + l in registers, each one fmaf chain over the rows in order; the next rows' loads go out before the
+// current rows are summed (registers, then shared memory). A GEMM's data reuse, a plain loop's summation order.
 #ifdef __CUDA_ARCH__
 #define XLSTM_UNROLL _Pragma("unroll")
 #else
@@ -412,25 +413,37 @@ struct PgTile {
     hs = sm;
     ds = sm + kPgRowStep * kPgTile;
   }
-  // rows [r, r + nr) of the chunk into hs / ds (j beyond the bias row and k beyond G: 0, never stored)
-  __host__ __device__ void stage(int64_t r, int nr, const float* dx, const float* states, const float* state0, int tid,
-                                 int nt) const {
+  // rows [r, r + nr) of the chunk, thread tid's kPgPer elements of hs / ds, into registers (j beyond the bias row,
+  // k beyond G and rows beyond nr: 0, never summed or stored): fetched while the previous rows are summed
+  __host__ __device__ void fetch(int64_t r, int nr, const float* dx, const float* states, const float* state0, int tid,
+                                 float* hreg, float* dreg) const {
     const int64_t b0 = r / L.S, t0 = r - b0 * L.S;  // one division per step: row r + rr from (b0, t0)
-    for (int i = tid; i < nr * kPgTile; i += nt) {
-      const int rr = i / kPgTile, c = i % kPgTile;
-      int64_t b = b0, t = t0 + rr;
-      while (t >= L.S) {
-        t -= L.S;
-        ++b;
+    XLSTM_UNROLL for (int q = 0; q < kPgPer; ++q) {
+      const int i = tid + q * kPgThreads, rr = i / kPgTile, c = i % kPgTile;
+      float hv = 0.0f, dv = 0.0f;
+      if (rr < nr) {
+        int64_t b = b0, t = t0 + rr;
+        while (t >= L.S) {
+          t -= L.S;
+          ++b;
+        }
+        const int64_t j = j0 + c, k = k0 + c;
+        if (j < L.DH) hv = t > 0 ? states[L.state_off(0, hd, t - 1, b, j)] : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
+        else if (j == L.DH) hv = 1.0f;
+        if (k < L.G) dv = dx[L.x_off(hd, b, t, k)];
       }
-      const int64_t j = j0 + c, k = k0 + c;
-      float hv = 0.0f;
-      if (j < L.DH) hv = t > 0 ? states[L.state_off(0, hd, t - 1, b, j)] : (state0 ? state0[L.state0_off(0, hd, b, j)] : 0.0f);
-      else if (j == L.DH) hv = 1.0f;
-      hs[i] = hv;
-      ds[i] = k < L.G ? dx[L.x_off(hd, b, t, k)] : 0.0f;
+      hreg[q] = hv;
+      dreg[q] = dv;
     }
   }
+  __host__ __device__ void put(int tid, const float* hreg, const float* dreg) const {
+    XLSTM_UNROLL for (int q = 0; q < kPgPer; ++q) {
+      hs[tid + q * kPgThreads] = hreg[q];
+      ds[tid + q * kPgThreads] = dreg[q];
+    }
+  }
+  // rows of the step starting at r (kPgRowStep, fewer at the chunk's end)
+  __host__ __device__ int rows_at(int64_t r) const { return static_cast<int>(r1 - r < kPgRowStep ? r1 - r : kPgRowStep); }
   __host__ __device__ void accumulate(int nr, int tid, float* acc) const {
     const int ty = tid / (kPgTile / kPgSub), tx = tid % (kPgTile / kPgSub);
     for (int rr = 0; rr < nr; ++rr) {
@@ -456,6 +469,7 @@ struct PgTile {
   }
 };
 static_assert((kPgTile / kPgSub) * (kPgTile / kPgSub) == kPgThreads, "pass 1: one thread per 4 x 4 sub-tile");
+static_assert(kPgPer * kPgThreads == kPgRowStep * kPgTile, "pass 1: every thread stages kPgPer slots of hs and ds");
 
 // Pass 2: dR / dbias element e = Σ over chunks (in order, double) of the partials, rounded once.
 __host__ __device__ inline void pg_final(const RecLaunch& L, int64_t e, float* dR, float* dbias, const float* part) {
@@ -504,16 +518,18 @@ __global__ void __launch_bounds__(kPgThreads, 2) rec_pg_partial_kernel(float* __
                                                                    const float* __restrict__ state0, RecLaunch L) {
   __shared__ float sm[2 * kPgRowStep * kPgTile];
   const PgTile tile(L, blockIdx.x, sm);
-  float acc[kPgSub * kPgSub];
+  float acc[kPgSub * kPgSub], hreg[kPgPer], dreg[kPgPer];
   XLSTM_UNROLL for (float& v : acc) v = 0.0f;
+  const int tid = threadIdx.x;
+  if (tile.r0 < tile.r1) tile.fetch(tile.r0, tile.rows_at(tile.r0), dx, states, state0, tid, hreg, dreg);
   for (int64_t r = tile.r0; r < tile.r1; r += kPgRowStep) {
-    const int nr = static_cast<int>(tile.r1 - r < kPgRowStep ? tile.r1 - r : kPgRowStep);
-    tile.stage(r, nr, dx, states, state0, threadIdx.x, kPgThreads);
+    tile.put(tid, hreg, dreg);
     __syncthreads();
-    tile.accumulate(nr, threadIdx.x, acc);
+    if (r + kPgRowStep < tile.r1) tile.fetch(r + kPgRowStep, tile.rows_at(r + kPgRowStep), dx, states, state0, tid, hreg, dreg);
+    tile.accumulate(tile.rows_at(r), tid, acc);
     __syncthreads();
   }
-  tile.store(threadIdx.x, acc, part);
+  tile.store(tid, acc, part);
 }
 
 __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ dbias, const float* __restrict__ part,
@@ -523,19 +539,25 @@ __global__ void rec_pg_final_kernel(float* __restrict__ dR, float* __restrict__ 
     pg_final(L, e, dR, dbias, part);
 }
 
-// Host replay of pass 1: every block, each step's staging for all threads and then their sums (the barrier); a
-// block's shared memory NaN at the start.
+// Host replay of pass 1: every block; per step, every thread's put of its fetched registers (the barrier), then
+// every thread's fetch of the next rows and its sums; a block's shared memory NaN at the start.
 inline void pg_partial_replay(const RecLaunch& L, float* part, const float* dx, const float* states, const float* state0) {
   std::vector<float> sm(2 * kPgRowStep * kPgTile);
-  std::vector<float> acc(static_cast<size_t>(kPgThreads) * kPgSub * kPgSub);
+  std::vector<float> acc(static_cast<size_t>(kPgThreads) * kPgSub * kPgSub), regs(2 * kPgThreads * kPgPer);
   for (int64_t blk = 0; blk < L.pg_blocks(); ++blk) {
     std::fill(sm.begin(), sm.end(), __builtin_nanf(""));
     std::fill(acc.begin(), acc.end(), 0.0f);
     const PgTile tile(L, blk, sm.data());
+    float* h = regs.data();
+    float* d = regs.data() + kPgThreads * kPgPer;
+    if (tile.r0 < tile.r1)
+      for (int tid = 0; tid < kPgThreads; ++tid) tile.fetch(tile.r0, tile.rows_at(tile.r0), dx, states, state0, tid, h + tid * kPgPer, d + tid * kPgPer);
     for (int64_t r = tile.r0; r < tile.r1; r += kPgRowStep) {
-      const int nr = static_cast<int>(std::min<int64_t>(tile.r1 - r, kPgRowStep));
-      for (int tid = 0; tid < kPgThreads; ++tid) tile.stage(r, nr, dx, states, state0, tid, kPgThreads);
-      for (int tid = 0; tid < kPgThreads; ++tid) tile.accumulate(nr, tid, acc.data() + tid * kPgSub * kPgSub);
+      for (int tid = 0; tid < kPgThreads; ++tid) tile.put(tid, h + tid * kPgPer, d + tid * kPgPer);
+      for (int tid = 0; tid < kPgThreads; ++tid) {
+        if (r + kPgRowStep < tile.r1) tile.fetch(r + kPgRowStep, tile.rows_at(r + kPgRowStep), dx, states, state0, tid, h + tid * kPgPer, d + tid * kPgPer);
+        tile.accumulate(tile.rows_at(r), tid, acc.data() + tid * kPgSub * kPgSub);
+      }
     }
     for (int tid = 0; tid < kPgThreads; ++tid) tile.store(tid, acc.data() + tid * kPgSub * kPgSub, part);
   }
@@ -1005,7 +1027,7 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
     }
     std::vector<int32_t> staged(kPgRowStep * kPgTile, 0);
     for (int tid = 0; tid < kPgThreads; ++tid)
-      for (int i = tid; i < kPgRowStep * kPgTile; i += kPgThreads) ++staged[static_cast<size_t>(i)];
+      for (int q = 0; q < kPgPer; ++q) ++staged[static_cast<size_t>(tid + q * kPgThreads)];  // PgTile::put
     for (int32_t v : staged) bad += v != 1;
     const PgTile tile(L, blk, pg_sm.data());
     for (int tid = 0; tid < kPgThreads; ++tid)

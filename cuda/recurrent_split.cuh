@@ -25,6 +25,7 @@
 constexpr int kSplitThreads = 256;
 constexpr int64_t kSplitMaxB = 64;  // batch rows a split block holds (h_{t-1} of the head in shared memory)
 constexpr int kSplitBatch = 16;     // loads a thread keeps in flight when it reads other blocks' results (L2)
+constexpr int kSplitSumBatch = 32;  // the same for the backward's sums of the P partials (the step's critical path)
 
 struct SplitLaunch {
   RecLaunch L;
@@ -48,11 +49,11 @@ struct SplitLaunch {
   // consecutive columns hit distinct banks); h_{t-1} rows at stride ldh (float4-aligned)
   __host__ __device__ int64_t ldj() const { return (L.DH + 31) / 32 * 32 + 4; }
   __host__ __device__ int64_t ldh() const { return (L.DH + 3) / 4 * 4; }
-  // shared memory (floats), every part a multiple of 4 floats (float4 alignment): forward: Rt [4nu][ldj], hprev
-  // [B][ldh], pre [B][4nu]; backward: R columns [DH][ldr], dp [B][4nu], dc, dn [B][nu]
+  // shared memory (floats), the float4-read parts at multiples of 4 floats: forward: Rt [4nu][ldj], hprev
+  // [B][ldh], pre [B][4nu], own units' carried states (c, n, m) [3][B][nu]; backward: R columns [DH][ldr], dp [B][4nu], dc, dn [B][nu]
   __host__ __device__ int64_t rt_floats() const { return 4 * nu * ldj(); }
   __host__ __device__ int64_t r_floats() const { return L.DH * ldr(); }
-  __host__ __device__ int64_t fwd_floats() const { return rt_floats() + L.B * ldh() + L.B * 4 * nu; }
+  __host__ __device__ int64_t fwd_floats() const { return rt_floats() + L.B * ldh() + L.B * 4 * nu + 3 * L.B * nu; }
   __host__ __device__ int64_t bwd_floats() const { return r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
   // partial recurrent gradients: part[buf][blk][b][j], buf = t & 1
   __host__ __device__ int64_t part_off(int64_t buf, int64_t blk, int64_t b, int64_t j) const {
@@ -161,18 +162,28 @@ struct SplitFwd {
   SplitLaunch S;
   FwdArgs a;
   int64_t hd, u0, n;
-  float *Rt, *hprev, *pre;
+  float *Rt, *hprev, *pre, *carried;
   __host__ __device__ SplitFwd(const SplitLaunch& s, const FwdArgs& args, int64_t blk, float* sm) : S(s), a(args) {
     S.block_units(blk, &hd, &u0, &n);
     Rt = sm;
     hprev = sm + S.rt_floats();
     pre = hprev + S.L.B * S.ldh();
+    carried = pre + S.L.B * 4 * S.nu;
   }
+  // own unit lu's state s (1..NS-1) of row b entering the current step: this block wrote it at the step before
+  // (shared memory; state0 or 0 at t = 0), so the cell needs no round trip to L2 for it
+  __host__ __device__ float& carried_state(int s, int64_t b, int64_t lu) const { return carried[((s - 1) * S.L.B + b) * S.nu + lu]; }
   __host__ __device__ float prev(int s, int64_t t, int64_t b, int64_t u) const {
     if (t > 0) return load_l2(a.states + S.L.state_off(s, hd, t - 1, b, u));
     return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
   }
-  __host__ __device__ void init(int tid, int nt) const { stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt); }
+  __host__ __device__ void init(int tid, int nt) const {
+    stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt);
+    for (int64_t i = tid; i < S.L.B * n; i += nt) {
+      const int64_t b = i / n, lu = i % n;
+      for (int s = 1; s < NS; ++s) carried_state(s, b, lu) = prev(s, 0, b, u0 + lu);
+    }
+  }
   // (0) h_{t-1} of the whole head, kSplitBatch loads in flight per thread (they come from L2: loaded one at a time,
   // each store to shared memory waiting for its load, the stage took a third of the step)
   __host__ __device__ void stage_phase(int64_t t, int tid, int nt) const {
@@ -252,14 +263,18 @@ struct SplitFwd {
       float h;
       if constexpr (NS == 4) {
         float c, nn, m;
-        Cell::forward(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], prev(1, t, b, u), prev(2, t, b, u), prev(3, t, b, u), &h, &c, &nn, &m);
+        Cell::forward(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], carried_state(1, b, lu), carried_state(2, b, lu), carried_state(3, b, lu), &h, &c, &nn, &m);
+        carried_state(1, b, lu) = c;
+        carried_state(2, b, lu) = nn;
+        carried_state(3, b, lu) = m;
         a.states[S.L.state_off(1, hd, t, b, u)] = c;
         a.states[S.L.state_off(2, hd, t, b, u)] = nn;
         a.states[S.L.state_off(3, hd, t, b, u)] = m;
       } else {
         const int64_t DH = S.L.DH;
         float c, gi, gf, gz, go;
-        Cell::forward_act(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], prev(1, t, b, u), &h, &c, &gi, &gf, &gz, &go);
+        Cell::forward_act(pr[lu], pr[n + lu], pr[2 * n + lu], pr[3 * n + lu], carried_state(1, b, lu), &h, &c, &gi, &gf, &gz, &go);
+        carried_state(1, b, lu) = c;
         a.states[S.L.state_off(1, hd, t, b, u)] = c;
         a.gates[S.L.x_off(hd, b, t, u)] = gi;
         a.gates[S.L.x_off(hd, b, t, DH + u)] = gf;
@@ -296,14 +311,14 @@ struct SplitBwd {
     if (t == S.L.S - 1) return a.dfinal ? a.dfinal[S.L.state0_off(0, hd, b, u)] : 0.0f;
     return sum_partials((t + 1) & 1, b, u);
   }
-  // Σ_q part[buf][block q of the head][b][u], q in order; kSplitBatch loads in flight (one at a time, the P loads
+  // Σ_q part[buf][block q of the head][b][u], q in order; kSplitSumBatch loads in flight (one at a time, the P loads
   // from L2 dominated the backward step)
   __host__ __device__ float sum_partials(int64_t buf, int64_t b, int64_t u) const {
     float acc = 0.0f;
-    for (int64_t q0 = 0; q0 < S.P; q0 += kSplitBatch) {
-      float v[kSplitBatch];
-      for (int q = 0; q < kSplitBatch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
-      for (int q = 0; q < kSplitBatch; ++q)
+    for (int64_t q0 = 0; q0 < S.P; q0 += kSplitSumBatch) {
+      float v[kSplitSumBatch];
+      for (int q = 0; q < kSplitSumBatch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
+      for (int q = 0; q < kSplitSumBatch; ++q)
         if (q0 + q < S.P) acc += v[q];
     }
     return acc;
