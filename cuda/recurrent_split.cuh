@@ -96,6 +96,23 @@ __host__ __device__ __forceinline__ float4 load4(const float* p) {
 #endif
 }
 
+// acc0 += Σ x0[j]·r[j] and acc1 += Σ x1[j]·r[j] over j < n (a multiple of 4; r, x0, x1 16-byte aligned shared
+// memory), each one fmaf chain in j order, four j per float4 load
+__host__ __device__ __forceinline__ void dot2_vec4(const float* r, const float* x0, const float* x1, int64_t n, float& acc0,
+                                                   float& acc1) {
+  for (int64_t j = 0; j < n; j += 4) {
+    const float4 rv = load4(r + j), a = load4(x0 + j), b = load4(x1 + j);
+    acc0 = fmaf(a.x, rv.x, acc0);
+    acc1 = fmaf(b.x, rv.x, acc1);
+    acc0 = fmaf(a.y, rv.y, acc0);
+    acc1 = fmaf(b.y, rv.y, acc1);
+    acc0 = fmaf(a.z, rv.z, acc0);
+    acc1 = fmaf(b.z, rv.z, acc1);
+    acc0 = fmaf(a.w, rv.w, acc0);
+    acc1 = fmaf(b.w, rv.w, acc1);
+  }
+}
+
 // 16 bytes of global memory as a float4: other blocks' results of this kernel through L2 (l2), or read-only input
 __host__ __device__ __forceinline__ float4 load4_global(const float* p, bool l2) {
 #ifdef __CUDA_ARCH__
@@ -230,19 +247,8 @@ struct SplitFwd {
       const float* h1 = two ? h0 + ldh : h0;
       const float* rc = Rt + c * S.ldj();
       float acc0 = 0.0f, acc1 = 0.0f;
-      int64_t j = 0;
-      for (; j < DH4; j += 4) {
-        const float4 r = load4(rc + j), x0 = load4(h0 + j), x1 = load4(h1 + j);
-        acc0 = fmaf(x0.x, r.x, acc0);
-        acc1 = fmaf(x1.x, r.x, acc1);
-        acc0 = fmaf(x0.y, r.y, acc0);
-        acc1 = fmaf(x1.y, r.y, acc1);
-        acc0 = fmaf(x0.z, r.z, acc0);
-        acc1 = fmaf(x1.z, r.z, acc1);
-        acc0 = fmaf(x0.w, r.w, acc0);
-        acc1 = fmaf(x1.w, r.w, acc1);
-      }
-      for (; j < DH; ++j) {
+      dot2_vec4(rc, h0, h1, DH4, acc0, acc1);
+      for (int64_t j = DH4; j < DH; ++j) {
         acc0 = fmaf(h0[j], rc[j], acc0);
         acc1 = fmaf(h1[j], rc[j], acc1);
       }
@@ -372,17 +378,7 @@ struct SplitBwd {
       const float* d1 = two ? d0 + w : d0;
       const float* r = Rs + j * S.ldr();
       float acc0 = 0.0f, acc1 = 0.0f;
-      for (int64_t c = 0; c < w; c += 4) {  // w = 4n: float4 loads, the sums still in c order
-        const float4 rv = load4(r + c), x0 = load4(d0 + c), x1 = load4(d1 + c);
-        acc0 = fmaf(x0.x, rv.x, acc0);
-        acc1 = fmaf(x1.x, rv.x, acc1);
-        acc0 = fmaf(x0.y, rv.y, acc0);
-        acc1 = fmaf(x1.y, rv.y, acc1);
-        acc0 = fmaf(x0.z, rv.z, acc0);
-        acc1 = fmaf(x1.z, rv.z, acc1);
-        acc0 = fmaf(x0.w, rv.w, acc0);
-        acc1 = fmaf(x1.w, rv.w, acc1);
-      }
+      dot2_vec4(r, d0, d1, w, acc0, acc1);  // w = 4n
       part[S.part_off(t & 1, blk, b, j)] = acc0;
       if (two) part[S.part_off(t & 1, blk, b + 1, j)] = acc1;
     }
