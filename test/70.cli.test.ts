@@ -34,6 +34,20 @@ describe("70 cli", function () {
     assert.ok(row.value > 0 && Number.isFinite(row.value));
   });
 
+  (backends().cuda.compiled ? it : it.skip)(`bench runs the CPU workloads' GPU forms (W6-cuda on the host-emulated device: the wiring, not the speed)${backends().cuda.compiled ? "" : " [skipped: built without CUDA]"}`, () => {
+    const r = spawnSync(process.execPath, [path.join(root, "bin", "xlstm.js"), "bench", "--device", "cuda", "--workload", "W6-cuda", "--reps", "1"], {
+      encoding: "utf8",
+      cwd: root,
+      timeout: 120000,
+      env: { ...process.env, XLSTM_CUDA_EMULATE: "1" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(rows.map((x) => [x.workload, x.name, x.metric, x.device]), [["W6", "lstm-d2l", "tokens_per_s", "cuda"]]);
+    assert.ok(rows[0].value > 0 && Number.isFinite(rows[0].value));
+    assert.match(rows[0].gpu, /host emulation/);
+  });
+
   it("bench rejects unknown workloads and options, naming them", () => {
     const r = cli("bench", "--workload", "W99");
     assert.notEqual(r.status, 0);

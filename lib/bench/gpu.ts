@@ -19,6 +19,10 @@ import { Tensor } from "../tensor";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
 import { BenchRow, registerWorkload, timeIt } from "./index";
 import { L1_CONFIG } from "./large-decode";
+import { w6Workload } from "./lstm-d2l";
+import { mlstmCellWorkload, MLSTM_CELL_SIZES } from "./mlstm-cell";
+import { w3Workload } from "./slstm-layer";
+import { w1Workload } from "./xlstm-models";
 import { w2Config } from "./lm-train";
 
 function gpuName(): string {
@@ -96,8 +100,9 @@ registerWorkload({
 
 registerWorkload({
   id: "G1-rows",
-  description: "G1 under the rows launch of cuda/recurrent.cu (a block per head and 4 batch rows: 4 blocks), for comparison",
+  description: "G1 under the rows launch of cuda/recurrent.cu (a block per head and 4 batch rows: 4 blocks), for comparison (about a minute on an H200; only with --workload)",
   device: "cuda",
+  onRequest: true,
   run: ({ reps }) => g1Rows("G1-rows", "rows", reps),
 });
 
@@ -170,6 +175,63 @@ registerWorkload({
     yield { workload: "G3", name: "generate-step", metric: "ms_per_token", value: ((g.median - pre.median) / steps) * 1000, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, reps };
     const p = await timeGpu(() => noGrad(() => void model.forward(prompt)), reps);
     yield { workload: "G3", name: "prefill-256", metric: "seconds", value: p.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: p.min, max: p.max, reps };
+  },
+});
+
+// W1, W3, W4 and W6 on the GPU (W2 and W5 are G3): the CPU workloads' own setups on device "cuda", each step in a
+// cuda.scope with its gradients dropped inside it, so device memory stays flat over the repetitions.
+function gpuStep(w: { step: () => void; zeroGrad: () => void }): () => void {
+  return () => {
+    w.step();
+    w.zeroGrad();
+  };
+}
+
+registerWorkload({
+  id: "W1-cuda",
+  description: "W1 (stack-train) on the GPU",
+  device: "cuda",
+  async *run({ reps }) {
+    const w = w1Workload("cuda");
+    const t = await timeGpu(gpuStep(w), reps);
+    yield { workload: "W1", name: "stack-train", metric: "tokens_per_s", value: w.tokens / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
+  },
+});
+
+registerWorkload({
+  id: "W3-cuda",
+  description: "W3 (slstm-layer) on the GPU",
+  device: "cuda",
+  async *run({ reps }) {
+    const t = await timeGpu(gpuStep(w3Workload("cuda")), reps);
+    yield { workload: "W3", name: "slstm-layer", metric: "seconds", value: t.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: t.min, max: t.max, reps };
+  },
+});
+
+registerWorkload({
+  id: "W4-cuda",
+  description: "W4 (mlstm-cell-S256 ... S16384) on the GPU, with the peak of device memory in tensors",
+  device: "cuda",
+  async *run({ reps }) {
+    // sizes in increasing order, each size's inputs released after it: the process's peak so far is this size's
+    for (const S of MLSTM_CELL_SIZES) {
+      const w = mlstmCellWorkload(S, "cuda");
+      const t = await timeGpu(gpuStep(w), reps);
+      const peak = cuda.memoryStats().allocatedBytesPeak / 2 ** 20;
+      w.dispose();
+      yield { workload: "W4", name: `mlstm-cell-S${S}`, metric: "seconds", value: t.median, device: "cuda", gpu: gpuName(), dtype: "float32", peak_device_mb: Math.round(peak * 10) / 10, min: t.min, max: t.max, reps };
+    }
+  },
+});
+
+registerWorkload({
+  id: "W6-cuda",
+  description: "W6 (lstm-d2l) on the GPU",
+  device: "cuda",
+  async *run({ reps }) {
+    const w = w6Workload("cuda");
+    const t = await timeGpu(gpuStep(w), reps);
+    yield { workload: "W6", name: "lstm-d2l", metric: "tokens_per_s", value: w.tokens / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
   },
 });
 

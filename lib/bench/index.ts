@@ -15,6 +15,8 @@ export interface Workload {
   id: string;
   description: string;
   device: "cpu" | "cuda";
+  /** Runs only when named with `--workload` (comparisons that take long, e.g. G1 under the slow launch). */
+  onRequest?: boolean;
   run(options: { reps: number }): AsyncIterable<BenchRow>;
 }
 

@@ -5,26 +5,50 @@
 // peak belongs to that size alone.
 import { execFile } from "child_process";
 import { Generator } from "../rng";
-import { Tensor } from "../tensor";
+import { Device, Tensor } from "../tensor";
 import * as ops from "../ops";
 import { getNumThreadsForBench, registerWorkload, timeIt, BenchRow } from "./index";
 
 const SIZES = [256, 1024, 4096, 16384];
 const B = 1, NH = 4, DH = 64;
 
-/** Time `reps` forward+backward passes of the cell at sequence length S in this process. */
-export async function measureMlstmCell(S: number, reps: number): Promise<{ median: number; min: number; max: number }> {
+export const MLSTM_CELL_SIZES = SIZES;
+
+/**
+ * W4's inputs at sequence length S on `device`: `step` runs the cell forward + backward, `zeroGrad` drops the grads,
+ * `dispose` releases the inputs' device memory (a no-op on the CPU).
+ */
+export function mlstmCellWorkload(S: number, device: Device): { step: () => void; zeroGrad: () => void; dispose: () => void } {
   const gen = new Generator(S);
-  const q = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
-  const k = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
-  const v = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true });
-  const i = Tensor.randn([B, NH, S], { generator: gen, requiresGrad: true });
-  const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, requiresGrad: true });
+  const q = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true, device });
+  const k = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true, device });
+  const v = Tensor.randn([B, NH, S, DH], { generator: gen, requiresGrad: true, device });
+  const i = Tensor.randn([B, NH, S], { generator: gen, requiresGrad: true, device });
+  const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, requiresGrad: true, device });
   const leaves = [q, k, v, i, f];
-  return timeIt(() => {
-    for (const t of leaves) t.grad = null;
+  const step = () => {
     const { h } = ops.mlstm(q, k, v, i, f);
     ops.mean(ops.mul(h, h)).backward();
+  };
+  const zeroGrad = () => {
+    for (const t of leaves) {
+      t.grad?.dispose();
+      t.grad = null;
+    }
+  };
+  const dispose = () => {
+    zeroGrad();
+    for (const t of leaves) t.dispose();
+  };
+  return { step, zeroGrad, dispose };
+}
+
+/** Time `reps` forward+backward passes of the cell at sequence length S in this process. */
+export async function measureMlstmCell(S: number, reps: number): Promise<{ median: number; min: number; max: number }> {
+  const w = mlstmCellWorkload(S, "cpu");
+  return timeIt(() => {
+    w.zeroGrad();
+    w.step();
   }, reps);
 }
 

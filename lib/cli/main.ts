@@ -128,10 +128,10 @@ const CONVERT: CommandSpec = {
 
 const BENCH: CommandSpec = {
   name: "bench",
-  summary: "run benchmark workloads, one JSON line per result (default: every CPU workload)",
+  summary: "run benchmark workloads, one JSON line per result (default: every workload of --device, G1-rows only when named)",
   usage: "xlstm bench [--workload a,b] [--device cpu|cuda] [--reps N]",
   flags: [
-    { name: "workload", kind: "string", arg: "IDS", help: "comma-separated workload ids (see ../shared/bench/WORKLOADS.md)" },
+    { name: "workload", kind: "string", arg: "IDS", help: "comma-separated workload ids (see ../shared/bench/WORKLOADS.md; on the GPU: G1, G1-rows, G2, G3, G3-W5, L1-cuda, W1-cuda, W3-cuda, W4-cuda, W6-cuda)" },
     { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "device of the workloads to run (default cpu)" },
     { name: "reps", kind: "int", arg: "N", help: "timed repetitions after one warm-up (default 5)" },
   ],
@@ -520,7 +520,7 @@ async function bench(args: string[]): Promise<number> {
   const reps = (flags.get("reps") as number | undefined) ?? 5;
   if (reps < 1) throw new UsageError(`--reps must be a positive integer, got "${reps}"`);
   const all = workloads();
-  let chosen = all.filter((w) => w.device === device);
+  let chosen = all.filter((w) => w.device === device && !w.onRequest);
   const wanted = flags.get("workload") as string | undefined;
   if (wanted) {
     const ids = wanted.split(",").map((s) => s.trim()).filter(Boolean);
