@@ -6,7 +6,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backends, CorruptFileError, Generator, nn, optim, Tensor } from "../lib";
+import { backends, CorruptFileError, cuda, Generator, nn, optim, Tensor } from "../lib";
 import { CharTokenizer } from "../lib/data";
 import { loadModel, readModelFile, readTrainingState, resolveCheckpoint, saveCheckpoint, TRAINING_FILE } from "../lib/checkpoint";
 import { generate, generateBatch, sampleLogits } from "../lib/generate";
@@ -67,6 +67,24 @@ describe("64 checkpoints, training and generation", function () {
     const b16 = await train({ ...base, worker: false, device: "cuda", autocast: "bfloat16" });
     assert.ok(Math.abs(b16.losses[0] - f32.losses[0]) < 0.02 * f32.losses[0], `first loss ${b16.losses[0]} vs ${f32.losses[0]}`);
     assert.ok(b16.losses[29] < b16.losses[0], "it learns");
+  });
+
+  (backends().cuda.available ? it : it.skip)(`a small xLSTM trains 300 steps on the GPU: its losses follow the CPU run's and device memory stays flat${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async function () {
+    this.timeout(180000);  // about 15 s on the host-emulated device
+    const base = tiny({ steps: 300, evalEvery: 0 });
+    const cpu = await train({ ...base, worker: false });
+    const inUse: number[] = [];
+    const gpu = await train({ ...base, worker: false, device: "cuda", onProgress: (e) => void (e.step >= 10 && inUse.push(cuda.memoryStats().allocatedBytes)) });
+    assert.equal(gpu.losses.length, 300);
+    for (let i = 0; i < 10; ++i) assert.ok(Math.abs(gpu.losses[i] - cpu.losses[i]) < 1e-3 * cpu.losses[i], `step ${i + 1}: ${gpu.losses[i]} vs ${cpu.losses[i]}`);
+    const mean = (l: number[]) => l.reduce((a, b) => a + b, 0) / l.length;
+    const [gpuTail, cpuTail] = [mean(gpu.losses.slice(-50)), mean(cpu.losses.slice(-50))];
+    assert.ok(Math.abs(gpuTail - cpuTail) < 0.05 * cpuTail, `mean of the last 50 losses: ${gpuTail} on the GPU, ${cpuTail} on the CPU`);
+    assert.ok(gpuTail < 0.8 * mean(gpu.losses.slice(0, 10)), "it learns");
+    // device memory in tensors between steps: no growth (one leaked activation per step would add > 1 MB here)
+    assert.ok(inUse.length >= 100, `progress events: ${inUse.length}`);
+    const spread = Math.max(...inUse) - Math.min(...inUse);
+    assert.ok(spread <= 256 * 1024, `device bytes in use between steps ranged over ${spread} bytes (${Math.min(...inUse)} .. ${Math.max(...inUse)})`);
   });
 
   it("checkpoint round trip: weights (either sLSTM layout), optimizer, RNG, data position, carried state", () => {
