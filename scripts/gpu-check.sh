@@ -64,9 +64,11 @@ if has cpubench; then
   step "cpu bench done"
 fi
 if has profile; then
-  # Nsight Compute over one pass of PROFILE (g1 | g2: scripts/gpu-profile.js), kernels matching NCU_KERNELS: the
-  # details page (throughput, stall reasons, occupancy) and the per-SASS-instruction source page (stall samples)
+  # Nsight Compute over one pass of PROFILE (g1 | g2: scripts/gpu-profile.js), kernels matching NCU_KERNELS (g1: the
+  # split recurrences and the dR pass; g2: the first NCU_COUNT launches, every kind): the details page (throughput,
+  # stall reasons, occupancy) and the per-SASS-instruction source page (stall samples)
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ "${PROFILE:-g1}" = g2 ]; then NCU_KERNELS=${NCU_KERNELS:-.}; NCU_COUNT=${NCU_COUNT:-24}; fi  # every mLSTM kernel
   timeout -k 5 "${T_PROFILE:-200}" "$ncu" --target-processes all --kernel-name "regex:${NCU_KERNELS:-rec_split|rec_pg}" \
     --launch-count "${NCU_COUNT:-3}" --set full --import-source no -f -o /tmp/xlstm-prof node scripts/gpu-profile.js "${PROFILE:-g1}" > /tmp/ncu.log 2>&1 || status=1
   tail -5 /tmp/ncu.log
