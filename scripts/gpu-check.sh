@@ -10,9 +10,9 @@
 #      the CPU's W1/W2 (step "cpubench").
 # Each step has a time limit (seconds: T_CUDA, T_FIXTURES, T_BENCH, ...) so one hang cannot eat the call. Logs land
 # in $OUT as they are written (they come back even when the call runs out): build.log, cuda-tests.log,
-# all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
+# all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, reference-gpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
-# STEPS=build,cuda,fixtures,bench (default; also: cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
+# STEPS=build,cuda,fixtures,bench (default; also: reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}
@@ -62,6 +62,14 @@ fi
 if has cpubench; then
   timeout -k 5 "${T_CPUBENCH:-120}" node bin/xlstm.js bench --workload W1,W2 --reps 5 > "$OUT/bench-cpu.jsonl" 2>&1 || status=1
   step "cpu bench done"
+fi
+if has reference; then
+  # the PyTorch reference on this GPU (bench/reference_workloads.py --device cuda: torch.nn.LSTM at G1's shapes, and
+  # W1-W6 with the official xlstm package from .gpu/xref.tar.xz), for ratios next to bench-gpu.jsonl
+  mkdir -p /tmp/xref && { [ -f .gpu/xref.tar.xz ] && tar -C /tmp/xref -xJf .gpu/xref.tar.xz; }
+  refs=G1; [ -d /tmp/xref/xlstm ] && refs=${REFERENCE_WORKLOADS:-G1,W1,W2,W3,W4,W5,W6}
+  PYTHONPATH=/tmp/xref timeout -k 5 "${T_REFERENCE:-180}" python3 bench/reference_workloads.py --device cuda --workload "$refs" --reps "${REPS:-5}" > "$OUT/reference-gpu.jsonl" 2>&1 || status=1
+  step "reference done"
 fi
 if has profile; then
   # Nsight Compute over one pass of PROFILE (g1 | g2: scripts/gpu-profile.js), kernels matching NCU_KERNELS (g1: the

@@ -10,6 +10,7 @@
 #                             `npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90`), when present;
 #                             without it scripts/gpu-check.sh builds on the device
 #   .gpu/fixtures.tar.xz      ../shared/fixtures, or $XLSTM_FIXTURES
+#   .gpu/xref.tar.xz          the official xlstm package's source, when $XLSTM_REF names a checkout of NX-AI/xlstm
 # All under the 64 MiB a run may carry. Then, on the device machine: scripts/gpu-check.sh (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ npm run -s build:ts
 tar -cf - dist | xz -T0 -6 > .gpu/dist.tar.xz
 binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
 if [ -f "$binary" ]; then xz -T0 -6 -c "$binary" > .gpu/xlstm.node.xz; else echo "no $binary: gpu-check.sh will build on the device"; fi
+# the official PyTorch xLSTM's source (pure Python; the device has PyTorch) for the "reference" step: a checkout's
+# xlstm/ folder from $XLSTM_REF
+if [ -n "${XLSTM_REF:-}" ] && [ -d "$XLSTM_REF/xlstm" ]; then tar -C "$XLSTM_REF" -cf - xlstm | xz -T0 -6 > .gpu/xref.tar.xz; fi
 fixtures=${XLSTM_FIXTURES:-../shared/fixtures}
 if [ -d "$fixtures" ]; then tar -C "$(dirname "$fixtures")" -cf - "$(basename "$fixtures")" | xz -T0 -6 > .gpu/fixtures.tar.xz; fi
 du -sh .gpu/*
