@@ -604,7 +604,8 @@ size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_sm
   return static_cast<size_t>(bytes);
 }
 
-// Which launch the recurrences take (cuda::set_recurrent_launch): 0 auto, 1 rows, 2 split.
+// Which launch the recurrences take (cuda::set_recurrent_launch): 0 auto, 1 rows, 2 split, 3 split with the
+// forward's gate products in the lane form where it applies (R in registers; opt-in until it has run on a GPU).
 std::atomic<int> g_launch{0};
 
 // The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`
@@ -650,6 +651,31 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, SplitLaunch* S, size_t
   return true;
 }
 
+// The lane-form forward kernel for M j slots per lane (lane_slots), nullptr for M = 0.
+template <class Cell>
+void* lane_kernel(int M) {
+  switch (M) {
+    case 8: return reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 8>);
+    case 16: return reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 16>);
+    case 24: return reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 24>);
+    default: return nullptr;
+  }
+}
+
+// Whether `blocks` blocks of the lane kernel with `bytes` of shared memory are co-resident on this device (opting
+// the kernel in to that shared memory).
+bool lane_fits(void* kernel, int64_t bytes, int64_t blocks, const char* entry) {
+  int dev = 0, sms = 0, optin = 0, per_sm = 0;
+  check(cudaGetDevice(&dev), entry, "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), entry, "cudaDeviceGetAttribute");
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
+  if (bytes > optin) return false;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kSplitThreads, static_cast<size_t>(bytes)), entry,
+        "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  return int64_t{per_sm} * sms >= blocks;
+}
+
 template <class Cell>
 void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                   const float* bias, const RecurrentDims& d, void* stream, const char* entry) {
@@ -657,14 +683,29 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   const RecLaunch L = make_launch(d);
   SplitLaunch S;
   size_t split_bytes = 0;
-  if (choose_split(L, rec_split_forward_kernel<Cell>, true, &S, &split_bytes, entry)) {
+  if (choose_split(L, rec_split_forward_kernel<Cell, 0>, true, &S, &split_bytes, entry)) {
     const auto aligned16 = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
+    // "split-lane": the lane form of the gate products (R in registers) where it applies and the device holds its
+    // grid (opt-in: written without a GPU; the default until a GPU run has checked and timed it is the form below)
+    if (g_launch.load() == 3) {
+      SplitLaunch SL = S;
+      SL.lane_m = lane_slots(L.DH, S.nu);
+      void* lane = lane_kernel<Cell>(SL.lane_m);
+      const int64_t lane_bytes = SL.fwd_floats() * static_cast<int64_t>(sizeof(float));
+      if (lane && lane_fits(lane, lane_bytes, SL.blocks, entry)) {
+        void* largs[] = {&a, &SL};
+        if (cudaLaunchCooperativeKernel(lane, dim3(static_cast<unsigned>(SL.blocks)), dim3(kSplitThreads), largs,
+                                        static_cast<size_t>(lane_bytes), as_stream(stream)) == cudaSuccess)
+          return;
+        cudaGetLastError();
+      }
+    }
     void* args[] = {&a, &S};
     // a refused cooperative launch (the device cannot hold the grid after all, e.g. shared with other work) leaves
     // the rows launch to do it
-    if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
+    if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
                                     dim3(kSplitThreads), args, split_bytes, as_stream(stream)) == cudaSuccess)
       return;
     cudaGetLastError();
@@ -771,8 +812,12 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
   bool r_smem = false;
   int64_t bytes = 0;
   SplitLaunch S;
-  if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes))
+  if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes)) {
+    // the lane form where the device launch would take it (forward_impl: "split-lane" only)
+    S.lane_m = g_launch.load() == 3 ? lane_slots(L.DH, S.nu) : 0;
+    if (S.fwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.lane_m = 0;
     return split_forward_replay<Cell>(S, FwdArgs{y, states, gates, x, state0, R, bias});
+  }
   if (!smem_plan(L, L.fwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
   std::vector<float> smem(static_cast<size_t>(bytes) / sizeof(float));
@@ -901,7 +946,8 @@ void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, c
 }
 
 int set_recurrent_launch(int mode) {
-  if (mode < 0 || mode > 2) throw std::invalid_argument("set_recurrent_launch: mode must be 0 (auto), 1 (rows) or 2 (split)");
+  if (mode < 0 || mode > 3)
+    throw std::invalid_argument("set_recurrent_launch: mode must be 0 (auto), 1 (rows), 2 (split) or 3 (split-lane)");
   return g_launch.exchange(mode);
 }
 

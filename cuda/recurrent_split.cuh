@@ -8,8 +8,10 @@
 //   padded stride, for float4 loads along j; backward: [DH][4nu] with a padded row stride, float4 loads along k).
 //   forward, step t: (0) stage h_{t-1} [B][DH] of the head (written by every block at t-1: read through L2) into
 //     shared memory; (1) a thread per (pair of rows, own column) computes p = x + h_{t-1}·R[:, k] + bias (j = 0..DH-1 in
-//     order: the rows launch's and the CPU's sum); (2) a thread per (row, own unit) runs the cell, writes y, states,
-//     gates; grid barrier.
+//     order: the rows launch's and the CPU's sum) or, in the lane form (DH <= 768, 4nu <= 32: the kernel
+//     rec_split_forward_kernel<Cell, M> with M > 0), each warp keeps R[j, c] of its columns for j = lane + 32i in registers, the lanes'
+//     partial sums meet in shared memory and a thread per (row, column) adds them in lane order; (2) a thread per
+//     (row, own unit) runs the cell, writes y, states, gates; grid barrier.
 //   backward, step t (reverse): (A) a thread per (row, own unit) runs the cell backward with ∂h = dy + Σ_q
 //     part_q[b][u] (the partial recurrent gradients every block q of the head wrote at step t+1, summed in q order;
 //     dstate_final at t = S-1), writes dx and keeps dp [B][4nu], ∂c, ∂n in shared memory; (B) a thread per
@@ -26,6 +28,22 @@ constexpr int kSplitThreads = 256;
 constexpr int64_t kSplitMaxB = 64;  // batch rows a split block holds (h_{t-1} of the head in shared memory)
 constexpr int kSplitBatch = 16;     // loads a thread keeps in flight when it reads other blocks' results (L2)
 constexpr int kSplitSumBatch = 32;  // the same for the backward's sums of the P partials (the step's critical path)
+// The forward's "lane" form of the gate products (SplitFwd::lane_*): R in registers, j split over a warp's lanes
+constexpr int kLaneWarps = kSplitThreads / 32;  // 8
+constexpr int kLaneCols = 4;                     // own columns per warp at most: the lane form needs 4nu <= 32
+constexpr int kLaneRowChunk = 16;                // rows whose lane partials are staged in shared memory at once
+constexpr int kLaneRowGroup = 4;                 // rows accumulated together (each R register used 4 times per load)
+constexpr int kLaneRedStride = 33;               // one output's 32 lane partials, padded (conflict-free both ways)
+constexpr int kLaneStageBatch = 8;               // the lane form's loads in flight in stage_phase (registers: R's)
+
+// j slots per lane (j = lane + 32 i, i < M) of the lane form for head size DH and nu units per block; 0 where it
+// does not apply (then the gate products read R from shared memory). The kernel is instantiated for these M.
+inline int lane_slots(int64_t DH, int64_t nu) {
+  if (4 * nu > kLaneWarps * kLaneCols) return 0;
+  for (int M : {8, 16, 24})  // M = 32 (R's 128 registers) spills: DH > 768 reads R from shared memory
+    if (DH <= 32 * M) return M;
+  return 0;
+}
 
 struct SplitLaunch {
   RecLaunch L;
@@ -33,6 +51,7 @@ struct SplitLaunch {
   int64_t nu;      // units per block (the last block of a head may own fewer)
   int64_t blocks;  // NH * P
   bool vec4;       // forward: h_{t-1} staged as float4 (DH and H multiples of 4, states / state0 16-byte aligned)
+  int lane_m;      // forward: the lane form's j slots per lane (R in registers), 0: R in shared memory
   // ---- block -> (head, first unit, units owned)
   __host__ __device__ void block_units(int64_t blk, int64_t* hd, int64_t* u0, int64_t* n) const {
     *hd = blk / P;
@@ -53,7 +72,11 @@ struct SplitLaunch {
   // [B][ldh], pre [B][4nu], own units' carried states (c, n, m) [3][B][nu]; backward: R columns [DH][ldr], dp [B][4nu], dc, dn [B][nu]
   __host__ __device__ int64_t rt_floats() const { return 4 * nu * ldj(); }
   __host__ __device__ int64_t r_floats() const { return L.DH * ldr(); }
-  __host__ __device__ int64_t fwd_floats() const { return rt_floats() + L.B * ldh() + L.B * 4 * nu + 3 * L.B * nu; }
+  // lane form: no Rt; the lane partials red [kLaneWarps][kLaneRowChunk * kLaneCols][kLaneRedStride] at the end
+  __host__ __device__ int64_t red_floats() const { return int64_t{kLaneWarps} * kLaneRowChunk * kLaneCols * kLaneRedStride; }
+  __host__ __device__ int64_t fwd_floats() const {
+    return (lane_m ? red_floats() : rt_floats()) + L.B * ldh() + L.B * 4 * nu + 3 * L.B * nu;
+  }
   __host__ __device__ int64_t bwd_floats() const { return r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
   // partial recurrent gradients: part[buf][blk][b][j], buf = t & 1
   __host__ __device__ int64_t part_off(int64_t buf, int64_t blk, int64_t b, int64_t j) const {
@@ -72,6 +95,7 @@ inline bool split_plan(const RecLaunch& L, int64_t capacity, SplitLaunch* s) {
   s->P = (L.DH + s->nu - 1) / s->nu;
   s->blocks = L.NH * s->P;
   s->vec4 = L.DH % 4 == 0 && L.H % 4 == 0;  // the device launch also needs 16-byte aligned states / state0
+  s->lane_m = 0;                             // the forward's launch decides (lane_slots)
   return s->P >= 2;
 }
 
@@ -179,11 +203,13 @@ struct SplitFwd {
   SplitLaunch S;
   FwdArgs a;
   int64_t hd, u0, n;
-  float *Rt, *hprev, *pre, *carried;
+  float *Rt, *red, *hprev, *pre, *carried;
   __host__ __device__ SplitFwd(const SplitLaunch& s, const FwdArgs& args, int64_t blk, float* sm) : S(s), a(args) {
     S.block_units(blk, &hd, &u0, &n);
-    Rt = sm;
-    hprev = sm + S.rt_floats();
+    // the lane form keeps R in registers: red (its partials) takes Rt's place
+    Rt = S.lane_m ? nullptr : sm;
+    red = S.lane_m ? sm : nullptr;
+    hprev = sm + (S.lane_m ? S.red_floats() : S.rt_floats());
     pre = hprev + S.L.B * S.ldh();
     carried = pre + S.L.B * 4 * S.nu;
   }
@@ -195,7 +221,7 @@ struct SplitFwd {
     return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
   }
   __host__ __device__ void init(int tid, int nt) const {
-    stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt);
+    if (!S.lane_m) stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt);
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, lu = i % n;
       for (int s = 1; s < NS; ++s) carried_state(s, b, lu) = prev(s, 0, b, u0 + lu);
@@ -203,36 +229,37 @@ struct SplitFwd {
   }
   // (0) h_{t-1} of the whole head, kSplitBatch loads in flight per thread (they come from L2: loaded one at a time,
   // each store to shared memory waiting for its load, the stage took a third of the step)
+  template <int Batch = kSplitBatch>
   __host__ __device__ void stage_phase(int64_t t, int tid, int nt) const {
     const int64_t ldh = S.ldh();
     if (S.vec4) {  // four units per load: one round trip to L2 per thread for G1's 16 x 768
       for (StridedItems it(tid, nt, S.L.DH / 4); it.o < S.L.B;) {
-        float4 v[kSplitBatch];
-        int64_t dst[kSplitBatch];
-        for (int q = 0; q < kSplitBatch; ++q) {
+        float4 v[Batch];
+        int32_t dst[Batch];  // shared-memory offsets (< 2^31 floats)
+        for (int q = 0; q < Batch; ++q) {
           const bool ok = it.o < S.L.B;
           const int64_t u = 4 * it.in;
           if (!ok) v[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
           else if (t > 0) v[q] = load4_global(a.states + S.L.state_off(0, hd, t - 1, it.o, u), true);
           else v[q] = a.state0 ? load4_global(a.state0 + S.L.state0_off(0, hd, it.o, u), false) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-          dst[q] = ok ? it.o * ldh + u : -1;
+          dst[q] = ok ? static_cast<int32_t>(it.o * ldh + u) : -1;
           it.next();
         }
-        for (int q = 0; q < kSplitBatch; ++q)
+        for (int q = 0; q < Batch; ++q)
           if (dst[q] >= 0) store4(hprev + dst[q], v[q]);
       }
       return;
     }
     for (StridedItems it(tid, nt, S.L.DH); it.o < S.L.B;) {
-      float v[kSplitBatch];
-      int64_t dst[kSplitBatch];
-      for (int q = 0; q < kSplitBatch; ++q) {
+      float v[Batch];
+      int32_t dst[Batch];  // shared-memory offsets (< 2^31 floats)
+      for (int q = 0; q < Batch; ++q) {
         const bool ok = it.o < S.L.B;
         v[q] = ok ? prev(0, t, it.o, it.in) : 0.0f;
-        dst[q] = ok ? it.o * ldh + it.in : -1;
+        dst[q] = ok ? static_cast<int32_t>(it.o * ldh + it.in) : -1;
         it.next();
       }
-      for (int q = 0; q < kSplitBatch; ++q)
+      for (int q = 0; q < Batch; ++q)
         if (dst[q] >= 0) hprev[dst[q]] = v[q];
     }
   }
@@ -258,6 +285,59 @@ struct SplitFwd {
         if constexpr (NS == 4) a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
         pre[(b + q) * w + c] = p;
       }
+    }
+  }
+  // ---- (1) in the lane form: warp wp owns columns c = wp + 8 cc (cc < kLaneCols, c < 4n); its lane l keeps
+  // R[j][c] for j = l + 32 i (i < M) in registers r[cc * M + i] for the whole sequence (0 outside the head / the
+  // block's columns). Per chunk of kLaneRowChunk rows: (1a) each lane's partial Σ_i h[b][l + 32 i]·R[l + 32 i][c]
+  // (i in order) for its rows and columns into red; (1b) a thread per (row, column) adds the 32 lane partials in lane
+  // order and writes p = x + sum + bias as gates_phase does. The sums differ from the CPU's j order (tolerance).
+  template <int M>
+  __host__ __device__ void lane_init(int tid, float* r) const {
+    const int wp = tid / 32, l = tid % 32;
+    const float* Rg = a.R + hd * S.L.DH * S.L.G;
+    XLSTM_UNROLL for (int cc = 0; cc < kLaneCols; ++cc) {
+      const int64_t c = wp + kLaneWarps * cc;
+      XLSTM_UNROLL for (int i = 0; i < M; ++i) {
+        const int64_t j = l + 32 * i;
+        r[cc * M + i] = c < 4 * n && j < S.L.DH ? Rg[j * S.L.G + S.head_col(u0, n, c)] : 0.0f;
+      }
+    }
+  }
+  template <int M>
+  __host__ __device__ void lane_partials(int64_t b0, int rows, int tid, const float* r) const {
+    const int wp = tid / 32, l = tid % 32;
+    const int64_t ldh = S.ldh();
+    float* rw = red + int64_t{wp} * kLaneRowChunk * kLaneCols * kLaneRedStride;
+    for (int g = 0; g < rows; g += kLaneRowGroup) {
+      float acc[kLaneRowGroup * kLaneCols];
+      XLSTM_UNROLL for (int q = 0; q < kLaneRowGroup * kLaneCols; ++q) acc[q] = 0.0f;
+      XLSTM_UNROLL for (int i = 0; i < M; ++i) {
+        const int64_t j = l + 32 * i;
+        float hv[kLaneRowGroup];
+        XLSTM_UNROLL for (int q = 0; q < kLaneRowGroup; ++q) hv[q] = j < S.L.DH && g + q < rows ? hprev[(b0 + g + q) * ldh + j] : 0.0f;
+        XLSTM_UNROLL for (int q = 0; q < kLaneRowGroup; ++q)
+          XLSTM_UNROLL for (int cc = 0; cc < kLaneCols; ++cc) acc[q * kLaneCols + cc] = fmaf(hv[q], r[cc * M + i], acc[q * kLaneCols + cc]);
+      }
+      XLSTM_UNROLL for (int q = 0; q < kLaneRowGroup; ++q)
+        XLSTM_UNROLL for (int cc = 0; cc < kLaneCols; ++cc)
+          if (g + q < rows) rw[((g + q) * kLaneCols + cc) * kLaneRedStride + l] = acc[q * kLaneCols + cc];
+    }
+  }
+  __host__ __device__ void lane_outputs(int64_t t, int64_t b0, int rows, int tid) const {
+    const int wp = tid / 32, l = tid % 32;
+    const int64_t w = 4 * n;
+    const float* rw = red + int64_t{wp} * kLaneRowChunk * kLaneCols * kLaneRedStride;
+    for (int o = l; o < rows * kLaneCols; o += 32) {
+      const int q = o / kLaneCols, cc = o % kLaneCols;
+      const int64_t c = wp + kLaneWarps * cc, b = b0 + q;
+      if (c >= w) continue;
+      float sum = 0.0f;
+      for (int s = 0; s < 32; ++s) sum += rw[o * kLaneRedStride + s];
+      const int64_t k = S.head_col(u0, n, c), off = S.L.x_off(hd, b, t, k);
+      const float p = a.x[off] + sum + a.bias[S.L.gate_col(hd, k)];
+      if constexpr (NS == 4) a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
+      pre[b * w + c] = p;
     }
   }
   // (2) own units: the cell
@@ -400,7 +480,9 @@ struct SplitBwd {
   }
 };
 
-template <class Cell>
+// The forward; M > 0: the lane form of the gate products with M j slots per lane (S.lane_m == M), M = 0: R read from
+// shared memory (gates_phase).
+template <class Cell, int M>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_forward_kernel(FwdArgs a, SplitLaunch S) {
   extern __shared__ float4 smem4[];  // float4: the base 16-byte aligned for the float4 loads
   float* smem = reinterpret_cast<float*>(smem4);
@@ -408,12 +490,26 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_forward_kernel(Fwd
   cg::grid_group grid = cg::this_grid();
   const SplitFwd<Cell> blk(S, a, blockIdx.x, smem);
   const int tid = threadIdx.x, nt = blockDim.x;
+  float r[kLaneCols * (M > 0 ? M : 1)];  // the lane form's R (registers)
   blk.init(tid, nt);
+  if constexpr (M > 0) blk.template lane_init<M>(tid, r);
   for (int64_t t = 0; t < S.L.S; ++t) {
-    blk.stage_phase(t, tid, nt);
-    __syncthreads();
-    blk.gates_phase(t, tid, nt);
-    __syncthreads();
+    if constexpr (M > 0) {
+      blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+      __syncthreads();
+      for (int64_t b0 = 0; b0 < S.L.B; b0 += kLaneRowChunk) {
+        const int rows = static_cast<int>(S.L.B - b0 < kLaneRowChunk ? S.L.B - b0 : kLaneRowChunk);
+        blk.template lane_partials<M>(b0, rows, tid, r);
+        __syncthreads();
+        blk.lane_outputs(t, b0, rows, tid);
+        __syncthreads();
+      }
+    } else {
+      blk.stage_phase(t, tid, nt);
+      __syncthreads();
+      blk.gates_phase(t, tid, nt);
+      __syncthreads();
+    }
     blk.cell_phase(t, tid, nt);
     __threadfence();
     grid.sync();
@@ -443,20 +539,48 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_backward_kernel(Bw
 // Host replay of the split launches: every step, every block, each phase for all of its threads (the grid barrier:
 // all blocks finish a step before any starts the next); each block's shared memory persists over the steps, NaN at
 // the start.
-template <class Cell>
-void split_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
+template <class Cell, int M>
+void split_forward_replay_m(const SplitLaunch& S, const FwdArgs& a) {
   std::vector<float> sm(static_cast<size_t>(S.blocks * S.fwd_floats()), __builtin_nanf(""));
   const int nt = kSplitThreads;
   std::vector<SplitFwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, b, sm.data() + b * S.fwd_floats());
-  for (auto& blk : blocks)
-    for (int tid = 0; tid < nt; ++tid) blk.init(tid, nt);
+  // the lane form's registers: every thread's r of every block
+  std::vector<float> regs(M ? static_cast<size_t>(S.blocks * nt * kLaneCols * M) : 0);
+  const auto r_of = [&](int64_t b, int tid) { return regs.data() + (b * nt + tid) * kLaneCols * M; };
+  for (int64_t b = 0; b < S.blocks; ++b)
+    for (int tid = 0; tid < nt; ++tid) {
+      blocks[b].init(tid, nt);
+      if constexpr (M > 0) blocks[b].template lane_init<M>(tid, r_of(b, tid));
+    }
   for (int64_t t = 0; t < S.L.S; ++t)
-    for (auto& blk : blocks) {
-      for (int tid = 0; tid < nt; ++tid) blk.stage_phase(t, tid, nt);
-      for (int tid = 0; tid < nt; ++tid) blk.gates_phase(t, tid, nt);
+    for (int64_t b = 0; b < S.blocks; ++b) {
+      const SplitFwd<Cell>& blk = blocks[b];
+      for (int tid = 0; tid < nt; ++tid) {
+        if constexpr (M > 0) blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+        else blk.stage_phase(t, tid, nt);
+      }
+      if constexpr (M > 0) {
+        for (int64_t b0 = 0; b0 < S.L.B; b0 += kLaneRowChunk) {
+          const int rows = static_cast<int>(std::min<int64_t>(S.L.B - b0, kLaneRowChunk));
+          for (int tid = 0; tid < nt; ++tid) blk.template lane_partials<M>(b0, rows, tid, r_of(b, tid));
+          for (int tid = 0; tid < nt; ++tid) blk.lane_outputs(t, b0, rows, tid);
+        }
+      } else {
+        for (int tid = 0; tid < nt; ++tid) blk.gates_phase(t, tid, nt);
+      }
       for (int tid = 0; tid < nt; ++tid) blk.cell_phase(t, tid, nt);
     }
+}
+
+template <class Cell>
+void split_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
+  switch (S.lane_m) {
+    case 8: return split_forward_replay_m<Cell, 8>(S, a);
+    case 16: return split_forward_replay_m<Cell, 16>(S, a);
+    case 24: return split_forward_replay_m<Cell, 24>(S, a);
+    default: return split_forward_replay_m<Cell, 0>(S, a);
+  }
 }
 
 template <class Cell>

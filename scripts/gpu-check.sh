@@ -55,7 +55,7 @@ if has fixtures; then
   step "fixtures: $(tail -1 "$OUT/fixtures.log")"
 fi
 if has bench; then
-  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload "${WORKLOADS:-G1,G2,G3,G3-W5,L1-cuda,W1-cuda,W3-cuda,W4-cuda,W6-cuda}" --reps "${REPS:-5}" > "$OUT/bench-gpu.jsonl" 2> "$OUT/bench-gpu.err" || status=1
+  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload "${WORKLOADS:-G1,G1-split-lane,G2,G3,G3-W5,L1-cuda,W1-cuda,W3-cuda,W4-cuda,W6-cuda}" --reps "${REPS:-5}" > "$OUT/bench-gpu.jsonl" 2> "$OUT/bench-gpu.err" || status=1
   step "gpu bench done"
   cat "$OUT/bench-gpu.jsonl"
 fi

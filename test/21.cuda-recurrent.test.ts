@@ -135,7 +135,8 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
 
   describe("CPU <-> GPU parity", () => {
     // awkward shapes: T = 1, B = 1, odd DH, NH > 1, a partial last row block (B = 17), long T = 300, DH = 64 (R in
-    // shared memory with the opt-in limit) and DH = 160 (R too large for shared memory: read from global memory)
+    // shared memory with the opt-in limit), DH = 160 (R too large for shared memory: read from global memory) and
+    // DH = 520 (the split forward's lane form with 24 j slots per lane)
     const shapes: Dims[] = [
       { B: 1, S: 1, NH: 1, DH: 1 },
       { B: 3, S: 5, NH: 2, DH: 3 },
@@ -144,6 +145,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       { B: 5, S: 6, NH: 1, DH: 64 },
       { B: 2, S: 300, NH: 2, DH: 16 },
       { B: 3, S: 4, NH: 1, DH: 160 },
+      { B: 2, S: 3, NH: 1, DH: 520 },
     ];
     // Tolerances (relative to each array's largest magnitude, see assertNear): the same cell code runs on both
     // sides, so only float32 rounding differs (FMA contraction, dR / dbias summation order). Measured on the host
@@ -153,9 +155,11 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     // per-step error; dR / dbias sum up to B*S = 600 terms in another order). An indexing or phase-ordering error
     // gives O(1) differences (or NaN from unwritten shared memory in the replay).
     // both launches: "rows" (a block per head and <= 4 batch rows) and "split" (a head's units over many blocks with
-    // a grid barrier per step, cuda/recurrent_split.cuh: every shape here has few enough blocks that auto picks it)
+    // a grid barrier per step, cuda/recurrent_split.cuh: every shape here has few enough blocks that auto picks it),
+    // the latter with the forward's gate products reading R from shared memory ("split") and in the lane form (R in
+    // registers: "split-lane", every shape here)
     for (const kind of ["slstm", "lstm"] as const) {
-      for (const launch of ["rows", "split"] as const)
+      for (const launch of ["rows", "split", "split-lane"] as const)
         for (const target of ["emulate", "gpu"] as const) {
           const emulate = target === "emulate";
           const title = emulate
@@ -175,7 +179,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     itCompiled("cudaSetRecurrentLaunch returns the previous mode and refuses unknown ones", () => {
       const prev = native.cudaSetRecurrentLaunch("split");
       assert.equal(native.cudaSetRecurrentLaunch(prev), "split");
-      assert.throws(() => native.cudaSetRecurrentLaunch("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentLaunch: mode must be "auto", "rows" or "split", got "fast"/.test(e.message));
+      assert.throws(() => native.cudaSetRecurrentLaunch("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentLaunch: mode must be "auto", "rows", "split" or "split-lane", got "fast"/.test(e.message));
     });
 
     function parity(kind: Kind, emulate: boolean): void {

@@ -62,7 +62,7 @@ function greedyDecode<S>(prefill: () => S, step: (token: number, state: S) => { 
 }
 
 /** G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice). */
-async function* g1Rows(workload: string, launch: "split" | "rows" | null, reps: number): AsyncGenerator<BenchRow> {
+async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows" | null, reps: number): AsyncGenerator<BenchRow> {
   const gen = new Generator(0);
   const B = 16, T = 1024, H = 768;
   const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
@@ -96,6 +96,14 @@ registerWorkload({
   device: "cuda",
   // the launch auto picks: "split" on a GPU of many SMs (the head's 768 units over the SMs, a grid barrier per step)
   run: ({ reps }) => g1Rows("G1", null, reps),
+});
+
+registerWorkload({
+  id: "G1-split-lane",
+  description: "G1 under the split launch with the forward's gate products in the lane form (R in registers; opt-in until a GPU has run it), for comparison (only with --workload)",
+  device: "cuda",
+  onRequest: true,
+  run: ({ reps }) => g1Rows("G1-split-lane", "split-lane", reps),
 });
 
 registerWorkload({
@@ -187,16 +195,21 @@ function gpuStep(w: { step: () => void; zeroGrad: () => void }): () => void {
   };
 }
 
-registerWorkload({
-  id: "W1-cuda",
-  description: "W1 (stack-train) on the GPU",
-  device: "cuda",
-  async *run({ reps }) {
-    const w = w1Workload("cuda");
-    const t = await timeGpu(gpuStep(w), reps);
-    yield { workload: "W1", name: "stack-train", metric: "tokens_per_s", value: w.tokens / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
-  },
-});
+/** A CPU workload measured in tokens per second (`name` of `workload`), on the GPU. */
+function registerTokensPerSecond(workload: string, name: string, setup: () => { step: () => void; zeroGrad: () => void; tokens: number }): void {
+  registerWorkload({
+    id: `${workload}-cuda`,
+    description: `${workload} (${name}) on the GPU`,
+    device: "cuda",
+    async *run({ reps }) {
+      const w = setup();
+      const t = await timeGpu(gpuStep(w), reps);
+      yield { workload, name, metric: "tokens_per_s", value: w.tokens / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
+    },
+  });
+}
+
+registerTokensPerSecond("W1", "stack-train", () => w1Workload("cuda"));
 
 registerWorkload({
   id: "W3-cuda",
@@ -224,16 +237,7 @@ registerWorkload({
   },
 });
 
-registerWorkload({
-  id: "W6-cuda",
-  description: "W6 (lstm-d2l) on the GPU",
-  device: "cuda",
-  async *run({ reps }) {
-    const w = w6Workload("cuda");
-    const t = await timeGpu(gpuStep(w), reps);
-    yield { workload: "W6", name: "lstm-d2l", metric: "tokens_per_s", value: w.tokens / t.median, device: "cuda", gpu: gpuName(), dtype: "float32", seconds_per_step: t.median, reps };
-  },
-});
+registerTokensPerSecond("W6", "lstm-d2l", () => w6Workload("cuda"));
 
 registerWorkload({
   id: "L1-cuda",
