@@ -639,7 +639,7 @@ export interface Binding {
    * inconsistencies (shared-memory slots, block ownership, parameter-gradient partials and row chunks).
    */
   cudaRecurrentCoverage(slstm: boolean, B: number, S: number, NH: number, DH: number, writes: Int32Array): number;
-  /** Which launch the sLSTM / LSTM recurrences take on the GPU and in the *Emulate replays: "auto" (default), "rows" (a block per head and <= 4 rows), "split" (a head's units over many co-resident blocks with a grid barrier per step, cuda/recurrent_split.cuh) or "split-lane" (the split launch with the forward's gate products in the lane form, R in registers, where it applies; not yet run on a GPU); returns the previous mode. */
+  /** Which launch the sLSTM / LSTM recurrences take on the GPU and in the *Emulate replays: "auto" (default), "rows" (a block per head and <= 4 rows), "split" (a head's units over many co-resident blocks with a grid barrier per step, cuda/recurrent_split.cuh) or "split-lane" (the split launch with R in registers, the "lane" form, where it applies; not yet run on a GPU); returns the previous mode. */
   cudaSetRecurrentLaunch(mode: "auto" | "rows" | "split" | "split-lane"): "auto" | "rows" | "split" | "split-lane";
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
   /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */

@@ -717,6 +717,44 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   launched(entry);
 }
 
+// The backward's lane-form kernel for J rows of R per thread (lane_rows_bwd), nullptr for J = 0.
+template <class Cell>
+void* lane_kernel_bwd(int J) {
+  switch (J) {
+    case 1: return reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 1>);
+    case 2: return reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 2>);
+    case 3: return reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 3>);
+    default: return nullptr;
+  }
+}
+
+// The split backward's sequence kernel (S from choose_split, `bytes` its shared memory): the lane form under
+// "split-lane" where it applies and fits, else R from shared memory. False when the device refused the cooperative
+// launch (then the rows launch runs it).
+template <class Cell>
+bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry) {
+  if (g_launch.load() == 3) {  // opt-in, as forward_impl's lane form
+    SplitLaunch SL = S;
+    SL.lane_j = lane_rows_bwd(S.L.DH, S.nu);
+    void* lane = lane_kernel_bwd<Cell>(SL.lane_j);
+    const int64_t lane_bytes = SL.bwd_floats() * static_cast<int64_t>(sizeof(float));
+    if (lane && lane_fits(lane, lane_bytes, SL.blocks, entry)) {
+      void* largs[] = {&a, &SL, &part};
+      if (cudaLaunchCooperativeKernel(lane, dim3(static_cast<unsigned>(SL.blocks)), dim3(kSplitThreads), largs,
+                                      static_cast<size_t>(lane_bytes), st) == cudaSuccess)
+        return true;
+      cudaGetLastError();
+    }
+  }
+  SplitLaunch S0 = S;
+  void* args[] = {&a, &S0, &part};
+  if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
+                                  dim3(kSplitThreads), args, bytes, st) == cudaSuccess)
+    return true;
+  cudaGetLastError();  // refused: the rows launch
+  return false;
+}
+
 template <class Cell>
 void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                    const float* dy, const float* dstate_final, const float* state0, const float* R,
@@ -726,15 +764,11 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   const cudaStream_t st = as_stream(stream);
   SplitLaunch S;
   size_t split_bytes = 0;
-  bool split = choose_split(L, rec_split_backward_kernel<Cell>, false, &S, &split_bytes, entry);
+  bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, &S, &split_bytes, entry);
   if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
-    BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
-    float* pp = part.p;
-    void* args[] = {&a, &S, &pp};
-    split = cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell>), dim3(static_cast<unsigned>(S.blocks)),
-                                        dim3(kSplitThreads), args, split_bytes, st) == cudaSuccess;
-    if (!split) cudaGetLastError();  // refused: the rows launch below
+    split = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, part.p,
+                                        split_bytes, st, entry);
   }
   if (!split) {
     bool r_smem = false;
@@ -845,6 +879,7 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   const BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
   SplitLaunch S;
   const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
+  if (split && g_launch.load() == 3) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
   if (split) split_backward_replay<Cell>(S, a);
   else if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);

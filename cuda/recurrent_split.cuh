@@ -16,8 +16,9 @@
 //     part_q[b][u] (the partial recurrent gradients every block q of the head wrote at step t+1, summed in q order;
 //     dstate_final at t = S-1), writes dx and keeps dp [B][4nu], ∂c, ∂n in shared memory; (B) a thread per
 //     (pair of rows, unit j of the head) writes this block's partial Σ_{own k} R[j, k] dp[k] into part (double-buffered by
-//     step parity, so step t's writes never meet step t+1's reads); grid barrier. dR / dbias: the rows launch's
-//     deterministic passes, after.
+//     step parity, so step t's writes never meet step t+1's reads) or, in the lane form (4nu <= 32, DH <= 768: the
+//     kernel rec_split_backward_kernel<Cell, J> with J > 0), a thread per unit j keeps R[j, own k] in registers and
+//     reads only dp (the same sums bit for bit); grid barrier. dR / dbias: the rows launch's deterministic passes, after.
 // No atomics: results are deterministic. The phase bodies are __host__ __device__ (SplitFwd / SplitBwd), so the
 // host replay (recurrent.cu's *_emulate entries) runs the same code block by block, phase by phase, step by step.
 #pragma once
@@ -36,6 +37,18 @@ constexpr int kLaneRowGroup = 4;                 // rows accumulated together (e
 constexpr int kLaneRedStride = 33;               // one output's 32 lane partials, padded (conflict-free both ways)
 constexpr int kLaneStageBatch = 8;               // the lane form's loads in flight in stage_phase (registers: R's)
 
+// The backward's lane form (SplitBwd::lane_*): thread tid keeps R[j][own columns] for j = tid + 256 jj (jj < J) in
+// registers, so the partial products read only dp (broadcast) from shared memory
+constexpr int kLaneBwdCols = 32;                 // own columns at most (4nu <= 32)
+
+// rows of R per thread (J) of the backward's lane form, 0 where it does not apply
+inline int lane_rows_bwd(int64_t DH, int64_t nu) {
+  if (4 * nu > kLaneBwdCols) return 0;
+  for (int J : {1, 2, 3})
+    if (DH <= int64_t{kSplitThreads} * J) return J;
+  return 0;
+}
+
 // j slots per lane (j = lane + 32 i, i < M) of the lane form for head size DH and nu units per block; 0 where it
 // does not apply (then the gate products read R from shared memory). The kernel is instantiated for these M.
 inline int lane_slots(int64_t DH, int64_t nu) {
@@ -52,6 +65,7 @@ struct SplitLaunch {
   int64_t blocks;  // NH * P
   bool vec4;       // forward: h_{t-1} staged as float4 (DH and H multiples of 4, states / state0 16-byte aligned)
   int lane_m;      // forward: the lane form's j slots per lane (R in registers), 0: R in shared memory
+  int lane_j;      // backward: the lane form's rows of R per thread (registers), 0: R in shared memory
   // ---- block -> (head, first unit, units owned)
   __host__ __device__ void block_units(int64_t blk, int64_t* hd, int64_t* u0, int64_t* n) const {
     *hd = blk / P;
@@ -77,7 +91,8 @@ struct SplitLaunch {
   __host__ __device__ int64_t fwd_floats() const {
     return (lane_m ? red_floats() : rt_floats()) + L.B * ldh() + L.B * 4 * nu + 3 * L.B * nu;
   }
-  __host__ __device__ int64_t bwd_floats() const { return r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
+  __host__ __device__ int64_t bwd_r_floats() const { return lane_j ? 0 : r_floats(); }  // the lane form: R in registers
+  __host__ __device__ int64_t bwd_floats() const { return bwd_r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
   // partial recurrent gradients: part[buf][blk][b][j], buf = t & 1
   __host__ __device__ int64_t part_off(int64_t buf, int64_t blk, int64_t b, int64_t j) const {
     return ((buf * blocks + blk) * L.B + b) * L.DH + j;
@@ -96,6 +111,7 @@ inline bool split_plan(const RecLaunch& L, int64_t capacity, SplitLaunch* s) {
   s->blocks = L.NH * s->P;
   s->vec4 = L.DH % 4 == 0 && L.H % 4 == 0;  // the device launch also needs 16-byte aligned states / state0
   s->lane_m = 0;                             // the forward's launch decides (lane_slots)
+  s->lane_j = 0;                             // the backward's launch decides (lane_rows_bwd)
   return s->P >= 2;
 }
 
@@ -384,8 +400,8 @@ struct SplitBwd {
   __host__ __device__ SplitBwd(const SplitLaunch& s, const BwdArgs& args, float* part_, int64_t b, float* sm)
       : S(s), a(args), part(part_), blk(b) {
     S.block_units(blk, &hd, &u0, &n);
-    Rs = sm;
-    dp = sm + S.r_floats();
+    Rs = S.lane_j ? nullptr : sm;
+    dp = sm + S.bwd_r_floats();
     dc = dp + S.L.B * 4 * S.nu;
     dn = dc + S.L.B * S.nu;
   }
@@ -410,7 +426,7 @@ struct SplitBwd {
     return acc;
   }
   __host__ __device__ void init(int tid, int nt) const {
-    stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt);
+    if (!S.lane_j) stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt);
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, u = u0 + i % n;
       dc[i] = a.dfinal ? a.dfinal[S.L.state0_off(1, hd, b, u)] : 0.0f;
@@ -461,6 +477,40 @@ struct SplitBwd {
       dot2_vec4(r, d0, d1, w, acc0, acc1);  // w = 4n
       part[S.part_off(t & 1, blk, b, j)] = acc0;
       if (two) part[S.part_off(t & 1, blk, b + 1, j)] = acc1;
+    }
+  }
+  // ---- (B) in the lane form: thread tid keeps R[j][c] for j = tid + 256 jj (jj < J) and its block's columns c < 4n in
+  // registers r[jj * kLaneBwdCols + c] for the whole sequence; per row b it loads dp[b] (a broadcast) once and
+  // writes the J partials Σ_c R[j][c]·dp[b][c] (c in order, one fmaf chain: partial_phase's sums bit for bit)
+  template <int J>
+  __host__ __device__ void lane_init(int tid, float* r) const {
+    const float* Rg = a.R + hd * S.L.DH * S.L.G;
+    XLSTM_UNROLL for (int jj = 0; jj < J; ++jj) {
+      const int64_t j = tid + int64_t{kSplitThreads} * jj;
+      XLSTM_UNROLL for (int c = 0; c < kLaneBwdCols; ++c)
+        r[jj * kLaneBwdCols + c] = j < S.L.DH && c < 4 * n ? Rg[j * S.L.G + S.head_col(u0, n, c)] : 0.0f;
+    }
+  }
+  template <int J>
+  __host__ __device__ void lane_partial_phase(int64_t t, int tid, const float* r) const {
+    const int w = static_cast<int>(4 * n);
+    for (int64_t b = 0; b < S.L.B; ++b) {
+      float dv[kLaneBwdCols];
+      XLSTM_UNROLL for (int c4 = 0; c4 < kLaneBwdCols; c4 += 4) {
+        const float4 v = c4 < w ? load4(dp + b * w + c4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // w = 4n
+        dv[c4] = v.x;
+        dv[c4 + 1] = v.y;
+        dv[c4 + 2] = v.z;
+        dv[c4 + 3] = v.w;
+      }
+      XLSTM_UNROLL for (int jj = 0; jj < J; ++jj) {
+        const int64_t j = tid + int64_t{kSplitThreads} * jj;
+        if (j >= S.L.DH) continue;
+        float acc = 0.0f;
+        XLSTM_UNROLL for (int c = 0; c < kLaneBwdCols; ++c)
+          if (c < w) acc = fmaf(dv[c], r[jj * kLaneBwdCols + c], acc);
+        part[S.part_off(t & 1, blk, b, j)] = acc;
+      }
     }
   }
   // dstate0 from the carried cotangents after step 0 (∂h: the partials of step 0)
@@ -516,7 +566,9 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_forward_kernel(Fwd
   }
 }
 
-template <class Cell>
+// The backward; J > 0: the lane form of the partial products with J rows of R per thread (S.lane_j == J), J = 0: R
+// read from shared memory (partial_phase).
+template <class Cell, int J>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_backward_kernel(BwdArgs a, SplitLaunch S, float* part) {
   extern __shared__ float4 smem4b[];  // float4: the base 16-byte aligned for the float4 loads
   float* smem = reinterpret_cast<float*>(smem4b);
@@ -524,12 +576,15 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_backward_kernel(Bw
   cg::grid_group grid = cg::this_grid();
   const SplitBwd<Cell> blk(S, a, part, blockIdx.x, smem);
   const int tid = threadIdx.x, nt = blockDim.x;
+  float r[kLaneBwdCols * (J > 0 ? J : 1)];  // the lane form's R (registers)
   blk.init(tid, nt);
+  if constexpr (J > 0) blk.template lane_init<J>(tid, r);
   __syncthreads();
   for (int64_t t = S.L.S - 1; t >= 0; --t) {
     blk.cell_phase(t, tid, nt);
     __syncthreads();
-    blk.partial_phase(t, tid, nt);
+    if constexpr (J > 0) blk.template lane_partial_phase<J>(t, tid, r);
+    else blk.partial_phase(t, tid, nt);
     __threadfence();
     grid.sync();
   }
@@ -583,20 +638,39 @@ void split_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
   }
 }
 
-template <class Cell>
-void split_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
+template <class Cell, int J>
+void split_backward_replay_j(const SplitLaunch& S, const BwdArgs& a) {
   std::vector<float> sm(static_cast<size_t>(S.blocks * S.bwd_floats()), __builtin_nanf(""));
   std::vector<float> part(static_cast<size_t>(S.part_floats()), __builtin_nanf(""));
   const int nt = kSplitThreads;
   std::vector<SplitBwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part.data(), b, sm.data() + b * S.bwd_floats());
-  for (auto& blk : blocks)
-    for (int tid = 0; tid < nt; ++tid) blk.init(tid, nt);
+  // the lane form's registers: every thread's r of every block
+  std::vector<float> regs(J ? static_cast<size_t>(S.blocks * nt * kLaneBwdCols * J) : 0);
+  const auto r_of = [&](int64_t b, int tid) { return regs.data() + (b * nt + tid) * kLaneBwdCols * J; };
+  for (int64_t b = 0; b < S.blocks; ++b)
+    for (int tid = 0; tid < nt; ++tid) {
+      blocks[b].init(tid, nt);
+      if constexpr (J > 0) blocks[b].template lane_init<J>(tid, r_of(b, tid));
+    }
   for (int64_t t = S.L.S - 1; t >= 0; --t)
-    for (auto& blk : blocks) {
-      for (int tid = 0; tid < nt; ++tid) blk.cell_phase(t, tid, nt);
-      for (int tid = 0; tid < nt; ++tid) blk.partial_phase(t, tid, nt);
+    for (int64_t b = 0; b < S.blocks; ++b) {
+      for (int tid = 0; tid < nt; ++tid) blocks[b].cell_phase(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) {
+        if constexpr (J > 0) blocks[b].template lane_partial_phase<J>(t, tid, r_of(b, tid));
+        else blocks[b].partial_phase(t, tid, nt);
+      }
     }
   for (auto& blk : blocks)
     for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);
+}
+
+template <class Cell>
+void split_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
+  switch (S.lane_j) {
+    case 1: return split_backward_replay_j<Cell, 1>(S, a);
+    case 2: return split_backward_replay_j<Cell, 2>(S, a);
+    case 3: return split_backward_replay_j<Cell, 3>(S, a);
+    default: return split_backward_replay_j<Cell, 0>(S, a);
+  }
 }
