@@ -662,9 +662,13 @@ void* lane_kernel(int M) {
   }
 }
 
-// Whether `blocks` blocks of the lane kernel with `bytes` of shared memory are co-resident on this device (opting
-// the kernel in to that shared memory).
-bool lane_fits(void* kernel, int64_t bytes, int64_t blocks, const char* entry) {
+// Whether the launch mode asks for the lane form ("split-lane": opt-in until a GPU has run it).
+bool lane_requested() { return g_launch.load() == 3; }
+
+// Launches a lane-form kernel (nullptr: none applies) cooperatively with `bytes` of shared memory when `blocks` of
+// its blocks are co-resident on this device; false (error state cleared) when it does not apply, fit or start.
+bool launch_lane(void* kernel, int64_t bytes, int64_t blocks, void** args, cudaStream_t st, const char* entry) {
+  if (!kernel) return false;
   int dev = 0, sms = 0, optin = 0, per_sm = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), entry, "cudaDeviceGetAttribute");
@@ -673,7 +677,12 @@ bool lane_fits(void* kernel, int64_t bytes, int64_t blocks, const char* entry) {
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kSplitThreads, static_cast<size_t>(bytes)), entry,
         "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-  return int64_t{per_sm} * sms >= blocks;
+  if (int64_t{per_sm} * sms < blocks) return false;
+  if (cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kSplitThreads), args, static_cast<size_t>(bytes), st) ==
+      cudaSuccess)
+    return true;
+  cudaGetLastError();
+  return false;
 }
 
 template <class Cell>
@@ -689,18 +698,13 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
     FwdArgs a{y, states, gates, x, state0, R, bias};
     // "split-lane": the lane form of the gate products (R in registers) where it applies and the device holds its
     // grid (opt-in: written without a GPU; the default until a GPU run has checked and timed it is the form below)
-    if (g_launch.load() == 3) {
+    if (lane_requested()) {
       SplitLaunch SL = S;
       SL.lane_m = lane_slots(L.DH, S.nu);
-      void* lane = lane_kernel<Cell>(SL.lane_m);
-      const int64_t lane_bytes = SL.fwd_floats() * static_cast<int64_t>(sizeof(float));
-      if (lane && lane_fits(lane, lane_bytes, SL.blocks, entry)) {
-        void* largs[] = {&a, &SL};
-        if (cudaLaunchCooperativeKernel(lane, dim3(static_cast<unsigned>(SL.blocks)), dim3(kSplitThreads), largs,
-                                        static_cast<size_t>(lane_bytes), as_stream(stream)) == cudaSuccess)
-          return;
-        cudaGetLastError();
-      }
+      void* largs[] = {&a, &SL};
+      if (launch_lane(lane_kernel<Cell>(SL.lane_m), SL.fwd_floats() * static_cast<int64_t>(sizeof(float)), SL.blocks, largs,
+                      as_stream(stream), entry))
+        return;
     }
     void* args[] = {&a, &S};
     // a refused cooperative launch (the device cannot hold the grid after all, e.g. shared with other work) leaves
@@ -733,18 +737,13 @@ void* lane_kernel_bwd(int J) {
 // launch (then the rows launch runs it).
 template <class Cell>
 bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry) {
-  if (g_launch.load() == 3) {  // opt-in, as forward_impl's lane form
+  if (lane_requested()) {  // opt-in, as forward_impl's lane form
     SplitLaunch SL = S;
     SL.lane_j = lane_rows_bwd(S.L.DH, S.nu);
-    void* lane = lane_kernel_bwd<Cell>(SL.lane_j);
-    const int64_t lane_bytes = SL.bwd_floats() * static_cast<int64_t>(sizeof(float));
-    if (lane && lane_fits(lane, lane_bytes, SL.blocks, entry)) {
-      void* largs[] = {&a, &SL, &part};
-      if (cudaLaunchCooperativeKernel(lane, dim3(static_cast<unsigned>(SL.blocks)), dim3(kSplitThreads), largs,
-                                      static_cast<size_t>(lane_bytes), st) == cudaSuccess)
-        return true;
-      cudaGetLastError();
-    }
+    void* largs[] = {&a, &SL, &part};
+    if (launch_lane(lane_kernel_bwd<Cell>(SL.lane_j), SL.bwd_floats() * static_cast<int64_t>(sizeof(float)), SL.blocks, largs, st,
+                    entry))
+      return true;
   }
   SplitLaunch S0 = S;
   void* args[] = {&a, &S0, &part};
@@ -848,7 +847,7 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
   SplitLaunch S;
   if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes)) {
     // the lane form where the device launch would take it (forward_impl: "split-lane" only)
-    S.lane_m = g_launch.load() == 3 ? lane_slots(L.DH, S.nu) : 0;
+    S.lane_m = lane_requested() ? lane_slots(L.DH, S.nu) : 0;
     if (S.fwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.lane_m = 0;
     return split_forward_replay<Cell>(S, FwdArgs{y, states, gates, x, state0, R, bias});
   }
@@ -879,7 +878,7 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   const BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
   SplitLaunch S;
   const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
-  if (split && g_launch.load() == 3) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
+  if (split && lane_requested()) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
   if (split) split_backward_replay<Cell>(S, a);
   else if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
@@ -1099,6 +1098,12 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
   std::vector<int32_t> part(static_cast<size_t>(items), 0);
   if (L.pg_blocks() > 0x7fffffff) ++bad;
   std::vector<float> pg_sm(2 * kPgRowStep * kPgTile);
+  {  // every block stages every slot of its shared tiles once per row step (PgTile::put; the same map in each block)
+    std::vector<int32_t> staged(kPgRowStep * kPgTile, 0);
+    for (int tid = 0; tid < kPgThreads; ++tid)
+      for (int q = 0; q < kPgPer; ++q) ++staged[static_cast<size_t>(tid + q * kPgThreads)];
+    for (int32_t v : staged) bad += v != 1;
+  }
   for (int64_t blk = 0; blk < L.pg_blocks(); ++blk) {
     int64_t chunk, hd, j0, k0;
     L.pg_block(blk, &chunk, &hd, &j0, &k0);
@@ -1106,10 +1111,6 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes) 
       ++bad;
       continue;
     }
-    std::vector<int32_t> staged(kPgRowStep * kPgTile, 0);
-    for (int tid = 0; tid < kPgThreads; ++tid)
-      for (int q = 0; q < kPgPer; ++q) ++staged[static_cast<size_t>(tid + q * kPgThreads)];  // PgTile::put
-    for (int32_t v : staged) bad += v != 1;
     const PgTile tile(L, blk, pg_sm.data());
     for (int tid = 0; tid < kPgThreads; ++tid)
       for (int i = 0; i < kPgSub; ++i)
