@@ -48,6 +48,8 @@ describe("43 fused mLSTM layer", () => {
     { B: 2, S: 9, E: 8, NH: 2, K: 1, Bq: 1 },
     { B: 2, S: 70, E: 32, NH: 4, K: 4, Bq: 4 }, // the workloads' NH 4, head size 16
     { B: 1, S: 20, E: 32, NH: 8, K: 2, Bq: 8 },
+    { B: 2, S: 70, E: 64, NH: 8, K: 4, Bq: 4 }, // 16 gates (two groups of 8), head size 16, blocks across sequences
+    { B: 3, S: 45, E: 40, NH: 2, K: 3, Bq: 4 }, // head size 40: vector tiles and a tail, runs shorter than 4 rows
   ];
   for (const s of shapes)
     it(`equals the composed layer, forward and every gradient: B ${s.B} S ${s.S} E ${s.E} NH ${s.NH} K ${s.K} Bq ${s.Bq}`, () => {

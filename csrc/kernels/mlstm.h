@@ -50,6 +50,8 @@ int64_t mlstm_num_chunks(int64_t S, int64_t chunk);
 int64_t mlstm_chunkwise_saved_size(const MlstmDims& d, int64_t chunk);
 int64_t mlstm_recurrent_saved_size(const MlstmDims& d);
 
+// c_last, n_last, m_last: all three or none (nullptr: the final state is not computed; a backward on this `saved`
+// must then pass no dc_last / dn_last).
 void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
                              const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,

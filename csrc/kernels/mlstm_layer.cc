@@ -139,10 +139,8 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
     });
   }
   const float *qh = sv.qh, *kh = sv.kh, *vh = sv.vh;
-  float* c_last = scratch.take(d.B * NH * DH * DH);
-  float* n_last = scratch.take(d.B * NH * DH);
-  float* m_last = scratch.take(d.B * NH);
-  mlstm_chunkwise_forward(sv.hc, c_last, n_last, m_last, cell_saved, qh, kh, vh, sv.ig, sv.fg, nullptr, nullptr,
+  // the layer returns no state: the cell skips the final state (and its last chunk's update)
+  mlstm_chunkwise_forward(sv.hc, nullptr, nullptr, nullptr, cell_saved, qh, kh, vh, sv.ig, sv.fg, nullptr, nullptr,
                           nullptr, cell_dims(d), d.chunk, d.cell_eps, true);
   // per-head output norm, learnable skip, SiLU(z) gate, proj_down. Row by row: the norm reads h straight from the
   // head layout (mean, rstd [N, NH]), then out = hs ⊙ SiLU(z), hs = hn + skip ⊙ x_c, in place over hn
