@@ -128,7 +128,7 @@ function addInto(a: Tensor, b: Tensor): Tensor {
     native.cudaBinaryDev("add", a._buffer("backward"), a.shape, b._buffer("backward"), b.shape, out._buffer("backward"));
     return out;
   }
-  const out = TensorClass().zeros(a.shape);
+  const out = TensorClass()._uninit(a.shape);  // the add writes every element
   native.binary("add", a.f32(), a.shape, b.f32(), b.shape, out.data as Float32Array);
   return out;
 }

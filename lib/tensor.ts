@@ -52,6 +52,16 @@ export function withElementBudget<T>(limit: number, what: string, fn: () => T): 
   }
 }
 
+/**
+ * @internal Float32 storage of n elements with undefined contents (Buffer.allocUnsafeSlow: its own ArrayBuffer,
+ * offset 0, not zero-filled); small sizes are zeroed as usual (the saving is in the large outputs).
+ */
+export function uninitF32(n: number): Float32Array {
+  if (n < 1024) return new Float32Array(n);
+  const b = Buffer.allocUnsafeSlow(n * 4);
+  return new Float32Array(b.buffer, b.byteOffset, n);
+}
+
 const storageOf: Record<DType, (n: number) => Storage> = {
   float32: (n) => new Float32Array(n),
   int32: (n) => new Int32Array(n),
@@ -160,6 +170,17 @@ export class Tensor {
     const dtype = options.dtype ?? "float32";
     if (checkDevice(options.device, "zeros") === "cuda") return withRequiresGrad(Tensor._empty(shape, dtype, true), options);
     return new Tensor(storageOf[dtype](n), shape, options);
+  }
+
+  /**
+   * @internal A float32 CPU tensor whose contents are undefined (not zeroed): for op outputs that a native kernel
+   * writes in full. Zeroing fresh storage costs a pass over it on the main thread while the compute threads wait
+   * (a W2 training step allocates ~240 MB of such outputs).
+   */
+  static _uninit(shape: Shape): Tensor {
+    const n = numel(shape, "Tensor shape");
+    charge(n);
+    return new Tensor(uninitF32(n), shape);
   }
 
   /** @internal A CUDA tensor of `shape` over fresh device memory (zeroed when `zero`, else undefined contents). */

@@ -55,12 +55,12 @@ function unaryOp(name: string, op: UnaryOp, xIn: Tensor, alpha = 1, beta = 0): T
   const x = requireFloatTensor(xIn, what, "x");
   if (x.device === "cuda") return unaryCuda(name, op, x, alpha, beta, READS[op]);
   const xs = x.data as Float32Array;
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor._uninit(x.shape);  // unary / unaryBackward / binary / binaryBackward write every element
   const ys = out.data as Float32Array;
   native.unary(op, xs, ys, alpha, beta);
   const reads = READS[op];
   return record1(name, [x], out, (g) => {
-    const dx = Tensor.zeros(x.shape);
+    const dx = Tensor._uninit(x.shape);
     native.unaryBackward(op, reads === "x" ? xs : null, reads === "y" ? ys : null, g.f32(what), dx.data as Float32Array, alpha);
     return [dx];
   });
@@ -84,12 +84,12 @@ function binaryOp(name: string, op: BinaryOp, a: Tensor | number, b: Tensor | nu
   }
   const inputs = [typeof a === "number" ? null : ta, typeof b === "number" ? null : tb];
   if (device === "cuda") return binaryCuda(name, op, ta, tb, inputs, shape);
-  const out = Tensor.zeros(shape);
+  const out = Tensor._uninit(shape);
   const as = ta.data as Float32Array, bs = tb.data as Float32Array;
   native.binary(op, as, ta.shape, bs, tb.shape, out.data as Float32Array);
   return record1(name, inputs, out, (g) => {
-    const da = inputs[0]?.requiresGrad ? Tensor.zeros(shape) : null;
-    const db = inputs[1]?.requiresGrad ? Tensor.zeros(shape) : null;
+    const da = inputs[0]?.requiresGrad ? Tensor._uninit(shape) : null;
+    const db = inputs[1]?.requiresGrad ? Tensor._uninit(shape) : null;
     native.binaryBackward(op, as, ta.shape, bs, tb.shape, g.f32(what), (da?.data as Float32Array) ?? null, (db?.data as Float32Array) ?? null);
     return [da, db];
   });

@@ -122,7 +122,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const outShape = [...outBatch, ...(a.ndim === 1 ? [] : [M]), ...(b.ndim === 1 ? [] : [N])];
   requireSameDevice(op, [["a", a], ["b", b]]);
   if (a.device === "cuda") return matmulCuda(a, b, M, N, K, aBatch, bBatch, outShape);
-  const out = Tensor.zeros(outShape);
+  const out = Tensor._uninit(outShape);  // the products below run with beta 0: every element written
   batchedGemm(false, false, M, N, K, A, aBatch, B, bBatch, outBatch, out.data as Float32Array);
 
   return record1("matmul", [a, b], out, (g) => {
@@ -131,7 +131,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (a.requiresGrad) {
       // dA[i] = dC[i] B[i]^T, in the broadcast batch shape (reduced by the tape where a was broadcast)
       const sameBatch = aBatch.length === outBatch.length && aBatch.every((s, i) => s === outBatch[i]);
-      ga = Tensor.zeros(sameBatch ? a.shape : [...outBatch, M, K]);
+      ga = Tensor._uninit(sameBatch ? a.shape : [...outBatch, M, K]);
       batchedGemm(false, true, M, K, N, G, outBatch, B, bBatch, outBatch, ga.data as Float32Array);
     }
     if (b.requiresGrad) {
@@ -139,11 +139,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       if (bBroadcastAll && outBatch.length > 0) {
         // one B for every batch entry (then a is not broadcast: outBatch = aBatch up to leading 1s):
         // dB = sum_i A[i]^T dC[i] = A_flat^T dC_flat, a single product over all rows
-        gb = Tensor.zeros(b.shape);
+        gb = Tensor._uninit(b.shape);
         native.gemm(true, false, K, N, numel(outBatch) * M, 1, A, G, 0, gb.data as Float32Array);
       } else {
         const sameBatch = bBatch.length === outBatch.length && bBatch.every((s, i) => s === outBatch[i]);
-        gb = Tensor.zeros(sameBatch ? b.shape : [...outBatch, K, N]);
+        gb = Tensor._uninit(sameBatch ? b.shape : [...outBatch, K, N]);
         batchedGemm(true, false, K, N, M, A, aBatch, G, outBatch, outBatch, gb.data as Float32Array);
       }
     }
@@ -178,7 +178,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   requireSameDevice(op, [["x", x], ["weight", weight], ["bias", bias]]);
   if (bf16) return linearBf16(x, weight, bias ?? null, rows, inF, outF);
   if (x.device === "cuda") return linearCuda(x, weight, bias ?? null, rows, inF, outF);
-  const out = Tensor.zeros([...x.shape.slice(0, -1), outF]);
+  const out = Tensor._uninit([...x.shape.slice(0, -1), outF]);  // bias rows or beta 0: every element written
   const Y = out.data as Float32Array;
   if (Bv) for (let r = 0; r < rows; ++r) Y.set(Bv, r * outF);
   native.gemm(false, true, rows, outF, inF, 1, X, W, Bv ? 1 : 0, Y);
@@ -187,11 +187,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     const G = g.f32("linear backward");
     let gx: Tensor | null = null, gw: Tensor | null = null, gbias: Tensor | null = null;
     if (x.requiresGrad) {
-      gx = Tensor.zeros(x.shape);
+      gx = Tensor._uninit(x.shape);
       native.gemm(false, false, rows, inF, outF, 1, G, W, 0, gx.data as Float32Array);
     }
     if (weight.requiresGrad) {
-      gw = Tensor.zeros(weight.shape);
+      gw = Tensor._uninit(weight.shape);
       native.gemm(true, false, outF, inF, rows, 1, G, X, 0, gw.data as Float32Array);
     }
     if (bias != null && bias.requiresGrad) {

@@ -6,7 +6,7 @@
 import { record, needsGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
-import { Tensor } from "../tensor";
+import { Tensor, uninitF32 } from "../tensor";
 import { kindOf, requireTensor } from "./args";
 
 /** The layer's parameters, named as the reference's state_dict keys (no biases on the projections). */
@@ -81,14 +81,14 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   const params = ORDER.map((k) => w[k].f32());
   const inputs = [x, ...ORDER.map((k) => w[k])];
   const grad = needsGrad(inputs);
-  const y = new Float32Array(B * S * E);
+  const y = uninitF32(B * S * E);  // the layer's kernels write y, dx and every gradient in full
   // the saved activations stay in native memory (several times y's size), freed as soon as the backward has run
   const saved = native.mlstmLayerForward(y, x.f32(), ...params, ...dims, cellEps, normEps, grad);
   const out = new Tensor(y, [B, S, E]);
   if (!grad || !saved) return out;
   return record("mlstmLayer", inputs, out, ([gy]) => {
-    const dx = new Float32Array(B * S * E);
-    const grads = ORDER.map((k) => new Float32Array(w[k].numel));
+    const dx = uninitF32(B * S * E);
+    const grads = ORDER.map((k) => uninitF32(w[k].numel));
     native.mlstmLayerBackward(dx, ...grads, gy ? gy.f32() : new Float32Array(B * S * E), x.f32(), saved, ...params, ...dims, cellEps, normEps);
     return [new Tensor(dx, x.shape), ...ORDER.map((k, j) => new Tensor(grads[j], w[k].shape))];
   }, { release: () => native.mlstmLayerRelease(saved) });

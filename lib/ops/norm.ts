@@ -42,13 +42,13 @@ function normOp(
   const xs = x.data as Float32Array;
   const w = weight ? (weight.data as Float32Array) : null;
   const b = bias ? (bias.data as Float32Array) : null;
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor._uninit(x.shape);  // forward and backward write every output element (gradients with =)
   const mean = new Float32Array(rows * groups), rstd = new Float32Array(rows * groups);
   native.layerNormForward(out.data as Float32Array, mean, rstd, xs, w, b, rows, groups, dim, eps, residual);
   return record1(name, [x, weight, bias], out, (g) => {
-    const gx = Tensor.zeros(x.shape);
-    const gw = weight?.requiresGrad ? Tensor.zeros(weight.shape) : null;
-    const gb = bias?.requiresGrad ? Tensor.zeros(bias.shape) : null;
+    const gx = Tensor._uninit(x.shape);
+    const gw = weight?.requiresGrad ? Tensor._uninit(weight.shape) : null;
+    const gb = bias?.requiresGrad ? Tensor._uninit(bias.shape) : null;
     native.layerNormBackward(
       gx.data as Float32Array,
       gw ? (gw.data as Float32Array) : null,
