@@ -57,9 +57,18 @@ export function withElementBudget<T>(limit: number, what: string, fn: () => T): 
  * offset 0, not zero-filled); small sizes are zeroed as usual (the saving is in the large outputs).
  */
 export function uninitF32(n: number): Float32Array {
+  if (poisonUninit) return new Float32Array(n).fill(NaN);
   if (n < 1024) return new Float32Array(n);
   const b = Buffer.allocUnsafeSlow(n * 4);
   return new Float32Array(b.buffer, b.byteOffset, n);
+}
+
+// NaN-filled instead (XLSTM_POISON_UNINIT=1 or _setPoisonUninit): an element a kernel fails to write shows up
+let poisonUninit = process.env.XLSTM_POISON_UNINIT === "1";
+
+/** @internal Tests: fill uninitialised storage with NaN (true) or leave it undefined (false). */
+export function _setPoisonUninit(on: boolean): void {
+  poisonUninit = on;
 }
 
 const storageOf: Record<DType, (n: number) => Storage> = {
