@@ -135,6 +135,30 @@ export interface Binding {
     dx: Float32Array,
     alpha?: number,
   ): void;
+  /**
+   * The gated activation of a gated feed-forward: h [rows, 2P] holds (gate | value) per row, y [rows, P] =
+   * op(gate) * value; per element the arithmetic of unary then binary "mul". alpha, beta as for unary.
+   */
+  gatedUnary(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    h: Float32Array,
+    rows: number,
+    P: number,
+    y: Float32Array,
+    alpha?: number,
+    beta?: number,
+  ): void;
+  /** dh [rows, 2P] = (op'(gate) * dy * value | op(gate) * dy), dy [rows, P]; op(gate) recomputed from h. */
+  gatedUnaryBackward(
+    op: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine",
+    h: Float32Array,
+    dy: Float32Array,
+    rows: number,
+    P: number,
+    dh: Float32Array,
+    alpha?: number,
+    beta?: number,
+  ): void;
   /** out = a op b with NumPy broadcasting; out has numel(broadcast(aShape, bShape)) elements. At most 16 dims. */
   binary(op: "add" | "sub" | "mul" | "div", a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], out: Float32Array): void;
   /**

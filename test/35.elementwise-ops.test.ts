@@ -2,7 +2,11 @@
 // forward against float64 references, gradients against float64 finite differences (gradCheck), broadcast
 // gradients reduced by the tape (through the native sum kernel), and the ops' bad-input errors.
 import { strict as assert } from "assert";
-import { ops, Tensor } from "../lib";
+import { Generator, ops, Tensor } from "../lib";
+import { native } from "../lib/native";
+import { GatedFeedForward } from "../lib/nn/components";
+import { gatedActivation, UnaryOp } from "../lib/ops/elementwise";
+import { forEachSimdLevel } from "./support/simd";
 import { gradCheck, randnGrad } from "./support/gradcheck";
 import { erfc64, sig } from "./support/ref64";
 
@@ -152,6 +156,64 @@ describe("35 elementwise ops: forward and gradients", () => {
       },
       inputs: [x, b],
     });
+  });
+});
+
+describe("35 gated activation (the gated feed-forward's act(gate) * value)", () => {
+  // the composed form the fused op replaces; per element the same native arithmetic, so the values must agree
+  // exactly (up to the sign of a zero: the composed gradient adds the two slices' zero-padded gradients)
+  const composed = (h: Tensor, act: UnaryOp) => {
+    const P = h.shape[h.ndim - 1] / 2;
+    const gate = ops.slice(h, -1, 0, P), value = ops.slice(h, -1, P, 2 * P);
+    const a = act === "gelu" ? ops.gelu(gate) : act === "relu" ? ops.relu(gate) : act === "sigmoid" ? ops.sigmoid(gate) : ops.silu(gate);
+    return ops.mul(a, value);
+  };
+  const run = (f: (h: Tensor) => Tensor, shape: number[], seed: number) => {
+    const gen = new Generator(seed);
+    const h = Tensor.randn(shape, { generator: gen, std: 2 });
+    h.requiresGrad = true;
+    const y = f(h);
+    ops.sum(ops.mul(y, Tensor.randn(y.shape, { generator: gen }))).backward();
+    return { y: y.f32().slice(), dh: h.grad!.f32().slice(), shape: y.shape };
+  };
+  for (const act of ["gelu", "relu", "sigmoid", "silu"] as const)
+    it(`${act}: output and gradient equal the composed slice / activation / mul exactly, every SIMD level`, () => {
+      forEachSimdLevel((level) => {
+        for (const [shape, seed] of [[[1, 2], 1], [[3, 5, 34], 2], [[2, 70, 768], 3], [[1, 4097 * 2], 4]] as const) {
+          const a = run((h) => gatedActivation(h, act), [...shape], seed), b = run((h) => composed(h, act), [...shape], seed);
+          assert.deepEqual(a.shape, b.shape);
+          for (const [k, p, q] of [["y", a.y, b.y], ["dh", a.dh, b.dh]] as const)
+            for (let i = 0; i < q.length; ++i)
+              if (!(p[i] === q[i] || (Number.isNaN(p[i]) && Number.isNaN(q[i])))) assert.fail(`${act} ${level} [${shape}] ${k}[${i}]: fused ${p[i]}, composed ${q[i]}`);
+        }
+      });
+    });
+
+  it("GatedFeedForward uses it on the CPU: same output and gradients as the composed form", () => {
+    const ffn = new GatedFeedForward({ embedding_dim: 24, proj_factor: 1.3, act_fn: "gelu", round_proj_up_to_multiple_of: 8 }, { generator: new Generator(7) });
+    const x = Tensor.randn([2, 9, 24], { generator: new Generator(8) });
+    const grads = () => ffn.parameters().map((p) => p.grad!.f32().slice());
+    const fused = ffn.forward(x);
+    ops.sum(ops.mul(fused, fused)).backward();
+    const g1 = grads();
+    ffn.zeroGrad();
+    const w = new Map(ffn.namedParameters());
+    assert.deepEqual([...w.keys()].sort(), ["proj_down.weight", "proj_up.weight"]);
+    const h = ops.linear(x, w.get("proj_up.weight")!);
+    const ref = ops.linear(composed(h, "gelu"), w.get("proj_down.weight")!);
+    ops.sum(ops.mul(ref, ref)).backward();
+    assert.deepEqual([...fused.f32()], [...ref.f32()]);
+    assert.deepEqual(g1.map((g) => [...g]), grads().map((g) => [...g]));
+  });
+
+  it("rejects bad input with errors naming the argument", () => {
+    assert.throws(() => gatedActivation(Tensor.zeros([2, 3]), "gelu"), (e: Error) => e instanceof RangeError && /^gatedActivation: h has shape \[2, 3\], expected \[\.\.\., 2P\]/.test(e.message));
+    assert.throws(() => gatedActivation(Tensor.zeros([2, 4], { dtype: "int32" }), "gelu"), (e: Error) => e instanceof TypeError && /^gatedActivation: h must be a float32 tensor/.test(e.message));
+    assert.throws(() => native.gatedUnary("gelu", new Float32Array(8), 2, 2, new Float32Array(3)), (e: Error) => e instanceof RangeError && /gatedUnary: y/.test(e.message));
+    assert.throws(() => native.gatedUnaryBackward("gelu", new Float32Array(8), new Float32Array(4), 2, 2, new Float32Array(8).subarray(0, 7)), (e: Error) => e instanceof RangeError && /gatedUnaryBackward: dh/.test(e.message));
+    const h = new Float32Array(8);
+    assert.throws(() => native.gatedUnary("gelu", h, 2, 2, h.subarray(0, 4)), (e: Error) => /gatedUnary: y .*overlap/.test(e.message));
+    assert.throws(() => native.gatedUnary("erf" as never, h, 2, 2, new Float32Array(4)), (e: Error) => e instanceof RangeError && /gatedUnary: op must be one of/.test(e.message));
   });
 });
 

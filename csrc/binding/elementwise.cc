@@ -1,4 +1,5 @@
-// Binding layer, elementwise family: unary ops (activations, affine), binary ops with NumPy broadcasting,
+// Binding layer, elementwise family: unary ops (activations, affine), the gated activation act(gate) ⊙ value of a
+// gated feed-forward (gatedUnary, gatedUnaryBackward), binary ops with NumPy broadcasting,
 // reductions, their backward passes (CPU kernels csrc/kernels/elementwise.cc, reduce.cc), and the CUDA twin's host
 // entries (cuda/elementwise.cu): cudaUnary, cudaUnaryBackward, cudaBinary, cudaBinaryBackward, which run on the GPU
 // when one is available and otherwise throw an Error carrying backends().cuda.reason (or, under host emulation, which
@@ -155,6 +156,54 @@ Napi::Value CudaUnaryBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- gated activation ------------------------------------------------------------------------------------------
+
+struct GatedArgs {
+  UnaryOp op;
+  const float *h, *dy = nullptr;
+  float* out;
+  int64_t rows, P;
+  float a, b;
+};
+
+// gatedUnary(op, h, rows, P, y, alpha?, beta?) / gatedUnaryBackward(op, h, dy, rows, P, dh, alpha?, beta?):
+// h [rows, 2P], y and dy [rows, P], dh [rows, 2P]; outputs overlap no input.
+GatedArgs parse_gated(const ArgCtx& c, bool backward) {
+  const size_t o = backward ? 1 : 0;  // dy shifts the later arguments by one
+  require_count(c, 5 + o);
+  GatedArgs g;
+  g.op = require_unary_op(c, 0);
+  g.rows = require_int(c, 2 + o, "rows");
+  g.P = require_int(c, 3 + o, "P");
+  const int64_t half = checked_product(c, "rows * P", {g.rows, g.P});
+  const int64_t full = checked_product(c, "rows * 2P", {g.rows, g.P, 2});
+  g.h = require_f32(c, 1, "h", full, describe("rows * 2P", {{"rows", g.rows}, {"P", g.P}}));
+  if (backward) g.dy = require_f32(c, 2, "dy", half, describe("rows * P", {{"rows", g.rows}, {"P", g.P}}));
+  g.out = backward ? require_f32(c, 5, "dh", full, describe("rows * 2P", {{"rows", g.rows}, {"P", g.P}}))
+                   : require_f32(c, 4, "y", half, describe("rows * P", {{"rows", g.rows}, {"P", g.P}}));
+  g.a = optional_number(c, 5 + o, "alpha", 1.0f);
+  g.b = optional_number(c, 6 + o, "beta", 0.0f);
+  const char* out_name = backward ? "dh" : "y";
+  const int64_t out_n = backward ? full : half;
+  require_no_overlap(c, out_name, g.out, out_n * sizeof(float), "h", g.h, full * sizeof(float));
+  if (g.dy) require_no_overlap(c, out_name, g.out, out_n * sizeof(float), "dy", g.dy, half * sizeof(float));
+  return g;
+}
+
+Napi::Value GatedUnary(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gatedUnary"};
+  const GatedArgs g = parse_gated(c, false);
+  run_sync(info.Env(), c.fn, [&] { gated_unary(g.op, g.out, g.h, g.rows, g.P, g.a, g.b); });
+  return info.Env().Undefined();
+}
+
+Napi::Value GatedUnaryBackward(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "gatedUnaryBackward"};
+  const GatedArgs g = parse_gated(c, true);
+  run_sync(info.Env(), c.fn, [&] { gated_unary_backward(g.op, g.out, g.h, g.dy, g.rows, g.P, g.a, g.b); });
+  return info.Env().Undefined();
+}
+
 // ---- binary ----------------------------------------------------------------------------------------------------
 
 struct BinaryArgs {
@@ -263,6 +312,8 @@ Napi::Value ReduceBackward(const Napi::CallbackInfo& info) {
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary, "unary"));
+  exports.Set("gatedUnary", Napi::Function::New(env, GatedUnary, "gatedUnary"));
+  exports.Set("gatedUnaryBackward", Napi::Function::New(env, GatedUnaryBackward, "gatedUnaryBackward"));
   exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward, "unaryBackward"));
   exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
   exports.Set("binaryBackward", Napi::Function::New(env, BinaryBackward, "binaryBackward"));

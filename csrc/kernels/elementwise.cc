@@ -286,4 +286,58 @@ void elementwise_binary_backward(BinaryOp op, float* da, float* db, const float*
   });
 }
 
+// ---- gated activation ------------------------------------------------------------------------------------------
+
+namespace {
+
+// one row's act(gate) into out (n elements), the loops elementwise_unary runs on its pieces
+void unary_range(UnaryOp op, float* out, const float* x, float a, float b, int64_t n) {
+#if defined(XLSTM_X86)
+  if (use_avx512()) return avx512::unary(op, out, x, a, b, n);
+#endif
+  unary_scalar(op, out, x, a, b, n);
+}
+
+void unary_backward_range(UnaryOp op, float* dx, const float* x, const float* y, const float* dy, float a,
+                          int64_t n) {
+#if defined(XLSTM_X86)
+  if (use_avx512()) return avx512::unary_backward(op, dx, x, y, dy, a, n);
+#endif
+  unary_backward_scalar(op, dx, x, y, dy, a, n);
+}
+
+int64_t gated_rows_per_piece(UnaryOp op, int64_t P) {
+  return std::max<int64_t>(1, (heavy(op) ? kPieceHeavy : kPiece) / std::max<int64_t>(1, P));
+}
+
+}  // namespace
+
+void gated_unary(UnaryOp op, float* y, const float* h, int64_t rows, int64_t P, float a, float b) {
+  if (rows <= 0 || P <= 0) return;  // nothing to write (and no loop over 2^40 empty rows)
+  parallel_for(rows, gated_rows_per_piece(op, P), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* gate = h + r * 2 * P;
+      float* yr = y + r * P;
+      unary_range(op, yr, gate, a, b, P);
+      binary_row(BinaryOp::Mul, yr, yr, 1, gate + P, 1, P);
+    }
+  });
+}
+
+void gated_unary_backward(UnaryOp op, float* dh, const float* h, const float* dy, int64_t rows, int64_t P, float a,
+                          float b) {
+  if (rows <= 0 || P <= 0) return;
+  parallel_for(rows, gated_rows_per_piece(op, P), [&](int64_t r0, int64_t r1) {
+    std::vector<float> act(static_cast<size_t>(P));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* gate = h + r * 2 * P;
+      float* dgate = dh + r * 2 * P;
+      unary_range(op, act.data(), gate, a, b, P);
+      // the product's backward: d act = dy ⊙ value (into dgate), d value = dy ⊙ act; then act' over d act in place
+      binary_backward_row(BinaryOp::Mul, dgate, dgate + P, act.data(), 1, gate + P, 1, dy + r * P, P);
+      unary_backward_range(op, dgate, gate, act.data(), dgate, a, P);
+    }
+  });
+}
+
 }  // namespace xlstm

@@ -35,6 +35,14 @@ void elementwise_unary_backward(UnaryOp op, float* dx, const float* x, const flo
 // Broadcast plan of two dense row-major shapes (NumPy rules). Throws std::invalid_argument naming both shapes
 // when they cannot be broadcast, or when the merged plan needs more than kMaxBroadcastDims dimensions.
 // out_shape (may be null) receives the broadcast shape, max(a_ndim, b_ndim) entries.
+// The gated activation of a gated feed-forward over h [rows, 2P] (gate | value halves of each row):
+//   y [rows, P] = act(gate) ⊙ value,   dh = [act'(gate) ⊙ dy ⊙ value | act(gate) ⊙ dy]
+// per element exactly the arithmetic of elementwise_unary then a binary mul (and their backward), so it agrees bit
+// for bit with the composed ops; act(gate) is recomputed in the backward, not saved.
+void gated_unary(UnaryOp op, float* y, const float* h, int64_t rows, int64_t P, float a, float b);
+void gated_unary_backward(UnaryOp op, float* dh, const float* h, const float* dy, int64_t rows, int64_t P, float a,
+                          float b);
+
 BroadcastPlan make_broadcast_plan(const int64_t* a_shape, int a_ndim, const int64_t* b_shape, int b_ndim,
                                   int64_t* out_shape);
 // A plan from explicit element strides for a dense output of `shape` (drops size-1 dimensions, merges

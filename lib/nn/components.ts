@@ -1,6 +1,7 @@
 // Components of the xLSTM blocks (modules layer; XLSTM_SPEC §5.3, §5.5): LayerNorm with the residual weight
 // (scale 1 + w, no bias, eps 1e-5) and the gated feed-forward network.
 import * as ops from "../ops";
+import { gatedActivation, UnaryOp } from "../ops/elementwise";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
@@ -68,6 +69,9 @@ export function projUpDim(E: number, factor: number, multiple: number, roundUp: 
   const q = (factor * E) / multiple;
   return (roundUp ? Math.ceil(q) : Math.floor(q)) * multiple;
 }
+
+// The activations that are one native unary op: their gated form runs fused (ops/elementwise.ts gatedActivation)
+const GATED_NATIVE = new Map<string, UnaryOp>([["gelu", "gelu"], ["relu", "relu"], ["sigmoid", "sigmoid"], ["swish", "silu"]]);
 
 function activation(name: string, x: Tensor): Tensor {
   switch (name) {
@@ -146,8 +150,11 @@ export class GatedFeedForward extends Module {
     if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.embeddingDim) throw new RangeError(`GatedFeedForward.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.embeddingDim}]`);
     const P = this.projUpDim;
     const h = ops.linear(x, this.up.weight, this.up.bias);
-    const gate = ops.slice(h, -1, 0, P), value = ops.slice(h, -1, P, 2 * P);
-    let y = ops.linear(ops.mul(activation(this.config.act_fn, gate), value), this.down.weight, this.down.bias);
+    const fused = GATED_NATIVE.get(this.config.act_fn);
+    const a = fused && h.device === "cpu"
+      ? gatedActivation(h, fused)
+      : ops.mul(activation(this.config.act_fn, ops.slice(h, -1, 0, P)), ops.slice(h, -1, P, 2 * P));
+    let y = ops.linear(a, this.down.weight, this.down.bias);
     if (this.config.dropout > 0 && this.training) y = ops.dropout(y, this.config.dropout, { generator: this.generator });
     return y;
   }

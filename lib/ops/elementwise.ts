@@ -96,6 +96,29 @@ function binaryOp(name: string, op: BinaryOp, a: Tensor | number, b: Tensor | nu
 }
 
 /**
+ * @internal act(h[..., :P]) * h[..., P:] for h [..., 2P] on the CPU: a gated feed-forward's activation in one native
+ * pass and one tape entry, bit for bit the composed slice / activation / mul (whose three outputs, two slice
+ * copies and their gradients it spares). `act` is a native unary op (GatedFeedForward picks it).
+ * @throws TypeError for a non-float32 or CUDA tensor; RangeError for an odd or empty last dimension
+ */
+export function gatedActivation(h: Tensor, act: UnaryOp): Tensor {
+  const what = "gatedActivation";
+  requireFloatTensor(h, what, "h");
+  if (h.device !== "cpu") throw new TypeError(`${what}: h must be on the CPU, got ${h.device}`);
+  const last = h.ndim ? h.shape[h.ndim - 1] : 0;
+  if (last < 2 || last % 2) throw new RangeError(`${what}: h has shape ${formatShape(h.shape)}, expected [..., 2P] with P >= 1`);
+  const P = last / 2, rows = h.numel / last;
+  const hs = h.data as Float32Array;
+  const out = Tensor._uninit([...h.shape.slice(0, -1), P]);  // both kernels write every element
+  native.gatedUnary(act, hs, rows, P, out.data as Float32Array);
+  return record1(what, [h], out, (g) => {
+    const dh = Tensor._uninit(h.shape);
+    native.gatedUnaryBackward(act, hs, g.f32(what), rows, P, dh.data as Float32Array);
+    return [dh];
+  });
+}
+
+/**
  * a + b with NumPy broadcasting; either operand may be a number (a float32 scalar).
  * @throws TypeError for a non-float32 tensor or two numbers; RangeError for shapes that do not broadcast.
  * @example ops.add(x, bias)  // [B, N] + [N]

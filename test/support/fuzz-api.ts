@@ -386,6 +386,20 @@ const SPECS: Spec[] = [
   ...(["unaryBackward", "cudaUnaryBackward"] as const).map(
     (name): Spec => ({ name, dims: { n: [0, 1, 5, 17, 64] }, build: (d, r) => [r.pick(UNARY), A(r, d.n), A(r, d.n), A(r, d.n), Z(d.n), 1.5], outs: [4], nums: [5], cuda: name === "cudaUnaryBackward" }),
   ),
+  {
+    name: "gatedUnary",
+    dims: { rows: [0, 1, 3], P: [1, 5, 17] },
+    build: (d, r) => [r.pick(UNARY), A(r, d.rows * 2 * d.P), d.rows, d.P, Z(d.rows * d.P), 2, 0.5],
+    outs: [4],
+    nums: [2, 3, 5, 6],
+  },
+  {
+    name: "gatedUnaryBackward",
+    dims: { rows: [0, 1, 3], P: [1, 5, 17] },
+    build: (d, r) => [r.pick(UNARY), A(r, d.rows * 2 * d.P), A(r, d.rows * d.P), d.rows, d.P, Z(d.rows * 2 * d.P), 2, 0.5],
+    outs: [5],
+    nums: [3, 4, 6, 7],
+  },
   ...(["binary", "cudaBinary"] as const).map(
     (name): Spec => ({
       name,
