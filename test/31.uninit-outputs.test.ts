@@ -61,6 +61,17 @@ const cases: Case[] = [
     const y = ops.mlstmLayer(x, w as unknown as Parameters<typeof ops.mlstmLayer>[1], { numHeads: NH });
     return withGrads(y, [x, ...Object.values(w)], g);
   } },
+  { name: "sLSTM and LSTM recurrences with and without an initial state: outputs, states and every gradient", run: (g) => {
+    const B = 2, S = 5, NH = 2, DH = 8, H = NH * DH;
+    const x = param([B, S, 4 * H], g), R = ops.mul(param([NH, DH, 4 * DH], g), 0.3).detach(), bias = param([4 * H], g);
+    R.requiresGrad = true;
+    const s4 = ops.mul(param([4, B, H], g), 0.5).detach(), s2 = param([2, B, H], g);
+    s4.requiresGrad = true;
+    const a = ops.slstm(x, R, bias), b = ops.slstm(x, R, bias, s4), c = ops.lstm(x, R, bias, s2), d = ops.lstm(x, R, bias);
+    const y = ops.add(ops.add(a.y, b.y), ops.add(c.y, d.y));
+    const st = ops.add(ops.sum(ops.mul(b.state, b.state)), ops.sum(c.state));
+    return [...withGrads(ops.add(y, st), [x, R, bias, s4, s2], g), a.states, b.states, c.states];
+  } },
   { name: "gradient accumulation (a tensor used by several ops)", run: (g) => {
     const x = param([50, 40], g);
     return withGrads(ops.add(ops.mul(x, x), ops.tanh(x)), [x], g);
