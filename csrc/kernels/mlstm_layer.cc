@@ -251,18 +251,23 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
       }
     });
     parallel_for(N, 16, [&](int64_t r0, int64_t r1) { pw.conv_dx(dxm, dxc, wt.data(), r0, r1, d.S, Di, K); });
-    // the blocks' partial sums, column by column in block order
+    // the blocks' partial sums, each column in block order (a slice of columns per task, summed block row by block
+    // row in double: contiguous reads)
     float* const dst[7] = {g.w_i, g.w_f, g.w_q, g.w_k, g.w_v, nullptr, g.b_conv};
     const int64_t off[8] = {0, o_f, o_q, o_k, o_v, o_cw, o_cb, per};
-    parallel_for(per, 256, [&](int64_t c0, int64_t c1) {
+    parallel_for(per, 1024, [&](int64_t c0, int64_t c1) {
+      std::vector<double> acc(static_cast<size_t>(c1 - c0), 0.0);
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const float* row = part + blk * per + c0;
+        for (int64_t c = 0; c < c1 - c0; ++c) acc[c] += row[c];
+      }
+      int seg = 0;
       for (int64_t c = c0; c < c1; ++c) {
-        double a = 0;
-        for (int64_t blk = 0; blk < nb; ++blk) a += part[blk * per + c];
-        int seg = 0;
         while (c >= off[seg + 1]) ++seg;
         const int64_t e = c - off[seg];
-        if (seg == 5) g.w_conv[(e % Di) * K + e / Di] = static_cast<float>(a);  // [K, Di] sums -> [Di, K] weight
-        else dst[seg][e] = static_cast<float>(a);
+        const float a = static_cast<float>(acc[c - c0]);
+        if (seg == 5) g.w_conv[(e % Di) * K + e / Di] = a;  // [K, Di] sums -> [Di, K] weight
+        else dst[seg][e] = a;
       }
     });
     for (int64_t h = 0; h < NH; ++h) {
