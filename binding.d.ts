@@ -393,10 +393,16 @@ export interface Binding {
   // skip [Di], wDown [E, Di]; gradients in the same order, written (=). x, y, dx, dy [B, S, E]. With keepSaved the
   // forward returns an opaque handle on the activations the backward reads (native memory, reported to the GC);
   // mlstmLayerRelease frees it at once (idempotent), a finalizer otherwise.
-  /** (y, x, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps, keepSaved) */
+  /**
+   * (y, x, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps, keepSaved[, lnW, lnEps, lnResidual]): with
+   * lnW [E], the block form y = x + layer(LayerNorm(x)) (weight lnW, gamma = 1 + lnW when lnResidual, no bias).
+   */
   mlstmLayerForward(y: Float32Array, x: Float32Array, ...paramsThenDims: (Float32Array | number | boolean)[]): MlstmLayerSaved | undefined;
-  /** (dx, ...13 grads, dy, x, saved, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps) */
-  mlstmLayerBackward(dx: Float32Array, ...gradsThenInputs: (Float32Array | MlstmLayerSaved | number)[]): void;
+  /**
+   * (dx, ...13 grads, dy, x, saved, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps[, lnW, dlnW]):
+   * lnW and dlnW (nullable) exactly when the forward ran the block form.
+   */
+  mlstmLayerBackward(dx: Float32Array, ...gradsThenInputs: (Float32Array | MlstmLayerSaved | number | null)[]): void;
   mlstmLayerRelease(saved: MlstmLayerSaved): void;
 
   // ---- fused inference (csrc/binding/infer.cc)

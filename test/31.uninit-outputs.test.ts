@@ -49,7 +49,7 @@ const cases: Case[] = [
     const y2 = ops.multiHeadLayerNorm(h, hw);
     return withGrads(ops.add(ops.sum(y1), ops.sum(ops.mul(y2, y2))), [x, w, b, h, hw], g);
   } },
-  { name: "the fused mLSTM layer: output, input gradient and every weight gradient", run: (g) => {
+  { name: "the fused mLSTM layer, plain and block form: output, input gradient and every weight gradient", run: (g) => {
     const B = 2, S = 70, E = 32, Di = 64, NH = 4, K = 4, Bq = 4;
     const shapes: Record<string, number[]> = {
       wUp: [2 * Di, E], wConv: [Di, 1, K], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
@@ -58,8 +58,10 @@ const cases: Case[] = [
     const w = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, ops.mul(param(s, g), 0.2).detach()]));
     for (const t of Object.values(w)) t.requiresGrad = true;
     const x = param([B, S, E], g);
-    const y = ops.mlstmLayer(x, w as unknown as Parameters<typeof ops.mlstmLayer>[1], { numHeads: NH });
-    return withGrads(y, [x, ...Object.values(w)], g);
+    const lnW = param([E], g);
+    const weights = w as unknown as Parameters<typeof ops.mlstmLayer>[1];
+    const y = ops.add(ops.mlstmLayer(x, weights, { numHeads: NH }), ops.mlstmLayer(x, weights, { numHeads: NH, preNorm: { weight: lnW } }));
+    return withGrads(y, [x, lnW, ...Object.values(w)], g);
   } },
   { name: "sLSTM and LSTM recurrences with and without an initial state: outputs, states and every gradient", run: (g) => {
     const B = 2, S = 5, NH = 2, DH = 8, H = NH * DH;

@@ -5,6 +5,8 @@ import { strict as assert } from "assert";
 import { backends, Generator, nn, ops, setSimdLevel, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { worstRatio } from "./support/gradcheck";
+import { mlstmLayer } from "../lib/ops/mlstm-layer";
+import type * as ops_ from "../lib/ops/mlstm-layer";
 
 type Shape = { B: number; S: number; E: number; NH: number; K: number; Bq: number };
 
@@ -71,6 +73,63 @@ describe("43 fused mLSTM layer", () => {
         setSimdLevel(best);
       }
     });
+
+  // the block form: x + layer(LayerNorm(x)) in one op against ops.layerNorm, the fused layer and ops.add
+  for (const [s, residualWeight, eps] of [[shapes[0], true, 1e-5], [shapes[4], true, 1e-5], [shapes[6], false, 1e-3]] as const)
+    it(`block form (pre-norm + residual) equals the composed norm, layer and add: B ${s.B} S ${s.S} E ${s.E} NH ${s.NH}, residualWeight ${residualWeight}`, () => {
+      const layer = randomLayer(s, 41);
+      const gen = new Generator(42);
+      const x = Tensor.randn([s.B, s.S, s.E], { generator: gen });
+      const lnW = ops.mul(Tensor.randn([s.E], { generator: gen }), 0.3).detach();
+      const wy = Tensor.randn([s.B, s.S, s.E], { generator: gen });
+      const weights = (layer as unknown as { fusedWeights(): ops_.MlstmLayerWeights }).fusedWeights();
+      const params = [x, lnW, ...Object.values(weights)];
+      const run = (block: boolean) => {
+        for (const t of params) (t.requiresGrad = true), (t.grad = null);
+        const y = block
+          ? mlstmLayer(x, weights, { numHeads: s.NH, preNorm: { weight: lnW, eps, residualWeight } })
+          : ops.add(x, mlstmLayer(ops.layerNorm(x, lnW, null, { eps, residualWeight }), weights, { numHeads: s.NH }));
+        ops.sum(ops.mul(y, wy)).backward();
+        return [y.f32().slice(), ...params.map((t) => t.grad!.f32().slice())] as Float32Array[];
+      };
+      const best = backends().cpu.simdSupported;
+      try {
+        for (const level of ["scalar", "avx2", "avx512"] as const) {
+          if ((level === "avx512" && best !== "avx512") || (level === "avx2" && best === "scalar")) continue;
+          setSimdLevel(level);
+          const a = run(true), b = run(false);
+          a.forEach((p, i) => {
+            const scale = b[i].reduce((m: number, v: number) => Math.max(m, Math.abs(v)), 0) || 1;
+            const r = worstRatio(p, b[i], 1e-5, 1e-6 * scale + 1e-7);
+            assert.ok(r.ratio <= 1, `${level} result ${i} (0: y, 1: dx, 2: d lnW, then the layer's weights): ratio ${r.ratio.toFixed(2)} at ${r.index}: ${p[r.index]} vs ${b[i][r.index]}`);
+          });
+        }
+      } finally {
+        setSimdLevel(best);
+      }
+    });
+
+  it("xLSTMBlock runs its mLSTM half as the block form, with the same output and gradients as composing it", () => {
+    const block = new nn.xLSTMBlock(new nn.mLSTMLayer({ embedding_dim: 16, num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 }, { generator: new Generator(51) }), 16, null);
+    for (const [, t] of block.stateDict()) new Generator(52).fillNormal(t.f32(), 0, 0.3);
+    const x = Tensor.randn([2, 9, 16], { generator: new Generator(53) });
+    const run = (fused: boolean) => {
+      (block.xlstm as nn.mLSTMLayer).fused = fused;
+      block.zeroGrad();
+      const y = block.forward(x).y;
+      ops.sum(ops.mul(y, y)).backward();
+      return { y, grads: [...block.namedParameters()].map(([k, p]) => [k, p.grad!.f32().slice()] as const) };
+    };
+    const a = run(true), b = run(false);
+    assert.equal(a.y._node?.name, "mlstmLayer");
+    assert.notEqual(b.y._node?.name, "mlstmLayer");
+    // the unfused path composes single ops (other summation orders): the tolerances of assertSame above
+    const close = (p: Float32Array, q: Float32Array) => worstRatio(p, q, 1e-4, 2e-5 * (q.reduce((m, v) => Math.max(m, Math.abs(v)), 0) || 1) + 1e-6).ratio <= 1;
+    assert.ok(close(a.y.f32(), b.y.f32()));
+    assert.deepEqual(a.grads.map(([k]) => k), b.grads.map(([k]) => k));
+    assert.ok(a.grads.some(([k]) => k === "xlstm_norm.weight"));
+    a.grads.forEach(([k, g], i) => assert.ok(close(g, b.grads[i][1]), k));
+  });
 
   it("its gradient matches central finite differences along random directions", () => {
     const s = { B: 2, S: 11, E: 8, NH: 2, K: 3, Bq: 4 };
@@ -183,5 +242,19 @@ describe("43 fused mLSTM layer", () => {
     native.mlstmLayerRelease(saved);
     assert.throws(() => native.mlstmLayerBackward(new Float32Array(32), ...grads, new Float32Array(32), x.f32(), saved, ...params, ...dims), /released/);
     assert.throws(() => native.mlstmLayerForward(y, y, ...params, ...dims, false), (e: Error) => e instanceof RangeError && /y overlaps x/.test(e.message));
+    // the block form: its options, and a backward that must match the forward's form
+    assert.throws(() => ops.mlstmLayer(x, weights, { numHeads: 2, preNorm: { weight: Tensor.zeros([7]) } }), (e: Error) => e instanceof RangeError && /options\.preNorm\.weight/.test(e.message));
+    assert.throws(() => ops.mlstmLayer(x, weights, { numHeads: 2, preNorm: { weight: Tensor.zeros([8]), eps: 0 } }), (e: Error) => e instanceof RangeError && /options\.preNorm\.eps/.test(e.message));
+    assert.throws(() => ops.mlstmLayer(x, weights, { numHeads: 2, preNorm: 5 as never }), (e: Error) => e instanceof TypeError && /options\.preNorm must be an object/.test(e.message));
+    const lnW = new Float32Array(8);
+    assert.throws(() => native.mlstmLayerForward(y, x.f32(), ...params, ...dims, true, new Float32Array(7), 1e-5, true), (e: Error) => e instanceof RangeError && /lnW/.test(e.message));
+    const plain = native.mlstmLayerForward(y, x.f32(), ...params, ...dims, true)!;
+    const blockSaved = native.mlstmLayerForward(y, x.f32(), ...params, ...dims, true, lnW, 1e-5, true)!;
+    assert.throws(() => native.mlstmLayerBackward(new Float32Array(32), ...grads, new Float32Array(32), x.f32(), plain, ...params, ...dims, lnW, null), (e: Error) => e instanceof TypeError && /lnW must be absent/.test(e.message));
+    assert.throws(() => native.mlstmLayerBackward(new Float32Array(32), ...grads, new Float32Array(32), x.f32(), blockSaved, ...params, ...dims), (e: Error) => e instanceof TypeError && /lnW must be the layer norm weight/.test(e.message));
+    assert.throws(() => native.mlstmLayerBackward(new Float32Array(32), ...grads, new Float32Array(32), x.f32(), blockSaved, ...params, ...dims, lnW, lnW), (e: Error) => e instanceof RangeError && /dlnW overlaps lnW/.test(e.message));
+    native.mlstmLayerBackward(new Float32Array(32), ...grads, new Float32Array(32), x.f32(), blockSaved, ...params, ...dims, lnW, new Float32Array(8));
+    native.mlstmLayerRelease(plain);
+    native.mlstmLayerRelease(blockSaved);
   });
 });

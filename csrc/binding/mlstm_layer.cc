@@ -1,7 +1,10 @@
 // Binding layer: the fused mLSTM layer (csrc/kernels/mlstm_layer.h).
-// JS: mlstmLayerForward(y, x, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps, keepSaved)
-//         -> a handle on the saved activations (keepSaved) or undefined
-//     mlstmLayerBackward(dx, ...13 grads, dy, x, handle, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps)
+// JS: mlstmLayerForward(y, x, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps, keepSaved
+//                       [, lnW, lnEps, lnResidual])
+//         -> a handle on the saved activations (keepSaved) or undefined. With lnW [E] (not null): the block form
+//         y = x + layer(LN(x)) (mlstm_layer.h), remembered by the handle
+//     mlstmLayerBackward(dx, ...13 grads, dy, x, handle, ...13 params, B, S, E, Di, NH, Bq, K, chunk, cellEps, normEps
+//                        [, lnW, dlnW])   lnW required for a block-form handle (and refused otherwise), dlnW nullable
 //     mlstmLayerRelease(handle)  frees the saved activations now (idempotent; a finalizer does it otherwise)
 // The handle is a type-tagged External owning native memory (reported to the GC). Freeing it right after the
 // backward lets the next step's forward get the same memory back from malloc, already mapped: a fresh JS buffer
@@ -27,7 +30,12 @@ struct SavedHolder {
   std::unique_ptr<float[]> data;
   int64_t size = 0;  // floats
   int64_t reported = 0;  // bytes reported with AdjustExternalMemory
+  bool block = false;  // the block form, with its layer norm's settings
+  float ln_eps = 0;
+  bool ln_residual = true;
 };
+
+bool given(const ArgCtx& c, size_t i) { return i < c.info.Length() && !c.info[i].IsUndefined() && !c.info[i].IsNull(); }
 
 void free_saved(Napi::Env env, SavedHolder* h) {
   h->data.reset();
@@ -100,24 +108,35 @@ MlstmLayerParams as_params(const Buffers& b) {
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "mlstmLayerForward"};
   require_count(c, 26);
-  const MlstmLayerDims d = read_dims(c, 15, true);
+  MlstmLayerDims d = read_dims(c, 15, true);
   const bool keep = require_bool(c, 25, "keepSaved");
+  const float* ln_w = nullptr;
+  if (given(c, 26)) {
+    d.block = true;
+    ln_w = require_f32(c, 26, "lnW", d.E, "E");
+    d.ln_eps = static_cast<float>(require_number(c, 27, "lnEps"));
+    if (!(d.ln_eps > 0)) throw_range(c, "lnEps must be > 0");
+    d.ln_residual = require_bool(c, 28, "lnResidual");
+  }
   const int64_t nx = d.B * d.S * d.E, ns = mlstm_layer_saved_size(d);
   float* y = require_f32(c, 0, "y", nx, "B*S*E");
   const float* x = require_f32(c, 1, "x", nx, "B*S*E");
   const Buffers pb = read_params(c, 2, d, kParamNames);
   std::vector<Region> outs{{"y", y, bytes(nx)}};
-  std::vector<Region> ins{{"x", x, bytes(nx)}};
+  std::vector<Region> ins{{"x", x, bytes(nx)}, {"lnW", ln_w, bytes(d.E)}};
   for (int j = 0; j < 13; ++j) ins.push_back({kParamNames[j], pb.p[j], bytes(pb.n[j])});
   require_all_disjoint(c, outs, ins);
+  MlstmLayerParams params = as_params(pb);
+  params.ln_w = ln_w;
   std::unique_ptr<SavedHolder> h;
   if (keep) {
     h = std::make_unique<SavedHolder>();
+    h->block = d.block, h->ln_eps = d.ln_eps, h->ln_residual = d.ln_residual;
     h->data.reset(new (std::nothrow) float[static_cast<size_t>(ns)]);
     if (!h->data) throw Napi::Error::New(info.Env(), "mlstmLayerForward: out of memory allocating " + std::to_string(ns * 4) + " bytes of saved activations");
     h->size = ns;
   }
-  run_sync(info.Env(), c.fn, [&] { mlstm_layer_forward(y, h ? h->data.get() : nullptr, x, as_params(pb), d); });
+  run_sync(info.Env(), c.fn, [&] { mlstm_layer_forward(y, h ? h->data.get() : nullptr, x, params, d); });
   if (!h) return info.Env().Undefined();
   SavedHolder* raw = h.release();
   auto ext = Napi::External<SavedHolder>::New(info.Env(), raw, [](Napi::Env env, SavedHolder* p) {
@@ -140,24 +159,32 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "mlstmLayerBackward"};
   require_count(c, 40);
-  const MlstmLayerDims d = read_dims(c, 30, true);
+  MlstmLayerDims d = read_dims(c, 30, true);
+  SavedHolder* h = require_saved(c, 16);
+  if (!h->data) throw Napi::Error::New(info.Env(), "mlstmLayerBackward: the saved activations were released (backward already ran)");
+  d.block = h->block, d.ln_eps = h->ln_eps, d.ln_residual = h->ln_residual;
+  if (given(c, 40) != d.block)
+    throw_type(c, d.block ? "lnW must be the layer norm weight: saved comes from a block-form forward"
+                          : "lnW must be absent: saved comes from a forward without the block form");
   const int64_t nx = d.B * d.S * d.E, ns = mlstm_layer_saved_size(d);
+  const float* ln_w = d.block ? require_f32(c, 40, "lnW", d.E, "E") : nullptr;
+  float* dln_w = d.block && given(c, 41) ? require_f32(c, 41, "dlnW", d.E, "E") : nullptr;
   float* dx = require_f32(c, 0, "dx", nx, "B*S*E");
   const Buffers gb = read_params(c, 1, d, kGradNames);
   const float* dy = require_f32(c, 14, "dy", nx, "B*S*E");
   const float* x = require_f32(c, 15, "x", nx, "B*S*E");
-  SavedHolder* h = require_saved(c, 16);
-  if (!h->data) throw Napi::Error::New(info.Env(), "mlstmLayerBackward: the saved activations were released (backward already ran)");
   if (h->size != ns) throw_range(c, "saved holds " + std::to_string(h->size) + " floats, these sizes need " + std::to_string(ns));
   const float* saved = h->data.get();
   const Buffers pb = read_params(c, 17, d, kParamNames);
-  std::vector<Region> outs{{"dx", dx, bytes(nx)}};
+  std::vector<Region> outs{{"dx", dx, bytes(nx)}, {"dlnW", dln_w, bytes(d.E)}};
   for (int j = 0; j < 13; ++j) outs.push_back({kGradNames[j], gb.p[j], bytes(gb.n[j])});
-  std::vector<Region> ins{{"dy", dy, bytes(nx)}, {"x", x, bytes(nx)}};
+  std::vector<Region> ins{{"dy", dy, bytes(nx)}, {"x", x, bytes(nx)}, {"lnW", ln_w, bytes(d.E)}};
   for (int j = 0; j < 13; ++j) ins.push_back({kParamNames[j], pb.p[j], bytes(pb.n[j])});
   require_all_disjoint(c, outs, ins);
-  const MlstmLayerGrads g{gb.p[0], gb.p[1], gb.p[2], gb.p[3], gb.p[4], gb.p[5], gb.p[6], gb.p[7], gb.p[8], gb.p[9], gb.p[10], gb.p[11], gb.p[12]};
-  run_sync(info.Env(), c.fn, [&] { mlstm_layer_backward(dx, g, dy, x, saved, as_params(pb), d); });
+  const MlstmLayerGrads g{gb.p[0], gb.p[1], gb.p[2], gb.p[3], gb.p[4], gb.p[5], gb.p[6], gb.p[7], gb.p[8], gb.p[9], gb.p[10], gb.p[11], gb.p[12], dln_w};
+  MlstmLayerParams params = as_params(pb);
+  params.ln_w = ln_w;
+  run_sync(info.Env(), c.fn, [&] { mlstm_layer_backward(dx, g, dy, x, saved, params, d); });
   return info.Env().Undefined();
 }
 

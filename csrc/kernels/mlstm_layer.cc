@@ -20,6 +20,7 @@
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_layer_engine.h"
 #include "kernels/nn_simd.h"
+#include "kernels/norm.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -58,6 +59,7 @@ class Scratch {
 // The intermediates the backward reads, carved from `saved` in this order (mlstm_layer_saved_size).
 struct Saved {
   float *xm, *z, *xc, *qh, *kh, *vh, *ig, *fg, *hc, *mean, *rstd, *out, *cell;
+  float *xn = nullptr, *ln_mean = nullptr, *ln_rstd = nullptr;  // block form: LN(x) [N, E] and its statistics [N]
   Saved(float* base, const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S, Di = d.Di, G = d.B * d.NH * d.S;
     float* p = base;
@@ -65,11 +67,13 @@ struct Saved {
     xm = take(N * Di), z = take(N * Di), xc = take(N * Di);  // the conv's pre-activation is recomputed, not saved
     qh = take(N * Di), kh = take(N * Di), vh = take(N * Di);
     ig = take(G), fg = take(G), hc = take(N * Di), mean = take(N * d.NH), rstd = take(N * d.NH);
-    out = take(N * Di), cell = p;  // hs = norm(h_c) + skip ⊙ x_c is evaluated again in backward, not saved
+    out = take(N * Di);  // hs = norm(h_c) + skip ⊙ x_c is evaluated again in backward, not saved
+    if (d.block) xn = take(N * d.E), ln_mean = take(N), ln_rstd = take(N);
+    cell = p;
   }
   static int64_t fixed_size(const MlstmLayerDims& d) {
     const int64_t N = d.B * d.S;
-    return N * d.Di * 8 + 2 * d.B * d.NH * d.S + 2 * N * d.NH;
+    return N * d.Di * 8 + 2 * d.B * d.NH * d.S + 2 * N * d.NH + (d.block ? N * d.E + 2 * N : 0);
   }
 };
 
@@ -101,10 +105,13 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
   Scratch scratch;
   Saved sv(saved ? saved : scratch.take(mlstm_layer_saved_size(d)), d);
   float* cell_saved = saved ? sv.cell : nullptr;
+  // block form: the layer reads LN(x)
+  if (d.block) layer_norm_forward(sv.xn, sv.ln_mean, sv.ln_rstd, x, p.ln_w, nullptr, N, 1, E, d.ln_eps, d.ln_residual);
+  const float* xin = d.block ? sv.xn : x;
 
   // proj_up, split into the mLSTM branch and the output gate
-  gemm(false, true, N, Di, E, 1.0f, x, E, p.w_up, E, 0.0f, sv.xm, Di);
-  gemm(false, true, N, Di, E, 1.0f, x, E, p.w_up + Di * E, E, 0.0f, sv.z, Di);
+  gemm(false, true, N, Di, E, 1.0f, xin, E, p.w_up, E, 0.0f, sv.xm, Di);
+  gemm(false, true, N, Di, E, 1.0f, xin, E, p.w_up + Di * E, E, 0.0f, sv.z, Di);
   {
     const std::vector<float> wt = conv_taps(p.w_conv, Di, d.K);
     parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
@@ -155,7 +162,9 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
       pw.skip_gate(out, out, p.skip, sv.xc, sv.z, r, r + 1, Di);
     }
   });
-  gemm(false, true, N, E, Di, 1.0f, out, Di, p.w_down, Di, 0.0f, y, E);
+  // block form: the residual x enters as the product's C (y = out W_downᵀ + x, one rounding as in a separate add)
+  if (d.block) parallel_for(N, 64, [&](int64_t r0, int64_t r1) { std::memcpy(y + r0 * E, x + r0 * E, (r1 - r0) * E * sizeof(float)); });
+  gemm(false, true, N, E, Di, 1.0f, out, Di, p.w_down, Di, d.block ? 1.0f : 0.0f, y, E);
 }
 
 void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, const float* x, const float* saved,
@@ -164,6 +173,9 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
   const int64_t N = d.B * d.S, E = d.E, Di = d.Di, NH = d.NH, DH = Di / NH, NP = Di / d.Bq;
   Scratch scratch;
   const Saved sv(const_cast<float*>(saved), d);
+  // block form: the layer's input is LN(x) (saved); its gradient goes to a scratch buffer, then through LN's backward
+  const float* xin = d.block ? sv.xn : x;
+  float* dxin = d.block ? scratch.take(N * E) : dx;
 
   // proj_down and the output gate
   gemm(true, false, E, Di, N, 1.0f, dy, E, sv.out, Di, 0.0f, g.w_down, Di);
@@ -279,10 +291,16 @@ void mlstm_layer_backward(float* dx, const MlstmLayerGrads& g, const float* dy, 
     }
   }
   // proj_up
-  gemm(true, false, Di, E, N, 1.0f, dxm, Di, x, E, 0.0f, g.w_up, E);
-  gemm(true, false, Di, E, N, 1.0f, dz, Di, x, E, 0.0f, g.w_up + Di * E, E);
-  gemm(false, false, N, E, Di, 1.0f, dxm, Di, p.w_up, E, 0.0f, dx, E);
-  gemm(false, false, N, E, Di, 1.0f, dz, Di, p.w_up + Di * E, E, 1.0f, dx, E);
+  gemm(true, false, Di, E, N, 1.0f, dxm, Di, xin, E, 0.0f, g.w_up, E);
+  gemm(true, false, Di, E, N, 1.0f, dz, Di, xin, E, 0.0f, g.w_up + Di * E, E);
+  gemm(false, false, N, E, Di, 1.0f, dxm, Di, p.w_up, E, 0.0f, dxin, E);
+  gemm(false, false, N, E, Di, 1.0f, dz, Di, p.w_up + Di * E, E, 1.0f, dxin, E);
+  if (!d.block) return;
+  // block form: dx = LN'ᵀ dxin + dy (the residual), as the composed norm backward and gradient sum
+  layer_norm_backward(dx, g.ln_w, nullptr, dxin, x, sv.ln_mean, sv.ln_rstd, p.ln_w, N, 1, E, d.ln_residual);
+  parallel_for(N * E, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dx[i] += dy[i];
+  });
 }
 
 }  // namespace xlstm

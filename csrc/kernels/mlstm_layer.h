@@ -17,6 +17,11 @@
 //           h_s = MHLN(h) + skip ⊙ x_c, y = (h_s ⊙ SiLU(z)) W_downᵀ.
 // "saved" (mlstm_layer_saved_size floats) holds the intermediates the backward reads; the forward may be given
 // none (inference: intermediates in a temporary buffer). Backward writes every gradient with `=`.
+// Block form (d.block): the op is the whole pre-norm residual half of an xLSTM block around the layer,
+//   y = x + layer(LN(x)),  LN = layer norm over E with weight ln_w (gamma = 1 + w when ln_residual) and no bias,
+// LN(x) and its statistics saved; the backward adds dy to LN's input gradient and writes d ln_w (nullable).
+// The same arithmetic as the composed layer_norm_forward, layer and residual add (the add happens in the last
+// product's epilogue: y = 1·(out W_downᵀ) + 1·x, one rounding like the add).
 #pragma once
 #include <cstdint>
 
@@ -25,14 +30,19 @@ namespace xlstm {
 struct MlstmLayerDims {
   int64_t B, S, E, Di, NH, Bq, K, chunk;
   float cell_eps, norm_eps;
+  bool block = false;        // the block form (above)
+  float ln_eps = 1e-5f;      // its layer norm's eps
+  bool ln_residual = true;   // and weight form: gamma = 1 + ln_w (else ln_w)
 };
 
 struct MlstmLayerParams {
   const float *w_up, *w_conv, *b_conv, *w_q, *w_k, *w_v, *w_i, *b_i, *w_f, *b_f, *w_norm, *skip, *w_down;
+  const float* ln_w = nullptr;  // [E], the block form's layer norm weight
 };
 
 struct MlstmLayerGrads {
   float *w_up, *w_conv, *b_conv, *w_q, *w_k, *w_v, *w_i, *b_i, *w_f, *b_f, *w_norm, *skip, *w_down;
+  float* ln_w = nullptr;  // block form, nullable: d ln_w not computed
 };
 
 // Element counts of each parameter, in MlstmLayerParams order (for the binding's checks).

@@ -20,6 +20,8 @@ export interface BlockLayer extends Module {
    * layer without it is checked by its own forward / step.
    */
   checkStateArg?(op: string, name: string, state: unknown, B: number, step: boolean): void;
+  /** x + this(norm(x)) as one fused op, or null where the layer cannot (the block composes it then). */
+  fusedBlock?(x: Tensor, norm: LayerNorm): Tensor | null;
 }
 
 /** A layer's recurrent state: named tensors (conv_state, slstm_state, or mlstm_state.{c,n,m}). */
@@ -80,6 +82,9 @@ export class xLSTMBlock extends Module {
     options = optionsArg(op, options);
     optionalBool(op, "options.returnLastState", options.returnLastState);
     this.xlstm.checkStateArg?.(op, "options.state", options.state, B, false);
+    // the mLSTM layer fuses norm, layer and residual into one op where it can (same numbers)
+    const fused = !options.state && !options.returnLastState ? this.xlstm.fusedBlock?.(x, this.xlstm_norm) : null;
+    if (fused) return { y: this.ffnPart(fused) };
     const r = this.xlstm.forward(this.xlstm_norm.forward(x), options);
     return { y: this.ffnPart(ops.add(x, r.y)), state: r.state };
   }

@@ -7,7 +7,7 @@
 //   proj_down.weight [E, Di]  (+ biases with bias: true)
 import * as ops from "../ops";
 import { mlstm, MlstmState } from "../ops/mlstm";
-import { mlstmLayer } from "../ops/mlstm-layer";
+import { mlstmLayer, MlstmLayerWeights } from "../ops/mlstm-layer";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
@@ -172,6 +172,29 @@ export class mLSTMLayer extends Module {
     return options.returnLastState ? { y: r.y, state: r.state } : { y: r.y };
   }
 
+  /**
+   * @internal The pre-norm residual half of an xLSTM block around this layer, x + layer(norm(x)), as one fused op
+   * (ops.mlstmLayer with preNorm) where the fused layer applies and `norm` has a weight and no bias; else null (the
+   * block composes it). The same numbers as composing them.
+   */
+  fusedBlock(x: Tensor, norm: { weight: Tensor | null; bias: Tensor | null; eps: number; residualWeight: boolean }): Tensor | null {
+    const c = this.config;
+    if (!this.fused || x.device !== "cpu" || x.dtype !== "float32" || c.bias || (c.dropout > 0 && this.training)) return null;
+    if (!norm.weight || norm.bias || x.ndim !== 3 || x.shape[2] !== c.embedding_dim) return null;
+    return mlstmLayer(x, this.fusedWeights(), { numHeads: c.num_heads, preNorm: { weight: norm.weight, eps: norm.eps, residualWeight: norm.residualWeight } });
+  }
+
+  private fusedWeights(): MlstmLayerWeights {
+    const sd = this.stateDict();
+    const p = (k: string) => sd.get(k)!;
+    return {
+      wUp: p("proj_up.weight"), wConv: p("conv1d.conv.weight"), bConv: p("conv1d.conv.bias"),
+      wQ: p("q_proj.weight"), wK: p("k_proj.weight"), wV: p("v_proj.weight"),
+      wI: p("mlstm_cell.igate.weight"), bI: p("mlstm_cell.igate.bias"), wF: p("mlstm_cell.fgate.weight"), bF: p("mlstm_cell.fgate.bias"),
+      wNorm: p("mlstm_cell.outnorm.weight"), skip: p("learnable_skip"), wDown: p("proj_down.weight"),
+    };
+  }
+
   /** The output dropout (training only). */
   private dropout(y: Tensor): Tensor {
     const p = this.config.dropout;
@@ -185,14 +208,7 @@ export class mLSTMLayer extends Module {
     const [B, S] = x.shape;
     const state = (options.state ?? null) as mLSTMLayerState | null;
     if (this.fused && x.device === "cpu" && !state && !options.returnLastState && (options.form ?? "auto") === "auto" && !c.bias) {
-      const sd = this.stateDict();
-      const p = (k: string) => sd.get(k)!;
-      const y = mlstmLayer(x, {
-        wUp: p("proj_up.weight"), wConv: p("conv1d.conv.weight"), bConv: p("conv1d.conv.bias"),
-        wQ: p("q_proj.weight"), wK: p("k_proj.weight"), wV: p("v_proj.weight"),
-        wI: p("mlstm_cell.igate.weight"), bI: p("mlstm_cell.igate.bias"), wF: p("mlstm_cell.fgate.weight"), bF: p("mlstm_cell.fgate.bias"),
-        wNorm: p("mlstm_cell.outnorm.weight"), skip: p("learnable_skip"), wDown: p("proj_down.weight"),
-      }, { numHeads: NH });
+      const y = mlstmLayer(x, this.fusedWeights(), { numHeads: NH });
       return { y: this.dropout(y), xm: null };
     }
     const up = ops.linear(x, this.p("proj_up.weight"), this.maybe("proj_up.bias"));

@@ -39,12 +39,24 @@ const OP = "ops.mlstmLayer";
 const show = (v: unknown) => (typeof v === "number" ? String(v) : kindOf(v));
 const ORDER = ["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"] as const;
 
+/** The block form's layer norm (xLSTMBlock's xlstm_norm: weight, no bias). */
+export interface MlstmPreNorm {
+  /** [E] */
+  weight: Tensor;
+  /** default 1e-5 */
+  eps?: number;
+  /** gamma = 1 + weight (default true, the reference's LayerNorm) or weight */
+  residualWeight?: boolean;
+}
+
 /**
  * The fused mLSTM layer from the zero state: y [B, S, E] for x [B, S, E]. Differentiable w.r.t. x and every weight.
+ * With options.preNorm, the whole pre-norm residual half of an xLSTM block instead: y = x + layer(LayerNorm(x))
+ * (the same numbers as ops.layerNorm, the layer and ops.add; the norm's weight gets its gradient too).
  * @param options.numHeads NH (divides Di); options.chunkSize the cell's chunk (default 64: the "auto" form)
  * @throws TypeError for non-Tensor / non-float32 arguments, RangeError for inconsistent shapes
  */
-export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number; cellEps?: number; normEps?: number }): Tensor {
+export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number; cellEps?: number; normEps?: number; preNorm?: MlstmPreNorm | null }): Tensor {
   requireTensor(OP, "x", x);
   if (typeof w !== "object" || w === null || Array.isArray(w)) throw new TypeError(`${OP}: weights must be an object of Tensors (${ORDER.join(", ")}), got ${kindOf(w)}`);
   if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`${OP}: options must be an object { numHeads, chunkSize?, cellEps?, normEps? }, got ${kindOf(options)}`);
@@ -77,19 +89,39 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   const cellEps = options.cellEps ?? 1e-6, normEps = options.normEps ?? 1e-5;
   if (typeof cellEps !== "number" || !Number.isFinite(cellEps) || cellEps < 0) throw new RangeError(`${OP}: cellEps must be a finite number >= 0, got ${show(cellEps)}`);
   if (typeof normEps !== "number" || !Number.isFinite(normEps) || normEps <= 0) throw new RangeError(`${OP}: normEps must be a finite number > 0, got ${show(normEps)}`);
+  const pre = options.preNorm ?? null;
+  let lnW: Tensor | null = null, lnEps = 1e-5, lnResidual = true;
+  if (pre !== null) {
+    if (typeof pre !== "object" || Array.isArray(pre)) throw new TypeError(`${OP}: options.preNorm must be an object { weight, eps?, residualWeight? } or null, got ${kindOf(pre)}`);
+    lnW = requireTensor(OP, "options.preNorm.weight", pre.weight);
+    if (lnW.dtype !== "float32") throw new TypeError(`${OP}: options.preNorm.weight must be float32, got ${lnW.dtype}`);
+    if (lnW.ndim !== 1 || lnW.shape[0] !== E) throw shapeError(`${OP}: options.preNorm.weight`, lnW.shape, `[E] = [${E}]`);
+    lnEps = pre.eps ?? 1e-5;
+    if (typeof lnEps !== "number" || !Number.isFinite(lnEps) || lnEps <= 0) throw new RangeError(`${OP}: options.preNorm.eps must be a finite number > 0, got ${show(lnEps)}`);
+    lnResidual = pre.residualWeight ?? true;
+    if (typeof lnResidual !== "boolean") throw new TypeError(`${OP}: options.preNorm.residualWeight must be a boolean, got ${kindOf(lnResidual)}`);
+  }
   const dims = [B, S, E, Di, NH, Bq, K, chunk] as const;
   const params = ORDER.map((k) => w[k].f32());
-  const inputs = [x, ...ORDER.map((k) => w[k])];
+  const inputs = [x, ...ORDER.map((k) => w[k]), ...(lnW ? [lnW] : [])];
   const grad = needsGrad(inputs);
   const y = uninitF32(B * S * E);  // the layer's kernels write y, dx and every gradient in full
   // the saved activations stay in native memory (several times y's size), freed as soon as the backward has run
-  const saved = native.mlstmLayerForward(y, x.f32(), ...params, ...dims, cellEps, normEps, grad);
+  const saved = lnW
+    ? native.mlstmLayerForward(y, x.f32(), ...params, ...dims, cellEps, normEps, grad, lnW.f32(), lnEps, lnResidual)
+    : native.mlstmLayerForward(y, x.f32(), ...params, ...dims, cellEps, normEps, grad);
   const out = new Tensor(y, [B, S, E]);
   if (!grad || !saved) return out;
   return record("mlstmLayer", inputs, out, ([gy]) => {
     const dx = uninitF32(B * S * E);
     const grads = ORDER.map((k) => uninitF32(w[k].numel));
-    native.mlstmLayerBackward(dx, ...grads, gy ? gy.f32() : new Float32Array(B * S * E), x.f32(), saved, ...params, ...dims, cellEps, normEps);
+    const dy = gy ? gy.f32() : new Float32Array(B * S * E);
+    if (lnW) {
+      const dLn = lnW.requiresGrad ? uninitF32(E) : null;
+      native.mlstmLayerBackward(dx, ...grads, dy, x.f32(), saved, ...params, ...dims, cellEps, normEps, lnW.f32(), dLn);
+      return [new Tensor(dx, x.shape), ...ORDER.map((k, j) => new Tensor(grads[j], w[k].shape)), dLn ? new Tensor(dLn, lnW.shape) : null];
+    }
+    native.mlstmLayerBackward(dx, ...grads, dy, x.f32(), saved, ...params, ...dims, cellEps, normEps);
     return [new Tensor(dx, x.shape), ...ORDER.map((k, j) => new Tensor(grads[j], w[k].shape))];
   }, { release: () => native.mlstmLayerRelease(saved) });
 }
