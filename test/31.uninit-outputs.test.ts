@@ -74,6 +74,12 @@ const cases: Case[] = [
     const st = ops.add(ops.sum(ops.mul(b.state, b.state)), ops.sum(c.state));
     return [...withGrads(ops.add(y, st), [x, R, bias, s4, s2], g), a.states, b.states, c.states];
   } },
+  { name: "headwise maps, one and concatenated (with biases and an input shared by two parts)", run: (g) => {
+    const x = param([3, 50, 32], g), x2 = param([3, 50, 16], g);
+    const w1 = param([4, 8, 8], g), w2 = param([4, 6, 8], g), w3 = param([2, 5, 8], g), b1 = param([32], g), b3 = param([10], g);
+    const y = ops.headwiseLinearConcat([{ x, weight: w1, bias: b1 }, { x, weight: w2 }, { x: x2, weight: w3, bias: b3 }]);
+    return withGrads(ops.add(ops.sum(y), ops.sum(ops.mul(ops.headwiseLinear(x, w1), x))), [x, x2, w1, w2, w3, b1, b3], g);
+  } },
   { name: "gradient accumulation (a tensor used by several ops)", run: (g) => {
     const x = param([50, 40], g);
     return withGrads(ops.add(ops.mul(x, x), ops.tanh(x)), [x], g);

@@ -54,7 +54,8 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
   const rows = lead.reduce((a: number, b: number) => a * b, 1);
   requireSameDevice(op, parts.flatMap((p, i) => [[`parts[${i}].x`, p.x], [`parts[${i}].weight`, p.weight], [`parts[${i}].bias`, p.bias]] as [string, Tensor | null | undefined][]));
   if (parts[0].x.device === "cuda") return headwiseCuda(parts.map((p, i) => ({ x: p.x, weight: p.weight, bias: p.bias ?? null, ...geo[i] })), offsets, lead, rows, ld);
-  const y = Tensor.zeros([...lead, ld]);
+  // the parts' column ranges tile [0, ld): every element written; the backward writes dW, db and a first dx with =
+  const y = Tensor._uninit([...lead, ld]);
   parts.forEach((p, i) => {
     const { NB, O, I } = geo[i];
     native.headwiseLinearForward(y.data as Float32Array, p.x.f32(), p.weight.f32(), p.bias ? p.bias.f32() : null, rows, NB, I, O, offsets[i], ld);
@@ -69,11 +70,11 @@ export function headwiseLinearConcat(parts: readonly HeadwisePart[]): Tensor {
       if (p.x.requiresGrad) {
         const prev = dxOf.get(p.x);
         accumulate = !!prev;
-        dx = prev ?? Tensor.zeros(p.x.shape);
+        dx = prev ?? Tensor._uninit(p.x.shape);
         dxOf.set(p.x, dx);
       }
-      const dW = p.weight.requiresGrad ? Tensor.zeros(p.weight.shape) : null;
-      const db = p.bias && p.bias.requiresGrad ? Tensor.zeros(p.bias.shape) : null;
+      const dW = p.weight.requiresGrad ? Tensor._uninit(p.weight.shape) : null;
+      const db = p.bias && p.bias.requiresGrad ? Tensor._uninit(p.bias.shape) : null;
       native.headwiseLinearBackward(dx ? (dx.data as Float32Array) : null, dW ? (dW.data as Float32Array) : null, db ? (db.data as Float32Array) : null, g.f32(), p.x.f32(), p.weight.f32(), rows, NB, I, O, offsets[i], ld, accumulate);
       // a repeated input gets its (accumulated) gradient once, at its first occurrence
       const first = parts.findIndex((q) => q.x === p.x) === i;
