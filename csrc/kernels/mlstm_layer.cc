@@ -13,6 +13,9 @@
 #include <cstring>
 #include <memory>
 #include <vector>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
@@ -77,6 +80,27 @@ struct Saved {
   }
 };
 
+// dst = src (n floats) with non-temporal stores where dst is 16-byte aligned: the head-layout q/k/v are read back
+// from memory by the cell much later, so filling cache lines by a read-for-ownership first only doubles the traffic.
+// Callers fence (stream_fence) before other threads read dst.
+inline void stream_copy(float* dst, const float* src, int64_t n) {
+#if defined(__SSE__)
+  if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+    return;
+  }
+#endif
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+inline void stream_fence() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
+
 MlstmDims cell_dims(const MlstmLayerDims& d) { return MlstmDims{d.B, d.NH, d.S, d.Di / d.NH, d.Di / d.NH}; }
 
 // the conv weight [Di, K] transposed to [K, Di] (rows of taps, vectorised over channels)
@@ -137,12 +161,13 @@ void mlstm_layer_forward(float* y, float* saved, const float* x, const MlstmLaye
           const float* ur = u + (r - r0) * 3 * Di;
           for (int64_t h = 0; h < NH; ++h) {
             const int64_t o = ((b * NH + h) * d.S + s) * DH;
-            std::memcpy(sv.qh + o, ur + h * DH, DH * sizeof(float));
-            std::memcpy(sv.kh + o, ur + Di + h * DH, DH * sizeof(float));
-            std::memcpy(sv.vh + o, ur + 2 * Di + h * DH, DH * sizeof(float));
+            stream_copy(sv.qh + o, ur + h * DH, DH);
+            stream_copy(sv.kh + o, ur + Di + h * DH, DH);
+            stream_copy(sv.vh + o, ur + 2 * Di + h * DH, DH);
           }
         }
       }
+      stream_fence();  // the non-temporal stores above are visible before the cell reads them
     });
   }
   const float *qh = sv.qh, *kh = sv.kh, *vh = sv.vh;
