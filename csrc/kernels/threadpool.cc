@@ -16,7 +16,11 @@ namespace xlstm {
 namespace {
 
 thread_local bool t_inside_pool_task = false;
-constexpr int kSpinMicros = 60;
+// How long an idle worker polls for the next job before it sleeps on the condition variable. A training step issues
+// a few hundred jobs with short JS gaps between them (tens to hundreds of µs of tape and allocation work); a worker
+// that slept in such a gap is woken through a futex and a reschedule while the caller already runs the job alone
+// (W2: ~1 % of a step at 60 µs). A millisecond covers the gaps and costs at most that much polling per idle period.
+constexpr int kSpinMicros = 1000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
