@@ -63,13 +63,20 @@ class Pool {
       n_ = n;
       chunk_ = chunk;
       next_.store(0, std::memory_order_relaxed);
-      active_ = static_cast<int>(workers_.size());
+      active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
       generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     cv_.notify_all();
     work();
+    // The caller usually runs out of chunks while a worker still finishes its last one: poll for it before sleeping
+    // (a futex wake-up and reschedule cost more than the wait itself).
+    const auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (int i = 0; active_.load(std::memory_order_acquire) != 0; ++i) {
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_end) break;
+      cpu_relax();
+    }
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return active_ == 0; });
+    done_cv_.wait(lk, [this] { return active_.load(std::memory_order_acquire) == 0; });
     fn_ = nullptr;
     if (error_) {
       std::exception_ptr e = error_;
@@ -117,7 +124,7 @@ class Pool {
       work();
       {
         std::lock_guard<std::mutex> lk(mu_);
-        if (--active_ == 0) done_cv_.notify_one();
+        if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_one();
       }
     }
   }
@@ -129,7 +136,7 @@ class Pool {
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
   std::atomic<int64_t> next_{0};
-  int active_ = 0;
+  std::atomic<int> active_{0};  // workers still in the current job (changed under mu_, polled without it)
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
   std::atomic<bool> stop_flag_{false};
