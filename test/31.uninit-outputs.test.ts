@@ -80,6 +80,13 @@ const cases: Case[] = [
     const y = ops.headwiseLinearConcat([{ x, weight: w1, bias: b1 }, { x, weight: w2 }, { x: x2, weight: w3, bias: b3 }]);
     return withGrads(ops.add(ops.sum(y), ops.sum(ops.mul(ops.headwiseLinear(x, w1), x))), [x, x2, w1, w2, w3, b1, b3], g);
   } },
+  { name: "causal conv1d with and without bias, cross-entropy with an ignored row", run: (g) => {
+    const x = param([2, 30, 40], g), w = param([40, 1, 4], g), b = param([40], g), w2 = param([40, 1, 3], g);
+    const y = ops.add(ops.causalConv1d(x, w, b), ops.causalConv1d(x, w2));
+    const logits = param([6, 300], g);
+    const ce = ops.crossEntropy(logits, Tensor.from(Int32Array.from([1, 5, -100, 7, 299, 0]), [6]), { ignoreIndex: -100 });
+    return withGrads(ops.add(ops.sum(ops.mul(y, y)), ce), [x, w, b, w2, logits], g);
+  } },
   { name: "gradient accumulation (a tensor used by several ops)", run: (g) => {
     const x = param([50, 40], g);
     return withGrads(ops.add(ops.mul(x, x), ops.tanh(x)), [x], g);

@@ -40,12 +40,12 @@ export function causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null = nu
   }
   requireSameDevice(op, [["x", x], ["weight", weight], ["bias", bias]]);
   if (x.device === "cuda") return causalConv1dCuda(x, weight, bias ?? null, b, s, f, k);
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor._uninit(x.shape);  // the kernels write every output and gradient element with =
   native.causalConv1dForward(out.data as Float32Array, xs, ws, bs, b, s, f, k);
   return record1("causalConv1d", [x, weight, bias], out, (g) => {
-    const gx = x.requiresGrad ? Tensor.zeros(x.shape) : null;
-    const gw = weight.requiresGrad ? Tensor.zeros(weight.shape) : null;
-    const gb = bias?.requiresGrad ? Tensor.zeros(bias.shape) : null;
+    const gx = x.requiresGrad ? Tensor._uninit(x.shape) : null;
+    const gw = weight.requiresGrad ? Tensor._uninit(weight.shape) : null;
+    const gb = bias?.requiresGrad ? Tensor._uninit(bias.shape) : null;
     native.causalConv1dBackward(
       gx ? (gx.data as Float32Array) : null,
       gw ? (gw.data as Float32Array) : null,

@@ -119,7 +119,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
     let gRow: Float32Array;
     if (reduction === "none") gRow = g.f32("crossEntropy backward");
     else gRow = new Float32Array(n).fill(reduction === "mean" ? g.item() / count : g.item());
-    const gx = Tensor.zeros(logits.shape);
+    const gx = Tensor._uninit(logits.shape);  // written in full (ignored rows with 0)
     native.crossEntropyBackward(gx.data as Float32Array, xs, rowMax, logSum, t, gRow, n, v, ignoreIndex);
     return [gx, null];
   });
