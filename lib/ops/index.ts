@@ -33,4 +33,4 @@ export type { LstmOptions, RecurrentOutput, SlstmOptions } from "./recurrent";
 export { mlstm } from "./mlstm";
 export type { MlstmForm, MlstmState, MlstmOptions, MlstmOutput } from "./mlstm";
 export { mlstmLayer } from "./mlstm-layer";
-export type { MlstmLayerWeights } from "./mlstm-layer";
+export type { MlstmLayerWeights, MlstmPreNorm } from "./mlstm-layer";
