@@ -66,9 +66,11 @@ export function uninitF32(n: number): Float32Array {
 // NaN-filled instead (XLSTM_POISON_UNINIT=1 or _setPoisonUninit): an element a kernel fails to write shows up
 let poisonUninit = process.env.XLSTM_POISON_UNINIT === "1";
 
-/** @internal Tests: fill uninitialised storage with NaN (true) or leave it undefined (false). */
-export function _setPoisonUninit(on: boolean): void {
+/** @internal Tests: fill uninitialised storage with NaN (true) or leave it undefined (false); returns the setting before. */
+export function _setPoisonUninit(on: boolean): boolean {
+  const before = poisonUninit;
   poisonUninit = on;
+  return before;
 }
 
 const storageOf: Record<DType, (n: number) => Storage> = {

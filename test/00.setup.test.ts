@@ -4,6 +4,11 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { backends, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
+import { _setPoisonUninit } from "../lib/tensor";
+
+// The whole suite runs with NaN-poisoned uninitialised op outputs (lib/tensor.ts uninitF32): a kernel that leaves an
+// output element unwritten then shows NaNs to every test that reads it, instead of whatever the heap held.
+_setPoisonUninit(true);
 
 const root = path.resolve(__dirname, "..");
 

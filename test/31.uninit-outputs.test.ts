@@ -94,7 +94,11 @@ const cases: Case[] = [
 ];
 
 describe("31 ops over uninitialised output storage", () => {
-  afterEach(() => _setPoisonUninit(process.env.XLSTM_POISON_UNINIT === "1"));
+  let suiteSetting = false;  // test/00 poisons the whole suite; restored after each case
+  beforeEach(() => {
+    suiteSetting = _setPoisonUninit(false);
+  });
+  afterEach(() => _setPoisonUninit(suiteSetting));
   for (const c of cases)
     it(c.name, () => {
       _setPoisonUninit(false);
