@@ -87,6 +87,11 @@ const cases: Case[] = [
     const ce = ops.crossEntropy(logits, Tensor.from(Int32Array.from([1, 5, -100, 7, 299, 0]), [6]), { ignoreIndex: -100 });
     return withGrads(ops.add(ops.sum(ops.mul(y, y)), ce), [x, w, b, w2, logits], g);
   } },
+  { name: "embedding lookup (and its gradient)", run: (g) => {
+    const w = param([50, 40], g);
+    const y = ops.embedding(Tensor.from(Int32Array.from([3, 0, 49, 3, 7, 12, 3, 1]), [2, 4]), w);
+    return withGrads(ops.mul(y, y), [w], g);
+  } },
   { name: "gradient accumulation (a tensor used by several ops)", run: (g) => {
     const x = param([50, 40], g);
     return withGrads(ops.add(ops.mul(x, x), ops.tanh(x)), [x], g);

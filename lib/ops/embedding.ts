@@ -32,10 +32,10 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   if (indices.device === "cuda") throw new TypeError(`${op}: indices are on cuda but weight is on cpu; move them to one device first`);
   const [v, e] = weight.shape;
   const idx = indices.data as Int32Array | BigInt64Array;
-  const out = Tensor.zeros([...indices.shape, e]);
+  const out = Tensor._uninit([...indices.shape, e]);  // every row gathered (a bad index throws, out is dropped)
   asOpError(op, () => native.embeddingForward(out.data as Float32Array, weight.data as Float32Array, idx, v, e));
   return record1("embedding", [indices, weight], out, (g) => {
-    const gw = Tensor.zeros(weight.shape);
+    const gw = Tensor._uninit(weight.shape);  // the kernel zeroes and scatter-adds itself (= overall)
     native.embeddingBackward(gw.data as Float32Array, g.f32("embedding backward"), idx, v, e);
     return [null, gw];
   });
