@@ -405,6 +405,22 @@ export interface Binding {
   mlstmLayerBackward(dx: Float32Array, ...gradsThenInputs: (Float32Array | MlstmLayerSaved | number | null)[]): void;
   mlstmLayerRelease(saved: MlstmLayerSaved): void;
 
+  // ---- fused feed-forward half of a block (csrc/binding/ffn_block.cc; csrc/kernels/ffn_block.h)
+  // y = x + act(LN(x) W_gᵀ) ⊙ (LN(x) W_vᵀ) W_downᵀ with W_up = [W_g; W_v] [2P, E], W_down [E, P], LN weight lnW [E]
+  // (gamma = 1 + lnW when lnResidual, no bias); x, y, dx, dy [N, E]. `saved` (ffnBlockSavedSize floats, nullable in
+  // the forward) holds what the backward reads; gradients written (=), null ones skipped.
+  ffnBlockSavedSize(N: number, E: number, P: number): number;
+  ffnBlockForward(
+    y: Float32Array, saved: Float32Array | null, x: Float32Array, lnW: Float32Array, wUp: Float32Array, wDown: Float32Array,
+    N: number, E: number, P: number, lnEps: number, lnResidual: boolean,
+    act: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine", alpha: number, beta: number,
+  ): void;
+  ffnBlockBackward(
+    dx: Float32Array, dlnW: Float32Array | null, dwUp: Float32Array | null, dwDown: Float32Array | null, dy: Float32Array, x: Float32Array,
+    saved: Float32Array, lnW: Float32Array, wUp: Float32Array, wDown: Float32Array, N: number, E: number, P: number, lnEps: number, lnResidual: boolean,
+    act: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" | "relu" | "gelu" | "geluTanh" | "silu" | "neg" | "affine", alpha: number, beta: number,
+  ): void;
+
   // ---- fused inference (csrc/binding/infer.cc)
   // A session is an opaque handle (a type-tagged External) owning a snapshot of an xLSTMLMModel's parameters, packed
   // for matrix-vector products, plus the recurrent state of every block for `batch` rows (layouts in

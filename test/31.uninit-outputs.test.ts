@@ -5,6 +5,7 @@
 // and K = 0 products.
 import { strict as assert } from "assert";
 import { Generator, ops, Tensor } from "../lib";
+import { ffnBlock } from "../lib/ops/ffn-block";
 import { _setPoisonUninit } from "../lib/tensor";
 
 type Case = { name: string; run: (g: Generator) => Tensor[] };
@@ -91,6 +92,11 @@ const cases: Case[] = [
     const w = param([50, 40], g);
     const y = ops.embedding(Tensor.from(Int32Array.from([3, 0, 49, 3, 7, 12, 3, 1]), [2, 4]), w);
     return withGrads(ops.mul(y, y), [w], g);
+  } },
+  { name: "the fused feed-forward block half: output and every gradient", run: (g) => {
+    const x = param([3, 20, 24], g), lnW = param([24], g), wUp = param([2 * 40, 24], g), wDown = param([24, 40], g);
+    const y = ffnBlock(x, { normWeight: lnW, normEps: 1e-5, residualWeight: true, wUp, wDown, act: "gelu" });
+    return withGrads(y, [x, lnW, wUp, wDown], g);
   } },
   { name: "gradient accumulation (a tensor used by several ops)", run: (g) => {
     const x = param([50, 40], g);

@@ -68,7 +68,9 @@ export class xLSTMBlock extends Module {
   }
 
   private ffnPart(x: Tensor): Tensor {
-    return this.ffn ? ops.add(x, this.ffn.forward(this.ffn_norm!.forward(x))) : x;
+    if (!this.ffn) return x;
+    // fused into one op where it applies (same values)
+    return this.ffn.fusedBlock(x, this.ffn_norm!) ?? ops.add(x, this.ffn.forward(this.ffn_norm!.forward(x)));
   }
 
   /**

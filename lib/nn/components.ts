@@ -2,6 +2,7 @@
 // (scale 1 + w, no bias, eps 1e-5) and the gated feed-forward network.
 import * as ops from "../ops";
 import { gatedActivation, UnaryOp } from "../ops/elementwise";
+import { ffnBlock } from "../ops/ffn-block";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
@@ -139,6 +140,19 @@ export class GatedFeedForward extends Module {
     wangInit(this.down.weight, this.embeddingDim, this.config._num_blocks, this.generator);
     this.up.bias?.f32().fill(0);
     this.down.bias?.f32().fill(0);
+  }
+
+  /**
+   * @internal x + this(norm(x)) as one fused op (ops/ffn-block.ts) where it applies: CPU, no biases, no dropout while
+   * training, an activation with a native op, `norm` with a weight and no bias; else null (the block composes it).
+   * The same values as composing them.
+   */
+  fusedBlock(x: Tensor, norm: { weight: Tensor | null; bias: Tensor | null; eps: number; residualWeight: boolean }): Tensor | null {
+    const act = GATED_NATIVE.get(this.config.act_fn);
+    if (!act || x.device !== "cpu" || x.dtype !== "float32" || this.up.bias || this.down.bias) return null;
+    if ((this.config.dropout > 0 && this.training) || !norm.weight || norm.bias) return null;
+    if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.embeddingDim) return null;
+    return ffnBlock(x, { normWeight: norm.weight, normEps: norm.eps, residualWeight: norm.residualWeight, wUp: this.up.weight, wDown: this.down.weight, act });
   }
 
   /**

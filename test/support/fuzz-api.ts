@@ -400,6 +400,21 @@ const SPECS: Spec[] = [
     outs: [5],
     nums: [3, 4, 6, 7],
   },
+  { name: "ffnBlockSavedSize", dims: { N: [0, 1, 3], E: [1, 4], P: [1, 3] }, build: (d) => [d.N, d.E, d.P], outs: [], nums: [0, 1, 2] },
+  {
+    name: "ffnBlockForward",
+    dims: { N: [0, 1, 3], E: [1, 4], P: [1, 3] },
+    build: (d, r) => [Z(d.N * d.E), Z(d.N * d.E + 2 * d.N + 3 * d.N * d.P), A(r, d.N * d.E), A(r, d.E), A(r, 2 * d.P * d.E), A(r, d.E * d.P), d.N, d.E, d.P, 1e-5, true, r.pick(UNARY), 1, 0],
+    outs: [0, 1],
+    nums: [6, 7, 8, 9, 12, 13],
+  },
+  {
+    name: "ffnBlockBackward",
+    dims: { N: [0, 1, 3], E: [1, 4], P: [1, 3] },
+    build: (d, r) => [Z(d.N * d.E), Z(d.E), Z(2 * d.P * d.E), Z(d.E * d.P), A(r, d.N * d.E), A(r, d.N * d.E), A(r, d.N * d.E + 2 * d.N + 3 * d.N * d.P), A(r, d.E), A(r, 2 * d.P * d.E), A(r, d.E * d.P), d.N, d.E, d.P, 1e-5, true, r.pick(UNARY), 1, 0],
+    outs: [0, 1, 2, 3],
+    nums: [10, 11, 12, 13, 16, 17],
+  },
   ...(["binary", "cudaBinary"] as const).map(
     (name): Spec => ({
       name,
