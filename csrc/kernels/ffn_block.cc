@@ -30,8 +30,11 @@ int64_t ffn_block_saved_size(const FfnBlockDims& d) { return d.N * d.E + 2 * d.N
 void ffn_block_forward(float* y, float* saved, const float* x, const float* ln_w, const float* w_up,
                        const float* w_down, const FfnBlockDims& d) {
   const int64_t N = d.N, E = d.E, P = d.P;
-  std::unique_ptr<float[]> scratch;
-  if (!saved) saved = (scratch.reset(new float[static_cast<size_t>(ffn_block_saved_size(d))]), scratch.get());
+  std::unique_ptr<float[]> scratch;  // inference: the intermediates in a temporary buffer
+  if (!saved) {
+    scratch.reset(new float[static_cast<size_t>(ffn_block_saved_size(d))]);
+    saved = scratch.get();
+  }
   const Saved s(saved, d);
   layer_norm_forward(s.xn, s.mean, s.rstd, x, ln_w, nullptr, N, 1, E, d.ln_eps, d.ln_residual);
   gemm(false, true, N, 2 * P, E, 1.0f, s.xn, E, w_up, E, 0.0f, s.h, 2 * P);

@@ -71,6 +71,9 @@ export function projUpDim(E: number, factor: number, multiple: number, roundUp: 
   return (roundUp ? Math.ceil(q) : Math.floor(q)) * multiple;
 }
 
+/** What a fused block half reads of the block's LayerNorm (mLSTMLayer / GatedFeedForward fusedBlock). */
+export type BlockNorm = Pick<LayerNorm, "weight" | "bias" | "eps" | "residualWeight">;
+
 // The activations that are one native unary op: their gated form runs fused (ops/elementwise.ts gatedActivation)
 const GATED_NATIVE = new Map<string, UnaryOp>([["gelu", "gelu"], ["relu", "relu"], ["sigmoid", "sigmoid"], ["swish", "silu"]]);
 
@@ -147,7 +150,7 @@ export class GatedFeedForward extends Module {
    * training, an activation with a native op, `norm` with a weight and no bias; else null (the block composes it).
    * The same values as composing them.
    */
-  fusedBlock(x: Tensor, norm: { weight: Tensor | null; bias: Tensor | null; eps: number; residualWeight: boolean }): Tensor | null {
+  fusedBlock(x: Tensor, norm: BlockNorm): Tensor | null {
     const act = GATED_NATIVE.get(this.config.act_fn);
     if (!act || x.device !== "cpu" || x.dtype !== "float32" || this.up.bias || this.down.bias) return null;
     if ((this.config.dropout > 0 && this.training) || !norm.weight || norm.bias) return null;
@@ -164,9 +167,9 @@ export class GatedFeedForward extends Module {
     if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.embeddingDim) throw new RangeError(`GatedFeedForward.forward: x has shape ${formatShape(x.shape)}, expected [..., ${this.embeddingDim}]`);
     const P = this.projUpDim;
     const h = ops.linear(x, this.up.weight, this.up.bias);
-    const fused = GATED_NATIVE.get(this.config.act_fn);
-    const a = fused && h.device === "cpu"
-      ? gatedActivation(h, fused)
+    const act = GATED_NATIVE.get(this.config.act_fn);
+    const a = act && h.device === "cpu"
+      ? gatedActivation(h, act)
       : ops.mul(activation(this.config.act_fn, ops.slice(h, -1, 0, P)), ops.slice(h, -1, P, 2 * P));
     let y = ops.linear(a, this.down.weight, this.down.bias);
     if (this.config.dropout > 0 && this.training) y = ops.dropout(y, this.config.dropout, { generator: this.generator });

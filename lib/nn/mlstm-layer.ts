@@ -12,7 +12,7 @@ import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { LayerState } from "./block";
-import { Linear, projUpDim } from "./components";
+import { BlockNorm, Linear, projUpDim } from "./components";
 import { smallInit, uniformFanIn, wangInit } from "./init";
 import { checkConfigObject, checkInt, checkNumber, MAX_CONFIG_DEPTH, MAX_CONFIG_DIM } from "./config-check";
 import { expectShape, expectShapeTrailingOnes, floatArg, optionalBool, optionalEnum, optionalFloatArg, optionsArg, stateArg } from "./entry-checks";
@@ -177,7 +177,7 @@ export class mLSTMLayer extends Module {
    * (ops.mlstmLayer with preNorm) where the fused layer applies and `norm` has a weight and no bias; else null (the
    * block composes it). The same numbers as composing them.
    */
-  fusedBlock(x: Tensor, norm: { weight: Tensor | null; bias: Tensor | null; eps: number; residualWeight: boolean }): Tensor | null {
+  fusedBlock(x: Tensor, norm: BlockNorm): Tensor | null {
     const c = this.config;
     if (!this.fused || x.device !== "cpu" || x.dtype !== "float32" || c.bias || (c.dropout > 0 && this.training)) return null;
     if (!norm.weight || norm.bias || x.ndim !== 3 || x.shape[2] !== c.embedding_dim) return null;
