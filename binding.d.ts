@@ -703,6 +703,21 @@ export interface Binding {
   cudaMlstmChunkwiseForwardEmulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;
   /** Host replay of cudaMlstmChunkwiseBackwardHost's launches (no GPU needed; CUDA builds only). */
   cudaMlstmChunkwiseBackwardEmulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): void;
+  /**
+   * cudaMlstmChunkwiseForwardHost under the bf16 autocast (cuda/mlstm_bf16.cuh: the products on tensor cores with
+   * bfloat16 operands and float32 sums; sm_80+). Same arguments, `saved` layout and results up to bf16 rounding.
+   */
+  cudaMlstmChunkwiseForwardBf16Host(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;
+  /** cudaMlstmChunkwiseBackwardHost under the bf16 autocast. */
+  cudaMlstmChunkwiseBackwardBf16Host(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number): void;
+  /**
+   * Host replay of cudaMlstmChunkwiseForwardBf16Host's launches (CUDA builds; no GPU needed): the same item code, the
+   * products by the grouped GEMM's host reference; exactProducts: the products unrounded (float32), so the results
+   * match the float32 kernels to float32 rounding.
+   */
+  cudaMlstmChunkwiseForwardBf16Emulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean, exactProducts?: boolean): void;
+  /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */
+  cudaMlstmChunkwiseBackwardBf16Emulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, exactProducts?: boolean): void;
   /** Host replay of cudaMlstmRecurrentForwardHost's launches (no GPU needed; CUDA builds only). */
   cudaMlstmRecurrentForwardEmulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number): void;
   /** Host replay of cudaMlstmRecurrentBackwardHost's launches (no GPU needed; CUDA builds only). */
@@ -832,11 +847,14 @@ export interface Binding {
     dx: DeviceBuffer, dR: DeviceBuffer, dbias: DeviceBuffer, dstate0: DeviceBuffer | null, gates: DeviceBuffer, states: DeviceBuffer, dy: DeviceBuffer,
     dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number,
   ): void;
-  /** mlstmChunkwiseForward on device buffers (saved: mlstmChunkwiseSavedSize floats, or null without backward). */
+  /**
+   * mlstmChunkwiseForward on device buffers (saved: mlstmChunkwiseSavedSize floats, or null without backward); bf16:
+   * the form under the bf16 autocast (products on tensor cores, cuda/mlstm_bf16.cuh), same `saved` layout.
+   */
   cudaMlstmChunkwiseForwardDev(
     h: DeviceBuffer, cLast: DeviceBuffer, nLast: DeviceBuffer, mLast: DeviceBuffer, saved: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
     i: DeviceBuffer, f: DeviceBuffer, c0: DeviceBuffer | null, n0: DeviceBuffer | null, m0: DeviceBuffer | null,
-    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean, bf16?: boolean,
   ): void;
   /** mlstmRecurrentForward on device buffers. */
   cudaMlstmRecurrentForwardDev(
@@ -844,12 +862,12 @@ export interface Binding {
     i: DeviceBuffer, f: DeviceBuffer, c0: DeviceBuffer | null, n0: DeviceBuffer | null, m0: DeviceBuffer | null,
     B: number, NH: number, S: number, DHQK: number, DHV: number, eps: number,
   ): void;
-  /** mlstmChunkwiseBackward on device buffers. */
+  /** mlstmChunkwiseBackward on device buffers (bf16: the bf16-autocast form, as the forward's). */
   cudaMlstmChunkwiseBackwardDev(
     dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, di: DeviceBuffer, df: DeviceBuffer, dc0: DeviceBuffer | null, dn0: DeviceBuffer | null, dm0: DeviceBuffer | null,
     saved: DeviceBuffer, h: DeviceBuffer, dh: DeviceBuffer, dcLast: DeviceBuffer | null, dnLast: DeviceBuffer | null,
     q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, i: DeviceBuffer, f: DeviceBuffer,
-    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number,
+    B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, bf16?: boolean,
   ): void;
   /** mlstmRecurrentBackward on device buffers. */
   cudaMlstmRecurrentBackwardDev(

@@ -362,6 +362,17 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
                               float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
                               const float* dn_last, const float* q, const float* k, const float* v, const float* i,
                               const float* f, const MlstmDims& d, int64_t chunk, float eps, void* stream);
+// The chunkwise form under the bf16 autocast: the same arguments, results and `saved` layout, the products on
+// tensor cores with bfloat16 operands and float32 sums (cuda/mlstm_bf16.cuh; sm_80+).
+void mlstm_chunkwise_forward_bf16(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                                  bool parallel_init, void* stream);
+void mlstm_chunkwise_backward_bf16(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* h, const float* dh,
+                                   const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                   const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
+                                   float eps, void* stream);
 void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
                              const float* n0, const float* m0, const MlstmDims& d, float eps, void* stream);
@@ -372,12 +383,12 @@ void mlstm_recurrent_backward(float* dq, float* dk, float* dv, float* di, float*
 void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                                   const float* k, const float* v, const float* i, const float* f, const float* c0,
                                   const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
-                                  bool parallel_init);
+                                  bool parallel_init, bool bf16 = false);
 void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
                                    float* dm0, const float* saved, const float* h, const float* dh,
                                    const float* dc_last, const float* dn_last, const float* q, const float* k,
                                    const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
-                                   float eps);
+                                   float eps, bool bf16 = false);
 void mlstm_recurrent_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                                   const float* k, const float* v, const float* i, const float* f, const float* c0,
                                   const float* n0, const float* m0, const MlstmDims& d, float eps);
@@ -389,16 +400,18 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in
 // the device's order; shared memory and the device scratch host arrays filled with NaN), on host arrays: the same
-// arguments as the device entries without the stream, the same results bit for bit up to the host's libm exp.
+// arguments as the device entries without the stream, the same results bit for bit up to the host's libm exp (bf16:
+// the *_bf16 entries' launches, their products by the grouped GEMM's host reference, so not bit for bit; bf16 = 2:
+// the same with the products unrounded, which the float32 kernels' results must then match to float32 rounding).
 void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
                                      const float* q, const float* k, const float* v, const float* i, const float* f,
                                      const float* c0, const float* n0, const float* m0, const MlstmDims& d,
-                                     int64_t chunk, float eps, bool parallel_init);
+                                     int64_t chunk, float eps, bool parallel_init, int bf16 = 0);
 void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
                                       float* dm0, const float* saved, const float* h, const float* dh,
                                       const float* dc_last, const float* dn_last, const float* q, const float* k,
                                       const float* v, const float* i, const float* f, const MlstmDims& d,
-                                      int64_t chunk, float eps);
+                                      int64_t chunk, float eps, int bf16 = 0);
 void mlstm_recurrent_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
                                      const float* q, const float* k, const float* v, const float* i, const float* f,
                                      const float* c0, const float* n0, const float* m0, const MlstmDims& d,

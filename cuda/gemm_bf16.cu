@@ -2,7 +2,10 @@
 // csrc/kernels/gemm.cc (the bfloat16 autocast of the ops: lib/cuda.ts autocast). C = alpha op(A) op(B) + beta C on
 // float32 device operands, each element of A and B rounded to bfloat16 (round to nearest even) as it is staged in
 // shared memory; products and sums in float32. Same arguments and semantics as gemm_batched (row-major, beta == 0
-// does not read C, alpha == 0 or K == 0 only scales C, batch strides of 0 broadcast A or B). Needs sm_80+.
+// does not read C, alpha == 0 or K == 0 only scales C, batch strides of 0 broadcast A or B). Needs sm_80+. The
+// kernel runs the grouped form (gemm_bf16.h: batches in groups with two strides, optional per-position scales of an
+// operand applied before the rounding), which the chunkwise mLSTM cell's bf16 form composes; gemm_bf16_batched is
+// its one-group case, and gemm_bf16_grouped_host the host reference the CUDA layer's host replays use.
 //
 // Kernel: 128 threads (4 warps) per 64 x 64 tile of C; each warp owns a 32 x 32 quarter as 2 x 2 wmma fragments of
 // 16 x 16 x 16 (bf16 in, float32 accumulators). K is staged 32 at a time as As[64][32+8] and Bs[32][64+8] (bf16;
@@ -14,12 +17,16 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_bf16.h"
 #include "gemm_staging.h"
+#include "kernels/bf16_math.h"
 
 namespace xlstm {
 namespace cuda {
@@ -45,11 +52,9 @@ struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices 
   }
 };
 
+// One block of the product: batch blockIdx.z + batch0 of g (its operands and scales through Bf16Grouped's maps).
 template <bool TA, bool TB>
-__global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
-    gemm_bf16_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
-                    int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
-                    float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
+__global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Grouped g, int64_t batch0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using G = Bf16Tiling;
   namespace wmma = nvcuda::wmma;
@@ -57,9 +62,13 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
   __shared__ __align__(32) __nv_bfloat16 Bs[G::BK][G::LDB];
   __shared__ __align__(32) float Cs[G::BM][G::LDC];
   const int64_t b = batch0 + blockIdx.z;
-  A += b * stride_a;
-  B += b * stride_b;
-  C += b * stride_c;
+  const int64_t M = g.M, N = g.N, K = g.K;
+  const float* __restrict__ A = g.a.p + Bf16Grouped::at(b, g.per_group, g.a.outer, g.a.inner);
+  const float* __restrict__ B = g.b.p + Bf16Grouped::at(b, g.per_group, g.b.outer, g.b.inner);
+  const float* __restrict__ sA = g.a.scale ? g.a.scale + Bf16Grouped::at(b, g.per_group, g.a.s_outer, g.a.s_inner) : nullptr;
+  const float* __restrict__ sB = g.b.scale ? g.b.scale + Bf16Grouped::at(b, g.per_group, g.b.s_outer, g.b.s_inner) : nullptr;
+  float* __restrict__ C = g.c + Bf16Grouped::at(b, g.per_group, g.c_outer, g.c_inner);
+  const int64_t lda = g.a.ld, ldb = g.b.ld, ldc = g.ldc;
   const int t = threadIdx.x, warp = t / 32;
   const int64_t row0 = static_cast<int64_t>(blockIdx.y) * G::BM, col0 = static_cast<int64_t>(blockIdx.x) * G::BN;
   int wr, wc;
@@ -73,7 +82,11 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
       int r, kk;
       G::a_slot(TA, t, l, &r, &kk);
       const int64_t gr = row0 + r, gk = k0 + kk;
-      const float v = (gr < M && gk < K) ? (TA ? A[gk * lda + gr] : A[gr * lda + gk]) : 0.0f;
+      float v = 0.0f;
+      if (gr < M && gk < K) {
+        v = TA ? A[gk * lda + gr] : A[gr * lda + gk];
+        if (sA) v *= sA[g.a.scale_k ? gk : gr];
+      }
       As[r][kk] = __float2bfloat16_rn(v);
     }
 #pragma unroll 4
@@ -81,7 +94,11 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
       int kk, c;
       G::b_slot(TB, t, l, &kk, &c);
       const int64_t gk = k0 + kk, gc = col0 + c;
-      const float v = (gk < K && gc < N) ? (TB ? B[gc * ldb + gk] : B[gk * ldb + gc]) : 0.0f;
+      float v = 0.0f;
+      if (gk < K && gc < N) {
+        v = TB ? B[gc * ldb + gk] : B[gk * ldb + gc];
+        if (sB) v *= sB[g.b.scale_k ? gk : gc];
+      }
       Bs[kk][c] = __float2bfloat16_rn(v);
     }
     __syncthreads();
@@ -100,6 +117,7 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], acc[i][j], G::LDC, wmma::mem_row_major);
   __syncthreads();
+  const float alpha = g.alpha, beta = g.beta;
 #pragma unroll 4
   for (int l = 0; l < G::C_STORES; ++l) {
     int r, c;
@@ -115,36 +133,61 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4)
 
 }  // namespace
 
-void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                       float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
+void gemm_bf16_grouped(const Bf16Grouped& g, void* stream) {
   using G = Bf16Tiling;
-  const char* entry = "cuda::gemm_bf16_batched";
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched: K must be >= 0");
-  const int64_t k_eff = alpha == 0.f ? 0 : K;  // alpha == 0: C = beta C without reading A or B
-  const int64_t gx = G::grid_x(N), gy = G::grid_y(M);
+  const char* entry = "cuda::gemm_bf16_grouped";
+  const int64_t batch = g.groups * g.per_group;
+  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  if (g.K < 0) throw std::invalid_argument("cuda::gemm_bf16_grouped: K must be >= 0");
+  Bf16Grouped run = g;
+  if (g.alpha == 0.f) run.K = 0;  // alpha == 0: C = beta C without reading A or B
+  const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
   if (gx > 0x7fffffff || gy > 65535)
-    throw std::invalid_argument("cuda::gemm_bf16_batched: M = " + std::to_string(M) + " needs more than 65535 row tiles");
+    throw std::invalid_argument("cuda::gemm_bf16_grouped: M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
   const cudaStream_t s = as_stream(stream);
   for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
                     static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
     const dim3 block(G::THREADS);
-    if (trans_a && trans_b)
-      gemm_bf16_tiled<true, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b,
-                                                          beta, C, ldc, stride_c, b0);
-    else if (trans_a)
-      gemm_bf16_tiled<true, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b,
-                                                           beta, C, ldc, stride_c, b0);
-    else if (trans_b)
-      gemm_bf16_tiled<false, true><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b,
-                                                           beta, C, ldc, stride_c, b0);
-    else
-      gemm_bf16_tiled<false, false><<<grid, block, 0, s>>>(M, N, k_eff, alpha, A, lda, stride_a, B, ldb,
-                                                            stride_b, beta, C, ldc, stride_c, b0);
+    if (g.ta && g.tb) gemm_bf16_tiled<true, true><<<grid, block, 0, s>>>(run, b0);
+    else if (g.ta) gemm_bf16_tiled<true, false><<<grid, block, 0, s>>>(run, b0);
+    else if (g.tb) gemm_bf16_tiled<false, true><<<grid, block, 0, s>>>(run, b0);
+    else gemm_bf16_tiled<false, false><<<grid, block, 0, s>>>(run, b0);
     launched(entry);
   }
+}
+
+void gemm_bf16_grouped_host(const Bf16Grouped& g, bool round) {
+  const int64_t batch = g.groups * g.per_group;
+  const int64_t K = g.alpha == 0.f ? 0 : g.K;
+  std::vector<float> a(static_cast<size_t>(g.M > 0 && K > 0 ? g.M * K : 0)), b(static_cast<size_t>(K > 0 && g.N > 0 ? K * g.N : 0));
+  for (int64_t bt = 0; bt < batch; ++bt) {
+    for (int64_t m = 0; m < g.M; ++m)
+      for (int64_t k = 0; k < K; ++k) a[m * K + k] = round ? bf16_math::widen(bf16_math::round(g.a_val(bt, m, k))) : g.a_val(bt, m, k);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < g.N; ++n) b[k * g.N + n] = round ? bf16_math::widen(bf16_math::round(g.b_val(bt, k, n))) : g.b_val(bt, k, n);
+    for (int64_t m = 0; m < g.M; ++m)
+      for (int64_t n = 0; n < g.N; ++n) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; ++k) acc = std::fma(a[m * K + k], b[k * g.N + n], acc);
+        float* out = g.c_at(bt, m, n);
+        *out = g.beta == 0.f ? g.alpha * acc : g.alpha * acc + g.beta * *out;
+      }
+  }
+}
+
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched: K must be >= 0");
+  Bf16Grouped g;
+  g.ta = trans_a, g.tb = trans_b;
+  g.groups = 1, g.per_group = batch, g.M = M, g.N = N, g.K = K, g.alpha = alpha, g.beta = beta;
+  g.a.p = A, g.a.ld = lda, g.a.inner = stride_a;
+  g.b.p = B, g.b.ld = ldb, g.b.inner = stride_b;
+  g.c = C, g.ldc = ldc, g.c_inner = stride_c;
+  gemm_bf16_grouped(g, stream);
 }
 
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {

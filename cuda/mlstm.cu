@@ -44,6 +44,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_bf16.h"
 #include "kernels/fast_math.h"
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_math.h"
@@ -1354,15 +1355,19 @@ void launch_gates(const Geo& g, const float* fg, const float* ig, GateBufs& gb, 
   launched(entry);
 }
 
+#include "mlstm_bf16.cuh"
+
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
 
-void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
-                             const float* k, const float* v, const float* i, const float* f, const float* c0,
-                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
-                             bool parallel_init, void* stream) {
-  const char* entry = "mlstm_chunkwise_forward";
+namespace {
+// bf16: the products on tensor cores (mlstm_bf16.cuh) in place of the float32 tiled kernels
+void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                       const float* k, const float* v, const float* i, const float* f, const float* c0,
+                       const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                       bool parallel_init, bool bf16, void* stream) {
+  const char* entry = bf16 ? "mlstm_chunkwise_forward_bf16" : "mlstm_chunkwise_forward";
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
   const cudaStream_t st = hostutil::as_stream(stream);
@@ -1381,6 +1386,12 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
   fwd_state_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(
       g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
   launched(entry);
+  if (bf16) {
+    StreamScratch<float> ll(g.BH * g.NC * g.L * g.L, st, entry), inv(g.BH * g.S, st, entry), ib(g.BH * g.S, st, entry);
+    bf16_forward(DeviceExec{st, entry}, Bf16FwdArgs{g, q, k, v, alpha.p, beta.p, gamma.p, scale.p, c0, gb.w.p, gb.p.p,
+                                                   saved, c_last, h, ll.p, inv.p, ib.p});
+    return;
+  }
   const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
   state_tile_kernel<StateTileBlock, StateTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa, false);
   launched(entry);
@@ -1394,11 +1405,11 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
   launch_tile<kFwdH>(a, g.DV, st, entry);
 }
 
-void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
-                              float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
-                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
-                              const float* f, const MlstmDims& d, int64_t chunk, float eps, void* stream) {
-  const char* entry = "mlstm_chunkwise_backward";
+void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0, float* dm0,
+                        const float* saved, const float* h, const float* dh, const float* dc_last, const float* dn_last,
+                        const float* q, const float* k, const float* v, const float* i, const float* f,
+                        const MlstmDims& d, int64_t chunk, float eps, bool bf16, void* stream) {
+  const char* entry = bf16 ? "mlstm_chunkwise_backward_bf16" : "mlstm_chunkwise_backward";
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
   const cudaStream_t st = hostutil::as_stream(stream);
@@ -1416,11 +1427,19 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
   bwd_lambda_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p,
                                                                             gamma.p, dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
   launched(entry);
-  const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
-  state_tile_kernel<LambdaTileBlock, LambdaTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la, true);
-  launched(entry);
+  StreamScratch<float> ll(bf16 ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(bf16 ? g.BH * g.S : 0, st, entry);
+  const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.p, beta.p, inv.p, rho.p, gamma.p, dc_last, gb.w.p, gb.p.p,
+                       lam.p, lam0.p, dc0, dq, dk, dv, ll.p, ib.p};
+  if (bf16) {
+    bf16_lambda(DeviceExec{st, entry}, ba);
+  } else {
+    const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
+    state_tile_kernel<LambdaTileBlock, LambdaTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la, true);
+    launched(entry);
+  }
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
+  if (bf16) bf16_grads(DeviceExec{st, entry}, ba);
   TileArgs a{};
   a.g = g;
   a.q = q, a.k = k, a.v = v, a.dh = dh;
@@ -1429,16 +1448,45 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
   a.beta = beta.p, a.alpha = alpha.p, a.inv = inv.p, a.rho = rho.p;
   a.lam = lam.p;
   a.lam_last_zero = !dc_last && !dn_last;
-  a.out = dq;
-  launch_tile<kDQ>(a, g.DK, st, entry);
-  a.out = dk;
-  launch_tile<kDK>(a, g.DK, st, entry);
-  a.out = dv;
-  launch_tile<kDV>(a, g.DV, st, entry);
+  if (!bf16) {
+    a.out = dq;
+    launch_tile<kDQ>(a, g.DK, st, entry);
+    a.out = dk;
+    launch_tile<kDK>(a, g.DK, st, entry);
+    a.out = dv;
+    launch_tile<kDV>(a, g.DV, st, entry);
+  }
   bwd_dots_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, q, k, dq, dk, di, r.p);
   launched(entry);
   bwd_df_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, r.p, ct.p, df);
   launched(entry);
+}
+}  // namespace
+
+void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                             bool parallel_init, void* stream) {
+  chunkwise_forward(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, chunk, eps, parallel_init, false, stream);
+}
+void mlstm_chunkwise_forward_bf16(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                                  const float* k, const float* v, const float* i, const float* f, const float* c0,
+                                  const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                                  bool parallel_init, void* stream) {
+  chunkwise_forward(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, chunk, eps, parallel_init, true, stream);
+}
+void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                              float* dm0, const float* saved, const float* h, const float* dh, const float* dc_last,
+                              const float* dn_last, const float* q, const float* k, const float* v, const float* i,
+                              const float* f, const MlstmDims& d, int64_t chunk, float eps, void* stream) {
+  chunkwise_backward(dq, dk, dv, di, df, dc0, dn0, dm0, saved, h, dh, dc_last, dn_last, q, k, v, i, f, d, chunk, eps, false, stream);
+}
+void mlstm_chunkwise_backward_bf16(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
+                                   float* dm0, const float* saved, const float* h, const float* dh,
+                                   const float* dc_last, const float* dn_last, const float* q, const float* k,
+                                   const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
+                                   float eps, void* stream) {
+  chunkwise_backward(dq, dk, dv, di, df, dc0, dn0, dm0, saved, h, dh, dc_last, dn_last, q, k, v, i, f, d, chunk, eps, true, stream);
 }
 
 void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
@@ -1548,11 +1596,11 @@ struct BwdHost {
 void mlstm_chunkwise_forward_host(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                                   const float* k, const float* v, const float* i, const float* f, const float* c0,
                                   const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
-                                  bool parallel_init) {
-  const char* entry = "mlstm_chunkwise_forward";
+                                  bool parallel_init, bool bf16) {
+  const char* entry = bf16 ? "mlstm_chunkwise_forward_bf16" : "mlstm_chunkwise_forward";
   const FwdHost b(d, saved ? mlstm_chunkwise_saved_size(d, chunk) : 0, q, k, v, i, f, c0, n0, m0, entry);
-  mlstm_chunkwise_forward(b.h.p, b.cl.p, b.nl.p, b.ml.p, b.sv.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, b.c0.p, b.n0.p,
-                          b.m0.p, d, chunk, eps, parallel_init, nullptr);
+  chunkwise_forward(b.h.p, b.cl.p, b.nl.p, b.ml.p, b.sv.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, b.c0.p, b.n0.p, b.m0.p, d,
+                    chunk, eps, parallel_init, bf16, nullptr);
   b.finish(h, c_last, n_last, m_last, saved, entry);
 }
 
@@ -1560,12 +1608,12 @@ void mlstm_chunkwise_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    float* dm0, const float* saved, const float* h, const float* dh,
                                    const float* dc_last, const float* dn_last, const float* q, const float* k,
                                    const float* v, const float* i, const float* f, const MlstmDims& d, int64_t chunk,
-                                   float eps) {
-  const char* entry = "mlstm_chunkwise_backward";
+                                   float eps, bool bf16) {
+  const char* entry = bf16 ? "mlstm_chunkwise_backward_bf16" : "mlstm_chunkwise_backward";
   const BwdHost b(d, mlstm_chunkwise_saved_size(d, chunk), dc0, dn0, dm0, saved, h, dh, dc_last, dn_last, q, k, v, i,
                   f, entry);
-  mlstm_chunkwise_backward(b.dq.p, b.dk.p, b.dv.p, b.di.p, b.df.p, b.dc0.p, b.dn0.p, b.dm0.p, b.sv.p, b.h.p, b.dh.p,
-                           b.dcl.p, b.dnl.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, d, chunk, eps, nullptr);
+  chunkwise_backward(b.dq.p, b.dk.p, b.dv.p, b.di.p, b.df.p, b.dc0.p, b.dn0.p, b.dm0.p, b.sv.p, b.h.p, b.dh.p, b.dcl.p,
+                     b.dnl.p, b.q.p, b.k.p, b.v.p, b.i.p, b.f.p, d, chunk, eps, bf16, nullptr);
   b.finish(dq, dk, dv, di, df, dc0, dn0, dm0, entry);
 }
 
@@ -1962,7 +2010,7 @@ void rec_n_emulate(const RecGeo& g, const float* q, const float* k, const float*
 void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,
                                      const float* q, const float* k, const float* v, const float* i, const float* f,
                                      const float* c0, const float* n0, const float* m0, const MlstmDims& d,
-                                     int64_t chunk, float eps, bool parallel_init) {
+                                     int64_t chunk, float eps, bool parallel_init, int bf16) {
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
   std::vector<float> own = nan_vec<float>(saved ? 0 : g.BH * g.W);
@@ -1982,6 +2030,12 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
     fwd_state_item(g, k, v, alpha.data(), gamma.data(), scale.data(), c0, c0 ? n0 : nullptr, saved, c_last, n_last,
                    (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
   });
+  if (bf16) {
+    std::vector<float> ll = nan_vec<float>(g.BH * g.NC * g.L * g.L), inv = nan_vec<float>(g.BH * g.S), ib = nan_vec<float>(g.BH * g.S);
+    bf16_forward(HostExec{bf16 == 1}, Bf16FwdArgs{g, q, k, v, alpha.data(), beta.data(), gamma.data(), scale.data(), c0, gb.w.data(),
+                                        gb.p.data(), saved, c_last, h, ll.data(), inv.data(), ib.data()});
+    return;
+  }
   state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
   TileArgs a{};
   a.g = g;
@@ -1997,7 +2051,7 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
                                       float* dm0, const float* saved, const float* h, const float* dh,
                                       const float* dc_last, const float* dn_last, const float* q, const float* k,
                                       const float* v, const float* i, const float* f, const MlstmDims& d,
-                                      int64_t chunk, float eps) {
+                                      int64_t chunk, float eps, int bf16) {
   const Geo g = make_geo(d, chunk, eps);
   if (g.BH <= 0 || g.S <= 0) return;
   const int64_t E = state_elems(g);
@@ -2017,7 +2071,11 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     bwd_lambda_item(g, q, dh, saved, beta.data(), inv.data(), rho.data(), gamma.data(), dc_last, dn_last, lam.data(),
                     lam0.data(), dc0, dn0, (idx / g.DK) * E + g.DK * g.DV + idx % g.DK);
   });
-  lambda_tile_emulate(LambdaTileArgs{g, q, dh, saved, beta.data(), inv.data(), gamma.data(), dc_last, lam.data(), lam0.data(), dc0});
+  std::vector<float> ll = nan_vec<float>(bf16 ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(bf16 ? g.BH * g.S : 0);
+  const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.data(), beta.data(), inv.data(), rho.data(), gamma.data(), dc_last,
+                       gb.w.data(), gb.p.data(), lam.data(), lam0.data(), dc0, dq, dk, dv, ll.data(), ib.data()};
+  if (bf16) bf16_lambda(HostExec{bf16 == 1}, ba);
+  else lambda_tile_emulate(LambdaTileArgs{g, q, dh, saved, beta.data(), inv.data(), gamma.data(), dc_last, lam.data(), lam0.data(), dc0});
   {
     std::vector<double> red0 = nan_vec<double>(kThreads), red1 = nan_vec<double>(kThreads);
     const bool final_terms = dc_last || dn_last;
@@ -2037,12 +2095,16 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
   a.beta = beta.data(), a.alpha = alpha.data(), a.inv = inv.data(), a.rho = rho.data();
   a.lam = lam.data();
   a.lam_last_zero = !dc_last && !dn_last;
-  a.out = dq;
-  tile_emulate<kDQ>(a);
-  a.out = dk;
-  tile_emulate<kDK>(a);
-  a.out = dv;
-  tile_emulate<kDV>(a);
+  if (bf16) {
+    bf16_grads(HostExec{bf16 == 1}, ba);
+  } else {
+    a.out = dq;
+    tile_emulate<kDQ>(a);
+    a.out = dk;
+    tile_emulate<kDK>(a);
+    a.out = dv;
+    tile_emulate<kDV>(a);
+  }
   each_warp_item(g.BH * g.S, [&](int64_t p) {
     double pa[32], pb[32];
     for (int lane = 0; lane < 32; ++lane) bwd_dots_part(g, q, k, dq, dk, p, lane, &pa[lane], &pb[lane]);

@@ -103,17 +103,29 @@ function inputs(c: Case) {
 type Fwd = { h: Float32Array; cLast: Float32Array; nLast: Float32Array; mLast: Float32Array; saved: Float32Array };
 type Bwd = Record<"dq" | "dk" | "dv" | "di" | "df" | "dc0" | "dn0" | "dm0", Float32Array>;
 
+// bfloat16 rounding (nearest even) of each element, in place
+function roundBf16(a: Float32Array): void {
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let j = 0; j < u.length; ++j) u[j] = (((u[j] + 0x7fff + ((u[j] >>> 16) & 1)) >>> 16) << 16) >>> 0;
+}
+
 // gpu: the CUDA host entries (a GPU), or with emulate the host replays of their launches (no GPU), else the CPU.
-function runChunkwise(c: Case, gpu: boolean, emulate = false): { fw: Fwd; bw: Bwd } {
+// bf16: the form under the bf16 autocast ("exact": its host replay with the products unrounded); roundQkv: q, k and v
+// rounded to bf16 first (for the CPU reference of what bf16 operands alone change).
+function runChunkwise(c: Case, gpu: boolean, emulate = false, bf16: "" | "round" | "exact" = "", roundQkv = false): { fw: Fwd; bw: Bwd } {
   const { B, NH, S, DK, DV, L } = c.s;
   const bh = B * NH;
   const x = inputs(c);
+  if (roundQkv) [x.q, x.k, x.v].forEach(roundBf16);
+  const extra = bf16 === "exact" ? [true] : [];
   const fw: Fwd = { h: Z(bh * S * DV), cLast: Z(bh * DK * DV), nLast: Z(bh * DK), mLast: Z(bh), saved: Z(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, L)) };
-  const fwdFn = emulate ? native.cudaMlstmChunkwiseForwardEmulate : gpu ? native.cudaMlstmChunkwiseForwardHost : native.mlstmChunkwiseForward;
-  fwdFn(fw.h, fw.cLast, fw.nLast, fw.mLast, fw.saved, x.q, x.k, x.v, x.i, x.f, x.c0, x.n0, x.m0, B, NH, S, DK, DV, L, 1e-6, c.parallelInit);
+  const fwdFn = bf16 ? (emulate ? native.cudaMlstmChunkwiseForwardBf16Emulate : native.cudaMlstmChunkwiseForwardBf16Host)
+    : emulate ? native.cudaMlstmChunkwiseForwardEmulate : gpu ? native.cudaMlstmChunkwiseForwardHost : native.mlstmChunkwiseForward;
+  (fwdFn as (...a: unknown[]) => void)(fw.h, fw.cLast, fw.nLast, fw.mLast, fw.saved, x.q, x.k, x.v, x.i, x.f, x.c0, x.n0, x.m0, B, NH, S, DK, DV, L, 1e-6, c.parallelInit, ...extra);
   const bw: Bwd = { dq: Z(bh * S * DK), dk: Z(bh * S * DK), dv: Z(bh * S * DV), di: Z(bh * S), df: Z(bh * S), dc0: Z(bh * DK * DV), dn0: Z(bh * DK), dm0: Z(bh) };
-  const bwdFn = emulate ? native.cudaMlstmChunkwiseBackwardEmulate : gpu ? native.cudaMlstmChunkwiseBackwardHost : native.mlstmChunkwiseBackward;
-  bwdFn(bw.dq, bw.dk, bw.dv, bw.di, bw.df, bw.dc0, bw.dn0, bw.dm0, fw.saved, fw.h, x.dh, x.dcLast, x.dnLast, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, L, 1e-6);
+  const bwdFn = bf16 ? (emulate ? native.cudaMlstmChunkwiseBackwardBf16Emulate : native.cudaMlstmChunkwiseBackwardBf16Host)
+    : emulate ? native.cudaMlstmChunkwiseBackwardEmulate : gpu ? native.cudaMlstmChunkwiseBackwardHost : native.mlstmChunkwiseBackward;
+  (bwdFn as (...a: unknown[]) => void)(bw.dq, bw.dk, bw.dv, bw.di, bw.df, bw.dc0, bw.dn0, bw.dm0, fw.saved, fw.h, x.dh, x.dcLast, x.dnLast, x.q, x.k, x.v, x.i, x.f, B, NH, S, DK, DV, L, 1e-6, ...extra);
   return { fw, bw };
 }
 
@@ -148,6 +160,36 @@ function compare(name: string, gpu: { fw: Fwd; bw: Bwd }, cpu: { fw: Fwd; bw: Bw
   for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const) close(gpu.fw[k], cpu.fw[k], `${name} ${k}`, tol);
   const diScale = cpu.bw.di.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"] as const) close(gpu.bw[k], cpu.bw[k], `${name} ${k}`, tol, k === "df" ? diScale : 0);
+}
+
+// The bf16 form (cuda/mlstm_bf16.cuh). Its composition is checked exactly: with the products unrounded its host replay
+// must equal the CPU's float32 kernels to float32 rounding (TOL; gradients that cancel to exactly 0, S = 1 without a
+// state, leave noise of ~1e-7 next to O(1) inputs, hence a floor of 1e-2 for the gradients' scale). Its numerics are
+// then bounded by the problem's own sensitivity to bf16 operands: E_ref = how far the CPU's results move when q, k, v
+// alone are rounded to bf16; the bf16 form also rounds the weights, the gate-scaled rows and the states it multiplies,
+// about as much again, so each array must stay within 4 E_ref + 5e-3 of the CPU (measured: ~1 E_ref at the larger
+// shapes, up to ~9 E_ref on arrays whose E_ref is tiny, covered by the 5e-3). A wrong index is an O(1) error. The
+// gradients are measured against the largest of |dq|, |dk|, |dv|: where a position only sees itself (S = 1, no
+// state) dq, dk and the gate gradients cancel to exactly 0, which float32 keeps (same terms on both sides of the
+// cancellation) and bf16 operands leave as a residue of the terms' size times 2⁻⁸.
+const BF16_FLOOR = 1e-2;
+function compareBf16Exact(name: string, got: { fw: Fwd; bw: Bwd }, cpu: { fw: Fwd; bw: Bwd }): void {
+  for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const) close(got.fw[k], cpu.fw[k], `${name} ${k}`, TOL);
+  for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"] as const) close(got.bw[k], cpu.bw[k], `${name} ${k}`, TOL, BF16_FLOOR);
+}
+function compareBf16(name: string, got: { fw: Fwd; bw: Bwd }, cpu: { fw: Fwd; bw: Bwd }, rounded: { fw: Fwd; bw: Bwd }): void {
+  const absMax = (a: Float32Array) => a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  const gradScale = Math.max(BF16_FLOOR, absMax(cpu.bw.dq), absMax(cpu.bw.dk), absMax(cpu.bw.dv));
+  const diScale = Math.max(gradScale, absMax(cpu.bw.di));
+  for (const [part, keys] of [["fw", ["h", "cLast", "nLast", "mLast", "saved"]], ["bw", ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"]]] as const) {
+    for (const k of keys) {
+      const a = (got as Record<string, Record<string, Float32Array>>)[part][k], b = (cpu as Record<string, Record<string, Float32Array>>)[part][k];
+      const r = (rounded as Record<string, Record<string, Float32Array>>)[part][k];
+      const floor = part === "fw" ? 0 : k === "df" ? diScale : k === "dq" || k === "dk" || k === "di" ? gradScale : BF16_FLOOR;
+      const ref = relErr(r, b, `${name} ${k} (reference)`, floor), e = relErr(a, b, `${name} ${k}`, floor);
+      assert.ok(e <= 4 * ref + 5e-3, `${name} ${k}: bf16 form vs CPU ${e.toExponential(2)} > 4 x ${ref.toExponential(2)} (q, k, v rounded to bf16) + 5e-3`);
+    }
+  }
 }
 
 function cases(s: Shape, seed: number): Case[] {
@@ -225,6 +267,24 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     compare(`replay recurrent ${label(c)}`, runRecurrent(c, true, true), runRecurrent(c, false), TOL_LONG);
   });
 
+  itCompiled("bf16 form (tensor-core products, cuda/mlstm_bf16.cuh): its host replay with the products unrounded equals the CPU's float32 kernels at awkward shapes", () => {
+    [...SHAPES, { B: 1, NH: 2, S: 256, DK: 64, DV: 128, L: 64 }].forEach((s, n) => {
+      for (const c of cases(s, 330 + n)) compareBf16Exact(`bf16 replay (exact products) ${label(c)}`, runChunkwise(c, true, true, "exact"), runChunkwise(c, false));
+    });
+    const c = cases(LONG, 390)[1];
+    compareBf16Exact(`bf16 replay (exact products) ${label(c)}`, runChunkwise(c, true, true, "exact"), runChunkwise(c, false));
+  });
+
+  itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {
+    SHAPES.forEach((s, n) => {
+      for (const c of cases(s, 430 + n)) {
+        const got = runChunkwise(c, true, true, "round"), cpu = runChunkwise(c, false);
+        compareBf16(`bf16 replay ${label(c)}`, got, cpu, runChunkwise(c, false, false, "", true));
+        if (n === 3) assert.ok(relErr(got.fw.h, cpu.fw.h, "h") > 1e-4, "the bf16 form's h equals float32's: operands not rounded");
+      }
+    });
+  });
+
   itCompiled("the host replays check their arguments as the CPU exports do", () => {
     const d = { B: 1, NH: 1, S: 3, DK: 2, DV: 2, L: 2 };
     const sv = Z(native.mlstmChunkwiseSavedSize(d.B, d.NH, d.S, d.DK, d.DV, d.L));
@@ -258,9 +318,23 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     }
   });
 
+  itCuda("bf16 form on the GPU: within bf16 rounding of the CPU at awkward shapes, and within 2e-3 of its host replay (same rounding points, other sum orders)", () => {
+    SHAPES.forEach((s, n) => {
+      for (const c of cases(s, 530 + n)) {
+        const got = runChunkwise(c, true, false, "round");
+        compareBf16(`bf16 GPU ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true));
+        const rep = runChunkwise(c, true, true, "round");
+        for (const k of ["h", "cLast", "saved"] as const) close(got.fw[k], rep.fw[k], `bf16 GPU vs replay ${label(c)} ${k}`, 2e-3);
+        for (const k of ["dq", "dk", "dv", "dc0"] as const) close(got.bw[k], rep.bw[k], `bf16 GPU vs replay ${label(c)} ${k}`, 2e-3, BF16_FLOOR);
+      }
+    });
+    const c = cases(LONG, 590)[1];
+    compareBf16(`bf16 GPU ${label(c)}`, runChunkwise(c, true, false, "round"), runChunkwise(c, false), runChunkwise(c, false, false, "", true));
+  });
+
   itCuda("the GPU results are deterministic (two runs give the same bits)", () => {
     const c: Case = { s: SHAPES[1], withState: true, parallelInit: false, finalCot: true, seed: 7 };
-    for (const run of [runChunkwise, runRecurrent]) {
+    for (const run of [runChunkwise, runRecurrent, (c: Case, gpu: boolean) => runChunkwise(c, gpu, false, "round")]) {
       const a = run(c, true), b = run(c, true);
       for (const k of ["h", "cLast", "saved"] as const) assert.deepEqual(a.fw[k], b.fw[k], k);
       for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dm0"] as const) assert.deepEqual(a.bw[k], b.bw[k], k);

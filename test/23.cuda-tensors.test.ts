@@ -356,6 +356,38 @@ describe("23 CUDA tensors", () => {
       assert.throws(() => cuda.autocast(() => Promise.resolve(1)), (e: Error) => e instanceof TypeError && /synchronous/.test(e.message));
     });
 
+    itCuda("bf16 autocast: ops.mlstm's chunkwise form runs its bf16 variant (tensor-core products) forward and backward; the recurrent form and long parallel chunks stay float32", () => {
+      const gen = new Generator(37);
+      const [B, NH, S, DK, DV, L] = [1, 2, 40, 8, 12, 16];
+      const leaves = [[B, NH, S, DK], [B, NH, S, DK], [B, NH, S, DV], [B, NH, S], [B, NH, S]].map((sh, j) => Tensor.randn(sh, { generator: gen, mean: j === 4 ? 3 : 0 }));
+      const dh = Tensor.randn([B, NH, S, DV], { generator: gen });
+      const run = (autocast: boolean, form: "chunkwise" | "recurrent" | "parallel") => {
+        const xs = leaves.map((t) => t.to("cuda").requiresGrad_());
+        const call = () => ops.mlstm(xs[0], xs[1], xs[2], xs[3], xs[4], { form, chunkSize: L }).h;
+        const h = autocast ? cuda.autocast(call) : call();
+        h.backward(dh.to("cuda"));  // outside autocast: the backward follows the forward's form
+        return { h: h.toFlatArray(), grads: xs.map((t) => t.grad!.toFlatArray()) };
+      };
+      const f32 = run(false, "chunkwise"), b16 = run(true, "chunkwise");
+      // the reference: the bf16 form's entries on host arrays (its host replay; the GPU sums in other orders)
+      const host = leaves.map((t) => new Float32Array(t.toFlatArray()));
+      const bh = B * NH, saved = new Float32Array(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, L));
+      const h = new Float32Array(bh * S * DV);
+      native.cudaMlstmChunkwiseForwardBf16Emulate(h, new Float32Array(bh * DK * DV), new Float32Array(bh * DK), new Float32Array(bh), saved, host[0], host[1], host[2], host[3], host[4], null, null, null, B, NH, S, DK, DV, L, 1e-6, false);
+      const g = [bh * S * DK, bh * S * DK, bh * S * DV, bh * S, bh * S].map((n) => new Float32Array(n));
+      native.cudaMlstmChunkwiseBackwardBf16Emulate(g[0], g[1], g[2], g[3], g[4], null, null, null, saved, h, new Float32Array(dh.toFlatArray()), null, null, host[0], host[1], host[2], host[3], host[4], B, NH, S, DK, DV, L, 1e-6);
+      const tol = cuda.deviceProperties(0).name.startsWith("host emulation") ? 1e-7 : 2e-3;  // emulation: the same host code
+      assert.ok(relErr(b16.h, h) < tol, "autocast forward = the bf16 form");
+      b16.grads.forEach((gr, j) => assert.ok(relErr(gr, g[j]) < tol, `autocast gradient ${j} = the bf16 form's`));
+      assert.ok(relErr(b16.h, f32.h) > 1e-5 && relErr(b16.h, f32.h) < 0.1, "the bf16 form rounds, and stays close to float32");
+      // outside autocast float32 again; the recurrent form has no bf16 variant, nor do chunks over 256
+      assert.ok(relErr(run(false, "chunkwise").h, f32.h) === 0);
+      assert.ok(relErr(run(true, "recurrent").h, run(false, "recurrent").h) === 0);
+      const long = Tensor.randn([1, 1, 300, 4], { generator: gen }).to("cuda"), lg = Tensor.randn([1, 1, 300], { generator: gen }).to("cuda");
+      const par = () => ops.mlstm(long, long, long, lg, lg, { form: "parallel" }).h.toFlatArray();
+      assert.ok(relErr(cuda.autocast(par), par()) === 0);
+    });
+
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
       const g = Tensor.ones([2, 3], { device: "cuda" });
       const w = Object.fromEntries(["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"].map((k) => [k, g]));

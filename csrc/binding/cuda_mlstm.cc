@@ -23,23 +23,27 @@
 namespace xlstm {
 namespace {
 
-// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU).
-template <bool Chunkwise, bool Emulate>
+// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU). Bf16 (chunkwise only): the
+// form under the bf16 autocast (cuda::mlstm_chunkwise_*_bf16); its Emulate exports take an optional last argument
+// exactProducts (the host replay with the products unrounded, bf16 = 2 of the emulate entries).
+template <bool Chunkwise, bool Emulate, bool Bf16 = false>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Chunkwise ? (Emulate ? "cudaMlstmChunkwiseForwardEmulate" : "cudaMlstmChunkwiseForwardHost")
+  ArgCtx c{info, Chunkwise ? (Bf16 ? (Emulate ? "cudaMlstmChunkwiseForwardBf16Emulate" : "cudaMlstmChunkwiseForwardBf16Host")
+                                   : (Emulate ? "cudaMlstmChunkwiseForwardEmulate" : "cudaMlstmChunkwiseForwardHost"))
                            : (Emulate ? "cudaMlstmRecurrentForwardEmulate" : "cudaMlstmRecurrentForwardHost")};
-  const mlstm_args::ForwardCall a = mlstm_args::parse_forward<Chunkwise>(c);
+  const mlstm_args::ForwardCall a = mlstm_args::parse_forward<Chunkwise>(c, Bf16 && Emulate);
+  const int bf16 = !Bf16 ? 0 : Emulate && info.Length() == 22 && require_bool(c, 21, "exactProducts") ? 2 : 1;
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Chunkwise && Emulate)
       cuda::mlstm_chunkwise_forward_emulate(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
-                                            a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init);
+                                            a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init, bf16);
     else if (Emulate)
       cuda::mlstm_recurrent_forward_emulate(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
                                             a.st.c0, a.st.n0, a.st.m0, a.d, a.eps);
     else if (Chunkwise)
       cuda::mlstm_chunkwise_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
-                                         a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init);
+                                         a.st.c0, a.st.n0, a.st.m0, a.d, a.chunk, a.eps, a.parallel_init, Bf16);
     else
       cuda::mlstm_recurrent_forward_host(a.h, a.c_last, a.n_last, a.m_last, a.saved, a.q, a.k, a.v, a.ig, a.fg,
                                          a.st.c0, a.st.n0, a.st.m0, a.d, a.eps);
@@ -47,22 +51,24 @@ Napi::Value CudaForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-template <bool Chunkwise, bool Emulate>
+template <bool Chunkwise, bool Emulate, bool Bf16 = false>
 Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Chunkwise ? (Emulate ? "cudaMlstmChunkwiseBackwardEmulate" : "cudaMlstmChunkwiseBackwardHost")
+  ArgCtx c{info, Chunkwise ? (Bf16 ? (Emulate ? "cudaMlstmChunkwiseBackwardBf16Emulate" : "cudaMlstmChunkwiseBackwardBf16Host")
+                                   : (Emulate ? "cudaMlstmChunkwiseBackwardEmulate" : "cudaMlstmChunkwiseBackwardHost"))
                            : (Emulate ? "cudaMlstmRecurrentBackwardEmulate" : "cudaMlstmRecurrentBackwardHost")};
-  const mlstm_args::BackwardCall a = mlstm_args::parse_backward<Chunkwise>(c);
+  const mlstm_args::BackwardCall a = mlstm_args::parse_backward<Chunkwise>(c, Bf16 && Emulate);
+  const int bf16 = !Bf16 ? 0 : Emulate && info.Length() == 26 && require_bool(c, 25, "exactProducts") ? 2 : 1;
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Chunkwise && Emulate)
       cuda::mlstm_chunkwise_backward_emulate(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,
-                                             a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps);
+                                             a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps, bf16);
     else if (Emulate)
       cuda::mlstm_recurrent_backward_emulate(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.dh,
                                              a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.eps);
     else if (Chunkwise)
       cuda::mlstm_chunkwise_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.h, a.dh,
-                                          a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps);
+                                          a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.chunk, a.eps, Bf16);
     else
       cuda::mlstm_recurrent_backward_host(a.dq, a.dk, a.dv, a.di, a.df, a.dc0, a.dn0, a.dm0, a.saved, a.dh,
                                           a.dc_last, a.dn_last, a.q, a.k, a.v, a.ig, a.fg, a.d, a.eps);
@@ -133,6 +139,14 @@ void Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, CudaForward<false, true>, "cudaMlstmRecurrentForwardEmulate"));
   exports.Set("cudaMlstmRecurrentBackwardEmulate",
               Napi::Function::New(env, CudaBackward<false, true>, "cudaMlstmRecurrentBackwardEmulate"));
+  exports.Set("cudaMlstmChunkwiseForwardBf16Host",
+              Napi::Function::New(env, CudaForward<true, false, true>, "cudaMlstmChunkwiseForwardBf16Host"));
+  exports.Set("cudaMlstmChunkwiseBackwardBf16Host",
+              Napi::Function::New(env, CudaBackward<true, false, true>, "cudaMlstmChunkwiseBackwardBf16Host"));
+  exports.Set("cudaMlstmChunkwiseForwardBf16Emulate",
+              Napi::Function::New(env, CudaForward<true, true, true>, "cudaMlstmChunkwiseForwardBf16Emulate"));
+  exports.Set("cudaMlstmChunkwiseBackwardBf16Emulate",
+              Napi::Function::New(env, CudaBackward<true, true, true>, "cudaMlstmChunkwiseBackwardBf16Emulate"));
   exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
 }
 

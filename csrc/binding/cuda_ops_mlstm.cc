@@ -68,15 +68,17 @@ void require_unaliased(const ArgCtx& c, const std::vector<DeviceBuffer*>& b, siz
 }
 
 // cudaMlstm{Chunkwise,Recurrent}ForwardDev(h, cLast, nLast, mLast, saved | null, q, k, v, i, f, c0 | null, n0 | null,
-// m0 | null, B, NH, S, DHQK, DHV[, chunkSize], eps[, parallelInit])
+// m0 | null, B, NH, S, DHQK, DHV[, chunkSize], eps[, parallelInit[, bf16]]); bf16 (chunkwise, default false): the
+// form under the bf16 autocast (products on tensor cores; cuda::mlstm_chunkwise_forward_bf16)
 template <bool CHUNKWISE>
 Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   ArgCtx c{info, CHUNKWISE ? "cudaMlstmChunkwiseForwardDev" : "cudaMlstmRecurrentForwardDev"};
-  require_count(c, CHUNKWISE ? 21 : 19);
+  if (!CHUNKWISE || info.Length() != 22) require_count(c, CHUNKWISE ? 21 : 19);
   const MlstmDims d = dims_at(c, 13);
   const int64_t chunk = CHUNKWISE ? require_int(c, 18, "chunkSize", 1, INT32_MAX) : 0;
   const float eps = eps_at(c, CHUNKWISE ? 19 : 18);
   const bool pinit = CHUNKWISE ? require_bool(c, 20, "parallelInit") : false;
+  const bool bf16 = CHUNKWISE && info.Length() == 22 ? require_bool(c, 21, "bf16") : false;
   const int64_t bh = d.B * d.NH, saved = CHUNKWISE ? mlstm_chunkwise_saved_size(d, chunk) : mlstm_recurrent_saved_size(d);
   const auto b = buffers(c, {{"h", bh * d.S * d.DV, false}, {"cLast", bh * d.DK * d.DV, false}, {"nLast", bh * d.DK, false},
                              {"mLast", bh, false}, {"saved", saved, true}, {"q", bh * d.S * d.DK, false},
@@ -87,7 +89,10 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   run_sync(info.Env(), c.fn, [&] {
     if (CHUNKWISE && replay_kernels())
       cuda::mlstm_chunkwise_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
-                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
+                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, bf16);
+    else if (CHUNKWISE && bf16 && !cuda::emulated())
+      cuda::mlstm_chunkwise_forward_bf16(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                         fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, cuda::stream());
     else if (replay_kernels())
       cuda::mlstm_recurrent_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
                                             fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
@@ -102,14 +107,15 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
 }
 
 // cudaMlstmChunkwiseBackwardDev(dq, dk, dv, di, df, dc0 | null, dn0 | null, dm0 | null, saved, h, dh, dcLast | null,
-//   dnLast | null, q, k, v, i, f, B, NH, S, DHQK, DHV, chunkSize, eps)
+//   dnLast | null, q, k, v, i, f, B, NH, S, DHQK, DHV, chunkSize, eps[, bf16])
 // cudaMlstmRecurrentBackwardDev(dq, dk, dv, di, df, dc0 | null, dn0 | null, dm0 | null, saved, dh, dcLast | null,
 //   dnLast | null, q, k, v, i, f, B, NH, S, DHQK, DHV, eps)
 template <bool CHUNKWISE>
 Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
   ArgCtx c{info, CHUNKWISE ? "cudaMlstmChunkwiseBackwardDev" : "cudaMlstmRecurrentBackwardDev"};
   const size_t dpos = CHUNKWISE ? 18 : 17;
-  require_count(c, dpos + (CHUNKWISE ? 7 : 6));
+  if (!CHUNKWISE || info.Length() != dpos + 8) require_count(c, dpos + (CHUNKWISE ? 7 : 6));
+  const bool bf16 = CHUNKWISE && info.Length() == dpos + 8 ? require_bool(c, dpos + 7, "bf16") : false;
   const MlstmDims d = dims_at(c, dpos);
   const int64_t chunk = CHUNKWISE ? require_int(c, dpos + 5, "chunkSize", 1, INT32_MAX) : 0;
   const float eps = eps_at(c, dpos + (CHUNKWISE ? 6 : 5));
@@ -133,7 +139,12 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
     if (CHUNKWISE && replay_kernels())
       cuda::mlstm_chunkwise_backward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
                                              fp(b[8]), fp(b[9]), fp(b[9 + o]), fp(b[10 + o]), fp(b[11 + o]), fp(b[12 + o]),
-                                             fp(b[13 + o]), fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps);
+                                             fp(b[13 + o]), fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps, bf16);
+    else if (CHUNKWISE && bf16 && !cuda::emulated())
+      cuda::mlstm_chunkwise_backward_bf16(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                          fp(b[8]), fp(b[9]), fp(b[9 + o]), fp(b[10 + o]), fp(b[11 + o]), fp(b[12 + o]),
+                                          fp(b[13 + o]), fp(b[14 + o]), fp(b[15 + o]), fp(b[16 + o]), d, chunk, eps,
+                                          cuda::stream());
     else if (replay_kernels())
       cuda::mlstm_recurrent_backward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
                                              fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), fp(b[13]), fp(b[14]),

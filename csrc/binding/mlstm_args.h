@@ -111,11 +111,12 @@ struct ForwardCall {
   State0 st;
 };
 
+// extra_flag: one more (boolean) argument may follow, read by the caller
 template <bool Chunkwise>
-ForwardCall parse_forward(const ArgCtx& c) {
+ForwardCall parse_forward(const ArgCtx& c, bool extra_flag = false) {
   ForwardCall a;
   const size_t nargs = Chunkwise ? 21 : 19;
-  require_count(c, nargs);
+  if (!extra_flag || c.info.Length() != nargs + 1) require_count(c, nargs);
   Sizes s = read_sizes(c, 13);
   a.chunk = Chunkwise ? read_chunk(c, 18) : 0;
   a.eps = read_eps(c, Chunkwise ? 19 : 18);
@@ -154,12 +155,12 @@ struct BackwardCall {
 };
 
 template <bool Chunkwise>
-BackwardCall parse_backward(const ArgCtx& c) {
+BackwardCall parse_backward(const ArgCtx& c, bool extra_flag = false) {
   BackwardCall a;
   // the chunkwise backward also takes h (after saved); sizes follow the 5 inputs
   const size_t off = Chunkwise ? 1 : 0;
   const size_t nargs = Chunkwise ? 25 : 23;
-  require_count(c, nargs);
+  if (!extra_flag || c.info.Length() != nargs + 1) require_count(c, nargs);
   const size_t first_size = 17 + off;
   a.first_size = first_size;
   Sizes s = read_sizes(c, first_size);

@@ -480,6 +480,17 @@ void mlstm_chunkwise_backward(float*, float*, float*, float*, float*, float*, fl
                               const float*, const float*, const float*, const MlstmDims&, int64_t, float, void*) {
   mlstm_absent("cuda::mlstm_chunkwise_backward");
 }
+void mlstm_chunkwise_forward_bf16(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                  const float*, const float*, const float*, const float*, const float*,
+                                  const MlstmDims&, int64_t, float, bool, void*) {
+  mlstm_absent("cuda::mlstm_chunkwise_forward_bf16");
+}
+void mlstm_chunkwise_backward_bf16(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
+                                   const float*, const float*, const float*, const float*, const float*,
+                                   const float*, const float*, const float*, const float*, const MlstmDims&, int64_t,
+                                   float, void*) {
+  mlstm_absent("cuda::mlstm_chunkwise_backward_bf16");
+}
 void mlstm_recurrent_forward(float*, float*, float*, float*, float*, const float*, const float*, const float*,
                              const float*, const float*, const float*, const float*, const float*, const MlstmDims&,
                              float, void*) {
@@ -492,13 +503,13 @@ void mlstm_recurrent_backward(float*, float*, float*, float*, float*, float*, fl
 }
 void mlstm_chunkwise_forward_host(float*, float*, float*, float*, float*, const float*, const float*, const float*,
                                   const float*, const float*, const float*, const float*, const float*,
-                                  const MlstmDims&, int64_t, float, bool) {
+                                  const MlstmDims&, int64_t, float, bool, bool) {
   mlstm_absent("cuda::mlstm_chunkwise_forward_host");
 }
 void mlstm_chunkwise_backward_host(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
                                    const float*, const float*, const float*, const float*, const float*,
                                    const float*, const float*, const float*, const float*, const MlstmDims&, int64_t,
-                                   float) {
+                                   float, bool) {
   mlstm_absent("cuda::mlstm_chunkwise_backward_host");
 }
 void mlstm_recurrent_forward_host(float*, float*, float*, float*, float*, const float*, const float*, const float*,
@@ -517,13 +528,13 @@ int64_t mlstm_coverage(const MlstmDims&, int64_t, int64_t*) {
 }
 void mlstm_chunkwise_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,
                                      const float*, const float*, const float*, const float*, const float*,
-                                     const MlstmDims&, int64_t, float, bool) {
+                                     const MlstmDims&, int64_t, float, bool, int) {
   mlstm_absent("cuda::mlstm_chunkwise_forward_emulate");
 }
 void mlstm_chunkwise_backward_emulate(float*, float*, float*, float*, float*, float*, float*, float*, const float*,
                                       const float*, const float*, const float*, const float*, const float*,
                                       const float*, const float*, const float*, const float*, const MlstmDims&,
-                                      int64_t, float) {
+                                      int64_t, float, int) {
   mlstm_absent("cuda::mlstm_chunkwise_backward_emulate");
 }
 void mlstm_recurrent_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,

@@ -1,6 +1,6 @@
 // GPU workloads (../shared/bench/WORKLOADS.md): G1 the sLSTM / LSTM recurrence alone (B 16, T 1024, hidden 768,
 // one head), forward and forward+backward; G2 the chunkwise mLSTM cell forward+backward over 65,536 tokens (B 8,
-// S 8192, 8 heads, DHqk 256, DHv 512); G3 the W2 training step on the GPU, float32 and with the bf16 autocast of
+// S 8192, 8 heads, DHqk 256, DHv 512), float32 and under the bf16 autocast (cuda/mlstm_bf16.cuh); G3 the W2 training step on the GPU, float32 and with the bf16 autocast of
 // the matrix products; L1-cuda the xLSTM Large decode of L1 (125M config, batch 1) with bf16 and float32 matrix
 // weights (lib/ops/bf16.ts, cuda/bf16.cu). The recurrences are float32 (TF32 off); their bf16 kernels come with issue 9. Each timing
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
@@ -116,7 +116,7 @@ registerWorkload({
 
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 and under the bf16 autocast (tensor-core products)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
@@ -127,14 +127,17 @@ registerWorkload({
     const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
     const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
     const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
-    const t = await timeGpu(() => {
-      ops.mlstm(q, k, v, i, f, { form: "chunkwise" }).h.backward(dh);
-      for (const p of [q, k, v, i, f]) {
-        p.grad?.dispose();
-        p.grad = null;
-      }
-    }, reps);
-    yield { workload: "G2", name: "mlstm-chunkwise-forward-backward", metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps };
+    for (const dtype of ["float32", "bfloat16"] as const) {
+      const t = await timeGpu(() => {
+        const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise" }).h;
+        (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd()).backward(dh);
+        for (const p of [q, k, v, i, f]) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+      }, reps);
+      yield { workload: "G2", name: dtype === "float32" ? "mlstm-chunkwise-forward-backward" : "mlstm-chunkwise-forward-backward-autocast-bf16", metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps };
+    }
   },
 });
 
