@@ -388,10 +388,36 @@ describe("23 CUDA tensors", () => {
       assert.ok(relErr(cuda.autocast(par), par()) === 0);
     });
 
+    itCuda("ops.mlstmLayer on CUDA tensors (the composed ops on the GPU) equals the fused CPU layer, plain and in its block form, values and every gradient", () => {
+      const gen = new Generator(41);
+      const [B, S, E, Di, NH, Bq, K] = [2, 21, 8, 16, 2, 4, 3];
+      const shapes: Record<string, number[]> = {
+        wUp: [2 * Di, E], wConv: [Di, 1, K], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
+        wI: [NH, 3 * Di], bI: [NH], wF: [NH, 3 * Di], bF: [NH], wNorm: [Di], skip: [Di], wDown: [E, Di],
+      };
+      const names = Object.keys(shapes);
+      const base = Object.fromEntries(names.map((k) => [k, ops.mul(Tensor.randn(shapes[k], { generator: gen }), k === "bF" ? 1 : 0.4)]));
+      base.bF = ops.add(base.bF, 3);
+      const x = Tensor.randn([B, S, E], { generator: gen }), lnW = ops.mul(Tensor.randn([E], { generator: gen }), 0.2);
+      const dy = Tensor.randn([B, S, E], { generator: gen });
+      for (const block of [false, true]) {
+        const run = (device: "cpu" | "cuda") => {
+          const w = Object.fromEntries(names.map((k) => [k, base[k].detach().to(device).requiresGrad_()]));  // fresh leaves per run
+          const xs = x.detach().to(device).requiresGrad_(), ln = lnW.detach().to(device).requiresGrad_();
+          const y = ops.mlstmLayer(xs, w as never, { numHeads: NH, chunkSize: 8, preNorm: block ? { weight: ln } : null });
+          y.backward(dy.to(device));
+          return { y: y.toFlatArray(), grads: [xs, ...names.map((k) => w[k]), ...(block ? [ln] : [])].map((t) => t.grad!.toFlatArray()) };
+        };
+        const cpu = run("cpu"), gpu = run("cuda");
+        assert.ok(relErr(gpu.y, cpu.y) < 1e-4, `${block ? "block" : "layer"} forward`);
+        gpu.grads.forEach((g, j) => assert.ok(relErr(g, cpu.grads[j]) < 1e-4, `${relErr(g, cpu.grads[j])} ${block ? "block" : "layer"} gradient ${j} (${["x", ...names, "preNorm.weight"][j]})`));
+      }
+      assert.throws(() => ops.mlstmLayer(x.to("cuda"), base as never, { numHeads: NH }), (e: Error) => e instanceof TypeError && /ops.mlstmLayer: x is on cuda but weights.wUp is on cpu/.test(e.message));
+    });
+
     itCuda("ops without a CUDA kernel and mixed devices are refused by name", () => {
       const g = Tensor.ones([2, 3], { device: "cuda" });
-      const w = Object.fromEntries(["wUp", "wConv", "bConv", "wQ", "wK", "wV", "wI", "bI", "wF", "bF", "wNorm", "skip", "wDown"].map((k) => [k, g]));
-      assert.throws(() => ops.mlstmLayer(g.reshape(1, 2, 3), w as never, { numHeads: 1, qkvBlocksize: 1 } as never), (e: Error) => e instanceof TypeError && /ops.mlstmLayer: x is a CUDA tensor, and ops.mlstmLayer has no CUDA kernel yet/.test(e.message));
+      assert.throws(() => ops.slice(g, 1, 0, 3, 2), (e: Error) => e instanceof TypeError && /ops.slice: on CUDA only slices with step 1/.test(e.message));
       assert.throws(() => ops.add(g, Tensor.ones([2, 3])), (e: Error) => e instanceof TypeError && /ops.add: a is on cuda but b is on cpu/.test(e.message));
       assert.throws(() => ops.linear(g, Tensor.ones([4, 3])), (e: Error) => e instanceof TypeError && /ops.linear: x is on cuda but weight is on cpu/.test(e.message));
     });

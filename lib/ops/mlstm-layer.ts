@@ -2,12 +2,21 @@
 // conv + SiLU, block-diagonal q/k/v, gates, chunkwise mLSTM cell, per-head output norm, learnable skip, SiLU(z)
 // gate, proj_down) as ONE native call each way and ONE tape entry (csrc/kernels/mlstm_layer.h). The same numbers as
 // composing the single ops (lib/nn/mlstm-layer.ts does that for the cases this op does not cover: an initial or
-// returned state, projection biases), without their per-op allocations, layout copies and tape bookkeeping.
+// returned state, projection biases), without their per-op allocations, layout copies and tape bookkeeping. On CUDA
+// tensors the layer is that composition of the single ops, each with its CUDA kernel (layerComposed below).
 import { record, needsGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { Tensor, uninitF32 } from "../tensor";
 import { kindOf, requireTensor } from "./args";
+import { causalConv1d } from "./conv1d";
+import { requireSameDevice } from "./cuda";
+import { add, mul, silu } from "./elementwise";
+import { headwiseLinear } from "./headwise";
+import { linear } from "./matmul";
+import { mlstm } from "./mlstm";
+import { layerNorm, multiHeadLayerNorm } from "./norm";
+import { cat, permute, slice } from "./shape";
 
 /** The layer's parameters, named as the reference's state_dict keys (no biases on the projections). */
 export interface MlstmLayerWeights {
@@ -52,16 +61,17 @@ export interface MlstmPreNorm {
 /**
  * The fused mLSTM layer from the zero state: y [B, S, E] for x [B, S, E]. Differentiable w.r.t. x and every weight.
  * With options.preNorm, the whole pre-norm residual half of an xLSTM block instead: y = x + layer(LayerNorm(x))
- * (the same numbers as ops.layerNorm, the layer and ops.add; the norm's weight gets its gradient too).
+ * (the same numbers as ops.layerNorm, the layer and ops.add; the norm's weight gets its gradient too). On CUDA tensors
+ * (x and every weight on the GPU) it runs as the composition of the single ops, each with its CUDA kernel.
  * @param options.numHeads NH (divides Di); options.chunkSize the cell's chunk (default 64: the "auto" form)
  * @throws TypeError for non-Tensor / non-float32 arguments, RangeError for inconsistent shapes
  */
 export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number; cellEps?: number; normEps?: number; preNorm?: MlstmPreNorm | null }): Tensor {
-  requireTensor(OP, "x", x);
+  requireTensor(OP, "x", x, { cuda: true });
   if (typeof w !== "object" || w === null || Array.isArray(w)) throw new TypeError(`${OP}: weights must be an object of Tensors (${ORDER.join(", ")}), got ${kindOf(w)}`);
   if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`${OP}: options must be an object { numHeads, chunkSize?, cellEps?, normEps? }, got ${kindOf(options)}`);
   for (const k of ORDER) {
-    const t = requireTensor(OP, `weights.${k}`, w[k]);
+    const t = requireTensor(OP, `weights.${k}`, w[k], { cuda: true });
     if (t.dtype !== "float32") throw new TypeError(`${OP}: weights.${k} must be float32, got ${t.dtype}`);
   }
   if (x.dtype !== "float32") throw new TypeError(`${OP}: x must be float32, got ${x.dtype}`);
@@ -93,7 +103,7 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   let lnW: Tensor | null = null, lnEps = 1e-5, lnResidual = true;
   if (pre !== null) {
     if (typeof pre !== "object" || Array.isArray(pre)) throw new TypeError(`${OP}: options.preNorm must be an object { weight, eps?, residualWeight? } or null, got ${kindOf(pre)}`);
-    lnW = requireTensor(OP, "options.preNorm.weight", pre.weight);
+    lnW = requireTensor(OP, "options.preNorm.weight", pre.weight, { cuda: true });
     if (lnW.dtype !== "float32") throw new TypeError(`${OP}: options.preNorm.weight must be float32, got ${lnW.dtype}`);
     if (lnW.ndim !== 1 || lnW.shape[0] !== E) throw shapeError(`${OP}: options.preNorm.weight`, lnW.shape, `[E] = [${E}]`);
     lnEps = pre.eps ?? 1e-5;
@@ -101,6 +111,8 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
     lnResidual = pre.residualWeight ?? true;
     if (typeof lnResidual !== "boolean") throw new TypeError(`${OP}: options.preNorm.residualWeight must be a boolean, got ${kindOf(lnResidual)}`);
   }
+  requireSameDevice(OP, [["x", x], ...ORDER.map((k) => [`weights.${k}`, w[k]] as [string, Tensor]), ["options.preNorm.weight", lnW]]);
+  if (x.device === "cuda") return layerComposed(x, w, NH, chunk, cellEps, normEps, lnW ? { weight: lnW, eps: lnEps, residualWeight: lnResidual } : null);
   const dims = [B, S, E, Di, NH, Bq, K, chunk] as const;
   const params = ORDER.map((k) => w[k].f32());
   const inputs = [x, ...ORDER.map((k) => w[k]), ...(lnW ? [lnW] : [])];
@@ -124,4 +136,25 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
     native.mlstmLayerBackward(dx, ...grads, dy, x.f32(), saved, ...params, ...dims, cellEps, normEps);
     return [new Tensor(dx, x.shape), ...ORDER.map((k, j) => new Tensor(grads[j], w[k].shape))];
   }, { release: () => native.mlstmLayerRelease(saved) });
+}
+
+/**
+ * The layer (and its block form) as the composition of the single ops, for CUDA tensors: the same steps as the fused
+ * CPU kernel and lib/nn/mlstm-layer.ts (the cell in its "auto" form from the zero state), each op on the GPU.
+ */
+function layerComposed(x: Tensor, w: MlstmLayerWeights, NH: number, chunk: number, cellEps: number, normEps: number, pre: Required<MlstmPreNorm> | null): Tensor {
+  const [B, S] = x.shape;
+  const Di = w.wUp.shape[0] / 2, DH = Di / NH;
+  const xin = pre ? layerNorm(x, pre.weight, null, { eps: pre.eps, residualWeight: pre.residualWeight }) : x;
+  const up = linear(xin, w.wUp);
+  const xm = slice(up, 2, 0, Di), z = slice(up, 2, Di, 2 * Di);
+  const xc = silu(causalConv1d(xm, w.wConv, w.bConv));
+  const q = headwiseLinear(xc, w.wQ), k = headwiseLinear(xc, w.wK), v = headwiseLinear(xm, w.wV);
+  const u = cat([q, k, v], 2);
+  const ig = permute(linear(u, w.wI, w.bI), [0, 2, 1]), fg = permute(linear(u, w.wF, w.bF), [0, 2, 1]);  // [B, NH, S]
+  const heads = (t: Tensor) => permute(t.reshape(B, S, NH, DH), [0, 2, 1, 3]);
+  const cell = mlstm(heads(q), heads(k), heads(v), ig, fg, { form: "auto", chunkSize: chunk, eps: cellEps });
+  const hNorm = multiHeadLayerNorm(permute(cell.h, [0, 2, 1, 3]), w.wNorm, null, { residualWeight: true, eps: normEps }).reshape(B, S, Di);
+  const y = linear(mul(add(hNorm, mul(w.skip, xc)), silu(z)), w.wDown);
+  return pre ? add(x, y) : y;
 }
