@@ -34,7 +34,9 @@
 // Device entries only enqueue on `stream` (a cudaStream_t; nullptr = default stream; scratch is stream-ordered,
 // cudaMallocAsync); *_host entries copy in, run, copy out and synchronise. CUDA errors throw
 // std::runtime_error("<entry>: <what>: <cudaGetErrorString>").
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cmath>
@@ -45,6 +47,7 @@
 #include "cuda_api.h"
 #include "cuda_host_util.h"
 #include "gemm_bf16.h"
+#include "kernels/bf16_math.h"
 #include "kernels/fast_math.h"
 #include "kernels/mlstm.h"
 #include "kernels/mlstm_math.h"

@@ -7,12 +7,12 @@
 // tiled products (fwd_state_tile + tile<FWD_H>; bwd_lambda_tile + tile<DQ / DK / DV>).
 //
 // Forward, per (bh, chunk c of length l), positions τ, σ of the chunk (LL: an L x L scratch per chunk):
-//   ΔC     saved C slot c+1 = (sα ⊙ K_c)ᵀ V_c                      (then C_{c+1} = ΔC + γ_c C_c: state_scan)
+//   C      C_{c+1} = (sα ⊙ K_c)ᵀ V_c + γ_c C_c into saved slot c+1   (bf16_state_kernel: products and recurrence fused)
 //   S      LL = Q_c K_cᵀ;  P = s S ⊙ exp(w_σ − M_τ) for σ ≤ τ, else 0  (weights, in place)
 //   den    Σ_σ P_τσ + β_τ q_τ·n_c; inv = 1 / (max(|den|, exp(−μ)) + ε)  (a warp per position; den saved)
 //   h      (inv ⊙ P) V_c + (inv β ⊙ Q_c) C_c                        (two products into h, the second with beta 1)
 // Backward (β, sα, inv, ρ from bwd_pos as the float32 form):
-//   ΔΛ     lam slot c = (β inv ⊙ Q_c)ᵀ dH_c  (then Λ_c = ΔΛ_c + γ_c Λ_{c+1} in reverse: lambda_scan)
+//   Λ      Λ_c = (β inv ⊙ Q_c)ᵀ dH_c + γ_c Λ_{c+1} in reverse, lam slot c = Λ_{c+1}  (bf16_state_kernel, reverse)
 //   Ω'     LL = (inv ⊙ dH_c) V_cᵀ;  Ω' = s (LL + ρ_τ) ⊙ exp(w_σ − M_τ), causal
 //   dq     Ω' K_c + (β inv ⊙ dH_c) C_cᵀ + β ρ n_c                 (the last term: grad_extras)
 //   dk     Ω'ᵀ Q_c + (sα ⊙ V_c) Λᶜ_{c+1}ᵀ + sα Λⁿ_{c+1}
@@ -20,7 +20,7 @@
 // A sequence whose length is not a multiple of the chunk runs each product twice: over the full chunks, then over
 // the last one with its own length. Everything here is __host__ __device__ item code or a grouped GEMM, run by an
 // executor: DeviceExec (kernels on the stream) or HostExec (the host replay: the same items in a loop, warp sums by
-// the shuffle butterfly, the GEMM by gemm_bf16_grouped_host with the same rounding).
+// the shuffle butterfly, the GEMM by gemm_bf16_grouped_host with the same rounding, the state kernel by its replay).
 
 // ---- item code ---------------------------------------------------------------------------------------------------
 
@@ -31,47 +31,271 @@ struct Bf16Product {
   XLSTM_MLSTM_HD void operator()(int64_t p) const { out[p] = a[p] * b[p]; }
 };
 
-// C_{c+1} = ΔC_c + γ_c C_c over the chunks (ΔC_c in saved slot c+1 on entry), C_0 = c0 or 0, c_last = scale · C_NC;
-// an item per (bh, element of C), as fwd_state_item.
-struct Bf16StateScan {
-  Geo g;
-  const float *gamma, *scale, *c0;
-  float *saved, *c_last;
-  XLSTM_MLSTM_HD void operator()(int64_t idx) const {
-    const int64_t DKV = g.DK * g.DV, bh = idx / DKV, e = idx % DKV;
-    float* sv = saved + bh * g.W;
-    float val = c0 ? c0[idx] : 0.0f;
-    sv[sv_C(g, 0) + e] = val;
-    for (int64_t c = 0; c < g.NC; ++c) {
-      const float gm = gamma[bh * g.NC + c], acc = sv[sv_C(g, c + 1) + e];
-      val = gm != 0.0f ? acc + gm * val : acc;
-      sv[sv_C(g, c + 1) + e] = val;
-    }
-    if (c_last) c_last[idx] = scale[bh] * val;
+// ---- the inter-chunk states, fused: per-chunk products on tensor cores and the recurrence --------------------------
+// A block per (bh, 64 x 64 tile of the DK x DV state) walks the chunks (forward: C in order; backward: Λᶜ in reverse)
+// keeping its tile of the state in float32 accumulator fragments: per chunk the product Σ_t a_t[j] b_t[x] over the
+// chunk's positions, staged BT at a time in shared memory as bf16 (a_t = s_t · rows of A, s_t a per-position scale),
+// on tensor cores (4 warps, a 32 x 32 quarter each as 2 x 2 wmma 16 x 16 x 16 fragments), then the recurrence on the
+// fragments element by element, and the tile written to its slot through shared memory (coalesced). So no per-chunk
+// product is materialised and re-read, as a GEMM per chunk and a scan would:
+//   forward   C_0 = c0 or 0 (slot 0); C_{c+1} = ΔC + γ_c C_c (ΔC alone where γ_c = 0) into saved slot c+1, ΔC =
+//             Σ_t (sα_t k_t) v_tᵀ; c_last = scale · C_NC
+//   backward  Λ_NC from dc_last; per chunk in reverse: lam slot c = Λ_{c+1}, then Λ_c = ΔΛ + γ_c Λ_{c+1} (0 where m_c
+//             is not finite), ΔΛ = Σ_t (β_t inv_t q_t) dh_tᵀ; lam0 = dc0 = Λ_0
+// Index maps, staged values and the recurrence are __host__ __device__ (Bf16StateTile / Bf16StateBlock), so the host
+// replay (bf16_state_replay) runs them for every block and thread; only the 16 x 16 x 16 products are its own.
+struct Bf16StateTile {
+  static constexpr int TJ = 64, TX = 64, BT = 32, THREADS = 128, WARP_TILE = 32;
+  static constexpr int LDA = TJ + 8, LDB = TX + 8, LDS = TX + 4;  // shared row lengths: bf16 Ks / Vs, float Cs
+  static constexpr int LOADS = BT * TJ / THREADS;                 // per operand per slice (TJ == TX)
+  static constexpr int STORES = TJ * TX / THREADS;                // per state tile
+  // wmma's pointers: 32-byte aligned at every fragment origin (rows of 16, columns at multiples of 16), leading
+  // dimensions a multiple of 16 bytes; the warps' quarters tile the state tile; the slots cover the slices exactly
+  static_assert(LDA % 8 == 0 && LDB % 8 == 0 && LDS % 4 == 0, "wmma leading dimensions: 16-byte multiples");
+  static_assert((16 * LDA * 2) % 32 == 0 && (16 * LDB * 2) % 32 == 0 && (16 * LDS * 4) % 32 == 0, "fragment rows 32-byte aligned");
+  static_assert((THREADS / 32) * WARP_TILE * WARP_TILE == TJ * TX && TJ == 2 * WARP_TILE && TX == 2 * WARP_TILE, "4 warps, 32 x 32 each");
+  static_assert(BT % 16 == 0 && BT * TJ % THREADS == 0 && TJ == TX && TJ * TX % THREADS == 0, "slices and tiles split evenly");
+  XLSTM_MLSTM_HD static int64_t j_tiles(const Geo& g) { return (g.DK + TJ - 1) / TJ; }
+  XLSTM_MLSTM_HD static int64_t x_tiles(const Geo& g) { return (g.DV + TX - 1) / TX; }
+  XLSTM_MLSTM_HD static int64_t blocks(const Geo& g) { return g.BH * j_tiles(g) * x_tiles(g); }
+  // staging slot l of thread tid: position t < BT of the slice, column < TJ of the tile
+  XLSTM_MLSTM_HD static void slot(int tid, int l, int* t, int* col) {
+    const int idx = tid + l * THREADS;
+    *t = idx / TJ;
+    *col = idx % TJ;
+  }
+  // state element l of thread tid (through Cs): row r < TJ, column c < TX
+  XLSTM_MLSTM_HD static void elem(int tid, int l, int* r, int* c) {
+    const int idx = tid + l * THREADS;
+    *r = idx / TX;
+    *c = idx % TX;
+  }
+  XLSTM_MLSTM_HD static void warp_origin(int w, int* r0, int* c0) {
+    *r0 = (w / 2) * WARP_TILE;
+    *c0 = (w % 2) * WARP_TILE;
   }
 };
 
-// Λ_c = ΔΛ_c + γ_c Λ_{c+1} in reverse (ΔΛ_c in lam slot c on entry, which leaves holding Λ_{c+1}), 0 where m_c is not
-// finite; Λ_NC from dc_last; Λ_0 into lam0 and dc0. An item per (bh, element of Λᶜ), as bwd_lambda_item.
-struct Bf16LambdaScan {
+struct Bf16StateArgs {
   Geo g;
-  const float *saved, *gamma, *dc_last;
-  float *lam, *lam0, *dc0;
-  XLSTM_MLSTM_HD void operator()(int64_t idx) const {
-    const int64_t DKV = g.DK * g.DV, E = state_elems(g), bh = idx / DKV, e = idx % DKV;
-    const float* Ms = saved + bh * g.W + sv_m(g);
-    float val = 0.0f;
-    if (dc_last) val = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1]))) * dc_last[idx];
-    for (int64_t c = g.NC - 1; c >= 0; --c) {
-      float* slot = lam + (bh * g.NC + c) * E + e;
-      const float d = *slot;
-      *slot = val;
-      val = finite_f(Ms[c]) ? d + gamma[bh * g.NC + c] * val : 0.0f;
+  bool reverse;                  // false: the forward's C; true: the backward's Λᶜ
+  const float *a, *b, *a_scale;  // rows a (DK wide: k or q) scaled per position (sα or β·inv), rows b (DV wide: v or dh)
+  const float *gamma, *saved;    // γ per (bh, c); saved: m (backward), and the forward's C slots
+  const float* init;             // c0 (forward) or dc_last (backward), may be null
+  const float* scale;            // forward: c_last = scale[bh] · C_NC
+  float* out;                    // forward: saved; backward: lam
+  float *last, *extra;           // forward: c_last; backward: lam0, dc0 (may be null)
+};
+
+struct Bf16StateBlock {
+  const Bf16StateArgs& a;
+  int64_t bh, j0, x0;
+  XLSTM_MLSTM_HD Bf16StateBlock(const Bf16StateArgs& args, int64_t bid) : a(args) {
+    const int64_t nx = Bf16StateTile::x_tiles(a.g), nj = Bf16StateTile::j_tiles(a.g);
+    x0 = (bid % nx) * Bf16StateTile::TX;
+    bid /= nx;
+    j0 = (bid % nj) * Bf16StateTile::TJ;
+    bh = bid / nj;
+  }
+  XLSTM_MLSTM_HD int64_t chunk_at(int64_t s) const { return a.reverse ? a.g.NC - 1 - s : s; }
+  // staged values of slot (t, col) of the slice from t0 of chunk c (0 past the chunk / the state's edge)
+  XLSTM_MLSTM_HD float a_val(int64_t c, int64_t t0, int t, int col) const {
+    const Geo& g = a.g;
+    const int64_t p = bh * g.S + c * g.L + t0 + t;
+    return t0 + t < chunk_len(g, c) && j0 + col < g.DK ? a.a_scale[p] * a.a[p * g.DK + j0 + col] : 0.0f;
+  }
+  XLSTM_MLSTM_HD float b_val(int64_t c, int64_t t0, int t, int col) const {
+    const Geo& g = a.g;
+    const int64_t p = bh * g.S + c * g.L + t0 + t;
+    return t0 + t < chunk_len(g, c) && x0 + col < g.DV ? a.b[p * g.DV + x0 + col] : 0.0f;
+  }
+  XLSTM_MLSTM_HD bool in_state(int r, int cc) const { return j0 + r < a.g.DK && x0 + cc < a.g.DV; }
+  XLSTM_MLSTM_HD int64_t e_of(int r, int cc) const { return (j0 + r) * a.g.DV + x0 + cc; }
+  // the state entering the walk: C_0 (c0 or 0) or Λ_NC (dc_last scaled, or 0)
+  XLSTM_MLSTM_HD float init_val(int r, int cc) const {
+    const Geo& g = a.g;
+    if (!in_state(r, cc) || !a.init) return 0.0f;
+    const float v = a.init[bh * g.DK * g.DV + e_of(r, cc)];
+    if (!a.reverse) return v;
+    const float* Ms = a.saved + bh * g.W + sv_m(g);
+    return static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1]))) * v;
+  }
+  // chunk c's decay γ_c, and (backward) whether m_c is finite
+  XLSTM_MLSTM_HD void chunk_consts(int64_t c, float* gm, bool* live) const {
+    const Geo& g = a.g;
+    *gm = a.gamma[bh * g.NC + c];
+    *live = !a.reverse || finite_f(a.saved[bh * g.W + sv_m(g) + c]);
+  }
+  // the recurrence on one element: acc the chunk's product, st the carried state
+  XLSTM_MLSTM_HD static float step(bool reverse, float gm, bool live, float acc, float st) {
+    if (!reverse) return gm != 0.0f ? acc + gm * st : acc;
+    return live ? acc + gm * st : 0.0f;
+  }
+  // slot writes of element (r, cc): the forward's C_0 (slot 0, before the walk) and C_{c+1} (after chunk c); the
+  // backward's Λ_{c+1} (slot c, before chunk c)
+  XLSTM_MLSTM_HD void write_slot(int64_t slot, int r, int cc, float v) const {
+    const Geo& g = a.g;
+    if (!in_state(r, cc)) return;
+    if (a.reverse) a.out[(bh * g.NC + slot) * state_elems(g) + e_of(r, cc)] = v;
+    else a.out[bh * g.W + sv_C(g, slot) + e_of(r, cc)] = v;
+  }
+  XLSTM_MLSTM_HD void write_last(int r, int cc, float v) const {
+    const Geo& g = a.g;
+    if (!in_state(r, cc)) return;
+    if (!a.reverse) {
+      if (a.last) a.last[bh * g.DK * g.DV + e_of(r, cc)] = a.scale[bh] * v;
+      return;
     }
-    lam0[bh * E + e] = val;
-    if (dc0) dc0[idx] = val;
+    a.last[bh * state_elems(g) + e_of(r, cc)] = v;
+    if (a.extra) a.extra[bh * g.DK * g.DV + e_of(r, cc)] = v;
   }
 };
+
+__global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16StateArgs A) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using T = Bf16StateTile;
+  namespace wmma = nvcuda::wmma;
+  __shared__ __align__(32) __nv_bfloat16 As[T::BT][T::LDA];
+  __shared__ __align__(32) __nv_bfloat16 Bs[T::BT][T::LDB];
+  __shared__ __align__(32) float Cs[T::TJ][T::LDS];
+  const int tid = threadIdx.x;
+  int wr, wc;
+  T::warp_origin(tid / 32, &wr, &wc);
+  using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+  // the state tile through Cs: fragments -> Cs -> slot writes (fn(r, cc, value)), with the barriers around
+  auto through_cs = [&](Acc (&st)[2][2], auto fn) {
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) wmma::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], st[i][j], T::LDS, wmma::mem_row_major);
+    __syncthreads();
+#pragma unroll 1
+    for (int l = 0; l < T::STORES; ++l) {
+      int r, cc;
+      T::elem(tid, l, &r, &cc);
+      fn(r, cc, Cs[r][cc]);
+    }
+    __syncthreads();
+  };
+  for (int64_t bid = blockIdx.x; bid < T::blocks(A.g); bid += gridDim.x) {
+    const Bf16StateBlock b(A, bid);
+    Acc st[2][2], acc[2][2];
+#pragma unroll 1
+    for (int l = 0; l < T::STORES; ++l) {
+      int r, cc;
+      T::elem(tid, l, &r, &cc);
+      const float v = b.init_val(r, cc);
+      Cs[r][cc] = v;
+      if (!A.reverse) b.write_slot(0, r, cc, v);
+    }
+    __syncthreads();
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(st[i][j], &Cs[wr + 16 * i][wc + 16 * j], T::LDS, wmma::mem_row_major);
+    __syncthreads();
+    for (int64_t s = 0; s < A.g.NC; ++s) {
+      const int64_t c = b.chunk_at(s);
+      if (A.reverse) through_cs(st, [&](int r, int cc, float v) { b.write_slot(c, r, cc, v); });
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+      for (int64_t t0 = 0; t0 < chunk_len(A.g, c); t0 += T::BT) {
+#pragma unroll 2
+        for (int l = 0; l < T::LOADS; ++l) {
+          int t, col;
+          T::slot(tid, l, &t, &col);
+          As[t][col] = __float2bfloat16_rn(b.a_val(c, t0, t, col));
+          Bs[t][col] = __float2bfloat16_rn(b.b_val(c, t0, t, col));
+        }
+        __syncthreads();
+        for (int kk = 0; kk < T::BT; kk += 16) {
+          // op(A)[j][t] = As[t][j]: column-major with leading dimension LDA
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> fa[2];
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
+          for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[kk][wr + 16 * i], T::LDA);
+          for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], T::LDB);
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();
+      }
+      // accumulator fragments of one shape share their element layout: the recurrence element by element
+      float gm;
+      bool live;
+      b.chunk_consts(c, &gm, &live);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j)
+          for (int e = 0; e < st[i][j].num_elements; ++e) st[i][j].x[e] = Bf16StateBlock::step(A.reverse, gm, live, acc[i][j].x[e], st[i][j].x[e]);
+      if (!A.reverse) through_cs(st, [&](int r, int cc, float v) { b.write_slot(c + 1, r, cc, v); });
+    }
+    through_cs(st, [&](int r, int cc, float v) { b.write_last(r, cc, v); });
+  }
+#endif
+}
+
+// Host replay of bf16_state_kernel: every block in turn, each thread's staging slots and element writes by the same
+// maps, each warp's quarter of the products as 16 x 16 x 16 steps in position order (float32 sums of the rounded
+// operands; `round` false keeps them unrounded), shared memory NaN at each block's start and the product tile NaN
+// outside the warps' quarters (so a gap in their cover shows up).
+void bf16_state_replay(const Bf16StateArgs& A, bool round) {
+  using T = Bf16StateTile;
+  auto rnd = [&](float v) { return round ? bf16_math::widen(bf16_math::round(v)) : v; };
+  std::vector<float> As(T::BT * T::TJ), Bs(T::BT * T::TX), Cs(T::TJ * T::TX), st(T::TJ * T::TX), acc(T::TJ * T::TX);
+  auto nan_fill = [](std::vector<float>& v) { std::fill(v.begin(), v.end(), std::numeric_limits<float>::quiet_NaN()); };
+  for (int64_t bid = 0; bid < T::blocks(A.g); ++bid) {
+    const Bf16StateBlock b(A, bid);
+    nan_fill(As), nan_fill(Bs), nan_fill(Cs);
+    for (int tid = 0; tid < T::THREADS; ++tid)
+      for (int l = 0; l < T::STORES; ++l) {
+        int r, cc;
+        T::elem(tid, l, &r, &cc);
+        Cs[r * T::TX + cc] = b.init_val(r, cc);
+        if (!A.reverse) b.write_slot(0, r, cc, Cs[r * T::TX + cc]);
+      }
+    st = Cs;
+    auto through_cs = [&](auto fn) {
+      Cs = st;
+      for (int tid = 0; tid < T::THREADS; ++tid)
+        for (int l = 0; l < T::STORES; ++l) {
+          int r, cc;
+          T::elem(tid, l, &r, &cc);
+          fn(r, cc, Cs[r * T::TX + cc]);
+        }
+    };
+    for (int64_t s = 0; s < A.g.NC; ++s) {
+      const int64_t c = b.chunk_at(s);
+      if (A.reverse) through_cs([&](int r, int cc, float v) { b.write_slot(c, r, cc, v); });
+      nan_fill(acc);
+      for (int w = 0; w < T::THREADS / 32; ++w) {
+        int r0, c0;
+        T::warp_origin(w, &r0, &c0);
+        for (int r = r0; r < r0 + T::WARP_TILE; ++r)
+          for (int cc = c0; cc < c0 + T::WARP_TILE; ++cc) acc[r * T::TX + cc] = 0.0f;
+      }
+      for (int64_t t0 = 0; t0 < chunk_len(A.g, c); t0 += T::BT) {
+        for (int tid = 0; tid < T::THREADS; ++tid)
+          for (int l = 0; l < T::LOADS; ++l) {
+            int t, col;
+            T::slot(tid, l, &t, &col);
+            As[t * T::TJ + col] = rnd(b.a_val(c, t0, t, col));
+            Bs[t * T::TX + col] = rnd(b.b_val(c, t0, t, col));
+          }
+        for (int w = 0; w < T::THREADS / 32; ++w) {
+          int r0, c0;
+          T::warp_origin(w, &r0, &c0);
+          for (int r = r0; r < r0 + T::WARP_TILE; ++r)
+            for (int cc = c0; cc < c0 + T::WARP_TILE; ++cc) {
+              float v = acc[r * T::TX + cc];
+              for (int t = 0; t < T::BT; ++t) v = std::fma(As[t * T::TJ + r], Bs[t * T::TX + cc], v);
+              acc[r * T::TX + cc] = v;
+            }
+        }
+      }
+      float gm;
+      bool live;
+      b.chunk_consts(c, &gm, &live);
+      for (int e = 0; e < T::TJ * T::TX; ++e) st[e] = Bf16StateBlock::step(A.reverse, gm, live, acc[e], st[e]);
+      if (!A.reverse) through_cs([&](int r, int cc, float v) { b.write_slot(c + 1, r, cc, v); });
+    }
+    through_cs([&](int r, int cc, float v) { b.write_last(r, cc, v); });
+  }
+}
 
 // The L x L weights of every chunk in place: P = (s S) E (omega false) or Ω' = s ((S + ρ_τ) E) (omega true), E =
 // exp(w_σ − M_τ), 0 outside the causal triangle and the chunk; an item per element, the float32 form's weights().
@@ -169,6 +393,10 @@ struct DeviceExec {
     launched(entry);
   }
   void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped(G, st); }
+  void states(const Bf16StateArgs& a) const {
+    bf16_state_kernel<<<static_cast<unsigned>(std::min<int64_t>(Bf16StateTile::blocks(a.g), kMaxBlocks)), Bf16StateTile::THREADS, 0, st>>>(a);
+    launched(entry);
+  }
 };
 
 struct HostExec {
@@ -186,6 +414,7 @@ struct HostExec {
     }
   }
   void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped_host(G, round); }
+  void states(const Bf16StateArgs& a) const { bf16_state_replay(a, round); }
 };
 
 // ---- the products ------------------------------------------------------------------------------------------------
@@ -253,11 +482,8 @@ template <class Exec>
 void bf16_forward(const Exec& ex, const Bf16FwdArgs& a) {
   const Geo& g = a.g;
   const int64_t DKV = g.DK * g.DV;
-  bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, true, false, g.DK, g.DV, l, pos_op(g, a.k, g.DK, c, a.alpha), pos_op(g, a.v, g.DV, c),
-              slot_op(g, a.saved, c + 1, DKV, g.W), false);
-  });
-  ex.items(g.BH * DKV, Bf16StateScan{g, a.gamma, a.scale, a.c0, a.saved, a.c_last});
+  Bf16StateArgs sa{g, false, a.k, a.v, a.alpha, a.gamma, a.saved, a.c0, a.scale, a.saved, a.c_last, nullptr};
+  ex.states(sa);
   bf16_chunk_weights(ex, g, a.q, a.k, g.DK, nullptr, a.gw, a.gp, a.saved, nullptr, a.ll, false);
   ex.warp_items(g.BH * g.S, Bf16Den{g, a.q, a.ll, a.beta, a.saved, a.inv, a.ib});
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
@@ -279,13 +505,9 @@ struct Bf16BwdArgs {
 template <class Exec>
 void bf16_lambda(const Exec& ex, const Bf16BwdArgs& a) {
   const Geo& g = a.g;
-  const int64_t E = state_elems(g);
   ex.items(g.BH * g.S, Bf16Product{a.beta, a.inv, a.ib});
-  bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, true, false, g.DK, g.DV, l, pos_op(g, a.q, g.DK, c, a.ib), pos_op(g, a.dh, g.DV, c),
-              slot_op(g, a.lam, c, E, g.NC * E), false);
-  });
-  ex.items(g.BH * g.DK * g.DV, Bf16LambdaScan{g, a.saved, a.gamma, a.dc_last, a.lam, a.lam0, a.dc0});
+  Bf16StateArgs sa{g, true, a.q, a.dh, a.ib, a.gamma, a.saved, a.dc_last, nullptr, a.lam, a.lam0, a.dc0};
+  ex.states(sa);
 }
 
 // dq, dk, dv (after bf16_lambda and bwd_lambda_n)
