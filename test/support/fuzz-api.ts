@@ -647,6 +647,12 @@ const SPECS: Spec[] = [
     const first = chunk ? 18 : 17;
     return { name: `cuda${cpu[0].toUpperCase()}${cpu.slice(1)}Emulate`, dims: mlstmDims, build: (d, r) => mlstmBwd(d, r, chunk), outs: [0, 1, 2, 3, 4, 5, 6, 7], nums: Array.from({ length: chunk ? 7 : 6 }, (_, i) => first + i), cuda: !native.backends().cuda.compiled };
   }),
+  // the chunkwise form under the bf16 autocast: the same arguments (the Emulate replays run wherever CUDA was
+  // compiled in; their optional exactProducts flag is left to the garbage mutations)
+  ...(["Host", "Emulate"] as const).flatMap((kind): Spec[] => [
+    { name: `cudaMlstmChunkwiseForwardBf16${kind}`, dims: mlstmDims, build: (d, r) => mlstmFwd(d, r, true), outs: [0, 1, 2, 3, 4], nums: [13, 14, 15, 16, 17, 18, 19], cuda: kind === "Host" ? true : !native.backends().cuda.compiled },
+    { name: `cudaMlstmChunkwiseBackwardBf16${kind}`, dims: mlstmDims, build: (d, r) => mlstmBwd(d, r, true), outs: [0, 1, 2, 3, 4, 5, 6, 7], nums: [18, 19, 20, 21, 22, 23, 24], cuda: kind === "Host" ? true : !native.backends().cuda.compiled },
+  ]),
   // host replay of the launches: runs wherever CUDA was compiled in, GPU or not
   { name: "cudaMlstmCoverage", dims: mlstmDims, build: (d) => [d.B, d.NH, d.S, d.DHQK, d.DHV, d.L], outs: [], nums: [0, 1, 2, 3, 4, 5], cuda: !native.backends().cuda.compiled },
   // CUDA device memory (csrc/binding/cuda_memory.cc) [cuda-memory-fuzz]
