@@ -1442,16 +1442,17 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   }
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
-  if (bf16) bf16_grads(DeviceExec{st, entry}, ba);
-  TileArgs a{};
-  a.g = g;
-  a.q = q, a.k = k, a.v = v, a.dh = dh;
-  a.gw = gb.w.p, a.gp = gb.p.p;
-  a.saved = saved;
-  a.beta = beta.p, a.alpha = alpha.p, a.inv = inv.p, a.rho = rho.p;
-  a.lam = lam.p;
-  a.lam_last_zero = !dc_last && !dn_last;
-  if (!bf16) {
+  if (bf16) {
+    bf16_grads(DeviceExec{st, entry}, ba);
+  } else {
+    TileArgs a{};
+    a.g = g;
+    a.q = q, a.k = k, a.v = v, a.dh = dh;
+    a.gw = gb.w.p, a.gp = gb.p.p;
+    a.saved = saved;
+    a.beta = beta.p, a.alpha = alpha.p, a.inv = inv.p, a.rho = rho.p;
+    a.lam = lam.p;
+    a.lam_last_zero = !dc_last && !dn_last;
     a.out = dq;
     launch_tile<kDQ>(a, g.DK, st, entry);
     a.out = dk;
@@ -2090,17 +2091,17 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
       bwd_reduce_finish(g, saved, bh, red0.data(), red1.data(), ct.data(), dm0);
     });
   }
-  TileArgs a{};
-  a.g = g;
-  a.q = q, a.k = k, a.v = v, a.dh = dh;
-  a.gw = gb.w.data(), a.gp = gb.p.data();
-  a.saved = saved;
-  a.beta = beta.data(), a.alpha = alpha.data(), a.inv = inv.data(), a.rho = rho.data();
-  a.lam = lam.data();
-  a.lam_last_zero = !dc_last && !dn_last;
   if (bf16) {
     bf16_grads(HostExec{bf16 == 1}, ba);
   } else {
+    TileArgs a{};
+    a.g = g;
+    a.q = q, a.k = k, a.v = v, a.dh = dh;
+    a.gw = gb.w.data(), a.gp = gb.p.data();
+    a.saved = saved;
+    a.beta = beta.data(), a.alpha = alpha.data(), a.inv = inv.data(), a.rho = rho.data();
+    a.lam = lam.data();
+    a.lam_last_zero = !dc_last && !dn_last;
     a.out = dq;
     tile_emulate<kDQ>(a);
     a.out = dk;
