@@ -49,6 +49,12 @@ int64_t gemm_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                        float beta, float* C, int64_t ldc, int64_t stride_c, void* stream);
+// Host replay of gemm_bf16_batched's launch (no GPU; CUDA builds): the kernel's staging and epilogue code for every
+// block and thread, the products as float32 sums of the bf16-rounded staged values in k order. Same arguments but
+// the stream; host arrays.
+void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                               float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                               int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c);
 // The bf16 kernel's tile-index helpers run on the host for an M x N product: counts[i*N + j] = writes of C[i, j];
 // returns how many shared-memory slots (A, B staging; the warps' quarters of the C tile) are not covered exactly
 // once, or -1 for an index out of its tile.

@@ -4,8 +4,10 @@
 // shared memory; products and sums in float32. Same arguments and semantics as gemm_batched (row-major, beta == 0
 // does not read C, alpha == 0 or K == 0 only scales C, batch strides of 0 broadcast A or B). Needs sm_80+. The
 // kernel runs the grouped form (gemm_bf16.h: batches in groups with two strides, optional per-position scales of an
-// operand applied before the rounding), which the chunkwise mLSTM cell's bf16 form composes; gemm_bf16_batched is
-// its one-group case, and gemm_bf16_grouped_host the host reference the CUDA layer's host replays use.
+// operand applied before the rounding, an optional second product into the same sums), which the chunkwise mLSTM
+// cell's bf16 form composes; gemm_bf16_batched is its one-group, one-segment case. gemm_bf16_grouped_replay is its
+// host replay: Bf16Block (each slot's staged value, the epilogue's writes) is the kernel's own code; only the
+// 16 x 16 x 16 products are the replay's (float32 sums of the staged values in k order).
 //
 // Kernel: 128 threads (4 warps) per 64 x 64 tile of C; each warp owns a 32 x 32 quarter as 2 x 2 wmma fragments of
 // 16 x 16 x 16 (bf16 in, float32 accumulators). K is staged 32 at a time as As[64][32+8] and Bs[32][64+8] (bf16;
@@ -17,7 +19,9 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,8 +56,57 @@ struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices 
   }
 };
 
-// One block of the product: batch blockIdx.z + batch0 of g (its operands and scales through Bf16Grouped's maps).
-template <bool TA, bool TB>
+// One block of the grouped product (batch bt, tile origin row0 / col0): the staged value of each slot, segment by
+// segment, and the epilogue's writes. __host__ __device__: the kernel and its host replay run exactly this.
+struct Bf16Block {
+  using G = Bf16Tiling;
+  const Bf16Grouped& g;
+  int64_t row0, col0;
+  const float *A[2], *B[2], *sA[2], *sB[2];
+  float* C;
+  __host__ __device__ Bf16Block(const Bf16Grouped& grouped, int64_t bt, int64_t by, int64_t bx)
+      : g(grouped), row0(by * G::BM), col0(bx * G::BN) {
+    for (int s = 0; s < g.segments(); ++s) {
+      A[s] = g.seg_a(s).base(bt, g.per_group), sA[s] = g.seg_a(s).scale_base(bt, g.per_group);
+      B[s] = g.seg_b(s).base(bt, g.per_group), sB[s] = g.seg_b(s).scale_base(bt, g.per_group);
+    }
+    C = g.c_base(bt);
+  }
+  // slot l of thread t in segment s's slice from k0: op(A)[r][kk] of the tile (0 outside op(A))
+  __host__ __device__ float a_stage(int s, int t, int l, int64_t k0, int* r, int* kk) const {
+    const bool ta = g.seg_ta(s);
+    G::a_slot(ta, t, l, r, kk);
+    const int64_t gr = row0 + *r, gk = k0 + *kk;
+    if (gr >= g.M || gk >= g.seg_K(s)) return 0.0f;
+    const Bf16Operand& o = g.seg_a(s);
+    float v = ta ? A[s][gk * o.ld + gr] : A[s][gr * o.ld + gk];
+    if (sA[s]) v *= sA[s][o.scale_k ? gk : gr];
+    return v;
+  }
+  // slot l of thread t: op(B)[kk][c] of the tile (0 outside op(B))
+  __host__ __device__ float b_stage(int s, int t, int l, int64_t k0, int* kk, int* c) const {
+    const bool tb = g.seg_tb(s);
+    G::b_slot(tb, t, l, kk, c);
+    const int64_t gk = k0 + *kk, gc = col0 + *c;
+    if (gk >= g.seg_K(s) || gc >= g.N) return 0.0f;
+    const Bf16Operand& o = g.seg_b(s);
+    float v = tb ? B[s][gc * o.ld + gk] : B[s][gk * o.ld + gc];
+    if (sB[s]) v *= sB[s][o.scale_k ? gk : gc];
+    return v;
+  }
+  // the epilogue's store l of thread t from the tile's sums (row stride ld)
+  __host__ __device__ void store(int t, int l, const float* Cs, int ld) const {
+    int r, c;
+    G::c_slot(t, l, &r, &c);
+    const int64_t gr = row0 + r, gc = col0 + c;
+    if (gr >= g.M || gc >= g.N) return;
+    float* out = C + gr * g.ldc + gc;
+    const float v = Cs[r * ld + c];
+    *out = g.beta == 0.f ? g.alpha * v : g.alpha * v + g.beta * *out;
+  }
+};
+
+// The kernel: block (blockIdx.x, blockIdx.y) of batch blockIdx.z + batch0, the segments' slices in turn.
 __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Grouped g, int64_t batch0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using G = Bf16Tiling;
@@ -61,73 +114,46 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Gr
   __shared__ __align__(32) __nv_bfloat16 As[G::BM][G::LDA];
   __shared__ __align__(32) __nv_bfloat16 Bs[G::BK][G::LDB];
   __shared__ __align__(32) float Cs[G::BM][G::LDC];
-  const int64_t b = batch0 + blockIdx.z;
-  const int64_t M = g.M, N = g.N, K = g.K;
-  const float* __restrict__ A = g.a.p + Bf16Grouped::at(b, g.per_group, g.a.outer, g.a.inner);
-  const float* __restrict__ B = g.b.p + Bf16Grouped::at(b, g.per_group, g.b.outer, g.b.inner);
-  const float* __restrict__ sA = g.a.scale ? g.a.scale + Bf16Grouped::at(b, g.per_group, g.a.s_outer, g.a.s_inner) : nullptr;
-  const float* __restrict__ sB = g.b.scale ? g.b.scale + Bf16Grouped::at(b, g.per_group, g.b.s_outer, g.b.s_inner) : nullptr;
-  float* __restrict__ C = g.c + Bf16Grouped::at(b, g.per_group, g.c_outer, g.c_inner);
-  const int64_t lda = g.a.ld, ldb = g.b.ld, ldc = g.ldc;
-  const int t = threadIdx.x, warp = t / 32;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * G::BM, col0 = static_cast<int64_t>(blockIdx.x) * G::BN;
+  const Bf16Block blk(g, batch0 + blockIdx.z, blockIdx.y, blockIdx.x);
+  const int t = threadIdx.x;
   int wr, wc;
-  G::warp_origin(warp, &wr, &wc);
+  G::warp_origin(t / 32, &wr, &wc);
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-  for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
+  for (int s = 0; s < g.segments(); ++s) {
+    for (int64_t k0 = 0; k0 < g.seg_K(s); k0 += G::BK) {
 #pragma unroll 4
-    for (int l = 0; l < G::A_LOADS; ++l) {
-      int r, kk;
-      G::a_slot(TA, t, l, &r, &kk);
-      const int64_t gr = row0 + r, gk = k0 + kk;
-      float v = 0.0f;
-      if (gr < M && gk < K) {
-        v = TA ? A[gk * lda + gr] : A[gr * lda + gk];
-        if (sA) v *= sA[g.a.scale_k ? gk : gr];
+      for (int l = 0; l < G::A_LOADS; ++l) {
+        int r, kk;
+        const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+        As[r][kk] = __float2bfloat16_rn(v);
       }
-      As[r][kk] = __float2bfloat16_rn(v);
-    }
 #pragma unroll 4
-    for (int l = 0; l < G::B_LOADS; ++l) {
-      int kk, c;
-      G::b_slot(TB, t, l, &kk, &c);
-      const int64_t gk = k0 + kk, gc = col0 + c;
-      float v = 0.0f;
-      if (gk < K && gc < N) {
-        v = TB ? B[gc * ldb + gk] : B[gk * ldb + gc];
-        if (sB) v *= sB[g.b.scale_k ? gk : gc];
+      for (int l = 0; l < G::B_LOADS; ++l) {
+        int kk, c;
+        const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+        Bs[kk][c] = __float2bfloat16_rn(v);
       }
-      Bs[kk][c] = __float2bfloat16_rn(v);
-    }
-    __syncthreads();
+      __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < G::BK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wr + 16 * i][kk], G::LDA);
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], G::LDB);
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+      for (int kk = 0; kk < G::BK; kk += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
+        for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wr + 16 * i][kk], G::LDA);
+        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], G::LDB);
+        for (int i = 0; i < 2; ++i)
+          for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+      }
+      __syncthreads();
     }
-    __syncthreads();
   }
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], acc[i][j], G::LDC, wmma::mem_row_major);
   __syncthreads();
-  const float alpha = g.alpha, beta = g.beta;
 #pragma unroll 4
-  for (int l = 0; l < G::C_STORES; ++l) {
-    int r, c;
-    G::c_slot(t, l, &r, &c);
-    const int64_t gr = row0 + r, gc = col0 + c;
-    if (gr < M && gc < N) {
-      float* out = C + gr * ldc + gc;
-      *out = beta == 0.f ? alpha * Cs[r][c] : alpha * Cs[r][c] + beta * *out;
-    }
-  }
+  for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, &Cs[0][0], G::LDC);
 #endif
 }
 
@@ -139,8 +165,9 @@ void gemm_bf16_grouped(const Bf16Grouped& g, void* stream) {
   const int64_t batch = g.groups * g.per_group;
   if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
   if (g.K < 0) throw std::invalid_argument("cuda::gemm_bf16_grouped: K must be >= 0");
+  if (g.K < 0 || g.K2 < 0) throw std::invalid_argument("cuda::gemm_bf16_grouped: K must be >= 0");
   Bf16Grouped run = g;
-  if (g.alpha == 0.f) run.K = 0;  // alpha == 0: C = beta C without reading A or B
+  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;  // alpha == 0: C = beta C without reading A or B
   const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
   if (gx > 0x7fffffff || gy > 65535)
     throw std::invalid_argument("cuda::gemm_bf16_grouped: M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
@@ -148,46 +175,87 @@ void gemm_bf16_grouped(const Bf16Grouped& g, void* stream) {
   for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
                     static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
-    const dim3 block(G::THREADS);
-    if (g.ta && g.tb) gemm_bf16_tiled<true, true><<<grid, block, 0, s>>>(run, b0);
-    else if (g.ta) gemm_bf16_tiled<true, false><<<grid, block, 0, s>>>(run, b0);
-    else if (g.tb) gemm_bf16_tiled<false, true><<<grid, block, 0, s>>>(run, b0);
-    else gemm_bf16_tiled<false, false><<<grid, block, 0, s>>>(run, b0);
+    gemm_bf16_tiled<<<grid, G::THREADS, 0, s>>>(run, b0);
     launched(entry);
   }
 }
 
-void gemm_bf16_grouped_host(const Bf16Grouped& g, bool round) {
+void gemm_bf16_grouped_replay(const Bf16Grouped& g, bool round) {
+  using G = Bf16Tiling;
   const int64_t batch = g.groups * g.per_group;
-  const int64_t K = g.alpha == 0.f ? 0 : g.K;
-  std::vector<float> a(static_cast<size_t>(g.M > 0 && K > 0 ? g.M * K : 0)), b(static_cast<size_t>(K > 0 && g.N > 0 ? K * g.N : 0));
-  for (int64_t bt = 0; bt < batch; ++bt) {
-    for (int64_t m = 0; m < g.M; ++m)
-      for (int64_t k = 0; k < K; ++k) a[m * K + k] = round ? bf16_math::widen(bf16_math::round(g.a_val(bt, m, k))) : g.a_val(bt, m, k);
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < g.N; ++n) b[k * g.N + n] = round ? bf16_math::widen(bf16_math::round(g.b_val(bt, k, n))) : g.b_val(bt, k, n);
-    for (int64_t m = 0; m < g.M; ++m)
-      for (int64_t n = 0; n < g.N; ++n) {
-        float acc = 0.0f;
-        for (int64_t k = 0; k < K; ++k) acc = std::fma(a[m * K + k], b[k * g.N + n], acc);
-        float* out = g.c_at(bt, m, n);
-        *out = g.beta == 0.f ? g.alpha * acc : g.alpha * acc + g.beta * *out;
+  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  Bf16Grouped run = g;
+  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> As(G::BM * G::BK), Bs(G::BK * G::BN), acc(G::BM * G::BN);
+  for (int64_t bt = 0; bt < batch; ++bt)
+    for (int64_t by = 0; by < G::grid_y(g.M); ++by)
+      for (int64_t bx = 0; bx < G::grid_x(g.N); ++bx) {
+        const Bf16Block blk(run, bt, by, bx);
+        std::fill(acc.begin(), acc.end(), nan);  // the warps' quarters set their parts: a gap stays NaN
+        for (int w = 0; w < G::THREADS / 32; ++w) {
+          int r0, c0;
+          G::warp_origin(w, &r0, &c0);
+          for (int r = r0; r < r0 + G::WARP_TILE; ++r)
+            for (int c = c0; c < c0 + G::WARP_TILE; ++c) acc[r * G::BN + c] = 0.0f;
+        }
+        for (int s = 0; s < run.segments(); ++s)
+          for (int64_t k0 = 0; k0 < run.seg_K(s); k0 += G::BK) {
+            std::fill(As.begin(), As.end(), nan);
+            std::fill(Bs.begin(), Bs.end(), nan);
+            for (int t = 0; t < G::THREADS; ++t) {
+              for (int l = 0; l < G::A_LOADS; ++l) {
+                int r, kk;
+                const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+                As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(v)) : v;
+              }
+              for (int l = 0; l < G::B_LOADS; ++l) {
+                int kk, c;
+                const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+                Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(v)) : v;
+              }
+            }
+            for (int r = 0; r < G::BM; ++r)
+              for (int c = 0; c < G::BN; ++c) {
+                float v = acc[r * G::BN + c];
+                for (int kk = 0; kk < G::BK; ++kk) v = std::fma(As[r * G::BK + kk], Bs[kk * G::BN + c], v);
+                acc[r * G::BN + c] = v;
+              }
+          }
+        for (int t = 0; t < G::THREADS; ++t)
+          for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, acc.data(), G::BN);
       }
-  }
 }
 
-void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                       float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
-  if (batch <= 0 || M <= 0 || N <= 0) return;
-  if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched: K must be >= 0");
+namespace {
+// gemm_bf16_batched's arguments as the grouped form (one group, one segment)
+Bf16Grouped batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                    float beta, float* C, int64_t ldc, int64_t stride_c) {
   Bf16Grouped g;
   g.ta = trans_a, g.tb = trans_b;
   g.groups = 1, g.per_group = batch, g.M = M, g.N = N, g.K = K, g.alpha = alpha, g.beta = beta;
   g.a.p = A, g.a.ld = lda, g.a.inner = stride_a;
   g.b.p = B, g.b.ld = ldb, g.b.inner = stride_b;
   g.c = C, g.ldc = ldc, g.c_inner = stride_c;
-  gemm_bf16_grouped(g, stream);
+  return g;
+}
+}  // namespace
+
+void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched: K must be >= 0");
+  gemm_bf16_grouped(batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c), stream);
+}
+
+void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                               float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                               int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched_emulate: K must be >= 0");
+  gemm_bf16_grouped_replay(batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c));
 }
 
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {

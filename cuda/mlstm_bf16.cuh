@@ -10,8 +10,8 @@
 //   C      C_{c+1} = (sα ⊙ K_c)ᵀ V_c + γ_c C_c into saved slot c+1   (bf16_state_kernel: products and recurrence fused)
 //   S      LL = Q_c K_cᵀ;  P = s S ⊙ exp(w_σ − M_τ) for σ ≤ τ, else 0  (weights, in place)
 //   den    Σ_σ P_τσ + β_τ q_τ·n_c; inv = 1 / (max(|den|, exp(−μ)) + ε)  (a warp per position; den saved)
-//   h      (inv ⊙ P) V_c + (inv β ⊙ Q_c) C_c                        (two products into h, the second with beta 1)
-// Backward (β, sα, inv, ρ from bwd_pos as the float32 form):
+//   h      (inv ⊙ P) V_c + (inv β ⊙ Q_c) C_c                        (one GEMM of two segments)
+// Backward (β, sα, inv, ρ from bwd_pos as the float32 form; each gradient one GEMM of two segments):
 //   Λ      Λ_c = (β inv ⊙ Q_c)ᵀ dH_c + γ_c Λ_{c+1} in reverse, lam slot c = Λ_{c+1}  (bf16_state_kernel, reverse)
 //   Ω'     LL = (inv ⊙ dH_c) V_cᵀ;  Ω' = s (LL + ρ_τ) ⊙ exp(w_σ − M_τ), causal
 //   dq     Ω' K_c + (β inv ⊙ dH_c) C_cᵀ + β ρ n_c                 (the last term: grad_extras)
@@ -20,7 +20,7 @@
 // A sequence whose length is not a multiple of the chunk runs each product twice: over the full chunks, then over
 // the last one with its own length. Everything here is __host__ __device__ item code or a grouped GEMM, run by an
 // executor: DeviceExec (kernels on the stream) or HostExec (the host replay: the same items in a loop, warp sums by
-// the shuffle butterfly, the GEMM by gemm_bf16_grouped_host with the same rounding, the state kernel by its replay).
+// the shuffle butterfly, the GEMMs and the state kernel by their replays).
 
 // ---- item code ---------------------------------------------------------------------------------------------------
 
@@ -400,7 +400,7 @@ struct DeviceExec {
 };
 
 struct HostExec {
-  bool round = true;  // false: the products unrounded (gemm_bf16_grouped_host)
+  bool round = true;  // false: the products unrounded (the replays stage unrounded values)
   template <class F>
   void items(int64_t n, const F& f) const {
     for (int64_t i = 0; i < n; ++i) f(i);
@@ -413,7 +413,7 @@ struct HostExec {
       f.finish(p, rows::host_row_reduce<rows::SumOp>(v, 32));
     }
   }
-  void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped_host(G, round); }
+  void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped_replay(G, round); }
   void states(const Bf16StateArgs& a) const { bf16_state_replay(a, round); }
 };
 
@@ -447,14 +447,21 @@ inline Bf16Operand slot_op(const Geo& g, const float* base, int64_t slot, int64_
   return o;
 }
 
-// C = op(A) op(B) (+ C when accumulate) for every head over `count` chunks
+// One product of a grouped GEMM: op(A) (M x K) times op(B) (K x N)
+struct Bf16Term {
+  bool ta, tb;
+  int64_t K;
+  Bf16Operand a, b;
+};
+
+// C = Σ over the terms (one or two) of op(A) op(B), for every head over `count` chunks
 template <class Exec>
-void bf16_gemm(const Exec& ex, const Geo& g, int64_t count, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-               const Bf16Operand& a, const Bf16Operand& b, const Bf16Operand& c, bool accumulate) {
+void bf16_gemm(const Exec& ex, const Geo& g, int64_t count, int64_t M, int64_t N, const Bf16Operand& c,
+               const Bf16Term& t0, const Bf16Term* t1 = nullptr) {
   Bf16Grouped G;
-  G.ta = ta, G.tb = tb, G.groups = g.BH, G.per_group = count, G.M = M, G.N = N, G.K = K;
-  G.alpha = 1.0f, G.beta = accumulate ? 1.0f : 0.0f;
-  G.a = a, G.b = b;
+  G.groups = g.BH, G.per_group = count, G.M = M, G.N = N;
+  G.ta = t0.ta, G.tb = t0.tb, G.K = t0.K, G.a = t0.a, G.b = t0.b;
+  if (t1) G.ta2 = t1->ta, G.tb2 = t1->tb, G.K2 = t1->K, G.a2 = t1->a, G.b2 = t1->b;
   G.c = const_cast<float*>(c.p), G.ldc = c.ld, G.c_outer = c.outer, G.c_inner = c.inner;
   ex.gemm(G);
 }
@@ -464,7 +471,7 @@ template <class Exec>
 void bf16_chunk_weights(const Exec& ex, const Geo& g, const float* a, const float* b, int64_t D, const float* a_scale,
                         const double* gw, const double* gp, const float* saved, const float* rho, float* ll, bool omega) {
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, false, true, l, l, D, pos_op(g, a, D, c, a_scale, false), pos_op(g, b, D, c), ll_op(g, ll, c), false);
+    bf16_gemm(ex, g, n, l, l, ll_op(g, ll, c), Bf16Term{false, true, D, pos_op(g, a, D, c, a_scale, false), pos_op(g, b, D, c)});
   });
   ex.items(g.BH * g.NC * g.L * g.L, Bf16Weights{g, gw, gp, saved, rho, ll, omega});
 }
@@ -487,9 +494,9 @@ void bf16_forward(const Exec& ex, const Bf16FwdArgs& a) {
   bf16_chunk_weights(ex, g, a.q, a.k, g.DK, nullptr, a.gw, a.gp, a.saved, nullptr, a.ll, false);
   ex.warp_items(g.BH * g.S, Bf16Den{g, a.q, a.ll, a.beta, a.saved, a.inv, a.ib});
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, false, false, l, g.DV, l, ll_op(g, a.ll, c, a.inv), pos_op(g, a.v, g.DV, c), pos_op(g, a.h, g.DV, c), false);
-    bf16_gemm(ex, g, n, false, false, l, g.DV, g.DK, pos_op(g, a.q, g.DK, c, a.ib, false), slot_op(g, a.saved, c, DKV, g.W),
-              pos_op(g, a.h, g.DV, c), true);
+    const Bf16Term intra{false, false, l, ll_op(g, a.ll, c, a.inv), pos_op(g, a.v, g.DV, c)};
+    const Bf16Term inter{false, false, g.DK, pos_op(g, a.q, g.DK, c, a.ib, false), slot_op(g, a.saved, c, DKV, g.W)};
+    bf16_gemm(ex, g, n, l, g.DV, pos_op(g, a.h, g.DV, c), intra, &inter);
   });
 }
 
@@ -517,18 +524,18 @@ void bf16_grads(const Exec& ex, const Bf16BwdArgs& a) {
   const int64_t DKV = g.DK * g.DV, E = state_elems(g);
   bf16_chunk_weights(ex, g, a.dh, a.v, g.DV, a.inv, a.gw, a.gp, a.saved, a.rho, a.ll, true);
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, false, false, l, g.DK, l, ll_op(g, a.ll, c), pos_op(g, a.k, g.DK, c), pos_op(g, a.dq, g.DK, c), false);
-    bf16_gemm(ex, g, n, false, true, l, g.DK, g.DV, pos_op(g, a.dh, g.DV, c, a.ib, false), slot_op(g, a.saved, c, DKV, g.W),
-              pos_op(g, a.dq, g.DK, c), true);
-    bf16_gemm(ex, g, n, true, false, l, g.DK, l, ll_op(g, a.ll, c), pos_op(g, a.q, g.DK, c), pos_op(g, a.dk, g.DK, c), false);
-    bf16_gemm(ex, g, n, false, true, l, g.DK, g.DV, pos_op(g, a.v, g.DV, c, a.alpha, false), slot_op(g, a.lam, c, E, g.NC * E),
-              pos_op(g, a.dk, g.DK, c), true);
+    const Bf16Term dq_intra{false, false, l, ll_op(g, a.ll, c), pos_op(g, a.k, g.DK, c)};
+    const Bf16Term dq_inter{false, true, g.DV, pos_op(g, a.dh, g.DV, c, a.ib, false), slot_op(g, a.saved, c, DKV, g.W)};
+    bf16_gemm(ex, g, n, l, g.DK, pos_op(g, a.dq, g.DK, c), dq_intra, &dq_inter);
+    const Bf16Term dk_intra{true, false, l, ll_op(g, a.ll, c), pos_op(g, a.q, g.DK, c)};
+    const Bf16Term dk_inter{false, true, g.DV, pos_op(g, a.v, g.DV, c, a.alpha, false), slot_op(g, a.lam, c, E, g.NC * E)};
+    bf16_gemm(ex, g, n, l, g.DK, pos_op(g, a.dk, g.DK, c), dk_intra, &dk_inter);
   });
   ex.items(g.BH * g.S * g.DK, Bf16GradExtras{g, a.saved, a.beta, a.rho, a.alpha, a.lam, a.dq, a.dk});
   bf16_chunk_weights(ex, g, a.q, a.k, g.DK, nullptr, a.gw, a.gp, a.saved, nullptr, a.ll, false);
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
-    bf16_gemm(ex, g, n, true, false, l, g.DV, l, ll_op(g, a.ll, c), pos_op(g, a.dh, g.DV, c, a.inv), pos_op(g, a.dv, g.DV, c), false);
-    bf16_gemm(ex, g, n, false, false, l, g.DV, g.DK, pos_op(g, a.k, g.DK, c, a.alpha, false), slot_op(g, a.lam, c, E, g.NC * E),
-              pos_op(g, a.dv, g.DV, c), true);
+    const Bf16Term intra{true, false, l, ll_op(g, a.ll, c), pos_op(g, a.dh, g.DV, c, a.inv)};
+    const Bf16Term inter{false, false, g.DK, pos_op(g, a.k, g.DK, c, a.alpha, false), slot_op(g, a.lam, c, E, g.NC * E)};
+    bf16_gemm(ex, g, n, l, g.DV, pos_op(g, a.dv, g.DV, c), intra, &inter);
   });
 }

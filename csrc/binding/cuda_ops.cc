@@ -203,6 +203,8 @@ Napi::Value GemmDev(const Napi::CallbackInfo& info) {
   run_sync(info.Env(), c.fn, [&] {
     if (replay_kernels() && !bf16)
       cuda::gemm_batched_emulate(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
+    else if (replay_kernels())
+      cuda::gemm_bf16_batched_emulate(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
     else if (bf16)
       XLSTM_DEVICE_CALL(gemm_bf16_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
     else

@@ -62,6 +62,10 @@ void gemm_bf16_batched(bool, bool, int64_t, int64_t, int64_t, int64_t, float, co
                        const float*, int64_t, int64_t, float, float*, int64_t, int64_t, void*) {
   gemm_absent("cuda::gemm_bf16_batched");
 }
+void gemm_bf16_batched_emulate(bool, bool, int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                               const float*, int64_t, int64_t, float, float*, int64_t, int64_t) {
+  gemm_absent("cuda::gemm_bf16_batched_emulate");
+}
 int64_t gemm_bf16_tile_coverage(bool, bool, int64_t, int64_t, int32_t*) {
   gemm_absent("cuda::gemm_bf16_tile_coverage");
   return 0;
