@@ -12,7 +12,10 @@
 # in $OUT as they are written (they come back even when the call runs out): build.log, cuda-tests.log,
 # all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, reference-gpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
-# STEPS=build,cuda,fixtures,bench (default; also: reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
+# STEPS=build,cuda,fixtures,bench (default; also: unverified, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
+# "unverified": only what was written without a GPU and has not run on one yet (the bf16 mLSTM form and the grouped
+# bf16 GEMM under it, ops.mlstmLayer on CUDA, the recurrences' lane forms): their tests, then G2 and G1-split-lane
+# (unverified.log, bench-unverified.jsonl) — the short first call of a GPU session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}
@@ -49,6 +52,14 @@ if has cuda; then
   TESTS=${TESTS:-test/20.*.test.ts test/21.*.test.ts test/22.*.test.ts test/23.*.test.ts test/30.autograd.test.ts test/36.bf16-weights.test.ts test/40.recurrent.test.ts test/47.slstm-layer.test.ts test/48.fixtures.test.ts test/59.large-generate.test.ts test/64.train.test.ts}
   timeout -k 5 "${T_CUDA:-240}" node_modules/.bin/mocha $TESTS > "$OUT/cuda-tests.log" 2>&1 || status=1
   step "cuda tests: $(tail -1 "$OUT/cuda-tests.log")"
+fi
+if has unverified; then
+  timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/21.cuda-recurrent.test.ts test/23.cuda-tensors.test.ts \
+    --grep "bf16|lane|mlstmLayer|deterministic" > "$OUT/unverified.log" 2>&1 || status=1
+  step "unverified tests: $(tail -1 "$OUT/unverified.log")"
+  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G2,G1-split-lane --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
+  step "unverified bench done"
+  cat "$OUT/bench-unverified.jsonl"
 fi
 if has fixtures; then
   timeout -k 5 "${T_FIXTURES:-90}" node bin/xlstm.js check-fixtures "$XLSTM_FIXTURES" --device cuda > "$OUT/fixtures.log" 2>&1 || status=1
