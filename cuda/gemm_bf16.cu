@@ -94,6 +94,12 @@ struct Bf16Block {
     if (sB[s]) v *= sB[s][o.scale_k ? gk : gc];
     return v;
   }
+  // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
+  // s == segments() past the last
+  __host__ __device__ void next_slice(int* s, int64_t* k0, bool first) const {
+    if (!first) *k0 += G::BK;
+    while (*s < g.segments() && *k0 >= g.seg_K(*s)) ++*s, *k0 = 0;
+  }
   // the epilogue's store l of thread t from the tile's sums (row stride ld)
   __host__ __device__ void store(int t, int l, const float* Cs, int ld) const {
     int r, c;
@@ -121,32 +127,33 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Gr
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-  for (int s = 0; s < g.segments(); ++s) {
-    for (int64_t k0 = 0; k0 < g.seg_K(s); k0 += G::BK) {
+  // the slices of every segment in turn (Bf16Block::next_slice's order)
+  int s = 0;
+  int64_t k0 = 0;
+  for (blk.next_slice(&s, &k0, true); s < g.segments(); blk.next_slice(&s, &k0, false)) {
 #pragma unroll 4
-      for (int l = 0; l < G::A_LOADS; ++l) {
-        int r, kk;
-        const float v = blk.a_stage(s, t, l, k0, &r, &kk);
-        As[r][kk] = __float2bfloat16_rn(v);
-      }
-#pragma unroll 4
-      for (int l = 0; l < G::B_LOADS; ++l) {
-        int kk, c;
-        const float v = blk.b_stage(s, t, l, k0, &kk, &c);
-        Bs[kk][c] = __float2bfloat16_rn(v);
-      }
-      __syncthreads();
-#pragma unroll
-      for (int kk = 0; kk < G::BK; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
-        for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wr + 16 * i][kk], G::LDA);
-        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], G::LDB);
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
-      }
-      __syncthreads();
+    for (int l = 0; l < G::A_LOADS; ++l) {
+      int r, kk;
+      const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+      As[r][kk] = __float2bfloat16_rn(v);
     }
+#pragma unroll 4
+    for (int l = 0; l < G::B_LOADS; ++l) {
+      int kk, c;
+      const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+      Bs[kk][c] = __float2bfloat16_rn(v);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < G::BK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wr + 16 * i][kk], G::LDA);
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], G::LDB);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    __syncthreads();
   }
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
@@ -199,29 +206,30 @@ void gemm_bf16_grouped_replay(const Bf16Grouped& g, bool round) {
           for (int r = r0; r < r0 + G::WARP_TILE; ++r)
             for (int c = c0; c < c0 + G::WARP_TILE; ++c) acc[r * G::BN + c] = 0.0f;
         }
-        for (int s = 0; s < run.segments(); ++s)
-          for (int64_t k0 = 0; k0 < run.seg_K(s); k0 += G::BK) {
-            std::fill(As.begin(), As.end(), nan);
-            std::fill(Bs.begin(), Bs.end(), nan);
-            for (int t = 0; t < G::THREADS; ++t) {
-              for (int l = 0; l < G::A_LOADS; ++l) {
-                int r, kk;
-                const float v = blk.a_stage(s, t, l, k0, &r, &kk);
-                As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(v)) : v;
-              }
-              for (int l = 0; l < G::B_LOADS; ++l) {
-                int kk, c;
-                const float v = blk.b_stage(s, t, l, k0, &kk, &c);
-                Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(v)) : v;
-              }
+        int s = 0;
+        int64_t k0 = 0;
+        for (blk.next_slice(&s, &k0, true); s < run.segments(); blk.next_slice(&s, &k0, false)) {
+          std::fill(As.begin(), As.end(), nan);
+          std::fill(Bs.begin(), Bs.end(), nan);
+          for (int t = 0; t < G::THREADS; ++t) {
+            for (int l = 0; l < G::A_LOADS; ++l) {
+              int r, kk;
+              const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+              As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(v)) : v;
             }
-            for (int r = 0; r < G::BM; ++r)
-              for (int c = 0; c < G::BN; ++c) {
-                float v = acc[r * G::BN + c];
-                for (int kk = 0; kk < G::BK; ++kk) v = std::fma(As[r * G::BK + kk], Bs[kk * G::BN + c], v);
-                acc[r * G::BN + c] = v;
-              }
+            for (int l = 0; l < G::B_LOADS; ++l) {
+              int kk, c;
+              const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+              Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(v)) : v;
+            }
           }
+          for (int r = 0; r < G::BM; ++r)
+            for (int c = 0; c < G::BN; ++c) {
+              float v = acc[r * G::BN + c];
+              for (int kk = 0; kk < G::BK; ++kk) v = std::fma(As[r * G::BK + kk], Bs[kk * G::BN + c], v);
+              acc[r * G::BN + c] = v;
+            }
+        }
         for (int t = 0; t < G::THREADS; ++t)
           for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, acc.data(), G::BN);
       }
