@@ -716,6 +716,12 @@ export interface Binding {
    * match the float32 kernels to float32 rounding.
    */
   cudaMlstmChunkwiseForwardBf16Emulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean, exactProducts?: boolean): void;
+  /**
+   * Which float32 chunkwise form the CUDA mLSTM entries and their host replays run (process-wide; returns the previous):
+   * "tiles" (default, the tiled kernels) or "composed" (the bf16 form's structure with float32 grouped GEMMs on the
+   * SIMT cores; opt-in until a GPU has run it). CUDA builds; throws in a CPU-only build.
+   */
+  cudaSetMlstmForm(form: "tiles" | "composed"): "tiles" | "composed";
   /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */
   cudaMlstmChunkwiseBackwardBf16Emulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, exactProducts?: boolean): void;
   /** Host replay of cudaMlstmRecurrentForwardHost's launches (no GPU needed; CUDA builds only). */

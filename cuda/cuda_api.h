@@ -403,6 +403,10 @@ void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    const float* dn_last, const float* q, const float* k, const float* v,
                                    const float* i, const float* f, const MlstmDims& d, float eps);
 int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
+// Which float32 chunkwise form the device entries and *_emulate replays run: 0 the tiled kernels (default), 1 the
+// composed form (the bf16 form's structure with float32 grouped GEMMs on the SIMT cores; opt-in until a GPU has run
+// it). Process-wide; returns the previous form (tests and benchmarks).
+int set_mlstm_form(int form);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in
 // the device's order; shared memory and the device scratch host arrays filled with NaN), on host arrays: the same

@@ -3,7 +3,7 @@
 // float32 device operands, each element of A and B rounded to bfloat16 (round to nearest even) as it is staged in
 // shared memory; products and sums in float32. Same arguments and semantics as gemm_batched (row-major, beta == 0
 // does not read C, alpha == 0 or K == 0 only scales C, batch strides of 0 broadcast A or B). Needs sm_80+. The
-// kernel runs the grouped form (gemm_bf16.h: batches in groups with two strides, optional per-position scales of an
+// kernel runs the grouped form (gemm_grouped.h: batches in groups with two strides, optional per-position scales of an
 // operand applied before the rounding, an optional second product into the same sums), which the chunkwise mLSTM
 // cell's bf16 form composes; gemm_bf16_batched is its one-group, one-segment case. gemm_bf16_grouped_replay is its
 // host replay: Bf16Block (each slot's staged value, the epilogue's writes) is the kernel's own code; only the
@@ -28,7 +28,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
-#include "gemm_bf16.h"
+#include "gemm_grouped.h"
 #include "gemm_staging.h"
 #include "kernels/bf16_math.h"
 
@@ -48,6 +48,15 @@ struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices 
     *r0 = (w / 2) * WARP_TILE;
     *c0 = (w % 2) * WARP_TILE;
   }
+  // The host replay's tile: each warp's quarter set to 0 (the rest stays as it was, NaN).
+  static void zero_owned(float* acc) {
+    for (int w = 0; w < THREADS / 32; ++w) {
+      int r0, c0;
+      warp_origin(w, &r0, &c0);
+      for (int r = r0; r < r0 + WARP_TILE; ++r)
+        for (int c = c0; c < c0 + WARP_TILE; ++c) acc[r * BN + c] = 0.0f;
+    }
+  }
   // The l-th element of C thread t writes (from Cs).
   __host__ __device__ static void c_slot(int t, int l, int* r, int* c) {
     const int e = t + l * THREADS;
@@ -56,64 +65,10 @@ struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices 
   }
 };
 
-// One block of the grouped product (batch bt, tile origin row0 / col0): the staged value of each slot, segment by
-// segment, and the epilogue's writes. __host__ __device__: the kernel and its host replay run exactly this.
-struct Bf16Block {
-  using G = Bf16Tiling;
-  const Bf16Grouped& g;
-  int64_t row0, col0;
-  const float *A[2], *B[2], *sA[2], *sB[2];
-  float* C;
-  __host__ __device__ Bf16Block(const Bf16Grouped& grouped, int64_t bt, int64_t by, int64_t bx)
-      : g(grouped), row0(by * G::BM), col0(bx * G::BN) {
-    for (int s = 0; s < g.segments(); ++s) {
-      A[s] = g.seg_a(s).base(bt, g.per_group), sA[s] = g.seg_a(s).scale_base(bt, g.per_group);
-      B[s] = g.seg_b(s).base(bt, g.per_group), sB[s] = g.seg_b(s).scale_base(bt, g.per_group);
-    }
-    C = g.c_base(bt);
-  }
-  // slot l of thread t in segment s's slice from k0: op(A)[r][kk] of the tile (0 outside op(A))
-  __host__ __device__ float a_stage(int s, int t, int l, int64_t k0, int* r, int* kk) const {
-    const bool ta = g.seg_ta(s);
-    G::a_slot(ta, t, l, r, kk);
-    const int64_t gr = row0 + *r, gk = k0 + *kk;
-    if (gr >= g.M || gk >= g.seg_K(s)) return 0.0f;
-    const Bf16Operand& o = g.seg_a(s);
-    float v = ta ? A[s][gk * o.ld + gr] : A[s][gr * o.ld + gk];
-    if (sA[s]) v *= sA[s][o.scale_k ? gk : gr];
-    return v;
-  }
-  // slot l of thread t: op(B)[kk][c] of the tile (0 outside op(B))
-  __host__ __device__ float b_stage(int s, int t, int l, int64_t k0, int* kk, int* c) const {
-    const bool tb = g.seg_tb(s);
-    G::b_slot(tb, t, l, kk, c);
-    const int64_t gk = k0 + *kk, gc = col0 + *c;
-    if (gk >= g.seg_K(s) || gc >= g.N) return 0.0f;
-    const Bf16Operand& o = g.seg_b(s);
-    float v = tb ? B[s][gc * o.ld + gk] : B[s][gk * o.ld + gc];
-    if (sB[s]) v *= sB[s][o.scale_k ? gk : gc];
-    return v;
-  }
-  // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
-  // s == segments() past the last
-  __host__ __device__ void next_slice(int* s, int64_t* k0, bool first) const {
-    if (!first) *k0 += G::BK;
-    while (*s < g.segments() && *k0 >= g.seg_K(*s)) ++*s, *k0 = 0;
-  }
-  // the epilogue's store l of thread t from the tile's sums (row stride ld)
-  __host__ __device__ void store(int t, int l, const float* Cs, int ld) const {
-    int r, c;
-    G::c_slot(t, l, &r, &c);
-    const int64_t gr = row0 + r, gc = col0 + c;
-    if (gr >= g.M || gc >= g.N) return;
-    float* out = C + gr * g.ldc + gc;
-    const float v = Cs[r * ld + c];
-    *out = g.beta == 0.f ? g.alpha * v : g.alpha * v + g.beta * *out;
-  }
-};
+using Bf16Block = GroupedBlock<Bf16Tiling>;
 
 // The kernel: block (blockIdx.x, blockIdx.y) of batch blockIdx.z + batch0, the segments' slices in turn.
-__global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Grouped g, int64_t batch0) {
+__global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(GroupedGemm g, int64_t batch0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using G = Bf16Tiling;
   namespace wmma = nvcuda::wmma;
@@ -166,14 +121,14 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Bf16Gr
 
 }  // namespace
 
-void gemm_bf16_grouped(const Bf16Grouped& g, void* stream) {
+void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
   using G = Bf16Tiling;
   const char* entry = "cuda::gemm_bf16_grouped";
   const int64_t batch = g.groups * g.per_group;
   if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
   if (g.K < 0) throw std::invalid_argument("cuda::gemm_bf16_grouped: K must be >= 0");
   if (g.K < 0 || g.K2 < 0) throw std::invalid_argument("cuda::gemm_bf16_grouped: K must be >= 0");
-  Bf16Grouped run = g;
+  GroupedGemm run = g;
   if (g.alpha == 0.f) run.K = 0, run.K2 = 0;  // alpha == 0: C = beta C without reading A or B
   const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
   if (gx > 0x7fffffff || gy > 65535)
@@ -187,60 +142,14 @@ void gemm_bf16_grouped(const Bf16Grouped& g, void* stream) {
   }
 }
 
-void gemm_bf16_grouped_replay(const Bf16Grouped& g, bool round) {
-  using G = Bf16Tiling;
-  const int64_t batch = g.groups * g.per_group;
-  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
-  Bf16Grouped run = g;
-  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> As(G::BM * G::BK), Bs(G::BK * G::BN), acc(G::BM * G::BN);
-  for (int64_t bt = 0; bt < batch; ++bt)
-    for (int64_t by = 0; by < G::grid_y(g.M); ++by)
-      for (int64_t bx = 0; bx < G::grid_x(g.N); ++bx) {
-        const Bf16Block blk(run, bt, by, bx);
-        std::fill(acc.begin(), acc.end(), nan);  // the warps' quarters set their parts: a gap stays NaN
-        for (int w = 0; w < G::THREADS / 32; ++w) {
-          int r0, c0;
-          G::warp_origin(w, &r0, &c0);
-          for (int r = r0; r < r0 + G::WARP_TILE; ++r)
-            for (int c = c0; c < c0 + G::WARP_TILE; ++c) acc[r * G::BN + c] = 0.0f;
-        }
-        int s = 0;
-        int64_t k0 = 0;
-        for (blk.next_slice(&s, &k0, true); s < run.segments(); blk.next_slice(&s, &k0, false)) {
-          std::fill(As.begin(), As.end(), nan);
-          std::fill(Bs.begin(), Bs.end(), nan);
-          for (int t = 0; t < G::THREADS; ++t) {
-            for (int l = 0; l < G::A_LOADS; ++l) {
-              int r, kk;
-              const float v = blk.a_stage(s, t, l, k0, &r, &kk);
-              As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(v)) : v;
-            }
-            for (int l = 0; l < G::B_LOADS; ++l) {
-              int kk, c;
-              const float v = blk.b_stage(s, t, l, k0, &kk, &c);
-              Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(v)) : v;
-            }
-          }
-          for (int r = 0; r < G::BM; ++r)
-            for (int c = 0; c < G::BN; ++c) {
-              float v = acc[r * G::BN + c];
-              for (int kk = 0; kk < G::BK; ++kk) v = std::fma(As[r * G::BK + kk], Bs[kk * G::BN + c], v);
-              acc[r * G::BN + c] = v;
-            }
-        }
-        for (int t = 0; t < G::THREADS; ++t)
-          for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, acc.data(), G::BN);
-      }
-}
+void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) { grouped_replay<Bf16Tiling>(g, round); }
 
 namespace {
 // gemm_bf16_batched's arguments as the grouped form (one group, one segment)
-Bf16Grouped batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+GroupedGemm batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                     const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                     float beta, float* C, int64_t ldc, int64_t stride_c) {
-  Bf16Grouped g;
+  GroupedGemm g;
   g.ta = trans_a, g.tb = trans_b;
   g.groups = 1, g.per_group = batch, g.M = M, g.N = N, g.K = K, g.alpha = alpha, g.beta = beta;
   g.a.p = A, g.a.ld = lda, g.a.inner = stride_a;

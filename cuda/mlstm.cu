@@ -39,6 +39,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -46,7 +47,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
-#include "gemm_bf16.h"
+#include "gemm_grouped.h"
 #include "kernels/bf16_math.h"
 #include "kernels/fast_math.h"
 #include "kernels/mlstm.h"
@@ -1358,6 +1359,11 @@ void launch_gates(const Geo& g, const float* fg, const float* ig, GateBufs& gb, 
   launched(entry);
 }
 
+// Which float32 chunkwise form runs (cuda::set_mlstm_form): 0 the tiled kernels, 1 the composed form (the bf16 form's
+// products as float32 grouped GEMMs on the SIMT cores; opt-in until a GPU has run it).
+std::atomic<int> g_mlstm_form{0};
+int mlstm_form() { return g_mlstm_form.load(std::memory_order_relaxed); }
+
 #include "mlstm_bf16.cuh"
 
 }  // namespace
@@ -1389,15 +1395,22 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
   fwd_state_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(
       g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
   launched(entry);
+  const bool composed = bf16 || mlstm_form() == 1;
+  StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), inv(composed ? g.BH * g.S : 0, st, entry),
+      ib(composed ? g.BH * g.S : 0, st, entry);
+  const DeviceExec ex{st, entry, bf16};
+  const Bf16FwdArgs fa{g, q, k, v, alpha.p, beta.p, gamma.p, scale.p, c0, gb.w.p, gb.p.p, saved, c_last, h, ll.p, inv.p, ib.p};
   if (bf16) {
-    StreamScratch<float> ll(g.BH * g.NC * g.L * g.L, st, entry), inv(g.BH * g.S, st, entry), ib(g.BH * g.S, st, entry);
-    bf16_forward(DeviceExec{st, entry}, Bf16FwdArgs{g, q, k, v, alpha.p, beta.p, gamma.p, scale.p, c0, gb.w.p, gb.p.p,
-                                                   saved, c_last, h, ll.p, inv.p, ib.p});
+    bf16_states(ex, fa);
+  } else {
+    const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
+    state_tile_kernel<StateTileBlock, StateTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa, false);
+    launched(entry);
+  }
+  if (composed) {
+    composed_h(ex, fa);
     return;
   }
-  const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
-  state_tile_kernel<StateTileBlock, StateTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(sa, false);
-  launched(entry);
   TileArgs a{};
   a.g = g;
   a.q = q, a.k = k, a.v = v, a.dh = nullptr;
@@ -1430,11 +1443,14 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   bwd_lambda_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p,
                                                                             gamma.p, dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
   launched(entry);
-  StreamScratch<float> ll(bf16 ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(bf16 ? g.BH * g.S : 0, st, entry);
+  const bool composed = bf16 || mlstm_form() == 1;
+  StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(composed ? g.BH * g.S : 0, st, entry);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.p, beta.p, inv.p, rho.p, gamma.p, dc_last, gb.w.p, gb.p.p,
                        lam.p, lam0.p, dc0, dq, dk, dv, ll.p, ib.p};
+  const DeviceExec ex{st, entry, bf16};
+  if (composed) composed_scales(ex, ba);
   if (bf16) {
-    bf16_lambda(DeviceExec{st, entry}, ba);
+    bf16_lambda(ex, ba);
   } else {
     const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
     state_tile_kernel<LambdaTileBlock, LambdaTileArgs><<<static_cast<unsigned>(std::min<int64_t>(StateTile::blocks(g), kMaxBlocks)), StateTile::THREADS, 0, st>>>(la, true);
@@ -1442,8 +1458,8 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   }
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
-  if (bf16) {
-    bf16_grads(DeviceExec{st, entry}, ba);
+  if (composed) {
+    composed_grads(ex, ba);
   } else {
     TileArgs a{};
     a.g = g;
@@ -1466,6 +1482,11 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   launched(entry);
 }
 }  // namespace
+
+int set_mlstm_form(int form) {
+  if (form != 0 && form != 1) throw std::invalid_argument("set_mlstm_form: form must be 0 (tiles) or 1 (composed)");
+  return g_mlstm_form.exchange(form);
+}
 
 void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
@@ -2034,13 +2055,18 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
     fwd_state_item(g, k, v, alpha.data(), gamma.data(), scale.data(), c0, c0 ? n0 : nullptr, saved, c_last, n_last,
                    (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
   });
-  if (bf16) {
-    std::vector<float> ll = nan_vec<float>(g.BH * g.NC * g.L * g.L), inv = nan_vec<float>(g.BH * g.S), ib = nan_vec<float>(g.BH * g.S);
-    bf16_forward(HostExec{bf16 == 1}, Bf16FwdArgs{g, q, k, v, alpha.data(), beta.data(), gamma.data(), scale.data(), c0, gb.w.data(),
-                                        gb.p.data(), saved, c_last, h, ll.data(), inv.data(), ib.data()});
+  const bool composed = bf16 || mlstm_form() == 1;
+  std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), inv = nan_vec<float>(composed ? g.BH * g.S : 0),
+                     ib = nan_vec<float>(composed ? g.BH * g.S : 0);
+  const HostExec ex{bf16 != 0, bf16 == 1};
+  const Bf16FwdArgs fa{g, q, k, v, alpha.data(), beta.data(), gamma.data(), scale.data(), c0, gb.w.data(), gb.p.data(),
+                       saved, c_last, h, ll.data(), inv.data(), ib.data()};
+  if (bf16) bf16_states(ex, fa);
+  else state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
+  if (composed) {
+    composed_h(ex, fa);
     return;
   }
-  state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
   TileArgs a{};
   a.g = g;
   a.q = q, a.k = k, a.v = v, a.dh = nullptr;
@@ -2075,10 +2101,13 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     bwd_lambda_item(g, q, dh, saved, beta.data(), inv.data(), rho.data(), gamma.data(), dc_last, dn_last, lam.data(),
                     lam0.data(), dc0, dn0, (idx / g.DK) * E + g.DK * g.DV + idx % g.DK);
   });
-  std::vector<float> ll = nan_vec<float>(bf16 ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(bf16 ? g.BH * g.S : 0);
+  const bool composed = bf16 || mlstm_form() == 1;
+  std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(composed ? g.BH * g.S : 0);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.data(), beta.data(), inv.data(), rho.data(), gamma.data(), dc_last,
                        gb.w.data(), gb.p.data(), lam.data(), lam0.data(), dc0, dq, dk, dv, ll.data(), ib.data()};
-  if (bf16) bf16_lambda(HostExec{bf16 == 1}, ba);
+  const HostExec ex{bf16 != 0, bf16 == 1};
+  if (composed) composed_scales(ex, ba);
+  if (bf16) bf16_lambda(ex, ba);
   else lambda_tile_emulate(LambdaTileArgs{g, q, dh, saved, beta.data(), inv.data(), gamma.data(), dc_last, lam.data(), lam0.data(), dc0});
   {
     std::vector<double> red0 = nan_vec<double>(kThreads), red1 = nan_vec<double>(kThreads);
@@ -2091,8 +2120,8 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
       bwd_reduce_finish(g, saved, bh, red0.data(), red1.data(), ct.data(), dm0);
     });
   }
-  if (bf16) {
-    bf16_grads(HostExec{bf16 == 1}, ba);
+  if (composed) {
+    composed_grads(ex, ba);
   } else {
     TileArgs a{};
     a.g = g;

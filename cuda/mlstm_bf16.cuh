@@ -1,5 +1,5 @@
 // The chunkwise mLSTM cell under the bfloat16 autocast (cuda/mlstm.cu, XLSTM_SPEC §4.5 / §4.6): the products on
-// tensor cores (bf16 operands, float32 sums: cuda/gemm_bf16.h's grouped GEMM, a product per (head, chunk)), the
+// tensor cores (bf16 operands, float32 sums: cuda/gemm_grouped.h's grouped GEMM, a product per (head, chunk)), the
 // gates, stabilisers, normaliser, state recurrences and every sum outside the products in float32 / float64 as the
 // float32 form. Same `saved` layout and contents (C_c, n_c, m, μ, den), so either form's backward reads either
 // form's forward. Included into mlstm.cu's anonymous namespace: it reuses the geometry (Geo, sv_*, chunk_len,
@@ -377,9 +377,12 @@ __global__ void __launch_bounds__(kThreads) bf16_warp_items_kernel(F f, int64_t 
   }
 }
 
+// Executors: bf16 picks the products' kernel (tensor cores with bf16 operands, or float32 on the SIMT cores: the
+// composed float32 form).
 struct DeviceExec {
   cudaStream_t st;
   const char* entry;
+  bool bf16;
   template <class F>
   void items(int64_t n, const F& f) const {
     if (n <= 0) return;
@@ -392,7 +395,10 @@ struct DeviceExec {
     bf16_warp_items_kernel<F><<<grid_for(n, kWarps), kThreads, 0, st>>>(f, n);
     launched(entry);
   }
-  void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped(G, st); }
+  void gemm(const GroupedGemm& G) const {
+    if (bf16) gemm_bf16_grouped(G, st);
+    else gemm_f32_grouped(G, st);
+  }
   void states(const Bf16StateArgs& a) const {
     bf16_state_kernel<<<static_cast<unsigned>(std::min<int64_t>(Bf16StateTile::blocks(a.g), kMaxBlocks)), Bf16StateTile::THREADS, 0, st>>>(a);
     launched(entry);
@@ -400,7 +406,8 @@ struct DeviceExec {
 };
 
 struct HostExec {
-  bool round = true;  // false: the products unrounded (the replays stage unrounded values)
+  bool bf16;
+  bool round = true;  // bf16 products: false keeps the staged values unrounded
   template <class F>
   void items(int64_t n, const F& f) const {
     for (int64_t i = 0; i < n; ++i) f(i);
@@ -413,7 +420,10 @@ struct HostExec {
       f.finish(p, rows::host_row_reduce<rows::SumOp>(v, 32));
     }
   }
-  void gemm(const Bf16Grouped& G) const { gemm_bf16_grouped_replay(G, round); }
+  void gemm(const GroupedGemm& G) const {
+    if (bf16) gemm_bf16_grouped_replay(G, round);
+    else gemm_f32_grouped_replay(G);
+  }
   void states(const Bf16StateArgs& a) const { bf16_state_replay(a, round); }
 };
 
@@ -429,20 +439,20 @@ void bf16_chunk_runs(const Geo& g, F fn) {
 
 // Operands of a run from chunk c: position-major [bh][t][D] data (optionally scaled per position: along k, or along
 // op(X)'s other index), the L x L scratch, and per-chunk slots (`slot` elements apart, `per_bh` apart per head).
-inline Bf16Operand pos_op(const Geo& g, const float* x, int64_t D, int64_t c, const float* scale = nullptr, bool scale_k = true) {
-  Bf16Operand o;
+inline GemmOperand pos_op(const Geo& g, const float* x, int64_t D, int64_t c, const float* scale = nullptr, bool scale_k = true) {
+  GemmOperand o;
   o.p = x + c * g.L * D, o.ld = D, o.outer = g.S * D, o.inner = g.L * D;
   if (scale) o.scale = scale + c * g.L, o.s_outer = g.S, o.s_inner = g.L, o.scale_k = scale_k;
   return o;
 }
-inline Bf16Operand ll_op(const Geo& g, const float* ll, int64_t c, const float* scale = nullptr) {
-  Bf16Operand o;
+inline GemmOperand ll_op(const Geo& g, const float* ll, int64_t c, const float* scale = nullptr) {
+  GemmOperand o;
   o.p = ll + c * g.L * g.L, o.ld = g.L, o.outer = g.NC * g.L * g.L, o.inner = g.L * g.L;
   if (scale) o.scale = scale + c * g.L, o.s_outer = g.S, o.s_inner = g.L, o.scale_k = false;
   return o;
 }
-inline Bf16Operand slot_op(const Geo& g, const float* base, int64_t slot, int64_t slot_elems, int64_t per_bh) {
-  Bf16Operand o;
+inline GemmOperand slot_op(const Geo& g, const float* base, int64_t slot, int64_t slot_elems, int64_t per_bh) {
+  GemmOperand o;
   o.p = base + slot * slot_elems, o.ld = g.DV, o.outer = per_bh, o.inner = slot_elems;
   return o;
 }
@@ -451,14 +461,14 @@ inline Bf16Operand slot_op(const Geo& g, const float* base, int64_t slot, int64_
 struct Bf16Term {
   bool ta, tb;
   int64_t K;
-  Bf16Operand a, b;
+  GemmOperand a, b;
 };
 
 // C = Σ over the terms (one or two) of op(A) op(B), for every head over `count` chunks
 template <class Exec>
-void bf16_gemm(const Exec& ex, const Geo& g, int64_t count, int64_t M, int64_t N, const Bf16Operand& c,
+void bf16_gemm(const Exec& ex, const Geo& g, int64_t count, int64_t M, int64_t N, const GemmOperand& c,
                const Bf16Term& t0, const Bf16Term* t1 = nullptr) {
-  Bf16Grouped G;
+  GroupedGemm G;
   G.groups = g.BH, G.per_group = count, G.M = M, G.N = N;
   G.ta = t0.ta, G.tb = t0.tb, G.K = t0.K, G.a = t0.a, G.b = t0.b;
   if (t1) G.ta2 = t1->ta, G.tb2 = t1->tb, G.K2 = t1->K, G.a2 = t1->a, G.b2 = t1->b;
@@ -485,12 +495,17 @@ struct Bf16FwdArgs {
 };
 
 // The forward after the gates, stabilisers and n states: C states, weights, normaliser, h.
+// The forward's C states by the bf16 state kernel (the composed float32 form keeps the float32 state-tile kernel).
 template <class Exec>
-void bf16_forward(const Exec& ex, const Bf16FwdArgs& a) {
+void bf16_states(const Exec& ex, const Bf16FwdArgs& a) {
+  ex.states(Bf16StateArgs{a.g, false, a.k, a.v, a.alpha, a.gamma, a.saved, a.c0, a.scale, a.saved, a.c_last, nullptr});
+}
+
+// The forward after the states: weights, normaliser, h.
+template <class Exec>
+void composed_h(const Exec& ex, const Bf16FwdArgs& a) {
   const Geo& g = a.g;
   const int64_t DKV = g.DK * g.DV;
-  Bf16StateArgs sa{g, false, a.k, a.v, a.alpha, a.gamma, a.saved, a.c0, a.scale, a.saved, a.c_last, nullptr};
-  ex.states(sa);
   bf16_chunk_weights(ex, g, a.q, a.k, g.DK, nullptr, a.gw, a.gp, a.saved, nullptr, a.ll, false);
   ex.warp_items(g.BH * g.S, Bf16Den{g, a.q, a.ll, a.beta, a.saved, a.inv, a.ib});
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
@@ -508,18 +523,21 @@ struct Bf16BwdArgs {
   float *ll, *ib;  // scratch: BH·NC·L·L, BH·S
 };
 
-// Λᶜ of every chunk (before bwd_reduce; the n part is bwd_lambda_n's)
+// β·inv per position (the backward's scale of q in Λ and of dH in dq's inter-chunk term)
 template <class Exec>
-void bf16_lambda(const Exec& ex, const Bf16BwdArgs& a) {
-  const Geo& g = a.g;
-  ex.items(g.BH * g.S, Bf16Product{a.beta, a.inv, a.ib});
-  Bf16StateArgs sa{g, true, a.q, a.dh, a.ib, a.gamma, a.saved, a.dc_last, nullptr, a.lam, a.lam0, a.dc0};
-  ex.states(sa);
+void composed_scales(const Exec& ex, const Bf16BwdArgs& a) {
+  ex.items(a.g.BH * a.g.S, Bf16Product{a.beta, a.inv, a.ib});
 }
 
-// dq, dk, dv (after bf16_lambda and bwd_lambda_n)
+// Λᶜ of every chunk by the bf16 state kernel (before bwd_reduce; the n part is bwd_lambda_n's)
 template <class Exec>
-void bf16_grads(const Exec& ex, const Bf16BwdArgs& a) {
+void bf16_lambda(const Exec& ex, const Bf16BwdArgs& a) {
+  ex.states(Bf16StateArgs{a.g, true, a.q, a.dh, a.ib, a.gamma, a.saved, a.dc_last, nullptr, a.lam, a.lam0, a.dc0});
+}
+
+// dq, dk, dv (after Λ, bwd_lambda_n and composed_scales)
+template <class Exec>
+void composed_grads(const Exec& ex, const Bf16BwdArgs& a) {
   const Geo& g = a.g;
   const int64_t DKV = g.DK * g.DV, E = state_elems(g);
   bf16_chunk_weights(ex, g, a.dh, a.v, g.DV, a.inv, a.gw, a.gp, a.saved, a.rho, a.ll, true);

@@ -14,7 +14,8 @@
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 # "unverified": only what was written without a GPU and has not run on one yet (the bf16 mLSTM form and the grouped
-# bf16 GEMM under it, ops.mlstmLayer on CUDA, the recurrences' lane forms): their tests, then G2 and G1-split-lane
+# bf16 GEMM under it, the opt-in composed float32 mLSTM form and its float32 grouped GEMM, ops.mlstmLayer on CUDA,
+# the recurrences' lane forms): their tests, then G2 and G1-split-lane
 # (unverified.log, bench-unverified.jsonl) — the short first call of a GPU session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,7 @@ if has cuda; then
 fi
 if has unverified; then
   timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/21.cuda-recurrent.test.ts test/23.cuda-tensors.test.ts \
-    --grep "bf16|lane|mlstmLayer|deterministic" > "$OUT/unverified.log" 2>&1 || status=1
+    --grep "bf16|lane|mlstmLayer|composed|deterministic" > "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G2,G1-split-lane --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"

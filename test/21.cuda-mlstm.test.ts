@@ -275,6 +275,27 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     compareBf16Exact(`bf16 replay (exact products) ${label(c)}`, runChunkwise(c, true, true, "exact"), runChunkwise(c, false));
   });
 
+  // The composed float32 form (cudaSetMlstmForm("composed"), opt-in): the bf16 form's structure with float32 grouped
+  // GEMMs; the float32 state kernels. Its replay's products sum in k order like the CPU's reference order within a
+  // product, so it meets the float32 tolerance (gradients that cancel to 0 measured against BF16_FLOOR).
+  const withForm = <T>(form: "tiles" | "composed", fn: () => T): T => {
+    const prev = native.cudaSetMlstmForm(form);
+    try {
+      return fn();
+    } finally {
+      native.cudaSetMlstmForm(prev);
+    }
+  };
+  itCompiled("composed float32 form (opt-in: float32 grouped GEMMs): its host replay equals the CPU at awkward shapes; the setter names the form", () => {
+    withForm("composed", () => {
+      [...SHAPES, LONG].forEach((s, n) => {
+        for (const c of cases(s, 630 + n)) compareBf16Exact(`composed replay ${label(c)}`, runChunkwise(c, true, true), runChunkwise(c, false));
+      });
+    });
+    assert.equal(native.cudaSetMlstmForm("tiles"), "tiles");
+    assert.throws(() => native.cudaSetMlstmForm("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmForm: form must be "tiles" or "composed", got "fast"/.test(e.message));
+  });
+
   itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {
     SHAPES.forEach((s, n) => {
       for (const c of cases(s, 430 + n)) {
@@ -330,6 +351,18 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     });
     const c = cases(LONG, 590)[1];
     compareBf16(`bf16 GPU ${label(c)}`, runChunkwise(c, true, false, "round"), runChunkwise(c, false), runChunkwise(c, false, false, "", true));
+  });
+
+  itCuda("composed float32 form on the GPU: equals its host replay (same sums in the same order; the host's libm exp aside) and the CPU", () => {
+    withForm("composed", () => {
+      SHAPES.forEach((s, n) => {
+        for (const c of cases(s, 730 + n)) {
+          const got = runChunkwise(c, true);
+          compareBf16Exact(`composed GPU ${label(c)}`, got, runChunkwise(c, false));
+          compare(`composed GPU vs replay ${label(c)}`, got, runChunkwise(c, true, true), 1e-5);
+        }
+      });
+    });
   });
 
   itCuda("the GPU results are deterministic (two runs give the same bits)", () => {

@@ -76,6 +76,22 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// cudaSetMlstmForm(form: "tiles" | "composed") -> the previous form: which float32 chunkwise form the device entries
+// and the *Emulate replays run (cuda::set_mlstm_form; process-wide, for tests and benchmarks)
+Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetMlstmForm"};
+  require_count(c, 1);
+  static const char* const kForms[] = {"tiles", "composed"};
+  const std::string f = require_string(c, 0, "form");
+  int form = -1;
+  for (int i = 0; i < 2; ++i)
+    if (f == kForms[i]) form = i;
+  if (form < 0) throw_range(c, "form must be \"tiles\" or \"composed\", got \"" + f + "\"");
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_form(form); });
+  return Napi::String::New(info.Env(), kForms[prev]);
+}
+
 // Names of mlstm_coverage's outputs, in its order.
 const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
     "chunkwiseForward.h",     "chunkwiseForward.cLast",  "chunkwiseForward.nLast",  "chunkwiseForward.mLast",
@@ -147,6 +163,7 @@ void Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, CudaForward<true, true, true>, "cudaMlstmChunkwiseForwardBf16Emulate"));
   exports.Set("cudaMlstmChunkwiseBackwardBf16Emulate",
               Napi::Function::New(env, CudaBackward<true, true, true>, "cudaMlstmChunkwiseBackwardBf16Emulate"));
+  exports.Set("cudaSetMlstmForm", Napi::Function::New(env, CudaSetMlstmForm, "cudaSetMlstmForm"));
   exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
 }
 

@@ -530,6 +530,10 @@ int64_t mlstm_coverage(const MlstmDims&, int64_t, int64_t*) {
   mlstm_absent("cuda::mlstm_coverage");
   return 0;
 }
+int set_mlstm_form(int) {
+  mlstm_absent("cuda::set_mlstm_form");
+  return 0;
+}
 void mlstm_chunkwise_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,
                                      const float*, const float*, const float*, const float*, const float*,
                                      const MlstmDims&, int64_t, float, bool, int) {

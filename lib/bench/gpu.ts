@@ -116,7 +116,7 @@ registerWorkload({
 
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 and under the bf16 autocast (tensor-core products; chunk 64 and 128)",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels, and the opt-in composed form) and under the bf16 autocast (tensor-core products; chunk 64 and 128)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
@@ -128,8 +128,9 @@ registerWorkload({
     const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
     const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
     // the bf16 form also at chunk 128 (half the inter-chunk states to write and read, twice the intra-chunk products):
-    // the figures that choose its chunk per shape
-    for (const [dtype, chunk] of [["float32", 64], ["bfloat16", 64], ["bfloat16", 128]] as const) {
+    // the figures that choose its chunk per shape; the float32 composed form (opt-in) next to the tiled one
+    for (const [dtype, chunk, form] of [["float32", 64, "tiles"], ["float32", 64, "composed"], ["bfloat16", 64, "tiles"], ["bfloat16", 128, "tiles"]] as const) {
+      const prev = native.cudaSetMlstmForm(form);
       const t = await timeGpu(() => {
         const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: chunk }).h;
         (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd()).backward(dh);
@@ -137,8 +138,8 @@ registerWorkload({
           p.grad?.dispose();
           p.grad = null;
         }
-      }, reps);
-      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
+      }, reps).finally(() => native.cudaSetMlstmForm(prev));
+      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
       yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps };
     }
   },

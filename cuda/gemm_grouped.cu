@@ -1,0 +1,111 @@
+// The grouped GEMM of cuda/gemm_grouped.h in float32 on the SIMT cores (no TF32): the products of the chunkwise
+// mLSTM cell's composed float32 form (cuda/mlstm_bf16.cuh with float32 products; opt-in: cuda::set_mlstm_form).
+// Kernel: 256 threads per 64 x 64 tile of C, each a 4 x 4 register tile (rows 4·(t / 16) + i, columns 4·(t % 16) +
+// j); K staged 16 at a time, op(A) transposed into As[kk][r] and op(B) as Bs[kk][c], so a thread reads its 4 rows
+// and 4 columns of a k step as two float4 loads; per output element the sum runs k by k in order (segment after
+// segment) with fmaf, which is what the host replay (grouped_replay, the same staging code) computes: the same bits.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda_api.h"
+#include "cuda_host_util.h"
+#include "gemm_grouped.h"
+#include "gemm_staging.h"
+
+namespace xlstm {
+namespace cuda {
+namespace {
+
+using namespace hostutil;
+
+struct F32Tiling : GemmStaging<64, 64, 16, 256> {
+  static constexpr int TM = 4, TN = 4, TX = BN / TN;  // register tile, threads along a row of the tile
+  static constexpr int C_STORES = TM * TN;
+  static_assert(THREADS == (BM / TM) * (BN / TN), "one 4 x 4 register tile per thread");
+  // element l of thread t's register tile
+  __host__ __device__ static void c_slot(int t, int l, int* r, int* c) {
+    *r = (t / TX) * TM + l / TN;
+    *c = (t % TX) * TN + l % TN;
+  }
+  // the host replay's tile: every thread owns its register tile
+  static void zero_owned(float* acc) {
+    for (int t = 0; t < THREADS; ++t)
+      for (int l = 0; l < C_STORES; ++l) {
+        int r, c;
+        c_slot(t, l, &r, &c);
+        acc[r * BN + c] = 0.0f;
+      }
+  }
+};
+
+__global__ void __launch_bounds__(F32Tiling::THREADS) gemm_f32_grouped_tiled(GroupedGemm g, int64_t batch0) {
+  using G = F32Tiling;
+  __shared__ __align__(16) float As[G::BK][G::BM];  // op(A) transposed: As[kk][r]
+  __shared__ __align__(16) float Bs[G::BK][G::BN];
+  const GroupedBlock<G> blk(g, batch0 + blockIdx.z, blockIdx.y, blockIdx.x);
+  const int t = threadIdx.x, r0 = (t / G::TX) * G::TM, c0 = (t % G::TX) * G::TN;
+  float acc[G::TM][G::TN] = {};
+  int s = 0;
+  int64_t k0 = 0;
+  for (blk.next_slice(&s, &k0, true); s < g.segments(); blk.next_slice(&s, &k0, false)) {
+#pragma unroll
+    for (int l = 0; l < G::A_LOADS; ++l) {
+      int r, kk;
+      const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+      As[kk][r] = v;
+    }
+#pragma unroll
+    for (int l = 0; l < G::B_LOADS; ++l) {
+      int kk, c;
+      const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+      Bs[kk][c] = v;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < G::BK; ++kk) {
+      const float4 a = *reinterpret_cast<const float4*>(&As[kk][r0]);
+      const float4 b = *reinterpret_cast<const float4*>(&Bs[kk][c0]);
+      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < G::TM; ++i)
+#pragma unroll
+        for (int j = 0; j < G::TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int l = 0; l < G::C_STORES; ++l) {
+    int r, c;
+    G::c_slot(t, l, &r, &c);
+    blk.store_value(r, c, acc[l / G::TN][l % G::TN]);
+  }
+}
+
+}  // namespace
+
+void gemm_f32_grouped(const GroupedGemm& g, void* stream) {
+  using G = F32Tiling;
+  const char* entry = "cuda::gemm_f32_grouped";
+  const int64_t batch = g.groups * g.per_group;
+  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  if (g.K < 0 || g.K2 < 0) throw std::invalid_argument("cuda::gemm_f32_grouped: K must be >= 0");
+  GroupedGemm run = g;
+  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;  // alpha == 0: C = beta C without reading A or B
+  const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
+  if (gx > 0x7fffffff || gy > 65535)
+    throw std::invalid_argument("cuda::gemm_f32_grouped: M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
+  const cudaStream_t s = as_stream(stream);
+  for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
+    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                    static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
+    gemm_f32_grouped_tiled<<<grid, G::THREADS, 0, s>>>(run, b0);
+    launched(entry);
+  }
+}
+
+void gemm_f32_grouped_replay(const GroupedGemm& g) { grouped_replay<F32Tiling>(g, false); }
+
+}  // namespace cuda
+}  // namespace xlstm
