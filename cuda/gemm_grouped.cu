@@ -86,23 +86,12 @@ __global__ void __launch_bounds__(F32Tiling::THREADS) gemm_f32_grouped_tiled(Gro
 }  // namespace
 
 void gemm_f32_grouped(const GroupedGemm& g, void* stream) {
-  using G = F32Tiling;
   const char* entry = "cuda::gemm_f32_grouped";
-  const int64_t batch = g.groups * g.per_group;
-  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
-  if (g.K < 0 || g.K2 < 0) throw std::invalid_argument("cuda::gemm_f32_grouped: K must be >= 0");
-  GroupedGemm run = g;
-  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;  // alpha == 0: C = beta C without reading A or B
-  const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
-  if (gx > 0x7fffffff || gy > 65535)
-    throw std::invalid_argument("cuda::gemm_f32_grouped: M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
   const cudaStream_t s = as_stream(stream);
-  for (int64_t b0 = 0; b0 < batch; b0 += 65535) {
-    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
-                    static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535));
-    gemm_f32_grouped_tiled<<<grid, G::THREADS, 0, s>>>(run, b0);
+  launch_grouped<F32Tiling>(g, entry, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
+    gemm_f32_grouped_tiled<<<grid, F32Tiling::THREADS, 0, s>>>(run, b0);
     launched(entry);
-  }
+  });
 }
 
 void gemm_f32_grouped_replay(const GroupedGemm& g) { grouped_replay<F32Tiling>(g, false); }

@@ -9,10 +9,14 @@
 // own operands and transposes (one pass over C where two products would write it, read it back and write it again).
 // Internal to the CUDA layer.
 #pragma once
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/bf16_math.h"
@@ -128,6 +132,22 @@ struct GroupedBlock {
     store_value(r, c, Cs[r * ld + c]);
   }
 };
+
+// A grouped product's launches under tiling G: the checks, alpha == 0 (C = beta C without reading A or B), and grids
+// of at most 65535 batches each, launch(grid, run, first batch) enqueuing one. `entry` names the caller in errors.
+template <class G, class Launch>
+void launch_grouped(const GroupedGemm& g, const char* entry, Launch launch) {
+  const int64_t batch = g.groups * g.per_group;
+  if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  if (g.K < 0 || g.K2 < 0) throw std::invalid_argument(std::string(entry) + ": K must be >= 0");
+  GroupedGemm run = g;
+  if (g.alpha == 0.f) run.K = 0, run.K2 = 0;
+  const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
+  if (gx > 0x7fffffff || gy > 65535)
+    throw std::invalid_argument(std::string(entry) + ": M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
+  for (int64_t b0 = 0; b0 < batch; b0 += 65535)
+    launch(dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535)), run, b0);
+}
 
 // The host replay of a grouped product under tiling G: every block and thread stages its slots with GroupedBlock,
 // the tile is accumulated from the staged values (bf16-rounded when `round`) in k order, slice after slice, and the
