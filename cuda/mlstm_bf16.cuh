@@ -1,7 +1,8 @@
 // The chunkwise mLSTM cell under the bfloat16 autocast (cuda/mlstm.cu, XLSTM_SPEC §4.5 / §4.6): the products on
 // tensor cores (bf16 operands, float32 sums: cuda/gemm_grouped.h's grouped GEMM, a product per (head, chunk)), the
 // gates, stabilisers, normaliser, state recurrences and every sum outside the products in float32 / float64 as the
-// float32 form. Same `saved` layout and contents (C_c, n_c, m, μ, den), so either form's backward reads either
+// float32 form. The same composition with float32 grouped GEMMs (and the float32 state-tile kernels in place of
+// bf16_state_kernel) is the opt-in composed float32 form (cuda::set_mlstm_form): the executors' bf16 flag picks. Same `saved` layout and contents (C_c, n_c, m, μ, den), so either form's backward reads either
 // form's forward. Included into mlstm.cu's anonymous namespace: it reuses the geometry (Geo, sv_*, chunk_len,
 // row_M), the gate / position / n-state / reduce / dots kernels around it, and replaces only the float32 form's
 // tiled products (fwd_state_tile + tile<FWD_H>; bwd_lambda_tile + tile<DQ / DK / DV>).
@@ -494,7 +495,6 @@ struct Bf16FwdArgs {
   float *ll, *inv, *ib;  // scratch: BH·NC·L·L, BH·S, BH·S
 };
 
-// The forward after the gates, stabilisers and n states: C states, weights, normaliser, h.
 // The forward's C states by the bf16 state kernel (the composed float32 form keeps the float32 state-tile kernel).
 template <class Exec>
 void bf16_states(const Exec& ex, const Bf16FwdArgs& a) {
