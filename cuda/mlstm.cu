@@ -1366,6 +1366,19 @@ int mlstm_form() { return g_mlstm_form.load(std::memory_order_relaxed); }
 
 #include "mlstm_bf16.cuh"
 
+// The float32 gradient tiles' arguments (tile<DQ / DK / DV>), from the backward's arrays; `out` set per launch.
+TileArgs grad_tile_args(const Bf16BwdArgs& b, bool lam_last_zero) {
+  TileArgs a{};
+  a.g = b.g;
+  a.q = b.q, a.k = b.k, a.v = b.v, a.dh = b.dh;
+  a.gw = b.gw, a.gp = b.gp;
+  a.saved = b.saved;
+  a.beta = b.beta, a.alpha = b.alpha, a.inv = b.inv, a.rho = b.rho;
+  a.lam = b.lam;
+  a.lam_last_zero = lam_last_zero;
+  return a;
+}
+
 }  // namespace
 
 // ---- device entries --------------------------------------------------------------------------------------------
@@ -1461,14 +1474,7 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   if (composed) {
     composed_grads(ex, ba);
   } else {
-    TileArgs a{};
-    a.g = g;
-    a.q = q, a.k = k, a.v = v, a.dh = dh;
-    a.gw = gb.w.p, a.gp = gb.p.p;
-    a.saved = saved;
-    a.beta = beta.p, a.alpha = alpha.p, a.inv = inv.p, a.rho = rho.p;
-    a.lam = lam.p;
-    a.lam_last_zero = !dc_last && !dn_last;
+    TileArgs a = grad_tile_args(ba, !dc_last && !dn_last);
     a.out = dq;
     launch_tile<kDQ>(a, g.DK, st, entry);
     a.out = dk;
@@ -2123,14 +2129,7 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
   if (composed) {
     composed_grads(ex, ba);
   } else {
-    TileArgs a{};
-    a.g = g;
-    a.q = q, a.k = k, a.v = v, a.dh = dh;
-    a.gw = gb.w.data(), a.gp = gb.p.data();
-    a.saved = saved;
-    a.beta = beta.data(), a.alpha = alpha.data(), a.inv = inv.data(), a.rho = rho.data();
-    a.lam = lam.data();
-    a.lam_last_zero = !dc_last && !dn_last;
+    TileArgs a = grad_tile_args(ba, !dc_last && !dn_last);
     a.out = dq;
     tile_emulate<kDQ>(a);
     a.out = dk;
