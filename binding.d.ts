@@ -679,6 +679,21 @@ export interface Binding {
   cudaLstmForwardEmulate(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
   cudaLstmBackwardEmulate(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
   /**
+   * The form under the bf16 autocast (cuda/recurrent_tc.cuh): the recurrent matrix products on tensor cores with bf16
+   * operands (R and h_{t-1} forward, R and the pre-activation gradients backward) and float32 sums; cell, states, dx,
+   * dR and dbias float32. Where the tensor-core form does not apply (the rows launch, DH > 1024, more than 8 units per
+   * block, B > 64) the float32 kernels run. Same arguments and outputs as the exports above; *Bf16Host on the GPU,
+   * *Bf16Emulate replayed on the host (its 16 x 16 x 16 products as fma chains in k order).
+   */
+  cudaSlstmForwardBf16Host(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaSlstmBackwardBf16Host(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
+  cudaLstmForwardBf16Host(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaLstmBackwardBf16Host(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaSlstmForwardBf16Emulate(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaSlstmBackwardBf16Emulate(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean): void;
+  cudaLstmForwardBf16Emulate(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  cudaLstmBackwardBf16Emulate(dx: Float32Array, dR: Float32Array, dbias: Float32Array, dstate0: Float32Array | null, gates: Float32Array, states: Float32Array, dy: Float32Array, dstateFinal: Float32Array | null, state0: Float32Array | null, R: Float32Array, B: number, S: number, NH: number, DH: number): void;
+  /**
    * Host run of the recurrent kernels' launch maps (no GPU needed; a CUDA build), NS = 4 when slstm else 2:
    * writes = global writes per output element, the outputs concatenated y [B*S*H], states [NS*S*B*H],
    * gates [B*S*4H], dx [B*S*4H], dR [NH*DH*4DH], dbias [4H], dstate0 [NS*B*H]; returns the number of other
@@ -839,19 +854,19 @@ export interface Binding {
   cudaScaleInPlaceDev(x: DeviceBuffer, n: number, alpha: number): void;
   /** permute on device buffers (elemSize bytes per element). */
   cudaPermuteDev(out: DeviceBuffer, input: DeviceBuffer, elemSize: number, inShape: readonly number[], perm: readonly number[]): void;
-  /** slstmForward on device buffers. */
-  cudaSlstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number): void;
-  /** slstmBackward on device buffers. */
+  /** slstmForward on device buffers; bf16: the form under the bf16 autocast (as cudaSlstmForwardBf16Host). */
+  cudaSlstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number, bf16?: boolean): void;
+  /** slstmBackward on device buffers; bf16 as cudaSlstmForwardDev's. */
   cudaSlstmBackwardDev(
     dx: DeviceBuffer, dR: DeviceBuffer, dbias: DeviceBuffer, dstate0: DeviceBuffer | null, gates: DeviceBuffer, states: DeviceBuffer, dy: DeviceBuffer,
-    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean,
+    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number, exactM0Grad: boolean, bf16?: boolean,
   ): void;
-  /** lstmForward on device buffers. */
-  cudaLstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number): void;
-  /** lstmBackward on device buffers. */
+  /** lstmForward on device buffers; bf16 as cudaSlstmForwardDev's. */
+  cudaLstmForwardDev(y: DeviceBuffer, states: DeviceBuffer, gates: DeviceBuffer, x: DeviceBuffer, state0: DeviceBuffer | null, R: DeviceBuffer, bias: DeviceBuffer, B: number, S: number, NH: number, DH: number, bf16?: boolean): void;
+  /** lstmBackward on device buffers; bf16 as cudaSlstmForwardDev's. */
   cudaLstmBackwardDev(
     dx: DeviceBuffer, dR: DeviceBuffer, dbias: DeviceBuffer, dstate0: DeviceBuffer | null, gates: DeviceBuffer, states: DeviceBuffer, dy: DeviceBuffer,
-    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number,
+    dstateFinal: DeviceBuffer | null, state0: DeviceBuffer | null, R: DeviceBuffer, B: number, S: number, NH: number, DH: number, bf16?: boolean,
   ): void;
   /**
    * mlstmChunkwiseForward on device buffers (saved: mlstmChunkwiseSavedSize floats, or null without backward); bf16:

@@ -308,28 +308,44 @@ void lstm_forward(float* y, float* states, float* gates, const float* x, const f
 void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                    const float* dy, const float* dstate_final, const float* state0, const float* R,
                    const RecurrentDims& d, void* stream);
+// Under the bf16 autocast: the same arguments and results, the recurrent matrix products on tensor cores with bf16
+// operands (R and h_{t-1} forward, R and the pre-activation gradients backward) and float32 sums, where the split-head
+// launch applies and the tensor-core form fits (cuda/recurrent_tc.cuh: DH <= 1024, <= 8 units per block, B <= 64);
+// elsewhere the float32 kernels run (sm_80+).
+void slstm_forward_bf16(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                        const float* bias, const RecurrentDims& d, void* stream);
+void slstm_backward_bf16(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                         const float* dy, const float* dstate_final, const float* state0, const float* R,
+                         const RecurrentDims& d, bool exact_m0_grad, void* stream);
+void lstm_forward_bf16(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                       const float* bias, const RecurrentDims& d, void* stream);
+void lstm_backward_bf16(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                        const float* dy, const float* dstate_final, const float* state0, const float* R,
+                        const RecurrentDims& d, void* stream);
+// host arrays; bf16: the *_bf16 entries' form
 void slstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                        const float* bias, const RecurrentDims& d);
+                        const float* bias, const RecurrentDims& d, bool bf16 = false);
 void slstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                          const float* dy, const float* dstate_final, const float* state0, const float* R,
-                         const RecurrentDims& d, bool exact_m0_grad);
+                         const RecurrentDims& d, bool exact_m0_grad, bool bf16 = false);
 void lstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                       const float* bias, const RecurrentDims& d);
+                       const float* bias, const RecurrentDims& d, bool bf16 = false);
 void lstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                         const float* dy, const float* dstate_final, const float* state0, const float* R,
-                        const RecurrentDims& d);
+                        const RecurrentDims& d, bool bf16 = false);
 // Host code, no GPU needed: the launches replayed on the host with the kernels' own __host__ __device__ bodies
-// (every block, each phase for every thread before the next; shared memory planned as on an H100), host arrays.
+// (every block, each phase for every thread before the next; shared memory planned as on an H100), host arrays;
+// bf16: the tensor-core form's replay where the device would run it (its 16 x 16 x 16 products as k-order fma chains).
 void slstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                           const float* bias, const RecurrentDims& d);
+                           const float* bias, const RecurrentDims& d, bool bf16 = false);
 void slstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
                             const float* states, const float* dy, const float* dstate_final, const float* state0,
-                            const float* R, const RecurrentDims& d, bool exact_m0_grad);
+                            const float* R, const RecurrentDims& d, bool exact_m0_grad, bool bf16 = false);
 void lstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                          const float* bias, const RecurrentDims& d);
+                          const float* bias, const RecurrentDims& d, bool bf16 = false);
 void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                            const float* dy, const float* dstate_final, const float* state0, const float* R,
-                           const RecurrentDims& d);
+                           const RecurrentDims& d, bool bf16 = false);
 // Host code, no GPU needed: runs the kernels' __host__ __device__ maps over every block, thread and step of the
 // forward and backward launches (NS = 4 when slstm, else 2) and counts the global writes per output element into
 // `writes`, the outputs concatenated: y [B*S*H], states [NS*S*B*H], gates [B*S*4H], dx [B*S*4H], dR [NH*DH*4DH],

@@ -33,7 +33,9 @@
 // std::runtime_error("<entry>: <what>: <cudaGetErrorString>"); sizes the kernels cannot take (DH so large that the
 // per-block state does not fit in shared memory) throw std::invalid_argument.
 #include <cooperative_groups.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <atomic>
@@ -43,6 +45,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "kernels/bf16_math.h"
 #include "kernels/recurrent.h"
 #include "kernels/recurrent_cells.h"
 
@@ -564,6 +567,7 @@ inline void pg_partial_replay(const RecLaunch& L, float* part, const float* dx, 
 }
 
 #include "recurrent_split.cuh"
+#include "recurrent_tc.cuh"
 
 // ---- launch helpers --------------------------------------------------------------------------------------------
 
@@ -687,7 +691,7 @@ bool launch_lane(void* kernel, int64_t bytes, int64_t blocks, void** args, cudaS
 
 template <class Cell>
 void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                  const float* bias, const RecurrentDims& d, void* stream, const char* entry) {
+                  const float* bias, const RecurrentDims& d, void* stream, const char* entry, bool bf16) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
   SplitLaunch S;
@@ -696,6 +700,15 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
     const auto aligned16 = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
+    // bf16 (the autocast): the tensor-core form where it applies and the device holds its grid (recurrent_tc.cuh)
+    if (bf16) {
+      SplitLaunch ST = S;
+      ST.tc = tc_tiles(L.DH, S.nu);
+      void* targs[] = {&a, &ST};
+      if (launch_lane(tc_forward_kernel<Cell>(ST.tc), ST.fwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs,
+                      as_stream(stream), entry))
+        return;
+    }
     // "split-lane": the lane form of the gate products (R in registers) where it applies and the device holds its
     // grid (opt-in: written without a GPU; the default until a GPU run has checked and timed it is the form below)
     if (lane_requested()) {
@@ -736,7 +749,14 @@ void* lane_kernel_bwd(int J) {
 // "split-lane" where it applies and fits, else R from shared memory. False when the device refused the cooperative
 // launch (then the rows launch runs it).
 template <class Cell>
-bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry) {
+bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, bool bf16) {
+  if (bf16) {  // the tensor-core form where it applies and fits (as forward_impl's)
+    SplitLaunch ST = S;
+    ST.tc = tc_tiles(S.L.DH, S.nu);
+    void* targs[] = {&a, &ST, &part};
+    if (launch_lane(tc_backward_kernel<Cell>(ST.tc), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry))
+      return true;
+  }
   if (lane_requested()) {  // opt-in, as forward_impl's lane form
     SplitLaunch SL = S;
     SL.lane_j = lane_rows_bwd(S.L.DH, S.nu);
@@ -757,7 +777,7 @@ bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t 
 template <class Cell>
 void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                    const float* dy, const float* dstate_final, const float* state0, const float* R,
-                   const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry) {
+                   const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry, bool bf16) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
   const cudaStream_t st = as_stream(stream);
@@ -767,7 +787,7 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
     split = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, part.p,
-                                        split_bytes, st, entry);
+                                        split_bytes, st, entry, bf16);
   }
   if (!split) {
     bool r_smem = false;
@@ -799,12 +819,12 @@ struct Lens {
 
 template <class Cell>
 void forward_host_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                       const float* bias, const RecurrentDims& d, const char* entry) {
+                       const float* bias, const RecurrentDims& d, const char* entry, bool bf16) {
   require_dims(d, entry);
   const Lens n(d, Cell::kStates);
   DeviceBuffer<float> d_y(n.bsh, entry), d_states(n.seq_state, entry), d_gates(n.x, entry), d_x(x, n.x, entry);
   DeviceBuffer<float> d_s0(state0, n.state, entry), d_R(R, n.r, entry), d_bias(bias, n.bias, entry);
-  forward_impl<Cell>(d_y.p, d_states.p, d_gates.p, d_x.p, d_s0.get_if(state0), d_R.p, d_bias.p, d, nullptr, entry);
+  forward_impl<Cell>(d_y.p, d_states.p, d_gates.p, d_x.p, d_s0.get_if(state0), d_R.p, d_bias.p, d, nullptr, entry, bf16);
   device_sync(entry);
   d_y.download(y, entry);
   d_states.download(states, entry);
@@ -814,14 +834,14 @@ void forward_host_impl(float* y, float* states, float* gates, const float* x, co
 template <class Cell>
 void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                         const float* dy, const float* dstate_final, const float* state0, const float* R,
-                        const RecurrentDims& d, bool exact_m0_grad, const char* entry) {
+                        const RecurrentDims& d, bool exact_m0_grad, const char* entry, bool bf16) {
   require_dims(d, entry);
   const Lens n(d, Cell::kStates);
   DeviceBuffer<float> d_dx(n.x, entry), d_dR(n.r, entry), d_dbias(n.bias, entry), d_ds0(dstate0 ? n.state : 0, entry);
   DeviceBuffer<float> d_gates(gates, n.x, entry), d_states(states, n.seq_state, entry), d_dy(dy, n.bsh, entry);
   DeviceBuffer<float> d_dfin(dstate_final, n.state, entry), d_s0(state0, n.state, entry), d_R(R, n.r, entry);
   backward_impl<Cell>(d_dx.p, d_dR.p, d_dbias.p, d_ds0.get_if(dstate0), d_gates.p, d_states.p, d_dy.p,
-                      d_dfin.get_if(dstate_final), d_s0.get_if(state0), d_R.p, d, exact_m0_grad, nullptr, entry);
+                      d_dfin.get_if(dstate_final), d_s0.get_if(state0), d_R.p, d, exact_m0_grad, nullptr, entry, bf16);
   device_sync(entry);
   d_dx.download(dx, entry);
   d_dR.download(dR, entry);
@@ -839,13 +859,19 @@ constexpr int64_t kEmulatedSms = 132;  // an H100 SXM: the split plan (one block
 
 template <class Cell>
 void forward_emulate_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                          const float* bias, const RecurrentDims& d, const char* entry) {
+                          const float* bias, const RecurrentDims& d, const char* entry, bool bf16) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
   bool r_smem = false;
   int64_t bytes = 0;
   SplitLaunch S;
   if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes)) {
+    if (bf16) {  // the tensor-core form where the device launch would take it (forward_impl)
+      SplitLaunch ST = S;
+      ST.tc = tc_tiles(L.DH, S.nu);
+      if (ST.tc && ST.fwd_floats() * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit)
+        return split_tc_forward_replay<Cell>(ST, FwdArgs{y, states, gates, x, state0, R, bias});
+    }
     // the lane form where the device launch would take it (forward_impl: "split-lane" only)
     S.lane_m = lane_requested() ? lane_slots(L.DH, S.nu) : 0;
     if (S.fwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.lane_m = 0;
@@ -870,7 +896,7 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
 template <class Cell>
 void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
                            const float* states, const float* dy, const float* dstate_final, const float* state0,
-                           const float* R, const RecurrentDims& d, bool exact_m0_grad, const char* entry) {
+                           const float* R, const RecurrentDims& d, bool exact_m0_grad, const char* entry, bool bf16) {
   require_dims(d, entry);
   const RecLaunch L = make_launch(d);
   bool r_smem = false;
@@ -879,7 +905,13 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   SplitLaunch S;
   const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
   if (split && lane_requested()) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
-  if (split) split_backward_replay<Cell>(S, a);
+  if (split && bf16) {  // the tensor-core form where the device launch would take it (launch_split_backward)
+    S.tc = tc_tiles(L.DH, S.nu);
+    S.lane_j = 0;
+    if (S.tc && S.bwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.tc = 0;
+  }
+  if (split && S.tc) split_tc_backward_replay<Cell>(S, a);
+  else if (split) split_backward_replay<Cell>(S, a);
   else if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
   std::vector<float> smem(static_cast<size_t>(split ? 0 : bytes) / sizeof(float));
@@ -903,81 +935,59 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
 
 // ---- device entries --------------------------------------------------------------------------------------------
 
-void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                   const float* bias, const RecurrentDims& d, void* stream) {
-  forward_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, stream, "slstm_forward");
-}
+#define XLSTM_FWD_PARAMS                                                                                              \
+  float *y, float *states, float *gates, const float *x, const float *state0, const float *R, const float *bias, \
+      const RecurrentDims &d
+#define XLSTM_FWD_ARGS y, states, gates, x, state0, R, bias, d
+#define XLSTM_BWD_PARAMS                                                                                              \
+  float *dx, float *dR, float *dbias, float *dstate0, const float *gates, const float *states, const float *dy,      \
+      const float *dstate_final, const float *state0, const float *R, const RecurrentDims &d
+#define XLSTM_BWD_ARGS dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d
 
-void slstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                    const float* dy, const float* dstate_final, const float* state0, const float* R,
-                    const RecurrentDims& d, bool exact_m0_grad, void* stream) {
-  backward_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, exact_m0_grad,
-                           stream, "slstm_backward");
+void slstm_forward(XLSTM_FWD_PARAMS, void* stream) { forward_impl<SlstmCell>(XLSTM_FWD_ARGS, stream, "slstm_forward", false); }
+void slstm_backward(XLSTM_BWD_PARAMS, bool exact_m0_grad, void* stream) {
+  backward_impl<SlstmCell>(XLSTM_BWD_ARGS, exact_m0_grad, stream, "slstm_backward", false);
 }
+void lstm_forward(XLSTM_FWD_PARAMS, void* stream) { forward_impl<LstmCell>(XLSTM_FWD_ARGS, stream, "lstm_forward", false); }
+void lstm_backward(XLSTM_BWD_PARAMS, void* stream) { backward_impl<LstmCell>(XLSTM_BWD_ARGS, false, stream, "lstm_backward", false); }
 
-void lstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                  const float* bias, const RecurrentDims& d, void* stream) {
-  forward_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, stream, "lstm_forward");
+void slstm_forward_bf16(XLSTM_FWD_PARAMS, void* stream) {
+  forward_impl<SlstmCell>(XLSTM_FWD_ARGS, stream, "slstm_forward_bf16", true);
 }
-
-void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                   const float* dy, const float* dstate_final, const float* state0, const float* R,
-                   const RecurrentDims& d, void* stream) {
-  backward_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false, stream,
-                          "lstm_backward");
+void slstm_backward_bf16(XLSTM_BWD_PARAMS, bool exact_m0_grad, void* stream) {
+  backward_impl<SlstmCell>(XLSTM_BWD_ARGS, exact_m0_grad, stream, "slstm_backward_bf16", true);
+}
+void lstm_forward_bf16(XLSTM_FWD_PARAMS, void* stream) { forward_impl<LstmCell>(XLSTM_FWD_ARGS, stream, "lstm_forward_bf16", true); }
+void lstm_backward_bf16(XLSTM_BWD_PARAMS, void* stream) {
+  backward_impl<LstmCell>(XLSTM_BWD_ARGS, false, stream, "lstm_backward_bf16", true);
 }
 
 // ---- host entries ----------------------------------------------------------------------------------------------
 
-void slstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                        const float* bias, const RecurrentDims& d) {
-  forward_host_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, "slstm_forward");
+void slstm_forward_host(XLSTM_FWD_PARAMS, bool bf16) { forward_host_impl<SlstmCell>(XLSTM_FWD_ARGS, "slstm_forward", bf16); }
+void slstm_backward_host(XLSTM_BWD_PARAMS, bool exact_m0_grad, bool bf16) {
+  backward_host_impl<SlstmCell>(XLSTM_BWD_ARGS, exact_m0_grad, "slstm_backward", bf16);
 }
-
-void slstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                         const float* dy, const float* dstate_final, const float* state0, const float* R,
-                         const RecurrentDims& d, bool exact_m0_grad) {
-  backward_host_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, exact_m0_grad,
-                                "slstm_backward");
-}
-
-void lstm_forward_host(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                       const float* bias, const RecurrentDims& d) {
-  forward_host_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, "lstm_forward");
-}
-
-void lstm_backward_host(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                        const float* dy, const float* dstate_final, const float* state0, const float* R,
-                        const RecurrentDims& d) {
-  backward_host_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
-                               "lstm_backward");
-}
+void lstm_forward_host(XLSTM_FWD_PARAMS, bool bf16) { forward_host_impl<LstmCell>(XLSTM_FWD_ARGS, "lstm_forward", bf16); }
+void lstm_backward_host(XLSTM_BWD_PARAMS, bool bf16) { backward_host_impl<LstmCell>(XLSTM_BWD_ARGS, false, "lstm_backward", bf16); }
 
 // ---- host emulation entries -----------------------------------------------------------------------------------
 
-void slstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                           const float* bias, const RecurrentDims& d) {
-  forward_emulate_impl<SlstmCell>(y, states, gates, x, state0, R, bias, d, "slstm_forward_emulate");
+void slstm_forward_emulate(XLSTM_FWD_PARAMS, bool bf16) {
+  forward_emulate_impl<SlstmCell>(XLSTM_FWD_ARGS, "slstm_forward_emulate", bf16);
+}
+void slstm_backward_emulate(XLSTM_BWD_PARAMS, bool exact_m0_grad, bool bf16) {
+  backward_emulate_impl<SlstmCell>(XLSTM_BWD_ARGS, exact_m0_grad, "slstm_backward_emulate", bf16);
+}
+void lstm_forward_emulate(XLSTM_FWD_PARAMS, bool bf16) { forward_emulate_impl<LstmCell>(XLSTM_FWD_ARGS, "lstm_forward_emulate", bf16); }
+void lstm_backward_emulate(XLSTM_BWD_PARAMS, bool bf16) {
+  backward_emulate_impl<LstmCell>(XLSTM_BWD_ARGS, false, "lstm_backward_emulate", bf16);
 }
 
-void slstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates,
-                            const float* states, const float* dy, const float* dstate_final, const float* state0,
-                            const float* R, const RecurrentDims& d, bool exact_m0_grad) {
-  backward_emulate_impl<SlstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d,
-                                   exact_m0_grad, "slstm_backward_emulate");
-}
-
-void lstm_forward_emulate(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                          const float* bias, const RecurrentDims& d) {
-  forward_emulate_impl<LstmCell>(y, states, gates, x, state0, R, bias, d, "lstm_forward_emulate");
-}
-
-void lstm_backward_emulate(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                           const float* dy, const float* dstate_final, const float* state0, const float* R,
-                           const RecurrentDims& d) {
-  backward_emulate_impl<LstmCell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, d, false,
-                                  "lstm_backward_emulate");
-}
+#undef XLSTM_FWD_PARAMS
+#undef XLSTM_FWD_ARGS
+#undef XLSTM_BWD_PARAMS
+#undef XLSTM_BWD_ARGS
 
 int set_recurrent_launch(int mode) {
   if (mode < 0 || mode > 3)

@@ -41,6 +41,10 @@ constexpr int kLaneStageBatch = 8;               // the lane form's loads in fli
 // registers, so the partial products read only dp (broadcast) from shared memory
 constexpr int kLaneBwdCols = 32;                 // own columns at most (4nu <= 32)
 
+// The bf16 tensor-core form (recurrent_tc.cuh): each warp's output tiles are staged through shared memory rows of
+// kTcScratchLd floats (a multiple of 4: wmma's float leading dimension)
+constexpr int64_t kTcScratchLd = 20;
+
 // rows of R per thread (J) of the backward's lane form, 0 where it does not apply
 inline int lane_rows_bwd(int64_t DH, int64_t nu) {
   if (4 * nu > kLaneBwdCols) return 0;
@@ -66,6 +70,7 @@ struct SplitLaunch {
   bool vec4;       // forward: h_{t-1} staged as float4 (DH and H multiples of 4, states / state0 16-byte aligned)
   int lane_m;      // forward: the lane form's j slots per lane (R in registers), 0: R in shared memory
   int lane_j;      // backward: the lane form's rows of R per thread (registers), 0: R in shared memory
+  int tc;          // the bf16 tensor-core form (recurrent_tc.cuh): own gate columns padded to 16·tc (1 or 2), 0: not it
   // ---- block -> (head, first unit, units owned)
   __host__ __device__ void block_units(int64_t blk, int64_t* hd, int64_t* u0, int64_t* n) const {
     *hd = blk / P;
@@ -89,10 +94,32 @@ struct SplitLaunch {
   // lane form: no Rt; the lane partials red [kLaneWarps][kLaneRowChunk * kLaneCols][kLaneRedStride] at the end
   __host__ __device__ int64_t red_floats() const { return int64_t{kLaneWarps} * kLaneRowChunk * kLaneCols * kLaneRedStride; }
   __host__ __device__ int64_t fwd_floats() const {
+    if (tc) return tc_halves_floats(tc_fwd_halves()) + tc_red_floats() + L.B * 4 * nu + 3 * L.B * nu;
     return (lane_m ? red_floats() : rt_floats()) + L.B * ldh() + L.B * 4 * nu + 3 * L.B * nu;
   }
   __host__ __device__ int64_t bwd_r_floats() const { return lane_j ? 0 : r_floats(); }  // the lane form: R in registers
-  __host__ __device__ int64_t bwd_floats() const { return bwd_r_floats() + L.B * 4 * nu + 2 * L.B * nu; }
+  __host__ __device__ int64_t bwd_floats() const {
+    if (tc) return tc_halves_floats(tc_bwd_halves()) + tc_scratch_floats() + 2 * L.B * nu;
+    return bwd_r_floats() + L.B * 4 * nu + 2 * L.B * nu;
+  }
+  // ---- the tc form's shared memory: bf16 arrays first (each a multiple of 16 halves: wmma's 32-byte pointers), then
+  // floats. Forward: R's own columns rs [16·kt][ldrs], h_{t-1} hb [16·mt][ldhb] (bf16); the warps' partial sums red
+  // [8][16·mt][ldred], pre, carried (floats). Backward: rs, dp db [16·mt][lddp] (bf16); per-warp output tiles
+  // scratch [8][16][kTcScratchLd], dc, dn (floats). Leading dimensions: multiples of 8 halves / 4 floats (wmma), +8 / +4
+  // off a multiple of 32 banks.
+  __host__ __device__ int64_t tc_kt() const { return (L.DH + 15) / 16; }  // 16-unit tiles of the head's j
+  __host__ __device__ int64_t tc_mt() const { return (L.B + 15) / 16; }   // 16-row tiles of the batch
+  __host__ __device__ int64_t tc_wp() const { return 16 * int64_t{tc}; }   // own columns, padded
+  __host__ __device__ int64_t ldrs() const { return tc_wp() + 8; }
+  __host__ __device__ int64_t ldhb() const { return 16 * tc_kt() + 8; }
+  __host__ __device__ int64_t ldred() const { return tc_wp() + 4; }
+  __host__ __device__ int64_t lddp() const { return tc_wp() + 8; }
+  __host__ __device__ int64_t rs_halves() const { return 16 * tc_kt() * ldrs(); }
+  __host__ __device__ int64_t tc_fwd_halves() const { return rs_halves() + 16 * tc_mt() * ldhb(); }
+  __host__ __device__ int64_t tc_bwd_halves() const { return rs_halves() + 16 * tc_mt() * lddp(); }
+  __host__ __device__ static int64_t tc_halves_floats(int64_t h) { return (h / 2 + 7) / 8 * 8; }
+  __host__ __device__ int64_t tc_red_floats() const { return 8 * 16 * tc_mt() * ldred(); }
+  __host__ __device__ int64_t tc_scratch_floats() const { return 8 * 16 * kTcScratchLd; }
   // partial recurrent gradients: part[buf][blk][b][j], buf = t & 1
   __host__ __device__ int64_t part_off(int64_t buf, int64_t blk, int64_t b, int64_t j) const {
     return ((buf * blocks + blk) * L.B + b) * L.DH + j;
@@ -112,6 +139,7 @@ inline bool split_plan(const RecLaunch& L, int64_t capacity, SplitLaunch* s) {
   s->vec4 = L.DH % 4 == 0 && L.H % 4 == 0;  // the device launch also needs 16-byte aligned states / state0
   s->lane_m = 0;                             // the forward's launch decides (lane_slots)
   s->lane_j = 0;                             // the backward's launch decides (lane_rows_bwd)
+  s->tc = 0;                                 // the bf16 form's launches decide (tc_tiles)
   return s->P >= 2;
 }
 
@@ -220,8 +248,19 @@ struct SplitFwd {
   FwdArgs a;
   int64_t hd, u0, n;
   float *Rt, *red, *hprev, *pre, *carried;
-  __host__ __device__ SplitFwd(const SplitLaunch& s, const FwdArgs& args, int64_t blk, float* sm) : S(s), a(args) {
+  uint16_t *rs = nullptr, *hb = nullptr;  // the tc form's bf16 arrays (smb: on the device the start of shared memory)
+  __host__ __device__ SplitFwd(const SplitLaunch& s, const FwdArgs& args, int64_t blk, float* sm, uint16_t* smb = nullptr)
+      : S(s), a(args) {
     S.block_units(blk, &hd, &u0, &n);
+    if (S.tc) {  // the bf16 tensor-core form: R and h_{t-1} as bf16, red its warps' partial sums
+      rs = smb;
+      hb = smb + S.rs_halves();
+      Rt = hprev = nullptr;
+      red = sm;
+      pre = sm + S.tc_red_floats();
+      carried = pre + S.L.B * 4 * S.nu;
+      return;
+    }
     // the lane form keeps R in registers: red (its partials) takes Rt's place
     Rt = S.lane_m ? nullptr : sm;
     red = S.lane_m ? sm : nullptr;
@@ -237,17 +276,29 @@ struct SplitFwd {
     return a.state0 ? a.state0[S.L.state0_off(s, hd, b, u)] : 0.0f;
   }
   __host__ __device__ void init(int tid, int nt) const {
-    if (!S.lane_m) stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt);
+    if (!S.lane_m && !S.tc) stage_r_transposed(S, a.R, hd, u0, n, Rt, tid, nt);
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, lu = i % n;
       for (int s = 1; s < NS; ++s) carried_state(s, b, lu) = prev(s, 0, b, u0 + lu);
     }
   }
+  // h_{t-1} value(s) into the staged rows: floats (hprev), or in the tc form bf16 (hb, rounded to nearest even)
+  __host__ __device__ void put_h(int32_t off, float v) const {
+    if (S.tc) hb[off] = bf16_math::round(v);
+    else hprev[off] = v;
+  }
+  __host__ __device__ void put_h4(int32_t off, float4 v) const {
+    if (!S.tc) return store4(hprev + off, v);
+    hb[off] = bf16_math::round(v.x);
+    hb[off + 1] = bf16_math::round(v.y);
+    hb[off + 2] = bf16_math::round(v.z);
+    hb[off + 3] = bf16_math::round(v.w);
+  }
   // (0) h_{t-1} of the whole head, kSplitBatch loads in flight per thread (they come from L2: loaded one at a time,
   // each store to shared memory waiting for its load, the stage took a third of the step)
   template <int Batch = kSplitBatch>
   __host__ __device__ void stage_phase(int64_t t, int tid, int nt) const {
-    const int64_t ldh = S.ldh();
+    const int64_t ldh = S.tc ? S.ldhb() : S.ldh();
     if (S.vec4) {  // four units per load: one round trip to L2 per thread for G1's 16 x 768
       for (StridedItems it(tid, nt, S.L.DH / 4); it.o < S.L.B;) {
         float4 v[Batch];
@@ -262,7 +313,7 @@ struct SplitFwd {
           it.next();
         }
         for (int q = 0; q < Batch; ++q)
-          if (dst[q] >= 0) store4(hprev + dst[q], v[q]);
+          if (dst[q] >= 0) put_h4(dst[q], v[q]);
       }
       return;
     }
@@ -276,7 +327,7 @@ struct SplitFwd {
         it.next();
       }
       for (int q = 0; q < Batch; ++q)
-        if (dst[q] >= 0) hprev[dst[q]] = v[q];
+        if (dst[q] >= 0) put_h(dst[q], v[q]);
     }
   }
   // (1) own gate columns, a thread per (pair of rows, column): each R element read from shared memory serves both
@@ -397,9 +448,20 @@ struct SplitBwd {
   float* part;
   int64_t blk, hd, u0, n;
   float *Rs, *dp, *dc, *dn;
-  __host__ __device__ SplitBwd(const SplitLaunch& s, const BwdArgs& args, float* part_, int64_t b, float* sm)
+  uint16_t *rs = nullptr, *db = nullptr;  // the tc form's bf16 arrays (smb: on the device the start of shared memory)
+  float* scratch = nullptr;               // the tc form's per-warp output tiles
+  __host__ __device__ SplitBwd(const SplitLaunch& s, const BwdArgs& args, float* part_, int64_t b, float* sm, uint16_t* smb = nullptr)
       : S(s), a(args), part(part_), blk(b) {
     S.block_units(blk, &hd, &u0, &n);
+    if (S.tc) {  // the bf16 tensor-core form: R's own columns and dp as bf16
+      rs = smb;
+      db = smb + S.rs_halves();
+      Rs = dp = nullptr;
+      scratch = sm;
+      dc = sm + S.tc_scratch_floats();
+      dn = dc + S.L.B * S.nu;
+      return;
+    }
     Rs = S.lane_j ? nullptr : sm;
     dp = sm + S.bwd_r_floats();
     dc = dp + S.L.B * 4 * S.nu;
@@ -409,38 +471,42 @@ struct SplitBwd {
     return S.L.prev_state(a.states, a.state0, s, hd, t, b, u);
   }
   // the recurrent part of ∂h for (row b, unit u) entering step t: dstate_final at t = S-1, else the partials of t+1
+  template <int Batch = kSplitSumBatch>
   __host__ __device__ float dh_rec(int64_t t, int64_t b, int64_t u) const {
     if (t == S.L.S - 1) return a.dfinal ? a.dfinal[S.L.state0_off(0, hd, b, u)] : 0.0f;
-    return sum_partials((t + 1) & 1, b, u);
+    return sum_partials<Batch>((t + 1) & 1, b, u);
   }
   // Σ_q part[buf][block q of the head][b][u], q in order; kSplitSumBatch loads in flight (one at a time, the P loads
   // from L2 dominated the backward step)
+  template <int Batch = kSplitSumBatch>
   __host__ __device__ float sum_partials(int64_t buf, int64_t b, int64_t u) const {
     float acc = 0.0f;
-    for (int64_t q0 = 0; q0 < S.P; q0 += kSplitSumBatch) {
-      float v[kSplitSumBatch];
-      for (int q = 0; q < kSplitSumBatch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
-      for (int q = 0; q < kSplitSumBatch; ++q)
+    for (int64_t q0 = 0; q0 < S.P; q0 += Batch) {
+      float v[Batch];
+      for (int q = 0; q < Batch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
+      for (int q = 0; q < Batch; ++q)
         if (q0 + q < S.P) acc += v[q];
     }
     return acc;
   }
   __host__ __device__ void init(int tid, int nt) const {
-    if (!S.lane_j) stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt);
+    if (!S.lane_j && !S.tc) stage_r_columns(S, a.R, hd, u0, n, Rs, tid, nt);
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, u = u0 + i % n;
       dc[i] = a.dfinal ? a.dfinal[S.L.state0_off(1, hd, b, u)] : 0.0f;
       dn[i] = (NS == 4 && a.dfinal) ? a.dfinal[S.L.state0_off(2, hd, b, u)] : 0.0f;
     }
   }
-  // (A) own units: the cell backward
+  // (A) own units: the cell backward (SumBatch: the loads of other blocks' partials in flight; fewer in the tc form,
+  // whose R fragments hold 64 registers)
+  template <int SumBatch = kSplitSumBatch>
   __host__ __device__ void cell_phase(int64_t t, int tid, int nt) const {
     const int64_t DH = S.L.DH, w = 4 * n;
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, lu = i % n, u = u0 + lu;
       const float pi = a.gates[S.L.x_off(hd, b, t, u)], pf = a.gates[S.L.x_off(hd, b, t, DH + u)];
       const float pz = a.gates[S.L.x_off(hd, b, t, 2 * DH + u)], po = a.gates[S.L.x_off(hd, b, t, 3 * DH + u)];
-      const float gh = a.dy[S.L.y_off(hd, b, t, u)] + dh_rec(t, b, u);
+      const float gh = a.dy[S.L.y_off(hd, b, t, u)] + dh_rec<SumBatch>(t, b, u);
       const float c1 = a.states[S.L.state_off(1, hd, t, b, u)];
       float dpi, dpf, dpz, dpo, dck = dc[i];
       if constexpr (NS == 4) {
@@ -452,11 +518,19 @@ struct SplitBwd {
         Cell::backward(pi, pf, pz, po, prev(1, t, b, u), c1, gh, &dck, &dpi, &dpf, &dpz, &dpo);
       }
       dc[i] = dck;
-      float* d = dp + b * w;
-      d[lu] = dpi;
-      d[n + lu] = dpf;
-      d[2 * n + lu] = dpz;
-      d[3 * n + lu] = dpo;
+      if (S.tc) {  // own column g·n + lu of row b, rounded for the tensor-core products
+        uint16_t* d = db + b * S.lddp();
+        d[lu] = bf16_math::round(dpi);
+        d[n + lu] = bf16_math::round(dpf);
+        d[2 * n + lu] = bf16_math::round(dpz);
+        d[3 * n + lu] = bf16_math::round(dpo);
+      } else {
+        float* d = dp + b * w;
+        d[lu] = dpi;
+        d[n + lu] = dpf;
+        d[2 * n + lu] = dpz;
+        d[3 * n + lu] = dpo;
+      }
       a.dx[S.L.x_off(hd, b, t, u)] = dpi;
       a.dx[S.L.x_off(hd, b, t, DH + u)] = dpf;
       a.dx[S.L.x_off(hd, b, t, 2 * DH + u)] = dpz;

@@ -238,4 +238,207 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
         }
     }
   });
+
+  // The form under the bf16 autocast (cuda/recurrent_tc.cuh): the recurrent products on tensor cores with bf16 R and
+  // h_{t-1} (forward) and bf16 R and dp (backward), float32 sums; everything else float32. Its reference is built
+  // independently from the CPU kernels one step at a time: forward, each step's h_{t-1} rounded to bf16 in state0 and
+  // R rounded beforehand (bf16 x bf16 products are exact in float32, so only the order of the float32 sums differs);
+  // backward, each step's CPU backward for dx, ∂c, ∂n, with ∂h_{t-1} = Σ_k bf16(R[j][k])·bf16(dx_t[k]) summed here in
+  // float64; dR / dbias (float32 passes from float32 h and dx in the kernels) here in float64. A value within float32
+  // rounding of a bf16 rounding boundary may round the other way on the two sides, and the recurrence carries that
+  // bf16 ulp on; so the reference takes the rounded operands from the run it checks (h_{t-1} from its states, dp from
+  // its dx: "forced"), and each step is checked against the CPU's step from the same operands.
+  describe("bf16 tensor-core form (the autocast's recurrences)", () => {
+    // shapes where the split launch takes it (<= 8 units per block, DH <= 1024, B <= 64): 1 or 2 column tiles, 1..4
+    // row tiles (B = 17, 64), j-tiles that leave warps idle (DH 3, 33) or give them 1..8 slots (DH 160, 520, 1000)
+    const shapes: Dims[] = [
+      { B: 1, S: 1, NH: 1, DH: 2 },
+      { B: 3, S: 5, NH: 2, DH: 3 },
+      { B: 17, S: 5, NH: 4, DH: 8 },
+      { B: 1, S: 7, NH: 3, DH: 33 },
+      { B: 64, S: 3, NH: 1, DH: 24 },
+      { B: 2, S: 40, NH: 2, DH: 16 },
+      { B: 3, S: 4, NH: 1, DH: 160 },
+      { B: 2, S: 3, NH: 1, DH: 520 },
+      { B: 2, S: 2, NH: 1, DH: 1000 },
+    ];
+    const bits = new Uint32Array(1), fl = new Float32Array(bits.buffer);
+    /** x rounded to bfloat16 (nearest even; the arrays here hold no NaN) */
+    const bfr = (v: number): number => {
+      fl[0] = v;
+      const u = bits[0];
+      bits[0] = (((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16) >>> 0;
+      return fl[0];
+    };
+    const col = (d: Dims, hd: number, k: number) => Math.floor(k / d.DH) * d.NH * d.DH + hd * d.DH + (k % d.DH);
+
+    function refForward(kind: Kind, d: Dims, x: Float32Array, s0: Float32Array | null, R: Float32Array, bias: Float32Array, forced: Float32Array) {
+      const ns = kind === "slstm" ? 4 : 2, n = lens(d, ns), H = n.H, BH = d.B * H;
+      const cpuF = kind === "slstm" ? native.slstmForward : native.lstmForward;
+      const Rr = R.map(bfr);
+      const y = new Float32Array(n.y), st = new Float32Array(n.seq), gt = new Float32Array(n.x);
+      let prev = s0 ? s0.slice() : new Float32Array(n.state);
+      for (let t = 0; t < d.S; ++t) {
+        const s0t = prev.slice();
+        if (t > 0) s0t.set(forced.subarray((t - 1) * BH, t * BH)); // h_{t-1} of the checked run
+        for (let i = 0; i < BH; ++i) s0t[i] = bfr(s0t[i]);
+        const xt = new Float32Array(d.B * 4 * H);
+        for (let b = 0; b < d.B; ++b) xt.set(x.subarray((b * d.S + t) * 4 * H, (b * d.S + t + 1) * 4 * H), b * 4 * H);
+        const y1 = new Float32Array(BH), st1 = new Float32Array(ns * BH), gt1 = new Float32Array(d.B * 4 * H);
+        cpuF(y1, st1, gt1, xt, s0t, Rr, bias, d.B, 1, d.NH, d.DH);
+        for (let b = 0; b < d.B; ++b) {
+          y.set(y1.subarray(b * H, (b + 1) * H), (b * d.S + t) * H);
+          gt.set(gt1.subarray(b * 4 * H, (b + 1) * 4 * H), (b * d.S + t) * 4 * H);
+        }
+        for (let q = 0; q < ns; ++q) st.set(st1.subarray(q * BH, (q + 1) * BH), (q * d.S + t) * BH);
+        prev = st1;
+      }
+      return { y, st, gt };
+    }
+
+    function refBackward(kind: Kind, d: Dims, gt: Float32Array, st: Float32Array, dy: Float32Array, dfin: Float32Array | null, s0: Float32Array | null, R: Float32Array, exact: boolean, forced: Float32Array) {
+      const ns = kind === "slstm" ? 4 : 2, n = lens(d, ns), H = n.H, BH = d.B * H, G = 4 * d.DH;
+      const cpuB = (kind === "slstm" ? native.slstmBackward : native.lstmBackward) as (...a: unknown[]) => void;
+      const Rr = R.map(bfr);
+      const dx = new Float32Array(n.x);
+      const carried = dfin ? dfin.slice() : new Float32Array(n.state); // [dh, dc, dn, (m ignored)]
+      let ds0 = new Float32Array(n.state);
+      for (let t = d.S - 1; t >= 0; --t) {
+        const gt1 = new Float32Array(d.B * 4 * H), dy1 = new Float32Array(BH), st1 = new Float32Array(ns * BH), s0t = new Float32Array(ns * BH);
+        for (let b = 0; b < d.B; ++b) {
+          gt1.set(gt.subarray((b * d.S + t) * 4 * H, (b * d.S + t + 1) * 4 * H), b * 4 * H);
+          dy1.set(dy.subarray((b * d.S + t) * H, (b * d.S + t + 1) * H), b * H);
+        }
+        for (let q = 0; q < ns; ++q) {
+          st1.set(st.subarray((q * d.S + t) * BH, (q * d.S + t + 1) * BH), q * BH);
+          if (t > 0) s0t.set(st.subarray((q * d.S + t - 1) * BH, (q * d.S + t) * BH), q * BH);
+          else if (s0) s0t.set(s0.subarray(q * BH, (q + 1) * BH), q * BH);
+        }
+        const dfin1 = carried.slice();
+        if (ns === 4) dfin1.fill(0, 3 * BH);
+        const dx1 = new Float32Array(d.B * 4 * H), dR1 = new Float32Array(n.R), db1 = new Float32Array(n.bias);
+        ds0 = new Float32Array(n.state);
+        cpuB(dx1, dR1, db1, ds0, gt1, st1, dy1, dfin1, s0t, Rr, d.B, 1, d.NH, d.DH, ...(kind === "slstm" ? [exact] : []));
+        for (let b = 0; b < d.B; ++b) dx.set(dx1.subarray(b * 4 * H, (b + 1) * 4 * H), (b * d.S + t) * 4 * H);
+        carried.set(ds0.subarray(BH, ns === 4 ? 3 * BH : 2 * BH), BH); // dc (, dn)
+        for (let b = 0; b < d.B; ++b)
+          for (let hd = 0; hd < d.NH; ++hd)
+            for (let j = 0; j < d.DH; ++j) {
+              let acc = 0;
+              for (let k = 0; k < G; ++k) acc += Rr[(hd * d.DH + j) * G + k] * bfr(forced[(b * d.S + t) * 4 * H + col(d, hd, k)]);
+              carried[b * H + hd * d.DH + j] = acc;
+            }
+      }
+      ds0.set(carried.subarray(0, BH), 0); // ∂h_0 from the bf16 products; ∂c, ∂n, ∂m from the t = 0 call
+      const dR = new Float64Array(n.R), db = new Float64Array(n.bias);
+      for (let b = 0; b < d.B; ++b)
+        for (let t = 0; t < d.S; ++t) {
+          const hOf = (i: number) => (t > 0 ? st[(t - 1) * BH + b * H + i] : s0 ? s0[b * H + i] : 0);
+          for (let hd = 0; hd < d.NH; ++hd)
+            for (let k = 0; k < G; ++k) {
+              const g = dx[(b * d.S + t) * 4 * H + col(d, hd, k)];
+              db[col(d, hd, k)] += g;
+              for (let j = 0; j < d.DH; ++j) dR[(hd * d.DH + j) * G + k] += hOf(hd * d.DH + j) * g;
+            }
+        }
+      return { dx, dR: Float32Array.from(dR), db: Float32Array.from(db), ds0 };
+    }
+
+    function bf16Parity(kind: Kind, emulate: boolean): void {
+      const ns = kind === "slstm" ? 4 : 2;
+      const S = kind === "slstm" ? "Slstm" : "Lstm";
+      const nat = native as unknown as Record<string, (...a: unknown[]) => void>;
+      const devF = nat[`cuda${S}ForwardBf16${emulate ? "Emulate" : "Host"}`], devB = nat[`cuda${S}BackwardBf16${emulate ? "Emulate" : "Host"}`];
+      const cpuF = kind === "slstm" ? native.slstmForward : native.lstmForward;
+      let seed = 900;
+      let apart = 0, apartB = 0;
+      for (const d of shapes)
+        for (const withState of [false, true]) {
+          const n = lens(d, ns);
+          const tag = `${emulate ? "emulated " : ""}bf16 ${kind} B=${d.B} S=${d.S} NH=${d.NH} DH=${d.DH}${withState ? " state0" : ""}`;
+          const x = randn(n.x, ++seed), R = randn(n.R, ++seed, 0.5 / Math.sqrt(d.DH)), bias = randn(n.bias, ++seed, 0.5);
+          let s0: Float32Array | null = null;
+          if (withState) {
+            s0 = randn(n.state, ++seed);
+            const bh = d.B * n.H;
+            if (kind === "slstm") for (let i = 2 * bh; i < 3 * bh; ++i) s0[i] = 1 + Math.abs(s0[i]);
+          }
+          const y = new Float32Array(n.y), st = new Float32Array(n.seq), gt = new Float32Array(n.x);
+          devF(y, st, gt, x, s0, R, bias, d.B, d.S, d.NH, d.DH);
+          const ref = refForward(kind, d, x, s0, R, bias, st);
+          const ftol = d.S >= 20 ? 1e-4 : 2e-5;
+          assertNear(y, ref.y, `${tag}: y`, ftol);
+          assertNear(st, ref.st, `${tag}: states`, ftol);
+          assertNear(gt, ref.gt, `${tag}: gates`, ftol);
+          // the form is not the float32 one: where h_{t-1} reaches the products, the float32 kernels land elsewhere
+          const y32 = new Float32Array(n.y), st32 = new Float32Array(n.seq), gt32 = new Float32Array(n.x);
+          cpuF(y32, st32, gt32, x, s0, R, bias, d.B, d.S, d.NH, d.DH);
+          if (d.S > 1 && d.DH >= 8) {
+            let scale = 0;
+            for (const v of ref.y) scale = Math.max(scale, Math.abs(v));
+            const r = worstRatio(y32, ref.y, ftol, ftol * scale);
+            assert.ok(r.ratio > 2, `${tag}: the float32 recurrence is within ${r.ratio.toFixed(2)}x the bf16 tolerance of the bf16 reference`);
+            apart++;
+          }
+
+          const dy = randn(n.y, ++seed);
+          for (const withFinal of [false, true]) {
+            const dfin = withFinal ? randn(n.state, ++seed) : null;
+            for (const exact of kind === "slstm" ? [false, true] : [false]) {
+              const dx = new Float32Array(n.x), dR = new Float32Array(n.R), db = new Float32Array(n.bias), ds0 = new Float32Array(n.state);
+              devB(dx, dR, db, ds0, ref.gt, ref.st, dy, dfin, s0, R, d.B, d.S, d.NH, d.DH, ...(kind === "slstm" ? [exact] : []));
+              const want = refBackward(kind, d, ref.gt, ref.st, dy, dfin, s0, R, exact, dx);
+              const btag = `${tag}${withFinal ? " dstateFinal" : ""}${exact ? " exactM0Grad" : ""}`;
+              if (d.S >= 4 && d.DH >= 8 && withFinal && !exact) {
+                // nor is its backward the float32 one
+                const dx32 = new Float32Array(n.x), dR32 = new Float32Array(n.R), db32 = new Float32Array(n.bias), ds32 = new Float32Array(n.state);
+                const f32B = (kind === "slstm" ? native.cudaSlstmBackwardEmulate : native.cudaLstmBackwardEmulate) as (...a: unknown[]) => void;
+                f32B(dx32, dR32, db32, ds32, ref.gt, ref.st, dy, dfin, s0, R, d.B, d.S, d.NH, d.DH, ...(kind === "slstm" ? [exact] : []));
+                let scale = 0;
+                for (const v of want.dx) scale = Math.max(scale, Math.abs(v));
+                const r = worstRatio(dx32, want.dx, 1e-4, 1e-4 * scale);
+                assert.ok(r.ratio > 2, `${btag}: the float32 backward is within ${r.ratio.toFixed(2)}x the bf16 tolerance of the bf16 reference`);
+                apartB++;
+              }
+              assertNear(dx, want.dx, `${btag}: dx`, 1e-4);
+              assertNear(dR, want.dR, `${btag}: dR`, 1e-4);
+              assertNear(db, want.db, `${btag}: dbias`, 1e-4);
+              assertNear(ds0, want.ds0, `${btag}: dstate0`, 1e-4);
+            }
+          }
+        }
+      assert.ok(apart >= 12 && apartB >= 6, `the bf16 / float32 separation was checked at ${apart} forward and ${apartB} backward cases`);
+    }
+
+    for (const kind of ["slstm", "lstm"] as const) {
+      itCompiled(`${kind}: the tensor-core form replayed on the host (cuda*Bf16Emulate) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, true));
+      itCuda(`${kind}: the tensor-core form on the GPU (cuda*Bf16Host) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, false));
+    }
+
+    itCompiled("where the tensor-core form does not apply (DH > 1024, > 8 units per block, the rows launch, one unit per head) the bf16 exports run the float32 kernels", () => {
+      const cases: [Kind, Dims][] = [
+        ["slstm", { B: 2, S: 3, NH: 1, DH: 1040 }],
+        ["lstm", { B: 2, S: 3, NH: 16, DH: 96 }],
+        ["slstm", { B: 200, S: 2, NH: 2, DH: 8 }],
+        ["lstm", { B: 3, S: 2, NH: 2, DH: 1 }],
+      ];
+      for (const [kind, d] of cases) {
+        const ns = kind === "slstm" ? 4 : 2, n = lens(d, ns);
+        const nat = native as unknown as Record<string, (...a: unknown[]) => void>;
+        const S = kind === "slstm" ? "Slstm" : "Lstm";
+        const x = randn(n.x, 5), R = randn(n.R, 6, 0.5 / Math.sqrt(d.DH)), bias = randn(n.bias, 7, 0.5);
+        const a = [new Float32Array(n.y), new Float32Array(n.seq), new Float32Array(n.x)], b = [new Float32Array(n.y), new Float32Array(n.seq), new Float32Array(n.x)];
+        nat[`cuda${S}ForwardBf16Emulate`](...a, x, null, R, bias, d.B, d.S, d.NH, d.DH);
+        nat[`cuda${S}ForwardEmulate`](...b, x, null, R, bias, d.B, d.S, d.NH, d.DH);
+        assert.deepEqual(a, b, `${kind} B=${d.B} NH=${d.NH} DH=${d.DH}: forward`);
+        const dy = randn(n.y, 8);
+        const ga = [new Float32Array(n.x), new Float32Array(n.R), new Float32Array(n.bias), new Float32Array(n.state)];
+        const gb = [new Float32Array(n.x), new Float32Array(n.R), new Float32Array(n.bias), new Float32Array(n.state)];
+        const extra = kind === "slstm" ? [false] : [];
+        nat[`cuda${S}BackwardBf16Emulate`](...ga, a[2], a[1], dy, null, null, R, d.B, d.S, d.NH, d.DH, ...extra);
+        nat[`cuda${S}BackwardEmulate`](...gb, a[2], a[1], dy, null, null, R, d.B, d.S, d.NH, d.DH, ...extra);
+        assert.deepEqual(ga, gb, `${kind} B=${d.B} NH=${d.NH} DH=${d.DH}: backward`);
+      }
+    });
+  });
 });

@@ -390,6 +390,39 @@ describe("23 CUDA tensors", () => {
       assert.ok(relErr(cuda.autocast(par), par()) === 0);
     });
 
+    itBf16Form("bf16 autocast: ops.slstm / ops.lstm run the recurrences' tensor-core form (cuda/recurrent_tc.cuh) forward and backward; outside autocast float32", () => {
+      const gen = new Generator(43);
+      const [B, S, NH, DH] = [3, 9, 2, 24];
+      const H = NH * DH;
+      for (const kind of ["slstm", "lstm"] as const) {
+        const ns = kind === "slstm" ? 4 : 2;
+        const leaves = [Tensor.randn([B, S, 4 * H], { generator: gen }), Tensor.randn([NH, DH, 4 * DH], { generator: gen, std: 0.5 / Math.sqrt(DH) }), Tensor.randn([4 * H], { generator: gen, std: 0.5 })];
+        const dy = Tensor.randn([B, S, H], { generator: gen });
+        const run = (autocast: boolean) => {
+          const xs = leaves.map((t) => t.to("cuda").requiresGrad_());
+          const call = () => (kind === "slstm" ? ops.slstm : ops.lstm)(xs[0], xs[1], xs[2]).y;
+          const y = autocast ? cuda.autocast(call) : call();
+          y.backward(dy.to("cuda"));  // outside autocast: the backward follows the forward's form
+          return { y: y.toFlatArray(), grads: xs.map((t) => t.grad!.toFlatArray()) };
+        };
+        const f32 = run(false), b16 = run(true);
+        // the reference: the bf16 form's exports on host arrays (its host replay; the GPU adds in other orders)
+        const [x, R, bias] = leaves.map((t) => new Float32Array(t.toFlatArray()));
+        const y = new Float32Array(B * S * H), st = new Float32Array(ns * S * B * H), gt = new Float32Array(B * S * 4 * H);
+        const nat = native as unknown as Record<string, (...a: unknown[]) => void>;
+        const K = kind === "slstm" ? "Slstm" : "Lstm";
+        nat[`cuda${K}ForwardBf16Emulate`](y, st, gt, x, null, R, bias, B, S, NH, DH);
+        const g = [new Float32Array(x.length), new Float32Array(R.length), new Float32Array(bias.length)];
+        nat[`cuda${K}BackwardBf16Emulate`](...g, null, gt, st, new Float32Array(dy.toFlatArray()), null, null, R, B, S, NH, DH, ...(kind === "slstm" ? [false] : []));
+        const tol = cuda.deviceProperties(0).name.startsWith("host emulation") ? 1e-7 : 2e-3;  // emulation: the same host code
+        assert.ok(relErr(b16.y, y) < tol, `${kind}: autocast forward = the bf16 form`);
+        b16.grads.forEach((gr, j) => assert.ok(relErr(gr, g[j]) < tol, `${kind}: autocast gradient ${j} = the bf16 form's`));
+        assert.ok(relErr(b16.y, f32.y) > 1e-5 && relErr(b16.y, f32.y) < 0.05, `${kind}: the bf16 form rounds, and stays close to float32`);
+        assert.ok(relErr(b16.grads[1], f32.grads[1]) > 1e-5, `${kind}: its backward rounds too`);
+        assert.ok(relErr(run(false).y, f32.y) === 0, `${kind}: outside autocast float32 again`);
+      }
+    });
+
     itCuda("ops.mlstmLayer on CUDA tensors (the composed ops on the GPU) equals the fused CPU layer, plain and in its block form, values and every gradient", () => {
       const gen = new Generator(41);
       const [B, S, E, Di, NH, Bq, K] = [2, 21, 8, 16, 2, 4, 3];

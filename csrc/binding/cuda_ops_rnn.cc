@@ -40,12 +40,14 @@ Sizes sizes_of(const RecurrentDims& d, bool slstm) {
 
 std::string floats(int64_t n) { return std::to_string(n * kF) + " bytes (" + std::to_string(n) + " floats)"; }
 
-// cuda{Slstm,Lstm}ForwardDev(y, states, gates, x, state0 | null, R, bias, B, S, NH, DH)
+// cuda{Slstm,Lstm}ForwardDev(y, states, gates, x, state0 | null, R, bias, B, S, NH, DH[, bf16]); bf16 (default
+// false): the form under the bf16 autocast (cuda::*_forward_bf16: tensor-core recurrent products)
 template <bool SLSTM>
 Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   ArgCtx c{info, SLSTM ? "cudaSlstmForwardDev" : "cudaLstmForwardDev"};
   require_count(c, 11);
   const RecurrentDims d = dims_at(c, 7);
+  const bool bf16 = info.Length() > 11 && !info[11].IsUndefined() ? require_bool(c, 11, "bf16") : false;
   const Sizes z = sizes_of(d, SLSTM);
   DeviceBuffer* y = require_device_buffer(c, 0, "y", z.y * kF, floats(z.y));
   DeviceBuffer* states = require_device_buffer(c, 1, "states", z.states * kF, floats(z.states));
@@ -59,8 +61,12 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
       if (o == in) throw_range(c, "outputs and inputs must be different buffers");
   if (y == states || y == gates || states == gates) throw_range(c, "y, states and gates must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels() && SLSTM) cuda::slstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
-    else if (replay_kernels()) cuda::lstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
+    if (replay_kernels() && SLSTM) cuda::slstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, bf16);
+    else if (replay_kernels()) cuda::lstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, bf16);
+    else if (bf16 && !cuda::emulated() && SLSTM)
+      cuda::slstm_forward_bf16(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
+    else if (bf16 && !cuda::emulated())
+      cuda::lstm_forward_bf16(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
     else if (SLSTM) XLSTM_DEVICE_CALL(slstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
     else XLSTM_DEVICE_CALL(lstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
   });
@@ -68,13 +74,15 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
 }
 
 // cuda{Slstm,Lstm}BackwardDev(dx, dR, dbias, dstate0 | null, gates, states, dy, dstateFinal | null, state0 | null, R,
-// B, S, NH, DH[, exactM0Grad])
+// B, S, NH, DH[, exactM0Grad][, bf16]) (exactM0Grad: the sLSTM's; bf16 as ForwardDev's)
 template <bool SLSTM>
 Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
   ArgCtx c{info, SLSTM ? "cudaSlstmBackwardDev" : "cudaLstmBackwardDev"};
-  require_count(c, SLSTM ? 15 : 14);
+  const size_t nargs = SLSTM ? 15 : 14;
+  require_count(c, nargs);
   const RecurrentDims d = dims_at(c, 10);
   const bool exact = SLSTM ? require_bool(c, 14, "exactM0Grad") : false;
+  const bool bf16 = info.Length() > nargs && !info[nargs].IsUndefined() ? require_bool(c, nargs, "bf16") : false;
   const Sizes z = sizes_of(d, SLSTM);
   DeviceBuffer* dx = require_device_buffer(c, 0, "dx", z.x * kF, floats(z.x));
   DeviceBuffer* dR = require_device_buffer(c, 1, "dR", z.R * kF, floats(z.R));
@@ -95,9 +103,14 @@ Napi::Value BackwardDev(const Napi::CallbackInfo& info) {
     throw_range(c, "gradient outputs must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
     if (replay_kernels() && SLSTM)
-      cuda::slstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, exact);
+      cuda::slstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, exact, bf16);
     else if (replay_kernels())
-      cuda::lstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d);
+      cuda::lstm_backward_emulate(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, bf16);
+    else if (bf16 && !cuda::emulated() && SLSTM)
+      cuda::slstm_backward_bf16(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, exact,
+                                cuda::stream());
+    else if (bf16 && !cuda::emulated())
+      cuda::lstm_backward_bf16(fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d, cuda::stream());
     else if (SLSTM)
       XLSTM_DEVICE_CALL(slstm_backward, fp(dx), fp(dR), fp(db), fp(ds0), fp(gates), fp(states), fp(dy), fp(dfin), fp(s0), fp(R), d,
                            exact);

@@ -5,7 +5,9 @@
 // and otherwise throw an Error "<export>: CUDA is not available: <backends().cuda.reason>" (also under host
 // emulation, which has no CUDA kernels).
 // cuda{Slstm,Lstm}{Forward,Backward}Emulate take the same arguments and run the kernels' own __host__ __device__
-// bodies on the host, launch by launch (no GPU needed, but a build with CUDA).
+// bodies on the host, launch by launch (no GPU needed, but a build with CUDA). The *Bf16Host / *Bf16Emulate exports
+// (same arguments) run the form under the bf16 autocast (tensor-core products with bf16 operands, cuda/recurrent_tc.cuh)
+// on the GPU / replayed on the host.
 // cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both.
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
 // (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
@@ -25,34 +27,35 @@
 namespace xlstm {
 namespace {
 
-// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU).
-template <bool Slstm, bool Emulate>
+// Emulate: the *Emulate exports (host replay, no GPU needed), else the *Host ones (GPU). Bf16: the *Bf16* exports
+// (the form under the bf16 autocast: cuda::*_bf16, recurrent_tc.cuh).
+template <bool Slstm, bool Emulate, bool Bf16>
 Napi::Value CudaForward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmForwardEmulate" : "cudaSlstmForwardHost")
-                       : (Emulate ? "cudaLstmForwardEmulate" : "cudaLstmForwardHost")};
+  ArgCtx c{info, Slstm ? (Emulate ? (Bf16 ? "cudaSlstmForwardBf16Emulate" : "cudaSlstmForwardEmulate") : (Bf16 ? "cudaSlstmForwardBf16Host" : "cudaSlstmForwardHost"))
+                       : (Emulate ? (Bf16 ? "cudaLstmForwardBf16Emulate" : "cudaLstmForwardEmulate") : (Bf16 ? "cudaLstmForwardBf16Host" : "cudaLstmForwardHost"))};
   const recurrent_args::ForwardCall a = recurrent_args::parse_forward(c, Slstm, false);
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     auto fn = Slstm ? (Emulate ? cuda::slstm_forward_emulate : cuda::slstm_forward_host)
                     : (Emulate ? cuda::lstm_forward_emulate : cuda::lstm_forward_host);
-    fn(a.y, a.states, a.gates, a.x, a.state0, a.R, a.bias, a.s.d);
+    fn(a.y, a.states, a.gates, a.x, a.state0, a.R, a.bias, a.s.d, Bf16);
   });
   return info.Env().Undefined();
 }
 
-template <bool Slstm, bool Emulate>
+template <bool Slstm, bool Emulate, bool Bf16>
 Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, Slstm ? (Emulate ? "cudaSlstmBackwardEmulate" : "cudaSlstmBackwardHost")
-                       : (Emulate ? "cudaLstmBackwardEmulate" : "cudaLstmBackwardHost")};
+  ArgCtx c{info, Slstm ? (Emulate ? (Bf16 ? "cudaSlstmBackwardBf16Emulate" : "cudaSlstmBackwardEmulate") : (Bf16 ? "cudaSlstmBackwardBf16Host" : "cudaSlstmBackwardHost"))
+                       : (Emulate ? (Bf16 ? "cudaLstmBackwardBf16Emulate" : "cudaLstmBackwardEmulate") : (Bf16 ? "cudaLstmBackwardBf16Host" : "cudaLstmBackwardHost"))};
   const recurrent_args::BackwardCall a = recurrent_args::parse_backward(c, Slstm, false);
   if (!Emulate) require_real_cuda_device(c);
   run_sync(info.Env(), c.fn, [&] {
     if (Slstm)
       (Emulate ? cuda::slstm_backward_emulate : cuda::slstm_backward_host)(
-          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d, a.exact);
+          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d, a.exact, Bf16);
     else
       (Emulate ? cuda::lstm_backward_emulate : cuda::lstm_backward_host)(
-          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d);
+          a.dx, a.dR, a.dbias, a.dstate0, a.gates, a.states, a.dy, a.dfinal, a.state0, a.R, a.s.d, Bf16);
   });
   return info.Env().Undefined();
 }
@@ -97,14 +100,22 @@ void Init(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
   };
-  def("cudaSlstmForwardHost", CudaForward<true, false>);
-  def("cudaSlstmBackwardHost", CudaBackward<true, false>);
-  def("cudaLstmForwardHost", CudaForward<false, false>);
-  def("cudaLstmBackwardHost", CudaBackward<false, false>);
-  def("cudaSlstmForwardEmulate", CudaForward<true, true>);
-  def("cudaSlstmBackwardEmulate", CudaBackward<true, true>);
-  def("cudaLstmForwardEmulate", CudaForward<false, true>);
-  def("cudaLstmBackwardEmulate", CudaBackward<false, true>);
+  def("cudaSlstmForwardHost", CudaForward<true, false, false>);
+  def("cudaSlstmBackwardHost", CudaBackward<true, false, false>);
+  def("cudaLstmForwardHost", CudaForward<false, false, false>);
+  def("cudaLstmBackwardHost", CudaBackward<false, false, false>);
+  def("cudaSlstmForwardEmulate", CudaForward<true, true, false>);
+  def("cudaSlstmBackwardEmulate", CudaBackward<true, true, false>);
+  def("cudaLstmForwardEmulate", CudaForward<false, true, false>);
+  def("cudaLstmBackwardEmulate", CudaBackward<false, true, false>);
+  def("cudaSlstmForwardBf16Host", CudaForward<true, false, true>);
+  def("cudaSlstmBackwardBf16Host", CudaBackward<true, false, true>);
+  def("cudaLstmForwardBf16Host", CudaForward<false, false, true>);
+  def("cudaLstmBackwardBf16Host", CudaBackward<false, false, true>);
+  def("cudaSlstmForwardBf16Emulate", CudaForward<true, true, true>);
+  def("cudaSlstmBackwardBf16Emulate", CudaBackward<true, true, true>);
+  def("cudaLstmForwardBf16Emulate", CudaForward<false, true, true>);
+  def("cudaLstmBackwardBf16Emulate", CudaBackward<false, true, true>);
   def("cudaRecurrentCoverage", CudaRecurrentCoverage);
   def("cudaSetRecurrentLaunch", CudaSetRecurrentLaunch);
 }

@@ -426,36 +426,52 @@ void lstm_backward(float*, float*, float*, float*, const float*, const float*, c
                    const float*, const float*, const RecurrentDims&, void*) {
   recurrent_absent("cuda::lstm_backward");
 }
+void slstm_forward_bf16(float*, float*, float*, const float*, const float*, const float*, const float*,
+                        const RecurrentDims&, void*) {
+  recurrent_absent("cuda::slstm_forward_bf16");
+}
+void slstm_backward_bf16(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                         const float*, const float*, const RecurrentDims&, bool, void*) {
+  recurrent_absent("cuda::slstm_backward_bf16");
+}
+void lstm_forward_bf16(float*, float*, float*, const float*, const float*, const float*, const float*,
+                       const RecurrentDims&, void*) {
+  recurrent_absent("cuda::lstm_forward_bf16");
+}
+void lstm_backward_bf16(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
+                        const float*, const float*, const RecurrentDims&, void*) {
+  recurrent_absent("cuda::lstm_backward_bf16");
+}
 void slstm_forward_host(float*, float*, float*, const float*, const float*, const float*, const float*,
-                        const RecurrentDims&) {
+                        const RecurrentDims&, bool) {
   recurrent_absent("cuda::slstm_forward_host");
 }
 void slstm_backward_host(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
-                         const float*, const float*, const RecurrentDims&, bool) {
+                         const float*, const float*, const RecurrentDims&, bool, bool) {
   recurrent_absent("cuda::slstm_backward_host");
 }
 void lstm_forward_host(float*, float*, float*, const float*, const float*, const float*, const float*,
-                       const RecurrentDims&) {
+                       const RecurrentDims&, bool) {
   recurrent_absent("cuda::lstm_forward_host");
 }
 void lstm_backward_host(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
-                        const float*, const float*, const RecurrentDims&) {
+                        const float*, const float*, const RecurrentDims&, bool) {
   recurrent_absent("cuda::lstm_backward_host");
 }
 void slstm_forward_emulate(float*, float*, float*, const float*, const float*, const float*, const float*,
-                           const RecurrentDims&) {
+                           const RecurrentDims&, bool) {
   recurrent_absent("cuda::slstm_forward_emulate");
 }
 void slstm_backward_emulate(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
-                            const float*, const float*, const RecurrentDims&, bool) {
+                            const float*, const float*, const RecurrentDims&, bool, bool) {
   recurrent_absent("cuda::slstm_backward_emulate");
 }
 void lstm_forward_emulate(float*, float*, float*, const float*, const float*, const float*, const float*,
-                          const RecurrentDims&) {
+                          const RecurrentDims&, bool) {
   recurrent_absent("cuda::lstm_forward_emulate");
 }
 void lstm_backward_emulate(float*, float*, float*, float*, const float*, const float*, const float*, const float*,
-                           const float*, const float*, const RecurrentDims&) {
+                           const float*, const float*, const RecurrentDims&, bool) {
   recurrent_absent("cuda::lstm_backward_emulate");
 }
 int64_t recurrent_coverage(bool, const RecurrentDims&, int32_t*) { recurrent_absent("cuda::recurrent_coverage"); }

@@ -61,7 +61,10 @@ function greedyDecode<S>(prefill: () => S, step: (token: number, state: S) => { 
   });
 }
 
-/** G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice). */
+/**
+ * G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice), float32 and, for the automatic
+ * choice, under the bf16 autocast (the tensor-core form, cuda/recurrent_tc.cuh: FlashRNN's published figures are bf16).
+ */
 async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows" | null, reps: number): AsyncGenerator<BenchRow> {
   const gen = new Generator(0);
   const B = 16, T = 1024, H = 768;
@@ -71,20 +74,23 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
   const dy = Tensor.randn([B, T, H], { generator: gen, device: "cuda" });
   const prev = native.cudaSetRecurrentLaunch(launch ?? "auto");
   try {
-    for (const kind of ["slstm", "lstm"] as const) {
-      const f = kind === "slstm" ? ops.slstm : ops.lstm;
-      const fwd = await timeGpu(() => void f(x, R, bias).y, reps);
-      const both = await timeGpu(() => {
-        f(x, R, bias).y.backward(dy);
-        for (const p of [x, R, bias]) {
-          p.grad?.dispose();
-          p.grad = null;
-        }
-      }, reps);
-      const common = { device: "cuda" as const, gpu: gpuName(), dtype: "float32", launch: launch ?? "auto", reps };
-      yield { workload, name: `${kind}-forward`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3 };
-      yield { workload, name: `${kind}-forward-backward`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3 };
-    }
+    for (const dtype of launch === null ? (["float32", "bfloat16"] as const) : (["float32"] as const))
+      for (const kind of ["slstm", "lstm"] as const) {
+        const f = kind === "slstm" ? ops.slstm : ops.lstm;
+        const y = () => (dtype === "bfloat16" ? cuda.autocast(() => f(x, R, bias).y) : f(x, R, bias).y);
+        const fwd = await timeGpu(() => void y(), reps);
+        const both = await timeGpu(() => {
+          y().backward(dy);  // the backward follows the forward's form
+          for (const p of [x, R, bias]) {
+            p.grad?.dispose();
+            p.grad = null;
+          }
+        }, reps);
+        const common = { device: "cuda" as const, gpu: gpuName(), dtype, launch: launch ?? "auto", reps };
+        const tag = dtype === "bfloat16" ? "-autocast-bf16" : "";
+        yield { workload, name: `${kind}-forward${tag}`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3 };
+        yield { workload, name: `${kind}-forward-backward${tag}`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3 };
+      }
   } finally {
     native.cudaSetRecurrentLaunch(prev);
   }
@@ -92,7 +98,7 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
 
 registerWorkload({
   id: "G1",
-  description: "sLSTM / LSTM recurrence on the GPU, forward and forward+backward: B 16, T 1024, hidden 768 (1 head), float32",
+  description: "sLSTM / LSTM recurrence on the GPU, forward and forward+backward: B 16, T 1024, hidden 768 (1 head), float32 and under the bf16 autocast (tensor-core recurrent products)",
   device: "cuda",
   // the launch auto picks: "split" on a GPU of many SMs (the head's 768 units over the SMs, a grid barrier per step)
   run: ({ reps }) => g1Rows("G1", null, reps),

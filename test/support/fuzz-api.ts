@@ -602,17 +602,18 @@ const SPECS: Spec[] = [
     cuda: true,
   },
   // CUDA twins of the sLSTM/LSTM recurrences (csrc/binding/cuda_recurrent.cc) [cuda-recurrent-fuzz]
-  ...(["cudaSlstmForwardHost", "cudaLstmForwardHost"] as const).map(
-    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recFwd(d, r, name === "cudaSlstmForwardHost" ? 4 : 2), outs: [0, 1, 2], nums: [7, 8, 9, 10], cuda: true }),
+  // (the float32 and the bf16 autocast forms, cuda/recurrent_tc.cuh, take the same arguments)
+  ...(["cudaSlstmForwardHost", "cudaLstmForwardHost", "cudaSlstmForwardBf16Host", "cudaLstmForwardBf16Host"] as const).map(
+    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recFwd(d, r, name.startsWith("cudaSlstm") ? 4 : 2), outs: [0, 1, 2], nums: [7, 8, 9, 10], cuda: true }),
   ),
-  ...(["cudaSlstmBackwardHost", "cudaLstmBackwardHost"] as const).map(
-    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recBwd(d, r, name === "cudaSlstmBackwardHost" ? 4 : 2, name === "cudaSlstmBackwardHost"), outs: [0, 1, 2, 3], nums: [10, 11, 12, 13], cuda: true }),
+  ...(["cudaSlstmBackwardHost", "cudaLstmBackwardHost", "cudaSlstmBackwardBf16Host", "cudaLstmBackwardBf16Host"] as const).map(
+    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recBwd(d, r, name.startsWith("cudaSlstm") ? 4 : 2, name.startsWith("cudaSlstm")), outs: [0, 1, 2, 3], nums: [10, 11, 12, 13], cuda: true }),
   ),
-  ...(["cudaSlstmForwardEmulate", "cudaLstmForwardEmulate"] as const).map(
-    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recFwd(d, r, name === "cudaSlstmForwardEmulate" ? 4 : 2), outs: [0, 1, 2], nums: [7, 8, 9, 10], cuda: !native.backends().cuda.compiled }),
+  ...(["cudaSlstmForwardEmulate", "cudaLstmForwardEmulate", "cudaSlstmForwardBf16Emulate", "cudaLstmForwardBf16Emulate"] as const).map(
+    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recFwd(d, r, name.startsWith("cudaSlstm") ? 4 : 2), outs: [0, 1, 2], nums: [7, 8, 9, 10], cuda: !native.backends().cuda.compiled }),
   ),
-  ...(["cudaSlstmBackwardEmulate", "cudaLstmBackwardEmulate"] as const).map(
-    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recBwd(d, r, name === "cudaSlstmBackwardEmulate" ? 4 : 2, name === "cudaSlstmBackwardEmulate"), outs: [0, 1, 2, 3], nums: [10, 11, 12, 13], cuda: !native.backends().cuda.compiled }),
+  ...(["cudaSlstmBackwardEmulate", "cudaLstmBackwardEmulate", "cudaSlstmBackwardBf16Emulate", "cudaLstmBackwardBf16Emulate"] as const).map(
+    (name): Spec => ({ name, dims: recurrentDims, build: (d, r) => recBwd(d, r, name.startsWith("cudaSlstm") ? 4 : 2, name.startsWith("cudaSlstm")), outs: [0, 1, 2, 3], nums: [10, 11, 12, 13], cuda: !native.backends().cuda.compiled }),
   ),
   {
     name: "cudaRecurrentCoverage",

@@ -1,0 +1,326 @@
+// The bf16 tensor-core form of the split-head sLSTM / LSTM recurrences, under the bf16 autocast (included by
+// cuda/recurrent.cu after recurrent_split.cuh, inside its anonymous namespace). The launch, the grid barrier per step,
+// the cells, the carried states and the backward's partial sums over a head's blocks are the split launch's
+// (SplitFwd / SplitBwd with S.tc > 0); only the recurrent matrix products change, as in FlashRNN:
+//   forward, step t: p[b][c] = x + Σ_j bf16(h_{t-1}[b][j])·bf16(R[j][k_c]) + bias for the block's own gate columns c.
+//     h_{t-1} is staged as bf16 (hb: rows b padded to 16·mt, units j to 16·kt, the pads 0); R's own columns live in
+//     wmma matrix_b fragments (registers) for the whole sequence: warp wp holds the 16 x 16 tiles of j-tile
+//     kt = wp + 8i (i < kTcSlots) for each of the tc column tiles; per row tile the warp multiplies its j-tiles into
+//     tc float32 accumulators (wmma 16x16x16) and stores them to red[wp]; a thread per (row, column) then adds the 8
+//     warps' partials in warp order: p = (x + sum) + bias, exactly as the lane form's outputs.
+//   backward, step t: the cell backward rounds its dp to bf16 (db: [16·mt][16·tc], pads 0; dx stays float32); the
+//     block's share of ∂h_{t-1}[b][j] = Σ_c bf16(R[j][k_c])·bf16(dp[b][c]) comes from fragments of R's own columns
+//     transposed (warp wp: j-tiles jt = wp + 8i), one 16 x 16 output tile at a time, staged through the warp's scratch
+//     into part, as the float32 split backward writes it. dR / dbias: the float32 passes (from float32 dx and h).
+// Sums: float32 accumulators; every product of two bf16 values is exact in float32, so the device and the host replay
+// differ only in the order the tensor cores add a tile's 16 products (the replay: k in order, one fma chain).
+// Applies for DH <= kTcMaxDH, 4·nu <= 32 own columns and B <= 64 rows (kSplitMaxB); elsewhere the bf16 request runs the
+// float32 form (more precise, never less). Host replay: split_tc_{forward,backward}_replay, the same phase functions
+// with the 16 x 16 x 16 products as loops over the staged bf16 values; bf16 shared memory NaN-filled (0x7fc0), so a
+// pad the kernels fail to zero or a slot they fail to write shows up in the results.
+// (recurrent.cu includes <mma.h>, <cuda_bf16.h> and kernels/bf16_math.h for it.)
+#pragma once
+
+constexpr int kTcWarps = kSplitThreads / 32;  // 8
+constexpr int kTcSlots = 8;                   // j-tiles per warp: DH <= 16 * 8 * 8
+constexpr int64_t kTcMaxDH = 16 * kTcWarps * kTcSlots;
+constexpr int64_t kTcMaxCols = 32;             // own gate columns (4nu) at most: tc <= 2 column tiles
+constexpr uint16_t kBf16Nan = 0x7fc0;
+constexpr int kTcSumBatch = 24;               // backward: other blocks' partials in flight (32 left the fragments too few registers)
+static_assert(kTcWarps == 8, "the tc form's j-tiles kt = wp + 8i assume 8 warps");
+#ifdef __CUDA_ARCH__
+#define XLSTM_NO_UNROLL _Pragma("unroll 1")
+#else
+#define XLSTM_NO_UNROLL
+#endif
+
+// Column tiles of the tc form for head size DH and nu units per block, 0 where it does not apply.
+inline int tc_tiles(int64_t DH, int64_t nu) {
+  if (DH > kTcMaxDH || 4 * nu > kTcMaxCols) return 0;
+  return 4 * nu <= 16 ? 1 : 2;
+}
+
+// The block's own R columns as bf16 into rs [16·kt][ldrs] (row j, own column c; pads j >= DH, c >= 4n: 0).
+__host__ __device__ inline void tc_stage_r(const SplitLaunch& S, const float* R, int64_t hd, int64_t u0, int64_t n, uint16_t* rs,
+                                           int tid, int nt) {
+  const int64_t DH = S.L.DH, G = S.L.G, W = S.tc_wp(), rows = 16 * S.tc_kt(), ld = S.ldrs();
+  const float* Rg = R + hd * DH * G;
+  for (int64_t i = tid; i < rows * W; i += nt) {
+    const int64_t j = i / W, c = i % W;
+    rs[j * ld + c] = j < DH && c < 4 * n ? bf16_math::round(Rg[j * G + S.head_col(u0, n, c)]) : uint16_t{0};
+  }
+}
+
+template <class Cell>
+__host__ __device__ inline void tc_forward_init(const SplitFwd<Cell>& f, int tid, int nt) {
+  tc_stage_r(f.S, f.a.R, f.hd, f.u0, f.n, f.rs, tid, nt);
+  for (int64_t i = tid; i < 16 * f.S.tc_mt() * f.S.ldhb(); i += nt) f.hb[i] = 0;  // the pads stay 0; stage_phase fills the rest
+}
+
+// p = (x + Σ_wp red[wp][b][c]) + bias for the own columns, warps in order (the lane form's lane_outputs, 8 partials)
+template <class Cell>
+__host__ __device__ inline void tc_outputs(const SplitFwd<Cell>& f, int64_t t, int tid, int nt) {
+  const SplitLaunch& S = f.S;
+  const int64_t w = 4 * f.n, Bp = 16 * S.tc_mt(), ld = S.ldred();
+  for (int64_t i = tid; i < S.L.B * w; i += nt) {
+    const int64_t b = i / w, c = i % w;
+    float sum = 0.0f;
+    for (int wp = 0; wp < kTcWarps; ++wp) sum += f.red[(wp * Bp + b) * ld + c];
+    const int64_t k = S.head_col(f.u0, f.n, c), off = S.L.x_off(f.hd, b, t, k);
+    const float p = f.a.x[off] + sum + f.a.bias[S.L.gate_col(f.hd, k)];
+    if constexpr (Cell::kStates == 4) f.a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
+    f.pre[b * w + c] = p;
+  }
+}
+
+template <class Cell>
+__host__ __device__ inline void tc_backward_init(const SplitBwd<Cell>& g, int tid, int nt) {
+  tc_stage_r(g.S, g.a.R, g.hd, g.u0, g.n, g.rs, tid, nt);
+  for (int64_t i = tid; i < 16 * g.S.tc_mt() * g.S.lddp(); i += nt) g.db[i] = 0;  // the pads stay 0; cell_phase fills the rest
+}
+
+// A warp's 16 x 16 output tile (rows 16·mt.., units 16·jt..) from its scratch [16][kTcScratchLd] into part at step t
+// (32-bit offsets within the tile: DH <= kTcMaxDH)
+template <class Cell>
+__host__ __device__ inline void tc_part_store(const SplitBwd<Cell>& g, int64_t t, int64_t mt, int64_t jt, int lane, const float* scratch) {
+  const int64_t b0 = 16 * mt, j0 = 16 * jt;
+  const int rows = static_cast<int>(g.S.L.B - b0 < 16 ? g.S.L.B - b0 : 16), cols = static_cast<int>(g.S.L.DH - j0 < 16 ? g.S.L.DH - j0 : 16);
+  const int ld = static_cast<int>(g.S.L.DH);
+  float* dst = g.part + g.S.part_off(t & 1, g.blk, b0, j0);
+  XLSTM_NO_UNROLL for (int e = lane; e < 256; e += 32) {  // (unrolled, it took the registers the fragments need)
+    const int r = e / 16, cc = e % 16;
+    if (r < rows && cc < cols) dst[r * ld + cc] = scratch[r * kTcScratchLd + cc];
+  }
+}
+
+// ---- the kernels (sm_80+: bf16 wmma) -------------------------------------------------------------------------------
+
+template <class Cell, int NT>
+__global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(FwdArgs a, SplitLaunch S) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  namespace wmma = nvcuda::wmma;
+  namespace cg = cooperative_groups;
+  extern __shared__ __align__(32) float4 smem_tc_fwd[];
+  uint16_t* smb = reinterpret_cast<uint16_t*>(smem_tc_fwd);
+  float* smf = reinterpret_cast<float*>(smem_tc_fwd) + SplitLaunch::tc_halves_floats(S.tc_fwd_halves());
+  cg::grid_group grid = cg::this_grid();
+  const SplitFwd<Cell> blk(S, a, blockIdx.x, smf, smb);
+  const int tid = threadIdx.x, nt = blockDim.x, wp = tid / 32;
+  const int64_t KT = S.tc_kt(), MT = S.tc_mt(), ldrs = S.ldrs(), ldhb = S.ldhb(), ldred = S.ldred();
+  const __nv_bfloat16* rs = reinterpret_cast<const __nv_bfloat16*>(blk.rs);
+  const __nv_bfloat16* hb = reinterpret_cast<const __nv_bfloat16*>(blk.hb);
+  blk.init(tid, nt);
+  tc_forward_init(blk, tid, nt);
+  __syncthreads();
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fr[kTcSlots][NT];
+  XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+    const int64_t kt = wp + kTcWarps * i;
+    if (kt < KT) {
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+    }
+  }
+  for (int64_t t = 0; t < S.L.S; ++t) {
+    blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+    __syncthreads();
+    for (int64_t mt = 0; mt < MT; ++mt) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::fill_fragment(acc[c], 0.0f);
+      XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+        const int64_t kt = wp + kTcWarps * i;
+        if (kt < KT) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fh;
+          wmma::load_matrix_sync(fh, hb + mt * 16 * ldhb + kt * 16, static_cast<unsigned>(ldhb));
+          XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc[c], fh, fr[i][c], acc[c]);
+        }
+      }
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
+        wmma::store_matrix_sync(blk.red + (wp * 16 * MT + mt * 16) * ldred + c * 16, acc[c], static_cast<unsigned>(ldred), wmma::mem_row_major);
+      }
+    }
+    __syncthreads();
+    tc_outputs(blk, t, tid, nt);
+    __syncthreads();
+    blk.cell_phase(t, tid, nt);
+    __threadfence();
+    grid.sync();
+  }
+#endif
+}
+
+template <class Cell, int NT>
+__global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel(BwdArgs a, SplitLaunch S, float* part) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  namespace wmma = nvcuda::wmma;
+  namespace cg = cooperative_groups;
+  extern __shared__ __align__(32) float4 smem_tc_bwd[];
+  uint16_t* smb = reinterpret_cast<uint16_t*>(smem_tc_bwd);
+  float* smf = reinterpret_cast<float*>(smem_tc_bwd) + SplitLaunch::tc_halves_floats(S.tc_bwd_halves());
+  cg::grid_group grid = cg::this_grid();
+  const SplitBwd<Cell> blk(S, a, part, blockIdx.x, smf, smb);
+  const int tid = threadIdx.x, nt = blockDim.x, wp = tid / 32, lane = tid % 32;
+  const int64_t JT = S.tc_kt(), MT = S.tc_mt(), ldrs = S.ldrs(), lddp = S.lddp();
+  const __nv_bfloat16* rs = reinterpret_cast<const __nv_bfloat16*>(blk.rs);
+  const __nv_bfloat16* db = reinterpret_cast<const __nv_bfloat16*>(blk.db);
+  float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
+  blk.init(tid, nt);
+  tc_backward_init(blk, tid, nt);
+  __syncthreads();
+  // op(B)[c][j] = R[j][k_c] = rs[j][c]: column-major with leading dimension ldrs
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fr[kTcSlots][NT];
+  XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+    const int64_t jt = wp + kTcWarps * i;
+    if (jt < JT) {
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+    }
+  }
+  for (int64_t t = S.L.S - 1; t >= 0; --t) {
+    blk.template cell_phase<kTcSumBatch>(t, tid, nt);
+    __syncthreads();
+    for (int64_t mt = 0; mt < MT; ++mt) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fd[NT];
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fd[c], db + mt * 16 * lddp + c * 16, static_cast<unsigned>(lddp));
+      XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+        const int64_t jt = wp + kTcWarps * i;
+        if (jt >= JT) continue;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+        wmma::fill_fragment(acc, 0.0f);
+        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc, fd[c], fr[i][c], acc);
+        wmma::store_matrix_sync(scratch, acc, static_cast<unsigned>(kTcScratchLd), wmma::mem_row_major);
+        __syncwarp();
+        tc_part_store(blk, t, mt, jt, lane, scratch);
+        __syncwarp();
+      }
+    }
+    __threadfence();
+    grid.sync();
+  }
+  blk.final_phase(tid, nt);
+#endif
+}
+
+template <class Cell>
+void* tc_forward_kernel(int NT) {
+  if (NT == 1) return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 1>);
+  if (NT == 2) return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 2>);
+  return nullptr;
+}
+template <class Cell>
+void* tc_backward_kernel(int NT) {
+  if (NT == 1) return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 1>);
+  if (NT == 2) return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 2>);
+  return nullptr;
+}
+
+// ---- host replay -----------------------------------------------------------------------------------------------------
+
+// acc[16][16] += A·B for A 16 x 16 bf16 (row-major, leading dimension lda) and B a fragment held as 16 x 16 floats
+// [k][n]: each output one fma chain over k in order
+inline void tc_host_mma(float* acc, const uint16_t* A, int64_t lda, const float* B) {
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) {
+      float v = acc[r * 16 + c];
+      for (int k = 0; k < 16; ++k) v = std::fma(bf16_math::widen(A[r * lda + k]), B[k * 16 + c], v);
+      acc[r * 16 + c] = v;
+    }
+}
+
+// Per block: float shared memory NaN, bf16 shared memory 0x7fc0 (NaN), kept over the steps (the grid barrier: all
+// blocks finish a step before any starts the next). Fragments: per (block, warp, slot, column tile) 16 x 16 floats.
+template <class Cell>
+void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
+  const int nt = kSplitThreads;
+  const int64_t ff = S.fwd_floats() - SplitLaunch::tc_halves_floats(S.tc_fwd_halves()), hh = S.tc_fwd_halves();
+  std::vector<float> sm(static_cast<size_t>(S.blocks * ff), __builtin_nanf(""));
+  std::vector<uint16_t> smb(static_cast<size_t>(S.blocks * hh), kBf16Nan);
+  std::vector<SplitFwd<Cell>> blocks;
+  for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, b, sm.data() + b * ff, smb.data() + b * hh);
+  const int64_t KT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldrs = S.ldrs(), ldhb = S.ldhb(), ldred = S.ldred();
+  const auto frag = [&](std::vector<float>& fr, int64_t b, int wp, int i, int64_t c) {
+    return fr.data() + (((b * kTcWarps + wp) * kTcSlots + i) * NT + c) * 256;
+  };
+  std::vector<float> fr(static_cast<size_t>(S.blocks * kTcWarps * kTcSlots * NT * 256), __builtin_nanf(""));
+  for (int64_t b = 0; b < S.blocks; ++b) {
+    for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
+    for (int tid = 0; tid < nt; ++tid) tc_forward_init(blocks[b], tid, nt);
+    for (int wp = 0; wp < kTcWarps; ++wp)
+      for (int i = 0; i < kTcSlots; ++i) {
+        const int64_t kt = wp + kTcWarps * i;
+        if (kt >= KT) continue;
+        for (int64_t c = 0; c < NT; ++c)
+          for (int k = 0; k < 16; ++k)
+            for (int q = 0; q < 16; ++q)
+              frag(fr, b, wp, i, c)[k * 16 + q] = bf16_math::widen(blocks[b].rs[(kt * 16 + k) * ldrs + c * 16 + q]);
+      }
+  }
+  std::vector<float> acc(static_cast<size_t>(NT * 256));
+  for (int64_t t = 0; t < S.L.S; ++t)
+    for (int64_t b = 0; b < S.blocks; ++b) {
+      const SplitFwd<Cell>& blk = blocks[b];
+      for (int tid = 0; tid < nt; ++tid) blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+      for (int wp = 0; wp < kTcWarps; ++wp)
+        for (int64_t mt = 0; mt < MT; ++mt) {
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int i = 0; i < kTcSlots; ++i) {
+            const int64_t kt = wp + kTcWarps * i;
+            if (kt >= KT) continue;
+            for (int64_t c = 0; c < NT; ++c) tc_host_mma(acc.data() + c * 256, blk.hb + mt * 16 * ldhb + kt * 16, ldhb, frag(fr, b, wp, i, c));
+          }
+          for (int64_t c = 0; c < NT; ++c)
+            for (int r = 0; r < 16; ++r)
+              for (int q = 0; q < 16; ++q) blk.red[(wp * 16 * MT + mt * 16 + r) * ldred + c * 16 + q] = acc[c * 256 + r * 16 + q];
+        }
+      for (int tid = 0; tid < nt; ++tid) tc_outputs(blk, t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) blk.cell_phase(t, tid, nt);
+    }
+}
+
+template <class Cell>
+void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
+  const int nt = kSplitThreads;
+  const int64_t ff = S.bwd_floats() - SplitLaunch::tc_halves_floats(S.tc_bwd_halves()), hh = S.tc_bwd_halves();
+  std::vector<float> sm(static_cast<size_t>(S.blocks * ff), __builtin_nanf(""));
+  std::vector<uint16_t> smb(static_cast<size_t>(S.blocks * hh), kBf16Nan);
+  std::vector<float> part(static_cast<size_t>(S.part_floats()), __builtin_nanf(""));
+  std::vector<SplitBwd<Cell>> blocks;
+  for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part.data(), b, sm.data() + b * ff, smb.data() + b * hh);
+  const int64_t JT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldrs = S.ldrs(), lddp = S.lddp();
+  const auto frag = [&](std::vector<float>& fr, int64_t b, int wp, int i, int64_t c) {
+    return fr.data() + (((b * kTcWarps + wp) * kTcSlots + i) * NT + c) * 256;
+  };
+  std::vector<float> fr(static_cast<size_t>(S.blocks * kTcWarps * kTcSlots * NT * 256), __builtin_nanf(""));
+  for (int64_t b = 0; b < S.blocks; ++b) {
+    for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
+    for (int tid = 0; tid < nt; ++tid) tc_backward_init(blocks[b], tid, nt);
+    // op(B)[k = c][n = j] = rs[j][c]
+    for (int wp = 0; wp < kTcWarps; ++wp)
+      for (int i = 0; i < kTcSlots; ++i) {
+        const int64_t jt = wp + kTcWarps * i;
+        if (jt >= JT) continue;
+        for (int64_t c = 0; c < NT; ++c)
+          for (int k = 0; k < 16; ++k)
+            for (int q = 0; q < 16; ++q)
+              frag(fr, b, wp, i, c)[k * 16 + q] = bf16_math::widen(blocks[b].rs[(jt * 16 + q) * ldrs + c * 16 + k]);
+      }
+  }
+  std::vector<float> acc(256);
+  for (int64_t t = S.L.S - 1; t >= 0; --t)
+    for (int64_t b = 0; b < S.blocks; ++b) {
+      const SplitBwd<Cell>& blk = blocks[b];
+      for (int tid = 0; tid < nt; ++tid) blk.template cell_phase<kTcSumBatch>(t, tid, nt);
+      for (int wp = 0; wp < kTcWarps; ++wp) {
+        float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
+        for (int64_t mt = 0; mt < MT; ++mt)
+          for (int i = 0; i < kTcSlots; ++i) {
+            const int64_t jt = wp + kTcWarps * i;
+            if (jt >= JT) continue;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int64_t c = 0; c < NT; ++c) tc_host_mma(acc.data(), blk.db + mt * 16 * lddp + c * 16, lddp, frag(fr, b, wp, i, c));
+            for (int r = 0; r < 16; ++r)
+              for (int q = 0; q < 16; ++q) scratch[r * kTcScratchLd + q] = acc[r * 16 + q];
+            for (int lane = 0; lane < 32; ++lane) tc_part_store(blk, t, mt, jt, lane, scratch);
+          }
+      }
+    }
+  for (auto& blk : blocks)
+    for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);
+}
