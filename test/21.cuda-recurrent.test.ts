@@ -261,6 +261,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       { B: 3, S: 4, NH: 1, DH: 160 },
       { B: 2, S: 3, NH: 1, DH: 520 },
       { B: 2, S: 2, NH: 1, DH: 1000 },
+      { B: 16, S: 2, NH: 1, DH: 768 }, // G1's configuration: 128 blocks of 6 units (2 column tiles), 6 j-tiles per warp
     ];
     const bits = new Uint32Array(1), fl = new Float32Array(bits.buffer);
     /** x rounded to bfloat16 (nearest even; the arrays here hold no NaN) */

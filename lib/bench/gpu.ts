@@ -62,6 +62,14 @@ function greedyDecode<S>(prefill: () => S, step: (token: number, state: S) => { 
 }
 
 /**
+ * The published figures of ../shared/bench/WORKLOADS.md (bf16, H100) a row is set against: `published_ms` the range,
+ * `vs_published` our time over the range's best (below 1: faster than the best published kernel).
+ */
+function published(value: number, best: number, worst: number, source: string): Record<string, unknown> {
+  return { published_ms: best === worst ? best : [best, worst], published_by: source, vs_published: Math.round((value / best) * 100) / 100 };
+}
+
+/**
  * G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice), float32 and, for the automatic
  * choice, under the bf16 autocast (the tensor-core form, cuda/recurrent_tc.cuh: FlashRNN's published figures are bf16).
  */
@@ -88,8 +96,9 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
         }, reps);
         const common = { device: "cuda" as const, gpu: gpuName(), dtype, launch: launch ?? "auto", reps };
         const tag = dtype === "bfloat16" ? "-autocast-bf16" : "";
-        yield { workload, name: `${kind}-forward${tag}`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3 };
-        yield { workload, name: `${kind}-forward-backward${tag}`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3 };
+        const pf = published(fwd.median * 1e3, 2.9, 4.9, "FlashRNN"), pb = published(both.median * 1e3, 8.2, 13.6, "FlashRNN");
+        yield { workload, name: `${kind}-forward${tag}`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3, ...pf };
+        yield { workload, name: `${kind}-forward-backward${tag}`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3, ...pb };
       }
   } finally {
     native.cudaSetRecurrentLaunch(prev);
@@ -146,7 +155,7 @@ registerWorkload({
         }
       }, reps).finally(() => native.cudaSetMlstmForm(prev));
       const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
-      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps };
+      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
     }
   },
 });
