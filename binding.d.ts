@@ -681,8 +681,8 @@ export interface Binding {
   /**
    * The form under the bf16 autocast (cuda/recurrent_tc.cuh): the recurrent matrix products on tensor cores with bf16
    * operands (R and h_{t-1} forward, R and the pre-activation gradients backward) and float32 sums; cell, states, dx,
-   * dR and dbias float32. Where the tensor-core form does not apply (the rows launch, DH > 1024, more than 8 units per
-   * block, B > 64) the float32 kernels run. Same arguments and outputs as the exports above; *Bf16Host on the GPU,
+   * dR and dbias float32. Where the tensor-core form does not apply (the rows launch, B > 64, more than 32 units per
+   * block, shared memory) the float32 kernels run. Same arguments and outputs as the exports above; *Bf16Host on the GPU,
    * *Bf16Emulate replayed on the host (its 16 x 16 x 16 products as fma chains in k order).
    */
   cudaSlstmForwardBf16Host(y: Float32Array, states: Float32Array, gates: Float32Array, x: Float32Array, state0: Float32Array | null, R: Float32Array, bias: Float32Array, B: number, S: number, NH: number, DH: number): void;

@@ -310,7 +310,7 @@ void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const flo
                    const RecurrentDims& d, void* stream);
 // Under the bf16 autocast: the same arguments and results, the recurrent matrix products on tensor cores with bf16
 // operands (R and h_{t-1} forward, R and the pre-activation gradients backward) and float32 sums, where the split-head
-// launch applies and the tensor-core form fits (cuda/recurrent_tc.cuh: DH <= 1024, <= 8 units per block, B <= 64);
+// launch applies and the tensor-core form fits (cuda/recurrent_tc.cuh: B <= 64, <= 32 units per block, shared memory);
 // elsewhere the float32 kernels run (sm_80+).
 void slstm_forward_bf16(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                         const float* bias, const RecurrentDims& d, void* stream);

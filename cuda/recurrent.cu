@@ -703,9 +703,9 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
     // bf16 (the autocast): the tensor-core form where it applies and the device holds its grid (recurrent_tc.cuh)
     if (bf16) {
       SplitLaunch ST = S;
-      ST.tc = tc_tiles(L.DH, S.nu);
+      ST.tc = tc_tiles(S.nu);
       void* targs[] = {&a, &ST};
-      if (launch_lane(tc_forward_kernel<Cell>(ST.tc), ST.fwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs,
+      if (launch_lane(tc_forward_kernel<Cell>(ST), ST.fwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs,
                       as_stream(stream), entry))
         return;
     }
@@ -752,9 +752,9 @@ template <class Cell>
 bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, bool bf16) {
   if (bf16) {  // the tensor-core form where it applies and fits (as forward_impl's)
     SplitLaunch ST = S;
-    ST.tc = tc_tiles(S.L.DH, S.nu);
+    ST.tc = tc_tiles(S.nu);
     void* targs[] = {&a, &ST, &part};
-    if (launch_lane(tc_backward_kernel<Cell>(ST.tc), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry))
+    if (launch_lane(tc_backward_kernel<Cell>(ST), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry))
       return true;
   }
   if (lane_requested()) {  // opt-in, as forward_impl's lane form
@@ -868,7 +868,7 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
   if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes)) {
     if (bf16) {  // the tensor-core form where the device launch would take it (forward_impl)
       SplitLaunch ST = S;
-      ST.tc = tc_tiles(L.DH, S.nu);
+      ST.tc = tc_tiles(S.nu);
       if (ST.tc && ST.fwd_floats() * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit)
         return split_tc_forward_replay<Cell>(ST, FwdArgs{y, states, gates, x, state0, R, bias});
     }
@@ -906,7 +906,7 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
   if (split && lane_requested()) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
   if (split && bf16) {  // the tensor-core form where the device launch would take it (launch_split_backward)
-    S.tc = tc_tiles(L.DH, S.nu);
+    S.tc = tc_tiles(S.nu);
     S.lane_j = 0;
     if (S.tc && S.bwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.tc = 0;
   }

@@ -3,28 +3,32 @@
 // the cells, the carried states and the backward's partial sums over a head's blocks are the split launch's
 // (SplitFwd / SplitBwd with S.tc > 0); only the recurrent matrix products change, as in FlashRNN:
 //   forward, step t: p[b][c] = x + Σ_j bf16(h_{t-1}[b][j])·bf16(R[j][k_c]) + bias for the block's own gate columns c.
-//     h_{t-1} is staged as bf16 (hb: rows b padded to 16·mt, units j to 16·kt, the pads 0); R's own columns live in
-//     wmma matrix_b fragments (registers) for the whole sequence: warp wp holds the 16 x 16 tiles of j-tile
-//     kt = wp + 8i (i < kTcSlots) for each of the tc column tiles; per row tile the warp multiplies its j-tiles into
-//     tc float32 accumulators (wmma 16x16x16) and stores them to red[wp]; a thread per (row, column) then adds the 8
-//     warps' partials in warp order: p = (x + sum) + bias, exactly as the lane form's outputs.
+//     h_{t-1} is staged as bf16 (hb: rows b padded to 16·mt, units j to 16·kt, the pads 0); R's own columns are
+//     staged once as bf16 (rs) and, where they fit (tc <= 2 column tiles, DH <= 1024: G1, the models' head sizes),
+//     held in wmma matrix_b fragments (registers) for the whole sequence, else read from rs each step (any number of
+//     units per block up to 32, head sizes as far as shared memory goes). Warp wp takes the j-tiles
+//     kt = wp, wp + 8, ... for each of the tc column tiles; per row tile it multiplies its j-tiles into tc float32
+//     accumulators (wmma 16x16x16) and stores them to red[wp]; a thread per (row, column) then adds the 8 warps'
+//     partials in warp order: p = (x + sum) + bias, exactly as the lane form's outputs.
 //   backward, step t: the cell backward rounds its dp to bf16 (db: [16·mt][16·tc], pads 0; dx stays float32); the
 //     block's share of ∂h_{t-1}[b][j] = Σ_c bf16(R[j][k_c])·bf16(dp[b][c]) comes from fragments of R's own columns
-//     transposed (warp wp: j-tiles jt = wp + 8i), one 16 x 16 output tile at a time, staged through the warp's scratch
+//     transposed (warp wp: j-tiles jt = wp, wp + 8, ...; registers or rs as forward), one 16 x 16 output tile at a
+//     time, staged through the warp's scratch
 //     into part, as the float32 split backward writes it. dR / dbias: the float32 passes (from float32 dx and h).
 // Sums: float32 accumulators; every product of two bf16 values is exact in float32, so the device and the host replay
 // differ only in the order the tensor cores add a tile's 16 products (the replay: k in order, one fma chain).
-// Applies for DH <= kTcMaxDH, 4·nu <= 32 own columns and B <= 64 rows (kSplitMaxB); elsewhere the bf16 request runs the
-// float32 form (more precise, never less). Host replay: split_tc_{forward,backward}_replay, the same phase functions
+// Applies wherever the split launch does (B <= 64 rows: kSplitMaxB) with at most 32 units per block and the shared
+// memory fits; elsewhere the bf16 request runs the float32 form (more precise, never less). Column tiles are padded to
+// 1, 2, 4 or 8 (the instantiated kernels), the pad columns 0. Host replay: split_tc_{forward,backward}_replay, the same phase functions
 // with the 16 x 16 x 16 products as loops over the staged bf16 values; bf16 shared memory NaN-filled (0x7fc0), so a
 // pad the kernels fail to zero or a slot they fail to write shows up in the results.
 // (recurrent.cu includes <mma.h>, <cuda_bf16.h> and kernels/bf16_math.h for it.)
 #pragma once
 
 constexpr int kTcWarps = kSplitThreads / 32;  // 8
-constexpr int kTcSlots = 8;                   // j-tiles per warp: DH <= 16 * 8 * 8
-constexpr int64_t kTcMaxDH = 16 * kTcWarps * kTcSlots;
-constexpr int64_t kTcMaxCols = 32;             // own gate columns (4nu) at most: tc <= 2 column tiles
+constexpr int kTcSlots = 8;                   // register form: j-tiles per warp (DH <= 16 * 8 * 8)
+constexpr int kTcRegTiles = 2;                // register form: column tiles (R's fragments: 8 x 2 x 4 registers)
+constexpr int kTcMaxTiles = 8;                // column tiles at most (4nu <= 128: 32 units per block)
 constexpr uint16_t kBf16Nan = 0x7fc0;
 constexpr int kTcSumBatch = 24;               // backward: other blocks' partials in flight (32 left the fragments too few registers)
 static_assert(kTcWarps == 8, "the tc form's j-tiles kt = wp + 8i assume 8 warps");
@@ -34,11 +38,14 @@ static_assert(kTcWarps == 8, "the tc form's j-tiles kt = wp + 8i assume 8 warps"
 #define XLSTM_NO_UNROLL
 #endif
 
-// Column tiles of the tc form for head size DH and nu units per block, 0 where it does not apply.
-inline int tc_tiles(int64_t DH, int64_t nu) {
-  if (DH > kTcMaxDH || 4 * nu > kTcMaxCols) return 0;
-  return 4 * nu <= 16 ? 1 : 2;
+// Column tiles of the tc form for nu units per block (1, 2, 4 or 8: the instantiated kernels), 0 where it does not apply.
+inline int tc_tiles(int64_t nu) {
+  const int64_t t = (4 * nu + 15) / 16;
+  if (t > kTcMaxTiles) return 0;
+  return t <= 2 ? static_cast<int>(t) : t <= 4 ? 4 : 8;
 }
+// Whether R's fragments stay in registers (else they are read from rs each step).
+__host__ __device__ inline bool tc_in_registers(const SplitLaunch& S) { return S.tc <= kTcRegTiles && S.tc_kt() <= int64_t{kTcWarps} * kTcSlots; }
 
 // The block's own R columns as bf16 into rs [16·kt][ldrs] (row j, own column c; pads j >= DH, c >= 4n: 0).
 __host__ __device__ inline void tc_stage_r(const SplitLaunch& S, const float* R, int64_t hd, int64_t u0, int64_t n, uint16_t* rs,
@@ -80,7 +87,7 @@ __host__ __device__ inline void tc_backward_init(const SplitBwd<Cell>& g, int ti
 }
 
 // A warp's 16 x 16 output tile (rows 16·mt.., units 16·jt..) from its scratch [16][kTcScratchLd] into part at step t
-// (32-bit offsets within the tile: DH <= kTcMaxDH)
+// (32-bit offsets within the tile: 16 rows of DH <= 65536 units)
 template <class Cell>
 __host__ __device__ inline void tc_part_store(const SplitBwd<Cell>& g, int64_t t, int64_t mt, int64_t jt, int lane, const float* scratch) {
   const int64_t b0 = 16 * mt, j0 = 16 * jt;
@@ -95,7 +102,8 @@ __host__ __device__ inline void tc_part_store(const SplitBwd<Cell>& g, int64_t t
 
 // ---- the kernels (sm_80+: bf16 wmma) -------------------------------------------------------------------------------
 
-template <class Cell, int NT>
+// RegR: R's fragments in registers (tc_in_registers), else from rs each step.
+template <class Cell, int NT, bool RegR>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(FwdArgs a, SplitLaunch S) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
@@ -112,11 +120,14 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
   blk.init(tid, nt);
   tc_forward_init(blk, tid, nt);
   __syncthreads();
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fr[kTcSlots][NT];
-  XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-    const int64_t kt = wp + kTcWarps * i;
-    if (kt < KT) {
-      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+  using FragR = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+  FragR fr[RegR ? kTcSlots : 1][NT];
+  if constexpr (RegR) {
+    XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+      const int64_t kt = wp + kTcWarps * i;
+      if (kt < KT) {
+        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+      }
     }
   }
   for (int64_t t = 0; t < S.L.S; ++t) {
@@ -125,12 +136,22 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
     for (int64_t mt = 0; mt < MT; ++mt) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
       XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::fill_fragment(acc[c], 0.0f);
-      XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-        const int64_t kt = wp + kTcWarps * i;
-        if (kt < KT) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fh;
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fh;
+      if constexpr (RegR) {
+        XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+          const int64_t kt = wp + kTcWarps * i;
+          if (kt < KT) {
+            wmma::load_matrix_sync(fh, hb + mt * 16 * ldhb + kt * 16, static_cast<unsigned>(ldhb));
+            XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc[c], fh, fr[i][c], acc[c]);
+          }
+        }
+      } else {
+        for (int64_t kt = wp; kt < KT; kt += kTcWarps) {  // the same j-tiles in the same order, R from rs
           wmma::load_matrix_sync(fh, hb + mt * 16 * ldhb + kt * 16, static_cast<unsigned>(ldhb));
-          XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc[c], fh, fr[i][c], acc[c]);
+          XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
+            wmma::load_matrix_sync(fr[0][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+            wmma::mma_sync(acc[c], fh, fr[0][c], acc[c]);
+          }
         }
       }
       XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
@@ -147,7 +168,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
 #endif
 }
 
-template <class Cell, int NT>
+template <class Cell, int NT, bool RegR>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel(BwdArgs a, SplitLaunch S, float* part) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
@@ -166,29 +187,47 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
   tc_backward_init(blk, tid, nt);
   __syncthreads();
   // op(B)[c][j] = R[j][k_c] = rs[j][c]: column-major with leading dimension ldrs
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fr[kTcSlots][NT];
-  XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-    const int64_t jt = wp + kTcWarps * i;
-    if (jt < JT) {
-      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+  using FragR = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+  FragR fr[RegR ? kTcSlots : 1][NT];
+  if constexpr (RegR) {
+    XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+      const int64_t jt = wp + kTcWarps * i;
+      if (jt < JT) {
+        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+      }
     }
   }
+  // one 16 x 16 tile of this block's partial ∂h_{t-1}: rows of row tile mt, units of j-tile jt
+  auto tile_out = [&](int64_t t, int64_t mt, int64_t jt, wmma::fragment<wmma::accumulator, 16, 16, 16, float>& acc) {
+    wmma::store_matrix_sync(scratch, acc, static_cast<unsigned>(kTcScratchLd), wmma::mem_row_major);
+    __syncwarp();
+    tc_part_store(blk, t, mt, jt, lane, scratch);
+    __syncwarp();
+  };
   for (int64_t t = S.L.S - 1; t >= 0; --t) {
     blk.template cell_phase<kTcSumBatch>(t, tid, nt);
     __syncthreads();
     for (int64_t mt = 0; mt < MT; ++mt) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fd[NT];
       XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fd[c], db + mt * 16 * lddp + c * 16, static_cast<unsigned>(lddp));
-      XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-        const int64_t jt = wp + kTcWarps * i;
-        if (jt >= JT) continue;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-        wmma::fill_fragment(acc, 0.0f);
-        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc, fd[c], fr[i][c], acc);
-        wmma::store_matrix_sync(scratch, acc, static_cast<unsigned>(kTcScratchLd), wmma::mem_row_major);
-        __syncwarp();
-        tc_part_store(blk, t, mt, jt, lane, scratch);
-        __syncwarp();
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      if constexpr (RegR) {
+        XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+          const int64_t jt = wp + kTcWarps * i;
+          if (jt >= JT) continue;
+          wmma::fill_fragment(acc, 0.0f);
+          XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc, fd[c], fr[i][c], acc);
+          tile_out(t, mt, jt, acc);
+        }
+      } else {
+        for (int64_t jt = wp; jt < JT; jt += kTcWarps) {  // the same tiles in the same order, R from rs
+          wmma::fill_fragment(acc, 0.0f);
+          XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
+            wmma::load_matrix_sync(fr[0][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+            wmma::mma_sync(acc, fd[c], fr[0][c], acc);
+          }
+          tile_out(t, mt, jt, acc);
+        }
       }
     }
     __threadfence();
@@ -198,23 +237,34 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
 #endif
 }
 
+// The kernel for S's column tiles and fragment placement, nullptr where the tc form does not apply.
 template <class Cell>
-void* tc_forward_kernel(int NT) {
-  if (NT == 1) return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 1>);
-  if (NT == 2) return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 2>);
-  return nullptr;
+void* tc_forward_kernel(const SplitLaunch& S) {
+  const bool reg = tc_in_registers(S);
+  switch (S.tc) {
+    case 1: return reg ? reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 1, true>) : reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 1, false>);
+    case 2: return reg ? reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 2, true>) : reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 2, false>);
+    case 4: return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 4, false>);
+    case 8: return reinterpret_cast<void*>(rec_split_tc_forward_kernel<Cell, 8, false>);
+    default: return nullptr;
+  }
 }
 template <class Cell>
-void* tc_backward_kernel(int NT) {
-  if (NT == 1) return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 1>);
-  if (NT == 2) return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 2>);
-  return nullptr;
+void* tc_backward_kernel(const SplitLaunch& S) {
+  const bool reg = tc_in_registers(S);
+  switch (S.tc) {
+    case 1: return reg ? reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 1, true>) : reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 1, false>);
+    case 2: return reg ? reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 2, true>) : reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 2, false>);
+    case 4: return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 4, false>);
+    case 8: return reinterpret_cast<void*>(rec_split_tc_backward_kernel<Cell, 8, false>);
+    default: return nullptr;
+  }
 }
 
 // ---- host replay -----------------------------------------------------------------------------------------------------
 
-// acc[16][16] += A·B for A 16 x 16 bf16 (row-major, leading dimension lda) and B a fragment held as 16 x 16 floats
-// [k][n]: each output one fma chain over k in order
+// acc[16][16] += A·B for A 16 x 16 bf16 (row-major, leading dimension lda) and B 16 x 16 floats [k][n]: each output
+// one fma chain over k in order
 inline void tc_host_mma(float* acc, const uint16_t* A, int64_t lda, const float* B) {
   for (int r = 0; r < 16; ++r)
     for (int c = 0; c < 16; ++c) {
@@ -224,8 +274,16 @@ inline void tc_host_mma(float* acc, const uint16_t* A, int64_t lda, const float*
     }
 }
 
+// The matrix_b fragment a warp holds (or loads) for j-tile jt and column tile c: forward op(B)[k = j][n = c] =
+// rs[j][c] (row-major), backward op(B)[k = c][n = j] = rs[j][c] (column-major), as 16 x 16 floats [k][n]
+inline void tc_host_fragment(const SplitLaunch& S, const uint16_t* rs, int64_t jt, int64_t c, bool transposed, float* B) {
+  for (int k = 0; k < 16; ++k)
+    for (int q = 0; q < 16; ++q)
+      B[k * 16 + q] = bf16_math::widen(transposed ? rs[(jt * 16 + q) * S.ldrs() + c * 16 + k] : rs[(jt * 16 + k) * S.ldrs() + c * 16 + q]);
+}
+
 // Per block: float shared memory NaN, bf16 shared memory 0x7fc0 (NaN), kept over the steps (the grid barrier: all
-// blocks finish a step before any starts the next). Fragments: per (block, warp, slot, column tile) 16 x 16 floats.
+// blocks finish a step before any starts the next). Warp wp's products in its order: j-tiles kt = wp, wp + 8, ...
 template <class Cell>
 void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
   const int nt = kSplitThreads;
@@ -234,25 +292,12 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
   std::vector<uint16_t> smb(static_cast<size_t>(S.blocks * hh), kBf16Nan);
   std::vector<SplitFwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, b, sm.data() + b * ff, smb.data() + b * hh);
-  const int64_t KT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldrs = S.ldrs(), ldhb = S.ldhb(), ldred = S.ldred();
-  const auto frag = [&](std::vector<float>& fr, int64_t b, int wp, int i, int64_t c) {
-    return fr.data() + (((b * kTcWarps + wp) * kTcSlots + i) * NT + c) * 256;
-  };
-  std::vector<float> fr(static_cast<size_t>(S.blocks * kTcWarps * kTcSlots * NT * 256), __builtin_nanf(""));
+  const int64_t KT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldhb = S.ldhb(), ldred = S.ldred();
   for (int64_t b = 0; b < S.blocks; ++b) {
     for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
     for (int tid = 0; tid < nt; ++tid) tc_forward_init(blocks[b], tid, nt);
-    for (int wp = 0; wp < kTcWarps; ++wp)
-      for (int i = 0; i < kTcSlots; ++i) {
-        const int64_t kt = wp + kTcWarps * i;
-        if (kt >= KT) continue;
-        for (int64_t c = 0; c < NT; ++c)
-          for (int k = 0; k < 16; ++k)
-            for (int q = 0; q < 16; ++q)
-              frag(fr, b, wp, i, c)[k * 16 + q] = bf16_math::widen(blocks[b].rs[(kt * 16 + k) * ldrs + c * 16 + q]);
-      }
   }
-  std::vector<float> acc(static_cast<size_t>(NT * 256));
+  std::vector<float> acc(static_cast<size_t>(NT * 256)), frag(256);
   for (int64_t t = 0; t < S.L.S; ++t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitFwd<Cell>& blk = blocks[b];
@@ -260,11 +305,11 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
       for (int wp = 0; wp < kTcWarps; ++wp)
         for (int64_t mt = 0; mt < MT; ++mt) {
           std::fill(acc.begin(), acc.end(), 0.0f);
-          for (int i = 0; i < kTcSlots; ++i) {
-            const int64_t kt = wp + kTcWarps * i;
-            if (kt >= KT) continue;
-            for (int64_t c = 0; c < NT; ++c) tc_host_mma(acc.data() + c * 256, blk.hb + mt * 16 * ldhb + kt * 16, ldhb, frag(fr, b, wp, i, c));
-          }
+          for (int64_t kt = wp; kt < KT; kt += kTcWarps)
+            for (int64_t c = 0; c < NT; ++c) {
+              tc_host_fragment(S, blk.rs, kt, c, false, frag.data());
+              tc_host_mma(acc.data() + c * 256, blk.hb + mt * 16 * ldhb + kt * 16, ldhb, frag.data());
+            }
           for (int64_t c = 0; c < NT; ++c)
             for (int r = 0; r < 16; ++r)
               for (int q = 0; q < 16; ++q) blk.red[(wp * 16 * MT + mt * 16 + r) * ldred + c * 16 + q] = acc[c * 256 + r * 16 + q];
@@ -283,26 +328,12 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
   std::vector<float> part(static_cast<size_t>(S.part_floats()), __builtin_nanf(""));
   std::vector<SplitBwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part.data(), b, sm.data() + b * ff, smb.data() + b * hh);
-  const int64_t JT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldrs = S.ldrs(), lddp = S.lddp();
-  const auto frag = [&](std::vector<float>& fr, int64_t b, int wp, int i, int64_t c) {
-    return fr.data() + (((b * kTcWarps + wp) * kTcSlots + i) * NT + c) * 256;
-  };
-  std::vector<float> fr(static_cast<size_t>(S.blocks * kTcWarps * kTcSlots * NT * 256), __builtin_nanf(""));
+  const int64_t JT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, lddp = S.lddp();
   for (int64_t b = 0; b < S.blocks; ++b) {
     for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
     for (int tid = 0; tid < nt; ++tid) tc_backward_init(blocks[b], tid, nt);
-    // op(B)[k = c][n = j] = rs[j][c]
-    for (int wp = 0; wp < kTcWarps; ++wp)
-      for (int i = 0; i < kTcSlots; ++i) {
-        const int64_t jt = wp + kTcWarps * i;
-        if (jt >= JT) continue;
-        for (int64_t c = 0; c < NT; ++c)
-          for (int k = 0; k < 16; ++k)
-            for (int q = 0; q < 16; ++q)
-              frag(fr, b, wp, i, c)[k * 16 + q] = bf16_math::widen(blocks[b].rs[(jt * 16 + q) * ldrs + c * 16 + k]);
-      }
   }
-  std::vector<float> acc(256);
+  std::vector<float> acc(256), frag(256);
   for (int64_t t = S.L.S - 1; t >= 0; --t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitBwd<Cell>& blk = blocks[b];
@@ -310,11 +341,12 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
       for (int wp = 0; wp < kTcWarps; ++wp) {
         float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
         for (int64_t mt = 0; mt < MT; ++mt)
-          for (int i = 0; i < kTcSlots; ++i) {
-            const int64_t jt = wp + kTcWarps * i;
-            if (jt >= JT) continue;
+          for (int64_t jt = wp; jt < JT; jt += kTcWarps) {
             std::fill(acc.begin(), acc.end(), 0.0f);
-            for (int64_t c = 0; c < NT; ++c) tc_host_mma(acc.data(), blk.db + mt * 16 * lddp + c * 16, lddp, frag(fr, b, wp, i, c));
+            for (int64_t c = 0; c < NT; ++c) {
+              tc_host_fragment(S, blk.rs, jt, c, true, frag.data());
+              tc_host_mma(acc.data(), blk.db + mt * 16 * lddp + c * 16, lddp, frag.data());
+            }
             for (int r = 0; r < 16; ++r)
               for (int q = 0; q < 16; ++q) scratch[r * kTcScratchLd + q] = acc[r * 16 + q];
             for (int lane = 0; lane < 32; ++lane) tc_part_store(blk, t, mt, jt, lane, scratch);

@@ -249,8 +249,10 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
   // bf16 ulp on; so the reference takes the rounded operands from the run it checks (h_{t-1} from its states, dp from
   // its dx: "forced"), and each step is checked against the CPU's step from the same operands.
   describe("bf16 tensor-core form (the autocast's recurrences)", () => {
-    // shapes where the split launch takes it (<= 8 units per block, DH <= 1024, B <= 64): 1 or 2 column tiles, 1..4
-    // row tiles (B = 17, 64), j-tiles that leave warps idle (DH 3, 33) or give them 1..8 slots (DH 160, 520, 1000)
+    // shapes where the split launch takes it (B <= 64, <= 32 units per block, shared memory permitting): 1 or 2 column
+    // tiles with R's fragments in registers, 4 and 8 (NH 16 / 33: 12 and 25 units per block, pad columns) and DH > 1024
+    // with them read from shared memory; 1..4 row tiles (B = 17, 64), j-tiles that leave warps idle (DH 3, 33) or give
+    // them 1..9 each (DH 160, 520, 1000, 1040)
     const shapes: Dims[] = [
       { B: 1, S: 1, NH: 1, DH: 2 },
       { B: 3, S: 5, NH: 2, DH: 3 },
@@ -262,6 +264,9 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       { B: 2, S: 3, NH: 1, DH: 520 },
       { B: 2, S: 2, NH: 1, DH: 1000 },
       { B: 16, S: 2, NH: 1, DH: 768 }, // G1's configuration: 128 blocks of 6 units (2 column tiles), 6 j-tiles per warp
+      { B: 2, S: 3, NH: 16, DH: 96 },
+      { B: 1, S: 3, NH: 33, DH: 100 },
+      { B: 2, S: 2, NH: 1, DH: 1040 },
     ];
     const bits = new Uint32Array(1), fl = new Float32Array(bits.buffer);
     /** x rounded to bfloat16 (nearest even; the arrays here hold no NaN) */
@@ -416,12 +421,11 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       itCuda(`${kind}: the tensor-core form on the GPU (cuda*Bf16Host) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, false));
     }
 
-    itCompiled("where the tensor-core form does not apply (DH > 1024, > 8 units per block, the rows launch, one unit per head) the bf16 exports run the float32 kernels", () => {
+    itCompiled("where the tensor-core form does not apply (the rows launch, one unit per head, shared memory) the bf16 exports run the float32 kernels", () => {
       const cases: [Kind, Dims][] = [
-        ["slstm", { B: 2, S: 3, NH: 1, DH: 1040 }],
-        ["lstm", { B: 2, S: 3, NH: 16, DH: 96 }],
         ["slstm", { B: 200, S: 2, NH: 2, DH: 8 }],
         ["lstm", { B: 3, S: 2, NH: 2, DH: 1 }],
+        ["slstm", { B: 2, S: 2, NH: 1, DH: 1600 }],
       ];
       for (const [kind, d] of cases) {
         const ns = kind === "slstm" ? 4 : 2, n = lens(d, ns);
