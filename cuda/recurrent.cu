@@ -45,8 +45,10 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_grouped.h"
 #include "kernels/bf16_math.h"
 #include "kernels/recurrent.h"
+#include "kernels/reduce.h"
 #include "kernels/recurrent_cells.h"
 
 namespace xlstm {
@@ -283,6 +285,7 @@ struct BwdArgs {
   float *dx, *dstate0;
   const float *gates, *states, *dy, *dfinal, *state0, *R;
   bool exact_m0_grad;
+  float* dx_tb = nullptr;  // the tc form: dx also in [S, B, 4H] order (time-major, as states), for its dR GEMM
 };
 
 template <class Cell>
@@ -745,17 +748,28 @@ void* lane_kernel_bwd(int J) {
   }
 }
 
-// The split backward's sequence kernel (S from choose_split, `bytes` its shared memory): the lane form under
-// "split-lane" where it applies and fits, else R from shared memory. False when the device refused the cooperative
-// launch (then the rows launch runs it).
+// The split backward's sequence kernel (S from choose_split, `bytes` its shared memory): under bf16 the tensor-core
+// form where it applies and fits, followed by its parameter gradients (then TensorCores); else the lane form under
+// "split-lane" where it applies and fits, else R from shared memory (Float32: the caller's dR / dbias passes follow).
+// Refused when the device refused the cooperative launch (then the rows launch runs it).
+enum class SplitRun { Refused, Float32, TensorCores };
 template <class Cell>
-bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, bool bf16) {
-  if (bf16) {  // the tensor-core form where it applies and fits (as forward_impl's)
+SplitRun launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, bool bf16,
+                               float* dR, float* dbias) {
+  if (bf16 && tc_tiles(S.nu)) {  // the tensor-core form where it applies and fits (as forward_impl's), then its dR, dbias
     SplitLaunch ST = S;
     ST.tc = tc_tiles(S.nu);
+    const RecLaunch& L = S.L;
+    StreamScratch<float> dx_tb(L.S * L.B * 4 * L.H, st, entry);
+    a.dx_tb = dx_tb.p;
     void* targs[] = {&a, &ST, &part};
-    if (launch_lane(tc_backward_kernel<Cell>(ST), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry))
-      return true;
+    if (launch_lane(tc_backward_kernel<Cell>(ST), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry)) {
+      gemm_bf16_grouped(tc_dr_gemm(L, dR, dx_tb.p, a.states, a.state0), st);
+      const TcBiasSum bs(L);
+      reduce_axes(ReduceOp::Sum, dbias, nullptr, a.dx, 2, bs.shape, bs.reduced, st);
+      return SplitRun::TensorCores;
+    }
+    a.dx_tb = nullptr;
   }
   if (lane_requested()) {  // opt-in, as forward_impl's lane form
     SplitLaunch SL = S;
@@ -763,15 +777,15 @@ bool launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t 
     void* largs[] = {&a, &SL, &part};
     if (launch_lane(lane_kernel_bwd<Cell>(SL.lane_j), SL.bwd_floats() * static_cast<int64_t>(sizeof(float)), SL.blocks, largs, st,
                     entry))
-      return true;
+      return SplitRun::Float32;
   }
   SplitLaunch S0 = S;
   void* args[] = {&a, &S0, &part};
   if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
                                   dim3(kSplitThreads), args, bytes, st) == cudaSuccess)
-    return true;
+    return SplitRun::Float32;
   cudaGetLastError();  // refused: the rows launch
-  return false;
+  return SplitRun::Refused;
 }
 
 template <class Cell>
@@ -786,8 +800,10 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, &S, &split_bytes, entry);
   if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
-    split = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad}, part.p,
-                                        split_bytes, st, entry, bf16);
+    const SplitRun run = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad},
+                                                     part.p, split_bytes, st, entry, bf16, dR, dbias);
+    if (run == SplitRun::TensorCores) return;  // it ran the parameter gradients too (tc_dr_gemm, TcBiasSum)
+    split = run == SplitRun::Float32;
   }
   if (!split) {
     bool r_smem = false;
@@ -910,8 +926,18 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
     S.lane_j = 0;
     if (S.tc && S.bwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.tc = 0;
   }
-  if (split && S.tc) split_tc_backward_replay<Cell>(S, a);
-  else if (split) split_backward_replay<Cell>(S, a);
+  if (split && S.tc) {  // the tc form and its parameter gradients (launch_split_backward)
+    std::vector<float> dx_tb(static_cast<size_t>(L.S * L.B * 4 * L.H), __builtin_nanf(""));
+    BwdArgs at = a;
+    at.dx_tb = dx_tb.data();
+    split_tc_backward_replay<Cell>(S, at);
+    gemm_bf16_grouped_replay(tc_dr_gemm(L, dR, dx_tb.data(), states, state0));
+    const TcBiasSum bs(L);
+    std::vector<int32_t> writes(static_cast<size_t>(4 * L.H), 0);
+    reduce_axes_emulate(ReduceOp::Sum, dbias, nullptr, dx, 2, bs.shape, bs.reduced, writes.data());
+    return;
+  }
+  if (split) split_backward_replay<Cell>(S, a);
   else if (!smem_plan(L, L.bwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
   std::vector<float> smem(static_cast<size_t>(split ? 0 : bytes) / sizeof(float));

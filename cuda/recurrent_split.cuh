@@ -535,6 +535,13 @@ struct SplitBwd {
       a.dx[S.L.x_off(hd, b, t, DH + u)] = dpf;
       a.dx[S.L.x_off(hd, b, t, 2 * DH + u)] = dpz;
       a.dx[S.L.x_off(hd, b, t, 3 * DH + u)] = dpo;
+      if (a.dx_tb) {  // the tc form: dx time-major too, for its dR GEMM (recurrent_tc.cuh)
+        float* tb = a.dx_tb + (t * S.L.B + b) * 4 * S.L.H;
+        tb[S.L.gate_col(hd, u)] = dpi;
+        tb[S.L.gate_col(hd, DH + u)] = dpf;
+        tb[S.L.gate_col(hd, 2 * DH + u)] = dpz;
+        tb[S.L.gate_col(hd, 3 * DH + u)] = dpo;
+      }
     }
   }
   // (B) this block's share of ∂h_{t-1}[b][j] for every unit j of the head

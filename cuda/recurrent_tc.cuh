@@ -14,7 +14,8 @@
 //     block's share of ∂h_{t-1}[b][j] = Σ_c bf16(R[j][k_c])·bf16(dp[b][c]) comes from fragments of R's own columns
 //     transposed (warp wp: j-tiles jt = wp, wp + 8, ...; registers or rs as forward), one 16 x 16 output tile at a
 //     time, staged through the warp's scratch
-//     into part, as the float32 split backward writes it. dR / dbias: the float32 passes (from float32 dx and h).
+//     into part, as the float32 split backward writes it; the cell phase also writes dx time-major (dx_tb) for dR:
+//     one grouped tensor-core GEMM over all rows (tc_dr_gemm), dbias the reduction kernel's column sums.
 // Sums: float32 accumulators; every product of two bf16 values is exact in float32, so the device and the host replay
 // differ only in the order the tensor cores add a tile's 16 products (the replay: k in order, one fma chain).
 // Applies wherever the split launch does (B <= 64 rows: kSplitMaxB) with at most 32 units per block and the shared
@@ -260,6 +261,33 @@ void* tc_backward_kernel(const SplitLaunch& S) {
     default: return nullptr;
   }
 }
+
+// ---- parameter gradients of the tc form ---------------------------------------------------------------------------
+// dR = Σ_{t,b} h_{t-1}[b]ᵀ dx[b][t] with bf16 operands and float32 sums, as the autocast's GEMMs compute a weight's
+// gradient: one grouped tensor-core GEMM (cuda/gemm_bf16.cu), a product per (head, gate g),
+// dR[hd][j][g·DH + u] = Σ_k h[k][hd·DH + j] · dx_tb[k + B][g·H + hd·DH + u] over the time-major rows k = (t-1)·B + b,
+// t >= 1 (h_{t-1}: the states' h, rows H apart; dx_tb: dx in [S, B, 4H] order, which the sequence kernel writes
+// beside dx), and, as a second segment, the rows t = 0 with h_{-1} from state0. dbias = Σ dx: the reduction kernel's
+// float32 column sums (double accumulation) over the B·S rows of dx.
+inline GroupedGemm tc_dr_gemm(const RecLaunch& L, float* dR, const float* dx_tb, const float* states, const float* state0) {
+  GroupedGemm g;
+  g.ta = true, g.tb = false;
+  g.groups = L.NH, g.per_group = 4, g.M = L.DH, g.N = L.DH, g.K = (L.S - 1) * L.B;
+  g.a.p = states, g.a.ld = L.H, g.a.outer = L.DH, g.a.inner = 0;                             // h_{t-1}, t = 1..S-1
+  g.b.p = dx_tb + L.B * 4 * L.H, g.b.ld = 4 * L.H, g.b.outer = L.DH, g.b.inner = L.H;      // dx at t = 1..S-1
+  if (state0) {
+    g.K2 = L.B, g.ta2 = true, g.tb2 = false;
+    g.a2.p = state0, g.a2.ld = L.H, g.a2.outer = L.DH, g.a2.inner = 0;
+    g.b2.p = dx_tb, g.b2.ld = 4 * L.H, g.b2.outer = L.DH, g.b2.inner = L.H;
+  }
+  g.c = dR, g.ldc = 4 * L.DH, g.c_outer = L.DH * 4 * L.DH, g.c_inner = L.DH;
+  return g;
+}
+struct TcBiasSum {  // dx as [B·S, 4H], summed over axis 0
+  int64_t shape[2];
+  uint8_t reduced[2] = {1, 0};
+  explicit TcBiasSum(const RecLaunch& L) : shape{L.B * L.S, 4 * L.H} {}
+};
 
 // ---- host replay -----------------------------------------------------------------------------------------------------
 

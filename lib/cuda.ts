@@ -48,10 +48,10 @@ let bf16Checked = false;
 
 /**
  * Runs `fn` with bfloat16 autocast: the matrix products of CUDA tensors made inside (matmul, linear, the headwise
- * maps, and the products inside the chunkwise mLSTM cell for chunks up to 256), and their backward, round their
- * inputs to bfloat16 and accumulate in float32 on tensor cores; everything else (elementwise ops, norms, the sLSTM /
- * LSTM recurrences, the mLSTM gates, stabilisers and states, reductions, the optimizer) stays float32, as do all
- * tensors. Needs a GPU
+ * maps, the products inside the chunkwise mLSTM cell for chunks up to 256, and the sLSTM / LSTM recurrent products
+ * h_{t-1}·R where the split-head launch runs them), and their backward, round their inputs to bfloat16 and accumulate
+ * in float32 on tensor cores; everything else (elementwise ops, norms, the recurrences' cells and states, the mLSTM
+ * gates, stabilisers and states, reductions, the optimizer) stays float32, as do all tensors. Needs a GPU
  * of compute capability 8.0 or newer (Error otherwise). Synchronous only (TypeError when fn returns a Promise).
  * @example const loss = cuda.autocast(() => ops.crossEntropy(model.forward(x).logits.reshape(-1, V), y));
  */
