@@ -421,6 +421,20 @@ describe("23 CUDA tensors", () => {
         assert.ok(relErr(b16.grads[1], f32.grads[1]) > 1e-5, `${kind}: its backward rounds too`);
         assert.ok(relErr(run(false).y, f32.y) === 0, `${kind}: outside autocast float32 again`);
       }
+      // device memory stays flat over repeated bf16 steps (its scratch: the time-major dx, the partials)
+      const x = Tensor.randn([B, S, 4 * H], { generator: gen }).to("cuda").requiresGrad_(), R = Tensor.randn([NH, DH, 4 * DH], { generator: gen, std: 0.1 }).to("cuda").requiresGrad_();
+      const bias = Tensor.zeros([4 * H], { device: "cuda" }).requiresGrad_();
+      const step = () => cuda.scope(() => {
+        cuda.autocast(() => ops.slstm(x, R, bias).y).backward(Tensor.ones([B, S, H], { device: "cuda" }));
+        for (const p of [x, R, bias]) {
+          p.grad!.dispose();
+          p.grad = null;
+        }
+      });
+      step();
+      const before = cuda.memoryStats().allocatedBytes;
+      for (let r = 0; r < 5; ++r) step();
+      assert.equal(cuda.memoryStats().allocatedBytes, before, "repeated bf16 steps keep device memory flat");
     });
 
     itCuda("ops.mlstmLayer on CUDA tensors (the composed ops on the GPU) equals the fused CPU layer, plain and in its block form, values and every gradient", () => {
