@@ -103,6 +103,20 @@ __host__ __device__ inline void tc_part_store(const SplitBwd<Cell>& g, int64_t t
 
 // ---- the kernels (sm_80+: bf16 wmma) -------------------------------------------------------------------------------
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+// The register form's fragments of R, loaded once: warp wp's j-tiles wp + 8i (i < kTcSlots, below `tiles`) of each
+// column tile, from rs at (16·j-tile, 16·c) (Frag's layout: row-major forward, column-major backward's Rᵀ)
+template <int NT, class Frag>
+__device__ void tc_load_fragments(Frag (&fr)[kTcSlots][NT], const __nv_bfloat16* rs, int wp, int64_t tiles, int64_t ldrs) {
+  XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
+    const int64_t jt = wp + kTcWarps * i;
+    if (jt < tiles) {
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) nvcuda::wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+    }
+  }
+}
+#endif
+
 // RegR: R's fragments in registers (tc_in_registers), else from rs each step.
 template <class Cell, int NT, bool RegR>
 __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(FwdArgs a, SplitLaunch S) {
@@ -123,14 +137,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
   __syncthreads();
   using FragR = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
   FragR fr[RegR ? kTcSlots : 1][NT];
-  if constexpr (RegR) {
-    XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-      const int64_t kt = wp + kTcWarps * i;
-      if (kt < KT) {
-        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
-      }
-    }
-  }
+  if constexpr (RegR) tc_load_fragments<NT>(fr, rs, wp, KT, ldrs);
   for (int64_t t = 0; t < S.L.S; ++t) {
     blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
     __syncthreads();
@@ -190,14 +197,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
   // op(B)[c][j] = R[j][k_c] = rs[j][c]: column-major with leading dimension ldrs
   using FragR = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
   FragR fr[RegR ? kTcSlots : 1][NT];
-  if constexpr (RegR) {
-    XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
-      const int64_t jt = wp + kTcWarps * i;
-      if (jt < JT) {
-        XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
-      }
-    }
-  }
+  if constexpr (RegR) tc_load_fragments<NT>(fr, rs, wp, JT, ldrs);
   // one 16 x 16 tile of this block's partial ∂h_{t-1}: rows of row tile mt, units of j-tile jt
   auto tile_out = [&](int64_t t, int64_t mt, int64_t jt, wmma::fragment<wmma::accumulator, 16, 16, 16, float>& acc) {
     wmma::store_matrix_sync(scratch, acc, static_cast<unsigned>(kTcScratchLd), wmma::mem_row_major);
