@@ -65,20 +65,42 @@ __host__ __device__ inline void tc_forward_init(const SplitFwd<Cell>& f, int tid
   for (int64_t i = tid; i < 16 * f.S.tc_mt() * f.S.ldhb(); i += nt) f.hb[i] = 0;  // the pads stay 0; stage_phase fills the rest
 }
 
-// p = (x + Σ_wp red[wp][b][c]) + bias for the own columns, warps in order (the lane form's lane_outputs, 8 partials)
+// x of a thread's first kTcPrefetch output items at step t (items i = tid + q·nt < B·4n, as tc_outputs walks them),
+// loaded before the grid barrier that precedes step t: their latency then overlaps the barrier instead of the step
+// (q unrolled: xn stays in registers)
+constexpr int kTcPrefetch = 4;
 template <class Cell>
-__host__ __device__ inline void tc_outputs(const SplitFwd<Cell>& f, int64_t t, int tid, int nt) {
-  const SplitLaunch& S = f.S;
-  const int64_t w = 4 * f.n, Bp = 16 * S.tc_mt(), ld = S.ldred();
-  for (int64_t i = tid; i < S.L.B * w; i += nt) {
-    const int64_t b = i / w, c = i % w;
-    float sum = 0.0f;
-    for (int wp = 0; wp < kTcWarps; ++wp) sum += f.red[(wp * Bp + b) * ld + c];
-    const int64_t k = S.head_col(f.u0, f.n, c), off = S.L.x_off(f.hd, b, t, k);
-    const float p = f.a.x[off] + sum + f.a.bias[S.L.gate_col(f.hd, k)];
-    if constexpr (Cell::kStates == 4) f.a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
-    f.pre[b * w + c] = p;
+__host__ __device__ inline void tc_prefetch_x(const SplitFwd<Cell>& f, int64_t t, int tid, int nt, float* xn) {
+  const int64_t w = 4 * f.n;
+  XLSTM_UNROLL for (int q = 0; q < kTcPrefetch; ++q) {
+    const int64_t i = tid + int64_t{q} * nt;
+    if (i < f.S.L.B * w) xn[q] = f.a.x[f.S.L.x_off(f.hd, i / w, t, f.S.head_col(f.u0, f.n, i % w))];
   }
+}
+
+// output item i = (row b, own column c) of step t: p = (x + Σ_wp red[wp][b][c]) + bias, warps in order (the lane
+// form's lane_outputs, 8 partials); x given (prefetched) or NaN: loaded here
+template <class Cell>
+__host__ __device__ inline void tc_output(const SplitFwd<Cell>& f, int64_t t, int64_t i, float x, bool have_x) {
+  const SplitLaunch& S = f.S;
+  const int64_t w = 4 * f.n, Bp = 16 * S.tc_mt(), ld = S.ldred(), b = i / w, c = i % w;
+  float sum = 0.0f;
+  for (int wp = 0; wp < kTcWarps; ++wp) sum += f.red[(wp * Bp + b) * ld + c];
+  const int64_t k = S.head_col(f.u0, f.n, c), off = S.L.x_off(f.hd, b, t, k);
+  const float p = (have_x ? x : f.a.x[off]) + sum + f.a.bias[S.L.gate_col(f.hd, k)];
+  if constexpr (Cell::kStates == 4) f.a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
+  f.pre[b * w + c] = p;
+}
+
+// The step's outputs of thread tid: its first kTcPrefetch items with x from xn (tc_prefetch_x), the rest loading x
+template <class Cell>
+__host__ __device__ inline void tc_outputs(const SplitFwd<Cell>& f, int64_t t, int tid, int nt, const float* xn) {
+  const int64_t items = f.S.L.B * 4 * f.n;
+  XLSTM_UNROLL for (int q = 0; q < kTcPrefetch; ++q) {
+    const int64_t i = tid + int64_t{q} * nt;
+    if (i < items) tc_output(f, t, i, xn[q], true);
+  }
+  for (int64_t i = tid + int64_t{kTcPrefetch} * nt; i < items; i += nt) tc_output(f, t, i, 0.0f, false);
 }
 
 template <class Cell>
@@ -138,6 +160,8 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
   using FragR = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
   FragR fr[RegR ? kTcSlots : 1][NT];
   if constexpr (RegR) tc_load_fragments<NT>(fr, rs, wp, KT, ldrs);
+  float xn[kTcPrefetch];
+  tc_prefetch_x(blk, 0, tid, nt, xn);
   for (int64_t t = 0; t < S.L.S; ++t) {
     blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
     __syncthreads();
@@ -167,9 +191,10 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
       }
     }
     __syncthreads();
-    tc_outputs(blk, t, tid, nt);
+    tc_outputs(blk, t, tid, nt, xn);
     __syncthreads();
     blk.cell_phase(t, tid, nt);
+    if (t + 1 < S.L.S) tc_prefetch_x(blk, t + 1, tid, nt, xn);
     __threadfence();
     grid.sync();
   }
@@ -321,9 +346,13 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
   std::vector<SplitFwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, b, sm.data() + b * ff, smb.data() + b * hh);
   const int64_t KT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, ldhb = S.ldhb(), ldred = S.ldred();
+  // every thread's prefetched x (tc_prefetch_x: for step 0 at the start, for step t + 1 after step t's cell phase)
+  std::vector<float> xn(static_cast<size_t>(S.blocks * nt * kTcPrefetch), __builtin_nanf(""));
+  const auto xn_of = [&](int64_t b, int tid) { return xn.data() + (b * nt + tid) * kTcPrefetch; };
   for (int64_t b = 0; b < S.blocks; ++b) {
     for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
     for (int tid = 0; tid < nt; ++tid) tc_forward_init(blocks[b], tid, nt);
+    for (int tid = 0; tid < nt; ++tid) tc_prefetch_x(blocks[b], 0, tid, nt, xn_of(b, tid));
   }
   std::vector<float> acc(static_cast<size_t>(NT * 256)), frag(256);
   for (int64_t t = 0; t < S.L.S; ++t)
@@ -342,8 +371,11 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
             for (int r = 0; r < 16; ++r)
               for (int q = 0; q < 16; ++q) blk.red[(wp * 16 * MT + mt * 16 + r) * ldred + c * 16 + q] = acc[c * 256 + r * 16 + q];
         }
-      for (int tid = 0; tid < nt; ++tid) tc_outputs(blk, t, tid, nt);
-      for (int tid = 0; tid < nt; ++tid) blk.cell_phase(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) tc_outputs(blk, t, tid, nt, xn_of(b, tid));
+      for (int tid = 0; tid < nt; ++tid) {
+        blk.cell_phase(t, tid, nt);
+        if (t + 1 < S.L.S) tc_prefetch_x(blk, t + 1, tid, nt, xn_of(b, tid));
+      }
     }
 }
 

@@ -269,6 +269,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       { B: 2, S: 3, NH: 16, DH: 96 },
       { B: 1, S: 3, NH: 33, DH: 100 },
       { B: 2, S: 2, NH: 1, DH: 1040 },
+      { B: 40, S: 2, NH: 4, DH: 256 }, // 1280 outputs per block: beyond the 4 per thread whose x is prefetched
     ];
     const bits = new Uint32Array(1), fl = new Float32Array(bits.buffer);
     /** x rounded to bfloat16 (nearest even; the arrays here hold no NaN) */
