@@ -497,51 +497,81 @@ struct SplitBwd {
       dn[i] = (NS == 4 && a.dfinal) ? a.dfinal[S.L.state0_off(2, hd, b, u)] : 0.0f;
     }
   }
+  // The inputs of own item i's (row b = i / n, unit u = u0 + i % n) cell backward at step t that come from the call's
+  // inputs, not from other blocks: gate pre-activations / activations, dy, the states at t and t-1. ItemLoad reads
+  // each where the cell backward uses it (cell_phase); ItemIn holds them read ahead (item_in: the tc form loads them
+  // before the grid barrier that precedes step t).
+  struct ItemLoad {
+    const SplitBwd* g;
+    int64_t t, b, u;
+    __host__ __device__ float gate(int q) const { return g->a.gates[g->S.L.x_off(g->hd, b, t, q * g->S.L.DH + u)]; }
+    __host__ __device__ float dy() const { return g->a.dy[g->S.L.y_off(g->hd, b, t, u)]; }
+    __host__ __device__ float state(int s) const { return g->a.states[g->S.L.state_off(s, g->hd, t, b, u)]; }  // at t
+    __host__ __device__ float prev(int s) const { return g->prev(s, t, b, u); }                                   // at t-1
+  };
+  struct ItemIn {
+    float p[4], dy_, st[4], pr[4];
+    __host__ __device__ float gate(int q) const { return p[q]; }
+    __host__ __device__ float dy() const { return dy_; }
+    __host__ __device__ float state(int s) const { return st[s]; }
+    __host__ __device__ float prev(int s) const { return pr[s]; }
+  };
+  __host__ __device__ ItemIn item_in(int64_t t, int64_t i) const {
+    const ItemLoad l{this, t, i / n, u0 + i % n};
+    ItemIn v;
+    for (int q = 0; q < 4; ++q) v.p[q] = l.gate(q);
+    v.dy_ = l.dy();
+    v.st[0] = v.pr[0] = 0.0f;  // h: the sLSTM's own at t; neither is read otherwise
+    for (int s = 1; s < NS; ++s) v.st[s] = l.state(s), v.pr[s] = l.prev(s);
+    if constexpr (NS == 4) v.st[0] = l.state(0);
+    for (int s = NS; s < 4; ++s) v.st[s] = v.pr[s] = 0.0f;
+    return v;
+  }
   // (A) own units: the cell backward (SumBatch: the loads of other blocks' partials in flight; fewer in the tc form,
   // whose R fragments hold 64 registers)
   template <int SumBatch = kSplitSumBatch>
   __host__ __device__ void cell_phase(int64_t t, int tid, int nt) const {
-    const int64_t DH = S.L.DH, w = 4 * n;
-    for (int64_t i = tid; i < S.L.B * n; i += nt) {
-      const int64_t b = i / n, lu = i % n, u = u0 + lu;
-      const float pi = a.gates[S.L.x_off(hd, b, t, u)], pf = a.gates[S.L.x_off(hd, b, t, DH + u)];
-      const float pz = a.gates[S.L.x_off(hd, b, t, 2 * DH + u)], po = a.gates[S.L.x_off(hd, b, t, 3 * DH + u)];
-      const float gh = a.dy[S.L.y_off(hd, b, t, u)] + dh_rec<SumBatch>(t, b, u);
-      const float c1 = a.states[S.L.state_off(1, hd, t, b, u)];
-      float dpi, dpf, dpz, dpo, dck = dc[i];
-      if constexpr (NS == 4) {
-        float dnk = dn[i];
-        Cell::backward(pi, pf, pz, po, prev(1, t, b, u), prev(2, t, b, u), prev(3, t, b, u), c1, a.states[S.L.state_off(2, hd, t, b, u)],
-                       a.states[S.L.state_off(3, hd, t, b, u)], a.states[S.L.state_off(0, hd, t, b, u)], gh, &dck, &dnk, &dpi, &dpf, &dpz, &dpo);
-        dn[i] = dnk;
-      } else {
-        Cell::backward(pi, pf, pz, po, prev(1, t, b, u), c1, gh, &dck, &dpi, &dpf, &dpz, &dpo);
-      }
-      dc[i] = dck;
-      if (S.tc) {  // own column g·n + lu of row b, rounded for the tensor-core products
-        uint16_t* d = db + b * S.lddp();
-        d[lu] = bf16_math::round(dpi);
-        d[n + lu] = bf16_math::round(dpf);
-        d[2 * n + lu] = bf16_math::round(dpz);
-        d[3 * n + lu] = bf16_math::round(dpo);
-      } else {
-        float* d = dp + b * w;
-        d[lu] = dpi;
-        d[n + lu] = dpf;
-        d[2 * n + lu] = dpz;
-        d[3 * n + lu] = dpo;
-      }
-      a.dx[S.L.x_off(hd, b, t, u)] = dpi;
-      a.dx[S.L.x_off(hd, b, t, DH + u)] = dpf;
-      a.dx[S.L.x_off(hd, b, t, 2 * DH + u)] = dpz;
-      a.dx[S.L.x_off(hd, b, t, 3 * DH + u)] = dpo;
-      if (a.dx_tb) {  // the tc form: dx time-major too, for its dR GEMM (recurrent_tc.cuh)
-        float* tb = a.dx_tb + (t * S.L.B + b) * 4 * S.L.H;
-        tb[S.L.gate_col(hd, u)] = dpi;
-        tb[S.L.gate_col(hd, DH + u)] = dpf;
-        tb[S.L.gate_col(hd, 2 * DH + u)] = dpz;
-        tb[S.L.gate_col(hd, 3 * DH + u)] = dpo;
-      }
+    for (int64_t i = tid; i < S.L.B * n; i += nt) cell_item<SumBatch>(t, i, ItemLoad{this, t, i / n, u0 + i % n});
+  }
+  // item i's cell backward at step t from its inputs v (ItemLoad / ItemIn) and ∂h = dy + the partials of t + 1
+  template <int SumBatch = kSplitSumBatch, class In>
+  __host__ __device__ void cell_item(int64_t t, int64_t i, const In& v) const {
+    const int64_t DH = S.L.DH, w = 4 * n, b = i / n, lu = i % n, u = u0 + lu;
+    const float pi = v.gate(0), pf = v.gate(1), pz = v.gate(2), po = v.gate(3);
+    const float gh = v.dy() + dh_rec<SumBatch>(t, b, u);
+    const float c1 = v.state(1);
+    float dpi, dpf, dpz, dpo, dck = dc[i];
+    if constexpr (NS == 4) {
+      float dnk = dn[i];
+      Cell::backward(pi, pf, pz, po, v.prev(1), v.prev(2), v.prev(3), c1, v.state(2), v.state(3), v.state(0), gh, &dck, &dnk, &dpi, &dpf, &dpz, &dpo);
+      dn[i] = dnk;
+    } else {
+      Cell::backward(pi, pf, pz, po, v.prev(1), c1, gh, &dck, &dpi, &dpf, &dpz, &dpo);
+    }
+    dc[i] = dck;
+    if (S.tc) {  // own column g·n + lu of row b, rounded for the tensor-core products
+      uint16_t* d = db + b * S.lddp();
+      d[lu] = bf16_math::round(dpi);
+      d[n + lu] = bf16_math::round(dpf);
+      d[2 * n + lu] = bf16_math::round(dpz);
+      d[3 * n + lu] = bf16_math::round(dpo);
+    } else {
+      float* d = dp + b * w;
+      d[lu] = dpi;
+      d[n + lu] = dpf;
+      d[2 * n + lu] = dpz;
+      d[3 * n + lu] = dpo;
+    }
+    a.dx[S.L.x_off(hd, b, t, u)] = dpi;
+    a.dx[S.L.x_off(hd, b, t, DH + u)] = dpf;
+    a.dx[S.L.x_off(hd, b, t, 2 * DH + u)] = dpz;
+    a.dx[S.L.x_off(hd, b, t, 3 * DH + u)] = dpo;
+    if (a.dx_tb) {  // the tc form: dx time-major too, for its dR GEMM (recurrent_tc.cuh)
+      float* tb = a.dx_tb + (t * S.L.B + b) * 4 * S.L.H;
+      tb[S.L.gate_col(hd, u)] = dpi;
+      tb[S.L.gate_col(hd, DH + u)] = dpf;
+      tb[S.L.gate_col(hd, 2 * DH + u)] = dpz;
+      tb[S.L.gate_col(hd, 3 * DH + u)] = dpo;
     }
   }
   // (B) this block's share of ∂h_{t-1}[b][j] for every unit j of the head

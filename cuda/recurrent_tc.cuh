@@ -103,6 +103,14 @@ __host__ __device__ inline void tc_outputs(const SplitFwd<Cell>& f, int64_t t, i
   for (int64_t i = tid + int64_t{kTcPrefetch} * nt; i < items; i += nt) tc_output(f, t, i, 0.0f, false);
 }
 
+// The backward's cell phase: item tid from its prefetched inputs, the thread's further items loading theirs
+template <class Cell>
+__host__ __device__ inline void tc_cell_phase(const SplitBwd<Cell>& g, int64_t t, int tid, int nt, const typename SplitBwd<Cell>::ItemIn& first) {
+  const int64_t items = g.S.L.B * g.n;
+  if (tid < items) g.template cell_item<kTcSumBatch>(t, tid, first);
+  for (int64_t i = tid + nt; i < items; i += nt) g.template cell_item<kTcSumBatch>(t, i, g.item_in(t, i));
+}
+
 template <class Cell>
 __host__ __device__ inline void tc_backward_init(const SplitBwd<Cell>& g, int tid, int nt) {
   tc_stage_r(g.S, g.a.R, g.hd, g.u0, g.n, g.rs, tid, nt);
@@ -230,8 +238,12 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
     tc_part_store(blk, t, mt, jt, lane, scratch);
     __syncwarp();
   };
+  // item tid's inputs for the next step, loaded before the barrier that precedes it (SplitBwd::item_in)
+  const int64_t items = S.L.B * blk.n;
+  typename SplitBwd<Cell>::ItemIn nxt{};
+  if (tid < items) nxt = blk.item_in(S.L.S - 1, tid);
   for (int64_t t = S.L.S - 1; t >= 0; --t) {
-    blk.template cell_phase<kTcSumBatch>(t, tid, nt);
+    tc_cell_phase(blk, t, tid, nt, nxt);
     __syncthreads();
     for (int64_t mt = 0; mt < MT; ++mt) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fd[NT];
@@ -256,6 +268,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
         }
       }
     }
+    if (t > 0 && tid < items) nxt = blk.item_in(t - 1, tid);
     __threadfence();
     grid.sync();
   }
@@ -389,15 +402,20 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
   std::vector<SplitBwd<Cell>> blocks;
   for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part.data(), b, sm.data() + b * ff, smb.data() + b * hh);
   const int64_t JT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, lddp = S.lddp();
+  // every thread's prefetched item inputs (for step S-1 at the start, for step t - 1 after step t's products)
+  using ItemIn = typename SplitBwd<Cell>::ItemIn;
+  std::vector<ItemIn> nxt(static_cast<size_t>(S.blocks * nt));
   for (int64_t b = 0; b < S.blocks; ++b) {
     for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
     for (int tid = 0; tid < nt; ++tid) tc_backward_init(blocks[b], tid, nt);
+    for (int tid = 0; tid < nt; ++tid)
+      if (tid < S.L.B * blocks[b].n) nxt[b * nt + tid] = blocks[b].item_in(S.L.S - 1, tid);
   }
   std::vector<float> acc(256), frag(256);
   for (int64_t t = S.L.S - 1; t >= 0; --t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitBwd<Cell>& blk = blocks[b];
-      for (int tid = 0; tid < nt; ++tid) blk.template cell_phase<kTcSumBatch>(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) tc_cell_phase(blk, t, tid, nt, nxt[b * nt + tid]);
       for (int wp = 0; wp < kTcWarps; ++wp) {
         float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
         for (int64_t mt = 0; mt < MT; ++mt)
@@ -412,6 +430,8 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
             for (int lane = 0; lane < 32; ++lane) tc_part_store(blk, t, mt, jt, lane, scratch);
           }
       }
+      for (int tid = 0; tid < nt; ++tid)
+        if (t > 0 && tid < S.L.B * blk.n) nxt[b * nt + tid] = blk.item_in(t - 1, tid);
     }
   for (auto& blk : blocks)
     for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);
