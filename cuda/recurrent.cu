@@ -193,6 +193,7 @@ RecLaunch make_launch(const RecurrentDims& d) {
 struct FwdArgs {
   float *y, *states, *gates;
   const float *x, *state0, *R, *bias;
+  uint16_t* hx = nullptr;  // the tc form: h_t as bf16 [2][B][H] by step parity, the blocks' exchange (recurrent_tc.cuh)
 };
 
 template <class Cell>
@@ -704,10 +705,13 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
     S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
     // bf16 (the autocast): the tensor-core form where it applies and the device holds its grid (recurrent_tc.cuh)
-    if (bf16) {
+    if (bf16 && tc_tiles(S.nu)) {
       SplitLaunch ST = S;
       ST.tc = tc_tiles(S.nu);
-      void* targs[] = {&a, &ST};
+      StreamScratch<uint16_t> hx(2 * L.B * L.H, as_stream(stream), entry);
+      FwdArgs at = a;
+      at.hx = hx.p;
+      void* targs[] = {&at, &ST};
       if (launch_lane(tc_forward_kernel<Cell>(ST), ST.fwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs,
                       as_stream(stream), entry))
         return;
@@ -885,8 +889,12 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
     if (bf16) {  // the tensor-core form where the device launch would take it (forward_impl)
       SplitLaunch ST = S;
       ST.tc = tc_tiles(S.nu);
-      if (ST.tc && ST.fwd_floats() * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit)
-        return split_tc_forward_replay<Cell>(ST, FwdArgs{y, states, gates, x, state0, R, bias});
+      if (ST.tc && ST.fwd_floats() * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit) {
+        std::vector<uint16_t> hx(static_cast<size_t>(2 * L.B * L.H), kBf16Nan);
+        FwdArgs at{y, states, gates, x, state0, R, bias};
+        at.hx = hx.data();
+        return split_tc_forward_replay<Cell>(ST, at);
+      }
     }
     // the lane form where the device launch would take it (forward_impl: "split-lane" only)
     S.lane_m = lane_requested() ? lane_slots(L.DH, S.nu) : 0;

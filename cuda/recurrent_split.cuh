@@ -407,7 +407,8 @@ struct SplitFwd {
       pre[b * w + c] = p;
     }
   }
-  // (2) own units: the cell
+  // (2) own units: the cell (Hx: the tc form, which also writes h_t as bf16 into its exchange buffer a.hx)
+  template <bool Hx = false>
   __host__ __device__ void cell_phase(int64_t t, int tid, int nt) const {
     const int64_t w = 4 * n;
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
@@ -436,6 +437,7 @@ struct SplitFwd {
       }
       a.states[S.L.state_off(0, hd, t, b, u)] = h;
       a.y[S.L.y_off(hd, b, t, u)] = h;
+      if constexpr (Hx) a.hx[((t & 1) * S.L.B + b) * S.L.H + hd * S.L.DH + u] = bf16_math::round(h);
     }
   }
 };

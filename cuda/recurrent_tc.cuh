@@ -3,7 +3,8 @@
 // the cells, the carried states and the backward's partial sums over a head's blocks are the split launch's
 // (SplitFwd / SplitBwd with S.tc > 0); only the recurrent matrix products change, as in FlashRNN:
 //   forward, step t: p[b][c] = x + Σ_j bf16(h_{t-1}[b][j])·bf16(R[j][k_c]) + bias for the block's own gate columns c.
-//     h_{t-1} is staged as bf16 (hb: rows b padded to 16·mt, units j to 16·kt, the pads 0); R's own columns are
+//     h_{t-1} is staged as bf16 (hb: rows b padded to 16·mt, units j to 16·kt, the pads 0; from the exchange buffer
+//     hx the blocks write h_t into as bf16 besides the float32 states: half the bytes); R's own columns are
 //     staged once as bf16 (rs) and, where they fit (tc <= 2 column tiles, DH <= 1024: G1, the models' head sizes),
 //     held in wmma matrix_b fragments (registers) for the whole sequence, else read from rs each step (any number of
 //     units per block up to 32, head sizes as far as shared memory goes). Warp wp takes the j-tiles
@@ -63,6 +64,60 @@ template <class Cell>
 __host__ __device__ inline void tc_forward_init(const SplitFwd<Cell>& f, int tid, int nt) {
   tc_stage_r(f.S, f.a.R, f.hd, f.u0, f.n, f.rs, tid, nt);
   for (int64_t i = tid; i < 16 * f.S.tc_mt() * f.S.ldhb(); i += nt) f.hb[i] = 0;  // the pads stay 0; stage_phase fills the rest
+}
+
+// 16 bytes (8 bf16) of the exchange buffer through L2 (other blocks wrote them before the last grid barrier), and into
+// shared memory; on the host memcpy
+__host__ __device__ __forceinline__ uint4 tc_load8(const uint16_t* p) {
+#ifdef __CUDA_ARCH__
+  return __ldcg(reinterpret_cast<const uint4*>(p));
+#else
+  uint4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#endif
+}
+__host__ __device__ __forceinline__ void tc_store8(uint16_t* p, uint4 v) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<uint4*>(p) = v;
+#else
+  std::memcpy(p, &v, sizeof v);
+#endif
+}
+__host__ __device__ __forceinline__ uint16_t tc_load1(const uint16_t* p) {
+#ifdef __CUDA_ARCH__
+  return __ldcg(reinterpret_cast<const unsigned short*>(p));
+#else
+  return *p;
+#endif
+}
+
+// (0) h_{t-1} of the whole head into hb as bf16: at t = 0 from state0 (stage_phase rounds it), later from the
+// exchange buffer the blocks wrote at t-1 (a.hx, already rounded: half the bytes of the float32 states), 8 units per
+// 16-byte load where DH and H are multiples of 8, kTcStageBatch loads in flight per thread
+constexpr int kTcStageBatch = 8;
+template <class Cell>
+__host__ __device__ inline void tc_stage(const SplitFwd<Cell>& f, int64_t t, int tid, int nt) {
+  if (t == 0) return f.template stage_phase<kLaneStageBatch>(t, tid, nt);
+  const SplitLaunch& S = f.S;
+  const uint16_t* src = f.a.hx + ((t - 1) & 1) * S.L.B * S.L.H + f.hd * S.L.DH;
+  const int64_t ld = S.ldhb(), H = S.L.H;
+  if (S.L.DH % 8 == 0 && H % 8 == 0) {
+    for (StridedItems it(tid, nt, S.L.DH / 8); it.o < S.L.B;) {
+      uint4 v[kTcStageBatch];
+      int32_t dst[kTcStageBatch];  // shared-memory offsets (halves)
+      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q) {
+        const bool ok = it.o < S.L.B;
+        v[q] = ok ? tc_load8(src + it.o * H + 8 * it.in) : make_uint4(0, 0, 0, 0);
+        dst[q] = ok ? static_cast<int32_t>(it.o * ld + 8 * it.in) : -1;
+        it.next();
+      }
+      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q)
+        if (dst[q] >= 0) tc_store8(f.hb + dst[q], v[q]);
+    }
+    return;
+  }
+  for (StridedItems it(tid, nt, S.L.DH); it.o < S.L.B; it.next()) f.hb[it.o * ld + it.in] = tc_load1(src + it.o * H + it.in);
 }
 
 // x of a thread's first kTcPrefetch output items at step t (items i = tid + q·nt < B·4n, as tc_outputs walks them),
@@ -171,7 +226,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
   float xn[kTcPrefetch];
   tc_prefetch_x(blk, 0, tid, nt, xn);
   for (int64_t t = 0; t < S.L.S; ++t) {
-    blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+    tc_stage(blk, t, tid, nt);
     __syncthreads();
     for (int64_t mt = 0; mt < MT; ++mt) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
@@ -201,7 +256,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
     __syncthreads();
     tc_outputs(blk, t, tid, nt, xn);
     __syncthreads();
-    blk.cell_phase(t, tid, nt);
+    blk.template cell_phase<true>(t, tid, nt);
     if (t + 1 < S.L.S) tc_prefetch_x(blk, t + 1, tid, nt, xn);
     __threadfence();
     grid.sync();
@@ -371,7 +426,7 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
   for (int64_t t = 0; t < S.L.S; ++t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitFwd<Cell>& blk = blocks[b];
-      for (int tid = 0; tid < nt; ++tid) blk.template stage_phase<kLaneStageBatch>(t, tid, nt);
+      for (int tid = 0; tid < nt; ++tid) tc_stage(blk, t, tid, nt);
       for (int wp = 0; wp < kTcWarps; ++wp)
         for (int64_t mt = 0; mt < MT; ++mt) {
           std::fill(acc.begin(), acc.end(), 0.0f);
@@ -386,7 +441,7 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
         }
       for (int tid = 0; tid < nt; ++tid) tc_outputs(blk, t, tid, nt, xn_of(b, tid));
       for (int tid = 0; tid < nt; ++tid) {
-        blk.cell_phase(t, tid, nt);
+        blk.template cell_phase<true>(t, tid, nt);
         if (t + 1 < S.L.S) tc_prefetch_x(blk, t + 1, tid, nt, xn_of(b, tid));
       }
     }
