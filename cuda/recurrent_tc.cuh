@@ -14,16 +14,18 @@
 //   backward, step t: the cell backward rounds its dp to bf16 (db: [16·mt][16·tc], pads 0; dx stays float32); the
 //     block's share of ∂h_{t-1}[b][j] = Σ_c bf16(R[j][k_c])·bf16(dp[b][c]) comes from fragments of R's own columns
 //     transposed (warp wp: j-tiles jt = wp, wp + 8, ...; registers or rs as forward), one 16 x 16 output tile at a
-//     time, staged through the warp's scratch
-//     into part, as the float32 split backward writes it; the cell phase also writes dx time-major (dx_tb) for dR:
-//     one grouped tensor-core GEMM over all rows (tc_dr_gemm), dbias the reduction kernel's column sums.
+//     time, staged through the warp's scratch into part, as the float32 split backward writes it; the cell phase also
+//     writes dx time-major (dx_tb) for dR: one grouped tensor-core GEMM over all rows (tc_dr_gemm), dbias the
+//     reduction kernel's column sums.
+// A step's inputs that other blocks do not write (x forward: tc_prefetch_x; gates, dy, states backward: ItemIn) are
+// loaded, for a thread's first items, before the grid barrier that precedes the step, so their latency overlaps it.
 // Sums: float32 accumulators; every product of two bf16 values is exact in float32, so the device and the host replay
 // differ only in the order the tensor cores add a tile's 16 products (the replay: k in order, one fma chain).
 // Applies wherever the split launch does (B <= 64 rows: kSplitMaxB) with at most 32 units per block and the shared
 // memory fits; elsewhere the bf16 request runs the float32 form (more precise, never less). Column tiles are padded to
-// 1, 2, 4 or 8 (the instantiated kernels), the pad columns 0. Host replay: split_tc_{forward,backward}_replay, the same phase functions
-// with the 16 x 16 x 16 products as loops over the staged bf16 values; bf16 shared memory NaN-filled (0x7fc0), so a
-// pad the kernels fail to zero or a slot they fail to write shows up in the results.
+// 1, 2, 4 or 8 (the instantiated kernels), the pad columns 0. Host replay: split_tc_{forward,backward}_replay, the
+// same phase functions with the 16 x 16 x 16 products as loops over the staged bf16 values; bf16 shared memory and the
+// exchange buffer NaN-filled (0x7fc0), so a pad the kernels fail to zero or a slot they fail to write shows up.
 // (recurrent.cu includes <mma.h>, <cuda_bf16.h> and kernels/bf16_math.h for it.)
 #pragma once
 
