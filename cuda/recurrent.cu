@@ -929,9 +929,9 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   SplitLaunch S;
   const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
   if (split && lane_requested()) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
-  if (split && bf16) {  // the tensor-core form where the device launch would take it (launch_split_backward)
+  if (split && bf16) {  // the tensor-core form where the device launch would take it (launch_split_backward; where
+                        // it does not fit, the lane form under "split-lane" as there)
     S.tc = tc_tiles(S.nu);
-    S.lane_j = 0;
     if (S.tc && S.bwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.tc = 0;
   }
   if (split && S.tc) {  // the tc form and its parameter gradients (launch_split_backward)
