@@ -9,7 +9,7 @@ W1 stack-train, W2 lm-train (AdamW, clip 1.0), W3 slstm-layer, W4 mlstm-cell at 
 column needs a fresh process per size: not measured here), W5 generate-step / prefill-256, W6 lstm-d2l, and G1's
 shapes on torch.nn.LSTM. `--device cuda` runs them on a GPU (float32, TF32 off; G1 also under bf16 autocast). The
 reference's sLSTM runs with its "vanilla" backend unless `--slstm-backend cuda` (which compiles its kernels). Medians of `reps` timed runs
-after one warm-up, as `xlstm bench` does. Not part of the npm package (no Python at run time); see the README's
+after an untimed warm-up of at least one run and 0.5 s, as `xlstm bench` does. Not part of the npm package (no Python at run time); see the README's
 performance section for how the ratios were taken.
 """
 
@@ -31,9 +31,17 @@ def sync():
         torch.cuda.synchronize()
 
 
+WARMUP_S = 0.5  # untimed warm-up: at least one run, then more until this many seconds (as lib/bench/index.ts)
+WARMUP_MAX_RUNS = 1000
+
+
 def timed(step, reps):
-    step()  # warm-up
-    sync()
+    start = time.perf_counter()
+    for _ in range(WARMUP_MAX_RUNS):
+        step()
+        sync()
+        if time.perf_counter() - start >= WARMUP_S:
+            break
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -133,7 +133,7 @@ const BENCH: CommandSpec = {
   flags: [
     { name: "workload", kind: "string", arg: "IDS", help: "comma-separated workload ids (see ../shared/bench/WORKLOADS.md; on the GPU: G1, G1-split-lane, G1-rows, G2, G3, G3-W5, L1-cuda, W1-cuda, W3-cuda, W4-cuda, W6-cuda)" },
     { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "device of the workloads to run (default cpu)" },
-    { name: "reps", kind: "int", arg: "N", help: "timed repetitions after one warm-up (default 5)" },
+    { name: "reps", kind: "int", arg: "N", help: "timed repetitions after the warm-up (untimed runs for at least 0.5 s; default 5)" },
   ],
 };
 
