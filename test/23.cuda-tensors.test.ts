@@ -182,6 +182,25 @@ describe("23 CUDA tensors", () => {
         }
     });
 
+    itCuda("mLSTM chunkSize \"auto\" on CUDA runs the device's choice (bit for bit against that explicit chunk), not the CPU's", () => {
+      // DK·DV = 20480: the CUDA rule picks 128 (sqrt(10240) = 101), the CPU rule 64; S 150 spans two chunks of 128
+      const [B, NH, S, DK, DV] = [1, 1, 150, 128, 160];
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cuda"), 128);
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cpu"), 64);
+      const gen = new Generator(11);
+      const leaves = [[B, NH, S, DK], [B, NH, S, DK], [B, NH, S, DV], [B, NH, S], [B, NH, S]].map((sh, j) => Tensor.randn(sh, { generator: gen, mean: j === 4 ? 3 : 0 }));
+      const dh = Tensor.randn([B, NH, S, DV], { generator: gen });
+      const run = (chunkSize: number | "auto") => {
+        const xs = leaves.map((t) => t.to("cuda").requiresGrad_());
+        const h = ops.mlstm(xs[0], xs[1], xs[2], xs[3], xs[4], { chunkSize }).h;
+        h.backward(dh.to("cuda"));
+        return [h, ...xs.map((t) => t.grad!)].map((t) => t.toFlatArray());
+      };
+      const auto = run("auto");
+      assert.deepEqual(auto, run(128));
+      assert.notDeepEqual(auto, run(64));
+    });
+
     itCuda("modules on the GPU give the CPU's outputs and parameter gradients (LSTM, sLSTM-only and mixed xLSTM LMs)", () => {
       const pairs: [() => nn.Module, (m: nn.Module, dev: "cpu" | "cuda") => Tensor][] = [
         [() => new nn.LSTM({ input_size: 5, hidden_size: 8, num_layers: 2, batch_first: true }), (m, dev) => (m as nn.LSTM).forward(Tensor.randn([3, 6, 5], { generator: new Generator(1), device: dev }))[0]],

@@ -306,6 +306,67 @@ describe("42 mLSTM forms", () => {
   });
 });
 
+describe("42 mLSTM chunkSize \"auto\"", () => {
+  it("mlstmAutoChunk: the documented rules (CPU by the state size; CUDA sqrt(DK·DV/2) to a power of two in 64..256)", () => {
+    // CPU: 64 below DK·DV = 2^15, 128 from there
+    for (const [DK, DV, want] of [[1, 1, 64], [64, 64, 64], [128, 128, 64], [181, 181, 64], [256, 128, 128], [256, 512, 128], [1024, 1024, 128]] as const)
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cpu"), want, `cpu ${DK} x ${DV}`);
+    // CUDA, by hand: sqrt(64·64/2) = 45.3 -> 32 -> 64 (floor); 192²: 135.8 -> 128; 256 x 512: 256; 512²: 362 -> 256 (cap)
+    for (const [DK, DV, want] of [[1, 1, 64], [64, 64, 64], [192, 192, 128], [256, 512, 256], [512, 512, 256], [48, 1000, 128]] as const)
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cuda"), want, `cuda ${DK} x ${DV}`);
+    // non-decreasing in the state size on both devices
+    for (const dev of ["cpu", "cuda"] as const) {
+      let last = 0;
+      for (let e = 0; e <= 20; ++e) {
+        const L = ops.mlstmAutoChunk(2 ** Math.floor(e / 2), 2 ** Math.ceil(e / 2), dev);
+        assert.ok(L >= last && [64, 128, 256].includes(L), `${dev}: 2^${e} -> ${L} after ${last}`);
+        last = L;
+      }
+    }
+    assert.equal(ops.mlstmAutoChunk(256, 512), 128, "default device: the CPU");
+    assert.throws(() => ops.mlstmAutoChunk(0, 4, "cpu"), (e: Error) => e instanceof RangeError && e.message === "ops.mlstmAutoChunk: DK must be a positive integer, got 0");
+    assert.throws(() => ops.mlstmAutoChunk(4, "4" as never), (e: Error) => e instanceof TypeError && /^ops\.mlstmAutoChunk: DV must be a positive integer/.test(e.message));
+    assert.throws(() => ops.mlstmAutoChunk(4, 4, "gpu" as never), (e: Error) => e instanceof RangeError && e.message === 'ops.mlstmAutoChunk: device must be "cpu" or "cuda", got the string "gpu"');
+  });
+
+  it("ops.mlstm / ops.mlstmLayer with \"auto\" run the chosen chunk (bit for bit, values and gradients); bad values are named", () => {
+    // DK·DV = 2^15: the CPU picks 128, so S = 150 runs two chunks, not the default's three
+    const d = { B: 1, NH: 1, S: 150, DK: 256, DV: 128 };
+    const x = makeInputs(d, false);
+    assert.equal(ops.mlstmAutoChunk(d.DK, d.DV, "cpu"), 128);
+    const run = (chunkSize: number | "auto" | undefined) => {
+      const leaves = [x.q, x.k, x.v, x.i, x.f].map((t) => t.detach().requiresGrad_());
+      const h = ops.mlstm(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], { chunkSize }).h;
+      h.backward(ops.scale(h, 0.5));
+      return [h, ...leaves.map((t) => t.grad!)].map((t) => t.toFlatArray());
+    };
+    const auto = run("auto");
+    assert.deepEqual(auto, run(128));
+    assert.notDeepEqual(auto, run(undefined), "the default (64) sums in other chunks");
+    const bad: [unknown, RegExp][] = [
+      ["Auto", /^ops\.mlstm: chunkSize must be a positive integer or "auto", got the string "Auto"$/],
+      [0, /^ops\.mlstm: chunkSize must be a positive integer or "auto", got 0$/],
+      [2.5, /got 2\.5$/],
+      [{}, /^ops\.mlstm: chunkSize must be a positive integer or "auto", got Object$/],
+    ];
+    for (const [v, re] of bad) assert.throws(() => ops.mlstm(x.q, x.k, x.v, x.i, x.f, { chunkSize: v as never }), (e: Error) => (typeof v === "object" ? e instanceof TypeError : e instanceof RangeError) && re.test(e.message), String(v));
+
+    // the fused layer: heads of Di / NH = 256 (CPU: 128), S 140
+    const gen = new Generator(5);
+    const E = 8, Di = 256, NH = 1, S = 140, Bq = 4;
+    const shapes: Record<string, number[]> = {
+      wUp: [2 * Di, E], wConv: [Di, 1, 4], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
+      wI: [NH, 3 * Di], bI: [NH], wF: [NH, 3 * Di], bF: [NH], wNorm: [Di], skip: [Di], wDown: [E, Di],
+    };
+    const w = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, Tensor.randn(sh, { generator: gen, std: 0.3, mean: k === "bF" ? 3 : 0 })]));
+    const xs = Tensor.randn([1, S, E], { generator: gen });
+    const layer = (chunkSize: number | "auto" | undefined) => ops.mlstmLayer(xs, w as never, { numHeads: NH, chunkSize }).toFlatArray();
+    assert.deepEqual(layer("auto"), layer(128));
+    assert.notDeepEqual(layer("auto"), layer(undefined));
+    assert.throws(() => ops.mlstmLayer(xs, w as never, { numHeads: NH, chunkSize: "big" as never }), (e: Error) => e instanceof RangeError && /^ops\.mlstmLayer: chunkSize must be a positive integer or "auto"/.test(e.message));
+  });
+});
+
 describe("42 mLSTM kernels (Float32Array API)", () => {
   const dims = { B: 2, NH: 2, S: 70, DHQK: 16, DHV: 8 };
   const d = { B: dims.B, NH: dims.NH, S: dims.S, DK: dims.DHQK, DV: dims.DHV };

@@ -18,7 +18,7 @@ type OpFn = (...a: unknown[]) => unknown;
 const table = ops as unknown as Record<string, OpFn>;
 
 /** What kind of value each positional parameter takes (drives the hostile values of the sweep). */
-type Kind = "tensor" | "tensor?" | "operand" | "int-tensor" | "number" | "number?" | "bool?" | "dims?" | "shape" | "tensors" | "parts" | "weights" | "options";
+type Kind = "tensor" | "tensor?" | "operand" | "int-tensor" | "number" | "number?" | "bool?" | "device?" | "dims?" | "shape" | "tensors" | "parts" | "weights" | "options";
 interface Param {
   name: string;
   kind: Kind;
@@ -74,13 +74,14 @@ export const SIGNATURES: Record<string, Param[]> = {
     {
       name: "options",
       kind: "options",
-      keys: { form: ["bogus", 1, null, 3n], chunkSize: BAD_NUM, eps: [-1, NaN, "1e-6", Symbol("e")], initialState: [5, "s", {}, { c: 1, n: 2, m: 3 }, []] },
+      keys: { form: ["bogus", 1, null, 3n], chunkSize: [...BAD_NUM, "Auto", ""], eps: [-1, NaN, "1e-6", Symbol("e")], initialState: [5, "s", {}, { c: 1, n: 2, m: 3 }, []] },
     },
   ],
+  mlstmAutoChunk: [{ name: "DK", kind: "number" }, { name: "DV", kind: "number" }, { name: "device", kind: "device?" }],
   mlstmLayer: [
     TENSOR("x"),
     { name: "weights", kind: "weights", fields: MLSTM_LAYER_FIELDS },
-    { name: "options", kind: "options", keys: { numHeads: [0, 3, NaN, "2", null, undefined], chunkSize: BAD_NUM, cellEps: [NaN, -1, "x"], normEps: [NaN, -1, "x"] } },
+    { name: "options", kind: "options", keys: { numHeads: [0, 3, NaN, "2", null, undefined], chunkSize: [...BAD_NUM, "Auto", ""], cellEps: [NaN, -1, "x"], normEps: [NaN, -1, "x"] } },
   ],
 };
 
@@ -119,10 +120,11 @@ const BUILDERS: Record<string, (r: Rand) => unknown[]> = (() => {
     mlstm: (r) => {
       const { B, S } = dims(r);
       const NH = r.range(1, 2), DK = r.range(1, 3), DV = r.range(1, 3);
-      const opts: Record<string, unknown> = { form: r.pick(["auto", "parallel", "chunkwise", "recurrent"]), chunkSize: r.pick([1, 2, 64]), returnLastState: r.bool() };
+      const opts: Record<string, unknown> = { form: r.pick(["auto", "parallel", "chunkwise", "recurrent"]), chunkSize: r.pick([1, 2, 64, "auto"]), returnLastState: r.bool() };
       if (r.bool(0.3)) opts.initialState = { c: T(r, [B, NH, DK, DV]), n: T(r, [B, NH, DK]), m: T(r, [B, NH]) };
       return [T(r, [B, NH, S, DK]), T(r, [B, NH, S, DK]), T(r, [B, NH, S, DV]), T(r, [B, NH, S]), T(r, [B, NH, S]), opts];
     },
+    mlstmAutoChunk: (r) => [r.range(1, 600), r.range(1, 600), r.pick(["cpu", "cuda"])],
     mlstmLayer: (r) => {
       const { B, S } = dims(r);
       const E = r.range(1, 4), NH = r.range(1, 2), Bq = r.range(1, 2), Di = NH * Bq * r.range(1, 2), K = r.range(1, 3);
@@ -130,7 +132,7 @@ const BUILDERS: Record<string, (r: Rand) => unknown[]> = (() => {
         wUp: [2 * Di, E], wConv: [Di, 1, K], bConv: [Di], wQ: [Di / Bq, Bq, Bq], wK: [Di / Bq, Bq, Bq], wV: [Di / Bq, Bq, Bq],
         wI: [NH, 3 * Di], bI: [NH], wF: [NH, 3 * Di], bF: [NH], wNorm: [Di], skip: [Di], wDown: [E, Di],
       };
-      return [T(r, [B, S, E]), Object.fromEntries(MLSTM_LAYER_WEIGHTS.map((k) => [k, T(r, shapes[k])])), { numHeads: NH, chunkSize: r.pick([1, 2, 64]) }];
+      return [T(r, [B, S, E]), Object.fromEntries(MLSTM_LAYER_WEIGHTS.map((k) => [k, T(r, shapes[k])])), { numHeads: NH, chunkSize: r.pick([1, 2, 64, "auto"]) }];
     },
   };
   for (const n of ["add", "sub", "mul", "div"])
@@ -290,6 +292,8 @@ function hostileValues(r: Rand, p: Param, current: unknown): { v: unknown; what:
       return [...ABSURD_NUMBERS.map((v) => ({ v, what: String(v) })), ...kinds(2).filter((h) => typeof h.v !== "number" && !(p.kind === "number?" && h.v === undefined))];
     case "bool?":
       return BAD_BOOL.map((v) => ({ v, what: describeArg(v) }));
+    case "device?":
+      return ["gpu", "CPU", "", 1, null, {}].map((v) => ({ v, what: describeArg(v) }));
     case "dims?":
     case "shape": {
       const holey: number[] = new Array(3);
@@ -420,7 +424,7 @@ export function sweepOps(options: { seed: number }, progress: Progress): SweepRe
     const full = BUILDERS[name](new Rand(options.seed));
     for (let n = 0; n < full.length; ++n) {
       const p = sig[n];
-      if (p.kind === "tensor?" || p.kind === "number?" || p.kind === "bool?" || p.kind === "dims?" || p.kind === "options") continue;
+      if (p.kind === "tensor?" || p.kind === "number?" || p.kind === "bool?" || p.kind === "device?" || p.kind === "dims?" || p.kind === "options") continue;
       one(name, full.slice(0, n), p.name, "missing");
     }
   }

@@ -131,7 +131,7 @@ registerWorkload({
 
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels, and the opt-in composed form) and under the bf16 autocast (tensor-core products; chunk 64 and 128)",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the opt-in composed form) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
@@ -142,9 +142,11 @@ registerWorkload({
     const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
     const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
     const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
-    // the bf16 form also at chunk 128 (half the inter-chunk states to write and read, twice the intra-chunk products):
-    // the figures that choose its chunk per shape; the float32 composed form (opt-in) next to the tiled one
-    for (const [dtype, chunk, form] of [["float32", 64, "tiles"], ["float32", 64, "composed"], ["bfloat16", 64, "tiles"], ["bfloat16", 128, "tiles"]] as const) {
+    // the bf16 form also at chunks 128 and 256 (fewer inter-chunk states to write and read, longer intra-chunk
+    // products), the float32 form also at 256: the figures that calibrate chunkSize "auto" (ops.mlstmAutoChunk; each
+    // row's `auto_chunk` is its choice here); the float32 composed form (opt-in) next to the tiled one
+    const autoChunk = ops.mlstmAutoChunk(DK, DV, "cuda");
+    for (const [dtype, chunk, form] of [["float32", 64, "tiles"], ["float32", 256, "tiles"], ["float32", 64, "composed"], ["bfloat16", 64, "tiles"], ["bfloat16", 128, "tiles"], ["bfloat16", 256, "tiles"]] as const) {
       const prev = native.cudaSetMlstmForm(form);
       const t = await timeGpu(() => {
         const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: chunk }).h;
@@ -155,7 +157,7 @@ registerWorkload({
         }
       }, reps).finally(() => native.cudaSetMlstmForm(prev));
       const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
-      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
+      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, auto_chunk: autoChunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
     }
   },
 });

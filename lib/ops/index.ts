@@ -29,8 +29,9 @@ export type { HeadwisePart } from "./headwise";
 export { slstm, lstm } from "./recurrent";
 export type { LstmOptions, RecurrentOutput, SlstmOptions } from "./recurrent";
 // [mlstm-exports]
-// defines: mlstm (mlstm)
+// defines: mlstm (mlstm), mlstmLayer (mlstm-layer), mlstmAutoChunk (mlstm-chunk)
 export { mlstm } from "./mlstm";
 export type { MlstmForm, MlstmState, MlstmOptions, MlstmOutput } from "./mlstm";
 export { mlstmLayer } from "./mlstm-layer";
+export { mlstmAutoChunk } from "./mlstm-chunk";
 export type { MlstmLayerWeights, MlstmPreNorm } from "./mlstm-layer";

@@ -15,6 +15,7 @@ import { add, mul, silu } from "./elementwise";
 import { headwiseLinear } from "./headwise";
 import { linear } from "./matmul";
 import { mlstm } from "./mlstm";
+import { resolveChunkSize } from "./mlstm-chunk";
 import { layerNorm, multiHeadLayerNorm } from "./norm";
 import { cat, permute, slice } from "./shape";
 
@@ -63,10 +64,11 @@ export interface MlstmPreNorm {
  * With options.preNorm, the whole pre-norm residual half of an xLSTM block instead: y = x + layer(LayerNorm(x))
  * (the same numbers as ops.layerNorm, the layer and ops.add; the norm's weight gets its gradient too). On CUDA tensors
  * (x and every weight on the GPU) it runs as the composition of the single ops, each with its CUDA kernel.
- * @param options.numHeads NH (divides Di); options.chunkSize the cell's chunk (default 64: the "auto" form)
+ * @param options.numHeads NH (divides Di); options.chunkSize the cell's chunk (default 64: the "auto" form), or "auto":
+ *   chosen per head size and device (mlstmAutoChunk)
  * @throws TypeError for non-Tensor / non-float32 arguments, RangeError for inconsistent shapes
  */
-export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number; cellEps?: number; normEps?: number; preNorm?: MlstmPreNorm | null }): Tensor {
+export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads: number; chunkSize?: number | "auto"; cellEps?: number; normEps?: number; preNorm?: MlstmPreNorm | null }): Tensor {
   requireTensor(OP, "x", x, { cuda: true });
   if (typeof w !== "object" || w === null || Array.isArray(w)) throw new TypeError(`${OP}: weights must be an object of Tensors (${ORDER.join(", ")}), got ${kindOf(w)}`);
   if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`${OP}: options must be an object { numHeads, chunkSize?, cellEps?, normEps? }, got ${kindOf(options)}`);
@@ -93,9 +95,7 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
     const s = w[k].shape, e = want[k];
     if (s.length !== e.length || s.some((d, j) => d !== e[j])) throw shapeError(`${OP}: weights.${k}`, s, `[${e.join(", ")}]`);
   }
-  const chunkSize = options.chunkSize ?? 64;
-  if (typeof chunkSize !== "number" || !Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 31 - 1) throw new RangeError(`${OP}: chunkSize must be a positive integer, got ${show(chunkSize)}`);
-  const chunk = Math.min(chunkSize, S);
+  const chunk = Math.min(resolveChunkSize(OP, options.chunkSize, 64, Di / NH, Di / NH, x.device), S);
   const cellEps = options.cellEps ?? 1e-6, normEps = options.normEps ?? 1e-5;
   if (typeof cellEps !== "number" || !Number.isFinite(cellEps) || cellEps < 0) throw new RangeError(`${OP}: cellEps must be a finite number >= 0, got ${show(cellEps)}`);
   if (typeof normEps !== "number" || !Number.isFinite(normEps) || normEps <= 0) throw new RangeError(`${OP}: normEps must be a finite number > 0, got ${show(normEps)}`);

@@ -8,6 +8,7 @@ import { native } from "../native";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
 import { kindOf, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
+import { resolveChunkSize } from "./mlstm-chunk";
 
 /** Which algorithm computes the cell (XLSTM_SPEC §4.3–§4.5). */
 export type MlstmForm = "auto" | "parallel" | "chunkwise" | "recurrent";
@@ -38,8 +39,11 @@ export interface MlstmOptions {
    * All forms agree up to rounding and the ε term of XLSTM_SPEC §4.7.
    */
   form?: MlstmForm;
-  /** Chunk length for "auto" and "chunkwise" (default 64). */
-  chunkSize?: number;
+  /**
+   * Chunk length for "auto" and "chunkwise" (default 64, the reference's), or "auto": chosen per shape and device by
+   * mlstmAutoChunk (lib/ops/mlstm-chunk.ts). Every length computes the same function up to rounding.
+   */
+  chunkSize?: number | "auto";
   /** State to start from (default: the zero state). Differentiable in c, n and m. */
   initialState?: MlstmState | null;
   /** Return the final state (default false). Its c and n carry gradients; m is detached (XLSTM_SPEC §4.6 caveat). */
@@ -81,7 +85,6 @@ function checkShape(what: string, t: Tensor, want: number[], wantText: string, a
 export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, options: MlstmOptions = {}): MlstmOutput {
   for (const [name, t] of [["q", q], ["k", k], ["v", v], ["i", i], ["f", f]] as const) requireTensor("ops.mlstm", name, t, { cuda: true });
   requireOptions("ops.mlstm", "options", options);
-  optionalNumber("ops.mlstm", "chunkSize", options.chunkSize);
   optionalNumber("ops.mlstm", "eps", options.eps);
   optionalString("ops.mlstm", "form", options.form);
   if (options.initialState != null && typeof options.initialState !== "object")
@@ -109,8 +112,7 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
   }
   const form = options.form ?? "auto";
   if (!FORMS.includes(form)) throw new RangeError(`ops.mlstm: form must be one of ${FORMS.join(", ")}, got ${String(form)}`);
-  const chunkSize = options.chunkSize ?? 64;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`ops.mlstm: chunkSize must be a positive integer, got ${chunkSize}`);
+  const chunkSize = resolveChunkSize("ops.mlstm", options.chunkSize, 64, DK, DV, q.device);
   const eps = options.eps ?? 1e-6;
   if (typeof eps !== "number" || !Number.isFinite(eps) || eps < 0) throw new RangeError(`ops.mlstm: eps must be a finite number >= 0, got ${eps}`);
 
