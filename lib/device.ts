@@ -14,6 +14,12 @@ const scopes: Set<DeviceStorage>[] = [];
 export class DeviceStorage {
   private buffer: DeviceBuffer | null;
   readonly bytes: number;
+  /**
+   * The smallest and largest value of integer contents uploaded from the host (known without reading the GPU back);
+   * null when unknown (contents written on the device). The id checks of embedding, cross-entropy and the models'
+   * token arguments use it instead of a device-to-host copy, which would stall the GPU's queue.
+   */
+  intRange: { min: number; max: number } | null = null;
 
   /** `bytes` of device memory (contents undefined unless `zero`). Error when CUDA is not available or full. */
   constructor(bytes: number, zero = false) {
@@ -67,6 +73,12 @@ export function withAutocast<T>(fn: () => T): T {
 /** Opens a scope: storages made until closeScope are collected. */
 export function openScope(): void {
   scopes.push(new Set());
+}
+
+/** Takes `d` out of every open scope: it lives until disposed (process-wide caches). */
+export function unscoped(d: DeviceStorage): DeviceStorage {
+  for (const s of scopes) s.delete(d);
+  return d;
 }
 
 /** Closes the innermost scope, disposing its storages except `keep` (which move to the enclosing scope, if any). */

@@ -1,7 +1,7 @@
 // Tensor: dtype, shape, device and contiguous row-major storage (tensor + autograd layer). No math of its own:
 // shape ops (reshape, permute, slice, cat) live in ops/shape.ts and are exposed here as methods for convenience.
 import { backward as runBackward, GradNode, TensorHook } from "./autograd";
-import { DeviceStorage, ELEMENT_BYTES } from "./device";
+import { DeviceStorage, ELEMENT_BYTES, unscoped } from "./device";
 import { native } from "./native";
 import { defaultGenerator, Generator } from "./rng";
 import { formatShape, normalizeDim, numel, Shape } from "./shape";
@@ -99,7 +99,30 @@ function withRequiresGrad(t: Tensor, options: TensorOptions): Tensor {
   return options.requiresGrad ? t.requiresGrad_() : t;
 }
 
-/** Host storage -> new device storage (synchronous copy). */
+/** Smallest and largest value of integer host data (null for float data or no elements). */
+export function intRangeOf(data: Storage): { min: number; max: number } | null {
+  if (!(data instanceof Int32Array || data instanceof BigInt64Array) || data.length === 0) return null;
+  let min = Infinity, max = -Infinity;
+  if (data instanceof Int32Array) {
+    for (let i = 0; i < data.length; ++i) {
+      const v = data[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  } else {
+    let lo = data[0], hi = data[0];
+    for (let i = 1; i < data.length; ++i) {
+      const v = data[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    min = Number(lo);
+    max = Number(hi);
+  }
+  return { min, max };
+}
+
+/** Host storage -> new device storage (synchronous copy); integer contents keep their range (DeviceStorage.intRange). */
 function upload(data: Storage): DeviceStorage {
   const d = new DeviceStorage(data.byteLength);
   try {
@@ -108,6 +131,7 @@ function upload(data: Storage): DeviceStorage {
     d.dispose();
     throw e;
   }
+  d.intRange = intRangeOf(data);
   return d;
 }
 
@@ -214,7 +238,18 @@ export class Tensor {
   }
 
   static full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
-    if (checkDevice(options.device, "full") === "cuda") return withRequiresGrad(Tensor.full(shape, value, { ...options, device: "cpu", requiresGrad: false }).to("cuda"), options);
+    if (checkDevice(options.device, "full") === "cuda") {
+      // float32: filled on the device (zeros, then fma(-1, +0, value) = value, -0 included), so that no host copy waits for the
+      // GPU's queue (loss.backward() seeds its gradient this way); other dtypes and non-finite values are made on the
+      // host and copied
+      const host = () => withRequiresGrad(Tensor.full(shape, value, { ...options, device: "cpu", requiresGrad: false }).to("cuda"), options);
+      if ((options.dtype ?? "float32") !== "float32") return host();
+      const v = new Float32Array(1).fill(value)[0];  // the host path's conversion (TypedArray fill)
+      if (!Number.isFinite(v)) return host();
+      const t = Tensor.zeros(shape, { device: "cuda" });
+      if (t._numel > 0 && !Object.is(v, 0)) native.cudaUnaryDev("affine", t._buffer("Tensor.full"), t._buffer("Tensor.full"), t._numel, -1, v);
+      return withRequiresGrad(t, options);
+    }
     const t = Tensor.zeros(shape, options);
     if (t.data instanceof BigInt64Array) t.data.fill(BigInt(Math.trunc(value)));
     else if (t.data instanceof Uint16Array) floatToBf16(t.data, new Float32Array(t.data.length).fill(value));
@@ -319,6 +354,19 @@ export class Tensor {
   _buffer(what: string) {
     if (!this._device) throw new TypeError(`${what}: expected a CUDA tensor, got one on the CPU`);
     return this._device.handle(what);
+  }
+
+  /**
+   * @internal The range of a CUDA integer tensor's values when known without reading the GPU (uploaded from the host:
+   * DeviceStorage.intRange); null otherwise (CPU tensors included).
+   */
+  _intRange(): { min: number; max: number } | null {
+    return this._device?.intRange ?? null;
+  }
+
+  /** @internal Takes this CUDA tensor's storage out of every open cuda.scope (process-wide caches). */
+  _unscoped(): void {
+    if (this._device) unscoped(this._device);
   }
 
   /** Whether this tensor's device memory was released (always false on the CPU). */
@@ -474,6 +522,8 @@ export class Tensor {
     if (this._device && src._device) native.cudaCopyBuffer(this._buffer("copy"), 0, src._buffer("copy"), 0, bytes);
     else if (this._device) native.cudaUpload(this._buffer("copy"), 0, src.data);
     else if (src._device) native.cudaDownload(src._buffer("copy"), 0, this.data);
+    // the storage's integer range: the host source's, else unknown (its other views see the new contents too)
+    if (this._device) this._device.intRange = src._device ? null : intRangeOf(src.data);
     else (this.data as Float32Array).set(src.data as Float32Array);
   }
 

@@ -6,6 +6,7 @@
 import { strict as assert } from "assert";
 import { bf16ToFloat, cuda, floatToBf16, generate, generateBatch, nn, ops, optim, Tensor } from "../lib";
 import { native } from "../lib/native";
+import { ones as onesVector } from "../lib/ops/cuda";
 import { Generator } from "../lib/rng";
 import { deviceEntryCases } from "./support/device-entries";
 
@@ -199,6 +200,89 @@ describe("23 CUDA tensors", () => {
       const auto = run("auto");
       assert.deepEqual(auto, run(128));
       assert.notDeepEqual(auto, run(64));
+    });
+
+    /** Runs fn counting the host <-> device copies it makes (each waits for the GPU's queue). */
+    function countCopies(fn: () => void): { downloads: number; uploads: number } {
+      const n = native as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const orig = { down: n.cudaDownload, up: n.cudaUpload };
+      const c = { downloads: 0, uploads: 0 };
+      n.cudaDownload = (...a) => (++c.downloads, orig.down(...a));
+      n.cudaUpload = (...a) => (++c.uploads, orig.up(...a));
+      try {
+        fn();
+      } finally {
+        n.cudaDownload = orig.down;
+        n.cudaUpload = orig.up;
+      }
+      return c;
+    }
+
+    itCuda("a training step on the GPU copies nothing to it and reads back only clipGradNorm's norm (ids uploaded from the host carry their range)", () => {
+      const cfg = { vocab_size: 11, embedding_dim: 16, num_blocks: 2, context_length: 9, slstm_at: [1], mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_block: { slstm: { num_heads: 2, conv1d_kernel_size: 4 }, feedforward: { proj_factor: 1.3, act_fn: "gelu" } } };
+      const model = new nn.xLSTMLMModel(cfg as never, { generator: new Generator(8) }).to("cuda");
+      const opt = new optim.AdamW(model.parameters(), { lr: 1e-3 });
+      const x = Tensor.from(Array.from({ length: 18 }, (_, i) => (i * 7) % 11), [2, 9], { dtype: "int32" }).to("cuda");
+      const y = Tensor.from(Array.from({ length: 18 }, (_, i) => (i * 3 + 1) % 11), [18], { dtype: "int32" }).to("cuda");
+      const head = { w: Tensor.randn([11, 11], { generator: new Generator(9), device: "cuda", requiresGrad: true }), b: Tensor.zeros([11], { device: "cuda", requiresGrad: true }) };
+      let norm = 0;
+      const step = () =>
+        cuda.scope(() => {
+          const { logits } = model.forward(x);
+          const loss = ops.crossEntropy(ops.linear(logits.reshape(18, 11), head.w, head.b), y);  // linear's bias gradient: the cached ones
+          loss.backward();  // the seed gradient: Tensor.full on the device
+          norm = optim.clipGradNorm([...model.parameters(), head.w, head.b], 1);
+          opt.step();
+          opt.zeroGrad();
+          head.w.grad = null;
+          head.b.grad = null;
+        });
+      step();  // first use: the ones vector of the bias gradient is made (on the device) and cached
+      const c = countCopies(() => {
+        step();
+        step();
+      });
+      assert.deepEqual(c, { downloads: 2, uploads: 0 }, "one read per step: the gradient norm");
+      // the cached ones vector outlives the scope that made it
+      let o = null as Tensor | null;
+      cuda.scope(() => {
+        o = onesVector(13);  // made inside a scope, not its result
+      });
+      assert.ok(!o!.isDisposed && onesVector(13) === o, "cached across scopes");
+      assert.deepEqual(o!.toFlatArray(), new Array(13).fill(1));
+      assert.ok(Number.isFinite(norm) && norm > 0);
+      // the checks still see bad ids: range known (uploaded), rewritten from the host, unknown (written on the device)
+      const bad = Tensor.from([1, 2, 11, 0], [2, 2], { dtype: "int32" }).to("cuda");
+      assert.throws(() => model.forward(bad), (e: Error) => e instanceof RangeError && /holds token id 11 at flat position 2, outside \[0, 11\)/.test(e.message));
+      assert.throws(() => ops.embedding(bad, Tensor.randn([11, 3], { device: "cuda" })), (e: Error) => e instanceof RangeError && /holds 11 at flat position 2/.test(e.message));
+      const ids = Tensor.from([1, 2, 3, 0], [2, 2], { dtype: "int32" }).to("cuda");
+      ids._copyFrom(Tensor.from([1, -1, 3, 0], [2, 2], { dtype: "int32" }));
+      assert.throws(() => ops.embedding(ids, Tensor.randn([11, 3], { device: "cuda" })), (e: Error) => e instanceof RangeError && /holds -1 at flat position 1/.test(e.message), "range updated by a host copy");
+      const onDevice = Tensor.zeros([2, 2], { dtype: "int32", device: "cuda" });
+      onDevice._copyFrom(bad);  // device to device: range unknown, read back to check
+      assert.equal(onDevice._intRange(), null);
+      assert.throws(() => ops.embedding(onDevice, Tensor.randn([11, 3], { device: "cuda" })), (e: Error) => e instanceof RangeError && /holds 11 at flat position 2/.test(e.message));
+      assert.equal(countCopies(() => ops.embedding(Tensor.from([4, 5], [2], { dtype: "int32" }).to("cuda"), Tensor.randn([11, 3], { device: "cuda" }))).downloads, 0);
+      // cross-entropy with an ignoreIndex inside the targets' range counts on the host (one read); outside it, none
+      const logits = Tensor.randn([4, 5], { device: "cuda" });
+      const t = Tensor.from([0, 2, 4, 1], [4], { dtype: "int32" }).to("cuda");
+      const withIgnore = countCopies(() => ops.crossEntropy(logits, t, { ignoreIndex: 2 }));
+      assert.equal(withIgnore.downloads, 1);
+      assert.equal(countCopies(() => ops.crossEntropy(logits, t)).downloads, 0);
+      assert.ok(Math.abs(ops.crossEntropy(logits, t, { ignoreIndex: 2 }).item() - ops.crossEntropy(logits.cpu(), t.cpu(), { ignoreIndex: 2 }).item()) < 1e-5);
+    });
+
+    itCuda("Tensor.full on the device: the host path's values (-0, float32 rounding; NaN and infinities copied), no copy to the GPU for finite values", () => {
+      for (const v of [1, -0, 0, NaN, Infinity, -Infinity, 3.3, -1e-45, 2 ** 127, 3.5e38]) {
+        let t: Tensor | null = null;
+        const c = countCopies(() => (t = Tensor.full([3, 2], v, { device: "cuda" })));
+        assert.equal(c.uploads, Number.isFinite(Math.fround(v)) ? 0 : 1, `uploads for ${v}`);
+        const got = t!.toFlatArray(), want = Tensor.full([3, 2], v).toFlatArray();
+        for (let i = 0; i < 6; ++i) assert.ok(Object.is(got[i], want[i]), `full(${v})[${i}]: ${got[i]} vs ${want[i]}`);
+      }
+      assert.equal(Tensor.full([0, 3], 5, { device: "cuda" }).numel, 0);
+      assert.equal(Tensor.full([2], 1, { device: "cuda", requiresGrad: true }).requiresGrad, true);
+      assert.deepEqual(Tensor.full([2], 7, { device: "cuda", dtype: "int32" }).toFlatArray(), [7, 7]);
     });
 
     itCuda("modules on the GPU give the CPU's outputs and parameter gradients (LSTM, sLSTM-only and mixed xLSTM LMs)", () => {

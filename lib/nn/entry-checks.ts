@@ -45,7 +45,9 @@ export function tokenArg(op: string, name: string, value: unknown, V: number, st
   if (t.dtype !== "int32" && t.dtype !== "int64") throw new TypeError(`${op}: ${name} must be an int32 or int64 tensor of token ids, got ${t.dtype}`);
   if (t.ndim !== 2) throw new RangeError(`${op}: ${name} has shape ${formatShape(t.shape)}, expected [B, ${step ? "1" : "S"}]`);
   if (step && t.shape[1] !== 1) throw new RangeError(`${op}: ${name} has shape ${formatShape(t.shape)}, expected [B, 1]`);
-  const d = t.device === "cpu" ? t.data : t.cpu().data;  // ids on the GPU are read back to be checked
+  const r = t._intRange();  // ids uploaded from the host carry their range: then nothing is read back from the GPU
+  if (r && r.min >= 0 && r.max < V) return [t.shape[0], t.shape[1]];
+  const d = t.device === "cpu" ? t.data : t.cpu().data;  // other ids on the GPU are read back to be checked
   for (let j = 0; j < d.length; ++j) {
     const id = Number(d[j]);
     if (!(id >= 0 && id < V)) throw new RangeError(`${op}: ${name} holds token id ${d[j]} at flat position ${j}, outside [0, ${V}) (vocab_size = ${V})`);

@@ -735,7 +735,9 @@ function checkIdx(idxArg: unknown, V: number, what: string, name = "idx"): [numb
   const idx = requireTensor(what, name, idxArg, { cuda: true });
   if (idx.dtype !== "int32" && idx.dtype !== "int64") throw new TypeError(`${what}: ${name} must be an int32 or int64 tensor, got ${idx.dtype}`);
   if (idx.ndim !== 2 || idx.shape[0] < 1 || idx.shape[1] < 1) throw shapeError(`${what}: ${name}`, idx.shape, "[B, S] with B, S >= 1");
-  const d = (idx.device === "cpu" ? idx : idx.cpu()).data as Int32Array | BigInt64Array;  // ids on the GPU are read back to be checked
+  const r = idx._intRange();  // ids uploaded from the host carry their range: then nothing is read back from the GPU
+  if (r && r.min >= 0 && r.max < V) return [idx.shape[0], idx.shape[1]];
+  const d = (idx.device === "cpu" ? idx : idx.cpu()).data as Int32Array | BigInt64Array;  // other ids on the GPU are read back to be checked
   for (let j = 0; j < d.length; ++j) {
     const t = Number(d[j]);
     if (!(t >= 0 && t < V)) throw new RangeError(`${what}: ${name} holds token id ${d[j]} at flat position ${j}, outside [0, ${V})`);

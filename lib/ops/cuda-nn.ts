@@ -24,6 +24,10 @@ export function softmaxCuda(name: string, log: boolean, x: Tensor, rows: number,
  * naming the first bad value and its flat position. Returns the tensor and how many values are not `allowed`.
  */
 export function checkedIds(op: string, name: string, ids: Tensor, limit: number, allowed: number | null): { dev: Tensor; counted: number } {
+  // ids uploaded from the host carry their range: when it lies inside [0, limit) (and cannot hold `allowed`), nothing
+  // is read back from the GPU (a read waits for every queued kernel)
+  const r = ids._intRange();
+  if (r && r.min >= 0 && r.max < limit && (allowed === null || allowed < r.min || allowed > r.max)) return { dev: ids, counted: ids.numel };
   const host = ids.device === "cpu" ? ids : ids.cpu();
   const d = host.data as Int32Array | BigInt64Array;
   let counted = 0;

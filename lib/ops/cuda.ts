@@ -72,7 +72,8 @@ const onesCache = new Map<number, Tensor>();
 export function ones(n: number): Tensor {
   let t = onesCache.get(n);
   if (!t || t.isDisposed) {
-    t = new Tensor(new Float32Array(n).fill(1), [n], { device: "cuda" });
+    t = Tensor.full([n], 1, { device: "cuda" });  // filled on the device
+    t._unscoped();  // a cuda.scope around the first call must not release the cached vector at its end
     onesCache.set(n, t);
   }
   return t;
