@@ -39,6 +39,9 @@ export function emptyCache(): void {
   native.cudaEmptyCache();
 }
 
+export { profileKernels } from "./cuda-profile";
+export type { KernelProfileEntry } from "./cuda-profile";
+
 /** Waits for every queued kernel (timing; reading a value back waits by itself). */
 export function synchronize(): void {
   native.cudaSynchronize();

@@ -272,6 +272,29 @@ describe("23 CUDA tensors", () => {
       assert.ok(Math.abs(ops.crossEntropy(logits, t, { ignoreIndex: 2 }).item() - ops.crossEntropy(logits.cpu(), t.cpu(), { ignoreIndex: 2 }).item()) < 1e-5);
     });
 
+    itCuda("cuda.profileKernels: each device entry's calls and time, the work's result unchanged, the binding restored (after a throw too)", () => {
+      const gen = new Generator(12);
+      const a = Tensor.randn([5, 7], { generator: gen, device: "cuda" }), b = Tensor.randn([7, 3], { generator: gen, device: "cuda" });
+      const work = () => ops.add(ops.matmul(a, b), 1).toFlatArray();
+      const before = { gemm: native.cudaGemmDev, binary: native.cudaBinaryDev, down: native.cudaDownload };
+      const p = cuda.profileKernels(work);
+      assert.deepEqual(p.result, work());
+      const byName = new Map(p.kernels.map((k) => [k.name, k]));
+      assert.equal(byName.get("cudaGemmDev")?.calls, 1);
+      assert.equal(byName.get("cudaDownload")?.calls, 1);
+      assert.ok((byName.get("cudaBinaryDev")?.calls ?? 0) + (byName.get("cudaUnaryDev")?.calls ?? 0) >= 1, JSON.stringify(p.kernels));
+      const sum = p.kernels.reduce((x, k) => x + k.ms, 0);
+      assert.ok(p.kernels.every((k) => k.ms >= 0) && sum <= p.totalMs + 1e-6, `entries ${sum} ms within the total ${p.totalMs} ms`);
+      for (let i = 1; i < p.kernels.length; ++i) assert.ok(p.kernels[i - 1].ms >= p.kernels[i].ms, "most time first");
+      assert.ok(native.cudaGemmDev === before.gemm && native.cudaBinaryDev === before.binary && native.cudaDownload === before.down, "restored");
+      assert.throws(() => cuda.profileKernels(() => { ops.matmul(a, b); throw new Error("boom"); }), /boom/);
+      assert.ok(native.cudaGemmDev === before.gemm, "restored after a throw");
+      assert.throws(() => cuda.profileKernels(() => cuda.profileKernels(work)), /cuda\.profileKernels: already profiling/);
+      assert.throws(() => cuda.profileKernels((async () => 1) as never), (e: Error) => e instanceof TypeError && /returned a Promise/.test(e.message));
+      assert.throws(() => cuda.profileKernels(5 as never), (e: Error) => e instanceof TypeError && /fn must be a function, got number/.test(e.message));
+      assert.equal(cuda.profileKernels(() => 7).result, 7);
+    });
+
     itCuda("Tensor.full on the device: the host path's values (-0, float32 rounding; NaN and infinities copied), no copy to the GPU for finite values", () => {
       for (const v of [1, -0, 0, NaN, Infinity, -Infinity, 3.3, -1e-45, 2 ** 127, 3.5e38]) {
         let t: Tensor | null = null;

@@ -4,7 +4,7 @@
 // the matrix products; L1-cuda the xLSTM Large decode of L1 (125M config, batch 1) with bf16 and float32 matrix
 // weights (lib/ops/bf16.ts, cuda/bf16.cu). The recurrences are float32 (TF32 off); their bf16 kernels come with issue 9. Each timing
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
-// stays flat. The rows name the GPU.
+// stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -27,6 +27,21 @@ import { w2Config } from "./lm-train";
 
 function gpuName(): string {
   return cuda.deviceProperties(0).name;
+}
+
+/**
+ * A row with where one run of `fn` spends its GPU time (cuda.profileKernels: each device entry synchronised): value
+ * the run's milliseconds so measured, `kernels` the 12 entries with the most time ([name, calls, ms]), `entry_ms`
+ * their sum over all entries; what remains of `value` is host work between the calls.
+ */
+function kernelsRow(workload: string, name: string, fn: () => void): BenchRow {
+  const p = cuda.profileKernels(fn);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  const entryMs = p.kernels.reduce((a, k) => a + k.ms, 0);
+  return {
+    workload, name, metric: "ms", value: round(p.totalMs), device: "cuda", gpu: gpuName(), entry_ms: round(entryMs), calls: p.kernels.reduce((a, k) => a + k.calls, 0),
+    kernels: p.kernels.slice(0, 12).map((k) => [k.name, k.calls, round(k.ms)]),
+  };
 }
 
 /** Seconds per call of `fn` on the GPU (median of reps after a warm-up), the work synchronised at the end. */
@@ -178,14 +193,17 @@ registerWorkload({
         const { logits } = model.forward(x);
         ops.crossEntropy(logits.reshape(B * S, V), y).backward();
       };
-      const t = await timeGpu(() => {
+      const full = () => {
         if (dtype === "bfloat16") cuda.autocast(step);
         else step();
         clipGradNorm(opt.params, 1);
         opt.step();
         opt.zeroGrad();
-      }, reps);
-      yield { workload: "G3", name: dtype === "float32" ? "lm-train" : "lm-train-autocast-bf16", metric: "tokens_per_s", value: (B * S) / t.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: t.median, reps };
+      };
+      const t = await timeGpu(full, reps);
+      const name = dtype === "float32" ? "lm-train" : "lm-train-autocast-bf16";
+      yield { workload: "G3", name, metric: "tokens_per_s", value: (B * S) / t.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: t.median, reps };
+      yield kernelsRow("G3", `${name}-kernels`, () => cuda.scope(full));
     }
   },
 });
@@ -205,6 +223,7 @@ registerWorkload({
     const pre = await timeGpu(() => run(0), reps);
     const g = await timeGpu(() => run(steps), reps);
     yield { workload: "G3", name: "generate-step", metric: "ms_per_token", value: ((g.median - pre.median) / steps) * 1000, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, reps };
+    yield kernelsRow("G3", "generate-16-kernels", () => run(16));
     const p = await timeGpu(() => noGrad(() => void model.forward(prompt)), reps);
     yield { workload: "G3", name: "prefill-256", metric: "seconds", value: p.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: p.min, max: p.max, reps };
   },
