@@ -522,9 +522,9 @@ export class Tensor {
     if (this._device && src._device) native.cudaCopyBuffer(this._buffer("copy"), 0, src._buffer("copy"), 0, bytes);
     else if (this._device) native.cudaUpload(this._buffer("copy"), 0, src.data);
     else if (src._device) native.cudaDownload(src._buffer("copy"), 0, this.data);
+    else (this.data as Float32Array).set(src.data as Float32Array);
     // the storage's integer range: the host source's, else unknown (its other views see the new contents too)
     if (this._device) this._device.intRange = src._device ? null : intRangeOf(src.data);
-    else (this.data as Float32Array).set(src.data as Float32Array);
   }
 
   /** @internal The same storage under another shape of the same size (no tape entry). */

@@ -295,6 +295,20 @@ describe("23 CUDA tensors", () => {
       assert.equal(cuda.profileKernels(() => 7).result, 7);
     });
 
+    itCuda("_copyFrom in all four directions (CPU/CUDA into CPU/CUDA), as loadStateDict uses it", () => {
+      const src = [1.5, -2, 3.25, 0];
+      for (const from of ["cpu", "cuda"] as const)
+        for (const to of ["cpu", "cuda"] as const) {
+          const dst = Tensor.zeros([2, 2], { device: to });
+          dst._copyFrom(Tensor.from(src, [4]).to(from));
+          assert.deepEqual(dst.toFlatArray(), src, `${from} -> ${to}`);
+        }
+      const cpuModel = new nn.LayerNorm(3), gpuModel = new nn.LayerNorm(3).to("cuda");
+      for (const p of gpuModel.parameters()) p._copyFrom(Tensor.full(p.shape, 0.5));
+      cpuModel.loadStateDict(gpuModel.stateDict());
+      for (const p of cpuModel.parameters()) assert.deepEqual(p.toFlatArray(), [0.5, 0.5, 0.5]);
+    });
+
     itCuda("Tensor.full on the device: the host path's values (-0, float32 rounding; NaN and infinities copied), no copy to the GPU for finite values", () => {
       for (const v of [1, -0, 0, NaN, Infinity, -Infinity, 3.3, -1e-45, 2 ** 127, 3.5e38]) {
         let t: Tensor | null = null;
