@@ -15,8 +15,9 @@
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 # "unverified": only what was written without a GPU and has not run on one yet (the bf16 mLSTM form and the grouped
 # bf16 GEMM under it, the opt-in composed float32 mLSTM form and its float32 grouped GEMM, ops.mlstmLayer on CUDA,
-# the recurrences' lane forms and their bf16 tensor-core form): their tests, then G2, G1 (its bf16 rows) and
-# G1-split-lane
+# the recurrences' lane forms and their bf16 tensor-core form; session 11: chunkSize "auto" on CUDA, the training
+# step's host<->device copies, cuda.profileKernels, _copyFrom's directions, Tensor.full on the device): their tests,
+# then G2 (its chunk rows), G1 (its bf16 rows) and G1-split-lane
 # (unverified.log, bench-unverified.jsonl) — the short first call of a GPU session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +58,7 @@ if has cuda; then
 fi
 if has unverified; then
   timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/21.cuda-recurrent.test.ts test/23.cuda-tensors.test.ts \
-    --grep "bf16|lane|mlstmLayer|composed|deterministic" > "$OUT/unverified.log" 2>&1 || status=1
+    --grep "bf16|lane|mlstmLayer|composed|deterministic|chunkSize|copies nothing|profileKernels|four directions|Tensor.full on the device" > "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G2,G1,G1-split-lane --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"
