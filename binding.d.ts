@@ -107,6 +107,13 @@ export interface Binding {
    * Needs a CUDA build, not a GPU.
    */
   cudaGemmBf16TileCoverage(transA: boolean, transB: boolean, M: number, N: number, counts: Int32Array): number;
+  /**
+   * The split-K cut the CUDA GEMM makes of a batch x M x N x K product (bf16: the tensor-core kernel of the autocast):
+   * K in `splits` ranges of `chunk` (the last shorter), each (batch, range) block summing its range, the sums then
+   * added in range order; { splits: 1, chunk: 0 } when not cut (enough tiles, or K under two 128-deep ranges).
+   * Needs a CUDA build, not a GPU.
+   */
+  cudaGemmSplitPlan(batch: number, M: number, N: number, K: number, bf16: boolean): { splits: number; chunk: number };
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
   // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |

@@ -59,6 +59,9 @@ void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_
 // returns how many shared-memory slots (A, B staging; the warps' quarters of the C tile) are not covered exactly
 // once, or -1 for an index out of its tile.
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts);
+// The split-K cut gemm_batched (bf16 false) or gemm_bf16_batched (true) makes of a batch x M x N x K product: K in
+// *splits ranges of *chunk (the last one shorter), their sums added in order; *splits = 1 (chunk 0): not cut.
+void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16, int64_t* splits, int64_t* chunk);
 // ---- end gemm ---------------------------------------------------------------------------------------------------
 
 }  // namespace cuda

@@ -11,6 +11,8 @@
 // index arithmetic lives in the __host__ __device__ helpers of GemmTilingT, which gemm_tile_coverage() runs on the
 // host to check that every C element is written exactly once and every shared-memory slot is loaded exactly once
 // (test/20.gemm), and the host replay (gemm_batched_emulate) runs the kernel's own phases with the launch's tiling.
+// Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients, single rows) go to the
+// grouped float32 kernel's split-K form instead (gemm_grouped.cu; its replay likewise).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 
 #include "cuda_api.h"
 #include "cuda_host_util.h"
+#include "gemm_grouped.h"
 #include "gemm_staging.h"
 
 namespace xlstm {
@@ -209,6 +212,9 @@ void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, fl
   if (K < 0) throw std::invalid_argument("cuda::gemm: K must be >= 0");
   // alpha == 0: C = beta C without reading A or B (as in the CPU twin and BLAS)
   const int64_t k_eff = alpha == 0.f ? 0 : K;
+  // few tiles over a long K (weight gradients, single rows): the grouped kernel's split-K form fills the GPU
+  const GroupedGemm grouped = grouped_from_batched(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  if (gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped(grouped, stream);
   if (use_big_tiles(batch, M, N))
     launch_tiled<GemmTilingBig>(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, stream);
   else
@@ -284,6 +290,8 @@ void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, 
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K < 0) throw std::invalid_argument("cuda::gemm_batched_emulate: K must be >= 0");
   const int64_t k = alpha == 0.f ? 0 : K;
+  const GroupedGemm grouped = grouped_from_batched(trans_a, trans_b, batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+  if (gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped_replay(grouped);
   if (trans_a && trans_b) replay_launch<true, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
   else if (trans_a) replay_launch<true, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
   else if (trans_b) replay_launch<false, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);

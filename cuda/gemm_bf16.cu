@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Groupe
 void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
   const char* entry = "cuda::gemm_bf16_grouped";
   const cudaStream_t s = as_stream(stream);
-  launch_grouped<Bf16Tiling>(g, entry, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
+  launch_grouped<Bf16Tiling>(g, entry, stream, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
     gemm_bf16_tiled<<<grid, Bf16Tiling::THREADS, 0, s>>>(run, b0);
     launched(entry);
   });
@@ -132,27 +132,13 @@ void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
 
 void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) { grouped_replay<Bf16Tiling>(g, round); }
 
-namespace {
-// gemm_bf16_batched's arguments as the grouped form (one group, one segment)
-GroupedGemm batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                    float beta, float* C, int64_t ldc, int64_t stride_c) {
-  GroupedGemm g;
-  g.ta = trans_a, g.tb = trans_b;
-  g.groups = 1, g.per_group = batch, g.M = M, g.N = N, g.K = K, g.alpha = alpha, g.beta = beta;
-  g.a.p = A, g.a.ld = lda, g.a.inner = stride_a;
-  g.b.p = B, g.b.ld = ldb, g.b.inner = stride_b;
-  g.c = C, g.ldc = ldc, g.c_inner = stride_c;
-  return g;
-}
-}  // namespace
 
 void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                        float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched: K must be >= 0");
-  gemm_bf16_grouped(batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c), stream);
+  gemm_bf16_grouped(grouped_from_batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c), stream);
 }
 
 void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
@@ -160,7 +146,14 @@ void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_
                                int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   if (K < 0) throw std::invalid_argument("cuda::gemm_bf16_batched_emulate: K must be >= 0");
-  gemm_bf16_grouped_replay(batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c));
+  gemm_bf16_grouped_replay(grouped_from_batched(trans_a, trans_b, batch, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c));
+}
+
+void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16, int64_t* splits, int64_t* chunk) {
+  const GroupedGemm g = grouped_from_batched(false, false, batch, M, N, K, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0);
+  const SplitK cut = bf16 ? split_k_plan(g, Bf16Tiling::BM, Bf16Tiling::BN, Bf16Tiling::BK) : gemm_f32_grouped_split_k(g);
+  *splits = cut.splits;
+  *chunk = cut.chunk;
 }
 
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {

@@ -83,18 +83,41 @@ __global__ void __launch_bounds__(F32Tiling::THREADS) gemm_f32_grouped_tiled(Gro
   }
 }
 
+// Split K's last pass: a thread per C element of every batch adds the ranges' sums in order (split_sum_element).
+__global__ void gemm_split_sum_kernel(GroupedGemm g, const float* __restrict__ sums, int64_t total) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t plane = g.M * g.N, bt = e / plane, rc = e % plane;
+  split_sum_element(g, sums, bt, rc / g.N, rc % g.N);
+}
+
 }  // namespace
+
+void gemm_split_sum(const GroupedGemm& g, const float* sums, void* stream) {
+  const int64_t total = g.batches() * g.M * g.N;
+  if (total <= 0) return;
+  gemm_split_sum_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, as_stream(stream)>>>(g, sums, total);
+  launched("cuda::gemm_split_sum");
+}
+
+void gemm_split_sum_replay(const GroupedGemm& g, const float* sums) {
+  for (int64_t bt = 0; bt < g.batches(); ++bt)
+    for (int64_t r = 0; r < g.M; ++r)
+      for (int64_t c = 0; c < g.N; ++c) split_sum_element(g, sums, bt, r, c);
+}
 
 void gemm_f32_grouped(const GroupedGemm& g, void* stream) {
   const char* entry = "cuda::gemm_f32_grouped";
   const cudaStream_t s = as_stream(stream);
-  launch_grouped<F32Tiling>(g, entry, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
+  launch_grouped<F32Tiling>(g, entry, stream, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
     gemm_f32_grouped_tiled<<<grid, F32Tiling::THREADS, 0, s>>>(run, b0);
     launched(entry);
   });
 }
 
 void gemm_f32_grouped_replay(const GroupedGemm& g) { grouped_replay<F32Tiling>(g, false); }
+
+SplitK gemm_f32_grouped_split_k(const GroupedGemm& g) { return split_k_plan(g, F32Tiling::BM, F32Tiling::BN, F32Tiling::BK); }
 
 }  // namespace cuda
 }  // namespace xlstm

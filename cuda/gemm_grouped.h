@@ -7,6 +7,10 @@
 // index being k (scale_k) or the other one (before the bf16 kernel rounds it). A second segment (K2 > 0) adds a
 // second product into the same accumulators: C = alpha (op(A) op(B) + op(A2) op(B2)) + beta C, each segment with its
 // own operands and transposes (one pass over C where two products would write it, read it back and write it again).
+// Split K: a one-segment product whose tiles alone leave the GPU mostly idle (weight gradients: small M x N, K = all
+// rows of a batch; decode's single rows) is cut along K into k_splits ranges of k_chunk (a multiple of the tiling's
+// BK); each (batch, range) block writes its plain sum into scratch, and gemm_split_sum adds the ranges in order and
+// applies alpha / beta (split_k_plan picks the cut from the shape alone, so the host replays cut the same way).
 // Internal to the CUDA layer.
 #pragma once
 #include <cuda_runtime.h>
@@ -19,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_host_util.h"
 #include "kernels/bf16_math.h"
 
 namespace xlstm {
@@ -51,6 +56,10 @@ struct GroupedGemm {
   GemmOperand a2, b2;
   float* c = nullptr;
   int64_t ldc = 0, c_outer = 0, c_inner = 0;
+  // split K (one segment only): block z of the launch is batch z / k_splits, K range z % k_splits of k_chunk; its
+  // sums go to split_out[z][M][N] unscaled (gemm_split_sum finishes C)
+  int64_t k_splits = 1, k_chunk = 0;
+  float* split_out = nullptr;
 
   __host__ __device__ int segments() const { return K2 > 0 ? 2 : 1; }
   __host__ __device__ int64_t seg_K(int s) const { return s ? K2 : K; }
@@ -59,7 +68,57 @@ struct GroupedGemm {
   __host__ __device__ const GemmOperand& seg_a(int s) const { return s ? a2 : a; }
   __host__ __device__ const GemmOperand& seg_b(int s) const { return s ? b2 : b; }
   __host__ __device__ float* c_base(int64_t bt) const { return c + GemmOperand::at(bt, per_group, c_outer, c_inner); }
+  __host__ __device__ int64_t batches() const { return groups * per_group; }
 };
+
+// The split-K cut of a product under a tiling of BM x BN tiles and BK-deep slices: none (1) unless it is one
+// segment whose tiles number under half of kTargetBlocks and K holds at least two kMinChunk ranges; then enough
+// ranges to launch about kTargetBlocks blocks, each at least kMinChunk deep (a multiple of BK), at most kMaxSplits,
+// and scratch of at most kMaxScratch floats. From the shape alone, so a host replay cuts as the device launch does.
+struct SplitK {
+  int64_t splits = 1, chunk = 0;
+};
+inline SplitK split_k_plan(const GroupedGemm& g, int BM, int BN, int BK) {
+  constexpr int64_t kTargetBlocks = 512, kMinChunk = 128, kMaxSplits = 16, kMaxScratch = int64_t{1} << 23;
+  SplitK p;
+  const int64_t blocks = g.batches() * ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN);
+  const int64_t out = g.batches() * g.M * g.N;
+  if (g.K2 > 0 || blocks <= 0 || blocks >= kTargetBlocks / 2 || g.K < 2 * kMinChunk || kMinChunk % BK) return p;
+  int64_t s = std::min({(kTargetBlocks + blocks - 1) / blocks, g.K / kMinChunk, kMaxSplits, kMaxScratch / std::max<int64_t>(out, 1)});
+  if (s < 2) return p;
+  const int64_t chunk = ((g.K + s - 1) / s + BK - 1) / BK * BK;
+  p.splits = (g.K + chunk - 1) / chunk;
+  p.chunk = chunk;
+  return p.splits < 2 ? SplitK{} : p;
+}
+
+// C's element (r, c) of batch bt from the split sums (range after range, in order): alpha sum + beta C (C not read
+// when beta == 0), as the tiles' epilogue writes an unsplit sum. The device pass and its replay run this.
+__host__ __device__ inline void split_sum_element(const GroupedGemm& g, const float* sums, int64_t bt, int64_t r, int64_t c) {
+  const int64_t plane = g.M * g.N;
+  const float* p = sums + bt * g.k_splits * plane + r * g.N + c;
+  float v = p[0];
+  for (int64_t s = 1; s < g.k_splits; ++s) v += p[s * plane];
+  float* out = g.c_base(bt) + r * g.ldc + c;
+  *out = g.beta == 0.f ? g.alpha * v : g.alpha * v + g.beta * *out;
+}
+// gemm_grouped.cu: that pass over every C element (a thread each) on `stream`, and its host replay
+void gemm_split_sum(const GroupedGemm& g, const float* sums, void* stream);
+void gemm_split_sum_replay(const GroupedGemm& g, const float* sums);
+
+// gemm_bf16_batched's / gemm_batched's arguments as the grouped form (one group, one segment)
+inline GroupedGemm grouped_from_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                                        float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
+                                        int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                                        int64_t stride_c) {
+  GroupedGemm g;
+  g.ta = trans_a, g.tb = trans_b;
+  g.groups = 1, g.per_group = batch, g.M = M, g.N = N, g.K = K, g.alpha = alpha, g.beta = beta;
+  g.a.p = A, g.a.ld = lda, g.a.inner = stride_a;
+  g.b.p = B, g.b.ld = ldb, g.b.inner = stride_b;
+  g.c = C, g.ldc = ldc, g.c_inner = stride_c;
+  return g;
+}
 
 // bf16 operands on tensor cores (cuda/gemm_bf16.cu): enqueues the products on `stream` (sm_80+). Throws
 // std::invalid_argument for shapes the launch cannot cover.
@@ -68,6 +127,9 @@ void gemm_bf16_grouped(const GroupedGemm& g, void* stream);
 // output element's sum in k order (segment after segment), so its host replay gives the same bits.
 void gemm_f32_grouped(const GroupedGemm& g, void* stream);
 void gemm_f32_grouped_replay(const GroupedGemm& g);
+// the cut gemm_f32_grouped makes of g along K (split_k_plan under its tiling): the plain float32 GEMM (gemm.cu) hands
+// products it cuts to it
+SplitK gemm_f32_grouped_split_k(const GroupedGemm& g);
 // The host replay of that launch (no GPU): every block and thread stages its slots with the kernel's own code, each
 // warp's quarter of the tile is accumulated from the staged (bf16-rounded, or with round false unrounded) slices in
 // k order, and the epilogue writes C as the kernel does. The CUDA layer's host replays run their products with it.
@@ -80,10 +142,16 @@ template <class G>
 struct GroupedBlock {
   const GroupedGemm& g;
   int64_t row0, col0;
+  int64_t bt, k_begin = 0, k_end = 0;  // the block's batch; its K range when split (else 0, 0: every slice)
   const float *A[2], *B[2], *sA[2], *sB[2];
   float* C;
-  __host__ __device__ GroupedBlock(const GroupedGemm& grouped, int64_t bt, int64_t by, int64_t bx)
-      : g(grouped), row0(by * G::BM), col0(bx * G::BN) {
+  // block z of the launch's batches (times the K ranges when split), tile (by, bx)
+  __host__ __device__ GroupedBlock(const GroupedGemm& grouped, int64_t z, int64_t by, int64_t bx)
+      : g(grouped), row0(by * G::BM), col0(bx * G::BN), bt(z / grouped.k_splits) {
+    if (g.k_splits > 1) {
+      k_begin = (z % g.k_splits) * g.k_chunk;
+      k_end = k_begin + g.k_chunk < g.K ? k_begin + g.k_chunk : g.K;
+    }
     for (int s = 0; s < g.segments(); ++s) {
       A[s] = g.seg_a(s).base(bt, g.per_group), sA[s] = g.seg_a(s).scale_base(bt, g.per_group);
       B[s] = g.seg_b(s).base(bt, g.per_group), sB[s] = g.seg_b(s).scale_base(bt, g.per_group);
@@ -113,15 +181,25 @@ struct GroupedBlock {
     return v;
   }
   // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
-  // s == segments() past the last
+  // s == segments() past the last; split: the block's K range only (its end is K or a multiple of BK, so no slice
+  // reaches into the next range)
   __host__ __device__ void next_slice(int* s, int64_t* k0, bool first) const {
+    if (g.k_splits > 1) {
+      *k0 = first ? k_begin : *k0 + G::BK;
+      if (*k0 >= k_end) *s = g.segments();
+      return;
+    }
     if (!first) *k0 += G::BK;
     while (*s < g.segments() && *k0 >= g.seg_K(*s)) ++*s, *k0 = 0;
   }
-  // the epilogue's write of the tile's sum v at (r, c)
+  // the epilogue's write of the tile's sum v at (r, c) (split: the plain sum into the block's scratch plane)
   __host__ __device__ void store_value(int r, int c, float v) const {
     const int64_t gr = row0 + r, gc = col0 + c;
     if (gr >= g.M || gc >= g.N) return;
+    if (g.k_splits > 1) {
+      g.split_out[((bt * g.k_splits + k_begin / g.k_chunk) * g.M + gr) * g.N + gc] = v;
+      return;
+    }
     float* out = C + gr * g.ldc + gc;
     *out = g.beta == 0.f ? g.alpha * v : g.alpha * v + g.beta * *out;
   }
@@ -133,11 +211,12 @@ struct GroupedBlock {
   }
 };
 
-// A grouped product's launches under tiling G: the checks, alpha == 0 (C = beta C without reading A or B), and grids
-// of at most 65535 batches each, launch(grid, run, first batch) enqueuing one. `entry` names the caller in errors.
+// A grouped product's launches under tiling G: the checks, alpha == 0 (C = beta C without reading A or B), the
+// split-K cut (split_k_plan: scratch for the ranges' sums, then gemm_split_sum) and grids of at most 65535 blocks
+// along z each, launch(grid, run, first z) enqueuing one. `entry` names the caller in errors.
 template <class G, class Launch>
-void launch_grouped(const GroupedGemm& g, const char* entry, Launch launch) {
-  const int64_t batch = g.groups * g.per_group;
+void launch_grouped(const GroupedGemm& g, const char* entry, void* stream, Launch launch) {
+  const int64_t batch = g.batches();
   if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
   if (g.K < 0 || g.K2 < 0) throw std::invalid_argument(std::string(entry) + ": K must be >= 0");
   GroupedGemm run = g;
@@ -145,8 +224,14 @@ void launch_grouped(const GroupedGemm& g, const char* entry, Launch launch) {
   const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
   if (gx > 0x7fffffff || gy > 65535)
     throw std::invalid_argument(std::string(entry) + ": M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
-  for (int64_t b0 = 0; b0 < batch; b0 += 65535)
-    launch(dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(batch - b0 < 65535 ? batch - b0 : 65535)), run, b0);
+  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK);
+  const cudaStream_t st = static_cast<cudaStream_t>(stream);
+  hostutil::StreamScratch<float> sums(cut.splits > 1 ? batch * cut.splits * g.M * g.N : 0, st, entry);
+  run.k_splits = cut.splits, run.k_chunk = cut.chunk, run.split_out = sums.p;
+  const int64_t blocks_z = batch * cut.splits;
+  for (int64_t z0 = 0; z0 < blocks_z; z0 += 65535)
+    launch(dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(blocks_z - z0 < 65535 ? blocks_z - z0 : 65535)), run, z0);
+  if (cut.splits > 1) gemm_split_sum(run, sums.p, stream);
 }
 
 // The host replay of a grouped product under tiling G: every block and thread stages its slots with GroupedBlock,
@@ -160,11 +245,14 @@ void grouped_replay(const GroupedGemm& g, bool round) {
   GroupedGemm run = g;
   if (g.alpha == 0.f) run.K = 0, run.K2 = 0;
   const float nan = std::numeric_limits<float>::quiet_NaN();
+  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK);
+  std::vector<float> sums(cut.splits > 1 ? batch * cut.splits * g.M * g.N : 0, nan);  // NaN: an unwritten sum shows
+  run.k_splits = cut.splits, run.k_chunk = cut.chunk, run.split_out = sums.data();
   std::vector<float> As(G::BM * G::BK), Bs(G::BK * G::BN), acc(G::BM * G::BN);
-  for (int64_t bt = 0; bt < batch; ++bt)
+  for (int64_t z = 0; z < batch * cut.splits; ++z)
     for (int64_t by = 0; by < G::grid_y(g.M); ++by)
       for (int64_t bx = 0; bx < G::grid_x(g.N); ++bx) {
-        const GroupedBlock<G> blk(run, bt, by, bx);
+        const GroupedBlock<G> blk(run, z, by, bx);
         std::fill(acc.begin(), acc.end(), nan);  // the threads' / warps' parts set to 0: a gap stays NaN
         G::zero_owned(acc.data());
         int s = 0;
@@ -194,6 +282,7 @@ void grouped_replay(const GroupedGemm& g, bool round) {
         for (int t = 0; t < G::THREADS; ++t)
           for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, acc.data(), G::BN);
       }
+  if (cut.splits > 1) gemm_split_sum_replay(run, sums.data());
 }
 
 }  // namespace cuda

@@ -394,6 +394,39 @@ describe("20 gemm", () => {
       }
   });
 
+  itCompiledCuda("split-K plan: long K over few tiles is cut into BK-aligned ranges that cover K once; full grids and short K are not", () => {
+    const tiles = (batch: number, M: number, N: number) => batch * Math.ceil(M / 64) * Math.ceil(N / 64);
+    let cut = 0;
+    for (const bf16 of [false, true]) {
+      const BK = bf16 ? 32 : 16;
+      for (const batch of [1, 3, 128])
+        for (const M of [1, 4, 64, 300, 1024, 2048])
+          for (const N of [1, 4, 65, 256, 1536])
+            for (const K of [0, 1, 255, 256, 1000, 2048, 16384]) {
+              const { splits, chunk } = native.cudaGemmSplitPlan(batch, M, N, K, bf16);
+              const what = `${batch}x${M}x${N}x${K} bf16=${bf16}: ${splits} x ${chunk}`;
+              if (tiles(batch, M, N) >= 256 || K < 256) {
+                assert.deepEqual([splits, chunk], [1, 0], `${what}: cut, though it fills the GPU or K is short`);
+                continue;
+              }
+              if (splits === 1) {
+                assert.equal(chunk, 0, what);
+                continue;
+              }
+              cut += 1;
+              assert.ok(splits >= 2 && splits <= 16, `${what}: number of ranges`);
+              assert.ok(chunk % BK === 0 && chunk >= 128, `${what}: ranges BK-aligned and at least 128 deep`);
+              assert.ok((splits - 1) * chunk < K && K <= splits * chunk, `${what}: the ranges do not cover K exactly once`);
+              assert.ok(batch * M * N * splits <= 1 << 23, `${what}: scratch over 2^23 floats`);
+              assert.ok(tiles(batch, M, N) * (splits - 1) < 512, `${what}: more ranges than the 512-block target needs`);
+            }
+    }
+    assert.ok(cut > 50, `only ${cut} products cut`);
+    // the weight gradient of a 256 -> 1024 projection over 2048 rows: 64 tiles of K 2048, cut 8 ways
+    assert.deepEqual(native.cudaGemmSplitPlan(1, 1024, 256, 2048, false), { splits: 8, chunk: 256 });
+    assert.throws(() => native.cudaGemmSplitPlan(0, 1, 1, 1, false), (e: Error) => e instanceof RangeError && /cudaGemmSplitPlan: batch/.test(e.message));
+  });
+
   itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN)", () => {
     for (const [M, N, K] of [[1, 1, 1], [7, 33, 5], [65, 130, 17], [100, 257, 33], [257, 64, 300]])
       for (const [ta, tb] of variants)

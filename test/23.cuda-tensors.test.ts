@@ -184,10 +184,10 @@ describe("23 CUDA tensors", () => {
     });
 
     itCuda("mLSTM chunkSize \"auto\" on CUDA runs the device's choice (bit for bit against that explicit chunk), not the CPU's", () => {
-      // DK·DV = 20480: the CUDA rule picks 128 (sqrt(10240) = 101), the CPU rule 64; S 150 spans two chunks of 128
-      const [B, NH, S, DK, DV] = [1, 1, 150, 128, 160];
-      assert.equal(ops.mlstmAutoChunk(DK, DV, "cuda"), 128);
-      assert.equal(ops.mlstmAutoChunk(DK, DV, "cpu"), 64);
+      // DK·DV = 2^15: the CPU rule picks 128, the CUDA rule 64; S 150 spans two chunks of 128, three of 64
+      const [B, NH, S, DK, DV] = [1, 1, 150, 256, 128];
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cuda"), 64);
+      assert.equal(ops.mlstmAutoChunk(DK, DV, "cpu"), 128);
       const gen = new Generator(11);
       const leaves = [[B, NH, S, DK], [B, NH, S, DK], [B, NH, S, DV], [B, NH, S], [B, NH, S]].map((sh, j) => Tensor.randn(sh, { generator: gen, mean: j === 4 ? 3 : 0 }));
       const dh = Tensor.randn([B, NH, S, DV], { generator: gen });
@@ -198,8 +198,8 @@ describe("23 CUDA tensors", () => {
         return [h, ...xs.map((t) => t.grad!)].map((t) => t.toFlatArray());
       };
       const auto = run("auto");
-      assert.deepEqual(auto, run(128));
-      assert.notDeepEqual(auto, run(64));
+      assert.deepEqual(auto, run(64));
+      assert.notDeepEqual(auto, run(128));
     });
 
     /** Runs fn counting the host <-> device copies it makes (each waits for the GPU's queue). */
@@ -437,6 +437,54 @@ describe("23 CUDA tensors", () => {
         for (let p = 0; p < K; ++p) s += A[i * K + p] * B[p * N + j];
         assert.ok(Math.abs(x[i * N + j] - s) <= 1e-5 * K, `C[${i}, ${j}] = ${x[i * N + j]}, expected ${s}`);
       }
+    });
+
+    itCuda("split-K GEMM: products cut along K (weight gradients, single rows) equal a float64 reference, every transpose, batched and strided, alpha / beta, float32 and bf16", () => {
+      // [batch, M, N, K] cut by cudaGemmSplitPlan (checked below), and one that is not cut, through cudaGemmDev with
+      // operands inside larger buffers (offsets, leading dimensions past the rows, batch strides); on the emulated
+      // device the kernels' host replay runs, whose range sums start as NaN, so a range no block writes shows
+      const gen = new Generator(17);
+      const bf = (v: Float32Array) => bf16ToFloat(new Float32Array(v.length), floatToBf16(new Uint16Array(v.length), v));
+      for (const [batch, M, N, K] of [[1, 96, 70, 1000], [3, 5, 4, 700], [1, 1, 130, 300], [2, 70, 3, 520], [1, 40, 30, 200]])
+        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
+          for (const bf16 of [false, true])
+            for (const [alpha, beta] of [[1, 0], [-0.5, 1.5]]) {
+              const plan = native.cudaGemmSplitPlan(batch, M, N, K, bf16);
+              assert.equal(plan.splits > 1, K !== 200, `${batch}x${M}x${N}x${K}: cut ${JSON.stringify(plan)}`);
+              const lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+              const sa = (ta ? K : M) * lda + 5, sb = (tb ? N : K) * ldb + 7, sc = M * ldc + 4;
+              const ao = 2, bo = 3, co = 1;
+              const A = Tensor.randn([ao + batch * sa], { generator: gen }), B = Tensor.randn([bo + batch * sb], { generator: gen });
+              const C0 = Tensor.randn([co + batch * sc], { generator: gen });
+              const a = A.f32(), b = B.f32(), c0 = C0.f32();
+              const Cg = beta === 0 ? Tensor.full([co + batch * sc], NaN).cuda() : C0.cuda();
+              native.cudaGemmDev(ta, tb, batch, M, N, K, alpha, A.cuda()._buffer("t"), ao, lda, sa, B.cuda()._buffer("t"), bo, ldb, sb, beta, Cg._buffer("t"), co, ldc, sc, bf16);
+              const got = Cg.cpu().f32();
+              const ar = bf16 ? bf(a) : a, br = bf16 ? bf(b) : b;
+              let worst = 0;
+              for (let q = 0; q < batch; ++q)
+                for (let i = 0; i < M; ++i)
+                  for (let j = 0; j < N; ++j) {
+                    let s = 0, mag = 0;
+                    for (let p = 0; p < K; ++p) {
+                      const av = ar[ao + q * sa + (ta ? p * lda + i : i * lda + p)], bv = br[bo + q * sb + (tb ? j * ldb + p : p * ldb + j)];
+                      s += av * bv;
+                      mag += Math.abs(av * bv);
+                    }
+                    const at = co + q * sc + i * ldc + j;
+                    const want = alpha * s + (beta === 0 ? 0 : beta * c0[at]);
+                    const err = Math.abs(got[at] - want) / (1e-6 * (Math.abs(alpha) * mag + Math.abs(beta * c0[at])) + 1e-30);
+                    assert.ok(Number.isFinite(got[at]) && err <= 30, `${batch}x${M}x${N}x${K} ta=${ta} tb=${tb} bf16=${bf16} alpha=${alpha} beta=${beta}: C[${q}][${i}][${j}] = ${got[at]}, want ${want}`);
+                    worst = Math.max(worst, err);
+                  }
+              // the gaps between C's rows and batches keep their values
+              for (let q = 0; q < batch; ++q)
+                for (let i = 0; i < M; ++i) {
+                  const gap = co + q * sc + i * ldc + N;
+                  if (beta !== 0) assert.equal(got[gap], c0[gap], `gap after row ${i} of batch ${q} written`);
+                }
+              assert.ok(worst > 0 || K === 0, "compared");
+            }
     });
 
     it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {

@@ -234,6 +234,23 @@ Napi::Value CudaGemmBf16TileCoverage(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
+// cudaGemmSplitPlan(batch, M, N, K, bf16): the split-K cut the CUDA GEMM (bf16: the tensor-core kernel) makes of
+// that product, { splits, chunk } (splits 1, chunk 0: not cut). Needs a CUDA build, not a GPU.
+Napi::Value CudaGemmSplitPlan(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaGemmSplitPlan"};
+  require_count(c, 5);
+  const int64_t lim = INT64_C(1) << 31;
+  const int64_t batch = require_int(c, 0, "batch", 1, lim);
+  const int64_t M = require_int(c, 1, "M", 0, lim), N = require_int(c, 2, "N", 0, lim), K = require_int(c, 3, "K", 0, lim);
+  const bool bf16 = require_bool(c, 4, "bf16");
+  int64_t splits = 1, chunk = 0;
+  run_sync(info.Env(), c.fn, [&] { cuda::gemm_split_k_plan(batch, M, N, K, bf16, &splits, &chunk); });
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("splits", Napi::Number::New(info.Env(), static_cast<double>(splits)));
+  out.Set("chunk", Napi::Number::New(info.Env(), static_cast<double>(chunk)));
+  return out;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
@@ -243,6 +260,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaGemmHost", Napi::Function::New(env, CudaGemmHost, "cudaGemmHost"));
   exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
   exports.Set("cudaGemmBf16TileCoverage", Napi::Function::New(env, CudaGemmBf16TileCoverage, "cudaGemmBf16TileCoverage"));
+  exports.Set("cudaGemmSplitPlan", Napi::Function::New(env, CudaGemmSplitPlan, "cudaGemmSplitPlan"));
 }
 
 }  // namespace

@@ -70,6 +70,9 @@ int64_t gemm_bf16_tile_coverage(bool, bool, int64_t, int64_t, int32_t*) {
   gemm_absent("cuda::gemm_bf16_tile_coverage");
   return 0;
 }
+void gemm_split_k_plan(int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*) {
+  gemm_absent("cuda::gemm_split_k_plan");
+}
 // ---- end gemm
 
 }  // namespace cuda

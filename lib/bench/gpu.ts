@@ -178,6 +178,36 @@ registerWorkload({
 });
 
 registerWorkload({
+  id: "G2-forms",
+  description: "the float32 mLSTM cell's two CUDA forms (tiled kernels; composed of grouped GEMMs) at the models' shapes: W4's (B 1, 4 heads, DH 64, S 256 / 4096), G3's (B 8, 4 heads, DH 128, S 256) and a quarter of G2 (B 2): the figures that choose the default form per shape (only with --workload)",
+  device: "cuda",
+  onRequest: true,
+  async *run({ reps }) {
+    const gen = new Generator(0);
+    for (const [B, NH, S, DK, DV] of [[1, 4, 256, 64, 64], [1, 4, 4096, 64, 64], [8, 4, 256, 128, 128], [2, 8, 8192, 256, 512]]) {
+      const q = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
+      const k = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
+      const v = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda", requiresGrad: true });
+      const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
+      const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
+      const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
+      for (const form of ["tiles", "composed"] as const) {
+        const prev = native.cudaSetMlstmForm(form);
+        const t = await timeGpu(() => {
+          ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: 64 }).h.backward(dh);
+          for (const p of [q, k, v, i, f]) {
+            p.grad?.dispose();
+            p.grad = null;
+          }
+        }, reps).finally(() => native.cudaSetMlstmForm(prev));
+        yield { workload: "G2-forms", name: `mlstm-${form}-B${B}-NH${NH}-S${S}-DK${DK}-DV${DV}`, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype: "float32", form, min: t.min * 1e3, max: t.max * 1e3, reps };
+      }
+      for (const x of [q, k, v, i, f, dh]) x.dispose();
+    }
+  },
+});
+
+registerWorkload({
   id: "G3",
   description: "W2 (lm-train: xLSTMLMModel step with AdamW, B 8, S 256) on the GPU",
   device: "cuda",
