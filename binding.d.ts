@@ -114,6 +114,11 @@ export interface Binding {
    * Needs a CUDA build, not a GPU.
    */
   cudaGemmSplitPlan(batch: number, M: number, N: number, K: number, bf16: boolean): { splits: number; chunk: number };
+  /**
+   * Whether the CUDA GEMMs cut long K over few tiles at all (default true; process-wide, device launches and host
+   * replays alike; for A/B measurements: off, every product runs uncut). Returns the previous setting.
+   */
+  cudaSetGemmSplitK(enabled: boolean): boolean;
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
   // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |
@@ -740,10 +745,11 @@ export interface Binding {
   cudaMlstmChunkwiseForwardBf16Emulate(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean, exactProducts?: boolean): void;
   /**
    * Which float32 chunkwise form the CUDA mLSTM entries and their host replays run (process-wide; returns the previous):
-   * "tiles" (default, the tiled kernels) or "composed" (the bf16 form's structure with float32 grouped GEMMs on the
-   * SIMT cores; opt-in until a GPU has run it). CUDA builds; throws in a CPU-only build.
+   * "tiles" (the tiled kernels), "composed" (the bf16 form's structure with float32 grouped GEMMs on the SIMT cores)
+   * or "auto" (default: composed from DK·DV >= 2^16, where an H100 ran it faster, tiled below). CUDA builds; throws in
+   * a CPU-only build.
    */
-  cudaSetMlstmForm(form: "tiles" | "composed"): "tiles" | "composed";
+  cudaSetMlstmForm(form: "tiles" | "composed" | "auto"): "tiles" | "composed" | "auto";
   /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */
   cudaMlstmChunkwiseBackwardBf16Emulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, exactProducts?: boolean): void;
   /** Host replay of cudaMlstmRecurrentForwardHost's launches (no GPU needed; CUDA builds only). */

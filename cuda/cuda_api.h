@@ -62,6 +62,9 @@ int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N
 // The split-K cut gemm_batched (bf16 false) or gemm_bf16_batched (true) makes of a batch x M x N x K product: K in
 // *splits ranges of *chunk (the last one shorter), their sums added in order; *splits = 1 (chunk 0): not cut.
 void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16, int64_t* splits, int64_t* chunk);
+// Whether the CUDA GEMMs cut along K at all (default true; process-wide, device launches and host replays alike):
+// off, every product runs uncut, as before split K (for A/B measurements). Returns the previous setting.
+bool set_gemm_split_k(bool enabled);
 // ---- end gemm ---------------------------------------------------------------------------------------------------
 
 }  // namespace cuda
@@ -422,9 +425,10 @@ void mlstm_recurrent_backward_host(float* dq, float* dk, float* dv, float* di, f
                                    const float* dn_last, const float* q, const float* k, const float* v,
                                    const float* i, const float* f, const MlstmDims& d, float eps);
 int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
-// Which float32 chunkwise form the device entries and *_emulate replays run: 0 the tiled kernels (default), 1 the
-// composed form (the bf16 form's structure with float32 grouped GEMMs on the SIMT cores; opt-in until a GPU has run
-// it). Process-wide; returns the previous form (tests and benchmarks).
+// Which float32 chunkwise form the device entries and *_emulate replays run: 0 the tiled kernels, 1 the composed form
+// (the bf16 form's structure with float32 grouped GEMMs on the SIMT cores), 2 (default) the composed form from
+// DK·DV >= 2^16 and the tiled one below (measured on an H100). Process-wide; returns the previous form (tests and
+// benchmarks).
 int set_mlstm_form(int form);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in

@@ -1,11 +1,13 @@
 // The grouped GEMM of cuda/gemm_grouped.h in float32 on the SIMT cores (no TF32): the products of the chunkwise
-// mLSTM cell's composed float32 form (cuda/mlstm_bf16.cuh with float32 products; opt-in: cuda::set_mlstm_form).
+// mLSTM cell's composed float32 form (cuda/mlstm_bf16.cuh with float32 products; the default for heads of DK·DV >= 2^16:
+// cuda::set_mlstm_form).
 // Kernel: 256 threads per 64 x 64 tile of C, each a 4 x 4 register tile (rows 4·(t / 16) + i, columns 4·(t % 16) +
 // j); K staged 16 at a time, op(A) transposed into As[kk][r] and op(B) as Bs[kk][c], so a thread reads its 4 rows
 // and 4 columns of a k step as two float4 loads; per output element the sum runs k by k in order (segment after
 // segment) with fmaf, which is what the host replay (grouped_replay, the same staging code) computes: the same bits.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -92,6 +94,13 @@ __global__ void gemm_split_sum_kernel(GroupedGemm g, const float* __restrict__ s
 }
 
 }  // namespace
+
+namespace {
+std::atomic<bool> split_k_on{true};
+}  // namespace
+
+bool gemm_split_k_enabled() { return split_k_on.load(std::memory_order_relaxed); }
+bool set_gemm_split_k(bool enabled) { return split_k_on.exchange(enabled); }
 
 void gemm_split_sum(const GroupedGemm& g, const float* sums, void* stream) {
   const int64_t total = g.batches() * g.M * g.N;

@@ -75,12 +75,15 @@ struct GroupedGemm {
 // segment whose tiles number under half of kTargetBlocks and K holds at least two kMinChunk ranges; then enough
 // ranges to launch about kTargetBlocks blocks, each at least kMinChunk deep (a multiple of BK), at most kMaxSplits,
 // and scratch of at most kMaxScratch floats. From the shape alone, so a host replay cuts as the device launch does.
+// Off (set_gemm_split_k(false), for A/B measurements): no product is cut.
 struct SplitK {
   int64_t splits = 1, chunk = 0;
 };
+bool gemm_split_k_enabled();  // gemm_grouped.cu
 inline SplitK split_k_plan(const GroupedGemm& g, int BM, int BN, int BK) {
   constexpr int64_t kTargetBlocks = 512, kMinChunk = 128, kMaxSplits = 16, kMaxScratch = int64_t{1} << 23;
   SplitK p;
+  if (!gemm_split_k_enabled()) return p;
   const int64_t blocks = g.batches() * ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN);
   const int64_t out = g.batches() * g.M * g.N;
   if (g.K2 > 0 || blocks <= 0 || blocks >= kTargetBlocks / 2 || g.K < 2 * kMinChunk || kMinChunk % BK) return p;

@@ -2,7 +2,8 @@
 // tensor cores (bf16 operands, float32 sums: cuda/gemm_grouped.h's grouped GEMM, a product per (head, chunk)), the
 // gates, stabilisers, normaliser, state recurrences and every sum outside the products in float32 / float64 as the
 // float32 form. The same composition with float32 grouped GEMMs (and the float32 state-tile kernels in place of
-// bf16_state_kernel) is the opt-in composed float32 form (cuda::set_mlstm_form): the executors' bf16 flag picks. Same `saved` layout and contents (C_c, n_c, m, μ, den), so either form's backward reads either
+// bf16_state_kernel) is the composed float32 form (by default for heads of DK·DV >= 2^16; cuda::set_mlstm_form): the
+// executors' bf16 flag picks. Same `saved` layout and contents (C_c, n_c, m, μ, den), so either form's backward reads either
 // form's forward. Included into mlstm.cu's anonymous namespace: it reuses the geometry (Geo, sv_*, chunk_len,
 // row_M), the gate / position / n-state / reduce / dots kernels around it, and replaces only the float32 form's
 // tiled products (fwd_state_tile + tile<FWD_H>; bwd_lambda_tile + tile<DQ / DK / DV>).

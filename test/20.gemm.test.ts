@@ -425,6 +425,16 @@ describe("20 gemm", () => {
     // the weight gradient of a 256 -> 1024 projection over 2048 rows: 64 tiles of K 2048, cut 8 ways
     assert.deepEqual(native.cudaGemmSplitPlan(1, 1024, 256, 2048, false), { splits: 8, chunk: 256 });
     assert.throws(() => native.cudaGemmSplitPlan(0, 1, 1, 1, false), (e: Error) => e instanceof RangeError && /cudaGemmSplitPlan: batch/.test(e.message));
+    // the A/B switch: off, nothing is cut; the setter returns the previous setting
+    assert.equal(native.cudaSetGemmSplitK(false), true);
+    try {
+      assert.deepEqual(native.cudaGemmSplitPlan(1, 1024, 256, 2048, false), { splits: 1, chunk: 0 });
+      assert.deepEqual(native.cudaGemmSplitPlan(128, 4, 4, 2048, true), { splits: 1, chunk: 0 });
+    } finally {
+      assert.equal(native.cudaSetGemmSplitK(true), false);
+    }
+    assert.deepEqual(native.cudaGemmSplitPlan(128, 4, 4, 2048, true), { splits: 4, chunk: 512 });
+    assert.throws(() => native.cudaSetGemmSplitK(1 as never), (e: Error) => e instanceof TypeError && /cudaSetGemmSplitK: enabled/.test(e.message));
   });
 
   itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN)", () => {

@@ -278,7 +278,7 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
   // The composed float32 form (cudaSetMlstmForm("composed"), opt-in): the bf16 form's structure with float32 grouped
   // GEMMs; the float32 state kernels. Its replay's products sum in k order like the CPU's reference order within a
   // product, so it meets the float32 tolerance (gradients that cancel to 0 measured against BF16_FLOOR).
-  const withForm = <T>(form: "tiles" | "composed", fn: () => T): T => {
+  const withForm = <T>(form: "tiles" | "composed" | "auto", fn: () => T): T => {
     const prev = native.cudaSetMlstmForm(form);
     try {
       return fn();
@@ -292,8 +292,19 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
         for (const c of cases(s, 630 + n)) compareBf16Exact(`composed replay ${label(c)}`, runChunkwise(c, true, true), runChunkwise(c, false));
       });
     });
-    assert.equal(native.cudaSetMlstmForm("tiles"), "tiles");
-    assert.throws(() => native.cudaSetMlstmForm("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmForm: form must be "tiles" or "composed", got "fast"/.test(e.message));
+    assert.equal(native.cudaSetMlstmForm("auto"), "auto", "auto is the default");
+    assert.throws(() => native.cudaSetMlstmForm("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmForm: form must be "tiles", "composed" or "auto", got "fast"/.test(e.message));
+  });
+
+  itCompiled("the default float32 form (\"auto\") runs the composed form from DK·DV = 2^16 and the tiled kernels below (bit for bit)", () => {
+    const outputs = (r: { fw: Fwd; bw: Bwd }) => [...Object.values(r.fw), ...Object.values(r.bw)].map((a) => Array.from(a as Float32Array));
+    const run = (form: "tiles" | "composed" | "auto", s: Shape, seed: number) => withForm(form, () => outputs(runChunkwise(cases(s, seed)[1], true, true)));
+    // 256 x 256 heads: the threshold itself; 255 x 256 just below it
+    for (const [s, want, other] of [[{ B: 1, NH: 1, S: 40, DK: 256, DV: 256, L: 16 }, "composed", "tiles"], [{ B: 1, NH: 1, S: 40, DK: 255, DV: 256, L: 16 }, "tiles", "composed"]] as const) {
+      const auto = run("auto", s, 700);
+      assert.deepEqual(auto, run(want, s, 700), `${s.DK} x ${s.DV}: auto is not the ${want} form`);
+      assert.notDeepEqual(auto, run(other, s, 700), `${s.DK} x ${s.DV}: the two forms give the same bits (the comparison proves nothing)`);
+    }
   });
 
   itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {

@@ -76,17 +76,18 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// cudaSetMlstmForm(form: "tiles" | "composed") -> the previous form: which float32 chunkwise form the device entries
-// and the *Emulate replays run (cuda::set_mlstm_form; process-wide, for tests and benchmarks)
+// cudaSetMlstmForm(form: "tiles" | "composed" | "auto") -> the previous form: which float32 chunkwise form the device
+// entries and the *Emulate replays run ("auto", the default: composed from DK·DV >= 2^16; cuda::set_mlstm_form;
+// process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetMlstmForm"};
   require_count(c, 1);
-  static const char* const kForms[] = {"tiles", "composed"};
+  static const char* const kForms[] = {"tiles", "composed", "auto"};
   const std::string f = require_string(c, 0, "form");
   int form = -1;
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 3; ++i)
     if (f == kForms[i]) form = i;
-  if (form < 0) throw_range(c, "form must be \"tiles\" or \"composed\", got \"" + f + "\"");
+  if (form < 0) throw_range(c, "form must be \"tiles\", \"composed\" or \"auto\", got \"" + f + "\"");
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_form(form); });
   return Napi::String::New(info.Env(), kForms[prev]);

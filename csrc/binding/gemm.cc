@@ -251,6 +251,17 @@ Napi::Value CudaGemmSplitPlan(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// cudaSetGemmSplitK(enabled) -> the previous setting: whether the CUDA GEMMs cut long K over few tiles
+// (cuda::set_gemm_split_k; process-wide, device launches and host replays alike; for A/B measurements).
+Napi::Value CudaSetGemmSplitK(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetGemmSplitK"};
+  require_count(c, 1);
+  const bool on = require_bool(c, 0, "enabled");
+  bool prev = true;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_split_k(on); });
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
@@ -261,6 +272,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
   exports.Set("cudaGemmBf16TileCoverage", Napi::Function::New(env, CudaGemmBf16TileCoverage, "cudaGemmBf16TileCoverage"));
   exports.Set("cudaGemmSplitPlan", Napi::Function::New(env, CudaGemmSplitPlan, "cudaGemmSplitPlan"));
+  exports.Set("cudaSetGemmSplitK", Napi::Function::New(env, CudaSetGemmSplitK, "cudaSetGemmSplitK"));
 }
 
 }  // namespace

@@ -73,6 +73,10 @@ int64_t gemm_bf16_tile_coverage(bool, bool, int64_t, int64_t, int32_t*) {
 void gemm_split_k_plan(int64_t, int64_t, int64_t, int64_t, bool, int64_t*, int64_t*) {
   gemm_absent("cuda::gemm_split_k_plan");
 }
+bool set_gemm_split_k(bool) {
+  gemm_absent("cuda::set_gemm_split_k");
+  return true;
+}
 // ---- end gemm
 
 }  // namespace cuda

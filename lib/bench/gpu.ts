@@ -4,7 +4,8 @@
 // the matrix products; L1-cuda the xLSTM Large decode of L1 (125M config, batch 1) with bf16 and float32 matrix
 // weights (lib/ops/bf16.ts, cuda/bf16.cu). The recurrences are float32 (TF32 off); their bf16 kernels come with issue 9. Each timing
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
-// stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry.
+// stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry;
+// its `-no-split-k` rows time the step with the GEMMs' split K off (cudaSetGemmSplitK), back to back.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -234,6 +235,10 @@ registerWorkload({
       const name = dtype === "float32" ? "lm-train" : "lm-train-autocast-bf16";
       yield { workload: "G3", name, metric: "tokens_per_s", value: (B * S) / t.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: t.median, reps };
       yield kernelsRow("G3", `${name}-kernels`, () => cuda.scope(full));
+      // the same step with the GEMMs' split K off, back to back (its A/B on the same GPU)
+      const prev = native.cudaSetGemmSplitK(false);
+      const u = await timeGpu(full, reps).finally(() => native.cudaSetGemmSplitK(prev));
+      yield { workload: "G3", name: `${name}-no-split-k`, metric: "tokens_per_s", value: (B * S) / u.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: u.median, reps };
     }
   },
 });
