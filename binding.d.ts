@@ -32,6 +32,11 @@ export interface AllocatorStats {
 export interface CudaMemoryStats extends AllocatorStats {
   deviceFreeBytes: number;
   deviceTotalBytes: number;
+  /**
+   * Bytes of live device buffers reported to the garbage collector as external memory: those made outside any
+   * cuda.scope or kept past one (a scope frees the rest itself, so they are not reported).
+   */
+  gcReportedBytes: number;
 }
 export interface CudaDeviceInfo {
   index: number;
@@ -765,10 +770,15 @@ export interface Binding {
   // ---- CUDA device memory and device-buffer kernels (csrc/binding/cuda_memory.cc) [cuda-memory-section]
   /**
    * Device memory from the caching allocator (cuda/caching_allocator.h) on device 0, held by the returned handle;
-   * freed by cudaFree or, failing that, by garbage collection. Error "cudaMalloc: CUDA is not available: <why>"
-   * without a usable GPU; "cudaMalloc: CUDA out of memory: tried to allocate ..." when the device is full.
+   * freed by cudaFree or, failing that, by garbage collection. gcTracked (default true): its bytes are reported to V8
+   * as external memory so that garbage collection weighs the handle; false for memory a cuda.scope frees (reporting
+   * a step's short-lived activations made V8 run full collections several times per step; cudaTrackGc reports it
+   * later). Error "cudaMalloc: CUDA is not available: <why>" without a usable GPU; "cudaMalloc: CUDA out of memory:
+   * tried to allocate ..." when the device is full.
    */
-  cudaMalloc(bytes: number): DeviceBuffer;
+  cudaMalloc(bytes: number, gcTracked?: boolean): DeviceBuffer;
+  /** Reports an untracked live buffer's bytes to V8 as external memory (it left its cuda.scope); else nothing. */
+  cudaTrackGc(buffer: DeviceBuffer): void;
   /** Gives the buffer's memory back to the allocator now; freeing a freed buffer does nothing. */
   cudaFree(buffer: DeviceBuffer): void;
   /** Copies the typed array `src` into the buffer at byteOffset; returns when the copy is done. */

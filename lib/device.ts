@@ -21,12 +21,23 @@ export class DeviceStorage {
    */
   intRange: { min: number; max: number } | null = null;
 
-  /** `bytes` of device memory (contents undefined unless `zero`). Error when CUDA is not available or full. */
+  /**
+   * `bytes` of device memory (contents undefined unless `zero`). Error when CUDA is not available or full. Inside a
+   * cuda.scope its bytes are not reported to the garbage collector (the scope frees it); `leaveScopes` reports them
+   * when it outlives its scopes.
+   */
   constructor(bytes: number, zero = false) {
-    this.buffer = native.cudaMalloc(bytes);
+    const scope = scopes[scopes.length - 1];
+    this.buffer = native.cudaMalloc(bytes, scope === undefined);
     this.bytes = bytes;
     if (zero) native.cudaZero(this.buffer);
-    scopes[scopes.length - 1]?.add(this);
+    scope?.add(this);
+  }
+
+  /** Takes the storage out of every open scope: it now lives until disposed or collected (reported to the GC). */
+  leaveScopes(): void {
+    for (const s of scopes) s.delete(this);
+    if (this.buffer) native.cudaTrackGc(this.buffer);
   }
 
   get disposed(): boolean {
@@ -50,7 +61,7 @@ export class DeviceStorage {
 
 /** Takes a storage out of every open scope (leaf gradients: they outlive the scope of the backward that made them). */
 export function releaseFromScopes(d: DeviceStorage): void {
-  for (const s of scopes) s.delete(d);
+  d.leaveScopes();
 }
 
 let autocastDepth = 0;
@@ -77,7 +88,7 @@ export function openScope(): void {
 
 /** Takes `d` out of every open scope: it lives until disposed (process-wide caches). */
 export function unscoped(d: DeviceStorage): DeviceStorage {
-  for (const s of scopes) s.delete(d);
+  d.leaveScopes();
   return d;
 }
 
@@ -87,7 +98,8 @@ export function closeScope(keep: Set<DeviceStorage>): void {
   if (!s) return;
   const outer = scopes[scopes.length - 1];
   for (const d of s) {
-    if (keep.has(d)) outer?.add(d);
-    else d.dispose();
+    if (!keep.has(d)) d.dispose();
+    else if (outer) outer.add(d);
+    else d.leaveScopes();  // kept past the outermost scope: garbage collection's to weigh from now on
   }
 }

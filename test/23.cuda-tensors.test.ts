@@ -9,6 +9,7 @@ import { native } from "../lib/native";
 import { ones as onesVector } from "../lib/ops/cuda";
 import { Generator } from "../lib/rng";
 import { deviceEntryCases } from "./support/device-entries";
+import { DeviceStorage } from "../lib/device";
 
 const available = cuda.isAvailable();
 const itCuda = available ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${cuda.unavailableReason()}]`, fn);
@@ -437,6 +438,33 @@ describe("23 CUDA tensors", () => {
         for (let p = 0; p < K; ++p) s += A[i * K + p] * B[p * N + j];
         assert.ok(Math.abs(x[i * N + j] - s) <= 1e-5 * K, `C[${i}, ${j}] = ${x[i * N + j]}, expected ${s}`);
       }
+    });
+
+    itCuda("device memory a cuda.scope frees is not reported to the garbage collector; memory made outside scopes or kept past one is", () => {
+      // reporting a step's short-lived activations made V8 run a full collection every few tens of MB (several per
+      // training step); the reported bytes are what garbage collection weighs
+      const reported = () => cuda.memoryStats().gcReportedBytes;
+      const bytes = 8 << 20, r0 = reported();
+      cuda.scope(() => {
+        const made = [new DeviceStorage(bytes), Tensor.zeros([bytes / 4], { device: "cuda" })];
+        assert.equal(reported(), r0, "memory made inside a scope reported");
+        cuda.scope(() => Tensor.zeros([bytes / 4], { device: "cuda" }));  // kept into the enclosing scope: still scoped
+        assert.equal(reported(), r0, "memory kept into an enclosing scope reported");
+        return made.length;
+      });
+      assert.equal(reported(), r0, "scoped memory left reported after its scope");
+      const kept = cuda.scope(() => Tensor.zeros([bytes / 4], { device: "cuda" }));
+      assert.equal(reported(), r0 + bytes, "a tensor kept past the outermost scope is not reported");
+      const outside = Tensor.zeros([bytes / 4], { device: "cuda" });
+      assert.equal(reported(), r0 + 2 * bytes, "a tensor made outside scopes is not reported");
+      const grad = cuda.scope(() => {
+        const w = Tensor.ones([bytes / 4], { device: "cuda", requiresGrad: true });
+        ops.sum(ops.mul(w, 2)).backward();
+        return w;  // w and its leaf gradient leave the scope
+      });
+      assert.equal(reported(), r0 + 4 * bytes, "a leaf gradient made in a scope is not reported once it leaves it");
+      for (const t of [kept, outside, grad.grad!, grad]) t.dispose();
+      assert.equal(reported(), r0, "disposed memory still reported");
     });
 
     itCuda("split-K GEMM: products cut along K (weight gradients, single rows) equal a float64 reference, every transpose, batched and strided, alpha / beta, float32 and bf16", () => {

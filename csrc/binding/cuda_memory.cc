@@ -4,6 +4,7 @@
 // the allocator the GPU uses (best fit, splitting, merging, cache release on out-of-memory) through it.
 #include <napi.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -20,12 +21,27 @@ constexpr napi_type_tag kDeviceBufferTag = {0x5b1e7c3a9d2f4068ULL, 0xa4c2e6081f3
 constexpr napi_type_tag kSimTag = {0x2e9a4c6b8d0f1357ULL, 0x97b5d3f1e2c4a608ULL};
 constexpr int64_t kMaxBytes = INT64_C(1) << 50;
 
+// Bytes of live device buffers reported to V8 as external memory (cudaMemoryStats().gcReportedBytes).
+std::atomic<int64_t> gc_reported_total{0};
+
 void release(Napi::Env env, DeviceBuffer* b) {
   if (!b->ptr) return;
   cuda::device_free(b->ptr);
   b->ptr = nullptr;
-  // the bytes were reported so that garbage collection weighs unreachable device buffers (its safety net role)
-  Napi::MemoryManagement::AdjustExternalMemory(env, -b->bytes);
+  // the bytes reported so that garbage collection weighs unreachable device buffers (its safety net role)
+  if (b->gc_reported) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -b->gc_reported);
+    gc_reported_total -= b->gc_reported;
+  }
+  b->gc_reported = 0;
+}
+
+// Reports a live buffer's bytes to V8 as external memory (once), so that garbage collection weighs it.
+void report_to_gc(Napi::Env env, DeviceBuffer* b) {
+  if (!b->ptr || b->gc_reported) return;
+  b->gc_reported = b->bytes;
+  gc_reported_total += b->bytes;
+  Napi::MemoryManagement::AdjustExternalMemory(env, b->bytes);
 }
 
 DeviceBuffer* device_buffer_arg(const ArgCtx& c, size_t i, const char* name, bool allow_freed) {
@@ -71,11 +87,15 @@ namespace {
 
 // ---- device buffers --------------------------------------------------------------------------------------------
 
-// cudaMalloc(bytes) -> buffer
+// cudaMalloc(bytes, gcTracked = true) -> buffer. gcTracked: its bytes are reported to V8 as external memory, so that
+// garbage collection weighs the buffer (the safety net for handles nobody frees). Buffers that a cuda.scope will free
+// are allocated untracked (cudaTrackGc reports one that leaves its scopes): reporting them made V8 run a full
+// mark-compact every few MB of a training step's short-lived activations (several per step).
 Napi::Value Malloc(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaMalloc"};
   require_count(c, 1);
   const int64_t bytes = require_int(c, 0, "bytes", 0, kMaxBytes);
+  const bool tracked = info.Length() < 2 || info[1].IsUndefined() || require_bool(c, 1, "gcTracked");
   require_cuda_device(c);
   auto b = std::make_unique<DeviceBuffer>();
   run_sync(info.Env(), c.fn, [&] { b->ptr = cuda::device_malloc(static_cast<size_t>(bytes)); });
@@ -86,8 +106,18 @@ Napi::Value Malloc(const Napi::CallbackInfo& info) {
     delete p;
   });
   ext.TypeTag(&kDeviceBufferTag);
-  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), bytes);
+  if (tracked) report_to_gc(info.Env(), raw);
   return ext;
+}
+
+// cudaTrackGc(buffer): reports an untracked live buffer's bytes to V8 as external memory (a tensor that leaves the
+// cuda.scope that would have freed it); does nothing for a tracked or freed one.
+Napi::Value TrackGc(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaTrackGc"};
+  require_count(c, 1);
+  DeviceBuffer* b = device_buffer_arg(c, 0, "buffer", true);
+  report_to_gc(info.Env(), b);
+  return info.Env().Undefined();
 }
 
 // cudaFree(buffer): gives the memory back now; freeing a freed buffer does nothing.
@@ -197,6 +227,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   Napi::Object o = stats_object(info.Env(), m.allocator);
   o.Set("deviceFreeBytes", Napi::Number::New(info.Env(), static_cast<double>(m.device_free_bytes)));
   o.Set("deviceTotalBytes", Napi::Number::New(info.Env(), static_cast<double>(m.device_total_bytes)));
+  o.Set("gcReportedBytes", Napi::Number::New(info.Env(), static_cast<double>(gc_reported_total.load())));
   return o;
 }
 
@@ -282,6 +313,7 @@ Napi::Value SimCheck(const Napi::CallbackInfo& info) {
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMalloc", Napi::Function::New(env, Malloc, "cudaMalloc"));
   exports.Set("cudaFree", Napi::Function::New(env, Free, "cudaFree"));
+  exports.Set("cudaTrackGc", Napi::Function::New(env, TrackGc, "cudaTrackGc"));
   exports.Set("cudaUpload", Napi::Function::New(env, Upload, "cudaUpload"));
   exports.Set("cudaDownload", Napi::Function::New(env, Download, "cudaDownload"));
   exports.Set("cudaCopyBuffer", Napi::Function::New(env, CopyBuffer, "cudaCopyBuffer"));

@@ -17,6 +17,7 @@ namespace xlstm {
 struct DeviceBuffer {
   void* ptr = nullptr;  // null once freed
   int64_t bytes = 0;
+  int64_t gc_reported = 0;  // bytes reported to V8 as external memory (0: a scope releases it; see cudaMalloc)
 };
 
 // The device buffer argument i: a live handle from cudaMalloc holding at least `min_bytes` (any size when
