@@ -13,12 +13,11 @@
 # all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, reference-gpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
-# "unverified": only what was written without a GPU and has not run on one yet (the bf16 mLSTM form and the grouped
-# bf16 GEMM under it, the opt-in composed float32 mLSTM form and its float32 grouped GEMM, ops.mlstmLayer on CUDA,
-# the recurrences' lane forms and their bf16 tensor-core form; session 11: chunkSize "auto" on CUDA, the training
-# step's host<->device copies, cuda.profileKernels, _copyFrom's directions, Tensor.full on the device): their tests,
-# then G2 (its chunk rows), G1 (its bf16 rows) and G1-split-lane
-# (unverified.log, bench-unverified.jsonl) — the short first call of a GPU session.
+# "unverified": only what was written without a GPU and has not run on one yet (session 12, after its H100 runs: the
+# float32 mLSTM form chosen by state size, the GEMMs' split-K switch, device memory a scope frees no longer reported
+# to the garbage collector): their tests, then G3 (its -no-split-k rows: split K's A/B; the step's host time after
+# the garbage-collector change), W1-cuda and G2-forms (unverified.log, bench-unverified.jsonl) — the short first call
+# of a GPU session. Everything older has run on an H100 (session 12) or an H200 (session 7).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}
@@ -57,10 +56,10 @@ if has cuda; then
   step "cuda tests: $(tail -1 "$OUT/cuda-tests.log")"
 fi
 if has unverified; then
-  timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/21.cuda-recurrent.test.ts test/23.cuda-tensors.test.ts \
-    --grep "bf16|lane|mlstmLayer|composed|deterministic|chunkSize|copies nothing|profileKernels|four directions|Tensor.full on the device" > "$OUT/unverified.log" 2>&1 || status=1
+  timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/23.cuda-tensors.test.ts \
+    --grep "split-K|default float32|composed|garbage collector|deterministic|chunkSize" > "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
-  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G2,G1,G1-split-lane --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
+  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"
   cat "$OUT/bench-unverified.jsonl"
 fi
