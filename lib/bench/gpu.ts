@@ -145,19 +145,23 @@ registerWorkload({
   run: ({ reps }) => g1Rows("G1-rows", "rows", reps),
 });
 
+/** The mLSTM cell's inputs on the GPU (q, k, v, gates with f = 3 + N(0, 1), requiring grad) and an output cotangent. */
+function mlstmCellInputs(gen: Generator, B: number, NH: number, S: number, DK: number, DV: number) {
+  const leaf = (shape: number[], mean = 0) => Tensor.randn(shape, { generator: gen, mean, device: "cuda", requiresGrad: true });
+  return {
+    q: leaf([B, NH, S, DK]), k: leaf([B, NH, S, DK]), v: leaf([B, NH, S, DV]), i: leaf([B, NH, S]), f: leaf([B, NH, S], 3),
+    dh: Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" }),
+  };
+}
+
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the opt-in composed form) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256)",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the composed form: the default at these heads) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
     const B = 8, S = 8192, NH = 8, DK = 256, DV = 512;
-    const q = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
-    const k = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
-    const v = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda", requiresGrad: true });
-    const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
-    const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
-    const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
+    const { q, k, v, i, f, dh } = mlstmCellInputs(gen, B, NH, S, DK, DV);
     // the bf16 form also at chunks 128 and 256 (fewer inter-chunk states to write and read, longer intra-chunk
     // products), the float32 form also at 256: the figures that calibrate chunkSize "auto" (ops.mlstmAutoChunk; each
     // row's `auto_chunk` is its choice here); the float32 composed form (opt-in) next to the tiled one
@@ -186,12 +190,7 @@ registerWorkload({
   async *run({ reps }) {
     const gen = new Generator(0);
     for (const [B, NH, S, DK, DV] of [[1, 4, 256, 64, 64], [1, 4, 4096, 64, 64], [8, 4, 256, 128, 128], [2, 8, 8192, 256, 512]]) {
-      const q = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
-      const k = Tensor.randn([B, NH, S, DK], { generator: gen, device: "cuda", requiresGrad: true });
-      const v = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda", requiresGrad: true });
-      const i = Tensor.randn([B, NH, S], { generator: gen, device: "cuda", requiresGrad: true });
-      const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, device: "cuda", requiresGrad: true });
-      const dh = Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" });
+      const { q, k, v, i, f, dh } = mlstmCellInputs(gen, B, NH, S, DK, DV);
       for (const form of ["tiles", "composed"] as const) {
         const prev = native.cudaSetMlstmForm(form);
         const t = await timeGpu(() => {
