@@ -131,7 +131,7 @@ const BENCH: CommandSpec = {
   summary: "run benchmark workloads, one JSON line per result (default: every workload of --device; G1-rows and G1-split-lane only when named)",
   usage: "xlstm bench [--workload a,b] [--device cpu|cuda] [--reps N]",
   flags: [
-    { name: "workload", kind: "string", arg: "IDS", help: "comma-separated workload ids (see ../shared/bench/WORKLOADS.md; on the GPU: G1, G1-split-lane, G1-rows, G2, G3, G3-W5, L1-cuda, W1-cuda, W3-cuda, W4-cuda, W6-cuda)" },
+    { name: "workload", kind: "string", arg: "IDS", help: "comma-separated workload ids (see ../shared/bench/WORKLOADS.md; on the GPU: G1, G1-split-lane, G1-rows, G2, G2-forms, G3, G3-W5, L1-cuda, W1-cuda, W3-cuda, W4-cuda, W6-cuda)" },
     { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "device of the workloads to run (default cpu)" },
     { name: "reps", kind: "int", arg: "N", help: "timed repetitions after the warm-up (untimed runs for at least 0.5 s; default 5)" },
   ],
