@@ -132,7 +132,6 @@ void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
 
 void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) { grouped_replay<Bf16Tiling>(g, round); }
 
-
 void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                        float beta, float* C, int64_t ldc, int64_t stride_c, void* stream) {

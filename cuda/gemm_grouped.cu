@@ -93,10 +93,8 @@ __global__ void gemm_split_sum_kernel(GroupedGemm g, const float* __restrict__ s
   split_sum_element(g, sums, bt, rc / g.N, rc % g.N);
 }
 
-}  // namespace
+std::atomic<bool> split_k_on{true};  // cuda::set_gemm_split_k
 
-namespace {
-std::atomic<bool> split_k_on{true};
 }  // namespace
 
 bool gemm_split_k_enabled() { return split_k_on.load(std::memory_order_relaxed); }
