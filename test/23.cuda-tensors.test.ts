@@ -14,6 +14,12 @@ import { DeviceStorage } from "../lib/device";
 const available = cuda.isAvailable();
 const itCuda = available ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${cuda.unavailableReason()}]`, fn);
 
+/** One decode step of an xLSTM LM (token 9) after `prompt`: its logits. */
+function decodeStep(model: nn.xLSTMLMModel, prompt: Tensor): Tensor {
+  const { state } = model.forward(prompt, { returnLastState: true });
+  return model.step(Tensor.from([9], [1, 1], { dtype: "int32" }), state!).logits;
+}
+
 /** max |a - b| / (1 + |b|) over two flat arrays. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -218,6 +224,30 @@ describe("23 CUDA tensors", () => {
       }
       return c;
     }
+
+    itCuda("a decode step of an mLSTM LM on the GPU moves no data for its head permutes (single time step: views) and gives the CPU's logits", () => {
+      const cfg = { vocab_size: 11, embedding_dim: 16, num_blocks: 2, context_length: 9, slstm_at: [], mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_block: null };
+      const model = new nn.xLSTMLMModel(cfg as never, { generator: new Generator(12) }).eval().to("cuda");
+      const prompt = Tensor.from([3, 1, 4, 1, 5], [1, 5], { dtype: "int32" });
+      const n = native as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const countPermutes = <T>(fn: () => T): [number, T] => {
+        const orig = n.cudaPermuteDev;
+        let calls = 0;
+        n.cudaPermuteDev = (...a: unknown[]) => ((calls += 1), orig(...a));
+        try {
+          const result = cuda.scope(fn);
+          return [calls, result];
+        } finally {
+          n.cudaPermuteDev = orig;
+        }
+      };
+      const [forwardOnly] = countPermutes(() => void model.forward(prompt, { returnLastState: true }));
+      const [withStep, got] = countPermutes(() => decodeStep(model, prompt).cpu().toFlatArray());
+      assert.ok(forwardOnly > 0, "the prompt's forward permutes (the count sees them)");
+      assert.equal(withStep - forwardOnly, 0, "permutes in one decode step");
+      const want = decodeStep(model.to("cpu"), prompt).toFlatArray();
+      assert.ok(got.every((v, i) => Math.abs(v - want[i]) <= 1e-4 * (1 + Math.abs(want[i]))), "decode logits differ from the CPU's");
+    });
 
     itCuda("a training step on the GPU copies nothing to it and reads back only clipGradNorm's norm (ids uploaded from the host carry their range)", () => {
       const cfg = { vocab_size: 11, embedding_dim: 16, num_blocks: 2, context_length: 9, slstm_at: [1], mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_block: { slstm: { num_heads: 2, conv1d_kernel_size: 4 }, feedforward: { proj_factor: 1.3, act_fn: "gelu" } } };

@@ -2,6 +2,7 @@
 // logic (ordering, accumulation, broadcast reduction, hooks, noGrad, freeing) is checked in isolation.
 import { strict as assert } from "assert";
 import { backends, Generator, manualSeed, noGrad, ops, record, record1, reduceToShape, Tensor } from "../lib";
+import { permuteOrView } from "../lib/ops/shape";
 import { assertClose, gradCheck, randnGrad } from "./support/gradcheck";
 
 // y = x * x elementwise, with its derivative: a tiny op written against the public hook.
@@ -106,6 +107,31 @@ describe("30 tensor", () => {
     assert.throws(() => x.permute(0, 0, 1), /repeat/);
     assert.throws(() => Tensor.cat([x, Tensor.zeros([2, 3, 5])], 1), /incompatible/);
     assert.throws(() => x.transpose(0, 3), /out of range/);
+  });
+
+  it("the layers' permuteOrView: ops.permute's values and gradients, a view exactly when only size-1 dimensions move", () => {
+    const perms = (n: number): number[][] => (n === 1 ? [[0]] : perms(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)])));
+    let views = 0, copies = 0;
+    for (const shape of [[1, 1, 4, 8], [2, 1, 3, 1], [1, 5, 1, 1], [3, 1, 2], [1, 1, 1], [4, 2, 3, 5]])
+      for (const dims of perms(shape.length)) {
+        const x = Tensor.randn(shape, { requiresGrad: true, generator: new Generator(1) });
+        const got = permuteOrView(x, dims), want = ops.permute(x, dims);
+        assert.deepEqual(got.shape, want.shape);
+        assert.deepEqual(got.toFlatArray(), want.toFlatArray(), `${shape} ${dims}`);
+        const big = dims.filter((d) => shape[d] !== 1);
+        const view = big.every((d, i) => i === 0 || big[i - 1] < d);
+        assert.equal(got.data === x.data, view, `${shape} ${dims}: ${view ? "copied" : "a view"}`);
+        if (view) views += 1; else copies += 1;
+        const w = Tensor.randn(want.shape, { generator: new Generator(2) });
+        ops.sum(ops.mul(got, w)).backward();
+        const g1 = x.grad!.toFlatArray();
+        x.grad = null;
+        ops.sum(ops.mul(want, w)).backward();
+        assert.deepEqual(g1, x.grad!.toFlatArray(), `gradient ${shape} ${dims}`);
+      }
+    assert.ok(views > 20 && copies > 20, `${views} views, ${copies} copies`);
+    const x = Tensor.zeros([1, 2, 3]);
+    for (const bad of [[0, 0, 1], [0, 1], [0, 1, 3]]) assert.throws(() => permuteOrView(x, bad), (e: Error) => e instanceof RangeError && /permute/.test(e.message), `${bad}`);
   });
 });
 

@@ -39,6 +39,7 @@ import { noGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { FloatDType, openShardedCheckpoint, ShardedCheckpoint } from "../io/sharded";
 import { native } from "../native";
+import { permuteOrView } from "../ops/shape";
 import * as ops from "../ops";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
@@ -436,9 +437,9 @@ class LargeMlstmLayer extends Module {
       ig = ops.slice(g, -1, 0, NH);
       fg = ops.slice(g, -1, NH, 2 * NH);
     }
-    const heads = (t: Tensor, d: number) => ops.permute(t.reshape(B, S, NH, d), [0, 2, 1, 3]);
-    const r = mlstmLibrary(heads(q, DK), heads(k, DK), heads(v, DV), ops.permute(ig, [0, 2, 1]), ops.permute(fg, [0, 2, 1]), state, segments, c.eps);
-    const hn = ops.multiHeadLayerNorm(ops.permute(r.h, [0, 2, 1, 3]), this.multihead_norm.weight, this.multihead_norm.bias, { eps: c.norm_eps });
+    const heads = (t: Tensor, d: number) => permuteOrView(t.reshape(B, S, NH, d), [0, 2, 1, 3]);
+    const r = mlstmLibrary(heads(q, DK), heads(k, DK), heads(v, DV), permuteOrView(ig, [0, 2, 1]), permuteOrView(fg, [0, 2, 1]), state, segments, c.eps);
+    const hn = ops.multiHeadLayerNorm(permuteOrView(r.h, [0, 2, 1, 3]), this.multihead_norm.weight, this.multihead_norm.bias, { eps: c.norm_eps });
     const y = this.out_proj.forward(ops.mul(ops.sigmoid(o), hn.reshape(B, S, vd)));
     return { y, state: r.state };
   }

@@ -8,6 +8,7 @@
 import * as ops from "../ops";
 import { mlstm, MlstmState } from "../ops/mlstm";
 import { mlstmLayer, MlstmLayerWeights } from "../ops/mlstm-layer";
+import { permuteOrView } from "../ops/shape";
 import { defaultGenerator, Generator } from "../rng";
 import { formatShape } from "../shape";
 import { Tensor } from "../tensor";
@@ -223,12 +224,12 @@ export class mLSTMLayer extends Module {
     const k = ops.headwiseLinear(xc, this.p("k_proj.weight"), this.maybe("k_proj.bias"));
     const v = ops.headwiseLinear(xm, this.p("v_proj.weight"), this.maybe("v_proj.bias"));
     const u = ops.cat([q, k, v], 2);
-    const ig = ops.permute(ops.linear(u, this.p("mlstm_cell.igate.weight"), this.p("mlstm_cell.igate.bias")), [0, 2, 1]); // [B, NH, S]
-    const fg = ops.permute(ops.linear(u, this.p("mlstm_cell.fgate.weight"), this.p("mlstm_cell.fgate.bias")), [0, 2, 1]);
-    const heads = (t: Tensor) => ops.permute(t.reshape(B, S, NH, DH), [0, 2, 1, 3]); // [B, NH, S, DH]
+    const ig = permuteOrView(ops.linear(u, this.p("mlstm_cell.igate.weight"), this.p("mlstm_cell.igate.bias")), [0, 2, 1]); // [B, NH, S]
+    const fg = permuteOrView(ops.linear(u, this.p("mlstm_cell.fgate.weight"), this.p("mlstm_cell.fgate.bias")), [0, 2, 1]);
+    const heads = (t: Tensor) => permuteOrView(t.reshape(B, S, NH, DH), [0, 2, 1, 3]); // [B, NH, S, DH]
     const cell = mlstm(heads(q), heads(k), heads(v), ig, fg, { form: options.form ?? "auto", initialState: state?.mlstm_state ?? null, returnLastState: !!options.returnLastState });
     // outnorm: per-head layer norm over DH on [B, S, NH, DH]
-    const hNorm = ops.multiHeadLayerNorm(ops.permute(cell.h, [0, 2, 1, 3]), this.p("mlstm_cell.outnorm.weight"), null, { residualWeight: true, eps: 1e-5 }).reshape(B, S, Di);
+    const hNorm = ops.multiHeadLayerNorm(permuteOrView(cell.h, [0, 2, 1, 3]), this.p("mlstm_cell.outnorm.weight"), null, { residualWeight: true, eps: 1e-5 }).reshape(B, S, Di);
     const h = ops.mul(ops.add(hNorm, ops.mul(this.p("learnable_skip"), xc)), ops.silu(z));
     const y = this.dropout(ops.linear(h, this.p("proj_down.weight"), this.maybe("proj_down.bias")));
     if (!options.returnLastState) return { y, xm };

@@ -17,7 +17,7 @@ import { linear } from "./matmul";
 import { mlstm } from "./mlstm";
 import { resolveChunkSize } from "./mlstm-chunk";
 import { layerNorm, multiHeadLayerNorm } from "./norm";
-import { cat, permute, slice } from "./shape";
+import { cat, permuteOrView as permute, slice } from "./shape";
 
 /** The layer's parameters, named as the reference's state_dict keys (no biases on the projections). */
 export interface MlstmLayerWeights {

@@ -43,6 +43,20 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   return record1("permute", [x], out, (g) => [permute(g, inverse)]);
 }
 
+/**
+ * @internal ops.permute's values and gradients, as a view of x's storage (no copy, no device call) when the
+ * permutation only moves dimensions of size 1, the others keeping their order (a decode step's [B, 1, NH, DH] ->
+ * [B, NH, 1, DH]); otherwise ops.permute. For the package's layers, which neither mutate nor dispose such a result
+ * apart from x (ops.permute's own contract stays "copies").
+ */
+export function permuteOrView(x: Tensor, dims: readonly number[]): Tensor {
+  const nd = x.ndim;
+  const valid = dims.length === nd && new Set(dims).size === nd && dims.every((d) => Number.isInteger(d) && d >= 0 && d < nd);
+  const moved = valid ? dims.filter((d) => x.shape[d] !== 1) : [];
+  if (valid && moved.every((d, i) => i === 0 || moved[i - 1] < d)) return reshape(x, dims.map((d) => x.shape[d]));
+  return permute(x, dims);
+}
+
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   requireTensor("ops.transpose", "x", x, { cuda: true });
   requireNumber("ops.transpose", "dim0", dim0);
