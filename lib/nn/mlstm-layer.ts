@@ -202,7 +202,8 @@ export class mLSTMLayer extends Module {
     return p > 0 && this.training ? ops.dropout(y, p, { generator: this.generator }) : y;
   }
 
-  private run(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean; form?: "auto" | "parallel" | "chunkwise" | "recurrent" }): { y: Tensor; state?: LayerState; xm: Tensor | null } {
+  // stepWindow: the returned conv_state is the whole window [prev, xm] (step's K inputs), not its last K-1
+  private run(x: Tensor, options: { state?: LayerState | null; returnLastState?: boolean; form?: "auto" | "parallel" | "chunkwise" | "recurrent"; stepWindow?: boolean }): { y: Tensor; state?: LayerState; xm: Tensor | null } {
     const c = this.config, E = c.embedding_dim, Di = this.innerDim, NH = c.num_heads, DH = this.headDim, K = c.conv1d_kernel_size;
     if (x.dtype !== "float32") throw new TypeError(`mLSTMLayer.forward: x must be float32, got ${x.dtype}`);
     if (x.ndim !== 3 || x.shape[2] !== E) throw new RangeError(`mLSTMLayer.forward: x has shape ${formatShape(x.shape)}, expected [B, S, embedding_dim] = [B, S, ${E}]`);
@@ -217,7 +218,8 @@ export class mLSTMLayer extends Module {
     const prev = state?.conv_state ?? null;
     if (prev && (prev.ndim !== 3 || prev.shape[0] !== B || prev.shape[1] !== K - 1 || prev.shape[2] !== Di))
       throw new RangeError(`mLSTMLayer.forward: conv_state has shape ${formatShape(prev.shape)}, expected [B, K-1, Di] = [${B}, ${K - 1}, ${Di}]`);
-    let conv = ops.causalConv1d(prev ? ops.cat([prev, xm], 1) : xm, this.p("conv1d.conv.weight"), this.p("conv1d.conv.bias"));
+    const hist = prev ? ops.cat([prev, xm], 1) : xm;  // the conv's input, and the next conv state's source
+    let conv = ops.causalConv1d(hist, this.p("conv1d.conv.weight"), this.p("conv1d.conv.bias"));
     if (prev) conv = ops.slice(conv, 1, K - 1);
     const xc = ops.silu(conv);
     const q = ops.headwiseLinear(xc, this.p("q_proj.weight"), this.maybe("q_proj.bias"));
@@ -233,9 +235,8 @@ export class mLSTMLayer extends Module {
     const h = ops.mul(ops.add(hNorm, ops.mul(this.p("learnable_skip"), xc)), ops.silu(z));
     const y = this.dropout(ops.linear(h, this.p("proj_down.weight"), this.maybe("proj_down.bias")));
     if (!options.returnLastState) return { y, xm };
-    const hist = prev ? ops.cat([prev, xm], 1) : xm;
     const T = hist.shape[1];
-    const convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, Di], { device: x.device }), hist], 1);
+    const convState = options.stepWindow ? hist : T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, Di], { device: x.device }), hist], 1);
     return { y, xm, state: { conv_state: convState, mlstm_state: cell.state as unknown as LayerState } };
   }
 
@@ -254,10 +255,10 @@ export class mLSTMLayer extends Module {
     // the step window is the last K inputs [B, K, Di]; forward's returned state (the last K-1) is accepted too
     const window = s.conv_state ?? null;
     const prev = window ? (window.shape[1] === K ? ops.slice(window, 1, 1) : window) : Tensor.zeros([B, K - 1, Di], { device: x.device });
-    const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent" });
+    // the step window returned: the K-1 previous inputs of the conv branch and this one (the conv's own input)
+    const r = this.run(x, { state: { conv_state: prev, mlstm_state: (s.mlstm_state ?? null) as unknown as LayerState }, returnLastState: true, form: "recurrent", stepWindow: true });
     const st = r.state as unknown as mLSTMLayerState;
-    // the step window: the K-1 previous inputs of the conv branch and this one
-    return { y: r.y, state: { conv_state: ops.cat([prev, r.xm!], 1), mlstm_state: st.mlstm_state as unknown as LayerState } };
+    return { y: r.y, state: { conv_state: st.conv_state, mlstm_state: st.mlstm_state as unknown as LayerState } };
   }
 
   /**

@@ -170,10 +170,11 @@ export class sLSTMLayer extends Module {
     this.checkStateArg(op, "options.state", options.state, B, false);
     const state = options.state ?? null;
     let xc = x;
+    // a carried conv state is the previous K-1 inputs: prepend them, drop their outputs (and keep the last K-1 of
+    // this window as the next state)
+    const xin = K > 0 && state?.conv_state ? ops.cat([state.conv_state, x], 1) : x;
     if (K > 0) {
-      // a carried conv state is the previous K-1 inputs: prepend them, drop their outputs
       const prev = state?.conv_state ?? null;
-      const xin = prev ? ops.cat([prev, x], 1) : x;
       let conv = ops.causalConv1d(xin, this.p("conv1d.conv.weight"), this.p("conv1d.conv.bias"));
       if (prev) conv = ops.slice(conv, 1, K - 1);
       xc = ops.silu(conv);
@@ -195,9 +196,8 @@ export class sLSTMLayer extends Module {
     if (!options.returnLastState) return { y };
     let convState: Tensor | null = null;
     if (K > 0) {
-      const hist = state?.conv_state ? ops.cat([state.conv_state, x], 1) : x;
-      const T = hist.shape[1];
-      convState = T >= K - 1 ? ops.slice(hist, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, E], { device: x.device }), hist], 1);
+      const T = xin.shape[1];
+      convState = T >= K - 1 ? ops.slice(xin, 1, T - (K - 1)) : ops.cat([Tensor.zeros([B, K - 1 - T, E], { device: x.device }), xin], 1);
     }
     return { y, state: { conv_state: convState, slstm_state: cell.state } };
   }
