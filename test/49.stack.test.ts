@@ -61,6 +61,36 @@ describe("49 block stack and LM model", () => {
     for (const [k, p] of m.namedParameters()) assert.ok(p.grad && p.grad.f32().some((v) => v !== 0), `no gradient for ${k}`);
   });
 
+  it("layers look weights up through a cached map: it follows loadStateDict (in place) and new registrations", () => {
+    // a mixed model: the sLSTM and mLSTM layers' weight lookups both go through Module.parameterByKey
+    const mixed = { mlstm_block: { mlstm: { num_heads: 2, conv1d_kernel_size: 4, qkv_proj_blocksize: 4 } }, slstm_at: [1] } as Partial<nn.xLSTMLMModelConfig>;
+    const a = new nn.xLSTMLMModel(cfg(mixed), { generator: new Generator(1) });
+    const b = new nn.xLSTMLMModel(cfg(mixed), { generator: new Generator(2) });
+    const x = Tensor.from([1, 5, 9, 3, 7, 2], [1, 6], { dtype: "int32" });
+    const before = a.forward(x).logits.toFlatArray();  // builds the layers' maps
+    a.loadStateDict(b.stateDict());
+    assert.deepEqual(a.forward(x).logits.toFlatArray(), b.forward(x).logits.toFlatArray(), "a stale weight after loadStateDict");
+    assert.notDeepEqual(before, b.forward(x).logits.toFlatArray());
+    class Probe extends nn.Module {
+      constructor() {
+        super();
+        this.registerParameter("w", Tensor.ones([2]));
+      }
+      get(k: string) {
+        return this.parameterByKey(k);
+      }
+      add(k: string, t: Tensor) {
+        this.registerParameter(k, t);
+      }
+    }
+    const m = new Probe();
+    assert.equal(m.get("w"), m.stateDict().get("w"));
+    assert.equal(m.get("v"), null);
+    const v = Tensor.zeros([3]);
+    m.add("v", v);
+    assert.equal(m.get("v"), v, "a parameter registered after the first lookup is not found");
+  });
+
   it("rejects bad token shapes with the shape in the message", () => {
     const m = new nn.xLSTMLMModel(cfg(), { generator: new Generator(4) });
     assert.throws(() => m.forward(Tensor.zeros([2, 3, 4], { dtype: "int32" })), /idx has shape \[2, 3, 4\], expected \[B, S\]/);

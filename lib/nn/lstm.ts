@@ -77,7 +77,7 @@ export class LSTM extends Module {
   }
 
   private param(name: string): Tensor | null {
-    return this.stateDict().get(name) ?? null;
+    return this.parameterByKey(name);
   }
 
   /**

@@ -127,12 +127,12 @@ export class mLSTMLayer extends Module {
   }
 
   private p(key: string): Tensor {
-    const t = this.stateDict().get(key);
+    const t = this.parameterByKey(key);
     if (!t) throw new Error(`mLSTMLayer: no parameter ${key}`);
     return t;
   }
   private maybe(key: string): Tensor | null {
-    return this.stateDict().get(key) ?? null;
+    return this.parameterByKey(key);
   }
 
   /** The reference's reset_parameters (XLSTM_SPEC §6.1, §4.1). */

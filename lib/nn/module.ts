@@ -6,11 +6,15 @@ import { Tensor } from "../tensor";
 
 export type StateDict = Map<string, Tensor>;
 
+/** Bumped by every registration anywhere: invalidates the layers' cached parameter lookups (parameterByKey). */
+let registrations = 0;
+
 export abstract class Module {
   /** Training mode (dropout active); switch with train()/eval(). */
   training = true;
   private readonly params = new Map<string, Tensor | null>();
   private readonly children = new Map<string, Module>();
+  private byKey: { map: StateDict; at: number } | null = null;
 
   /** Register a parameter (a float32 leaf that requires grad; xLSTMLarge.setWeightDtype may store some as bfloat16 later); `null` keeps the name reserved (e.g. bias=false). */
   protected registerParameter(name: string, t: Tensor | null): Tensor | null {
@@ -19,12 +23,25 @@ export abstract class Module {
       t.requiresGrad = true;
     }
     this.params.set(name, t);
+    registrations += 1;
     return t;
   }
 
   protected registerModule<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
+    registrations += 1;
     return m;
+  }
+
+  /**
+   * The parameter at a state_dict key of this module (null when absent), from a map built once and rebuilt only after
+   * a registration: the layers look their weights up on every call (a decode step: a dozen per layer), and a new
+   * stateDict() each time cost ~8 µs a lookup. Parameters keep their Tensor objects (loadStateDict, to() and
+   * setWeightDtype change them in place), so the map stays valid.
+   */
+  protected parameterByKey(key: string): Tensor | null {
+    if (!this.byKey || this.byKey.at !== registrations) this.byKey = { map: this.stateDict(), at: registrations };
+    return this.byKey.map.get(key) ?? null;
   }
 
   /** [dotted name, parameter] for this module and its submodules, in registration order. */

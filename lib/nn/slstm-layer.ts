@@ -108,7 +108,7 @@ export class sLSTMLayer extends Module {
   }
 
   private p(key: string): Tensor {
-    const t = this.stateDict().get(key);
+    const t = this.parameterByKey(key);
     if (!t) throw new Error(`sLSTMLayer: no parameter ${key}`);
     return t;
   }
