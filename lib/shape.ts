@@ -54,24 +54,32 @@ export function normalizeDim(dim: number, ndim: number, what = "dim"): number {
 }
 
 /** Resolves a single -1 in a target shape against `total` elements. */
-export function inferShape(shape: Shape, total: number, what = "reshape"): number[] {
+export function inferShape(shape: Shape, total: number, what: string | (() => string) = "reshape"): number[] {
+  try {
+    return inferShapeOrThrow(shape, total);
+  } catch (e) {
+    // the caller's name for the shape, built only for the error (reshape is on every layer's hot path)
+    if (e instanceof RangeError) throw new RangeError(`${typeof what === "function" ? what() : what}: ${e.message}`);
+    throw e;
+  }
+}
+
+function inferShapeOrThrow(shape: Shape, total: number): number[] {
   const out = [...shape];
   let unknown = -1;
   let known = 1;
   for (let i = 0; i < out.length; ++i) {
     if (out[i] === -1) {
-      if (unknown >= 0) throw new RangeError(`${what}: only one dimension can be -1, got ${formatShape(shape)}`);
+      if (unknown >= 0) throw new RangeError(`only one dimension can be -1, got ${formatShape(shape)}`);
       unknown = i;
     } else if (!Number.isInteger(out[i]) || out[i] < 0) {
-      throw new RangeError(`${what}: invalid size ${out[i]} in ${formatShape(shape)}`);
+      throw new RangeError(`invalid size ${out[i]} in ${formatShape(shape)}`);
     } else known *= out[i];
   }
   if (unknown >= 0) {
-    if (known === 0 || total % known !== 0)
-      throw new RangeError(`${what}: cannot infer -1 in ${formatShape(shape)} for ${total} elements`);
+    if (known === 0 || total % known !== 0) throw new RangeError(`cannot infer -1 in ${formatShape(shape)} for ${total} elements`);
     out[unknown] = total / known;
   }
-  if (numel(out) !== total)
-    throw new RangeError(`${what}: shape ${formatShape(shape)} has ${numel(out)} elements, the tensor has ${total}`);
+  if (numel(out) !== total) throw new RangeError(`shape ${formatShape(shape)} has ${numel(out)} elements, the tensor has ${total}`);
   return out;
 }

@@ -18,7 +18,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   requireNumberArray("ops.reshape", "shape", shape);
   let s: number[];
   try {
-    s = inferShape(shape, x.numel, `ops.reshape: shape (x has shape ${formatShape(x.shape)})`);
+    s = inferShape(shape, x.numel, () => `ops.reshape: shape (x has shape ${formatShape(x.shape)})`);
   } catch (e) {
     // numel()'s own overflow message does not name the op
     if (e instanceof RangeError && !e.message.startsWith("ops.reshape")) throw new RangeError(`ops.reshape: ${e.message}`);
