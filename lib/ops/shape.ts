@@ -16,14 +16,8 @@ function emptyLike(t: Tensor, shape: readonly number[]): Tensor {
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   requireTensor("ops.reshape", "x", x, { cuda: true });
   requireNumberArray("ops.reshape", "shape", shape);
-  let s: number[];
-  try {
-    s = inferShape(shape, x.numel, () => `ops.reshape: shape (x has shape ${formatShape(x.shape)})`);
-  } catch (e) {
-    // numel()'s own overflow message does not name the op
-    if (e instanceof RangeError && !e.message.startsWith("ops.reshape")) throw new RangeError(`ops.reshape: ${e.message}`);
-    throw e;
-  }
+  // every RangeError of inferShape (numel's overflow included) comes out prefixed with this context
+  const s = inferShape(shape, x.numel, () => `ops.reshape: shape (x has shape ${formatShape(x.shape)})`);
   const out = x._viewAs(s);
   return record1("reshape", [x], out, (g) => [g._viewAs(x.shape)]);
 }
