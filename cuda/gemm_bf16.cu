@@ -10,11 +10,17 @@
 // 16 x 16 x 16 products are the replay's (float32 sums of the staged values in k order).
 //
 // Kernel: 128 threads (4 warps) per 64 x 64 tile of C; each warp owns a 32 x 32 quarter as 2 x 2 wmma fragments of
-// 16 x 16 x 16 (bf16 in, float32 accumulators). K is staged 32 at a time as As[64][32+8] and Bs[32][64+8] (bf16;
-// padded rows keep the wmma loads 32-byte aligned and off one bank). Elements outside op(A) / op(B) load as 0. The
-// accumulators go through Cs[64][64+4] (float32, shared) and the block writes C with alpha / beta, bounds-checked.
-// All index arithmetic is in the __host__ __device__ helpers of Bf16Tiling; gemm_bf16_tile_coverage runs them on
-// the host to check that each shared slot is loaded once per slice and each C element written once (test/20.gemm).
+// 16 x 16 x 16 (bf16 in, float32 accumulators). K is staged 32 at a time, each thread loading 4 vectors of 4
+// consecutive floats per operand (one 16-byte load each where the operand is 16-byte aligned and the vector lies
+// inside it; element by element at the edges), and stored as bf16 in the layout the operand has in memory: op(A)
+// as As[64][32+8] or, transposed, AsT[32][64+8]; op(B) as Bs[32][64+8] or BsT[64][32+8] (padded rows keep the wmma
+// loads 32-byte aligned and off one bank; wmma reads row- or column-major to match). Two slice buffers: the next
+// slice's loads are in flight while the warps multiply the current one (one barrier per slice). Elements outside
+// op(A) / op(B) load as 0. The accumulators go through Cs[64][64+4] (float32, over the slice buffers) and the block
+// writes C with alpha / beta, bounds-checked. All index arithmetic is in the __host__ __device__ helpers of
+// Bf16Tiling and GroupedBlock (the replay stages through the same vector loads); gemm_bf16_tile_coverage runs them on
+// the host to check that each shared slot is loaded once per slice, each vector is 4 consecutive elements in memory
+// and in shared memory, and each C element written once (test/20.gemm).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -24,6 +30,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda_api.h"
@@ -38,16 +45,25 @@ namespace {
 
 using namespace hostutil;
 
-struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices of 32 (As[r][kk], Bs[kk][c])
+struct Bf16Tiling : GemmStagingVec4<64, 64, 32, 128> {  // 64 x 64 C tile, K slices of 32, staged 4 elements a load
   static constexpr int WARP_TILE = 32;
-  static constexpr int LDA = BK + 8, LDB = BN + 8, LDC = BN + 4;  // shared row lengths (elements)
+  // shared row lengths (elements) by layout: op(A) row-major As[r][kk] (A as stored) or, for a transposed A,
+  // column-major AsT[kk][r]; op(B) row-major Bs[kk][c] or, transposed, BsT[c][kk]. Either way a vector of 4
+  // consecutive source elements lands as one 8-byte store, and wmma reads the layout it was written in.
+  static constexpr int LDA = BK + 8, LDAT = BM + 8, LDB = BN + 8, LDBT = BK + 8, LDC = BN + 4;
+  static constexpr int A_ELEMS = BM * LDA > BK * LDAT ? BM * LDA : BK * LDAT;  // one slice's op(A), either layout
+  static constexpr int B_ELEMS = BK * LDB > BN * LDBT ? BK * LDB : BN * LDBT;
   static constexpr int C_STORES = BM * BN / THREADS;
+  static constexpr int A_VECS = A_LOADS / 4, B_VECS = B_LOADS / 4;
 
   // Warp w's 32 x 32 quarter of the block tile.
   __host__ __device__ static void warp_origin(int w, int* r0, int* c0) {
     *r0 = (w / 2) * WARP_TILE;
     *c0 = (w % 2) * WARP_TILE;
   }
+  // Offsets (elements) of op(A)[r][kk] and op(B)[kk][c] in their slice buffers under the segment's layout.
+  __host__ __device__ static int a_offset(bool trans_a, int r, int kk) { return trans_a ? kk * LDAT + r : r * LDA + kk; }
+  __host__ __device__ static int b_offset(bool trans_b, int kk, int c) { return trans_b ? c * LDBT + kk : kk * LDB + c; }
   // The host replay's tile: each warp's quarter set to 0 (the rest stays as it was, NaN).
   static void zero_owned(float* acc) {
     for (int w = 0; w < THREADS / 32; ++w) {
@@ -67,14 +83,80 @@ struct Bf16Tiling : GemmStaging<64, 64, 32, 128> {  // 64 x 64 C tile, K slices 
 
 using Bf16Block = GroupedBlock<Bf16Tiling>;
 
-// The kernel: block (blockIdx.x, blockIdx.y) of batch blockIdx.z + batch0, the segments' slices in turn.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+namespace wmma = nvcuda::wmma;
+
+// One slice's operands, held in registers from its global loads until they are stored to shared memory.
+struct Bf16Slice {
+  float a[Bf16Tiling::A_LOADS], b[Bf16Tiling::B_LOADS];
+};
+
+__device__ __forceinline__ void load_slice(const Bf16Block& blk, int s, int64_t k0, int t, Bf16Slice& x) {
+  const Bf16Block::Seg seg = blk.seg(s);
+#pragma unroll
+  for (int q = 0; q < Bf16Tiling::A_VECS; ++q) blk.a_stage_vec(seg, t, q, k0, &x.a[4 * q]);
+#pragma unroll
+  for (int q = 0; q < Bf16Tiling::B_VECS; ++q) blk.b_stage_vec(seg, t, q, k0, &x.b[4 * q]);
+}
+
+// 4 floats rounded to bf16 as one 8-byte store at dst (its 4 elements are consecutive in the buffer's layout)
+__device__ __forceinline__ void store4(__nv_bfloat16* dst, const float* v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 packed;
+  packed.x = *reinterpret_cast<unsigned*>(&lo);
+  packed.y = *reinterpret_cast<unsigned*>(&hi);
+  *reinterpret_cast<uint2*>(dst) = packed;
+}
+
+__device__ __forceinline__ void store_slice(const GroupedGemm& g, int s, int t, const Bf16Slice& x, __nv_bfloat16* As, __nv_bfloat16* Bs) {
+  using G = Bf16Tiling;
+  const bool ta = g.seg_ta(s), tb = g.seg_tb(s);
+#pragma unroll
+  for (int v = 0; v < G::A_VECS; ++v) {
+    int r, kk;
+    G::a_slot(ta, t, 4 * v, &r, &kk);
+    store4(As + G::a_offset(ta, r, kk), &x.a[4 * v]);
+  }
+#pragma unroll
+  for (int v = 0; v < G::B_VECS; ++v) {
+    int kk, c;
+    G::b_slot(tb, t, 4 * v, &kk, &c);
+    store4(Bs + G::b_offset(tb, kk, c), &x.b[4 * v]);
+  }
+}
+
+// The warp's 32 x 32 quarter of one slice: 2 x 2 fragments, k 16 at a time, in the layouts the slice was stored in.
+template <class LayoutA, class LayoutB>
+__device__ __forceinline__ void mma_slice(const __nv_bfloat16* As, const __nv_bfloat16* Bs, int wr, int wc,
+                                          wmma::fragment<wmma::accumulator, 16, 16, 16, float> (&acc)[2][2]) {
+  using G = Bf16Tiling;
+  constexpr bool ta = std::is_same<LayoutA, wmma::col_major>::value, tb = std::is_same<LayoutB, wmma::col_major>::value;
+#pragma unroll
+  for (int kk = 0; kk < G::BK; kk += 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LayoutA> fa[2];
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB> fb[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], As + G::a_offset(ta, wr + 16 * i, kk), ta ? G::LDAT : G::LDA);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], Bs + G::b_offset(tb, kk, wc + 16 * j), tb ? G::LDBT : G::LDB);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+  }
+}
+#endif
+
+// The kernel: block (blockIdx.x, blockIdx.y) of batch blockIdx.z + batch0, the segments' slices in turn. Two slice
+// buffers in shared memory: while the warps multiply one, the next slice's global loads are in flight into
+// registers, stored to the other buffer after the products (one barrier per slice). The float32 tile for the
+// epilogue reuses the slice buffers.
 __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(GroupedGemm g, int64_t batch0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using G = Bf16Tiling;
-  namespace wmma = nvcuda::wmma;
-  __shared__ __align__(32) __nv_bfloat16 As[G::BM][G::LDA];
-  __shared__ __align__(32) __nv_bfloat16 Bs[G::BK][G::LDB];
-  __shared__ __align__(32) float Cs[G::BM][G::LDC];
+  constexpr int kSliceBytes = (G::A_ELEMS + G::B_ELEMS) * 2, kCBytes = G::BM * G::LDC * 4;
+  __shared__ __align__(128) unsigned char smem[2 * kSliceBytes > kCBytes ? 2 * kSliceBytes : kCBytes];
+  __nv_bfloat16* const buf = reinterpret_cast<__nv_bfloat16*>(smem);  // slice b: A at b·(A+B), B after it
   const Bf16Block blk(g, batch0 + blockIdx.z, blockIdx.y, blockIdx.x);
   const int t = threadIdx.x;
   int wr, wc;
@@ -82,40 +164,40 @@ __global__ void __launch_bounds__(Bf16Tiling::THREADS, 4) gemm_bf16_tiled(Groupe
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-  // the slices of every segment in turn (Bf16Block::next_slice's order)
-  int s = 0;
+  Bf16Slice x;
+  int s = 0, b = 0;
   int64_t k0 = 0;
-  for (blk.next_slice(&s, &k0, true); s < g.segments(); blk.next_slice(&s, &k0, false)) {
-#pragma unroll 4
-    for (int l = 0; l < G::A_LOADS; ++l) {
-      int r, kk;
-      const float v = blk.a_stage(s, t, l, k0, &r, &kk);
-      As[r][kk] = __float2bfloat16_rn(v);
-    }
-#pragma unroll 4
-    for (int l = 0; l < G::B_LOADS; ++l) {
-      int kk, c;
-      const float v = blk.b_stage(s, t, l, k0, &kk, &c);
-      Bs[kk][c] = __float2bfloat16_rn(v);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < G::BK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &As[wr + 16 * i][kk], G::LDA);
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &Bs[kk][wc + 16 * j], G::LDB);
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
-    }
-    __syncthreads();
+  blk.next_slice(&s, &k0, true);
+  if (s < g.segments()) {
+    load_slice(blk, s, k0, t, x);
+    store_slice(g, s, t, x, buf, buf + G::A_ELEMS);
   }
+  __syncthreads();
+  while (s < g.segments()) {
+    int ns = s;
+    int64_t nk = k0;
+    blk.next_slice(&ns, &nk, false);
+    if (ns < g.segments()) load_slice(blk, ns, nk, t, x);
+    const __nv_bfloat16 *As = buf + b * (G::A_ELEMS + G::B_ELEMS), *Bs = As + G::A_ELEMS;
+    const bool ta = g.seg_ta(s), tb = g.seg_tb(s);
+    if (!ta && !tb) mma_slice<wmma::row_major, wmma::row_major>(As, Bs, wr, wc, acc);
+    else if (ta && !tb) mma_slice<wmma::col_major, wmma::row_major>(As, Bs, wr, wc, acc);
+    else if (!ta) mma_slice<wmma::row_major, wmma::col_major>(As, Bs, wr, wc, acc);
+    else mma_slice<wmma::col_major, wmma::col_major>(As, Bs, wr, wc, acc);
+    if (ns < g.segments()) {
+      __nv_bfloat16* next = buf + (b ^ 1) * (G::A_ELEMS + G::B_ELEMS);
+      store_slice(g, ns, t, x, next, next + G::A_ELEMS);
+    }
+    __syncthreads();
+    b ^= 1, s = ns, k0 = nk;
+  }
+  float* Cs = reinterpret_cast<float*>(smem);  // every warp is past its last products (the barrier above)
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], acc[i][j], G::LDC, wmma::mem_row_major);
+      wmma::store_matrix_sync(&Cs[(wr + 16 * i) * G::LDC + wc + 16 * j], acc[i][j], G::LDC, wmma::mem_row_major);
   __syncthreads();
 #pragma unroll 4
-  for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, &Cs[0][0], G::LDC);
+  for (int l = 0; l < G::C_STORES; ++l) blk.store(t, l, Cs, G::LDC);
 #endif
 }
 
@@ -158,9 +240,11 @@ void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {
   using G = Bf16Tiling;
   for (int64_t e = 0; e < M * N; ++e) counts[e] = 0;
-  // wmma's leading dimensions: a multiple of 8 bf16 / 4 floats (16 bytes), rows of 16 then stay 32-byte aligned
-  if (G::LDA % 8 || G::LDB % 8 || G::LDC % 4 || (16 * G::LDA * 2) % 32 || (16 * G::LDB * 2) % 32 || (16 * G::LDC * 4) % 32)
-    return -1;
+  // wmma's leading dimensions: a multiple of 8 bf16 / 4 floats (16 bytes), rows of 16 then stay 32-byte aligned;
+  // the second slice buffer and B's part of a buffer start 32-byte aligned too
+  for (int ld : {G::LDA, G::LDAT, G::LDB, G::LDBT})
+    if (ld % 8 || (16 * ld * 2) % 32) return -1;
+  if (G::LDC % 4 || (16 * G::LDC * 4) % 32 || (G::A_ELEMS * 2) % 32 || ((G::A_ELEMS + G::B_ELEMS) * 2) % 32) return -1;
   if (M <= 0 || N <= 0) return 0;
   // C: every (block, thread, store slot) that passes the kernel's bounds check
   for (int64_t by = 0; by < G::grid_y(M); ++by)
@@ -176,20 +260,37 @@ int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N
   int64_t bad = 0;
   // staging: each As / Bs slot of a slice loaded by exactly one (thread, l); the warps' quarters tile the block
   int a_seen[G::BM][G::BK] = {}, b_seen[G::BK][G::BN] = {}, c_seen[G::BM][G::BN] = {};
+  // and in the slice buffer's layout, every slot at its own offset inside the buffer; a vector's 4 slots consecutive
+  // in memory (along A's / B's contiguous dimension, from a multiple of 4) and in the buffer (one 8-byte store)
+  std::vector<int> a_at(G::A_ELEMS), b_at(G::B_ELEMS);
   for (int t = 0; t < G::THREADS; ++t) {
     for (int l = 0; l < G::A_LOADS; ++l) {
-      int r, kk;
+      int r, kk, r0, kk0;
       G::a_slot(trans_a, t, l, &r, &kk);
+      G::a_slot(trans_a, t, l - l % 4, &r0, &kk0);
       if (r < 0 || r >= G::BM || kk < 0 || kk >= G::BK) return -1;
       ++a_seen[r][kk];
+      const int at = G::a_offset(trans_a, r, kk), j = l % 4;
+      if (at < 0 || at >= G::A_ELEMS) return -1;
+      ++a_at[at];
+      const bool along = trans_a ? (kk == kk0 && r == r0 + j) : (r == r0 && kk == kk0 + j);
+      bad += !along || (trans_a ? r0 : kk0) % 4 != 0 || at != G::a_offset(trans_a, r0, kk0) + j || (at - j) % 4 != 0;
     }
     for (int l = 0; l < G::B_LOADS; ++l) {
-      int kk, c;
+      int kk, c, kk0, c0;
       G::b_slot(trans_b, t, l, &kk, &c);
+      G::b_slot(trans_b, t, l - l % 4, &kk0, &c0);
       if (kk < 0 || kk >= G::BK || c < 0 || c >= G::BN) return -1;
       ++b_seen[kk][c];
+      const int at = G::b_offset(trans_b, kk, c), j = l % 4;
+      if (at < 0 || at >= G::B_ELEMS) return -1;
+      ++b_at[at];
+      const bool along = trans_b ? (c == c0 && kk == kk0 + j) : (kk == kk0 && c == c0 + j);
+      bad += !along || (trans_b ? kk0 : c0) % 4 != 0 || at != G::b_offset(trans_b, kk0, c0) + j || (at - j) % 4 != 0;
     }
   }
+  for (int v : a_at) bad += v > 1;
+  for (int v : b_at) bad += v > 1;
   for (int w = 0; w < G::THREADS / 32; ++w) {
     int r0, c0;
     G::warp_origin(w, &r0, &c0);

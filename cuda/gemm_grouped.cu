@@ -52,16 +52,17 @@ __global__ void __launch_bounds__(F32Tiling::THREADS) gemm_f32_grouped_tiled(Gro
   int s = 0;
   int64_t k0 = 0;
   for (blk.next_slice(&s, &k0, true); s < g.segments(); blk.next_slice(&s, &k0, false)) {
+    const auto seg = blk.seg(s);
 #pragma unroll
     for (int l = 0; l < G::A_LOADS; ++l) {
       int r, kk;
-      const float v = blk.a_stage(s, t, l, k0, &r, &kk);
+      const float v = blk.a_stage(seg, t, l, k0, &r, &kk);
       As[kk][r] = v;
     }
 #pragma unroll
     for (int l = 0; l < G::B_LOADS; ++l) {
       int kk, c;
-      const float v = blk.b_stage(s, t, l, k0, &kk, &c);
+      const float v = blk.b_stage(seg, t, l, k0, &kk, &c);
       Bs[kk][c] = v;
     }
     __syncthreads();

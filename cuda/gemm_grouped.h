@@ -39,11 +39,6 @@ struct GemmOperand {
   __host__ __device__ static int64_t at(int64_t b, int64_t per, int64_t outer, int64_t inner) {
     return (b / per) * outer + (b % per) * inner;
   }
-  // batch b's base and scale base
-  __host__ __device__ const float* base(int64_t b, int64_t per) const { return p + at(b, per, outer, inner); }
-  __host__ __device__ const float* scale_base(int64_t b, int64_t per) const {
-    return scale ? scale + at(b, per, s_outer, s_inner) : nullptr;
-  }
 };
 
 struct GroupedGemm {
@@ -65,8 +60,6 @@ struct GroupedGemm {
   __host__ __device__ int64_t seg_K(int s) const { return s ? K2 : K; }
   __host__ __device__ bool seg_ta(int s) const { return s ? ta2 : ta; }
   __host__ __device__ bool seg_tb(int s) const { return s ? tb2 : tb; }
-  __host__ __device__ const GemmOperand& seg_a(int s) const { return s ? a2 : a; }
-  __host__ __device__ const GemmOperand& seg_b(int s) const { return s ? b2 : b; }
   __host__ __device__ float* c_base(int64_t bt) const { return c + GemmOperand::at(bt, per_group, c_outer, c_inner); }
   __host__ __device__ int64_t batches() const { return groups * per_group; }
 };
@@ -140,14 +133,23 @@ void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round = true);
 
 // One block of a grouped product under tiling G (batch bt, tile origin row0 / col0): the staged value of each slot,
 // segment by segment, the slices' order and the epilogue's writes. __host__ __device__: the kernels and their host
-// replays run exactly this. G: BM, BN, BK, THREADS, A_LOADS, B_LOADS, a_slot, b_slot, c_slot.
+// replays run exactly this. G: BM, BN, BK, THREADS, A_LOADS, B_LOADS, VEC, a_slot, b_slot, c_slot.
+// A segment's operands are picked field by field (seg), never through a reference or array indexed by the runtime
+// segment: that would make the compiler copy the whole kernel parameter into local memory and read every operand
+// field from there.
 template <class G>
 struct GroupedBlock {
   const GroupedGemm& g;
   int64_t row0, col0;
   int64_t bt, k_begin = 0, k_end = 0;  // the block's batch; its K range when split (else 0, 0: every slice)
-  const float *A[2], *B[2], *sA[2], *sB[2];
+  int64_t bo, bi;                      // bt's group and index in it
   float* C;
+  // segment s's operands for this block's batch: bases, scales (null: none), leading dimensions, depth, transposes
+  struct Seg {
+    const float *a, *b, *sa, *sb;
+    int64_t lda, ldb, K;
+    bool ta, tb, a_scale_k, b_scale_k;
+  };
   // block z of the launch's batches (times the K ranges when split), tile (by, bx)
   __host__ __device__ GroupedBlock(const GroupedGemm& grouped, int64_t z, int64_t by, int64_t bx)
       : g(grouped), row0(by * G::BM), col0(bx * G::BN), bt(z / grouped.k_splits) {
@@ -155,33 +157,84 @@ struct GroupedBlock {
       k_begin = (z % g.k_splits) * g.k_chunk;
       k_end = k_begin + g.k_chunk < g.K ? k_begin + g.k_chunk : g.K;
     }
-    for (int s = 0; s < g.segments(); ++s) {
-      A[s] = g.seg_a(s).base(bt, g.per_group), sA[s] = g.seg_a(s).scale_base(bt, g.per_group);
-      B[s] = g.seg_b(s).base(bt, g.per_group), sB[s] = g.seg_b(s).scale_base(bt, g.per_group);
-    }
-    C = g.c_base(bt);
+    bo = bt / g.per_group, bi = bt % g.per_group;
+    C = g.c + bo * g.c_outer + bi * g.c_inner;
   }
-  // slot l of thread t in segment s's slice from k0: op(A)[r][kk] of the tile (0 outside op(A))
-  __host__ __device__ float a_stage(int s, int t, int l, int64_t k0, int* r, int* kk) const {
-    const bool ta = g.seg_ta(s);
-    G::a_slot(ta, t, l, r, kk);
-    const int64_t gr = row0 + *r, gk = k0 + *kk;
-    if (gr >= g.M || gk >= g.seg_K(s)) return 0.0f;
-    const GemmOperand& o = g.seg_a(s);
-    float v = ta ? A[s][gk * o.ld + gr] : A[s][gr * o.ld + gk];
-    if (sA[s]) v *= sA[s][o.scale_k ? gk : gr];
+  __host__ __device__ const float* at(const GemmOperand& o) const { return o.p + bo * o.outer + bi * o.inner; }
+  __host__ __device__ const float* scale_at(const GemmOperand& o) const {
+    return o.scale ? o.scale + bo * o.s_outer + bi * o.s_inner : nullptr;
+  }
+  __host__ __device__ Seg seg(int s) const {
+    Seg v;
+    if (s) {
+      v.a = at(g.a2), v.b = at(g.b2), v.sa = scale_at(g.a2), v.sb = scale_at(g.b2);
+      v.lda = g.a2.ld, v.ldb = g.b2.ld, v.K = g.K2, v.ta = g.ta2, v.tb = g.tb2;
+      v.a_scale_k = g.a2.scale_k, v.b_scale_k = g.b2.scale_k;
+    } else {
+      v.a = at(g.a), v.b = at(g.b), v.sa = scale_at(g.a), v.sb = scale_at(g.b);
+      v.lda = g.a.ld, v.ldb = g.b.ld, v.K = g.K, v.ta = g.ta, v.tb = g.tb;
+      v.a_scale_k = g.a.scale_k, v.b_scale_k = g.b.scale_k;
+    }
     return v;
+  }
+  // slot l of thread t in segment v's slice from k0: op(A)[r][kk] of the tile (0 outside op(A))
+  __host__ __device__ float a_stage(const Seg& v, int t, int l, int64_t k0, int* r, int* kk) const {
+    G::a_slot(v.ta, t, l, r, kk);
+    const int64_t gr = row0 + *r, gk = k0 + *kk;
+    if (gr >= g.M || gk >= v.K) return 0.0f;
+    float x = v.ta ? v.a[gk * v.lda + gr] : v.a[gr * v.lda + gk];
+    if (v.sa) x *= v.sa[v.a_scale_k ? gk : gr];
+    return x;
   }
   // slot l of thread t: op(B)[kk][c] of the tile (0 outside op(B))
-  __host__ __device__ float b_stage(int s, int t, int l, int64_t k0, int* kk, int* c) const {
-    const bool tb = g.seg_tb(s);
-    G::b_slot(tb, t, l, kk, c);
+  __host__ __device__ float b_stage(const Seg& v, int t, int l, int64_t k0, int* kk, int* c) const {
+    G::b_slot(v.tb, t, l, kk, c);
     const int64_t gk = k0 + *kk, gc = col0 + *c;
-    if (gk >= g.seg_K(s) || gc >= g.N) return 0.0f;
-    const GemmOperand& o = g.seg_b(s);
-    float v = tb ? B[s][gc * o.ld + gk] : B[s][gk * o.ld + gc];
-    if (sB[s]) v *= sB[s][o.scale_k ? gk : gc];
-    return v;
+    if (gk >= v.K || gc >= g.N) return 0.0f;
+    float x = v.tb ? v.b[gc * v.ldb + gk] : v.b[gk * v.ldb + gc];
+    if (v.sb) x *= v.sb[v.b_scale_k ? gk : gc];
+    return x;
+  }
+  // Thread t's vector q (slots 4q .. 4q + 3 of a GemmStagingVec4 tiling: 4 elements consecutive in memory) of
+  // segment v's slice from k0: out[j] = a_stage of slot 4q + j. One 16-byte load where all four lie inside op(A)
+  // and the operand's base and leading dimension keep them 16-byte aligned (the group starts at a multiple of 4 along
+  // the contiguous dimension; tiles and slices start at multiples of 4), else element by element; the scale
+  // multiplies as in a_stage, so either way the same values.
+  __host__ __device__ void a_stage_vec(const Seg& v, int t, int q, int64_t k0, float* out) const {
+    int r, kk;
+    G::a_slot(v.ta, t, 4 * q, &r, &kk);
+    const int64_t gr = row0 + r, gk = k0 + kk;
+    if (aligned4(v.a, v.lda) && (v.ta ? gr + 4 <= g.M && gk < v.K : gr < g.M && gk + 4 <= v.K)) {
+      load4(v.ta ? v.a + gk * v.lda + gr : v.a + gr * v.lda + gk, out);
+      if (v.sa)
+        for (int j = 0; j < 4; ++j) out[j] *= v.sa[v.a_scale_k ? gk + (v.ta ? 0 : j) : gr + (v.ta ? j : 0)];
+      return;
+    }
+    for (int j = 0; j < 4; ++j) out[j] = a_stage(v, t, 4 * q + j, k0, &r, &kk);
+  }
+  // the same for op(B): 4 elements consecutive along B's rows (columns of op(B)), or along k when transposed
+  __host__ __device__ void b_stage_vec(const Seg& v, int t, int q, int64_t k0, float* out) const {
+    int kk, c;
+    G::b_slot(v.tb, t, 4 * q, &kk, &c);
+    const int64_t gk = k0 + kk, gc = col0 + c;
+    if (aligned4(v.b, v.ldb) && (v.tb ? gc < g.N && gk + 4 <= v.K : gk < v.K && gc + 4 <= g.N)) {
+      load4(v.tb ? v.b + gc * v.ldb + gk : v.b + gk * v.ldb + gc, out);
+      if (v.sb)
+        for (int j = 0; j < 4; ++j) out[j] *= v.sb[v.b_scale_k ? gk + (v.tb ? j : 0) : gc + (v.tb ? 0 : j)];
+      return;
+    }
+    for (int j = 0; j < 4; ++j) out[j] = b_stage(v, t, 4 * q + j, k0, &kk, &c);
+  }
+  __host__ __device__ static bool aligned4(const float* base, int64_t ld) {
+    return (reinterpret_cast<uintptr_t>(base) & 15) == 0 && ld % 4 == 0;
+  }
+  __host__ __device__ static void load4(const float* p, float* out) {
+#ifdef __CUDA_ARCH__
+    const float4 x = __ldg(reinterpret_cast<const float4*>(p));
+    out[0] = x.x, out[1] = x.y, out[2] = x.z, out[3] = x.w;
+#else
+    for (int j = 0; j < 4; ++j) out[j] = p[j];
+#endif
   }
   // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
   // s == segments() past the last; split: the block's K range only (its end is K or a multiple of BK, so no slice
@@ -263,16 +316,24 @@ void grouped_replay(const GroupedGemm& g, bool round) {
         for (blk.next_slice(&s, &k0, true); s < run.segments(); blk.next_slice(&s, &k0, false)) {
           std::fill(As.begin(), As.end(), nan);
           std::fill(Bs.begin(), Bs.end(), nan);
+          const auto seg = blk.seg(s);
           for (int t = 0; t < G::THREADS; ++t) {
+            // the kernel's staging: element by element, or (VEC 4) vector by vector through a_stage_vec / b_stage_vec
+            float av[G::A_LOADS], bv[G::B_LOADS];
+            int r, kk, c;
+            for (int l = 0; l < G::A_LOADS; l += G::VEC)
+              if (G::VEC == 4) blk.a_stage_vec(seg, t, l / 4, k0, &av[l]);
+              else av[l] = blk.a_stage(seg, t, l, k0, &r, &kk);
+            for (int l = 0; l < G::B_LOADS; l += G::VEC)
+              if (G::VEC == 4) blk.b_stage_vec(seg, t, l / 4, k0, &bv[l]);
+              else bv[l] = blk.b_stage(seg, t, l, k0, &kk, &c);
             for (int l = 0; l < G::A_LOADS; ++l) {
-              int r, kk;
-              const float v = blk.a_stage(s, t, l, k0, &r, &kk);
-              As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(v)) : v;
+              G::a_slot(run.seg_ta(s), t, l, &r, &kk);
+              As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(av[l])) : av[l];
             }
             for (int l = 0; l < G::B_LOADS; ++l) {
-              int kk, c;
-              const float v = blk.b_stage(s, t, l, k0, &kk, &c);
-              Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(v)) : v;
+              G::b_slot(run.seg_tb(s), t, l, &kk, &c);
+              Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(bv[l])) : bv[l];
             }
           }
           for (int r = 0; r < G::BM; ++r)

@@ -57,7 +57,8 @@ if has cuda; then
 fi
 if has unverified; then
   timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/23.cuda-tensors.test.ts \
-    --grep "split-K|default float32|composed|garbage collector|deterministic|chunkSize" > "$OUT/unverified.log" 2>&1 || status=1
+    --grep "split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
+  timeout -k 5 "${T_TRAIN:-120}" node_modules/.bin/mocha test/64.train.test.ts test/59.large-generate.test.ts >> "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"

@@ -497,52 +497,68 @@ describe("23 CUDA tensors", () => {
       assert.equal(reported(), r0, "disposed memory still reported");
     });
 
-    itCuda("split-K GEMM: products cut along K (weight gradients, single rows) equal a float64 reference, every transpose, batched and strided, alpha / beta, float32 and bf16", () => {
-      // [batch, M, N, K] cut by cudaGemmSplitPlan (checked below), and one that is not cut, through cudaGemmDev with
-      // operands inside larger buffers (offsets, leading dimensions past the rows, batch strides); on the emulated
-      // device the kernels' host replay runs, whose range sums start as NaN, so a range no block writes shows
-      const gen = new Generator(17);
+    // C = alpha op(A) op(B) + beta C through cudaGemmDev against a float64 sum of the (bf16-rounded when bf16) operands,
+    // the operands inside larger buffers: offsets, leading dimensions `pad` past the rows, batch strides past the
+    // matrices; the gaps between C's rows keep their values
+    function gemmAgainstFloat64(gen: Generator, [batch, M, N, K]: number[], ta: boolean, tb: boolean, bf16: boolean, alpha: number, beta: number, pad: [number, number, number], offsets: [number, number, number]): void {
       const bf = (v: Float32Array) => bf16ToFloat(new Float32Array(v.length), floatToBf16(new Uint16Array(v.length), v));
+      const lda = (ta ? M : K) + pad[0], ldb = (tb ? K : N) + pad[1], ldc = N + pad[2];
+      const sa = (ta ? K : M) * lda + pad[0], sb = (tb ? N : K) * ldb + pad[1], sc = M * ldc + pad[2];
+      const [ao, bo, co] = offsets;
+      const A = Tensor.randn([ao + batch * sa], { generator: gen }), B = Tensor.randn([bo + batch * sb], { generator: gen });
+      const C0 = Tensor.randn([co + batch * sc], { generator: gen });
+      const a = A.f32(), b = B.f32(), c0 = C0.f32();
+      const Cg = beta === 0 ? Tensor.full([co + batch * sc], NaN).cuda() : C0.cuda();
+      native.cudaGemmDev(ta, tb, batch, M, N, K, alpha, A.cuda()._buffer("t"), ao, lda, sa, B.cuda()._buffer("t"), bo, ldb, sb, beta, Cg._buffer("t"), co, ldc, sc, bf16);
+      const got = Cg.cpu().f32();
+      const ar = bf16 ? bf(a) : a, br = bf16 ? bf(b) : b;
+      const what = `${batch}x${M}x${N}x${K} ta=${ta} tb=${tb} bf16=${bf16} alpha=${alpha} beta=${beta} pad=${pad}`;
+      let worst = 0;
+      for (let q = 0; q < batch; ++q)
+        for (let i = 0; i < M; ++i)
+          for (let j = 0; j < N; ++j) {
+            let s = 0, mag = 0;
+            for (let p = 0; p < K; ++p) {
+              const av = ar[ao + q * sa + (ta ? p * lda + i : i * lda + p)], bv = br[bo + q * sb + (tb ? j * ldb + p : p * ldb + j)];
+              s += av * bv;
+              mag += Math.abs(av * bv);
+            }
+            const at = co + q * sc + i * ldc + j;
+            const want = alpha * s + (beta === 0 ? 0 : beta * c0[at]);
+            const err = Math.abs(got[at] - want) / (1e-6 * (Math.abs(alpha) * mag + Math.abs(beta * c0[at])) + 1e-30);
+            assert.ok(Number.isFinite(got[at]) && err <= 30, `${what}: C[${q}][${i}][${j}] = ${got[at]}, want ${want}`);
+            worst = Math.max(worst, err);
+          }
+      for (let q = 0; q < batch; ++q)
+        for (let i = 0; i < M; ++i)
+          for (let gap = co + q * sc + i * ldc + N; gap < co + q * sc + (i + 1) * ldc; ++gap)
+            if (beta !== 0) assert.equal(got[gap], c0[gap], `${what}: gap after row ${i} of batch ${q} written`);
+      assert.ok(worst > 0 || K === 0, "compared");
+    }
+
+    itCuda("split-K GEMM: products cut along K (weight gradients, single rows) equal a float64 reference, every transpose, batched and strided, alpha / beta, float32 and bf16", () => {
+      // [batch, M, N, K] cut by cudaGemmSplitPlan (checked below), and one that is not cut; on the emulated device the
+      // kernels' host replay runs, whose range sums start as NaN, so a range no block writes shows
+      const gen = new Generator(17);
       for (const [batch, M, N, K] of [[1, 96, 70, 1000], [3, 5, 4, 700], [1, 1, 130, 300], [2, 70, 3, 520], [1, 40, 30, 200]])
         for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
           for (const bf16 of [false, true])
             for (const [alpha, beta] of [[1, 0], [-0.5, 1.5]]) {
               const plan = native.cudaGemmSplitPlan(batch, M, N, K, bf16);
               assert.equal(plan.splits > 1, K !== 200, `${batch}x${M}x${N}x${K}: cut ${JSON.stringify(plan)}`);
-              const lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
-              const sa = (ta ? K : M) * lda + 5, sb = (tb ? N : K) * ldb + 7, sc = M * ldc + 4;
-              const ao = 2, bo = 3, co = 1;
-              const A = Tensor.randn([ao + batch * sa], { generator: gen }), B = Tensor.randn([bo + batch * sb], { generator: gen });
-              const C0 = Tensor.randn([co + batch * sc], { generator: gen });
-              const a = A.f32(), b = B.f32(), c0 = C0.f32();
-              const Cg = beta === 0 ? Tensor.full([co + batch * sc], NaN).cuda() : C0.cuda();
-              native.cudaGemmDev(ta, tb, batch, M, N, K, alpha, A.cuda()._buffer("t"), ao, lda, sa, B.cuda()._buffer("t"), bo, ldb, sb, beta, Cg._buffer("t"), co, ldc, sc, bf16);
-              const got = Cg.cpu().f32();
-              const ar = bf16 ? bf(a) : a, br = bf16 ? bf(b) : b;
-              let worst = 0;
-              for (let q = 0; q < batch; ++q)
-                for (let i = 0; i < M; ++i)
-                  for (let j = 0; j < N; ++j) {
-                    let s = 0, mag = 0;
-                    for (let p = 0; p < K; ++p) {
-                      const av = ar[ao + q * sa + (ta ? p * lda + i : i * lda + p)], bv = br[bo + q * sb + (tb ? j * ldb + p : p * ldb + j)];
-                      s += av * bv;
-                      mag += Math.abs(av * bv);
-                    }
-                    const at = co + q * sc + i * ldc + j;
-                    const want = alpha * s + (beta === 0 ? 0 : beta * c0[at]);
-                    const err = Math.abs(got[at] - want) / (1e-6 * (Math.abs(alpha) * mag + Math.abs(beta * c0[at])) + 1e-30);
-                    assert.ok(Number.isFinite(got[at]) && err <= 30, `${batch}x${M}x${N}x${K} ta=${ta} tb=${tb} bf16=${bf16} alpha=${alpha} beta=${beta}: C[${q}][${i}][${j}] = ${got[at]}, want ${want}`);
-                    worst = Math.max(worst, err);
-                  }
-              // the gaps between C's rows and batches keep their values
-              for (let q = 0; q < batch; ++q)
-                for (let i = 0; i < M; ++i) {
-                  const gap = co + q * sc + i * ldc + N;
-                  if (beta !== 0) assert.equal(got[gap], c0[gap], `gap after row ${i} of batch ${q} written`);
-                }
-              assert.ok(worst > 0 || K === 0, "compared");
+              gemmAgainstFloat64(gen, [batch, M, N, K], ta, tb, bf16, alpha, beta, [3, 2, 1], [2, 3, 1]);
             }
+    });
+
+    itCuda("bf16 GEMM staging 16-byte vectors: aligned operands (full tiles, ragged edges, vectors straddling an edge) and the same shapes one float off alignment equal a float64 reference, every transpose", () => {
+      // leading dimensions, batch strides and offsets multiples of 4 floats: the tensor-core kernel (and its host
+      // replay on the emulated device) loads 4 consecutive elements at once wherever they lie inside the operand;
+      // offset by one float the same products stage element by element
+      const gen = new Generator(29);
+      for (const shape of [[1, 128, 192, 96], [2, 70, 66, 45], [1, 63, 130, 37], [3, 4, 8, 12]])
+        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
+          for (const [pad, offsets] of [[[4, 8, 4], [4, 8, 0]], [[4, 8, 4], [5, 9, 0]]] as [[number, number, number], [number, number, number]][])
+            gemmAgainstFloat64(gen, shape, ta, tb, true, 0.75, 0.5, pad, offsets);
     });
 
     it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {
