@@ -99,15 +99,6 @@ __device__ __forceinline__ void load_slice(const Bf16Block& blk, int s, int64_t 
   for (int q = 0; q < Bf16Tiling::B_VECS; ++q) blk.b_stage_vec(seg, t, q, k0, &x.b[4 * q]);
 }
 
-// 4 floats rounded to bf16 as one 8-byte store at dst (its 4 elements are consecutive in the buffer's layout)
-__device__ __forceinline__ void store4(__nv_bfloat16* dst, const float* v) {
-  __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
-  uint2 packed;
-  packed.x = *reinterpret_cast<unsigned*>(&lo);
-  packed.y = *reinterpret_cast<unsigned*>(&hi);
-  *reinterpret_cast<uint2*>(dst) = packed;
-}
-
 __device__ __forceinline__ void store_slice(const GroupedGemm& g, int s, int t, const Bf16Slice& x, __nv_bfloat16* As, __nv_bfloat16* Bs) {
   using G = Bf16Tiling;
   const bool ta = g.seg_ta(s), tb = g.seg_tb(s);
@@ -115,13 +106,13 @@ __device__ __forceinline__ void store_slice(const GroupedGemm& g, int s, int t, 
   for (int v = 0; v < G::A_VECS; ++v) {
     int r, kk;
     G::a_slot(ta, t, 4 * v, &r, &kk);
-    store4(As + G::a_offset(ta, r, kk), &x.a[4 * v]);
+    store_bf16x4(As + G::a_offset(ta, r, kk), &x.a[4 * v]);
   }
 #pragma unroll
   for (int v = 0; v < G::B_VECS; ++v) {
     int kk, c;
     G::b_slot(tb, t, 4 * v, &kk, &c);
-    store4(Bs + G::b_offset(tb, kk, c), &x.b[4 * v]);
+    store_bf16x4(Bs + G::b_offset(tb, kk, c), &x.b[4 * v]);
   }
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cuda_host_util.h"
+#include "gemm_staging.h"
 #include "kernels/bf16_math.h"
 
 namespace xlstm {
@@ -204,8 +205,8 @@ struct GroupedBlock {
     int r, kk;
     G::a_slot(v.ta, t, 4 * q, &r, &kk);
     const int64_t gr = row0 + r, gk = k0 + kk;
-    if (aligned4(v.a, v.lda) && (v.ta ? gr + 4 <= g.M && gk < v.K : gr < g.M && gk + 4 <= v.K)) {
-      load4(v.ta ? v.a + gk * v.lda + gr : v.a + gr * v.lda + gk, out);
+    if (aligned_float4(v.a, v.lda) && (v.ta ? gr + 4 <= g.M && gk < v.K : gr < g.M && gk + 4 <= v.K)) {
+      load_float4(v.ta ? v.a + gk * v.lda + gr : v.a + gr * v.lda + gk, out);
       if (v.sa)
         for (int j = 0; j < 4; ++j) out[j] *= v.sa[v.a_scale_k ? gk + (v.ta ? 0 : j) : gr + (v.ta ? j : 0)];
       return;
@@ -217,24 +218,13 @@ struct GroupedBlock {
     int kk, c;
     G::b_slot(v.tb, t, 4 * q, &kk, &c);
     const int64_t gk = k0 + kk, gc = col0 + c;
-    if (aligned4(v.b, v.ldb) && (v.tb ? gc < g.N && gk + 4 <= v.K : gk < v.K && gc + 4 <= g.N)) {
-      load4(v.tb ? v.b + gc * v.ldb + gk : v.b + gk * v.ldb + gc, out);
+    if (aligned_float4(v.b, v.ldb) && (v.tb ? gc < g.N && gk + 4 <= v.K : gk < v.K && gc + 4 <= g.N)) {
+      load_float4(v.tb ? v.b + gc * v.ldb + gk : v.b + gk * v.ldb + gc, out);
       if (v.sb)
         for (int j = 0; j < 4; ++j) out[j] *= v.sb[v.b_scale_k ? gk + (v.tb ? j : 0) : gc + (v.tb ? 0 : j)];
       return;
     }
     for (int j = 0; j < 4; ++j) out[j] = b_stage(v, t, 4 * q + j, k0, &kk, &c);
-  }
-  __host__ __device__ static bool aligned4(const float* base, int64_t ld) {
-    return (reinterpret_cast<uintptr_t>(base) & 15) == 0 && ld % 4 == 0;
-  }
-  __host__ __device__ static void load4(const float* p, float* out) {
-#ifdef __CUDA_ARCH__
-    const float4 x = __ldg(reinterpret_cast<const float4*>(p));
-    out[0] = x.x, out[1] = x.y, out[2] = x.z, out[3] = x.w;
-#else
-    for (int j = 0; j < 4; ++j) out[j] = p[j];
-#endif
   }
   // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
   // s == segments() past the last; split: the block's K range only (its end is K or a multiple of BK, so no slice

@@ -2,10 +2,37 @@
 // layer), shared by the float32 kernel (gemm.cu) and the bf16 tensor-core kernel (gemm_bf16.cu). __host__
 // __device__, so the kernels' host coverage checks run exactly this mapping.
 #pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
 #include <cstdint>
 
 namespace xlstm {
 namespace cuda {
+
+// Whether rows of `ld` floats from `base` keep every 4-aligned group of a row 16-byte aligned.
+__host__ __device__ inline bool aligned_float4(const float* base, int64_t ld) {
+  return (reinterpret_cast<uintptr_t>(base) & 15) == 0 && ld % 4 == 0;
+}
+// out[0..3] = p[0..3]: one 16-byte load on the device (p 16-byte aligned), four on the host replays.
+__host__ __device__ inline void load_float4(const float* p, float* out) {
+#ifdef __CUDA_ARCH__
+  const float4 x = __ldg(reinterpret_cast<const float4*>(p));
+  out[0] = x.x, out[1] = x.y, out[2] = x.z, out[3] = x.w;
+#else
+  for (int j = 0; j < 4; ++j) out[j] = p[j];
+#endif
+}
+#ifdef __CUDACC__
+// v[0..3] rounded to bf16 (nearest even) as one 8-byte store at dst (8-byte aligned)
+__device__ __forceinline__ void store_bf16x4(__nv_bfloat16* dst, const float* v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 packed;
+  packed.x = *reinterpret_cast<unsigned*>(&lo);
+  packed.y = *reinterpret_cast<unsigned*>(&hi);
+  *reinterpret_cast<uint2*>(dst) = packed;
+}
+#endif
 
 // A block of THREADS threads computing a BM x BN tile of C from BK-deep slices.
 template <int BM_, int BN_, int BK_, int THREADS_>

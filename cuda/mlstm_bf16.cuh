@@ -57,14 +57,16 @@ struct Bf16StateTile {
   static_assert((16 * LDA * 2) % 32 == 0 && (16 * LDB * 2) % 32 == 0 && (16 * LDS * 4) % 32 == 0, "fragment rows 32-byte aligned");
   static_assert((THREADS / 32) * WARP_TILE * WARP_TILE == TJ * TX && TJ == 2 * WARP_TILE && TX == 2 * WARP_TILE, "4 warps, 32 x 32 each");
   static_assert(BT % 16 == 0 && BT * TJ % THREADS == 0 && TJ == TX && TJ * TX % THREADS == 0, "slices and tiles split evenly");
+  static_assert(LOADS % 4 == 0 && TJ % 4 == 0, "staging in whole vectors of 4");
   XLSTM_MLSTM_HD static int64_t j_tiles(const Geo& g) { return (g.DK + TJ - 1) / TJ; }
   XLSTM_MLSTM_HD static int64_t x_tiles(const Geo& g) { return (g.DV + TX - 1) / TX; }
   XLSTM_MLSTM_HD static int64_t blocks(const Geo& g) { return g.BH * j_tiles(g) * x_tiles(g); }
-  // staging slot l of thread tid: position t < BT of the slice, column < TJ of the tile
+  // staging slot l of thread tid: position t < BT of the slice, column < TJ of the tile; slots 4q .. 4q + 3 are the
+  // 4 consecutive columns of vector q (from a multiple of 4: one 16-byte load where aligned, one 8-byte store)
   XLSTM_MLSTM_HD static void slot(int tid, int l, int* t, int* col) {
-    const int idx = tid + l * THREADS;
-    *t = idx / TJ;
-    *col = idx % TJ;
+    const int idx = tid + (l / 4) * THREADS;
+    *t = idx / (TJ / 4);
+    *col = (idx % (TJ / 4)) * 4 + l % 4;
   }
   // state element l of thread tid (through Cs): row r < TJ, column c < TX
   XLSTM_MLSTM_HD static void elem(int tid, int l, int* r, int* c) {
@@ -111,6 +113,29 @@ struct Bf16StateBlock {
     const int64_t p = bh * g.S + c * g.L + t0 + t;
     return t0 + t < chunk_len(g, c) && x0 + col < g.DV ? a.b[p * g.DV + x0 + col] : 0.0f;
   }
+  // vector q of thread tid (slots 4q .. 4q + 3): a_val / b_val of its 4 columns, one 16-byte load where they lie
+  // inside the chunk and the state, 16-byte aligned
+  XLSTM_MLSTM_HD void a_vals4(int64_t c, int64_t t0, int tid, int q, float* out) const {
+    const Geo& g = a.g;
+    int t, col;
+    Bf16StateTile::slot(tid, 4 * q, &t, &col);
+    const int64_t p = bh * g.S + c * g.L + t0 + t;
+    if (t0 + t < chunk_len(g, c) && j0 + col + 4 <= g.DK && aligned_float4(a.a, g.DK)) {
+      load_float4(a.a + p * g.DK + j0 + col, out);
+      const float sc = a.a_scale[p];
+      for (int j = 0; j < 4; ++j) out[j] = sc * out[j];
+      return;
+    }
+    for (int j = 0; j < 4; ++j) out[j] = a_val(c, t0, t, col + j);
+  }
+  XLSTM_MLSTM_HD void b_vals4(int64_t c, int64_t t0, int tid, int q, float* out) const {
+    const Geo& g = a.g;
+    int t, col;
+    Bf16StateTile::slot(tid, 4 * q, &t, &col);
+    const int64_t p = bh * g.S + c * g.L + t0 + t;
+    if (t0 + t < chunk_len(g, c) && x0 + col + 4 <= g.DV && aligned_float4(a.b, g.DV)) return load_float4(a.b + p * g.DV + x0 + col, out);
+    for (int j = 0; j < 4; ++j) out[j] = b_val(c, t0, t, col + j);
+  }
   XLSTM_MLSTM_HD bool in_state(int r, int cc) const { return j0 + r < a.g.DK && x0 + cc < a.g.DV; }
   XLSTM_MLSTM_HD int64_t e_of(int r, int cc) const { return (j0 + r) * a.g.DV + x0 + cc; }
   // the state entering the walk: C_0 (c0 or 0) or Λ_NC (dc_last scaled, or 0)
@@ -153,6 +178,9 @@ struct Bf16StateBlock {
   }
 };
 
+// Each slice is staged a vector of 4 at a time (Bf16StateBlock::a_vals4 / b_vals4: a 16-byte load, an 8-byte store).
+// (Keeping the next slice's loads in flight in registers during the products, as the grouped GEMM does, needs 173
+// registers here: the state and the chunk's product both live in fragments.)
 __global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16StateArgs A) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using T = Bf16StateTile;
@@ -193,17 +221,20 @@ __global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16
       for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(st[i][j], &Cs[wr + 16 * i][wc + 16 * j], T::LDS, wmma::mem_row_major);
     __syncthreads();
     for (int64_t s = 0; s < A.g.NC; ++s) {
-      const int64_t c = b.chunk_at(s);
+      const int64_t c = b.chunk_at(s), len = chunk_len(A.g, c);
       if (A.reverse) through_cs(st, [&](int r, int cc, float v) { b.write_slot(c, r, cc, v); });
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-      for (int64_t t0 = 0; t0 < chunk_len(A.g, c); t0 += T::BT) {
-#pragma unroll 2
-        for (int l = 0; l < T::LOADS; ++l) {
+      for (int64_t t0 = 0; t0 < len; t0 += T::BT) {
+#pragma unroll 1
+        for (int q = 0; q < T::LOADS / 4; ++q) {
+          float xa[4], xb[4];
+          b.a_vals4(c, t0, tid, q, xa);
+          b.b_vals4(c, t0, tid, q, xb);
           int t, col;
-          T::slot(tid, l, &t, &col);
-          As[t][col] = __float2bfloat16_rn(b.a_val(c, t0, t, col));
-          Bs[t][col] = __float2bfloat16_rn(b.b_val(c, t0, t, col));
+          T::slot(tid, 4 * q, &t, &col);
+          store_bf16x4(&As[t][col], xa);
+          store_bf16x4(&Bs[t][col], xb);
         }
         __syncthreads();
         for (int kk = 0; kk < T::BT; kk += 16) {
@@ -272,11 +303,16 @@ void bf16_state_replay(const Bf16StateArgs& A, bool round) {
       }
       for (int64_t t0 = 0; t0 < chunk_len(A.g, c); t0 += T::BT) {
         for (int tid = 0; tid < T::THREADS; ++tid)
-          for (int l = 0; l < T::LOADS; ++l) {
-            int t, col;
-            T::slot(tid, l, &t, &col);
-            As[t * T::TJ + col] = rnd(b.a_val(c, t0, t, col));
-            Bs[t * T::TX + col] = rnd(b.b_val(c, t0, t, col));
+          for (int q = 0; q < T::LOADS / 4; ++q) {
+            float xa[4], xb[4];
+            b.a_vals4(c, t0, tid, q, xa);
+            b.b_vals4(c, t0, tid, q, xb);
+            for (int j = 0; j < 4; ++j) {
+              int t, col;
+              T::slot(tid, 4 * q + j, &t, &col);
+              As[t * T::TJ + col] = rnd(xa[j]);
+              Bs[t * T::TX + col] = rnd(xb[j]);
+            }
           }
         for (int w = 0; w < T::THREADS / 32; ++w) {
           int r0, c0;

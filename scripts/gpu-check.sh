@@ -12,7 +12,7 @@
 # in $OUT as they are written (they come back even when the call runs out): build.log, cuda-tests.log,
 # all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, reference-gpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
-# STEPS=build,cuda,fixtures,bench (default; also: unverified, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
+# STEPS=build,cuda,fixtures,bench (default; also: unverified, ab, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 # "unverified": only what was written without a GPU and has not run on one yet (session 12, after its H100 runs: the
 # float32 mLSTM form chosen by state size, the GEMMs' split-K switch, device memory a scope frees no longer reported
 # to the garbage collector): their tests, then G3 (its -no-split-k rows: split K's A/B; the step's host time after
@@ -63,6 +63,20 @@ if has unverified; then
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"
   cat "$OUT/bench-unverified.jsonl"
+fi
+if has ab; then
+  # A/B: the same workloads (AB_WORKLOADS) with the binary this session started from (.gpu/xlstm-base.node.xz, packed by
+  # gpu-pack.sh from $GPU_BASE) and with this build, back to back, twice (bench-ab.jsonl; "binary" lines mark each run)
+  xz -dc .gpu/xlstm-base.node.xz > /tmp/xlstm-base.node
+  for round in 1 2; do
+    for bin in base new; do
+      echo "{\"binary\":\"$bin\",\"round\":$round}" >> "$OUT/bench-ab.jsonl"
+      if [ $bin = base ]; then export XLSTM_BINARY=/tmp/xlstm-base.node; else unset XLSTM_BINARY; fi
+      timeout -k 5 "${T_AB:-120}" node bin/xlstm.js bench --device cuda --workload "${AB_WORKLOADS:-G2,G3}" --reps "${REPS:-5}" >> "$OUT/bench-ab.jsonl" 2>&1 || status=1
+    done
+  done
+  unset XLSTM_BINARY
+  step "a/b done"
 fi
 if has fixtures; then
   timeout -k 5 "${T_FIXTURES:-90}" node bin/xlstm.js check-fixtures "$XLSTM_FIXTURES" --device cuda > "$OUT/fixtures.log" 2>&1 || status=1

@@ -9,6 +9,7 @@
 #   .gpu/xlstm.node.xz        the addon from $GPU_BUILD (default build-gpu/, made by
 #                             `npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90`), when present;
 #                             without it scripts/gpu-check.sh builds on the device
+#   .gpu/xlstm-base.node.xz  $GPU_BASE when set: an earlier build for the "ab" step
 #   .gpu/fixtures.tar.xz      ../shared/fixtures, or $XLSTM_FIXTURES
 #   .gpu/xref.tar.xz          the official xlstm package's source, when $XLSTM_REF names a checkout of NX-AI/xlstm
 # All under the 64 MiB a run may carry. Then, on the device machine: scripts/gpu-check.sh (see there).
@@ -22,6 +23,8 @@ npm run -s build:ts
 tar -cf - dist | xz -T0 -6 > .gpu/dist.tar.xz
 binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
 if [ -f "$binary" ]; then xz -T0 -6 -c "$binary" > .gpu/xlstm.node.xz; else echo "no $binary: gpu-check.sh will build on the device"; fi
+# the binary to compare against (scripts/gpu-check.sh's "ab" step): $GPU_BASE, an earlier build for the same GPU
+if [ -n "${GPU_BASE:-}" ] && [ -f "$GPU_BASE" ]; then xz -T0 -6 -c "$GPU_BASE" > .gpu/xlstm-base.node.xz; fi
 # the official PyTorch xLSTM's source (pure Python; the device has PyTorch) for the "reference" step: a checkout's
 # xlstm/ folder from $XLSTM_REF
 if [ -n "${XLSTM_REF:-}" ] && [ -d "$XLSTM_REF/xlstm" ]; then tar -C "$XLSTM_REF" -cf - xlstm | xz -T0 -6 > .gpu/xref.tar.xz; fi
