@@ -23,7 +23,10 @@
 //   tile<DQ/DK/DV> the three gradient products of each chunk (Ω' K + β δ C_cᵀ + β ρ n_cᵀ; Ω'ᵀ Q + sα V Λᶜᵀ + sα Λⁿᵀ;
 //                 Pᵀ δ + sα K Λᶜ), one block per output tile, the L x L weights recomputed per tile
 //   bwd_dots      warp per position: ∂ĩ = k·∂k, r = q·∂q − k·∂k (double, fixed lane tree)
-//   bwd_df        thread per bh: ∂f̃_t = σ(−f̃_t)(⟨Λ_NC, C_NC⟩ + Σ_{u≥t} r_u), the CPU's reverse order
+//   bwd_df        ∂f̃_t = σ(−f̃_t)(⟨Λ_NC, C_NC⟩ + Σ_{u≥t} r_u): a thread per (bh, chunk) sums its chunk's r in
+//                 reverse (bwd_df_sum), then a thread per (bh, chunk) starts from ⟨Λ_NC, C_NC⟩ plus the later chunks'
+//                 sums (last first) and walks its positions in reverse (the suffix sums regrouped by chunk in
+//                 double: a thread per bh walking all S positions was G2's slowest launch)
 // Recurrent (per bh the gates depend on m only, and every element of C and n evolves on its own):
 //   rec_gates (thread per bh: f', i', m_t), rec_n (block per bh: n_t, den_t = q·n by a fixed tree),
 //   rec_c (thread per (bh, column x): C[:, x] and num_t[x] = C_tᵀ q; h); the backward recomputes these from the
@@ -1026,18 +1029,30 @@ __global__ void bwd_dots_kernel(Geo g, const float* __restrict__ q, const float*
   }
 }
 
+// chunk c of bh's sum of r, positions in reverse
+XLSTM_MLSTM_HD void bwd_df_sum_item(const Geo& g, const double* __restrict__ r, double* csum, int64_t task) {
+  const int64_t bh = task / g.NC, c = task % g.NC, p0 = bh * g.S + c * g.L;
+  double acc = 0.0;
+  for (int64_t t = chunk_len(g, c) - 1; t >= 0; --t) acc += r[p0 + t];
+  csum[task] = acc;
+}
 XLSTM_MLSTM_HD void bwd_df_item(const Geo& g, const float* __restrict__ fg, const double* __restrict__ r,
-                                const double* __restrict__ ct, float* df, int64_t bh) {
+                                const double* __restrict__ ct, const double* __restrict__ csum, float* df, int64_t task) {
+  const int64_t bh = task / g.NC, c = task % g.NC, p0 = bh * g.S + c * g.L;
   double acc = ct[bh];
-  for (int64_t t = g.S - 1; t >= 0; --t) {
-    const int64_t p = bh * g.S + t;
+  for (int64_t u = g.NC - 1; u > c; --u) acc += csum[bh * g.NC + u];
+  for (int64_t t = chunk_len(g, c) - 1; t >= 0; --t) {
+    const int64_t p = p0 + t;
     acc += r[p];
     df[p] = static_cast<float>(acc * static_cast<double>(1.0f / (1.0f + fm_exp(fg[p]))));
   }
 }
+__global__ void bwd_df_sum_kernel(Geo g, const double* __restrict__ r, double* csum) {
+  XLSTM_GRID_STRIDE(task, g.BH * g.NC) bwd_df_sum_item(g, r, csum, task);
+}
 __global__ void bwd_df_kernel(Geo g, const float* __restrict__ fg, const double* __restrict__ r,
-                              const double* __restrict__ ct, float* df) {
-  XLSTM_GRID_STRIDE(bh, g.BH) bwd_df_item(g, fg, r, ct, df, bh);
+                              const double* __restrict__ ct, const double* __restrict__ csum, float* df) {
+  XLSTM_GRID_STRIDE(task, g.BH * g.NC) bwd_df_item(g, fg, r, ct, csum, df, task);
 }
 
 // ---- recurrent form -------------------------------------------------------------------------------------------
@@ -1491,7 +1506,10 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   }
   bwd_dots_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, q, k, dq, dk, di, r.p);
   launched(entry);
-  bwd_df_kernel<<<grid_for(g.BH, kThreads), kThreads, 0, st>>>(g, f, r.p, ct.p, df);
+  StreamScratch<double> csum(g.BH * g.NC, st, entry);
+  bwd_df_sum_kernel<<<grid_for(g.BH * g.NC, kThreads), kThreads, 0, st>>>(g, r.p, csum.p);
+  launched(entry);
+  bwd_df_kernel<<<grid_for(g.BH * g.NC, kThreads), kThreads, 0, st>>>(g, f, r.p, ct.p, csum.p, df);
   launched(entry);
 }
 }  // namespace
@@ -1856,8 +1874,9 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
     each_item(g.BH * g.S, Per::Warp, [&](int64_t p, int lane) {  // bwd_dots (lane 0)
       if (lane == 0) di.hit(p);
     });
-    each_item(g.BH, Per::Thread, [&](int64_t bh, int) {  // bwd_df
-      for (int64_t t = g.S - 1; t >= 0; --t) df.hit(bh * g.S + t);
+    each_item(g.BH * g.NC, Per::Thread, [&](int64_t task, int) {  // bwd_df
+      const int64_t bh = task / g.NC, c = task % g.NC;
+      for (int64_t t = chunk_len(g, c) - 1; t >= 0; --t) df.hit(bh * g.S + c * g.L + t);
     });
     bad[5] = dq.bad(), bad[6] = dk.bad(), bad[7] = dv.bad(), bad[8] = di.bad(), bad[9] = df.bad();
     bad[10] = dc0.bad(), bad[11] = dn0.bad(), bad[12] = dm0.bad();
@@ -2150,7 +2169,9 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     bwd_dots_finish(p, rows::host_row_reduce<rows::SumOp>(pa, 32), rows::host_row_reduce<rows::SumOp>(pb, 32), di,
                     r.data());
   });
-  each_item(g.BH, Per::Thread, [&](int64_t bh, int) { bwd_df_item(g, f, r.data(), ct.data(), df, bh); });
+  std::vector<double> csum = nan_vec<double>(g.BH * g.NC);
+  each_item(g.BH * g.NC, Per::Thread, [&](int64_t task, int) { bwd_df_sum_item(g, r.data(), csum.data(), task); });
+  each_item(g.BH * g.NC, Per::Thread, [&](int64_t task, int) { bwd_df_item(g, f, r.data(), ct.data(), csum.data(), df, task); });
 }
 
 void mlstm_recurrent_forward_emulate(float* h, float* c_last, float* n_last, float* m_last, float* saved,

@@ -66,9 +66,9 @@ if has unverified; then
 fi
 if has ab; then
   # A/B: the same workloads (AB_WORKLOADS) with the binary this session started from (.gpu/xlstm-base.node.xz, packed by
-  # gpu-pack.sh from $GPU_BASE) and with this build, back to back, twice (bench-ab.jsonl; "binary" lines mark each run)
+  # gpu-pack.sh from $GPU_BASE) and with this build, back to back, AB_ROUNDS times (default 2; bench-ab.jsonl; "binary" lines mark each run)
   xz -dc .gpu/xlstm-base.node.xz > /tmp/xlstm-base.node
-  for round in 1 2; do
+  for round in $(seq "${AB_ROUNDS:-2}"); do
     for bin in base new; do
       echo "{\"binary\":\"$bin\",\"round\":$round}" >> "$OUT/bench-ab.jsonl"
       if [ $bin = base ]; then export XLSTM_BINARY=/tmp/xlstm-base.node; else unset XLSTM_BINARY; fi
@@ -104,9 +104,10 @@ if has profile; then
   # split recurrences and the dR pass; g2: the first NCU_COUNT launches, every kind): the details page (throughput,
   # stall reasons, occupancy) and the per-SASS-instruction source page (stall samples)
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  if [ "${PROFILE:-g1}" = g2 ]; then NCU_KERNELS=${NCU_KERNELS:-.}; NCU_COUNT=${NCU_COUNT:-24}; fi  # every mLSTM kernel
+  # NCU_ARGS (default "--set full"): e.g. "--metrics gpu__time_duration.sum" for every kernel's time alone (one pass each)
+  case "${PROFILE:-g1}" in g2*) NCU_KERNELS=${NCU_KERNELS:-.}; NCU_COUNT=${NCU_COUNT:-24};; esac  # every mLSTM kernel
   timeout -k 5 "${T_PROFILE:-200}" "$ncu" --target-processes all --kernel-name "regex:${NCU_KERNELS:-rec_split|rec_pg}" \
-    --launch-count "${NCU_COUNT:-3}" --set full --import-source no -f -o /tmp/xlstm-prof node scripts/gpu-profile.js "${PROFILE:-g1}" > /tmp/ncu.log 2>&1 || status=1
+    --launch-count "${NCU_COUNT:-3}" ${NCU_ARGS:---set full} --import-source no -f -o /tmp/xlstm-prof node scripts/gpu-profile.js "${PROFILE:-g1}" > /tmp/ncu.log 2>&1 || status=1
   tail -5 /tmp/ncu.log
   "$ncu" -i /tmp/xlstm-prof.ncu-rep --page details > "$OUT/ncu-details.txt" 2>&1
   "$ncu" -i /tmp/xlstm-prof.ncu-rep --page source --csv --print-source sass > "$OUT/ncu-source.csv" 2>&1

@@ -13,12 +13,14 @@ if (which === "g1") {
   const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
   const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
   ops.slstm(x, R, bias).y.backward(Tensor.randn([B, T, H], { generator: gen, device: "cuda" }));
-} else if (which === "g2") {
+} else if (which === "g2" || which === "g2-bf16") {
   const B = 8, S = 8192, NH = 8, DK = 256, DV = 512;
   const t = (shape, mean = 0) => Tensor.randn(shape, { generator: gen, mean, device: "cuda", requiresGrad: true });
-  const h = ops.mlstm(t([B, NH, S, DK]), t([B, NH, S, DK]), t([B, NH, S, DV]), t([B, NH, S]), t([B, NH, S], 3), { form: "chunkwise" }).h;
+  const q = t([B, NH, S, DK]), k = t([B, NH, S, DK]), v = t([B, NH, S, DV]), i = t([B, NH, S]), f = t([B, NH, S], 3);
+  const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise" }).h;
+  const h = which === "g2-bf16" ? cuda.autocast(fwd) : fwd();
   h.backward(Tensor.randn([B, NH, S, DV], { generator: gen, device: "cuda" }));
 } else {
-  throw new Error(`unknown workload "${which}": g1 or g2`);
+  throw new Error(`unknown workload "${which}": g1, g2 or g2-bf16`);
 }
 cuda.synchronize();
