@@ -23,6 +23,14 @@ __host__ __device__ inline void load_float4(const float* p, float* out) {
   for (int j = 0; j < 4; ++j) out[j] = p[j];
 #endif
 }
+// p[0..3] = v[0..3]: one 16-byte store on the device (p 16-byte aligned), four on the host replays.
+__host__ __device__ inline void store_float4(float* p, const float* v) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+#else
+  for (int j = 0; j < 4; ++j) p[j] = v[j];
+#endif
+}
 #ifdef __CUDACC__
 // v[0..3] rounded to bf16 (nearest even) as one 8-byte store at dst (8-byte aligned)
 __device__ __forceinline__ void store_bf16x4(__nv_bfloat16* dst, const float* v) {

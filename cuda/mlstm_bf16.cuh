@@ -57,7 +57,7 @@ struct Bf16StateTile {
   static_assert((16 * LDA * 2) % 32 == 0 && (16 * LDB * 2) % 32 == 0 && (16 * LDS * 4) % 32 == 0, "fragment rows 32-byte aligned");
   static_assert((THREADS / 32) * WARP_TILE * WARP_TILE == TJ * TX && TJ == 2 * WARP_TILE && TX == 2 * WARP_TILE, "4 warps, 32 x 32 each");
   static_assert(BT % 16 == 0 && BT * TJ % THREADS == 0 && TJ == TX && TJ * TX % THREADS == 0, "slices and tiles split evenly");
-  static_assert(LOADS % 4 == 0 && TJ % 4 == 0, "staging in whole vectors of 4");
+  static_assert(LOADS % 4 == 0 && STORES % 4 == 0 && TJ % 4 == 0, "staging and state writes in whole vectors of 4");
   XLSTM_MLSTM_HD static int64_t j_tiles(const Geo& g) { return (g.DK + TJ - 1) / TJ; }
   XLSTM_MLSTM_HD static int64_t x_tiles(const Geo& g) { return (g.DV + TX - 1) / TX; }
   XLSTM_MLSTM_HD static int64_t blocks(const Geo& g) { return g.BH * j_tiles(g) * x_tiles(g); }
@@ -73,6 +73,12 @@ struct Bf16StateTile {
     const int idx = tid + l * THREADS;
     *r = idx / TX;
     *c = idx % TX;
+  }
+  // state vector q of thread tid (the tile's writes, 4 consecutive columns): row r < TJ, first column c < TX
+  XLSTM_MLSTM_HD static void elem4(int tid, int q, int* r, int* c) {
+    const int idx = tid + q * THREADS;
+    *r = idx / (TX / 4);
+    *c = (idx % (TX / 4)) * 4;
   }
   XLSTM_MLSTM_HD static void warp_origin(int w, int* r0, int* c0) {
     *r0 = (w / 2) * WARP_TILE;
@@ -166,6 +172,16 @@ struct Bf16StateBlock {
     if (a.reverse) a.out[(bh * g.NC + slot) * state_elems(g) + e_of(r, cc)] = v;
     else a.out[bh * g.W + sv_C(g, slot) + e_of(r, cc)] = v;
   }
+  // write_slot of elements (r, cc .. cc + 3): one 16-byte store where all four lie in the state and the address is
+  // 16-byte aligned
+  XLSTM_MLSTM_HD void write_slot4(int64_t slot, int r, int cc, const float* v) const {
+    const Geo& g = a.g;
+    if (in_state(r, cc + 3)) {
+      float* p = a.reverse ? a.out + (bh * g.NC + slot) * state_elems(g) + e_of(r, cc) : a.out + bh * g.W + sv_C(g, slot) + e_of(r, cc);
+      if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) return store_float4(p, v);
+    }
+    for (int j = 0; j < 4; ++j) write_slot(slot, r, cc + j, v[j]);
+  }
   XLSTM_MLSTM_HD void write_last(int r, int cc, float v) const {
     const Geo& g = a.g;
     if (!in_state(r, cc)) return;
@@ -192,16 +208,19 @@ __global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16
   int wr, wc;
   T::warp_origin(tid / 32, &wr, &wc);
   using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-  // the state tile through Cs: fragments -> Cs -> slot writes (fn(r, cc, value)), with the barriers around
+  // the state tile through Cs: fragments -> Cs -> writes of 4 consecutive elements (fn(r, cc, values)), with the
+  // barriers around
   auto through_cs = [&](Acc (&st)[2][2], auto fn) {
     for (int i = 0; i < 2; ++i)
       for (int j = 0; j < 2; ++j) wmma::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], st[i][j], T::LDS, wmma::mem_row_major);
     __syncthreads();
-#pragma unroll 1
-    for (int l = 0; l < T::STORES; ++l) {
+#pragma unroll 2
+    for (int q = 0; q < T::STORES / 4; ++q) {
       int r, cc;
-      T::elem(tid, l, &r, &cc);
-      fn(r, cc, Cs[r][cc]);
+      T::elem4(tid, q, &r, &cc);
+      const float4 x = *reinterpret_cast<const float4*>(&Cs[r][cc]);
+      const float v[4] = {x.x, x.y, x.z, x.w};
+      fn(r, cc, v);
     }
     __syncthreads();
   };
@@ -222,7 +241,7 @@ __global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16
     __syncthreads();
     for (int64_t s = 0; s < A.g.NC; ++s) {
       const int64_t c = b.chunk_at(s), len = chunk_len(A.g, c);
-      if (A.reverse) through_cs(st, [&](int r, int cc, float v) { b.write_slot(c, r, cc, v); });
+      if (A.reverse) through_cs(st, [&](int r, int cc, const float* v) { b.write_slot4(c, r, cc, v); });
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
       for (int64_t t0 = 0; t0 < len; t0 += T::BT) {
@@ -255,9 +274,11 @@ __global__ void __launch_bounds__(Bf16StateTile::THREADS) bf16_state_kernel(Bf16
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j)
           for (int e = 0; e < st[i][j].num_elements; ++e) st[i][j].x[e] = Bf16StateBlock::step(A.reverse, gm, live, acc[i][j].x[e], st[i][j].x[e]);
-      if (!A.reverse) through_cs(st, [&](int r, int cc, float v) { b.write_slot(c + 1, r, cc, v); });
+      if (!A.reverse) through_cs(st, [&](int r, int cc, const float* v) { b.write_slot4(c + 1, r, cc, v); });
     }
-    through_cs(st, [&](int r, int cc, float v) { b.write_last(r, cc, v); });
+    through_cs(st, [&](int r, int cc, const float* v) {
+      for (int j = 0; j < 4; ++j) b.write_last(r, cc + j, v[j]);
+    });
   }
 #endif
 }
@@ -285,15 +306,15 @@ void bf16_state_replay(const Bf16StateArgs& A, bool round) {
     auto through_cs = [&](auto fn) {
       Cs = st;
       for (int tid = 0; tid < T::THREADS; ++tid)
-        for (int l = 0; l < T::STORES; ++l) {
+        for (int q = 0; q < T::STORES / 4; ++q) {
           int r, cc;
-          T::elem(tid, l, &r, &cc);
-          fn(r, cc, Cs[r * T::TX + cc]);
+          T::elem4(tid, q, &r, &cc);
+          fn(r, cc, &Cs[r * T::TX + cc]);
         }
     };
     for (int64_t s = 0; s < A.g.NC; ++s) {
       const int64_t c = b.chunk_at(s);
-      if (A.reverse) through_cs([&](int r, int cc, float v) { b.write_slot(c, r, cc, v); });
+      if (A.reverse) through_cs([&](int r, int cc, const float* v) { b.write_slot4(c, r, cc, v); });
       nan_fill(acc);
       for (int w = 0; w < T::THREADS / 32; ++w) {
         int r0, c0;
@@ -329,9 +350,11 @@ void bf16_state_replay(const Bf16StateArgs& A, bool round) {
       bool live;
       b.chunk_consts(c, &gm, &live);
       for (int e = 0; e < T::TJ * T::TX; ++e) st[e] = Bf16StateBlock::step(A.reverse, gm, live, acc[e], st[e]);
-      if (!A.reverse) through_cs([&](int r, int cc, float v) { b.write_slot(c + 1, r, cc, v); });
+      if (!A.reverse) through_cs([&](int r, int cc, const float* v) { b.write_slot4(c + 1, r, cc, v); });
     }
-    through_cs([&](int r, int cc, float v) { b.write_last(r, cc, v); });
+    through_cs([&](int r, int cc, const float* v) {
+      for (int j = 0; j < 4; ++j) b.write_last(r, cc + j, v[j]);
+    });
   }
 }
 
