@@ -124,6 +124,8 @@ export interface Binding {
    * replays alike; for A/B measurements: off, every product runs uncut). Returns the previous setting.
    */
   cudaSetGemmSplitK(enabled: boolean): boolean;
+  /** The CUDA float32 GEMM's kernel for uncut products: "grouped" (default) or "tiled"; returns the previous one. */
+  cudaSetGemmForm(form: "grouped" | "tiled"): "grouped" | "tiled";
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
   // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |

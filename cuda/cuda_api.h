@@ -65,6 +65,11 @@ void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16
 // Whether the CUDA GEMMs cut along K at all (default true; process-wide, device launches and host replays alike):
 // off, every product runs uncut, as before split K (for A/B measurements). Returns the previous setting.
 bool set_gemm_split_k(bool enabled);
+// Which kernel runs gemm / gemm_batched's uncut products (process-wide, device launches and host replays alike):
+// false (default) the grouped float32 kernel (gemm_grouped.cu: 16-byte staging, the next slice's loads in flight),
+// true the 64 x 64 / 128 x 64 tiled kernels of gemm.cu. Both sum each element as one fmaf chain over k in order: the
+// same bits. Returns the previous setting (for A/B measurements).
+bool set_gemm_f32_tiled(bool tiled);
 // ---- end gemm ---------------------------------------------------------------------------------------------------
 
 }  // namespace cuda

@@ -11,11 +11,15 @@
 // index arithmetic lives in the __host__ __device__ helpers of GemmTilingT, which gemm_tile_coverage() runs on the
 // host to check that every C element is written exactly once and every shared-memory slot is loaded exactly once
 // (test/20.gemm), and the host replay (gemm_batched_emulate) runs the kernel's own phases with the launch's tiling.
-// Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients, single rows) go to the
-// grouped float32 kernel's split-K form instead (gemm_grouped.cu; its replay likewise).
+// By default every product runs on the grouped float32 kernel instead (gemm_grouped.cu: the same fmaf chains, so the
+// same bits, with 16-byte staging and the next slice's loads in flight; on an H100 it made the composed mLSTM form
+// 1.4x faster than the staging these tiled kernels share); set_gemm_f32_tiled(true) brings the tiled kernels back
+// for A/B measurements. Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients,
+// single rows) always go to the grouped kernel's split-K form (its replay likewise).
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -58,6 +62,8 @@ using GemmTilingBig = GemmTilingT<128, 64, 8, 1>;  // 8 x 4 per thread: a third 
 inline bool use_big_tiles(int64_t batch, int64_t M, int64_t N) {
   return M >= GemmTilingBig::BM && N >= GemmTilingBig::BN && batch * GemmTilingBig::grid_x(N) * GemmTilingBig::grid_y(M) >= 128;
 }
+
+std::atomic<bool> f32_tiled{false};  // set_gemm_f32_tiled
 
 // One product of the launch (the batch offsets applied).
 struct GemmOperands {
@@ -214,7 +220,7 @@ void launch(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, fl
   const int64_t k_eff = alpha == 0.f ? 0 : K;
   // few tiles over a long K (weight gradients, single rows): the grouped kernel's split-K form fills the GPU
   const GroupedGemm grouped = grouped_from_batched(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
-  if (gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped(grouped, stream);
+  if (!f32_tiled.load(std::memory_order_relaxed) || gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped(grouped, stream);
   if (use_big_tiles(batch, M, N))
     launch_tiled<GemmTilingBig>(ta, tb, batch, M, N, k_eff, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, stream);
   else
@@ -272,6 +278,8 @@ int64_t tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t*
 
 }  // namespace
 
+bool set_gemm_f32_tiled(bool tiled) { return f32_tiled.exchange(tiled); }
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, void* stream) {
   launch(trans_a, trans_b, 1, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, stream);
@@ -291,7 +299,7 @@ void gemm_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_t M, 
   if (K < 0) throw std::invalid_argument("cuda::gemm_batched_emulate: K must be >= 0");
   const int64_t k = alpha == 0.f ? 0 : K;
   const GroupedGemm grouped = grouped_from_batched(trans_a, trans_b, batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
-  if (gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped_replay(grouped);
+  if (!f32_tiled.load(std::memory_order_relaxed) || gemm_f32_grouped_split_k(grouped).splits > 1) return gemm_f32_grouped_replay(grouped);
   if (trans_a && trans_b) replay_launch<true, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
   else if (trans_a) replay_launch<true, false>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
   else if (trans_b) replay_launch<false, true>(batch, M, N, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);

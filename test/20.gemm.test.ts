@@ -435,9 +435,23 @@ describe("20 gemm", () => {
     }
     assert.deepEqual(native.cudaGemmSplitPlan(128, 4, 4, 2048, true), { splits: 4, chunk: 512 });
     assert.throws(() => native.cudaSetGemmSplitK(1 as never), (e: Error) => e instanceof TypeError && /cudaSetGemmSplitK: enabled/.test(e.message));
+    // the float32 GEMM's kernel switch: grouped by default, the setter returns the previous form
+    assert.equal(native.cudaSetGemmForm("tiled"), "grouped");
+    assert.equal(native.cudaSetGemmForm("grouped"), "tiled");
+    assert.throws(() => native.cudaSetGemmForm("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetGemmForm: form must be "grouped" or "tiled", got "fast"/.test(e.message));
   });
 
-  itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN)", () => {
+  itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN), either kernel", () => {
+    for (const form of ["grouped", "tiled"] as const) {
+      const prev = native.cudaSetGemmForm(form);
+      try {
+        matchesCpu(form);
+      } finally {
+        native.cudaSetGemmForm(prev);
+      }
+    }
+  });
+  function matchesCpu(form: string): void {
     for (const [M, N, K] of [[1, 1, 1], [7, 33, 5], [65, 130, 17], [100, 257, 33], [257, 64, 300]])
       for (const [ta, tb] of variants)
         for (const [alpha, beta] of [[1, 0], [-0.5, 1.5]]) {
@@ -447,8 +461,8 @@ describe("20 gemm", () => {
           const gpu = C0.slice(), cpu = C0.slice();
           native.cudaGemmHost(ta, tb, M, N, K, alpha, A, B, beta, gpu);
           native.gemm(ta, tb, M, N, K, alpha, A, B, beta, cpu);
-          assertWithin(gpu, ref, `cuda ${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta}`);
+          assertWithin(gpu, ref, `cuda (${form}) ${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta}`);
           assertWithin(cpu, ref, `cpu ${M}x${N}x${K} ${name(ta, tb)} alpha=${alpha} beta=${beta}`);
         }
-  });
+  }
 });

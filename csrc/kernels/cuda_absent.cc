@@ -77,6 +77,10 @@ bool set_gemm_split_k(bool) {
   gemm_absent("cuda::set_gemm_split_k");
   return true;
 }
+bool set_gemm_f32_tiled(bool) {
+  gemm_absent("cuda::set_gemm_f32_tiled");
+  return false;
+}
 // ---- end gemm
 
 }  // namespace cuda
