@@ -124,7 +124,7 @@ export interface Binding {
    * replays alike; for A/B measurements: off, every product runs uncut). Returns the previous setting.
    */
   cudaSetGemmSplitK(enabled: boolean): boolean;
-  /** The CUDA float32 GEMM's kernel for uncut products: "grouped" (default) or "tiled"; returns the previous one. */
+  /** The CUDA float32 GEMM's kernel for uncut products: "tiled" (default) or "grouped"; returns the previous one. */
   cudaSetGemmForm(form: "grouped" | "tiled"): "grouped" | "tiled";
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]

@@ -11,11 +11,11 @@
 // index arithmetic lives in the __host__ __device__ helpers of GemmTilingT, which gemm_tile_coverage() runs on the
 // host to check that every C element is written exactly once and every shared-memory slot is loaded exactly once
 // (test/20.gemm), and the host replay (gemm_batched_emulate) runs the kernel's own phases with the launch's tiling.
-// By default every product runs on the grouped float32 kernel instead (gemm_grouped.cu: the same fmaf chains, so the
-// same bits, with 16-byte staging and the next slice's loads in flight; on an H100 it made the composed mLSTM form
-// 1.4x faster than the staging these tiled kernels share); set_gemm_f32_tiled(true) brings the tiled kernels back
-// for A/B measurements. Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients,
-// single rows) always go to the grouped kernel's split-K form (its replay likewise).
+// set_gemm_f32_tiled(false) runs every product on the grouped float32 kernel instead (gemm_grouped.cu: the same fmaf
+// chains, so the same bits, with 16-byte staging and the next slice's loads in flight), for A/B measurements: on an
+// H100 the G3 training step ran 8 % slower that way (112k -> 103k tokens/s), so these kernels stay the default.
+// Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients, single rows) always go to
+// the grouped kernel's split-K form (its replay likewise).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -63,7 +63,7 @@ inline bool use_big_tiles(int64_t batch, int64_t M, int64_t N) {
   return M >= GemmTilingBig::BM && N >= GemmTilingBig::BN && batch * GemmTilingBig::grid_x(N) * GemmTilingBig::grid_y(M) >= 128;
 }
 
-std::atomic<bool> f32_tiled{false};  // set_gemm_f32_tiled
+std::atomic<bool> f32_tiled{true};  // set_gemm_f32_tiled
 
 // One product of the launch (the batch offsets applied).
 struct GemmOperands {

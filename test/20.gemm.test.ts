@@ -435,14 +435,14 @@ describe("20 gemm", () => {
     }
     assert.deepEqual(native.cudaGemmSplitPlan(128, 4, 4, 2048, true), { splits: 4, chunk: 512 });
     assert.throws(() => native.cudaSetGemmSplitK(1 as never), (e: Error) => e instanceof TypeError && /cudaSetGemmSplitK: enabled/.test(e.message));
-    // the float32 GEMM's kernel switch: grouped by default, the setter returns the previous form
-    assert.equal(native.cudaSetGemmForm("tiled"), "grouped");
+    // the float32 GEMM's kernel switch: tiled by default, the setter returns the previous form
     assert.equal(native.cudaSetGemmForm("grouped"), "tiled");
+    assert.equal(native.cudaSetGemmForm("tiled"), "grouped");
     assert.throws(() => native.cudaSetGemmForm("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetGemmForm: form must be "grouped" or "tiled", got "fast"/.test(e.message));
   });
 
   itCuda("CUDA gemm matches the CPU gemm (odd sizes, transposes, alpha/beta, beta = 0 over NaN), either kernel", () => {
-    for (const form of ["grouped", "tiled"] as const) {
+    for (const form of ["tiled", "grouped"] as const) {
       const prev = native.cudaSetGemmForm(form);
       try {
         matchesCpu(form);

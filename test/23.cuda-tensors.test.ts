@@ -450,19 +450,19 @@ describe("23 CUDA tensors", () => {
       native.cudaSynchronize();
     });
 
-    itCuda("the float32 GEMM's kernels give identical bits: grouped (the default) and tiled, in both of its tilings (128 x 64 for launches that fill the GPU, 64 x 64 otherwise)", () => {
+    itCuda("the float32 GEMM's kernels give identical bits: tiled (the default) in both tilings (128 x 64 for launches that fill the GPU, 64 x 64 otherwise) and grouped", () => {
       // one launch of 1100 x 1040 (18 x 9 big tiles) against the same product as 64-column launches (9 x 1 tiles
       // each: the small tiling), and the grouped kernel's launch: every element is the same fmaf chain over k in
       // order, so the results must be equal bit for bit
       const M = 1100, N = 1040, K = 37, gen = new Generator(5);
       const a = Tensor.randn([M, K], { generator: gen }).cuda(), b = Tensor.randn([K, N], { generator: gen }).cuda();
       const big = Tensor.zeros([M, N], { device: "cuda" }), small = Tensor.zeros([M, N], { device: "cuda" }), grouped = Tensor.zeros([M, N], { device: "cuda" });
-      native.cudaGemmDev(false, false, 1, M, N, K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), 0, N, 0, 0, grouped._buffer("t"), 0, N, 0);
-      const prev = native.cudaSetGemmForm("tiled");
+      native.cudaGemmDev(false, false, 1, M, N, K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), 0, N, 0, 0, big._buffer("t"), 0, N, 0);
+      for (let c0 = 0; c0 < N; c0 += 64)
+        native.cudaGemmDev(false, false, 1, M, Math.min(64, N - c0), K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), c0, N, 0, 0, small._buffer("t"), c0, N, 0);
+      const prev = native.cudaSetGemmForm("grouped");
       try {
-        native.cudaGemmDev(false, false, 1, M, N, K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), 0, N, 0, 0, big._buffer("t"), 0, N, 0);
-        for (let c0 = 0; c0 < N; c0 += 64)
-          native.cudaGemmDev(false, false, 1, M, Math.min(64, N - c0), K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), c0, N, 0, 0, small._buffer("t"), c0, N, 0);
+        native.cudaGemmDev(false, false, 1, M, N, K, 1, a._buffer("t"), 0, K, 0, b._buffer("t"), 0, N, 0, 0, grouped._buffer("t"), 0, N, 0);
       } finally {
         native.cudaSetGemmForm(prev);
       }

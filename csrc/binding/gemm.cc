@@ -262,14 +262,14 @@ Napi::Value CudaSetGemmSplitK(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), prev);
 }
 
-// cudaSetGemmForm(form) -> the previous form: "grouped" (default) or "tiled", the kernel of the CUDA float32 GEMM's
+// cudaSetGemmForm(form) -> the previous form: "tiled" (default) or "grouped", the kernel of the CUDA float32 GEMM's
 // uncut products (cuda::set_gemm_f32_tiled; process-wide; the same bits either way; for A/B measurements).
 Napi::Value CudaSetGemmForm(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetGemmForm"};
   require_count(c, 1);
   const std::string form = require_string(c, 0, "form");
   if (form != "grouped" && form != "tiled") throw_range(c, "form must be \"grouped\" or \"tiled\", got \"" + form + "\"");
-  bool prev = false;
+  bool prev = true;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_f32_tiled(form == "tiled"); });
   return Napi::String::New(info.Env(), prev ? "tiled" : "grouped");
 }

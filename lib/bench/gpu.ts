@@ -6,7 +6,7 @@
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
 // stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry;
 // its `-no-split-k` rows time the step with the GEMMs' split K off (cudaSetGemmSplitK), back to back, and
-// `lm-train-tiled-gemm` with the float32 GEMM's tiled kernels in place of the grouped one (cudaSetGemmForm).
+// `lm-train-grouped-gemm` with the float32 GEMM's uncut products on the grouped kernel (cudaSetGemmForm).
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -240,10 +240,10 @@ registerWorkload({
       const u = await timeGpu(full, reps).finally(() => native.cudaSetGemmSplitK(prev));
       yield { workload: "G3", name: `${name}-no-split-k`, metric: "tokens_per_s", value: (B * S) / u.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: u.median, reps };
       if (dtype === "float32") {
-        // and with the float32 GEMM's uncut products on the tiled kernels instead of the grouped one (cudaSetGemmForm)
-        const form = native.cudaSetGemmForm("tiled");
+        // and with the float32 GEMM's uncut products on the grouped kernel instead of the tiled ones (cudaSetGemmForm)
+        const form = native.cudaSetGemmForm("grouped");
         const w = await timeGpu(full, reps).finally(() => native.cudaSetGemmForm(form));
-        yield { workload: "G3", name: `${name}-tiled-gemm`, metric: "tokens_per_s", value: (B * S) / w.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: w.median, reps };
+        yield { workload: "G3", name: `${name}-grouped-gemm`, metric: "tokens_per_s", value: (B * S) / w.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: w.median, reps };
       }
     }
   },
