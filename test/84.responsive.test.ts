@@ -251,10 +251,11 @@ describe("84 responsive event loop, worker threads, independent models", functio
     const work = WORKLOADS();
     for (const w of work) await w.run(); // warm-up (page faults, pool start)
     const rows: string[] = [];
-    // up to 3 attempts: on a shared 2-core machine another process can preempt the main thread for a while; a
-    // regression (work done on the main thread) fails every attempt
+    // up to 5 attempts: on a shared 2-core machine another process can preempt the main thread for a while (and the
+    // six workloads' outputs make V8 collect for external memory pressure a few hundred times a run, up to ~10 ms
+    // each); a regression (work done on the main thread) fails every attempt
     let all: Delay = { p50: Infinity, p99: Infinity, max: Infinity, samples: 0 };
-    for (let attempt = 1; attempt <= 3 && !(all.p99 < 50); ++attempt) {
+    for (let attempt = 1; attempt <= 5 && !(all.p99 < 50); ++attempt) {
       let total = 0;
       all = await measure(3000, async (until) => {
         while (Date.now() < until) {
