@@ -13,11 +13,12 @@
 # all-tests.log, fixtures.log, bench-gpu.jsonl, bench-cpu.jsonl, reference-gpu.jsonl, nvidia-smi.txt, steps.txt, ncu-details.txt,
 # ncu-source.csv (at most 8 come back per call: pick STEPS accordingly).
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, ab, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
-# "unverified": only what was written without a GPU and has not run on one yet (session 12, after its H100 runs: the
-# float32 mLSTM form chosen by state size, the GEMMs' split-K switch, device memory a scope frees no longer reported
-# to the garbage collector): their tests, then G3 (its -no-split-k rows: split K's A/B; the step's host time after
-# the garbage-collector change), W1-cuda and G2-forms (unverified.log, bench-unverified.jsonl) — the short first call
-# of a GPU session. Everything older has run on an H100 (session 12) or an H200 (session 7).
+# "unverified": the short first call of a GPU session: the tests of what was last written without a GPU (the grep
+# below: split K, the float32 mLSTM form, the garbage-collector reporting, decode's permute views, chunkSize; all of
+# which ran on an H100 in session 13, as did everything older), test/64 and test/59, then G3, W1-cuda and G2-forms
+# (unverified.log, bench-unverified.jsonl). Session 13's last change (the plain float32 GEMM's default back to its
+# tiled kernels, after both kernels passed on the H100) is covered by the cuda step's test/20 and test/23.
+# "ab": the same workloads with this build and with $GPU_BASE's, back to back (what a kernel change bought).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}
