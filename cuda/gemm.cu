@@ -5,15 +5,18 @@
 // Kernel: classic shared-memory tiling, in two sizes. A block of 16 x 16 threads computes a 64 x 64 tile of C (each
 // thread a 4 x 4 register tile) or, for launches large enough to fill the GPU with them, a 128 x 64 tile (8 x 4 per
 // thread: more FMAs per shared-memory read), each thread's elements at rows ty + 16 i and columns tx + 16 j (so a
-// warp's stores are coalesced). For each BK slice of K (16, or 8 for the big tile) the block stages op(A) and op(B)
-// in shared memory; the load mapping depends on the transposes so that consecutive threads read consecutive
-// addresses. Every C element is one fmaf chain over k in order, whatever the tile: the two give identical bits. All
+// warp's stores are coalesced). For each 16-deep slice of K the block stages op(A) and op(B) in shared memory, each
+// thread vectors of 4 consecutive floats along the operand's contiguous dimension (one 16-byte load where aligned and
+// inside the operand, element by element at the edges; one 16-byte shared store where the vector runs along the
+// shared row), through two slice buffers: the next slice's loads are in flight while the block multiplies the
+// current one (one barrier per slice). Every C element is one fmaf chain over k in order, whatever the tile: the two give identical bits. All
 // index arithmetic lives in the __host__ __device__ helpers of GemmTilingT, which gemm_tile_coverage() runs on the
 // host to check that every C element is written exactly once and every shared-memory slot is loaded exactly once
 // (test/20.gemm), and the host replay (gemm_batched_emulate) runs the kernel's own phases with the launch's tiling.
 // set_gemm_f32_tiled(false) runs every product on the grouped float32 kernel instead (gemm_grouped.cu: the same fmaf
 // chains, so the same bits, with 16-byte staging and the next slice's loads in flight), for A/B measurements: on an
-// H100 the G3 training step ran 8 % slower that way (112k -> 103k tokens/s), so these kernels stay the default.
+// H100 the G3 training step ran 8 % slower that way (112k -> 103k tokens/s), so these kernels stay the default (that
+// A/B predates their own 16-byte staging and in-flight slice, which has not run on a GPU yet).
 // Products of few tiles over a long K (split_k_plan in gemm_grouped.h: weight gradients, single rows) always go to
 // the grouped kernel's split-K form (its replay likewise).
 #include <cuda_runtime.h>
@@ -39,9 +42,9 @@ using namespace hostutil;
 // A block of 16 x 16 threads computing a BM x BN tile of C, each thread a TM x TN register tile at rows
 // ty + 16 i and columns tx + 16 j (a warp's stores coalesced), from BK-deep K slices staged in shared memory.
 template <int BM_, int BN_, int BK_, int MIN_BLOCKS_>
-struct GemmTilingT : GemmStaging<BM_, BN_, BK_, 256> {  // As[kk][r], Bs[kk][c]
+struct GemmTilingT : GemmStagingVec4<BM_, BN_, BK_, 256> {  // As[kk][r], Bs[kk][c]
   static constexpr int MIN_BLOCKS = MIN_BLOCKS_;  // resident blocks per SM the registers must allow (<= 128 each at 2)
-  using Base = GemmStaging<BM_, BN_, BK_, 256>;
+  using Base = GemmStagingVec4<BM_, BN_, BK_, 256>;
   static constexpr int TX = 16, TY = 16;                      // threads per block (x: columns, y: rows)
   static constexpr int TM = BM_ / TY, TN = BN_ / TX;          // register tile per thread
   static_assert(TX * TY == Base::THREADS, "one thread per (tx, ty)");
@@ -54,7 +57,7 @@ struct GemmTilingT : GemmStaging<BM_, BN_, BK_, 256> {  // As[kk][r], Bs[kk][c]
   }
 };
 using GemmTiling = GemmTilingT<64, 64, 16, 1>;      // 4 x 4 per thread: any shape
-using GemmTilingBig = GemmTilingT<128, 64, 8, 1>;  // 8 x 4 per thread: a third more FMAs per shared-memory read
+using GemmTilingBig = GemmTilingT<128, 64, 16, 1>;  // 8 x 4 per thread: a third more FMAs per shared-memory read
 
 // The tiling a launch uses: the 128 x 64 tiles once they alone give the GPU enough blocks (>= 128: about one per SM
 // of an H100), the 64 x 64 ones otherwise. Both add the K terms of a C element in the same order (one fmaf each, k
@@ -77,32 +80,86 @@ struct GemmOperands {
   int64_t ldc;
 };
 
-// A block's shared memory: the K slice of op(A) and op(B), padded rows.
+// A block's shared memory for one K slice: op(A) transposed and op(B), padded rows (16-byte multiples).
 template <class G>
-struct GemmShared {
+struct __align__(16) GemmShared {
   float As[G::BK][G::BM + 4];
   float Bs[G::BK][G::BN + 4];
 };
 
-// The kernel's three phases, shared by the kernel and its host replay (gemm_batched_emulate). Phase 1: thread t
-// stages its elements of the slice starting at k0 (0 outside op(A) / op(B)).
+// One slice's staged values of a thread, from its global loads to its shared stores.
+template <class G>
+struct GemmSlice {
+  float a[G::A_LOADS], b[G::B_LOADS];
+};
+
+// The kernel's phases, shared by the kernel and its host replay (gemm_batched_emulate). Phase 1a: thread t loads its
+// vectors of the slice starting at k0 (0 outside op(A) / op(B)); one 16-byte load where a vector lies inside the
+// operand and the operand keeps it aligned (tiles and slices start at multiples of 4), else element by element.
 template <class G, bool TA, bool TB>
-__host__ __device__ __forceinline__ void gemm_stage(const GemmOperands& g, int64_t bx, int64_t by, int64_t k0, int t,
-                                                    GemmShared<G>& s) {
+__host__ __device__ __forceinline__ void gemm_load(const GemmOperands& g, int64_t bx, int64_t by, int64_t k0, int t,
+                                                   GemmSlice<G>& x) {
   const int64_t row0 = by * G::BM, col0 = bx * G::BN;
+  const bool a4 = aligned_float4(g.A, g.lda), b4 = aligned_float4(g.B, g.ldb);
 #pragma unroll
-  for (int l = 0; l < G::A_LOADS; ++l) {
+  for (int q = 0; q < G::A_LOADS / 4; ++q) {
     int r, kk;
-    G::a_slot(TA, t, l, &r, &kk);
+    G::a_slot(TA, t, 4 * q, &r, &kk);
     const int64_t gr = row0 + r, gk = k0 + kk;
-    s.As[kk][r] = (gr < g.M && gk < g.K) ? (TA ? g.A[gk * g.lda + gr] : g.A[gr * g.lda + gk]) : 0.f;
+    if (a4 && (TA ? gr + 4 <= g.M && gk < g.K : gr < g.M && gk + 4 <= g.K)) {
+      load_float4(TA ? g.A + gk * g.lda + gr : g.A + gr * g.lda + gk, &x.a[4 * q]);
+      continue;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      G::a_slot(TA, t, 4 * q + j, &r, &kk);
+      const int64_t er = row0 + r, ek = k0 + kk;
+      x.a[4 * q + j] = (er < g.M && ek < g.K) ? (TA ? g.A[ek * g.lda + er] : g.A[er * g.lda + ek]) : 0.f;
+    }
   }
 #pragma unroll
-  for (int l = 0; l < G::B_LOADS; ++l) {
+  for (int q = 0; q < G::B_LOADS / 4; ++q) {
     int kk, c;
-    G::b_slot(TB, t, l, &kk, &c);
+    G::b_slot(TB, t, 4 * q, &kk, &c);
     const int64_t gk = k0 + kk, gc = col0 + c;
-    s.Bs[kk][c] = (gk < g.K && gc < g.N) ? (TB ? g.B[gc * g.ldb + gk] : g.B[gk * g.ldb + gc]) : 0.f;
+    if (b4 && (TB ? gc < g.N && gk + 4 <= g.K : gk < g.K && gc + 4 <= g.N)) {
+      load_float4(TB ? g.B + gc * g.ldb + gk : g.B + gk * g.ldb + gc, &x.b[4 * q]);
+      continue;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      G::b_slot(TB, t, 4 * q + j, &kk, &c);
+      const int64_t ek = k0 + kk, ec = col0 + c;
+      x.b[4 * q + j] = (ek < g.K && ec < g.N) ? (TB ? g.B[ec * g.ldb + ek] : g.B[ek * g.ldb + ec]) : 0.f;
+    }
+  }
+}
+
+// Phase 1b: thread t stores its loaded vectors into the slice buffer: op(A) transposed (As[kk][r]) and op(B)
+// (Bs[kk][c]); a vector along the shared row (a transposed A's rows, B's columns) as one 16-byte store.
+template <class G, bool TA, bool TB>
+__host__ __device__ __forceinline__ void gemm_put(int t, const GemmSlice<G>& x, GemmShared<G>& s) {
+#pragma unroll
+  for (int q = 0; q < G::A_LOADS / 4; ++q) {
+    int r, kk;
+    G::a_slot(TA, t, 4 * q, &r, &kk);
+    if (TA) {
+      store_float4(&s.As[kk][r], &x.a[4 * q]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s.As[kk + j][r] = x.a[4 * q + j];
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < G::B_LOADS / 4; ++q) {
+    int kk, c;
+    G::b_slot(TB, t, 4 * q, &kk, &c);
+    if (!TB) {
+      store_float4(&s.Bs[kk][c], &x.b[4 * q]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s.Bs[kk + j][c] = x.b[4 * q + j];
+    }
   }
 }
 
@@ -145,7 +202,7 @@ __global__ void __launch_bounds__(G::THREADS, G::MIN_BLOCKS)
     sgemm_tiled(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
                 int64_t stride_a, const float* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
                 float* __restrict__ C, int64_t ldc, int64_t stride_c, int64_t batch0) {
-  __shared__ GemmShared<G> s;
+  __shared__ GemmShared<G> s[2];
   const int64_t b = batch0 + blockIdx.z;
   const GemmOperands g{M, N, K, alpha, beta, A + b * stride_a, lda, B + b * stride_b, ldb, C + b * stride_c, ldc};
   const int tx = threadIdx.x, ty = threadIdx.y, t = ty * G::TX + tx;
@@ -155,11 +212,20 @@ __global__ void __launch_bounds__(G::THREADS, G::MIN_BLOCKS)
   for (int i = 0; i < G::TM; ++i)
 #pragma unroll
     for (int j = 0; j < G::TN; ++j) acc[i][j] = 0.f;
+  GemmSlice<G> x;
+  if (K > 0) {
+    gemm_load<G, TA, TB>(g, bx, by, 0, t, x);
+    gemm_put<G, TA, TB>(t, x, s[0]);
+  }
+  __syncthreads();
+  int buf = 0;
   for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
-    gemm_stage<G, TA, TB>(g, bx, by, k0, t, s);
+    const bool more = k0 + G::BK < K;
+    if (more) gemm_load<G, TA, TB>(g, bx, by, k0 + G::BK, t, x);
+    gemm_accumulate<G>(s[buf], tx, ty, acc);
+    if (more) gemm_put<G, TA, TB>(t, x, s[buf ^ 1]);
     __syncthreads();
-    gemm_accumulate<G>(s, tx, ty, acc);
-    __syncthreads();
+    buf ^= 1;
   }
   gemm_store<G>(g, bx, by, tx, ty, acc);
 }
@@ -179,7 +245,11 @@ void replay_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t k0 = 0; k0 < K; k0 += G::BK) {
           std::fill(&shared[0].As[0][0], &shared[0].As[0][0] + sizeof(GemmShared<G>) / sizeof(float), std::nanf(""));
-          for (int t = 0; t < G::THREADS; ++t) gemm_stage<G, TA, TB>(g, bx, by, k0, t, shared[0]);
+          for (int t = 0; t < G::THREADS; ++t) {
+            GemmSlice<G> x;
+            gemm_load<G, TA, TB>(g, bx, by, k0, t, x);
+            gemm_put<G, TA, TB>(t, x, shared[0]);
+          }
           for (int t = 0; t < G::THREADS; ++t) gemm_accumulate<G>(shared[0], t % G::TX, t / G::TX, tile(t));
         }
         for (int t = 0; t < G::THREADS; ++t) gemm_store<G>(g, bx, by, t % G::TX, t / G::TX, tile(t));

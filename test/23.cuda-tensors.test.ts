@@ -534,13 +534,13 @@ describe("23 CUDA tensors", () => {
             const at = co + q * sc + i * ldc + j;
             const want = alpha * s + (beta === 0 ? 0 : beta * c0[at]);
             const err = Math.abs(got[at] - want) / (1e-6 * (Math.abs(alpha) * mag + Math.abs(beta * c0[at])) + 1e-30);
-            assert.ok(Number.isFinite(got[at]) && err <= 30, `${what}: C[${q}][${i}][${j}] = ${got[at]}, want ${want}`);
+            if (!(Number.isFinite(got[at]) && err <= 30)) assert.fail(`${what}: C[${q}][${i}][${j}] = ${got[at]}, want ${want}`);
             worst = Math.max(worst, err);
           }
       for (let q = 0; q < batch; ++q)
         for (let i = 0; i < M; ++i)
           for (let gap = co + q * sc + i * ldc + N; gap < co + q * sc + (i + 1) * ldc; ++gap)
-            if (beta !== 0) assert.equal(got[gap], c0[gap], `${what}: gap after row ${i} of batch ${q} written`);
+            if (beta !== 0 && !Object.is(got[gap], c0[gap])) assert.fail(`${what}: gap after row ${i} of batch ${q} written`);
       assert.ok(worst > 0 || K === 0, "compared");
     }
 
@@ -558,15 +558,22 @@ describe("23 CUDA tensors", () => {
             }
     });
 
-    itCuda("bf16 GEMM staging 16-byte vectors: aligned operands (full tiles, ragged edges, vectors straddling an edge) and the same shapes one float off alignment equal a float64 reference, every transpose", () => {
-      // leading dimensions, batch strides and offsets multiples of 4 floats: the tensor-core kernel (and its host
-      // replay on the emulated device) loads 4 consecutive elements at once wherever they lie inside the operand;
-      // offset by one float the same products stage element by element
+    itCuda("GEMM staging in 16-byte vectors (bf16 tensor cores; float32 tiled in both tilings, and grouped): aligned operands (full tiles, ragged edges, vectors straddling an edge) and the same shapes one float off alignment equal a float64 reference, every transpose", () => {
+      // leading dimensions, batch strides and offsets multiples of 4 floats: the kernels (and their host replays on
+      // the emulated device) load 4 consecutive elements at once wherever they lie inside the operand; offset by one
+      // float the same products stage element by element. 2 x 520 x 1030 takes the float32 GEMM's 128 x 64 tiles.
       const gen = new Generator(29);
-      for (const shape of [[1, 128, 192, 96], [2, 70, 66, 45], [1, 63, 130, 37], [3, 4, 8, 12]])
-        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
-          for (const [pad, offsets] of [[[4, 8, 4], [4, 8, 0]], [[4, 8, 4], [5, 9, 0]]] as [[number, number, number], [number, number, number]][])
-            gemmAgainstFloat64(gen, shape, ta, tb, true, 0.75, 0.5, pad, offsets);
+      for (const [bf16, form] of [[true, "tiled"], [false, "tiled"], [false, "grouped"]] as const) {
+        const prev = native.cudaSetGemmForm(form);
+        try {
+          for (const shape of [[1, 128, 192, 96], [2, 70, 66, 45], [1, 63, 130, 37], [3, 4, 8, 12], ...(bf16 ? [] : [[2, 520, 1030, 24]])])
+            for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
+              for (const [pad, offsets] of [[[4, 8, 4], [4, 8, 0]], [[4, 8, 4], [5, 9, 0]]] as [[number, number, number], [number, number, number]][])
+                gemmAgainstFloat64(gen, shape, ta, tb, bf16, 0.75, 0.5, pad, offsets);
+        } finally {
+          native.cudaSetGemmForm(prev);
+        }
+      }
     });
 
     it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {
