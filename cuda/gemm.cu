@@ -105,33 +105,13 @@ __host__ __device__ __forceinline__ void gemm_load(const GemmOperands& g, int64_
   for (int q = 0; q < G::A_LOADS / 4; ++q) {
     int r, kk;
     G::a_slot(TA, t, 4 * q, &r, &kk);
-    const int64_t gr = row0 + r, gk = k0 + kk;
-    if (a4 && (TA ? gr + 4 <= g.M && gk < g.K : gr < g.M && gk + 4 <= g.K)) {
-      load_float4(TA ? g.A + gk * g.lda + gr : g.A + gr * g.lda + gk, &x.a[4 * q]);
-      continue;
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      G::a_slot(TA, t, 4 * q + j, &r, &kk);
-      const int64_t er = row0 + r, ek = k0 + kk;
-      x.a[4 * q + j] = (er < g.M && ek < g.K) ? (TA ? g.A[ek * g.lda + er] : g.A[er * g.lda + ek]) : 0.f;
-    }
+    load_vec4(g.A, g.lda, TA, g.M, g.K, a4, row0 + r, k0 + kk, &x.a[4 * q]);
   }
 #pragma unroll
-  for (int q = 0; q < G::B_LOADS / 4; ++q) {
+  for (int q = 0; q < G::B_LOADS / 4; ++q) {  // op(B) transposed: N rows of K, stored depth-major unless TB
     int kk, c;
     G::b_slot(TB, t, 4 * q, &kk, &c);
-    const int64_t gk = k0 + kk, gc = col0 + c;
-    if (b4 && (TB ? gc < g.N && gk + 4 <= g.K : gk < g.K && gc + 4 <= g.N)) {
-      load_float4(TB ? g.B + gc * g.ldb + gk : g.B + gk * g.ldb + gc, &x.b[4 * q]);
-      continue;
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      G::b_slot(TB, t, 4 * q + j, &kk, &c);
-      const int64_t ek = k0 + kk, ec = col0 + c;
-      x.b[4 * q + j] = (ek < g.K && ec < g.N) ? (TB ? g.B[ec * g.ldb + ek] : g.B[ek * g.ldb + ec]) : 0.f;
-    }
+    load_vec4(g.B, g.ldb, !TB, g.N, g.K, b4, col0 + c, k0 + kk, &x.b[4 * q]);
   }
 }
 

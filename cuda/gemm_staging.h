@@ -23,6 +23,18 @@ __host__ __device__ inline void load_float4(const float* p, float* out) {
   for (int j = 0; j < 4; ++j) out[j] = p[j];
 #endif
 }
+// A vector of 4 of an operand X seen as rows x K (op(A), or op(B) transposed), from (gr, gk): rows gr .. gr + 3 at
+// depth gk when X is stored depth-major (trans: X[k * ld + r]), else depths gk .. gk + 3 of row gr (X[r * ld + k]);
+// 0 outside rows x K. One 16-byte load where all four lie inside and `aligned` (aligned_float4 of X and ld).
+__host__ __device__ inline void load_vec4(const float* X, int64_t ld, bool trans, int64_t rows, int64_t K, bool aligned,
+                                          int64_t gr, int64_t gk, float* out) {
+  if (aligned && (trans ? gr + 4 <= rows && gk < K : gr < rows && gk + 4 <= K))
+    return load_float4(trans ? X + gk * ld + gr : X + gr * ld + gk, out);
+  for (int j = 0; j < 4; ++j) {
+    const int64_t r = gr + (trans ? j : 0), k = gk + (trans ? 0 : j);
+    out[j] = r < rows && k < K ? (trans ? X[k * ld + r] : X[r * ld + k]) : 0.f;
+  }
+}
 // p[0..3] = v[0..3]: one 16-byte store on the device (p 16-byte aligned), four on the host replays.
 __host__ __device__ inline void store_float4(float* p, const float* v) {
 #ifdef __CUDA_ARCH__
