@@ -178,53 +178,32 @@ struct GroupedBlock {
     }
     return v;
   }
-  // slot l of thread t in segment v's slice from k0: op(A)[r][kk] of the tile (0 outside op(A))
-  __host__ __device__ float a_stage(const Seg& v, int t, int l, int64_t k0, int* r, int* kk) const {
-    G::a_slot(v.ta, t, l, r, kk);
-    const int64_t gr = row0 + *r, gk = k0 + *kk;
-    if (gr >= g.M || gk >= v.K) return 0.0f;
-    float x = v.ta ? v.a[gk * v.lda + gr] : v.a[gr * v.lda + gk];
-    if (v.sa) x *= v.sa[v.a_scale_k ? gk : gr];
-    return x;
-  }
-  // slot l of thread t: op(B)[kk][c] of the tile (0 outside op(B))
-  __host__ __device__ float b_stage(const Seg& v, int t, int l, int64_t k0, int* kk, int* c) const {
-    G::b_slot(v.tb, t, l, kk, c);
-    const int64_t gk = k0 + *kk, gc = col0 + *c;
-    if (gk >= v.K || gc >= g.N) return 0.0f;
-    float x = v.tb ? v.b[gc * v.ldb + gk] : v.b[gk * v.ldb + gc];
-    if (v.sb) x *= v.sb[v.b_scale_k ? gk : gc];
-    return x;
-  }
   // Thread t's vector q (slots 4q .. 4q + 3 of a GemmStagingVec4 tiling: 4 elements consecutive in memory) of
-  // segment v's slice from k0: out[j] = a_stage of slot 4q + j. One 16-byte load where all four lie inside op(A)
-  // and the operand's base and leading dimension keep them 16-byte aligned (the group starts at a multiple of 4 along
-  // the contiguous dimension; tiles and slices start at multiples of 4), else element by element; the scale
-  // multiplies as in a_stage, so either way the same values.
+  // segment v's slice from k0: op(A)[r][kk] of the tile, 0 outside op(A) (load_vec4: one 16-byte load where all
+  // four lie inside and aligned), times the position scale where inside.
   __host__ __device__ void a_stage_vec(const Seg& v, int t, int q, int64_t k0, float* out) const {
     int r, kk;
     G::a_slot(v.ta, t, 4 * q, &r, &kk);
     const int64_t gr = row0 + r, gk = k0 + kk;
-    if (aligned_float4(v.a, v.lda) && (v.ta ? gr + 4 <= g.M && gk < v.K : gr < g.M && gk + 4 <= v.K)) {
-      load_float4(v.ta ? v.a + gk * v.lda + gr : v.a + gr * v.lda + gk, out);
-      if (v.sa)
-        for (int j = 0; j < 4; ++j) out[j] *= v.sa[v.a_scale_k ? gk + (v.ta ? 0 : j) : gr + (v.ta ? j : 0)];
-      return;
-    }
-    for (int j = 0; j < 4; ++j) out[j] = a_stage(v, t, 4 * q + j, k0, &r, &kk);
+    load_vec4(v.a, v.lda, v.ta, g.M, v.K, aligned_float4(v.a, v.lda), gr, gk, out);
+    if (v.sa)
+      for (int j = 0; j < 4; ++j) {
+        const int64_t er = gr + (v.ta ? j : 0), ek = gk + (v.ta ? 0 : j);
+        if (er < g.M && ek < v.K) out[j] *= v.sa[v.a_scale_k ? ek : er];
+      }
   }
-  // the same for op(B): 4 elements consecutive along B's rows (columns of op(B)), or along k when transposed
+  // the same for op(B) (seen transposed: N rows of K, stored depth-major unless tb): 4 elements consecutive along
+  // B's rows (columns of op(B)), or along k when transposed
   __host__ __device__ void b_stage_vec(const Seg& v, int t, int q, int64_t k0, float* out) const {
     int kk, c;
     G::b_slot(v.tb, t, 4 * q, &kk, &c);
     const int64_t gk = k0 + kk, gc = col0 + c;
-    if (aligned_float4(v.b, v.ldb) && (v.tb ? gc < g.N && gk + 4 <= v.K : gk < v.K && gc + 4 <= g.N)) {
-      load_float4(v.tb ? v.b + gc * v.ldb + gk : v.b + gk * v.ldb + gc, out);
-      if (v.sb)
-        for (int j = 0; j < 4; ++j) out[j] *= v.sb[v.b_scale_k ? gk + (v.tb ? j : 0) : gc + (v.tb ? 0 : j)];
-      return;
-    }
-    for (int j = 0; j < 4; ++j) out[j] = b_stage(v, t, 4 * q + j, k0, &kk, &c);
+    load_vec4(v.b, v.ldb, !v.tb, g.N, v.K, aligned_float4(v.b, v.ldb), gc, gk, out);
+    if (v.sb)
+      for (int j = 0; j < 4; ++j) {
+        const int64_t ec = gc + (v.tb ? 0 : j), ek = gk + (v.tb ? j : 0);
+        if (ec < g.N && ek < v.K) out[j] *= v.sb[v.b_scale_k ? ek : ec];
+      }
   }
   // the slice after (s, k0) in the kernel's order (segment by segment, BK deep; first: the first slice itself),
   // s == segments() past the last; split: the block's K range only (its end is K or a multiple of BK, so no slice
@@ -308,15 +287,12 @@ void grouped_replay(const GroupedGemm& g, bool round) {
           std::fill(Bs.begin(), Bs.end(), nan);
           const auto seg = blk.seg(s);
           for (int t = 0; t < G::THREADS; ++t) {
-            // the kernel's staging: element by element, or (VEC 4) vector by vector through a_stage_vec / b_stage_vec
+            // the kernel's staging, vector by vector through a_stage_vec / b_stage_vec
+            static_assert(G::VEC == 4, "grouped tilings stage vectors of 4 (GemmStagingVec4)");
             float av[G::A_LOADS], bv[G::B_LOADS];
             int r, kk, c;
-            for (int l = 0; l < G::A_LOADS; l += G::VEC)
-              if (G::VEC == 4) blk.a_stage_vec(seg, t, l / 4, k0, &av[l]);
-              else av[l] = blk.a_stage(seg, t, l, k0, &r, &kk);
-            for (int l = 0; l < G::B_LOADS; l += G::VEC)
-              if (G::VEC == 4) blk.b_stage_vec(seg, t, l / 4, k0, &bv[l]);
-              else bv[l] = blk.b_stage(seg, t, l, k0, &kk, &c);
+            for (int l = 0; l < G::A_LOADS; l += 4) blk.a_stage_vec(seg, t, l / 4, k0, &av[l]);
+            for (int l = 0; l < G::B_LOADS; l += 4) blk.b_stage_vec(seg, t, l / 4, k0, &bv[l]);
             for (int l = 0; l < G::A_LOADS; ++l) {
               G::a_slot(run.seg_ta(s), t, l, &r, &kk);
               As[r * G::BK + kk] = round ? bf16_math::widen(bf16_math::round(av[l])) : av[l];
