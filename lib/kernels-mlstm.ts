@@ -9,7 +9,7 @@
 //   const fw = kernels.mlstmChunkwiseForward({ q, k, v, i, f, ...dims });   // q, k [B,NH,S,DHQK], i, f [B,NH,S]
 //   const bw = kernels.mlstmChunkwiseBackward({ ...fw, q, k, v, i, f, dh, ...dims });
 //   const step = kernels.mlstmRecurrentForward({ q: q1, k: k1, v: v1, i: i1, f: f1, c0: fw.c, n0: fw.n, m0: fw.m, ...dims, S: 1 });
-import { inputs } from "./kernels-inputs";
+import { inputs, withPooledInputs } from "./kernels-inputs";
 import { native } from "./native";
 
 export interface MlstmDims {
@@ -171,7 +171,7 @@ const recSaved = (a: MlstmKernelForwardArgs) => () => native.mlstmRecurrentSaved
 
 /** mLSTM chunkwise form (XLSTM_SPEC §4.5; chunkSize >= S: the parallel form §4.4), forward. */
 export function mlstmChunkwiseForward(a: MlstmChunkwiseForwardArgs): MlstmForwardResult {
-  a = inputs("mlstmChunkwiseForward", a, FORWARD_INPUTS, false);
+  a = inputs("mlstmChunkwiseForward", a, FORWARD_INPUTS);
   const o = forwardOut(a, cwSaved(a));
   native.mlstmChunkwiseForward(...cwForwardArgs(a, o));
   return o;
@@ -179,15 +179,16 @@ export function mlstmChunkwiseForward(a: MlstmChunkwiseForwardArgs): MlstmForwar
 
 /** mlstmChunkwiseForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmChunkwiseForwardAsync(a: MlstmChunkwiseForwardArgs): Promise<MlstmForwardResult> {
-  a = inputs("mlstmChunkwiseForwardAsync", a, FORWARD_INPUTS, true);
-  const o = forwardOut(a, cwSaved(a));
-  await native.mlstmChunkwiseForwardAsync(...cwForwardArgs(a, o));
-  return o;
+  return withPooledInputs("mlstmChunkwiseForwardAsync", a, FORWARD_INPUTS, async (a) => {
+    const o = forwardOut(a, cwSaved(a));
+    await native.mlstmChunkwiseForwardAsync(...cwForwardArgs(a, o));
+    return o;
+  });
 }
 
 /** Gradients of mlstmChunkwiseForward (exact mode of XLSTM_SPEC §4.6; the L×L tiles are recomputed). */
 export function mlstmChunkwiseBackward(a: MlstmChunkwiseBackwardArgs): MlstmBackwardResult {
-  a = inputs("mlstmChunkwiseBackward", a, BACKWARD_INPUTS, false);
+  a = inputs("mlstmChunkwiseBackward", a, BACKWARD_INPUTS);
   const o = backwardOut(a);
   native.mlstmChunkwiseBackward(...cwBackwardArgs(a, o));
   return o;
@@ -195,15 +196,16 @@ export function mlstmChunkwiseBackward(a: MlstmChunkwiseBackwardArgs): MlstmBack
 
 /** mlstmChunkwiseBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmChunkwiseBackwardAsync(a: MlstmChunkwiseBackwardArgs): Promise<MlstmBackwardResult> {
-  a = inputs("mlstmChunkwiseBackwardAsync", a, BACKWARD_INPUTS, true);
-  const o = backwardOut(a);
-  await native.mlstmChunkwiseBackwardAsync(...cwBackwardArgs(a, o));
-  return o;
+  return withPooledInputs("mlstmChunkwiseBackwardAsync", a, BACKWARD_INPUTS, async (a) => {
+    const o = backwardOut(a);
+    await native.mlstmChunkwiseBackwardAsync(...cwBackwardArgs(a, o));
+    return o;
+  });
 }
 
 /** mLSTM recurrent step form (XLSTM_SPEC §4.3) over S steps from the given (or zero) state, forward. */
 export function mlstmRecurrentForward(a: MlstmKernelForwardArgs): MlstmForwardResult {
-  a = inputs("mlstmRecurrentForward", a, FORWARD_INPUTS, false);
+  a = inputs("mlstmRecurrentForward", a, FORWARD_INPUTS);
   const o = forwardOut(a, recSaved(a));
   native.mlstmRecurrentForward(...recForwardArgs(a, o));
   return o;
@@ -211,15 +213,16 @@ export function mlstmRecurrentForward(a: MlstmKernelForwardArgs): MlstmForwardRe
 
 /** mlstmRecurrentForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmRecurrentForwardAsync(a: MlstmKernelForwardArgs): Promise<MlstmForwardResult> {
-  a = inputs("mlstmRecurrentForwardAsync", a, FORWARD_INPUTS, true);
-  const o = forwardOut(a, recSaved(a));
-  await native.mlstmRecurrentForwardAsync(...recForwardArgs(a, o));
-  return o;
+  return withPooledInputs("mlstmRecurrentForwardAsync", a, FORWARD_INPUTS, async (a) => {
+    const o = forwardOut(a, recSaved(a));
+    await native.mlstmRecurrentForwardAsync(...recForwardArgs(a, o));
+    return o;
+  });
 }
 
 /** Gradients of mlstmRecurrentForward (BPTT over the steps, recomputing states from checkpoints). */
 export function mlstmRecurrentBackward(a: MlstmKernelBackwardArgs): MlstmBackwardResult {
-  a = inputs("mlstmRecurrentBackward", a, BACKWARD_INPUTS, false);
+  a = inputs("mlstmRecurrentBackward", a, BACKWARD_INPUTS);
   const o = backwardOut(a);
   native.mlstmRecurrentBackward(...recBackwardArgs(a, o));
   return o;
@@ -227,8 +230,9 @@ export function mlstmRecurrentBackward(a: MlstmKernelBackwardArgs): MlstmBackwar
 
 /** mlstmRecurrentBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function mlstmRecurrentBackwardAsync(a: MlstmKernelBackwardArgs): Promise<MlstmBackwardResult> {
-  a = inputs("mlstmRecurrentBackwardAsync", a, BACKWARD_INPUTS, true);
-  const o = backwardOut(a);
-  await native.mlstmRecurrentBackwardAsync(...recBackwardArgs(a, o));
-  return o;
+  return withPooledInputs("mlstmRecurrentBackwardAsync", a, BACKWARD_INPUTS, async (a) => {
+    const o = backwardOut(a);
+    await native.mlstmRecurrentBackwardAsync(...recBackwardArgs(a, o));
+    return o;
+  });
 }

@@ -9,7 +9,7 @@
 //   const dims = { B: 2, S: 16, NH: 4, DH: 8 };           // H = 32
 //   const fw = kernels.slstmForward({ x, R, bias, ...dims }); // x: [B,S,4H], R: [NH,DH,4DH], bias: [4H]
 //   const bw = kernels.slstmBackward({ ...fw, x, R, dy, ...dims });
-import { inputs } from "./kernels-inputs";
+import { inputs, withPooledInputs } from "./kernels-inputs";
 import { native } from "./native";
 
 export interface RecurrentDims {
@@ -99,7 +99,7 @@ function backwardOut(a: RecurrentBackwardArgs, ns: number): RecurrentBackwardRes
 
 /** sLSTM forward over a whole sequence (XLSTM_SPEC §2.3). */
 export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
-  a = inputs("slstmForward", a, FORWARD_INPUTS, false);
+  a = inputs("slstmForward", a, FORWARD_INPUTS);
   const o = forwardOut(a, 4);
   native.slstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
@@ -107,15 +107,16 @@ export function slstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
 
 /** slstmForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function slstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
-  a = inputs("slstmForwardAsync", a, FORWARD_INPUTS, true);
-  const o = forwardOut(a, 4);
-  await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
-  return o;
+  return withPooledInputs("slstmForwardAsync", a, FORWARD_INPUTS, async (a) => {
+    const o = forwardOut(a, 4);
+    await native.slstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
+    return o;
+  });
 }
 
 /** sLSTM backward (BPTT, reference CUDA convention, XLSTM_SPEC §2.4). */
 export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
-  a = inputs("slstmBackward", a, BACKWARD_INPUTS, false);
+  a = inputs("slstmBackward", a, BACKWARD_INPUTS);
   const o = backwardOut(a, 4);
   native.slstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad, !!a.rTransposed);
   return o;
@@ -123,15 +124,16 @@ export function slstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult
 
 /** slstmBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function slstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
-  a = inputs("slstmBackwardAsync", a, BACKWARD_INPUTS, true);
-  const o = backwardOut(a, 4);
-  await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad, !!a.rTransposed);
-  return o;
+  return withPooledInputs("slstmBackwardAsync", a, BACKWARD_INPUTS, async (a) => {
+    const o = backwardOut(a, 4);
+    await native.slstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.exactM0Grad, !!a.rTransposed);
+    return o;
+  });
 }
 
 /** Classic LSTM forward over a whole sequence (XLSTM_SPEC §3; state (h, c)). */
 export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
-  a = inputs("lstmForward", a, FORWARD_INPUTS, false);
+  a = inputs("lstmForward", a, FORWARD_INPUTS);
   const o = forwardOut(a, 2);
   native.lstmForward(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
@@ -139,15 +141,16 @@ export function lstmForward(a: RecurrentForwardArgs): RecurrentForwardResult {
 
 /** lstmForward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function lstmForwardAsync(a: RecurrentForwardArgs): Promise<RecurrentForwardResult> {
-  a = inputs("lstmForwardAsync", a, FORWARD_INPUTS, true);
-  const o = forwardOut(a, 2);
-  await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
-  return o;
+  return withPooledInputs("lstmForwardAsync", a, FORWARD_INPUTS, async (a) => {
+    const o = forwardOut(a, 2);
+    await native.lstmForwardAsync(o.y, o.states, o.gates, a.x, a.state0 ?? null, a.R, a.bias, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
+    return o;
+  });
 }
 
 /** Classic LSTM backward. */
 export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult {
-  a = inputs("lstmBackward", a, BACKWARD_INPUTS, false);
+  a = inputs("lstmBackward", a, BACKWARD_INPUTS);
   const o = backwardOut(a, 2);
   native.lstmBackward(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
   return o;
@@ -155,9 +158,10 @@ export function lstmBackward(a: RecurrentBackwardArgs): RecurrentBackwardResult 
 
 /** lstmBackward off the main thread (a Promise); the inputs are copied when the call is made. */
 export async function lstmBackwardAsync(a: RecurrentBackwardArgs): Promise<RecurrentBackwardResult> {
-  a = inputs("lstmBackwardAsync", a, BACKWARD_INPUTS, true);
-  const o = backwardOut(a, 2);
-  await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
-  return o;
+  return withPooledInputs("lstmBackwardAsync", a, BACKWARD_INPUTS, async (a) => {
+    const o = backwardOut(a, 2);
+    await native.lstmBackwardAsync(o.dx, o.dR, o.dbias, o.dstate0, a.gates, a.states, a.dy, a.dstateFinal ?? null, a.state0 ?? null, a.R, a.B, a.S, a.NH, a.DH, !!a.rTransposed);
+    return o;
+  });
 }
 export * from "./kernels-mlstm";

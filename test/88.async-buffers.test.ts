@@ -4,6 +4,7 @@
 //   - the public API (lib/kernels: every *Async export) copies its inputs when the call is made: whatever happens to
 //     the caller's arrays afterwards (and a transferred buffer's memory being freed by a GC), the results must equal
 //     the sync call's on the original values, bit for bit; a buffer detached BEFORE the call is a clear TypeError;
+//     the copies come from a bounded pool that hands an array out again only after its call settled;
 //   - the raw binding (lib/native, internal) refuses arrays on resizable buffers up front (a shrink decommits pages),
 //     and compares every pinned array with its state when the call was queued, rejecting the promise with a TypeError
 //     naming the export and the argument position when one was detached meanwhile (here the transferred memory is
@@ -11,6 +12,7 @@
 // Oracle: independent sync calls on pristine copies of the same inputs.
 import { strict as assert } from "assert";
 import { kernels } from "../lib";
+import { inputPoolStats, POOL_MAX_BYTES, setInputPoolLimits } from "../lib/kernels-inputs";
 import { native } from "../lib/native";
 import { Generator } from "../lib/rng";
 
@@ -168,6 +170,52 @@ describe("88 async calls and detachable / resizable buffers", function () {
     }
     assert.ok(transferred > 50, `only ${transferred} arrays were detached or shrunk to 0`);
     console.log(`      ${CASES.length * 12 * 2} calls, ${attacks} arrays attacked (${transferred} of them transferred away or shrunk to 0 while pending): every result equal to the sync call's`);
+  });
+
+  it("lib/kernels: the private copies come from a bounded pool: calls pending together get their own, arrays are reused after their call settles, the pool empties when idle", async () => {
+    setInputPoolLimits(); // the defaults, an empty pool
+    try {
+      // every export, 4 calls each with inputs of their own, all pending at once (and the pool warm from round 2 on)
+      for (let round = 0; round < 3; ++round) {
+        const checks: Promise<void>[] = [];
+        for (const c of CASES)
+          for (let r = 0; r < 4; ++r) {
+            const a = c.make();
+            const want = c.sync(Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v.slice()])));
+            const pending = c.async(a);
+            for (const v of Object.values(a)) v.fill(Number.NaN); // the caller reuses its arrays at once
+            checks.push(pending.then((got) => {
+              for (const [k, w] of Object.entries(want)) if (w) sameBits(got[k] as Float32Array, w as Float32Array, `${c.name} round ${round} call ${r}: ${k}`);
+            }));
+          }
+        await Promise.all(checks);
+        const s = inputPoolStats();
+        assert.ok(s.arrays > 0 && s.bytes <= POOL_MAX_BYTES, `after round ${round}: ${JSON.stringify(s)}`);
+      }
+      // a pending call holds arrays taken from the pool and gives them back when it settles
+      const c = CASES[1];
+      const before = inputPoolStats().arrays;
+      const p = c.async(c.make());
+      const during = inputPoolStats().arrays;
+      await p;
+      assert.ok(during < before, `a call took no pooled array (${before} pooled before it, ${during} while it ran)`);
+      assert.equal(inputPoolStats().arrays, before, "the call's arrays went back to the pool");
+      // a call the binding refuses (R of the wrong length) still gives back what it took
+      const bad = c.make();
+      bad.R = bad.R.subarray(1);
+      const n0 = inputPoolStats().arrays;
+      await assert.rejects(c.async(bad), /R/);
+      assert.ok(inputPoolStats().arrays >= n0, `a refused call kept pooled arrays (${n0} before, ${inputPoolStats().arrays} after)`);
+      // the bounds: at most maxBytes kept, and nothing after idleMs without calls
+      setInputPoolLimits({ maxBytes: 1 << 16, idleMs: 40 });
+      await Promise.all(CASES.map((k) => k.async(k.make())));
+      const capped = inputPoolStats();
+      assert.ok(capped.arrays > 0 && capped.bytes <= 1 << 16, `capped pool: ${JSON.stringify(capped)}`);
+      await new Promise((r) => setTimeout(r, 150));
+      assert.deepEqual(inputPoolStats(), { arrays: 0, bytes: 0 }, "the idle pool emptied itself");
+    } finally {
+      setInputPoolLimits();
+    }
   });
 
   it("lib/kernels: an input detached before the call is a TypeError naming it (sync and async)", async () => {

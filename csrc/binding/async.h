@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/threadpool.h"
+
 namespace xlstm {
 
 class PromiseWorker : public Napi::AsyncWorker {
@@ -46,6 +48,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    BackgroundWork background;  // this thread's parallel_for calls queue for a busy pool (kernels/threadpool.h)
     try {
       work_();
     } catch (const std::exception& e) {

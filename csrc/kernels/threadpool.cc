@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#if defined(__linux__)
+#include <pthread.h>
+#endif
 #include <thread>
 #include <vector>
 
@@ -16,6 +19,7 @@ namespace xlstm {
 namespace {
 
 thread_local bool t_inside_pool_task = false;
+thread_local bool t_background = false;  // inside a BackgroundWork scope
 // How long an idle worker polls for the next job before it sleeps on the condition variable. A training step issues
 // a few hundred jobs with short JS gaps between them (tens to hundreds of µs of tape and allocation work); a worker
 // that slept in such a gap is woken through a futex and a reschedule while the caller already runs the job alone
@@ -55,8 +59,11 @@ class Pool {
   }
   int threads() const { return threads_; }
 
-  void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
-    std::lock_guard<std::mutex> job_lock(job_mu_);  // one job at a time
+  // Runs fn over [0, n) on the pool; false (nothing run) when the caller may not wait and the pool is busy.
+  bool run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn, bool may_wait) {
+    std::unique_lock<std::mutex> job_lock(job_mu_, std::defer_lock);  // one job at a time
+    if (may_wait) job_lock.lock();
+    else if (!job_lock.try_lock()) return false;
     {
       std::lock_guard<std::mutex> lk(mu_);
       fn_ = &fn;
@@ -83,6 +90,7 @@ class Pool {
       error_ = nullptr;
       std::rethrow_exception(e);
     }
+    return true;
   }
 
  private:
@@ -104,6 +112,9 @@ class Pool {
   }
 
   void worker_loop() {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "xlstm-pool");  // what top -H / perf show
+#endif
     uint64_t seen = 0;
     for (;;) {
       // Spin briefly before sleeping: waking a sleeping thread costs ~25 us on the machines we measured, more
@@ -154,6 +165,9 @@ std::shared_ptr<Pool> pool() {
 
 }  // namespace
 
+BackgroundWork::BackgroundWork() : was_(t_background) { t_background = true; }
+BackgroundWork::~BackgroundWork() { t_background = was_; }
+
 int num_threads() { return pool()->threads(); }
 
 void set_num_threads(int n) {
@@ -173,7 +187,9 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   }
   // About 4 chunks per thread balances uneven work without much hand-off overhead.
   int64_t chunk = std::max(grain, (n + 4 * t - 1) / (4 * t));
-  p->run(n, chunk, fn);
+  // A JS thread's sync call never waits behind a Promise call's job (which can take a long time): when the pool is
+  // busy it runs the whole range itself. Background threads queue for the pool.
+  if (!p->run(n, chunk, fn, t_background)) fn(0, n);
 }
 
 }  // namespace xlstm
