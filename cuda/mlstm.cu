@@ -272,41 +272,38 @@ __global__ void fwd_pos_kernel(Geo g, const double* __restrict__ gp, const doubl
 
 // ---- chunkwise forward: inter-chunk states ----------------------------------------------------------------------
 
-XLSTM_MLSTM_HD void fwd_state_item(const Geo& g, const float* __restrict__ k, const float* __restrict__ v,
-                                   const float* __restrict__ alpha, const float* __restrict__ gamma,
-                                   const float* __restrict__ scale, const float* __restrict__ c0,
-                                   const float* __restrict__ n0, float* saved, float* c_last, float* n_last,
-                                   int64_t idx) {
-  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
-  const int64_t bh = idx / E, e = idx % E;
-  const bool is_n = e >= DKV;
-  const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+// The n part of the inter-chunk states, n_{c+1} = Σ_{t in c} α_t k_t + γ_c n_c, in two passes so that the long walk
+// over the sequence is spread over many threads: (1) an item per (bh, chunk c, j): the chunk's sum from 0 over its
+// positions in order into nsum [BH][NC][DK]; (2) an item per (bh, j): the walk over the chunks, n_{c+1} = s_c +
+// γ_c n_c, writing every state slot and n_last = scale · n_NC. (A thread per (bh, j) walking all S positions kept
+// G2's BH·DK = 2,048 threads, 8 blocks, busy for ~0.9 ms each way.)
+XLSTM_MLSTM_HD void fwd_n_sum_item(const Geo& g, const float* __restrict__ k, const float* __restrict__ alpha,
+                                   float* nsum, int64_t idx) {
+  const int64_t j = idx % g.DK, bc = idx / g.DK, c = bc % g.NC, bh = bc / g.NC;
+  const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+  float s = 0.0f;
+  for (int64_t t = 0; t < l; ++t) s += alpha[p0 + t] * k[(p0 + t) * g.DK + j];
+  nsum[idx] = s;
+}
+XLSTM_MLSTM_HD void fwd_n_walk_item(const Geo& g, const float* __restrict__ nsum, const float* __restrict__ gamma,
+                                    const float* __restrict__ scale, const float* __restrict__ n0, float* saved,
+                                    float* n_last, int64_t idx) {
+  const int64_t bh = idx / g.DK, j = idx % g.DK, e = g.DK * g.DV + j;
   float* sv = saved + bh * g.W;
-  float val = c0 ? (is_n ? n0[bh * g.DK + j] : c0[bh * DKV + e]) : 0.0f;
+  float val = n0 ? n0[bh * g.DK + j] : 0.0f;
   sv[sv_state(g, 0, e)] = val;
   for (int64_t c = 0; c < g.NC; ++c) {
-    const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
-    const float gm = gamma[bh * g.NC + c];
-    if (is_n) {
-      float nn = gm * val;
-      for (int64_t t = 0; t < l; ++t) nn += alpha[p0 + t] * k[(p0 + t) * g.DK + j];
-      val = nn;
-    } else {
-      float acc = 0.0f;
-      for (int64_t t = 0; t < l; ++t) acc += (alpha[p0 + t] * k[(p0 + t) * g.DK + j]) * v[(p0 + t) * g.DV + x];
-      val = gm != 0.0f ? acc + gm * val : acc;
-    }
+    const float gm = gamma[bh * g.NC + c], sc = nsum[(bh * g.NC + c) * g.DK + j];
+    val = sc + gm * val;
     sv[sv_state(g, c + 1, e)] = val;
   }
-  const float out = scale[bh] * val;
-  if (is_n) n_last[bh * g.DK + j] = out;
-  else c_last[bh * DKV + e] = out;
+  n_last[bh * g.DK + j] = scale[bh] * val;
 }
-// The C part of the inter-chunk states as a tiled product (fwd_state_item above keeps the n part): a block per (bh,
+// The C part of the inter-chunk states as a tiled product (fwd_n_* above keep the n part): a block per (bh,
 // 64 x 64 tile of C) walks the chunks in order, each K slice of 16 positions staged in shared memory as
 // Ks[t][j] = α_t k_t[j] and Vs[t][x] = v_t[x]; each thread owns a register tile and per element the sum over the
 // chunk's positions in order (one fmaf each), then
-// C_{c+1} = acc + γ_c C_c as fwd_state_item (512 threads, 2 x 4 each: rows ty + 32 i, columns tx + 16 j). Every
+// C_{c+1} = acc + γ_c C_c (512 threads, 2 x 4 each: rows ty + 32 i, columns tx + 16 j). Every
 // K / V element is read from global memory once per block instead of once per thread.
 struct StateTile {
   static constexpr int TJ = 64, TXC = 64, BT = 16, TX = 16, TY = 32, TM = TJ / TY, TN = TXC / TX, THREADS = TX * TY;
@@ -334,7 +331,7 @@ struct StateShared {
 };
 
 // A slice's terms for thread (tx, ty): the staged positions of chunk c from t0 in order (only those inside the
-// chunk: the same terms as fwd_state_item / bwd_lambda_item), one fmaf each.
+// chunk: the same terms as the n part's sums), one fmaf each.
 __host__ __device__ inline void state_tile_accumulate(const Geo& g, int64_t c, int64_t t0, int tx, int ty, const StateShared& sh,
                                                       float (&acc)[StateTile::TM][StateTile::TN]) {
   const int64_t l = chunk_len(g, c);
@@ -409,13 +406,14 @@ struct StateTileBlock {
 };
 
 
-// the n part of the states: fwd_state_item on the elements e >= DK·DV only
-__global__ void fwd_state_n_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ v,
-                                   const float* __restrict__ alpha, const float* __restrict__ gamma,
-                                   const float* __restrict__ scale, const float* __restrict__ c0,
-                                   const float* __restrict__ n0, float* saved, float* c_last, float* n_last) {
-  XLSTM_GRID_STRIDE(idx, g.BH * g.DK)
-  fwd_state_item(g, k, v, alpha, gamma, scale, c0, n0, saved, c_last, n_last, (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
+// the n part of the states (fwd_n_sum_item, then fwd_n_walk_item)
+__global__ void fwd_n_sum_kernel(Geo g, const float* __restrict__ k, const float* __restrict__ alpha, float* nsum) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.NC * g.DK) fwd_n_sum_item(g, k, alpha, nsum, idx);
+}
+__global__ void fwd_n_walk_kernel(Geo g, const float* __restrict__ nsum, const float* __restrict__ gamma,
+                                  const float* __restrict__ scale, const float* __restrict__ n0, float* saved,
+                                  float* n_last) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DK) fwd_n_walk_item(g, nsum, gamma, scale, n0, saved, n_last, idx);
 }
 
 // ---- the L x L tile kernel (forward h and the three backward products) -------------------------------------------
@@ -803,46 +801,33 @@ __global__ void bwd_pos_kernel(Geo g, const double* __restrict__ gp, const doubl
 }
 
 // Λ in reverse; lam slot c holds Λ_{c+1}; lam0 = Λ_0.
-XLSTM_MLSTM_HD void bwd_lambda_item(const Geo& g, const float* __restrict__ q, const float* __restrict__ dh,
-                                    const float* __restrict__ saved, const float* __restrict__ beta,
-                                    const float* __restrict__ inv, const float* __restrict__ rho,
-                                    const float* __restrict__ gamma, const float* __restrict__ dc_last,
-                                    const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0,
-                                    float* dn0, int64_t idx) {
-  const int64_t E = state_elems(g), DKV = g.DK * g.DV;
-  const int64_t bh = idx / E, e = idx % E;
-  const bool is_n = e >= DKV;
-  const int64_t j = is_n ? e - DKV : e / g.DV, x = e % g.DV;
+// Λⁿ in the forward's two passes: (1) an item per (bh, chunk c, j): Σ_{t in c} (β_t ρ_t) q_t[j] from 0, positions
+// in order, into nsum; (2) an item per (bh, j): the reverse walk from the carried Λⁿ entering the last chunk (dn_last
+// scaled by exp(m_NC − m_{NC+1})), Λ_c = s_c + γ_c Λ_{c+1}, reset to 0 where m_c is not finite (the Λᶜ tile's form),
+// into lam slots c − 1, lam0 and dn0.
+XLSTM_MLSTM_HD void bwd_n_sum_item(const Geo& g, const float* __restrict__ q, const float* __restrict__ beta,
+                                   const float* __restrict__ rho, float* nsum, int64_t idx) {
+  const int64_t j = idx % g.DK, bc = idx / g.DK, c = bc % g.NC, bh = bc / g.NC;
+  const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
+  float s = 0.0f;
+  for (int64_t t = 0; t < l; ++t) s += (beta[p0 + t] * rho[p0 + t]) * q[(p0 + t) * g.DK + j];
+  nsum[idx] = s;
+}
+XLSTM_MLSTM_HD void bwd_n_walk_item(const Geo& g, const float* __restrict__ nsum, const float* __restrict__ saved,
+                                    const float* __restrict__ gamma, const float* __restrict__ dn_last, float* lam,
+                                    float* lam0, float* dn0, int64_t idx) {
+  const int64_t E = state_elems(g), bh = idx / g.DK, j = idx % g.DK, e = g.DK * g.DV + j;
   const float* Ms = saved + bh * g.W + sv_m(g);
   float val = 0.0f;
-  if (dc_last || dn_last) {
-    const float fac = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1])));
-    if (is_n) val = dn_last ? fac * dn_last[bh * g.DK + j] : 0.0f;
-    else val = dc_last ? fac * dc_last[bh * DKV + e] : 0.0f;
-  }
+  if (dn_last)
+    val = static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1]))) * dn_last[bh * g.DK + j];
   lam[(bh * g.NC + g.NC - 1) * E + e] = val;
   for (int64_t c = g.NC - 1; c >= 0; --c) {
-    const int64_t l = chunk_len(g, c), p0 = bh * g.S + c * g.L;
-    if (!finite_f(Ms[c])) {
-      val = 0.0f;
-    } else if (is_n) {
-      float nn = gamma[bh * g.NC + c] * val;
-      for (int64_t t = 0; t < l; ++t) nn += (beta[p0 + t] * rho[p0 + t]) * q[(p0 + t) * g.DK + j];
-      val = nn;
-    } else {
-      float acc = 0.0f;
-      for (int64_t t = 0; t < l; ++t)
-        acc += q[(p0 + t) * g.DK + j] * (beta[p0 + t] * (dh[(p0 + t) * g.DV + x] * inv[p0 + t]));
-      val = acc + gamma[bh * g.NC + c] * val;
-    }
+    val = finite_f(Ms[c]) ? nsum[(bh * g.NC + c) * g.DK + j] + gamma[bh * g.NC + c] * val : 0.0f;
     if (c > 0) lam[(bh * g.NC + c - 1) * E + e] = val;
   }
   lam0[bh * E + e] = val;
-  if (is_n) {
-    if (dn0) dn0[bh * g.DK + j] = val;
-  } else if (dc0) {
-    dc0[bh * DKV + e] = val;
-  }
+  if (dn0) dn0[bh * g.DK + j] = val;
 }
 
 // One step of a block's fixed-order tree over red[0 .. 2o): thread tid < o adds slot tid + o.
@@ -851,10 +836,10 @@ XLSTM_MLSTM_HD void tree_step(V* red, int tid, int o) {
   if (tid < o) red[tid] += red[tid + o];
 }
 
-// The Λᶜ part of bwd_lambda as a tiled product (bwd_lambda_item keeps Λⁿ): a block per (bh, 64 x 64 tile of Λᶜ)
+// The Λᶜ part of bwd_lambda as a tiled product (bwd_n_* keep Λⁿ): a block per (bh, 64 x 64 tile of Λᶜ)
 // walks the chunks in reverse, each slice of 16 positions staged as Ks[t][j] = q_t[j], Vs[t][x] = β_t (δ_t[x] inv_t);
 // per element Λ_c = Σ_t q ⊙ (β δ inv) (positions in order, one fmaf each) + γ_c Λ_{c+1}, reset to 0 where m_c is not
-// finite, with bwd_lambda_item's slot writes (lam, lam0, dc0). StateTile's geometry (512 threads, 2 x 4 each).
+// finite, with bwd_n_walk_item's slot writes (lam, lam0, dc0). StateTile's geometry (512 threads, 2 x 4 each).
 struct LambdaTileArgs {
   Geo g;
   const float *q, *dh, *saved, *beta, *inv, *gamma, *dc_last;
@@ -871,7 +856,7 @@ struct LambdaTileBlock {
     return j < a.g.DK && x < a.g.DV;
   }
   __host__ __device__ float ms(int64_t c) const { return a.saved[bh * a.g.W + sv_m(a.g) + c]; }
-  // the carried Λ entering the last chunk (dc_last scaled as bwd_lambda_item does) into val and lam slot NC-1
+  // the carried Λ entering the last chunk (dc_last scaled as bwd_n_walk_item scales dn_last) into val and lam slot NC-1
   __host__ __device__ void init(int tx, int ty, float (&val)[StateTile::TM][StateTile::TN]) const {
     const int64_t E = state_elems(a.g), DKV = a.g.DK * a.g.DV;
     const float fac = a.dc_last ? static_cast<float>(exp(static_cast<double>(ms(a.g.NC)) - static_cast<double>(ms(a.g.NC + 1)))) : 0.0f;
@@ -948,15 +933,15 @@ __global__ void __launch_bounds__(StateTile::THREADS) state_tile_kernel(Args a, 
   }
 }
 
-// Λⁿ: bwd_lambda_item on the elements e >= DK·DV only
-__global__ void bwd_lambda_n_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ dh,
-                                    const float* __restrict__ saved, const float* __restrict__ beta,
-                                    const float* __restrict__ inv, const float* __restrict__ rho,
-                                    const float* __restrict__ gamma, const float* __restrict__ dc_last,
-                                    const float* __restrict__ dn_last, float* lam, float* lam0, float* dc0, float* dn0) {
-  XLSTM_GRID_STRIDE(idx, g.BH * g.DK)
-  bwd_lambda_item(g, q, dh, saved, beta, inv, rho, gamma, dc_last, dn_last, lam, lam0, dc0, dn0,
-                  (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
+// Λⁿ (bwd_n_sum_item, then bwd_n_walk_item)
+__global__ void bwd_n_sum_kernel(Geo g, const float* __restrict__ q, const float* __restrict__ beta,
+                                 const float* __restrict__ rho, float* nsum) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.NC * g.DK) bwd_n_sum_item(g, q, beta, rho, nsum, idx);
+}
+__global__ void bwd_n_walk_kernel(Geo g, const float* __restrict__ nsum, const float* __restrict__ saved,
+                                  const float* __restrict__ gamma, const float* __restrict__ dn_last, float* lam,
+                                  float* lam0, float* dn0) {
+  XLSTM_GRID_STRIDE(idx, g.BH * g.DK) bwd_n_walk_item(g, nsum, saved, gamma, dn_last, lam, lam0, dn0, idx);
 }
 
 // Block per bh: ct[bh] = ⟨Λ_NC, state_NC⟩ (0 without final-state cotangents) and dm0 = ⟨Λ_0, state_0⟩: thread
@@ -1427,9 +1412,14 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
   launched(entry);
   fwd_pos_kernel<<<grid_for(g.BH * g.S, kThreads), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, gb.b.p, saved, beta.p, alpha.p);
   launched(entry);
-  fwd_state_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(
-      g, k, v, alpha.p, gamma.p, scale.p, c0, c0 ? n0 : nullptr, saved, c_last, n_last);
-  launched(entry);
+  {
+    StreamScratch<float> nsum(g.BH * g.NC * g.DK, st, entry);
+    fwd_n_sum_kernel<<<grid_for(g.BH * g.NC * g.DK, kThreads), kThreads, 0, st>>>(g, k, alpha.p, nsum.p);
+    launched(entry);
+    fwd_n_walk_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, nsum.p, gamma.p, scale.p,
+                                                                           c0 ? n0 : nullptr, saved, n_last);
+    launched(entry);
+  }
   const bool composed = composed_form(g, bf16);
   StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), inv(composed ? g.BH * g.S : 0, st, entry),
       ib(composed ? g.BH * g.S : 0, st, entry);
@@ -1475,9 +1465,14 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   bwd_pos_kernel<<<grid_for(g.BH * g.S, kWarps), kThreads, 0, st>>>(g, gb.p.p, gb.a.p, saved, h, dh, beta.p, alpha.p,
                                                                      inv.p, rho.p);
   launched(entry);
-  bwd_lambda_n_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, q, dh, saved, beta.p, inv.p, rho.p,
-                                                                            gamma.p, dc_last, dn_last, lam.p, lam0.p, dc0, dn0);
-  launched(entry);
+  {
+    StreamScratch<float> nsum(g.BH * g.NC * g.DK, st, entry);
+    bwd_n_sum_kernel<<<grid_for(g.BH * g.NC * g.DK, kThreads), kThreads, 0, st>>>(g, q, beta.p, rho.p, nsum.p);
+    launched(entry);
+    bwd_n_walk_kernel<<<grid_for(g.BH * g.DK, kThreads), kThreads, 0, st>>>(g, nsum.p, saved, gamma.p, dn_last, lam.p,
+                                                                           lam0.p, dn0);
+    launched(entry);
+  }
   const bool composed = composed_form(g, bf16);
   StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(composed ? g.BH * g.S : 0, st, entry);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.p, beta.p, inv.p, rho.p, gamma.p, dc_last, gb.w.p, gb.p.p,
@@ -1820,7 +1815,7 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
     each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {  // fwd_pos
       sv.hit((p / g.S) * g.W + sv_mu(g) + p % g.S);
     });
-    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // fwd_state_n
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // fwd_n_walk
       const int64_t bh = idx / g.DK, e = DKV + idx % g.DK;
       for (int64_t c = 0; c <= g.NC; ++c) sv.hit(bh * g.W + sv_state(g, c, e));
       nl.hit(bh * g.DK + e - DKV);
@@ -1854,7 +1849,7 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
   // chunkwise backward: dq, dk, dv, di, df, dc0, dn0, dm0
   {
     Counter dq(z.qk), dk(z.qk), dv(z.vh), di(z.gate), df(z.gate), dc0(z.cs), dn0(z.ns), dm0(z.ms);
-    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) { dn0.hit(idx); });  // bwd_lambda_n
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) { dn0.hit(idx); });  // bwd_n_walk
     {  // bwd_lambda_tile: every (block, thread, register slot) inside Λᶜ writes its dc0 element once
       const LambdaTileArgs la{g, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
       for (int64_t bid = 0; bid < StateTile::blocks(g); ++bid) {
@@ -2083,10 +2078,13 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
   each_item(g.BH * g.S, Per::Thread, [&](int64_t p, int) {
     fwd_pos_item(g, gb.p.data(), gb.a.data(), gb.b.data(), saved, beta.data(), alpha.data(), p);
   });
-  each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // fwd_state_n
-    fwd_state_item(g, k, v, alpha.data(), gamma.data(), scale.data(), c0, c0 ? n0 : nullptr, saved, c_last, n_last,
-                   (idx / g.DK) * state_elems(g) + g.DK * g.DV + idx % g.DK);
-  });
+  {
+    std::vector<float> nsum = nan_vec<float>(g.BH * g.NC * g.DK);
+    each_item(g.BH * g.NC * g.DK, Per::Thread, [&](int64_t idx, int) { fwd_n_sum_item(g, k, alpha.data(), nsum.data(), idx); });
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {
+      fwd_n_walk_item(g, nsum.data(), gamma.data(), scale.data(), c0 ? n0 : nullptr, saved, n_last, idx);
+    });
+  }
   const bool composed = composed_form(g, bf16);
   std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), inv = nan_vec<float>(composed ? g.BH * g.S : 0),
                      ib = nan_vec<float>(composed ? g.BH * g.S : 0);
@@ -2129,10 +2127,15 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     const float gh = warp_reduce<float>([&](int lane) { return bwd_pos_part(g, h, dh, p, lane); });
     bwd_pos_finish(g, gb.p.data(), gb.a.data(), saved, beta.data(), alpha.data(), inv.data(), rho.data(), p, gh);
   });
-  each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {  // bwd_lambda_n
-    bwd_lambda_item(g, q, dh, saved, beta.data(), inv.data(), rho.data(), gamma.data(), dc_last, dn_last, lam.data(),
-                    lam0.data(), dc0, dn0, (idx / g.DK) * E + g.DK * g.DV + idx % g.DK);
-  });
+  {
+    std::vector<float> nsum = nan_vec<float>(g.BH * g.NC * g.DK);
+    each_item(g.BH * g.NC * g.DK, Per::Thread, [&](int64_t idx, int) {
+      bwd_n_sum_item(g, q, beta.data(), rho.data(), nsum.data(), idx);
+    });
+    each_item(g.BH * g.DK, Per::Thread, [&](int64_t idx, int) {
+      bwd_n_walk_item(g, nsum.data(), saved, gamma.data(), dn_last, lam.data(), lam0.data(), dn0, idx);
+    });
+  }
   const bool composed = composed_form(g, bf16);
   std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(composed ? g.BH * g.S : 0);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.data(), beta.data(), inv.data(), rho.data(), gamma.data(), dc_last,

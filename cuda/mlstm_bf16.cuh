@@ -359,25 +359,35 @@ void bf16_state_replay(const Bf16StateArgs& A, bool round) {
 }
 
 // The L x L weights of every chunk in place: P = (s S) E (omega false) or Ω' = s ((S + ρ_τ) E) (omega true), E =
-// exp(w_σ − M_τ), 0 outside the causal triangle and the chunk; an item per element, the float32 form's weights().
+// exp(w_σ − M_τ), 0 outside the causal triangle and the chunk; a row per (bh, chunk, τ), its lanes over σ (the row's
+// indices are worked out once, not per element: 64-bit divisions cost the GPU dozens of instructions each), the
+// float32 form's weights().
 struct Bf16Weights {
   Geo g;
   const double *gw, *gp;
   const float *saved, *rho;
   float* ll;
   bool omega;
-  XLSTM_MLSTM_HD void operator()(int64_t idx) const {
-    const int64_t sig = idx % g.L, tau = (idx / g.L) % g.L, bc = idx / (g.L * g.L), c = bc % g.NC, bh = bc / g.NC;
-    const int64_t l = chunk_len(g, c);
-    if (tau >= l || sig > tau) {
-      ll[idx] = 0.0f;
+  static int64_t rows(const Geo& g) { return g.BH * g.NC * g.L; }
+  XLSTM_MLSTM_HD void row(int64_t r, int lane) const {
+    const int64_t tau = r % g.L, bc = r / g.L, c = bc % g.NC, bh = bc / g.NC;
+    float* out = ll + r * g.L;
+    if (tau >= chunk_len(g, c)) {
+      for (int64_t sig = lane; sig < g.L; sig += 32) out[sig] = 0.0f;
       return;
     }
     const float* Ms = saved + bh * g.W + sv_m(g);
-    const int64_t pt = bh * g.S + c * g.L + tau, ps = pt - tau + sig;
+    const int64_t pt = bh * g.S + c * g.L + tau, p0 = pt - tau;
     const double M = row_M(finite_f(Ms[c]), Ms[c], gp[pt]);
-    const float ex = fm_exp(static_cast<float>(gw[ps] - M));
-    ll[idx] = omega ? g.s * ((ll[idx] + rho[pt]) * ex) : (g.s * ll[idx]) * ex;
+    const float rt = omega ? rho[pt] : 0.0f;
+    for (int64_t sig = lane; sig < g.L; sig += 32) {
+      if (sig > tau) {
+        out[sig] = 0.0f;
+        continue;
+      }
+      const float ex = fm_exp(static_cast<float>(gw[p0 + sig] - M));
+      out[sig] = omega ? g.s * ((out[sig] + rt) * ex) : (g.s * out[sig]) * ex;
+    }
   }
 };
 
@@ -409,16 +419,24 @@ struct Bf16Den {
   }
 };
 
-// dq += β ρ n_c (where a state enters the chunk) and dk += sα Λⁿ_{c+1}: an item per (position, j < DK).
+// dq += β ρ n_c (where a state enters the chunk) and dk += sα Λⁿ_{c+1}: a row per position, its lanes over j < DK.
 struct Bf16GradExtras {
   Geo g;
   const float *saved, *beta, *rho, *alpha, *lam;
   float *dq, *dk;
-  XLSTM_MLSTM_HD void operator()(int64_t idx) const {
-    const int64_t p = idx / g.DK, j = idx % g.DK, bh = p / g.S, c = (p % g.S) / g.L;
+  static int64_t rows(const Geo& g) { return g.BH * g.S; }
+  XLSTM_MLSTM_HD void row(int64_t p, int lane) const {
+    const int64_t bh = p / g.S, c = (p % g.S) / g.L;
     const float* sv = saved + bh * g.W;
-    if (finite_f(sv[sv_m(g) + c])) dq[idx] += (beta[p] * rho[p]) * sv[sv_n(g, c) + j];
-    dk[idx] += alpha[p] * lam[(bh * g.NC + c) * state_elems(g) + g.DK * g.DV + j];
+    const float* ln = lam + (bh * g.NC + c) * state_elems(g) + g.DK * g.DV;
+    float* dqp = dq + p * g.DK;
+    float* dkp = dk + p * g.DK;
+    const float br = beta[p] * rho[p], al = alpha[p];
+    if (finite_f(sv[sv_m(g) + c])) {
+      const float* nc = sv + sv_n(g, c);
+      for (int64_t j = lane; j < g.DK; j += 32) dqp[j] += br * nc[j];
+    }
+    for (int64_t j = lane; j < g.DK; j += 32) dkp[j] += al * ln[j];
   }
 };
 
@@ -427,6 +445,13 @@ struct Bf16GradExtras {
 template <class F>
 __global__ void __launch_bounds__(kThreads) bf16_items_kernel(F f, int64_t n) {
   XLSTM_GRID_STRIDE(i, n) f(i);
+}
+template <class F>
+__global__ void __launch_bounds__(kThreads) bf16_rows_kernel(F f, int64_t n) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32; r < n;
+       r += static_cast<int64_t>(kWarps) * gridDim.x)
+    f.row(r, lane);
 }
 template <class F>
 __global__ void __launch_bounds__(kThreads) bf16_warp_items_kernel(F f, int64_t n) {
@@ -448,6 +473,13 @@ struct DeviceExec {
   void items(int64_t n, const F& f) const {
     if (n <= 0) return;
     bf16_items_kernel<F><<<grid_for(n, kThreads), kThreads, 0, st>>>(f, n);
+    launched(entry);
+  }
+  // a warp per row r < n: f.row(r, lane) for its 32 lanes
+  template <class F>
+  void rows(int64_t n, const F& f) const {
+    if (n <= 0) return;
+    bf16_rows_kernel<F><<<grid_for(n, kWarps), kThreads, 0, st>>>(f, n);
     launched(entry);
   }
   template <class F>
@@ -472,6 +504,11 @@ struct HostExec {
   template <class F>
   void items(int64_t n, const F& f) const {
     for (int64_t i = 0; i < n; ++i) f(i);
+  }
+  template <class F>
+  void rows(int64_t n, const F& f) const {
+    for (int64_t r = 0; r < n; ++r)
+      for (int lane = 0; lane < 32; ++lane) f.row(r, lane);
   }
   template <class F>
   void warp_items(int64_t n, const F& f) const {
@@ -544,7 +581,7 @@ void bf16_chunk_weights(const Exec& ex, const Geo& g, const float* a, const floa
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
     bf16_gemm(ex, g, n, l, l, ll_op(g, ll, c), Bf16Term{false, true, D, pos_op(g, a, D, c, a_scale, false), pos_op(g, b, D, c)});
   });
-  ex.items(g.BH * g.NC * g.L * g.L, Bf16Weights{g, gw, gp, saved, rho, ll, omega});
+  ex.rows(Bf16Weights::rows(g), Bf16Weights{g, gw, gp, saved, rho, ll, omega});
 }
 
 struct Bf16FwdArgs {
@@ -609,7 +646,7 @@ void composed_grads(const Exec& ex, const Bf16BwdArgs& a) {
     const Bf16Term dk_inter{false, true, g.DV, pos_op(g, a.v, g.DV, c, a.alpha, false), slot_op(g, a.lam, c, E, g.NC * E)};
     bf16_gemm(ex, g, n, l, g.DK, pos_op(g, a.dk, g.DK, c), dk_intra, &dk_inter);
   });
-  ex.items(g.BH * g.S * g.DK, Bf16GradExtras{g, a.saved, a.beta, a.rho, a.alpha, a.lam, a.dq, a.dk});
+  ex.rows(Bf16GradExtras::rows(g), Bf16GradExtras{g, a.saved, a.beta, a.rho, a.alpha, a.lam, a.dq, a.dk});
   bf16_chunk_weights(ex, g, a.q, a.k, g.DK, nullptr, a.gw, a.gp, a.saved, nullptr, a.ll, false);
   bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
     const Bf16Term intra{true, false, l, ll_op(g, a.ll, c), pos_op(g, a.dh, g.DV, c, a.inv)};
