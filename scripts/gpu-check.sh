@@ -15,7 +15,8 @@
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, ab, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 # "unverified": the short first call of a GPU session: the tests of what was last written without a GPU (session
 # 13's float32 tiled GEMM with 16-byte staging and the next slice in flight: the grep's "GEMM staging|identical
-# bits|either kernel"; the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
+# bits|either kernel"; session 14's mLSTM n-state passes and row-form weights / grad extras: "GPU equals the
+# CPU|on the GPU|equal the GPU bit"; the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
 # (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).
@@ -59,7 +60,7 @@ if has cuda; then
 fi
 if has unverified; then
   timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/23.cuda-tensors.test.ts \
-    --grep "GEMM staging|identical bits|either kernel|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
+    --grep "GEMM staging|identical bits|either kernel|GPU equals the CPU|on the GPU|equal the GPU bit|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
   timeout -k 5 "${T_TRAIN:-120}" node_modules/.bin/mocha test/64.train.test.ts test/59.large-generate.test.ts >> "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
