@@ -462,6 +462,12 @@ export interface Binding {
   ): object;
   /** Runs tokens [B, S] (ids in [0, V)) from the session's state and writes the logits of the last position [B, V]; S = 1 is one step. */
   inferRun(session: object, logits: Float32Array, tokens: Int32Array, S: number): void;
+  /**
+   * inferRun on a libuv worker (tokens copied at the call; logits written when the promise resolves). Until it
+   * settles, other calls with the session throw (inferBytes answers the size last reported; inferDispose frees the
+   * session once the run is done).
+   */
+  inferRunAsync(session: object, logits: Float32Array, tokens: Int32Array, S: number): Promise<void>;
   /** Zero state for every block. */
   inferReset(session: object): void;
   /** Copies one state part of block `block` into out: "conv" [B,K,F], mLSTM "c" [B,NH,DH,DH], "n" [B,NH,DH], "m" [B,NH], sLSTM "slstm" [NS,B,E]. */

@@ -349,6 +349,105 @@ describe("56 fused inference sessions", function () {
     });
   });
 
+  describe("stepAsync / prefillAsync (the run on a native worker thread)", () => {
+    it("give step's / prefill's logits bit for bit; the session is busy until they settle, then free again", async () => {
+      const c = CASES[1];
+      const model = makeModel(c.config, 21);
+      const V = c.config.vocab_size, S = 40;
+      const tok = tokens(c.B, S, V, 22);
+      const prompt = tokens(c.B, 9, V, 23);
+      const a = infer.createInferenceSession(model, { batch: c.B }), b = infer.createInferenceSession(model, { batch: c.B });
+      try {
+        const want = [a.prefill(prompt, 9), ...fusedSteps(a, tok, c.B, S)];
+        const pending = b.prefillAsync(prompt, 9);
+        assert.equal(b.busy, true);
+        for (const [what, call] of [
+          ["step", () => b.step(column(tok, c.B, S, 0))],
+          ["prefill", () => b.prefill(prompt, 9)],
+          ["reset", () => b.reset()],
+          ["getState", () => b.getState()],
+          ["setState", () => b.setState(null)],
+          ["refresh", () => b.refresh()],
+        ] as const)
+          assert.throws(call, (e: Error) => e instanceof infer.InferenceSessionBusyError && e.message.startsWith(`InferenceSession.${what}: the session is busy`));
+        await assert.rejects(b.stepAsync(column(tok, c.B, S, 0)), infer.InferenceSessionBusyError);
+        assert.ok(b.nativeBytes > 0, "nativeBytes answers while busy");
+        const got = [await pending];
+        assert.equal(b.busy, false);
+        for (let t = 0; t < S; ++t) got.push(await b.stepAsync(column(tok, c.B, S, t)));
+        for (let t = 0; t < want.length; ++t)
+          assert.ok(got[t].every((v, i) => Object.is(v, want[t][i])), `position ${t}: the async logits differ from the sync ones`);
+        // bad arguments reject (nothing queued, the session stays free)
+        await assert.rejects(b.stepAsync(new Int32Array(c.B).fill(V)), (e: Error) => e instanceof RangeError && /stepAsync: tokens\[0\] = 41 is out of range/.test(e.message));
+        await assert.rejects(b.prefillAsync(prompt, 0), (e: Error) => e instanceof RangeError && /prefillAsync: S must be a positive integer/.test(e.message));
+        assert.equal(b.busy, false);
+        assert.deepEqual(b.step(column(tok, c.B, S, 0)), a.step(column(tok, c.B, S, 0)));
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+    });
+
+    it("dispose() while a run is pending: the run finishes on the session it started with, then the memory goes", async () => {
+      const model = makeModel(baseConfig({ vocab_size: 300, embedding_dim: 64 }), 24);
+      const prompt = tokens(1, 200, 300, 25);
+      const ref = infer.createInferenceSession(model);
+      const want = ref.prefill(prompt, 200);
+      ref.dispose();
+      for (let round = 0; round < 5; ++round) {
+        const s = infer.createInferenceSession(model);
+        const pending = s.prefillAsync(prompt, 200);
+        s.dispose();
+        assert.equal(s.disposed, true);
+        assert.throws(() => s.step(Int32Array.of(0)), infer.InferenceSessionDisposedError);
+        const got = await pending;
+        assert.deepEqual(got, want, "the pending run's logits");
+      }
+    });
+
+    it("raw binding: other calls with the handle throw while inferRunAsync is pending", async () => {
+      const model = makeModel(baseConfig(), 26);
+      const s = infer.createInferenceSession(model);
+      const h = (s as unknown as { handle: object }).handle;
+      try {
+        const p = native.inferRunAsync(h, new Float32Array(41), tokens(1, 64, 41, 27), 64);
+        for (const [name, call] of [
+          ["inferRun", () => native.inferRun(h, new Float32Array(41), Int32Array.of(0), 1)],
+          ["inferRunAsync", () => native.inferRunAsync(h, new Float32Array(41), Int32Array.of(0), 1)],
+          ["inferReset", () => native.inferReset(h)],
+          ["inferGetState", () => native.inferGetState(h, 0, "m", new Float32Array(2))],
+          ["inferSetState", () => native.inferSetState(h, 0, "m", null)],
+        ] as const)
+          assert.throws(call, (e: Error) => e.message.startsWith(`${name}: the session is busy with an inferRunAsync call`));
+        await p;
+        native.inferReset(h);
+      } finally {
+        s.dispose();
+      }
+    });
+
+    it("generate(): a long prompt's prefill leaves the event loop turning (it runs on a native worker thread)", async () => {
+      const { generate } = await import("../lib/generate");
+      const model = makeModel(baseConfig({ vocab_size: 300, embedding_dim: 128, num_blocks: 4 }), 28);
+      const prompt = Array.from(tokens(1, 1500, 300, 29));
+      let ticks = 0, running = true;
+      const spin = () => {
+        ticks++;
+        if (running) setImmediate(spin);
+      };
+      const it = generate(model, prompt, { maxTokens: 1, temperature: 0 })[Symbol.asyncIterator]();
+      const t0 = performance.now();
+      setImmediate(spin);
+      const first = await it.next();
+      const ms = performance.now() - t0;
+      running = false;
+      await it.return?.(undefined);
+      assert.equal(first.done, false);
+      // a prefill on the main thread would leave the loop one turn at most before the first token
+      assert.ok(ticks >= 5, `the event loop turned ${ticks} times during a ${ms.toFixed(0)} ms prefill`);
+    });
+  });
+
   it("keeps RSS flat over many sessions (disposed or collected) and many steps", async function () {
     if (!gc) return this.skip();
     // ~2.3 MB of native memory per session: 50 leaked sessions would add ~115 MB

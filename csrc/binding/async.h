@@ -30,12 +30,13 @@ namespace xlstm {
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   PromiseWorker(Napi::Env env, const char* name, std::function<void()> work, std::vector<Napi::Value> pinned,
-                std::function<Napi::Value(Napi::Env)> result)
+                std::function<Napi::Value(Napi::Env)> result, std::function<void(Napi::Env)> settled)
       : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
         name_(name),
         work_(std::move(work)),
-        result_(std::move(result)) {
+        result_(std::move(result)),
+        settled_(std::move(settled)) {
     for (size_t i = 0; i < pinned.size(); ++i) {
       const Napi::Value& v = pinned[i];
       if (!v.IsObject()) continue;  // null/undefined/numbers need no pinning
@@ -59,6 +60,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
+    if (settled_) settled_(env);
     const std::string moved = MovedArrays(env);
     if (!moved.empty()) {
       deferred_.Reject(Napi::TypeError::New(env, name_ + ": " + moved).Value());
@@ -66,7 +68,10 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
     deferred_.Resolve(result_ ? result_(env) : env.Undefined());
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override {
+    if (settled_) settled_(Env());
+    deferred_.Reject(e.Value());
+  }
   // When the environment goes away while the work runs (a worker thread terminated, the process exiting),
   // resolving the promise fails inside N-API and node-addon-api rethrows from its completion callback, which
   // would std::terminate the whole process. Nobody is left to observe the promise: swallow, and still free this.
@@ -115,6 +120,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::string name_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
+  std::function<void(Napi::Env)> settled_;  // on the JS thread once the work is done, before the promise settles
   std::vector<Napi::Reference<Napi::Value>> pinned_;
   struct Pinned {
     size_t position;  // in the call site's `pinned` list (for recurrent / mlstm exports: the argument index)
@@ -145,12 +151,14 @@ inline void require_fixed_buffers(Napi::Env env, const char* name, const std::ve
 }
 
 // Queue `work` and return its promise; `pinned` values stay alive until it settles. Typed arrays on resizable
-// ArrayBuffers are refused (TypeError, thrown before anything is queued).
+// ArrayBuffers are refused (TypeError, thrown before anything is queued). `settled` (optional) runs on the JS thread
+// when the work is done, whether it succeeded or threw, before the promise settles.
 inline Napi::Value run_async(Napi::Env env, const char* name, std::function<void()> work,
                              std::vector<Napi::Value> pinned,
-                             std::function<Napi::Value(Napi::Env)> result = nullptr) {
+                             std::function<Napi::Value(Napi::Env)> result = nullptr,
+                             std::function<void(Napi::Env)> settled = nullptr) {
   require_fixed_buffers(env, name, pinned);
-  auto* w = new PromiseWorker(env, name, std::move(work), std::move(pinned), std::move(result));
+  auto* w = new PromiseWorker(env, name, std::move(work), std::move(pinned), std::move(result), std::move(settled));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -2,6 +2,9 @@
 // JS: inferCreate(config, params, batch) -> handle (a type-tagged External owning the native session; a finalizer
 //       frees it, and its size is reported to the GC with AdjustExternalMemory)
 //     inferRun(handle, logits [B*V], tokens [B*S], S)       tokens in, logits of the last position out (S = 1: a step)
+//     inferRunAsync(handle, logits, tokens, S) -> Promise    the same on a libuv worker (tokens copied at the call);
+//       until it settles every other call with the handle except inferBytes and inferDispose throws, and a dispose
+//       meanwhile frees the session when the run is done
 //     inferReset(handle); inferGetState / inferSetState(handle, block, part, array|null); inferBytes(handle)
 //     inferDispose(handle)                                  frees the native memory now; idempotent
 // `params` maps the model's state_dict keys ("token_embedding.weight", "xlstm_block_stack.blocks.0.xlstm.proj_up
@@ -10,10 +13,12 @@
 
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "binding/args.h"
+#include "binding/async.h"
 #include "binding/registry.h"
 #include "kernels/xlstm_infer.h"
 
@@ -24,8 +29,9 @@ namespace {
 constexpr napi_type_tag kInferTag = {0x7a1c5e0f3b2d4e61ULL, 0x9f8e7d6c5b4a3921ULL};
 
 struct Holder {
-  std::unique_ptr<InferSession> s;
-  int64_t reported = 0;  // bytes reported with AdjustExternalMemory
+  std::shared_ptr<InferSession> s;  // shared with a pending inferRunAsync's work
+  int64_t reported = 0;             // bytes reported with AdjustExternalMemory
+  bool running = false;             // an inferRunAsync call is pending (JS thread only)
 };
 
 void report(Napi::Env env, Holder* h) {
@@ -43,6 +49,8 @@ Holder* require_handle(const ArgCtx& c, bool alive = true) {
     throw_type(c, "session must be a handle returned by inferCreate, got " + kind_of(v));
   Holder* h = v.As<Napi::External<Holder>>().Data();
   if (alive && !h->s) throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is disposed");
+  if (alive && h->running)
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is busy with an inferRunAsync call; wait for its promise");
   return h;
 }
 
@@ -263,29 +271,67 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   return ext;
 }
 
-Napi::Value InferRun(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "inferRun"};
+// inferRun's / inferRunAsync's checked arguments
+struct RunCall {
+  Holder* h;
+  int64_t S, n_tok;
+  float* logits;
+  const int32_t* tokens;
+};
+RunCall parse_run(const ArgCtx& c) {
   require_count(c, 4);
-  Holder* h = require_handle(c);
-  InferSession& s = *h->s;
-  const int64_t S = require_int(c, 3, "S", 1, INT32_MAX);
-  const int64_t n_tok = checked_product(c, "B*S", {s.B, S});
-  float* logits = require_f32(c, 1, "logits", s.B * s.V, describe("B*V", {{"B", s.B}, {"V", s.V}}));
-  const int32_t* tokens = require_i32(c, 2, "tokens", n_tok, describe("B*S", {{"B", s.B}, {"S", S}}));
-  require_no_overlap(c, "logits", logits, sizeof(float) * s.B * s.V, "tokens", tokens, sizeof(int32_t) * n_tok);
-  for (int64_t i = 0; i < n_tok; ++i)
-    if (tokens[i] < 0 || tokens[i] >= s.V) {
+  RunCall r;
+  r.h = require_handle(c);
+  const InferSession& s = *r.h->s;
+  r.S = require_int(c, 3, "S", 1, INT32_MAX);
+  r.n_tok = checked_product(c, "B*S", {s.B, r.S});
+  r.logits = require_f32(c, 1, "logits", s.B * s.V, describe("B*V", {{"B", s.B}, {"V", s.V}}));
+  r.tokens = require_i32(c, 2, "tokens", r.n_tok, describe("B*S", {{"B", s.B}, {"S", r.S}}));
+  require_no_overlap(c, "logits", r.logits, sizeof(float) * s.B * s.V, "tokens", r.tokens, sizeof(int32_t) * r.n_tok);
+  for (int64_t i = 0; i < r.n_tok; ++i)
+    if (r.tokens[i] < 0 || r.tokens[i] >= s.V) {
       std::ostringstream os;
-      os << "tokens[" << i << "] = " << tokens[i] << " is out of range [0, " << s.V << ") (vocabSize = " << s.V << ")";
+      os << "tokens[" << i << "] = " << r.tokens[i] << " is out of range [0, " << s.V << ") (vocabSize = " << s.V << ")";
       throw_range(c, os.str());
     }
+  return r;
+}
+
+Napi::Value InferRun(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferRun"};
+  const RunCall r = parse_run(c);
   try {
-    infer_run(s, logits, tokens, S);
+    infer_run(*r.h->s, r.logits, r.tokens, r.S);
   } catch (const std::bad_alloc&) {
     throw Napi::Error::New(info.Env(), "inferRun: out of memory");
   }
-  report(info.Env(), h);
+  report(info.Env(), r.h);
   return info.Env().Undefined();
+}
+
+// The work holds its own reference to the session (a dispose meanwhile frees it when the work is done) and a copy of
+// the tokens; the handle and logits stay pinned until the promise settles.
+Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferRunAsync"};
+  const RunCall r = parse_run(c);
+  std::shared_ptr<InferSession> session = r.h->s;
+  auto tokens = std::make_shared<std::vector<int32_t>>(r.tokens, r.tokens + r.n_tok);
+  float* logits = r.logits;
+  const int64_t S = r.S;
+  Holder* h = r.h;
+  auto work = [session, tokens, logits, S] {
+    try {
+      infer_run(*session, logits, tokens->data(), S);
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error("out of memory");
+    }
+  };
+  Napi::Value p = run_async(info.Env(), "inferRunAsync", work, {info[0], info[1]}, nullptr, [h](Napi::Env env) {
+    h->running = false;
+    report(env, h);
+  });
+  h->running = true;  // after run_async: a call it refused leaves the session free
+  return p;
 }
 
 Napi::Value InferReset(const Napi::CallbackInfo& info) {
@@ -341,7 +387,10 @@ Napi::Value InferSetState(const Napi::CallbackInfo& info) {
 
 Napi::Value InferBytes(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferBytes"};
-  return Napi::Number::New(info.Env(), static_cast<double>(infer_bytes(*require_handle(c)->s)));
+  Holder* h = require_handle(c, false);
+  if (!h->s) throw Napi::Error::New(info.Env(), "inferBytes: the session is disposed");
+  // while an inferRunAsync call runs, its work may be growing the scratch: the size last reported
+  return Napi::Number::New(info.Env(), static_cast<double>(h->running ? h->reported : infer_bytes(*h->s)));
 }
 
 Napi::Value InferDispose(const Napi::CallbackInfo& info) {
@@ -355,6 +404,7 @@ Napi::Value InferDispose(const Napi::CallbackInfo& info) {
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inferCreate", Napi::Function::New(env, InferCreate, "inferCreate"));
   exports.Set("inferRun", Napi::Function::New(env, InferRun, "inferRun"));
+  exports.Set("inferRunAsync", Napi::Function::New(env, InferRunAsync, "inferRunAsync"));
   exports.Set("inferReset", Napi::Function::New(env, InferReset, "inferReset"));
   exports.Set("inferGetState", Napi::Function::New(env, InferGetState, "inferGetState"));
   exports.Set("inferSetState", Napi::Function::New(env, InferSetState, "inferSetState"));

@@ -1,6 +1,7 @@
 // Text generation (products layer): prefill the prompt with one forward pass (keeping the recurrent state), then
 // one model.step() per new token from that state, sampling with temperature, top-k and top-p (nucleus) from a
-// seeded generator. generate() is an async iterable of tokens that yields to the event loop between tokens;
+// seeded generator. generate() is an async iterable of tokens that yields to the event loop between tokens (xLSTM
+// models on the CPU: the fused session's prefill and every step run on a native worker thread, the loop free meanwhile);
 // generateBatch() runs several prompts as one batch (rows whose prompts are longer keep feeding prompt tokens
 // through step() while the others already sample). xLSTM Large decoders (lib/nn/large.ts, loaded from Hugging Face
 // layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
@@ -186,6 +187,12 @@ function noGradStep(gpu: boolean, fn: () => { logits: Tensor; state?: StateTree 
   });
 }
 
+// generate()'s fused-session steps: a step whose round trip through a worker thread took under INLINE_STEP_ENTER_MS
+// is cheap (a small model): the next ones run inline, until one takes INLINE_STEP_MAX_MS or more (a few ms at most
+// of a blocked loop per token, never a large model's step).
+const INLINE_STEP_ENTER_MS = 0.5;
+const INLINE_STEP_MAX_MS = 1;
+
 /**
  * Generate tokens after `prompt`, streaming.
  * @param prompt text (needs options.tokenizer) or token ids
@@ -214,7 +221,8 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
   try {
     let out = "";
     let logits: Float32Array;
-    if (session) logits = session.prefill(Int32Array.from(ids), ids.length);
+    let inlineSteps = false;
+    if (session) logits = await session.prefillAsync(Int32Array.from(ids), ids.length); // on a native worker thread
     else if (large) {
       const r = large.forward(new Tensor(ids, [1, ids.length]), { logits: "last" });
       logits = r.logits.f32();
@@ -232,9 +240,23 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
       out += text;
       if (stops.some((s) => s && out.endsWith(s))) return;
       if (i + 1 === maxTokens) break;
+      if (session) {
+        // steps run on a native worker thread (the event loop free meanwhile) unless they are cheap enough that the
+        // hand-off would cost more than the step: then inline, between turns of the loop
+        if (inlineSteps) {
+          await new Promise<void>((res) => setImmediate(res));
+          const t0 = performance.now();
+          logits = session.step(Int32Array.of(id));
+          inlineSteps = performance.now() - t0 < INLINE_STEP_MAX_MS;
+        } else {
+          const t0 = performance.now();
+          logits = await session.stepAsync(Int32Array.of(id));
+          inlineSteps = performance.now() - t0 < INLINE_STEP_ENTER_MS;
+        }
+        continue;
+      }
       await new Promise<void>((res) => setImmediate(res));
-      if (session) logits = session.step(Int32Array.of(id));
-      else if (large) logits = large.forward(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true }).logits.f32();
+      if (large) logits = large.forward(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true }).logits.f32();
       else {
         const s = noGradStep(gpu, () => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
         logits = lastLogits(s.logits, 0);

@@ -1,4 +1,4 @@
 // Fused native inference for xLSTMLMModel (products layer).
-// defines: createInferenceSession, InferenceSession, InferenceSessionDisposedError, InferenceSessionOptions (session)
-export { createInferenceSession, InferenceSession, InferenceSessionDisposedError } from "./session";
+// defines: createInferenceSession, InferenceSession, InferenceSessionBusyError, InferenceSessionDisposedError, InferenceSessionOptions (session)
+export { createInferenceSession, InferenceSession, InferenceSessionBusyError, InferenceSessionDisposedError } from "./session";
 export type { InferenceSessionOptions } from "./session";

@@ -25,6 +25,15 @@ export class InferenceSessionDisposedError extends Error {
   }
 }
 
+/** A call made while the session's stepAsync / prefillAsync is pending (the session runs one call at a time). */
+export class InferenceSessionBusyError extends Error {
+  readonly code = "XLSTM_BUSY";
+  constructor(method: string) {
+    super(`InferenceSession.${method}: the session is busy with a stepAsync / prefillAsync call; await its promise first`);
+    this.name = "InferenceSessionBusyError";
+  }
+}
+
 export interface InferenceSessionOptions {
   /** Batch rows B the session steps together (default 1); every call takes B tokens per position. */
   batch?: number;
@@ -96,6 +105,7 @@ export class InferenceSession {
   readonly model: xLSTMLMModel;
   private handle: object | null;
   private readonly layouts: BlockLayout[];
+  private running = false; // a stepAsync / prefillAsync call is pending
 
   /** Prefer createInferenceSession(). */
   constructor(model: xLSTMLMModel, options: InferenceSessionOptions = {}) {
@@ -125,7 +135,25 @@ export class InferenceSession {
 
   private live(method: string): object {
     if (!this.handle) throw new InferenceSessionDisposedError(method);
+    if (this.running && method !== "nativeBytes") throw new InferenceSessionBusyError(method);
     return this.handle;
+  }
+
+  /** Whether a stepAsync / prefillAsync call is pending (every other call but dispose and nativeBytes throws then). */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  private async runAsync(h: object, tokens: Int32Array, S: number): Promise<Float32Array> {
+    const logits = new Float32Array(this.batch * this.vocabSize);
+    const done = native.inferRunAsync(h, logits, tokens, S); // tokens copied by the binding at the call
+    this.running = true;
+    try {
+      await done;
+    } finally {
+      this.running = false;
+    }
+    return logits;
   }
 
   private checkTokens(method: string, tokens: Int32Array, n: number, what: string): void {
@@ -168,6 +196,34 @@ export class InferenceSession {
     const logits = new Float32Array(this.batch * this.vocabSize);
     native.inferRun(h, logits, tokens, S);
     return logits;
+  }
+
+  /**
+   * step() on a native worker thread: the event loop stays free while the token runs through the model. Until the
+   * promise settles the session is busy (other calls but dispose() and nativeBytes throw InferenceSessionBusyError);
+   * dispose() meanwhile frees the native memory once the run is done.
+   * @returns logits [B, V], as step()
+   */
+  stepAsync(tokens: Int32Array): Promise<Float32Array> {
+    try {
+      const h = this.live("stepAsync");
+      this.checkTokens("stepAsync", tokens, this.batch, `B (batch)`);
+      return this.runAsync(h, tokens, 1);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** prefill() on a native worker thread (busy until it settles, as stepAsync). */
+  prefillAsync(tokens: Int32Array, S: number): Promise<Float32Array> {
+    try {
+      const h = this.live("prefillAsync");
+      if (!Number.isInteger(S) || S < 1) throw new RangeError(`InferenceSession.prefillAsync: S must be a positive integer, got ${typeof S === "number" ? S : kindOf(S)}`);
+      this.checkTokens("prefillAsync", tokens, this.batch * S, `B*S (B=${this.batch}, S=${S})`);
+      return this.runAsync(h, tokens, S);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Back to the zero state. */
@@ -276,7 +332,10 @@ export class InferenceSession {
     this.setState(state);
   }
 
-  /** Frees the native memory now (idempotent); any later call except dispose() throws InferenceSessionDisposedError. */
+  /**
+   * Frees the native memory now (idempotent; with a stepAsync / prefillAsync pending: once that run is done, the
+   * promise still resolving); any later call except dispose() throws InferenceSessionDisposedError.
+   */
   dispose(): void {
     if (!this.handle) return;
     native.inferDispose(this.handle);
