@@ -13,7 +13,7 @@ import * as path from "path";
 import { noGrad, Tensor } from "../lib";
 import { loadModel } from "../lib/checkpoint";
 import { HFTokenizer } from "../lib/data/hf-tokenizer";
-import { generate, loadGenerator, sampleLogits } from "../lib/generate";
+import { generate, loadGenerator, openGenerator, sampleLogits } from "../lib/generate";
 import { writeShardedCheckpoint } from "../lib/io/sharded";
 import { convertLargeWeights, xLSTMLarge, xLSTMLargeConfig, xLSTMLargeDecoder } from "../lib/nn/large";
 import { Generator } from "../lib/rng";
@@ -181,6 +181,73 @@ describe("59 xLSTM Large: Hugging Face layout checkpoints generate through the g
       return out;
     };
     assert.deepEqual(await run(11), await run(11));
+  });
+
+  it("openGenerator: loads and generates in a worker thread (the event loop free): the same tokens, batches, abort, early exit, errors, close", async () => {
+    // how often this thread's event loop turns while tokens arrive: in a worker the loop idles (many turns per token);
+    // generating here, each token's work would take the loop (about one turn per token)
+    const turnsDuring = async <T>(f: () => Promise<T>): Promise<{ r: T; turns: number }> => {
+      let turns = 0, on = true;
+      const spin = () => {
+        turns++;
+        if (on) setImmediate(spin);
+      };
+      setImmediate(spin);
+      try {
+        return { r: await f(), turns };
+      } finally {
+        on = false;
+      }
+    };
+    const collect = async (it: AsyncIterable<{ id: number; text: string }>, stopAfter = Infinity) => {
+      const ids: number[] = [];
+      let text = "";
+      for await (const t of it) {
+        ids.push(t.id);
+        text += t.text;
+        if (ids.length >= stopAfter) break;
+      }
+      return { ids, text };
+    };
+    const local = loadGenerator(ck());
+    const sampledWant = (await collect(local.generate(PROMPT, { maxTokens: N, temperature: 0.9, seed: 7 }))).ids;
+    const batchWant = await local.generateBatch([PROMPT, "the time"], { maxTokens: 4, temperature: 0.7, seed: 3 });
+    const g = await openGenerator(ck());
+    try {
+      assert.equal(g.modelType, "xlstm-large");
+      assert.equal(g.vocabSize, V);
+      assert.equal(g.hasTokenizer, true);
+      const { r: greedyRun, turns } = await turnsDuring(() => collect(g.generate(PROMPT, { temperature: 0, maxTokens: N })));
+      assert.deepEqual(greedyRun.ids, greedy);
+      const d = tok.streamDecoder();
+      assert.equal(greedyRun.text, greedy.map((id) => d.push(id)).join(""));
+      assert.ok(turns >= 10 * N, `the event loop turned ${turns} times while ${N} tokens were generated`);
+      assert.deepEqual((await collect(g.generate(PROMPT, { maxTokens: N, temperature: 0.9, seed: 7 }))).ids, sampledWant);
+      assert.deepEqual((await collect(g.generate(prompt, { maxTokens: N, temperature: 0 }))).ids, greedy, "ids as the prompt");
+      assert.deepEqual(await g.generateBatch([PROMPT, "the time"], { maxTokens: 4, temperature: 0.7, seed: 3 }), batchWant);
+      // leaving the loop early and aborting stop the request; the worker serves the next one
+      assert.deepEqual((await collect(g.generate(PROMPT, { temperature: 0, maxTokens: 500 }), 2)).ids, greedy.slice(0, 2));
+      const ac = new AbortController();
+      const aborted: number[] = [];
+      for await (const t of g.generate(PROMPT, { temperature: 0, maxTokens: 500, signal: ac.signal })) {
+        aborted.push(t.id);
+        if (aborted.length === 3) ac.abort();
+      }
+      assert.ok(aborted.length >= 3 && aborted.length < 500, `${aborted.length} tokens after the abort at 3`);
+      assert.deepEqual(aborted.slice(0, N), greedy.slice(0, Math.min(N, aborted.length)));
+      assert.deepEqual((await collect(g.generate(PROMPT, { temperature: 0, maxTokens: N }))).ids, greedy, "served after an abort");
+      // errors arrive as the worker's classes with its messages; the worker keeps serving
+      await assert.rejects(collect(g.generate(PROMPT, { temperature: -1 })), (e: Error) => e instanceof RangeError && /temperature must be a number >= 0/.test(e.message));
+      await assert.rejects(collect(g.generate(PROMPT, { tokenizer: tok } as never)), (e: Error) => e instanceof TypeError && /options\.tokenizer is not accepted here/.test(e.message));
+      await assert.rejects(g.generateBatch([], {}), (e: Error) => e instanceof RangeError && /prompts must be a non-empty array/.test(e.message));
+      assert.deepEqual((await collect(g.generate(PROMPT, { temperature: 0, maxTokens: 2 }))).ids, greedy.slice(0, 2));
+    } finally {
+      await g.close();
+    }
+    await assert.rejects(collect(g.generate(PROMPT)), /the generator thread is closed/);
+    await g.close(); // idempotent
+    await assert.rejects(openGenerator(path.join(dir, "nothing-here")), (e: Error) => e.message.includes("nothing-here"));
+    await assert.rejects(openGenerator(ck(), { tokenizer: tok as never }), (e: Error) => e instanceof TypeError && /a Tokenizer object cannot cross/.test(e.message));
   });
 
   it("xlstm generate on the directory: greedy text equals the expected tokens' text; sampled is seeded", () => {

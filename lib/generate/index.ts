@@ -6,7 +6,8 @@
 // through step() while the others already sample). xLSTM Large decoders (lib/nn/large.ts, loaded from Hugging Face
 // layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
 // in place after the prefill.
-// defines: generate, generateBatch, sampleLogits, Generation (handle from a checkpoint), loadGenerator
+// defines: generate, generateBatch, sampleLogits, Generation (handle from a checkpoint), loadGenerator; openGenerator
+// (thread.ts: the same in a worker thread)
 import * as cuda from "../cuda";
 import { noGrad } from "../autograd";
 import { loadModel, LoadedModel } from "../checkpoint";
@@ -22,6 +23,8 @@ import { xLSTMLMModel } from "../nn/stack";
 import { LargeState, xLSTMLargeDecoder } from "../nn/large";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
 
+export { openGenerator } from "./thread";
+export type { GeneratorThread, ThreadGenerateOptions } from "./thread";
 export interface SamplingOptions {
   /** Softmax temperature; 0 picks the most likely token (greedy). Default 1. */
   temperature?: number;

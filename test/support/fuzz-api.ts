@@ -678,13 +678,14 @@ const SPECS: Spec[] = [
   { name: "cudaMalloc", dims: { n: [0, 4, 4096] }, build: (d) => [d.n], outs: [], nums: [0], cuda: true, stateful: true },
   ...(["cudaSynchronize", "cudaMemoryStats", "cudaEmptyCache"] as const).map((name): Spec => ({ name, dims: {}, build: () => [], outs: [], nums: [], cuda: true })),
   // fused inference sessions (csrc/binding/infer.cc): a tiny model of one sLSTM and one mLSTM block
-  ...(["inferCreate", "inferRun", "inferReset", "inferGetState", "inferSetState", "inferBytes", "inferDispose"] as const).map(
+  ...(["inferCreate", "inferRun", "inferRunAsync", "inferReset", "inferGetState", "inferSetState", "inferBytes", "inferDispose"] as const).map(
     (name): Spec => ({
       name,
       dims: { V: [1, 3], B: [1, 2], S: [1, 2, 3] },
       build: (d, r) => inferArgs(name, d, r),
-      outs: name === "inferRun" ? [1] : name === "inferGetState" ? [3] : [],
-      nums: name === "inferCreate" ? [2] : name === "inferRun" ? [3] : name === "inferGetState" || name === "inferSetState" ? [1] : [],
+      outs: name === "inferRun" || name === "inferRunAsync" ? [1] : name === "inferGetState" ? [3] : [],
+      nums: name === "inferCreate" ? [2] : name === "inferRun" || name === "inferRunAsync" ? [3] : name === "inferGetState" || name === "inferSetState" ? [1] : [],
+      async: name === "inferRunAsync",
       hostile: () => [disposedSession(), {}, Object.create(null)],
       stateful: true,
     }),
@@ -789,6 +790,7 @@ function inferArgs(name: string, d: Dims, r: Rand): unknown[] {
   const s = newSession(r, d.V, d.B);
   switch (name) {
     case "inferRun":
+    case "inferRunAsync":
       return [s, Z(d.B * d.V), I32(d.B * d.S, () => r.int(d.V)), d.S];
     case "inferGetState":
     case "inferSetState": {
