@@ -436,6 +436,10 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad);
 // DK·DV >= 2^16 and the tiled one below (measured on an H100). Process-wide; returns the previous form (tests and
 // benchmarks).
 int set_mlstm_form(int form);
+// How the composed forms (bf16; float32 composed) compute the inter-chunk states: 0 (default) the state kernels' walk
+// over the chunks, 1 every chunk's product as one grouped GEMM and an elementwise scan over the chunks. Process-wide;
+// returns the previous setting (tests and benchmarks).
+int set_mlstm_states(int form);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in
 // the device's order; shared memory and the device scratch host arrays filled with NaN), on host arrays: the same

@@ -1371,6 +1371,12 @@ bool composed_form(const Geo& g, bool bf16) {
   return bf16 || form == 1 || (form == 2 && g.DK * g.DV >= kComposedMinState);
 }
 
+// How the composed forms (bf16, and float32 composed) compute the inter-chunk states (cuda::set_mlstm_states): 0
+// (default) the state kernels' walk over the chunks, 1 every chunk's product as one grouped GEMM, then an
+// elementwise scan (StateScan in mlstm_bf16.cuh; opt-in until timed on a GPU).
+std::atomic<int> g_mlstm_states{0};
+bool scan_states_on() { return g_mlstm_states.load(std::memory_order_relaxed) == 1; }
+
 #include "mlstm_bf16.cuh"
 
 // The float32 gradient tiles' arguments (tile<DQ / DK / DV>), from the backward's arrays; `out` set per launch.
@@ -1425,7 +1431,9 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
       ib(composed ? g.BH * g.S : 0, st, entry);
   const DeviceExec ex{st, entry, bf16};
   const Bf16FwdArgs fa{g, q, k, v, alpha.p, beta.p, gamma.p, scale.p, c0, gb.w.p, gb.p.p, saved, c_last, h, ll.p, inv.p, ib.p};
-  if (bf16) {
+  if (composed && scan_states_on()) {
+    scan_states(ex, fa);
+  } else if (bf16) {
     bf16_states(ex, fa);
   } else {
     const StateTileArgs sa{g, k, v, alpha.p, gamma.p, scale.p, c0, saved, c_last};
@@ -1479,7 +1487,9 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
                        lam.p, lam0.p, dc0, dq, dk, dv, ll.p, ib.p};
   const DeviceExec ex{st, entry, bf16};
   if (composed) composed_scales(ex, ba);
-  if (bf16) {
+  if (composed && scan_states_on()) {
+    scan_lambda(ex, ba);
+  } else if (bf16) {
     bf16_lambda(ex, ba);
   } else {
     const LambdaTileArgs la{g, q, dh, saved, beta.p, inv.p, gamma.p, dc_last, lam.p, lam0.p, dc0};
@@ -1508,6 +1518,11 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   launched(entry);
 }
 }  // namespace
+
+int set_mlstm_states(int form) {
+  if (form < 0 || form > 1) throw std::invalid_argument("set_mlstm_states: form must be 0 (walk) or 1 (scan)");
+  return g_mlstm_states.exchange(form);
+}
 
 int set_mlstm_form(int form) {
   if (form < 0 || form > 2) throw std::invalid_argument("set_mlstm_form: form must be 0 (tiles), 1 (composed) or 2 (auto)");
@@ -2091,7 +2106,8 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
   const HostExec ex{bf16 != 0, bf16 == 1};
   const Bf16FwdArgs fa{g, q, k, v, alpha.data(), beta.data(), gamma.data(), scale.data(), c0, gb.w.data(), gb.p.data(),
                        saved, c_last, h, ll.data(), inv.data(), ib.data()};
-  if (bf16) bf16_states(ex, fa);
+  if (composed && scan_states_on()) scan_states(ex, fa);
+  else if (bf16) bf16_states(ex, fa);
   else state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
   if (composed) {
     composed_h(ex, fa);
@@ -2142,7 +2158,8 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
                        gb.w.data(), gb.p.data(), lam.data(), lam0.data(), dc0, dq, dk, dv, ll.data(), ib.data()};
   const HostExec ex{bf16 != 0, bf16 == 1};
   if (composed) composed_scales(ex, ba);
-  if (bf16) bf16_lambda(ex, ba);
+  if (composed && scan_states_on()) scan_lambda(ex, ba);
+  else if (bf16) bf16_lambda(ex, ba);
   else lambda_tile_emulate(LambdaTileArgs{g, q, dh, saved, beta.data(), inv.data(), gamma.data(), dc_last, lam.data(), lam0.data(), dc0});
   {
     std::vector<double> red0 = nan_vec<double>(kThreads), red1 = nan_vec<double>(kThreads);

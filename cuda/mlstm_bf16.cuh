@@ -626,6 +626,94 @@ void composed_scales(const Exec& ex, const Bf16BwdArgs& a) {
   ex.items(a.g.BH * a.g.S, Bf16Product{a.beta, a.inv, a.ib});
 }
 
+// ---- the states as products and a scan (set_mlstm_states(1), opt-in until timed on a GPU) ---------------------------
+// The walk (the state kernels above) keeps a state tile per block and goes through the chunks in order, one chunk's
+// product after the other: 256 blocks at G2, each a chain of 128 dependent steps. Here every chunk's product comes
+// first, all at once, as one grouped GEMM (acc_c = (s α ⊙ K_c)ᵀ V_c forward, (β inv ⊙ Q_c)ᵀ dH_c backward) written into
+// the state slot the walk would fill from it; then StateScan, an item per (bh, state element), walks the chunks over
+// those slots in place with the walk's own step (Bf16StateBlock::step), reading acc and writing the state: elementwise
+// and memory-bound. The float32 composed form's forward states are the walk's bit for bit (the float32 grouped GEMM
+// sums every element in k order with fmaf, as the float32 state tile does).
+struct StateScan {
+  Geo g;
+  bool reverse;
+  const float *gamma, *saved;  // γ per (bh, c); saved: m (backward)
+  const float* init;           // c0 (forward) or dc_last (backward), may be null
+  const float* scale;          // forward: c_last = scale[bh] · C_NC
+  float* out;                  // forward: saved (slots 1..NC hold acc_0..acc_NC-1); backward: lam (slot c-1 holds acc_c)
+  float *last, *extra;         // forward: c_last; backward: lam0 (holds acc_0), dc0 (may be null)
+  XLSTM_MLSTM_HD void operator()(int64_t idx) const {
+    const int64_t DKV = g.DK * g.DV, bh = idx / DKV, e = idx % DKV;
+    if (!reverse) {
+      float* sv = out + bh * g.W;
+      float st = init ? init[bh * DKV + e] : 0.0f;
+      sv[sv_C(g, 0) + e] = st;
+      for (int64_t c = 0; c < g.NC; ++c) {
+        float* slot = sv + sv_C(g, c + 1) + e;
+        st = Bf16StateBlock::step(false, gamma[bh * g.NC + c], true, *slot, st);
+        *slot = st;
+      }
+      if (last) last[bh * DKV + e] = scale[bh] * st;
+      return;
+    }
+    const int64_t E = state_elems(g);
+    const float* Ms = saved + bh * g.W + sv_m(g);
+    float* lam = out + bh * g.NC * E + e;
+    float st = init ? static_cast<float>(exp(static_cast<double>(Ms[g.NC]) - static_cast<double>(Ms[g.NC + 1]))) * init[bh * DKV + e] : 0.0f;
+    lam[(g.NC - 1) * E] = st;
+    for (int64_t c = g.NC - 1; c >= 0; --c) {
+      float* slot = c >= 1 ? lam + (c - 1) * E : last + bh * E + e;
+      st = Bf16StateBlock::step(true, gamma[bh * g.NC + c], finite_f(Ms[c]), *slot, st);
+      *slot = st;
+    }
+    if (extra) extra[bh * DKV + e] = st;
+  }
+};
+
+// The chunk products of the scan form: acc_c of every chunk into its slot (dest(c, n, l): the destination operand of
+// the run of n chunks of length l from chunk c); a = rows (DK wide) scaled per position, b = rows (DV wide).
+template <class Exec, class Dest>
+void scan_products(const Exec& ex, const Geo& g, const float* a, const float* a_scale, const float* b, Dest dest) {
+  bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
+    bf16_gemm(ex, g, n, g.DK, g.DV, dest(c), Bf16Term{true, false, l, pos_op(g, a, g.DK, c, a_scale, true), pos_op(g, b, g.DV, c)});
+  });
+}
+
+// The forward's C states (slots 0..NC of saved) and c_last by products and the scan.
+template <class Exec>
+void scan_states(const Exec& ex, const Bf16FwdArgs& a) {
+  const Geo& g = a.g;
+  const int64_t DKV = g.DK * g.DV;
+  scan_products(ex, g, a.k, a.alpha, a.v, [&](int64_t c) { return slot_op(g, a.saved, c + 1, DKV, g.W); });
+  ex.items(g.BH * DKV, StateScan{g, false, a.gamma, a.saved, a.c0, a.scale, a.saved, a.c_last, nullptr});
+}
+
+// The backward's Λᶜ (lam slots, lam0, dc0) by products and the scan: acc_c into lam slot c-1, acc_0 into lam0.
+template <class Exec>
+void scan_lambda(const Exec& ex, const Bf16BwdArgs& a) {
+  const Geo& g = a.g;
+  const int64_t E = state_elems(g);
+  const auto dest = [&](int64_t c) {
+    if (c >= 1) return slot_op(g, a.lam, c - 1, E, g.NC * E);
+    GemmOperand o;
+    o.p = a.lam0, o.ld = g.DV, o.outer = E, o.inner = 0;
+    return o;
+  };
+  // chunk 0's product goes to lam0, the others' to lam slots: a run from chunk 0 is split off its first chunk
+  bf16_chunk_runs(g, [&](int64_t c, int64_t n, int64_t l) {
+    const auto run = [&](int64_t c0, int64_t count) {
+      bf16_gemm(ex, g, count, g.DK, g.DV, dest(c0), Bf16Term{true, false, l, pos_op(g, a.q, g.DK, c0, a.ib, true), pos_op(g, a.dh, g.DV, c0)});
+    };
+    if (c == 0) {
+      run(0, 1);
+      if (n > 1) run(1, n - 1);
+    } else {
+      run(c, n);
+    }
+  });
+  ex.items(g.BH * g.DK * g.DV, StateScan{g, true, a.gamma, a.saved, a.dc_last, nullptr, a.lam, a.lam0, a.dc0});
+}
+
 // Λᶜ of every chunk by the bf16 state kernel (before bwd_reduce; the n part is bwd_lambda_n's)
 template <class Exec>
 void bf16_lambda(const Exec& ex, const Bf16BwdArgs& a) {

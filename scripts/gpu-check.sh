@@ -15,8 +15,9 @@
 # STEPS=build,cuda,fixtures,bench (default; also: unverified, ab, reference, cpubench, profile, all) picks steps; TESTS overrides the CUDA test files; WORKLOADS the GPU ones.
 # "unverified": the short first call of a GPU session: the tests of what was last written without a GPU (session
 # 13's float32 tiled GEMM with 16-byte staging and the next slice in flight: the grep's "GEMM staging|identical
-# bits|either kernel"; session 14's mLSTM n-state passes and row-form weights / grad extras: "GPU equals the
-# CPU|on the GPU|equal the GPU bit"; the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
+# bits|either kernel"; session 14's mLSTM n-state passes, row-form weights / grad extras and the opt-in scan
+# states (cudaSetMlstmStates("scan"): G2's "-scan-states" rows time it): "GPU equals the CPU|on the GPU|equal the GPU
+# bit"; the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
 # (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).

@@ -307,6 +307,39 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     }
   });
 
+  // The inter-chunk states by products and a scan (cudaSetMlstmStates("scan"), opt-in): every chunk's product as one
+  // grouped GEMM into the state slots, then an elementwise walk over them with the state kernels' own step.
+  const withStates = <T>(form: "walk" | "scan", fn: () => T): T => {
+    const prev = native.cudaSetMlstmStates(form);
+    try {
+      return fn();
+    } finally {
+      native.cudaSetMlstmStates(prev);
+    }
+  };
+  itCompiled("states by products and a scan (opt-in): bf16 and composed float32 replays equal the CPU; the float32 forward equals the walk's bit for bit", () => {
+    withStates("scan", () => {
+      [...SHAPES, LONG].forEach((s, n) => {
+        for (const c of cases(s, 830 + n)) compareBf16Exact(`scan states, bf16 replay (exact products) ${label(c)}`, runChunkwise(c, true, true, "exact"), runChunkwise(c, false));
+      });
+      withForm("composed", () => {
+        [...SHAPES, LONG].forEach((s, n) => {
+          for (const c of cases(s, 860 + n)) compareBf16Exact(`scan states, composed replay ${label(c)}`, runChunkwise(c, true, true), runChunkwise(c, false));
+        });
+      });
+    });
+    // the float32 GEMM sums each state element in position order with fmaf, as the float32 state tile does
+    withForm("composed", () => {
+      for (const c of [...cases(SHAPES[2], 890), ...cases(LONG, 891)]) {
+        const walk = withStates("walk", () => runChunkwise(c, true, true)), scan = withStates("scan", () => runChunkwise(c, true, true));
+        for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const)
+          if (walk.fw[k]) assert.deepEqual(Array.from(scan.fw[k] as Float32Array), Array.from(walk.fw[k] as Float32Array), `${label(c)}: forward ${k}`);
+      }
+    });
+    assert.equal(native.cudaSetMlstmStates("walk"), "walk", "walk is the default");
+    assert.throws(() => native.cudaSetMlstmStates("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmStates: form must be "walk" or "scan", got "fast"/.test(e.message));
+  });
+
   itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {
     SHAPES.forEach((s, n) => {
       for (const c of cases(s, 430 + n)) {
@@ -372,6 +405,23 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
           compareBf16Exact(`composed GPU ${label(c)}`, got, runChunkwise(c, false));
           compare(`composed GPU vs replay ${label(c)}`, got, runChunkwise(c, true, true), 1e-5);
         }
+      });
+    });
+  });
+
+  itCuda("states by products and a scan on the GPU: bf16 within bf16 rounding of the CPU, composed float32 equal to its replay and the CPU", () => {
+    withStates("scan", () => {
+      SHAPES.forEach((s, n) => {
+        for (const c of cases(s, 930 + n)) compareBf16(`scan states, bf16 GPU ${label(c)}`, runChunkwise(c, true, false, "round"), runChunkwise(c, false), runChunkwise(c, false, false, "", true));
+      });
+      withForm("composed", () => {
+        SHAPES.forEach((s, n) => {
+          for (const c of cases(s, 960 + n)) {
+            const got = runChunkwise(c, true);
+            compareBf16Exact(`scan states, composed GPU ${label(c)}`, got, runChunkwise(c, false));
+            compare(`scan states, composed GPU vs replay ${label(c)}`, got, runChunkwise(c, true, true), 1e-5);
+          }
+        });
       });
     });
   });

@@ -93,6 +93,23 @@ Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), kForms[prev]);
 }
 
+// cudaSetMlstmStates(form: "walk" | "scan") -> the previous setting: how the composed forms (bf16; float32 composed)
+// compute the inter-chunk states: the state kernels' walk over the chunks (default), or every chunk's product as one
+// grouped GEMM and an elementwise scan (cuda::set_mlstm_states; process-wide, for tests and benchmarks)
+Napi::Value CudaSetMlstmStates(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetMlstmStates"};
+  require_count(c, 1);
+  static const char* const kForms[] = {"walk", "scan"};
+  const std::string f = require_string(c, 0, "form");
+  int form = -1;
+  for (int i = 0; i < 2; ++i)
+    if (f == kForms[i]) form = i;
+  if (form < 0) throw_range(c, "form must be \"walk\" or \"scan\", got \"" + f + "\"");
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_states(form); });
+  return Napi::String::New(info.Env(), kForms[prev]);
+}
+
 // Names of mlstm_coverage's outputs, in its order.
 const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
     "chunkwiseForward.h",     "chunkwiseForward.cLast",  "chunkwiseForward.nLast",  "chunkwiseForward.mLast",
@@ -165,6 +182,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMlstmChunkwiseBackwardBf16Emulate",
               Napi::Function::New(env, CudaBackward<true, true, true>, "cudaMlstmChunkwiseBackwardBf16Emulate"));
   exports.Set("cudaSetMlstmForm", Napi::Function::New(env, CudaSetMlstmForm, "cudaSetMlstmForm"));
+  exports.Set("cudaSetMlstmStates", Napi::Function::New(env, CudaSetMlstmStates, "cudaSetMlstmStates"));
   exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
 }
 

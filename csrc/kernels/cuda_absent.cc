@@ -561,6 +561,10 @@ int set_mlstm_form(int) {
   mlstm_absent("cuda::set_mlstm_form");
   return 0;
 }
+int set_mlstm_states(int) {
+  mlstm_absent("cuda::set_mlstm_states");
+  return 0;
+}
 void mlstm_chunkwise_forward_emulate(float*, float*, float*, float*, float*, const float*, const float*, const float*,
                                      const float*, const float*, const float*, const float*, const float*,
                                      const MlstmDims&, int64_t, float, bool, int) {

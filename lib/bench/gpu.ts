@@ -167,8 +167,14 @@ registerWorkload({
     // products), the float32 form also at 256: the figures that calibrate chunkSize "auto" (ops.mlstmAutoChunk; each
     // row's `auto_chunk` is its choice here); the float32 composed form (opt-in) next to the tiled one
     const autoChunk = ops.mlstmAutoChunk(DK, DV, "cuda");
-    for (const [dtype, chunk, form] of [["float32", 64, "tiles"], ["float32", 256, "tiles"], ["float32", 64, "composed"], ["bfloat16", 64, "tiles"], ["bfloat16", 128, "tiles"], ["bfloat16", 256, "tiles"]] as const) {
+    // and the composed forms with the inter-chunk states as one grouped GEMM + a scan (cudaSetMlstmStates("scan"), opt-in)
+    const rows = [["float32", 64, "tiles", "walk"], ["float32", 256, "tiles", "walk"], ["float32", 64, "composed", "walk"], ["float32", 64, "composed", "scan"], ["bfloat16", 64, "tiles", "walk"], ["bfloat16", 64, "tiles", "scan"], ["bfloat16", 128, "tiles", "walk"], ["bfloat16", 256, "tiles", "walk"]] as const;
+    // (a binary from before cudaSetMlstmStates, as the "ab" step's base: its rows without the scan ones)
+    const setStates = typeof native.cudaSetMlstmStates === "function" ? (st: "walk" | "scan") => native.cudaSetMlstmStates(st) : null;
+    for (const [dtype, chunk, form, states] of rows) {
+      if (!setStates && states === "scan") continue;
       const prev = native.cudaSetMlstmForm(form);
+      const prevStates = setStates?.(states) ?? "walk";
       const t = await timeGpu(() => {
         const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: chunk }).h;
         (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd()).backward(dh);
@@ -176,8 +182,11 @@ registerWorkload({
           p.grad?.dispose();
           p.grad = null;
         }
-      }, reps).finally(() => native.cudaSetMlstmForm(prev));
-      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
+      }, reps).finally(() => {
+        native.cudaSetMlstmForm(prev);
+        setStates?.(prevStates);
+      });
+      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${states === "scan" ? "-scan-states" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
       yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, auto_chunk: autoChunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
     }
   },
