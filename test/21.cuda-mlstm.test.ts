@@ -278,14 +278,16 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
   // The composed float32 form (cudaSetMlstmForm("composed"), opt-in): the bf16 form's structure with float32 grouped
   // GEMMs; the float32 state kernels. Its replay's products sum in k order like the CPU's reference order within a
   // product, so it meets the float32 tolerance (gradients that cancel to 0 measured against BF16_FLOOR).
-  const withForm = <T>(form: "tiles" | "composed" | "auto", fn: () => T): T => {
-    const prev = native.cudaSetMlstmForm(form);
+  /** fn run with a process-wide setting changed, restored after (set returns the previous value) */
+  const withSetting = <V, T>(set: (v: V) => V, value: V, fn: () => T): T => {
+    const prev = set(value);
     try {
       return fn();
     } finally {
-      native.cudaSetMlstmForm(prev);
+      set(prev);
     }
   };
+  const withForm = <T>(form: "tiles" | "composed" | "auto", fn: () => T): T => withSetting(native.cudaSetMlstmForm, form, fn);
   itCompiled("composed float32 form (opt-in: float32 grouped GEMMs): its host replay equals the CPU at awkward shapes; the setter names the form", () => {
     withForm("composed", () => {
       [...SHAPES, LONG].forEach((s, n) => {
@@ -309,14 +311,7 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
 
   // The inter-chunk states by products and a scan (cudaSetMlstmStates("scan"), opt-in): every chunk's product as one
   // grouped GEMM into the state slots, then an elementwise walk over them with the state kernels' own step.
-  const withStates = <T>(form: "walk" | "scan", fn: () => T): T => {
-    const prev = native.cudaSetMlstmStates(form);
-    try {
-      return fn();
-    } finally {
-      native.cudaSetMlstmStates(prev);
-    }
-  };
+  const withStates = <T>(form: "walk" | "scan", fn: () => T): T => withSetting(native.cudaSetMlstmStates, form, fn);
   itCompiled("states by products and a scan (opt-in): bf16 and composed float32 replays equal the CPU; the float32 forward equals the walk's bit for bit", () => {
     withStates("scan", () => {
       [...SHAPES, LONG].forEach((s, n) => {

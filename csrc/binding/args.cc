@@ -158,6 +158,18 @@ std::string require_string(const ArgCtx& c, size_t i, const char* name) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+int require_choice(const ArgCtx& c, size_t i, const char* name, std::initializer_list<const char*> choices) {
+  const std::string v = require_string(c, i, name);
+  int k = 0;
+  std::string list;
+  for (const char* choice : choices) {
+    if (v == choice) return k;
+    list += (k == 0 ? "" : k + 1 == static_cast<int>(choices.size()) ? " or " : ", ") + ("\"" + std::string(choice) + "\"");
+    ++k;
+  }
+  throw_range(c, std::string(name) + " must be " + list + ", got \"" + v + "\"");
+}
+
 std::vector<int64_t> require_int_array(const ArgCtx& c, size_t i, const char* name, int64_t lo, int64_t hi) {
   require_count(c, i + 1);
   Napi::Value v = c.info[i];

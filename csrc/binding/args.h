@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ int64_t require_int(const ArgCtx& c, size_t i, const char* name, int64_t lo = 0,
 double require_number(const ArgCtx& c, size_t i, const char* name);
 bool require_bool(const ArgCtx& c, size_t i, const char* name);
 std::string require_string(const ArgCtx& c, size_t i, const char* name);
+// A string argument that must be one of `choices`: its index (RangeError: `name must be "a", "b" or "c", got "x"`).
+int require_choice(const ArgCtx& c, size_t i, const char* name, std::initializer_list<const char*> choices);
 // An array of integers (a shape), each in [lo, hi].
 std::vector<int64_t> require_int_array(const ArgCtx& c, size_t i, const char* name, int64_t lo = 0,
                                        int64_t hi = INT64_MAX);

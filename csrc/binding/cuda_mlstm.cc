@@ -81,13 +81,8 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
 // process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetMlstmForm"};
-  require_count(c, 1);
   static const char* const kForms[] = {"tiles", "composed", "auto"};
-  const std::string f = require_string(c, 0, "form");
-  int form = -1;
-  for (int i = 0; i < 3; ++i)
-    if (f == kForms[i]) form = i;
-  if (form < 0) throw_range(c, "form must be \"tiles\", \"composed\" or \"auto\", got \"" + f + "\"");
+  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1], kForms[2]});
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_form(form); });
   return Napi::String::New(info.Env(), kForms[prev]);
@@ -98,13 +93,8 @@ Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
 // grouped GEMM and an elementwise scan (cuda::set_mlstm_states; process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmStates(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetMlstmStates"};
-  require_count(c, 1);
   static const char* const kForms[] = {"walk", "scan"};
-  const std::string f = require_string(c, 0, "form");
-  int form = -1;
-  for (int i = 0; i < 2; ++i)
-    if (f == kForms[i]) form = i;
-  if (form < 0) throw_range(c, "form must be \"walk\" or \"scan\", got \"" + f + "\"");
+  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1]});
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_states(form); });
   return Napi::String::New(info.Env(), kForms[prev]);

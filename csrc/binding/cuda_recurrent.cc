@@ -65,13 +65,8 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
 // "split-lane": the split launch with the forward's gate products in the lane form, R in registers)
 Napi::Value CudaSetRecurrentLaunch(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetRecurrentLaunch"};
-  require_count(c, 1);
   static const char* const kModes[] = {"auto", "rows", "split", "split-lane"};
-  const std::string m = require_string(c, 0, "mode");
-  int mode = -1;
-  for (int i = 0; i < 4; ++i)
-    if (m == kModes[i]) mode = i;
-  if (mode < 0) throw_range(c, "mode must be \"auto\", \"rows\", \"split\" or \"split-lane\", got \"" + m + "\"");
+  const int mode = require_choice(c, 0, "mode", {kModes[0], kModes[1], kModes[2], kModes[3]});
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_launch(mode); });
   return Napi::String::New(info.Env(), kModes[prev]);

@@ -266,11 +266,9 @@ Napi::Value CudaSetGemmSplitK(const Napi::CallbackInfo& info) {
 // uncut products (cuda::set_gemm_f32_tiled; process-wide; the same bits either way; for A/B measurements).
 Napi::Value CudaSetGemmForm(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetGemmForm"};
-  require_count(c, 1);
-  const std::string form = require_string(c, 0, "form");
-  if (form != "grouped" && form != "tiled") throw_range(c, "form must be \"grouped\" or \"tiled\", got \"" + form + "\"");
+  const bool tiled = require_choice(c, 0, "form", {"grouped", "tiled"}) == 1;
   bool prev = true;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_f32_tiled(form == "tiled"); });
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_f32_tiled(tiled); });
   return Napi::String::New(info.Env(), prev ? "tiled" : "grouped");
 }
 
