@@ -30,7 +30,7 @@ export function isDetached(a: ArrayBufferView): boolean {
  * Values that are not typed arrays pass through for the binding's own checks (which name the argument).
  */
 export function inputs<A extends object>(fn: string, a: A, keys: readonly string[]): A {
-  return checked(fn, a, keys, null).args;
+  return checked(fn, a, keys, null);
 }
 
 /**
@@ -40,16 +40,16 @@ export function inputs<A extends object>(fn: string, a: A, keys: readonly string
  */
 export function pooledInputs<A extends object>(fn: string, a: A, keys: readonly string[]): { args: A; release(): void } {
   const taken: Float32Array[] = [];
-  let r: { args: A };
+  let args: A;
   try {
-    r = checked(fn, a, keys, taken);
+    args = checked(fn, a, keys, taken);
   } catch (e) {
     for (const t of taken) giveBack(t);
     throw e;
   }
   let released = false;
   return {
-    args: r.args,
+    args,
     release() {
       if (released) return;
       released = true;
@@ -68,7 +68,7 @@ export async function withPooledInputs<A extends object, R>(fn: string, a: A, ke
   }
 }
 
-function checked<A extends object>(fn: string, a: A, keys: readonly string[], copies: Float32Array[] | null): { args: A } {
+function checked<A extends object>(fn: string, a: A, keys: readonly string[], copies: Float32Array[] | null): A {
   const out = { ...a } as Record<string, unknown>;
   for (const k of keys) {
     const v = out[k];
@@ -82,7 +82,7 @@ function checked<A extends object>(fn: string, a: A, keys: readonly string[], co
       out[k] = c;
     }
   }
-  return { args: out as A };
+  return out as A;
 }
 
 // ---- the pool of private copies ----------------------------------------------------------------------------------
