@@ -126,6 +126,14 @@ export interface Binding {
   cudaSetGemmSplitK(enabled: boolean): boolean;
   /** The CUDA float32 GEMM's kernel for uncut products: "tiled" (default) or "grouped"; returns the previous one. */
   cudaSetGemmForm(form: "grouped" | "tiled"): "grouped" | "tiled";
+  /**
+   * The bf16 tensor-core GEMM's tiles: "64x64" (default) or "auto" (products of at least 256 tiles of 64 x 128, with
+   * few pad columns, run on those: opt-in until timed on a GPU); process-wide, device and host replays alike.
+   * Returns the previous setting.
+   */
+  cudaSetGemmBf16Tiles(tiles: "64x64" | "auto"): "64x64" | "auto";
+  /** The C tile [rows, columns] the bf16 tensor-core GEMM runs a batch x M x N product on (cudaSetGemmBf16Tiles). Needs a CUDA build. */
+  cudaGemmBf16Tile(batch: number, M: number, N: number): [number, number];
 
   // ---- elementwise, activations, reductions (csrc/binding/elementwise.cc) [elementwise-section]
   // Ops: "exp" | "log" | "sigmoid" | "logsigmoid" | "tanh" | "softplus" (torch beta 1, threshold 20) | "relu" |

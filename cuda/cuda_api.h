@@ -56,8 +56,9 @@ void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_
                                float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
                                int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c);
 // The bf16 kernel's tile-index helpers run on the host for an M x N product: counts[i*N + j] = writes of C[i, j];
-// returns how many shared-memory slots (A, B staging; the warps' quarters of the C tile) are not covered exactly
-// once, or -1 for an index out of its tile.
+// returns how many shared-memory slots (A, B staging; the warps' parts of the C tile) are not covered exactly
+// once, or -1 for an index out of its tile. Under the tiling a one-batch product of that shape launches with
+// (set_gemm_bf16_wide).
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts);
 // The split-K cut gemm_batched (bf16 false) or gemm_bf16_batched (true) makes of a batch x M x N x K product: K in
 // *splits ranges of *chunk (the last one shorter), their sums added in order; *splits = 1 (chunk 0): not cut.
@@ -71,6 +72,13 @@ bool set_gemm_split_k(bool enabled);
 // same bits. Returns the previous setting (for A/B measurements: on an H100 the G3 training step ran 8 % slower with
 // the grouped kernel, whose 64 x 64 tiles do fewer FMAs per shared-memory read than the 128 x 64 ones).
 bool set_gemm_f32_tiled(bool tiled);
+// Whether the bf16 tensor-core GEMM may run products of at least 256 such tiles on 64 x 128 tiles (4 warps of 32 x 64)
+// instead of 64 x 64 (process-wide, device launches and host replays alike; default false: opt-in until timed on a
+// GPU). The same sums either way on the host replay; the tensor cores' order inside a 16-deep step is theirs. Returns
+// the previous setting.
+bool set_gemm_bf16_wide(bool wide);
+// The C tile (*rows x *cols) the bf16 tensor-core GEMM runs a batch x M x N product on (set_gemm_bf16_wide).
+void gemm_bf16_tile(int64_t batch, int64_t M, int64_t N, int* rows, int* cols);
 // ---- end gemm ---------------------------------------------------------------------------------------------------
 
 }  // namespace cuda

@@ -388,10 +388,33 @@ describe("20 gemm", () => {
     for (const [M, N] of [[1, 1], [64, 64], [65, 130], [200, 3], [3, 257]])
       for (const [ta, tb] of variants) {
         const counts = new Int32Array(M * N).fill(-1);
-        assert.equal(native.cudaGemmBf16TileCoverage(ta, tb, M, N, counts), 0, `${M}x${N} ${name(ta, tb)}: shared slots or warp quarters not covered exactly once`);
+        assert.equal(native.cudaGemmBf16TileCoverage(ta, tb, M, N, counts), 0, `${M}x${N} ${name(ta, tb)}: shared slots or warp parts not covered exactly once`);
         const wrong = counts.findIndex((v) => v !== 1);
         assert.equal(wrong, -1, `${M}x${N} ${name(ta, tb)}: C element ${wrong} written ${counts[wrong]} times`);
       }
+  });
+
+  itCompiledCuda("bf16 wide tiles (cudaSetGemmBf16Tiles(\"auto\"), opt-in): products of >= 256 tiles of 64 x 128 with few pad columns take them; that tiling covers every C element once and stages every shared slot once", () => {
+    assert.deepEqual(native.cudaGemmBf16Tile(1, 1024, 2048), [64, 64], "64 x 64 tiles are the default");
+    const prev = native.cudaSetGemmBf16Tiles("auto");
+    try {
+      assert.equal(prev, "64x64", "the setter returns the previous setting");
+      // [batch, M, N, tile columns]: 256 wide tiles and 255; 64 x 512 products per (head, chunk) of the mLSTM; pad
+      // columns: N 600 pads to 640 either way, N 192 to 256 against 192 (a third more), N 320 to 384 against 320
+      for (const [batch, M, N, cols] of [[1, 1024, 2048, 128], [1, 1024, 1920, 64], [64, 64, 512, 128], [63, 64, 512, 64], [40, 70, 600, 128], [128, 64, 192, 64], [512, 64, 320, 64], [300, 64, 64, 64], [1, 1030, 2100, 128]])
+        assert.deepEqual(native.cudaGemmBf16Tile(batch, M, N), [64, cols], `${batch} x ${M} x ${N}`);
+      for (const [M, N] of [[1024, 2048], [1030, 2100]])
+        for (const [ta, tb] of variants) {
+          const counts = new Int32Array(M * N).fill(-1);
+          assert.equal(native.cudaGemmBf16TileCoverage(ta, tb, M, N, counts), 0, `${M}x${N} ${name(ta, tb)}: shared slots or warp parts not covered exactly once`);
+          const wrong = counts.findIndex((v) => v !== 1);
+          assert.equal(wrong, -1, `${M}x${N} ${name(ta, tb)}: C element ${wrong} written ${counts[wrong]} times`);
+        }
+    } finally {
+      native.cudaSetGemmBf16Tiles(prev);
+    }
+    assert.throws(() => native.cudaSetGemmBf16Tiles("128x128" as never), (e: Error) => e instanceof RangeError && /^cudaSetGemmBf16Tiles: tiles must be "64x64" or "auto", got "128x128"/.test(e.message));
+    assert.throws(() => native.cudaGemmBf16Tile(0, 1, 1), (e: Error) => e instanceof RangeError && /^cudaGemmBf16Tile: batch/.test(e.message));
   });
 
   itCompiledCuda("split-K plan: long K over few tiles is cut into BK-aligned ranges that cover K once; full grids and short K are not", () => {

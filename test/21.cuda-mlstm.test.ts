@@ -335,6 +335,19 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     assert.throws(() => native.cudaSetMlstmStates("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmStates: form must be "walk" or "scan", got "fast"/.test(e.message));
   });
 
+  // The bf16 GEMM's 64 x 128 tiles (cudaSetGemmBf16Tiles("auto"), opt-in): the tiling changes which block sums what,
+  // not the sums, so the replay's bits stay; a slot the wide tiling failed to stage (NaN-filled) or write would show.
+  itCompiled("bf16 form on the GEMM's wide tiles (opt-in): its host replay gives the 64 x 64 tiles' bits (grouped products of two segments, position scales, transposes)", () => {
+    const s: Shape = { B: 1, NH: 4, S: 512, DK: 128, DV: 128, L: 8 };  // 256 (head, chunk) products of 8 x 128: 256 wide tiles
+    const withTiles = <T>(tiles: "64x64" | "auto", fn: () => T): T => withSetting(native.cudaSetGemmBf16Tiles, tiles, fn);
+    assert.deepEqual(withTiles("auto", () => native.cudaGemmBf16Tile((s.B * s.NH * s.S) / s.L, s.L, s.DV)), [64, 128], "the products take the wide tiles");
+    const c = cases(s, 910)[1];
+    const wide = withTiles("auto", () => runChunkwise(c, true, true, "round")), small = withTiles("64x64", () => runChunkwise(c, true, true, "round"));
+    for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const) assert.ok(wide.fw[k].every((v, j) => Object.is(v, small.fw[k][j])), `forward ${k}`);
+    for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"] as const) assert.ok(wide.bw[k].every((v, j) => Object.is(v, small.bw[k][j])), `backward ${k}`);
+    assert.ok(wide.fw.h.some((v) => v !== 0) && wide.bw.dq.some((v) => v !== 0), "compared something");
+  });
+
   itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {
     SHAPES.forEach((s, n) => {
       for (const c of cases(s, 430 + n)) {

@@ -508,7 +508,8 @@ describe("23 CUDA tensors", () => {
     // C = alpha op(A) op(B) + beta C through cudaGemmDev against a float64 sum of the (bf16-rounded when bf16) operands,
     // the operands inside larger buffers: offsets, leading dimensions `pad` past the rows, batch strides past the
     // matrices; the gaps between C's rows keep their values
-    function gemmAgainstFloat64(gen: Generator, [batch, M, N, K]: number[], ta: boolean, tb: boolean, bf16: boolean, alpha: number, beta: number, pad: [number, number, number], offsets: [number, number, number]): void {
+    // returns C as the device wrote it; check false: only that (no comparison)
+    function gemmAgainstFloat64(gen: Generator, [batch, M, N, K]: number[], ta: boolean, tb: boolean, bf16: boolean, alpha: number, beta: number, pad: [number, number, number], offsets: [number, number, number], check = true): Float32Array {
       const bf = (v: Float32Array) => bf16ToFloat(new Float32Array(v.length), floatToBf16(new Uint16Array(v.length), v));
       const lda = (ta ? M : K) + pad[0], ldb = (tb ? K : N) + pad[1], ldc = N + pad[2];
       const sa = (ta ? K : M) * lda + pad[0], sb = (tb ? N : K) * ldb + pad[1], sc = M * ldc + pad[2];
@@ -519,6 +520,7 @@ describe("23 CUDA tensors", () => {
       const Cg = beta === 0 ? Tensor.full([co + batch * sc], NaN).cuda() : C0.cuda();
       native.cudaGemmDev(ta, tb, batch, M, N, K, alpha, A.cuda()._buffer("t"), ao, lda, sa, B.cuda()._buffer("t"), bo, ldb, sb, beta, Cg._buffer("t"), co, ldc, sc, bf16);
       const got = Cg.cpu().f32();
+      if (!check) return got;
       const ar = bf16 ? bf(a) : a, br = bf16 ? bf(b) : b;
       const what = `${batch}x${M}x${N}x${K} ta=${ta} tb=${tb} bf16=${bf16} alpha=${alpha} beta=${beta} pad=${pad}`;
       let worst = 0;
@@ -542,6 +544,7 @@ describe("23 CUDA tensors", () => {
           for (let gap = co + q * sc + i * ldc + N; gap < co + q * sc + (i + 1) * ldc; ++gap)
             if (beta !== 0 && !Object.is(got[gap], c0[gap])) assert.fail(`${what}: gap after row ${i} of batch ${q} written`);
       assert.ok(worst > 0 || K === 0, "compared");
+      return got;
     }
 
     itCuda("split-K GEMM: products cut along K (weight gradients, single rows) equal a float64 reference, every transpose, batched and strided, alpha / beta, float32 and bf16", () => {
@@ -574,6 +577,31 @@ describe("23 CUDA tensors", () => {
           native.cudaSetGemmForm(prev);
         }
       }
+    });
+
+    itCuda("bf16 GEMM's wide tiles (cudaSetGemmBf16Tiles(\"auto\"), opt-in): products of many 64 x 128 tiles equal a float64 reference and the 64 x 64 tiles' results (bit for bit on the emulated device), every transpose, aligned (and one float off)", () => {
+      // 64 products of 8 x 512 (256 wide tiles exactly) and 52 of 9 x 600 (ragged rows, pad columns, 260 tiles)
+      const emulated = cuda.deviceProperties(0).name.startsWith("host emulation");
+      const withTiles = <T>(tiles: "64x64" | "auto", fn: () => T): T => {
+        const prev = native.cudaSetGemmBf16Tiles(tiles);
+        try {
+          return fn();
+        } finally {
+          native.cudaSetGemmBf16Tiles(prev);
+        }
+      };
+      for (const [shape, seed] of [[[64, 8, 512, 16], 41], [[52, 9, 600, 20], 42]] as [number[], number][])
+        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const)
+          for (const [pad, offsets] of [[[4, 8, 4], [4, 8, 0]], ...(!ta && !tb ? [[[4, 8, 4], [5, 9, 0]]] : [])] as [[number, number, number], [number, number, number]][]) {
+            const [batch, M, N] = shape;
+            const what = `${shape} ta=${ta} tb=${tb} offsets=${offsets}`;
+            assert.deepEqual(withTiles("auto", () => native.cudaGemmBf16Tile(batch, M, N)), [64, 128], `${what}: not on the wide tiles`);
+            // against float64 where both or neither operand is transposed; every case against the 64 x 64 tiles
+            const wide = withTiles("auto", () => gemmAgainstFloat64(new Generator(seed), shape, ta, tb, true, 0.75, 0.5, pad, offsets, ta === tb));
+            const small = withTiles("64x64", () => gemmAgainstFloat64(new Generator(seed), shape, ta, tb, true, 0.75, 0.5, pad, offsets, false));
+            if (emulated) assert.ok(wide.every((v, j) => Object.is(v, small[j])), `${what}: the replays differ`);
+            else assert.ok(relErr(wide, small) < 1e-6, `${what}: wide and 64 x 64 tiles differ by ${relErr(wide, small)}`);
+          }
     });
 
     it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {

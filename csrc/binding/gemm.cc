@@ -251,6 +251,22 @@ Napi::Value CudaGemmSplitPlan(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// cudaGemmBf16Tile(batch, M, N): the C tile [rows, columns] the bf16 tensor-core GEMM launches a batch x M x N
+// product with under the current cudaSetGemmBf16Tiles setting. Needs a CUDA build, not a GPU.
+Napi::Value CudaGemmBf16Tile(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaGemmBf16Tile"};
+  require_count(c, 3);
+  const int64_t lim = INT64_C(1) << 24;  // the tile counts' product stays far inside int64
+  const int64_t batch = require_int(c, 0, "batch", 1, lim);
+  const int64_t M = require_int(c, 1, "M", 0, lim), N = require_int(c, 2, "N", 0, lim);
+  int rows = 0, cols = 0;
+  run_sync(info.Env(), c.fn, [&] { cuda::gemm_bf16_tile(batch, M, N, &rows, &cols); });
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(uint32_t{0}, Napi::Number::New(info.Env(), rows));
+  out.Set(uint32_t{1}, Napi::Number::New(info.Env(), cols));
+  return out;
+}
+
 // cudaSetGemmSplitK(enabled) -> the previous setting: whether the CUDA GEMMs cut long K over few tiles
 // (cuda::set_gemm_split_k; process-wide, device launches and host replays alike; for A/B measurements).
 Napi::Value CudaSetGemmSplitK(const Napi::CallbackInfo& info) {
@@ -272,6 +288,17 @@ Napi::Value CudaSetGemmForm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), prev ? "tiled" : "grouped");
 }
 
+// cudaSetGemmBf16Tiles(tiles) -> the previous setting: "64x64" (default) or "auto", whether the bf16 tensor-core
+// GEMM may run products of many tiles on 64 x 128 tiles (cuda::set_gemm_bf16_wide; process-wide; for A/B
+// measurements until the wide tiles have been timed on a GPU).
+Napi::Value CudaSetGemmBf16Tiles(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetGemmBf16Tiles"};
+  const bool wide = require_choice(c, 0, "tiles", {"64x64", "auto"}) == 1;
+  bool prev = false;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_bf16_wide(wide); });
+  return Napi::String::New(info.Env(), prev ? "auto" : "64x64");
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
@@ -282,8 +309,10 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaGemmTileCoverage", Napi::Function::New(env, CudaGemmTileCoverage, "cudaGemmTileCoverage"));
   exports.Set("cudaGemmBf16TileCoverage", Napi::Function::New(env, CudaGemmBf16TileCoverage, "cudaGemmBf16TileCoverage"));
   exports.Set("cudaGemmSplitPlan", Napi::Function::New(env, CudaGemmSplitPlan, "cudaGemmSplitPlan"));
+  exports.Set("cudaGemmBf16Tile", Napi::Function::New(env, CudaGemmBf16Tile, "cudaGemmBf16Tile"));
   exports.Set("cudaSetGemmSplitK", Napi::Function::New(env, CudaSetGemmSplitK, "cudaSetGemmSplitK"));
   exports.Set("cudaSetGemmForm", Napi::Function::New(env, CudaSetGemmForm, "cudaSetGemmForm"));
+  exports.Set("cudaSetGemmBf16Tiles", Napi::Function::New(env, CudaSetGemmBf16Tiles, "cudaSetGemmBf16Tiles"));
 }
 
 }  // namespace

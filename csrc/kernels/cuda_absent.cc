@@ -81,6 +81,11 @@ bool set_gemm_f32_tiled(bool) {
   gemm_absent("cuda::set_gemm_f32_tiled");
   return false;
 }
+void gemm_bf16_tile(int64_t, int64_t, int64_t, int*, int*) { gemm_absent("cuda::gemm_bf16_tile"); }
+bool set_gemm_bf16_wide(bool) {
+  gemm_absent("cuda::set_gemm_bf16_wide");
+  return false;
+}
 // ---- end gemm
 
 }  // namespace cuda

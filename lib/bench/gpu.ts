@@ -6,7 +6,9 @@
 // ends with cuda.synchronize(), so it covers the GPU's work, and every step runs in a cuda.scope so device memory
 // stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry;
 // its `-no-split-k` rows time the step with the GEMMs' split K off (cudaSetGemmSplitK), back to back, and
-// `lm-train-grouped-gemm` with the float32 GEMM's uncut products on the grouped kernel (cudaSetGemmForm).
+// `lm-train-grouped-gemm` with the float32 GEMM's uncut products on the grouped kernel (cudaSetGemmForm); the
+// `-wide-gemm` rows of G1, G2 and G3 time the bf16 passes with the bf16 GEMM's 64 x 128 tiles allowed
+// (cudaSetGemmBf16Tiles("auto"), opt-in until these rows show it faster), back to back with the default's.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -87,6 +89,20 @@ function published(value: number, best: number, worst: number, source: string): 
 }
 
 /**
+ * fn timed with the bf16 GEMM's 64 x 128 tiles allowed (cudaSetGemmBf16Tiles("auto"), opt-in until timed here), the
+ * setting restored after; null with a binary from before that setter (the "ab" step's base).
+ */
+async function withWideBf16Tiles<T>(fn: () => Promise<T>): Promise<T | null> {
+  if (typeof native.cudaSetGemmBf16Tiles !== "function") return null;
+  const prev = native.cudaSetGemmBf16Tiles("auto");
+  try {
+    return await fn();
+  } finally {
+    native.cudaSetGemmBf16Tiles(prev);
+  }
+}
+
+/**
  * G1's timings under one launch of cuda/recurrent.cu (null: the automatic choice), float32 and, for the automatic
  * choice, under the bf16 autocast (the tensor-core form, cuda/recurrent_tc.cuh: FlashRNN's published figures are bf16).
  */
@@ -104,18 +120,22 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
         const f = kind === "slstm" ? ops.slstm : ops.lstm;
         const y = () => (dtype === "bfloat16" ? cuda.autocast(() => f(x, R, bias).y) : f(x, R, bias).y);
         const fwd = await timeGpu(() => void y(), reps);
-        const both = await timeGpu(() => {
+        const step = () => {
           y().backward(dy);  // the backward follows the forward's form
           for (const p of [x, R, bias]) {
             p.grad?.dispose();
             p.grad = null;
           }
-        }, reps);
+        };
+        const both = await timeGpu(step, reps);
         const common = { device: "cuda" as const, gpu: gpuName(), dtype, launch: launch ?? "auto", reps };
         const tag = dtype === "bfloat16" ? "-autocast-bf16" : "";
         const pf = published(fwd.median * 1e3, 2.9, 4.9, "FlashRNN"), pb = published(both.median * 1e3, 8.2, 13.6, "FlashRNN");
         yield { workload, name: `${kind}-forward${tag}`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3, ...pf };
         yield { workload, name: `${kind}-forward-backward${tag}`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3, ...pb };
+        // bf16: the same with dR's GEMM on the 64 x 128 tiles (opt-in), back to back
+        const wide = dtype === "bfloat16" ? await withWideBf16Tiles(() => timeGpu(step, reps)) : null;
+        if (wide) yield { workload, name: `${kind}-forward-backward${tag}-wide-gemm`, metric: "ms", value: wide.median * 1e3, ...common, min: wide.min * 1e3, max: wide.max * 1e3, ...published(wide.median * 1e3, 8.2, 13.6, "FlashRNN") };
       }
   } finally {
     native.cudaSetRecurrentLaunch(prev);
@@ -168,25 +188,28 @@ registerWorkload({
     // row's `auto_chunk` is its choice here); the float32 composed form (opt-in) next to the tiled one
     const autoChunk = ops.mlstmAutoChunk(DK, DV, "cuda");
     // and the composed forms with the inter-chunk states as one grouped GEMM + a scan (cudaSetMlstmStates("scan"), opt-in)
-    const rows = [["float32", 64, "tiles", "walk"], ["float32", 256, "tiles", "walk"], ["float32", 64, "composed", "walk"], ["float32", 64, "composed", "scan"], ["bfloat16", 64, "tiles", "walk"], ["bfloat16", 64, "tiles", "scan"], ["bfloat16", 128, "tiles", "walk"], ["bfloat16", 256, "tiles", "walk"]] as const;
+    // and the bf16 rows at chunks 64 and 128 with the GEMM's 64 x 128 tiles (cudaSetGemmBf16Tiles("auto"), opt-in)
+    const rows = [["float32", 64, "tiles", "walk", false], ["float32", 256, "tiles", "walk", false], ["float32", 64, "composed", "walk", false], ["float32", 64, "composed", "scan", false], ["bfloat16", 64, "tiles", "walk", false], ["bfloat16", 64, "tiles", "walk", true], ["bfloat16", 64, "tiles", "scan", false], ["bfloat16", 128, "tiles", "walk", false], ["bfloat16", 128, "tiles", "walk", true], ["bfloat16", 256, "tiles", "walk", false]] as const;
     // (a binary from before cudaSetMlstmStates, as the "ab" step's base: its rows without the scan ones)
     const setStates = typeof native.cudaSetMlstmStates === "function" ? (st: "walk" | "scan") => native.cudaSetMlstmStates(st) : null;
-    for (const [dtype, chunk, form, states] of rows) {
+    for (const [dtype, chunk, form, states, wide] of rows) {
       if (!setStates && states === "scan") continue;
       const prev = native.cudaSetMlstmForm(form);
       const prevStates = setStates?.(states) ?? "walk";
-      const t = await timeGpu(() => {
+      const pass = () => {
         const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: chunk }).h;
         (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd()).backward(dh);
         for (const p of [q, k, v, i, f]) {
           p.grad?.dispose();
           p.grad = null;
         }
-      }, reps).finally(() => {
+      };
+      const t = await (wide ? withWideBf16Tiles(() => timeGpu(pass, reps)) : timeGpu(pass, reps)).finally(() => {
         native.cudaSetMlstmForm(prev);
         setStates?.(prevStates);
       });
-      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${states === "scan" ? "-scan-states" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}`;
+      if (!t) continue;  // a base binary without the wide tiles
+      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${states === "scan" ? "-scan-states" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}${wide ? "-wide-gemm" : ""}`;
       yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, auto_chunk: autoChunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
     }
   },
@@ -248,6 +271,9 @@ registerWorkload({
       const prev = native.cudaSetGemmSplitK(false);
       const u = await timeGpu(full, reps).finally(() => native.cudaSetGemmSplitK(prev));
       yield { workload: "G3", name: `${name}-no-split-k`, metric: "tokens_per_s", value: (B * S) / u.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: u.median, reps };
+      // bf16: and with the GEMM's 64 x 128 tiles allowed (opt-in), back to back
+      const wide = dtype === "bfloat16" ? await withWideBf16Tiles(() => timeGpu(full, reps)) : null;
+      if (wide) yield { workload: "G3", name: `${name}-wide-gemm`, metric: "tokens_per_s", value: (B * S) / wide.median, device: "cuda", gpu: gpuName(), dtype, seconds_per_step: wide.median, reps };
       if (dtype === "float32") {
         // and with the float32 GEMM's uncut products on the grouped kernel instead of the tiled ones (cudaSetGemmForm)
         const form = native.cudaSetGemmForm("grouped");

@@ -379,6 +379,14 @@ const SPECS: Spec[] = [
     nums: [2, 3],
     cuda: !native.backends().cuda.compiled,
   },
+  {
+    name: "cudaGemmBf16Tile",
+    dims: { batch: [1, 3], M: small0, N: small0 },
+    build: (d) => [d.batch, d.M, d.N],
+    outs: [],
+    nums: [0, 1, 2],
+    cuda: !native.backends().cuda.compiled,
+  },
   // elementwise
   ...(["unary", "cudaUnary"] as const).map(
     (name): Spec => ({ name, dims: { n: [0, 1, 5, 17, 64] }, build: (d, r) => [r.pick(UNARY), A(r, d.n), Z(d.n), 2, 0.5], outs: [2], nums: [3, 4], cuda: name === "cudaUnary" }),
