@@ -278,25 +278,27 @@ Napi::Value CudaSetGemmSplitK(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), prev);
 }
 
+// A process-wide switch between two named settings (argument `arg`: `off` or `on`, set(true) for `on`); returns the
+// previous setting's name.
+Napi::Value switch_setting(const Napi::CallbackInfo& info, const char* fn, const char* arg, const char* off, const char* on, bool (*set)(bool)) {
+  ArgCtx c{info, fn};
+  const bool value = require_choice(c, 0, arg, {off, on}) == 1;
+  bool prev = false;
+  run_sync(info.Env(), c.fn, [&] { prev = set(value); });
+  return Napi::String::New(info.Env(), prev ? on : off);
+}
+
 // cudaSetGemmForm(form) -> the previous form: "tiled" (default) or "grouped", the kernel of the CUDA float32 GEMM's
 // uncut products (cuda::set_gemm_f32_tiled; process-wide; the same bits either way; for A/B measurements).
 Napi::Value CudaSetGemmForm(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaSetGemmForm"};
-  const bool tiled = require_choice(c, 0, "form", {"grouped", "tiled"}) == 1;
-  bool prev = true;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_f32_tiled(tiled); });
-  return Napi::String::New(info.Env(), prev ? "tiled" : "grouped");
+  return switch_setting(info, "cudaSetGemmForm", "form", "grouped", "tiled", cuda::set_gemm_f32_tiled);
 }
 
 // cudaSetGemmBf16Tiles(tiles) -> the previous setting: "64x64" (default) or "auto", whether the bf16 tensor-core
 // GEMM may run products of many tiles on 64 x 128 tiles (cuda::set_gemm_bf16_wide; process-wide; for A/B
 // measurements until the wide tiles have been timed on a GPU).
 Napi::Value CudaSetGemmBf16Tiles(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaSetGemmBf16Tiles"};
-  const bool wide = require_choice(c, 0, "tiles", {"64x64", "auto"}) == 1;
-  bool prev = false;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_gemm_bf16_wide(wide); });
-  return Napi::String::New(info.Env(), prev ? "auto" : "64x64");
+  return switch_setting(info, "cudaSetGemmBf16Tiles", "tiles", "64x64", "auto", cuda::set_gemm_bf16_wide);
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
