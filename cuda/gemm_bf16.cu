@@ -124,7 +124,6 @@ inline bool use_wide(const GroupedGemm& g) {
   return g.N >= W::BN && 8 * wx * W::BN <= 9 * S::grid_x(g.N) * S::BN && g.batches() * wx * W::grid_y(g.M) >= kWideBlocks;
 }
 
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 namespace wmma = nvcuda::wmma;
 
