@@ -128,8 +128,8 @@ export interface Binding {
   cudaSetGemmForm(form: "grouped" | "tiled"): "grouped" | "tiled";
   /**
    * The bf16 tensor-core GEMM's tiles: "64x64" (default) or "auto" (products of at least 256 tiles of 64 x 128, with
-   * few pad columns, run on those: opt-in until timed on a GPU); process-wide, device and host replays alike.
-   * Returns the previous setting.
+   * few pad columns, run on those, and products of a few waves of tiles over a K of 4096 or more are cut along K:
+   * opt-in until timed on a GPU); process-wide, device and host replays alike. Returns the previous setting.
    */
   cudaSetGemmBf16Tiles(tiles: "64x64" | "auto"): "64x64" | "auto";
   /** The C tile [rows, columns] the bf16 tensor-core GEMM runs a batch x M x N product on (cudaSetGemmBf16Tiles). Needs a CUDA build. */

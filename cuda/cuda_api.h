@@ -72,10 +72,11 @@ bool set_gemm_split_k(bool enabled);
 // same bits. Returns the previous setting (for A/B measurements: on an H100 the G3 training step ran 8 % slower with
 // the grouped kernel, whose 64 x 64 tiles do fewer FMAs per shared-memory read than the 128 x 64 ones).
 bool set_gemm_f32_tiled(bool tiled);
-// Whether the bf16 tensor-core GEMM may run products of at least 256 such tiles on 64 x 128 tiles (4 warps of 32 x 64)
-// instead of 64 x 64 (process-wide, device launches and host replays alike; default false: opt-in until timed on a
-// GPU). The same sums either way on the host replay; the tensor cores' order inside a 16-deep step is theirs. Returns
-// the previous setting.
+// Whether the bf16 tensor-core GEMM makes its opt-in shape-based choices (process-wide, device launches and host
+// replays alike; default false: opt-in until timed on a GPU): products of at least 256 tiles of 64 x 128 (8 warps of
+// 32 x 32) run on those instead of 64 x 64 (the same sums on the host replay), and one-segment products of 256 tiles
+// up to 4 waves of them over a K of 4096 or more are cut along K (split_k_plan's long-K rule). Returns the previous
+// setting.
 bool set_gemm_bf16_wide(bool wide);
 // The C tile (*rows x *cols) the bf16 tensor-core GEMM runs a batch x M x N product on (set_gemm_bf16_wide).
 void gemm_bf16_tile(int64_t batch, int64_t M, int64_t N, int* rows, int* cols);

@@ -20,7 +20,8 @@
 // writes C with alpha / beta, bounds-checked. The same kernel also runs a wide tiling (Bf16TilingWide: 64 x 128 tiles
 // of 8 warps, op(A) read once per 128 columns) for products of many such tiles, opt-in
 // (set_gemm_bf16_wide) until it has been timed on a GPU; the tiling changes which block computes what, not the sums
-// (the replay gives the same bits either way). All index arithmetic is in the __host__ __device__ helpers of
+// (the replay gives the same bits either way). Under the same opt-in, products of a few waves of tiles over a long K
+// are cut along K (split_k_plan's long-K rule: G1's dR). All index arithmetic is in the __host__ __device__ helpers of
 // Bf16TilingT and GroupedBlock (the replay stages through the same vector loads); gemm_bf16_tile_coverage runs them
 // on the host to check that each shared slot is loaded once per slice, each vector is 4 consecutive elements in
 // memory and in shared memory, the warps' parts tile the block and each C element is written once (test/20.gemm).
@@ -113,8 +114,8 @@ std::atomic<bool> bf16_wide{false};  // set_gemm_bf16_wide
 
 // Whether a product runs on the wide tiles: opted in, N >= 128 with the 128-column tiles spanning at most 1/8 more
 // columns than the 64-column ones (N 192 and 320 do not: 256 against 192, 384 against 320), and at least
-// kWideBlocks of them (2 per SM of an H100 and more; such a launch is never cut along K: split_k_plan wants fewer than
-// 256 blocks). From the shape alone, so the host replays choose as the device launch does.
+// kWideBlocks of them (2 per SM of an H100 and more; such a launch is cut along K only by the long-K rule of
+// split_k_plan, under the same opt-in). From the shape alone, so the host replays choose as the device launch does.
 constexpr int64_t kWideBlocks = 256;
 inline bool use_wide(const GroupedGemm& g) {
   using W = Bf16TilingWide;
@@ -239,6 +240,13 @@ __global__ void __launch_bounds__(G::THREADS, G::MIN_BLOCKS) gemm_bf16_tiled(Gro
 #endif
 }
 
+// The long-K cut's block target under the opt-in "auto" choices (split_k_plan): 4 waves of tiling G's resident
+// blocks on an H100's 132 SMs; 0 (no such cut) by default.
+template <class G>
+int64_t long_k_target() {
+  return bf16_wide.load() ? int64_t{4} * 132 * G::MIN_BLOCKS : 0;
+}
+
 template <class G>
 void launch_bf16(const GroupedGemm& g, void* stream) {
   const char* entry = "cuda::gemm_bf16_grouped";
@@ -246,7 +254,7 @@ void launch_bf16(const GroupedGemm& g, void* stream) {
   launch_grouped<G>(g, entry, stream, [&](dim3 grid, const GroupedGemm& run, int64_t b0) {
     gemm_bf16_tiled<G><<<grid, G::THREADS, 0, s>>>(run, b0);
     launched(entry);
-  });
+  }, long_k_target<G>());
 }
 
 }  // namespace
@@ -257,8 +265,8 @@ void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
 }
 
 void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) {
-  if (use_wide(g)) grouped_replay<Bf16TilingWide>(g, round);
-  else grouped_replay<Bf16Tiling>(g, round);
+  if (use_wide(g)) grouped_replay<Bf16TilingWide>(g, round, long_k_target<Bf16TilingWide>());
+  else grouped_replay<Bf16Tiling>(g, round, long_k_target<Bf16Tiling>());
 }
 
 bool set_gemm_bf16_wide(bool wide) { return bf16_wide.exchange(wide); }
@@ -287,7 +295,11 @@ void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_
 
 void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16, int64_t* splits, int64_t* chunk) {
   const GroupedGemm g = grouped_from_batched(false, false, batch, M, N, K, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0);
-  const SplitK cut = bf16 ? split_k_plan(g, Bf16Tiling::BM, Bf16Tiling::BN, Bf16Tiling::BK) : gemm_f32_grouped_split_k(g);
+  using W = Bf16TilingWide;
+  using S = Bf16Tiling;
+  const SplitK cut = !bf16         ? gemm_f32_grouped_split_k(g)
+                     : use_wide(g) ? split_k_plan(g, W::BM, W::BN, W::BK, long_k_target<W>())
+                                   : split_k_plan(g, S::BM, S::BN, S::BK, long_k_target<S>());
   *splits = cut.splits;
   *chunk = cut.chunk;
 }

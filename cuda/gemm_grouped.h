@@ -68,20 +68,29 @@ struct GroupedGemm {
 // The split-K cut of a product under a tiling of BM x BN tiles and BK-deep slices: none (1) unless it is one
 // segment whose tiles number under half of kTargetBlocks and K holds at least two kMinChunk ranges; then enough
 // ranges to launch about kTargetBlocks blocks, each at least kMinChunk deep (a multiple of BK), at most kMaxSplits,
-// and scratch of at most kMaxScratch floats. From the shape alone, so a host replay cuts as the device launch does.
+// and scratch of at most kMaxScratch floats. With a long_k_target (the bf16 GEMM's opt-in "auto" choices: a few
+// waves of its tiles on an H100), a one-segment product of more tiles but fewer than long_k_target over a K of at
+// least kLongK is cut too, into enough ranges of at least kLongChunk to launch about long_k_target blocks (scratch up
+// to kMaxLongScratch): the recurrences' dR (G1: 288 wide tiles over K 16,368) otherwise runs 1.09 waves, the last
+// 24 blocks alone for a whole K. From the shape alone, so a host replay cuts as the device launch does.
 // Off (set_gemm_split_k(false), for A/B measurements): no product is cut.
 struct SplitK {
   int64_t splits = 1, chunk = 0;
 };
 bool gemm_split_k_enabled();  // gemm_grouped.cu
-inline SplitK split_k_plan(const GroupedGemm& g, int BM, int BN, int BK) {
+inline SplitK split_k_plan(const GroupedGemm& g, int BM, int BN, int BK, int64_t long_k_target = 0) {
   constexpr int64_t kTargetBlocks = 512, kMinChunk = 128, kMaxSplits = 16, kMaxScratch = int64_t{1} << 23;
+  constexpr int64_t kLongK = 4096, kLongChunk = 1024, kMaxLongScratch = int64_t{1} << 24;
   SplitK p;
   if (!gemm_split_k_enabled()) return p;
   const int64_t blocks = g.batches() * ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN);
-  const int64_t out = g.batches() * g.M * g.N;
-  if (g.K2 > 0 || blocks <= 0 || blocks >= kTargetBlocks / 2 || g.K < 2 * kMinChunk || kMinChunk % BK) return p;
-  int64_t s = std::min({(kTargetBlocks + blocks - 1) / blocks, g.K / kMinChunk, kMaxSplits, kMaxScratch / std::max<int64_t>(out, 1)});
+  const int64_t out = std::max<int64_t>(g.batches() * g.M * g.N, 1);
+  if (g.K2 > 0 || blocks <= 0 || kMinChunk % BK || kLongChunk % BK) return p;
+  int64_t s = 1;
+  if (blocks < kTargetBlocks / 2 && g.K >= 2 * kMinChunk)
+    s = std::min({(kTargetBlocks + blocks - 1) / blocks, g.K / kMinChunk, kMaxSplits, kMaxScratch / out});
+  else if (blocks >= kTargetBlocks / 2 && blocks < long_k_target && g.K >= kLongK)
+    s = std::min({(long_k_target + blocks - 1) / blocks, g.K / kLongChunk, kMaxSplits, kMaxLongScratch / out});
   if (s < 2) return p;
   const int64_t chunk = ((g.K + s - 1) / s + BK - 1) / BK * BK;
   p.splits = (g.K + chunk - 1) / chunk;
@@ -240,7 +249,7 @@ struct GroupedBlock {
 // split-K cut (split_k_plan: scratch for the ranges' sums, then gemm_split_sum) and grids of at most 65535 blocks
 // along z each, launch(grid, run, first z) enqueuing one. `entry` names the caller in errors.
 template <class G, class Launch>
-void launch_grouped(const GroupedGemm& g, const char* entry, void* stream, Launch launch) {
+void launch_grouped(const GroupedGemm& g, const char* entry, void* stream, Launch launch, int64_t long_k_target = 0) {
   const int64_t batch = g.batches();
   if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
   if (g.K < 0 || g.K2 < 0) throw std::invalid_argument(std::string(entry) + ": K must be >= 0");
@@ -249,7 +258,7 @@ void launch_grouped(const GroupedGemm& g, const char* entry, void* stream, Launc
   const int64_t gx = G::grid_x(g.N), gy = G::grid_y(g.M);
   if (gx > 0x7fffffff || gy > 65535)
     throw std::invalid_argument(std::string(entry) + ": M = " + std::to_string(g.M) + " needs more than 65535 row tiles");
-  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK);
+  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK, long_k_target);
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   hostutil::StreamScratch<float> sums(cut.splits > 1 ? batch * cut.splits * g.M * g.N : 0, st, entry);
   run.k_splits = cut.splits, run.k_chunk = cut.chunk, run.split_out = sums.p;
@@ -264,13 +273,13 @@ void launch_grouped(const GroupedGemm& g, const char* entry, void* stream, Launc
 // epilogue writes C as the kernels do. The tile starts NaN but for the parts the threads / warps own (G::zero_owned),
 // and the staging buffers NaN per slice, so a gap in either cover shows up in C.
 template <class G>
-void grouped_replay(const GroupedGemm& g, bool round) {
+void grouped_replay(const GroupedGemm& g, bool round, int64_t long_k_target = 0) {
   const int64_t batch = g.groups * g.per_group;
   if (batch <= 0 || g.M <= 0 || g.N <= 0) return;
   GroupedGemm run = g;
   if (g.alpha == 0.f) run.K = 0, run.K2 = 0;
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK);
+  const SplitK cut = split_k_plan(run, G::BM, G::BN, G::BK, long_k_target);
   std::vector<float> sums(cut.splits > 1 ? batch * cut.splits * g.M * g.N : 0, nan);  // NaN: an unwritten sum shows
   run.k_splits = cut.splits, run.k_chunk = cut.chunk, run.split_out = sums.data();
   std::vector<float> As(G::BM * G::BK), Bs(G::BK * G::BN), acc(G::BM * G::BN);
@@ -302,8 +311,9 @@ void grouped_replay(const GroupedGemm& g, bool round) {
               Bs[kk * G::BN + c] = round ? bf16_math::widen(bf16_math::round(bv[l])) : bv[l];
             }
           }
-          for (int r = 0; r < G::BM; ++r)
-            for (int c = 0; c < G::BN; ++c) {
+          // (rows / columns past C's edge: staged, never stored; not summed, which only saves host time)
+          for (int r = 0; r < G::BM && blk.row0 + r < g.M; ++r)
+            for (int c = 0; c < G::BN && blk.col0 + c < g.N; ++c) {
               float v = acc[r * G::BN + c];
               for (int kk = 0; kk < G::BK; ++kk) v = std::fma(As[r * G::BK + kk], Bs[kk * G::BN + c], v);
               acc[r * G::BN + c] = v;

@@ -394,7 +394,7 @@ describe("20 gemm", () => {
       }
   });
 
-  itCompiledCuda("bf16 wide tiles (cudaSetGemmBf16Tiles(\"auto\"), opt-in): products of >= 256 tiles of 64 x 128 with few pad columns take them; that tiling covers every C element once and stages every shared slot once", () => {
+  itCompiledCuda("bf16 GEMM's opt-in choices (cudaSetGemmBf16Tiles(\"auto\")): products of >= 256 tiles of 64 x 128 with few pad columns take them (wide tiles), long K over a few waves of tiles is cut; that tiling covers every C element once and stages every shared slot once", () => {
     assert.deepEqual(native.cudaGemmBf16Tile(1, 1024, 2048), [64, 64], "64 x 64 tiles are the default");
     const prev = native.cudaSetGemmBf16Tiles("auto");
     try {
@@ -403,6 +403,13 @@ describe("20 gemm", () => {
       // columns: N 600 pads to 640 either way, N 192 to 256 against 192 (a third more), N 320 to 384 against 320
       for (const [batch, M, N, cols] of [[1, 1024, 2048, 128], [1, 1024, 1920, 64], [64, 64, 512, 128], [63, 64, 512, 64], [40, 70, 600, 128], [128, 64, 192, 64], [512, 64, 320, 64], [300, 64, 64, 64], [1, 1030, 2100, 128]])
         assert.deepEqual(native.cudaGemmBf16Tile(batch, M, N), [64, cols], `${batch} x ${M} x ${N}`);
+      // the long-K cut (under "auto" only): G1's dR, 4 products of 768 x 768 over K 16,368 on 288 wide tiles (1.09
+      // waves), cut into 4 ranges; 256 tiles of 64 x 64 over K 8192 into 8 of 1024; not below K 4096, not at 4 waves
+      // of tiles (16 such products: 1,152 wide tiles), not the float32 GEMM
+      assert.deepEqual(native.cudaGemmSplitPlan(4, 768, 768, 16368, true), { splits: 4, chunk: 4096 });
+      assert.deepEqual(native.cudaGemmSplitPlan(1, 1024, 1024, 8192, true), { splits: 8, chunk: 1024 });
+      for (const [batch, M, N, K, bf16] of [[4, 768, 768, 4000, true], [16, 768, 768, 16368, true], [4, 768, 768, 16368, false]] as const)
+        assert.deepEqual(native.cudaGemmSplitPlan(batch, M, N, K, bf16), { splits: 1, chunk: 0 }, `${batch} x ${M} x ${N} x ${K} bf16=${bf16}`);
       for (const [M, N] of [[1024, 2048], [1030, 2100]])
         for (const [ta, tb] of variants) {
           const counts = new Int32Array(M * N).fill(-1);
@@ -413,6 +420,7 @@ describe("20 gemm", () => {
     } finally {
       native.cudaSetGemmBf16Tiles(prev);
     }
+    assert.deepEqual(native.cudaGemmSplitPlan(4, 768, 768, 16368, true), { splits: 1, chunk: 0 }, "no long-K cut by default");
     assert.throws(() => native.cudaSetGemmBf16Tiles("128x128" as never), (e: Error) => e instanceof RangeError && /^cudaSetGemmBf16Tiles: tiles must be "64x64" or "auto", got "128x128"/.test(e.message));
     assert.throws(() => native.cudaGemmBf16Tile(0, 1, 1), (e: Error) => e instanceof RangeError && /^cudaGemmBf16Tile: batch/.test(e.message));
   });

@@ -579,7 +579,7 @@ describe("23 CUDA tensors", () => {
       }
     });
 
-    itCuda("bf16 GEMM's wide tiles (cudaSetGemmBf16Tiles(\"auto\"), opt-in): products of many 64 x 128 tiles equal a float64 reference and the 64 x 64 tiles' results (bit for bit on the emulated device), every transpose, aligned (and one float off)", () => {
+    itCuda("bf16 GEMM's wide tiles (cudaSetGemmBf16Tiles(\"auto\"), opt-in): products of many 64 x 128 tiles equal a float64 reference and the 64 x 64 tiles' results (bit for bit on the emulated device), every transpose, aligned (and one float off); long K cut over a few waves of tiles equals float64", () => {
       // 64 products of 8 x 512 (256 wide tiles exactly) and 52 of 9 x 600 (ragged rows, pad columns, 260 tiles)
       const emulated = cuda.deviceProperties(0).name.startsWith("host emulation");
       const withTiles = <T>(tiles: "64x64" | "auto", fn: () => T): T => {
@@ -602,6 +602,29 @@ describe("23 CUDA tensors", () => {
             if (emulated) assert.ok(wide.every((v, j) => Object.is(v, small[j])), `${what}: the replays differ`);
             else assert.ok(relErr(wide, small) < 1e-6, `${what}: wide and 64 x 64 tiles differ by ${relErr(wide, small)}`);
           }
+      // long K over a few waves of tiles, cut along K under "auto" only: 256 single rows against one shared (batch
+      // stride 0) 4096 x 128 B, 256 wide tiles, 4 ranges; against float64, and not the uncut sums' bits
+      const [LB, LK, LN] = [256, 4096, 128];
+      assert.deepEqual(withTiles("auto", () => native.cudaGemmSplitPlan(LB, 1, LN, LK, true)), { splits: 4, chunk: 1024 });
+      const lgen = new Generator(43);
+      const la = Tensor.randn([LB * LK], { generator: lgen }), lb = Tensor.randn([LK * LN], { generator: lgen });
+      const lad = la.cuda(), lbd = lb.cuda();
+      const longRun = (tiles: "64x64" | "auto") =>
+        withTiles(tiles, () => {
+          const c = Tensor.full([LB * LN], NaN).cuda();
+          native.cudaGemmDev(false, false, LB, 1, LN, LK, 1, lad._buffer("t"), 0, LK, LK, lbd._buffer("t"), 0, LN, 0, 0, c._buffer("t"), 0, LN, LN, true);
+          return c.cpu().f32();
+        });
+      const cut = longRun("auto"), uncut = longRun("64x64");
+      const bfr = (v: Float32Array) => bf16ToFloat(new Float32Array(v.length), floatToBf16(new Uint16Array(v.length), v));
+      const ar = bfr(la.f32()), br = bfr(lb.f32());
+      for (let q = 0; q < LB; ++q)
+        for (let j = 0; j < LN; ++j) {
+          let sum = 0, mag = 0;
+          for (let p = 0; p < LK; ++p) (sum += ar[q * LK + p] * br[p * LN + j]), (mag += Math.abs(ar[q * LK + p] * br[p * LN + j]));
+          if (!(Math.abs(cut[q * LN + j] - sum) <= 30e-6 * mag)) assert.fail(`long K: C[${q}][${j}] = ${cut[q * LN + j]}, want ${sum}`);
+        }
+      assert.ok(cut.some((v, j) => v !== uncut[j]), "long K: the cut sums equal the uncut ones bit for bit (not cut?)");
     });
 
     it("under host emulation the kernel test entries (*Host) refuse: they need real CUDA", function () {

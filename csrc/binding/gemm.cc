@@ -295,8 +295,8 @@ Napi::Value CudaSetGemmForm(const Napi::CallbackInfo& info) {
 }
 
 // cudaSetGemmBf16Tiles(tiles) -> the previous setting: "64x64" (default) or "auto", whether the bf16 tensor-core
-// GEMM may run products of many tiles on 64 x 128 tiles (cuda::set_gemm_bf16_wide; process-wide; for A/B
-// measurements until the wide tiles have been timed on a GPU).
+// GEMM makes its shape-based choices: 64 x 128 tiles for products of many tiles, long K cut for products of a few
+// waves (cuda::set_gemm_bf16_wide; process-wide; for A/B measurements until timed on a GPU).
 Napi::Value CudaSetGemmBf16Tiles(const Napi::CallbackInfo& info) {
   return switch_setting(info, "cudaSetGemmBf16Tiles", "tiles", "64x64", "auto", cuda::set_gemm_bf16_wide);
 }

@@ -7,8 +7,9 @@
 // stays flat. The rows name the GPU. G3's `-kernels` rows break one step (and 16 decoded tokens) down by device entry;
 // its `-no-split-k` rows time the step with the GEMMs' split K off (cudaSetGemmSplitK), back to back, and
 // `lm-train-grouped-gemm` with the float32 GEMM's uncut products on the grouped kernel (cudaSetGemmForm); the
-// `-wide-gemm` rows of G1, G2 and G3 time the bf16 passes with the bf16 GEMM's 64 x 128 tiles allowed
-// (cudaSetGemmBf16Tiles("auto"), opt-in until these rows show it faster), back to back with the default's.
+// `-wide-gemm` rows of G1, G2 and G3 time the bf16 passes with the bf16 GEMM's opt-in shape-based choices
+// (cudaSetGemmBf16Tiles("auto"): 64 x 128 tiles for products of many tiles, long K cut over a few waves of tiles: G1's
+// dR), back to back with the default's, until these rows show them faster.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -133,7 +134,7 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
         const pf = published(fwd.median * 1e3, 2.9, 4.9, "FlashRNN"), pb = published(both.median * 1e3, 8.2, 13.6, "FlashRNN");
         yield { workload, name: `${kind}-forward${tag}`, metric: "ms", value: fwd.median * 1e3, ...common, min: fwd.min * 1e3, max: fwd.max * 1e3, ...pf };
         yield { workload, name: `${kind}-forward-backward${tag}`, metric: "ms", value: both.median * 1e3, ...common, min: both.min * 1e3, max: both.max * 1e3, ...pb };
-        // bf16: the same with dR's GEMM on the 64 x 128 tiles (opt-in), back to back
+        // bf16: the same with dR's GEMM on the 64 x 128 tiles, cut along K (opt-in), back to back
         const wide = dtype === "bfloat16" ? await withWideBf16Tiles(() => timeGpu(step, reps)) : null;
         if (wide) yield { workload, name: `${kind}-forward-backward${tag}-wide-gemm`, metric: "ms", value: wide.median * 1e3, ...common, min: wide.min * 1e3, max: wide.max * 1e3, ...published(wide.median * 1e3, 8.2, 13.6, "FlashRNN") };
       }
