@@ -107,6 +107,15 @@ struct SplitLaunch {
   // [8][16·mt][ldred], pre, carried (floats). Backward: rs, dp db [16·mt][lddp] (bf16); per-warp output tiles
   // scratch [8][16][kTcScratchLd], dc, dn (floats). Leading dimensions: multiples of 8 halves / 4 floats (wmma), +8 / +4
   // off a multiple of 32 banks.
+  // the tc backward's sums of the other blocks' partials: each item's P partials in R contiguous ranges, a thread per
+  // (range, item), the ranges' sums then added in order (tc_sum_phase): fewer dependent L2 round trips on each step's
+  // critical path where the items leave threads idle (G1: 96 items per block of 256 threads, R = 2). R: the largest
+  // power of two <= 8 with R·B·nu <= kSplitThreads and R <= P.
+  __host__ __device__ int64_t tc_sum_parts() const {
+    int64_t r = 1;
+    while (r < 8 && 2 * r * L.B * nu <= kSplitThreads && 2 * r <= P) r *= 2;
+    return r;
+  }
   __host__ __device__ int64_t tc_kt() const { return (L.DH + 15) / 16; }  // 16-unit tiles of the head's j
   __host__ __device__ int64_t tc_mt() const { return (L.B + 15) / 16; }   // 16-row tiles of the batch
   __host__ __device__ int64_t tc_wp() const { return 16 * int64_t{tc}; }   // own columns, padded
@@ -478,17 +487,25 @@ struct SplitBwd {
     if (t == S.L.S - 1) return a.dfinal ? a.dfinal[S.L.state0_off(0, hd, b, u)] : 0.0f;
     return sum_partials<Batch>((t + 1) & 1, b, u);
   }
-  // Σ_q part[buf][block q of the head][b][u], q in order; kSplitSumBatch loads in flight (one at a time, the P loads
-  // from L2 dominated the backward step)
+  // Σ_q part[buf][block q of the head][b][u] over q in [q_begin, q_end) (default: every block), q in order;
+  // kSplitSumBatch loads in flight (one at a time, the P loads from L2 dominated the backward step)
   template <int Batch = kSplitSumBatch>
-  __host__ __device__ float sum_partials(int64_t buf, int64_t b, int64_t u) const {
+  __host__ __device__ float sum_partials(int64_t buf, int64_t b, int64_t u, int64_t q_begin = 0, int64_t q_end = -1) const {
+    if (q_end < 0) q_end = S.P;
     float acc = 0.0f;
-    for (int64_t q0 = 0; q0 < S.P; q0 += Batch) {
+    for (int64_t q0 = q_begin; q0 < q_end; q0 += Batch) {
       float v[Batch];
-      for (int q = 0; q < Batch; ++q) v[q] = q0 + q < S.P ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
+      for (int q = 0; q < Batch; ++q) v[q] = q0 + q < q_end ? load_l2(part + S.part_off(buf, hd * S.P + q0 + q, b, u)) : 0.0f;
       for (int q = 0; q < Batch; ++q)
-        if (q0 + q < S.P) acc += v[q];
+        if (q0 + q < q_end) acc += v[q];
     }
+    return acc;
+  }
+  // the tc form: item i's recurrent ∂h from the sum phase's range sums (scratch[p·items + i], p in order)
+  __host__ __device__ float tc_summed(int64_t i) const {
+    const int64_t items = S.L.B * n, R = S.tc_sum_parts();
+    float acc = 0.0f;
+    for (int64_t p = 0; p < R; ++p) acc += scratch[p * items + i];
     return acc;
   }
   __host__ __device__ void init(int tid, int nt) const {
@@ -540,7 +557,7 @@ struct SplitBwd {
   __host__ __device__ void cell_item(int64_t t, int64_t i, const In& v) const {
     const int64_t DH = S.L.DH, w = 4 * n, b = i / n, lu = i % n, u = u0 + lu;
     const float pi = v.gate(0), pf = v.gate(1), pz = v.gate(2), po = v.gate(3);
-    const float gh = v.dy() + dh_rec<SumBatch>(t, b, u);
+    const float gh = v.dy() + (S.tc && t + 1 < S.L.S ? tc_summed(i) : dh_rec<SumBatch>(t, b, u));  // tc: tc_sum_phase's
     const float c1 = v.state(1);
     float dpi, dpf, dpz, dpo, dck = dc[i];
     if constexpr (NS == 4) {

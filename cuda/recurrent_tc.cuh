@@ -16,7 +16,8 @@
 //     transposed (warp wp: j-tiles jt = wp, wp + 8, ...; registers or rs as forward), one 16 x 16 output tile at a
 //     time, staged through the warp's scratch into part, as the float32 split backward writes it; the cell phase also
 //     writes dx time-major (dx_tb) for dR: one grouped tensor-core GEMM over all rows (tc_dr_gemm), dbias the
-//     reduction kernel's column sums.
+//     reduction kernel's column sums. Before the cell phase, the other blocks' partials of step t+1 are summed by up
+//     to 8 threads per item over contiguous ranges of the blocks (tc_sum_phase), the ranges' sums added in order.
 // A step's inputs that other blocks do not write (x forward: tc_prefetch_x; gates, dy, states backward: ItemIn) are
 // loaded, for a thread's first items, before the grid barrier that precedes the step, so their latency overlaps it.
 // Sums: float32 accumulators; every product of two bf16 values is exact in float32, so the device and the host replay
@@ -160,6 +161,23 @@ __host__ __device__ inline void tc_outputs(const SplitFwd<Cell>& f, int64_t t, i
   for (int64_t i = tid + int64_t{kTcPrefetch} * nt; i < items; i += nt) tc_output(f, t, i, 0.0f, false);
 }
 
+// The backward's sums of the other blocks' partials of step t + 1 (t < S - 1), before the cell phase: slot
+// e = p·items + i (thread tid takes e = tid, tid + nt, ...) is range p of the P partials of item i
+// (SplitLaunch::tc_sum_parts ranges; consecutive threads, consecutive units: coalesced as before), written to
+// scratch[e], which the products overwrite only after the cell phase has read it (SplitBwd::tc_summed; the barrier
+// between them). R > 1 only where R·items <= nt; items beyond nt (R = 1) take a thread's further slots.
+static_assert(kTcWarps * 16 * kTcScratchLd >= kSplitThreads && kTcWarps * 16 * kTcScratchLd >= kSplitMaxB * 4 * kTcMaxTiles,
+              "the sum phase's range sums fit the scratch: R·items <= max(nt, B·nu), B <= kSplitMaxB, nu <= 4·kTcMaxTiles");
+template <class Cell>
+__host__ __device__ inline void tc_sum_phase(const SplitBwd<Cell>& g, int64_t t, int tid, int nt) {
+  const int64_t items = g.S.L.B * g.n, R = g.S.tc_sum_parts(), Q = (g.S.P + R - 1) / R;
+  if (t + 1 >= g.S.L.S) return;
+  for (int64_t e = tid; e < items * R; e += nt) {
+    const int64_t p = e / items, i = e % items, q0 = p * Q, q1 = q0 + Q < g.S.P ? q0 + Q : g.S.P;
+    g.scratch[e] = g.template sum_partials<kTcSumBatch>((t + 1) & 1, i / g.n, g.u0 + i % g.n, q0, q1);
+  }
+}
+
 // The backward's cell phase: item tid from its prefetched inputs, the thread's further items loading theirs
 template <class Cell>
 __host__ __device__ inline void tc_cell_phase(const SplitBwd<Cell>& g, int64_t t, int tid, int nt, const typename SplitBwd<Cell>::ItemIn& first) {
@@ -300,6 +318,8 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
   typename SplitBwd<Cell>::ItemIn nxt{};
   if (tid < items) nxt = blk.item_in(S.L.S - 1, tid);
   for (int64_t t = S.L.S - 1; t >= 0; --t) {
+    tc_sum_phase(blk, t, tid, nt);
+    __syncthreads();
     tc_cell_phase(blk, t, tid, nt, nxt);
     __syncthreads();
     for (int64_t mt = 0; mt < MT; ++mt) {
@@ -472,6 +492,7 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
   for (int64_t t = S.L.S - 1; t >= 0; --t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitBwd<Cell>& blk = blocks[b];
+      for (int tid = 0; tid < nt; ++tid) tc_sum_phase(blk, t, tid, nt);
       for (int tid = 0; tid < nt; ++tid) tc_cell_phase(blk, t, tid, nt, nxt[b * nt + tid]);
       for (int wp = 0; wp < kTcWarps; ++wp) {
         float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
