@@ -124,6 +124,15 @@ inline bool use_wide(const GroupedGemm& g) {
   const int64_t wx = W::grid_x(g.N);
   return g.N >= W::BN && 8 * wx * W::BN <= 9 * S::grid_x(g.N) * S::BN && g.batches() * wx * W::grid_y(g.M) >= kWideBlocks;
 }
+// f(tiling{}) for the tiling product g launches with: launches, replays and the host queries pick it in one place
+template <class F>
+auto with_tiling(const GroupedGemm& g, F&& f) {
+  return use_wide(g) ? f(Bf16TilingWide{}) : f(Bf16Tiling{});
+}
+// a product's shape alone (no operands), for the host queries of the choices
+inline GroupedGemm shape_only(int64_t batch, int64_t M, int64_t N, int64_t K) {
+  return grouped_from_batched(false, false, batch, M, N, K, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0);
+}
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 namespace wmma = nvcuda::wmma;
@@ -260,21 +269,23 @@ void launch_bf16(const GroupedGemm& g, void* stream) {
 }  // namespace
 
 void gemm_bf16_grouped(const GroupedGemm& g, void* stream) {
-  if (use_wide(g)) launch_bf16<Bf16TilingWide>(g, stream);
-  else launch_bf16<Bf16Tiling>(g, stream);
+  with_tiling(g, [&](auto tiling) { launch_bf16<decltype(tiling)>(g, stream); });
 }
 
 void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) {
-  if (use_wide(g)) grouped_replay<Bf16TilingWide>(g, round, long_k_target<Bf16TilingWide>());
-  else grouped_replay<Bf16Tiling>(g, round, long_k_target<Bf16Tiling>());
+  with_tiling(g, [&](auto tiling) {
+    using G = decltype(tiling);
+    grouped_replay<G>(g, round, long_k_target<G>());
+  });
 }
 
 bool set_gemm_bf16_wide(bool wide) { return bf16_wide.exchange(wide); }
 
 void gemm_bf16_tile(int64_t batch, int64_t M, int64_t N, int* rows, int* cols) {
-  const bool wide = use_wide(grouped_from_batched(false, false, batch, M, N, 0, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0));
-  *rows = wide ? Bf16TilingWide::BM : Bf16Tiling::BM;
-  *cols = wide ? Bf16TilingWide::BN : Bf16Tiling::BN;
+  with_tiling(shape_only(batch, M, N, 0), [&](auto tiling) {
+    *rows = decltype(tiling)::BM;
+    *cols = decltype(tiling)::BN;
+  });
 }
 
 void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
@@ -294,12 +305,11 @@ void gemm_bf16_batched_emulate(bool trans_a, bool trans_b, int64_t batch, int64_
 }
 
 void gemm_split_k_plan(int64_t batch, int64_t M, int64_t N, int64_t K, bool bf16, int64_t* splits, int64_t* chunk) {
-  const GroupedGemm g = grouped_from_batched(false, false, batch, M, N, K, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0);
-  using W = Bf16TilingWide;
-  using S = Bf16Tiling;
-  const SplitK cut = !bf16         ? gemm_f32_grouped_split_k(g)
-                     : use_wide(g) ? split_k_plan(g, W::BM, W::BN, W::BK, long_k_target<W>())
-                                   : split_k_plan(g, S::BM, S::BN, S::BK, long_k_target<S>());
+  const GroupedGemm g = shape_only(batch, M, N, K);
+  const SplitK cut = !bf16 ? gemm_f32_grouped_split_k(g) : with_tiling(g, [&](auto tiling) {
+    using G = decltype(tiling);
+    return split_k_plan(g, G::BM, G::BN, G::BK, long_k_target<G>());
+  });
   *splits = cut.splits;
   *chunk = cut.chunk;
 }
@@ -381,9 +391,7 @@ int64_t bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 
 int64_t gemm_bf16_tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t* counts) {
   // the tiling a one-batch product of this shape launches with (use_wide)
-  const GroupedGemm g = grouped_from_batched(trans_a, trans_b, 1, M, N, 0, 1.f, nullptr, 0, 0, nullptr, 0, 0, 0.f, nullptr, 0, 0);
-  return use_wide(g) ? bf16_tile_coverage<Bf16TilingWide>(trans_a, trans_b, M, N, counts)
-                     : bf16_tile_coverage<Bf16Tiling>(trans_a, trans_b, M, N, counts);
+  return with_tiling(shape_only(1, M, N, 0), [&](auto tiling) { return bf16_tile_coverage<decltype(tiling)>(trans_a, trans_b, M, N, counts); });
 }
 
 }  // namespace cuda
