@@ -773,6 +773,12 @@ export interface Binding {
   cudaSetMlstmForm(form: "tiles" | "composed" | "auto"): "tiles" | "composed" | "auto";
   /** How the composed forms compute the inter-chunk states: "walk" (default, the state kernels) or "scan" (grouped GEMM + scan); returns the previous. */
   cudaSetMlstmStates(form: "walk" | "scan"): "walk" | "scan";
+  /**
+   * How the bf16 form computes the chunkwise forward's intra-chunk part (S, weights, normaliser, h): "products"
+   * (default: grouped GEMMs over an L x L scratch) or "fused" (one kernel per (chunk, 64-row tile, 128-column tile),
+   * tiled along the chunk, no scratch; opt-in until timed on a GPU); returns the previous. CUDA builds only.
+   */
+  cudaSetMlstmIntra(form: "products" | "fused"): "products" | "fused";
   /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */
   cudaMlstmChunkwiseBackwardBf16Emulate(dq: Float32Array, dk: Float32Array, dv: Float32Array, di: Float32Array, df: Float32Array, dc0: Float32Array | null, dn0: Float32Array | null, dm0: Float32Array | null, saved: Float32Array, h: Float32Array, dh: Float32Array, dcLast: Float32Array | null, dnLast: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, exactProducts?: boolean): void;
   /** Host replay of cudaMlstmRecurrentForwardHost's launches (no GPU needed; CUDA builds only). */

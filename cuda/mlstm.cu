@@ -1377,7 +1377,21 @@ bool composed_form(const Geo& g, bool bf16) {
 std::atomic<int> g_mlstm_states{0};
 bool scan_states_on() { return g_mlstm_states.load(std::memory_order_relaxed) == 1; }
 
+// How the bf16 form computes the forward's intra-chunk part (cuda::set_mlstm_intra): 0 (default) as grouped products
+// (composed_h: S, the weights, the normaliser, h), 1 fused per (chunk, row tile, column tile) (mlstm_fused.cuh; opt-in
+// until timed on a GPU).
+std::atomic<int> g_mlstm_intra{0};
+bool fused_intra_on(bool bf16) { return bf16 && g_mlstm_intra.load(std::memory_order_relaxed) == 1; }
+
 #include "mlstm_bf16.cuh"
+#include "mlstm_fused.cuh"
+
+// The composed forms' forward after the states: the intra-chunk part fused (bf16, opt-in) or as products.
+template <class Exec>
+void forward_h(const Exec& ex, const Bf16FwdArgs& a) {
+  if (fused_intra_on(ex.bf16)) fused_h(ex, a);
+  else composed_h(ex, a);
+}
 
 // The float32 gradient tiles' arguments (tile<DQ / DK / DV>), from the backward's arrays; `out` set per launch.
 TileArgs grad_tile_args(const Bf16BwdArgs& b, bool lam_last_zero) {
@@ -1426,9 +1440,9 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
                                                                            c0 ? n0 : nullptr, saved, n_last);
     launched(entry);
   }
-  const bool composed = composed_form(g, bf16);
-  StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), inv(composed ? g.BH * g.S : 0, st, entry),
-      ib(composed ? g.BH * g.S : 0, st, entry);
+  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16);
+  StreamScratch<float> ll(products ? g.BH * g.NC * g.L * g.L : 0, st, entry), inv(products ? g.BH * g.S : 0, st, entry),
+      ib(products ? g.BH * g.S : 0, st, entry);
   const DeviceExec ex{st, entry, bf16};
   const Bf16FwdArgs fa{g, q, k, v, alpha.p, beta.p, gamma.p, scale.p, c0, gb.w.p, gb.p.p, saved, c_last, h, ll.p, inv.p, ib.p};
   if (composed && scan_states_on()) {
@@ -1441,7 +1455,7 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
     launched(entry);
   }
   if (composed) {
-    composed_h(ex, fa);
+    forward_h(ex, fa);
     return;
   }
   TileArgs a{};
@@ -1522,6 +1536,11 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
 int set_mlstm_states(int form) {
   if (form < 0 || form > 1) throw std::invalid_argument("set_mlstm_states: form must be 0 (walk) or 1 (scan)");
   return g_mlstm_states.exchange(form);
+}
+
+int set_mlstm_intra(int form) {
+  if (form < 0 || form > 1) throw std::invalid_argument("set_mlstm_intra: form must be 0 (products) or 1 (fused)");
+  return g_mlstm_intra.exchange(form);
 }
 
 int set_mlstm_form(int form) {
@@ -1939,6 +1958,29 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
     bad[23] = dc0.bad(), bad[24] = dn0.bad(), bad[25] = dm0.bad();
   }
   bad[26] = slot_cover();
+  {  // the fused bf16 forward's h and den (mlstm_fused.cuh), and its staging / output slots once each
+    Counter h(z.vh), den(g.BH * g.S);
+    std::vector<float> probe(static_cast<size_t>(g.BH * g.W), 0.0f);  // m finite: every block's inter-chunk path
+    fused_h_cover(g, probe.data(), [&](int64_t i) { h.hit(i); }, [&](int64_t i) {
+      den.hit((i / g.W) * g.S + i % g.W - sv_den(g));
+    });
+    int64_t slots = 0;
+    for (const int cols : {FusedHTile::BK, FusedHTile::BV, FusedHTile::BV / 2}) {
+      const int rows = cols == FusedHTile::BK ? FusedHTile::BQ : cols == FusedHTile::BV ? FusedHTile::BK : FusedHTile::BQ;
+      std::vector<int> n(static_cast<size_t>(rows * cols), 0);
+      for (int tid = 0; tid < FusedHTile::THREADS; ++tid)
+        for (int v = 0; v < rows * cols / (4 * FusedHTile::THREADS); ++v) {
+          int r, col;
+          FusedHTile::vec(tid, v, cols, &r, &col);
+          for (int e = 0; e < 4; ++e) {
+            if (r < 0 || r >= rows || col + e < 0 || col + e >= cols) ++slots;
+            else ++n[static_cast<size_t>(r * cols + col + e)];
+          }
+        }
+      for (int x : n) slots += x != 1;
+    }
+    bad[27] = h.bad() + den.bad() + slots;
+  }
   int64_t total = 0;
   for (int e = 0; e < kMlstmCoverageOutputs; ++e) total += bad[e];
   return total;
@@ -2100,9 +2142,9 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
       fwd_n_walk_item(g, nsum.data(), gamma.data(), scale.data(), c0 ? n0 : nullptr, saved, n_last, idx);
     });
   }
-  const bool composed = composed_form(g, bf16);
-  std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), inv = nan_vec<float>(composed ? g.BH * g.S : 0),
-                     ib = nan_vec<float>(composed ? g.BH * g.S : 0);
+  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16 != 0);
+  std::vector<float> ll = nan_vec<float>(products ? g.BH * g.NC * g.L * g.L : 0), inv = nan_vec<float>(products ? g.BH * g.S : 0),
+                     ib = nan_vec<float>(products ? g.BH * g.S : 0);
   const HostExec ex{bf16 != 0, bf16 == 1};
   const Bf16FwdArgs fa{g, q, k, v, alpha.data(), beta.data(), gamma.data(), scale.data(), c0, gb.w.data(), gb.p.data(),
                        saved, c_last, h, ll.data(), inv.data(), ib.data()};
@@ -2110,7 +2152,7 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
   else if (bf16) bf16_states(ex, fa);
   else state_tile_emulate(StateTileArgs{g, k, v, alpha.data(), gamma.data(), scale.data(), c0, saved, c_last});
   if (composed) {
-    composed_h(ex, fa);
+    forward_h(ex, fa);
     return;
   }
   TileArgs a{};

@@ -100,6 +100,18 @@ Napi::Value CudaSetMlstmStates(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), kForms[prev]);
 }
 
+// cudaSetMlstmIntra(form: "products" | "fused") -> the previous setting: how the bf16 form computes the chunkwise
+// forward's intra-chunk part: grouped products (default) or fused per tile (cuda::set_mlstm_intra; process-wide, for
+// tests and benchmarks)
+Napi::Value CudaSetMlstmIntra(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetMlstmIntra"};
+  static const char* const kForms[] = {"products", "fused"};
+  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1]});
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_intra(form); });
+  return Napi::String::New(info.Env(), kForms[prev]);
+}
+
 // Names of mlstm_coverage's outputs, in its order.
 const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
     "chunkwiseForward.h",     "chunkwiseForward.cLast",  "chunkwiseForward.nLast",  "chunkwiseForward.mLast",
@@ -108,7 +120,7 @@ const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
     "chunkwiseBackward.dm0",  "recurrentForward.h",      "recurrentForward.cLast",  "recurrentForward.nLast",
     "recurrentForward.mLast", "recurrentForward.saved",  "recurrentBackward.dq",    "recurrentBackward.dk",
     "recurrentBackward.dv",   "recurrentBackward.di",    "recurrentBackward.df",    "recurrentBackward.dc0",
-    "recurrentBackward.dn0",  "recurrentBackward.dm0",   "tile.sharedSlots"};
+    "recurrentBackward.dn0",  "recurrentBackward.dm0",   "tile.sharedSlots",        "fusedForward.h"};
 
 // Replays allocate per-element counters of every output and walk every thread of every launch: keep them modest.
 constexpr int64_t kCoverageMaxElements = int64_t(1) << 24;
@@ -173,6 +185,7 @@ void Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, CudaBackward<true, true, true>, "cudaMlstmChunkwiseBackwardBf16Emulate"));
   exports.Set("cudaSetMlstmForm", Napi::Function::New(env, CudaSetMlstmForm, "cudaSetMlstmForm"));
   exports.Set("cudaSetMlstmStates", Napi::Function::New(env, CudaSetMlstmStates, "cudaSetMlstmStates"));
+  exports.Set("cudaSetMlstmIntra", Napi::Function::New(env, CudaSetMlstmIntra, "cudaSetMlstmIntra"));
   exports.Set("cudaMlstmCoverage", Napi::Function::New(env, CudaMlstmCoverage, "cudaMlstmCoverage"));
 }
 

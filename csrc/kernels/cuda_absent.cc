@@ -566,6 +566,10 @@ int set_mlstm_form(int) {
   mlstm_absent("cuda::set_mlstm_form");
   return 0;
 }
+int set_mlstm_intra(int) {
+  mlstm_absent("cuda::set_mlstm_intra");
+  return 0;
+}
 int set_mlstm_states(int) {
   mlstm_absent("cuda::set_mlstm_states");
   return 0;

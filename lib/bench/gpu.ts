@@ -178,7 +178,7 @@ function mlstmCellInputs(gen: Generator, B: number, NH: number, S: number, DK: n
 
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the composed form: the default at these heads) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256)",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the composed form: the default at these heads) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256; the forward's intra-chunk part as products or fused, also forward only)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
@@ -190,15 +190,24 @@ registerWorkload({
     const autoChunk = ops.mlstmAutoChunk(DK, DV, "cuda");
     // and the composed forms with the inter-chunk states as one grouped GEMM + a scan (cudaSetMlstmStates("scan"), opt-in)
     // and the bf16 rows at chunks 64 and 128 with the GEMM's 64 x 128 tiles (cudaSetGemmBf16Tiles("auto"), opt-in)
-    const rows = [["float32", 64, "tiles", "walk", false], ["float32", 256, "tiles", "walk", false], ["float32", 64, "composed", "walk", false], ["float32", 64, "composed", "scan", false], ["bfloat16", 64, "tiles", "walk", false], ["bfloat16", 64, "tiles", "walk", true], ["bfloat16", 64, "tiles", "scan", false], ["bfloat16", 128, "tiles", "walk", false], ["bfloat16", 128, "tiles", "walk", true], ["bfloat16", 256, "tiles", "walk", false]] as const;
-    // (a binary from before cudaSetMlstmStates, as the "ab" step's base: its rows without the scan ones)
+    // and the bf16 rows with the forward's intra-chunk part fused per tile (cudaSetMlstmIntra("fused"), opt-in; the
+    // "-fused-intra" rows, chunks 64-256), plus forward-only bf16 rows of both intra forms (what the fused kernel alone
+    // changes: the backward is the same in both)
+    type Row = readonly [dtype: "float32" | "bfloat16", chunk: number, form: "tiles" | "composed", states: "walk" | "scan", wide: boolean, intra: "products" | "fused", backward: boolean];
+    const rows: Row[] = [["float32", 64, "tiles", "walk", false, "products", true], ["float32", 256, "tiles", "walk", false, "products", true], ["float32", 64, "composed", "walk", false, "products", true], ["float32", 64, "composed", "scan", false, "products", true], ["bfloat16", 64, "tiles", "walk", false, "products", true], ["bfloat16", 64, "tiles", "walk", true, "products", true], ["bfloat16", 64, "tiles", "scan", false, "products", true], ["bfloat16", 128, "tiles", "walk", false, "products", true], ["bfloat16", 128, "tiles", "walk", true, "products", true], ["bfloat16", 256, "tiles", "walk", false, "products", true]];
+    for (const chunk of [64, 128, 256]) rows.push(["bfloat16", chunk, "tiles", "walk", false, "fused", true]);
+    for (const chunk of [64, 128, 256]) for (const intra of ["products", "fused"] as const) rows.push(["bfloat16", chunk, "tiles", "walk", false, intra, false]);
+    // (a binary from before cudaSetMlstmStates / cudaSetMlstmIntra, as the "ab" step's base: its rows without those)
     const setStates = typeof native.cudaSetMlstmStates === "function" ? (st: "walk" | "scan") => native.cudaSetMlstmStates(st) : null;
-    for (const [dtype, chunk, form, states, wide] of rows) {
-      if (!setStates && states === "scan") continue;
+    const setIntra = typeof native.cudaSetMlstmIntra === "function" ? (x: "products" | "fused") => native.cudaSetMlstmIntra(x) : null;
+    for (const [dtype, chunk, form, states, wide, intra, backward] of rows) {
+      if ((!setStates && states === "scan") || (!setIntra && intra === "fused")) continue;
       const prev = native.cudaSetMlstmForm(form);
       const prevStates = setStates?.(states) ?? "walk";
+      const prevIntra = setIntra?.(intra) ?? "products";
       const pass = () => {
         const fwd = () => ops.mlstm(q, k, v, i, f, { form: "chunkwise", chunkSize: chunk }).h;
+        if (!backward) return noGrad(() => (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd())).dispose();
         (dtype === "bfloat16" ? cuda.autocast(fwd) : fwd()).backward(dh);
         for (const p of [q, k, v, i, f]) {
           p.grad?.dispose();
@@ -208,10 +217,11 @@ registerWorkload({
       const t = await (wide ? withWideBf16Tiles(() => timeGpu(pass, reps)) : timeGpu(pass, reps)).finally(() => {
         native.cudaSetMlstmForm(prev);
         setStates?.(prevStates);
+        setIntra?.(prevIntra);
       });
       if (!t) continue;  // a base binary without the wide tiles
-      const name = `mlstm-chunkwise-forward-backward${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${states === "scan" ? "-scan-states" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}${wide ? "-wide-gemm" : ""}`;
-      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, auto_chunk: autoChunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...published(t.median * 1e3, 15, 15, "TFLA") };
+      const name = `mlstm-chunkwise-forward${backward ? "-backward" : ""}${dtype === "bfloat16" ? "-autocast-bf16" : ""}${form === "composed" ? "-composed" : ""}${states === "scan" ? "-scan-states" : ""}${chunk !== 64 ? `-chunk${chunk}` : ""}${wide ? "-wide-gemm" : ""}${intra === "fused" ? "-fused-intra" : ""}`;
+      yield { workload: "G2", name, metric: "ms", value: t.median * 1e3, device: "cuda", gpu: gpuName(), dtype, chunk, auto_chunk: autoChunk, tokens: B * S, min: t.min * 1e3, max: t.max * 1e3, reps, ...(backward ? published(t.median * 1e3, 15, 15, "TFLA") : {}) };
     }
   },
 });
