@@ -774,9 +774,9 @@ export interface Binding {
   /** How the composed forms compute the inter-chunk states: "walk" (default, the state kernels) or "scan" (grouped GEMM + scan); returns the previous. */
   cudaSetMlstmStates(form: "walk" | "scan"): "walk" | "scan";
   /**
-   * How the bf16 form computes the chunkwise forward's intra-chunk part (S, weights, normaliser, h): "products"
-   * (default: grouped GEMMs over an L x L scratch) or "fused" (one kernel per (chunk, 64-row tile, 128-column tile),
-   * tiled along the chunk, no scratch; opt-in until timed on a GPU); returns the previous. CUDA builds only.
+   * How the bf16 form computes the chunkwise intra-chunk parts (forward h; backward dq, dk, dv): "products" (default:
+   * grouped GEMMs over an L x L scratch) or "fused" (a kernel per output, a block per (chunk, 64-row tile, 128-column
+   * tile), tiled along the chunk, no scratch; opt-in until timed on a GPU); returns the previous. CUDA builds only.
    */
   cudaSetMlstmIntra(form: "products" | "fused"): "products" | "fused";
   /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */

@@ -391,13 +391,13 @@ int set_recurrent_launch(int mode);
 // mlstm_coverage is host code (no GPU needed): it replays every launch's write maps for the dims and chunk and
 // stores in bad[e] how many elements of output e are not written exactly once (e: chunkwise forward h, cLast,
 // nLast, mLast, saved; chunkwise backward dq, dk, dv, di, df, dc0, dn0, dm0; recurrent forward (5), recurrent
-// backward (8); then the tile kernel's shared-memory slots; then the fused bf16 forward's h, den and slots), returning
-// the sum. Errors throw std::runtime_error
+// backward (8); then the tile kernel's shared-memory slots; then the fused bf16 kernels' h (with den and their slots),
+// dq, dk, dv), returning the sum. Errors throw std::runtime_error
 // naming the entry; CPU-only builds throw "... built without CUDA".
 namespace xlstm {
 struct MlstmDims;
 namespace cuda {
-constexpr int kMlstmCoverageOutputs = 28;
+constexpr int kMlstmCoverageOutputs = 31;
 void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
                              const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
@@ -450,9 +450,9 @@ int set_mlstm_form(int form);
 // over the chunks, 1 every chunk's product as one grouped GEMM and an elementwise scan over the chunks. Process-wide;
 // returns the previous setting (tests and benchmarks).
 int set_mlstm_states(int form);
-// How the bf16 form computes the chunkwise forward's intra-chunk part (S, weights, normaliser, h): 0 (default) as
-// grouped products, 1 fused per (chunk, 64-row tile, 128-column tile) (cuda/mlstm_fused.cuh). Process-wide; returns
-// the previous setting (tests and benchmarks).
+// How the bf16 form computes the chunkwise intra-chunk parts (forward: S, weights, normaliser, h; backward: dq, dk,
+// dv): 0 (default) as grouped products, 1 fused, a kernel per output with a block per (chunk, 64-row tile, 128-column
+// tile) (cuda/mlstm_fused.cuh). Process-wide; returns the previous setting (tests and benchmarks).
 int set_mlstm_intra(int form);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in

@@ -46,6 +46,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "cuda_api.h"
@@ -1377,20 +1378,26 @@ bool composed_form(const Geo& g, bool bf16) {
 std::atomic<int> g_mlstm_states{0};
 bool scan_states_on() { return g_mlstm_states.load(std::memory_order_relaxed) == 1; }
 
-// How the bf16 form computes the forward's intra-chunk part (cuda::set_mlstm_intra): 0 (default) as grouped products
-// (composed_h: S, the weights, the normaliser, h), 1 fused per (chunk, row tile, column tile) (mlstm_fused.cuh; opt-in
-// until timed on a GPU).
+// How the bf16 form computes the intra-chunk parts (cuda::set_mlstm_intra): 0 (default) as grouped products
+// (composed_h: S, the weights, the normaliser, h; composed_grads: dq, dk, dv), 1 fused per (chunk, row tile, column
+// tile), a kernel per output (mlstm_fused.cuh; opt-in until timed on a GPU).
 std::atomic<int> g_mlstm_intra{0};
 bool fused_intra_on(bool bf16) { return bf16 && g_mlstm_intra.load(std::memory_order_relaxed) == 1; }
 
 #include "mlstm_bf16.cuh"
 #include "mlstm_fused.cuh"
 
-// The composed forms' forward after the states: the intra-chunk part fused (bf16, opt-in) or as products.
+// The composed forms' forward after the states and backward after Λ: the intra-chunk parts fused (bf16, opt-in) or
+// as products.
 template <class Exec>
 void forward_h(const Exec& ex, const Bf16FwdArgs& a) {
   if (fused_intra_on(ex.bf16)) fused_h(ex, a);
   else composed_h(ex, a);
+}
+template <class Exec>
+void backward_grads(const Exec& ex, const Bf16BwdArgs& a) {
+  if (fused_intra_on(ex.bf16)) fused_grads(ex, a);
+  else composed_grads(ex, a);
 }
 
 // The float32 gradient tiles' arguments (tile<DQ / DK / DV>), from the backward's arrays; `out` set per launch.
@@ -1496,7 +1503,8 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
     launched(entry);
   }
   const bool composed = composed_form(g, bf16);
-  StreamScratch<float> ll(composed ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(composed ? g.BH * g.S : 0, st, entry);
+  const bool products = composed && !fused_intra_on(bf16);
+  StreamScratch<float> ll(products ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(composed ? g.BH * g.S : 0, st, entry);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.p, beta.p, inv.p, rho.p, gamma.p, dc_last, gb.w.p, gb.p.p,
                        lam.p, lam0.p, dc0, dq, dk, dv, ll.p, ib.p};
   const DeviceExec ex{st, entry, bf16};
@@ -1513,7 +1521,7 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
   bwd_reduce_kernel<<<grid_for(g.BH, 1), kThreads, 0, st>>>(g, saved, lam.p, lam0.p, dc_last || dn_last, ct.p, dm0);
   launched(entry);
   if (composed) {
-    composed_grads(ex, ba);
+    backward_grads(ex, ba);
   } else {
     TileArgs a = grad_tile_args(ba, !dc_last && !dn_last);
     a.out = dq;
@@ -1958,28 +1966,35 @@ int64_t mlstm_coverage(const MlstmDims& d, int64_t chunk, int64_t* bad) {
     bad[23] = dc0.bad(), bad[24] = dn0.bad(), bad[25] = dm0.bad();
   }
   bad[26] = slot_cover();
-  {  // the fused bf16 forward's h and den (mlstm_fused.cuh), and its staging / output slots once each
-    Counter h(z.vh), den(g.BH * g.S);
+  {  // the fused bf16 kernels (mlstm_fused.cuh): h and den, dq, dk, dv; their staging / output slots once each
     std::vector<float> probe(static_cast<size_t>(g.BH * g.W), 0.0f);  // m finite: every block's inter-chunk path
-    fused_h_cover(g, probe.data(), [&](int64_t i) { h.hit(i); }, [&](int64_t i) {
-      den.hit((i / g.W) * g.S + i % g.W - sv_den(g));
-    });
+    Counter h(z.vh), den(g.BH * g.S), dq(z.qk), dk(z.qk), dv(z.vh);
+    const auto hit = [](Counter& k) { return [&k](int64_t i) { k.hit(i); }; };
+    fused_cover<Fused::H>(g, probe.data(), hit(h), [&](int64_t i) { den.hit((i / g.W) * g.S + i % g.W - sv_den(g)); });
+    const auto no_den = [&](int64_t) { den.hit(-1); };
+    fused_cover<Fused::DQ>(g, probe.data(), hit(dq), no_den);
+    fused_cover<Fused::DK>(g, probe.data(), hit(dk), no_den);
+    fused_cover<Fused::DV>(g, probe.data(), hit(dv), no_den);
+    using FT = FusedTile;
     int64_t slots = 0;
-    for (const int cols : {FusedHTile::BK, FusedHTile::BV, FusedHTile::BV / 2}) {
-      const int rows = cols == FusedHTile::BK ? FusedHTile::BQ : cols == FusedHTile::BV ? FusedHTile::BK : FusedHTile::BQ;
+    // (rows, cols, transposed): the X / Y slices, the state and Z slices (and the transposed state's), the output halves
+    for (const auto& [rows, cols, tr] : {std::tuple<int, int, bool>{FT::BQ, FT::BK, false}, {FT::BK, FT::BV, false},
+                                         {FT::BK, FT::BV, true}, {FT::BQ, FT::BV / 2, false}}) {
       std::vector<int> n(static_cast<size_t>(rows * cols), 0);
-      for (int tid = 0; tid < FusedHTile::THREADS; ++tid)
-        for (int v = 0; v < rows * cols / (4 * FusedHTile::THREADS); ++v) {
+      for (int tid = 0; tid < FT::THREADS; ++tid)
+        for (int v = 0; v < rows * cols / (4 * FT::THREADS); ++v) {
           int r, col;
-          FusedHTile::vec(tid, v, cols, &r, &col);
+          if (tr) FT::vec_t(tid, v, &r, &col);
+          else FT::vec(tid, v, cols, &r, &col);
           for (int e = 0; e < 4; ++e) {
-            if (r < 0 || r >= rows || col + e < 0 || col + e >= cols) ++slots;
-            else ++n[static_cast<size_t>(r * cols + col + e)];
+            const int rr = tr ? r + e : r, cc = tr ? col : col + e;
+            if (rr < 0 || rr >= rows || cc < 0 || cc >= cols) ++slots;
+            else ++n[static_cast<size_t>(rr * cols + cc)];
           }
         }
       for (int x : n) slots += x != 1;
     }
-    bad[27] = h.bad() + den.bad() + slots;
+    bad[27] = h.bad() + den.bad() + slots, bad[28] = dq.bad(), bad[29] = dk.bad(), bad[30] = dv.bad();
   }
   int64_t total = 0;
   for (int e = 0; e < kMlstmCoverageOutputs; ++e) total += bad[e];
@@ -2195,7 +2210,8 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     });
   }
   const bool composed = composed_form(g, bf16);
-  std::vector<float> ll = nan_vec<float>(composed ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(composed ? g.BH * g.S : 0);
+  const bool products = composed && !fused_intra_on(bf16 != 0);
+  std::vector<float> ll = nan_vec<float>(products ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(composed ? g.BH * g.S : 0);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.data(), beta.data(), inv.data(), rho.data(), gamma.data(), dc_last,
                        gb.w.data(), gb.p.data(), lam.data(), lam0.data(), dc0, dq, dk, dv, ll.data(), ib.data()};
   const HostExec ex{bf16 != 0, bf16 == 1};
@@ -2215,7 +2231,7 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     });
   }
   if (composed) {
-    composed_grads(ex, ba);
+    backward_grads(ex, ba);
   } else {
     TileArgs a = grad_tile_args(ba, !dc_last && !dn_last);
     a.out = dq;

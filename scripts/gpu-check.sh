@@ -18,8 +18,8 @@
 # bits|either kernel"; session 14's mLSTM n-state passes, row-form weights / grad extras and the opt-in scan
 # states (cudaSetMlstmStates("scan"): G2's "-scan-states" rows time it): "GPU equals the CPU|on the GPU|equal the GPU
 # bit"; session 15's opt-in wide tiles of the bf16 GEMM (cudaSetGemmBf16Tiles("auto"): "wide tiles", timed by the
-# "-wide-gemm" rows of G1, G2, G3); session 16's opt-in fused intra-chunk forward (cudaSetMlstmIntra("fused"): "on
-# the GPU" matches its test/21 case; timed by G2's "-fused-intra" rows); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
+# "-wide-gemm" rows of G1, G2, G3); session 16's opt-in fused intra-chunk kernels (cudaSetMlstmIntra("fused"): "on
+# the GPU" / "fused intra" match their test/21 and test/23 cases; timed by G2's "-fused-intra" rows); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
 # (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).

@@ -38,7 +38,7 @@ const LONG: Shape = { B: 1, NH: 3, S: 1000, DK: 8, DV: 12, L: 64 };
 
 const COVERAGE_OUTPUTS = ["h", "cLast", "nLast", "mLast", "saved"].flatMap((o) => [`chunkwiseForward.${o}`, `recurrentForward.${o}`])
   .concat(["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"].flatMap((o) => [`chunkwiseBackward.${o}`, `recurrentBackward.${o}`]))
-  .concat(["tile.sharedSlots", "fusedForward.h"]);
+  .concat(["tile.sharedSlots", "fused.h", "fused.dq", "fused.dk", "fused.dv"]);
 
 function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
   const out = new Float32Array(n);
@@ -180,7 +180,7 @@ function compareBf16Exact(name: string, got: { fw: Fwd; bw: Bwd }, cpu: { fw: Fw
   for (const k of ["h", "cLast", "nLast", "mLast", "saved"] as const) close(got.fw[k], cpu.fw[k], `${name} ${k}`, TOL);
   for (const k of ["dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"] as const) close(got.bw[k], cpu.bw[k], `${name} ${k}`, TOL, BF16_FLOOR);
 }
-// gradSlack multiplies the gradients' bound (see the fused forward's test).
+// gradSlack multiplies the gradients' bound (see the fused form's test).
 function compareBf16(name: string, got: { fw: Fwd; bw: Bwd }, cpu: { fw: Fwd; bw: Bwd }, rounded: { fw: Fwd; bw: Bwd }, gradSlack = 1): void {
   const absMax = (a: Float32Array) => a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   const gradScale = Math.max(BF16_FLOOR, absMax(cpu.bw.dq), absMax(cpu.bw.dk), absMax(cpu.bw.dv));
@@ -353,13 +353,14 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     assert.ok(wide.fw.h.some((v) => v !== 0) && wide.bw.dq.some((v) => v !== 0), "compared something");
   });
 
-  // The forward's intra-chunk part fused per tile (cudaSetMlstmIntra("fused"), opt-in; cuda/mlstm_fused.cuh): a block
-  // per (chunk, 64-row tile, 128-column tile) walks the chunk's kv tiles up to its diagonal. The shapes add chunks of
-  // 128 and 256 (several row tiles, kv tiles below and on the diagonal, a short last chunk whose later row tiles are
-  // empty), DHV over one and two column tiles with a partial last one, and DHQK over several 32-deep slices.
+  // The intra-chunk parts fused per tile (cudaSetMlstmIntra("fused"), opt-in; cuda/mlstm_fused.cuh): a kernel per
+  // output (h; dq, dk, dv), a block per (chunk, 64-row tile, 128-column tile) walking the chunk's tiles on the causal
+  // side of its rows (h, dq: key tiles up to the diagonal; dk, dv: query tiles from it). The shapes add chunks of 128
+  // and 256 (several row tiles, tiles below, on and above the diagonal, a short last chunk whose later row tiles are
+  // empty), DHQK and DHV over one and two column tiles with a partial last one, and over several 32-deep slices.
   const withIntra = <T>(form: "products" | "fused", fn: () => T): T => withSetting(native.cudaSetMlstmIntra, form, fn);
   const FUSED_SHAPES: Shape[] = [...SHAPES, { B: 1, NH: 2, S: 300, DK: 40, DV: 200, L: 256 }, { B: 2, NH: 1, S: 200, DK: 70, DV: 130, L: 128 }, { B: 1, NH: 1, S: 129, DK: 1, DV: 3, L: 128 }];
-  itCompiled("fused intra-chunk forward (opt-in): its host replay with the products unrounded equals the CPU's float32 kernels at awkward shapes and long chunks", () => {
+  itCompiled("fused intra-chunk parts (opt-in): their host replay with the products unrounded equals the CPU's float32 kernels (h and every gradient) at awkward shapes and long chunks", () => {
     withIntra("fused", () => {
       [...FUSED_SHAPES, LONG].forEach((s, n) => {
         for (const c of cases(s, 1030 + n)) compareBf16Exact(`fused replay (exact products) ${label(c)}`, runChunkwise(c, true, true, "exact"), runChunkwise(c, false));
@@ -372,20 +373,21 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     assert.throws(() => native.cudaSetMlstmIntra("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmIntra: form must be "products" or "fused", got "fast"/.test(e.message));
   });
 
-  // Its h is held to the bf16 form's bound. The gradients (the products form's backward, reading this h and den) get 3x
-  // that bound: where they are pure cancellation residue (S = 1 without a state: dq = s (inv dh·v + ρ) k with ρ from
-  // h; chunks of 1) the residue's size depends on where each side rounds. The products form rounds inv ⊙ P, which is
-  // exactly 1 for a position that sees only itself, so its residue there is unusually small; the fused form rounds P
-  // and applies inv after the sums (measured: up to 2.1x the bound on dq at S = 1, 1.7x on dm0 at chunk 1; under 1x
-  // at every other shape). Wrong indices are the exact-products test's business (TOL above).
-  itCompiled("fused intra-chunk forward (opt-in): its bf16 replay stays within bf16 rounding of the CPU, and is not the products' bits", () => {
+  // Its h is held to the bf16 form's bound, the gradients to 3x that bound: where they are pure cancellation residue
+  // (S = 1 without a state: dq = s (inv dh·v + ρ) k, ρ from h; chunks of 1) the residue's size depends on where the
+  // forward and the backward round. The products form rounds inv ⊙ P, which is exactly 1 for a position that sees
+  // only itself, so its residue there is unusually small; the fused form rounds P and applies inv after the sums
+  // (measured: 2.6x the bound on dq and 2.4x on di at S = 1, 1.7x on dm0 at chunk 1, 1.4x on dk at S = 1; at most
+  // 0.6x at every other shape). Wrong indices are the exact-products test's business (TOL above).
+  itCompiled("fused intra-chunk parts (opt-in): their bf16 replay stays within bf16 rounding of the CPU, and is not the products' bits", () => {
     FUSED_SHAPES.forEach((s, n) => {
       for (const c of cases(s, 1130 + n)) {
         const got = withIntra("fused", () => runChunkwise(c, true, true, "round"));
         compareBf16(`fused bf16 replay ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 3);
         if (s.S > 100) {
-          const products = runChunkwise(c, true, true, "round").fw.h;
-          assert.ok(got.fw.h.some((v, j) => v !== products[j]), `${label(c)}: the fused h equals the products' bits (the setting did nothing)`);
+          const products = runChunkwise(c, true, true, "round");
+          for (const [name, a, b] of [["h", got.fw.h, products.fw.h], ["dq", got.bw.dq, products.bw.dq], ["dk", got.bw.dk, products.bw.dk], ["dv", got.bw.dv, products.bw.dv]] as const)
+            assert.ok(a.some((v, j) => v !== b[j]), `${label(c)}: the fused ${name} equals the products' bits (the setting did nothing)`);
         }
       }
     });
@@ -477,7 +479,7 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     });
   });
 
-  itCuda("fused intra-chunk forward on the GPU (opt-in): within bf16 rounding of the CPU and within 2e-3 of its host replay", () => {
+  itCuda("fused intra-chunk parts on the GPU (opt-in): within bf16 rounding of the CPU and within 2e-3 of their host replay", () => {
     withIntra("fused", () => {
       FUSED_SHAPES.forEach((s, n) => {
         for (const c of cases(s, 1230 + n)) {
@@ -485,6 +487,7 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
           compareBf16(`fused GPU ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 3);
           const rep = runChunkwise(c, true, true, "round");
           for (const k of ["h", "saved"] as const) close(got.fw[k], rep.fw[k], `fused GPU vs replay ${label(c)} ${k}`, 2e-3);
+          for (const k of ["dq", "dk", "dv", "dc0"] as const) close(got.bw[k], rep.bw[k], `fused GPU vs replay ${label(c)} ${k}`, 2e-3, BF16_FLOOR);
         }
       });
     });

@@ -101,8 +101,8 @@ Napi::Value CudaSetMlstmStates(const Napi::CallbackInfo& info) {
 }
 
 // cudaSetMlstmIntra(form: "products" | "fused") -> the previous setting: how the bf16 form computes the chunkwise
-// forward's intra-chunk part: grouped products (default) or fused per tile (cuda::set_mlstm_intra; process-wide, for
-// tests and benchmarks)
+// intra-chunk parts (forward h, backward dq / dk / dv): grouped products (default) or fused per tile
+// (cuda::set_mlstm_intra; process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmIntra(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaSetMlstmIntra"};
   static const char* const kForms[] = {"products", "fused"};
@@ -120,7 +120,8 @@ const char* const kCoverageNames[cuda::kMlstmCoverageOutputs] = {
     "chunkwiseBackward.dm0",  "recurrentForward.h",      "recurrentForward.cLast",  "recurrentForward.nLast",
     "recurrentForward.mLast", "recurrentForward.saved",  "recurrentBackward.dq",    "recurrentBackward.dk",
     "recurrentBackward.dv",   "recurrentBackward.di",    "recurrentBackward.df",    "recurrentBackward.dc0",
-    "recurrentBackward.dn0",  "recurrentBackward.dm0",   "tile.sharedSlots",        "fusedForward.h"};
+    "recurrentBackward.dn0",  "recurrentBackward.dm0",   "tile.sharedSlots",        "fused.h",
+    "fused.dq",               "fused.dk",                "fused.dv"};
 
 // Replays allocate per-element counters of every output and walk every thread of every launch: keep them modest.
 constexpr int64_t kCoverageMaxElements = int64_t(1) << 24;

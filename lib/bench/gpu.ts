@@ -178,7 +178,7 @@ function mlstmCellInputs(gen: Generator, B: number, NH: number, S: number, DK: n
 
 registerWorkload({
   id: "G2",
-  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the composed form: the default at these heads) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256; the forward's intra-chunk part as products or fused, also forward only)",
+  description: "mLSTM cell (chunkwise) on the GPU, forward+backward: B 8, S 8192, 8 heads, DHqk 256, DHv 512, float32 (tiled kernels at chunk 64 and 256, and the composed form: the default at these heads) and under the bf16 autocast (tensor-core products; chunk 64, 128 and 256; the intra-chunk parts as products or fused, also forward only)",
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
@@ -190,9 +190,8 @@ registerWorkload({
     const autoChunk = ops.mlstmAutoChunk(DK, DV, "cuda");
     // and the composed forms with the inter-chunk states as one grouped GEMM + a scan (cudaSetMlstmStates("scan"), opt-in)
     // and the bf16 rows at chunks 64 and 128 with the GEMM's 64 x 128 tiles (cudaSetGemmBf16Tiles("auto"), opt-in)
-    // and the bf16 rows with the forward's intra-chunk part fused per tile (cudaSetMlstmIntra("fused"), opt-in; the
-    // "-fused-intra" rows, chunks 64-256), plus forward-only bf16 rows of both intra forms (what the fused kernel alone
-    // changes: the backward is the same in both)
+    // and the bf16 rows with the intra-chunk parts fused per tile (cudaSetMlstmIntra("fused"), opt-in; the
+    // "-fused-intra" rows, chunks 64-256), plus forward-only bf16 rows of both intra forms (the forward's share)
     type Row = readonly [dtype: "float32" | "bfloat16", chunk: number, form: "tiles" | "composed", states: "walk" | "scan", wide: boolean, intra: "products" | "fused", backward: boolean];
     const rows: Row[] = [["float32", 64, "tiles", "walk", false, "products", true], ["float32", 256, "tiles", "walk", false, "products", true], ["float32", 64, "composed", "walk", false, "products", true], ["float32", 64, "composed", "scan", false, "products", true], ["bfloat16", 64, "tiles", "walk", false, "products", true], ["bfloat16", 64, "tiles", "walk", true, "products", true], ["bfloat16", 64, "tiles", "scan", false, "products", true], ["bfloat16", 128, "tiles", "walk", false, "products", true], ["bfloat16", 128, "tiles", "walk", true, "products", true], ["bfloat16", 256, "tiles", "walk", false, "products", true]];
     for (const chunk of [64, 128, 256]) rows.push(["bfloat16", chunk, "tiles", "walk", false, "fused", true]);
