@@ -542,7 +542,8 @@ void fused_replay(const FusedArgs& A, bool round) {
 }
 
 // Which writes a fused launch makes, as mlstm_coverage counts them: the output (its index) and H's den (index into
-// saved). saved_probe: m of every chunk finite (the blocks' `has`).
+// saved); a tile walked with no causal pair of a row and a position (work wasted), or a tile with one not walked,
+// reported as hit_out(-1). saved_probe: m of every chunk finite (the blocks' `has`).
 template <Fused M, class HitOut, class HitDen>
 void fused_cover(const Geo& g, float* saved_probe, HitOut hit_out, HitDen hit_den) {
   using T = FusedTile;
@@ -551,6 +552,16 @@ void fused_cover(const Geo& g, float* saved_probe, HitOut hit_out, HitDen hit_de
   for (int64_t bid = 0; bid < B::blocks(g); ++bid) {
     const B b(A, bid);
     if (!b.active()) continue;
+    for (int u = 0; u * T::BKV < b.len; ++u) {
+      bool pair = false;  // some row and tile position with σ ≤ τ < len
+      for (int r = 0; r < T::BQ && !pair; ++r)
+        for (int s = 0; s < T::BKV && !pair; ++s) {
+          const int row = b.t0 + r, at = u * T::BKV + s;
+          const int tau = B::kRowsQ ? row : at, sig = B::kRowsQ ? at : row;
+          pair = tau < b.len && sig <= tau;
+        }
+      if (pair != (u >= b.first_tile() && u < b.end_tile())) hit_out(-1);
+    }
     if (M == Fused::H)
       for (int w = 0; w < T::WARPS; ++w)
         for (int i = 0; i < T::ROWS_PER_WARP; ++i) {
