@@ -775,8 +775,9 @@ export interface Binding {
   cudaSetMlstmStates(form: "walk" | "scan"): "walk" | "scan";
   /**
    * How the bf16 form computes the chunkwise intra-chunk parts (forward h; backward dq, dk, dv): "products" (default:
-   * grouped GEMMs over an L x L scratch) or "fused" (a kernel per output, a block per (chunk, 64-row tile, 128-column
-   * tile), tiled along the chunk, no scratch; opt-in until timed on a GPU); returns the previous. CUDA builds only.
+   * grouped GEMMs over an L x L scratch) or "fused" (a kernel per output, a block per (chunk, 64-row tile) with its
+   * rows' weights in shared memory, tiled along the chunk, no scratch; chunks up to 256, longer ones take the
+   * products; opt-in until timed on a GPU); returns the previous. CUDA builds only.
    */
   cudaSetMlstmIntra(form: "products" | "fused"): "products" | "fused";
   /** Host replay of cudaMlstmChunkwiseBackwardBf16Host's launches (exactProducts as the forward's). */

@@ -451,8 +451,8 @@ int set_mlstm_form(int form);
 // returns the previous setting (tests and benchmarks).
 int set_mlstm_states(int form);
 // How the bf16 form computes the chunkwise intra-chunk parts (forward: S, weights, normaliser, h; backward: dq, dk,
-// dv): 0 (default) as grouped products, 1 fused, a kernel per output with a block per (chunk, 64-row tile, 128-column
-// tile) (cuda/mlstm_fused.cuh). Process-wide; returns the previous setting (tests and benchmarks).
+// dv): 0 (default) as grouped products, 1 fused, a kernel per output with a block per (chunk, 64-row tile) (chunks up
+// to 256; cuda/mlstm_fused.cuh). Process-wide; returns the previous setting (tests and benchmarks).
 int set_mlstm_intra(int form);
 // Host replays (no GPU needed; CUDA builds): the device entries' launches run on the host with the kernels' own
 // __host__ __device__ code (every block, each phase by all of its threads before the next, warp and block sums in

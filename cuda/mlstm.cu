@@ -1382,21 +1382,23 @@ bool scan_states_on() { return g_mlstm_states.load(std::memory_order_relaxed) ==
 // (composed_h: S, the weights, the normaliser, h; composed_grads: dq, dk, dv), 1 fused per (chunk, row tile, column
 // tile), a kernel per output (mlstm_fused.cuh; opt-in until timed on a GPU).
 std::atomic<int> g_mlstm_intra{0};
-bool fused_intra_on(bool bf16) { return bf16 && g_mlstm_intra.load(std::memory_order_relaxed) == 1; }
 
 #include "mlstm_bf16.cuh"
 #include "mlstm_fused.cuh"
+
+// whether a bf16 launch of geometry g runs the fused intra-chunk kernels (chunks up to kFusedMaxChunk)
+bool fused_intra_on(bool bf16, const Geo& g) { return bf16 && g_mlstm_intra.load(std::memory_order_relaxed) == 1 && fused_fits(g); }
 
 // The composed forms' forward after the states and backward after Λ: the intra-chunk parts fused (bf16, opt-in) or
 // as products.
 template <class Exec>
 void forward_h(const Exec& ex, const Bf16FwdArgs& a) {
-  if (fused_intra_on(ex.bf16)) fused_h(ex, a);
+  if (fused_intra_on(ex.bf16, a.g)) fused_h(ex, a);
   else composed_h(ex, a);
 }
 template <class Exec>
 void backward_grads(const Exec& ex, const Bf16BwdArgs& a) {
-  if (fused_intra_on(ex.bf16)) fused_grads(ex, a);
+  if (fused_intra_on(ex.bf16, a.g)) fused_grads(ex, a);
   else composed_grads(ex, a);
 }
 
@@ -1447,7 +1449,7 @@ void chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, fl
                                                                            c0 ? n0 : nullptr, saved, n_last);
     launched(entry);
   }
-  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16);
+  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16, g);
   StreamScratch<float> ll(products ? g.BH * g.NC * g.L * g.L : 0, st, entry), inv(products ? g.BH * g.S : 0, st, entry),
       ib(products ? g.BH * g.S : 0, st, entry);
   const DeviceExec ex{st, entry, bf16};
@@ -1503,7 +1505,7 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
     launched(entry);
   }
   const bool composed = composed_form(g, bf16);
-  const bool products = composed && !fused_intra_on(bf16);
+  const bool products = composed && !fused_intra_on(bf16, g);
   StreamScratch<float> ll(products ? g.BH * g.NC * g.L * g.L : 0, st, entry), ib(composed ? g.BH * g.S : 0, st, entry);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.p, beta.p, inv.p, rho.p, gamma.p, dc_last, gb.w.p, gb.p.p,
                        lam.p, lam0.p, dc0, dq, dk, dv, ll.p, ib.p};
@@ -2157,7 +2159,7 @@ void mlstm_chunkwise_forward_emulate(float* h, float* c_last, float* n_last, flo
       fwd_n_walk_item(g, nsum.data(), gamma.data(), scale.data(), c0 ? n0 : nullptr, saved, n_last, idx);
     });
   }
-  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16 != 0);
+  const bool composed = composed_form(g, bf16), products = composed && !fused_intra_on(bf16 != 0, g);
   std::vector<float> ll = nan_vec<float>(products ? g.BH * g.NC * g.L * g.L : 0), inv = nan_vec<float>(products ? g.BH * g.S : 0),
                      ib = nan_vec<float>(products ? g.BH * g.S : 0);
   const HostExec ex{bf16 != 0, bf16 == 1};
@@ -2210,7 +2212,7 @@ void mlstm_chunkwise_backward_emulate(float* dq, float* dk, float* dv, float* di
     });
   }
   const bool composed = composed_form(g, bf16);
-  const bool products = composed && !fused_intra_on(bf16 != 0);
+  const bool products = composed && !fused_intra_on(bf16 != 0, g);
   std::vector<float> ll = nan_vec<float>(products ? g.BH * g.NC * g.L * g.L : 0), ib = nan_vec<float>(composed ? g.BH * g.S : 0);
   const Bf16BwdArgs ba{g, q, k, v, dh, saved, alpha.data(), beta.data(), inv.data(), rho.data(), gamma.data(), dc_last,
                        gb.w.data(), gb.p.data(), lam.data(), lam0.data(), dc0, dq, dk, dv, ll.data(), ib.data()};

@@ -354,8 +354,9 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
   });
 
   // The intra-chunk parts fused per tile (cudaSetMlstmIntra("fused"), opt-in; cuda/mlstm_fused.cuh): a kernel per
-  // output (h; dq, dk, dv), a block per (chunk, 64-row tile, 128-column tile) walking the chunk's tiles on the causal
-  // side of its rows (h, dq: key tiles up to the diagonal; dk, dv: query tiles from it). The shapes add chunks of 128
+  // output (h; dq, dk, dv), a block per (chunk, 64-row tile) walking the chunk's tiles on the causal side of its rows
+  // (h, dq: key tiles up to the diagonal; dk, dv: query tiles from it) into its weight rows, then every 128-column tile
+  // of the output from them. The shapes add chunks of 128
   // and 256 (several row tiles, tiles below, on and above the diagonal, a short last chunk whose later row tiles are
   // empty), DHQK and DHV over one and two column tiles with a partial last one, and over several 32-deep slices.
   const withIntra = <T>(form: "products" | "fused", fn: () => T): T => withSetting(native.cudaSetMlstmIntra, form, fn);
@@ -373,24 +374,31 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
     assert.throws(() => native.cudaSetMlstmIntra("fast" as never), (e: Error) => e instanceof RangeError && /^cudaSetMlstmIntra: form must be "products" or "fused", got "fast"/.test(e.message));
   });
 
-  // Its h is held to the bf16 form's bound, the gradients to 3x that bound: where they are pure cancellation residue
-  // (S = 1 without a state: dq = s (inv dh·v + ρ) k, ρ from h; chunks of 1) the residue's size depends on where the
-  // forward and the backward round. The products form rounds inv ⊙ P, which is exactly 1 for a position that sees
-  // only itself, so its residue there is unusually small; the fused form rounds P and applies inv after the sums
-  // (measured: 2.6x the bound on dq and 2.4x on di at S = 1, 1.7x on dm0 at chunk 1, 1.4x on dk at S = 1; at most
-  // 0.6x at every other shape). Wrong indices are the exact-products test's business (TOL above).
+  // Held to the bf16 form's bound, the gradients to 2x that bound: the fused kernels round where the products form
+  // rounds, but sum in other orders, and where the gradients are pure cancellation residue (S = 1 without a state:
+  // dq = s (inv dh·v + ρ) k, ρ from h) the residue's size depends on the order (measured: dq 1.01x and di 0.94x the
+  // bound at S = 1; at most 0.6x at every other shape). Wrong indices are the exact-products test's business (TOL).
   itCompiled("fused intra-chunk parts (opt-in): their bf16 replay stays within bf16 rounding of the CPU, and is not the products' bits", () => {
     FUSED_SHAPES.forEach((s, n) => {
       for (const c of cases(s, 1130 + n)) {
         const got = withIntra("fused", () => runChunkwise(c, true, true, "round"));
-        compareBf16(`fused bf16 replay ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 3);
-        if (s.S > 100) {
-          const products = runChunkwise(c, true, true, "round");
+        compareBf16(`fused bf16 replay ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 2);
+        // the same rounding points, other sum orders (the inter-chunk term first, 32-deep slices): where the products
+        // are deep enough, every output's bits differ from the products form's
+        if (s.S > 100 && s.DK >= 32) {
+          const products = withIntra("products", () => runChunkwise(c, true, true, "round"));
           for (const [name, a, b] of [["h", got.fw.h, products.fw.h], ["dq", got.bw.dq, products.bw.dq], ["dk", got.bw.dk, products.bw.dk], ["dv", got.bw.dv, products.bw.dv]] as const)
             assert.ok(a.some((v, j) => v !== b[j]), `${label(c)}: the fused ${name} equals the products' bits (the setting did nothing)`);
         }
       }
     });
+  });
+
+  itCompiled("fused intra-chunk parts (opt-in): chunks over 256 take the products (the same bits)", () => {
+    const c = cases({ B: 1, NH: 1, S: 300, DK: 8, DV: 12, L: 257 }, 1190)[1];
+    const fused = withIntra("fused", () => runChunkwise(c, true, true, "round")), products = withIntra("products", () => runChunkwise(c, true, true, "round"));
+    for (const k of ["h", "saved"] as const) assert.ok(fused.fw[k].every((v, j) => Object.is(v, products.fw[k][j])), `forward ${k}`);
+    for (const k of ["dq", "dk", "dv", "di", "df", "dc0"] as const) assert.ok(fused.bw[k].every((v, j) => Object.is(v, products.bw[k][j])), `backward ${k}`);
   });
 
   itCompiled("bf16 form: its host replay (bf16 operands, float32 sums) stays within bf16 rounding of the CPU, and really rounds", () => {
@@ -484,7 +492,7 @@ describe("21 mLSTM cell: CUDA twin (cuda/mlstm.cu)", function () {
       FUSED_SHAPES.forEach((s, n) => {
         for (const c of cases(s, 1230 + n)) {
           const got = runChunkwise(c, true, false, "round");
-          compareBf16(`fused GPU ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 3);
+          compareBf16(`fused GPU ${label(c)}`, got, runChunkwise(c, false), runChunkwise(c, false, false, "", true), 2);
           const rep = runChunkwise(c, true, true, "round");
           for (const k of ["h", "saved"] as const) close(got.fw[k], rep.fw[k], `fused GPU vs replay ${label(c)} ${k}`, 2e-3);
           for (const k of ["dq", "dk", "dv", "dc0"] as const) close(got.bw[k], rep.bw[k], `fused GPU vs replay ${label(c)} ${k}`, 2e-3, BF16_FLOOR);
