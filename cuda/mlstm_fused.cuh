@@ -227,6 +227,17 @@ struct FusedBlock {
     const float ex = fm_exp(static_cast<float>(ws - Mt));
     return kOmega ? a.g.s * ((S + rt) * ex) : (a.g.s * S) * ex;
   }
+  // lane's share of block row r's weights for the tile from u0, in place over the row's S (row: its weight row at the
+  // tile; Mt, Rt, Ws the staged constants), returning the sum of the lane's weights
+  XLSTM_MLSTM_HD float weights_lane(int r, int u0, int lane, float* row, const double* Mt, const float* Rt, const double* Ws) const {
+    float part = 0.0f;
+    for (int s = lane; s < T::BKV; s += 32) {
+      const int ti = kRowsQ ? r : s, si = kRowsQ ? s : r;
+      row[s] = weight(r, u0, s, row[s], Mt[ti], Rt[ti], Ws[si]);
+      part += row[s];
+    }
+    return part;
+  }
   // ---- epilogues ----
   // H: lane's part of β q·n_c for row r (0 where no state enters)
   XLSTM_MLSTM_HD float qn_part(int r, int lane) const {
@@ -348,13 +359,7 @@ __global__ void __launch_bounds__(FusedTile::THREADS, 2) mlstm_fused_kernel(Fuse
       // the weights in place, a warp per row (H: the row's sum of the float P)
       for (int i = 0; i < T::ROWS_PER_WARP; ++i) {
         const int rr = w * T::ROWS_PER_WARP + i;
-        float part = 0.0f;
-        for (int s2 = lane; s2 < T::BKV; s2 += 32) {
-          const int ti = B::kRowsQ ? rr : s2, si = B::kRowsQ ? s2 : rr;
-          float& e = Pf[rr * ldf + wc0 + s2];
-          e = b.weight(rr, u0, s2, e, Mt[ti], Rt[ti], Ws[si]);
-          part += e;
-        }
+        float part = b.weights_lane(rr, u0, lane, Pf + rr * ldf + wc0, Mt, Rt, Ws);
         if (M == Fused::H) {
           part = warp_sum_f(part);
           if (lane == 0) Rs[rr] += part;
@@ -531,16 +536,7 @@ void fused_replay(const FusedArgs& A, bool round) {
       }
       for (int r = 0; r < T::BQ; ++r) {
         for (int s = 0; s < T::BKV; ++s) Pf[r * ldf + wc0 + s] = sacc[r * T::BKV + s];
-        for (int lane = 0; lane < 32; ++lane) {
-          float part = 0.0f;
-          for (int s2 = lane; s2 < T::BKV; s2 += 32) {
-            const int ti = B::kRowsQ ? r : s2, si = B::kRowsQ ? s2 : r;
-            float& e = Pf[r * ldf + wc0 + s2];
-            e = b.weight(r, u0, s2, e, Mt[ti], Rt[ti], Ws[si]);
-            part += e;
-          }
-          lanes[lane] = part;
-        }
+        for (int lane = 0; lane < 32; ++lane) lanes[lane] = b.weights_lane(r, u0, lane, &Pf[r * ldf + wc0], Mt.data(), Rt.data(), Ws.data());
         if (M == Fused::H) Rs[r] += rows::host_row_reduce<rows::SumOp>(lanes, 32);
       }
     }

@@ -76,40 +76,34 @@ Napi::Value CudaBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A process-wide setting named by its argument `form` (forms[i] is setting i): sets it, returns the previous one's name.
+Napi::Value form_setting(const Napi::CallbackInfo& info, const char* fn, std::initializer_list<const char*> forms, int (*set)(int)) {
+  ArgCtx c{info, fn};
+  const int form = require_choice(c, 0, "form", forms);
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = set(form); });
+  return Napi::String::New(info.Env(), forms.begin()[prev]);
+}
+
 // cudaSetMlstmForm(form: "tiles" | "composed" | "auto") -> the previous form: which float32 chunkwise form the device
 // entries and the *Emulate replays run ("auto", the default: composed from DK·DV >= 2^16; cuda::set_mlstm_form;
 // process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmForm(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaSetMlstmForm"};
-  static const char* const kForms[] = {"tiles", "composed", "auto"};
-  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1], kForms[2]});
-  int prev = 0;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_form(form); });
-  return Napi::String::New(info.Env(), kForms[prev]);
+  return form_setting(info, "cudaSetMlstmForm", {"tiles", "composed", "auto"}, cuda::set_mlstm_form);
 }
 
 // cudaSetMlstmStates(form: "walk" | "scan") -> the previous setting: how the composed forms (bf16; float32 composed)
 // compute the inter-chunk states: the state kernels' walk over the chunks (default), or every chunk's product as one
 // grouped GEMM and an elementwise scan (cuda::set_mlstm_states; process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmStates(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaSetMlstmStates"};
-  static const char* const kForms[] = {"walk", "scan"};
-  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1]});
-  int prev = 0;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_states(form); });
-  return Napi::String::New(info.Env(), kForms[prev]);
+  return form_setting(info, "cudaSetMlstmStates", {"walk", "scan"}, cuda::set_mlstm_states);
 }
 
 // cudaSetMlstmIntra(form: "products" | "fused") -> the previous setting: how the bf16 form computes the chunkwise
 // intra-chunk parts (forward h, backward dq / dk / dv): grouped products (default) or fused per tile
 // (cuda::set_mlstm_intra; process-wide, for tests and benchmarks)
 Napi::Value CudaSetMlstmIntra(const Napi::CallbackInfo& info) {
-  ArgCtx c{info, "cudaSetMlstmIntra"};
-  static const char* const kForms[] = {"products", "fused"};
-  const int form = require_choice(c, 0, "form", {kForms[0], kForms[1]});
-  int prev = 0;
-  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_mlstm_intra(form); });
-  return Napi::String::New(info.Env(), kForms[prev]);
+  return form_setting(info, "cudaSetMlstmIntra", {"products", "fused"}, cuda::set_mlstm_intra);
 }
 
 // Names of mlstm_coverage's outputs, in its order.
