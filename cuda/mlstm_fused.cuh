@@ -308,6 +308,9 @@ __global__ void __launch_bounds__(FusedTile::THREADS, 2) mlstm_fused_kernel(Fuse
   __shared__ float Rt[T::BQ];               // ρ_τ (Ω' modes)
   __shared__ float Rs[T::BQ], Iv[T::BQ], Ib[T::BQ];  // H: row sums, inv, β inv
   const int tid = threadIdx.x, w = tid / 32, lane = tid % 32;
+  // wmma stores S into the weight rows: they must start 32-byte aligned (the extern declaration's alignment; a
+  // launch that broke it would otherwise be silent garbage)
+  if ((__cvta_generic_to_shared(Pf) & 31) != 0) __trap();
   int wr, wc, sr, sc;
   T::out_origin(w, &wr, &wc);
   T::s_origin(w, &sr, &sc);
