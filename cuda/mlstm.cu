@@ -1379,8 +1379,8 @@ std::atomic<int> g_mlstm_states{0};
 bool scan_states_on() { return g_mlstm_states.load(std::memory_order_relaxed) == 1; }
 
 // How the bf16 form computes the intra-chunk parts (cuda::set_mlstm_intra): 0 (default) as grouped products
-// (composed_h: S, the weights, the normaliser, h; composed_grads: dq, dk, dv), 1 fused per (chunk, row tile, column
-// tile), a kernel per output (mlstm_fused.cuh; opt-in until timed on a GPU).
+// (composed_h: S, the weights, the normaliser, h; composed_grads: dq, dk, dv), 1 fused, a kernel per output with a
+// block per (chunk, 64-row tile) (mlstm_fused.cuh; chunks up to 256; opt-in until timed on a GPU).
 std::atomic<int> g_mlstm_intra{0};
 
 #include "mlstm_bf16.cuh"
