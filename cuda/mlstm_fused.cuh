@@ -135,7 +135,8 @@ struct FusedBlock {
   }
   // column of the weight rows where tile u starts (tile first_tile() at 0)
   XLSTM_MLSTM_HD int w_col(int u) const { return (u - first_tile()) * T::BKV; }
-  // x[pos(t)][d0 .. d0 + 3] (rows D wide), times scale[pos] where given; 0 past the chunk or the row
+  // x[pos(t)][d0 .. d0 + 3] (rows D wide), times scale[pos] where given; 0 past the chunk or the row (gemm_staging.h's
+  // load_vec4 does the same for any layout, but its generality costs the kernels spills at their 128 registers)
   XLSTM_MLSTM_HD void rows4(const float* x, int64_t D, int t, int64_t d0, const float* scale, float* out) const {
     if (t >= len) {
       for (int j = 0; j < 4; ++j) out[j] = 0.0f;
@@ -174,10 +175,6 @@ struct FusedBlock {
     const Geo& g = a.g;
     return M == Fused::H || M == Fused::DQ ? a.saved + bh * g.W + sv_C(g, c) : a.lam + (bh * g.NC + c) * state_elems(g);
   }
-  XLSTM_MLSTM_HD bool state_aligned() const {
-    const Geo& g = a.g;
-    return aligned_float4(M == Fused::H || M == Fused::DQ ? a.saved + bh * g.W : a.lam + (bh * g.NC + c) * state_elems(g), g.DV);
-  }
   // vector v of thread tid of the state slice at depth j0: *kk, *cc its slot; the 4 values run along the columns
   // (St[j0 + kk][x0 + cc ..]) or, transposed, along the depth (St[x0 + cc][j0 + kk ..]: slots (kk .. kk + 3, cc))
   XLSTM_MLSTM_HD void inter_b4(int64_t j0, int tid, int v, int* kk, int* cc, float* out) const {
@@ -186,7 +183,7 @@ struct FusedBlock {
     int64_t j, x;
     if (!kTransposed) T::vec(tid, v, T::BV, kk, cc), j = j0 + *kk, x = x0 + *cc;
     else T::vec_t(tid, v, kk, cc), j = x0 + *cc, x = j0 + *kk;
-    if (j < g.DK && x + 4 <= g.DV && state_aligned()) return load_float4(st + j * g.DV + x, out);
+    if (j < g.DK && x + 4 <= g.DV && aligned_float4(st, g.DV)) return load_float4(st + j * g.DV + x, out);
     for (int e = 0; e < 4; ++e) out[e] = j < g.DK && x + e < g.DV ? st[j * g.DV + x + e] : 0.0f;
   }
   // ---- the weights' product X_rows Y_tileᵀ over w_depth() ----
