@@ -735,6 +735,10 @@ export interface Binding {
   cudaRecurrentCoverage(slstm: boolean, B: number, S: number, NH: number, DH: number, writes: Int32Array): number;
   /** Which launch the sLSTM / LSTM recurrences take on the GPU and in the *Emulate replays: "auto" (default), "rows" (a block per head and <= 4 rows), "split" (a head's units over many co-resident blocks with a grid barrier per step, cuda/recurrent_split.cuh) or "split-lane" (the split launch with R in registers, the "lane" form, where it applies; not yet run on a GPU); returns the previous mode. */
   cudaSetRecurrentLaunch(mode: "auto" | "rows" | "split" | "split-lane"): "auto" | "rows" | "split" | "split-lane";
+  /** The split launch's blocks per head at most: 0 (default) as many as the device holds (one per SM), else that cap (>= 2: fewer blocks, more units each); returns the previous cap. Process-wide, for benchmarks (G1's `-split-blocks` rows) and tests. */
+  cudaSetRecurrentSplitBlocks(perHead: number): number;
+  /** The split plan the *Emulate replays follow (an H100: 132 SMs, 227 KiB of shared memory per block) for the forward or backward, float32 or bf16, under the current launch mode and cap: null for the rows launch; tensorCoreTiles 0 where the bf16 tensor-core form does not apply. */
+  cudaRecurrentPlan(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { blocksPerHead: number; unitsPerBlock: number; tensorCoreTiles: number } | null;
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
   /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */
   cudaMlstmChunkwiseForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;

@@ -379,6 +379,13 @@ int64_t recurrent_coverage(bool slstm, const RecurrentDims& d, int32_t* writes);
 // cuda/recurrent_split.cuh when the rows launch fills less than half the device's SMs and the split fits), 1 always the
 // rows launch, 2 split wherever it fits. Process-wide; returns the previous mode (tests and benchmarks).
 int set_recurrent_launch(int mode);
+// The split launch's blocks per head at most: 0 (the default) as many as the device holds (one per SM), else that cap
+// (>= 2: more units per block). Process-wide; returns the previous cap (benchmarks time the trade; tests).
+int64_t set_recurrent_split_blocks(int64_t per_head);
+// The plan the *_emulate replays follow (an H100's 132 SMs, one block each, 227 KiB of shared memory per block) for
+// the forward (fwd) or backward, float32 or bf16: false for the rows launch, else blocks per head, units per block
+// and the tensor-core form's column tiles (0: not that form).
+bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc_tiles);
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-recurrent-block

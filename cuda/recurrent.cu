@@ -615,18 +615,30 @@ size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_sm
 // Which launch the recurrences take (cuda::set_recurrent_launch): 0 auto, 1 rows, 2 split, 3 split with the
 // forward's gate products in the lane form where it applies (R in registers; opt-in until it has run on a GPU).
 std::atomic<int> g_launch{0};
+// The split launch's blocks per head at most (cuda::set_recurrent_split_blocks): 0 = as many as the device holds at
+// one per SM (the head's units spread over all of them), else that cap: fewer blocks, more units each. The trade it
+// times on a GPU: per step, each block's share of the exchange (the backward's partial ∂h: P x B x DH floats written
+// and read per step) and the grid barrier's cost grow with P, the block's own products with its units.
+std::atomic<int64_t> g_split_blocks{0};
 
 // The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`
 // bytes of shared memory per block: false when the split launch does not apply (forced "rows", or auto and the rows
-// launch fills at least half the device, or the batch / shared memory does not fit).
+// launch fills at least half the device, or the batch / shared memory does not fit). Under bf16 S->tc is set where the
+// tensor-core form applies and its shared memory fits (then *bytes is that form's: it needs less than the float32
+// form, which stages R's columns as float32 too, so a plan of many units per block may fit only that way); else
+// S->tc = 0 and *bytes is the float32 form's.
 template <class Occ>
-bool plan_split(const RecLaunch& L, bool fwd, int64_t sms, int64_t limit, Occ occupancy, SplitLaunch* S, int64_t* bytes) {
+bool plan_split(const RecLaunch& L, bool fwd, bool bf16, int64_t sms, int64_t limit, Occ occupancy, SplitLaunch* S, int64_t* bytes) {
   const int mode = g_launch.load();
   if (mode == 1 || (mode == 0 && L.blocks * 2 >= sms)) return false;
   int64_t capacity = sms;
+  if (const int64_t cap = g_split_blocks.load(); cap > 0) capacity = std::min(capacity, cap * L.NH);
+  const auto form_bytes = [&](const SplitLaunch& s) { return (fwd ? s.fwd_floats() : s.bwd_floats()) * static_cast<int64_t>(sizeof(float)); };
   for (int iter = 0; iter < 3; ++iter) {
     if (!split_plan(L, capacity, S)) return false;
-    *bytes = (fwd ? S->fwd_floats() : S->bwd_floats()) * static_cast<int64_t>(sizeof(float));
+    S->tc = bf16 ? tc_tiles(S->nu) : 0;
+    if (S->tc && form_bytes(*S) > limit) S->tc = 0;
+    *bytes = form_bytes(*S);
     if (*bytes > limit) return false;
     const int64_t fit = occupancy(*bytes) * sms;
     if (fit >= S->blocks) return true;
@@ -635,9 +647,10 @@ bool plan_split(const RecLaunch& L, bool fwd, int64_t sms, int64_t limit, Occ oc
   return false;
 }
 
-// plan_split on the current device (cooperative launch needed); opts the kernel in to its shared memory.
+// plan_split on the current device (cooperative launch needed); opts `kernel` (the float32 form's) in to its shared
+// memory when the plan is that form (S->tc = 0).
 template <class K>
-bool choose_split(const RecLaunch& L, K kernel, bool fwd, SplitLaunch* S, size_t* bytes_out, const char* entry) {
+bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch* S, size_t* bytes_out, const char* entry) {
   if (g_launch.load() == 1) return false;
   int dev = 0, sms = 0, optin = 0, coop = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
@@ -653,9 +666,24 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, SplitLaunch* S, size_t
     return per_sm;
   };
   int64_t bytes = 0;
-  if (!plan_split(L, fwd, sms, optin, occupancy, S, &bytes)) return false;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+  if (!plan_split(L, fwd, bf16, sms, optin, occupancy, S, &bytes)) return false;
+  if (!S->tc) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
   *bytes_out = static_cast<size_t>(bytes);
+  return true;
+}
+
+// The float32 split form after the tensor-core form was planned but refused (S.tc set): S.tc cleared, true with that
+// form's shared memory in *bytes (the kernel opted in) when it fits the device, else false (the rows launch).
+template <class K>
+bool fall_back_to_float32_split(SplitLaunch* S, K kernel, bool fwd, size_t* bytes, const char* entry) {
+  S->tc = 0;
+  const int64_t b = (fwd ? S->fwd_floats() : S->bwd_floats()) * static_cast<int64_t>(sizeof(float));
+  int dev = 0, optin = 0;
+  check(cudaGetDevice(&dev), entry, "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
+  if (b > optin) return false;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(b)), entry, "cudaFuncSetAttribute");
+  *bytes = static_cast<size_t>(b);
   return true;
 }
 
@@ -700,25 +728,23 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
   const RecLaunch L = make_launch(d);
   SplitLaunch S;
   size_t split_bytes = 0;
-  if (choose_split(L, rec_split_forward_kernel<Cell, 0>, true, &S, &split_bytes, entry)) {
+  if (choose_split(L, rec_split_forward_kernel<Cell, 0>, true, bf16, &S, &split_bytes, entry)) {
     const auto aligned16 = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
     // bf16 (the autocast): the tensor-core form where it applies and the device holds its grid (recurrent_tc.cuh)
-    if (bf16 && tc_tiles(S.nu)) {
-      SplitLaunch ST = S;
-      ST.tc = tc_tiles(S.nu);
+    bool split = true;
+    if (S.tc) {
       StreamScratch<uint16_t> hx(2 * L.B * L.H, as_stream(stream), entry);
       FwdArgs at = a;
       at.hx = hx.p;
-      void* targs[] = {&at, &ST};
-      if (launch_lane(tc_forward_kernel<Cell>(ST), ST.fwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs,
-                      as_stream(stream), entry))
-        return;
+      void* targs[] = {&at, &S};
+      if (launch_lane(tc_forward_kernel<Cell>(S), static_cast<int64_t>(split_bytes), S.blocks, targs, as_stream(stream), entry)) return;
+      split = fall_back_to_float32_split(&S, rec_split_forward_kernel<Cell, 0>, true, &split_bytes, entry);
     }
     // "split-lane": the lane form of the gate products (R in registers) where it applies and the device holds its
     // grid (opt-in: written without a GPU; the default until a GPU run has checked and timed it is the form below)
-    if (lane_requested()) {
+    if (split && lane_requested()) {
       SplitLaunch SL = S;
       SL.lane_m = lane_slots(L.DH, S.nu);
       void* largs[] = {&a, &SL};
@@ -729,8 +755,8 @@ void forward_impl(float* y, float* states, float* gates, const float* x, const f
     void* args[] = {&a, &S};
     // a refused cooperative launch (the device cannot hold the grid after all, e.g. shared with other work) leaves
     // the rows launch to do it
-    if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
-                                    dim3(kSplitThreads), args, split_bytes, as_stream(stream)) == cudaSuccess)
+    if (split && cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_forward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
+                                             dim3(kSplitThreads), args, split_bytes, as_stream(stream)) == cudaSuccess)
       return;
     cudaGetLastError();
   }
@@ -752,28 +778,27 @@ void* lane_kernel_bwd(int J) {
   }
 }
 
-// The split backward's sequence kernel (S from choose_split, `bytes` its shared memory): under bf16 the tensor-core
-// form where it applies and fits, followed by its parameter gradients (then TensorCores); else the lane form under
-// "split-lane" where it applies and fits, else R from shared memory (Float32: the caller's dR / dbias passes follow).
-// Refused when the device refused the cooperative launch (then the rows launch runs it).
+// The split backward's sequence kernel (S and `bytes`, its shared memory, from choose_split): the tensor-core form
+// where the plan chose it (bf16, S.tc), followed by its parameter gradients (then TensorCores); else the lane form
+// under "split-lane" where it applies and fits, else R from shared memory (Float32: the caller's dR / dbias passes
+// follow). Refused when the device refused the cooperative launch or the float32 form does not fit (then the rows
+// launch runs it).
 enum class SplitRun { Refused, Float32, TensorCores };
 template <class Cell>
-SplitRun launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, bool bf16,
-                               float* dR, float* dbias) {
-  if (bf16 && tc_tiles(S.nu)) {  // the tensor-core form where it applies and fits (as forward_impl's), then its dR, dbias
-    SplitLaunch ST = S;
-    ST.tc = tc_tiles(S.nu);
+SplitRun launch_split_backward(SplitLaunch S, BwdArgs a, float* part, size_t bytes, cudaStream_t st, const char* entry, float* dR, float* dbias) {
+  if (S.tc) {  // the tensor-core form (planned under bf16 where it applies and fits), then its dR, dbias
     const RecLaunch& L = S.L;
     StreamScratch<float> dx_tb(L.S * L.B * 4 * L.H, st, entry);
     a.dx_tb = dx_tb.p;
-    void* targs[] = {&a, &ST, &part};
-    if (launch_lane(tc_backward_kernel<Cell>(ST), ST.bwd_floats() * static_cast<int64_t>(sizeof(float)), ST.blocks, targs, st, entry)) {
+    void* targs[] = {&a, &S, &part};
+    if (launch_lane(tc_backward_kernel<Cell>(S), static_cast<int64_t>(bytes), S.blocks, targs, st, entry)) {
       gemm_bf16_grouped(tc_dr_gemm(L, dR, dx_tb.p, a.states, a.state0), st);
       const TcBiasSum bs(L);
       reduce_axes(ReduceOp::Sum, dbias, nullptr, a.dx, 2, bs.shape, bs.reduced, st);
       return SplitRun::TensorCores;
     }
     a.dx_tb = nullptr;
+    if (!fall_back_to_float32_split(&S, rec_split_backward_kernel<Cell, 0>, false, &bytes, entry)) return SplitRun::Refused;
   }
   if (lane_requested()) {  // opt-in, as forward_impl's lane form
     SplitLaunch SL = S;
@@ -783,8 +808,7 @@ SplitRun launch_split_backward(const SplitLaunch& S, BwdArgs a, float* part, siz
                     entry))
       return SplitRun::Float32;
   }
-  SplitLaunch S0 = S;
-  void* args[] = {&a, &S0, &part};
+  void* args[] = {&a, &S, &part};
   if (cudaLaunchCooperativeKernel(reinterpret_cast<void*>(rec_split_backward_kernel<Cell, 0>), dim3(static_cast<unsigned>(S.blocks)),
                                   dim3(kSplitThreads), args, bytes, st) == cudaSuccess)
     return SplitRun::Float32;
@@ -801,11 +825,11 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   const cudaStream_t st = as_stream(stream);
   SplitLaunch S;
   size_t split_bytes = 0;
-  bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, &S, &split_bytes, entry);
+  bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, bf16, &S, &split_bytes, entry);
   if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
     const SplitRun run = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad},
-                                                     part.p, split_bytes, st, entry, bf16, dR, dbias);
+                                                     part.p, split_bytes, st, entry, dR, dbias);
     if (run == SplitRun::TensorCores) return;  // it ran the parameter gradients too (tc_dr_gemm, TcBiasSum)
     split = run == SplitRun::Float32;
   }
@@ -877,6 +901,20 @@ void backward_host_impl(float* dx, float* dR, float* dbias, float* dstate0, cons
 constexpr int64_t kEmulatedSmemLimit = 227 * 1024;
 constexpr int64_t kEmulatedSms = 132;  // an H100 SXM: the split plan (one block per SM) the replay follows
 
+// The split launch the replays follow, as the device entries choose it on the emulated device: false for the rows
+// launch; else S with its form: under bf16 the tensor-core form where it applies and fits (forward_impl,
+// launch_split_backward), else under "split-lane" the lane form where it applies and fits, else R from shared memory.
+bool emulated_split(const RecLaunch& L, bool fwd, bool bf16, SplitLaunch* S) {
+  int64_t bytes = 0;
+  if (!plan_split(L, fwd, bf16, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, S, &bytes)) return false;
+  if (S->tc || !lane_requested()) return true;
+  SplitLaunch SL = *S;
+  if (fwd) SL.lane_m = lane_slots(L.DH, S->nu);
+  else SL.lane_j = lane_rows_bwd(L.DH, S->nu);
+  if ((fwd ? SL.fwd_floats() : SL.bwd_floats()) * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit) *S = SL;
+  return true;
+}
+
 template <class Cell>
 void forward_emulate_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                           const float* bias, const RecurrentDims& d, const char* entry, bool bf16) {
@@ -885,21 +923,12 @@ void forward_emulate_impl(float* y, float* states, float* gates, const float* x,
   bool r_smem = false;
   int64_t bytes = 0;
   SplitLaunch S;
-  if (plan_split(L, true, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes)) {
-    if (bf16) {  // the tensor-core form where the device launch would take it (forward_impl)
-      SplitLaunch ST = S;
-      ST.tc = tc_tiles(S.nu);
-      if (ST.tc && ST.fwd_floats() * static_cast<int64_t>(sizeof(float)) <= kEmulatedSmemLimit) {
-        std::vector<uint16_t> hx(static_cast<size_t>(2 * L.B * L.H), kBf16Nan);
-        FwdArgs at{y, states, gates, x, state0, R, bias};
-        at.hx = hx.data();
-        return split_tc_forward_replay<Cell>(ST, at);
-      }
-    }
-    // the lane form where the device launch would take it (forward_impl: "split-lane" only)
-    S.lane_m = lane_requested() ? lane_slots(L.DH, S.nu) : 0;
-    if (S.fwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.lane_m = 0;
-    return split_forward_replay<Cell>(S, FwdArgs{y, states, gates, x, state0, R, bias});
+  if (emulated_split(L, true, bf16, &S)) {
+    FwdArgs a{y, states, gates, x, state0, R, bias};
+    if (!S.tc) return split_forward_replay<Cell>(S, a);
+    std::vector<uint16_t> hx(static_cast<size_t>(2 * L.B * L.H), kBf16Nan);
+    a.hx = hx.data();
+    return split_tc_forward_replay<Cell>(S, a);
   }
   if (!smem_plan(L, L.fwd_vec_floats(), kEmulatedSmemLimit, &r_smem, &bytes))
     smem_too_large(L, bytes, kEmulatedSmemLimit, entry);
@@ -927,13 +956,7 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
   int64_t bytes = 0;
   const BwdArgs a{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad};
   SplitLaunch S;
-  const bool split = plan_split(L, false, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, &S, &bytes);
-  if (split && lane_requested()) S.lane_j = lane_rows_bwd(L.DH, S.nu);  // as launch_split_backward
-  if (split && bf16) {  // the tensor-core form where the device launch would take it (launch_split_backward; where
-                        // it does not fit, the lane form under "split-lane" as there)
-    S.tc = tc_tiles(S.nu);
-    if (S.tc && S.bwd_floats() * static_cast<int64_t>(sizeof(float)) > kEmulatedSmemLimit) S.tc = 0;
-  }
+  const bool split = emulated_split(L, false, bf16, &S);
   if (split && S.tc) {  // the tc form and its parameter gradients (launch_split_backward)
     std::vector<float> dx_tb(static_cast<size_t>(L.S * L.B * 4 * L.H), __builtin_nanf(""));
     BwdArgs at = a;
@@ -1027,6 +1050,20 @@ int set_recurrent_launch(int mode) {
   if (mode < 0 || mode > 3)
     throw std::invalid_argument("set_recurrent_launch: mode must be 0 (auto), 1 (rows), 2 (split) or 3 (split-lane)");
   return g_launch.exchange(mode);
+}
+
+bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc) {
+  require_dims(d, "recurrent_emulated_plan");
+  SplitLaunch S;
+  if (!emulated_split(make_launch(d), fwd, bf16, &S)) return false;
+  *blocks_per_head = S.P, *units = S.nu, *tc = S.tc;
+  return true;
+}
+
+int64_t set_recurrent_split_blocks(int64_t per_head) {
+  if (per_head != 0 && per_head < 2)
+    throw std::invalid_argument("set_recurrent_split_blocks: blocks per head must be 0 (as many as the device holds) or >= 2");
+  return g_split_blocks.exchange(per_head);
 }
 
 // ---- host coverage of the launch maps --------------------------------------------------------------------------

@@ -176,20 +176,111 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
         }
     }
 
+    // A cap on the split launch's blocks per head (cudaSetRecurrentSplitBlocks: the G1 benchmark times the trade of
+    // exchange traffic and grid barrier against work per block) gives blocks of more units: the same results.
+    const capped: [Dims, number][] = [
+      [{ B: 3, S: 5, NH: 2, DH: 3 }, 2], // 2 units per block, the last block of a head 1
+      [{ B: 17, S: 5, NH: 4, DH: 8 }, 3], // 3, 3, 2
+      [{ B: 2, S: 3, NH: 1, DH: 520 }, 40], // 13 units per block
+      [{ B: 5, S: 6, NH: 1, DH: 64 }, 4], // 16 units per block
+    ];
+    for (const kind of ["slstm", "lstm"] as const)
+      for (const launch of ["split", "split-lane"] as const)
+        itCompiled(`${kind}, ${launch} launch with its blocks per head capped: the replay equals the CPU kernels (the same on a GPU: the capped bf16 case below)`, () => {
+          const prev = native.cudaSetRecurrentLaunch(launch);
+          try {
+            for (const [d, cap] of capped) {
+              const prevCap = native.cudaSetRecurrentSplitBlocks(cap);
+              try {
+                const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, true, false);
+                assert.ok(plan && plan.blocksPerHead <= cap && plan.blocksPerHead < Math.min(d.DH, Math.floor(132 / d.NH)), `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
+                parity(kind, true, [d]);
+              } finally {
+                native.cudaSetRecurrentSplitBlocks(prevCap);
+              }
+            }
+          } finally {
+            native.cudaSetRecurrentLaunch(prev);
+          }
+        });
+
+    itCompiled("cudaRecurrentPlan: the split plan follows the blocks-per-head cap (units spread evenly, the tensor-core tiles for the units)", () => {
+      // closed forms of cuda/recurrent_split.cuh's split_plan on the emulated H100 (132 SMs, one block each) and
+      // recurrent_tc.cuh's tc_tiles (own gate columns 4·nu in 16-wide tiles, padded to 1, 2, 4 or 8)
+      const tiles = (nu: number) => {
+        const t = Math.ceil((4 * nu) / 16);
+        return t > 8 ? 0 : t <= 2 ? t : t <= 4 ? 4 : 8;
+      };
+      const prevLaunch = native.cudaSetRecurrentLaunch("auto");
+      try {
+        const cases: [Dims, number[]][] = [
+          [{ B: 16, S: 4, NH: 1, DH: 768 }, [0, 96, 64, 48]],
+          [{ B: 4, S: 4, NH: 2, DH: 300 }, [0, 17]],
+          [{ B: 2, S: 4, NH: 4, DH: 64 }, [0, 17, 2]],
+        ];
+        for (const [d, caps] of cases)
+          for (const cap of caps) {
+            const prev = native.cudaSetRecurrentSplitBlocks(cap);
+            try {
+              const perHead = Math.floor(Math.min(132, cap === 0 ? 132 : cap * d.NH) / d.NH);
+              const nu = Math.ceil(d.DH / Math.min(perHead, d.DH)), P = Math.ceil(d.DH / nu);
+              for (const forward of [true, false])
+                for (const bf16 of [false, true]) {
+                  const tag = `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap} ${forward ? "forward" : "backward"}${bf16 ? " bf16" : ""}`;
+                  const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, forward, bf16);
+                  // G1's head in 48 blocks: the float32 forward's share of R (64 columns x 800 floats) and h_{t-1}
+                  // (16 x 768) take 254 KB, more than a block's 227 KiB: the rows launch; the tensor-core form's
+                  // bf16 share fits (the plan counts that form's shared memory under bf16)
+                  if (d.DH === 768 && cap === 48 && forward && !bf16) {
+                    assert.equal(plan, null, tag);
+                    continue;
+                  }
+                  assert.ok(plan, `${tag}: the split launch applies`);
+                  assert.equal(plan.unitsPerBlock, nu, `${tag}: units per block`);
+                  assert.equal(plan.blocksPerHead, P, `${tag}: blocks per head`);
+                  assert.equal(plan.tensorCoreTiles, bf16 ? tiles(nu) : 0, `${tag}: tensor-core tiles`);
+                }
+            } finally {
+              native.cudaSetRecurrentSplitBlocks(prev);
+            }
+          }
+        // where a block's share does not fit shared memory, the rows launch (G1 at 2 blocks of 384 units: their
+        // 1536 columns of R alone take 4.9 MB as float32)
+        const prev = native.cudaSetRecurrentSplitBlocks(2);
+        try {
+          assert.equal(native.cudaRecurrentPlan(16, 4, 1, 768, true, false), null);
+        } finally {
+          native.cudaSetRecurrentSplitBlocks(prev);
+        }
+        // the launch mode still rules: "rows" never splits
+        native.cudaSetRecurrentLaunch("rows");
+        assert.equal(native.cudaRecurrentPlan(16, 4, 1, 768, true, true), null);
+      } finally {
+        native.cudaSetRecurrentLaunch(prevLaunch);
+      }
+      const prev = native.cudaSetRecurrentSplitBlocks(5);
+      assert.equal(native.cudaSetRecurrentSplitBlocks(prev), 5);
+      throwsNaming(() => native.cudaSetRecurrentSplitBlocks(1), RangeError, "cudaSetRecurrentSplitBlocks", "perHead");
+      throwsNaming(() => native.cudaSetRecurrentSplitBlocks(-3), RangeError, "cudaSetRecurrentSplitBlocks", "perHead");
+      throwsNaming(() => native.cudaSetRecurrentSplitBlocks(2.5), RangeError, "cudaSetRecurrentSplitBlocks", "perHead");
+      throwsNaming(() => native.cudaRecurrentPlan(16, 4, 0, 768, true, true), RangeError, "cudaRecurrentPlan", "NH");
+      throwsNaming(() => native.cudaRecurrentPlan(16, 4, 1, 768, 1 as unknown as boolean, true), TypeError, "cudaRecurrentPlan", "forward");
+    });
+
     itCompiled("cudaSetRecurrentLaunch returns the previous mode and refuses unknown ones", () => {
       const prev = native.cudaSetRecurrentLaunch("split");
       assert.equal(native.cudaSetRecurrentLaunch(prev), "split");
       assert.throws(() => native.cudaSetRecurrentLaunch("fast" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentLaunch: mode must be "auto", "rows", "split" or "split-lane", got "fast"/.test(e.message));
     });
 
-    function parity(kind: Kind, emulate: boolean): void {
+    function parity(kind: Kind, emulate: boolean, cases: Dims[] = shapes): void {
       const ns = kind === "slstm" ? 4 : 2;
       const cpuF = kind === "slstm" ? native.slstmForward : native.lstmForward;
       const devF =
         kind === "slstm" ? (emulate ? native.cudaSlstmForwardEmulate : native.cudaSlstmForwardHost) : emulate ? native.cudaLstmForwardEmulate : native.cudaLstmForwardHost;
       const devB = kind === "slstm" ? (emulate ? native.cudaSlstmBackwardEmulate : native.cudaSlstmBackwardHost) : emulate ? native.cudaLstmBackwardEmulate : native.cudaLstmBackwardHost;
       let seed = 100;
-      for (const d of shapes)
+      for (const d of cases)
         for (const withState of [false, true]) {
           const n = lens(d, ns);
           const tag = `${emulate ? "emulated " : ""}${kind} B=${d.B} S=${d.S} NH=${d.NH} DH=${d.DH}${withState ? " state0" : ""}`;
@@ -355,7 +446,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       return { dx, dR: Float32Array.from(dR), db: Float32Array.from(db), ds0 };
     }
 
-    function bf16Parity(kind: Kind, emulate: boolean): void {
+    function bf16Parity(kind: Kind, emulate: boolean, cases: Dims[] = shapes): void {
       const ns = kind === "slstm" ? 4 : 2;
       const S = kind === "slstm" ? "Slstm" : "Lstm";
       const nat = native as unknown as Record<string, (...a: unknown[]) => void>;
@@ -364,7 +455,7 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       let seed = 900;
       let apart = 0, apartB = 0;
       const bound: number[] = [];
-      for (const d of shapes) {
+      for (const d of cases) {
         // the large shapes (G1's, DH ~1000) once, with a state and final cotangents: the replay and the float64
         // reference are slow there, and the smaller shapes cover every variant
         const big = d.B * d.NH * d.DH * d.DH >= 2e6;
@@ -443,8 +534,33 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
         }
       }
       if (process.env.XLSTM_TEST_VERBOSE) console.log(`bf16 ${kind}: error / E_ref per case`, bound.map((r) => r.toFixed(2)).join(" "));
-      assert.ok(apart >= 12 && apartB >= 6, `the bf16 / float32 separation was checked at ${apart} forward and ${apartB} backward cases`);
+      if (cases === shapes) assert.ok(apart >= 12 && apartB >= 6, `the bf16 / float32 separation was checked at ${apart} forward and ${apartB} backward cases`);
     }
+
+    // blocks per head capped (cudaSetRecurrentSplitBlocks): more units per block, wider column tiles (G1 at 48 blocks:
+    // 4 tiles of its own 64 columns read from shared memory; at 64 blocks: 48 columns padded to 64; 26 units: 8 tiles)
+    const cappedBf16: [Dims, number][] = [
+      [{ B: 3, S: 5, NH: 2, DH: 3 }, 2],
+      [{ B: 2, S: 3, NH: 1, DH: 520 }, 20],
+      [{ B: 16, S: 2, NH: 1, DH: 768 }, 48],
+      [{ B: 16, S: 2, NH: 1, DH: 768 }, 64],
+    ];
+    for (const kind of ["slstm", "lstm"] as const)
+      for (const emulate of [true, false])
+        (emulate ? itCompiled : itCuda)(`${kind}: the tensor-core form with its blocks per head capped ${emulate ? "(replayed on the host)" : "on the GPU"} equals the step-by-step bf16 reference`, () => {
+          for (const [d, cap] of cappedBf16) {
+            const prev = native.cudaSetRecurrentSplitBlocks(cap);
+            try {
+              for (const forward of [true, false]) {
+                const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, forward, true);
+                assert.ok(plan && plan.blocksPerHead <= cap && plan.tensorCoreTiles > 0, `B=${d.B} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
+              }
+              bf16Parity(kind, emulate, [d]);
+            } finally {
+              native.cudaSetRecurrentSplitBlocks(prev);
+            }
+          }
+        });
 
     for (const kind of ["slstm", "lstm"] as const) {
       itCompiled(`${kind}: the tensor-core form replayed on the host (cuda*Bf16Emulate) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, true));

@@ -8,7 +8,9 @@
 // bodies on the host, launch by launch (no GPU needed, but a build with CUDA). The *Bf16Host / *Bf16Emulate exports
 // (same arguments) run the form under the bf16 autocast (tensor-core products with bf16 operands, cuda/recurrent_tc.cuh)
 // on the GPU / replayed on the host.
-// cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both.
+// cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both;
+// cudaSetRecurrentSplitBlocks(perHead) caps the split launch's blocks per head; cudaRecurrentPlan says which split
+// plan the replays follow.
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
 // (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
 // dbias, dstate0 concatenated); returns the number of other inconsistencies found.
@@ -72,6 +74,37 @@ Napi::Value CudaSetRecurrentLaunch(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), kModes[prev]);
 }
 
+// cudaSetRecurrentSplitBlocks(perHead: 0 | >= 2) -> the previous cap: the split launch's blocks per head at most (0:
+// as many as the device holds, one per SM; cuda::set_recurrent_split_blocks; process-wide, for benchmarks and tests)
+Napi::Value CudaSetRecurrentSplitBlocks(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetRecurrentSplitBlocks"};
+  require_count(c, 1);
+  const int64_t n = require_int(c, 0, "perHead", 0, 1 << 16);
+  if (n == 1) throw_range(c, "perHead must be 0 (as many blocks as the device holds) or >= 2, got 1");
+  int64_t prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_split_blocks(n); });
+  return Napi::Number::New(info.Env(), static_cast<double>(prev));
+}
+
+// cudaRecurrentPlan(B, S, NH, DH, forward, bf16) -> null (the rows launch) | {blocksPerHead, unitsPerBlock,
+// tensorCoreTiles}: the split plan the *Emulate replays follow (an H100's 132 SMs and 227 KiB per block) under the
+// current launch mode and blocks-per-head cap
+Napi::Value CudaRecurrentPlan(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaRecurrentPlan"};
+  require_count(c, 6);
+  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
+  const bool fwd = require_bool(c, 4, "forward"), bf16 = require_bool(c, 5, "bf16");
+  int64_t P = 0, nu = 0, tc = 0;
+  bool split = false;
+  run_sync(info.Env(), c.fn, [&] { split = cuda::recurrent_emulated_plan(s.d, fwd, bf16, &P, &nu, &tc); });
+  if (!split) return info.Env().Null();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("blocksPerHead", static_cast<double>(P));
+  o.Set("unitsPerBlock", static_cast<double>(nu));
+  o.Set("tensorCoreTiles", static_cast<double>(tc));
+  return o;
+}
+
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
 Napi::Value CudaRecurrentCoverage(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaRecurrentCoverage"};
@@ -113,6 +146,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaLstmBackwardBf16Emulate", CudaBackward<false, true, true>);
   def("cudaRecurrentCoverage", CudaRecurrentCoverage);
   def("cudaSetRecurrentLaunch", CudaSetRecurrentLaunch);
+  def("cudaSetRecurrentSplitBlocks", CudaSetRecurrentSplitBlocks);
+  def("cudaRecurrentPlan", CudaRecurrentPlan);
 }
 
 }  // namespace

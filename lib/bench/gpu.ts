@@ -9,7 +9,9 @@
 // `lm-train-grouped-gemm` with the float32 GEMM's uncut products on the grouped kernel (cudaSetGemmForm); the
 // `-wide-gemm` rows of G1, G2 and G3 time the bf16 passes with the bf16 GEMM's opt-in shape-based choices
 // (cudaSetGemmBf16Tiles("auto"): 64 x 128 tiles for products of many tiles, long K cut over a few waves of tiles: G1's
-// dR), back to back with the default's, until these rows show them faster.
+// dR), back to back with the default's, until these rows show them faster; G1's `-split-blocks{96,64,48}` rows time
+// the bf16 recurrences with the split launch's blocks per head capped (cudaSetRecurrentSplitBlocks: fewer blocks of
+// more units than one per SM), each with the plan the emulated H100 takes for it.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -137,6 +139,21 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
         // bf16: the same with dR's GEMM on the 64 x 128 tiles, cut along K (opt-in), back to back
         const wide = dtype === "bfloat16" ? await withWideBf16Tiles(() => timeGpu(step, reps)) : null;
         if (wide) yield { workload, name: `${kind}-forward-backward${tag}-wide-gemm`, metric: "ms", value: wide.median * 1e3, ...common, min: wide.min * 1e3, max: wide.max * 1e3, ...published(wide.median * 1e3, 8.2, 13.6, "FlashRNN") };
+        // bf16: the split launch with fewer blocks per head (more units each): less exchange per step, a cheaper grid
+        // barrier, more work per block; back to back with the default (one block per SM), until these rows pick one
+        if (dtype === "bfloat16" && launch === null && typeof native.cudaSetRecurrentSplitBlocks === "function")
+          for (const cap of [96, 64, 48]) {
+            const prevCap = native.cudaSetRecurrentSplitBlocks(cap);
+            try {
+              const plan = native.cudaRecurrentPlan(B, T, 1, H, false, true);
+              const cf = await timeGpu(() => void y(), reps), cb = await timeGpu(step, reps);
+              const capped = { ...common, split_blocks_per_head: cap, emulated_plan: plan };
+              yield { workload, name: `${kind}-forward${tag}-split-blocks${cap}`, metric: "ms", value: cf.median * 1e3, ...capped, min: cf.min * 1e3, max: cf.max * 1e3, ...published(cf.median * 1e3, 2.9, 4.9, "FlashRNN") };
+              yield { workload, name: `${kind}-forward-backward${tag}-split-blocks${cap}`, metric: "ms", value: cb.median * 1e3, ...capped, min: cb.min * 1e3, max: cb.max * 1e3, ...published(cb.median * 1e3, 8.2, 13.6, "FlashRNN") };
+            } finally {
+              native.cudaSetRecurrentSplitBlocks(prevCap);
+            }
+          }
       }
   } finally {
     native.cudaSetRecurrentLaunch(prev);
