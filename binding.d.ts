@@ -738,7 +738,9 @@ export interface Binding {
   /** The split launch's blocks per head at most: 0 (default) as many as the device holds (one per SM), else that cap (>= 2: fewer blocks, more units each); returns the previous cap. Process-wide, for benchmarks (G1's `-split-blocks` rows) and tests. */
   cudaSetRecurrentSplitBlocks(perHead: number): number;
   /** The split plan the *Emulate replays follow (an H100: 132 SMs, 227 KiB of shared memory per block) for the forward or backward, float32 or bf16, under the current launch mode and cap: null for the rows launch; tensorCoreTiles 0 where the bf16 tensor-core form does not apply. */
-  cudaRecurrentPlan(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { blocksPerHead: number; unitsPerBlock: number; tensorCoreTiles: number } | null;
+  cudaRecurrentPlan(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { blocksPerHead: number; unitsPerBlock: number; tensorCoreTiles: number; exchange: "partials" | "gather" } | null;
+  /** How the bf16 tensor-core backward's blocks of a head exchange the recurrent gradient: "partials" (default: each block's partial ∂h of all units, summed by the owners) or "gather" (each block's dp gathered by all, cuda/recurrent_gather.cuh; where its shared memory fits; not yet run on a GPU); returns the previous one. */
+  cudaSetRecurrentExchange(exchange: "partials" | "gather"): "partials" | "gather";
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
   /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */
   cudaMlstmChunkwiseForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;

@@ -384,8 +384,12 @@ int set_recurrent_launch(int mode);
 int64_t set_recurrent_split_blocks(int64_t per_head);
 // The plan the *_emulate replays follow (an H100's 132 SMs, one block each, 227 KiB of shared memory per block) for
 // the forward (fwd) or backward, float32 or bf16: false for the rows launch, else blocks per head, units per block
-// and the tensor-core form's column tiles (0: not that form).
-bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc_tiles);
+// and the tensor-core form's column tiles (0: not that form), and whether its backward gathers dp.
+bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc_tiles,
+                             bool* gather);
+// The bf16 tensor-core backward's exchange between a head's blocks: 0 (the default) partial ∂h sums, 1 the gather of
+// dp (cuda/recurrent_gather.cuh; where its shared memory fits). Process-wide; returns the previous one.
+int set_recurrent_exchange(int exchange);
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-recurrent-block

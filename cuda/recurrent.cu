@@ -287,6 +287,7 @@ struct BwdArgs {
   const float *gates, *states, *dy, *dfinal, *state0, *R;
   bool exact_m0_grad;
   float* dx_tb = nullptr;  // the tc form: dx also in [S, B, 4H] order (time-major, as states), for its dR GEMM
+  uint16_t* dpx = nullptr;  // the gather form: the exchange buffer of dp as bf16 (SplitLaunch::dpx_off)
 };
 
 template <class Cell>
@@ -572,6 +573,7 @@ inline void pg_partial_replay(const RecLaunch& L, float* part, const float* dx, 
 
 #include "recurrent_split.cuh"
 #include "recurrent_tc.cuh"
+#include "recurrent_gather.cuh"
 
 // ---- launch helpers --------------------------------------------------------------------------------------------
 
@@ -620,6 +622,9 @@ std::atomic<int> g_launch{0};
 // times on a GPU: per step, each block's share of the exchange (the backward's partial ∂h: P x B x DH floats written
 // and read per step) and the grid barrier's cost grow with P, the block's own products with its units.
 std::atomic<int64_t> g_split_blocks{0};
+// The tc backward's exchange between a head's blocks (cuda::set_recurrent_exchange): 0 partial ∂h sums
+// (recurrent_tc.cuh), 1 the gather of dp (recurrent_gather.cuh; opt-in until a GPU has run and timed it).
+std::atomic<int> g_exchange{0};
 
 // The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`
 // bytes of shared memory per block: false when the split launch does not apply (forced "rows", or auto and the rows
@@ -637,6 +642,8 @@ bool plan_split(const RecLaunch& L, bool fwd, bool bf16, int64_t sms, int64_t li
   for (int iter = 0; iter < 3; ++iter) {
     if (!split_plan(L, capacity, S)) return false;
     S->tc = bf16 ? tc_tiles(S->nu) : 0;
+    S->gather = S->tc && !fwd && g_exchange.load() == 1;
+    if (S->gather && form_bytes(*S) > limit) S->gather = false;  // (the gathered dp of a large head and batch)
     if (S->tc && form_bytes(*S) > limit) S->tc = 0;
     *bytes = form_bytes(*S);
     if (*bytes > limit) return false;
@@ -677,6 +684,7 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch
 template <class K>
 bool fall_back_to_float32_split(SplitLaunch* S, K kernel, bool fwd, size_t* bytes, const char* entry) {
   S->tc = 0;
+  S->gather = false;
   const int64_t b = (fwd ? S->fwd_floats() : S->bwd_floats()) * static_cast<int64_t>(sizeof(float));
   int dev = 0, optin = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
@@ -789,15 +797,20 @@ SplitRun launch_split_backward(SplitLaunch S, BwdArgs a, float* part, size_t byt
   if (S.tc) {  // the tensor-core form (planned under bf16 where it applies and fits), then its dR, dbias
     const RecLaunch& L = S.L;
     StreamScratch<float> dx_tb(L.S * L.B * 4 * L.H, st, entry);
+    StreamScratch<uint16_t> dpx(S.gather ? S.dpx_halves() : 0, st, entry);
     a.dx_tb = dx_tb.p;
+    a.dpx = dpx.p;
     void* targs[] = {&a, &S, &part};
-    if (launch_lane(tc_backward_kernel<Cell>(S), static_cast<int64_t>(bytes), S.blocks, targs, st, entry)) {
+    void* gargs[] = {&a, &S};
+    if (S.gather ? launch_lane(gather_backward_kernel<Cell>(S), static_cast<int64_t>(bytes), S.blocks, gargs, st, entry)
+                 : launch_lane(tc_backward_kernel<Cell>(S), static_cast<int64_t>(bytes), S.blocks, targs, st, entry)) {
       gemm_bf16_grouped(tc_dr_gemm(L, dR, dx_tb.p, a.states, a.state0), st);
       const TcBiasSum bs(L);
       reduce_axes(ReduceOp::Sum, dbias, nullptr, a.dx, 2, bs.shape, bs.reduced, st);
       return SplitRun::TensorCores;
     }
     a.dx_tb = nullptr;
+    a.dpx = nullptr;
     if (!fall_back_to_float32_split(&S, rec_split_backward_kernel<Cell, 0>, false, &bytes, entry)) return SplitRun::Refused;
   }
   if (lane_requested()) {  // opt-in, as forward_impl's lane form
@@ -961,7 +974,8 @@ void backward_emulate_impl(float* dx, float* dR, float* dbias, float* dstate0, c
     std::vector<float> dx_tb(static_cast<size_t>(L.S * L.B * 4 * L.H), __builtin_nanf(""));
     BwdArgs at = a;
     at.dx_tb = dx_tb.data();
-    split_tc_backward_replay<Cell>(S, at);
+    if (S.gather) split_gather_backward_replay<Cell>(S, at);
+    else split_tc_backward_replay<Cell>(S, at);
     gemm_bf16_grouped_replay(tc_dr_gemm(L, dR, dx_tb.data(), states, state0));
     const TcBiasSum bs(L);
     std::vector<int32_t> writes(static_cast<size_t>(4 * L.H), 0);
@@ -1052,12 +1066,17 @@ int set_recurrent_launch(int mode) {
   return g_launch.exchange(mode);
 }
 
-bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc) {
+bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc, bool* gather) {
   require_dims(d, "recurrent_emulated_plan");
   SplitLaunch S;
   if (!emulated_split(make_launch(d), fwd, bf16, &S)) return false;
-  *blocks_per_head = S.P, *units = S.nu, *tc = S.tc;
+  *blocks_per_head = S.P, *units = S.nu, *tc = S.tc, *gather = S.gather;
   return true;
+}
+
+int set_recurrent_exchange(int exchange) {
+  if (exchange < 0 || exchange > 1) throw std::invalid_argument("set_recurrent_exchange: exchange must be 0 (partials) or 1 (gather)");
+  return g_exchange.exchange(exchange);
 }
 
 int64_t set_recurrent_split_blocks(int64_t per_head) {

@@ -71,6 +71,8 @@ struct SplitLaunch {
   int lane_m;      // forward: the lane form's j slots per lane (R in registers), 0: R in shared memory
   int lane_j;      // backward: the lane form's rows of R per thread (registers), 0: R in shared memory
   int tc;          // the bf16 tensor-core form (recurrent_tc.cuh): own gate columns padded to 16·tc (1 or 2), 0: not it
+  bool gather = false;  // the tc backward's exchange: false, partial ∂h (reduce-scatter); true, dp (all-gather:
+                        // recurrent_gather.cuh)
   // ---- block -> (head, first unit, units owned)
   __host__ __device__ void block_units(int64_t blk, int64_t* hd, int64_t* u0, int64_t* n) const {
     *hd = blk / P;
@@ -99,6 +101,7 @@ struct SplitLaunch {
   }
   __host__ __device__ int64_t bwd_r_floats() const { return lane_j ? 0 : r_floats(); }  // the lane form: R in registers
   __host__ __device__ int64_t bwd_floats() const {
+    if (tc && gather) return tc_halves_floats(tc_bwd_halves()) + gather_red_floats() + 2 * L.B * nu;
     if (tc) return tc_halves_floats(tc_bwd_halves()) + tc_scratch_floats() + 2 * L.B * nu;
     return bwd_r_floats() + L.B * 4 * nu + 2 * L.B * nu;
   }
@@ -125,7 +128,18 @@ struct SplitLaunch {
   __host__ __device__ int64_t lddp() const { return tc_wp() + 8; }
   __host__ __device__ int64_t rs_halves() const { return 16 * tc_kt() * ldrs(); }
   __host__ __device__ int64_t tc_fwd_halves() const { return rs_halves() + 16 * tc_mt() * ldhb(); }
-  __host__ __device__ int64_t tc_bwd_halves() const { return rs_halves() + 16 * tc_mt() * lddp(); }
+  __host__ __device__ int64_t tc_bwd_halves() const { return gather ? gather_halves() : rs_halves() + 16 * tc_mt() * lddp(); }
+  // the gather backward (recurrent_gather.cuh): R's rows of the own units over all 4DH head columns rg [16·ut][ldg],
+  // the gathered dp of the head dg [16·mt][ldg] (bf16), the warps' partial sums red [8][16·mt][16·ut + 4] (floats)
+  __host__ __device__ int64_t tc_ut() const { return (nu + 15) / 16; }          // 16-unit tiles of the own units
+  __host__ __device__ int64_t gather_kt() const { return (4 * L.DH + 15) / 16; }  // 16-column tiles of the head's 4DH
+  __host__ __device__ int64_t ldg() const { return 16 * gather_kt() + 8; }
+  __host__ __device__ int64_t ldgred() const { return 16 * tc_ut() + 4; }
+  __host__ __device__ int64_t gather_halves() const { return 16 * (tc_ut() + tc_mt()) * ldg(); }
+  __host__ __device__ int64_t gather_red_floats() const { return 8 * 16 * tc_mt() * ldgred(); }
+  // the exchange buffer of dp (bf16): dpx[buf][b][hd][k], k < 4DH the head's columns, buf = t & 1
+  __host__ __device__ int64_t dpx_off(int64_t buf, int64_t b, int64_t h, int64_t k) const { return ((buf * L.B + b) * L.NH + h) * 4 * L.DH + k; }
+  int64_t dpx_halves() const { return 2 * L.B * L.NH * 4 * L.DH; }
   __host__ __device__ static int64_t tc_halves_floats(int64_t h) { return (h / 2 + 7) / 8 * 8; }
   __host__ __device__ int64_t tc_red_floats() const { return 8 * 16 * tc_mt() * ldred(); }
   __host__ __device__ int64_t tc_scratch_floats() const { return 8 * 16 * kTcScratchLd; }
@@ -464,12 +478,12 @@ struct SplitBwd {
   __host__ __device__ SplitBwd(const SplitLaunch& s, const BwdArgs& args, float* part_, int64_t b, float* sm, uint16_t* smb = nullptr)
       : S(s), a(args), part(part_), blk(b) {
     S.block_units(blk, &hd, &u0, &n);
-    if (S.tc) {  // the bf16 tensor-core form: R's own columns and dp as bf16
+    if (S.tc) {  // the bf16 tensor-core form: R's own columns and dp as bf16 (gather: R's own rows, the head's dp)
       rs = smb;
-      db = smb + S.rs_halves();
+      db = smb + (S.gather ? 16 * S.tc_ut() * S.ldg() : S.rs_halves());
       Rs = dp = nullptr;
       scratch = sm;
-      dc = sm + S.tc_scratch_floats();
+      dc = sm + (S.gather ? S.gather_red_floats() : S.tc_scratch_floats());
       dn = dc + S.L.B * S.nu;
       return;
     }
@@ -499,6 +513,13 @@ struct SplitBwd {
       for (int q = 0; q < Batch; ++q)
         if (q0 + q < q_end) acc += v[q];
     }
+    return acc;
+  }
+  // the gather form: (row b, own unit lu)'s recurrent ∂h, the 8 warps' partial products in warp order
+  __host__ __device__ float gather_summed(int64_t b, int64_t lu) const {
+    const int64_t rows = 16 * S.tc_mt(), ld = S.ldgred();
+    float acc = 0.0f;
+    for (int wp = 0; wp < 8; ++wp) acc += scratch[(wp * rows + b) * ld + lu];
     return acc;
   }
   // the tc form: item i's recurrent ∂h from the sum phase's range sums (scratch[p·items + i], p in order)
@@ -553,11 +574,14 @@ struct SplitBwd {
     for (int64_t i = tid; i < S.L.B * n; i += nt) cell_item<SumBatch>(t, i, ItemLoad{this, t, i / n, u0 + i % n});
   }
   // item i's cell backward at step t from its inputs v (ItemLoad / ItemIn) and ∂h = dy + the partials of t + 1
-  template <int SumBatch = kSplitSumBatch, class In>
+  // (Gather: the gather form's, S.gather; a template argument so the other kernels carry none of its code: the tc
+  // kernel's register form spilled with it)
+  template <int SumBatch = kSplitSumBatch, bool Gather = false, class In>
   __host__ __device__ void cell_item(int64_t t, int64_t i, const In& v) const {
     const int64_t DH = S.L.DH, w = 4 * n, b = i / n, lu = i % n, u = u0 + lu;
     const float pi = v.gate(0), pf = v.gate(1), pz = v.gate(2), po = v.gate(3);
-    const float gh = v.dy() + (S.tc && t + 1 < S.L.S ? tc_summed(i) : dh_rec<SumBatch>(t, b, u));  // tc: tc_sum_phase's
+    // tc: tc_sum_phase's range sums; gather: the warps' partial products (gather_summed)
+    const float gh = v.dy() + (S.tc && t + 1 < S.L.S ? (Gather ? gather_summed(b, lu) : tc_summed(i)) : dh_rec<SumBatch>(t, b, u));
     const float c1 = v.state(1);
     float dpi, dpf, dpz, dpo, dck = dc[i];
     if constexpr (NS == 4) {
@@ -568,7 +592,13 @@ struct SplitBwd {
       Cell::backward(pi, pf, pz, po, v.prev(1), c1, gh, &dck, &dpi, &dpf, &dpz, &dpo);
     }
     dc[i] = dck;
-    if (S.tc) {  // own column g·n + lu of row b, rounded for the tensor-core products
+    if (Gather) {  // the head's columns g·DH + u of row b in the exchange buffer, rounded (recurrent_gather.cuh)
+      uint16_t* d = a.dpx + S.dpx_off(t & 1, b, hd, u);
+      d[0] = bf16_math::round(dpi);
+      d[DH] = bf16_math::round(dpf);
+      d[2 * DH] = bf16_math::round(dpz);
+      d[3 * DH] = bf16_math::round(dpo);
+    } else if (S.tc) {  // own column g·n + lu of row b, rounded for the tensor-core products
       uint16_t* d = db + b * S.lddp();
       d[lu] = bf16_math::round(dpi);
       d[n + lu] = bf16_math::round(dpf);
@@ -643,12 +673,13 @@ struct SplitBwd {
       }
     }
   }
-  // dstate0 from the carried cotangents after step 0 (∂h: the partials of step 0)
+  // dstate0 from the carried cotangents after step 0 (∂h: the partials of step 0; gather: the warps' products of
+  // step 0's dp, which the gather kernel computes after its last step)
   __host__ __device__ void final_phase(int tid, int nt) const {
     if (!a.dstate0) return;
     for (int64_t i = tid; i < S.L.B * n; i += nt) {
       const int64_t b = i / n, u = u0 + i % n;
-      a.dstate0[S.L.state0_off(0, hd, b, u)] = sum_partials(0, b, u);
+      a.dstate0[S.L.state0_off(0, hd, b, u)] = S.gather ? gather_summed(b, i % n) : sum_partials(0, b, u);
       a.dstate0[S.L.state0_off(1, hd, b, u)] = dc[i];
       if (NS == 4) {
         a.dstate0[S.L.state0_off(2, hd, b, u)] = dn[i];

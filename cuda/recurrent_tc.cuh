@@ -179,11 +179,12 @@ __host__ __device__ inline void tc_sum_phase(const SplitBwd<Cell>& g, int64_t t,
 }
 
 // The backward's cell phase: item tid from its prefetched inputs, the thread's further items loading theirs
-template <class Cell>
+// (Gather: the gather form's, recurrent_gather.cuh)
+template <class Cell, bool Gather = false>
 __host__ __device__ inline void tc_cell_phase(const SplitBwd<Cell>& g, int64_t t, int tid, int nt, const typename SplitBwd<Cell>::ItemIn& first) {
   const int64_t items = g.S.L.B * g.n;
-  if (tid < items) g.template cell_item<kTcSumBatch>(t, tid, first);
-  for (int64_t i = tid + nt; i < items; i += nt) g.template cell_item<kTcSumBatch>(t, i, g.item_in(t, i));
+  if (tid < items) g.template cell_item<kTcSumBatch, Gather>(t, tid, first);
+  for (int64_t i = tid + nt; i < items; i += nt) g.template cell_item<kTcSumBatch, Gather>(t, i, g.item_in(t, i));
 }
 
 template <class Cell>

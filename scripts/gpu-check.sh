@@ -21,8 +21,9 @@
 # "-wide-gemm" rows of G1, G2, G3); session 16's opt-in fused intra-chunk kernels (cudaSetMlstmIntra("fused"): "on
 # the GPU" / "fused intra" match their test/21 and test/23 cases; timed by G2's "-fused-intra" rows, profiled by
 # STEPS=profile PROFILE=g2-fused:128 NCU_KERNELS=mlstm_fused); session 17's capped split launch of the recurrences
-# (cudaSetRecurrentSplitBlocks: test/21.cuda-recurrent's "capped" and "on the GPU" cases; timed by G1's
-# "-split-blocks{96,64,48}" rows in the "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
+# (cudaSetRecurrentSplitBlocks) and the bf16 backward's gather exchange (cudaSetRecurrentExchange("gather"),
+# recurrent_gather.cuh): test/21.cuda-recurrent's "capped" and "on the GPU" cases; timed by G1's
+# "-split-blocks{96,64,48}" and "-gather" rows in the "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
 # (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).
@@ -109,7 +110,7 @@ if has reference; then
   step "reference done"
 fi
 if has profile; then
-  # Nsight Compute over one pass of PROFILE (g1 | g2 | g2-bf16 | g2-fused[:chunk]: scripts/gpu-profile.js), kernels matching NCU_KERNELS (g1: the
+  # Nsight Compute over one pass of PROFILE (g1 | g1-bf16[:cap] | g1-gather[:cap] | g2 | g2-bf16 | g2-fused[:chunk]: scripts/gpu-profile.js), kernels matching NCU_KERNELS (g1: the
   # split recurrences and the dR pass; g2: the first NCU_COUNT launches, every kind): the details page (throughput,
   # stall reasons, occupancy) and the per-SASS-instruction source page (stall samples)
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -562,6 +562,57 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
           }
         });
 
+    // The backward's "gather" exchange (cudaSetRecurrentExchange, cuda/recurrent_gather.cuh): each block gathers the
+    // head's bf16 dp and multiplies its own rows of R, instead of summing the other blocks' partial products. Shapes:
+    // T = 1, one unit per block (DH 3), odd head sizes (4DH not a multiple of 8: the scalar staging), several row tiles
+    // (B 17, 64), two unit tiles (26 units per block at cap 20), NH > 1, G1 at its default plan and at 48 blocks.
+    const gathered: [Dims, number][] = [
+      [{ B: 1, S: 1, NH: 1, DH: 2 }, 0], // T = 1: only the gather after the last step (∂h_{-1})
+      [{ B: 3, S: 5, NH: 2, DH: 3 }, 0],
+      [{ B: 17, S: 5, NH: 4, DH: 8 }, 0],
+      [{ B: 1, S: 7, NH: 3, DH: 33 }, 0],
+      [{ B: 64, S: 3, NH: 1, DH: 24 }, 0],
+      [{ B: 2, S: 40, NH: 2, DH: 16 }, 0],
+      [{ B: 2, S: 3, NH: 1, DH: 520 }, 20],
+      [{ B: 16, S: 2, NH: 1, DH: 768 }, 0],
+      [{ B: 16, S: 2, NH: 1, DH: 768 }, 48],
+    ];
+    for (const kind of ["slstm", "lstm"] as const)
+      for (const emulate of [true, false])
+        (emulate ? itCompiled : itCuda)(`${kind}: the tensor-core backward with the gather exchange ${emulate ? "(replayed on the host)" : "on the GPU"} equals the step-by-step bf16 reference`, () => {
+          const prevEx = native.cudaSetRecurrentExchange("gather");
+          try {
+            for (const [d, cap] of gathered) {
+              const prev = native.cudaSetRecurrentSplitBlocks(cap);
+              try {
+                const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, false, true);
+                assert.ok(plan && plan.tensorCoreTiles > 0 && plan.exchange === "gather", `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
+                bf16Parity(kind, emulate, [d]);
+              } finally {
+                native.cudaSetRecurrentSplitBlocks(prev);
+              }
+            }
+          } finally {
+            native.cudaSetRecurrentExchange(prevEx);
+          }
+        });
+
+    itCompiled("cudaSetRecurrentExchange: partials by default, the forward and float32 never gather, refuses unknown exchanges", () => {
+      const prev = native.cudaSetRecurrentExchange("gather");
+      try {
+        assert.equal(native.cudaSetRecurrentExchange("gather"), "gather");
+        assert.equal(native.cudaRecurrentPlan(16, 4, 1, 768, false, true)?.exchange, "gather");
+        assert.equal(native.cudaRecurrentPlan(16, 4, 1, 768, true, true)?.exchange, "partials");
+        assert.equal(native.cudaRecurrentPlan(16, 4, 1, 768, false, false)?.exchange, "partials");
+        // B 64 at G1's head: the gathered dp (64 x 3072 bf16) and R's rows no longer fit a block: the partials
+        assert.equal(native.cudaRecurrentPlan(64, 4, 1, 768, false, true)?.exchange, "partials");
+      } finally {
+        assert.equal(native.cudaSetRecurrentExchange(prev), "gather");
+      }
+      assert.equal(prev, "partials", "the default exchange");
+      assert.throws(() => native.cudaSetRecurrentExchange("scatter" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentExchange: exchange must be "partials" or "gather", got "scatter"/.test(e.message));
+    });
+
     for (const kind of ["slstm", "lstm"] as const) {
       itCompiled(`${kind}: the tensor-core form replayed on the host (cuda*Bf16Emulate) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, true));
       itCuda(`${kind}: the tensor-core form on the GPU (cuda*Bf16Host) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, false));

@@ -9,8 +9,9 @@
 // (same arguments) run the form under the bf16 autocast (tensor-core products with bf16 operands, cuda/recurrent_tc.cuh)
 // on the GPU / replayed on the host.
 // cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both;
-// cudaSetRecurrentSplitBlocks(perHead) caps the split launch's blocks per head; cudaRecurrentPlan says which split
-// plan the replays follow.
+// cudaSetRecurrentSplitBlocks(perHead) caps the split launch's blocks per head; cudaSetRecurrentExchange(exchange)
+// picks the bf16 backward's exchange (partial sums or the gather of dp); cudaRecurrentPlan says which split plan the
+// replays follow.
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
 // (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
 // dbias, dstate0 concatenated); returns the number of other inconsistencies found.
@@ -95,14 +96,26 @@ Napi::Value CudaRecurrentPlan(const Napi::CallbackInfo& info) {
   const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
   const bool fwd = require_bool(c, 4, "forward"), bf16 = require_bool(c, 5, "bf16");
   int64_t P = 0, nu = 0, tc = 0;
-  bool split = false;
-  run_sync(info.Env(), c.fn, [&] { split = cuda::recurrent_emulated_plan(s.d, fwd, bf16, &P, &nu, &tc); });
+  bool split = false, gather = false;
+  run_sync(info.Env(), c.fn, [&] { split = cuda::recurrent_emulated_plan(s.d, fwd, bf16, &P, &nu, &tc, &gather); });
   if (!split) return info.Env().Null();
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("blocksPerHead", static_cast<double>(P));
   o.Set("unitsPerBlock", static_cast<double>(nu));
   o.Set("tensorCoreTiles", static_cast<double>(tc));
+  o.Set("exchange", gather ? "gather" : "partials");
   return o;
+}
+
+// cudaSetRecurrentExchange(exchange: "partials" | "gather") -> the previous one: how the bf16 tensor-core backward's
+// blocks of a head exchange the recurrent gradient (cuda::set_recurrent_exchange; process-wide, benchmarks and tests)
+Napi::Value CudaSetRecurrentExchange(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetRecurrentExchange"};
+  static const char* const kModes[] = {"partials", "gather"};
+  const int mode = require_choice(c, 0, "exchange", {kModes[0], kModes[1]});
+  int prev = 0;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_exchange(mode); });
+  return Napi::String::New(info.Env(), kModes[prev]);
 }
 
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
@@ -148,6 +161,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaSetRecurrentLaunch", CudaSetRecurrentLaunch);
   def("cudaSetRecurrentSplitBlocks", CudaSetRecurrentSplitBlocks);
   def("cudaRecurrentPlan", CudaRecurrentPlan);
+  def("cudaSetRecurrentExchange", CudaSetRecurrentExchange);
 }
 
 }  // namespace

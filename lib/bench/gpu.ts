@@ -11,7 +11,8 @@
 // (cudaSetGemmBf16Tiles("auto"): 64 x 128 tiles for products of many tiles, long K cut over a few waves of tiles: G1's
 // dR), back to back with the default's, until these rows show them faster; G1's `-split-blocks{96,64,48}` rows time
 // the bf16 recurrences with the split launch's blocks per head capped (cudaSetRecurrentSplitBlocks: fewer blocks of
-// more units than one per SM), each with the plan the emulated H100 takes for it.
+// more units than one per SM), its `-gather` rows the bf16 backward with the gather exchange
+// (cudaSetRecurrentExchange("gather")), each with the plan the emulated H100 takes for it.
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -140,20 +141,30 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
         const wide = dtype === "bfloat16" ? await withWideBf16Tiles(() => timeGpu(step, reps)) : null;
         if (wide) yield { workload, name: `${kind}-forward-backward${tag}-wide-gemm`, metric: "ms", value: wide.median * 1e3, ...common, min: wide.min * 1e3, max: wide.max * 1e3, ...published(wide.median * 1e3, 8.2, 13.6, "FlashRNN") };
         // bf16: the split launch with fewer blocks per head (more units each): less exchange per step, a cheaper grid
-        // barrier, more work per block; back to back with the default (one block per SM), until these rows pick one
-        if (dtype === "bfloat16" && launch === null && typeof native.cudaSetRecurrentSplitBlocks === "function")
-          for (const cap of [96, 64, 48]) {
+        // barrier, more work per block; and the backward's gather exchange (dp gathered instead of partial ∂h summed;
+        // the forward is the same); back to back with the default (one block per SM, partials), until these rows pick
+        if (dtype === "bfloat16" && launch === null && typeof native.cudaSetRecurrentSplitBlocks === "function") {
+          const variants: { cap: number; gather: boolean }[] = [{ cap: 96, gather: false }, { cap: 64, gather: false }, { cap: 48, gather: false }, { cap: 0, gather: true }, { cap: 48, gather: true }];
+          const hasExchange = typeof native.cudaSetRecurrentExchange === "function";  // (a base binary may lack it)
+          for (const { cap, gather } of variants.filter((v) => hasExchange || !v.gather)) {
             const prevCap = native.cudaSetRecurrentSplitBlocks(cap);
+            const prevEx = hasExchange ? native.cudaSetRecurrentExchange(gather ? "gather" : "partials") : null;
             try {
               const plan = native.cudaRecurrentPlan(B, T, 1, H, false, true);
-              const cf = await timeGpu(() => void y(), reps), cb = await timeGpu(step, reps);
-              const capped = { ...common, split_blocks_per_head: cap, emulated_plan: plan };
-              yield { workload, name: `${kind}-forward${tag}-split-blocks${cap}`, metric: "ms", value: cf.median * 1e3, ...capped, min: cf.min * 1e3, max: cf.max * 1e3, ...published(cf.median * 1e3, 2.9, 4.9, "FlashRNN") };
-              yield { workload, name: `${kind}-forward-backward${tag}-split-blocks${cap}`, metric: "ms", value: cb.median * 1e3, ...capped, min: cb.min * 1e3, max: cb.max * 1e3, ...published(cb.median * 1e3, 8.2, 13.6, "FlashRNN") };
+              const suffix = `${cap ? `-split-blocks${cap}` : ""}${gather ? "-gather" : ""}`;
+              const capped = { ...common, split_blocks_per_head: cap || "auto", exchange: gather ? "gather" : "partials", emulated_plan: plan };
+              if (!gather) {
+                const cf = await timeGpu(() => void y(), reps);
+                yield { workload, name: `${kind}-forward${tag}${suffix}`, metric: "ms", value: cf.median * 1e3, ...capped, min: cf.min * 1e3, max: cf.max * 1e3, ...published(cf.median * 1e3, 2.9, 4.9, "FlashRNN") };
+              }
+              const cb = await timeGpu(step, reps);
+              yield { workload, name: `${kind}-forward-backward${tag}${suffix}`, metric: "ms", value: cb.median * 1e3, ...capped, min: cb.min * 1e3, max: cb.max * 1e3, ...published(cb.median * 1e3, 8.2, 13.6, "FlashRNN") };
             } finally {
+              if (prevEx) native.cudaSetRecurrentExchange(prevEx);
               native.cudaSetRecurrentSplitBlocks(prevCap);
             }
           }
+        }
       }
   } finally {
     native.cudaSetRecurrentLaunch(prev);
