@@ -741,6 +741,12 @@ export interface Binding {
   cudaRecurrentPlan(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { blocksPerHead: number; unitsPerBlock: number; tensorCoreTiles: number; exchange: "partials" | "gather" } | null;
   /** How the bf16 tensor-core backward's blocks of a head exchange the recurrent gradient: "partials" (default: each block's partial ∂h of all units, summed by the owners) or "gather" (each block's dp gathered by all, cuda/recurrent_gather.cuh; where its shared memory fits; not yet run on a GPU); returns the previous one. */
   cudaSetRecurrentExchange(exchange: "partials" | "gather"): "partials" | "gather";
+  /** The split plan's autotune (off by default; not yet run on a GPU): on, the first call of a shape (T >= 64) on the GPU times the candidate plans (the settings' own, caps on the blocks per head down to a quarter, the bf16 backward's other exchange) on its own inputs and every call of the shape takes the fastest (overriding the cap and exchange settings). Turning it on or off forgets the choices. Returns the previous setting. */
+  cudaSetRecurrentAutotune(on: boolean): boolean;
+  /** The plans the autotune would time for a shape on the emulated device (an H100), the current settings' first. */
+  cudaRecurrentTuneCandidates(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { cap: number; exchange: "partials" | "gather" }[];
+  /** The autotune's choice for a shape on the current GPU (S does not enter it), null when none was made. */
+  cudaRecurrentTuned(slstm: boolean, B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { cap: number; exchange: "partials" | "gather" } | null;
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
   /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */
   cudaMlstmChunkwiseForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;

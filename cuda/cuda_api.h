@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace xlstm {
 namespace cuda {
@@ -390,6 +392,15 @@ bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_
 // The bf16 tensor-core backward's exchange between a head's blocks: 0 (the default) partial ∂h sums, 1 the gather of
 // dp (cuda/recurrent_gather.cuh; where its shared memory fits). Process-wide; returns the previous one.
 int set_recurrent_exchange(int exchange);
+// The autotune of the split plan (off by default): on, the first call of a shape (T >= 64) on the device times the
+// candidate plans (the settings' own, caps on the blocks per head down to a quarter, the bf16 backward's other
+// exchange) and every call of the shape takes the fastest. Turning it on or off forgets the choices made. Returns the
+// previous setting.
+bool set_recurrent_autotune(bool on);
+// The candidates the autotune would time for a shape on the emulated device (cap, exchange), the settings' own first.
+std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const RecurrentDims& d, bool fwd, bool bf16);
+// The autotune's choice for a shape on the current device (false: none made).
+bool recurrent_tuned(const RecurrentDims& d, bool slstm, bool fwd, bool bf16, int64_t* cap, int* exchange);
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end cuda-recurrent-block

@@ -39,8 +39,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cuda_api.h"
@@ -625,6 +628,18 @@ std::atomic<int64_t> g_split_blocks{0};
 // The tc backward's exchange between a head's blocks (cuda::set_recurrent_exchange): 0 partial ∂h sums
 // (recurrent_tc.cuh), 1 the gather of dp (recurrent_gather.cuh; opt-in until a GPU has run and timed it).
 std::atomic<int> g_exchange{0};
+// Whether the device entries time the split plans for a shape on its first call and keep the fastest
+// (cuda::set_recurrent_autotune; recurrent_autotune below).
+std::atomic<bool> g_autotune{false};
+
+// The choices a split plan is made under: the blocks-per-head cap and the bf16 backward's exchange; the process-wide
+// settings (current()) unless the autotune picked others for the shape.
+struct SplitKnobs {
+  int64_t cap = 0;
+  int exchange = 0;
+  static SplitKnobs current() { return SplitKnobs{g_split_blocks.load(), g_exchange.load()}; }
+  bool operator==(const SplitKnobs& o) const { return cap == o.cap && exchange == o.exchange; }
+};
 
 // The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`
 // bytes of shared memory per block: false when the split launch does not apply (forced "rows", or auto and the rows
@@ -633,16 +648,17 @@ std::atomic<int> g_exchange{0};
 // form, which stages R's columns as float32 too, so a plan of many units per block may fit only that way); else
 // S->tc = 0 and *bytes is the float32 form's.
 template <class Occ>
-bool plan_split(const RecLaunch& L, bool fwd, bool bf16, int64_t sms, int64_t limit, Occ occupancy, SplitLaunch* S, int64_t* bytes) {
+bool plan_split(const RecLaunch& L, bool fwd, bool bf16, int64_t sms, int64_t limit, Occ occupancy, SplitLaunch* S, int64_t* bytes,
+                const SplitKnobs& knobs) {
   const int mode = g_launch.load();
   if (mode == 1 || (mode == 0 && L.blocks * 2 >= sms)) return false;
   int64_t capacity = sms;
-  if (const int64_t cap = g_split_blocks.load(); cap > 0) capacity = std::min(capacity, cap * L.NH);
+  if (knobs.cap > 0) capacity = std::min(capacity, knobs.cap * L.NH);
   const auto form_bytes = [&](const SplitLaunch& s) { return (fwd ? s.fwd_floats() : s.bwd_floats()) * static_cast<int64_t>(sizeof(float)); };
   for (int iter = 0; iter < 3; ++iter) {
     if (!split_plan(L, capacity, S)) return false;
     S->tc = bf16 ? tc_tiles(S->nu) : 0;
-    S->gather = S->tc && !fwd && g_exchange.load() == 1;
+    S->gather = S->tc && !fwd && knobs.exchange == 1;
     if (S->gather && form_bytes(*S) > limit) S->gather = false;  // (the gathered dp of a large head and batch)
     if (S->tc && form_bytes(*S) > limit) S->tc = 0;
     *bytes = form_bytes(*S);
@@ -657,7 +673,8 @@ bool plan_split(const RecLaunch& L, bool fwd, bool bf16, int64_t sms, int64_t li
 // plan_split on the current device (cooperative launch needed); opts `kernel` (the float32 form's) in to its shared
 // memory when the plan is that form (S->tc = 0).
 template <class K>
-bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch* S, size_t* bytes_out, const char* entry) {
+bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch* S, size_t* bytes_out, const char* entry,
+                  const SplitKnobs& knobs) {
   if (g_launch.load() == 1) return false;
   int dev = 0, sms = 0, optin = 0, coop = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
@@ -673,7 +690,7 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch
     return per_sm;
   };
   int64_t bytes = 0;
-  if (!plan_split(L, fwd, bf16, sms, optin, occupancy, S, &bytes)) return false;
+  if (!plan_split(L, fwd, bf16, sms, optin, occupancy, S, &bytes, knobs)) return false;
   if (!S->tc) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
   *bytes_out = static_cast<size_t>(bytes);
   return true;
@@ -730,13 +747,11 @@ bool launch_lane(void* kernel, int64_t bytes, int64_t blocks, void** args, cudaS
 }
 
 template <class Cell>
-void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
-                  const float* bias, const RecurrentDims& d, void* stream, const char* entry, bool bf16) {
-  require_dims(d, entry);
-  const RecLaunch L = make_launch(d);
+void forward_run(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                 const float* bias, const RecLaunch& L, void* stream, const char* entry, bool bf16, const SplitKnobs& knobs) {
   SplitLaunch S;
   size_t split_bytes = 0;
-  if (choose_split(L, rec_split_forward_kernel<Cell, 0>, true, bf16, &S, &split_bytes, entry)) {
+  if (choose_split(L, rec_split_forward_kernel<Cell, 0>, true, bf16, &S, &split_bytes, entry, knobs)) {
     const auto aligned16 = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     S.vec4 = S.vec4 && aligned16(states) && aligned16(state0);
     FwdArgs a{y, states, gates, x, state0, R, bias};
@@ -830,15 +845,13 @@ SplitRun launch_split_backward(SplitLaunch S, BwdArgs a, float* part, size_t byt
 }
 
 template <class Cell>
-void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
-                   const float* dy, const float* dstate_final, const float* state0, const float* R,
-                   const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry, bool bf16) {
-  require_dims(d, entry);
-  const RecLaunch L = make_launch(d);
+void backward_run(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                  const float* dy, const float* dstate_final, const float* state0, const float* R,
+                  const RecLaunch& L, bool exact_m0_grad, void* stream, const char* entry, bool bf16, const SplitKnobs& knobs) {
   const cudaStream_t st = as_stream(stream);
   SplitLaunch S;
   size_t split_bytes = 0;
-  bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, bf16, &S, &split_bytes, entry);
+  bool split = choose_split(L, rec_split_backward_kernel<Cell, 0>, false, bf16, &S, &split_bytes, entry, knobs);
   if (split) {
     StreamScratch<float> part(S.part_floats(), st, entry);
     const SplitRun run = launch_split_backward<Cell>(S, BwdArgs{dx, dstate0, gates, states, dy, dstate_final, state0, R, exact_m0_grad},
@@ -859,6 +872,132 @@ void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const flo
   check(cudaGetLastError(), entry, "parameter-gradient kernel launch");
   rec_pg_final_kernel<<<grid_for(L.pg_elems, kPgThreads), kPgThreads, 0, st>>>(dR, dbias, part.p, L);
   check(cudaGetLastError(), entry, "parameter-gradient sum kernel launch");
+}
+
+// ---- autotune (cuda::set_recurrent_autotune) ----------------------------------------------------------------------
+// The split plan's best width depends on the GPU (SMs, L2 and barrier latency) and the shape. With the autotune on,
+// the first call of a shape (device, cell, direction, bf16, B, NH, DH; T >= kTuneMinSteps, so that a run holds enough
+// steps to time) times the candidate plans (tune_candidates) on the call's own inputs: each run twice, the second
+// timed with events on the stream (the first pays kernel loading and cold caches); the fastest is kept for the shape
+// and run once more, so the call's results are its plan's, as every later call's of the shape. The runs only rewrite
+// the call's outputs from its inputs. The autotune's choice overrides the process-wide cap and exchange settings.
+constexpr int64_t kTuneMinSteps = 64;
+
+struct TuneKey {
+  int dev;
+  bool fwd, bf16, slstm;
+  int64_t B, NH, DH;
+  bool operator<(const TuneKey& o) const {
+    return std::tie(dev, fwd, bf16, slstm, B, NH, DH) < std::tie(o.dev, o.fwd, o.bf16, o.slstm, o.B, o.NH, o.DH);
+  }
+};
+std::mutex g_tune_mu;
+std::map<TuneKey, SplitKnobs> g_tuned;
+
+// The plans worth timing for L (plan(knobs, &S): false where the split launch does not apply): the current settings'
+// first, then caps on the blocks per head at 3/4, 1/2, 3/8 and 1/4 of its P (at least 2) that give another plan, the
+// bf16 backward each also with the other exchange; empty where the current settings take the rows launch.
+template <class Plan>
+std::vector<SplitKnobs> tune_candidates(bool fwd, bool bf16, Plan plan) {
+  std::vector<SplitKnobs> out;
+  const SplitKnobs base = SplitKnobs::current();
+  SplitLaunch S0;
+  if (!plan(base, &S0)) return out;
+  std::vector<std::tuple<int64_t, int64_t, int, bool>> plans;  // (P, nu, tc, gather) of the candidates so far
+  const auto add = [&](const SplitKnobs& k) {
+    SplitLaunch S;
+    if (!plan(k, &S)) return;
+    const auto key = std::make_tuple(S.P, S.nu, S.tc, S.gather);
+    for (const auto& q : plans)
+      if (q == key) return;
+    plans.push_back(key);
+    out.push_back(k);
+  };
+  const int64_t P = S0.P;
+  for (const int64_t cap : {int64_t{0}, 3 * P / 4, P / 2, 3 * P / 8, P / 4}) {
+    if (cap != 0 && cap < 2) continue;
+    SplitKnobs k = base;
+    if (cap != 0) k.cap = cap;
+    add(k);
+    if (!fwd && bf16) {
+      k.exchange = 1 - base.exchange;
+      add(k);
+    }
+  }
+  return out;
+}
+
+// Times run(knobs) for each candidate (see above) and returns the fastest.
+template <class Run>
+SplitKnobs time_candidates(const std::vector<SplitKnobs>& cands, Run run, cudaStream_t st, const char* entry) {
+  struct Events {
+    cudaEvent_t a = nullptr, b = nullptr;
+    ~Events() {
+      if (a) cudaEventDestroy(a);
+      if (b) cudaEventDestroy(b);
+    }
+  } ev;
+  check(cudaEventCreate(&ev.a), entry, "cudaEventCreate");
+  check(cudaEventCreate(&ev.b), entry, "cudaEventCreate");
+  SplitKnobs pick = cands.front();
+  float best = 0.0f;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    run(cands[i]);
+    check(cudaEventRecord(ev.a, st), entry, "cudaEventRecord");
+    run(cands[i]);
+    check(cudaEventRecord(ev.b, st), entry, "cudaEventRecord");
+    check(cudaEventSynchronize(ev.b), entry, "cudaEventSynchronize");
+    float ms = 0.0f;
+    check(cudaEventElapsedTime(&ms, ev.a, ev.b), entry, "cudaEventElapsedTime");
+    if (i == 0 || ms < best) best = ms, pick = cands[i];
+  }
+  return pick;
+}
+
+// The knobs a call of L takes: the process-wide settings, or with the autotune on the shape's tuned ones (tuning
+// them first, on this call, when the shape is new: run(knobs) runs the call under knobs, kernel is the float32 split
+// form's, for the plans' occupancy).
+template <class K, class Run>
+SplitKnobs call_knobs(const RecLaunch& L, bool fwd, bool bf16, bool slstm, K kernel, Run run, void* stream, const char* entry) {
+  if (!g_autotune.load() || L.S < kTuneMinSteps) return SplitKnobs::current();
+  int dev = 0;
+  check(cudaGetDevice(&dev), entry, "cudaGetDevice");
+  const TuneKey key{dev, fwd, bf16, slstm, L.B, L.NH, L.DH};
+  {
+    std::lock_guard<std::mutex> lock(g_tune_mu);
+    const auto it = g_tuned.find(key);
+    if (it != g_tuned.end()) return it->second;
+  }
+  const auto plan = [&](const SplitKnobs& k, SplitLaunch* S) {
+    size_t bytes = 0;
+    return choose_split(L, kernel, fwd, bf16, S, &bytes, entry, k);
+  };
+  const std::vector<SplitKnobs> cands = tune_candidates(fwd, bf16, plan);
+  const SplitKnobs pick = cands.size() > 1 ? time_candidates(cands, run, as_stream(stream), entry) : SplitKnobs::current();
+  std::lock_guard<std::mutex> lock(g_tune_mu);
+  g_tuned[key] = pick;
+  return pick;
+}
+
+template <class Cell>
+void forward_impl(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
+                  const float* bias, const RecurrentDims& d, void* stream, const char* entry, bool bf16) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  const auto run = [&](const SplitKnobs& k) { forward_run<Cell>(y, states, gates, x, state0, R, bias, L, stream, entry, bf16, k); };
+  run(call_knobs(L, true, bf16, Cell::kStates == 4, rec_split_forward_kernel<Cell, 0>, run, stream, entry));
+}
+
+template <class Cell>
+void backward_impl(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
+                   const float* dy, const float* dstate_final, const float* state0, const float* R,
+                   const RecurrentDims& d, bool exact_m0_grad, void* stream, const char* entry, bool bf16) {
+  require_dims(d, entry);
+  const RecLaunch L = make_launch(d);
+  const auto run = [&](const SplitKnobs& k) {
+    backward_run<Cell>(dx, dR, dbias, dstate0, gates, states, dy, dstate_final, state0, R, L, exact_m0_grad, stream, entry, bf16, k);
+  };
+  run(call_knobs(L, false, bf16, Cell::kStates == 4, rec_split_backward_kernel<Cell, 0>, run, stream, entry));
 }
 
 struct Lens {
@@ -917,9 +1056,9 @@ constexpr int64_t kEmulatedSms = 132;  // an H100 SXM: the split plan (one block
 // The split launch the replays follow, as the device entries choose it on the emulated device: false for the rows
 // launch; else S with its form: under bf16 the tensor-core form where it applies and fits (forward_impl,
 // launch_split_backward), else under "split-lane" the lane form where it applies and fits, else R from shared memory.
-bool emulated_split(const RecLaunch& L, bool fwd, bool bf16, SplitLaunch* S) {
+bool emulated_split(const RecLaunch& L, bool fwd, bool bf16, SplitLaunch* S, const SplitKnobs& knobs = SplitKnobs::current()) {
   int64_t bytes = 0;
-  if (!plan_split(L, fwd, bf16, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, S, &bytes)) return false;
+  if (!plan_split(L, fwd, bf16, kEmulatedSms, kEmulatedSmemLimit, [](int64_t) { return int64_t{1}; }, S, &bytes, knobs)) return false;
   if (S->tc || !lane_requested()) return true;
   SplitLaunch SL = *S;
   if (fwd) SL.lane_m = lane_slots(L.DH, S->nu);
@@ -1071,6 +1210,34 @@ bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_
   SplitLaunch S;
   if (!emulated_split(make_launch(d), fwd, bf16, &S)) return false;
   *blocks_per_head = S.P, *units = S.nu, *tc = S.tc, *gather = S.gather;
+  return true;
+}
+
+std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const RecurrentDims& d, bool fwd, bool bf16) {
+  require_dims(d, "recurrent_tune_candidates_emulated");
+  const RecLaunch L = make_launch(d);
+  std::vector<std::pair<int64_t, int>> out;
+  for (const SplitKnobs& k : tune_candidates(fwd, bf16, [&](const SplitKnobs& kk, SplitLaunch* S) { return emulated_split(L, fwd, bf16, S, kk); }))
+    out.emplace_back(k.cap, k.exchange);
+  return out;
+}
+
+bool set_recurrent_autotune(bool on) {
+  std::lock_guard<std::mutex> lock(g_tune_mu);
+  g_tuned.clear();  // (re)tune from the next call of each shape
+  return g_autotune.exchange(on);
+}
+
+bool recurrent_tuned(const RecurrentDims& d, bool slstm, bool fwd, bool bf16, int64_t* cap, int* exchange) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(g_tune_mu);
+  const auto it = g_tuned.find(TuneKey{dev, fwd, bf16, slstm, d.B, d.NH, d.DH});
+  if (it == g_tuned.end()) return false;
+  *cap = it->second.cap, *exchange = it->second.exchange;
   return true;
 }
 

@@ -21,9 +21,10 @@
 # "-wide-gemm" rows of G1, G2, G3); session 16's opt-in fused intra-chunk kernels (cudaSetMlstmIntra("fused"): "on
 # the GPU" / "fused intra" match their test/21 and test/23 cases; timed by G2's "-fused-intra" rows, profiled by
 # STEPS=profile PROFILE=g2-fused:128 NCU_KERNELS=mlstm_fused); session 17's capped split launch of the recurrences
-# (cudaSetRecurrentSplitBlocks) and the bf16 backward's gather exchange (cudaSetRecurrentExchange("gather"),
-# recurrent_gather.cuh): test/21.cuda-recurrent's "capped" and "on the GPU" cases; timed by G1's
-# "-split-blocks{96,64,48}" and "-gather" rows in the "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
+# (cudaSetRecurrentSplitBlocks), the bf16 backward's gather exchange (cudaSetRecurrentExchange("gather"),
+# recurrent_gather.cuh) and the autotune of both (cudaSetRecurrentAutotune): test/21.cuda-recurrent's "capped",
+# "on the GPU" and "autotune" cases; timed by G1's "-split-blocks{96,64,48}", "-gather" and "-autotune" rows in the
+# "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
 # (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).
@@ -67,7 +68,7 @@ if has cuda; then
 fi
 if has unverified; then
   timeout -k 5 "${T_UNVERIFIED:-180}" node_modules/.bin/mocha test/20.gemm.test.ts test/21.cuda-mlstm.test.ts test/21.cuda-recurrent.test.ts test/23.cuda-tensors.test.ts \
-    --grep "GEMM staging|identical bits|either kernel|GPU equals the CPU|on the GPU|equal the GPU bit|wide tiles|fused intra|capped|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
+    --grep "GEMM staging|identical bits|either kernel|GPU equals the CPU|on the GPU|equal the GPU bit|wide tiles|fused intra|capped|autotune|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
   timeout -k 5 "${T_TRAIN:-120}" node_modules/.bin/mocha test/64.train.test.ts test/59.large-generate.test.ts >> "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
   timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1

@@ -613,6 +613,82 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       assert.throws(() => native.cudaSetRecurrentExchange("scatter" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentExchange: exchange must be "partials" or "gather", got "scatter"/.test(e.message));
     });
 
+    // The autotune (cudaSetRecurrentAutotune): which plans it times (on the emulated device), and on a GPU that a
+    // tuned call gives the chosen plan's results, the same as the next call's.
+    itCompiled("the autotune's candidates: the settings' plan first, then distinct wider plans that fit (the bf16 backward also with the other exchange)", () => {
+      const key = (p: ReturnType<typeof native.cudaRecurrentPlan>) => JSON.stringify(p);
+      for (const d of [{ B: 16, S: 64, NH: 1, DH: 768 }, { B: 4, S: 64, NH: 2, DH: 300 }, { B: 2, S: 64, NH: 4, DH: 8 }])
+        for (const forward of [true, false])
+          for (const bf16 of [false, true]) {
+            const tag = `B=${d.B} NH=${d.NH} DH=${d.DH} ${forward ? "forward" : "backward"}${bf16 ? " bf16" : ""}`;
+            const cands = native.cudaRecurrentTuneCandidates(d.B, d.S, d.NH, d.DH, forward, bf16);
+            const auto = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, forward, bf16);
+            assert.ok(auto, tag);
+            assert.deepEqual(cands[0], { cap: 0, exchange: "partials" }, `${tag}: the settings' own plan first`);
+            const seen = new Set<string>();
+            for (const c of cands) {
+              const prevCap = native.cudaSetRecurrentSplitBlocks(c.cap), prevEx = native.cudaSetRecurrentExchange(c.exchange);
+              try {
+                const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, forward, bf16);
+                assert.ok(plan, `${tag}: candidate ${JSON.stringify(c)} plans the split launch`);
+                assert.ok(!seen.has(key(plan)), `${tag}: candidate ${JSON.stringify(c)} repeats a plan`);
+                seen.add(key(plan));
+                assert.ok(plan.blocksPerHead <= auto.blocksPerHead && (c.cap === 0 || plan.blocksPerHead <= c.cap), `${tag}: ${JSON.stringify(c)} -> ${key(plan)}`);
+                assert.ok(c.exchange === "partials" || (!forward && bf16 && plan.exchange === "gather"), `${tag}: only the bf16 backward gathers`);
+              } finally {
+                native.cudaSetRecurrentExchange(prevEx);
+                native.cudaSetRecurrentSplitBlocks(prevCap);
+              }
+            }
+            // G1 (128 blocks by default): caps 96, 64, 48, 32 give 8, 12, 16, 24 units per block, as far as a block's
+            // share fits 227 KiB (by hand from the layouts): float32 forward R's columns 4nu x 800 floats + h 16 x
+            // 768: to 12 units; bf16 forward bf16 R 768 x (16·tiles + 8) + h + the warps' partials: to 16; float32
+            // backward R 768 x (4nu + 4) floats: to 16; bf16 backward to 24 units, gathering to 16 (24 units: two unit
+            // tiles of R's rows, 32 x 3080 bf16, and the gathered dp, 16 x 3080, exceed it)
+            if (d.DH === 768) assert.equal(cands.length, forward ? (bf16 ? 4 : 3) : bf16 ? 9 : 4, `${tag}: ${JSON.stringify(cands)}`);
+          }
+      // the rows launch (a batch over 64 rows): nothing to tune
+      assert.deepEqual(native.cudaRecurrentTuneCandidates(200, 64, 1, 64, true, true), []);
+      const prev = native.cudaSetRecurrentAutotune(true);
+      assert.equal(native.cudaSetRecurrentAutotune(prev), true);
+      assert.equal(prev, false, "the autotune is off by default");
+      throwsNaming(() => native.cudaSetRecurrentAutotune(1 as unknown as boolean), TypeError, "cudaSetRecurrentAutotune", "on");
+    });
+
+    for (const kind of ["slstm", "lstm"] as const)
+      itCuda(`${kind}: with the autotune on, a call of a new shape times the plans, keeps one, and its results are that plan's (bf16 and float32)`, () => {
+        const d = { B: 16, S: 64, NH: 1, DH: 768 };
+        const ns = kind === "slstm" ? 4 : 2, n = lens(d, ns);
+        const S = kind === "slstm" ? "Slstm" : "Lstm";
+        const nat = native as unknown as Record<string, (...a: unknown[]) => void>;
+        const x = randn(n.x, 41), R = randn(n.R, 42, 0.5 / Math.sqrt(d.DH)), bias = randn(n.bias, 43, 0.5), dy = randn(n.y, 44);
+        const prev = native.cudaSetRecurrentAutotune(true);
+        try {
+          for (const bf16 of [false, true]) {
+            const F = nat[`cuda${S}Forward${bf16 ? "Bf16" : ""}Host`], Bk = nat[`cuda${S}Backward${bf16 ? "Bf16" : ""}Host`];
+            const extra = kind === "slstm" ? [false] : [];
+            const call = () => {
+              const y = new Float32Array(n.y), st = new Float32Array(n.seq), gt = new Float32Array(n.x);
+              F(y, st, gt, x, null, R, bias, d.B, d.S, d.NH, d.DH);
+              const g = [new Float32Array(n.x), new Float32Array(n.R), new Float32Array(n.bias), new Float32Array(n.state)];
+              Bk(...g, gt, st, dy, null, null, R, d.B, d.S, d.NH, d.DH, ...extra);
+              return [y, st, gt, ...g];
+            };
+            const first = call();  // tunes the forward and the backward
+            for (const forward of [true, false]) {
+              const pick = native.cudaRecurrentTuned(kind === "slstm", d.B, d.S, d.NH, d.DH, forward, bf16);
+              assert.ok(pick, `${bf16 ? "bf16 " : ""}${forward ? "forward" : "backward"}: a choice was made`);
+              const cands = native.cudaRecurrentTuneCandidates(d.B, d.S, d.NH, d.DH, forward, bf16);
+              assert.ok(cands.some((c) => c.cap === pick.cap && c.exchange === pick.exchange), `the choice ${JSON.stringify(pick)} is a candidate`);
+            }
+            const second = call();  // the tuned plans, bit for bit the first call's
+            assert.deepEqual(second, first, `${bf16 ? "bf16" : "float32"}: the tuning call's results are its chosen plans'`);
+          }
+        } finally {
+          native.cudaSetRecurrentAutotune(prev);
+        }
+      });
+
     for (const kind of ["slstm", "lstm"] as const) {
       itCompiled(`${kind}: the tensor-core form replayed on the host (cuda*Bf16Emulate) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, true));
       itCuda(`${kind}: the tensor-core form on the GPU (cuda*Bf16Host) equals the step-by-step bf16 reference, forward and every gradient`, () => bf16Parity(kind, false));

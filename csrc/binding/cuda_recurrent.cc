@@ -11,7 +11,8 @@
 // cudaSetRecurrentLaunch(mode) picks the launch ("auto", "rows", "split": cuda/recurrent_split.cuh) of both;
 // cudaSetRecurrentSplitBlocks(perHead) caps the split launch's blocks per head; cudaSetRecurrentExchange(exchange)
 // picks the bf16 backward's exchange (partial sums or the gather of dp); cudaRecurrentPlan says which split plan the
-// replays follow.
+// replays follow; cudaSetRecurrentAutotune turns on the timing of candidate plans per shape (cudaRecurrentTuneCandidates:
+// which, on the emulated device; cudaRecurrentTuned: the choice made on the GPU).
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) runs the kernels' __host__ __device__ launch maps on the host
 // (no GPU needed, but a build with CUDA): writes = global writes per output element (y, states, gates, dx, dR,
 // dbias, dstate0 concatenated); returns the number of other inconsistencies found.
@@ -87,6 +88,9 @@ Napi::Value CudaSetRecurrentSplitBlocks(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(prev));
 }
 
+// the exchange's name in the exports (cuda::set_recurrent_exchange's 0 / 1)
+const char* exchange_name(int e) { return e == 1 ? "gather" : "partials"; }
+
 // cudaRecurrentPlan(B, S, NH, DH, forward, bf16) -> null (the rows launch) | {blocksPerHead, unitsPerBlock,
 // tensorCoreTiles}: the split plan the *Emulate replays follow (an H100's 132 SMs and 227 KiB per block) under the
 // current launch mode and blocks-per-head cap
@@ -103,7 +107,7 @@ Napi::Value CudaRecurrentPlan(const Napi::CallbackInfo& info) {
   o.Set("blocksPerHead", static_cast<double>(P));
   o.Set("unitsPerBlock", static_cast<double>(nu));
   o.Set("tensorCoreTiles", static_cast<double>(tc));
-  o.Set("exchange", gather ? "gather" : "partials");
+  o.Set("exchange", exchange_name(gather ? 1 : 0));
   return o;
 }
 
@@ -116,6 +120,55 @@ Napi::Value CudaSetRecurrentExchange(const Napi::CallbackInfo& info) {
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_exchange(mode); });
   return Napi::String::New(info.Env(), kModes[prev]);
+}
+
+// cudaSetRecurrentAutotune(on) -> the previous setting: the split plan's autotune (cuda::set_recurrent_autotune;
+// process-wide; turning it on or off forgets the choices made)
+Napi::Value CudaSetRecurrentAutotune(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetRecurrentAutotune"};
+  require_count(c, 1);
+  const bool on = require_bool(c, 0, "on");
+  bool prev = false;
+  run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_autotune(on); });
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+// cudaRecurrentTuneCandidates(B, S, NH, DH, forward, bf16) -> [{cap, exchange}]: the plans the autotune would time
+// on the emulated device (an H100), the current settings' first
+Napi::Value CudaRecurrentTuneCandidates(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaRecurrentTuneCandidates"};
+  require_count(c, 6);
+  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
+  const bool fwd = require_bool(c, 4, "forward"), bf16 = require_bool(c, 5, "bf16");
+  std::vector<std::pair<int64_t, int>> cands;
+  run_sync(info.Env(), c.fn, [&] { cands = cuda::recurrent_tune_candidates_emulated(s.d, fwd, bf16); });
+  Napi::Array out = Napi::Array::New(info.Env(), cands.size());
+  for (size_t i = 0; i < cands.size(); ++i) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("cap", static_cast<double>(cands[i].first));
+    o.Set("exchange", exchange_name(cands[i].second));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+// cudaRecurrentTuned(slstm, B, S, NH, DH, forward, bf16) -> {cap, exchange} | null: the autotune's choice for the
+// shape on the current device (S does not enter it)
+Napi::Value CudaRecurrentTuned(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaRecurrentTuned"};
+  require_count(c, 7);
+  const bool slstm = require_bool(c, 0, "slstm");
+  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 1, slstm ? 4 : 2);
+  const bool fwd = require_bool(c, 5, "forward"), bf16 = require_bool(c, 6, "bf16");
+  int64_t cap = 0;
+  int exchange = 0;
+  bool found = false;
+  run_sync(info.Env(), c.fn, [&] { found = cuda::recurrent_tuned(s.d, slstm, fwd, bf16, &cap, &exchange); });
+  if (!found) return info.Env().Null();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("cap", static_cast<double>(cap));
+  o.Set("exchange", exchange_name(exchange));
+  return o;
 }
 
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
@@ -162,6 +215,9 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaSetRecurrentSplitBlocks", CudaSetRecurrentSplitBlocks);
   def("cudaRecurrentPlan", CudaRecurrentPlan);
   def("cudaSetRecurrentExchange", CudaSetRecurrentExchange);
+  def("cudaSetRecurrentAutotune", CudaSetRecurrentAutotune);
+  def("cudaRecurrentTuneCandidates", CudaRecurrentTuneCandidates);
+  def("cudaRecurrentTuned", CudaRecurrentTuned);
 }
 
 }  // namespace

@@ -494,6 +494,16 @@ int64_t recurrent_coverage(bool, const RecurrentDims&, int32_t*) { recurrent_abs
 int set_recurrent_launch(int) {
   throw std::runtime_error("cuda::set_recurrent_launch: this xlstm binary was built without CUDA");
 }
+int64_t set_recurrent_split_blocks(int64_t) { recurrent_absent("cuda::set_recurrent_split_blocks"); }
+bool recurrent_emulated_plan(const RecurrentDims&, bool, bool, int64_t*, int64_t*, int64_t*, bool*) {
+  recurrent_absent("cuda::recurrent_emulated_plan");
+}
+int set_recurrent_exchange(int) { recurrent_absent("cuda::set_recurrent_exchange"); }
+bool set_recurrent_autotune(bool) { recurrent_absent("cuda::set_recurrent_autotune"); }
+std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const RecurrentDims&, bool, bool) {
+  recurrent_absent("cuda::recurrent_tune_candidates_emulated");
+}
+bool recurrent_tuned(const RecurrentDims&, bool, bool, bool, int64_t*, int*) { return false; }
 }  // namespace cuda
 }  // namespace xlstm
 #endif

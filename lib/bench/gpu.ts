@@ -12,7 +12,8 @@
 // dR), back to back with the default's, until these rows show them faster; G1's `-split-blocks{96,64,48}` rows time
 // the bf16 recurrences with the split launch's blocks per head capped (cudaSetRecurrentSplitBlocks: fewer blocks of
 // more units than one per SM), its `-gather` rows the bf16 backward with the gather exchange
-// (cudaSetRecurrentExchange("gather")), each with the plan the emulated H100 takes for it.
+// (cudaSetRecurrentExchange("gather")), each with the plan the emulated H100 takes for it, and its `-autotune` rows
+// (float32 and bf16) the plans the autotune picks on the GPU at hand (cudaSetRecurrentAutotune; the picks in the row).
 import * as cuda from "../cuda";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
@@ -163,6 +164,20 @@ async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows"
               if (prevEx) native.cudaSetRecurrentExchange(prevEx);
               native.cudaSetRecurrentSplitBlocks(prevCap);
             }
+          }
+        }
+        // both dtypes: the autotune's choice (cudaSetRecurrentAutotune: the warm-up call tunes the shape), with the
+        // plans it chose
+        if (launch === null && typeof native.cudaSetRecurrentAutotune === "function") {
+          const prevTune = native.cudaSetRecurrentAutotune(true);
+          try {
+            const af = await timeGpu(() => void y(), reps), ab = await timeGpu(step, reps);
+            const bf16 = dtype === "bfloat16", slstm = kind === "slstm";
+            const tuned = { ...common, tuned_forward: native.cudaRecurrentTuned(slstm, B, T, 1, H, true, bf16), tuned_backward: native.cudaRecurrentTuned(slstm, B, T, 1, H, false, bf16) };
+            yield { workload, name: `${kind}-forward${tag}-autotune`, metric: "ms", value: af.median * 1e3, ...tuned, min: af.min * 1e3, max: af.max * 1e3, ...published(af.median * 1e3, 2.9, 4.9, "FlashRNN") };
+            yield { workload, name: `${kind}-forward-backward${tag}-autotune`, metric: "ms", value: ab.median * 1e3, ...tuned, min: ab.min * 1e3, max: ab.max * 1e3, ...published(ab.median * 1e3, 8.2, 13.6, "FlashRNN") };
+          } finally {
+            native.cudaSetRecurrentAutotune(prevTune);
           }
         }
       }
