@@ -638,7 +638,6 @@ struct SplitKnobs {
   int64_t cap = 0;
   int exchange = 0;
   static SplitKnobs current() { return SplitKnobs{g_split_blocks.load(), g_exchange.load()}; }
-  bool operator==(const SplitKnobs& o) const { return cap == o.cap && exchange == o.exchange; }
 };
 
 // The split plan for a device with `sms` multiprocessors, `occupancy(bytes)` co-resident blocks per SM and `limit`

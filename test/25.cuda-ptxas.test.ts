@@ -1,5 +1,5 @@
-// Layer 2: CUDA kernels compile for every target architecture within their resource budgets. There is no GPU
-// on the CI machines, so ptxas's own report is the test: no register spills, at most 128 registers per thread
+// Layer 2: CUDA kernels compile for every target architecture, without warnings, within their resource budgets. There
+// is no GPU on the CI machines, so ptxas's own report is the test: no register spills, at most 128 registers per thread
 // (two 256-thread blocks per SM; 255 for the split-head recurrences, one block per SM by design) and static shared
 // memory within the 48 KiB every launch can get.
 import { strict as assert } from "assert";
@@ -15,8 +15,10 @@ describe("25 CUDA kernels under ptxas", function () {
   this.timeout(300000);
   for (const arch of ["sm_80", "sm_90"]) {
     for (const src of sources) {
-      (nvcc ? it : it.skip)(`${src} for ${arch}: no spills, <= 128 registers (split recurrences 255), <= 48 KiB static shared memory${nvcc ? "" : " [skipped: nvcc not found]"}`, () => {
-        const r = spawnSync(nvcc!, ["-std=c++17", "-O3", `-arch=${arch}`, "-Icsrc", "-Icuda", "-Xptxas", "-v", "-c", path.join("cuda", src), "-o", "/dev/null"], { cwd: root, encoding: "utf8" });
+      (nvcc ? it : it.skip)(`${src} for ${arch}: no warnings, no spills, <= 128 registers (split recurrences 255), <= 48 KiB static shared memory${nvcc ? "" : " [skipped: nvcc not found]"}`, () => {
+        // -Werror all-warnings: any warning of nvcc's front end or ptxas fails the test (the package's own build keeps
+        // warnings as warnings, so a newer nvcc's new ones do not break users' installs)
+        const r = spawnSync(nvcc!, ["-std=c++17", "-O3", `-arch=${arch}`, "-Icsrc", "-Icuda", "-Werror", "all-warnings", "-Xptxas", "-v", "-c", path.join("cuda", src), "-o", "/dev/null"], { cwd: root, encoding: "utf8" });
         assert.equal(r.status, 0, r.stderr);
         const report = r.stderr;
         const spills = [...report.matchAll(/(\d+) bytes spill stores, (\d+) bytes spill loads/g)].filter((m) => m[1] !== "0" || m[2] !== "0");
