@@ -747,6 +747,8 @@ export interface Binding {
   cudaRecurrentTuneCandidates(B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { cap: number; exchange: "partials" | "gather" }[];
   /** The autotune's choice for a shape on the current GPU (S does not enter it), null when none was made. */
   cudaRecurrentTuned(slstm: boolean, B: number, S: number, NH: number, DH: number, forward: boolean, bf16: boolean): { cap: number; exchange: "partials" | "gather" } | null;
+  /** Host check of the bf16 tensor-core recurrences' wmma tiles at a shape's emulated plans under the current cap (forward; backward with either exchange): the count of misaligned tiles, leading dimensions off wmma's rules and tiles outside their arrays. */
+  cudaRecurrentWmmaErrors(B: number, S: number, NH: number, DH: number): number;
   // ---- CUDA twins of the mLSTM cell (csrc/binding/cuda_mlstm.cc) [cuda-mlstm-section]
   /** mlstmChunkwiseForward on the GPU (cuda/mlstm.cu): same arguments, layouts, `saved` contents and state convention. */
   cudaMlstmChunkwiseForwardHost(h: Float32Array, cLast: Float32Array, nLast: Float32Array, mLast: Float32Array, saved: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, i: Float32Array, f: Float32Array, c0: Float32Array | null, n0: Float32Array | null, m0: Float32Array | null, B: number, NH: number, S: number, DHQK: number, DHV: number, chunkSize: number, eps: number, parallelInit: boolean): void;

@@ -399,6 +399,10 @@ int set_recurrent_exchange(int exchange);
 bool set_recurrent_autotune(bool on);
 // The candidates the autotune would time for a shape on the emulated device (cap, exchange), the settings' own first.
 std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const RecurrentDims& d, bool fwd, bool bf16);
+// Host check of the bf16 tensor-core kernels' wmma tiles for a shape's emulated plans under the current cap (the
+// forward; the backward with either exchange): violations of wmma's alignment and leading-dimension rules, and tiles
+// outside their arrays (recurrent_tc.cuh's tc_wmma_errors).
+int64_t recurrent_wmma_errors(const RecurrentDims& d);
 // The autotune's choice for a shape on the current device (false: none made).
 bool recurrent_tuned(const RecurrentDims& d, bool slstm, bool fwd, bool bf16, int64_t* cap, int* exchange);
 }  // namespace cuda

@@ -1221,6 +1221,20 @@ std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const Re
   return out;
 }
 
+int64_t recurrent_wmma_errors(const RecurrentDims& d) {
+  require_dims(d, "recurrent_wmma_errors");
+  const RecLaunch L = make_launch(d);
+  int64_t bad = 0;
+  SplitLaunch S;
+  SplitKnobs k = SplitKnobs::current();
+  if (emulated_split(L, true, true, &S, k) && S.tc) bad += tc_wmma_errors(S, true);
+  for (const int exchange : {0, 1}) {
+    k.exchange = exchange;
+    if (emulated_split(L, false, true, &S, k) && S.tc) bad += tc_wmma_errors(S, false);
+  }
+  return bad;
+}
+
 bool set_recurrent_autotune(bool on) {
   std::lock_guard<std::mutex> lock(g_tune_mu);
   g_tuned.clear();  // (re)tune from the next call of each shape

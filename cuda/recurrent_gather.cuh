@@ -36,30 +36,12 @@ __host__ __device__ inline void gather_init(const SplitBwd<Cell>& g, int tid, in
   for (int64_t i = tid; i < 16 * S.tc_mt() * ld; i += nt) g.db[i] = 0;
 }
 
-// (0) the head's dp of the step that wrote buffer `buf` into dg: 8 columns per 16-byte load where 4DH is a multiple
-// of 8 (rows of dpx then 16-byte aligned), kTcStageBatch loads in flight per thread
+// (0) the head's dp of the step that wrote buffer `buf` into dg (tc_stage_rows: 8 columns per 16-byte load where 4DH
+// is a multiple of 8)
 template <class Cell>
 __host__ __device__ inline void gather_stage(const SplitBwd<Cell>& g, int64_t buf, int tid, int nt) {
   const SplitLaunch& S = g.S;
-  const int64_t G = S.L.G, ld = S.ldg();
-  const uint16_t* src = g.a.dpx + S.dpx_off(buf, 0, g.hd, 0);
-  const int64_t row = S.L.NH * G;  // dpx's row stride (halves)
-  if (G % 8 == 0) {
-    for (StridedItems it(tid, nt, G / 8); it.o < S.L.B;) {
-      uint4 v[kTcStageBatch];
-      int32_t dst[kTcStageBatch];
-      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q) {
-        const bool ok = it.o < S.L.B;
-        v[q] = ok ? tc_load8(src + it.o * row + 8 * it.in) : make_uint4(0, 0, 0, 0);
-        dst[q] = ok ? static_cast<int32_t>(it.o * ld + 8 * it.in) : -1;
-        it.next();
-      }
-      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q)
-        if (dst[q] >= 0) tc_store8(g.db + dst[q], v[q]);
-    }
-    return;
-  }
-  for (StridedItems it(tid, nt, G); it.o < S.L.B; it.next()) g.db[it.o * ld + it.in] = tc_load1(src + it.o * row + it.in);
+  tc_stage_rows(g.db, S.ldg(), g.a.dpx + S.dpx_off(buf, 0, g.hd, 0), S.L.NH * S.L.G, S.L.B, S.L.G, tid, nt);
 }
 
 // The block's own products on the host: warp wp's accumulators over its k-tiles in order (tc_host_mma: each output
@@ -75,11 +57,11 @@ void gather_products_replay(const SplitBwd<Cell>& g) {
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t kt = wp; kt < KT; kt += kTcWarps) {
           for (int k = 0; k < 16; ++k)  // op(B)[k][q] = R[j = 16·ut + q][16·kt + k] (column-major rg)
-            for (int q = 0; q < 16; ++q) frag[k * 16 + q] = bf16_math::widen(g.rs[(ut * 16 + q) * ld + kt * 16 + k]);
-          tc_host_mma(acc.data(), g.db + mt * 16 * ld + kt * 16, ld, frag.data());
+            for (int q = 0; q < 16; ++q) frag[k * 16 + q] = bf16_math::widen(g.rs[S.rg_tile(ut, kt) + q * ld + k]);
+          tc_host_mma(acc.data(), g.db + S.dg_tile(mt, kt), ld, frag.data());
         }
         for (int r = 0; r < 16; ++r)
-          for (int q = 0; q < 16; ++q) g.scratch[(wp * 16 * MT + mt * 16 + r) * ldr + ut * 16 + q] = acc[r * 16 + q];
+          for (int q = 0; q < 16; ++q) g.scratch[S.gred_tile(wp, mt, ut) + r * ldr + q] = acc[r * 16 + q];
       }
 }
 
@@ -100,11 +82,11 @@ __device__ void gather_products(const SplitBwd<Cell>& g, int wp) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
       wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;  // op(B)[k][j] = rg[j][k]
       for (int64_t kt = wp; kt < KT; kt += kTcWarps) {
-        wmma::load_matrix_sync(fa, dg + mt * 16 * ld + kt * 16, static_cast<unsigned>(ld));
-        wmma::load_matrix_sync(fb, rg + ut * 16 * ld + kt * 16, static_cast<unsigned>(ld));
+        wmma::load_matrix_sync(fa, dg + S.dg_tile(mt, kt), static_cast<unsigned>(ld));
+        wmma::load_matrix_sync(fb, rg + S.rg_tile(ut, kt), static_cast<unsigned>(ld));
         wmma::mma_sync(acc, fa, fb, acc);
       }
-      wmma::store_matrix_sync(g.scratch + (wp * 16 * MT + mt * 16) * ldr + ut * 16, acc, static_cast<unsigned>(ldr), wmma::mem_row_major);
+      wmma::store_matrix_sync(g.scratch + S.gred_tile(wp, mt, ut), acc, static_cast<unsigned>(ldr), wmma::mem_row_major);
     }
 }
 #endif

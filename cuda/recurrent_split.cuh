@@ -137,6 +137,23 @@ struct SplitLaunch {
   __host__ __device__ int64_t ldgred() const { return 16 * tc_ut() + 4; }
   __host__ __device__ int64_t gather_halves() const { return 16 * (tc_ut() + tc_mt()) * ldg(); }
   __host__ __device__ int64_t gather_red_floats() const { return 8 * 16 * tc_mt() * ldgred(); }
+  // ---- the tensor-core forms' wmma operand tiles: offsets (halves into the bf16 arrays, floats into the float arrays)
+  // that the kernels pass to load_matrix_sync / store_matrix_sync, the arrays' bases in the block's shared memory,
+  // and the host check of wmma's rules on them (tc_wmma_errors: 32-byte aligned tiles, leading dimensions multiples of
+  // 8 halves / 4 floats, every tile inside its array)
+  __host__ __device__ int64_t hb_base() const { return rs_halves(); }                                  // forward
+  __host__ __device__ int64_t db_base() const { return gather ? 16 * tc_ut() * ldg() : rs_halves(); }  // backward
+  // the 16 x 16 tile (r, c) of a row-major array with leading dimension ld (the kernels call it with their hoisted ld
+  // where the named helpers below cost registers: the tc backward's register form sits at 255)
+  __host__ __device__ static int64_t tile16(int64_t r, int64_t c, int64_t ld) { return r * 16 * ld + c * 16; }
+  __host__ __device__ int64_t hb_tile(int64_t mt, int64_t kt) const { return tile16(mt, kt, ldhb()); }
+  __host__ __device__ int64_t rs_tile(int64_t kt, int64_t c) const { return tile16(kt, c, ldrs()); }
+  __host__ __device__ int64_t red_tile(int64_t wp, int64_t mt, int64_t c) const { return (wp * 16 * tc_mt() + mt * 16) * ldred() + c * 16; }
+  __host__ __device__ int64_t db_tile(int64_t mt, int64_t c) const { return tile16(mt, c, lddp()); }
+  __host__ __device__ static int64_t scratch_tile(int64_t wp) { return wp * 16 * kTcScratchLd; }
+  __host__ __device__ int64_t dg_tile(int64_t mt, int64_t kt) const { return tile16(mt, kt, ldg()); }
+  __host__ __device__ int64_t rg_tile(int64_t ut, int64_t kt) const { return tile16(ut, kt, ldg()); }
+  __host__ __device__ int64_t gred_tile(int64_t wp, int64_t mt, int64_t ut) const { return (wp * 16 * tc_mt() + mt * 16) * ldgred() + ut * 16; }
   // the exchange buffer of dp (bf16): dpx[buf][b][hd][k], k < 4DH the head's columns, buf = t & 1
   __host__ __device__ int64_t dpx_off(int64_t buf, int64_t b, int64_t h, int64_t k) const { return ((buf * L.B + b) * L.NH + h) * 4 * L.DH + k; }
   int64_t dpx_halves() const { return 2 * L.B * L.NH * 4 * L.DH; }
@@ -277,7 +294,7 @@ struct SplitFwd {
     S.block_units(blk, &hd, &u0, &n);
     if (S.tc) {  // the bf16 tensor-core form: R and h_{t-1} as bf16, red its warps' partial sums
       rs = smb;
-      hb = smb + S.rs_halves();
+      hb = smb + S.hb_base();
       Rt = hprev = nullptr;
       red = sm;
       pre = sm + S.tc_red_floats();
@@ -480,7 +497,7 @@ struct SplitBwd {
     S.block_units(blk, &hd, &u0, &n);
     if (S.tc) {  // the bf16 tensor-core form: R's own columns and dp as bf16 (gather: R's own rows, the head's dp)
       rs = smb;
-      db = smb + (S.gather ? 16 * S.tc_ut() * S.ldg() : S.rs_halves());
+      db = smb + S.db_base();
       Rs = dp = nullptr;
       scratch = sm;
       dc = sm + (S.gather ? S.gather_red_floats() : S.tc_scratch_floats());
@@ -517,9 +534,8 @@ struct SplitBwd {
   }
   // the gather form: (row b, own unit lu)'s recurrent ∂h, the 8 warps' partial products in warp order
   __host__ __device__ float gather_summed(int64_t b, int64_t lu) const {
-    const int64_t rows = 16 * S.tc_mt(), ld = S.ldgred();
     float acc = 0.0f;
-    for (int wp = 0; wp < 8; ++wp) acc += scratch[(wp * rows + b) * ld + lu];
+    for (int wp = 0; wp < 8; ++wp) acc += scratch[S.gred_tile(wp, 0, 0) + b * S.ldgred() + lu];
     return acc;
   }
   // the tc form: item i's recurrent ∂h from the sum phase's range sums (scratch[p·items + i], p in order)

@@ -95,32 +95,37 @@ __host__ __device__ __forceinline__ uint16_t tc_load1(const uint16_t* p) {
 #endif
 }
 
-// (0) h_{t-1} of the whole head into hb as bf16: at t = 0 from state0 (stage_phase rounds it), later from the
-// exchange buffer the blocks wrote at t-1 (a.hx, already rounded: half the bytes of the float32 states), 8 units per
-// 16-byte load where DH and H are multiples of 8, kTcStageBatch loads in flight per thread
+// `rows` rows of `cols` bf16 values from global memory (src, row stride `stride`: values other blocks wrote before the
+// last grid barrier, read through L2) into shared memory (dst, leading dimension ld): 8 values per 16-byte load where
+// cols and stride are multiples of 8 (src then 16-byte aligned), kTcStageBatch loads in flight per thread
 constexpr int kTcStageBatch = 8;
+__host__ __device__ inline void tc_stage_rows(uint16_t* dst, int64_t ld, const uint16_t* src, int64_t stride, int64_t rows, int64_t cols, int tid,
+                                              int nt) {
+  if (cols % 8 == 0 && stride % 8 == 0) {
+    for (StridedItems it(tid, nt, cols / 8); it.o < rows;) {
+      uint4 v[kTcStageBatch];
+      int32_t at[kTcStageBatch];  // shared-memory offsets (halves)
+      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q) {
+        const bool ok = it.o < rows;
+        v[q] = ok ? tc_load8(src + it.o * stride + 8 * it.in) : make_uint4(0, 0, 0, 0);
+        at[q] = ok ? static_cast<int32_t>(it.o * ld + 8 * it.in) : -1;
+        it.next();
+      }
+      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q)
+        if (at[q] >= 0) tc_store8(dst + at[q], v[q]);
+    }
+    return;
+  }
+  for (StridedItems it(tid, nt, cols); it.o < rows; it.next()) dst[it.o * ld + it.in] = tc_load1(src + it.o * stride + it.in);
+}
+
+// (0) h_{t-1} of the whole head into hb as bf16: at t = 0 from state0 (stage_phase rounds it), later from the
+// exchange buffer the blocks wrote at t-1 (a.hx, already rounded: half the bytes of the float32 states)
 template <class Cell>
 __host__ __device__ inline void tc_stage(const SplitFwd<Cell>& f, int64_t t, int tid, int nt) {
   if (t == 0) return f.template stage_phase<kLaneStageBatch>(t, tid, nt);
   const SplitLaunch& S = f.S;
-  const uint16_t* src = f.a.hx + ((t - 1) & 1) * S.L.B * S.L.H + f.hd * S.L.DH;
-  const int64_t ld = S.ldhb(), H = S.L.H;
-  if (S.L.DH % 8 == 0 && H % 8 == 0) {
-    for (StridedItems it(tid, nt, S.L.DH / 8); it.o < S.L.B;) {
-      uint4 v[kTcStageBatch];
-      int32_t dst[kTcStageBatch];  // shared-memory offsets (halves)
-      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q) {
-        const bool ok = it.o < S.L.B;
-        v[q] = ok ? tc_load8(src + it.o * H + 8 * it.in) : make_uint4(0, 0, 0, 0);
-        dst[q] = ok ? static_cast<int32_t>(it.o * ld + 8 * it.in) : -1;
-        it.next();
-      }
-      XLSTM_UNROLL for (int q = 0; q < kTcStageBatch; ++q)
-        if (dst[q] >= 0) tc_store8(f.hb + dst[q], v[q]);
-    }
-    return;
-  }
-  for (StridedItems it(tid, nt, S.L.DH); it.o < S.L.B; it.next()) f.hb[it.o * ld + it.in] = tc_load1(src + it.o * H + it.in);
+  tc_stage_rows(f.hb, S.ldhb(), f.a.hx + ((t - 1) & 1) * S.L.B * S.L.H + f.hd * S.L.DH, S.L.H, S.L.B, S.L.DH, tid, nt);
 }
 
 // x of a thread's first kTcPrefetch output items at step t (items i = tid + q·nt < B·4n, as tc_outputs walks them),
@@ -141,9 +146,9 @@ __host__ __device__ inline void tc_prefetch_x(const SplitFwd<Cell>& f, int64_t t
 template <class Cell>
 __host__ __device__ inline void tc_output(const SplitFwd<Cell>& f, int64_t t, int64_t i, float x, bool have_x) {
   const SplitLaunch& S = f.S;
-  const int64_t w = 4 * f.n, Bp = 16 * S.tc_mt(), ld = S.ldred(), b = i / w, c = i % w;
+  const int64_t w = 4 * f.n, ld = S.ldred(), b = i / w, c = i % w;
   float sum = 0.0f;
-  for (int wp = 0; wp < kTcWarps; ++wp) sum += f.red[(wp * Bp + b) * ld + c];
+  for (int wp = 0; wp < kTcWarps; ++wp) sum += f.red[S.red_tile(wp, 0, 0) + b * ld + c];
   const int64_t k = S.head_col(f.u0, f.n, c), off = S.L.x_off(f.hd, b, t, k);
   const float p = (have_x ? x : f.a.x[off]) + sum + f.a.bias[S.L.gate_col(f.hd, k)];
   if constexpr (Cell::kStates == 4) f.a.gates[off] = p;  // the LSTM saves its activations instead (cell_phase)
@@ -217,7 +222,7 @@ __device__ void tc_load_fragments(Frag (&fr)[kTcSlots][NT], const __nv_bfloat16*
   XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
     const int64_t jt = wp + kTcWarps * i;
     if (jt < tiles) {
-      XLSTM_UNROLL for (int c = 0; c < NT; ++c) nvcuda::wmma::load_matrix_sync(fr[i][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) nvcuda::wmma::load_matrix_sync(fr[i][c], rs + SplitLaunch::tile16(jt, c, ldrs), static_cast<unsigned>(ldrs));
     }
   }
 }
@@ -257,21 +262,21 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_forward_kernel(
         XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
           const int64_t kt = wp + kTcWarps * i;
           if (kt < KT) {
-            wmma::load_matrix_sync(fh, hb + mt * 16 * ldhb + kt * 16, static_cast<unsigned>(ldhb));
+            wmma::load_matrix_sync(fh, hb + S.hb_tile(mt, kt), static_cast<unsigned>(ldhb));
             XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::mma_sync(acc[c], fh, fr[i][c], acc[c]);
           }
         }
       } else {
         for (int64_t kt = wp; kt < KT; kt += kTcWarps) {  // the same j-tiles in the same order, R from rs
-          wmma::load_matrix_sync(fh, hb + mt * 16 * ldhb + kt * 16, static_cast<unsigned>(ldhb));
+          wmma::load_matrix_sync(fh, hb + S.hb_tile(mt, kt), static_cast<unsigned>(ldhb));
           XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
-            wmma::load_matrix_sync(fr[0][c], rs + kt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+            wmma::load_matrix_sync(fr[0][c], rs + S.rs_tile(kt, c), static_cast<unsigned>(ldrs));
             wmma::mma_sync(acc[c], fh, fr[0][c], acc[c]);
           }
         }
       }
       XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
-        wmma::store_matrix_sync(blk.red + (wp * 16 * MT + mt * 16) * ldred + c * 16, acc[c], static_cast<unsigned>(ldred), wmma::mem_row_major);
+        wmma::store_matrix_sync(blk.red + S.red_tile(wp, mt, c), acc[c], static_cast<unsigned>(ldred), wmma::mem_row_major);
       }
     }
     __syncthreads();
@@ -299,7 +304,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
   const int64_t JT = S.tc_kt(), MT = S.tc_mt(), ldrs = S.ldrs(), lddp = S.lddp();
   const __nv_bfloat16* rs = reinterpret_cast<const __nv_bfloat16*>(blk.rs);
   const __nv_bfloat16* db = reinterpret_cast<const __nv_bfloat16*>(blk.db);
-  float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
+  float* scratch = blk.scratch + SplitLaunch::scratch_tile(wp);
   blk.init(tid, nt);
   tc_backward_init(blk, tid, nt);
   __syncthreads();
@@ -325,7 +330,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
     __syncthreads();
     for (int64_t mt = 0; mt < MT; ++mt) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fd[NT];
-      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fd[c], db + mt * 16 * lddp + c * 16, static_cast<unsigned>(lddp));
+      XLSTM_UNROLL for (int c = 0; c < NT; ++c) wmma::load_matrix_sync(fd[c], db + SplitLaunch::tile16(mt, c, lddp), static_cast<unsigned>(lddp));
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
       if constexpr (RegR) {
         XLSTM_UNROLL for (int i = 0; i < kTcSlots; ++i) {
@@ -339,7 +344,7 @@ __global__ void __launch_bounds__(kSplitThreads, 1) rec_split_tc_backward_kernel
         for (int64_t jt = wp; jt < JT; jt += kTcWarps) {  // the same tiles in the same order, R from rs
           wmma::fill_fragment(acc, 0.0f);
           XLSTM_UNROLL for (int c = 0; c < NT; ++c) {
-            wmma::load_matrix_sync(fr[0][c], rs + jt * 16 * ldrs + c * 16, static_cast<unsigned>(ldrs));
+            wmma::load_matrix_sync(fr[0][c], rs + SplitLaunch::tile16(jt, c, ldrs), static_cast<unsigned>(ldrs));
             wmma::mma_sync(acc, fd[c], fr[0][c], acc);
           }
           tile_out(t, mt, jt, acc);
@@ -423,7 +428,7 @@ inline void tc_host_mma(float* acc, const uint16_t* A, int64_t lda, const float*
 inline void tc_host_fragment(const SplitLaunch& S, const uint16_t* rs, int64_t jt, int64_t c, bool transposed, float* B) {
   for (int k = 0; k < 16; ++k)
     for (int q = 0; q < 16; ++q)
-      B[k * 16 + q] = bf16_math::widen(transposed ? rs[(jt * 16 + q) * S.ldrs() + c * 16 + k] : rs[(jt * 16 + k) * S.ldrs() + c * 16 + q]);
+      B[k * 16 + q] = bf16_math::widen(transposed ? rs[S.rs_tile(jt, c) + q * S.ldrs() + k] : rs[S.rs_tile(jt, c) + k * S.ldrs() + q]);
 }
 
 // Per block: float shared memory NaN, bf16 shared memory 0x7fc0 (NaN), kept over the steps (the grid barrier: all
@@ -456,11 +461,11 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
           for (int64_t kt = wp; kt < KT; kt += kTcWarps)
             for (int64_t c = 0; c < NT; ++c) {
               tc_host_fragment(S, blk.rs, kt, c, false, frag.data());
-              tc_host_mma(acc.data() + c * 256, blk.hb + mt * 16 * ldhb + kt * 16, ldhb, frag.data());
+              tc_host_mma(acc.data() + c * 256, blk.hb + S.hb_tile(mt, kt), ldhb, frag.data());
             }
           for (int64_t c = 0; c < NT; ++c)
             for (int r = 0; r < 16; ++r)
-              for (int q = 0; q < 16; ++q) blk.red[(wp * 16 * MT + mt * 16 + r) * ldred + c * 16 + q] = acc[c * 256 + r * 16 + q];
+              for (int q = 0; q < 16; ++q) blk.red[S.red_tile(wp, mt, c) + r * ldred + q] = acc[c * 256 + r * 16 + q];
         }
       for (int tid = 0; tid < nt; ++tid) tc_outputs(blk, t, tid, nt, xn_of(b, tid));
       for (int tid = 0; tid < nt; ++tid) {
@@ -496,13 +501,13 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
       for (int tid = 0; tid < nt; ++tid) tc_sum_phase(blk, t, tid, nt);
       for (int tid = 0; tid < nt; ++tid) tc_cell_phase(blk, t, tid, nt, nxt[b * nt + tid]);
       for (int wp = 0; wp < kTcWarps; ++wp) {
-        float* scratch = blk.scratch + wp * 16 * kTcScratchLd;
+        float* scratch = blk.scratch + SplitLaunch::scratch_tile(wp);
         for (int64_t mt = 0; mt < MT; ++mt)
           for (int64_t jt = wp; jt < JT; jt += kTcWarps) {
             std::fill(acc.begin(), acc.end(), 0.0f);
             for (int64_t c = 0; c < NT; ++c) {
               tc_host_fragment(S, blk.rs, jt, c, true, frag.data());
-              tc_host_mma(acc.data(), blk.db + mt * 16 * lddp + c * 16, lddp, frag.data());
+              tc_host_mma(acc.data(), blk.db + S.db_tile(mt, c), lddp, frag.data());
             }
             for (int r = 0; r < 16; ++r)
               for (int q = 0; q < 16; ++q) scratch[r * kTcScratchLd + q] = acc[r * 16 + q];
@@ -514,4 +519,50 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
     }
   for (auto& blk : blocks)
     for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);
+}
+
+// ---- host check of wmma's rules on the tensor-core forms' tiles ----------------------------------------------------
+// Every pointer the kernels pass to load_matrix_sync / store_matrix_sync must be 32-byte aligned and every leading
+// dimension a multiple of 16 bytes (8 halves, 4 floats), or wmma's behaviour is undefined: the host replays, which
+// index plain arrays, cannot see that. Counts the violations, and the tiles reaching outside their arrays, of the
+// forward's (fwd) or backward's tiles (S.gather: the gather kernel's) for plan S, offsets as the kernels take them
+// (the SplitLaunch tile helpers) from the base of the block's shared memory (32-byte aligned: __align__(32)).
+inline int64_t tc_wmma_errors(const SplitLaunch& S, bool fwd) {
+  int64_t bad = 0;
+  const int64_t halves = fwd ? S.tc_fwd_halves() : S.tc_bwd_halves();
+  const int64_t fbase = SplitLaunch::tc_halves_floats(halves) * 4;  // the float arrays' first byte
+  // a 16 x 16 tile at element offset `off` of an array at byte `base` with `esize`-byte elements, leading dimension
+  // ld, inside [base, base + extent elements)
+  const auto tile = [&](int64_t base, int64_t off, int64_t esize, int64_t ld, int64_t extent) {
+    if ((base + off * esize) % 32 != 0 || (ld * esize) % 16 != 0 || off < 0 || off + 15 * ld + 15 >= extent) ++bad;
+  };
+  const int64_t MT = S.tc_mt();
+  if (fwd) {
+    const int64_t KT = S.tc_kt();
+    for (int64_t kt = 0; kt < KT; ++kt) {
+      for (int64_t mt = 0; mt < MT; ++mt) tile(2 * S.hb_base(), S.hb_tile(mt, kt), 2, S.ldhb(), 16 * MT * S.ldhb());
+      for (int64_t c = 0; c < S.tc; ++c) tile(0, S.rs_tile(kt, c), 2, S.ldrs(), S.rs_halves());
+    }
+    for (int64_t wp = 0; wp < kTcWarps; ++wp)
+      for (int64_t mt = 0; mt < MT; ++mt)
+        for (int64_t c = 0; c < S.tc; ++c) tile(fbase, S.red_tile(wp, mt, c), 4, S.ldred(), S.tc_red_floats());
+  } else if (S.gather) {
+    const int64_t KT = S.gather_kt(), UT = S.tc_ut();
+    for (int64_t kt = 0; kt < KT; ++kt) {
+      for (int64_t mt = 0; mt < MT; ++mt) tile(2 * S.db_base(), S.dg_tile(mt, kt), 2, S.ldg(), 16 * MT * S.ldg());
+      for (int64_t ut = 0; ut < UT; ++ut) tile(0, S.rg_tile(ut, kt), 2, S.ldg(), 16 * UT * S.ldg());
+    }
+    for (int64_t wp = 0; wp < kTcWarps; ++wp)
+      for (int64_t mt = 0; mt < MT; ++mt)
+        for (int64_t ut = 0; ut < UT; ++ut) tile(fbase, S.gred_tile(wp, mt, ut), 4, S.ldgred(), S.gather_red_floats());
+    if (S.db_base() + 16 * MT * S.ldg() > halves) ++bad;  // dg inside the bf16 region
+  } else {
+    const int64_t JT = S.tc_kt();
+    for (int64_t c = 0; c < S.tc; ++c) {
+      for (int64_t mt = 0; mt < MT; ++mt) tile(2 * S.db_base(), S.db_tile(mt, c), 2, S.lddp(), 16 * MT * S.lddp());
+      for (int64_t jt = 0; jt < JT; ++jt) tile(0, S.rs_tile(jt, c), 2, S.ldrs(), S.rs_halves());
+    }
+    for (int64_t wp = 0; wp < kTcWarps; ++wp) tile(fbase, SplitLaunch::scratch_tile(wp), 4, kTcScratchLd, S.tc_scratch_floats());
+  }
+  return bad;
 }

@@ -57,6 +57,16 @@ function assertNear(got: Float32Array, want: Float32Array, what: string, rtol: n
   assert.ok(r.ratio <= 1, `${what}: worst error/tolerance ratio ${r.ratio.toFixed(3)} at index ${r.index}: got ${got[r.index]}, expected ${want[r.index]} (scale ${scale})`);
 }
 
+/** fn with a process-wide setting changed (`set` returns the previous value), the previous value restored after. */
+function withSetting<T>(set: (v: T) => T, value: T, fn: () => void): void {
+  const prev = set(value);
+  try {
+    fn();
+  } finally {
+    set(prev);
+  }
+}
+
 describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
   this.timeout(60000);
 
@@ -187,21 +197,14 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     for (const kind of ["slstm", "lstm"] as const)
       for (const launch of ["split", "split-lane"] as const)
         itCompiled(`${kind}, ${launch} launch with its blocks per head capped: the replay equals the CPU kernels (the same on a GPU: the capped bf16 case below)`, () => {
-          const prev = native.cudaSetRecurrentLaunch(launch);
-          try {
-            for (const [d, cap] of capped) {
-              const prevCap = native.cudaSetRecurrentSplitBlocks(cap);
-              try {
+          withSetting(native.cudaSetRecurrentLaunch, launch, () => {
+            for (const [d, cap] of capped)
+              withSetting(native.cudaSetRecurrentSplitBlocks, cap, () => {
                 const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, true, false);
                 assert.ok(plan && plan.blocksPerHead <= cap && plan.blocksPerHead < Math.min(d.DH, Math.floor(132 / d.NH)), `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
                 parity(kind, true, [d]);
-              } finally {
-                native.cudaSetRecurrentSplitBlocks(prevCap);
-              }
-            }
-          } finally {
-            native.cudaSetRecurrentLaunch(prev);
-          }
+              });
+          });
         });
 
     itCompiled("cudaRecurrentPlan: the split plan follows the blocks-per-head cap (units spread evenly, the tensor-core tiles for the units)", () => {
@@ -548,18 +551,14 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     for (const kind of ["slstm", "lstm"] as const)
       for (const emulate of [true, false])
         (emulate ? itCompiled : itCuda)(`${kind}: the tensor-core form with its blocks per head capped ${emulate ? "(replayed on the host)" : "on the GPU"} equals the step-by-step bf16 reference`, () => {
-          for (const [d, cap] of cappedBf16) {
-            const prev = native.cudaSetRecurrentSplitBlocks(cap);
-            try {
+          for (const [d, cap] of cappedBf16)
+            withSetting(native.cudaSetRecurrentSplitBlocks, cap, () => {
               for (const forward of [true, false]) {
                 const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, forward, true);
                 assert.ok(plan && plan.blocksPerHead <= cap && plan.tensorCoreTiles > 0, `B=${d.B} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
               }
               bf16Parity(kind, emulate, [d]);
-            } finally {
-              native.cudaSetRecurrentSplitBlocks(prev);
-            }
-          }
+            });
         });
 
     // The backward's "gather" exchange (cudaSetRecurrentExchange, cuda/recurrent_gather.cuh): each block gathers the
@@ -580,21 +579,14 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
     for (const kind of ["slstm", "lstm"] as const)
       for (const emulate of [true, false])
         (emulate ? itCompiled : itCuda)(`${kind}: the tensor-core backward with the gather exchange ${emulate ? "(replayed on the host)" : "on the GPU"} equals the step-by-step bf16 reference`, () => {
-          const prevEx = native.cudaSetRecurrentExchange("gather");
-          try {
-            for (const [d, cap] of gathered) {
-              const prev = native.cudaSetRecurrentSplitBlocks(cap);
-              try {
+          withSetting(native.cudaSetRecurrentExchange, "gather", () => {
+            for (const [d, cap] of gathered)
+              withSetting(native.cudaSetRecurrentSplitBlocks, cap, () => {
                 const plan = native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, false, true);
                 assert.ok(plan && plan.tensorCoreTiles > 0 && plan.exchange === "gather", `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap}: plan ${JSON.stringify(plan)}`);
                 bf16Parity(kind, emulate, [d]);
-              } finally {
-                native.cudaSetRecurrentSplitBlocks(prev);
-              }
-            }
-          } finally {
-            native.cudaSetRecurrentExchange(prevEx);
-          }
+              });
+          });
         });
 
     itCompiled("cudaSetRecurrentExchange: partials by default, the forward and float32 never gather, refuses unknown exchanges", () => {
@@ -611,6 +603,21 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
       }
       assert.equal(prev, "partials", "the default exchange");
       assert.throws(() => native.cudaSetRecurrentExchange("scatter" as never), (e: Error) => e instanceof RangeError && /cudaSetRecurrentExchange: exchange must be "partials" or "gather", got "scatter"/.test(e.message));
+    });
+
+    // wmma's rules (32-byte aligned tile pointers, leading dimensions of 16-byte multiples, tiles inside their arrays),
+    // which the host replays cannot see, over the plans the kernels take: 1, 2, 4 and 8 column tiles, registers or
+    // shared memory, 1..4 row tiles, odd head sizes, one and two unit tiles of the gather form, capped plans
+    itCompiled("the tensor-core kernels' wmma tiles keep wmma's alignment rules and stay inside their arrays at every plan", () => {
+      let checked = 0;
+      for (const d of [...shapes, { B: 64, S: 2, NH: 1, DH: 768 }, { B: 5, S: 2, NH: 3, DH: 77 }, { B: 33, S: 2, NH: 2, DH: 130 }])
+        for (const cap of [0, 96, 48, 20, 7, 2])
+          withSetting(native.cudaSetRecurrentSplitBlocks, cap, () => {
+            if (!native.cudaRecurrentPlan(d.B, d.S, d.NH, d.DH, true, true)?.tensorCoreTiles) return;
+            assert.equal(native.cudaRecurrentWmmaErrors(d.B, d.S, d.NH, d.DH), 0, `B=${d.B} NH=${d.NH} DH=${d.DH} cap ${cap}`);
+            checked++;
+          });
+      assert.ok(checked >= 30, `${checked} plans checked`);
     });
 
     // The autotune (cudaSetRecurrentAutotune): which plans it times (on the emulated device), and on a GPU that a

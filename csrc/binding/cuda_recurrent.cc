@@ -171,6 +171,17 @@ Napi::Value CudaRecurrentTuned(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cudaRecurrentWmmaErrors(B, S, NH, DH) -> violations of wmma's rules by the bf16 tensor-core kernels' tiles at the
+// shape's emulated plans (cuda::recurrent_wmma_errors)
+Napi::Value CudaRecurrentWmmaErrors(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaRecurrentWmmaErrors"};
+  require_count(c, 4);
+  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
+  int64_t bad = 0;
+  run_sync(info.Env(), c.fn, [&] { bad = cuda::recurrent_wmma_errors(s.d); });
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
 // cudaRecurrentCoverage(slstm, B, S, NH, DH, writes) -> errors
 Napi::Value CudaRecurrentCoverage(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaRecurrentCoverage"};
@@ -218,6 +229,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   def("cudaSetRecurrentAutotune", CudaSetRecurrentAutotune);
   def("cudaRecurrentTuneCandidates", CudaRecurrentTuneCandidates);
   def("cudaRecurrentTuned", CudaRecurrentTuned);
+  def("cudaRecurrentWmmaErrors", CudaRecurrentWmmaErrors);
 }
 
 }  // namespace

@@ -504,6 +504,7 @@ std::vector<std::pair<int64_t, int>> recurrent_tune_candidates_emulated(const Re
   recurrent_absent("cuda::recurrent_tune_candidates_emulated");
 }
 bool recurrent_tuned(const RecurrentDims&, bool, bool, bool, int64_t*, int*) { return false; }
+int64_t recurrent_wmma_errors(const RecurrentDims&) { recurrent_absent("cuda::recurrent_wmma_errors"); }
 }  // namespace cuda
 }  // namespace xlstm
 #endif
