@@ -134,39 +134,26 @@ void* gather_backward_kernel(const SplitLaunch& S) {
   return S.tc && S.gather ? reinterpret_cast<void*>(rec_split_gather_backward_kernel<Cell>) : nullptr;
 }
 
-// Per block: float shared memory NaN, bf16 shared memory and the exchange buffer 0x7fc0 (NaN), kept over the steps
-// (the grid barrier: all blocks finish a step before any starts the next; dpx is double-buffered by step parity).
+// The blocks as TcBwdReplayBlocks sets them up, the exchange buffer 0x7fc0 (NaN) too (dpx is double-buffered by step
+// parity).
 template <class Cell>
 void split_gather_backward_replay(const SplitLaunch& S, const BwdArgs& args) {
   const int nt = kSplitThreads;
-  const int64_t ff = S.bwd_floats() - SplitLaunch::tc_halves_floats(S.tc_bwd_halves()), hh = S.tc_bwd_halves();
-  std::vector<float> sm(static_cast<size_t>(S.blocks * ff), __builtin_nanf(""));
-  std::vector<uint16_t> smb(static_cast<size_t>(S.blocks * hh), kBf16Nan);
   std::vector<uint16_t> dpx(static_cast<size_t>(S.dpx_halves()), kBf16Nan);
   BwdArgs a = args;
   a.dpx = dpx.data();
-  std::vector<SplitBwd<Cell>> blocks;
-  for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, nullptr, b, sm.data() + b * ff, smb.data() + b * hh);
-  using ItemIn = typename SplitBwd<Cell>::ItemIn;
-  std::vector<ItemIn> nxt(static_cast<size_t>(S.blocks * nt));
-  for (int64_t b = 0; b < S.blocks; ++b) {
-    for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
-    for (int tid = 0; tid < nt; ++tid) gather_init(blocks[b], tid, nt);
-    for (int tid = 0; tid < nt; ++tid)
-      if (tid < S.L.B * blocks[b].n) nxt[b * nt + tid] = blocks[b].item_in(S.L.S - 1, tid);
-  }
+  TcBwdReplayBlocks<Cell> rb(S, a, nullptr, [](const SplitBwd<Cell>& g, int tid, int n) { gather_init(g, tid, n); });
   for (int64_t t = S.L.S - 1; t >= 0; --t)
     for (int64_t b = 0; b < S.blocks; ++b) {
-      const SplitBwd<Cell>& blk = blocks[b];
+      const SplitBwd<Cell>& blk = rb.blocks[b];
       if (t + 1 < S.L.S) {
         for (int tid = 0; tid < nt; ++tid) gather_stage(blk, (t + 1) & 1, tid, nt);
         gather_products_replay(blk);
       }
-      for (int tid = 0; tid < nt; ++tid) tc_cell_phase<Cell, true>(blk, t, tid, nt, nxt[b * nt + tid]);
-      for (int tid = 0; tid < nt; ++tid)
-        if (t > 0 && tid < S.L.B * blk.n) nxt[b * nt + tid] = blk.item_in(t - 1, tid);
+      for (int tid = 0; tid < nt; ++tid) tc_cell_phase<Cell, true>(blk, t, tid, nt, rb.nxt[b * nt + tid]);
+      rb.prefetch(b, t);
     }
-  for (auto& blk : blocks) {
+  for (auto& blk : rb.blocks) {
     for (int tid = 0; tid < nt; ++tid) gather_stage(blk, 0, tid, nt);
     gather_products_replay(blk);
     for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);

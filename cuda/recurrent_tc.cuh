@@ -475,31 +475,53 @@ void split_tc_forward_replay(const SplitLaunch& S, const FwdArgs& a) {
     }
 }
 
+// The backward replays' blocks (the tc and gather forms): per block its float shared memory NaN and its bf16 shared
+// memory 0x7fc0 (NaN), kept over the steps (the grid barrier: all blocks finish a step before any starts the next);
+// every block initialised by all its threads (SplitBwd::init, then the form's own init(block, tid, nt)); nxt, every
+// thread's item inputs read ahead (for step S-1 here, for step t - 1 by prefetch after step t), as the kernels do.
+template <class Cell>
+struct TcBwdReplayBlocks {
+  static constexpr int nt = kSplitThreads;
+  std::vector<float> sm;
+  std::vector<uint16_t> smb;
+  std::vector<SplitBwd<Cell>> blocks;
+  std::vector<typename SplitBwd<Cell>::ItemIn> nxt;
+  template <class Init>
+  TcBwdReplayBlocks(const SplitLaunch& S, const BwdArgs& a, float* part, Init form_init) {
+    const int64_t ff = S.bwd_floats() - SplitLaunch::tc_halves_floats(S.tc_bwd_halves()), hh = S.tc_bwd_halves();
+    sm.assign(static_cast<size_t>(S.blocks * ff), __builtin_nanf(""));
+    smb.assign(static_cast<size_t>(S.blocks * hh), kBf16Nan);
+    for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part, b, sm.data() + b * ff, smb.data() + b * hh);
+    nxt.resize(static_cast<size_t>(S.blocks * nt));
+    for (int64_t b = 0; b < S.blocks; ++b) {
+      for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
+      for (int tid = 0; tid < nt; ++tid) form_init(blocks[b], tid, nt);
+      for (int tid = 0; tid < nt; ++tid)
+        if (tid < S.L.B * blocks[b].n) nxt[b * nt + tid] = blocks[b].item_in(S.L.S - 1, tid);
+    }
+  }
+  TcBwdReplayBlocks(const TcBwdReplayBlocks&) = delete;  // the blocks point into sm / smb
+  TcBwdReplayBlocks& operator=(const TcBwdReplayBlocks&) = delete;
+  // block b's threads read their item inputs of step t - 1 ahead (after step t, t > 0)
+  void prefetch(int64_t b, int64_t t) {
+    for (int tid = 0; tid < nt; ++tid)
+      if (t > 0 && tid < blocks[b].S.L.B * blocks[b].n) nxt[b * nt + tid] = blocks[b].item_in(t - 1, tid);
+  }
+};
+
 template <class Cell>
 void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
   const int nt = kSplitThreads;
-  const int64_t ff = S.bwd_floats() - SplitLaunch::tc_halves_floats(S.tc_bwd_halves()), hh = S.tc_bwd_halves();
-  std::vector<float> sm(static_cast<size_t>(S.blocks * ff), __builtin_nanf(""));
-  std::vector<uint16_t> smb(static_cast<size_t>(S.blocks * hh), kBf16Nan);
   std::vector<float> part(static_cast<size_t>(S.part_floats()), __builtin_nanf(""));
-  std::vector<SplitBwd<Cell>> blocks;
-  for (int64_t b = 0; b < S.blocks; ++b) blocks.emplace_back(S, a, part.data(), b, sm.data() + b * ff, smb.data() + b * hh);
+  TcBwdReplayBlocks<Cell> rb(S, a, part.data(), [](const SplitBwd<Cell>& g, int tid, int n) { tc_backward_init(g, tid, n); });
+  const std::vector<SplitBwd<Cell>>& blocks = rb.blocks;
   const int64_t JT = S.tc_kt(), MT = S.tc_mt(), NT = S.tc, lddp = S.lddp();
-  // every thread's prefetched item inputs (for step S-1 at the start, for step t - 1 after step t's products)
-  using ItemIn = typename SplitBwd<Cell>::ItemIn;
-  std::vector<ItemIn> nxt(static_cast<size_t>(S.blocks * nt));
-  for (int64_t b = 0; b < S.blocks; ++b) {
-    for (int tid = 0; tid < nt; ++tid) blocks[b].init(tid, nt);
-    for (int tid = 0; tid < nt; ++tid) tc_backward_init(blocks[b], tid, nt);
-    for (int tid = 0; tid < nt; ++tid)
-      if (tid < S.L.B * blocks[b].n) nxt[b * nt + tid] = blocks[b].item_in(S.L.S - 1, tid);
-  }
   std::vector<float> acc(256), frag(256);
   for (int64_t t = S.L.S - 1; t >= 0; --t)
     for (int64_t b = 0; b < S.blocks; ++b) {
       const SplitBwd<Cell>& blk = blocks[b];
       for (int tid = 0; tid < nt; ++tid) tc_sum_phase(blk, t, tid, nt);
-      for (int tid = 0; tid < nt; ++tid) tc_cell_phase(blk, t, tid, nt, nxt[b * nt + tid]);
+      for (int tid = 0; tid < nt; ++tid) tc_cell_phase(blk, t, tid, nt, rb.nxt[b * nt + tid]);
       for (int wp = 0; wp < kTcWarps; ++wp) {
         float* scratch = blk.scratch + SplitLaunch::scratch_tile(wp);
         for (int64_t mt = 0; mt < MT; ++mt)
@@ -514,8 +536,7 @@ void split_tc_backward_replay(const SplitLaunch& S, const BwdArgs& a) {
             for (int lane = 0; lane < 32; ++lane) tc_part_store(blk, t, mt, jt, lane, scratch);
           }
       }
-      for (int tid = 0; tid < nt; ++tid)
-        if (t > 0 && tid < S.L.B * blk.n) nxt[b * nt + tid] = blk.item_in(t - 1, tid);
+      rb.prefetch(b, t);
     }
   for (auto& blk : blocks)
     for (int tid = 0; tid < nt; ++tid) blk.final_phase(tid, nt);

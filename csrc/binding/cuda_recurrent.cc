@@ -91,17 +91,28 @@ Napi::Value CudaSetRecurrentSplitBlocks(const Napi::CallbackInfo& info) {
 // the exchange's name in the exports (cuda::set_recurrent_exchange's 0 / 1)
 const char* exchange_name(int e) { return e == 1 ? "gather" : "partials"; }
 
+// the arguments (B, S, NH, DH, forward, bf16) of the plan queries
+struct PlanArgs {
+  recurrent_args::Sizes s;
+  bool fwd, bf16;
+};
+PlanArgs read_plan_args(const ArgCtx& c) {
+  require_count(c, 6);
+  PlanArgs a{recurrent_args::read_sizes(c, 0, 2), false, false};
+  a.fwd = require_bool(c, 4, "forward");
+  a.bf16 = require_bool(c, 5, "bf16");
+  return a;
+}
+
 // cudaRecurrentPlan(B, S, NH, DH, forward, bf16) -> null (the rows launch) | {blocksPerHead, unitsPerBlock,
 // tensorCoreTiles}: the split plan the *Emulate replays follow (an H100's 132 SMs and 227 KiB per block) under the
 // current launch mode and blocks-per-head cap
 Napi::Value CudaRecurrentPlan(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaRecurrentPlan"};
-  require_count(c, 6);
-  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
-  const bool fwd = require_bool(c, 4, "forward"), bf16 = require_bool(c, 5, "bf16");
+  const PlanArgs a = read_plan_args(c);
   int64_t P = 0, nu = 0, tc = 0;
   bool split = false, gather = false;
-  run_sync(info.Env(), c.fn, [&] { split = cuda::recurrent_emulated_plan(s.d, fwd, bf16, &P, &nu, &tc, &gather); });
+  run_sync(info.Env(), c.fn, [&] { split = cuda::recurrent_emulated_plan(a.s.d, a.fwd, a.bf16, &P, &nu, &tc, &gather); });
   if (!split) return info.Env().Null();
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("blocksPerHead", static_cast<double>(P));
@@ -119,7 +130,7 @@ Napi::Value CudaSetRecurrentExchange(const Napi::CallbackInfo& info) {
   const int mode = require_choice(c, 0, "exchange", {kModes[0], kModes[1]});
   int prev = 0;
   run_sync(info.Env(), c.fn, [&] { prev = cuda::set_recurrent_exchange(mode); });
-  return Napi::String::New(info.Env(), kModes[prev]);
+  return Napi::String::New(info.Env(), exchange_name(prev));
 }
 
 // cudaSetRecurrentAutotune(on) -> the previous setting: the split plan's autotune (cuda::set_recurrent_autotune;
@@ -137,11 +148,9 @@ Napi::Value CudaSetRecurrentAutotune(const Napi::CallbackInfo& info) {
 // on the emulated device (an H100), the current settings' first
 Napi::Value CudaRecurrentTuneCandidates(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaRecurrentTuneCandidates"};
-  require_count(c, 6);
-  const recurrent_args::Sizes s = recurrent_args::read_sizes(c, 0, 2);
-  const bool fwd = require_bool(c, 4, "forward"), bf16 = require_bool(c, 5, "bf16");
+  const PlanArgs a = read_plan_args(c);
   std::vector<std::pair<int64_t, int>> cands;
-  run_sync(info.Env(), c.fn, [&] { cands = cuda::recurrent_tune_candidates_emulated(s.d, fwd, bf16); });
+  run_sync(info.Env(), c.fn, [&] { cands = cuda::recurrent_tune_candidates_emulated(a.s.d, a.fwd, a.bf16); });
   Napi::Array out = Napi::Array::New(info.Env(), cands.size());
   for (size_t i = 0; i < cands.size(); ++i) {
     Napi::Object o = Napi::Object::New(info.Env());
