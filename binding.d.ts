@@ -465,8 +465,10 @@ export interface Binding {
         | { kind: "slstm"; numHeads: number; convKernel: number; function: "slstm" | "lstm"; ffn?: { projUpDim: number; act: string } | null }
       >;
     },
-    params: { readonly [stateDictKey: string]: Float32Array },
+    params: { readonly [stateDictKey: string]: Float32Array | DeviceBuffer },
     batch: number,
+    /** true: params are device buffers and the session runs on the GPU (csrc/binding/cuda_infer_session.h) */
+    device?: boolean,
   ): object;
   /** Runs tokens [B, S] (ids in [0, V)) from the session's state and writes the logits of the last position [B, V]; S = 1 is one step. */
   inferRun(session: object, logits: Float32Array, tokens: Int32Array, S: number): void;

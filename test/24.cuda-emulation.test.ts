@@ -15,7 +15,7 @@ describe("24 CUDA path under host emulation", function () {
   this.timeout(600000);
   (realGpu ? it.skip : it)(`CUDA tensors, ops, autograd, optimizers, fixtures and training on the emulated device${realGpu ? " [skipped: a real GPU runs these suites]" : ""}`, () => {
     const mocha = path.join(root, "node_modules", "mocha", "bin", "mocha.js");
-    const files = ["test/22.cuda-memory.test.ts", "test/23.cuda-tensors.test.ts", "test/48.fixtures.test.ts", "test/36.bf16-weights.test.ts", "test/59.large-generate.test.ts", "test/64.train.test.ts"];
+    const files = ["test/22.cuda-memory.test.ts", "test/23.cuda-tensors.test.ts", "test/48.fixtures.test.ts", "test/36.bf16-weights.test.ts", "test/59.large-generate.test.ts", "test/57.infer-cuda.test.ts", "test/64.train.test.ts"];
     const r = spawnSync(process.execPath, [mocha, ...files, "--grep", "CUDA device memory|CUDA tensors on the GPU|on cuda|on the GPU|device \"cuda\""], {
       cwd: root,
       env: { ...process.env, XLSTM_CUDA_EMULATE: "1" },

@@ -44,15 +44,22 @@ void report_to_gc(Napi::Env env, DeviceBuffer* b) {
   Napi::MemoryManagement::AdjustExternalMemory(env, b->bytes);
 }
 
-DeviceBuffer* device_buffer_arg(const ArgCtx& c, size_t i, const char* name, bool allow_freed) {
-  Napi::Value v = c.info[i];
+DeviceBuffer* device_buffer_of(const ArgCtx& c, Napi::Value v, const std::string& name, bool allow_freed) {
   if (!v.IsExternal() || !v.As<Napi::External<DeviceBuffer>>().CheckTypeTag(&kDeviceBufferTag))
-    throw_type(c, std::string(name) + " must be a device buffer from cudaMalloc, got " + kind_of(v));
+    throw_type(c, name + " must be a device buffer from cudaMalloc, got " + kind_of(v));
   DeviceBuffer* b = v.As<Napi::External<DeviceBuffer>>().Data();
-  if (!b->ptr && !allow_freed) throw_type(c, std::string(name) + " is a device buffer that was already freed");
+  if (!b->ptr && !allow_freed) throw_type(c, name + " is a device buffer that was already freed");
   return b;
 }
+
+DeviceBuffer* device_buffer_arg(const ArgCtx& c, size_t i, const char* name, bool allow_freed) {
+  return device_buffer_of(c, c.info[i], name, allow_freed);
+}
 }  // namespace
+
+DeviceBuffer* device_buffer_value(const ArgCtx& c, Napi::Value v, const std::string& name) {
+  return device_buffer_of(c, v, name, false);
+}
 
 void require_cuda_device(const ArgCtx& c) {
   std::string reason;

@@ -14,6 +14,7 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "registry.h"
@@ -62,7 +63,7 @@ Napi::Value UnaryDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* x = require_device_buffer(c, 1, "x", n * kF, floats("n", n));
   DeviceBuffer* out = require_device_buffer(c, 2, "out", n * kF, floats("n", n));
   const float a = optional_float(c, 4, "alpha", 1.0f), b = optional_float(c, 5, "beta", 0.0f);
-  run_sync(info.Env(), c.fn, [&] { XLSTM_DEVICE_CALL(elementwise_unary, op, fptr(out), fptr(x), a, b, n); });
+  run_sync(info.Env(), c.fn, [&] { dk::unary(op, fptr(out), fptr(x), a, b, n); });
   return info.Env().Undefined();
 }
 
@@ -128,8 +129,7 @@ Napi::Value BinaryDev(const Napi::CallbackInfo& info) {
   // in place only when out is an operand of the output's own size (no element is read after it was written)
   if ((out == r.a && r.a->bytes < r.plan.numel * kF) || (out == r.b && r.b->bytes < r.plan.numel * kF))
     throw_range(c, "out may be an operand only when that operand has the broadcast shape");
-  run_sync(info.Env(), c.fn,
-           [&] { XLSTM_DEVICE_CALL(elementwise_binary, r.op, fptr(out), fptr(r.a), fptr(r.b), r.plan); });
+  run_sync(info.Env(), c.fn, [&] { dk::binary(r.op, fptr(out), fptr(r.a), fptr(r.b), r.plan); });
   return info.Env().Undefined();
 }
 
@@ -201,14 +201,7 @@ Napi::Value GemmDev(const Napi::CallbackInfo& info) {
   const bool bf16 = !absent(c, 20) && require_bool(c, 20, "bf16");
   const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
   run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels() && !bf16)
-      cuda::gemm_batched_emulate(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
-    else if (replay_kernels())
-      cuda::gemm_bf16_batched_emulate(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
-    else if (bf16)
-      XLSTM_DEVICE_CALL(gemm_bf16_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
-    else
-      XLSTM_DEVICE_CALL(gemm_batched, ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc);
+    dk::gemm(ta, tb, batch, M, N, K, al, fptr(A) + ao, lda, sa, fptr(B) + bo, ldb, sb, be, fptr(C) + co, ldc, sc, bf16);
   });
   return info.Env().Undefined();
 }

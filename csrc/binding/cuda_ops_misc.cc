@@ -12,6 +12,7 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/conv1d.h"
 #include "kernels/dropout.h"
 #include "kernels/optim.h"
@@ -100,14 +101,7 @@ Napi::Value Conv1dDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* w = require_device_buffer(c, 2, "weight", d.f * d.k * kF, floats("f*k", d.f * d.k));
   DeviceBuffer* bias = optional_device_buffer(c, 3, "bias", d.f * kF, floats("f", d.f));
   if (y == x || y == w || y == bias) throw_range(c, "y must be a buffer of its own");
-  run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels())
-      replay_with_writes("causal_conv1d_forward", d.n, [&](int32_t* wr) {
-        cuda::causal_conv1d_forward_emulate(fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k, wr);
-      });
-    else
-      XLSTM_DEVICE_CALL(causal_conv1d_forward, fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k);
-  });
+  run_sync(info.Env(), c.fn, [&] { dk::causal_conv1d(fp(y), fp(x), fp(w), fp(bias), d.b, d.s, d.f, d.k); });
   return info.Env().Undefined();
 }
 
@@ -246,7 +240,7 @@ Napi::Value PermuteDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* in = require_device_buffer(c, 1, "in", n * es, "elemSize*numel(inShape)");
   if (out == in) throw_range(c, "out and in must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    XLSTM_DEVICE_CALL(permute_copy, out->ptr, in->ptr, static_cast<int>(es), shape.data(), perm.data(), static_cast<int>(shape.size()));
+    dk::permute(out->ptr, in->ptr, static_cast<int>(es), shape.data(), perm.data(), static_cast<int>(shape.size()));
   });
   return info.Env().Undefined();
 }

@@ -13,6 +13,7 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/mlstm.h"
 #include "registry.h"
 
@@ -93,15 +94,12 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
     else if (CHUNKWISE && bf16 && !cuda::emulated())
       cuda::mlstm_chunkwise_forward_bf16(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
                                          fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, cuda::stream());
-    else if (replay_kernels())
-      cuda::mlstm_recurrent_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
-                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
     else if (CHUNKWISE)
       XLSTM_DEVICE_CALL(mlstm_chunkwise_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                     fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
     else
-      XLSTM_DEVICE_CALL(mlstm_recurrent_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
-                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
+      dk::mlstm_recurrent_forward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
+                                  fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);
   });
   return info.Env().Undefined();
 }

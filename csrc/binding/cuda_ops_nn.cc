@@ -12,6 +12,7 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/embedding.h"
 #include "kernels/norm.h"
 #include "kernels/softmax.h"
@@ -164,13 +165,7 @@ Napi::Value LayerNormDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* b = optional_device_buffer(c, 5, "b", d.gd * kF, floats("groups*dim", d.gd));
   if (y == x) throw_range(c, "y and x must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels())
-      replay_with_writes("layer_norm_forward", d.n + 2 * rg, [&](int32_t* wr) {
-        cuda::layer_norm_forward_emulate(fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim, static_cast<float>(eps), residual, wr);
-      });
-    else
-    XLSTM_DEVICE_CALL(layer_norm_forward, fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim,
-                             static_cast<float>(eps), residual);
+    dk::layer_norm(fp(y), fp(mean), fp(rstd), fp(x), fp(w), fp(b), d.rows, d.groups, d.dim, static_cast<float>(eps), residual);
   });
   return info.Env().Undefined();
 }
@@ -216,13 +211,8 @@ Napi::Value EmbeddingDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (out == w) throw_range(c, "out and weight must be different buffers");
   run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels())
-      replay_with_writes("embedding_forward", ne, [&](int32_t* wr) {
-        if (i64) cuda::embedding_forward_emulate<int64_t>(fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e, wr);
-        else cuda::embedding_forward_emulate<int32_t>(fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e, wr);
-      });
-    else if (i64) XLSTM_DEVICE_CALL(embedding_forward<int64_t>, fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e);
-    else XLSTM_DEVICE_CALL(embedding_forward<int32_t>, fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e);
+    if (i64) dk::embedding(fp(out), fp(w), static_cast<const int64_t*>(idx->ptr), n, e);
+    else dk::embedding(fp(out), fp(w), static_cast<const int32_t*>(idx->ptr), n, e);
   });
   return info.Env().Undefined();
 }

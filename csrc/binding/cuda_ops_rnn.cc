@@ -9,6 +9,7 @@
 #include "async.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/recurrent.h"
 #include "registry.h"
 
@@ -60,16 +61,8 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
     for (DeviceBuffer* in : {x, s0, R, bias})
       if (o == in) throw_range(c, "outputs and inputs must be different buffers");
   if (y == states || y == gates || states == gates) throw_range(c, "y, states and gates must be different buffers");
-  run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels() && SLSTM) cuda::slstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, bf16);
-    else if (replay_kernels()) cuda::lstm_forward_emulate(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, bf16);
-    else if (bf16 && !cuda::emulated() && SLSTM)
-      cuda::slstm_forward_bf16(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
-    else if (bf16 && !cuda::emulated())
-      cuda::lstm_forward_bf16(fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, cuda::stream());
-    else if (SLSTM) XLSTM_DEVICE_CALL(slstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
-    else XLSTM_DEVICE_CALL(lstm_forward, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d);
-  });
+  run_sync(info.Env(), c.fn,
+           [&] { dk::recurrent_forward(SLSTM, fp(y), fp(states), fp(gates), fp(x), fp(s0), fp(R), fp(bias), d, bf16); });
   return info.Env().Undefined();
 }
 

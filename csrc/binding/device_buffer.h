@@ -25,7 +25,9 @@ struct DeviceBuffer {
 // explains min_bytes, e.g. "4*M*K (M=3, K=5)".
 DeviceBuffer* require_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
                                     const std::string& desc = "");
-// The same, or nullptr for null/undefined.
+// A live device buffer given as value v (e.g. an object's property) that `name` describes; TypeError otherwise.
+DeviceBuffer* device_buffer_value(const ArgCtx& c, Napi::Value v, const std::string& name);
+// require_device_buffer, or nullptr for null/undefined.
 DeviceBuffer* optional_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
                                      const std::string& desc = "");
 // Runs kernel `fn` on device buffers: its CUDA twin, enqueued on the package's stream, or, under host emulation

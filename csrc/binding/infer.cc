@@ -1,5 +1,5 @@
 // Binding layer: fused xLSTMLMModel inference sessions (csrc/kernels/xlstm_infer.h).
-// JS: inferCreate(config, params, batch) -> handle (a type-tagged External owning the native session; a finalizer
+// JS: inferCreate(config, params, batch[, device]) -> handle (a type-tagged External owning the native session; a finalizer
 //       frees it, and its size is reported to the GC with AdjustExternalMemory)
 //     inferRun(handle, logits [B*V], tokens [B*S], S)       tokens in, logits of the last position out (S = 1: a step)
 //     inferRunAsync(handle, logits, tokens, S) -> Promise    the same on a libuv worker (tokens copied at the call);
@@ -8,7 +8,9 @@
 //     inferReset(handle); inferGetState / inferSetState(handle, block, part, array|null); inferBytes(handle)
 //     inferDispose(handle)                                  frees the native memory now; idempotent
 // `params` maps the model's state_dict keys ("token_embedding.weight", "xlstm_block_stack.blocks.0.xlstm.proj_up
-// .weight", ...) to Float32Arrays; every one is checked against the sizes in `config` and copied.
+// .weight", ...) to Float32Arrays; every one is checked against the sizes in `config` and copied. With `device` true
+// the values are device buffers (a model on the GPU) and the session is the device one (cuda_infer_session.h): its
+// parameters, state and scratch in device memory, the same calls (state parts copied to and from the host).
 #include <napi.h>
 
 #include <memory>
@@ -19,6 +21,8 @@
 
 #include "binding/args.h"
 #include "binding/async.h"
+#include "binding/cuda_infer_session.h"
+#include "binding/device_buffer.h"
 #include "binding/registry.h"
 #include "kernels/xlstm_infer.h"
 
@@ -29,13 +33,18 @@ namespace {
 constexpr napi_type_tag kInferTag = {0x7a1c5e0f3b2d4e61ULL, 0x9f8e7d6c5b4a3921ULL};
 
 struct Holder {
-  std::shared_ptr<InferSession> s;  // shared with a pending inferRunAsync's work
-  int64_t reported = 0;             // bytes reported with AdjustExternalMemory
-  bool running = false;             // an inferRunAsync call is pending (JS thread only)
+  std::shared_ptr<InferSession> s;        // the CPU session, or
+  std::shared_ptr<DeviceInferSession> d;  // the device session; either shared with a pending inferRunAsync's work
+  int64_t reported = 0;                   // bytes reported with AdjustExternalMemory
+  bool running = false;                   // an inferRunAsync call is pending (JS thread only)
+  bool alive() const { return s || d; }
+  int64_t bytes() const { return s ? infer_bytes(*s) : d ? device_infer_bytes(*d) : 0; }
+  int64_t batch() const { return s ? s->B : device_infer_batch(*d); }
+  int64_t vocab() const { return s ? s->V : device_infer_vocab(*d); }
 };
 
 void report(Napi::Env env, Holder* h) {
-  const int64_t now = h->s ? infer_bytes(*h->s) : 0;
+  const int64_t now = h->bytes();
   if (now != h->reported) {
     Napi::MemoryManagement::AdjustExternalMemory(env, now - h->reported);
     h->reported = now;
@@ -48,7 +57,7 @@ Holder* require_handle(const ArgCtx& c, bool alive = true) {
   if (!v.IsExternal() || !v.As<Napi::External<Holder>>().CheckTypeTag(&kInferTag))
     throw_type(c, "session must be a handle returned by inferCreate, got " + kind_of(v));
   Holder* h = v.As<Napi::External<Holder>>().Data();
-  if (alive && !h->s) throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is disposed");
+  if (alive && !h->alive()) throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is disposed");
   if (alive && h->running)
     throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": the session is busy with an inferRunAsync call; wait for its promise");
   return h;
@@ -91,6 +100,13 @@ Napi::Object get_object(const ArgCtx& c, Napi::Value v, const std::string& where
 // JavaScript can run, before anything is copied.
 struct Params {
   Napi::Object obj;
+  bool device = false;  // values are device buffers
+  struct SeenDevice {
+    std::string name;
+    DeviceBuffer* buffer;
+    void* ptr;
+  };
+  std::vector<SeenDevice> seen_device;
   struct Seen {
     std::string name;
     napi_value value;
@@ -109,6 +125,16 @@ const float* get_param(const ArgCtx& c, Params& params, const std::string& key, 
     if (optional) return nullptr;
     throw_type(c, name + " is missing (expected a Float32Array of " + desc + " = " + std::to_string(expected) +
                       " elements)");
+  }
+  if (params.device) {
+    DeviceBuffer* b = device_buffer_value(c, v, name);
+    if (b->bytes < expected * static_cast<int64_t>(sizeof(float))) {
+      std::ostringstream os;
+      os << name << " holds " << b->bytes << " bytes, expected 4*" << desc << " = " << expected * 4;
+      throw_range(c, os.str());
+    }
+    params.seen_device.push_back({name, b, b->ptr});
+    return static_cast<const float*>(b->ptr);
   }
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_type(c, name + " must be a Float32Array, got " + kind_of(v));
@@ -240,8 +266,10 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferCreate"};
   require_count(c, 3);
   Napi::Object cfg = get_object(c, info[0], "config");
-  Params params{get_object(c, info[1], "params"), {}};
+  Params params{get_object(c, info[1], "params")};
   const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
+  params.device = info.Length() > 3 && !info[3].IsUndefined() && require_bool(c, 3, "device");
+  if (params.device) require_cuda_device(c);
   InferModelSpec spec = parse_spec(c, cfg, params);
   // No JavaScript runs from here on: every array must still be what get_param validated (a getter may have
   // detached or shrunk one that was read earlier; copying from it would read freed memory).
@@ -253,9 +281,12 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
         data != p.data || length != p.length)
       throw_type(c, p.name + " was detached or resized while inferCreate read its arguments");
   }
+  for (const Params::SeenDevice& p : params.seen_device)
+    if (p.buffer->ptr != p.ptr) throw_type(c, p.name + " was freed while inferCreate read its arguments");
   auto h = std::make_unique<Holder>();
   try {
-    h->s = infer_create(spec, B);
+    if (params.device) h->d = device_infer_create(spec, B);
+    else h->s = infer_create(spec, B);
   } catch (const std::bad_alloc&) {
     throw Napi::Error::New(info.Env(), "inferCreate: out of memory allocating the session");
   } catch (const std::exception& e) {
@@ -282,16 +313,16 @@ RunCall parse_run(const ArgCtx& c) {
   require_count(c, 4);
   RunCall r;
   r.h = require_handle(c);
-  const InferSession& s = *r.h->s;
+  const int64_t B = r.h->batch(), V = r.h->vocab();
   r.S = require_int(c, 3, "S", 1, INT32_MAX);
-  r.n_tok = checked_product(c, "B*S", {s.B, r.S});
-  r.logits = require_f32(c, 1, "logits", s.B * s.V, describe("B*V", {{"B", s.B}, {"V", s.V}}));
-  r.tokens = require_i32(c, 2, "tokens", r.n_tok, describe("B*S", {{"B", s.B}, {"S", r.S}}));
-  require_no_overlap(c, "logits", r.logits, sizeof(float) * s.B * s.V, "tokens", r.tokens, sizeof(int32_t) * r.n_tok);
+  r.n_tok = checked_product(c, "B*S", {B, r.S});
+  r.logits = require_f32(c, 1, "logits", B * V, describe("B*V", {{"B", B}, {"V", V}}));
+  r.tokens = require_i32(c, 2, "tokens", r.n_tok, describe("B*S", {{"B", B}, {"S", r.S}}));
+  require_no_overlap(c, "logits", r.logits, sizeof(float) * B * V, "tokens", r.tokens, sizeof(int32_t) * r.n_tok);
   for (int64_t i = 0; i < r.n_tok; ++i)
-    if (r.tokens[i] < 0 || r.tokens[i] >= s.V) {
+    if (r.tokens[i] < 0 || r.tokens[i] >= V) {
       std::ostringstream os;
-      os << "tokens[" << i << "] = " << r.tokens[i] << " is out of range [0, " << s.V << ") (vocabSize = " << s.V << ")";
+      os << "tokens[" << i << "] = " << r.tokens[i] << " is out of range [0, " << V << ") (vocabSize = " << V << ")";
       throw_range(c, os.str());
     }
   return r;
@@ -300,11 +331,14 @@ RunCall parse_run(const ArgCtx& c) {
 Napi::Value InferRun(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferRun"};
   const RunCall r = parse_run(c);
-  try {
-    infer_run(*r.h->s, r.logits, r.tokens, r.S);
-  } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(info.Env(), "inferRun: out of memory");
-  }
+  run_sync(info.Env(), c.fn, [&] {
+    try {
+      if (r.h->d) device_infer_run(*r.h->d, r.logits, r.tokens, r.S);
+      else infer_run(*r.h->s, r.logits, r.tokens, r.S);
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error("out of memory");
+    }
+  });
   report(info.Env(), r.h);
   return info.Env().Undefined();
 }
@@ -315,13 +349,15 @@ Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferRunAsync"};
   const RunCall r = parse_run(c);
   std::shared_ptr<InferSession> session = r.h->s;
+  std::shared_ptr<DeviceInferSession> device = r.h->d;
   auto tokens = std::make_shared<std::vector<int32_t>>(r.tokens, r.tokens + r.n_tok);
   float* logits = r.logits;
   const int64_t S = r.S;
   Holder* h = r.h;
-  auto work = [session, tokens, logits, S] {
+  auto work = [session, device, tokens, logits, S] {
     try {
-      infer_run(*session, logits, tokens->data(), S);
+      if (device) device_infer_run(*device, logits, tokens->data(), S);
+      else infer_run(*session, logits, tokens->data(), S);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error("out of memory");
     }
@@ -336,7 +372,11 @@ Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
 
 Napi::Value InferReset(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferReset"};
-  infer_reset(*require_handle(c)->s);
+  Holder* h = require_handle(c);
+  run_sync(info.Env(), c.fn, [&] {
+    if (h->d) device_infer_reset(*h->d);
+    else infer_reset(*h->s);
+  });
   return info.Env().Undefined();
 }
 
@@ -349,38 +389,47 @@ InferStatePart parse_part(const ArgCtx& c, const std::string& p) {
   throw_range(c, "part must be \"conv\", \"c\", \"n\", \"m\" or \"slstm\", got \"" + p + "\"");
 }
 
-// The state buffer named by arguments 1 (block) and 2 (part).
-float* state_arg(const ArgCtx& c, InferSession& s, int64_t* len) {
-  const int64_t nb = static_cast<int64_t>(s.blocks.size());
+// The state buffer named by arguments 1 (block) and 2 (part): host memory for a CPU session, device memory for a
+// device one.
+float* state_arg(const ArgCtx& c, Holder& h, int64_t* len) {
+  const int64_t nb = h.s ? static_cast<int64_t>(h.s->blocks.size()) : device_infer_blocks(*h.d);
   if (nb == 0) throw_range(c, "the model has no blocks");
   const int64_t block = require_int(c, 1, "block", 0, nb - 1);
   const std::string part = require_string(c, 2, "part");
-  float* p = infer_state(s, block, parse_part(c, part), len);
+  const InferStatePart which = parse_part(c, part);
+  float* p = h.s ? infer_state(*h.s, block, which, len) : device_infer_state(*h.d, block, which, len);
+  const bool slstm = h.s ? h.s->blocks[block].slstm : device_infer_block_is_slstm(*h.d, block);
   if (!p)
-    throw_range(c, "block " + std::to_string(block) + " (" + (s.blocks[block].slstm ? "sLSTM" : "mLSTM") +
-                       ") has no state part \"" + part + "\"");
+    throw_range(c, "block " + std::to_string(block) + " (" + (slstm ? "sLSTM" : "mLSTM") + ") has no state part \"" +
+                       part + "\"");
   return p;
 }
 
 Napi::Value InferGetState(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferGetState"};
   require_count(c, 4);
-  InferSession& s = *require_handle(c)->s;
+  Holder& h = *require_handle(c);
   int64_t len = 0;
-  const float* src = state_arg(c, s, &len);
+  const float* src = state_arg(c, h, &len);
   float* out = require_f32(c, 3, "out", len);
-  std::memcpy(out, src, sizeof(float) * len);
+  if (h.d) run_sync(info.Env(), c.fn, [&] { cuda::copy_to_host(out, src, sizeof(float) * len); });
+  else std::memcpy(out, src, sizeof(float) * len);
   return info.Env().Undefined();
 }
 
 Napi::Value InferSetState(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferSetState"};
   require_count(c, 4);
-  InferSession& s = *require_handle(c)->s;
+  Holder& h = *require_handle(c);
   int64_t len = 0;
-  float* dst = state_arg(c, s, &len);
+  float* dst = state_arg(c, h, &len);
   const float* src = optional_f32(c, 3, "src", len);
-  if (src) std::memcpy(dst, src, sizeof(float) * len);
+  if (h.d)
+    run_sync(info.Env(), c.fn, [&] {
+      if (src) cuda::copy_to_device(dst, src, sizeof(float) * len);
+      else cuda::fill_zero(dst, sizeof(float) * len);
+    });
+  else if (src) std::memcpy(dst, src, sizeof(float) * len);
   else std::memset(dst, 0, sizeof(float) * len);
   return info.Env().Undefined();
 }
@@ -388,15 +437,16 @@ Napi::Value InferSetState(const Napi::CallbackInfo& info) {
 Napi::Value InferBytes(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferBytes"};
   Holder* h = require_handle(c, false);
-  if (!h->s) throw Napi::Error::New(info.Env(), "inferBytes: the session is disposed");
+  if (!h->alive()) throw Napi::Error::New(info.Env(), "inferBytes: the session is disposed");
   // while an inferRunAsync call runs, its work may be growing the scratch: the size last reported
-  return Napi::Number::New(info.Env(), static_cast<double>(h->running ? h->reported : infer_bytes(*h->s)));
+  return Napi::Number::New(info.Env(), static_cast<double>(h->running ? h->reported : h->bytes()));
 }
 
 Napi::Value InferDispose(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferDispose"};
   Holder* h = require_handle(c, false);
   h->s.reset();
+  h->d.reset();
   report(info.Env(), h);
   return info.Env().Undefined();
 }

@@ -1,7 +1,8 @@
 // Text generation (products layer): prefill the prompt with one forward pass (keeping the recurrent state), then
 // one model.step() per new token from that state, sampling with temperature, top-k and top-p (nucleus) from a
 // seeded generator. generate() is an async iterable of tokens that yields to the event loop between tokens (xLSTM
-// models on the CPU: the fused session's prefill and every step run on a native worker thread, the loop free meanwhile);
+// models: the fused session's prefill and every step run on a native worker thread, the loop free meanwhile; on the
+// GPU the device session, one native call per token);
 // generateBatch() runs several prompts as one batch (rows whose prompts are longer keep feeding prompt tokens
 // through step() while the others already sample). xLSTM Large decoders (lib/nn/large.ts, loaded from Hugging Face
 // layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
@@ -47,7 +48,8 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string[];
   /**
    * xLSTM language models: run the prompt and each step through the fused native inference session (lib/infer;
-   * same numbers within 1e-4, ~15x faster per token) instead of the Tensor path. Default true.
+   * same numbers within 1e-4, ~15x faster per token on the CPU; models on the GPU get the device session) instead
+   * of the Tensor path. Default true.
    */
   fused?: boolean;
 }
@@ -215,10 +217,10 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
   const stops = options.stop ?? [];
   const wasTraining = model.training;
   model.eval();
-  // xLSTM models: the fused native session (one native call per token); other models: the Tensor path
-  // (the fused session is CPU-only: models on the GPU take the Tensor path)
+  // xLSTM models: the fused native session (one native call per token; on the GPU the device session, which
+  // enqueues the token's kernels from that call); other models: the Tensor path
   const gpu = onGpu(model);
-  const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 && !gpu ? createInferenceSession(model) : null;
+  const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 ? createInferenceSession(model) : null;
   const large = model instanceof xLSTMLargeDecoder ? model : null;
   let state: StateTree = null;
   try {

@@ -1,7 +1,10 @@
 // Fused inference sessions for xLSTMLMModel (products layer; XLSTM_SPEC §9): the whole per-token computation of
 // every block in ONE native call (csrc/kernels/xlstm_infer.h) instead of ~150 tensor ops, for generation and
 // prompt prefill. The session's state uses the layouts of xLSTMLMModel.step's StackState, so a state can move
-// between the Tensor path and the fused path in either direction (getState / setState).
+// between the Tensor path and the fused path in either direction (getState / setState). A model on the GPU gets the
+// device session (csrc/binding/cuda_infer_session.h): the same API, its parameters, state and scratch in device
+// memory, one native call per token that enqueues the step's kernels and waits once for the logits.
+import type { DeviceBuffer } from "../../binding";
 import { native } from "../native";
 import { optionsArg } from "../nn/entry-checks";
 import { kindOf, requireTensor } from "../ops/args";
@@ -83,9 +86,21 @@ function describeModel(model: xLSTMLMModel): { config: Parameters<typeof native.
   return { config: { vocabSize: model.config.vocab_size, embeddingDim: E, postNorm: !!stack.post_blocks_norm, blocks }, layouts };
 }
 
-function snapshotParams(model: xLSTMLMModel): Record<string, Float32Array> {
-  const params: Record<string, Float32Array> = {};
-  for (const [k, t] of model.stateDict()) params[k] = t.f32(`createInferenceSession: parameter ${k}`);
+/** The device the model's parameters are on (all on one; float32 only). */
+function modelDevice(model: xLSTMLMModel): "cpu" | "cuda" {
+  let device: "cpu" | "cuda" | null = null;
+  for (const [k, t] of model.stateDict()) {
+    if (t.dtype !== "float32") throw new TypeError(`createInferenceSession: parameter ${k} is ${t.dtype}; sessions take float32 parameters`);
+    if (device && t.device !== device) throw new TypeError(`createInferenceSession: parameter ${k} is on ${t.device} but others are on ${device}; move the whole model with model.to()`);
+    device = t.device as "cpu" | "cuda";
+  }
+  return device ?? "cpu";
+}
+
+/** The parameters as the native session reads them: Float32Arrays (CPU) or device buffers (GPU); copied by it. */
+function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<string, Float32Array | DeviceBuffer> {
+  const params: Record<string, Float32Array | DeviceBuffer> = {};
+  for (const [k, t] of model.stateDict()) params[k] = device === "cuda" ? t._buffer(`createInferenceSession: parameter ${k}`) : t.f32(`createInferenceSession: parameter ${k}`);
   return params;
 }
 
@@ -97,10 +112,15 @@ function snapshotParams(model: xLSTMLMModel): Record<string, Float32Array> {
  * changes to the model's weights (training, loadStateDict) are not seen until `refresh()` (or a new session).
  * It always runs in evaluation mode (no dropout). The native memory is released by `dispose()` or, failing that,
  * when the session is garbage-collected.
+ *
+ * A model on the GPU gets a device session (`device` "cuda"): the snapshot, state and scratch in device memory, the
+ * per-token kernels enqueued by one native call. Tokens and logits stay host arrays; getState returns CUDA tensors.
  */
 export class InferenceSession {
   /** Batch rows B. */
   readonly batch: number;
+  /** Where the session runs: the device of the model's parameters at creation. */
+  readonly device: "cpu" | "cuda";
   readonly vocabSize: number;
   readonly model: xLSTMLMModel;
   private handle: object | null;
@@ -120,7 +140,8 @@ export class InferenceSession {
     const { config, layouts } = describeModel(model);
     for (const l of layouts) if (l.conv) l.conv[0] = batch;
     this.layouts = layouts;
-    this.handle = native.inferCreate(config, snapshotParams(model), batch);
+    this.device = modelDevice(model);
+    this.handle = native.inferCreate(config, snapshotParams(model, this.device), batch, this.device === "cuda");
   }
 
   /** Whether dispose() was called. */
@@ -128,7 +149,7 @@ export class InferenceSession {
     return this.handle === null;
   }
 
-  /** Bytes of native memory held (parameters, recurrent state, scratch). */
+  /** Bytes of native memory held (parameters, recurrent state, scratch; device memory for a device session). */
   get nativeBytes(): number {
     return native.inferBytes(this.live("nativeBytes"));
   }
@@ -234,16 +255,22 @@ export class InferenceSession {
   /**
    * A copy of the recurrent state, in xLSTMLMModel.step's StackState layout: per block `block_<i>`, mLSTM
    * { conv_state [B,K,Di], mlstm_state { c [B,NH,DH,DH], n [B,NH,DH], m [B,NH] } }, sLSTM { conv_state [B,K,E] (null
-   * when K = 0), slstm_state [NS,B,E] }. Pass it to model.step to continue on the Tensor path.
+   * when K = 0), slstm_state [NS,B,E] }. Pass it to model.step to continue on the Tensor path. A device session's
+   * state comes back as CUDA tensors (its model's device).
    */
   getState(): StackState {
-    const h = this.live("getState");
+    return this.readState("getState", this.device);
+  }
+
+  /** The state as tensors on `device` (refresh keeps it on the host: no device tensors left for the GC). */
+  private readState(method: string, device: "cpu" | "cuda"): StackState {
+    const h = this.live(method);
     const B = this.batch;
     const out: StackState = {};
     const read = (i: number, part: "conv" | "c" | "n" | "m" | "slstm", shape: number[]) => {
       const t = Tensor.zeros(shape);
       native.inferGetState(h, i, part, t.f32());
-      return t;
+      return device === "cuda" ? t.to("cuda") : t;
     };
     this.layouts.forEach((l, i) => {
       const conv = l.conv ? read(i, "conv", l.conv) : null;
@@ -277,9 +304,9 @@ export class InferenceSession {
     const tensorOf = (value: unknown, what: string): Tensor | null => {
       if (value === null || value === undefined) return null;
       if (!(value instanceof Tensor)) throw new TypeError(`InferenceSession.setState: ${what} must be a Tensor or null, got ${kindOf(value)}`);
-      const v = requireTensor("InferenceSession.setState", what, value);
+      const v = requireTensor("InferenceSession.setState", what, value, { cuda: true });
       if (v.dtype !== "float32") throw new TypeError(`InferenceSession.setState: ${what} must be float32, got ${v.dtype}`);
-      return v;
+      return v.device === "cpu" ? v : v.cpu();  // the binding copies host arrays in (either session)
     };
     const expect = (t: Tensor, what: string, want: number[], allowTrailingOnes = false) => {
       let s = [...t.shape];
@@ -325,9 +352,10 @@ export class InferenceSession {
   /** Copies the model's current parameters again (after training or loadStateDict), keeping the state. */
   refresh(): void {
     const old = this.live("refresh");
-    const state = this.getState();
+    const state = this.readState("refresh", "cpu");
     const { config } = describeModel(this.model);
-    this.handle = native.inferCreate(config, snapshotParams(this.model), this.batch);
+    if (modelDevice(this.model) !== this.device) throw new TypeError(`InferenceSession.refresh: the model moved from ${this.device} to ${modelDevice(this.model)}; create a new session`);
+    this.handle = native.inferCreate(config, snapshotParams(this.model, this.device), this.batch, this.device === "cuda");
     native.inferDispose(old);
     this.setState(state);
   }

@@ -1,0 +1,179 @@
+// Layer 5: the device inference session (csrc/binding/cuda_infer_session.*): createInferenceSession on a model on
+// the GPU. Checked against the CPU session (itself checked against model.step in test/56) within 1e-4 on the logits
+// and states, for the four model cases of test/56 (mixed blocks, tied, "lstm", conv 0/2/4, biases, gelu / swish /
+// relu^2 FFNs, no post norm, B 1-3), a prefill of several chunks, and states moving between the session and the
+// Tensor path on the GPU; generate() on a GPU model goes through it; device memory stays flat; errors name what was
+// wrong. Without a GPU these run on the emulated device (test/24: XLSTM_CUDA_EMULATE, where a CUDA build replays the
+// kernels' own code on the host) and are skipped here with the reason.
+import { strict as assert } from "assert";
+import { cuda, generate, infer, nn, noGrad, Tensor } from "../lib";
+import { native } from "../lib/native";
+import { assertLogitsClose, baseConfig, CASES, column, fusedSteps, makeModel, tensorSteps, tokens } from "./support/infer-cases";
+
+const available = cuda.isAvailable();
+const itCuda = available ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${cuda.unavailableReason()}]`, fn);
+
+const S = 24;
+
+/** The same model twice (same seed): one left on the CPU, one moved to the GPU. */
+function twins(config: nn.xLSTMLMModelConfig, seed: number): { cpu: nn.xLSTMLMModel; gpu: nn.xLSTMLMModel } {
+  const gpu = makeModel(config, seed);
+  gpu.to("cuda");
+  return { cpu: makeModel(config, seed), gpu };
+}
+
+function assertStatesClose(got: nn.StackState, want: nn.StackState, what: string): void {
+  const walk = (g: unknown, w: unknown, path: string) => {
+    if (w instanceof Tensor) {
+      assert.ok(g instanceof Tensor, `${what}: ${path} missing`);
+      assert.equal(g.device, "cuda", `${what}: ${path} should be a CUDA tensor`);
+      assert.deepEqual(g.shape, w.shape, `${what}: ${path} shape`);
+      assertLogitsClose([g.cpu().f32()], [w.f32()], `${what}: ${path}`);
+    } else if (w && typeof w === "object") for (const k of Object.keys(w)) walk((g as Record<string, unknown>)[k], (w as Record<string, unknown>)[k], `${path}.${k}`);
+    else assert.equal(g, w, `${what}: ${path}`);
+  };
+  walk(got, want, "state");
+}
+
+describe("57 device inference sessions on the GPU", function () {
+  this.timeout(300000);
+
+  for (const [ci, c] of CASES.entries()) {
+    itCuda(`${c.name}: prefill and steps follow the CPU session within 1e-4 (logits and every state part)`, () => {
+      const { cpu, gpu } = twins(c.config, 10 + ci);
+      const V = c.config.vocab_size, tok = tokens(c.B, S, V, 20 + ci);
+      const sc = infer.createInferenceSession(cpu, { batch: c.B }), sg = infer.createInferenceSession(gpu, { batch: c.B });
+      try {
+        assert.equal(sg.device, "cuda");
+        assert.equal(sc.device, "cpu");
+        const half = S / 2;
+        const prompt = Int32Array.from({ length: c.B * half }, (_, i) => tok[Math.floor(i / half) * S + (i % half)]);
+        assertLogitsClose([sg.prefill(prompt, half)], [sc.prefill(prompt, half)], "prefill");
+        const rest = Int32Array.from({ length: c.B * half }, (_, i) => tok[Math.floor(i / half) * S + half + (i % half)]);
+        assertLogitsClose(fusedSteps(sg, rest, c.B, half), fusedSteps(sc, rest, c.B, half), "steps");
+        assertStatesClose(sg.getState(), sc.getState(), "state");
+        // reset: back to the zero state (the first step again)
+        sg.reset();
+        sc.reset();
+        assertLogitsClose([sg.step(column(tok, c.B, S, 0))], [sc.step(column(tok, c.B, S, 0))], "after reset");
+      } finally {
+        sg.dispose();
+        sc.dispose();
+      }
+    });
+  }
+
+  itCuda("a prefill of several chunks (B = 3, 100 tokens: chunks of 85) equals the CPU session's and stepping's", () => {
+    const c = CASES[1];
+    const { cpu, gpu } = twins(c.config, 11);
+    const B = 3, L = 100, tok = tokens(B, L, c.config.vocab_size, 77);
+    const sc = infer.createInferenceSession(cpu, { batch: B }), sg = infer.createInferenceSession(gpu, { batch: B });
+    const st = infer.createInferenceSession(gpu, { batch: B });
+    try {
+      const want = sc.prefill(tok, L);
+      assertLogitsClose([sg.prefill(tok, L)], [want], "chunked prefill vs CPU");
+      const steps = fusedSteps(st, tok, B, L);
+      assertLogitsClose([steps[L - 1]], [want], "chunked prefill vs L device steps");
+      assertStatesClose(sg.getState(), sc.getState(), "state after the chunked prefill");
+    } finally {
+      for (const s of [sc, sg, st]) s.dispose();
+    }
+  });
+
+  itCuda("states move between the device session and model.step on CUDA tensors, both ways", () => {
+    const c = CASES[0];
+    const { gpu } = twins(c.config, 10);
+    const V = c.config.vocab_size, tok = tokens(c.B, S, V, 20);
+    const ref = noGrad(() => cuda.scope(() => {
+      const r = tensorSteps(gpu, tok, c.B, S);
+      return { logits: r.logits };
+    }));
+    const s = infer.createInferenceSession(gpu, { batch: c.B });
+    try {
+      const mid = 10;
+      const first = Int32Array.from({ length: c.B * mid }, (_, i) => tok[Math.floor(i / mid) * S + (i % mid)]);
+      const rest = Int32Array.from({ length: c.B * (S - mid) }, (_, i) => tok[Math.floor(i / (S - mid)) * S + mid + (i % (S - mid))]);
+      // model.step's CUDA state after `mid` tokens -> the session
+      const tensorState = tensorSteps(gpu, first, c.B, mid).state;
+      s.setState(tensorState);
+      assertLogitsClose(fusedSteps(s, rest, c.B, S - mid), ref.logits.slice(mid), "Tensor-path state -> device session");
+      // the session's state (CUDA tensors) -> model.step on the GPU
+      s.reset();
+      fusedSteps(s, first, c.B, mid);
+      assertLogitsClose(tensorSteps(gpu, rest, c.B, S - mid, s.getState()).logits, ref.logits.slice(mid), "device session state -> model.step");
+    } finally {
+      s.dispose();
+    }
+  });
+
+  itCuda("stepAsync / prefillAsync give step's logits; generate() on a GPU model runs the device session", async () => {
+    const c = CASES[3];
+    const { cpu, gpu } = twins(c.config, 13);
+    const tok = tokens(c.B, 8, c.config.vocab_size, 5);
+    const a = infer.createInferenceSession(gpu, { batch: c.B }), b = infer.createInferenceSession(gpu, { batch: c.B });
+    try {
+      assertLogitsClose([await a.prefillAsync(tok, 8)], [b.prefill(tok, 8)], "prefillAsync");
+      const t = column(tok, c.B, 8, 3);
+      assertLogitsClose([await a.stepAsync(t)], [b.step(t)], "stepAsync");
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+    const ids = async (m: nn.xLSTMLMModel, fused: boolean) => {
+      const out: number[] = [];
+      for await (const x of generate(m, [1, 2, 3, 4], { maxTokens: 10, temperature: 0, fused })) out.push(x.id);
+      return out;
+    };
+    const want = await ids(cpu, true);
+    assert.deepEqual(await ids(gpu, true), want, "generate on the GPU (device session) vs the CPU");
+    assert.deepEqual(await ids(gpu, false), want, "generate on the GPU (Tensor path) vs the CPU");
+  });
+
+  itCuda("device memory: a session holds nativeBytes of it and gives all of it back (dispose, repeated runs flat)", () => {
+    const c = CASES[0];
+    const { gpu } = twins(c.config, 10);
+    const tok = tokens(c.B, 6, c.config.vocab_size, 3);
+    cuda.synchronize();
+    const before = cuda.memoryStats().allocatedBytes;
+    const s = infer.createInferenceSession(gpu, { batch: c.B });
+    const held = cuda.memoryStats().allocatedBytes - before;
+    assert.ok(s.nativeBytes > 0 && held >= s.nativeBytes, `allocated ${held} bytes for a session of ${s.nativeBytes}`);
+    s.prefill(tok, 6);
+    const after1 = cuda.memoryStats().allocatedBytes;
+    for (let i = 0; i < 20; ++i) s.step(column(tok, c.B, 6, i % 6));
+    s.refresh();
+    assert.equal(cuda.memoryStats().allocatedBytes, after1, "steps and refresh allocate nothing that stays");
+    s.dispose();
+    assert.equal(cuda.memoryStats().allocatedBytes, before, "dispose gives the session's device memory back");
+  });
+
+  itCuda("bad models and parameters are refused by name (mixed devices, a model moved, host arrays or freed or short buffers)", () => {
+    const config = baseConfig({ num_blocks: 1, slstm_at: [] });
+    const { gpu } = twins(config, 3);
+    const s = infer.createInferenceSession(gpu);
+    try {
+      // one parameter back on the CPU: the model is on two devices
+      const mixed = makeModel(config, 3);
+      mixed.to("cuda");
+      mixed.lm_head._moveInPlace("cpu");
+      assert.throws(() => infer.createInferenceSession(mixed), (e: Error) => e instanceof TypeError && /createInferenceSession: parameter lm_head.weight is on cpu but others are on cuda/.test(e.message));
+      mixed.to("cpu");
+      gpu.to("cpu");
+      assert.throws(() => s.refresh(), (e: Error) => e instanceof TypeError && /InferenceSession.refresh: the model moved from cuda to cpu/.test(e.message));
+      gpu.to("cuda");
+      const host: Record<string, Float32Array> = {};
+      for (const [k, t] of gpu.stateDict()) host[k] = t.cpu().f32();
+      const cfg = { vocabSize: config.vocab_size, embeddingDim: config.embedding_dim!, postNorm: true, blocks: [{ kind: "mlstm" as const, numHeads: 2, innerDim: 64, qkvBlocksize: 4, convKernel: 4, ffn: null }] };
+      assert.throws(() => native.inferCreate(cfg, host, 1, true), (e: Error) => e instanceof TypeError && /inferCreate: params\["token_embedding.weight"\] must be a device buffer from cudaMalloc, got Float32Array/.test(e.message));
+      const small = native.cudaMalloc(8);
+      const dev: Record<string, unknown> = {};
+      for (const [k, t] of gpu.stateDict()) dev[k] = t._buffer("test");
+      dev["lm_head.weight"] = small;
+      assert.throws(() => native.inferCreate(cfg, dev as never, 1, true), (e: Error) => e instanceof RangeError && /params\["lm_head.weight"\] holds 8 bytes, expected 4\*V\*E/.test(e.message));
+      native.cudaFree(small);
+      assert.throws(() => native.inferCreate(cfg, { ...dev, "lm_head.weight": small } as never, 1, true), (e: Error) => e instanceof TypeError && /already freed/.test(e.message));
+    } finally {
+      s.dispose();
+    }
+  });
+});
