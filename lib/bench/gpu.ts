@@ -15,6 +15,7 @@
 // (cudaSetRecurrentExchange("gather")), each with the plan the emulated H100 takes for it, and its `-autotune` rows
 // (float32 and bf16) the plans the autotune picks on the GPU at hand (cudaSetRecurrentAutotune; the picks in the row).
 import * as cuda from "../cuda";
+import { createInferenceSession } from "../infer";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
 import * as ops from "../ops";
@@ -355,6 +356,33 @@ registerWorkload({
     yield kernelsRow("G3", "generate-16-kernels", () => run(16));
     const p = await timeGpu(() => noGrad(() => void model.forward(prompt)), reps);
     yield { workload: "G3", name: "prefill-256", metric: "seconds", value: p.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: p.min, max: p.max, reps };
+    // the same through the device inference session (generate()'s path for xLSTM models on the GPU): one native call
+    // per token enqueues its kernels and waits for the logits
+    const session = createInferenceSession(model);
+    const ids = prompt.toFlatArray();
+    const head = Int32Array.from(ids.slice(0, 8)), all = Int32Array.from(ids);
+    const sessionRun = (n: number) => {
+      session.reset();
+      let logits = session.prefill(head, head.length);
+      for (let i = 0; i < n; ++i) {
+        let best = 0;
+        for (let v = 1; v < logits.length; ++v) if (logits[v] > logits[best]) best = v;
+        logits = session.step(Int32Array.of(best));
+      }
+    };
+    try {
+      const sp = await timeGpu(() => sessionRun(0), reps), sg = await timeGpu(() => sessionRun(steps), reps);
+      const perToken = ((sg.median - sp.median) / steps) * 1000;
+      const tensorPath = ((g.median - pre.median) / steps) * 1000;
+      yield { workload: "G3", name: "generate-step-session", metric: "ms_per_token", value: perToken, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, vs_tensor_path: Math.round((perToken / tensorPath) * 1000) / 1000, reps };
+      const sf = await timeGpu(() => {
+        session.reset();
+        session.prefill(all, all.length);
+      }, reps);
+      yield { workload: "G3", name: "prefill-256-session", metric: "seconds", value: sf.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: sf.min, max: sf.max, vs_tensor_path: Math.round((sf.median / p.median) * 1000) / 1000, reps };
+    } finally {
+      session.dispose();
+    }
   },
 });
 
