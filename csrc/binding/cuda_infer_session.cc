@@ -2,6 +2,7 @@
 #include "cuda_infer_session.h"
 
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -18,21 +19,17 @@ constexpr float kNormEps = 1e-5f;   // the blocks' layer norms and the per-head 
 constexpr float kMlstmEps = 1e-6f;  // the mLSTM normaliser's (ops.mlstm's default, the reference's)
 constexpr int64_t kChunkRows = 256; // rows (B·T) per chunk of a long input
 
-// Device memory the session owns (4-byte elements).
+struct DeviceFree {
+  void operator()(float* p) const { cuda::device_free(p); }
+};
+
+// Device memory the session owns (4-byte elements): p, n; freed with the session.
 struct DevBuf {
+  std::unique_ptr<float, DeviceFree> owner;
   float* p = nullptr;
   int64_t n = 0;
-  DevBuf() = default;
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-  DevBuf(DevBuf&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr, o.n = 0; }
-  DevBuf& operator=(DevBuf&& o) noexcept {
-    if (this != &o) release(), p = o.p, n = o.n, o.p = nullptr, o.n = 0;
-    return *this;
-  }
-  ~DevBuf() { release(); }
   void release() {
-    if (p) cuda::device_free(p);
+    owner.reset();
     p = nullptr, n = 0;
   }
   // `count` elements, zero-filled
@@ -40,6 +37,7 @@ struct DevBuf {
     release();
     if (count <= 0) return;
     p = static_cast<float*>(cuda::device_malloc(static_cast<size_t>(count * kF)));
+    owner.reset(p);
     n = count;
     cuda::fill_zero(p, static_cast<size_t>(count * kF));
   }
