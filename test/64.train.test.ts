@@ -288,6 +288,10 @@ describe("64 checkpoints, training and generation", function () {
       for await (const t of generate(model as never, prompts[b], { maxTokens: 5, temperature: 0 })) alone.push(t.id);
       assert.deepEqual(batch.ids[b], alone, `row ${b}`);
     }
+    // the batch ran the fused session of 3 rows: the Tensor path gives the same tokens, greedy and sampled
+    assert.deepEqual((await generateBatch(model as never, prompts, { maxTokens: 5, temperature: 0, fused: false })).ids, batch.ids);
+    const sampled = (fused: boolean) => generateBatch(model as never, prompts, { maxTokens: 6, temperature: 0.9, topK: 5, seed: 4, fused });
+    assert.deepEqual((await sampled(true)).ids, (await sampled(false)).ids);
     const tok = CharTokenizer.fromText("abcdefghijklm");
     let text = "";
     for await (const t of generate(model as never, "abc", { tokenizer: tok, maxTokens: 4, temperature: 0 })) text += t.text;

@@ -279,6 +279,8 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
 /**
  * Generate for several prompts at once (one batch). Prompts may differ in length: the common prefix length is
  * prefilled in one forward pass, the rest of each prompt is fed through step() alongside the other rows' sampling.
+ * xLSTM models run it through the fused inference session of B rows (options.fused, default true; on the GPU the
+ * device session), its prefill and steps on a native worker thread.
  * Row b uses the sampling stream seeded with seed + b, so each row equals generate() of its prompt alone with that
  * seed (up to floating-point differences between batched and single kernels).
  * @returns the generated ids and (with a tokenizer) texts, one per prompt
@@ -298,13 +300,22 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
   const wasTraining = model.training;
   const gpu = onGpu(model);
   model.eval();
+  // xLSTM models: the fused session of B rows (on the GPU the device session); other models: the Tensor path
+  const session = (options.fused ?? true) && model instanceof xLSTMLMModel ? createInferenceSession(model, { batch: B }) : null;
   let state: StateTree = null;
   try {
     const prefix = new Int32Array(B * minLen);
     rows.forEach((r, b) => prefix.set(r.subarray(0, minLen), b * minLen));
-    const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
-    let logits = r.logits;
-    state = r.state ?? null;
+    // the batch's logits, row by row
+    const sessionRows = (l: Float32Array) => (b: number) => l.slice((b * l.length) / B, ((b + 1) * l.length) / B); // [B, V]
+    const tensorRows = (l: Tensor) => (b: number) => lastLogits(l, b);
+    let rowLogits: (b: number) => Float32Array;
+    if (session) rowLogits = sessionRows(await session.prefillAsync(prefix, minLen));
+    else {
+      const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
+      rowLogits = tensorRows(r.logits);
+      state = r.state ?? null;
+    }
     let t = minLen; // tokens consumed per row so far
     while (out.some((o) => o.length < maxTokens)) {
       if (options.signal?.aborted) break;
@@ -312,20 +323,24 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
       for (let b = 0; b < B; ++b) {
         if (t < rows[b].length) next[b] = rows[b][t]; // still reading its prompt
         else if (out[b].length < maxTokens) {
-          const id = sampleLogits(lastLogits(logits, b), sampling, gens[b]);
+          const id = sampleLogits(rowLogits(b), sampling, gens[b]);
           out[b].push(id);
           next[b] = id;
         } else next[b] = out[b][out[b].length - 1]; // finished: keep the row busy, ignore it
       }
       if (!out.some((o) => o.length < maxTokens)) break;
-      await new Promise<void>((res) => setImmediate(res));
-      const s = noGradStep(gpu, () => model.step(new Tensor(next, [B, 1]), state));
-      logits = s.logits;
-      if (gpu) releaseReplacedState(state, s.state);
-      state = s.state;
+      if (session) rowLogits = sessionRows(await session.stepAsync(next)); // on a native worker thread
+      else {
+        await new Promise<void>((res) => setImmediate(res));
+        const s = noGradStep(gpu, () => model.step(new Tensor(next, [B, 1]), state));
+        rowLogits = tensorRows(s.logits);
+        if (gpu) releaseReplacedState(state, s.state);
+        state = s.state;
+      }
       t++;
     }
   } finally {
+    session?.dispose();
     if (gpu) releaseReplacedState(state, null);
     if (wasTraining) model.train();
   }
