@@ -123,8 +123,8 @@ const float* get_param(const ArgCtx& c, Params& params, const std::string& key, 
   const std::string name = "params[\"" + key + "\"]";
   if (v.IsUndefined() || v.IsNull()) {
     if (optional) return nullptr;
-    throw_type(c, name + " is missing (expected a Float32Array of " + desc + " = " + std::to_string(expected) +
-                      " elements)");
+    throw_type(c, name + " is missing (expected " + (params.device ? "a device buffer" : "a Float32Array") + " of " + desc +
+                      " = " + std::to_string(expected) + " elements)");
   }
   if (params.device) {
     DeviceBuffer* b = device_buffer_value(c, v, name);
