@@ -61,10 +61,11 @@ struct DevBlock {
   DevBuf w_i, w_f, w_z, w_o, R, bias, group_norm;
   // FFN
   DevBuf ffn_norm, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
-  // state: the conv window [B, K, F]; mLSTM c, n, m twice (the recurrent kernel's outputs may not alias its inputs:
-  // `cur` is the live set); sLSTM [NS, B, E]
-  DevBuf window, c[2], n[2], m[2], state;
-  int cur = 0;
+  // state: the conv window [B, K, F] twice (a step builds the next window in the other one: `wcur` is the live one);
+  // mLSTM c, n, m twice (the recurrent kernel's outputs may not alias its inputs: `cur` is the live set); sLSTM
+  // [NS, B, E]
+  DevBuf window[2], c[2], n[2], m[2], state;
+  int cur = 0, wcur = 0;
 };
 
 }  // namespace
@@ -89,7 +90,7 @@ struct DeviceInferSession {
       for (DevBuf* d : {&b.norm, &b.up_w, &b.up_b, &b.q_w, &b.q_b, &b.k_w, &b.k_b, &b.v_w, &b.v_b, &b.conv_w,
                         &b.conv_b, &b.ig_w, &b.ig_b, &b.fg_w, &b.fg_b, &b.outnorm, &b.skip, &b.down_w, &b.down_b,
                         &b.w_i, &b.w_f, &b.w_z, &b.w_o, &b.R, &b.bias, &b.group_norm, &b.ffn_norm, &b.ffn_up_w,
-                        &b.ffn_up_b, &b.ffn_down_w, &b.ffn_down_b, &b.window, &b.c[0], &b.c[1], &b.n[0], &b.n[1],
+                        &b.ffn_up_b, &b.ffn_down_w, &b.ffn_down_b, &b.window[0], &b.window[1], &b.c[0], &b.c[1], &b.n[0], &b.n[1],
                         &b.m[0], &b.m[1], &b.state})
         v.push_back(d);
     return v;
@@ -135,34 +136,44 @@ void add_into(float* x, const float* y, int64_t rows, int64_t E) { binary_rows(B
 void unary(UnaryOp op, float* out, const float* x, int64_t n, float a = 1.0f, float b = 0.0f) { dk::unary(op, out, x, a, b, n); }
 
 // The causal conv branch of a chunk: the window's last K-1 rows and the chunk's inputs src [B·T, F] (row stride
-// ld_src) as hist [B, K-1+T, F]; xc [B·T, F] = SiLU(conv(hist)) at the chunk's rows; the window becomes hist's last K
-// rows.
-void conv_branch(DeviceInferSession& s, DevBlock& b, const float* src, int64_t ld_src, int64_t T) {
+// ld_src) as hist [B, K-1+T, F]; SiLU(conv(hist)) at the chunk's rows, dense [B·T, F] (returned: s.xc, or for one
+// batch row the conv output's rows in place); the window becomes hist's last K rows. A step (T = 1) builds hist in the
+// other window buffer, which then is the window: no copy back.
+const float* conv_branch(DeviceInferSession& s, DevBlock& b, const float* src, int64_t ld_src, int64_t T) {
   const int64_t B = s.B, K = b.K, F = b.F, W = K - 1 + T;
-  if (K > 1) copy2d(s.hist.p, W * F, b.window.p + F, K * F, (K - 1) * F, B);
-  if (ld_src == F) copy2d(s.hist.p + (K - 1) * F, W * F, src, T * F, T * F, B);
-  else if (T == 1) copy2d(s.hist.p + (K - 1) * F, W * F, src, ld_src, F, B);
+  const float* window = b.window[b.wcur].p;
+  float* hist = T == 1 ? b.window[1 - b.wcur].p : s.hist.p;
+  if (K > 1) copy2d(hist, W * F, window + F, K * F, (K - 1) * F, B);
+  if (ld_src == F) copy2d(hist + (K - 1) * F, W * F, src, T * F, T * F, B);
+  else if (T == 1) copy2d(hist + (K - 1) * F, W * F, src, ld_src, F, B);
   else
-    for (int64_t bb = 0; bb < B; ++bb) copy2d(s.hist.p + (bb * W + K - 1) * F, F, src + bb * T * ld_src, ld_src, F, T);
-  dk::causal_conv1d(s.conv.p, s.hist.p, b.conv_w.p, b.conv_b.p, B, W, F, K);
+    for (int64_t bb = 0; bb < B; ++bb) copy2d(hist + (bb * W + K - 1) * F, F, src + bb * T * ld_src, ld_src, F, T);
+  dk::causal_conv1d(s.conv.p, hist, b.conv_w.p, b.conv_b.p, B, W, F, K);
   unary(UnaryOp::Silu, s.conv.p, s.conv.p, B * W * F);
+  if (T == 1) b.wcur = 1 - b.wcur;
+  else copy2d(b.window[b.wcur].p, K * F, s.hist.p + (T - 1) * F, W * F, K * F, B);
+  if (B == 1) return s.conv.p + (K - 1) * F;  // the chunk's T rows are contiguous
   copy2d(s.xc.p, T * F, s.conv.p + (K - 1) * F, W * F, T * F, B);
-  copy2d(b.window.p, K * F, s.hist.p + (T - 1) * F, W * F, K * F, B);
+  return s.xc.p;
 }
 
 void mlstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
   const int64_t B = s.B, rows = B * T, E = s.E, Di = b.Di, NH = b.NH, DH = b.DH, Bq = b.Bq, NB = Di / Bq;
   layer_norm(s, s.xn.p, s.x.p, rows, 1, E, b.norm);
   linear(s, s.up.p, 2 * Di, s.xn.p, E, rows, E, 2 * Di, b.up_w, b.up_b);  // [xm | z]
-  conv_branch(s, b, s.up.p, 2 * Di, T);
-  headwise(s, s.qkv.p, 3 * Di, s.xc.p, Di, rows, b.q_w, b.q_b, NB, Bq, Bq);
-  headwise(s, s.qkv.p + Di, 3 * Di, s.xc.p, Di, rows, b.k_w, b.k_b, NB, Bq, Bq);
+  const float* xc = conv_branch(s, b, s.up.p, 2 * Di, T);
+  headwise(s, s.qkv.p, 3 * Di, xc, Di, rows, b.q_w, b.q_b, NB, Bq, Bq);
+  headwise(s, s.qkv.p + Di, 3 * Di, xc, Di, rows, b.k_w, b.k_b, NB, Bq, Bq);
   headwise(s, s.qkv.p + 2 * Di, 3 * Di, s.up.p, 2 * Di, rows, b.v_w, b.v_b, NB, Bq, Bq);
   linear(s, s.ig.p, NH, s.qkv.p, 3 * Di, rows, 3 * Di, NH, b.ig_w, b.ig_b);
   linear(s, s.fg.p, NH, s.qkv.p, 3 * Di, rows, 3 * Di, NH, b.fg_w, b.fg_b);
-  // [B, T, 3, NH, DH] -> [3, B, NH, T, DH]; gates [B, T, NH] -> [B, NH, T]
-  const int64_t qkv_shape[5] = {B, T, 3, NH, DH}, qkv_perm[5] = {2, 0, 3, 1, 4};
-  dk::permute(s.qkvp.p, s.qkv.p, 4, qkv_shape, qkv_perm, 5);
+  // [B, T, 3, NH, DH] -> [3, B, NH, T, DH] (the same order for one row); gates [B, T, NH] -> [B, NH, T]
+  const float* q = s.qkv.p;
+  if (rows > 1) {
+    const int64_t qkv_shape[5] = {B, T, 3, NH, DH}, qkv_perm[5] = {2, 0, 3, 1, 4};
+    dk::permute(s.qkvp.p, s.qkv.p, 4, qkv_shape, qkv_perm, 5);
+    q = s.qkvp.p;
+  }
   const float *ig = s.ig.p, *fg = s.fg.p;
   if (T > 1) {
     const int64_t g_shape[3] = {B, T, NH}, g_perm[3] = {0, 2, 1};
@@ -172,7 +183,6 @@ void mlstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
   }
   const int cur = b.cur, nxt = 1 - cur;
   const MlstmDims md{B, NH, T, DH, DH};
-  const float* q = s.qkvp.p;
   dk::mlstm_recurrent_forward(s.s1.p, b.c[nxt].p, b.n[nxt].p, b.m[nxt].p, nullptr, q, q + rows * Di, q + 2 * rows * Di,
                               ig, fg, b.c[cur].p, b.n[cur].p, b.m[cur].p, md, kMlstmEps);
   b.cur = nxt;
@@ -183,7 +193,7 @@ void mlstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
     h = s.s2.p;
   }
   layer_norm(s, s.s3.p, h, rows, NH, DH, b.outnorm);  // hn
-  binary_rows(BinaryOp::Mul, s.s1.p, b.skip.p, 0, s.xc.p, Di, rows, Di);  // skip ⊙ xc
+  binary_rows(BinaryOp::Mul, s.s1.p, b.skip.p, 0, xc, Di, rows, Di);  // skip ⊙ xc
   binary_rows(BinaryOp::Add, s.s1.p, s.s3.p, Di, s.s1.p, Di, rows, Di);   // hn + skip ⊙ xc
   unary(UnaryOp::Silu, s.act.p, s.up.p, rows * 2 * Di);
   binary_rows(BinaryOp::Mul, s.s2.p, s.s1.p, Di, s.act.p + Di, 2 * Di, rows, Di);  // ⊙ SiLU(z)
@@ -194,11 +204,7 @@ void mlstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
 void slstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
   const int64_t B = s.B, rows = B * T, E = s.E, NH = b.NH, DH = b.DH;
   layer_norm(s, s.xn.p, s.x.p, rows, 1, E, b.norm);
-  const float* xc = s.xn.p;
-  if (b.K > 0) {
-    conv_branch(s, b, s.xn.p, E, T);
-    xc = s.xc.p;
-  }
+  const float* xc = b.K > 0 ? conv_branch(s, b, s.xn.p, E, T) : s.xn.p;
   // XLSTM_SPEC §6.2 quirk: fgate feeds the input gate, igate the forget gate (w_i, w_f hold them so)
   const DevBuf none;
   headwise(s, s.pre.p, 4 * E, xc, E, rows, b.w_i, none, NH, DH, DH);
@@ -300,7 +306,7 @@ std::shared_ptr<DeviceInferSession> device_infer_create(const InferModelSpec& sp
       b.state.alloc(b.NS * B * E);
       any_slstm = true;
     }
-    if (b.K > 0) b.window.alloc(B * b.K * b.F);
+    if (b.K > 0) b.window[0].alloc(B * b.K * b.F), b.window[1].alloc(B * b.K * b.F);
     max_f = std::max(max_f, b.F), max_k = std::max(max_k, b.K), max_nh = std::max(max_nh, b.NH);
     if (in.has_ffn) {
       const int64_t P = in.P;
@@ -360,7 +366,7 @@ void device_infer_run(DeviceInferSession& s, float* logits, const int32_t* token
 
 void device_infer_reset(DeviceInferSession& s) {
   for (DevBlock& b : s.blocks)
-    for (DevBuf* d : {&b.window, &b.c[b.cur], &b.n[b.cur], &b.m[b.cur], &b.state})
+    for (DevBuf* d : {&b.window[b.wcur], &b.c[b.cur], &b.n[b.cur], &b.m[b.cur], &b.state})
       if (d->p) cuda::fill_zero(d->p, static_cast<size_t>(d->n * kF));
 }
 
@@ -368,7 +374,7 @@ float* device_infer_state(DeviceInferSession& s, int64_t block, InferStatePart p
   DevBlock& b = s.blocks.at(static_cast<size_t>(block));
   DevBuf* d = nullptr;
   switch (part) {
-    case InferStatePart::Conv: d = &b.window; break;
+    case InferStatePart::Conv: d = &b.window[b.wcur]; break;
     case InferStatePart::C: d = &b.c[b.cur]; break;
     case InferStatePart::N: d = &b.n[b.cur]; break;
     case InferStatePart::M: d = &b.m[b.cur]; break;
