@@ -147,6 +147,12 @@ describe("57 device inference sessions on the GPU", function () {
     assert.equal(cuda.memoryStats().allocatedBytes, before, "dispose gives the session's device memory back");
   });
 
+  (available ? it.skip : it)(`without a GPU a device session is refused, naming the reason${available ? " [skipped: CUDA is available]" : ""}`, () => {
+    const cfg = { vocabSize: 5, embeddingDim: 4, postNorm: false, blocks: [] };
+    assert.throws(() => native.inferCreate(cfg, {}, 1, true), (e: Error) => !(e instanceof TypeError) && /^inferCreate: CUDA is not available: /.test(e.message));
+    assert.ok(native.inferCreate(cfg, { "token_embedding.weight": new Float32Array(20), "lm_head.weight": new Float32Array(20) }, 1, false), "the CPU session needs no GPU");
+  });
+
   itCuda("bad models and parameters are refused by name (mixed devices, a model moved, host arrays or freed or short buffers)", () => {
     const config = baseConfig({ num_blocks: 1, slstm_at: [] });
     const { gpu } = twins(config, 3);
