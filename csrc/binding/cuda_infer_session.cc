@@ -8,47 +8,20 @@
 
 #include "cuda_api.h"
 #include "device_kernels.h"
+#include "device_session_buffers.h"
 #include "kernels/mlstm.h"
 #include "kernels/recurrent.h"
 
 namespace xlstm {
-namespace {
 
-constexpr int64_t kF = static_cast<int64_t>(sizeof(float));
+using session_detail::copy2d;
+using session_detail::DevBuf;
+using session_detail::kF;
+
+namespace {
 constexpr float kNormEps = 1e-5f;   // the blocks' layer norms and the per-head norms (XLSTM_SPEC §5.3, §5.4)
 constexpr float kMlstmEps = 1e-6f;  // the mLSTM normaliser's (ops.mlstm's default, the reference's)
 constexpr int64_t kChunkRows = 256; // rows (B·T) per chunk of a long input
-
-struct DeviceFree {
-  void operator()(float* p) const { cuda::device_free(p); }
-};
-
-// Device memory the session owns (4-byte elements): p, n; freed with the session.
-struct DevBuf {
-  std::unique_ptr<float, DeviceFree> owner;
-  float* p = nullptr;
-  int64_t n = 0;
-  void release() {
-    owner.reset();
-    p = nullptr, n = 0;
-  }
-  // `count` elements, zero-filled
-  void alloc(int64_t count) {
-    release();
-    if (count <= 0) return;
-    p = static_cast<float*>(cuda::device_malloc(static_cast<size_t>(count * kF)));
-    owner.reset(p);
-    n = count;
-    cuda::fill_zero(p, static_cast<size_t>(count * kF));
-  }
-  // a copy of `count` floats at device pointer src (nothing when src is null: an absent optional parameter)
-  void copy_of(const float* src, int64_t count) {
-    release();
-    if (!src) return;
-    alloc(count);
-    cuda::copy_on_device(p, src, static_cast<size_t>(count * kF));
-  }
-};
 
 struct DevBlock {
   bool slstm = false, lstm = false, has_ffn = false;
@@ -98,11 +71,6 @@ struct DeviceInferSession {
 };
 
 namespace {
-
-void copy2d(float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch, int64_t width, int64_t height) {
-  cuda::copy_2d(dst, static_cast<size_t>(dst_pitch * kF), src, static_cast<size_t>(src_pitch * kF),
-                static_cast<size_t>(width * kF), static_cast<size_t>(height));
-}
 
 // out [rows, outF] (leading dimension ld_out) = in [rows, inF] (ld_in) Wᵀ (+ b): ops.linear's device form (the
 // bias broadcast into the output by a product with a column of ones, then the product added)

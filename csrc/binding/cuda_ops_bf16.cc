@@ -17,6 +17,7 @@
 #include "bf16_args.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "device_kernels.h"
 #include "kernels/bf16.h"
 #include "registry.h"
 
@@ -41,18 +42,7 @@ Napi::Value Bf16LinearDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* w = require_device_buffer(c, 2, "w", nw * 2, bytes_of("outFeatures*inFeatures", nw, 2));
   DeviceBuffer* bias = optional_device_buffer(c, 3, "bias", out * 4, bytes_of("outFeatures", out, 4));
   if (y == x || y == w || (bias && y == bias)) throw_range(c, "y must be a different buffer from x, w and bias");
-  run_sync(info.Env(), c.fn, [&] {
-    if (cuda::emulated()) {
-      if (!replay_kernels()) return bf16_linear(fp(y), fp(x), hp(w), fp(bias), rows, in, out, round_x);
-      // the GEMV's replay counts its writes; the GEMM path's replay is checked by the GEMM's own tests
-      if (rows <= 8)
-        replay_with_writes("bf16_linear", ny, [&](int32_t* wr) { cuda::bf16_linear_emulate(fp(y), fp(x), hp(w), fp(bias), rows, in, out, round_x, wr); });
-      else
-        cuda::bf16_linear_emulate(fp(y), fp(x), hp(w), fp(bias), rows, in, out, round_x, nullptr);
-      return;
-    }
-    cuda::bf16_linear(fp(y), fp(x), hp(w), fp(bias), rows, in, out, round_x, cuda::stream());
-  });
+  run_sync(info.Env(), c.fn, [&] { dk::bf16_linear(fp(y), fp(x), hp(w), fp(bias), rows, in, out, round_x); });
   return info.Env().Undefined();
 }
 
@@ -67,13 +57,8 @@ Napi::Value Bf16EmbeddingDev(const Napi::CallbackInfo& info) {
   DeviceBuffer* idx = require_device_buffer(c, 2, "indices", n * (i64 ? 8 : 4), i64 ? "8*n" : "4*n");
   if (out == w || out == idx) throw_range(c, "out must be a different buffer from weight and indices");
   run_sync(info.Env(), c.fn, [&] {
-    if (replay_kernels())
-      replay_with_writes("bf16_embedding", ne, [&](int32_t* wr) {
-        if (i64) cuda::bf16_embedding_emulate<int64_t>(fp(out), hp(w), static_cast<const int64_t*>(idx->ptr), n, e, wr);
-        else cuda::bf16_embedding_emulate<int32_t>(fp(out), hp(w), static_cast<const int32_t*>(idx->ptr), n, e, wr);
-      });
-    else if (i64) XLSTM_DEVICE_CALL(bf16_embedding<int64_t>, fp(out), hp(w), static_cast<const int64_t*>(idx->ptr), n, e);
-    else XLSTM_DEVICE_CALL(bf16_embedding<int32_t>, fp(out), hp(w), static_cast<const int32_t*>(idx->ptr), n, e);
+    if (i64) dk::bf16_embedding(fp(out), hp(w), static_cast<const int64_t*>(idx->ptr), n, e);
+    else dk::bf16_embedding(fp(out), hp(w), static_cast<const int32_t*>(idx->ptr), n, e);
   });
   return info.Env().Undefined();
 }

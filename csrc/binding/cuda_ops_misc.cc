@@ -43,12 +43,7 @@ Napi::Value ReduceDev(const Napi::CallbackInfo& info) {
   run_sync(info.Env(), c.fn, [&] {
     int64_t* am = argmax ? static_cast<int64_t*>(argmax->ptr) : nullptr;
     const int nd = static_cast<int>(r.shape.size());
-    if (replay_kernels())  // out, then argmax (written for max only)
-      replay_with_writes("reduce_axes", r.out_n * (r.op == ReduceOp::Max && am ? 2 : 1), [&](int32_t* w) {
-        cuda::reduce_axes_emulate(r.op, fp(out), am, fp(x), nd, r.shape.data(), r.reduced.data(), w);
-      });
-    else
-      XLSTM_DEVICE_CALL(reduce_axes, r.op, fp(out), am, fp(x), nd, r.shape.data(), r.reduced.data());
+    dk::reduce_axes(r.op, fp(out), am, fp(x), nd, r.shape.data(), r.reduced.data());
   });
   return info.Env().Undefined();
 }

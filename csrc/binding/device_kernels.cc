@@ -3,6 +3,7 @@
 
 #include "cuda_api.h"
 #include "device_buffer.h"
+#include "kernels/bf16.h"
 #include "kernels/conv1d.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
@@ -10,6 +11,7 @@
 #include "kernels/norm.h"
 #include "kernels/permute.h"
 #include "kernels/recurrent.h"
+#include "kernels/reduce.h"
 
 namespace xlstm {
 namespace dk {
@@ -87,6 +89,44 @@ void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_la
 void permute(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim) {
   XLSTM_DEVICE_CALL(permute_copy, out, in, elem_size, in_shape, perm, ndim);
 }
+
+void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
+                 const uint8_t* reduced) {
+  if (replay_kernels()) {
+    int64_t out_n = 1;
+    for (int d = 0; d < ndim; ++d) out_n *= reduced[d] ? 1 : shape[d];
+    // out, then argmax (written for max only)
+    replay_with_writes("reduce_axes", out_n * (op == ReduceOp::Max && argmax ? 2 : 1), [&](int32_t* w) {
+      cuda::reduce_axes_emulate(op, out, argmax, x, ndim, shape, reduced, w);
+    });
+  } else {
+    XLSTM_DEVICE_CALL(reduce_axes, op, out, argmax, x, ndim, shape, reduced);
+  }
+}
+
+void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in, int64_t out,
+                 bool round_x) {
+  if (cuda::emulated()) {
+    if (!replay_kernels()) return xlstm::bf16_linear(y, x, w, bias, rows, in, out, round_x);
+    // the GEMV's replay counts its writes; the GEMM path's replay is checked by the GEMM's own tests
+    if (rows <= 8)
+      replay_with_writes("bf16_linear", rows * out, [&](int32_t* wr) { cuda::bf16_linear_emulate(y, x, w, bias, rows, in, out, round_x, wr); });
+    else
+      cuda::bf16_linear_emulate(y, x, w, bias, rows, in, out, round_x, nullptr);
+    return;
+  }
+  cuda::bf16_linear(y, x, w, bias, rows, in, out, round_x, cuda::stream());
+}
+
+template <class I>
+void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e) {
+  if (replay_kernels())
+    replay_with_writes("bf16_embedding", n * e, [&](int32_t* wr) { cuda::bf16_embedding_emulate<I>(out, weight, indices, n, e, wr); });
+  else
+    XLSTM_DEVICE_CALL(bf16_embedding<I>, out, weight, indices, n, e);
+}
+template void bf16_embedding<int32_t>(float*, const uint16_t*, const int32_t*, int64_t, int64_t);
+template void bf16_embedding<int64_t>(float*, const uint16_t*, const int64_t*, int64_t, int64_t);
 
 }  // namespace dk
 }  // namespace xlstm

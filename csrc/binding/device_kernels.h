@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/elementwise.h"
+#include "kernels/reduce.h"
 
 namespace xlstm {
 struct RecurrentDims;
@@ -35,6 +36,14 @@ void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_la
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
                              const float* n0, const float* m0, const MlstmDims& d, float eps);
 void permute(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim);
+// op over the axes with reduced[d] = 1 of x [shape] (argmax: int64, written for max only, may be null otherwise)
+void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
+                 const uint8_t* reduced);
+// y [rows, out] = x [rows, in] wᵀ (+ bias) with w bfloat16 [out, in] (round_x: x rounded to bf16 first, the autocast)
+void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in, int64_t out,
+                 bool round_x);
+template <class I>  // int32_t or int64_t indices
+void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e);
 
 }  // namespace dk
 }  // namespace xlstm

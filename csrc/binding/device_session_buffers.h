@@ -1,0 +1,60 @@
+// Binding layer: what the device inference sessions (cuda_infer_session.cc, cuda_large_session.cc) share: device
+// memory a session owns, and 2-D copies counted in floats.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "cuda_api.h"
+
+namespace xlstm {
+namespace session_detail {
+
+constexpr int64_t kF = static_cast<int64_t>(sizeof(float));
+
+struct DeviceFree {
+  void operator()(float* p) const { cuda::device_free(p); }
+};
+
+// Device memory the session owns (4-byte elements): p, n; freed with the session.
+struct DevBuf {
+  std::unique_ptr<float, DeviceFree> owner;
+  float* p = nullptr;
+  int64_t n = 0;
+  void release() {
+    owner.reset();
+    p = nullptr, n = 0;
+  }
+  // `count` elements, zero-filled
+  void alloc(int64_t count) {
+    release();
+    if (count <= 0) return;
+    p = static_cast<float*>(cuda::device_malloc(static_cast<size_t>(count * kF)));
+    owner.reset(p);
+    n = count;
+    cuda::fill_zero(p, static_cast<size_t>(count * kF));
+  }
+  // a copy of `count` floats at device pointer src (nothing when src is null: an absent optional parameter)
+  void copy_of(const float* src, int64_t count) {
+    release();
+    if (!src) return;
+    alloc(count);
+    cuda::copy_on_device(p, src, static_cast<size_t>(count * kF));
+  }
+  // a copy of `bytes` bytes at device pointer src (bfloat16 weights; the last element zero-padded)
+  void copy_bytes(const void* src, int64_t bytes) {
+    release();
+    if (!src) return;
+    alloc((bytes + kF - 1) / kF);
+    cuda::copy_on_device(p, src, static_cast<size_t>(bytes));
+  }
+  const uint16_t* bf16() const { return reinterpret_cast<const uint16_t*>(p); }
+};
+
+// dst [height rows of width floats, row pitch dst_pitch] = src (row pitch src_pitch), enqueued
+inline void copy2d(float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch, int64_t width, int64_t height) {
+  cuda::copy_2d(dst, static_cast<size_t>(dst_pitch * kF), src, static_cast<size_t>(src_pitch * kF),
+                static_cast<size_t>(width * kF), static_cast<size_t>(height));
+}
+
+}  // namespace session_detail
+}  // namespace xlstm
