@@ -470,6 +470,20 @@ export interface Binding {
     /** true: params are device buffers and the session runs on the GPU (csrc/binding/cuda_infer_session.h) */
     device?: boolean,
   ): object;
+  /**
+   * An xLSTM Large device session (csrc/binding/cuda_large_session.h) from device buffers under the model's state_dict
+   * keys ("embedding.weight", "backbone.blocks.0.mlstm_layer.qkv_opreact.weight", ...; matrix weights of `dtype`,
+   * norms and biases float32). The calls below then take it (inferRun: S steps; state parts "c", "n", "m").
+   */
+  inferCreateLarge(
+    config: {
+      vocabSize: number; embeddingDim: number; numHeads: number; qkDim: number; vDim: number; ffnUpDim: number; numBlocks: number;
+      weightMode: "single" | "fused"; dtype: "float32" | "bfloat16"; useBias: boolean; normEps: number; eps: number;
+      gateSoftCap: number | null; outputSoftCap: number | null; outNorm: boolean;
+    },
+    params: { readonly [stateDictKey: string]: DeviceBuffer },
+    batch: number,
+  ): object;
   /** Runs tokens [B, S] (ids in [0, V)) from the session's state and writes the logits of the last position [B, V]; S = 1 is one step. */
   inferRun(session: object, logits: Float32Array, tokens: Int32Array, S: number): void;
   /**

@@ -4,9 +4,11 @@
 // relu^2 FFNs, no post norm, B 1-3), a prefill of several chunks, and states moving between the session and the
 // Tensor path on the GPU; generate() on a GPU model goes through it; device memory stays flat; errors name what was
 // wrong. Without a GPU these run on the emulated device (test/24: XLSTM_CUDA_EMULATE, where a CUDA build replays the
-// kernels' own code on the host) and are skipped here with the reason.
+// kernels' own code on the host) and are skipped here with the reason. The xLSTM Large device session is checked the
+// same way against xLSTMLarge.step on the CPU (weight modes single / fused, biases, soft caps, no out norm, float32 and
+// bfloat16 weights, B 1-2), with its state moving to and from the Tensor path and generate() on a GPU model.
 import { strict as assert } from "assert";
-import { cuda, generate, infer, nn, noGrad, Tensor } from "../lib";
+import { cuda, generate, Generator, infer, nn, noGrad, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { assertLogitsClose, baseConfig, CASES, column, fusedSteps, makeModel, tensorSteps, tokens } from "./support/infer-cases";
 
@@ -181,5 +183,96 @@ describe("57 device inference sessions on the GPU", function () {
     } finally {
       s.dispose();
     }
+  });
+  // ---- xLSTM Large (lib/infer/large-session.ts)
+  const TINY_LARGE = { embedding_dim: 32, num_heads: 2, num_blocks: 2, vocab_size: 40, chunk_size: 16, mode: "inference" };
+  const LARGE_CASES = [
+    { name: "single weights, float32, B = 1", over: {}, B: 1, bf16: false },
+    { name: "fused weights with biases, gate and logit soft caps, float32, B = 2", over: { use_bias: true, weight_mode: "fused", gate_soft_cap: 15, output_logit_soft_cap: 30 }, B: 2, bf16: false },
+    { name: "single weights, bfloat16, B = 2", over: {}, B: 2, bf16: true },
+    { name: "fused weights, no out norm, bfloat16, B = 1", over: { weight_mode: "fused", add_out_norm: false }, B: 1, bf16: true },
+  ] as const;
+
+  /** The same xLSTMLarge twice (parameters moved off their initial values): one on the CPU, one on the GPU. */
+  function largeTwins(over: object, bf16: boolean): { cpu: nn.xLSTMLarge; gpu: nn.xLSTMLarge } {
+    const make = () => {
+      const m = new nn.xLSTMLarge({ ...TINY_LARGE, ...over } as nn.xLSTMLargeConfig, { generator: new Generator(3) });
+      const g = new Generator(9);
+      for (const p of m.parameters()) {
+        const a = p.f32();
+        for (let i = 0; i < a.length; ++i) a[i] += 0.1 * g.normal();
+      }
+      return bf16 ? m.setWeightDtype("bfloat16") : m;
+    };
+    const gpu = make();
+    gpu.to("cuda");
+    return { cpu: make(), gpu };
+  }
+
+  for (const lc of LARGE_CASES) {
+    itCuda(`xLSTM Large, ${lc.name}: the device session's steps follow xLSTMLarge.step within 1e-4, its state moves both ways`, () => {
+      const { cpu, gpu } = largeTwins(lc.over, lc.bf16);
+      const B = lc.B, V = TINY_LARGE.vocab_size, L = 10, tok = tokens(B, L, V, 31);
+      const s = infer.createLargeInferenceSession(gpu, { batch: B });
+      try {
+        assert.equal(s.device, "cuda");
+        // prompt of 4 through model.forward on the GPU (chunkwise) -> the session; the CPU model steps all of it
+        const head = Int32Array.from({ length: B * 4 }, (_, i) => tok[Math.floor(i / 4) * L + (i % 4)]);
+        const pre = noGrad(() => gpu.forward(new Tensor(head, [B, 4]), { returnLastState: true }));
+        s.setState(pre.state!);
+        let st: nn.LargeState | null = null;
+        const want: Float32Array[] = [], got: Float32Array[] = [];
+        noGrad(() => {
+          for (let t = 0; t < L; ++t) {
+            const r = cpu.step(new Tensor(column(tok, B, L, t), [B, 1]), st);
+            st = r.state;
+            if (t >= 4) want.push(r.logits.f32().slice());
+          }
+        });
+        for (let t = 4; t < L; ++t) got.push(s.step(column(tok, B, L, t)));
+        assertLogitsClose(got, want, "session steps vs xLSTMLarge.step");
+        // the session's state continues on the GPU model's step
+        const gs = s.getState();
+        assert.equal(gs["0"].c.device, "cuda");
+        const next = column(tok, B, L, 0);
+        const a = noGrad(() => gpu.step(new Tensor(next, [B, 1]).cuda(), gs)).logits.cpu().f32();
+        const b = noGrad(() => cpu.step(new Tensor(next, [B, 1]), st)).logits.f32();
+        assertLogitsClose([a], [b], "session state -> model.step on the GPU");
+        // prefill = steps; reset = the zero state
+        s.reset();
+        const p1 = s.prefill(head, 4);
+        s.reset();
+        let last: Float32Array = new Float32Array(0);
+        for (let t = 0; t < 4; ++t) last = s.step(column(head, B, 4, t));
+        assert.deepEqual(p1, last);
+      } finally {
+        s.dispose();
+      }
+    });
+  }
+
+  itCuda("xLSTM Large: generate() on a GPU model decodes through the device session (the CPU model's tokens); memory flat; errors by name", async () => {
+    const { cpu, gpu } = largeTwins({ weight_mode: "fused" }, true);
+    const ids = async (m: nn.xLSTMLarge, fused: boolean) => {
+      const out: number[] = [];
+      for await (const t of generate(m as never, [1, 2, 3, 4, 5], { maxTokens: 8, temperature: 0, fused })) out.push(t.id);
+      return out;
+    };
+    const want = await ids(cpu, true);
+    cuda.synchronize();
+    const before = cuda.memoryStats().allocatedBytes;
+    assert.deepEqual(await ids(gpu, true), want, "device session");
+    assert.equal(cuda.memoryStats().allocatedBytes, before, "generation gave its device memory back");
+    assert.deepEqual(await ids(gpu, false), want, "Tensor path");
+    const s = infer.createLargeInferenceSession(gpu, { batch: 2 });
+    try {
+      assert.throws(() => s.setState({ 5: null } as never), (e: Error) => e instanceof RangeError && /LargeInferenceSession.setState: state has key "5", but the model's blocks are 0..1/.test(e.message));
+      assert.throws(() => s.setState({ 0: { c: Tensor.zeros([1, 2, 8, 16]), n: null, m: null } } as never), (e: Error) => e instanceof RangeError && /LargeInferenceSession.setState: 0.c has shape \[1, 2, 8, 16\], expected \[2, 2, 8, 16\]/.test(e.message));
+      assert.throws(() => s.step(Int32Array.of(1)), (e: Error) => e instanceof RangeError && /LargeInferenceSession.step: tokens has 1 elements, expected B \(batch\) = 2/.test(e.message));
+    } finally {
+      s.dispose();
+    }
+    assert.throws(() => s.step(Int32Array.of(1, 2)), (e: Error) => e instanceof infer.InferenceSessionDisposedError && /LargeInferenceSession.step: the session is disposed/.test(e.message));
+    assert.throws(() => infer.createLargeInferenceSession(cpu), (e: Error) => e instanceof TypeError && /createLargeInferenceSession: parameter embedding.weight is on cpu; the session runs on the GPU/.test(e.message));
   });
 });

@@ -13,6 +13,7 @@
 // parameters, state and scratch in device memory, the same calls (state parts copied to and from the host).
 #include <napi.h>
 
+#include <cmath>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -22,6 +23,7 @@
 #include "binding/args.h"
 #include "binding/async.h"
 #include "binding/cuda_infer_session.h"
+#include "binding/cuda_large_session.h"
 #include "binding/device_buffer.h"
 #include "binding/registry.h"
 #include "kernels/xlstm_infer.h"
@@ -34,13 +36,23 @@ constexpr napi_type_tag kInferTag = {0x7a1c5e0f3b2d4e61ULL, 0x9f8e7d6c5b4a3921UL
 
 struct Holder {
   std::shared_ptr<InferSession> s;        // the CPU session, or
-  std::shared_ptr<DeviceInferSession> d;  // the device session; either shared with a pending inferRunAsync's work
+  std::shared_ptr<DeviceInferSession> d;  // the device session, or
+  std::shared_ptr<LargeDeviceSession> l;  // an xLSTM Large device session; each shared with a pending inferRunAsync's work
   int64_t reported = 0;                   // bytes reported with AdjustExternalMemory
   bool running = false;                   // an inferRunAsync call is pending (JS thread only)
-  bool alive() const { return s || d; }
-  int64_t bytes() const { return s ? infer_bytes(*s) : d ? device_infer_bytes(*d) : 0; }
-  int64_t batch() const { return s ? s->B : device_infer_batch(*d); }
-  int64_t vocab() const { return s ? s->V : device_infer_vocab(*d); }
+  bool alive() const { return s || d || l; }
+  bool on_device() const { return d || l; }
+  int64_t bytes() const { return s ? infer_bytes(*s) : d ? device_infer_bytes(*d) : l ? large_device_bytes(*l) : 0; }
+  int64_t batch() const { return s ? s->B : d ? device_infer_batch(*d) : large_device_batch(*l); }
+  int64_t vocab() const { return s ? s->V : d ? device_infer_vocab(*d) : large_device_vocab(*l); }
+  int64_t blocks() const {
+    return s ? static_cast<int64_t>(s->blocks.size()) : d ? device_infer_blocks(*d) : large_device_blocks(*l);
+  }
+  void run(float* logits, const int32_t* tokens, int64_t S) const {
+    if (d) device_infer_run(*d, logits, tokens, S);
+    else if (l) large_device_run(*l, logits, tokens, S);
+    else infer_run(*s, logits, tokens, S);
+  }
 };
 
 void report(Napi::Env env, Holder* h) {
@@ -116,6 +128,19 @@ struct Params {
   std::vector<Seen> seen;
 };
 
+// A device buffer value of params (name) holding at least `count` elements of elem_size bytes (desc explains count).
+const void* device_param(const ArgCtx& c, Params& params, Napi::Value v, const std::string& name, int64_t count,
+                         int64_t elem_size, const std::string& desc) {
+  DeviceBuffer* b = device_buffer_value(c, v, name);
+  if (b->bytes < count * elem_size) {
+    std::ostringstream os;
+    os << name << " holds " << b->bytes << " bytes, expected " << elem_size << "*" << desc << " = " << count * elem_size;
+    throw_range(c, os.str());
+  }
+  params.seen_device.push_back({name, b, b->ptr});
+  return b->ptr;
+}
+
 // params[key]: a Float32Array of `expected` elements (desc explains the count), or nullptr when optional and absent.
 const float* get_param(const ArgCtx& c, Params& params, const std::string& key, int64_t expected,
                        const std::string& desc, bool optional = false) {
@@ -126,16 +151,7 @@ const float* get_param(const ArgCtx& c, Params& params, const std::string& key, 
     throw_type(c, name + " is missing (expected " + (params.device ? "a device buffer" : "a Float32Array") + " of " + desc +
                       " = " + std::to_string(expected) + " elements)");
   }
-  if (params.device) {
-    DeviceBuffer* b = device_buffer_value(c, v, name);
-    if (b->bytes < expected * static_cast<int64_t>(sizeof(float))) {
-      std::ostringstream os;
-      os << name << " holds " << b->bytes << " bytes, expected 4*" << desc << " = " << expected * 4;
-      throw_range(c, os.str());
-    }
-    params.seen_device.push_back({name, b, b->ptr});
-    return static_cast<const float*>(b->ptr);
-  }
+  if (params.device) return static_cast<const float*>(device_param(c, params, v, name, expected, 4, desc));
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_type(c, name + " must be a Float32Array, got " + kind_of(v));
   // napi_get_typedarray_info, not TypedArray::ArrayBuffer(): the latter throws a bare "Invalid argument" for
@@ -262,6 +278,43 @@ InferModelSpec parse_spec(const ArgCtx& c, Napi::Object cfg, Params& params) {
   return spec;
 }
 
+// No JavaScript runs once the arguments are read: every array must still be what get_param validated (a getter may
+// have detached or shrunk one that was read earlier, or freed a device buffer; copying from it would read freed
+// memory).
+void recheck_params(const ArgCtx& c, const Params& params) {
+  for (const Params::Seen& p : params.seen) {
+    void* data = nullptr;
+    size_t length = 0;
+    napi_typedarray_type type;
+    if (napi_get_typedarray_info(c.info.Env(), p.value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        data != p.data || length != p.length)
+      throw_type(c, p.name + " was detached or resized while " + c.fn + " read its arguments");
+  }
+  for (const Params::SeenDevice& p : params.seen_device)
+    if (p.buffer->ptr != p.ptr) throw_type(c, p.name + " was freed while " + c.fn + " read its arguments");
+}
+
+// Creates a session with `make` (filling the holder) and returns its handle.
+template <class Make>
+Napi::Value new_handle(const ArgCtx& c, Make&& make) {
+  auto h = std::make_unique<Holder>();
+  try {
+    make(*h);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(c.info.Env(), std::string(c.fn) + ": out of memory allocating the session");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(c.info.Env(), std::string(e.what()));
+  }
+  Holder* raw = h.release();
+  Napi::External<Holder> ext = Napi::External<Holder>::New(c.info.Env(), raw, [](Napi::Env env, Holder* p) {
+    if (p->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -p->reported);
+    delete p;
+  });
+  ext.TypeTag(&kInferTag);
+  report(c.info.Env(), raw);
+  return ext;
+}
+
 Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferCreate"};
   require_count(c, 3);
@@ -271,35 +324,125 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   params.device = info.Length() > 3 && !info[3].IsUndefined() && require_bool(c, 3, "device");
   if (params.device) require_cuda_device(c);
   InferModelSpec spec = parse_spec(c, cfg, params);
-  // No JavaScript runs from here on: every array must still be what get_param validated (a getter may have
-  // detached or shrunk one that was read earlier; copying from it would read freed memory).
-  for (const Params::Seen& p : params.seen) {
-    void* data = nullptr;
-    size_t length = 0;
-    napi_typedarray_type type;
-    if (napi_get_typedarray_info(info.Env(), p.value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        data != p.data || length != p.length)
-      throw_type(c, p.name + " was detached or resized while inferCreate read its arguments");
-  }
-  for (const Params::SeenDevice& p : params.seen_device)
-    if (p.buffer->ptr != p.ptr) throw_type(c, p.name + " was freed while inferCreate read its arguments");
-  auto h = std::make_unique<Holder>();
-  try {
-    if (params.device) h->d = device_infer_create(spec, B);
-    else h->s = infer_create(spec, B);
-  } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(info.Env(), "inferCreate: out of memory allocating the session");
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), std::string(e.what()));
-  }
-  Holder* raw = h.release();
-  Napi::External<Holder> ext = Napi::External<Holder>::New(info.Env(), raw, [](Napi::Env env, Holder* p) {
-    if (p->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -p->reported);
-    delete p;
+  recheck_params(c, params);
+  return new_handle(c, [&](Holder& h) {
+    if (params.device) h.d = device_infer_create(spec, B);
+    else h.s = infer_create(spec, B);
   });
-  ext.TypeTag(&kInferTag);
-  report(info.Env(), raw);
-  return ext;
+}
+
+// ---- inferCreateLarge's config and params (device buffers under the xLSTM Large state_dict keys)
+
+double get_cap(const ArgCtx& c, Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNull() || v.IsUndefined()) return 0;
+  if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() > 0) || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+    throw_range(c, std::string("config.") + key + " must be a positive number or null, got " + kind_of(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+float get_eps(const ArgCtx& c, Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() >= 0) || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+    throw_range(c, std::string("config.") + key + " must be a finite number >= 0, got " + kind_of(v));
+  return static_cast<float>(v.As<Napi::Number>().DoubleValue());
+}
+
+LargeModelSpec parse_large_spec(const ArgCtx& c, Napi::Object cfg, Params& params) {
+  LargeModelSpec spec;
+  const int64_t V = spec.V = get_int(c, cfg, "vocabSize", "config", 1, kMaxDim);
+  const int64_t E = spec.E = get_int(c, cfg, "embeddingDim", "config", 1, kMaxDim);
+  const int64_t NH = spec.NH = get_int(c, cfg, "numHeads", "config", 1, kMaxDim);
+  const int64_t qk = spec.qk = get_int(c, cfg, "qkDim", "config", 1, kMaxDim);
+  const int64_t vd = spec.vd = get_int(c, cfg, "vDim", "config", 1, kMaxDim);
+  const int64_t up = spec.up = get_int(c, cfg, "ffnUpDim", "config", 1, kMaxDim);
+  const int64_t nb = get_int(c, cfg, "numBlocks", "config", 0, 1 << 16);
+  if (qk % NH || vd % NH) throw_range(c, "config: numHeads must divide qkDim and vDim");
+  const std::string mode = get_string(c, cfg, "weightMode", "config");
+  if (mode != "single" && mode != "fused") throw_range(c, "config.weightMode must be \"single\" or \"fused\", got \"" + mode + "\"");
+  const std::string dtype = get_string(c, cfg, "dtype", "config");
+  if (dtype != "float32" && dtype != "bfloat16") throw_range(c, "config.dtype must be \"float32\" or \"bfloat16\", got \"" + dtype + "\"");
+  spec.bf16 = dtype == "bfloat16";
+  const bool bias = get_bool(c, cfg, "useBias", "config");
+  spec.norm_eps = get_eps(c, cfg, "normEps");
+  spec.eps = get_eps(c, cfg, "eps");
+  spec.gate_cap = get_cap(c, cfg, "gateSoftCap");
+  spec.out_cap = get_cap(c, cfg, "outputSoftCap");
+  checked_product(c, "V*E", {V, E});
+  checked_product(c, "2*up*E", {2, up, E});
+  const int64_t elem = spec.bf16 ? 2 : 4;
+  const std::string mat = spec.bf16 ? "a bfloat16" : "a float32";
+  auto d = [&](const char* f) { return describe(f, {{"V", V}, {"E", E}, {"NH", NH}, {"qk", qk}, {"vd", vd}, {"up", up}}); };
+  auto vec = [&](const std::string& key, int64_t n, const char* desc, bool optional) -> const float* {
+    Napi::Value v = params.obj.Get(key);
+    if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+    if (v.IsUndefined() || v.IsNull()) throw_type(c, "params[\"" + key + "\"] is missing (expected a device buffer of " + d(desc) + " floats)");
+    return static_cast<const float*>(device_param(c, params, v, "params[\"" + key + "\"]", n, 4, d(desc)));
+  };
+  auto matrix = [&](const std::string& key, int64_t n, const char* desc) -> const void* {
+    Napi::Value v = params.obj.Get(key);
+    if (v.IsUndefined() || v.IsNull()) throw_type(c, "params[\"" + key + "\"] is missing (expected " + mat + " device buffer of " + d(desc) + " elements)");
+    return device_param(c, params, v, "params[\"" + key + "\"]", n, elem, d(desc));
+  };
+  // one projection: the parts (name, rows) of `in` columns; gate biases always present, others with useBias
+  auto proj = [&](const std::string& pre, std::vector<std::pair<std::string, int64_t>> parts, int64_t in, bool has_bias) {
+    LargeProjSpec p;
+    p.in = in;
+    for (const auto& [name, out] : parts) {
+      checked_product(c, "out*in", {out, in});
+      LargeProjSpec::Part part;
+      part.out = out;
+      part.w = matrix(pre + name + ".weight", out * in, "rows*in");
+      part.b = has_bias ? vec(pre + name + ".bias", out, "rows", false) : nullptr;
+      p.parts.push_back(part);
+    }
+    return p;
+  };
+  spec.embedding = matrix("embedding.weight", V * E, "V*E");
+  spec.lm_head = matrix("lm_head.weight", V * E, "V*E");
+  if (get_bool(c, cfg, "outNorm", "config")) {
+    spec.out_norm_w = vec("backbone.out_norm.weight", E, "E", false);
+    spec.out_norm_b = bias ? vec("backbone.out_norm.bias", E, "E", false) : nullptr;
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    const std::string p = "backbone.blocks." + std::to_string(i) + ".";
+    LargeBlockSpec b;
+    b.norm_m_w = vec(p + "norm_mlstm.weight", E, "E", false);
+    b.norm_m_b = bias ? vec(p + "norm_mlstm.bias", E, "E", false) : nullptr;
+    b.norm_f_w = vec(p + "norm_ffn.weight", E, "E", false);
+    b.norm_f_b = bias ? vec(p + "norm_ffn.bias", E, "E", false) : nullptr;
+    b.mh_w = vec(p + "mlstm_layer.multihead_norm.weight", vd, "vd", false);
+    b.mh_b = bias ? vec(p + "mlstm_layer.multihead_norm.bias", vd, "vd", false) : nullptr;
+    const std::string m = p + "mlstm_layer.", f = p + "ffn.";
+    if (mode == "single") {
+      b.qkvo = proj(m, {{"q", qk}, {"k", qk}, {"v", vd}, {"ogate_preact", vd}}, E, bias);
+      b.ifgate = proj(m, {{"igate_preact", NH}, {"fgate_preact", NH}}, E, true);
+      b.up = proj(f, {{"proj_up_gate", up}, {"proj_up", up}}, E, bias);
+    } else {
+      b.qkvo = proj(m, {{"qkv_opreact", 2 * qk + 2 * vd}}, E, bias);
+      b.ifgate = proj(m, {{"ifgate_preact", 2 * NH}}, E, true);
+      b.up = proj(f, {{"proj_up_gate_z", 2 * up}}, E, bias);
+    }
+    b.out_proj = proj(m, {{"out_proj", E}}, vd, bias);
+    b.down = proj(f, {{"proj_down", E}}, up, bias);
+    spec.blocks.push_back(b);
+  }
+  return spec;
+}
+
+// inferCreateLarge(config, params, batch): an xLSTM Large device session (cuda_large_session.h); then the same calls
+// as the other sessions (inferRun: S steps; state parts "c", "n", "m" per block)
+Napi::Value InferCreateLarge(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferCreateLarge"};
+  require_count(c, 3);
+  Napi::Object cfg = get_object(c, info[0], "config");
+  Params params{get_object(c, info[1], "params")};
+  params.device = true;
+  const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
+  require_cuda_device(c);
+  LargeModelSpec spec = parse_large_spec(c, cfg, params);
+  recheck_params(c, params);
+  return new_handle(c, [&](Holder& h) { h.l = large_device_create(spec, B); });
 }
 
 // inferRun's / inferRunAsync's checked arguments
@@ -333,8 +476,7 @@ Napi::Value InferRun(const Napi::CallbackInfo& info) {
   const RunCall r = parse_run(c);
   run_sync(info.Env(), c.fn, [&] {
     try {
-      if (r.h->d) device_infer_run(*r.h->d, r.logits, r.tokens, r.S);
-      else infer_run(*r.h->s, r.logits, r.tokens, r.S);
+      r.h->run(r.logits, r.tokens, r.S);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error("out of memory");
     }
@@ -348,16 +490,15 @@ Napi::Value InferRun(const Napi::CallbackInfo& info) {
 Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferRunAsync"};
   const RunCall r = parse_run(c);
-  std::shared_ptr<InferSession> session = r.h->s;
-  std::shared_ptr<DeviceInferSession> device = r.h->d;
+  auto session = std::make_shared<Holder>();  // the sessions (shared), not the handle's bookkeeping
+  session->s = r.h->s, session->d = r.h->d, session->l = r.h->l;
   auto tokens = std::make_shared<std::vector<int32_t>>(r.tokens, r.tokens + r.n_tok);
   float* logits = r.logits;
   const int64_t S = r.S;
   Holder* h = r.h;
-  auto work = [session, device, tokens, logits, S] {
+  auto work = [session, tokens, logits, S] {
     try {
-      if (device) device_infer_run(*device, logits, tokens->data(), S);
-      else infer_run(*session, logits, tokens->data(), S);
+      session->run(logits, tokens->data(), S);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error("out of memory");
     }
@@ -375,6 +516,7 @@ Napi::Value InferReset(const Napi::CallbackInfo& info) {
   Holder* h = require_handle(c);
   run_sync(info.Env(), c.fn, [&] {
     if (h->d) device_infer_reset(*h->d);
+    else if (h->l) large_device_reset(*h->l);
     else infer_reset(*h->s);
   });
   return info.Env().Undefined();
@@ -392,13 +534,15 @@ InferStatePart parse_part(const ArgCtx& c, const std::string& p) {
 // The state buffer named by arguments 1 (block) and 2 (part): host memory for a CPU session, device memory for a
 // device one.
 float* state_arg(const ArgCtx& c, Holder& h, int64_t* len) {
-  const int64_t nb = h.s ? static_cast<int64_t>(h.s->blocks.size()) : device_infer_blocks(*h.d);
+  const int64_t nb = h.blocks();
   if (nb == 0) throw_range(c, "the model has no blocks");
   const int64_t block = require_int(c, 1, "block", 0, nb - 1);
   const std::string part = require_string(c, 2, "part");
   const InferStatePart which = parse_part(c, part);
-  float* p = h.s ? infer_state(*h.s, block, which, len) : device_infer_state(*h.d, block, which, len);
-  const bool slstm = h.s ? h.s->blocks[block].slstm : device_infer_block_is_slstm(*h.d, block);
+  float* p = h.s ? infer_state(*h.s, block, which, len)
+               : h.d ? device_infer_state(*h.d, block, which, len)
+                     : large_device_state(*h.l, block, which, len);
+  const bool slstm = h.s ? h.s->blocks[block].slstm : h.d ? device_infer_block_is_slstm(*h.d, block) : false;
   if (!p)
     throw_range(c, "block " + std::to_string(block) + " (" + (slstm ? "sLSTM" : "mLSTM") + ") has no state part \"" +
                        part + "\"");
@@ -412,7 +556,7 @@ Napi::Value InferGetState(const Napi::CallbackInfo& info) {
   int64_t len = 0;
   const float* src = state_arg(c, h, &len);
   float* out = require_f32(c, 3, "out", len);
-  if (h.d) run_sync(info.Env(), c.fn, [&] { cuda::copy_to_host(out, src, sizeof(float) * len); });
+  if (h.on_device()) run_sync(info.Env(), c.fn, [&] { cuda::copy_to_host(out, src, sizeof(float) * len); });
   else std::memcpy(out, src, sizeof(float) * len);
   return info.Env().Undefined();
 }
@@ -424,7 +568,7 @@ Napi::Value InferSetState(const Napi::CallbackInfo& info) {
   int64_t len = 0;
   float* dst = state_arg(c, h, &len);
   const float* src = optional_f32(c, 3, "src", len);
-  if (h.d)
+  if (h.on_device())
     run_sync(info.Env(), c.fn, [&] {
       if (src) cuda::copy_to_device(dst, src, sizeof(float) * len);
       else cuda::fill_zero(dst, sizeof(float) * len);
@@ -447,12 +591,14 @@ Napi::Value InferDispose(const Napi::CallbackInfo& info) {
   Holder* h = require_handle(c, false);
   h->s.reset();
   h->d.reset();
+  h->l.reset();
   report(info.Env(), h);
   return info.Env().Undefined();
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inferCreate", Napi::Function::New(env, InferCreate, "inferCreate"));
+  exports.Set("inferCreateLarge", Napi::Function::New(env, InferCreateLarge, "inferCreateLarge"));
   exports.Set("inferRun", Napi::Function::New(env, InferRun, "inferRun"));
   exports.Set("inferRunAsync", Napi::Function::New(env, InferRunAsync, "inferRunAsync"));
   exports.Set("inferReset", Napi::Function::New(env, InferReset, "inferReset"));

@@ -20,8 +20,10 @@ import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import type { LanguageModel } from "../train/models";
 import { createInferenceSession } from "../infer/session";
+import { createLargeInferenceSession } from "../infer/large-session";
+import type { NativeSession } from "../infer/native-session";
 import { xLSTMLMModel } from "../nn/stack";
-import { LargeState, xLSTMLargeDecoder } from "../nn/large";
+import { LargeState, xLSTMLarge, xLSTMLargeDecoder } from "../nn/large";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
 
 export { openGenerator } from "./thread";
@@ -48,8 +50,8 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string[];
   /**
    * xLSTM language models: run the prompt and each step through the fused native inference session (lib/infer;
-   * same numbers within 1e-4, ~15x faster per token on the CPU; models on the GPU get the device session) instead
-   * of the Tensor path. Default true.
+   * same numbers within 1e-4, ~15x faster per token on the CPU; models on the GPU get the device session; xLSTM
+   * Large models on the GPU decode through theirs) instead of the Tensor path. Default true.
    */
   fused?: boolean;
 }
@@ -218,16 +220,24 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
   const wasTraining = model.training;
   model.eval();
   // xLSTM models: the fused native session (one native call per token; on the GPU the device session, which
-  // enqueues the token's kernels from that call); other models: the Tensor path
+  // enqueues the token's kernels from that call); xLSTM Large on the GPU: the prompt through model.forward (the
+  // chunkwise kernels), the steps through its device session; other models: the Tensor path
   const gpu = onGpu(model);
-  const session = (options.fused ?? true) && model instanceof xLSTMLMModel && ids.length > 0 ? createInferenceSession(model) : null;
+  const fused = options.fused ?? true;
+  const largeGpu = fused && gpu && model instanceof xLSTMLarge ? createLargeInferenceSession(model) : null;
+  const session: NativeSession | null = fused && model instanceof xLSTMLMModel && ids.length > 0 ? createInferenceSession(model) : largeGpu;
   const large = model instanceof xLSTMLargeDecoder ? model : null;
   let state: StateTree = null;
   try {
     let out = "";
     let logits: Float32Array;
     let inlineSteps = false;
-    if (session) logits = await session.prefillAsync(Int32Array.from(ids), ids.length); // on a native worker thread
+    if (largeGpu) {
+      const r = noGradStep(gpu, () => model.forward(new Tensor(ids, [1, ids.length]), { returnLastState: true }));
+      logits = lastLogits(r.logits, 0);
+      largeGpu.setState(r.state as unknown as LargeState);
+      releaseReplacedState(r.state, null);
+    } else if (session) logits = await session.prefillAsync(Int32Array.from(ids), ids.length); // on a native worker thread
     else if (large) {
       const r = large.forward(new Tensor(ids, [1, ids.length]), { logits: "last" });
       logits = r.logits.f32();

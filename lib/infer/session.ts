@@ -6,6 +6,7 @@
 // memory, one native call per token that enqueues the step's kernels and waits once for the logits.
 import type { DeviceBuffer } from "../../binding";
 import { native } from "../native";
+import { InferenceSessionBusyError, InferenceSessionDisposedError, NativeSession } from "./native-session";
 import { optionsArg } from "../nn/entry-checks";
 import { kindOf, requireTensor } from "../ops/args";
 import { formatShape } from "../shape";
@@ -17,25 +18,9 @@ import { LayerState } from "../nn/block";
 import { StackState, xLSTMLMModel } from "../nn/stack";
 
 /** Most batch rows a session may have (the native session's limit). */
-const MAX_BATCH = 1 << 20;
+export const MAX_BATCH = 1 << 20;
 
-/** Using a session after dispose(). */
-export class InferenceSessionDisposedError extends Error {
-  readonly code = "XLSTM_DISPOSED";
-  constructor(method: string) {
-    super(`InferenceSession.${method}: the session is disposed`);
-    this.name = "InferenceSessionDisposedError";
-  }
-}
-
-/** A call made while the session's stepAsync / prefillAsync is pending (the session runs one call at a time). */
-export class InferenceSessionBusyError extends Error {
-  readonly code = "XLSTM_BUSY";
-  constructor(method: string) {
-    super(`InferenceSession.${method}: the session is busy with a stepAsync / prefillAsync call; await its promise first`);
-    this.name = "InferenceSessionBusyError";
-  }
-}
+export { InferenceSessionBusyError, InferenceSessionDisposedError };
 
 export interface InferenceSessionOptions {
   /** Batch rows B the session steps together (default 1); every call takes B tokens per position. */
@@ -116,16 +101,10 @@ function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<str
  * A model on the GPU gets a device session (`device` "cuda"): the snapshot, state and scratch in device memory, the
  * per-token kernels enqueued by one native call. Tokens and logits stay host arrays; getState returns CUDA tensors.
  */
-export class InferenceSession {
-  /** Batch rows B. */
-  readonly batch: number;
-  /** Where the session runs: the device of the model's parameters at creation. */
-  readonly device: "cpu" | "cuda";
-  readonly vocabSize: number;
+export class InferenceSession extends NativeSession {
   readonly model: xLSTMLMModel;
-  private handle: object | null;
+  protected readonly kind = "InferenceSession";
   private readonly layouts: BlockLayout[];
-  private running = false; // a stepAsync / prefillAsync call is pending
 
   /** Prefer createInferenceSession(). */
   constructor(model: xLSTMLMModel, options: InferenceSessionOptions = {}) {
@@ -134,122 +113,12 @@ export class InferenceSession {
     const batch = options.batch ?? 1;
     if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
       throw new RangeError(`createInferenceSession: options.batch must be a positive integer <= ${MAX_BATCH}, got ${typeof batch === "number" ? batch : kindOf(batch)}`);
-    this.model = model;
-    this.batch = batch;
-    this.vocabSize = model.config.vocab_size;
     const { config, layouts } = describeModel(model);
     for (const l of layouts) if (l.conv) l.conv[0] = batch;
+    const device = modelDevice(model);
+    super(native.inferCreate(config, snapshotParams(model, device), batch, device === "cuda"), batch, model.config.vocab_size, device);
+    this.model = model;
     this.layouts = layouts;
-    this.device = modelDevice(model);
-    this.handle = native.inferCreate(config, snapshotParams(model, this.device), batch, this.device === "cuda");
-  }
-
-  /** Whether dispose() was called. */
-  get disposed(): boolean {
-    return this.handle === null;
-  }
-
-  /** Bytes of native memory held (parameters, recurrent state, scratch; device memory for a device session). */
-  get nativeBytes(): number {
-    return native.inferBytes(this.live("nativeBytes"));
-  }
-
-  private live(method: string): object {
-    if (!this.handle) throw new InferenceSessionDisposedError(method);
-    if (this.running && method !== "nativeBytes") throw new InferenceSessionBusyError(method);
-    return this.handle;
-  }
-
-  /** Whether a stepAsync / prefillAsync call is pending (every other call but dispose and nativeBytes throws then). */
-  get busy(): boolean {
-    return this.running;
-  }
-
-  private async runAsync(h: object, tokens: Int32Array, S: number): Promise<Float32Array> {
-    const logits = new Float32Array(this.batch * this.vocabSize);
-    const done = native.inferRunAsync(h, logits, tokens, S); // tokens copied by the binding at the call
-    this.running = true;
-    try {
-      await done;
-    } finally {
-      this.running = false;
-    }
-    return logits;
-  }
-
-  private checkTokens(method: string, tokens: Int32Array, n: number, what: string): void {
-    if (!(tokens instanceof Int32Array)) throw new TypeError(`InferenceSession.${method}: tokens must be an Int32Array, got ${(tokens as object)?.constructor?.name ?? typeof tokens}`);
-    if (tokens.length !== n) throw new RangeError(`InferenceSession.${method}: tokens has ${tokens.length} elements, expected ${what} = ${n}`);
-    const V = this.vocabSize;
-    for (let i = 0; i < n; ++i)
-      if (tokens[i] < 0 || tokens[i] >= V) throw new RangeError(`InferenceSession.${method}: tokens[${i}] = ${tokens[i]} is out of range [0, ${V}) (vocab_size = ${V})`);
-  }
-
-  /**
-   * One generation step from the current state: one token per batch row.
-   * @param tokens [B] token ids
-   * @returns logits [B, V] (row-major), a fresh array
-   * @throws TypeError (not an Int32Array), RangeError (wrong length, id out of range), InferenceSessionDisposedError
-   * @example
-   *   const s = createInferenceSession(model);
-   *   let logits = s.prefill(prompt, prompt.length);
-   *   for (let i = 0; i < 100; ++i) logits = s.step(Int32Array.of(argmax(logits)));
-   */
-  step(tokens: Int32Array): Float32Array {
-    const h = this.live("step");
-    this.checkTokens("step", tokens, this.batch, `B (batch)`);
-    const logits = new Float32Array(this.batch * this.vocabSize);
-    native.inferRun(h, logits, tokens, 1);
-    return logits;
-  }
-
-  /**
-   * Consumes S tokens per batch row from the current state (a prompt) and returns the logits of the last position.
-   * Equivalent to S calls of step(), faster (the projections of up to ~256 rows run as matrix products).
-   * @param tokens [B, S] token ids, row-major
-   * @param S positions per batch row (>= 1)
-   * @returns logits [B, V] of position S - 1
-   */
-  prefill(tokens: Int32Array, S: number): Float32Array {
-    const h = this.live("prefill");
-    if (!Number.isInteger(S) || S < 1) throw new RangeError(`InferenceSession.prefill: S must be a positive integer, got ${typeof S === "number" ? S : kindOf(S)}`);
-    this.checkTokens("prefill", tokens, this.batch * S, `B*S (B=${this.batch}, S=${S})`);
-    const logits = new Float32Array(this.batch * this.vocabSize);
-    native.inferRun(h, logits, tokens, S);
-    return logits;
-  }
-
-  /**
-   * step() on a native worker thread: the event loop stays free while the token runs through the model. Until the
-   * promise settles the session is busy (other calls but dispose() and nativeBytes throw InferenceSessionBusyError);
-   * dispose() meanwhile frees the native memory once the run is done.
-   * @returns logits [B, V], as step()
-   */
-  stepAsync(tokens: Int32Array): Promise<Float32Array> {
-    try {
-      const h = this.live("stepAsync");
-      this.checkTokens("stepAsync", tokens, this.batch, `B (batch)`);
-      return this.runAsync(h, tokens, 1);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  /** prefill() on a native worker thread (busy until it settles, as stepAsync). */
-  prefillAsync(tokens: Int32Array, S: number): Promise<Float32Array> {
-    try {
-      const h = this.live("prefillAsync");
-      if (!Number.isInteger(S) || S < 1) throw new RangeError(`InferenceSession.prefillAsync: S must be a positive integer, got ${typeof S === "number" ? S : kindOf(S)}`);
-      this.checkTokens("prefillAsync", tokens, this.batch * S, `B*S (B=${this.batch}, S=${S})`);
-      return this.runAsync(h, tokens, S);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  /** Back to the zero state. */
-  reset(): void {
-    native.inferReset(this.live("reset"));
   }
 
   /**
@@ -360,15 +229,6 @@ export class InferenceSession {
     this.setState(state);
   }
 
-  /**
-   * Frees the native memory now (idempotent; with a stepAsync / prefillAsync pending: once that run is done, the
-   * promise still resolving); any later call except dispose() throws InferenceSessionDisposedError.
-   */
-  dispose(): void {
-    if (!this.handle) return;
-    native.inferDispose(this.handle);
-    this.handle = null;
-  }
 }
 
 /**

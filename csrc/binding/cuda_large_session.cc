@@ -1,0 +1,251 @@
+// Binding layer: the xLSTM Large device inference session (see cuda_large_session.h).
+#include "cuda_large_session.h"
+
+#include <cmath>
+#include <vector>
+
+#include "cuda_api.h"
+#include "device_kernels.h"
+#include "device_session_buffers.h"
+#include "kernels/mlstm.h"
+
+namespace xlstm {
+
+using session_detail::copy2d;
+using session_detail::DevBuf;
+using session_detail::kF;
+
+namespace {
+
+// A projection in the fused layout: W [out, in] (float32, or bfloat16 packed two to a float slot), b [out] or none.
+struct DevProj {
+  DevBuf w, b;
+  int64_t in = 0, out = 0;
+};
+
+struct LargeBlock {
+  DevBuf norm_m_w, norm_m_b, mh_w, mh_b, norm_f_w, norm_f_b;
+  DevProj qkvo, ifgate, out_proj, up, down;
+  DevBuf c[2], n[2], m[2];
+  int cur = 0;
+};
+
+}  // namespace
+
+struct LargeDeviceSession {
+  int64_t V = 0, E = 0, NH = 0, qk = 0, vd = 0, up = 0, B = 0, DK = 0, DV = 0;
+  bool bf16 = false;
+  float norm_eps = 0, eps = 0;
+  double gate_cap = 0, out_cap = 0;
+  DevBuf emb, head, out_w, out_b;
+  std::vector<LargeBlock> blocks;
+  // scratch for B rows
+  DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
+  std::vector<int32_t> host_tok;
+};
+
+namespace {
+
+// The parts of `p` concatenated row-wise (the fused layout), copied from the model's buffers.
+void copy_proj(DevProj& d, const LargeProjSpec& p, bool bf16) {
+  d.in = p.in, d.out = 0;
+  bool bias = false;
+  for (const LargeProjSpec::Part& part : p.parts) d.out += part.out, bias = bias || part.b;
+  const int64_t elem = bf16 ? 2 : 4;
+  d.w.alloc((d.out * d.in * elem + kF - 1) / kF);
+  if (bias) d.b.alloc(d.out);
+  int64_t row = 0;
+  for (const LargeProjSpec::Part& part : p.parts) {
+    cuda::copy_on_device(reinterpret_cast<char*>(d.w.p) + row * d.in * elem, part.w, static_cast<size_t>(part.out * d.in * elem));
+    if (part.b) cuda::copy_on_device(d.b.p + row, part.b, static_cast<size_t>(part.out * kF));
+    row += part.out;
+  }
+}
+
+// y [rows, out] = x [rows, in] Wᵀ (+ b): ops.linear's device forms (float32: the bias broadcast by a product with a
+// column of ones, then the GEMM added; bfloat16: the bf16 linear kernel)
+void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const float* w, const float* b,
+            int64_t in, int64_t out) {
+  if (s.bf16) return dk::bf16_linear(y, x, reinterpret_cast<const uint16_t*>(w), b, rows, in, out, false);
+  if (b) dk::gemm(false, false, 1, rows, out, 1, 1.0f, s.ones.p, 1, 0, b, out, 0, 0.0f, y, out, 0);
+  dk::gemm(false, true, 1, rows, out, in, 1.0f, x, in, 0, w, in, 0, b ? 1.0f : 0.0f, y, out, 0);
+}
+
+void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevProj& p) {
+  linear(s, y, x, rows, p.w.p, p.b.p, p.in, p.out);
+}
+
+void unary(UnaryOp op, float* out, const float* x, int64_t n, float a = 1.0f, float b = 0.0f) { dk::unary(op, out, x, a, b, n); }
+
+// out = a op b, a [rows, cols] (row stride lda), b broadcast by its strides (sb_row, sb_col), out dense
+void binary(BinaryOp op, float* out, const float* a, int64_t lda, const float* b, int64_t sb_row, int64_t sb_col, int64_t rows, int64_t cols) {
+  const int64_t shape[2] = {rows, cols}, sa[2] = {lda, 1}, sb[2] = {sb_row, sb_col};
+  dk::binary(op, out, a, b, make_strided_plan(2, shape, sa, sb));
+}
+
+// y [rows, E] = rmsNorm(x, w, b, eps) as lib/nn/large.ts composes it
+void rms_norm(LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevBuf& w, const DevBuf& b) {
+  const int64_t E = s.E, shape[2] = {rows, E};
+  const uint8_t reduced[2] = {0, 1};
+  binary(BinaryOp::Mul, s.sq.p, x, E, x, E, 1, rows, E);
+  dk::reduce_axes(ReduceOp::Mean, s.ms.p, nullptr, s.sq.p, 2, shape, reduced);
+  unary(UnaryOp::Affine, s.inv.p, s.ms.p, rows, 1.0f, s.norm_eps);
+  unary(UnaryOp::Log, s.inv.p, s.inv.p, rows);
+  unary(UnaryOp::Affine, s.inv.p, s.inv.p, rows, -0.5f, 0.0f);
+  unary(UnaryOp::Exp, s.inv.p, s.inv.p, rows);
+  binary(BinaryOp::Mul, y, x, E, s.inv.p, 1, 0, rows, E);
+  if (w.p) binary(BinaryOp::Mul, y, y, E, w.p, 0, 1, rows, E);
+  if (b.p) binary(BinaryOp::Add, y, y, E, b.p, 0, 1, rows, E);
+}
+
+// cap · tanh(x / cap) in place (softCap; cap 0: none)
+void soft_cap(float* x, int64_t n, double cap) {
+  if (cap == 0) return;
+  unary(UnaryOp::Affine, x, x, n, static_cast<float>(1 / cap), 0.0f);
+  unary(UnaryOp::Tanh, x, x, n);
+  unary(UnaryOp::Affine, x, x, n, static_cast<float>(cap), 0.0f);
+}
+
+void block_step(LargeDeviceSession& s, LargeBlock& b) {
+  const int64_t B = s.B, E = s.E, NH = s.NH, qk = s.qk, vd = s.vd, up = s.up, W = 2 * qk + 2 * vd;
+  rms_norm(s, s.a.p, s.x.p, B, b.norm_m_w, b.norm_m_b);
+  linear(s, s.P.p, s.a.p, B, b.qkvo);
+  linear(s, s.G.p, s.a.p, B, b.ifgate);
+  soft_cap(s.G.p, B * 2 * NH, s.gate_cap);
+  // q / √DK, k · √DK (dense [B, qk]), v dense; the gates [B, 2, NH] -> [2, B, NH]
+  // the scales as rounded from double, as ops.scale's alpha is
+  const double root = std::sqrt(static_cast<double>(s.DK));
+  const float q_scale = static_cast<float>(1 / root), k_scale = static_cast<float>(root);
+  const float* v = s.P.p + 2 * qk;
+  const float *ig = s.G.p, *fg = s.G.p + NH;
+  if (B == 1) {
+    unary(UnaryOp::Affine, s.q.p, s.P.p, qk, q_scale, 0.0f);
+    unary(UnaryOp::Affine, s.k.p, s.P.p + qk, qk, k_scale, 0.0f);
+  } else {
+    copy2d(s.q.p, qk, s.P.p, W, qk, B);
+    copy2d(s.k.p, qk, s.P.p + qk, W, qk, B);
+    copy2d(s.v.p, vd, s.P.p + 2 * qk, W, vd, B);
+    unary(UnaryOp::Affine, s.q.p, s.q.p, B * qk, q_scale, 0.0f);
+    unary(UnaryOp::Affine, s.k.p, s.k.p, B * qk, k_scale, 0.0f);
+    v = s.v.p;
+    const int64_t g_shape[3] = {B, 2, NH}, g_perm[3] = {1, 0, 2};
+    dk::permute(s.Gp.p, s.G.p, 4, g_shape, g_perm, 3);
+    ig = s.Gp.p, fg = s.Gp.p + B * NH;
+  }
+  const int cur = b.cur, nxt = 1 - cur;
+  const MlstmDims md{B, NH, 1, s.DK, s.DV};
+  dk::mlstm_recurrent_forward(s.h.p, b.c[nxt].p, b.n[nxt].p, b.m[nxt].p, nullptr, s.q.p, s.k.p, v, ig, fg, b.c[cur].p,
+                              b.n[cur].p, b.m[cur].p, md, s.eps);
+  b.cur = nxt;
+  dk::layer_norm(s.hn.p, s.mean.p, s.rstd.p, s.h.p, b.mh_w.p, b.mh_b.p, B, NH, s.DV, s.norm_eps, false);
+  unary(UnaryOp::Sigmoid, s.Ps.p, s.P.p, B * W);
+  binary(BinaryOp::Mul, s.hg.p, s.Ps.p + 2 * qk + vd, W, s.hn.p, vd, 1, B, vd);  // σ(o) ⊙ hn
+  linear(s, s.y.p, s.hg.p, B, b.out_proj);
+  binary(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
+  rms_norm(s, s.a.p, s.x.p, B, b.norm_f_w, b.norm_f_b);
+  linear(s, s.Z.p, s.a.p, B, b.up);
+  unary(UnaryOp::Silu, s.Zs.p, s.Z.p, B * 2 * up);
+  binary(BinaryOp::Mul, s.u.p, s.Zs.p, 2 * up, s.Z.p + up, 2 * up, 1, B, up);  // SiLU(gate) ⊙ up
+  linear(s, s.y.p, s.u.p, B, b.down);
+  binary(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
+}
+
+}  // namespace
+
+std::shared_ptr<LargeDeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B) {
+  auto s = std::make_shared<LargeDeviceSession>();
+  s->V = spec.V, s->E = spec.E, s->NH = spec.NH, s->qk = spec.qk, s->vd = spec.vd, s->up = spec.up, s->B = B;
+  s->DK = spec.qk / spec.NH, s->DV = spec.vd / spec.NH;
+  s->bf16 = spec.bf16, s->norm_eps = spec.norm_eps, s->eps = spec.eps, s->gate_cap = spec.gate_cap, s->out_cap = spec.out_cap;
+  const int64_t V = s->V, E = s->E, NH = s->NH, elem = spec.bf16 ? 2 : 4;
+  s->emb.copy_bytes(spec.embedding, V * E * elem);
+  s->head.copy_bytes(spec.lm_head, V * E * elem);
+  s->out_w.copy_of(spec.out_norm_w, E);
+  s->out_b.copy_of(spec.out_norm_b, E);
+  s->blocks.resize(spec.blocks.size());
+  for (size_t i = 0; i < spec.blocks.size(); ++i) {
+    const LargeBlockSpec& in = spec.blocks[i];
+    LargeBlock& b = s->blocks[i];
+    b.norm_m_w.copy_of(in.norm_m_w, E), b.norm_m_b.copy_of(in.norm_m_b, E);
+    b.norm_f_w.copy_of(in.norm_f_w, E), b.norm_f_b.copy_of(in.norm_f_b, E);
+    b.mh_w.copy_of(in.mh_w, s->vd), b.mh_b.copy_of(in.mh_b, s->vd);
+    copy_proj(b.qkvo, in.qkvo, spec.bf16);
+    copy_proj(b.ifgate, in.ifgate, spec.bf16);
+    copy_proj(b.out_proj, in.out_proj, spec.bf16);
+    copy_proj(b.up, in.up, spec.bf16);
+    copy_proj(b.down, in.down, spec.bf16);
+    for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * s->DK * s->DV), b.n[j].alloc(B * NH * s->DK), b.m[j].alloc(B * NH);
+  }
+  const int64_t W = 2 * s->qk + 2 * s->vd;
+  s->tok.alloc(B);
+  std::vector<float> ones(static_cast<size_t>(B), 1.0f);
+  s->ones.alloc(B);
+  cuda::copy_to_device(s->ones.p, ones.data(), static_cast<size_t>(B * kF));
+  for (DevBuf* d : {&s->x, &s->a, &s->sq, &s->y}) d->alloc(B * E);
+  for (DevBuf* d : {&s->ms, &s->inv}) d->alloc(B);
+  for (DevBuf* d : {&s->P, &s->Ps}) d->alloc(B * W);
+  for (DevBuf* d : {&s->G, &s->Gp}) d->alloc(B * 2 * NH);
+  for (DevBuf* d : {&s->q, &s->k}) d->alloc(B * s->qk);
+  for (DevBuf* d : {&s->v, &s->h, &s->hn, &s->hg}) d->alloc(B * s->vd);
+  for (DevBuf* d : {&s->Z, &s->Zs}) d->alloc(B * 2 * s->up);
+  s->u.alloc(B * s->up);
+  for (DevBuf* d : {&s->mean, &s->rstd}) d->alloc(B * NH);
+  s->logits.alloc(B * V);
+  s->host_tok.resize(static_cast<size_t>(B));
+  cuda::synchronize();  // the copies read the model's buffers: done before the caller may free them
+  return s;
+}
+
+void large_device_run(LargeDeviceSession& s, float* logits, const int32_t* tokens, int64_t S) {
+  const int64_t B = s.B, E = s.E;
+  for (int64_t t = 0; t < S; ++t) {
+    for (int64_t b = 0; b < B; ++b) s.host_tok[static_cast<size_t>(b)] = tokens[b * S + t];
+    cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(B) * sizeof(int32_t));
+    const int32_t* ids = reinterpret_cast<const int32_t*>(s.tok.p);
+    if (s.bf16) dk::bf16_embedding(s.x.p, s.emb.bf16(), ids, B, E);
+    else dk::embedding(s.x.p, s.emb.p, ids, B, E);
+    for (LargeBlock& b : s.blocks) block_step(s, b);
+  }
+  const float* last = s.x.p;
+  if (s.out_w.p) {
+    rms_norm(s, s.a.p, s.x.p, B, s.out_w, s.out_b);
+    last = s.a.p;
+  }
+  linear(s, s.logits.p, last, B, s.head.p, nullptr, E, s.V);
+  soft_cap(s.logits.p, B * s.V, s.out_cap);
+  cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
+}
+
+void large_device_reset(LargeDeviceSession& s) {
+  for (LargeBlock& b : s.blocks)
+    for (DevBuf* d : {&b.c[b.cur], &b.n[b.cur], &b.m[b.cur]}) cuda::fill_zero(d->p, static_cast<size_t>(d->n * kF));
+}
+
+float* large_device_state(LargeDeviceSession& s, int64_t block, InferStatePart part, int64_t* len) {
+  LargeBlock& b = s.blocks.at(static_cast<size_t>(block));
+  DevBuf* d = part == InferStatePart::C ? &b.c[b.cur] : part == InferStatePart::N ? &b.n[b.cur] : part == InferStatePart::M ? &b.m[b.cur] : nullptr;
+  if (!d) return nullptr;
+  *len = d->n;
+  return d->p;
+}
+
+int64_t large_device_bytes(const LargeDeviceSession& s) {
+  int64_t n = 0;
+  for (const DevBuf* d : {&s.emb, &s.head, &s.out_w, &s.out_b, &s.tok, &s.ones, &s.x, &s.a, &s.sq, &s.y, &s.ms, &s.inv,
+                          &s.P, &s.Ps, &s.G, &s.Gp, &s.q, &s.k, &s.v, &s.h, &s.hn, &s.hg, &s.Z, &s.Zs, &s.u, &s.mean,
+                          &s.rstd, &s.logits})
+    n += d->n;
+  for (const LargeBlock& b : s.blocks) {
+    for (const DevBuf* d : {&b.norm_m_w, &b.norm_m_b, &b.mh_w, &b.mh_b, &b.norm_f_w, &b.norm_f_b, &b.c[0], &b.c[1],
+                            &b.n[0], &b.n[1], &b.m[0], &b.m[1]})
+      n += d->n;
+    for (const DevProj* p : {&b.qkvo, &b.ifgate, &b.out_proj, &b.up, &b.down}) n += p->w.n + p->b.n;
+  }
+  return n * kF;
+}
+
+int64_t large_device_batch(const LargeDeviceSession& s) { return s.B; }
+int64_t large_device_vocab(const LargeDeviceSession& s) { return s.V; }
+int64_t large_device_blocks(const LargeDeviceSession& s) { return static_cast<int64_t>(s.blocks.size()); }
+
+}  // namespace xlstm
