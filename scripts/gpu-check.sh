@@ -71,7 +71,7 @@ if has unverified; then
     --grep "GEMM staging|identical bits|either kernel|GPU equals the CPU|on the GPU|equal the GPU bit|wide tiles|fused intra|capped|autotune|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
   timeout -k 5 "${T_TRAIN:-120}" node_modules/.bin/mocha test/64.train.test.ts test/59.large-generate.test.ts test/57.infer-cuda.test.ts >> "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
-  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,G3-W5,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
+  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,G3-W5,L1-cuda,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"
   cat "$OUT/bench-unverified.jsonl"
 fi

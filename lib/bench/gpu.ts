@@ -15,7 +15,7 @@
 // (cudaSetRecurrentExchange("gather")), each with the plan the emulated H100 takes for it, and its `-autotune` rows
 // (float32 and bf16) the plans the autotune picks on the GPU at hand (cudaSetRecurrentAutotune; the picks in the row).
 import * as cuda from "../cuda";
-import { createInferenceSession } from "../infer";
+import { createInferenceSession, createLargeInferenceSession } from "../infer";
 import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
 import * as ops from "../ops";
@@ -464,6 +464,24 @@ registerWorkload({
       const g = await timeGpu(() => run(steps), reps);
       const sec = (g.median - pre.median) / steps;
       yield { workload: "L1", name: "large-decode-125m", metric: "ms_per_token", value: sec * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, parameters: largeParameterCount(L1_CONFIG).total, bytes_per_token: weights + state, gb_per_s: (weights + state) / sec / 1e9, reps };
+      // the same decode through the device inference session (generate()'s path on the GPU): one native call a token
+      const session = createLargeInferenceSession(model);
+      try {
+        const decode = (n: number) => {
+          session.reset();
+          let logits = session.step(Int32Array.of(0));
+          for (let i = 0; i < n; ++i) {
+            let best = 0;
+            for (let v = 1; v < logits.length; ++v) if (logits[v] > logits[best]) best = v;
+            logits = session.step(Int32Array.of(best));
+          }
+        };
+        const sp = await timeGpu(() => decode(0), reps), sg = await timeGpu(() => decode(steps), reps);
+        const ss = (sg.median - sp.median) / steps;
+        yield { workload: "L1", name: "large-decode-125m-session", metric: "ms_per_token", value: ss * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, gb_per_s: (weights + state) / ss / 1e9, vs_tensor_path: Math.round((ss / sec) * 1000) / 1000, reps };
+      } finally {
+        session.dispose();
+      }
       for (const p of model.parameters()) p.dispose();
     }
   },

@@ -1,6 +1,6 @@
 // The xLSTM Large device inference session (products layer): decode steps of an xLSTMLarge model on the GPU, each
 // one native call (csrc/binding/cuda_large_session.h) that enqueues the step's kernels on preallocated device
-// buffers and waits once for the logits, instead of ~40 tensor ops per block from JavaScript. The state uses
+// buffers and waits once for the logits, instead of 30-40 tensor ops per block from JavaScript. The state uses
 // LargeState's layout (per block "0", "1", ...: c [B,NH,DK,DV], n [B,NH,DK], m [B,NH,1]), so a prompt prefilled by
 // model.forward (the chunkwise kernels) continues here (setState), and the session's state continues on model.step.
 import type { DeviceBuffer } from "../../binding";
