@@ -43,11 +43,18 @@ struct DevBlock {
 
 }  // namespace
 
-struct DeviceInferSession {
-  int64_t V = 0, E = 0, B = 0, Tcap = 1, rows_cap = 0;
+struct DeviceInferSession final : DeviceSession {
+  void run(float* logits, const int32_t* tokens, int64_t S) override;
+  void reset() override;
+  float* state(int64_t block, InferStatePart part, int64_t* len) override;
+  int64_t bytes() const override;
+  int64_t blocks() const override { return static_cast<int64_t>(layers.size()); }
+  bool block_is_slstm(int64_t block) const override { return layers.at(static_cast<size_t>(block)).slstm; }
+
+  int64_t E = 0, Tcap = 1, rows_cap = 0;
   bool post = false;
   DevBuf emb, head, post_norm;
-  std::vector<DevBlock> blocks;
+  std::vector<DevBlock> layers;  // the blocks
   // scratch for rows_cap rows: tokens (int32), ones; x, xn, y [rows, E]; mean, rstd [rows, max NH]; up, act, act2
   // [rows, max up]; hist, conv [B, max K - 1 + Tcap, max F]; xc [rows, max F]; qkv, qkvp [rows, 3 max Di]; ig, fg,
   // igp, fgp [rows, max NH]; s1, s2, s3 [rows, max(Di, P, E)]; pre, gates [rows, 4E]; states [4, rows, E]; xl, xf
@@ -59,7 +66,7 @@ struct DeviceInferSession {
     std::vector<DevBuf*> v = {&emb, &head, &post_norm, &tok, &ones, &x, &xn, &y, &mean, &rstd, &up, &act, &act2,
                               &hist, &conv, &xc, &qkv, &qkvp, &ig, &fg, &igp, &fgp, &s1, &s2, &s3, &pre, &gates,
                               &states, &xl, &xf, &logits};
-    for (DevBlock& b : blocks)
+    for (DevBlock& b : layers)
       for (DevBuf* d : {&b.norm, &b.up_w, &b.up_b, &b.q_w, &b.q_b, &b.k_w, &b.k_b, &b.v_w, &b.v_b, &b.conv_w,
                         &b.conv_b, &b.ig_w, &b.ig_b, &b.fg_w, &b.fg_b, &b.outnorm, &b.skip, &b.down_w, &b.down_b,
                         &b.w_i, &b.w_f, &b.w_z, &b.w_o, &b.R, &b.bias, &b.group_norm, &b.ffn_norm, &b.ffn_up_w,
@@ -227,7 +234,7 @@ void ffn(DeviceInferSession& s, DevBlock& b, int64_t T) {
 
 }  // namespace
 
-std::shared_ptr<DeviceInferSession> device_infer_create(const InferModelSpec& spec, int64_t B) {
+std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B) {
   auto s = std::make_shared<DeviceInferSession>();
   const int64_t E = s->E = spec.E, V = s->V = spec.V;
   s->B = B;
@@ -239,10 +246,10 @@ std::shared_ptr<DeviceInferSession> device_infer_create(const InferModelSpec& sp
   s->post_norm.copy_of(spec.post_norm, E);
   int64_t max_up = 1, max_f = 1, max_k = 1, max_di = 1, max_nh = 1, max_wide = E;
   bool any_slstm = false;
-  s->blocks.resize(spec.blocks.size());
+  s->layers.resize(spec.blocks.size());
   for (size_t i = 0; i < spec.blocks.size(); ++i) {
     const InferBlockSpec& in = spec.blocks[i];
-    DevBlock& b = s->blocks[i];
+    DevBlock& b = s->layers[i];
     b.slstm = in.slstm, b.lstm = in.lstm, b.has_ffn = in.has_ffn, b.NH = in.NH, b.K = in.K, b.act = in.act, b.P = in.P;
     b.norm.copy_of(in.norm, E);
     if (!in.slstm) {
@@ -303,7 +310,8 @@ std::shared_ptr<DeviceInferSession> device_infer_create(const InferModelSpec& sp
   return s;
 }
 
-void device_infer_run(DeviceInferSession& s, float* logits, const int32_t* tokens, int64_t S) {
+void DeviceInferSession::run(float* logits, const int32_t* tokens, int64_t S) {
+  DeviceInferSession& s = *this;
   const int64_t B = s.B, E = s.E;
   for (int64_t t0 = 0; t0 < S; t0 += s.Tcap) {
     const int64_t T = std::min(s.Tcap, S - t0), rows = B * T;
@@ -311,7 +319,7 @@ void device_infer_run(DeviceInferSession& s, float* logits, const int32_t* token
       for (int64_t t = 0; t < T; ++t) s.host_tok[static_cast<size_t>(b * T + t)] = tokens[b * S + t0 + t];
     cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(rows) * sizeof(int32_t));
     dk::embedding(s.x.p, s.emb.p, reinterpret_cast<const int32_t*>(s.tok.p), rows, E);
-    for (DevBlock& b : s.blocks) {
+    for (DevBlock& b : s.layers) {
       if (b.slstm) slstm_block(s, b, T);
       else mlstm_block(s, b, T);
       if (b.has_ffn) ffn(s, b, T);
@@ -332,14 +340,16 @@ void device_infer_run(DeviceInferSession& s, float* logits, const int32_t* token
   }
 }
 
-void device_infer_reset(DeviceInferSession& s) {
-  for (DevBlock& b : s.blocks)
+void DeviceInferSession::reset() {
+  DeviceInferSession& s = *this;
+  for (DevBlock& b : s.layers)
     for (DevBuf* d : {&b.window[b.wcur], &b.c[b.cur], &b.n[b.cur], &b.m[b.cur], &b.state})
       if (d->p) cuda::fill_zero(d->p, static_cast<size_t>(d->n * kF));
 }
 
-float* device_infer_state(DeviceInferSession& s, int64_t block, InferStatePart part, int64_t* len) {
-  DevBlock& b = s.blocks.at(static_cast<size_t>(block));
+float* DeviceInferSession::state(int64_t block, InferStatePart part, int64_t* len) {
+  DeviceInferSession& s = *this;
+  DevBlock& b = s.layers.at(static_cast<size_t>(block));
   DevBuf* d = nullptr;
   switch (part) {
     case InferStatePart::Conv: d = &b.window[b.wcur]; break;
@@ -353,17 +363,10 @@ float* device_infer_state(DeviceInferSession& s, int64_t block, InferStatePart p
   return d->p;
 }
 
-int64_t device_infer_bytes(const DeviceInferSession& s) {
+int64_t DeviceInferSession::bytes() const {
   int64_t n = 0;
-  for (DevBuf* d : const_cast<DeviceInferSession&>(s).all_buffers()) n += d->n * kF;
+  for (DevBuf* d : const_cast<DeviceInferSession&>(*this).all_buffers()) n += d->n * kF;
   return n;
-}
-
-int64_t device_infer_batch(const DeviceInferSession& s) { return s.B; }
-int64_t device_infer_vocab(const DeviceInferSession& s) { return s.V; }
-int64_t device_infer_blocks(const DeviceInferSession& s) { return static_cast<int64_t>(s.blocks.size()); }
-bool device_infer_block_is_slstm(const DeviceInferSession& s, int64_t block) {
-  return s.blocks.at(static_cast<size_t>(block)).slstm;
 }
 
 }  // namespace xlstm

@@ -22,29 +22,13 @@
 #include <cstdint>
 #include <memory>
 
+#include "device_session.h"
 #include "kernels/xlstm_infer.h"
 
 namespace xlstm {
 
-struct DeviceInferSession;
-
 // Copies the parameters (InferModelSpec with DEVICE pointers) into the session's own device buffers and allocates
 // the state (zero) and scratch for chunks of up to max(1, 256 / B) tokens. Throws std::runtime_error (device memory).
-std::shared_ptr<DeviceInferSession> device_infer_create(const InferModelSpec& spec, int64_t B);
-
-// tokens [B, S] on the host (ids checked by the caller), logits [B, V] of the last position to the host. Waits for the
-// device. S >= 1.
-void device_infer_run(DeviceInferSession& s, float* logits, const int32_t* tokens, int64_t S);
-
-void device_infer_reset(DeviceInferSession& s);
-
-// The device buffer of one block's state part (layouts as xlstm_infer.h), or nullptr; *len its floats.
-float* device_infer_state(DeviceInferSession& s, int64_t block, InferStatePart part, int64_t* len);
-
-int64_t device_infer_bytes(const DeviceInferSession& s);
-int64_t device_infer_batch(const DeviceInferSession& s);
-int64_t device_infer_vocab(const DeviceInferSession& s);
-int64_t device_infer_blocks(const DeviceInferSession& s);
-bool device_infer_block_is_slstm(const DeviceInferSession& s, int64_t block);
+std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B);
 
 }  // namespace xlstm

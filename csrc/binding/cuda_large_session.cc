@@ -32,13 +32,19 @@ struct LargeBlock {
 
 }  // namespace
 
-struct LargeDeviceSession {
-  int64_t V = 0, E = 0, NH = 0, qk = 0, vd = 0, up = 0, B = 0, DK = 0, DV = 0;
+struct LargeDeviceSession final : DeviceSession {
+  void run(float* logits, const int32_t* tokens, int64_t S) override;
+  void reset() override;
+  float* state(int64_t block, InferStatePart part, int64_t* len) override;
+  int64_t bytes() const override;
+  int64_t blocks() const override { return static_cast<int64_t>(layers.size()); }
+
+  int64_t E = 0, NH = 0, qk = 0, vd = 0, up = 0, DK = 0, DV = 0;
   bool bf16 = false;
   float norm_eps = 0, eps = 0;
   double gate_cap = 0, out_cap = 0;
   DevBuf emb, head, out_w, out_b;
-  std::vector<LargeBlock> blocks;
+  std::vector<LargeBlock> layers;  // the blocks
   // scratch for B rows
   DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
   std::vector<int32_t> host_tok;
@@ -152,7 +158,7 @@ void block_step(LargeDeviceSession& s, LargeBlock& b) {
 
 }  // namespace
 
-std::shared_ptr<LargeDeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B) {
+std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B) {
   auto s = std::make_shared<LargeDeviceSession>();
   s->V = spec.V, s->E = spec.E, s->NH = spec.NH, s->qk = spec.qk, s->vd = spec.vd, s->up = spec.up, s->B = B;
   s->DK = spec.qk / spec.NH, s->DV = spec.vd / spec.NH;
@@ -162,10 +168,10 @@ std::shared_ptr<LargeDeviceSession> large_device_create(const LargeModelSpec& sp
   s->head.copy_bytes(spec.lm_head, V * E * elem);
   s->out_w.copy_of(spec.out_norm_w, E);
   s->out_b.copy_of(spec.out_norm_b, E);
-  s->blocks.resize(spec.blocks.size());
+  s->layers.resize(spec.blocks.size());
   for (size_t i = 0; i < spec.blocks.size(); ++i) {
     const LargeBlockSpec& in = spec.blocks[i];
-    LargeBlock& b = s->blocks[i];
+    LargeBlock& b = s->layers[i];
     b.norm_m_w.copy_of(in.norm_m_w, E), b.norm_m_b.copy_of(in.norm_m_b, E);
     b.norm_f_w.copy_of(in.norm_f_w, E), b.norm_f_b.copy_of(in.norm_f_b, E);
     b.mh_w.copy_of(in.mh_w, s->vd), b.mh_b.copy_of(in.mh_b, s->vd);
@@ -196,7 +202,8 @@ std::shared_ptr<LargeDeviceSession> large_device_create(const LargeModelSpec& sp
   return s;
 }
 
-void large_device_run(LargeDeviceSession& s, float* logits, const int32_t* tokens, int64_t S) {
+void LargeDeviceSession::run(float* logits, const int32_t* tokens, int64_t S) {
+  LargeDeviceSession& s = *this;
   const int64_t B = s.B, E = s.E;
   for (int64_t t = 0; t < S; ++t) {
     for (int64_t b = 0; b < B; ++b) s.host_tok[static_cast<size_t>(b)] = tokens[b * S + t];
@@ -204,7 +211,7 @@ void large_device_run(LargeDeviceSession& s, float* logits, const int32_t* token
     const int32_t* ids = reinterpret_cast<const int32_t*>(s.tok.p);
     if (s.bf16) dk::bf16_embedding(s.x.p, s.emb.bf16(), ids, B, E);
     else dk::embedding(s.x.p, s.emb.p, ids, B, E);
-    for (LargeBlock& b : s.blocks) block_step(s, b);
+    for (LargeBlock& b : s.layers) block_step(s, b);
   }
   const float* last = s.x.p;
   if (s.out_w.p) {
@@ -216,26 +223,29 @@ void large_device_run(LargeDeviceSession& s, float* logits, const int32_t* token
   cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
 }
 
-void large_device_reset(LargeDeviceSession& s) {
-  for (LargeBlock& b : s.blocks)
+void LargeDeviceSession::reset() {
+  LargeDeviceSession& s = *this;
+  for (LargeBlock& b : s.layers)
     for (DevBuf* d : {&b.c[b.cur], &b.n[b.cur], &b.m[b.cur]}) cuda::fill_zero(d->p, static_cast<size_t>(d->n * kF));
 }
 
-float* large_device_state(LargeDeviceSession& s, int64_t block, InferStatePart part, int64_t* len) {
-  LargeBlock& b = s.blocks.at(static_cast<size_t>(block));
+float* LargeDeviceSession::state(int64_t block, InferStatePart part, int64_t* len) {
+  LargeDeviceSession& s = *this;
+  LargeBlock& b = s.layers.at(static_cast<size_t>(block));
   DevBuf* d = part == InferStatePart::C ? &b.c[b.cur] : part == InferStatePart::N ? &b.n[b.cur] : part == InferStatePart::M ? &b.m[b.cur] : nullptr;
   if (!d) return nullptr;
   *len = d->n;
   return d->p;
 }
 
-int64_t large_device_bytes(const LargeDeviceSession& s) {
+int64_t LargeDeviceSession::bytes() const {
+  const LargeDeviceSession& s = *this;
   int64_t n = 0;
   for (const DevBuf* d : {&s.emb, &s.head, &s.out_w, &s.out_b, &s.tok, &s.ones, &s.x, &s.a, &s.sq, &s.y, &s.ms, &s.inv,
                           &s.P, &s.Ps, &s.G, &s.Gp, &s.q, &s.k, &s.v, &s.h, &s.hn, &s.hg, &s.Z, &s.Zs, &s.u, &s.mean,
                           &s.rstd, &s.logits})
     n += d->n;
-  for (const LargeBlock& b : s.blocks) {
+  for (const LargeBlock& b : s.layers) {
     for (const DevBuf* d : {&b.norm_m_w, &b.norm_m_b, &b.mh_w, &b.mh_b, &b.norm_f_w, &b.norm_f_b, &b.c[0], &b.c[1],
                             &b.n[0], &b.n[1], &b.m[0], &b.m[1]})
       n += d->n;
@@ -243,9 +253,5 @@ int64_t large_device_bytes(const LargeDeviceSession& s) {
   }
   return n * kF;
 }
-
-int64_t large_device_batch(const LargeDeviceSession& s) { return s.B; }
-int64_t large_device_vocab(const LargeDeviceSession& s) { return s.V; }
-int64_t large_device_blocks(const LargeDeviceSession& s) { return static_cast<int64_t>(s.blocks.size()); }
 
 }  // namespace xlstm

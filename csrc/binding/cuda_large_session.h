@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "device_session.h"
 #include "kernels/xlstm_infer.h"
 
 namespace xlstm {
@@ -47,17 +48,8 @@ struct LargeModelSpec {
   std::vector<LargeBlockSpec> blocks;
 };
 
-struct LargeDeviceSession;
-
-std::shared_ptr<LargeDeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B);
-// tokens [B, S] on the host; S steps; logits [B, V] of the last one to the host (waits for the device)
-void large_device_run(LargeDeviceSession& s, float* logits, const int32_t* tokens, int64_t S);
-void large_device_reset(LargeDeviceSession& s);
-// InferStatePart C, N or M of a block (device memory), or nullptr; *len its floats
-float* large_device_state(LargeDeviceSession& s, int64_t block, InferStatePart part, int64_t* len);
-int64_t large_device_bytes(const LargeDeviceSession& s);
-int64_t large_device_batch(const LargeDeviceSession& s);
-int64_t large_device_vocab(const LargeDeviceSession& s);
-int64_t large_device_blocks(const LargeDeviceSession& s);
+// Copies the parameters (device pointers) into the session's own device buffers, the state zero. The session's run
+// takes S steps (prefill long prompts with model.forward and set the state instead). Throws std::runtime_error.
+std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B);
 
 }  // namespace xlstm

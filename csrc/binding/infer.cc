@@ -35,22 +35,17 @@ namespace {
 constexpr napi_type_tag kInferTag = {0x7a1c5e0f3b2d4e61ULL, 0x9f8e7d6c5b4a3921ULL};
 
 struct Holder {
-  std::shared_ptr<InferSession> s;        // the CPU session, or
-  std::shared_ptr<DeviceInferSession> d;  // the device session, or
-  std::shared_ptr<LargeDeviceSession> l;  // an xLSTM Large device session; each shared with a pending inferRunAsync's work
-  int64_t reported = 0;                   // bytes reported with AdjustExternalMemory
-  bool running = false;                   // an inferRunAsync call is pending (JS thread only)
-  bool alive() const { return s || d || l; }
-  bool on_device() const { return d || l; }
-  int64_t bytes() const { return s ? infer_bytes(*s) : d ? device_infer_bytes(*d) : l ? large_device_bytes(*l) : 0; }
-  int64_t batch() const { return s ? s->B : d ? device_infer_batch(*d) : large_device_batch(*l); }
-  int64_t vocab() const { return s ? s->V : d ? device_infer_vocab(*d) : large_device_vocab(*l); }
-  int64_t blocks() const {
-    return s ? static_cast<int64_t>(s->blocks.size()) : d ? device_infer_blocks(*d) : large_device_blocks(*l);
-  }
+  std::shared_ptr<InferSession> s;   // the CPU session, or
+  std::shared_ptr<DeviceSession> d;  // a device session; either shared with a pending inferRunAsync's work
+  int64_t reported = 0;              // bytes reported with AdjustExternalMemory
+  bool running = false;              // an inferRunAsync call is pending (JS thread only)
+  bool alive() const { return s || d; }
+  int64_t bytes() const { return s ? infer_bytes(*s) : d ? d->bytes() : 0; }
+  int64_t batch() const { return s ? s->B : d->batch(); }
+  int64_t vocab() const { return s ? s->V : d->vocab(); }
+  int64_t blocks() const { return s ? static_cast<int64_t>(s->blocks.size()) : d->blocks(); }
   void run(float* logits, const int32_t* tokens, int64_t S) const {
-    if (d) device_infer_run(*d, logits, tokens, S);
-    else if (l) large_device_run(*l, logits, tokens, S);
+    if (d) d->run(logits, tokens, S);
     else infer_run(*s, logits, tokens, S);
   }
 };
@@ -315,15 +310,27 @@ Napi::Value new_handle(const ArgCtx& c, Make&& make) {
   return ext;
 }
 
+// The create calls' (config, params, batch); `device`: params are device buffers (needs a usable GPU).
+struct CreateArgs {
+  Napi::Object cfg;
+  Params params;
+  int64_t B;
+};
+CreateArgs create_args(const ArgCtx& c, bool device) {
+  require_count(c, 3);
+  CreateArgs a{get_object(c, c.info[0], "config"), Params{get_object(c, c.info[1], "params")}, 0};
+  a.B = require_int(c, 2, "batch", 1, 1 << 20);
+  a.params.device = device;
+  if (device) require_cuda_device(c);
+  return a;
+}
+
 Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferCreate"};
-  require_count(c, 3);
-  Napi::Object cfg = get_object(c, info[0], "config");
-  Params params{get_object(c, info[1], "params")};
-  const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
-  params.device = info.Length() > 3 && !info[3].IsUndefined() && require_bool(c, 3, "device");
-  if (params.device) require_cuda_device(c);
-  InferModelSpec spec = parse_spec(c, cfg, params);
+  CreateArgs a = create_args(c, info.Length() > 3 && !info[3].IsUndefined() && require_bool(c, 3, "device"));
+  Params& params = a.params;
+  const int64_t B = a.B;
+  InferModelSpec spec = parse_spec(c, a.cfg, params);
   recheck_params(c, params);
   return new_handle(c, [&](Holder& h) {
     if (params.device) h.d = device_infer_create(spec, B);
@@ -434,15 +441,10 @@ LargeModelSpec parse_large_spec(const ArgCtx& c, Napi::Object cfg, Params& param
 // as the other sessions (inferRun: S steps; state parts "c", "n", "m" per block)
 Napi::Value InferCreateLarge(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferCreateLarge"};
-  require_count(c, 3);
-  Napi::Object cfg = get_object(c, info[0], "config");
-  Params params{get_object(c, info[1], "params")};
-  params.device = true;
-  const int64_t B = require_int(c, 2, "batch", 1, 1 << 20);
-  require_cuda_device(c);
-  LargeModelSpec spec = parse_large_spec(c, cfg, params);
-  recheck_params(c, params);
-  return new_handle(c, [&](Holder& h) { h.l = large_device_create(spec, B); });
+  CreateArgs a = create_args(c, true);
+  LargeModelSpec spec = parse_large_spec(c, a.cfg, a.params);
+  recheck_params(c, a.params);
+  return new_handle(c, [&](Holder& h) { h.d = large_device_create(spec, a.B); });
 }
 
 // inferRun's / inferRunAsync's checked arguments
@@ -491,7 +493,7 @@ Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferRunAsync"};
   const RunCall r = parse_run(c);
   auto session = std::make_shared<Holder>();  // the sessions (shared), not the handle's bookkeeping
-  session->s = r.h->s, session->d = r.h->d, session->l = r.h->l;
+  session->s = r.h->s, session->d = r.h->d;
   auto tokens = std::make_shared<std::vector<int32_t>>(r.tokens, r.tokens + r.n_tok);
   float* logits = r.logits;
   const int64_t S = r.S;
@@ -515,8 +517,7 @@ Napi::Value InferReset(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferReset"};
   Holder* h = require_handle(c);
   run_sync(info.Env(), c.fn, [&] {
-    if (h->d) device_infer_reset(*h->d);
-    else if (h->l) large_device_reset(*h->l);
+    if (h->d) h->d->reset();
     else infer_reset(*h->s);
   });
   return info.Env().Undefined();
@@ -539,10 +540,8 @@ float* state_arg(const ArgCtx& c, Holder& h, int64_t* len) {
   const int64_t block = require_int(c, 1, "block", 0, nb - 1);
   const std::string part = require_string(c, 2, "part");
   const InferStatePart which = parse_part(c, part);
-  float* p = h.s ? infer_state(*h.s, block, which, len)
-               : h.d ? device_infer_state(*h.d, block, which, len)
-                     : large_device_state(*h.l, block, which, len);
-  const bool slstm = h.s ? h.s->blocks[block].slstm : h.d ? device_infer_block_is_slstm(*h.d, block) : false;
+  float* p = h.s ? infer_state(*h.s, block, which, len) : h.d->state(block, which, len);
+  const bool slstm = h.s ? h.s->blocks[block].slstm : h.d->block_is_slstm(block);
   if (!p)
     throw_range(c, "block " + std::to_string(block) + " (" + (slstm ? "sLSTM" : "mLSTM") + ") has no state part \"" +
                        part + "\"");
@@ -556,7 +555,7 @@ Napi::Value InferGetState(const Napi::CallbackInfo& info) {
   int64_t len = 0;
   const float* src = state_arg(c, h, &len);
   float* out = require_f32(c, 3, "out", len);
-  if (h.on_device()) run_sync(info.Env(), c.fn, [&] { cuda::copy_to_host(out, src, sizeof(float) * len); });
+  if (h.d) run_sync(info.Env(), c.fn, [&] { cuda::copy_to_host(out, src, sizeof(float) * len); });
   else std::memcpy(out, src, sizeof(float) * len);
   return info.Env().Undefined();
 }
@@ -568,7 +567,7 @@ Napi::Value InferSetState(const Napi::CallbackInfo& info) {
   int64_t len = 0;
   float* dst = state_arg(c, h, &len);
   const float* src = optional_f32(c, 3, "src", len);
-  if (h.on_device())
+  if (h.d)
     run_sync(info.Env(), c.fn, [&] {
       if (src) cuda::copy_to_device(dst, src, sizeof(float) * len);
       else cuda::fill_zero(dst, sizeof(float) * len);
@@ -591,7 +590,6 @@ Napi::Value InferDispose(const Napi::CallbackInfo& info) {
   Holder* h = require_handle(c, false);
   h->s.reset();
   h->d.reset();
-  h->l.reset();
   report(info.Env(), h);
   return info.Env().Undefined();
 }
