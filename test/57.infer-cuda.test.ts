@@ -8,7 +8,7 @@
 // same way against xLSTMLarge.step on the CPU (weight modes single / fused, biases, soft caps, no out norm, float32 and
 // bfloat16 weights, B 1-2), with its state moving to and from the Tensor path and generate() on a GPU model.
 import { strict as assert } from "assert";
-import { cuda, generate, Generator, infer, nn, noGrad, Tensor } from "../lib";
+import { cuda, generate, generateBatch, Generator, infer, nn, noGrad, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { assertLogitsClose, baseConfig, CASES, column, fusedSteps, makeModel, tensorSteps, tokens } from "./support/infer-cases";
 
@@ -251,7 +251,7 @@ describe("57 device inference sessions on the GPU", function () {
     });
   }
 
-  itCuda("xLSTM Large: generate() on a GPU model decodes through the device session (the CPU model's tokens); memory flat; errors by name", async () => {
+  itCuda("xLSTM Large: generate() and generateBatch() on a GPU model decode through the device session (the CPU model's tokens); memory flat; errors by name", async () => {
     const { cpu, gpu } = largeTwins({ weight_mode: "fused" }, true);
     const ids = async (m: nn.xLSTMLarge, fused: boolean) => {
       const out: number[] = [];
@@ -264,6 +264,12 @@ describe("57 device inference sessions on the GPU", function () {
     assert.deepEqual(await ids(gpu, true), want, "device session");
     assert.equal(cuda.memoryStats().allocatedBytes, before, "generation gave its device memory back");
     assert.deepEqual(await ids(gpu, false), want, "Tensor path");
+    // a batch of unequal prompts: the device session of 2 rows after the common prefix, as the CPU model's batch
+    const batch = (m: nn.xLSTMLarge, fused: boolean) => generateBatch(m as never, [[1, 2, 3, 4, 5], [6, 7]], { maxTokens: 5, temperature: 0, fused });
+    const wantBatch = (await batch(cpu, true)).ids;
+    assert.deepEqual((await batch(gpu, true)).ids, wantBatch, "generateBatch on the GPU (device session)");
+    assert.deepEqual((await batch(gpu, false)).ids, wantBatch, "generateBatch on the GPU (Tensor path)");
+    assert.equal(cuda.memoryStats().allocatedBytes, before, "generateBatch gave its device memory back");
     const s = infer.createLargeInferenceSession(gpu, { batch: 2 });
     try {
       assert.throws(() => s.setState({ 5: null } as never), (e: Error) => e instanceof RangeError && /LargeInferenceSession.setState: state has key "5", but the model's blocks are 0..1/.test(e.message));

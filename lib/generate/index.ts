@@ -290,7 +290,8 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
  * Generate for several prompts at once (one batch). Prompts may differ in length: the common prefix length is
  * prefilled in one forward pass, the rest of each prompt is fed through step() alongside the other rows' sampling.
  * xLSTM models run it through the fused inference session of B rows (options.fused, default true; on the GPU the
- * device session), its prefill and steps on a native worker thread.
+ * device session), its prefill and steps on a native worker thread; xLSTM Large models on the GPU their device
+ * session's steps after the common prefix ran through model.forward.
  * Row b uses the sampling stream seeded with seed + b, so each row equals generate() of its prompt alone with that
  * seed (up to floating-point differences between batched and single kernels).
  * @returns the generated ids and (with a tokenizer) texts, one per prompt
@@ -310,8 +311,11 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
   const wasTraining = model.training;
   const gpu = onGpu(model);
   model.eval();
-  // xLSTM models: the fused session of B rows (on the GPU the device session); other models: the Tensor path
-  const session = (options.fused ?? true) && model instanceof xLSTMLMModel ? createInferenceSession(model, { batch: B }) : null;
+  // xLSTM models: the fused session of B rows (on the GPU the device session); xLSTM Large on the GPU: the common
+  // prefix through model.forward, the steps through its device session of B rows; other models: the Tensor path
+  const fused = options.fused ?? true;
+  const largeGpu = fused && gpu && model instanceof xLSTMLarge ? createLargeInferenceSession(model, { batch: B }) : null;
+  const session: NativeSession | null = fused && model instanceof xLSTMLMModel ? createInferenceSession(model, { batch: B }) : largeGpu;
   let state: StateTree = null;
   try {
     const prefix = new Int32Array(B * minLen);
@@ -320,7 +324,12 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
     const sessionRows = (l: Float32Array) => (b: number) => l.slice((b * l.length) / B, ((b + 1) * l.length) / B); // [B, V]
     const tensorRows = (l: Tensor) => (b: number) => lastLogits(l, b);
     let rowLogits: (b: number) => Float32Array;
-    if (session) rowLogits = sessionRows(await session.prefillAsync(prefix, minLen));
+    if (largeGpu) {
+      const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
+      rowLogits = tensorRows(r.logits);
+      largeGpu.setState(r.state as unknown as LargeState);
+      releaseReplacedState(r.state, null);
+    } else if (session) rowLogits = sessionRows(await session.prefillAsync(prefix, minLen));
     else {
       const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
       rowLogits = tensorRows(r.logits);
