@@ -8,6 +8,7 @@ import { bf16ToFloat, cuda, floatToBf16, generate, generateBatch, nn, ops, optim
 import { native } from "../lib/native";
 import { ones as onesVector } from "../lib/ops/cuda";
 import { Generator } from "../lib/rng";
+import { settleGarbage, settledDeviceBytes } from "./support/cuda";
 import { deviceEntryCases } from "./support/device-entries";
 import { DeviceStorage } from "../lib/device";
 
@@ -392,10 +393,9 @@ describe("23 CUDA tensors", () => {
       assert.deepEqual(await ids(b), await ids(a));
       const batch = async (m: nn.xLSTMLMModel) => generateBatch(m, [[1, 2, 3], [4, 5, 6, 7, 8]], { maxTokens: 6, temperature: 0 });
       assert.deepEqual((await batch(b)).ids, (await batch(a)).ids);
-      cuda.synchronize();
-      const before = cuda.memoryStats().allocatedBytes;
+      const before = await settledDeviceBytes();  // the memory check reads past the collector's timing
       await ids(b);
-      assert.equal(cuda.memoryStats().allocatedBytes, before, "generation released its device memory");
+      assert.equal(await settledDeviceBytes(), before, "generation released its device memory");
     });
 
     itCuda("AdamW, SGD (momentum, nesterov, weight decay) and clipGradNorm follow the CPU over several steps", () => {
@@ -638,21 +638,14 @@ describe("23 CUDA tensors", () => {
       const total = cuda.memoryStats().deviceTotalBytes;
       assert.throws(() => Tensor.zeros([Math.ceil(total / 4) + 1024], { device: "cuda" }), /CUDA out of memory: tried to allocate .* MiB .* in use by tensors/);
       assert.deepEqual(ops.add(Tensor.ones([3], { device: "cuda" }), 1).toFlatArray(), [2, 2, 2]);
-      const gc = (globalThis as { gc?: () => void }).gc;
-      if (!gc) return;  // mocha runs with --expose-gc (.mocharc.json)
-      const settle = async () => {
-        for (let i = 0; i < 5; ++i) {
-          gc();
-          await new Promise((r) => setImmediate(r));
-        }
-      };
-      await settle();  // earlier garbage first
+      if (!(globalThis as { gc?: () => void }).gc) return;  // mocha runs with --expose-gc (.mocharc.json)
+      await settleGarbage();  // earlier garbage first
       const before = cuda.memoryStats().allocatedBytes;
       (() => {
         for (let i = 0; i < 20; ++i) Tensor.zeros([1 << 16], { device: "cuda" });  // dropped without dispose()
       })();
       assert.ok(cuda.memoryStats().allocatedBytes >= before + 20 * (1 << 18));
-      await settle();
+      await settleGarbage();
       assert.equal(cuda.memoryStats().allocatedBytes, before, "the finalizers gave the device memory back");
     });
 

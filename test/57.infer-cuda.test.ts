@@ -10,6 +10,7 @@
 import { strict as assert } from "assert";
 import { cuda, generate, generateBatch, Generator, infer, nn, noGrad, Tensor } from "../lib";
 import { native } from "../lib/native";
+import { settledDeviceBytes } from "./support/cuda";
 import { assertLogitsClose, baseConfig, CASES, column, fusedSteps, makeModel, tensorSteps, tokens } from "./support/infer-cases";
 
 const available = cuda.isAvailable();
@@ -131,12 +132,11 @@ describe("57 device inference sessions on the GPU", function () {
     assert.deepEqual(await ids(gpu, false), want, "generate on the GPU (Tensor path) vs the CPU");
   });
 
-  itCuda("device memory: a session holds nativeBytes of it and gives all of it back (dispose, repeated runs flat)", () => {
+  itCuda("device memory: a session holds nativeBytes of it and gives all of it back (dispose, repeated runs flat)", async () => {
     const c = CASES[0];
     const { gpu } = twins(c.config, 10);
     const tok = tokens(c.B, 6, c.config.vocab_size, 3);
-    cuda.synchronize();
-    const before = cuda.memoryStats().allocatedBytes;
+    const before = await settledDeviceBytes();  // (the session's own calls below make no garbage)
     const s = infer.createInferenceSession(gpu, { batch: c.B });
     const held = cuda.memoryStats().allocatedBytes - before;
     assert.ok(s.nativeBytes > 0 && held >= s.nativeBytes, `allocated ${held} bytes for a session of ${s.nativeBytes}`);
@@ -259,17 +259,16 @@ describe("57 device inference sessions on the GPU", function () {
       return out;
     };
     const want = await ids(cpu, true);
-    cuda.synchronize();
-    const before = cuda.memoryStats().allocatedBytes;
+    const before = await settledDeviceBytes();
     assert.deepEqual(await ids(gpu, true), want, "device session");
-    assert.equal(cuda.memoryStats().allocatedBytes, before, "generation gave its device memory back");
+    assert.equal(await settledDeviceBytes(), before, "generation gave its device memory back");
     assert.deepEqual(await ids(gpu, false), want, "Tensor path");
     // a batch of unequal prompts: the device session of 2 rows after the common prefix, as the CPU model's batch
     const batch = (m: nn.xLSTMLarge, fused: boolean) => generateBatch(m as never, [[1, 2, 3, 4, 5], [6, 7]], { maxTokens: 5, temperature: 0, fused });
     const wantBatch = (await batch(cpu, true)).ids;
     assert.deepEqual((await batch(gpu, true)).ids, wantBatch, "generateBatch on the GPU (device session)");
     assert.deepEqual((await batch(gpu, false)).ids, wantBatch, "generateBatch on the GPU (Tensor path)");
-    assert.equal(cuda.memoryStats().allocatedBytes, before, "generateBatch gave its device memory back");
+    assert.equal(await settledDeviceBytes(), before, "generateBatch gave its device memory back");
     const s = infer.createLargeInferenceSession(gpu, { batch: 2 });
     try {
       assert.throws(() => s.setState({ 5: null } as never), (e: Error) => e instanceof RangeError && /LargeInferenceSession.setState: state has key "5", but the model's blocks are 0..1/.test(e.message));

@@ -1,5 +1,26 @@
-// Shared checks of the CUDA kernel tests (test/20, test/21).
+// Shared checks of the CUDA kernel tests (test/20, test/21) and device memory readings (test/23, test/57).
 import { strict as assert } from "assert";
+import { cuda } from "../../lib";
+
+/**
+ * Collects garbage (mocha runs with --expose-gc, .mocharc.json) for a few turns of the event loop, so that CUDA
+ * tensors dropped earlier without dispose() have been freed by their finalizers: device memory readings taken after
+ * it do not move with the collector's timing.
+ */
+export async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 5; ++i) {
+    gc?.();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** Device memory in tensors and other live allocations once earlier garbage is collected (settleGarbage). */
+export async function settledDeviceBytes(): Promise<number> {
+  await settleGarbage();
+  cuda.synchronize();
+  return cuda.memoryStats().allocatedBytes;
+}
 
 /**
  * Every call throws a plain Error (not a TypeError/RangeError: the arguments were fine) whose message starts with
