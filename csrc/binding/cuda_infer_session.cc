@@ -17,6 +17,7 @@ namespace xlstm {
 using session_detail::copy2d;
 using session_detail::DevBuf;
 using session_detail::kF;
+using session_detail::unary;
 
 namespace {
 constexpr float kNormEps = 1e-5f;   // the blocks' layer norms and the per-head norms (XLSTM_SPEC §5.3, §5.4)
@@ -83,8 +84,7 @@ namespace {
 // bias broadcast into the output by a product with a column of ones, then the product added)
 void linear(const DeviceInferSession& s, float* out, int64_t ld_out, const float* in, int64_t ld_in, int64_t rows,
             int64_t inF, int64_t outF, const DevBuf& W, const DevBuf& b) {
-  if (b.p) dk::gemm(false, false, 1, rows, outF, 1, 1.0f, s.ones.p, 1, 0, b.p, outF, 0, 0.0f, out, ld_out, 0);
-  dk::gemm(false, true, 1, rows, outF, inF, 1.0f, in, ld_in, 0, W.p, inF, 0, b.p ? 1.0f : 0.0f, out, ld_out, 0);
+  session_detail::linear_f32(s.ones.p, out, ld_out, in, ld_in, rows, inF, outF, W.p, b.p);
 }
 
 // out[r, hb·O + o] (leading dimension ld_out) = Σ_d x[r, hb·I + d] W[hb, o, d] (+ b): ops.headwiseLinearConcat's
@@ -101,14 +101,11 @@ void layer_norm(DeviceInferSession& s, float* y, const float* x, int64_t rows, i
 
 // out [rows, cols] = a ⊙ b (or a + b) with row strides lda, ldb (in-place reads of column ranges)
 void binary_rows(BinaryOp op, float* out, const float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t cols) {
-  const int64_t shape[2] = {rows, cols}, sa[2] = {lda, 1}, sb[2] = {ldb, 1};
-  dk::binary(op, out, a, b, make_strided_plan(2, shape, sa, sb));
+  session_detail::binary_strided(op, out, a, lda, b, ldb, 1, rows, cols);
 }
 
 // x += y over [rows, E]
 void add_into(float* x, const float* y, int64_t rows, int64_t E) { binary_rows(BinaryOp::Add, x, x, E, y, E, rows, E); }
-
-void unary(UnaryOp op, float* out, const float* x, int64_t n, float a = 1.0f, float b = 0.0f) { dk::unary(op, out, x, a, b, n); }
 
 // The causal conv branch of a chunk: the window's last K-1 rows and the chunk's inputs src [B·T, F] (row stride
 // ld_src) as hist [B, K-1+T, F]; SiLU(conv(hist)) at the chunk's rows, dense [B·T, F] (returned: s.xc, or for one

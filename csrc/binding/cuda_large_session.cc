@@ -13,7 +13,9 @@ namespace xlstm {
 
 using session_detail::copy2d;
 using session_detail::DevBuf;
+using session_detail::binary_strided;
 using session_detail::kF;
+using session_detail::unary;
 
 namespace {
 
@@ -73,35 +75,28 @@ void copy_proj(DevProj& d, const LargeProjSpec& p, bool bf16) {
 void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const float* w, const float* b,
             int64_t in, int64_t out) {
   if (s.bf16) return dk::bf16_linear(y, x, reinterpret_cast<const uint16_t*>(w), b, rows, in, out, false);
-  if (b) dk::gemm(false, false, 1, rows, out, 1, 1.0f, s.ones.p, 1, 0, b, out, 0, 0.0f, y, out, 0);
-  dk::gemm(false, true, 1, rows, out, in, 1.0f, x, in, 0, w, in, 0, b ? 1.0f : 0.0f, y, out, 0);
+  session_detail::linear_f32(s.ones.p, y, out, x, in, rows, in, out, w, b);
 }
 
 void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevProj& p) {
   linear(s, y, x, rows, p.w.p, p.b.p, p.in, p.out);
 }
 
-void unary(UnaryOp op, float* out, const float* x, int64_t n, float a = 1.0f, float b = 0.0f) { dk::unary(op, out, x, a, b, n); }
 
-// out = a op b, a [rows, cols] (row stride lda), b broadcast by its strides (sb_row, sb_col), out dense
-void binary(BinaryOp op, float* out, const float* a, int64_t lda, const float* b, int64_t sb_row, int64_t sb_col, int64_t rows, int64_t cols) {
-  const int64_t shape[2] = {rows, cols}, sa[2] = {lda, 1}, sb[2] = {sb_row, sb_col};
-  dk::binary(op, out, a, b, make_strided_plan(2, shape, sa, sb));
-}
 
 // y [rows, E] = rmsNorm(x, w, b, eps) as lib/nn/large.ts composes it
 void rms_norm(LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevBuf& w, const DevBuf& b) {
   const int64_t E = s.E, shape[2] = {rows, E};
   const uint8_t reduced[2] = {0, 1};
-  binary(BinaryOp::Mul, s.sq.p, x, E, x, E, 1, rows, E);
+  binary_strided(BinaryOp::Mul, s.sq.p, x, E, x, E, 1, rows, E);
   dk::reduce_axes(ReduceOp::Mean, s.ms.p, nullptr, s.sq.p, 2, shape, reduced);
   unary(UnaryOp::Affine, s.inv.p, s.ms.p, rows, 1.0f, s.norm_eps);
   unary(UnaryOp::Log, s.inv.p, s.inv.p, rows);
   unary(UnaryOp::Affine, s.inv.p, s.inv.p, rows, -0.5f, 0.0f);
   unary(UnaryOp::Exp, s.inv.p, s.inv.p, rows);
-  binary(BinaryOp::Mul, y, x, E, s.inv.p, 1, 0, rows, E);
-  if (w.p) binary(BinaryOp::Mul, y, y, E, w.p, 0, 1, rows, E);
-  if (b.p) binary(BinaryOp::Add, y, y, E, b.p, 0, 1, rows, E);
+  binary_strided(BinaryOp::Mul, y, x, E, s.inv.p, 1, 0, rows, E);
+  if (w.p) binary_strided(BinaryOp::Mul, y, y, E, w.p, 0, 1, rows, E);
+  if (b.p) binary_strided(BinaryOp::Add, y, y, E, b.p, 0, 1, rows, E);
 }
 
 // cap · tanh(x / cap) in place (softCap; cap 0: none)
@@ -145,15 +140,15 @@ void block_step(LargeDeviceSession& s, LargeBlock& b) {
   b.cur = nxt;
   dk::layer_norm(s.hn.p, s.mean.p, s.rstd.p, s.h.p, b.mh_w.p, b.mh_b.p, B, NH, s.DV, s.norm_eps, false);
   unary(UnaryOp::Sigmoid, s.Ps.p, s.P.p, B * W);
-  binary(BinaryOp::Mul, s.hg.p, s.Ps.p + 2 * qk + vd, W, s.hn.p, vd, 1, B, vd);  // σ(o) ⊙ hn
+  binary_strided(BinaryOp::Mul, s.hg.p, s.Ps.p + 2 * qk + vd, W, s.hn.p, vd, 1, B, vd);  // σ(o) ⊙ hn
   linear(s, s.y.p, s.hg.p, B, b.out_proj);
-  binary(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
+  binary_strided(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
   rms_norm(s, s.a.p, s.x.p, B, b.norm_f_w, b.norm_f_b);
   linear(s, s.Z.p, s.a.p, B, b.up);
   unary(UnaryOp::Silu, s.Zs.p, s.Z.p, B * 2 * up);
-  binary(BinaryOp::Mul, s.u.p, s.Zs.p, 2 * up, s.Z.p + up, 2 * up, 1, B, up);  // SiLU(gate) ⊙ up
+  binary_strided(BinaryOp::Mul, s.u.p, s.Zs.p, 2 * up, s.Z.p + up, 2 * up, 1, B, up);  // SiLU(gate) ⊙ up
   linear(s, s.y.p, s.u.p, B, b.down);
-  binary(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
+  binary_strided(BinaryOp::Add, s.x.p, s.x.p, E, s.y.p, E, 1, B, E);
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // Binding layer: what the device inference sessions (cuda_infer_session.cc, cuda_large_session.cc) share: device
-// memory a session owns, and 2-D copies counted in floats.
+// memory a session owns, 2-D copies counted in floats, and the ops' device forms they both enqueue.
 #pragma once
 #include <cstdint>
 #include <memory>
 
 #include "cuda_api.h"
+#include "device_kernels.h"
 
 namespace xlstm {
 namespace session_detail {
@@ -55,6 +56,18 @@ inline void copy2d(float* dst, int64_t dst_pitch, const float* src, int64_t src_
   cuda::copy_2d(dst, static_cast<size_t>(dst_pitch * kF), src, static_cast<size_t>(src_pitch * kF),
                 static_cast<size_t>(width * kF), static_cast<size_t>(height));
 }
+
+void unary(UnaryOp op, float* out, const float* x, int64_t n, float a = 1.0f, float b = 0.0f);
+
+// out [rows, cols] (dense) = a op b with a's rows lda apart and b read at r·sb_row + c·sb_col (0: broadcast), so column
+// ranges of wider rows are read in place
+void binary_strided(BinaryOp op, float* out, const float* a, int64_t lda, const float* b, int64_t sb_row, int64_t sb_col,
+                    int64_t rows, int64_t cols);
+
+// y [rows, out] (leading dimension ld_y) = x [rows, in] (ld_x) Wᵀ (+ b), W float32 [out, in]: ops.linear's device
+// form (the bias broadcast into y by a product with `ones`, a column of at least `rows` ones, then the product added)
+void linear_f32(const float* ones, float* y, int64_t ld_y, const float* x, int64_t ld_x, int64_t rows, int64_t in,
+                int64_t out, const float* w, const float* b);
 
 }  // namespace session_detail
 }  // namespace xlstm
