@@ -23,6 +23,12 @@ namespace {
 constexpr float kNormEps = 1e-5f;   // the blocks' layer norms and the per-head norms (XLSTM_SPEC §5.3, §5.4)
 constexpr float kMlstmEps = 1e-6f;  // the mLSTM normaliser's (ops.mlstm's default, the reference's)
 constexpr int64_t kChunkRows = 256; // rows (B·T) per chunk of a long input
+// From this many positions per call the cell runs its chunkwise form (chunks of kCellChunk, ops.mlstm's default on
+// CUDA), whose launches do the chunk's products in parallel; below it the recurrent form, whose three launches walk
+// the positions one by one (a step: T = 1). Both forms keep the one state convention (kernels/mlstm.h), so a prefill
+// and the steps after it hand the state on unchanged.
+constexpr int64_t kChunkwiseFrom = 64;
+constexpr int64_t kCellChunk = 64;
 
 struct DevBlock {
   bool slstm = false, lstm = false, has_ffn = false;
@@ -155,8 +161,13 @@ void mlstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
   }
   const int cur = b.cur, nxt = 1 - cur;
   const MlstmDims md{B, NH, T, DH, DH};
-  dk::mlstm_recurrent_forward(s.s1.p, b.c[nxt].p, b.n[nxt].p, b.m[nxt].p, nullptr, q, q + rows * Di, q + 2 * rows * Di,
-                              ig, fg, b.c[cur].p, b.n[cur].p, b.m[cur].p, md, kMlstmEps);
+  if (T >= kChunkwiseFrom)
+    dk::mlstm_chunkwise_forward(s.s1.p, b.c[nxt].p, b.n[nxt].p, b.m[nxt].p, nullptr, q, q + rows * Di,
+                                q + 2 * rows * Di, ig, fg, b.c[cur].p, b.n[cur].p, b.m[cur].p, md, kCellChunk,
+                                kMlstmEps, false);
+  else
+    dk::mlstm_recurrent_forward(s.s1.p, b.c[nxt].p, b.n[nxt].p, b.m[nxt].p, nullptr, q, q + rows * Di,
+                                q + 2 * rows * Di, ig, fg, b.c[cur].p, b.n[cur].p, b.m[cur].p, md, kMlstmEps);
   b.cur = nxt;
   float* h = s.s1.p;  // [B, NH, T, DH]
   if (T > 1) {

@@ -9,8 +9,9 @@
 // Per chunk of T tokens per batch row (rows r = b T + t), as xlstm_infer.h with these device forms:
 //   mLSTM  up = xn W_upᵀ (+ b); the conv branch's window [B, K-1+T, Di] = (the step window's last K-1 rows, xm);
 //          conv + SiLU over it; q, k (from xc), v (from xm) by strided batched GEMMs into one [rows, 3Di] buffer; the
-//          gates from it; [B, T, 3, NH, DH] permuted to [3, B, NH, T, DH] for the recurrent mLSTM kernel (state
-//          ping-ponged between two buffers: the kernel's outputs may not alias its inputs); per-head norm; (hn + skip
+//          gates from it; [B, T, 3, NH, DH] permuted to [3, B, NH, T, DH] for the mLSTM cell: the recurrent
+//          kernel, or from 64 positions per call the chunkwise one (state ping-ponged between two buffers: the
+//          kernels' outputs may not alias their inputs); per-head norm; (hn + skip
 //          ⊙ xc) ⊙ SiLU(z) with z read in place through a strided broadcast plan; x += h W_downᵀ (+ b)
 //   sLSTM  conv + SiLU as above (when K > 0); the four head-wise projections into [rows, 4E]; the recurrence's
 //          forward kernel from the state; its last step's state copied back; group norm; x += y

@@ -88,15 +88,9 @@ Napi::Value ForwardDev(const Napi::CallbackInfo& info) {
   require_unaliased(c, b, 5);
   if ((b[10] || b[11] || b[12]) && !(b[10] && b[11] && b[12])) throw_type(c, "c0, n0 and m0 must be given together");
   run_sync(info.Env(), c.fn, [&] {
-    if (CHUNKWISE && replay_kernels())
-      cuda::mlstm_chunkwise_forward_emulate(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
-                                            fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, bf16);
-    else if (CHUNKWISE && bf16 && !cuda::emulated())
-      cuda::mlstm_chunkwise_forward_bf16(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
-                                         fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, cuda::stream());
-    else if (CHUNKWISE)
-      XLSTM_DEVICE_CALL(mlstm_chunkwise_forward, fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
-                                    fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit);
+    if (CHUNKWISE)
+      dk::mlstm_chunkwise_forward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]),
+                                  fp(b[8]), fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, chunk, eps, pinit, bf16);
     else
       dk::mlstm_recurrent_forward(fp(b[0]), fp(b[1]), fp(b[2]), fp(b[3]), fp(b[4]), fp(b[5]), fp(b[6]), fp(b[7]), fp(b[8]),
                                   fp(b[9]), fp(b[10]), fp(b[11]), fp(b[12]), d, eps);

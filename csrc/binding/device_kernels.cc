@@ -86,6 +86,21 @@ void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_la
     XLSTM_DEVICE_CALL(mlstm_recurrent_forward, h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, eps);
 }
 
+void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                             bool parallel_init, bool bf16) {
+  if (replay_kernels())
+    cuda::mlstm_chunkwise_forward_emulate(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, chunk, eps,
+                                          parallel_init, bf16);
+  else if (bf16 && !cuda::emulated())
+    cuda::mlstm_chunkwise_forward_bf16(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, chunk, eps,
+                                       parallel_init, cuda::stream());
+  else
+    XLSTM_DEVICE_CALL(mlstm_chunkwise_forward, h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d, chunk,
+                      eps, parallel_init);
+}
+
 void permute(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim) {
   XLSTM_DEVICE_CALL(permute_copy, out, in, elem_size, in_shape, perm, ndim);
 }

@@ -35,6 +35,11 @@ void recurrent_forward(bool slstm, float* y, float* states, float* gates, const 
 void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
                              const float* k, const float* v, const float* i, const float* f, const float* c0,
                              const float* n0, const float* m0, const MlstmDims& d, float eps);
+// the chunkwise form (chunks of `chunk` positions; bf16: the autocast's tensor-core form); saved nullable
+void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,
+                             const float* k, const float* v, const float* i, const float* f, const float* c0,
+                             const float* n0, const float* m0, const MlstmDims& d, int64_t chunk, float eps,
+                             bool parallel_init, bool bf16 = false);
 void permute(void* out, const void* in, int elem_size, const int64_t* in_shape, const int64_t* perm, int ndim);
 // op over the axes with reduced[d] = 1 of x [shape] (argmax: int64, written for max only, may be null otherwise)
 void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int ndim, const int64_t* shape,
