@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "cuda_api.h"
 
@@ -31,6 +33,21 @@ inline void launched(const char* entry) { check(cudaGetLastError(), entry, "kern
 inline void device_sync(const char* entry) { check(cudaDeviceSynchronize(), entry, "kernel"); }
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Lets `kernel` launch with up to `bytes` of dynamic shared memory (cudaFuncAttributeMaxDynamicSharedMemorySize). The
+// attribute belongs to the kernel, not to one launch, and GPU work also runs on worker threads: so it is only ever
+// raised, under a lock, never lowered, and a launch on another thread that was set up for more keeps its limit
+// between its own set and its launch. Raising it again is skipped (one host call less per launch).
+inline void raise_smem_limit(const void* kernel, int64_t bytes, const char* entry) {
+  static std::mutex mu;
+  static std::unordered_map<const void*, int64_t> limits;
+  std::lock_guard<std::mutex> lock(mu);
+  int64_t& cur = limits[kernel];
+  if (bytes <= cur) return;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry,
+        "cudaFuncSetAttribute (dynamic shared memory)");
+  cur = bytes;
+}
 
 // Blocks of `per_block` threads (or items) for n items of a grid-stride loop: at least 1, at most max_blocks.
 constexpr int64_t kMaxGridBlocks = int64_t(65535) * 16;

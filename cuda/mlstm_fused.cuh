@@ -646,7 +646,7 @@ void fused_run(const DeviceExec& ex, const FusedArgs& a) {
   const size_t smem = FusedTile::smem_bytes(a.g);
   // beyond 48 KB of static and dynamic shared memory a kernel must ask for it (sm_80: up to 163 KB per block, sm_90:
   // 227 KB); the weight rows of a 256-long chunk take 66 KB
-  check(cudaFuncSetAttribute(mlstm_fused_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)), ex.entry, "shared memory of the fused kernel");
+  hostutil::raise_smem_limit(reinterpret_cast<const void*>(mlstm_fused_kernel<M>), static_cast<int64_t>(smem), ex.entry);
   mlstm_fused_kernel<M><<<static_cast<unsigned>(std::min<int64_t>(FusedBlock<M>::blocks(a.g), kMaxBlocks)), FusedTile::THREADS, smem, ex.st>>>(a);
   launched(ex.entry);
 }

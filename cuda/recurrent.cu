@@ -612,8 +612,7 @@ size_t prepare_smem(K kernel, const RecLaunch& L, int64_t vec_floats, bool* r_sm
   check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
   int64_t bytes = 0;
   if (!smem_plan(L, vec_floats, optin, r_smem, &bytes)) smem_too_large(L, bytes, optin, entry);
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry,
-        "cudaFuncSetAttribute");
+  raise_smem_limit(reinterpret_cast<const void*>(kernel), bytes, entry);
   return static_cast<size_t>(bytes);
 }
 
@@ -682,7 +681,7 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), entry, "cudaDeviceGetAttribute");
   check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
   auto occupancy = [&](int64_t bytes) -> int64_t {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+    raise_smem_limit(reinterpret_cast<const void*>(kernel), bytes, entry);
     int per_sm = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kSplitThreads, static_cast<size_t>(bytes)), entry,
           "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
@@ -690,7 +689,7 @@ bool choose_split(const RecLaunch& L, K kernel, bool fwd, bool bf16, SplitLaunch
   };
   int64_t bytes = 0;
   if (!plan_split(L, fwd, bf16, sms, optin, occupancy, S, &bytes, knobs)) return false;
-  if (!S->tc) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+  if (!S->tc) raise_smem_limit(reinterpret_cast<const void*>(kernel), bytes, entry);
   *bytes_out = static_cast<size_t>(bytes);
   return true;
 }
@@ -706,7 +705,7 @@ bool fall_back_to_float32_split(SplitLaunch* S, K kernel, bool fwd, size_t* byte
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
   check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
   if (b > optin) return false;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(b)), entry, "cudaFuncSetAttribute");
+  raise_smem_limit(reinterpret_cast<const void*>(kernel), b, entry);
   *bytes = static_cast<size_t>(b);
   return true;
 }
@@ -734,7 +733,7 @@ bool launch_lane(void* kernel, int64_t bytes, int64_t blocks, void** args, cudaS
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), entry, "cudaDeviceGetAttribute");
   check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), entry, "cudaDeviceGetAttribute");
   if (bytes > optin) return false;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), entry, "cudaFuncSetAttribute");
+  raise_smem_limit(reinterpret_cast<const void*>(kernel), bytes, entry);
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kSplitThreads, static_cast<size_t>(bytes)), entry,
         "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
   if (int64_t{per_sm} * sms < blocks) return false;
@@ -879,7 +878,8 @@ void backward_run(float* dx, float* dR, float* dbias, float* dstate0, const floa
 // steps to time) times the candidate plans (tune_candidates) on the call's own inputs: each run twice, the second
 // timed with events on the stream (the first pays kernel loading and cold caches); the fastest is kept for the shape
 // and run once more, so the call's results are its plan's, as every later call's of the shape. The runs only rewrite
-// the call's outputs from its inputs. The autotune's choice overrides the process-wide cap and exchange settings.
+// the call's outputs from its inputs. The autotune's choice overrides the process-wide cap and exchange settings; a
+// change of those (or of the launch mode) drops the choices, which were tuned around them.
 constexpr int64_t kTuneMinSteps = 64;
 
 struct TuneKey {
@@ -892,6 +892,15 @@ struct TuneKey {
 };
 std::mutex g_tune_mu;
 std::map<TuneKey, SplitKnobs> g_tuned;
+uint64_t g_tune_generation = 0;  // bumped (under g_tune_mu) whenever the choices are dropped
+
+// Drops the tuned choices: the settings they were tuned against changed (the cap, the exchange, the launch mode or
+// the autotune itself). A tuning that is timing its candidates meanwhile does not store its stale choice.
+void forget_tuned() {
+  std::lock_guard<std::mutex> lock(g_tune_mu);
+  g_tuned.clear();
+  ++g_tune_generation;
+}
 
 // The plans worth timing for L (plan(knobs, &S): false where the split launch does not apply): the current settings'
 // first, then caps on the blocks per head at 3/4, 1/2, 3/8 and 1/4 of its P (at least 2) that give another plan, the
@@ -962,10 +971,12 @@ SplitKnobs call_knobs(const RecLaunch& L, bool fwd, bool bf16, bool slstm, K ker
   int dev = 0;
   check(cudaGetDevice(&dev), entry, "cudaGetDevice");
   const TuneKey key{dev, fwd, bf16, slstm, L.B, L.NH, L.DH};
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(g_tune_mu);
     const auto it = g_tuned.find(key);
     if (it != g_tuned.end()) return it->second;
+    generation = g_tune_generation;
   }
   const auto plan = [&](const SplitKnobs& k, SplitLaunch* S) {
     size_t bytes = 0;
@@ -974,7 +985,7 @@ SplitKnobs call_knobs(const RecLaunch& L, bool fwd, bool bf16, bool slstm, K ker
   const std::vector<SplitKnobs> cands = tune_candidates(fwd, bf16, plan);
   const SplitKnobs pick = cands.size() > 1 ? time_candidates(cands, run, as_stream(stream), entry) : SplitKnobs::current();
   std::lock_guard<std::mutex> lock(g_tune_mu);
-  g_tuned[key] = pick;
+  if (generation == g_tune_generation) g_tuned[key] = pick;
   return pick;
 }
 
@@ -1201,7 +1212,9 @@ void lstm_backward_emulate(XLSTM_BWD_PARAMS, bool bf16) {
 int set_recurrent_launch(int mode) {
   if (mode < 0 || mode > 3)
     throw std::invalid_argument("set_recurrent_launch: mode must be 0 (auto), 1 (rows), 2 (split) or 3 (split-lane)");
-  return g_launch.exchange(mode);
+  const int prev = g_launch.exchange(mode);
+  forget_tuned();
+  return prev;
 }
 
 bool recurrent_emulated_plan(const RecurrentDims& d, bool fwd, bool bf16, int64_t* blocks_per_head, int64_t* units, int64_t* tc, bool* gather) {
@@ -1236,8 +1249,7 @@ int64_t recurrent_wmma_errors(const RecurrentDims& d) {
 }
 
 bool set_recurrent_autotune(bool on) {
-  std::lock_guard<std::mutex> lock(g_tune_mu);
-  g_tuned.clear();  // (re)tune from the next call of each shape
+  forget_tuned();  // (re)tune from the next call of each shape
   return g_autotune.exchange(on);
 }
 
@@ -1256,13 +1268,17 @@ bool recurrent_tuned(const RecurrentDims& d, bool slstm, bool fwd, bool bf16, in
 
 int set_recurrent_exchange(int exchange) {
   if (exchange < 0 || exchange > 1) throw std::invalid_argument("set_recurrent_exchange: exchange must be 0 (partials) or 1 (gather)");
-  return g_exchange.exchange(exchange);
+  const int prev = g_exchange.exchange(exchange);
+  forget_tuned();  // the candidates are built around the settings
+  return prev;
 }
 
 int64_t set_recurrent_split_blocks(int64_t per_head) {
   if (per_head != 0 && per_head < 2)
     throw std::invalid_argument("set_recurrent_split_blocks: blocks per head must be 0 (as many as the device holds) or >= 2");
-  return g_split_blocks.exchange(per_head);
+  const int64_t prev = g_split_blocks.exchange(per_head);
+  forget_tuned();
+  return prev;
 }
 
 // ---- host coverage of the launch maps --------------------------------------------------------------------------

@@ -691,6 +691,9 @@ describe("21 CUDA twin: sLSTM / LSTM recurrences", function () {
             const second = call();  // the tuned plans, bit for bit the first call's
             assert.deepEqual(second, first, `${bf16 ? "bf16" : "float32"}: the tuning call's results are its chosen plans'`);
           }
+          // the choices were tuned against the settings: changing one drops them (the next call tunes again)
+          native.cudaSetRecurrentSplitBlocks(native.cudaSetRecurrentSplitBlocks(0));
+          assert.equal(native.cudaRecurrentTuned(kind === "slstm", d.B, d.S, d.NH, d.DH, true, true), null, "a settings change drops the tuned choices");
         } finally {
           native.cudaSetRecurrentAutotune(prev);
         }
