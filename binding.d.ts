@@ -502,6 +502,18 @@ export interface Binding {
   inferBytes(session: object): number;
   /** Frees the session's native memory now; later calls with the handle (except inferDispose) throw. */
   inferDispose(session: object): void;
+  /**
+   * A device session's decode-step graphs (csrc/binding/session_graphs.h): "off", "on: N graphs" (N captured so
+   * far) or "failed: <why>" (a capture failed; the session runs its steps eagerly); "cpu" for a CPU session.
+   */
+  inferGraphs(session: object): string;
+  /**
+   * Whether the device inference sessions replay their decode steps (one token per row) from CUDA graphs: the
+   * first step from each state-buffer parity runs eagerly, the second is captured, later ones launch the graph
+   * (default false until timed on a GPU; process-wide; under host emulation a graph replays the step's calls).
+   * Returns the previous setting.
+   */
+  cudaSetSessionGraphs(enabled: boolean): boolean;
 
   // ---- bfloat16 weights (csrc/binding/bf16.cc; csrc/kernels/bf16.h) [bf16-section]
   // bfloat16 data is a Uint16Array of raw bits. Outputs are written (=) and must not overlap inputs.

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -307,6 +308,23 @@ void fill_zero(void* dst, size_t bytes);
 void synchronize();
 MemoryStats memory_stats();
 void empty_cache();
+
+// CUDA graphs of a fixed sequence of device work (the device inference sessions' decode steps, cuda::set_session_graphs).
+// graph_capture_launch runs `enqueue` on this thread with the package stream replaced by a private stream under
+// capture (relaxed mode: work other threads put on the package stream meanwhile is not captured), instantiates the
+// graph and launches it once on the package stream. Scratch that the work allocates and frees inside the capture
+// stays allocated until graph_free (the graph keeps using those addresses). Returns nullptr, with the reason in
+// *why, when the work cannot be captured; the work has then not run, and nothing is left allocated or captured.
+// Under host emulation a "graph" is `enqueue` itself: run now and at each launch (so the sessions' bookkeeping of
+// graphs runs in CI; the capture itself needs a GPU). The caller keeps whatever `enqueue` refers to alive until
+// graph_free.
+void* graph_capture_launch(std::function<void()> enqueue, std::string* why);
+void graph_launch(void* graph);  // on the package stream
+void graph_free(void* graph);    // nullptr: nothing
+// Whether the device sessions replay their decode steps from graphs (default off until timed on a GPU);
+// process-wide; returns the previous setting.
+bool set_session_graphs(bool on);
+bool session_graphs();
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end memory-block

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -71,6 +72,23 @@ struct HostRaw {
     return *s;
   }
 };
+
+// A graph on the emulated device (cuda_api.h graph_capture_launch): the work itself, run at each launch.
+struct Graph {
+  std::function<void()> work;
+};
+inline void* graph_capture_launch(std::function<void()> enqueue) {
+  auto g = new Graph{std::move(enqueue)};
+  try {
+    g->work();
+  } catch (...) {
+    delete g;
+    throw;
+  }
+  return g;
+}
+inline void graph_launch(void* g) { static_cast<Graph*>(g)->work(); }
+inline void graph_free(void* g) { delete static_cast<Graph*>(g); }
 
 inline CachingAllocator<HostRaw>& allocator() {
   static auto* a = new CachingAllocator<HostRaw>(HostRaw{});

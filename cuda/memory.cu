@@ -7,9 +7,14 @@
 // the package changes.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "caching_allocator.h"
 #include "cuda_api.h"
@@ -40,7 +45,13 @@ CachingAllocator<CudaRaw>& allocator() {
   return *a;
 }
 
+// While this thread captures a graph (graph_capture_launch): the capture's private stream, which stands in for the
+// package stream on this thread, and the list that keeps the blocks freed inside the capture (the graph's scratch).
+thread_local cudaStream_t t_capture_stream = nullptr;
+thread_local std::vector<void*>* t_capture_keep = nullptr;
+
 cudaStream_t the_stream(const char* entry) {
+  if (t_capture_stream) return t_capture_stream;
   static std::once_flag once;
   static cudaStream_t s = nullptr;
   static cudaError_t err = cudaSuccess;
@@ -79,6 +90,7 @@ void* device_malloc(size_t bytes) {
 void device_free(void* p) {
   if (!p) return;
   if (emu::enabled()) emu::allocator().free(p);
+  else if (t_capture_keep) t_capture_keep->push_back(p);  // the graph being captured uses it at every launch
   else allocator().free(p);
 }
 
@@ -152,6 +164,76 @@ void empty_cache() {
   synchronize();  // cudaFree would wait for the device anyway; make the order explicit
   allocator().empty_cache();
 }
+
+namespace {
+struct CapturedGraph {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<void*> keep;  // scratch blocks the graph's nodes use
+  ~CapturedGraph() {
+    if (exec) cudaGraphExecDestroy(exec);  // waits for no launch: each session waits for its own before freeing
+    for (void* p : keep) allocator().free(p);
+  }
+};
+
+std::atomic<bool> g_session_graphs{false};
+}  // namespace
+
+void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
+  if (emu::enabled()) return emu::graph_capture_launch(std::move(enqueue));
+  const char* entry = "cuda::graph_capture_launch";
+  const cudaStream_t package = the_stream(entry);
+  auto g = std::make_unique<CapturedGraph>();
+  cudaStream_t cs = nullptr;
+  check(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking), entry, "cudaStreamCreateWithFlags");
+  std::string err;
+  cudaError_t e = cudaStreamBeginCapture(cs, cudaStreamCaptureModeRelaxed);
+  if (e == cudaSuccess) {
+    t_capture_stream = cs, t_capture_keep = &g->keep;
+    try {
+      enqueue();
+    } catch (const std::exception& ex) {
+      err = ex.what();
+    }
+    t_capture_stream = nullptr, t_capture_keep = nullptr;
+    cudaGraph_t graph = nullptr;
+    e = cudaStreamEndCapture(cs, &graph);
+    if (err.empty() && e != cudaSuccess) err = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(e);
+    if (err.empty() && !graph) err = "cudaStreamEndCapture gave no graph";
+    if (err.empty()) {
+      e = cudaGraphInstantiate(&g->exec, graph, 0);
+      if (e != cudaSuccess) err = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(e), g->exec = nullptr;
+    }
+    if (graph) cudaGraphDestroy(graph);
+  } else {
+    err = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e);
+  }
+  cudaStreamDestroy(cs);
+  cudaGetLastError();  // a failed capture's errors are not sticky: the eager path starts clean
+  if (err.empty()) {
+    e = cudaGraphLaunch(g->exec, package);
+    if (e != cudaSuccess) err = std::string("cudaGraphLaunch: ") + cudaGetErrorString(e), cudaGetLastError();
+  }
+  if (!err.empty()) {
+    if (why) *why = err;
+    return nullptr;  // g's destructor frees the kept scratch: nothing of the capture ran
+  }
+  return g.release();
+}
+
+void graph_launch(void* graph) {
+  if (emu::enabled()) return emu::graph_launch(graph);
+  check(cudaGraphLaunch(static_cast<CapturedGraph*>(graph)->exec, the_stream("cuda::graph_launch")), "cuda::graph_launch",
+        "cudaGraphLaunch");
+}
+
+void graph_free(void* graph) {
+  if (!graph) return;
+  if (emu::enabled()) return emu::graph_free(graph);
+  delete static_cast<CapturedGraph*>(graph);
+}
+
+bool set_session_graphs(bool on) { return g_session_graphs.exchange(on); }
+bool session_graphs() { return g_session_graphs.load(); }
 
 }  // namespace cuda
 }  // namespace xlstm

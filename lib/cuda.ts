@@ -42,6 +42,18 @@ export function emptyCache(): void {
 export { profileKernels } from "./cuda-profile";
 export type { KernelProfileEntry } from "./cuda-profile";
 
+/**
+ * Whether the device inference sessions (createInferenceSession / createLargeInferenceSession on a GPU model, and
+ * generate() through them) replay their decode steps from CUDA graphs: the first step from each state-buffer parity
+ * runs eagerly, the second is captured into a graph and launched, later ones launch the graph (one host call instead
+ * of one per kernel). A session whose capture fails runs its steps eagerly (`session.cudaGraphs` says why).
+ * Process-wide; off by default until it has been timed on a GPU (`xlstm bench --device cuda --workload G3-W5`).
+ * Returns the previous setting.
+ */
+export function setSessionGraphs(enabled: boolean): boolean {
+  return native.cudaSetSessionGraphs(enabled);
+}
+
 /** Waits for every queued kernel (timing; reading a value back waits by itself). */
 export function synchronize(): void {
   native.cudaSynchronize();

@@ -26,7 +26,11 @@
 # "on the GPU" and "autotune" cases; timed by G1's "-split-blocks{96,64,48}", "-gather" and "-autotune" rows in the
 # "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
 # views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
-# (unverified.log, bench-unverified.jsonl). Then time that GEMM change with the "ab" step against a build of 3b48679
+# (unverified.log, bench-unverified.jsonl). Session 19 (no GPU) added: CUDA graphs of the device sessions' decode steps
+# (test/57's "CUDA graphs" cases, whose status string names a failed capture's reason; G3-W5's and L1-cuda's
+# "-session-graphs" rows with vs_session), the device session's chunkwise prefill ("prefill-256-session"), dynamic
+# shared-memory limits only raised (raise_smem_limit) and the autotune's choices dropped on a settings change
+# (test/21's "autotune" case). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).
 # "ab": the same workloads with this build and with $GPU_BASE's, back to back (what a kernel change bought).
 set -uo pipefail

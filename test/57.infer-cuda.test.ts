@@ -149,6 +149,57 @@ describe("57 device inference sessions on the GPU", function () {
     assert.equal(cuda.memoryStats().allocatedBytes, before, "dispose gives the session's device memory back");
   });
 
+  itCuda("decode steps from CUDA graphs (cuda.setSessionGraphs) equal the eager steps bit for bit, across prefill, setState and reset; memory back on dispose", async () => {
+    const c = CASES[1];  // tied, sLSTM "lstm", conv 2, B 3: mLSTM and sLSTM blocks, both with conv windows
+    const { gpu } = twins(c.config, 11);
+    const B = c.B, L = 16, tok = tokens(B, L, c.config.vocab_size, 55);
+    const before = cuda.setSessionGraphs(false);
+    assert.equal(before, false, "graphs are off by default");
+    const bytes0 = await settledDeviceBytes();
+    const eager = infer.createInferenceSession(gpu, { batch: B }), graphed = infer.createInferenceSession(gpu, { batch: B });
+    const withGraphs = <T>(fn: () => T): T => {
+      cuda.setSessionGraphs(true);
+      try {
+        return fn();
+      } finally {
+        cuda.setSessionGraphs(false);
+      }
+    };
+    try {
+      assert.equal(graphed.cudaGraphs, "off");
+      const prompt = Int32Array.from({ length: B * 3 }, (_, i) => tok[Math.floor(i / 3) * L + (i % 3)]);
+      const run = (s: { step(t: Int32Array): Float32Array }, from: number, to: number) => {
+        const out: Float32Array[] = [];
+        for (let t = from; t < to; ++t) out.push(s.step(column(tok, B, L, t)));
+        return out;
+      };
+      // a prompt (eager: more than one token), then steps: two eager (one per parity), the next two captured, the
+      // rest launched from the graphs
+      assert.deepEqual(withGraphs(() => graphed.prefill(prompt, 3)), eager.prefill(prompt, 3), "prefill");
+      assert.deepEqual(withGraphs(() => run(graphed, 3, 12)), run(eager, 3, 12), "steps from graphs vs eager steps");
+      const status = withGraphs(() => graphed.cudaGraphs);
+      assert.equal(status, "on: 2 graphs", "one graph per parity of the state buffers");
+      // a state set from the eager session, then steps from the graphs
+      graphed.setState(eager.getState());
+      assert.deepEqual(withGraphs(() => run(graphed, 12, 16)), run(eager, 12, 16), "after setState");
+      // reset and a prefill of odd length (the mLSTM states flip, the conv windows do not: new parities, new graphs)
+      graphed.reset();
+      eager.reset();
+      assert.deepEqual(withGraphs(() => graphed.prefill(tok.subarray(0, B * 5), 5)), eager.prefill(tok.subarray(0, B * 5), 5), "prefill after reset");
+      assert.deepEqual(withGraphs(() => run(graphed, 5, 14)), run(eager, 5, 14), "steps after reset and prefill");
+      const n = Number(/^on: (\d+) graphs$/.exec(withGraphs(() => graphed.cudaGraphs))?.[1]);
+      assert.ok(n >= 2, `graphs captured: ${withGraphs(() => graphed.cudaGraphs)}`);
+      const onCpu = infer.createInferenceSession(makeModel(c.config, 11), { batch: B });
+      assert.equal(onCpu.cudaGraphs, "cpu");
+      onCpu.dispose();
+    } finally {
+      cuda.setSessionGraphs(before);
+      eager.dispose();
+      graphed.dispose();
+    }
+    assert.equal(await settledDeviceBytes(), bytes0, "dispose frees the sessions and their graphs' scratch");
+  });
+
   (available ? it.skip : it)(`without a GPU a device session is refused, naming the reason${available ? " [skipped: CUDA is available]" : ""}`, () => {
     const cfg = { vocabSize: 5, embeddingDim: 4, postNorm: false, blocks: [] };
     assert.throws(() => native.inferCreate(cfg, {}, 1, true), (e: Error) => !(e instanceof TypeError) && /^inferCreate: CUDA is not available: /.test(e.message));
@@ -250,6 +301,38 @@ describe("57 device inference sessions on the GPU", function () {
       }
     });
   }
+
+  itCuda("xLSTM Large: decode steps from CUDA graphs equal the eager steps bit for bit (bfloat16 and float32 weights); memory back on dispose", async () => {
+    const before = cuda.setSessionGraphs(false);
+    try {
+      for (const lc of [LARGE_CASES[1], LARGE_CASES[2]]) {
+        const { gpu } = largeTwins(lc.over, lc.bf16);
+        const B = lc.B, L = 9, tok = tokens(B, L, TINY_LARGE.vocab_size, 61);
+        const bytes0 = await settledDeviceBytes();
+        const eager = infer.createLargeInferenceSession(gpu, { batch: B }), graphed = infer.createLargeInferenceSession(gpu, { batch: B });
+        try {
+          const want: Float32Array[] = [], got: Float32Array[] = [];
+          for (let t = 0; t < L; ++t) want.push(eager.step(column(tok, B, L, t)));
+          cuda.setSessionGraphs(true);
+          for (let t = 0; t < L; ++t) got.push(graphed.step(column(tok, B, L, t)));
+          assert.equal(graphed.cudaGraphs, "on: 2 graphs", `${lc.name}: one graph per parity`);
+          graphed.reset();
+          got.push(graphed.step(column(tok, B, L, 0)));
+          cuda.setSessionGraphs(false);
+          eager.reset();
+          want.push(eager.step(column(tok, B, L, 0)));
+          assert.deepEqual(got, want, `${lc.name}: steps from graphs vs eager steps`);
+        } finally {
+          eager.dispose();
+          graphed.dispose();
+        }
+        assert.equal(await settledDeviceBytes(), bytes0, `${lc.name}: dispose frees the sessions and their graphs' scratch`);
+        gpu.to("cpu");  // its device memory goes now, not while the next case counts
+      }
+    } finally {
+      cuda.setSessionGraphs(before);
+    }
+  });
 
   itCuda("xLSTM Large: generate() and generateBatch() on a GPU model decode through the device session (the CPU model's tokens); memory flat; errors by name", async () => {
     const { cpu, gpu } = largeTwins({ weight_mode: "fused" }, true);

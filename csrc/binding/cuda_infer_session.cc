@@ -69,6 +69,18 @@ struct DeviceInferSession final : DeviceSession {
   DevBuf tok, ones, x, xn, y, mean, rstd, up, act, act2, hist, conv, xc, qkv, qkvp, ig, fg, igp, fgp, s1, s2, s3, pre,
       gates, states, xl, xf, logits;
   std::vector<int32_t> host_tok;
+  ~DeviceInferSession() override { graphs.clear(); }  // before the buffers the graphs use
+
+  // the device work of a chunk of T tokens per row (uploaded to `tok`); with `head`, the logits of its last position
+  void enqueue_chunk(int64_t T, bool head);
+  StepGraphs::Parity parity() const {
+    StepGraphs::Parity p;
+    for (const DevBlock& b : layers) p.push_back(static_cast<uint8_t>(b.cur)), p.push_back(static_cast<uint8_t>(b.wcur));
+    return p;
+  }
+  void set_parity(const StepGraphs::Parity& p) {
+    for (size_t i = 0; i < layers.size(); ++i) layers[i].cur = p[2 * i], layers[i].wcur = p[2 * i + 1];
+  }
   std::vector<DevBuf*> all_buffers() {
     std::vector<DevBuf*> v = {&emb, &head, &post_norm, &tok, &ones, &x, &xn, &y, &mean, &rstd, &up, &act, &act2,
                               &hist, &conv, &xc, &qkv, &qkvp, &ig, &fg, &igp, &fgp, &s1, &s2, &s3, &pre, &gates,
@@ -318,33 +330,44 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
   return s;
 }
 
+void DeviceInferSession::enqueue_chunk(int64_t T, bool head) {
+  DeviceInferSession& s = *this;
+  const int64_t B = s.B, E = s.E, rows = B * T;
+  dk::embedding(s.x.p, s.emb.p, reinterpret_cast<const int32_t*>(s.tok.p), rows, E);
+  for (DevBlock& b : s.layers) {
+    if (b.slstm) slstm_block(s, b, T);
+    else mlstm_block(s, b, T);
+    if (b.has_ffn) ffn(s, b, T);
+  }
+  if (!head) return;
+  const float* last = s.x.p;  // each batch row's last position
+  if (T > 1) {
+    copy2d(s.xl.p, E, s.x.p + (T - 1) * E, T * E, E, B);
+    last = s.xl.p;
+  }
+  if (s.post) {
+    layer_norm(s, s.xf.p, last, B, 1, E, s.post_norm);
+    last = s.xf.p;
+  }
+  const DevBuf none;
+  linear(s, s.logits.p, s.V, last, E, B, E, s.V, s.head, none);
+}
+
 void DeviceInferSession::run(float* logits, const int32_t* tokens, int64_t S) {
   DeviceInferSession& s = *this;
-  const int64_t B = s.B, E = s.E;
+  const int64_t B = s.B;
   for (int64_t t0 = 0; t0 < S; t0 += s.Tcap) {
     const int64_t T = std::min(s.Tcap, S - t0), rows = B * T;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < T; ++t) s.host_tok[static_cast<size_t>(b * T + t)] = tokens[b * S + t0 + t];
     cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(rows) * sizeof(int32_t));
-    dk::embedding(s.x.p, s.emb.p, reinterpret_cast<const int32_t*>(s.tok.p), rows, E);
-    for (DevBlock& b : s.layers) {
-      if (b.slstm) slstm_block(s, b, T);
-      else mlstm_block(s, b, T);
-      if (b.has_ffn) ffn(s, b, T);
-    }
-    if (t0 + T < S) continue;
-    const float* last = s.x.p;  // each batch row's last position
-    if (T > 1) {
-      copy2d(s.xl.p, E, s.x.p + (T - 1) * E, T * E, E, B);
-      last = s.xl.p;
-    }
-    if (s.post) {
-      layer_norm(s, s.xf.p, last, B, 1, E, s.post_norm);
-      last = s.xf.p;
-    }
-    const DevBuf none;
-    linear(s, s.logits.p, s.V, last, E, B, E, s.V, s.head, none);
-    cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
+    const bool last = t0 + T >= S;
+    if (S == 1)  // a decode step: the same work on the same buffers each time (session_graphs.h)
+      s.graphs.step([this] { enqueue_chunk(1, true); }, [this] { return parity(); },
+                    [this](const StepGraphs::Parity& p) { set_parity(p); });
+    else
+      s.enqueue_chunk(T, last);
+    if (last) cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
   }
 }
 

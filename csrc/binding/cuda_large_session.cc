@@ -50,6 +50,18 @@ struct LargeDeviceSession final : DeviceSession {
   // scratch for B rows
   DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
   std::vector<int32_t> host_tok;
+
+  ~LargeDeviceSession() override { graphs.clear(); }  // before the buffers the graphs use
+  // the device work of one token per row (uploaded to `tok`); with `head`, the logits
+  void enqueue_token(bool head);
+  StepGraphs::Parity parity() const {
+    StepGraphs::Parity p;
+    for (const LargeBlock& b : layers) p.push_back(static_cast<uint8_t>(b.cur));
+    return p;
+  }
+  void set_parity(const StepGraphs::Parity& p) {
+    for (size_t i = 0; i < layers.size(); ++i) layers[i].cur = p[i];
+  }
 };
 
 namespace {
@@ -197,17 +209,14 @@ std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, i
   return s;
 }
 
-void LargeDeviceSession::run(float* logits, const int32_t* tokens, int64_t S) {
+void LargeDeviceSession::enqueue_token(bool head) {
   LargeDeviceSession& s = *this;
   const int64_t B = s.B, E = s.E;
-  for (int64_t t = 0; t < S; ++t) {
-    for (int64_t b = 0; b < B; ++b) s.host_tok[static_cast<size_t>(b)] = tokens[b * S + t];
-    cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(B) * sizeof(int32_t));
-    const int32_t* ids = reinterpret_cast<const int32_t*>(s.tok.p);
-    if (s.bf16) dk::bf16_embedding(s.x.p, s.emb.bf16(), ids, B, E);
-    else dk::embedding(s.x.p, s.emb.p, ids, B, E);
-    for (LargeBlock& b : s.layers) block_step(s, b);
-  }
+  const int32_t* ids = reinterpret_cast<const int32_t*>(s.tok.p);
+  if (s.bf16) dk::bf16_embedding(s.x.p, s.emb.bf16(), ids, B, E);
+  else dk::embedding(s.x.p, s.emb.p, ids, B, E);
+  for (LargeBlock& b : s.layers) block_step(s, b);
+  if (!head) return;
   const float* last = s.x.p;
   if (s.out_w.p) {
     rms_norm(s, s.a.p, s.x.p, B, s.out_w, s.out_b);
@@ -215,6 +224,20 @@ void LargeDeviceSession::run(float* logits, const int32_t* tokens, int64_t S) {
   }
   linear(s, s.logits.p, last, B, s.head.p, nullptr, E, s.V);
   soft_cap(s.logits.p, B * s.V, s.out_cap);
+}
+
+void LargeDeviceSession::run(float* logits, const int32_t* tokens, int64_t S) {
+  LargeDeviceSession& s = *this;
+  const int64_t B = s.B;
+  for (int64_t t = 0; t < S; ++t) {
+    for (int64_t b = 0; b < B; ++b) s.host_tok[static_cast<size_t>(b)] = tokens[b * S + t];
+    cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(B) * sizeof(int32_t));
+    if (S == 1)  // a decode step: the same work on the same buffers each time (session_graphs.h)
+      s.graphs.step([this] { enqueue_token(true); }, [this] { return parity(); },
+                    [this](const StepGraphs::Parity& p) { set_parity(p); });
+    else
+      s.enqueue_token(t + 1 == S);
+  }
   cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/xlstm_infer.h"
+#include "session_graphs.h"
 
 namespace xlstm {
 
@@ -24,6 +25,8 @@ struct DeviceSession {
 
   int64_t B = 0, V = 0;  // batch rows, vocabulary
   virtual bool block_is_slstm(int64_t) const { return false; }
+  // the decode steps' graphs (session_graphs.h); a session clears them in its destructor, before its buffers go
+  StepGraphs graphs;
 };
 
 }  // namespace xlstm

@@ -7,6 +7,8 @@
 //       meanwhile frees the session when the run is done
 //     inferReset(handle); inferGetState / inferSetState(handle, block, part, array|null); inferBytes(handle)
 //     inferDispose(handle)                                  frees the native memory now; idempotent
+//     inferGraphs(handle)                                   a device session's decode graphs (session_graphs.h)
+//   cudaSetSessionGraphs(enabled) -> previous              device sessions' decode steps from CUDA graphs (opt-in)
 // `params` maps the model's state_dict keys ("token_embedding.weight", "xlstm_block_stack.blocks.0.xlstm.proj_up
 // .weight", ...) to Float32Arrays; every one is checked against the sizes in `config` and copied. With `device` true
 // the values are device buffers (a model on the GPU) and the session is the device one (cuda_infer_session.h): its
@@ -585,6 +587,22 @@ Napi::Value InferBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(h->running ? h->reported : h->bytes()));
 }
 
+// "cpu" for a CPU session; a device session's decode graphs: "off", "on: N graphs" or "failed: <why>"
+Napi::Value InferGraphs(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "inferGraphs"};
+  Holder* h = require_handle(c);
+  return Napi::String::New(info.Env(), h->d ? h->d->graphs.status() : std::string("cpu"));
+}
+
+// cudaSetSessionGraphs(enabled) -> the previous setting: whether the device sessions replay their decode steps from
+// CUDA graphs (cuda::set_session_graphs; process-wide; off by default until timed on a GPU)
+Napi::Value CudaSetSessionGraphs(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaSetSessionGraphs"};
+  require_count(c, 1);
+  const bool on = require_bool(c, 0, "enabled");
+  return Napi::Boolean::New(info.Env(), cuda::set_session_graphs(on));
+}
+
 Napi::Value InferDispose(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferDispose"};
   Holder* h = require_handle(c, false);
@@ -604,6 +622,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inferSetState", Napi::Function::New(env, InferSetState, "inferSetState"));
   exports.Set("inferBytes", Napi::Function::New(env, InferBytes, "inferBytes"));
   exports.Set("inferDispose", Napi::Function::New(env, InferDispose, "inferDispose"));
+  exports.Set("inferGraphs", Napi::Function::New(env, InferGraphs, "inferGraphs"));
+  exports.Set("cudaSetSessionGraphs", Napi::Function::New(env, CudaSetSessionGraphs, "cudaSetSessionGraphs"));
 }
 
 }  // namespace

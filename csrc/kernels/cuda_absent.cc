@@ -4,6 +4,7 @@
 #include "cuda_api.h"
 #include "host_emulation.h"
 
+#include <atomic>
 #include <cstring>
 
 #include <stdexcept>  // gemm block
@@ -414,6 +415,20 @@ void empty_cache() {
   if (!emu::enabled()) memory_absent("cuda::empty_cache");
   emu::allocator().empty_cache();
 }
+void* graph_capture_launch(std::function<void()> enqueue, std::string*) {
+  if (!emu::enabled()) memory_absent("cuda::graph_capture_launch");
+  return emu::graph_capture_launch(std::move(enqueue));
+}
+void graph_launch(void* g) {
+  if (!emu::enabled()) memory_absent("cuda::graph_launch");
+  emu::graph_launch(g);
+}
+void graph_free(void* g) {
+  if (g) emu::graph_free(g);
+}
+static std::atomic<bool> g_session_graphs{false};
+bool set_session_graphs(bool on) { return g_session_graphs.exchange(on); }
+bool session_graphs() { return g_session_graphs.load(); }
 }  // namespace cuda
 }  // namespace xlstm
 #endif

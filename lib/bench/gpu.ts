@@ -380,6 +380,16 @@ registerWorkload({
         session.prefill(all, all.length);
       }, reps);
       yield { workload: "G3", name: "prefill-256-session", metric: "seconds", value: sf.median, device: "cuda", gpu: gpuName(), dtype: "float32", min: sf.min, max: sf.max, vs_tensor_path: Math.round((sf.median / p.median) * 1000) / 1000, reps };
+      // the session's steps replayed from CUDA graphs (cuda.setSessionGraphs, opt-in until timed here), against the
+      // eager session's steps just above
+      const prev = cuda.setSessionGraphs(true);
+      try {
+        const gp = await timeGpu(() => sessionRun(0), reps), gg = await timeGpu(() => sessionRun(steps), reps);
+        const graphed = ((gg.median - gp.median) / steps) * 1000;
+        yield { workload: "G3", name: "generate-step-session-graphs", metric: "ms_per_token", value: graphed, device: "cuda", gpu: gpuName(), dtype: "float32", tokens: steps, graphs: session.cudaGraphs, vs_session: Math.round((graphed / perToken) * 1000) / 1000, reps };
+      } finally {
+        cuda.setSessionGraphs(prev);
+      }
     } finally {
       session.dispose();
     }
@@ -479,6 +489,14 @@ registerWorkload({
         const sp = await timeGpu(() => decode(0), reps), sg = await timeGpu(() => decode(steps), reps);
         const ss = (sg.median - sp.median) / steps;
         yield { workload: "L1", name: "large-decode-125m-session", metric: "ms_per_token", value: ss * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, gb_per_s: (weights + state) / ss / 1e9, vs_tensor_path: Math.round((ss / sec) * 1000) / 1000, reps };
+        const prev = cuda.setSessionGraphs(true);  // the steps from CUDA graphs, against the eager session's above
+        try {
+          const gp = await timeGpu(() => decode(0), reps), gg = await timeGpu(() => decode(steps), reps);
+          const gs = (gg.median - gp.median) / steps;
+          yield { workload: "L1", name: "large-decode-125m-session-graphs", metric: "ms_per_token", value: gs * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, gb_per_s: (weights + state) / gs / 1e9, graphs: session.cudaGraphs, vs_session: Math.round((gs / ss) * 1000) / 1000, reps };
+        } finally {
+          cuda.setSessionGraphs(prev);
+        }
       } finally {
         session.dispose();
       }

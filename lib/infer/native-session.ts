@@ -52,6 +52,15 @@ export abstract class NativeSession {
     return native.inferBytes(this.live("nativeBytes"));
   }
 
+  /**
+   * The decode steps' CUDA graphs of a device session (cuda.setSessionGraphs): "off", "on: N graphs" (N captured
+   * so far: one per state-buffer parity a step started from) or "failed: <why>" (a capture failed, the session runs
+   * its steps eagerly); "cpu" for a CPU session.
+   */
+  get cudaGraphs(): string {
+    return native.inferGraphs(this.live("cudaGraphs"));
+  }
+
   protected live(method: string): object {
     if (!this.handle) throw new InferenceSessionDisposedError(method, this.kind);
     if (this.running && method !== "nativeBytes") throw new InferenceSessionBusyError(method, this.kind);

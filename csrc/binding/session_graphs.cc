@@ -1,0 +1,61 @@
+// Binding layer: decode steps replayed from CUDA graphs (see session_graphs.h).
+#include "session_graphs.h"
+
+#include <memory>
+
+#include "cuda_api.h"
+
+namespace xlstm {
+
+void StepGraphs::step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
+                      const std::function<void(const Parity&)>& set) {
+  if (!cuda::session_graphs() || !failed_.empty()) return enqueue();
+  const Parity before = get();
+  auto it = graphs_.find(before);
+  if (it != graphs_.end()) {
+    cuda::graph_launch(it->second.graph);
+    set(it->second.after);
+    return;
+  }
+  if (seen_.insert(before).second) return enqueue();  // the first step from this parity: eager
+  std::function<void()> work = enqueue;
+  if (cuda::emulated()) {
+    // The emulated device's graph is the step's own calls, run again at each launch (cuda_api.h). A real graph's
+    // kernels keep the buffers of the parity it was captured at and leave the session's parity alone, so the
+    // replay runs them from that parity and restores the parity it found: the session's own bookkeeping (the key,
+    // setting the parity a launch leaves) is then checked under emulation as it would be on a GPU.
+    auto captured = std::make_shared<bool>(false);
+    work = [enqueue, get, set, before, captured] {
+      if (!*captured) {
+        *captured = true;  // the capture's own run: the enqueue moves the parity on, as a capture does
+        return enqueue();
+      }
+      const Parity found = get();
+      set(before);
+      enqueue();
+      set(found);
+    };
+  }
+  std::string why;
+  void* g = cuda::graph_capture_launch(work, &why);
+  if (!g) {
+    failed_ = why.empty() ? "capture failed" : why;
+    set(before);  // the captured enqueue moved the parity on, but nothing ran
+    return enqueue();
+  }
+  graphs_[before] = Entry{g, get()};
+}
+
+std::string StepGraphs::status() const {
+  if (!failed_.empty()) return "failed: " + failed_;
+  if (!cuda::session_graphs()) return "off";
+  return "on: " + std::to_string(graphs_.size()) + " graphs";
+}
+
+void StepGraphs::clear() {
+  for (auto& kv : graphs_) cuda::graph_free(kv.second.graph);
+  graphs_.clear();
+  seen_.clear();
+}
+
+}  // namespace xlstm

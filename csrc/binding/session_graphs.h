@@ -1,0 +1,45 @@
+// Binding layer: a device inference session's decode steps replayed from CUDA graphs (cuda::set_session_graphs,
+// opt-in until timed on a GPU). A step (one token per batch row) enqueues the same fixed sequence of kernels on the
+// same buffers every time, except that the state lives in ping-pong buffers: which of each pair is live (the
+// session's "parity") decides the pointers the kernels get. So the graphs are keyed by the parity before the step:
+// the first step from a parity runs eagerly (any first-use setup, such as a kernel's shared-memory attribute or an
+// autotune, happens outside a capture), the second is captured and launched, and later ones launch that graph and
+// set the parity the step leaves. A capture that fails (an operation the capture refuses) turns the graphs off for
+// the session, with the reason kept for status(); that step then runs eagerly from the parity it started with.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace xlstm {
+
+class StepGraphs {
+ public:
+  using Parity = std::vector<uint8_t>;
+  StepGraphs() = default;
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+  ~StepGraphs() { clear(); }
+
+  // Runs one step: `enqueue` puts its device work on the package stream and moves the parity on; `get` / `set`
+  // read and restore the session's parity. Eager (just `enqueue`) when graphs are off.
+  void step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
+            const std::function<void(const Parity&)>& set);
+  // "off", "on: N graphs" (N captured so far) or "failed: <why>"
+  std::string status() const;
+  void clear();  // frees the graphs (the session's buffers must outlive them)
+
+ private:
+  struct Entry {
+    void* graph = nullptr;
+    Parity after;
+  };
+  std::map<Parity, Entry> graphs_;
+  std::set<Parity> seen_;
+  std::string failed_;
+};
+
+}  // namespace xlstm
