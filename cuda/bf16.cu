@@ -93,7 +93,7 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
   if (rows <= 0 || out <= 0) return;
   const cudaStream_t s = as_stream(stream);
   if (rows <= kGemvMaxRows) {
-    const GemvPlan p = gemv_plan(rows, in, out);
+    const GemvPlan p = gemv_plan(rows, in, out, (reinterpret_cast<uintptr_t>(w) & 15) == 0);
     bf16_gemv_kernel<<<static_cast<unsigned>(p.grid), kGemvWarps * kWarpLanes, 0, s>>>(y, x, w, bias, p, round_x);
     launched(entry);
     return;
@@ -116,7 +116,7 @@ void bf16_linear_emulate(float* y, const float* x, const uint16_t* w, const floa
                          int64_t out, bool round_x, int32_t* writes) {
   if (rows <= 0 || out <= 0) return;
   if (rows <= kGemvMaxRows) {
-    const GemvPlan p = gemv_plan(rows, in, out);
+    const GemvPlan p = gemv_plan(rows, in, out, (reinterpret_cast<uintptr_t>(w) & 15) == 0);
     std::vector<float> lanes(static_cast<size_t>(kWarpLanes) * kGemvMaxRows), next(lanes.size());
     for (int64_t block = 0; block < p.grid; ++block)
       for (int warp = 0; warp < kGemvWarps; ++warp)

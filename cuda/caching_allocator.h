@@ -67,8 +67,9 @@ class CachingAllocator {
   }
 
   // A block of at least `bytes` (distinct, non-null even for 0 bytes), or nullptr when the raw allocator cannot
-  // provide a segment even after the cache was released.
-  void* allocate(size_t bytes) {
+  // provide a segment even after the cache was released (may_release false: without releasing it, e.g. while a
+  // CUDA graph is being captured, where cudaFree is not allowed).
+  void* allocate(size_t bytes, bool may_release = true) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.alloc_calls;
     if (bytes > (SIZE_MAX >> 2)) {
@@ -84,7 +85,7 @@ class CachingAllocator {
       pool.erase(b);
     } else {
       b = new_segment(size, small);
-      if (!b) {
+      if (!b && may_release) {
         release_free_segments();
         b = new_segment(size, small);
       }

@@ -10,10 +10,12 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "caching_allocator.h"
@@ -36,7 +38,9 @@ struct CudaRaw {
     }
     return p;
   }
-  void free(void* p) { cudaFree(p); }
+  void free(void* p) {
+    if (cudaFree(p) != cudaSuccess) cudaGetLastError();  // not left for the next launch check to report as its own
+  }
 };
 
 // Never destroyed: freeing device memory from a static destructor can run after the CUDA runtime has shut down.
@@ -46,9 +50,18 @@ CachingAllocator<CudaRaw>& allocator() {
 }
 
 // While this thread captures a graph (graph_capture_launch): the capture's private stream, which stands in for the
-// package stream on this thread, and the list that keeps the blocks freed inside the capture (the graph's scratch).
+// package stream on this thread, and the graph's scratch. A block freed inside the capture stays the graph's (its
+// nodes use that address at every launch), but later allocations of the same capture may take it again: the
+// captured work is one chain, so a block is reused only by nodes after the last one that used it, as on the stream.
+// Blocks allocated inside the capture and still live at its end belong to their owners, as outside a capture (the
+// first step from a parity runs eagerly, so lazily allocated workspaces exist before any capture).
+struct CaptureScratch {
+  std::unordered_map<void*, size_t> sizes;   // blocks allocated inside the capture: their sizes
+  std::multimap<size_t, void*> free_blocks;  // of those, the ones freed again (by size, for a best fit)
+  std::vector<void*>* keep = nullptr;        // blocks from before the capture that it freed; the graph holds them
+};
 thread_local cudaStream_t t_capture_stream = nullptr;
-thread_local std::vector<void*>* t_capture_keep = nullptr;
+thread_local CaptureScratch* t_capture = nullptr;
 
 cudaStream_t the_stream(const char* entry) {
   if (t_capture_stream) return t_capture_stream;
@@ -80,7 +93,16 @@ void* stream() { return emu::enabled() ? nullptr : the_stream("cuda::stream"); }
 
 void* device_malloc(size_t bytes) {
   if (emu::enabled()) return emu::device_malloc(bytes);
-  void* p = allocator().allocate(bytes);
+  if (t_capture) {
+    auto it = t_capture->free_blocks.lower_bound(bytes);
+    if (it != t_capture->free_blocks.end()) {
+      void* p = it->second;
+      t_capture->free_blocks.erase(it);
+      return p;
+    }
+  }
+  void* p = allocator().allocate(bytes, !t_capture);  // (no cudaFree inside a capture)
+  if (p && t_capture) t_capture->sizes[p] = bytes;
   if (p) return p;
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
@@ -90,8 +112,14 @@ void* device_malloc(size_t bytes) {
 void device_free(void* p) {
   if (!p) return;
   if (emu::enabled()) emu::allocator().free(p);
-  else if (t_capture_keep) t_capture_keep->push_back(p);  // the graph being captured uses it at every launch
-  else allocator().free(p);
+  else if (t_capture) {
+    // the graph being captured uses it at every launch: its own blocks may serve later allocations of the capture
+    auto it = t_capture->sizes.find(p);
+    if (it != t_capture->sizes.end()) t_capture->free_blocks.emplace(it->second, p);
+    else t_capture->keep->push_back(p);  // a block from before the capture: held until the graph goes
+  } else {
+    allocator().free(p);
+  }
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
@@ -188,13 +216,23 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   std::string err;
   cudaError_t e = cudaStreamBeginCapture(cs, cudaStreamCaptureModeRelaxed);
   if (e == cudaSuccess) {
-    t_capture_stream = cs, t_capture_keep = &g->keep;
-    try {
-      enqueue();
-    } catch (const std::exception& ex) {
-      err = ex.what();
+    CaptureScratch scratch;
+    scratch.keep = &g->keep;
+    {
+      // the thread's stream and scratch are its own again on every way out of the work
+      struct Redirect {
+        Redirect(cudaStream_t s, CaptureScratch* c) { t_capture_stream = s, t_capture = c; }
+        ~Redirect() { t_capture_stream = nullptr, t_capture = nullptr; }
+      } redirect(cs, &scratch);
+      try {
+        enqueue();
+      } catch (const std::exception& ex) {
+        err = ex.what();
+      } catch (...) {
+        err = "the captured work threw";
+      }
     }
-    t_capture_stream = nullptr, t_capture_keep = nullptr;
+    for (const auto& kv : scratch.free_blocks) g->keep.push_back(kv.second);  // the graph's scratch
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(cs, &graph);
     if (err.empty() && e != cudaSuccess) err = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(e);

@@ -316,10 +316,15 @@ describe("57 device inference sessions on the GPU", function () {
           cuda.setSessionGraphs(true);
           for (let t = 0; t < L; ++t) got.push(graphed.step(column(tok, B, L, t)));
           assert.equal(graphed.cudaGraphs, "on: 2 graphs", `${lc.name}: one graph per parity`);
+          // a prefill's tokens are steps without the head, each from the graphs too (keyed with the head flag)
           graphed.reset();
+          const head = Int32Array.from({ length: B * 5 }, (_, i) => tok[Math.floor(i / 5) * L + (i % 5)]);
+          for (let r = 0; r < 3; ++r) got.push(graphed.prefill(head, 5));
           got.push(graphed.step(column(tok, B, L, 0)));
+          assert.match(graphed.cudaGraphs, /^on: [3-6] graphs$/, `${lc.name}: graphs of steps with and without the head`);
           cuda.setSessionGraphs(false);
           eager.reset();
+          for (let r = 0; r < 3; ++r) want.push(eager.prefill(head, 5));
           want.push(eager.step(column(tok, B, L, 0)));
           assert.deepEqual(got, want, `${lc.name}: steps from graphs vs eager steps`);
         } finally {

@@ -232,11 +232,15 @@ void LargeDeviceSession::run(float* logits, const int32_t* tokens, int64_t S) {
   for (int64_t t = 0; t < S; ++t) {
     for (int64_t b = 0; b < B; ++b) s.host_tok[static_cast<size_t>(b)] = tokens[b * S + t];
     cuda::copy_to_device(s.tok.p, s.host_tok.data(), static_cast<size_t>(B) * sizeof(int32_t));
-    if (S == 1)  // a decode step: the same work on the same buffers each time (session_graphs.h)
-      s.graphs.step([this] { enqueue_token(true); }, [this] { return parity(); },
-                    [this](const StepGraphs::Parity& p) { set_parity(p); });
-    else
-      s.enqueue_token(t + 1 == S);
+    // every token is the same work on the same buffers (session_graphs.h), the last with the head: keyed by both
+    const bool head = t + 1 == S;
+    s.graphs.step([this, head] { enqueue_token(head); },
+                  [this, head] {
+                    StepGraphs::Parity p = parity();
+                    p.push_back(static_cast<uint8_t>(head));
+                    return p;
+                  },
+                  [this](const StepGraphs::Parity& p) { set_parity(p); });  // (the head byte is the key's only)
   }
   cuda::copy_to_host(logits, s.logits.p, static_cast<size_t>(B * s.V * kF));
 }

@@ -1,7 +1,8 @@
 // Binding layer: a device inference session's decode steps replayed from CUDA graphs (cuda::set_session_graphs,
 // opt-in until timed on a GPU). A step (one token per batch row) enqueues the same fixed sequence of kernels on the
 // same buffers every time, except that the state lives in ping-pong buffers: which of each pair is live (the
-// session's "parity") decides the pointers the kernels get. So the graphs are keyed by the parity before the step:
+// session's "parity") decides the pointers the kernels get. So the graphs are keyed by the parity before the step
+// (the xLSTM Large session runs a prefill as such steps too, its key extended by whether the step ends with the head):
 // the first step from a parity runs eagerly (any first-use setup, such as a kernel's shared-memory attribute or an
 // autotune, happens outside a capture), the second is captured and launched, and later ones launch that graph and
 // set the parity the step leaves. A capture that fails (an operation the capture refuses) turns the graphs off for

@@ -53,11 +53,12 @@ struct GemvPlan {
   int64_t rows, in, out;
   int64_t grid;    // blocks
   int64_t passes;  // grid-stride passes over the outputs
-  bool vec;        // in % 8 == 0: 16-byte loads of W
+  bool vec;        // in % 8 == 0 and W 16-byte aligned: 16-byte loads of W
 };
 
-inline GemvPlan gemv_plan(int64_t rows, int64_t in, int64_t out) {
-  GemvPlan p{rows, in, out, 0, 0, in % kVec == 0};
+// w_aligned: W's first element is 16-byte aligned (whole allocations are; a weight given at an offset may not be)
+inline GemvPlan gemv_plan(int64_t rows, int64_t in, int64_t out, bool w_aligned = true) {
+  GemvPlan p{rows, in, out, 0, 0, in % kVec == 0 && w_aligned};
   const int64_t want = (out + kGemvWarps - 1) / kGemvWarps;
   p.grid = want < 1 ? 1 : (want > 65535 ? 65535 : want);
   const int64_t per_pass = p.grid * kGemvWarps;
