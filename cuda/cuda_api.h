@@ -325,6 +325,11 @@ void graph_free(void* graph);    // nullptr: nothing
 // process-wide; returns the previous setting.
 bool set_session_graphs(bool on);
 bool session_graphs();
+// A count of the changes to the process-wide kernel settings (every set_* of the kernel choices: GEMM forms and split
+// K, mLSTM forms, recurrence launches): a graph bakes in the kernels its capture chose, so the sessions drop their
+// graphs when it moves.
+uint64_t kernel_settings_generation();
+void kernel_settings_changed();
 }  // namespace cuda
 }  // namespace xlstm
 // ---- end memory-block

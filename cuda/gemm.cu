@@ -328,7 +328,10 @@ int64_t tile_coverage(bool trans_a, bool trans_b, int64_t M, int64_t N, int32_t*
 
 }  // namespace
 
-bool set_gemm_f32_tiled(bool tiled) { return f32_tiled.exchange(tiled); }
+bool set_gemm_f32_tiled(bool tiled) {
+  kernel_settings_changed();
+  return f32_tiled.exchange(tiled);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, void* stream) {

@@ -279,7 +279,10 @@ void gemm_bf16_grouped_replay(const GroupedGemm& g, bool round) {
   });
 }
 
-bool set_gemm_bf16_wide(bool wide) { return bf16_wide.exchange(wide); }
+bool set_gemm_bf16_wide(bool wide) {
+  kernel_settings_changed();
+  return bf16_wide.exchange(wide);
+}
 
 void gemm_bf16_tile(int64_t batch, int64_t M, int64_t N, int* rows, int* cols) {
   with_tiling(shape_only(batch, M, N, 0), [&](auto tiling) {

@@ -125,7 +125,10 @@ std::atomic<bool> split_k_on{true};  // cuda::set_gemm_split_k
 }  // namespace
 
 bool gemm_split_k_enabled() { return split_k_on.load(std::memory_order_relaxed); }
-bool set_gemm_split_k(bool enabled) { return split_k_on.exchange(enabled); }
+bool set_gemm_split_k(bool enabled) {
+  kernel_settings_changed();
+  return split_k_on.exchange(enabled);
+}
 
 void gemm_split_sum(const GroupedGemm& g, const float* sums, void* stream) {
   const int64_t total = g.batches() * g.M * g.N;

@@ -273,5 +273,11 @@ void graph_free(void* graph) {
 bool set_session_graphs(bool on) { return g_session_graphs.exchange(on); }
 bool session_graphs() { return g_session_graphs.load(); }
 
+namespace {
+std::atomic<uint64_t> g_settings_generation{0};
+}
+uint64_t kernel_settings_generation() { return g_settings_generation.load(); }
+void kernel_settings_changed() { ++g_settings_generation; }
+
 }  // namespace cuda
 }  // namespace xlstm

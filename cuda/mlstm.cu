@@ -1545,16 +1545,19 @@ void chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, f
 
 int set_mlstm_states(int form) {
   if (form < 0 || form > 1) throw std::invalid_argument("set_mlstm_states: form must be 0 (walk) or 1 (scan)");
+  kernel_settings_changed();
   return g_mlstm_states.exchange(form);
 }
 
 int set_mlstm_intra(int form) {
   if (form < 0 || form > 1) throw std::invalid_argument("set_mlstm_intra: form must be 0 (products) or 1 (fused)");
+  kernel_settings_changed();
   return g_mlstm_intra.exchange(form);
 }
 
 int set_mlstm_form(int form) {
   if (form < 0 || form > 2) throw std::invalid_argument("set_mlstm_form: form must be 0 (tiles), 1 (composed) or 2 (auto)");
+  kernel_settings_changed();
   return g_mlstm_form.exchange(form);
 }
 

@@ -897,6 +897,7 @@ uint64_t g_tune_generation = 0;  // bumped (under g_tune_mu) whenever the choice
 // Drops the tuned choices: the settings they were tuned against changed (the cap, the exchange, the launch mode or
 // the autotune itself). A tuning that is timing its candidates meanwhile does not store its stale choice.
 void forget_tuned() {
+  kernel_settings_changed();  // (every setting that drops the choices also changes what a launch runs)
   std::lock_guard<std::mutex> lock(g_tune_mu);
   g_tuned.clear();
   ++g_tune_generation;

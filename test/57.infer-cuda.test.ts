@@ -8,7 +8,7 @@
 // same way against xLSTMLarge.step on the CPU (weight modes single / fused, biases, soft caps, no out norm, float32 and
 // bfloat16 weights, B 1-2), with its state moving to and from the Tensor path and generate() on a GPU model.
 import { strict as assert } from "assert";
-import { cuda, generate, generateBatch, Generator, infer, nn, noGrad, Tensor } from "../lib";
+import { backends, cuda, generate, generateBatch, Generator, infer, nn, noGrad, Tensor } from "../lib";
 import { native } from "../lib/native";
 import { settledDeviceBytes } from "./support/cuda";
 import { assertLogitsClose, baseConfig, CASES, column, fusedSteps, makeModel, tensorSteps, tokens } from "./support/infer-cases";
@@ -181,7 +181,14 @@ describe("57 device inference sessions on the GPU", function () {
       assert.equal(status, "on: 2 graphs", "one graph per parity of the state buffers");
       // a state set from the eager session, then steps from the graphs
       graphed.setState(eager.getState());
-      assert.deepEqual(withGraphs(() => run(graphed, 12, 16)), run(eager, 12, 16), "after setState");
+      assert.deepEqual(withGraphs(() => run(graphed, 12, 14)), run(eager, 12, 14), "after setState");
+      if (backends().cuda.compiled) {
+        // a change of the kernel settings drops the graphs (they keep their capture's kernel choices)
+        native.cudaSetGemmSplitK(native.cudaSetGemmSplitK(false));
+        assert.deepEqual(withGraphs(() => run(graphed, 14, 15)), run(eager, 14, 15), "the step after a settings change");
+        assert.equal(withGraphs(() => graphed.cudaGraphs), "on: 0 graphs", "the graphs were dropped; that step ran eagerly");
+        assert.deepEqual(withGraphs(() => run(graphed, 15, 16)), run(eager, 15, 16), "after a settings change");
+      }
       // reset and a prefill of odd length (the mLSTM states flip, the conv windows do not: new parities, new graphs)
       graphed.reset();
       eager.reset();

@@ -10,6 +10,11 @@ namespace xlstm {
 void StepGraphs::step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
                       const std::function<void(const Parity&)>& set) {
   if (!cuda::session_graphs() || !failed_.empty()) return enqueue();
+  const uint64_t settings = cuda::kernel_settings_generation();
+  if (settings != settings_) {
+    clear();  // captured under other kernel choices
+    settings_ = settings;
+  }
   const Parity before = get();
   auto it = graphs_.find(before);
   if (it != graphs_.end()) {

@@ -6,7 +6,9 @@
 // the first step from a parity runs eagerly (any first-use setup, such as a kernel's shared-memory attribute or an
 // autotune, happens outside a capture), the second is captured and launched, and later ones launch that graph and
 // set the parity the step leaves. A capture that fails (an operation the capture refuses) turns the graphs off for
-// the session, with the reason kept for status(); that step then runs eagerly from the parity it started with.
+// the session, with the reason kept for status(); that step then runs eagerly from the parity it started with. A
+// graph keeps the kernels its capture chose: a change of the kernel settings (cuda::kernel_settings_changed) drops
+// the graphs, and the steps after it capture new ones.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -41,6 +43,7 @@ class StepGraphs {
   std::map<Parity, Entry> graphs_;
   std::set<Parity> seen_;
   std::string failed_;
+  uint64_t settings_ = 0;  // cuda::kernel_settings_generation() when graphs_ / seen_ were filled
 };
 
 }  // namespace xlstm

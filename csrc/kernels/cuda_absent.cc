@@ -429,6 +429,8 @@ void graph_free(void* g) {
 static std::atomic<bool> g_session_graphs{false};
 bool set_session_graphs(bool on) { return g_session_graphs.exchange(on); }
 bool session_graphs() { return g_session_graphs.load(); }
+uint64_t kernel_settings_generation() { return 0; }  // (the kernel settings' setters throw here)
+void kernel_settings_changed() {}
 }  // namespace cuda
 }  // namespace xlstm
 #endif
