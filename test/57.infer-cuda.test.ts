@@ -309,6 +309,27 @@ describe("57 device inference sessions on the GPU", function () {
     });
   }
 
+  itCuda("xLSTM Large: the device session borrows the model's weight buffers (no copy); parameters freed meanwhile stay allocated for it until dispose", async () => {
+    for (const bf16 of [false, true]) {
+      const base = await settledDeviceBytes();
+      const { gpu } = largeTwins({ embedding_dim: 64 }, bf16);  // "single" weights: projections of several parts
+      const withModel = await settledDeviceBytes();
+      const weights = withModel - base;
+      const B = 2, tok = tokens(B, 1, TINY_LARGE.vocab_size, 17);
+      const s = infer.createLargeInferenceSession(gpu, { batch: B });
+      const own = cuda.memoryStats().allocatedBytes - withModel;
+      assert.ok(own >= s.nativeBytes && own < s.nativeBytes + 64 * 512, `bf16 ${bf16}: the session allocated ${own} bytes, its own state and scratch are ${s.nativeBytes}`);
+      assert.ok(s.nativeBytes < weights, `bf16 ${bf16}: nativeBytes ${s.nativeBytes} counts no weights (${weights} bytes)`);
+      const first = s.step(tok);
+      for (const p of gpu.parameters()) p.dispose();
+      assert.equal(cuda.memoryStats().allocatedBytes, withModel + own, `bf16 ${bf16}: the freed parameters stay allocated while the session borrows them`);
+      s.reset();
+      assert.deepEqual(s.step(tok), first, `bf16 ${bf16}: the session still reads them`);
+      s.dispose();
+      assert.equal(await settledDeviceBytes(), base, `bf16 ${bf16}: they go with the session`);
+    }
+  });
+
   itCuda("xLSTM Large: decode steps from CUDA graphs equal the eager steps bit for bit (bfloat16 and float32 weights); memory back on dispose", async () => {
     const before = cuda.setSessionGraphs(false);
     try {

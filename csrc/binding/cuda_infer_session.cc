@@ -17,6 +17,7 @@ namespace xlstm {
 using session_detail::copy2d;
 using session_detail::DevBuf;
 using session_detail::kF;
+using session_detail::owner_of;
 using session_detail::unary;
 
 namespace {
@@ -254,16 +255,17 @@ void ffn(DeviceInferSession& s, DevBlock& b, int64_t T) {
 
 }  // namespace
 
-std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B) {
+std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B, const DeviceOwners& owners) {
   auto s = std::make_shared<DeviceInferSession>();
+  const auto borrow = [&](DevBuf& d, const float* ptr) { d.borrow(owner_of(owners, ptr)); };
   const int64_t E = s->E = spec.E, V = s->V = spec.V;
   s->B = B;
   s->Tcap = std::max<int64_t>(1, kChunkRows / B);
   const int64_t rows = s->rows_cap = B * s->Tcap;
-  s->emb.copy_of(spec.embedding, V * E);
-  s->head.copy_of(spec.lm_head, V * E);
+  borrow(s->emb, spec.embedding);
+  borrow(s->head, spec.lm_head);
   s->post = spec.post_norm != nullptr;
-  s->post_norm.copy_of(spec.post_norm, E);
+  borrow(s->post_norm, spec.post_norm);
   int64_t max_up = 1, max_f = 1, max_k = 1, max_di = 1, max_nh = 1, max_wide = E;
   bool any_slstm = false;
   s->layers.resize(spec.blocks.size());
@@ -271,33 +273,33 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
     const InferBlockSpec& in = spec.blocks[i];
     DevBlock& b = s->layers[i];
     b.slstm = in.slstm, b.lstm = in.lstm, b.has_ffn = in.has_ffn, b.NH = in.NH, b.K = in.K, b.act = in.act, b.P = in.P;
-    b.norm.copy_of(in.norm, E);
+    borrow(b.norm, in.norm);
     if (!in.slstm) {
       const int64_t Di = b.Di = in.Di, NH = b.NH, Bq = b.Bq = in.Bq, K = b.K;
       b.DH = Di / NH, b.F = Di;
-      b.up_w.copy_of(in.up_w, 2 * Di * E), b.up_b.copy_of(in.up_b, 2 * Di);
-      b.q_w.copy_of(in.q_w, Di * Bq), b.q_b.copy_of(in.q_b, Di);
-      b.k_w.copy_of(in.k_w, Di * Bq), b.k_b.copy_of(in.k_b, Di);
-      b.v_w.copy_of(in.v_w, Di * Bq), b.v_b.copy_of(in.v_b, Di);
-      b.conv_w.copy_of(in.conv_w, Di * K), b.conv_b.copy_of(in.conv_b, Di);
-      b.ig_w.copy_of(in.ig_w, NH * 3 * Di), b.ig_b.copy_of(in.ig_b, NH);
-      b.fg_w.copy_of(in.fg_w, NH * 3 * Di), b.fg_b.copy_of(in.fg_b, NH);
-      b.outnorm.copy_of(in.outnorm, Di), b.skip.copy_of(in.skip, Di);
-      b.down_w.copy_of(in.down_w, E * Di), b.down_b.copy_of(in.down_b, E);
+      borrow(b.up_w, in.up_w), borrow(b.up_b, in.up_b);
+      borrow(b.q_w, in.q_w), borrow(b.q_b, in.q_b);
+      borrow(b.k_w, in.k_w), borrow(b.k_b, in.k_b);
+      borrow(b.v_w, in.v_w), borrow(b.v_b, in.v_b);
+      borrow(b.conv_w, in.conv_w), borrow(b.conv_b, in.conv_b);
+      borrow(b.ig_w, in.ig_w), borrow(b.ig_b, in.ig_b);
+      borrow(b.fg_w, in.fg_w), borrow(b.fg_b, in.fg_b);
+      borrow(b.outnorm, in.outnorm), borrow(b.skip, in.skip);
+      borrow(b.down_w, in.down_w), borrow(b.down_b, in.down_b);
       for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * b.DH * b.DH), b.n[j].alloc(B * NH * b.DH), b.m[j].alloc(B * NH);
       max_up = std::max(max_up, 2 * Di), max_di = std::max(max_di, Di), max_wide = std::max(max_wide, Di);
     } else {
       const int64_t NH = b.NH, DH = b.DH = E / NH, K = b.K;
       b.F = E, b.NS = in.lstm ? 2 : 4;
-      if (K > 0) b.conv_w.copy_of(in.conv_w, E * K), b.conv_b.copy_of(in.conv_b, E);
-      b.w_i.copy_of(in.w_i, NH * DH * DH), b.w_f.copy_of(in.w_f, NH * DH * DH);
-      b.w_z.copy_of(in.w_z, NH * DH * DH), b.w_o.copy_of(in.w_o, NH * DH * DH);
-      b.R.copy_of(in.R, NH * DH * 4 * DH);
+      if (K > 0) borrow(b.conv_w, in.conv_w), borrow(b.conv_b, in.conv_b);
+      borrow(b.w_i, in.w_i), borrow(b.w_f, in.w_f);
+      borrow(b.w_z, in.w_z), borrow(b.w_o, in.w_o);
+      borrow(b.R, in.R);
       // the stored bias (head, gate, unit) -> the kernel's (gate, head, unit), as sLSTMLayer permutes it
       b.bias.alloc(4 * E);
       const int64_t shape[3] = {NH, 4, DH}, perm[3] = {1, 0, 2};
       dk::permute(b.bias.p, in.bias, 4, shape, perm, 3);
-      b.group_norm.copy_of(in.group_norm, E);
+      borrow(b.group_norm, in.group_norm);
       b.state.alloc(b.NS * B * E);
       any_slstm = true;
     }
@@ -305,9 +307,9 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
     max_f = std::max(max_f, b.F), max_k = std::max(max_k, b.K), max_nh = std::max(max_nh, b.NH);
     if (in.has_ffn) {
       const int64_t P = in.P;
-      b.ffn_norm.copy_of(in.ffn_norm, E);
-      b.ffn_up_w.copy_of(in.ffn_up_w, 2 * P * E), b.ffn_up_b.copy_of(in.ffn_up_b, 2 * P);
-      b.ffn_down_w.copy_of(in.ffn_down_w, E * P), b.ffn_down_b.copy_of(in.ffn_down_b, E);
+      borrow(b.ffn_norm, in.ffn_norm);
+      borrow(b.ffn_up_w, in.ffn_up_w), borrow(b.ffn_up_b, in.ffn_up_b);
+      borrow(b.ffn_down_w, in.ffn_down_w), borrow(b.ffn_down_b, in.ffn_down_b);
       max_up = std::max(max_up, 2 * P), max_wide = std::max(max_wide, P);
     }
   }
@@ -326,7 +328,7 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
   for (DevBuf* d : {&s->xl, &s->xf}) d->alloc(B * E);
   s->logits.alloc(B * V);
   s->host_tok.resize(static_cast<size_t>(rows));
-  cuda::synchronize();  // the parameter copies read the model's buffers: done before the caller may free them
+  cuda::synchronize();  // the sLSTM biases' permutes read the model's buffers: done before the caller may free them
   return s;
 }
 

@@ -28,8 +28,9 @@
 
 namespace xlstm {
 
-// Copies the parameters (InferModelSpec with DEVICE pointers) into the session's own device buffers and allocates
-// the state (zero) and scratch for chunks of up to max(1, 256 / B) tokens. Throws std::runtime_error (device memory).
-std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B);
+// Borrows the parameters (InferModelSpec with DEVICE pointers, each with its owner in `owners`: the session shares
+// the model's buffers, no copy; only the sLSTM biases are permuted into its own) and allocates the state (zero) and
+// scratch for chunks of up to max(1, 256 / B) tokens. Throws std::runtime_error (device memory).
+std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, int64_t B, const DeviceOwners& owners);
 
 }  // namespace xlstm

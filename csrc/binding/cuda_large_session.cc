@@ -1,6 +1,7 @@
 // Binding layer: the xLSTM Large device inference session (see cuda_large_session.h).
 #include "cuda_large_session.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -15,13 +16,19 @@ using session_detail::copy2d;
 using session_detail::DevBuf;
 using session_detail::binary_strided;
 using session_detail::kF;
+using session_detail::owner_of;
 using session_detail::unary;
 
 namespace {
 
-// A projection in the fused layout: W [out, in] (float32, or bfloat16 packed two to a float slot), b [out] or none.
+// A projection: its parts' W [out_i, in] (float32, or bfloat16 packed two to a float slot) and b [out_i] or none,
+// the model's own buffers, borrowed; the outputs side by side in [rows, out] (one part in the fused layout).
 struct DevProj {
-  DevBuf w, b;
+  struct Part {
+    DevBuf w, b;
+    int64_t out = 0;
+  };
+  std::vector<Part> parts;
   int64_t in = 0, out = 0;
 };
 
@@ -49,6 +56,7 @@ struct LargeDeviceSession final : DeviceSession {
   std::vector<LargeBlock> layers;  // the blocks
   // scratch for B rows
   DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
+  DevBuf part;  // [B, largest part's out]: a bf16 part's output before it joins its projection's (B > 1, "single")
   std::vector<int32_t> host_tok;
 
   ~LargeDeviceSession() override { graphs.clear(); }  // before the buffers the graphs use
@@ -66,19 +74,14 @@ struct LargeDeviceSession final : DeviceSession {
 
 namespace {
 
-// The parts of `p` concatenated row-wise (the fused layout), copied from the model's buffers.
-void copy_proj(DevProj& d, const LargeProjSpec& p, bool bf16) {
+void borrow_proj(DevProj& d, const LargeProjSpec& p, const DeviceOwners& owners) {
   d.in = p.in, d.out = 0;
-  bool bias = false;
-  for (const LargeProjSpec::Part& part : p.parts) d.out += part.out, bias = bias || part.b;
-  const int64_t elem = bf16 ? 2 : 4;
-  d.w.alloc((d.out * d.in * elem + kF - 1) / kF);
-  if (bias) d.b.alloc(d.out);
-  int64_t row = 0;
-  for (const LargeProjSpec::Part& part : p.parts) {
-    cuda::copy_on_device(reinterpret_cast<char*>(d.w.p) + row * d.in * elem, part.w, static_cast<size_t>(part.out * d.in * elem));
-    if (part.b) cuda::copy_on_device(d.b.p + row, part.b, static_cast<size_t>(part.out * kF));
-    row += part.out;
+  d.parts.resize(p.parts.size());
+  for (size_t i = 0; i < p.parts.size(); ++i) {
+    d.parts[i].w.borrow(owner_of(owners, p.parts[i].w));
+    d.parts[i].b.borrow(owner_of(owners, p.parts[i].b));
+    d.parts[i].out = p.parts[i].out;
+    d.out += p.parts[i].out;
   }
 }
 
@@ -90,8 +93,21 @@ void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows,
   session_detail::linear_f32(s.ones.p, y, out, x, in, rows, in, out, w, b);
 }
 
+// y [rows, p.out] = the parts' outputs side by side (each part's products are those of the fused layout's rows)
 void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevProj& p) {
-  linear(s, y, x, rows, p.w.p, p.b.p, p.in, p.out);
+  if (p.parts.size() == 1) return linear(s, y, x, rows, p.parts[0].w.p, p.parts[0].b.p, p.in, p.out);
+  int64_t col = 0;
+  for (const DevProj::Part& part : p.parts) {
+    if (!s.bf16) {
+      session_detail::linear_f32(s.ones.p, y + col, p.out, x, p.in, rows, p.in, part.out, part.w.p, part.b.p);
+    } else if (rows == 1) {
+      dk::bf16_linear(y + col, x, part.w.bf16(), part.b.p, 1, p.in, part.out, false);
+    } else {  // the bf16 linear writes dense rows: through the part scratch
+      dk::bf16_linear(s.part.p, x, part.w.bf16(), part.b.p, rows, p.in, part.out, false);
+      copy2d(y + col, p.out, s.part.p, part.out, part.out, rows);
+    }
+    col += part.out;
+  }
 }
 
 
@@ -165,30 +181,36 @@ void block_step(LargeDeviceSession& s, LargeBlock& b) {
 
 }  // namespace
 
-std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B) {
+std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B, const DeviceOwners& owners) {
   auto s = std::make_shared<LargeDeviceSession>();
   s->V = spec.V, s->E = spec.E, s->NH = spec.NH, s->qk = spec.qk, s->vd = spec.vd, s->up = spec.up, s->B = B;
   s->DK = spec.qk / spec.NH, s->DV = spec.vd / spec.NH;
   s->bf16 = spec.bf16, s->norm_eps = spec.norm_eps, s->eps = spec.eps, s->gate_cap = spec.gate_cap, s->out_cap = spec.out_cap;
-  const int64_t V = s->V, E = s->E, NH = s->NH, elem = spec.bf16 ? 2 : 4;
-  s->emb.copy_bytes(spec.embedding, V * E * elem);
-  s->head.copy_bytes(spec.lm_head, V * E * elem);
-  s->out_w.copy_of(spec.out_norm_w, E);
-  s->out_b.copy_of(spec.out_norm_b, E);
+  const int64_t E = s->E, NH = s->NH;
+  const auto borrow = [&](DevBuf& d, const void* ptr) { d.borrow(owner_of(owners, ptr)); };
+  borrow(s->emb, spec.embedding);
+  borrow(s->head, spec.lm_head);
+  borrow(s->out_w, spec.out_norm_w);
+  borrow(s->out_b, spec.out_norm_b);
+  int64_t max_part = 0;
   s->layers.resize(spec.blocks.size());
   for (size_t i = 0; i < spec.blocks.size(); ++i) {
     const LargeBlockSpec& in = spec.blocks[i];
     LargeBlock& b = s->layers[i];
-    b.norm_m_w.copy_of(in.norm_m_w, E), b.norm_m_b.copy_of(in.norm_m_b, E);
-    b.norm_f_w.copy_of(in.norm_f_w, E), b.norm_f_b.copy_of(in.norm_f_b, E);
-    b.mh_w.copy_of(in.mh_w, s->vd), b.mh_b.copy_of(in.mh_b, s->vd);
-    copy_proj(b.qkvo, in.qkvo, spec.bf16);
-    copy_proj(b.ifgate, in.ifgate, spec.bf16);
-    copy_proj(b.out_proj, in.out_proj, spec.bf16);
-    copy_proj(b.up, in.up, spec.bf16);
-    copy_proj(b.down, in.down, spec.bf16);
+    borrow(b.norm_m_w, in.norm_m_w), borrow(b.norm_m_b, in.norm_m_b);
+    borrow(b.norm_f_w, in.norm_f_w), borrow(b.norm_f_b, in.norm_f_b);
+    borrow(b.mh_w, in.mh_w), borrow(b.mh_b, in.mh_b);
+    borrow_proj(b.qkvo, in.qkvo, owners);
+    borrow_proj(b.ifgate, in.ifgate, owners);
+    borrow_proj(b.out_proj, in.out_proj, owners);
+    borrow_proj(b.up, in.up, owners);
+    borrow_proj(b.down, in.down, owners);
+    for (const DevProj* p : {&b.qkvo, &b.ifgate, &b.out_proj, &b.up, &b.down})
+      if (p->parts.size() > 1)
+        for (const DevProj::Part& part : p->parts) max_part = std::max(max_part, part.out);
     for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * s->DK * s->DV), b.n[j].alloc(B * NH * s->DK), b.m[j].alloc(B * NH);
   }
+  if (spec.bf16 && B > 1) s->part.alloc(B * max_part);
   const int64_t W = 2 * s->qk + 2 * s->vd;
   s->tok.alloc(B);
   std::vector<float> ones(static_cast<size_t>(B), 1.0f);
@@ -203,9 +225,8 @@ std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, i
   for (DevBuf* d : {&s->Z, &s->Zs}) d->alloc(B * 2 * s->up);
   s->u.alloc(B * s->up);
   for (DevBuf* d : {&s->mean, &s->rstd}) d->alloc(B * NH);
-  s->logits.alloc(B * V);
+  s->logits.alloc(B * s->V);
   s->host_tok.resize(static_cast<size_t>(B));
-  cuda::synchronize();  // the copies read the model's buffers: done before the caller may free them
   return s;
 }
 
@@ -263,16 +284,12 @@ float* LargeDeviceSession::state(int64_t block, InferStatePart part, int64_t* le
 int64_t LargeDeviceSession::bytes() const {
   const LargeDeviceSession& s = *this;
   int64_t n = 0;
-  for (const DevBuf* d : {&s.emb, &s.head, &s.out_w, &s.out_b, &s.tok, &s.ones, &s.x, &s.a, &s.sq, &s.y, &s.ms, &s.inv,
-                          &s.P, &s.Ps, &s.G, &s.Gp, &s.q, &s.k, &s.v, &s.h, &s.hn, &s.hg, &s.Z, &s.Zs, &s.u, &s.mean,
-                          &s.rstd, &s.logits})
+  // the session's own memory: the state and the scratch (the weights are the model's, borrowed)
+  for (const DevBuf* d : {&s.tok, &s.ones, &s.x, &s.a, &s.sq, &s.y, &s.ms, &s.inv, &s.P, &s.Ps, &s.G, &s.Gp, &s.q,
+                          &s.k, &s.v, &s.h, &s.hn, &s.hg, &s.Z, &s.Zs, &s.u, &s.mean, &s.rstd, &s.logits, &s.part})
     n += d->n;
-  for (const LargeBlock& b : s.layers) {
-    for (const DevBuf* d : {&b.norm_m_w, &b.norm_m_b, &b.mh_w, &b.mh_b, &b.norm_f_w, &b.norm_f_b, &b.c[0], &b.c[1],
-                            &b.n[0], &b.n[1], &b.m[0], &b.m[1]})
-      n += d->n;
-    for (const DevProj* p : {&b.qkvo, &b.ifgate, &b.out_proj, &b.up, &b.down}) n += p->w.n + p->b.n;
-  }
+  for (const LargeBlock& b : s.layers)
+    for (const DevBuf* d : {&b.c[0], &b.c[1], &b.n[0], &b.n[1], &b.m[0], &b.m[1]}) n += d->n;
   return n * kF;
 }
 

@@ -7,10 +7,13 @@
 //   q = P_q / √DK, k = P_k · √DK, v = P_v; the recurrent mLSTM step from the block's state (c, n, m ping-ponged)
 //   x += (σ(P_o) ⊙ MultiHeadLayerNorm(h)) W_outᵀ (+ b)
 //   x += (SiLU(Z_gate) ⊙ Z_up) W_downᵀ (+ b), Z = RMSNorm(x) W_upᵀ (+ b) [rows, 2up]
-// logits = softcap(RMSNorm_out(x) lm_headᵀ). "single" weight-mode projections are concatenated row-wise at creation
-// into the "fused" layout (the same products per output). Matrix weights are float32 (the GEMM) or bfloat16 (the
-// bf16 linear and embedding kernels), as the model holds them. State per block: c [B, NH, DK, DV], n [B, NH, DK],
-// m [B, NH, 1] (LargeState's layout).
+// logits = softcap(RMSNorm_out(x) lm_headᵀ). "single" weight-mode projections run part by part, their outputs side
+// by side as the "fused" layout's (the same products per output). Matrix weights are float32 (the GEMM) or bfloat16
+// (the bf16 linear and embedding kernels), as the model holds them. The session borrows the model's parameter buffers
+// instead of copying them (a 7B model's weights are 14 GB in bfloat16): it shares their ownership (DeviceBuffer::mem),
+// so a parameter freed or moved meanwhile stays allocated, unchanged, until the session goes, and updates made in
+// place (an optimizer step) are seen by the next step. State per block: c [B, NH, DK, DV], n [B, NH, DK], m [B, NH, 1]
+// (LargeState's layout).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -48,8 +51,9 @@ struct LargeModelSpec {
   std::vector<LargeBlockSpec> blocks;
 };
 
-// Copies the parameters (device pointers) into the session's own device buffers, the state zero. The session's run
-// takes S steps (prefill long prompts with model.forward and set the state instead). Throws std::runtime_error.
-std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B);
+// Borrows the parameters (device pointers, each with its owner in `owners`), allocates the state (zero) and the
+// scratch. The session's run takes S steps (prefill long prompts with model.forward and set the state instead).
+// Throws std::runtime_error.
+std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, int64_t B, const DeviceOwners& owners);
 
 }  // namespace xlstm

@@ -26,7 +26,7 @@ std::atomic<int64_t> gc_reported_total{0};
 
 void release(Napi::Env env, DeviceBuffer* b) {
   if (!b->ptr) return;
-  cuda::device_free(b->ptr);
+  b->mem.reset();  // the memory goes back now, or when the last session borrowing it goes
   b->ptr = nullptr;
   // the bytes reported so that garbage collection weighs unreachable device buffers (its safety net role)
   if (b->gc_reported) {
@@ -105,7 +105,11 @@ Napi::Value Malloc(const Napi::CallbackInfo& info) {
   const bool tracked = info.Length() < 2 || info[1].IsUndefined() || require_bool(c, 1, "gcTracked");
   require_cuda_device(c);
   auto b = std::make_unique<DeviceBuffer>();
-  run_sync(info.Env(), c.fn, [&] { b->ptr = cuda::device_malloc(static_cast<size_t>(bytes)); });
+  run_sync(info.Env(), c.fn, [&] {
+    void* p = cuda::device_malloc(static_cast<size_t>(bytes));
+    b->mem = std::shared_ptr<void>(p, [](void* q) { cuda::device_free(q); });  // (frees p if this throws)
+    b->ptr = p;
+  });
   b->bytes = bytes;
   DeviceBuffer* raw = b.release();
   auto ext = Napi::External<DeviceBuffer>::New(info.Env(), raw, [](Napi::Env env, DeviceBuffer* p) {

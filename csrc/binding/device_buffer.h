@@ -1,9 +1,11 @@
 // Binding layer: device buffers. A device buffer is a block of device memory from the caching allocator
 // (cuda/memory.cu) held by a type-tagged JS External: `cudaMalloc` makes one, `cudaFree` gives it back at once
-// (idempotent), and garbage collection gives it back if the program dropped it without freeing. Each buffer is a
+// (idempotent; unless a device session still borrows it: then when that session goes), and garbage collection gives
+// it back if the program dropped it without freeing. Each buffer is a
 // whole allocation (no views), so two different buffers never overlap.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <stdexcept>
@@ -16,6 +18,9 @@ namespace xlstm {
 
 struct DeviceBuffer {
   void* ptr = nullptr;  // null once freed
+  // owns ptr (device_free when the last holder lets go): freeing the buffer drops this reference; a device session
+  // that borrows the memory (the xLSTM Large session's weights) holds another, so the memory outlives the handle
+  std::shared_ptr<void> mem;
   int64_t bytes = 0;
   int64_t gc_reported = 0;  // bytes reported to V8 as external memory (0: a scope releases it; see cudaMalloc)
 };

@@ -2,11 +2,17 @@
 // cuda_large_session.h for xLSTM Large): infer.cc holds either kind through it.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 
 #include "kernels/xlstm_infer.h"
 #include "session_graphs.h"
 
 namespace xlstm {
+
+// The owners of a session's parameter pointers (each device buffer's DeviceBuffer::mem): the device sessions borrow
+// the model's parameter buffers instead of copying them, sharing their ownership for as long as they live.
+using DeviceOwners = std::unordered_map<const void*, std::shared_ptr<void>>;
 
 struct DeviceSession {
   virtual ~DeviceSession() = default;

@@ -6,6 +6,7 @@
 
 #include "cuda_api.h"
 #include "device_kernels.h"
+#include "device_session.h"
 
 namespace xlstm {
 namespace session_detail {
@@ -13,12 +14,13 @@ namespace session_detail {
 constexpr int64_t kF = static_cast<int64_t>(sizeof(float));
 
 struct DeviceFree {
-  void operator()(float* p) const { cuda::device_free(p); }
+  void operator()(void* p) const { cuda::device_free(p); }
 };
 
-// Device memory the session owns (4-byte elements): p, n; freed with the session.
+// Device memory of a session (4-byte elements at p): its own, n elements, freed with the session; or borrowed (n 0:
+// not the session's bytes), a model's buffer kept alive by sharing its owner until the session goes.
 struct DevBuf {
-  std::unique_ptr<float, DeviceFree> owner;
+  std::shared_ptr<void> owner;
   float* p = nullptr;
   int64_t n = 0;
   void release() {
@@ -29,10 +31,17 @@ struct DevBuf {
   void alloc(int64_t count) {
     release();
     if (count <= 0) return;
-    p = static_cast<float*>(cuda::device_malloc(static_cast<size_t>(count * kF)));
-    owner.reset(p);
+    void* q = cuda::device_malloc(static_cast<size_t>(count * kF));
+    owner = std::shared_ptr<void>(q, DeviceFree{});
+    p = static_cast<float*>(q);
     n = count;
     cuda::fill_zero(p, static_cast<size_t>(count * kF));
+  }
+  // the memory `mem` owns (nothing when null: an absent optional parameter)
+  void borrow(std::shared_ptr<void> mem) {
+    release();
+    owner = std::move(mem);
+    p = static_cast<float*>(owner.get());
   }
   // a copy of `count` floats at device pointer src (nothing when src is null: an absent optional parameter)
   void copy_of(const float* src, int64_t count) {
@@ -41,15 +50,12 @@ struct DevBuf {
     alloc(count);
     cuda::copy_on_device(p, src, static_cast<size_t>(count * kF));
   }
-  // a copy of `bytes` bytes at device pointer src (bfloat16 weights; the last element zero-padded)
-  void copy_bytes(const void* src, int64_t bytes) {
-    release();
-    if (!src) return;
-    alloc((bytes + kF - 1) / kF);
-    cuda::copy_on_device(p, src, static_cast<size_t>(bytes));
-  }
   const uint16_t* bf16() const { return reinterpret_cast<const uint16_t*>(p); }
 };
+
+// The owner of the model's buffer at device pointer `ptr` (nullptr for null: an absent optional parameter); a
+// pointer without one is a std::logic_error.
+std::shared_ptr<void> owner_of(const DeviceOwners& owners, const void* ptr);
 
 // dst [height rows of width floats, row pitch dst_pitch] = src (row pitch src_pitch), enqueued
 inline void copy2d(float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch, int64_t width, int64_t height) {

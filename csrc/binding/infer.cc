@@ -291,6 +291,13 @@ void recheck_params(const ArgCtx& c, const Params& params) {
     if (p.buffer->ptr != p.ptr) throw_type(c, p.name + " was freed while " + c.fn + " read its arguments");
 }
 
+// The owners of the device buffers read from params (checked by recheck_params): a device session borrows them.
+DeviceOwners device_owners(const Params& params) {
+  DeviceOwners owners;
+  for (const Params::SeenDevice& d : params.seen_device) owners[d.ptr] = d.buffer->mem;
+  return owners;
+}
+
 // Creates a session with `make` (filling the holder) and returns its handle.
 template <class Make>
 Napi::Value new_handle(const ArgCtx& c, Make&& make) {
@@ -334,8 +341,9 @@ Napi::Value InferCreate(const Napi::CallbackInfo& info) {
   const int64_t B = a.B;
   InferModelSpec spec = parse_spec(c, a.cfg, params);
   recheck_params(c, params);
+  const DeviceOwners owners = device_owners(params);
   return new_handle(c, [&](Holder& h) {
-    if (params.device) h.d = device_infer_create(spec, B);
+    if (params.device) h.d = device_infer_create(spec, B, owners);
     else h.s = infer_create(spec, B);
   });
 }
@@ -446,7 +454,8 @@ Napi::Value InferCreateLarge(const Napi::CallbackInfo& info) {
   CreateArgs a = create_args(c, true);
   LargeModelSpec spec = parse_large_spec(c, a.cfg, a.params);
   recheck_params(c, a.params);
-  return new_handle(c, [&](Holder& h) { h.d = large_device_create(spec, a.B); });
+  const DeviceOwners owners = device_owners(a.params);
+  return new_handle(c, [&](Holder& h) { h.d = large_device_create(spec, a.B, owners); });
 }
 
 // inferRun's / inferRunAsync's checked arguments

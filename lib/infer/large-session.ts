@@ -16,8 +16,11 @@ import { InferenceSessionOptions, MAX_BATCH } from "./session";
 /**
  * A device session over an xLSTMLarge model whose parameters are on the GPU (float32 or bfloat16 matrix weights, as
  * the model holds them). `step` / `stepAsync` run one token per batch row; `prefill` runs S steps (for long prompts,
- * prefill with model.forward and setState its state instead: the chunkwise kernels). A snapshot of the parameters
- * is copied into the session's device memory at creation; `dispose()` frees it.
+ * prefill with model.forward and setState its state instead: the chunkwise kernels). The session reads the model's
+ * parameter buffers where they are, without a copy (a 7B model's weights would double its device memory): its own
+ * device memory (`nativeBytes`) is the state and the scratch. Parameters freed or moved off the GPU after creation
+ * stay allocated, unchanged, for the session until `dispose()`; updates made in place (an optimizer step) are seen by
+ * its next step (create a new session after loading other weights).
  */
 export class LargeInferenceSession extends NativeSession {
   readonly model: xLSTMLarge;

@@ -82,7 +82,7 @@ function modelDevice(model: xLSTMLMModel): "cpu" | "cuda" {
   return device ?? "cpu";
 }
 
-/** The parameters as the native session reads them: Float32Arrays (CPU) or device buffers (GPU); copied by it. */
+/** The parameters as the native session reads them: Float32Arrays (CPU, copied by it) or device buffers (GPU, borrowed). */
 function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<string, Float32Array | DeviceBuffer> {
   const params: Record<string, Float32Array | DeviceBuffer> = {};
   for (const [k, t] of model.stateDict()) params[k] = device === "cuda" ? t._buffer(`createInferenceSession: parameter ${k}`) : t.f32(`createInferenceSession: parameter ${k}`);
@@ -98,8 +98,12 @@ function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<str
  * It always runs in evaluation mode (no dropout). The native memory is released by `dispose()` or, failing that,
  * when the session is garbage-collected.
  *
- * A model on the GPU gets a device session (`device` "cuda"): the snapshot, state and scratch in device memory, the
- * per-token kernels enqueued by one native call. Tokens and logits stay host arrays; getState returns CUDA tensors.
+ * A model on the GPU gets a device session (`device` "cuda"): state and scratch in device memory, the per-token
+ * kernels enqueued by one native call. It reads the model's parameter buffers where they are instead of copying them
+ * (only the sLSTM biases are permuted into its own memory), so its `nativeBytes` are the state and scratch; call
+ * `refresh()` after changing the weights, as on the CPU. Parameters freed or moved off the GPU after creation stay
+ * allocated, unchanged, for the session until `dispose()`. Tokens and logits stay host arrays; getState returns CUDA
+ * tensors.
  */
 export class InferenceSession extends NativeSession {
   readonly model: xLSTMLMModel;
@@ -218,7 +222,7 @@ export class InferenceSession extends NativeSession {
     for (const [i, part, src] of writes) native.inferSetState(h, i, part, src);
   }
 
-  /** Copies the model's current parameters again (after training or loadStateDict), keeping the state. */
+  /** Reads the model's current parameters again (after training or loadStateDict), keeping the state. */
   refresh(): void {
     const old = this.live("refresh");
     const state = this.readState("refresh", "cpu");
