@@ -9,11 +9,16 @@
 //              from the caching allocator) and multiplied by the float32 GEMM (cuda/gemm.cu), or, with round_x, by the
 //              bf16 tensor-core GEMM (cuda/gemm_bf16.cu, which rounds x to bf16: the CPU's round_x numerics); the
 //              bias added after.
+// bf16_linear_parts: the GEMV (rows <= 8) over up to 4 weight buffers whose outputs sit side by side (a projection
+//              kept as separate parts): the output index picks the part (bf16_math::gemv_part), the rest as above.
 // The *_emulate entries replay the launches on the host with the same functions (bf16_math.h, the GEMMs' replay /
 // CPU twin) and count writes per output element; bf16_gemv_coverage checks the GEMV's output map (test/21.bf16).
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda_api.h"
@@ -38,20 +43,21 @@ constexpr int kThreads = 256;
 constexpr int64_t kScratchFloats = int64_t(1) << 24;  // 64 MiB of widened W per slab
 
 __global__ void __launch_bounds__(kGemvWarps * kWarpLanes)
-    bf16_gemv_kernel(float* __restrict__ y, const float* __restrict__ x, const uint16_t* __restrict__ w,
-                     const float* __restrict__ bias, GemvPlan p, bool round_x) {
+    bf16_gemv_kernel(float* __restrict__ y, const float* __restrict__ x, GemvParts ps, GemvPlan p, bool round_x) {
   const int warp = threadIdx.x / kWarpLanes, lane = threadIdx.x % kWarpLanes;
   for (int64_t pass = 0; pass < p.passes; ++pass) {
     const int64_t o = gemv_output(p, blockIdx.x, warp, pass);
     if (o >= p.out) break;  // the same for the whole warp
+    const int i = gemv_part(ps, o);
+    const int64_t row = o - ps.start[i];
     float acc[kGemvMaxRows];
-    gemv_lane(acc, p, x, w + o * p.in, lane, round_x);
+    gemv_lane(acc, p, x, ps.w[i] + row * p.in, lane, round_x);
 #pragma unroll
     for (int r = 0; r < kGemvMaxRows; ++r)
 #pragma unroll
       for (int m = kWarpLanes / 2; m >= 1; m >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], m);
     if (lane == 0) {
-      const float b = bias ? bias[o] : 0.f;
+      const float b = ps.b[i] ? ps.b[i][row] : 0.f;
       for (int r = 0; r < p.rows; ++r) y[r * p.out + o] = acc[r] + b;
     }
   }
@@ -79,6 +85,60 @@ __global__ void __launch_bounds__(kThreads)
 // Output rows of W per slab of the GEMM path.
 int64_t slab_rows(int64_t in, int64_t out) { return std::max<int64_t>(1, std::min(out, kScratchFloats / std::max<int64_t>(in, 1))); }
 
+GemvParts one_part(const uint16_t* w, const float* bias, int64_t out) {
+  GemvParts ps{};
+  ps.w[0] = w, ps.b[0] = bias, ps.start[0] = 0, ps.start[1] = out, ps.n = 1;
+  return ps;
+}
+
+// whether every part's W starts 16-byte aligned (the GEMV's vector loads)
+bool parts_aligned(const GemvParts& ps) {
+  for (int i = 0; i < ps.n; ++i)
+    if (reinterpret_cast<uintptr_t>(ps.w[i]) & 15) return false;
+  return true;
+}
+
+void check_parts(const GemvParts& ps, int64_t rows, const char* entry) {
+  if (ps.n < 1 || ps.n > kMaxGemvParts) throw std::invalid_argument(std::string(entry) + ": 1 to 4 parts");
+  if (rows > kGemvMaxRows) throw std::invalid_argument(std::string(entry) + ": at most 8 rows (the GEMV)");
+}
+
+// The GEMV's launch replayed on the host: every (block, warp, pass) and lane with the kernel's functions.
+void gemv_replay(float* y, const float* x, const GemvParts& ps, int64_t rows, int64_t in, bool round_x, int32_t* writes) {
+  const int64_t out = ps.start[ps.n];
+  const GemvPlan p = gemv_plan(rows, in, out, parts_aligned(ps));
+  std::vector<float> lanes(static_cast<size_t>(kWarpLanes) * kGemvMaxRows), next(lanes.size());
+  for (int64_t block = 0; block < p.grid; ++block)
+    for (int warp = 0; warp < kGemvWarps; ++warp)
+      for (int64_t pass = 0; pass < p.passes; ++pass) {
+        const int64_t o = gemv_output(p, block, warp, pass);
+        if (o >= p.out) break;
+        const int i = gemv_part(ps, o);
+        const int64_t row = o - ps.start[i];
+        for (int lane = 0; lane < kWarpLanes; ++lane)
+          gemv_lane(*reinterpret_cast<float(*)[kGemvMaxRows]>(&lanes[static_cast<size_t>(lane) * kGemvMaxRows]), p, x,
+                    ps.w[i] + row * in, lane, round_x);
+        for (int m = kWarpLanes / 2; m >= 1; m >>= 1) {  // __shfl_xor_sync: lane l adds lane l ^ m's value
+          for (int lane = 0; lane < kWarpLanes; ++lane)
+            for (int r = 0; r < kGemvMaxRows; ++r)
+              next[lane * kGemvMaxRows + r] = lanes[lane * kGemvMaxRows + r] + lanes[(lane ^ m) * kGemvMaxRows + r];
+          lanes.swap(next);
+        }
+        const float b = ps.b[i] ? ps.b[i][row] : 0.f;
+        for (int r = 0; r < rows; ++r) {
+          y[r * out + o] = lanes[r] + b;
+          if (writes) ++writes[r * out + o];
+        }
+      }
+}
+
+void gemv_launch(float* y, const float* x, const GemvParts& ps, int64_t rows, int64_t in, bool round_x, cudaStream_t s,
+                 const char* entry) {
+  const GemvPlan p = gemv_plan(rows, in, ps.start[ps.n], parts_aligned(ps));
+  bf16_gemv_kernel<<<static_cast<unsigned>(p.grid), kGemvWarps * kWarpLanes, 0, s>>>(y, x, ps, p, round_x);
+  launched(entry);
+}
+
 }  // namespace
 
 void bf16_to_f32(float* out, const uint16_t* x, int64_t n, void* stream) {
@@ -92,12 +152,7 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
   const char* entry = "bf16_linear";
   if (rows <= 0 || out <= 0) return;
   const cudaStream_t s = as_stream(stream);
-  if (rows <= kGemvMaxRows) {
-    const GemvPlan p = gemv_plan(rows, in, out, (reinterpret_cast<uintptr_t>(w) & 15) == 0);
-    bf16_gemv_kernel<<<static_cast<unsigned>(p.grid), kGemvWarps * kWarpLanes, 0, s>>>(y, x, w, bias, p, round_x);
-    launched(entry);
-    return;
-  }
+  if (rows <= kGemvMaxRows) return gemv_launch(y, x, one_part(w, bias, out), rows, in, round_x, s, entry);
   const int64_t slab = slab_rows(in, out);
   StreamScratch<float> wf(slab * in, s, entry);
   for (int64_t o0 = 0; o0 < out; o0 += slab) {
@@ -115,31 +170,7 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
 void bf16_linear_emulate(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                          int64_t out, bool round_x, int32_t* writes) {
   if (rows <= 0 || out <= 0) return;
-  if (rows <= kGemvMaxRows) {
-    const GemvPlan p = gemv_plan(rows, in, out, (reinterpret_cast<uintptr_t>(w) & 15) == 0);
-    std::vector<float> lanes(static_cast<size_t>(kWarpLanes) * kGemvMaxRows), next(lanes.size());
-    for (int64_t block = 0; block < p.grid; ++block)
-      for (int warp = 0; warp < kGemvWarps; ++warp)
-        for (int64_t pass = 0; pass < p.passes; ++pass) {
-          const int64_t o = gemv_output(p, block, warp, pass);
-          if (o >= p.out) break;
-          for (int lane = 0; lane < kWarpLanes; ++lane)
-            gemv_lane(*reinterpret_cast<float(*)[kGemvMaxRows]>(&lanes[static_cast<size_t>(lane) * kGemvMaxRows]), p, x,
-                      w + o * in, lane, round_x);
-          for (int m = kWarpLanes / 2; m >= 1; m >>= 1) {  // __shfl_xor_sync: lane l adds lane l ^ m's value
-            for (int lane = 0; lane < kWarpLanes; ++lane)
-              for (int r = 0; r < kGemvMaxRows; ++r)
-                next[lane * kGemvMaxRows + r] = lanes[lane * kGemvMaxRows + r] + lanes[(lane ^ m) * kGemvMaxRows + r];
-            lanes.swap(next);
-          }
-          const float b = bias ? bias[o] : 0.f;
-          for (int r = 0; r < rows; ++r) {
-            y[r * out + o] = lanes[r] + b;
-            if (writes) ++writes[r * out + o];
-          }
-        }
-    return;
-  }
+  if (rows <= kGemvMaxRows) return gemv_replay(y, x, one_part(w, bias, out), rows, in, round_x, writes);
   const int64_t slab = slab_rows(in, out);
   std::vector<float> wf(static_cast<size_t>(slab * in));
   for (int64_t o0 = 0; o0 < out; o0 += slab) {
@@ -152,6 +183,20 @@ void bf16_linear_emulate(float* y, const float* x, const uint16_t* w, const floa
     if (bias) y[i] += bias[i % out];
     if (writes) ++writes[i];
   }
+}
+
+void bf16_linear_parts(float* y, const float* x, const GemvParts& ps, int64_t rows, int64_t in, bool round_x, void* stream) {
+  const char* entry = "bf16_linear_parts";
+  check_parts(ps, rows, entry);
+  if (rows <= 0 || ps.start[ps.n] <= 0) return;
+  gemv_launch(y, x, ps, rows, in, round_x, as_stream(stream), entry);
+}
+
+void bf16_linear_parts_emulate(float* y, const float* x, const GemvParts& ps, int64_t rows, int64_t in, bool round_x,
+                               int32_t* writes) {
+  check_parts(ps, rows, "bf16_linear_parts_emulate");
+  if (rows <= 0 || ps.start[ps.n] <= 0) return;
+  gemv_replay(y, x, ps, rows, in, round_x, writes);
 }
 
 int64_t bf16_gemv_coverage(int64_t rows, int64_t in, int64_t out, int32_t* counts) {

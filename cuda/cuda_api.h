@@ -546,6 +546,19 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
 void bf16_linear_emulate(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                          int64_t out, bool round_x, int32_t* writes);
 int64_t bf16_gemv_coverage(int64_t rows, int64_t in, int64_t out, int32_t* counts);
+}  // namespace cuda
+namespace bf16_math {
+struct GemvParts;  // kernels/bf16_math.h
+}
+namespace cuda {
+// The GEMV (rows <= 8) over a projection kept as separate weight buffers: y [rows, Σ out_i] with part i's outputs in
+// columns start[i] .. start[i+1) (bf16_math::GemvParts), one launch; the same per-output arithmetic as bf16_linear's.
+// No CPU twin (the CPU sessions pack their weights): the host replay and, in a CPU-only build, the CPU bf16_linear per
+// part stand in under emulation.
+void bf16_linear_parts(float* y, const float* x, const bf16_math::GemvParts& parts, int64_t rows, int64_t in,
+                       bool round_x, void* stream);
+void bf16_linear_parts_emulate(float* y, const float* x, const bf16_math::GemvParts& parts, int64_t rows, int64_t in,
+                               bool round_x, int32_t* writes);
 template <class I>
 void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e, void* stream);
 template <class I>

@@ -30,6 +30,7 @@ struct DevProj {
   };
   std::vector<Part> parts;
   int64_t in = 0, out = 0;
+  bf16_math::GemvParts gemv{};  // the parts for the bf16 GEMV of several weights (up to kMaxGemvParts)
 };
 
 struct LargeBlock {
@@ -56,7 +57,7 @@ struct LargeDeviceSession final : DeviceSession {
   std::vector<LargeBlock> layers;  // the blocks
   // scratch for B rows
   DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
-  DevBuf part;  // [B, largest part's out]: a bf16 part's output before it joins its projection's (B > 1, "single")
+  DevBuf part;  // [B, largest part's out]: a bf16 part's output before it joins its projection's (B > 8, "single")
   std::vector<int32_t> host_tok;
 
   ~LargeDeviceSession() override { graphs.clear(); }  // before the buffers the graphs use
@@ -83,6 +84,13 @@ void borrow_proj(DevProj& d, const LargeProjSpec& p, const DeviceOwners& owners)
     d.parts[i].out = p.parts[i].out;
     d.out += p.parts[i].out;
   }
+  if (d.parts.size() <= static_cast<size_t>(bf16_math::kMaxGemvParts)) {
+    d.gemv.n = static_cast<int>(d.parts.size());
+    for (int i = 0; i < d.gemv.n; ++i) {
+      d.gemv.w[i] = d.parts[i].w.bf16(), d.gemv.b[i] = d.parts[i].b.p;
+      d.gemv.start[i + 1] = d.gemv.start[i] + d.parts[i].out;
+    }
+  }
 }
 
 // y [rows, out] = x [rows, in] Wᵀ (+ b): ops.linear's device forms (float32: the bias broadcast by a product with a
@@ -96,13 +104,13 @@ void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows,
 // y [rows, p.out] = the parts' outputs side by side (each part's products are those of the fused layout's rows)
 void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevProj& p) {
   if (p.parts.size() == 1) return linear(s, y, x, rows, p.parts[0].w.p, p.parts[0].b.p, p.in, p.out);
+  if (s.bf16 && rows <= bf16_math::kGemvMaxRows && p.gemv.n > 1)  // one GEMV over all the parts' weights
+    return dk::bf16_linear_parts(y, x, p.gemv, rows, p.in);
   int64_t col = 0;
   for (const DevProj::Part& part : p.parts) {
     if (!s.bf16) {
       session_detail::linear_f32(s.ones.p, y + col, p.out, x, p.in, rows, p.in, part.out, part.w.p, part.b.p);
-    } else if (rows == 1) {
-      dk::bf16_linear(y + col, x, part.w.bf16(), part.b.p, 1, p.in, part.out, false);
-    } else {  // the bf16 linear writes dense rows: through the part scratch
+    } else {  // more than 8 rows (the bf16 linear's GEMM path writes dense rows): through the part scratch
       dk::bf16_linear(s.part.p, x, part.w.bf16(), part.b.p, rows, p.in, part.out, false);
       copy2d(y + col, p.out, s.part.p, part.out, part.out, rows);
     }
@@ -210,7 +218,7 @@ std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, i
         for (const DevProj::Part& part : p->parts) max_part = std::max(max_part, part.out);
     for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * s->DK * s->DV), b.n[j].alloc(B * NH * s->DK), b.m[j].alloc(B * NH);
   }
-  if (spec.bf16 && B > 1) s->part.alloc(B * max_part);
+  if (spec.bf16 && B > bf16_math::kGemvMaxRows) s->part.alloc(B * max_part);
   const int64_t W = 2 * s->qk + 2 * s->vd;
   s->tok.alloc(B);
   std::vector<float> ones(static_cast<size_t>(B), 1.0f);

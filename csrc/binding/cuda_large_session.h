@@ -7,8 +7,9 @@
 //   q = P_q / √DK, k = P_k · √DK, v = P_v; the recurrent mLSTM step from the block's state (c, n, m ping-ponged)
 //   x += (σ(P_o) ⊙ MultiHeadLayerNorm(h)) W_outᵀ (+ b)
 //   x += (SiLU(Z_gate) ⊙ Z_up) W_downᵀ (+ b), Z = RMSNorm(x) W_upᵀ (+ b) [rows, 2up]
-// logits = softcap(RMSNorm_out(x) lm_headᵀ). "single" weight-mode projections run part by part, their outputs side
-// by side as the "fused" layout's (the same products per output). Matrix weights are float32 (the GEMM) or bfloat16
+// logits = softcap(RMSNorm_out(x) lm_headᵀ). "single" weight-mode projections keep their parts' buffers: in bfloat16
+// one GEMV over all of them (bf16_linear_parts, up to 8 rows), otherwise part by part; their outputs side by side as
+// the "fused" layout's (the same products per output). Matrix weights are float32 (the GEMM) or bfloat16
 // (the bf16 linear and embedding kernels), as the model holds them. The session borrows the model's parameter buffers
 // instead of copying them (a 7B model's weights are 14 GB in bfloat16): it shares their ownership (DeviceBuffer::mem),
 // so a parameter freed or moved meanwhile stays allocated, unchanged, until the session goes, and updates made in

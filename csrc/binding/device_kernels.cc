@@ -1,6 +1,9 @@
 // Binding layer: the device kernels' dispatch (see device_kernels.h).
 #include "device_kernels.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "cuda_api.h"
 #include "device_buffer.h"
 #include "kernels/bf16.h"
@@ -131,6 +134,25 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
     return;
   }
   cuda::bf16_linear(y, x, w, bias, rows, in, out, round_x, cuda::stream());
+}
+
+void bf16_linear_parts(float* y, const float* x, const bf16_math::GemvParts& ps, int64_t rows, int64_t in) {
+  const int64_t out = ps.start[ps.n];
+  if (replay_kernels()) {
+    replay_with_writes("bf16_linear_parts", rows * out, [&](int32_t* wr) {
+      cuda::bf16_linear_parts_emulate(y, x, ps, rows, in, false, wr);
+    });
+  } else if (cuda::emulated()) {  // a CPU-only build: the CPU kernel per part, its columns put in place
+    for (int i = 0; i < ps.n; ++i) {
+      const int64_t n = ps.start[i + 1] - ps.start[i];
+      std::vector<float> part(static_cast<size_t>(rows * n));
+      xlstm::bf16_linear(part.data(), x, ps.w[i], ps.b[i], rows, in, n, false);
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy(part.begin() + r * n, part.begin() + (r + 1) * n, y + r * out + ps.start[i]);
+    }
+  } else {
+    cuda::bf16_linear_parts(y, x, ps, rows, in, false, cuda::stream());
+  }
 }
 
 template <class I>

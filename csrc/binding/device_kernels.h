@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/bf16_math.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
@@ -47,6 +48,8 @@ void reduce_axes(ReduceOp op, float* out, int64_t* argmax, const float* x, int n
 // y [rows, out] = x [rows, in] wᵀ (+ bias) with w bfloat16 [out, in] (round_x: x rounded to bf16 first, the autocast)
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in, int64_t out,
                  bool round_x);
+// y [rows, Σ out_i] = x [rows, in] with the parts' W side by side (kernels/bf16_math.h GemvParts; rows <= 8)
+void bf16_linear_parts(float* y, const float* x, const bf16_math::GemvParts& parts, int64_t rows, int64_t in);
 template <class I>  // int32_t or int64_t indices
 void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_t n, int64_t e);
 

@@ -56,6 +56,24 @@ struct GemvPlan {
   bool vec;        // in % 8 == 0 and W 16-byte aligned: 16-byte loads of W
 };
 
+// The weight matrices of one GEMV: part i's rows are the outputs start[i] .. start[i + 1) (a projection whose parts
+// are separate buffers, e.g. xLSTM Large's "single" q, k, v, o, runs as one launch writing its outputs side by side),
+// its bias b[i] or none. One part: an ordinary W [out, in].
+constexpr int kMaxGemvParts = 4;
+struct GemvParts {
+  const uint16_t* w[kMaxGemvParts];
+  const float* b[kMaxGemvParts];
+  int64_t start[kMaxGemvParts + 1];
+  int n;
+};
+
+// the part output o belongs to
+XLSTM_BF_FN int gemv_part(const GemvParts& ps, int64_t o) {
+  int i = 0;
+  while (i + 1 < ps.n && o >= ps.start[i + 1]) ++i;
+  return i;
+}
+
 // w_aligned: W's first element is 16-byte aligned (whole allocations are; a weight given at an offset may not be)
 inline GemvPlan gemv_plan(int64_t rows, int64_t in, int64_t out, bool w_aligned = true) {
   GemvPlan p{rows, in, out, 0, 0, in % kVec == 0 && w_aligned};

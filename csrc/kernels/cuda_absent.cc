@@ -642,6 +642,12 @@ void bf16_linear(float*, const float*, const uint16_t*, const float*, int64_t, i
 void bf16_linear_emulate(float*, const float*, const uint16_t*, const float*, int64_t, int64_t, int64_t, bool, int32_t*) {
   bf16_absent("cuda::bf16_linear_emulate");
 }
+void bf16_linear_parts(float*, const float*, const bf16_math::GemvParts&, int64_t, int64_t, bool, void*) {
+  bf16_absent("cuda::bf16_linear_parts");
+}
+void bf16_linear_parts_emulate(float*, const float*, const bf16_math::GemvParts&, int64_t, int64_t, bool, int32_t*) {
+  bf16_absent("cuda::bf16_linear_parts_emulate");
+}
 int64_t bf16_gemv_coverage(int64_t, int64_t, int64_t, int32_t*) {
   bf16_absent("cuda::bf16_gemv_coverage");
   return 0;
