@@ -118,8 +118,6 @@ void linear(const LargeDeviceSession& s, float* y, const float* x, int64_t rows,
   }
 }
 
-
-
 // y [rows, E] = rmsNorm(x, w, b, eps) as lib/nn/large.ts composes it
 void rms_norm(LargeDeviceSession& s, float* y, const float* x, int64_t rows, const DevBuf& w, const DevBuf& b) {
   const int64_t E = s.E, shape[2] = {rows, E};
