@@ -504,7 +504,9 @@ export interface Binding {
   inferDispose(session: object): void;
   /**
    * A device session's decode-step graphs (csrc/binding/session_graphs.h): "off", "on: N graphs" (N captured so
-   * far) or "failed: <why>" (a capture failed; the session runs its steps eagerly); "cpu" for a CPU session.
+   * far; after a failed capture still to be retried: "on: N graphs; capture failed (k of 3, retrying): <why>") or
+   * "failed: <why>" (3 captures failed: no more are tried until a kernel setting changes; steps without a graph
+   * run eagerly); "cpu" for a CPU session.
    */
   inferGraphs(session: object): string;
   /**
@@ -514,6 +516,8 @@ export interface Binding {
    * Returns the previous setting.
    */
   cudaSetSessionGraphs(enabled: boolean): boolean;
+  /** Test hook of the emulated device (XLSTM_CUDA_EMULATE): its next n graph captures fail. Throws on a real device. */
+  cudaEmulateRefuseCaptures(n: number): void;
 
   // ---- bfloat16 weights (csrc/binding/bf16.cc; csrc/kernels/bf16.h) [bf16-section]
   // bfloat16 data is a Uint16Array of raw bits. Outputs are written (=) and must not overlap inputs.

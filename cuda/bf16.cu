@@ -42,8 +42,11 @@ using namespace bf16_math;
 constexpr int kThreads = 256;
 constexpr int64_t kScratchFloats = int64_t(1) << 24;  // 64 MiB of widened W per slab
 
+// ps is __grid_constant__: it is indexed by the run-time part, and a by-value parameter indexed so is otherwise
+// copied to a local stack frame (144 bytes, every thread; ptxas reports it as "stack frame")
 __global__ void __launch_bounds__(kGemvWarps * kWarpLanes)
-    bf16_gemv_kernel(float* __restrict__ y, const float* __restrict__ x, GemvParts ps, GemvPlan p, bool round_x) {
+    bf16_gemv_kernel(float* __restrict__ y, const float* __restrict__ x, const __grid_constant__ GemvParts ps, GemvPlan p,
+                     bool round_x) {
   const int warp = threadIdx.x / kWarpLanes, lane = threadIdx.x % kWarpLanes;
   for (int64_t pass = 0; pass < p.passes; ++pass) {
     const int64_t o = gemv_output(p, blockIdx.x, warp, pass);
@@ -99,8 +102,7 @@ bool parts_aligned(const GemvParts& ps) {
 }
 
 void check_parts(const GemvParts& ps, int64_t rows, const char* entry) {
-  if (ps.n < 1 || ps.n > kMaxGemvParts) throw std::invalid_argument(std::string(entry) + ": 1 to 4 parts");
-  if (rows > kGemvMaxRows) throw std::invalid_argument(std::string(entry) + ": at most 8 rows (the GEMV)");
+  if (const char* why = gemv_parts_error(ps, rows)) throw std::invalid_argument(std::string(entry) + ": needs " + why);
 }
 
 // The GEMV's launch replayed on the host: every (block, warp, pass) and lane with the kernel's functions.

@@ -321,6 +321,9 @@ void empty_cache();
 void* graph_capture_launch(std::function<void()> enqueue, std::string* why);
 void graph_launch(void* graph);  // on the package stream
 void graph_free(void* graph);    // nullptr: nothing
+// Test hook of the emulated device: its next n captures fail (as a real capture can, e.g. when another thread
+// synchronises the device meanwhile). Throws unless XLSTM_CUDA_EMULATE is on.
+void emulate_refuse_captures(int n);
 // Whether the device sessions replay their decode steps from graphs (default off until timed on a GPU);
 // process-wide; returns the previous setting.
 bool set_session_graphs(bool on);

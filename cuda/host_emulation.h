@@ -7,6 +7,7 @@
 // paths, autograd, optimizers, training) runs in CI; the CUDA kernels themselves are checked by their own host
 // replays and, on a GPU, by the parity tests. No CUDA in this header: memory.cu and cuda_absent.cc both use it.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -77,13 +78,32 @@ struct HostRaw {
 struct Graph {
   std::function<void()> work;
 };
-inline void* graph_capture_launch(std::function<void()> enqueue) {
+// Captures still to refuse (cuda::emulate_refuse_captures: the test hook for the sessions' handling of a failed
+// capture, which a real device does not fail on demand).
+inline std::atomic<int>& refused_captures() {
+  static std::atomic<int> n{0};
+  return n;
+}
+// As the real capture: nullptr with the reason when refused or when the work throws (not rethrown).
+inline void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
+  int left = refused_captures().load();
+  while (left > 0 && !refused_captures().compare_exchange_weak(left, left - 1)) {
+  }
+  if (left > 0) {
+    if (why) *why = "refused by the emulated device (cuda::emulate_refuse_captures)";
+    return nullptr;
+  }
   auto g = new Graph{std::move(enqueue)};
   try {
     g->work();
+  } catch (const std::exception& e) {
+    delete g;
+    if (why) *why = e.what();
+    return nullptr;
   } catch (...) {
     delete g;
-    throw;
+    if (why) *why = "the captured work threw";
+    return nullptr;
   }
   return g;
 }

@@ -53,8 +53,9 @@ CachingAllocator<CudaRaw>& allocator() {
 // package stream on this thread, and the graph's scratch. A block freed inside the capture stays the graph's (its
 // nodes use that address at every launch), but later allocations of the same capture may take it again: the
 // captured work is one chain, so a block is reused only by nodes after the last one that used it, as on the stream.
-// Blocks allocated inside the capture and still live at its end belong to their owners, as outside a capture (the
-// first step from a parity runs eagerly, so lazily allocated workspaces exist before any capture).
+// A block allocated inside the capture and still live at its end fails the capture (graph_capture_launch): the graph
+// would go on using it after its owner frees it (the first step from a parity runs eagerly, so lazily allocated
+// workspaces exist before any capture).
 struct CaptureScratch {
   std::unordered_map<void*, size_t> sizes;   // blocks allocated inside the capture: their sizes
   std::multimap<size_t, void*> free_blocks;  // of those, the ones freed again (by size, for a best fit)
@@ -207,7 +208,7 @@ std::atomic<bool> g_session_graphs{false};
 }  // namespace
 
 void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
-  if (emu::enabled()) return emu::graph_capture_launch(std::move(enqueue));
+  if (emu::enabled()) return emu::graph_capture_launch(std::move(enqueue), why);
   const char* entry = "cuda::graph_capture_launch";
   const cudaStream_t package = the_stream(entry);
   auto g = std::make_unique<CapturedGraph>();
@@ -232,6 +233,12 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
         err = "the captured work threw";
       }
     }
+    // A block allocated inside the capture and still live would be written by every launch of the graph after its
+    // owner frees it (and the allocator hands it out again): refused, not relied on (sessions allocate their buffers
+    // at creation and the first step from each parity runs eagerly, so their captures leave no such block)
+    const size_t outliving = scratch.sizes.size() - scratch.free_blocks.size();
+    if (err.empty() && outliving)
+      err = "device memory allocated inside the capture outlives it (" + std::to_string(outliving) + " blocks)";
     for (const auto& kv : scratch.free_blocks) g->keep.push_back(kv.second);  // the graph's scratch
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(cs, &graph);
@@ -268,6 +275,12 @@ void graph_free(void* graph) {
   if (!graph) return;
   if (emu::enabled()) return emu::graph_free(graph);
   delete static_cast<CapturedGraph*>(graph);
+}
+
+void emulate_refuse_captures(int n) {
+  if (!emu::enabled())
+    throw std::runtime_error("cuda::emulate_refuse_captures: a test hook of the emulated device (XLSTM_CUDA_EMULATE)");
+  emu::refused_captures() = n;
 }
 
 bool set_session_graphs(bool on) { return g_session_graphs.exchange(on); }

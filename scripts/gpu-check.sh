@@ -25,7 +25,7 @@
 # recurrent_gather.cuh) and the autotune of both (cudaSetRecurrentAutotune): test/21.cuda-recurrent's "capped",
 # "on the GPU" and "autotune" cases; timed by G1's "-split-blocks{96,64,48}", "-gather" and "-autotune" rows in the
 # "ab" step); the older greps — split K, the float32 mLSTM form, garbage-collector reporting, decode's permute
-# views, chunkSize — ran on an H100 in session 13), test/64 and test/59, then G3, W1-cuda and G2-forms
+# views, chunkSize — ran on an H100 in session 13), test/64, test/59 and test/57, then G1, G2, G3, G3-W5, L1-cuda, W1-cuda and G2-forms (UNVERIFIED_WORKLOADS)
 # (unverified.log, bench-unverified.jsonl). Session 19 (no GPU) added: CUDA graphs of the device sessions' decode steps
 # (test/57's "CUDA graphs" cases, whose status string names a failed capture's reason; G3-W5's and L1-cuda's
 # "-session-graphs" rows with vs_session), the device session's chunkwise prefill ("prefill-256-session"), dynamic
@@ -75,7 +75,9 @@ if has unverified; then
     --grep "GEMM staging|identical bits|either kernel|GPU equals the CPU|on the GPU|equal the GPU bit|wide tiles|fused intra|capped|autotune|split-K|default float32|composed|garbage collector|deterministic|chunkSize|decode step|permuteOrView" > "$OUT/unverified.log" 2>&1 || status=1
   timeout -k 5 "${T_TRAIN:-120}" node_modules/.bin/mocha test/64.train.test.ts test/59.large-generate.test.ts test/57.infer-cuda.test.ts >> "$OUT/unverified.log" 2>&1 || status=1
   step "unverified tests: $(tail -1 "$OUT/unverified.log")"
-  timeout -k 5 "${T_BENCH:-150}" node bin/xlstm.js bench --device cuda --workload G3,G3-W5,L1-cuda,W1-cuda,G2-forms --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
+  # G1's and G2's opt-in rows (split blocks, gather, autotune, wide tiles, fused intra, scan states) run back to back
+  # with their defaults in one binary: this bench alone decides which opt-ins become defaults
+  timeout -k 5 "${T_BENCH:-210}" node bin/xlstm.js bench --device cuda --workload "${UNVERIFIED_WORKLOADS:-G1,G2,G3,G3-W5,L1-cuda,W1-cuda,G2-forms}" --reps "${REPS:-5}" > "$OUT/bench-unverified.jsonl" 2>&1 || status=1
   step "unverified bench done"
   cat "$OUT/bench-unverified.jsonl"
 fi

@@ -207,6 +207,98 @@ describe("57 device inference sessions on the GPU", function () {
     assert.equal(await settledDeviceBytes(), bytes0, "dispose frees the sessions and their graphs' scratch");
   });
 
+  itCuda("a device session reads the model's weights as they are now: after loadStateDict in place (sLSTM biases included), its steps equal a new session's bit for bit", () => {
+    const c = CASES[1];  // mLSTM and sLSTM blocks
+    const { gpu } = twins(c.config, 13);
+    const B = c.B, L = 4, tok = tokens(B, L, c.config.vocab_size, 71);
+    const s = infer.createInferenceSession(gpu, { batch: B });
+    try {
+      const old = Array.from({ length: L }, (_, t) => s.step(column(tok, B, L, t)));
+      const gen = new Generator(5);
+      const sd = gpu.stateDict();
+      gpu.loadStateDict(new Map([...sd].map(([k, v]) => [k, Tensor.randn(v.shape, { generator: gen, std: 0.3 })])));
+      assert.ok([...sd.keys()].some((k) => /slstm_cell._bias_$/.test(k)), "the model has an sLSTM bias");
+      s.reset();
+      const fresh = infer.createInferenceSession(gpu, { batch: B });
+      try {
+        for (let t = 0; t < L; ++t) {
+          const x = column(tok, B, L, t), got = s.step(x);
+          assert.deepEqual(got, fresh.step(x), `step ${t}`);
+          assert.notDeepEqual(got, old[t], `step ${t}: the new weights change the logits`);
+        }
+      } finally {
+        fresh.dispose();
+      }
+    } finally {
+      s.dispose();
+    }
+  });
+
+  // the capture refusal is a hook of the emulated device (a real one does not fail a capture on demand)
+  const emulated = available && backends().cuda.emulated;
+  (emulated ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${available ? "a real GPU: the capture refusal hook needs the emulated device" : cuda.unavailableReason()}]`, fn))(
+    "a failed capture: that step runs eagerly, a new capture is tried 32 steps later; after 3 failures none, until a kernel setting changes; steps equal the eager ones throughout",
+    () => {
+      const c = CASES[1];
+      const { gpu } = twins(c.config, 12);
+      const B = c.B, L = 160, tok = tokens(B, L, c.config.vocab_size, 57);
+      const before = cuda.setSessionGraphs(false);
+      const eager = infer.createInferenceSession(gpu, { batch: B }), graphed = infer.createInferenceSession(gpu, { batch: B });
+      let t = 0;
+      // n steps of both sessions (graphs on for `graphed` only), bit-equal logits; the graphs' status after
+      const steps = (n: number): string => {
+        for (const end = t + n; t < end; ++t) {
+          const x = column(tok, B, L, t % L);
+          cuda.setSessionGraphs(true);
+          let got: Float32Array;
+          try {
+            got = graphed.step(x);
+          } finally {
+            cuda.setSessionGraphs(false);
+          }
+          assert.deepEqual(got, eager.step(x), `step ${t}`);
+        }
+        cuda.setSessionGraphs(true);
+        try {
+          return graphed.cudaGraphs;
+        } finally {
+          cuda.setSessionGraphs(false);
+        }
+      };
+      const refused = /refused by the emulated device/;
+      try {
+        assert.equal(steps(2), "on: 0 graphs", "the first step from each parity runs eagerly");
+        native.cudaEmulateRefuseCaptures(1);
+        const failed = steps(1);
+        assert.match(failed, /^on: 0 graphs; capture failed \(1 of 3, retrying\): /);
+        assert.match(failed, refused, "the status names the reason");
+        assert.equal(steps(32), failed, "32 steps that wanted a capture run eagerly");
+        assert.equal(steps(1), "on: 1 graphs", "then a capture is tried again");
+        assert.equal(steps(3), "on: 2 graphs");
+        if (backends().cuda.compiled) {
+          // a settings change drops the graphs; three failed captures (32 steps apart) and no more are tried
+          native.cudaSetGemmSplitK(native.cudaSetGemmSplitK(false));
+          native.cudaEmulateRefuseCaptures(3);
+          assert.equal(steps(2), "on: 0 graphs");
+          assert.match(steps(1), /^on: 0 graphs; capture failed \(1 of 3, retrying\)/);
+          assert.match(steps(33), /^on: 0 graphs; capture failed \(2 of 3, retrying\)/);
+          const given = steps(33);
+          assert.match(given, /^failed: /);
+          assert.match(given, refused);
+          assert.equal(steps(40), given, "no capture after the third failure");
+          // a kernel setting changed: the failures are forgotten and the graphs come back
+          native.cudaSetGemmSplitK(native.cudaSetGemmSplitK(false));
+          assert.equal(steps(4), "on: 2 graphs");
+        }
+      } finally {
+        native.cudaEmulateRefuseCaptures(0);
+        cuda.setSessionGraphs(before);
+        eager.dispose();
+        graphed.dispose();
+      }
+    },
+  );
+
   (available ? it.skip : it)(`without a GPU a device session is refused, naming the reason${available ? " [skipped: CUDA is available]" : ""}`, () => {
     const cfg = { vocabSize: 5, embeddingDim: 4, postNorm: false, blocks: [] };
     assert.throws(() => native.inferCreate(cfg, {}, 1, true), (e: Error) => !(e instanceof TypeError) && /^inferCreate: CUDA is not available: /.test(e.message));
@@ -311,7 +403,7 @@ describe("57 device inference sessions on the GPU", function () {
 
   itCuda("xLSTM Large: the device session borrows the model's weight buffers (no copy); parameters freed meanwhile stay allocated for it until dispose", async () => {
     for (const bf16 of [false, true]) {
-      const base = await settledDeviceBytes();
+      const base = await settledDeviceBytes(), reportedBase = cuda.memoryStats().gcReportedBytes;
       const { gpu } = largeTwins({ embedding_dim: 64 }, bf16);  // "single" weights: projections of several parts
       const withModel = await settledDeviceBytes();
       const weights = withModel - base;
@@ -321,12 +413,16 @@ describe("57 device inference sessions on the GPU", function () {
       assert.ok(own >= s.nativeBytes && own < s.nativeBytes + 64 * 512, `bf16 ${bf16}: the session allocated ${own} bytes, its own state and scratch are ${s.nativeBytes}`);
       assert.ok(s.nativeBytes < weights, `bf16 ${bf16}: nativeBytes ${s.nativeBytes} counts no weights (${weights} bytes)`);
       const first = s.step(tok);
+      const reported = cuda.memoryStats().gcReportedBytes;
+      assert.ok(reported >= reportedBase + weights / 2, `bf16 ${bf16}: the parameters are reported to the garbage collector (${reported - reportedBase} bytes)`);
       for (const p of gpu.parameters()) p.dispose();
       assert.equal(cuda.memoryStats().allocatedBytes, withModel + own, `bf16 ${bf16}: the freed parameters stay allocated while the session borrows them`);
+      assert.equal(cuda.memoryStats().gcReportedBytes, reported, `bf16 ${bf16}: and stay reported to the garbage collector (a session dropped without dispose is weighed)`);
       s.reset();
       assert.deepEqual(s.step(tok), first, `bf16 ${bf16}: the session still reads them`);
       s.dispose();
       assert.equal(await settledDeviceBytes(), base, `bf16 ${bf16}: they go with the session`);
+      assert.equal(cuda.memoryStats().gcReportedBytes, reportedBase, `bf16 ${bf16}: and so do their reports`);
     }
   });
 

@@ -38,8 +38,9 @@ struct DevBlock {
   DevBuf norm;
   // mLSTM
   DevBuf up_w, up_b, q_w, q_b, k_w, k_b, v_w, v_b, conv_w, conv_b, ig_w, ig_b, fg_w, fg_b, outnorm, skip, down_w, down_b;
-  // sLSTM (bias in the kernel's (gate, head, unit) order)
-  DevBuf w_i, w_f, w_z, w_o, R, bias, group_norm;
+  // sLSTM: bias_src the model's bias (head, gate, unit), bias its permute into the kernel's (gate, head, unit) order,
+  // redone by every chunk so that the session reads the model's current weights, as it does the borrowed ones
+  DevBuf w_i, w_f, w_z, w_o, R, bias_src, bias, group_norm;
   // FFN
   DevBuf ffn_norm, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
   // state: the conv window [B, K, F] twice (a step builds the next window in the other one: `wcur` is the live one);
@@ -89,7 +90,7 @@ struct DeviceInferSession final : DeviceSession {
     for (DevBlock& b : layers)
       for (DevBuf* d : {&b.norm, &b.up_w, &b.up_b, &b.q_w, &b.q_b, &b.k_w, &b.k_b, &b.v_w, &b.v_b, &b.conv_w,
                         &b.conv_b, &b.ig_w, &b.ig_b, &b.fg_w, &b.fg_b, &b.outnorm, &b.skip, &b.down_w, &b.down_b,
-                        &b.w_i, &b.w_f, &b.w_z, &b.w_o, &b.R, &b.bias, &b.group_norm, &b.ffn_norm, &b.ffn_up_w,
+                        &b.w_i, &b.w_f, &b.w_z, &b.w_o, &b.R, &b.bias_src, &b.bias, &b.group_norm, &b.ffn_norm, &b.ffn_up_w,
                         &b.ffn_up_b, &b.ffn_down_w, &b.ffn_down_b, &b.window[0], &b.window[1], &b.c[0], &b.c[1], &b.n[0], &b.n[1],
                         &b.m[0], &b.m[1], &b.state})
         v.push_back(d);
@@ -207,6 +208,8 @@ void slstm_block(DeviceInferSession& s, DevBlock& b, int64_t T) {
   headwise(s, s.pre.p + E, 4 * E, xc, E, rows, b.w_f, none, NH, DH, DH);
   headwise(s, s.pre.p + 2 * E, 4 * E, s.xn.p, E, rows, b.w_z, none, NH, DH, DH);
   headwise(s, s.pre.p + 3 * E, 4 * E, s.xn.p, E, rows, b.w_o, none, NH, DH, DH);
+  const int64_t bias_shape[3] = {NH, 4, DH}, bias_perm[3] = {1, 0, 2};  // as sLSTMLayer permutes it
+  dk::permute(b.bias.p, b.bias_src.p, 4, bias_shape, bias_perm, 3);
   RecurrentDims d;
   d.B = B, d.S = T, d.NH = NH, d.DH = DH;
   dk::recurrent_forward(!b.lstm, s.s1.p, s.states.p, s.gates.p, s.pre.p, b.state.p, b.R.p, b.bias.p, d);
@@ -275,7 +278,8 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
     b.slstm = in.slstm, b.lstm = in.lstm, b.has_ffn = in.has_ffn, b.NH = in.NH, b.K = in.K, b.act = in.act, b.P = in.P;
     borrow(b.norm, in.norm);
     if (!in.slstm) {
-      const int64_t Di = b.Di = in.Di, NH = b.NH, Bq = b.Bq = in.Bq, K = b.K;
+      const int64_t Di = b.Di = in.Di, NH = b.NH;
+      b.Bq = in.Bq;
       b.DH = Di / NH, b.F = Di;
       borrow(b.up_w, in.up_w), borrow(b.up_b, in.up_b);
       borrow(b.q_w, in.q_w), borrow(b.q_b, in.q_b);
@@ -295,10 +299,8 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
       borrow(b.w_i, in.w_i), borrow(b.w_f, in.w_f);
       borrow(b.w_z, in.w_z), borrow(b.w_o, in.w_o);
       borrow(b.R, in.R);
-      // the stored bias (head, gate, unit) -> the kernel's (gate, head, unit), as sLSTMLayer permutes it
-      b.bias.alloc(4 * E);
-      const int64_t shape[3] = {NH, 4, DH}, perm[3] = {1, 0, 2};
-      dk::permute(b.bias.p, in.bias, 4, shape, perm, 3);
+      borrow(b.bias_src, in.bias);
+      b.bias.alloc(4 * E);  // permuted by each chunk (slstm_block)
       borrow(b.group_norm, in.group_norm);
       b.state.alloc(b.NS * B * E);
       any_slstm = true;
@@ -328,7 +330,6 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
   for (DevBuf* d : {&s->xl, &s->xf}) d->alloc(B * E);
   s->logits.alloc(B * V);
   s->host_tok.resize(static_cast<size_t>(rows));
-  cuda::synchronize();  // the sLSTM biases' permutes read the model's buffers: done before the caller may free them
   return s;
 }
 

@@ -199,6 +199,7 @@ std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, i
   borrow(s->out_w, spec.out_norm_w);
   borrow(s->out_b, spec.out_norm_b);
   int64_t max_part = 0;
+  size_t most_parts = 0;
   s->layers.resize(spec.blocks.size());
   for (size_t i = 0; i < spec.blocks.size(); ++i) {
     const LargeBlockSpec& in = spec.blocks[i];
@@ -212,11 +213,14 @@ std::shared_ptr<DeviceSession> large_device_create(const LargeModelSpec& spec, i
     borrow_proj(b.up, in.up, owners);
     borrow_proj(b.down, in.down, owners);
     for (const DevProj* p : {&b.qkvo, &b.ifgate, &b.out_proj, &b.up, &b.down})
-      if (p->parts.size() > 1)
+      if (p->parts.size() > 1) {
         for (const DevProj::Part& part : p->parts) max_part = std::max(max_part, part.out);
+        most_parts = std::max(most_parts, p->parts.size());
+      }
     for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * s->DK * s->DV), b.n[j].alloc(B * NH * s->DK), b.m[j].alloc(B * NH);
   }
-  if (spec.bf16 && B > bf16_math::kGemvMaxRows) s->part.alloc(B * max_part);
+  // bf16 parts run one by one through the part scratch past the GEMV's rows or parts (cuda_large_session.cc linear)
+  if (spec.bf16 && (B > bf16_math::kGemvMaxRows || most_parts > bf16_math::kMaxGemvParts)) s->part.alloc(B * max_part);
   const int64_t W = 2 * s->qk + 2 * s->vd;
   s->tok.alloc(B);
   std::vector<float> ones(static_cast<size_t>(B), 1.0f);

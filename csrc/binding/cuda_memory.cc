@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "args.h"
 #include "async.h"
@@ -24,8 +26,47 @@ constexpr int64_t kMaxBytes = INT64_C(1) << 50;
 // Bytes of live device buffers reported to V8 as external memory (cudaMemoryStats().gcReportedBytes).
 std::atomic<int64_t> gc_reported_total{0};
 
+// The reports of freed buffers whose memory a device session still borrows (a model's weights freed or moved while
+// its session lives): those bytes stay reported until the memory really goes back, so that garbage collection keeps
+// weighing a session dropped without dispose(); sweep_gc_reports withdraws them then.
+struct LingeringReport {
+  std::weak_ptr<void> mem;
+  int64_t bytes;
+};
+std::mutex lingering_mu;
+std::vector<LingeringReport> lingering;
+
+}  // namespace
+
+void sweep_gc_reports(Napi::Env env) {
+  int64_t gone = 0;
+  {
+    std::lock_guard<std::mutex> lock(lingering_mu);
+    for (size_t i = 0; i < lingering.size();) {
+      if (lingering[i].mem.expired()) {
+        gone += lingering[i].bytes;
+        lingering[i] = lingering.back();
+        lingering.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  if (gone) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -gone);
+    gc_reported_total -= gone;
+  }
+}
+
+namespace {
+
 void release(Napi::Env env, DeviceBuffer* b) {
   if (!b->ptr) return;
+  if (b->gc_reported && b->mem.use_count() > 1) {  // borrowed: the report stays until the borrower lets go
+    std::lock_guard<std::mutex> lock(lingering_mu);
+    lingering.push_back(LingeringReport{b->mem, b->gc_reported});
+    b->gc_reported = 0;
+  }
   b->mem.reset();  // the memory goes back now, or when the last session borrowing it goes
   b->ptr = nullptr;
   // the bytes reported so that garbage collection weighs unreachable device buffers (its safety net role)
@@ -34,6 +75,7 @@ void release(Napi::Env env, DeviceBuffer* b) {
     gc_reported_total -= b->gc_reported;
   }
   b->gc_reported = 0;
+  sweep_gc_reports(env);  // (a session that borrowed others may have gone since)
 }
 
 // Reports a live buffer's bytes to V8 as external memory (once), so that garbage collection weighs it.
@@ -111,11 +153,12 @@ Napi::Value Malloc(const Napi::CallbackInfo& info) {
     b->ptr = p;
   });
   b->bytes = bytes;
-  DeviceBuffer* raw = b.release();
+  DeviceBuffer* raw = b.get();
   auto ext = Napi::External<DeviceBuffer>::New(info.Env(), raw, [](Napi::Env env, DeviceBuffer* p) {
     release(env, p);
     delete p;
   });
+  b.release();  // the External owns it now (had New thrown, b would have freed it)
   ext.TypeTag(&kDeviceBufferTag);
   if (tracked) report_to_gc(info.Env(), raw);
   return ext;

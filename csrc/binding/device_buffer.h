@@ -19,7 +19,7 @@ namespace xlstm {
 struct DeviceBuffer {
   void* ptr = nullptr;  // null once freed
   // owns ptr (device_free when the last holder lets go): freeing the buffer drops this reference; a device session
-  // that borrows the memory (the xLSTM Large session's weights) holds another, so the memory outlives the handle
+  // that borrows the memory (a device session's weights) holds another, so the memory outlives the handle
   std::shared_ptr<void> mem;
   int64_t bytes = 0;
   int64_t gc_reported = 0;  // bytes reported to V8 as external memory (0: a scope releases it; see cudaMalloc)
@@ -30,6 +30,9 @@ struct DeviceBuffer {
 // explains min_bytes, e.g. "4*M*K (M=3, K=5)".
 DeviceBuffer* require_device_buffer(const ArgCtx& c, size_t i, const char* name, int64_t min_bytes,
                                     const std::string& desc = "");
+// Withdraws the V8 external-memory reports of freed buffers whose memory a device session kept alive, once it has
+// gone (call after a session is disposed or finalized).
+void sweep_gc_reports(Napi::Env env);
 // A live device buffer given as value v (e.g. an object's property) that `name` describes; TypeError otherwise.
 DeviceBuffer* device_buffer_value(const ArgCtx& c, Napi::Value v, const std::string& name);
 // require_device_buffer, or nullptr for null/undefined.

@@ -2,6 +2,8 @@
 #include "device_kernels.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda_api.h"
@@ -137,6 +139,8 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
 }
 
 void bf16_linear_parts(float* y, const float* x, const bf16_math::GemvParts& ps, int64_t rows, int64_t in) {
+  if (const char* why = bf16_math::gemv_parts_error(ps, rows))
+    throw std::invalid_argument(std::string("bf16_linear_parts: needs ") + why);
   const int64_t out = ps.start[ps.n];
   if (replay_kernels()) {
     replay_with_writes("bf16_linear_parts", rows * out, [&](int32_t* wr) {

@@ -23,7 +23,7 @@ struct DeviceSession {
   virtual void reset() = 0;
   // the device buffer of one block's state part, or nullptr when the block has none; *len its floats
   virtual float* state(int64_t block, InferStatePart part, int64_t* len) = 0;
-  // device memory held (parameters, state, scratch)
+  // device memory the session itself holds (state, scratch, the sLSTM biases it permutes; not the borrowed weights)
   virtual int64_t bytes() const = 0;
   virtual int64_t blocks() const = 0;
   int64_t batch() const { return B; }

@@ -309,11 +309,13 @@ Napi::Value new_handle(const ArgCtx& c, Make&& make) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(c.info.Env(), std::string(e.what()));
   }
-  Holder* raw = h.release();
+  Holder* raw = h.get();
   Napi::External<Holder> ext = Napi::External<Holder>::New(c.info.Env(), raw, [](Napi::Env env, Holder* p) {
     if (p->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -p->reported);
     delete p;
+    sweep_gc_reports(env);  // borrowed weights freed meanwhile go with it
   });
+  h.release();  // the External owns it now (had New thrown, h would have freed the session)
   ext.TypeTag(&kInferTag);
   report(c.info.Env(), raw);
   return ext;
@@ -596,7 +598,8 @@ Napi::Value InferBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(h->running ? h->reported : h->bytes()));
 }
 
-// "cpu" for a CPU session; a device session's decode graphs: "off", "on: N graphs" or "failed: <why>"
+// "cpu" for a CPU session; a device session's decode graphs (StepGraphs::status): "off", "on: N graphs" (with the
+// last failed capture's reason while a retry is pending) or "failed: <why>"
 Napi::Value InferGraphs(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferGraphs"};
   Holder* h = require_handle(c);
@@ -612,12 +615,23 @@ Napi::Value CudaSetSessionGraphs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), cuda::set_session_graphs(on));
 }
 
+// cudaEmulateRefuseCaptures(n): the emulated device's next n graph captures fail (test hook; throws unless
+// XLSTM_CUDA_EMULATE is on)
+Napi::Value CudaEmulateRefuseCaptures(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "cudaEmulateRefuseCaptures"};
+  require_count(c, 1);
+  const int64_t n = require_int(c, 0, "n", 0, 1000000);
+  cuda::emulate_refuse_captures(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
 Napi::Value InferDispose(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferDispose"};
   Holder* h = require_handle(c, false);
   h->s.reset();
   h->d.reset();
   report(info.Env(), h);
+  sweep_gc_reports(info.Env());  // borrowed weights freed meanwhile go with the session (unless a step still runs)
   return info.Env().Undefined();
 }
 
@@ -633,6 +647,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inferDispose", Napi::Function::New(env, InferDispose, "inferDispose"));
   exports.Set("inferGraphs", Napi::Function::New(env, InferGraphs, "inferGraphs"));
   exports.Set("cudaSetSessionGraphs", Napi::Function::New(env, CudaSetSessionGraphs, "cudaSetSessionGraphs"));
+  exports.Set("cudaEmulateRefuseCaptures", Napi::Function::New(env, CudaEmulateRefuseCaptures, "cudaEmulateRefuseCaptures"));
 }
 
 }  // namespace

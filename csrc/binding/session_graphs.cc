@@ -9,10 +9,11 @@ namespace xlstm {
 
 void StepGraphs::step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
                       const std::function<void(const Parity&)>& set) {
-  if (!cuda::session_graphs() || !failed_.empty()) return enqueue();
+  if (!cuda::session_graphs()) return enqueue();
   const uint64_t settings = cuda::kernel_settings_generation();
   if (settings != settings_) {
-    clear();  // captured under other kernel choices
+    clear();  // captured under other kernel choices; a failure under them may not recur
+    failed_.clear(), failures_ = 0, wait_ = 0;
     settings_ = settings;
   }
   const Parity before = get();
@@ -23,6 +24,7 @@ void StepGraphs::step(const std::function<void()>& enqueue, const std::function<
     return;
   }
   if (seen_.insert(before).second) return enqueue();  // the first step from this parity: eager
+  if (!failed_.empty() && (failures_ >= kMaxFailures || wait_-- > 0)) return enqueue();  // after a failed capture
   std::function<void()> work = enqueue;
   if (cuda::emulated()) {
     // The emulated device's graph is the step's own calls, run again at each launch (cuda_api.h). A real graph's
@@ -45,16 +47,26 @@ void StepGraphs::step(const std::function<void()>& enqueue, const std::function<
   void* g = cuda::graph_capture_launch(work, &why);
   if (!g) {
     failed_ = why.empty() ? "capture failed" : why;
+    ++failures_, wait_ = kRetryAfter;
     set(before);  // the captured enqueue moved the parity on, but nothing ran
     return enqueue();
   }
-  graphs_[before] = Entry{g, get()};
+  failed_.clear();
+  try {
+    graphs_[before] = Entry{g, get()};
+  } catch (...) {
+    cuda::graph_free(g);
+    throw;
+  }
 }
 
 std::string StepGraphs::status() const {
-  if (!failed_.empty()) return "failed: " + failed_;
   if (!cuda::session_graphs()) return "off";
-  return "on: " + std::to_string(graphs_.size()) + " graphs";
+  if (!failed_.empty() && failures_ >= kMaxFailures) return "failed: " + failed_;
+  std::string s = "on: " + std::to_string(graphs_.size()) + " graphs";
+  if (!failed_.empty())
+    s += "; capture failed (" + std::to_string(failures_) + " of " + std::to_string(kMaxFailures) + ", retrying): " + failed_;
+  return s;
 }
 
 void StepGraphs::clear() {

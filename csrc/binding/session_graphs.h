@@ -5,10 +5,12 @@
 // (the xLSTM Large session runs a prefill as such steps too, its key extended by whether the step ends with the head):
 // the first step from a parity runs eagerly (any first-use setup, such as a kernel's shared-memory attribute or an
 // autotune, happens outside a capture), the second is captured and launched, and later ones launch that graph and
-// set the parity the step leaves. A capture that fails (an operation the capture refuses) turns the graphs off for
-// the session, with the reason kept for status(); that step then runs eagerly from the parity it started with. A
-// graph keeps the kernels its capture chose: a change of the kernel settings (cuda::kernel_settings_changed) drops
-// the graphs, and the steps after it capture new ones.
+// set the parity the step leaves. A capture that fails (an operation the capture refuses, or another thread's device
+// synchronisation invalidating it) leaves that step to run eagerly from the parity it started with, and the reason
+// for status(). Graphs already captured keep being launched; a new capture is tried again after kRetryAfter steps
+// that wanted one, and after kMaxFailures failed captures no more are tried. A graph keeps the kernels its capture
+// chose: a change of the kernel settings (cuda::kernel_settings_changed) drops the graphs and the failure count, and
+// the steps after it capture new ones.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -31,8 +33,11 @@ class StepGraphs {
   // read and restore the session's parity. Eager (just `enqueue`) when graphs are off.
   void step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
             const std::function<void(const Parity&)>& set);
-  // "off", "on: N graphs" (N captured so far) or "failed: <why>"
+  // "off", "on: N graphs" (N captured so far; after a failed capture that is still to be retried:
+  // "on: N graphs; capture failed (k of kMaxFailures, retrying): <why>") or "failed: <why>" (no more captures)
   std::string status() const;
+  static constexpr int kMaxFailures = 3;
+  static constexpr int64_t kRetryAfter = 32;
   void clear();  // frees the graphs (the session's buffers must outlive them)
 
  private:
@@ -42,7 +47,9 @@ class StepGraphs {
   };
   std::map<Parity, Entry> graphs_;
   std::set<Parity> seen_;
-  std::string failed_;
+  std::string failed_;    // why the last capture failed (empty after a capture that worked)
+  int failures_ = 0;      // failed captures under the current kernel settings
+  int64_t wait_ = 0;      // steps wanting a capture still to run eagerly before the next try
   uint64_t settings_ = 0;  // cuda::kernel_settings_generation() when graphs_ / seen_ were filled
 };
 

@@ -67,6 +67,19 @@ struct GemvParts {
   int n;
 };
 
+// Why `ps` is not a valid set of parts for `rows` rows (nullptr: valid): 1 to kMaxGemvParts parts, each with a
+// weight, starting at output 0 and in order (a part may be empty), at most kGemvMaxRows rows.
+inline const char* gemv_parts_error(const GemvParts& ps, int64_t rows) {
+  if (ps.n < 1 || ps.n > kMaxGemvParts) return "1 to 4 parts";
+  if (rows > kGemvMaxRows) return "at most 8 rows (the GEMV)";
+  if (ps.start[0] != 0) return "the first part starting at output 0";
+  for (int i = 0; i < ps.n; ++i) {
+    if (!ps.w[i]) return "a weight for every part";
+    if (ps.start[i + 1] < ps.start[i]) return "parts in order (start[] not decreasing)";
+  }
+  return nullptr;
+}
+
 // the part output o belongs to
 XLSTM_BF_FN int gemv_part(const GemvParts& ps, int64_t o) {
   int i = 0;

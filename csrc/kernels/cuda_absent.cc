@@ -415,9 +415,13 @@ void empty_cache() {
   if (!emu::enabled()) memory_absent("cuda::empty_cache");
   emu::allocator().empty_cache();
 }
-void* graph_capture_launch(std::function<void()> enqueue, std::string*) {
+void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   if (!emu::enabled()) memory_absent("cuda::graph_capture_launch");
-  return emu::graph_capture_launch(std::move(enqueue));
+  return emu::graph_capture_launch(std::move(enqueue), why);
+}
+void emulate_refuse_captures(int n) {
+  if (!emu::enabled()) memory_absent("cuda::emulate_refuse_captures");
+  emu::refused_captures() = n;
 }
 void graph_launch(void* g) {
   if (!emu::enabled()) memory_absent("cuda::graph_launch");

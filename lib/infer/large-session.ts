@@ -19,8 +19,8 @@ import { InferenceSessionOptions, MAX_BATCH } from "./session";
  * prefill with model.forward and setState its state instead: the chunkwise kernels). The session reads the model's
  * parameter buffers where they are, without a copy (a 7B model's weights would double its device memory): its own
  * device memory (`nativeBytes`) is the state and the scratch. Parameters freed or moved off the GPU after creation
- * stay allocated, unchanged, for the session until `dispose()`; updates made in place (an optimizer step) are seen by
- * its next step (create a new session after loading other weights).
+ * stay allocated, unchanged, for the session until `dispose()`; changes made in place (an optimizer step,
+ * loadStateDict) are seen by its next step.
  */
 export class LargeInferenceSession extends NativeSession {
   readonly model: xLSTMLarge;

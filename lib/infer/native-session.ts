@@ -47,15 +47,19 @@ export abstract class NativeSession {
     return this.handle === null;
   }
 
-  /** Bytes of native memory held (parameters, recurrent state, scratch; device memory for a device session). */
+  /**
+   * Bytes of native memory the session holds: its parameters' copies, recurrent state and scratch; for a device
+   * session the device memory of its state and scratch (it borrows the model's weight buffers: none copied).
+   */
   get nativeBytes(): number {
     return native.inferBytes(this.live("nativeBytes"));
   }
 
   /**
    * The decode steps' CUDA graphs of a device session (cuda.setSessionGraphs): "off", "on: N graphs" (N captured
-   * so far: one per state-buffer parity a step started from) or "failed: <why>" (a capture failed, the session runs
-   * its steps eagerly); "cpu" for a CPU session.
+   * so far: one per state-buffer parity a step started from; while a failed capture waits to be retried: "on: N
+   * graphs; capture failed (k of 3, retrying): <why>") or "failed: <why>" (three captures failed: steps without a
+   * graph run eagerly until a kernel setting changes); "cpu" for a CPU session.
    */
   get cudaGraphs(): string {
     return native.inferGraphs(this.live("cudaGraphs"));

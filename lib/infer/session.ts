@@ -100,10 +100,11 @@ function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<str
  *
  * A model on the GPU gets a device session (`device` "cuda"): state and scratch in device memory, the per-token
  * kernels enqueued by one native call. It reads the model's parameter buffers where they are instead of copying them
- * (only the sLSTM biases are permuted into its own memory), so its `nativeBytes` are the state and scratch; call
- * `refresh()` after changing the weights, as on the CPU. Parameters freed or moved off the GPU after creation stay
- * allocated, unchanged, for the session until `dispose()`. Tokens and logits stay host arrays; getState returns CUDA
- * tensors.
+ * (the sLSTM biases are permuted into its own memory by every call), so its `nativeBytes` are the state and scratch,
+ * and changes made to the weights in place (an optimizer step, loadStateDict) are seen by its next call: unlike the
+ * CPU session's snapshot, it needs no `refresh()` (which does no harm). Parameters freed or moved off the GPU after
+ * creation stay allocated, unchanged, for the session until `dispose()`. Tokens and logits stay host arrays;
+ * getState returns CUDA tensors.
  */
 export class InferenceSession extends NativeSession {
   readonly model: xLSTMLMModel;
