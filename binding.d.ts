@@ -876,6 +876,13 @@ export interface Binding {
   allocatorSimStats(sim: AllocatorSim): AllocatorStats & { rawUsedBytes: number; rawSegments: number };
   /** "" when the allocator's invariants hold, else the first broken one. */
   allocatorSimCheck(sim: AllocatorSim): string;
+  /**
+   * A CUDA graph capture's memory bookkeeping (cuda/capture_scratch.h) over the simulated allocator, for tests: ops
+   * in order allocate (`alloc` bytes), free the i-th allocation (`free`) or a block from before the capture
+   * (`freeAddress`). Returns each allocation's address, the blocks the graph would keep, and how many blocks allocated
+   * inside were left live (a capture refused). The blocks stay allocated in the sim.
+   */
+  allocatorSimCapture(sim: AllocatorSim, ops: readonly ({ alloc: number } | { free: number } | { freeAddress: number })[]): { addresses: number[]; outliving: number; keep: number[] };
   /** unary on device buffers (n floats; out may be x). Enqueued on the package's stream. */
   cudaUnaryDev(op: Parameters<Binding["unary"]>[0], x: DeviceBuffer, out: DeviceBuffer, n: number, alpha?: number, beta?: number): void;
   /** unaryBackward on device buffers. */

@@ -12,12 +12,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "caching_allocator.h"
+#include "capture_scratch.h"
 
 namespace xlstm {
 namespace cuda {
@@ -74,42 +78,6 @@ struct HostRaw {
   }
 };
 
-// A graph on the emulated device (cuda_api.h graph_capture_launch): the work itself, run at each launch.
-struct Graph {
-  std::function<void()> work;
-};
-// Captures still to refuse (cuda::emulate_refuse_captures: the test hook for the sessions' handling of a failed
-// capture, which a real device does not fail on demand).
-inline std::atomic<int>& refused_captures() {
-  static std::atomic<int> n{0};
-  return n;
-}
-// As the real capture: nullptr with the reason when refused or when the work throws (not rethrown).
-inline void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
-  int left = refused_captures().load();
-  while (left > 0 && !refused_captures().compare_exchange_weak(left, left - 1)) {
-  }
-  if (left > 0) {
-    if (why) *why = "refused by the emulated device (cuda::emulate_refuse_captures)";
-    return nullptr;
-  }
-  auto g = new Graph{std::move(enqueue)};
-  try {
-    g->work();
-  } catch (const std::exception& e) {
-    delete g;
-    if (why) *why = e.what();
-    return nullptr;
-  } catch (...) {
-    delete g;
-    if (why) *why = "the captured work threw";
-    return nullptr;
-  }
-  return g;
-}
-inline void graph_launch(void* g) { static_cast<Graph*>(g)->work(); }
-inline void graph_free(void* g) { delete static_cast<Graph*>(g); }
-
 inline CachingAllocator<HostRaw>& allocator() {
   static auto* a = new CachingAllocator<HostRaw>(HostRaw{});
   return *a;
@@ -122,11 +90,106 @@ inline uint64_t free_bytes() {
 
 inline std::string device_name() { return "host emulation (XLSTM_CUDA_EMULATE=1)"; }
 
+// A graph on the emulated device (cuda_api.h graph_capture_launch): the step's own calls, run at each launch. The
+// capture keeps its memory as on a GPU (capture_scratch.h: blocks freed inside it stay the graph's, one left live
+// refuses it), and a launch hands the work's allocations the addresses the capture got, in the same order, and frees
+// nothing, as a real graph's nodes reuse their captured addresses: so the sessions' graph tests run the GPU's
+// bookkeeping, and a launch whose allocations differ from its capture's (work that changed since) throws.
+struct Graph {
+  std::function<void()> work;
+  std::vector<std::pair<void*, size_t>> allocs;  // the capture's allocations in order: (address, bytes)
+  std::vector<void*> keep;                        // the blocks the graph holds
+  ~Graph() {
+    for (void* p : keep) allocator().free(p);
+  }
+};
+struct GraphLaunch {
+  const Graph* g;
+  size_t next;  // allocations handed out so far
+};
+inline CaptureScratch*& capturing() {  // the capture in progress on this thread
+  thread_local CaptureScratch* c = nullptr;
+  return c;
+}
+inline GraphLaunch*& launching() {  // the launch in progress on this thread
+  thread_local GraphLaunch* l = nullptr;
+  return l;
+}
+
 inline void* device_malloc(size_t bytes) {
-  void* p = allocator().allocate(bytes);
+  if (GraphLaunch* l = launching()) {
+    if (l->next >= l->g->allocs.size() || l->g->allocs[l->next].second != bytes)
+      throw std::logic_error("emulated graph launch: allocation " + std::to_string(l->next) + " of " +
+                             std::to_string(bytes) + " bytes differs from its capture's (" +
+                             std::to_string(l->g->allocs.size()) + " allocations): the work changed since the capture");
+    return l->g->allocs[l->next++].first;
+  }
+  CaptureScratch* c = capturing();
+  void* p = c ? c->allocate(bytes, [](size_t n) { return allocator().allocate(n, false); }) : allocator().allocate(bytes);
   if (!p) throw std::runtime_error(out_of_memory_message(bytes, allocator().stats(), free_bytes(), capacity()));
   return p;
 }
+inline void device_free(void* p) {
+  if (!p || launching()) return;  // a launch frees nothing: its blocks are the graph's
+  if (CaptureScratch* c = capturing()) c->free(p);
+  else allocator().free(p);
+}
+
+// Captures still to refuse (cuda::emulate_refuse_captures: the test hook for the sessions' handling of a failed
+// capture, which a real device does not fail on demand).
+inline std::atomic<int>& refused_captures() {
+  static std::atomic<int> n{0};
+  return n;
+}
+// As the real capture: nullptr with the reason when refused, when the work throws (not rethrown) or when it leaves an
+// allocation live. Unlike a real capture, the emulated one has run the work by then (except when refused).
+inline void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
+  int left = refused_captures().load();
+  while (left > 0 && !refused_captures().compare_exchange_weak(left, left - 1)) {
+  }
+  if (left > 0) {
+    if (why) *why = "refused by the emulated device (cuda::emulate_refuse_captures)";
+    return nullptr;
+  }
+  auto g = std::make_unique<Graph>();
+  g->work = std::move(enqueue);
+  CaptureScratch scratch;
+  std::string err;
+  {
+    struct Redirect {
+      explicit Redirect(CaptureScratch* c) { capturing() = c; }
+      ~Redirect() { capturing() = nullptr; }
+    } redirect(&scratch);
+    try {
+      g->work();
+    } catch (const std::exception& e) {
+      err = e.what();
+    } catch (...) {
+      err = "the captured work threw";
+    }
+  }
+  g->allocs = scratch.order();
+  const size_t outliving = scratch.finish(&g->keep);
+  if (err.empty() && outliving) err = capture_outliving_message(outliving);
+  if (!err.empty()) {
+    if (why) *why = err;
+    return nullptr;  // ~Graph gives its blocks back
+  }
+  return g.release();
+}
+inline void graph_launch(void* graph) {
+  const Graph* g = static_cast<const Graph*>(graph);
+  GraphLaunch l{g, 0};
+  struct Redirect {
+    explicit Redirect(GraphLaunch* x) { launching() = x; }
+    ~Redirect() { launching() = nullptr; }
+  } redirect(&l);
+  g->work();
+  if (l.next != g->allocs.size())
+    throw std::logic_error("emulated graph launch: " + std::to_string(l.next) + " allocations, its capture made " +
+                           std::to_string(g->allocs.size()) + ": the work changed since the capture");
+}
+inline void graph_free(void* g) { delete static_cast<Graph*>(g); }
 
 // `height` rows of `width` bytes between pitched host ranges.
 inline void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t height) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "caching_allocator.h"
+#include "capture_scratch.h"
 #include "cuda_api.h"
 #include "cuda_host_util.h"
 #include "host_emulation.h"
@@ -50,17 +51,8 @@ CachingAllocator<CudaRaw>& allocator() {
 }
 
 // While this thread captures a graph (graph_capture_launch): the capture's private stream, which stands in for the
-// package stream on this thread, and the graph's scratch. A block freed inside the capture stays the graph's (its
-// nodes use that address at every launch), but later allocations of the same capture may take it again: the
-// captured work is one chain, so a block is reused only by nodes after the last one that used it, as on the stream.
-// A block allocated inside the capture and still live at its end fails the capture (graph_capture_launch): the graph
-// would go on using it after its owner frees it (the first step from a parity runs eagerly, so lazily allocated
-// workspaces exist before any capture).
-struct CaptureScratch {
-  std::unordered_map<void*, size_t> sizes;   // blocks allocated inside the capture: their sizes
-  std::multimap<size_t, void*> free_blocks;  // of those, the ones freed again (by size, for a best fit)
-  std::vector<void*>* keep = nullptr;        // blocks from before the capture that it freed; the graph holds them
-};
+// package stream on this thread, and the graph's memory bookkeeping (capture_scratch.h; the first step from a parity
+// runs eagerly, so lazily allocated workspaces exist before any capture).
 thread_local cudaStream_t t_capture_stream = nullptr;
 thread_local CaptureScratch* t_capture = nullptr;
 
@@ -94,16 +86,8 @@ void* stream() { return emu::enabled() ? nullptr : the_stream("cuda::stream"); }
 
 void* device_malloc(size_t bytes) {
   if (emu::enabled()) return emu::device_malloc(bytes);
-  if (t_capture) {
-    auto it = t_capture->free_blocks.lower_bound(bytes);
-    if (it != t_capture->free_blocks.end()) {
-      void* p = it->second;
-      t_capture->free_blocks.erase(it);
-      return p;
-    }
-  }
-  void* p = allocator().allocate(bytes, !t_capture);  // (no cudaFree inside a capture)
-  if (p && t_capture) t_capture->sizes[p] = bytes;
+  void* p = t_capture ? t_capture->allocate(bytes, [](size_t n) { return allocator().allocate(n, false); })  // (no cudaFree inside a capture)
+                      : allocator().allocate(bytes);
   if (p) return p;
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
@@ -112,15 +96,9 @@ void* device_malloc(size_t bytes) {
 
 void device_free(void* p) {
   if (!p) return;
-  if (emu::enabled()) emu::allocator().free(p);
-  else if (t_capture) {
-    // the graph being captured uses it at every launch: its own blocks may serve later allocations of the capture
-    auto it = t_capture->sizes.find(p);
-    if (it != t_capture->sizes.end()) t_capture->free_blocks.emplace(it->second, p);
-    else t_capture->keep->push_back(p);  // a block from before the capture: held until the graph goes
-  } else {
-    allocator().free(p);
-  }
+  if (emu::enabled()) emu::device_free(p);
+  else if (t_capture) t_capture->free(p);  // the graph being captured uses it at every launch
+  else allocator().free(p);
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
@@ -218,7 +196,6 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   cudaError_t e = cudaStreamBeginCapture(cs, cudaStreamCaptureModeRelaxed);
   if (e == cudaSuccess) {
     CaptureScratch scratch;
-    scratch.keep = &g->keep;
     {
       // the thread's stream and scratch are its own again on every way out of the work
       struct Redirect {
@@ -233,13 +210,8 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
         err = "the captured work threw";
       }
     }
-    // A block allocated inside the capture and still live would be written by every launch of the graph after its
-    // owner frees it (and the allocator hands it out again): refused, not relied on (sessions allocate their buffers
-    // at creation and the first step from each parity runs eagerly, so their captures leave no such block)
-    const size_t outliving = scratch.sizes.size() - scratch.free_blocks.size();
-    if (err.empty() && outliving)
-      err = "device memory allocated inside the capture outlives it (" + std::to_string(outliving) + " blocks)";
-    for (const auto& kv : scratch.free_blocks) g->keep.push_back(kv.second);  // the graph's scratch
+    const size_t outliving = scratch.finish(&g->keep);  // g->keep: the graph's blocks
+    if (err.empty() && outliving) err = capture_outliving_message(outliving);
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(cs, &graph);
     if (err.empty() && e != cudaSuccess) err = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(e);

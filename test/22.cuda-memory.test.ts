@@ -131,6 +131,46 @@ describe("22 CUDA device memory", () => {
       assert.equal(native.allocatorSimCheck(sim), "");
     });
 
+    it("a CUDA graph capture's memory (cuda/capture_scratch.h): a block freed inside is taken again by a later allocation of the capture (best fit), the graph keeps what was freed inside (blocks from before it too), a block left live is counted", () => {
+      const sim = native.allocatorSimCreate(64 * MiB);
+      const before = native.allocatorSimAlloc(sim, 1000)!;
+      const r = native.allocatorSimCapture(sim, [
+        { alloc: 4096 }, // 0: fresh
+        { alloc: 65536 }, // 1: fresh
+        { free: 1 },
+        { free: 0 },
+        { alloc: 2048 }, // 2: the best fit of the freed blocks: 0's
+        { alloc: 60000 }, // 3: 1's
+        { alloc: 70000 }, // 4: fresh (no freed block is large enough)
+        { free: 2 },
+        { free: 3 },
+        { free: 4 },
+        { freeAddress: before },
+      ]);
+      const a = r.addresses;
+      assert.equal(a[2], a[0], "the best fit");
+      assert.equal(a[3], a[1]);
+      assert.equal(new Set([a[0], a[1], a[4], before]).size, 4, "fresh blocks are new blocks");
+      assert.equal(r.outliving, 0);
+      const sorted = (x: number[]) => [...x].sort((p, q) => p - q);
+      assert.deepEqual(sorted(r.keep), sorted([before, a[0], a[1], a[4]]), "the graph keeps every block freed inside it");
+      for (const p of r.keep) native.allocatorSimFree(sim, p);  // (graph_free: live blocks of the allocator)
+      assert.equal(native.allocatorSimStats(sim).allocatedBytes, 0);
+      // left live, and taken again then left live: counted (the capture is refused); the owners' blocks
+      const live = native.allocatorSimCapture(sim, [{ alloc: 100 }, { alloc: 200 }, { free: 0 }]);
+      assert.equal(live.outliving, 1);
+      assert.deepEqual(live.keep, [live.addresses[0]]);
+      const again = native.allocatorSimCapture(sim, [{ alloc: 100 }, { free: 0 }, { alloc: 50 }]);
+      assert.equal(again.addresses[1], again.addresses[0]);
+      assert.equal(again.outliving, 1);
+      assert.deepEqual(again.keep, []);
+      for (const p of [...live.addresses, again.addresses[0]]) native.allocatorSimFree(sim, p);
+      assert.equal(native.allocatorSimStats(sim).allocatedBytes, 0);
+      assert.equal(native.allocatorSimCheck(sim), "");
+      assert.throws(() => native.allocatorSimCapture(sim, [{ free: 0 }]), (e: Error) => e instanceof RangeError && /ops\[0\]\.free must be an integer/.test(e.message));
+      assert.throws(() => native.allocatorSimCapture(sim, [{} as never]), (e: Error) => e instanceof TypeError && /ops\[0\] must have alloc, free or freeAddress/.test(e.message));
+    });
+
     it("bad frees and bad handles are refused by name", () => {
       const sim = native.allocatorSimCreate(8 * MiB);
       const a = native.allocatorSimAlloc(sim, 10)!;

@@ -293,7 +293,8 @@ std::shared_ptr<DeviceSession> device_infer_create(const InferModelSpec& spec, i
       for (int j = 0; j < 2; ++j) b.c[j].alloc(B * NH * b.DH * b.DH), b.n[j].alloc(B * NH * b.DH), b.m[j].alloc(B * NH);
       max_up = std::max(max_up, 2 * Di), max_di = std::max(max_di, Di), max_wide = std::max(max_wide, Di);
     } else {
-      const int64_t NH = b.NH, DH = b.DH = E / NH, K = b.K;
+      const int64_t K = b.K;
+      b.DH = E / b.NH;
       b.F = E, b.NS = in.lstm ? 2 : 4;
       if (K > 0) borrow(b.conv_w, in.conv_w), borrow(b.conv_b, in.conv_b);
       borrow(b.w_i, in.w_i), borrow(b.w_f, in.w_f);

@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "async.h"
+#include "capture_scratch.h"
 #include "cuda_api.h"
 #include "device_buffer.h"
 #include "registry.h"
@@ -364,6 +365,57 @@ Napi::Value SimCheck(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), require_sim(c)->check());
 }
 
+// allocatorSimCapture(sim, ops) -> { addresses, outliving, keep }: a graph capture's memory bookkeeping
+// (cuda/capture_scratch.h, as the GPU and the emulated device run it) over the simulated allocator. ops in order:
+// { alloc: bytes } (its block's address goes to addresses), { free: i } (the i-th alloc op's block) or
+// { freeAddress: a } (a block from before the capture). keep: the blocks the graph would hold; outliving: blocks
+// allocated inside and left live (a capture refused). Every block stays allocated in the sim (the caller frees them).
+Napi::Value SimCapture(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "allocatorSimCapture"};
+  require_count(c, 2);
+  SimAllocator* a = require_sim(c);
+  if (!info[1].IsArray()) throw_type(c, "ops must be an array, got " + kind_of(info[1]));
+  const Napi::Array ops = info[1].As<Napi::Array>();
+  cuda::CaptureScratch scratch;
+  std::vector<void*> allocated;
+  auto addr = [](void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); };
+  for (uint32_t i = 0; i < ops.Length(); ++i) {
+    const Napi::Value v = ops.Get(i);
+    const std::string at = "ops[" + std::to_string(i) + "]";
+    if (!v.IsObject()) throw_type(c, at + " must be an object, got " + kind_of(v));
+    const Napi::Object op = v.As<Napi::Object>();
+    auto integer = [&](const char* key, int64_t hi) {
+      const Napi::Value x = op.Get(key);
+      const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= static_cast<double>(hi) && d == static_cast<double>(static_cast<int64_t>(d))))
+        throw_range(c, at + "." + key + " must be an integer in [0, " + std::to_string(hi) + "]");
+      return static_cast<int64_t>(d);
+    };
+    if (op.Has("alloc")) {
+      void* p = scratch.allocate(static_cast<size_t>(integer("alloc", kMaxBytes)), [&](size_t n) { return a->allocate(n, false); });
+      if (!p) throw_range(c, at + ": the simulated device is out of memory");
+      allocated.push_back(p);
+    } else if (op.Has("free")) {
+      const int64_t k = integer("free", static_cast<int64_t>(allocated.size()) - 1);
+      scratch.free(allocated[static_cast<size_t>(k)]);
+    } else if (op.Has("freeAddress")) {
+      scratch.free(reinterpret_cast<void*>(static_cast<uintptr_t>(integer("freeAddress", INT64_C(1) << 53))));
+    } else {
+      throw_type(c, at + " must have alloc, free or freeAddress");
+    }
+  }
+  std::vector<void*> keep;
+  const size_t outliving = scratch.finish(&keep);
+  Napi::Object o = Napi::Object::New(info.Env());
+  Napi::Array addresses = Napi::Array::New(info.Env(), allocated.size()), kept = Napi::Array::New(info.Env(), keep.size());
+  for (size_t i = 0; i < allocated.size(); ++i) addresses.Set(static_cast<uint32_t>(i), addr(allocated[i]));
+  for (size_t i = 0; i < keep.size(); ++i) kept.Set(static_cast<uint32_t>(i), addr(keep[i]));
+  o.Set("addresses", addresses);
+  o.Set("outliving", Napi::Number::New(info.Env(), static_cast<double>(outliving)));
+  o.Set("keep", kept);
+  return o;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMalloc", Napi::Function::New(env, Malloc, "cudaMalloc"));
   exports.Set("cudaFree", Napi::Function::New(env, Free, "cudaFree"));
@@ -378,6 +430,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocatorSimCreate", Napi::Function::New(env, SimCreate, "allocatorSimCreate"));
   exports.Set("allocatorSimAlloc", Napi::Function::New(env, SimAlloc, "allocatorSimAlloc"));
   exports.Set("allocatorSimFree", Napi::Function::New(env, SimFree, "allocatorSimFree"));
+  exports.Set("allocatorSimCapture", Napi::Function::New(env, SimCapture, "allocatorSimCapture"));
   exports.Set("allocatorSimEmptyCache", Napi::Function::New(env, SimEmptyCache, "allocatorSimEmptyCache"));
   exports.Set("allocatorSimStats", Napi::Function::New(env, SimStats, "allocatorSimStats"));
   exports.Set("allocatorSimCheck", Napi::Function::New(env, SimCheck, "allocatorSimCheck"));

@@ -378,7 +378,7 @@ void* device_malloc(size_t bytes) {
 }
 void device_free(void* p) {
   if (!emu::enabled()) memory_absent("cuda::device_free");
-  if (p) emu::allocator().free(p);
+  emu::device_free(p);
 }
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!emu::enabled()) memory_absent("cuda::copy_to_device");
