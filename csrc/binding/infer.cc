@@ -621,6 +621,8 @@ Napi::Value CudaEmulateRefuseCaptures(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaEmulateRefuseCaptures"};
   require_count(c, 1);
   const int64_t n = require_int(c, 0, "n", 0, 1000000);
+  if (!cuda::emulated())
+    throw Napi::Error::New(info.Env(), "cudaEmulateRefuseCaptures: a test hook of the emulated device (XLSTM_CUDA_EMULATE)");
   cuda::emulate_refuse_captures(static_cast<int>(n));
   return info.Env().Undefined();
 }

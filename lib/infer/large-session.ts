@@ -20,7 +20,7 @@ import { InferenceSessionOptions, MAX_BATCH } from "./session";
  * parameter buffers where they are, without a copy (a 7B model's weights would double its device memory): its own
  * device memory (`nativeBytes`) is the state and the scratch. Parameters freed or moved off the GPU after creation
  * stay allocated, unchanged, for the session until `dispose()`; changes made in place (an optimizer step,
- * loadStateDict) are seen by its next step.
+ * loadStateDict) are seen by its next step (make them while no stepAsync is pending).
  */
 export class LargeInferenceSession extends NativeSession {
   readonly model: xLSTMLarge;

@@ -102,7 +102,8 @@ function snapshotParams(model: xLSTMLMModel, device: "cpu" | "cuda"): Record<str
  * kernels enqueued by one native call. It reads the model's parameter buffers where they are instead of copying them
  * (the sLSTM biases are permuted into its own memory by every call), so its `nativeBytes` are the state and scratch,
  * and changes made to the weights in place (an optimizer step, loadStateDict) are seen by its next call: unlike the
- * CPU session's snapshot, it needs no `refresh()` (which does no harm). Parameters freed or moved off the GPU after
+ * CPU session's snapshot, it needs no `refresh()` (which does no harm); change them only while no stepAsync /
+ * prefillAsync is pending (its kernels would read a mix of old and new weights). Parameters freed or moved off the GPU after
  * creation stay allocated, unchanged, for the session until `dispose()`. Tokens and logits stay host arrays;
  * getState returns CUDA tensors.
  */
