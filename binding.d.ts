@@ -504,9 +504,9 @@ export interface Binding {
   inferDispose(session: object): void;
   /**
    * A device session's decode-step graphs (csrc/binding/session_graphs.h): "off", "on: N graphs" (N captured so
-   * far; after a failed capture still to be retried: "on: N graphs; capture failed (k of 3, retrying): <why>") or
-   * "failed: <why>" (3 captures failed: no more are tried until a kernel setting changes; steps without a graph
-   * run eagerly); "cpu" for a CPU session.
+   * far; after a failed capture: "on: N graphs; capture failed (k of 3, retrying | no more tries): <why>") or
+   * "failed: <why>" (3 captures failed and none worked: no more are tried until a kernel setting changes; steps
+   * without a graph run eagerly); "cpu" for a CPU session.
    */
   inferGraphs(session: object): string;
   /**
@@ -516,8 +516,11 @@ export interface Binding {
    * Returns the previous setting.
    */
   cudaSetSessionGraphs(enabled: boolean): boolean;
-  /** Test hook of the emulated device (XLSTM_CUDA_EMULATE): its next n graph captures fail. Throws on a real device. */
-  cudaEmulateRefuseCaptures(n: number): void;
+  /**
+   * Test hook of the emulated device (XLSTM_CUDA_EMULATE): its next n graph captures fail, before their work runs or
+   * (afterRun) once it has, as a capture whose memory is refused at its end. Throws on a real device.
+   */
+  cudaEmulateRefuseCaptures(n: number, afterRun?: boolean): void;
 
   // ---- bfloat16 weights (csrc/binding/bf16.cc; csrc/kernels/bf16.h) [bf16-section]
   // bfloat16 data is a Uint16Array of raw bits. Outputs are written (=) and must not overlap inputs.
@@ -879,10 +882,10 @@ export interface Binding {
   /**
    * A CUDA graph capture's memory bookkeeping (cuda/capture_scratch.h) over the simulated allocator, for tests: ops
    * in order allocate (`alloc` bytes), free the i-th allocation (`free`) or a block from before the capture
-   * (`freeAddress`). Returns each allocation's address, the blocks the graph would keep, and how many blocks allocated
-   * inside were left live (a capture refused). The blocks stay allocated in the sim.
+   * (`freeAddress`). Returns each allocation's address, the blocks the graph would keep, how many blocks allocated
+   * inside were left live, and why the capture is refused ("" when it is not). The blocks stay allocated in the sim.
    */
-  allocatorSimCapture(sim: AllocatorSim, ops: readonly ({ alloc: number } | { free: number } | { freeAddress: number })[]): { addresses: number[]; outliving: number; keep: number[] };
+  allocatorSimCapture(sim: AllocatorSim, ops: readonly ({ alloc: number } | { free: number } | { freeAddress: number })[]): { addresses: number[]; outliving: number; keep: number[]; refused: string };
   /** unary on device buffers (n floats; out may be x). Enqueued on the package's stream. */
   cudaUnaryDev(op: Parameters<Binding["unary"]>[0], x: DeviceBuffer, out: DeviceBuffer, n: number, alpha?: number, beta?: number): void;
   /** unaryBackward on device buffers. */

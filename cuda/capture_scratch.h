@@ -7,12 +7,14 @@
 // graph still writes it), though later allocations of the same capture may take it again: the captured work is one
 // chain, so a block is reused only by nodes after the last one that used it, as on the stream. A block allocated
 // inside the capture and still live at its end would be used by every launch after its owner frees it: such a
-// capture is refused (finish() counts them).
+// capture is refused (finish() counts them), as is one that frees a block twice (which the graph would then hold
+// twice). Frees never throw here (they run in destructors): finish() reports.
 #pragma once
 #include <cstddef>
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -29,6 +31,7 @@ class CaptureScratch {
     if (it != free_blocks_.end()) {
       p = it->second;
       free_blocks_.erase(it);
+      freed_.erase(p);
     } else {
       p = fresh(bytes);
       if (!p) return nullptr;
@@ -41,18 +44,27 @@ class CaptureScratch {
   // A free inside the capture: the graph keeps the block (a block from before the capture as well).
   void free(void* p) {
     auto it = sizes_.find(p);
-    if (it != sizes_.end()) free_blocks_.emplace(it->second, p);
-    else before_.push_back(p);
+    if (it != sizes_.end()) {
+      if (freed_.insert(p).second) free_blocks_.emplace(it->second, p);
+      else ++double_frees_;
+    } else if (before_set_.insert(p).second) {
+      before_.push_back(p);
+    } else {
+      ++double_frees_;
+    }
   }
 
-  // At the capture's end: the blocks the graph holds (freed inside it) appended to *keep; returns how many blocks
-  // allocated inside the capture are still live (the capture must then be refused).
-  size_t finish(std::vector<void*>* keep) {
+  // At the capture's end: the blocks the graph holds (freed inside it) appended to *keep. Returns why the capture
+  // must be refused ("" when it need not): blocks allocated inside it still live, or a block freed twice.
+  std::string finish(std::vector<void*>* keep, size_t* outliving = nullptr) {
     keep->insert(keep->end(), before_.begin(), before_.end());
     for (const auto& kv : free_blocks_) keep->push_back(kv.second);
-    const size_t outliving = sizes_.size() - free_blocks_.size();
-    before_.clear(), free_blocks_.clear(), sizes_.clear();
-    return outliving;
+    const size_t live = sizes_.size() - freed_.size(), twice = double_frees_;
+    before_.clear(), before_set_.clear(), free_blocks_.clear(), freed_.clear(), sizes_.clear(), double_frees_ = 0;
+    if (outliving) *outliving = live;
+    if (live) return "device memory allocated inside the capture outlives it (" + std::to_string(live) + " blocks)";
+    if (twice) return "a block freed twice inside the capture (" + std::to_string(twice) + " times)";
+    return "";
   }
 
   // The capture's allocations in order, (address, bytes): the emulated launch hands out the same addresses.
@@ -61,13 +73,12 @@ class CaptureScratch {
  private:
   std::unordered_map<void*, size_t> sizes_;   // blocks allocated inside the capture: their sizes
   std::multimap<size_t, void*> free_blocks_;  // of those, the ones freed again (by size, for a best fit)
+  std::unordered_set<void*> freed_;           // the same blocks, by address
   std::vector<void*> before_;                 // blocks from before the capture that it freed
+  std::unordered_set<void*> before_set_;
+  size_t double_frees_ = 0;
   std::vector<std::pair<void*, size_t>> order_;
 };
-
-inline std::string capture_outliving_message(size_t blocks) {
-  return "device memory allocated inside the capture outlives it (" + std::to_string(blocks) + " blocks)";
-}
 
 }  // namespace cuda
 }  // namespace xlstm

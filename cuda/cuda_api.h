@@ -322,8 +322,9 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why);
 void graph_launch(void* graph);  // on the package stream
 void graph_free(void* graph);    // nullptr: nothing
 // Test hook of the emulated device: its next n captures fail (as a real capture can, e.g. when another thread
-// synchronises the device meanwhile). Throws unless XLSTM_CUDA_EMULATE is on.
-void emulate_refuse_captures(int n);
+// synchronises the device meanwhile), before the work runs, or with after_run once it has run (as a capture whose
+// memory is refused at its end: the emulated capture runs the work). Throws unless XLSTM_CUDA_EMULATE is on.
+void emulate_refuse_captures(int n, bool after_run = false);
 // Whether the device sessions replay their decode steps from graphs (default off until timed on a GPU);
 // process-wide; returns the previous setting.
 bool set_session_graphs(bool on);

@@ -136,18 +136,24 @@ inline void device_free(void* p) {
 }
 
 // Captures still to refuse (cuda::emulate_refuse_captures: the test hook for the sessions' handling of a failed
-// capture, which a real device does not fail on demand).
+// capture, which a real device does not fail on demand), and whether the refusal comes after the work ran (as a
+// capture whose memory is refused at its end) or before.
 inline std::atomic<int>& refused_captures() {
   static std::atomic<int> n{0};
   return n;
 }
-// As the real capture: nullptr with the reason when refused, when the work throws (not rethrown) or when it leaves an
-// allocation live. Unlike a real capture, the emulated one has run the work by then (except when refused).
+inline std::atomic<bool>& refuse_after_run() {
+  static std::atomic<bool> after{false};
+  return after;
+}
+// As the real capture: nullptr with the reason when refused, when the work throws (not rethrown) or when its memory
+// is refused (capture_scratch.h). Unlike a real capture, the emulated one has run the work by then (except when refused).
 inline void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   int left = refused_captures().load();
   while (left > 0 && !refused_captures().compare_exchange_weak(left, left - 1)) {
   }
-  if (left > 0) {
+  const bool refuse_now = left > 0 && !refuse_after_run().load(), refuse_at_end = left > 0 && !refuse_now;
+  if (refuse_now) {
     if (why) *why = "refused by the emulated device (cuda::emulate_refuse_captures)";
     return nullptr;
   }
@@ -169,8 +175,9 @@ inline void* graph_capture_launch(std::function<void()> enqueue, std::string* wh
     }
   }
   g->allocs = scratch.order();
-  const size_t outliving = scratch.finish(&g->keep);
-  if (err.empty() && outliving) err = capture_outliving_message(outliving);
+  const std::string refused = scratch.finish(&g->keep);
+  if (err.empty()) err = refused;
+  if (err.empty() && refuse_at_end) err = "refused by the emulated device after the work ran (cuda::emulate_refuse_captures)";
   if (!err.empty()) {
     if (why) *why = err;
     return nullptr;  // ~Graph gives its blocks back

@@ -210,8 +210,8 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
         err = "the captured work threw";
       }
     }
-    const size_t outliving = scratch.finish(&g->keep);  // g->keep: the graph's blocks
-    if (err.empty() && outliving) err = capture_outliving_message(outliving);
+    const std::string refused = scratch.finish(&g->keep);  // g->keep: the graph's blocks
+    if (err.empty()) err = refused;
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(cs, &graph);
     if (err.empty() && e != cudaSuccess) err = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(e);
@@ -249,9 +249,10 @@ void graph_free(void* graph) {
   delete static_cast<CapturedGraph*>(graph);
 }
 
-void emulate_refuse_captures(int n) {
+void emulate_refuse_captures(int n, bool after_run) {
   if (!emu::enabled())
     throw std::runtime_error("cuda::emulate_refuse_captures: a test hook of the emulated device (XLSTM_CUDA_EMULATE)");
+  emu::refuse_after_run() = after_run;
   emu::refused_captures() = n;
 }
 

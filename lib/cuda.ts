@@ -47,7 +47,8 @@ export type { KernelProfileEntry } from "./cuda-profile";
  * generate() through them) replay their decode steps from CUDA graphs: the first step from each state-buffer parity
  * runs eagerly, the second is captured into a graph and launched, later ones launch the graph (one host call instead
  * of one per kernel). A step whose capture fails runs eagerly (`session.cudaGraphs` says why); the session tries a
- * new capture 32 steps later, and after three failed captures none, until a kernel setting changes.
+ * new capture after 32 more steps that needed one, and after three failed captures none, until a kernel setting
+ * changes (graphs captured before keep being launched).
  * Process-wide; off by default until it has been timed on a GPU (`xlstm bench --device cuda --workload G3-W5`).
  * Returns the previous setting.
  */

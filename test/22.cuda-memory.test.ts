@@ -152,6 +152,7 @@ describe("22 CUDA device memory", () => {
       assert.equal(a[3], a[1]);
       assert.equal(new Set([a[0], a[1], a[4], before]).size, 4, "fresh blocks are new blocks");
       assert.equal(r.outliving, 0);
+      assert.equal(r.refused, "");
       const sorted = (x: number[]) => [...x].sort((p, q) => p - q);
       assert.deepEqual(sorted(r.keep), sorted([before, a[0], a[1], a[4]]), "the graph keeps every block freed inside it");
       for (const p of r.keep) native.allocatorSimFree(sim, p);  // (graph_free: live blocks of the allocator)
@@ -159,12 +160,21 @@ describe("22 CUDA device memory", () => {
       // left live, and taken again then left live: counted (the capture is refused); the owners' blocks
       const live = native.allocatorSimCapture(sim, [{ alloc: 100 }, { alloc: 200 }, { free: 0 }]);
       assert.equal(live.outliving, 1);
+      assert.match(live.refused, /allocated inside the capture outlives it \(1 blocks\)/);
       assert.deepEqual(live.keep, [live.addresses[0]]);
       const again = native.allocatorSimCapture(sim, [{ alloc: 100 }, { free: 0 }, { alloc: 50 }]);
       assert.equal(again.addresses[1], again.addresses[0]);
       assert.equal(again.outliving, 1);
       assert.deepEqual(again.keep, []);
       for (const p of [...live.addresses, again.addresses[0]]) native.allocatorSimFree(sim, p);
+      assert.equal(native.allocatorSimStats(sim).allocatedBytes, 0);
+      // a block freed twice (inside, or from before): refused, and kept once
+      const pre = native.allocatorSimAlloc(sim, 64)!;
+      const twice = native.allocatorSimCapture(sim, [{ alloc: 100 }, { free: 0 }, { free: 0 }, { freeAddress: pre }, { freeAddress: pre }]);
+      assert.equal(twice.outliving, 0);
+      assert.match(twice.refused, /a block freed twice inside the capture \(2 times\)/);
+      assert.deepEqual(sorted(twice.keep), sorted([twice.addresses[0], pre]));
+      for (const p of twice.keep) native.allocatorSimFree(sim, p);
       assert.equal(native.allocatorSimStats(sim).allocatedBytes, 0);
       assert.equal(native.allocatorSimCheck(sim), "");
       assert.throws(() => native.allocatorSimCapture(sim, [{ free: 0 }]), (e: Error) => e instanceof RangeError && /ops\[0\]\.free must be an integer/.test(e.message));

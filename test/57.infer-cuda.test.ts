@@ -237,64 +237,87 @@ describe("57 device inference sessions on the GPU", function () {
   // the capture refusal is a hook of the emulated device (a real one does not fail a capture on demand)
   const emulated = available && backends().cuda.emulated;
   (emulated ? it : (t: string, fn: () => void) => it.skip(`${t} [skipped: ${available ? "a real GPU: the capture refusal hook needs the emulated device" : cuda.unavailableReason()}]`, fn))(
-    "a failed capture: that step runs eagerly, a new capture is tried 32 steps later; after 3 failures none, until a kernel setting changes; steps equal the eager ones throughout",
+    "a failed capture: that step runs eagerly, a new capture is tried after 32 more steps that need one; after 3 failures none (captured graphs still launch), until a kernel setting changes; steps equal the eager ones throughout",
     () => {
       const c = CASES[1];
       const { gpu } = twins(c.config, 12);
       const B = c.B, L = 160, tok = tokens(B, L, c.config.vocab_size, 57);
       const before = cuda.setSessionGraphs(false);
-      const eager = infer.createInferenceSession(gpu, { batch: B }), graphed = infer.createInferenceSession(gpu, { batch: B });
-      let t = 0;
-      // n steps of both sessions (graphs on for `graphed` only), bit-equal logits; the graphs' status after
-      const steps = (n: number): string => {
-        for (const end = t + n; t < end; ++t) {
-          const x = column(tok, B, L, t % L);
+      const sessions: { dispose(): void }[] = [];
+      // a graphed session and its eager twin from the zero state; n steps of both (bit-equal logits), then the
+      // graphed one's status
+      const pair = () => {
+        const eager = infer.createInferenceSession(gpu, { batch: B }), graphed = infer.createInferenceSession(gpu, { batch: B });
+        sessions.push(eager, graphed);
+        let t = 0;
+        return (n: number): string => {
+          for (const end = t + n; t < end; ++t) {
+            const x = column(tok, B, L, t % L);
+            cuda.setSessionGraphs(true);
+            let got: Float32Array;
+            try {
+              got = graphed.step(x);
+            } finally {
+              cuda.setSessionGraphs(false);
+            }
+            assert.deepEqual(got, eager.step(x), `step ${t}`);
+          }
           cuda.setSessionGraphs(true);
-          let got: Float32Array;
           try {
-            got = graphed.step(x);
+            return graphed.cudaGraphs;
           } finally {
             cuda.setSessionGraphs(false);
           }
-          assert.deepEqual(got, eager.step(x), `step ${t}`);
-        }
-        cuda.setSessionGraphs(true);
-        try {
-          return graphed.cudaGraphs;
-        } finally {
-          cuda.setSessionGraphs(false);
-        }
+        };
       };
       const refused = /refused by the emulated device/;
       try {
+        // one failure, then a retry that works
+        let steps = pair();
         assert.equal(steps(2), "on: 0 graphs", "the first step from each parity runs eagerly");
         native.cudaEmulateRefuseCaptures(1);
         const failed = steps(1);
         assert.match(failed, /^on: 0 graphs; capture failed \(1 of 3, retrying\): /);
         assert.match(failed, refused, "the status names the reason");
-        assert.equal(steps(32), failed, "32 steps that wanted a capture run eagerly");
+        assert.equal(steps(32), failed, "32 more steps that need a capture run eagerly");
         assert.equal(steps(1), "on: 1 graphs", "then a capture is tried again");
         assert.equal(steps(3), "on: 2 graphs");
+        // three failures (32 steps apart): no more captures
+        steps = pair();
+        native.cudaEmulateRefuseCaptures(3);
+        assert.equal(steps(2), "on: 0 graphs");
+        assert.match(steps(1), /^on: 0 graphs; capture failed \(1 of 3, retrying\)/);
+        assert.match(steps(33), /^on: 0 graphs; capture failed \(2 of 3, retrying\)/);
+        const given = steps(33);
+        assert.match(given, /^failed: /);
+        assert.match(given, refused);
+        assert.equal(steps(40), given, "no capture after the third failure");
+        // failures after one parity's graph was captured: it keeps launching (those steps need no capture, so the
+        // retries come every 66 steps), the other parity runs eagerly
+        steps = pair();
+        assert.equal(steps(3), "on: 1 graphs");
+        native.cudaEmulateRefuseCaptures(3);
+        assert.match(steps(1), /^on: 1 graphs; capture failed \(1 of 3, retrying\): /);
+        assert.match(steps(65), /^on: 1 graphs; capture failed \(1 of 3, retrying\): /);
+        assert.match(steps(1), /^on: 1 graphs; capture failed \(2 of 3, retrying\): /);
+        assert.match(steps(66), /^on: 1 graphs; capture failed \(3 of 3, no more tries\): /);
+        assert.match(steps(70), /^on: 1 graphs; capture failed \(3 of 3, no more tries\): /);
+        // a capture refused after its work ran (the emulated capture runs it; as one whose memory is refused at its
+        // end): that step stands and is not run again (the sLSTM block's state would move twice)
+        steps = pair();
+        assert.equal(steps(2), "on: 0 graphs");
+        native.cudaEmulateRefuseCaptures(1, true);
+        assert.match(steps(1), /^on: 0 graphs; capture failed \(1 of 3, retrying\): refused by the emulated device after the work ran/);
+        assert.equal(steps(36), "on: 2 graphs", "and the steps after it follow the eager session");
         if (backends().cuda.compiled) {
-          // a settings change drops the graphs; three failed captures (32 steps apart) and no more are tried
-          native.cudaSetGemmSplitK(native.cudaSetGemmSplitK(false));
-          native.cudaEmulateRefuseCaptures(3);
-          assert.equal(steps(2), "on: 0 graphs");
-          assert.match(steps(1), /^on: 0 graphs; capture failed \(1 of 3, retrying\)/);
-          assert.match(steps(33), /^on: 0 graphs; capture failed \(2 of 3, retrying\)/);
-          const given = steps(33);
-          assert.match(given, /^failed: /);
-          assert.match(given, refused);
-          assert.equal(steps(40), given, "no capture after the third failure");
-          // a kernel setting changed: the failures are forgotten and the graphs come back
+          // a kernel setting changed: the graphs and the failures are forgotten, new graphs captured
           native.cudaSetGemmSplitK(native.cudaSetGemmSplitK(false));
           assert.equal(steps(4), "on: 2 graphs");
         }
       } finally {
         native.cudaEmulateRefuseCaptures(0);
         cuda.setSessionGraphs(before);
-        eager.dispose();
-        graphed.dispose();
+        for (const s of sessions) s.dispose();
       }
     },
   );
@@ -423,6 +446,15 @@ describe("57 device inference sessions on the GPU", function () {
       s.dispose();
       assert.equal(await settledDeviceBytes(), base, `bf16 ${bf16}: they go with the session`);
       assert.equal(cuda.memoryStats().gcReportedBytes, reportedBase, `bf16 ${bf16}: and so do their reports`);
+      // disposed (with its weights freed) while a stepAsync is pending: memory and reports go when the step is done
+      const { gpu: gpu2 } = largeTwins({ embedding_dim: 64 }, bf16);
+      const s2 = infer.createLargeInferenceSession(gpu2, { batch: B });
+      const pending = s2.stepAsync(tok);
+      for (const p of gpu2.parameters()) p.dispose();
+      s2.dispose();
+      assert.deepEqual(await pending, first, `bf16 ${bf16}: the pending step ran on the weights it borrowed`);
+      assert.equal(await settledDeviceBytes(), base, `bf16 ${bf16}: the pending step done, the weights are freed`);
+      assert.equal(cuda.memoryStats().gcReportedBytes, reportedBase, `bf16 ${bf16}: and their reports withdrawn`);
     }
   });
 

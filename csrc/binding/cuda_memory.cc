@@ -29,25 +29,34 @@ std::atomic<int64_t> gc_reported_total{0};
 
 // The reports of freed buffers whose memory a device session still borrows (a model's weights freed or moved while
 // its session lives): those bytes stay reported until the memory really goes back, so that garbage collection keeps
-// weighing a session dropped without dispose(); sweep_gc_reports withdraws them then.
+// weighing a session dropped without dispose(); sweep_gc_reports withdraws them then, from the environment (main
+// thread or worker) that reported them. Never destroyed, like the allocator (finalizers may run late at exit).
 struct LingeringReport {
   std::weak_ptr<void> mem;
   int64_t bytes;
+  napi_env env;
 };
-std::mutex lingering_mu;
-std::vector<LingeringReport> lingering;
+std::mutex& lingering_mu() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+std::vector<LingeringReport>& lingering() {
+  static auto* v = new std::vector<LingeringReport>;
+  return *v;
+}
 
 }  // namespace
 
 void sweep_gc_reports(Napi::Env env) {
   int64_t gone = 0;
   {
-    std::lock_guard<std::mutex> lock(lingering_mu);
-    for (size_t i = 0; i < lingering.size();) {
-      if (lingering[i].mem.expired()) {
-        gone += lingering[i].bytes;
-        lingering[i] = lingering.back();
-        lingering.pop_back();
+    std::lock_guard<std::mutex> lock(lingering_mu());
+    std::vector<LingeringReport>& list = lingering();
+    for (size_t i = 0; i < list.size();) {
+      if (list[i].env == static_cast<napi_env>(env) && list[i].mem.expired()) {
+        gone += list[i].bytes;
+        list[i] = list.back();
+        list.pop_back();
       } else {
         ++i;
       }
@@ -64,8 +73,8 @@ namespace {
 void release(Napi::Env env, DeviceBuffer* b) {
   if (!b->ptr) return;
   if (b->gc_reported && b->mem.use_count() > 1) {  // borrowed: the report stays until the borrower lets go
-    std::lock_guard<std::mutex> lock(lingering_mu);
-    lingering.push_back(LingeringReport{b->mem, b->gc_reported});
+    std::lock_guard<std::mutex> lock(lingering_mu());
+    lingering().push_back(LingeringReport{b->mem, b->gc_reported, static_cast<napi_env>(env)});
     b->gc_reported = 0;
   }
   b->mem.reset();  // the memory goes back now, or when the last session borrowing it goes
@@ -369,7 +378,8 @@ Napi::Value SimCheck(const Napi::CallbackInfo& info) {
 // (cuda/capture_scratch.h, as the GPU and the emulated device run it) over the simulated allocator. ops in order:
 // { alloc: bytes } (its block's address goes to addresses), { free: i } (the i-th alloc op's block) or
 // { freeAddress: a } (a block from before the capture). keep: the blocks the graph would hold; outliving: blocks
-// allocated inside and left live (a capture refused). Every block stays allocated in the sim (the caller frees them).
+// allocated inside and left live; refused: why the capture is refused ("" when not). Every block stays allocated in
+// the sim (the caller frees them).
 Napi::Value SimCapture(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "allocatorSimCapture"};
   require_count(c, 2);
@@ -405,13 +415,15 @@ Napi::Value SimCapture(const Napi::CallbackInfo& info) {
     }
   }
   std::vector<void*> keep;
-  const size_t outliving = scratch.finish(&keep);
+  size_t outliving = 0;
+  const std::string refused = scratch.finish(&keep, &outliving);
   Napi::Object o = Napi::Object::New(info.Env());
   Napi::Array addresses = Napi::Array::New(info.Env(), allocated.size()), kept = Napi::Array::New(info.Env(), keep.size());
   for (size_t i = 0; i < allocated.size(); ++i) addresses.Set(static_cast<uint32_t>(i), addr(allocated[i]));
   for (size_t i = 0; i < keep.size(); ++i) kept.Set(static_cast<uint32_t>(i), addr(keep[i]));
   o.Set("addresses", addresses);
   o.Set("outliving", Napi::Number::New(info.Env(), static_cast<double>(outliving)));
+  o.Set("refused", Napi::String::New(info.Env(), refused));
   o.Set("keep", kept);
   return o;
 }

@@ -518,9 +518,11 @@ Napi::Value InferRunAsync(const Napi::CallbackInfo& info) {
       throw std::runtime_error("out of memory");
     }
   };
-  Napi::Value p = run_async(info.Env(), "inferRunAsync", work, {info[0], info[1]}, nullptr, [h](Napi::Env env) {
+  Napi::Value p = run_async(info.Env(), "inferRunAsync", work, {info[0], info[1]}, nullptr, [h, session](Napi::Env env) {
     h->running = false;
     report(env, h);
+    session->s.reset(), session->d.reset();  // the work's reference: a session disposed meanwhile goes now,
+    sweep_gc_reports(env);                   // and the borrowed weights freed meanwhile with it
   });
   h->running = true;  // after run_async: a call it refused leaves the session free
   return p;
@@ -615,15 +617,16 @@ Napi::Value CudaSetSessionGraphs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), cuda::set_session_graphs(on));
 }
 
-// cudaEmulateRefuseCaptures(n): the emulated device's next n graph captures fail (test hook; throws unless
-// XLSTM_CUDA_EMULATE is on)
+// cudaEmulateRefuseCaptures(n[, afterRun]): the emulated device's next n graph captures fail, before their work runs
+// or (afterRun) once it has (test hook; throws unless XLSTM_CUDA_EMULATE is on)
 Napi::Value CudaEmulateRefuseCaptures(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "cudaEmulateRefuseCaptures"};
-  require_count(c, 1);
+  if (info.Length() < 1 || info.Length() > 2) throw_type(c, "expected (n[, afterRun])");
   const int64_t n = require_int(c, 0, "n", 0, 1000000);
+  const bool after_run = info.Length() > 1 && require_bool(c, 1, "afterRun");
   if (!cuda::emulated())
     throw Napi::Error::New(info.Env(), "cudaEmulateRefuseCaptures: a test hook of the emulated device (XLSTM_CUDA_EMULATE)");
-  cuda::emulate_refuse_captures(static_cast<int>(n));
+  cuda::emulate_refuse_captures(static_cast<int>(n), after_run);
   return info.Env().Undefined();
 }
 

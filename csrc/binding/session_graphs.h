@@ -7,10 +7,10 @@
 // autotune, happens outside a capture), the second is captured and launched, and later ones launch that graph and
 // set the parity the step leaves. A capture that fails (an operation the capture refuses, or another thread's device
 // synchronisation invalidating it) leaves that step to run eagerly from the parity it started with, and the reason
-// for status(). Graphs already captured keep being launched; a new capture is tried again after kRetryAfter steps
-// that wanted one, and after kMaxFailures failed captures no more are tried. A graph keeps the kernels its capture
-// chose: a change of the kernel settings (cuda::kernel_settings_changed) drops the graphs and the failure count, and
-// the steps after it capture new ones.
+// for status(). Graphs already captured keep being launched; a new capture is tried again after kRetryAfter more
+// steps that needed one, and after kMaxFailures failed captures (a capture that works does not reset the count) no
+// more are tried. A graph keeps the kernels its capture chose: a change of the kernel settings
+// (cuda::kernel_settings_changed) drops the graphs and the failure count, and the steps after it capture new ones.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -33,8 +33,8 @@ class StepGraphs {
   // read and restore the session's parity. Eager (just `enqueue`) when graphs are off.
   void step(const std::function<void()>& enqueue, const std::function<Parity()>& get,
             const std::function<void(const Parity&)>& set);
-  // "off", "on: N graphs" (N captured so far; after a failed capture that is still to be retried:
-  // "on: N graphs; capture failed (k of kMaxFailures, retrying): <why>") or "failed: <why>" (no more captures)
+  // "off", "on: N graphs" (N captured so far), after a failed capture "on: N graphs; capture failed (k of
+  // kMaxFailures, retrying | no more tries): <why>", or "failed: <why>" (no graph and no more tries)
   std::string status() const;
   static constexpr int kMaxFailures = 3;
   static constexpr int64_t kRetryAfter = 32;

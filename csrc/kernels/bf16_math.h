@@ -70,6 +70,7 @@ struct GemvParts {
 // Why `ps` is not a valid set of parts for `rows` rows (nullptr: valid): 1 to kMaxGemvParts parts, each with a
 // weight, starting at output 0 and in order (a part may be empty), at most kGemvMaxRows rows.
 inline const char* gemv_parts_error(const GemvParts& ps, int64_t rows) {
+  static_assert(kMaxGemvParts == 4 && kGemvMaxRows == 8, "the messages below name these limits");
   if (ps.n < 1 || ps.n > kMaxGemvParts) return "1 to 4 parts";
   if (rows > kGemvMaxRows) return "at most 8 rows (the GEMV)";
   if (ps.start[0] != 0) return "the first part starting at output 0";

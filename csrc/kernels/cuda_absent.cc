@@ -419,8 +419,9 @@ void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   if (!emu::enabled()) memory_absent("cuda::graph_capture_launch");
   return emu::graph_capture_launch(std::move(enqueue), why);
 }
-void emulate_refuse_captures(int n) {
+void emulate_refuse_captures(int n, bool after_run) {
   if (!emu::enabled()) memory_absent("cuda::emulate_refuse_captures");
+  emu::refuse_after_run() = after_run;
   emu::refused_captures() = n;
 }
 void graph_launch(void* g) {

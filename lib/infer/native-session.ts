@@ -57,9 +57,9 @@ export abstract class NativeSession {
 
   /**
    * The decode steps' CUDA graphs of a device session (cuda.setSessionGraphs): "off", "on: N graphs" (N captured
-   * so far: one per state-buffer parity a step started from; while a failed capture waits to be retried: "on: N
-   * graphs; capture failed (k of 3, retrying): <why>") or "failed: <why>" (three captures failed: steps without a
-   * graph run eagerly until a kernel setting changes); "cpu" for a CPU session.
+   * so far: one per state-buffer parity a step started from; after a failed capture: "on: N graphs; capture failed
+   * (k of 3, retrying | no more tries): <why>") or "failed: <why>" (three captures failed and none worked: steps
+   * run eagerly until a kernel setting changes); "cpu" for a CPU session.
    */
   get cudaGraphs(): string {
     return native.inferGraphs(this.live("cudaGraphs"));
