@@ -125,7 +125,8 @@ inline void* device_malloc(size_t bytes) {
     return l->g->allocs[l->next++].first;
   }
   CaptureScratch* c = capturing();
-  void* p = c ? c->allocate(bytes, [](size_t n) { return allocator().allocate(n, false); }) : allocator().allocate(bytes);
+  void* p = c ? c->allocate(bytes, [](size_t n) { return allocator().allocate(n, false); })  // (no release mid-capture)
+              : allocator().allocate(bytes);
   if (!p) throw std::runtime_error(out_of_memory_message(bytes, allocator().stats(), free_bytes(), capacity()));
   return p;
 }
@@ -147,7 +148,8 @@ inline std::atomic<bool>& refuse_after_run() {
   return after;
 }
 // As the real capture: nullptr with the reason when refused, when the work throws (not rethrown) or when its memory
-// is refused (capture_scratch.h). Unlike a real capture, the emulated one has run the work by then (except when refused).
+// is refused (capture_scratch.h). Unlike a real capture, the emulated one has run the work by then (unless refused
+// before it: session_graphs.cc tells the cases apart).
 inline void* graph_capture_launch(std::function<void()> enqueue, std::string* why) {
   int left = refused_captures().load();
   while (left > 0 && !refused_captures().compare_exchange_weak(left, left - 1)) {
@@ -177,7 +179,8 @@ inline void* graph_capture_launch(std::function<void()> enqueue, std::string* wh
   g->allocs = scratch.order();
   const std::string refused = scratch.finish(&g->keep);
   if (err.empty()) err = refused;
-  if (err.empty() && refuse_at_end) err = "refused by the emulated device after the work ran (cuda::emulate_refuse_captures)";
+  if (err.empty() && refuse_at_end)
+    err = "refused by the emulated device after the work ran (cuda::emulate_refuse_captures)";
   if (!err.empty()) {
     if (why) *why = err;
     return nullptr;  // ~Graph gives its blocks back

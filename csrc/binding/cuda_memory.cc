@@ -402,7 +402,8 @@ Napi::Value SimCapture(const Napi::CallbackInfo& info) {
       return static_cast<int64_t>(d);
     };
     if (op.Has("alloc")) {
-      void* p = scratch.allocate(static_cast<size_t>(integer("alloc", kMaxBytes)), [&](size_t n) { return a->allocate(n, false); });
+      const auto bytes = static_cast<size_t>(integer("alloc", kMaxBytes));
+      void* p = scratch.allocate(bytes, [&](size_t n) { return a->allocate(n, false); });
       if (!p) throw_range(c, at + ": the simulated device is out of memory");
       allocated.push_back(p);
     } else if (op.Has("free")) {
@@ -418,7 +419,8 @@ Napi::Value SimCapture(const Napi::CallbackInfo& info) {
   size_t outliving = 0;
   const std::string refused = scratch.finish(&keep, &outliving);
   Napi::Object o = Napi::Object::New(info.Env());
-  Napi::Array addresses = Napi::Array::New(info.Env(), allocated.size()), kept = Napi::Array::New(info.Env(), keep.size());
+  Napi::Array addresses = Napi::Array::New(info.Env(), allocated.size());
+  Napi::Array kept = Napi::Array::New(info.Env(), keep.size());
   for (size_t i = 0; i < allocated.size(); ++i) addresses.Set(static_cast<uint32_t>(i), addr(allocated[i]));
   for (size_t i = 0; i < keep.size(); ++i) kept.Set(static_cast<uint32_t>(i), addr(keep[i]));
   o.Set("addresses", addresses);
