@@ -1,7 +1,7 @@
 // Layer 4: the fused sLSTM / LSTM recurrences (fixture parity runs in 48.fixtures): float64 references of
 // XLSTM_SPEC §2-§3, sequence splitting, float64 gradient checks, layout converters, async variants, bad input.
 import { strict as assert } from "assert";
-import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends } from "../lib";
+import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends, getNumThreads, setNumThreads } from "../lib";
 import { native } from "../lib/native";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
 
@@ -269,6 +269,31 @@ describe("40 recurrent kernels", () => {
             const want = ga.dR[(hd * d.DH + j) * G + k], got = gb.dR[(hd * G + k) * d.DH + j];
             assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `${kind} dR[${hd}, ${k}, ${j}]: ${got} vs ${want}`);
           }
+    }
+  });
+
+  it("low-level kernels: forward and backward give the same bits for any thread count (dbias's sums over 75 rows in fixed blocks)", () => {
+    const d = { B: 5, S: 15, NH: 2, DH: 16 };  // B*S = 75 rows: blocks of 32 with a partial one
+    const h = d.NH * d.DH, G = 4 * d.DH;
+    const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, G], 0.2).f32(), bias = make([4 * h]).f32(), dy = make([d.B, d.S, h]).f32();
+    const before = getNumThreads();
+    try {
+      for (const kind of ["slstm", "lstm"] as const) {
+        const fwd = kind === "slstm" ? kernels.slstmForward : kernels.lstmForward, bwd = kind === "slstm" ? kernels.slstmBackward : kernels.lstmBackward;
+        const run = (threads: number) => {
+          setNumThreads(threads);
+          const f = fwd({ x, R, bias, ...d });
+          return { f, g: bwd({ ...f, R, dy, ...d }) };
+        };
+        const one = run(1);
+        for (const t of [2, 3]) {
+          const other = run(t);
+          assert.deepEqual(other.f.y, one.f.y, `${kind} y, ${t} threads`);
+          for (const k of ["dx", "dR", "dbias"] as const) assert.deepEqual(other.g[k], one.g[k], `${kind} ${k}, ${t} threads`);
+        }
+      }
+    } finally {
+      setNumThreads(before);
     }
   });
 
