@@ -27,7 +27,8 @@ constexpr int64_t kChunkRows = 256; // rows (B·T) per chunk of a long input
 // From this many positions per call the cell runs its chunkwise form (chunks of kCellChunk, ops.mlstm's default on
 // CUDA), whose launches do the chunk's products in parallel; below it the recurrent form, whose three launches walk
 // the positions one by one (a step: T = 1). Both forms keep the one state convention (kernels/mlstm.h), so a prefill
-// and the steps after it hand the state on unchanged.
+// and the steps after it hand the state on unchanged. (Past B = kChunkRows / kChunkwiseFrom = 4 rows, a call's chunks
+// are under 64 positions and prefill stays recurrent: a larger chunk would grow every scratch buffer with B·T.)
 constexpr int64_t kChunkwiseFrom = 64;
 constexpr int64_t kCellChunk = 64;
 
