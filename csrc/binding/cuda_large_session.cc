@@ -57,7 +57,8 @@ struct LargeDeviceSession final : DeviceSession {
   std::vector<LargeBlock> layers;  // the blocks
   // scratch for B rows
   DevBuf tok, ones, x, a, sq, y, ms, inv, P, Ps, G, Gp, q, k, v, h, hn, hg, Z, Zs, u, mean, rstd, logits;
-  DevBuf part;  // [B, largest part's out]: a bf16 part's output before it joins its projection's (B > 8, "single")
+  // [B, largest part's out]: a bf16 part's output before it joins its projection's (past the GEMV's rows or parts)
+  DevBuf part;
   std::vector<int32_t> host_tok;
 
   ~LargeDeviceSession() override { graphs.clear(); }  // before the buffers the graphs use

@@ -43,13 +43,6 @@ struct DevBuf {
     owner = std::move(mem);
     p = static_cast<float*>(owner.get());
   }
-  // a copy of `count` floats at device pointer src (nothing when src is null: an absent optional parameter)
-  void copy_of(const float* src, int64_t count) {
-    release();
-    if (!src) return;
-    alloc(count);
-    cuda::copy_on_device(p, src, static_cast<size_t>(count * kF));
-  }
   const uint16_t* bf16() const { return reinterpret_cast<const uint16_t*>(p); }
 };
 

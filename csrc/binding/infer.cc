@@ -601,7 +601,7 @@ Napi::Value InferBytes(const Napi::CallbackInfo& info) {
 }
 
 // "cpu" for a CPU session; a device session's decode graphs (StepGraphs::status): "off", "on: N graphs" (with the
-// last failed capture's reason while a retry is pending) or "failed: <why>"
+// last failed capture's reason after a failure) or "failed: <why>"
 Napi::Value InferGraphs(const Napi::CallbackInfo& info) {
   ArgCtx c{info, "inferGraphs"};
   Holder* h = require_handle(c);
