@@ -47,7 +47,8 @@ export interface CudaDeviceInfo {
 }
 
 export interface Backends {
-  cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number };
+  /** bf16: the bf16 hardware that bf16Linear's roundX (rounded activations, xLSTM Large prefill) runs on now. */
+  cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number; bf16: "amx" | "avx512bf16" | "none" };
   /** emulated: the XLSTM_CUDA_EMULATE host emulation (device memory in host memory, CPU kernels), not a GPU. */
   cuda: { compiled: boolean; available: boolean; emulated: boolean; devices: CudaDeviceInfo[]; reason?: string };
 }
@@ -524,7 +525,7 @@ export interface Binding {
 
   // ---- bfloat16 weights (csrc/binding/bf16.cc; csrc/kernels/bf16.h) [bf16-section]
   // bfloat16 data is a Uint16Array of raw bits. Outputs are written (=) and must not overlap inputs.
-  /** y [rows*outF] = x [rows*inF] · wᵀ (+ bias), w [outF*inF] bf16; roundX rounds x to bf16 first (AVX512_BF16 vdpbf16ps when present). */
+  /** y [rows*outF] = x [rows*inF] · wᵀ (+ bias), w [outF*inF] bf16; roundX rounds x to bf16 first (then AMX tiles when present, else AVX512_BF16 vdpbf16ps when present). */
   bf16Linear(y: Float32Array, x: Float32Array, w: Uint16Array, bias: Float32Array | null, rows: number, inFeatures: number, outFeatures: number, roundX: boolean): void;
   /** float32 -> bf16 bits, round to nearest even (NaN stays NaN); out.length === x.length. */
   bf16FromF32(out: Uint16Array, x: Float32Array): void;
@@ -532,10 +533,14 @@ export interface Binding {
   bf16ToF32(out: Float32Array, x: Uint16Array): void;
   /** Σ x (float64 result); reads every element once (a memory-bandwidth probe). */
   bf16Sum(x: Uint16Array): number;
-  /** Whether bf16Linear with roundX uses AVX512_BF16 now (CPU support, SIMD level, not disabled). */
+  /** Whether AVX512_BF16's vdpbf16ps is usable now (CPU support, SIMD level, not disabled); roundX runs on it when AMX is not available. */
   bf16DotAvailable(): boolean;
   /** Allow or forbid the AVX512_BF16 path (tests); returns bf16DotAvailable(). */
   bf16SetDotEnabled(enabled: boolean): boolean;
+  /** Whether bf16Linear's roundX runs on AMX tiles now (preferred over vdpbf16ps: the same exact products, summed in another order). */
+  bf16AmxAvailable(): boolean;
+  /** Allow or forbid the AMX path (tests, A/B timing); returns bf16AmxAvailable(). */
+  bf16SetAmxEnabled(enabled: boolean): boolean;
   /** bf16Linear on device buffers (cuda/bf16.cu): y = x · wᵀ (+ bias), w bf16 bits; GEMV for rows <= 8, widen + GEMM above. */
   cudaBf16LinearDev(y: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, bias: DeviceBuffer | null, rows: number, inFeatures: number, outFeatures: number, roundX: boolean): void;
   /** out [n*e] float32 = rows indices[i] of weight [v*e] (bf16 bits), widened; indices int32 (or int64 with int64Indices) in [0, v). */

@@ -4,6 +4,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { backends, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
+import { native } from "../lib/native";
 import { _setPoisonUninit } from "../lib/tensor";
 
 // The whole suite runs with NaN-poisoned uninitialised op outputs (lib/tensor.ts uninitF32): a kernel that leaves an
@@ -18,6 +19,8 @@ describe("00 setup", () => {
     assert.equal(b.cpu.available, true);
     assert.ok(["scalar", "avx2", "avx512"].includes(b.cpu.simd));
     assert.ok(b.cpu.threads >= 1);
+    // the bf16 hardware named is the one bf16Linear's roundX uses (AMX first)
+    assert.equal(b.cpu.bf16, native.bf16AmxAvailable() ? "amx" : native.bf16DotAvailable() ? "avx512bf16" : "none");
     assert.equal(typeof b.cuda.compiled, "boolean");
     if (!b.cuda.available) assert.ok(b.cuda.reason && b.cuda.reason.length > 0, "no CUDA must come with a reason");
     else assert.ok(b.cuda.devices.length > 0);
@@ -65,7 +68,7 @@ describe("00 setup", () => {
     const twins = fs.readFileSync(path.join(root, "cuda", "TWINS.md"), "utf8");
     const missing: string[] = [];
     for (const f of fs.readdirSync(path.join(root, "csrc", "kernels"))) {
-      const m = /^([a-z0-9_]+?)(_avx512|_avx2)?\.cc$/.exec(f);
+      const m = /^([a-z0-9_]+?)(_avx512|_avx2|_amx)?\.cc$/.exec(f);
       if (!m) continue;
       const hasTwin = fs.existsSync(path.join(root, "cuda", `${m[1]}.cu`));
       const listed = new RegExp("^\\|\\s*`" + m[1] + "\\.cc`\\s*\\|\\s*none\\s*\\|\\s*\\S", "m").test(twins);

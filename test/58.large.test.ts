@@ -325,7 +325,9 @@ describe("58 xLSTM Large", function () {
         [1, 768, 130],
       ];
       try {
-        for (const dot of [true, false]) {
+        // AMX first when present (it takes roundX over vdpbf16ps), then vdpbf16ps, then neither
+        for (const [amx, dot] of [[true, true], [false, true], [false, false]]) {
+          native.bf16SetAmxEnabled(amx);
           native.bf16SetDotEnabled(dot);
           forEachSimdLevel((level) => {
             for (const [rows, inF, outF] of shapes) {
@@ -339,14 +341,58 @@ describe("58 xLSTM Large", function () {
                 native.bf16Linear(y, x, w, roundX ? null : bias, rows, inF, outF, roundX);
                 const { y: want, mag } = ref64(roundX ? roundBf16(x) : x, wexact, roundX ? null : bias, rows, inF, outF);
                 for (let j = 0; j < y.length; ++j)
-                  assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `${level} dot=${dot} roundX=${roundX} [${rows},${inF},${outF}] #${j}: ${y[j]} vs ${want[j]}`);
+                  assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `${level} amx=${amx} dot=${dot} roundX=${roundX} [${rows},${inF},${outF}] #${j}: ${y[j]} vs ${want[j]}`);
               }
             }
           });
         }
       } finally {
         native.bf16SetDotEnabled(true);
+        native.bf16SetAmxEnabled(true);
       }
+    });
+
+    const amxTitle = "bf16Linear on AMX tiles: whole and partial tiles of rows, outputs and inputs, bias, NaN and infinities kept";
+    const amx = native.bf16AmxAvailable();
+    (amx ? it : it.skip)(amx ? amxTitle : `${amxTitle} (skipped: no AMX-BF16 on this CPU, or the OS refused this process the tile state)`, () => {
+      const g = new Generator(14);
+      // rows: one / two / three row blocks of 16 with tails; outputs: W read in place (multiples of 32) and padded
+      // output blocks; inputs: whole k-steps of 32 and a tail (W's rows copied, zero-padded)
+      const shapes = [
+        [16, 64, 32],
+        [32, 96, 64],
+        [40, 96, 70],
+        [17, 33, 33],
+        [48, 300, 100],
+        [1, 32, 16],
+      ];
+      for (const [rows, inF, outF] of shapes) {
+        const x = Tensor.randn([rows * inF], { generator: g }).f32();
+        const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
+        const wexact = bf16ToFloat(new Float32Array(w.length), w);
+        const bias = Tensor.randn([outF], { generator: g }).f32();
+        const y = new Float32Array(rows * outF).fill(NaN);
+        native.bf16Linear(y, x, w, bias, rows, inF, outF, true);
+        const { y: want, mag } = ref64(roundBf16(x), wexact, bias, rows, inF, outF);
+        for (let j = 0; j < y.length; ++j)
+          assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `[${rows},${inF},${outF}] #${j} (row ${Math.floor(j / outF)}, output ${j % outF}): ${y[j]} vs ${want[j]}`);
+      }
+      // a NaN in x reaches only its row; an infinite weight only its output (the zero padding never multiplies it)
+      const rows = 20, inF = 40, outF = 36;
+      const x = Tensor.randn([rows * inF], { generator: g }).f32();
+      x[3 * inF + 5] = NaN;
+      const wf = Tensor.randn([outF * inF], { generator: g }).f32();
+      wf[7 * inF] = Infinity;  // read, past row 6's end, by a W used in place without its k-step padding
+      const w = floatToBf16(new Uint16Array(wf.length), wf);
+      const y = new Float32Array(rows * outF);
+      native.bf16Linear(y, x, w, null, rows, inF, outF, true);
+      for (let r = 0; r < rows; ++r)
+        for (let o = 0; o < outF; ++o) {
+          const v = y[r * outF + o];
+          if (r === 3) assert.ok(Number.isNaN(v), `row 3, output ${o}: ${v}`);
+          else if (o === 7) assert.ok(!Number.isFinite(v), `row ${r}, output 7: ${v}`);
+          else assert.ok(Number.isFinite(v), `row ${r}, output ${o}: ${v}`);
+        }
     });
 
     it("the same results with 1 thread and with all", () => {
@@ -355,15 +401,16 @@ describe("58 xLSTM Large", function () {
       const x = Tensor.randn([rows * inF], { generator: g }).f32();
       const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
       const n = getNumThreads();
-      const run = () => {
+      const run = (roundX: boolean) => {
         const y = new Float32Array(rows * outF);
-        native.bf16Linear(y, x, w, null, rows, inF, outF, false);
+        native.bf16Linear(y, x, w, null, rows, inF, outF, roundX);
         return y;
       };
-      const all = run();
+      const all = [run(false), run(true)];
       setNumThreads(1);
       try {
-        assert.deepEqual(run(), all);
+        assert.deepEqual(run(false), all[0]);
+        assert.deepEqual(run(true), all[1]);
       } finally {
         setNumThreads(n);
       }

@@ -16,6 +16,7 @@
 #include "binding/args.h"
 #include "binding/registry.h"
 #include "cuda_api.h"
+#include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
 #include "kernels/threadpool.h"
 
@@ -61,6 +62,8 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
   cpu.Set("simd", simd_level_name(simd_level()));
   cpu.Set("simdSupported", simd_level_name(simd_level_supported()));
   cpu.Set("threads", num_threads());
+  // the bf16 hardware bf16Linear's roundX (rounded activations) runs on now
+  cpu.Set("bf16", bf16_amx_available() ? "amx" : bf16_dot_available() ? "avx512bf16" : "none");
   out.Set("cpu", cpu);
 
   Napi::Object cu = Napi::Object::New(env);

@@ -6,8 +6,10 @@
 //   bf16FromF32(out: Uint16Array, x: Float32Array)    round to nearest even (same length)
 //   bf16ToF32(out: Float32Array, x: Uint16Array)      exact widening (same length)
 //   bf16Sum(x: Uint16Array) -> number                 Σ x (float64 result)
-//   bf16DotAvailable() -> boolean                     whether roundX uses AVX512_BF16 vdpbf16ps now
+//   bf16DotAvailable() -> boolean                     whether AVX512_BF16 vdpbf16ps is usable now (roundX without AMX)
 //   bf16SetDotEnabled(enabled: boolean) -> boolean    allow/forbid vdpbf16ps (tests); returns bf16DotAvailable()
+//   bf16AmxAvailable() -> boolean                     whether roundX runs on AMX tiles now (preferred over vdpbf16ps)
+//   bf16SetAmxEnabled(enabled: boolean) -> boolean    allow/forbid AMX (tests); returns bf16AmxAvailable()
 #include <napi.h>
 
 #include <string>
@@ -78,6 +80,16 @@ Napi::Value Bf16SetDotEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), bf16_set_dot_enabled(require_bool(c, 0, "enabled")));
 }
 
+Napi::Value Bf16AmxAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), bf16_amx_available());
+}
+
+Napi::Value Bf16SetAmxEnabled(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "bf16SetAmxEnabled"};
+  require_count(c, 1);
+  return Napi::Boolean::New(info.Env(), bf16_set_amx_enabled(require_bool(c, 0, "enabled")));
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16Linear", Napi::Function::New(env, Bf16Linear, "bf16Linear"));
   exports.Set("bf16FromF32", Napi::Function::New(env, Bf16FromF32, "bf16FromF32"));
@@ -85,6 +97,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16Sum", Napi::Function::New(env, Bf16Sum, "bf16Sum"));
   exports.Set("bf16DotAvailable", Napi::Function::New(env, Bf16DotAvailable, "bf16DotAvailable"));
   exports.Set("bf16SetDotEnabled", Napi::Function::New(env, Bf16SetDotEnabled, "bf16SetDotEnabled"));
+  exports.Set("bf16AmxAvailable", Napi::Function::New(env, Bf16AmxAvailable, "bf16AmxAvailable"));
+  exports.Set("bf16SetAmxEnabled", Napi::Function::New(env, Bf16SetAmxEnabled, "bf16SetAmxEnabled"));
 }
 
 }  // namespace

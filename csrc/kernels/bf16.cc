@@ -21,6 +21,7 @@ using bf16_math::widen;
 inline uint16_t narrow(float f) { return bf16_math::round(f); }
 
 std::atomic<bool> g_dot_enabled{true};
+std::atomic<bool> g_amx_enabled{true};
 
 // Output blocks of this many rows of W are the unit of work (every ISA's register tile is 4 outputs wide).
 constexpr int64_t kOutBlock = 4;
@@ -75,7 +76,25 @@ bool cpu_has_avx512bf16() {
   return false;
 #endif
 }
+int64_t pack_x_vnni_size(int64_t rows, int64_t in) { return (rows + 15) / 16 * ((in + 31) / 32) * 512; }
+
+#if !defined(XLSTM_HAVE_AMX)
+bool amx_usable() { return false; }
+void linear_amx(float*, const uint16_t*, const uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
+void pack_x_vnni(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t) {}
+#endif
+
 }  // namespace bf16_detail
+
+bool bf16_amx_available() {
+  return g_amx_enabled.load(std::memory_order_relaxed) && simd_level() == SimdLevel::AVX512 &&
+         bf16_detail::amx_usable();
+}
+
+bool bf16_set_amx_enabled(bool enabled) {
+  g_amx_enabled.store(enabled, std::memory_order_relaxed);
+  return bf16_amx_available();
+}
 
 bool bf16_dot_available() {
   return g_dot_enabled.load(std::memory_order_relaxed) && simd_level() == SimdLevel::AVX512 &&
@@ -148,6 +167,18 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
   std::vector<uint16_t> xb;
   std::vector<float> xr;
   const float* xs = x;
+  if (round_x && bf16_amx_available()) {
+    // AMX: x packed once into the tiles' layout; panels of whole 32-output blocks (the kernel's unit), at least 2
+    // per thread
+    xb.resize(static_cast<size_t>(bf16_detail::pack_x_vnni_size(rows, in)));
+    parallel_for((rows + 15) / 16, 1,
+                 [&](int64_t lo, int64_t hi) { bf16_detail::pack_x_vnni(xb.data(), x, rows, in, lo, hi); });
+    const int64_t blocks = (out + 31) / 32, per = std::max<int64_t>(1, blocks / (2 * nt));
+    parallel_for((blocks + per - 1) / per, 1, [&](int64_t lo, int64_t hi) {
+      bf16_detail::linear_amx(y, xb.data(), w, bias, rows, in, out, lo * per * 32, std::min(out, hi * per * 32));
+    });
+    return;
+  }
   const bool dot = round_x && bf16_dot_available();
   if (round_x) {
     xb.resize(static_cast<size_t>(rows * in));

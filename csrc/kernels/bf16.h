@@ -14,7 +14,9 @@
 //                    without AVX512_BF16 the same numbers (up to summation order) come from the float32 path on the
 //                    rounded x.
 // Variants: scalar (here), AVX2 (bf16_avx2.cc), AVX-512 and AVX-512 BF16 (bf16_avx512.cc), chosen at run time by
-// simd_level() and, for vdpbf16ps, CPUID (leaf 7, sub-leaf 1, EAX bit 5). Threads split the outputs.
+// simd_level() and, for vdpbf16ps, CPUID (leaf 7, sub-leaf 1, EAX bit 5). round_x prefers AMX tiles (bf16_amx.cc:
+// CPUID leaf 7 EDX bits 22 and 24, and the OS's permission) over vdpbf16ps: the same exact products, summed in
+// another order. Threads split the outputs.
 #pragma once
 #include <cstdint>
 
@@ -35,11 +37,17 @@ void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                  int64_t out, bool round_x);
 
-// Whether this CPU has AVX512_BF16 (and the AVX-512 level is active), i.e. round_x uses vdpbf16ps.
+// Whether this CPU has AVX512_BF16 (and the AVX-512 level is active): round_x uses vdpbf16ps when AMX is not available.
 bool bf16_dot_available();
 // Allow (default) or forbid vdpbf16ps (tests compare it with the float32 path on rounded inputs). Returns
 // bf16_dot_available() afterwards.
 bool bf16_set_dot_enabled(bool enabled);
+
+// Whether round_x runs on AMX tiles now (the CPU has AMX-BF16, Linux granted the tile state, the AVX-512 level is
+// active and AMX is enabled).
+bool bf16_amx_available();
+// Allow (default) or forbid AMX for round_x (tests compare it with the other paths). Returns bf16_amx_available().
+bool bf16_set_amx_enabled(bool enabled);
 
 namespace bf16_detail {
 // y rows [0, rows), outputs [o0, o1) of the float32 path; one ISA each (bf16_avx2.cc, bf16_avx512.cc).
@@ -50,6 +58,17 @@ void linear_avx512(float* y, const float* x, const uint16_t* w, const float* bia
 // The vdpbf16ps path: xb = x already rounded to bfloat16 bits [rows, in].
 void linear_avx512bf16(float* y, const uint16_t* xb, const uint16_t* w, const float* bias, int64_t rows,
                        int64_t in, int64_t out, int64_t o0, int64_t o1);
+// The AMX path: xp = x rounded to bfloat16 and packed by pack_x_vnni. Only where amx_usable().
+void linear_amx(float* y, const uint16_t* xp, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                int64_t out, int64_t o0, int64_t o1);
+// CPUID reports AMX-BF16 and AMX-TILE and the OS granted this process the tile data state (asked once).
+bool amx_usable();
+// x [rows, in] rounded to bfloat16 into AMX's B-operand layout, zero-padded to whole tiles:
+// xp[((rb · KS + ks) · 16 + p) · 32 + r · 2 + j] = x[rb·16 + r][ks·32 + 2p + j] (0 past rows / in),
+// KS = ⌈in / 32⌉, rb < ⌈rows / 16⌉ (this call: row blocks [rb0, rb1)). pack_x_vnni_size gives the element count.
+// AMX builds only.
+int64_t pack_x_vnni_size(int64_t rows, int64_t in);
+void pack_x_vnni(uint16_t* xp, const float* x, int64_t rows, int64_t in, int64_t rb0, int64_t rb1);
 double sum_avx512(const uint16_t* x, int64_t n);
 double sum_avx2(const uint16_t* x, int64_t n);
 bool cpu_has_avx512bf16();

@@ -6,6 +6,10 @@
 // Rows:
 //   large-decode-125m   E 768, 4 heads, 12 blocks, vocab 32000 (134 M parameters, 110 M streamed per token; the
 //                       published configs' proportions: qk 0.5 E, v E, FFN 2.6667 E), random U(±1/√in) weights
+//   large-prefill-256-125m  the 125M model's forward over a 256-token prompt (ms, last position's logits), with
+//                       roundActivations "auto" (bf16-rounded activations on AMX tiles or vdpbf16ps where the CPU
+//                       has them: bf16_hardware) and, back to back, with float32 activations (float32_activations_ms,
+//                       vs_float32_activations)
 //   large-decode-7b-est the 7B config (E 4096, 8 heads, 32 blocks, vocab 50304): ONE 7B-shaped block is built and
 //                       timed, then 32 x its time + the 50304 x 4096 head at the block's measured bandwidth. An
 //                       extrapolation, not a run of the whole model (that needs ~14 GB).
@@ -74,7 +78,7 @@ registerWorkload({
     reps = Math.max(5, reps);
     const threads = getNumThreadsForBench();
     const probe = probeBuffer();
-    const common = { device: "cpu" as const, dtype: "bfloat16", batch: 1, threads, reps, bf16_dot_instructions: native.bf16DotAvailable() };
+    const common = { device: "cpu" as const, dtype: "bfloat16", batch: 1, threads, reps, bf16_dot_instructions: native.bf16DotAvailable(), bf16_hardware: native.backends().cpu.bf16 };
 
     const dec = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, randomLargeStateDict(L1_CONFIG, 1));
     const bytes = dec.weightBytesPerToken() + 2 * dec.stateBytesPerRow();
@@ -93,6 +97,38 @@ registerWorkload({
       gb_per_s: bytes / r.sec / 1e9,
       machine_read_gb_per_s: r.bw / 1e9,
       bandwidth_fraction: r.frac,
+    };
+
+    // prefill: a 256-token prompt through the 125M model, activations rounded to bf16 where "auto" does (AMX) and
+    // kept in float32, back to back (the products' hardware is what differs)
+    const sd = randomLargeStateDict(L1_CONFIG, 1);
+    const rounded = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: "auto" });
+    const plain = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: false });
+    const prompt = new Tensor(Int32Array.from({ length: 256 }, (_, i) => (i * 7919) % L1_CONFIG.vocab_size), [1, 256]);
+    const prefill = async (d: xLSTMLargeDecoder) => {
+      d.forward(prompt, { logits: "last" });
+      const t: number[] = [];
+      for (let i = 0; i < reps; ++i) {
+        const t0 = process.hrtime.bigint();
+        d.forward(prompt, { logits: "last" });
+        t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        await new Promise<void>((res) => setImmediate(res));
+      }
+      return { ms: median(t), min: Math.min(...t), max: Math.max(...t) };
+    };
+    const pr = await prefill(rounded), pf = await prefill(plain);
+    yield {
+      workload: "L1",
+      name: "large-prefill-256-125m",
+      metric: "ms",
+      value: pr.ms,
+      min: pr.min,
+      max: pr.max,
+      ...common,
+      tokens: 256,
+      round_activations: native.bf16AmxAvailable() || native.bf16DotAvailable(),
+      float32_activations_ms: pf.ms,
+      vs_float32_activations: Math.round((pr.ms / pf.ms) * 1000) / 1000,
     };
 
     // one 7B-shaped block (the head of this stand-in is tiny); whole-model time extrapolated

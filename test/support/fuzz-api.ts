@@ -518,6 +518,8 @@ const SPECS: Spec[] = [
   { name: "bf16Sum", dims: { n: [0, 1, 5, 33] }, build: (d, r) => [U16(r, d.n)], outs: [], nums: [] },
   { name: "bf16DotAvailable", dims: {}, build: () => [], outs: [], nums: [] },
   { name: "bf16SetDotEnabled", dims: {}, build: () => [true], outs: [], nums: [] },
+  { name: "bf16AmxAvailable", dims: {}, build: () => [], outs: [], nums: [] },
+  { name: "bf16SetAmxEnabled", dims: {}, build: () => [true], outs: [], nums: [] },
   // memory-mapped files (csrc/binding/mmap.cc): files of n bytes in this process's temporary directory; the
   // "extreme" sizes give the directory itself or a missing file in it (both refused with an Error naming mmapFile)
   { name: "mmapFile", dims: { n: MMAP_SIZES }, build: (d) => [mmapPath(d.n)], outs: [], nums: [] },
