@@ -1,7 +1,8 @@
 // bf16-weight linear map on AMX tiles (see bf16.h): the round_x numerics (x rounded to bf16, products exact in
 // float32, float32 sums) on the tile matrix unit of Intel Xeons since Sapphire Rapids. One TDPBF16PS does
-// 16 x 16 x 32 products; on a 2-core Sapphire Rapids VM the map runs at ~650 GFLOP/s against ~150 for vdpbf16ps
-// and ~180 for the float32 path (bench/ and the note of 2026-11-27).
+// 16 x 16 x 32 products; on a 2-core Sapphire Rapids VM the map runs at 0.85-1.3 TFLOP/s against ~150 GFLOP/s for
+// vdpbf16ps and ~180 for the float32 path (2026-11-27). That is still 15-20 % of the unit's peak (3 TFLOP/s a core
+// with its operands in L1): the tiles' loads from L2 and beyond bound it.
 //
 // The product is computed transposed, yᵀ = W xᵀ, so that W [out, in] (the nn.Linear layout) is the tile unit's
 // A operand as it is: an A tile is 16 rows of W (16 outputs) x 32 consecutive inputs, loaded in place with W's row
@@ -153,6 +154,10 @@ bool amx_usable() {
 #endif
 }
 
+// Tiles that miss L1 load slowly (a tile load's 16 lines are fetched on demand): the lines of the k-step this many
+// ahead are prefetched into L1 (+15-50 % at in = 768 on the Sapphire Rapids VM; the 2-row-block loop only)
+constexpr int64_t kPrefetchSteps = 2;
+
 void linear_amx(float* y, const uint16_t* xp, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                 int64_t out, int64_t o0, int64_t o1) {
   const TileConfig cfg = make_config();
@@ -179,6 +184,14 @@ void linear_amx(float* y, const uint16_t* xp, const uint16_t* w, const float* bi
       _tile_zero(3);
       if (rb + 1 < rb_n) {
         for (int64_t ks = 0; ks < ks_n; ++ks) {
+          if (ks + kPrefetchSteps < ks_n) {
+            // W's 32 rows (one line each: wb's rows follow wa's at the same stride), then both x tiles
+            const char* pw = reinterpret_cast<const char*>(wa + (ks + kPrefetchSteps) * 32);
+            for (int j = 0; j < 32; ++j) _mm_prefetch(pw + j * lda, _MM_HINT_T0);
+            const char* px0 = reinterpret_cast<const char*>(x0 + (ks + kPrefetchSteps) * 512);
+            const char* px1 = reinterpret_cast<const char*>(x1 + (ks + kPrefetchSteps) * 512);
+            for (int j = 0; j < 16; ++j) _mm_prefetch(px0 + j * 64, _MM_HINT_T0), _mm_prefetch(px1 + j * 64, _MM_HINT_T0);
+          }
           _tile_loadd(4, wa + ks * 32, lda);
           _tile_loadd(5, wb + ks * 32, lda);
           _tile_loadd(6, x0 + ks * 512, 64);
