@@ -1264,7 +1264,7 @@ export class xLSTMLargeDecoder extends Module {
     const state: LargeState = {};
     // scratch shared by the blocks (same sizes in every block)
     const a = new Float32Array(R * E), P = new Float32Array(R * width), H = new Float32Array(B * NH * S * DV);
-    const hout = new Float32Array(R * vd), y = new Float32Array(R * E), Z = new Float32Array(R * 2 * up), u = new Float32Array(R * up);
+    const hout = new Float32Array(R * vd), og = new Float32Array(R * vd), y = new Float32Array(R * E), Z = new Float32Array(R * 2 * up), u = new Float32Array(R * up);
     this.#blocks.forEach((blk, bi) => {
       this.#rms(x, R, blk.normM, blk.normMb, a);
       this.#linear(a, R, blk.wIn, blk.bIn, P);
@@ -1315,7 +1315,10 @@ export class xLSTMLargeDecoder extends Module {
         st.m.f32().set(m0!);
         state[String(bi)] = st;
       } else state[String(bi)] = { c: new Tensor(c0!, [B, NH, DK, DV]), n: new Tensor(n0!, [B, NH, DK]), m: new Tensor(m0!, [B, NH, 1]) };
-      // per-head layer norm, weight (+ bias), times sigmoid(o)
+      // per-head layer norm, weight (+ bias), times sigmoid(o): the output gate's sigmoid by the native kernel the
+      // model's ops.sigmoid runs, over o copied out of P's rows
+      for (let r = 0; r < R; ++r) og.set(P.subarray(r * width + 2 * qk + vd, r * width + 2 * qk + 2 * vd), r * vd);
+      native.unary("sigmoid", og, og);
       const eps = c.norm_eps;
       for (let b = 0; b < B; ++b)
         for (let t = 0; t < S; ++t) {
@@ -1330,9 +1333,8 @@ export class xLSTMLargeDecoder extends Module {
             const inv = 1 / Math.sqrt(vr / DV + eps);
             for (let d = 0; d < DV; ++d) {
               const j = hh * DV + d;
-              const o = P[r * width + 2 * qk + vd + j];
               const hn = (H[src + d] - mean) * inv * blk.mhW[j] + (blk.mhB ? blk.mhB[j] : 0);
-              hout[r * vd + j] = hn / (1 + Math.exp(-o));
+              hout[r * vd + j] = hn * og[r * vd + j];
             }
           }
         }
@@ -1340,11 +1342,7 @@ export class xLSTMLargeDecoder extends Module {
       for (let j = 0; j < x.length; ++j) x[j] += y[j];
       this.#rms(x, R, blk.normF, blk.normFb, a);
       this.#linear(a, R, blk.wUp, blk.bUp, Z);
-      for (let r = 0; r < R; ++r)
-        for (let j = 0; j < up; ++j) {
-          const g = Z[r * 2 * up + j];
-          u[r * up + j] = (g / (1 + Math.exp(-g))) * Z[r * 2 * up + up + j];
-        }
+      native.gatedUnary("silu", Z, R, up, u);  // silu(gate) ⊙ up per row, as the model's ops.silu then ops.mul
       this.#linear(u, R, blk.wDown, blk.bDown, y);
       for (let j = 0; j < x.length; ++j) x[j] += y[j];
     });
