@@ -365,17 +365,27 @@ describe("58 xLSTM Large", function () {
         [17, 33, 33],
         [48, 300, 100],
         [1, 32, 16],
+        // 33 row blocks (16 pairs and a single), 19 output blocks (the last padded); with 1 thread tasks of 9 blocks
+        [520, 300, 600],
       ];
-      for (const [rows, inF, outF] of shapes) {
-        const x = Tensor.randn([rows * inF], { generator: g }).f32();
-        const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
-        const wexact = bf16ToFloat(new Float32Array(w.length), w);
-        const bias = Tensor.randn([outF], { generator: g }).f32();
-        const y = new Float32Array(rows * outF).fill(NaN);
-        native.bf16Linear(y, x, w, bias, rows, inF, outF, true);
-        const { y: want, mag } = ref64(roundBf16(x), wexact, bias, rows, inF, outF);
-        for (let j = 0; j < y.length; ++j)
-          assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `[${rows},${inF},${outF}] #${j} (row ${Math.floor(j / outF)}, output ${j % outF}): ${y[j]} vs ${want[j]}`);
+      const threads = getNumThreads();
+      try {
+        for (const [rows, inF, outF] of shapes) {
+          const x = Tensor.randn([rows * inF], { generator: g }).f32();
+          const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
+          const wexact = bf16ToFloat(new Float32Array(w.length), w);
+          const bias = Tensor.randn([outF], { generator: g }).f32();
+          const { y: want, mag } = ref64(roundBf16(x), wexact, bias, rows, inF, outF);
+          for (const n of rows > 100 ? [threads, 1] : [threads]) {
+            setNumThreads(n);
+            const y = new Float32Array(rows * outF).fill(NaN);
+            native.bf16Linear(y, x, w, bias, rows, inF, outF, true);
+            for (let j = 0; j < y.length; ++j)
+              assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `[${rows},${inF},${outF}] ${n} threads #${j} (row ${Math.floor(j / outF)}, output ${j % outF}): ${y[j]} vs ${want[j]}`);
+          }
+        }
+      } finally {
+        setNumThreads(threads);
       }
       // a NaN in x reaches only its row; an infinite weight only its output (the zero padding never multiplies it)
       const rows = 20, inF = 40, outF = 36;
