@@ -33,6 +33,8 @@
 # (test/21's "autotune" case). Then time that GEMM change with the "ab" step against a build of 3b48679
 # (the last commit whose float32 GEMM ran on a GPU; a worktree builds it in ~2 minutes here).
 # "ab": the same workloads with this build and with $GPU_BASE's, back to back (what a kernel change bought).
+# Every row of G1, G2, G2-forms, G3, G3-W5 and L1-cuda has already run at tiny shapes on the emulated device
+# (test/70, XLSTM_BENCH_SHAPES=tiny): a row that fails here fails on the GPU's own terms, not on its wiring.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/xlstm-gpu-out}

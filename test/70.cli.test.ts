@@ -48,6 +48,33 @@ describe("70 cli", function () {
     assert.match(rows[0].gpu, /host emulation/);
   });
 
+  // the GPU workloads' rows, opt-ins and settings, run at tiny shapes on the emulated device before a GPU's minutes are
+  // spent on them (each row's wiring: its setters, plans, sessions and graphs; not its speed)
+  (backends().cuda.compiled ? it : it.skip)(`bench's GPU workloads run every row at tiny shapes on the host-emulated device (XLSTM_BENCH_SHAPES=tiny)${backends().cuda.compiled ? "" : " [skipped: built without CUDA]"}`, () => {
+    const r = spawnSync(process.execPath, [path.join(root, "bin", "xlstm.js"), "bench", "--device", "cuda", "--workload", "G1,G2,G2-forms,G3,G3-W5,L1-cuda", "--reps", "1"], {
+      encoding: "utf8",
+      cwd: root,
+      timeout: 240000,
+      env: { ...process.env, XLSTM_CUDA_EMULATE: "1", XLSTM_BENCH_SHAPES: "tiny" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { workload: string; name: string; value: number; graphs?: string });
+    for (const row of rows) assert.ok(Number.isFinite(row.value), `${row.workload} ${row.name}: ${row.value}`);
+    const names = new Set(rows.map((x) => `${x.workload} ${x.name}`));
+    const want = [
+      "G1 slstm-forward-backward", "G1 lstm-forward-backward-autocast-bf16-wide-gemm", "G1 slstm-forward-autocast-bf16-split-blocks48",
+      "G1 lstm-forward-backward-autocast-bf16-gather", "G1 slstm-forward-backward-autocast-bf16-split-blocks48-gather", "G1 lstm-forward-autotune",
+      "G1 slstm-forward-backward-autocast-bf16-autotune", "G2 mlstm-chunkwise-forward-backward-composed-scan-states",
+      "G2 mlstm-chunkwise-forward-backward-autocast-bf16-chunk128-wide-gemm", "G2 mlstm-chunkwise-forward-backward-autocast-bf16-chunk256-fused-intra",
+      "G2 mlstm-chunkwise-forward-autocast-bf16-fused-intra", "G2-forms mlstm-composed-B1-NH2-S128-DK32-DV32", "G3 lm-train-no-split-k",
+      "G3 lm-train-grouped-gemm", "G3 lm-train-autocast-bf16-kernels", "G3 lm-train-autocast-bf16-wide-gemm", "G3 generate-step-session",
+      "G3 prefill-256-session", "G3 generate-step-session-graphs", "L1 large-decode-125m-session", "L1 large-decode-125m-session-graphs",
+    ];
+    assert.deepEqual(want.filter((n) => !names.has(n)), [], `rows missing; got ${[...names].join(", ")}`);
+    // the graphed rows really ran from graphs (the status string the session reports)
+    for (const row of rows.filter((x) => x.name.endsWith("-session-graphs"))) assert.match(String(row.graphs), /^on: \d+ graphs$/, `${row.workload} ${row.name}`);
+  });
+
   it("bench rejects unknown workloads and options, naming them", () => {
     const r = cli("bench", "--workload", "W99");
     assert.notEqual(r.status, 0);

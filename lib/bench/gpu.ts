@@ -16,7 +16,7 @@
 // (float32 and bf16) the plans the autotune picks on the GPU at hand (cudaSetRecurrentAutotune; the picks in the row).
 import * as cuda from "../cuda";
 import { createInferenceSession, createLargeInferenceSession } from "../infer";
-import { largeParameterCount, randomLargeStateDict, xLSTMLarge } from "../nn/large";
+import { largeParameterCount, randomLargeStateDict, xLSTMLarge, xLSTMLargeConfig } from "../nn/large";
 import { xLSTMLMModel } from "../nn/stack";
 import * as ops from "../ops";
 import { AdamW } from "../optim/adamw";
@@ -27,7 +27,7 @@ import { noGrad } from "../autograd";
 import { native } from "../native";
 import { Tensor } from "../tensor";
 import { releaseReplacedState, StateTree } from "../train/state-tree";
-import { BenchRow, registerWorkload, timeIt } from "./index";
+import { BenchRow, registerWorkload, timeIt, tinyShapes } from "./index";
 import { L1_CONFIG } from "./large-decode";
 import { w6Workload } from "./lstm-d2l";
 import { mlstmCellWorkload, MLSTM_CELL_SIZES } from "./mlstm-cell";
@@ -114,7 +114,7 @@ async function withWideBf16Tiles<T>(fn: () => Promise<T>): Promise<T | null> {
  */
 async function* g1Rows(workload: string, launch: "split" | "split-lane" | "rows" | null, reps: number): AsyncGenerator<BenchRow> {
   const gen = new Generator(0);
-  const B = 16, T = 1024, H = 768;
+  const [B, T, H] = tinyShapes() ? [2, 8, 64] : [16, 1024, 768];
   const x = Tensor.randn([B, T, 4 * H], { generator: gen, device: "cuda", requiresGrad: true });
   const R = Tensor.randn([1, H, 4 * H], { generator: gen, std: 1 / Math.sqrt(H), device: "cuda", requiresGrad: true });
   const bias = Tensor.zeros([4 * H], { device: "cuda", requiresGrad: true });
@@ -226,7 +226,7 @@ registerWorkload({
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
-    const B = 8, S = 8192, NH = 8, DK = 256, DV = 512;
+    const [B, S, NH, DK, DV] = tinyShapes() ? [1, 256, 2, 32, 64] : [8, 8192, 8, 256, 512];
     const { q, k, v, i, f, dh } = mlstmCellInputs(gen, B, NH, S, DK, DV);
     // the bf16 form also at chunks 128 and 256 (fewer inter-chunk states to write and read, longer intra-chunk
     // products), the float32 form also at 256: the figures that calibrate chunkSize "auto" (ops.mlstmAutoChunk; each
@@ -276,7 +276,8 @@ registerWorkload({
   onRequest: true,
   async *run({ reps }) {
     const gen = new Generator(0);
-    for (const [B, NH, S, DK, DV] of [[1, 4, 256, 64, 64], [1, 4, 4096, 64, 64], [8, 4, 256, 128, 128], [2, 8, 8192, 256, 512]]) {
+    const shapes = tinyShapes() ? [[1, 2, 128, 32, 32], [1, 2, 64, 32, 64]] : [[1, 4, 256, 64, 64], [1, 4, 4096, 64, 64], [8, 4, 256, 128, 128], [2, 8, 8192, 256, 512]];
+    for (const [B, NH, S, DK, DV] of shapes) {
       const { q, k, v, i, f, dh } = mlstmCellInputs(gen, B, NH, S, DK, DV);
       for (const form of ["tiles", "composed"] as const) {
         const prev = native.cudaSetMlstmForm(form);
@@ -300,7 +301,7 @@ registerWorkload({
   device: "cuda",
   async *run({ reps }) {
     const gen = new Generator(0);
-    const V = 256, B = 8, S = 256;
+    const V = 256, [B, S] = tinyShapes() ? [1, 16] : [8, 256];
     const model = new xLSTMLMModel(w2Config(true), { generator: gen }).to("cuda");
     const opt = new AdamW(xlstmParamGroups(model, 0.1), { lr: 1e-3, weight_decay: 0.1 });
     const x = new Tensor(Int32Array.from({ length: B * S }, () => gen.int(V)), [B, S]);
@@ -345,8 +346,8 @@ registerWorkload({
   async *run({ reps }) {
     const gen = new Generator(0);
     const model = new xLSTMLMModel(w2Config(true), { generator: gen }).eval().to("cuda");
-    const prompt = new Tensor(Int32Array.from({ length: 256 }, () => gen.int(256)), [1, 256]);
-    const steps = 256;
+    const [promptLen, steps] = tinyShapes() ? [16, 4] : [256, 256];
+    const prompt = new Tensor(Int32Array.from({ length: promptLen }, () => gen.int(256)), [1, promptLen]);
     // each token: one step on the GPU, its logits read back for the choice (as generate() does), released at once
     const run = (n: number) =>
       greedyDecode(() => model.forward(ops.slice(prompt, 1, 0, 8), { returnLastState: true }).state!, (tok, st) => model.step(new Tensor(Int32Array.of(tok), [1, 1]), st), n);
@@ -454,11 +455,12 @@ registerWorkload({
   description: "L1 on the GPU: xLSTM Large 125M-config greedy decoding, batch 1, bf16 and float32 matrix weights (ms/token, GB/s of weights and state streamed)",
   device: "cuda",
   async *run({ reps }) {
-    const sd = randomLargeStateDict(L1_CONFIG, 1);
-    const prompt = new Tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 7919) % L1_CONFIG.vocab_size), [1, 16]);
-    const steps = 64;
+    const config: xLSTMLargeConfig = tinyShapes() ? { embedding_dim: 64, num_heads: 2, num_blocks: 2, vocab_size: 128, mode: "inference" } : L1_CONFIG;
+    const sd = randomLargeStateDict(config, 1);
+    const prompt = new Tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 7919) % config.vocab_size), [1, 16]);
+    const steps = tinyShapes() ? 4 : 64;
     for (const dtype of ["bfloat16", "float32"] as const) {
-      const model = new xLSTMLarge(L1_CONFIG, { skipInit: true }).setWeightDtype(dtype);
+      const model = new xLSTMLarge(config, { skipInit: true }).setWeightDtype(dtype);
       model.loadStateDict(sd);
       model.eval().to("cuda");
       const c = model.config;
@@ -473,7 +475,7 @@ registerWorkload({
       const pre = await timeGpu(() => run(0), reps);
       const g = await timeGpu(() => run(steps), reps);
       const sec = (g.median - pre.median) / steps;
-      yield { workload: "L1", name: "large-decode-125m", metric: "ms_per_token", value: sec * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, parameters: largeParameterCount(L1_CONFIG).total, bytes_per_token: weights + state, gb_per_s: (weights + state) / sec / 1e9, reps };
+      yield { workload: "L1", name: "large-decode-125m", metric: "ms_per_token", value: sec * 1000, device: "cuda", gpu: gpuName(), dtype, batch: 1, tokens: steps, parameters: largeParameterCount(config).total, bytes_per_token: weights + state, gb_per_s: (weights + state) / sec / 1e9, reps };
       // the same decode through the device inference session (generate()'s path on the GPU): one native call a token
       const session = createLargeInferenceSession(model);
       try {
