@@ -43,6 +43,12 @@ STEPS=${STEPS:-build,cuda,fixtures,bench}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 t0=$(date +%s)
 step() { echo "$(( $(date +%s) - t0 ))s $*" | tee -a "$OUT/steps.txt"; }
+# the pack must come from these sources (gpu-pack.sh's fingerprint); GPU_ALLOW_STALE=1 runs a stale pack anyway. (Run
+# locally, this script also unpacks .gpu/dist.tar.xz over dist/: rebuild dist/ after.)
+if [ "${GPU_ALLOW_STALE:-0}" != 1 ] && [ "$(bash scripts/source-fingerprint.sh)" != "$(cat .gpu/sources.sha256 2>/dev/null)" ]; then
+  echo "stale pack: .gpu/ was made from other sources than this tree's; run scripts/gpu-pack.sh" | tee -a "$OUT/steps.txt"
+  exit 1
+fi
 if ! command -v node >/dev/null 2>&1; then
   mkdir -p /tmp/xlstm-node/bin
   xz -dc .gpu/node.xz > /tmp/xlstm-node/bin/node && chmod +x /tmp/xlstm-node/bin/node

@@ -13,15 +13,23 @@
 #   .gpu/fixtures.tar.xz      ../shared/fixtures, or $XLSTM_FIXTURES
 #   .gpu/xref.tar.xz          the official xlstm package's source, when $XLSTM_REF names a checkout of NX-AI/xlstm
 # All under the 64 MiB a run may carry. Then, on the device machine: scripts/gpu-check.sh (see there).
+# .gpu/sources.sha256 fingerprints the sources the pack was made from (scripts/source-fingerprint.sh): gpu-check.sh
+# refuses a pack whose fingerprint differs from the tree it runs in, so a stale pack cannot spend a GPU call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
+# a binary older than a source it is built from is stale (GPU_ALLOW_STALE=1 packs it anyway)
+if [ -f "$binary" ] && [ -n "$(find csrc cuda CMakeLists.txt -type f -newer "$binary" | head -1)" ] && [ "${GPU_ALLOW_STALE:-0}" != 1 ]; then
+  echo "$binary is older than $(find csrc cuda CMakeLists.txt -type f -newer "$binary" | head -1): rebuild it (npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90)" >&2
+  exit 1
+fi
 rm -rf .gpu && mkdir -p .gpu
+bash scripts/source-fingerprint.sh > .gpu/sources.sha256
 node_bin=$(readlink -f "$(command -v node)")
 xz -T0 -6 -c "$node_bin" > .gpu/node.xz
 tar -cf - --exclude=node_modules/@typescript --exclude=node_modules/typescript node_modules | xz -T0 -6 > .gpu/node_modules.tar.xz
 npm run -s build:ts
 tar -cf - dist | xz -T0 -6 > .gpu/dist.tar.xz
-binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
 if [ -f "$binary" ]; then xz -T0 -6 -c "$binary" > .gpu/xlstm.node.xz; else echo "no $binary: gpu-check.sh will build on the device"; fi
 # the binary to compare against (scripts/gpu-check.sh's "ab" step): $GPU_BASE, an earlier build for the same GPU
 if [ -n "${GPU_BASE:-}" ] && [ -f "$GPU_BASE" ]; then xz -T0 -6 -c "$GPU_BASE" > .gpu/xlstm-base.node.xz; fi
