@@ -14,7 +14,7 @@
 // Tiles are per-thread state: every call configures them (LDTILECFG) and releases them (TILERELEASE) before it
 // returns, so a pool thread never carries tile state into other work. Linux grants a process the tile data state
 // only on request (arch_prctl ARCH_REQ_XCOMP_PERM); amx_usable() asks once and says no where it is refused.
-#include <immintrin.h>
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include <algorithm>
 #include <cstdint>
@@ -27,13 +27,6 @@
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#endif
-
-// GCC 12 reports its own _mm512_undefined_* placeholders inside the cvt/extract intrinsics as uninitialised (a false
-// positive in the compiler's headers, as in bf16_avx512.cc)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace xlstm {

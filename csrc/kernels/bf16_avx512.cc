@@ -3,18 +3,11 @@
 // row). The tail of `in` uses masked loads (zeros contribute nothing). The AVX512_BF16 variant takes x already
 // rounded to bf16 and does 32 products per vdpbf16ps; it is compiled for that extension only (target attribute)
 // and called only when CPUID reports it.
-#include <immintrin.h>
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include <cstdint>
 
 #include "kernels/bf16.h"
-
-// GCC 12 reports its own _mm512_undefined_* placeholders inside vpmovzxwd/reduce intrinsics as uninitialised
-// (a false positive in the compiler's headers, not in this file).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 namespace xlstm {
 namespace bf16_detail {

@@ -10,7 +10,7 @@
 //   sigmoid(x) = 1/(1+e^{-|x|}) or e^{-|x|}/(1+e^{-|x|}) by the sign of x
 //   Phi(x)  = the normal CDF for gelu, from fitted erf / erfc kernels (see vnormal_cdf_pdf)
 // The remaining ops compose these exactly like the scalar formulas of elementwise_math.h.
-#include <immintrin.h>
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include "kernels/elementwise.h"
 

@@ -12,7 +12,7 @@
 // rows (1..13) use an intrinsics template over the row count and the panel form.
 // Blocking: KC 256 (the 32 KiB op(B) sliver stays in the 48 KiB L1 while op(A) streams from L2), MC <= 504 rows
 // (a 504 x 256 op(A) block is ~0.5 MiB of the 1 MiB L2), NC 4096 (packed op(B) in L3).
-#include <immintrin.h>
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include <algorithm>
 

@@ -2,7 +2,7 @@
 // (see headwise.h). One zmm holds 16 features = 4 blocks of 4, and each 128-bit lane is one block, so the
 // in-lane shuffle _mm512_permute_ps broadcasts element d of every block at once: a 4x4 block matvec for 4 blocks
 // is 4 shuffles and 4 FMAs. Weights are rearranged once per call so that each FMA reads them contiguously.
-#include <immintrin.h>
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include <cstdint>
 #include <vector>
