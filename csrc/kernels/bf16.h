@@ -16,7 +16,7 @@
 // Variants: scalar (here), AVX2 (bf16_avx2.cc), AVX-512 and AVX-512 BF16 (bf16_avx512.cc), chosen at run time by
 // simd_level() and, for vdpbf16ps, CPUID (leaf 7, sub-leaf 1, EAX bit 5). round_x prefers AMX tiles (bf16_amx.cc:
 // CPUID leaf 7 EDX bits 22 and 24, and the OS's permission) over vdpbf16ps: the same exact products, summed in
-// another order. Threads split the outputs.
+// another order (both treat bf16 denormals, below 1.2e-38, as zero). Threads split the outputs.
 #pragma once
 #include <cstdint>
 

@@ -99,8 +99,8 @@ registerWorkload({
       bandwidth_fraction: r.frac,
     };
 
-    // prefill: a 256-token prompt through the 125M model, activations rounded to bf16 where "auto" does (AMX) and
-    // kept in float32, back to back (the products' hardware is what differs)
+    // prefill: a 256-token prompt through the 125M model, activations rounded to bf16 where "auto" does (AMX or
+    // vdpbf16ps) and kept in float32, back to back (the products' hardware is what differs)
     const sd = randomLargeStateDict(L1_CONFIG, 1);
     const rounded = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: "auto" });
     const plain = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: false });
