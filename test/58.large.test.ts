@@ -365,7 +365,9 @@ describe("58 xLSTM Large", function () {
         [17, 33, 33],
         [48, 300, 100],
         [1, 32, 16],
-        // 33 row blocks (16 pairs and a single), 19 output blocks (the last padded); with 1 thread tasks of 9 blocks
+        // 8 row blocks of whole blocks and k-steps; 33 row blocks (16 pairs and a single) with 19 output blocks (the
+        // last padded) and padded inputs; with 1 thread tasks of 9 blocks
+        [128, 64, 96],
         [520, 300, 600],
       ];
       const threads = getNumThreads();

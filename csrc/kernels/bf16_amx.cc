@@ -1,8 +1,11 @@
 // bf16-weight linear map on AMX tiles (see bf16.h): the round_x numerics (x rounded to bf16, products exact in
 // float32, float32 sums) on the tile matrix unit of Intel Xeons since Sapphire Rapids. One TDPBF16PS does
 // 16 x 16 x 32 products; on a 2-core Sapphire Rapids VM the map runs at 0.85-1.3 TFLOP/s against ~150 GFLOP/s for
-// vdpbf16ps and ~180 for the float32 path (2026-11-27). That is still 15-20 % of the unit's peak (3 TFLOP/s a core
-// with its operands in L1): the tiles' loads from L2 and beyond bound it.
+// vdpbf16ps and ~180 for the float32 path (2026-11-27). The unit itself did ~2.5 TFLOP/s a core there (TDPBF16PS fed
+// by tile loads from L1), so this is 20-28 % of it: the tiles' loads from L2 and beyond bound it. Tried without a
+// gain on 2 threads: W packed per output block in tile order (its 32 rows, in*2 bytes apart, share an L1 set when in
+// is a multiple of 2048; +44 % on one core in isolation), K sliced with the accumulators kept in memory between
+// slices, rows in chunks sized for L2.
 //
 // The product is computed transposed, yᵀ = W xᵀ, so that W [out, in] (the nn.Linear layout) is the tile unit's
 // A operand as it is: an A tile is 16 rows of W (16 outputs) x 32 consecutive inputs, loaded in place with W's row
