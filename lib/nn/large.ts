@@ -1044,6 +1044,46 @@ function checkDecoderOptions(what: string, options: unknown): LargeDecoderOption
   return o as LargeDecoderOptions & { config?: Partial<xLSTMLargeConfig> };
 }
 
+/** Σ a[o .. o+n) in float64 over four partial sums (independent additions: not one latency-bound chain). */
+function sum(a: Float32Array, o: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
+  for (; d + 4 <= n; d += 4) {
+    s0 += a[o + d];
+    s1 += a[o + d + 1];
+    s2 += a[o + d + 2];
+    s3 += a[o + d + 3];
+  }
+  for (; d < n; ++d) s0 += a[o + d];
+  return s0 + s1 + (s2 + s3);
+}
+
+/** Σ a[i]² over a[o .. o+n), as sum(). */
+function sumSquares(a: Float32Array, o: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
+  for (; d + 4 <= n; d += 4) {
+    s0 += a[o + d] * a[o + d];
+    s1 += a[o + d + 1] * a[o + d + 1];
+    s2 += a[o + d + 2] * a[o + d + 2];
+    s3 += a[o + d + 3] * a[o + d + 3];
+  }
+  for (; d < n; ++d) s0 += a[o + d] * a[o + d];
+  return s0 + s1 + (s2 + s3);
+}
+
+/** Σ (a[i] - mean)² over a[o .. o+n), as sum(). */
+function sumSquaredDeviations(a: Float32Array, o: number, n: number, mean: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
+  for (; d + 4 <= n; d += 4) {
+    const t0 = a[o + d] - mean, t1 = a[o + d + 1] - mean, t2 = a[o + d + 2] - mean, t3 = a[o + d + 3] - mean;
+    s0 += t0 * t0;
+    s1 += t1 * t1;
+    s2 += t2 * t2;
+    s3 += t3 * t3;
+  }
+  for (; d < n; ++d) s0 += (a[o + d] - mean) ** 2;
+  return s0 + s1 + (s2 + s3);
+}
+
 /**
  * Inference-only xLSTM Large: packed weights (bfloat16 or float32), native kernels, explicit state (see the file
  * header). It implements forward/step like the models, so lib/generate's generate() samples from it.
@@ -1221,10 +1261,9 @@ export class xLSTMLargeDecoder extends Module {
     const y = out ?? new Float32Array(x.length);
     for (let r = 0; r < rows; ++r) {
       const o = r * D;
-      let s = 0;
-      for (let d = 0; d < D; ++d) s += x[o + d] * x[o + d];
-      const inv = 1 / Math.sqrt(s / D + eps);
-      for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d] + (b ? b[d] : 0);
+      const inv = 1 / Math.sqrt(sumSquares(x, o, D) / D + eps);
+      if (b) for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d] + b[d];
+      else for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d];
     }
     return y;
   }
@@ -1284,7 +1323,7 @@ export class xLSTMLargeDecoder extends Module {
                 k[dst + d] = P[src + qk + d] * sq;
               }
               const dv = ((b * NH + h) * L + t) * DV, sv = row + 2 * qk + h * DV;
-              for (let d = 0; d < DV; ++d) v[dv + d] = P[sv + d];
+              v.set(P.subarray(sv, sv + DV), dv);
               const gi = P[row + 2 * qk + 2 * vd + h], gf = P[row + 2 * qk + 2 * vd + NH + h];
               ig[(b * NH + h) * L + t] = cap === null ? gi : cap * Math.tanh(gi / cap);
               fg[(b * NH + h) * L + t] = cap === null ? gf : cap * Math.tanh(gf / cap);
@@ -1319,32 +1358,27 @@ export class xLSTMLargeDecoder extends Module {
       // model's ops.sigmoid runs, over o copied out of P's rows
       for (let r = 0; r < R; ++r) og.set(P.subarray(r * width + 2 * qk + vd, r * width + 2 * qk + 2 * vd), r * vd);
       native.unary("sigmoid", og, og);
-      const eps = c.norm_eps;
+      const eps = c.norm_eps, mhW = blk.mhW, mhB = blk.mhB;
       for (let b = 0; b < B; ++b)
         for (let t = 0; t < S; ++t) {
           const r = b * S + t;
           for (let hh = 0; hh < NH; ++hh) {
-            const src = ((b * NH + hh) * S + t) * DV;
-            let mean = 0;
-            for (let d = 0; d < DV; ++d) mean += H[src + d];
-            mean /= DV;
-            let vr = 0;
-            for (let d = 0; d < DV; ++d) vr += (H[src + d] - mean) ** 2;
-            const inv = 1 / Math.sqrt(vr / DV + eps);
+            const src = ((b * NH + hh) * S + t) * DV, dst = r * vd + hh * DV;
+            const mean = sum(H, src, DV) / DV;
+            const inv = 1 / Math.sqrt(sumSquaredDeviations(H, src, DV, mean) / DV + eps);
             for (let d = 0; d < DV; ++d) {
-              const j = hh * DV + d;
-              const hn = (H[src + d] - mean) * inv * blk.mhW[j] + (blk.mhB ? blk.mhB[j] : 0);
-              hout[r * vd + j] = hn * og[r * vd + j];
+              const hn = (H[src + d] - mean) * inv * mhW[hh * DV + d] + (mhB ? mhB[hh * DV + d] : 0);
+              hout[dst + d] = hn * og[dst + d];
             }
           }
         }
       this.#linear(hout, R, blk.wOut, blk.bOut, y);
-      for (let j = 0; j < x.length; ++j) x[j] += y[j];
+      native.binary("add", x, [x.length], y, [y.length], x);  // the residual, in place
       this.#rms(x, R, blk.normF, blk.normFb, a);
       this.#linear(a, R, blk.wUp, blk.bUp, Z);
       native.gatedUnary("silu", Z, R, up, u);  // silu(gate) ⊙ up per row, as the model's ops.silu then ops.mul
       this.#linear(u, R, blk.wDown, blk.bDown, y);
-      for (let j = 0; j < x.length; ++j) x[j] += y[j];
+      native.binary("add", x, [x.length], y, [y.length], x);
     });
     let rows = R;
     if (lastOnly) {
