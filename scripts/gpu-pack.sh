@@ -19,8 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=${GPU_BUILD:-build-gpu}/Release/xlstm.node
 # a binary older than a source it is built from is stale (GPU_ALLOW_STALE=1 packs it anyway)
-if [ -f "$binary" ] && [ -n "$(find csrc cuda CMakeLists.txt -type f -newer "$binary" | head -1)" ] && [ "${GPU_ALLOW_STALE:-0}" != 1 ]; then
-  echo "$binary is older than $(find csrc cuda CMakeLists.txt -type f -newer "$binary" | head -1): rebuild it (npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90)" >&2
+newer=$([ -f "$binary" ] && find csrc cuda CMakeLists.txt -type f -newer "$binary" | head -1 || true)
+if [ -n "$newer" ] && [ "${GPU_ALLOW_STALE:-0}" != 1 ]; then
+  echo "$binary is older than $newer: rebuild it (npx cmake-js rebuild -O build-gpu --CDCMAKE_CUDA_ARCHITECTURES=90)" >&2
   exit 1
 fi
 rm -rf .gpu && mkdir -p .gpu

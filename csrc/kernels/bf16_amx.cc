@@ -10,7 +10,7 @@
 // The product is computed transposed, yᵀ = W xᵀ, so that W [out, in] (the nn.Linear layout) is the tile unit's
 // A operand as it is: an A tile is 16 rows of W (16 outputs) x 32 consecutive inputs, loaded in place with W's row
 // stride. xᵀ is the B operand, which the unit wants in pairs ("VNNI"): B row p, column r holds x[r][2p], x[r][2p+1].
-// bf16_linear packs x that way once per call (pack_x_vnni, bf16.cc), zero-padded to whole tiles, so padding rows
+// bf16_linear packs x that way once per call (pack_x_vnni, below), zero-padded to whole tiles, so padding rows
 // and inputs contribute exact zeros. Register use: 4 accumulator tiles (2 output blocks x 2 row blocks of 16),
 // 2 A and 2 B tiles: each k-step loads 4 tiles for 4 products.
 //

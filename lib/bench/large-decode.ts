@@ -80,7 +80,8 @@ registerWorkload({
     const probe = probeBuffer();
     const common = { device: "cpu" as const, dtype: "bfloat16", batch: 1, threads, reps, bf16_dot_instructions: native.bf16DotAvailable(), bf16_hardware: native.backends().cpu.bf16 };
 
-    const dec = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, randomLargeStateDict(L1_CONFIG, 1));
+    const sd = randomLargeStateDict(L1_CONFIG, 1);
+    const dec = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd);  // roundActivations "auto"
     const bytes = dec.weightBytesPerToken() + 2 * dec.stateBytesPerRow();
     const r = await decodeRun(dec, 32, reps, probe, bytes);
     const count = largeParameterCount(L1_CONFIG);
@@ -100,9 +101,7 @@ registerWorkload({
     };
 
     // prefill: a 256-token prompt through the 125M model, activations rounded to bf16 where "auto" does (AMX or
-    // vdpbf16ps) and kept in float32, back to back (the products' hardware is what differs)
-    const sd = randomLargeStateDict(L1_CONFIG, 1);
-    const rounded = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: "auto" });
+    // vdpbf16ps: `dec`) and kept in float32, back to back (the products' hardware is what differs)
     const plain = xLSTMLargeDecoder.fromStateDict(L1_CONFIG, sd, { roundActivations: false });
     const prompt = new Tensor(Int32Array.from({ length: 256 }, (_, i) => (i * 7919) % L1_CONFIG.vocab_size), [1, 256]);
     const prefill = async (d: xLSTMLargeDecoder) => {
@@ -116,7 +115,7 @@ registerWorkload({
       }
       return { ms: median(t), min: Math.min(...t), max: Math.max(...t) };
     };
-    const pr = await prefill(rounded), pf = await prefill(plain);
+    const pr = await prefill(dec), pf = await prefill(plain);
     yield {
       workload: "L1",
       name: "large-prefill-256-125m",

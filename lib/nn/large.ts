@@ -28,7 +28,7 @@
 //     (measured 3e-5 .. 5e-5 on PyTorch-default-initialised models);
 //   - with the unrounded float32 weights: by the weights' rounding (2^-9 relative each), <= 2e-2 · max|logit| on
 //     PyTorch-default-initialised models (XLSTM_SPEC §11.2's bf16-vs-fp32 tolerance; measured 0.7 % .. 1.2 %, also
-//     with activations rounded for AVX512_BF16). Ill-conditioned weights amplify it: the large_* fixtures' model
+//     with activations rounded for AMX / AVX512_BF16). Ill-conditioned weights amplify it: the large_* fixtures' model
 //     (lm_head x 20, gate weights x 12, soft caps saturated) shows 9 % of max|logit|, with the same greedy tokens.
 // defines: xLSTMLargeConfig, XLSTM_LARGE_DEFAULTS, resolveLargeConfig, largeParameterShapes, largeParameterCount,
 // LargeState, largeStateToTensors, largeStateFromTensors, inferenceSchedule, rmsNorm, softCap, convertLargeWeights,
@@ -1057,19 +1057,6 @@ function sum(a: Float32Array, o: number, n: number): number {
   return s0 + s1 + (s2 + s3);
 }
 
-/** Σ a[i]² over a[o .. o+n), as sum(). */
-function sumSquares(a: Float32Array, o: number, n: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
-  for (; d + 4 <= n; d += 4) {
-    s0 += a[o + d] * a[o + d];
-    s1 += a[o + d + 1] * a[o + d + 1];
-    s2 += a[o + d + 2] * a[o + d + 2];
-    s3 += a[o + d + 3] * a[o + d + 3];
-  }
-  for (; d < n; ++d) s0 += a[o + d] * a[o + d];
-  return s0 + s1 + (s2 + s3);
-}
-
 /** Σ (a[i] - mean)² over a[o .. o+n), as sum(). */
 function sumSquaredDeviations(a: Float32Array, o: number, n: number, mean: number): number {
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
@@ -1261,7 +1248,7 @@ export class xLSTMLargeDecoder extends Module {
     const y = out ?? new Float32Array(x.length);
     for (let r = 0; r < rows; ++r) {
       const o = r * D;
-      const inv = 1 / Math.sqrt(sumSquares(x, o, D) / D + eps);
+      const inv = 1 / Math.sqrt(sumSquaredDeviations(x, o, D, 0) / D + eps);
       if (b) for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d] + b[d];
       else for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d];
     }
