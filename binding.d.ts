@@ -46,6 +46,45 @@ export interface CudaDeviceInfo {
   multiprocessors: number;
 }
 
+/** largeDecoderCreate's config (xLSTMLargeConfig's sizes; soft caps null when off). */
+export interface LargeDecoderConfig {
+  vocabSize: number;
+  embeddingDim: number;
+  numHeads: number;
+  qkHeadDim: number;
+  vHeadDim: number;
+  ffnUpDim: number;
+  chunkSize: number;
+  normEps: number;
+  eps: number;
+  gateSoftCap: number | null;
+  outputSoftCap: number | null;
+}
+
+/** largeDecoderCreate's weights: the decoder's packed layout (wIn rows q, k, v, o, i, f; wUp rows gate, up). */
+export interface LargeDecoderWeights {
+  embedding: Uint16Array | Float32Array;
+  head: Uint16Array | Float32Array;
+  outNorm: Float32Array | null;
+  outNormBias: Float32Array | null;
+  blocks: readonly {
+    normM: Float32Array;
+    normMBias: Float32Array | null;
+    wIn: Uint16Array | Float32Array;
+    bIn: Float32Array | null;
+    mhW: Float32Array;
+    mhB: Float32Array | null;
+    wOut: Uint16Array | Float32Array;
+    bOut: Float32Array | null;
+    normF: Float32Array;
+    normFBias: Float32Array | null;
+    wUp: Uint16Array | Float32Array;
+    bUp: Float32Array | null;
+    wDown: Uint16Array | Float32Array;
+    bDown: Float32Array | null;
+  }[];
+}
+
 export interface Backends {
   /** bf16: the bf16 hardware that bf16Linear's roundX (rounded activations, xLSTM Large prefill) runs on now. */
   cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number; bf16: "amx" | "avx512bf16" | "none" };
@@ -543,6 +582,21 @@ export interface Binding {
   bf16SetAmxEnabled(enabled: boolean): boolean;
   /** bf16Linear on device buffers (cuda/bf16.cu): y = x · wᵀ (+ bias), w bf16 bits; GEMV for rows <= 8, widen + GEMM above. */
   cudaBf16LinearDev(y: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, bias: DeviceBuffer | null, rows: number, inFeatures: number, outFeatures: number, roundX: boolean): void;
+
+  // ---- xLSTMLargeDecoder's forward (csrc/binding/large_decoder.cc; csrc/kernels/large_decoder.h)
+  /**
+   * A handle over a decoder's packed weights (borrowed, not copied; matrices Uint16Array bf16 bits or Float32Array,
+   * vectors Float32Array, absent biases null). Every array is re-checked at each forward call.
+   */
+  largeDecoderCreate(config: LargeDecoderConfig, weights: LargeDecoderWeights): object;
+  /**
+   * logits [B*S*V] (or [B*V] with lastOnly) for tokens [B*S] from stateIn (3 arrays per block: c, n, m; null = the
+   * zero state) into stateOut (the same arrays as stateIn's for in place). rounding: 0 float32 activations, 1 rounded
+   * to bf16, 2 auto.
+   */
+  largeDecoderForward(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[]): void;
+  /** largeDecoderForward on a libuv worker thread (tokens copied at the call; the other arrays pinned until it settles). */
+  largeDecoderForwardAsync(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[]): Promise<void>;
   /** out [n*e] float32 = rows indices[i] of weight [v*e] (bf16 bits), widened; indices int32 (or int64 with int64Indices) in [0, v). */
   cudaBf16EmbeddingDev(out: DeviceBuffer, weight: DeviceBuffer, indices: DeviceBuffer, int64Indices: boolean, n: number, v: number, e: number): void;
   /** out [n] float32 = x [n] bf16 bits widened (exact). */

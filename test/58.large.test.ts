@@ -527,6 +527,85 @@ describe("58 xLSTM Large", function () {
       }
     });
 
+    it("forwardAsync: the same logits and state as forward, bit for bit, with the event loop free meanwhile", async function () {
+      this.timeout(60000);
+      // big enough that one forward takes tens of milliseconds: ticks of a 2 ms interval must keep coming
+      const big: xLSTMLargeConfig = { embedding_dim: 512, num_heads: 4, num_blocks: 4, vocab_size: 512, chunk_size: 64, mode: "inference" };
+      const dec = xLSTMLargeDecoder.fromModel(new xLSTMLarge(big, { generator: new Generator(7) }), { dtype: "float32" });
+      const idx = ids(2, 256, big.vocab_size, 8);
+      const sync = dec.forward(idx);
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 2);
+      const t0 = performance.now();
+      const pending = dec.forwardAsync(idx);
+      const ticksAtCall = ticks;
+      const got = await pending;
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      assert.equal(ticksAtCall, 0);
+      assert.ok(ms < 20 || ticks >= Math.floor(ms / 8), `${ticks} ticks of a 2 ms interval in ${ms.toFixed(0)} ms`);
+      assert.deepEqual(got.logits.f32(), sync.logits.f32());
+      for (const [k, t] of largeStateToTensors(got.state!)) assert.deepEqual(t.f32(), largeStateToTensors(sync.state!).get(k)!.f32(), k);
+      // steps from the state, in place, and "last" logits: the same as the sync calls
+      const own = largeStateFromTensors(new Map([...largeStateToTensors(sync.state!)].map(([k, t]) => [k, t.clone()])));
+      const ref = largeStateFromTensors(new Map([...largeStateToTensors(sync.state!)].map(([k, t]) => [k, t.clone()])));
+      for (const tok of [3, 99]) {
+        const step = new Tensor(Int32Array.of(tok, tok + 1), [2, 1]);
+        const a = await dec.forwardAsync(step, { state: own, inPlace: true, logits: "last" });
+        const b = dec.forward(step, { state: ref, inPlace: true, logits: "last" });
+        assert.equal(a.state, own);
+        assert.deepEqual(a.logits.f32(), b.logits.f32());
+      }
+      assert.deepEqual(own["3"].c.f32(), ref["3"].c.f32());
+      // errors arrive as rejections naming the call
+      await assert.rejects(dec.forwardAsync(ids(1, 3, 600, 1)), (e: Error) => e instanceof RangeError && /forwardAsync/.test(e.message));
+      await assert.rejects(dec.forwardAsync(idx, { inPlace: true }), (e: Error) => e instanceof RangeError && /inPlace/.test(e.message));
+    });
+
+    it("the native forward refuses bad handles, sizes, tokens, partial states, overlapping outputs and detached weights", () => {
+      const tiny: xLSTMLargeConfig = { embedding_dim: 16, num_heads: 2, num_blocks: 1, vocab_size: 11, chunk_size: 16, mode: "inference" };
+      const c = resolveLargeConfig(tiny);
+      const E = c.embedding_dim, NH = c.num_heads, DK = c.qk_head_dim, DV = c.v_head_dim, up = c.ffn_up_proj_dim, V = c.vocab_size;
+      const width = 2 * c.qk_dim + 2 * c.v_dim + 2 * NH;
+      const g = new Generator(3);
+      const rnd = (n: number, s = 0.1) => Float32Array.from({ length: n }, () => g.normal() * s);
+      const block = () => ({
+        normM: new Float32Array(E).fill(1), normMBias: null, wIn: rnd(width * E), bIn: null, mhW: new Float32Array(c.v_dim).fill(1), mhB: null,
+        wOut: rnd(E * c.v_dim), bOut: null, normF: new Float32Array(E).fill(1), normFBias: null, wUp: rnd(2 * up * E), bUp: null, wDown: rnd(E * up), bDown: null,
+      });
+      const config = { vocabSize: V, embeddingDim: E, numHeads: NH, qkHeadDim: DK, vHeadDim: DV, ffnUpDim: up, chunkSize: 16, normEps: 1e-6, eps: 1e-6, gateSoftCap: 15, outputSoftCap: 30 };
+      const weights = { embedding: rnd(V * E), head: rnd(V * E), outNorm: new Float32Array(E).fill(1), outNormBias: null, blocks: [block()] };
+      const h = native.largeDecoderCreate(config, weights);
+      const states = () => [new Float32Array(NH * DK * DV), new Float32Array(NH * DK), new Float32Array(NH)];
+      const logits = new Float32Array(V), toks = Int32Array.of(1, 2, 3);
+      const run = (over: { h?: unknown; logits?: Float32Array; tokens?: Int32Array; S?: number; stateIn?: unknown[]; stateOut?: unknown[] }) =>
+        native.largeDecoderForward((over.h ?? h) as object, over.logits ?? logits, over.tokens ?? toks, 1, over.S ?? 3, true, 0, (over.stateIn ?? [null, null, null]) as Float32Array[], (over.stateOut ?? states()) as Float32Array[]);
+      run({});
+      assert.ok(logits.every(Number.isFinite) && logits.some((x) => x !== 0));
+      const err = (fn: () => unknown, kind: ErrorConstructor, re: RegExp) => assert.throws(fn, (e: Error) => e instanceof kind && re.test(e.message), re.source);
+      err(() => run({ h: {} }), TypeError, /^largeDecoderForward: decoder must be a handle returned by largeDecoderCreate/);
+      err(() => run({ logits: new Float32Array(V + 1) }), RangeError, /logits has 12 elements, expected B\*V/);
+      err(() => run({ tokens: Int32Array.of(1, 11, 2) }), RangeError, /tokens\[1\] = 11 is out of range \[0, 11\)/);
+      err(() => run({ stateIn: [new Float32Array(NH * DK * DV), null, null] }), TypeError, /block 0 has 1 of its c, n, m/);
+      const shared = states();
+      err(() => run({ stateOut: [shared[0], shared[0].subarray(0, NH * DK), shared[2]] }), RangeError, /must not overlap/);
+      err(() => run({ stateOut: [logits, ...states().slice(1)] }), RangeError, /elements, expected B\*NH\*DK\*DV|must not overlap/);
+      err(() => native.largeDecoderCreate({ ...config, gateSoftCap: -1 }, weights), RangeError, /config\.gateSoftCap must be a positive number or null/);
+      err(() => native.largeDecoderCreate(config, { ...weights, head: new Float32Array(3) }), RangeError, /weights\.head has 3 elements, expected vocabSize\*embeddingDim = 176/);
+      err(() => native.largeDecoderCreate(config, { ...weights, blocks: [{ ...block(), wIn: new Int32Array(width * E) as unknown as Float32Array }] }), TypeError, /weights\.blocks\[0\]\.wIn must be a Float32Array or Uint16Array/);
+      // in place (stateOut = stateIn) is allowed and equals a fresh output
+      const fresh = states(), inplace = states();
+      run({ S: 3, stateOut: fresh });
+      run({ S: 3, stateOut: inplace });
+      const again = states();
+      run({ S: 3, stateIn: fresh, stateOut: again });
+      run({ S: 3, stateIn: inplace, stateOut: inplace });
+      assert.deepEqual(inplace, again);
+      // a weight detached after creation: a TypeError naming it, never a read of freed memory
+      structuredClone(weights.head.buffer, { transfer: [weights.head.buffer] });
+      err(() => run({}), TypeError, /weights\.head was detached or resized after largeDecoderCreate read it/);
+    });
+
     it("generates through lib/generate's API (greedy equals generate(); sampling is seeded)", async () => {
       const { generate } = await import("../lib/generate");
       const model = new xLSTMLarge(cfg, { generator: new Generator(4) });

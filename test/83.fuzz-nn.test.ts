@@ -391,6 +391,15 @@ function entries(): Entry[] {
       },
     );
   }
+  list.push({
+    name: "xLSTMLargeDecoder.forwardAsync",
+    valid: () => [ids([2, 3], VL), { state: largeState, returnLastState: true }],
+    call: ([a, o]) => decoder.forwardAsync(a as Tensor, o as never),
+    params: [
+      { name: "idx", hostile: idsHostile("idx", VL, [[2, 3, 1], [6], [2, 0]]) },
+      { name: "options", hostile: optionsHostile({ ...layerKeys, logits: ["first", 1, null], inPlace: BAD_BOOL }, { state: stateHostile("state") }) },
+    ],
+  });
 
   list.push({
     name: "xLSTMLargeDecoder.fromModel",

@@ -86,6 +86,27 @@ describe("90 leaks", function () {
     assert.ok(grow < 40, `RSS grew by ${grow.toFixed(1)} MB over 300 opens`);
   });
 
+  it("xLSTM Large decoder: forward, forwardAsync, failing calls and dropped decoders", async () => {
+    const { xLSTMLarge, xLSTMLargeDecoder } = await import("../lib/nn/large");
+    const cfg = { embedding_dim: 64, num_heads: 2, num_blocks: 2, vocab_size: 300, chunk_size: 16, mode: "inference" as const };
+    const model = new xLSTMLarge(cfg, { generator: new Generator(5) });
+    const sd = model.stateDict();
+    const dec = xLSTMLargeDecoder.fromModel(model);
+    // ~2.4 MB of scratch per call (B 4, S 100; logits alone 480 KB): a leak of it would grow RSS by ~0.5 GB
+    const idx = new Tensor(Int32Array.from({ length: 400 }, (_, i) => (i * 7) % 300), [4, 100]);
+    const grow = await rssGrowthMB(async () => {
+      const r = dec.forward(idx);
+      await dec.forwardAsync(idx, { state: r.state, logits: "last" });
+      try {
+        dec.forward(new Tensor(Int32Array.of(301), [1, 1]));
+      } catch {
+        /* expected RangeError */
+      }
+      xLSTMLargeDecoder.fromStateDict(cfg, sd); // a decoder (and its native handle) dropped at once
+    }, 10, 200);
+    assert.ok(grow < 40, `RSS grew by ${grow.toFixed(1)} MB over 200 calls`);
+  });
+
   it("failing calls (argument errors) do not leak", async () => {
     const grow = await rssGrowthMB(() => {
       try {

@@ -5,8 +5,8 @@
 // GPU the device session, one native call per token);
 // generateBatch() runs several prompts as one batch (rows whose prompts are longer keep feeding prompt tokens
 // through step() while the others already sample). xLSTM Large decoders (lib/nn/large.ts, loaded from Hugging Face
-// layout checkpoints by loadModel) take the same path with only the last position's logits and the state updated
-// in place after the prefill.
+// layout checkpoints by loadModel) run their prefill and every step through forwardAsync (a native worker thread,
+// the event loop free), with only the last position's logits and the state updated in place after the prefill.
 // defines: generate, generateBatch, sampleLogits, Generation (handle from a checkpoint), loadGenerator; openGenerator
 // (thread.ts: the same in a worker thread)
 import * as cuda from "../cuda";
@@ -239,7 +239,7 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
       releaseReplacedState(r.state, null);
     } else if (session) logits = await session.prefillAsync(Int32Array.from(ids), ids.length); // on a native worker thread
     else if (large) {
-      const r = large.forward(new Tensor(ids, [1, ids.length]), { logits: "last" });
+      const r = await large.forwardAsync(new Tensor(ids, [1, ids.length]), { logits: "last" }); // on a native worker thread
       logits = r.logits.f32();
       state = r.state as unknown as StateTree;
     } else {
@@ -270,9 +270,9 @@ export async function* generate(model: LanguageModel, prompt: string | ArrayLike
         }
         continue;
       }
-      await new Promise<void>((res) => setImmediate(res));
-      if (large) logits = large.forward(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true }).logits.f32();
+      if (large) logits = (await large.forwardAsync(new Tensor(Int32Array.of(id), [1, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true })).logits.f32();
       else {
+        await new Promise<void>((res) => setImmediate(res));
         const s = noGradStep(gpu, () => model.step(new Tensor(Int32Array.of(id), [1, 1]), state));
         logits = lastLogits(s.logits, 0);
         if (gpu) releaseReplacedState(state, s.state);
@@ -324,7 +324,13 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
     const sessionRows = (l: Float32Array) => (b: number) => l.slice((b * l.length) / B, ((b + 1) * l.length) / B); // [B, V]
     const tensorRows = (l: Tensor) => (b: number) => lastLogits(l, b);
     let rowLogits: (b: number) => Float32Array;
-    if (largeGpu) {
+    const large = model instanceof xLSTMLargeDecoder ? model : null;
+    if (large) {
+      // xLSTM Large on the CPU: prefill and steps on a native worker thread, the state updated in place
+      const r = await large.forwardAsync(new Tensor(prefix, [B, minLen]), { logits: "last" });
+      rowLogits = sessionRows(r.logits.f32());
+      state = r.state as unknown as StateTree;
+    } else if (largeGpu) {
       const r = noGradStep(gpu, () => model.forward(new Tensor(prefix, [B, minLen]), { returnLastState: true }));
       rowLogits = tensorRows(r.logits);
       largeGpu.setState(r.state as unknown as LargeState);
@@ -349,6 +355,7 @@ export async function generateBatch(model: LanguageModel, prompts: (string | Arr
       }
       if (!out.some((o) => o.length < maxTokens)) break;
       if (session) rowLogits = sessionRows(await session.stepAsync(next)); // on a native worker thread
+      else if (large) rowLogits = sessionRows((await large.forwardAsync(new Tensor(next, [B, 1]), { state: state as unknown as LargeState, logits: "last", inPlace: true })).logits.f32());
       else {
         await new Promise<void>((res) => setImmediate(res));
         const s = noGradStep(gpu, () => model.step(new Tensor(next, [B, 1]), state));

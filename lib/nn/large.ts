@@ -7,9 +7,11 @@
 //                      setWeightDtype("bfloat16") keeps its matrix weights as bfloat16 for inference (how it runs on
 //                      the GPU: loadModel(..., { device: "cuda" })), through ops.linear / ops.embedding's bf16 paths.
 //   xLSTMLargeDecoder  inference only: weights packed once (bfloat16 or float32), four products per block (q, k, v,
-//                      o and both gates in one; gate and up in one; out_proj; proj_down), native bf16 kernels
-//                      (csrc/kernels/bf16.h), the mLSTM kernels called directly. Built from a model, a state_dict or a (sharded) checkpoint without
-//                      ever holding float32 weights, so a 7B checkpoint fits in ~14 GB as bfloat16.
+//                      o and both gates in one; gate and up in one; out_proj; proj_down); the whole forward is one
+//                      native call over them (csrc/kernels/large_decoder.h: bf16 kernels, the mLSTM kernels, norms
+//                      and head split in C++), forwardAsync the same on a native worker thread. Built from a model, a
+//                      state_dict or a (sharded) checkpoint without ever holding float32 weights, so a 7B checkpoint
+//                      fits in ~14 GB as bfloat16.
 // Both take and return the recurrent state explicitly, in the kernel library's convention (XLSTM_SPEC §4.3: the
 // query is scaled by DK^-1/2, C and n are √DK times the small model's, m is the same):
 //   { "<block>": { c [B, NH, DK, DV], n [B, NH, DK], m [B, NH, 1] } }   (float32; zero state C = n = 0, m = 0)
@@ -1044,33 +1046,6 @@ function checkDecoderOptions(what: string, options: unknown): LargeDecoderOption
   return o as LargeDecoderOptions & { config?: Partial<xLSTMLargeConfig> };
 }
 
-/** Σ a[o .. o+n) in float64 over four partial sums (independent additions: not one latency-bound chain). */
-function sum(a: Float32Array, o: number, n: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
-  for (; d + 4 <= n; d += 4) {
-    s0 += a[o + d];
-    s1 += a[o + d + 1];
-    s2 += a[o + d + 2];
-    s3 += a[o + d + 3];
-  }
-  for (; d < n; ++d) s0 += a[o + d];
-  return s0 + s1 + (s2 + s3);
-}
-
-/** Σ (a[i] - mean)² over a[o .. o+n), as sum(). */
-function sumSquaredDeviations(a: Float32Array, o: number, n: number, mean: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, d = 0;
-  for (; d + 4 <= n; d += 4) {
-    const t0 = a[o + d] - mean, t1 = a[o + d + 1] - mean, t2 = a[o + d + 2] - mean, t3 = a[o + d + 3] - mean;
-    s0 += t0 * t0;
-    s1 += t1 * t1;
-    s2 += t2 * t2;
-    s3 += t3 * t3;
-  }
-  for (; d < n; ++d) s0 += (a[o + d] - mean) ** 2;
-  return s0 + s1 + (s2 + s3);
-}
-
 /**
  * Inference-only xLSTM Large: packed weights (bfloat16 or float32), native kernels, explicit state (see the file
  * header). It implements forward/step like the models, so lib/generate's generate() samples from it.
@@ -1087,8 +1062,8 @@ export class xLSTMLargeDecoder extends Module {
   readonly #blocks: DecoderBlock[] = [];
   readonly #outNorm: Float32Array | null;
   readonly #outNormB: Float32Array | null;
-  /** per-block state outputs reused by in-place single-segment calls (keyed by the batch size) */
-  #scratch: { B: number; c: Float32Array; n: Float32Array; m: Float32Array }[] = [];
+  /** the native forward's handle over the packed weights (csrc/binding/large_decoder.cc; it borrows them) */
+  readonly #handle: object;
 
   /** Use fromModel / fromStateDict / fromCheckpoint. `get(key)` returns a parameter in either weight mode, or null. */
   private constructor(config: xLSTMLargeConfig, get: (key: string) => Tensor | null, options: LargeDecoderOptions, shareStorage = false) {
@@ -1174,6 +1149,19 @@ export class xLSTMLargeDecoder extends Module {
     this.#outNorm = c.add_out_norm ? f32(need("backbone.out_norm.weight", [E])) : null;
     this.#outNormB = c.add_out_norm ? opt("backbone.out_norm.bias", E) : null;
     this.#head = pack([need("lm_head.weight", [c.vocab_size, E])], E);
+    this.#handle = native.largeDecoderCreate(
+      {
+        vocabSize: c.vocab_size, embeddingDim: E, numHeads: c.num_heads, qkHeadDim: c.qk_head_dim, vHeadDim: c.v_head_dim, ffnUpDim: c.ffn_up_proj_dim,
+        chunkSize: c.chunk_size, normEps: c.norm_eps, eps: c.eps, gateSoftCap: c.gate_soft_cap, outputSoftCap: c.output_logit_soft_cap,
+      },
+      {
+        embedding: this.#embedding.data, head: this.#head.data, outNorm: this.#outNorm, outNormBias: this.#outNormB,
+        blocks: this.#blocks.map((b) => ({
+          normM: b.normM, normMBias: b.normMb, wIn: b.wIn.data, bIn: b.bIn, mhW: b.mhW, mhB: b.mhB, wOut: b.wOut.data, bOut: b.bOut,
+          normF: b.normF, normFBias: b.normFb, wUp: b.wUp.data, bUp: b.bUp, wDown: b.wDown.data, bDown: b.bDown,
+        })),
+      },
+    );
   }
 
   /** A decoder with the weights of `model` (copied into the decoder's storage). */
@@ -1230,39 +1218,32 @@ export class xLSTMLargeDecoder extends Module {
     return c.num_blocks * c.num_heads * (c.qk_head_dim * c.v_head_dim + c.qk_head_dim + 1) * 4;
   }
 
-  /** y = x wᵀ (+ bias) into `out` (rows·w.rows floats) or a new array. */
-  #linear(x: Float32Array, rows: number, w: PackedWeight, bias: Float32Array | null, out?: Float32Array): Float32Array {
-    const y = out ?? new Float32Array(rows * w.rows);
-    if (w.data instanceof Uint16Array) {
-      const round = this.roundActivations === "auto" ? rows >= 16 && (native.bf16AmxAvailable() || native.bf16DotAvailable()) : this.roundActivations;
-      native.bf16Linear(y, x, w.data, bias, rows, w.cols, w.rows, round);
-    } else {
-      native.gemm(false, true, rows, w.rows, w.cols, 1, x, w.data, 0, y);
-      if (bias) for (let r = 0; r < rows; ++r) for (let o = 0; o < w.rows; ++o) y[r * w.rows + o] += bias[o];
-    }
-    return y;
-  }
-
-  #rms(x: Float32Array, rows: number, w: Float32Array, b: Float32Array | null, out?: Float32Array): Float32Array {
-    const D = this.config.embedding_dim, eps = this.config.norm_eps;
-    const y = out ?? new Float32Array(x.length);
-    for (let r = 0; r < rows; ++r) {
-      const o = r * D;
-      const inv = 1 / Math.sqrt(sumSquaredDeviations(x, o, D, 0) / D + eps);
-      if (b) for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d] + b[d];
-      else for (let d = 0; d < D; ++d) y[o + d] = x[o + d] * inv * w[d];
-    }
-    return y;
-  }
-
   /**
    * Logits for token ids from `state` (the reference's inference mode: chunkwise prefix, halving chunks, recurrent
-   * rest; S = 1 one step). Never records gradients.
+   * rest; S = 1 one step). Never records gradients. One native call (csrc/kernels/large_decoder.h) on this thread;
+   * forwardAsync runs the same on a native worker thread.
    * @param idx [B, S] int32/int64
    * @returns logits [B, S, V] (or [B, 1, V] with logits "last") and the new state (with returnLastState; default true)
    */
   forward(idx: Tensor, options: DecoderForwardOptions = {}): { logits: Tensor; state?: LargeState } {
-    const what = "xLSTMLargeDecoder.forward";
+    const call = this.#prepare("xLSTMLargeDecoder.forward", idx, options);
+    native.largeDecoderForward(this.#handle, ...call.args);
+    return call.finish();
+  }
+
+  /**
+   * forward() on a native worker thread: the event loop stays free while the tokens run through the model (a 7B
+   * prefill takes seconds on a CPU). The arrays of `idx` are copied at the call; with inPlace, the state's tensors
+   * are written when the promise settles (do not use them meanwhile).
+   */
+  async forwardAsync(idx: Tensor, options: DecoderForwardOptions = {}): Promise<{ logits: Tensor; state?: LargeState }> {
+    const call = this.#prepare("xLSTMLargeDecoder.forwardAsync", idx, options);
+    await native.largeDecoderForwardAsync(this.#handle, ...call.args);
+    return call.finish();
+  }
+
+  // forward's checks, the native call's arguments and the result's assembly
+  #prepare(what: string, idx: Tensor, options: DecoderForwardOptions) {
     const c = this.config;
     const [B, S] = checkIdx(idx, c.vocab_size, what);
     options = optionsArg(what, options);
@@ -1274,113 +1255,28 @@ export class xLSTMLargeDecoder extends Module {
     if (inPlace && !(options.state && this.#blocks.every((_, i) => options.state![String(i)])))
       throw new RangeError(`${what}: inPlace needs a state holding every block (e.g. the one returned by a first call)`);
     const lastOnly = (options.logits ?? "all") === "last";
-    const E = c.embedding_dim, NH = c.num_heads, DK = c.qk_head_dim, DV = c.v_head_dim, qk = c.qk_dim, vd = c.v_dim, up = c.ffn_up_proj_dim;
-    const R = B * S;
-    const ids = idx.data;
-    // embedding rows
-    let x: Float32Array = new Float32Array(R * E);
-    const emb = this.#embedding.data;
-    for (let r = 0; r < R; ++r) {
-      const id = Number(ids[r]);
-      if (emb instanceof Uint16Array) native.bf16ToF32(x.subarray(r * E, (r + 1) * E), emb.subarray(id * E, (id + 1) * E));
-      else x.set(emb.subarray(id * E, (id + 1) * E), r * E);
+    const NH = c.num_heads, DK = c.qk_head_dim, DV = c.v_head_dim;
+    const tokens = idx.data instanceof Int32Array ? idx.data : Int32Array.from(idx.data as ArrayLike<number | bigint>, Number);
+    const logits = new Float32Array(B * (lastOnly ? 1 : S) * c.vocab_size);
+    const stateIn: (Float32Array | null)[] = [], stateOut: Float32Array[] = [];
+    for (let i = 0; i < c.num_blocks; ++i) {
+      const prev = options.state?.[String(i)] ?? null;
+      stateIn.push(prev ? prev.c.f32() : null, prev ? prev.n.f32() : null, prev ? prev.m.f32() : null);
+      if (inPlace) stateOut.push(prev!.c.f32(), prev!.n.f32(), prev!.m.f32());
+      else stateOut.push(new Float32Array(B * NH * DK * DV), new Float32Array(B * NH * DK), new Float32Array(B * NH));
     }
-    const segments = inferenceSchedule(S, c.chunk_size);
-    const sq = Math.sqrt(DK), cap = c.gate_soft_cap, width = 2 * qk + 2 * vd + 2 * NH;
-    const state: LargeState = {};
-    // scratch shared by the blocks (same sizes in every block)
-    const a = new Float32Array(R * E), P = new Float32Array(R * width), H = new Float32Array(B * NH * S * DV);
-    const hout = new Float32Array(R * vd), og = new Float32Array(R * vd), y = new Float32Array(R * E), Z = new Float32Array(R * 2 * up), u = new Float32Array(R * up);
-    this.#blocks.forEach((blk, bi) => {
-      this.#rms(x, R, blk.normM, blk.normMb, a);
-      this.#linear(a, R, blk.wIn, blk.bIn, P);
-      const prev = options.state?.[String(bi)] ?? null;
-      let c0 = prev ? prev.c.f32() : null, n0 = prev ? prev.n.f32() : null, m0 = prev ? prev.m.f32() : null;
-      for (const seg of segments) {
-        const L = seg.end - seg.start;
-        const q = new Float32Array(B * NH * L * DK), k = new Float32Array(q.length), v = new Float32Array(B * NH * L * DV);
-        const ig = new Float32Array(B * NH * L), fg = new Float32Array(ig.length);
-        for (let b = 0; b < B; ++b)
-          for (let t = 0; t < L; ++t) {
-            const row = (b * S + seg.start + t) * width;
-            for (let h = 0; h < NH; ++h) {
-              const dst = ((b * NH + h) * L + t) * DK, src = row + h * DK;
-              for (let d = 0; d < DK; ++d) {
-                q[dst + d] = P[src + d] / sq;
-                k[dst + d] = P[src + qk + d] * sq;
-              }
-              const dv = ((b * NH + h) * L + t) * DV, sv = row + 2 * qk + h * DV;
-              v.set(P.subarray(sv, sv + DV), dv);
-              const gi = P[row + 2 * qk + 2 * vd + h], gf = P[row + 2 * qk + 2 * vd + NH + h];
-              ig[(b * NH + h) * L + t] = cap === null ? gi : cap * Math.tanh(gi / cap);
-              fg[(b * NH + h) * L + t] = cap === null ? gf : cap * Math.tanh(gf / cap);
-            }
-          }
-        const h = new Float32Array(B * NH * L * DV);
-        let cl: Float32Array, nl: Float32Array, ml: Float32Array;
-        if (inPlace && segments.length === 1) {
-          let sc = this.#scratch[bi];
-          if (!sc || sc.B !== B) sc = this.#scratch[bi] = { B, c: new Float32Array(B * NH * DK * DV), n: new Float32Array(B * NH * DK), m: new Float32Array(B * NH) };
-          ({ c: cl, n: nl, m: ml } = sc);
-        } else {
-          cl = new Float32Array(B * NH * DK * DV);
-          nl = new Float32Array(B * NH * DK);
-          ml = new Float32Array(B * NH);
-        }
-        if (seg.kernel === "chunkwise") native.mlstmChunkwiseForward(h, cl, nl, ml, null, q, k, v, ig, fg, c0, n0, m0, B, NH, L, DK, DV, seg.chunkSize!, c.eps, false);
-        else native.mlstmRecurrentForward(h, cl, nl, ml, null, q, k, v, ig, fg, c0, n0, m0, B, NH, L, DK, DV, c.eps);
-        for (let bh = 0; bh < B * NH; ++bh) H.set(h.subarray(bh * L * DV, (bh + 1) * L * DV), (bh * S + seg.start) * DV);
-        c0 = cl;
-        n0 = nl;
-        m0 = ml;
-      }
-      if (inPlace) {
-        const st = options.state![String(bi)];
-        st.c.f32().set(c0!);
-        st.n.f32().set(n0!);
-        st.m.f32().set(m0!);
-        state[String(bi)] = st;
-      } else state[String(bi)] = { c: new Tensor(c0!, [B, NH, DK, DV]), n: new Tensor(n0!, [B, NH, DK]), m: new Tensor(m0!, [B, NH, 1]) };
-      // per-head layer norm, weight (+ bias), times sigmoid(o): the output gate's sigmoid by the native kernel the
-      // model's ops.sigmoid runs, over o copied out of P's rows
-      for (let r = 0; r < R; ++r) og.set(P.subarray(r * width + 2 * qk + vd, r * width + 2 * qk + 2 * vd), r * vd);
-      native.unary("sigmoid", og, og);
-      const eps = c.norm_eps, mhW = blk.mhW, mhB = blk.mhB;
-      for (let b = 0; b < B; ++b)
-        for (let t = 0; t < S; ++t) {
-          const r = b * S + t;
-          for (let hh = 0; hh < NH; ++hh) {
-            const src = ((b * NH + hh) * S + t) * DV, dst = r * vd + hh * DV;
-            const mean = sum(H, src, DV) / DV;
-            const inv = 1 / Math.sqrt(sumSquaredDeviations(H, src, DV, mean) / DV + eps);
-            for (let d = 0; d < DV; ++d) {
-              const hn = (H[src + d] - mean) * inv * mhW[hh * DV + d] + (mhB ? mhB[hh * DV + d] : 0);
-              hout[dst + d] = hn * og[dst + d];
-            }
-          }
-        }
-      this.#linear(hout, R, blk.wOut, blk.bOut, y);
-      native.binary("add", x, [x.length], y, [y.length], x);  // the residual, in place
-      this.#rms(x, R, blk.normF, blk.normFb, a);
-      this.#linear(a, R, blk.wUp, blk.bUp, Z);
-      native.gatedUnary("silu", Z, R, up, u);  // silu(gate) ⊙ up per row, as the model's ops.silu then ops.mul
-      this.#linear(u, R, blk.wDown, blk.bDown, y);
-      native.binary("add", x, [x.length], y, [y.length], x);
-    });
-    let rows = R;
-    if (lastOnly) {
-      const last = new Float32Array(B * E);
-      for (let b = 0; b < B; ++b) last.set(x.subarray((b * S + S - 1) * E, (b * S + S) * E), b * E);
-      x = last;
-      rows = B;
-    }
-    if (this.#outNorm) x = this.#rms(x, rows, this.#outNorm, this.#outNormB);
-    const logits = this.#linear(x, rows, this.#head, null);
-    const oc = c.output_logit_soft_cap;
-    if (oc !== null) for (let j = 0; j < logits.length; ++j) logits[j] = oc * Math.tanh(logits[j] / oc);
-    const out = new Tensor(logits, [B, lastOnly ? 1 : S, c.vocab_size]);
-    if (inPlace) return { logits: out, state: options.state! };
-    return options.returnLastState === false ? { logits: out } : { logits: out, state };
+    const rounding = this.roundActivations === "auto" ? 2 : this.roundActivations ? 1 : 0;
+    const args = [logits, tokens, B, S, lastOnly, rounding, stateIn, stateOut] as const;
+    const finish = (): { logits: Tensor; state?: LargeState } => {
+      const out = new Tensor(logits, [B, lastOnly ? 1 : S, c.vocab_size]);
+      if (inPlace) return { logits: out, state: options.state! };
+      if (options.returnLastState === false) return { logits: out };
+      const state: LargeState = {};
+      for (let i = 0; i < c.num_blocks; ++i)
+        state[String(i)] = { c: new Tensor(stateOut[3 * i], [B, NH, DK, DV]), n: new Tensor(stateOut[3 * i + 1], [B, NH, DK]), m: new Tensor(stateOut[3 * i + 2], [B, NH, 1]) };
+      return { logits: out, state };
+    };
+    return { args, finish };
   }
 
   /** One token per row, idx [B, 1]: logits [B, 1, V] and the new state. */

@@ -687,6 +687,17 @@ const SPECS: Spec[] = [
   ),
   { name: "cudaMalloc", dims: { n: [0, 4, 4096] }, build: (d) => [d.n], outs: [], nums: [0], cuda: true, stateful: true },
   ...(["cudaSynchronize", "cudaMemoryStats", "cudaEmptyCache"] as const).map((name): Spec => ({ name, dims: {}, build: () => [], outs: [], nums: [], cuda: true })),
+  // xLSTMLargeDecoder's native forward (csrc/binding/large_decoder.cc): a tiny model of one block
+  ...(["largeDecoderCreate", "largeDecoderForward", "largeDecoderForwardAsync"] as const).map(
+    (name): Spec => ({
+      name,
+      dims: { V: [2, 5], B: [1, 2], S: [1, 2, 17] },
+      build: (d, r) => largeDecoderArgs(name, d, r),
+      outs: name === "largeDecoderCreate" ? [] : [1],
+      nums: name === "largeDecoderCreate" ? [] : [3, 4, 6],
+      async: name === "largeDecoderForwardAsync",
+    }),
+  ),
   // fused inference sessions (csrc/binding/infer.cc): a tiny model of one sLSTM and one mLSTM block
   ...(["inferCreate", "inferRun", "inferRunAsync", "inferReset", "inferGetState", "inferSetState", "inferBytes", "inferDispose"] as const).map(
     (name): Spec => ({
@@ -793,6 +804,27 @@ function releasedMlstmLayerHandle(): unknown {
   const h = mlstmLayerArgs("mlstmLayerRelease", d, new Rand(1))[0];
   native.mlstmLayerRelease(h as never);
   return h;
+}
+
+/** A valid largeDecoderCreate (config, weights) of one block (bf16 or float32 matrices), or a forward call over it. */
+function largeDecoderArgs(name: string, d: Dims, r: Rand): unknown[] {
+  const E = 8, NH = 2, DK = 2, DV = 4, up = 8, width = 2 * NH * DK + 2 * NH * DV + 2 * NH, V = d.V;
+  const bf16 = r.bool();
+  const M = (n: number) => (bf16 ? U16(r, n) : A(r, n));
+  const config = { vocabSize: V, embeddingDim: E, numHeads: NH, qkHeadDim: DK, vHeadDim: DV, ffnUpDim: up, chunkSize: 16, normEps: 1e-6, eps: 1e-6, gateSoftCap: r.bool() ? 15 : null, outputSoftCap: null };
+  const block = { normM: A(r, E), normMBias: A(r, E), wIn: M(width * E), bIn: A(r, width), mhW: A(r, NH * DV), mhB: null, wOut: M(E * NH * DV), bOut: null, normF: A(r, E), normFBias: null, wUp: M(2 * up * E), bUp: A(r, 2 * up), wDown: M(E * up), bDown: null };
+  const weights = { embedding: M(V * E), head: M(V * E), outNorm: A(r, E), outNormBias: null, blocks: [block] };
+  if (name === "largeDecoderCreate") return [config, weights];
+  let h: object;
+  try {
+    h = native.largeDecoderCreate(config, weights);
+  } catch {
+    h = largeDecoderArgs("largeDecoderForward", { V: 2, B: 1, S: 1 } as unknown as Dims, r)[0] as object; // sizes create refuses (the "extreme" mutation): a valid decoder
+  }
+  const lastOnly = r.bool();
+  const sizes = [d.B * NH * DK * DV, d.B * NH * DK, d.B * NH];
+  const stateIn = r.bool() ? sizes.map((n) => A(r, n)) : [null, null, null];
+  return [h, Z(d.B * (lastOnly ? 1 : d.S) * V), I32(d.B * d.S, () => r.int(V)), d.B, d.S, lastOnly, r.int(3), stateIn, sizes.map((n) => Z(n))];
 }
 
 function inferArgs(name: string, d: Dims, r: Rand): unknown[] {
