@@ -292,7 +292,7 @@ describe("59 xLSTM Large: Hugging Face layout checkpoints generate through the g
     oneLine(cli(dir, "convert", "xlstm-tiny", "out"), 1, /is an xLSTM Large checkpoint, which convert does not handle/);
   });
 
-  it("a bf16 checkpoint's weights stay mapped file pages in the decoder (no heap copy of single-tensor weights)", function () {
+  it("a bf16 checkpoint's weights stay mapped file pages in the decoder (RSS: no heap copy of single-tensor weights)", function () {
     if (process.platform !== "linux") this.skip();
     this.timeout(120000);
     // ~22 MB of bf16 weights, most of them in single-tensor packed weights (embedding, head, per-block projections)
