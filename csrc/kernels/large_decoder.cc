@@ -110,7 +110,7 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
   const std::vector<LargeSegment> segments = large_inference_schedule(S, m.chunk);
 
   // the embedding rows
-  AlignedFloats x(R * E);
+  ScratchFloats x(R * E);
   parallel_for(R, row_grain(E), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const int64_t id = tokens[r];
@@ -119,15 +119,15 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
     }
   });
 
-  // scratch shared by the blocks (same sizes in every block)
-  AlignedFloats a(R * E), P(R * width), H(B * NH * S * DV), hout(R * vd), og(R * vd), y(R * E), Z(R * 2 * up),
+  // scratch shared by the blocks (same sizes in every block; none zeroed: each array is written before it is read)
+  ScratchFloats a(R * E), P(R * width), H(B * NH * S * DV), hout(R * vd), og(R * vd), y(R * E), Z(R * 2 * up),
       u(R * up);
   int64_t Lmax = 0;
   for (const LargeSegment& sg : segments) Lmax = std::max(Lmax, sg.end - sg.start);
-  AlignedFloats q(B * NH * Lmax * DK), k(q.size()), v(B * NH * Lmax * DV), ig(B * NH * Lmax), fg(ig.size()),
+  ScratchFloats q(B * NH * Lmax * DK), k(q.size()), v(B * NH * Lmax * DV), ig(B * NH * Lmax), fg(ig.size()),
       hseg(segments.size() > 1 ? B * NH * Lmax * DV : 0);
   const int64_t nc = B * NH * DK * DV, nn = B * NH * DK, nm = B * NH;
-  AlignedFloats st[2] = {AlignedFloats(nc + nn + nm), AlignedFloats(nc + nn + nm)};  // ping-pong segment states
+  ScratchFloats st[2] = {ScratchFloats(nc + nn + nm), ScratchFloats(nc + nn + nm)};  // ping-pong segment states
 
   for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
     const LargeDecoderBlock& blk = m.blocks[bi];
@@ -206,7 +206,7 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
 
   int64_t rows = R;
   const float* xs = x.data();
-  AlignedFloats last;
+  ScratchFloats last;
   if (last_only) {
     last.resize(B * E);
     for (int64_t b = 0; b < B; ++b) std::memcpy(last.data() + b * E, x.data() + (b * S + S - 1) * E, sizeof(float) * E);
