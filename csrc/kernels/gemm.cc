@@ -356,7 +356,7 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
     };
     const int64_t units = nb * ng;
     if (T == 1) compute(0, units);
-    else run_parallel(units, 1, compute);
+    else parallel_units(units, [&compute](int64_t lo, int64_t hi) { compute(lo, hi); });  // one block at a time
   }
 }
 

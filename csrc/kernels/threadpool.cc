@@ -176,7 +176,9 @@ void set_num_threads(int n) {
   g_pool = std::move(fresh);  // the old pool is joined when its last user lets go
 }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+namespace {
+// [0, n) in chunks of `chunk` (0: about 4 per thread, at least grain) on the pool and the calling thread.
+void run_chunks(int64_t n, int64_t grain, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   std::shared_ptr<Pool> p = pool();
@@ -186,10 +188,17 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   // About 4 chunks per thread balances uneven work without much hand-off overhead.
-  int64_t chunk = std::max(grain, (n + 4 * t - 1) / (4 * t));
+  if (chunk <= 0) chunk = std::max(grain, (n + 4 * t - 1) / (4 * t));
   // A JS thread's sync call never waits behind a Promise call's job (which can take a long time): when the pool is
   // busy it runs the whole range itself. Background threads queue for the pool.
   if (!p->run(n, chunk, fn, t_background)) fn(0, n);
 }
+}  // namespace
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  run_chunks(n, grain, 0, fn);
+}
+
+void parallel_units(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { run_chunks(n, 1, 1, fn); }
 
 }  // namespace xlstm

@@ -14,6 +14,11 @@ namespace xlstm {
 // fn(lo, hi) handles indices [lo, hi). `grain` is the smallest chunk worth a thread hand-off.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// parallel_for whose indices are handed out one at a time: for a few coarse units of about equal cost (a GEMM's row
+// blocks), where parallel_for's chunks of several indices leave one thread a whole chunk more than the others (10
+// blocks on 2 threads: 5 chunks of 2, so 6 blocks on one thread and 4 on the other).
+void parallel_units(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
 // Marks the calling thread, for the scope's lifetime, as one that runs background work (binding/async.h).
 class BackgroundWork {
  public:
