@@ -380,7 +380,7 @@ void gemm_k_split(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
                    0.f, P + s * MN, N, 1);
     }
   };
-  if (num_threads() > 1 && 2.0 * M * N * K >= kParallelFlops) run_parallel(nslabs, 1, slabs);
+  if (num_threads() > 1 && 2.0 * M * N * K >= kParallelFlops) parallel_units(nslabs, [&slabs](int64_t lo, int64_t hi) { slabs(lo, hi); });
   else slabs(0, nslabs);
   for (int64_t i = 0; i < M; ++i) {
     float* acc = P + i * N;
@@ -518,7 +518,7 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
   const int T = num_threads();
   if (batch > 1 && T > 1 && flops * batch >= gemm_detail::kParallelFlops &&
       (flops < gemm_detail::kParallelFlops || batch >= 4 * T)) {
-    gemm_detail::run_parallel(batch, 1, one);
+    parallel_units(batch, [&one](int64_t lo, int64_t hi) { one(lo, hi); });  // equal products: one at a time
   } else {
     one(0, batch);
   }
