@@ -87,7 +87,7 @@ export interface LargeDecoderWeights {
 
 export interface Backends {
   /** bf16: the bf16 hardware that bf16Linear's roundX (rounded activations, xLSTM Large prefill) runs on now. */
-  cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number; bf16: "amx" | "avx512bf16" | "none" };
+  cpu: { available: true; simd: SimdLevel; simdSupported: SimdLevel; threads: number; bf16: "amx" | "avx512bf16" | "none"; matmulPrecision: "highest" | "medium" };
   /** emulated: the XLSTM_CUDA_EMULATE host emulation (device memory in host memory, CPU kernels), not a GPU. */
   cuda: { compiled: boolean; available: boolean; emulated: boolean; devices: CudaDeviceInfo[]; reason?: string };
 }
@@ -134,9 +134,17 @@ export interface Binding {
    * packed) and the KC block (0 unless blocked or kSplit); "scale" when M, N or K is 0.
    */
   gemmPlan(transA: boolean, transB: boolean, M: number, N: number, K: number, lda: number, ldb: number): {
-    path: "scale" | "small" | "gemv" | "blocked" | "kSplit"; aInPlace: boolean; bInPlace: boolean; kc: number;
+    path: "scale" | "small" | "gemv" | "blocked" | "kSplit" | "bf16"; aInPlace: boolean; bInPlace: boolean; kc: number;
     slabs: number;
   };
+  /**
+   * torch.set_float32_matmul_precision for the CPU GEMM (process-wide; returns the previous value): "highest"
+   * (default) computes in float32; "medium" lets products of 128 rows or more round op(A) and op(B) to bfloat16 and sum
+   * in float32 on the AMX tile unit, where the CPU has it (gemmPlan's path "bf16"). XLSTM_MATMUL_PRECISION sets the
+   * starting value.
+   */
+  setFloat32MatmulPrecision(precision: "highest" | "medium"): "highest" | "medium";
+  getFloat32MatmulPrecision(): "highest" | "medium";
   /** gemm by the CUDA kernel on device 0 (host arrays copied in and out). Throws when CUDA is not available. */
   cudaGemmHost(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array,
     b: Float32Array, beta: number, c: Float32Array): void;

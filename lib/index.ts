@@ -1,6 +1,6 @@
 // Public entry point of the xlstm package.
 // defines: Tensor, dtype/device types, autograd (noGrad, record, ...), RNG (Generator, manualSeed), runtime
-// controls (backends, threads, SIMD level), errors, and the `ops` namespace.
+// controls (backends, threads, SIMD level, float32 matmul precision), errors, and the `ops` namespace.
 import { native } from "./native";
 import type { Backends, SimdLevel } from "../binding";
 
@@ -32,6 +32,26 @@ export function getNumThreads(): number {
 /** Resize the CPU thread pool; 0 restores the default (XLSTM_NUM_THREADS or the number of cores). */
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
+}
+
+/**
+ * PyTorch's torch.set_float32_matmul_precision for the CPU's float32 products (process-wide); returns the previous
+ * value. "highest" (default): float32 throughout. "medium": products of 128 rows or more (linear layers and their
+ * input gradients, matmul, the fused layers' projections) round their operands to bfloat16 and sum in float32 on the
+ * AMX tile unit, where the CPU has one (Intel Xeons since Sapphire Rapids; elsewhere nothing changes). Each product is
+ * then within 2^-8 Σ|a_k b_k| of the float32 one. XLSTM_MATMUL_PRECISION=medium sets it at load.
+ * @example
+ *   setFloat32MatmulPrecision("medium");   // bf16 products on AMX for training or prefill
+ */
+export function setFloat32MatmulPrecision(precision: "highest" | "medium"): "highest" | "medium" {
+  if (precision !== "highest" && precision !== "medium")
+    throw new RangeError(`setFloat32MatmulPrecision: precision must be "highest" or "medium", got ${typeof precision === "string" ? JSON.stringify(precision) : typeof precision}`);
+  return native.setFloat32MatmulPrecision(precision);
+}
+
+/** The float32 matrix-product precision in force (see setFloat32MatmulPrecision). */
+export function getFloat32MatmulPrecision(): "highest" | "medium" {
+  return native.getFloat32MatmulPrecision();
 }
 
 /** Cap the SIMD level CPU kernels use (for testing each path); returns the level in use. */

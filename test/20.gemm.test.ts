@@ -6,7 +6,7 @@
 // the async variant and the event loop; the CUDA twin's tiling (host run of its index helpers) and, with a GPU,
 // its results.
 import { strict as assert } from "assert";
-import { backends, Generator, getNumThreads, setNumThreads, setSimdLevel } from "../lib";
+import { backends, Generator, getFloat32MatmulPrecision, getNumThreads, ops, setFloat32MatmulPrecision, setNumThreads, setSimdLevel, Tensor } from "../lib";
 import type { SimdLevel } from "../lib";
 import { native } from "../lib/native";
 
@@ -282,6 +282,113 @@ describe("20 gemm", () => {
       { ta: true, tb: false, M: 64, N: 64, K: 4096, alpha: 1, beta: 0, lda: 1024, ldb: 256, ldc: 64 },
     ];
     cases.forEach((c, i) => checkStrided(c, 500 + 10 * i));
+  });
+
+  describe("setFloat32MatmulPrecision(\"medium\"): bf16 operands, float32 sums, on AMX", () => {
+    const amx = native.bf16AmxAvailable();
+    const itAmx = amx ? it : (t: string, fn: () => void) => it.skip(`${t} [no AMX on this CPU: "medium" changes nothing here]`, fn);
+    const roundBf16 = (a: Float32Array) => {
+      const out = new Float32Array(a.length), bits = new Uint16Array(a.length);
+      native.bf16FromF32(bits, a);
+      native.bf16ToF32(out, bits);
+      return out;
+    };
+    const withPrecision = <T>(p: "highest" | "medium", fn: () => T): T => {
+      const before = setFloat32MatmulPrecision(p);
+      try {
+        return fn();
+      } finally {
+        setFloat32MatmulPrecision(before);
+      }
+    };
+
+    it("defaults to \"highest\", reports it in backends(), refuses other values", () => {
+      assert.equal(getFloat32MatmulPrecision(), "highest");
+      assert.equal(backends().cpu.matmulPrecision, "highest");
+      withPrecision("medium", () => assert.equal(backends().cpu.matmulPrecision, "medium"));
+      assert.equal(getFloat32MatmulPrecision(), "highest");
+      assert.throws(() => setFloat32MatmulPrecision("high" as never), (e: Error) => e instanceof RangeError && /precision must be "highest" or "medium", got "high"/.test(e.message));
+      assert.throws(() => native.setFloat32MatmulPrecision("low" as never), (e: Error) => e instanceof RangeError && /setFloat32MatmulPrecision: precision/.test(e.message));
+    });
+
+    itAmx("products of 128+ rows equal float32 sums of the bf16-rounded operands: nn / nt, edge sizes, strides, alpha / beta, 1 thread and all", () => {
+      const cases: StridedCase[] = [
+        { ta: false, tb: false, M: 130, N: 70, K: 100, alpha: 1, beta: 0, lda: 100, ldb: 70, ldc: 70 },
+        { ta: false, tb: true, M: 128, N: 32, K: 32, alpha: 1, beta: 0, lda: 32, ldb: 32, ldc: 32 },
+        { ta: false, tb: true, M: 257, N: 95, K: 77, alpha: 0.5, beta: 2, lda: 80, ldb: 81, ldc: 100 },
+        { ta: false, tb: false, M: 200, N: 48, K: 300, alpha: -1, beta: 1, lda: 310, ldb: 50, ldc: 48 },
+      ];
+      const threads = getNumThreads();
+      for (const c of cases) {
+        const A = randArray((c.ta ? c.K : c.M) * c.lda, 1), B = randArray((c.tb ? c.N : c.K) * c.ldb, 2), C0 = randArray(c.M * c.ldc, 3);
+        const what = `${name(c.ta, c.tb)} ${c.M}x${c.N}x${c.K} lda ${c.lda} ldb ${c.ldb} ldc ${c.ldc}`;
+        assert.equal(withPrecision("medium", () => native.gemmPlan(c.ta, c.tb, c.M, c.N, c.K, c.lda, c.ldb).path), "bf16", what);
+        const run = (T: number) => {
+          setNumThreads(T);
+          const C = C0.slice();
+          withPrecision("medium", () => native.gemmStrided(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, c.lda, B, c.ldb, c.beta, C, c.ldc));
+          return C;
+        };
+        const one = run(1), all = run(threads);
+        setNumThreads(threads);
+        assert.deepEqual(one, all, `${what}: 1 thread vs ${threads}`);
+        const dense = new Float32Array(c.M * c.N);
+        for (let i = 0; i < c.M; ++i) dense.set(all.subarray(i * c.ldc, i * c.ldc + c.N), i * c.N);
+        // within float32 accumulation of the rounded operands ...
+        assertWithin(dense, referenceStrided(c, roundBf16(A), roundBf16(B), C0), `${what} vs rounded operands`);
+        // ... and really rounded: the float32 operands' reference is out of float32 reach somewhere
+        const exact = referenceStrided(c, A, B, C0);
+        assert.ok(dense.some((x, i) => Math.abs(x - exact.value[i]) > exact.tol[i]), `${what}: no element shows the rounding`);
+        // columns past N in C's rows are not written
+        for (let i = 0; i < c.M; ++i) for (let j = c.N; j < c.ldc; ++j) assert.equal(all[i * c.ldc + j], C0[i * c.ldc + j], `${what}: C[${i}][${j}]`);
+      }
+    });
+
+    it("leaves transposed A, short products and machines or settings without AMX in float32 (bit for bit the \"highest\" result)", () => {
+      const shapes: [boolean, boolean, number, number, number][] = [[true, false, 200, 64, 64], [true, true, 160, 40, 50], [false, true, 100, 64, 64], [false, false, 300, 16, 64]];
+      for (const [ta, tb, M, N, K] of shapes) {
+        const A = randArray(M * K, 4), B = randArray(K * N, 5);
+        const hi = new Float32Array(M * N), med = new Float32Array(M * N);
+        native.gemm(ta, tb, M, N, K, 1, A, B, 0, hi);
+        withPrecision("medium", () => native.gemm(ta, tb, M, N, K, 1, A, B, 0, med));
+        assert.deepEqual(med, hi, `${name(ta, tb)} ${M}x${N}x${K}`);
+      }
+      // AMX turned off: a product that would take the bf16 path runs in float32
+      const before = native.bf16AmxAvailable();
+      native.bf16SetAmxEnabled(false);
+      try {
+        const A = randArray(130 * 64, 6), B = randArray(64 * 64, 7);
+        const hi = new Float32Array(130 * 64), med = new Float32Array(130 * 64);
+        native.gemm(false, false, 130, 64, 64, 1, A, B, 0, hi);
+        withPrecision("medium", () => {
+          assert.equal(native.gemmPlan(false, false, 130, 64, 64, 64, 64).path, "blocked");
+          native.gemm(false, false, 130, 64, 64, 1, A, B, 0, med);
+        });
+        assert.deepEqual(med, hi);
+      } finally {
+        native.bf16SetAmxEnabled(before);
+      }
+    });
+
+    itAmx("a linear layer under \"medium\": within bf16 rounding of float32, forward and input gradient", () => {
+      const x = Tensor.randn([256, 96], { generator: new Generator(8), requiresGrad: true });
+      const w = Tensor.randn([80, 96], { generator: new Generator(9), requiresGrad: true });
+      const run = () => {
+        x.grad = null;
+        const y = ops.linear(x, w);
+        ops.sum(ops.mul(y, y)).backward();
+        return { y: y.f32().slice(), gx: x.grad!.f32().slice() };
+      };
+      const hi = run();
+      const med = withPrecision("medium", run);
+      const rel = (a: Float32Array, b: Float32Array) => {
+        let num = 0, den = 0;
+        for (let i = 0; i < a.length; ++i) num = Math.max(num, Math.abs(a[i] - b[i])), den = Math.max(den, Math.abs(b[i]));
+        return num / den;
+      };
+      assert.ok(rel(med.y, hi.y) > 1e-5 && rel(med.y, hi.y) < 2e-2, `y: ${rel(med.y, hi.y)}`);
+      assert.ok(rel(med.gx, hi.gx) > 1e-5 && rel(med.gx, hi.gx) < 4e-2, `dx: ${rel(med.gx, hi.gx)}`);
+    });
   });
 
   it("rejects bad arguments with errors naming the argument", () => {

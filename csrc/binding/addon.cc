@@ -18,6 +18,7 @@
 #include "cuda_api.h"
 #include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
+#include "kernels/matmul_precision.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -64,6 +65,7 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
   cpu.Set("threads", num_threads());
   // the bf16 hardware bf16Linear's roundX (rounded activations) runs on now
   cpu.Set("bf16", bf16_amx_available() ? "amx" : bf16_dot_available() ? "avx512bf16" : "none");
+  cpu.Set("matmulPrecision", matmul_precision() == MatmulPrecision::Medium ? "medium" : "highest");
   out.Set("cpu", cpu);
 
   Napi::Object cu = Napi::Object::New(env);

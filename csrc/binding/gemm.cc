@@ -14,6 +14,7 @@
 #include "binding/registry.h"
 #include "cuda_api.h"
 #include "kernels/gemm.h"
+#include "kernels/matmul_precision.h"
 
 namespace xlstm {
 namespace {
@@ -128,7 +129,7 @@ Napi::Value GemmPlanFn(const Napi::CallbackInfo& info) {
   const int64_t lda = require_int(c, 5, "lda", 1, kMaxDim);
   const int64_t ldb = require_int(c, 6, "ldb", 1, kMaxDim);
   const GemmPlan p = gemm_plan(ta, tb, M, N, K, lda, ldb);
-  static const char* const kPaths[] = {"scale", "small", "gemv", "blocked", "kSplit"};
+  static const char* const kPaths[] = {"scale", "small", "gemv", "blocked", "kSplit", "bf16"};
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("path", kPaths[static_cast<int>(p.path)]);
@@ -301,8 +302,23 @@ Napi::Value CudaSetGemmBf16Tiles(const Napi::CallbackInfo& info) {
   return switch_setting(info, "cudaSetGemmBf16Tiles", "tiles", "64x64", "auto", cuda::set_gemm_bf16_wide);
 }
 
+// setFloat32MatmulPrecision(precision) -> the previous one: "highest" (default) or "medium" (matmul_precision.h:
+// bf16 operands, float32 sums, on AMX where the CPU has it; process-wide)
+Napi::Value SetFloat32MatmulPrecision(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "setFloat32MatmulPrecision"};
+  const MatmulPrecision prev = matmul_precision();
+  set_matmul_precision(require_choice(c, 0, "precision", {"highest", "medium"}) == 1 ? MatmulPrecision::Medium : MatmulPrecision::Highest);
+  return Napi::String::New(info.Env(), prev == MatmulPrecision::Medium ? "medium" : "highest");
+}
+
+Napi::Value GetFloat32MatmulPrecision(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), matmul_precision() == MatmulPrecision::Medium ? "medium" : "highest");
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("setFloat32MatmulPrecision", Napi::Function::New(env, SetFloat32MatmulPrecision, "setFloat32MatmulPrecision"));
+  exports.Set("getFloat32MatmulPrecision", Napi::Function::New(env, GetFloat32MatmulPrecision, "getFloat32MatmulPrecision"));
   exports.Set("gemmAsync", Napi::Function::New(env, GemmAsync, "gemmAsync"));
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
   exports.Set("gemmStrided", Napi::Function::New(env, GemmStrided, "gemmStrided"));

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "kernels/cpu_features.h"
+#include "kernels/matmul_precision.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -464,6 +465,10 @@ GemmPlan gemm_plan(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   using namespace gemm_detail;
   GemmPlan p;
   if (M <= 0 || N <= 0 || K <= 0) return p;
+  if (gemm_takes_bf16(trans_a, M, N, K)) {
+    p.path = GemmPath::Bf16;
+    return p;
+  }
   if (static_cast<double>(M) * N * K <= kSmallWork) {
     p.path = GemmPath::Small;
     return p;
@@ -486,6 +491,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) {
     scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (gemm_takes_bf16(trans_a, M, N, K)) {  // setFloat32MatmulPrecision("medium") on an AMX machine
+    gemm_bf16_amx(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (static_cast<double>(M) * N * K <= kSmallWork) {

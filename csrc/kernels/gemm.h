@@ -55,7 +55,7 @@ void gemm_bf16_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int
 
 // How gemm() computes a product of this shape at the current SIMD level (for tests and benchmarks): the path,
 // whether op(A) / op(B) are read in place (else packed), the KC block and, for the K split, the number of slabs.
-enum class GemmPath { Scale, Small, Gemv, Blocked, KSplit };
+enum class GemmPath { Scale, Small, Gemv, Blocked, KSplit, Bf16 };  // Bf16: matmul_precision.h
 struct GemmPlan {
   GemmPath path = GemmPath::Scale;
   bool a_in_place = false, b_in_place = false;

@@ -1,0 +1,32 @@
+// Reduced-precision float32 matrix products (CPU kernels layer), PyTorch's torch.set_float32_matmul_precision:
+//   "highest" (default)  gemm() computes in float32 throughout;
+//   "medium"             gemm() may round op(A) and op(B) to bfloat16 (round to nearest even) and sum the exact
+//                        products in float32, on the AMX tile unit (Intel Xeons since Sapphire Rapids), for products
+//                        large enough to gain from it (gemm_takes_bf16). Without AMX nothing changes.
+// Process-wide, like PyTorch's setting: every float32 product that goes through gemm() (linear layers, the fused
+// mLSTM layer and feed-forward, the recurrences' weight gradients, matmul, gemm_batched) follows it. The error is
+// that of bf16 inputs: |Δ(a·b)| <= 2^-8 Σ|a_k b_k| (each operand within 2^-9 relative), plus float32 summation.
+#pragma once
+#include <cstdint>
+
+namespace xlstm {
+
+enum class MatmulPrecision { Highest = 0, Medium = 1 };
+
+MatmulPrecision matmul_precision();
+// XLSTM_MATMUL_PRECISION=medium|highest sets the starting value.
+void set_matmul_precision(MatmulPrecision p);
+
+// Whether gemm() runs this product on the bf16 path now: precision "medium", AMX usable, A not transposed (a
+// transposed A, the weight gradients' dyᵀ x, would need a transposed copy of its K x M elements: those stay float32
+// for now), and op(A) at least kBf16MinRows rows (the rounding copy of op(B) then costs little against the
+// product) and N, K at least 32.
+bool gemm_takes_bf16(bool trans_a, int64_t M, int64_t N, int64_t K);
+
+// C = alpha A op(B) + beta C with A and op(B) rounded to bfloat16, float32 sums (beta == 0: C is not read). op(B)ᵀ
+// is rounded into a bf16 [N, K] copy and A fed as float32 rows [M, K], so bf16_linear's AMX path (round_x) computes
+// the product; results do not depend on the thread count. Only where gemm_takes_bf16.
+void gemm_bf16_amx(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace xlstm
