@@ -311,12 +311,15 @@ describe("20 gemm", () => {
       assert.throws(() => native.setFloat32MatmulPrecision("low" as never), (e: Error) => e instanceof RangeError && /setFloat32MatmulPrecision: precision/.test(e.message));
     });
 
-    itAmx("products of 128+ rows equal float32 sums of the bf16-rounded operands: nn / nt, edge sizes, strides, alpha / beta, 1 thread and all", () => {
+    itAmx("products of 128+ rows equal float32 sums of the bf16-rounded operands: every transpose, edge sizes, strides, alpha / beta, 1 thread and all", () => {
       const cases: StridedCase[] = [
         { ta: false, tb: false, M: 130, N: 70, K: 100, alpha: 1, beta: 0, lda: 100, ldb: 70, ldc: 70 },
         { ta: false, tb: true, M: 128, N: 32, K: 32, alpha: 1, beta: 0, lda: 32, ldb: 32, ldc: 32 },
         { ta: false, tb: true, M: 257, N: 95, K: 77, alpha: 0.5, beta: 2, lda: 80, ldb: 81, ldc: 100 },
         { ta: false, tb: false, M: 200, N: 48, K: 300, alpha: -1, beta: 1, lda: 310, ldb: 50, ldc: 48 },
+        // transposed A (weight gradients: dyᵀ x), packed from A's rows: edge rows, odd K, strides
+        { ta: true, tb: false, M: 130, N: 40, K: 77, alpha: 1, beta: 0, lda: 130, ldb: 40, ldc: 40 },
+        { ta: true, tb: true, M: 143, N: 33, K: 64, alpha: 2, beta: -1, lda: 150, ldb: 70, ldc: 35 },
       ];
       const threads = getNumThreads();
       for (const c of cases) {
@@ -344,8 +347,8 @@ describe("20 gemm", () => {
       }
     });
 
-    it("leaves transposed A, short products and machines or settings without AMX in float32 (bit for bit the \"highest\" result)", () => {
-      const shapes: [boolean, boolean, number, number, number][] = [[true, false, 200, 64, 64], [true, true, 160, 40, 50], [false, true, 100, 64, 64], [false, false, 300, 16, 64]];
+    it("leaves short products and machines or settings without AMX in float32 (bit for bit the \"highest\" result)", () => {
+      const shapes: [boolean, boolean, number, number, number][] = [[true, false, 100, 64, 64], [false, true, 100, 64, 64], [false, false, 300, 16, 64], [true, true, 300, 64, 16]];
       for (const [ta, tb, M, N, K] of shapes) {
         const A = randArray(M * K, 4), B = randArray(K * N, 5);
         const hi = new Float32Array(M * N), med = new Float32Array(M * N);
@@ -370,14 +373,15 @@ describe("20 gemm", () => {
       }
     });
 
-    itAmx("a linear layer under \"medium\": within bf16 rounding of float32, forward and input gradient", () => {
+    itAmx("a linear layer under \"medium\": within bf16 rounding of float32, forward, input and weight gradients", () => {
       const x = Tensor.randn([256, 96], { generator: new Generator(8), requiresGrad: true });
-      const w = Tensor.randn([80, 96], { generator: new Generator(9), requiresGrad: true });
+      const w = Tensor.randn([160, 96], { generator: new Generator(9), requiresGrad: true }); // dW = dyᵀ x: 160 rows, a transposed A
       const run = () => {
         x.grad = null;
+        w.grad = null;
         const y = ops.linear(x, w);
         ops.sum(ops.mul(y, y)).backward();
-        return { y: y.f32().slice(), gx: x.grad!.f32().slice() };
+        return { y: y.f32().slice(), gx: x.grad!.f32().slice(), gw: w.grad!.f32().slice() };
       };
       const hi = run();
       const med = withPrecision("medium", run);
@@ -388,6 +392,7 @@ describe("20 gemm", () => {
       };
       assert.ok(rel(med.y, hi.y) > 1e-5 && rel(med.y, hi.y) < 2e-2, `y: ${rel(med.y, hi.y)}`);
       assert.ok(rel(med.gx, hi.gx) > 1e-5 && rel(med.gx, hi.gx) < 4e-2, `dx: ${rel(med.gx, hi.gx)}`);
+      assert.ok(rel(med.gw, hi.gw) > 1e-5 && rel(med.gw, hi.gw) < 4e-2, `dw: ${rel(med.gw, hi.gw)}`);
     });
   });
 

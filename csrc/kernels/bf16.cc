@@ -82,6 +82,9 @@ int64_t pack_x_vnni_size(int64_t rows, int64_t in) { return (rows + 15) / 16 * (
 bool amx_usable() { return false; }
 void linear_amx(float*, const uint16_t*, const uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 void pack_x_vnni(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t) {}
+void pack_kmajor_vnni(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
+void round_rows_bf16(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t) {}
+void round_transposed_bf16(uint16_t*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 #endif
 
 }  // namespace bf16_detail
@@ -148,6 +151,17 @@ double bf16_sum(const uint16_t* x, int64_t n) {
   return total;
 }
 
+namespace bf16_detail {
+void linear_amx_packed(float* y, const uint16_t* xp, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                       int64_t out) {
+  const int64_t nt = std::max(1, num_threads());
+  const int64_t blocks = (out + 31) / 32, per = std::max<int64_t>(1, blocks / (2 * nt));
+  parallel_for((blocks + per - 1) / per, 1, [&](int64_t lo, int64_t hi) {
+    linear_amx(y, xp, w, bias, rows, in, out, lo * per * 32, std::min(out, hi * per * 32));
+  });
+}
+}  // namespace bf16_detail
+
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                  int64_t out, bool round_x) {
   if (rows <= 0 || out <= 0) return;
@@ -173,10 +187,7 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
     xb.resize(static_cast<size_t>(bf16_detail::pack_x_vnni_size(rows, in)));
     parallel_for((rows + 15) / 16, 1,
                  [&](int64_t lo, int64_t hi) { bf16_detail::pack_x_vnni(xb.data(), x, rows, in, lo, hi); });
-    const int64_t blocks = (out + 31) / 32, per = std::max<int64_t>(1, blocks / (2 * nt));
-    parallel_for((blocks + per - 1) / per, 1, [&](int64_t lo, int64_t hi) {
-      bf16_detail::linear_amx(y, xb.data(), w, bias, rows, in, out, lo * per * 32, std::min(out, hi * per * 32));
-    });
+    bf16_detail::linear_amx_packed(y, xb.data(), w, bias, rows, in, out);
     return;
   }
   const bool dot = round_x && bf16_dot_available();

@@ -58,6 +58,10 @@ void linear_avx512(float* y, const float* x, const uint16_t* w, const float* bia
 // The vdpbf16ps path: xb = x already rounded to bfloat16 bits [rows, in].
 void linear_avx512bf16(float* y, const uint16_t* xb, const uint16_t* w, const float* bias, int64_t rows,
                        int64_t in, int64_t out, int64_t o0, int64_t o1);
+// y = x Wᵀ (+ bias) from x already packed (pack_x_vnni / pack_kmajor_vnni): linear_amx over panels of whole 32-output
+// blocks on the thread pool, at least 2 per thread. Only where amx_usable().
+void linear_amx_packed(float* y, const uint16_t* xp, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                       int64_t out);
 // The AMX path: xp = x rounded to bfloat16 and packed by pack_x_vnni. Only where amx_usable().
 void linear_amx(float* y, const uint16_t* xp, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                 int64_t out, int64_t o0, int64_t o1);
@@ -69,6 +73,14 @@ bool amx_usable();
 // AMX builds only.
 int64_t pack_x_vnni_size(int64_t rows, int64_t in);
 void pack_x_vnni(uint16_t* xp, const float* x, int64_t rows, int64_t in, int64_t rb0, int64_t rb1);
+// pack_x_vnni of x = aᵀ, a stored input-major (x[r][k] = a[k * lda + r]): each pair of inputs is two rows of a, so
+// the tiles need no transpose (matmul_precision.cc: the weight gradients' dyᵀ). Same layout and sizes.
+void pack_kmajor_vnni(uint16_t* xp, const float* a, int64_t lda, int64_t rows, int64_t in, int64_t rb0, int64_t rb1);
+// w [N, K] = bf16(b) for rows [n0, n1) of b [N, K] (rows ldb apart), and w = bf16(bᵀ) for b [K, N] over blocks of 16
+// columns [nb0, nb1) (pairs of b's rows, transposed in registers). AVX-512 rounding (nearest even, NaN kept); AMX
+// builds only (their only user, matmul_precision.cc, runs where AMX does).
+void round_rows_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t K, int64_t n0, int64_t n1);
+void round_transposed_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t N, int64_t K, int64_t nb0, int64_t nb1);
 double sum_avx512(const uint16_t* x, int64_t n);
 double sum_avx2(const uint16_t* x, int64_t n);
 bool cpu_has_avx512bf16();

@@ -135,6 +135,55 @@ void pack_x_vnni(uint16_t* xp, const float* x, int64_t rows, int64_t in, int64_t
     }
 }
 
+void pack_kmajor_vnni(uint16_t* xp, const float* a, int64_t lda, int64_t rows, int64_t in, int64_t rb0, int64_t rb1) {
+  const int64_t ks_n = (in + 31) / 32;
+  for (int64_t rb = rb0; rb < rb1; ++rb) {
+    const int64_t r0 = rb * 16, nr = std::min<int64_t>(16, rows - r0);
+    const __mmask16 mr = static_cast<__mmask16>(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    for (int64_t ks = 0; ks < ks_n; ++ks) {
+      uint16_t* tile = xp + (rb * ks_n + ks) * 512;
+      for (int p = 0; p < 16; ++p) {
+        // pair p: inputs k and k + 1 are rows of a, so the 16 rows' pairs are two loads, no transpose
+        const int64_t k = ks * 32 + 2 * p;
+        const __m512i lo = k < in ? round16(a + k * lda + r0, mr) : _mm512_setzero_si512();
+        const __m512i hi = k + 1 < in ? round16(a + (k + 1) * lda + r0, mr) : _mm512_setzero_si512();
+        _mm512_storeu_si512(tile + p * 32, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
+    }
+  }
+}
+
+void round_rows_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t K, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t k = 0; k < K; k += 16) {
+      const int64_t nk = std::min<int64_t>(16, K - k);
+      const __mmask16 m = static_cast<__mmask16>(nk >= 16 ? 0xffff : (1u << nk) - 1);
+      _mm256_mask_storeu_epi16(w + n * K + k, m, _mm512_cvtepi32_epi16(round16(b + n * ldb + k, m)));
+    }
+}
+
+void round_transposed_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t N, int64_t K, int64_t nb0, int64_t nb1) {
+  for (int64_t nb = nb0; nb < nb1; ++nb) {
+    const int64_t n0 = nb * 16, nn = std::min<int64_t>(16, N - n0);
+    const __mmask16 mn = static_cast<__mmask16>(nn >= 16 ? 0xffff : (1u << nn) - 1);
+    for (int64_t k0 = 0; k0 < K; k0 += 32) {
+      // dword p of lane n: (B[k0 + 2p][n], B[k0 + 2p + 1][n]) rounded; transposed, lane n's 16 dwords are w's row n,
+      // 32 consecutive k
+      __m512i t[16];
+      for (int p = 0; p < 16; ++p) {
+        const int64_t k = k0 + 2 * p;
+        const __m512i lo = k < K ? round16(b + k * ldb + n0, mn) : _mm512_setzero_si512();
+        const __m512i hi = k + 1 < K ? round16(b + (k + 1) * ldb + n0, mn) : _mm512_setzero_si512();
+        t[p] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+      }
+      transpose16(t);
+      const int64_t nk = std::min<int64_t>(32, K - k0);
+      const __mmask32 mk = nk >= 32 ? 0xffffffffu : (1u << nk) - 1;
+      for (int64_t j = 0; j < nn; ++j) _mm512_mask_storeu_epi16(w + (n0 + j) * K + k0, mk, t[j]);
+    }
+  }
+}
+
 bool amx_usable() {
 #if defined(__linux__)
   static const bool usable = [] {

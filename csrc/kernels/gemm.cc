@@ -465,7 +465,7 @@ GemmPlan gemm_plan(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   using namespace gemm_detail;
   GemmPlan p;
   if (M <= 0 || N <= 0 || K <= 0) return p;
-  if (gemm_takes_bf16(trans_a, M, N, K)) {
+  if (gemm_takes_bf16(M, N, K)) {
     p.path = GemmPath::Bf16;
     return p;
   }
@@ -493,8 +493,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (gemm_takes_bf16(trans_a, M, N, K)) {  // setFloat32MatmulPrecision("medium") on an AMX machine
-    gemm_bf16_amx(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_takes_bf16(M, N, K)) {  // setFloat32MatmulPrecision("medium") on an AMX machine
+    gemm_bf16_amx(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (static_cast<double>(M) * N * K <= kSmallWork) {

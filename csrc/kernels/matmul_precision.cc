@@ -9,7 +9,6 @@
 
 #include "kernels/aligned_vector.h"
 #include "kernels/bf16.h"
-#include "kernels/bf16_math.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -29,26 +28,14 @@ std::atomic<int> g_precision{precision_from_env()};
 
 using Bf16Scratch = std::vector<uint16_t, CacheAlignedAllocator<uint16_t, false>>;
 
-// w [N, K] = bf16(op(B)ᵀ): B is [N, K] (trans_b, rows ldb apart) or [K, N] (columns of w are rows of B).
+// w [N, K] = bf16(op(B)ᵀ): B is [N, K] (trans_b, rows ldb apart) or [K, N] (columns of w are rows of B)
 void round_b_transposed(uint16_t* w, bool trans_b, int64_t N, int64_t K, const float* B, int64_t ldb) {
-  if (trans_b) {
-    parallel_for(N, std::max<int64_t>(1, 16384 / K), [&](int64_t lo, int64_t hi) {
-      for (int64_t n = lo; n < hi; ++n)
-        for (int64_t k = 0; k < K; ++k) w[n * K + k] = bf16_math::round(B[n * ldb + k]);
-    });
-    return;
-  }
-  // 16 columns of B at a time: each row of B contributes 16 consecutive floats (one line), written to 16 rows of w
-  constexpr int64_t kCols = 16;
-  parallel_for((N + kCols - 1) / kCols, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t blk = lo; blk < hi; ++blk) {
-      const int64_t n0 = blk * kCols, nc = std::min(kCols, N - n0);
-      for (int64_t k = 0; k < K; ++k) {
-        const float* row = B + k * ldb + n0;
-        for (int64_t j = 0; j < nc; ++j) w[(n0 + j) * K + k] = bf16_math::round(row[j]);
-      }
-    }
-  });
+  if (trans_b)
+    parallel_for(N, std::max<int64_t>(1, 16384 / K),
+                 [&](int64_t lo, int64_t hi) { bf16_detail::round_rows_bf16(w, B, ldb, K, lo, hi); });
+  else
+    parallel_for((N + 15) / 16, 1,
+                 [&](int64_t lo, int64_t hi) { bf16_detail::round_transposed_bf16(w, B, ldb, N, K, lo, hi); });
 }
 
 // x [M, K] = A's rows (lda apart) as contiguous float32 rows
@@ -64,28 +51,36 @@ MatmulPrecision matmul_precision() { return static_cast<MatmulPrecision>(g_preci
 
 void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int>(p), std::memory_order_relaxed); }
 
-bool gemm_takes_bf16(bool trans_a, int64_t M, int64_t N, int64_t K) {
-  return matmul_precision() == MatmulPrecision::Medium && !trans_a && M >= kBf16MinRows && N >= 32 && K >= 32 &&
+bool gemm_takes_bf16(int64_t M, int64_t N, int64_t K) {
+  return matmul_precision() == MatmulPrecision::Medium && M >= kBf16MinRows && N >= 32 && K >= 32 &&
          bf16_amx_available();
 }
 
-void gemm_bf16_amx(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+void gemm_bf16_amx(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   Bf16Scratch w(static_cast<size_t>(N * K));
   round_b_transposed(w.data(), trans_b, N, K, B, ldb);
-  ScratchFloats xa;
-  const float* x = A;
-  if (lda != K) {
-    xa.resize(static_cast<size_t>(M * K));
-    gather_a(xa.data(), M, K, A, lda);
-    x = xa.data();
-  }
   // the product straight into C when nothing else is asked of it, else into y and then C = alpha y + beta C
   const bool direct = ldc == N && alpha == 1.f && beta == 0.f;
   ScratchFloats y;
   if (!direct) y.resize(static_cast<size_t>(M * N));
   float* out = direct ? C : y.data();
-  bf16_linear(out, x, w.data(), nullptr, M, K, N, true);
+  if (trans_a) {
+    // A is [K, M]: its rows hold the pairs of inputs the tiles take, packed straight from them
+    Bf16Scratch xp(static_cast<size_t>(bf16_detail::pack_x_vnni_size(M, K)));
+    parallel_for((M + 15) / 16, 1,
+                 [&](int64_t lo, int64_t hi) { bf16_detail::pack_kmajor_vnni(xp.data(), A, lda, M, K, lo, hi); });
+    bf16_detail::linear_amx_packed(out, xp.data(), w.data(), nullptr, M, K, N);
+  } else {
+    ScratchFloats xa;
+    const float* x = A;
+    if (lda != K) {
+      xa.resize(static_cast<size_t>(M * K));
+      gather_a(xa.data(), M, K, A, lda);
+      x = xa.data();
+    }
+    bf16_linear(out, x, w.data(), nullptr, M, K, N, true);
+  }
   if (direct) return;
   parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t lo, int64_t hi) {
     for (int64_t m = lo; m < hi; ++m) {

@@ -17,16 +17,15 @@ MatmulPrecision matmul_precision();
 // XLSTM_MATMUL_PRECISION=medium|highest sets the starting value.
 void set_matmul_precision(MatmulPrecision p);
 
-// Whether gemm() runs this product on the bf16 path now: precision "medium", AMX usable, A not transposed (a
-// transposed A, the weight gradients' dyᵀ x, would need a transposed copy of its K x M elements: those stay float32
-// for now), and op(A) at least kBf16MinRows rows (the rounding copy of op(B) then costs little against the
-// product) and N, K at least 32.
-bool gemm_takes_bf16(bool trans_a, int64_t M, int64_t N, int64_t K);
+// Whether gemm() runs this product on the bf16 path now: precision "medium", AMX usable, op(A) at least
+// kBf16MinRows rows (the rounding copy of op(B) then costs little against the product) and N, K at least 32.
+bool gemm_takes_bf16(int64_t M, int64_t N, int64_t K);
 
-// C = alpha A op(B) + beta C with A and op(B) rounded to bfloat16, float32 sums (beta == 0: C is not read). op(B)ᵀ
-// is rounded into a bf16 [N, K] copy and A fed as float32 rows [M, K], so bf16_linear's AMX path (round_x) computes
-// the product; results do not depend on the thread count. Only where gemm_takes_bf16.
-void gemm_bf16_amx(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+// C = alpha op(A) op(B) + beta C with op(A) and op(B) rounded to bfloat16, float32 sums (beta == 0: C is not read).
+// op(B)ᵀ is rounded into a bf16 [N, K] copy (the tiles' A operand) and op(A) packed into their B operand: from its
+// rows through bf16_linear (A as it is), or straight from a transposed A's rows (pack_kmajor_vnni: the weight
+// gradients' dyᵀ x). Results do not depend on the thread count. Only where gemm_takes_bf16.
+void gemm_bf16_amx(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace xlstm
