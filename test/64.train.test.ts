@@ -6,7 +6,8 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backends, CorruptFileError, cuda, Generator, nn, optim, Tensor } from "../lib";
+import { backends, CorruptFileError, cuda, Generator, getFloat32MatmulPrecision, nn, optim, Tensor } from "../lib";
+import { native } from "../lib/native";
 import { CharTokenizer } from "../lib/data";
 import { loadModel, readModelFile, readTrainingState, resolveCheckpoint, saveCheckpoint, TRAINING_FILE } from "../lib/checkpoint";
 import { generate, generateBatch, sampleLogits } from "../lib/generate";
@@ -37,7 +38,19 @@ describe("64 checkpoints, training and generation", function () {
     if (backends().cuda.available) this.skip();
     await assert.rejects(train({ ...tiny(), worker: false, device: "cuda" }), /device "cuda": CUDA is not available/);
     await assert.rejects(train({ ...tiny(), worker: false, device: "tpu" as never }), /device/);
-    await assert.rejects(train({ ...tiny(), worker: false, autocast: "bfloat16" }), /train: autocast "bfloat16" needs device "cuda"/);
+  });
+
+  it("autocast \"bfloat16\" on the CPU: the steps' GEMMs take bf16 operands on AMX (else nothing changes), within bf16 of float32; the setting is back afterwards", async () => {
+    // 256 rows and widths >= 32: the model's products qualify for the bf16 path (128+ rows)
+    const base = tiny({ steps: 12, evalEvery: 0, batchSize: 8, seqLen: 32, model: { ...MIXED, embedding_dim: 32 } });
+    const f32 = await train({ ...base, worker: false });
+    const b16 = await train({ ...base, worker: false, autocast: "bfloat16" });
+    assert.equal(getFloat32MatmulPrecision(), "highest");
+    assert.ok(Math.abs(b16.losses[0] - f32.losses[0]) < 0.02 * f32.losses[0], `first loss ${b16.losses[0]} vs ${f32.losses[0]}`);
+    assert.ok(b16.losses[11] < b16.losses[0], "it learns");
+    if (native.bf16AmxAvailable()) assert.ok(b16.losses.some((l, i) => l !== f32.losses[i]), "AMX present, yet the losses are float32's");
+    else assert.deepEqual(b16.losses, f32.losses);
+    await assert.rejects(train({ ...tiny(), worker: false, autocast: "float16" as never }), /train: autocast must be "none" or "bfloat16"/);
   });
 
   (backends().cuda.available ? it : it.skip)(`a small xLSTM and an LSTM train on the GPU with the CPU run's losses; runs resume on the GPU (a CPU run's too); bf16 autocast learns${backends().cuda.available ? "" : ` [skipped: ${backends().cuda.reason}]`}`, async () => {

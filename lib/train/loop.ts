@@ -340,7 +340,18 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     return mean(losses);
   };
 
-  const onDevice = <T>(fn: () => T): T => (opts.device === "cuda" ? cuda.scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn())) : fn());
+  // bf16 autocast: on the GPU cuda.autocast; on the CPU the float32 GEMMs with bf16 operands on AMX
+  // (setFloat32MatmulPrecision("medium") for the step, process-wide while it runs; without AMX nothing changes)
+  const onDevice = <T>(fn: () => T): T => {
+    if (opts.device === "cuda") return cuda.scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn()));
+    if (opts.autocast !== "bfloat16") return fn();
+    const before = native.setFloat32MatmulPrecision("medium");
+    try {
+      return fn();
+    } finally {
+      native.setFloat32MatmulPrecision(before);
+    }
+  };
 
   // ---- the loop ----------------------------------------------------------------------------------------------
   const losses: number[] = [];

@@ -84,7 +84,11 @@ export interface TrainOptions {
   threads?: number;
   /** "cpu" (default) or "cuda": the model, its gradients and the optimizer state live on the GPU. */
   device?: "cpu" | "cuda";
-  /** "none" (default) or "bfloat16": the matrix products run with bf16 inputs on the GPU (cuda.autocast; device "cuda" only). */
+  /**
+   * "none" (default) or "bfloat16": the matrix products run with bf16 inputs and float32 sums. On the GPU:
+   * cuda.autocast. On the CPU: the float32 GEMMs of 128+ rows on the AMX tile unit, where the CPU has one
+   * (setFloat32MatmulPrecision("medium") while each step runs; elsewhere the products stay float32).
+   */
   autocast?: "none" | "bfloat16";
 }
 
@@ -184,7 +188,6 @@ export function resolveTrainOptions(o: TrainOptions): ResolvedTrainOptions {
     device: oneOf("device", o.device ?? "cpu", ["cpu", "cuda"] as const),
     autocast: oneOf("autocast", o.autocast ?? "none", ["none", "bfloat16"] as const),
   };
-  if (r.autocast !== "none" && r.device !== "cuda") throw new RangeError(`train: autocast "${r.autocast}" needs device "cuda"`);
   r.carryState = o.carryState ?? r.sampling === "sequential";
   if (!Array.isArray(r.betas) || r.betas.length !== 2 || !r.betas.every((b) => typeof b === "number" && b >= 0 && b < 1))
     throw new RangeError(`train: betas must be two numbers in [0, 1), got ${JSON.stringify(r.betas)}`);
