@@ -140,8 +140,8 @@ export interface Binding {
   /**
    * torch.set_float32_matmul_precision for the CPU GEMM (process-wide; returns the previous value): "highest"
    * (default) computes in float32; "medium" lets products of 128 rows or more round op(A) and op(B) to bfloat16 and sum
-   * in float32 on the AMX tile unit, where the CPU has it (gemmPlan's path "bf16"). XLSTM_MATMUL_PRECISION sets the
-   * starting value.
+   * in float32 on the AMX tile unit or with AVX512_BF16's vdpbf16ps, where the CPU has either (gemmPlan's path "bf16").
+   * XLSTM_MATMUL_PRECISION sets the starting value.
    */
   setFloat32MatmulPrecision(precision: "highest" | "medium"): "highest" | "medium";
   getFloat32MatmulPrecision(): "highest" | "medium";
@@ -584,6 +584,8 @@ export interface Binding {
   bf16DotAvailable(): boolean;
   /** Allow or forbid the AVX512_BF16 path (tests); returns bf16DotAvailable(). */
   bf16SetDotEnabled(enabled: boolean): boolean;
+  /** The kernel bf16Linear takes for this many rows now: "amx", "vdpbf16ps-gemm" (AVX512_BF16 GEMM tiles, many rows), "vdpbf16ps" (dot-product tiles), else the float32 path "avx512" / "avx2" / "scalar". */
+  bf16LinearPath(rows: number, roundX: boolean): "amx" | "vdpbf16ps-gemm" | "vdpbf16ps" | "avx512" | "avx2" | "scalar";
   /** Whether bf16Linear's roundX runs on AMX tiles now (preferred over vdpbf16ps: the same exact products, summed in another order). */
   bf16AmxAvailable(): boolean;
   /** Allow or forbid the AMX path (tests, A/B timing); returns bf16AmxAvailable(). */

@@ -284,9 +284,24 @@ describe("20 gemm", () => {
     cases.forEach((c, i) => checkStrided(c, 500 + 10 * i));
   });
 
-  describe("setFloat32MatmulPrecision(\"medium\"): bf16 operands, float32 sums, on AMX", () => {
-    const amx = native.bf16AmxAvailable();
-    const itAmx = amx ? it : (t: string, fn: () => void) => it.skip(`${t} [no AMX on this CPU: "medium" changes nothing here]`, fn);
+  describe("setFloat32MatmulPrecision(\"medium\"): bf16 operands, float32 sums, on AMX or AVX512_BF16", () => {
+    // the bf16 hardware paths this CPU has, each tested alone: AMX tiles, and vdpbf16ps on the GEMM's tiles (the path
+    // without AMX: AMD Zen 4 / 5, Intel Cooper Lake)
+    const amx = native.bf16AmxAvailable(), dot = native.bf16DotAvailable();
+    const backendsHere: ("amx" | "vdpbf16ps")[] = [...(amx ? ["amx" as const] : []), ...(dot ? ["vdpbf16ps" as const] : [])];
+    const withBackend = <T>(b: "amx" | "vdpbf16ps", fn: () => T): T => {
+      native.bf16SetAmxEnabled(b === "amx");
+      native.bf16SetDotEnabled(true);
+      try {
+        return fn();
+      } finally {
+        native.bf16SetAmxEnabled(true);
+      }
+    };
+    const itBf16 = (t: string, fn: (b: "amx" | "vdpbf16ps") => void) => {
+      if (backendsHere.length === 0) it.skip(`${t} [no AMX or AVX512_BF16 on this CPU: "medium" changes nothing here]`, () => {});
+      for (const b of backendsHere) it(`${t} (${b})`, () => withBackend(b, () => fn(b)));
+    };
     const roundBf16 = (a: Float32Array) => {
       const out = new Float32Array(a.length), bits = new Uint16Array(a.length);
       native.bf16FromF32(bits, a);
@@ -311,7 +326,7 @@ describe("20 gemm", () => {
       assert.throws(() => native.setFloat32MatmulPrecision("low" as never), (e: Error) => e instanceof RangeError && /setFloat32MatmulPrecision: precision/.test(e.message));
     });
 
-    itAmx("products of 128+ rows equal float32 sums of the bf16-rounded operands: every transpose, edge sizes, strides, alpha / beta, 1 thread and all", () => {
+    itBf16("products of 128+ rows equal float32 sums of the bf16-rounded operands: every transpose, edge sizes, strides, alpha / beta, 1 thread and all", () => {
       const cases: StridedCase[] = [
         { ta: false, tb: false, M: 130, N: 70, K: 100, alpha: 1, beta: 0, lda: 100, ldb: 70, ldc: 70 },
         { ta: false, tb: true, M: 128, N: 32, K: 32, alpha: 1, beta: 0, lda: 32, ldb: 32, ldc: 32 },
@@ -320,6 +335,10 @@ describe("20 gemm", () => {
         // transposed A (weight gradients: dyᵀ x), packed from A's rows: edge rows, odd K, strides
         { ta: true, tb: false, M: 130, N: 40, K: 77, alpha: 1, beta: 0, lda: 130, ldb: 40, ldc: 40 },
         { ta: true, tb: true, M: 143, N: 33, K: 64, alpha: 2, beta: -1, lda: 150, ldb: 70, ldc: 35 },
+        // vdpbf16ps: 16 x 16 blocks of a transposed B's pairs with tails in both directions, a K of more than one KC
+        // block of pairs (512 values) and odd, several 14 x 32 tiles with edge rows and columns
+        { ta: false, tb: true, M: 300, N: 77, K: 1101, alpha: 1, beta: 0.5, lda: 1101, ldb: 1103, ldc: 80 },
+        { ta: true, tb: false, M: 157, N: 130, K: 531, alpha: -0.5, beta: 0, lda: 160, ldb: 130, ldc: 130 },
       ];
       const threads = getNumThreads();
       for (const c of cases) {
@@ -347,7 +366,7 @@ describe("20 gemm", () => {
       }
     });
 
-    it("leaves short products and machines or settings without AMX in float32 (bit for bit the \"highest\" result)", () => {
+    it("leaves short products and machines or settings without AMX or AVX512_BF16 in float32 (bit for bit the \"highest\" result)", () => {
       const shapes: [boolean, boolean, number, number, number][] = [[true, false, 100, 64, 64], [false, true, 100, 64, 64], [false, false, 300, 16, 64], [true, true, 300, 64, 16]];
       for (const [ta, tb, M, N, K] of shapes) {
         const A = randArray(M * K, 4), B = randArray(K * N, 5);
@@ -356,9 +375,9 @@ describe("20 gemm", () => {
         withPrecision("medium", () => native.gemm(ta, tb, M, N, K, 1, A, B, 0, med));
         assert.deepEqual(med, hi, `${name(ta, tb)} ${M}x${N}x${K}`);
       }
-      // AMX turned off: a product that would take the bf16 path runs in float32
-      const before = native.bf16AmxAvailable();
+      // AMX and vdpbf16ps turned off: a product that would take the bf16 path runs in float32
       native.bf16SetAmxEnabled(false);
+      native.bf16SetDotEnabled(false);
       try {
         const A = randArray(130 * 64, 6), B = randArray(64 * 64, 7);
         const hi = new Float32Array(130 * 64), med = new Float32Array(130 * 64);
@@ -369,11 +388,12 @@ describe("20 gemm", () => {
         });
         assert.deepEqual(med, hi);
       } finally {
-        native.bf16SetAmxEnabled(before);
+        native.bf16SetAmxEnabled(true);
+        native.bf16SetDotEnabled(true);
       }
     });
 
-    itAmx("a linear layer under \"medium\": within bf16 rounding of float32, forward, input and weight gradients", () => {
+    itBf16("a linear layer under \"medium\": within bf16 rounding of float32, forward, input and weight gradients", () => {
       const x = Tensor.randn([256, 96], { generator: new Generator(8), requiresGrad: true });
       const w = Tensor.randn([160, 96], { generator: new Generator(9), requiresGrad: true }); // dW = dyᵀ x: 160 rows, a transposed A
       const run = () => {

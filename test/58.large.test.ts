@@ -352,60 +352,74 @@ describe("58 xLSTM Large", function () {
       }
     });
 
-    const amxTitle = "bf16Linear on AMX tiles: whole and partial tiles of rows, outputs and inputs, bias, NaN and infinities kept";
-    const amx = native.bf16AmxAvailable();
-    (amx ? it : it.skip)(amx ? amxTitle : `${amxTitle} (skipped: no AMX-BF16 on this CPU, or the OS refused this process the tile state)`, () => {
-      const g = new Generator(14);
-      // rows: one / two / three row blocks of 16 with tails; outputs: W read in place (multiples of 32) and padded
-      // output blocks; inputs: whole k-steps of 32 and a tail (W's rows copied, zero-padded)
-      const shapes = [
-        [16, 64, 32],
-        [32, 96, 64],
-        [40, 96, 70],
-        [17, 33, 33],
-        [48, 300, 100],
-        [1, 32, 16],
-        // 8 row blocks of whole blocks and k-steps; 33 row blocks (16 pairs and a single) with 19 output blocks (the
-        // last padded) and padded inputs; with 1 thread tasks of 9 blocks
-        [128, 64, 96],
-        [520, 300, 600],
-      ];
-      const threads = getNumThreads();
-      try {
-        for (const [rows, inF, outF] of shapes) {
-          const x = Tensor.randn([rows * inF], { generator: g }).f32();
-          const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
-          const wexact = bf16ToFloat(new Float32Array(w.length), w);
-          const bias = Tensor.randn([outF], { generator: g }).f32();
-          const { y: want, mag } = ref64(roundBf16(x), wexact, bias, rows, inF, outF);
-          for (const n of rows > 100 ? [threads, 1] : [threads]) {
-            setNumThreads(n);
-            const y = new Float32Array(rows * outF).fill(NaN);
-            native.bf16Linear(y, x, w, bias, rows, inF, outF, true);
-            for (let j = 0; j < y.length; ++j)
-              assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `[${rows},${inF},${outF}] ${n} threads #${j} (row ${Math.floor(j / outF)}, output ${j % outF}): ${y[j]} vs ${want[j]}`);
+    // The tile kernels of roundX: AMX, and (without AMX) vdpbf16ps on the GEMM's 14 x 32 tiles for many rows. Each runs
+    // alone (the other turned off) on shapes that reach it, checked by bf16LinearPath.
+    const tileKernels: { path: "amx" | "vdpbf16ps-gemm"; here: boolean; why: string; shapes: number[][]; nanRows: number }[] = [
+      {
+        path: "amx", here: native.bf16AmxAvailable(), why: "no AMX-BF16 on this CPU, or the OS refused this process the tile state",
+        // rows: one / two / three row blocks of 16 with tails; outputs: W read in place (multiples of 32) and padded
+        // output blocks; inputs: whole k-steps of 32 and a tail (W's rows copied, zero-padded); 8 row blocks of whole
+        // blocks and k-steps; 33 row blocks (16 pairs and a single) with 19 output blocks (the last padded) and padded
+        // inputs; with 1 thread tasks of 9 blocks
+        shapes: [[16, 64, 32], [32, 96, 64], [40, 96, 70], [17, 33, 33], [48, 300, 100], [1, 32, 16], [128, 64, 96], [520, 300, 600]],
+        nanRows: 20,
+      },
+      {
+        path: "vdpbf16ps-gemm", here: native.bf16DotAvailable(), why: "no AVX512_BF16 on this CPU",
+        // whole and edge 14 x 32 tiles; W's rows transposed 16 x 16 into k-major pairs with tails in outputs and pairs;
+        // odd inputs (the last pair half zero); more than one KC block of pairs (1,101 inputs); a single input
+        shapes: [[256, 64, 32], [300, 33, 70], [281, 1101, 45], [520, 300, 600], [256, 1, 17]],
+        nanRows: 300,
+      },
+    ];
+    for (const tk of tileKernels) {
+      const title = `bf16Linear on ${tk.path === "amx" ? "AMX tiles" : "vdpbf16ps GEMM tiles"}: whole and partial tiles of rows, outputs and inputs, bias, NaN and infinities kept`;
+      (tk.here ? it : it.skip)(tk.here ? title : `${title} (skipped: ${tk.why})`, () => {
+        const g = new Generator(14);
+        const threads = getNumThreads();
+        native.bf16SetAmxEnabled(tk.path === "amx");
+        try {
+          for (const [rows, inF, outF] of tk.shapes) {
+            assert.equal(native.bf16LinearPath(rows, true), tk.path, `[${rows},${inF},${outF}]`);
+            const x = Tensor.randn([rows * inF], { generator: g }).f32();
+            const w = floatToBf16(new Uint16Array(outF * inF), Tensor.randn([outF * inF], { generator: g }).f32());
+            const wexact = bf16ToFloat(new Float32Array(w.length), w);
+            const bias = Tensor.randn([outF], { generator: g }).f32();
+            for (const b of [bias, null]) {
+              const { y: want, mag } = ref64(roundBf16(x), wexact, b, rows, inF, outF);
+              for (const n of rows > 100 ? [threads, 1] : [threads]) {
+                setNumThreads(n);
+                const y = new Float32Array(rows * outF).fill(NaN);
+                native.bf16Linear(y, x, w, b, rows, inF, outF, true);
+                for (let j = 0; j < y.length; ++j)
+                  assert.ok(Math.abs(y[j] - want[j]) <= 2e-6 * mag[j] + 1e-30, `[${rows},${inF},${outF}] bias ${!!b} ${n} threads #${j} (row ${Math.floor(j / outF)}, output ${j % outF}): ${y[j]} vs ${want[j]}`);
+              }
+              setNumThreads(threads);
+            }
           }
+          // a NaN in x reaches only its row; an infinite weight only its output (the zero padding never multiplies it)
+          const rows = tk.nanRows, inF = 40, outF = 36;
+          assert.equal(native.bf16LinearPath(rows, true), tk.path);
+          const x = Tensor.randn([rows * inF], { generator: g }).f32();
+          x[3 * inF + 5] = NaN;
+          const wf = Tensor.randn([outF * inF], { generator: g }).f32();
+          wf[7 * inF] = Infinity;  // read, past row 6's end, by a W used in place without its k-step padding
+          const w = floatToBf16(new Uint16Array(wf.length), wf);
+          const y = new Float32Array(rows * outF);
+          native.bf16Linear(y, x, w, null, rows, inF, outF, true);
+          for (let r = 0; r < rows; ++r)
+            for (let o = 0; o < outF; ++o) {
+              const v = y[r * outF + o];
+              if (r === 3) assert.ok(Number.isNaN(v), `row 3, output ${o}: ${v}`);
+              else if (o === 7) assert.ok(!Number.isFinite(v), `row ${r}, output 7: ${v}`);
+              else assert.ok(Number.isFinite(v), `row ${r}, output ${o}: ${v}`);
+            }
+        } finally {
+          setNumThreads(threads);
+          native.bf16SetAmxEnabled(true);
         }
-      } finally {
-        setNumThreads(threads);
-      }
-      // a NaN in x reaches only its row; an infinite weight only its output (the zero padding never multiplies it)
-      const rows = 20, inF = 40, outF = 36;
-      const x = Tensor.randn([rows * inF], { generator: g }).f32();
-      x[3 * inF + 5] = NaN;
-      const wf = Tensor.randn([outF * inF], { generator: g }).f32();
-      wf[7 * inF] = Infinity;  // read, past row 6's end, by a W used in place without its k-step padding
-      const w = floatToBf16(new Uint16Array(wf.length), wf);
-      const y = new Float32Array(rows * outF);
-      native.bf16Linear(y, x, w, null, rows, inF, outF, true);
-      for (let r = 0; r < rows; ++r)
-        for (let o = 0; o < outF; ++o) {
-          const v = y[r * outF + o];
-          if (r === 3) assert.ok(Number.isNaN(v), `row 3, output ${o}: ${v}`);
-          else if (o === 7) assert.ok(!Number.isFinite(v), `row ${r}, output 7: ${v}`);
-          else assert.ok(Number.isFinite(v), `row ${r}, output ${o}: ${v}`);
-        }
-    });
+      });
+    }
 
     it("the same results with 1 thread and with all", () => {
       const g = new Generator(12);

@@ -40,7 +40,7 @@ describe("64 checkpoints, training and generation", function () {
     await assert.rejects(train({ ...tiny(), worker: false, device: "tpu" as never }), /device/);
   });
 
-  it("autocast \"bfloat16\" on the CPU: the steps' GEMMs take bf16 operands on AMX (else nothing changes), within bf16 of float32; the setting is back afterwards", async () => {
+  it("autocast \"bfloat16\" on the CPU: the steps' GEMMs take bf16 operands on AMX or AVX512_BF16 (else nothing changes), within bf16 of float32; the setting is back afterwards", async () => {
     // 256 rows and widths >= 32: the model's products qualify for the bf16 path (128+ rows)
     const base = tiny({ steps: 12, evalEvery: 0, batchSize: 8, seqLen: 32, model: { ...MIXED, embedding_dim: 32 } });
     const f32 = await train({ ...base, worker: false });
@@ -48,7 +48,7 @@ describe("64 checkpoints, training and generation", function () {
     assert.equal(getFloat32MatmulPrecision(), "highest");
     assert.ok(Math.abs(b16.losses[0] - f32.losses[0]) < 0.02 * f32.losses[0], `first loss ${b16.losses[0]} vs ${f32.losses[0]}`);
     assert.ok(b16.losses[11] < b16.losses[0], "it learns");
-    if (native.bf16AmxAvailable()) assert.ok(b16.losses.some((l, i) => l !== f32.losses[i]), "AMX present, yet the losses are float32's");
+    if (native.bf16AmxAvailable() || native.bf16DotAvailable()) assert.ok(b16.losses.some((l, i) => l !== f32.losses[i]), "AMX or AVX512_BF16 present, yet the losses are float32's");
     else assert.deepEqual(b16.losses, f32.losses);
     await assert.rejects(train({ ...tiny(), worker: false, autocast: "float16" as never }), /train: autocast must be "none" or "bfloat16"/);
   });

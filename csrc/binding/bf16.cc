@@ -10,6 +10,7 @@
 //   bf16SetDotEnabled(enabled: boolean) -> boolean    allow/forbid vdpbf16ps (tests); returns bf16DotAvailable()
 //   bf16AmxAvailable() -> boolean                     whether roundX runs on AMX tiles now (preferred over vdpbf16ps)
 //   bf16SetAmxEnabled(enabled: boolean) -> boolean    allow/forbid AMX (tests); returns bf16AmxAvailable()
+//   bf16LinearPath(rows: number, roundX: boolean) -> string   the kernel bf16Linear takes now (kernels/bf16.h)
 #include <napi.h>
 
 #include <string>
@@ -80,6 +81,12 @@ Napi::Value Bf16SetDotEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), bf16_set_dot_enabled(require_bool(c, 0, "enabled")));
 }
 
+Napi::Value Bf16LinearPath(const Napi::CallbackInfo& info) {
+  ArgCtx c{info, "bf16LinearPath"};
+  require_count(c, 2);
+  return Napi::String::New(info.Env(), bf16_linear_path(require_int(c, 0, "rows", 1), require_bool(c, 1, "roundX")));
+}
+
 Napi::Value Bf16AmxAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), bf16_amx_available());
 }
@@ -97,6 +104,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16Sum", Napi::Function::New(env, Bf16Sum, "bf16Sum"));
   exports.Set("bf16DotAvailable", Napi::Function::New(env, Bf16DotAvailable, "bf16DotAvailable"));
   exports.Set("bf16SetDotEnabled", Napi::Function::New(env, Bf16SetDotEnabled, "bf16SetDotEnabled"));
+  exports.Set("bf16LinearPath", Napi::Function::New(env, Bf16LinearPath, "bf16LinearPath"));
   exports.Set("bf16AmxAvailable", Napi::Function::New(env, Bf16AmxAvailable, "bf16AmxAvailable"));
   exports.Set("bf16SetAmxEnabled", Napi::Function::New(env, Bf16SetAmxEnabled, "bf16SetAmxEnabled"));
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "kernels/bf16_math.h"
@@ -25,6 +26,7 @@ std::atomic<bool> g_amx_enabled{true};
 
 // Output blocks of this many rows of W are the unit of work (every ISA's register tile is 4 outputs wide).
 constexpr int64_t kOutBlock = 4;
+constexpr int64_t kPairsMinRows = 256;  // bf16_linear round_x on vdpbf16ps: the GEMM tiles from this many rows (below)
 
 // Scalar float32 path for outputs [o0, o1): each W row widened once into a buffer, then one dot per x row.
 void linear_scalar(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
@@ -162,6 +164,19 @@ void linear_amx_packed(float* y, const uint16_t* xp, const uint16_t* w, const fl
 }
 }  // namespace bf16_detail
 
+const char* bf16_linear_path(int64_t rows, bool round_x) {
+  if (round_x && bf16_amx_available()) return "amx";
+  // From kPairsMinRows rows the GEMM tiles (gemm_bf16pairs_avx512.cc) beat the dot-product tiles, despite their
+  // per-call copy of W into k-major pairs (Zen 5, 2 threads, 1024 x 1024: 384 against 379 GFLOP/s at 256 rows, 568
+  // against 342 at 1,024; 273 against 385 at 128)
+  if (round_x && bf16_dot_available()) return rows >= kPairsMinRows ? "vdpbf16ps-gemm" : "vdpbf16ps";
+  switch (simd_level()) {
+    case SimdLevel::AVX512: return "avx512";
+    case SimdLevel::AVX2: return "avx2";
+    default: return "scalar";
+  }
+}
+
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                  int64_t out, bool round_x) {
   if (rows <= 0 || out <= 0) return;
@@ -170,6 +185,18 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
       for (int64_t o = 0; o < out; ++o) y[r * out + o] = bias ? bias[o] : 0.f;
     return;
   }
+  const std::string_view path = bf16_linear_path(rows, round_x);
+  if (path == "amx") {
+    // x packed once into the tiles' layout; panels of whole 32-output blocks (the kernel's unit), at least 2 per thread
+    std::vector<uint16_t> xp(static_cast<size_t>(bf16_detail::pack_x_vnni_size(rows, in)));
+    parallel_for((rows + 15) / 16, 1,
+                 [&](int64_t lo, int64_t hi) { bf16_detail::pack_x_vnni(xp.data(), x, rows, in, lo, hi); });
+    bf16_detail::linear_amx_packed(y, xp.data(), w, bias, rows, in, out);
+    return;
+  }
+#if defined(XLSTM_X86)
+  if (path == "vdpbf16ps-gemm") return bf16_detail::linear_bf16_pairs(y, x, w, bias, rows, in, out);
+#endif
   const SimdLevel lvl = simd_level();
   // The unit of work is a panel of W's rows: small enough to stay in L2 while the x rows stream past it (each ISA
   // walks x in blocks of a few rows), and at least 4 panels per thread so the split is balanced.
@@ -181,16 +208,7 @@ void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias,
   std::vector<uint16_t> xb;
   std::vector<float> xr;
   const float* xs = x;
-  if (round_x && bf16_amx_available()) {
-    // AMX: x packed once into the tiles' layout; panels of whole 32-output blocks (the kernel's unit), at least 2
-    // per thread
-    xb.resize(static_cast<size_t>(bf16_detail::pack_x_vnni_size(rows, in)));
-    parallel_for((rows + 15) / 16, 1,
-                 [&](int64_t lo, int64_t hi) { bf16_detail::pack_x_vnni(xb.data(), x, rows, in, lo, hi); });
-    bf16_detail::linear_amx_packed(y, xb.data(), w, bias, rows, in, out);
-    return;
-  }
-  const bool dot = round_x && bf16_dot_available();
+  const bool dot = path == "vdpbf16ps";
   if (round_x) {
     xb.resize(static_cast<size_t>(rows * in));
     bf16_from_f32(xb.data(), x, rows * in);

@@ -37,6 +37,11 @@ void bf16_embedding(float* out, const uint16_t* weight, const I* indices, int64_
 void bf16_linear(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                  int64_t out, bool round_x);
 
+// The kernel bf16_linear takes for this many rows now: "amx" (round_x on AMX tiles), "vdpbf16ps-gemm" (round_x on the
+// GEMM tiles of gemm_bf16pairs_avx512.cc, for many rows), "vdpbf16ps" (round_x on dot-product tiles), else the
+// float32 path of the SIMD level: "avx512", "avx2" or "scalar".
+const char* bf16_linear_path(int64_t rows, bool round_x);
+
 // Whether this CPU has AVX512_BF16 (and the AVX-512 level is active): round_x uses vdpbf16ps when AMX is not available.
 bool bf16_dot_available();
 // Allow (default) or forbid vdpbf16ps (tests compare it with the float32 path on rounded inputs). Returns
@@ -81,6 +86,14 @@ void pack_kmajor_vnni(uint16_t* xp, const float* a, int64_t lda, int64_t rows, i
 // builds only (their only user, matmul_precision.cc, runs where AMX does).
 void round_rows_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t K, int64_t n0, int64_t n1);
 void round_transposed_bf16(uint16_t* w, const float* b, int64_t ldb, int64_t N, int64_t K, int64_t nb0, int64_t nb1);
+// C = alpha bf16(op(A)) bf16(op(B)) + beta C (gemm's layouts; beta == 0: C is not read), float32 sums, on AVX512_BF16
+// (vdpbf16ps) through gemm.cc's blocked driver (gemm_bf16pairs_avx512.cc). Results do not depend on the thread count.
+// x86 builds only; call only where cpu_has_avx512bf16() and the AVX-512 level is active.
+void gemm_bf16_pairs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// bf16_linear's round_x on the same kernels: y = bf16(x) Wᵀ (+ bias). Same conditions.
+void linear_bf16_pairs(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                       int64_t out);
 double sum_avx512(const uint16_t* x, int64_t n);
 double sum_avx2(const uint16_t* x, int64_t n);
 bool cpu_has_avx512bf16();

@@ -251,7 +251,9 @@ void run_parallel(int64_t n, int64_t grain, F& fn) {
   parallel_for(n, grain, [f](int64_t lo, int64_t hi) { (*f)(lo, hi); });
 }
 
-// Blocked product on up to `threads` threads (1: the calling thread alone).
+}  // namespace
+
+// Blocked product on up to `threads` threads (1: the calling thread alone); declared in gemm.h.
 void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
   const int64_t MR = isa.mr, NR = isa.nr;
@@ -360,6 +362,8 @@ void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_
     else parallel_units(units, [&compute](int64_t lo, int64_t hi) { compute(lo, hi); });  // one block at a time
   }
 }
+
+namespace {
 
 // Small C, long K: slab s covers K steps [s*KS, (s+1)*KS); its product goes to P + s*M*N (alpha 1, beta 0) on one
 // thread, the slabs are spread over the threads, then C = alpha * (((P0 + P1) + P2) + ...) + beta * C.
@@ -493,8 +497,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (gemm_takes_bf16(M, N, K)) {  // setFloat32MatmulPrecision("medium") on an AMX machine
-    gemm_bf16_amx(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_takes_bf16(M, N, K)) {  // setFloat32MatmulPrecision("medium") on an AMX or AVX512_BF16 machine
+    gemm_bf16_rounded(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (static_cast<double>(M) * N * K <= kSmallWork) {

@@ -146,6 +146,10 @@ struct Isa {
 };
 
 const Isa& isa_scalar();
+// The blocked path of gemm() for one ISA on up to `threads` threads (1: the calling thread alone); no small, matrix-
+// vector or K-split path. gemm_avx512bf16.cc runs it over operands it rounded to bf16 pairs.
+void gemm_blocked(const Isa& isa, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int threads);
 #ifdef XLSTM_X86
 const Isa& isa_avx2();    // gemm_avx2.cc
 const Isa& isa_avx512();  // gemm_avx512.cc

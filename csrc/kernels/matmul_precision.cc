@@ -53,11 +53,15 @@ void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int
 
 bool gemm_takes_bf16(int64_t M, int64_t N, int64_t K) {
   return matmul_precision() == MatmulPrecision::Medium && M >= kBf16MinRows && N >= 32 && K >= 32 &&
-         bf16_amx_available();
+         (bf16_amx_available() || bf16_dot_available());
 }
 
-void gemm_bf16_amx(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#if defined(XLSTM_X86)
+  if (!bf16_amx_available())
+    return bf16_detail::gemm_bf16_pairs(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
   Bf16Scratch w(static_cast<size_t>(N * K));
   round_b_transposed(w.data(), trans_b, N, K, B, ldb);
   // the product straight into C when nothing else is asked of it, else into y and then C = alpha y + beta C

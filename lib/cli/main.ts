@@ -80,7 +80,7 @@ const TRAIN: CommandSpec = {
     { name: "seed", kind: "int", arg: "N", help: "seed of initialisation, batch order and dropout (default 0)" },
     { name: "threads", kind: "int", arg: "N", help: "CPU threads (default: all cores)" },
     { name: "device", kind: "string", arg: "D", values: ["cpu", "cuda"], help: "cpu (default) or cuda" },
-    { name: "autocast", kind: "string", arg: "T", values: ["none", "bfloat16"], help: "bfloat16 matrix products (float32 accumulation): on the GPU, or on CPUs with AMX; default none" },
+    { name: "autocast", kind: "string", arg: "T", values: ["none", "bfloat16"], help: "bfloat16 matrix products (float32 accumulation): on the GPU, or on CPUs with AMX or AVX512_BF16; default none" },
     { name: "log-every", kind: "int", arg: "N", help: "without a terminal: print a progress line every N steps (default: about 25 lines per run)" },
     { name: "quiet", kind: "bool", help: "no progress output; only the summary" },
   ],

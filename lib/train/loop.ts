@@ -340,8 +340,8 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
     return mean(losses);
   };
 
-  // bf16 autocast: on the GPU cuda.autocast; on the CPU the float32 GEMMs with bf16 operands on AMX
-  // (setFloat32MatmulPrecision("medium") for the step, process-wide while it runs; without AMX nothing changes)
+  // bf16 autocast: on the GPU cuda.autocast; on the CPU the float32 GEMMs with bf16 operands on AMX or AVX512_BF16
+  // (setFloat32MatmulPrecision("medium") for the step, process-wide while it runs; without either nothing changes)
   const onDevice = <T>(fn: () => T): T => {
     if (opts.device === "cuda") return cuda.scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn()));
     if (opts.autocast !== "bfloat16") return fn();

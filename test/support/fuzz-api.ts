@@ -521,6 +521,7 @@ const SPECS: Spec[] = [
   { name: "bf16DotAvailable", dims: {}, build: () => [], outs: [], nums: [] },
   { name: "bf16SetDotEnabled", dims: {}, build: () => [true], outs: [], nums: [] },
   { name: "bf16AmxAvailable", dims: {}, build: () => [], outs: [], nums: [] },
+  { name: "bf16LinearPath", dims: { rows: [1, 4096] }, build: (d) => [d.rows, true], outs: [], nums: [0] },
   { name: "bf16SetAmxEnabled", dims: {}, build: () => [true], outs: [], nums: [] },
   // memory-mapped files (csrc/binding/mmap.cc): files of n bytes in this process's temporary directory; the
   // "extreme" sizes give the directory itself or a missing file in it (both refused with an Error naming mmapFile)
