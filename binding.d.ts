@@ -602,11 +602,12 @@ export interface Binding {
   /**
    * logits [B*S*V] (or [B*V] with lastOnly) for tokens [B*S] from stateIn (3 arrays per block: c, n, m; null = the
    * zero state) into stateOut (the same arrays as stateIn's for in place). rounding: 0 float32 activations, 1 rounded
-   * to bf16, 2 auto.
+   * to bf16, 2 auto. A long prompt runs in pieces of about maxPieceRows rows (B x tokens, whole chunks; default 1,024),
+   * each from the state the one before left: the activations' scratch stays bounded whatever the prompt's length.
    */
-  largeDecoderForward(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[]): void;
+  largeDecoderForward(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[], maxPieceRows?: number): void;
   /** largeDecoderForward on a libuv worker thread (tokens copied at the call; the other arrays pinned until it settles). */
-  largeDecoderForwardAsync(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[]): Promise<void>;
+  largeDecoderForwardAsync(decoder: object, logits: Float32Array, tokens: Int32Array, B: number, S: number, lastOnly: boolean, rounding: number, stateIn: readonly (Float32Array | null)[], stateOut: readonly Float32Array[], maxPieceRows?: number): Promise<void>;
   /** out [n*e] float32 = rows indices[i] of weight [v*e] (bf16 bits), widened; indices int32 (or int64 with int64Indices) in [0, v). */
   cudaBf16EmbeddingDev(out: DeviceBuffer, weight: DeviceBuffer, indices: DeviceBuffer, int64Indices: boolean, n: number, v: number, e: number): void;
   /** out [n] float32 = x [n] bf16 bits widened (exact). */

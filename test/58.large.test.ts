@@ -576,6 +576,40 @@ describe("58 xLSTM Large", function () {
       await assert.rejects(dec.forwardAsync(idx, { inPlace: true }), (e: Error) => e instanceof RangeError && /inPlace/.test(e.message));
     });
 
+    it("a long prompt in pieces (maxPieceRows): the logits and state of one pass, all or last, from a state, float32 and rounded activations", () => {
+      // chunk 16; B 2, S 150: 150 = 9 whole chunks and a tail of 6 (halved chunks, then recurrent steps), so the last
+      // piece runs the tail's schedule. Pieces of 16 rows = 8 tokens = one chunk per row (at least a chunk), 64 rows =
+      // 32 tokens, 300 rows = 144 tokens: 1 to 19 pieces
+      const model = new xLSTMLarge(cfg, { generator: new Generator(21) });
+      const idx = ids(2, 150, cfg.vocab_size, 22);
+      for (const roundActivations of [false, true]) {
+        const dec = xLSTMLargeDecoder.fromModel(model, { dtype: "bfloat16", roundActivations });
+        const start = dec.forward(ops.slice(idx, 1, 0, 7)).state!;  // a non-zero state to start from
+        for (const logits of ["all", "last"] as const) {
+          const whole = dec.forward(idx, { state: start, logits });
+          const scale = maxAbs(whole.logits.f32());
+          for (const maxPieceRows of [16, 64, 300]) {
+            const got = dec.forward(idx, { state: start, logits, maxPieceRows });
+            const what = `roundActivations ${roundActivations}, logits ${logits}, maxPieceRows ${maxPieceRows}`;
+            assert.deepEqual(got.logits.shape, whole.logits.shape, what);
+            // float32 activations: float32 sums in another order; rounded ones: a float32 difference can move an
+            // activation's bf16 rounding by one step (2^-8), so within bf16 rounding
+            const tol = roundActivations ? 1e-2 : 1e-5;
+            assert.ok(maxDiff(got.logits.f32(), whole.logits.f32()) <= tol * scale, `${what}: logits ${maxDiff(got.logits.f32(), whole.logits.f32()) / scale}`);
+            for (const [k, t] of largeStateToTensors(got.state!)) {
+              const w = largeStateToTensors(whole.state!).get(k)!.f32();
+              assert.ok(maxDiff(t.f32(), w) <= tol * (maxAbs(w) + 1e-30), `${what}: state ${k} ${maxDiff(t.f32(), w) / maxAbs(w)}`);
+            }
+          }
+        }
+        // one piece when the prompt fits: bit for bit the default
+        assert.deepEqual(dec.forward(idx, { maxPieceRows: 300 * 2 }).logits.f32(), dec.forward(idx).logits.f32());
+      }
+      const dec = xLSTMLargeDecoder.fromModel(model);
+      for (const bad of [0, -3, 2.5, Number.NaN, "64"])
+        assert.throws(() => dec.forward(idx, { maxPieceRows: bad as never }), (e: Error) => e instanceof RangeError && /xLSTMLargeDecoder\.forward: options\.maxPieceRows must be a positive integer/.test(e.message), String(bad));
+    });
+
     it("the native forward refuses bad handles, sizes, tokens, partial states, overlapping outputs and detached weights", () => {
       const tiny: xLSTMLargeConfig = { embedding_dim: 16, num_heads: 2, num_blocks: 1, vocab_size: 11, chunk_size: 16, mode: "inference" };
       const c = resolveLargeConfig(tiny);

@@ -1,7 +1,7 @@
 // Binding layer: xLSTMLargeDecoder's forward (csrc/kernels/large_decoder.h).
 // JS: largeDecoderCreate(config, weights) -> handle (a type-tagged External holding the parsed model and references
 //       to the weight arrays, which it borrows: nothing is copied)
-//     largeDecoderForward(handle, logits, tokens, B, S, lastOnly, rounding, stateIn, stateOut)
+//     largeDecoderForward(handle, logits, tokens, B, S, lastOnly, rounding, stateIn, stateOut, maxPieceRows?)
 //     largeDecoderForwardAsync(...same) -> Promise           the same on a libuv worker (tokens copied at the call)
 // config: { vocabSize, embeddingDim, numHeads, qkHeadDim, vHeadDim, ffnUpDim, chunkSize, normEps, eps,
 //           gateSoftCap, outputSoftCap (positive numbers or null) }
@@ -9,6 +9,8 @@
 //           bIn, mhW, mhB, wOut, bOut, normF, normFBias, wUp, bUp, wDown, bDown }] } — matrices Uint16Array
 //           (bfloat16 bits) or Float32Array, vectors Float32Array, the *Bias / b* vectors null when absent.
 // rounding: 0 float32 activations, 1 rounded to bf16, 2 auto (see LargeRounding).
+// maxPieceRows: a long prompt runs in pieces of about this many rows (B x tokens; kernels/large_decoder.h); omitted
+// or 0: kLargePieceRows.
 // stateIn / stateOut: arrays of 3 per block (c [B*NH*DK*DV], n [B*NH*DK], m [B*NH]); stateIn's may be null (the
 // zero state; a block's three together); stateOut's may be the same arrays as stateIn's (updated in place).
 // The weights are re-checked at every call (a detached or resized array is a TypeError, never a read of freed
@@ -213,6 +215,7 @@ struct ForwardCall {
   int64_t B = 0, S = 0;
   bool last_only = false;
   LargeRounding rounding = LargeRounding::Auto;
+  int64_t max_rows = 0;
   std::vector<LargeStateIO> io;
   std::vector<Napi::Value> pinned;
 };
@@ -230,6 +233,7 @@ ForwardCall parse_forward(const ArgCtx& c) {
   f.last_only = require_bool(c, 5, "lastOnly");
   const int64_t r = require_int(c, 6, "rounding", 0, 2);
   f.rounding = r == 0 ? LargeRounding::Off : r == 1 ? LargeRounding::On : LargeRounding::Auto;
+  if (c.info.Length() > 9 && !c.info[9].IsUndefined()) f.max_rows = require_int(c, 9, "maxPieceRows", 0, int64_t{1} << 40);
   const int64_t R = checked_product(c, "B*S", {f.B, f.S});
   const int64_t nl = checked_product(c, "logits", {f.last_only ? f.B : R, m.V});
   checked_product(c, "B*S*(2 qk + 2 vd + 2 NH)", {R, 2 * m.NH * (m.DK + m.DV + 1)});
@@ -318,7 +322,7 @@ Napi::Value LargeDecoderForward(const Napi::CallbackInfo& info) {
   const ForwardCall f = parse_forward(c);
   run_sync(info.Env(), c.fn, [&] {
     try {
-      large_decoder_forward(f.h->m, f.tokens, f.B, f.S, f.io.data(), f.logits, f.last_only, f.rounding);
+      large_decoder_forward(f.h->m, f.tokens, f.B, f.S, f.io.data(), f.logits, f.last_only, f.rounding, f.max_rows);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error("out of memory");
     }
@@ -339,9 +343,10 @@ Napi::Value LargeDecoderForwardAsync(const Napi::CallbackInfo& info) {
   const int64_t B = f.B, S = f.S;
   const bool last_only = f.last_only;
   const LargeRounding rounding = f.rounding;
+  const int64_t max_rows = f.max_rows;
   auto io = std::make_shared<std::vector<LargeStateIO>>(std::move(f.io));
-  auto work = [h, logits, tokens, B, S, last_only, rounding, io] {
-    large_decoder_forward(h->m, tokens->data(), B, S, io->data(), logits, last_only, rounding);
+  auto work = [h, logits, tokens, B, S, last_only, rounding, max_rows, io] {
+    large_decoder_forward(h->m, tokens->data(), B, S, io->data(), logits, last_only, rounding, max_rows);
   };
   return run_async(info.Env(), c.fn, work, pinned);
 }

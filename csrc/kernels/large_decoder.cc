@@ -102,8 +102,12 @@ std::vector<LargeSegment> large_inference_schedule(int64_t S, int64_t chunk) {
   return out;
 }
 
-void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, int64_t B, int64_t S,
-                           const LargeStateIO* io, float* logits, bool last_only, LargeRounding rounding) {
+namespace {
+
+// One piece of the prompt through the whole model (large_decoder_forward's body): `body` and `head` are On or Off (the
+// caller resolved Auto for the whole call); logits null: no head (a piece before the last of a last_only call).
+void forward_piece(const LargeDecoderModel& m, const int32_t* tokens, int64_t B, int64_t S, const LargeStateIO* io,
+                   float* logits, bool last_only, LargeRounding rounding, LargeRounding head_rounding) {
   const int64_t E = m.E, NH = m.NH, DK = m.DK, DV = m.DV, qk = NH * DK, vd = NH * DV, up = m.up, R = B * S;
   const int64_t width = 2 * qk + 2 * vd + 2 * NH;
   const double sq = std::sqrt(static_cast<double>(DK));
@@ -204,6 +208,7 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
     add_in_place(x.data(), y.data(), R * E);
   }
 
+  if (!logits) return;
   int64_t rows = R;
   const float* xs = x.data();
   ScratchFloats last;
@@ -217,11 +222,52 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
     rms_norm(a.data(), xs, m.out_norm, m.out_norm_b, rows, E, m.norm_eps);
     xs = a.data();
   }
-  linear(logits, xs, rows, m.head, nullptr, rounding);
+  linear(logits, xs, rows, m.head, nullptr, head_rounding);
   if (m.out_cap > 0)
     parallel_for(rows * m.V, 16384, [&](int64_t lo, int64_t hi) {
       for (int64_t j = lo; j < hi; ++j) logits[j] = soft_cap(logits[j], m.out_cap);
     });
+}
+
+}  // namespace
+
+int64_t large_piece_tokens(int64_t B, int64_t chunk, int64_t max_rows) {
+  const int64_t per_row = std::max<int64_t>(1, max_rows / B);
+  return std::max<int64_t>(chunk, per_row / chunk * chunk);
+}
+
+void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, int64_t B, int64_t S,
+                           const LargeStateIO* io, float* logits, bool last_only, LargeRounding rounding,
+                           int64_t max_rows) {
+  // Auto decided once for the whole call (by its row counts), so that pieces round exactly where one call would
+  const bool hw = bf16_amx_available() || bf16_dot_available();
+  auto resolve = [&](int64_t rows) {
+    if (rounding != LargeRounding::Auto) return rounding;
+    return rows >= 16 && hw ? LargeRounding::On : LargeRounding::Off;
+  };
+  const LargeRounding body = resolve(B * S), head = resolve(last_only ? B : B * S);
+  const int64_t L = large_piece_tokens(B, m.chunk, max_rows > 0 ? max_rows : kLargePieceRows);
+  if (S <= L) return forward_piece(m, tokens, B, S, io, logits, last_only, body, head);
+
+  // Pieces of L tokens (a multiple of the chunk size, so that every piece but the last runs whole chunks and the last
+  // the schedule the whole prompt's tail would have), each starting from the state the one before left in the outputs
+  const size_t nb = m.blocks.size();
+  std::vector<LargeStateIO> carried(nb);
+  for (size_t bi = 0; bi < nb; ++bi)
+    carried[bi] = LargeStateIO{io[bi].c, io[bi].n, io[bi].m, io[bi].c, io[bi].n, io[bi].m};
+  std::vector<int32_t> piece_tokens(static_cast<size_t>(B * L));
+  ScratchFloats piece_logits(last_only ? 0 : static_cast<size_t>(B * L * m.V));
+  for (int64_t p0 = 0; p0 < S; p0 += L) {
+    const int64_t n = std::min(L, S - p0);
+    const bool final_piece = p0 + n == S;
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(piece_tokens.data() + b * n, tokens + b * S + p0, sizeof(int32_t) * n);
+    float* out = last_only ? (final_piece ? logits : nullptr) : piece_logits.data();
+    forward_piece(m, piece_tokens.data(), B, n, p0 == 0 ? io : carried.data(), out, last_only, body, head);
+    if (!last_only)
+      for (int64_t b = 0; b < B; ++b)
+        std::memcpy(logits + (b * S + p0) * m.V, piece_logits.data() + b * n * m.V, sizeof(float) * n * m.V);
+  }
 }
 
 }  // namespace xlstm

@@ -56,8 +56,17 @@ enum class LargeRounding { Off, On, Auto };
 
 // tokens [B, S] (ids < V, checked by the caller) from the states in `io` (one per block) to logits [B, S, V], or
 // [B, V] of the last position with last_only; the new states into `io`'s outputs. S >= 1.
+// A long prompt runs in pieces of large_piece_tokens(B, chunk, max_rows) tokens (0: kLargePieceRows), each from the
+// state the one before left, so that the activations' scratch holds at most about max(max_rows, B·chunk) rows
+// (a 7B model at 1,024 rows: ~0.3 GB, where a 4,096-token prompt in one piece took ~1.1 GB). The pieces are whole
+// chunks up to the last, which runs the schedule the prompt's tail would get in one piece; they agree with one piece
+// up to the order of float32 sums (with rounded activations within bf16 rounding: a float32 difference can move an
+// activation's rounding).
+constexpr int64_t kLargePieceRows = 1024;
+int64_t large_piece_tokens(int64_t B, int64_t chunk, int64_t max_rows);
 void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, int64_t B, int64_t S,
-                           const LargeStateIO* io, float* logits, bool last_only, LargeRounding rounding);
+                           const LargeStateIO* io, float* logits, bool last_only, LargeRounding rounding,
+                           int64_t max_rows = 0);
 
 // The reference's kernel schedule (lib/nn/large.ts inferenceSchedule): [start, end) pieces with their chunk size
 // (0: the recurrent kernel).

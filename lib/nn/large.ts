@@ -1034,6 +1034,13 @@ export interface DecoderForwardOptions extends LargeForwardOptions {
    * arrays every token cost page faults (7B: 4 MiB per block per token). Default false.
    */
   inPlace?: boolean;
+  /**
+   * A long prompt runs in pieces of about this many rows (B × tokens; whole chunks, at least one chunk per row), each
+   * from the state the one before left, so that the activations' memory stays bounded whatever the prompt's length
+   * (a 7B model: ~0.3 GB at the default 1,024 rows). The pieces agree with one whole-prompt pass up to the order of
+   * float32 sums (with rounded activations, within bf16 rounding: such a difference can move a rounding). Default 1,024.
+   */
+  maxPieceRows?: number;
 }
 
 /** The factories' options, checked before anything is read or packed. */
@@ -1250,6 +1257,9 @@ export class xLSTMLargeDecoder extends Module {
     optionalBool(what, "options.returnLastState", options.returnLastState);
     optionalBool(what, "options.inPlace", options.inPlace);
     optionalEnum(what, "options.logits", options.logits, ["all", "last"]);
+    const pieceRows = options.maxPieceRows ?? 0;
+    if (options.maxPieceRows !== undefined && !(Number.isSafeInteger(pieceRows) && pieceRows >= 1))
+      throw new RangeError(`${what}: options.maxPieceRows must be a positive integer, got ${typeof pieceRows === "number" ? pieceRows : kindOf(pieceRows)}`);
     checkState(options.state, c, B, what);
     const inPlace = !!options.inPlace;
     if (inPlace && !(options.state && this.#blocks.every((_, i) => options.state![String(i)])))
@@ -1266,7 +1276,7 @@ export class xLSTMLargeDecoder extends Module {
       else stateOut.push(new Float32Array(B * NH * DK * DV), new Float32Array(B * NH * DK), new Float32Array(B * NH));
     }
     const rounding = this.roundActivations === "auto" ? 2 : this.roundActivations ? 1 : 0;
-    const args = [logits, tokens, B, S, lastOnly, rounding, stateIn, stateOut] as const;
+    const args = [logits, tokens, B, S, lastOnly, rounding, stateIn, stateOut, pieceRows] as const;
     const finish = (): { logits: Tensor; state?: LargeState } => {
       const out = new Tensor(logits, [B, lastOnly ? 1 : S, c.vocab_size]);
       if (inPlace) return { logits: out, state: options.state! };

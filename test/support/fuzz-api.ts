@@ -697,7 +697,7 @@ const SPECS: Spec[] = [
       dims: { V: [2, 5], B: [1, 2], S: [1, 2, 17] },
       build: (d, r) => largeDecoderArgs(name, d, r),
       outs: name === "largeDecoderCreate" ? [] : [1],
-      nums: name === "largeDecoderCreate" ? [] : [3, 4, 6],
+      nums: name === "largeDecoderCreate" ? [] : [3, 4, 6, 9],
       async: name === "largeDecoderForwardAsync",
     }),
   ),
@@ -827,7 +827,8 @@ function largeDecoderArgs(name: string, d: Dims, r: Rand): unknown[] {
   const lastOnly = r.bool();
   const sizes = [d.B * NH * DK * DV, d.B * NH * DK, d.B * NH];
   const stateIn = r.bool() ? sizes.map((n) => A(r, n)) : [null, null, null];
-  return [h, Z(d.B * (lastOnly ? 1 : d.S) * V), I32(d.B * d.S, () => r.int(V)), d.B, d.S, lastOnly, r.int(3), stateIn, sizes.map((n) => Z(n))];
+  // maxPieceRows: the default, or small enough that S = 17 (chunk 16) runs in pieces
+  return [h, Z(d.B * (lastOnly ? 1 : d.S) * V), I32(d.B * d.S, () => r.int(V)), d.B, d.S, lastOnly, r.int(3), stateIn, sizes.map((n) => Z(n)), r.bool() ? 0 : 16];
 }
 
 function inferArgs(name: string, d: Dims, r: Rand): unknown[] {
