@@ -1,7 +1,7 @@
 // Layer 4: the fused sLSTM / LSTM recurrences (fixture parity runs in 48.fixtures): float64 references of
 // XLSTM_SPEC §2-§3, sequence splitting, float64 gradient checks, layout converters, async variants, bad input.
 import { strict as assert } from "assert";
-import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends, getNumThreads, setNumThreads } from "../lib";
+import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends, getNumThreads, setNumThreads, setFloat32MatmulPrecision } from "../lib";
 import { native } from "../lib/native";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
 
@@ -295,6 +295,120 @@ describe("40 recurrent kernels", () => {
     } finally {
       setNumThreads(before);
     }
+  });
+
+  describe("setFloat32MatmulPrecision(\"medium\"): the step products on bf16 pairs (AVX512_BF16)", () => {
+    const dot = native.bf16DotAvailable();
+    const title = "both cells, both R layouts: every step's gates from the bf16-rounded h_{t-1} and R with float32 sums (teacher-forced on the kernel's own states), ∂h_0 from the rounded ∂p_0 and R, within bf16 of float32; 1 thread = all";
+    const bf16 = (v: number) => {
+      const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
+      u[0] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) << 16;
+      return f[0];
+    };
+    const withMedium = <T>(fn: () => T): T => {
+      const before = setFloat32MatmulPrecision("medium");
+      try {
+        return fn();
+      } finally {
+        setFloat32MatmulPrecision(before);
+      }
+    };
+    (dot ? it : it.skip)(dot ? title : `${title} [skipped: no AVX512_BF16 on this CPU: "medium" leaves the recurrences in float32]`, () => {
+      const d = { B: 3, S: 6, NH: 2, DH: 32 };
+      const h = d.NH * d.DH, G = 4 * d.DH, H = h;
+      const sig = (v: number) => 1 / (1 + Math.exp(-v));
+      for (const kind of ["slstm", "lstm"] as const) {
+        const ns = kind === "slstm" ? 4 : 2;
+        const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, G], 0.3).f32(), bias = make([4 * h]).f32(), dy = make([d.B, d.S, h]).f32();
+        const s0 = make([ns, d.B, h]).f32();
+        if (kind === "slstm") for (let i = 0; i < d.B * h; ++i) s0[2 * d.B * h + i] = 1 + Math.abs(s0[2 * d.B * h + i]);  // n_0 > 0
+        const Rt = new Float32Array(R.length);
+        for (let hd = 0; hd < d.NH; ++hd) for (let j = 0; j < d.DH; ++j) for (let k = 0; k < G; ++k) Rt[(hd * G + k) * d.DH + j] = R[(hd * d.DH + j) * G + k];
+        const fwd = kind === "slstm" ? kernels.slstmForward : kernels.lstmForward, bwd = kind === "slstm" ? kernels.slstmBackward : kernels.lstmBackward;
+        for (const rTransposed of [false, true]) {
+          const Rk = rTransposed ? Rt : R;
+          const what = `${kind} rTransposed ${rTransposed}`;
+          const f = withMedium(() => fwd({ x, R: Rk, bias, state0: s0, ...d, rTransposed }));
+          const g = withMedium(() => bwd({ ...f, R: Rk, state0: s0, dy, ...d, rTransposed }));
+          // every step's pre-activations from the kernel's own h_{t-1}, rounded, times rounded R (float64 sums)
+          let rounded = false;
+          for (let t = 0; t < d.S; ++t)
+            for (let b = 0; b < d.B; ++b)
+              for (let hd = 0; hd < d.NH; ++hd)
+                for (let gg = 0; gg < 4; ++gg)
+                  for (let k = 0; k < d.DH; ++k) {
+                    let acc = 0, mag = 0, exact = 0;
+                    for (let j = 0; j < d.DH; ++j) {
+                      const hv = t === 0 ? s0[b * H + hd * d.DH + j] : f.states[((t - 1) * d.B + b) * H + hd * d.DH + j];
+                      const rv = R[(hd * d.DH + j) * G + gg * d.DH + k];
+                      acc += bf16(hv) * bf16(rv);
+                      mag += Math.abs(hv * rv);
+                      exact += hv * rv;
+                    }
+                    const col = (b * d.S + t) * 4 * H + gg * H + hd * d.DH + k;
+                    const p = x[col] + acc + bias[gg * H + hd * d.DH + k];
+                    const tol = 2e-6 * (mag + Math.abs(x[col]) + Math.abs(bias[gg * H + hd * d.DH + k])) + 1e-7;
+                    const want = kind === "slstm" ? p : gg === 2 ? Math.tanh(p) : sig(p);
+                    assert.ok(Math.abs(f.gates[col] - want) <= tol, `${what}: gate ${gg} of t ${t} b ${b} unit ${hd * d.DH + k}: ${f.gates[col]} vs ${want}`);
+                    if (Math.abs(exact - acc) > 4 * tol) rounded = true;
+                  }
+          assert.ok(rounded, `${what}: the products were not rounded`);
+          // ∂h_0 = ∂p_0 Rᵀ with both rounded (the kernel's own ∂p_0 = dx at t = 0)
+          for (let b = 0; b < d.B; ++b)
+            for (let hd = 0; hd < d.NH; ++hd)
+              for (let j = 0; j < d.DH; ++j) {
+                let acc = 0, mag = 0;
+                for (let gg = 0; gg < 4; ++gg)
+                  for (let k = 0; k < d.DH; ++k) {
+                    const dp = g.dx[(b * d.S) * 4 * H + gg * H + hd * d.DH + k], rv = R[(hd * d.DH + j) * G + gg * d.DH + k];
+                    acc += bf16(dp) * bf16(rv);
+                    mag += Math.abs(dp * rv);
+                  }
+                const got = g.dstate0[b * H + hd * d.DH + j];
+                assert.ok(Math.abs(got - acc) <= 2e-6 * mag + 1e-9, `${what}: ∂h_0[${b}, ${hd * d.DH + j}]: ${got} vs ${acc}`);
+              }
+          // within bf16 of float32, and the same bits on 1 thread
+          const f32 = fwd({ x, R: Rk, bias, state0: s0, ...d, rTransposed });
+          const g32 = bwd({ ...f32, R: Rk, state0: s0, dy, ...d, rTransposed });
+          const rel = (a: Float32Array, b: Float32Array) => {
+            let num = 0, den = 0;
+            for (let i = 0; i < a.length; ++i) num = Math.max(num, Math.abs(a[i] - b[i])), den = Math.max(den, Math.abs(b[i]));
+            return num / den;
+          };
+          assert.ok(rel(f.y, f32.y) < 3e-2 && rel(f.y, f32.y) > 0, `${what}: y ${rel(f.y, f32.y)}`);
+          assert.ok(rel(g.dx, g32.dx) < 5e-2, `${what}: dx ${rel(g.dx, g32.dx)}`);
+          assert.ok(rel(g.dR, g32.dR) < 5e-2, `${what}: dR ${rel(g.dR, g32.dR)}`);
+          const threads = getNumThreads();
+          setNumThreads(1);
+          try {
+            const f1 = withMedium(() => fwd({ x, R: Rk, bias, state0: s0, ...d, rTransposed }));
+            assert.deepEqual(f1.y, f.y, `${what}: 1 thread`);
+            assert.deepEqual(withMedium(() => bwd({ ...f1, R: Rk, state0: s0, dy, ...d, rTransposed })).dx, g.dx, `${what}: 1 thread dx`);
+          } finally {
+            setNumThreads(threads);
+          }
+        }
+      }
+    });
+
+    it("stays float32 (the same bits as \"highest\") for heads whose size is not a multiple of 32, and without AVX512_BF16", () => {
+      for (const [DH, dotOn] of [[16, true], [32, false]] as const) {
+        const d = { B: 2, S: 4, NH: 2, DH };
+        const h = d.NH * d.DH, G = 4 * d.DH;
+        const x = make([d.B, d.S, 4 * h]).f32(), R = make([d.NH, d.DH, G], 0.3).f32(), bias = make([4 * h]).f32(), dy = make([d.B, d.S, h]).f32();
+        native.bf16SetDotEnabled(dotOn);
+        try {
+          for (const kind of ["slstm", "lstm"] as const) {
+            const fwd = kind === "slstm" ? kernels.slstmForward : kernels.lstmForward, bwd = kind === "slstm" ? kernels.slstmBackward : kernels.lstmBackward;
+            const hi = fwd({ x, R, bias, ...d }), med = withMedium(() => fwd({ x, R, bias, ...d }));
+            assert.deepEqual(med.y, hi.y, `${kind} DH ${DH} dot ${dotOn}`);
+            assert.deepEqual(withMedium(() => bwd({ ...med, R, dy, ...d })).dx, bwd({ ...hi, R, dy, ...d }).dx, `${kind} DH ${DH} dot ${dotOn} dx`);
+          }
+        } finally {
+          native.bf16SetDotEnabled(true);
+        }
+      }
+    });
   });
 
   it("low-level kernels: sync and async agree", async () => {

@@ -5,7 +5,8 @@
 //                        tile unit (Intel Xeons since Sapphire Rapids), else with AVX512_BF16's vdpbf16ps (AMD Zen 4
 //                        and 5, Intel Cooper Lake). Without either nothing changes.
 // Process-wide, like PyTorch's setting: every float32 product that goes through gemm() (linear layers, the fused
-// mLSTM layer and feed-forward, the recurrences' weight gradients, matmul, gemm_batched) follows it. The error is
+// mLSTM layer and feed-forward, the recurrences' weight gradients, matmul, gemm_batched) follows it, and with
+// AVX512_BF16 the sLSTM / LSTM recurrences' step products (recurrent.h, RecurrentDims::bf16). The error is
 // that of bf16 inputs: |Δ(a·b)| <= 2^-8 Σ|a_k b_k| (each operand within 2^-9 relative), plus float32 summation.
 #pragma once
 #include <cstdint>

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
+#include "kernels/matmul_precision.h"
 #include "kernels/recurrent_engine.h"
 #include "kernels/threadpool.h"
 
@@ -89,29 +91,41 @@ void reduce_param_grads(float* dR, float* dbias, const float* dx, const float* s
 
 }  // namespace recurrent_detail
 
+bool recurrent_bf16_products(const RecurrentDims& d) {
+  return matmul_precision() == MatmulPrecision::Medium && bf16_dot_available() && d.DH % 32 == 0;
+}
+
+namespace {
+RecurrentDims with_precision(const RecurrentDims& d) {
+  RecurrentDims out = d;
+  out.bf16 = recurrent_bf16_products(d);
+  return out;
+}
+}  // namespace
+
 void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                    const float* bias, const RecurrentDims& d) {
-  recurrent_detail::impl_for_cpu().slstm_forward(y, states, gates, x, state0, R, bias, d);
+  recurrent_detail::impl_for_cpu().slstm_forward(y, states, gates, x, state0, R, bias, with_precision(d));
 }
 
 void slstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                     const float* dy, const float* dstate_final, const float* state0, const float* R,
                     const RecurrentDims& d, bool exact_m0_grad) {
-  recurrent_detail::impl_for_cpu().slstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R, d,
-                                                      exact_m0_grad);
+  recurrent_detail::impl_for_cpu().slstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R,
+                                                      with_precision(d), exact_m0_grad);
   recurrent_detail::reduce_param_grads(dR, dbias, dx, states, state0, d);
 }
 
 void lstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                   const float* bias, const RecurrentDims& d) {
-  recurrent_detail::impl_for_cpu().lstm_forward(y, states, gates, x, state0, R, bias, d);
+  recurrent_detail::impl_for_cpu().lstm_forward(y, states, gates, x, state0, R, bias, with_precision(d));
 }
 
 void lstm_backward(float* dx, float* dR, float* dbias, float* dstate0, const float* gates, const float* states,
                    const float* dy, const float* dstate_final, const float* state0, const float* R,
                    const RecurrentDims& d) {
-  recurrent_detail::impl_for_cpu().lstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R, d,
-                                                     false);
+  recurrent_detail::impl_for_cpu().lstm_backward_seq(dx, dstate0, gates, states, dy, dstate_final, state0, R,
+                                                     with_precision(d), false);
   recurrent_detail::reduce_param_grads(dR, dbias, dx, states, state0, d);
 }
 

@@ -26,7 +26,14 @@ namespace xlstm {
 struct RecurrentDims {
   int64_t B, S, NH, DH;
   bool r_transposed = false;  // R (and dR) [NH, 4DH, DH] instead of [NH, DH, 4DH]
+  // The step products (h_{t-1} R forward, dp Rᵀ backward) with both factors rounded to bf16 and float32 sums, on
+  // AVX512_BF16's vdpbf16ps: set by the entry points below under setFloat32MatmulPrecision("medium") where the CPU
+  // has it and DH is a multiple of 32 (recurrent_bf16_products); callers leave it false.
+  bool bf16 = false;
 };
+
+// Whether the step products of a call with these dims run on bf16 pairs now (see RecurrentDims::bf16).
+bool recurrent_bf16_products(const RecurrentDims& d);
 
 void slstm_forward(float* y, float* states, float* gates, const float* x, const float* state0, const float* R,
                    const float* bias, const RecurrentDims& d);

@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "kernels/aligned_vector.h"
+#ifdef __AVX512F__
+#include "kernels/bf16_pairs.h"
+#endif
 #include "kernels/recurrent.h"
 #include "kernels/recurrent_cells.h"
 #include "kernels/threadpool.h"
@@ -157,6 +160,70 @@ class StepMatrices {
   int64_t per_head_;
 };
 
+#ifdef __AVX512F__
+// ---- bf16 step products (RecurrentDims::bf16; the AVX-512 build only, run where vdpbf16ps is) ------------------
+// A head's W (Din x Dout) rounded to bf16 pairs along Din and sliced by kKC columns: slice cb holds Din/2 rows of kKC
+// dwords, dword (q, k) = pair(W[2q][cb·kKC + k], W[2q + 1][cb·kKC + k]). Din and Dout are multiples of 32.
+class StepMatricesBf16 {
+ public:
+  StepMatricesBf16(const float* src, int64_t NH, int64_t Din, int64_t Dout, bool src_transposed)
+      : per_head_(Din / 2 * Dout), buf_(static_cast<size_t>(NH * Din / 2 * Dout)) {
+    const int64_t slices = Dout / kKC, Din2 = Din / 2;
+    uint32_t* buf = buf_.data();
+    parallel_for(NH * slices, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t it = lo; it < hi; ++it) {
+        const int64_t hd = it / slices, c0 = (it % slices) * kKC;
+        uint32_t* dst = buf + hd * Din2 * Dout + c0 * Din2;
+        const float* sh = src + hd * Din * Dout;
+        if (src_transposed)  // src[hd] is W's transpose (Dout x Din): its rows c0.. are the slice's columns
+          bf16_pairs::round_pairs_transposed(dst, kKC, sh + c0 * Din, nullptr, Din, kKC, Din, 0, kKC / 16);
+        else
+          bf16_pairs::round_pairs_across(dst, kKC, sh + c0, Dout, Din, kKC, 0, Din2);
+      }
+    });
+  }
+  const uint32_t* head(int64_t hd) const { return buf_.data() + hd * per_head_; }
+
+ private:
+  int64_t per_head_;
+  std::vector<uint32_t, CacheAlignedAllocator<uint32_t, false>> buf_;
+};
+
+// in rows [0, nb) (Din floats, rows ld apart) rounded into pairs at out (Din/2 dwords a row)
+inline void round_rows(int nb, int64_t Din, const float* in, int64_t ld, uint32_t* out) {
+  bf16_pairs::round_pairs_along(out, Din / 2, in, ld, Din, 0, nb);
+}
+
+// out[bb][0:Dout] = in[bb] · W for rows bb < nb: the pairs of a task's rows (in holds padded_rows(nb) rows of Din2
+// dwords; padding rows are computed and dropped) times a StepMatricesBf16 head; kGroup rows x kKC columns of float32
+// accumulators, one vdpbf16ps per (row, 16 columns, pair).
+XLSTM_PAIRS_TARGET inline void matvec_rows_bf16(int nb, int64_t Din2, int64_t Dout, const uint32_t* in,
+                                                const uint32_t* W, float* out) {
+  static_assert(kKC == 32, "two zmm of columns per row");
+  for (int64_t c0 = 0; c0 < Dout; c0 += kKC) {
+    const uint32_t* wc = W + c0 * Din2;
+    for (int g0 = 0; g0 < nb; g0 += kGroup) {
+      __m512 acc[kGroup][2];
+      for (int bb = 0; bb < kGroup; ++bb) acc[bb][0] = acc[bb][1] = _mm512_setzero_ps();
+      const uint32_t* ig = in + g0 * Din2;
+      for (int64_t q = 0; q < Din2; ++q) {
+        const __m512bh w0 = (__m512bh)_mm512_load_si512(wc + q * kKC);
+        const __m512bh w1 = (__m512bh)_mm512_load_si512(wc + q * kKC + 16);
+        for (int bb = 0; bb < kGroup; ++bb) {
+          const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ig[bb * Din2 + q]));
+          acc[bb][0] = _mm512_dpbf16_ps(acc[bb][0], a, w0);
+          acc[bb][1] = _mm512_dpbf16_ps(acc[bb][1], a, w1);
+        }
+      }
+      for (int bb = 0; bb < std::min(kGroup, nb - g0); ++bb) {
+        _mm512_storeu_ps(out + (g0 + bb) * Dout + c0, acc[bb][0]);
+        _mm512_storeu_ps(out + (g0 + bb) * Dout + c0 + 16, acc[bb][1]);
+      }
+    }
+  }
+}
+#endif
+
 // Prefetch n floats starting at p (one request per 64-byte line). The per-step inputs of a task are pieces of DH
 // floats spread over rows S*4H floats apart, which the hardware prefetcher does not follow. The loops issue a row's
 // requests for the next step right after that row's cell update, spread over the step, not all rows' at once: a
@@ -186,21 +253,33 @@ void forward_seq(float* y, float* states, float* gates, const float* x, const fl
   constexpr int NS = Cell::kStates;
   const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;  // stride between state components in `states`
-  const StepMatrices W(R, NH, DH, G, d.r_transposed);  // W = R[hd]
+  const StepMatrices W(d.bf16 ? nullptr : R, d.bf16 ? 0 : NH, DH, G, d.r_transposed);  // W = R[hd]
+#ifdef __AVX512F__
+  const StepMatricesBf16 Wb(R, d.bf16 ? NH : 0, DH, G, d.r_transposed);
+#endif
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
     AlignedFloats hprev(pad * DH, 0.0f), r(pad * G), zero(DH, 0.0f);
+    std::vector<uint32_t, CacheAlignedAllocator<uint32_t>> hpairs(d.bf16 ? pad * DH / 2 : 0);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * rows;
       const int nb = static_cast<int>(std::min<int64_t>(rows, B - b0));
-      const StepMatrix Wh = W.head(hd);
+      const StepMatrix Wh = d.bf16 ? StepMatrix{nullptr, false} : W.head(hd);
       for (int64_t t = 0; t < S; ++t) {
         // previous state component s of row b, this head's DH units (contiguous)
         auto prev = [&](int s, int64_t b) -> const float* {
           if (t == 0) return state0 ? state0 + (s * B + b) * H + hd * DH : zero.data();
           return states + s * sS + ((t - 1) * B + b) * H + hd * DH;
         };
-        for (int bb = 0; bb < nb; ++bb) std::copy_n(prev(0, b0 + bb), DH, hprev.data() + bb * DH);
-        matvec_rows(nb, DH, G, hprev.data(), Wh, r.data());
+#ifdef __AVX512F__
+        if (d.bf16) {
+          for (int bb = 0; bb < nb; ++bb) round_rows(1, DH, prev(0, b0 + bb), DH, hpairs.data() + bb * DH / 2);
+          matvec_rows_bf16(nb, DH / 2, G, hpairs.data(), Wb.head(hd), r.data());
+        } else
+#endif
+        {
+          for (int bb = 0; bb < nb; ++bb) std::copy_n(prev(0, b0 + bb), DH, hprev.data() + bb * DH);
+          matvec_rows(nb, DH, G, hprev.data(), Wh, r.data());
+        }
         for (int bb = 0; bb < nb; ++bb) {
           const int64_t b = b0 + bb;
           if (t + 1 < S)  // this row's inputs of the next step (see prefetch_floats)
@@ -269,13 +348,17 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
   constexpr int NS = Cell::kStates;
   const int64_t rows = task_rows(B, NH), row_blocks = (B + rows - 1) / rows, pad = padded_rows(rows);
   const int64_t sS = S * B * H;
-  const StepMatrices WT(R, NH, G, DH, !d.r_transposed);  // W = R[hd]ᵀ
+  const StepMatrices WT(d.bf16 ? nullptr : R, d.bf16 ? 0 : NH, G, DH, !d.r_transposed);  // W = R[hd]ᵀ
+#ifdef __AVX512F__
+  const StepMatricesBf16 WTb(R, d.bf16 ? NH : 0, G, DH, !d.r_transposed);
+#endif
   parallel_for(NH * row_blocks, 1, [&](int64_t lo, int64_t hi) {
     AlignedFloats dh(pad * DH), dc(pad * DH), dn(pad * DH), dp(pad * G, 0.0f), zero(DH, 0.0f);
+    std::vector<uint32_t, CacheAlignedAllocator<uint32_t>> dppairs(d.bf16 ? pad * G / 2 : 0);
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t hd = task / row_blocks, b0 = (task % row_blocks) * rows;
       const int nb = static_cast<int>(std::min<int64_t>(rows, B - b0));
-      const StepMatrix WTh = WT.head(hd);
+      const StepMatrix WTh = d.bf16 ? StepMatrix{nullptr, false} : WT.head(hd);
       for (int bb = 0; bb < nb; ++bb)
         for (int64_t k = 0; k < DH; ++k) {
           const int64_t i = (b0 + bb) * H + hd * DH + k;
@@ -336,6 +419,13 @@ void backward_seq(float* dx, float* dstate0, const float* gates, const float* st
           }
           for (int g = 0; g < 4; ++g) std::copy_n(dpr + g * DH, DH, dxr + g * H);
         }
+#ifdef __AVX512F__
+        if (d.bf16) {
+          round_rows(nb, G, dp.data(), G, dppairs.data());
+          matvec_rows_bf16(nb, G / 2, DH, dppairs.data(), WTb.head(hd), dh.data());
+          continue;
+        }
+#endif
         matvec_rows(nb, G, DH, dp.data(), WTh, dh.data());
       }
       if (dstate0) {
