@@ -25,17 +25,7 @@ namespace {
 #define XLSTM_TILE_INSN "vfmadd231ps"
 #define XLSTM_TILE_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define XLSTM_TILE_ATTR
-#include "kernels/gemm_avx512_tiles.h"  // MR, NR, the tiles and macro()
-#undef XLSTM_TILE_INSN
-#undef XLSTM_TILE_FMA
-#undef XLSTM_TILE_ATTR
-
-void pack_a(bool trans, int64_t m, int64_t k, const float* A, int64_t lda, float* Ap) {
-  pack_a_generic<MR>(trans, m, k, A, lda, Ap);
-}
-void pack_b(bool trans, int64_t k, int64_t n, const float* B, int64_t ldb, float* Bp) {
-  pack_b_generic<NR>(trans, k, n, B, ldb, Bp);
-}
+#include "kernels/gemm_avx512_tiles.h"  // MR, NR, the tiles, macro(), pack_a and pack_b
 
 // out[j] = sum_p x[p] Y[p*ldy + j]: streams the rows of Y in order, four at a time, through `out` (which stays in
 // L1/L2); walking all rows for a narrow column block instead would touch a new page per row.

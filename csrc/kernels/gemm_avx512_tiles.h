@@ -6,7 +6,8 @@
 //   XLSTM_TILE_ATTR         the edge tiles' function attributes (the target extension of XLSTM_TILE_FMA, or nothing).
 // With "vdpbf16ps" every "float" the tiles load is a dword holding two bf16 values of consecutive k (the low half the
 // even one), so k counts pairs and the panel strides count dwords; the C update (alpha, beta, masks) is unchanged.
-// No include guard: each including file gets its own copy of the kernels.
+// The packing (plain copies: bits are moved, never converted) comes along. The header undefines the three macros at
+// its end. No include guard: each including file gets its own copy of the kernels.
 
 constexpr int MR = 14, NR = 32;
 
@@ -309,3 +310,14 @@ void macro(int64_t m, int64_t n, int64_t k, float alpha, const APanel& a, const 
     }
   }
 }
+
+void pack_a(bool trans, int64_t m, int64_t k, const float* A, int64_t lda, float* Ap) {
+  pack_a_generic<MR>(trans, m, k, A, lda, Ap);
+}
+void pack_b(bool trans, int64_t k, int64_t n, const float* B, int64_t ldb, float* Bp) {
+  pack_b_generic<NR>(trans, k, n, B, ldb, Bp);
+}
+
+#undef XLSTM_TILE_INSN
+#undef XLSTM_TILE_FMA
+#undef XLSTM_TILE_ATTR

@@ -34,17 +34,7 @@ XLSTM_PAIRS_TARGET inline __m512 dot_pairs(__m512 a, __m512 b, __m512 c) {
 #define XLSTM_TILE_INSN "vdpbf16ps"
 #define XLSTM_TILE_FMA(a, b, c) dot_pairs(a, b, c)
 #define XLSTM_TILE_ATTR XLSTM_PAIRS_TARGET
-#include "kernels/gemm_avx512_tiles.h"  // MR, NR, the tiles and macro()
-#undef XLSTM_TILE_INSN
-#undef XLSTM_TILE_FMA
-#undef XLSTM_TILE_ATTR
-
-void pack_a(bool trans, int64_t m, int64_t k, const float* A, int64_t lda, float* Ap) {
-  pack_a_generic<MR>(trans, m, k, A, lda, Ap);
-}
-void pack_b(bool trans, int64_t k, int64_t n, const float* B, int64_t ldb, float* Bp) {
-  pack_b_generic<NR>(trans, k, n, B, ldb, Bp);
-}
+#include "kernels/gemm_avx512_tiles.h"  // MR, NR, the tiles, macro(), pack_a and pack_b
 
 // the blocked driver's view of the pair tiles: the float32 AVX-512 ISA's blocking with KC counted in pairs (256 pairs
 // of a 32-column sliver are the same 32 KiB of L1); no matrix-vector kernels (gemm_bf16_pairs calls the driver only)
