@@ -5,7 +5,8 @@
 // the low half, an odd K's last pair completed by a zero:
 //   op(A), A as it is:     M rows of K2 = ⌈K/2⌉ dwords (the pairs are neighbours in A's rows);
 //   op(A), A transposed:   K2 rows of M dwords (the pairs come from two consecutive rows of A);
-//   op(B) likewise (B transposed: N rows of K2; as it is: K2 rows of N).
+//   op(B), always K2 rows of N dwords (k-major, as the driver reads an untransposed B): from two consecutive rows of
+//          B as it is, or, B transposed, its rows' pairs transposed 16 x 16 in registers.
 // gemm.cc's blocked driver then computes the product of those dword matrices over K2 steps, exactly as it does a
 // float32 product (packing copies dwords bit for bit), with the AVX-512 14 x 32 tiles of gemm_avx512_tiles.h whose
 // multiply-add is vdpbf16ps: 32 products per instruction against the float32 FMA's 16, the same blocking, threads and
