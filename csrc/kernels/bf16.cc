@@ -26,7 +26,7 @@ std::atomic<bool> g_amx_enabled{true};
 
 // Output blocks of this many rows of W are the unit of work (every ISA's register tile is 4 outputs wide).
 constexpr int64_t kOutBlock = 4;
-constexpr int64_t kPairsMinRows = 256;  // bf16_linear round_x on vdpbf16ps: the GEMM tiles from this many rows (below)
+constexpr int64_t kPairsMinRows = 32;  // bf16_linear round_x on vdpbf16ps: the GEMM tiles from this many rows (below)
 
 // Scalar float32 path for outputs [o0, o1): each W row widened once into a buffer, then one dot per x row.
 void linear_scalar(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
@@ -166,9 +166,9 @@ void linear_amx_packed(float* y, const uint16_t* xp, const uint16_t* w, const fl
 
 const char* bf16_linear_path(int64_t rows, bool round_x) {
   if (round_x && bf16_amx_available()) return "amx";
-  // From kPairsMinRows rows the GEMM tiles (gemm_bf16pairs_avx512.cc) beat the dot-product tiles, despite their
-  // per-call copy of W into k-major pairs (Zen 5, 2 threads, 1024 x 1024: 384 against 379 GFLOP/s at 256 rows, 568
-  // against 342 at 1,024; 273 against 385 at 128)
+  // From kPairsMinRows rows the GEMM tiles (gemm_bf16pairs_avx512.cc) beat the dot-product tiles (Zen 5, 2 threads,
+  // GFLOP/s of GEMM / dot tiles: 768 -> 4096 at 32 rows 653 / 344, at 16 rows 289 / 322; 4096 -> 4096 at 32 rows
+  // 399 / 354, at 16 rows 180 / 301; at 1,024 rows 521-630 / 338-402)
   if (round_x && bf16_dot_available()) return rows >= kPairsMinRows ? "vdpbf16ps-gemm" : "vdpbf16ps";
   switch (simd_level()) {
     case SimdLevel::AVX512: return "avx512";

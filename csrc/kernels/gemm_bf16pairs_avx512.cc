@@ -74,6 +74,26 @@ void round_b_kmajor(PairScratch& out, bool trans, int64_t N, int64_t K, const fl
                [&](int64_t lo, int64_t hi) { round_pairs_transposed(out.data(), N, B, Bb, ldb, N, K, lo, hi); });
 }
 
+// y [rows, out] = yt [out, rows]ᵀ + bias (nullable) for the 16-output blocks [b0, b1): 16 x 16 tiles through registers
+XLSTM_PAIRS_TARGET void transpose_add_bias(float* y, const float* yt, const float* bias, int64_t rows, int64_t out,
+                                           int64_t b0, int64_t b1) {
+  __m512i t[16];
+  for (int64_t ob = b0; ob < b1; ++ob) {
+    const int64_t o0 = ob * 16, no = std::min<int64_t>(16, out - o0);
+    const __mmask16 mo = dword_mask(no);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(mo, bias + o0) : _mm512_setzero_ps();
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      const int64_t nr = std::min<int64_t>(16, rows - r0);
+      const __mmask16 mr = dword_mask(nr);
+      for (int i = 0; i < 16; ++i)
+        t[i] = i < no ? _mm512_maskz_loadu_epi32(mr, yt + (o0 + i) * rows + r0) : _mm512_setzero_si512();
+      transpose16(t);
+      for (int i = 0; i < nr; ++i)
+        _mm512_mask_storeu_ps(y + (r0 + i) * out + o0, mo, _mm512_add_ps(_mm512_castsi512_ps(t[i]), bv));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gemm_detail
 
@@ -92,8 +112,40 @@ void gemm_bf16_pairs(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
                reinterpret_cast<const float*>(b.data()), N, beta, C, ldc, num_threads());
 }
 
-void linear_bf16_pairs(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
-                       int64_t out) {
+namespace {
+
+// yᵀ = W xᵀ: W [out, in] is the product's op(A) with its pairs along its rows, read as it is (in place, or packed by
+// plain copies when its rows are 1,024 floats apart), xᵀ its k-major op(B) (x's rows transposed 16 x 16), then y = the
+// result transposed (16 x 16 tiles) + bias. Nothing of W's size is copied, so it pays from a few rows.
+void linear_w_as_a(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                   int64_t out) {
+  using namespace gemm_detail;
+  const int64_t K2 = (in + 1) / 2;
+  PairScratch xt, wp, yt;
+  xt.resize(static_cast<size_t>(K2 * rows));
+  parallel_for((rows + 15) / 16, 1,
+               [&](int64_t lo, int64_t hi) { round_pairs_transposed(xt.data(), rows, x, nullptr, in, rows, in, lo, hi); });
+  const uint32_t* wd = reinterpret_cast<const uint32_t*>(w);
+  if (in % 2) {
+    wp.resize(static_cast<size_t>(out * K2));
+    parallel_for(out, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t o = lo; o < hi; ++o)
+        for (int64_t q = 0; q < K2; ++q)  // an odd row's last pair completed by a zero
+          wp[o * K2 + q] = w[o * in + 2 * q] | (2 * q + 1 < in ? static_cast<uint32_t>(w[o * in + 2 * q + 1]) << 16 : 0u);
+    });
+    wd = wp.data();
+  }
+  yt.resize(static_cast<size_t>(out * rows));
+  float* ytf = reinterpret_cast<float*>(yt.data());
+  gemm_blocked(isa_pairs(), false, false, out, rows, K2, 1.f, reinterpret_cast<const float*>(wd), K2,
+               reinterpret_cast<const float*>(xt.data()), rows, 0.f, ytf, rows, num_threads());
+  parallel_for((out + 15) / 16, 4, [&](int64_t lo, int64_t hi) { transpose_add_bias(y, ytf, bias, rows, out, lo, hi); });
+}
+
+// y = x Wᵀ with W transposed into k-major pairs (a copy of W's size per call) and x as it is: from many rows on, where
+// the copy costs little and linear_w_as_a's transposes of x and of the result cost more
+void linear_w_kmajor(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                     int64_t out) {
   using namespace gemm_detail;
   const int64_t K2 = (in + 1) / 2;
   PairScratch xp, wp;
@@ -106,6 +158,19 @@ void linear_bf16_pairs(float* y, const float* x, const uint16_t* w, const float*
     });
   gemm_blocked(isa_pairs(), false, false, rows, out, K2, 1.f, reinterpret_cast<const float*>(xp.data()), K2,
                reinterpret_cast<const float*>(wp.data()), out, bias ? 1.f : 0.f, y, out, num_threads());
+}
+
+}  // namespace
+
+// Rows from which the product reads W transposed into k-major pairs instead of as it is (Zen 5, 2 threads, GFLOP/s of
+// W as it is / transposed: 768 -> 32,000 at 512 rows 680 / 512, at 2,048 rows 160 / 560 (the result's transpose then
+// dominates); 4096 -> 4096 at 512 rows 679 / 467, at 2,048 rows 665 / 607)
+constexpr int64_t kKmajorMinRows = 1024;
+
+void linear_bf16_pairs(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
+                       int64_t out) {
+  if (rows >= kKmajorMinRows) linear_w_kmajor(y, x, w, bias, rows, in, out);
+  else linear_w_as_a(y, x, w, bias, rows, in, out);
 }
 
 }  // namespace bf16_detail
