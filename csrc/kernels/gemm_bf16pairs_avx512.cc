@@ -116,7 +116,8 @@ namespace {
 
 // yᵀ = W xᵀ: W [out, in] is the product's op(A) with its pairs along its rows, read as it is (in place, or packed by
 // plain copies when its rows are 1,024 floats apart), xᵀ its k-major op(B) (x's rows transposed 16 x 16), then y = the
-// result transposed (16 x 16 tiles) + bias. Nothing of W's size is copied, so it pays from a few rows.
+// result transposed (16 x 16 tiles) + bias. For an even number of inputs nothing of W's size is copied, so it pays
+// from a few rows (an odd one needs W's rows completed to whole pairs: a copy).
 void linear_w_as_a(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                    int64_t out) {
   using namespace gemm_detail;
