@@ -366,10 +366,10 @@ describe("58 xLSTM Large", function () {
       },
       {
         path: "vdpbf16ps-gemm", here: native.bf16DotAvailable(), why: "no AVX512_BF16 on this CPU",
-        // W read as it is (fewer than 1,024 rows: x's rows and the result transposed 16 x 16, with tails): whole and
+        // W read as it is (fewer than 2,048 rows: x's rows and the result transposed 16 x 16, with tails): whole and
         // edge 14 x 32 tiles, odd inputs (the last pair half zero; W's rows copied), more than one KC block of pairs
-        // (1,101 inputs), a single input, the fewest rows; W transposed into k-major pairs (1,024 rows and more)
-        shapes: [[32, 40, 17], [45, 33, 19], [256, 64, 32], [300, 33, 70], [281, 1101, 45], [520, 300, 600], [256, 1, 17], [1030, 71, 40], [1024, 64, 33]],
+        // (1,101 inputs), a single input, the fewest rows; W transposed into k-major pairs (2,048 rows and more)
+        shapes: [[32, 40, 17], [45, 33, 19], [256, 64, 32], [300, 33, 70], [281, 1101, 45], [520, 300, 600], [256, 1, 17], [1030, 71, 40], [2048, 33, 20], [2050, 64, 17]],
         nanRows: 300,
       },
     ];

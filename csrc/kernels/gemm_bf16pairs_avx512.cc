@@ -144,7 +144,7 @@ void linear_w_as_a(float* y, const float* x, const uint16_t* w, const float* bia
 }
 
 // y = x Wᵀ with W transposed into k-major pairs (a copy of W's size per call) and x as it is: from many rows on, where
-// the copy costs little and linear_w_as_a's transposes of x and of the result cost more
+// the copy costs little and linear_w_as_a's transposes of x and of the result (and its scratch) cost more
 void linear_w_kmajor(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                      int64_t out) {
   using namespace gemm_detail;
@@ -164,9 +164,10 @@ void linear_w_kmajor(float* y, const float* x, const uint16_t* w, const float* b
 }  // namespace
 
 // Rows from which the product reads W transposed into k-major pairs instead of as it is (Zen 5, 2 threads, GFLOP/s of
-// W as it is / transposed: 768 -> 32,000 at 512 rows 680 / 512, at 2,048 rows 160 / 560 (the result's transpose then
-// dominates); 4096 -> 4096 at 512 rows 679 / 467, at 2,048 rows 665 / 607)
-constexpr int64_t kKmajorMinRows = 1024;
+// W as it is / transposed, at 1,024 rows: 768 -> 4096 559 / 484, 4096 -> 4096 630 / 521, 768 -> 32,000 654 / 513,
+// 2048 -> 768 535 / 553; at 2,048 rows 509 / 583, 665 / 607, 160 / 560 (the result's transpose and its 262 MB scratch
+// dominate), 536 / 585). xLSTM Large's prompt pieces (large_decoder.h, ~1,024 rows) so never copy W.
+constexpr int64_t kKmajorMinRows = 2048;
 
 void linear_bf16_pairs(float* y, const float* x, const uint16_t* w, const float* bias, int64_t rows, int64_t in,
                        int64_t out) {
