@@ -85,7 +85,7 @@ XLSTM_PAIRS_TARGET inline void transpose16(__m512i r[16]) {
 
 // dst[q * ldd + n] = pair(X[n][2q], X[n][2q + 1]) (a zero past K) for n in 16-row blocks [b0, b1), n < rows: X's
 // rows transposed into the k-major layout the tiles read op(B) in, 16 x 16 dwords at a time. X is float32 (rounded
-// here) or, with `bits`, already bf16 (Xb).
+// here) or, when Xb is given, already bf16 (Xb; X unused).
 XLSTM_PAIRS_TARGET inline void round_pairs_transposed(uint32_t* dst, int64_t ldd, const float* X, const uint16_t* Xb,
                                                int64_t ldx, int64_t rows, int64_t K, int64_t b0, int64_t b1) {
   const int64_t K2 = (K + 1) / 2;

@@ -62,11 +62,9 @@ void rms_norm(float* y, const float* x, const float* w, const float* b, int64_t 
   });
 }
 
-// y [rows, W.rows] = x [rows, W.cols] Wᵀ (+ bias)
-void linear(float* y, const float* x, int64_t rows, const LargeMatrix& W, const float* bias, LargeRounding rounding) {
+// y [rows, W.rows] = x [rows, W.cols] Wᵀ (+ bias); round: a bf16 W's products take bf16-rounded x (bf16_linear)
+void linear(float* y, const float* x, int64_t rows, const LargeMatrix& W, const float* bias, bool round) {
   if (W.bf16) {
-    const bool round = rounding == LargeRounding::On ||
-                       (rounding == LargeRounding::Auto && rows >= 16 && (bf16_amx_available() || bf16_dot_available()));
     bf16_linear(y, x, static_cast<const uint16_t*>(W.data), bias, rows, W.cols, W.rows, round);
     return;
   }
@@ -104,10 +102,11 @@ std::vector<LargeSegment> large_inference_schedule(int64_t S, int64_t chunk) {
 
 namespace {
 
-// One piece of the prompt through the whole model (large_decoder_forward's body): `body` and `head` are On or Off (the
-// caller resolved Auto for the whole call); logits null: no head (a piece before the last of a last_only call).
+// One piece of the prompt through the whole model (large_decoder_forward's body): whether the blocks' and the head's
+// products round their activations (the caller resolved Auto for the whole call); logits null: no head (a piece
+// before the last of a last_only call).
 void forward_piece(const LargeDecoderModel& m, const int32_t* tokens, int64_t B, int64_t S, const LargeStateIO* io,
-                   float* logits, bool last_only, LargeRounding rounding, LargeRounding head_rounding) {
+                   float* logits, bool last_only, bool rounding, bool head_rounding) {
   const int64_t E = m.E, NH = m.NH, DK = m.DK, DV = m.DV, qk = NH * DK, vd = NH * DV, up = m.up, R = B * S;
   const int64_t width = 2 * qk + 2 * vd + 2 * NH;
   const double sq = std::sqrt(static_cast<double>(DK));
@@ -242,10 +241,9 @@ void large_decoder_forward(const LargeDecoderModel& m, const int32_t* tokens, in
   // Auto decided once for the whole call (by its row counts), so that pieces round exactly where one call would
   const bool hw = bf16_amx_available() || bf16_dot_available();
   auto resolve = [&](int64_t rows) {
-    if (rounding != LargeRounding::Auto) return rounding;
-    return rows >= 16 && hw ? LargeRounding::On : LargeRounding::Off;
+    return rounding == LargeRounding::On || (rounding == LargeRounding::Auto && rows >= 16 && hw);
   };
-  const LargeRounding body = resolve(B * S), head = resolve(last_only ? B : B * S);
+  const bool body = resolve(B * S), head = resolve(last_only ? B : B * S);
   const int64_t L = large_piece_tokens(B, m.chunk, max_rows > 0 ? max_rows : kLargePieceRows);
   if (S <= L) return forward_piece(m, tokens, B, S, io, logits, last_only, body, head);
 
