@@ -38,7 +38,7 @@ export function setNumThreads(n: number): void {
  * PyTorch's torch.set_float32_matmul_precision for the CPU's float32 products (process-wide); returns the previous
  * value. "highest" (default): float32 throughout. "medium": products of 128 rows or more (linear layers and their
  * input gradients, matmul, the fused layers' projections; with AVX512_BF16 also the sLSTM / LSTM step products for
- * heads of a multiple of 32 units) round their operands to bfloat16 and sum in float32 on the
+ * heads of a multiple of 32 units and the chunkwise mLSTM cell's tile products) round their operands to bfloat16 and sum in float32 on the
  * AMX tile unit (Intel Xeons since Sapphire Rapids) or with AVX512_BF16's vdpbf16ps (AMD Zen 4 and 5, Intel Cooper
  * Lake), where the CPU has either (elsewhere nothing changes). Each product is then within 2^-8 Σ|a_k b_k| of the
  * float32 one. XLSTM_MATMUL_PRECISION=medium sets it at load.

@@ -3,7 +3,8 @@
 // independent implementation of XLSTM_SPEC §4.3/§4.4 written here, state passing across calls, SIMD levels,
 // threads, the Float32Array kernel API and bad input.
 import { strict as assert } from "assert";
-import { backends, Generator, kernels, ops, setNumThreads, setSimdLevel, Tensor } from "../lib";
+import { backends, Generator, getNumThreads, kernels, ops, setFloat32MatmulPrecision, setNumThreads, setSimdLevel, Tensor } from "../lib";
+import { native } from "../lib/native";
 import type { MlstmForm, MlstmState } from "../lib/ops";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
 
@@ -302,6 +303,185 @@ describe("42 mLSTM forms", () => {
     } finally {
       setSimdLevel(backends().cpu.simdSupported);
       setNumThreads(0);
+    }
+  });
+});
+
+describe("42 mLSTM setFloat32MatmulPrecision(\"medium\"): the chunkwise products on bf16 pairs (AVX512_BF16)", () => {
+  const dot = native.bf16DotAvailable();
+  const skipWhy = ' [skipped: no AVX512_BF16 on this CPU: "medium" leaves the mLSTM cell in float32]';
+  const bf16 = (v: number) => {
+    const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
+    u[0] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) << 16;
+    return f[0];
+  };
+  const withMedium = <T>(fn: () => T): T => {
+    const before = setFloat32MatmulPrecision("medium");
+    try {
+      return fn();
+    } finally {
+      setFloat32MatmulPrecision(before);
+    }
+  };
+  const run = (x: ReturnType<typeof makeInputs>, chunk: number, G: Tensor, Gc: Tensor, Gn: Tensor) => runForm(x, "chunkwise", chunk, G, Gc, Gn);
+  const flat = (r: Run) => [r.h, r.c, r.n, r.m, ...r.grads];
+  const names = ["h", "c", "n", "m", "dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"];
+  const relErr = (a: Float32Array, b: Float32Array) => {
+    let num = 0, den = 0;
+    for (let i = 0; i < a.length; ++i) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
+    return Math.sqrt(num / Math.max(den, 1e-30));
+  };
+
+  // One chunk from the zero state, so that h and ∂v are each one product the test can model in float64:
+  //   h_t = Σ_{s≤t} P_ts v_s · inv_t,  ∂v_s = Σ_{t≥s} P_ts δ_t,  δ_t = ∂h_t · inv_t,
+  //   P_ts = s (q_t · k_s) exp(D̃_ts − μ_t),  inv_t = 1 / (max(|Σ_s P_ts|, exp(−μ_t)) + ε)
+  // with "medium" rounding q, k (for P), P, v (for h) and P, δ (for ∂v) to bf16. The model is first checked against
+  // float32 with nothing rounded. Per element the tolerance is float32 sums plus three bf16 steps of the largest
+  // term: P itself is float32 in the kernel and float64 here, so its rounding may fall the other way now and then.
+  const title1 = "one chunk from the zero state: h and ∂v against a float64 model of the rounded products (odd and vector-multiple sizes), the model first checked against float32";
+  (dot ? it : it.skip)(dot ? title1 : title1 + skipWhy, () => {
+    for (const d of [{ B: 1, NH: 2, S: 45, DK: 33, DV: 40 }, { B: 1, NH: 1, S: 64, DK: 64, DV: 64 }, { B: 2, NH: 1, S: 13, DK: 2, DV: 7 }]) {
+      const x = makeInputs(d, false);
+      const dh = rnd([d.B, d.NH, d.S, d.DV]);
+      const q = x.q.f32(), k = x.k.f32(), v = x.v.f32(), ig = x.i.f32(), fg = x.f.f32(), G = dh.f32();
+      const sc = 1 / Math.sqrt(d.DK), eps = 1e-6;
+      // returns Σ (got − model)² over Σ (got − the same sums unrounded)²
+      const model = (round: (v: number) => number, h: Float32Array, dv: Float32Array, what: string) => {
+        let errModel = 0, errExact = 0;
+        for (let bh = 0; bh < d.B * d.NH; ++bh) {
+          const F = new Float64Array(d.S + 1);
+          for (let t = 0; t < d.S; ++t) F[t + 1] = F[t] + logsig(fg[bh * d.S + t]);
+          const P = new Float64Array(d.S * d.S), inv = new Float64Array(d.S);
+          for (let t = 0; t < d.S; ++t) {
+            let mu = -Infinity;
+            for (let s = 0; s <= t; ++s) mu = Math.max(mu, F[t + 1] - F[s + 1] + ig[bh * d.S + s]);
+            let den = 0;
+            for (let s = 0; s <= t; ++s) {
+              let qk = 0;
+              for (let j = 0; j < d.DK; ++j) qk += round(q[(bh * d.S + t) * d.DK + j]) * round(k[(bh * d.S + s) * d.DK + j]);
+              P[t * d.S + s] = sc * qk * Math.exp(F[t + 1] - F[s + 1] + ig[bh * d.S + s] - mu);
+              den += P[t * d.S + s];
+            }
+            inv[t] = 1 / (Math.max(Math.abs(den), Math.exp(-mu)) + eps);
+          }
+          const check = (got: number, terms: number[], scale: number, where: string) => {
+            let sum = 0, mag = 0, mx = 0, exact = 0;
+            for (let i = 0; i < terms.length; i += 2) {
+              const a = terms[i] * terms[i + 1];
+              sum += round(terms[i]) * round(terms[i + 1]);
+              exact += a;
+              mag += Math.abs(a);
+              mx = Math.max(mx, Math.abs(a));
+            }
+            const tol = (4e-6 * mag + 3 * 2 ** -7 * mx) * scale + 1e-9;
+            assert.ok(Math.abs(got - sum * scale) <= tol, `${what}: ${where}: ${got} vs ${sum * scale} (tolerance ${tol})`);
+            errModel += (got - sum * scale) ** 2;
+            errExact += (got - exact * scale) ** 2;
+          };
+          for (let t = 0; t < d.S; ++t)
+            for (let e = 0; e < d.DV; ++e) {
+              const terms: number[] = [];
+              for (let s = 0; s <= t; ++s) terms.push(P[t * d.S + s], v[(bh * d.S + s) * d.DV + e]);
+              check(h[(bh * d.S + t) * d.DV + e], terms, inv[t], `h[${bh}, ${t}, ${e}]`);
+            }
+          for (let s = 0; s < d.S; ++s)
+            for (let e = 0; e < d.DV; ++e) {
+              const terms: number[] = [];
+              for (let t = s; t < d.S; ++t) terms.push(P[t * d.S + s], G[(bh * d.S + t) * d.DV + e] * Math.fround(inv[t]));
+              check(dv[(bh * d.S + s) * d.DV + e], terms, 1, `dv[${bh}, ${s}, ${e}]`);
+            }
+        }
+        return errModel / errExact;
+      };
+      const once = () => {
+        const L = [x.q, x.k, x.v, x.i, x.f].map((t) => t.clone().requiresGrad_());
+        const out = ops.mlstm(L[0], L[1], L[2], L[3], L[4], { form: "chunkwise", chunkSize: 64 });
+        ops.sum(ops.mul(out.h, dh)).backward();
+        return { h: out.h.f32(), dv: L[2].grad!.f32() };
+      };
+      const f32 = once();
+      model((v) => v, f32.h, f32.dv, `float32 ${JSON.stringify(d)}`);
+      const med = withMedium(once);
+      const ratio = model(bf16, med.h, med.dv, `medium ${JSON.stringify(d)}`);
+      assert.ok(ratio < 0.05, `medium ${JSON.stringify(d)}: as close to the unrounded products as to the rounded ones (${ratio})`);
+    }
+  });
+
+  // Several chunks, a state entering and leaving, every gradient: the products' rounding may move the outputs, the
+  // states and the gradients of q, k, v and the state only about as far as rounding the inputs q, k, v to bf16 moves
+  // the float32 result (a measure of how the cell conditions each: ∂q and ∂k, nearly orthogonal to q where the
+  // normaliser is |den|, move most), within 4 times that (2.3 at most over 12 seeds of these shapes). The gate
+  // gradients ∂ĩ, ∂f̃, ∂m_0 are sums over ∂q·q − ∂k·k and cancel further (up to 18 times the input rounding's
+  // effect): they are only held within 1 in norm; a kernel error shows in the others first.
+  const title2 = "several chunks with states in and out: outputs and gradients within 4 times the effect of rounding q, k, v to bf16, not float32's bits; 1 thread = all; mlstmLayer too";
+  (dot ? it : it.skip)(dot ? title2 : title2 + skipWhy, () => {
+    const g = new Generator(7);
+    const r = (shape: number[], std = 1, shift = 0) => {
+      const t = Tensor.randn(shape, { generator: g, std });
+      if (shift) t.f32().forEach((v, j, a) => (a[j] = v + shift));
+      return t;
+    };
+    const gateGrads = new Set(["di", "df", "dm0"]);
+    for (const [d, chunk] of [[{ B: 2, NH: 2, S: 100, DK: 24, DV: 40 }, 16], [{ B: 1, NH: 2, S: 200, DK: 64, DV: 64 }, 64], [{ B: 1, NH: 1, S: 37, DK: 33, DV: 17 }, 16]] as const) {
+      const { B, NH, S, DK, DV } = d;
+      const x = {
+        q: r([B, NH, S, DK]), k: r([B, NH, S, DK]), v: r([B, NH, S, DV]), i: r([B, NH, S]), f: r([B, NH, S], 1.5, 2),
+        st: { c: r([B, NH, DK, DV], 0.5), n: r([B, NH, DK], 0.5), m: r([B, NH], 0.5) } as MlstmState | null,
+      };
+      const G = r([B, NH, S, DV]), Gc = r([B, NH, DK, DV]), Gn = r([B, NH, DK]);
+      const roundT = (t: Tensor) => Tensor.from(Float32Array.from(t.f32(), bf16), t.shape);
+      const f32 = flat(run(x, chunk, G, Gc, Gn));
+      const inRounded = flat(run({ ...x, q: roundT(x.q), k: roundT(x.k), v: roundT(x.v) }, chunk, G, Gc, Gn));
+      const medRun = withMedium(() => run(x, chunk, G, Gc, Gn));
+      const med = flat(medRun);
+      let differs = false;
+      med.forEach((a, j) => {
+        const e = relErr(a, f32[j]), ref = relErr(inRounded[j], f32[j]);
+        const bound = gateGrads.has(names[j]) ? 1 : 4 * ref + 1e-5;
+        assert.ok(e <= bound, `${JSON.stringify(d)} chunk ${chunk}: ${names[j]} moved ${e.toExponential(2)}, rounding the inputs moves it ${ref.toExponential(2)}`);
+        if (e > 0) differs = true;
+      });
+      assert.ok(differs, `${JSON.stringify(d)}: "medium" gave float32's bits`);
+      const threads = getNumThreads();
+      setNumThreads(1);
+      try {
+        assert.deepEqual(withMedium(() => run(x, chunk, G, Gc, Gn)), medRun, `${JSON.stringify(d)}: 1 thread`);
+      } finally {
+        setNumThreads(threads);
+      }
+    }
+    // the fused layer (W1 / W2's mLSTM blocks) runs the same cell
+    const D = 32, NH = 2, B = 2, S = 40, Di = 2 * D;
+    const xin = r([B, S, D]);
+    const w = {
+      wUp: r([2 * Di, D], 0.2), wConv: r([Di, 1, 4], 0.3), bConv: r([Di], 0.1),
+      wQ: r([Di / 4, 4, 4], 0.3), wK: r([Di / 4, 4, 4], 0.3), wV: r([Di / 4, 4, 4], 0.3),
+      wI: r([NH, 3 * Di], 0.1), bI: r([NH], 0.1), wF: r([NH, 3 * Di], 0.1), bF: r([NH], 1, 3),
+      wNorm: r([Di], 0.1), skip: r([Di], 0.1, 1), wDown: r([D, Di], 0.2),
+    };
+    const layer = () => ops.mlstmLayer(xin, w, { numHeads: NH, chunkSize: 16 }).f32();
+    const a = layer(), b = withMedium(layer);
+    const e = relErr(b, a);
+    assert.ok(e > 0 && e < 2e-2, `mlstmLayer: "medium" moved y by ${e}`);
+  });
+
+  it("\"medium\" without AVX512_BF16, or at another SIMD level, gives float32's bits", () => {
+    const d = { B: 1, NH: 2, S: 40, DK: 16, DV: 24 };
+    const x = makeInputs(d, true);
+    const G = rnd([d.B, d.NH, d.S, d.DV]), Gc = rnd([d.B, d.NH, d.DK, d.DV]), Gn = rnd([d.B, d.NH, d.DK]);
+    const f32 = run(x, 16, G, Gc, Gn);
+    native.bf16SetDotEnabled(false);
+    try {
+      assert.deepEqual(withMedium(() => run(x, 16, G, Gc, Gn)), f32, "dot products off");
+    } finally {
+      native.bf16SetDotEnabled(true);
+    }
+    if (backends().cpu.simdSupported !== "avx512") return;
+    try {
+      setSimdLevel("avx2");
+      assert.deepEqual(withMedium(() => run(x, 16, G, Gc, Gn)), run(x, 16, G, Gc, Gn), "avx2");
+    } finally {
+      setSimdLevel(backends().cpu.simdSupported);
     }
   });
 });

@@ -1,8 +1,8 @@
 // Rounding float32 (or bf16) operands into dwords that each hold two bf16 of consecutive k, the even one in the low
 // half (vdpbf16ps's input format), with AVX-512 BF16 instructions (round to nearest even; NaN stays NaN). Shared by
-// the GEMM over pairs (gemm_bf16pairs_avx512.cc) and the recurrences' bf16 step products (recurrent_engine.h). Only
-// for files compiled with AVX-512 flags; the functions carry the avx512bf16 target themselves and run only where
-// bf16_dot_available().
+// the GEMM over pairs (gemm_bf16pairs_avx512.cc), the recurrences' bf16 step products (recurrent_engine.h) and the
+// mLSTM cell's tile products (mlstm_tile_pairs.h). Only for files compiled with AVX-512 flags; the functions carry
+// the avx512bf16 target themselves and run only where bf16_dot_available().
 #pragma once
 #include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 

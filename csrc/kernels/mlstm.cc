@@ -4,7 +4,9 @@
 
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
+#include "kernels/matmul_precision.h"
 #include "kernels/mlstm_engine.h"
 
 namespace xlstm {
@@ -27,6 +29,16 @@ const Impl& impl_for_cpu() {
 
 }  // namespace mlstm_detail
 
+bool mlstm_bf16_products() { return matmul_precision() == MatmulPrecision::Medium && bf16_dot_available(); }
+
+namespace {
+MlstmDims with_precision(const MlstmDims& d) {
+  MlstmDims out = d;
+  out.bf16 = mlstm_bf16_products();
+  return out;
+}
+}  // namespace
+
 int64_t mlstm_num_chunks(int64_t S, int64_t chunk) { return (S + chunk - 1) / chunk; }
 
 int64_t mlstm_chunkwise_saved_size(const MlstmDims& d, int64_t chunk) {
@@ -47,8 +59,8 @@ void mlstm_chunkwise_forward(float* h, float* c_last, float* n_last, float* m_la
     scratch.resize(static_cast<size_t>(mlstm_chunkwise_saved_size(d, chunk)));
     saved = scratch.data();
   }
-  mlstm_detail::impl_for_cpu().chunkwise_forward(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0, d,
-                                                 chunk, eps, parallel_init);
+  mlstm_detail::impl_for_cpu().chunkwise_forward(h, c_last, n_last, m_last, saved, q, k, v, i, f, c0, n0, m0,
+                                                 with_precision(d), chunk, eps, parallel_init);
 }
 
 void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float* df, float* dc0, float* dn0,
@@ -56,7 +68,7 @@ void mlstm_chunkwise_backward(float* dq, float* dk, float* dv, float* di, float*
                               const float* dn_last, const float* q, const float* k, const float* v, const float* i,
                               const float* f, const MlstmDims& d, int64_t chunk, float eps) {
   mlstm_detail::impl_for_cpu().chunkwise_backward(dq, dk, dv, di, df, dc0, dn0, dm0, saved, h, dh, dc_last, dn_last,
-                                                  q, k, v, i, f, d, chunk, eps);
+                                                  q, k, v, i, f, with_precision(d), chunk, eps);
 }
 
 void mlstm_recurrent_forward(float* h, float* c_last, float* n_last, float* m_last, float* saved, const float* q,

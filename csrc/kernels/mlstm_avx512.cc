@@ -1,4 +1,5 @@
 // The mLSTM kernels (mlstm_engine.h) compiled with AVX-512 flags (CMake adds them by file name).
+#include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 #include "kernels/mlstm_engine.h"
 
 namespace xlstm {

@@ -132,14 +132,23 @@ struct CwCtx {
   int64_t S, DK, DV, L, NC, W;
   SavedLayout lay;
   float s, eps;
+  bool bf16;  // MlstmDims::bf16: the tile products on bf16 pairs
   const float *q, *k, *v, *ig, *fg;
   float* saved;
   CwCtx(const MlstmDims& d, int64_t L_, float eps_, const float* q_, const float* k_, const float* v_, const float* i_,
         const float* f_, float* saved_)
       : S(d.S), DK(d.DK), DV(d.DV), L(std::min(L_, d.S)), NC(mlstm_num_chunks(d.S, L_)), W(0), lay{NC, d.DK, d.DV, d.S},
-        s(static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)))), eps(eps_), q(q_), k(k_), v(v_), ig(i_),
-        fg(f_), saved(saved_) {
+        s(static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.DK)))), eps(eps_), bf16(d.bf16), q(q_), k(k_),
+        v(v_), ig(i_), fg(f_), saved(saved_) {
     W = lay.size();
+  }
+  // a tile epilogue with the thread's prefetcher and this call's product precision
+  template <class Scratch>
+  mtile::Epi epi(Scratch& w) const {
+    mtile::Epi e;
+    e.pf = &w.pf;
+    e.bf16 = bf16;
+    return e;
   }
   int64_t len(int64_t c) const { return chunk_len(S, L, c); }
   float* sv(int64_t bh) const { return saved + bh * W; }
@@ -304,8 +313,7 @@ void fw_state_step(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, bool ful
   float* Cn = x.C(bh, c + 1);
   // C_{c+1} = (s α ⊙ K)ᵀ V + γ C_c
   const mtile::Seg kv{Ks, 1, DK, x.V(bh, c), DV, l, mtile::kFull};
-  mtile::Epi ep;
-  ep.pf = &w.pf;
+  mtile::Epi ep = x.epi(w);
   if (gamma != 0.0f) ep.beta = gamma, ep.cin = Cc, ep.ldcin = DV;
   mtile::gemm_tile(DK, DV, &kv, 1, Cn, DV, ep);
   const float* nc = x.n(bh, c);
@@ -336,8 +344,7 @@ void fw_chunk_out(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, float* h)
   // the causal half of s Q Kᵀ, then ⊙ E row by row (0 above the diagonal); row sums: the intra-chunk den
   mtile::transpose(K, l, DK, DK, w.KT.data(), l);
   const mtile::Seg qk{Q, DK, 1, w.KT.data(), l, DK, mtile::kFull};
-  mtile::Epi eqk;
-  eqk.pf = &w.pf;
+  mtile::Epi eqk = x.epi(w);
   eqk.alpha = x.s;
   mtile::gemm_tile(l, l, &qk, 1, P, l, eqk, true);
   const double* wv = cg.w.data();
@@ -387,8 +394,7 @@ void fw_chunk_out(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, float* h)
   }
   // h = (P V + (β ⊙ Q) C_c) / normaliser, P read below the diagonal only
   const mtile::Seg pv[2] = {{P, l, 1, V, DV, l, mtile::kLower}, {Qb, DK, 1, x.C(bh, c), DV, DK, mtile::kFull}};
-  mtile::Epi eo;
-  eo.pf = &w.pf;
+  mtile::Epi eo = x.epi(w);
   eo.rs = w.inv.data();
   mtile::gemm_tile(l, DV, pv, has ? 2 : 1, Hc, DV, eo);
 }
@@ -525,8 +531,7 @@ void bw_lambda_step(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const f
     for (int64_t j = 0; j < DK; ++j) LNout[j] += bt * qr[j];
   }
   const mtile::Seg qd{Q, 1, DK, w.db.data(), DV, l, mtile::kFull};
-  mtile::Epi ep;
-  ep.pf = &w.pf;
+  mtile::Epi ep = x.epi(w);
   ep.beta = gamma, ep.cin = LCin, ep.ldcin = DV;
   mtile::gemm_tile(DK, DV, &qd, 1, LCout, DV, ep);
 }
@@ -551,8 +556,7 @@ void bw_chunk_grads(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const f
   mtile::transpose(V, l, DV, DV, w.VT.data(), l);
   {
     const mtile::Seg qk{Q, DK, 1, w.KT.data(), l, DK, mtile::kFull};
-    mtile::Epi e;
-    e.pf = &w.pf;
+    mtile::Epi e = x.epi(w);
     e.alpha = x.s;
     mtile::gemm_tile(l, l, &qk, 1, P, l, e, true);
     const mtile::Seg dvt{delta, DV, 1, w.VT.data(), l, DV, mtile::kFull};
@@ -599,8 +603,7 @@ void bw_chunk_grads(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const f
   // ∂q = Ω' K + (β ⊙ δ) C_cᵀ + (β ⊙ ρ) n_cᵀ
   {
     mtile::Seg sg[2] = {{Om, l, 1, K, DK, l, mtile::kLower}, {}};
-    mtile::Epi e;
-    e.pf = &w.pf;
+    mtile::Epi e = x.epi(w);
     int ns = 1;
     if (has) {
       mtile::transpose(x.C(bh, c), DK, DV, DV, w.CT.data(), DK);
@@ -616,8 +619,7 @@ void bw_chunk_grads(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const f
   // ∂k = Ω'ᵀ Q + (s α ⊙ V) Λᶜᵀ + s α Λⁿᵀ
   {
     mtile::Seg sg[2] = {{Om, 1, l, Q, DK, l, mtile::kUpper}, {}};
-    mtile::Epi e;
-    e.pf = &w.pf;
+    mtile::Epi e = x.epi(w);
     int ns = 1;
     if (!lam_zero) {
       float* Va = w.rows_v.data();
@@ -649,8 +651,7 @@ void bw_chunk_grads(const CwCtx& x, CwScratch& w, int64_t bh, int64_t c, const f
       }
       sg[ns++] = {Ka, DK, 1, LC, DV, DK, mtile::kFull};
     }
-    mtile::Epi e;
-    e.pf = &w.pf;
+    mtile::Epi e = x.epi(w);
     mtile::gemm_tile(l, DV, sg, ns, dV, DV, e);
   }
   // ∂ĩ = k·∂k; q·∂q − k·∂k for the forget-gate suffix sums

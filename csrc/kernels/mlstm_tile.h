@@ -20,6 +20,7 @@
 // of the translation unit including this header (internal linkage: one copy per ISA). Columns beyond the last whole
 // vector go through a scalar tail. The summation order depends only on the shape and the ISA, never on threads or
 // on addresses (no alignment peeling: whole-vector loads and stores).
+// With Epi::bf16 the AVX-512 build runs the same products on bf16 pairs (mlstm_tile_pairs.h: "medium" precision).
 // Also here: float exp (exp_f, the fast_math.h algorithm forced inline; exp_v on whole vectors), horizontal sums,
 // and an 8 x 8-blocked transpose for the Kᵀ / Vᵀ / C_cᵀ / Λᶜᵀ operands of the A Bᵀ-shaped products.
 #pragma once
@@ -162,6 +163,7 @@ struct Epi {
   float beta = 0.0f;                             // beta * cin[i*ldcin + j] when cin != nullptr
   const float* cin = nullptr;
   int64_t ldcin = 0;
+  bool bf16 = false;  // both factors of every product rounded to bf16, float32 sums (mlstm_tile_pairs.h)
 };
 
 inline int64_t seg_lo(const Seg& g, int64_t i0) { return g.tri == kUpper ? std::min(i0, g.k) : 0; }
@@ -281,8 +283,8 @@ inline void row_block_dispatch(int rows, int64_t i0, int64_t j0, int64_t w, cons
 // C (m x n, ldc) from ns segments (see the file comment). lower_out: per row block only the columns up to its last
 // row (rounded up to whole vectors) are written. Column groups of kNV vectors outside, row blocks inside, so that
 // the group's B panel stays in L1 while the row blocks stream A.
-inline void gemm_tile(int64_t m, int64_t n, const Seg* sg, int ns, float* c, int64_t ldc, const Epi& ep,
-                      bool lower_out = false) {
+inline void gemm_tile_f32(int64_t m, int64_t n, const Seg* sg, int ns, float* c, int64_t ldc, const Epi& ep,
+                          bool lower_out = false) {
   constexpr int64_t kW = kNV * kVW;
   for (int64_t j0 = 0; j0 < n; j0 += kW) {
     const int64_t jw = std::min(kW, n - j0);
@@ -346,6 +348,28 @@ inline void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds,
   }
   for (; i0 < rows; ++i0)
     for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i0] = src[i0 * lds + j];
+}
+
+}  // namespace mtile
+}  // namespace
+}  // namespace xlstm
+
+#if defined(__AVX512F__)
+#include "kernels/mlstm_tile_pairs.h"
+#endif
+
+namespace xlstm {
+namespace {
+namespace mtile {
+
+// gemm_tile_f32, or with Epi::bf16 the same product on bf16 pairs (AVX-512 builds; the others ignore the flag,
+// which the entry points set only where the CPU has AVX512_BF16).
+inline void gemm_tile(int64_t m, int64_t n, const Seg* sg, int ns, float* c, int64_t ldc, const Epi& ep,
+                      bool lower_out = false) {
+#if defined(__AVX512F__)
+  if (ep.bf16 && pairs::gemm_tile(m, n, sg, ns, c, ldc, ep, lower_out)) return;
+#endif
+  gemm_tile_f32(m, n, sg, ns, c, ldc, ep, lower_out);
 }
 
 }  // namespace mtile

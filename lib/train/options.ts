@@ -87,7 +87,8 @@ export interface TrainOptions {
   /**
    * "none" (default) or "bfloat16": the matrix products run with bf16 inputs and float32 sums. On the GPU:
    * cuda.autocast. On the CPU: the float32 GEMMs of 128+ rows on the AMX tile unit or with AVX512_BF16's vdpbf16ps,
-   * where the CPU has either (setFloat32MatmulPrecision("medium") while each step runs; elsewhere they stay float32).
+   * where the CPU has either, and with AVX512_BF16 the recurrences' step products and the mLSTM cell's tile products
+   * (setFloat32MatmulPrecision("medium") while each step runs; elsewhere they stay float32).
    */
   autocast?: "none" | "bfloat16";
 }
