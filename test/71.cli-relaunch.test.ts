@@ -54,7 +54,7 @@ describe("71 cli: train and bench relaunched with the single-threaded GC on smal
       assert.equal(r.status, 0, r.stderr);
       return JSON.parse(r.stdout.trim().split("\n").pop()!);
     };
-    assert.equal(row({}).v8_gc, small ? "single-threaded" : "concurrent");
+    assert.equal(row({}).v8_gc, small ? "single-threaded, non-incremental" : "concurrent");
     assert.equal(row({ XLSTM_RELAUNCH: "0" }).v8_gc, "concurrent");
   });
 

@@ -1,7 +1,7 @@
 // The `xlstm` command line (products layer). Commands: train, generate, convert, info, bench, check-fixtures, help.
 // Every command has `--help`. Errors are one line on stderr, "xlstm <command>: <what is wrong>", with exit code 2
 // for usage errors (bad flags or values) and 1 for runtime errors (unreadable files, failed fixtures, ...).
-import { GC_FLAG } from "./relaunch";
+import { gcLabel } from "./relaunch";
 import * as fs from "fs";
 import * as path from "path";
 import { backends } from "../index";
@@ -532,7 +532,7 @@ async function bench(args: string[]): Promise<number> {
   if (chosen.some((w) => w.device === "cuda") && !backends().cuda.available)
     throw new Error(`--device cuda: CUDA is not available on this machine (${backends().cuda.reason ?? "no usable GPU"})`);
   // which V8 garbage collector the rows ran under (lib/cli/relaunch.ts; rows measured in a child say so themselves)
-  const gc = process.execArgv.includes(GC_FLAG) ? "single-threaded" : "concurrent";
+  const gc = gcLabel(process.execArgv);
   for (const w of chosen) for await (const row of w.run({ reps })) process.stdout.write(JSON.stringify({ v8_gc: gc, ...row }) + "\n");
   return 0;
 }
