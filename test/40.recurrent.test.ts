@@ -1,9 +1,10 @@
 // Layer 4: the fused sLSTM / LSTM recurrences (fixture parity runs in 48.fixtures): float64 references of
 // XLSTM_SPEC §2-§3, sequence splitting, float64 gradient checks, layout converters, async variants, bad input.
 import { strict as assert } from "assert";
-import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends, getNumThreads, setNumThreads, setFloat32MatmulPrecision } from "../lib";
+import { Generator, kernels, ops, Tensor, slstmParamsToInternal, slstmParamsFromInternal, detectSlstmLayout, setSimdLevel, backends, getNumThreads, setNumThreads } from "../lib";
 import { native } from "../lib/native";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
+import { roundToBf16, withMediumPrecision } from "./support/bf16";
 
 // ---- float64 reference of XLSTM_SPEC §2.3 / §3 (x [B,S,4H], R internal [NH,DH,4DH], bias [4H], state0 [NS,B,H])
 function recurrence64(kind: "slstm" | "lstm", x: Float64Array, R: Float64Array, bias: Float64Array, state0: Float64Array | null, B: number, S: number, NH: number, DH: number) {
@@ -300,19 +301,7 @@ describe("40 recurrent kernels", () => {
   describe("setFloat32MatmulPrecision(\"medium\"): the step products on bf16 pairs (AVX512_BF16)", () => {
     const dot = native.bf16DotAvailable();
     const title = "both cells, both R layouts: every step's gates from the bf16-rounded h_{t-1} and R with float32 sums (teacher-forced on the kernel's own states), ∂h_0 from the rounded ∂p_0 and R, within bf16 of float32; 1 thread = all";
-    const bf16 = (v: number) => {
-      const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
-      u[0] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) << 16;
-      return f[0];
-    };
-    const withMedium = <T>(fn: () => T): T => {
-      const before = setFloat32MatmulPrecision("medium");
-      try {
-        return fn();
-      } finally {
-        setFloat32MatmulPrecision(before);
-      }
-    };
+    const bf16 = roundToBf16, withMedium = withMediumPrecision;
     (dot ? it : it.skip)(dot ? title : `${title} [skipped: no AVX512_BF16 on this CPU: "medium" leaves the recurrences in float32]`, () => {
       const d = { B: 3, S: 6, NH: 2, DH: 32 };
       const h = d.NH * d.DH, G = 4 * d.DH, H = h;

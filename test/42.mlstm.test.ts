@@ -3,10 +3,11 @@
 // independent implementation of XLSTM_SPEC §4.3/§4.4 written here, state passing across calls, SIMD levels,
 // threads, the Float32Array kernel API and bad input.
 import { strict as assert } from "assert";
-import { backends, Generator, getNumThreads, kernels, ops, setFloat32MatmulPrecision, setNumThreads, setSimdLevel, Tensor } from "../lib";
+import { backends, Generator, getNumThreads, kernels, ops, setNumThreads, setSimdLevel, Tensor } from "../lib";
 import { native } from "../lib/native";
 import type { MlstmForm, MlstmState } from "../lib/ops";
 import { gradCheck, randnGrad, worstRatio } from "./support/gradcheck";
+import { roundToBf16, withMediumPrecision } from "./support/bf16";
 
 // ---- float64 references (independent of the kernels: the step recursion of §4.3 and the quadratic form of §4.4)
 const logsig = (x: number) => Math.min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)));
@@ -310,19 +311,7 @@ describe("42 mLSTM forms", () => {
 describe("42 mLSTM setFloat32MatmulPrecision(\"medium\"): the chunkwise products on bf16 pairs (AVX512_BF16)", () => {
   const dot = native.bf16DotAvailable();
   const skipWhy = ' [skipped: no AVX512_BF16 on this CPU: "medium" leaves the mLSTM cell in float32]';
-  const bf16 = (v: number) => {
-    const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
-    u[0] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) << 16;
-    return f[0];
-  };
-  const withMedium = <T>(fn: () => T): T => {
-    const before = setFloat32MatmulPrecision("medium");
-    try {
-      return fn();
-    } finally {
-      setFloat32MatmulPrecision(before);
-    }
-  };
+  const bf16 = roundToBf16, withMedium = withMediumPrecision;
   const run = (x: ReturnType<typeof makeInputs>, chunk: number, G: Tensor, Gc: Tensor, Gn: Tensor) => runForm(x, "chunkwise", chunk, G, Gc, Gn);
   const flat = (r: Run) => [r.h, r.c, r.n, r.m, ...r.grads];
   const names = ["h", "c", "n", "m", "dq", "dk", "dv", "di", "df", "dc0", "dn0", "dm0"];

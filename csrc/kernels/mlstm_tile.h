@@ -280,11 +280,11 @@ inline void row_block_dispatch(int rows, int64_t i0, int64_t j0, int64_t w, cons
   row_block<R>(i0, j0, w, sg, ns, c, ldc, ep);
 }
 
-// C (m x n, ldc) from ns segments (see the file comment). lower_out: per row block only the columns up to its last
-// row (rounded up to whole vectors) are written. Column groups of kNV vectors outside, row blocks inside, so that
-// the group's B panel stays in L1 while the row blocks stream A.
-inline void gemm_tile_f32(int64_t m, int64_t n, const Seg* sg, int ns, float* c, int64_t ldc, const Epi& ep,
-                          bool lower_out = false) {
+// The tiles of an m x n product, as both forms of gemm_tile walk them: column groups of kNV vectors outside, row
+// blocks of kMR inside, so that the group's B panel stays in L1 while the row blocks stream A. lower_out: per row
+// block only the columns up to its last row (rounded up to whole vectors). fn(rows, i0, j0, w) for each tile.
+template <class Fn>
+inline void for_each_tile(int64_t m, int64_t n, bool lower_out, Fn&& fn) {
   constexpr int64_t kW = kNV * kVW;
   for (int64_t j0 = 0; j0 < n; j0 += kW) {
     const int64_t jw = std::min(kW, n - j0);
@@ -296,9 +296,17 @@ inline void gemm_tile_f32(int64_t m, int64_t n, const Seg* sg, int ns, float* c,
         if (ne <= j0) continue;
         w = std::min(jw, ne - j0);
       }
-      row_block_dispatch<kMR>(rows, i0, j0, w, sg, ns, c, ldc, ep);
+      fn(rows, i0, j0, w);
     }
   }
+}
+
+// C (m x n, ldc) from ns segments (see the file comment), lower_out as for_each_tile.
+inline void gemm_tile_f32(int64_t m, int64_t n, const Seg* sg, int ns, float* c, int64_t ldc, const Epi& ep,
+                          bool lower_out = false) {
+  for_each_tile(m, n, lower_out, [&](int rows, int64_t i0, int64_t j0, int64_t w) {
+    row_block_dispatch<kMR>(rows, i0, j0, w, sg, ns, c, ldc, ep);
+  });
 }
 
 // dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols.

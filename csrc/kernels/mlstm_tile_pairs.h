@@ -161,20 +161,9 @@ XLSTM_PAIRS_TARGET inline bool gemm_tile(int64_t m, int64_t n, const Seg* sg, in
   Packs& pk = packs();
   PSeg ps[kMaxSegs];
   for (int s = 0; s < ns; ++s) ps[s] = pack(sg[s], m, n, pk.a[s], pk.b[s]);
-  constexpr int64_t kW = kNV * kVW;
-  for (int64_t j0 = 0; j0 < n; j0 += kW) {
-    const int64_t jw = std::min(kW, n - j0);
-    for (int64_t i0 = 0; i0 < m; i0 += kMR) {
-      const int rows = static_cast<int>(std::min<int64_t>(kMR, m - i0));
-      int64_t w = jw;
-      if (lower_out) {
-        const int64_t ne = std::min(n, (i0 + rows + kVW - 1) / kVW * kVW);
-        if (ne <= j0) continue;
-        w = std::min(jw, ne - j0);
-      }
-      row_block_dispatch<kMR>(rows, i0, j0, w, ps, ns, c, ldc, ep);
-    }
-  }
+  for_each_tile(m, n, lower_out, [&](int rows, int64_t i0, int64_t j0, int64_t w) {
+    row_block_dispatch<kMR>(rows, i0, j0, w, ps, ns, c, ldc, ep);
+  });
   return true;
 }
 
