@@ -361,12 +361,26 @@ describe("20 nn kernels", () => {
       assert.deepEqual(native.philox4x32(ctr as [number, number, number, number], key as [number, number]), want);
       assert.deepEqual(philoxJs(ctr, key), want);
     }
+    // every SIMD level (AVX-512 runs 16 blocks a vector, the rest one at a time), sizes around those 64 elements and
+    // across the thread pool's chunks of 4,096 blocks, 1 thread and all
+    try {
+      forEachSimdLevel((level) => {
+        for (const threads of [1, 0])
+          for (const [n, p] of [[1003, 0.25], [64, 0.9], [10, 0], [127, 0.5], [70001, 0.1]]) {
+            setNumThreads(threads);
+            const x = randn(n, n), y = new Float32Array(n), mask = new Uint8Array(n);
+            native.dropoutForward(y, mask, x, p, 12345, 0xdeadbeef);
+            assert.deepEqual(mask, dropoutMaskJs(n, p, 12345, 0xdeadbeef), `mask for n=${n}, p=${p} at ${level}, threads ${threads}`);
+            const scale = 1 / (1 - p);
+            for (let i = 0; i < n; ++i) assert.equal(y[i], mask[i] ? Math.fround(x[i] * Math.fround(scale)) : 0, `y[${i}] for n=${n} at ${level}`);
+          }
+      });
+    } finally {
+      setNumThreads(0);
+    }
     for (const [n, p] of [[1003, 0.25], [64, 0.9], [10, 0]]) {
-      const x = randn(n, n), y = new Float32Array(n), mask = new Uint8Array(n);
-      native.dropoutForward(y, mask, x, p, 12345, 0xdeadbeef);
-      assert.deepEqual(mask, dropoutMaskJs(n, p, 12345, 0xdeadbeef), `mask for n=${n}, p=${p}`);
+      const mask = dropoutMaskJs(n, p, 12345, 0xdeadbeef);
       const scale = 1 / (1 - p);
-      for (let i = 0; i < n; ++i) assert.equal(y[i], mask[i] ? Math.fround(x[i] * Math.fround(scale)) : 0);
       const dy = randn(n, 77), dx = new Float32Array(n);
       native.dropoutBackward(dx, dy, mask, p);
       for (let i = 0; i < n; ++i) assert.equal(dx[i], mask[i] ? Math.fround(dy[i] * Math.fround(scale)) : 0);

@@ -22,4 +22,11 @@ void dropout_backward(float* dx, const float* dy, const uint8_t* mask, int64_t n
 // 1 / (1 - p), and 0 for p >= 1 (everything dropped).
 float dropout_scale(double p);
 
+namespace dropout_detail {
+// The forward of blocks [lo, j) for the returned j <= hi, 16 blocks at a time while all their elements are < n
+// (dropout_avx512.cc; only at the AVX-512 SIMD level).
+int64_t forward_blocks_avx512(float* y, uint8_t* mask, const float* x, int64_t n, int64_t lo, int64_t hi,
+                              uint32_t threshold, float scale, uint32_t key0, uint32_t key1);
+}  // namespace dropout_detail
+
 }  // namespace xlstm
