@@ -13,6 +13,15 @@ void set_simd_level(SimdLevel level);
 SimdLevel simd_level_supported();
 const char* simd_level_name(SimdLevel level);
 
+// Whether the kernels with a hand-written AVX-512 path take it now: simd_level() is AVX512 on an x86 build.
+inline bool use_avx512() {
+#if defined(XLSTM_X86)
+  return simd_level() == SimdLevel::AVX512;
+#else
+  return false;
+#endif
+}
+
 // The table of a kernel family for the current simd_level(): each family compiles one table per ISA (a scalar
 // one always; AVX2 / AVX-512 ones on x86, null elsewhere) and picks at call time, so setSimdLevel() takes effect
 // immediately. A missing level falls back to the next lower one.

@@ -15,16 +15,6 @@ void philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_t ke
   philox::philox4x32_10(out, counter[0], counter[1], counter[2], counter[3], key[0], key[1]);
 }
 
-namespace {
-bool use_avx512() {
-#if defined(XLSTM_X86)
-  return simd_level() == SimdLevel::AVX512;
-#else
-  return false;
-#endif
-}
-}  // namespace
-
 float dropout_scale(double p) { return p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p)); }
 
 void dropout_forward(float* y, uint8_t* mask, const float* x, int64_t n, double p, uint32_t key0, uint32_t key1) {

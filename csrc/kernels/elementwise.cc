@@ -22,14 +22,6 @@ const char* const kUnaryNames[kUnaryOpCount] = {"exp",  "log",  "sigmoid", "logs
                                                 "relu", "gelu", "geluTanh", "silu",      "neg",  "affine"};
 const char* const kBinaryNames[kBinaryOpCount] = {"add", "sub", "mul", "div"};
 
-bool use_avx512() {
-#if defined(XLSTM_X86)
-  return simd_level() == SimdLevel::AVX512;
-#else
-  return false;
-#endif
-}
-
 bool heavy(UnaryOp op) {
   return !(op == UnaryOp::Relu || op == UnaryOp::Neg || op == UnaryOp::Affine);
 }

@@ -32,14 +32,6 @@ constexpr int64_t kSplitRowsBelow = 8192;  // outputs at most this many: split l
 
 const char* const kReduceNames[kReduceOpCount] = {"sum", "mean", "max"};
 
-bool use_avx512() {
-#if defined(XLSTM_X86)
-  return simd_level() == SimdLevel::AVX512;
-#else
-  return false;
-#endif
-}
-
 double sum_run(const float* x, int64_t n, bool vec) {
 #if defined(XLSTM_X86)
   if (vec) return avx512::sum_f64(x, n);
