@@ -378,12 +378,22 @@ describe("20 nn kernels", () => {
     } finally {
       setNumThreads(0);
     }
-    for (const [n, p] of [[1003, 0.25], [64, 0.9], [10, 0]]) {
-      const mask = dropoutMaskJs(n, p, 12345, 0xdeadbeef);
-      const scale = 1 / (1 - p);
-      const dy = randn(n, 77), dx = new Float32Array(n);
-      native.dropoutBackward(dx, dy, mask, p);
-      for (let i = 0; i < n; ++i) assert.equal(dx[i], mask[i] ? Math.fround(dy[i] * Math.fround(scale)) : 0);
+    // the backward (AVX-512: 16 mask bytes a vector; mask bytes other than 0 and 1 count as kept, as in the scalar loop)
+    try {
+      forEachSimdLevel((level) => {
+        for (const threads of [1, 0])
+          for (const [n, p] of [[1003, 0.25], [64, 0.9], [10, 0], [70001, 0.1]]) {
+            setNumThreads(threads);
+            const mask = dropoutMaskJs(n, p, 12345, 0xdeadbeef);
+            for (let i = 5; i < n; i += 97) if (mask[i]) mask[i] = 1 + (i % 255);
+            const scale = 1 / (1 - p);
+            const dy = randn(n, 77), dx = new Float32Array(n);
+            native.dropoutBackward(dx, dy, mask, p);
+            for (let i = 0; i < n; ++i) assert.equal(dx[i], mask[i] ? Math.fround(dy[i] * Math.fround(scale)) : 0, `dx[${i}] for n=${n} at ${level}`);
+          }
+      });
+    } finally {
+      setNumThreads(0);
     }
     const y = new Float32Array(50), mask = new Uint8Array(50);
     native.dropoutForward(y, mask, randn(50, 1), 1, 1, 2);

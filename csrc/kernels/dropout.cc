@@ -1,6 +1,7 @@
 // Dropout with Philox4x32-10 masks (see dropout.h). The generator and the keep decision are kernels/philox.h,
 // shared with the CUDA twin (cuda/dropout.cu) so both draw bit-identical masks. At the AVX-512 level the forward runs
-// 16 blocks at a time in dropout_avx512.cc (the same bits); the blocks left over run here.
+// 16 blocks at a time in dropout_avx512.cc (the same bits), and the backward 16 elements at a time; what is left over
+// runs here.
 #include "kernels/dropout.h"
 
 #include <cmath>
@@ -41,8 +42,13 @@ void dropout_forward(float* y, uint8_t* mask, const float* x, int64_t n, double 
 }
 
 void dropout_backward(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale) {
+  const bool vec = use_avx512();
   parallel_for(n, 16384, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.f;
+    int64_t i = lo;
+#if defined(XLSTM_X86)
+    if (vec) i = dropout_detail::backward_avx512(dx, dy, mask, lo, hi, scale);
+#endif
+    for (; i < hi; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.f;
   });
 }
 

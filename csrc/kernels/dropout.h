@@ -27,6 +27,8 @@ namespace dropout_detail {
 // (dropout_avx512.cc; only at the AVX-512 SIMD level).
 int64_t forward_blocks_avx512(float* y, uint8_t* mask, const float* x, int64_t n, int64_t lo, int64_t hi,
                               uint32_t threshold, float scale, uint32_t key0, uint32_t key1);
+// The backward of elements [lo, i) for the returned i <= hi, 16 at a time.
+int64_t backward_avx512(float* dx, const float* dy, const uint8_t* mask, int64_t lo, int64_t hi, float scale);
 }  // namespace dropout_detail
 
 }  // namespace xlstm

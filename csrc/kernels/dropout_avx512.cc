@@ -1,9 +1,9 @@
-// The dropout forward's AVX-512 variant (see dropout.h; compiled with -mavx512f/bw/vl/dq and called only when
+// The dropout kernels' AVX-512 variants (see dropout.h; compiled with -mavx512f/bw/vl/dq and called only when
 // simd_level() is AVX512): Philox4x32-10 on 16 counters at once, one per 32-bit lane, the same rounds as
 // philox.h's scalar function (the products' high and low words from vpmuludq on the even and the odd lanes). The four
 // words of the 16 blocks are then transposed into element order (element 4j + q is word q of block j), so the keep
 // decision, the scaled output and the mask bytes are whole-vector operations. Same bits as the scalar kernel; test/20
-// compares both with a JavaScript Philox at every SIMD level.
+// compares both with a JavaScript Philox at every SIMD level. The backward masks 16 elements by their mask bytes.
 #include "kernels/avx512_headers.h"  // first: <immintrin.h> with GCC 12's header warnings off
 
 #include "kernels/dropout.h"
@@ -74,6 +74,16 @@ int64_t forward_blocks_avx512(float* y, uint8_t* mask, const float* x, int64_t n
     }
   }
   return j;
+}
+
+int64_t backward_avx512(float* dx, const float* dy, const uint8_t* mask, int64_t lo, int64_t hi, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  int64_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    const __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i));
+    _mm512_storeu_ps(dx + i, _mm512_maskz_mul_ps(_mm_test_epi8_mask(m, m), _mm512_loadu_ps(dy + i), sc));
+  }
+  return i;
 }
 
 }  // namespace dropout_detail
