@@ -56,6 +56,8 @@ bool gemm_takes_bf16(int64_t M, int64_t N, int64_t K) {
          (bf16_amx_available() || bf16_dot_available());
 }
 
+bool medium_on_bf16_pairs() { return matmul_precision() == MatmulPrecision::Medium && bf16_dot_available(); }
+
 void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
 #if defined(XLSTM_X86)

@@ -6,7 +6,8 @@
 //                        and 5, Intel Cooper Lake). Without either nothing changes.
 // Process-wide, like PyTorch's setting: every float32 product that goes through gemm() (linear layers, the fused
 // mLSTM layer and feed-forward, the recurrences' weight gradients, matmul, gemm_batched) follows it, and with
-// AVX512_BF16 the sLSTM / LSTM recurrences' step products (recurrent.h, RecurrentDims::bf16). The error is
+// AVX512_BF16 the sLSTM / LSTM recurrences' step products (recurrent.h, RecurrentDims::bf16) and the chunkwise mLSTM
+// cell's tile products (mlstm.h, MlstmDims::bf16). The error is
 // that of bf16 inputs: |Δ(a·b)| <= 2^-8 Σ|a_k b_k| (each operand within 2^-9 relative), plus float32 summation.
 #pragma once
 #include <cstdint>
@@ -23,6 +24,10 @@ void set_matmul_precision(MatmulPrecision p);
 // least kBf16MinRows rows (the rounding copies of the operands then cost little against the product) and N, K at
 // least 32.
 bool gemm_takes_bf16(int64_t M, int64_t N, int64_t K);
+
+// Whether the kernels with products of their own (the recurrences' steps, the mLSTM cell's tiles) run them on bf16
+// pairs now: precision "medium" and AVX512_BF16's vdpbf16ps usable.
+bool medium_on_bf16_pairs();
 
 // C = alpha op(A) op(B) + beta C with op(A) and op(B) rounded to bfloat16, float32 sums (beta == 0: C is not read).
 // On AMX: op(B)ᵀ is rounded into a bf16 [N, K] copy (the tiles' A operand) and op(A) packed into their B operand: from

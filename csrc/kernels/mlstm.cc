@@ -4,7 +4,6 @@
 
 #include <vector>
 
-#include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
 #include "kernels/matmul_precision.h"
 #include "kernels/mlstm_engine.h"
@@ -29,12 +28,10 @@ const Impl& impl_for_cpu() {
 
 }  // namespace mlstm_detail
 
-bool mlstm_bf16_products() { return matmul_precision() == MatmulPrecision::Medium && bf16_dot_available(); }
-
 namespace {
 MlstmDims with_precision(const MlstmDims& d) {
   MlstmDims out = d;
-  out.bf16 = mlstm_bf16_products();
+  out.bf16 = medium_on_bf16_pairs();
   return out;
 }
 }  // namespace

@@ -44,12 +44,9 @@ struct MlstmDims {
   int64_t B, NH, S, DK, DV;
   // The chunkwise form's tile products with both factors rounded to bf16 and float32 sums, on AVX512_BF16's
   // vdpbf16ps: set by the entry points under setFloat32MatmulPrecision("medium") where the CPU has it
-  // (mlstm_bf16_products); callers leave it false. The recurrent form's products stay float32.
+  // (medium_on_bf16_pairs, matmul_precision.h); callers leave it false. The recurrent form's products stay float32.
   bool bf16 = false;
 };
-
-// Whether the chunkwise form's products run on bf16 pairs now (see MlstmDims::bf16).
-bool mlstm_bf16_products();
 
 constexpr int64_t kRecurrentSegment = 16;
 

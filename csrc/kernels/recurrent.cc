@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/bf16.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul_precision.h"
@@ -92,7 +91,7 @@ void reduce_param_grads(float* dR, float* dbias, const float* dx, const float* s
 }  // namespace recurrent_detail
 
 bool recurrent_bf16_products(const RecurrentDims& d) {
-  return matmul_precision() == MatmulPrecision::Medium && bf16_dot_available() && d.DH % 32 == 0;
+  return medium_on_bf16_pairs() && d.DH % 32 == 0;
 }
 
 namespace {
