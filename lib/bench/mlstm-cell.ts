@@ -8,7 +8,7 @@ import { Generator } from "../rng";
 import { Device, Tensor } from "../tensor";
 import * as ops from "../ops";
 import { getNumThreadsForBench, registerWorkload, timeIt, BenchRow } from "./index";
-import { gcLabel } from "../cli/relaunch";
+import { GC_FLAG, gcLabel } from "../cli/relaunch";
 
 const SIZES = [256, 1024, 4096, 16384];
 const B = 1, NH = 4, DH = 64;
@@ -64,7 +64,7 @@ function childNodeFlags(): string[] {
     // W4 reports the peak resident memory of the cell, so its children run with V8's concurrent GC (S 16384: 331 MB
     // instead of 1.2 GB); they keep --no-incremental-marking (S 256 / 1024 medians 3.2–3.5 / 3.4–4.0 → 0.6–0.8 /
     // 2.6–2.7 ms on 2 cores, peak memory the same)
-    else if (a === "--single-threaded-gc") continue;
+    else if (a === GC_FLAG) continue;
     else if (!/^--(eval|print|input-type)=/.test(a) && a !== "-i" && a !== "--interactive") out.push(a);
   }
   return out;
