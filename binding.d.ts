@@ -105,6 +105,16 @@ export interface Binding {
   setSimdLevel(level: SimdLevel): SimdLevel;
   backends(): Backends;
 
+  // ---- host memory (csrc/binding/host_memory.cc): xlstm.scope's CPU half (lib/host-scope.ts)
+  /**
+   * For each buffer: adds bytes[i] back to V8's external-memory count (the scope took them off when it allocated the
+   * buffer), then detaches it (its memory freed, its views left with length 0) unless pending Promise calls use it,
+   * it cannot be detached or it holds no memory. Returns the bytes released.
+   */
+  releaseHostBuffers(buffers: ArrayBuffer[], bytes: number[]): number;
+  /** Adds delta bytes (an integer, |delta| <= 2^40; negative: takes them off) to V8's external-memory count. */
+  reportHostMemory(delta: number): void;
+
   // ---- gemm (csrc/binding/gemm.cc) [gemm-section]
   // Row-major float32: a is M x K (K x M when transA), b is K x N (N x K when transB), c is M x N, updated in place:
   // c = alpha * op(a) * op(b) + beta * c (beta 0 ignores c's old values, NaNs included). c must not overlap a or b.

@@ -2,6 +2,7 @@
 // nodes in reverse topological order, sums gradients per tensor, reduces broadcast gradients back to their
 // input's shape (the one place this happens) and accumulates into the leaves' `.grad`.
 import { releaseFromScopes } from "./device";
+import { releaseHostFromScopes } from "./host-scope";
 import type { Tensor } from "./tensor";
 import { formatShape, sameShape, Shape } from "./shape";
 import { native } from "./native";
@@ -195,8 +196,9 @@ export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph
       g = runHooks(t, g);
       const old = t.grad;
       t.grad = old ? addInto(old, g) : g.detach();
-      // a leaf's gradient outlives the cuda.scope of the backward that made it (zeroGrad releases it)
+      // a leaf's gradient outlives the scope of the backward that made it (zeroGrad releases it)
       if (t.grad._device) releaseFromScopes(t.grad._device);
+      else releaseHostFromScopes(t.grad.data);
     }
   };
   accumulate(root, seed);

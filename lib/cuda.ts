@@ -1,8 +1,9 @@
 // The `cuda` namespace (public API): is a GPU usable, what it is, how its memory is used, and scoped release of
 // CUDA tensors. Tensors move with tensor.to("cuda") / .cuda() / .cpu(), modules with module.to("cuda").
 import type { CudaDeviceInfo, CudaMemoryStats } from "../binding";
-import { closeScope, DeviceStorage, openScope, withAutocast } from "./device";
+import { withAutocast } from "./device";
 import { native } from "./native";
+import { runScoped } from "./scope";
 import { Tensor } from "./tensor";
 
 /** Whether CUDA tensors can be made here (a CUDA build, a driver and at least one device). */
@@ -84,42 +85,14 @@ export function autocast<T>(fn: () => T): T {
   return r;
 }
 
-/** Every Tensor reachable from `value` through arrays, Maps, Sets and plain objects. */
-function collectStorages(value: unknown, out: Set<DeviceStorage>, seen = new Set<unknown>()): void {
-  if (value === null || typeof value !== "object" || seen.has(value)) return;
-  seen.add(value);
-  if (value instanceof Tensor) {
-    if (value._device) out.add(value._device);
-    if (value.grad?._device) out.add(value.grad._device);
-    return;
-  }
-  if (ArrayBuffer.isView(value)) return;
-  const items = value instanceof Map ? [...value.values()] : value instanceof Set ? [...value] : Array.isArray(value) ? value : Object.values(value);
-  for (const v of items) collectStorages(v, out, seen);
-}
-
 /**
  * Runs `fn` and then releases the device memory of every CUDA tensor made during it, except the tensors in what it
  * returns (found through arrays, Maps, Sets and plain objects; they then belong to the enclosing scope, if any).
  * Leaf gradients (.grad, e.g. of parameters) are never released by a scope. Nested scopes are fine; run backward()
- * inside the scope that made the forward pass. Synchronous only: TypeError when fn returns a Promise.
+ * inside the scope that made the forward pass. Synchronous only: TypeError when fn returns a Promise. CPU memory is
+ * left to garbage collection here; xlstm.scope releases both.
  * @example const loss = cuda.scope(() => { const l = ops.mean(model.forward(x)); l.backward(); return l; });
  */
 export function scope<T>(fn: () => T): T {
-  openScope();
-  let result: T;
-  try {
-    result = fn();
-  } catch (e) {
-    closeScope(new Set());
-    throw e;
-  }
-  if (result instanceof Promise) {
-    closeScope(new Set());
-    throw new TypeError("cuda.scope: fn returned a Promise; scopes are synchronous (other work would run inside them while it waits): dispose the tensors of async work with tensor.dispose()");
-  }
-  const keep = new Set<DeviceStorage>();
-  collectStorages(result, keep);
-  closeScope(keep);
-  return result;
+  return runScoped(fn, "cuda.scope", false);
 }

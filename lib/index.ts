@@ -13,6 +13,7 @@ export type { GeneratorState } from "./rng";
 export { CorruptFileError, NoBinaryFoundError } from "./errors";
 export * as ops from "./ops";
 export * as cuda from "./cuda";
+export { scope } from "./scope";
 export * as kernels from "./kernels";
 export * as nn from "./nn";
 export * as optim from "./optim";

@@ -2,6 +2,7 @@
 // shape ops (reshape, permute, slice, cat) live in ops/shape.ts and are exposed here as methods for convenience.
 import { backward as runBackward, GradNode, TensorHook } from "./autograd";
 import { DeviceStorage, ELEMENT_BYTES, unscoped } from "./device";
+import { hostScopeOpen, releaseHostFromScopes, trackHostStorage } from "./host-scope";
 import { native } from "./native";
 import { defaultGenerator, Generator } from "./rng";
 import { formatShape, normalizeDim, numel, Shape } from "./shape";
@@ -57,10 +58,24 @@ export function withElementBudget<T>(limit: number, what: string, fn: () => T): 
  * offset 0, not zero-filled); small sizes are zeroed as usual (the saving is in the large outputs).
  */
 export function uninitF32(n: number): Float32Array {
-  if (poisonUninit) return new Float32Array(n).fill(NaN);
+  if (poisonUninit) return tracked(new Float32Array(n).fill(NaN));
   if (n < 1024) return new Float32Array(n);
   const b = Buffer.allocUnsafeSlow(n * 4);
-  return new Float32Array(b.buffer, b.byteOffset, n);
+  return tracked(new Float32Array(b.buffer, b.byteOffset, n));
+}
+
+/**
+ * @internal `data` (fresh storage an op made), recorded in the innermost open xlstm.scope (lib/host-scope.ts) if
+ * there is one, so that the scope releases it at its end unless its result holds it.
+ */
+export function tracked<T extends ArrayBufferView>(data: T): T {
+  if (hostScopeOpen()) trackHostStorage(data);
+  return data;
+}
+
+/** Whether host storage of `numel` elements was released (its ArrayBuffer detached by an xlstm.scope). */
+function hostReleased(data: Storage, numel: number): boolean {
+  return data.length === 0 && numel > 0;
 }
 
 // NaN-filled instead (XLSTM_POISON_UNINIT=1 or _setPoisonUninit): an element a kernel fails to write shows up
@@ -74,10 +89,10 @@ export function _setPoisonUninit(on: boolean): boolean {
 }
 
 const storageOf: Record<DType, (n: number) => Storage> = {
-  float32: (n) => new Float32Array(n),
-  int32: (n) => new Int32Array(n),
-  int64: (n) => new BigInt64Array(n),
-  bfloat16: (n) => new Uint16Array(n),
+  float32: (n) => tracked(new Float32Array(n)),
+  int32: (n) => tracked(new Int32Array(n)),
+  int64: (n) => tracked(new BigInt64Array(n)),
+  bfloat16: (n) => tracked(new Uint16Array(n)),
 };
 
 function dtypeOfStorage(data: Storage): DType {
@@ -342,7 +357,11 @@ export class Tensor {
    * values live on the GPU, so this throws; read them with toFlatArray(), or move the tensor with cpu().
    */
   get data(): Storage {
-    if (this._host) return this._host;
+    if (this._host) {
+      if (hostReleased(this._host, this._numel))
+        throw new Error(`Tensor.data: this tensor's memory was released: the xlstm.scope that made it ended (return it from the scope to keep it), or its ArrayBuffer was detached`);
+      return this._host;
+    }
     throw new Error(
       this._device?.disposed
         ? `Tensor.data: this CUDA tensor was already released (dispose() or a cuda.scope that ended)`
@@ -369,9 +388,13 @@ export class Tensor {
     if (this._device) unscoped(this._device);
   }
 
-  /** Whether this tensor's device memory was released (always false on the CPU). */
+  /**
+   * Whether this tensor's memory was released: a CUDA tensor's by dispose() or a cuda.scope / xlstm.scope that
+   * ended, a CPU tensor's by an xlstm.scope that ended.
+   */
   get isDisposed(): boolean {
-    return this._device?.disposed ?? false;
+    if (this._device) return this._device.disposed;
+    return !!this._host && hostReleased(this._host, this._numel);
   }
 
   /**
@@ -492,6 +515,9 @@ export class Tensor {
   private takeStorage(src: Tensor): void {
     const self = this as unknown as { _host: Storage | null; _device: DeviceStorage | null; device: Device; dtype: DType };
     const old = this._device;
+    // a parameter's storage outlives any scope open now (Module.to, setWeightDtype inside one)
+    if (src._device) src._device.leaveScopes();
+    else releaseHostFromScopes(src._host!);
     self._host = src._host;
     self._device = src._device;
     self.device = src.device;

@@ -340,7 +340,7 @@ interface CallOutcome {
 }
 
 function run(name: string, args: unknown[], grad: boolean): CallOutcome {
-  if (grad) for (const a of args) if (a instanceof Tensor && a.dtype === "float32" && a.isLeaf && a.data.length === a.shape.reduce((x, y) => x * y, 1)) a.requiresGrad = true;
+  if (grad) for (const a of args) if (a instanceof Tensor && a.dtype === "float32" && a.isLeaf && !a.isDisposed && a.data.length === a.shape.reduce((x, y) => x * y, 1)) a.requiresGrad = true;
   try {
     const out = table[name](...args) as Tensor | { y?: Tensor; h?: Tensor };
     const t = out instanceof Tensor ? out : (out as { y?: Tensor }).y ?? (out as { h?: Tensor }).h;

@@ -52,6 +52,12 @@ function ids(shape: number[], V: number, dtype: "int32" | "int64" = "int32"): Te
   return dtype === "int32" ? new Tensor(Int32Array.from({ length: n }, () => g.int(V)), shape) : new Tensor(BigInt64Array.from({ length: n }, () => BigInt(g.int(V))), shape);
 }
 /** A tensor whose storage was transferred away after it was made (0 stored elements for its shape). */
+/** A copy of t's typed array, then its buffer transferred away (the array left detached). */
+function transferredArray(t: Tensor): Tensor["data"] {
+  const d = t.clone().data;
+  structuredClone(d.buffer as ArrayBuffer, { transfer: [d.buffer as ArrayBuffer] });
+  return d;
+}
 function transferred(t: Tensor): Tensor {
   const c = t.dtype === "float32" ? tensor([...t.shape]) : t.clone();
   const buf = c.data.buffer as ArrayBuffer;
@@ -433,7 +439,7 @@ function entries(): Entry[] {
     { v: [-1], what: "[-1]", name: `${name}[0]` },
     { v: [2 ** 32 + 1], what: "[2^32 + 1]", name: `${name}[0]` },
     { v: BigInt64Array.of(1n), what: "BigInt64Array", name: `${name}[0]` },
-    { v: transferred(ids([3], V)).data, what: "Int32Array with transferred buffer", name: "" },
+    { v: transferredArray(ids([3], V)), what: "Int32Array with transferred buffer", name: "" },
   ];
   const modelHostile = (): Hostile[] => [...kinds("model"), { v: new nn.LayerNorm(3), what: "a LayerNorm", name: "model" }];
   list.push(
@@ -480,7 +486,7 @@ function entries(): Entry[] {
     { v: Array.from({ length: n }, () => 1), what: "number[]", name: "tokens" },
     { v: new Float32Array(n), what: "Float32Array", name: "tokens" },
     { v: ids([n], V), what: "a Tensor", name: "tokens" },
-    { v: transferred(ids([n], V)).data, what: "Int32Array with transferred buffer", name: "tokens" },
+    { v: transferredArray(ids([n], V)), what: "Int32Array with transferred buffer", name: "tokens" },
     { v: new Int32Array(n + 1), what: "one too many", name: "tokens" },
     { v: Int32Array.from({ length: n }, () => V), what: `id ${V}`, name: "tokens" },
   ];

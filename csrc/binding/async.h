@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "binding/host_pins.h"
 #include "kernels/threadpool.h"
 
 namespace xlstm {
@@ -41,8 +42,15 @@ class PromiseWorker : public Napi::AsyncWorker {
       const Napi::Value& v = pinned[i];
       if (!v.IsObject()) continue;  // null/undefined/numbers need no pinning
       pinned_.push_back(Napi::Persistent(v));
-      if (v.IsTypedArray()) views_.push_back({i, pinned_.size() - 1, View::Of(env, v)});
+      if (v.IsTypedArray()) {
+        views_.push_back({i, pinned_.size() - 1, View::Of(env, v)});
+        bases_.push_back(BufferBase(env, v));
+        pin_host_memory(bases_.back());
+      }
     }
+  }
+  ~PromiseWorker() override {
+    for (const void* b : bases_) unpin_host_memory(b);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -99,6 +107,17 @@ class PromiseWorker : public Napi::AsyncWorker {
     bool operator==(const View& o) const { return ok == o.ok && data == o.data && length == o.length; }
   };
 
+  // The data pointer of a typed array's ArrayBuffer (null: empty, detached or not readable): the key that keeps an
+  // xlstm.scope from detaching it while the work runs (host_pins.h).
+  static const void* BufferBase(napi_env env, napi_value v) {
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    void* data = nullptr;
+    napi_value ab = nullptr;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok || data == nullptr) return nullptr;
+    return static_cast<const char*>(data) - offset;
+  }
+
   // "" when every pinned typed array still has the elements it had when the call was queued; otherwise which ones
   // were detached (transferred) or resized while the work ran.
   std::string MovedArrays(Napi::Env env) {
@@ -128,6 +147,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     View before;
   };
   std::vector<Pinned> views_;
+  std::vector<const void*> bases_;  // pinned in host_pins.h until this worker is destroyed
 };
 
 // TypeError when a pinned typed array lives on a resizable (non-shared) ArrayBuffer: V8 decommits the pages a

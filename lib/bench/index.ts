@@ -1,5 +1,6 @@
 // Benchmark workloads (products layer): each yields result rows printed as JSON lines, in the format of
 // ../shared/bench/WORKLOADS.md. Timing helpers live here so every workload reports the same statistics.
+import { scope } from "../scope";
 
 export interface BenchRow {
   workload: string;
@@ -37,6 +38,15 @@ export function tinyShapes(): boolean {
   return process.env.XLSTM_BENCH_SHAPES === "tiny";
 }
 export const WARMUP_MAX_RUNS = 1000;
+
+/**
+ * `step` run inside an xlstm.scope, as train() runs its steps: the step's intermediates are released when it ends
+ * instead of at the garbage collector's next full collection. (XLSTM_BENCH_NO_SCOPE=1: without, for A/B runs.)
+ */
+export function scopedStep(step: () => void): () => void {
+  if (process.env.XLSTM_BENCH_NO_SCOPE === "1") return step;
+  return () => scope(step);
+}
 
 /** Median, min and max of `reps` timed runs of `fn` after the warm-up (WARMUP_S), in seconds. */
 export async function timeIt(fn: () => void | Promise<void>, reps: number): Promise<{ median: number; min: number; max: number }> {

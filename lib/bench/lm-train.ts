@@ -11,7 +11,7 @@ import { clipGradNorm } from "../optim/sgd";
 import { Generator } from "../rng";
 import { Tensor } from "../tensor";
 import { countParameters, mlstmUnavailableReason } from "../train/models";
-import { getNumThreadsForBench, registerWorkload, timeIt } from "./index";
+import { getNumThreadsForBench, registerWorkload, scopedStep, timeIt } from "./index";
 
 const V = 256, E = 256, B = 8, S = 256;
 
@@ -55,14 +55,14 @@ registerWorkload({
       y.set(ids.subarray(b * (S + 1) + 1, (b + 1) * (S + 1)), b * S);
     }
     const xt = new Tensor(x, [B, S]), yt = new Tensor(y, [B * S]);
-    const step = () => {
+    const step = scopedStep(() => {
       const { logits } = model.forward(xt);
       const loss = ops.crossEntropy(logits.reshape(B * S, V), yt);
       loss.backward();
       clipGradNorm(params, 1);
       opt.step();
       opt.zeroGrad();
-    };
+    });
     const t = await timeIt(step, reps);
     const row = {
       workload: "W2", name: "lm-train", metric: "tokens_per_s", value: (B * S) / t.median, device: "cpu" as const, min: (B * S) / t.max, max: (B * S) / t.min,

@@ -6,7 +6,7 @@ import { Device, Tensor } from "../tensor";
 import { LSTM } from "../nn/lstm";
 import * as ops from "../ops";
 import { SGD, clipGradNorm } from "../optim/sgd";
-import { getNumThreadsForBench, registerWorkload, timeIt } from "./index";
+import { getNumThreadsForBench, registerWorkload, scopedStep, timeIt } from "./index";
 
 const V = 28, H = 256, B = 32, S = 35;
 
@@ -27,7 +27,7 @@ export function w6Workload(device: Device): { step: () => void; zeroGrad: () => 
     }
   const x = new Tensor(oneHot, [B, S, V]).to(device);
   const y = new Tensor(targets, [B * S]);
-  const step = () => {
+  const step = scopedStep(() => {
     const [out] = lstm.forward(x);
     const logits = ops.linear(out.reshape(B * S, H), head.weight, head.bias);
     const loss = ops.crossEntropy(logits, y);
@@ -35,7 +35,7 @@ export function w6Workload(device: Device): { step: () => void; zeroGrad: () => 
     loss.backward();
     clipGradNorm(params, 1);
     opt.step();
-  };
+  });
   return { step, zeroGrad: () => opt.zeroGrad(), tokens: B * S };
 }
 

@@ -4,17 +4,17 @@ import { Generator } from "../rng";
 import { Device, Tensor } from "../tensor";
 import { sLSTMLayer } from "../nn/slstm-layer";
 import * as ops from "../ops";
-import { getNumThreadsForBench, registerWorkload, timeIt } from "./index";
+import { getNumThreadsForBench, registerWorkload, scopedStep, timeIt } from "./index";
 
 /** W3's layer and input on `device`: `step` runs forward + backward (loss mean(y^2)), `zeroGrad` drops the grads. */
 export function w3Workload(device: Device): { step: () => void; zeroGrad: () => void } {
   const gen = new Generator(0);
   const layer = new sLSTMLayer({ embedding_dim: 256, num_heads: 4, conv1d_kernel_size: 4 }, { generator: gen }).to(device);
   const x = Tensor.randn([8, 512, 256], { generator: gen, device });
-  const step = () => {
+  const step = scopedStep(() => {
     const y = layer.forward(x).y;
     ops.mean(ops.mul(y, y)).backward();
-  };
+  });
   return { step, zeroGrad: () => layer.zeroGrad() };
 }
 

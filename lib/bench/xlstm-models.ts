@@ -7,7 +7,7 @@ import { Device, Tensor } from "../tensor";
 import "../nn/mlstm-layer";
 import { xLSTMBlockStack, xLSTMLMModel, xLSTMLMModelConfig, xLSTMBlockStackConfig } from "../nn/stack";
 import { createInferenceSession } from "../infer";
-import { getNumThreadsForBench, registerWorkload, timeIt } from "./index";
+import { getNumThreadsForBench, registerWorkload, scopedStep, timeIt } from "./index";
 
 /** The blocks of W1/W2/W5: 4 heads, conv 4, qkv block size 4, FFN 1.3 gelu. */
 export function workloadStackConfig(E: number, numBlocks: number, slstmAt: number[]): xLSTMBlockStackConfig {
@@ -32,10 +32,11 @@ export function w1Workload(device: Device): { step: () => void; zeroGrad: () => 
   const stack = new xLSTMBlockStack(workloadStackConfig(128, 7, [1]), { generator: gen }).to(device);
   const B = 4, S = 256;
   const x = Tensor.randn([B, S, 128], { generator: gen, device });
-  const step = () => {
+  // a step's intermediates released when it ends, as train() does (xlstm.scope)
+  const step = scopedStep(() => {
     const y = stack.forward(x).y;
     ops.mean(ops.mul(y, y)).backward();
-  };
+  });
   return { step, zeroGrad: () => stack.zeroGrad(), tokens: B * S };
 }
 

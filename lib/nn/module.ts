@@ -2,6 +2,7 @@
 // namedParameters() and stateDict() produce the PyTorch reference's dotted state_dict keys, and loadStateDict()
 // copies values into the existing parameter storage (optimizers keep their references).
 import { formatShape, sameShape } from "../shape";
+import { releaseHostFromScopes } from "../host-scope";
 import { Tensor } from "../tensor";
 
 export type StateDict = Map<string, Tensor>;
@@ -21,6 +22,9 @@ export abstract class Module {
     if (t) {
       if (t.dtype !== "float32") throw new TypeError(`registerParameter: ${name} must be float32, got ${t.dtype}`);
       t.requiresGrad = true;
+      // a module built inside a scope keeps its parameters (tensor storage made there would be released at its end)
+      if (t._device) t._device.leaveScopes();
+      else releaseHostFromScopes(t.data);
     }
     this.params.set(name, t);
     registrations += 1;
@@ -73,6 +77,7 @@ export abstract class Module {
     for (const [k, v] of entries) {
       if (typeof k !== "string") throw new TypeError(`loadStateDict: key ${String(k)} is not a string`);
       if (!(v instanceof Tensor)) throw new TypeError(`loadStateDict: ${k} is ${v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? (v as object).constructor?.name ?? "an object" : typeof v}, expected a Tensor`);
+      if (v.device === "cpu" && v.isDisposed) throw new TypeError(`loadStateDict: ${k} has no stored elements for shape ${formatShape(v.shape)} (released by a scope, or detached storage)`);
       if (v.device === "cpu" && v.data.length !== v.shape.reduce((a, b) => a * b, 1)) throw new TypeError(`loadStateDict: ${k} has ${v.data.length} stored elements for shape ${formatShape(v.shape)} (detached storage?)`);
     }
     const src = this.normalizeStateDict(new Map(entries), "");

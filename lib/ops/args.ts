@@ -41,6 +41,7 @@ export function requireTensor(op: string, name: string, value: unknown, options?
     if (value.isDisposed) throw new Error(`${op}: ${name} is a CUDA tensor that was already released (dispose() or a cuda.scope that ended)`);
     return value;
   }
+  if (value.isDisposed) throw new TypeError(`${op}: ${name} is a tensor whose memory was released: the xlstm.scope that made it ended (return it from the scope to keep it), or its ArrayBuffer was detached`);
   let data: unknown;
   try {
     data = value.data;  // a getter: an object made from Tensor's prototype without the fields throws here

@@ -5,7 +5,7 @@ import { dropoutCuda } from "./cuda-misc";
 import { record1 } from "../autograd";
 import { native } from "../native";
 import { defaultGenerator, Generator } from "../rng";
-import { Tensor } from "../tensor";
+import { Tensor, tracked } from "../tensor";
 import { optionalGenerator, requireNumber, requireOptions, requireTensor } from "./args";
 
 export interface DropoutOptions {
@@ -38,7 +38,7 @@ export function dropout(x: Tensor, p = 0.5, options: DropoutOptions = {}): Tenso
   const key0 = gen.nextUint32(), key1 = gen.nextUint32();
   if (x.device === "cuda") return dropoutCuda(x, p, key0, key1);
   const out = Tensor.zeros(x.shape);
-  const mask = new Uint8Array(x.numel);
+  const mask = tracked(new Uint8Array(x.numel));
   native.dropoutForward(out.data as Float32Array, mask, x.data as Float32Array, p, key0, key1);
   return record1("dropout", [x], out, (g) => {
     const gx = Tensor.zeros(x.shape);

@@ -2,6 +2,7 @@
 // Float32Arrays, and a state_dict in PyTorch's shape ({ state: { index: {...} }, param_groups: [{ ..., params:
 // [indices] }] }) so checkpoints can save and restore it exactly. SGD and AdamW extend it.
 import { releaseFromScopes } from "../device";
+import { releaseHostFromScopes } from "../host-scope";
 import { Tensor } from "../tensor";
 
 /** A parameter group as passed to an optimizer: its tensors and optional per-group hyperparameters. */
@@ -33,8 +34,11 @@ export function stateBuffer(s: ParamState, key: string, p: Tensor): Float32Array
   if (p.device === "cuda") {
     if (!(v instanceof Tensor)) v = v ? new Tensor(v, p.shape, { device: "cuda" }) : Tensor.zeros(p.shape, { device: "cuda" });
     releaseFromScopes(v._device!);
-  } else if (v instanceof Tensor) v = v.cpu().data as Float32Array;
-  else if (!v) v = new Float32Array(p.numel);
+  } else {
+    if (v instanceof Tensor) v = v.cpu().data as Float32Array;
+    else if (!v) v = new Float32Array(p.numel);
+    releaseHostFromScopes(v);  // made inside an xlstm.scope (a first step), it must outlive it
+  }
   s[key] = v;
   return v;
 }

@@ -20,6 +20,7 @@ import { Optimizer } from "../optim/optimizer";
 import { constantSchedule, LRScheduler, warmupCosineSchedule } from "../optim/schedule";
 import { clipGradNorm, gradNorm as gradientNorm, SGD } from "../optim/sgd";
 import { Generator } from "../rng";
+import { scope } from "../scope";
 import * as cuda from "../cuda";
 import { Tensor } from "../tensor";
 import { buildModel, countParameters, LanguageModel, ModelSpec } from "./models";
@@ -342,12 +343,14 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
 
   // bf16 autocast: on the GPU cuda.autocast; on the CPU the float32 GEMMs with bf16 operands on AMX or AVX512_BF16
   // (setFloat32MatmulPrecision("medium") for the step, process-wide while it runs; without either nothing changes)
+  // Each step's (and evaluation batch's) intermediates are released when it ends (xlstm.scope), not at some later
+  // garbage collection; the carried state is returned, so it is kept.
   const onDevice = <T>(fn: () => T): T => {
-    if (opts.device === "cuda") return cuda.scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn()));
-    if (opts.autocast !== "bfloat16") return fn();
+    if (opts.device === "cuda") return scope(() => (opts.autocast === "bfloat16" ? cuda.autocast(fn) : fn()));
+    if (opts.autocast !== "bfloat16") return scope(fn);
     const before = native.setFloat32MatmulPrecision("medium");
     try {
-      return fn();
+      return scope(fn);
     } finally {
       native.setFloat32MatmulPrecision(before);
     }
@@ -375,7 +378,6 @@ export async function runTraining(options: TrainOptions, hooks: LoopHooks): Prom
       epoch = batch.epoch;
       if (batch.index === 0) carry = null; // a new epoch starts from a zero state (as d2l)
       const x = new Tensor(batch.x, [B, S]), y = new Tensor(batch.y, [B * S]);
-      // on the GPU the step's intermediates are released when it ends (cuda.scope); the carried state is kept
       const r = onDevice(() => {
         const out = model.forward(x, opts.carryState ? { state: carry, returnLastState: true } : {});
         const loss = ops.crossEntropy(out.logits.reshape(B * S, V), y);

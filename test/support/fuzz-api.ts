@@ -327,6 +327,14 @@ const SPECS: Spec[] = [
   { name: "getSimdLevel", dims: {}, build: () => [], outs: [], nums: [] },
   { name: "setSimdLevel", dims: {}, build: () => [native.getSimdLevel()], outs: [], nums: [] },
   { name: "backends", dims: {}, build: () => [], outs: [], nums: [] },
+  // detaches what it is given: every valid call gets fresh buffers, and a second call cannot repeat the first
+  // (the counts they give V8 back are the buffers' own sizes, which a scope took off when it allocated them)
+  {
+    name: "releaseHostBuffers", dims: { n: [0, 1, 3], bytes: [0, 8, 4096] }, stateful: true, noExtreme: true, outs: [], nums: [],
+    build: (d) => { native.reportHostMemory(-d.n * d.bytes); return [Array.from({ length: d.n }, () => new ArrayBuffer(d.bytes)), Array.from({ length: d.n }, () => d.bytes)]; },
+  },
+  // a balanced pair of calls (a build takes off what its call adds back): the fuzz must not leave V8's count skewed
+  { name: "reportHostMemory", dims: { n: [0, 4096] }, build: (d) => { native.reportHostMemory(-d.n); return [d.n]; }, outs: [], nums: [0], stateful: true, noExtreme: true },
   // gemm
   ...(["gemm", "gemmAsync", "cudaGemmHost"] as const).map(
     (name): Spec => ({ name, dims: { M: small0, N: small0, K: small0 }, build: (d, r) => gemmArgs(d, r, r.bool(), r.bool()), outs: [9], nums: [2, 3, 4, 5, 8], async: name === "gemmAsync", cuda: name === "cudaGemmHost" }),
