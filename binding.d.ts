@@ -112,8 +112,11 @@ export interface Binding {
    * it cannot be detached or it holds no memory. Returns the bytes released.
    */
   releaseHostBuffers(buffers: ArrayBuffer[], bytes: number[]): number;
-  /** Adds delta bytes (an integer, |delta| <= 2^40; negative: takes them off) to V8's external-memory count. */
-  reportHostMemory(delta: number): void;
+  /**
+   * Adds delta bytes (an integer, |delta| <= 2^40; negative: takes them off) to V8's external-memory count, the one
+   * that forces a full collection 64 MB above its low point; returns the count after it (delta 0 reads it).
+   */
+  reportHostMemory(delta: number): number;
 
   // ---- gemm (csrc/binding/gemm.cc) [gemm-section]
   // Row-major float32: a is M x K (K x M when transA), b is K x N (N x K when transB), c is M x N, updated in place:

@@ -2,7 +2,7 @@
 // nodes in reverse topological order, sums gradients per tensor, reduces broadcast gradients back to their
 // input's shape (the one place this happens) and accumulates into the leaves' `.grad`.
 import { releaseFromScopes } from "./device";
-import { releaseHostFromScopes } from "./host-scope";
+import { keepLeafGradient } from "./host-scope";
 import type { Tensor } from "./tensor";
 import { formatShape, sameShape, Shape } from "./shape";
 import { native } from "./native";
@@ -198,7 +198,7 @@ export function backward(root: Tensor, gradient?: Tensor, options: { retainGraph
       t.grad = old ? addInto(old, g) : g.detach();
       // a leaf's gradient outlives the scope of the backward that made it (zeroGrad releases it)
       if (t.grad._device) releaseFromScopes(t.grad._device);
-      else releaseHostFromScopes(t.grad.data);
+      else keepLeafGradient(t.grad.data);
     }
   };
   accumulate(root, seed);

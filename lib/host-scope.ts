@@ -32,16 +32,49 @@ export function trackHostStorage(data: ArrayBufferView): void {
   native.reportHostMemory(-b.byteLength);
 }
 
-/** Takes `data`'s buffer out of every open scope: it lives until garbage collection frees it. */
-export function releaseHostFromScopes(data: ArrayBufferView): void {
-  if (scopes.length === 0 || data.byteLength < MIN_TRACKED_BYTES) return;
+/**
+ * Takes `data`'s buffer out of every open scope: it lives until garbage collection frees it. Returns whether a scope
+ * held it.
+ */
+export function releaseHostFromScopes(data: ArrayBufferView): boolean {
+  if (scopes.length === 0 || data.byteLength < MIN_TRACKED_BYTES) return false;
   const b = data.buffer as ArrayBuffer;
+  let held = false;
   for (const s of scopes) {
     const bytes = s.get(b);
     if (bytes === undefined) continue;
     s.delete(b);
     native.reportHostMemory(bytes);
+    held = true;
   }
+  return held;
+}
+
+/**
+ * Leaf gradients that backward made inside a scope (and took out of it): storage the library allocated, which
+ * releaseLeafGradients may free once their update is done. A program's own arrays never get here.
+ */
+const scopeMadeGradients = new WeakSet<ArrayBuffer>();
+
+/** A leaf gradient's storage leaves the scopes (it outlives them, until zeroGrad); remembered as scope-made. */
+export function keepLeafGradient(data: ArrayBufferView): void {
+  if (releaseHostFromScopes(data)) scopeMadeGradients.add(data.buffer as ArrayBuffer);
+}
+
+/**
+ * Frees now the scope-made storage of these gradients (train() after each update, before zeroGrad drops them), so
+ * that they do not pile up for the collector from step to step. The caller must hold no other use of them. Returns
+ * the bytes released.
+ */
+export function releaseLeafGradients(grads: readonly ArrayBufferView[]): number {
+  const buffers = new Set<ArrayBuffer>();
+  for (const g of grads) {
+    const b = g.buffer as ArrayBuffer;
+    if (!scopeMadeGradients.has(b)) continue;
+    scopeMadeGradients.delete(b);
+    buffers.add(b);
+  }
+  return buffers.size ? native.releaseHostBuffers([...buffers], [...buffers].map(() => 0)) : 0;
 }
 
 /** Whether a host scope is open (the allocators skip recording otherwise). */

@@ -73,7 +73,8 @@ Napi::Value ReleaseHostBuffers(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, released);
 }
 
-// reportHostMemory(delta): adds delta bytes to V8's external-memory count (negative: takes them off).
+// reportHostMemory(delta): adds delta bytes to V8's external-memory count (negative: takes them off); returns the count
+// after it (delta 0: reads it).
 Napi::Value ReportHostMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "reportHostMemory: expected (delta: number)");
@@ -82,7 +83,7 @@ Napi::Value ReportHostMemory(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "reportHostMemory: delta must be an integer in [-2^40, 2^40] bytes");
   int64_t total = 0;
   napi_adjust_external_memory(env, static_cast<int64_t>(d), &total);
-  return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(total));
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
