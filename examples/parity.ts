@@ -34,6 +34,7 @@ import { xLSTMLMModel, xLSTMLMModelConfig } from "../lib/nn/stack";
 import * as ops from "../lib/ops";
 import { AdamW, clipGradNorm, LRScheduler, warmupCosineSchedule, xlstmParamGroups } from "../lib/optim";
 import { Generator } from "../lib/rng";
+import { scope } from "../lib/scope";
 import { Tensor } from "../lib/tensor";
 import { countParameters } from "../lib/train/models";
 import { ChartSeries, writeChart } from "../lib/train/plot";
@@ -139,14 +140,18 @@ function runModel(key: string): Result {
   for (let step = 1; step <= steps; ++step) {
     sch.apply();
     const { x, y } = sequences(data, B, trainLen);
-    const { logits } = model.forward(new Tensor(x, [B, trainLen]));
-    const loss = ops.crossEntropy(logits.reshape(B * trainLen, 2), new Tensor(y, [B * trainLen]));
-    loss.backward();
+    // the step's intermediates released when it ends (scope), not left to the garbage collector
+    const loss = scope(() => {
+      const { logits } = model.forward(new Tensor(x, [B, trainLen]));
+      const l = ops.crossEntropy(logits.reshape(B * trainLen, 2), new Tensor(y, [B * trainLen]));
+      l.backward();
+      return l.item();
+    });
     clipGradNorm(opt.params, 1);
     opt.step();
     opt.zeroGrad();
     sch.step();
-    lossSum += loss.item();
+    lossSum += loss;
     lossN++;
     if (step % 250 === 0 || step === steps) {
       finalLoss = lossSum / lossN;
