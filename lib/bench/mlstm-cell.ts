@@ -7,7 +7,7 @@ import { execFile } from "child_process";
 import { Generator } from "../rng";
 import { Device, Tensor } from "../tensor";
 import * as ops from "../ops";
-import { getNumThreadsForBench, registerWorkload, timeIt, BenchRow } from "./index";
+import { BenchRow, getNumThreadsForBench, registerWorkload, scopedStep, timeIt } from "./index";
 import { GC_FLAG, gcLabel } from "../cli/relaunch";
 
 const SIZES = [256, 1024, 4096, 16384];
@@ -27,10 +27,10 @@ export function mlstmCellWorkload(S: number, device: Device): { step: () => void
   const i = Tensor.randn([B, NH, S], { generator: gen, requiresGrad: true, device });
   const f = Tensor.randn([B, NH, S], { generator: gen, mean: 3, requiresGrad: true, device });
   const leaves = [q, k, v, i, f];
-  const step = () => {
+  const step = scopedStep(() => {
     const { h } = ops.mlstm(q, k, v, i, f);
     ops.mean(ops.mul(h, h)).backward();
-  };
+  });
   const zeroGrad = () => {
     for (const t of leaves) {
       t.grad?.dispose();
