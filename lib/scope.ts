@@ -57,7 +57,7 @@ export function runScoped<T>(fn: () => T, what: string, host: boolean): T {
  * Runs `fn` and then releases the memory of every tensor made during it, on the CPU and on the GPU, except the
  * tensors (and typed arrays) in what it returns, found through arrays, Maps, Sets and plain objects; those then
  * belong to the enclosing scope, if any. Released now, not at some later garbage collection: a training step of the
- * default `xlstm train` model drops ~60 MB of intermediates, for which V8 otherwise ran a full mark-compact per step.
+ * default `xlstm train` model drops ~80 MB of intermediates, for which V8 otherwise ran a full mark-compact per step.
  *
  * What stays: leaf gradients (.grad of parameters), optimizer state, parameters (a module's registered tensors),
  * memory that pending Promise calls use, and arrays you made yourself (new Float32Array, Tensor.from on a typed
