@@ -79,16 +79,19 @@ describe("32 xlstm.scope: CPU tensor memory released when the scope ends", () =>
       ops.add(big, 2);
       return arrayBufferBytes();
     });
-    assert.ok(peak - base >= 64e6, `the two outputs were allocated (${peak - base} bytes)`);
-    assert.ok(arrayBufferBytes() - base < 1e6, `released at the scope's end: ${arrayBufferBytes() - base} bytes left`);
+    // (a scavenge during the allocations may free older garbage, so the drop is measured from the peak)
+    const after = arrayBufferBytes();
+    assert.ok(peak - after >= 64e6, `the two 32 MB outputs were released at the scope's end (${peak - after} bytes)`);
+    assert.ok(after - base < 1e6, `released at the scope's end: ${after - base} bytes left`);
     // V8's external-memory count (what forces full collections) does not hold a scope's storage
     const count0 = native.reportHostMemory(0);
     const inside = scope(() => {
       for (let j = 0; j < 4; ++j) ops.add(big, j);
       return native.reportHostMemory(0) - count0;
     });
-    assert.ok(Math.abs(inside) < 1e6, `the count moved by ${inside} bytes with 128 MB alive in the scope`);
-    assert.ok(Math.abs(native.reportHostMemory(0) - count0) < 1e6, "and is back where it was after it");
+    // (one-sided: a scavenge meanwhile may free older garbage and lower it; counted, the 128 MB would raise it)
+    assert.ok(inside < 16e6, `the count rose by ${inside} bytes with 128 MB alive in the scope`);
+    assert.ok(native.reportHostMemory(0) - count0 < 16e6, "and is no higher after it");
     // 6 scopes of 4 x 32 MB alive at once: counted, each would pass V8's 64 MB step and force a mark-compact
     const majors = await majorCollections(() => {
       for (let i = 0; i < 6; ++i)
@@ -96,7 +99,7 @@ describe("32 xlstm.scope: CPU tensor memory released when the scope ends", () =>
           for (let j = 0; j < 4; ++j) ops.add(big, j);
         });
     });
-    assert.ok(majors <= 1, `${majors} full collections`);
+    assert.ok(majors <= 2, `${majors} full collections`);  // counted: one a scope at least
     assert.ok(arrayBufferBytes() - base < 1e6);
   });
 
@@ -151,7 +154,7 @@ describe("32 xlstm.scope: CPU tensor memory released when the scope ends", () =>
       released = losses(true);
     });
     assert.deepEqual(released, kept);
-    assert.ok(majors <= 1, `${majors} full collections over 40 steps`);
+    assert.ok(majors <= 2, `${majors} full collections over 40 steps`);  // left to the collector: ~5
     // a gradient made outside any scope, or an array of the caller's, is not the library's to free
     ops.sum(ops.linear(x, w)).backward();
     assert.equal(releaseLeafGradients([w.grad!.data, new Float32Array(4096)]), 0);
