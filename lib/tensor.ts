@@ -88,8 +88,13 @@ export function _setPoisonUninit(on: boolean): boolean {
   return before;
 }
 
+/** @internal Zeroed float32 storage of n elements, recorded in the innermost open xlstm.scope (as Tensor.zeros's). */
+export function zeroedF32(n: number): Float32Array {
+  return tracked(new Float32Array(n));
+}
+
 const storageOf: Record<DType, (n: number) => Storage> = {
-  float32: (n) => tracked(new Float32Array(n)),
+  float32: zeroedF32,
   int32: (n) => tracked(new Int32Array(n)),
   int64: (n) => tracked(new BigInt64Array(n)),
   bfloat16: (n) => tracked(new Uint16Array(n)),

@@ -44,13 +44,12 @@ class PromiseWorker : public Napi::AsyncWorker {
       pinned_.push_back(Napi::Persistent(v));
       if (v.IsTypedArray()) {
         views_.push_back({i, pinned_.size() - 1, View::Of(env, v)});
-        bases_.push_back(BufferBase(env, v));
-        pin_host_memory(bases_.back());
+        pin_host_memory(views_.back().before.base);
       }
     }
   }
   ~PromiseWorker() override {
-    for (const void* b : bases_) unpin_host_memory(b);
+    for (const Pinned& p : views_) unpin_host_memory(p.before.base);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -98,25 +97,19 @@ class PromiseWorker : public Napi::AsyncWorker {
     void* data = nullptr;
     size_t length = 0;
     bool ok = false;
+    // the ArrayBuffer's data pointer: the key that keeps an xlstm.scope from detaching it while the work runs
+    // (host_pins.h; null when empty or detached)
+    const void* base = nullptr;
     static View Of(napi_env env, napi_value v) {
       View r;
       napi_typedarray_type type;
-      r.ok = napi_get_typedarray_info(env, v, &type, &r.length, &r.data, nullptr, nullptr) == napi_ok;
+      size_t offset = 0;
+      r.ok = napi_get_typedarray_info(env, v, &type, &r.length, &r.data, nullptr, &offset) == napi_ok;
+      if (r.ok && r.data) r.base = static_cast<const char*>(r.data) - offset;
       return r;
     }
     bool operator==(const View& o) const { return ok == o.ok && data == o.data && length == o.length; }
   };
-
-  // The data pointer of a typed array's ArrayBuffer (null: empty, detached or not readable): the key that keeps an
-  // xlstm.scope from detaching it while the work runs (host_pins.h).
-  static const void* BufferBase(napi_env env, napi_value v) {
-    napi_typedarray_type type;
-    size_t length = 0, offset = 0;
-    void* data = nullptr;
-    napi_value ab = nullptr;
-    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok || data == nullptr) return nullptr;
-    return static_cast<const char*>(data) - offset;
-  }
 
   // "" when every pinned typed array still has the elements it had when the call was queued; otherwise which ones
   // were detached (transferred) or resized while the work ran.
@@ -147,7 +140,6 @@ class PromiseWorker : public Napi::AsyncWorker {
     View before;
   };
   std::vector<Pinned> views_;
-  std::vector<const void*> bases_;  // pinned in host_pins.h until this worker is destroyed
 };
 
 // TypeError when a pinned typed array lives on a resizable (non-shared) ArrayBuffer: V8 decommits the pages a

@@ -7,7 +7,7 @@
 import { record1 } from "../autograd";
 import { autocastActive } from "../device";
 import { native } from "../native";
-import { Tensor, tracked } from "../tensor";
+import { Tensor, zeroedF32 } from "../tensor";
 import { ones } from "./cuda";
 import { checkedIds } from "./cuda-nn";
 
@@ -41,7 +41,7 @@ export function linearBf16(x: Tensor, weight: Tensor, bias: Tensor | null, rows:
     out = Tensor._empty(shape);
     native.cudaBf16LinearDev(out._buffer(op), x._buffer(op), weight._buffer(op), bias ? bias._buffer(op) : null, rows, inF, outF, autocastActive());
   } else {
-    const y = tracked(new Float32Array(rows * outF));
+    const y = zeroedF32(rows * outF);
     native.bf16Linear(y, x.f32(), weight.data as Uint16Array, bias ? bias.f32() : null, rows, inF, outF, false);
     out = new Tensor(y, shape);
   }
@@ -55,7 +55,7 @@ export function linearBf16(x: Tensor, weight: Tensor, bias: Tensor | null, rows:
 /** g [rows, out] · W [out, in] (float32 W). */
 function widenedProduct(op: string, g: Tensor, w: Tensor, rows: number, inF: number, outF: number, shape: readonly number[]): Tensor {
   if (g.device === "cpu") {
-    const gx = tracked(new Float32Array(rows * inF));
+    const gx = zeroedF32(rows * inF);
     native.gemm(false, false, rows, inF, outF, 1, g.f32(op), w.f32(), 0, gx);
     return new Tensor(gx, shape);
   }

@@ -5,7 +5,7 @@
 // dropout in training).
 import { needsGrad, record } from "../autograd";
 import { native } from "../native";
-import { Tensor, tracked, uninitF32 } from "../tensor";
+import { Tensor, uninitF32, zeroedF32 } from "../tensor";
 import type { UnaryOp } from "./elementwise";
 
 export interface FfnBlockWeights {
@@ -37,7 +37,7 @@ export function ffnBlock(x: Tensor, w: FfnBlockWeights): Tensor {
     const dLn = w.normWeight.requiresGrad ? uninitF32(E) : null;
     const dUp = w.wUp.requiresGrad ? uninitF32(w.wUp.numel) : null;
     const dDown = w.wDown.requiresGrad ? uninitF32(w.wDown.numel) : null;
-    const dy = gy ? gy.f32() : tracked(new Float32Array(N * E));
+    const dy = gy ? gy.f32() : zeroedF32(N * E);
     native.ffnBlockBackward(dx, dLn, dUp, dDown, dy, x.f32(), saved!, w.normWeight.f32(), w.wUp.f32(), w.wDown.f32(), ...args);
     return [new Tensor(dx, x.shape), dLn && new Tensor(dLn, w.normWeight.shape), dUp && new Tensor(dUp, w.wUp.shape), dDown && new Tensor(dDown, w.wDown.shape)];
   });

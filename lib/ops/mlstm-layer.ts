@@ -7,7 +7,7 @@
 import { record, needsGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
-import { Tensor, tracked, uninitF32 } from "../tensor";
+import { Tensor, uninitF32, zeroedF32 } from "../tensor";
 import { kindOf, requireTensor } from "./args";
 import { causalConv1d } from "./conv1d";
 import { requireSameDevice } from "./cuda";
@@ -127,7 +127,7 @@ export function mlstmLayer(x: Tensor, w: MlstmLayerWeights, options: { numHeads:
   return record("mlstmLayer", inputs, out, ([gy]) => {
     const dx = uninitF32(B * S * E);
     const grads = ORDER.map((k) => uninitF32(w[k].numel));
-    const dy = gy ? gy.f32() : tracked(new Float32Array(B * S * E));
+    const dy = gy ? gy.f32() : zeroedF32(B * S * E);
     if (lnW) {
       const dLn = lnW.requiresGrad ? uninitF32(E) : null;
       native.mlstmLayerBackward(dx, ...grads, dy, x.f32(), saved, ...params, ...dims, cellEps, normEps, lnW.f32(), dLn);

@@ -6,7 +6,7 @@ import { record, needsGrad } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
-import { Tensor, tracked } from "../tensor";
+import { Tensor, zeroedF32 } from "../tensor";
 import { kindOf, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
 import { resolveChunkSize } from "./mlstm-chunk";
 
@@ -127,14 +127,14 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
   requireSameDevice("ops.mlstm", [["q", q], ["k", k], ["v", v], ["i", i], ["f", f], ["initialState.c", st?.c], ["initialState.n", st?.n], ["initialState.m", st?.m]]);
   if (q.device === "cuda") return mlstmCuda(q, k, v, i, f, st, recurrent, chunk, parallelInit, eps, !!options.returnLastState, grad, tapeName);
   const bh = B * NH;
-  const h = tracked(new Float32Array(bh * S * DV)), cl = tracked(new Float32Array(bh * DK * DV)), nl = tracked(new Float32Array(bh * DK)), ml = new Float32Array(bh);
+  const h = zeroedF32(bh * S * DV), cl = zeroedF32(bh * DK * DV), nl = zeroedF32(bh * DK), ml = new Float32Array(bh);
   const c0 = st ? st.c.f32() : null, n0 = st ? st.n.f32() : null, m0 = st ? st.m.f32() : null;
   let saved: Float32Array | null = null;
   if (recurrent) {
-    if (grad) saved = tracked(new Float32Array(native.mlstmRecurrentSavedSize(B, NH, S, DK, DV)));
+    if (grad) saved = zeroedF32(native.mlstmRecurrentSavedSize(B, NH, S, DK, DV));
     native.mlstmRecurrentForward(h, cl, nl, ml, saved, q.f32(), k.f32(), v.f32(), i.f32(), f.f32(), c0, n0, m0, B, NH, S, DK, DV, eps);
   } else {
-    if (grad) saved = tracked(new Float32Array(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, chunk)));
+    if (grad) saved = zeroedF32(native.mlstmChunkwiseSavedSize(B, NH, S, DK, DV, chunk));
     native.mlstmChunkwiseForward(h, cl, nl, ml, saved, q.f32(), k.f32(), v.f32(), i.f32(), f.f32(), c0, n0, m0, B, NH, S, DK, DV, chunk, eps, parallelInit);
   }
   const out: MlstmOutput = { h: new Tensor(h, [B, NH, S, DV]) };
@@ -146,11 +146,11 @@ export function mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, opt
   if (!grad) return out;
   const savedBuf = saved!;
   record(tapeName, inputs, outputs, ([gh, gc, gn]) => {
-    const dq = tracked(new Float32Array(q.numel)), dk = tracked(new Float32Array(k.numel)), dv = tracked(new Float32Array(v.numel));
-    const di = tracked(new Float32Array(bh * S)), df = tracked(new Float32Array(bh * S));
+    const dq = zeroedF32(q.numel), dk = zeroedF32(k.numel), dv = zeroedF32(v.numel);
+    const di = zeroedF32(bh * S), df = zeroedF32(bh * S);
     const wantState = st !== null && (st.c.requiresGrad || st.n.requiresGrad || st.m.requiresGrad);
-    const dc0 = wantState ? tracked(new Float32Array(bh * DK * DV)) : null, dn0 = wantState ? tracked(new Float32Array(bh * DK)) : null, dm0 = wantState ? new Float32Array(bh) : null;
-    const dh = gh ? gh.f32() : tracked(new Float32Array(bh * S * DV));
+    const dc0 = wantState ? zeroedF32(bh * DK * DV) : null, dn0 = wantState ? zeroedF32(bh * DK) : null, dm0 = wantState ? new Float32Array(bh) : null;
+    const dh = gh ? gh.f32() : zeroedF32(bh * S * DV);
     const dcl = gc ? gc.f32() : null, dnl = gn ? gn.f32() : null;
     if (recurrent) native.mlstmRecurrentBackward(dq, dk, dv, di, df, dc0, dn0, dm0, savedBuf, dh, dcl, dnl, q.f32(), k.f32(), v.f32(), i.f32(), f.f32(), B, NH, S, DK, DV, eps);
     else native.mlstmChunkwiseBackward(dq, dk, dv, di, df, dc0, dn0, dm0, savedBuf, h, dh, dcl, dnl, q.f32(), k.f32(), v.f32(), i.f32(), f.f32(), B, NH, S, DK, DV, chunk, eps);

@@ -4,7 +4,7 @@ import { record1 } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
-import { Tensor, tracked } from "../tensor";
+import { Tensor, zeroedF32 } from "../tensor";
 import { floatStorage, optionalNumber, requireOptions } from "./args";
 import { requireSameDevice } from "./cuda";
 import { normCuda } from "./cuda-nn";
@@ -43,7 +43,7 @@ function normOp(
   const w = weight ? (weight.data as Float32Array) : null;
   const b = bias ? (bias.data as Float32Array) : null;
   const out = Tensor._uninit(x.shape);  // forward and backward write every output element (gradients with =)
-  const mean = tracked(new Float32Array(rows * groups)), rstd = tracked(new Float32Array(rows * groups));
+  const mean = zeroedF32(rows * groups), rstd = zeroedF32(rows * groups);
   native.layerNormForward(out.data as Float32Array, mean, rstd, xs, w, b, rows, groups, dim, eps, residual);
   return record1(name, [x, weight, bias], out, (g) => {
     const gx = Tensor._uninit(x.shape);

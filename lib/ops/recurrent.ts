@@ -6,7 +6,7 @@ import { record } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape } from "../shape";
-import { Tensor, tracked, uninitF32 } from "../tensor";
+import { Tensor, uninitF32, zeroedF32 } from "../tensor";
 import { optionalTensor, requireOptions, requireTensor } from "./args";
 import { transpose } from "./shape";
 
@@ -66,13 +66,13 @@ function run(kind: "slstm" | "lstm", x: Tensor, R: Tensor, bias: Tensor, state0:
   const s0 = state0 ? state0.f32() : null;
   (kind === "slstm" ? native.slstmForward : native.lstmForward)(y, states, gates, x.f32(), s0, R.f32(), bias.f32(), B, S, NH, DH, transposedR);
   // final state = states[:, S-1]
-  const fin = tracked(new Float32Array(ns * B * H));
+  const fin = zeroedF32(ns * B * H);
   for (let s = 0; s < ns; ++s) fin.set(states.subarray((s * S + S - 1) * B * H, (s * S + S) * B * H), s * B * H);
   const out = { y: new Tensor(y, [B, S, H]), state: new Tensor(fin, [ns, B, H]), states: new Tensor(states, [ns, S, B, H]) };
   record(kind, [x, R, bias, state0 ?? null], [out.y, out.state], ([gy, gstate]) => {
     const dx = uninitF32(B * S * 4 * H), dR = uninitF32(NH * DH * 4 * DH), db = uninitF32(4 * H);
     const ds0 = state0 && state0.requiresGrad ? uninitF32(ns * B * H) : null;
-    const dy = gy ? gy.f32() : tracked(new Float32Array(B * S * H));
+    const dy = gy ? gy.f32() : zeroedF32(B * S * H);
     const dfin = gstate ? gstate.f32() : null;
     if (kind === "slstm") native.slstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, exact, transposedR);
     else native.lstmBackward(dx, dR, db, ds0, gates, states, dy, dfin, s0, R.f32(), B, S, NH, DH, transposedR);

@@ -4,7 +4,7 @@ import { record1 } from "../autograd";
 import { shapeError } from "../errors";
 import { native } from "../native";
 import { formatShape, sameShape } from "../shape";
-import { Tensor, tracked } from "../tensor";
+import { Tensor, zeroedF32 } from "../tensor";
 import { asOpError, floatStorage, optionalNumber, optionalString, requireOptions, requireTensor } from "./args";
 import { requireSameDevice } from "./cuda";
 import { crossEntropyCuda, softmaxCuda } from "./cuda-nn";
@@ -106,7 +106,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   if (logits.device === "cuda") return crossEntropyCuda(logits, targets, n, v, lead, reduction, ignoreIndex);
   requireSameDevice(op, [["logits", logits], ["targets", targets]]);
   const t = targets.data as Int32Array | BigInt64Array;
-  const loss = tracked(new Float32Array(n)), rowMax = tracked(new Float32Array(n)), logSum = tracked(new Float32Array(n));
+  const loss = zeroedF32(n), rowMax = zeroedF32(n), logSum = zeroedF32(n);
   const count = asOpError(op, () => native.crossEntropyForward(loss, rowMax, logSum, xs, t, n, v, ignoreIndex));
   let out: Tensor;
   if (reduction === "none") out = new Tensor(loss, lead);
@@ -118,7 +118,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   return record1("crossEntropy", [logits, targets], out, (g) => {
     let gRow: Float32Array;
     if (reduction === "none") gRow = g.f32("crossEntropy backward");
-    else gRow = tracked(new Float32Array(n)).fill(reduction === "mean" ? g.item() / count : g.item());
+    else gRow = zeroedF32(n).fill(reduction === "mean" ? g.item() / count : g.item());
     const gx = Tensor._uninit(logits.shape);  // written in full (ignored rows with 0)
     native.crossEntropyBackward(gx.data as Float32Array, xs, rowMax, logSum, t, gRow, n, v, ignoreIndex);
     return [gx, null];

@@ -7,7 +7,7 @@ import { xLSTMLMModel, xLSTMLMModelConfig } from "../nn/stack";
 import * as ops from "../ops";
 import { Generator } from "../rng";
 import { formatShape } from "../shape";
-import { Tensor, tracked } from "../tensor";
+import { Tensor, zeroedF32 } from "../tensor";
 import type { StateTree } from "./state-tree";
 
 // The mLSTM layer registers itself with the block stack when imported; load it if this version has it.
@@ -77,7 +77,7 @@ export class LSTMLanguageModel extends Module implements LanguageModel {
   private oneHot(idx: Tensor): Tensor {
     if (idx.ndim !== 2) throw new RangeError(`LSTMLanguageModel: idx has shape ${formatShape(idx.shape)}, expected [B, S]`);
     const [B, S] = idx.shape, V = this.config.vocab_size;
-    const x = tracked(new Float32Array(B * S * V));
+    const x = zeroedF32(B * S * V);
     const ids = idx.toFlatArray();
     ids.forEach((id, i) => {
       if (!(id >= 0 && id < V)) throw new RangeError(`LSTMLanguageModel: token id ${id} at position ${i} is outside [0, ${V})`);
